@@ -1,0 +1,32 @@
+"""ort-core's graph IR: Model, Graph and Node, and conversion to and from ONNX protobuf."""
+
+from ._convert import (
+    check_model,
+    graph_from_proto,
+    graph_to_proto,
+    load_model,
+    model_from_proto,
+    model_to_proto,
+    node_from_proto,
+    node_to_proto,
+)
+from ._core import Graph, Model, Node, attribute_value, node_reads, tensor_dtype, tensor_shape, type_str
+
+__all__ = [
+    "Model",
+    "Graph",
+    "Node",
+    "attribute_value",
+    "node_reads",
+    "tensor_dtype",
+    "tensor_shape",
+    "type_str",
+    "load_model",
+    "model_from_proto",
+    "model_to_proto",
+    "graph_from_proto",
+    "graph_to_proto",
+    "node_from_proto",
+    "node_to_proto",
+    "check_model",
+]

@@ -1,0 +1,348 @@
+"""ONNX protobuf <-> IR, and loading models from a path, bytes or a ModelProto."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper, helper, numpy_helper
+
+from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from ._core import Graph, Model, Node, sparse_to_dense
+
+__all__ = ["load_model", "model_from_proto", "model_to_proto", "graph_from_proto", "graph_to_proto"]
+
+#: Oldest and newest ONNX IR versions ort-core accepts.
+MIN_IR_VERSION = 3
+MAX_IR_VERSION = onnx.IR_VERSION
+
+
+def load_model(model: str | os.PathLike | bytes | onnx.ModelProto | Model) -> Model:
+    """Load a model from a path, serialized bytes, a ModelProto or an IR Model.
+
+    External data is read relative to the model's folder; a location that leaves it is refused.
+
+    Raises:
+        NoSuchFile: the path does not exist.
+        InvalidProtobuf: the bytes are not a ModelProto.
+        InvalidGraph: IR version or opset out of range, or the graph is malformed.
+        InvalidArgument: an external-data location is unsafe or missing.
+    """
+    if isinstance(model, Model):
+        return model
+    base_dir = None
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise NoSuchFile(
+                f"Load model from {path} failed: file does not exist. Check the path and that the "
+                "model was written completely."
+            )
+        with open(path, "rb") as f:
+            data = f.read()
+        proto = _parse(data, f"file {path}")
+        base_dir = os.path.dirname(os.path.abspath(path))
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        proto = _parse(bytes(model), "the bytes given")
+    elif isinstance(model, onnx.ModelProto):
+        proto = model
+    else:
+        raise InvalidArgument(
+            f"Cannot load a model from {type(model).__name__}: give a file path, the model's bytes "
+            "or an onnx.ModelProto."
+        )
+    if _has_external_data(proto):
+        if base_dir is None:
+            raise InvalidArgument(
+                "The model refers to external data but was given as bytes or a ModelProto, so there "
+                "is no folder to read it from. Load it from its file path instead, or call "
+                "onnx.load(path) (which loads the external data) and pass the ModelProto."
+            )
+        proto = _copy(proto)
+        load_external_data(proto, base_dir)
+    m = model_from_proto(proto)
+    m.base_dir = base_dir
+    return m
+
+
+def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
+    p = onnx.ModelProto()
+    p.CopyFrom(proto)
+    return p
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise InvalidProtobuf(
+            f"Failed to load model from {what}: protobuf parsing failed ({e}). The data is not an "
+            "ONNX model; check that the file is a complete .onnx file."
+        ) from None
+    if not proto.HasField("graph") and proto.ir_version == 0:
+        raise InvalidProtobuf(
+            f"Failed to load model from {what}: the data parsed as an empty ModelProto (no graph, "
+            "no IR version). It is not an ONNX model."
+        )
+    return proto
+
+
+def _all_tensors(proto: onnx.ModelProto):
+    yield from external_data_helper._get_all_tensors(proto)
+
+
+def _has_external_data(proto: onnx.ModelProto) -> bool:
+    return any(
+        t.data_location == onnx.TensorProto.EXTERNAL
+        for t in _all_tensors(proto)
+    )
+
+
+def load_external_data(proto: onnx.ModelProto, base_dir: str) -> None:
+    """Read every external tensor of ``proto`` from files under ``base_dir``, in place."""
+    root = os.path.realpath(base_dir)
+    for tensor in _all_tensors(proto):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = os.path.realpath(os.path.join(root, location))
+        if not location or os.path.isabs(location) or os.path.commonpath([root, target]) != root:
+            raise InvalidArgument(
+                f"Tensor '{tensor.name}' has external data at location '{location}', which is "
+                f"outside the model's folder. For safety, external data must be a relative path "
+                "inside the folder of the .onnx file; move the data file there and fix the location."
+            )
+        if not os.path.isfile(target):
+            raise NoSuchFile(
+                f"External data file '{location}' of tensor '{tensor.name}' does not exist in the "
+                "model's folder. Copy it next to the .onnx file."
+            )
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, root)
+        except Exception as e:  # onnx raises assorted types for short files
+            raise InvalidArgument(
+                f"Cannot read external data of tensor '{tensor.name}' from '{location}': {e}"
+            ) from None
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+
+
+def model_from_proto(proto: onnx.ModelProto) -> Model:
+    """Convert a ModelProto to the IR, checking IR version and opsets; runs shape inference."""
+    if proto.ir_version < MIN_IR_VERSION or proto.ir_version > MAX_IR_VERSION:
+        raise InvalidGraph(
+            f"Unsupported model IR version: {proto.ir_version}; ort-core supports IR versions "
+            f"{MIN_IR_VERSION} to {MAX_IR_VERSION} (onnx {onnx.__version__}). Re-export the model "
+            "with a supported version, or upgrade onnx."
+        )
+    opsets: dict[str, int] = {}
+    for op in proto.opset_import:
+        domain = "" if op.domain == "ai.onnx" else op.domain
+        opsets[domain] = op.version
+    if proto.ir_version >= 3 and not proto.opset_import:
+        raise InvalidGraph("The model imports no opset: add an opset_import for the default domain.")
+    newest = onnx.defs.onnx_opset_version()
+    if opsets.get("", 7) > newest:
+        raise InvalidGraph(
+            f"The model uses opset {opsets['']} of the default domain but the installed onnx "
+            f"{onnx.__version__} knows opsets up to {newest}. Upgrade onnx, or convert the model "
+            "with onnx.version_converter."
+        )
+    inferred = _infer(proto)
+    graph = graph_from_proto(proto.graph, inferred)
+    model = Model(graph, opsets)
+    model.ir_version = proto.ir_version
+    model.producer_name = proto.producer_name
+    model.producer_version = proto.producer_version
+    model.domain = proto.domain
+    model.model_version = proto.model_version
+    model.doc_string = proto.doc_string
+    model.metadata_props = {p.key: p.value for p in proto.metadata_props}
+    for f in proto.functions:
+        model.functions[(f.domain, f.name, getattr(f, "overload", ""))] = f
+    model.training_info = list(proto.training_info)
+    return model
+
+
+def _infer(proto: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Value types from onnx shape inference; empty when inference cannot run on this model."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = onnx.shape_inference.infer_shapes(proto, check_type=False, data_prop=True)
+    except Exception:  # inference is best effort: custom domains and odd models make it fail
+        return {}
+    types: dict[str, onnx.TypeProto] = {}
+
+    def collect(g: onnx.GraphProto) -> None:
+        for vi in list(g.value_info) + list(g.output):
+            if vi.HasField("type"):
+                types.setdefault(vi.name, vi.type)
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    collect(a.g)
+
+    collect(out.graph)
+    return types
+
+
+def graph_from_proto(gp: onnx.GraphProto, inferred: dict[str, onnx.TypeProto] | None = None) -> Graph:
+    """Convert a GraphProto (and its subgraphs) to a :class:`Graph`."""
+    inferred = inferred or {}
+    g = Graph(gp.name or "graph")
+    g.doc_string = gp.doc_string
+    for t in gp.initializer:
+        if not t.name:
+            raise InvalidGraph(f"graph '{g.name}' has an initializer without a name.")
+        try:
+            g.initializers[t.name] = numpy_helper.to_array(t)
+        except Exception as e:
+            raise InvalidGraph(
+                f"initializer '{t.name}' of graph '{g.name}' cannot be read: {e}. The tensor's "
+                "data does not match its dims or type."
+            ) from None
+    for st in gp.sparse_initializer:
+        g.initializers[st.values.name] = sparse_to_dense(st)
+    init_names = set(g.initializers)
+    for vi in gp.input:
+        if vi.name in init_names:
+            # an initializer listed as input is an overridable default (IR < 4 style)
+            pass
+        g.inputs.append(vi.name)
+        if vi.HasField("type"):
+            g.value_types[vi.name] = vi.type
+        if vi.doc_string:
+            g.value_docs[vi.name] = vi.doc_string
+    for vi in gp.output:
+        g.outputs.append(vi.name)
+        if vi.HasField("type") and vi.type.WhichOneof("value") is not None:
+            g.value_types[vi.name] = vi.type
+    for vi in gp.value_info:
+        if vi.HasField("type"):
+            g.value_types.setdefault(vi.name, vi.type)
+    for n in gp.node:
+        g.nodes.append(node_from_proto(n, inferred))
+    for n in g.nodes:
+        for o in n.outputs:
+            if o and o not in g.value_types and o in inferred:
+                g.value_types[o] = inferred[o]
+    for o in g.outputs:
+        if o not in g.value_types and o in inferred:
+            g.value_types[o] = inferred[o]
+    return g
+
+
+def node_from_proto(n: onnx.NodeProto, inferred: dict[str, onnx.TypeProto] | None = None) -> Node:
+    """Convert a NodeProto; GRAPH attributes become subgraphs."""
+    attrs: dict[str, onnx.AttributeProto] = {}
+    subgraphs: dict[str, Graph] = {}
+    for a in n.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            subgraphs[a.name] = graph_from_proto(a.g, inferred)
+        else:
+            attrs[a.name] = a
+    return Node(
+        n.op_type,
+        list(n.input),
+        list(n.output),
+        domain=n.domain,
+        name=n.name,
+        attributes=attrs,
+        subgraphs=subgraphs,
+        doc_string=n.doc_string,
+        overload=getattr(n, "overload", ""),
+    )
+
+
+def node_to_proto(n: Node) -> onnx.NodeProto:
+    """Convert a Node back to a NodeProto."""
+    p = onnx.NodeProto()
+    p.op_type = n.op_type
+    p.domain = n.domain
+    p.name = n.name
+    p.input.extend(n.inputs)
+    p.output.extend(n.outputs)
+    if n.doc_string:
+        p.doc_string = n.doc_string
+    if n.overload:
+        p.overload = n.overload
+    for a in n.attributes.values():
+        p.attribute.append(a)
+    for name, sub in n.subgraphs.items():
+        p.attribute.append(helper.make_attribute(name, graph_to_proto(sub)))
+    return p
+
+
+def _value_info(name: str, tp: onnx.TypeProto | None, doc: str = "") -> onnx.ValueInfoProto:
+    vi = onnx.ValueInfoProto()
+    vi.name = name
+    if tp is not None:
+        vi.type.CopyFrom(tp)
+    if doc:
+        vi.doc_string = doc
+    return vi
+
+
+def graph_to_proto(g: Graph) -> onnx.GraphProto:
+    """Convert a Graph back to a GraphProto (initializers serialized from numpy)."""
+    gp = onnx.GraphProto()
+    gp.name = g.name
+    if g.doc_string:
+        gp.doc_string = g.doc_string
+    for name, arr in g.initializers.items():
+        gp.initializer.append(_to_tensor(arr, name))
+    for name in g.inputs:
+        gp.input.append(_value_info(name, g.type_of(name), g.value_docs.get(name, "")))
+    for name in g.outputs:
+        gp.output.append(_value_info(name, g.value_types.get(name)))
+    for n in g.nodes:
+        gp.node.append(node_to_proto(n))
+    io = set(g.inputs) | set(g.outputs)
+    for n in g.nodes:
+        for o in n.outputs:
+            if o and o not in io and o in g.value_types:
+                gp.value_info.append(_value_info(o, g.value_types[o]))
+    return gp
+
+
+def _to_tensor(arr: Any, name: str) -> onnx.TensorProto:
+    arr = np.asarray(arr)
+    return numpy_helper.from_array(arr, name)
+
+
+def model_to_proto(m: Model) -> onnx.ModelProto:
+    """Convert a Model back to a ModelProto that onnx.checker accepts."""
+    p = onnx.ModelProto()
+    p.ir_version = m.ir_version
+    p.producer_name = m.producer_name or "ort-core"
+    p.producer_version = m.producer_version
+    p.domain = m.domain
+    p.model_version = m.model_version
+    if m.doc_string:
+        p.doc_string = m.doc_string
+    for domain, version in m.opset_imports.items():
+        p.opset_import.append(helper.make_opsetid(domain, version))
+    for k, v in m.metadata_props.items():
+        entry = p.metadata_props.add()
+        entry.key, entry.value = k, v
+    p.graph.CopyFrom(graph_to_proto(m.graph))
+    p.functions.extend(m.functions.values())
+    p.training_info.extend(m.training_info)
+    return p
+
+
+def check_model(proto: onnx.ModelProto) -> None:
+    """Run onnx.checker, turning its error into :class:`InvalidGraph`."""
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        raise InvalidGraph(f"The model is not valid ONNX: {e}") from None
+    except Exception as e:
+        raise Fail(f"onnx.checker failed: {e}") from None

@@ -1,0 +1,335 @@
+"""Capability negotiation: providers propose claims in the user's priority order, the core decides.
+
+The partitioner assigns every node of a graph to one provider (``Node.provider``). Fused claims are
+replaced by one node whose op is ``ort_core.fused::<Provider>_subgraph_<n>`` and whose subgraph is kept
+in :attr:`Partition.fused`. Nodes nobody claims are expanded when the ONNX standard (or the model)
+defines their op as a function, and offered again; what still has no provider raises
+:class:`~ort_core.errors.NotImplemented`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import onnx
+
+from .errors import EPFail, NotImplemented
+from .ir import Graph, Node, graph_from_proto, node_reads, node_to_proto
+from .provider import ExecutionProvider, GraphView, schema_for
+
+__all__ = ["Partition", "partition", "expand_function", "is_convex", "EpAssignedNode", "EpAssignedSubgraph"]
+
+FUSED_DOMAIN = "ort_core.fused"
+_MAX_EXPANSION_ROUNDS = 8
+
+
+@dataclass
+class EpAssignedNode:
+    """A node in :meth:`InferenceSession.get_provider_graph_assignment_info` (onnxruntime's shape)."""
+
+    name: str
+    domain: str
+    op_type: str
+
+
+@dataclass
+class EpAssignedSubgraph:
+    """The nodes one provider runs as one unit: a fused subgraph, or a single kernel node."""
+
+    ep_name: str
+    nodes: list[EpAssignedNode]
+
+    def get_nodes(self) -> list[EpAssignedNode]:
+        return list(self.nodes)
+
+
+@dataclass
+class Partition:
+    """The result of partitioning one graph."""
+
+    fused: dict[int, tuple[ExecutionProvider, Graph]] = field(default_factory=dict)
+    assignment: list[EpAssignedSubgraph] = field(default_factory=list)
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # node name -> why providers refused
+    expanded: list[str] = field(default_factory=list)  # labels of nodes expanded into functions
+
+    def nodes_per_provider(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sub in self.assignment:
+            counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.nodes)
+        return counts
+
+
+def is_convex(graph: Graph, nodes: list[Node]) -> bool:
+    """True when no path leaves ``nodes`` and comes back (fusing them creates no cycle)."""
+    inside = {id(n) for n in nodes}
+    consumers = graph.consumers()
+    frontier: list[Node] = []
+    for n in nodes:
+        for o in n.outputs:
+            frontier.extend(c for c in consumers.get(o, ()) if id(c) not in inside)
+    seen: set[int] = set()
+    while frontier:
+        n = frontier.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        for o in n.outputs:
+            for c in consumers.get(o, ()):
+                if id(c) in inside:
+                    return False
+                frontier.append(c)
+    return True
+
+
+_counter = itertools.count()
+
+
+def partition(
+    graph: Graph,
+    opsets: dict[str, int],
+    providers: list[ExecutionProvider],
+    *,
+    functions: dict[tuple[str, str, str], onnx.FunctionProto] | None = None,
+    outer_types: dict | None = None,
+) -> Partition:
+    """Assign every node of ``graph`` (not its subgraphs) to one of ``providers``, in order.
+
+    Raises:
+        NotImplemented: a node that no provider can run, with the reasons each provider gave.
+        EPFail: a provider made an invalid claim.
+    """
+    functions = functions or {}
+    result = Partition()
+    view = GraphView(graph, opsets, outer_types)
+    for _ in range(_MAX_EXPANSION_ROUNDS):
+        for ep in providers:
+            if not view.nodes:
+                break
+            claims = ep.get_capability(view)
+            for claim in claims:
+                _apply_claim(graph, ep, claim, result)
+        pending = view.nodes
+        if not pending:
+            break
+        expanded_any = False
+        for node in pending:
+            body = function_body(node, opsets, functions, view)
+            if body is None:
+                continue
+            _replace_with(graph, node, body)
+            result.expanded.append(node.label())
+            expanded_any = True
+        if not expanded_any:
+            break
+    pending = view.nodes
+    if pending:
+        node = pending[0]
+        opset = view.opset(node.domain)
+        asked = ", ".join(ep.name for ep in providers) or "none"
+        why = "; ".join(view.reasons.get(id(node), [])) or "no provider has a kernel for it"
+        more = f" ({len(pending) - 1} more node(s) are unassigned)" if len(pending) > 1 else ""
+        raise NotImplemented(
+            f"Could not find an implementation for {node.label()} at opset {opset} of domain "
+            f"'{node.domain or 'ai.onnx'}'; providers asked: {asked}. Reasons: {why}.{more} "
+            "Install a provider that supports this op, or change the model to avoid it."
+        )
+    for n in graph.nodes:
+        reasons = view.reasons.get(id(n))
+        if reasons:
+            result.reasons[n.name or n.op_type] = reasons
+    graph.sort()
+    for n in graph.nodes:
+        if id(n) in result.fused:
+            ep, sub = result.fused[id(n)]
+            result.assignment.append(
+                EpAssignedSubgraph(
+                    ep.name, [EpAssignedNode(m.name, m.domain, m.op_type) for m in sub.nodes]
+                )
+            )
+        else:
+            result.assignment.append(
+                EpAssignedSubgraph(n.provider or "", [EpAssignedNode(n.name, n.domain, n.op_type)])
+            )
+    return result
+
+
+def _apply_claim(graph: Graph, ep: ExecutionProvider, claim, result: Partition) -> None:
+    nodes = claim.nodes
+    in_graph = {id(n) for n in graph.nodes}
+    for n in nodes:
+        if id(n) not in in_graph:
+            raise EPFail(f"{ep.name} claimed {n.label()}, which is not in graph '{graph.name}'.")
+    if any(n.provider is not None for n in nodes):
+        return  # claimed earlier (by a higher-priority provider): ignore, as onnxruntime does
+    if not claim.fused:
+        if len(nodes) != 1:
+            raise EPFail(f"{ep.name} made a non-fused claim of {len(nodes)} nodes; claim one node.")
+        nodes[0].provider = ep.name
+        return
+    if not nodes:
+        return
+    if not is_convex(graph, nodes):
+        return  # fusing would create a cycle: the nodes stay unassigned for the next provider
+    sub = _extract(graph, nodes)
+    sub.name = claim.name or f"{ep.name.replace('ExecutionProvider', '')}_subgraph_{next(_counter)}"
+    fused = Node(sub.name, list(sub.inputs), list(sub.outputs), domain=FUSED_DOMAIN, name=sub.name)
+    fused.provider = ep.name
+    for n in nodes:
+        n.provider = ep.name
+    members = {id(n) for n in nodes}
+    pos = min(i for i, n in enumerate(graph.nodes) if id(n) in members)
+    rest = [n for n in graph.nodes if id(n) not in members]
+    rest.insert(pos, fused)
+    graph.nodes = rest
+    result.fused[id(fused)] = (ep, sub)
+
+
+def _extract(graph: Graph, nodes: list[Node]) -> Graph:
+    """A standalone graph of ``nodes``: inputs are the values they read from outside, outputs the
+    values read outside them or graph outputs. Constant initializers are copied in."""
+    sub = Graph("fused")
+    inside = {id(n) for n in nodes}
+    produced = {o for n in nodes for o in n.outputs if o}
+    reads: dict[str, None] = {}
+    for n in nodes:
+        for name in node_reads(n):
+            if name not in produced:
+                reads.setdefault(name, None)
+    for name in reads:
+        if name in graph.initializers and name not in graph.inputs:
+            sub.initializers[name] = graph.initializers[name]
+        else:
+            sub.inputs.append(name)
+        tp = graph.type_of(name)
+        if tp is not None:
+            sub.value_types[name] = tp
+    used_outside = set(graph.outputs)
+    for n in graph.nodes:
+        if id(n) not in inside:
+            used_outside.update(node_reads(n))
+    for n in nodes:
+        for o in n.outputs:
+            if o and o in used_outside:
+                sub.outputs.append(o)
+            if o in graph.value_types:
+                sub.value_types[o] = graph.value_types[o]
+    sub.nodes = list(nodes)
+    return sub
+
+
+# -- function expansion ------------------------------------------------------------------------
+def function_body(
+    node: Node,
+    opsets: dict[str, int],
+    functions: dict[tuple[str, str, str], onnx.FunctionProto],
+    view: GraphView | None = None,
+) -> list[Node] | None:
+    """The nodes that replace ``node`` when its op is a function (model-local or standard), else None."""
+    local = functions.get((node.domain, node.op_type, node.overload))
+    if local is not None:
+        for imp in local.opset_import:
+            opsets.setdefault("" if imp.domain == "ai.onnx" else imp.domain, imp.version)
+        return expand_function(node, local)
+    opset = opsets.get(node.domain, 1 if node.domain else 0)
+    schema = schema_for(node.op_type, node.domain, opset)
+    if schema is None:
+        return None
+    fproto = None
+    try:
+        if schema.has_function:
+            versions = [v for v in schema.function_opset_versions if v <= opset] or [opset]
+            data = schema.get_function_with_opset_version(max(versions))
+            fproto = onnx.FunctionProto.FromString(data) if data else None
+        elif schema.has_context_dependent_function:
+            versions = [v for v in schema.context_dependent_function_opset_versions if v <= opset]
+            proto = node_to_proto(node)
+            types = []
+            for name in node.inputs:
+                tp = view.type_of(name) if (view is not None and name) else None
+                types.append((tp or onnx.TypeProto()).SerializeToString())
+            data = schema.get_context_dependent_function_with_opset_version(
+                max(versions or [opset]), proto.SerializeToString(), types
+            )
+            fproto = onnx.FunctionProto.FromString(data) if data else None
+    except Exception:  # onnx could not build a body for this node: it stays unassigned
+        return None
+    if fproto is None or not fproto.node:
+        return None
+    return expand_function(node, fproto)
+
+
+def expand_function(node: Node, fproto: onnx.FunctionProto) -> list[Node]:
+    """Instantiate a FunctionProto for one call site: rename its values, bind its attributes."""
+    prefix = f"{node.name or node.op_type}__{next(_counter)}__"
+    rename: dict[str, str] = {}
+    for formal, actual in zip(fproto.input, node.inputs):
+        rename[formal] = actual
+    for formal in fproto.input[len(node.inputs) :]:
+        rename[formal] = ""
+    for formal, actual in zip(fproto.output, node.outputs):
+        rename[formal] = actual
+    attrs = dict(node.attributes)
+    for default in fproto.attribute_proto:
+        attrs.setdefault(default.name, default)
+    body = onnx.GraphProto()
+    for fn in fproto.node:
+        new = body.node.add()
+        new.CopyFrom(fn)
+        _bind_attributes(new, attrs)
+    nodes = []
+    for fn in body.node:
+        n = graph_from_proto(_wrap(fn)).nodes[0]
+        n.inputs = [_rename(x, rename, prefix) for x in n.inputs]
+        n.outputs = [_rename(x, rename, prefix) for x in n.outputs]
+        for sub in n.subgraphs.values():
+            _rename_outer(sub, rename, prefix)
+        n.name = prefix + (n.name or n.op_type)
+        nodes.append(n)
+    return nodes
+
+
+def _wrap(n: onnx.NodeProto) -> onnx.GraphProto:
+    g = onnx.GraphProto()
+    g.node.append(n)
+    return g
+
+
+def _rename(name: str, rename: dict[str, str], prefix: str) -> str:
+    if not name:
+        return ""
+    return rename.get(name, prefix + name)
+
+
+def _rename_outer(g: Graph, rename: dict[str, str], prefix: str) -> None:
+    """Rename the function-scope names a subgraph reads from outside."""
+    outer = set(g.outer_names())
+    for _, n in g.walk():
+        n.inputs = [(_rename(x, rename, prefix) if x in outer else x) for x in n.inputs]
+    g.outputs = [(_rename(x, rename, prefix) if x in outer else x) for x in g.outputs]
+
+
+def _bind_attributes(n: onnx.NodeProto, attrs: dict[str, onnx.AttributeProto]) -> None:
+    """Replace attribute references (``ref_attr_name``) with the call site's values."""
+    keep = []
+    for a in n.attribute:
+        if a.ref_attr_name:
+            actual = attrs.get(a.ref_attr_name)
+            if actual is None:
+                continue  # not given and no default: the attribute is omitted
+            bound = onnx.AttributeProto()
+            bound.CopyFrom(actual)
+            bound.name = a.name
+            keep.append(bound)
+        else:
+            if a.type == onnx.AttributeProto.GRAPH:
+                for sub in a.g.node:
+                    _bind_attributes(sub, attrs)
+            keep.append(a)
+    del n.attribute[:]
+    n.attribute.extend(keep)
+
+
+def _replace_with(graph: Graph, node: Node, body: list[Node]) -> None:
+    i = next(i for i, n in enumerate(graph.nodes) if n is node)
+    graph.nodes[i : i + 1] = body

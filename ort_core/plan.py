@@ -1,0 +1,351 @@
+"""Execution plans: a flat list of steps over integer value slots, and the executor that runs them.
+
+A plan is built once per session (and once per control-flow subgraph). Kernels are created while
+building; running a plan is a loop of kernel calls. Every per-run value lives in the slot list of that
+run, so one plan can run on several threads at once. Each value's slot is cleared after its last use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EPFail, NotImplemented, RuntimeException
+from .ir import Graph, Model, Node, node_reads
+from .partitioner import Partition, partition
+from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
+
+__all__ = ["Plan", "build_plan", "GraphRunner", "Step"]
+
+_NONE = 0  # slot 0 always holds None (omitted optional inputs and outputs)
+
+
+@dataclass
+class Step:
+    """One kernel call: ``outs <- fn(*[slots[i] for i in ins])``; then ``frees`` are cleared."""
+
+    fn: Callable[..., Any]
+    ins: tuple[int, ...]
+    outs: tuple[int, ...]
+    multi: bool
+    frees: tuple[int, ...]
+    node: Node
+    provider: str
+    kind: str = "kernel"  # "kernel", "fused" or "copy"
+
+
+@dataclass
+class Plan:
+    """A runnable plan for one graph."""
+
+    graph: Graph
+    steps: list[Step]
+    n_slots: int
+    input_slots: list[int]  # one per graph input (then per outer name, for subgraphs)
+    output_slots: list[int]
+    base: list[Any]  # slot template: constants filled in, everything else None
+    partition: Partition
+    copies: int = 0
+    subplans: list[Plan] = field(default_factory=list)
+    _compact: list[tuple] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._compact = [(s.fn, s.ins, s.outs, s.multi, s.frees) for s in self.steps]
+
+    def run(self, inputs: Sequence[Any], run_options: Any = None, profiler: Any = None) -> list[Any]:
+        """Run with values for ``input_slots`` in order; return the values of ``output_slots``."""
+        slots = self.base.copy()
+        for i, v in zip(self.input_slots, inputs):
+            slots[i] = v
+        if profiler is not None:
+            self._run_profiled(slots, profiler)
+        elif run_options is not None and getattr(run_options, "_watch", False):
+            self._run_watched(slots, run_options)
+        else:
+            step_no = 0
+            try:
+                for fn, ins, outs, multi, frees in self._compact:
+                    if multi:
+                        res = fn(*[slots[i] for i in ins])
+                        for o, r in zip(outs, res):
+                            slots[o] = r
+                    else:
+                        slots[outs[0]] = fn(*[slots[i] for i in ins])
+                    for f in frees:
+                        slots[f] = None
+                    step_no += 1
+            except Exception as e:
+                raise self._fail(step_no, e) from e
+        slots[_NONE] = None
+        return [slots[o] for o in self.output_slots]
+
+    def _run_watched(self, slots: list[Any], run_options: Any) -> None:
+        for step_no, (fn, ins, outs, multi, frees) in enumerate(self._compact):
+            if run_options.terminate:
+                raise RuntimeException(
+                    "Exiting due to terminate flag being set to true (RunOptions.terminate)."
+                )
+            try:
+                res = fn(*[slots[i] for i in ins])
+            except Exception as e:
+                raise self._fail(step_no, e) from e
+            self._store(slots, outs, multi, res, frees)
+
+    def _run_profiled(self, slots: list[Any], profiler: Any) -> None:
+        for step_no, step in enumerate(self.steps):
+            args = [slots[i] for i in step.ins]
+            t0 = time.perf_counter()
+            try:
+                res = step.fn(*args)
+            except Exception as e:
+                raise self._fail(step_no, e) from e
+            t1 = time.perf_counter()
+            self._store(slots, step.outs, step.multi, res, ())
+            profiler.node_event(step, t0, t1, args, [slots[o] for o in step.outs])
+            for f in step.frees:
+                slots[f] = None
+
+    @staticmethod
+    def _store(slots, outs, multi, res, frees) -> None:
+        if multi:
+            for o, r in zip(outs, res):
+                slots[o] = r
+        else:
+            slots[outs[0]] = res
+        for f in frees:
+            slots[f] = None
+
+    def _fail(self, step_no: int, e: Exception) -> Exception:
+        if isinstance(e, RuntimeException) and getattr(e, "node_reported", False):
+            return e
+        step = self.steps[min(step_no, len(self.steps) - 1)]
+        err = RuntimeException(
+            f"{step.provider} failed running {step.node.label()} of graph '{self.graph.name}': "
+            f"{type(e).__name__}: {e}"
+        )
+        err.node_reported = True  # type: ignore[attr-defined]
+        return err
+
+
+class BoundGraph:
+    """A subgraph bound to the outer-scope values of one run: ``bound(*inputs) -> list``."""
+
+    __slots__ = ("plan", "outer", "run_options")
+
+    def __init__(self, plan: Plan, outer: list[Any]) -> None:
+        self.plan = plan
+        self.outer = outer
+
+    def __call__(self, *inputs: Any) -> list[Any]:
+        return self.plan.run([*inputs, *self.outer])
+
+
+class GraphRunner:
+    """A control-flow subgraph compiled to a plan; ``bind(outer)`` per run (see KernelInfo)."""
+
+    def __init__(self, plan: Plan, outer_names: list[str]) -> None:
+        self.plan = plan
+        self.outer_names = outer_names
+        self.inputs = list(plan.graph.inputs)
+        self.outputs = list(plan.graph.outputs)
+
+    def bind(self, outer: dict[str, Any]) -> BoundGraph:
+        return BoundGraph(self.plan, [outer.get(n) for n in self.outer_names])
+
+
+def build_plan(
+    model: Model,
+    graph: Graph,
+    providers: list[ExecutionProvider],
+    *,
+    extra_inputs: Sequence[str] = (),
+    outer_types: dict | None = None,
+    session_options: Any = None,
+) -> Plan:
+    """Partition ``graph`` among ``providers`` and build its plan (subgraphs included).
+
+    ``extra_inputs`` are outer-scope names a subgraph reads; they become trailing plan inputs.
+    """
+    part = partition(
+        graph, model.opset_imports, providers, functions=model.functions, outer_types=outer_types
+    )
+    by_name = {ep.name: ep for ep in providers}
+    slot_of: dict[str, int] = {"": _NONE}
+
+    def slot(name: str) -> int:
+        if name not in slot_of:
+            slot_of[name] = len(slot_of)
+        return slot_of[name]
+
+    input_slots = [slot(n) for n in graph.inputs] + [slot(n) for n in extra_inputs]
+    for name in graph.initializers:
+        slot(name)
+    # types visible inside subgraphs: this graph's plus the enclosing ones
+    scope_types = dict(outer_types or {})
+    scope_types.update(graph.value_types)
+    for name, arr in graph.initializers.items():
+        tp = graph.type_of(name)
+        if tp is not None:
+            scope_types[name] = tp
+
+    steps: list[Step] = []
+    subplans: list[Plan] = []
+    location: dict[str, str] = {}  # value name -> provider name holding it off-host
+    copies = 0
+    for node in graph.nodes:
+        ep = by_name[node.provider]
+        fused = part.fused.get(id(node))
+        implicit: list[str] = []
+        if fused is not None:
+            _, sub = fused
+            try:
+                fn = ep.compile(sub, model.opset_imports)
+            except Exception as e:
+                raise EPFail(f"{ep.name} failed to compile {sub.name}: {e}") from e
+            multi, kind = True, "fused"
+        else:
+            runners: dict[str, GraphRunner] = {}
+            for attr_name, sub in node.subgraphs.items():
+                outer = sub.outer_names()
+                subplan = build_plan(
+                    model,
+                    sub,
+                    providers,
+                    extra_inputs=outer,
+                    outer_types=scope_types,
+                    session_options=session_options,
+                )
+                subplans.append(subplan)
+                runners[attr_name] = GraphRunner(subplan, outer)
+                implicit.extend(x for x in outer if x not in implicit)
+            opset = model.opset(node.domain)
+            info = KernelInfo(
+                node,
+                opset,
+                [scope_types.get(i) if i else None for i in node.inputs],
+                [scope_types.get(o) if o else None for o in node.outputs],
+                {
+                    i: graph.initializers[n]
+                    for i, n in enumerate(node.inputs)
+                    if n in graph.initializers and n not in graph.inputs
+                },
+                provider=ep,
+                implicit_inputs=implicit,
+                subgraph_runners=runners,
+                session_options=session_options,
+            )
+            try:
+                fn = ep.create_kernel(info)
+            except KernelUnsupported as e:
+                raise NotImplemented(
+                    f"{ep.name} cannot run {node.label()} at opset {opset}: {e}. Change the node's "
+                    "attributes or types, or use a provider that supports them."
+                ) from None
+            multi, kind = is_multi_output(node, opset), "kernel"
+        in_names = [*node.inputs, *implicit]
+        # copies between memories
+        want = None if ep.host_memory else ep.name
+        resolved: list[str] = []
+        for name in in_names:
+            have = location.get(name)
+            if name and have != want:
+                copy_name = f"{name}@{want or 'host'}"
+                if copy_name not in slot_of:
+                    src = by_name[have] if have else None
+                    steps.append(_copy_step(src, ep if want else None, slot(name), slot(copy_name), node))
+                    location[copy_name] = want  # type: ignore[assignment]
+                    copies += 1
+                name = copy_name
+            resolved.append(name)
+        ins = tuple(slot(n) for n in resolved)
+        outs = tuple(slot(o) if o else _NONE for o in node.outputs)
+        for o in node.outputs:
+            if o and want is not None:
+                location[o] = want
+        steps.append(Step(fn, ins, outs, multi, (), node, ep.name, kind))
+    # graph outputs come back to the host
+    output_names = []
+    for name in graph.outputs:
+        have = location.get(name)
+        if have:
+            copy_name = f"{name}@host"
+            if copy_name not in slot_of:
+                steps.append(_copy_step(by_name[have], None, slot(name), slot(copy_name), None))
+                copies += 1
+            name = copy_name
+        output_names.append(name)
+    output_slots = [slot(n) for n in output_names]
+    _check_defined(graph, steps, slot_of, input_slots, output_slots)
+    base: list[Any] = [None] * len(slot_of)
+    for name, arr in graph.initializers.items():
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
+        base[slot_of[name]] = arr
+    _assign_frees(steps, set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers})
+    return Plan(graph, steps, len(slot_of), input_slots, output_slots, base, part, copies, subplans)
+
+
+def _check_defined(graph, steps, slot_of, input_slots, output_slots) -> None:
+    from .errors import InvalidGraph
+
+    name_of = {v: k for k, v in slot_of.items()}
+    defined = set(input_slots) | {slot_of[n] for n in graph.initializers} | {_NONE}
+    for s in steps:
+        for i in s.ins:
+            if i not in defined:
+                raise InvalidGraph(
+                    f"{s.node.label()} reads '{name_of[i]}', which no node, graph input or "
+                    f"initializer of graph '{graph.name}' (or an enclosing graph) defines. Fix the "
+                    "model so that every input of a node is defined before the node."
+                )
+        defined.update(s.outs)
+    for o in output_slots:
+        if o not in defined:
+            raise InvalidGraph(
+                f"graph '{graph.name}' output '{name_of[o]}' is not produced by any node, input or "
+                "initializer. Fix the model's outputs."
+            )
+
+
+def _copy_step(src: ExecutionProvider | None, dst: ExecutionProvider | None, i: int, o: int, node):
+    if src is not None and dst is not None:
+
+        def fn(v):
+            return dst.to_device(src.to_host(v))
+    elif src is not None:
+        fn = src.to_host
+    else:
+        fn = dst.to_device  # type: ignore[union-attr]
+    label_node = node or Node("Copy", [], [])
+    who = (src.name if src else "host") + "->" + (dst.name if dst else "host")
+    return Step(_copy_value(fn), (i,), (o,), False, (), label_node, who, "copy")
+
+
+def _copy_value(fn):
+    def copy(v):
+        if isinstance(v, list):
+            return [fn(x) for x in v]
+        return None if v is None else fn(v)
+
+    return copy
+
+
+def _assign_frees(steps: list[Step], keep: set[int]) -> None:
+    """Clear each value's slot after the step that reads it last."""
+    last_use: dict[int, int] = {}
+    for k, s in enumerate(steps):
+        for i in s.ins:
+            last_use[i] = k
+        for o in s.outs:
+            last_use.setdefault(o, k)
+    frees: dict[int, list[int]] = {}
+    for slot_id, k in last_use.items():
+        if slot_id in keep or slot_id == _NONE:
+            continue
+        frees.setdefault(k, []).append(slot_id)
+    for k, s in enumerate(steps):
+        s.frees = tuple(frees.get(k, ()))

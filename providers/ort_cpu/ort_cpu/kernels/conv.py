@@ -1,0 +1,356 @@
+"""Convolution kernels: Conv, ConvTranspose, ConvInteger, QLinearConv.
+
+Conv is im2col: a strided window view of the padded input, copied once into a column matrix, and
+one batched matmul over the groups. 1x1 convolutions skip the window view. ConvTranspose is the
+adjoint: one batched matmul, then a scatter-add per kernel offset (not per pixel). float16 and
+bfloat16 are computed in float32, float64 in float64; the integer ops accumulate in float64 (exact
+for any realistic kernel size) and round to int32.
+
+The padding helpers (:func:`window_geometry`, :func:`pad_to`, :func:`kernel_view`) are shared with
+the pooling kernels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ort_core.provider import FLOAT_TYPES
+
+from ._registry import builder
+
+INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
+
+
+def compute_dtype(dt: np.dtype) -> np.dtype:
+    """float64 stays float64; every other float type is computed in float32."""
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
+# -- geometry shared with pooling ------------------------------------------------------------
+def window_geometry(
+    in_shape: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int] | None,
+    auto_pad: str = "NOTSET",
+    ceil_mode: bool = False,
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Output size, leading pads, trailing pads and trailing extent of a sliding window.
+
+    The trailing extent is the trailing padding plus the cells past it that ceil_mode windows
+    overhang (pooling treats those as absent, unlike padding).
+    """
+    n = len(in_shape)
+    begin, end, out = [0] * n, [0] * n, [0] * n
+    for i in range(n):
+        size, eff = in_shape[i], (kernel[i] - 1) * dilations[i] + 1
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out[i] = -(-size // strides[i])
+            total = max(0, (out[i] - 1) * strides[i] + eff - size)
+            small = total // 2
+            begin[i] = small if auto_pad == "SAME_UPPER" else total - small
+            end[i] = total - begin[i]
+            continue
+        if auto_pad == "NOTSET" and pads:
+            begin[i], end[i] = int(pads[i]), int(pads[i + n])
+        span = size + begin[i] + end[i] - eff
+        if ceil_mode:
+            out[i] = -(-span // strides[i]) + 1
+            if (out[i] - 1) * strides[i] >= size + begin[i]:
+                out[i] -= 1
+        else:
+            out[i] = span // strides[i] + 1
+        out[i] = max(out[i], 0)
+    extent = [
+        max(e, (o - 1) * s + (k - 1) * d + 1 - size - b)
+        for e, o, s, k, d, size, b in zip(end, out, strides, kernel, dilations, in_shape, begin)
+    ]
+    return out, begin, end, extent
+
+
+def pad_to(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value=0) -> np.ndarray:
+    """Pad (or crop, for negative amounts) the trailing ``len(begin)`` axes of ``x``."""
+    if not any(begin) and not any(end):
+        return x
+    lead = x.ndim - len(begin)
+    shape = list(x.shape[:lead])
+    dst, src = [slice(None)] * lead, [slice(None)] * lead
+    for i, (b, e) in enumerate(zip(begin, end)):
+        size = x.shape[lead + i]
+        new = max(size + b + e, 0)
+        shape.append(new)
+        lo, hi = max(-b, 0), min(size, new - b)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo + b, lo + b + max(hi - lo, 0)))
+    out = np.full(shape, value, dtype=x.dtype)
+    out[tuple(dst)] = x[tuple(src)]
+    return out
+
+
+def kernel_view(
+    xp: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out: Sequence[int],
+    kernel_first: bool = True,
+) -> np.ndarray:
+    """Read-only view (N, C, *kernel, *out) (or (N, C, *out, *kernel)) of the windows of ``xp``."""
+    lead = xp.ndim - len(kernel)
+    st = xp.strides[lead:]
+    k_dims = list(kernel), [s * d for s, d in zip(st, dilations)]
+    o_dims = list(out), [s * t for s, t in zip(st, strides)]
+    first, second = (k_dims, o_dims) if kernel_first else (o_dims, k_dims)
+    shape = (*xp.shape[:lead], *first[0], *second[0])
+    strides_ = (*xp.strides[:lead], *first[1], *second[1])
+    return as_strided(xp, shape, strides_, writeable=False)
+
+
+def offset_slices(offset: Sequence[int], dilations, strides, out) -> tuple[slice, ...]:
+    """Slices of the padded input read by kernel position ``offset`` for every output cell."""
+    return tuple(
+        slice(k * d, k * d + (o - 1) * s + 1, s)
+        for k, d, s, o in zip(offset, dilations, strides, out)
+    )
+
+
+def check_auto_pad(info) -> str | None:
+    """Partition-time check shared by the conv and pool kernels."""
+    auto_pad = info.attr("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", ""):
+        return f"auto_pad={auto_pad!r} (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)"
+    return None
+
+
+# -- attributes ------------------------------------------------------------------------------
+class ConvAttrs:
+    """Conv-family attributes with their defaults filled in for ``nd`` spatial axes."""
+
+    __slots__ = ("auto_pad", "dilations", "group", "kernel", "pads", "strides")
+
+    def __init__(self, info) -> None:
+        self.auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
+        self.group = int(info.attr("group", 1))
+        self.kernel = info.attr("kernel_shape")
+        self.pads = info.attr("pads")
+        self.strides = info.attr("strides")
+        self.dilations = info.attr("dilations")
+
+    def resolve(self, nd: int, w_spatial: Sequence[int]):
+        kernel = list(self.kernel) if self.kernel else list(w_spatial)
+        strides = list(self.strides) if self.strides else [1] * nd
+        dilations = list(self.dilations) if self.dilations else [1] * nd
+        return kernel, strides, dilations
+
+
+# -- the convolution engine --------------------------------------------------------------------
+def pack_weights(w: np.ndarray, group: int, dtype: np.dtype) -> np.ndarray:
+    """(M, C/g, *k) weights as (g, M/g, C/g*K) matrices in ``dtype``."""
+    m = w.shape[0]
+    return np.ascontiguousarray(w.reshape(group, m // group, -1), dtype=dtype)
+
+
+def conv_core(
+    x: np.ndarray,
+    wmat: np.ndarray,
+    m: int,
+    attrs: ConvAttrs,
+    w_spatial: Sequence[int],
+) -> np.ndarray:
+    """Convolution of ``x`` (already in the compute dtype) with packed weights; no bias."""
+    nd = x.ndim - 2
+    kernel, strides, dilations = attrs.resolve(nd, w_spatial)
+    g = attrs.group
+    n, c = x.shape[:2]
+    if c != wmat.shape[0] * (wmat.shape[2] // max(math.prod(kernel), 1)):
+        raise ValueError(
+            f"Conv: input has {c} channels but the weights expect "
+            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})"
+        )
+    out, begin, _, end = window_geometry(
+        x.shape[2:], kernel, strides, dilations, attrs.pads, attrs.auto_pad
+    )
+    p = math.prod(out)
+    if all(k == 1 for k in kernel) and not any(begin) and not any(end):
+        xs = x[(slice(None), slice(None), *(slice(0, (o - 1) * s + 1, s) for o, s in
+                                           zip(out, strides)))]
+        cols = xs.reshape(n, g, c // g, p)
+    else:
+        xp = pad_to(x, begin, end)
+        cols = kernel_view(xp, kernel, strides, dilations, out).reshape(n, g, wmat.shape[2], p)
+    y = np.matmul(wmat, cols)  # (n, g, M/g, P)
+    return y.reshape(n, m, *out)
+
+
+def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    if b is not None:
+        y += b.astype(y.dtype, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
+    return y
+
+
+@builder("Conv", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=check_auto_pad)
+def conv(info):
+    attrs = ConvAttrs(info)
+    w_const = info.constant(1)
+    dt = info.input_dtype(0)
+    packed = None
+    if w_const is not None and dt is not None:
+        packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
+
+    def run(x, w, b=None):
+        cdt = compute_dtype(x.dtype)
+        wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
+        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:])
+        return add_bias(y, b).astype(x.dtype, copy=False)
+
+    return run
+
+
+# -- ConvTranspose -------------------------------------------------------------------------------
+def transpose_geometry(info_attrs: dict, in_shape, kernel, strides, dilations):
+    """Leading pads and output size of ConvTranspose per spatial axis."""
+    nd = len(in_shape)
+    auto_pad = info_attrs.get("auto_pad", "NOTSET") or "NOTSET"
+    out_pad = list(info_attrs.get("output_padding") or [0] * nd)[-nd:]
+    pads = info_attrs.get("pads")
+    out_shape = info_attrs.get("output_shape")
+    full = [
+        s * (i - 1) + op + (k - 1) * d + 1
+        for i, s, op, k, d in zip(in_shape, strides, out_pad, kernel, dilations)
+    ]
+    if out_shape is not None:
+        out_shape = list(out_shape)[-nd:]
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
+        out_shape = [i * s for i, s in zip(in_shape, strides)]
+    if out_shape is not None and auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
+        begin = []
+        for f, o in zip(full, out_shape):
+            total = f - o
+            begin.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
+        return begin, out_shape
+    if auto_pad == "VALID" or not pads:
+        pads = [0] * (2 * nd)
+    begin = [int(p) for p in pads[:nd]]
+    if out_shape is None:
+        out_shape = [f - b - e for f, b, e in zip(full, begin, pads[nd:])]
+    return begin, out_shape
+
+
+def conv_transpose_core(x, wmat, attrs: ConvAttrs, info_attrs: dict, w_spatial) -> np.ndarray:
+    """ConvTranspose of ``x`` (compute dtype) with (g, C/g, M/g*K) weights; no bias."""
+    nd = x.ndim - 2
+    kernel, strides, dilations = attrs.resolve(nd, w_spatial)
+    g = attrs.group
+    n, c = x.shape[:2]
+    in_shape = x.shape[2:]
+    mg = wmat.shape[2] // math.prod(kernel)
+    m = mg * g
+    cols = np.matmul(wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape)))  # (n, g, Mg*K, P)
+    cols = cols.reshape(n, m, *kernel, *in_shape)
+    begin, out_shape = transpose_geometry(info_attrs, in_shape, kernel, strides, dilations)
+    # canvas covering both what the kernels write and the requested output window
+    lo = [min(0, b) for b in begin]
+    span = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_shape, strides, kernel, dilations)]
+    hi = [max(sp, b + o) for sp, b, o in zip(span, begin, out_shape)]
+    canvas = np.zeros((n, m, *(h - l for h, l in zip(hi, lo))), dtype=x.dtype)
+    head = (slice(None), slice(None))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        region = tuple(
+            slice(k * d - l, k * d - l + (i - 1) * s + 1, s)
+            for k, d, l, i, s in zip(offset, dilations, lo, in_shape, strides)
+        )
+        canvas[head + region] += cols[head + offset]
+    window = tuple(slice(b - l, b - l + o) for b, l, o in zip(begin, lo, out_shape))
+    return canvas[head + window]
+
+
+@builder("ConvTranspose", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=check_auto_pad)
+def conv_transpose(info):
+    attrs = ConvAttrs(info)
+    info_attrs = dict(info.attrs)
+    w_const = info.constant(1)
+    dt = info.input_dtype(0)
+
+    def pack(w, cdt):  # (C, M/g, *k) -> (g, C/g, M/g*K)
+        return np.ascontiguousarray(w.reshape(attrs.group, w.shape[0] // attrs.group, -1), cdt)
+
+    packed = pack(w_const, compute_dtype(dt)) if w_const is not None and dt is not None else None
+
+    def run(x, w, b=None):
+        cdt = compute_dtype(x.dtype)
+        wmat = packed if packed is not None else pack(w, cdt)
+        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, info_attrs, w.shape[2:])
+        if b is not None:
+            y = y + b.astype(cdt, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
+        return np.ascontiguousarray(y).astype(x.dtype, copy=False)
+
+    return run
+
+
+# -- integer convolutions ----------------------------------------------------------------------
+def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool) -> np.ndarray:
+    """``v - zero_point`` in float64 (zero_point scalar, or one per output channel)."""
+    out = v.astype(np.float64)
+    if zero_point is None:
+        return out
+    zp = np.asarray(zero_point).astype(np.float64)
+    if per_channel_axis0 and zp.size > 1:
+        zp = zp.reshape(-1, *([1] * (v.ndim - 1)))
+    elif zp.size == 1:
+        zp = zp.reshape(())
+    return out - zp
+
+
+def _int_conv(info, x, w, x_zp, w_zp, packed) -> np.ndarray:
+    attrs = ConvAttrs(info)
+    wmat = packed if packed is not None else pack_weights(
+        _centered(w, w_zp, True), attrs.group, np.dtype(np.float64)
+    )
+    return conv_core(_centered(x, x_zp, False), wmat, w.shape[0], attrs, w.shape[2:])
+
+
+def _prepacked_int_weights(info, w_index: int, zp_index: int):
+    w, zp = info.constant(w_index), info.constant(zp_index)
+    if w is None or (info.has_input(zp_index) and zp is None):
+        return None
+    return pack_weights(_centered(w, zp, True), int(info.attr("group", 1)), np.dtype(np.float64))
+
+
+@builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=check_auto_pad)
+def conv_integer(info):
+    packed = _prepacked_int_weights(info, 1, 3)
+
+    def run(x, w, x_zero_point=None, w_zero_point=None):
+        y = _int_conv(info, x, w, x_zero_point, w_zero_point, packed)
+        return np.rint(y).astype(np.int32)
+
+    return run
+
+
+@builder("QLinearConv", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=check_auto_pad)
+def qlinear_conv(info):
+    packed = _prepacked_int_weights(info, 3, 5)
+
+    def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
+        acc = _int_conv(info, x, w, x_zero_point, w_zero_point, packed)
+        acc = add_bias(acc, b)
+        w_scale = np.asarray(w_scale, np.float32)
+        if w_scale.size > 1:
+            w_scale = w_scale.reshape(-1, *([1] * (acc.ndim - 2)))
+        mult = (np.float32(x_scale) * w_scale / np.float32(y_scale)).astype(np.float32)
+        y = acc * mult
+        zp = y_zero_point if y_zero_point is not None else np.zeros((), x.dtype)
+        out_dt = zp.dtype
+        y = np.rint(y) + float(np.asarray(zp).reshape(()))
+        info_ = np.iinfo(out_dt)
+        return np.clip(y, info_.min, info_.max).astype(out_dt)
+
+    return run
+
+

@@ -1,0 +1,517 @@
+"""Elementwise kernels: unary math, activations, broadcasting binary ops, variadic ops, Clip,
+Where, Cast and CastLike.
+
+ml_dtypes floats (bfloat16, float8) are computed in float32 and cast back; numpy floats are
+computed in their own precision.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import ml_dtypes
+import numpy as np
+from onnx import TensorProto, helper
+
+from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
+
+from ._registry import builder, kernel
+
+BOOL = frozenset({np.dtype(np.bool_)})
+STRING = frozenset({np.dtype(object)})
+NUM_BOOL = NUMERIC_TYPES | BOOL
+NUM_BOOL_STR = NUM_BOOL | STRING
+
+
+def _exotic(dt: np.dtype) -> bool:
+    """True for ml_dtypes element types (bfloat16, float8, int4...), which numpy handles slowly."""
+    return dt.kind == "V"
+
+
+def _arr(r, dtype: np.dtype) -> np.ndarray:
+    """``r`` as an array of ``dtype`` (numpy scalars from 0-d operations become 0-d arrays)."""
+    return np.asarray(r).astype(dtype, copy=False)
+
+
+def widened(fn):
+    """Run ``fn`` in float32 for ml_dtypes inputs and cast the result back to the input type."""
+
+    @functools.wraps(fn)
+    def run(x, *args, **kwargs):
+        xc = x.reshape(1) if x.ndim == 0 else x  # 0-d ufunc results are scalars: no out=
+        if _exotic(x.dtype):
+            args = [a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
+            xc = xc.astype(np.float32)
+        return _arr(fn(xc, *args, **kwargs), x.dtype).reshape(x.shape)
+
+    return run
+
+
+# -- erf without scipy -------------------------------------------------------------------------
+_SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
+# Maclaurin series of erf(x) / x in powers of x^2, used for |x| < 0.5 (truncation error < 1e-11).
+_ERF_SERIES = [_SQRT_PI_2 * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(10)]
+# Chebyshev fit of erfc (Numerical Recipes, erfcc): fractional error below 1.2e-7 everywhere.
+_ERFC_COEFS = (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
+)  # fmt: skip
+_erf_exact = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf in x's float precision: exact (math.erf) for float64, ~1e-7 relative otherwise."""
+    if x.dtype == np.float64:
+        return _erf_exact(x).astype(np.float64)
+    xf = x.astype(np.float32, copy=False)
+    x2 = xf * xf
+    series = np.full_like(xf, _ERF_SERIES[-1])
+    for c in _ERF_SERIES[-2::-1]:
+        series *= x2
+        series += np.float32(c)
+    series *= xf
+    z = np.abs(xf)
+    t = np.float32(0.5) * z
+    t += 1
+    np.reciprocal(t, out=t)
+    poly = np.full_like(xf, _ERFC_COEFS[-1])
+    for c in _ERFC_COEFS[-2::-1]:
+        poly *= t
+        poly += np.float32(c)
+    poly -= x2
+    np.exp(poly, out=poly)
+    poly *= t  # erfc(|x|)
+    np.subtract(1, poly, out=poly)
+    np.copysign(poly, xf, out=poly)
+    return np.where(z < 0.5, series, poly).astype(x.dtype, copy=False)
+
+
+# -- unary math -----------------------------------------------------------------------------------
+def _round(x):
+    return np.round(x)  # half to even, as ONNX specifies
+
+
+UNARY = {  # op: (since, input types, numpy function)
+    "Abs": (1, NUMERIC_TYPES, np.abs),
+    "Neg": (1, SIGNED_TYPES, np.negative),
+    "Exp": (1, FLOAT_TYPES, np.exp),
+    "Log": (1, FLOAT_TYPES, np.log),
+    "Sqrt": (1, FLOAT_TYPES, np.sqrt),
+    "Reciprocal": (1, FLOAT_TYPES, np.reciprocal),
+    "Floor": (1, FLOAT_TYPES, np.floor),
+    "Ceil": (1, FLOAT_TYPES, np.ceil),
+    "Round": (11, FLOAT_TYPES, _round),
+    "Sign": (9, NUMERIC_TYPES, np.sign),
+    "Erf": (9, NUMERIC_TYPES, erf),
+    "Sin": (7, FLOAT_TYPES, np.sin),
+    "Cos": (7, FLOAT_TYPES, np.cos),
+    "Tan": (7, FLOAT_TYPES, np.tan),
+    "Asin": (7, FLOAT_TYPES, np.arcsin),
+    "Acos": (7, FLOAT_TYPES, np.arccos),
+    "Atan": (7, FLOAT_TYPES, np.arctan),
+    "Sinh": (9, FLOAT_TYPES, np.sinh),
+    "Cosh": (9, FLOAT_TYPES, np.cosh),
+    "Asinh": (9, FLOAT_TYPES, np.arcsinh),
+    "Acosh": (9, FLOAT_TYPES, np.arccosh),
+    "Atanh": (9, FLOAT_TYPES, np.arctanh),
+    "Sigmoid": (1, FLOAT_TYPES, None),  # defined below
+    "Tanh": (1, FLOAT_TYPES, np.tanh),
+    "Softsign": (1, FLOAT_TYPES, None),
+    "Softplus": (1, FLOAT_TYPES, None),
+    "Relu": (1, NUMERIC_TYPES, None),
+    "HardSwish": (14, FLOAT_TYPES, None),
+    "Mish": (18, FLOAT_TYPES, None),
+    "Not": (1, BOOL, np.logical_not),
+    "BitwiseNot": (18, INT_TYPES, np.invert),
+}
+
+
+def _sigmoid(x):
+    # numerically stable in both tails: exp(-|x|) never overflows
+    e = np.exp(-np.abs(x))
+    d = e + 1
+    return np.where(x >= 0, 1 / d, e / d)
+
+
+def _softsign(x):
+    return x / (np.abs(x) + 1)
+
+
+def _softplus(x):
+    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))
+    r = np.exp(-np.abs(x))
+    np.log1p(r, out=r)
+    r += np.maximum(x, 0)
+    return r
+
+
+def _relu(x):
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def _hard_swish(x):
+    return x * np.clip(x * (1 / 6) + 0.5, 0, 1)
+
+
+def _mish(x):
+    return x * np.tanh(_softplus(x))
+
+
+_DEFINED = {
+    "Sigmoid": _sigmoid,
+    "Softsign": _softsign,
+    "Softplus": _softplus,
+    "Relu": _relu,
+    "HardSwish": _hard_swish,
+    "Mish": _mish,
+}
+
+
+def _unary_kernel(fn):
+    def run(x):
+        return _arr(fn(x), x.dtype)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return run if fn in (np.logical_not, np.invert) else widened(run)
+
+
+for _op, (_since, _types, _fn) in UNARY.items():
+    kernel(_op, since=_since, dtypes=_types)(_unary_kernel(_fn or _DEFINED[_op]))
+
+
+@kernel("IsNaN", since=9, dtypes=FLOAT_TYPES | {np.dtype(t) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2,
+    ml_dtypes.float8_e5m2fnuz)})  # fmt: skip
+def is_nan(x):
+    return np.asarray(np.isnan(x.astype(np.float32) if _exotic(x.dtype) else x))
+
+
+@kernel("IsInf", since=10, dtypes=FLOAT_TYPES | {np.dtype(t) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2,
+    ml_dtypes.float8_e5m2fnuz)})  # fmt: skip
+def is_inf(x, detect_negative=1, detect_positive=1):
+    if _exotic(x.dtype):
+        x = x.astype(np.float32)
+    if detect_negative and detect_positive:
+        return np.asarray(np.isinf(x))
+    if detect_negative:
+        return np.asarray(x == -np.inf)
+    if detect_positive:
+        return np.asarray(x == np.inf)
+    return np.zeros(x.shape, np.bool_)
+
+
+# -- activations with attributes ------------------------------------------------------------------
+@kernel("LeakyRelu", since=1, dtypes=FLOAT_TYPES)
+@widened
+def leaky_relu(x, alpha=0.01):
+    return np.where(x < 0, x * x.dtype.type(alpha), x)
+
+
+@kernel("PRelu", since=1, dtypes=NUMERIC_TYPES)
+def prelu(x, slope):
+    if _exotic(x.dtype):
+        xf = x.astype(np.float32)
+        return _arr(np.where(xf < 0, xf * slope.astype(np.float32), xf), x.dtype)
+    return _arr(np.where(x < 0, x * slope, x), x.dtype)
+
+
+@kernel("Elu", since=1, dtypes=FLOAT_TYPES)
+@widened
+def elu(x, alpha=1.0):
+    return np.where(x < 0, np.expm1(np.minimum(x, 0)) * x.dtype.type(alpha), x)
+
+
+@kernel("Selu", since=1, dtypes=FLOAT_TYPES)
+@widened
+def selu(x, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    t = x.dtype.type
+    return np.where(x <= 0, np.expm1(np.minimum(x, 0)) * t(alpha), x) * t(gamma)
+
+
+@kernel("Celu", since=12, dtypes=FLOAT_TYPES)
+@widened
+def celu(x, alpha=1.0):
+    a = x.dtype.type(alpha)
+    return np.maximum(x, 0) + np.minimum(np.expm1(np.minimum(x, 0) / a) * a, 0)
+
+
+@kernel("HardSigmoid", since=1, dtypes=FLOAT_TYPES)
+@widened
+def hard_sigmoid(x, alpha=0.2, beta=0.5):
+    t = x.dtype.type
+    r = x * t(alpha)
+    r += t(beta)
+    return np.clip(r, 0, 1, out=r)
+
+
+@kernel("ThresholdedRelu", since=10, dtypes=FLOAT_TYPES)
+@widened
+def thresholded_relu(x, alpha=1.0):
+    return np.where(x > x.dtype.type(alpha), x, 0)
+
+
+@kernel("Shrink", since=9, dtypes=NUMERIC_TYPES)
+def shrink(x, bias=0.0, lambd=0.5):
+    xf = x.astype(np.float32) if _exotic(x.dtype) else x
+    r = np.where(xf < -lambd, xf + bias, np.where(xf > lambd, xf - bias, 0))
+    return _arr(r, x.dtype)
+
+
+@kernel("Gelu", since=20, dtypes=FLOAT_TYPES)
+@widened
+def gelu(x, approximate="none"):
+    t = x.dtype.type
+    if approximate == "tanh":
+        inner = x * x
+        inner *= t(0.044715)
+        inner += 1
+        inner *= x
+        inner *= t(math.sqrt(2 / math.pi))
+        np.tanh(inner, out=inner)
+    else:
+        inner = erf(x * t(1 / math.sqrt(2)))
+    inner += 1
+    inner *= x
+    inner *= t(0.5)
+    return inner
+
+
+@kernel("Swish", since=24, dtypes=FLOAT_TYPES)
+@widened
+def swish(x, alpha=1.0):
+    return x * _sigmoid(x * x.dtype.type(alpha))
+
+
+# -- binary ops with numpy broadcasting ----------------------------------------------------------
+def _div(a, b):
+    if a.dtype.kind in "iu":
+        q = np.floor_divide(a, b)
+        if a.dtype.kind == "i":  # ONNX (like C) truncates toward zero
+            q += ((a % b) != 0) & ((a < 0) != (b < 0))
+        return q
+    return np.divide(a, b)
+
+
+def _bit_shift(a, b, direction):
+    bits = a.dtype.itemsize * 8
+    ok = (b >= 0) & (b < bits)
+    s = np.where(ok, b, 0).astype(a.dtype, copy=False)
+    if direction == "RIGHT":
+        r = np.right_shift(a, s)
+        fill = np.where(a < 0, -1, 0) if a.dtype.kind == "i" else 0
+    elif direction == "LEFT":
+        if a.dtype.kind == "i":
+            u = np.dtype(f"u{a.dtype.itemsize}")
+            r = np.left_shift(a.view(u), s.view(u)).view(a.dtype)
+        else:
+            r = np.left_shift(a, s)
+        fill = 0
+    else:
+        raise ValueError(f"BitShift direction must be LEFT or RIGHT, not {direction!r}")
+    return np.where(ok, r, fill)
+
+
+def _binary(fn, out_dtype=None):
+    def run(a, b):
+        if _exotic(a.dtype):
+            r = fn(a.astype(np.float32), b.astype(np.float32))
+            return _arr(r, out_dtype or a.dtype)
+        return _arr(fn(a, b), out_dtype or a.dtype)
+
+    run.__name__ = run.__qualname__ = getattr(fn, "__name__", "binary")
+    return run
+
+
+_CMP = NUMERIC_TYPES
+BINARY = {  # op: (since versions, input types, numpy function, output dtype or None)
+    "Add": (7, NUMERIC_TYPES, np.add, None),
+    "Sub": (7, NUMERIC_TYPES, np.subtract, None),
+    "Mul": (7, NUMERIC_TYPES, np.multiply, None),
+    "Div": (7, NUMERIC_TYPES, _div, None),
+    "BitwiseAnd": (18, INT_TYPES, np.bitwise_and, None),
+    "BitwiseOr": (18, INT_TYPES, np.bitwise_or, None),
+    "BitwiseXor": (18, INT_TYPES, np.bitwise_xor, None),
+    "And": (7, BOOL, np.logical_and, None),
+    "Or": (7, BOOL, np.logical_or, None),
+    "Xor": (7, BOOL, np.logical_xor, None),
+    "Equal": (7, NUM_BOOL_STR, np.equal, np.bool_),
+    "Less": (7, _CMP, np.less, np.bool_),
+    "LessOrEqual": (12, _CMP, np.less_equal, np.bool_),
+    "Greater": (7, _CMP, np.greater, np.bool_),
+    "GreaterOrEqual": (12, _CMP, np.greater_equal, np.bool_),
+}
+for _op, (_since, _types, _fn, _out) in BINARY.items():
+    kernel(_op, since=_since, dtypes=_types)(_binary(_fn, _out and np.dtype(_out)))
+
+
+@kernel("Pow", since=7, dtypes=NUMERIC_TYPES)
+def pow_(a, b):
+    if _exotic(a.dtype) or a.dtype == np.float16:
+        return _arr(np.power(a.astype(np.float32), b.astype(np.float32)), a.dtype)
+    if a.dtype.kind == "f":
+        return _arr(np.power(a, b.astype(a.dtype, copy=False)), a.dtype)
+    if b.dtype.kind in "iu" and (b.size == 0 or b.min() >= 0):
+        return _arr(np.power(a, b.astype(np.int64, copy=False)), a.dtype)
+    with np.errstate(all="ignore"):
+        return _arr(np.power(a.astype(np.float64), b.astype(np.float64)), a.dtype)
+
+
+@kernel("Mod", since=10, dtypes=NUMERIC_TYPES)
+def mod(a, b, fmod=0):
+    fn = np.fmod if fmod else np.mod
+    if _exotic(a.dtype):
+        return _arr(fn(a.astype(np.float32), b.astype(np.float32)), a.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _arr(fn(a, b), a.dtype)
+
+
+def _check_direction(info):
+    d = info.attr("direction")
+    return None if d in ("LEFT", "RIGHT") else f"direction must be LEFT or RIGHT, not {d!r}"
+
+
+@kernel("BitShift", since=11, dtypes=INT_TYPES, check=_check_direction)
+def bit_shift(a, b, direction=""):
+    return _arr(_bit_shift(a, b, direction), a.dtype)
+
+
+# -- variadic ops ---------------------------------------------------------------------------------
+def _variadic(fn, mean=False):
+    def run(*xs):
+        dt = xs[0].dtype
+        if _exotic(dt):
+            xs = [x.astype(np.float32) for x in xs]
+        if len(xs) == 1:
+            return xs[0].astype(dt)  # a fresh array: the output must not alias the input
+        r = fn(xs[0], xs[1])
+        for x in xs[2:]:
+            if r.shape == np.broadcast_shapes(r.shape, x.shape):
+                fn(r, x, out=r)
+            else:
+                r = fn(r, x)
+        if mean:
+            r = r / len(xs) if r.dtype.kind == "f" else r // len(xs)
+        return _arr(r, dt)
+
+    return run
+
+
+kernel("Sum", since=1, dtypes=NUMERIC_TYPES)(_variadic(np.add))
+kernel("Mean", since=1, dtypes=FLOAT_TYPES)(_variadic(np.add, mean=True))
+kernel("Max", since=1, dtypes=NUMERIC_TYPES)(_variadic(np.maximum))
+kernel("Min", since=1, dtypes=NUMERIC_TYPES)(_variadic(np.minimum))
+
+
+# -- Clip, Where ----------------------------------------------------------------------------------
+def _clip(x, lo, hi):
+    if lo is None and hi is None:
+        return x.copy()
+    xf = x.astype(np.float32) if _exotic(x.dtype) else x
+    if lo is not None:
+        lo = np.asarray(lo).astype(xf.dtype)
+    if hi is not None:
+        hi = np.asarray(hi).astype(xf.dtype)
+    return _arr(np.clip(xf, lo, hi), x.dtype)
+
+
+@kernel("Clip", since=1, dtypes=NUMERIC_TYPES)
+def clip_6(x, min=-3.4028234663852886e38, max=3.4028234663852886e38):  # noqa: A002
+    return _clip(x, min, max)
+
+
+@kernel("Clip", since=11, dtypes=NUMERIC_TYPES)
+def clip_11(x, lo=None, hi=None):
+    return _clip(x, lo, hi)
+
+
+@kernel("Where", since=9)
+def where(cond, x, y):
+    return _arr(np.where(cond, x, y), x.dtype)
+
+
+# -- Cast, CastLike -------------------------------------------------------------------------------
+_FLOAT8 = {
+    np.dtype(t)
+    for t in (
+        ml_dtypes.float8_e4m3fn,
+        ml_dtypes.float8_e4m3fnuz,
+        ml_dtypes.float8_e5m2,
+        ml_dtypes.float8_e5m2fnuz,
+    )
+}
+_E8M0 = np.dtype(ml_dtypes.float8_e8m0fnu)
+
+
+def _to_e8m0(x: np.ndarray, saturate: int, round_mode: str) -> np.ndarray:
+    """Float to float8e8m0 (a power of two, stored as the biased float32 exponent)."""
+    bits = np.asarray(x, np.float32).view(np.uint32)
+    exp = ((bits >> 23) & 0xFF).astype(np.int32)
+    frac = bits & 0x7FFFFF
+    special = exp == 0xFF
+    if round_mode == "up":
+        exp += frac != 0
+    elif round_mode == "nearest":
+        exp += (frac & 0x400000) != 0  # ties round up
+    elif round_mode != "down":
+        raise ValueError(f"Cast: round_mode must be up, down or nearest, not {round_mode!r}")
+    exp = np.where(exp > 0xFE, 0xFE if saturate else 0xFF, exp)
+    exp[special] = 0xFF
+    return exp.astype(np.uint8).view(_E8M0)
+
+
+def _from_string(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "b":
+        return np.array([bool(float(s)) for s in x.ravel()], np.bool_).reshape(x.shape)
+    if dtype.kind in "iu":
+        flat = [int(s) if str(s).lstrip("+-").isdigit() else int(float(s)) for s in x.ravel()]
+        return np.array(flat, np.int64).astype(dtype).reshape(x.shape)
+    return x.astype(np.float64).astype(dtype)
+
+
+def _to_string(x: np.ndarray) -> np.ndarray:
+    if _exotic(x.dtype):
+        x = x.astype(np.float32)
+    return x.astype(np.str_).astype(object)
+
+
+def cast_to(x: np.ndarray, dtype: np.dtype, saturate: int = 1, round_mode: str = "up"):
+    """Cast ``x`` to ``dtype`` with ONNX Cast semantics."""
+    src = x.dtype
+    if dtype == src:
+        return x.copy()
+    if dtype.kind == "O":
+        return _to_string(x)
+    if src.kind == "O":
+        return _from_string(x, dtype)
+    if dtype == _E8M0:
+        return _to_e8m0(x, saturate, round_mode)
+    if dtype in _FLOAT8 and saturate and src.kind != "b":
+        fi = ml_dtypes.finfo(dtype)
+        xf = x.astype(np.float32) if src.kind != "f" or src == np.float16 else x
+        return np.clip(xf, float(fi.min), float(fi.max)).astype(dtype)
+    return np.asarray(x).astype(dtype)
+
+
+def _dtype_of(to) -> np.dtype:
+    if isinstance(to, str):  # Cast-1 names the type
+        to = TensorProto.DataType.Value(to.upper())
+    return np.dtype(helper.tensor_dtype_to_np_dtype(to))
+
+
+@builder("Cast", since=1)
+def cast(info):
+    dtype = _dtype_of(info.attr("to"))
+    saturate = info.attr("saturate", 1)
+    round_mode = info.attr("round_mode", "up")
+
+    def run(x):
+        return cast_to(x, dtype, saturate, round_mode)
+
+    return run
+
+
+@kernel("CastLike", since=15)
+def cast_like(x, like, saturate=1, round_mode="up"):
+    return cast_to(x, like.dtype, saturate, round_mode)

@@ -1,0 +1,558 @@
+"""Image kernels: Resize, Upsample, DepthToSpace, SpaceToDepth, GridSample, AffineGrid, Col2Im,
+CenterCropPad and NonMaxSuppression.
+
+Resize is separable: each resized axis is interpolated on its own, as a gather of a few taps per
+output position along that axis weighted by per-position coefficients (no per-pixel loops).
+Interpolation runs in float32 for float32/float16/bfloat16 inputs and in float64 otherwise;
+integer results are rounded half to even and saturated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
+
+from ._registry import builder, kernel
+
+_NARROW_FLOATS = frozenset(map(np.dtype, ("float16", "float32"))) | {
+    d for d in FLOAT_TYPES if d.kind == "V"
+}
+
+
+def _work_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dt in _NARROW_FLOATS else np.dtype(np.float64)
+
+
+def _cast_back(y: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """Cast interpolated values back to the input type (integers: round and saturate)."""
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return np.clip(np.rint(y), info.min, info.max).astype(dt)
+    if dt == np.bool_:
+        return y != 0
+    return y.astype(dt, copy=False)
+
+
+# -- Resize: coordinate transforms ---------------------------------------------------------------
+def _source_coords(mode: str, out_len: int, scale: float, in_len: int, roi):
+    """Source coordinate of each output position along one axis, and for tf_crop_and_resize the
+    mask of positions that fall outside the input (else None)."""
+    y = np.arange(out_len, dtype=np.float64)
+    out_f = scale * in_len
+    if mode == "half_pixel":
+        return (y + 0.5) / scale - 0.5, None
+    if mode == "asymmetric":
+        return y / scale, None
+    if mode == "align_corners":
+        if out_f == 1:
+            return np.zeros(out_len), None
+        return y * (in_len - 1) / (out_f - 1), None
+    if mode == "pytorch_half_pixel":
+        if out_f == 1:
+            return np.full(out_len, -0.5), None
+        return (y + 0.5) / scale - 0.5, None
+    if mode == "half_pixel_symmetric":
+        offset = in_len / 2 * (1 - out_len / out_f)
+        return offset + (y + 0.5) / scale - 0.5, None
+    if mode == "tf_half_pixel_for_nn":
+        return (y + 0.5) / scale, None
+    if mode == "tf_crop_and_resize":
+        start, end = (0.0, 1.0) if roi is None else (float(roi[0]), float(roi[1]))
+        if out_f == 1:
+            x = np.full(out_len, (end - start) * (in_len - 1) / 2)
+        else:
+            x = y * (end - start) * (in_len - 1) / (out_f - 1)
+        x = x + start * (in_len - 1)
+        return x, (x < 0) | (x > in_len - 1)
+    raise KernelUnsupported(f"coordinate_transformation_mode {mode!r}")
+
+
+_COORD_MODES = (
+    "half_pixel",
+    "asymmetric",
+    "align_corners",
+    "pytorch_half_pixel",
+    "half_pixel_symmetric",
+    "tf_half_pixel_for_nn",
+    "tf_crop_and_resize",
+)
+
+
+def _nearest_index(x: np.ndarray, mode: str, scale: float, in_len: int) -> np.ndarray:
+    fl = np.floor(x)
+    frac = x - fl
+    if mode == "round_prefer_floor":
+        idx = fl + (frac > 0.5)
+    elif mode == "round_prefer_ceil":
+        idx = fl + (frac >= 0.5)
+    elif mode == "floor":
+        idx = fl
+    elif mode == "ceil":
+        idx = np.ceil(x)
+    else:  # "simple": opset < 11 (truncate when upsampling, ceil when downsampling)
+        idx = np.ceil(x) if scale < 1 else np.trunc(x)
+    return np.clip(idx, 0, in_len - 1).astype(np.intp)
+
+
+def _cubic_kernel(a: float):
+    def k(d):
+        d = np.abs(d)
+        d2, d3 = d * d, d * d * d
+        near = (a + 2) * d3 - (a + 3) * d2 + 1
+        far = a * d3 - 5 * a * d2 + 8 * a * d - 4 * a
+        return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+    return k
+
+
+def _linear_kernel(d):
+    return np.clip(1 - np.abs(d), 0, 1)
+
+
+def _taps(x, in_len, scale, cfg):
+    """Indices [out, n] (clamped) and weights [out, n] of the taps of a linear/cubic filter."""
+    support = 1.0 if cfg["mode"] == "linear" else 2.0
+    s = min(scale, 1.0) if cfg["antialias"] else 1.0
+    start = int(math.floor(-support / s)) + 1
+    offsets = np.arange(start, 2 - start)
+    fl = np.floor(x)
+    frac = (x - fl)[:, None]
+    idx = fl.astype(np.int64)[:, None] + offsets[None, :]
+    kern = _linear_kernel if cfg["mode"] == "linear" else _cubic_kernel(cfg["cubic_coeff_a"])
+    w = kern((offsets[None, :] - frac) * s)
+    if cfg["antialias"]:
+        w = w / w.sum(axis=1, keepdims=True)
+    if cfg["exclude_outside"]:
+        w = np.where((idx < 0) | (idx >= in_len), 0.0, w)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    return np.clip(idx, 0, in_len - 1).astype(np.intp), w
+
+
+def _resize_axis(data, axis, out_len, scale, roi, cfg, work):
+    in_len = data.shape[axis]
+    x, outside = _source_coords(cfg["coord"], out_len, scale, in_len, roi)
+    shape = [1] * data.ndim
+    shape[axis] = out_len
+    if cfg["mode"] == "nearest":
+        res = np.take(data, _nearest_index(x, cfg["nearest_mode"], scale, in_len), axis=axis)
+    else:
+        if data.dtype != work:
+            data = data.astype(work)
+        idx, w = _taps(x, in_len, scale, cfg)
+        w = w.astype(work)
+        res = None
+        for k in range(idx.shape[1]):
+            term = np.take(data, idx[:, k], axis=axis) * w[:, k].reshape(shape)
+            res = term if res is None else res + term
+    if outside is not None and outside.any():
+        res = np.where(outside.reshape(shape), cfg["extrapolation_value"], res).astype(res.dtype)
+    return res
+
+
+def _plan(shape, scales, sizes, roi, cfg):
+    """Per-axis (output size, scale, roi pair) for every axis of the input."""
+    rank = len(shape)
+    axes = cfg["axes"]
+    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    roi_full = None
+    if roi is not None and roi.size:
+        roi = roi.astype(np.float64).ravel()
+        n = len(axes)
+        roi_full = [(0.0, 1.0)] * rank
+        for i, a in enumerate(axes):
+            roi_full[a] = (roi[i], roi[n + i])
+    out = list(shape)
+    sc = [1.0] * rank
+    if scales is not None and scales.size:
+        for a, s in zip(axes, scales.tolist()):
+            sc[a] = float(s)
+            out[a] = int(float(s) * shape[a])
+    elif sizes is not None and sizes.size:
+        for a, n in zip(axes, sizes.tolist()):
+            out[a] = int(n)
+            sc[a] = int(n) / shape[a]
+        policy = cfg["keep_aspect_ratio_policy"]
+        if policy != "stretch":
+            pick = min if policy == "not_larger" else max
+            s = pick(sc[a] for a in axes)
+            for a in axes:
+                sc[a] = s
+                out[a] = int(s * shape[a] + 0.5)
+    else:
+        raise ValueError("Resize needs non-empty 'scales' or 'sizes'")
+    return axes, out, sc, roi_full
+
+
+def _resize(x, scales, sizes, roi, cfg):
+    axes, out, sc, roi_full = _plan(x.shape, scales, sizes, roi, cfg)
+    work = _work_dtype(x.dtype)
+    res = x
+    for a in axes:
+        r = None if roi_full is None else roi_full[a]
+        trivial_roi = r is None or (math.isclose(r[0], 0.0) and math.isclose(r[1], 1.0))
+        if math.isclose(sc[a], 1.0) and out[a] == x.shape[a] and trivial_roi:
+            continue
+        res = _resize_axis(res, a, out[a], sc[a], r, cfg, work)
+    if res.dtype != x.dtype:
+        res = _cast_back(res, x.dtype)
+    return res
+
+
+def _resize_config(info: KernelInfo, legacy: bool) -> dict:
+    mode = info.attr("mode", "nearest")
+    if isinstance(mode, bytes):
+        mode = mode.decode()
+    if mode not in ("nearest", "linear", "cubic") or (legacy and mode == "cubic"):
+        raise KernelUnsupported(f"mode {mode!r} (nearest, linear{'' if legacy else ', cubic'})")
+    cfg = {
+        "mode": mode,
+        "coord": "asymmetric" if legacy else info.attr("coordinate_transformation_mode", "half_pixel"),
+        "nearest_mode": "simple" if legacy else info.attr("nearest_mode", "round_prefer_floor"),
+        "cubic_coeff_a": float(info.attr("cubic_coeff_a", -0.75)),
+        "exclude_outside": bool(info.attr("exclude_outside", 0)),
+        "extrapolation_value": float(info.attr("extrapolation_value", 0.0)),
+        "antialias": bool(info.attr("antialias", 0)) and mode != "nearest",
+        "axes": info.attr("axes"),
+        "keep_aspect_ratio_policy": info.attr("keep_aspect_ratio_policy", "stretch"),
+    }
+    if cfg["coord"] not in _COORD_MODES:
+        raise KernelUnsupported(f"coordinate_transformation_mode {cfg['coord']!r}")
+    if cfg["keep_aspect_ratio_policy"] not in ("stretch", "not_larger", "not_smaller"):
+        raise KernelUnsupported(f"keep_aspect_ratio_policy {cfg['keep_aspect_ratio_policy']!r}")
+    return cfg
+
+
+def _interp_check(info: KernelInfo) -> str | None:
+    dt = info.input_dtype(0)
+    mode = info.attr("mode", "nearest")
+    if dt is not None and mode != "nearest" and (dt == object or dt == np.bool_):
+        return f"mode {mode!r} needs a numeric input, got {dt}"
+    return None
+
+
+@builder("Resize", since=10, check=_interp_check)
+def resize_10(info: KernelInfo):
+    cfg = _resize_config(info, legacy=True)
+
+    def run(x, scales):
+        return _resize(x, np.asarray(scales), None, None, cfg)
+
+    return run
+
+
+@builder("Resize", since=(11, 13, 18, 19), check=_interp_check)
+def resize(info: KernelInfo):
+    cfg = _resize_config(info, legacy=False)
+
+    def run(x, roi=None, scales=None, sizes=None):
+        return _resize(x, scales, sizes, roi, cfg)
+
+    return run
+
+
+@builder("Upsample", since=7, check=_interp_check)
+def upsample_7(info: KernelInfo):
+    cfg = _resize_config(info, legacy=True)
+    scales = np.asarray(info.attr("scales"), dtype=np.float32)
+
+    def run(x):
+        return _resize(x, scales, None, None, cfg)
+
+    return run
+
+
+@builder("Upsample", since=9, check=_interp_check)
+def upsample_9(info: KernelInfo):
+    cfg = _resize_config(info, legacy=True)
+
+    def run(x, scales):
+        return _resize(x, np.asarray(scales), None, None, cfg)
+
+    return run
+
+
+# -- DepthToSpace / SpaceToDepth -----------------------------------------------------------------
+@kernel("DepthToSpace", since=(1, 11, 13))
+def depth_to_space(x, blocksize=None, mode="DCR"):
+    b, c, h, w = x.shape
+    bs = int(blocksize)
+    if mode == "DCR":
+        t = x.reshape(b, bs, bs, c // (bs * bs), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(b, c // (bs * bs), bs, bs, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return t.reshape(b, c // (bs * bs), h * bs, w * bs)
+
+
+@kernel("SpaceToDepth", since=(1, 13))
+def space_to_depth(x, blocksize=None):
+    b, c, h, w = x.shape
+    bs = int(blocksize)
+    t = x.reshape(b, c, h // bs, bs, w // bs, bs).transpose(0, 3, 5, 1, 2, 4)
+    return t.reshape(b, c * bs * bs, h // bs, w // bs)
+
+
+# -- GridSample ----------------------------------------------------------------------------------
+_GS_MODES = {"bilinear": "linear", "bicubic": "cubic", "nearest": "nearest", "linear": "linear",
+             "cubic": "cubic"}  # fmt: skip
+
+
+def _reflect(x, lo: float, hi: float):
+    """Reflect coordinates by the borders [lo, hi] until they fall inside (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    rng = hi - lo
+    if rng <= 0:
+        return np.full_like(x, lo)
+    below, above = x < lo, x > hi
+    dx = np.where(below, lo - x, np.where(above, x - hi, 0.0))
+    n = np.trunc(dx / rng)
+    r = dx - n * rng
+    even = n % 2 == 0
+    low_side = np.where(even, lo + r, hi - r)
+    high_side = np.where(even, hi - r, lo + r)
+    return np.where(below, low_side, np.where(above, high_side, x))
+
+
+def _gs_taps(x, mode):
+    """Tap offsets' integer positions [k, ...] and weights [k, ...] along one spatial axis."""
+    if mode == "nearest":
+        return x.astype(np.int64)[None], None
+    fl = np.floor(x)
+    t = (x - fl).astype(np.float64)
+    base = fl.astype(np.int64)
+    if mode == "linear":
+        return np.stack([base, base + 1]), np.stack([1 - t, t])
+    k = _cubic_kernel(-0.75)
+    offs = (-1, 0, 1, 2)
+    return np.stack([base + o for o in offs]), np.stack([k(o - t) for o in offs])
+
+
+def _grid_sample(X, grid, mode, padding, align):
+    n, c = X.shape[:2]
+    dims = X.shape[2:]
+    nd = len(dims)
+    out_sp = grid.shape[1:-1]
+    if X.size == 0 or grid.size == 0:
+        return np.zeros((n, c, *out_sp), X.dtype)
+    coords = []
+    for i, size in enumerate(dims):
+        g = grid[..., nd - 1 - i]
+        if align:
+            xi = ((g + 1) / 2.0 * (size - 1)).astype(np.float32)
+        else:
+            xi = (((g + 1) * size - 1) / 2.0).astype(np.float32)
+        if mode == "nearest":
+            xi = np.rint(xi)
+        lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if padding == "border":
+            xi = np.where((xi < lo) | (xi > hi), np.clip(xi, 0, size - 1), xi)
+        elif padding == "reflection":
+            xi = _reflect(xi, lo, hi).astype(np.float32)
+        coords.append((xi, lo, hi))
+    work = _work_dtype(X.dtype) if mode != "nearest" else X.dtype
+    flat = X.reshape(n, c, -1)
+    if flat.dtype != work:
+        flat = flat.astype(work)
+    taps = [_gs_taps(xi, mode) for xi, _, _ in coords]
+    strides = np.cumprod((1,) + tuple(dims[::-1]))[:-1][::-1]
+    out = np.zeros((n, c, int(np.prod(out_sp))), work)
+    bidx = np.arange(n)[:, None, None]
+    cidx = np.arange(c)[None, :, None]
+    for combo in itertools.product(*[range(len(t[0])) for t in taps]):
+        lin = 0
+        inside = True
+        weight = 1.0
+        for i, k in enumerate(combo):
+            pos, w = taps[i][0][k], taps[i][1]
+            size, (_, lo, hi) = dims[i], coords[i]
+            if padding == "zeros":
+                inside = inside & (pos >= 0) & (pos < size)
+                pos = np.clip(pos, 0, size - 1)
+            elif padding == "border":
+                pos = np.clip(pos, 0, size - 1)
+            else:
+                pos = np.trunc(_reflect(pos, lo, hi)).astype(np.int64)
+                pos = np.clip(pos, 0, size - 1)
+            lin = lin + pos * strides[i]
+            if w is not None:
+                weight = weight * w[k]
+        vals = flat[bidx, cidx, np.reshape(lin, (n, 1, -1))]
+        if padding == "zeros":
+            vals = np.where(np.reshape(inside, (n, 1, -1)), vals, 0)
+        if mode == "nearest":
+            out = vals
+        else:
+            out = out + vals * np.reshape(weight, (n, 1, -1)).astype(work)
+    return _cast_back(out, X.dtype).reshape(n, c, *out_sp)
+
+
+def _grid_sample_builder(info: KernelInfo, default_mode: str):
+    mode = _GS_MODES.get(info.attr("mode", default_mode))
+    padding = info.attr("padding_mode", "zeros")
+    if mode is None or padding not in ("zeros", "border", "reflection"):
+        raise KernelUnsupported("mode linear/cubic/nearest, padding_mode zeros/border/reflection")
+    align = bool(info.attr("align_corners", 0))
+
+    def run(x, grid):
+        return _grid_sample(x, grid, mode, padding, align)
+
+    return run
+
+
+def _gs_check(info: KernelInfo) -> str | None:
+    dt = info.input_dtype(0)
+    mode = info.attr("mode", "bilinear")
+    if dt is not None and mode != "nearest" and dt not in FLOAT_TYPES:
+        return f"mode {mode!r} is supported for float inputs only, got {dt}"
+    if dt is not None and (dt == object or dt.kind == "c"):
+        return f"element type {dt} is not supported"
+    return None
+
+
+@builder("GridSample", since=16, check=_gs_check)
+def grid_sample_16(info: KernelInfo):
+    return _grid_sample_builder(info, "bilinear")
+
+
+@builder("GridSample", since=20, check=_gs_check)
+def grid_sample_20(info: KernelInfo):
+    return _grid_sample_builder(info, "linear")
+
+
+# -- AffineGrid ----------------------------------------------------------------------------------
+def _base_coords(size: int, align: bool) -> np.ndarray:
+    i = np.arange(size, dtype=np.float64)
+    if align:
+        return -1 + 2 * i / (size - 1) if size > 1 else np.full(size, -1.0)
+    return (2 * i + 1) / size - 1
+
+
+@kernel("AffineGrid", since=20, dtypes=FLOAT_TYPES)
+def affine_grid(theta, size, align_corners=0):
+    size = [int(s) for s in size]
+    spatial = size[2:]
+    axes = [_base_coords(s, bool(align_corners)) for s in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    # homogeneous coordinates in (x, y[, z], 1) order: the last spatial axis first
+    homo = np.stack([*mesh[::-1], np.ones(spatial)], axis=-1).reshape(-1, len(spatial) + 1)
+    t = theta.astype(np.float64)
+    grid = np.einsum("pk,njk->npj", homo, t)
+    return grid.reshape(theta.shape[0], *spatial, len(spatial)).astype(theta.dtype)
+
+
+# -- Col2Im --------------------------------------------------------------------------------------
+@kernel("Col2Im", since=18)
+def col2im(x, image_shape, block_shape, dilations=None, pads=None, strides=None):
+    image = [int(v) for v in image_shape]
+    block = [int(v) for v in block_shape]
+    nd = len(image)
+    dil = list(dilations or [1] * nd)
+    st = list(strides or [1] * nd)
+    pd = list(pads or [0] * (2 * nd))
+    n = x.shape[0]
+    c = x.shape[1] // int(np.prod(block))
+    padded = [image[i] + pd[i] + pd[nd + i] for i in range(nd)]
+    counts = [(padded[i] - dil[i] * (block[i] - 1) - 1) // st[i] + 1 for i in range(nd)]
+    cols = x.reshape(n, c, *block, *counts)
+    acc_dtype = np.float32 if x.dtype.kind == "V" else x.dtype
+    out = np.zeros((n, c, *padded), acc_dtype)
+    for k in itertools.product(*[range(b) for b in block]):
+        sl = tuple(
+            slice(k[i] * dil[i], k[i] * dil[i] + st[i] * (counts[i] - 1) + 1, st[i])
+            for i in range(nd)
+        )
+        out[(slice(None), slice(None), *sl)] += cols[(slice(None), slice(None), *k)]
+    crop = tuple(slice(pd[i], pd[i] + image[i]) for i in range(nd))
+    return out[(slice(None), slice(None), *crop)].astype(x.dtype, copy=False)
+
+
+# -- CenterCropPad -------------------------------------------------------------------------------
+@kernel("CenterCropPad", since=18)
+def center_crop_pad(x, shape, axes=None):
+    rank = x.ndim
+    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    src = [slice(None)] * rank
+    dst = [slice(None)] * rank
+    out_shape = list(x.shape)
+    for a, target in zip(axes, [int(s) for s in shape]):
+        dim = x.shape[a]
+        out_shape[a] = target
+        if target < dim:
+            start = (dim - target) // 2
+            src[a] = slice(start, start + target)
+        elif target > dim:
+            start = (target - dim) // 2
+            dst[a] = slice(start, start + dim)
+    out = np.zeros(out_shape, x.dtype)
+    out[tuple(dst)] = x[tuple(src)]
+    return out
+
+
+# -- NonMaxSuppression ---------------------------------------------------------------------------
+def _corners(boxes: np.ndarray, center_point_box: int):
+    if center_point_box:
+        cx, cy, w, h = (boxes[:, i] for i in range(4))
+        return cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
+    y1, x1, y2, x2 = (boxes[:, i] for i in range(4))
+    return np.minimum(x1, x2), np.maximum(x1, x2), np.minimum(y1, y2), np.maximum(y1, y2)
+
+
+def _suppressed(corners, top: int, rest: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Whether each box in ``rest`` overlaps box ``top`` with IoU above the threshold."""
+    x0, x1, y0, y1 = corners
+    ix0, ix1 = np.maximum(x0[top], x0[rest]), np.minimum(x1[top], x1[rest])
+    iy0, iy1 = np.maximum(y0[top], y0[rest]), np.minimum(y1[top], y1[rest])
+    overlap = (ix1 > ix0) & (iy1 > iy0)
+    inter = (ix1 - ix0) * (iy1 - iy0)
+    area_t = (x1[top] - x0[top]) * (y1[top] - y0[top])
+    area_r = (x1[rest] - x0[rest]) * (y1[rest] - y0[rest])
+    union = area_t + area_r - inter
+    ok = overlap & (inter > 0) & (area_t > 0) & (area_r > 0) & (union > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / np.where(union > 0, union, 1)
+    return ok & (iou > iou_threshold)
+
+
+def _nms_class(corners, scores, max_out, iou_threshold, score_threshold):
+    cand = np.arange(scores.shape[0])
+    if score_threshold is not None:
+        cand = cand[scores > score_threshold]
+    order = cand[np.lexsort((cand, -scores[cand].astype(np.float64)))]
+    selected: list[int] = []
+    while order.size and len(selected) < max_out:
+        top = int(order[0])
+        selected.append(top)
+        rest = order[1:]
+        order = rest[~_suppressed(corners, top, rest, iou_threshold)]
+    return selected
+
+
+def _scalar(v, default):
+    if v is None or np.asarray(v).size == 0:
+        return default
+    return np.asarray(v).reshape(-1)[0]
+
+
+@kernel("NonMaxSuppression", since=(10, 11), dtypes=FLOAT_TYPES)
+def non_max_suppression(
+    boxes,
+    scores,
+    max_output_boxes_per_class=None,
+    iou_threshold=None,
+    score_threshold=None,
+    center_point_box=0,
+):
+    max_out = max(int(_scalar(max_output_boxes_per_class, 0)), 0)
+    iou = _scalar(iou_threshold, 0.0)
+    score_t = _scalar(score_threshold, None)
+    rows = []
+    for b in range(boxes.shape[0]):
+        corners = _corners(boxes[b], center_point_box)
+        for cls in range(scores.shape[1]):
+            for i in _nms_class(corners, scores[b, cls], max_out, iou, score_t):
+                rows.append((b, cls, i))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)

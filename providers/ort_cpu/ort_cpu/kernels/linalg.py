@@ -1,0 +1,98 @@
+"""Linear algebra kernels: MatMul, Gemm, MatMulInteger, Einsum, Det.
+
+float16 and ml_dtypes floats are multiplied in float32 (numpy has no float16 BLAS) and cast back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
+
+from ._registry import builder, kernel
+
+INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
+
+
+def _work(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.float16 or x.dtype.kind == "V":
+        return x.astype(np.float32)
+    return x
+
+
+@kernel("MatMul", since=1, dtypes=NUMERIC_TYPES)
+def matmul(a, b):
+    return np.asarray(np.matmul(_work(a), _work(b))).astype(a.dtype, copy=False)
+
+
+@builder("Gemm", since=1, dtypes=NUMERIC_TYPES,
+         attributes=("alpha", "beta", "transA", "transB", "broadcast"))  # fmt: skip
+def gemm(info):
+    alpha = float(info.attr("alpha", 1.0))
+    beta = float(info.attr("beta", 1.0))
+    trans_a = bool(info.attr("transA", 0))
+    trans_b = bool(info.attr("transB", 0))
+    b_const = info.constant(1)
+    b_pre = None
+    if b_const is not None:  # prepack: transpose once, in the working type
+        b_pre = np.ascontiguousarray(_work(b_const).T if trans_b else _work(b_const))
+
+    def run(a, b, c=None):
+        dt = a.dtype
+        a = _work(a)
+        if trans_a:
+            a = a.T
+        if b_pre is not None:
+            b = b_pre
+        else:
+            b = _work(b)
+            if trans_b:
+                b = b.T
+        y = a @ b
+        if alpha != 1.0:
+            y = y * alpha if y.dtype.kind in "iu" else np.multiply(y, alpha, out=y)
+        if c is not None and beta != 0.0:
+            c = _work(c)
+            c = c if beta == 1.0 else c * beta
+            inplace = y.shape == np.broadcast_shapes(y.shape, c.shape)
+            y = np.add(y, c, out=y) if inplace and y.dtype == np.result_type(y, c) else y + c
+        return np.asarray(y).astype(dt, copy=False)
+
+    return run
+
+
+def _zero_point(zp, axis_len: int, row: bool):
+    """A MatMulInteger zero point as an int32 array broadcastable against its operand."""
+    if zp is None:
+        return None
+    z = zp.astype(np.int32)
+    if z.ndim == 1 and z.size == axis_len and axis_len != 1:
+        return z[:, None] if row else z
+    return z
+
+
+@kernel("MatMulInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES})
+def matmul_integer(a, b, a_zero_point=None, b_zero_point=None):
+    # float64 products and sums are exact here (|a*b| < 2**16, K far below 2**37)
+    af = a.astype(np.float64)
+    bf = b.astype(np.float64)
+    azp = _zero_point(a_zero_point, a.shape[-2] if a.ndim >= 2 else 1, row=True)
+    bzp = _zero_point(b_zero_point, b.shape[-1] if b.ndim >= 2 else 1, row=False)
+    if azp is not None:
+        af -= azp
+    if bzp is not None:
+        bf -= bzp
+    return np.asarray(np.matmul(af, bf)).astype(np.int32)
+
+
+@kernel("Einsum", since=12, dtypes=NUMERIC_TYPES)
+def einsum(*xs, equation=""):
+    eq = equation.replace(" ", "")
+    dt = xs[0].dtype
+    ws = [_work(x) for x in xs]
+    return np.asarray(np.einsum(eq, *ws, optimize=len(ws) > 1)).astype(dt, copy=False)
+
+
+@kernel("Det", since=11, dtypes=FLOAT_TYPES)
+def det(x):
+    return np.asarray(np.linalg.det(_work(x))).astype(x.dtype, copy=False)

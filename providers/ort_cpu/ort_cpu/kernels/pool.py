@@ -1,0 +1,308 @@
+"""Pooling kernels: MaxPool, AveragePool, LpPool, their global forms, MaxUnpool, MaxRoiPool and
+RoiAlign.
+
+Windowed pools loop over the kernel offsets (a handful), each step one vectorized operation on a
+strided slice of the padded input; MaxPool's Indices come from one argmax over a window view.
+Cells that ceil_mode windows overhang past the padding count neither as values nor in averages.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES
+
+from ._registry import builder, kernel
+from .conv import check_auto_pad, compute_dtype, kernel_view, offset_slices, pad_to, window_geometry
+
+MAXPOOL_TYPES = FLOAT_TYPES | frozenset(map(np.dtype, (np.int8, np.uint8)))
+
+
+class PoolAttrs:
+    """Window attributes with ONNX defaults, parsed once per node."""
+
+    __slots__ = ("auto_pad", "ceil_mode", "dilations", "kernel", "pads", "strides")
+
+    def __init__(self, info) -> None:
+        self.kernel = list(info.attr("kernel_shape"))
+        nd = len(self.kernel)
+        self.strides = list(info.attr("strides") or [1] * nd)
+        self.dilations = list(info.attr("dilations") or [1] * nd)
+        self.pads = info.attr("pads")
+        self.auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
+        self.ceil_mode = bool(info.attr("ceil_mode", 0))
+
+    def geometry(self, in_shape):
+        return window_geometry(
+            in_shape, self.kernel, self.strides, self.dilations, self.pads, self.auto_pad,
+            self.ceil_mode,
+        )  # fmt: skip
+
+    def offsets(self):
+        return itertools.product(*(range(k) for k in self.kernel))
+
+    def slices(self, offset, out):
+        return (Ellipsis, *offset_slices(offset, self.dilations, self.strides, out))
+
+
+def _check_pool(info) -> str | None:
+    if not info.attr("kernel_shape"):
+        return "kernel_shape attribute is required"
+    return check_auto_pad(info)
+
+
+def _lowest(dt: np.dtype):
+    return -np.inf if dt.kind == "f" else np.iinfo(dt).min
+
+
+def _window_reduce(xp, attrs: PoolAttrs, out, op) -> np.ndarray:
+    """Fold ``op`` over the kernel offsets of the padded input ``xp``."""
+    acc = None
+    for offset in attrs.offsets():
+        v = xp[attrs.slices(offset, out)]
+        acc = v.copy() if acc is None else op(acc, v, out=acc)
+    return acc
+
+
+def _axis_counts(attrs: PoolAttrs, in_shape, out, begin, end, include_pad: bool) -> np.ndarray:
+    """How many window cells fall inside the input (or the padded input) per output cell."""
+    counts = np.ones((), np.float64)
+    nd = len(in_shape)
+    for i in range(nd):
+        pos = (
+            np.arange(out[i])[:, None] * attrs.strides[i]
+            - begin[i]
+            + np.arange(attrs.kernel[i])[None, :] * attrs.dilations[i]
+        )
+        lo, hi = (-begin[i], in_shape[i] + end[i]) if include_pad else (0, in_shape[i])
+        c = ((pos >= lo) & (pos < hi)).sum(axis=1).astype(np.float64)
+        counts = counts[..., None] * c
+    return counts
+
+
+def _max_indices(xp, attrs: PoolAttrs, x_shape, out, begin, storage_order: int) -> np.ndarray:
+    """Flat indices into the unpadded input of each window's first maximum."""
+    nd = len(attrs.kernel)
+    win = kernel_view(xp, attrs.kernel, attrs.strides, attrs.dilations, out, kernel_first=False)
+    arg = win.reshape(*win.shape[: 2 + nd], -1).argmax(axis=-1)
+    k_idx = np.unravel_index(arg, attrs.kernel)
+    spatial = x_shape[2:]
+    grid = np.indices(out, sparse=True)
+    flat = np.zeros(arg.shape, np.int64)
+    order = range(nd) if storage_order == 0 else reversed(range(nd))
+    for i in order:
+        pos = grid[i] * attrs.strides[i] - begin[i] + k_idx[i] * attrs.dilations[i]
+        flat = flat * spatial[i] + pos
+    nc = np.arange(x_shape[0] * x_shape[1], dtype=np.int64).reshape(x_shape[0], x_shape[1])
+    return flat + nc.reshape(nc.shape + (1,) * nd) * math.prod(spatial)
+
+
+@builder("MaxPool", since=(1, 8, 10, 11, 12, 22), dtypes=MAXPOOL_TYPES, check=_check_pool)
+def max_pool(info):
+    attrs = PoolAttrs(info)
+    storage_order = int(info.attr("storage_order", 0))
+    want_indices = info.num_outputs > 1 and bool(info.node.outputs[1])
+
+    def run(x):
+        dt = x.dtype
+        xc = x.astype(np.float32) if dt.kind == "V" else x
+        out, begin, _, extent = attrs.geometry(x.shape[2:])
+        xp = pad_to(xc, begin, extent, _lowest(xc.dtype))
+        y = _window_reduce(xp, attrs, out, np.maximum).astype(dt, copy=False)
+        if not want_indices:
+            return y, None
+        return y, _max_indices(xp, attrs, x.shape, out, begin, storage_order)
+
+    return run
+
+
+@builder("AveragePool", since=(1, 7, 10, 11, 19, 22), dtypes=FLOAT_TYPES, check=_check_pool)
+def average_pool(info):
+    attrs = PoolAttrs(info)
+    include_pad = bool(info.attr("count_include_pad", 0))
+
+    def run(x):
+        cdt = compute_dtype(x.dtype)
+        out, begin, end, extent = attrs.geometry(x.shape[2:])
+        xp = pad_to(x.astype(cdt, copy=False), begin, extent)
+        total = _window_reduce(xp, attrs, out, np.add)
+        counts = _axis_counts(attrs, x.shape[2:], out, begin, end, include_pad)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (total / counts.astype(cdt)).astype(x.dtype, copy=False)
+
+    return run
+
+
+def _lp_power(x: np.ndarray, p: float) -> np.ndarray:
+    return x * x if p == 2 else np.abs(x) ** p
+
+
+def _lp_root(s: np.ndarray, p: float) -> np.ndarray:
+    return np.sqrt(s) if p == 2 else s ** (1.0 / p)
+
+
+@builder("LpPool", since=(1, 2, 11, 18, 22), dtypes=FLOAT_TYPES, check=_check_pool)
+def lp_pool(info):
+    attrs = PoolAttrs(info)
+    p = float(info.attr("p", 2))
+
+    def run(x):
+        cdt = compute_dtype(x.dtype)
+        out, begin, _, extent = attrs.geometry(x.shape[2:])
+        xp = pad_to(_lp_power(x.astype(cdt, copy=False), p), begin, extent)
+        return _lp_root(_window_reduce(xp, attrs, out, np.add), p).astype(x.dtype, copy=False)
+
+    return run
+
+
+# -- global pools ----------------------------------------------------------------------------
+def _spatial_axes(x: np.ndarray) -> tuple[int, ...]:
+    return tuple(range(2, x.ndim))
+
+
+@kernel("GlobalAveragePool", since=(1, 22), dtypes=FLOAT_TYPES)
+def global_average_pool(x):
+    y = x.mean(axis=_spatial_axes(x), keepdims=True, dtype=compute_dtype(x.dtype))
+    return y.astype(x.dtype)
+
+
+@kernel("GlobalMaxPool", since=(1, 22), dtypes=FLOAT_TYPES)
+def global_max_pool(x):
+    xc = x.astype(np.float32) if x.dtype.kind == "V" else x
+    return np.asarray(xc.max(axis=_spatial_axes(x), keepdims=True)).astype(x.dtype)
+
+
+@kernel("GlobalLpPool", since=(1, 2, 22), dtypes=FLOAT_TYPES)
+def global_lp_pool(x, p=2):
+    xc = x.astype(compute_dtype(x.dtype))
+    s = _lp_power(xc, float(p)).sum(axis=_spatial_axes(x), keepdims=True)
+    return _lp_root(s, float(p)).astype(x.dtype)
+
+
+# -- MaxUnpool -------------------------------------------------------------------------------
+@builder("MaxUnpool", since=(9, 11, 22), dtypes={0: FLOAT_TYPES})
+def max_unpool(info):
+    kernel_shape = list(info.attr("kernel_shape"))
+    nd = len(kernel_shape)
+    strides = list(info.attr("strides") or [1] * nd)
+    pads = list(info.attr("pads") or [0] * (2 * nd))
+
+    def run(x, indices, output_shape=None):
+        spatial = [
+            (i - 1) * s - pads[d] - pads[d + nd] + k
+            for d, (i, s, k) in enumerate(zip(x.shape[2:], strides, kernel_shape))
+        ]
+        inferred = (*x.shape[:2], *spatial)
+        y = np.zeros(math.prod(inferred), dtype=x.dtype)
+        y[indices.reshape(-1)] = x.reshape(-1)
+        y = y.reshape(inferred)
+        if output_shape is None:
+            return y
+        shape = tuple(int(v) for v in output_shape)
+        if shape == inferred:
+            return y
+        # indices address the inferred shape; the result sits in the top-left corner
+        res = np.zeros(shape, dtype=x.dtype)
+        res[tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))] = y[
+            tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))
+        ]
+        return res
+
+    return run
+
+
+# -- region pools -------------------------------------------------------------------------------
+def _bin_mask(start: np.ndarray, end: np.ndarray, size: int) -> np.ndarray:
+    """(bins, size) mask of the cells each [start, end) bin covers."""
+    cells = np.arange(size)
+    return (cells[None, :] >= start[:, None]) & (cells[None, :] < end[:, None])
+
+
+@kernel("MaxRoiPool", since=(1, 22), dtypes=FLOAT_TYPES)
+def max_roi_pool(x, rois, pooled_shape=(), spatial_scale=1.0):
+    """Caffe's ROI max pooling: ROI corners rounded half away from zero, floor/ceil bin edges,
+    empty bins give 0. Max is separable: over the bin's columns first, then its rows."""
+    ph, pw = (int(v) for v in pooled_shape)
+    cdt = compute_dtype(x.dtype)
+    xc = x.astype(cdt, copy=False)
+    height, width = x.shape[2:]
+    out = np.zeros((rois.shape[0], x.shape[1], ph, pw), dtype=cdt)
+    r = rois.astype(np.float64)
+    for n in range(r.shape[0]):
+        batch = int(r[n, 0])
+        corners = r[n, 1:5] * spatial_scale
+        x1, y1, x2, y2 = (np.sign(corners) * np.floor(np.abs(corners) + 0.5)).astype(np.int64)
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        hs = np.clip(np.floor(np.arange(ph) * (rh / ph)).astype(np.int64) + y1, 0, height)
+        he = np.clip(np.ceil(np.arange(1, ph + 1) * (rh / ph)).astype(np.int64) + y1, 0, height)
+        ws = np.clip(np.floor(np.arange(pw) * (rw / pw)).astype(np.int64) + x1, 0, width)
+        we = np.clip(np.ceil(np.arange(1, pw + 1) * (rw / pw)).astype(np.int64) + x1, 0, width)
+        mh, mw = _bin_mask(hs, he, height), _bin_mask(ws, we, width)
+        img = xc[batch]  # (C, H, W)
+        cols = np.where(mw[None, None], img[:, :, None, :], -np.inf).max(axis=-1)  # (C, H, pw)
+        cells = np.where(mh[None, :, :, None], cols[:, None], -np.inf).max(axis=2)  # (C, ph, pw)
+        empty = ~(mh.any(axis=1)[:, None] & mw.any(axis=1)[None, :])
+        out[n] = np.where(empty, 0, cells)
+    return out.astype(x.dtype)
+
+
+def _bilinear_axis(coords: np.ndarray, size: int):
+    """Low/high cell and weights of bilinear sampling along one axis (ORT/Caffe2 rules)."""
+    valid = (coords >= -1.0) & (coords <= size)
+    c = np.maximum(coords, 0.0)
+    low = np.floor(c).astype(np.int64)
+    at_edge = low >= size - 1
+    low = np.where(at_edge, size - 1, low)
+    high = np.where(at_edge, size - 1, low + 1)
+    c = np.where(at_edge, low, c)
+    frac = c - low
+    return low, high, 1.0 - frac, frac, valid
+
+
+@builder("RoiAlign", since=(10, 16, 22), dtypes={0: FLOAT_TYPES})
+def roi_align(info):
+    default_mode = "half_pixel" if info.opset >= 16 else "output_half_pixel"
+    half_pixel = info.attr("coordinate_transformation_mode", default_mode) == "half_pixel"
+    mode = info.attr("mode", "avg")
+    oh, ow = int(info.attr("output_height", 1)), int(info.attr("output_width", 1))
+    ratio = int(info.attr("sampling_ratio", 0))
+    scale = float(info.attr("spatial_scale", 1.0))
+
+    def one_roi(img, roi):
+        offset = 0.5 if half_pixel else 0.0
+        x1, y1, x2, y2 = (float(v) * scale - offset for v in roi)
+        rw, rh = x2 - x1, y2 - y1
+        if not half_pixel:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bh, bw = rh / oh, rw / ow
+        gh = ratio if ratio > 0 else math.ceil(rh / oh)
+        gw = ratio if ratio > 0 else math.ceil(rw / ow)
+        if gh <= 0 or gw <= 0:
+            return np.zeros((img.shape[0], oh, ow), img.dtype)
+        ys = y1 + (np.arange(oh)[:, None] * bh + (np.arange(gh)[None, :] + 0.5) * bh / gh).ravel()
+        xs = x1 + (np.arange(ow)[:, None] * bw + (np.arange(gw)[None, :] + 0.5) * bw / gw).ravel()
+        yl, yh, wyl, wyh, vy = _bilinear_axis(ys, img.shape[1])
+        xl, xh, wxl, wxh, vx = _bilinear_axis(xs, img.shape[2])
+        valid = (vy[:, None] & vx[None, :]).astype(img.dtype)
+        terms = [
+            img[:, ya][:, :, xa] * (wy[:, None] * wx[None, :] * valid).astype(img.dtype)
+            for ya, wy in ((yl, wyl), (yh, wyh))
+            for xa, wx in ((xl, wxl), (xh, wxh))
+        ]
+        shape = (img.shape[0], oh, gh, ow, gw)
+        if mode == "max":
+            return np.maximum.reduce(terms).reshape(shape).max(axis=(2, 4))
+        return sum(terms).reshape(shape).sum(axis=(2, 4)) / max(gh * gw, 1)
+
+    def run(x, rois, batch_indices):
+        cdt = compute_dtype(x.dtype)
+        xc = x.astype(cdt, copy=False)
+        out = np.zeros((rois.shape[0], x.shape[1], oh, ow), dtype=cdt)
+        for n in range(rois.shape[0]):
+            out[n] = one_roi(xc[int(batch_indices[n])], rois[n])
+        return out.astype(x.dtype)
+
+    return run

@@ -1,0 +1,217 @@
+"""Reductions (Reduce*, ArgMax/ArgMin), Softmax/LogSoftmax/Hardmax and CumSum.
+
+float16 and ml_dtypes floats are accumulated in float32 and cast back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
+
+from ._registry import kernel
+
+BOOL = frozenset({np.dtype(np.bool_)})
+
+
+def _work(x: np.ndarray) -> np.ndarray:
+    """``x`` in the type reductions accumulate in."""
+    if x.dtype == np.float16 or x.dtype.kind == "V":
+        return x.astype(np.float32)
+    return x
+
+
+def _axes(axes, ndim: int, noop: int) -> tuple[int, ...] | None:
+    """Normalized reduction axes: None = all axes, () = none (noop_with_empty_axes)."""
+    if axes is None or len(np.atleast_1d(axes)) == 0:
+        return () if noop else None
+    return tuple(sorted({int(a) % ndim if ndim else 0 for a in np.atleast_1d(axes)}))
+
+
+def _extreme(dtype: np.dtype, high: bool):
+    if dtype.kind == "b":
+        return high
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.max if high else info.min
+    return np.inf if high else -np.inf
+
+
+def _sum(x, ax, kd):
+    return np.sum(x, axis=ax, keepdims=kd)
+
+
+def _mean(x, ax, kd):
+    if x.dtype.kind in "iu":
+        return np.mean(x, axis=ax, keepdims=kd, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.mean(x, axis=ax, keepdims=kd)
+
+
+def _max(x, ax, kd):
+    return np.max(x, axis=ax, keepdims=kd, initial=_extreme(x.dtype, False))
+
+
+def _min(x, ax, kd):
+    return np.min(x, axis=ax, keepdims=kd, initial=_extreme(x.dtype, True))
+
+
+def _prod(x, ax, kd):
+    return np.prod(x, axis=ax, keepdims=kd)
+
+
+def _l1(x, ax, kd):
+    return np.sum(np.abs(x), axis=ax, keepdims=kd)
+
+
+def _l2(x, ax, kd):
+    s = np.sum(np.square(x, dtype=np.float64 if x.dtype.kind in "iu" else x.dtype), axis=ax,
+               keepdims=kd)  # fmt: skip
+    return np.sqrt(s)
+
+
+def _sum_square(x, ax, kd):
+    return np.sum(np.square(x), axis=ax, keepdims=kd)
+
+
+def _log_sum(x, ax, kd):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.sum(x, axis=ax, keepdims=kd, dtype=_float(x)))
+
+
+def _float(x):
+    return np.float64 if x.dtype.kind in "iu" else x.dtype
+
+
+def _log_sum_exp(x, ax, kd):
+    x = x.astype(_float(x), copy=False)
+    if x.size == 0:
+        return np.log(np.sum(x, axis=ax, keepdims=kd))  # -inf, or the empty result's shape
+    m = np.max(x, axis=ax, keepdims=True)
+    m[~np.isfinite(m)] = 0
+    e = np.exp(x - m)
+    s = np.sum(e, axis=ax, keepdims=True)
+    with np.errstate(divide="ignore"):
+        np.log(s, out=s)
+    s += m
+    return s if kd else np.squeeze(s, axis=ax)
+
+
+REDUCE = {  # op: (input-axes since, numpy function, input types)
+    "ReduceSum": (13, _sum, NUMERIC_TYPES),
+    "ReduceMean": (18, _mean, NUMERIC_TYPES),
+    "ReduceMax": (18, _max, NUMERIC_TYPES | BOOL),
+    "ReduceMin": (18, _min, NUMERIC_TYPES | BOOL),
+    "ReduceProd": (18, _prod, NUMERIC_TYPES),
+    "ReduceL1": (18, _l1, NUMERIC_TYPES),
+    "ReduceL2": (18, _l2, NUMERIC_TYPES),
+    "ReduceSumSquare": (18, _sum_square, NUMERIC_TYPES),
+    "ReduceLogSum": (18, _log_sum, NUMERIC_TYPES),
+    "ReduceLogSumExp": (18, _log_sum_exp, NUMERIC_TYPES),
+}
+
+
+def _reducer(fn):
+    def reduce(x, axes, keepdims, noop):
+        ax = _axes(axes, x.ndim, noop)
+        r = fn(_work(x), ax, bool(keepdims))
+        return np.asarray(r).astype(x.dtype, copy=False)
+
+    def attr_form(x, axes=None, keepdims=1):
+        return reduce(x, axes, keepdims, 0)
+
+    def input_form(x, axes=None, keepdims=1, noop_with_empty_axes=0):
+        return reduce(x, axes, keepdims, noop_with_empty_axes)
+
+    return attr_form, input_form
+
+
+for _op, (_since, _fn, _types) in REDUCE.items():
+    _attr_form, _input_form = _reducer(_fn)
+    kernel(_op, since=1, dtypes=_types)(_attr_form)
+    kernel(_op, since=_since, dtypes=_types)(_input_form)
+
+
+# -- ArgMax / ArgMin ------------------------------------------------------------------------------
+def _arg(fn):
+    def run(x, axis=0, keepdims=1, select_last_index=0):
+        axis %= max(x.ndim, 1)
+        w = _work(x)
+        if select_last_index:
+            n = x.shape[axis]
+            r = (n - 1) - fn(np.flip(w, axis), axis=axis, keepdims=bool(keepdims))
+        else:
+            r = fn(w, axis=axis, keepdims=bool(keepdims))
+        return np.asarray(r, np.int64)
+
+    return run
+
+
+kernel("ArgMax", since=1, dtypes=NUMERIC_TYPES)(_arg(np.argmax))
+kernel("ArgMin", since=1, dtypes=NUMERIC_TYPES)(_arg(np.argmin))
+
+
+# -- Softmax family -------------------------------------------------------------------------------
+def _softmax(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    e = x - m
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def _log_softmax(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    e = x - m
+    s = np.sum(np.exp(e), axis=axis, keepdims=True)
+    np.log(s, out=s)
+    e -= s
+    return e
+
+
+def _hardmax(x, axis):
+    idx = np.expand_dims(np.argmax(x, axis=axis), axis)
+    r = np.zeros(x.shape, x.dtype)
+    np.put_along_axis(r, idx, 1, axis=axis)
+    return r
+
+
+def _along_axis(fn, legacy: bool):
+    def run(x, axis=1 if legacy else -1):
+        if x.size == 0:
+            return x.copy()
+        w = _work(x)
+        if w is x and x.ndim == 0:
+            w = x.reshape(1)
+        if legacy:  # opset < 13: flatten to 2-D at `axis`, work along the second dimension
+            axis %= max(x.ndim, 1)
+            w = w.reshape(int(np.prod(x.shape[:axis])), -1)
+            return fn(w, 1).reshape(x.shape).astype(x.dtype, copy=False)
+        return fn(w, axis).reshape(x.shape).astype(x.dtype, copy=False)
+
+    return run
+
+
+for _op, _fn in (("Softmax", _softmax), ("LogSoftmax", _log_softmax), ("Hardmax", _hardmax)):
+    kernel(_op, since=1, dtypes=FLOAT_TYPES)(_along_axis(_fn, legacy=True))
+    kernel(_op, since=13, dtypes=FLOAT_TYPES)(_along_axis(_fn, legacy=False))
+
+
+# -- CumSum ---------------------------------------------------------------------------------------
+@kernel("CumSum", since=11, dtypes=NUMERIC_TYPES)
+def cumsum(x, axis, exclusive=0, reverse=0):
+    ax = int(np.asarray(axis).reshape(-1)[0]) % max(x.ndim, 1)
+    w = _work(x)
+    if reverse:
+        w = np.flip(w, ax)
+    r = np.cumsum(w, axis=ax, dtype=w.dtype)
+    if exclusive:
+        shifted = np.zeros_like(r)
+        dst = [slice(None)] * x.ndim
+        src = [slice(None)] * x.ndim
+        dst[ax], src[ax] = slice(1, None), slice(None, -1)
+        shifted[tuple(dst)] = r[tuple(src)]
+        r = shifted
+    if reverse:
+        r = np.flip(r, ax)
+    return np.ascontiguousarray(r).astype(x.dtype, copy=False)

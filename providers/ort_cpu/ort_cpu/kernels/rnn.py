@@ -1,0 +1,249 @@
+"""Recurrent kernels: RNN, GRU and LSTM.
+
+The input projection ``X @ W^T + Wb`` is computed for every timestep in one matmul; only the
+recurrent part loops over time. ``sequence_lens`` is handled by masking: a batch entry stops
+updating its state after its last step, its ``Y`` rows past the end are zero, and the reverse
+direction walks each entry from its own last step. float16 and bfloat16 are computed in float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
+
+from ._registry import builder
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softplus(x):
+    return np.logaddexp(0, x)
+
+
+# name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
+_ACTIVATIONS = {
+    "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
+    "tanh": (lambda x, a, b: np.tanh(x), None, None),
+    "sigmoid": (lambda x, a, b: _sigmoid(x), None, None),
+    "affine": (lambda x, a, b: a * x + b, 1.0, 0.0),
+    "leakyrelu": (lambda x, a, b: np.where(x >= 0, x, a * x), 0.01, None),
+    "thresholdedrelu": (lambda x, a, b: np.where(x > a, x, 0), 1.0, None),
+    "scaledtanh": (lambda x, a, b: a * np.tanh(b * x), 1.0, 1.0),
+    "hardsigmoid": (lambda x, a, b: np.clip(a * x + b, 0, 1), 0.2, 0.5),
+    "elu": (lambda x, a, b: np.where(x >= 0, x, a * (np.exp(np.minimum(x, 0)) - 1)), 1.0, None),
+    "softsign": (lambda x, a, b: x / (1 + np.abs(x)), None, None),
+    "softplus": (lambda x, a, b: _softplus(x), None, None),
+}
+
+
+def _activations(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list]:
+    """Per direction, the activation callables (f, g[, h]) from the node's attributes.
+
+    ``activation_alpha``/``activation_beta`` are consumed in order by the activations that take
+    an alpha (beta); an activation whose value is not listed uses its ONNX default.
+    """
+    names = info.attr("activations") or defaults * num_dir
+    if len(names) == len(defaults) and num_dir == 2:
+        names = list(names) * 2
+    if len(names) != len(defaults) * num_dir:
+        raise KernelUnsupported(
+            f"activations needs {len(defaults) * num_dir} entries ({len(defaults)} per direction),"
+            f" got {len(names)}"
+        )
+    alphas = list(info.attr("activation_alpha") or [])
+    betas = list(info.attr("activation_beta") or [])
+    funcs = []
+    for name in names:
+        entry = _ACTIVATIONS.get(str(name).lower())
+        if entry is None:
+            raise KernelUnsupported(f"activation {name!r} (supported: {sorted(_ACTIVATIONS)})")
+        fn, da, db = entry
+        a = alphas.pop(0) if da is not None and alphas else da
+        b = betas.pop(0) if db is not None and betas else db
+        funcs.append(lambda x, fn=fn, a=a, b=b: fn(x, a, b))
+    k = len(defaults)
+    return [funcs[d * k : (d + 1) * k] for d in range(num_dir)]
+
+
+def _num_directions(info: KernelInfo) -> int:
+    direction = info.attr("direction", "forward")
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise KernelUnsupported(f"direction {direction!r} (forward, reverse, bidirectional)")
+    return 2 if direction == "bidirectional" else 1
+
+
+def _work_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
+def _time_order(seq: int, batch: int, lens: np.ndarray | None, reverse: bool):
+    """Per step and batch entry, the timestep to read/write and whether the entry is active.
+
+    Returns ``(tidx, valid)``, both of shape [seq, batch]. For inactive steps ``tidx`` points
+    at positions past the entry's length, so every column of ``tidx`` is a permutation.
+    """
+    t = np.arange(seq)[:, None]
+    if lens is None:
+        lens_b = np.full((1, batch), seq, dtype=np.int64)
+    else:
+        lens_b = np.minimum(lens.astype(np.int64), seq).reshape(1, batch)
+    valid = np.broadcast_to(t < lens_b, (seq, batch))
+    tidx = np.broadcast_to(t, (seq, batch))
+    if reverse:
+        tidx = np.where(valid, lens_b - 1 - t, t)
+    return tidx, valid
+
+
+class _Recurrent:
+    """Shared driver: layout, defaults, directions, sequence lengths and output assembly."""
+
+    gates = 1
+    default_acts = ["Tanh"]
+
+    def __init__(self, info: KernelInfo):
+        self.num_dir = _num_directions(info)
+        self.reverse_only = info.attr("direction", "forward") == "reverse"
+        self.layout = int(info.attr("layout", 0))
+        clip = info.attr("clip")
+        self.clip = None if clip is None else float(clip)
+        self.acts = _activations(info, self.default_acts, self.num_dir)
+        self.num_outputs = info.num_outputs
+        self.info = info
+
+    def _clip(self, x):
+        return x if self.clip is None else np.clip(x, -self.clip, self.clip)
+
+    def __call__(self, X, W, R, B=None, sequence_lens=None, initial_h=None, *extra):
+        dtype = X.dtype
+        wt = _work_dtype(dtype)
+        if self.layout:
+            X = np.swapaxes(X, 0, 1)
+            initial_h = None if initial_h is None else np.swapaxes(initial_h, 0, 1)
+            extra = tuple(
+                np.swapaxes(e, 0, 1) if i == 0 and e is not None else e for i, e in enumerate(extra)
+            )
+        X, W, R = X.astype(wt), W.astype(wt), R.astype(wt)
+        seq, batch, _ = X.shape
+        hidden = R.shape[-1]
+        g = self.gates
+        if B is None:
+            B = np.zeros((self.num_dir, 2 * g * hidden), wt)
+        B = B.astype(wt)
+        if initial_h is None:
+            initial_h = np.zeros((self.num_dir, batch, hidden), wt)
+        initial_h = initial_h.astype(wt)
+        extra = tuple(None if e is None else e.astype(wt) for e in extra)
+        Y = np.zeros((seq, self.num_dir, batch, hidden), wt)
+        finals = []
+        for d in range(self.num_dir):
+            reverse = self.reverse_only or d == 1
+            tidx, valid = _time_order(seq, batch, sequence_lens, reverse)
+            xw = X @ W[d].T + B[d, : g * hidden]
+            xw = xw[tidx, np.arange(batch)[None, :]]
+            states = (initial_h[d],) + tuple(None if e is None else e[d] for e in extra[:1])
+            hs, states = self.run_direction(d, xw, valid, R[d], B[d, g * hidden :], states, extra)
+            Y[tidx, d, np.arange(batch)[None, :]] = hs
+            finals.append(states)
+        outs = [Y] + [np.stack([f[k] for f in finals]) for k in range(len(finals[0]))]
+        if self.layout:
+            outs = [np.transpose(outs[0], (2, 0, 1, 3))] + [np.swapaxes(o, 0, 1) for o in outs[1:]]
+        return tuple(o.astype(dtype, copy=False) for o in outs)
+
+    def run_direction(self, d, xw, valid, R, Rb, states, extra):
+        h = states[0]
+        f = self.acts[d][0]
+        hs = np.zeros(xw.shape[:2] + (h.shape[-1],), h.dtype)
+        rt = R.T
+        for t in range(xw.shape[0]):
+            hn = f(self._clip(xw[t] + h @ rt + Rb))
+            h = np.where(valid[t][:, None], hn, h)
+            hs[t] = np.where(valid[t][:, None], hn, 0)
+        return hs, (h,)
+
+
+class _GRU(_Recurrent):
+    gates = 3
+    default_acts = ["Sigmoid", "Tanh"]
+
+    def __init__(self, info: KernelInfo):
+        super().__init__(info)
+        self.linear_before_reset = bool(info.attr("linear_before_reset", 0))
+
+    def run_direction(self, d, xw, valid, R, Rb, states, extra):
+        h = states[0]
+        f, gact = self.acts[d]
+        n = h.shape[-1]
+        hs = np.zeros(xw.shape[:2] + (n,), h.dtype)
+        r_zr, r_h = R[: 2 * n].T, R[2 * n :].T
+        rb_zr, rb_h = Rb[: 2 * n], Rb[2 * n :]
+        for t in range(xw.shape[0]):
+            x = xw[t]
+            zr = f(self._clip(x[:, : 2 * n] + h @ r_zr + rb_zr))
+            z, r = zr[:, :n], zr[:, n:]
+            if self.linear_before_reset:
+                pre = x[:, 2 * n :] + r * (h @ r_h + rb_h)
+            else:
+                pre = x[:, 2 * n :] + (r * h) @ r_h + rb_h
+            hh = gact(self._clip(pre))
+            hn = (1 - z) * hh + z * h
+            m = valid[t][:, None]
+            h = np.where(m, hn, h)
+            hs[t] = np.where(m, hn, 0)
+        return hs, (h,)
+
+
+class _LSTM(_Recurrent):
+    gates = 4
+    default_acts = ["Sigmoid", "Tanh", "Tanh"]
+
+    def __init__(self, info: KernelInfo):
+        super().__init__(info)
+        self.input_forget = bool(info.attr("input_forget", 0))
+
+    def run_direction(self, d, xw, valid, R, Rb, states, extra):
+        h, c = states
+        n = h.shape[-1]
+        if c is None:
+            c = np.zeros_like(h)
+        p = extra[1] if len(extra) > 1 and extra[1] is not None else None
+        pi, po, pf = (0, 0, 0) if p is None else (p[d, :n], p[d, n : 2 * n], p[d, 2 * n :])
+        f, gact, hact = self.acts[d]
+        hs = np.zeros(xw.shape[:2] + (n,), h.dtype)
+        rt = R.T
+        for t in range(xw.shape[0]):
+            gates = xw[t] + h @ rt + Rb
+            i = f(self._clip(gates[:, :n] + pi * c))
+            if self.input_forget:
+                fg = 1 - i
+            else:
+                fg = f(self._clip(gates[:, 2 * n : 3 * n] + pf * c))
+            cc = gact(self._clip(gates[:, 3 * n :]))
+            cn = fg * c + i * cc
+            o = f(self._clip(gates[:, n : 2 * n] + po * cn))
+            hn = o * hact(cn)
+            m = valid[t][:, None]
+            h = np.where(m, hn, h)
+            c = np.where(m, cn, c)
+            hs[t] = np.where(m, hn, 0)
+        return hs, (h, c)
+
+
+_RNN_DTYPES = {0: FLOAT_TYPES}
+
+
+@builder("RNN", since=(1, 7, 14), dtypes=_RNN_DTYPES)
+def rnn(info: KernelInfo):
+    return _Recurrent(info)
+
+
+@builder("GRU", since=(1, 3, 7, 14), dtypes=_RNN_DTYPES)
+def gru(info: KernelInfo):
+    return _GRU(info)
+
+
+@builder("LSTM", since=(1, 7, 14), dtypes=_RNN_DTYPES)
+def lstm(info: KernelInfo):
+    return _LSTM(info)

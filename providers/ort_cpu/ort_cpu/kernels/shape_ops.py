@@ -1,0 +1,251 @@
+"""Shape ops: Identity, Constant, ConstantOfShape, Shape, Size, Reshape, Flatten, Squeeze,
+Unsqueeze, Expand, Transpose, Range, EyeLike.
+
+Results are views of the input wherever numpy allows (reshape, transpose, squeeze, slicing).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import helper
+
+from ort_core.errors import InvalidArgument
+
+from ._registry import builder, kernel
+
+
+def normalize_axis(op: str, axis: int, rank: int) -> int:
+    """``axis`` in [-rank, rank-1] as a non-negative axis; an error naming ``op`` otherwise."""
+    axis = int(axis)
+    if not -rank <= axis < rank:
+        raise InvalidArgument(f"{op}: axis {axis} is out of range for a tensor of rank {rank}.")
+    return axis + rank if axis < 0 else axis
+
+
+def normalize_axes(op: str, axes, rank: int) -> list[int]:
+    """Several axes, normalized; repeated axes are an error."""
+    out = [normalize_axis(op, a, rank) for a in np.asarray(axes, dtype=np.int64).reshape(-1)]
+    if len(set(out)) != len(out):
+        raise InvalidArgument(f"{op}: axes {list(map(int, axes))} repeat an axis.")
+    return out
+
+
+def int_list(values) -> list[int]:
+    """A 1-D (or 0-d) integer tensor or a list as a list of Python ints."""
+    return [int(v) for v in np.asarray(values).reshape(-1)]
+
+
+# -- pass-through and constants -------------------------------------------------------------------
+@kernel("Identity", since=1)
+def identity(x):
+    return x  # tensors, sequences (lists) and optionals (None or a value) alike
+
+
+def _constant_value(attrs: dict) -> np.ndarray:
+    if len(attrs) != 1:
+        raise InvalidArgument(
+            f"Constant: exactly one value attribute is required, got {sorted(attrs)}."
+        )
+    [(name, v)] = attrs.items()
+    if name in ("value", "sparse_value"):
+        return np.asarray(v)
+    if name == "value_float":
+        return np.asarray(v, dtype=np.float32)
+    if name == "value_floats":
+        return np.asarray(v, dtype=np.float32).reshape(-1)
+    if name == "value_int":
+        return np.asarray(v, dtype=np.int64)
+    if name == "value_ints":
+        return np.asarray(v, dtype=np.int64).reshape(-1)
+    if name == "value_string":
+        return np.array(v, dtype=object)
+    if name == "value_strings":
+        arr = np.empty(len(v), dtype=object)
+        arr[:] = list(v)
+        return arr
+    raise InvalidArgument(f"Constant: unknown attribute {name!r}.")
+
+
+_CONSTANT_ATTRS = (
+    "value",
+    "sparse_value",
+    "value_float",
+    "value_floats",
+    "value_int",
+    "value_ints",
+    "value_string",
+    "value_strings",
+)
+
+
+@builder("Constant", since=1, attributes=_CONSTANT_ATTRS)
+def constant(info):
+    value = _constant_value(info.attrs)
+
+    def run():
+        return value.copy()  # callers may write into outputs; never hand out the shared array
+
+    return run
+
+
+@builder("ConstantOfShape", since=9, attributes=("value",))
+def constant_of_shape(info):
+    value = info.attr("value")
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    if fill.size != 1:
+        raise InvalidArgument(f"ConstantOfShape: 'value' must hold one element, got {fill.size}.")
+
+    def run(shape):
+        dims = int_list(shape)
+        if any(d < 0 for d in dims):
+            raise InvalidArgument(f"ConstantOfShape: negative dimension in shape {dims}.")
+        return np.full(dims, fill[0], dtype=fill.dtype)
+
+    return run
+
+
+# -- shape queries ---------------------------------------------------------------------------------
+@kernel("Shape", since=1)
+def shape(x, start=0, end=None):
+    return np.array(x.shape[start:end], dtype=np.int64)  # slicing clamps as the spec asks
+
+
+@kernel("Size", since=1)
+def size(x):
+    return np.asarray(x.size, dtype=np.int64)
+
+
+# -- reshaping -------------------------------------------------------------------------------------
+def _reshape_target(x_shape: tuple, dims: list[int], allowzero: int) -> list[int]:
+    out = list(dims)
+    if not allowzero:
+        for i, d in enumerate(dims):
+            if d == 0:
+                if i >= len(x_shape):
+                    raise InvalidArgument(
+                        f"Reshape: shape {dims} copies dimension {i} (0) but the input has rank "
+                        f"{len(x_shape)}."
+                    )
+                out[i] = x_shape[i]
+    if out.count(-1) > 1 or any(d < -1 for d in out):
+        raise InvalidArgument(
+            f"Reshape: invalid shape {dims} (at most one -1, no other negatives)."
+        )
+    if -1 in out:
+        if allowzero and 0 in out:
+            raise InvalidArgument(f"Reshape: shape {dims} has both -1 and 0 with allowzero=1.")
+        known = math.prod(d for d in out if d != -1)
+        total = math.prod(x_shape)
+        if known == 0 or total % known:
+            raise InvalidArgument(
+                f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}."
+            )
+        out[out.index(-1)] = total // known
+    if math.prod(out) != math.prod(x_shape):
+        raise InvalidArgument(f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}.")
+    return out
+
+
+@kernel("Reshape", since=5)
+def reshape(x, shape, allowzero=0):
+    return x.reshape(_reshape_target(x.shape, int_list(shape), allowzero))
+
+
+@kernel("Flatten", since=1)
+def flatten(x, axis=1):
+    rank = x.ndim
+    if not -rank <= axis <= rank:
+        raise InvalidArgument(f"Flatten: axis {axis} is out of range for a tensor of rank {rank}.")
+    axis = axis + rank if axis < 0 else axis
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+def _squeeze(x, axes):
+    if axes is None:
+        return x.reshape([d for d in x.shape if d != 1])
+    axes = normalize_axes("Squeeze", axes, x.ndim)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise InvalidArgument(
+                f"Squeeze: dimension {a} of shape {x.shape} is {x.shape[a]}, not 1."
+            )
+    return x.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+
+
+@kernel("Squeeze", since=(1, 11, 13))
+def squeeze(x, axes=None):  # axes: an attribute before opset 13, an optional input since
+    return _squeeze(x, axes)
+
+
+def _unsqueeze(x, axes):
+    axes_list = int_list(axes)
+    rank = x.ndim + len(axes_list)
+    axes_n = normalize_axes("Unsqueeze", axes_list, rank)
+    dims = iter(x.shape)
+    return x.reshape([1 if i in axes_n else next(dims) for i in range(rank)])
+
+
+@kernel("Unsqueeze", since=(1, 11, 13))
+def unsqueeze(x, axes=()):  # axes: an attribute before opset 13, an input since
+    return _unsqueeze(x, axes)
+
+
+@kernel("Expand", since=8)
+def expand(x, shape):
+    dims = int_list(shape)
+    try:
+        target = np.broadcast_shapes(x.shape, tuple(dims))
+    except ValueError:
+        raise InvalidArgument(
+            f"Expand: shape {dims} does not broadcast with input shape {x.shape}."
+        ) from None
+    # A fresh array: a stride-0 broadcast view would be read-only for whoever receives it.
+    return np.array(np.broadcast_to(x, target))
+
+
+@kernel("Transpose", since=1)
+def transpose(x, perm=None):
+    if perm is None:
+        return x.transpose()
+    if sorted(perm) != list(range(x.ndim)):
+        raise InvalidArgument(
+            f"Transpose: perm {list(perm)} is not a permutation of 0..{x.ndim - 1}."
+        )
+    return x.transpose(perm)
+
+
+# -- generators ------------------------------------------------------------------------------------
+_STASH = {1: np.float32, 11: np.float64}
+
+
+@kernel("Range", since=11)
+def range_(start, limit, delta, stash_type=1):
+    dtype = np.asarray(start).dtype
+    s, e, d = (np.asarray(v).reshape(()).item() for v in (start, limit, delta))
+    if d == 0:
+        raise InvalidArgument("Range: delta must not be zero.")
+    if dtype.kind in "iu":
+        n = max(-((s - e) // d), 0)  # exact ceil((e - s) / d) on Python ints
+        return (np.arange(n, dtype=np.int64) * d + s).astype(dtype)
+    n = max(math.ceil((e - s) / d), 0)
+    compute = np.float64
+    if dtype.itemsize < 4:  # float16 / bfloat16: accumulate as stash_type says
+        compute = _STASH.get(int(stash_type))
+        if compute is None:
+            raise InvalidArgument(f"Range: unsupported stash_type {stash_type} (use 1 or 11).")
+        s, d = float(compute(s)), float(compute(d))
+    return (np.arange(n, dtype=compute) * compute(d) + compute(s)).astype(dtype)
+
+
+@kernel("EyeLike", since=9)
+def eye_like(x, dtype=None, k=0):
+    if x.ndim != 2:
+        raise InvalidArgument(f"EyeLike: input must be 2-D, got shape {x.shape}.")
+    out_dtype = x.dtype if dtype is None else helper.tensor_dtype_to_np_dtype(dtype)
+    out = np.zeros(x.shape, dtype=out_dtype)
+    rows, cols = x.shape
+    i = np.arange(max(0, -k), min(rows, cols - k)) if rows and cols else np.arange(0)
+    out[i, i + k] = 1
+    return out

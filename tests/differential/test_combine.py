@@ -1,0 +1,191 @@
+"""Concat, Split, Tile, Pad and ReverseSequence on the CPU provider against the reference."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from .harness import check_node, make_node_model, run_cpu
+
+rng = np.random.default_rng(2)
+
+
+def rand(shape, dtype=np.float32):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind in "iu":
+        return rng.integers(0, 50, size=shape).astype(dtype)
+    if dtype.kind == "O":
+        return rng.choice(np.array(["a", "bb", "c"], dtype=object), size=shape)
+    return rng.standard_normal(shape).astype(np.float32).astype(dtype)
+
+
+def i64(*values):
+    return np.array(values, dtype=np.int64)
+
+
+def run_only_cpu(op, inputs, attrs=None, opset=None, n_outputs=1):
+    model, feeds = make_node_model(op, inputs, attrs, opset=opset, n_outputs=n_outputs)
+    return run_cpu(model, feeds)
+
+
+# -- Concat ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shapes,axis",
+    [
+        ([(2, 3), (4, 3)], 0),
+        ([(2, 3), (2, 1), (2, 0)], 1),
+        ([(2, 3, 4)], -1),
+        ([(1, 2, 3), (1, 2, 3), (1, 2, 3)], -3),
+        ([(0,), (3,)], 0),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_, object, ml_dtypes.bfloat16])
+def test_concat(shapes, axis, dtype):
+    check_node("Concat", [rand(s, dtype) for s in shapes], {"axis": axis}, opset=13)
+
+
+def test_concat_default_axis_opset1():
+    # axis defaults to 1 in Concat-1; the reference evaluator requires the attribute
+    xs = [rand((2, 3)), rand((2, 2))]
+    (got,) = run_only_cpu("Concat", xs, opset=1)
+    (expected,) = check_node("Concat", xs, {"axis": 1}, opset=4)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_concat_bad_shapes():
+    with pytest.raises(Exception, match="Concat"):
+        run_only_cpu("Concat", [rand((2, 3)), rand((3, 3))], {"axis": 1})
+
+
+# -- Split -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape,axis,split,n",
+    [
+        ((6, 4), 0, None, 3),
+        ((6, 4), 1, [1, 3], 2),
+        ((2, 7), -1, [0, 7, 0], 3),
+        ((5,), 0, [2, 2, 1], 3),
+        ((3, 4), 0, None, 1),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, object])
+def test_split(shape, axis, split, n, dtype):
+    x = rand(shape, dtype)
+    inputs = [x] if split is None else [x, np.array(split, np.int64)]
+    check_node("Split", inputs, {"axis": axis}, opset=13, n_outputs=n)
+    attrs = {"axis": axis} if split is None else {"axis": axis, "split": split}
+    check_node("Split", [x], attrs, opset=11, n_outputs=n)
+    if axis >= 0:
+        check_node("Split", [x], attrs, opset=2, n_outputs=n)
+
+
+@pytest.mark.parametrize("dim,n", [(7, 3), (6, 3), (5, 2), (1, 1), (10, 4)])
+def test_split_num_outputs(dim, n):
+    x = rand((2, dim))
+    check_node("Split", [x], {"axis": 1, "num_outputs": n}, opset=18, n_outputs=n)
+
+
+def test_split_views():
+    (a, b) = run_only_cpu(
+        "Split", [np.arange(6.0).reshape(2, 3), i64(1, 2)], {"axis": 1}, n_outputs=2
+    )
+    assert a.shape == (2, 1) and b.shape == (2, 2)
+
+
+@pytest.mark.parametrize("split", [[1, 1], [4, -1]])
+def test_split_bad_sizes(split):
+    with pytest.raises(Exception, match="Split"):
+        run_only_cpu("Split", [rand((3,)), np.array(split, np.int64)], opset=13, n_outputs=2)
+
+
+# -- Tile ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape,repeats",
+    [((2, 3), [2, 1]), ((3,), [4]), ((2, 1, 2), [1, 3, 2]), ((2, 2), [0, 2]), ((), [])],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.bool_])
+def test_tile(shape, repeats, dtype):
+    check_node("Tile", [rand(shape, dtype), np.array(repeats, np.int64)])
+
+
+def test_tile_opset1():
+    # Tile-1 repeats along one axis given as inputs (the reference evaluator only knows Tile-6)
+    x = rand((2, 3))
+    (got,) = run_only_cpu("Tile", [x, i64(3), i64(1)], opset=1)
+    (expected,) = check_node("Tile", [x, i64(1, 3)], opset=6)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_tile_bad_repeats():
+    with pytest.raises(Exception, match="Tile"):
+        run_only_cpu("Tile", [rand((2, 3)), i64(2)])
+
+
+# -- Pad -------------------------------------------------------------------------------------------
+PADS = [
+    ((3, 4), [1, 2, 0, 1]),
+    ((3, 4), [0, 0, 0, 0]),
+    ((2, 3, 4), [0, 1, 2, 2, 1, 0]),
+    ((5,), [3, 2]),
+]
+
+
+@pytest.mark.parametrize("shape,pads", PADS)
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad(shape, pads, mode):
+    x = rand(shape)
+    opset = 19 if mode == "wrap" else 13
+    check_node("Pad", [x, np.array(pads, np.int64)], {"mode": mode}, opset=opset)
+    if mode == "constant":
+        check_node("Pad", [x, np.array(pads, np.int64), np.array(2.5, np.float32)], opset=opset)
+    if mode != "wrap":
+        check_node("Pad", [x], {"mode": mode, "pads": pads, "value": 1.5}, opset=2)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.bool_, np.float16, ml_dtypes.bfloat16])
+def test_pad_dtypes(dtype):
+    x = rand((2, 3), dtype)
+    value = np.array(1, dtype)
+    check_node("Pad", [x, i64(1, 0, 0, 2), value], opset=21)
+    check_node("Pad", [x, i64(1, 0, 0, 2)], {"mode": "edge"}, opset=21)
+
+
+@pytest.mark.parametrize("axes,pads", [([1], [2, 1]), ([-1, 0], [1, 0, 0, 3]), ([0], [0, 0])])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "wrap"])
+def test_pad_axes(axes, pads, mode):
+    x = rand((3, 4))
+    check_node("Pad", [x, np.array(pads, np.int64), None, np.array(axes, np.int64)], {"mode": mode})
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect"])
+def test_pad_negative_crops(mode):
+    # The reference evaluator cannot crop; negative pads remove elements before padding
+    x = rand((4, 5))
+    (got,) = run_only_cpu("Pad", [x, i64(-1, 2, 1, -2)], {"mode": mode}, opset=13)
+    (expected,) = check_node("Pad", [x[1:, :3], i64(0, 2, 1, 0)], {"mode": mode}, opset=13)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pad_unknown_mode():
+    with pytest.raises(Exception, match="mode"):
+        run_only_cpu("Pad", [rand((2, 2)), i64(1, 1, 1, 1)], {"mode": "mirror"})
+
+
+# -- ReverseSequence -------------------------------------------------------------------------------
+@pytest.mark.parametrize("time_axis,batch_axis", [(0, 1), (1, 0)])
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3, 2), (3, 4, 2, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, object])
+def test_reverse_sequence(time_axis, batch_axis, shape, dtype):
+    x = rand(shape, dtype)
+    steps, batch = shape[time_axis], shape[batch_axis]
+    lens = rng.integers(1, steps + 1, size=batch).astype(np.int64)
+    attrs = {"time_axis": time_axis, "batch_axis": batch_axis}
+    check_node("ReverseSequence", [x, lens], attrs)
+
+
+def test_reverse_sequence_too_long():
+    with pytest.raises(Exception, match="ReverseSequence"):
+        run_only_cpu("ReverseSequence", [rand((3, 2)), i64(1, 4)])

@@ -1,0 +1,194 @@
+"""Conv, ConvTranspose, ConvInteger and QLinearConv against onnx's ReferenceEvaluator."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from .harness import check_node, make_node_model, run_cpu, run_reference
+
+TOL = {np.float16: (1e-2, 1e-2), np.float32: (1e-4, 1e-4), np.float64: (1e-10, 1e-10)}
+
+
+def _rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+CONV_CASES = [
+    # x shape, w shape, attrs
+    ((1, 3, 7), (4, 3, 3), {}),
+    ((2, 2, 9), (3, 2, 2), {"strides": [2], "pads": [1, 2], "dilations": [2]}),
+    ((2, 3, 6, 5), (4, 3, 3, 3), {}),
+    ((1, 4, 7, 8), (6, 2, 3, 2), {"group": 2, "pads": [1, 0, 2, 1], "strides": [2, 1]}),
+    ((1, 4, 7, 8), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),  # depthwise
+    ((1, 3, 7, 8), (6, 1, 3, 3), {"group": 3, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((1, 2, 9, 9), (3, 2, 3, 3), {"dilations": [2, 3], "pads": [2, 1, 0, 3]}),
+    ((2, 5, 6, 7), (4, 5, 1, 1), {}),  # 1x1 as one matmul
+    ((1, 5, 7, 7), (4, 5, 1, 1), {"strides": [2, 3]}),
+    ((1, 6, 5, 5), (4, 3, 1, 1), {"group": 2, "strides": [2, 2]}),
+    ((1, 3, 7, 6), (2, 3, 3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ((1, 3, 6, 7), (2, 3, 4, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 1]}),
+    ((1, 3, 7, 6), (2, 3, 3, 2), {"auto_pad": "VALID", "strides": [2, 2]}),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 4, 5, 3), (3, 2, 2, 3, 2), {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]}),
+    ((2, 4, 3, 4, 5), (4, 2, 1, 2, 2), {"group": 2, "dilations": [1, 2, 1]}),
+    ((0, 3, 5, 5), (2, 3, 3, 3), {}),  # empty batch
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_float32(case, bias):
+    xs, ws, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    inputs = [_rand(rng, xs), _rand(rng, ws)]
+    if bias:
+        inputs.append(_rand(rng, (ws[0],)))
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+@pytest.mark.parametrize("case", [2, 3, 4, 7])
+def test_conv_dtypes(dtype, case):
+    xs, ws, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    inputs = [_rand(rng, xs, dtype), _rand(rng, ws, dtype), _rand(rng, (ws[0],), dtype)]
+    rtol, atol = TOL[dtype]
+    check_node("Conv", inputs, attrs, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("opset", [1, 11, 22])
+def test_conv_opsets(opset):
+    rng = np.random.default_rng(opset)
+    inputs = [_rand(rng, (1, 2, 5, 6)), _rand(rng, (3, 2, 3, 3)), _rand(rng, (3,))]
+    check_node("Conv", inputs, {"pads": [1, 1, 1, 1]}, opset=opset, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_bfloat16_close_to_float32():
+    rng = np.random.default_rng(3)
+    x, w = _rand(rng, (1, 3, 6, 6)), _rand(rng, (4, 3, 3, 3))
+    xb, wb = x.astype(ml_dtypes.bfloat16), w.astype(ml_dtypes.bfloat16)
+    model, feeds = make_node_model("Conv", [xb, wb], {"pads": [1, 1, 1, 1]})
+    (got,) = run_cpu(model, feeds)
+    model32, feeds32 = make_node_model(
+        "Conv", [xb.astype(np.float32), wb.astype(np.float32)], {"pads": [1, 1, 1, 1]}
+    )
+    (expected,) = run_reference(model32, feeds32)
+    assert got.dtype == ml_dtypes.bfloat16
+    np.testing.assert_allclose(got.astype(np.float32), expected, rtol=2e-2, atol=5e-2)
+
+
+TRANSPOSE_CASES = [
+    ((1, 2, 4), (2, 3, 3), {}),
+    ((2, 2, 5), (2, 2, 3), {"strides": [2], "pads": [1, 0], "output_padding": [1]}),
+    ((1, 1, 3, 3), (1, 2, 3, 3), {}),
+    ((1, 2, 3, 4), (2, 3, 3, 2), {"strides": [3, 2]}),
+    ((1, 2, 3, 4), (2, 3, 3, 3), {"strides": [2, 2], "pads": [1, 2, 0, 1]}),
+    ((1, 1, 3, 3), (1, 2, 3, 3), {"strides": [3, 2], "output_padding": [1, 1]}),
+    ((1, 1, 3, 3), (1, 2, 3, 3), {"strides": [3, 2], "output_shape": [10, 8]}),
+    ((1, 1, 3, 3), (1, 2, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((1, 1, 3, 4), (1, 2, 3, 3), {"strides": [2, 3], "auto_pad": "SAME_LOWER"}),
+    ((1, 1, 3, 3), (1, 2, 2, 2), {"dilations": [2, 2]}),
+    ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "VALID"}),
+    ((1, 2, 2, 3, 2), (2, 2, 2, 2, 3), {"strides": [2, 1, 2], "pads": [0, 1, 1, 1, 0, 1]}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(TRANSPOSE_CASES)))
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose(case, bias):
+    xs, ws, attrs = TRANSPOSE_CASES[case]
+    rng = np.random.default_rng(100 + case)
+    inputs = [_rand(rng, xs), _rand(rng, ws)]
+    if bias:
+        inputs.append(_rand(rng, (ws[1],)))
+    check_node("ConvTranspose", inputs, attrs, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_empty_batch():
+    """The reference fails on an empty batch: compare with the shape of a one-image run."""
+    rng = np.random.default_rng(5)
+    x, w = _rand(rng, (1, 2, 3, 3)), _rand(rng, (2, 3, 3, 3))
+    attrs = {"strides": [2, 2], "pads": [1, 0, 0, 1]}
+    model, feeds = make_node_model("ConvTranspose", [x[:0], w], attrs)
+    (got,) = run_cpu(model, feeds)
+    (one,) = check_node("ConvTranspose", [x, w], attrs, rtol=1e-4, atol=1e-4)
+    assert got.shape == (0, *one.shape[1:]) and got.dtype == one.dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_conv_transpose_dtypes(dtype):
+    rng = np.random.default_rng(7)
+    inputs = [_rand(rng, (1, 2, 3, 4), dtype), _rand(rng, (2, 3, 3, 3), dtype)]
+    rtol, atol = TOL[dtype]
+    check_node("ConvTranspose", inputs, {"strides": [2, 2], "pads": [1, 0, 0, 1]}, rtol=rtol,
+               atol=atol)
+
+
+@pytest.mark.parametrize("mg", [1, 2])
+def test_conv_transpose_group(mg):
+    """The reference mishandles group > 1, so compare with one group=1 reference run per group."""
+    rng = np.random.default_rng(mg)
+    g, cg = 2, 2
+    x, w = _rand(rng, (2, g * cg, 3, 4)), _rand(rng, (g * cg, mg, 3, 2))
+    b = _rand(rng, (g * mg,))
+    attrs = {"strides": [2, 1], "pads": [1, 0, 0, 1], "output_padding": [1, 0]}
+    model, feeds = make_node_model("ConvTranspose", [x, w, b], {**attrs, "group": g})
+    (got,) = run_cpu(model, feeds)
+    parts = []
+    for i in range(g):
+        sl = slice(i * cg, (i + 1) * cg)
+        m1, f1 = make_node_model("ConvTranspose", [x[:, sl], w[sl], b[i * mg:(i + 1) * mg]], attrs)
+        parts.append(run_reference(m1, f1)[0])
+    np.testing.assert_allclose(got, np.concatenate(parts, axis=1), rtol=1e-4, atol=1e-4)
+
+
+INT_CASES = [
+    ((1, 2, 5, 5), (3, 2, 3, 3), {}),
+    ((2, 4, 6, 5), (4, 2, 2, 2), {"group": 2, "pads": [1, 0, 1, 1], "strides": [2, 1]}),
+    ((1, 3, 7), (2, 3, 3), {"dilations": [2], "pads": [1, 1]}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(INT_CASES)))
+@pytest.mark.parametrize("xdt,wdt", [(np.uint8, np.uint8), (np.int8, np.int8), (np.uint8, np.int8)])
+@pytest.mark.parametrize("zero_points", ["none", "scalar", "per_channel"])
+def test_conv_integer(case, xdt, wdt, zero_points):
+    xs, ws, attrs = INT_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.integers(np.iinfo(xdt).min, np.iinfo(xdt).max, xs, dtype=xdt)
+    w = rng.integers(np.iinfo(wdt).min, np.iinfo(wdt).max, ws, dtype=wdt)
+    inputs = [x, w]
+    if zero_points == "scalar":
+        inputs += [np.array(3, xdt), np.array(5, wdt)]
+    elif zero_points == "per_channel":
+        if len(ws) != 4:
+            pytest.skip("the reference expands per-channel zero points for 2-D kernels only")
+        inputs += [np.array(7, xdt), rng.integers(0, 9, ws[0]).astype(wdt)]
+    check_node("ConvInteger", inputs, attrs)
+
+
+@pytest.mark.parametrize("case", range(len(INT_CASES)))
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qlinear_conv(case, dtype, per_channel):
+    xs, ws, attrs = INT_CASES[case]
+    if per_channel and len(ws) != 4:
+        pytest.skip("the reference expands per-channel scales for 2-D kernels only")
+    rng = np.random.default_rng(10 + case)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    x = rng.integers(lo, hi, xs, dtype=dtype)
+    w = rng.integers(lo, hi, ws, dtype=dtype)
+    m = ws[0]
+    w_scale = (rng.random(m) * 0.01 + 0.001).astype(np.float32) if per_channel else np.float32(
+        0.004
+    )
+    w_zp = np.zeros(m, dtype) if per_channel else np.array(2, dtype)
+    b = rng.integers(-500, 500, m).astype(np.int32)
+    inputs = [
+        x, np.array(0.02, np.float32), np.array(5, dtype),
+        np.asarray(w, dtype), np.asarray(w_scale, np.float32), w_zp,
+        np.array(0.05, np.float32), np.array(3, dtype), b,
+    ]  # fmt: skip
+    check_node("QLinearConv", inputs, attrs)

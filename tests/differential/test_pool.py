@@ -1,0 +1,281 @@
+"""Pooling kernels against onnx's ReferenceEvaluator (and a loop oracle for MaxRoiPool, which the
+reference does not implement)."""
+
+from __future__ import annotations
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from .harness import check_node, make_node_model, run_cpu, run_reference
+
+TOL = {np.float16: (1e-3, 1e-3), np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
+
+
+def _rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+WINDOW_CASES = [
+    # x shape, attrs
+    ((1, 2, 9), {"kernel_shape": [3]}),
+    ((2, 3, 10), {"kernel_shape": [2], "strides": [2], "pads": [1, 0]}),
+    ((1, 2, 6, 7), {"kernel_shape": [3, 3]}),
+    ((2, 3, 8, 7), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 7, 7), {"kernel_shape": [2, 3], "strides": [2, 1], "pads": [0, 1, 1, 0]}),
+    ((1, 2, 7, 8), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ((1, 2, 6, 6), {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1]}),
+    ((1, 1, 5, 5), {"kernel_shape": [2, 2], "strides": [1, 1], "auto_pad": "SAME_UPPER"}),
+    ((1, 1, 5, 6), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "VALID"}),
+    ((1, 2, 3, 4, 5), {"kernel_shape": [2, 2, 2], "strides": [1, 2, 2]}),
+    ((1, 2, 4, 5, 5), {"kernel_shape": [2, 3, 2], "pads": [1, 1, 0, 0, 1, 1]}),
+]
+DILATED = [
+    ((1, 2, 8, 8), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
+    ((1, 2, 9, 8), {"kernel_shape": [3, 2], "dilations": [2, 3], "strides": [2, 1],
+                    "pads": [1, 1, 1, 0]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES + DILATED)
+def test_max_pool(case):
+    shape, attrs = case
+    check_node("MaxPool", [_rand(np.random.default_rng(1), shape)], attrs)
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+@pytest.mark.parametrize(
+    "shape,attrs",
+    [
+        ((2, 3, 6, 7), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((1, 2, 8, 8), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
+        ((1, 2, 5, 7), {"kernel_shape": [2, 2]}),
+    ],
+)
+def test_max_pool_indices(shape, attrs, storage_order):
+    x = _rand(np.random.default_rng(2), shape)
+    check_node("MaxPool", [x], {**attrs, "storage_order": storage_order}, n_outputs=2)
+
+
+def test_max_pool_indices_1d_3d():
+    rng = np.random.default_rng(3)
+    check_node("MaxPool", [_rand(rng, (2, 3, 9))], {"kernel_shape": [3], "strides": [2]},
+               n_outputs=2)  # fmt: skip
+    check_node("MaxPool", [_rand(rng, (1, 2, 4, 5, 4))], {"kernel_shape": [2, 2, 2]},
+               n_outputs=2)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int8, np.uint8])
+def test_max_pool_dtypes(dtype):
+    rng = np.random.default_rng(4)
+    if np.dtype(dtype).kind == "f":
+        x = _rand(rng, (1, 3, 7, 7), dtype)
+    else:
+        x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (1, 3, 7, 7), dtype=dtype)
+    check_node("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})
+
+
+@pytest.mark.parametrize("opset", [1, 8, 10, 11, 12, 22])
+def test_max_pool_opsets(opset):
+    x = _rand(np.random.default_rng(opset), (1, 2, 6, 6))
+    check_node("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2]}, opset=opset)
+
+
+def test_max_pool_bfloat16():
+    x = _rand(np.random.default_rng(5), (1, 2, 6, 6)).astype(ml_dtypes.bfloat16)
+    model, feeds = make_node_model("MaxPool", [x], {"kernel_shape": [2, 2], "pads": [1, 1, 0, 0]})
+    (got,) = run_cpu(model, feeds)
+    m32, f32 = make_node_model(
+        "MaxPool", [x.astype(np.float32)], {"kernel_shape": [2, 2], "pads": [1, 1, 0, 0]}
+    )
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got.astype(np.float32), run_reference(m32, f32)[0])
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize("case", WINDOW_CASES)
+def test_average_pool(case, count_include_pad):
+    shape, attrs = case
+    x = _rand(np.random.default_rng(6), shape)
+    check_node("AveragePool", [x], {**attrs, "count_include_pad": count_include_pad})
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+@pytest.mark.parametrize("case", DILATED)
+def test_average_pool_dilations(case, count_include_pad):
+    shape, attrs = case
+    x = _rand(np.random.default_rng(7), shape)
+    check_node("AveragePool", [x], {**attrs, "count_include_pad": count_include_pad}, opset=19)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_average_pool_dtypes(dtype):
+    x = _rand(np.random.default_rng(8), (1, 3, 7, 7), dtype)
+    rtol, atol = TOL[dtype]
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    check_node("AveragePool", [x], attrs, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("opset", [1, 7, 10, 11, 19, 22])
+def test_average_pool_opsets(opset):
+    x = _rand(np.random.default_rng(opset), (1, 2, 6, 6))
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    if opset >= 7:
+        attrs["count_include_pad"] = 1
+    check_node("AveragePool", [x], attrs, opset=opset)
+
+
+@pytest.mark.parametrize(
+    "shape,attrs",
+    [
+        ((1, 2, 9), {"kernel_shape": [3], "strides": [2]}),
+        ((1, 2, 6, 7), {"kernel_shape": [2, 3], "strides": [2, 2], "p": 3}),
+        ((1, 2, 6, 6), {"kernel_shape": [2, 2], "p": 1}),
+        ((1, 2, 3, 4, 4), {"kernel_shape": [2, 2, 2], "strides": [1, 2, 2]}),
+        ((1, 2, 8, 8), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
+    ],
+)
+def test_lp_pool(shape, attrs):
+    x = _rand(np.random.default_rng(9), shape)
+    check_node("LpPool", [x], attrs, rtol=1e-5, atol=1e-5)
+
+
+def test_lp_pool_pads_is_a_true_norm():
+    """With padding the reference rescales by kernel size / valid count; the spec's Lp norm over
+    the window (padding contributes zero) equals the unpadded norm on a zero-padded input."""
+    x = _rand(np.random.default_rng(10), (1, 2, 5, 5))
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2]}
+    model, feeds = make_node_model("LpPool", [x], {**attrs, "pads": [1, 1, 1, 1]})
+    (got,) = run_cpu(model, feeds)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    check_node("LpPool", [padded], attrs)  # sanity: the oracle itself on the padded input
+    m2, f2 = make_node_model("LpPool", [padded], attrs)
+    np.testing.assert_allclose(got, run_reference(m2, f2)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [1, 2, 11, 18])
+def test_lp_pool_opsets(opset):
+    x = _rand(np.random.default_rng(opset), (1, 2, 6, 6))
+    p = 2.0 if opset == 1 else 2
+    check_node("LpPool", [x], {"kernel_shape": [3, 3], "p": p}, opset=opset, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"])
+@pytest.mark.parametrize("shape", [(2, 3, 5), (1, 4, 3, 5), (2, 2, 2, 3, 4), (2, 3, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_global_pools(op, shape, dtype):
+    x = _rand(np.random.default_rng(11), shape, dtype)
+    rtol, atol = TOL[dtype]
+    check_node(op, [x], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("opset,p", [(1, 3.0), (2, 3), (2, 1), (22, 2)])
+def test_global_lp_pool_p(opset, p):
+    x = _rand(np.random.default_rng(12), (2, 3, 4, 5))
+    check_node("GlobalLpPool", [x], {"p": p}, opset=opset, rtol=1e-5)
+
+
+def _pool_indices(x, attrs):
+    model, feeds = make_node_model("MaxPool", [x], attrs, n_outputs=2)
+    return run_reference(model, feeds)
+
+
+@pytest.mark.parametrize(
+    "shape,attrs,out_shape",
+    [
+        ((1, 2, 4, 4), {"kernel_shape": [2, 2], "strides": [2, 2]}, None),
+        ((1, 2, 5, 5), {"kernel_shape": [2, 2], "strides": [2, 2]}, (1, 2, 5, 5)),
+        ((2, 2, 6), {"kernel_shape": [2], "strides": [2]}, None),
+        ((1, 1, 4, 4, 4), {"kernel_shape": [2, 2, 2], "strides": [2, 2, 2]}, None),
+        ((1, 2, 6, 6), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, None),
+    ],
+)
+def test_max_unpool(shape, attrs, out_shape):
+    x = _rand(np.random.default_rng(13), shape)
+    y, idx = _pool_indices(x, attrs)
+    inputs = [y, idx] + ([np.array(out_shape, np.int64)] if out_shape else [])
+    check_node("MaxUnpool", inputs, attrs)
+
+
+def _max_roi_pool_oracle(x, rois, pooled_shape, spatial_scale):
+    ph, pw = pooled_shape
+    out = np.zeros((len(rois), x.shape[1], ph, pw), x.dtype)
+    height, width = x.shape[2:]
+    for n, roi in enumerate(rois):
+        b = int(roi[0])
+        x1, y1, x2, y2 = (int(math.floor(v * spatial_scale + 0.5)) for v in roi[1:])
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        for i in range(ph):
+            hs = min(max(int(math.floor(i * rh / ph)) + y1, 0), height)
+            he = min(max(int(math.ceil((i + 1) * rh / ph)) + y1, 0), height)
+            for j in range(pw):
+                ws = min(max(int(math.floor(j * rw / pw)) + x1, 0), width)
+                we = min(max(int(math.ceil((j + 1) * rw / pw)) + x1, 0), width)
+                if he > hs and we > ws:
+                    out[n, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("spatial_scale", [1.0, 0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_roi_pool(spatial_scale, dtype):
+    rng = np.random.default_rng(14)
+    x = _rand(rng, (2, 3, 8, 9), dtype)
+    rois = np.array(
+        [[0, 1, 1, 6, 5], [1, 0, 0, 8, 7], [0, 3.4, 2.6, 3.4, 2.6], [1, -2, -3, 20, 4],
+         [0, 7, 6, 14, 16]],
+        dtype,
+    )  # fmt: skip
+    model, feeds = make_node_model(
+        "MaxRoiPool", [x, rois], {"pooled_shape": [3, 2], "spatial_scale": spatial_scale}
+    )
+    (got,) = run_cpu(model, feeds)
+    expected = _max_roi_pool_oracle(x, rois, (3, 2), spatial_scale)
+    assert got.dtype == x.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+ROIS = np.array(
+    [[0.3, 0.7, 4.2, 3.1], [1, 1, 2, 2], [0, 0, 5.9, 5.9], [-2, -1, 3, 8], [4.5, 4, 4.6, 4.2]],
+    np.float32,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("ctm", ["half_pixel", "output_half_pixel"])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align(mode, ctm, sampling_ratio):
+    rng = np.random.default_rng(15)
+    x = _rand(rng, (2, 3, 6, 7))
+    batch = np.array([0, 1, 1, 0, 1], np.int64)
+    attrs = {
+        "mode": mode, "coordinate_transformation_mode": ctm, "sampling_ratio": sampling_ratio,
+        "output_height": 3, "output_width": 2, "spatial_scale": 0.9,
+    }  # fmt: skip
+    check_node("RoiAlign", [x, ROIS, batch], attrs, rtol=1e-5, atol=1e-5)
+
+
+def test_roi_align_opset10_uses_output_half_pixel():
+    """Opset 10 has no coordinate_transformation_mode: the spec's rule is output_half_pixel (the
+    reference applies opset 16's default there), so compare with opset 16 told so explicitly."""
+    x = _rand(np.random.default_rng(16), (1, 2, 6, 6))
+    batch = np.zeros(len(ROIS), np.int64)
+    attrs = {"output_height": 2, "output_width": 3, "sampling_ratio": 2}
+    model, feeds = make_node_model("RoiAlign", [x, ROIS, batch], attrs, opset=10)
+    (got,) = run_cpu(model, feeds)
+    m16, f16 = make_node_model(
+        "RoiAlign", [x, ROIS, batch], {**attrs, "coordinate_transformation_mode":
+                                       "output_half_pixel"}, opset=16
+    )  # fmt: skip
+    np.testing.assert_allclose(got, run_reference(m16, f16)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_roi_align_dtypes(dtype):
+    x = _rand(np.random.default_rng(17), (1, 2, 5, 5), dtype)
+    rois, batch = ROIS[:3].astype(dtype), np.zeros(3, np.int64)
+    rtol, atol = (2e-3, 2e-3) if dtype == np.float16 else (1e-10, 1e-10)
+    check_node("RoiAlign", [x, rois, batch], {"output_height": 2, "output_width": 2},
+               rtol=rtol, atol=atol)  # fmt: skip
