@@ -256,11 +256,19 @@ def function_body(
         return None
     if fproto is None or not fproto.node:
         return None
-    return expand_function(node, fproto)
+    defaults = {}
+    for name, attr in schema.attributes.items():
+        default = attr.default_value
+        if default is not None and default.type != onnx.AttributeProto.UNDEFINED:
+            defaults[name] = default
+    return expand_function(node, fproto, defaults)
 
 
-def expand_function(node: Node, fproto: onnx.FunctionProto) -> list[Node]:
-    """Instantiate a FunctionProto for one call site: rename its values, bind its attributes."""
+def expand_function(
+    node: Node, fproto: onnx.FunctionProto, defaults: dict[str, onnx.AttributeProto] | None = None
+) -> list[Node]:
+    """Instantiate a FunctionProto for one call site: rename its values, bind its attributes
+    (the call's, else the function's defaults, else ``defaults`` from the op's schema)."""
     prefix = f"{node.name or node.op_type}__{next(_counter)}__"
     rename: dict[str, str] = {}
     for formal, actual in zip(fproto.input, node.inputs):
@@ -272,6 +280,8 @@ def expand_function(node: Node, fproto: onnx.FunctionProto) -> list[Node]:
     attrs = dict(node.attributes)
     for default in fproto.attribute_proto:
         attrs.setdefault(default.name, default)
+    for name, default in (defaults or {}).items():
+        attrs.setdefault(name, default)
     body = onnx.GraphProto()
     for fn in fproto.node:
         new = body.node.add()

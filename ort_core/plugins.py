@@ -103,14 +103,20 @@ class PluginManager:
         self.pm.register(module, name=name)
         self._dist_of[name] = (dist, version)
 
-    def _finish(self) -> None:
+    def _check_pending(self, name: str | None = None) -> None:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as e:
+            if name is not None:
+                self.pm.unregister(name=name)
+                self._dist_of.pop(name, None)
             raise PluginError(
                 f"a plugin implements a hook ort-core does not define: {e}. Check the spelling of "
                 "the hook names against ort_core.hookspecs."
             ) from None
+
+    def _finish(self) -> None:
+        self._check_pending()
         for impl in self.pm.hook.ort_register_ops.get_hookimpls():
             impl.function(register=self._register_op)
         for impl in self.pm.hook.ort_register_providers.get_hookimpls():
@@ -124,7 +130,7 @@ class PluginManager:
         with self._lock:
             self.load()
             self._register_module(module, name, distribution or name, version or "0")
-            self.pm.check_pending()
+            self._check_pending(name)
             dist, ver = self._dist_of[name]
             for hook, reg in (
                 (self.pm.hook.ort_register_ops, self._register_op),

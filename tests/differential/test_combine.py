@@ -6,29 +6,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from .harness import check_node, make_node_model, run_cpu
+from .harness import check_node
+from .test_shape_ops import i64, random_arrays, run_only_cpu
 
 rng = np.random.default_rng(2)
-
-
-def rand(shape, dtype=np.float32):
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return rng.random(shape) > 0.5
-    if dtype.kind in "iu":
-        return rng.integers(0, 50, size=shape).astype(dtype)
-    if dtype.kind == "O":
-        return rng.choice(np.array(["a", "bb", "c"], dtype=object), size=shape)
-    return rng.standard_normal(shape).astype(np.float32).astype(dtype)
-
-
-def i64(*values):
-    return np.array(values, dtype=np.int64)
-
-
-def run_only_cpu(op, inputs, attrs=None, opset=None, n_outputs=1):
-    model, feeds = make_node_model(op, inputs, attrs, opset=opset, n_outputs=n_outputs)
-    return run_cpu(model, feeds)
+rand = random_arrays(rng)
 
 
 # -- Concat ----------------------------------------------------------------------------------------
@@ -167,6 +149,14 @@ def test_pad_negative_crops(mode):
     (got,) = run_only_cpu("Pad", [x, i64(-1, 2, 1, -2)], {"mode": mode}, opset=13)
     (expected,) = check_node("Pad", [x[1:, :3], i64(0, 2, 1, 0)], {"mode": mode}, opset=13)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_pad_strings():
+    x = rand((2, 2), object)
+    (got,) = run_only_cpu("Pad", [x, i64(0, 1, 0, 0)], opset=13)
+    assert got.dtype == object and got.tolist() == [["", *x[0]], ["", *x[1]]]
+    check_node("Pad", [x, i64(1, 0, 0, 1), np.array("z", dtype=object)], opset=13)
+    check_node("Pad", [x, i64(1, 0, 0, 1)], {"mode": "edge"}, opset=13)
 
 
 def test_pad_unknown_mode():

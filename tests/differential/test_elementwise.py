@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from .harness import check_node
+from . import harness
+from .harness import check_node, make_node_model
 
 rng = np.random.default_rng(0)
 SHAPES = [(), (0,), (7,), (3, 5), (2, 3, 4)]
@@ -158,6 +159,21 @@ def test_binary_bfloat16(op):
     a = rand((3, 4), ml_dtypes.bfloat16, 0.5, 3)
     b = rand((4,), ml_dtypes.bfloat16, 0.5, 3)
     check_node(op, [a, b], rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Pow"])
+def test_binary_legacy_broadcast(op):
+    a = rand((2, 3, 4), np.float32, 0.5, 3)
+    check_node(op, [a, rand((2, 3, 4), np.float32, 0.5, 3)], opset=6)
+    if op != "Pow":  # the reference's Pow-1 does not take `broadcast`
+        check_node(op, [a, rand((4,), np.float32, 0.5, 3)], {"broadcast": 1}, opset=6)
+    # the reference evaluator ignores `axis`: compare with B reshaped for numpy broadcasting
+    for bshape, axis, opset in (((3,), 1, 6), ((2, 3), 0, 1), ((3, 4), -2, 6)):
+        b = rand(bshape, np.float32, 0.5, 3)
+        model, feeds = make_node_model(op, [a, b], {"broadcast": 1, "axis": axis}, opset=opset)
+        (got,) = harness.run_cpu(model, feeds)
+        (want,) = check_node(op, [a, b.reshape(bshape + (1,) * (3 - axis % 3 - len(bshape)))])
+        np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_div_int_truncates():
@@ -336,11 +352,9 @@ def test_cast_from_string():
 
 
 def test_cast_to_string():
-    from .harness import make_node_model, run_cpu, run_reference
-
     for x in (np.array([1.5, -2.0, 0.1, 1e-5], np.float32), np.array([1, -20, 300], np.int64)):
         model, feeds = make_node_model("Cast", [x], {"to": TensorProto.STRING})
-        exp = run_reference(model, feeds)[0]
-        got = np.asarray(run_cpu(model, feeds)[0])
+        exp = harness.run_reference(model, feeds)[0]
+        got = np.asarray(harness.run_cpu(model, feeds)[0])
         assert got.dtype == object
         np.testing.assert_array_equal(got.astype(str), exp.astype(str))

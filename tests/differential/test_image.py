@@ -133,7 +133,9 @@ def test_resize_dtypes(dtype, mode):
     if np.dtype(dtype).kind in "iu" and mode != "nearest":
         tol = {"rtol": 0, "atol": 1}  # rounding of exact .5 may differ by one
     x = _image((1, 3, 4, 6), dtype)
-    check_node("Resize", [x, None, np.array([1, 1, 1.5, 0.7], F32)], dict(mode=mode), opset=19, **tol)
+    check_node(
+        "Resize", [x, None, np.array([1, 1, 1.5, 0.7], F32)], dict(mode=mode), opset=19, **tol
+    )
 
 
 def test_resize_bfloat16_nearest():
@@ -162,13 +164,17 @@ def test_resize_10_upsampling(mode, scales):
     """Resize-10 maps coordinates asymmetrically; nearest truncates when upsampling."""
     x, s = _image(), np.array(scales, F32)
     ref_attrs = dict(mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    _check_equiv("Resize", [x, s], dict(mode=mode), 10, "Resize", [x, None, s], ref_attrs, 11, **TOL)
+    _check_equiv(
+        "Resize", [x, s], dict(mode=mode), 10, "Resize", [x, None, s], ref_attrs, 11, **TOL
+    )
 
 
 def test_resize_10_nearest_downsampling():
     """Resize-10 nearest rounds up when downsampling."""
     x, s = _image(), np.array([1, 1, 0.6, 0.5], F32)
-    ref_attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil")
+    ref_attrs = dict(
+        mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="ceil"
+    )
     _check_equiv("Resize", [x, s], dict(mode="nearest"), 10, "Resize", [x, None, s], ref_attrs, 11)
 
 
@@ -183,7 +189,9 @@ def test_upsample_9_nearest(dtype):
 @pytest.mark.parametrize("opset", [7, 9])
 def test_upsample_vs_resize(mode, opset):
     x, s = _image((1, 2, 3, 4)), np.array([1, 1, 2.5, 1.5], F32)
-    inputs, attrs = ([x, s], dict(mode=mode)) if opset == 9 else ([x], dict(mode=mode, scales=s.tolist()))
+    inputs, attrs = (
+        ([x, s], dict(mode=mode)) if opset == 9 else ([x], dict(mode=mode, scales=s.tolist()))
+    )
     ref_attrs = dict(mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     _check_equiv("Upsample", inputs, attrs, opset, "Resize", [x, None, s], ref_attrs, 11, **TOL)
 

@@ -6,31 +6,17 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from .harness import check_node, make_node_model, run_cpu
+from .harness import check_node
+from .test_shape_ops import random_arrays, run_only_cpu
 
 rng = np.random.default_rng(1)
+rand = random_arrays(rng)
 IDX = [np.int64, np.int32]
-
-
-def rand(shape, dtype=np.float32):
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return rng.random(shape) > 0.5
-    if dtype.kind in "iu":
-        return rng.integers(0, 50, size=shape).astype(dtype)
-    if dtype.kind == "O":
-        return rng.choice(np.array(["a", "bb", "c", ""], dtype=object), size=shape)
-    return rng.standard_normal(shape).astype(np.float32).astype(dtype)
 
 
 def indices(shape, size, dtype=np.int64, negative=True):
     lo = -size if negative else 0
     return rng.integers(lo, size, size=shape).astype(dtype) if size else np.zeros(shape, dtype)
-
-
-def run_only_cpu(op, inputs, attrs=None, opset=None, n_outputs=1):
-    model, feeds = make_node_model(op, inputs, attrs, opset=opset, n_outputs=n_outputs)
-    return run_cpu(model, feeds)
 
 
 # -- Gather ----------------------------------------------------------------------------------------
@@ -265,6 +251,10 @@ def test_nonzero(shape, dtype):
     check_node("NonZero", [x])
 
 
+def test_nonzero_strings():
+    check_node("NonZero", [np.array([["a", ""], ["", "bc"]], dtype=object)])
+
+
 # -- OneHot ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "ishape,axis", [((3,), -1), ((2, 3), 0), ((2, 3), 1), ((2, 3), -2), ((), 0)]
@@ -358,3 +348,11 @@ def test_trilu(shape, k, upper):
 @pytest.mark.parametrize("dtype", [np.int32, np.bool_, ml_dtypes.bfloat16])
 def test_trilu_dtypes(dtype):
     check_node("Trilu", [rand((3, 4), dtype), np.array(1, np.int64)], {"upper": 0})
+
+
+def test_trilu_strings_fill_empty():
+    # strings are zeroed to "" (the reference evaluator writes the integer 0 into the object array)
+    x = rand((3, 3), object)
+    (got,) = run_only_cpu("Trilu", [x], {"upper": 1})
+    assert got.dtype == object
+    assert got.tolist() == np.where(np.triu(np.ones((3, 3), bool)), x, "").tolist()

@@ -48,8 +48,7 @@ def test_quantize_default_uint8_and_old_opsets():
     check_node("QuantizeLinear", [x, np.float32(0.5), np.int8(-3)], opset=13)
     check_node("QuantizeLinear", [np.arange(-5, 6, dtype=np.int32) * 40, np.float32(2.0)])
     q = zero_point((2, 6), np.int8)
-    check_node("DequantizeLinear", [q, np.float32(0.5), np.int8(3)], opset=10)
-    check_node("DequantizeLinear", [q, np.float32(0.5)], opset=13)
+    check_node("DequantizeLinear", [q, np.float32(0.5), np.int8(3)], opset=19)
     check_node("DequantizeLinear", [np.arange(-5, 6, dtype=np.int32), np.float32(2.0)])
 
 

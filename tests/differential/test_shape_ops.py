@@ -9,17 +9,23 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .harness import check_node, make_node_model, run_cpu
 
-rng = np.random.default_rng(0)
 DTYPES = [np.float32, np.float64, np.float16, np.int64, np.int32, np.uint8, np.bool_]
 
 
-def rand(shape, dtype=np.float32):
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return rng.random(shape) > 0.5
-    if dtype.kind in "iu":
-        return rng.integers(0, 100, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
+def random_arrays(rng: np.random.Generator):
+    """A ``rand(shape, dtype)`` drawing from ``rng`` (also used by test_indexing/test_combine)."""
+
+    def rand(shape, dtype=np.float32):
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            return rng.random(shape) > 0.5
+        if dtype.kind in "iu":
+            return rng.integers(0, 50, size=shape).astype(dtype)
+        if dtype.kind == "O":
+            return rng.choice(np.array(["a", "bb", "c", ""], dtype=object), size=shape)
+        return rng.standard_normal(shape).astype(np.float32).astype(dtype)
+
+    return rand
 
 
 def i64(*values):
@@ -27,8 +33,13 @@ def i64(*values):
 
 
 def run_only_cpu(op, inputs, attrs=None, opset=None, n_outputs=1):
+    """Run a one-node model on the CPU provider alone (where the reference evaluator cannot)."""
     model, feeds = make_node_model(op, inputs, attrs, opset=opset, n_outputs=n_outputs)
     return run_cpu(model, feeds)
+
+
+rng = np.random.default_rng(0)
+rand = random_arrays(rng)
 
 
 # -- Identity / Constant ---------------------------------------------------------------------------
@@ -257,10 +268,11 @@ def test_range(start, limit, delta, dtype):
 @pytest.mark.parametrize(
     "start,limit,delta", [(0.1, 1.0, 0.3), (1.0, -1.0, -0.25), (0.0, 1.0, 0.07)]
 )
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, ml_dtypes.bfloat16])
 def test_range_float(start, limit, delta, dtype):
     args = [np.array(v, dtype) for v in (start, limit, delta)]
-    check_node("Range", args, opset=27 if dtype == np.float16 else 11, rtol=1e-3, atol=1e-3)
+    opset = 27 if np.dtype(dtype).itemsize == 2 else 11
+    check_node("Range", args, opset=opset, rtol=1e-2, atol=1e-2)
 
 
 def test_range_zero_delta():
@@ -273,3 +285,4 @@ def test_range_zero_delta():
 def test_eye_like(shape, k):
     check_node("EyeLike", [rand(shape)], {"k": k})
     check_node("EyeLike", [rand(shape, np.int32)], {"k": k, "dtype": TensorProto.DOUBLE})
+    check_node("EyeLike", [rand(shape, np.int8)], {"k": k, "dtype": TensorProto.BFLOAT16}, opset=22)

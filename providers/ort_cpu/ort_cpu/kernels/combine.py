@@ -7,7 +7,7 @@ import numpy as np
 from ort_core.errors import InvalidArgument
 
 from ._registry import builder, kernel
-from .shape_ops import int_list, normalize_axes, normalize_axis
+from .shape_ops import int_list, normalize_axes, normalize_axis, zero_of
 
 
 @kernel("Concat", since=1)
@@ -113,7 +113,7 @@ def _pad(x: np.ndarray, pads, mode: str, value=None, axes=None) -> np.ndarray:
     if not any(b or e for b, e in width):
         return x
     if mode == "constant":
-        fill = np.zeros((), x.dtype) if value is None else np.asarray(value).reshape(-1)[0]
+        fill = zero_of(x.dtype) if value is None else np.asarray(value).reshape(-1)[0]
         return np.pad(x, width, mode="constant", constant_values=fill).astype(x.dtype, copy=False)
     if mode not in _PAD_MODES:
         raise InvalidArgument(f"Pad: mode {mode!r} is not one of {sorted(_PAD_MODES)}.")

@@ -342,8 +342,25 @@ BINARY = {  # op: (since versions, input types, numpy function, output dtype or 
     "Greater": (7, _CMP, np.greater, np.bool_),
     "GreaterOrEqual": (12, _CMP, np.greater_equal, np.bool_),
 }
+
+
+def _legacy_broadcast(run):
+    """Opset < 7 form: B broadcasts to A only with ``broadcast=1``, aligned at ``axis``."""
+
+    def legacy(a, b, broadcast=0, axis=None, consumed_inputs=None):
+        if broadcast and axis is not None and 0 < b.ndim < a.ndim:
+            b = b.reshape(b.shape + (1,) * (a.ndim - axis % a.ndim - b.ndim))
+        return run(a, b)
+
+    legacy.__name__ = legacy.__qualname__ = f"legacy_{run.__name__}"
+    return legacy
+
+
 for _op, (_since, _types, _fn, _out) in BINARY.items():
-    kernel(_op, since=_since, dtypes=_types)(_binary(_fn, _out and np.dtype(_out)))
+    _run = _binary(_fn, _out and np.dtype(_out))
+    kernel(_op, since=_since, dtypes=_types)(_run)
+    if _since == 7:
+        kernel(_op, since=1, dtypes=_types)(_legacy_broadcast(_run))
 
 
 @kernel("Pow", since=7, dtypes=NUMERIC_TYPES)
@@ -356,6 +373,9 @@ def pow_(a, b):
         return _arr(np.power(a, b.astype(np.int64, copy=False)), a.dtype)
     with np.errstate(all="ignore"):
         return _arr(np.power(a.astype(np.float64), b.astype(np.float64)), a.dtype)
+
+
+kernel("Pow", since=1, dtypes=NUMERIC_TYPES)(_legacy_broadcast(pow_))
 
 
 @kernel("Mod", since=10, dtypes=NUMERIC_TYPES)

@@ -169,11 +169,11 @@ def _plan(shape, scales, sizes, roi, cfg):
     out = list(shape)
     sc = [1.0] * rank
     if scales is not None and scales.size:
-        for a, s in zip(axes, scales.tolist()):
+        for a, s in zip(axes, scales.tolist(), strict=False):
             sc[a] = float(s)
             out[a] = int(float(s) * shape[a])
     elif sizes is not None and sizes.size:
-        for a, n in zip(axes, sizes.tolist()):
+        for a, n in zip(axes, sizes.tolist(), strict=False):
             out[a] = int(n)
             sc[a] = int(n) / shape[a]
         policy = cfg["keep_aspect_ratio_policy"]
@@ -209,9 +209,10 @@ def _resize_config(info: KernelInfo, legacy: bool) -> dict:
         mode = mode.decode()
     if mode not in ("nearest", "linear", "cubic") or (legacy and mode == "cubic"):
         raise KernelUnsupported(f"mode {mode!r} (nearest, linear{'' if legacy else ', cubic'})")
+    coord = info.attr("coordinate_transformation_mode", "half_pixel")
     cfg = {
         "mode": mode,
-        "coord": "asymmetric" if legacy else info.attr("coordinate_transformation_mode", "half_pixel"),
+        "coord": "asymmetric" if legacy else coord,
         "nearest_mode": "simple" if legacy else info.attr("nearest_mode", "round_prefer_floor"),
         "cubic_coeff_a": float(info.attr("cubic_coeff_a", -0.75)),
         "exclude_outside": bool(info.attr("exclude_outside", 0)),
@@ -230,7 +231,7 @@ def _resize_config(info: KernelInfo, legacy: bool) -> dict:
 def _interp_check(info: KernelInfo) -> str | None:
     dt = info.input_dtype(0)
     mode = info.attr("mode", "nearest")
-    if dt is not None and mode != "nearest" and (dt == object or dt == np.bool_):
+    if dt is not None and mode != "nearest" and dt.kind in "Ob":
         return f"mode {mode!r} needs a numeric input, got {dt}"
     return None
 
@@ -408,7 +409,7 @@ def _gs_check(info: KernelInfo) -> str | None:
     mode = info.attr("mode", "bilinear")
     if dt is not None and mode != "nearest" and dt not in FLOAT_TYPES:
         return f"mode {mode!r} is supported for float inputs only, got {dt}"
-    if dt is not None and (dt == object or dt.kind == "c"):
+    if dt is not None and dt.kind in "Oc":
         return f"element type {dt} is not supported"
     return None
 
@@ -478,7 +479,7 @@ def center_crop_pad(x, shape, axes=None):
     src = [slice(None)] * rank
     dst = [slice(None)] * rank
     out_shape = list(x.shape)
-    for a, target in zip(axes, [int(s) for s in shape]):
+    for a, target in zip(axes, [int(s) for s in shape], strict=False):
         dim = x.shape[a]
         out_shape[a] = target
         if target < dim:

@@ -14,7 +14,7 @@ import numpy as np
 from ort_core.errors import InvalidArgument
 
 from ._registry import builder, kernel
-from .shape_ops import int_list, normalize_axes, normalize_axis
+from .shape_ops import int_list, normalize_axes, normalize_axis, zero_of
 
 
 def checked_indices(op: str, indices: np.ndarray, size: int, axis: int | None = None) -> np.ndarray:
@@ -102,7 +102,7 @@ def gather_nd(data, indices, batch_dims=0):
     d, comps, batch, m, k = _nd_index("GatherND", data, indices, batch_dims)
     out_shape = indices.shape[:-1] + data.shape[batch_dims + k :]
     if k == 0:
-        out = np.broadcast_to(d[:, None], (batch, m, *d.shape[1:]))
+        out = np.repeat(d[:, None], m, axis=1)
     else:
         out = d[(np.arange(batch)[:, None], *comps)]
     return out.reshape(out_shape)
@@ -222,7 +222,7 @@ def compress(x, condition, axis=None):
 
 @kernel("NonZero", since=9)
 def nonzero(x):
-    mask = x != 0 if x.dtype.kind != "b" else x
+    mask = x.astype(bool) if x.dtype.kind in "bO" else x != 0  # strings: non-empty
     if x.ndim == 0:
         return np.zeros((0, int(np.count_nonzero(mask))), dtype=np.int64)
     return np.array(np.nonzero(mask), dtype=np.int64).reshape(x.ndim, -1)
@@ -320,4 +320,4 @@ def trilu(x, k=None, upper=1):
     i = np.arange(rows).reshape(-1, 1)
     j = np.arange(cols).reshape(1, -1)
     keep = (j - i >= kv) if upper else (j - i <= kv)
-    return np.where(keep, x, np.zeros((), dtype=x.dtype))
+    return np.where(keep, x, zero_of(x.dtype))

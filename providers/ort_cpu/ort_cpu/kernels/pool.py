@@ -105,6 +105,7 @@ def max_pool(info):
     attrs = PoolAttrs(info)
     storage_order = int(info.attr("storage_order", 0))
     want_indices = info.num_outputs > 1 and bool(info.node.outputs[1])
+    single_output = info.opset < 8  # MaxPool-1 has no Indices output
 
     def run(x):
         dt = x.dtype
@@ -113,7 +114,7 @@ def max_pool(info):
         xp = pad_to(xc, begin, extent, _lowest(xc.dtype))
         y = _window_reduce(xp, attrs, out, np.maximum).astype(dt, copy=False)
         if not want_indices:
-            return y, None
+            return y if single_output else (y, None)
         return y, _max_indices(xp, attrs, x.shape, out, begin, storage_order)
 
     return run
@@ -185,31 +186,25 @@ def global_lp_pool(x, p=2):
 # -- MaxUnpool -------------------------------------------------------------------------------
 @builder("MaxUnpool", since=(9, 11, 22), dtypes={0: FLOAT_TYPES})
 def max_unpool(info):
+    """Scatter X to the flat positions in I of a zero tensor. With ``output_shape`` the indices
+    address that shape (as MaxPool's indices address its input, and as onnxruntime and PyTorch
+    do); without it, the shape is inferred from the window attributes."""
     kernel_shape = list(info.attr("kernel_shape"))
     nd = len(kernel_shape)
     strides = list(info.attr("strides") or [1] * nd)
     pads = list(info.attr("pads") or [0] * (2 * nd))
 
     def run(x, indices, output_shape=None):
-        spatial = [
-            (i - 1) * s - pads[d] - pads[d + nd] + k
-            for d, (i, s, k) in enumerate(zip(x.shape[2:], strides, kernel_shape))
-        ]
-        inferred = (*x.shape[:2], *spatial)
-        y = np.zeros(math.prod(inferred), dtype=x.dtype)
+        if output_shape is not None:
+            shape = tuple(int(v) for v in output_shape)
+        else:
+            shape = (*x.shape[:2], *(
+                (i - 1) * s - pads[d] - pads[d + nd] + k
+                for d, (i, s, k) in enumerate(zip(x.shape[2:], strides, kernel_shape))
+            ))  # fmt: skip
+        y = np.zeros(math.prod(shape), dtype=x.dtype)
         y[indices.reshape(-1)] = x.reshape(-1)
-        y = y.reshape(inferred)
-        if output_shape is None:
-            return y
-        shape = tuple(int(v) for v in output_shape)
-        if shape == inferred:
-            return y
-        # indices address the inferred shape; the result sits in the top-left corner
-        res = np.zeros(shape, dtype=x.dtype)
-        res[tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))] = y[
-            tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))
-        ]
-        return res
+        return y.reshape(shape)
 
     return run
 

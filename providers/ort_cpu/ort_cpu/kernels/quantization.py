@@ -132,8 +132,8 @@ def dynamic_quantize_linear(x):
     zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
     y = np.rint(x / scale)
     y += zp
-    np.clip(y, 0, 255, out=y)
-    return y.astype(np.uint8), np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
+    y = np.clip(y, 0, 255)
+    return np.asarray(y).astype(np.uint8), np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
 
 
 def _per_row(p: np.ndarray, m: int) -> np.ndarray:

@@ -141,11 +141,19 @@ class _Recurrent:
         for d in range(self.num_dir):
             reverse = self.reverse_only or d == 1
             tidx, valid = _time_order(seq, batch, sequence_lens, reverse)
-            xw = X @ W[d].T + B[d, : g * hidden]
-            xw = xw[tidx, np.arange(batch)[None, :]]
+            xw = (X.reshape(seq * batch, -1) @ W[d].T).reshape(seq, batch, -1)
+            xw += B[d, : g * hidden]
+            if sequence_lens is None:  # every entry runs the whole sequence: no gather needed
+                order = slice(None, None, -1) if reverse else slice(None)
+                xw = xw[order]
+            else:
+                xw = xw[tidx, np.arange(batch)[None, :]]
             states = (initial_h[d],) + tuple(None if e is None else e[d] for e in extra[:1])
             hs, states = self.run_direction(d, xw, valid, R[d], B[d, g * hidden :], states, extra)
-            Y[tidx, d, np.arange(batch)[None, :]] = hs
+            if sequence_lens is None:
+                Y[:, d] = hs[order]
+            else:
+                Y[tidx, d, np.arange(batch)[None, :]] = hs
             finals.append(states)
         outs = [Y] + [np.stack([f[k] for f in finals]) for k in range(len(finals[0]))]
         if self.layout:
@@ -204,10 +212,9 @@ class _LSTM(_Recurrent):
         self.input_forget = bool(info.attr("input_forget", 0))
 
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
-        h, c = states
+        h = states[0]
         n = h.shape[-1]
-        if c is None:
-            c = np.zeros_like(h)
+        c = states[1] if len(states) > 1 and states[1] is not None else np.zeros_like(h)
         p = extra[1] if len(extra) > 1 and extra[1] is not None else None
         pi, po, pf = (0, 0, 0) if p is None else (p[d, :n], p[d, n : 2 * n], p[d, 2 * n :])
         f, gact, hact = self.acts[d]

@@ -32,6 +32,11 @@ def normalize_axes(op: str, axes, rank: int) -> list[int]:
     return out
 
 
+def zero_of(dtype: np.dtype) -> np.ndarray:
+    """The 0-d "zero" of an element type: ``""`` for strings (object arrays), else 0."""
+    return np.array("", dtype=object) if dtype.kind == "O" else np.zeros((), dtype=dtype)
+
+
 def int_list(values) -> list[int]:
     """A 1-D (or 0-d) integer tensor or a list as a list of Python ints."""
     return [int(v) for v in np.asarray(values).reshape(-1)]

@@ -85,14 +85,11 @@ def stft(signal, frame_step, window=None, frame_length=None, onesided=1):
     return _from_complex(y, signal.dtype)
 
 
-def _window(size, periodic: int, output_datatype: int, terms: tuple[float, ...]):
-    """A generalized cosine window: sum_k (-1)^k a_k cos(2 pi k n / N)."""
+def _window(size, periodic: int, output_datatype: int, fn):
+    """``fn(n, N)`` evaluated at n = 0..size-1 with N = size (periodic) or size - 1."""
     n_points = int(np.asarray(size).reshape(-1)[0])
     denom = n_points if periodic else n_points - 1
-    n = np.arange(n_points, dtype=np.float64)
-    w = np.zeros(n_points)
-    for k, a in enumerate(terms):
-        w += (-1) ** k * a * np.cos(2 * np.pi * k * n / denom)
+    w = fn(np.arange(n_points, dtype=np.float64), denom)
     return w.astype(helper.tensor_dtype_to_np_dtype(output_datatype))
 
 
@@ -101,17 +98,23 @@ _HAMMING_ALPHA = 25.0 / 46.0
 
 @kernel("HannWindow", since=17)
 def hann_window(size, output_datatype=1, periodic=1):
-    return _window(size, periodic, output_datatype, (0.5, 0.5))
+    return _window(size, periodic, output_datatype, lambda n, N: np.sin(np.pi * n / N) ** 2)
 
 
 @kernel("HammingWindow", since=17)
 def hamming_window(size, output_datatype=1, periodic=1):
-    return _window(size, periodic, output_datatype, (_HAMMING_ALPHA, 1 - _HAMMING_ALPHA))
+    def fn(n, N):
+        return _HAMMING_ALPHA - (1 - _HAMMING_ALPHA) * np.cos(2 * np.pi * n / N)
+
+    return _window(size, periodic, output_datatype, fn)
 
 
 @kernel("BlackmanWindow", since=17)
 def blackman_window(size, output_datatype=1, periodic=1):
-    return _window(size, periodic, output_datatype, (0.42, 0.5, 0.08))
+    def fn(n, N):
+        return -0.5 * np.cos(2 * np.pi * n / N) + 0.08 * np.cos(4 * np.pi * n / N) + 0.42
+
+    return _window(size, periodic, output_datatype, fn)
 
 
 @kernel("MelWeightMatrix", since=17)

@@ -5,6 +5,7 @@ DictVectorizer, CastMap). Strings are numpy object arrays of Python ``str``."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -269,7 +270,7 @@ def _lookup_kernel(keys: np.ndarray, values: np.ndarray, default: Any, out_dtype
         table = dict(zip(keys.tolist(), values.tolist(), strict=True))
 
     def get(k):
-        if k != k:  # NaN
+        if isinstance(k, float) and math.isnan(k):
             return nan_value
         return table.get(k, default)
 

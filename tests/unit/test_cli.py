@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from ort_core.cli import main
+
+
+def test_providers_lists_cpu(capsys):
+    assert main(["providers"]) == 0
+    out = capsys.readouterr().out
+    assert "CPUExecutionProvider" in out and "ort-cpu" in out and "available" in out
+
+
+def test_run_saves_outputs(tmp_path, mlp_model, capsys):
+    model = tmp_path / "m.onnx"
+    onnx.save(mlp_model, model)
+    x = np.ones((2, 4), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    rc = main(["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--providers", "cpu", "--output-dir", str(tmp_path / "out")])
+    assert rc == 0
+    y = np.load(tmp_path / "out" / "y.npy")
+    assert y.shape == (2, 3) and y.dtype == np.float32
+    assert "providers: CPUExecutionProvider" in capsys.readouterr().out
+
+
+def test_run_reports_typed_errors(tmp_path, capsys):
+    rc = main(["run", str(tmp_path / "missing.onnx")])
+    assert rc == 2
+    assert "NoSuchFile" in capsys.readouterr().err
+
+
+def test_inspect_shows_placement(tmp_path, mlp_model, capsys):
+    model = tmp_path / "m.onnx"
+    onnx.save(mlp_model, model)
+    assert main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "matmul" in out and "CPUExecutionProvider" in out
+
+
+def test_console_script_demo_subset():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ort_core.cli", "demo", "--models", "squeezenet", "--repeat", "1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "squeezenet" in proc.stdout and "OK" in proc.stdout
+    assert "max error" in proc.stdout and "nodes per provider" in proc.stdout

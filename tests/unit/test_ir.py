@@ -1,0 +1,152 @@
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ort_core as ort
+from ort_core import errors
+from ort_core.ir import load_model, model_to_proto
+from tests.conftest import make_model, reference_outputs, tensor
+
+
+def _loop_model():
+    """A Loop whose body reads an outer-scope value and contains an If (nested subgraphs)."""
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "step"], ["t"])], "then", [], [tensor("t", shape=[2])]
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Sub", ["acc_in", "step"], ["e"])], "else", [], [tensor("e", shape=[2])]
+    )
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Greater", ["i", "limit"], ["big"]),
+            helper.make_node("If", ["big"], ["acc_out"], then_branch=else_g, else_branch=then_g),
+            helper.make_node("Identity", ["acc_out"], ["scan_out"]),
+        ],
+        "body",
+        [tensor("i", TensorProto.INT64, []), tensor("cond_in", TensorProto.BOOL, []), tensor("acc_in", shape=[2])],
+        [tensor("cond_out", TensorProto.BOOL, []), tensor("acc_out", shape=[2]), tensor("scan_out", shape=[2])],
+    )
+    return make_model(
+        [
+            helper.make_node("Relu", ["x"], ["step"]),
+            helper.make_node("Loop", ["n", "go", "x"], ["final", "all"], body=body),
+        ],
+        [tensor("x", shape=[2]), tensor("n", TensorProto.INT64, []), tensor("go", TensorProto.BOOL, []), tensor("limit", TensorProto.INT64, [])],
+        [tensor("final", shape=[2]), tensor("all", shape=["iters", 2])],
+        opset=17,
+    )
+
+
+def test_subgraphs_with_outer_scope_run_like_the_reference():
+    model = _loop_model()
+    feed = {"x": np.array([0.5, 1.5], np.float32), "n": np.array(6, np.int64), "go": np.array(True), "limit": np.array(3, np.int64)}
+    got = ort.InferenceSession(model.SerializeToString(), providers=["cpu"]).run(None, feed)
+    for g, e in zip(got, reference_outputs(model, feed)):
+        np.testing.assert_allclose(g, e, rtol=1e-6)
+
+
+def _roundtrip_models():
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((3, 3)).astype(np.float32), "w")
+    yield "plain", make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Tanh", ["h"], ["y"])],
+        [tensor("x", shape=["batch", 3])],
+        [tensor("y", shape=["batch", 3])],
+        [w],
+        doc_string="doc",
+    )
+    yield "subgraphs", _loop_model()
+    fn = helper.make_function(
+        "local", "Twice", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])], [helper.make_opsetid("", 17)]
+    )
+    yield "functions", make_model(
+        [helper.make_node("Twice", ["x"], ["y"], domain="local")],
+        [tensor("x", shape=[3])],
+        [tensor("y", shape=[3])],
+        extra_opsets=[helper.make_opsetid("local", 1)],
+        functions=[fn],
+    )
+
+
+@pytest.mark.parametrize("name,model", list(_roundtrip_models()), ids=lambda v: v if isinstance(v, str) else "")
+def test_roundtrip_is_valid_and_equivalent(name, model):
+    back = model_to_proto(load_model(model))
+    onnx.checker.check_model(back, full_check=True)
+    assert {(o.domain, o.version) for o in back.opset_import} == {(o.domain, o.version) for o in model.opset_import}
+    assert len(back.functions) == len(model.functions)
+    rng = np.random.default_rng(1)
+    feed = {}
+    for vi in model.graph.input:
+        elem = vi.type.tensor_type.elem_type
+        shape = [d.dim_value or 2 for d in vi.type.tensor_type.shape.dim]
+        if elem == TensorProto.BOOL:
+            feed[vi.name] = np.array(True)
+        elif elem == TensorProto.INT64:
+            feed[vi.name] = np.array(5 if vi.name == "n" else 2, np.int64)
+        else:
+            feed[vi.name] = rng.standard_normal(shape).astype(np.float32)
+    a = ort.InferenceSession(model, providers=["cpu"]).run(None, feed)
+    b = ort.InferenceSession(back, providers=["cpu"]).run(None, feed)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def _external_model(folder, location):
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "w")
+    model = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [tensor("x", shape=[2, 3])], [tensor("y", shape=[2, 3])], [w])
+    onnx.external_data_helper.convert_model_to_external_data(model, location="weights.bin", size_threshold=0)
+    onnx.save(model, os.path.join(folder, "model.onnx"))
+    # now point the tensor at the location under test
+    m = onnx.load(os.path.join(folder, "model.onnx"), load_external_data=False)
+    for e in m.graph.initializer[0].external_data:
+        if e.key == "location":
+            e.value = location
+    onnx.save(m, os.path.join(folder, "model.onnx"))
+    return os.path.join(folder, "model.onnx")
+
+
+def test_external_data_inside_folder(tmp_path):
+    path = _external_model(tmp_path, "weights.bin")
+    y = ort.InferenceSession(path, providers=["cpu"]).run(None, {"x": np.ones((2, 3), np.float32)})[0]
+    np.testing.assert_array_equal(y, np.arange(6).reshape(2, 3) + 1)
+
+
+@pytest.mark.parametrize("location", ["../weights.bin", "/etc/passwd", "sub/../../weights.bin"])
+def test_external_data_leaving_the_folder_is_refused(tmp_path, location):
+    folder = tmp_path / "model_dir"
+    folder.mkdir()
+    path = _external_model(folder, location)
+    os.replace(folder / "weights.bin", tmp_path / "weights.bin")
+    with pytest.raises(errors.InvalidArgument, match="outside the model's folder"):
+        ort.InferenceSession(path, providers=["cpu"])
+
+
+def test_external_data_missing_file(tmp_path):
+    path = _external_model(tmp_path, "weights.bin")
+    os.remove(tmp_path / "weights.bin")
+    with pytest.raises(errors.NoSuchFile, match="weights.bin"):
+        ort.InferenceSession(path, providers=["cpu"])
+
+
+def test_external_data_from_bytes_is_explained(tmp_path):
+    path = _external_model(tmp_path, "weights.bin")
+    with pytest.raises(errors.InvalidArgument, match="no folder to read it from"):
+        ort.InferenceSession(open(path, "rb").read(), providers=["cpu"])
+
+
+def test_malformed_initializer_is_invalid_graph():
+    t = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])
+    t.dims[0] = 7  # data no longer matches dims
+    m = make_model([helper.make_node("Identity", ["w"], ["y"])], [], [tensor("y", shape=[4])], [t])
+    with pytest.raises(errors.InvalidGraph, match="initializer 'w'"):
+        ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
+
+
+def test_missing_opset_import_is_invalid_graph(mlp_model):
+    del mlp_model.opset_import[:]
+    with pytest.raises(errors.InvalidGraph, match="imports no opset"):
+        ort.InferenceSession(mlp_model.SerializeToString(), providers=["cpu"])

@@ -1,0 +1,162 @@
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import ort_core as ort
+from ort_core.errors import NotImplemented as OrtNotImplemented
+from ort_core.ir import model_from_proto
+from ort_core.partitioner import is_convex
+from ort_core.provider import convex_clusters
+from tests.conftest import make_model, tensor
+from tests.unit.providers_for_tests import AddOnlyProvider, FusingProvider
+
+
+def chain_model():
+    # x -> Relu -> Add(+x) -> Exp -> Mul(*x) -> Sigmoid -> y
+    return make_model(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="relu"),
+            helper.make_node("Add", ["a", "x"], ["b"], name="add"),
+            helper.make_node("Exp", ["b"], ["c"], name="exp"),
+            helper.make_node("Mul", ["c", "x"], ["d"], name="mul"),
+            helper.make_node("Sigmoid", ["d"], ["y"], name="sigmoid"),
+        ],
+        [tensor("x", shape=[2, 3])],
+        [tensor("y", shape=[2, 3])],
+    )
+
+
+def expected(x):
+    a = np.maximum(x, 0)
+    return 1 / (1 + np.exp(-(np.exp(a + x) * x)))
+
+
+def placements(sess):
+    return {n.name: sub.ep_name for sub in sess.get_provider_graph_assignment_info() for n in sub.get_nodes()}
+
+
+def test_priority_order_and_cpu_fallback(register_provider):
+    register_provider(AddOnlyProvider)
+    sess = ort.InferenceSession(chain_model().SerializeToString(), providers=["AddOnlyExecutionProvider"])
+    assert sess.get_providers() == ["AddOnlyExecutionProvider", "CPUExecutionProvider"]
+    p = placements(sess)
+    assert p == {
+        "relu": "CPUExecutionProvider",
+        "add": "AddOnlyExecutionProvider",
+        "exp": "CPUExecutionProvider",
+        "mul": "AddOnlyExecutionProvider",
+        "sigmoid": "CPUExecutionProvider",
+    }
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected(x), rtol=1e-6)
+    # CPU first: it claims everything it can, AddOnly gets nothing
+    sess = ort.InferenceSession(
+        chain_model().SerializeToString(), providers=["CPUExecutionProvider", "addonly"]
+    )
+    assert set(placements(sess).values()) == {"CPUExecutionProvider"}
+
+
+def test_disable_cpu_fallback_raises_not_implemented(register_provider):
+    register_provider(AddOnlyProvider)
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    with pytest.raises(OrtNotImplemented) as e:
+        ort.InferenceSession(chain_model().SerializeToString(), so, providers=["addonly"])
+    msg = str(e.value)
+    for part in ("relu", "Relu", "opset 17", "AddOnlyExecutionProvider", "no kernel"):
+        assert part in msg
+
+
+def test_fused_claims_are_convex_and_run(register_provider):
+    register_provider(FusingProvider)
+    sess = ort.InferenceSession(chain_model().SerializeToString(), providers=["fusing"])
+    info = sess.get_provider_graph_assignment_info()
+    fused = [s for s in info if s.ep_name == "FusingExecutionProvider"]
+    # Exp is unsupported, so {relu, add} and {mul, sigmoid} are two clusters (one would be a cycle)
+    assert sorted(sorted(n.name for n in s.get_nodes()) for s in fused) == [["add", "relu"], ["mul", "sigmoid"]]
+    x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected(x), rtol=1e-6)
+
+
+def test_convex_clusters_never_build_a_cycle():
+    # a -> U -> c, and a -> c directly: a and c cannot be fused without U
+    m = model_from_proto(
+        make_model(
+            [
+                helper.make_node("Relu", ["x"], ["a"], name="a"),
+                helper.make_node("Exp", ["a"], ["u"], name="u"),
+                helper.make_node("Add", ["a", "u"], ["c"], name="c"),
+                helper.make_node("Relu", ["x"], ["d"], name="d"),
+                helper.make_node("Add", ["d", "c"], ["y"], name="e"),
+            ],
+            [tensor("x", shape=[2])],
+            [tensor("y", shape=[2])],
+        )
+    )
+    g = m.graph
+    sup = [n for n in g.nodes if n.name != "u"]
+    clusters = convex_clusters(g, sup)
+    for c in clusters:
+        assert is_convex(g, c), [n.name for n in c]
+    names = sorted(sorted(n.name for n in c) for c in clusters)
+    assert ["a", "d"] in names or ["a"] in names
+    assert not any({"a", "c"} <= set(c) for c in names)
+    assert sum(len(c) for c in clusters) == 4
+    assert not is_convex(g, [g.nodes[0], g.nodes[2]])
+
+
+def test_function_op_nobody_claims_is_expanded(register_provider):
+    # Provider knows Add/Mul only; a model-local function "AddMul" built from them is expanded.
+    fn = helper.make_function(
+        "custom",
+        "AddMul",
+        ["a", "b"],
+        ["out"],
+        [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Mul", ["s", "b"], ["out"])],
+        [helper.make_opsetid("", 17)],
+    )
+    model = make_model(
+        [helper.make_node("AddMul", ["x", "y"], ["z"], domain="custom", name="call")],
+        [tensor("x", shape=[3]), tensor("y", shape=[3])],
+        [tensor("z", shape=[3])],
+        extra_opsets=[helper.make_opsetid("custom", 1)],
+        functions=[fn],
+    )
+    register_provider(AddOnlyProvider)
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["addonly"])
+    ops = [n.op_type for s in sess.get_provider_graph_assignment_info() for n in s.get_nodes()]
+    assert ops == ["Add", "Mul"]
+    x, y = np.arange(3, dtype=np.float32), np.full(3, 2, np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x, "y": y})[0], (x + y) * y)
+
+
+def test_standard_function_op_expanded_when_unclaimed(register_provider):
+    # CPU without a Softsign-like kernel is simulated by a provider that has only primitive ops:
+    # MeanVarianceNormalization is defined as a function of ReduceMean/Sub/Mul/Sqrt/Div...
+    model = make_model(
+        [helper.make_node("MeanVarianceNormalization", ["x"], ["y"], name="mvn")],
+        [tensor("x", shape=[2, 3, 2, 2])],
+        [tensor("y", shape=[2, 3, 2, 2])],
+        opset=13,
+    )
+    from ort_core.plan import build_plan
+    from ort_core.ir import load_model
+    from ort_core.plugins import get_plugin_manager
+
+    cpu = get_plugin_manager().resolve("cpu").cls({})
+    m = load_model(model)
+    # pretend the CPU provider has no MVN kernel by rejecting it in a wrapper provider
+    class NoMVN(type(cpu)):
+        def get_capability(self, view):
+            return [c for c in super().get_capability(view) if c.nodes[0].op_type != "MeanVarianceNormalization"]
+
+    plan = build_plan(m, m.graph, [NoMVN({})])
+    assert plan.partition.expanded and "mvn" in plan.partition.expanded[0]
+    assert all(s.node.op_type != "MeanVarianceNormalization" for s in plan.steps)
+    x = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32)
+    from tests.conftest import reference_outputs
+
+    np.testing.assert_allclose(plan.run([x])[0], reference_outputs(model, {"x": x})[0], rtol=1e-4, atol=1e-5)

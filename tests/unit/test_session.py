@@ -1,0 +1,236 @@
+import json
+import threading
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import ort_core as ort
+from ort_core import errors
+from tests.conftest import make_model, reference_outputs, tensor
+from tests.unit.providers_for_tests import UnavailableProvider
+
+
+@pytest.fixture
+def sess(mlp_model):
+    return ort.InferenceSession(mlp_model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def x_feed(n=2):
+    return {"x": np.random.default_rng(0).standard_normal((n, 4)).astype(np.float32)}
+
+
+def test_run_matches_reference(sess, mlp_model):
+    feed = x_feed(5)
+    (y,) = sess.run(None, feed)
+    np.testing.assert_allclose(y, reference_outputs(mlp_model, feed)[0], rtol=1e-5, atol=1e-6)
+    assert sess.run(["y"], feed)[0].shape == (5, 3)
+
+
+def test_sources_path_bytes_proto(tmp_path, mlp_model):
+    path = tmp_path / "m.onnx"
+    onnx.save(mlp_model, path)
+    feed = x_feed()
+    ys = [
+        ort.InferenceSession(src, providers=["cpu"]).run(None, feed)[0]
+        for src in (str(path), path, path.read_bytes(), mlp_model)
+    ]
+    for y in ys[1:]:
+        np.testing.assert_array_equal(y, ys[0])
+
+
+def test_inputs_outputs_and_metadata(sess):
+    (i,) = sess.get_inputs()
+    assert (i.name, i.type, i.shape) == ("x", "tensor(float)", ["N", 4])
+    (o,) = sess.get_outputs()
+    assert (o.name, o.type, o.shape) == ("y", "tensor(float)", ["N", 3])
+    meta = sess.get_modelmeta()
+    assert meta.graph_name == "g"
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert sess.get_provider_options() == {"CPUExecutionProvider": {}}
+
+
+@pytest.mark.parametrize(
+    "feed, match",
+    [
+        ({}, r"Required inputs \(\['x'\]\) are missing"),
+        ({"x": np.zeros((2, 4), np.float32), "nope": np.zeros(1)}, "Invalid input name: nope"),
+        ({"x": np.zeros((2, 4), np.float64)}, r"Actual: \(tensor\(double\)\) , expected: \(tensor\(float\)\)"),
+        ({"x": np.zeros((2, 4, 1), np.float32)}, "Invalid rank for input: x Got: 3 Expected: 2"),
+        ({"x": np.zeros((2, 5), np.float32)}, "invalid dimensions for input: x .*index: 1 Got: 5 Expected: 4"),
+    ],
+)
+def test_input_validation(sess, feed, match):
+    with pytest.raises(errors.InvalidArgument, match=match):
+        sess.run(None, feed)
+
+
+def test_unknown_output_name(sess):
+    with pytest.raises(errors.InvalidArgument, match="Invalid output name: z"):
+        sess.run(["z"], x_feed())
+
+
+def test_feed_must_be_a_dict(sess):
+    with pytest.raises(errors.InvalidArgument, match="must be a dict"):
+        sess.run(None, [np.zeros((2, 4), np.float32)])
+
+
+def test_missing_file_garbage_and_ir_version(tmp_path, mlp_model):
+    with pytest.raises(errors.NoSuchFile, match="does not exist"):
+        ort.InferenceSession(str(tmp_path / "absent.onnx"))
+    with pytest.raises(errors.InvalidProtobuf, match="protobuf parsing failed|not an ONNX model"):
+        ort.InferenceSession(b"\x08\x07garbage\xff\xff\xff")
+    mlp_model.ir_version = 99
+    with pytest.raises(errors.InvalidGraph, match="Unsupported model IR version: 99"):
+        ort.InferenceSession(mlp_model.SerializeToString())
+
+
+def test_opset_newer_than_onnx(mlp_model):
+    mlp_model.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+    with pytest.raises(errors.InvalidGraph, match="knows opsets up to"):
+        ort.InferenceSession(mlp_model.SerializeToString())
+
+
+def test_dangling_input_is_invalid_graph():
+    m = make_model([helper.make_node("Relu", ["ghost"], ["y"], name="r")], [tensor("x", shape=[1])], [tensor("y", shape=[1])])
+    with pytest.raises(errors.InvalidGraph, match="'r' .*reads 'ghost'"):
+        ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
+
+
+def test_providers_string_is_type_error(mlp_model):
+    with pytest.raises(TypeError, match="not a string"):
+        ort.InferenceSession(mlp_model.SerializeToString(), providers="CPUExecutionProvider")
+
+
+def test_unknown_provider_is_an_error(mlp_model):
+    with pytest.raises(errors.InvalidArgument, match="Unknown execution provider 'CPUExecutionProvder'"):
+        ort.InferenceSession(mlp_model.SerializeToString(), providers=["CPUExecutionProvder"])
+
+
+def test_not_installed_provider_warns_with_install_hint(mlp_model, capsys):
+    from ort_core.plugins import get_plugin_manager
+
+    if get_plugin_manager().resolve("CoreMLExecutionProvider") is not None:
+        pytest.skip("CoreML provider is installed here")
+    with pytest.warns(RuntimeWarning, match=r"not installed: install it with `pip install ort-core\[coreml\]`"):
+        sess = ort.InferenceSession(mlp_model.SerializeToString(), providers=["CoreMLExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert capsys.readouterr().out == ""
+
+
+def test_unavailable_provider_warns_or_raises_in_strict_mode(mlp_model, register_provider, capsys):
+    register_provider(UnavailableProvider)
+    assert "NeverExecutionProvider" in ort.get_all_providers()
+    assert "NeverExecutionProvider" not in ort.get_available_providers()
+    assert ort.get_provider_availability()["NeverExecutionProvider"] == (
+        False,
+        "the Never device is not present on this machine.",
+    )
+    with pytest.warns(RuntimeWarning, match="not available here: the Never device is not present"):
+        ort.InferenceSession(mlp_model.SerializeToString(), providers=["never", "cpu"])
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.strict_providers", "1")
+    with pytest.raises(errors.ProviderNotAvailable, match="Never device"):
+        ort.InferenceSession(mlp_model.SerializeToString(), so, providers=["never", "cpu"])
+    assert capsys.readouterr().out == ""
+
+
+def test_provider_options_and_tuples(mlp_model):
+    s = ort.InferenceSession(mlp_model.SerializeToString(), providers=[("CPUExecutionProvider", {"a": 1})])
+    assert s.get_provider_options()["CPUExecutionProvider"] == {"a": "1"}
+    with pytest.raises(errors.InvalidArgument, match="one options dict per provider"):
+        ort.InferenceSession(mlp_model.SerializeToString(), providers=["cpu"], provider_options=[{}, {}])
+
+
+def test_run_with_ort_values(sess):
+    feed = x_feed()
+    outs = sess.run_with_ort_values(None, {"x": ort.OrtValue.ortvalue_from_numpy(feed["x"])})
+    assert outs[0].data_type() == "tensor(float)" and outs[0].shape() == [2, 3]
+    np.testing.assert_array_equal(outs[0].numpy(), sess.run(None, feed)[0])
+
+
+def test_profiling_writes_chrome_trace(tmp_path, mlp_model):
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = str(tmp_path / "prof")
+    s = ort.InferenceSession(mlp_model.SerializeToString(), so, providers=["cpu"])
+    s.run(None, x_feed())
+    path = s.end_profiling()
+    events = json.load(open(path))
+    node_events = [e for e in events if e["cat"] == "Node"]
+    assert {e["args"]["op_name"] for e in node_events} == {"MatMul", "Add", "Relu"}
+    for e in events:
+        assert {"cat", "pid", "tid", "dur", "ts", "ph", "name", "args"} <= set(e)
+    assert node_events[0]["name"].endswith("_kernel_time")
+    assert node_events[0]["args"]["provider"] == "CPUExecutionProvider"
+    assert any(e["name"] == "model_run" for e in events)
+
+
+def test_run_options_terminate(sess):
+    ro = ort.RunOptions()
+    ro.terminate = True
+    with pytest.raises(errors.RuntimeException, match="terminate"):
+        sess.run(None, x_feed(), ro)
+
+
+def test_kernel_failure_names_the_node():
+    m = make_model(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="bad_reshape")],
+        [tensor("x", shape=None), tensor("s", TensorProto.INT64, shape=[1])],
+        [tensor("y", shape=None)],
+    )
+    s = ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
+    with pytest.raises(errors.RuntimeException, match="'bad_reshape' \\(Reshape\\)"):
+        s.run(None, {"x": np.zeros(6, np.float32), "s": np.array([4], np.int64)})
+
+
+def test_run_is_thread_safe(sess):
+    feeds = [x_feed(n) for n in range(1, 9)]
+    expected = [sess.run(None, f)[0] for f in feeds]
+    results = [None] * len(feeds)
+
+    def work(i):
+        for _ in range(20):
+            results[i] = sess.run(None, feeds[i])[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(feeds))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r, e in zip(results, expected):
+        np.testing.assert_array_equal(r, e)
+
+
+def test_outputs_are_writable_copies_of_initializers():
+    w = helper.make_tensor("W", TensorProto.FLOAT, [2], [1.0, 2.0])
+    m = make_model([helper.make_node("Identity", ["W"], ["y"])], [], [tensor("y", shape=[2])], [w])
+    s = ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
+    y = s.run(None, {})[0]
+    y[0] = 100
+    np.testing.assert_array_equal(s.run(None, {})[0], [1.0, 2.0])
+
+
+def test_overridable_initializer():
+    w = helper.make_tensor("W", TensorProto.FLOAT, [2], [1.0, 2.0])
+    m = make_model(
+        [helper.make_node("Add", ["x", "W"], ["y"])],
+        [tensor("x", shape=[2]), tensor("W", shape=[2])],
+        [tensor("y", shape=[2])],
+        [w],
+    )
+    s = ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
+    assert [i.name for i in s.get_inputs()] == ["x"]
+    assert [i.name for i in s.get_overridable_initializers()] == ["W"]
+    x = np.zeros(2, np.float32)
+    np.testing.assert_array_equal(s.run(None, {"x": x})[0], [1, 2])
+    np.testing.assert_array_equal(s.run(None, {"x": x, "W": np.ones(2, np.float32)})[0], [1, 1])
+
+
+def test_no_stdout_on_warnings_path(mlp_model, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ort.InferenceSession(mlp_model.SerializeToString(), providers=["CUDAExecutionProvider"]).run(None, x_feed())
+    assert capsys.readouterr().out == ""
