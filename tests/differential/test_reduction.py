@@ -137,13 +137,14 @@ def test_softmax_extreme():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
 @pytest.mark.parametrize("exclusive", [0, 1])
 @pytest.mark.parametrize("reverse", [0, 1])
-def test_cumsum(dtype, exclusive, reverse):
+@pytest.mark.parametrize("op", ["CumSum", "CumProd"])
+def test_cumulative(op, dtype, exclusive, reverse):
     x = data((3, 4, 2), dtype)
     for axis in (0, 1, -1):
         for adt in (np.int32, np.int64):
             check_node(
-                "CumSum",
+                op,
                 [x, np.array(axis, adt)],
                 {"exclusive": exclusive, "reverse": reverse},
             )
-    check_node("CumSum", [data((6,), dtype), np.array(0, np.int64)], {"reverse": reverse})
+    check_node(op, [data((6,), dtype), np.array(0, np.int64)], {"reverse": reverse})

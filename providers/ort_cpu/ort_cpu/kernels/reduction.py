@@ -197,21 +197,28 @@ for _op, _fn in (("Softmax", _softmax), ("LogSoftmax", _log_softmax), ("Hardmax"
     kernel(_op, since=13, dtypes=FLOAT_TYPES)(_along_axis(_fn, legacy=False))
 
 
-# -- CumSum ---------------------------------------------------------------------------------------
-@kernel("CumSum", since=11, dtypes=NUMERIC_TYPES)
-def cumsum(x, axis, exclusive=0, reverse=0):
-    ax = int(np.asarray(axis).reshape(-1)[0]) % max(x.ndim, 1)
-    w = _work(x)
-    if reverse:
-        w = np.flip(w, ax)
-    r = np.cumsum(w, axis=ax, dtype=w.dtype)
-    if exclusive:
-        shifted = np.zeros_like(r)
-        dst = [slice(None)] * x.ndim
-        src = [slice(None)] * x.ndim
-        dst[ax], src[ax] = slice(1, None), slice(None, -1)
-        shifted[tuple(dst)] = r[tuple(src)]
-        r = shifted
-    if reverse:
-        r = np.flip(r, ax)
-    return np.ascontiguousarray(r).astype(x.dtype, copy=False)
+# -- CumSum, CumProd -------------------------------------------------------------------------------
+def _cumulative(fn, identity):
+    def run(x, axis, exclusive=0, reverse=0):
+        ax = int(np.asarray(axis).reshape(-1)[0]) % max(x.ndim, 1)
+        w = _work(x)
+        if reverse:
+            w = np.flip(w, ax)
+        r = fn(w, axis=ax, dtype=w.dtype)
+        if exclusive:  # shift by one along the axis, the identity first
+            shifted = np.full_like(r, identity)
+            dst = [slice(None)] * x.ndim
+            src = [slice(None)] * x.ndim
+            dst[ax], src[ax] = slice(1, None), slice(None, -1)
+            shifted[tuple(dst)] = r[tuple(src)]
+            r = shifted
+        if reverse:
+            r = np.flip(r, ax)
+        return np.ascontiguousarray(r).astype(x.dtype, copy=False)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return run
+
+
+kernel("CumSum", since=11, dtypes=NUMERIC_TYPES)(_cumulative(np.cumsum, 0))
+kernel("CumProd", since=26, dtypes=NUMERIC_TYPES)(_cumulative(np.cumprod, 1))

@@ -58,7 +58,9 @@ def string_concat(x, y):
     return np.asarray(np.add(x, y), dtype=object)
 
 
-# RE2 syntax that Python's re spells differently (RE2 is otherwise close to a subset of re).
+# RE2 syntax that Python's re spells differently. RE2 is otherwise close to a subset of re; the
+# remaining differences: RE2 has no backreferences or lookaround (re accepts them), and RE2's (?i)
+# folds a few Unicode cases that re does not.
 _POSIX_CLASSES = {
     "alnum": "0-9A-Za-z",
     "alpha": "A-Za-z",
@@ -75,45 +77,67 @@ _POSIX_CLASSES = {
     "word": "0-9A-Za-z_",
     "xdigit": "0-9A-Fa-f",
 }
+# RE2's \d \w \s \b are ASCII-only; re's are Unicode-aware on str patterns.
+_ASCII_ESCAPES = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r "}
+
+
+def _re2_escape(c: str, in_class: bool) -> str:
+    """The re spelling of RE2's escape ``\\c``."""
+    if c in "pPC":
+        raise KernelUnsupported(f"RE2 escape \\{c} has no Python re equivalent")
+    low = c.lower()
+    if low in _ASCII_ESCAPES and (not in_class or c == low):
+        chars = _ASCII_ESCAPES[low]
+        return chars if in_class else f"[{'^' if c != low else ''}{chars}]"
+    if c in "bB" and not in_class:
+        return f"(?a:\\{c})"
+    if c == "z" and not in_class:
+        return "\\Z"
+    return "\\" + c
 
 
 def _re2_to_python(pattern: str) -> str:
-    """Translate the RE2-only spellings: ``[[:alpha:]]`` classes and ``\\z``."""
+    """Translate RE2-only spellings into re: ASCII \\d \\w \\s \\b, ``[[:alpha:]]`` classes,
+    ``\\z``, ``\\Q...\\E`` and ``(?<name>...)``."""
     out, i, in_class = [], 0, False
     while i < len(pattern):
         c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            if nxt in "pPC":
-                raise KernelUnsupported(f"RE2 escape \\{nxt} has no Python re equivalent")
-            out.append("\\Z" if nxt == "z" and not in_class else pattern[i : i + 2])
+        if c == "\\" and pattern.startswith("Q", i + 1):
+            end = pattern.find("\\E", i + 2)
+            end = len(pattern) if end < 0 else end
+            out.append(re.escape(pattern[i + 2 : end]))
+            i = end + 2
+        elif c == "\\" and i + 1 < len(pattern):
+            out.append(_re2_escape(pattern[i + 1], in_class))
             i += 2
-            continue
-        if in_class and pattern.startswith("[:", i):
+        elif in_class and pattern.startswith("[:", i):
             end = pattern.find(":]", i + 2)
             name = pattern[i + 2 : end] if end > 0 else ""
-            negated = name.startswith("^")
-            if name.lstrip("^") in _POSIX_CLASSES and not negated:
-                out.append(_POSIX_CLASSES[name])
-                i = end + 2
-                continue
-            raise KernelUnsupported(f"RE2 class [:{name}:] is not supported")
-        if c == "[" and not in_class:
+            if name not in _POSIX_CLASSES:
+                raise KernelUnsupported(f"RE2 class [:{name}:] is not supported")
+            out.append(_POSIX_CLASSES[name])
+            i = end + 2
+        elif c == "[" and not in_class:
             in_class = True
-            out.append(c)
             i += 1
-            # A ']' (after an optional '^') right after '[' is a literal.
-            if pattern.startswith("^", i):
+            out.append("[")
+            if pattern.startswith("^", i):  # a ']' right after '[' or '[^' is a literal
                 out.append("^")
                 i += 1
             if pattern.startswith("]", i):
                 out.append("\\]")
                 i += 1
-            continue
-        if c == "]" and in_class:
-            in_class = False
-        out.append(c)
-        i += 1
+        else:
+            if c == "]" and in_class:
+                in_class = False
+            elif (
+                not in_class and pattern.startswith("(?<", i) and pattern[i + 3 : i + 4] not in "=!"
+            ):
+                out.append("(?P")
+                i += 2
+                continue
+            out.append(c)
+            i += 1
     return "".join(out)
 
 
