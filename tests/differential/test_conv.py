@@ -122,8 +122,9 @@ def test_conv_transpose_dtypes(dtype):
     rng = np.random.default_rng(7)
     inputs = [_rand(rng, (1, 2, 3, 4), dtype), _rand(rng, (2, 3, 3, 3), dtype)]
     rtol, atol = TOL[dtype]
-    check_node("ConvTranspose", inputs, {"strides": [2, 2], "pads": [1, 0, 0, 1]}, rtol=rtol,
-               atol=atol)
+    check_node(
+        "ConvTranspose", inputs, {"strides": [2, 2], "pads": [1, 0, 0, 1]}, rtol=rtol, atol=atol
+    )
 
 
 @pytest.mark.parametrize("mg", [1, 2])
@@ -139,7 +140,9 @@ def test_conv_transpose_group(mg):
     parts = []
     for i in range(g):
         sl = slice(i * cg, (i + 1) * cg)
-        m1, f1 = make_node_model("ConvTranspose", [x[:, sl], w[sl], b[i * mg:(i + 1) * mg]], attrs)
+        m1, f1 = make_node_model(
+            "ConvTranspose", [x[:, sl], w[sl], b[i * mg : (i + 1) * mg]], attrs
+        )
         parts.append(run_reference(m1, f1)[0])
     np.testing.assert_allclose(got, np.concatenate(parts, axis=1), rtol=1e-4, atol=1e-4)
 
@@ -181,8 +184,8 @@ def test_qlinear_conv(case, dtype, per_channel):
     x = rng.integers(lo, hi, xs, dtype=dtype)
     w = rng.integers(lo, hi, ws, dtype=dtype)
     m = ws[0]
-    w_scale = (rng.random(m) * 0.01 + 0.001).astype(np.float32) if per_channel else np.float32(
-        0.004
+    w_scale = (
+        (rng.random(m) * 0.01 + 0.001).astype(np.float32) if per_channel else np.float32(0.004)
     )
     w_zp = np.zeros(m, dtype) if per_channel else np.array(2, dtype)
     b = rng.integers(-500, 500, m).astype(np.int32)
@@ -192,3 +195,29 @@ def test_qlinear_conv(case, dtype, per_channel):
         np.array(0.05, np.float32), np.array(3, dtype), b,
     ]  # fmt: skip
     check_node("QLinearConv", inputs, attrs)
+
+
+DEFORM_CASES = [
+    # x shape, w shape, attrs, offset_group, with mask
+    ((1, 2, 4, 4), (2, 2, 2, 2), {}, 1, False),
+    ((2, 2, 5, 4), (3, 2, 3, 2), {"pads": [1, 0, 1, 1], "strides": [2, 1]}, 2, True),
+    ((1, 4, 5, 5), (2, 2, 2, 2), {"group": 2, "dilations": [2, 1]}, 2, True),
+]
+
+
+@pytest.mark.parametrize("case", range(len(DEFORM_CASES)))
+@pytest.mark.parametrize("bias", [True, False])
+def test_deform_conv(case, bias):
+    xs, ws, attrs, og, with_mask = DEFORM_CASES[case]
+    rng = np.random.default_rng(30 + case)
+    x, w = _rand(rng, xs), _rand(rng, ws)
+    kh, kw = ws[2:]
+    st, dl = attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1])
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    oh = (xs[2] + pads[0] + pads[2] - (kh - 1) * dl[0] - 1) // st[0] + 1
+    ow = (xs[3] + pads[1] + pads[3] - (kw - 1) * dl[1] - 1) // st[1] + 1
+    offset = (rng.standard_normal((xs[0], og * 2 * kh * kw, oh, ow)) * 1.5).astype(np.float32)
+    b = _rand(rng, (ws[0],)) if bias else None
+    mask = rng.random((xs[0], og * kh * kw, oh, ow)).astype(np.float32) if with_mask else None
+    inputs = [x, w, offset, b] + ([mask] if with_mask else [])
+    check_node("DeformConv", inputs, {**attrs, "offset_group": og}, rtol=1e-4, atol=1e-4)

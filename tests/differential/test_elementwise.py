@@ -243,6 +243,7 @@ def test_variadic(op):
         check_node(op, xs[::-1])
     check_node(op, xs[:1])
     check_node(op, [rand((2, 3)), rand((2, 3)), rand((2, 3))])
+    check_node(op, [rand(()), rand(()), rand(())])
     check_node(op, [rand((2, 3)), rand((2, 3))], opset=6)
 
 

@@ -122,7 +122,7 @@ def test_instance_norm_opsets(opset):
 @pytest.mark.parametrize("bias", [True, False])
 def test_layer_norm(shape, axis, bias):
     rng = np.random.default_rng(7)
-    norm_shape = shape[axis % len(shape):]
+    norm_shape = shape[axis % len(shape) :]
     inputs = [_rand(rng, shape), _rand(rng, norm_shape)]
     if bias:
         inputs.append(_rand(rng, norm_shape))
@@ -153,7 +153,7 @@ def test_layer_norm_dtypes(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rms_norm(shape, axis, dtype):
     rng = np.random.default_rng(10)
-    inputs = [_rand(rng, shape, dtype), _rand(rng, shape[axis % len(shape):], dtype)]
+    inputs = [_rand(rng, shape, dtype), _rand(rng, shape[axis % len(shape) :], dtype)]
     rtol, atol = TOL[dtype]
     check_node("RMSNormalization", inputs, {"axis": axis, "epsilon": 1e-3}, opset=23, rtol=rtol,
                atol=atol)  # fmt: skip

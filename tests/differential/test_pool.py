@@ -26,11 +26,17 @@ WINDOW_CASES = [
     ((2, 3, 8, 7), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 2, 7, 7), {"kernel_shape": [2, 3], "strides": [2, 1], "pads": [0, 1, 1, 0]}),
     ((1, 2, 7, 8), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
-    ((1, 2, 6, 6), {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1]}),
+    (
+        (1, 2, 6, 6),
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1]},
+    ),
     ((1, 1, 5, 5), {"kernel_shape": [2, 2], "strides": [1, 1], "auto_pad": "SAME_UPPER"}),
     ((1, 1, 5, 6), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "VALID"}),
     ((1, 2, 3, 4, 5), {"kernel_shape": [2, 2, 2], "strides": [1, 2, 2]}),
-    ((1, 2, 4, 5, 5), {"kernel_shape": [2, 3, 2], "pads": [1, 1, 0, 0, 1, 1], "strides": [2, 1, 2]}),
+    (
+        (1, 2, 4, 5, 5),
+        {"kernel_shape": [2, 3, 2], "pads": [1, 1, 0, 0, 1, 1], "strides": [2, 1, 2]},
+    ),
 ]
 DILATED = [
     ((1, 2, 8, 8), {"kernel_shape": [2, 2], "dilations": [2, 2]}),
@@ -110,6 +116,14 @@ def test_average_pool_dilations(case, count_include_pad):
     shape, attrs = case
     x = _rand(np.random.default_rng(7), shape)
     check_node("AveragePool", [x], {**attrs, "count_include_pad": count_include_pad}, opset=19)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_average_pool_same_strided(auto_pad, count_include_pad):
+    x = _rand(np.random.default_rng(8), (1, 2, 7, 8))
+    attrs = {"kernel_shape": [3, 2], "strides": [2, 3], "auto_pad": auto_pad}
+    check_node("AveragePool", [x], {**attrs, "count_include_pad": count_include_pad})
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])

@@ -168,6 +168,12 @@ def test_regex_full_match_scalar_and_empty():
         ("[[:digit:][:space:]]+", "1 2 3", True),
         ("[^[:upper:]]+", "abc", True),
         ("ab\\z", "ab", True),
+        ("\\d+", "١٢٣", False),  # RE2's \d is ASCII-only (re's is Unicode)
+        ("\\w+\\s\\d", "ab_1 7", True),
+        ("[\\w]+", "é", False),
+        ("\\Qa.b\\E+", "a.bbb", True),
+        ("\\Qa.b\\E", "axb", False),
+        ("(?<year>\\d{4})-\\d\\d", "2024-05", True),
     ],
 )
 def test_regex_full_match_re2_syntax(pattern, subject, expected):

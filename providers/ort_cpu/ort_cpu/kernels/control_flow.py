@@ -129,7 +129,9 @@ def scan_v8(info):
         for b in range(batch):
             state = [s[b] for s in states]
             length = scans[0].shape[1] if seq_lens is None else int(np.asarray(seq_lens)[b])
-            seqs = [(x[b][:length][::-1] if dirs[k] else x[b][:length]) for k, x in enumerate(scans)]
+            seqs = [
+                (x[b][:length][::-1] if dirs[k] else x[b][:length]) for k, x in enumerate(scans)
+            ]
             items: list[list] = [[] for _ in range(n_scan_out)]
             for t in range(length):
                 outs = body(*state, *[s[t] for s in seqs])
@@ -139,8 +141,9 @@ def scan_v8(info):
             for k in range(n_state):
                 final_states[k].append(state[k])
             for k in range(n_scan_out):
-                outputs[k].append(np.stack(items[k]) if items[k] else _empty_like_output(runner, n_state + k))
+                outputs[k].append(
+                    np.stack(items[k]) if items[k] else _empty_like_output(runner, n_state + k)
+                )
         return [np.stack(s) for s in final_states] + [np.stack(o) for o in outputs]
 
     return run
-

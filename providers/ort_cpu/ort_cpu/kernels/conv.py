@@ -1,4 +1,4 @@
-"""Convolution kernels: Conv, ConvTranspose, ConvInteger, QLinearConv.
+"""Convolution kernels: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv.
 
 Conv is im2col: a strided window view of the padded input, copied once into a column matrix, and
 one batched matmul over the groups. 1x1 convolutions skip the window view. ConvTranspose is the
@@ -69,7 +69,9 @@ def window_geometry(
         out[i] = max(out[i], 0)
     extent = [
         max(e, (o - 1) * s + (k - 1) * d + 1 - size - b)
-        for e, o, s, k, d, size, b in zip(end, out, strides, kernel, dilations, in_shape, begin)
+        for e, o, s, k, d, size, b in zip(
+            end, out, strides, kernel, dilations, in_shape, begin, strict=True
+        )
     ]
     return out, begin, end, extent
 
@@ -81,7 +83,7 @@ def pad_to(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value=0) -> 
     lead = x.ndim - len(begin)
     shape = list(x.shape[:lead])
     dst, src = [slice(None)] * lead, [slice(None)] * lead
-    for i, (b, e) in enumerate(zip(begin, end)):
+    for i, (b, e) in enumerate(zip(begin, end, strict=True)):
         size = x.shape[lead + i]
         new = max(size + b + e, 0)
         shape.append(new)
@@ -104,8 +106,8 @@ def kernel_view(
     """Read-only view (N, C, *kernel, *out) (or (N, C, *out, *kernel)) of the windows of ``xp``."""
     lead = xp.ndim - len(kernel)
     st = xp.strides[lead:]
-    k_dims = list(kernel), [s * d for s, d in zip(st, dilations)]
-    o_dims = list(out), [s * t for s, t in zip(st, strides)]
+    k_dims = list(kernel), [s * d for s, d in zip(st, dilations, strict=True)]
+    o_dims = list(out), [s * t for s, t in zip(st, strides, strict=True)]
     first, second = (k_dims, o_dims) if kernel_first else (o_dims, k_dims)
     shape = (*xp.shape[:lead], *first[0], *second[0])
     strides_ = (*xp.strides[:lead], *first[1], *second[1])
@@ -116,7 +118,7 @@ def offset_slices(offset: Sequence[int], dilations, strides, out) -> tuple[slice
     """Slices of the padded input read by kernel position ``offset`` for every output cell."""
     return tuple(
         slice(k * d, k * d + (o - 1) * s + 1, s)
-        for k, d, s, o in zip(offset, dilations, strides, out)
+        for k, d, s, o in zip(offset, dilations, strides, out, strict=True)
     )
 
 
@@ -178,8 +180,13 @@ def conv_core(
     )
     p = math.prod(out)
     if all(k == 1 for k in kernel) and not any(begin) and not any(end):
-        xs = x[(slice(None), slice(None), *(slice(0, (o - 1) * s + 1, s) for o, s in
-                                           zip(out, strides)))]
+        xs = x[
+            (
+                slice(None),
+                slice(None),
+                *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
+            )
+        ]
         cols = xs.reshape(n, g, c // g, p)
     else:
         xp = pad_to(x, begin, end)
@@ -222,15 +229,15 @@ def transpose_geometry(info_attrs: dict, in_shape, kernel, strides, dilations):
     out_shape = info_attrs.get("output_shape")
     full = [
         s * (i - 1) + op + (k - 1) * d + 1
-        for i, s, op, k, d in zip(in_shape, strides, out_pad, kernel, dilations)
+        for i, s, op, k, d in zip(in_shape, strides, out_pad, kernel, dilations, strict=True)
     ]
     if out_shape is not None:
         out_shape = list(out_shape)[-nd:]
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
-        out_shape = [i * s for i, s in zip(in_shape, strides)]
+        out_shape = [i * s for i, s in zip(in_shape, strides, strict=True)]
     if out_shape is not None and auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
         begin = []
-        for f, o in zip(full, out_shape):
+        for f, o in zip(full, out_shape, strict=True):
             total = f - o
             begin.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
         return begin, out_shape
@@ -238,7 +245,7 @@ def transpose_geometry(info_attrs: dict, in_shape, kernel, strides, dilations):
         pads = [0] * (2 * nd)
     begin = [int(p) for p in pads[:nd]]
     if out_shape is None:
-        out_shape = [f - b - e for f, b, e in zip(full, begin, pads[nd:])]
+        out_shape = [f - b - e for f, b, e in zip(full, begin, pads[nd:], strict=True)]
     return begin, out_shape
 
 
@@ -251,22 +258,27 @@ def conv_transpose_core(x, wmat, attrs: ConvAttrs, info_attrs: dict, w_spatial) 
     in_shape = x.shape[2:]
     mg = wmat.shape[2] // math.prod(kernel)
     m = mg * g
-    cols = np.matmul(wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape)))  # (n, g, Mg*K, P)
+    cols = np.matmul(
+        wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape))
+    )  # (n, g, Mg*K, P)
     cols = cols.reshape(n, m, *kernel, *in_shape)
     begin, out_shape = transpose_geometry(info_attrs, in_shape, kernel, strides, dilations)
     # canvas covering both what the kernels write and the requested output window
     lo = [min(0, b) for b in begin]
-    span = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_shape, strides, kernel, dilations)]
-    hi = [max(sp, b + o) for sp, b, o in zip(span, begin, out_shape)]
-    canvas = np.zeros((n, m, *(h - l for h, l in zip(hi, lo))), dtype=x.dtype)
+    span = [
+        (i - 1) * s + (k - 1) * d + 1
+        for i, s, k, d in zip(in_shape, strides, kernel, dilations, strict=True)
+    ]
+    hi = [max(sp, b + o) for sp, b, o in zip(span, begin, out_shape, strict=True)]
+    canvas = np.zeros((n, m, *(h - l for h, l in zip(hi, lo, strict=True))), dtype=x.dtype)
     head = (slice(None), slice(None))
     for offset in itertools.product(*(range(k) for k in kernel)):
         region = tuple(
             slice(k * d - l, k * d - l + (i - 1) * s + 1, s)
-            for k, d, l, i, s in zip(offset, dilations, lo, in_shape, strides)
+            for k, d, l, i, s in zip(offset, dilations, lo, in_shape, strides, strict=True)
         )
         canvas[head + region] += cols[head + offset]
-    window = tuple(slice(b - l, b - l + o) for b, l, o in zip(begin, lo, out_shape))
+    window = tuple(slice(b - l, b - l + o) for b, l, o in zip(begin, lo, out_shape, strict=True))
     return canvas[head + window]
 
 
@@ -307,12 +319,10 @@ def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool) -> np.ndarray:
     return out - zp
 
 
-def _int_conv(info, x, w, x_zp, w_zp, packed) -> np.ndarray:
-    attrs = ConvAttrs(info)
-    wmat = packed if packed is not None else pack_weights(
-        _centered(w, w_zp, True), attrs.group, np.dtype(np.float64)
-    )
-    return conv_core(_centered(x, x_zp, False), wmat, w.shape[0], attrs, w.shape[2:])
+def _int_conv(attrs: ConvAttrs, x, w, x_zp, w_zp, packed) -> np.ndarray:
+    if packed is None:
+        packed = pack_weights(_centered(w, w_zp, True), attrs.group, np.dtype(np.float64))
+    return conv_core(_centered(x, x_zp, False), packed, w.shape[0], attrs, w.shape[2:])
 
 
 def _prepacked_int_weights(info, w_index: int, zp_index: int):
@@ -324,10 +334,10 @@ def _prepacked_int_weights(info, w_index: int, zp_index: int):
 
 @builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=check_auto_pad)
 def conv_integer(info):
-    packed = _prepacked_int_weights(info, 1, 3)
+    attrs, packed = ConvAttrs(info), _prepacked_int_weights(info, 1, 3)
 
     def run(x, w, x_zero_point=None, w_zero_point=None):
-        y = _int_conv(info, x, w, x_zero_point, w_zero_point, packed)
+        y = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed)
         return np.rint(y).astype(np.int32)
 
     return run
@@ -335,10 +345,10 @@ def conv_integer(info):
 
 @builder("QLinearConv", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=check_auto_pad)
 def qlinear_conv(info):
-    packed = _prepacked_int_weights(info, 3, 5)
+    attrs, packed = ConvAttrs(info), _prepacked_int_weights(info, 3, 5)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
-        acc = _int_conv(info, x, w, x_zero_point, w_zero_point, packed)
+        acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed)
         acc = add_bias(acc, b)
         w_scale = np.asarray(w_scale, np.float32)
         if w_scale.size > 1:
@@ -354,3 +364,74 @@ def qlinear_conv(info):
     return run
 
 
+# -- DeformConv ----------------------------------------------------------------------------------
+def _bilinear_gather(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Sample (N, C, H, W) ``img`` at (N, S) points, bilinearly, zero outside: (N, S, C)."""
+    n, c, h, w = img.shape
+    flat = img.reshape(n, c, h * w).transpose(0, 2, 1)  # (N, HW, C)
+    rows = np.arange(n)[:, None]
+    y0, x0 = np.floor(ys), np.floor(xs)
+    out = np.zeros((n, ys.shape[1], c), img.dtype)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        yy, xx = y0 + dy, x0 + dx
+        weight = (1 - np.abs(ys - yy)) * (1 - np.abs(xs - xx))
+        weight = weight * ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w))
+        idx = (np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)).astype(np.intp)
+        out += flat[rows, idx] * weight[..., None].astype(img.dtype)
+    return out
+
+
+def deform_columns(x, offset, mask, kernel, strides, dilations, pads, offset_group):
+    """(N, C, K, P) deformable im2col of (N, C, H, W) ``x``."""
+    n, c = x.shape[:2]
+    oh, ow = offset.shape[2:]
+    kh, kw = kernel
+    base_y = (
+        -pads[0] + np.arange(kh)[:, None, None, None] * dilations[0]
+        + np.arange(oh)[None, None, :, None] * strides[0]
+    )  # fmt: skip
+    base_x = (
+        -pads[1] + np.arange(kw)[None, :, None, None] * dilations[1]
+        + np.arange(ow)[None, None, None, :] * strides[1]
+    )  # fmt: skip
+    off = offset.reshape(n, offset_group, kh, kw, 2, oh, ow).astype(x.dtype, copy=False)
+    m = None if mask is None else mask.reshape(n, offset_group, kh * kw * oh * ow)
+    cpg = c // offset_group
+    parts = []
+    for og in range(offset_group):
+        ys = (base_y + off[:, og, :, :, 0]).reshape(n, -1)
+        xs = (base_x + off[:, og, :, :, 1]).reshape(n, -1)
+        vals = _bilinear_gather(x[:, og * cpg : (og + 1) * cpg], ys, xs)  # (N, K*P, Cpg)
+        if m is not None:
+            vals *= m[:, og, :, None].astype(x.dtype, copy=False)
+        parts.append(vals.transpose(0, 2, 1).reshape(n, cpg, kh * kw, oh * ow))
+    return np.concatenate(parts, axis=1)
+
+
+def _check_deform(info) -> str | None:
+    ks = info.attr("kernel_shape")
+    shape = info.input_shape(1)
+    rank = len(ks) if ks else (len(shape) - 2 if shape else 2)
+    return None if rank == 2 else "DeformConv runs 2-D convolutions only"
+
+
+@builder("DeformConv", since=(19, 22), dtypes=FLOAT_TYPES, check=_check_deform)
+def deform_conv(info):
+    attrs = ConvAttrs(info)
+    offset_group = int(info.attr("offset_group", 1))
+    pads = list(info.attr("pads") or [0, 0, 0, 0])
+
+    def run(x, w, offset, b=None, mask=None):
+        cdt = compute_dtype(x.dtype)
+        kernel, strides, dilations = attrs.resolve(2, w.shape[2:])
+        cols = deform_columns(
+            x.astype(cdt, copy=False), offset, mask, kernel, strides, dilations, pads,
+            offset_group,
+        )  # fmt: skip
+        n, m, g = x.shape[0], w.shape[0], attrs.group
+        wmat = pack_weights(w, g, cdt)
+        y = np.matmul(wmat, cols.reshape(n, g, wmat.shape[2], -1))
+        y = add_bias(y.reshape(n, m, *offset.shape[2:]), b)
+        return y.astype(x.dtype, copy=False)
+
+    return run

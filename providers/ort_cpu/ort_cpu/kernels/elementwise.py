@@ -51,7 +51,7 @@ def widened(fn):
 # -- erf without scipy -------------------------------------------------------------------------
 _SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
 # Maclaurin series of erf(x) / x in powers of x^2, used for |x| < 0.5 (truncation error < 1e-11).
-_ERF_SERIES = [_SQRT_PI_2 * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(10)]
+_ERF_SERIES = [_SQRT_PI_2 * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(9)]
 # Chebyshev fit of erfc (Numerical Recipes, erfcc): fractional error below 1.2e-7 everywhere.
 _ERFC_COEFS = (
     -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
@@ -65,13 +65,15 @@ def erf(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.float64:
         return _erf_exact(x).astype(np.float64)
     xf = x.astype(np.float32, copy=False)
-    x2 = xf * xf
+    xs = np.clip(xf, -0.5, 0.5)  # the series' domain (keeps it finite elsewhere)
+    x2 = xs * xs
     series = np.full_like(xf, _ERF_SERIES[-1])
     for c in _ERF_SERIES[-2::-1]:
         series *= x2
         series += np.float32(c)
-    series *= xf
+    series *= xs
     z = np.abs(xf)
+    np.multiply(xf, xf, out=x2)
     t = np.float32(0.5) * z
     t += 1
     np.reciprocal(t, out=t)
@@ -84,7 +86,12 @@ def erf(x: np.ndarray) -> np.ndarray:
     poly *= t  # erfc(|x|)
     np.subtract(1, poly, out=poly)
     np.copysign(poly, xf, out=poly)
-    return np.where(z < 0.5, series, poly).astype(x.dtype, copy=False)
+    # select without a mask operation: multiplying by exactly 1 or 0 and adding is exact
+    small = z < 0.5
+    series *= small
+    poly *= ~small
+    poly += series
+    return poly.astype(x.dtype, copy=False)
 
 
 # -- unary math -----------------------------------------------------------------------------------
@@ -128,10 +135,18 @@ UNARY = {  # op: (since, input types, numpy function)
 
 
 def _sigmoid(x):
-    # numerically stable in both tails: exp(-|x|) never overflows
-    e = np.exp(-np.abs(x))
-    d = e + 1
-    return np.where(x >= 0, 1 / d, e / d)
+    # stable in both tails: with s = e/(1+e), e = exp(-|x|), sigmoid is s below 0 and 1-s above.
+    # Blend arithmetically: masked numpy operations are several times slower than a multiply.
+    s = np.abs(x)
+    np.negative(s, out=s)
+    np.exp(s, out=s)
+    t = s + 1
+    np.divide(s, t, out=s)
+    np.multiply(s, -2, out=t)
+    t += 1
+    t *= x >= 0
+    t += s
+    return t
 
 
 def _softsign(x):
@@ -206,28 +221,36 @@ def is_inf(x, detect_negative=1, detect_positive=1):
 @kernel("LeakyRelu", since=1, dtypes=FLOAT_TYPES)
 @widened
 def leaky_relu(x, alpha=0.01):
-    return np.where(x < 0, x * x.dtype.type(alpha), x)
+    r = np.minimum(x, 0)
+    r *= x.dtype.type(alpha)
+    r += np.maximum(x, 0)
+    return r
 
 
 @kernel("PRelu", since=1, dtypes=NUMERIC_TYPES)
 def prelu(x, slope):
     if _exotic(x.dtype):
-        xf = x.astype(np.float32)
-        return _arr(np.where(xf < 0, xf * slope.astype(np.float32), xf), x.dtype)
-    return _arr(np.where(x < 0, x * slope, x), x.dtype)
+        x, slope = x.astype(np.float32), slope.astype(np.float32)
+    # max(x, 0) + slope * min(x, 0): exact, and faster than a masked select
+    return _arr(np.maximum(x, 0) + np.minimum(x, 0) * slope, x.dtype)
 
 
 @kernel("Elu", since=1, dtypes=FLOAT_TYPES)
 @widened
 def elu(x, alpha=1.0):
-    return np.where(x < 0, np.expm1(np.minimum(x, 0)) * x.dtype.type(alpha), x)
+    r = np.minimum(x, 0)
+    np.expm1(r, out=r)
+    r *= x.dtype.type(alpha)
+    r += np.maximum(x, 0)
+    return r
 
 
 @kernel("Selu", since=1, dtypes=FLOAT_TYPES)
 @widened
 def selu(x, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
-    t = x.dtype.type
-    return np.where(x <= 0, np.expm1(np.minimum(x, 0)) * t(alpha), x) * t(gamma)
+    r = elu(x, alpha)
+    r *= x.dtype.type(gamma)
+    return r
 
 
 @kernel("Celu", since=12, dtypes=FLOAT_TYPES)
@@ -407,7 +430,7 @@ def _variadic(fn, mean=False):
             return xs[0].astype(dt)  # a fresh array: the output must not alias the input
         r = fn(xs[0], xs[1])
         for x in xs[2:]:
-            if r.shape == np.broadcast_shapes(r.shape, x.shape):
+            if r.ndim and r.shape == np.broadcast_shapes(r.shape, x.shape):
                 fn(r, x, out=r)
             else:
                 r = fn(r, x)

@@ -200,7 +200,7 @@ def max_unpool(info):
         else:
             shape = (*x.shape[:2], *(
                 (i - 1) * s - pads[d] - pads[d + nd] + k
-                for d, (i, s, k) in enumerate(zip(x.shape[2:], strides, kernel_shape))
+                for d, (i, s, k) in enumerate(zip(x.shape[2:], strides, kernel_shape, strict=True))
             ))  # fmt: skip
         y = np.zeros(math.prod(shape), dtype=x.dtype)
         y[indices.reshape(-1)] = x.reshape(-1)

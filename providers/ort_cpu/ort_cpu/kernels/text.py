@@ -204,7 +204,7 @@ def tfidf_vectorizer(info):
     width = int(coords.max()) + 1 if coords.size else 0
     lookup = np.frompyfunc(lambda t: vocab.get(t, 0), 1, 1)
 
-    def count_row(ids: np.ndarray) -> np.ndarray:
+    def count_row(ids: list[int]) -> np.ndarray:
         counts = np.zeros(n_grams, dtype=np.float64)
         for n in range(lo, min(hi, len(ngrams) - 1) + 1):
             table = ngrams[n]
