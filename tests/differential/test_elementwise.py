@@ -359,3 +359,21 @@ def test_cast_to_string():
         got = np.asarray(harness.run_cpu(model, feeds)[0])
         assert got.dtype == object
         np.testing.assert_array_equal(got.astype(str), exp.astype(str))
+
+
+@pytest.mark.parametrize(
+    "src,to",
+    [
+        (np.float32, TensorProto.INT32),
+        (np.int32, TensorProto.FLOAT),
+        (np.float64, TensorProto.INT64),
+        (np.uint16, TensorProto.FLOAT16),
+        (np.int8, TensorProto.UINT8),
+        (np.bool_, TensorProto.UINT8),
+    ],
+)
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3)])
+def test_bitcast(src, to, shape):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, shape).astype(src) if src is np.bool_ else (rng.standard_normal(shape) * 100).astype(src)
+    check_node("BitCast", [x], {"to": to})

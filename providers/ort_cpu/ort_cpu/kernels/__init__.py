@@ -26,6 +26,7 @@ FAMILIES = (
     "random",
     "text",
     "signal",
+    "loss",
     "control_flow",
 )
 

@@ -227,12 +227,20 @@ def leaky_relu(x, alpha=0.01):
     return r
 
 
-@kernel("PRelu", since=1, dtypes=NUMERIC_TYPES)
+@kernel("PRelu", since=7, dtypes=NUMERIC_TYPES)
 def prelu(x, slope):
     if _exotic(x.dtype):
         x, slope = x.astype(np.float32), slope.astype(np.float32)
     # max(x, 0) + slope * min(x, 0): exact, and faster than a masked select
     return _arr(np.maximum(x, 0) + np.minimum(x, 0) * slope, x.dtype)
+
+
+@kernel("PRelu", since=(1, 6), dtypes=NUMERIC_TYPES)
+def prelu_per_channel(x, slope, consumed_inputs=None):
+    """Before opset 7 a 1-D slope of size C applies per channel (axis 1), as PyTorch exported it."""
+    if slope.ndim == 1 and x.ndim > 2 and slope.size == x.shape[1] and slope.size > 1:
+        slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))
+    return prelu(x, slope)
 
 
 @kernel("Elu", since=1, dtypes=FLOAT_TYPES)
@@ -558,3 +566,23 @@ def cast(info):
 @kernel("CastLike", since=15)
 def cast_like(x, like, saturate=1, round_mode="up"):
     return cast_to(x, like.dtype, saturate, round_mode)
+
+
+def _bitcast_check(info):
+    src, dst = info.input_dtype(0), _dtype_of(info.attr("to"))
+    if src is not None and (src == object or src.itemsize != dst.itemsize):
+        return f"BitCast needs types of equal bit width (got {src} -> {dst}); strings are not allowed"
+    return None
+
+
+@builder("BitCast", since=26, check=_bitcast_check)
+def bitcast(info):
+    dtype = _dtype_of(info.attr("to"))
+
+    def run(x):
+        if x.dtype.itemsize != dtype.itemsize or x.dtype == object:
+            raise ValueError(f"BitCast from {x.dtype} to {dtype}: the bit widths differ")
+        # the spec reads bytes as little endian: numpy's native order on the hosts we run on
+        return np.ascontiguousarray(x).view(dtype).reshape(x.shape)
+
+    return run
