@@ -17,7 +17,14 @@ from onnx.backend.base import Backend, BackendRep
 
 from .session import InferenceSession, SessionOptions
 
-__all__ = ["OrtCoreBackend", "OrtCoreBackendRep", "prepare", "run_model", "run_node", "supports_device"]
+__all__ = [
+    "OrtCoreBackend",
+    "OrtCoreBackendRep",
+    "prepare",
+    "run_model",
+    "run_node",
+    "supports_device",
+]
 
 
 def _default_providers() -> list[str]:
@@ -65,11 +72,20 @@ class OrtCoreBackend(Backend):
         return OrtCoreBackendRep(InferenceSession(model, options, providers=providers))
 
     @classmethod
-    def run_model(cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
+    def run_model(
+        cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any
+    ) -> tuple[Any, ...]:
         return cls.prepare(model, device, **kwargs).run(inputs)
 
     @classmethod
-    def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU", outputs_info=None, **kwargs: Any):
+    def run_node(
+        cls,
+        node: onnx.NodeProto,
+        inputs: Any,
+        device: str = "CPU",
+        outputs_info=None,
+        **kwargs: Any,
+    ):
         raise NotImplementedError(
             "run_node is not supported: build a one-node model with onnx.helper and use run_model."
         )

@@ -95,7 +95,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for providers in configs:
             r = run_light_model(name, providers, repeat=args.repeat)
             failures += not r.ok
-            nodes = ", ".join(f"{k.replace('ExecutionProvider', '')}:{v}" for k, v in r.nodes.items())
+            nodes = ", ".join(
+                f"{k.replace('ExecutionProvider', '')}:{v}" for k, v in r.nodes.items()
+            )
             rows.append(
                 [
                     r.model,
@@ -118,7 +120,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ort-core", description="ort-core: ONNX Runtime as plugins")
+    parser = argparse.ArgumentParser(
+        prog="ort-core", description="ort-core: ONNX Runtime as plugins"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("providers", help="list installed providers and whether they are available")
     p.set_defaults(fn=cmd_providers)
@@ -132,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--providers")
     p.set_defaults(fn=cmd_inspect)
-    p = sub.add_parser("demo", help="run the light models of the onnx wheel on every available provider")
+    p = sub.add_parser(
+        "demo", help="run the light models of the onnx wheel on every available provider"
+    )
     p.add_argument("--providers", help="comma-separated (default: every available provider)")
     p.add_argument("--models", help="comma-separated subset of the light models")
     p.add_argument("--repeat", type=int, default=3)

@@ -47,7 +47,9 @@ def light_model_case(name: str) -> tuple[str, dict[str, np.ndarray], list[np.nda
     for vi in model.graph.input:
         if vi.name in inits:
             continue
-        shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim)
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim
+        )
         n = int(np.prod(shape))
         feed[vi.name] = (np.arange(n).reshape(shape) / n).astype(np.float32)
     expected = []
@@ -84,12 +86,15 @@ def run_light_model(name: str, providers: list[str], repeat: int = 3) -> DemoRow
             outs = sess.run(None, feed)
             times.append(time.perf_counter() - t0)
     except Exception as e:  # the demo reports every failure as a FAIL row
-        return DemoRow(name, providers, {}, float("nan"), float("nan"), False, f"{type(e).__name__}: {e}")
+        return DemoRow(
+            name, providers, {}, float("nan"), float("nan"), False, f"{type(e).__name__}: {e}"
+        )
     nodes: dict[str, int] = {}
     for sub in sess.get_provider_graph_assignment_info():
         nodes[sub.ep_name] = nodes.get(sub.ep_name, 0) + len(sub.get_nodes())
     err = max(float(np.max(np.abs(o.astype(np.float64) - e))) for o, e in zip(outs, expected))
     ok = all(
-        o.shape == e.shape and np.allclose(o, e, rtol=1e-3, atol=1e-5) for o, e in zip(outs, expected)
+        o.shape == e.shape and np.allclose(o, e, rtol=1e-3, atol=1e-5)
+        for o, e in zip(outs, expected)
     )
     return DemoRow(name, sess.get_providers(), nodes, 1000 * float(np.median(times)), err, ok)

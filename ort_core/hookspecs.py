@@ -10,6 +10,7 @@ collisions in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import pluggy
 
 PROJECT = "ort_core"

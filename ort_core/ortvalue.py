@@ -25,7 +25,9 @@ class OrtValue:
         self._provider = provider
 
     @classmethod
-    def ortvalue_from_numpy(cls, array: Any, device_type: str = "cpu", device_id: int = 0) -> OrtValue:
+    def ortvalue_from_numpy(
+        cls, array: Any, device_type: str = "cpu", device_id: int = 0
+    ) -> OrtValue:
         """Wrap a numpy array (the host array itself, not a copy, as onnxruntime does on CPU)."""
         if device_type.lower() != "cpu":
             from .plugins import get_plugin_manager
@@ -41,8 +43,14 @@ class OrtValue:
         return cls(np.asarray(array) if not isinstance(array, (list, dict)) else array)
 
     @classmethod
-    def ortvalue_from_shape_and_type(cls, shape: Any, element_type: Any, device_type: str = "cpu", device_id: int = 0) -> OrtValue:
-        dtype = np.dtype(element_type) if not isinstance(element_type, int) else helper.tensor_dtype_to_np_dtype(element_type)
+    def ortvalue_from_shape_and_type(
+        cls, shape: Any, element_type: Any, device_type: str = "cpu", device_id: int = 0
+    ) -> OrtValue:
+        dtype = (
+            np.dtype(element_type)
+            if not isinstance(element_type, int)
+            else helper.tensor_dtype_to_np_dtype(element_type)
+        )
         return cls.ortvalue_from_numpy(np.empty(tuple(shape), dtype=dtype), device_type, device_id)
 
     def numpy(self) -> Any:

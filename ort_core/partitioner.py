@@ -14,11 +14,18 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from .errors import EPFail, NotImplemented
+from .errors import EPFail
 from .ir import Graph, Node, graph_from_proto, node_reads, node_to_proto
 from .provider import ExecutionProvider, GraphView, schema_for
 
-__all__ = ["Partition", "partition", "expand_function", "is_convex", "EpAssignedNode", "EpAssignedSubgraph"]
+__all__ = [
+    "Partition",
+    "partition",
+    "expand_function",
+    "is_convex",
+    "EpAssignedNode",
+    "EpAssignedSubgraph",
+]
 
 FUSED_DOMAIN = "ort_core.fused"
 _MAX_EXPANSION_ROUNDS = 8
@@ -50,7 +57,9 @@ class Partition:
 
     fused: dict[int, tuple[ExecutionProvider, Graph]] = field(default_factory=dict)
     assignment: list[EpAssignedSubgraph] = field(default_factory=list)
-    reasons: dict[str, list[str]] = field(default_factory=dict)  # node name -> why providers refused
+    reasons: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # node name -> why providers refused
     expanded: list[str] = field(default_factory=list)  # labels of nodes expanded into functions
 
     def nodes_per_provider(self) -> dict[str, int]:
@@ -129,7 +138,7 @@ def partition(
         asked = ", ".join(ep.name for ep in providers) or "none"
         why = "; ".join(view.reasons.get(id(node), [])) or "no provider has a kernel for it"
         more = f" ({len(pending) - 1} more node(s) are unassigned)" if len(pending) > 1 else ""
-        raise NotImplemented(
+        raise NotImplementedError(
             f"Could not find an implementation for {node.label()} at opset {opset} of domain "
             f"'{node.domain or 'ai.onnx'}'; providers asked: {asked}. Reasons: {why}.{more} "
             "Install a provider that supports this op, or change the model to avoid it."

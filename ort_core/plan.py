@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EPFail, NotImplemented, RuntimeException
-from .ir import Graph, Model, Node, node_reads
+from .errors import EPFail, RuntimeException
+from .ir import Graph, Model, Node
 from .partitioner import Partition, partition
 from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
 
@@ -56,7 +56,9 @@ class Plan:
     def __post_init__(self) -> None:
         self._compact = [(s.fn, s.ins, s.outs, s.multi, s.frees) for s in self.steps]
 
-    def run(self, inputs: Sequence[Any], run_options: Any = None, profiler: Any = None) -> list[Any]:
+    def run(
+        self, inputs: Sequence[Any], run_options: Any = None, profiler: Any = None
+    ) -> list[Any]:
         """Run with values for ``input_slots`` in order; return the values of ``output_slots``."""
         slots = self.base.copy()
         for i, v in zip(self.input_slots, inputs):
@@ -134,7 +136,7 @@ class Plan:
 class BoundGraph:
     """A subgraph bound to the outer-scope values of one run: ``bound(*inputs) -> list``."""
 
-    __slots__ = ("plan", "outer", "run_options")
+    __slots__ = ("plan", "outer")
 
     def __init__(self, plan: Plan, outer: list[Any]) -> None:
         self.plan = plan
@@ -187,7 +189,7 @@ def build_plan(
     # types visible inside subgraphs: this graph's plus the enclosing ones
     scope_types = dict(outer_types or {})
     scope_types.update(graph.value_types)
-    for name, arr in graph.initializers.items():
+    for name in graph.initializers:
         tp = graph.type_of(name)
         if tp is not None:
             scope_types[name] = tp
@@ -241,7 +243,7 @@ def build_plan(
             try:
                 fn = ep.create_kernel(info)
             except KernelUnsupported as e:
-                raise NotImplemented(
+                raise NotImplementedError(
                     f"{ep.name} cannot run {node.label()} at opset {opset}: {e}. Change the node's "
                     "attributes or types, or use a provider that supports them."
                 ) from None
@@ -256,7 +258,9 @@ def build_plan(
                 copy_name = f"{name}@{want or 'host'}"
                 if copy_name not in slot_of:
                     src = by_name[have] if have else None
-                    steps.append(_copy_step(src, ep if want else None, slot(name), slot(copy_name), node))
+                    steps.append(
+                        _copy_step(src, ep if want else None, slot(name), slot(copy_name), node)
+                    )
                     location[copy_name] = want  # type: ignore[assignment]
                     copies += 1
                 name = copy_name
@@ -285,7 +289,9 @@ def build_plan(
         if isinstance(arr, np.ndarray):
             arr.flags.writeable = False
         base[slot_of[name]] = arr
-    _assign_frees(steps, set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers})
+    _assign_frees(
+        steps, set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
+    )
     return Plan(graph, steps, len(slot_of), input_slots, output_slots, base, part, copies, subplans)
 
 

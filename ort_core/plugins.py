@@ -158,7 +158,8 @@ class PluginManager:
         try:
             onnx.defs.register_schema(schema)
         except Exception as e:
-            raise PluginError(f"cannot register op schema {getattr(schema, 'name', schema)}: {e}")
+            name = getattr(schema, "name", schema)
+            raise PluginError(f"cannot register op schema {name}: {e}") from e
         self.op_schemas.append(schema)
 
     def _provider_registrar(self, plugin: str, dist: str, version: str):
@@ -208,7 +209,11 @@ def _env_list(var: str) -> list[str] | None:
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
     eps = importlib.metadata.entry_points()
-    selected = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
+    selected = (
+        eps.select(group=ENTRY_POINT_GROUP)
+        if hasattr(eps, "select")
+        else eps.get(ENTRY_POINT_GROUP, [])
+    )
     seen: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in selected:  # the same distribution can be visible twice on sys.path
         seen.setdefault(ep.name + "\0" + ep.value, ep)

@@ -116,7 +116,9 @@ class GraphView:
     """What a provider sees during partitioning: the graph, the opsets, value types, constants, and
     which nodes are still unassigned. Providers call :meth:`reject` to say why they leave a node."""
 
-    def __init__(self, graph: Graph, opsets: dict[str, int], outer_types: dict[str, Any] | None = None):
+    def __init__(
+        self, graph: Graph, opsets: dict[str, int], outer_types: dict[str, Any] | None = None
+    ):
         self.graph = graph
         self.opsets = opsets
         self.outer_types = outer_types or {}
@@ -147,7 +149,11 @@ class GraphView:
             self.opset(node.domain),
             [self.type_of(i) if i else None for i in node.inputs],
             [self.type_of(o) if o else None for o in node.outputs],
-            {i: c for i, name in enumerate(node.inputs) if name and (c := self.constant(name)) is not None},
+            {
+                i: c
+                for i, name in enumerate(node.inputs)
+                if name and (c := self.constant(name)) is not None
+            },
             provider=provider,
         )
 
@@ -252,7 +258,9 @@ class ExecutionProvider:
     preferred_layout: ClassVar[str] = "NCHW"
     allocator: Any = None
 
-    def __init__(self, options: dict[str, str] | None = None, session_options: SessionOptions | None = None):
+    def __init__(
+        self, options: dict[str, str] | None = None, session_options: SessionOptions | None = None
+    ):
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self.session_options = session_options
 
@@ -477,7 +485,9 @@ def _keyword_params(fn: Callable) -> tuple[list[str], bool]:
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
-        elif p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty):
+        elif p.kind is p.KEYWORD_ONLY or (
+            p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+        ):
             names.append(p.name.rstrip("_") if keyword.iskeyword(p.name.rstrip("_")) else p.name)
     return names, var_kw
 

@@ -213,7 +213,9 @@ def _normalize_providers(providers: Any, provider_options: Any) -> list[tuple[st
     for p in providers:
         if isinstance(p, tuple):
             if len(p) != 2 or not isinstance(p[0], str) or not isinstance(p[1], dict):
-                raise InvalidArgument(f"a providers entry must be a name or (name, dict); got {p!r}")
+                raise InvalidArgument(
+                    f"a providers entry must be a name or (name, dict); got {p!r}"
+                )
             entries.append((p[0], dict(p[1])))
         elif isinstance(p, str):
             entries.append((p, {}))
@@ -221,7 +223,9 @@ def _normalize_providers(providers: Any, provider_options: Any) -> list[tuple[st
             raise InvalidArgument(f"a providers entry must be a name or (name, dict); got {p!r}")
     if provider_options is not None:
         if any(isinstance(p, tuple) for p in providers):
-            raise InvalidArgument("give options either in providers tuples or in provider_options, not both")
+            raise InvalidArgument(
+                "give options either in providers tuples or in provider_options, not both"
+            )
         if len(provider_options) != len(entries):
             raise InvalidArgument(
                 f"provider_options has {len(provider_options)} entries but providers has "
@@ -325,7 +329,9 @@ class InferenceSession:
             if self._sess_options.enable_profiling
             else None
         )
-        self._model_path = os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        self._model_path = (
+            os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        )
         self._model: Model = load_model(path_or_bytes)
         t_loaded = time.perf_counter()
         self._providers = resolve_providers(providers, provider_options, self._sess_options)
@@ -428,7 +434,9 @@ class InferenceSession:
             idx = self._input_index.get(name)
             if idx is None:
                 expected = [a.name for a in self._inputs]
-                raise InvalidArgument(f"Invalid input name: {name}. The model's inputs are {expected}.")
+                raise InvalidArgument(
+                    f"Invalid input name: {name}. The model's inputs are {expected}."
+                )
             values[idx] = self._check_value(name, value)
             given.add(name)
         missing = [a.name for a in self._inputs if a.name not in given]
@@ -457,7 +465,7 @@ class InferenceSession:
                     f"Input '{name}' cannot be converted to {tstr}: {e}. Pass a numpy array."
                 ) from None
         if dtype is not None and value.dtype != dtype:
-            if dtype == object and value.dtype.kind == "U":
+            if dtype.kind == "O" and value.dtype.kind == "U":
                 value = value.astype(object)
             else:
                 got = type_str(onnx.helper.make_tensor_type_proto(_elem(value.dtype), None))
@@ -490,7 +498,9 @@ class InferenceSession:
         if output_names is None or len(output_names) == 0:
             return list(range(len(self._output_index)))
         if isinstance(output_names, str):
-            raise TypeError(f"output_names must be a list of names, not a string; write [{output_names!r}].")
+            raise TypeError(
+                f"output_names must be a list of names, not a string; write [{output_names!r}]."
+            )
         pos = []
         for n in output_names:
             i = self._output_index.get(n)

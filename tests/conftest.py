@@ -26,7 +26,9 @@ def tensor(name, elem=TensorProto.FLOAT, shape=None):
 def mlp_model():
     """x[N,4] -> MatMul(W) -> Add(b) -> Relu -> y[N,3], random weights."""
     rng = np.random.default_rng(0)
-    w = helper.make_tensor("W", TensorProto.FLOAT, [4, 3], rng.standard_normal((4, 3)).astype(np.float32).ravel())
+    w = helper.make_tensor(
+        "W", TensorProto.FLOAT, [4, 3], rng.standard_normal((4, 3)).astype(np.float32).ravel()
+    )
     b = helper.make_tensor("B", TensorProto.FLOAT, [3], rng.standard_normal(3).astype(np.float32))
     return make_model(
         [

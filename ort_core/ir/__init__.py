@@ -10,7 +10,16 @@ from ._convert import (
     node_from_proto,
     node_to_proto,
 )
-from ._core import Graph, Model, Node, attribute_value, node_reads, tensor_dtype, tensor_shape, type_str
+from ._core import (
+    Graph,
+    Model,
+    Node,
+    attribute_value,
+    node_reads,
+    tensor_dtype,
+    tensor_shape,
+    type_str,
+)
 
 __all__ = [
     "Model",

@@ -97,10 +97,7 @@ def _all_tensors(proto: onnx.ModelProto):
 
 
 def _has_external_data(proto: onnx.ModelProto) -> bool:
-    return any(
-        t.data_location == onnx.TensorProto.EXTERNAL
-        for t in _all_tensors(proto)
-    )
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto))
 
 
 def load_external_data(proto: onnx.ModelProto, base_dir: str) -> None:
@@ -146,7 +143,9 @@ def model_from_proto(proto: onnx.ModelProto) -> Model:
         domain = "" if op.domain == "ai.onnx" else op.domain
         opsets[domain] = op.version
     if proto.ir_version >= 3 and not proto.opset_import:
-        raise InvalidGraph("The model imports no opset: add an opset_import for the default domain.")
+        raise InvalidGraph(
+            "The model imports no opset: add an opset_import for the default domain."
+        )
     newest = onnx.defs.onnx_opset_version()
     if opsets.get("", 7) > newest:
         raise InvalidGraph(
@@ -193,7 +192,9 @@ def _infer(proto: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     return types
 
 
-def graph_from_proto(gp: onnx.GraphProto, inferred: dict[str, onnx.TypeProto] | None = None) -> Graph:
+def graph_from_proto(
+    gp: onnx.GraphProto, inferred: dict[str, onnx.TypeProto] | None = None
+) -> Graph:
     """Convert a GraphProto (and its subgraphs) to a :class:`Graph`."""
     inferred = inferred or {}
     g = Graph(gp.name or "graph")

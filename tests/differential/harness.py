@@ -56,9 +56,7 @@ def run_cpu(model: onnx.ModelProto, feeds: dict[str, Any]) -> list[Any]:
     """Run a model on the CPU provider alone."""
     import ort_core
 
-    sess = ort_core.InferenceSession(
-        model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
 
 

@@ -15,7 +15,10 @@ def vi(name, elem=F, shape=None):
 
 
 def model(nodes, inputs, outputs, opset=17):
-    m = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs), opset_imports=[helper.make_opsetid("", opset)])
+    m = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, outputs),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
     m.ir_version = 8
     return m
 
@@ -31,8 +34,12 @@ def compare(m, feed, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize("cond", [True, False])
 @pytest.mark.parametrize("opset", [11, 13, 16, 21])
 def test_if_reads_outer_scope(cond, opset):
-    then_g = helper.make_graph([helper.make_node("Mul", ["x", "k"], ["t"])], "then", [], [vi("t", shape=[3])])
-    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [vi("e", shape=[3])])
+    then_g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["t"])], "then", [], [vi("t", shape=[3])]
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["e"])], "else", [], [vi("e", shape=[3])]
+    )
     m = model(
         [helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
         [vi("c", TensorProto.BOOL, []), vi("x", shape=[3]), vi("k", shape=[3])],
@@ -40,16 +47,32 @@ def test_if_reads_outer_scope(cond, opset):
         opset,
     )
     rng = np.random.default_rng(0)
-    compare(m, {"c": np.array(cond), "x": rng.standard_normal(3).astype(np.float32), "k": rng.standard_normal(3).astype(np.float32)})
+    compare(
+        m,
+        {
+            "c": np.array(cond),
+            "x": rng.standard_normal(3).astype(np.float32),
+            "k": rng.standard_normal(3).astype(np.float32),
+        },
+    )
 
 
 def test_nested_if_inside_if():
-    inner_then = helper.make_graph([helper.make_node("Add", ["x", "x"], ["a"])], "it", [], [vi("a", shape=[2])])
-    inner_else = helper.make_graph([helper.make_node("Sub", ["x", "x"], ["b"])], "ie", [], [vi("b", shape=[2])])
-    outer_then = helper.make_graph(
-        [helper.make_node("If", ["c2"], ["o"], then_branch=inner_then, else_branch=inner_else)], "ot", [], [vi("o", shape=[2])]
+    inner_then = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["a"])], "it", [], [vi("a", shape=[2])]
     )
-    outer_else = helper.make_graph([helper.make_node("Identity", ["x"], ["p"])], "oe", [], [vi("p", shape=[2])])
+    inner_else = helper.make_graph(
+        [helper.make_node("Sub", ["x", "x"], ["b"])], "ie", [], [vi("b", shape=[2])]
+    )
+    outer_then = helper.make_graph(
+        [helper.make_node("If", ["c2"], ["o"], then_branch=inner_then, else_branch=inner_else)],
+        "ot",
+        [],
+        [vi("o", shape=[2])],
+    )
+    outer_else = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["p"])], "oe", [], [vi("p", shape=[2])]
+    )
     m = model(
         [helper.make_node("If", ["c1"], ["y"], then_branch=outer_then, else_branch=outer_else)],
         [vi("c1", TensorProto.BOOL, []), vi("c2", TensorProto.BOOL, []), vi("x", shape=[2])],
@@ -57,7 +80,9 @@ def test_nested_if_inside_if():
     )
     for c1 in (True, False):
         for c2 in (True, False):
-            compare(m, {"c1": np.array(c1), "c2": np.array(c2), "x": np.array([1.5, -2.0], np.float32)})
+            compare(
+                m, {"c1": np.array(c1), "c2": np.array(c2), "x": np.array([1.5, -2.0], np.float32)}
+            )
 
 
 @pytest.mark.parametrize("trips", [0, 1, 5])
@@ -75,7 +100,13 @@ def test_loop_carried_and_scan_outputs(trips):
     )
     m = model(
         [helper.make_node("Loop", ["M", "c", "x"], ["final", "scans"], body=body)],
-        [vi("M", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("x", shape=[2]), vi("w", shape=[2]), vi("limit", TensorProto.INT64, [])],
+        [
+            vi("M", TensorProto.INT64, []),
+            vi("c", TensorProto.BOOL, []),
+            vi("x", shape=[2]),
+            vi("w", shape=[2]),
+            vi("limit", TensorProto.INT64, []),
+        ],
         [vi("final", shape=[2]), vi("scans", shape=None)],
     )
     feed = {
@@ -97,7 +128,10 @@ def test_loop_carried_and_scan_outputs(trips):
 @pytest.mark.parametrize("axes", [(0, 0), (1, 1)])
 def test_scan_axes_and_directions(directions, axes):
     body = helper.make_graph(
-        [helper.make_node("Add", ["s", "a"], ["s_out"]), helper.make_node("Mul", ["s_out", "b"], ["y"])],
+        [
+            helper.make_node("Add", ["s", "a"], ["s_out"]),
+            helper.make_node("Mul", ["s_out", "b"], ["y"]),
+        ],
         "body",
         [vi("s", shape=[2]), vi("a", shape=[2]), vi("b", shape=[2])],
         [vi("s_out", shape=[2]), vi("y", shape=[2])],
@@ -120,7 +154,11 @@ def test_scan_axes_and_directions(directions, axes):
     )
     rng = np.random.default_rng(3)
     shape = (4, 2) if axes[0] == 0 else (2, 4)
-    feed = {"s0": np.zeros(2, np.float32), "A": rng.standard_normal(shape).astype(np.float32), "B": rng.standard_normal(shape).astype(np.float32)}
+    feed = {
+        "s0": np.zeros(2, np.float32),
+        "A": rng.standard_normal(shape).astype(np.float32),
+        "B": rng.standard_normal(shape).astype(np.float32),
+    }
     if axes == (0, 0) and directions == (0, 0):
         compare(m, feed)
         return
@@ -142,20 +180,31 @@ def test_scan_axes_and_directions(directions, axes):
 
 def test_loop_inside_scan_reads_outer_values():
     loop_body = helper.make_graph(
-        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Add", ["v", "bias"], ["v_out"])],
+        [
+            helper.make_node("Identity", ["c"], ["c_out"]),
+            helper.make_node("Add", ["v", "bias"], ["v_out"]),
+        ],
         "lb",
         [vi("i", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("v", shape=[2])],
         [vi("c_out", TensorProto.BOOL, []), vi("v_out", shape=[2])],
     )
     scan_body = helper.make_graph(
-        [helper.make_node("Loop", ["n", "", "x"], ["z"], body=loop_body), helper.make_node("Add", ["st", "z"], ["st_out"])],
+        [
+            helper.make_node("Loop", ["n", "", "x"], ["z"], body=loop_body),
+            helper.make_node("Add", ["st", "z"], ["st_out"]),
+        ],
         "sb",
         [vi("st", shape=[2]), vi("x", shape=[2])],
         [vi("st_out", shape=[2])],
     )
     m = model(
         [helper.make_node("Scan", ["s0", "X"], ["s"], body=scan_body, num_scan_inputs=1)],
-        [vi("s0", shape=[2]), vi("X", shape=[3, 2]), vi("n", TensorProto.INT64, []), vi("bias", shape=[2])],
+        [
+            vi("s0", shape=[2]),
+            vi("X", shape=[3, 2]),
+            vi("n", TensorProto.INT64, []),
+            vi("bias", shape=[2]),
+        ],
         [vi("s", shape=[2])],
     )
     feed = {

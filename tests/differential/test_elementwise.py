@@ -375,5 +375,9 @@ def test_cast_to_string():
 @pytest.mark.parametrize("shape", [(), (5,), (2, 3)])
 def test_bitcast(src, to, shape):
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 2, shape).astype(src) if src is np.bool_ else (rng.standard_normal(shape) * 100).astype(src)
+    x = (
+        rng.integers(0, 2, shape).astype(src)
+        if src is np.bool_
+        else (rng.standard_normal(shape) * 100).astype(src)
+    )
     check_node("BitCast", [x], {"to": to})

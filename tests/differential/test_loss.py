@@ -12,7 +12,7 @@ def _case(rng, shape, dtype, ignore):
     x = rng.standard_normal(shape).astype(dtype)
     t = rng.integers(0, c, (n, *shape[2:])).astype(np.int64)
     if ignore is not None:
-        t.reshape(-1)[:: 3] = ignore
+        t.reshape(-1)[::3] = ignore
     return x, t
 
 
@@ -35,7 +35,9 @@ def test_softmax_cross_entropy(shape, reduction, dtype):
     rng = np.random.default_rng(1)
     x, t = _case(rng, shape, dtype, None)
     tol = 2e-3 if dtype == np.float16 else 1e-5
-    check_node("SoftmaxCrossEntropyLoss", [x, t], {"reduction": reduction}, n_outputs=2, rtol=tol, atol=tol)
+    check_node(
+        "SoftmaxCrossEntropyLoss", [x, t], {"reduction": reduction}, n_outputs=2, rtol=tol, atol=tol
+    )
 
 
 def test_direct_kernel_matches_function_body():
@@ -48,13 +50,21 @@ def test_direct_kernel_matches_function_body():
     x, t = _case(rng, (8, 10, 3), np.float32, 2)
     w = rng.random(10).astype(np.float32)
     model, feed = make_node_model(
-        "SoftmaxCrossEntropyLoss", [x, t, w], {"reduction": "mean", "ignore_index": 2}, opset=13, n_outputs=2
+        "SoftmaxCrossEntropyLoss",
+        [x, t, w],
+        {"reduction": "mean", "ignore_index": 2},
+        opset=13,
+        n_outputs=2,
     )
     cpu_cls = get_plugin_manager().resolve("cpu").cls
 
     class NoDirectSCE(cpu_cls):
         def get_capability(self, view):
-            return [c for c in super().get_capability(view) if c.nodes[0].op_type != "SoftmaxCrossEntropyLoss"]
+            return [
+                c
+                for c in super().get_capability(view)
+                if c.nodes[0].op_type != "SoftmaxCrossEntropyLoss"
+            ]
 
     direct_m, expanded_m = load_model(model), load_model(model)
     direct = build_plan(direct_m, direct_m.graph, [cpu_cls({})])

@@ -36,14 +36,30 @@ def test_all_is_curated():
 
 def test_onnxruntime_enum_values():
     L = ort_core.GraphOptimizationLevel
-    assert (L.ORT_DISABLE_ALL, L.ORT_ENABLE_BASIC, L.ORT_ENABLE_EXTENDED, L.ORT_ENABLE_ALL) == (0, 1, 2, 99)
+    assert (L.ORT_DISABLE_ALL, L.ORT_ENABLE_BASIC, L.ORT_ENABLE_EXTENDED, L.ORT_ENABLE_ALL) == (
+        0,
+        1,
+        2,
+        99,
+    )
     assert isinstance(L.ORT_ENABLE_ALL, enum.IntEnum)
     assert ort_core.ExecutionMode.ORT_SEQUENTIAL == 0 and ort_core.ExecutionMode.ORT_PARALLEL == 1
 
 
 def test_error_names_match_onnxruntime():
-    for name in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
-                 "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail"):
+    for name in (
+        "Fail",
+        "InvalidArgument",
+        "NoSuchFile",
+        "NoModel",
+        "EngineError",
+        "RuntimeException",
+        "InvalidProtobuf",
+        "ModelLoaded",
+        "NotImplemented",
+        "InvalidGraph",
+        "EPFail",
+    ):
         cls = getattr(ort_core.errors, name)
         assert issubclass(cls, ort_core.errors.OrtError)
 

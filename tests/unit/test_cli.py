@@ -3,7 +3,6 @@ import sys
 
 import numpy as np
 import onnx
-import pytest
 
 from ort_core.cli import main
 
@@ -19,7 +18,18 @@ def test_run_saves_outputs(tmp_path, mlp_model, capsys):
     onnx.save(mlp_model, model)
     x = np.ones((2, 4), np.float32)
     np.save(tmp_path / "x.npy", x)
-    rc = main(["run", str(model), "--input", f"x={tmp_path / 'x.npy'}", "--providers", "cpu", "--output-dir", str(tmp_path / "out")])
+    rc = main(
+        [
+            "run",
+            str(model),
+            "--input",
+            f"x={tmp_path / 'x.npy'}",
+            "--providers",
+            "cpu",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 0
     y = np.load(tmp_path / "out" / "y.npy")
     assert y.shape == (2, 3) and y.dtype == np.float32
@@ -43,7 +53,9 @@ def test_inspect_shows_placement(tmp_path, mlp_model, capsys):
 def test_console_script_demo_subset():
     proc = subprocess.run(
         [sys.executable, "-m", "ort_core.cli", "demo", "--models", "squeezenet", "--repeat", "1"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "squeezenet" in proc.stdout and "OK" in proc.stdout

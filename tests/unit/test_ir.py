@@ -27,15 +27,28 @@ def _loop_model():
             helper.make_node("Identity", ["acc_out"], ["scan_out"]),
         ],
         "body",
-        [tensor("i", TensorProto.INT64, []), tensor("cond_in", TensorProto.BOOL, []), tensor("acc_in", shape=[2])],
-        [tensor("cond_out", TensorProto.BOOL, []), tensor("acc_out", shape=[2]), tensor("scan_out", shape=[2])],
+        [
+            tensor("i", TensorProto.INT64, []),
+            tensor("cond_in", TensorProto.BOOL, []),
+            tensor("acc_in", shape=[2]),
+        ],
+        [
+            tensor("cond_out", TensorProto.BOOL, []),
+            tensor("acc_out", shape=[2]),
+            tensor("scan_out", shape=[2]),
+        ],
     )
     return make_model(
         [
             helper.make_node("Relu", ["x"], ["step"]),
             helper.make_node("Loop", ["n", "go", "x"], ["final", "all"], body=body),
         ],
-        [tensor("x", shape=[2]), tensor("n", TensorProto.INT64, []), tensor("go", TensorProto.BOOL, []), tensor("limit", TensorProto.INT64, [])],
+        [
+            tensor("x", shape=[2]),
+            tensor("n", TensorProto.INT64, []),
+            tensor("go", TensorProto.BOOL, []),
+            tensor("limit", TensorProto.INT64, []),
+        ],
         [tensor("final", shape=[2]), tensor("all", shape=["iters", 2])],
         opset=17,
     )
@@ -43,7 +56,12 @@ def _loop_model():
 
 def test_subgraphs_with_outer_scope_run_like_the_reference():
     model = _loop_model()
-    feed = {"x": np.array([0.5, 1.5], np.float32), "n": np.array(6, np.int64), "go": np.array(True), "limit": np.array(3, np.int64)}
+    feed = {
+        "x": np.array([0.5, 1.5], np.float32),
+        "n": np.array(6, np.int64),
+        "go": np.array(True),
+        "limit": np.array(3, np.int64),
+    }
     got = ort.InferenceSession(model.SerializeToString(), providers=["cpu"]).run(None, feed)
     for g, e in zip(got, reference_outputs(model, feed)):
         np.testing.assert_allclose(g, e, rtol=1e-6)
@@ -52,31 +70,46 @@ def test_subgraphs_with_outer_scope_run_like_the_reference():
 def _roundtrip_models():
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((3, 3)).astype(np.float32), "w")
-    yield "plain", make_model(
-        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Tanh", ["h"], ["y"])],
-        [tensor("x", shape=["batch", 3])],
-        [tensor("y", shape=["batch", 3])],
-        [w],
-        doc_string="doc",
+    yield (
+        "plain",
+        make_model(
+            [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Tanh", ["h"], ["y"])],
+            [tensor("x", shape=["batch", 3])],
+            [tensor("y", shape=["batch", 3])],
+            [w],
+            doc_string="doc",
+        ),
     )
     yield "subgraphs", _loop_model()
     fn = helper.make_function(
-        "local", "Twice", ["a"], ["b"], [helper.make_node("Add", ["a", "a"], ["b"])], [helper.make_opsetid("", 17)]
+        "local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"])],
+        [helper.make_opsetid("", 17)],
     )
-    yield "functions", make_model(
-        [helper.make_node("Twice", ["x"], ["y"], domain="local")],
-        [tensor("x", shape=[3])],
-        [tensor("y", shape=[3])],
-        extra_opsets=[helper.make_opsetid("local", 1)],
-        functions=[fn],
+    yield (
+        "functions",
+        make_model(
+            [helper.make_node("Twice", ["x"], ["y"], domain="local")],
+            [tensor("x", shape=[3])],
+            [tensor("y", shape=[3])],
+            extra_opsets=[helper.make_opsetid("local", 1)],
+            functions=[fn],
+        ),
     )
 
 
-@pytest.mark.parametrize("name,model", list(_roundtrip_models()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name,model", list(_roundtrip_models()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_roundtrip_is_valid_and_equivalent(name, model):
     back = model_to_proto(load_model(model))
     onnx.checker.check_model(back, full_check=True)
-    assert {(o.domain, o.version) for o in back.opset_import} == {(o.domain, o.version) for o in model.opset_import}
+    assert {(o.domain, o.version) for o in back.opset_import} == {
+        (o.domain, o.version) for o in model.opset_import
+    }
     assert len(back.functions) == len(model.functions)
     rng = np.random.default_rng(1)
     feed = {}
@@ -97,8 +130,15 @@ def test_roundtrip_is_valid_and_equivalent(name, model):
 
 def _external_model(folder, location):
     w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "w")
-    model = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [tensor("x", shape=[2, 3])], [tensor("y", shape=[2, 3])], [w])
-    onnx.external_data_helper.convert_model_to_external_data(model, location="weights.bin", size_threshold=0)
+    model = make_model(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        [tensor("x", shape=[2, 3])],
+        [tensor("y", shape=[2, 3])],
+        [w],
+    )
+    onnx.external_data_helper.convert_model_to_external_data(
+        model, location="weights.bin", size_threshold=0
+    )
     onnx.save(model, os.path.join(folder, "model.onnx"))
     # now point the tensor at the location under test
     m = onnx.load(os.path.join(folder, "model.onnx"), load_external_data=False)
@@ -111,7 +151,9 @@ def _external_model(folder, location):
 
 def test_external_data_inside_folder(tmp_path):
     path = _external_model(tmp_path, "weights.bin")
-    y = ort.InferenceSession(path, providers=["cpu"]).run(None, {"x": np.ones((2, 3), np.float32)})[0]
+    y = ort.InferenceSession(path, providers=["cpu"]).run(None, {"x": np.ones((2, 3), np.float32)})[
+        0
+    ]
     np.testing.assert_array_equal(y, np.arange(6).reshape(2, 3) + 1)
 
 
@@ -150,3 +192,14 @@ def test_missing_opset_import_is_invalid_graph(mlp_model):
     del mlp_model.opset_import[:]
     with pytest.raises(errors.InvalidGraph, match="imports no opset"):
         ort.InferenceSession(mlp_model.SerializeToString(), providers=["cpu"])
+
+
+def test_light_model_roundtrip_checker_and_outputs():
+    from ort_core.demo import light_model_case
+
+    path, feed, _ = light_model_case("squeezenet")
+    back = model_to_proto(load_model(path))
+    onnx.checker.check_model(back)
+    a = ort.InferenceSession(path, providers=["cpu"]).run(None, feed)
+    b = ort.InferenceSession(back, providers=["cpu"]).run(None, feed)
+    np.testing.assert_array_equal(a[0], b[0])

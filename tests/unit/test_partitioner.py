@@ -1,5 +1,4 @@
 import numpy as np
-import onnx
 import pytest
 from onnx import helper
 
@@ -33,12 +32,18 @@ def expected(x):
 
 
 def placements(sess):
-    return {n.name: sub.ep_name for sub in sess.get_provider_graph_assignment_info() for n in sub.get_nodes()}
+    return {
+        n.name: sub.ep_name
+        for sub in sess.get_provider_graph_assignment_info()
+        for n in sub.get_nodes()
+    }
 
 
 def test_priority_order_and_cpu_fallback(register_provider):
     register_provider(AddOnlyProvider)
-    sess = ort.InferenceSession(chain_model().SerializeToString(), providers=["AddOnlyExecutionProvider"])
+    sess = ort.InferenceSession(
+        chain_model().SerializeToString(), providers=["AddOnlyExecutionProvider"]
+    )
     assert sess.get_providers() == ["AddOnlyExecutionProvider", "CPUExecutionProvider"]
     p = placements(sess)
     assert p == {
@@ -74,7 +79,10 @@ def test_fused_claims_are_convex_and_run(register_provider):
     info = sess.get_provider_graph_assignment_info()
     fused = [s for s in info if s.ep_name == "FusingExecutionProvider"]
     # Exp is unsupported, so {relu, add} and {mul, sigmoid} are two clusters (one would be a cycle)
-    assert sorted(sorted(n.name for n in s.get_nodes()) for s in fused) == [["add", "relu"], ["mul", "sigmoid"]]
+    assert sorted(sorted(n.name for n in s.get_nodes()) for s in fused) == [
+        ["add", "relu"],
+        ["mul", "sigmoid"],
+    ]
     x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected(x), rtol=1e-6)
 
@@ -142,16 +150,21 @@ def test_standard_function_op_expanded_when_unclaimed(register_provider):
         [tensor("y", shape=[2, 3, 2, 2])],
         opset=13,
     )
-    from ort_core.plan import build_plan
     from ort_core.ir import load_model
+    from ort_core.plan import build_plan
     from ort_core.plugins import get_plugin_manager
 
     cpu = get_plugin_manager().resolve("cpu").cls({})
     m = load_model(model)
+
     # pretend the CPU provider has no MVN kernel by rejecting it in a wrapper provider
     class NoMVN(type(cpu)):
         def get_capability(self, view):
-            return [c for c in super().get_capability(view) if c.nodes[0].op_type != "MeanVarianceNormalization"]
+            return [
+                c
+                for c in super().get_capability(view)
+                if c.nodes[0].op_type != "MeanVarianceNormalization"
+            ]
 
     plan = build_plan(m, m.graph, [NoMVN({})])
     assert plan.partition.expanded and "mvn" in plan.partition.expanded[0]
@@ -159,4 +172,6 @@ def test_standard_function_op_expanded_when_unclaimed(register_provider):
     x = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32)
     from tests.conftest import reference_outputs
 
-    np.testing.assert_allclose(plan.run([x])[0], reference_outputs(model, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        plan.run([x])[0], reference_outputs(model, {"x": x})[0], rtol=1e-4, atol=1e-5
+    )

@@ -28,8 +28,18 @@ def toy_site(tmp_path_factory):
     src = build / "ort_toy"
     shutil.copytree(FIXTURE, src)  # build in a copy: setuptools writes build/ and egg-info
     cmd = [
-        sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-build-isolation",
-        "--disable-pip-version-check", "--quiet", "--target", str(site), str(src),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--target",
+        str(site),
+        str(src),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -70,9 +80,13 @@ def test_installed_distribution_is_discovered_claims_and_falls_back(with_toy, tm
     so = ort.SessionOptions()
     so.enable_profiling = True
     so.profile_file_prefix = str(tmp_path / "toy")
-    sess = ort.InferenceSession(toy_model().SerializeToString(), so, providers=["ToyExecutionProvider"])
+    sess = ort.InferenceSession(
+        toy_model().SerializeToString(), so, providers=["ToyExecutionProvider"]
+    )
     assert sess.get_providers() == ["ToyExecutionProvider", "CPUExecutionProvider"]
-    placed = {n.name: s.ep_name for s in sess.get_provider_graph_assignment_info() for n in s.get_nodes()}
+    placed = {
+        n.name: s.ep_name for s in sess.get_provider_graph_assignment_info() for n in s.get_nodes()
+    }
     assert placed == {
         "relu": "ToyExecutionProvider",
         "exp": "CPUExecutionProvider",
@@ -82,12 +96,25 @@ def test_installed_distribution_is_discovered_claims_and_falls_back(with_toy, tm
     x = np.array([-1.0, 0.5, 2.0], np.float32)
     (y,) = sess.run(None, {"x": x})
     np.testing.assert_allclose(y, 1 / (1 + np.exp(-(np.exp(np.maximum(x, 0)) + x))), rtol=1e-6)
-    ran = {e["args"]["op_name"]: e["args"]["provider"] for e in json.load(open(sess.end_profiling())) if e["cat"] == "Node"}
-    assert ran == {"Relu": "ToyExecutionProvider", "Exp": "CPUExecutionProvider", "Add": "ToyExecutionProvider", "Sigmoid": "CPUExecutionProvider"}
+    ran = {
+        e["args"]["op_name"]: e["args"]["provider"]
+        for e in json.load(open(sess.end_profiling()))
+        if e["cat"] == "Node"
+    }
+    assert ran == {
+        "Relu": "ToyExecutionProvider",
+        "Exp": "CPUExecutionProvider",
+        "Add": "ToyExecutionProvider",
+        "Sigmoid": "CPUExecutionProvider",
+    }
 
 
 def test_toy_declines_other_dtypes_with_reason(with_toy):
-    m = make_model([helper.make_node("Relu", ["x"], ["y"], name="r")], [tensor("x", 11, [2])], [tensor("y", 11, [2])])
+    m = make_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="r")],
+        [tensor("x", 11, [2])],
+        [tensor("y", 11, [2])],
+    )
     sess = ort.InferenceSession(m.SerializeToString(), providers=["toy"])
     assert sess.get_provider_graph_assignment_info()[0].ep_name == "CPUExecutionProvider"
     assert "float64" in " ".join(sess.placement_reasons["r"])
@@ -105,7 +132,10 @@ def test_env_var_restricts_plugins(with_toy, monkeypatch):
 
 def test_unavailable_toy_reports_reason(with_toy, monkeypatch):
     monkeypatch.setenv("ORT_TOY_DISABLE", "1")
-    assert ort.get_provider_availability()["ToyExecutionProvider"] == (False, "ORT_TOY_DISABLE is set in the environment.")
+    assert ort.get_provider_availability()["ToyExecutionProvider"] == (
+        False,
+        "ORT_TOY_DISABLE is set in the environment.",
+    )
 
 
 def test_duplicate_provider_names_name_both_distributions(register_provider):

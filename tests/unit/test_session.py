@@ -57,9 +57,15 @@ def test_inputs_outputs_and_metadata(sess):
     [
         ({}, r"Required inputs \(\['x'\]\) are missing"),
         ({"x": np.zeros((2, 4), np.float32), "nope": np.zeros(1)}, "Invalid input name: nope"),
-        ({"x": np.zeros((2, 4), np.float64)}, r"Actual: \(tensor\(double\)\) , expected: \(tensor\(float\)\)"),
+        (
+            {"x": np.zeros((2, 4), np.float64)},
+            r"Actual: \(tensor\(double\)\) , expected: \(tensor\(float\)\)",
+        ),
         ({"x": np.zeros((2, 4, 1), np.float32)}, "Invalid rank for input: x Got: 3 Expected: 2"),
-        ({"x": np.zeros((2, 5), np.float32)}, "invalid dimensions for input: x .*index: 1 Got: 5 Expected: 4"),
+        (
+            {"x": np.zeros((2, 5), np.float32)},
+            "invalid dimensions for input: x .*index: 1 Got: 5 Expected: 4",
+        ),
     ],
 )
 def test_input_validation(sess, feed, match):
@@ -94,7 +100,11 @@ def test_opset_newer_than_onnx(mlp_model):
 
 
 def test_dangling_input_is_invalid_graph():
-    m = make_model([helper.make_node("Relu", ["ghost"], ["y"], name="r")], [tensor("x", shape=[1])], [tensor("y", shape=[1])])
+    m = make_model(
+        [helper.make_node("Relu", ["ghost"], ["y"], name="r")],
+        [tensor("x", shape=[1])],
+        [tensor("y", shape=[1])],
+    )
     with pytest.raises(errors.InvalidGraph, match="'r' .*reads 'ghost'"):
         ort.InferenceSession(m.SerializeToString(), providers=["cpu"])
 
@@ -105,7 +115,9 @@ def test_providers_string_is_type_error(mlp_model):
 
 
 def test_unknown_provider_is_an_error(mlp_model):
-    with pytest.raises(errors.InvalidArgument, match="Unknown execution provider 'CPUExecutionProvder'"):
+    with pytest.raises(
+        errors.InvalidArgument, match="Unknown execution provider 'CPUExecutionProvder'"
+    ):
         ort.InferenceSession(mlp_model.SerializeToString(), providers=["CPUExecutionProvder"])
 
 
@@ -114,8 +126,12 @@ def test_not_installed_provider_warns_with_install_hint(mlp_model, capsys):
 
     if get_plugin_manager().resolve("CoreMLExecutionProvider") is not None:
         pytest.skip("CoreML provider is installed here")
-    with pytest.warns(RuntimeWarning, match=r"not installed: install it with `pip install ort-core\[coreml\]`"):
-        sess = ort.InferenceSession(mlp_model.SerializeToString(), providers=["CoreMLExecutionProvider"])
+    with pytest.warns(
+        RuntimeWarning, match=r"not installed: install it with `pip install ort-core\[coreml\]`"
+    ):
+        sess = ort.InferenceSession(
+            mlp_model.SerializeToString(), providers=["CoreMLExecutionProvider"]
+        )
     assert sess.get_providers() == ["CPUExecutionProvider"]
     assert capsys.readouterr().out == ""
 
@@ -138,10 +154,14 @@ def test_unavailable_provider_warns_or_raises_in_strict_mode(mlp_model, register
 
 
 def test_provider_options_and_tuples(mlp_model):
-    s = ort.InferenceSession(mlp_model.SerializeToString(), providers=[("CPUExecutionProvider", {"a": 1})])
+    s = ort.InferenceSession(
+        mlp_model.SerializeToString(), providers=[("CPUExecutionProvider", {"a": 1})]
+    )
     assert s.get_provider_options()["CPUExecutionProvider"] == {"a": "1"}
     with pytest.raises(errors.InvalidArgument, match="one options dict per provider"):
-        ort.InferenceSession(mlp_model.SerializeToString(), providers=["cpu"], provider_options=[{}, {}])
+        ort.InferenceSession(
+            mlp_model.SerializeToString(), providers=["cpu"], provider_options=[{}, {}]
+        )
 
 
 def test_run_with_ort_values(sess):
@@ -232,5 +252,7 @@ def test_overridable_initializer():
 def test_no_stdout_on_warnings_path(mlp_model, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ort.InferenceSession(mlp_model.SerializeToString(), providers=["CUDAExecutionProvider"]).run(None, x_feed())
+        ort.InferenceSession(
+            mlp_model.SerializeToString(), providers=["CUDAExecutionProvider"]
+        ).run(None, x_feed())
     assert capsys.readouterr().out == ""

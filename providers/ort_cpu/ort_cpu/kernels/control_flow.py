@@ -4,6 +4,7 @@ arrive as implicit inputs and are bound per run (see ``KernelInfo.split_implicit
 from __future__ import annotations
 
 import numpy as np
+
 from ort_core.ir import tensor_dtype
 
 from ._registry import builder

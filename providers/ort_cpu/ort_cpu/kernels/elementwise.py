@@ -570,8 +570,10 @@ def cast_like(x, like, saturate=1, round_mode="up"):
 
 def _bitcast_check(info):
     src, dst = info.input_dtype(0), _dtype_of(info.attr("to"))
-    if src is not None and (src == object or src.itemsize != dst.itemsize):
-        return f"BitCast needs types of equal bit width (got {src} -> {dst}); strings are not allowed"
+    if src is not None and (src.kind == "O" or src.itemsize != dst.itemsize):
+        return (
+            f"BitCast needs types of equal bit width (got {src} -> {dst}); strings are not allowed"
+        )
     return None
 
 
@@ -580,7 +582,7 @@ def bitcast(info):
     dtype = _dtype_of(info.attr("to"))
 
     def run(x):
-        if x.dtype.itemsize != dtype.itemsize or x.dtype == object:
+        if x.dtype.itemsize != dtype.itemsize or x.dtype.kind == "O":
             raise ValueError(f"BitCast from {x.dtype} to {dtype}: the bit widths differ")
         # the spec reads bytes as little endian: numpy's native order on the hosts we run on
         return np.ascontiguousarray(x).view(dtype).reshape(x.shape)

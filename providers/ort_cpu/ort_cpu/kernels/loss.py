@@ -38,7 +38,9 @@ def _nll(log_prob, target, weight, reduction, ignore_index):
     return np.asarray(loss.sum() / total if total != 0 else np.float64(0), dtype=log_prob.dtype)
 
 
-@builder("NegativeLogLikelihoodLoss", since=(12, 13, 22), dtypes=FLOAT_TYPES, check=_check_reduction)
+@builder(
+    "NegativeLogLikelihoodLoss", since=(12, 13, 22), dtypes=FLOAT_TYPES, check=_check_reduction
+)
 def negative_log_likelihood_loss(info):
     reduction = info.attr("reduction", "mean")
     ignore_index = info.attr("ignore_index")
