@@ -276,7 +276,10 @@ def resolve_providers(
             continue
         if any(type(ep) is entry.cls for ep in instances):
             continue
-        instances.append(entry.cls(options, sess_options))
+        try:
+            instances.append(entry.cls(options, sess_options))
+        except ProviderNotAvailable as e:  # e.g. the requested device type is absent
+            _unavailable(f"Execution provider '{entry.name}' cannot start: {e}", strict)
     if not no_fallback and not any(ep.name == "CPUExecutionProvider" for ep in instances):
         cpu = pm.resolve("CPUExecutionProvider")
         if cpu is None:
