@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from . import errors
 from .errors import EPFail
 from .ir import Graph, Node, graph_from_proto, node_reads, node_to_proto
 from .provider import ExecutionProvider, GraphView, schema_for
@@ -138,7 +139,7 @@ def partition(
         asked = ", ".join(ep.name for ep in providers) or "none"
         why = "; ".join(view.reasons.get(id(node), [])) or "no provider has a kernel for it"
         more = f" ({len(pending) - 1} more node(s) are unassigned)" if len(pending) > 1 else ""
-        raise NotImplementedError(
+        raise errors.NotImplemented(
             f"Could not find an implementation for {node.label()} at opset {opset} of domain "
             f"'{node.domain or 'ai.onnx'}'; providers asked: {asked}. Reasons: {why}.{more} "
             "Install a provider that supports this op, or change the model to avoid it."

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import errors
 from .errors import EPFail, RuntimeException
 from .ir import Graph, Model, Node
 from .partitioner import Partition, partition
@@ -194,6 +195,7 @@ def build_plan(
         if tp is not None:
             scope_types[name] = tp
 
+    constants = {n: a for n, a in graph.initializers.items() if n not in graph.inputs}
     steps: list[Step] = []
     subplans: list[Plan] = []
     location: dict[str, str] = {}  # value name -> provider name holding it off-host
@@ -208,7 +210,7 @@ def build_plan(
                 fn = ep.compile(sub, model.opset_imports)
             except Exception as e:
                 raise EPFail(f"{ep.name} failed to compile {sub.name}: {e}") from e
-            multi, kind = True, "fused"
+            multi, kind, info = True, "fused", None
         else:
             runners: dict[str, GraphRunner] = {}
             for attr_name, sub in node.subgraphs.items():
@@ -243,26 +245,31 @@ def build_plan(
             try:
                 fn = ep.create_kernel(info)
             except KernelUnsupported as e:
-                raise NotImplementedError(
+                raise errors.NotImplemented(
                     f"{ep.name} cannot run {node.label()} at opset {opset}: {e}. Change the node's "
                     "attributes or types, or use a provider that supports them."
                 ) from None
             multi, kind = is_multi_output(node, opset), "kernel"
         in_names = [*node.inputs, *implicit]
-        # copies between memories
+        # copies between memories; constants are copied once, here, not on every run
         want = None if ep.host_memory else ep.name
+        on_host = ep.host_inputs(info) if (want is not None and fused is None) else frozenset()
         resolved: list[str] = []
-        for name in in_names:
+        for k, name in enumerate(in_names):
+            target = None if k in on_host else want
             have = location.get(name)
-            if name and have != want:
-                copy_name = f"{name}@{want or 'host'}"
+            if name and have != target:
+                copy_name = f"{name}@{target or 'host'}"
                 if copy_name not in slot_of:
                     src = by_name[have] if have else None
-                    steps.append(
-                        _copy_step(src, ep if want else None, slot(name), slot(copy_name), node)
-                    )
-                    location[copy_name] = want  # type: ignore[assignment]
-                    copies += 1
+                    dst = by_name[target] if target else None
+                    step = _copy_step(src, dst, slot(name), slot(copy_name), node)
+                    if name in constants:
+                        constants[copy_name] = step.fn(constants[name])
+                    else:
+                        steps.append(step)
+                        copies += 1
+                    location[copy_name] = target  # type: ignore[assignment]
                 name = copy_name
             resolved.append(name)
         ins = tuple(slot(n) for n in resolved)
@@ -283,23 +290,25 @@ def build_plan(
             name = copy_name
         output_names.append(name)
     output_slots = [slot(n) for n in output_names]
-    _check_defined(graph, steps, slot_of, input_slots, output_slots)
     base: list[Any] = [None] * len(slot_of)
     for name, arr in graph.initializers.items():
         if isinstance(arr, np.ndarray):
             arr.flags.writeable = False
         base[slot_of[name]] = arr
-    _assign_frees(
-        steps, set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
-    )
+    for name, value in constants.items():  # includes constants copied to a device at build time
+        base[slot_of[name]] = value
+    _check_defined(graph, steps, slot_of, input_slots, output_slots, base)
+    keep = set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
+    _assign_frees(steps, keep | {slot_of[n] for n in constants})
     return Plan(graph, steps, len(slot_of), input_slots, output_slots, base, part, copies, subplans)
 
 
-def _check_defined(graph, steps, slot_of, input_slots, output_slots) -> None:
+def _check_defined(graph, steps, slot_of, input_slots, output_slots, base) -> None:
     from .errors import InvalidGraph
 
     name_of = {v: k for k, v in slot_of.items()}
     defined = set(input_slots) | {slot_of[n] for n in graph.initializers} | {_NONE}
+    defined |= {i for i, _ in enumerate(base) if base[i] is not None}
     for s in steps:
         for i in s.ins:
             if i not in defined:

@@ -290,6 +290,11 @@ class ExecutionProvider:
         """Whether this provider runs ``op_type`` (used by fusion passes before they fuse)."""
         return False
 
+    def host_inputs(self, info: KernelInfo) -> frozenset[int]:
+        """Indices of a node's inputs its kernel wants in host memory (shapes, axes...) even
+        though the provider's tensors live on a device. Only asked of non-host providers."""
+        return frozenset()
+
     def to_device(self, array: Any) -> Any:
         """Copy a host numpy array to this provider's memory."""
         return array
@@ -317,6 +322,7 @@ class KernelDef:
     attributes: frozenset[str] | None = None  # accepted attribute names (None: any)
     check: Callable[[KernelInfo], str | None] | None = None
     source: str = ""
+    host_inputs: frozenset[int] = frozenset()
 
     def unsupported_reason(self, info: KernelInfo) -> str | None:
         """Why this kernel cannot run the node, or None when it can."""
@@ -389,8 +395,11 @@ class KernelRegistry:
         domain: str = "",
         dtypes: Any = None,
         check: Callable[[KernelInfo], str | None] | None = None,
+        host_inputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
-        """Register a plain kernel function (inputs positional, attributes as keywords)."""
+        """Register a plain kernel function (inputs positional, attributes as keywords).
+
+        ``host_inputs`` lists inputs a device provider's kernel wants as host numpy arrays."""
 
         def deco(fn: Callable) -> Callable:
             accepted, var_kw = _keyword_params(fn)
@@ -405,6 +414,7 @@ class KernelRegistry:
                         None if var_kw else frozenset(accepted),
                         check,
                         f"{fn.__module__}.{fn.__qualname__}",
+                        frozenset(host_inputs),
                     )
                 )
             return fn
@@ -420,6 +430,7 @@ class KernelRegistry:
         dtypes: Any = None,
         attributes: Collection[str] | None = None,
         check: Callable[[KernelInfo], str | None] | None = None,
+        host_inputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
         """Register a kernel builder ``build(info) -> callable``."""
 
@@ -435,6 +446,7 @@ class KernelRegistry:
                         frozenset(attributes) if attributes is not None else None,
                         check,
                         f"{fn.__module__}.{fn.__qualname__}",
+                        frozenset(host_inputs),
                     )
                 )
             return fn
@@ -541,6 +553,10 @@ class KernelProvider(ExecutionProvider):
 
     def create_kernel(self, info: KernelInfo) -> Callable[..., Any]:
         return self.registry.create(info)
+
+    def host_inputs(self, info: KernelInfo) -> frozenset[int]:
+        kdef = self.registry.lookup(info.node.domain, info.node.op_type, info.opset)
+        return kdef.host_inputs if kdef is not None else frozenset()
 
     def supports_op(self, domain: str, op_type: str, since: int) -> bool:
         return self.registry.lookup(domain, op_type, since) is not None

@@ -77,3 +77,43 @@ class FusingProvider(ExecutionProvider):
             return sess.run(None, dict(zip(names, args)))
 
         return run
+
+
+class DeviceArray:
+    """A stand-in for device memory: host code cannot use it by accident."""
+
+    def __init__(self, data):
+        self.data = np.array(data)
+
+
+dev_registry = KernelRegistry("FakeDeviceExecutionProvider")
+
+
+@dev_registry.kernel("Add", since=7)
+def dev_add(a, b):
+    assert isinstance(a, DeviceArray) and isinstance(b, DeviceArray)
+    return DeviceArray(a.data + b.data)
+
+
+@dev_registry.kernel("Reshape", since=5, host_inputs=(1,))
+def dev_reshape(x, shape, allowzero=0):
+    assert isinstance(x, DeviceArray) and isinstance(shape, np.ndarray)
+    return DeviceArray(x.data.reshape(shape))
+
+
+class FakeDeviceProvider(KernelProvider):
+    """Keeps tensors in DeviceArray: the core must copy at every boundary."""
+
+    name = "FakeDeviceExecutionProvider"
+    aliases = ("fakedev",)
+    device_type = "gpu"
+    host_memory = False
+    registry = dev_registry
+    uploads = 0
+
+    def to_device(self, array):
+        type(self).uploads += 1
+        return DeviceArray(array)
+
+    def to_host(self, value):
+        return value.data.copy()

@@ -175,3 +175,36 @@ def test_standard_function_op_expanded_when_unclaimed(register_provider):
     np.testing.assert_allclose(
         plan.run([x])[0], reference_outputs(model, {"x": x})[0], rtol=1e-4, atol=1e-5
     )
+
+
+def test_copies_between_memories_are_inserted_and_counted(register_provider):
+    from onnx import numpy_helper
+
+    from tests.unit.providers_for_tests import FakeDeviceProvider
+
+    register_provider(FakeDeviceProvider)
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32), "w")
+    shape = numpy_helper.from_array(np.array([2, 3], np.int64), "shape")
+    model = make_model(
+        [
+            helper.make_node("Add", ["x", "w"], ["a"], name="add"),  # device (w copied once)
+            helper.make_node("Reshape", ["a", "shape"], ["r"], name="reshape"),  # shape stays host
+            helper.make_node("Relu", ["r"], ["y"], name="relu"),  # CPU: copy back to host
+        ],
+        [tensor("x", shape=[6])],
+        [tensor("y", shape=[2, 3])],
+        [w, shape],
+    )
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["fakedev"])
+    assert placements(sess) == {
+        "add": "FakeDeviceExecutionProvider",
+        "reshape": "FakeDeviceExecutionProvider",
+        "relu": "CPUExecutionProvider",
+    }
+    assert sess.copy_count == 2  # x to the device, r back to the host; w was copied at build time
+    FakeDeviceProvider.uploads = 0
+    x = np.linspace(-3, 3, 6).astype(np.float32)
+    for _ in range(3):
+        (y,) = sess.run(None, {"x": x})
+    np.testing.assert_allclose(y, np.maximum(x + np.arange(6), 0).reshape(2, 3))
+    assert FakeDeviceProvider.uploads == 3  # one upload per run: x only
