@@ -6,6 +6,7 @@ Execution providers are separate distributions discovered through the ``ort_core
 """
 
 from . import errors
+from .iobinding import IOBinding
 from .ortvalue import OrtValue
 from .partitioner import EpAssignedNode, EpAssignedSubgraph
 from .session import (
@@ -31,6 +32,7 @@ __all__ = [
     "GraphOptimizationLevel",
     "ExecutionMode",
     "OrtValue",
+    "IOBinding",
     "NodeArg",
     "ModelMetadata",
     "EpAssignedNode",

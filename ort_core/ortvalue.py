@@ -34,7 +34,7 @@ class OrtValue:
 
             for entry in get_plugin_manager().ordered():
                 if entry.cls.device_type == device_type.lower() and not entry.cls.host_memory:
-                    ep = entry.cls({"device_id": str(device_id)})
+                    ep = entry.cls.for_device(device_id)
                     return cls(ep.to_device(np.asarray(array)), device_type.lower(), ep)
             raise InvalidArgument(
                 f"no installed provider keeps tensors on device '{device_type}'; install one "
@@ -62,6 +62,16 @@ class OrtValue:
     def value(self) -> Any:
         """The underlying value, on its device."""
         return self._value
+
+    @property
+    def provider(self) -> Any:
+        """The provider instance whose memory holds the value (None on the host)."""
+        return self._provider
+
+    def device_id(self) -> int:
+        return (
+            int(getattr(self._provider, "options", {}).get("device_id", 0)) if self._provider else 0
+        )
 
     def device_name(self) -> str:
         return self._device

@@ -20,7 +20,7 @@ from .ir import Graph, Model, Node
 from .partitioner import Partition, partition
 from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
 
-__all__ = ["Plan", "build_plan", "GraphRunner", "Step"]
+__all__ = ["Plan", "Prepared", "prepare", "schedule", "build_plan", "GraphRunner", "Step"]
 
 _NONE = 0  # slot 0 always holds None (omitted optional inputs and outputs)
 
@@ -160,7 +160,24 @@ class GraphRunner:
         return BoundGraph(self.plan, [outer.get(n) for n in self.outer_names])
 
 
-def build_plan(
+@dataclass
+class Prepared:
+    """A graph partitioned and its kernels built, before scheduling (copies and slots)."""
+
+    model: Model
+    graph: Graph
+    providers: list[ExecutionProvider]
+    partition: Partition
+    extra_inputs: list[str]
+    nodes: list[
+        tuple[Node, ExecutionProvider, Callable[..., Any], bool, str, list[str], frozenset[int]]
+    ]
+    subplans: list[Plan]
+    #: constants already copied to a device, shared by every schedule of this graph
+    device_constants: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
     model: Model,
     graph: Graph,
     providers: list[ExecutionProvider],
@@ -168,25 +185,12 @@ def build_plan(
     extra_inputs: Sequence[str] = (),
     outer_types: dict | None = None,
     session_options: Any = None,
-) -> Plan:
-    """Partition ``graph`` among ``providers`` and build its plan (subgraphs included).
-
-    ``extra_inputs`` are outer-scope names a subgraph reads; they become trailing plan inputs.
-    """
+) -> Prepared:
+    """Partition ``graph`` among ``providers`` and build every kernel and compiled subgraph once."""
     part = partition(
         graph, model.opset_imports, providers, functions=model.functions, outer_types=outer_types
     )
     by_name = {ep.name: ep for ep in providers}
-    slot_of: dict[str, int] = {"": _NONE}
-
-    def slot(name: str) -> int:
-        if name not in slot_of:
-            slot_of[name] = len(slot_of)
-        return slot_of[name]
-
-    input_slots = [slot(n) for n in graph.inputs] + [slot(n) for n in extra_inputs]
-    for name in graph.initializers:
-        slot(name)
     # types visible inside subgraphs: this graph's plus the enclosing ones
     scope_types = dict(outer_types or {})
     scope_types.update(graph.value_types)
@@ -194,23 +198,20 @@ def build_plan(
         tp = graph.type_of(name)
         if tp is not None:
             scope_types[name] = tp
-
-    constants = {n: a for n, a in graph.initializers.items() if n not in graph.inputs}
-    steps: list[Step] = []
+    nodes = []
     subplans: list[Plan] = []
-    location: dict[str, str] = {}  # value name -> provider name holding it off-host
-    copies = 0
     for node in graph.nodes:
         ep = by_name[node.provider]
         fused = part.fused.get(id(node))
         implicit: list[str] = []
+        on_host: frozenset[int] = frozenset()
         if fused is not None:
             _, sub = fused
             try:
                 fn = ep.compile(sub, model.opset_imports)
             except Exception as e:
                 raise EPFail(f"{ep.name} failed to compile {sub.name}: {e}") from e
-            multi, kind, info = True, "fused", None
+            multi, kind = True, "fused"
         else:
             runners: dict[str, GraphRunner] = {}
             for attr_name, sub in node.subgraphs.items():
@@ -250,10 +251,44 @@ def build_plan(
                     "attributes or types, or use a provider that supports them."
                 ) from None
             multi, kind = is_multi_output(node, opset), "kernel"
+            if not ep.host_memory:
+                on_host = ep.host_inputs(info)
+        nodes.append((node, ep, fn, multi, kind, implicit, on_host))
+    return Prepared(model, graph, providers, part, list(extra_inputs), nodes, subplans)
+
+
+def schedule(
+    prep: Prepared,
+    input_locations: dict[str, str] | None = None,
+    output_locations: dict[str, str] | None = None,
+) -> Plan:
+    """Lay out slots and steps, with a copy wherever a value crosses from one memory to another.
+
+    ``input_locations``/``output_locations`` name the provider whose memory holds a graph input or
+    should receive a graph output (absent: host memory); IOBinding uses them to keep values on a
+    device between runs.
+    """
+    graph = prep.graph
+    by_name = {ep.name: ep for ep in prep.providers}
+    slot_of: dict[str, int] = {"": _NONE}
+
+    def slot(name: str) -> int:
+        if name not in slot_of:
+            slot_of[name] = len(slot_of)
+        return slot_of[name]
+
+    input_slots = [slot(n) for n in graph.inputs] + [slot(n) for n in prep.extra_inputs]
+    for name in graph.initializers:
+        slot(name)
+    constants = {n: a for n, a in graph.initializers.items() if n not in graph.inputs}
+    steps: list[Step] = []
+    # value name -> provider name holding it off-host
+    location: dict[str, str] = dict(input_locations or {})
+    copies = 0
+    for node, ep, fn, multi, kind, implicit, on_host in prep.nodes:
         in_names = [*node.inputs, *implicit]
         # copies between memories; constants are copied once, here, not on every run
         want = None if ep.host_memory else ep.name
-        on_host = ep.host_inputs(info) if (want is not None and fused is None) else frozenset()
         resolved: list[str] = []
         for k, name in enumerate(in_names):
             target = None if k in on_host else want
@@ -265,7 +300,10 @@ def build_plan(
                     dst = by_name[target] if target else None
                     step = _copy_step(src, dst, slot(name), slot(copy_name), node)
                     if name in constants:
-                        constants[copy_name] = step.fn(constants[name])
+                        cached = prep.device_constants.get(copy_name)
+                        if cached is None:
+                            cached = prep.device_constants[copy_name] = step.fn(constants[name])
+                        constants[copy_name] = cached
                     else:
                         steps.append(step)
                         copies += 1
@@ -278,14 +316,17 @@ def build_plan(
             if o and want is not None:
                 location[o] = want
         steps.append(Step(fn, ins, outs, multi, (), node, ep.name, kind))
-    # graph outputs come back to the host
+    # graph outputs go to the host unless bound to a device
     output_names = []
     for name in graph.outputs:
         have = location.get(name)
-        if have:
-            copy_name = f"{name}@host"
+        target = (output_locations or {}).get(name)
+        if have != target:
+            copy_name = f"{name}@{target or 'host'}"
             if copy_name not in slot_of:
-                steps.append(_copy_step(by_name[have], None, slot(name), slot(copy_name), None))
+                src = by_name[have] if have else None
+                dst = by_name[target] if target else None
+                steps.append(_copy_step(src, dst, slot(name), slot(copy_name), None))
                 copies += 1
             name = copy_name
         output_names.append(name)
@@ -300,7 +341,39 @@ def build_plan(
     _check_defined(graph, steps, slot_of, input_slots, output_slots, base)
     keep = set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
     _assign_frees(steps, keep | {slot_of[n] for n in constants})
-    return Plan(graph, steps, len(slot_of), input_slots, output_slots, base, part, copies, subplans)
+    return Plan(
+        graph,
+        steps,
+        len(slot_of),
+        input_slots,
+        output_slots,
+        base,
+        prep.partition,
+        copies,
+        prep.subplans,
+    )
+
+
+def build_plan(
+    model: Model,
+    graph: Graph,
+    providers: list[ExecutionProvider],
+    *,
+    extra_inputs: Sequence[str] = (),
+    outer_types: dict | None = None,
+    session_options: Any = None,
+) -> Plan:
+    """Partition ``graph``, build its kernels and schedule it with every value on the host at the
+    boundaries. ``extra_inputs`` are outer-scope names a subgraph reads (trailing plan inputs)."""
+    prep = prepare(
+        model,
+        graph,
+        providers,
+        extra_inputs=extra_inputs,
+        outer_types=outer_types,
+        session_options=session_options,
+    )
+    return schedule(prep)
 
 
 def _check_defined(graph, steps, slot_of, input_slots, output_slots, base) -> None:

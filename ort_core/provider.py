@@ -269,6 +269,17 @@ class ExecutionProvider:
         """Whether the provider can run on this machine; override to probe the device."""
         return Availability(True)
 
+    @classmethod
+    def for_device(cls, device_id: int = 0) -> ExecutionProvider:
+        """An instance bound to device ``device_id``; ``OrtValue.ortvalue_from_numpy(arr,
+        device_type, device_id)`` uses it to place values. Device instances must share memory with
+        sessions' instances of the same device (one context per device per process)."""
+        return cls({"device_id": str(device_id)})
+
+    def owns(self, value: Any) -> bool:
+        """Whether ``value`` lives in this provider's memory (IOBinding asks before copying)."""
+        return False
+
     def get_options(self) -> dict[str, str]:
         """The options in force, as onnxruntime's ``get_provider_options()`` reports them."""
         return dict(self.options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -14,10 +15,11 @@ import numpy as np
 import onnx
 
 from .errors import InvalidArgument, ProviderNotAvailable
+from .iobinding import IOBinding
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .ortvalue import OrtValue
 from .partitioner import EpAssignedSubgraph
-from .plan import Plan, build_plan
+from .plan import Plan, prepare, schedule
 from .plugins import get_plugin_manager
 from .profiling import Profiler
 from .provider import ExecutionProvider
@@ -344,9 +346,13 @@ class InferenceSession:
         self._outputs = self._node_args(graph.outputs, graph)
         if self._sess_options.optimized_model_filepath:
             onnx.save(model_to_proto(self._model), self._sess_options.optimized_model_filepath)
-        self._plan: Plan = build_plan(
+        self._prepared = prepare(
             self._model, graph, self._providers, session_options=self._sess_options
         )
+        self._plan: Plan = schedule(self._prepared)
+        # plans for IOBinding, keyed by (input locations, output locations); kernels are shared
+        self._variants: dict[tuple, Plan] = {((), ()): self._plan}
+        self._variants_lock = threading.Lock()
         self._input_index = {name: i for i, name in enumerate(graph.inputs)}
         self._output_index = {name: i for i, name in enumerate(graph.outputs)}
         self._input_checks = self._make_input_checks()
@@ -453,9 +459,12 @@ class InferenceSession:
                 values[self._input_index[name]] = graph.initializers[name]
         return values
 
-    def _check_value(self, name: str, value: Any) -> Any:
+    def _check_value(self, name: str, value: Any, keep_device: bool = False) -> Any:
         dtype, dims, tstr, tp = self._input_checks[name]
         if isinstance(value, OrtValue):
+            if keep_device and value.provider is not None:
+                self._check_shape(name, value.value(), dtype, dims, tstr)
+                return value.value()
             value = value.numpy()
         kind = tp.WhichOneof("value") if tp is not None else None
         if kind in ("sequence_type", "map_type", "optional_type"):
@@ -467,6 +476,9 @@ class InferenceSession:
                 raise InvalidArgument(
                     f"Input '{name}' cannot be converted to {tstr}: {e}. Pass a numpy array."
                 ) from None
+        return self._check_shape(name, value, dtype, dims, tstr)
+
+    def _check_shape(self, name: str, value: Any, dtype, dims, tstr) -> Any:
         if dtype is not None and value.dtype != dtype:
             if dtype.kind == "O" and value.dtype.kind == "U":
                 value = value.astype(object)
@@ -538,19 +550,89 @@ class InferenceSession:
         outs = self._execute(values, run_options)
         return [OrtValue(_finish(outs[i])) for i in positions]
 
-    def _execute(self, values: list[Any], run_options: RunOptions | None) -> list[Any]:
+    def _execute(
+        self, values: list[Any], run_options: RunOptions | None, plan: Plan | None = None
+    ) -> list[Any]:
+        plan = plan or self._plan
         for ep in self._providers:
             ep.on_run_start()
         try:
             if self._profiler is None:
-                return self._plan.run(values, run_options)
+                return plan.run(values, run_options)
             t0 = time.perf_counter()
-            outs = self._plan.run(values, run_options, self._profiler)
+            outs = plan.run(values, run_options, self._profiler)
             self._profiler.event("Session", "model_run", t0, time.perf_counter())
             return outs
         finally:
             for ep in self._providers:
                 ep.on_run_end()
+
+    # -- IOBinding -----------------------------------------------------------------------------------
+    def io_binding(self) -> IOBinding:
+        """A new :class:`IOBinding` for :meth:`run_with_iobinding`."""
+        return IOBinding(self)
+
+    def _device_provider(self, device_type: str, device_id: int = 0) -> ExecutionProvider:
+        for ep in self._providers:
+            if ep.device_type == device_type.lower() and not ep.host_memory:
+                return ep
+        raise InvalidArgument(
+            f"no provider of this session keeps tensors on device '{device_type}' (providers: "
+            f"{self.get_providers()}); add one to providers= or bind on 'cpu'."
+        )
+
+    def _variant(self, inputs: dict[str, str], outputs: dict[str, str]) -> Plan:
+        key = (tuple(sorted(inputs.items())), tuple(sorted(outputs.items())))
+        plan = self._variants.get(key)
+        if plan is None:
+            with self._variants_lock:
+                plan = self._variants.get(key)
+                if plan is None:
+                    plan = schedule(self._prepared, inputs, outputs)
+                    self._variants[key] = plan
+        return plan
+
+    def run_with_iobinding(
+        self, iobinding: IOBinding, run_options: RunOptions | None = None
+    ) -> None:
+        """Run with bound inputs and outputs; results go to ``iobinding.get_outputs()``."""
+        feed: dict[str, Any] = {}
+        in_locations: dict[str, str] = {}
+        by_class = {type(ep): ep for ep in self._providers}
+        for name, ov in iobinding._inputs.items():
+            ep = by_class.get(type(ov.provider)) if ov.provider is not None else None
+            if ep is not None and not ep.host_memory:
+                in_locations[name] = ep.name
+                feed[name] = ov
+            else:
+                feed[name] = OrtValue(ov.numpy())
+        values: list[Any] = [None] * len(self._input_index)
+        missing = [a.name for a in self._inputs if a.name not in feed]
+        if missing:
+            raise InvalidArgument(f"Required inputs ({missing}) are not bound.")
+        for name, ov in feed.items():
+            values[self._input_index[name]] = self._check_value(name, ov, keep_device=True)
+        graph = self._model.graph
+        for name in self._overridable:
+            if name not in feed:
+                values[self._input_index[name]] = graph.initializers[name]
+        bound = iobinding._outputs or {n: (None, None) for n in self._output_index}
+        out_locations = {n: loc for n, (loc, _) in bound.items() if loc is not None}
+        plan = self._variant(in_locations, out_locations)
+        outs = self._execute(values, run_options, plan)
+        by_name = {ep.name: ep for ep in self._providers}
+        results = []
+        for name, (loc, target) in bound.items():
+            value = outs[self._output_index[name]]
+            if target is not None:
+                _copy_into(target, value, name)
+                results.append(target)
+            elif loc is None:
+                results.append(OrtValue(_finish(value)))
+            else:
+                ep = by_name[loc]
+                results.append(OrtValue(value, ep.device_type, ep))
+        iobinding._results = results
 
     def end_profiling(self) -> str:
         """Write the profile (Chrome-trace JSON) and return its file name; '' when not profiling."""
@@ -569,6 +651,17 @@ def _elem(dtype: np.dtype) -> int:
         return onnx.helper.np_dtype_to_tensor_dtype(dtype)
     except (KeyError, TypeError, ValueError):
         return onnx.TensorProto.STRING if dtype.kind in "OUS" else onnx.TensorProto.UNDEFINED
+
+
+def _copy_into(target: OrtValue, value: Any, name: str) -> None:
+    """Write an output into a preallocated OrtValue (host or device)."""
+    dst = target.value()
+    if tuple(getattr(dst, "shape", ())) != tuple(value.shape) or dst.dtype != value.dtype:
+        raise InvalidArgument(
+            f"output '{name}' is {value.dtype}{list(value.shape)} but the bound OrtValue is "
+            f"{dst.dtype}{list(getattr(dst, 'shape', ()))}; bind one of the right type and shape."
+        )
+    dst[...] = value
 
 
 def _finish(value: Any) -> Any:

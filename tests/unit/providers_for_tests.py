@@ -84,6 +84,7 @@ class DeviceArray:
 
     def __init__(self, data):
         self.data = np.array(data)
+        self.dtype, self.shape, self.ndim = self.data.dtype, self.data.shape, self.data.ndim
 
 
 dev_registry = KernelRegistry("FakeDeviceExecutionProvider")
@@ -111,9 +112,17 @@ class FakeDeviceProvider(KernelProvider):
     registry = dev_registry
     uploads = 0
 
+    downloads = 0
+
     def to_device(self, array):
+        if isinstance(array, DeviceArray):
+            return array
         type(self).uploads += 1
         return DeviceArray(array)
 
     def to_host(self, value):
+        type(self).downloads += 1
         return value.data.copy()
+
+    def owns(self, value):
+        return isinstance(value, DeviceArray)

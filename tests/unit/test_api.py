@@ -12,6 +12,7 @@ EXPECTED = {
     "GraphOptimizationLevel",
     "ExecutionMode",
     "OrtValue",
+    "IOBinding",
     "NodeArg",
     "ModelMetadata",
     "EpAssignedNode",
