@@ -1,0 +1,3 @@
+"""ort-openvino: the OpenVINO execution provider of ort-core."""
+
+__version__ = "0.1.0"
