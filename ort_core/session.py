@@ -17,6 +17,7 @@ import onnx
 from .errors import InvalidArgument, ProviderNotAvailable
 from .iobinding import IOBinding
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
+from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
 from .ortvalue import OrtValue
 from .partitioner import EpAssignedSubgraph
 from .plan import Plan, prepare, schedule
@@ -37,16 +38,6 @@ __all__ = [
     "get_provider_availability",
     "get_device",
 ]
-
-
-class GraphOptimizationLevel(enum.IntEnum):
-    """onnxruntime's optimization levels, with its numbers."""
-
-    ORT_DISABLE_ALL = 0
-    ORT_ENABLE_BASIC = 1
-    ORT_ENABLE_EXTENDED = 2
-    ORT_ENABLE_LAYOUT = 3
-    ORT_ENABLE_ALL = 99
 
 
 class ExecutionMode(enum.IntEnum):
@@ -323,6 +314,7 @@ class InferenceSession:
         sess_options: SessionOptions | None = None,
         providers: Sequence[str | tuple[str, dict]] | None = None,
         provider_options: Sequence[dict] | None = None,
+        disabled_optimizers: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -344,11 +336,26 @@ class InferenceSession:
         self._inputs = self._node_args(graph.inputs, graph, skip_initializers=True)
         self._overridable = [n for n in graph.inputs if n in graph.initializers]
         self._outputs = self._node_args(graph.outputs, graph)
-        if self._sess_options.optimized_model_filepath:
-            onnx.save(model_to_proto(self._model), self._sess_options.optimized_model_filepath)
-        self._prepared = prepare(
-            self._model, graph, self._providers, session_options=self._sess_options
+        so = self._sess_options
+        passes = all_passes()
+        disabled = list(disabled_optimizers or [])
+        if so.has_session_config_entry("optimization.disable_specified_optimizers"):
+            disabled += so.get_session_config_entry(
+                "optimization.disable_specified_optimizers"
+            ).split(",")
+        disabled = sorted(check_disabled(disabled, passes))
+        self._pass_ctx = PassContext(list(self._providers), so)
+        self.optimization_report = optimize(
+            self._model,
+            so.graph_optimization_level,
+            self._pass_ctx,
+            stage="basic",
+            disabled=disabled,
+            passes=passes,
         )
+        if so.optimized_model_filepath:
+            onnx.save(model_to_proto(self._model), so.optimized_model_filepath)
+        self._prepared = prepare(self._model, graph, self._providers, session_options=so)
         self._plan: Plan = schedule(self._prepared)
         # plans for IOBinding, keyed by (input locations, output locations); kernels are shared
         self._variants: dict[tuple, Plan] = {((), ()): self._plan}

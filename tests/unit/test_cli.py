@@ -45,7 +45,7 @@ def test_run_reports_typed_errors(tmp_path, capsys):
 def test_inspect_shows_placement(tmp_path, mlp_model, capsys):
     model = tmp_path / "m.onnx"
     onnx.save(mlp_model, model)
-    assert main(["inspect", str(model)]) == 0
+    assert main(["inspect", str(model), "--providers", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "matmul" in out and "CPUExecutionProvider" in out
 

@@ -1,0 +1,211 @@
+"""Pass infrastructure: levels, the pass contract, the registry, and the fixed-point driver.
+
+A pass is an object with a unique ``name``, a ``level``, ``in_place`` (True: it edits the model it is
+given) and ``__call__(model, ctx) -> bool`` returning whether it changed anything. BASIC passes run
+before partitioning, for every provider. EXTENDED and LAYOUT passes run after partitioning and may
+only create an op on a node whose provider runs that op (``ctx.provider_supports(node, domain, op)``).
+Each level runs its passes in order, repeatedly, until none changes the model (a fixed point).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import InvalidArgument
+from ..ir import Graph, Model, Node
+
+__all__ = [
+    "GraphOptimizationLevel",
+    "GraphPass",
+    "PassContext",
+    "OptimizationReport",
+    "builtin_passes",
+    "all_passes",
+    "optimize",
+]
+
+#: Rounds of a level before the driver gives up on reaching a fixed point.
+MAX_ROUNDS = 10
+
+
+class GraphOptimizationLevel(enum.IntEnum):
+    """onnxruntime's optimization levels, with its numbers."""
+
+    ORT_DISABLE_ALL = 0
+    ORT_ENABLE_BASIC = 1
+    ORT_ENABLE_EXTENDED = 2
+    ORT_ENABLE_LAYOUT = 3
+    ORT_ENABLE_ALL = 99
+
+
+class GraphPass:
+    """Base class of optimizer passes (subclassing is optional: the contract is duck-typed)."""
+
+    name: ClassVar[str] = ""
+    level: ClassVar[GraphOptimizationLevel] = GraphOptimizationLevel.ORT_ENABLE_BASIC
+    in_place: ClassVar[bool] = True
+    #: restrict the pass to nodes of these providers (None: any)
+    providers: ClassVar[tuple[str, ...] | None] = None
+
+    def __call__(self, model: Model, ctx: PassContext) -> bool:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<pass {self.name} level={int(self.level)}>"
+
+
+@dataclass
+class PassContext:
+    """What passes may use: the session's providers and options, and helpers."""
+
+    providers: list[Any] = field(default_factory=list)
+    session_options: Any = None
+    #: largest constant (in elements) that constant folding may create
+    fold_size_limit: int = 1 << 20
+    _cpu: Any = None
+
+    def provider_of(self, node: Node) -> Any:
+        for ep in self.providers:
+            if ep.name == node.provider:
+                return ep
+        return None
+
+    def provider_supports(self, node: Node, domain: str, op_type: str, since: int = 1) -> bool:
+        """Whether the provider assigned to ``node`` runs ``domain::op_type`` (fusions ask first)."""
+        ep = self.provider_of(node)
+        return ep is not None and ep.supports_op(domain, op_type, since)
+
+    def cpu_provider(self) -> Any:
+        """An instance of the CPU provider, for constant folding (None when not installed)."""
+        if self._cpu is None:
+            for ep in self.providers:
+                if ep.name == "CPUExecutionProvider":
+                    self._cpu = ep
+                    break
+            else:
+                from ..plugins import get_plugin_manager
+
+                entry = get_plugin_manager().resolve("CPUExecutionProvider")
+                self._cpu = entry.cls({}) if entry is not None else False
+        return self._cpu or None
+
+
+@dataclass
+class OptimizationReport:
+    """Which passes changed the model, how often, and the node counts before and after."""
+
+    nodes_before: int = 0
+    nodes_after: int = 0
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+#: Modules of ort_core.optimizer.passes, in the order their passes run within a level.
+BUILTIN_PASS_MODULES = (
+    "constant_to_initializer",
+    "eliminate_identity",
+    "eliminate_dropout",
+    "eliminate_noop",
+    "constant_folding",
+    "eliminate_dead_code",
+    "common_subexpression",
+    "reshape_chain",
+    "transpose_optimizer",
+    "conv_bn_fusion",
+    "conv_add_mul_fusion",
+    "pad_fusion",
+    "matmul_add_to_gemm",
+)
+
+
+def builtin_passes() -> list[Any]:
+    """One instance of every pass shipped with the core, in running order."""
+    passes = []
+    for mod_name in BUILTIN_PASS_MODULES:
+        try:
+            mod = importlib.import_module(f"{__package__}.passes.{mod_name}")
+        except ModuleNotFoundError as e:  # a pass module not written yet
+            if e.name != f"{__package__}.passes.{mod_name}":
+                raise
+            continue
+        passes.append(mod.PASS)
+    return passes
+
+
+def all_passes() -> list[Any]:
+    """Built-in passes followed by the passes plugins registered (``ort_register_passes``)."""
+    from ..plugins import get_plugin_manager
+
+    return builtin_passes() + list(get_plugin_manager().passes)
+
+
+def check_disabled(names: Iterable[str], passes: list[Any]) -> set[str]:
+    """Validate the names of passes the user disabled.
+
+    Raises:
+        InvalidArgument: a name that no pass has.
+    """
+    known = {p.name for p in passes}
+    names = {n.strip() for n in names if n and n.strip()}
+    unknown = sorted(names - known)
+    if unknown:
+        raise InvalidArgument(
+            f"Unknown optimizer pass(es) {unknown} in the disabled list. Known passes: "
+            f"{', '.join(sorted(known))}."
+        )
+    return names
+
+
+def _run_level(
+    model: Model,
+    passes: list[Any],
+    ctx: PassContext,
+    report: OptimizationReport,
+    on_change: Callable[[], None] | None = None,
+) -> None:
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for p in passes:
+            if p(model, ctx):
+                changed = True
+                report.applied[p.name] = report.applied.get(p.name, 0) + 1
+                if on_change is not None:
+                    on_change()
+        if not changed:
+            return
+
+
+def count_nodes(graph: Graph) -> int:
+    return sum(1 for _ in graph.walk())
+
+
+def optimize(
+    model: Model,
+    level: int,
+    ctx: PassContext,
+    *,
+    stage: str,
+    disabled: Iterable[str] = (),
+    passes: list[Any] | None = None,
+) -> OptimizationReport:
+    """Run the passes of ``stage`` ("basic": BASIC, before partitioning; "provider": EXTENDED and
+    LAYOUT, after) up to ``level``, each level to a fixed point."""
+    passes = all_passes() if passes is None else passes
+    skip = check_disabled(disabled, passes)
+    report = OptimizationReport(nodes_before=count_nodes(model.graph))
+    levels = (
+        [GraphOptimizationLevel.ORT_ENABLE_BASIC]
+        if stage == "basic"
+        else [GraphOptimizationLevel.ORT_ENABLE_EXTENDED, GraphOptimizationLevel.ORT_ENABLE_LAYOUT]
+    )
+    for lv in levels:
+        if int(level) < int(lv):
+            continue
+        chosen = [p for p in passes if int(p.level) == int(lv) and p.name not in skip]
+        if chosen:
+            _run_level(model, chosen, ctx, report)
+    report.nodes_after = count_nodes(model.graph)
+    return report

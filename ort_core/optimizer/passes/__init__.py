@@ -1,0 +1,1 @@
+"""Built-in optimizer passes, one module per pass; each module exposes ``PASS``."""

@@ -1,0 +1,103 @@
+"""BASIC: evaluate nodes whose inputs are all constant with the CPU provider's kernels, and fold
+Shape/Size of values whose shape is fully static. Results larger than the context's size limit stay
+as nodes (folding them would bloat the model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Model, tensor_shape
+from ...provider import KernelInfo, is_multi_output
+from .._infra import GraphOptimizationLevel, GraphPass
+from .._util import all_graphs, constant
+
+NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "Dropout",
+}
+
+
+class ConstantFolding(GraphPass):
+    name = "ConstantFolding"
+    level = GraphOptimizationLevel.ORT_ENABLE_BASIC
+
+    def __call__(self, model: Model, ctx) -> bool:
+        cpu = ctx.cpu_provider()
+        changed = False
+        for g in all_graphs(model):
+            for n in list(g.nodes):
+                if n.domain or n.subgraphs or n.op_type in NONDETERMINISTIC or not n.outputs:
+                    continue
+                if any(o in g.outputs or o in g.initializers for o in n.outputs if o):
+                    continue
+                values = self._static_shape(g, n)
+                if values is None and cpu is not None:
+                    values = self._evaluate(g, n, model, cpu, ctx.fold_size_limit)
+                if values is None:
+                    continue
+                g.nodes.remove(n)
+                for name, v in zip(n.outputs, values):
+                    if name:
+                        g.initializers[name] = v
+                changed = True
+        return changed
+
+    @staticmethod
+    def _static_shape(g, n):
+        if n.op_type not in ("Shape", "Size") or not n.inputs[0]:
+            return None
+        dims = tensor_shape(g.type_of(n.inputs[0]))
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return None
+        if n.op_type == "Size":
+            return [np.array(int(np.prod(dims)), dtype=np.int64)]
+        start, end = n.attr("start", 0), n.attr("end")
+        return [np.array(dims[start:end] if end is not None else dims[start:], dtype=np.int64)]
+
+    @staticmethod
+    def _evaluate(g, n, model, cpu, limit):
+        consts = {}
+        for i, name in enumerate(n.inputs):
+            if not name:
+                continue
+            v = constant(g, name)
+            if v is None:
+                return None
+            consts[i] = v
+        if not consts and n.op_type not in ("ConstantOfShape", "Range", "EyeLike"):
+            return None
+        opset = model.opset(n.domain)
+        info = KernelInfo(
+            n,
+            opset,
+            [g.type_of(i) if i else None for i in n.inputs],
+            [None] * len(n.outputs),
+            consts,
+            provider=cpu,
+        )
+        if cpu.registry.unsupported_reason(info) is not None:
+            return None
+        try:
+            fn = cpu.create_kernel(info)
+            args = [consts.get(i) for i in range(len(n.inputs))]
+            res = fn(*args)
+        except Exception:  # a node that fails on its constants is left for run time to report
+            return None
+        outs = list(res) if is_multi_output(n, opset) else [res]
+        outs = outs[: len(n.outputs)]
+        if len(outs) < len([o for o in n.outputs if o]):
+            return None
+        if not all(isinstance(o, np.ndarray) or np.isscalar(o) for o in outs):
+            return None  # sequences, maps and optionals stay as nodes
+        outs = [np.array(o) for o in outs]  # own copies, never views of other constants
+        if any(o.size > limit for o in outs):
+            return None
+        return outs
+
+
+PASS = ConstantFolding()
