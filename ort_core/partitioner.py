@@ -164,6 +164,25 @@ def partition(
     return result
 
 
+def unfused_copy(graph: Graph, part: Partition) -> Graph:
+    """A copy of ``graph`` where each fused node is replaced by the nodes it fused (for saving)."""
+    g = Graph(graph.name)
+    g.inputs, g.outputs = list(graph.inputs), list(graph.outputs)
+    g.initializers = dict(graph.initializers)
+    g.value_types = dict(graph.value_types)
+    g.doc_string, g.value_docs = graph.doc_string, dict(graph.value_docs)
+    for n in graph.nodes:
+        fused = part.fused.get(id(n))
+        if fused is None:
+            g.nodes.append(n)
+        else:
+            sub = fused[1]
+            g.nodes.extend(sub.nodes)
+            for name, arr in sub.initializers.items():
+                g.initializers.setdefault(name, arr)
+    return g
+
+
 def _apply_claim(graph: Graph, ep: ExecutionProvider, claim, result: Partition) -> None:
     nodes = claim.nodes
     in_graph = {id(n) for n in graph.nodes}

@@ -185,11 +185,16 @@ def prepare(
     extra_inputs: Sequence[str] = (),
     outer_types: dict | None = None,
     session_options: Any = None,
+    optimize_after_partition: Callable[[], Any] | None = None,
 ) -> Prepared:
-    """Partition ``graph`` among ``providers`` and build every kernel and compiled subgraph once."""
+    """Partition ``graph`` among ``providers``, run the provider-scoped optimizer stage
+    (``optimize_after_partition``), and build every kernel and compiled subgraph once."""
     part = partition(
         graph, model.opset_imports, providers, functions=model.functions, outer_types=outer_types
     )
+    if optimize_after_partition is not None:
+        optimize_after_partition()
+        graph.sort()
     by_name = {ep.name: ep for ep in providers}
     # types visible inside subgraphs: this graph's plus the enclosing ones
     scope_types = dict(outer_types or {})

@@ -353,9 +353,15 @@ class InferenceSession:
             disabled=disabled,
             passes=passes,
         )
+        self._prepared = prepare(
+            self._model,
+            graph,
+            self._providers,
+            session_options=so,
+            optimize_after_partition=lambda: self._provider_stage(disabled, passes),
+        )
         if so.optimized_model_filepath:
-            onnx.save(model_to_proto(self._model), so.optimized_model_filepath)
-        self._prepared = prepare(self._model, graph, self._providers, session_options=so)
+            self._save_optimized(so.optimized_model_filepath)
         self._plan: Plan = schedule(self._prepared)
         # plans for IOBinding, keyed by (input locations, output locations); kernels are shared
         self._variants: dict[tuple, Plan] = {((), ()): self._plan}
@@ -366,6 +372,43 @@ class InferenceSession:
         if self._profiler is not None:
             self._profiler.event("Session", "model_loading_uri", t0, t_loaded)
             self._profiler.event("Session", "session_initialization", t0, time.perf_counter())
+
+    def _provider_stage(self, disabled: list[str], passes: list[Any]) -> None:
+        report = optimize(
+            self._model,
+            self._sess_options.graph_optimization_level,
+            self._pass_ctx,
+            stage="provider",
+            disabled=disabled,
+            passes=passes,
+        )
+        for name, count in report.applied.items():
+            self.optimization_report.applied[name] = (
+                self.optimization_report.applied.get(name, 0) + count
+            )
+
+    def _save_optimized(self, path: str) -> None:
+        """Save the optimized graph (fused provider subgraphs expanded back) as a valid model."""
+        from .ir import Model as IRModel
+        from .partitioner import unfused_copy
+
+        m = self._model
+        saved = IRModel(unfused_copy(m.graph, self._prepared.partition), m.opset_imports)
+        for attr in (
+            "ir_version",
+            "producer_name",
+            "producer_version",
+            "domain",
+            "model_version",
+            "doc_string",
+            "metadata_props",
+            "functions",
+        ):
+            setattr(saved, attr, getattr(m, attr))
+        for _, node in saved.graph.walk():
+            if node.domain and node.domain not in saved.opset_imports:
+                saved.opset_imports[node.domain] = 1
+        onnx.save(model_to_proto(saved), path)
 
     # -- introspection ---------------------------------------------------------------------------
     @staticmethod

@@ -256,3 +256,22 @@ def test_no_stdout_on_warnings_path(mlp_model, capsys):
             mlp_model.SerializeToString(), providers=["CUDAExecutionProvider"]
         ).run(None, x_feed())
     assert capsys.readouterr().out == ""
+
+
+def test_optimized_model_filepath_is_valid_and_loads_in_onnxruntime(tmp_path, mlp_model):
+    path = tmp_path / "opt.onnx"
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(path)
+    feed = x_feed(3)
+    expected = ort.InferenceSession(mlp_model.SerializeToString(), so, providers=["cpu"]).run(
+        None, feed
+    )
+    saved = onnx.load(path)
+    onnx.checker.check_model(saved)
+    ours = ort.InferenceSession(str(path), providers=["cpu"]).run(None, feed)
+    np.testing.assert_allclose(ours[0], expected[0], rtol=1e-6)
+    onnxruntime = pytest.importorskip("onnxruntime")
+    theirs = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, feed
+    )
+    np.testing.assert_allclose(theirs[0], expected[0], rtol=1e-5, atol=1e-6)
