@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -90,11 +89,16 @@ def available_configs(requested: list[str]) -> list[str]:
         if providers is None or all(p in avail for p in providers):
             out.append(c)
         else:
-            print(f"# skipping {c}: {', '.join(p for p in providers if p not in avail)} not available", file=sys.stderr)
+            print(
+                f"# skipping {c}: {', '.join(p for p in providers if p not in avail)} not available",
+                file=sys.stderr,
+            )
     return out
 
 
-def bench_model(name: str, configs: list[str], threads: int, rounds: int, warmup: int) -> list[Result]:
+def bench_model(
+    name: str, configs: list[str], threads: int, rounds: int, warmup: int
+) -> list[Result]:
     path, feed = load_benchmark_model(name)
     results = {c: Result(name, c) for c in configs}
     sessions = {}
@@ -157,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--memory", action="store_true", help="measure peak memory (subprocess per config)")
+    ap.add_argument(
+        "--memory", action="store_true", help="measure peak memory (subprocess per config)"
+    )
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     limit_threads(args.threads)
@@ -180,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {c:<10} {geomean([r.ratio for r in all_results if r.config == c]):.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([{k: v for k, v in asdict(r).items() if k != "samples"} for r in all_results], f, indent=1)
+            json.dump(
+                [{k: v for k, v in asdict(r).items() if k != "samples"} for r in all_results],
+                f,
+                indent=1,
+            )
     return 0
 
 

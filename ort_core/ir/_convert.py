@@ -169,12 +169,52 @@ def model_from_proto(proto: onnx.ModelProto) -> Model:
     return model
 
 
+#: Initializers with more elements than this are given to shape inference as typed inputs only.
+_INFER_VALUE_LIMIT = 1024
+
+
+def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without the data of its large initializers (they become typed graph inputs), so
+    shape inference does not serialize and copy the weights. Small ones keep their values, which
+    data propagation needs (shapes, axes)."""
+    big = [
+        t for t in proto.graph.initializer if np.prod(t.dims, dtype=np.int64) > _INFER_VALUE_LIMIT
+    ]
+    if not big:
+        return proto
+    sk = onnx.ModelProto()
+    for field_name in (
+        "ir_version",
+        "producer_name",
+        "producer_version",
+        "domain",
+        "model_version",
+    ):
+        setattr(sk, field_name, getattr(proto, field_name))
+    sk.opset_import.extend(proto.opset_import)
+    sk.functions.extend(proto.functions)
+    g, src = sk.graph, proto.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    g.sparse_initializer.extend(src.sparse_initializer)
+    big_names = {t.name for t in big}
+    g.initializer.extend(t for t in src.initializer if t.name not in big_names)
+    g.input.extend(vi for vi in src.input if vi.name not in big_names)
+    for t in big:
+        g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return sk
+
+
 def _infer(proto: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Value types from onnx shape inference; empty when inference cannot run on this model."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = onnx.shape_inference.infer_shapes(proto, check_type=False, data_prop=True)
+            out = onnx.shape_inference.infer_shapes(
+                _skeleton(proto), check_type=False, data_prop=True
+            )
     except Exception:  # inference is best effort: custom domains and odd models make it fail
         return {}
     types: dict[str, onnx.TypeProto] = {}
