@@ -134,15 +134,17 @@ def bench_model(
 
 def peak_memory(name: str, config: str, threads: int) -> float:
     """Peak RSS in MB of a fresh process that creates the session and runs it three times."""
-    code = (
-        "import sys, resource; sys.path.insert(0, %r)\n"
-        "from run import make_session, limit_threads\n"
-        "from models import load_benchmark_model\n"
-        "limit_threads(%d); path, feed = load_benchmark_model(%r)\n"
-        "s = make_session(%r, path, %d)\n"
-        "for _ in range(3): s.run(None, feed)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    ) % (HERE, threads, name, config, threads)
+    code = "\n".join(
+        [
+            f"import sys, resource; sys.path.insert(0, {HERE!r})",
+            "from run import make_session, limit_threads",
+            "from models import load_benchmark_model",
+            f"limit_threads({threads}); path, feed = load_benchmark_model({name!r})",
+            f"s = make_session({config!r}, path, {threads})",
+            "for _ in range(3): s.run(None, feed)",
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         return float("nan")
