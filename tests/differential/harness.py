@@ -19,6 +19,7 @@ def make_node_model(
     *,
     opset: int | None = None,
     domain: str = "",
+    domain_version: int = 1,
     n_outputs: int = 1,
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """A one-node model whose inputs are named x0, x1... (``None`` = omitted optional input)."""
@@ -38,7 +39,7 @@ def make_node_model(
     graph = helper.make_graph([node], "g", vis, outs)
     opsets = [helper.make_opsetid("", opset)]
     if domain:
-        opsets.append(helper.make_opsetid(domain, 1))
+        opsets.append(helper.make_opsetid(domain, domain_version))
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8 if opset <= 17 else onnx.IR_VERSION
     return model, feeds
@@ -92,13 +93,20 @@ def check_node(
     *,
     opset: int | None = None,
     domain: str = "",
+    domain_version: int = 1,
     n_outputs: int = 1,
     rtol: float = 1e-5,
     atol: float = 1e-6,
 ) -> list[Any]:
     """Run ``op_type`` on the CPU provider and on the ReferenceEvaluator; assert equal outputs."""
     model, feeds = make_node_model(
-        op_type, inputs, attrs, opset=opset, domain=domain, n_outputs=n_outputs
+        op_type,
+        inputs,
+        attrs,
+        opset=opset,
+        domain=domain,
+        domain_version=domain_version,
+        n_outputs=n_outputs,
     )
     expected = run_reference(model, feeds)
     got = run_cpu(model, feeds)

@@ -25,6 +25,7 @@ FAMILIES = (
     "sequence",
     "random",
     "text",
+    "ml",
     "signal",
     "loss",
     "control_flow",
