@@ -316,7 +316,8 @@ def schedule(
                 name = copy_name
             resolved.append(name)
         ins = tuple(slot(n) for n in resolved)
-        outs = tuple(slot(o) if o else _NONE for o in node.outputs)
+        # an omitted output gets a slot of its own that nobody reads (slot 0 must stay None)
+        outs = tuple(slot(o or f"{node.name}#{id(node)}:{k}") for k, o in enumerate(node.outputs))
         for o in node.outputs:
             if o and want is not None:
                 location[o] = want

@@ -208,3 +208,23 @@ def test_copies_between_memories_are_inserted_and_counted(register_provider):
         (y,) = sess.run(None, {"x": x})
     np.testing.assert_allclose(y, np.maximum(x + np.arange(6), 0).reshape(2, 3))
     assert FakeDeviceProvider.uploads == 3  # one upload per run: x only
+
+
+def test_omitted_outputs_do_not_leak_into_omitted_inputs():
+    # TopK computes indices nobody asked for; Clip's omitted min input must stay None
+    from onnx import numpy_helper
+
+    model = make_model(
+        [
+            helper.make_node("TopK", ["x", "k"], ["vals", ""], name="topk"),
+            helper.make_node("Clip", ["vals", "", "hi"], ["y"], name="clip"),
+        ],
+        [tensor("x", shape=[5])],
+        [tensor("y", shape=[2])],
+        [numpy_helper.from_array(np.array([2], np.int64), "k"), numpy_helper.from_array(np.float32(4.0), "hi")],
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["cpu"])
+    (y,) = sess.run(None, {"x": np.array([1, 9, -3, 2, 7], np.float32)})
+    np.testing.assert_array_equal(y, [4, 4])
