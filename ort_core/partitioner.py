@@ -149,19 +149,26 @@ def partition(
         if reasons:
             result.reasons[n.name or n.op_type] = reasons
     graph.sort()
+    result.assignment = assignment_of(graph, result)
+    return result
+
+
+def assignment_of(graph: Graph, part: Partition) -> list[EpAssignedSubgraph]:
+    """One entry per kernel node or fused subgraph of ``graph``, in execution order."""
+    out = []
     for n in graph.nodes:
-        if id(n) in result.fused:
-            ep, sub = result.fused[id(n)]
-            result.assignment.append(
+        if id(n) in part.fused:
+            ep, sub = part.fused[id(n)]
+            out.append(
                 EpAssignedSubgraph(
                     ep.name, [EpAssignedNode(m.name, m.domain, m.op_type) for m in sub.nodes]
                 )
             )
         else:
-            result.assignment.append(
+            out.append(
                 EpAssignedSubgraph(n.provider or "", [EpAssignedNode(n.name, n.domain, n.op_type)])
             )
-    return result
+    return out
 
 
 def unfused_copy(graph: Graph, part: Partition) -> Graph:

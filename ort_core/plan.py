@@ -17,7 +17,7 @@ import numpy as np
 from . import errors
 from .errors import EPFail, RuntimeException
 from .ir import Graph, Model, Node
-from .partitioner import Partition, partition
+from .partitioner import Partition, assignment_of, partition
 from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
 
 __all__ = ["Plan", "Prepared", "prepare", "schedule", "build_plan", "GraphRunner", "Step"]
@@ -195,6 +195,7 @@ def prepare(
     if optimize_after_partition is not None:
         optimize_after_partition()
         graph.sort()
+        part.assignment = assignment_of(graph, part)
     by_name = {ep.name: ep for ep in providers}
     # types visible inside subgraphs: this graph's plus the enclosing ones
     scope_types = dict(outer_types or {})

@@ -4,6 +4,13 @@ from ort_core.hookspecs import hookimpl
 
 
 @hookimpl
+def ort_register_ops(register):
+    from .schemas import register_all
+
+    register_all(register)
+
+
+@hookimpl
 def ort_register_providers(register):
     from .provider import CPUExecutionProvider
 
