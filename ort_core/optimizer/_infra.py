@@ -118,6 +118,14 @@ BUILTIN_PASS_MODULES = (
     "conv_add_mul_fusion",
     "pad_fusion",
     "matmul_add_to_gemm",
+    "qdq_fusion",
+    "layer_norm_fusion",
+    "gelu_fusion",
+    "skip_layer_norm_fusion",
+    "attention_fusion",
+    "matmul_scale_fusion",
+    "conv_activation_fusion",
+    "gemm_activation_fusion",
 )
 
 

@@ -41,6 +41,35 @@ def _permuted_constant(c: np.ndarray, perm: list[int]) -> np.ndarray | None:
     return np.ascontiguousarray(full.transpose(inv))
 
 
+def _pushable(g, op, x: str, perm: list[int]) -> bool:
+    """Whether a Transpose producing ``x`` can move below ``op``."""
+    if op.domain or len(op.outputs) != 1 or op.outputs[0] in g.outputs:
+        return False
+    if op.op_type in BINARY and len(op.inputs) == 2:
+        k = 1 if op.inputs[0] == x else 0
+        c = constant(g, op.inputs[k])
+        return op.inputs[1 - k] == x and c is not None and _permuted_constant(c, perm) is not None
+    extra = [i for i in op.inputs[1:] if i and constant(g, i) is None]
+    return op.op_type in UNARY and op.inputs[0] == x and not extra
+
+
+def _meets_transpose(g, op, consumers, depth: int = 8) -> bool:
+    """Whether ``op``'s result reaches a Transpose through single-reader elementwise ops."""
+    for _ in range(depth):
+        users = consumers.get(op.outputs[0], [])
+        if users and all(u.op_type == "Transpose" and not u.domain for u in users):
+            return True
+        if len(users) != 1 or op.outputs[0] in g.outputs:
+            return False
+        nxt = users[0]
+        if nxt.domain or len(nxt.outputs) != 1 or nxt.op_type not in UNARY | BINARY:
+            return False
+        if nxt.op_type in BINARY and not any(constant(g, i) is not None for i in nxt.inputs):
+            return False
+        op = nxt
+    return False
+
+
 class TransposeOptimizer(GraphPass):
     name = "TransposeOptimizer"
     level = GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -82,25 +111,13 @@ class TransposeOptimizer(GraphPass):
             if len(users) != 1 or t.outputs[0] in g.outputs:
                 continue
             op = users[0]
-            if op.domain or len(op.outputs) != 1 or op.outputs[0] in g.outputs:
-                continue
-            after = consumers.get(op.outputs[0], [])
-            if not after or not all(a.op_type == "Transpose" and not a.domain for a in after):
-                continue
             perm = _perm(t)
-            if op.op_type in BINARY and len(op.inputs) == 2:
-                k = 1 if op.inputs[0] == t.outputs[0] else 0
-                c = constant(g, op.inputs[k])
-                if c is None or op.inputs[1 - k] != t.outputs[0]:
-                    continue
-                pc = _permuted_constant(c, perm)
-                if pc is None:
-                    continue
-                op.inputs[k] = add_initializer(g, op.inputs[k] or "c", pc)
-            elif op.op_type not in UNARY or [
-                i for i in op.inputs[1:] if i and constant(g, i) is None
-            ]:
+            if not _pushable(g, op, t.outputs[0], perm) or not _meets_transpose(g, op, consumers):
                 continue
+            if op.op_type in BINARY:
+                k = 1 if op.inputs[0] == t.outputs[0] else 0
+                pc = _permuted_constant(constant(g, op.inputs[k]), perm)
+                op.inputs[k] = add_initializer(g, op.inputs[k] or "c", pc)
             # x -> T -> op -> y   becomes   x -> op -> T -> y
             x, mid, y = t.inputs[0], t.outputs[0], op.outputs[0]
             op.inputs = [x if i == mid else i for i in op.inputs]

@@ -28,6 +28,7 @@ FAMILIES = (
     "ml",
     "signal",
     "loss",
+    "contrib",
     "control_flow",
 )
 

@@ -1,0 +1,123 @@
+"""EXTENDED: QDQ groups -- DequantizeLinear on every input, one float op, QuantizeLinear on its
+output -- become the quantized op: Conv -> QLinearConv, MatMul -> QLinearMatMul (ONNX);
+Add/Mul -> QLinearAdd/QLinearMul, Sigmoid -> QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
+GlobalAveragePool -> QLinearGlobalAveragePool (com.microsoft).
+
+Scales and zero points must be constants; per-tensor everywhere except Conv's weights (per output
+channel allowed). A Conv bias must be DequantizeLinear of int32 with zero point 0, or absent. The
+DequantizeLinear nodes stay while something else reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Model
+from .._infra import GraphOptimizationLevel, GraphPass
+from .._util import all_graphs, constant
+from ._fusion import MS, can_fuse, drop_dead, new_node, replace
+
+#: float op -> (quantized op, domain, number of quantized data inputs)
+TARGETS = {
+    "Conv": ("QLinearConv", "", 2),
+    "MatMul": ("QLinearMatMul", "", 2),
+    "Add": ("QLinearAdd", MS, 2),
+    "Mul": ("QLinearMul", MS, 2),
+    "Sigmoid": ("QLinearSigmoid", MS, 1),
+    "LeakyRelu": ("QLinearLeakyRelu", MS, 1),
+    "GlobalAveragePool": ("QLinearGlobalAveragePool", MS, 1),
+}
+INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _qparams(g, n, per_channel_ok=False):
+    """(x, scale, zero_point) names of a Q/DQ node with constant parameters, else None."""
+    if len(n.inputs) < 2:
+        return None
+    scale = constant(g, n.inputs[1])
+    zp = constant(g, n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+    if scale is None or (len(n.inputs) > 2 and n.inputs[2] and zp is None):
+        return None
+    if n.attr("block_size", 0):
+        return None
+    if scale.size != 1 and not (per_channel_ok and scale.ndim == 1 and n.attr("axis", 1) == 0):
+        return None
+    if zp is not None and zp.dtype not in INT8:
+        return None
+    return n.inputs[0], n.inputs[1], n.inputs[2] if len(n.inputs) > 2 else ""
+
+
+class QDQFusion(GraphPass):
+    name = "QDQFusion"
+    level = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+
+    def __call__(self, model: Model, ctx) -> bool:
+        changed = False
+        for g in all_graphs(model):
+            for op in list(g.nodes):
+                if op.op_type in TARGETS and not op.domain and op in g.nodes:
+                    changed |= self._try(model, g, ctx, op)
+            if changed:
+                drop_dead(g, [n for n in g.nodes if n.op_type == "DequantizeLinear"])
+        return changed
+
+    @staticmethod
+    def _try(model, g, ctx, op) -> bool:
+        qop, domain, n_data = TARGETS[op.op_type]
+        prods, consumers = g.producers(), g.consumers()
+        out = op.outputs[0]
+        users = consumers.get(out, [])
+        if len(op.outputs) != 1 or out in g.outputs or len(users) != 1:
+            return False
+        q = users[0]
+        if q.op_type != "QuantizeLinear" or q.domain:
+            return False
+        yq = _qparams(g, q)
+        if yq is None or not yq[2]:
+            return False
+        dqs, data = [], []
+        for i in range(n_data):
+            dq = prods.get(op.inputs[i]) if i < len(op.inputs) else None
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
+                return False
+            p = _qparams(g, dq, per_channel_ok=op.op_type == "Conv" and i == 1)
+            if p is None or not p[2]:
+                return False
+            dqs.append(dq)
+            data.append(p)
+        extra = []
+        if op.op_type == "Conv" and len(op.inputs) > 2 and op.inputs[2]:
+            bdq = prods.get(op.inputs[2])
+            if bdq is None or bdq.op_type != "DequantizeLinear":
+                return False
+            bias = constant(g, bdq.inputs[0])
+            if bias is None or bias.dtype != np.int32:
+                return False
+            bscale = constant(g, bdq.inputs[1]) if len(bdq.inputs) > 1 else None
+            implied = constant(g, data[0][1]) * constant(g, data[1][1])
+            if bscale is None or not np.allclose(bscale, implied, rtol=1e-5, atol=0):
+                return False
+            extra = [bdq.inputs[0]]
+        if op.op_type == "MatMul" and any(constant(g, d[1]).size != 1 for d in data):
+            return False  # per-tensor only
+        y_type = constant(g, yq[2]).dtype
+        same = data if n_data == 1 or domain == MS else data[:1]
+        if any(constant(g, d[2]).dtype != y_type for d in same):
+            return False
+        if not can_fuse(ctx, model, [op, q], domain, qop):
+            return False
+        inputs = [name for d in data for name in d] + list(yq[1:]) + extra
+        if n_data == 1:
+            inputs = [*data[0], *yq[1:]]
+        attrs = {}
+        if op.op_type in ("Conv", "LeakyRelu"):
+            attrs = {k: a for k, a in op.attributes.items()}
+        fused = new_node(
+            model, g, qop, inputs, list(q.outputs), domain=domain, provider=op.provider,
+            base=op.name or qop,
+        )  # fmt: skip
+        fused.attributes.update(attrs)
+        replace(g, q, [fused], [op, q])
+        return True
+
+
+PASS = QDQFusion()

@@ -1,0 +1,534 @@
+"""com.microsoft contrib kernels: the fused ops the optimizer's EXTENDED passes create, with
+onnxruntime's semantics (names, input/output order, attributes and defaults as in onnxruntime's
+ContribOperators documentation).
+
+FusedConv, FusedGemm, FusedMatMul; Gelu, BiasGelu, FastGelu, QuickGelu, BiasSplitGelu, BiasAdd;
+SkipLayerNormalization, SimplifiedLayerNormalization (ONNX domain in onnxruntime),
+SkipSimplifiedLayerNormalization; Attention, MultiHeadAttention; QLinearAdd, QLinearMul,
+QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool, QLinearConcat.
+
+Floats are computed in float32 (float64 stays float64) and cast back. Kernels with optional
+outputs return a tuple exactly when the core expects one (:func:`is_multi_output`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ort_core.provider import FLOAT_TYPES, is_multi_output
+
+from ._registry import builder, kernel
+from .conv import ConvAttrs, add_bias, check_auto_pad, compute_dtype, conv_core, pack_weights
+from .elementwise import _sigmoid, erf
+
+MS = "com.microsoft"
+INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
+
+
+def _c(x: np.ndarray) -> np.ndarray:
+    return x.astype(compute_dtype(x.dtype), copy=False)
+
+
+def _outputs(info, values: tuple):
+    """``values`` trimmed to the node's outputs (None for omitted ones), or the first alone for a
+    single-output kernel."""
+    if is_multi_output(info.node, info.opset):
+        names = info.node.outputs
+        return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
+    return values[0]
+
+
+# -- activations of FusedConv / FusedGemm ----------------------------------------------------
+# name -> (f(x, alpha, beta, gamma), default alpha, default beta, default gamma)
+ACTIVATIONS = {
+    "Relu": (lambda x, a, b, g: np.maximum(x, 0), None, None, None),
+    "Sigmoid": (lambda x, a, b, g: _sigmoid(x), None, None, None),
+    "Tanh": (lambda x, a, b, g: np.tanh(x), None, None, None),
+    "LeakyRelu": (lambda x, a, b, g: np.where(x >= 0, x, x * a), 0.01, None, None),
+    "Clip": (lambda x, a, b, g: np.clip(x, a, b), -np.inf, np.inf, None),
+    "HardSigmoid": (lambda x, a, b, g: np.clip(x * a + b, 0, 1), 0.2, 0.5, None),
+    "Elu": (
+        lambda x, a, b, g: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))),
+        1.0,
+        None,
+        None,
+    ),
+    "Selu": (
+        lambda x, a, b, g: g * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
+        1.67326319217681884765625,
+        None,
+        1.05070102214813232421875,
+    ),
+    "ThresholdedRelu": (lambda x, a, b, g: np.where(x > a, x, 0), 1.0, None, None),
+    "Softsign": (lambda x, a, b, g: x / (1 + np.abs(x)), None, None, None),
+    "Softplus": (lambda x, a, b, g: np.logaddexp(x, 0), None, None, None),
+}
+
+
+def activation(name: str | None, alpha=None, beta=None, gamma=None):
+    """``f(x)`` for an activation name with its parameters (None for no activation)."""
+    if not name:
+        return None
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unsupported fused activation {name!r} (known: {sorted(ACTIVATIONS)})")
+    fn, da, db, dg = ACTIVATIONS[name]
+    a = da if alpha is None else alpha
+    b = db if beta is None else beta
+    g = dg if gamma is None else gamma
+    return lambda x: fn(x, a, b, g).astype(x.dtype, copy=False)
+
+
+def _check_activation(info) -> str | None:
+    name = info.attr("activation")
+    if name and name not in ACTIVATIONS:
+        return f"activation {name!r} is not supported (supported: {', '.join(ACTIVATIONS)})"
+    return None
+
+
+def _check_fused_conv(info) -> str | None:
+    return check_auto_pad(info) or _check_activation(info)
+
+
+# -- FusedConv, FusedGemm, FusedMatMul -------------------------------------------------------
+@builder("FusedConv", domain=MS, dtypes=FLOAT_TYPES, check=_check_fused_conv)
+def fused_conv(info):
+    """activation(Conv(X, W) + B + Z); activation_params are the activation's attributes in
+    order (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta)."""
+    attrs = ConvAttrs(info)
+    params = list(info.attr("activation_params", []) or [])
+    act = activation(info.attr("activation"), *params[:2])
+    w_const, dt = info.constant(1), info.input_dtype(0)
+    packed = None
+    if w_const is not None and dt is not None:
+        packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
+
+    def run(x, w, b=None, z=None):
+        cdt = compute_dtype(x.dtype)
+        wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
+        y = add_bias(conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:]), b)
+        if z is not None:
+            y += z.astype(cdt, copy=False)
+        if act is not None:
+            y = act(y)
+        return y.astype(x.dtype, copy=False)
+
+    return run
+
+
+@builder("FusedGemm", domain=MS, dtypes=FLOAT_TYPES, check=_check_activation)
+def fused_gemm(info):
+    """activation(alpha * A' B' + beta * C) with activation_alpha/beta/gamma."""
+    alpha, beta = float(info.attr("alpha", 1.0)), float(info.attr("beta", 1.0))
+    trans_a, trans_b = bool(info.attr("transA", 0)), bool(info.attr("transB", 0))
+    act = activation(
+        info.attr("activation"),
+        info.attr("activation_alpha"),
+        info.attr("activation_beta"),
+        info.attr("activation_gamma"),
+    )
+
+    def run(a, b, c=None):
+        ac, bc = _c(a), _c(b)
+        y = (ac.T if trans_a else ac) @ (bc.T if trans_b else bc)
+        if alpha != 1.0:
+            y *= y.dtype.type(alpha)
+        if c is not None and beta != 0.0:
+            y = y + _c(c) * y.dtype.type(beta)
+        if act is not None:
+            y = act(y)
+        return y.astype(a.dtype, copy=False)
+
+    return run
+
+
+def _trans_batch(x: np.ndarray) -> np.ndarray:
+    """Move dim 0 to just before the last dim: [d0, d1.. dk, dn] -> [d1.. dk, d0, dn]."""
+    if x.ndim < 3:
+        return x
+    return np.moveaxis(x, 0, -2)
+
+
+@kernel("FusedMatMul", domain=MS, dtypes=FLOAT_TYPES)
+def fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB=0):
+    """alpha * op(A) @ op(B); transBatch moves the first dim behind the batch dims, trans swaps
+    the last two."""
+    ac, bc = _c(a), _c(b)
+    if transBatchA:
+        ac = _trans_batch(ac)
+    if transBatchB:
+        bc = _trans_batch(bc)
+    if transA:
+        ac = ac.T if ac.ndim == 2 else np.swapaxes(ac, -1, -2)
+    if transB:
+        bc = bc.T if bc.ndim == 2 else np.swapaxes(bc, -1, -2)
+    y = np.matmul(ac, bc)
+    if alpha != 1.0:
+        y = y * y.dtype.type(alpha)
+    return np.asarray(y).astype(a.dtype, copy=False)
+
+
+# -- Gelu family -----------------------------------------------------------------------------
+def gelu_exact(x: np.ndarray) -> np.ndarray:
+    return x * 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    t = x.dtype.type
+    inner = np.tanh(t(math.sqrt(2 / math.pi)) * (x + t(0.044715) * x * x * x))
+    return x * t(0.5) * (1 + inner)
+
+
+@kernel("Gelu", domain=MS, dtypes=FLOAT_TYPES)
+def gelu(x):
+    return gelu_exact(_c(x)).astype(x.dtype, copy=False)
+
+
+@kernel("BiasGelu", domain=MS, dtypes=FLOAT_TYPES)
+def bias_gelu(a, b):
+    return gelu_exact(_c(a) + _c(b)).astype(a.dtype, copy=False)
+
+
+@kernel("FastGelu", domain=MS, dtypes=FLOAT_TYPES)
+def fast_gelu(x, bias=None):
+    xc = _c(x) if bias is None else _c(x) + _c(bias)
+    return gelu_tanh(xc).astype(x.dtype, copy=False)
+
+
+@kernel("QuickGelu", domain=MS, dtypes=FLOAT_TYPES)
+def quick_gelu(x, alpha=1.702):
+    xc = _c(x)
+    return (xc * _sigmoid(xc * xc.dtype.type(alpha))).astype(x.dtype, copy=False)
+
+
+@kernel("BiasSplitGelu", domain=MS, dtypes=FLOAT_TYPES)
+def bias_split_gelu(x, bias):
+    """(X + bias) split in two halves on the last axis: left * Gelu(right)."""
+    s = _c(x) + _c(bias)
+    left, right = np.split(s, 2, axis=-1)
+    return (left * gelu_exact(right)).astype(x.dtype, copy=False)
+
+
+@kernel("BiasAdd", domain=MS, dtypes=FLOAT_TYPES)
+def bias_add(x, bias, skip):
+    return (_c(x) + _c(bias) + _c(skip)).astype(x.dtype, copy=False)
+
+
+# -- layer normalizations ------------------------------------------------------------------------
+def _skip_sum(x, skip, bias):
+    s = _c(x) + _c(skip)
+    if bias is not None:
+        s = s + _c(bias)
+    return s
+
+
+def _layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axes=(-1,)):
+    """Normalize ``s`` (already in its compute dtype) over ``axes``: y, mean, inv_std."""
+    if simplified:
+        mean = None
+        ms = (s * s).mean(axis=axes, keepdims=True)
+    else:
+        mean = s.mean(axis=axes, keepdims=True)
+        d = s - mean
+        ms = (d * d).mean(axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(ms + s.dtype.type(epsilon))
+    y = (s if simplified else s - mean) * inv_std * gamma.astype(s.dtype, copy=False)
+    if beta is not None:
+        y = y + beta.astype(s.dtype, copy=False)
+    return y, mean, inv_std
+
+
+@builder("SkipLayerNormalization", domain=MS, dtypes=FLOAT_TYPES)
+def skip_layer_normalization(info):
+    """LayerNorm(input + skip + bias) over the last axis; outputs output, mean, inv_std_var,
+    input_skip_bias_sum."""
+    epsilon = float(info.attr("epsilon", 1e-12))
+
+    def run(x, skip, gamma, beta=None, bias=None):
+        s = _skip_sum(x, skip, bias)
+        y, mean, inv_std = _layer_norm(s, gamma, beta, epsilon, False)
+        dt = x.dtype
+        return _outputs(
+            info,
+            (
+                y.astype(dt, copy=False),
+                mean.astype(np.float32),
+                inv_std.astype(np.float32),
+                s.astype(dt, copy=False),
+            ),  # fmt: skip
+        )
+
+    return run
+
+
+@builder("SkipSimplifiedLayerNormalization", domain=MS, dtypes=FLOAT_TYPES)
+def skip_simplified_layer_normalization(info):
+    """RMSNorm(input + skip + bias) over the last axis; outputs output, mean (unused),
+    inv_std_var, input_skip_bias_sum."""
+    epsilon = float(info.attr("epsilon", 1e-12))
+
+    def run(x, skip, gamma, bias=None):
+        s = _skip_sum(x, skip, bias)
+        y, _, inv_std = _layer_norm(s, gamma, None, epsilon, True)
+        dt = x.dtype
+        return _outputs(
+            info,
+            (
+                y.astype(dt, copy=False),
+                None,
+                inv_std.astype(np.float32),
+                s.astype(dt, copy=False),
+            ),  # fmt: skip
+        )
+
+    return run
+
+
+@builder("SimplifiedLayerNormalization", since=1, dtypes=FLOAT_TYPES)
+def simplified_layer_normalization(info):
+    """RMS normalization over the axes from ``axis`` (onnxruntime registers it in the ONNX domain);
+    outputs Y and inv_std_var."""
+    axis = int(info.attr("axis", -1))
+    epsilon = float(info.attr("epsilon", 1e-5))
+
+    def run(x, scale):
+        a = axis + x.ndim if axis < 0 else axis
+        s = x.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
+        y, _, inv_std = _layer_norm(s, scale, None, epsilon, True, tuple(range(a, x.ndim)))
+        return _outputs(info, (y.astype(x.dtype, copy=False), inv_std.astype(np.float32)))
+
+    return run
+
+
+# -- attention -----------------------------------------------------------------------------------
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _heads(x: np.ndarray, n: int) -> np.ndarray:
+    """(B, S, N*H) -> (B, N, S, H)."""
+    b, s, d = x.shape
+    return x.reshape(b, s, n, d // n).transpose(0, 2, 1, 3)
+
+
+def _key_mask(mask, b: int, s: int, total: int, past: int, filter_value: float, cdt):
+    """An additive mask broadcastable to (B, N, S, T) from the mask formats of Attention's
+    mask_index and MultiHeadAttention's key_padding_mask."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    cols = np.arange(total)
+    if m.ndim == 1 and m.shape[0] == b:  # end positions (right padding)
+        keep = cols[None, :] < m[:, None]
+    elif m.ndim == 1 and m.shape[0] == 2 * b:  # end then start positions
+        keep = (cols[None, :] < m[:b, None]) & (cols[None, :] >= m[b:, None])
+    elif m.ndim == 2:  # raw (B, T)
+        keep = m > 0
+    elif m.ndim == 3:  # raw (B, S, T)
+        return np.where(m > 0, 0, filter_value).astype(cdt)[:, None]
+    elif m.ndim == 4:  # (B, 1, max, max): rows of the current tokens
+        return np.where(m[:, :, past : past + s, :total] > 0, 0, filter_value).astype(cdt)
+    else:
+        raise ValueError(f"unsupported mask shape {m.shape}")
+    return np.where(keep, 0, filter_value).astype(cdt)[:, None, None, :]
+
+
+def _attend(q, k, v, scale, add_masks):
+    """softmax(q k^T * scale + masks) v on (B, N, S, H) tensors -> (B, S, N*Hv)."""
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    for m in add_masks:
+        if m is not None:
+            scores = scores + m
+    out = np.matmul(_softmax(scores), v)
+    b, n, s, h = out.shape
+    return out.transpose(0, 2, 1, 3).reshape(b, s, n * h)
+
+
+def _causal(s: int, total: int, cdt) -> np.ndarray:
+    """Future keys are excluded outright (-inf, as onnxruntime does), not just penalized."""
+    rows = np.arange(s)[:, None] + (total - s)
+    return np.where(np.arange(total)[None, :] > rows, -np.inf, 0).astype(cdt)
+
+
+@builder("Attention", domain=MS, dtypes={0: FLOAT_TYPES})
+def attention(info):
+    """Self-attention with the input projection: QKV = input @ weights + bias, then multi-head
+    scaled dot-product attention; mask_index in any of its documented formats; past/present as
+    (2, B, N, T, H)."""
+    n = int(info.attr("num_heads"))
+    unidirectional = bool(info.attr("unidirectional", 0))
+    sizes = info.attr("qkv_hidden_sizes")
+    filter_value = float(info.attr("mask_filter_value", -10000.0))
+    scale_attr = info.attr("scale")
+
+    def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
+        xc = _c(x)
+        cdt = xc.dtype
+        qkv = xc @ weights.astype(cdt, copy=False)
+        if bias is not None:
+            qkv = qkv + bias.astype(cdt, copy=False)
+        hq, hk, _hv = list(sizes) if sizes else [qkv.shape[-1] // 3] * 3
+        q, k = _heads(qkv[..., :hq], n), _heads(qkv[..., hq : hq + hk], n)
+        v = _heads(qkv[..., hq + hk :], n)
+        if past is not None and past.size:
+            k = np.concatenate([past[0].astype(cdt), k], axis=2)
+            v = np.concatenate([past[1].astype(cdt), v], axis=2)
+        b, _, s, head = q.shape
+        total = k.shape[2]
+        scale = float(scale_attr) if scale_attr is not None else 1 / math.sqrt(head)
+        masks = [_key_mask(mask_index, b, s, total, total - s, filter_value, cdt)]
+        if unidirectional:
+            masks.append(_causal(s, total, cdt))
+        if attention_bias is not None:
+            masks.append(attention_bias.astype(cdt))
+        out = _attend(q, k, v, scale, masks).astype(x.dtype, copy=False)
+        present = np.stack([k, v]).astype(x.dtype, copy=False)
+        return _outputs(info, (out, present))
+
+    return run
+
+
+def _split_mha(query, key, value, bias, n):
+    """q, k, v as (B, N, S|L, H) from MultiHeadAttention's layouts (separate 3-D, packed KV,
+    packed QKV, or 4-D key/value already in heads), with the bias added where it applies."""
+    cdt = compute_dtype(query.dtype)
+    q = query.astype(cdt)
+    if key is None and q.ndim == 5:  # packed QKV (B, S, N, 3, H)
+        if bias is not None:
+            q = q + bias.astype(cdt).reshape(3, n, -1).transpose(1, 0, 2)
+        t = q.transpose(3, 0, 2, 1, 4)
+        return t[0], t[1], t[2], True
+    d = q.shape[-1]
+    if bias is not None:
+        q = q + bias[:d].astype(cdt)
+    q = _heads(q, n)
+    k = key.astype(cdt)
+    if k.ndim == 5:  # packed KV (B, L, N, 2, H)
+        if bias is not None:
+            k = k + bias[d:].astype(cdt).reshape(2, n, -1).transpose(1, 0, 2)
+        t = k.transpose(3, 0, 2, 1, 4)
+        return q, t[0], t[1], True
+    if k.ndim == 4:  # already (B, N, L, H): no bias, no past concatenation
+        return q, k, value.astype(cdt), False
+    vv = value.astype(cdt)
+    if bias is not None:
+        dk = k.shape[-1]
+        k = k + bias[d : d + dk].astype(cdt)
+        vv = vv + bias[d + dk :].astype(cdt)
+    return q, _heads(k, n), _heads(vv, n), True
+
+
+@builder("MultiHeadAttention", domain=MS, dtypes={0: FLOAT_TYPES})
+def multi_head_attention(info):
+    """Multi-head attention on projected query/key/value; outputs output, present_key,
+    present_value (B, N, T, H)."""
+    n = int(info.attr("num_heads"))
+    unidirectional = bool(info.attr("unidirectional", 0))
+    filter_value = float(info.attr("mask_filter_value", -10000.0))
+    scale_attr = info.attr("scale")
+
+    def run(
+        query,
+        key=None,
+        value=None,
+        bias=None,
+        key_padding_mask=None,
+        attention_bias=None,
+        past_key=None,
+        past_value=None,
+        *_,
+    ):
+        q, k, v, use_past = _split_mha(query, key, value, bias, n)
+        cdt = q.dtype
+        if use_past and past_key is not None and past_key.size:
+            k = np.concatenate([past_key.astype(cdt), k], axis=2)
+            v = np.concatenate([past_value.astype(cdt), v], axis=2)
+        b, _, s, head = q.shape
+        total = k.shape[2]
+        scale = float(scale_attr) if scale_attr is not None else 1 / math.sqrt(head)
+        masks = [_key_mask(key_padding_mask, b, s, total, total - s, filter_value, cdt)]
+        if unidirectional:
+            masks.append(_causal(s, total, cdt))
+        if attention_bias is not None:
+            masks.append(attention_bias.astype(cdt))
+        dt = query.dtype
+        out = _attend(q, k, v, scale, masks).astype(dt, copy=False)
+        return _outputs(info, (out, k.astype(dt, copy=False), v.astype(dt, copy=False)))
+
+    return run
+
+
+# -- quantized ops -------------------------------------------------------------------------------
+def dequant(x, scale, zero_point) -> np.ndarray:
+    zp = 0.0 if zero_point is None else zero_point.astype(np.float32)
+    return (x.astype(np.float32) - zp) * scale.astype(np.float32)
+
+
+def requant(y: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """Round half to even onto the grid of (scale, zero_point), saturating to ``dtype``."""
+    dtype = np.dtype(zero_point.dtype if zero_point is not None else dtype)
+    zp = 0.0 if zero_point is None else float(np.asarray(zero_point).reshape(()))
+    q = np.rint(y / np.float32(scale)) + zp
+    lim = np.iinfo(dtype)
+    return np.clip(q, lim.min, lim.max).astype(dtype)
+
+
+def _qparams(scale, zero_point):
+    return np.float32(np.asarray(scale).reshape(())), (
+        np.float32(0) if zero_point is None else np.float32(np.asarray(zero_point).reshape(()))
+    )
+
+
+def _qadd(a, sa, za, b, sb, zb, sc):
+    """(a - za) * sa/sc + (b - zb) * sb/sc in float32, as onnxruntime rounds it."""
+    (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
+    sc = np.float32(np.asarray(sc).reshape(()))
+    return (a.astype(np.float32) - za) * (sa / sc) + (b.astype(np.float32) - zb) * (sb / sc)
+
+
+def _qmul(a, sa, za, b, sb, zb, sc):
+    (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
+    sc = np.float32(np.asarray(sc).reshape(()))
+    return (a.astype(np.float32) - za) * (b.astype(np.float32) - zb) * (sa * sb / sc)
+
+
+def _qbinary(op):
+    def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point=None):
+        y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale)
+        return requant(y, np.float32(1), c_zero_point, a.dtype)
+
+    return run
+
+
+def _qunary(fn):
+    def run(x, x_scale, x_zero_point, y_scale, y_zero_point=None):
+        return requant(fn(dequant(x, x_scale, x_zero_point)), y_scale, y_zero_point, x.dtype)
+
+    return run
+
+
+kernel("QLinearAdd", domain=MS, dtypes={0: INT8_TYPES})(_qbinary(_qadd))
+kernel("QLinearMul", domain=MS, dtypes={0: INT8_TYPES})(_qbinary(_qmul))
+kernel("QLinearSigmoid", domain=MS, dtypes={0: INT8_TYPES})(_qunary(_sigmoid))
+
+
+@kernel("QLinearLeakyRelu", domain=MS, dtypes={0: INT8_TYPES})
+def qlinear_leaky_relu(x, x_scale, x_zero_point, y_scale, y_zero_point=None, alpha=0.01):
+    f = dequant(x, x_scale, x_zero_point)
+    return requant(np.where(f >= 0, f, f * np.float32(alpha)), y_scale, y_zero_point, x.dtype)
+
+
+@kernel("QLinearGlobalAveragePool", domain=MS, dtypes={0: INT8_TYPES})
+def qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point, channels_last=0):
+    f = dequant(x, x_scale, x_zero_point)
+    axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    return requant(f.mean(axis=axes, keepdims=True), y_scale, y_zero_point, x.dtype)
+
+
+@kernel("QLinearConcat", domain=MS, dtypes={0: frozenset({np.dtype(np.float32)})})
+def qlinear_concat(y_scale, y_zero_point, *inputs, axis=0):
+    """Inputs after Y's parameters come in (X, X_scale, X_zero_point) triples."""
+    parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
+    return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)

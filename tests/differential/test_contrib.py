@@ -1,0 +1,240 @@
+"""com.microsoft contrib kernels of the CPU provider against onnxruntime's own implementation of the
+same one-node model (the ops the EXTENDED optimizer passes create)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .harness import assert_same, make_node_model, run_cpu
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle for contrib ops")
+
+MS = "com.microsoft"
+
+
+def _rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def check_ms(op, inputs, attrs=None, *, n_outputs=1, domain=MS, rtol=1e-4, atol=1e-5, opset=17):
+    """Run ``op`` on ort-core's CPU provider and on onnxruntime; assert equal outputs."""
+    model, feeds = make_node_model(
+        op, inputs, attrs, domain=domain, n_outputs=n_outputs, opset=opset
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    expected = sess.run(None, feeds)
+    got = run_cpu(model, feeds)
+    assert len(got) == len(expected)
+    for i, (e, g) in enumerate(zip(expected, got)):
+        if e.dtype.kind in "iu" and atol >= 1:  # quantized: one step of rounding apart at most
+            assert g.dtype == e.dtype and g.shape == e.shape, f"{op} output {i}"
+            diff = np.abs(g.astype(np.int64) - e.astype(np.int64))
+            assert diff.max(initial=0) <= atol, f"{op} output {i}: off by {diff.max()}"
+        else:
+            assert_same(e, g, rtol, atol, f"{op} output {i}")
+    return got
+
+
+@pytest.mark.parametrize(
+    "act,params",
+    [(None, None), ("Relu", None), ("LeakyRelu", [0.2]), ("Clip", [-0.5, 0.7]), ("Sigmoid", None),
+     ("Tanh", None), ("HardSigmoid", [0.3, 0.4])],
+)  # fmt: skip
+@pytest.mark.parametrize("with_z", [False, True])
+def test_fused_conv(act, params, with_z):
+    rng = np.random.default_rng(0)
+    x, w, b = _rand(rng, (2, 4, 7, 6)), _rand(rng, (6, 2, 3, 3)), _rand(rng, (6,))
+    z = _rand(rng, (2, 6, 4, 3)) if with_z else None
+    attrs = {"group": 2, "pads": [1, 1, 1, 1], "strides": [2, 2]}
+    if act:
+        attrs["activation"] = act
+    if params:
+        attrs["activation_params"] = params
+    check_ms("FusedConv", [x, w, b, z], attrs)
+
+
+@pytest.mark.parametrize(
+    "act,extra",
+    [("Relu", {}), ("LeakyRelu", {"activation_alpha": 0.3}), ("Sigmoid", {}), ("Tanh", {}),
+     ("HardSigmoid", {"activation_alpha": 0.3, "activation_beta": 0.6}),
+     ("Elu", {"activation_alpha": 0.5})],
+)  # fmt: skip
+def test_fused_gemm(act, extra):
+    rng = np.random.default_rng(1)
+    a, b, c = _rand(rng, (5, 4)), _rand(rng, (3, 4)), _rand(rng, (3,))
+    attrs = {"transB": 1, "alpha": 0.5, "beta": 2.0, "activation": act, **extra}
+    check_ms("FusedGemm", [a, b, c], attrs)
+
+
+@pytest.mark.parametrize(
+    "sa,sb,attrs",
+    [((3, 4), (4, 5), {"alpha": 0.25}),
+     ((2, 3, 4), (2, 5, 4), {"transB": 1, "alpha": 2.0}),
+     ((2, 4, 3), (4, 5), {"transA": 1}),
+     ((2, 3, 4, 5), (2, 3, 6, 5), {"transB": 1, "alpha": 0.125}),
+     ((4, 2, 3), (2, 3, 5), {"transBatchA": 1}),
+     ((2, 3, 4), (5, 2, 4), {"transBatchB": 1, "transB": 1})],
+)  # fmt: skip
+def test_fused_matmul(sa, sb, attrs):
+    rng = np.random.default_rng(2)
+    check_ms("FusedMatMul", [_rand(rng, sa), _rand(rng, sb)], attrs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_gelu_family(dtype):
+    rng = np.random.default_rng(3)
+    x, bias = _rand(rng, (2, 3, 8), dtype) * 3, _rand(rng, (8,), dtype)
+    tol = {"rtol": 1e-3, "atol": 1e-3} if dtype == np.float16 else {}
+    check_ms("Gelu", [x], **tol)
+    check_ms("BiasGelu", [x, bias], **tol)
+    check_ms("FastGelu", [x], **tol)
+    check_ms("FastGelu", [x, bias], **tol)
+    check_ms("QuickGelu", [x], **tol)
+    check_ms("QuickGelu", [x], {"alpha": 1.3}, **tol)
+
+
+def test_bias_split_gelu_and_bias_add():
+    """onnxruntime implements these two on CUDA only: compare with their formulas."""
+    from math import erf
+
+    rng = np.random.default_rng(4)
+    x, bias = _rand(rng, (2, 4, 16)), _rand(rng, (16,))
+    model, feeds = make_node_model("BiasSplitGelu", [x, bias], domain=MS)
+    s = (x + bias).astype(np.float64)
+    left, right = s[..., :8], s[..., 8:]
+    expected = left * right * 0.5 * (1 + np.vectorize(erf)(right / np.sqrt(2)))
+    np.testing.assert_allclose(run_cpu(model, feeds)[0], expected, rtol=1e-5, atol=1e-5)
+    x, skip = _rand(rng, (2, 4, 8)), _rand(rng, (2, 4, 8))
+    model, feeds = make_node_model("BiasAdd", [x, bias[:8], skip], domain=MS)
+    np.testing.assert_allclose(run_cpu(model, feeds)[0], x + bias[:8] + skip, rtol=1e-6)
+
+
+@pytest.mark.parametrize("beta,bias,n_out", [(True, True, 4), (False, False, 1), (True, False, 1)])
+def test_skip_layer_normalization(beta, bias, n_out):
+    rng = np.random.default_rng(5)
+    x, skip = _rand(rng, (2, 3, 8)), _rand(rng, (2, 3, 8))
+    inputs = [x, skip, _rand(rng, (8,)), _rand(rng, (8,)) if beta else None]
+    inputs.append(_rand(rng, (8,)) if bias else None)
+    check_ms("SkipLayerNormalization", inputs, {"epsilon": 1e-5}, n_outputs=n_out)
+
+
+def test_skip_simplified_layer_normalization():
+    rng = np.random.default_rng(6)
+    x, skip, gamma, bias = (_rand(rng, s) for s in [(2, 3, 8), (2, 3, 8), (8,), (8,)])
+    check_ms("SkipSimplifiedLayerNormalization", [x, skip, gamma, bias], {"epsilon": 1e-6})
+    check_ms("SkipSimplifiedLayerNormalization", [x, skip, gamma], {"epsilon": 1e-6})
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_simplified_layer_normalization(axis):
+    rng = np.random.default_rng(7)
+    x = _rand(rng, (2, 3, 8))
+    scale = _rand(rng, (8,) if axis == -1 else (3, 8))
+    check_ms(
+        "SimplifiedLayerNormalization",
+        [x, scale],
+        {"axis": axis, "epsilon": 1e-6},
+        domain="",
+        n_outputs=2,
+    )
+
+
+MASKS = {
+    "none": None,
+    "end": np.array([5, 3], np.int32),
+    "end_start": np.array([5, 4, 0, 1], np.int32),
+    "raw2d": np.array([[1, 1, 1, 1, 0], [1, 1, 0, 1, 1]], np.int32),
+    "raw3d": (np.arange(2 * 5 * 5).reshape(2, 5, 5) % 3 != 0).astype(np.int32),
+}
+
+
+@pytest.mark.parametrize("mask", list(MASKS))
+@pytest.mark.parametrize("unidirectional", [0, 1])
+def test_attention(mask, unidirectional):
+    rng = np.random.default_rng(8)
+    b, s, hidden, n = 2, 5, 16, 4
+    x, w, bias = _rand(rng, (b, s, hidden)), _rand(rng, (hidden, 3 * hidden)), _rand(rng, (48,))
+    attrs = {"num_heads": n, "unidirectional": unidirectional}
+    check_ms("Attention", [x, w * 0.3, bias, MASKS[mask]], attrs)
+
+
+def test_attention_past_present_and_bias():
+    rng = np.random.default_rng(9)
+    b, s, p, hidden, n = 2, 3, 4, 16, 2
+    x, w, bias = _rand(rng, (b, s, hidden)), _rand(rng, (hidden, 48)) * 0.3, _rand(rng, (48,))
+    past = _rand(rng, (2, b, n, p, hidden // n))
+    mask = np.ones((b, p + s), np.int32)
+    mask[1, :2] = 0
+    attn_bias = _rand(rng, (1, n, s, p + s))
+    attrs = {"num_heads": n, "unidirectional": 1}
+    check_ms("Attention", [x, w, bias, mask, past], attrs, n_outputs=2)
+    attn_bias = attn_bias[..., p:]
+    check_ms("Attention", [x, w, bias, None, None, attn_bias], {"num_heads": n, "scale": 0.3})
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("mask", ["none", "end", "raw2d"])
+def test_multi_head_attention(with_bias, mask):
+    rng = np.random.default_rng(10)
+    b, s, d, n = 2, 5, 16, 4
+    q, k, v = _rand(rng, (b, s, d)), _rand(rng, (b, s, d)), _rand(rng, (b, s, d))
+    bias = _rand(rng, (3 * d,)) if with_bias else None
+    check_ms("MultiHeadAttention", [q, k, v, bias, MASKS[mask]], {"num_heads": n})
+
+
+def test_multi_head_attention_past_and_causal():
+    rng = np.random.default_rng(11)
+    b, s, p, d, n = 2, 3, 4, 16, 2
+    q, k, v = _rand(rng, (b, s, d)), _rand(rng, (b, s, d)), _rand(rng, (b, s, d))
+    pk, pv = _rand(rng, (b, n, p, d // n)), _rand(rng, (b, n, p, d // n))
+    ab = _rand(rng, (b, 1, s, p + s))
+    inputs = [q, k, v, None, None, ab, pk, pv]
+    check_ms("MultiHeadAttention", inputs, {"num_heads": n, "unidirectional": 1}, n_outputs=3)
+
+
+def _q(rng, shape, dtype=np.uint8):
+    lim = np.iinfo(dtype)
+    return rng.integers(lim.min, lim.max + 1, shape).astype(dtype)
+
+
+def _qp(scale, zp, dtype=np.uint8):
+    return np.array(scale, np.float32), np.array(zp, dtype)
+
+
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_binary(op, dtype):
+    rng = np.random.default_rng(12)
+    zp = 128 if dtype == np.uint8 else 0
+    a, b = _q(rng, (2, 3, 4), dtype), _q(rng, (4,), dtype)
+    sc = 0.2 if op == "QLinearAdd" else 3.0
+    inputs = [a, *_qp(0.02, zp + 3, dtype), b, *_qp(0.03, zp - 5, dtype), *_qp(sc, zp, dtype)]
+    check_ms(op, inputs, atol=1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_unary(dtype):
+    rng = np.random.default_rng(13)
+    zp = 128 if dtype == np.uint8 else 0
+    x = _q(rng, (2, 3, 4), dtype)
+    xp, yp = _qp(0.05, zp + 2, dtype), _qp(1 / 256, 0 if dtype == np.uint8 else -128, dtype)
+    check_ms("QLinearSigmoid", [x, *xp, *yp], atol=1)
+    check_ms("QLinearLeakyRelu", [x, *xp, *_qp(0.04, zp, dtype)], {"alpha": 0.1}, atol=1)
+
+
+@pytest.mark.parametrize("channels_last", [0, 1])
+def test_qlinear_global_average_pool(channels_last):
+    rng = np.random.default_rng(14)
+    x = _q(rng, (2, 3, 4, 5))
+    inputs = [x, *_qp(0.05, 120), *_qp(0.04, 130)]
+    check_ms("QLinearGlobalAveragePool", inputs, {"channels_last": channels_last}, atol=1)
+
+
+def test_qlinear_concat():
+    rng = np.random.default_rng(15)
+    a, b = _q(rng, (2, 3)), _q(rng, (2, 5))
+    inputs = [*_qp(0.05, 128), a, *_qp(0.03, 120), b, *_qp(0.07, 130)]
+    check_ms("QLinearConcat", inputs, {"axis": 1}, atol=1)
