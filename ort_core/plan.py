@@ -311,6 +311,8 @@ def schedule(
                             cached = prep.device_constants[copy_name] = step.fn(constants[name])
                         constants[copy_name] = cached
                     else:
+                        if name in graph.initializers:  # an overridable default: copy it once
+                            step.fn = _reuse_default(step.fn, graph.initializers[name])
                         steps.append(step)
                         copies += 1
                     location[copy_name] = target  # type: ignore[assignment]
@@ -418,6 +420,21 @@ def _copy_step(src: ExecutionProvider | None, dst: ExecutionProvider | None, i: 
     label_node = node or Node("Copy", [], [])
     who = (src.name if src else "host") + "->" + (dst.name if dst else "host")
     return Step(_copy_value(fn), (i,), (o,), False, (), label_node, who, "copy")
+
+
+def _reuse_default(fn, default):
+    """A copy that remembers its result for the initializer's own default value, so an overridable
+    initializer nobody overrides is copied to the device once, not on every run."""
+    memo: list = []
+
+    def copy(v):
+        if v is default:
+            if not memo:
+                memo.append(fn(v))
+            return memo[0]
+        return fn(v)
+
+    return copy
 
 
 def _copy_value(fn):

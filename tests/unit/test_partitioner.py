@@ -228,3 +228,27 @@ def test_omitted_outputs_do_not_leak_into_omitted_inputs():
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["cpu"])
     (y,) = sess.run(None, {"x": np.array([1, 9, -3, 2, 7], np.float32)})
     np.testing.assert_array_equal(y, [4, 4])
+
+
+def test_overridable_initializer_default_is_uploaded_once(register_provider):
+    from onnx import numpy_helper
+
+    from tests.unit.providers_for_tests import FakeDeviceProvider
+
+    register_provider(FakeDeviceProvider)
+    w = numpy_helper.from_array(np.ones(3, np.float32), "w")
+    model = make_model(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        [tensor("x", shape=[3]), tensor("w", shape=[3])],  # w is also a graph input: overridable
+        [tensor("y", shape=[3])],
+        [w],
+    )
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["fakedev"])
+    x = np.arange(3, dtype=np.float32)
+    sess.run(None, {"x": x})
+    FakeDeviceProvider.uploads = 0
+    for _ in range(3):
+        (y,) = sess.run(None, {"x": x})
+    assert FakeDeviceProvider.uploads == 3  # x each run; the default w was uploaded once, before
+    (y,) = sess.run(None, {"x": x, "w": np.full(3, 2, np.float32)})
+    np.testing.assert_array_equal(y, x + 2)
