@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rows = [r + [""] * (7 - len(r)) for r in rows]
     print(_table(rows, header))
     print(f"\n{len(rows) - failures} OK, {failures} FAIL")
-    return 1 if failures else 0
+    return 1 if failures and args.check else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--providers", help="comma-separated (default: every available provider)")
     p.add_argument("--models", help="comma-separated subset of the light models")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--check", action="store_true", help="exit with status 1 when a row FAILs")
     p.set_defaults(fn=cmd_demo)
     args = parser.parse_args(argv)
     from .errors import OrtError

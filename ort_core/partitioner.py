@@ -112,18 +112,22 @@ def partition(
     functions = functions or {}
     result = Partition()
     view = GraphView(graph, opsets, outer_types)
+    for node in graph.nodes:
+        check_arity(node, view.opset(node.domain))
     for _ in range(_MAX_EXPANSION_ROUNDS):
         for ep in providers:
             if not view.nodes:
                 break
             claims = ep.get_capability(view)
             for claim in claims:
-                _apply_claim(graph, ep, claim, result)
+                _apply_claim(view, ep, claim, result)
         pending = view.nodes
         if not pending:
             break
         expanded_any = False
         for node in pending:
+            if id(node) in view.invalid:  # a provider found the node itself at fault: report it
+                continue
             body = function_body(node, opsets, functions, view)
             if body is None:
                 continue
@@ -190,7 +194,35 @@ def unfused_copy(graph: Graph, part: Partition) -> Graph:
     return g
 
 
-def _apply_claim(graph: Graph, ep: ExecutionProvider, claim, result: Partition) -> None:
+def check_arity(node: Node, opset: int) -> None:
+    """Raise InvalidGraph when a node has too few or too many inputs or outputs for its schema, or
+    omits a required input."""
+    schema = schema_for(node.op_type, node.domain, opset)
+    if schema is None:
+        return
+    n_in, n_out = len(node.inputs), len(node.outputs)
+    where = f"{node.label()} at opset {opset}"
+    if not schema.min_input <= n_in <= schema.max_input:
+        raise errors.InvalidGraph(
+            f"{where} has {n_in} inputs; {node.op_type} takes {schema.min_input} to "
+            f"{schema.max_input}. Fix the node's inputs."
+        )
+    if not schema.min_output <= n_out <= schema.max_output:
+        raise errors.InvalidGraph(
+            f"{where} has {n_out} outputs; {node.op_type} gives {schema.min_output} to "
+            f"{schema.max_output}. Fix the node's outputs."
+        )
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, formal in enumerate(schema.inputs):
+        if formal.option == single and (i >= n_in or not node.inputs[i]):
+            raise errors.InvalidGraph(
+                f"{where} omits its required input {i} ('{formal.name}'). Give the node a value "
+                "for it."
+            )
+
+
+def _apply_claim(view: GraphView, ep: ExecutionProvider, claim, result: Partition) -> None:
+    graph = view.graph
     nodes = claim.nodes
     in_graph = {id(n) for n in graph.nodes}
     for n in nodes:
@@ -207,7 +239,7 @@ def _apply_claim(graph: Graph, ep: ExecutionProvider, claim, result: Partition) 
         return
     if not is_convex(graph, nodes):
         return  # fusing would create a cycle: the nodes stay unassigned for the next provider
-    sub = _extract(graph, nodes)
+    sub = _extract(view, nodes)
     sub.name = claim.name or f"{ep.name.replace('ExecutionProvider', '')}_subgraph_{next(_counter)}"
     fused = Node(sub.name, list(sub.inputs), list(sub.outputs), domain=FUSED_DOMAIN, name=sub.name)
     fused.provider = ep.name
@@ -221,9 +253,10 @@ def _apply_claim(graph: Graph, ep: ExecutionProvider, claim, result: Partition) 
     result.fused[id(fused)] = (ep, sub)
 
 
-def _extract(graph: Graph, nodes: list[Node]) -> Graph:
+def _extract(view: GraphView, nodes: list[Node]) -> Graph:
     """A standalone graph of ``nodes``: inputs are the values they read from outside, outputs the
     values read outside them or graph outputs. Constant initializers are copied in."""
+    graph = view.graph
     sub = Graph("fused")
     inside = {id(n) for n in nodes}
     produced = {o for n in nodes for o in n.outputs if o}
@@ -237,7 +270,7 @@ def _extract(graph: Graph, nodes: list[Node]) -> Graph:
             sub.initializers[name] = graph.initializers[name]
         else:
             sub.inputs.append(name)
-        tp = graph.type_of(name)
+        tp = view.type_of(name)  # values of enclosing graphs are typed too
         if tp is not None:
             sub.value_types[name] = tp
     used_outside = set(graph.outputs)

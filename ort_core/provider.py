@@ -123,6 +123,7 @@ class GraphView:
         self.opsets = opsets
         self.outer_types = outer_types or {}
         self.reasons: dict[int, list[str]] = {}
+        self.invalid: set[int] = set()
 
     @property
     def nodes(self) -> list[Node]:
@@ -157,9 +158,14 @@ class GraphView:
             provider=provider,
         )
 
-    def reject(self, node: Node, provider: str, reason: str) -> None:
-        """Record why ``provider`` does not take ``node`` (shown in errors and assignment info)."""
+    def reject(self, node: Node, provider: str, reason: str, expandable: bool = True) -> None:
+        """Record why ``provider`` does not take ``node`` (shown in errors and assignment info).
+
+        ``expandable=False`` says the node itself is at fault (an attribute value the op does not
+        allow, say): the core then reports it rather than expanding the op's function body."""
         self.reasons.setdefault(id(node), []).append(f"{provider}: {reason}")
+        if not expandable:
+            self.invalid.add(id(node))
 
 
 class KernelInfo:
@@ -337,18 +343,28 @@ class KernelDef:
 
     def unsupported_reason(self, info: KernelInfo) -> str | None:
         """Why this kernel cannot run the node, or None when it can."""
+        return self.dtype_reason(info) or self.attribute_reason(info) or self.check_reason(info)
+
+    def dtype_reason(self, info: KernelInfo) -> str | None:
+        """Why the node's input element types are not supported, or None."""
         for i, allowed in self.dtypes.items():
             dt = info.input_dtype(i) if i < info.num_inputs and info.node.inputs[i] else None
             if dt is not None and dt not in allowed:
                 names = ", ".join(sorted(str(d) for d in allowed))
                 return f"input {i} has element type {dt}; the kernel supports {names}"
+        return None
+
+    def attribute_reason(self, info: KernelInfo) -> str | None:
+        """Why the kernel does not accept the node's attributes (an attribute it does not know)."""
         if self.attributes is not None:
             extra = set(info.node.attributes) - self.attributes - set(info.node.subgraphs)
             if extra:
                 return f"attribute(s) {sorted(extra)} not supported (supported: {sorted(self.attributes)})"
-        if self.check is not None:
-            return self.check(info)
         return None
+
+    def check_reason(self, info: KernelInfo) -> str | None:
+        """What the kernel's ``check`` finds wrong with the node (attribute values...), or None."""
+        return self.check(info) if self.check is not None else None
 
 
 def _normalize_dtypes(dtypes: Any) -> dict[int, frozenset[np.dtype]]:
@@ -555,11 +571,20 @@ class KernelProvider(ExecutionProvider):
     def get_capability(self, view: GraphView) -> list[Claim]:
         claims = []
         for node in view.nodes:
-            reason = self.registry.unsupported_reason(view.kernel_info(node, self))
-            if reason is None:
-                claims.append(Claim.single(node))
-            else:
+            info = view.kernel_info(node, self)
+            kdef = self.registry.lookup(node.domain, node.op_type, info.opset)
+            if kdef is None:
+                view.reject(node, self.name, self.registry.unsupported_reason(info) or "no kernel")
+                continue
+            reason = kdef.dtype_reason(info) or kdef.attribute_reason(info)
+            if reason is not None:  # the kernel's limits: an expanded function body may still run
                 view.reject(node, self.name, reason)
+                continue
+            reason = kdef.check_reason(info)
+            if reason is not None:  # the node's attribute values are at fault
+                view.reject(node, self.name, reason, expandable=False)
+                continue
+            claims.append(Claim.single(node))
         return claims
 
     def create_kernel(self, info: KernelInfo) -> Callable[..., Any]:

@@ -52,11 +52,23 @@ def test_inspect_shows_placement(tmp_path, mlp_model, capsys):
 
 def test_console_script_demo_subset():
     proc = subprocess.run(
-        [sys.executable, "-m", "ort_core.cli", "demo", "--models", "squeezenet", "--repeat", "1"],
+        [
+            sys.executable,
+            "-m",
+            "ort_core.cli",
+            "demo",
+            "--models",
+            "squeezenet,shufflenet",
+            "--repeat",
+            "1",
+            "--providers",
+            "cpu",
+            "--check",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "squeezenet" in proc.stdout and "OK" in proc.stdout
+    assert "squeezenet" in proc.stdout and "2 OK, 0 FAIL" in proc.stdout
     assert "max error" in proc.stdout and "nodes per provider" in proc.stdout

@@ -221,7 +221,10 @@ def test_omitted_outputs_do_not_leak_into_omitted_inputs():
         ],
         [tensor("x", shape=[5])],
         [tensor("y", shape=[2])],
-        [numpy_helper.from_array(np.array([2], np.int64), "k"), numpy_helper.from_array(np.float32(4.0), "hi")],
+        [
+            numpy_helper.from_array(np.array([2], np.int64), "k"),
+            numpy_helper.from_array(np.float32(4.0), "hi"),
+        ],
     )
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

@@ -27,7 +27,10 @@ def _is_noop(g, n) -> bool:
         from onnx import helper
 
         to = n.attr("to")
-        return isinstance(to, int) and np.dtype(helper.tensor_dtype_to_np_dtype(to)) == dt
+        try:
+            return isinstance(to, int) and np.dtype(helper.tensor_dtype_to_np_dtype(to)) == dt
+        except (KeyError, TypeError, ValueError):  # an invalid 'to' is the kernel's to report
+            return False
     if op == "Transpose":
         perm = n.attr("perm")
         return perm is not None and list(perm) == list(range(len(perm)))

@@ -30,6 +30,8 @@ FAMILIES = (
     "loss",
     "contrib",
     "control_flow",
+    "training",
+    "attention",
 )
 
 for _name in FAMILIES:

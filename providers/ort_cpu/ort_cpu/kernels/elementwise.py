@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
 
 from ._registry import builder, kernel
+from .shape_ops import choice_check
 
 BOOL = frozenset({np.dtype(np.bool_)})
 STRING = frozenset({np.dtype(object)})
@@ -229,10 +230,11 @@ def leaky_relu(x, alpha=0.01):
 
 @kernel("PRelu", since=7, dtypes=NUMERIC_TYPES)
 def prelu(x, slope):
-    if _exotic(x.dtype):
+    dt = x.dtype
+    if _exotic(dt):
         x, slope = x.astype(np.float32), slope.astype(np.float32)
     # max(x, 0) + slope * min(x, 0): exact, and faster than a masked select
-    return _arr(np.maximum(x, 0) + np.minimum(x, 0) * slope, x.dtype)
+    return _arr(np.maximum(x, 0) + np.minimum(x, 0) * slope, dt)
 
 
 @kernel("PRelu", since=(1, 6), dtypes=NUMERIC_TYPES)
@@ -290,7 +292,7 @@ def shrink(x, bias=0.0, lambd=0.5):
     return _arr(r, x.dtype)
 
 
-@kernel("Gelu", since=20, dtypes=FLOAT_TYPES)
+@kernel("Gelu", since=20, dtypes=FLOAT_TYPES, check=choice_check(approximate=("none", "tanh")))
 @widened
 def gelu(x, approximate="none"):
     t = x.dtype.type
@@ -551,7 +553,23 @@ def _dtype_of(to) -> np.dtype:
     return np.dtype(helper.tensor_dtype_to_np_dtype(to))
 
 
-@builder("Cast", since=1)
+def _to_check(info) -> str | None:
+    to = info.attr("to")
+    try:
+        _dtype_of(to)
+    except (KeyError, ValueError, TypeError):
+        return f"to={to!r} is not an ONNX element type numpy can hold"
+    return None
+
+
+def _cast_check(info) -> str | None:
+    reason = _to_check(info)
+    if reason is None:
+        reason = choice_check(round_mode=("up", "down", "nearest"))(info)
+    return reason
+
+
+@builder("Cast", since=1, check=_cast_check)
 def cast(info):
     dtype = _dtype_of(info.attr("to"))
     saturate = info.attr("saturate", 1)
@@ -563,12 +581,15 @@ def cast(info):
     return run
 
 
-@kernel("CastLike", since=15)
+@kernel("CastLike", since=15, check=choice_check(round_mode=("up", "down", "nearest")))
 def cast_like(x, like, saturate=1, round_mode="up"):
     return cast_to(x, like.dtype, saturate, round_mode)
 
 
 def _bitcast_check(info):
+    reason = _to_check(info)
+    if reason is not None:
+        return reason
     src, dst = info.input_dtype(0), _dtype_of(info.attr("to"))
     if src is not None and (src.kind == "O" or src.itemsize != dst.itemsize):
         return (

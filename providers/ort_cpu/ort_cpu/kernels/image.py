@@ -1,5 +1,6 @@
 """Image kernels: Resize, Upsample, DepthToSpace, SpaceToDepth, GridSample, AffineGrid, Col2Im,
-CenterCropPad and NonMaxSuppression.
+CenterCropPad, NonMaxSuppression and ImageDecoder (through Pillow, an optional dependency: the
+extra ``ort-cpu[image]``).
 
 Resize is separable: each resized axis is interpolated on its own, as a gather of a few taps per
 output position along that axis weighted by per-position coefficients (no per-pixel loops).
@@ -17,6 +18,7 @@ import numpy as np
 from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
 
 from ._registry import builder, kernel
+from .shape_ops import all_checks, choice_check
 
 _NARROW_FLOATS = frozenset(map(np.dtype, ("float16", "float32"))) | {
     d for d in FLOAT_TYPES if d.kind == "V"
@@ -203,8 +205,8 @@ def _resize(x, scales, sizes, roi, cfg):
     return res
 
 
-def _resize_config(info: KernelInfo, legacy: bool) -> dict:
-    mode = info.attr("mode", "nearest")
+def _resize_config(info: KernelInfo, legacy: bool, mode: str | None = None) -> dict:
+    mode = mode or info.attr("mode", "nearest")
     if isinstance(mode, bytes):
         mode = mode.decode()
     if mode not in ("nearest", "linear", "cubic") or (legacy and mode == "cubic"):
@@ -246,12 +248,45 @@ def resize_10(info: KernelInfo):
     return run
 
 
-@builder("Resize", since=(11, 13, 18, 19), check=_interp_check)
+_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+@builder(
+    "Resize",
+    since=(11, 13, 18, 19),
+    check=all_checks(_interp_check, choice_check(nearest_mode=_NEAREST_MODES)),
+)
 def resize(info: KernelInfo):
     cfg = _resize_config(info, legacy=False)
 
     def run(x, roi=None, scales=None, sizes=None):
         return _resize(x, scales, sizes, roi, cfg)
+
+    return run
+
+
+_UPSAMPLE_1_MODES = {"nearest": "nearest", "bilinear": "linear"}
+
+
+def _upsample_1_check(info: KernelInfo) -> str | None:
+    mode = info.attr("mode", "nearest")
+    if mode not in _UPSAMPLE_1_MODES:
+        return f"mode {mode!r} is not one of {sorted(_UPSAMPLE_1_MODES)}"
+    if info.attr("height_scale") is None or info.attr("width_scale") is None:
+        return "the height_scale and width_scale attributes are required"
+    shape = info.input_shape(0)
+    if shape is not None and len(shape) != 4:
+        return f"input has rank {len(shape)}; Upsample-1 takes a 4D (N, C, H, W) input"
+    return None
+
+
+@builder("Upsample", since=1, dtypes=FLOAT_TYPES, check=_upsample_1_check)
+def upsample_1(info: KernelInfo):
+    cfg = _resize_config(info, legacy=True, mode=_UPSAMPLE_1_MODES[info.attr("mode", "nearest")])
+    scales = np.array([1, 1, info.attr("height_scale"), info.attr("width_scale")], np.float32)
+
+    def run(x):
+        return _resize(x, scales, None, None, cfg)
 
     return run
 
@@ -278,7 +313,7 @@ def upsample_9(info: KernelInfo):
 
 
 # -- DepthToSpace / SpaceToDepth -----------------------------------------------------------------
-@kernel("DepthToSpace", since=(1, 11, 13))
+@kernel("DepthToSpace", since=(1, 11, 13), check=choice_check(mode=("DCR", "CRD")))
 def depth_to_space(x, blocksize=None, mode="DCR"):
     b, c, h, w = x.shape
     bs = int(blocksize)
@@ -289,11 +324,13 @@ def depth_to_space(x, blocksize=None, mode="DCR"):
     return t.reshape(b, c // (bs * bs), h * bs, w * bs)
 
 
-@kernel("SpaceToDepth", since=(1, 13))
-def space_to_depth(x, blocksize=None):
+@kernel("SpaceToDepth", since=(1, 13, 28), check=choice_check(mode=("DCR", "CRD")))
+def space_to_depth(x, blocksize=None, mode="DCR"):
+    """Inverse of DepthToSpace; the ``mode`` attribute (opset 28) orders the output channels."""
     b, c, h, w = x.shape
     bs = int(blocksize)
-    t = x.reshape(b, c, h // bs, bs, w // bs, bs).transpose(0, 3, 5, 1, 2, 4)
+    t = x.reshape(b, c, h // bs, bs, w // bs, bs)
+    t = t.transpose(0, 3, 5, 1, 2, 4) if mode == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
     return t.reshape(b, c * bs * bs, h // bs, w // bs)
 
 
@@ -557,3 +594,38 @@ def non_max_suppression(
             for i in _nms_class(corners, scores[b, cls], max_out, iou, score_t):
                 rows.append((b, cls, i))
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+_PIXEL_FORMATS = {"RGB": ("RGB", 3), "BGR": ("RGB", 3), "Grayscale": ("L", 1)}
+
+
+def _image_decoder_check(info: KernelInfo) -> str | None:
+    fmt = info.attr("pixel_format", "RGB")
+    if fmt not in _PIXEL_FORMATS:
+        return f"pixel_format '{fmt}' is not one of {sorted(_PIXEL_FORMATS)}"
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return "decoding images needs Pillow: pip install 'ort-cpu[image]'"
+    return None
+
+
+@builder("ImageDecoder", since=20, dtypes={np.uint8}, check=_image_decoder_check)
+def image_decoder(info: KernelInfo):
+    import io
+
+    import PIL.Image
+
+    fmt = info.attr("pixel_format", "RGB")
+    mode, channels = _PIXEL_FORMATS[fmt]
+
+    def run(encoded):
+        try:
+            with PIL.Image.open(io.BytesIO(np.ascontiguousarray(encoded).tobytes())) as img:
+                pixels = np.asarray(img.convert(mode), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError):  # what Pillow raises on bad or unknown data
+            return np.zeros((0, 0, channels), dtype=np.uint8)
+        pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
+        return np.ascontiguousarray(pixels[:, :, ::-1]) if fmt == "BGR" else pixels
+
+    return run

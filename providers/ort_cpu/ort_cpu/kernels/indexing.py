@@ -1,5 +1,5 @@
 """Indexing ops: Gather, GatherElements, GatherND, Scatter, ScatterElements, ScatterND, Slice,
-Compress, NonZero, OneHot, TopK, Unique, Trilu.
+Compress, NonZero, OneHot, TopK, Unique, Trilu, TensorScatter.
 
 Index inputs may be int32 or int64; negative indices count from the end; an index out of range is
 an :class:`~ort_core.errors.InvalidArgument` naming the op and the bad index, never a silent wrap.
@@ -321,3 +321,49 @@ def trilu(x, k=None, upper=1):
     j = np.arange(cols).reshape(1, -1)
     keep = (j - i >= kv) if upper else (j - i <= kv)
     return np.where(keep, x, zero_of(x.dtype))
+
+
+_TS_MODES = ("linear", "circular")
+
+
+def _tensor_scatter_check(info):
+    mode = info.attr("mode", "linear")
+    if mode not in _TS_MODES:
+        return f"mode '{mode}' is not one of {_TS_MODES}"
+    shape = info.input_shape(0)
+    if shape is not None:
+        rank, axis = len(shape), int(info.attr("axis", -2))
+        if not -rank <= axis < rank or axis % rank == 0:
+            return f"axis {axis} must name a non-batch axis of the rank-{rank} cache"
+    return None
+
+
+@builder("TensorScatter", since=24, check=_tensor_scatter_check)
+def tensor_scatter(info):
+    circular = info.attr("mode", "linear") == "circular"
+    axis_attr = int(info.attr("axis", -2))
+
+    def run(past, update, write_indices=None):
+        axis = normalize_axis("TensorScatter", axis_attr, past.ndim)
+        if axis == 0:
+            raise InvalidArgument("TensorScatter: axis must not be the batch axis 0.")
+        out = past.copy()
+        dst, src = np.moveaxis(out, axis, -1), np.moveaxis(update, axis, -1)
+        max_len, seq = dst.shape[-1], src.shape[-1]
+        if write_indices is None:
+            starts = np.zeros(past.shape[0], dtype=np.int64)
+        else:
+            starts = np.asarray(write_indices).astype(np.int64, copy=False).reshape(-1)
+        for b, start in enumerate(starts.tolist()):
+            pos = start + np.arange(seq)
+            if circular:
+                pos %= max_len
+            elif seq and (start < 0 or start + seq > max_len):
+                raise InvalidArgument(
+                    f"TensorScatter: write index {start} + {seq} update rows do not fit in the "
+                    f"cache's {max_len} rows (mode 'linear'; use mode 'circular' to wrap)."
+                )
+            dst[b][..., pos] = src[b]
+        return out
+
+    return run

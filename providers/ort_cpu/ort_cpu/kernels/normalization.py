@@ -15,6 +15,8 @@ from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
 from .conv import compute_dtype
+from .quantization import _FLOAT8 as FLOAT8_TYPES
+from .shape_ops import axis_check
 
 BOOL = np.dtype(np.bool_)
 
@@ -158,12 +160,21 @@ def _group_norm(x, scale, bias, num_groups, epsilon, per_channel, sdt):
     return y.astype(x.dtype, copy=False)
 
 
-@kernel("GroupNormalization", since=18, dtypes=FLOAT_TYPES)
+def _groups_check(info) -> str | None:
+    shape, groups = info.input_shape(0), info.attr("num_groups")
+    if groups is None or groups <= 0:
+        return f"num_groups must be a positive integer, got {groups}"
+    if shape is not None and len(shape) > 1 and isinstance(shape[1], int) and shape[1] % groups:
+        return f"num_groups {groups} does not divide the {shape[1]} channels"
+    return None
+
+
+@kernel("GroupNormalization", since=18, dtypes=FLOAT_TYPES, check=_groups_check)
 def group_normalization_18(x, scale, bias, num_groups=0, epsilon=1e-5):
     return _group_norm(x, scale, bias, num_groups, epsilon, False, compute_dtype(x.dtype))
 
 
-@kernel("GroupNormalization", since=21, dtypes=FLOAT_TYPES)
+@kernel("GroupNormalization", since=21, dtypes=FLOAT_TYPES, check=_groups_check)
 def group_normalization_21(x, scale, bias, num_groups=0, epsilon=1e-5, stash_type=1):
     sdt = _stash_dtype(stash_type, x.dtype)
     return _group_norm(x, scale, bias, num_groups, epsilon, True, sdt)
@@ -188,7 +199,7 @@ def lrn(x, size=1, alpha=1e-4, beta=0.75, bias=1.0):
     return (xc / denom).astype(x.dtype, copy=False)
 
 
-@kernel("LpNormalization", since=(1, 22), dtypes=FLOAT_TYPES)
+@kernel("LpNormalization", since=(1, 22), dtypes=FLOAT_TYPES, check=axis_check(default=-1))
 def lp_normalization(x, axis=-1, p=2):
     cdt = compute_dtype(x.dtype)
     xc = x.astype(cdt, copy=False)
@@ -226,7 +237,8 @@ def dropout_legacy(info):
     return run
 
 
-@builder("Dropout", since=(12, 13, 22), dtypes={0: FLOAT_TYPES})
+@builder("Dropout", since=(12, 13), dtypes={0: FLOAT_TYPES})
+@builder("Dropout", since=22, dtypes={0: FLOAT_TYPES | FLOAT8_TYPES})
 def dropout(info):
     """Identity with a mask of ones unless ``training_mode`` is true and the ratio positive; then
     a Bernoulli mask (reproducible when ``seed`` is given) and scaling by 1 / (1 - ratio)."""

@@ -17,6 +17,7 @@ from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
 from .conv import check_auto_pad, compute_dtype, kernel_view, offset_slices, pad_to, window_geometry
+from .shape_ops import choice_check
 
 MAXPOOL_TYPES = FLOAT_TYPES | frozenset(map(np.dtype, (np.int8, np.uint8)))
 
@@ -257,7 +258,14 @@ def _bilinear_axis(coords: np.ndarray, size: int):
     return low, high, 1.0 - frac, frac, valid
 
 
-@builder("RoiAlign", since=(10, 16, 22), dtypes={0: FLOAT_TYPES})
+@builder(
+    "RoiAlign",
+    since=(10, 16, 22),
+    dtypes={0: FLOAT_TYPES},
+    check=choice_check(
+        mode=("avg", "max"), coordinate_transformation_mode=("half_pixel", "output_half_pixel")
+    ),
+)
 def roi_align(info):
     default_mode = "half_pixel" if info.opset >= 16 else "output_half_pixel"
     half_pixel = info.attr("coordinate_transformation_mode", default_mode) == "half_pixel"

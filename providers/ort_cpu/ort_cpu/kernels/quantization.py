@@ -149,6 +149,7 @@ def _mm_zero_point(zp, n: int, row: bool):
 
 
 @kernel("QLinearMatMul", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES})
+@kernel("QLinearMatMul", since=21, dtypes={0: INT8_TYPES | _FLOAT8, 3: INT8_TYPES | _FLOAT8})
 def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
     m = a.shape[-2] if a.ndim >= 2 else 1
     n = b.shape[-1] if b.ndim >= 2 else 1
@@ -160,8 +161,13 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     sb = b_scale.astype(np.float32)
     mult = (sa * sb / y_scale.astype(np.float32)).astype(np.float64)
     y = acc * mult
-    np.rint(y, out=y)
     out = y_zero_point.dtype if y_zero_point is not None else a.dtype
+    if out in _FLOAT8:  # float8 targets: no rounding to integers, saturate to the finite range
+        if y_zero_point is not None:
+            y += y_zero_point.astype(np.float64)
+        fi = ml_dtypes.finfo(out)
+        return np.clip(y, float(fi.min), float(fi.max)).astype(np.float32).astype(out)
+    np.rint(y, out=y)
     if y_zero_point is not None:
         y += y_zero_point.astype(np.float64)
     bounds = _int_range(out)

@@ -10,6 +10,7 @@ import numpy as np
 from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
 
 from ._registry import kernel
+from .shape_ops import axis_check, normalize_axis
 
 BOOL = frozenset({np.dtype(np.bool_)})
 
@@ -183,8 +184,8 @@ def _along_axis(fn, legacy: bool):
         w = _work(x)
         if w is x and x.ndim == 0:
             w = x.reshape(1)
+        axis = normalize_axis(fn.__name__.strip("_"), axis, max(x.ndim, 1))
         if legacy:  # opset < 13: flatten to 2-D at `axis`, work along the second dimension
-            axis %= max(x.ndim, 1)
             w = w.reshape(int(np.prod(x.shape[:axis])), -1)
             return fn(w, 1).reshape(x.shape).astype(x.dtype, copy=False)
         return fn(w, axis).reshape(x.shape).astype(x.dtype, copy=False)
@@ -193,8 +194,9 @@ def _along_axis(fn, legacy: bool):
 
 
 for _op, _fn in (("Softmax", _softmax), ("LogSoftmax", _log_softmax), ("Hardmax", _hardmax)):
-    kernel(_op, since=1, dtypes=FLOAT_TYPES)(_along_axis(_fn, legacy=True))
-    kernel(_op, since=13, dtypes=FLOAT_TYPES)(_along_axis(_fn, legacy=False))
+    _legacy_check, _check = axis_check(default=1), axis_check(default=-1)
+    kernel(_op, since=1, dtypes=FLOAT_TYPES, check=_legacy_check)(_along_axis(_fn, legacy=True))
+    kernel(_op, since=13, dtypes=FLOAT_TYPES, check=_check)(_along_axis(_fn, legacy=False))
 
 
 # -- CumSum, CumProd -------------------------------------------------------------------------------

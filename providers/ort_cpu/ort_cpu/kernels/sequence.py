@@ -9,6 +9,7 @@ import numpy as np
 from ort_core.errors import InvalidArgument
 
 from ._registry import builder, kernel
+from .shape_ops import axis_check, normalize_axis
 
 
 def _position(position: Any, n: int, *, insert: bool = False) -> int:
@@ -59,9 +60,9 @@ def sequence_length(seq):
     return np.asarray(len(seq), dtype=np.int64)
 
 
-@kernel("SplitToSequence", since=11)
+@kernel("SplitToSequence", since=11, check=axis_check())
 def split_to_sequence(x, split=None, axis=0, keepdims=1):
-    axis = axis + x.ndim if axis < 0 else axis
+    axis = normalize_axis("SplitToSequence", axis, x.ndim)
     length = x.shape[axis]
     if split is None:
         parts = np.split(x, length, axis=axis) if length else []

@@ -24,6 +24,50 @@ def normalize_axis(op: str, axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
+def axis_check(name: str = "axis", default: int | None = 0, input_index: int = 0):
+    """A partition-time ``check=``: the attribute ``name`` must be an axis of input
+    ``input_index`` when that input's rank is known (the kernel checks again at run time)."""
+
+    def check(info) -> str | None:
+        shape = info.input_shape(input_index)
+        axis = info.attr(name, default)
+        if shape is None or axis is None:
+            return None
+        rank = max(len(shape), 1)
+        if not -rank <= int(axis) < rank:
+            return f"{name} {axis} is out of range for input {input_index} of rank {len(shape)}"
+        return None
+
+    return check
+
+
+def choice_check(**allowed):
+    """A partition-time ``check=``: each named string attribute takes one of its listed values
+    (``choice_check(mode=("DCR", "CRD"))``); an absent attribute is fine (its default is)."""
+
+    def check(info) -> str | None:
+        for name, values in allowed.items():
+            value = info.attr(name)
+            if value is not None and value not in values:
+                return f"{name} '{value}' is not one of {list(values)}"
+        return None
+
+    return check
+
+
+def all_checks(*checks):
+    """Combine several ``check=`` functions; the first reason wins."""
+
+    def check(info) -> str | None:
+        for c in checks:
+            reason = c(info)
+            if reason:
+                return reason
+        return None
+
+    return check
+
+
 def normalize_axes(op: str, axes, rank: int) -> list[int]:
     """Several axes, normalized; repeated axes are an error."""
     out = [normalize_axis(op, a, rank) for a in np.asarray(axes, dtype=np.int64).reshape(-1)]
@@ -151,6 +195,13 @@ def _reshape_target(x_shape: tuple, dims: list[int], allowzero: int) -> list[int
     if math.prod(out) != math.prod(x_shape):
         raise InvalidArgument(f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}.")
     return out
+
+
+@kernel("Reshape", since=1)
+def reshape_1(x, shape=None, consumed_inputs=None):  # noqa: ARG001 (a legacy optimizer hint)
+    if shape is None:
+        raise InvalidArgument("Reshape-1: the shape attribute is required.")
+    return x.reshape(_reshape_target(x.shape, list(shape), 0))
 
 
 @kernel("Reshape", since=5)
