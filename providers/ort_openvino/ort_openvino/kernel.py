@@ -1,0 +1,253 @@
+"""A fused cluster compiled with OpenVINO: the callable the core runs for it.
+
+The cluster becomes an ONNX model (its inputs keep their types; symbolic or unknown dims become
+OpenVINO dynamic dims), OpenVINO's ONNX frontend reads it and the device compiles it once per
+session, so one compilation serves every batch size or sequence length.
+
+Two cases compile on first use instead, once per distinct key, keeping the most recent
+:data:`SHAPE_CACHE_SIZE` compilations:
+
+- ``disable_dynamic_shapes``: the key is the input shapes; each compilation is fully static.
+- the device cannot compile the dynamic model (for example a convolution whose weights are computed
+  from a shape tensor the graph takes as an input, as in old models whose initializers are also
+  inputs): the key is the input shapes plus the values of the small integer inputs, which are baked
+  into the model as constants, so OpenVINO folds what depends on them.
+
+Each thread that runs the session gets its own infer request, so runs never share state. Outputs
+come back as numpy arrays with exactly the ONNX element types of the cluster's outputs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ort_core.errors import EPFail
+from ort_core.ir import Graph, graph_to_proto, tensor_dtype
+
+from .capability import short_message
+
+__all__ = ["CompiledSubgraph", "SHAPE_CACHE_SIZE", "subgraph_model"]
+
+#: How many compilations a cluster compiled per input shapes (or baked values) keeps.
+SHAPE_CACHE_SIZE = 8
+#: Integer inputs up to this many elements are baked as constants when specializing.
+MAX_BAKED_ELEMENTS = 64
+
+
+def subgraph_model(subgraph: Graph, opsets: dict[str, int]) -> onnx.ModelProto:
+    """The cluster as a standalone ONNX model. Intermediate value types are dropped and outputs keep
+    only their element type, so OpenVINO infers shapes itself from the inputs."""
+    gp = graph_to_proto(subgraph)
+    del gp.value_info[:]
+    for out in gp.output:
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")
+    gp.name = subgraph.name or "cluster"
+    ops = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    return helper.make_model(gp, opset_imports=ops, producer_name="ort-openvino")
+
+
+def _specialized(
+    proto: onnx.ModelProto, shapes: dict[str, tuple], baked: dict[str, np.ndarray]
+) -> onnx.ModelProto:
+    """A copy of ``proto`` whose inputs have the given static shapes, and whose ``baked`` inputs
+    are initializers."""
+    spec = onnx.ModelProto()
+    spec.CopyFrom(proto)
+    keep = []
+    for vi in spec.graph.input:
+        if vi.name in baked:
+            spec.graph.initializer.append(numpy_helper.from_array(baked[vi.name], vi.name))
+            continue
+        shape = shapes.get(vi.name)
+        if shape is not None:
+            tt = vi.type.tensor_type
+            tt.ClearField("shape")
+            tt.shape.SetInParent()
+            for d in shape:
+                tt.shape.dim.add().dim_value = int(d)
+        keep.append(vi)
+    del spec.graph.input[:]
+    spec.graph.input.extend(keep)
+    return spec
+
+
+class CompiledSubgraph:
+    """``fn(*inputs) -> [outputs]`` for one fused cluster (see module docstring)."""
+
+    def __init__(
+        self,
+        core: Any,
+        device: str,
+        config: dict[str, Any],
+        subgraph: Graph,
+        opsets: dict[str, int],
+        dynamic: bool,
+    ) -> None:
+        self.core = core
+        self.device = device
+        self.config = config
+        self.name = subgraph.name
+        self.proto = subgraph_model(subgraph, opsets)
+        model = self._read(self.proto)
+        # OpenVINO's inputs -> positions in the cluster's inputs. The ONNX frontend creates one
+        # Parameter per graph input, in order (names can move: Identity-like nodes hand their
+        # output name to the Parameter), so the order decides when the counts agree.
+        self.input_positions = self._input_positions(model, subgraph.inputs)
+        self.input_names = [subgraph.inputs[p] for p in self.input_positions]
+        self.output_names = list(subgraph.outputs)
+        self.output_index = self._output_index(model)
+        self.output_dtypes = [tensor_dtype(subgraph.type_of(o)) for o in subgraph.outputs]
+        self.compiled: Any = None  # the one compilation, when a single one serves every run
+        self.baked: list[int] = []  # indices (in OpenVINO's input order) of inputs baked as values
+        # key -> (compilation, OpenVINO input -> index in input_names, output indices)
+        self._cache: OrderedDict[tuple, tuple[Any, list[int], list[int]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.compilations = 0
+        self.dynamic_error = ""
+        is_dynamic = any(p.get_partial_shape().is_dynamic for p in model.inputs)
+        if not is_dynamic or dynamic:
+            try:
+                self.compiled = self._compile(model)
+            except EPFail as e:
+                self.baked = self._bakeable(subgraph)
+                if not (is_dynamic or self.baked):
+                    raise
+                self.dynamic_error = str(e)
+
+    def _read(self, proto: onnx.ModelProto) -> Any:
+        try:
+            return self.core.read_model(proto.SerializeToString())
+        except Exception as e:
+            raise EPFail(
+                f"OpenVINO's ONNX frontend cannot read cluster '{self.name}': {short_message(e)}"
+            ) from None
+
+    def _input_positions(self, model: Any, names: list[str]) -> list[int]:
+        if len(model.inputs) == len(names):
+            return list(range(len(names)))
+        # some inputs were dropped (unused once converted): match names, and take a Parameter
+        # whose name moved for the next unmatched input after the previous match
+        where = {name: i for i, name in enumerate(names)}
+        positions: list[int] = []
+        for port in model.inputs:
+            hit = [where[n] for n in port.get_names() if n in where]
+            if not hit:
+                after = positions[-1] if positions else -1
+                hit = [i for i in range(after + 1, len(names)) if i not in positions]
+            if not hit:
+                raise EPFail(
+                    f"OpenVINO's model of cluster '{self.name}' has an input {port.get_names()} "
+                    "that is not an input of the cluster."
+                )
+            positions.append(hit[0])
+        return positions
+
+    def _output_index(self, model: Any) -> list[int]:
+        index = []
+        for name in self.output_names:
+            hit = [k for k, port in enumerate(model.outputs) if name in port.get_names()]
+            if not hit:
+                raise EPFail(
+                    f"cluster '{self.name}' output '{name}' is missing from OpenVINO's model of it."
+                )
+            index.append(hit[0])
+        return index
+
+    def _bakeable(self, subgraph: Graph) -> list[int]:
+        out = []
+        for k, name in enumerate(self.input_names):
+            tp = subgraph.type_of(name)
+            dt = tensor_dtype(tp)
+            shape = tp.tensor_type.shape if tp is not None else None
+            if dt is None or dt.kind not in "iub" or shape is None:
+                continue
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in shape.dim]
+            if all(d >= 0 for d in dims) and int(np.prod(dims)) <= MAX_BAKED_ELEMENTS:
+                out.append(k)
+        return out
+
+    @property
+    def loaded_from_cache(self) -> bool:
+        """True when OpenVINO loaded the compiled model from ``cache_dir`` instead of compiling."""
+        compiled = self.compiled
+        if compiled is None and self._cache:
+            compiled = next(iter(self._cache.values()))[0]
+        return bool(compiled is not None and compiled.get_property("LOADED_FROM_CACHE"))
+
+    def _compile(self, model: Any) -> Any:
+        try:
+            compiled = self.core.compile_model(model, self.device, self.config)
+        except Exception as e:
+            raise EPFail(
+                f"OpenVINO could not compile cluster '{self.name}' for {self.device}: "
+                f"{short_message(e)}"
+            ) from None
+        self.compilations += 1
+        return compiled
+
+    def _for_key(self, feed: list[np.ndarray]) -> tuple[Any, list[int], list[int]]:
+        """The compilation for these inputs' shapes (and baked values), compiling on a miss."""
+        baked = set(self.baked)
+        key = tuple(
+            (a.shape, a.dtype.str, a.tobytes()) if k in baked else a.shape
+            for k, a in enumerate(feed)
+        )
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+            shapes = {n: a.shape for n, a in zip(self.input_names, feed)}
+            values = {self.input_names[k]: feed[k] for k in baked}
+            model = self._read(_specialized(self.proto, shapes, values))
+            try:
+                compiled = self._compile(model)
+            except EPFail as e:
+                if self.dynamic_error:
+                    raise EPFail(
+                        f"{e} (compiling it for any input failed too: {self.dynamic_error})"
+                    ) from None
+                raise
+            kept = [k for k, n in enumerate(self.input_names) if n not in values]
+            order = [
+                kept[i] for i in self._input_positions(model, [self.input_names[k] for k in kept])
+            ]
+            entry = (compiled, order, self._output_index(model))
+            self._cache[key] = entry
+            while len(self._cache) > SHAPE_CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return entry
+
+    def _request(self, compiled: Any) -> Any:
+        requests = self._local.__dict__.setdefault("requests", {})
+        entry = requests.get(id(compiled))
+        if entry is None or entry[0] is not compiled:
+            if len(requests) >= SHAPE_CACHE_SIZE:
+                requests.clear()
+            entry = requests[id(compiled)] = (compiled, compiled.create_infer_request())
+        return entry[1]
+
+    def __call__(self, *args: Any) -> list[np.ndarray]:
+        feed = [np.asarray(args[p]) for p in self.input_positions]
+        if self.compiled is not None:
+            compiled, out_index = self.compiled, self.output_index
+        else:
+            compiled, order, out_index = self._for_key(feed)
+            feed = [feed[k] for k in order]
+        request = self._request(compiled)
+        results = request.infer(feed, share_inputs=True, share_outputs=False).to_tuple()
+        outs = []
+        for k, dt in zip(out_index, self.output_dtypes):
+            value = results[k]
+            if dt is not None and value.dtype != dt:
+                value = value.astype(dt)
+            outs.append(value)
+        return outs

@@ -1,0 +1,272 @@
+"""OpenVINOExecutionProvider: claims what OpenVINO supports, compiles each cluster with OpenVINO.
+
+Options (onnxruntime's OpenVINO provider names them the same way):
+
+``device_type``
+    ``CPU`` (default), ``GPU``, ``GPU.1``, ``NPU``, or a virtual device such as ``AUTO``,
+    ``AUTO:GPU,CPU``, ``HETERO:GPU,CPU``, ``MULTI:GPU,CPU``. Every device named must be present.
+``precision``
+    ``FP32`` (default on CPU), ``FP16`` (default elsewhere) or ``ACCURACY`` (keep the model's own
+    precision): OpenVINO's inference precision hint.
+``num_of_threads``
+    Inference threads; defaults to the session's ``intra_op_num_threads`` when that is > 0.
+``num_streams``
+    Parallel execution streams (default 1).
+``cache_dir``
+    A folder where OpenVINO stores compiled models; later sessions load them instead of compiling.
+``disable_dynamic_shapes``
+    ``"false"`` (default): inputs with symbolic or unknown dims are compiled once with OpenVINO's
+    dynamic shapes. ``"true"``: each distinct set of input shapes is compiled on first use, keeping
+    the most recent :data:`~ort_openvino.kernel.STATIC_SHAPE_CACHE` compilations.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ort_core.errors import InvalidArgument, ProviderNotAvailable
+from ort_core.ir import Graph, Node, tensor_dtype
+from ort_core.provider import Availability, Claim, ExecutionProvider, GraphView, convex_clusters
+
+VALID_OPTIONS = (
+    "device_type",
+    "precision",
+    "num_of_threads",
+    "num_streams",
+    "cache_dir",
+    "disable_dynamic_shapes",
+)
+PRECISIONS = ("FP32", "FP16", "ACCURACY")
+VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
+_MAX_CLUSTER_ROUNDS = 8
+
+_core_lock = threading.Lock()
+_core: Any = None
+_probes: dict[str, Any] = {}
+
+
+def get_core() -> Any:
+    """The process-wide ``openvino.Core`` (created on first use; thread-safe)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
+def _probe_for(device: str, query_device: str) -> Any:
+    from .capability import CapabilityProbe
+
+    with _core_lock:
+        probe = _probes.get(query_device)
+        if probe is None:
+            probe = _probes[query_device] = CapabilityProbe(_core, device, query_device)
+        return probe
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidArgument(
+        f"OpenVINOExecutionProvider option {name}={value!r} is not a boolean: use true or false."
+    )
+
+
+def _parse_positive_int(name: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise InvalidArgument(
+            f"OpenVINOExecutionProvider option {name}={value!r} must be a positive integer."
+        )
+    return n
+
+
+class OpenVINOExecutionProvider(ExecutionProvider):
+    """Runs the clusters of nodes that OpenVINO supports on an OpenVINO device (see module doc)."""
+
+    name = "OpenVINOExecutionProvider"
+    aliases = ("openvino",)
+    device_type = "cpu"
+
+    #: Single-node clusters that produce no floating-point value (a lone Shape, Equal, ArgMax)
+    #: cost more in OpenVINO call overhead (~50 us) than they compute; they are left to the next
+    #: provider. Set to False to claim them anyway (the conformance tests of integer ops do).
+    skip_trivial_clusters = True
+
+    def __init__(self, options: dict[str, str] | None = None, session_options: Any = None) -> None:
+        super().__init__(options, session_options)
+        unknown = sorted(set(self.options) - set(VALID_OPTIONS))
+        if unknown:
+            raise InvalidArgument(
+                f"Unknown OpenVINOExecutionProvider option(s) {unknown}. Valid options: "
+                f"{', '.join(VALID_OPTIONS)}."
+            )
+        core = get_core()
+        self.device = self.options.get("device_type", "CPU").strip() or "CPU"
+        present = list(core.available_devices)
+        self.query_device = self._check_device(self.device, present)
+        base = self.query_device.split(":")[0].split(".")[0]
+        default_precision = "FP32" if base == "CPU" else "FP16"
+        precision = self.options.get("precision", default_precision).strip().upper()
+        if precision not in PRECISIONS:
+            raise InvalidArgument(
+                f"OpenVINOExecutionProvider option precision={precision!r} is not one of "
+                f"{', '.join(PRECISIONS)}."
+            )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision == "ACCURACY":
+            config["EXECUTION_MODE_HINT"] = "ACCURACY"
+        else:
+            config["INFERENCE_PRECISION_HINT"] = {"FP32": "f32", "FP16": "f16"}[precision]
+        threads = self.options.get("num_of_threads")
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = _parse_positive_int("num_of_threads", threads)
+        else:
+            intra = int(getattr(session_options, "intra_op_num_threads", 0) or 0)
+            if intra > 0:
+                config["INFERENCE_NUM_THREADS"] = intra
+        streams = self.options.get("num_streams", "1")
+        config["NUM_STREAMS"] = _parse_positive_int("num_streams", streams)
+        cache_dir = self.options.get("cache_dir", "").strip()
+        if cache_dir:
+            config["CACHE_DIR"] = cache_dir
+        self.config = config
+        self.precision = precision
+        self.dynamic_shapes = not _parse_bool(
+            "disable_dynamic_shapes", self.options.get("disable_dynamic_shapes", "false")
+        )
+        self.probe = _probe_for(self.device, self.query_device)
+
+    @staticmethod
+    def _check_device(device: str, present: list[str]) -> str:
+        """The device name to query (virtual devices with an explicit list); raises
+        ProviderNotAvailable naming the devices present when a requested one is missing."""
+
+        def has(d: str) -> bool:
+            d = d.strip().upper()
+            return any(p.upper() == d or p.upper().startswith(d + ".") for p in present)
+
+        listed = ", ".join(present) or "none"
+        head, _, rest = device.partition(":")
+        if head.upper() in VIRTUAL_DEVICES:
+            targets = [t.strip() for t in rest.split(",") if t.strip()]
+            missing = [t for t in targets if not has(t)]
+            if missing or not present:
+                raise ProviderNotAvailable(
+                    f"OpenVINO has no {', '.join(missing) or 'device'} for device_type "
+                    f"'{device}' (devices present: {listed})."
+                )
+            return f"{head.upper()}:{','.join(targets or present)}"
+        if not has(device):
+            raise ProviderNotAvailable(
+                f"OpenVINO has no {device} device here (devices present: {listed}). Choose "
+                "device_type among them."
+            )
+        return device.upper()
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import openvino  # noqa: F401
+        except ImportError as e:
+            return Availability(
+                False, f"the openvino package cannot be imported ({e}): `pip install openvino`."
+            )
+        try:
+            devices = list(get_core().available_devices)
+        except Exception as e:  # OpenVINO's runtime failed to start: say why
+            return Availability(False, f"OpenVINO's runtime cannot start: {e}")
+        if not devices:
+            return Availability(False, "OpenVINO finds no device on this machine.")
+        return Availability(True)
+
+    def get_options(self) -> dict[str, str]:
+        opts = {
+            "device_type": self.device,
+            "precision": self.precision,
+            "num_streams": str(self.config["NUM_STREAMS"]),
+            "disable_dynamic_shapes": "false" if self.dynamic_shapes else "true",
+        }
+        if "INFERENCE_NUM_THREADS" in self.config:
+            opts["num_of_threads"] = str(self.config["INFERENCE_NUM_THREADS"])
+        if "CACHE_DIR" in self.config:
+            opts["cache_dir"] = self.config["CACHE_DIR"]
+        return opts
+
+    # -- partitioning ---------------------------------------------------------------------------
+    def get_capability(self, view: GraphView) -> list[Claim]:
+        nodes = view.nodes
+        decisions = self.probe.decide(view, nodes)
+        ok = []
+        for node in nodes:
+            reason = decisions[id(node)]
+            if reason is None:
+                ok.append(node)
+            else:
+                view.reject(node, self.name, reason)
+        clusters = self._checked_clusters(view, ok)
+        claims = []
+        for cluster in clusters:
+            if self.skip_trivial_clusters and _trivial(cluster, view):
+                view.reject(
+                    cluster[0],
+                    self.name,
+                    "a lone node producing no floating-point value costs more in OpenVINO call "
+                    "overhead than it computes; left to the next provider",
+                )
+                continue
+            claims.append(Claim.fused_group(cluster))
+        return claims
+
+    def _checked_clusters(self, view: GraphView, ok: list[Node]) -> list[list[Node]]:
+        """Convex clusters of ``ok`` that OpenVINO takes as wholes (see cluster_problem)."""
+        from .capability import cluster_problem
+
+        core = get_core()
+        for _ in range(_MAX_CLUSTER_ROUNDS):
+            dropped = False
+            clusters = convex_clusters(view.graph, ok)
+            for cluster in clusters:
+                problem = cluster_problem(core, cluster, view)
+                if problem is None:
+                    continue
+                bad, reason = problem
+                for n in bad:
+                    view.reject(n, self.name, reason)
+                drop = {id(n) for n in bad}
+                ok = [n for n in ok if id(n) not in drop]
+                dropped = True
+            if not dropped:
+                return clusters
+        return []
+
+    def supports_op(self, domain: str, op_type: str, since: int) -> bool:
+        return False  # no fusion pass should assume OpenVINO takes a com.microsoft op
+
+    # -- compiling --------------------------------------------------------------------------------
+    def compile(self, subgraph: Graph, opsets: dict[str, int]) -> Callable[..., Any]:
+        from .kernel import CompiledSubgraph
+
+        return CompiledSubgraph(
+            get_core(), self.device, dict(self.config), subgraph, opsets, self.dynamic_shapes
+        )
+
+
+def _trivial(cluster: list[Node], view: GraphView) -> bool:
+    if len(cluster) != 1:
+        return False
+    for o in cluster[0].outputs:
+        dt = tensor_dtype(view.type_of(o)) if o else None
+        if dt is not None and dt.kind == "f":
+            return False
+    return True

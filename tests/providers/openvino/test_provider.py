@@ -1,0 +1,322 @@
+"""OpenVINOExecutionProvider: registration, options, capability decisions, dynamic shapes, the
+compiled-model cache and thread safety."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ort_core as ort
+from ort_core.errors import InvalidArgument, ProviderNotAvailable
+
+from .models import CPU, OV, mlp, placement, skip_unless_openvino, transformer_block
+
+pytestmark = skip_unless_openvino()
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """Every OpenVINO compilation made while the test runs (the compiled model objects)."""
+    from ort_openvino import kernel
+
+    made = []
+    original = kernel.CompiledSubgraph._compile
+
+    def counting(self, model):
+        compiled = original(self, model)
+        made.append(compiled)
+        return compiled
+
+    monkeypatch.setattr(kernel.CompiledSubgraph, "_compile", counting)
+    return made
+
+
+def _one_node(op, inputs, outputs, inits=(), opset=17, **attrs):
+    graph = helper.make_graph(
+        [helper.make_node(op, [i.name for i in inputs] + [t.name for t in inits], ["y"], **attrs)],
+        "g",
+        list(inputs),
+        list(outputs),
+        list(inits),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_registered_with_alias_and_distribution():
+    from ort_core.plugins import get_plugin_manager
+
+    entry = get_plugin_manager().resolve("openvino")
+    assert entry is not None and entry.name == OV
+    assert entry.distribution == "ort-openvino"
+    assert OV in ort.get_available_providers()
+
+
+def test_runs_a_model_fully_on_openvino():
+    sess = ort.InferenceSession(mlp().SerializeToString(), providers=["openvino"])
+    assert set(placement(sess)) == {OV}
+    x = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)
+    cpu = ort.InferenceSession(mlp().SerializeToString(), providers=[CPU])
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], cpu.run(None, {"x": x})[0], rtol=1e-5)
+
+
+def test_unknown_option_is_invalid_argument_listing_valid_ones():
+    with pytest.raises(InvalidArgument, match="device_typ.*Valid options: device_type"):
+        ort.InferenceSession(mlp().SerializeToString(), providers=[(OV, {"device_typ": "CPU"})])
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"precision": "INT4"}, "precision"),
+        ({"num_of_threads": "zero"}, "num_of_threads"),
+        ({"num_streams": "-1"}, "num_streams"),
+        ({"disable_dynamic_shapes": "maybe"}, "disable_dynamic_shapes"),
+    ],
+)
+def test_bad_option_values_are_invalid_arguments(options, match):
+    with pytest.raises(InvalidArgument, match=match):
+        ort.InferenceSession(mlp().SerializeToString(), providers=[(OV, options)])
+
+
+def test_absent_device_makes_the_provider_unavailable_naming_present_devices():
+    import openvino as ov
+
+    present = ov.Core().available_devices
+    absent = next(d for d in ("NPU", "GPU", "FPGA") if not any(p.startswith(d) for p in present))
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.strict_providers", "1")
+    with pytest.raises(ProviderNotAvailable, match=f"no {absent} device.*{present[0]}"):
+        ort.InferenceSession(
+            mlp().SerializeToString(), so, providers=[(OV, {"device_type": absent})]
+        )
+    with pytest.warns(RuntimeWarning, match=f"no {absent} device"):
+        sess = ort.InferenceSession(
+            mlp().SerializeToString(), providers=[(OV, {"device_type": absent})]
+        )
+    assert sess.get_providers() == [CPU]
+
+
+def test_unavailable_when_openvino_cannot_be_imported(monkeypatch):
+    from ort_openvino.provider import OpenVINOExecutionProvider
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    avail = OpenVINOExecutionProvider.availability()
+    assert not avail and "pip install openvino" in avail.reason
+
+
+def test_options_in_force_and_threads_from_session_options():
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(
+        mlp().SerializeToString(),
+        so,
+        providers=[(OV, {"precision": "accuracy", "num_streams": "1"})],
+    )
+    opts = sess.get_provider_options()[OV]
+    assert opts["device_type"] == "CPU" and opts["precision"] == "ACCURACY"
+    assert opts["num_of_threads"] == "1" and opts["disable_dynamic_shapes"] == "false"
+
+
+def test_virtual_device_runs_on_present_devices():
+    sess = ort.InferenceSession(
+        mlp().SerializeToString(), providers=[(OV, {"device_type": "AUTO:CPU"})]
+    )
+    assert set(placement(sess)) == {OV}
+    x = np.ones((2, 16), np.float32)
+    assert sess.run(None, {"x": x})[0].shape == (2, 4)
+
+
+def test_dynamic_batch_and_sequence_compile_once(compilations):
+    sess = ort.InferenceSession(transformer_block().SerializeToString(), providers=[OV])
+    assert set(placement(sess)) == {OV}
+    compiled_at_creation = len(compilations)
+    rng = np.random.default_rng(0)
+    for shape in [(1, 3, 16), (2, 7, 16), (4, 1, 16), (3, 11, 16)]:
+        out = sess.run(None, {"x": rng.standard_normal(shape).astype(np.float32)})[0]
+        assert out.shape == shape
+    assert len(compilations) == compiled_at_creation == 1
+
+
+def test_disable_dynamic_shapes_compiles_per_shape_with_a_bounded_cache(compilations):
+    from ort_openvino.kernel import SHAPE_CACHE_SIZE
+
+    sess = ort.InferenceSession(
+        mlp().SerializeToString(), providers=[(OV, {"disable_dynamic_shapes": "true"})]
+    )
+    assert len(compilations) == 0  # nothing is known about the batch yet
+    cpu = ort.InferenceSession(mlp().SerializeToString(), providers=[CPU])
+    batches = list(range(1, SHAPE_CACHE_SIZE + 3))
+    for n in batches + [1, 1]:
+        x = np.full((n, 16), 0.1 * n, np.float32)
+        np.testing.assert_allclose(
+            sess.run(None, {"x": x})[0], cpu.run(None, {"x": x})[0], rtol=1e-5
+        )
+    # every batch compiled once; batch 1 again after it was evicted, then served from the cache
+    assert len(compilations) == len(batches) + 1
+    assert all(not c.inputs[0].get_partial_shape().is_dynamic for c in compilations)
+
+
+def test_cache_dir_is_reused_by_a_later_session(tmp_path, compilations):
+    cache = tmp_path / "ov_cache"
+    options = {"cache_dir": str(cache)}
+    first = ort.InferenceSession(mlp().SerializeToString(), providers=[(OV, options)])
+    blobs = sorted(os.listdir(cache))
+    assert blobs, "the first session wrote no compiled model into cache_dir"
+    assert [c.get_property("LOADED_FROM_CACHE") for c in compilations] == [False]
+    second = ort.InferenceSession(mlp().SerializeToString(), providers=[(OV, options)])
+    assert [c.get_property("LOADED_FROM_CACHE") for c in compilations] == [False, True]
+    assert sorted(os.listdir(cache)) == blobs
+    x = np.ones((3, 16), np.float32)
+    np.testing.assert_array_equal(first.run(None, {"x": x})[0], second.run(None, {"x": x})[0])
+
+
+def test_runs_from_many_threads_at_once():
+    sess = ort.InferenceSession(transformer_block().SerializeToString(), providers=[OV])
+    cpu = ort.InferenceSession(transformer_block().SerializeToString(), providers=[CPU])
+    rng = np.random.default_rng(5)
+    feeds = [rng.standard_normal((1 + i % 3, 2 + i, 16)).astype(np.float32) for i in range(8)]
+    expected = [cpu.run(None, {"x": x})[0] for x in feeds]
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                got = sess.run(None, {"x": feeds[k]})[0]
+                np.testing.assert_allclose(got, expected[k], rtol=1e-4, atol=1e-5)
+        except Exception as e:  # collected and re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(feeds))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def _reasons(sess) -> str:
+    return " ".join(r for rs in sess.placement_reasons.values() for r in rs)
+
+
+def test_int64_data_from_inputs_stays_exact_on_the_next_provider():
+    big = numpy_helper.from_array(np.array([2**40], np.int64), "c")
+    data = _one_node(
+        "Add",
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [3])],
+        [big],
+    )
+    sess = ort.InferenceSession(data, providers=[OV])
+    assert set(placement(sess)) == {CPU}
+    assert "int32 range" in _reasons(sess)
+    x = np.array([1, 2**41, -5], np.int64)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x + 2**40)
+
+
+def test_int64_shape_arithmetic_stays_on_openvino():
+    from .models import dynamic_reshape
+
+    sess = ort.InferenceSession(dynamic_reshape().SerializeToString(), providers=[OV])
+    assert set(placement(sess)) == {OV}
+
+
+def test_float64_is_left_to_the_next_provider():
+    data = _one_node(
+        "Exp",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [2])],
+    )
+    sess = ort.InferenceSession(data, providers=[OV])
+    assert set(placement(sess)) == {CPU} and "float64" in _reasons(sess)
+    x = np.array([0.1, 1e-12], np.float64)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], np.exp(x))
+
+
+def test_unsupported_op_reason_comes_from_openvino():
+    data = _one_node(
+        "Det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    sess = ort.InferenceSession(data, providers=[OV])
+    if set(placement(sess)) == {OV}:
+        pytest.skip("this OpenVINO converts Det")
+    assert "OpenVINO" in _reasons(sess) and "Det" in _reasons(sess)
+
+
+def test_known_difference_is_declined_with_its_reason():
+    data = _one_node(
+        "Resize",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(np.zeros(0, np.float32), "roi"),
+            numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales"),
+        ],
+        opset=18,
+        mode="linear",
+        antialias=1,
+    )
+    sess = ort.InferenceSession(data, providers=[OV])
+    assert set(placement(sess)) == {CPU} and "Resize" in _reasons(sess)
+
+
+def test_lone_shape_node_is_left_to_the_cpu_provider():
+    data = _one_node(
+        "Shape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [2])],
+    )
+    sess = ort.InferenceSession(data, providers=[OV])
+    assert set(placement(sess)) == {CPU} and "call overhead" in _reasons(sess)
+
+
+def test_capability_decisions_are_cached_across_sessions():
+    from ort_openvino.provider import _probes
+
+    ort.InferenceSession(transformer_block().SerializeToString(), providers=[OV])
+    probe = _probes["CPU"]
+    before = probe.probes
+    ort.InferenceSession(transformer_block().SerializeToString(), providers=[OV])
+    assert probe.probes == before
+
+
+def test_outputs_keep_their_onnx_element_types():
+    data = _one_node(
+        "ArgMax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, ["N", 1])],
+        axis=1,
+    )
+    model = onnx.load_from_string(data)
+    relu = helper.make_node("Relu", ["x"], ["xr"])
+    model.graph.node[0].input[0] = "xr"
+    model.graph.node.insert(0, relu)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=[OV])
+    assert set(placement(sess)) == {OV}
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    got = sess.run(None, {"x": x})[0]
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.argmax(np.maximum(x, 0), axis=1)[:, None])
+
+
+def test_probe_failure_message_is_short_and_names_openvino():
+    from ort_openvino.capability import short_message
+
+    err = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:105:\nCheck 'false' failed at x.cpp:1:\n"
+        "FrontEnd API failed with OpConversionFailure:\n-- No conversion rule found for: Foo-1\n"
+    )
+    assert short_message(err).startswith("FrontEnd API failed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(short_message(RuntimeError("x" * 1000))) <= 303
