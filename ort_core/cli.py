@@ -84,6 +84,95 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _random_feed(sess) -> dict[str, np.ndarray]:
+    """Inputs for a model: symbolic and unknown dims set to 1, random values of each input's type."""
+    from .ir._core import _ELEM_NAMES
+
+    rng = np.random.default_rng(0)
+    names = {v: k for k, v in _ELEM_NAMES.items()}
+    feed = {}
+    for arg in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in (arg.shape or [])]
+        elem = arg.type[len("tensor(") : -1] if arg.type.startswith("tensor(") else "float"
+        dtype = np.dtype(onnx_helper().tensor_dtype_to_np_dtype(names.get(elem, 1)))
+        if dtype.kind in "iu":
+            feed[arg.name] = rng.integers(0, 2, shape).astype(dtype)
+        elif dtype.kind == "b":
+            feed[arg.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            feed[arg.name] = rng.standard_normal(shape).astype(dtype)
+    return feed
+
+
+def onnx_helper():
+    from onnx import helper
+
+    return helper
+
+
+def _progress(done: int, total: int, width: int = 30) -> None:
+    filled = int(width * done / total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Latency percentiles and the ops that take the most time (from the profiler)."""
+    import json
+    import tempfile
+
+    from .session import InferenceSession, SessionOptions
+
+    so = SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "perf")
+    if args.threads:
+        so.intra_op_num_threads = args.threads
+    t0 = time.perf_counter()
+    sess = InferenceSession(args.model, so, providers=_parse_providers(args.providers))
+    created = time.perf_counter() - t0
+    feed = dict(_load_input(s) for s in args.input or []) or _random_feed(sess)
+    for _ in range(args.warmup):
+        sess.run(None, feed)
+    times = []
+    for i in range(args.runs):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t)
+        if not args.quiet:
+            _progress(i + 1, args.runs)
+    with open(sess.end_profiling()) as f:
+        events = [e for e in json.load(f) if e.get("cat") == "Node"]
+    ms = np.array(times) * 1000
+    print(f"model: {args.model}\nproviders: {', '.join(sess.get_providers())}")
+    print(
+        f"session creation: {created * 1000:.1f} ms; {args.runs} runs after {args.warmup} warm-up"
+    )
+    pct = "  ".join(f"p{p}={np.percentile(ms, p):.2f}" for p in (50, 90, 95, 99))
+    print(f"latency ms: mean={ms.mean():.2f}  min={ms.min():.2f}  {pct}  max={ms.max():.2f}")
+    by_op: dict[tuple[str, str], list[float]] = {}
+    for e in events:
+        key = (e["args"]["op_name"], e["args"]["provider"])
+        by_op.setdefault(key, []).append(e["dur"] / 1000.0)
+    total = sum(sum(v) for v in by_op.values()) or 1.0
+    rows = sorted(by_op.items(), key=lambda kv: -sum(kv[1]))[: args.top]
+    table = [
+        [
+            op,
+            prov.replace("ExecutionProvider", ""),
+            str(len(v) // max(1, args.runs + args.warmup)),
+            f"{sum(v) / len(v):.3f}",
+            f"{100 * sum(v) / total:.1f}%",
+        ]
+        for (op, prov), v in rows
+    ]
+    print(f"\ntop {len(table)} ops by time:")
+    print(_table(table, ["op", "provider", "nodes", "mean ms/call", "share"]))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import LIGHT_MODELS, run_light_model
     from .session import get_available_providers
@@ -136,6 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--providers")
     p.set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("perf", help="latency percentiles and the top ops by time")
+    p.add_argument("model")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="default: random")
+    p.add_argument("--providers")
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_perf)
     p = sub.add_parser(
         "demo", help="run the light models of the onnx wheel on every available provider"
     )

@@ -72,3 +72,13 @@ def test_console_script_demo_subset():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "squeezenet" in proc.stdout and "2 OK, 0 FAIL" in proc.stdout
     assert "max error" in proc.stdout and "nodes per provider" in proc.stdout
+
+
+def test_perf_prints_percentiles_and_top_ops(tmp_path, mlp_model, capsys):
+    model = tmp_path / "m.onnx"
+    onnx.save(mlp_model, model)
+    assert main(["perf", str(model), "--providers", "cpu", "--runs", "5", "--warmup", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "p50=" in captured.out and "p99=" in captured.out
+    assert "top " in captured.out and "CPU" in captured.out
+    assert "5/5 runs" in captured.err  # the progress bar goes to stderr
