@@ -1,7 +1,8 @@
 """Build onnx's backend test suite for a list of providers, with expected failures as data.
 
 Each provider has ``expected_failures/<name>.txt``: one test name per line, then ``#`` and the reason.
-Listed tests are marked xfail(strict=True), so a listed test that passes fails the run (a stale entry).
+Listed tests are marked xfail(strict=True), so a listed test that passes fails the run (a stale entry);
+entries whose reason starts with "[random]" compare random draws and are not strict.
 """
 
 from __future__ import annotations
