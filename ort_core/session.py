@@ -389,22 +389,9 @@ class InferenceSession:
 
     def _save_optimized(self, path: str) -> None:
         """Save the optimized graph (fused provider subgraphs expanded back) as a valid model."""
-        from .ir import Model as IRModel
         from .partitioner import unfused_copy
 
-        m = self._model
-        saved = IRModel(unfused_copy(m.graph, self._prepared.partition), m.opset_imports)
-        for attr in (
-            "ir_version",
-            "producer_name",
-            "producer_version",
-            "domain",
-            "model_version",
-            "doc_string",
-            "metadata_props",
-            "functions",
-        ):
-            setattr(saved, attr, getattr(m, attr))
+        saved = self._model.with_graph(unfused_copy(self._model.graph, self._prepared.partition))
         for _, node in saved.graph.walk():
             if node.domain and node.domain not in saved.opset_imports:
                 saved.opset_imports[node.domain] = 1

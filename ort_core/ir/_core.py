@@ -354,6 +354,14 @@ class Model:
         self.base_dir: str | None = None
         self.training_info: list[onnx.TrainingInfoProto] = []
 
+    def with_graph(self, graph: Graph) -> Model:
+        """A model with the same metadata, opsets and functions around another graph."""
+        m = Model(graph, self.opset_imports)
+        for name in self.__slots__:
+            if name not in ("graph", "opset_imports"):
+                setattr(m, name, getattr(self, name))
+        return m
+
     def opset(self, domain: str) -> int:
         """The imported opset version of a domain (``""`` and ``ai.onnx`` are the same)."""
         if domain == "ai.onnx":

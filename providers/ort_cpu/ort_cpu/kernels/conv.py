@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ort_core.provider import FLOAT_TYPES
+from ort_core.shapes import window_geometry as core_window_geometry
 
 from ._registry import builder
 
@@ -46,27 +47,9 @@ def window_geometry(
     The trailing extent is the trailing padding plus the cells past it that ceil_mode windows
     overhang (pooling treats those as absent, unlike padding).
     """
-    n = len(in_shape)
-    begin, end, out = [0] * n, [0] * n, [0] * n
-    for i in range(n):
-        size, eff = in_shape[i], (kernel[i] - 1) * dilations[i] + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            out[i] = -(-size // strides[i])
-            total = max(0, (out[i] - 1) * strides[i] + eff - size)
-            small = total // 2
-            begin[i] = small if auto_pad == "SAME_UPPER" else total - small
-            end[i] = total - begin[i]
-            continue
-        if auto_pad == "NOTSET" and pads:
-            begin[i], end[i] = int(pads[i]), int(pads[i + n])
-        span = size + begin[i] + end[i] - eff
-        if ceil_mode:
-            out[i] = -(-span // strides[i]) + 1
-            if (out[i] - 1) * strides[i] >= size + begin[i]:
-                out[i] -= 1
-        else:
-            out[i] = span // strides[i] + 1
-        out[i] = max(out[i], 0)
+    out, begin, end = core_window_geometry(
+        in_shape, kernel, strides, dilations, pads, auto_pad, ceil_mode
+    )
     extent = [
         max(e, (o - 1) * s + (k - 1) * d + 1 - size - b)
         for e, o, s, k, d, size, b in zip(

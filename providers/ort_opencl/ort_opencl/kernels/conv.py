@@ -11,34 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ort_core.shapes import window_geometry
+
 from ._common import FLOATS, builder, checks, compute_type, device_of, load
 from .linalg import GEMM_ARGS, _Offsets, gemm_grid, gemm_source
-
-
-def window_geometry(in_shape, kernel, strides, dilations, pads, auto_pad="NOTSET", ceil_mode=False):
-    """(output size, leading pads, trailing pads) of a sliding window per spatial axis."""
-    n = len(in_shape)
-    begin, end, out = [0] * n, [0] * n, [0] * n
-    for i in range(n):
-        size, eff = in_shape[i], (kernel[i] - 1) * dilations[i] + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            out[i] = -(-size // strides[i])
-            total = max(0, (out[i] - 1) * strides[i] + eff - size)
-            small = total // 2
-            begin[i] = small if auto_pad == "SAME_UPPER" else total - small
-            end[i] = total - begin[i]
-            continue
-        if auto_pad == "NOTSET" and pads:
-            begin[i], end[i] = int(pads[i]), int(pads[i + n])
-        span = size + begin[i] + end[i] - eff
-        if ceil_mode:
-            out[i] = -(-span // strides[i]) + 1
-            if (out[i] - 1) * strides[i] >= size + begin[i]:
-                out[i] -= 1
-        else:
-            out[i] = span // strides[i] + 1
-        out[i] = max(out[i], 0)
-    return out, begin, end
 
 
 def auto_pad_check(info) -> str | None:
