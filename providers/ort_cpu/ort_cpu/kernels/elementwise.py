@@ -32,6 +32,8 @@ def _exotic(dt: np.dtype) -> bool:
 
 def _arr(r, dtype: np.dtype) -> np.ndarray:
     """``r`` as an array of ``dtype`` (numpy scalars from 0-d operations become 0-d arrays)."""
+    if type(r) is np.ndarray and r.dtype == dtype:  # the common case, on every kernel call
+        return r
     return np.asarray(r).astype(dtype, copy=False)
 
 
@@ -40,6 +42,8 @@ def widened(fn):
 
     @functools.wraps(fn)
     def run(x, *args, **kwargs):
+        if x.ndim and x.dtype.kind != "V":  # plain numpy types: nothing to widen
+            return _arr(fn(x, *args, **kwargs), x.dtype)
         xc = x.reshape(1) if x.ndim == 0 else x  # 0-d ufunc results are scalars: no out=
         if _exotic(x.dtype):
             args = [a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
