@@ -7,6 +7,7 @@ run, so one plan can run on several threads at once. Each value's slot is cleare
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         self._compact = [(s.fn, s.ins, s.outs, s.multi, s.frees) for s in self.steps]
+        self._fast, self._step_lines = _generate(self.steps)
 
     def run(
         self, inputs: Sequence[Any], run_options: Any = None, profiler: Any = None
@@ -69,20 +71,10 @@ class Plan:
         elif run_options is not None and getattr(run_options, "_watch", False):
             self._run_watched(slots, run_options)
         else:
-            step_no = 0
             try:
-                for fn, ins, outs, multi, frees in self._compact:
-                    if multi:
-                        res = fn(*[slots[i] for i in ins])
-                        for o, r in zip(outs, res):
-                            slots[o] = r
-                    else:
-                        slots[outs[0]] = fn(*[slots[i] for i in ins])
-                    for f in frees:
-                        slots[f] = None
-                    step_no += 1
+                self._fast(slots)
             except Exception as e:
-                raise self._fail(step_no, e) from e
+                raise self._fail(self._failed_step(e), e) from e
         slots[_NONE] = None
         return [slots[o] for o in self.output_slots]
 
@@ -122,6 +114,18 @@ class Plan:
         for f in frees:
             slots[f] = None
 
+    def _failed_step(self, e: BaseException) -> int:
+        """The step whose line of the generated run function raised ``e``."""
+        tb = e.__traceback__
+        line = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == _GENERATED:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None:
+            return 0
+        return max(0, bisect.bisect_right(self._step_lines, line) - 1)
+
     def _fail(self, step_no: int, e: Exception) -> Exception:
         if isinstance(e, RuntimeException) and getattr(e, "node_reported", False):
             return e
@@ -132,6 +136,37 @@ class Plan:
         )
         err.node_reported = True  # type: ignore[attr-defined]
         return err
+
+
+_GENERATED = "<ort_core plan>"
+
+
+def _generate(steps: list[Step]) -> tuple[Callable[[list[Any]], None], list[int]]:
+    """Compile the steps into one straight-line Python function over the slot list.
+
+    Each step becomes one or a few lines (``s[5] = f3(s[1], s[2])``, then ``s[1] = None`` for
+    values past their last use), so a run pays for the kernel calls and little else. Returns the
+    function and the first line number of each step (to name the failing node on an error).
+    """
+    env: dict[str, Any] = {}
+    lines = ["def run(s):"]
+    starts = []
+    for k, st in enumerate(steps):
+        starts.append(len(lines) + 1)
+        fn = f"f{k}"
+        env[fn] = st.fn
+        args = ", ".join(f"s[{i}]" for i in st.ins)
+        if st.multi:
+            lines.append(f"    r = {fn}({args}); n = len(r)")
+            for j, o in enumerate(st.outs):
+                lines.append(f"    s[{o}] = r[{j}] if n > {j} else None")
+        else:
+            lines.append(f"    s[{st.outs[0]}] = {fn}({args})")
+        if st.frees:
+            lines.append("    " + "; ".join(f"s[{f}] = None" for f in st.frees))
+    lines.append("    return None")
+    exec(compile("\n".join(lines), _GENERATED, "exec"), env)  # noqa: S102 - our own code
+    return env["run"], starts
 
 
 class BoundGraph:
