@@ -276,3 +276,19 @@ def test_optimized_model_filepath_is_valid_and_loads_in_onnxruntime(tmp_path, ml
         None, feed
     )
     np.testing.assert_allclose(theirs[0], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_intra_op_num_threads_sets_blas_threads(mlp_model):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        pytest.skip("numpy reports no BLAS library to limit")
+    before = blas[0]["num_threads"]
+    try:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        ort.InferenceSession(mlp_model.SerializeToString(), so, providers=["cpu"])
+        info = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+        assert all(i["num_threads"] == 1 for i in info)
+    finally:
+        threadpoolctl.threadpool_limits(limits=before, user_api="blas")
