@@ -133,19 +133,30 @@ def bench_model(
 
 
 def peak_memory(name: str, config: str, threads: int) -> float:
-    """Peak RSS in MB of a fresh process that creates the session and runs it three times."""
-    code = "\n".join(
-        [
-            f"import sys, resource; sys.path.insert(0, {HERE!r})",
-            "from run import make_session, limit_threads",
-            "from models import load_benchmark_model",
-            f"limit_threads({threads}); path, feed = load_benchmark_model({name!r})",
-            f"s = make_session({config!r}, path, {threads})",
-            "for _ in range(3): s.run(None, feed)",
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
-        ]
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    """Peak RSS in MB of a fresh process that creates the session and runs it three times.
+
+    The feed is prepared here and handed over in a file, so the child's peak is the session's own
+    (plus the interpreter), not the cost of inspecting the model to build inputs.
+    """
+    import tempfile
+
+    path, feed = load_benchmark_model(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        feed_file = os.path.join(tmp, "feed.npz")
+        np.savez(feed_file, **feed)
+        code = "\n".join(
+            [
+                f"import sys, resource; sys.path.insert(0, {HERE!r})",
+                "import numpy as np",
+                "from run import make_session, limit_threads",
+                f"limit_threads({threads})",
+                f"feed = dict(np.load({feed_file!r}))",
+                f"s = make_session({config!r}, {path!r}, {threads})",
+                "for _ in range(3): s.run(None, feed)",
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+            ]
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         return float("nan")
     return int(proc.stdout.strip().splitlines()[-1]) / 1024.0

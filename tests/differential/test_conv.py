@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+import onnx
 import pytest
 
 from .harness import check_node, make_node_model, run_cpu, run_reference
@@ -34,6 +35,12 @@ CONV_CASES = [
     ((1, 2, 4, 5, 3), (3, 2, 2, 3, 2), {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]}),
     ((2, 4, 3, 4, 5), (4, 2, 1, 2, 2), {"group": 2, "dilations": [1, 2, 1]}),
     ((0, 3, 5, 5), (2, 3, 3, 3), {}),  # empty batch
+    # stride 1, one group, no more output than input channels: one GEMM per shifted tap
+    ((2, 6, 7, 8), (4, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 5, 9, 9), (3, 5, 3, 2), {"dilations": [2, 3], "pads": [2, 1, 0, 3]}),
+    ((1, 4, 6, 7), (4, 4, 4, 3), {"auto_pad": "SAME_UPPER"}),
+    ((1, 4, 6, 7), (2, 4, 2, 3), {}),
+    ((2, 3, 6, 7), (3, 1, 3, 2), {"group": 3, "dilations": [2, 1], "pads": [2, 0, 1, 1]}),
 ]
 
 
@@ -49,13 +56,34 @@ def test_conv_float32(case, bias):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])
-@pytest.mark.parametrize("case", [2, 3, 4, 7])
+@pytest.mark.parametrize("case", [2, 3, 4, 7, 17])
 def test_conv_dtypes(dtype, case):
     xs, ws, attrs = CONV_CASES[case]
     rng = np.random.default_rng(case)
     inputs = [_rand(rng, xs, dtype), _rand(rng, ws, dtype), _rand(rng, (ws[0],), dtype)]
     rtol, atol = TOL[dtype]
     check_node("Conv", inputs, attrs, rtol=rtol, atol=atol)
+
+
+def test_conv_constant_weights_repeated_runs():
+    """Weights that are initializers are packed once; every run (and a second session over the
+    same weights) gives the reference result."""
+    import ort_core
+
+    rng = np.random.default_rng(7)
+    for xs, ws, attrs in (CONV_CASES[17], CONV_CASES[4], CONV_CASES[7]):
+        x, w = _rand(rng, xs), _rand(rng, ws)
+        model, feeds = make_node_model("Conv", [x, w], attrs)
+        expected = run_reference(model, feeds)[0]
+        model.graph.initializer.append(onnx.numpy_helper.from_array(w, "x1"))
+        del model.graph.input[1]
+        for _ in range(2):
+            sess = ort_core.InferenceSession(
+                model.SerializeToString(), providers=["CPUExecutionProvider"]
+            )
+            for _ in range(2):
+                got = sess.run(None, {"x0": x})[0]
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("opset", [1, 11, 22])

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -141,6 +143,126 @@ def pack_weights(w: np.ndarray, group: int, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(group, m // group, -1), dtype=dtype)
 
 
+class _DerivedWeights:
+    """Weights in another layout, derived once per packed weight array and kept while that array
+    lives (packed constants live as long as their kernel; per-run packings die after the run and
+    take their entry with them). Keyed by identity with a weak reference, bounded and locked."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._lock = threading.RLock()  # a weakref callback may fire while it is held
+        self._items: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+        self._limit = limit
+
+    def get(self, w: np.ndarray, derive) -> np.ndarray:
+        key = id(w)
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0]() is w:
+            return hit[1]
+        value = derive(w)
+        try:
+            ref = weakref.ref(w, lambda _, key=key: self._drop(key))
+        except TypeError:
+            return value
+        with self._lock:
+            if len(self._items) < self._limit:
+                self._items[key] = (ref, value)
+        return value
+
+    def _drop(self, key: int) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
+_TAP_MAJOR = _DerivedWeights()
+
+
+def _tap_major(wmat: np.ndarray, taps: int) -> np.ndarray:
+    """(1, M, C*K) packed weights as K contiguous (M, C) matrices, one per kernel tap."""
+    m, ck = wmat.shape[1:]
+    return _TAP_MAJOR.get(
+        wmat,
+        lambda w: np.ascontiguousarray(w.reshape(m, ck // taps, taps).transpose(2, 0, 1)),
+    )
+
+
+def _tap_offsets(kernel, dilations, wp: int) -> list[int]:
+    """Flat offsets, in a padded image of row length ``wp``, of the 2-D kernel taps."""
+    return [
+        i * dilations[0] * wp + j * dilations[1] for i in range(kernel[0]) for j in range(kernel[1])
+    ]
+
+
+def _flat_padded(img: np.ndarray, begin, end, length: int) -> np.ndarray:
+    """(C, H, W) ``img`` zero-padded, its rows laid end to end: (C, max(Hp*Wp, length))."""
+    c, h, w = img.shape
+    hp, wp = h + begin[0] + end[0], w + begin[1] + end[1]
+    flat = np.zeros((c, max(hp * wp, length)), dtype=img.dtype)
+    flat[:, : hp * wp].reshape(c, hp, wp)[:, begin[0] : begin[0] + h, begin[1] : begin[1] + w] = img
+    return flat
+
+
+def _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end) -> np.ndarray:
+    """Stride-1 2-D convolution as one GEMM per kernel tap on shifted flat views of the padded
+    input: the rows of the padded image are laid end to end, so the input under tap (i, j) for
+    every output cell is one contiguous slice (with Wp - OW junk columns per output row, dropped
+    at the end). No column matrix; pays when the output has no more channels than the input."""
+    n, c = x.shape[:2]
+    oh, ow = out
+    wp = x.shape[3] + begin[1] + end[1]
+    span = oh * wp
+    taps = _tap_major(wmat, kernel[0] * kernel[1])
+    offsets = _tap_offsets(kernel, dilations, wp)
+    y = np.empty((n, m, oh, ow), dtype=x.dtype)
+    acc = np.empty((m, span), dtype=x.dtype)
+    tmp = np.empty_like(acc)
+    for b in range(n):
+        flat = _flat_padded(x[b], begin, end, offsets[-1] + span)
+        for t, off in enumerate(offsets):
+            if t == 0:
+                np.matmul(taps[0], flat[:, off : off + span], out=acc)
+            else:
+                np.matmul(taps[t], flat[:, off : off + span], out=tmp)
+                acc += tmp
+        y[b] = acc.reshape(m, oh, wp)[:, :, :ow]
+    return y
+
+
+def _flat_layout_ok(nd, strides, out, begin, end) -> bool:
+    """Whether the flat padded layout of :func:`_conv_shifted` applies: 2-D, stride 1, no
+    cropping pads, a non-empty output."""
+    return nd == 2 and strides == [1, 1] and all(out) and min(begin + end) >= 0
+
+
+def _shifted_pays(nd, g, m, c, strides, out, width, begin, end) -> bool:
+    """Whether :func:`_conv_shifted` beats im2col: it skips writing the K-fold column matrix but
+    adds K-1 accumulations of the (M, OH*Wp) output, so it wants M <= C, and it computes Wp - OW
+    junk columns per row, so with M close to C it wants them few."""
+    if g != 1 or m > c or not _flat_layout_ok(nd, strides, out, begin, end):
+        return False
+    wp = width[0] + begin[1] + end[1]
+    return 2 * m <= c or 8 * out[1] >= 7 * wp
+
+
+def _conv_depthwise(x, wmat, kernel, dilations, out, begin, end) -> np.ndarray:
+    """Stride-1 depthwise 2-D convolution: the columns of each channel gathered from the flat
+    padded layout (one long contiguous copy per tap instead of one short copy per output row),
+    then one (1, K) x (K, OH*Wp) product per channel."""
+    n, c = x.shape[:2]
+    oh, ow = out
+    wp = x.shape[3] + begin[1] + end[1]
+    span = oh * wp
+    offsets = _tap_offsets(kernel, dilations, wp)
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    cols = np.empty((c, len(offsets), span), dtype=x.dtype)
+    for b in range(n):
+        flat = _flat_padded(x[b], begin, end, offsets[-1] + span)
+        for t, off in enumerate(offsets):
+            cols[:, t] = flat[:, off : off + span]
+        y[b] = np.matmul(wmat, cols).reshape(c, oh, wp)[:, :, :ow]
+    return y
+
+
 def conv_core(
     x: np.ndarray,
     wmat: np.ndarray,
@@ -171,6 +293,10 @@ def conv_core(
             )
         ]
         cols = xs.reshape(n, g, c // g, p)
+    elif _shifted_pays(nd, g, m, c, strides, out, x.shape[3:], begin, end):
+        return _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end)
+    elif _flat_layout_ok(nd, strides, out, begin, end) and g == c == m:
+        return _conv_depthwise(x, wmat, kernel, dilations, out, begin, end)
     else:
         xp = pad_to(x, begin, end)
         cols = kernel_view(xp, kernel, strides, dilations, out).reshape(n, g, wmat.shape[2], p)
