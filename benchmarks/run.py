@@ -112,8 +112,11 @@ def bench_model(
         except Exception as e:  # a configuration that cannot run this model is reported, not fatal
             results[c].error = f"{type(e).__name__}: {str(e)[:200]}"
             sessions.pop(c, None)
-    for _ in range(rounds):
-        for c, sess in sessions.items():
+    order = list(sessions.items())
+    for k in range(rounds):
+        # rotate the order each round: onnxruntime's worker threads keep spinning after a run and
+        # slow whichever configuration runs right after it
+        for c, sess in order[k % len(order) :] + order[: k % len(order)]:
             t0 = time.perf_counter()
             sess.run(None, feed)
             results[c].samples.append(time.perf_counter() - t0)

@@ -13,19 +13,28 @@ Two cases compile on first use instead, once per distinct key, keeping the most 
   inputs): the key is the input shapes plus the values of the small integer inputs, which are baked
   into the model as constants, so OpenVINO folds what depends on them.
 
+Inputs with a known default (overridable initializers, which old models use for their weights and
+the shapes their weights are computed from) are compiled as constants, so OpenVINO folds and
+prepacks them: a run whose inputs are those very default objects (the session passes them when the
+feed does not override them) uses that compilation, found by an identity check per input. A run
+that overrides one takes the general path above, compiled on first need.
+
 Each thread that runs the session gets its own infer request, so runs never share state. Outputs
 come back as numpy arrays with exactly the ONNX element types of the cluster's outputs.
 """
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import onnx
+import openvino as ov
 from onnx import helper, numpy_helper
+from openvino._pyopenvino import InferRequest as _RawRequest  # infer without Python dispatch
 
 from ort_core.errors import EPFail
 from ort_core.ir import Graph, graph_to_proto, tensor_dtype
@@ -78,6 +87,29 @@ def _specialized(
     return spec
 
 
+def _numpy_type(port: Any) -> np.dtype | None:
+    try:
+        return np.dtype(port.get_element_type().to_dtype())
+    except Exception:  # a type numpy has no exact match for (bf16, strings...)
+        return None
+
+
+def _shared_tensors(feed: list[np.ndarray], dtypes: list[np.dtype | None]) -> dict | None:
+    """``{input index: ov.Tensor}`` sharing the arrays' memory (converted or copied first when the
+    element type differs, or the array is not contiguous or not writeable); None when an input
+    needs OpenVINO's own conversions (scalars, types numpy lacks)."""
+    tensors = {}
+    for i, (a, dt) in enumerate(zip(feed, dtypes)):
+        if dt is None or a.ndim == 0:
+            return None
+        if a.dtype != dt:
+            a = a.astype(dt)
+        elif not (a.flags.c_contiguous and a.flags.writeable):
+            a = np.array(a, order="C")
+        tensors[i] = ov.Tensor(a, shared_memory=True)
+    return tensors
+
+
 class CompiledSubgraph:
     """``fn(*inputs) -> [outputs]`` for one fused cluster (see module docstring)."""
 
@@ -89,6 +121,7 @@ class CompiledSubgraph:
         subgraph: Graph,
         opsets: dict[str, int],
         dynamic: bool,
+        defaults: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.core = core
         self.device = device
@@ -112,15 +145,70 @@ class CompiledSubgraph:
         self._local = threading.local()
         self.compilations = 0
         self.dynamic_error = ""
+        self.dynamic = dynamic
+        self._bakeable_inputs = self._bakeable(subgraph)
+        #: with defaults compiled as constants: (compilation, positions of the arguments it takes,
+        #: output indices, positions of the defaulted arguments, their default objects)
+        self.preset: tuple[Any, list[int], list[int], list[int], list[Any]] | None = None
+        fixed = {
+            k: defaults[n] for k, n in enumerate(self.input_names) if defaults and n in defaults
+        }
+        if fixed:
+            try:
+                self.preset = self._compile_preset(model, fixed)
+            except EPFail:
+                self.preset = None
+            if self.preset is not None:
+                self._general = False  # compiled on first need: a run overriding a default
+                return
+            model = self._read(self.proto)  # the attempt edited the model
+        self._setup_general(model)
+
+    def _setup_general(self, model: Any) -> None:
+        """Compile ``model`` for every input when a single compilation can serve; otherwise note
+        what the per-key compilations bake."""
         is_dynamic = any(p.get_partial_shape().is_dynamic for p in model.inputs)
-        if not is_dynamic or dynamic:
+        if not is_dynamic or self.dynamic:
             try:
                 self.compiled = self._compile(model)
             except EPFail as e:
-                self.baked = self._bakeable(subgraph)
+                self.baked = self._bakeable_inputs
                 if not (is_dynamic or self.baked):
                     raise
                 self.dynamic_error = str(e)
+        self._general = True
+
+    def _compile_preset(self, model: Any, fixed: dict[int, np.ndarray]) -> tuple | None:
+        """The compilation of ``model`` with the ``fixed`` inputs (by OpenVINO input index) as
+        constants, or None when it would not be a single one (dynamic shapes disabled)."""
+        fed: list[int] = []
+        positions: list[int] = []
+        objects: list[Any] = []
+        for k, param in enumerate(list(model.get_parameters())):
+            value = fixed.get(k)
+            if value is not None:
+                # a copy (defaults are read-only); the plugin repacks it anyway
+                const = ov.op.Constant(np.ascontiguousarray(value))
+                if (
+                    const.get_element_type() == param.get_element_type()
+                    and param.get_partial_shape().compatible(const.get_output_partial_shape(0))
+                ):
+                    param.output(0).replace(const.output(0))
+                    model.remove_parameter(param)
+                    positions.append(self.input_positions[k])
+                    objects.append(value)
+                    continue
+            fed.append(self.input_positions[k])
+        if not positions:
+            return None
+        try:
+            model.validate_nodes_and_infer_types()
+        except Exception as e:
+            raise EPFail(f"cluster '{self.name}' with its defaults: {short_message(e)}") from None
+        if not self.dynamic and any(p.get_partial_shape().is_dynamic for p in model.inputs):
+            return None
+        out_index = self._output_index(model)
+        return self._compile(model), fed, out_index, positions, objects
 
     def _read(self, proto: onnx.ModelProto) -> Any:
         try:
@@ -177,7 +265,7 @@ class CompiledSubgraph:
     @property
     def loaded_from_cache(self) -> bool:
         """True when OpenVINO loaded the compiled model from ``cache_dir`` instead of compiling."""
-        compiled = self.compiled
+        compiled = self.preset[0] if self.preset is not None else self.compiled
         if compiled is None and self._cache:
             compiled = next(iter(self._cache.values()))[0]
         return bool(compiled is not None and compiled.get_property("LOADED_FROM_CACHE"))
@@ -226,24 +314,24 @@ class CompiledSubgraph:
                 self._cache.popitem(last=False)
             return entry
 
-    def _request(self, compiled: Any) -> Any:
+    def _request(self, compiled: Any) -> tuple[Any, Any, list[np.dtype]]:
+        """This thread's (compilation, infer request, input element types) for ``compiled``."""
         requests = self._local.__dict__.setdefault("requests", {})
         entry = requests.get(id(compiled))
         if entry is None or entry[0] is not compiled:
             if len(requests) >= SHAPE_CACHE_SIZE:
                 requests.clear()
-            entry = requests[id(compiled)] = (compiled, compiled.create_infer_request())
-        return entry[1]
+            dtypes = [_numpy_type(port) for port in compiled.inputs]
+            entry = requests[id(compiled)] = (compiled, compiled.create_infer_request(), dtypes)
+        return entry
 
-    def __call__(self, *args: Any) -> list[np.ndarray]:
-        feed = [np.asarray(args[p]) for p in self.input_positions]
-        if self.compiled is not None:
-            compiled, out_index = self.compiled, self.output_index
+    def _infer(self, compiled: Any, feed: list[np.ndarray], out_index: list[int]) -> list:
+        _, request, dtypes = self._request(compiled)
+        tensors = _shared_tensors(feed, dtypes)
+        if tensors is None:  # scalars or unusual types: OpenVINO's own conversions
+            results = request.infer(feed, share_inputs=True, share_outputs=False).to_tuple()
         else:
-            compiled, order, out_index = self._for_key(feed)
-            feed = [feed[k] for k in order]
-        request = self._request(compiled)
-        results = request.infer(feed, share_inputs=True, share_outputs=False).to_tuple()
+            results = tuple(_RawRequest.infer(request, tensors, False, True).values())
         outs = []
         for k, dt in zip(out_index, self.output_dtypes):
             value = results[k]
@@ -251,3 +339,21 @@ class CompiledSubgraph:
                 value = value.astype(dt)
             outs.append(value)
         return outs
+
+    def __call__(self, *args: Any) -> list[np.ndarray]:
+        preset = self.preset
+        if preset is not None:
+            compiled, fed, out_index, positions, objects = preset
+            if all(map(operator.is_, map(args.__getitem__, positions), objects)):
+                return self._infer(compiled, [np.asarray(args[p]) for p in fed], out_index)
+            if not self._general:
+                with self._lock:
+                    if not self._general:
+                        self._setup_general(self._read(self.proto))
+        feed = [np.asarray(args[p]) for p in self.input_positions]
+        if self.compiled is not None:
+            compiled, out_index = self.compiled, self.output_index
+        else:
+            compiled, order, out_index = self._for_key(feed)
+            feed = [feed[k] for k in order]
+        return self._infer(compiled, feed, out_index)

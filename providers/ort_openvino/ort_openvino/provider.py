@@ -17,7 +17,7 @@ Options (onnxruntime's OpenVINO provider names them the same way):
 ``disable_dynamic_shapes``
     ``"false"`` (default): inputs with symbolic or unknown dims are compiled once with OpenVINO's
     dynamic shapes. ``"true"``: each distinct set of input shapes is compiled on first use, keeping
-    the most recent :data:`~ort_openvino.kernel.STATIC_SHAPE_CACHE` compilations.
+    the most recent :data:`~ort_openvino.kernel.SHAPE_CACHE_SIZE` compilations.
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             "disable_dynamic_shapes", self.options.get("disable_dynamic_shapes", "false")
         )
         self.probe = _probe_for(self.device, self.query_device)
+        #: overridable initializers seen while partitioning: name -> default value. A cluster
+        #: compiles them as constants, used while a run passes these very objects.
+        self.defaults: dict[str, Any] = {}
 
     @staticmethod
     def _check_device(device: str, present: list[str]) -> str:
@@ -205,6 +208,11 @@ class OpenVINOExecutionProvider(ExecutionProvider):
 
     # -- partitioning ---------------------------------------------------------------------------
     def get_capability(self, view: GraphView) -> list[Claim]:
+        graph = view.graph
+        for name in graph.inputs:
+            value = graph.initializers.get(name)
+            if value is not None:
+                self.defaults[name] = value
         nodes = view.nodes
         decisions = self.probe.decide(view, nodes)
         ok = []
@@ -258,7 +266,13 @@ class OpenVINOExecutionProvider(ExecutionProvider):
         from .kernel import CompiledSubgraph
 
         return CompiledSubgraph(
-            get_core(), self.device, dict(self.config), subgraph, opsets, self.dynamic_shapes
+            get_core(),
+            self.device,
+            dict(self.config),
+            subgraph,
+            opsets,
+            self.dynamic_shapes,
+            self.defaults,
         )
 
 

@@ -320,3 +320,66 @@ def test_probe_failure_message_is_short_and_names_openvino():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(short_message(RuntimeError("x" * 1000))) <= 303
+
+
+def _overridable_model() -> bytes:
+    """A convolution whose weights, bias and an added shape-computed tensor are overridable
+    initializers (graph inputs with defaults), as in old models."""
+    rng = np.random.default_rng(7)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    shape = numpy_helper.from_array(np.array([1, 4, 6, 6], np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"]),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["k"],
+            value=numpy_helper.from_array(np.array([0.5], np.float32)),
+        ),
+        helper.make_node("Add", ["c", "k"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [4]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w, b, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_overridable_initializers_compile_as_constants_until_overridden(compilations):
+    data = _overridable_model()
+    sess = ort.InferenceSession(data, providers=[OV])
+    cpu = ort.InferenceSession(data, providers=[CPU])
+    assert set(placement(sess)) == {OV}
+    # the defaults are constants of the one compilation: it takes x alone, with static shapes
+    assert len(compilations) == 1
+    assert len(compilations[0].inputs) == 1
+    assert not compilations[0].inputs[0].get_partial_shape().is_dynamic
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w2 = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    feeds = [
+        {"x": x},
+        {"x": x, "w": w2},  # overridden: the general path, compiled on first need
+        {"x": x, "shape": np.array([1, 4, 6, 6], np.int64)},  # equal values, another array
+        {"x": x},  # the defaults again: the constant compilation
+    ]
+    for feed in feeds:
+        np.testing.assert_allclose(
+            sess.run(None, feed)[0], cpu.run(None, feed)[0], rtol=1e-5, atol=1e-5
+        )
+    assert len(compilations) > 1
+    made = len(compilations)
+    for feed in feeds:
+        sess.run(None, feed)
+    assert len(compilations) == made  # every case is served by a compilation already made
