@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import numpy_helper
 
 from .harness import assert_same, make_node_model, run_cpu
 
@@ -17,11 +18,20 @@ def _rand(rng, shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def check_ms(op, inputs, attrs=None, *, n_outputs=1, domain=MS, rtol=1e-4, atol=1e-5, opset=17):
-    """Run ``op`` on ort-core's CPU provider and on onnxruntime; assert equal outputs."""
+def check_ms(
+    op, inputs, attrs=None, *, n_outputs=1, domain=MS, rtol=1e-4, atol=1e-5, opset=17, consts=()
+):
+    """Run ``op`` on ort-core's CPU provider and on onnxruntime; assert equal outputs. Inputs
+    whose indices are in ``consts`` become initializers (constants to the kernel builders)."""
     model, feeds = make_node_model(
         op, inputs, attrs, domain=domain, n_outputs=n_outputs, opset=opset
     )
+    for i in consts:
+        name = f"x{i}"
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
+        kept = [v for v in model.graph.input if v.name != name]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -96,6 +106,19 @@ def test_gelu_family(dtype):
     check_ms("QuickGelu", [x], {"alpha": 1.3}, **tol)
 
 
+@pytest.mark.parametrize("shape", [(3, 41, 300), (2, 20000), (7, 3)])
+def test_gelu_family_blocks(shape):
+    """Inputs over several of the blocks the erf GELU works in (the last one partial), long
+    tails included; and tiny ones, computed element by element."""
+    rng = np.random.default_rng(13)
+    x, bias = _rand(rng, shape) * 4, _rand(rng, shape[-1:])
+    x.reshape(-1)[:4] = [0.0, -12.0, 9.0, -0.0]
+    check_ms("Gelu", [x])
+    check_ms("BiasGelu", [x, bias])
+    check_ms("BiasGelu", [x, bias], consts=(1,))
+    check_ms("FastGelu", [x, bias])
+
+
 def test_bias_split_gelu_and_bias_add():
     """onnxruntime implements these two on CUDA only: compare with their formulas."""
     from math import erf
@@ -159,6 +182,19 @@ def test_attention(mask, unidirectional):
     x, w, bias = _rand(rng, (b, s, hidden)), _rand(rng, (hidden, 3 * hidden)), _rand(rng, (48,))
     attrs = {"num_heads": n, "unidirectional": unidirectional}
     check_ms("Attention", [x, w * 0.3, bias, MASKS[mask]], attrs)
+    check_ms("Attention", [x, w * 0.3, bias, MASKS[mask]], attrs, consts=(1, 2))
+
+
+def test_attention_qkv_hidden_sizes_and_present():
+    rng = np.random.default_rng(10)
+    b, s, hidden, n = 2, 6, 16, 2
+    x, w = _rand(rng, (b, s, hidden)), _rand(rng, (hidden, 16 + 16 + 8)) * 0.3
+    bias = _rand(rng, (40,))
+    attrs = {"num_heads": n, "qkv_hidden_sizes": [16, 16, 8]}
+    check_ms("Attention", [x, w, bias], attrs, consts=(1,))
+    attrs = {"num_heads": n, "unidirectional": 1}
+    w = _rand(rng, (hidden, 48)) * 0.3
+    check_ms("Attention", [x, w, bias[:40].repeat(2)[:48]], attrs, n_outputs=2, consts=(1,))
 
 
 def test_attention_past_present_and_bias():

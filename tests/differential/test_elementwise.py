@@ -57,6 +57,16 @@ def test_unary_float(op, dtype):
         check_node(op, [rand(shape, dtype, lo, hi)], **tol(dtype))
 
 
+@pytest.mark.parametrize("op", ["Erf", "Gelu"])
+@pytest.mark.parametrize("shape", [(5, 7001), (150,)])
+def test_erf_gelu_blocks(op, shape):
+    """Erf and Gelu work in blocks of elements (the last one partial here) and element by element
+    on tiny inputs; long tails included."""
+    x = rand(shape, np.float32, -9, 9)
+    x.reshape(-1)[:3] = [0.0, 1e-6, -1e-6]
+    check_node(op, [x], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["Exp", "Sigmoid", "Relu", "Erf", "Gelu", "Neg", "Floor"])
 def test_unary_bfloat16(op):
     x = rand((4, 5), ml_dtypes.bfloat16, *UNARY[op])

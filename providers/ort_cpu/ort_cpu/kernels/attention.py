@@ -201,7 +201,11 @@ def _attention(cfg: _AttentionConfig, q, k, v, mask=None, past_k=None, past_v=No
     past_len = None if past_k is None else past_k.shape[2]
     bias = _attention_bias(cfg, mask, nonpad, past_len, bsz, sq, total, work)
     if bias is not None:
-        scores = scores + bias
+        inplace = not (cfg.want_qk and cfg.mode in (0, 1))  # else scores is an output as it is
+        if inplace and np.broadcast_shapes(scores.shape, bias.shape) == scores.shape:
+            scores += bias
+        else:
+            scores = scores + bias
     biased = scores if cfg.mode == 2 else None
     if cfg.softmax_dtype is not None and cfg.softmax_dtype != work:
         scores = scores.astype(cfg.softmax_dtype).astype(work)

@@ -21,7 +21,7 @@ from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from ._registry import builder, kernel
 from .conv import ConvAttrs, add_bias, check_auto_pad, compute_dtype, conv_core, pack_weights
-from .elementwise import _sigmoid, erf
+from .elementwise import _sigmoid, gelu_erf
 
 MS = "com.microsoft"
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -171,13 +171,22 @@ def fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB
 
 # -- Gelu family -----------------------------------------------------------------------------
 def gelu_exact(x: np.ndarray) -> np.ndarray:
-    return x * 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+    return gelu_erf(x)
 
 
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
+def gelu_tanh(x: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in one scratch array (``x`` itself when
+    ``inplace``)."""
     t = x.dtype.type
-    inner = np.tanh(t(math.sqrt(2 / math.pi)) * (x + t(0.044715) * x * x * x))
-    return x * t(0.5) * (1 + inner)
+    inner = np.multiply(x, x)
+    inner *= t(0.044715)
+    inner += 1
+    inner *= x
+    inner *= t(math.sqrt(2 / math.pi))
+    np.tanh(inner, out=inner)
+    inner += 1
+    inner *= t(0.5)
+    return np.multiply(inner, x, out=x if inplace else inner)
 
 
 @kernel("Gelu", domain=MS, dtypes=FLOAT_TYPES)
@@ -187,13 +196,14 @@ def gelu(x):
 
 @kernel("BiasGelu", domain=MS, dtypes=FLOAT_TYPES)
 def bias_gelu(a, b):
-    return gelu_exact(_c(a) + _c(b)).astype(a.dtype, copy=False)
+    return gelu_erf(_c(a), _c(b)).astype(a.dtype, copy=False)
 
 
 @kernel("FastGelu", domain=MS, dtypes=FLOAT_TYPES)
 def fast_gelu(x, bias=None):
-    xc = _c(x) if bias is None else _c(x) + _c(bias)
-    return gelu_tanh(xc).astype(x.dtype, copy=False)
+    if bias is None:
+        return gelu_tanh(_c(x)).astype(x.dtype, copy=False)
+    return gelu_tanh(_c(x) + _c(bias), inplace=True).astype(x.dtype, copy=False)
 
 
 @kernel("QuickGelu", domain=MS, dtypes=FLOAT_TYPES)
@@ -224,18 +234,25 @@ def _skip_sum(x, skip, bias):
 
 
 def _layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axes=(-1,)):
-    """Normalize ``s`` (already in its compute dtype) over ``axes``: y, mean, inv_std."""
+    """Normalize ``s`` (already in its compute dtype) over ``axes``: y, mean, inv_std. Two
+    reductions and one scratch array, which becomes y."""
+    n = math.prod(s.shape[a] for a in axes)
     if simplified:
-        mean = None
-        ms = (s * s).mean(axis=axes, keepdims=True)
+        mean, d = None, s
     else:
-        mean = s.mean(axis=axes, keepdims=True)
-        d = s - mean
-        ms = (d * d).mean(axis=axes, keepdims=True)
-    inv_std = 1 / np.sqrt(ms + s.dtype.type(epsilon))
-    y = (s if simplified else s - mean) * inv_std * gamma.astype(s.dtype, copy=False)
+        mean = np.add.reduce(s, axis=axes, keepdims=True)
+        mean /= n
+        d = np.subtract(s, mean)
+    y = np.multiply(d, d)
+    ms = np.add.reduce(y, axis=axes, keepdims=True)
+    ms /= n
+    ms += s.dtype.type(epsilon)
+    inv_std = np.sqrt(ms, out=ms)
+    np.divide(1, inv_std, out=inv_std)
+    np.multiply(d, inv_std, out=y)
+    y *= gamma.astype(s.dtype, copy=False)
     if beta is not None:
-        y = y + beta.astype(s.dtype, copy=False)
+        y += beta.astype(s.dtype, copy=False)
     return y, mean, inv_std
 
 
@@ -302,9 +319,12 @@ def simplified_layer_normalization(info):
 
 
 # -- attention -----------------------------------------------------------------------------------
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def _softmax_(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in place."""
+    x -= x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
 
 
 def _heads(x: np.ndarray, n: int) -> np.ndarray:
@@ -336,14 +356,26 @@ def _key_mask(mask, b: int, s: int, total: int, past: int, filter_value: float, 
 
 
 def _attend(q, k, v, scale, add_masks):
-    """softmax(q k^T * scale + masks) v on (B, N, S, H) tensors -> (B, S, N*Hv)."""
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    """softmax(q k^T * scale + masks) v on (B, N, S, H) tensors -> (B, S, N*Hv). The scores are
+    one fresh array, scaled, masked and normalized in place; the last product is written straight
+    into the (B, S, N, Hv) layout of the result."""
+    scores = np.matmul(q, np.swapaxes(k, -1, -2))
+    if scale != 1.0:
+        scores *= q.dtype.type(scale)
     for m in add_masks:
-        if m is not None:
+        if m is None:
+            continue
+        m = m.astype(scores.dtype, copy=False)
+        if np.broadcast_shapes(scores.shape, m.shape) == scores.shape:
+            scores += m
+        else:
             scores = scores + m
-    out = np.matmul(_softmax(scores), v)
-    b, n, s, h = out.shape
-    return out.transpose(0, 2, 1, 3).reshape(b, s, n * h)
+    _softmax_(scores)
+    b, n, s = scores.shape[:3]
+    hv = v.shape[-1]
+    out = np.empty((b, s, n, hv), scores.dtype)
+    np.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+    return out.reshape(b, s, n * hv)
 
 
 def _causal(s: int, total: int, cdt) -> np.ndarray:
@@ -362,29 +394,39 @@ def attention(info):
     sizes = info.attr("qkv_hidden_sizes")
     filter_value = float(info.attr("mask_filter_value", -10000.0))
     scale_attr = info.attr("scale")
+    outs = info.node.outputs
+    want_present = len(outs) > 1 and bool(outs[1])
+    w_const, dt = info.constant(1), info.input_dtype(0)
+    w_pre = None
+    if w_const is not None and dt is not None and w_const.ndim == 2:
+        w_pre = np.ascontiguousarray(w_const, compute_dtype(dt))
 
     def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
         xc = _c(x)
         cdt = xc.dtype
-        qkv = xc @ weights.astype(cdt, copy=False)
+        w = w_pre if w_pre is not None else weights.astype(cdt, copy=False)
+        b, s, d = xc.shape
+        qkv = xc.reshape(b * s, d) @ w  # one 2-D GEMM for all tokens
         if bias is not None:
-            qkv = qkv + bias.astype(cdt, copy=False)
-        hq, hk, _hv = list(sizes) if sizes else [qkv.shape[-1] // 3] * 3
+            qkv += bias.astype(cdt, copy=False)
+        hq, hk, hv = list(sizes) if sizes else [qkv.shape[-1] // 3] * 3
+        head = hq // n
+        scale = float(scale_attr) if scale_attr is not None else 1 / math.sqrt(head)
+        qkv[:, :hq] *= cdt.type(scale)  # scaling Q is cheaper than scaling the scores
+        qkv = qkv.reshape(b, s, hq + hk + hv)
         q, k = _heads(qkv[..., :hq], n), _heads(qkv[..., hq : hq + hk], n)
         v = _heads(qkv[..., hq + hk :], n)
         if past is not None and past.size:
             k = np.concatenate([past[0].astype(cdt), k], axis=2)
             v = np.concatenate([past[1].astype(cdt), v], axis=2)
-        b, _, s, head = q.shape
         total = k.shape[2]
-        scale = float(scale_attr) if scale_attr is not None else 1 / math.sqrt(head)
         masks = [_key_mask(mask_index, b, s, total, total - s, filter_value, cdt)]
         if unidirectional:
             masks.append(_causal(s, total, cdt))
         if attention_bias is not None:
-            masks.append(attention_bias.astype(cdt))
-        out = _attend(q, k, v, scale, masks).astype(x.dtype, copy=False)
-        present = np.stack([k, v]).astype(x.dtype, copy=False)
+            masks.append(attention_bias)
+        out = _attend(q, k, v, 1.0, masks).astype(x.dtype, copy=False)
+        present = np.stack([k, v]).astype(x.dtype, copy=False) if want_present else None
         return _outputs(info, (out, present))
 
     return run

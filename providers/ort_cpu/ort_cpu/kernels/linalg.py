@@ -22,7 +22,12 @@ def _work(x: np.ndarray) -> np.ndarray:
 
 @kernel("MatMul", since=1, dtypes=NUMERIC_TYPES)
 def matmul(a, b):
-    return np.asarray(np.matmul(_work(a), _work(b))).astype(a.dtype, copy=False)
+    aw, bw = _work(a), _work(b)
+    if aw.ndim > 2 and bw.ndim == 2 and aw.flags.c_contiguous:
+        # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry
+        y = np.matmul(aw.reshape(-1, aw.shape[-1]), bw)
+        return y.reshape(*aw.shape[:-1], bw.shape[-1]).astype(a.dtype, copy=False)
+    return np.asarray(np.matmul(aw, bw)).astype(a.dtype, copy=False)
 
 
 @builder("Gemm", since=1, dtypes=NUMERIC_TYPES,

@@ -153,18 +153,17 @@ kernel("ArgMin", since=1, dtypes=NUMERIC_TYPES)(_arg(np.argmin))
 
 
 # -- Softmax family -------------------------------------------------------------------------------
+# ufunc reductions directly: np.max / np.sum add a Python wrapper layer per call
 def _softmax(x, axis):
-    m = np.max(x, axis=axis, keepdims=True)
-    e = x - m
+    e = np.subtract(x, np.maximum.reduce(x, axis=axis, keepdims=True))
     np.exp(e, out=e)
-    e /= np.sum(e, axis=axis, keepdims=True)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis):
-    m = np.max(x, axis=axis, keepdims=True)
-    e = x - m
-    s = np.sum(np.exp(e), axis=axis, keepdims=True)
+    e = np.subtract(x, np.maximum.reduce(x, axis=axis, keepdims=True))
+    s = np.add.reduce(np.exp(e), axis=axis, keepdims=True)
     np.log(s, out=s)
     e -= s
     return e
@@ -182,8 +181,8 @@ def _along_axis(fn, legacy: bool):
         if x.size == 0:
             return x.copy()
         w = _work(x)
-        if w is x and x.ndim == 0:
-            w = x.reshape(1)
+        if w.ndim == 0:
+            w = w.reshape(1)
         axis = normalize_axis(fn.__name__.strip("_"), axis, max(x.ndim, 1))
         if legacy:  # opset < 13: flatten to 2-D at `axis`, work along the second dimension
             w = w.reshape(int(np.prod(x.shape[:axis])), -1)
