@@ -7,6 +7,7 @@ Results are views of the input wherever numpy allows (reshape, transpose, squeez
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from onnx import helper
@@ -146,11 +147,24 @@ def constant_of_shape(info):
     if fill.size != 1:
         raise InvalidArgument(f"ConstantOfShape: 'value' must hold one element, got {fill.size}.")
 
+    # The result depends on the shape only: keep the last one (read-only, so no kernel can write
+    # into it) instead of allocating and filling it again on every run. Models that build their
+    # weights with ConstantOfShape from overridable shape inputs hit this on every run.
+    last: list = [None, None]
+    lock = threading.Lock()
+
     def run(shape):
-        dims = int_list(shape)
+        dims = tuple(int_list(shape))
+        with lock:
+            if last[0] == dims:
+                return last[1]
         if any(d < 0 for d in dims):
-            raise InvalidArgument(f"ConstantOfShape: negative dimension in shape {dims}.")
-        return np.full(dims, fill[0], dtype=fill.dtype)
+            raise InvalidArgument(f"ConstantOfShape: negative dimension in shape {list(dims)}.")
+        out = np.full(dims, fill[0], dtype=fill.dtype)
+        out.flags.writeable = False
+        with lock:
+            last[0], last[1] = dims, out
+        return out
 
     return run
 
