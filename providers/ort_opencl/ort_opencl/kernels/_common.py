@@ -17,6 +17,8 @@ import numpy as np
 
 from ort_core.provider import KernelInfo, KernelRegistry
 
+from ..device import CTYPES, UINT_BY_SIZE
+
 registry = KernelRegistry("OpenCLExecutionProvider")
 kernel = registry.kernel
 builder = registry.builder
@@ -33,21 +35,8 @@ NUMERIC = FLOATS | INTS
 #: every element type a copy-only kernel moves (by element size)
 ANY = NUMERIC | {BOOL, F64}
 
-CTYPE = {
-    F32: "float",
-    F64: "double",
-    F16: "half",
-    np.dtype(np.int8): "char",
-    np.dtype(np.uint8): "uchar",
-    np.dtype(np.int16): "short",
-    np.dtype(np.uint16): "ushort",
-    np.dtype(np.int32): "int",
-    np.dtype(np.uint32): "uint",
-    np.dtype(np.int64): "long",
-    np.dtype(np.uint64): "ulong",
-    BOOL: "uchar",
-}
-BYTES = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
+CTYPE = CTYPES  # numpy dtype -> OpenCL C type (one table, in device.py)
+BYTES = UINT_BY_SIZE  # element size -> unsigned C type, for kernels that only move bytes
 FP16_PRAGMA = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n"
 FP64_PRAGMA = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
 
