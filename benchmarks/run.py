@@ -1,9 +1,15 @@
 """Benchmark ort-core against onnxruntime on the same models, in one process, same thread count.
 
 For each model: onnxruntime's CPU provider, then ort-core with each requested provider configuration.
-Runs are interleaved (one run of each configuration per round) so that machine noise hits all of
-them alike. Prints median latency, the ratio to onnxruntime, session-creation time and, with
-``--memory``, peak memory (each configuration measured in its own subprocess).
+Runs are interleaved in blocks so that machine noise hits all configurations alike: each round
+runs every configuration in turn, ``--block`` timed runs back to back (after one untimed run), as
+a user's loop would, then an idle gap (``--gap-ms``). The gap matters: onnxruntime's worker threads
+keep spinning for a while after a run returns and would take a core from whatever runs next
+(measured here: ort-core's squeezenet 2.5x slower right after an onnxruntime run), and the untimed
+run matters too: after the gap onnxruntime's first run pays for waking its parked threads. Neither
+is something a user of one runtime sees. Prints median latency, the ratio to onnxruntime,
+session-creation time and, with ``--memory``, peak memory (each configuration measured in its own
+subprocess).
 
     python benchmarks/run.py --threads 2 --models squeezenet,resnet50 --json out.json
     python benchmarks/run.py --configs cpu,openvino
@@ -97,7 +103,13 @@ def available_configs(requested: list[str]) -> list[str]:
 
 
 def bench_model(
-    name: str, configs: list[str], threads: int, rounds: int, warmup: int
+    name: str,
+    configs: list[str],
+    threads: int,
+    rounds: int,
+    warmup: int,
+    gap_s: float = 0.05,
+    block: int = 4,
 ) -> list[Result]:
     path, feed = load_benchmark_model(name)
     results = {c: Result(name, c) for c in configs}
@@ -114,12 +126,15 @@ def bench_model(
             sessions.pop(c, None)
     order = list(sessions.items())
     for k in range(rounds):
-        # rotate the order each round: onnxruntime's worker threads keep spinning after a run and
-        # slow whichever configuration runs right after it
+        # rotate the order each round, so no configuration always follows the same one
         for c, sess in order[k % len(order) :] + order[: k % len(order)]:
-            t0 = time.perf_counter()
-            sess.run(None, feed)
-            results[c].samples.append(time.perf_counter() - t0)
+            sess.run(None, feed)  # untimed: wakes the runtime's threads after the gap
+            for _ in range(block):
+                t0 = time.perf_counter()
+                sess.run(None, feed)
+                results[c].samples.append(time.perf_counter() - t0)
+            if gap_s > 0:
+                time.sleep(gap_s)
     base = None
     for c in configs:
         r = results[c]
@@ -149,14 +164,16 @@ def peak_memory(name: str, config: str, threads: int) -> float:
         np.savez(feed_file, **feed)
         code = "\n".join(
             [
-                f"import sys, resource; sys.path.insert(0, {HERE!r})",
+                f"import sys; sys.path.insert(0, {HERE!r})",
                 "import numpy as np",
                 "from run import make_session, limit_threads",
                 f"limit_threads({threads})",
                 f"feed = dict(np.load({feed_file!r}))",
                 f"s = make_session({config!r}, {path!r}, {threads})",
                 "for _ in range(3): s.run(None, feed)",
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+                # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent
+                # across fork and exec, so it would report this (large) process's peak
+                "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))",
             ]
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -175,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated")
     ap.add_argument("--configs", default="onnxruntime,cpu,openvino,opencl,cuda")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--block", type=int, default=4, help="timed runs per configuration per round")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument(
+        "--gap-ms",
+        type=float,
+        default=50.0,
+        help="idle time after each block, so no runtime's spinning threads slow the next (default 50)",
+    )
     ap.add_argument(
         "--memory", action="store_true", help="measure peak memory (subprocess per config)"
     )
@@ -184,13 +208,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     limit_threads(args.threads)
     configs = ["onnxruntime"] + [c for c in args.configs.split(",") if c and c != "onnxruntime"]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        ap.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    models = [m for m in args.models.split(",") if m]
+    bad = [m for m in models if m not in MODEL_NAMES]
+    if bad:
+        ap.error(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(MODEL_NAMES)}")
     configs = available_configs(configs)
     all_results: list[Result] = []
     header = f"{'model':<14}{'config':<12}{'create s':>9}{'median ms':>11}{'p90 ms':>9}{'x ort':>7}"
     header += f"{'peak MB':>9}" if args.memory else ""
     print(header)
-    for name in args.models.split(","):
-        for r in bench_model(name, configs, args.threads, args.rounds, args.warmup):
+    for name in models:
+        for r in bench_model(
+            name, configs, args.threads, args.rounds, args.warmup, args.gap_ms / 1000, args.block
+        ):
             if args.memory and not r.error:
                 r.peak_mb = peak_memory(name, r.config, args.threads)
             all_results.append(r)

@@ -333,6 +333,15 @@ class InferenceSession:
         t_loaded = time.perf_counter()
         self._providers = resolve_providers(providers, provider_options, self._sess_options)
         graph = self._model.graph
+        self._weights_listed_as_inputs: frozenset[str] = frozenset()
+        if self._model.ir_version < 4:
+            # Before IR 4 every initializer had to be listed among the graph inputs, so there they
+            # are weights, not overridable defaults: onnxruntime treats them as constants, and so
+            # do we (which lets the optimizer fold them, e.g. BatchNormalization into Conv).
+            self._weights_listed_as_inputs = frozenset(
+                n for n in graph.inputs if n in graph.initializers
+            )
+            graph.inputs = [n for n in graph.inputs if n not in graph.initializers]
         self._inputs = self._node_args(graph.inputs, graph, skip_initializers=True)
         self._overridable = [n for n in graph.inputs if n in graph.initializers]
         self._outputs = self._node_args(graph.outputs, graph)
@@ -392,6 +401,11 @@ class InferenceSession:
         from .partitioner import unfused_copy
 
         saved = self._model.with_graph(unfused_copy(self._model.graph, self._prepared.partition))
+        if saved.ir_version < 4:  # IR 3 requires every initializer to be listed as an input
+            listed = set(saved.graph.inputs)
+            saved.graph.inputs = saved.graph.inputs + [
+                n for n in saved.graph.initializers if n not in listed
+            ]
         for _, node in saved.graph.walk():
             if node.domain and node.domain not in saved.opset_imports:
                 saved.opset_imports[node.domain] = 1
@@ -480,8 +494,16 @@ class InferenceSession:
             idx = self._input_index.get(name)
             if idx is None:
                 expected = [a.name for a in self._inputs]
+                hint = (
+                    f" '{name}' is an initializer of an IR version "
+                    f"{self._model.ir_version} model: before IR 4 initializers listed as inputs "
+                    "are constant weights and cannot be fed (as in onnxruntime); re-save the "
+                    "model with IR version 4 or later to make it overridable."
+                    if name in self._weights_listed_as_inputs
+                    else ""
+                )
                 raise InvalidArgument(
-                    f"Invalid input name: {name}. The model's inputs are {expected}."
+                    f"Invalid input name: {name}. The model's inputs are {expected}.{hint}"
                 )
             values[idx] = self._check_value(name, value)
             given.add(name)

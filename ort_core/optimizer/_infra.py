@@ -125,6 +125,7 @@ BUILTIN_PASS_MODULES = (
     "attention_fusion",
     "matmul_scale_fusion",
     "conv_activation_fusion",
+    "conv_add_activation_fusion",
     "gemm_activation_fusion",
 )
 

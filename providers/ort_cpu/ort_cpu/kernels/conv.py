@@ -75,8 +75,16 @@ def pad_to(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value=0) -> 
         lo, hi = max(-b, 0), min(size, new - b)
         src.append(slice(lo, max(hi, lo)))
         dst.append(slice(lo + b, lo + b + max(hi - lo, 0)))
-    out = np.full(shape, value, dtype=x.dtype)
+    out = np.empty(shape, dtype=x.dtype)
     out[tuple(dst)] = x[tuple(src)]
+    # fill only the border: the slabs before and after the copied block on each padded axis
+    for i, d in enumerate(dst[lead:]):
+        axis = lead + i
+        head = (slice(None),) * axis
+        if d.start > 0:
+            out[(*head, slice(0, d.start))] = value
+        if d.stop < shape[axis]:
+            out[(*head, slice(d.stop, None))] = value
     return out
 
 

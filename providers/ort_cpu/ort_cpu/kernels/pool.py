@@ -1,14 +1,13 @@
 """Pooling kernels: MaxPool, AveragePool, LpPool, their global forms, MaxUnpool, MaxRoiPool and
 RoiAlign.
 
-Windowed pools loop over the kernel offsets (a handful), each step one vectorized operation on a
-strided slice of the padded input; MaxPool's Indices come from one argmax over a window view.
+Windowed pools reduce one spatial axis at a time (max and sum are separable), each step one
+vectorized operation on a strided slice of the padded input; MaxPool's Indices come from one argmax over a window view.
 Cells that ceil_mode windows overhang past the padding count neither as values nor in averages.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
-from .conv import check_auto_pad, compute_dtype, kernel_view, offset_slices, pad_to, window_geometry
+from .conv import check_auto_pad, compute_dtype, kernel_view, pad_to, window_geometry
 from .shape_ops import choice_check
 
 MAXPOOL_TYPES = FLOAT_TYPES | frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -42,12 +41,6 @@ class PoolAttrs:
             self.ceil_mode,
         )  # fmt: skip
 
-    def offsets(self):
-        return itertools.product(*(range(k) for k in self.kernel))
-
-    def slices(self, offset, out):
-        return (Ellipsis, *offset_slices(offset, self.dilations, self.strides, out))
-
 
 def _check_pool(info) -> str | None:
     if not info.attr("kernel_shape"):
@@ -60,12 +53,25 @@ def _lowest(dt: np.dtype):
 
 
 def _window_reduce(xp, attrs: PoolAttrs, out, op) -> np.ndarray:
-    """Fold ``op`` over the kernel offsets of the padded input ``xp``."""
-    acc = None
-    for offset in attrs.offsets():
-        v = xp[attrs.slices(offset, out)]
-        acc = v.copy() if acc is None else op(acc, v, out=acc)
-    return acc
+    """Fold ``op`` (max or add, both separable) over the windows of the padded input ``xp``, one
+    spatial axis at a time: k1 + k2 operations for a 2-D window instead of k1 * k2, and the outer
+    axes first, whose slices keep the innermost axis contiguous (vectorized), so only the last
+    pass reads strided memory. An owned array, never a view of ``xp``."""
+    nd = len(attrs.kernel)
+    lead = xp.ndim - nd
+    acc, owned = xp, False
+    for i in range(nd):
+        k, d, s, o = attrs.kernel[i], attrs.dilations[i], attrs.strides[i], out[i]
+        head = (slice(None),) * (lead + i)
+        taps = [acc[(*head, slice(j * d, j * d + (o - 1) * s + 1, s))] for j in range(k)]
+        if k == 1:
+            acc = taps[0]
+            continue
+        acc = op(taps[0], taps[1])
+        for t in taps[2:]:
+            op(acc, t, out=acc)
+        owned = True
+    return acc if owned else acc.copy()
 
 
 def _axis_counts(attrs: PoolAttrs, in_shape, out, begin, end, include_pad: bool) -> np.ndarray:
