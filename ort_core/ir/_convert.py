@@ -62,9 +62,14 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto | Model) -> Mo
                 "is no folder to read it from. Load it from its file path instead, or call "
                 "onnx.load(path) (which loads the external data) and pass the ModelProto."
             )
-        proto = _copy(proto)
-        load_external_data(proto, base_dir)
-    m = model_from_proto(proto)
+        # Dense initializers are read from their files straight into arrays when the graph is
+        # converted (one copy of the weights, never two); only the rare external tensors
+        # elsewhere (node attributes, sparse initializers) are loaded into a copy of the proto.
+        check_external_locations(proto, base_dir)
+        if _has_external_data(proto, initializers=False):
+            proto = _copy(proto)
+            load_external_data(proto, base_dir, initializers=False)
+    m = model_from_proto(proto, base_dir=base_dir)
     m.base_dir = base_dir
     return m
 
@@ -92,34 +97,85 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     return proto
 
 
-def _all_tensors(proto: onnx.ModelProto):
-    yield from external_data_helper._get_all_tensors(proto)
+def _all_tensors(proto: onnx.ModelProto, initializers: bool = True):
+    """Every TensorProto of the model; with ``initializers=False`` all but the graphs' dense
+    initializers (node attributes and sparse initializers)."""
+    if initializers:
+        yield from external_data_helper._get_all_tensors(proto)
+        return
+    yield from external_data_helper._get_attribute_tensors(proto)
+    for g in _all_graph_protos(proto.graph):
+        for st in g.sparse_initializer:
+            yield st.values
+            yield st.indices
 
 
-def _has_external_data(proto: onnx.ModelProto) -> bool:
-    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto))
+def _all_graph_protos(g: onnx.GraphProto):
+    yield g
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _all_graph_protos(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sub in a.graphs:
+                    yield from _all_graph_protos(sub)
 
 
-def load_external_data(proto: onnx.ModelProto, base_dir: str) -> None:
-    """Read every external tensor of ``proto`` from files under ``base_dir``, in place."""
+def _has_external_data(proto: onnx.ModelProto, initializers: bool = True) -> bool:
+    return any(
+        t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto, initializers)
+    )
+
+
+def external_file(tensor: onnx.TensorProto, base_dir: str) -> tuple[str, int, int | None]:
+    """(file, offset, length or None for "to the end") of an external tensor, after checking that
+    the file lies inside ``base_dir`` and exists.
+
+    Raises:
+        InvalidArgument: the location is absolute, empty or leaves the model's folder.
+        NoSuchFile: the file does not exist.
+    """
     root = os.path.realpath(base_dir)
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location", "")
+    target = os.path.realpath(os.path.join(root, location))
+    if not location or os.path.isabs(location) or os.path.commonpath([root, target]) != root:
+        raise InvalidArgument(
+            f"Tensor '{tensor.name}' has external data at location '{location}', which is "
+            f"outside the model's folder. For safety, external data must be a relative path "
+            "inside the folder of the .onnx file; move the data file there and fix the location."
+        )
+    if not os.path.isfile(target):
+        raise NoSuchFile(
+            f"External data file '{location}' of tensor '{tensor.name}' does not exist in the "
+            "model's folder. Copy it next to the .onnx file."
+        )
+    try:
+        offset = int(info.get("offset") or 0)
+        length = int(info["length"]) if info.get("length") else None
+    except ValueError:
+        raise InvalidArgument(
+            f"Tensor '{tensor.name}' has a non-integer external data offset or length "
+            f"({info.get('offset')!r}, {info.get('length')!r})."
+        ) from None
+    return target, offset, length
+
+
+def check_external_locations(proto: onnx.ModelProto, base_dir: str) -> None:
+    """Check every external tensor's location up front (before anything is read)."""
     for tensor in _all_tensors(proto):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            external_file(tensor, base_dir)
+
+
+def load_external_data(proto: onnx.ModelProto, base_dir: str, initializers: bool = True) -> None:
+    """Read the external tensors of ``proto`` from files under ``base_dir``, in place (with
+    ``initializers=False``, all but the dense initializers)."""
+    root = os.path.realpath(base_dir)
+    for tensor in _all_tensors(proto, initializers):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        info = {e.key: e.value for e in tensor.external_data}
-        location = info.get("location", "")
-        target = os.path.realpath(os.path.join(root, location))
-        if not location or os.path.isabs(location) or os.path.commonpath([root, target]) != root:
-            raise InvalidArgument(
-                f"Tensor '{tensor.name}' has external data at location '{location}', which is "
-                f"outside the model's folder. For safety, external data must be a relative path "
-                "inside the folder of the .onnx file; move the data file there and fix the location."
-            )
-        if not os.path.isfile(target):
-            raise NoSuchFile(
-                f"External data file '{location}' of tensor '{tensor.name}' does not exist in the "
-                "model's folder. Copy it next to the .onnx file."
-            )
+        location = external_file(tensor, base_dir)[0]
         try:
             external_data_helper.load_external_data_for_tensor(tensor, root)
         except Exception as e:  # onnx raises assorted types for short files
@@ -130,8 +186,56 @@ def load_external_data(proto: onnx.ModelProto, base_dir: str) -> None:
         del tensor.external_data[:]
 
 
-def model_from_proto(proto: onnx.ModelProto) -> Model:
-    """Convert a ModelProto to the IR, checking IR version and opsets; runs shape inference."""
+def _external_array(t: onnx.TensorProto, base_dir: str | None) -> np.ndarray:
+    """An external initializer read from its file into an array: one copy of the data, never
+    placed in the proto (whose memory protobuf would keep until the whole model is freed)."""
+    if base_dir is None:
+        raise InvalidArgument(
+            f"Initializer '{t.name}' refers to external data but the model was not loaded from "
+            "a file, so there is no folder to read it from. Load it from its file path."
+        )
+    target, offset, length = external_file(t, base_dir)
+    try:
+        with open(target, "rb") as f:
+            f.seek(offset)
+            data = f.read() if length is None else f.read(length)
+    except OSError as e:
+        raise InvalidArgument(
+            f"Cannot read external data of tensor '{t.name}' from '{target}': {e}"
+        ) from None
+    try:
+        np_dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+        count = int(np.prod(t.dims, dtype=np.int64))
+        plain = np_dtype.kind in "biuf" and t.data_type not in _PACKED_TYPES
+        if plain and len(data) == count * np_dtype.itemsize:
+            arr = np.frombuffer(data, dtype=np_dtype.newbyteorder("<"), count=count)
+            return arr.astype(np_dtype, copy=True).reshape(tuple(t.dims))  # writable, native
+        tmp = onnx.TensorProto()  # bfloat16, float8, 4-bit: onnx's own decoding
+        tmp.data_type = t.data_type
+        tmp.dims.extend(t.dims)
+        tmp.raw_data = data
+        return numpy_helper.to_array(tmp)
+    except Exception as e:
+        raise InvalidArgument(
+            f"Cannot read external data of tensor '{t.name}' from '{target}' ({len(data)} bytes "
+            f"at offset {offset}) as {list(t.dims)} of element type {t.data_type}: {e}"
+        ) from None
+
+
+#: element types whose raw bytes are not numpy's layout of tensor_dtype_to_np_dtype
+_PACKED_TYPES = frozenset(
+    getattr(onnx.TensorProto, name)
+    for name in (
+        "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",
+        "INT4", "FLOAT4E2M1", "FLOAT8E8M0", "UINT2", "INT2",
+    )
+    if hasattr(onnx.TensorProto, name)
+)  # fmt: skip
+
+
+def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Model:
+    """Convert a ModelProto to the IR, checking IR version and opsets; runs shape inference.
+    External initializers are read from ``base_dir``."""
     if proto.ir_version < MIN_IR_VERSION or proto.ir_version > MAX_IR_VERSION:
         raise InvalidGraph(
             f"Unsupported model IR version: {proto.ir_version}; ort-core supports IR versions "
@@ -153,8 +257,8 @@ def model_from_proto(proto: onnx.ModelProto) -> Model:
             f"{onnx.__version__} knows opsets up to {newest}. Upgrade onnx, or convert the model "
             "with onnx.version_converter."
         )
-    inferred = _infer(proto)
-    graph = graph_from_proto(proto.graph, inferred)
+    inferred = _infer(proto, base_dir)
+    graph = graph_from_proto(proto.graph, inferred, base_dir=base_dir)
     model = Model(graph, opsets)
     model.ir_version = proto.ir_version
     model.producer_name = proto.producer_name
@@ -173,14 +277,15 @@ def model_from_proto(proto: onnx.ModelProto) -> Model:
 _INFER_VALUE_LIMIT = 1024
 
 
-def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+def _skeleton(proto: onnx.ModelProto, base_dir: str | None = None) -> onnx.ModelProto:
     """The model without the data of its large initializers (they become typed graph inputs), so
     shape inference does not serialize and copy the weights. Small ones keep their values, which
-    data propagation needs (shapes, axes)."""
+    data propagation needs (shapes, axes); small external ones are read in."""
     big = [
         t for t in proto.graph.initializer if np.prod(t.dims, dtype=np.int64) > _INFER_VALUE_LIMIT
     ]
-    if not big:
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    if not big and not external:
         return proto
     sk = onnx.ModelProto()
     for field_name in (
@@ -200,20 +305,28 @@ def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
     g.value_info.extend(src.value_info)
     g.sparse_initializer.extend(src.sparse_initializer)
     big_names = {t.name for t in big}
-    g.initializer.extend(t for t in src.initializer if t.name not in big_names)
+    for t in src.initializer:
+        if t.name in big_names:
+            continue
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            try:
+                t = numpy_helper.from_array(_external_array(t, base_dir), t.name)
+            except Exception:  # reported when the graph is converted
+                continue
+        g.initializer.append(t)
     g.input.extend(vi for vi in src.input if vi.name not in big_names)
     for t in big:
         g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return sk
 
 
-def _infer(proto: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+def _infer(proto: onnx.ModelProto, base_dir: str | None = None) -> dict[str, onnx.TypeProto]:
     """Value types from onnx shape inference; empty when inference cannot run on this model."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = onnx.shape_inference.infer_shapes(
-                _skeleton(proto), check_type=False, data_prop=True
+                _skeleton(proto, base_dir), check_type=False, data_prop=True
             )
     except Exception:  # inference is best effort: custom domains and odd models make it fail
         return {}
@@ -233,15 +346,22 @@ def _infer(proto: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
 
 
 def graph_from_proto(
-    gp: onnx.GraphProto, inferred: dict[str, onnx.TypeProto] | None = None
+    gp: onnx.GraphProto,
+    inferred: dict[str, onnx.TypeProto] | None = None,
+    *,
+    base_dir: str | None = None,
 ) -> Graph:
-    """Convert a GraphProto (and its subgraphs) to a :class:`Graph`."""
+    """Convert a GraphProto (and its subgraphs) to a :class:`Graph`; external initializers are
+    read from ``base_dir``."""
     inferred = inferred or {}
     g = Graph(gp.name or "graph")
     g.doc_string = gp.doc_string
     for t in gp.initializer:
         if not t.name:
             raise InvalidGraph(f"graph '{g.name}' has an initializer without a name.")
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            g.initializers[t.name] = _external_array(t, base_dir)
+            continue
         try:
             g.initializers[t.name] = numpy_helper.to_array(t)
         except Exception as e:
@@ -269,7 +389,7 @@ def graph_from_proto(
         if vi.HasField("type"):
             g.value_types.setdefault(vi.name, vi.type)
     for n in gp.node:
-        g.nodes.append(node_from_proto(n, inferred))
+        g.nodes.append(node_from_proto(n, inferred, base_dir=base_dir))
     for n in g.nodes:
         for o in n.outputs:
             if o and o not in g.value_types and o in inferred:
@@ -280,13 +400,18 @@ def graph_from_proto(
     return g
 
 
-def node_from_proto(n: onnx.NodeProto, inferred: dict[str, onnx.TypeProto] | None = None) -> Node:
+def node_from_proto(
+    n: onnx.NodeProto,
+    inferred: dict[str, onnx.TypeProto] | None = None,
+    *,
+    base_dir: str | None = None,
+) -> Node:
     """Convert a NodeProto; GRAPH attributes become subgraphs."""
     attrs: dict[str, onnx.AttributeProto] = {}
     subgraphs: dict[str, Graph] = {}
     for a in n.attribute:
         if a.type == onnx.AttributeProto.GRAPH:
-            subgraphs[a.name] = graph_from_proto(a.g, inferred)
+            subgraphs[a.name] = graph_from_proto(a.g, inferred, base_dir=base_dir)
         else:
             attrs[a.name] = a
     return Node(

@@ -216,5 +216,11 @@ def optimize(
         chosen = [p for p in passes if int(p.level) == int(lv) and p.name not in skip]
         if chosen:
             _run_level(model, chosen, ctx, report)
+            # fusions leave the weights they replaced (e.g. Q, K, V once concatenated for
+            # Attention) unread: drop them so the session does not hold both copies
+            from ._util import all_graphs, remove_unused_initializers
+
+            for g in all_graphs(model):
+                remove_unused_initializers(g)
     report.nodes_after = count_nodes(model.graph)
     return report

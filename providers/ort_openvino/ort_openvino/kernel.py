@@ -65,10 +65,9 @@ def subgraph_model(subgraph: Graph, opsets: dict[str, int]) -> onnx.ModelProto:
 def _specialized(
     proto: onnx.ModelProto, shapes: dict[str, tuple], baked: dict[str, np.ndarray]
 ) -> onnx.ModelProto:
-    """A copy of ``proto`` whose inputs have the given static shapes, and whose ``baked`` inputs
-    are initializers."""
-    spec = onnx.ModelProto()
-    spec.CopyFrom(proto)
+    """``proto`` (edited in place: callers pass a fresh one) with the given static input
+    shapes, and the ``baked`` inputs made initializers."""
+    spec = proto
     keep = []
     for vi in spec.graph.input:
         if vi.name in baked:
@@ -127,8 +126,10 @@ class CompiledSubgraph:
         self.device = device
         self.config = config
         self.name = subgraph.name
-        self.proto = subgraph_model(subgraph, opsets)
-        model = self._read(self.proto)
+        # the cluster is rebuilt as an ONNX model whenever a compilation needs it, never kept:
+        # a kept copy would hold the weights a second time
+        self._subgraph, self._opsets = subgraph, opsets
+        model = self._read(self._proto())
         # OpenVINO's inputs -> positions in the cluster's inputs. The ONNX frontend creates one
         # Parameter per graph input, in order (names can move: Identity-like nodes hand their
         # output name to the Parameter), so the order decides when the counts agree.
@@ -161,7 +162,7 @@ class CompiledSubgraph:
             if self.preset is not None:
                 self._general = False  # compiled on first need: a run overriding a default
                 return
-            model = self._read(self.proto)  # the attempt edited the model
+            model = self._read(self._proto())  # the attempt edited the model
         self._setup_general(model)
 
     def _setup_general(self, model: Any) -> None:
@@ -210,9 +211,16 @@ class CompiledSubgraph:
         out_index = self._output_index(model)
         return self._compile(model), fed, out_index, positions, objects
 
+    def _proto(self) -> onnx.ModelProto:
+        return subgraph_model(self._subgraph, self._opsets)
+
     def _read(self, proto: onnx.ModelProto) -> Any:
+        """OpenVINO's model of ``proto``; the caller's reference should be its only other one, so
+        that the proto's copy of the weights is freed before OpenVINO makes its own."""
+        data = proto.SerializeToString()
+        del proto
         try:
-            return self.core.read_model(proto.SerializeToString())
+            return self.core.read_model(data)
         except Exception as e:
             raise EPFail(
                 f"OpenVINO's ONNX frontend cannot read cluster '{self.name}': {short_message(e)}"
@@ -295,7 +303,7 @@ class CompiledSubgraph:
                 return hit
             shapes = {n: a.shape for n, a in zip(self.input_names, feed)}
             values = {self.input_names[k]: feed[k] for k in baked}
-            model = self._read(_specialized(self.proto, shapes, values))
+            model = self._read(_specialized(self._proto(), shapes, values))
             try:
                 compiled = self._compile(model)
             except EPFail as e:
@@ -349,7 +357,7 @@ class CompiledSubgraph:
             if not self._general:
                 with self._lock:
                     if not self._general:
-                        self._setup_general(self._read(self.proto))
+                        self._setup_general(self._read(self._proto()))
         feed = [np.asarray(args[p]) for p in self.input_positions]
         if self.compiled is not None:
             compiled, out_index = self.compiled, self.output_index
