@@ -116,6 +116,7 @@ BUILTIN_PASS_MODULES = (
     "transpose_optimizer",
     "conv_bn_fusion",
     "conv_add_mul_fusion",
+    "bn_mul_add_fusion",
     "pad_fusion",
     "matmul_add_to_gemm",
     "qdq_fusion",
@@ -126,6 +127,7 @@ BUILTIN_PASS_MODULES = (
     "matmul_scale_fusion",
     "conv_activation_fusion",
     "conv_add_activation_fusion",
+    "bn_activation_fusion",
     "gemm_activation_fusion",
 )
 

@@ -249,3 +249,32 @@ def test_deform_conv(case, bias):
     mask = rng.random((xs[0], og * kh * kw, oh, ow)).astype(np.float32) if with_mask else None
     inputs = [x, w, offset, b] + ([mask] if with_mask else [])
     check_node("DeformConv", inputs, {**attrs, "offset_group": og}, rtol=1e-4, atol=1e-4)
+
+
+def _random_conv(rng, depthwise: bool):
+    """A random 2-D convolution geometry (kernel, stride, dilation, pads, groups) with a
+    non-empty output; depthwise: one group per channel."""
+    while True:
+        c = int(rng.integers(1, 6))
+        g = c if depthwise else int(rng.choice([d for d in range(1, c + 1) if c % d == 0]))
+        m = c if depthwise else g * int(rng.integers(1, 4))
+        h, w = (int(v) for v in rng.integers(3, 12, 2))
+        k = [int(v) for v in rng.integers(1, 4, 2)]
+        s = [int(v) for v in rng.integers(1, 4, 2)]
+        d = [int(v) for v in rng.integers(1, 3, 2)]
+        p = [int(v) for v in rng.integers(0, 3, 4)]
+        if (k[0] - 1) * d[0] + 1 <= h + p[0] + p[2] and (k[1] - 1) * d[1] + 1 <= w + p[1] + p[3]:
+            attrs = {"kernel_shape": k, "strides": s, "dilations": d, "pads": p, "group": g}
+            return (2, c, h, w), (m, c // g, *k), attrs
+
+
+@pytest.mark.parametrize("depthwise", [True, False])
+@pytest.mark.parametrize("seed", range(40))
+def test_conv_random_geometries(seed, depthwise):
+    """Every path of the convolution engine (pointwise, shifted, depthwise through the stride
+    phases, im2col) against the reference on random geometries."""
+    rng = np.random.default_rng(seed)
+    x_shape, w_shape, attrs = _random_conv(rng, depthwise)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    check_node("Conv", [x, w], attrs)

@@ -342,3 +342,75 @@ def test_roi_align_dtypes(dtype):
     rtol, atol = (2e-3, 2e-3) if dtype == np.float16 else (1e-10, 1e-10)
     check_node("RoiAlign", [x, rois, batch], {"output_height": 2, "output_width": 2},
                rtol=rtol, atol=atol)  # fmt: skip
+
+
+def _random_window(rng, channels=2):
+    """A random 1-3-D window geometry whose output is not empty (ONNX: pads below the kernel)."""
+    nd = int(rng.integers(1, 4))
+    kernel = [int(k) for k in rng.integers(1, 4, nd)]
+    strides = [int(s) for s in rng.integers(1, 4, nd)]
+    dilations = [int(d) for d in rng.integers(1, 3, nd)]
+    pads = [int(rng.integers(0, k)) for k in kernel] + [int(rng.integers(0, k)) for k in kernel]
+    sizes = [int(rng.integers((k - 1) * d + 1, 9)) for k, d in zip(kernel, dilations)]
+    attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads, "dilations": dilations,
+             "ceil_mode": int(rng.integers(0, 2))}  # fmt: skip
+    return (1, channels, *sizes), attrs
+
+
+def _loop_pool(x, attrs, op, count_include_pad=0, p=2):
+    """Oracle: each output cell from its window's cells one by one. Cells inside the input are
+    values; for averages with count_include_pad, padding cells count too, but not the cells past
+    the padding that a ceil_mode window overhangs."""
+    spatial = x.shape[2:]
+    nd = len(spatial)
+    k, s, d = attrs["kernel_shape"], attrs["strides"], attrs["dilations"]
+    b, e = attrs["pads"][:nd], attrs["pads"][nd:]
+    rnd = math.ceil if attrs["ceil_mode"] else math.floor
+    out = []
+    for i in range(nd):
+        o = int(rnd((spatial[i] + b[i] + e[i] - ((k[i] - 1) * d[i] + 1)) / s[i])) + 1
+        if attrs["ceil_mode"] and (o - 1) * s[i] >= spatial[i] + b[i]:
+            o -= 1  # the last window must start inside the input or the leading padding
+        out.append(o)
+    y = np.zeros(x.shape[:2] + tuple(out), np.float64)
+    for idx in np.ndindex(*out):
+        vals, counted = [], 0
+        for tap in np.ndindex(*k):
+            pos = [idx[i] * s[i] - b[i] + tap[i] * d[i] for i in range(nd)]
+            inside = all(0 <= pos[i] < spatial[i] for i in range(nd))
+            if inside:
+                vals.append(x[(slice(None), slice(None), *pos)].astype(np.float64))
+            if inside or all(-b[i] <= pos[i] < spatial[i] + e[i] for i in range(nd)):
+                counted += 1
+        v = np.stack(vals)
+        if op == "max":
+            y[(slice(None), slice(None), *idx)] = v.max(0)
+        elif op == "avg":
+            y[(slice(None), slice(None), *idx)] = v.sum(0) / (
+                counted if count_include_pad else len(vals)
+            )
+        else:
+            y[(slice(None), slice(None), *idx)] = (np.abs(v) ** p).sum(0) ** (1 / p)
+    return y
+
+
+@pytest.mark.parametrize("channels", [2, 64])  # 64: the channels-last path for small maps
+@pytest.mark.parametrize("seed", range(24))
+def test_random_window_geometries(seed, channels):
+    """Separable per-axis pooling over the unpadded input against a loop oracle, on random
+    kernels, strides, dilations, pads and ceil_mode (onnx's reference disagrees with itself and
+    with onnxruntime on some of these corners, so it is not the oracle here)."""
+    rng = np.random.default_rng(100 + seed)
+    shape, attrs = _random_window(rng, channels)
+    x = _rand(rng, shape)
+    include = seed % 2
+    for op, name, extra, opset in (
+        ("max", "MaxPool", {}, 12),
+        ("avg", "AveragePool", {"count_include_pad": include}, 19),
+        ("lp", "LpPool", {"p": 2}, 18),
+    ):
+        model, feed = make_node_model(name, [x], {**attrs, **extra}, opset=opset)
+        got = run_cpu(model, feed)[0]
+        want = _loop_pool(x, attrs, op, include)
+        assert got.shape == want.shape, (name, attrs)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {attrs}")

@@ -80,6 +80,27 @@ def activation(name: str | None, alpha=None, beta=None, gamma=None):
     return lambda x: fn(x, a, b, g).astype(x.dtype, copy=False)
 
 
+#: activations computed in place on an array the kernel owns (the others allocate)
+_IN_PLACE = {
+    "Relu": lambda y, a, b: np.maximum(y, 0, out=y),
+    "Clip": lambda y, a, b: np.clip(y, a, b, out=y),
+    "LeakyRelu": lambda y, a, b: np.multiply(y, np.where(y >= 0, 1, a).astype(y.dtype), out=y),
+}
+
+
+def activation_in_place(name: str | None, alpha=None, beta=None):
+    """``f(y)`` that may overwrite ``y`` (a fresh array the kernel owns), or None."""
+    if not name:
+        return None
+    if name not in _IN_PLACE:
+        return activation(name, alpha, beta)
+    _, da, db, _ = ACTIVATIONS[name]
+    a = da if alpha is None else alpha
+    b = db if beta is None else beta
+    fn = _IN_PLACE[name]
+    return lambda y: fn(y, a, b)
+
+
 def _check_activation(info) -> str | None:
     name = info.attr("activation")
     if name and name not in ACTIVATIONS:
@@ -98,7 +119,7 @@ def fused_conv(info):
     order (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta)."""
     attrs = ConvAttrs(info)
     params = list(info.attr("activation_params", []) or [])
-    act = activation(info.attr("activation"), *params[:2])
+    act = activation_in_place(info.attr("activation"), *params[:2])
     w_const, dt = info.constant(1), info.input_dtype(0)
     packed = None
     if w_const is not None and dt is not None:

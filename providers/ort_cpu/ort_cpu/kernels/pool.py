@@ -52,25 +52,65 @@ def _lowest(dt: np.dtype):
     return -np.inf if dt.kind == "f" else np.iinfo(dt).min
 
 
-def _window_reduce(xp, attrs: PoolAttrs, out, op) -> np.ndarray:
-    """Fold ``op`` (max or add, both separable) over the windows of the padded input ``xp``, one
-    spatial axis at a time: k1 + k2 operations for a 2-D window instead of k1 * k2, and the outer
-    axes first, whose slices keep the innermost axis contiguous (vectorized), so only the last
-    pass reads strided memory. An owned array, never a view of ``xp``."""
+def _axis_taps(k: int, d: int, s: int, o: int, b: int, n: int):
+    """For each window tap along one axis: (first output, end output, input slice) of the outputs
+    whose tap falls inside the ``n`` input cells, padding ``b`` cells before them."""
+    taps = []
+    for j in range(k):
+        start = j * d - b  # input cell of output 0
+        lo = (-start + s - 1) // s if start < 0 else 0
+        hi = min(o, (n - 1 - start) // s + 1) if n - 1 - start >= 0 else 0
+        if hi > lo:
+            taps.append((lo, hi, slice(start + lo * s, start + (hi - 1) * s + 1, s)))
+    return taps
+
+
+def _window_reduce(x, attrs: PoolAttrs, out, begin, op, fill) -> np.ndarray:
+    """:func:`_reduce_axes` over the spatial axes of NC... ``x``. Small feature maps with many
+    channels are reduced channels-last: slices of short rows make numpy loop over a few elements
+    at a time, and one transpose each way costs less than that."""
     nd = len(attrs.kernel)
-    lead = xp.ndim - nd
-    acc, owned = xp, False
+    if x.ndim == nd + 2 and x.shape[-1] < 32 and x.shape[1] >= 64:
+        xt = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        y = _reduce_axes(
+            xt, [*attrs.kernel, 1], [*attrs.strides, 1], [*attrs.dilations, 1],
+            [*out, x.shape[1]], [*begin, 0], op, fill,
+        )  # fmt: skip
+        return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+    return _reduce_axes(x, attrs.kernel, attrs.strides, attrs.dilations, out, begin, op, fill)
+
+
+def _reduce_axes(x, kernel, strides, dilations, out, begin, op, fill) -> np.ndarray:
+    """Fold ``op`` (max or add, both separable) over the windows of the unpadded input ``x``, one
+    spatial axis at a time: k1 + k2 operations for a 2-D window instead of k1 * k2, the outer axes
+    first (their slices keep the innermost axis contiguous, vectorized). Window cells in the
+    padding, or past it under ceil_mode, are skipped; a window with no cell inside gets ``fill``.
+    Nothing is padded or copied beyond the per-axis results. An owned array, never a view of x."""
+    nd = len(kernel)
+    lead = x.ndim - nd
+    acc, owned = x, False
     for i in range(nd):
-        k, d, s, o = attrs.kernel[i], attrs.dilations[i], attrs.strides[i], out[i]
+        o = out[i]
         head = (slice(None),) * (lead + i)
-        taps = [acc[(*head, slice(j * d, j * d + (o - 1) * s + 1, s))] for j in range(k)]
-        if k == 1:
-            acc = taps[0]
+        taps = _axis_taps(kernel[i], dilations[i], strides[i], o, begin[i], acc.shape[lead + i])
+        full = [t for t in taps if t[0] == 0 and t[1] == o]
+        if len(taps) == 1 and full:
+            acc = acc[(*head, full[0][2])]
             continue
-        acc = op(taps[0], taps[1])
-        for t in taps[2:]:
-            op(acc, t, out=acc)
-        owned = True
+        rest = [t for t in taps if t is not (full[0] if full else None)]
+        if len(full) >= 2:
+            rest.remove(full[1])
+            new = op(acc[(*head, full[0][2])], acc[(*head, full[1][2])])
+        elif full:
+            new = acc[(*head, full[0][2])].copy()
+        else:
+            shape = list(acc.shape)
+            shape[lead + i] = o
+            new = np.full(shape, fill, acc.dtype)
+        for lo, hi, src in rest:
+            dst = new[(*head, slice(lo, hi))]
+            op(dst, acc[(*head, src)], out=dst)
+        acc, owned = new, True
     return acc if owned else acc.copy()
 
 
@@ -118,11 +158,13 @@ def max_pool(info):
         dt = x.dtype
         xc = x.astype(np.float32) if dt.kind == "V" else x
         out, begin, _, extent = attrs.geometry(x.shape[2:])
-        xp = pad_to(xc, begin, extent, _lowest(xc.dtype))
-        y = _window_reduce(xp, attrs, out, np.maximum).astype(dt, copy=False)
         if not want_indices:
+            y = _window_reduce(xc, attrs, out, begin, np.maximum, _lowest(xc.dtype))
+            y = y.astype(dt, copy=False)
             return y if single_output else (y, None)
-        return y, _max_indices(xp, attrs, x.shape, out, begin, storage_order)
+        xp = pad_to(xc, begin, extent, _lowest(xc.dtype))
+        y = _window_reduce(xp, attrs, out, [0] * len(out), np.maximum, _lowest(xc.dtype))
+        return y.astype(dt, copy=False), _max_indices(xp, attrs, x.shape, out, begin, storage_order)
 
     return run
 
@@ -132,14 +174,20 @@ def average_pool(info):
     attrs = PoolAttrs(info)
     include_pad = bool(info.attr("count_include_pad", 0))
 
+    counts_for: dict[tuple, np.ndarray] = {}  # per input shape, computed once
+
     def run(x):
         cdt = compute_dtype(x.dtype)
-        out, begin, end, extent = attrs.geometry(x.shape[2:])
-        xp = pad_to(x.astype(cdt, copy=False), begin, extent)
-        total = _window_reduce(xp, attrs, out, np.add)
-        counts = _axis_counts(attrs, x.shape[2:], out, begin, end, include_pad)
+        out, begin, end, _ = attrs.geometry(x.shape[2:])
+        total = _window_reduce(x.astype(cdt, copy=False), attrs, out, begin, np.add, 0)
+        key = (x.shape[2:], cdt)
+        counts = counts_for.get(key)
+        if counts is None:
+            counts = _axis_counts(attrs, x.shape[2:], out, begin, end, include_pad).astype(cdt)
+            if len(counts_for) < 16:
+                counts_for[key] = counts
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (total / counts.astype(cdt)).astype(x.dtype, copy=False)
+            return np.divide(total, counts, out=total).astype(x.dtype, copy=False)
 
     return run
 
@@ -159,9 +207,10 @@ def lp_pool(info):
 
     def run(x):
         cdt = compute_dtype(x.dtype)
-        out, begin, _, extent = attrs.geometry(x.shape[2:])
-        xp = pad_to(_lp_power(x.astype(cdt, copy=False), p), begin, extent)
-        return _lp_root(_window_reduce(xp, attrs, out, np.add), p).astype(x.dtype, copy=False)
+        out, begin, _, _ = attrs.geometry(x.shape[2:])
+        powered = _lp_power(x.astype(cdt, copy=False), p)
+        total = _window_reduce(powered, attrs, out, begin, np.add, 0)
+        return _lp_root(total, p).astype(x.dtype, copy=False)
 
     return run
 
