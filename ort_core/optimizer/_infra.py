@@ -64,8 +64,11 @@ class PassContext:
 
     providers: list[Any] = field(default_factory=list)
     session_options: Any = None
-    #: largest constant (in elements) that constant folding may create
-    fold_size_limit: int = 1 << 20
+    #: largest constant (in elements) that constant folding may create. Generous: a folded value
+    #: would otherwise be computed every run and take as much memory, and a weight left as a
+    #: node (ResNet-50's 512x512x3x3 ConstantOfShape weights) cannot be prepacked or have a
+    #: BatchNormalization folded into it; only the saved optimized model grows.
+    fold_size_limit: int = 1 << 24
     _cpu: Any = None
 
     def provider_of(self, node: Node) -> Any:

@@ -21,7 +21,8 @@ from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from ._registry import builder, kernel
 from .conv import ConvAttrs, add_bias, check_auto_pad, compute_dtype, conv_core, pack_weights
-from .elementwise import _sigmoid, gelu_erf
+from .elementwise import _sigmoid, bound, gelu_erf
+from .normalization import layer_norm as _layer_norm
 
 MS = "com.microsoft"
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -82,8 +83,8 @@ def activation(name: str | None, alpha=None, beta=None, gamma=None):
 
 #: activations computed in place on an array the kernel owns (the others allocate)
 _IN_PLACE = {
-    "Relu": lambda y, a, b: np.maximum(y, 0, out=y),
-    "Clip": lambda y, a, b: np.clip(y, a, b, out=y),
+    "Relu": lambda y, a, b: bound(y, 0, None, out=y),
+    "Clip": lambda y, a, b: bound(y, a, b, out=y),
     "LeakyRelu": lambda y, a, b: np.multiply(y, np.where(y >= 0, 1, a).astype(y.dtype), out=y),
 }
 
@@ -254,29 +255,6 @@ def _skip_sum(x, skip, bias):
     return s
 
 
-def _layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axes=(-1,)):
-    """Normalize ``s`` (already in its compute dtype) over ``axes``: y, mean, inv_std. Two
-    reductions and one scratch array, which becomes y."""
-    n = math.prod(s.shape[a] for a in axes)
-    if simplified:
-        mean, d = None, s
-    else:
-        mean = np.add.reduce(s, axis=axes, keepdims=True)
-        mean /= n
-        d = np.subtract(s, mean)
-    y = np.multiply(d, d)
-    ms = np.add.reduce(y, axis=axes, keepdims=True)
-    ms /= n
-    ms += s.dtype.type(epsilon)
-    inv_std = np.sqrt(ms, out=ms)
-    np.divide(1, inv_std, out=inv_std)
-    np.multiply(d, inv_std, out=y)
-    y *= gamma.astype(s.dtype, copy=False)
-    if beta is not None:
-        y += beta.astype(s.dtype, copy=False)
-    return y, mean, inv_std
-
-
 @builder("SkipLayerNormalization", domain=MS, dtypes=FLOAT_TYPES)
 def skip_layer_normalization(info):
     """LayerNorm(input + skip + bias) over the last axis; outputs output, mean, inv_std_var,
@@ -340,14 +318,6 @@ def simplified_layer_normalization(info):
 
 
 # -- attention -----------------------------------------------------------------------------------
-def _softmax_(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in place."""
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
-
-
 def _heads(x: np.ndarray, n: int) -> np.ndarray:
     """(B, S, N*H) -> (B, N, S, H)."""
     b, s, d = x.shape
@@ -377,25 +347,34 @@ def _key_mask(mask, b: int, s: int, total: int, past: int, filter_value: float, 
 
 
 def _attend(q, k, v, scale, add_masks):
-    """softmax(q k^T * scale + masks) v on (B, N, S, H) tensors -> (B, S, N*Hv). The scores are
-    one fresh array, scaled, masked and normalized in place; the last product is written straight
-    into the (B, S, N, Hv) layout of the result."""
-    scores = np.matmul(q, np.swapaxes(k, -1, -2))
+    """softmax(q k^T * scale + masks) v on (B, N, S, H) tensors -> (B, S, N*Hv).
+
+    The scores are computed transposed, (B, N, T, S), so that the softmax over the keys runs
+    along an outer axis: its max, sum and scaling are whole-row vector operations instead of
+    reductions along 100-element rows (measured 4x faster over ViT's 12x197x197 scores). They
+    are one fresh array, scaled, masked and normalized in place; the last product reads them
+    through a transposed view (BLAS takes it as is) and is written straight into the
+    (B, S, N, Hv) layout of the result."""
+    scores_t = np.matmul(k, np.swapaxes(q, -1, -2))  # (B, N, T, S)
     if scale != 1.0:
-        scores *= q.dtype.type(scale)
+        scores_t *= q.dtype.type(scale)
     for m in add_masks:
         if m is None:
             continue
-        m = m.astype(scores.dtype, copy=False)
-        if np.broadcast_shapes(scores.shape, m.shape) == scores.shape:
-            scores += m
+        m = m.astype(scores_t.dtype, copy=False)
+        if m.ndim >= 2:
+            m = np.swapaxes(m, -1, -2)
+        if np.broadcast_shapes(scores_t.shape, m.shape) == scores_t.shape:
+            scores_t += m
         else:
-            scores = scores + m
-    _softmax_(scores)
-    b, n, s = scores.shape[:3]
+            scores_t = scores_t + m
+    scores_t -= scores_t.max(axis=-2, keepdims=True)
+    np.exp(scores_t, out=scores_t)
+    scores_t /= np.add.reduce(scores_t, axis=-2, keepdims=True)
+    b, n, _, s = scores_t.shape
     hv = v.shape[-1]
-    out = np.empty((b, s, n, hv), scores.dtype)
-    np.matmul(scores, v, out=out.transpose(0, 2, 1, 3))
+    out = np.empty((b, s, n, hv), scores_t.dtype)
+    np.matmul(np.swapaxes(scores_t, -1, -2), v, out=out.transpose(0, 2, 1, 3))
     return out.reshape(b, s, n * hv)
 
 

@@ -150,7 +150,7 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
             np.add(xs.reshape(-1, nb), bf, out=u[:k].reshape(-1, nb))
             xs = u[:k]
         np.abs(xs, out=ak)
-        np.minimum(ak, np.float32(1e30), out=ak)  # |x| h stays 0, not nan, at infinity
+        bound(ak, None, 1e30, out=ak)  # |x| h stays 0, not nan, at infinity
         np.multiply(ak, _GELU_T, out=tk)
         tk += 1
         np.reciprocal(tk, out=tk)
@@ -167,7 +167,7 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         np.exp(pk, out=pk)
         pk *= tk
         pk *= ak
-        np.maximum(xs, 0, out=o)
+        bound(xs, 0, None, out=o)
         o -= pk
     return out.reshape(x.shape)
 
@@ -239,8 +239,53 @@ def _softplus(x):
     return r
 
 
+# numpy's SIMD loops for maximum and minimum take two arrays; with a scalar operand they fall
+# back to a loop three times slower (measured here: 16 us against 5 us over 32K float32, the same
+# for 800K). Bounds are therefore given as views of cached read-only constant-filled arrays.
+_FILLED: dict[tuple[str, float], np.ndarray] = {}
+_FILL_BLOCK = 1 << 20  # elements per operation beyond which larger arrays are done in blocks
+
+
+def _filled(dtype: np.dtype, value: float, n: int) -> np.ndarray:
+    key = (dtype.str, float(value))
+    arr = _FILLED.get(key)
+    if arr is None or arr.size < n:
+        arr = np.full(max(n, 4096), value, dtype=dtype)
+        arr.flags.writeable = False
+        if len(_FILLED) < 64:
+            _FILLED[key] = arr
+    return arr
+
+
+def bound(x: np.ndarray, lo=None, hi=None, out: np.ndarray | None = None) -> np.ndarray:
+    """``minimum(maximum(x, lo), hi)`` (ONNX Clip's order: hi wins when lo > hi; NaN stays NaN)
+    with scalar bounds, through numpy's fast two-array loops for contiguous float arrays."""
+    if out is None:
+        out = np.empty_like(x)
+    if x.dtype.kind != "f" or not (x.flags.c_contiguous and out.flags.c_contiguous):
+        y = x if lo is None else np.maximum(x, x.dtype.type(lo), out=out)
+        return y if hi is None else np.minimum(y, x.dtype.type(hi), out=out)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    n = xf.size
+    for s in range(0, n, _FILL_BLOCK):
+        k = min(_FILL_BLOCK, n - s)
+        src, dst = xf[s : s + k], of[s : s + k]
+        if lo is not None:
+            np.maximum(src, _filled(x.dtype, lo, k)[:k], out=dst)
+            src = dst
+        if hi is not None:
+            np.minimum(src, _filled(x.dtype, hi, k)[:k], out=dst)
+    return out
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return bound(x, 0, None, out)
+
+
 def _relu(x):
-    return np.maximum(x, np.zeros((), x.dtype))
+    if x.dtype.kind != "f":
+        return np.maximum(x, np.zeros((), x.dtype))
+    return relu(x)
 
 
 def _hard_swish(x):
@@ -543,6 +588,15 @@ def _clip(x, lo, hi):
         lo = np.asarray(lo).astype(xf.dtype)
     if hi is not None:
         hi = np.asarray(hi).astype(xf.dtype)
+    if xf.dtype.kind == "f" and (lo is None or lo.size == 1) and (hi is None or hi.size == 1):
+        return _arr(
+            bound(
+                np.asarray(xf, order="C"),  # (ascontiguousarray would make a scalar 1-D)
+                None if lo is None else lo.reshape(()).item(),
+                None if hi is None else hi.reshape(()).item(),
+            ),
+            x.dtype,
+        )
     return _arr(np.clip(xf, lo, hi), x.dtype)
 
 

@@ -39,8 +39,10 @@ def gemm(info):
     trans_b = bool(info.attr("transB", 0))
     b_const = info.constant(1)
     b_pre = None
-    if b_const is not None:  # prepack: transpose once, in the working type
-        b_pre = np.ascontiguousarray(_work(b_const).T if trans_b else _work(b_const))
+    if b_const is not None:  # converted once to the working type; a transposed B stays a view
+        # (BLAS reads either layout packed the same way; a transposed copy would double the
+        # memory of Gemm weights and sum in another order than the same Gemm with B fed)
+        b_pre = _work(b_const).T if trans_b else _work(b_const)
 
     def run(a, b, c=None):
         dt = a.dtype

@@ -8,6 +8,8 @@ parameters folds them once into a per-channel scale and shift.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from onnx import helper
 
@@ -119,6 +121,30 @@ def _layer_axes(x: np.ndarray, axis: int) -> tuple[int, ...]:
     return tuple(range(axis, x.ndim))
 
 
+def layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axes=(-1,)):
+    """Normalize ``s`` (already in its compute dtype) over ``axes``: y, mean, inv_std. Two
+    reductions and one scratch array, which becomes y (shared by LayerNormalization and the
+    com.microsoft Skip/Simplified forms)."""
+    n = math.prod(s.shape[a] for a in axes)
+    if simplified:
+        mean, d = None, s
+    else:
+        mean = np.add.reduce(s, axis=axes, keepdims=True)
+        mean /= n
+        d = np.subtract(s, mean)
+    y = np.multiply(d, d)
+    ms = np.add.reduce(y, axis=axes, keepdims=True)
+    ms /= n
+    ms += s.dtype.type(epsilon)
+    inv_std = np.sqrt(ms, out=ms)
+    np.divide(1, inv_std, out=inv_std)
+    np.multiply(d, inv_std, out=y)
+    y *= gamma.astype(s.dtype, copy=False)
+    if beta is not None:
+        y += beta.astype(s.dtype, copy=False)
+    return y, mean, inv_std
+
+
 @builder("LayerNormalization", since=17, dtypes={0: FLOAT_TYPES})
 def layer_normalization(info):
     axis = int(info.attr("axis", -1))
@@ -128,11 +154,7 @@ def layer_normalization(info):
     def run(x, scale, b=None):
         sdt = _stash_dtype(stash_type, x.dtype)
         xc = x.astype(sdt, copy=False)
-        mean, var = _stats(xc, _layer_axes(x, axis))
-        inv_std = 1.0 / np.sqrt(var + sdt.type(epsilon))
-        y = (xc - mean) * inv_std * scale.astype(sdt, copy=False)
-        if b is not None:
-            y += b.astype(sdt, copy=False)
+        y, mean, inv_std = layer_norm(xc, scale, b, epsilon, False, _layer_axes(x, axis))
         out_dt = np.dtype(helper.tensor_dtype_to_np_dtype(stash_type))
         return y.astype(x.dtype, copy=False), mean.astype(out_dt), inv_std.astype(out_dt)
 
