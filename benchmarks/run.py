@@ -51,8 +51,10 @@ class Result:
     config: str
     create_s: float = float("nan")
     median_ms: float = float("nan")
+    min_ms: float = float("nan")
     p90_ms: float = float("nan")
     ratio: float = float("nan")  # median / onnxruntime median
+    min_ratio: float = float("nan")  # best run / onnxruntime's best run
     peak_mb: float = float("nan")
     error: str = ""
     runs: int = 0
@@ -135,18 +137,20 @@ def bench_model(
                 results[c].samples.append(time.perf_counter() - t0)
             if gap_s > 0:
                 time.sleep(gap_s)
-    base = None
+    base = base_min = None
     for c in configs:
         r = results[c]
         if r.samples:
             r.runs = len(r.samples)
             r.median_ms = 1000 * statistics.median(r.samples)
+            r.min_ms = 1000 * min(r.samples)
             r.p90_ms = 1000 * float(np.percentile(r.samples, 90))
         if c == "onnxruntime":
-            base = r.median_ms
+            base, base_min = r.median_ms, r.min_ms
     for r in results.values():
         if base and r.samples:
             r.ratio = r.median_ms / base
+            r.min_ratio = r.min_ms / base_min
     return list(results.values())
 
 
@@ -217,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(MODEL_NAMES)}")
     configs = available_configs(configs)
     all_results: list[Result] = []
-    header = f"{'model':<14}{'config':<12}{'create s':>9}{'median ms':>11}{'p90 ms':>9}{'x ort':>7}"
+    header = (
+        f"{'model':<14}{'config':<12}{'create s':>9}{'median ms':>11}{'p90 ms':>9}{'min ms':>9}"
+    )
+    header += f"{'x ort':>7}{'min x':>7}"
     header += f"{'peak MB':>9}" if args.memory else ""
     print(header)
     for name in models:
@@ -227,12 +234,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.memory and not r.error:
                 r.peak_mb = peak_memory(name, r.config, args.threads)
             all_results.append(r)
-            line = f"{r.model:<14}{r.config:<12}{r.create_s:>9.2f}{r.median_ms:>11.2f}{r.p90_ms:>9.2f}{r.ratio:>7.2f}"
+            line = (
+                f"{r.model:<14}{r.config:<12}{r.create_s:>9.2f}{r.median_ms:>11.2f}{r.p90_ms:>9.2f}"
+            )
+            line += f"{r.min_ms:>9.2f}{r.ratio:>7.2f}{r.min_ratio:>7.2f}"
             line += f"{r.peak_mb:>9.0f}" if args.memory else ""
             print(line + (f"  {r.error}" if r.error else ""), flush=True)
-    print("\ngeometric mean of latency ratios to onnxruntime:")
+    print("\ngeometric mean of latency ratios to onnxruntime (medians; best runs):")
     for c in configs[1:]:
-        print(f"  {c:<10} {geomean([r.ratio for r in all_results if r.config == c]):.2f}x")
+        mine = [r for r in all_results if r.config == c]
+        print(
+            f"  {c:<10} {geomean([r.ratio for r in mine]):.2f}x; "
+            f"{geomean([r.min_ratio for r in mine]):.2f}x"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

@@ -260,9 +260,10 @@ def _filled(dtype: np.dtype, value: float, n: int) -> np.ndarray:
 def bound(x: np.ndarray, lo=None, hi=None, out: np.ndarray | None = None) -> np.ndarray:
     """``minimum(maximum(x, lo), hi)`` (ONNX Clip's order: hi wins when lo > hi; NaN stays NaN)
     with scalar bounds, through numpy's fast two-array loops for contiguous float arrays."""
+    small = x.size < 4096  # too few elements for the loop choice to matter more than the calls
     if out is None:
         out = np.empty_like(x)
-    if x.dtype.kind != "f" or not (x.flags.c_contiguous and out.flags.c_contiguous):
+    if small or x.dtype.kind != "f" or not (x.flags.c_contiguous and out.flags.c_contiguous):
         y = x if lo is None else np.maximum(x, x.dtype.type(lo), out=out)
         return y if hi is None else np.minimum(y, x.dtype.type(hi), out=out)
     xf, of = x.reshape(-1), out.reshape(-1)
@@ -283,7 +284,7 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _relu(x):
-    if x.dtype.kind != "f":
+    if x.dtype.kind != "f" or x.size < 4096:
         return np.maximum(x, np.zeros((), x.dtype))
     return relu(x)
 
