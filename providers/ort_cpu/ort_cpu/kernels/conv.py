@@ -1,9 +1,12 @@
 """Convolution kernels: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv.
 
 Conv is im2col: a strided window view of the padded input, copied once into a column matrix, and
-one batched matmul over the groups. 1x1 convolutions skip the window view. ConvTranspose is the
-adjoint: one batched matmul, then a scatter-add per kernel offset (not per pixel). float16 and
-bfloat16 are computed in float32, float64 in float64; the integer ops accumulate in float64 (exact
+one batched matmul over the groups. 1x1 convolutions skip the window view; 2-D convolutions with
+far fewer outputs than inputs run one GEMM per tap on shifted flat views (:func:`_conv_shifted`);
+depthwise ones gather their columns from the stride phases of the input (:class:`_Phases`), and
+per-channel 1x1 ones (a BatchNormalization turned convolution) are one broadcast product.
+ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel offset (not per
+pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops accumulate in float64 (exact
 for any realistic kernel size) and round to int32.
 
 The padding helpers (:func:`window_geometry`, :func:`pad_to`, :func:`kernel_view`) are shared with
@@ -262,7 +265,8 @@ def _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end) -> np.ndarray:
     """Stride-1 2-D convolution as one GEMM per kernel tap on shifted flat views of the padded
     input: the rows of the padded image are laid end to end, so the input under tap (i, j) for
     every output cell is one contiguous slice (with Wp - OW junk columns per output row, dropped
-    at the end). No column matrix; pays when the output has no more channels than the input."""
+    at the end). No column matrix; pays when the output has at most half the input's channels
+    (see :func:`_shifted_pays`)."""
     n, c = x.shape[:2]
     oh, ow = out
     wp = x.shape[3] + begin[1] + end[1]
