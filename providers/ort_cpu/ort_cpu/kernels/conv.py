@@ -15,6 +15,7 @@ the pooling kernels.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -311,7 +312,7 @@ def _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end) -> np.
     channel."""
     n, c = x.shape[:2]
     oh, ow = out
-    ph = _Phases(x.shape, kernel, strides, dilations, out, begin, end)
+    ph = _cached_phases(x.shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     cols = np.empty((c, len(ph.taps), ph.span), dtype=x.dtype)
     for b in range(n):
@@ -320,6 +321,19 @@ def _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end) -> np.
             cols[:, t] = planes[k, :, off : off + ph.span]
         y[b] = np.matmul(wmat, cols).reshape(c, oh, ph.wq)[:, :, :ow]
     return y
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_geometry(in_shape, kernel, strides, dilations, pads, auto_pad):
+    """:func:`window_geometry` for hashable arguments, computed once per geometry: a model runs
+    the same few shapes every time."""
+    geo = window_geometry(in_shape, kernel, strides, dilations, pads, auto_pad)
+    return tuple(tuple(v) for v in geo)  # immutable: every caller shares the cached value
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phases:
+    return _Phases(x_shape, kernel, strides, dilations, out, begin, end)
 
 
 def conv_core(
@@ -339,9 +353,10 @@ def conv_core(
             f"Conv: input has {c} channels but the weights expect "
             f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})"
         )
-    out, begin, _, end = window_geometry(
-        x.shape[2:], kernel, strides, dilations, attrs.pads, attrs.auto_pad
-    )
+    out, begin, _, end = _cached_geometry(
+        tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+        None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+    )  # fmt: skip
     p = math.prod(out)
     pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
     if pointwise and g == c == m and all(st == 1 for st in strides):
