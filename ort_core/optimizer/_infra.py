@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from ..errors import InvalidArgument
 from ..ir import Graph, Model, Node
+from ._util import all_graphs, remove_unused_initializers
 
 __all__ = [
     "GraphOptimizationLevel",
@@ -223,8 +224,6 @@ def optimize(
             _run_level(model, chosen, ctx, report)
             # fusions leave the weights they replaced (e.g. Q, K, V once concatenated for
             # Attention) unread: drop them so the session does not hold both copies
-            from ._util import all_graphs, remove_unused_initializers
-
             for g in all_graphs(model):
                 remove_unused_initializers(g)
     report.nodes_after = count_nodes(model.graph)

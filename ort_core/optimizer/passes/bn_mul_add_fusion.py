@@ -10,7 +10,7 @@ from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import add_initializer, all_graphs, constant
 from ._fusion import shape_of
-from .conv_add_mul_fusion import _per_channel
+from .conv_add_mul_fusion import per_channel
 
 
 def inference_bn(node, opset: int) -> bool:
@@ -51,7 +51,7 @@ class BatchNormMulAddFusion(GraphPass):
                     c = constant(g, other) if other != out else None
                     if c is None or c.dtype != scale.dtype:
                         break
-                    c = _per_channel(c, scale.shape[0], len(shape))
+                    c = per_channel(c, scale.shape[0], len(shape))
                     if c is None:
                         break
                     if op.op_type == "Mul":

@@ -11,7 +11,7 @@ from .._util import all_graphs, constant
 from .conv_bn_fusion import conv_weights, set_conv_weights
 
 
-def _per_channel(c: np.ndarray, m: int, rank: int) -> np.ndarray | None:
+def per_channel(c: np.ndarray, m: int, rank: int) -> np.ndarray | None:
     """``c`` as an (M,) vector when it broadcasts against (N, M, spatial...) along M only."""
     if c.size == 1:
         return np.full(m, c.reshape(()), dtype=c.dtype)
@@ -46,7 +46,7 @@ class ConvAddMulFusion(GraphPass):
                 w, b = wb
                 if c is None or c.dtype != w.dtype or other == out:
                     continue
-                c = _per_channel(c, w.shape[0], w.ndim)
+                c = per_channel(c, w.shape[0], w.ndim)
                 if c is None:
                     continue
                 b = np.zeros(w.shape[0], w.dtype) if b is None else b
