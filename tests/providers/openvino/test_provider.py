@@ -383,3 +383,35 @@ def test_overridable_initializers_compile_as_constants_until_overridden(compilat
     for feed in feeds:
         sess.run(None, feed)
     assert len(compilations) == made  # every case is served by a compilation already made
+
+
+@pytest.mark.parametrize("builder", [mlp, transformer_block])
+def test_large_clusters_reach_openvino_through_a_mapped_weights_file(
+    builder, monkeypatch, tmp_path
+):
+    """A cluster whose weights exceed EXTERNAL_WEIGHTS_BYTES is handed over as a model file with
+    its weights in an external-data file (written from the arrays, mapped by OpenVINO): same
+    outputs as the in-memory route, and the temporary folder is gone once the session exists."""
+    import tempfile
+
+    from ort_openvino import kernel
+
+    model = builder()
+    feed_shape = [2, 16] if builder is mlp else [2, 3, 16]
+    feed = {"x": np.random.default_rng(0).standard_normal(feed_shape).astype(np.float32)}
+    in_memory = ort.InferenceSession(model.SerializeToString(), providers=[OV]).run(None, feed)
+    monkeypatch.setattr(kernel, "EXTERNAL_WEIGHTS_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    reads = []
+    original = kernel._external_weights_model
+
+    def spy(*args):
+        reads.append(args[3])
+        return original(*args)
+
+    monkeypatch.setattr(kernel, "_external_weights_model", spy)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=[OV])
+    assert reads and all(not os.path.exists(folder) for folder in reads)
+    assert set(placement(sess)) == {OV}
+    for a, b in zip(sess.run(None, feed), in_memory):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
