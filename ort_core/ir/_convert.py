@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -456,14 +457,16 @@ def _value_info(name: str, tp: onnx.TypeProto | None, doc: str = "") -> onnx.Val
     return vi
 
 
-def graph_to_proto(g: Graph) -> onnx.GraphProto:
-    """Convert a Graph back to a GraphProto (initializers serialized from numpy)."""
+def graph_to_proto(g: Graph, *, skip_initializers: Collection[str] = ()) -> onnx.GraphProto:
+    """Convert a Graph back to a GraphProto (initializers serialized from numpy, except those in
+    ``skip_initializers``, which the caller adds in another form, e.g. as external data)."""
     gp = onnx.GraphProto()
     gp.name = g.name
     if g.doc_string:
         gp.doc_string = g.doc_string
     for name, arr in g.initializers.items():
-        gp.initializer.append(_to_tensor(arr, name))
+        if name not in skip_initializers:
+            gp.initializer.append(_to_tensor(arr, name))
     for name in g.inputs:
         gp.input.append(_value_info(name, g.type_of(name), g.value_docs.get(name, "")))
     for name in g.outputs:

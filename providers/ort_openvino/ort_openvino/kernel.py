@@ -30,6 +30,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -51,10 +52,13 @@ SHAPE_CACHE_SIZE = 8
 MAX_BAKED_ELEMENTS = 64
 
 
-def subgraph_model(subgraph: Graph, opsets: dict[str, int]) -> onnx.ModelProto:
-    """The cluster as a standalone ONNX model. Intermediate value types are dropped and outputs keep
-    only their element type, so OpenVINO infers shapes itself from the inputs."""
-    gp = graph_to_proto(subgraph)
+def subgraph_model(
+    subgraph: Graph, opsets: dict[str, int], skip_initializers: Collection[str] = ()
+) -> onnx.ModelProto:
+    """The cluster as a standalone ONNX model (without ``skip_initializers``). Intermediate value
+    types are dropped and outputs keep only their element type, so OpenVINO infers shapes itself
+    from the inputs."""
+    gp = graph_to_proto(subgraph, skip_initializers=skip_initializers)
     del gp.value_info[:]
     for out in gp.output:
         if out.type.HasField("tensor_type"):
@@ -64,7 +68,7 @@ def subgraph_model(subgraph: Graph, opsets: dict[str, int]) -> onnx.ModelProto:
     return helper.make_model(gp, opset_imports=ops, producer_name="ort-openvino")
 
 
-#: weights (bytes) above which a cluster reaches OpenVINO as a file it can map (see _read)
+#: weights (bytes) above which a cluster reaches OpenVINO as a file it can map (_read_cluster)
 EXTERNAL_WEIGHTS_BYTES = 16 << 20
 
 
@@ -73,12 +77,7 @@ def _external_weights_model(
 ) -> onnx.ModelProto:
     """:func:`subgraph_model` with the ``big`` initializers written to ``folder``/weights.bin and
     referenced as external data, their bytes never held by the proto."""
-    saved = subgraph.initializers
-    subgraph.initializers = {k: v for k, v in saved.items() if k not in big}
-    try:
-        proto = subgraph_model(subgraph, opsets)
-    finally:
-        subgraph.initializers = saved
+    proto = subgraph_model(subgraph, opsets, skip_initializers=big)
     with open(os.path.join(folder, "weights.bin"), "wb") as f:
         for name, arr in big.items():
             offset = f.tell()

@@ -6,8 +6,8 @@ far fewer outputs than inputs run one GEMM per tap on shifted flat views (:func:
 depthwise ones gather their columns from the stride phases of the input (:class:`_Phases`), and
 per-channel 1x1 ones (a BatchNormalization turned convolution) are one broadcast product.
 ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel offset (not per
-pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops accumulate in float64 (exact
-for any realistic kernel size) and round to int32.
+pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops
+accumulate in float64 (exact for any realistic kernel size) and round to int32.
 
 The padding helpers (:func:`window_geometry`, :func:`pad_to`, :func:`kernel_view`) are shared with
 the pooling kernels.
@@ -198,22 +198,6 @@ def _tap_major(wmat: np.ndarray, taps: int) -> np.ndarray:
     )
 
 
-def _tap_offsets(kernel, dilations, wp: int) -> list[int]:
-    """Flat offsets, in a padded image of row length ``wp``, of the 2-D kernel taps."""
-    return [
-        i * dilations[0] * wp + j * dilations[1] for i in range(kernel[0]) for j in range(kernel[1])
-    ]
-
-
-def _flat_padded(img: np.ndarray, begin, end, length: int) -> np.ndarray:
-    """(C, H, W) ``img`` zero-padded, its rows laid end to end: (C, max(Hp*Wp, length))."""
-    c, h, w = img.shape
-    hp, wp = h + begin[0] + end[0], w + begin[1] + end[1]
-    flat = np.zeros((c, max(hp * wp, length)), dtype=img.dtype)
-    flat[:, : hp * wp].reshape(c, hp, wp)[:, begin[0] : begin[0] + h, begin[1] : begin[1] + w] = img
-    return flat
-
-
 class _Phases:
     """The flat layout for a strided 2-D window: the zero-padded image split into its stride
     phases (plane (a, b) holds the padded rows a, a+sh, ... and columns b, b+sw, ...), each laid
@@ -264,28 +248,24 @@ class _Phases:
 
 def _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end) -> np.ndarray:
     """Stride-1 2-D convolution as one GEMM per kernel tap on shifted flat views of the padded
-    input: the rows of the padded image are laid end to end, so the input under tap (i, j) for
-    every output cell is one contiguous slice (with Wp - OW junk columns per output row, dropped
-    at the end). No column matrix; pays when the output has at most half the input's channels
+    input (:class:`_Phases` with one plane): the input under tap (i, j) for every output cell is
+    one contiguous slice (with Wp - OW junk columns per output row, dropped at the end). No
+    column matrix; pays when the output has at most half the input's channels
     (see :func:`_shifted_pays`)."""
-    n, c = x.shape[:2]
+    n = x.shape[0]
     oh, ow = out
-    wp = x.shape[3] + begin[1] + end[1]
-    span = oh * wp
+    ph = _cached_phases(x.shape, tuple(kernel), (1, 1), tuple(dilations), out, begin, end)
     taps = _tap_major(wmat, kernel[0] * kernel[1])
-    offsets = _tap_offsets(kernel, dilations, wp)
     y = np.empty((n, m, oh, ow), dtype=x.dtype)
-    acc = np.empty((m, span), dtype=x.dtype)
+    acc = np.empty((m, ph.span), dtype=x.dtype)
     tmp = np.empty_like(acc)
     for b in range(n):
-        flat = _flat_padded(x[b], begin, end, offsets[-1] + span)
-        for t, off in enumerate(offsets):
-            if t == 0:
-                np.matmul(taps[0], flat[:, off : off + span], out=acc)
-            else:
-                np.matmul(taps[t], flat[:, off : off + span], out=tmp)
+        flat = ph.fill(x[b], begin)[0]
+        for t, (_, off) in enumerate(ph.taps):
+            np.matmul(taps[t], flat[:, off : off + ph.span], out=acc if t == 0 else tmp)
+            if t:
                 acc += tmp
-        y[b] = acc.reshape(m, oh, wp)[:, :, :ow]
+        y[b] = acc.reshape(m, oh, ph.wq)[:, :, :ow]
     return y
 
 
@@ -295,14 +275,12 @@ def _flat_layout_ok(nd, strides, out, begin, end) -> bool:
     return nd == 2 and strides == [1, 1] and all(out) and min(begin + end) >= 0
 
 
-def _shifted_pays(nd, g, m, c, strides, out, width, begin, end) -> bool:
+def _shifted_pays(nd, g, m, c, strides, out, begin, end) -> bool:
     """Whether :func:`_conv_shifted` beats im2col: it skips writing the K-fold column matrix but
     adds K-1 accumulations of the (M, OH*Wp) output and runs K GEMMs with a K-times smaller inner
     dimension, so it wants clearly fewer output channels than input channels (measured: with
     M == C, VGG's 3x3 layers, one im2col GEMM is 5-20% faster)."""
-    if g != 1 or 2 * m > c or not _flat_layout_ok(nd, strides, out, begin, end):
-        return False
-    return width[0] + begin[1] + end[1] > 0
+    return g == 1 and 2 * m <= c and _flat_layout_ok(nd, strides, out, begin, end)
 
 
 def _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end) -> np.ndarray:
@@ -371,7 +349,7 @@ def conv_core(
             )
         ]
         cols = xs.reshape(n, g, c // g, p)
-    elif _shifted_pays(nd, g, m, c, strides, out, x.shape[3:], begin, end):
+    elif _shifted_pays(nd, g, m, c, strides, out, begin, end):
         return _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end)
     elif nd == 2 and all(out) and min(begin + end) >= 0 and g == c == m:
         return _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end)

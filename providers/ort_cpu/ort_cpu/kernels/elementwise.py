@@ -283,12 +283,6 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return bound(x, 0, None, out)
 
 
-def _relu(x):
-    if x.dtype.kind != "f" or x.size < 4096:
-        return np.maximum(x, np.zeros((), x.dtype))
-    return relu(x)
-
-
 def _hard_swish(x):
     return x * np.clip(x * (1 / 6) + 0.5, 0, 1)
 
@@ -301,7 +295,7 @@ _DEFINED = {
     "Sigmoid": _sigmoid,
     "Softsign": _softsign,
     "Softplus": _softplus,
-    "Relu": _relu,
+    "Relu": relu,
     "HardSwish": _hard_swish,
     "Mish": _mish,
 }

@@ -2,7 +2,8 @@
 RoiAlign.
 
 Windowed pools reduce one spatial axis at a time (max and sum are separable), each step one
-vectorized operation on a strided slice of the padded input; MaxPool's Indices come from one argmax over a window view.
+vectorized operation on a strided slice of the unpadded input, skipping the window cells that fall
+in the padding; MaxPool's Indices come from one argmax over a window view of the padded input.
 Cells that ceil_mode windows overhang past the padding count neither as values nor in averages.
 """
 
