@@ -35,12 +35,27 @@ CONV_CASES = [
     ((1, 2, 4, 5, 3), (3, 2, 2, 3, 2), {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]}),
     ((2, 4, 3, 4, 5), (4, 2, 1, 2, 2), {"group": 2, "dilations": [1, 2, 1]}),
     ((0, 3, 5, 5), (2, 3, 3, 3), {}),  # empty batch
-    # stride 1, one group, no more output than input channels: one GEMM per shifted tap
+    # one group, few input channels: im2col
     ((2, 6, 7, 8), (4, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
     ((1, 5, 9, 9), (3, 5, 3, 2), {"dilations": [2, 3], "pads": [2, 1, 0, 3]}),
     ((1, 4, 6, 7), (4, 4, 4, 3), {"auto_pad": "SAME_UPPER"}),
     ((1, 4, 6, 7), (2, 4, 2, 3), {}),
     ((2, 3, 6, 7), (3, 1, 3, 2), {"group": 3, "dilations": [2, 1], "pads": [2, 0, 1, 1]}),
+]
+# one group, 32 or more input channels, at most one junk column in 8: one GEMM per kernel tap, reading the
+# flat padded input in place (TAP_CASES are indices into CONV_CASES)
+TAP_CASES = list(range(len(CONV_CASES), len(CONV_CASES) + 6))
+CONV_CASES += [
+    ((2, 32, 7, 8), (16, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 40, 9, 24), (8, 40, 3, 2), {"dilations": [2, 3], "pads": [2, 1, 0, 3]}),
+    ((1, 48, 6, 16), (64, 48, 4, 3), {"auto_pad": "SAME_UPPER"}),
+    ((1, 32, 6, 20), (2, 32, 2, 3), {}),
+    ((1, 32, 12, 29), (8, 32, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (
+        (2, 36, 11, 40),
+        (5, 36, 5, 3),
+        {"strides": [3, 2], "pads": [2, 0, 1, 2], "dilations": [1, 2]},
+    ),
 ]
 
 
@@ -56,7 +71,7 @@ def test_conv_float32(case, bias):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])
-@pytest.mark.parametrize("case", [2, 3, 4, 7, 17])
+@pytest.mark.parametrize("case", [2, 3, 4, 7, 17, TAP_CASES[0], TAP_CASES[-1]])
 def test_conv_dtypes(dtype, case):
     xs, ws, attrs = CONV_CASES[case]
     rng = np.random.default_rng(case)
@@ -65,13 +80,43 @@ def test_conv_dtypes(dtype, case):
     check_node("Conv", inputs, attrs, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("case", TAP_CASES)
+def test_conv_tap_path_taken(case, monkeypatch):
+    """The TAP_CASES reach the per-tap GEMMs (where numpy's BLAS exposes its GEMM), and give the
+    reference result with a bias added on the way out."""
+    from ort_cpu.kernels import _blas, conv
+
+    if _blas.find_gemm(np.float32) is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    calls = []
+    real = conv._conv_taps
+    monkeypatch.setattr(conv, "_conv_taps", lambda *a: calls.append(1) or real(*a))
+    xs, ws, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    inputs = [_rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))]
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
+    assert calls
+
+
+@pytest.mark.parametrize("case", TAP_CASES[:2])
+def test_conv_without_direct_gemm(case, monkeypatch):
+    """Where numpy's BLAS GEMM cannot be called directly, the same geometries go through im2col."""
+    from ort_cpu.kernels import _blas
+
+    monkeypatch.setattr(_blas, "find_gemm", lambda dtype: None)
+    xs, ws, attrs = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    inputs = [_rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))]
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_constant_weights_repeated_runs():
     """Weights that are initializers are packed once; every run (and a second session over the
     same weights) gives the reference result."""
     import ort_core
 
     rng = np.random.default_rng(7)
-    for xs, ws, attrs in (CONV_CASES[17], CONV_CASES[4], CONV_CASES[7]):
+    for xs, ws, attrs in (CONV_CASES[17], CONV_CASES[4], CONV_CASES[7], CONV_CASES[TAP_CASES[0]]):
         x, w = _rand(rng, xs), _rand(rng, ws)
         model, feeds = make_node_model("Conv", [x, w], attrs)
         expected = run_reference(model, feeds)[0]

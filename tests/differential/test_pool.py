@@ -414,3 +414,33 @@ def test_random_window_geometries(seed, channels):
         want = _loop_pool(x, attrs, op, include)
         assert got.shape == want.shape, (name, attrs)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {attrs}")
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_stride1_windows_flat_layout(seed, monkeypatch):
+    """2-D stride-1 windows (random kernels, dilations, pads, ceil_mode; two images of three
+    channels, so windows run up against the next channel's padding) go through the flat layout
+    and match the loop oracle."""
+    from ort_cpu.kernels import pool
+
+    calls = []
+    real = pool._flat_reduce
+    monkeypatch.setattr(pool, "_flat_reduce", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(500 + seed)
+    kernel = [int(k) for k in rng.integers(1, 4, 2)]
+    dilations = [int(d) for d in rng.integers(1, 3, 2)]
+    pads = [int(rng.integers(0, k)) for k in kernel] + [int(rng.integers(0, k)) for k in kernel]
+    sizes = [int(rng.integers((k - 1) * d + 1, 12)) for k, d in zip(kernel, dilations)]
+    attrs = {"kernel_shape": kernel, "strides": [1, 1], "pads": pads, "dilations": dilations,
+             "ceil_mode": int(rng.integers(0, 2))}  # fmt: skip
+    x = _rand(rng, (2, 3, *sizes))
+    include = seed % 2
+    for op, name, extra, opset in (
+        ("max", "MaxPool", {}, 12),
+        ("avg", "AveragePool", {"count_include_pad": include}, 19),
+    ):
+        model, feed = make_node_model(name, [x], {**attrs, **extra}, opset=opset)
+        got = run_cpu(model, feed)[0]
+        want = _loop_pool(x, attrs, op, include)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {attrs}")
+    assert len(calls) == 2

@@ -20,7 +20,7 @@ import numpy as np
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from ._registry import builder, kernel
-from .conv import ConvAttrs, add_bias, check_auto_pad, compute_dtype, conv_core, pack_weights
+from .conv import ConvAttrs, check_auto_pad, compute_dtype, conv_core, pack_weights
 from .elementwise import _sigmoid, bound, gelu_erf
 from .normalization import layer_norm as _layer_norm
 
@@ -129,7 +129,8 @@ def fused_conv(info):
     def run(x, w, b=None, z=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
-        y = add_bias(conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:]), b)
+        bias = None if b is None else b.astype(cdt, copy=False)
+        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias)
         if z is not None:
             y += z.astype(cdt, copy=False)
         if act is not None:

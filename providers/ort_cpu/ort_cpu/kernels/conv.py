@@ -2,9 +2,11 @@
 
 Conv is im2col: a strided window view of the padded input, copied once into a column matrix, and
 one batched matmul over the groups. 1x1 convolutions skip the window view; 2-D convolutions with
-far fewer outputs than inputs run one GEMM per tap on shifted flat views (:func:`_conv_shifted`);
-depthwise ones gather their columns from the stride phases of the input (:class:`_Phases`), and
-per-channel 1x1 ones (a BatchNormalization turned convolution) are one broadcast product.
+enough input channels run one GEMM per kernel tap, all accumulating into the output, each
+reading a window of the flat padded input in place (:func:`_conv_taps`, through numpy's BLAS
+itself: :mod:`._blas`); depthwise ones gather their columns from the stride phases of the input
+(:class:`_Phases`), and per-channel 1x1 ones (a BatchNormalization turned convolution) are one
+broadcast product.
 ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel offset (not per
 pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops
 accumulate in float64 (exact for any realistic kernel size) and round to int32.
@@ -28,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 from ort_core.provider import FLOAT_TYPES
 from ort_core.shapes import window_geometry as core_window_geometry
 
+from . import _blas
 from ._registry import builder
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -203,14 +206,22 @@ class _Phases:
     phases (plane (a, b) holds the padded rows a, a+sh, ... and columns b, b+sw, ...), each laid
     flat with rows of ``wq`` cells. Kernel tap (i, j) reads, for every output cell at once, one
     contiguous slice ``[off, off + span)`` of one plane; each output row carries ``wq - OW`` junk
-    columns, dropped at the end. Stride 1 is a single plane: the padded image itself."""
+    columns, dropped at the end. Stride 1 is a single plane: the padded image, its rows only
+    ``max(left pad, right pad)`` cells apart (a window overhanging row r's left edge reads the
+    zeros after row r-1), so a 3x3 "same" convolution computes one junk column per row, not
+    two."""
 
     __slots__ = ("planes", "taps", "wq", "span", "strides", "hq", "length")
 
     def __init__(self, x_shape, kernel, strides, dilations, out, begin, end) -> None:
         sh, sw = strides
         hp, wp = x_shape[-2] + begin[0] + end[0], x_shape[-1] + begin[1] + end[1]
-        self.wq = -(-wp // sw)
+        if (sh, sw) == (1, 1):
+            # rows share their padding: the cells a window overhangs on the left of row r are
+            # the gap after row r-1, so a gap as wide as the wider side pad is enough
+            self.wq = max(x_shape[-1] + max(begin[1], end[1]), out[1])
+        else:
+            self.wq = -(-wp // sw)
         self.span = out[0] * self.wq
         planes: dict[tuple[int, int], int] = {}
         self.taps = []  # (plane index, offset) per tap, row-major over the kernel
@@ -225,11 +236,13 @@ class _Phases:
         self.hq = -(-hp // sh)
         self.length = max(self.hq * self.wq, max(off for _, off in self.taps) + self.span)
 
-    def fill(self, img: np.ndarray, begin) -> np.ndarray:
-        """(planes, C, L) for one (C, H, W) image."""
+    def fill(self, img: np.ndarray, begin, value=0) -> np.ndarray:
+        """(planes, C, L) for one (C, H, W) image, the padding (and every cell outside the
+        image) set to ``value``."""
         c, h, w = img.shape
         (sh, sw), hq = self.strides, self.hq
-        out = np.zeros((len(self.planes), c, self.length), dtype=img.dtype)
+        shape = (len(self.planes), c, self.length)
+        out = np.zeros(shape, img.dtype) if value == 0 else np.full(shape, value, img.dtype)
         for k, (a, b) in enumerate(self.planes):
             # padded row a + sh*r is image row a + sh*r - begin[0]: the rows inside the image
             r0 = max(0, -(-(begin[0] - a) // sh))
@@ -246,51 +259,57 @@ class _Phases:
         return out
 
 
-def _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end) -> np.ndarray:
-    """Stride-1 2-D convolution as one GEMM per kernel tap on shifted flat views of the padded
-    input (:class:`_Phases` with one plane): the input under tap (i, j) for every output cell is
-    one contiguous slice (with Wp - OW junk columns per output row, dropped at the end). No
-    column matrix; pays when the output has at most half the input's channels
-    (see :func:`_shifted_pays`)."""
+def _conv_taps(x, wmat, m, kernel, ph: _Phases, out, begin, bias, gemm):
+    """2-D convolution (any stride, group 1) as one GEMM per kernel tap, all accumulating into one
+    output: tap (i, j) multiplies its (M, C) weight slice with one contiguous window of a stride
+    phase of the padded input (:class:`_Phases`), read in place through the GEMM's row stride.
+    No column matrix and no temporary per tap. Needs the direct BLAS GEMM (:mod:`._blas`) for
+    ``beta`` and the row stride."""
     n = x.shape[0]
     oh, ow = out
-    ph = _cached_phases(x.shape, tuple(kernel), (1, 1), tuple(dilations), out, begin, end)
     taps = _tap_major(wmat, kernel[0] * kernel[1])
     y = np.empty((n, m, oh, ow), dtype=x.dtype)
     acc = np.empty((m, ph.span), dtype=x.dtype)
-    tmp = np.empty_like(acc)
     for b in range(n):
-        flat = ph.fill(x[b], begin)[0]
-        for t, (_, off) in enumerate(ph.taps):
-            np.matmul(taps[t], flat[:, off : off + ph.span], out=acc if t == 0 else tmp)
-            if t:
-                acc += tmp
+        planes = ph.fill(x[b], begin)
+        for t, (k, off) in enumerate(ph.taps):
+            gemm(taps[t], planes[k, :, off : off + ph.span], acc, 1.0 if t else 0.0)
         y[b] = acc.reshape(m, oh, ph.wq)[:, :, :ow]
-    return y
+    return add_bias(y, bias)
 
 
-def _flat_layout_ok(nd, strides, out, begin, end) -> bool:
-    """Whether the flat padded layout of :func:`_conv_shifted` applies: 2-D, stride 1, no
-    cropping pads, a non-empty output."""
-    return nd == 2 and strides == [1, 1] and all(out) and min(begin + end) >= 0
+def _flat_layout_ok(nd, out, begin, end) -> bool:
+    """Whether the flat layout of :class:`_Phases` applies: 2-D, no cropping pads, a non-empty
+    output."""
+    return nd == 2 and all(out) and min(begin + end) >= 0
 
 
-def _shifted_pays(nd, g, m, c, strides, out, begin, end) -> bool:
-    """Whether :func:`_conv_shifted` beats im2col: it skips writing the K-fold column matrix but
-    adds K-1 accumulations of the (M, OH*Wp) output and runs K GEMMs with a K-times smaller inner
-    dimension, so it wants clearly fewer output channels than input channels (measured: with
-    M == C, VGG's 3x3 layers, one im2col GEMM is 5-20% faster)."""
-    return g == 1 and 2 * m <= c and _flat_layout_ok(nd, strides, out, begin, end)
+def _taps_pay(c, m, kernel, out, ph: _Phases) -> bool:
+    """Whether :func:`_conv_taps` beats im2col + one GEMM. It skips writing (and reading back) the
+    K-fold column matrix, but runs K GEMMs whose inner dimension is C instead of K*C, about 10%
+    slower in all, and computes ``wq - OW`` junk columns per output row. Measured (2 cores,
+    OpenBLAS, interleaved A/B against im2col):
+
+    - at most half as many outputs as inputs (DenseNet's 128 -> 32): the column matrix costs more
+      than the GEMM, so taps win 1.3-4x whatever the junk (a 7x7 map computes 8 columns for 7);
+    - otherwise 5-20% faster on maps 14 wide and wider, where the junk is at most an eighth of
+      the output (3x3 layers of ResNet and Inception, stride 1 or 2), if the GEMMs are deep
+      enough: with 32 input channels and four times as many outputs, 32-deep GEMMs lose 25%.
+      On 13x13 and smaller maps it is a tie (SqueezeNet's last layers) or a loss (7x7)."""
+    if math.prod(kernel) == 1 or c < 32:
+        return False
+    if 2 * m <= c:
+        return True
+    return (c >= 48 or m <= 2 * c) and out[1] >= 14 and 8 * ph.wq <= 9 * out[1]
 
 
-def _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end) -> np.ndarray:
+def _conv_depthwise(x, wmat, ph: _Phases, out, begin) -> np.ndarray:
     """Depthwise 2-D convolution (any stride): the columns of each channel gathered from the
     stride phases of the padded input (:class:`_Phases`: one long contiguous copy per tap instead
     of one short strided copy per output row), then one (1, K) x (K, OH*Wq) product per
     channel."""
     n, c = x.shape[:2]
     oh, ow = out
-    ph = _cached_phases(x.shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end)
     y = np.empty((n, c, oh, ow), dtype=x.dtype)
     cols = np.empty((c, len(ph.taps), ph.span), dtype=x.dtype)
     for b in range(n):
@@ -310,7 +329,9 @@ def _cached_geometry(in_shape, kernel, strides, dilations, pads, auto_pad):
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phases:
+def cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phases:
+    """The :class:`_Phases` layout of a 2-D window geometry (tuples), built once per geometry;
+    shared with the pooling kernels."""
     return _Phases(x_shape, kernel, strides, dilations, out, begin, end)
 
 
@@ -320,8 +341,10 @@ def conv_core(
     m: int,
     attrs: ConvAttrs,
     w_spatial: Sequence[int],
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Convolution of ``x`` (already in the compute dtype) with packed weights; no bias."""
+    """Convolution of ``x`` (already in the compute dtype) with packed weights, plus ``bias`` (M
+    values in the compute dtype) when given."""
     nd = x.ndim - 2
     kernel, strides, dilations = attrs.resolve(nd, w_spatial)
     g = attrs.group
@@ -339,7 +362,13 @@ def conv_core(
     pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
     if pointwise and g == c == m and all(st == 1 for st in strides):
         # one weight per channel (a BatchNormalization made a convolution): a broadcast product
-        return x * wmat.reshape(1, m, *[1] * nd)
+        return add_bias(x * wmat.reshape(1, m, *[1] * nd), bias)
+    ph = None
+    if not pointwise and _flat_layout_ok(nd, out, begin, end):
+        ph = cached_phases(
+            x.shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
+        )
+    gemm = _blas.find_gemm(x.dtype) if g == 1 else None
     if pointwise:
         xs = x[
             (
@@ -349,15 +378,15 @@ def conv_core(
             )
         ]
         cols = xs.reshape(n, g, c // g, p)
-    elif _shifted_pays(nd, g, m, c, strides, out, begin, end):
-        return _conv_shifted(x, wmat, m, kernel, dilations, out, begin, end)
-    elif nd == 2 and all(out) and min(begin + end) >= 0 and g == c == m:
-        return _conv_depthwise(x, wmat, kernel, strides, dilations, out, begin, end)
+    elif ph is not None and gemm is not None and _taps_pay(c, m, kernel, out, ph):
+        return _conv_taps(x, wmat, m, kernel, ph, out, begin, bias, gemm)
+    elif ph is not None and g == c == m:
+        return add_bias(_conv_depthwise(x, wmat, ph, out, begin), bias)
     else:
         xp = pad_to(x, begin, end)
         cols = kernel_view(xp, kernel, strides, dilations, out).reshape(n, g, wmat.shape[2], p)
     y = np.matmul(wmat, cols)  # (n, g, M/g, P)
-    return y.reshape(n, m, *out)
+    return add_bias(y.reshape(n, m, *out), bias)
 
 
 def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -378,8 +407,9 @@ def conv(info):
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
-        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:])
-        return add_bias(y, b).astype(x.dtype, copy=False)
+        bias = None if b is None else b.astype(cdt, copy=False)
+        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias)
+        return y.astype(x.dtype, copy=False)
 
     return run
 

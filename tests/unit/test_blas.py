@@ -1,0 +1,80 @@
+"""The direct BLAS GEMM the CPU provider's convolutions call (ort_cpu.kernels._blas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ort_cpu.kernels import _blas
+
+
+@pytest.fixture
+def gemm32():
+    gemm = _blas.find_gemm(np.float32)
+    if gemm is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    return gemm
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_strided_operands_and_beta(dtype):
+    """Operands are windows of longer rows (the leading dimension), and beta=1 accumulates."""
+    gemm = _blas.find_gemm(dtype)
+    if gemm is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    rng = np.random.default_rng(0)
+    a_buf = rng.standard_normal((5, 40)).astype(dtype)
+    b_buf = rng.standard_normal((40, 70)).astype(dtype)
+    a, b = a_buf[:, 3:40], b_buf[3:40, 10:67]
+    c = np.zeros((5, 80), dtype)
+    gemm(a, b, c[:, 5:62], 0.0)
+    np.testing.assert_allclose(c[:, 5:62], a @ b, rtol=1e-5, atol=1e-4)
+    assert not c[:, :5].any() and not c[:, 62:].any()  # nothing outside the window
+    gemm(a, b, c[:, 5:62], 1.0)
+    np.testing.assert_allclose(c[:, 5:62], 2 * (a @ b), rtol=1e-5, atol=1e-4)
+
+
+def test_empty_dimensions(gemm32):
+    c = np.full((3, 4), 7, np.float32)
+    gemm32(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), c, 0.0)
+    assert not c.any()  # an empty inner dimension is a zero product
+    gemm32(np.zeros((0, 2), np.float32), np.zeros((2, 4), np.float32), c[:0], 0.0)
+    gemm32(np.ones((3, 2), np.float32), np.zeros((2, 0), np.float32), c[:, :0], 0.0)
+
+
+def test_single_row_operands(gemm32):
+    """A one-row operand's stride may be anything in numpy; its leading dimension is its row."""
+    a = np.arange(3, dtype=np.float32)[None, :]
+    b = np.ones((3, 4), np.float32)
+    c = np.empty((1, 4), np.float32)
+    gemm32(a, b, c, 0.0)
+    np.testing.assert_array_equal(c, [[3, 3, 3, 3]])
+
+
+def test_other_dtypes_have_none():
+    assert _blas.find_gemm(np.float16) is None
+    assert _blas.find_gemm(np.int32) is None
+
+
+def test_no_blas_library_means_none(monkeypatch):
+    """Where threadpoolctl finds no BLAS (or none with a usable symbol), there is no direct GEMM
+    and the kernels keep their numpy path."""
+    monkeypatch.setattr(_blas, "_resolved", {})
+    monkeypatch.setattr(_blas, "_blas_paths", lambda: [])
+    assert _blas.find_gemm(np.float32) is None
+
+
+def test_a_gemm_that_gets_it_wrong_is_refused(monkeypatch):
+    """The self-check against numpy rejects a symbol whose calling convention does not match."""
+
+    class WrongLib:
+        def __getattr__(self, name):
+            def fn(*args):
+                return None  # never writes c
+
+            return fn
+
+    monkeypatch.setattr(_blas, "_resolved", {})
+    monkeypatch.setattr(_blas, "_blas_paths", lambda: ["libwrong.so"])
+    monkeypatch.setattr(_blas.ctypes, "CDLL", lambda path: WrongLib())
+    assert _blas.find_gemm(np.float32) is None
