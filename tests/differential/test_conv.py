@@ -98,6 +98,34 @@ def test_conv_tap_path_taken(case, monkeypatch):
     assert calls
 
 
+WINOGRAD_CASES = [
+    ((1, 256, 28, 28), (256, 256, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 256, 29, 31), (260, 256, 3, 3), {"pads": [1, 0, 2, 1]}),  # odd output: a cropped tile
+    ((1, 264, 30, 30), (256, 264, 3, 3), {}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("case", range(len(WINOGRAD_CASES)))
+def test_conv_winograd(case, dtype, monkeypatch):
+    """3x3 stride-1 convolutions with 256+ channels on 28+ wide maps go through Winograd
+    F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result, bias
+    included."""
+    from ort_cpu.kernels import _blas, conv
+
+    if _blas.find_gemm(np.float32) is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    calls = []
+    real = conv._conv_winograd
+    monkeypatch.setattr(conv, "_conv_winograd", lambda *a: calls.append(1) or real(*a))
+    xs, ws, attrs = WINOGRAD_CASES[case]
+    rng = np.random.default_rng(40 + case)
+    inputs = [_rand(rng, xs, dtype), _rand(rng, ws, dtype) * 0.05, _rand(rng, (ws[0],), dtype)]
+    tol = {np.float16: 2e-2, np.float32: 1e-4, np.float64: 1e-9}[dtype]
+    check_node("Conv", inputs, attrs, rtol=tol, atol=tol)
+    assert calls
+
+
 @pytest.mark.parametrize("case", TAP_CASES[:2])
 def test_conv_without_direct_gemm(case, monkeypatch):
     """Where numpy's BLAS GEMM cannot be called directly, the same geometries go through im2col."""
