@@ -80,17 +80,23 @@ def test_conv_dtypes(dtype, case):
     check_node("Conv", inputs, attrs, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("case", TAP_CASES)
-def test_conv_tap_path_taken(case, monkeypatch):
-    """The TAP_CASES reach the per-tap GEMMs (where numpy's BLAS exposes its GEMM), and give the
-    reference result with a bias added on the way out."""
+def _spy_on_path(monkeypatch, name: str) -> list:
+    """Count the calls of conv.<name>, a path that needs numpy's BLAS GEMM (skip without it)."""
     from ort_cpu.kernels import _blas, conv
 
     if _blas.find_gemm(np.float32) is None:
         pytest.skip("numpy's BLAS exposes no GEMM this process can call")
     calls = []
-    real = conv._conv_taps
-    monkeypatch.setattr(conv, "_conv_taps", lambda *a: calls.append(1) or real(*a))
+    real = getattr(conv, name)
+    monkeypatch.setattr(conv, name, lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("case", TAP_CASES)
+def test_conv_tap_path_taken(case, monkeypatch):
+    """The TAP_CASES reach the per-tap GEMMs (where numpy's BLAS exposes its GEMM), and give the
+    reference result with a bias added on the way out."""
+    calls = _spy_on_path(monkeypatch, "_conv_taps")
     xs, ws, attrs = CONV_CASES[case]
     rng = np.random.default_rng(case)
     inputs = [_rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))]
@@ -111,13 +117,7 @@ def test_conv_winograd(case, dtype, monkeypatch):
     """3x3 stride-1 convolutions with 256+ channels on 28+ wide maps go through Winograd
     F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result, bias
     included."""
-    from ort_cpu.kernels import _blas, conv
-
-    if _blas.find_gemm(np.float32) is None:
-        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
-    calls = []
-    real = conv._conv_winograd
-    monkeypatch.setattr(conv, "_conv_winograd", lambda *a: calls.append(1) or real(*a))
+    calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(40 + case)
     inputs = [_rand(rng, xs, dtype), _rand(rng, ws, dtype) * 0.05, _rand(rng, (ws[0],), dtype)]

@@ -323,8 +323,8 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     n, c = x.shape[:2]
     oh, ow = out
     th, tw = -(-oh // 2), -(-ow // 2)  # output tiles
-    # the tiles read padded rows 0 .. 2*th + 1: pad the end as far as that (not past the input
-    # the convolution's own end padding would reach: those outputs are not kept)
+    # the last tiles read padded row 2*th + 1 and column 2*tw + 1: the convolution's own end
+    # padding, plus one row (column) of zeros where the output height (width) is odd
     h, w = x.shape[2:]
     end = (max(0, 2 * th + 2 - h - begin[0]), max(0, 2 * tw + 2 - w - begin[1]))
     ph = cached_phases(x.shape, (4, 4), (2, 2), (1, 1), (th, tw), tuple(begin), end)
@@ -473,7 +473,6 @@ def conv_core(
     elif (
         ph is not None
         and gemm is not None
-        and nd == 2
         and _winograd_pays(c, m, kernel, strides, dilations, out)
     ):
         return _conv_winograd(x, wmat, m, out, begin, bias, gemm)
