@@ -77,3 +77,43 @@ def test_a_gemm_that_gets_it_wrong_is_refused(monkeypatch):
     monkeypatch.setattr(_blas, "_blas_paths", lambda: ["libwrong.so"])
     monkeypatch.setattr(_blas.ctypes, "CDLL", lambda path: WrongLib())
     assert _blas.find_gemm(np.float32) is None
+
+
+class _FakeLib:
+    """A library with an OpenBLAS config string and no usable GEMM."""
+
+    def __init__(self, config: bytes) -> None:
+        self.config = config
+
+    def __getattr__(self, name):
+        if "get_config" in name:
+            return lambda: self.config
+        raise AttributeError(name)
+
+
+def test_integer_width_follows_the_build():
+    """A 64_-suffixed symbol is ILP64; an unsuffixed one takes the width openblas_get_config
+    names, so the call matches the ABI (no guessing from a 64-bit register's low half)."""
+    ilp64 = _FakeLib(b"OpenBLAS 0.3.31 USE64BITINT DYNAMIC_ARCH")
+    lp64 = _FakeLib(b"OpenBLAS 0.3.31 DYNAMIC_ARCH")
+    assert _blas._int_width(lp64, "scipy_cblas_sgemm64_") is _blas.ctypes.c_int64
+    assert _blas._int_width(ilp64, "cblas_sgemm") is _blas.ctypes.c_int64
+    assert _blas._int_width(lp64, "cblas_sgemm") is _blas.ctypes.c_int32
+
+    class NoConfig:
+        pass
+
+    assert _blas._int_width(NoConfig(), "cblas_sgemm") is None
+
+
+def test_only_openblas_libraries_are_used(monkeypatch):
+    """MKL, Accelerate or BLIS keep the numpy paths: their integer width is not knowable here."""
+    import threadpoolctl
+
+    infos = [
+        {"user_api": "blas", "internal_api": "mkl", "filepath": "libmkl_rt.so"},
+        {"user_api": "blas", "internal_api": "openblas", "filepath": "libopenblas.so"},
+        {"user_api": "openmp", "internal_api": "openmp", "filepath": "libgomp.so"},
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
+    assert _blas._blas_paths() == ["libopenblas.so"]

@@ -2,16 +2,18 @@
 
 ``np.matmul`` always overwrites its output and wants operands it can describe with one stride per
 axis. The BLAS ``gemm`` underneath also takes ``beta`` (accumulate into the output) and a leading
-dimension per operand (any row stride, e.g. a window of a longer flat buffer). The shifted
-convolution needs both: one GEMM per kernel tap, each reading a slice of the padded input and all
-adding into one output, with no column matrix and no temporary per tap.
+dimension per operand (any row stride, e.g. a window of a longer flat buffer). The per-tap
+convolution needs both (one GEMM per kernel tap, each reading a slice of the padded input and all
+adding into one output, with no column matrix and no temporary per tap), and the Winograd one
+reads its transformed tiles in place.
 
-The library is the one threadpoolctl reports numpy using (OpenBLAS in numpy's wheels, MKL or
-OpenBLAS elsewhere), so ``intra_op_num_threads`` (set through threadpoolctl) governs these calls
-too. Integer arguments are passed as 64-bit: correct for an ILP64 build, and for an LP64 one the
-callee reads the low half of the same register or stack slot (x86-64 and AArch64 are little
-endian). A tiny product is checked against numpy when the symbol is found; if the library, the
-symbol or that check is missing, :func:`gemm` is ``None`` and callers keep their numpy path.
+The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
+conda-forge's builds), so ``intra_op_num_threads`` (set through threadpoolctl) governs these
+calls too. Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
+suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
+the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
+BLIS) are left alone, as is any library whose GEMM fails a check against numpy on a tiny product:
+there :func:`find_gemm` is ``None`` and callers keep their numpy path.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 _ROW_MAJOR, _NO_TRANS = 101, 111
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
 _SYMBOLS = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm")
+_CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_openblas_get_config",
+            "openblas_get_config")  # fmt: skip
 
 Gemm = Callable[[np.ndarray, np.ndarray, np.ndarray, float], None]
 _lock = threading.Lock()
@@ -32,16 +36,32 @@ _resolved: dict[str, Gemm | None] = {}
 
 
 def _blas_paths() -> list[str]:
+    """The OpenBLAS libraries loaded in this process (numpy's)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    return [i["filepath"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
 
 
-def _bind(fn, ctype) -> Gemm:
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.argtypes = [ctypes.c_int] * 3 + [i64] * 3 + [ctype, ptr, i64, ptr, i64, ctype, ptr, i64]
+def _int_width(lib, symbol: str):
+    """The ctypes integer type of the library's BLAS integers, or None if it cannot tell."""
+    if symbol.endswith("64_"):
+        return ctypes.c_int64
+    for name in _CONFIGS:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.argtypes, fn.restype = [], ctypes.c_char_p
+            config = fn() or b""
+            return ctypes.c_int64 if b"USE64BITINT" in config else ctypes.c_int32
+    return None
+
+
+def _bind(fn, ctype, itype) -> Gemm:
+    ptr = ctypes.c_void_p
+    fn.argtypes = (
+        [ctypes.c_int] * 3 + [itype] * 3 + [ctype, ptr, itype, ptr, itype, ctype, ptr, itype]
+    )
     fn.restype = None
 
     def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> None:
@@ -103,10 +123,12 @@ def _resolve(prefix: str, dtype: np.dtype) -> Gemm | None:
         except OSError:
             continue
         for pattern in _SYMBOLS:
-            fn = getattr(lib, pattern.format(prefix), None)
-            if fn is None:
+            symbol = pattern.format(prefix)
+            fn = getattr(lib, symbol, None)
+            itype = None if fn is None else _int_width(lib, symbol)
+            if itype is None:
                 continue
-            gemm = _bind(fn, ctype)
+            gemm = _bind(fn, ctype, itype)
             if _works(gemm, dtype):
                 return gemm
     return None
