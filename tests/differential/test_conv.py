@@ -108,6 +108,7 @@ WINOGRAD_CASES = [
     ((1, 256, 28, 28), (256, 256, 3, 3), {"pads": [1, 1, 1, 1]}),
     ((2, 256, 29, 31), (260, 256, 3, 3), {"pads": [1, 0, 2, 1]}),  # odd output: a cropped tile
     ((1, 264, 30, 30), (256, 264, 3, 3), {}),
+    ((1, 128, 14, 14), (160, 128, 3, 3), {"pads": [1, 1, 1, 1]}),  # batched GEMMs only
 ]
 
 
@@ -117,12 +118,30 @@ def test_conv_winograd(case, dtype, monkeypatch):
     """3x3 stride-1 convolutions with 256+ channels on 28+ wide maps go through Winograd
     F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result, bias
     included."""
+    from ort_cpu.kernels import _blas
+
+    if case == 3 and _blas.find_gemm_batch(np.float32) is None:
+        pytest.skip("narrower layers take Winograd only with OpenBLAS's strided batch GEMM")
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(40 + case)
     inputs = [_rand(rng, xs, dtype), _rand(rng, ws, dtype) * 0.05, _rand(rng, (ws[0],), dtype)]
     tol = {np.float16: 2e-2, np.float32: 1e-4, np.float64: 1e-9}[dtype]
     check_node("Conv", inputs, attrs, rtol=tol, atol=tol)
+    assert calls
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_conv_winograd_one_gemm_at_a_time(case, monkeypatch):
+    """Without the strided batch GEMM the 16 products run one after another: same result."""
+    from ort_cpu.kernels import _blas
+
+    calls = _spy_on_path(monkeypatch, "_conv_winograd")
+    monkeypatch.setattr(_blas, "find_gemm_batch", lambda dtype: None)
+    xs, ws, attrs = WINOGRAD_CASES[case]
+    rng = np.random.default_rng(50 + case)
+    inputs = [_rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))]
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
     assert calls
 
 

@@ -117,3 +117,21 @@ def test_only_openblas_libraries_are_used(monkeypatch):
     ]
     monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
     assert _blas._blas_paths() == ["libopenblas.so"]
+
+
+@pytest.mark.parametrize(
+    "count,m,k,n", [(16, 128, 128, 70), (3, 4, 5, 6), (2, 100, 100, 100), (0, 120, 120, 120)]
+)
+def test_batch_of_strided_products(count, m, k, n):
+    """The strided batch GEMM over stacks of row-strided windows, large products (OpenBLAS's
+    batch) and small ones (one plain GEMM each: its small-matrix batch path crashes)."""
+    gemm_batch = _blas.find_gemm_batch(np.float32)
+    if gemm_batch is None:
+        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+    rng = np.random.default_rng(count + m)
+    a = rng.standard_normal((count, m, k + 3)).astype(np.float32)[:, :, 2 : k + 2]
+    b = rng.standard_normal((count, k, n + 5)).astype(np.float32)[:, :, :n]
+    c = np.full((count, m, n + 1), 2, np.float32)
+    gemm_batch(a, b, c[:, :, 1:], 1.0)
+    np.testing.assert_allclose(c[:, :, 1:], a @ b + 2, rtol=1e-4, atol=1e-3)
+    assert (c[:, :, 0] == 2).all()

@@ -299,20 +299,21 @@ def _winograd_weights(wmat: np.ndarray, m: int) -> np.ndarray:
     return _WINOGRAD.get(wmat, derive)
 
 
-def _winograd_pays(c, m, kernel, strides, dilations, out) -> bool:
+def _winograd_pays(c, m, kernel, strides, dilations, out, batched: bool) -> bool:
     """Winograd F(2x2, 3x3) does 16/36 of the multiply-adds of a 3x3 stride-1 convolution but
     adds transforms whose cost grows with C + M where the GEMM's grows with C * M, and its 16
-    GEMMs are a quarter as wide. Measured (interleaved A/B against the per-tap GEMMs and im2col):
-    0.68x the time for 512 -> 512 channels on 28x28 maps, 0.75x for 256 -> 256 on 56x56, 0.89x
-    for 256 -> 256 on 28x28 (VGG's middle layers); a tie at 14x14 and with 128-256 channels, and
-    slower below (with 64 channels 1.5x)."""
-    return (
-        list(kernel) == [3, 3]
-        and list(strides) == [1, 1]
-        and list(dilations) == [1, 1]
-        and min(c, m) >= 256
-        and out[1] >= 28
-    )
+    GEMMs are a quarter as wide. Measured (interleaved A/B against the per-tap GEMMs and im2col),
+    with the 16 GEMMs as one strided batch (OpenBLAS shares them among its threads): 0.72x the
+    time for 256 -> 256 channels on 14x14 maps, 0.75-0.82x for 128-192 channels on 14x14,
+    0.89-0.96x for 96-128 channels on 28x28 and 56x56, 0.71x for 256 -> 256 on 28x28; slower
+    with 64 channels or fewer (1.3x at 56x56), 32 outputs, and on maps under 14 wide (7x7 and
+    13x13: 1.15-1.5x). One threaded GEMM after another needs far wider layers: 256+ channels on
+    28x28 maps or larger (0.68-0.89x there, a tie at 14x14)."""
+    if list(kernel) != [3, 3] or list(strides) != [1, 1] or list(dilations) != [1, 1]:
+        return False
+    if batched:
+        return min(c, m) >= 96 and out[1] >= 14
+    return min(c, m) >= 256 and out[1] >= 28
 
 
 def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
@@ -331,6 +332,7 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     length, span, wq = ph.length, ph.span, ph.wq
     total = (c - 1) * length + span
     u = _winograd_weights(wmat, m)
+    batch = _blas.find_gemm_batch(x.dtype)
     y = np.empty((n, m, oh, ow), dtype=x.dtype)
     even = oh % 2 == 0 and ow % 2 == 0
     for b in range(n):
@@ -350,8 +352,11 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
             np.subtract(r[2], r[1], out=vf[4 * k + 2][:total])
             np.subtract(r[1], r[3], out=vf[4 * k + 3][:total])
         prod = np.empty((16, m, span), dtype=x.dtype)
-        for kl in range(16):
-            gemm(u[kl], v[kl][:, :span], prod[kl], 0.0)
+        if batch is not None:
+            batch(u, v[:, :, :span], prod, 0.0)
+        else:
+            for kl in range(16):
+                gemm(u[kl], v[kl][:, :span], prod[kl], 0.0)
         if bias is not None:
             prod[5] += bias.reshape(m, 1)  # element (1, 1) reaches all four outputs once
         pf = prod.reshape(16, -1)
@@ -473,7 +478,9 @@ def conv_core(
     elif (
         ph is not None
         and gemm is not None
-        and _winograd_pays(c, m, kernel, strides, dilations, out)
+        and _winograd_pays(
+            c, m, kernel, strides, dilations, out, _blas.find_gemm_batch(x.dtype) is not None
+        )
     ):
         return _conv_winograd(x, wmat, m, out, begin, bias, gemm)
     elif ph is not None and gemm is not None and _taps_pay(c, m, kernel, out, ph):
