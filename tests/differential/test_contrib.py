@@ -211,6 +211,45 @@ def test_attention_past_present_and_bias():
     check_ms("Attention", [x, w, bias, None, None, attn_bias], {"num_heads": n, "scale": 0.3})
 
 
+@pytest.mark.parametrize("unidirectional", [0, 1])
+def test_attention_heads_as_one_strided_batch(unidirectional, monkeypatch):
+    """Heads of 128 x 64 run as one OpenBLAS strided batch per sequence (scores, then the
+    transposed scores times V): same result as onnxruntime, masks included."""
+    from ort_cpu.kernels import _blas, contrib
+
+    if _blas.find_gemm_batch(np.float32) is None:
+        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+    products = []
+    real = contrib._head_batch
+
+    def spy(q, k, v):
+        batch = real(q, k, v)
+        if batch is None:
+            return None
+
+        def counted(a, b, c, *args, **kw):
+            products.append(
+                c.shape[1] * c.shape[2] * (a.shape[1] if kw.get("trans_a") else a.shape[2])
+            )
+            return batch(a, b, c, *args, **kw)
+
+        return counted
+
+    monkeypatch.setattr(contrib, "_head_batch", spy)
+    rng = np.random.default_rng(12)
+    b, s, hidden, n = 2, 128, 128, 2
+    x, w, bias = (
+        _rand(rng, (b, s, hidden)),
+        _rand(rng, (hidden, 3 * hidden)) * 0.1,
+        _rand(rng, (3 * hidden,)),
+    )
+    mask = np.ones((b, s), np.int32)
+    mask[1, 100:] = 0
+    attrs = {"num_heads": n, "unidirectional": unidirectional}
+    check_ms("Attention", [x, w, bias, mask], attrs, consts=(1, 2))
+    assert len(products) == 2 * b and min(products) > _blas._BATCH_MIN_MNK
+
+
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("mask", ["none", "end", "raw2d"])
 def test_multi_head_attention(with_bias, mask):

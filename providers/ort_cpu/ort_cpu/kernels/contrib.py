@@ -19,6 +19,7 @@ import numpy as np
 
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
+from . import _blas
 from ._registry import builder, kernel
 from .conv import ConvAttrs, check_auto_pad, compute_dtype, conv_core, pack_weights
 from .elementwise import _sigmoid, bound, gelu_erf
@@ -356,7 +357,13 @@ def _attend(q, k, v, scale, add_masks):
     are one fresh array, scaled, masked and normalized in place; the last product reads them
     through a transposed view (BLAS takes it as is) and is written straight into the
     (B, S, N, Hv) layout of the result."""
-    scores_t = np.matmul(k, np.swapaxes(q, -1, -2))  # (B, N, T, S)
+    batch = _head_batch(q, k, v)
+    if batch is None:
+        scores_t = np.matmul(k, np.swapaxes(q, -1, -2))  # (B, N, T, S)
+    else:
+        scores_t = np.empty((*k.shape[:3], q.shape[2]), q.dtype)
+        for i in range(q.shape[0]):  # one strided batch over the heads of each sequence
+            batch(k[i], q[i], scores_t[i], trans_b=True)
     if scale != 1.0:
         scores_t *= q.dtype.type(scale)
     for m in add_masks:
@@ -375,8 +382,27 @@ def _attend(q, k, v, scale, add_masks):
     b, n, _, s = scores_t.shape
     hv = v.shape[-1]
     out = np.empty((b, s, n, hv), scores_t.dtype)
-    np.matmul(np.swapaxes(scores_t, -1, -2), v, out=out.transpose(0, 2, 1, 3))
+    heads_out = out.transpose(0, 2, 1, 3)
+    if batch is None or scores_t.shape[:2] != v.shape[:2]:
+        np.matmul(np.swapaxes(scores_t, -1, -2), v, out=heads_out)
+    else:
+        for i in range(b):
+            batch(scores_t[i], v[i], heads_out[i], trans_a=True)
     return out.reshape(b, s, n * hv)
+
+
+def _head_batch(q, k, v):
+    """OpenBLAS's strided batch GEMM where the per-head products can use it: float32/64 (B, N,
+    S|T, H) operands whose rows are contiguous and whose batch and head axes match (no
+    broadcasting). It runs the heads' products on separate threads (measured: BERT-base's
+    attention core 1.44 -> 0.76 ms, ViT-base's 2.72 -> 1.68 ms)."""
+    if q.dtype != k.dtype or q.dtype != v.dtype or q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        return None
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        return None
+    if any(t.strides[-1] != t.itemsize for t in (q, k, v)):
+        return None
+    return _blas.find_gemm_batch(q.dtype)
 
 
 def _causal(s: int, total: int, cdt) -> np.ndarray:
