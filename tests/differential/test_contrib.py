@@ -247,7 +247,7 @@ def test_attention_heads_as_one_strided_batch(unidirectional, monkeypatch):
     mask[1, 100:] = 0
     attrs = {"num_heads": n, "unidirectional": unidirectional}
     check_ms("Attention", [x, w, bias, mask], attrs, consts=(1, 2))
-    assert len(products) == 2 * b and min(products) > _blas._BATCH_MIN_MNK
+    assert len(products) == 2 * b and min(products) > _blas.BATCH_MIN_MNK
 
 
 @pytest.mark.parametrize("with_bias", [False, True])

@@ -124,3 +124,40 @@ def test_einsum_float16():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_det(shape, dtype):
     check_node("Det", [rand(shape, dtype)], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["plain", "b_transposed", "a_transposed"])
+def test_stacked_matmul_as_one_batch(layout):
+    """Stacks of 128 x 64 x 128 products (attention written out as MatMuls) go through
+    OpenBLAS's strided batch; a Transpose in front (fused into FusedMatMul's transA/transB) is
+    read in place through the batch's trans flags."""
+    import onnx
+    from onnx import TensorProto, helper
+    from ort_cpu.kernels import _blas
+
+    if _blas.find_gemm_batch(np.float32) is None:
+        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((2, 3, 128, 64)).astype(np.float32)
+    b = rng.standard_normal((2, 3, 64, 128)).astype(np.float32)
+    nodes, ins = [], {"a": a, "b": b}
+    left, right = "a", "b"
+    if layout == "b_transposed":
+        ins["b"] = np.ascontiguousarray(np.swapaxes(b, -1, -2))
+        nodes.append(helper.make_node("Transpose", ["b"], ["bt"], perm=[0, 1, 3, 2]))
+        right = "bt"
+    if layout == "a_transposed":
+        ins["a"] = np.ascontiguousarray(np.swapaxes(a, -1, -2))
+        nodes.append(helper.make_node("Transpose", ["a"], ["at"], perm=[0, 1, 3, 2]))
+        left = "at"
+    nodes.append(helper.make_node("MatMul", [left, right], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in ins.items()],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 128, 128])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    got = harness.run_cpu(model, ins)[0]
+    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-4)

@@ -94,7 +94,7 @@ def _bind(fn, ctype, itype) -> Gemm:
 # OpenBLAS runs products of at most 100**3 multiply-adds in a batch through its small-matrix
 # kernels, and that path crashes (0.3.31, row-major operands): such batches go through
 # np.matmul instead (they are too small for the batch to pay anyway).
-_BATCH_MIN_MNK = 100**3
+BATCH_MIN_MNK = 100**3
 _TRANS = 112
 
 
@@ -124,7 +124,7 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
         k = a.shape[1] if trans_a else a.shape[2]
         if count == 0:
             return
-        if m * n * k <= _BATCH_MIN_MNK:  # empty products included
+        if m * n * k <= BATCH_MIN_MNK:  # empty products included
             op_a = np.swapaxes(a, 1, 2) if trans_a else a
             op_b = np.swapaxes(b, 1, 2) if trans_b else b
             if beta == 0.0:

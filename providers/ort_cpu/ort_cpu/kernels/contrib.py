@@ -23,6 +23,7 @@ from . import _blas
 from ._registry import builder, kernel
 from .conv import ConvAttrs, check_auto_pad, compute_dtype, conv_core, pack_weights
 from .elementwise import _sigmoid, bound, gelu_erf
+from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
 
 MS = "com.microsoft"
@@ -187,7 +188,9 @@ def fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB
         ac = ac.T if ac.ndim == 2 else np.swapaxes(ac, -1, -2)
     if transB:
         bc = bc.T if bc.ndim == 2 else np.swapaxes(bc, -1, -2)
-    y = np.matmul(ac, bc)
+    y = stacked_matmul(ac, bc)
+    if y is None:
+        y = np.matmul(ac, bc)
     if alpha != 1.0:
         y = y * y.dtype.type(alpha)
     return np.asarray(y).astype(a.dtype, copy=False)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
 
+from . import _blas
 from ._registry import builder, kernel
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -27,7 +28,40 @@ def matmul(a, b):
         # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry
         y = np.matmul(aw.reshape(-1, aw.shape[-1]), bw)
         return y.reshape(*aw.shape[:-1], bw.shape[-1]).astype(a.dtype, copy=False)
-    return np.asarray(np.matmul(aw, bw)).astype(a.dtype, copy=False)
+    y = stacked_matmul(aw, bw)
+    if y is None:
+        y = np.asarray(np.matmul(aw, bw))
+    return y.astype(a.dtype, copy=False)
+
+
+def _as_stack(x: np.ndarray):
+    """(matrices, transposed) for a (..., R, C) operand stored row-major, or as the transpose of
+    a row-major array (a Transpose node's view); None otherwise."""
+    if x.flags.c_contiguous:
+        return x.reshape(-1, *x.shape[-2:]), False
+    xt = np.swapaxes(x, -1, -2)
+    if xt.flags.c_contiguous:
+        return xt.reshape(-1, *xt.shape[-2:]), True
+    return None
+
+
+def stacked_matmul(aw: np.ndarray, bw: np.ndarray) -> np.ndarray | None:
+    """A stack of products with the same leading shape (attention written out as MatMuls: Q K^T
+    per head, then the probabilities times V) as one OpenBLAS strided batch, the products on
+    separate threads instead of one threaded GEMM after another; None where that does not
+    apply (broadcast leading axes, other dtypes or layouts, no batch routine)."""
+    if aw.ndim < 3 or aw.shape[:-2] != bw.shape[:-2] or aw.dtype != bw.dtype:
+        return None
+    m, k, n = *aw.shape[-2:], bw.shape[-1]
+    if m * k * n <= _blas.BATCH_MIN_MNK:  # small products: numpy's loop is as fast, and cheaper
+        return None
+    batch = _blas.find_gemm_batch(aw.dtype)
+    sa, sb = _as_stack(aw), _as_stack(bw)
+    if batch is None or sa is None or sb is None:
+        return None
+    y = np.empty((*aw.shape[:-1], n), aw.dtype)
+    batch(sa[0], sb[0], y.reshape(-1, m, n), trans_a=sa[1], trans_b=sb[1])
+    return y
 
 
 @builder("Gemm", since=1, dtypes=NUMERIC_TYPES,
