@@ -5,15 +5,18 @@ axis. The BLAS ``gemm`` underneath also takes ``beta`` (accumulate into the outp
 dimension per operand (any row stride, e.g. a window of a longer flat buffer). The per-tap
 convolution needs both (one GEMM per kernel tap, each reading a slice of the padded input and all
 adding into one output, with no column matrix and no temporary per tap), and the Winograd one
-reads its transformed tiles in place.
+reads its transformed tiles in place. OpenBLAS 0.3.30 added a strided batch GEMM, which runs a
+stack of products on separate threads where ``np.matmul`` runs one threaded GEMM after another:
+:func:`find_gemm_batch` (Winograd's 16 products, attention heads, stacked MatMuls).
 
 The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
 conda-forge's builds), so ``intra_op_num_threads`` (set through threadpoolctl) governs these
 calls too. Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
 suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
 the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
-BLIS) are left alone, as is any library whose GEMM fails a check against numpy on a tiny product:
-there :func:`find_gemm` is ``None`` and callers keep their numpy path.
+BLIS) are left alone, as is any library whose routine fails a check against numpy on a small
+product: there :func:`find_gemm` (:func:`find_gemm_batch`) is ``None`` and callers keep their
+numpy path.
 """
 
 from __future__ import annotations
