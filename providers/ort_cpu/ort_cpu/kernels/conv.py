@@ -302,17 +302,19 @@ def _winograd_weights(wmat: np.ndarray, m: int) -> np.ndarray:
 def _winograd_pays(c, m, kernel, strides, dilations, out, batched: bool) -> bool:
     """Winograd F(2x2, 3x3) does 16/36 of the multiply-adds of a 3x3 stride-1 convolution but
     adds transforms whose cost grows with C + M where the GEMM's grows with C * M, and its 16
-    GEMMs are a quarter as wide. Measured (interleaved A/B against the per-tap GEMMs and im2col),
-    with the 16 GEMMs as one strided batch (OpenBLAS shares them among its threads): 0.72x the
-    time for 256 -> 256 channels on 14x14 maps, 0.75-0.82x for 128-192 channels on 14x14,
-    0.89-0.96x for 96-128 channels on 28x28 and 56x56, 0.71x for 256 -> 256 on 28x28; slower
-    with 64 channels or fewer (1.3x at 56x56), 32 outputs, and on maps under 14 wide (7x7 and
-    13x13: 1.15-1.5x). One threaded GEMM after another needs far wider layers: 256+ channels on
-    28x28 maps or larger (0.68-0.89x there, a tie at 14x14)."""
+    GEMMs are a quarter as wide. Measured layer by layer (interleaved A/B against the per-tap
+    GEMMs and im2col), with the 16 GEMMs as one strided batch (OpenBLAS shares them among its
+    threads): 0.72x the time for 256 -> 256 channels on 14x14 maps, 0.75-0.82x for 128-192
+    channels on 14x14, 0.89-0.96x for 96-128 channels on 28x28 and 56x56, 0.71x for 256 -> 256
+    on 28x28; slower with 64 channels or fewer (1.3x at 56x56), 32 outputs, and on maps under 14
+    wide (7x7 and 13x13: 1.15-1.5x). Inside whole models (colder caches, interleaved rules in one
+    process) the 96-127 channel layers gained nothing, so the rule starts at 128: VGG19 6%
+    faster, ResNet-50 and the Inceptions within noise. One threaded GEMM after another needs far
+    wider layers: 256+ channels on 28x28 maps or larger (0.68-0.89x there, a tie at 14x14)."""
     if list(kernel) != [3, 3] or list(strides) != [1, 1] or list(dilations) != [1, 1]:
         return False
     if batched:
-        return min(c, m) >= 96 and out[1] >= 14
+        return min(c, m) >= 128 and out[1] >= 14
     return min(c, m) >= 256 and out[1] >= 28
 
 
