@@ -191,15 +191,20 @@ def find_gemm_batch(dtype) -> Gemm | None:
     return _find("batch", dtype)
 
 
+_PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+
+
 def _find(kind: str, dtype) -> Gemm | None:
-    dtype = np.dtype(dtype)
-    prefix = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(dtype)
+    prefix = _PREFIX.get(dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
     if prefix is None:
         return None
+    key = (kind, prefix)
+    if key in _resolved:  # every call after the first: no lock (dict reads are atomic)
+        return _resolved[key]
     with _lock:
-        if (kind, prefix) not in _resolved:
-            _resolved[kind, prefix] = _resolve(kind, prefix, dtype)
-        return _resolved[kind, prefix]
+        if key not in _resolved:
+            _resolved[key] = _resolve(kind, prefix, np.dtype(dtype))
+        return _resolved[key]
 
 
 def _resolve(kind: str, prefix: str, dtype: np.dtype) -> Gemm | None:
