@@ -135,3 +135,29 @@ def test_batch_of_strided_products(count, m, k, n):
     gemm_batch(a, b, c[:, :, 1:], 1.0)
     np.testing.assert_allclose(c[:, :, 1:], a @ b + 2, rtol=1e-4, atol=1e-3)
     assert (c[:, :, 0] == 2).all()
+
+
+def test_layouts_blas_cannot_take_go_through_numpy(gemm32):
+    """A broadcast operand (zero row stride) or an unaligned one is multiplied by numpy instead
+    of reaching BLAS with an illegal leading dimension (which OpenBLAS reports on the console
+    and then skips: a silent wrong answer)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 5)).astype(np.float32)
+    row = rng.standard_normal((1, 6)).astype(np.float32)
+    b = np.broadcast_to(row, (5, 6))  # every row the same memory
+    c = np.ones((4, 6), np.float32)
+    gemm32(a, b, c, 1.0)
+    np.testing.assert_allclose(c, a @ b + 1, rtol=1e-5, atol=1e-5)
+    raw = np.zeros(4 * 5 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(4, 5)  # unaligned
+    raw[...] = a
+    c = np.empty((4, 6), np.float32)
+    gemm32(raw, np.ascontiguousarray(b), c, 0.0)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+    batch = _blas.find_gemm_batch(np.float32)
+    if batch is not None:
+        big = rng.standard_normal((1, 128, 128)).astype(np.float32)
+        stack = np.broadcast_to(big, (3, 128, 128))  # zero stride between matrices: fine
+        rows = np.broadcast_to(big[:, :1, :], (3, 128, 128))  # zero row stride: numpy
+        out = np.empty((3, 128, 128), np.float32)
+        batch(stack, rows, out, 0.0)
+        np.testing.assert_allclose(out, stack @ rows, rtol=1e-4, atol=1e-3)

@@ -76,14 +76,14 @@ def _bind(fn, ctype, itype) -> Gemm:
 
     def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> None:
         """``c = a @ b + beta * c`` for 2-D operands of the routine's dtype whose rows may have
-        any stride but whose elements are contiguous within a row (not checked: callers build
-        them so)."""
+        any (non-overlapping) stride but whose elements are contiguous within a row; other
+        layouts go through numpy."""
         m, k = a.shape
         n = b.shape[1]
         if m == 0 or n == 0:
             return
-        if k == 0:  # BLAS would not touch c; the product of empty operands is zero
-            c *= beta
+        if k == 0 or not (_fits(a) and _fits(b) and _fits(c)):
+            _numpy_product(a, b, c, beta)
             return
         fn(
             _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0,
@@ -127,14 +127,11 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
         k = a.shape[1] if trans_a else a.shape[2]
         if count == 0:
             return
-        if m * n * k <= BATCH_MIN_MNK:  # empty products included
+        # small products (empty ones included) and layouts BLAS cannot take: numpy
+        if m * n * k <= BATCH_MIN_MNK or not (_fits(a) and _fits(b) and _fits(c)):
             op_a = np.swapaxes(a, 1, 2) if trans_a else a
             op_b = np.swapaxes(b, 1, 2) if trans_b else b
-            if beta == 0.0:
-                np.matmul(op_a, op_b, out=c)
-            else:
-                c *= beta
-                c += np.matmul(op_a, op_b)
+            _numpy_product(op_a, op_b, c, beta)
             return
         fn(
             _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
@@ -145,6 +142,27 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
         )  # fmt: skip
 
     return gemm_batch
+
+
+def _fits(x: np.ndarray) -> bool:
+    """Whether BLAS can take ``x`` (a matrix or a stack of them) as it lies: aligned, elements
+    contiguous within a row, rows (and matrices) apart by non-negative whole elements, rows not
+    overlapping. A broadcast view (zero row stride) or an unaligned buffer does not fit."""
+    size = x.itemsize
+    if not x.flags.aligned or x.strides[-1] != size:
+        return False
+    if x.shape[-2] > 1 and (x.strides[-2] < x.shape[-1] * size or x.strides[-2] % size):
+        return False
+    return x.ndim == 2 or x.shape[0] <= 1 or (x.strides[0] >= 0 and x.strides[0] % size == 0)
+
+
+def _numpy_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
+    """``c = a @ b + beta * c`` by numpy (any layout)."""
+    if beta == 0.0:
+        np.matmul(a, b, out=c)
+    else:
+        c *= beta
+        c += np.matmul(a, b)
 
 
 def _step(x: np.ndarray) -> int:
