@@ -318,11 +318,12 @@ def _winograd_pays(c, m, kernel, strides, dilations, out, batched: bool) -> bool
     return min(c, m) >= 256 and out[1] >= 28
 
 
-def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
+def _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch) -> np.ndarray:
     """3x3 stride-1 convolution by Winograd F(2x2, 3x3) on the stride-2 phases of the padded
     input: element (k, l) of every 4x4 input tile, for all tiles and channels at once, is one
     contiguous slice of a phase plane (:class:`_Phases` with a 4x4 window of stride 2), so both
-    transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place."""
+    transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place, as one
+    strided batch where ``batch`` (:func:`._blas.find_gemm_batch`) is given."""
     n, c = x.shape[:2]
     oh, ow = out
     th, tw = -(-oh // 2), -(-ow // 2)  # output tiles
@@ -334,7 +335,6 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     length, span, wq = ph.length, ph.span, ph.wq
     total = (c - 1) * length + span
     u = _winograd_weights(wmat, m)
-    batch = _blas.find_gemm_batch(x.dtype)
     y = np.empty((n, m, oh, ow), dtype=x.dtype)
     even = oh % 2 == 0 and ow % 2 == 0
     for b in range(n):
@@ -468,6 +468,7 @@ def conv_core(
             x.shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
         )
     gemm = _blas.find_gemm(x.dtype) if g == 1 else None
+    batch = _blas.find_gemm_batch(x.dtype) if gemm is not None else None
     if pointwise:
         xs = x[
             (
@@ -480,11 +481,9 @@ def conv_core(
     elif (
         ph is not None
         and gemm is not None
-        and _winograd_pays(
-            c, m, kernel, strides, dilations, out, _blas.find_gemm_batch(x.dtype) is not None
-        )
+        and _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None)
     ):
-        return _conv_winograd(x, wmat, m, out, begin, bias, gemm)
+        return _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch)
     elif ph is not None and gemm is not None and _taps_pay(c, m, kernel, out, ph):
         return _conv_taps(x, wmat, m, kernel, ph, out, begin, bias, gemm)
     elif ph is not None and g == c == m:
