@@ -444,3 +444,41 @@ def test_random_stride1_windows_flat_layout(seed, monkeypatch):
         want = _loop_pool(x, attrs, op, include)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {attrs}")
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "shape,attrs",
+    [
+        ((2, 5, 7, 7), {"kernel_shape": [7, 7]}),
+        ((1, 3, 4, 6), {"kernel_shape": [4, 6], "strides": [2, 2], "pads": [0, 0, 1, 1]}),
+        ((2, 4, 5), {"kernel_shape": [5]}),
+    ],
+)
+def test_whole_input_window(shape, attrs, monkeypatch):
+    """A single window covering the whole input (ShuffleNet's and the Inceptions' closing
+    AveragePool 7x7) is one reduction over the spatial axes, never a tap-by-tap fold."""
+    from ort_cpu.kernels import pool
+
+    def no_fold(*a):
+        raise AssertionError("folded tap by tap")
+
+    monkeypatch.setattr(pool, "_reduce_axes", no_fold)
+    monkeypatch.setattr(pool, "_flat_reduce", no_fold)
+    nd = len(shape) - 2
+    full = {"strides": [1] * nd, "dilations": [1] * nd, "pads": [0] * (2 * nd), "ceil_mode": 0}
+    full.update(attrs)
+    x = _rand(np.random.default_rng(7), shape)
+    for op, name, extra, opset in (
+        ("max", "MaxPool", {}, 12),
+        ("avg", "AveragePool", {"count_include_pad": 0}, 19),
+        ("avg", "AveragePool", {"count_include_pad": 1}, 19),
+        ("lp", "LpPool", {"p": 2}, 18),
+    ):
+        model, feed = make_node_model(name, [x], {**attrs, **extra}, opset=opset)
+        got = run_cpu(model, feed)[0]
+        want = _loop_pool(x, full, op, extra.get("count_include_pad", 0))
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{name} {attrs}")
+    xi = np.random.default_rng(8).integers(-128, 128, shape).astype(np.int8)
+    model, feed = make_node_model("MaxPool", [xi], attrs, opset=12)
+    np.testing.assert_array_equal(run_cpu(model, feed)[0], _loop_pool(xi, full, "max", 0))

@@ -77,8 +77,15 @@ def _axis_taps(k: int, d: int, s: int, o: int, b: int, n: int):
 def _window_reduce(x, attrs: PoolAttrs, out, begin, op, fill) -> np.ndarray:
     """:func:`_reduce_axes` over the spatial axes of NC... ``x``. Small feature maps with many
     channels are reduced channels-last: slices of short rows make numpy loop over a few elements
-    at a time, and one transpose each way costs less than that."""
+    at a time, and one transpose each way costs less than that. A single window that is the
+    whole input (the AveragePool 7x7 ending ShuffleNet and the Inceptions) is one reduction over
+    the spatial axes, a matrix-vector product for sums (0.16 -> 0.03 ms on 544x7x7)."""
     nd = len(attrs.kernel)
+    if _whole_window(x, attrs, out, begin):
+        flat = x.reshape(*x.shape[:2], -1)
+        if op is np.add and x.dtype.kind == "f":  # a matrix-vector product: 5x numpy's sum here
+            return np.matmul(flat, np.ones(flat.shape[-1], x.dtype)).reshape(*x.shape[:2], *out)
+        return op.reduce(flat, axis=-1).reshape(*x.shape[:2], *out)
     if x.ndim == nd + 2 and x.shape[-1] < 32 and x.shape[1] >= 64:
         xt = np.ascontiguousarray(np.moveaxis(x, 1, -1))
         y = _reduce_axes(
@@ -87,6 +94,18 @@ def _window_reduce(x, attrs: PoolAttrs, out, begin, op, fill) -> np.ndarray:
         )  # fmt: skip
         return np.ascontiguousarray(np.moveaxis(y, -1, 1))
     return _reduce_axes(x, attrs.kernel, attrs.strides, attrs.dilations, out, begin, op, fill)
+
+
+def _whole_window(x, attrs: PoolAttrs, out, begin) -> bool:
+    """Whether the only window is the whole unpadded input of NC... ``x``."""
+    return (
+        x.ndim == len(attrs.kernel) + 2
+        and x.size > 0
+        and all(o == 1 for o in out)
+        and not any(begin)
+        and list(attrs.kernel) == list(x.shape[2:])
+        and all(d == 1 for d in attrs.dilations)
+    )
 
 
 def _flat_reduce(x, attrs: PoolAttrs, out, begin, extent, op, fill, divisor=None) -> np.ndarray:
@@ -128,12 +147,13 @@ def _flat_reduce(x, attrs: PoolAttrs, out, begin, extent, op, fill, divisor=None
     return view.copy()
 
 
-def _flat_pays(x, attrs: PoolAttrs, out) -> bool:
+def _flat_pays(x, attrs: PoolAttrs, out, begin) -> bool:
     """The flat layout for 2-D stride-1 windows. Strided windows need the stride phases gathered
     first, which costs as much as the per-axis reduction saves (measured on MaxPool 3x3/2 and
-    2x2/2 maps)."""
+    2x2/2 maps). A window that is the whole input is one reduction (:func:`_window_reduce`)."""
     return (
-        x.ndim == 4
+        not _whole_window(x, attrs, out, begin)
+        and x.ndim == 4
         and len(attrs.kernel) == 2
         and attrs.strides == [1, 1]
         and all(out)
@@ -219,7 +239,7 @@ def max_pool(info):
         dt = x.dtype
         xc = x.astype(np.float32) if dt.kind == "V" else x
         out, begin, _, extent = attrs.geometry(x.shape[2:])
-        if not want_indices and _flat_pays(xc, attrs, out):
+        if not want_indices and _flat_pays(xc, attrs, out, begin):
             y = _flat_reduce(xc, attrs, out, begin, extent, np.maximum, _lowest(xc.dtype))
             return y.astype(dt, copy=False) if single_output else (y.astype(dt, copy=False), None)
         if not want_indices:
@@ -271,7 +291,7 @@ def average_pool(info):
         out, begin, end, extent = attrs.geometry(x.shape[2:])
         xc = x.astype(cdt, copy=False)
         with np.errstate(invalid="ignore", divide="ignore"):
-            if _flat_pays(xc, attrs, out):
+            if _flat_pays(xc, attrs, out, begin):
                 divisor = flat_counts(x.shape, cdt, out, begin, end)
                 y = _flat_reduce(xc, attrs, out, begin, extent, np.add, 0, divisor)
                 return y.astype(x.dtype, copy=False)
@@ -312,8 +332,15 @@ def _spatial_axes(x: np.ndarray) -> tuple[int, ...]:
 
 @kernel("GlobalAveragePool", since=(1, 22), dtypes=FLOAT_TYPES)
 def global_average_pool(x):
-    y = x.mean(axis=_spatial_axes(x), keepdims=True, dtype=compute_dtype(x.dtype))
-    return y.astype(x.dtype)
+    cdt = compute_dtype(x.dtype)
+    if x.ndim < 3 or x.size == 0:
+        y = x.mean(axis=_spatial_axes(x), keepdims=True, dtype=cdt)
+        return y.astype(x.dtype)
+    # a matrix-vector product with 1/count: 5x faster than numpy's mean over (N, C, H*W)
+    flat = x.reshape(*x.shape[:2], -1).astype(cdt, copy=False)
+    weights = np.full(flat.shape[-1], 1.0 / flat.shape[-1], cdt)
+    y = np.matmul(flat, weights).reshape(*x.shape[:2], *[1] * (x.ndim - 2))
+    return y.astype(x.dtype, copy=False)
 
 
 @kernel("GlobalMaxPool", since=(1, 22), dtypes=FLOAT_TYPES)
