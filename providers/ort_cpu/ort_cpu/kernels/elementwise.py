@@ -70,10 +70,23 @@ _erf_exact = np.frompyfunc(math.erf, 1, 1)
 CHUNK = 32768
 SMALL = 200  # below this many elements, math.erf per element is faster than the ufunc chain
 _ERFC_F32 = tuple(np.float32(c) for c in _ERFC_COEFS)
-# gelu(x) = max(x, 0) - |x| h with h = erfc(|x| / sqrt 2) / 2 = t exp(P(t) - x^2 / 2 + ln 1/2),
-# t = 1 / (1 + |x| / (2 sqrt 2)): the erfcc fit with the halving folded into its constant term
-_GELU_T = np.float32(0.5 / math.sqrt(2))
-_GELU_C0 = np.float32(_ERFC_COEFS[0] + math.log(0.5))
+# GELU as x * sigmoid(h(x)) with h = logit Phi, exactly x * Phi(x); h is odd, and h(x) / x is
+# a degree-7 polynomial Q in s = min(x^2, 5.5^2), here with its sign flipped so that
+# gelu = x / (1 + exp(x * -Q(s))). Q is a weighted minimax fit on [0, 5.5] (iteratively
+# reweighted least squares on 40,000 Chebyshev points, float64), the error in h weighted by
+# max(Phi (1 - Phi), 1e-4): Phi's error is Phi (1 - Phi) times h's. Measured in float32 on a
+# 2M-point grid over [-12, 12] against x * Phi(x) in float64: absolute error below 1.6e-7 |x|,
+# relative error below 8e-5 where |gelu| > 1e-3 and 5.1e-4 where |gelu| > 1e-6. Past 5.5 the
+# clamped Q makes h linear in x: Phi is then within 1e-8 of 0 or 1.
+_GELU_Q = tuple(
+    np.float32(c)
+    for c in (
+        -1.5957703590393066, -0.07266325503587723, 6.117839802755043e-05,
+        0.00011274026473984122, -8.439295925199986e-06, 3.222396287583251e-07,
+        -6.4517227116311915e-09, 5.316710960379112e-11,
+    )
+)  # fmt: skip
+_GELU_S_MAX = 5.5**2
 
 
 def _erf_block(xf, out, z, t, x2) -> None:
@@ -125,13 +138,17 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """Exact (erf) GELU of ``x + bias`` in float32 (float64 input: float64, through math.erf);
-    absolute error below 3e-7 * |x|."""
+    """Exact (erf) GELU of ``x + bias`` in float32 (float64 input: float64, through math.erf):
+    ``x / (1 + exp(-h(x)))`` with ``h = logit Phi`` from a fitted polynomial (``_GELU_Q``),
+    22 passes over each block where erfc's fit took 32 (1.4x faster on ViT's activations);
+    absolute error below 1.6e-7 * |x|."""
     if bias is not None and (x.ndim == 0 or bias.ndim != 1 or bias.shape[0] != x.shape[-1]):
         x, bias = x + bias, None
     if x.dtype == np.float64 or x.size <= SMALL:
         xb = x.astype(np.float64) if bias is None else x.astype(np.float64) + bias
-        y = xb * 0.5 * (1 + erf(xb * (1 / math.sqrt(2))))
+        with np.errstate(invalid="ignore"):
+            y = xb * 0.5 * (1 + erf(xb * (1 / math.sqrt(2))))
+        y = np.where(np.isneginf(xb), 0.0, y)  # the limit, as the blocks below give
         return y if x.dtype == np.float64 else y.astype(np.float32)
     xf = x.astype(np.float32, copy=False).reshape(-1)
     n = xf.size
@@ -140,35 +157,28 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     if bias is not None:
         bf, nb = bias.astype(np.float32, copy=False), bias.shape[0]
         m = max(m // nb, 1) * nb  # whole rows, for the bias to broadcast
-        u = np.empty(m, np.float32)
-    a, t, p = (np.empty(m, np.float32) for _ in range(3))
-    c = _ERFC_F32
-    for s in range(0, n, m):
-        k = min(m, n - s)
-        xs, ak, tk, pk, o = xf[s : s + k], a[:k], t[:k], p[:k], out[s : s + k]
-        if bias is not None:
-            np.add(xs.reshape(-1, nb), bf, out=u[:k].reshape(-1, nb))
-            xs = u[:k]
-        np.abs(xs, out=ak)
-        bound(ak, None, 1e30, out=ak)  # |x| h stays 0, not nan, at infinity
-        np.multiply(ak, _GELU_T, out=tk)
-        tk += 1
-        np.reciprocal(tk, out=tk)
-        np.multiply(tk, c[9], out=pk)
-        pk += c[8]
-        for j in range(7, 0, -1):
-            pk *= tk
-            pk += c[j]
-        pk *= tk
-        pk += _GELU_C0
-        np.multiply(xs, xs, out=o)
-        o *= np.float32(0.5)
-        pk -= o
-        np.exp(pk, out=pk)
-        pk *= tk
-        pk *= ak
-        bound(xs, 0, None, out=o)
-        o -= pk
+    u, s, p = (np.empty(m, np.float32) for _ in range(3))
+    q, f32 = _GELU_Q, np.dtype(np.float32)
+    lo, hi = _filled(f32, -1e30, m), _filled(f32, _GELU_S_MAX, m)  # arrays: see _filled
+    with np.errstate(over="ignore"):  # exp overflows to inf far left: x / inf is the -0 wanted
+        for st in range(0, n, m):
+            k = min(m, n - st)
+            xs, uk, sk, pk = xf[st : st + k], u[:k], s[:k], p[:k]
+            if bias is not None:
+                np.add(xs.reshape(-1, nb), bf, out=uk.reshape(-1, nb))
+                xs = uk
+            np.maximum(xs, lo[:k], out=uk)  # -inf: -1e30 / inf = -0, not nan
+            np.multiply(uk, uk, out=sk)
+            np.minimum(sk, hi[:k], out=sk)
+            np.multiply(sk, q[7], out=pk)
+            pk += q[6]
+            for c in q[5::-1]:
+                pk *= sk
+                pk += c
+            pk *= uk  # -h
+            np.exp(pk, out=pk)
+            pk += 1
+            np.divide(uk, pk, out=out[st : st + k])
     return out.reshape(x.shape)
 
 
