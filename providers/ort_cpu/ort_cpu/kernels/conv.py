@@ -32,6 +32,7 @@ from ort_core.shapes import window_geometry as core_window_geometry
 
 from . import _blas
 from ._registry import builder
+from ._rows import per_row
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
@@ -461,7 +462,7 @@ def conv_core(
     pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
     if pointwise and g == c == m and all(st == 1 for st in strides):
         # one weight per channel (a BatchNormalization made a convolution): a broadcast product
-        return add_bias(x * wmat.reshape(1, m, *[1] * nd), bias)
+        return add_bias(per_row(np.multiply, x, wmat.reshape(1, m, *[1] * nd), row=p), bias)
     ph = None
     if not pointwise and _flat_layout_ok(nd, out, begin, end):
         ph = cached_phases(
@@ -496,8 +497,10 @@ def conv_core(
 
 
 def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """``y += b`` for (N, M, ...) ``y`` and M values ``b`` (in place: ``y`` is the kernel's)."""
     if b is not None:
-        y += b.astype(y.dtype, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
+        bias = b.astype(y.dtype, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
+        per_row(np.add, y, bias, out=y, row=math.prod(y.shape[2:]))
     return y
 
 

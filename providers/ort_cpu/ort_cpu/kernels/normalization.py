@@ -16,6 +16,7 @@ from onnx import helper
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
+from ._rows import per_row
 from .conv import compute_dtype
 from .quantization import _FLOAT8 as FLOAT8_TYPES
 from .shape_ops import axis_check
@@ -88,9 +89,9 @@ def batch_normalization(info):
             return y, run_mean, run_var, bmean.astype(x.dtype), bvar.astype(x.dtype)
         cdt = compute_dtype(x.dtype)
         a, b = folded if folded is not None else _fold(scale, bias, mean, var, epsilon, cdt)
-        shape = _channel_shape(x, a)
-        y = x.astype(cdt, copy=False) * a.reshape(shape)
-        y += b.reshape(shape)
+        shape, row = _channel_shape(x, a), math.prod(x.shape[2:])
+        y = per_row(np.multiply, x.astype(cdt, copy=False), a.reshape(shape), row=row)
+        per_row(np.add, y, b.reshape(shape), out=y, row=row)
         return (y.astype(x.dtype, copy=False),)
 
     return run
@@ -102,9 +103,12 @@ def instance_normalization(x, scale, b, epsilon=1e-5, consumed_inputs=None):
     cdt = compute_dtype(x.dtype)
     xc = x.astype(cdt, copy=False)
     mean, var = _stats(xc, tuple(range(2, x.ndim)))
-    shape = _channel_shape(x, scale)
+    shape, row = _channel_shape(x, scale), math.prod(x.shape[2:])
     a = scale.astype(cdt).reshape(shape) / np.sqrt(var + cdt.type(epsilon))
-    return ((xc - mean) * a + b.astype(cdt).reshape(shape)).astype(x.dtype, copy=False)
+    y = per_row(np.subtract, xc, mean, row=row)
+    per_row(np.multiply, y, a, out=y, row=row)
+    per_row(np.add, y, b.astype(cdt).reshape(shape), out=y, row=row)
+    return y.astype(x.dtype, copy=False)
 
 
 def _stash_dtype(stash_type: int, x_dtype: np.dtype) -> np.dtype:
@@ -131,14 +135,14 @@ def layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axe
     else:
         mean = np.add.reduce(s, axis=axes, keepdims=True)
         mean /= n
-        d = np.subtract(s, mean)
+        d = per_row(np.subtract, s, mean, row=n)
     y = np.multiply(d, d)
     ms = np.add.reduce(y, axis=axes, keepdims=True)
     ms /= n
     ms += s.dtype.type(epsilon)
     inv_std = np.sqrt(ms, out=ms)
     np.divide(1, inv_std, out=inv_std)
-    np.multiply(d, inv_std, out=y)
+    per_row(np.multiply, d, inv_std, out=y, row=n)
     y *= gamma.astype(s.dtype, copy=False)
     if beta is not None:
         y += beta.astype(s.dtype, copy=False)
@@ -174,11 +178,14 @@ def _group_norm(x, scale, bias, num_groups, epsilon, per_channel, sdt):
     n, c = x.shape[:2]
     xc = x.astype(sdt, copy=False).reshape(n, num_groups, -1)
     mean, var = _stats(xc, (2,))
-    y = ((xc - mean) / np.sqrt(var + sdt.type(epsilon))).reshape(x.shape)
+    y = per_row(np.subtract, xc, mean, row=xc.shape[2])
+    per_row(np.divide, y, np.sqrt(var + sdt.type(epsilon)), out=y, row=xc.shape[2])
+    y = y.reshape(x.shape)
     if not per_channel:  # opset 18: one scale and bias per group
         scale, bias = (np.repeat(p, c // num_groups) for p in (scale, bias))
-    shape = (-1, *([1] * (x.ndim - 2)))
-    y = y * scale.astype(sdt).reshape(shape) + bias.astype(sdt).reshape(shape)
+    shape, row = (-1, *([1] * (x.ndim - 2))), math.prod(x.shape[2:])
+    per_row(np.multiply, y, scale.astype(sdt).reshape(shape), out=y, row=row)
+    per_row(np.add, y, bias.astype(sdt).reshape(shape), out=y, row=row)
     return y.astype(x.dtype, copy=False)
 
 
