@@ -39,3 +39,36 @@ def test_per_row_restores_the_buffer_size(monkeypatch):
     with pytest.raises(ValueError):
         _rows.per_row(np.add, a, np.ones((3, 1), np.float32), row=_rows.LONG_ROW)
     assert np.getbufsize() == before
+
+
+@pytest.mark.parametrize(
+    "a,b,run",
+    [
+        ((128, 768), (768,), 768),  # a bias row
+        ((1, 256, 56, 56), (1, 256, 1, 1), 3136),  # a per-channel value
+        ((12, 197, 197), (12, 1, 197), 197),
+        ((4, 1), (1, 5), 5),
+        ((2, 3, 40, 40), (3, 1, 1), 1600),
+        ((2, 3, 4), (1,), 24),
+    ],
+)
+def test_broadcast_run(a, b, run):
+    assert _rows.broadcast_run(a, b) == run
+    assert _rows.broadcast_run(b, a) == run
+
+
+@pytest.mark.parametrize(
+    "a,b", [((64, 3072), (3072,)), ((1, 16, 40, 40), (1, 16, 1, 1)), ((8, 100), (8, 1))]
+)
+def test_binary_uses_the_small_buffer_on_long_rows_only(a, b, monkeypatch):
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(a).astype(np.float32), rng.standard_normal(b).astype(np.float32)
+    calls = []
+    real = _rows.per_row
+    monkeypatch.setattr(
+        _rows, "per_row", lambda *args, **kw: calls.append(kw["row"]) or real(*args, **kw)
+    )
+    np.testing.assert_array_equal(_rows.binary(np.subtract, x, y), x - y)
+    np.testing.assert_array_equal(_rows.binary(np.subtract, y, x), y - x)
+    run = _rows.broadcast_run(a, b)
+    assert calls == ([run, run] if run >= _rows.LONG_ROW else [])

@@ -30,3 +30,34 @@ def per_row(ufunc, a: np.ndarray, b, out: np.ndarray | None = None, row: int = 0
         return ufunc(a, b, out=out)
     finally:
         np.setbufsize(old)
+
+
+def broadcast_run(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> int:
+    """Elements per innermost block of the broadcast output over which neither operand switches
+    between present and broadcast: the longest inner loop numpy can run without its buffer (a
+    bias row of 768 against (N, 768): 768; a (C, 1, 1) scale against (C, H, W): H*W)."""
+    nd = max(len(a_shape), len(b_shape))
+    a = (1,) * (nd - len(a_shape)) + tuple(a_shape)
+    b = (1,) * (nd - len(b_shape)) + tuple(b_shape)
+    run, state = 1, None
+    for da, db in zip(reversed(a), reversed(b), strict=True):
+        if da == db == 1:
+            continue
+        s = (da == 1, db == 1)
+        if state is None:
+            state = s
+        elif s != state:
+            break
+        run *= max(da, db)
+    return run
+
+
+def binary(ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``ufunc(a, b)`` for a binary elementwise op, through :func:`per_row` when one operand
+    broadcasts over long rows of the other."""
+    if a.shape == b.shape or a.size + b.size < 4 * LONG_ROW:
+        return ufunc(a, b)
+    run = broadcast_run(a.shape, b.shape)
+    if run >= max(a.size, b.size):  # one operand is the whole output: nothing to buffer
+        return ufunc(a, b)
+    return per_row(ufunc, a, b, row=run)

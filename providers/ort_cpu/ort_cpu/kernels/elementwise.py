@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
 
 from ._registry import builder, kernel
+from ._rows import binary as broadcast_binary
 from .shape_ops import choice_check
 
 BOOL = frozenset({np.dtype(np.bool_)})
@@ -478,6 +479,8 @@ def _binary(fn, out_dtype=None):
         if _exotic(a.dtype):
             r = fn(a.astype(np.float32), b.astype(np.float32))
             return _arr(r, out_dtype or a.dtype)
+        if isinstance(fn, np.ufunc):
+            return _arr(broadcast_binary(fn, a, b), out_dtype or a.dtype)
         return _arr(fn(a, b), out_dtype or a.dtype)
 
     run.__name__ = run.__qualname__ = getattr(fn, "__name__", "binary")
