@@ -104,6 +104,29 @@ def test_conv_tap_path_taken(case, monkeypatch):
     assert calls
 
 
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((1, 3, 30, 30), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # a stem
+        ((2, 6, 17, 15), (4, 3, 3, 2), {"strides": [3, 2], "dilations": [2, 1],
+                                        "pads": [1, 0, 2, 1], "group": 2}),
+        ((1, 4, 12, 13), (5, 4, 4, 4), {"strides": [1, 2], "pads": [0, 2, 1, 0]}),
+    ],
+)  # fmt: skip
+def test_conv_strided_columns_from_phases(xs, ws, attrs, monkeypatch):
+    """Strided 2-D convolutions on the column-matrix path gather their columns from the stride
+    phases of the padded input, a copy of whole rows per tap."""
+    from ort_cpu.kernels import conv
+
+    calls = []
+    real = conv._phase_columns
+    monkeypatch.setattr(conv, "_phase_columns", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(5)
+    inputs = [_rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))]
+    check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
+    assert calls
+
+
 WINOGRAD_CASES = [
     ((1, 256, 28, 28), (256, 256, 3, 3), {"pads": [1, 1, 1, 1]}),
     ((2, 256, 29, 31), (260, 256, 3, 3), {"pads": [1, 0, 2, 1]}),  # odd output: a cropped tile

@@ -420,6 +420,23 @@ def _conv_depthwise(x, wmat, ph: _Phases, out, begin) -> np.ndarray:
     return y
 
 
+def _phase_columns(x, ph: _Phases, out, begin) -> np.ndarray:
+    """The (N, C, taps, OH, OW) column matrix of a strided 2-D window from the stride phases of
+    the padded input (:class:`_Phases`): each tap one copy of whole contiguous rows for all
+    channels, where a window view of the padded input has every row strided (a 7x7 stride-2
+    stem: 0.62 -> 0.35 ms; 3x3 stride 2 over 32 channels at 112x112: 0.40 -> 0.32 ms)."""
+    n, c = x.shape[:2]
+    oh, ow = out
+    cols = np.empty((n, c, len(ph.taps), oh, ow), x.dtype)
+    for b in range(n):
+        planes = ph.fill(x[b], begin)[:, :, : ph.hq * ph.wq]
+        grids = planes.reshape(len(ph.planes), c, ph.hq, ph.wq)
+        for t, (k, off) in enumerate(ph.taps):
+            r, q = divmod(off, ph.wq)
+            cols[b, :, t] = grids[k, :, r : r + oh, q : q + ow]
+    return cols
+
+
 @functools.lru_cache(maxsize=1024)
 def _cached_geometry(in_shape, kernel, strides, dilations, pads, auto_pad):
     """:func:`window_geometry` for hashable arguments, computed once per geometry: a model runs
@@ -489,6 +506,8 @@ def conv_core(
         return _conv_taps(x, wmat, m, kernel, ph, out, begin, bias, gemm)
     elif ph is not None and g == c == m:
         return add_bias(_conv_depthwise(x, wmat, ph, out, begin), bias)
+    elif ph is not None and ph.strides != (1, 1):
+        cols = _phase_columns(x, ph, out, begin).reshape(n, g, wmat.shape[2], p)
     else:
         xp = pad_to(x, begin, end)
         cols = kernel_view(xp, kernel, strides, dilations, out).reshape(n, g, wmat.shape[2], p)
