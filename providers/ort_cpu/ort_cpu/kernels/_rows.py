@@ -52,12 +52,18 @@ def broadcast_run(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> int:
     return run
 
 
-def binary(ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``ufunc(a, b)`` for a binary elementwise op, through :func:`per_row` when one operand
-    broadcasts over long rows of the other."""
+def binary(ufunc, a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray:
+    """``ufunc(a, b, out=out)`` for a binary elementwise op, through :func:`per_row` when one
+    operand broadcasts over long rows of the other (a bias row added to activations)."""
+    b = np.asarray(b)
     if a.shape == b.shape or a.size + b.size < 4 * LONG_ROW:
-        return ufunc(a, b)
+        return ufunc(a, b, out=out)
     run = broadcast_run(a.shape, b.shape)
     if run >= max(a.size, b.size):  # one operand is the whole output: nothing to buffer
-        return ufunc(a, b)
-    return per_row(ufunc, a, b, row=run)
+        return ufunc(a, b, out=out)
+    return per_row(ufunc, a, b, out=out, row=run)
+
+
+def add(a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray:
+    """``a + b`` (into ``out``) through :func:`binary`: biases, skips."""
+    return binary(np.add, a, b, out=out)

@@ -21,6 +21,7 @@ from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from . import _blas
 from ._registry import builder, kernel
+from ._rows import add as add_rows
 from .conv import ConvAttrs, check_auto_pad, compute_dtype, conv_core, pack_weights
 from .elementwise import _sigmoid, bound, gelu_erf
 from .linalg import stacked_matmul
@@ -254,9 +255,9 @@ def bias_add(x, bias, skip):
 
 # -- layer normalizations ------------------------------------------------------------------------
 def _skip_sum(x, skip, bias):
-    s = _c(x) + _c(skip)
+    s = add_rows(_c(x), _c(skip))
     if bias is not None:
-        s = s + _c(bias)
+        add_rows(s, _c(bias), out=s)
     return s
 
 
@@ -438,7 +439,7 @@ def attention(info):
         b, s, d = xc.shape
         qkv = xc.reshape(b * s, d) @ w  # one 2-D GEMM for all tokens
         if bias is not None:
-            qkv += bias.astype(cdt, copy=False)
+            add_rows(qkv, bias.astype(cdt, copy=False), out=qkv)
         hq, hk, hv = list(sizes) if sizes else [qkv.shape[-1] // 3] * 3
         head = hq // n
         scale = float(scale_attr) if scale_attr is not None else 1 / math.sqrt(head)

@@ -11,6 +11,7 @@ from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
 
 from . import _blas
 from ._registry import builder, kernel
+from ._rows import add as add_rows
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
@@ -96,7 +97,7 @@ def gemm(info):
             c = _work(c)
             c = c if beta == 1.0 else c * beta
             inplace = y.shape == np.broadcast_shapes(y.shape, c.shape)
-            y = np.add(y, c, out=y) if inplace and y.dtype == np.result_type(y, c) else y + c
+            y = add_rows(y, c, y if inplace and y.dtype == np.result_type(y, c) else None)
         return np.asarray(y).astype(dt, copy=False)
 
     return run
