@@ -161,7 +161,7 @@ def fused_gemm(info):
         if alpha != 1.0:
             y *= y.dtype.type(alpha)
         if c is not None and beta != 0.0:
-            y = y + _c(c) * y.dtype.type(beta)
+            y = add_rows(y, _c(c) * y.dtype.type(beta))
         if act is not None:
             y = act(y)
         return y.astype(a.dtype, copy=False)

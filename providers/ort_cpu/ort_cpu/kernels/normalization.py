@@ -16,7 +16,7 @@ from onnx import helper
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
-from ._rows import per_row
+from ._rows import binary, per_row
 from .conv import compute_dtype
 from .quantization import _FLOAT8 as FLOAT8_TYPES
 from .shape_ops import axis_check
@@ -143,9 +143,9 @@ def layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axe
     inv_std = np.sqrt(ms, out=ms)
     np.divide(1, inv_std, out=inv_std)
     per_row(np.multiply, d, inv_std, out=y, row=n)
-    y *= gamma.astype(s.dtype, copy=False)
+    binary(np.multiply, y, gamma.astype(s.dtype, copy=False), out=y)
     if beta is not None:
-        y += beta.astype(s.dtype, copy=False)
+        binary(np.add, y, beta.astype(s.dtype, copy=False), out=y)
     return y, mean, inv_std
 
 
