@@ -4,9 +4,9 @@ Conv is im2col: a strided window view of the padded input, copied once into a co
 one batched matmul over the groups. 1x1 convolutions skip the window view; 2-D convolutions with
 enough input channels run one GEMM per kernel tap, all accumulating into the output, each
 reading a window of the flat padded input in place (:func:`_conv_taps`, through numpy's BLAS
-itself: :mod:`._blas`); depthwise ones gather their columns from the stride phases of the input
-(:class:`_Phases`), and per-channel 1x1 ones (a BatchNormalization turned convolution) are one
-broadcast product.
+itself: :mod:`._blas`); depthwise ones, and the column matrix of strided 2-D windows, gather
+their columns from the stride phases of the input (:class:`_Phases`), and per-channel 1x1 ones
+(a BatchNormalization turned convolution) are one broadcast product.
 ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel offset (not per
 pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops
 accumulate in float64 (exact for any realistic kernel size) and round to int32.
