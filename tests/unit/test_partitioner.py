@@ -34,7 +34,7 @@ def expected(x):
 def placements(sess):
     return {
         n.name: sub.ep_name
-        for sub in sess.get_provider_graph_assignment_info()
+        for sub in sess.placements
         for n in sub.get_nodes()
     }
 
@@ -76,7 +76,7 @@ def test_disable_cpu_fallback_raises_not_implemented(register_provider):
 def test_fused_claims_are_convex_and_run(register_provider):
     register_provider(FusingProvider)
     sess = ort.InferenceSession(chain_model().SerializeToString(), providers=["fusing"])
-    info = sess.get_provider_graph_assignment_info()
+    info = sess.placements
     fused = [s for s in info if s.ep_name == "FusingExecutionProvider"]
     # Exp is unsupported, so {relu, add} and {mul, sigmoid} are two clusters (one would be a cycle)
     assert sorted(sorted(n.name for n in s.get_nodes()) for s in fused) == [
@@ -135,7 +135,7 @@ def test_function_op_nobody_claims_is_expanded(register_provider):
     so = ort.SessionOptions()
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["addonly"])
-    ops = [n.op_type for s in sess.get_provider_graph_assignment_info() for n in s.get_nodes()]
+    ops = [n.op_type for s in sess.placements for n in s.get_nodes()]
     assert ops == ["Add", "Mul"]
     x, y = np.arange(3, dtype=np.float32), np.full(3, 2, np.float32)
     np.testing.assert_array_equal(sess.run(None, {"x": x, "y": y})[0], (x + y) * y)
@@ -211,26 +211,24 @@ def test_copies_between_memories_are_inserted_and_counted(register_provider):
 
 
 def test_omitted_outputs_do_not_leak_into_omitted_inputs():
-    # TopK computes indices nobody asked for; Clip's omitted min input must stay None
+    # MaxPool computes indices nobody asked for (its optional second output omitted with "");
+    # Clip's omitted min input must stay None
     from onnx import numpy_helper
 
     model = make_model(
         [
-            helper.make_node("TopK", ["x", "k"], ["vals", ""], name="topk"),
+            helper.make_node("MaxPool", ["x"], ["vals", ""], name="pool", kernel_shape=[2]),
             helper.make_node("Clip", ["vals", "", "hi"], ["y"], name="clip"),
         ],
-        [tensor("x", shape=[5])],
-        [tensor("y", shape=[2])],
-        [
-            numpy_helper.from_array(np.array([2], np.int64), "k"),
-            numpy_helper.from_array(np.float32(4.0), "hi"),
-        ],
+        [tensor("x", shape=[1, 1, 5])],
+        [tensor("y", shape=[1, 1, 4])],
+        [numpy_helper.from_array(np.float32(4.0), "hi")],
     )
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["cpu"])
-    (y,) = sess.run(None, {"x": np.array([1, 9, -3, 2, 7], np.float32)})
-    np.testing.assert_array_equal(y, [4, 4])
+    (y,) = sess.run(None, {"x": np.array([[[1, 9, -3, 2, 7]]], np.float32)})
+    np.testing.assert_array_equal(y, [[[4, 4, 2, 4]]])
 
 
 def test_overridable_initializer_default_is_uploaded_once(register_provider):
