@@ -57,7 +57,7 @@ def test_preallocated_output_and_errors(device_session):
     binding.bind_ortvalue_output("y", out)
     sess.run_with_iobinding(binding)
     np.testing.assert_array_equal(out.numpy(), np.full(4, 2, np.float32))
-    with pytest.raises(errors.InvalidArgument, match="Invalid input name: nope"):
+    with pytest.raises(errors.InvalidArgument, match="Failed to find NodeArg with name: nope"):
         binding.bind_cpu_input("nope", np.ones(4))
     with pytest.raises(errors.InvalidArgument, match="Invalid output name: z"):
         binding.bind_output("z")
@@ -72,5 +72,6 @@ def test_bound_device_input_is_validated(device_session):
     binding = device_session.io_binding()
     bad = ort.OrtValue.ortvalue_from_numpy(np.zeros(3, np.float32), "gpu", 0)
     binding.bind_ortvalue_input("x", bad)
+    binding.bind_output(device_session.get_outputs()[0].name)
     with pytest.raises(errors.InvalidArgument, match="invalid dimensions for input: x"):
         device_session.run_with_iobinding(binding)
