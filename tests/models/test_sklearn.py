@@ -284,3 +284,249 @@ def test_pipeline_scaler_pca_svc():
         svm.SVC(probability=True, random_state=0),
     ).fit(x, y)
     check_classifier(model, x)
+
+
+# -- models onnx's shape inference cannot type on its own ------------------------------------------
+#
+# skl2onnx's decision_path option feeds a TreeEnsembleRegressor of ai.onnx.ml opset 1/2 (onnx has no
+# inference for it, so its output is untyped) into a LabelEncoder, whose onnx inference then
+# dereferences the missing type and kills the process. ort-core hides such nodes from onnx
+# (ort_core/ir/_infer.py); each model is loaded in a fresh interpreter first, so that a regression
+# is a failing test instead of a dead pytest worker.
+
+
+def _loads_in_subprocess(onx, tmp_path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "model.onnx")
+    with open(path, "wb") as f:
+        f.write(onx.SerializeToString())
+    code = (
+        f"import ort_core; ort_core.InferenceSession({path!r}, providers=['CPUExecutionProvider'])"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0, f"loading the model failed (exit status {r.returncode}):\n{r.stderr}"
+    return path
+
+
+def _decision_path_strings(model, x) -> np.ndarray:
+    """scikit-learn's decision path as skl2onnx encodes it: one '0'/'1' string per tree, a
+    character per node."""
+    indicator = model.decision_path(x)
+    if isinstance(indicator, tuple):  # forests: (indicator, where each tree's nodes start)
+        indicator, starts = indicator
+    else:
+        starts = [0, indicator.shape[1]]
+    dense = indicator.toarray()
+    return np.array(
+        [
+            [
+                "".join(str(v) for v in row[starts[t] : starts[t + 1]])
+                for t in range(len(starts) - 1)
+            ]
+            for row in dense
+        ],
+        dtype=object,
+    )
+
+
+DECISION_PATH_MODELS = {
+    "tree_regressor": lambda: tree.DecisionTreeRegressor(max_depth=4, random_state=0),
+    "tree_classifier": lambda: tree.DecisionTreeClassifier(max_depth=4, random_state=0),
+    "forest_classifier": lambda: ensemble.RandomForestClassifier(
+        n_estimators=3, max_depth=3, random_state=0
+    ),
+}
+
+
+def _decision_path_session(name, tmp_path):
+    classifier = "classifier" in name
+    x, y = _classification(3) if classifier else _regression()
+    model = DECISION_PATH_MODELS[name]().fit(x, y)
+    options = {"decision_path": True, **({"zipmap": False} if classifier else {})}
+    onx = to_onnx(
+        model, x[:1], options={id(model): options}, target_opset={"": 17, "ai.onnx.ml": 5}
+    )
+    path = _loads_in_subprocess(onx, tmp_path)
+    sess = ort_core.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return model, x, dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"X": x})))
+
+
+@pytest.mark.parametrize("name", sorted(DECISION_PATH_MODELS))
+def test_decision_path(name, tmp_path):
+    """decision_path=True (without ZipMap: skl2onnx refuses the two together)."""
+    model, x, outputs = _decision_path_session(name, tmp_path)
+    want = _decision_path_strings(model, x)
+    if "classifier" in name:
+        np.testing.assert_array_equal(outputs["label"], model.predict(x))
+        np.testing.assert_allclose(outputs["probabilities"], model.predict_proba(x), rtol=RTOL)
+    else:
+        np.testing.assert_allclose(outputs["variable"].ravel(), model.predict(x), rtol=RTOL)
+        np.testing.assert_array_equal(outputs["decision_path"], want)
+    assert outputs["decision_path"].shape == want.shape
+    assert outputs["decision_path"].dtype == object
+
+
+@pytest.mark.parametrize("name", ["forest_classifier", "tree_classifier"])
+def test_decision_path_strings_of_classifiers(name, tmp_path):
+    """skl2onnx's decision path for classifiers gives each leaf one weight per class, all equal
+    to the node id, and relies on onnxruntime keeping a single-target leaf's first weight."""
+    model, x, outputs = _decision_path_session(name, tmp_path)
+    np.testing.assert_array_equal(outputs["decision_path"], _decision_path_strings(model, x))
+
+
+@pytest.mark.parametrize("name", ["decision_tree", "random_forest", "gradient_boosting"])
+def test_tree_regressor_at_ml_opset_1(name, tmp_path):
+    """TreeEnsembleRegressor-1 has no onnx inference: ort-core types its output itself."""
+    x, y = _regression()
+    model = REGRESSORS[name]().fit(x, y)
+    onx = to_onnx(model, x[:1], target_opset={"": 17, "ai.onnx.ml": 1})
+    path = _loads_in_subprocess(onx, tmp_path)
+    graph = ort_core.ir.load_model(path).graph
+    assert [o for n in graph.nodes for o in n.outputs if graph.type_of(o) is None] == []
+    sess = ort_core.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (y_onnx,) = sess.run(None, {"X": x})
+    np.testing.assert_allclose(y_onnx.ravel(), model.predict(x), rtol=1e-4, atol=1e-3)
+
+
+def test_ml_ops_without_onnx_inference_are_typed():
+    """Imputer, Scaler, Normalizer and LinearRegressor have no onnx inference function: every
+    value of the pipeline still gets a type (from ort-core's own rules)."""
+    from sklearn import impute
+
+    x, y = _regression()
+    x[0, 1] = np.nan
+    model = pipeline.make_pipeline(
+        impute.SimpleImputer(),
+        preprocessing.StandardScaler(),
+        preprocessing.Normalizer(),
+        linear_model.LinearRegression(),
+    ).fit(x, y)
+    onx = to_onnx(model, x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    graph = ort_core.ir.load_model(onx).graph
+    untyped = [o for n in graph.nodes for o in n.outputs if o and graph.type_of(o) is None]
+    assert untyped == []
+    assert [n.op_type for n in graph.nodes] == [
+        "Imputer",
+        "Scaler",
+        "Normalizer",
+        "LinearRegressor",
+    ]
+    sess = ort_core.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y_onnx,) = sess.run(None, {"X": x})
+    np.testing.assert_allclose(y_onnx.ravel(), model.predict(x), rtol=1e-4, atol=1e-4)
+
+
+# -- inputs and outputs as onnxruntime users see them ----------------------------------------------
+def test_dict_vectorizer_fed_one_dict_per_run():
+    """DictVectorizer's input is one map: each row is its own run, with str or int keys."""
+    from skl2onnx.common.data_types import (
+        DictionaryType,
+        FloatTensorType,
+        Int64TensorType,
+        StringTensorType,
+    )
+    from sklearn.feature_extraction import DictVectorizer
+
+    for keys, rows in (
+        (StringTensorType([1]), [{"amy": 1.0, "chin": 200.0}, {"nice": 3.0, "amy": 1.5}]),
+        (Int64TensorType([1]), [{1: 1.0, 2: 200.0}, {1: 3.0, 3: 1.0}, {}]),
+    ):
+        model = DictVectorizer(sparse=False).fit(rows)
+        onx = skl2onnx.convert_sklearn(
+            model,
+            initial_types=[("input", DictionaryType(keys, FloatTensorType([1])))],
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
+        sess = ort_core.InferenceSession(onx.SerializeToString())
+        for row in rows:
+            (y,) = sess.run(None, {"input": row})
+            assert y.dtype == np.float32 and y.shape == (1, len(model.feature_names_))
+            np.testing.assert_allclose(y, model.transform([row]), rtol=RTOL)
+        with pytest.raises(ort_core.errors.InvalidArgument, match="one dict"):
+            sess.run(None, {"input": rows})
+
+
+def test_zipmap_output_is_a_list_of_python_dicts():
+    x, y = _classification(3, seed=5)
+    for labels in (y, np.array(["a", "b", "c"], dtype=object)[y]):
+        model = linear_model.LogisticRegression(max_iter=500).fit(x, labels)
+        sess = _session(model, x)
+        out_labels, proba = sess.run(None, {sess.get_inputs()[0].name: x[:4]})
+        assert isinstance(proba, list) and len(proba) == 4
+        key_type = type(model.classes_.tolist()[0])
+        for row in proba:
+            assert isinstance(row, dict)
+            assert {type(k) for k in row} == {key_type}
+            assert {type(v) for v in row.values()} == {float}
+        if out_labels.dtype == object:
+            assert {type(s) for s in out_labels} == {str}
+
+
+def test_string_inputs_in_every_numpy_form():
+    """A string input takes <U, |S and object arrays and nested lists alike (bytes arrays are
+    decoded as UTF-8)."""
+    from skl2onnx.common.data_types import StringTensorType
+
+    words = np.array([["red"], ["blue"], ["green"], ["blue"]], dtype=object)
+    model = preprocessing.OneHotEncoder(handle_unknown="ignore").fit(words)
+    onx = skl2onnx.convert_sklearn(
+        model,
+        initial_types=[("input", StringTensorType([None, 1]))],
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    sess = ort_core.InferenceSession(onx.SerializeToString())
+    expected = model.transform(words).toarray()
+    for fed in (words, words.astype(str), words.astype(bytes), words.tolist()):
+        (got,) = sess.run(None, {"input": fed})
+        np.testing.assert_allclose(got, expected)
+
+
+def test_label_encoder_strings():
+    from skl2onnx.common.data_types import StringTensorType
+
+    model = preprocessing.LabelEncoder().fit(["paris", "tokyo", "amsterdam", "paris"])
+    onx = skl2onnx.convert_sklearn(
+        model,
+        initial_types=[("input", StringTensorType([None]))],
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    sess = ort_core.InferenceSession(onx.SerializeToString())
+    fed = np.array(["tokyo", "paris", "amsterdam"])
+    (got,) = sess.run(None, {"input": fed})
+    np.testing.assert_array_equal(got, model.transform(fed))
+    assert got.dtype == np.int64
+
+
+def test_one_class_random_forest():
+    """Trained on a single class: onnxruntime writes one probability column (label 1 = the
+    positive side of the score), and the ZipMap keeps the one label."""
+    x, _ = _classification(2, seed=6)
+    model = ensemble.RandomForestClassifier(n_estimators=3, random_state=0)
+    model.fit(x, np.zeros(len(x), dtype=np.int64))
+    sess = _session(model, x)
+    labels, proba = sess.run(None, {sess.get_inputs()[0].name: x[:5]})
+    assert proba == [{0: 1.0}] * 5
+    np.testing.assert_allclose(_proba_matrix(proba, [0]), model.predict_proba(x[:5]))
+
+
+@pytest.mark.parametrize("loss", ["exponential", "log_loss"])
+def test_binary_gradient_boosting_losses(loss):
+    """One score per sample turned into two columns: [-s, s] before the sigmoid."""
+    x, y = _classification(2, seed=7)
+    model = ensemble.GradientBoostingClassifier(loss=loss, n_estimators=10, random_state=0)
+    check_classifier(model.fit(x, y), x)
+
+
+def test_binary_forest_ties_break_like_scikit_learn():
+    """An even number of fully grown trees gives probabilities of exactly 0.5: the label is then
+    the first class, as in scikit-learn (scores summed in float32, as onnxruntime sums them, keep
+    the tie exact)."""
+    x, y = _classification(2, seed=0)
+    model = ensemble.RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+    x_new = np.random.default_rng(0).normal(size=(200, x.shape[1])).astype(np.float32) * 2
+    assert (model.predict_proba(x_new)[:, 1] == 0.5).sum() > 10
+    check_classifier(model, x_new)

@@ -701,10 +701,24 @@ def _to_check(info) -> str | None:
     return None
 
 
+def _no_complex(info, target=None) -> str | None:
+    """ONNX's Cast and CastLike take no complex tensors (onnxruntime rejects such models)."""
+    kinds = [t.kind for t in (info.input_dtype(0), target) if t is not None]
+    if "c" in kinds:
+        return (
+            f"{info.node.op_type} does not convert complex tensors: ONNX's type constraints exclude "
+            "complex64 and complex128 (onnxruntime rejects the model too); give the model real "
+            "and imaginary parts as separate real tensors"
+        )
+    return None
+
+
 def _cast_check(info) -> str | None:
     reason = _to_check(info)
     if reason is None:
         reason = choice_check(round_mode=("up", "down", "nearest"))(info)
+    if reason is None:
+        reason = _no_complex(info, _dtype_of(info.attr("to")))
     return reason
 
 
@@ -720,7 +734,12 @@ def cast(info):
     return run
 
 
-@kernel("CastLike", since=15, check=choice_check(round_mode=("up", "down", "nearest")))
+def _cast_like_check(info) -> str | None:
+    reason = choice_check(round_mode=("up", "down", "nearest"))(info)
+    return reason if reason is not None else _no_complex(info, info.input_dtype(1))
+
+
+@kernel("CastLike", since=15, check=_cast_like_check)
 def cast_like(x, like, saturate=1, round_mode="up"):
     return cast_to(x, like.dtype, saturate, round_mode)
 

@@ -1,6 +1,9 @@
-"""The model operators of the ai.onnx.ml domain: tree ensembles (TreeEnsemble,
-TreeEnsembleClassifier, TreeEnsembleRegressor), linear models (LinearClassifier, LinearRegressor)
-and support vector machines (SVMClassifier, SVMRegressor).
+"""The operators of the ai.onnx.ml domain: tree ensembles (TreeEnsemble, TreeEnsembleClassifier,
+TreeEnsembleRegressor), linear models (LinearClassifier, LinearRegressor), support vector machines
+(SVMClassifier, SVMRegressor), the data plumbing (Binarizer, Scaler, Normalizer, Imputer,
+LabelEncoder, CategoryMapper, ArrayFeatureExtractor, OneHotEncoder, FeatureVectorizer) and the map
+operators (ZipMap, DictVectorizer, CastMap). Strings are object arrays of ``str``; maps are dicts
+of Python keys and values, sequences of maps lists of them (see ``ort_core.feeds``).
 
 Trees are evaluated for the whole batch at once: every (sample, tree) pair walks down its tree one
 level per step with numpy index arrays, and pairs drop out of the active set when they reach a
@@ -11,15 +14,18 @@ reference implementation, which agrees with onnxruntime on the models converters
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ort_core.errors import InvalidArgument
+from ort_core.ir import tensor_dtype
 from ort_core.provider import KernelUnsupported
 
-from ._registry import builder
+from ._registry import builder, kernel
 
 ML = "ai.onnx.ml"
 STRING = np.dtype(object)
@@ -48,15 +54,16 @@ def _softmax_zero(s: np.ndarray) -> np.ndarray:
 
 
 def _probit(p: np.ndarray) -> np.ndarray:
-    """sqrt(2) * erfinv(2p - 1) with Winitzki's closed-form erfinv (a = 0.147), the approximation
-    onnxruntime uses."""
-    x = 2 * p - 1
-    w = (1 - x) * (1 + x)
+    """sqrt(2) * erfinv(2p - 1) with Winitzki's closed-form erfinv (a = 0.147) in float32, as
+    onnxruntime computes it (so p = 0 or 1 gives -inf or inf, p outside [0, 1] NaN)."""
+    f = np.float32
+    x = 2 * np.asarray(p, dtype=f) - 1
+    sign = np.where(x < 0, f(-1), f(1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        log = np.log(w)
-        v = 2 / (np.pi * 0.147) + 0.5 * log
-        r = np.sign(x + (x == 0)) * np.sqrt(-v + np.sqrt(v * v - log / 0.147))
-    return 1.41421356 * np.where(w == 0, 0, r)
+        log = np.log((1 - x) * (1 + x))
+        v = f(2) / (f(3.14159) * f(0.147)) + f(0.5) * log
+        r = sign * np.sqrt(-v + np.sqrt(v * v - f(1) / f(0.147) * log))
+    return (f(1.41421356) * r).astype(f)
 
 
 _TRANSFORMS = {
@@ -239,6 +246,26 @@ class Forest:
             raise InvalidArgument(f"a leaf's target id is outside [0, {n_targets})")
         return row * n_targets + targets, entry
 
+    def first_weights(self, leaves: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+        """onnxruntime's single-target aggregation: each reached leaf gives its first weight
+        (whatever its target and however many it has). Returns (scores [N] float64, whether some
+        leaf gave a weight [N])."""
+        start = self.leaf_start[leaves]
+        has = self.leaf_start[leaves + 1] > start
+        w = np.where(has, self.weights[np.minimum(start, len(self.weights) - 1)], np.nan)
+        scored = has.any(axis=1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no leaf scored
+            if how == "MIN":
+                p = np.nanmin(w, axis=1)
+            elif how == "MAX":
+                p = np.nanmax(w, axis=1)
+            else:
+                p = np.nansum(w, axis=1)
+                if how == "AVERAGE" and leaves.shape[1]:
+                    p = p / leaves.shape[1]
+        return np.where(scored, p, 0.0), scored
+
     def aggregate(self, leaves: np.ndarray, n_targets: int, how: str) -> np.ndarray:
         """Aggregate the weights of the leaves [N, T] per target: float64 [N, n_targets].
         Targets no leaf scores are 0 (for MIN and MAX too, as in onnxruntime)."""
@@ -400,20 +427,51 @@ def _forest_5(info) -> Forest:
 _AGGREGATES = ["AVERAGE", "SUM", "MIN", "MAX"]
 
 
+# onnxruntime finalizes tree scores per (sample, target) with a "has a score" flag: a target no
+# reached leaf gives a weight reads as 0 when written out, even after a base value was added to
+# it. A single-target ensemble takes its own path, where only PROBIT is applied.
+def _write_scores(values: np.ndarray, post: str) -> np.ndarray:
+    """onnxruntime's transform of rows of two or more scores (float32)."""
+    v = values.astype(np.float32)
+    if post == "NONE":
+        return v
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _TRANSFORMS[post](v).astype(np.float32)
+
+
+def _finalize_regression(forest, leaves, n_targets, how, post, base) -> np.ndarray:
+    """TreeEnsembleRegressor and TreeEnsemble scores [N, n_targets] as onnxruntime writes them."""
+    if n_targets == 1:
+        origin = base[0] if base is not None and len(base) == 1 else 0.0
+        p, scored = forest.first_weights(leaves, how)
+        if how in ("MIN", "MAX"):
+            p = np.where(scored, p + origin, origin)
+        else:
+            p = p + origin
+        p = p.astype(np.float32).reshape(-1, 1)
+        return _probit(p) if post == "PROBIT" else p
+    scores = forest.aggregate(leaves, n_targets, how)
+    scored = forest.scored(leaves, n_targets)
+    if base is not None and len(base) == n_targets:
+        scores = scores + base
+    return _write_scores(np.where(scored, scores, 0.0), post)
+
+
 @builder("TreeEnsemble", since=5, domain=ML, dtypes={0: {np.float16, np.float32, np.float64}})
 def tree_ensemble(info):
     forest = _forest_5(info)
     agg, post = info.attr("aggregate_function", 1), info.attr("post_transform", 0)
     if agg not in range(4) or post not in range(5):
         raise KernelUnsupported("aggregate_function must lie in [0, 3], post_transform in [0, 4]")
-    how, transform = _AGGREGATES[agg], _TRANSFORMS[_TRANSFORM_NAMES[post]]
+    how, post_name = _AGGREGATES[agg], _TRANSFORM_NAMES[post]
     n_targets = info.attr("n_targets")
     if n_targets is None:
         n_targets = int(forest.targets.max(initial=-1)) + 1
 
     def run(x):
-        scores = forest.aggregate(forest.leaves(_features(x)), n_targets, how)
-        return transform(scores).astype(x.dtype)
+        leaves = forest.leaves(_features(x))
+        scores = _finalize_regression(forest, leaves, n_targets, how, post_name, None)
+        return scores.astype(x.dtype)
 
     return run
 
@@ -424,107 +482,206 @@ def tree_ensemble_regressor(info):
     how = info.attr("aggregate_function", "SUM")
     if how not in _AGGREGATES:
         raise KernelUnsupported(f"aggregate_function {how!r}: use one of {_AGGREGATES}")
-    transform = _TRANSFORMS[_transform_name(info)]
+    post = _transform_name(info)
     n_targets = info.attr("n_targets") or int(forest.targets.max(initial=0)) + 1
     base = _floats(info, "base_values")
+    if base is not None and base.size and len(base) != n_targets:
+        raise KernelUnsupported(
+            f"base_values has {len(base)} values for {n_targets} targets; give one per target"
+        )
 
     def run(x):
         leaves = forest.leaves(_features(x))
-        scores = forest.aggregate(leaves, n_targets, how)
-        if base is not None and base.size:
-            if how in ("MIN", "MAX"):  # onnxruntime leaves the targets no leaf scores at 0
-                scores = np.where(forest.scored(leaves, n_targets), scores + base, scores)
-            else:
-                scores = scores + base
-        return transform(scores).astype(np.float32)
+        return _finalize_regression(forest, leaves, n_targets, how, post, base)
 
     return run
+
+
+def _binary_scores(s, has, base, binary, all_positive, post):
+    """onnxruntime's scores and labels of a two-class TreeEnsembleClassifier.
+
+    Returns (label codes, z [N, 2], whether the codes index the labels): outside the binary case
+    (both classes carry weights) onnxruntime writes 1 or 0 as the label, not a class label."""
+    s0, s1 = s[:, 0], s[:, 1]
+    h0, h1 = has[:, 0], has[:, 1]
+    n = len(s0)
+    second = np.full(n, -1)  # how a single score becomes two (onnxruntime's add_second_class)
+    two = np.ones(n, dtype=bool)  # rows that keep two scores
+    if base is not None and len(base) == 2:
+        p1 = np.where(h1, base[1] + s0, s1 + base[1])
+        s0, s1 = np.where(h1, -p1, s0 + base[0]), p1
+    elif base is not None and len(base) == 1:
+        s0, two = s0 + base[0], h1.copy()
+    elif base is None or len(base) == 0:
+        second[:], two = 3, h1.copy()
+    positive = np.where(two & h1, s1, np.where(h0, s0, 0.0))
+    if binary:
+        up = positive > 0.5 if all_positive else positive > 0
+        second = np.where(up, 0, 1) if all_positive else np.where(up, 2, 3)
+    else:
+        up = positive > 0
+    v0, v1 = np.where(h0, s0, 0.0), np.where(h1, s1, 0.0)
+    both = _write_scores(np.stack([v0, v1], axis=1), post)
+    v0 = v0.astype(np.float32)
+    if post == "PROBIT":
+        one = np.stack([_probit(v0), np.zeros_like(v0)], axis=1)
+    else:
+        mixed = (
+            np.stack([_logistic(-v0), _logistic(v0)], axis=1)
+            if post == "LOGISTIC"
+            else np.stack([-v0, v0], axis=1)
+        )
+        # LOGISTIC makes [logistic(-s), logistic(s)] whatever the weights' signs
+        positive = np.stack([1 - v0, v0], axis=1) if post != "LOGISTIC" else mixed
+        one = np.where(
+            (second == 0)[:, None] | (second == 1)[:, None],
+            positive,
+            np.where((second >= 2)[:, None], mixed, np.stack([v0, np.zeros_like(v0)], axis=1)),
+        )
+    z = np.where(two[:, None], both, one).astype(np.float32)
+    return up.astype(np.int64), z, binary
 
 
 @builder("TreeEnsembleClassifier", since=(1, 3), domain=ML, dtypes={0: _ML_INPUTS})
 def tree_ensemble_classifier(info):
     forest = _legacy_forest(info, "class")
-    labels, _ = _labels(info, "classlabels_int64s")
+    labels, strings = _labels(info, "classlabels_int64s")
     if labels is None or not len(labels):
         raise KernelUnsupported("TreeEnsembleClassifier needs classlabels_int64s or _strings")
     post = _transform_name(info)
-    transform = _TRANSFORMS[post]
     n_classes = len(labels)
     used = np.unique(forest.targets)
-    if used.size and (used.min() < 0 or used.max() >= max(n_classes, 2)):
+    if n_classes > 1 and used.size and (used.min() < 0 or used.max() >= n_classes):
         raise KernelUnsupported(f"class_ids must lie in [0, {n_classes})")
-    binary = len(used) == 1 and n_classes <= 2
+    weights = np.asarray(forest.weights)
+    binary = n_classes == 2 and len(used) == 1
+    all_positive = bool((weights >= 0).all())
     base = _floats(info, "base_values")
-    width = max(n_classes, 2) if binary else n_classes
-    start = np.zeros(width)
-    if base is not None and base.size:
-        start[: len(base)] = base[:width]
+    base = base.astype(np.float32) if base is not None else None
+    if base is not None and len(base) > max(n_classes, 2):
+        raise KernelUnsupported(
+            f"base_values has {len(base)} values for {n_classes} classes; give one per class"
+        )
+    width = max(n_classes, int(used.max(initial=0)) + 1)
+
+    def label_of(codes: np.ndarray, index: bool) -> np.ndarray:
+        if not strings and not index:  # onnxruntime writes 1/0 itself here, not a class label
+            return codes.astype(np.int64)
+        if (codes < 0).any() or (codes >= n_classes).any():
+            raise InvalidArgument(
+                f"TreeEnsembleClassifier: a sample's class index is outside the {n_classes} "
+                "labels (a one-class model whose score is positive); onnxruntime reads past its "
+                "label list here. Give the model two classes."
+            )
+        return labels[codes]
 
     def run(x):
-        scores = forest.aggregate(forest.leaves(_features(x)), width, "SUM") + start
-        if binary:  # one score s for the positive class: [1 - s, s] or [-s, s] before transform
-            s = scores[:, used[0]]
-            scores = np.stack([1 - s if post in ("NONE", "PROBIT") else -s, s], axis=1)
-        z = transform(scores.astype(np.float32)).astype(np.float32)
-        best = np.argmax(z, axis=1)
-        if n_classes == 1:  # one label: the positive class is it, the negative one 0
-            y = np.where(best == 1, labels[0], 0 if labels.dtype != object else "")
-            return y.astype(labels.dtype), z
-        return labels[best], z
+        leaves = forest.leaves(_features(x))
+        # onnxruntime sums in float32: ties such as 0.5 from averaged votes stay exact ties
+        s = forest.aggregate(leaves, width, "SUM").astype(np.float32)
+        if n_classes == 1:  # onnxruntime's single-output path: each leaf's first weight
+            p = forest.first_weights(leaves, "SUM")[0].astype(np.float32)
+            if base is not None and len(base) == 2:
+                p = p + base[1]
+                z = _write_scores(np.stack([-p, p], axis=1), post)[:, :1]
+            else:
+                if base is not None and len(base) == 1:
+                    p = p + base[0]
+                p32 = p.astype(np.float32).reshape(-1, 1)
+                z = _probit(p32) if post == "PROBIT" else p32
+            return label_of((p > 0).astype(np.int64), False), z.astype(np.float32)
+        has = forest.scored(leaves, width)
+        if n_classes == 2:
+            codes, z, index = _binary_scores(s, has, base, binary, all_positive, post)
+            return label_of(codes, index), z
+        s, has = s[:, :n_classes], has[:, :n_classes]
+        if base is not None and base.size:
+            k = min(len(base), n_classes)
+            s[:, :k] = np.where(has[:, :k], s[:, :k] + base[:k], base[:k])
+            has[:, :k] = True
+        best = np.argmax(np.where(has, s, -np.inf), axis=1)
+        best = np.where(has.any(axis=1), best, n_classes - 1)  # no class scored: undefined there
+        return label_of(best, True), _write_scores(np.where(has, s, 0.0), post)
 
     return run
 
 
 # -- linear models ---------------------------------------------------------------------------------
+def _two_columns(s: np.ndarray, post: str, negate: bool) -> np.ndarray:
+    """One score per row made into two as onnxruntime does for binary models: [1 - s, s], or
+    [-s, s] (``negate``); LOGISTIC makes [logistic(-s), logistic(s)] either way."""
+    s = s.astype(np.float32)
+    if post == "LOGISTIC":
+        return np.stack([_logistic(-s), _logistic(s)], axis=1)
+    return np.stack([-s if negate else 1 - s, s], axis=1)
+
+
+def _linear_scores(x: np.ndarray, coef: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
+    """x [N, F] @ coef.T + intercepts in float32 (onnxruntime casts every input to float)."""
+    f = _features(x).astype(np.float32)
+    if coef.size % max(len(intercepts), 1) or (
+        f.shape[1] and coef.size // len(intercepts) != f.shape[1]
+    ):
+        raise InvalidArgument(
+            f"the model has {coef.size} coefficients for {len(intercepts)} outputs but X has "
+            f"{f.shape[1]} features"
+        )
+    return f @ coef.reshape(len(intercepts), -1).T + intercepts
+
+
 @builder("LinearClassifier", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def linear_classifier(info):
-    labels, _ = _labels(info, "classlabels_ints")
+    labels, strings = _labels(info, "classlabels_ints")
     post = _transform_name(info)
-    transform = _TRANSFORMS[post]
     coef = np.asarray(info.attr("coefficients", []), dtype=np.float32)
     intercepts = info.attr("intercepts")
-    n_classes = len(labels) if labels is not None else 0
+    n_out = len(intercepts) if intercepts else max(coef.size // max(coef.size, 1), 1)
+    intercepts = np.asarray(intercepts if intercepts else [0.0] * n_out, dtype=np.float32)
+    n_labels = len(labels) if labels is not None else 0
+    if (n_out == 1 and n_labels not in (0, 2)) or (n_out > 1 and n_labels not in (0, n_out)):
+        raise KernelUnsupported(
+            f"LinearClassifier: {n_labels} class labels for {n_out} intercepts; give one label "
+            "per intercept, or two labels (or none) for one intercept (binary)"
+        )
+    if n_labels == 0 and n_out > 1:
+        raise KernelUnsupported("LinearClassifier with several intercepts needs class labels")
+    second = n_out == 1 and n_labels == 2
+    if n_labels == 2 and n_out == 1:
+        pos, neg = labels[1], labels[0]
+    else:
+        pos, neg = ("1", "0") if strings else (1, 0)
 
     def run(x):
-        f = _features(x)
-        xf = f if f.dtype == np.float64 else f.astype(np.float32)
-        w = coef.astype(xf.dtype).reshape(-1, xf.shape[1])
-        scores = xf @ w.T
-        if intercepts is not None:
-            scores = scores + np.asarray(intercepts, dtype=np.float32).astype(xf.dtype)
-        if w.shape[0] == 1 and n_classes == 2:
-            scores = np.concatenate([-scores, scores], axis=1)
-        z = transform(scores).astype(np.float32)
-        if z.shape[1] > 1:
-            best = np.argmax(z, axis=1)
-            y = labels[best] if labels is not None else best.astype(np.int64)
-        else:
-            positive = z[:, 0] >= (0 if post == "NONE" else 0.5)
-            if labels is None:
-                y = positive.astype(np.int64)
-            elif labels.dtype == object:
-                y = np.where(positive, labels[0], "").astype(object)
-            else:
-                y = np.where(positive, labels[0], 0).astype(np.int64)
-        return y, z
+        s = _linear_scores(x, coef, intercepts)
+        if n_out == 1:  # the label comes from the raw score's sign
+            y = np.where(s[:, 0] > 0, pos, neg)
+            y = y.astype(object) if strings else y.astype(np.int64)
+            if post == "PROBIT":  # onnxruntime transforms only the first N entries of Z
+                z = np.zeros(s.shape[0] * (2 if second else 1), dtype=np.float32)
+                z[: s.shape[0]] = _probit(s[:, 0])
+                return y, z.reshape(s.shape[0], -1)
+            if second:
+                return y, _two_columns(s[:, 0], post, negate=False)
+            return y, s.astype(np.float32)
+        y = labels[np.argmax(s, axis=1)]
+        return y, _write_scores(s, post)
 
     return run
 
 
 @builder("LinearRegressor", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def linear_regressor(info):
-    transform = _TRANSFORMS[_transform_name(info)]
+    post = _transform_name(info)
     coef = np.asarray(info.attr("coefficients", []), dtype=np.float32)
-    intercepts = info.attr("intercepts")
     targets = info.attr("targets", 1)
+    intercepts = info.attr("intercepts")
+    intercepts = np.asarray(intercepts if intercepts else [0.0] * targets, dtype=np.float32)
 
     def run(x):
-        f = _features(x)
-        xf = f if f.dtype == np.float64 else f.astype(np.float32)
-        scores = xf @ coef.astype(xf.dtype).reshape(targets, -1).T
-        if intercepts is not None:
-            scores = scores + np.asarray(intercepts, dtype=np.float32).astype(xf.dtype)
-        return transform(scores).astype(np.float32)
+        s = _linear_scores(x, coef, intercepts)
+        if targets == 1:  # onnxruntime applies only PROBIT to a single target
+            return _probit(s) if post == "PROBIT" else s.astype(np.float32)
+        return _write_scores(s, post)
 
     return run
 
@@ -616,7 +773,6 @@ def _pairwise_coupling(r: np.ndarray) -> np.ndarray:
 @builder("SVMClassifier", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def svm_classifier(info):
     post = _transform_name(info)
-    transform = _TRANSFORMS[post]
     labels, _ = _labels(info, "classlabels_ints")
     n_classes = max(len(labels) if labels is not None else 0, 1)
     coef = np.asarray(info.attr("coefficients", []), dtype=np.float32).astype(np.float64)
@@ -656,37 +812,339 @@ def svm_classifier(info):
             r[:, i, j], r[:, j, i] = val[:, e], 1 - val[:, e]
         return _pairwise_coupling(r)
 
+    def labels_of(best: np.ndarray, top: np.ndarray) -> np.ndarray:
+        if len(pairs) == 1 and not prob_a.size:  # binary without probabilities
+            up = (top >= 0.5) if all_positive else (top > 0)
+            best = np.where(up, 1, best)
+        return labels[best] if labels is not None else best.astype(np.int64)
+
     def run(x):
         f = _svm_input(x)
-        if n_sv:
-            votes, scores = one_vs_one(f)
-        else:  # linear mode: one score per class
-            votes, scores = None, f @ coef.reshape(n_classes, -1).T + rho[0]
+        if not n_sv:  # linear mode: one score per class, the label is the best score
+            scores = f @ coef.reshape(n_classes, -1).T + rho[0]
+            best = np.argmax(scores, axis=1)
+            y = labels_of(best, scores[np.arange(len(best)), best])
+            if n_classes == 1:
+                return y, (_probit(scores) if post == "PROBIT" else scores.astype(np.float32))
+            return y, _write_scores(scores, post)
+        votes, scores = one_vs_one(f)
+        # the label is the class with most votes; onnxruntime's binary rule then sees a best
+        # score of 0, so it keeps the vote
+        y = labels_of(np.argmax(votes, axis=1), np.zeros(len(votes)))
         if has_proba:
-            scores = probabilities(scores)
-        scores = scores.astype(np.float32).astype(np.float64)
-        decide = votes if votes is not None else scores
-        best = np.argmax(decide, axis=1)
-        top = decide[np.arange(len(best)), best]
-        binary = rho.size == 1
-        if binary and n_classes == 2:
-            if not has_proba and all_positive:
-                best = np.where(top >= 0.5, 1, best)
-            y = labels[best]
-        elif binary:
-            y = np.where(top > 0, 1, 0).astype(np.int64)
-            if labels is not None and labels.dtype == object:
-                y = labels[np.minimum(y, len(labels) - 1)]
-        else:
-            y = labels[best] if labels is not None else best.astype(np.int64)
-        if scores.shape[1] >= 2:
-            z = transform(scores)
-        elif post == "PROBIT":
-            z = _probit(scores)
-        elif binary and n_classes == 2:
-            z = transform(np.concatenate([-scores, scores], axis=1))
-        else:
-            z = scores
-        return y, z.astype(np.float32)
+            return y, _write_scores(probabilities(scores), post)
+        if len(pairs) != 1:
+            return y, _write_scores(scores, post)
+        s = scores[:, 0].astype(np.float32)
+        if post == "PROBIT":
+            return y, np.stack([_probit(s), np.zeros_like(s)], axis=1)
+        return y, _two_columns(s, post, negate=post == "NONE")
 
     return run
+
+
+# -- data plumbing ---------------------------------------------------------------------------------
+# onnxruntime's per-feature attributes (Scaler, Imputer) index the flat input by i % stride, where
+# the stride is dim 0 of a 1-D input and dim 1 otherwise; for 1-D and 2-D inputs that is a
+# broadcast over the last axis.
+def _stride(x: np.ndarray) -> int:
+    return int(x.shape[0]) if x.ndim == 1 else int(x.shape[1]) if x.ndim > 1 else 1
+
+
+def _per_feature(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` (one per feature) laid out to combine elementwise with ``x``."""
+    if x.ndim <= 2:
+        return values
+    return np.resize(values, x.size).reshape(x.shape)
+
+
+@kernel("Binarizer", since=1, domain=ML)
+def binarizer(x, threshold=0.0):
+    return np.where(x > threshold, 1, 0).astype(x.dtype)
+
+
+@builder("Scaler", since=1, domain=ML)
+def scaler(info):
+    offset = np.asarray(info.attr("offset", [0.0]) or [0.0], dtype=np.float32)
+    scale = np.asarray(info.attr("scale", [1.0]) or [1.0], dtype=np.float32)
+
+    def run(x):
+        stride = _stride(x)
+        parts = []
+        for name, v in (("offset", offset), ("scale", scale)):
+            if len(v) not in (1, stride):
+                raise InvalidArgument(
+                    f"Scaler: {name} has {len(v)} values; it needs 1 or one per feature ({stride}: "
+                    f"dim {0 if x.ndim == 1 else 1} of the input, shape {list(x.shape)})"
+                )
+            parts.append(v if len(v) == 1 else _per_feature(x, v))
+        # onnxruntime computes in the input's precision (float for integers), then rounds to float
+        xf = x if x.dtype == np.float64 else x.astype(np.float32)
+        return ((xf - parts[0].astype(xf.dtype)) * parts[1].astype(xf.dtype)).astype(np.float32)
+
+    return run
+
+
+@kernel("Normalizer", since=1, domain=ML)
+def normalizer(x, norm="MAX"):
+    if x.ndim > 2:
+        raise InvalidArgument(f"Normalizer takes a [C] or [N, C] tensor, got shape {list(x.shape)}")
+    v = np.atleast_2d(x).astype(np.float32)
+    if norm == "MAX":
+        div = v.max(axis=1, keepdims=True)
+    elif norm == "L1":
+        div = np.abs(v).sum(axis=1, keepdims=True)
+    elif norm == "L2":
+        div = np.sqrt((v * v).sum(axis=1, keepdims=True))
+    else:
+        raise InvalidArgument(f"Normalizer: norm {norm!r} is not MAX, L1 or L2")
+    y = np.divide(v, div, out=v.copy(), where=div != 0)
+    return y.reshape(x.shape)
+
+
+@kernel("Imputer", since=1, domain=ML)
+def imputer(
+    x,
+    imputed_value_floats=None,
+    imputed_value_int64s=None,
+    replaced_value_float=0.0,
+    replaced_value_int64=0,
+):
+    if x.dtype.kind == "f":
+        values, target = imputed_value_floats, replaced_value_float
+    else:
+        values, target = imputed_value_int64s, replaced_value_int64
+    if not values:
+        kind = "imputed_value_floats" if x.dtype.kind == "f" else "imputed_value_int64s"
+        raise InvalidArgument(f"Imputer: a {x.dtype} input needs {kind}")
+    fill = np.asarray(values).astype(x.dtype)
+    # one value per feature, else (as onnxruntime does) the first value everywhere
+    fill = _per_feature(x, fill) if len(fill) == _stride(x) else fill[0]
+    mask = np.isnan(x) if x.dtype.kind == "f" and np.isnan(target) else x == target
+    return np.where(mask, fill, x).astype(x.dtype)
+
+
+def _lookup_kernel(keys, values, default, out_dtype):
+    """A kernel mapping each element found in ``keys`` to ``values`` and others to ``default``;
+    a NaN key matches NaN inputs (onnxruntime does so from LabelEncoder 4 on only)."""
+    if keys.dtype.kind == "f":
+        nan = np.isnan(keys)
+        nan_value = values[nan][-1] if nan.any() else default
+        table = dict(zip(keys[~nan].tolist(), values[~nan].tolist(), strict=True))
+    else:
+        nan_value = default
+        table = dict(zip(keys.tolist(), values.tolist(), strict=True))
+
+    def get(k):
+        if isinstance(k, float) and math.isnan(k):
+            return nan_value
+        return table.get(k, default)
+
+    mapper = np.frompyfunc(get, 1, 1)
+
+    def run(x):
+        if x.size == 0:
+            return np.empty(x.shape, dtype=out_dtype)
+        return np.asarray(mapper(x.astype(object)), dtype=out_dtype).reshape(x.shape)
+
+    return run
+
+
+_TYPED_ATTRS = (  # (suffix of keys_*/values_*, default_* attribute, its default, numpy dtype)
+    ("strings", "default_string", "_Unused", STRING),
+    ("int64s", "default_int64", -1, np.dtype(np.int64)),
+    ("floats", "default_float", -0.0, np.dtype(np.float32)),
+)
+
+
+def _label_encoder_attrs(info, side: str) -> tuple[np.ndarray, Any, np.dtype]:
+    """(array, default, dtype) of one side ('keys' or 'values') of a LabelEncoder since 2."""
+    tensor = info.attr(f"{side}_tensor")
+    found = [(info.attr(f"{side}_{sfx}"), d, dv, dt) for sfx, d, dv, dt in _TYPED_ATTRS]
+    found = [f for f in found if f[0] is not None]
+    if (tensor is not None) + len(found) != 1:
+        raise KernelUnsupported(f"LabelEncoder needs exactly one {side}_* attribute")
+    if tensor is not None:
+        arr = np.asarray(tensor).reshape(-1)
+        default = info.attr("default_tensor")
+        if default is None:
+            default = "_Unused" if arr.dtype == object else -0.0 if arr.dtype.kind == "f" else -1
+        else:
+            default = np.asarray(default).reshape(-1)[0]
+        return arr, default, arr.dtype
+    values, default_name, default_value, dtype = found[0]
+    return np.asarray(values, dtype=dtype), info.attr(default_name, default_value), dtype
+
+
+def _two_way(to_int, to_str):
+    """A kernel choosing between two lookups by the input's element type (string or int)."""
+
+    def run(x):
+        return to_int(x) if x.dtype == STRING else to_str(x)
+
+    return run
+
+
+@builder("LabelEncoder", since=1, domain=ML)
+def label_encoder_1(info):
+    classes = np.asarray(info.attr("classes_strings", []), dtype=object)
+    positions = np.arange(len(classes), dtype=np.int64)
+    return _two_way(
+        _lookup_kernel(classes, positions, info.attr("default_int64", -1), np.int64),
+        _lookup_kernel(positions, classes, info.attr("default_string", "_Unused"), STRING),
+    )
+
+
+@builder("LabelEncoder", since=(2, 4), domain=ML)
+def label_encoder(info):
+    keys, _, _ = _label_encoder_attrs(info, "keys")
+    values, default, dtype = _label_encoder_attrs(info, "values")
+    if len(keys) != len(values):
+        raise KernelUnsupported("LabelEncoder: keys and values have different lengths")
+    return _lookup_kernel(keys, values, default, dtype)
+
+
+@builder("CategoryMapper", since=1, domain=ML)
+def category_mapper(info):
+    strings = np.asarray(info.attr("cats_strings", []), dtype=object)
+    ints = np.asarray(info.attr("cats_int64s", []), dtype=np.int64)
+    if len(strings) != len(ints):
+        raise KernelUnsupported("CategoryMapper: cats_strings and cats_int64s differ in length")
+    return _two_way(
+        _lookup_kernel(strings, ints, info.attr("default_int64", -1), np.int64),
+        _lookup_kernel(ints, strings, info.attr("default_string", "_Unused"), STRING),
+    )
+
+
+@kernel("ArrayFeatureExtractor", since=1, domain=ML)
+def array_feature_extractor(x, indices):
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    # negative indices count from the end (onnxruntime refuses them: a documented difference)
+    bad = (idx < -x.shape[-1]) | (idx >= x.shape[-1])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidArgument(
+            f"ArrayFeatureExtractor: index {idx[i]} (Y[{i}]) is out of range "
+            f"[-{x.shape[-1]}, {x.shape[-1]}) of the input's last axis"
+        )
+    y = np.take(x, idx, axis=-1)
+    return y.reshape(1, -1) if x.ndim == 1 else y
+
+
+def _one_of(info, strings_name: str, ints_name: str) -> list:
+    """The values of whichever of two attributes (strings or int64s) the node gives."""
+    strings, ints = info.attr(strings_name), info.attr(ints_name)
+    if (strings is None) == (ints is None):
+        raise KernelUnsupported(
+            f"{info.node.op_type} needs exactly one of {strings_name}, {ints_name}"
+        )
+    return list(strings if strings is not None else ints)
+
+
+@builder("OneHotEncoder", since=1, domain=ML)
+def one_hot_encoder(info):
+    cats = _one_of(info, "cats_strings", "cats_int64s")
+    position = {c: i for i, c in reversed(list(enumerate(cats)))}
+    zeros = bool(info.attr("zeros", 1))
+    find = np.frompyfunc(lambda v: position.get(v, -1), 1, 1)
+
+    def run(x):
+        keys = x if x.dtype == object else x.astype(np.int64)
+        pos = np.asarray(find(keys.astype(object)), dtype=np.int64).reshape(x.shape)
+        if not zeros and (pos < 0).any():
+            raise InvalidArgument("OneHotEncoder: a value is not among the categories (zeros=0)")
+        return (pos[..., None] == np.arange(len(cats))).astype(np.float32)
+
+    return run
+
+
+@kernel("FeatureVectorizer", since=1, domain=ML)
+def feature_vectorizer(*xs, inputdimensions=None):
+    dims = list(inputdimensions or [x.shape[-1] if x.ndim else 1 for x in xs])
+    rows = max((x.shape[0] if x.ndim > 1 else 1) for x in xs) if xs else 1
+    out = np.zeros((rows, sum(dims)), dtype=np.float32)
+    col = 0
+    for x, d in zip(xs, dims, strict=False):
+        n = x.shape[0] if x.ndim > 1 else 1
+        part = x.reshape(n, x.size // n if n else 0)[:, :d]
+        out[:n, col : col + part.shape[1]] = part
+        col += d
+    return out
+
+
+# -- maps (dicts) ----------------------------------------------------------------------------------
+@kernel("ZipMap", since=1, domain=ML)
+def zip_map(x, classlabels_int64s=None, classlabels_strings=None):
+    labels = classlabels_strings if classlabels_strings is not None else classlabels_int64s
+    if labels is None:
+        raise InvalidArgument("ZipMap needs classlabels_strings or classlabels_int64s")
+    if x.ndim > 2:
+        raise InvalidArgument(f"ZipMap takes a [C] or [N, C] tensor, got shape {list(x.shape)}")
+    rows = x.reshape(1, -1) if x.ndim < 2 else x
+    if rows.shape[-1] != len(labels):
+        raise InvalidArgument(
+            f"ZipMap: the input has {rows.shape[-1]} scores per row for {len(labels)} class labels"
+        )
+    labels = list(labels)
+    return [dict(zip(labels, r, strict=True)) for r in rows.tolist()]
+
+
+def _map_value_dtype(type_proto) -> np.dtype | None:
+    """The numpy dtype of a map type's values, or None when unknown."""
+    if type_proto is None or type_proto.WhichOneof("value") != "map_type":
+        return None
+    return tensor_dtype(type_proto.map_type.value_type)
+
+
+@builder("DictVectorizer", since=1, domain=ML)
+def dict_vectorizer(info):
+    vocab = _one_of(info, "string_vocabulary", "int64_vocabulary")
+    position = {k: i for i, k in enumerate(vocab)}
+    known = info.output_dtype(0) or _map_value_dtype(info.input_types[0])
+
+    def run(x):
+        if not isinstance(x, dict):
+            raise InvalidArgument(
+                f"DictVectorizer takes one map (a dict), got {type(x).__name__}; feed one dict"
+            )
+        dtype = known or (np.asarray(list(x.values())).dtype if x else np.dtype(np.float32))
+        fill = "" if dtype == STRING else 0
+        out = np.full((1, len(vocab)), fill, dtype=dtype)
+        for k, v in x.items():
+            if k in position:
+                out[0, position[k]] = v
+        return out
+
+    return run
+
+
+_CASTS = {"TO_FLOAT": np.float32, "TO_STRING": object, "TO_INT64": np.int64}
+
+
+def _cast_value(v: Any, cast_to: str) -> Any:
+    """One map value as CastMap casts it: strings are parsed, floats written with 6 decimals
+    (C's %f, as onnxruntime writes them), float to int64 truncates toward zero."""
+    if cast_to == "TO_STRING":
+        return v if isinstance(v, str) else f"{float(np.float32(v)):f}"
+    number = float(v)
+    return int(number) if cast_to == "TO_INT64" else number
+
+
+@kernel("CastMap", since=1, domain=ML)
+def cast_map(x, cast_to="TO_FLOAT", map_form="DENSE", max_map=1):
+    dtype = _CASTS.get(cast_to)
+    if dtype is None:
+        raise InvalidArgument(f"CastMap: cast_to {cast_to!r} is not one of {list(_CASTS)}")
+    if map_form not in ("DENSE", "SPARSE"):
+        raise InvalidArgument(f"CastMap: map_form {map_form!r} is not DENSE or SPARSE")
+    keys = sorted(x)
+    if map_form == "DENSE":
+        out = np.empty((1, len(keys)), dtype=dtype)
+        out[0, :] = [_cast_value(x[k], cast_to) for k in keys]
+        return out
+    # SPARSE: key k goes to column k; keys outside [0, max_map) are dropped, as in onnxruntime
+    out = np.full((1, max_map), _cast_value(0.0, cast_to), dtype=dtype)
+    for k in keys:
+        if 0 <= k < max_map:
+            out[0, k] = _cast_value(x[k], cast_to)
+    return out
