@@ -72,7 +72,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     sess = InferenceSession(args.model, providers=_parse_providers(args.providers))
     rows = []
-    for sub in sess.get_provider_graph_assignment_info():
+    for sub in sess.placements:
         for n in sub.get_nodes():
             rows.append([n.name, (n.domain + "::" if n.domain else "") + n.op_type, sub.ep_name])
     print(_table(rows, ["node", "op", "provider"]))
@@ -173,39 +173,61 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StdoutToStderr:
+    """Points file descriptor 1 at stderr while the demo runs: what a runtime library prints
+    (OpenVINO, PoCL and onnxruntime write from C++) must not garble the table on stdout."""
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        try:
+            self._saved = os.dup(1)
+        except OSError:  # no descriptor 1 (a GUI process): nothing to protect
+            self._saved = None
+            return
+        os.dup2(2, 1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            sys.stdout.flush()
+            os.dup2(self._saved, 1)
+            os.close(self._saved)
+
+
+def _demo_progress(step: int, steps: int, what: str) -> None:
+    if sys.stderr.isatty():
+        end = "\n" if step == steps else ""
+        sys.stderr.write(f"\r\033[K[{step}/{steps}] {what}{end}")
+        sys.stderr.flush()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import LIGHT_MODELS, run_light_model
+    from .demo import LIGHT_MODELS, format_report, run_demo
+    from .plugins import get_plugin_manager
     from .session import get_available_providers
 
-    models = args.models.split(",") if args.models else list(LIGHT_MODELS)
-    configs = [[p] for p in (_parse_providers(args.providers) or get_available_providers())]
-    rows, failures = [], 0
-    for name in models:
-        for providers in configs:
-            r = run_light_model(name, providers, repeat=args.repeat)
-            failures += not r.ok
-            nodes = ", ".join(
-                f"{k.replace('ExecutionProvider', '')}:{v}" for k, v in r.nodes.items()
-            )
-            rows.append(
-                [
-                    r.model,
-                    ",".join(p.replace("ExecutionProvider", "") for p in r.providers),
-                    nodes,
-                    f"{r.latency_ms:.1f}",
-                    f"{r.max_error:.2e}",
-                    "OK" if r.ok else "FAIL",
-                ]
-            )
-            if r.error:
-                rows[-1].append(r.error[:200])
-    header = ["model", "providers", "nodes per provider", "latency ms", "max error", "result"]
-    if any(len(r) > 6 for r in rows):
-        header.append("error")
-        rows = [r + [""] * (7 - len(r)) for r in rows]
-    print(_table(rows, header))
-    print(f"\n{len(rows) - failures} OK, {failures} FAIL")
-    return 1 if failures and args.check else 0
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    unknown = sorted(set(models or []) - set(LIGHT_MODELS))
+    if unknown:
+        raise SystemExit(f"unknown light models {unknown}; choose from {', '.join(LIGHT_MODELS)}")
+    providers = _parse_providers(args.providers) or get_available_providers()
+    pm = get_plugin_manager()
+    for name in providers:
+        entry = pm.resolve(name)
+        if entry is None:
+            raise SystemExit(f"unknown provider {name!r}; see `ort-core providers`")
+        available = entry.availability()
+        if not available:
+            raise SystemExit(f"{entry.name} is not available: {available.reason}")
+    with _StdoutToStderr():
+        report = run_demo(
+            models or list(LIGHT_MODELS),
+            providers,
+            repeat=args.repeat,
+            onnxruntime=not args.no_onnxruntime,
+            progress=_demo_progress,
+        )
+    print(format_report(report))
+    return 1 if report.failures and args.check else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,8 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--providers", help="comma-separated (default: every available provider)")
     p.add_argument("--models", help="comma-separated subset of the light models")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--check", action="store_true", help="exit with status 1 when a row FAILs")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="timed runs after one warm-up (fewer past 1 s)"
+    )
+    p.add_argument(
+        "--no-onnxruntime",
+        action="store_true",
+        help="do not run onnxruntime (by default, when it is importable, it gives the reference"
+        " logits and the latency each provider is compared with)",
+    )
+    p.add_argument("--check", action="store_true", help="exit with status 1 when a run FAILs")
     p.set_defaults(fn=cmd_demo)
     args = parser.parse_args(argv)
     from .errors import OrtError

@@ -70,8 +70,16 @@ def test_console_script_demo_subset():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "squeezenet" in proc.stdout and "2 OK, 0 FAIL" in proc.stdout
-    assert "max error" in proc.stdout and "nodes per provider" in proc.stdout
+    lines = proc.stdout.splitlines()
+    # stdout is the table and nothing else: titles, header, rule, a row per model, legend, summary
+    assert lines[0].split()[0] == "CPU"
+    assert lines[1].split()[:4] == ["model", "compared", "nodes", "ms"]
+    assert set(lines[2]) == {"-", " "}
+    assert lines[3].startswith("squeezenet  logits, cond") and " OK " in lines[3]
+    assert lines[4].startswith("shufflenet  output, logits") and " OK " in lines[4]
+    assert lines[5] == "" and lines[6].startswith("compared: ")
+    assert all(line.startswith(("  ", "result: ")) for line in lines[7:-1])
+    assert lines[-1].startswith("2 OK, 0 FAIL (2 models x 1 provider in ")
 
 
 def test_perf_prints_percentiles_and_top_ops(tmp_path, mlp_model, capsys):

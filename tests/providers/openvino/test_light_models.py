@@ -43,10 +43,23 @@ def test_light_model_runs_mostly_on_openvino(name):
         np.testing.assert_allclose(got, exp, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.xfail(strict=True, reason="ill-conditioned expected output, see ILL_CONDITIONED")
-def test_squeezenet_final_output_matches_expected():
-    _, outs, expected = _run("squeezenet")
-    np.testing.assert_allclose(outs[0], expected[0], rtol=1e-3, atol=1e-5)
+def test_squeezenet_judged_as_the_demo_judges_it():
+    """Whether OpenVINO's final output matches the shipped uniform Softmax depends on how this
+    machine's kernels round exact ties (it does on some CPUs, not on others); the demo's judge
+    compares what is well conditioned instead: the logits against onnxruntime's and against
+    those the shipped output implies, and the output against the Softmax of its own logits."""
+    from ort_core.demo import Run, decide, demo_case, judge
+
+    onnxruntime = pytest.importorskip("onnxruntime")
+    case = demo_case("squeezenet")
+    sess = ort.InferenceSession(case.model, providers=[OV, CPU])
+    outs = [np.asarray(o) for o in sess.run(None, case.feed)]
+    ref = onnxruntime.InferenceSession(case.model.SerializeToString(), providers=[CPU])
+    reference = [np.asarray(o) for o in ref.run(None, case.feed)]
+    run = Run(OV, outs)
+    verdict = judge(case, run, decide(case, reference, [run]), reference)
+    assert verdict.compared == "logits"  # the Softmax is ill-conditioned at these logits
+    assert verdict.ok, (verdict.rel_err, verdict.error)
 
 
 def test_squeezenet_logits_match_cpu():
