@@ -22,7 +22,7 @@ LEVELS = ("DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_ALL")
 
 
 def node_count(sess) -> int:
-    return sum(len(s.get_nodes()) for s in sess.get_provider_graph_assignment_info())
+    return sum(len(s.get_nodes()) for s in sess.placements)
 
 
 def median_ms(sess, feed, rounds: int) -> float:

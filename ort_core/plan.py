@@ -60,13 +60,21 @@ class Plan:
         self._fast, self._step_lines = _generate(self.steps)
 
     def run(
-        self, inputs: Sequence[Any], run_options: Any = None, profiler: Any = None
+        self,
+        inputs: Sequence[Any],
+        run_options: Any = None,
+        profiler: Any = None,
+        pool: Any = None,
     ) -> list[Any]:
-        """Run with values for ``input_slots`` in order; return the values of ``output_slots``."""
+        """Run with values for ``input_slots`` in order; return the values of ``output_slots``.
+        With ``pool`` (a ``concurrent.futures`` executor), independent steps run concurrently
+        (``ExecutionMode.ORT_PARALLEL``)."""
         slots = self.base.copy()
         for i, v in zip(self.input_slots, inputs):
             slots[i] = v
-        if profiler is not None:
+        if pool is not None and len(self.steps) > 1:
+            self._run_parallel(slots, run_options, profiler, pool)
+        elif profiler is not None:
             self._run_profiled(slots, profiler)
         elif run_options is not None and getattr(run_options, "_watch", False):
             self._run_watched(slots, run_options)
@@ -103,6 +111,96 @@ class Plan:
             profiler.node_event(step, t0, t1, args, [slots[o] for o in step.outs])
             for f in step.frees:
                 slots[f] = None
+
+    def _dependencies(self) -> tuple[list[list[int]], list[int], dict[int, int]]:
+        """(the steps waiting on each step, how many steps each waits on, readers per slot)."""
+        cached = getattr(self, "_deps", None)
+        if cached is not None:
+            return cached
+        producer: dict[int, int] = {}
+        for k, st in enumerate(self.steps):
+            for o in st.outs:
+                producer[o] = k
+        waiting: list[list[int]] = [[] for _ in self.steps]
+        count = [0] * len(self.steps)
+        readers: dict[int, int] = {}
+        for k, st in enumerate(self.steps):
+            deps = {producer[i] for i in st.ins if i in producer and producer[i] != k}
+            for d in deps:
+                waiting[d].append(k)
+            count[k] = len(deps)
+            for i in set(st.ins):
+                readers[i] = readers.get(i, 0) + 1
+        self._deps = (waiting, count, readers)
+        return self._deps
+
+    def _run_parallel(self, slots: list[Any], run_options: Any, profiler: Any, pool: Any) -> None:
+        """Run steps as soon as their inputs exist, several at a time on ``pool``'s threads.
+        Intermediate values are freed when their last reader has run (reader counts, since the
+        sequential last reader may now run before the others)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        waiting, count, readers = self._dependencies()
+        count = list(count)
+        left = dict(readers)
+        keep = (
+            set(self.input_slots)
+            | set(self.output_slots)
+            | {i for i, v in enumerate(self.base) if v is not None}
+        )
+        steps = self.steps
+
+        def call(k: int) -> Any:
+            st = steps[k]
+            args = [slots[i] for i in st.ins]
+            if profiler is None:
+                return st.fn(*args)
+            t0 = time.perf_counter()
+            res = st.fn(*args)
+            t1 = time.perf_counter()
+            outs = res if st.multi else [res]
+            profiler.node_event(st, t0, t1, args, list(outs))
+            return res
+
+        running: dict[Any, int] = {}
+        ready = [k for k, c in enumerate(count) if c == 0]
+        error: tuple[int, Exception] | None = None
+        while ready or running:
+            while ready and error is None:
+                if run_options is not None and run_options.terminate:
+                    error = (ready[0], RuntimeException(
+                        "Exiting due to terminate flag being set to true (RunOptions.terminate)."
+                    ))  # fmt: skip
+                    break
+                k = ready.pop()
+                running[pool.submit(call, k)] = k
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                k = running.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as e:  # the first failure is reported; running steps finish
+                    if error is None:
+                        error = (k, e)
+                    continue
+                st = steps[k]
+                self._store(slots, st.outs, st.multi, res, ())
+                for i in set(st.ins):
+                    left[i] -= 1
+                    if left[i] == 0 and i not in keep:
+                        slots[i] = None
+                if error is None:
+                    for w in waiting[k]:
+                        count[w] -= 1
+                        if count[w] == 0:
+                            ready.append(w)
+            if error is not None and not running:
+                break
+        if error is not None:
+            k, e = error
+            raise self._fail(k, e) from e
 
     @staticmethod
     def _store(slots, outs, multi, res, frees) -> None:
@@ -302,12 +400,18 @@ def schedule(
     prep: Prepared,
     input_locations: dict[str, str] | None = None,
     output_locations: dict[str, str] | None = None,
+    *,
+    fetches: Sequence[str] | None = None,
+    reuse: bool = True,
 ) -> Plan:
     """Lay out slots and steps, with a copy wherever a value crosses from one memory to another.
 
     ``input_locations``/``output_locations`` name the provider whose memory holds a graph input or
     should receive a graph output (absent: host memory); IOBinding uses them to keep values on a
-    device between runs.
+    device between runs. With ``fetches`` (graph output names) only the steps those outputs need
+    are kept (``RunOptions.only_execute_path_to_fetches``); the other outputs come back as None.
+    ``reuse=False`` (``SessionOptions.enable_mem_reuse = False``) keeps every intermediate value
+    until the run ends instead of freeing it after its last use.
     """
     graph = prep.graph
     by_name = {ep.name: ep for ep in prep.providers}
@@ -383,8 +487,12 @@ def schedule(
     for name, value in constants.items():  # includes constants copied to a device at build time
         base[slot_of[name]] = value
     _check_defined(graph, steps, slot_of, input_slots, output_slots, base)
+    if fetches is not None:
+        wanted = {output_slots[graph.outputs.index(n)] for n in fetches}
+        steps = _prune(steps, wanted)
     keep = set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
-    _assign_frees(steps, keep | {slot_of[n] for n in constants})
+    if reuse:
+        _assign_frees(steps, keep | {slot_of[n] for n in constants})
     return Plan(
         graph,
         steps,
@@ -396,6 +504,19 @@ def schedule(
         copies,
         prep.subplans,
     )
+
+
+def _prune(steps: list[Step], wanted: set[int]) -> list[Step]:
+    """The steps the slots in ``wanted`` depend on, in their order (control-flow steps keep
+    everything their subgraphs read: those are among their inputs)."""
+    needed = set(wanted)
+    kept: list[Step] = []
+    for step in reversed(steps):
+        if needed.intersection(step.outs):
+            kept.append(step)
+            needed.update(step.ins)
+    kept.reverse()
+    return kept
 
 
 def build_plan(

@@ -47,6 +47,7 @@ class Profiler:
         self.prefix = prefix
         self.events: list[dict[str, Any]] = []
         self.start = time.perf_counter()
+        self.start_ns = time.time_ns()  # wall clock, as onnxruntime reports its profiling start
         self.pid = os.getpid()
         self.lock = threading.Lock()
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

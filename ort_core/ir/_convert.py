@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
-import warnings
 from collections.abc import Collection
 from typing import Any
 
@@ -14,6 +14,8 @@ from onnx import external_data_helper, helper, numpy_helper
 
 from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
 from ._core import Graph, Model, Node, sparse_to_dense
+from ._infer import infer_types
+from ._validate import validate_graph
 
 __all__ = ["load_model", "model_from_proto", "model_to_proto", "graph_from_proto", "graph_to_proto"]
 
@@ -22,17 +24,103 @@ MIN_IR_VERSION = 3
 MAX_IR_VERSION = onnx.IR_VERSION
 
 
-def load_model(model: str | os.PathLike | bytes | onnx.ModelProto | Model) -> Model:
+class _Sources:
+    """Where external data comes from besides the model's folder: initializers given by the user
+    (``SessionOptions.add_initializer`` / ``add_external_initializers``) and external-data files
+    given in memory (``add_external_initializers_from_files_in_memory``)."""
+
+    __slots__ = ("initializers", "files", "real_dir")
+
+    def __init__(self, initializers: dict[str, Any], files: dict[str, bytes]) -> None:
+        self.initializers = initializers
+        self.files = files
+        self.real_dir: str | None = None  # the folder of the model file, symlinks resolved
+
+
+_SOURCES: contextvars.ContextVar[_Sources | None] = contextvars.ContextVar(
+    "ort_core_external_sources", default=None
+)
+
+
+def load_model(
+    model: str | os.PathLike | bytes | onnx.ModelProto | Model,
+    *,
+    initializers: dict[str, Any] | None = None,
+    external_files: dict[str, bytes] | None = None,
+    external_folder: str | None = None,
+) -> Model:
     """Load a model from a path, serialized bytes, a ModelProto or an IR Model.
 
-    External data is read relative to the model's folder; a location that leaves it is refused.
+    External data is read relative to the model's folder (for bytes or a ModelProto, relative to
+    ``external_folder`` when given); the location string must stay inside that folder (no ``..``,
+    no absolute path), while symlinks placed in the folder are followed, as in the Hugging Face cache.
+
+    Args:
+        model: the model.
+        initializers: initializer name -> array or OrtValue, replacing the model's data (and not
+            read from external files).
+        external_files: external-data file name -> its bytes, read instead of the file.
+        external_folder: the folder external data is relative to when ``model`` is not a path.
 
     Raises:
         NoSuchFile: the path does not exist.
         InvalidProtobuf: the bytes are not a ModelProto.
         InvalidGraph: IR version or opset out of range, or the graph is malformed.
-        InvalidArgument: an external-data location is unsafe or missing.
+        InvalidArgument: an external-data location is unsafe or missing, or a given initializer
+            does not exist in the model or does not match its type and shape.
     """
+    sources = _Sources(
+        {k: _as_array(v, k) for k, v in (initializers or {}).items()},
+        {os.path.normpath(k): v for k, v in (external_files or {}).items()},
+    )
+    token = _SOURCES.set(sources)
+    try:
+        m = _load_model(model, external_folder)
+    finally:
+        _SOURCES.reset(token)
+    if sources.initializers:
+        _override_initializers(m, sources.initializers)
+    return m
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        arr = value
+    elif callable(getattr(value, "numpy", None)):
+        arr = np.asarray(value.numpy())
+    else:
+        raise InvalidArgument(f"initializer '{name}' must be an OrtValue or a numpy array.")
+    view = arr.view()  # the runtime marks initializers read-only; the caller's array stays as is
+    return view
+
+
+def _override_initializers(m: Model, given: dict[str, np.ndarray]) -> None:
+    found = set()
+    graphs = [m.graph] + [sub for _, n in m.graph.walk() for sub in n.subgraphs.values()]
+    for g in graphs:
+        for name, arr in given.items():
+            if name in g.initializers:
+                old = g.initializers[name]
+                if isinstance(old, np.ndarray) and (
+                    old.dtype != arr.dtype or old.shape != arr.shape
+                ):
+                    raise InvalidArgument(
+                        f"The initializer given for '{name}' is {arr.dtype}{list(arr.shape)} but the "
+                        f"model's is {old.dtype}{list(old.shape)}; give one of the same type and "
+                        "shape."
+                    )
+                g.initializers[name] = arr
+                found.add(name)
+    missing = sorted(set(given) - found)
+    if missing:
+        raise InvalidArgument(
+            f"SessionOptions.add_initializer/add_external_initializers named {missing}, which "
+            "the model has no initializer of. Check the names (get them from the model's "
+            "graph.initializer)."
+        )
+
+
+def _load_model(model: Any, external_folder: str | None) -> Model:
     if isinstance(model, Model):
         return model
     base_dir = None
@@ -47,32 +135,59 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto | Model) -> Mo
             data = f.read()
         proto = _parse(data, f"file {path}")
         base_dir = os.path.dirname(os.path.abspath(path))
+        sources = _SOURCES.get()
+        if sources is not None:
+            sources.real_dir = os.path.dirname(os.path.realpath(path))
     elif isinstance(model, (bytes, bytearray, memoryview)):
         proto = _parse(bytes(model), "the bytes given")
+        base_dir = external_folder
     elif isinstance(model, onnx.ModelProto):
         proto = model
+        base_dir = external_folder
     else:
         raise InvalidArgument(
             f"Cannot load a model from {type(model).__name__}: give a file path, the model's bytes "
             "or an onnx.ModelProto."
         )
     if _has_external_data(proto):
-        if base_dir is None:
+        if base_dir is None and _needs_folder(proto):
             raise InvalidArgument(
                 "The model refers to external data but was given as bytes or a ModelProto, so there "
-                "is no folder to read it from. Load it from its file path instead, or call "
-                "onnx.load(path) (which loads the external data) and pass the ModelProto."
+                "is no folder to read it from. Load it from its file path instead, call "
+                "onnx.load(path) (which loads the external data) and pass the ModelProto, or set "
+                "the session config entry session.model_external_initializers_file_folder_path."
             )
         # Dense initializers are read from their files straight into arrays when the graph is
         # converted (one copy of the weights, never two); only the rare external tensors
         # elsewhere (node attributes, sparse initializers) are loaded into a copy of the proto.
-        check_external_locations(proto, base_dir)
+        check_external_locations(proto, base_dir or "")
         if _has_external_data(proto, initializers=False):
             proto = _copy(proto)
-            load_external_data(proto, base_dir, initializers=False)
+            load_external_data(proto, base_dir or "", initializers=False)
     m = model_from_proto(proto, base_dir=base_dir)
     m.base_dir = base_dir
     return m
+
+
+def _needs_folder(proto: onnx.ModelProto) -> bool:
+    """Whether some external tensor must be read from a file (not given by the user)."""
+    sources = _SOURCES.get()
+    for t in _all_tensors(proto):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        if sources is not None and (
+            t.name in sources.initializers or _location(t) in sources.files
+        ):
+            continue
+        return True
+    return False
+
+
+def _location(tensor: onnx.TensorProto) -> str:
+    for e in tensor.external_data:
+        if e.key == "location":
+            return os.path.normpath(e.value) if e.value else ""
+    return ""
 
 
 def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -130,26 +245,53 @@ def _has_external_data(proto: onnx.ModelProto, initializers: bool = True) -> boo
 
 def external_file(tensor: onnx.TensorProto, base_dir: str) -> tuple[str, int, int | None]:
     """(file, offset, length or None for "to the end") of an external tensor, after checking that
-    the file lies inside ``base_dir`` and exists.
+    its location stays inside ``base_dir`` and that the file exists.
+
+    Two checks, as onnxruntime makes them. The location string the model holds must be a relative
+    path that does not climb out of the folder (no ``..`` component, not absolute). Symlinks are
+    followed, but the file they lead to must lie under the model's folder or under the folder of
+    the model file itself once its own symlink is resolved: the Hugging Face cache keeps a model's
+    files as symlinks from ``snapshots/<rev>/`` into ``blobs/``, and both land in ``blobs/``.
 
     Raises:
-        InvalidArgument: the location is absolute, empty or leaves the model's folder.
+        InvalidArgument: the location is absolute, empty or leaves the model's folder, or a
+            symlink leads outside the allowed folders.
         NoSuchFile: the file does not exist.
     """
-    root = os.path.realpath(base_dir)
     info = {e.key: e.value for e in tensor.external_data}
     location = info.get("location", "")
-    target = os.path.realpath(os.path.join(root, location))
-    if not location or os.path.isabs(location) or os.path.commonpath([root, target]) != root:
+    norm = os.path.normpath(location) if location else ""
+    drive, _ = os.path.splitdrive(location)
+    if (
+        not location
+        or os.path.isabs(location)
+        or drive
+        or norm == ".."
+        or norm.startswith(".." + os.sep)
+        or norm.startswith("../")
+    ):
         raise InvalidArgument(
             f"Tensor '{tensor.name}' has external data at location '{location}', which is "
             f"outside the model's folder. For safety, external data must be a relative path "
             "inside the folder of the .onnx file; move the data file there and fix the location."
         )
-    if not os.path.isfile(target):
+    target = os.path.join(base_dir, norm)
+    if not os.path.isfile(target):  # follows symlinks
         raise NoSuchFile(
             f"External data file '{location}' of tensor '{tensor.name}' does not exist in the "
             "model's folder. Copy it next to the .onnx file."
+        )
+    real = os.path.realpath(target)
+    roots = {os.path.realpath(base_dir)}
+    sources = _SOURCES.get()
+    if sources is not None and sources.real_dir:
+        roots.add(sources.real_dir)
+    if not any(os.path.commonpath([root, real]) == root for root in roots):
+        raise InvalidArgument(
+            f"External data path validation failed: '{location}' of tensor '{tensor.name}' is a "
+            f"symlink to '{real}', which is neither under the model's folder nor under the folder "
+            "the model file itself resolves to. Place the data with the model (or link the model "
+            "from the same folder as its data, as the Hugging Face cache does)."
         )
     try:
         offset = int(info.get("offset") or 0)
@@ -162,27 +304,65 @@ def external_file(tensor: onnx.TensorProto, base_dir: str) -> tuple[str, int, in
     return target, offset, length
 
 
+def _in_memory(tensor: onnx.TensorProto) -> bytes | None:
+    """The bytes of an external tensor whose file was given in memory (None otherwise)."""
+    sources = _SOURCES.get()
+    if sources is None or not sources.files:
+        return None
+    data = sources.files.get(_location(tensor))
+    if data is None:
+        return None
+    info = {e.key: e.value for e in tensor.external_data}
+    try:
+        offset = int(info.get("offset") or 0)
+        length = int(info["length"]) if info.get("length") else None
+    except ValueError:
+        raise InvalidArgument(
+            f"Tensor '{tensor.name}' has a non-integer external data offset or length."
+        ) from None
+    return data[offset:] if length is None else data[offset : offset + length]
+
+
 def check_external_locations(proto: onnx.ModelProto, base_dir: str) -> None:
-    """Check every external tensor's location up front (before anything is read)."""
+    """Check every external tensor's location up front (before anything is read); tensors the
+    user supplied (as initializers or in-memory files) need no file."""
+    sources = _SOURCES.get()
     for tensor in _all_tensors(proto):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            if sources is not None and (
+                tensor.name in sources.initializers or _location(tensor) in sources.files
+            ):
+                continue
             external_file(tensor, base_dir)
 
 
 def load_external_data(proto: onnx.ModelProto, base_dir: str, initializers: bool = True) -> None:
     """Read the external tensors of ``proto`` from files under ``base_dir``, in place (with
     ``initializers=False``, all but the dense initializers)."""
-    root = os.path.realpath(base_dir)
     for tensor in _all_tensors(proto, initializers):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = external_file(tensor, base_dir)[0]
-        try:
-            external_data_helper.load_external_data_for_tensor(tensor, root)
-        except Exception as e:  # onnx raises assorted types for short files
+        data = _in_memory(tensor)
+        if data is not None:
+            tensor.raw_data = data
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            del tensor.external_data[:]
+            continue
+        location, offset, length = external_file(tensor, base_dir)
+        try:  # read here: onnx's reader refuses the symlinks external_file allows
+            with open(location, "rb") as f:
+                f.seek(offset)
+                data = f.read() if length is None else f.read(length)
+        except OSError as e:
             raise InvalidArgument(
                 f"Cannot read external data of tensor '{tensor.name}' from '{location}': {e}"
             ) from None
+        if length is not None and len(data) != length:
+            raise InvalidArgument(
+                f"External data file '{location}' of tensor '{tensor.name}' is too short: "
+                f"{len(data)} bytes at offset {offset}, {length} expected."
+            )
+        tensor.raw_data = data
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
 
@@ -190,6 +370,12 @@ def load_external_data(proto: onnx.ModelProto, base_dir: str, initializers: bool
 def _external_array(t: onnx.TensorProto, base_dir: str | None) -> np.ndarray:
     """An external initializer read from its file into an array: one copy of the data, never
     placed in the proto (whose memory protobuf would keep until the whole model is freed)."""
+    sources = _SOURCES.get()
+    if sources is not None and t.name in sources.initializers:
+        return sources.initializers[t.name]
+    data = _in_memory(t)
+    if data is not None:
+        return _decode_external(t, data, "memory", 0)
     if base_dir is None:
         raise InvalidArgument(
             f"Initializer '{t.name}' refers to external data but the model was not loaded from "
@@ -204,6 +390,11 @@ def _external_array(t: onnx.TensorProto, base_dir: str | None) -> np.ndarray:
         raise InvalidArgument(
             f"Cannot read external data of tensor '{t.name}' from '{target}': {e}"
         ) from None
+    return _decode_external(t, data, target, offset)
+
+
+def _decode_external(t: onnx.TensorProto, data: bytes, target: str, offset: int) -> np.ndarray:
+    """An external tensor's bytes as an array of its type and shape."""
     try:
         np_dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
         count = int(np.prod(t.dims, dtype=np.int64))
@@ -258,8 +449,9 @@ def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Mod
             f"{onnx.__version__} knows opsets up to {newest}. Upgrade onnx, or convert the model "
             "with onnx.version_converter."
         )
-    inferred = _infer(proto, base_dir)
-    graph = graph_from_proto(proto.graph, inferred, base_dir=base_dir)
+    graph = graph_from_proto(proto.graph, base_dir=base_dir)
+    ops = validate_graph(graph, opsets)  # before onnx's inference sees a malformed node
+    _add_inferred_types(graph, _infer(proto, base_dir, ops))
     model = Model(graph, opsets)
     model.ir_version = proto.ir_version
     model.producer_name = proto.producer_name
@@ -321,29 +513,29 @@ def _skeleton(proto: onnx.ModelProto, base_dir: str | None = None) -> onnx.Model
     return sk
 
 
-def _infer(proto: onnx.ModelProto, base_dir: str | None = None) -> dict[str, onnx.TypeProto]:
-    """Value types from onnx shape inference; empty when inference cannot run on this model."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = onnx.shape_inference.infer_shapes(
-                _skeleton(proto, base_dir), check_type=False, data_prop=True
-            )
-    except Exception:  # inference is best effort: custom domains and odd models make it fail
-        return {}
-    types: dict[str, onnx.TypeProto] = {}
+def _infer(
+    proto: onnx.ModelProto,
+    base_dir: str | None = None,
+    ops: frozenset[tuple[str, str]] | None = None,
+) -> dict[str, onnx.TypeProto]:
+    """Value types from onnx shape inference, guarded so that it cannot crash the process (see
+    :mod:`._infer`; ``ops``: the (domain, op_type) pairs the graphs use, from the validation);
+    empty when inference cannot run on this model."""
+    return infer_types(_skeleton(proto, base_dir), ops)
 
-    def collect(g: onnx.GraphProto) -> None:
-        for vi in list(g.value_info) + list(g.output):
-            if vi.HasField("type"):
-                types.setdefault(vi.name, vi.type)
-        for n in g.node:
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    collect(a.g)
 
-    collect(out.graph)
-    return types
+def _add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:
+    """Give node outputs and graph outputs (in subgraphs too) their inferred types where the model
+    declares none."""
+    for n in g.nodes:
+        for o in n.outputs:
+            if o and o not in g.value_types and o in inferred:
+                g.value_types[o] = inferred[o]
+        for sub in n.subgraphs.values():
+            _add_inferred_types(sub, inferred)
+    for o in g.outputs:
+        if o not in g.value_types and o in inferred:
+            g.value_types[o] = inferred[o]
 
 
 def graph_from_proto(

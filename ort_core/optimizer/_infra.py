@@ -226,5 +226,8 @@ def optimize(
             # Attention) unread: drop them so the session does not hold both copies
             for g in all_graphs(model):
                 remove_unused_initializers(g)
+                # a pass that put a fused node where its first input was made instead of where
+                # its last one is must not hand the partitioner and the planner an unordered graph
+                g.sort()
     report.nodes_after = count_nodes(model.graph)
     return report

@@ -14,6 +14,7 @@ def pytest_collection_modifyitems(config, items):
             cache[name] = read_expected(name)
         reason = cache[name].get(item.name)
         if reason is not None:
-            # "[random]" entries compare random draws: they may match by chance, so not strict
-            strict = not reason.startswith("[random]")
+            # "[random]" entries compare random draws and "[ill-conditioned]" ones depend on how
+            # the machine's BLAS rounds exact ties: either may pass by chance, so not strict
+            strict = not reason.startswith(("[random]", "[ill-conditioned]"))
             item.add_marker(pytest.mark.xfail(strict=strict, reason=reason))

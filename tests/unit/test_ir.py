@@ -254,3 +254,40 @@ def test_external_initializers_of_every_kind_load_as_onnx_reads_them(tmp_path):
         f.truncate(16)
     with pytest.raises(errors.InvalidArgument, match="Cannot read external data of tensor"):
         load_model(path)
+
+
+def _hf_cache_layout(root):
+    """A model folder laid out as the Hugging Face cache lays it out: the model and its data file
+    are symlinks (relative, into ../../blobs) inside snapshots/<revision>/."""
+    src = root / "src"
+    src.mkdir()
+    _external_model(src, "weights.bin")
+    blobs = root / "blobs"
+    snap = root / "snapshots" / "0123abcd"
+    blobs.mkdir()
+    snap.mkdir(parents=True)
+    os.replace(src / "model.onnx", blobs / "9f86d081")
+    os.replace(src / "weights.bin", blobs / "60303ae2")
+    os.symlink(os.path.join("..", "..", "blobs", "9f86d081"), snap / "model.onnx")
+    os.symlink(os.path.join("..", "..", "blobs", "60303ae2"), snap / "weights.bin")
+    return snap / "model.onnx"
+
+
+def test_external_data_in_a_hugging_face_cache_folder(tmp_path):
+    """The location string stays inside the folder; the symlinks the cache placed there are
+    followed (into the blobs folder)."""
+    path = _hf_cache_layout(tmp_path)
+    x = np.ones((2, 3), np.float32)
+    y = ort.InferenceSession(str(path), providers=["cpu"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, np.arange(6).reshape(2, 3) + 1)
+
+
+def test_external_data_folder_for_bytes(tmp_path):
+    path = _external_model(tmp_path, "weights.bin")
+    so = ort.SessionOptions()
+    so.add_session_config_entry(
+        "session.model_external_initializers_file_folder_path", str(tmp_path)
+    )
+    sess = ort.InferenceSession(open(path, "rb").read(), so, providers=["cpu"])
+    y = sess.run(None, {"x": np.ones((2, 3), np.float32)})[0]
+    np.testing.assert_array_equal(y, np.arange(6).reshape(2, 3) + 1)

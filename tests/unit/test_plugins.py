@@ -85,7 +85,7 @@ def test_installed_distribution_is_discovered_claims_and_falls_back(with_toy, tm
     )
     assert sess.get_providers() == ["ToyExecutionProvider", "CPUExecutionProvider"]
     placed = {
-        n.name: s.ep_name for s in sess.get_provider_graph_assignment_info() for n in s.get_nodes()
+        n.name: s.ep_name for s in sess.placements for n in s.get_nodes()
     }
     assert placed == {
         "relu": "ToyExecutionProvider",
@@ -116,7 +116,7 @@ def test_toy_declines_other_dtypes_with_reason(with_toy):
         [tensor("y", 11, [2])],
     )
     sess = ort.InferenceSession(m.SerializeToString(), providers=["toy"])
-    assert sess.get_provider_graph_assignment_info()[0].ep_name == "CPUExecutionProvider"
+    assert sess.placements[0].ep_name == "CPUExecutionProvider"
     assert "float64" in " ".join(sess.placement_reasons["r"])
 
 

@@ -34,10 +34,12 @@ class MatMulAddToGemm(GraphPass):
                 sc = shape_of(g, c)
                 if c == out or sc is None or len(sc) > 2 or not _bias_ok(sc, sa[0], sb[1]):
                     continue
+                # the Gemm takes the Add's place: the bias may be computed after the MatMul
+                g.nodes[g.nodes.index(add)] = mm
+                g.nodes.remove(mm)
                 mm.op_type = "Gemm"
                 mm.inputs = [a, b, c]
                 mm.outputs = [add.outputs[0]]
-                g.nodes.remove(add)
                 consumers = g.consumers()
                 changed = True
         return changed

@@ -17,6 +17,9 @@ class CPUExecutionProvider(KernelProvider):
     through threadpoolctl. numpy has one BLAS pool per process, so the setting is process-wide:
     the last session created with a thread count decides it.
 
+    With ``use_per_session_threads = False`` the thread count comes from
+    ``set_global_thread_pool_sizes`` instead.
+
     ``SessionOptions.enable_cpu_mem_arena`` (on by default, as in onnxruntime) makes the C
     allocator keep freed memory for reuse instead of returning it to the system after every run
     (see :func:`retain_freed_memory`); numpy allocates every intermediate tensor through it.
@@ -30,10 +33,22 @@ class CPUExecutionProvider(KernelProvider):
     def __init__(self, options=None, session_options=None):
         super().__init__(options, session_options)
         threads = int(getattr(session_options, "intra_op_num_threads", 0) or 0)
+        if session_options is not None and not getattr(
+            session_options, "use_per_session_threads", True
+        ):
+            from ort_core.environment import global_thread_pool_sizes
+
+            sizes = global_thread_pool_sizes()
+            threads = sizes[0] if sizes else 0
         if threads > 0:
             set_blas_threads(threads)
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
+
+    def release_free_memory(self) -> None:
+        """Return the heap's free memory to the system (the run option
+        ``memory.enable_memory_arena_shrinkage`` = "cpu:0" asks for it after a run)."""
+        trim_freed_memory()
 
 
 def set_blas_threads(threads: int) -> None:
@@ -45,6 +60,20 @@ def set_blas_threads(threads: int) -> None:
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 _retaining = False
+
+
+def trim_freed_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: give the heap's free pages back to the system. Returns whether
+    it ran (a no-op on other C libraries)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    trim(0)
+    return True
 
 
 def retain_freed_memory() -> bool:

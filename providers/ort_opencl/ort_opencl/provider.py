@@ -85,6 +85,37 @@ class OpenCLExecutionProvider(KernelProvider):
                 continue
         return Availability(False, "no OpenCL platform has a device.")
 
+    @classmethod
+    def ep_devices(cls) -> list[dict[str, Any]]:
+        """The OpenCL devices, for ``ort_core.get_ep_devices()``: kind (cpu, gpu or npu for
+        accelerators), vendor and the options that select each."""
+        import pyopencl as cl
+
+        out = []
+        for pi, platform in enumerate(cl.get_platforms()):
+            try:
+                devices = platform.get_devices()
+            except cl.Error:
+                continue
+            for di, d in enumerate(devices):
+                if d.type & cl.device_type.GPU:
+                    kind = "gpu"
+                elif d.type & cl.device_type.ACCELERATOR:
+                    kind = "npu"
+                else:
+                    kind = "cpu"
+                entry: dict[str, Any] = {
+                    "type": kind,
+                    "device_id": di,
+                    "metadata": {"name": d.name.strip(), "platform": platform.name.strip()},
+                    "ep_options": {"platform": str(pi), "device": str(di)},
+                }
+                if kind != "cpu":
+                    entry["vendor"] = d.vendor.strip()
+                    entry["vendor_id"] = int(d.vendor_id)
+                out.append(entry)
+        return out
+
     def get_options(self) -> dict[str, str]:
         opts = dict(self.options)
         opts.setdefault("device", self.device.name)

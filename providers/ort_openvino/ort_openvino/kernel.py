@@ -21,6 +21,10 @@ that overrides one takes the general path above, compiled on first need.
 
 Each thread that runs the session gets its own infer request, so runs never share state. Outputs
 come back as numpy arrays with exactly the ONNX element types of the cluster's outputs.
+
+A run that feeds a tensor with a zero-sized dimension (a LoRA model's empty default adapter weights,
+an empty batch) does not go to OpenVINO, whose kernels leave such results uninitialized: the cluster
+runs on the CPU provider's kernels instead, built on first need.
 """
 
 from __future__ import annotations
@@ -179,6 +183,7 @@ class CompiledSubgraph:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.compilations = 0
+        self._host_plan: Any = None  # the CPU provider's plan, for zero-sized inputs
         self.dynamic_error = ""
         self.dynamic = dynamic
         self._bakeable_inputs = self._bakeable(subgraph)
@@ -408,7 +413,36 @@ class CompiledSubgraph:
             outs.append(value)
         return outs
 
+    def _host(self, args: tuple) -> list[np.ndarray]:
+        """Run the cluster with the CPU provider's kernels (zero-sized inputs)."""
+        plan = self._host_plan
+        if plan is None:
+            with self._lock:
+                plan = self._host_plan
+                if plan is None:
+                    from ort_core.ir import Model, graph_from_proto
+                    from ort_core.plan import build_plan
+                    from ort_core.plugins import get_plugin_manager
+
+                    entry = get_plugin_manager().resolve("CPUExecutionProvider")
+                    if entry is None:
+                        raise EPFail(
+                            f"OpenVINO cluster '{self.name}' got a zero-sized input, which "
+                            "OpenVINO computes wrongly, and the CPU provider that would run it "
+                            "instead is not installed: `pip install ort-core[cpu]`."
+                        )
+                    # a fresh copy: the cluster's own nodes carry OpenVINO's placement
+                    sub = self._subgraph
+                    graph = graph_from_proto(graph_to_proto(sub), dict(sub.value_types))
+                    model = Model(graph, dict(self._opsets))
+                    plan = build_plan(model, graph, [entry.cls({}, None)])
+                    self._host_plan = plan
+        return plan.run(list(args))
+
     def __call__(self, *args: Any) -> list[np.ndarray]:
+        for a in args:
+            if getattr(a, "size", 1) == 0:
+                return self._host(args)
         preset = self.preset
         if preset is not None:
             compiled, fed, out_index, positions, objects = preset

@@ -193,6 +193,30 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             return Availability(False, "OpenVINO finds no device on this machine.")
         return Availability(True)
 
+    @classmethod
+    def ep_devices(cls) -> list[dict[str, Any]]:
+        """OpenVINO's devices (CPU, GPU.n, NPU), for ``ort_core.get_ep_devices()``, each with the
+        ``device_type`` option that selects it."""
+        out = []
+        core = get_core()
+        for name in core.available_devices:
+            kind = name.split(".")[0].lower()
+            if kind not in ("cpu", "gpu", "npu"):
+                continue
+            suffix = name.split(".")[1] if "." in name else "0"
+            entry: dict[str, Any] = {
+                "type": kind,
+                "device_id": int(suffix) if suffix.isdigit() else 0,
+                "ep_vendor": "Intel",
+                "ep_options": {"device_type": name},
+            }
+            try:
+                entry["metadata"] = {"name": str(core.get_property(name, "FULL_DEVICE_NAME"))}
+            except Exception:  # an optional property: the device is listed without it
+                entry["metadata"] = {}
+            out.append(entry)
+        return out
+
     def get_options(self) -> dict[str, str]:
         opts = {
             "device_type": self.device,

@@ -27,7 +27,7 @@ requires_opencl = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON
 
 def placement(sess) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for sub in sess.get_provider_graph_assignment_info():
+    for sub in sess.placements:
         counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
     return counts
 

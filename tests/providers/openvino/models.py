@@ -197,6 +197,6 @@ MODELS: dict[str, tuple[Callable[[], onnx.ModelProto], list[dict[str, np.ndarray
 def placement(sess) -> dict[str, int]:
     """Nodes per provider, from the session's assignment info (fused entries list members)."""
     counts: dict[str, int] = {}
-    for sub in sess.get_provider_graph_assignment_info():
+    for sub in sess.placements:
         counts[sub.ep_name] = counts.get(sub.ep_name, 0) + len(sub.get_nodes())
     return counts

@@ -222,7 +222,7 @@ def test_disabled_pass_does_not_run():
     s2 = ort.InferenceSession(
         m.SerializeToString(), providers=["cpu"], disabled_optimizers=["EliminateIdentity"]
     )
-    count = lambda s: sum(len(x.get_nodes()) for x in s.get_provider_graph_assignment_info())  # noqa: E731
+    count = lambda s: sum(len(x.get_nodes()) for x in s.placements)  # noqa: E731
     assert count(s1) == 1 and count(s2) == 2
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

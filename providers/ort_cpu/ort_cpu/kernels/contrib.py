@@ -4,8 +4,8 @@ ContribOperators documentation).
 
 FusedConv, FusedGemm, FusedMatMul; Gelu, BiasGelu, FastGelu, QuickGelu, BiasSplitGelu, BiasAdd;
 SkipLayerNormalization, SimplifiedLayerNormalization (ONNX domain in onnxruntime),
-SkipSimplifiedLayerNormalization; Attention, MultiHeadAttention; QLinearAdd, QLinearMul,
-QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool, QLinearConcat.
+SkipSimplifiedLayerNormalization; Attention, MultiHeadAttention; SparseToDenseMatMul; QLinearAdd,
+QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool, QLinearConcat.
 
 Floats are computed in float32 (float64 stays float64) and cast back. Kernels with optional
 outputs return a tuple exactly when the core expects one (:func:`is_multi_output`).
@@ -232,6 +232,21 @@ def fast_gelu(x, bias=None):
     if bias is None:
         return gelu_tanh(_c(x)).astype(x.dtype, copy=False)
     return gelu_tanh(_c(x) + _c(bias), inplace=True).astype(x.dtype, copy=False)
+
+
+@kernel("SparseToDenseMatMul", domain=MS)
+def sparse_to_dense_matmul(a, b, alpha=1.0, transA=0, transB=0):  # noqa: N803 - ONNX names
+    """``alpha * op(A) @ op(B)`` with A a 2-D sparse tensor (the session hands kernels sparse
+    inputs densified, duplicate COO indices summed, as onnxruntime does) and B dense."""
+    a = a.T if transA else a
+    b = b.T if transB else b
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"SparseToDenseMatMul needs 2-D operands with matching inner dimensions, got "
+            f"{list(a.shape)} and {list(b.shape)} (after transA={transA}, transB={transB})."
+        )
+    y = a.astype(b.dtype, copy=False) @ b
+    return y if alpha == 1.0 else y * b.dtype.type(alpha)
 
 
 @kernel("QuickGelu", domain=MS, dtypes=FLOAT_TYPES)

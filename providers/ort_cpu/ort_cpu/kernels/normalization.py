@@ -272,14 +272,15 @@ def dropout(info):
     """Identity with a mask of ones unless ``training_mode`` is true and the ratio positive; then
     a Bernoulli mask (reproducible when ``seed`` is given) and scaling by 1 / (1 - ratio)."""
     seed = info.attr("seed")
+    from ort_core.environment import seeded_generator
 
     def run(x, ratio=None, training_mode=None):
         r = 0.5 if ratio is None else float(np.asarray(ratio).reshape(()))
         train = training_mode is not None and bool(np.asarray(training_mode).reshape(()))
         if not train or r == 0:
             return x, np.ones(x.shape, BOOL)
-        if seed is None:
-            mask = np.random.default_rng().random(x.shape) >= r
+        if seed is None:  # the set_seed() stream when there is one, else fresh entropy
+            mask = (seeded_generator() or np.random.default_rng()).random(x.shape) >= r
         else:  # numpy's legacy generator: the same masks as onnx's backend test data
             mask = np.random.RandomState(int(seed)).uniform(0.0, 1.0, x.shape) >= r
         if r >= 1:

@@ -1,7 +1,9 @@
 """Random generators: RandomNormal/Uniform(+Like), Bernoulli, Multinomial.
 
 With a ``seed`` attribute every run draws from a fresh generator seeded with it, so the same model
-gives the same values on every run; without one every run draws fresh OS entropy. The values are
+gives the same values on every run; without one, nodes draw from the stream that
+``ort_core.set_seed()`` started when it was called (reproducible from that call on), else fresh OS
+entropy on every run. The values are
 not those of onnxruntime or of the reference evaluator (the spec leaves the generator open).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
+from ort_core.environment import seeded_generator
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import kernel
@@ -17,7 +20,7 @@ from ._registry import kernel
 
 def _rng(seed: float | None) -> np.random.Generator:
     if seed is None:
-        return np.random.default_rng()
+        return seeded_generator() or np.random.default_rng()
     # The float's bit pattern: distinct seeds (negative or fractional too) give distinct streams.
     return np.random.default_rng(int(np.float64(seed).view(np.uint64)))
 
