@@ -54,7 +54,14 @@ from .ir import type_str
 from .ortvalue import OrtValue, _COrtValue
 from .sparse import SparseTensor, _CSparseTensor, to_dense
 
-__all__ = ["FeedSpec", "check_feed", "feed_spec", "finish_output", "finish_outputs"]
+__all__ = [
+    "FeedSpec",
+    "check_feed",
+    "check_feed_with",
+    "feed_spec",
+    "finish_output",
+    "finish_outputs",
+]
 
 STRING = np.dtype(object)
 _FIX = "Please fix either the inputs/outputs or the model."
@@ -221,6 +228,11 @@ def check_feed(
             onnxruntime's and then says which input is wrong and how to fix it.
     """
     return _check(name, value, feed_spec(type_proto, free_dims), keep_device)
+
+
+def check_feed_with(name: str, value: Any, spec: FeedSpec, keep_device: bool = False) -> Any:
+    """:func:`check_feed` with the input's :func:`feed_spec` computed once (by the session)."""
+    return _check(name, value, spec, keep_device)
 
 
 def _check(name: str, value: Any, spec: FeedSpec, keep_device: bool) -> Any:

@@ -23,7 +23,7 @@ from .errors import (
     OrtError,
     ProviderNotAvailable,
 )
-from .feeds import check_feed, finish_output
+from .feeds import check_feed_with, feed_spec, finish_output
 from .iobinding import IOBinding
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
@@ -314,7 +314,6 @@ def resolve_providers(
                 UserWarning,
                 stacklevel=4,
             )
-        available = get_available_providers()
         names, options = check_and_normalize_provider_args(
             [
                 (_canonical(p[0]), p[1])
@@ -327,7 +326,7 @@ def resolve_providers(
             if isinstance(providers, Sequence) and not isinstance(providers, (str, bytes))
             else providers,
             provider_options,
-            available,
+            (),
             warn_unavailable=False,  # resolve_providers says why each one is missing, below
         )
         requested = list(zip(names, options))
@@ -581,6 +580,11 @@ class InferenceSession:
         self._input_index = {name: i for i, name in enumerate(graph.inputs)}
         self._output_index = {name: i for i, name in enumerate(graph.outputs)}
         self._input_checks = self._make_input_checks()
+        free = so._free_dims_by_name
+        self._feed_specs = {n: feed_spec(c[3], free) for n, c in self._input_checks.items()}
+        self._defaults = [None] * len(graph.inputs)
+        for name in self._overridable:
+            self._defaults[self._input_index[name]] = graph.initializers[name]
         self._inter_pool = _inter_op_pool(so)
         self._sparse_outputs = frozenset(
             i for i, a in enumerate(self._outputs) if a.type.startswith("sparse_tensor")
@@ -879,50 +883,39 @@ class InferenceSession:
             checks[name] = (tensor_dtype(tp), dims, type_str(tp), tp)
         return checks
 
-    def _validate_feed(self, input_feed: Any) -> list[Any]:
-        if not isinstance(input_feed, dict):
-            raise InvalidArgument(
-                f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}."
-            )
-        values: list[Any] = [None] * len(self._input_index)
-        given = set()
+    def _validate_feed(self, input_feed: dict[str, Any]) -> list[Any]:
+        """The run's input values in graph-input order: each fed value checked against its input
+        (a session-scoped OrtValue of another session refused), the defaults of overridable
+        initializers where not fed. The caller checked that the feed is a dict with every
+        required input (:meth:`_check_required`)."""
+        values: list[Any] = list(self._defaults)
+        index, specs, mine = self._input_index, self._feed_specs, self._sess
         for name, value in input_feed.items():
-            idx = self._input_index.get(name)
+            idx = index.get(name)
             if idx is None:
-                expected = [a.name for a in self._inputs]
-                hint = (
-                    f" '{name}' is an initializer of an IR version "
-                    f"{self._model.ir_version} model: before IR 4 initializers listed as inputs "
-                    "are constant weights and cannot be fed (as in onnxruntime); re-save the "
-                    "model with IR version 4 or later to make it overridable."
-                    if name in self._weights_listed_as_inputs
-                    else ""
-                )
-                raise InvalidArgument(
-                    f"Invalid input name: {name}. The model's inputs are {expected}.{hint}"
-                )
-            values[idx] = self._check_value(name, value)
-            given.add(name)
-        missing = [a.name for a in self._inputs if a.name not in given]
-        if missing:
-            raise InvalidArgument(
-                f"Required inputs ({missing}) are missing from input feed ({sorted(given)})."
-            )
-        graph = self._model.graph
-        for name in self._overridable:
-            if name not in given:
-                values[self._input_index[name]] = graph.initializers[name]
+                self._unknown_input(name)
+            if isinstance(value, OrtValue) and foreign_value(value, mine):
+                self._validate_ortvalue_ownership([value])
+            values[idx] = check_feed_with(name, value, specs[name])
         return values
+
+    def _unknown_input(self, name: str) -> None:
+        expected = [a.name for a in self._inputs]
+        hint = (
+            f" '{name}' is an initializer of an IR version "
+            f"{self._model.ir_version} model: before IR 4 initializers listed as inputs "
+            "are constant weights and cannot be fed (as in onnxruntime); re-save the "
+            "model with IR version 4 or later to make it overridable."
+            if name in self._weights_listed_as_inputs
+            else ""
+        )
+        raise InvalidArgument(
+            f"Invalid input name: {name}. The model's inputs are {expected}.{hint}"
+        )
 
     def _check_value(self, name: str, value: Any, keep_device: bool = False) -> Any:
         """The fed value checked against the input's declared type (see :mod:`ort_core.feeds`)."""
-        return check_feed(
-            name,
-            value,
-            self._input_checks[name][3],
-            free_dims=self._sess_options._free_dims_by_name,
-            keep_device=keep_device,
-        )
+        return check_feed_with(name, value, self._feed_specs[name], keep_device)
 
     def _output_positions(self, output_names: Sequence[str] | None) -> list[int]:
         if output_names is None or len(output_names) == 0:
@@ -970,7 +963,6 @@ class InferenceSession:
         self, output_names: Any, input_feed: Any
     ) -> tuple[list[int], list[Any]]:
         self._check_required(input_feed)
-        self._validate_ortvalue_ownership(input_feed.values())
         return self._output_positions(output_names), self._validate_feed(input_feed)
 
     def run(

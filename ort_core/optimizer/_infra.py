@@ -221,13 +221,16 @@ def optimize(
             continue
         chosen = [p for p in passes if int(p.level) == int(lv) and p.name not in skip]
         if chosen:
+            before = sum(report.applied.values())
             _run_level(model, chosen, ctx, report)
+            changed = sum(report.applied.values()) != before
             # fusions leave the weights they replaced (e.g. Q, K, V once concatenated for
             # Attention) unread: drop them so the session does not hold both copies
             for g in all_graphs(model):
                 remove_unused_initializers(g)
                 # a pass that put a fused node where its first input was made instead of where
                 # its last one is must not hand the partitioner and the planner an unordered graph
-                g.sort()
+                if changed:
+                    g.sort()
     report.nodes_after = count_nodes(model.graph)
     return report
