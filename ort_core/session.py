@@ -446,6 +446,11 @@ class InferenceSession:
                 UserWarning,
                 stacklevel=2,
             )
+        if providers is not None and not isinstance(providers, Sequence):
+            raise TypeError(
+                f"providers must be a list of provider names or (name, options) tuples, got "
+                f"{type(providers).__name__}."
+            )
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
             raise TypeError(
                 f"sess_options must be an ort_core.SessionOptions, got {type(sess_options).__name__}."

@@ -444,7 +444,7 @@ def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Mod
         )
     newest = onnx.defs.onnx_opset_version()
     if opsets.get("", 7) > newest:
-        raise InvalidGraph(
+        raise Fail(
             f"The model uses opset {opsets['']} of the default domain but the installed onnx "
             f"{onnx.__version__} knows opsets up to {newest}. Upgrade onnx, or convert the model "
             "with onnx.version_converter."

@@ -468,3 +468,63 @@ def test_backend_run_and_prepare(rt, tmp_path):
     assert backend.supports_device("CPU")
     with pytest.raises(RuntimeError, match="not permitted"):
         backend.prepare(model.SerializeToString(), "CPU", optimized_model_filepath="x.onnx")
+
+
+def test_node_args_and_model_metadata(rt):
+    """NodeArg shapes of every kind of input (symbolic, unknown, no shape, sequences, optionals)
+    and the ModelMetadata fields, as onnxruntime reports them."""
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    inputs = [
+        helper.make_value_info("t", helper.make_tensor_type_proto(f, None)),
+        helper.make_tensor_value_info("u", f, [None, "N", 3]),
+        helper.make_value_info(
+            "s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(f, None))
+        ),
+        helper.make_value_info(
+            "o", helper.make_optional_type_proto(helper.make_tensor_type_proto(f, [2]))
+        ),
+    ]
+    nodes = [
+        helper.make_node("Identity", ["t"], ["t2"]),
+        helper.make_node("Identity", ["u"], ["u2"]),
+        helper.make_node("SequenceLength", ["s"], ["sl"]),
+        helper.make_node("OptionalHasElement", ["o"], ["oh"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("t2", f, None),
+        helper.make_tensor_value_info("u2", f, [None, "N", 3]),
+        helper.make_tensor_value_info("sl", TensorProto.INT64, []),
+        helper.make_tensor_value_info("oh", TensorProto.BOOL, []),
+    ]
+    graph = helper.make_graph(nodes, "graphname", inputs, outputs)
+    graph.doc_string = "graph doc"
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18)],
+        producer_name="prod",
+        domain="my.domain",
+        model_version=7,
+        doc_string="model doc",
+    )
+    helper.set_model_props(model, {"k": "v", "a": "b"})
+    sess = rt.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = [(a.name, a.type, a.shape) for a in sess.get_inputs() + sess.get_outputs()]
+    assert got == [
+        ("t", "tensor(float)", []),
+        ("u", "tensor(float)", [None, "N", 3]),
+        ("s", "seq(tensor(float))", []),
+        ("o", "optional(tensor(float))", [2]),
+        ("t2", "tensor(float)", []),
+        ("u2", "tensor(float)", [None, "N", 3]),
+        ("sl", "tensor(int64)", []),
+        ("oh", "tensor(bool)", []),
+    ]
+    assert (
+        str(sess.get_inputs()[1]) == "NodeArg(name='u', type='tensor(float)', shape=[None, 'N', 3])"
+    )
+    meta = sess.get_modelmeta()
+    assert (meta.producer_name, meta.graph_name, meta.domain) == ("prod", "graphname", "my.domain")
+    assert (meta.description, meta.graph_description, meta.version) == ("model doc", "graph doc", 7)
+    assert meta.custom_metadata_map == {"k": "v", "a": "b"}
