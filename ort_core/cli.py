@@ -36,7 +36,13 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def _parse_providers(value: str | None) -> list[str] | None:
-    return [p.strip() for p in value.split(",") if p.strip()] if value else None
+    """The --providers list; without one, every available provider (the CLI shows what the
+    installed providers do; the API's providers=None is onnxruntime's rule, the CPU provider)."""
+    if value:
+        return [p.strip() for p in value.split(",") if p.strip()]
+    from .session import get_available_providers
+
+    return get_available_providers()
 
 
 def _load_input(spec: str) -> tuple[str, np.ndarray]:
@@ -240,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("run", help="run a model on .npy inputs and save its outputs as .npy")
     p.add_argument("model")
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy")
-    p.add_argument("--providers", help="comma-separated, in priority order")
+    p.add_argument(
+        "--providers", help="comma-separated, in priority order (default: every available one)"
+    )
     p.add_argument("--output-dir", default=".", help="where to save OUTPUT.npy files")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("inspect", help="show which provider runs which node, and why")
