@@ -29,6 +29,7 @@ FAMILIES = (
     "signal",
     "loss",
     "contrib",
+    "contrib_text",
     "control_flow",
     "training",
     "attention",
