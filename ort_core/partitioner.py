@@ -95,6 +95,31 @@ def is_convex(graph: Graph, nodes: list[Node]) -> bool:
 _counter = itertools.count()
 
 
+def _capability_failed(ep: ExecutionProvider, view: GraphView, e: Exception) -> list:
+    """A provider whose get_capability raised takes nothing: every node it was asked about
+    records why, and a warning names the provider and the error (the session goes on with the
+    next providers); with ``session.strict_providers`` it is an EPFail."""
+    reason = f"its get_capability failed ({type(e).__name__}: {e})"
+    so = getattr(ep, "session_options", None)
+    if so is not None and hasattr(so, "_flag") and so._flag("session.strict_providers"):
+        raise errors.EPFail(
+            f"{ep.name}: {reason}. This is a bug of the provider; report it to its authors."
+        ) from e
+    for node in view.nodes:
+        view.reject(node, ep.name, reason)
+    from . import logs
+
+    logs.log(
+        logs.Severity.WARNING,
+        f"{ep.name}: {reason}; its nodes go to the next providers. This is a bug of the "
+        "provider: report it to its authors.",
+        level=getattr(so, "log_severity_level", None),
+        category="partitioner",
+        stacklevel=5,
+    )
+    return []
+
+
 def partition(
     graph: Graph,
     opsets: dict[str, int],
@@ -118,7 +143,12 @@ def partition(
         for ep in providers:
             if not view.nodes:
                 break
-            claims = ep.get_capability(view)
+            try:
+                claims = ep.get_capability(view)
+            except errors.OrtError:
+                raise
+            except Exception as e:  # a provider's bug must not take the session down
+                claims = _capability_failed(ep, view, e)
             for claim in claims:
                 _apply_claim(view, ep, claim, result)
         pending = view.nodes

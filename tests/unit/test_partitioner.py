@@ -253,3 +253,29 @@ def test_overridable_initializer_default_is_uploaded_once(register_provider):
     assert FakeDeviceProvider.uploads == 3  # x each run; the default w was uploaded once, before
     (y,) = sess.run(None, {"x": x, "w": np.full(3, 2, np.float32)})
     np.testing.assert_array_equal(y, x + 2)
+
+
+def test_a_provider_whose_get_capability_raises_does_not_take_the_session_down(
+    register_provider, mlp_model
+):
+    """A provider bug (here a KeyError, as the OpenVINO provider once raised on an unordered
+    graph) leaves its nodes to the next providers with a warning; strict mode makes it EPFail."""
+    from ort_core.provider import ExecutionProvider
+
+    class BrokenProvider(ExecutionProvider):
+        name = "BrokenExecutionProvider"
+        aliases = ("broken",)
+
+        def get_capability(self, view):
+            raise KeyError(12345)
+
+    register_provider(BrokenProvider)
+    model = mlp_model.SerializeToString()
+    with pytest.warns(RuntimeWarning, match="BrokenExecutionProvider.*KeyError"):
+        sess = ort.InferenceSession(model, providers=["broken", "cpu"])
+    assert {s.ep_name for s in sess.placements} == {"CPUExecutionProvider"}
+    assert any("get_capability failed" in r for rs in sess.placement_reasons.values() for r in rs)
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.strict_providers", "1")
+    with pytest.raises(ort.errors.EPFail, match="get_capability failed"):
+        ort.InferenceSession(model, so, providers=["broken", "cpu"])
