@@ -116,10 +116,12 @@ def _at_ml_opset(onx: onnx.ModelProto, version: int) -> onnx.ModelProto:
     return m
 
 
+#: skl2onnx's decision_path of classifiers gives each leaf three identical weights and relies on
+#: onnxruntime's TreeEnsembleRegressor reading only the first one when n_targets is 1 (the reference
+#: evaluator sums them); ort-core's CPU kernel reads them as onnxruntime does.
 DECISION_PATH = ["classifier", "regressor", "forest"]
-#: onnxruntime's TreeEnsembleRegressor with n_targets=1 counts only the first weight of a leaf;
-#: ort-core's CPU kernel sums them all, as the ONNX spec and onnx.reference do. skl2onnx's
-#: decision_path of classifiers (three identical weights per leaf) relies on onnxruntime's reading.
+
+
 @pytest.fixture(scope="module")
 def decision_path_files(tmp_path_factory):
     """(kind, variant) -> (model file, input): the model as skl2onnx writes it (ai.onnx.ml opset 2:

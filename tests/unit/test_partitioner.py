@@ -32,11 +32,7 @@ def expected(x):
 
 
 def placements(sess):
-    return {
-        n.name: sub.ep_name
-        for sub in sess.placements
-        for n in sub.get_nodes()
-    }
+    return {n.name: sub.ep_name for sub in sess.placements for n in sub.get_nodes()}
 
 
 def test_priority_order_and_cpu_fallback(register_provider):

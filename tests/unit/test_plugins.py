@@ -84,9 +84,7 @@ def test_installed_distribution_is_discovered_claims_and_falls_back(with_toy, tm
         toy_model().SerializeToString(), so, providers=["ToyExecutionProvider"]
     )
     assert sess.get_providers() == ["ToyExecutionProvider", "CPUExecutionProvider"]
-    placed = {
-        n.name: s.ep_name for s in sess.placements for n in s.get_nodes()
-    }
+    placed = {n.name: s.ep_name for s in sess.placements for n in s.get_nodes()}
     assert placed == {
         "relu": "ToyExecutionProvider",
         "exp": "CPUExecutionProvider",

@@ -173,9 +173,7 @@ def test_missing_required_input_is_invalid_graph():
     a = np.ones((2, 2), np.uint8)
     s = np.array(1.0, np.float32)
     model = _model("QLinearMatMul", [a, s, None, a, s, None, s, None], opset=21)
-    with pytest.raises(
-        InvalidGraph, match="my_node.*required input 2 \\('a_zero_point'\\)"
-    ):
+    with pytest.raises(InvalidGraph, match="my_node.*required input 2 \\('a_zero_point'\\)"):
         _create(model)
 
 
