@@ -16,7 +16,7 @@ import onnx
 
 from . import errors
 from .errors import EPFail
-from .ir import Graph, Node, graph_from_proto, node_reads, node_to_proto
+from .ir import Graph, Node, constant_value, graph_from_proto, node_reads, node_to_proto
 from .provider import ExecutionProvider, GraphView, schema_for
 
 __all__ = [
@@ -440,5 +440,14 @@ def _bind_attributes(n: onnx.NodeProto, attrs: dict[str, onnx.AttributeProto]) -
 
 
 def _replace_with(graph: Graph, node: Node, body: list[Node]) -> None:
+    """Put ``body`` where ``node`` was; its Constant nodes become initializers (as the BASIC
+    passes did for the rest of the graph), so no provider needs a Constant kernel for them."""
+    kept = []
+    for n in body:
+        value = constant_value(n)
+        if value is not None and n.outputs[0] not in graph.outputs:
+            graph.initializers[n.outputs[0]] = value
+        else:
+            kept.append(n)
     i = next(i for i, n in enumerate(graph.nodes) if n is node)
-    graph.nodes[i : i + 1] = body
+    graph.nodes[i : i + 1] = kept

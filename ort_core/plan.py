@@ -382,6 +382,14 @@ def prepare(
                 subgraph_runners=runners,
                 session_options=session_options,
             )
+            declined = ep.decline(info)
+            if declined is not None:  # the node changed after partitioning (a fusion) badly
+                cls = errors.InvalidGraph if declined.invalid else errors.EPFail
+                raise cls(
+                    f"{ep.name} was given {node.label()} at opset {opset} but declines it: "
+                    f"{declined.reason}. (A node created after partitioning must be one its "
+                    "provider runs: this is a bug of the pass that made it.)"
+                )
             try:
                 fn = ep.create_kernel(info)
             except KernelUnsupported as e:

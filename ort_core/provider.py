@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Availability",
     "Claim",
+    "Decline",
     "ExecutionProvider",
     "GraphView",
     "KernelInfo",
@@ -64,6 +65,23 @@ ALL_TYPES = None  # no restriction
 class KernelUnsupported(Exception):
     """Raised by a kernel builder at session creation when it cannot handle a node's attributes or
     types; the message says what is supported. The core turns it into a typed error or a fallback."""
+
+
+@dataclass(frozen=True)
+class Decline:
+    """A provider's answer when it will not run a node (see :meth:`ExecutionProvider.decline`).
+
+    ``kind`` says whose fault it is: ``"limit"`` (this provider cannot: unsupported element type,
+    rank, attribute value it does not implement, missing kernel; the node goes to the next provider
+    or, when nobody runs it, to its function body) or ``"invalid"`` (the node breaks the ONNX spec:
+    an error naming node, op and opset, never a fallback)."""
+
+    reason: str
+    kind: str = "limit"
+
+    @property
+    def invalid(self) -> bool:
+        return self.kind == "invalid"
 
 
 @dataclass(frozen=True)
@@ -304,8 +322,18 @@ class ExecutionProvider:
         raise EPFail(f"{self.name} made a fused claim but does not implement compile().")
 
     def supports_op(self, domain: str, op_type: str, since: int) -> bool:
-        """Whether this provider runs ``op_type`` (used by fusion passes before they fuse)."""
+        """Whether this provider has any implementation of ``op_type`` (a cheap first question
+        fusion passes ask before they build a fused node; :meth:`decline` decides)."""
         return False
+
+    def decline(self, info: KernelInfo) -> Decline | None:
+        """THE check: why this provider would not run ``info.node`` (a :class:`Decline` with its
+        kind), or None when it would. The partitioner, every provider-scoped fusion (before it
+        rewrites) and kernel creation ask it. Default: decline (limit) unless :meth:`supports_op`."""
+        node = info.node
+        if self.supports_op(node.domain, node.op_type, info.opset):
+            return None
+        return Decline(f"{self.name} does not run {node.domain or 'ai.onnx'}::{node.op_type}")
 
     def host_inputs(self, info: KernelInfo) -> frozenset[int]:
         """Indices of a node's inputs its kernel wants in host memory (shapes, axes...) even
@@ -337,13 +365,26 @@ class KernelDef:
     build: Callable[[KernelInfo], Callable[..., Any]]
     dtypes: dict[int, frozenset[np.dtype]] = field(default_factory=dict)
     attributes: frozenset[str] | None = None  # accepted attribute names (None: any)
-    check: Callable[[KernelInfo], str | None] | None = None
+    check: Callable[[KernelInfo], str | None] | None = None  # the node is invalid: why
+    limit: Callable[[KernelInfo], str | None] | None = None  # this kernel cannot: why
     source: str = ""
     host_inputs: frozenset[int] = frozenset()
 
     def unsupported_reason(self, info: KernelInfo) -> str | None:
         """Why this kernel cannot run the node, or None when it can."""
-        return self.dtype_reason(info) or self.attribute_reason(info) or self.check_reason(info)
+        d = self.decline(info)
+        return d.reason if d is not None else None
+
+    def decline(self, info: KernelInfo) -> Decline | None:
+        """Element types, attribute names and ``limit`` are this kernel's limits; ``check`` finds
+        the node itself invalid."""
+        reason = self.dtype_reason(info) or self.attribute_reason(info)
+        if reason is None and self.limit is not None:
+            reason = self.limit(info)
+        if reason is not None:
+            return Decline(reason, "limit")
+        reason = self.check_reason(info)
+        return Decline(reason, "invalid") if reason is not None else None
 
     def dtype_reason(self, info: KernelInfo) -> str | None:
         """Why the node's input element types are not supported, or None."""
@@ -422,10 +463,13 @@ class KernelRegistry:
         domain: str = "",
         dtypes: Any = None,
         check: Callable[[KernelInfo], str | None] | None = None,
+        limit: Callable[[KernelInfo], str | None] | None = None,
         host_inputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
         """Register a plain kernel function (inputs positional, attributes as keywords).
 
+        ``check(info)`` says why a node is invalid (an error); ``limit(info)`` why this kernel
+        cannot run a valid node (rank, sizes, device features: the node falls back).
         ``host_inputs`` lists inputs a device provider's kernel wants as host numpy arrays."""
 
         def deco(fn: Callable) -> Callable:
@@ -440,6 +484,7 @@ class KernelRegistry:
                         _normalize_dtypes(dtypes),
                         None if var_kw else frozenset(accepted),
                         check,
+                        limit,
                         f"{fn.__module__}.{fn.__qualname__}",
                         frozenset(host_inputs),
                     )
@@ -457,9 +502,11 @@ class KernelRegistry:
         dtypes: Any = None,
         attributes: Collection[str] | None = None,
         check: Callable[[KernelInfo], str | None] | None = None,
+        limit: Callable[[KernelInfo], str | None] | None = None,
         host_inputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
-        """Register a kernel builder ``build(info) -> callable``."""
+        """Register a kernel builder ``build(info) -> callable`` (``check``/``limit`` as in
+        :meth:`kernel`)."""
 
         def deco(fn: Callable) -> Callable:
             for s in _as_versions(since):
@@ -472,6 +519,7 @@ class KernelRegistry:
                         _normalize_dtypes(dtypes),
                         frozenset(attributes) if attributes is not None else None,
                         check,
+                        limit,
                         f"{fn.__module__}.{fn.__qualname__}",
                         frozenset(host_inputs),
                     )
@@ -493,17 +541,22 @@ class KernelRegistry:
 
     def unsupported_reason(self, info: KernelInfo) -> str | None:
         """Why no kernel of this registry runs the node, or None when one does."""
+        d = self.decline(info)
+        return d.reason if d is not None else None
+
+    def decline(self, info: KernelInfo) -> Decline | None:
+        """Why no kernel of this registry runs the node (no kernel is a limit), or None."""
         node = info.node
         kdef = self.lookup(node.domain, node.op_type, info.opset)
         if kdef is None:
             defs = self._defs.get((node.domain, node.op_type))
             if not defs:
-                return f"no kernel for {node.domain or 'ai.onnx'}::{node.op_type}"
-            return (
+                return Decline(f"no kernel for {node.domain or 'ai.onnx'}::{node.op_type}")
+            return Decline(
                 f"no kernel for {node.op_type} at opset {info.opset} (kernels exist since "
                 f"{', '.join(str(d.since) for d in defs)})"
             )
-        return kdef.unsupported_reason(info)
+        return kdef.decline(info)
 
     def create(self, info: KernelInfo) -> Callable[..., Any]:
         """Build the kernel for a node (raises KernelUnsupported when it cannot)."""
@@ -571,21 +624,15 @@ class KernelProvider(ExecutionProvider):
     def get_capability(self, view: GraphView) -> list[Claim]:
         claims = []
         for node in view.nodes:
-            info = view.kernel_info(node, self)
-            kdef = self.registry.lookup(node.domain, node.op_type, info.opset)
-            if kdef is None:
-                view.reject(node, self.name, self.registry.unsupported_reason(info) or "no kernel")
-                continue
-            reason = kdef.dtype_reason(info) or kdef.attribute_reason(info)
-            if reason is not None:  # the kernel's limits: an expanded function body may still run
-                view.reject(node, self.name, reason)
-                continue
-            reason = kdef.check_reason(info)
-            if reason is not None:  # the node's attribute values are at fault
-                view.reject(node, self.name, reason, expandable=False)
+            d = self.decline(view.kernel_info(node, self))
+            if d is not None:  # a limit falls back (next provider, function body); invalid: error
+                view.reject(node, self.name, d.reason, expandable=not d.invalid)
                 continue
             claims.append(Claim.single(node))
         return claims
+
+    def decline(self, info: KernelInfo) -> Decline | None:
+        return self.registry.decline(info)
 
     def create_kernel(self, info: KernelInfo) -> Callable[..., Any]:
         return self.registry.create(info)

@@ -183,6 +183,33 @@ def attribute_value(attr: onnx.AttributeProto) -> Any:
     return helper.get_attribute_value(attr)
 
 
+_CONSTANT_DTYPES = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+    "value_string": object,
+    "value_strings": object,
+}
+
+
+def constant_value(node: Node) -> np.ndarray | None:
+    """The tensor an ``ai.onnx::Constant`` node produces, or None for any other node (or a
+    Constant whose single value attribute is missing)."""
+    if (
+        node.op_type != "Constant"
+        or node.domain not in ("", "ai.onnx")
+        or len(node.attributes) != 1
+    ):
+        return None
+    ((name, attr),) = node.attributes.items()
+    if name in ("value", "sparse_value"):
+        return np.asarray(attribute_value(attr))
+    if name in _CONSTANT_DTYPES:
+        return np.array(attribute_value(attr), dtype=_CONSTANT_DTYPES[name])
+    return None
+
+
 def sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
     """A SparseTensorProto as a dense numpy array."""
     values = numpy_helper.to_array(sp.values)

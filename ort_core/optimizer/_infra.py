@@ -78,6 +78,17 @@ class PassContext:
                 return ep
         return None
 
+    def declines(self, model: Model, g: Graph, node: Node) -> Any:
+        """Why the provider assigned to ``node`` would not run it (a ``Decline``), or None when it
+        would. Passes ask before inserting a node they made (see ``_fusion.accepted``)."""
+        from ..provider import Decline, GraphView
+
+        ep = self.provider_of(node)
+        if ep is None:
+            return Decline(f"{node.label()} has no provider", "limit")
+        info = GraphView(g, model.opset_imports).kernel_info(node, ep)
+        return ep.decline(info)
+
     def provider_supports(self, node: Node, domain: str, op_type: str, since: int = 1) -> bool:
         """Whether the provider assigned to ``node`` runs ``domain::op_type`` (fusions ask first)."""
         ep = self.provider_of(node)

@@ -137,6 +137,65 @@ def test_function_op_nobody_claims_is_expanded(register_provider):
     np.testing.assert_array_equal(sess.run(None, {"x": x, "y": y})[0], (x + y) * y)
 
 
+def _addmul_model(shape):
+    fn = helper.make_function(
+        "custom",
+        "AddMul",
+        ["a", "b"],
+        ["out"],
+        [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Mul", ["s", "b"], ["out"])],
+        [helper.make_opsetid("", 17)],
+    )
+    return make_model(
+        [helper.make_node("AddMul", ["x", "y"], ["z"], domain="custom", name="call")],
+        [tensor("x", shape=shape), tensor("y", shape=shape)],
+        [tensor("z", shape=shape)],
+        extra_opsets=[helper.make_opsetid("custom", 1)],
+        functions=[fn],
+    )
+
+
+@pytest.mark.parametrize("kind", ["limit", "check"])
+def test_a_limit_falls_back_to_the_function_body_and_a_check_is_an_error(register_provider, kind):
+    # One predicate, two kinds: a kernel's ``limit`` (rank > 1 here) sends the node on to its
+    # function body on the same provider; a ``check`` says the node is invalid and stops the load.
+    from ort_core.provider import KernelRegistry
+
+    reg = KernelRegistry("RankOneExecutionProvider")
+    reg.kernel("Add", since=7)(np.add)
+    reg.kernel("Mul", since=7)(np.multiply)
+
+    def rank_one(info):
+        return None if len(info.input_shape(0) or ()) <= 1 else "AddMul here takes rank <= 1"
+
+    @reg.kernel("AddMul", since=1, domain="custom", **{kind: rank_one})
+    def addmul(a, b):
+        return (a + b) * b
+
+    class RankOne(AddOnlyProvider):
+        name = "RankOneExecutionProvider"
+        aliases = ("rankone",)
+        registry = reg
+
+    register_provider(RankOne)
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    x, y = np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32)
+    if kind == "check":
+        with pytest.raises(Exception, match="AddMul here takes rank <= 1"):
+            ort.InferenceSession(
+                _addmul_model([2, 3]).SerializeToString(), so, providers=["rankone"]
+            )
+        return
+    sess = ort.InferenceSession(
+        _addmul_model([2, 3]).SerializeToString(), so, providers=["rankone"]
+    )
+    assert [n.op_type for s in sess.placements for n in s.get_nodes()] == ["Add", "Mul"]
+    np.testing.assert_array_equal(sess.run(None, {"x": x, "y": y})[0], (x + y) * y)
+    sess = ort.InferenceSession(_addmul_model([3]).SerializeToString(), so, providers=["rankone"])
+    assert [n.op_type for s in sess.placements for n in s.get_nodes()] == ["AddMul"]
+
+
 def test_standard_function_op_expanded_when_unclaimed(register_provider):
     # CPU without a Softsign-like kernel is simulated by a provider that has only primitive ops:
     # MeanVarianceNormalization is defined as a function of ReduceMean/Sub/Mul/Sqrt/Div...

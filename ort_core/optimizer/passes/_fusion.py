@@ -139,6 +139,13 @@ def can_fuse(ctx, model: Model, nodes: list[Node], domain: str, op_type: str) ->
     return ctx.provider_supports(nodes[0], domain, op_type, version)
 
 
+def accepted(ctx, model: Model, g: Graph, nodes: list[Node]) -> bool:
+    """Whether the provider of each of ``nodes`` (fused nodes a pass is about to insert) runs it,
+    asked through the provider's own check (:meth:`ExecutionProvider.decline`, with the node's
+    element types and attributes): a fusion its provider cannot run does not happen."""
+    return all(ctx.declines(model, g, n) is None for n in nodes)
+
+
 def new_node(
     model: Model,
     g: Graph,

@@ -26,6 +26,7 @@ from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import add_initializer, all_graphs, constant, fresh_name
 from ._fusion import (
     MS,
+    accepted,
     can_fuse,
     drop_dead,
     internal_ok,
@@ -293,6 +294,8 @@ class AttentionFusion(GraphPass):
             inputs.pop()
         out = out_r.outputs[0] if not keep_reshape else fresh_name(g, "attention_output")
         fused = new_node(model, g, op, inputs, [out], provider=provider, base=op, **attrs)
+        if not accepted(ctx, model, g, [*new, fused]):
+            return False
         if keep_reshape:
             out_r.inputs[0] = out
         replace(g, out_r, [*new, fused], all_nodes)

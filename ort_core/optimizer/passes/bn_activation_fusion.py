@@ -12,7 +12,7 @@ import numpy as np
 from ...ir import Model, tensor_dtype
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import add_initializer, all_graphs, constant
-from ._fusion import MS, can_fuse, new_node, replace, shape_of
+from ._fusion import MS, accepted, can_fuse, new_node, replace, shape_of
 from .bn_mul_add_fusion import inference_bn
 from .conv_activation_fusion import activation_params, single_activation
 
@@ -51,6 +51,8 @@ class BatchNormActivationFusion(GraphPass):
                     kernel_shape=[1] * spatial, activation=act.op_type,
                     activation_params=act_params or None,
                 )  # fmt: skip
+                if not accepted(ctx, model, g, [fused]):
+                    continue  # the two initializers made above are dropped as unused
                 replace(g, act, [fused], [bn, act])
                 changed = True
         return changed

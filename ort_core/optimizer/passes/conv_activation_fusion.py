@@ -8,7 +8,7 @@ import numpy as np
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, can_fuse, new_node, replace
+from ._fusion import MS, accepted, can_fuse, new_node, replace
 
 
 def activation_params(g, act, model) -> list[float] | None:
@@ -69,6 +69,8 @@ class ConvActivationFusion(GraphPass):
                 )  # fmt: skip
                 for k, a in conv.attributes.items():
                     fused.attributes[k] = a
+                if not accepted(ctx, model, g, [fused]):
+                    continue
                 replace(g, act, [fused], [conv, act])
                 changed = True
         return changed

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...ir import Model, tensor_dtype
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, can_fuse, new_node, replace, shape_of
+from ._fusion import MS, accepted, can_fuse, new_node, replace, shape_of
 from .conv_activation_fusion import activation_params, single_activation
 
 
@@ -66,6 +66,8 @@ class ConvAddActivationFusion(GraphPass):
                     )  # fmt: skip
                     for k, a in conv.attributes.items():
                         fused.attributes[k] = a
+                    if not accepted(ctx, model, g, [fused]):
+                        continue
                     # at the last node's place: both the convolution's inputs and Z exist there
                     replace(g, nodes[-1], [fused], nodes)
                     producers, consumers = g.producers(), g.consumers()

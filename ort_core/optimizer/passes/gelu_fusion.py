@@ -10,7 +10,7 @@ import math
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, C, V, can_fuse, internal_ok, match, new_node, replace, scalar
+from ._fusion import MS, C, V, accepted, can_fuse, internal_ok, match, new_node, replace, scalar
 
 X = V("x")
 
@@ -70,6 +70,8 @@ class GeluFusion(GraphPass):
                     model, g, op, [m.values["x"]], list(root.outputs), provider=root.provider,
                     **attrs,
                 )  # fmt: skip
+                if not accepted(ctx, model, g, [fused]):
+                    continue
                 replace(g, root, [fused], m.nodes)
                 changed = True
                 break
@@ -96,6 +98,8 @@ class GeluFusion(GraphPass):
                 model, g, op, [add.inputs[1 - k], add.inputs[k]], list(n.outputs),
                 provider=n.provider,
             )  # fmt: skip
+            if not accepted(ctx, model, g, [fused]):
+                continue
             replace(g, n, [fused], [add, n])
             changed = True
         return changed

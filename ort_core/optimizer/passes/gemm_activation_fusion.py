@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs
-from ._fusion import MS, can_fuse, new_node, replace
+from ._fusion import MS, accepted, can_fuse, new_node, replace
 from .conv_activation_fusion import single_activation
 
 #: activation -> its attributes in the order alpha, beta, gamma (None: absent)
@@ -44,6 +44,8 @@ class GemmActivationFusion(GraphPass):
                 for k, a in gemm.attributes.items():
                     if k in ("alpha", "beta", "transA", "transB"):
                         fused.attributes[k] = a
+                if not accepted(ctx, model, g, [fused]):
+                    continue
                 replace(g, act, [fused], [gemm, act])
                 changed = True
         return changed

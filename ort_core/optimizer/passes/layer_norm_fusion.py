@@ -11,6 +11,7 @@ from .._util import all_graphs, constant
 from ._fusion import (
     C,
     V,
+    accepted,
     can_fuse,
     internal_ok,
     is_last_axis,
@@ -92,6 +93,8 @@ class LayerNormFusion(GraphPass):
                 model, g, op, [x, *params], list(root.outputs), domain=domain,
                 provider=root.provider, axis=-1, epsilon=eps,
             )  # fmt: skip
+            if not accepted(ctx, model, g, [fused]):
+                continue
             replace(g, root, [fused], m.nodes)
             return True
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, can_fuse, is_float, new_node, replace, scalar
+from ._fusion import MS, accepted, can_fuse, is_float, new_node, replace, scalar
 
 
 def _scaled(g, n) -> tuple[str, float] | None:
@@ -75,6 +75,8 @@ class MatMulScaleFusion(GraphPass):
             model, g, "FusedMatMul", inputs, list(anchor.outputs), provider=mm.provider,
             base=mm.name or "FusedMatMul", alpha=float(alpha), transA=trans[0], transB=trans[1],
         )  # fmt: skip
+        if not accepted(ctx, model, g, [fused]):
+            return False
         replace(g, anchor, [fused], [mm, *absorbed])
         return True
 

@@ -14,7 +14,7 @@ import numpy as np
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, can_fuse, drop_dead, new_node, replace
+from ._fusion import MS, accepted, can_fuse, drop_dead, new_node, replace
 
 #: float op -> (quantized op, domain, number of quantized data inputs)
 TARGETS = {
@@ -116,6 +116,8 @@ class QDQFusion(GraphPass):
             base=op.name or qop,
         )  # fmt: skip
         fused.attributes.update(attrs)
+        if not accepted(ctx, model, g, [fused]):
+            return False
         replace(g, q, [fused], [op, q])
         return True
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, can_fuse, new_node, replace, static_shape
+from ._fusion import MS, accepted, can_fuse, new_node, replace, static_shape
 
 TARGETS = {
     "LayerNormalization": "SkipLayerNormalization",
@@ -83,6 +83,8 @@ class SkipLayerNormFusion(GraphPass):
         fused = new_node(
             model, g, op, inputs, outputs, provider=ln.provider, base=ln.name or op, epsilon=eps
         )
+        if not accepted(ctx, model, g, [fused]):
+            return False
         replace(g, add, [fused], nodes)  # where the sum was: its other readers come later
         return True
 

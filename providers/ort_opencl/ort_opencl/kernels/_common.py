@@ -20,8 +20,31 @@ from ort_core.provider import KernelInfo, KernelRegistry
 from ..device import CTYPES, UINT_BY_SIZE
 
 registry = KernelRegistry("OpenCLExecutionProvider")
-kernel = registry.kernel
-builder = registry.builder
+
+
+def _as_limit(decorate: Callable[..., Any]) -> Callable[..., Any]:
+    """The registry's decorator with ``check=`` read as ``limit=``: every check of this provider
+    (device features such as float16, ranks, modes it does not implement) is one of its limits, so
+    a node it declines goes to the next provider or to the op's function body; whether a node is
+    invalid is decided by the core's validation and the CPU provider."""
+
+    def deco(*args: Any, check: Any = None, limit: Any = None, **kwargs: Any) -> Any:
+        if check is not None and limit is not None:
+            first, second = check, limit
+
+            def both(info: KernelInfo) -> str | None:
+                return first(info) or second(info)
+
+            limit = both
+        else:
+            limit = check if check is not None else limit
+        return decorate(*args, limit=limit, **kwargs)
+
+    return deco
+
+
+kernel = _as_limit(registry.kernel)
+builder = _as_limit(registry.builder)
 
 MAXR = 8  # highest rank the strided kernels take (after merging dimensions)
 
