@@ -23,7 +23,8 @@ Where ort-core differs from onnxruntime 1.32, on purpose:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +42,7 @@ from .ortvalue import (
     tensor_type_text,
 )
 
-if TYPE_CHECKING:
-    from .session import InferenceSession
-
-__all__ = ["IOBinding", "SessionIOBinding"]
+__all__ = ["BindingState", "IOBinding", "SessionIOBinding", "binding_state"]
 
 _FIX = "Please fix either the inputs/outputs or the model."
 
@@ -61,6 +59,40 @@ def _is_string_value(ov: OrtValue) -> bool:
     return c.is_tensor() and np.dtype(c._value.dtype).kind in "OUS"
 
 
+@dataclass
+class BindingState:
+    """What a binding holds, and all that a session reads or writes of it
+    (:func:`binding_state`): the bound inputs, the bound outputs and the last run's results."""
+
+    #: input name -> bound value (host or device OrtValue)
+    inputs: dict[str, OrtValue] = field(default_factory=dict)
+    #: output name -> (name of the provider whose memory receives it, None for the host;
+    #: preallocated OrtValue or None)
+    outputs: dict[str, tuple[str | None, OrtValue | None]] = field(default_factory=dict)
+    #: the outputs of the last run, in binding order
+    results: list[OrtValue] = field(default_factory=list)
+    #: the session handle the binding belongs to
+    owner: Any = None
+
+
+def binding_state(binding: Any) -> BindingState:
+    """The state of an :class:`IOBinding` or :class:`SessionIOBinding` (what
+    ``InferenceSession.run_with_iobinding`` reads and fills).
+
+    Raises:
+        TypeError: ``binding`` is neither.
+    """
+    if isinstance(binding, IOBinding):
+        binding = binding._iobinding
+    if isinstance(binding, SessionIOBinding):
+        binding.state.owner = binding._session
+        return binding.state
+    raise TypeError(
+        f"run_with_iobinding takes the IOBinding made by session.io_binding(), got "
+        f"{type(binding).__name__}."
+    )
+
+
 class SessionIOBinding:
     """onnxruntime's native ``SessionIOBinding``: the bindings of one session.
 
@@ -68,18 +100,12 @@ class SessionIOBinding:
         session: an :class:`~ort_core.InferenceSession` (or its ``_sess`` handle).
     """
 
-    __slots__ = ("_session", "_inputs", "_outputs", "_results")
+    __slots__ = ("_session", "state")
 
     def __init__(self, session: Any) -> None:
-        owner = getattr(session, "_owner", None)
-        self._session: InferenceSession = owner if owner is not None else session
-        #: input name -> bound value (host or device OrtValue)
-        self._inputs: dict[str, OrtValue] = {}
-        #: output name -> (name of the provider whose memory receives it or None for the host,
-        #: preallocated OrtValue or None)
-        self._outputs: dict[str, tuple[str | None, OrtValue | None]] = {}
-        #: the outputs of the last run, in binding order
-        self._results: list[OrtValue] = []
+        #: the session's lower-level handle (``InferenceSession._sess``), as onnxruntime keeps it
+        self._session = getattr(session, "_sess", session)
+        self.state = BindingState()
 
     # -- native API ----------------------------------------------------------------------------
     def bind_input(self, name: str, *args: Any) -> None:
@@ -124,20 +150,20 @@ class SessionIOBinding:
 
     def get_outputs(self) -> OrtValueVector:
         """The native values of the last run's outputs."""
-        return OrtValueVector(v._get_c_value() for v in self._results)
+        return OrtValueVector(v._get_c_value() for v in self.state.results)
 
     def copy_outputs_to_cpu(self) -> list[Any]:
         """The last run's outputs as new host values (numpy arrays for tensors)."""
-        return [_host_copy(v) for v in self._results]
+        return [_host_copy(v) for v in self.state.results]
 
     def clear_binding_inputs(self) -> None:
         """Forget every bound input."""
-        self._inputs.clear()
+        self.state.inputs.clear()
 
     def clear_binding_outputs(self) -> None:
         """Forget every bound output and the last run's results."""
-        self._outputs.clear()
-        self._results = []
+        self.state.outputs.clear()
+        self.state.results = []
 
     def synchronize_inputs(self) -> None:
         """Wait until bound inputs are ready on their devices."""
@@ -149,13 +175,13 @@ class SessionIOBinding:
 
     # -- shared logic ---------------------------------------------------------------------------
     def _synchronize(self) -> None:
-        for ep in getattr(self._session, "_providers", ()):
+        for ep in self._session.providers():
             sync = getattr(ep, "synchronize", None)
             if not ep.host_memory and sync is not None:
                 sync()
 
     def _check_input(self, name: str, style: str) -> None:
-        inputs = self._session._input_index
+        inputs = self._session.input_names()
         if name not in inputs:
             found = (
                 f"Failed to find NodeArg with name: {name} in the def list"
@@ -167,7 +193,7 @@ class SessionIOBinding:
             )
 
     def _check_output(self, name: str) -> None:
-        outputs = self._session._output_index
+        outputs = self._session.output_names()
         if name not in outputs:
             raise InvalidArgument(
                 f"Invalid output name: {name}. The model's outputs are {list(outputs)}."
@@ -182,7 +208,7 @@ class SessionIOBinding:
             )
         if array.dtype.kind in "OUS":
             raise _string_binding(f"input '{name}'")
-        self._inputs[name] = OrtValue(_COrtValue(array))
+        self.state.inputs[name] = OrtValue(_COrtValue(array))
 
     def _bind_raw_input(
         self,
@@ -199,13 +225,15 @@ class SessionIOBinding:
             raise _string_binding(f"input '{name}'")
         dims = _dims(shape)
         if device == "cpu":
-            self._inputs[name] = OrtValue(_COrtValue(_host_buffer(buffer_ptr, element_type, dims)))
+            self.state.inputs[name] = OrtValue(
+                _COrtValue(_host_buffer(buffer_ptr, element_type, dims))
+            )
             return
-        ep = self._session._device_provider(device, device_id)
+        ep = self._session.device_provider(device, device_id)
         if not isinstance(buffer_ptr, (int, np.integer)) and ep.owns(buffer_ptr):
-            self._inputs[name] = OrtValue(_COrtValue(buffer_ptr, ep.device_type, ep))
+            self.state.inputs[name] = OrtValue(_COrtValue(buffer_ptr, ep.device_type, ep))
             return
-        self._inputs[name] = OrtValue(
+        self.state.inputs[name] = OrtValue(
             _COrtValue(_device_buffer(ep, buffer_ptr, dtype, dims, name), ep.device_type, ep)
         )
 
@@ -213,7 +241,7 @@ class SessionIOBinding:
         self._check_input(name, "mapping")
         if _is_string_value(ov):
             raise _string_binding(f"input '{name}'")
-        self._inputs[name] = ov
+        self.state.inputs[name] = ov
 
     def _bind_output(
         self,
@@ -225,9 +253,9 @@ class SessionIOBinding:
         buffer_ptr: Any,
     ) -> None:
         self._check_output(name)
-        ep = None if device == "cpu" else self._session._device_provider(device, device_id)
+        ep = None if device == "cpu" else self._session.device_provider(device, device_id)
         if buffer_ptr is None:
-            self._outputs[name] = (ep.name if ep is not None else None, None)
+            self.state.outputs[name] = (ep.name if ep is not None else None, None)
             return
         if element_type is None or shape is None:
             raise InvalidArgument(
@@ -249,7 +277,7 @@ class SessionIOBinding:
             arr = _device_buffer(ep, buffer_ptr, dtype, dims, name)
             target = OrtValue(_COrtValue(arr, ep.device_type, ep))
         self._check_target(name, target)
-        self._outputs[name] = (ep.name if ep is not None else None, target)
+        self.state.outputs[name] = (ep.name if ep is not None else None, target)
 
     def _bind_value_output(self, name: str, ov: OrtValue) -> None:
         self._check_output(name)
@@ -257,13 +285,13 @@ class SessionIOBinding:
             raise _string_binding(f"output '{name}'")
         self._check_target(name, ov)
         provider = ov.provider
-        self._outputs[name] = (provider.name if provider is not None else None, ov)
+        self.state.outputs[name] = (provider.name if provider is not None else None, ov)
 
     def _check_target(self, name: str, target: OrtValue) -> None:
         """Refuse a preallocated output whose type or fixed dims differ from the declared ones."""
         if not target.is_tensor():
             return
-        declared = next((a for a in self._session.get_outputs() if a.name == name), None)
+        declared = next((a for a in self._session.outputs_meta if a.name == name), None)
         if declared is None or not declared.type.startswith("tensor("):
             return
         actual = target.data_type()
@@ -300,15 +328,13 @@ class IOBinding:
         session: the :class:`~ort_core.InferenceSession` the bindings are for.
     """
 
-    __slots__ = ("_session", "_iobinding", "_pinned_graph_ids", "__weakref__")
+    __slots__ = ("_session", "_iobinding", "__weakref__")
 
-    def __init__(self, session: InferenceSession) -> None:
+    def __init__(self, session: Any) -> None:
         # the session's lower-level handle, as onnxruntime keeps it: set_providers() replaces the
         # handle, after which this binding belongs to no session and is refused
         self._session = getattr(session, "_sess", session)
         self._iobinding = SessionIOBinding(session)
-        #: device graphs captured with these bindings (gpu_graph_id values)
-        self._pinned_graph_ids: set[int] = set()
 
     def _check_owner(self, ov: OrtValue) -> None:
         """A session-scoped OrtValue may be bound only to the session that created it (a WebGPU
@@ -322,8 +348,8 @@ class IOBinding:
     def _capture_signature(self) -> tuple:
         """What a captured device graph depends on: the bound values' identities and locations."""
         return (
-            tuple((n, id(v)) for n, v in sorted(self._inputs.items())),
-            tuple((n, loc, id(t)) for n, (loc, t) in sorted(self._outputs.items())),
+            tuple((n, id(v)) for n, v in sorted(self._iobinding.state.inputs.items())),
+            tuple((n, loc, id(t)) for n, (loc, t) in sorted(self._iobinding.state.outputs.items())),
         )
 
     def _validate_capture_bindings(self) -> None:
@@ -337,23 +363,6 @@ class IOBinding:
             "Graph capture requires fixed WebGPU device OrtValues bound as inputs and outputs; "
             "this binding has host values (ort-core has no WebGPU provider)."
         )
-
-    # the state the session reads and writes
-    @property
-    def _inputs(self) -> dict[str, OrtValue]:
-        return self._iobinding._inputs
-
-    @property
-    def _outputs(self) -> dict[str, tuple[str | None, OrtValue | None]]:
-        return self._iobinding._outputs
-
-    @property
-    def _results(self) -> list[OrtValue]:
-        return self._iobinding._results
-
-    @_results.setter
-    def _results(self, results: list[OrtValue]) -> None:
-        self._iobinding._results = results
 
     # -- inputs --------------------------------------------------------------------------------
     def bind_cpu_input(self, name: str, arr_on_cpu: np.ndarray) -> None:
@@ -439,7 +448,7 @@ class IOBinding:
     # -- results -------------------------------------------------------------------------------
     def get_outputs(self) -> list[OrtValue]:
         """The outputs of the last run as OrtValues, in binding order (on their devices)."""
-        return list(self._iobinding._results)
+        return list(self._iobinding.state.results)
 
     def get_outputs_as_ortvaluevector(self) -> OrtValueVector:
         """The outputs of the last run as an :class:`~ort_core.ortvalue.OrtValueVector`."""

@@ -19,7 +19,6 @@ from typing import Any
 
 from . import errors
 from .errors import InvalidArgument
-from .optimizer import GraphOptimizationLevel
 
 __all__ = [
     "ExecutionMode",
@@ -30,6 +29,16 @@ __all__ = [
     "RunOptions",
     "check_session_config",
 ]
+
+
+class GraphOptimizationLevel(enum.IntEnum):
+    """onnxruntime's optimization levels, with its numbers."""
+
+    ORT_DISABLE_ALL = 0
+    ORT_ENABLE_BASIC = 1
+    ORT_ENABLE_EXTENDED = 2
+    ORT_ENABLE_LAYOUT = 3
+    ORT_ENABLE_ALL = 99
 
 
 class ExecutionMode(enum.IntEnum):

@@ -24,7 +24,7 @@ from .errors import (
     ProviderNotAvailable,
 )
 from .feeds import check_feed_with, feed_spec, finish_output
-from .iobinding import IOBinding
+from .iobinding import IOBinding, binding_state
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
 from .options import (
@@ -470,8 +470,6 @@ class InferenceSession:
         else:
             self._read_config = os.environ.get("ORT_LOAD_CONFIG_FROM_MODEL") == "1"
         self._sess = _SessionHandle(self)
-        #: device graphs captured per gpu_graph_id: (weak reference to the IOBinding, signature)
-        self._captured_graph_bindings: dict[int, tuple[Any, Any]] = {}
         self._build(providers, provider_options, unknown="warn")
 
     # -- creation --------------------------------------------------------------------------------
@@ -481,8 +479,6 @@ class InferenceSession:
         new.__dict__.update(self.__dict__)
         new._sess = _SessionHandle(self)  # values and bindings of the previous state go stale
         new._create(providers, provider_options, unknown)
-        for graph_id in sorted(self._captured_graph_bindings):
-            self.release_captured_graph(graph_id)
         old_pool = self.__dict__.get("_inter_pool")
         self.__dict__.update(new.__dict__)
         if old_pool is not None:
@@ -1096,11 +1092,6 @@ class InferenceSession:
             release = getattr(ep, "release_captured_graph", None)
             if release is not None:
                 release(int(graph_annotation_id))
-        pinned = self._captured_graph_bindings.pop(int(graph_annotation_id), None)
-        if pinned is not None:
-            binding = pinned[0]()
-            if binding is not None:
-                binding._pinned_graph_ids.discard(int(graph_annotation_id))
 
     def _execute(
         self,
@@ -1222,14 +1213,14 @@ class InferenceSession:
             ValueError: the binding was made by another session (or by this one before
                 ``set_providers``), or binds a value another session created; no output is bound.
         """
-        owner = getattr(iobinding, "_session", None)
-        if owner is not self._sess and owner is not self:
+        state = binding_state(iobinding)
+        if state.owner is not self._sess:
             raise InvalidArgument(
                 "IOBinding must be used with the session that created it (or was created before "
                 "set_providers() re-created this session): make a new one with io_binding()."
             )
-        self._validate_ortvalue_ownership(iobinding._inputs.values())
-        if not iobinding._outputs:
+        self._validate_ortvalue_ownership(state.inputs.values())
+        if not state.outputs:
             raise InvalidArgument(
                 "At least one output should be requested: bind outputs with bind_output() or "
                 "bind_ortvalue_output() before run_with_iobinding()."
@@ -1237,7 +1228,7 @@ class InferenceSession:
         feed: dict[str, Any] = {}
         in_locations: dict[str, str] = {}
         by_class = {type(ep): ep for ep in self._providers}
-        for name, ov in iobinding._inputs.items():
+        for name, ov in state.inputs.items():
             ep = by_class.get(type(ov.provider)) if ov.provider is not None else None
             if ep is not None and not ep.host_memory:
                 in_locations[name] = ep.name
@@ -1252,7 +1243,7 @@ class InferenceSession:
         for name in self._overridable:
             if name not in feed:
                 values[self._input_index[name]] = graph.initializers[name]
-        bound = iobinding._outputs
+        bound = state.outputs
         out_locations = {n: loc for n, (loc, _) in bound.items() if loc is not None}
         plan = self._variant(in_locations, out_locations)
         outs = self._execute(values, run_options, plan)
@@ -1269,7 +1260,7 @@ class InferenceSession:
             else:
                 ep = by_name[loc]
                 results.append(OrtValue(value, ep.device_type, ep))
-        iobinding._results = results
+        state.results = results
 
     def end_profiling(self) -> str:
         """Write the profile (Chrome-trace JSON) and return its file name; '' when not profiling."""
@@ -1309,6 +1300,27 @@ class _SessionHandle:
 
     def get_providers(self) -> list[str]:
         return self._owner.get_providers()
+
+    # what IOBinding asks of its session
+    def providers(self) -> list[ExecutionProvider]:
+        """The session's provider instances, in priority order."""
+        return list(self._owner._providers)
+
+    def input_names(self) -> dict[str, int]:
+        """Graph input name -> position."""
+        return self._owner._input_index
+
+    def output_names(self) -> dict[str, int]:
+        """Graph output name -> position."""
+        return self._owner._output_index
+
+    def device_provider(self, device_type: str, device_id: int = 0) -> ExecutionProvider:
+        """The provider of this session whose memory is ``device_type``.
+
+        Raises:
+            InvalidArgument: no provider of the session keeps tensors on that device.
+        """
+        return self._owner._device_provider(device_type, device_id)
 
     def run_with_iobinding(self, iobinding: Any, run_options: Any = None) -> None:
         self._owner.run_with_iobinding(iobinding, run_options)

@@ -9,7 +9,6 @@ Each level runs its passes in order, repeatedly, until none changes the model (a
 
 from __future__ import annotations
 
-import enum
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from ..errors import InvalidArgument
 from ..ir import Graph, Model, Node
+from ..options import GraphOptimizationLevel
 from ._util import all_graphs, remove_unused_initializers
 
 __all__ = [
@@ -31,16 +31,6 @@ __all__ = [
 
 #: Rounds of a level before the driver gives up on reaching a fixed point.
 MAX_ROUNDS = 10
-
-
-class GraphOptimizationLevel(enum.IntEnum):
-    """onnxruntime's optimization levels, with its numbers."""
-
-    ORT_DISABLE_ALL = 0
-    ORT_ENABLE_BASIC = 1
-    ORT_ENABLE_EXTENDED = 2
-    ORT_ENABLE_LAYOUT = 3
-    ORT_ENABLE_ALL = 99
 
 
 class GraphPass:
