@@ -37,8 +37,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import helper
 
 from ._dlpack import (
     _DL_CPU,
@@ -49,8 +47,23 @@ from ._dlpack import (
     _import_host_tensor,
     is_dlpack_uint8_tensor,
 )
+from ._elements import (
+    _DTYPE_OF,
+    _ELEM_NAME,
+    _OBJECT,
+    _STRING,
+    _STRING_ITEM_BYTES,
+    _SUB_BYTE,
+    _T,
+    _UNSUPPORTED,
+    _is_string,
+    element_dtype,
+    element_type_of,
+    tensor_type_text,
+)
 from .device import OrtDevice, OrtDeviceVendorId
 from .errors import InvalidArgument
+from .plugins import device_provider
 
 __all__ = [
     "OrtValue",
@@ -61,74 +74,6 @@ __all__ = [
     "element_type_of",
     "tensor_type_text",
 ]
-
-# -- element types ---------------------------------------------------------------------------
-_T = onnx.TensorProto
-_STRING = _T.STRING
-_OBJECT = np.dtype(object)
-#: element types ort-core has no representation for (as onnxruntime: not supported)
-_UNSUPPORTED = {_T.UNDEFINED, getattr(_T, "FLOAT6E2M3", -1), getattr(_T, "FLOAT6E3M2", -1)}
-#: bits per element of the packed element types (several elements per byte)
-_SUB_BYTE = {
-    e: b
-    for name, b in (("UINT4", 4), ("INT4", 4), ("FLOAT4E2M1", 4), ("UINT2", 2), ("INT2", 2))
-    if (e := getattr(_T, name, None)) is not None
-}
-#: sizeof(std::string): what onnxruntime reports as the size of one string element
-_STRING_ITEM_BYTES = 32
-
-
-def _element_tables() -> tuple[dict[int, np.dtype], dict[np.dtype, int], dict[int, str]]:
-    to_dtype: dict[int, np.dtype] = {}
-    to_elem: dict[np.dtype, int] = {}
-    names: dict[int, str] = {}
-    for elem in _T.DataType.values():
-        if elem in _UNSUPPORTED:
-            continue
-        try:
-            dt = _OBJECT if elem == _STRING else np.dtype(helper.tensor_dtype_to_np_dtype(elem))
-        except (KeyError, TypeError, ValueError):
-            continue
-        to_dtype[elem] = dt
-        to_elem.setdefault(dt, elem)
-        names[elem] = _T.DataType.Name(elem).lower()
-    return to_dtype, to_elem, names
-
-
-_DTYPE_OF, _ELEM_OF, _ELEM_NAME = _element_tables()
-
-
-def _is_string(dtype: np.dtype) -> bool:
-    return dtype.kind in "OUS"
-
-
-def element_type_of(dtype: Any) -> int | None:
-    """The ONNX element type of a numpy (or ml_dtypes) dtype, or None when ONNX has none; string
-    and object dtypes are ``TensorProto.STRING``."""
-    dt = np.dtype(dtype)
-    if _is_string(dt):
-        return _STRING
-    return _ELEM_OF.get(dt)
-
-
-def element_dtype(elem: int) -> np.dtype:
-    """The dtype ort-core stores an ONNX element type in (ml_dtypes for bfloat16, float8, int4...).
-
-    Raises:
-        InvalidArgument: ``elem`` is not an element type ort-core supports.
-    """
-    dt = _DTYPE_OF.get(int(elem))
-    if dt is None:
-        raise InvalidArgument(
-            f"tensor type {int(elem)} is not supported; ONNX element types are the values of "
-            "onnx.TensorProto.DataType (1 FLOAT, 7 INT64, 16 BFLOAT16...)."
-        )
-    return dt
-
-
-def tensor_type_text(elem: int) -> str:
-    """onnxruntime's spelling of a tensor type: ``tensor(float)``, ``tensor(int64)``..."""
-    return f"tensor({_ELEM_NAME.get(int(elem), 'undefined')})"
 
 
 def _resolve_element_type(element_type: Any) -> tuple[int, np.dtype]:
@@ -196,19 +141,8 @@ def _device_name_of(device: OrtDevice) -> str:
     return kind
 
 
-def _device_provider(device: str, device_id: int) -> Any:
-    """An instance of an installed provider whose memory is ``device`` (None when none is)."""
-    from .plugins import get_plugin_manager
-
-    for entry in get_plugin_manager().ordered():
-        cls = entry.cls
-        if cls.device_type == device and not cls.host_memory:
-            return cls.for_device(device_id)
-    return None
-
-
 def _require_provider(device: str, device_id: int, what: str) -> Any:
-    ep = _device_provider(device, device_id)
+    ep = device_provider(device, device_id)
     if ep is not None:
         return ep
     if device in _ORT_DEVICE_NAMES:
@@ -239,7 +173,7 @@ def _from_capsule(capsule: Any, is_bool_tensor: bool | None) -> _COrtValue:
             arr = arr.view(np.bool_)
         return _COrtValue(arr)
     name = _DL_DEVICE_NAMES.get(device[0], f"DLPack device type {device[0]}")
-    ep = _device_provider(name, device[1])
+    ep = device_provider(name, device[1])
     importer = getattr(ep, "from_dlpack", None)
     if importer is None:
         raise InvalidArgument(

@@ -234,6 +234,15 @@ def get_plugin_manager() -> PluginManager:
     return _manager
 
 
+def device_provider(device: str, device_id: int) -> Any:
+    """An instance of an installed provider whose memory is ``device`` (None when none is)."""
+    for entry in get_plugin_manager().ordered():
+        cls = entry.cls
+        if cls.device_type == device and not cls.host_memory:
+            return cls.for_device(device_id)
+    return None
+
+
 def reset_plugin_manager() -> None:
     """Forget every loaded plugin; the next call to :func:`get_plugin_manager` rediscovers them."""
     global _manager

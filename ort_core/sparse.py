@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from ._elements import element_type_of, tensor_type_text
 from .device import OrtDevice, OrtDeviceVendorId, _NativeEnum
 from .errors import InvalidArgument, ProviderNotAvailable
+from .plugins import device_provider
 
 __all__ = [
     "OrtSparseFormat",
@@ -127,7 +129,6 @@ def _values(values: Any, fmt: str, ndim: int | None = 1) -> np.ndarray:
         raise InvalidArgument(
             f"Require contiguous numpy array of values ({fmt}); pass np.ascontiguousarray(values)."
         )
-    from .ortvalue import element_type_of
 
     if element_type_of(values.dtype) is None:
         raise InvalidArgument(f"Unsupported values data type: {values.dtype} ({fmt}).")
@@ -330,7 +331,6 @@ class _CSparseTensor:
 
     def data_type(self) -> str:
         """``sparse_tensor(<element type>)``, e.g. ``sparse_tensor(float)``."""
-        from .ortvalue import element_type_of, tensor_type_text
 
         elem = element_type_of(self._values.dtype)
         return "sparse_" + tensor_type_text(elem if elem is not None else 0)
@@ -377,9 +377,8 @@ class _CSparseTensor:
         if getter is None:
             raise TypeError(f"to_cuda needs an OrtDevice, got {type(device).__name__}.")
         dev = getter()
-        from .ortvalue import _device_provider
 
-        ep = _device_provider("cuda", dev.device_id())
+        ep = device_provider("cuda", dev.device_id())
         if ep is None:
             raise ProviderNotAvailable(
                 "Cuda is not available in this build: no CUDA execution provider is installed "
