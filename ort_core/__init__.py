@@ -8,9 +8,8 @@ and the module paths user code imports from (``ort_core.capi.onnxruntime_pybind1
 discovered through the ``ort_core`` entry point.
 """
 
-__version__ = "0.1.0"
-
 from . import capi, datasets, errors  # noqa: E402, F401 - ort.capi.* and ort.datasets work at once
+from ._version import __version__
 from .device import (  # noqa: E402
     OrtAllocatorType,
     OrtArenaCfg,

@@ -87,6 +87,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print("\nwhy providers declined nodes:")
         for node, why in reasons.items():
             print(f"  {node}: {'; '.join(why)}")
+    refused = sess.refused_claims
+    if refused:
+        print("\nclaims the core refused:")
+        for line in refused:
+            print(f"  {line}")
     return 0
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
+from ._version import __version__
 from .errors import Fail, InvalidArgument
 
 __all__ = [
@@ -57,8 +58,6 @@ _state: dict[str, Any] = {
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 

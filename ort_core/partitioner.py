@@ -9,7 +9,6 @@ defines their op as a function, and offered again; what still has no provider ra
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import onnx
@@ -21,7 +20,10 @@ from .provider import ExecutionProvider, GraphView, schema_for
 
 __all__ = [
     "Partition",
+    "ModelPartition",
     "partition",
+    "partition_model",
+    "scope_types",
     "expand_function",
     "is_convex",
     "EpAssignedNode",
@@ -62,6 +64,8 @@ class Partition:
         default_factory=dict
     )  # node name -> why providers refused
     expanded: list[str] = field(default_factory=list)  # labels of nodes expanded into functions
+    #: claims the core refused (already taken, not convex), each with the provider and the reason
+    refused: list[str] = field(default_factory=list)
 
     def nodes_per_provider(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -92,7 +96,47 @@ def is_convex(graph: Graph, nodes: list[Node]) -> bool:
     return True
 
 
-_counter = itertools.count()
+class Names:
+    """Names the partitioner gives within one session: fused subgraphs ``<Provider>_subgraph_<k>``
+    (k counts per provider) and the prefixes of expanded function bodies. One per session, so
+    the same model gets the same names in every session (no process-wide counter)."""
+
+    def __init__(self) -> None:
+        self._fused: dict[str, int] = {}
+        self._prefixes: set[str] = set()
+
+    def fused(self, ep_name: str) -> str:
+        short = ep_name.replace("ExecutionProvider", "")
+        k = self._fused.get(short, 0)
+        self._fused[short] = k + 1
+        return f"{short}_subgraph_{k}"
+
+    def prefix(self, graph: Graph, node: Node) -> str:
+        """A prefix for the values and nodes of ``node``'s expanded body that no name of
+        ``graph`` (or an earlier expansion) starts with."""
+        base = f"{node.name or node.op_type}__"
+        taken = self._prefixes
+        names = None
+        k = 0
+        while True:
+            cand = base if k == 0 else f"{node.name or node.op_type}__{k}__"
+            if cand not in taken:
+                if names is None:
+                    names = _names_in(graph)
+                if not any(n.startswith(cand) for n in names):
+                    taken.add(cand)
+                    return cand
+            k += 1
+
+
+def _names_in(graph: Graph) -> set[str]:
+    out = set(graph.inputs) | set(graph.outputs) | set(graph.initializers)
+    for _, n in graph.walk():
+        out.update(n.inputs)
+        out.update(n.outputs)
+        out.add(n.name)
+    out.discard("")
+    return out
 
 
 def _capability_failed(ep: ExecutionProvider, view: GraphView, e: Exception) -> list:
@@ -127,14 +171,18 @@ def partition(
     *,
     functions: dict[tuple[str, str, str], onnx.FunctionProto] | None = None,
     outer_types: dict | None = None,
+    names: Names | None = None,
 ) -> Partition:
-    """Assign every node of ``graph`` (not its subgraphs) to one of ``providers``, in order.
+    """Assign every node of ``graph`` (not its subgraphs: see :func:`partition_model`) to one of
+    ``providers``, in order. Expanding a model-local function adds the opsets it imports that the
+    model lacks to ``opsets`` (the model's own imports).
 
     Raises:
         NotImplemented: a node that no provider can run, with the reasons each provider gave.
         EPFail: a provider made an invalid claim.
     """
     functions = functions or {}
+    names = names or Names()
     result = Partition()
     view = GraphView(graph, opsets, outer_types)
     for node in graph.nodes:
@@ -150,7 +198,7 @@ def partition(
             except Exception as e:  # a provider's bug must not take the session down
                 claims = _capability_failed(ep, view, e)
             for claim in claims:
-                _apply_claim(view, ep, claim, result)
+                _apply_claim(view, ep, claim, result, names)
         pending = view.nodes
         if not pending:
             break
@@ -158,9 +206,10 @@ def partition(
         for node in pending:
             if id(node) in view.invalid:  # a provider found the node itself at fault: report it
                 continue
-            body = function_body(node, opsets, functions, view)
+            body = function_body(node, opsets, functions, view, prefix=names.prefix(graph, node))
             if body is None:
                 continue
+            _import_function_opsets(node, opsets, functions)
             _replace_with(graph, node, body)
             result.expanded.append(node.label())
             expanded_any = True
@@ -184,6 +233,86 @@ def partition(
             result.reasons[n.name or n.op_type] = reasons
     graph.sort()
     result.assignment = assignment_of(graph, result)
+    return result
+
+
+@dataclass
+class ModelPartition:
+    """The partitions of every graph of a model, control-flow bodies included (keyed by the
+    graph's identity), and the types each graph sees from its enclosing graphs."""
+
+    graphs: dict[int, Partition] = field(default_factory=dict)
+    outer: dict[int, dict] = field(default_factory=dict)
+
+    def of(self, graph: Graph) -> Partition:
+        part = self.graphs.get(id(graph))
+        if part is None:
+            raise EPFail(
+                f"graph '{graph.name}' was not partitioned: a pass created it after partitioning, "
+                "which passes may not do (a bug of that pass)."
+            )
+        return part
+
+    def outer_types(self, graph: Graph) -> dict:
+        return self.outer.get(id(graph), {})
+
+    def refresh(self, graphs: list[Graph]) -> None:
+        """After provider-scoped passes changed ``graphs``: sort each and list its assignment."""
+        for g in graphs:
+            part = self.graphs.get(id(g))
+            if part is not None:
+                g.sort()
+                part.assignment = assignment_of(g, part)
+
+
+def scope_types(graph: Graph, outer_types: dict | None) -> dict:
+    """The value types visible inside ``graph``'s subgraphs: the enclosing graphs', then its own."""
+    types = dict(outer_types or {})
+    types.update(graph.value_types)
+    for name in graph.initializers:
+        tp = graph.type_of(name)
+        if tp is not None:
+            types[name] = tp
+    return types
+
+
+def partition_model(
+    model,
+    providers: list[ExecutionProvider],
+    graph: Graph | None = None,
+    *,
+    outer_types: dict | None = None,
+) -> ModelPartition:
+    """Partition ``graph`` (the model's main graph by default), then the bodies of its
+    control-flow nodes, recursively, each with the types of its enclosing graphs. Subgraphs of
+    a fused node are the compiling provider's business and are not partitioned.
+
+    Raises:
+        NotImplemented, EPFail, InvalidGraph: as :func:`partition`, for any graph.
+    """
+    result = ModelPartition()
+    names = Names()
+
+    def visit(g: Graph, outer: dict | None) -> None:
+        result.outer[id(g)] = dict(outer or {})
+        part = partition(
+            g,
+            model.opset_imports,
+            providers,
+            functions=model.functions,
+            outer_types=outer,
+            names=names,
+        )
+        result.graphs[id(g)] = part
+        inner = None
+        for node in g.nodes:
+            if node.subgraphs and id(node) not in part.fused:
+                if inner is None:
+                    inner = scope_types(g, outer)
+                for sub in node.subgraphs.values():
+                    visit(sub, inner)
+
+    visit(graph if graph is not None else model.graph, outer_types)
     return result
 
 
@@ -251,26 +380,36 @@ def check_arity(node: Node, opset: int) -> None:
             )
 
 
-def _apply_claim(view: GraphView, ep: ExecutionProvider, claim, result: Partition) -> None:
+def _apply_claim(
+    view: GraphView, ep: ExecutionProvider, claim, result: Partition, names: Names
+) -> None:
     graph = view.graph
     nodes = claim.nodes
     in_graph = {id(n) for n in graph.nodes}
     for n in nodes:
         if id(n) not in in_graph:
             raise EPFail(f"{ep.name} claimed {n.label()}, which is not in graph '{graph.name}'.")
-    if any(n.provider is not None for n in nodes):
-        return  # claimed earlier (by a higher-priority provider): ignore, as onnxruntime does
+    if not claim.fused and len(nodes) != 1:
+        raise EPFail(f"{ep.name} made a non-fused claim of {len(nodes)} nodes; claim one node.")
+    taken = [n for n in nodes if n.provider is not None]
+    if taken:
+        # claimed earlier (by a higher-priority provider): refused, as onnxruntime does
+        owners = sorted({n.provider or "" for n in taken})
+        _refuse(result, ep, claim, f"{taken[0].label()} is already taken by {', '.join(owners)}")
+        return
     if not claim.fused:
-        if len(nodes) != 1:
-            raise EPFail(f"{ep.name} made a non-fused claim of {len(nodes)} nodes; claim one node.")
         nodes[0].provider = ep.name
         return
     if not nodes:
         return
     if not is_convex(graph, nodes):
-        return  # fusing would create a cycle: the nodes stay unassigned for the next provider
+        # fusing would create a cycle: the nodes stay unassigned for the next provider
+        _refuse(
+            result, ep, claim, "the nodes are not convex (a path leaves the set and comes back)"
+        )
+        return
     sub = _extract(view, nodes)
-    sub.name = claim.name or f"{ep.name.replace('ExecutionProvider', '')}_subgraph_{next(_counter)}"
+    sub.name = claim.name or names.fused(ep.name)
     fused = Node(sub.name, list(sub.inputs), list(sub.outputs), domain=FUSED_DOMAIN, name=sub.name)
     fused.provider = ep.name
     for n in nodes:
@@ -281,6 +420,13 @@ def _apply_claim(view: GraphView, ep: ExecutionProvider, claim, result: Partitio
     rest.insert(pos, fused)
     graph.nodes = rest
     result.fused[id(fused)] = (ep, sub)
+
+
+def _refuse(result: Partition, ep: ExecutionProvider, claim, reason: str) -> None:
+    labels = [n.name or n.op_type for n in claim.nodes]
+    shown = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4 else "")
+    kind = "fused claim" if claim.fused else "claim"
+    result.refused.append(f"{ep.name}: {kind} of {len(labels)} node(s) [{shown}] refused: {reason}")
 
 
 def _extract(view: GraphView, nodes: list[Node]) -> Graph:
@@ -323,13 +469,15 @@ def function_body(
     opsets: dict[str, int],
     functions: dict[tuple[str, str, str], onnx.FunctionProto],
     view: GraphView | None = None,
+    *,
+    prefix: str | None = None,
 ) -> list[Node] | None:
-    """The nodes that replace ``node`` when its op is a function (model-local or standard), else None."""
+    """The nodes that replace ``node`` when its op is a function (model-local or standard), else
+    None. Reads ``opsets`` and ``functions`` only: the caller puts the body into the graph (and
+    the opsets a model-local function imports into the model, :func:`_import_function_opsets`)."""
     local = functions.get((node.domain, node.op_type, node.overload))
     if local is not None:
-        for imp in local.opset_import:
-            opsets.setdefault("" if imp.domain == "ai.onnx" else imp.domain, imp.version)
-        return expand_function(node, local)
+        return expand_function(node, local, prefix=prefix)
     opset = opsets.get(node.domain, 1 if node.domain else 0)
     schema = schema_for(node.op_type, node.domain, opset)
     if schema is None:
@@ -360,15 +508,30 @@ def function_body(
         default = attr.default_value
         if default is not None and default.type != onnx.AttributeProto.UNDEFINED:
             defaults[name] = default
-    return expand_function(node, fproto, defaults)
+    return expand_function(node, fproto, defaults, prefix=prefix)
+
+
+def _import_function_opsets(
+    node: Node, opsets: dict[str, int], functions: dict[tuple[str, str, str], onnx.FunctionProto]
+) -> None:
+    """Add the opsets a model-local function imports and the model does not to the model's."""
+    local = functions.get((node.domain, node.op_type, node.overload))
+    for imp in local.opset_import if local is not None else ():
+        opsets.setdefault("" if imp.domain == "ai.onnx" else imp.domain, imp.version)
 
 
 def expand_function(
-    node: Node, fproto: onnx.FunctionProto, defaults: dict[str, onnx.AttributeProto] | None = None
+    node: Node,
+    fproto: onnx.FunctionProto,
+    defaults: dict[str, onnx.AttributeProto] | None = None,
+    *,
+    prefix: str | None = None,
 ) -> list[Node]:
-    """Instantiate a FunctionProto for one call site: rename its values, bind its attributes
-    (the call's, else the function's defaults, else ``defaults`` from the op's schema)."""
-    prefix = f"{node.name or node.op_type}__{next(_counter)}__"
+    """Instantiate a FunctionProto for one call site: rename its values (``prefix`` + name; by
+    default the node's name and ``__``), bind its attributes (the call's, else the function's
+    defaults, else ``defaults`` from the op's schema)."""
+    if prefix is None:
+        prefix = f"{node.name or node.op_type}__"
     rename: dict[str, str] = {}
     for formal, actual in zip(fproto.input, node.inputs):
         rename[formal] = actual

@@ -18,7 +18,7 @@ import numpy as np
 from . import errors
 from .errors import EPFail, RuntimeException
 from .ir import Graph, Model, Node
-from .partitioner import Partition, assignment_of, partition
+from .partitioner import ModelPartition, Partition, partition_model, scope_types
 from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
 
 __all__ = ["Plan", "Prepared", "prepare", "schedule", "build_plan", "GraphRunner", "Step"]
@@ -293,18 +293,22 @@ class GraphRunner:
         return BoundGraph(self.plan, [outer.get(n) for n in self.outer_names])
 
 
+#: one prepared node: (node, provider, callable, multi-output, kind, implicit inputs, host inputs)
+PreparedNode = tuple[
+    Node, ExecutionProvider, Callable[..., Any], bool, str, list[str], frozenset[int]
+]
+
+
 @dataclass
 class Prepared:
-    """A graph partitioned and its kernels built, before scheduling (copies and slots)."""
+    """A partitioned graph with its kernels built, before scheduling (copies and slots)."""
 
     model: Model
     graph: Graph
     providers: list[ExecutionProvider]
     partition: Partition
     extra_inputs: list[str]
-    nodes: list[
-        tuple[Node, ExecutionProvider, Callable[..., Any], bool, str, list[str], frozenset[int]]
-    ]
+    nodes: list[PreparedNode]
     subplans: list[Plan]
     #: constants already copied to a device, shared by every schedule of this graph
     device_constants: dict[str, Any] = field(default_factory=dict)
@@ -314,94 +318,189 @@ def prepare(
     model: Model,
     graph: Graph,
     providers: list[ExecutionProvider],
+    parts: ModelPartition,
     *,
     extra_inputs: Sequence[str] = (),
-    outer_types: dict | None = None,
     session_options: Any = None,
-    optimize_after_partition: Callable[[], Any] | None = None,
 ) -> Prepared:
-    """Partition ``graph`` among ``providers``, run the provider-scoped optimizer stage
-    (``optimize_after_partition``), and build every kernel and compiled subgraph once."""
-    part = partition(
-        graph, model.opset_imports, providers, functions=model.functions, outer_types=outer_types
-    )
-    if optimize_after_partition is not None:
-        optimize_after_partition()
-        graph.sort()
-        part.assignment = assignment_of(graph, part)
+    """Build every kernel and compiled subgraph of ``graph`` once, from its partition in
+    ``parts`` (see :func:`ort_core.partitioner.partition_model`); control-flow bodies become
+    plans of their own. Nothing is partitioned or optimized here."""
+    part = parts.of(graph)
     by_name = {ep.name: ep for ep in providers}
-    # types visible inside subgraphs: this graph's plus the enclosing ones
-    scope_types = dict(outer_types or {})
-    scope_types.update(graph.value_types)
-    for name in graph.initializers:
-        tp = graph.type_of(name)
-        if tp is not None:
-            scope_types[name] = tp
-    nodes = []
+    scope = scope_types(graph, parts.outer_types(graph))
+    nodes: list[PreparedNode] = []
     subplans: list[Plan] = []
     for node in graph.nodes:
         ep = by_name[node.provider]
         fused = part.fused.get(id(node))
-        implicit: list[str] = []
-        on_host: frozenset[int] = frozenset()
         if fused is not None:
-            _, sub = fused
-            try:
-                fn = ep.compile(sub, model.opset_imports)
-            except Exception as e:
-                raise EPFail(f"{ep.name} failed to compile {sub.name}: {e}") from e
-            multi, kind = True, "fused"
-        else:
-            runners: dict[str, GraphRunner] = {}
-            for attr_name, sub in node.subgraphs.items():
-                outer = sub.outer_names()
-                subplan = build_plan(
-                    model,
-                    sub,
-                    providers,
-                    extra_inputs=outer,
-                    outer_types=scope_types,
-                    session_options=session_options,
-                )
-                subplans.append(subplan)
-                runners[attr_name] = GraphRunner(subplan, outer)
-                implicit.extend(x for x in outer if x not in implicit)
-            opset = model.opset(node.domain)
-            info = KernelInfo(
-                node,
-                opset,
-                [scope_types.get(i) if i else None for i in node.inputs],
-                [scope_types.get(o) if o else None for o in node.outputs],
-                {
-                    i: graph.initializers[n]
-                    for i, n in enumerate(node.inputs)
-                    if n in graph.initializers and n not in graph.inputs
-                },
-                provider=ep,
-                implicit_inputs=implicit,
-                subgraph_runners=runners,
-                session_options=session_options,
-            )
-            declined = ep.decline(info)
-            if declined is not None:  # the node changed after partitioning (a fusion) badly
-                cls = errors.InvalidGraph if declined.invalid else errors.EPFail
-                raise cls(
-                    f"{ep.name} was given {node.label()} at opset {opset} but declines it: "
-                    f"{declined.reason}. (A node created after partitioning must be one its "
-                    "provider runs: this is a bug of the pass that made it.)"
-                )
-            try:
-                fn = ep.create_kernel(info)
-            except KernelUnsupported as e:
-                raise errors.NotImplemented(
-                    f"{ep.name} cannot run {node.label()} at opset {opset}: {e}. Change the node's "
-                    "attributes or types, or use a provider that supports them."
-                ) from None
-            multi, kind = is_multi_output(node, opset), "kernel"
-            if not ep.host_memory:
-                on_host = ep.host_inputs(info)
-        nodes.append((node, ep, fn, multi, kind, implicit, on_host))
+            fn = _compile_fused(ep, fused[1], model)
+            nodes.append((node, ep, fn, True, "fused", [], frozenset()))
+            continue
+        runners, implicit = _subgraph_runners(
+            model, node, providers, parts, session_options, subplans
+        )
+        info = _kernel_info(model, graph, node, ep, scope, implicit, runners, session_options)
+        fn = _create_kernel(ep, info)
+        on_host = frozenset() if ep.host_memory else ep.host_inputs(info)
+        multi = is_multi_output(node, info.opset)
+        nodes.append((node, ep, fn, multi, "kernel", implicit, on_host))
     return Prepared(model, graph, providers, part, list(extra_inputs), nodes, subplans)
+
+
+def _compile_fused(ep: ExecutionProvider, sub: Graph, model: Model) -> Callable[..., Any]:
+    try:
+        return ep.compile(sub, model.opset_imports)
+    except Exception as e:
+        raise EPFail(f"{ep.name} failed to compile {sub.name}: {e}") from e
+
+
+def _subgraph_runners(
+    model: Model,
+    node: Node,
+    providers: list[ExecutionProvider],
+    parts: ModelPartition,
+    session_options: Any,
+    subplans: list[Plan],
+) -> tuple[dict[str, GraphRunner], list[str]]:
+    """A plan for each control-flow body of ``node`` and the outer values they read."""
+    runners: dict[str, GraphRunner] = {}
+    implicit: list[str] = []
+    for attr_name, sub in node.subgraphs.items():
+        outer = sub.outer_names()
+        prep = prepare(
+            model, sub, providers, parts, extra_inputs=outer, session_options=session_options
+        )
+        subplan = schedule(prep)
+        subplans.append(subplan)
+        runners[attr_name] = GraphRunner(subplan, outer)
+        implicit.extend(x for x in outer if x not in implicit)
+    return runners, implicit
+
+
+def _kernel_info(
+    model: Model,
+    graph: Graph,
+    node: Node,
+    ep: ExecutionProvider,
+    scope: dict,
+    implicit: list[str],
+    runners: dict[str, GraphRunner],
+    session_options: Any,
+) -> KernelInfo:
+    return KernelInfo(
+        node,
+        model.opset(node.domain),
+        [scope.get(i) if i else None for i in node.inputs],
+        [scope.get(o) if o else None for o in node.outputs],
+        {
+            i: graph.initializers[n]
+            for i, n in enumerate(node.inputs)
+            if n in graph.initializers and n not in graph.inputs
+        },
+        provider=ep,
+        implicit_inputs=implicit,
+        subgraph_runners=runners,
+        session_options=session_options,
+    )
+
+
+def _create_kernel(ep: ExecutionProvider, info: KernelInfo) -> Callable[..., Any]:
+    """The provider's kernel for ``info``, after asking it once more whether it runs the node
+    (a node a pass changed after partitioning must still be one its provider accepts)."""
+    node, opset = info.node, info.opset
+    declined = ep.decline(info)
+    if declined is not None:
+        cls = errors.InvalidGraph if declined.invalid else errors.EPFail
+        raise cls(
+            f"{ep.name} was given {node.label()} at opset {opset} but declines it: "
+            f"{declined.reason}. (A node created after partitioning must be one its "
+            "provider runs: this is a bug of the pass that made it.)"
+        )
+    try:
+        return ep.create_kernel(info)
+    except KernelUnsupported as e:
+        raise errors.NotImplemented(
+            f"{ep.name} cannot run {node.label()} at opset {opset}: {e}. Change the node's "
+            "attributes or types, or use a provider that supports them."
+        ) from None
+
+
+class _Layout:
+    """Slots of one schedule: names to integer slots, which memory holds each value, and the
+    copy steps placed so far."""
+
+    def __init__(self, prep: Prepared, input_locations: dict[str, str] | None) -> None:
+        self.prep = prep
+        self.by_name = {ep.name: ep for ep in prep.providers}
+        self.slot_of: dict[str, int] = {"": _NONE}
+        #: value name -> provider name holding it off-host
+        self.location: dict[str, str] = dict(input_locations or {})
+        self.constants = {
+            n: a for n, a in prep.graph.initializers.items() if n not in prep.graph.inputs
+        }
+        self.steps: list[Step] = []
+        self.copies = 0
+
+    def slot(self, name: str) -> int:
+        if name not in self.slot_of:
+            self.slot_of[name] = len(self.slot_of)
+        return self.slot_of[name]
+
+    def place(self, name: str, target: str | None, node: Node | None, output: bool = False) -> str:
+        """The name of ``name``'s value in ``target``'s memory (None: the host), adding a copy
+        step when it lives elsewhere. Constants read by nodes are copied once, here, not on every
+        run; a graph ``output`` is copied on every run (the caller owns what it gets)."""
+        have = self.location.get(name)
+        if not name or have == target:
+            return name
+        copy_name = f"{name}@{target or 'host'}"
+        if copy_name not in self.slot_of:
+            src = self.by_name[have] if have else None
+            dst = self.by_name[target] if target else None
+            step = _copy_step(src, dst, self.slot(name), self.slot(copy_name), node)
+            graph = self.prep.graph
+            if name in self.constants and not output:
+                cached = self.prep.device_constants.get(copy_name)
+                if cached is None:
+                    cached = self.prep.device_constants[copy_name] = step.fn(self.constants[name])
+                self.constants[copy_name] = cached
+            else:
+                if name in graph.initializers and not output:  # an overridable default
+                    step.fn = _reuse_default(step.fn, graph.initializers[name])
+                self.steps.append(step)
+                self.copies += 1
+            self.location[copy_name] = target  # type: ignore[assignment]
+        return copy_name
+
+    def add_node(self, prepared: PreparedNode) -> None:
+        node, ep, fn, multi, kind, implicit, on_host = prepared
+        want = None if ep.host_memory else ep.name
+        resolved = [
+            self.place(name, None if k in on_host else want, node)
+            for k, name in enumerate([*node.inputs, *implicit])
+        ]
+        ins = tuple(self.slot(n) for n in resolved)
+        # an omitted output gets a slot of its own that nobody reads (slot 0 must stay None)
+        outs = tuple(
+            self.slot(o or f"{node.name}#{id(node)}:{k}") for k, o in enumerate(node.outputs)
+        )
+        for o in node.outputs:
+            if o and want is not None:
+                self.location[o] = want
+        self.steps.append(Step(fn, ins, outs, multi, (), node, ep.name, kind))
+
+    def base(self) -> list[Any]:
+        """The slot template: initializers and (device copies of) constants filled in."""
+        base: list[Any] = [None] * len(self.slot_of)
+        for name, arr in self.prep.graph.initializers.items():
+            if isinstance(arr, np.ndarray):
+                arr.flags.writeable = False
+            base[self.slot_of[name]] = arr
+        for name, value in self.constants.items():
+            base[self.slot_of[name]] = value
+        return base
 
 
 def schedule(
@@ -422,94 +521,38 @@ def schedule(
     until the run ends instead of freeing it after its last use.
     """
     graph = prep.graph
-    by_name = {ep.name: ep for ep in prep.providers}
-    slot_of: dict[str, int] = {"": _NONE}
-
-    def slot(name: str) -> int:
-        if name not in slot_of:
-            slot_of[name] = len(slot_of)
-        return slot_of[name]
-
-    input_slots = [slot(n) for n in graph.inputs] + [slot(n) for n in prep.extra_inputs]
+    lay = _Layout(prep, input_locations)
+    input_slots = [lay.slot(n) for n in [*graph.inputs, *prep.extra_inputs]]
     for name in graph.initializers:
-        slot(name)
-    constants = {n: a for n, a in graph.initializers.items() if n not in graph.inputs}
-    steps: list[Step] = []
-    # value name -> provider name holding it off-host
-    location: dict[str, str] = dict(input_locations or {})
-    copies = 0
-    for node, ep, fn, multi, kind, implicit, on_host in prep.nodes:
-        in_names = [*node.inputs, *implicit]
-        # copies between memories; constants are copied once, here, not on every run
-        want = None if ep.host_memory else ep.name
-        resolved: list[str] = []
-        for k, name in enumerate(in_names):
-            target = None if k in on_host else want
-            have = location.get(name)
-            if name and have != target:
-                copy_name = f"{name}@{target or 'host'}"
-                if copy_name not in slot_of:
-                    src = by_name[have] if have else None
-                    dst = by_name[target] if target else None
-                    step = _copy_step(src, dst, slot(name), slot(copy_name), node)
-                    if name in constants:
-                        cached = prep.device_constants.get(copy_name)
-                        if cached is None:
-                            cached = prep.device_constants[copy_name] = step.fn(constants[name])
-                        constants[copy_name] = cached
-                    else:
-                        if name in graph.initializers:  # an overridable default: copy it once
-                            step.fn = _reuse_default(step.fn, graph.initializers[name])
-                        steps.append(step)
-                        copies += 1
-                    location[copy_name] = target  # type: ignore[assignment]
-                name = copy_name
-            resolved.append(name)
-        ins = tuple(slot(n) for n in resolved)
-        # an omitted output gets a slot of its own that nobody reads (slot 0 must stay None)
-        outs = tuple(slot(o or f"{node.name}#{id(node)}:{k}") for k, o in enumerate(node.outputs))
-        for o in node.outputs:
-            if o and want is not None:
-                location[o] = want
-        steps.append(Step(fn, ins, outs, multi, (), node, ep.name, kind))
+        lay.slot(name)
+    for prepared in prep.nodes:
+        lay.add_node(prepared)
     # graph outputs go to the host unless bound to a device
-    output_names = []
-    for name in graph.outputs:
-        have = location.get(name)
-        target = (output_locations or {}).get(name)
-        if have != target:
-            copy_name = f"{name}@{target or 'host'}"
-            if copy_name not in slot_of:
-                src = by_name[have] if have else None
-                dst = by_name[target] if target else None
-                steps.append(_copy_step(src, dst, slot(name), slot(copy_name), None))
-                copies += 1
-            name = copy_name
-        output_names.append(name)
-    output_slots = [slot(n) for n in output_names]
-    base: list[Any] = [None] * len(slot_of)
-    for name, arr in graph.initializers.items():
-        if isinstance(arr, np.ndarray):
-            arr.flags.writeable = False
-        base[slot_of[name]] = arr
-    for name, value in constants.items():  # includes constants copied to a device at build time
-        base[slot_of[name]] = value
-    _check_defined(graph, steps, slot_of, input_slots, output_slots, base)
+    targets = output_locations or {}
+    output_slots = [
+        lay.slot(lay.place(n, targets.get(n), None, output=True)) for n in graph.outputs
+    ]
+    base = lay.base()
+    _check_defined(graph, lay.steps, lay.slot_of, input_slots, output_slots, base)
+    steps = lay.steps
     if fetches is not None:
         wanted = {output_slots[graph.outputs.index(n)] for n in fetches}
         steps = _prune(steps, wanted)
-    keep = set(input_slots) | set(output_slots) | {slot_of[n] for n in graph.initializers}
     if reuse:
-        _assign_frees(steps, keep | {slot_of[n] for n in constants})
+        keep = set(input_slots) | set(output_slots)
+        keep |= {lay.slot_of[n] for n in graph.initializers} | {
+            lay.slot_of[n] for n in lay.constants
+        }
+        _assign_frees(steps, keep)
     return Plan(
         graph,
         steps,
-        len(slot_of),
+        len(lay.slot_of),
         input_slots,
         output_slots,
         base,
         prep.partition,
-        copies,
+        lay.copies,
         prep.subplans,
     )
 
@@ -536,15 +579,13 @@ def build_plan(
     outer_types: dict | None = None,
     session_options: Any = None,
 ) -> Plan:
-    """Partition ``graph``, build its kernels and schedule it with every value on the host at the
-    boundaries. ``extra_inputs`` are outer-scope names a subgraph reads (trailing plan inputs)."""
+    """Partition ``graph`` and its control-flow bodies, build their kernels and schedule it with
+    every value on the host at the boundaries (no optimizer passes: a session runs those between
+    partitioning and :func:`prepare`). ``extra_inputs`` are outer-scope names a subgraph reads
+    (trailing plan inputs)."""
+    parts = partition_model(model, providers, graph, outer_types=outer_types)
     prep = prepare(
-        model,
-        graph,
-        providers,
-        extra_inputs=extra_inputs,
-        outer_types=outer_types,
-        session_options=session_options,
+        model, graph, providers, parts, extra_inputs=extra_inputs, session_options=session_options
     )
     return schedule(prep)
 

@@ -59,6 +59,8 @@ class PluginManager:
         self.providers: dict[str, ProviderEntry] = {}
         self.aliases: dict[str, str] = {}
         self.passes: list[Any] = []
+        #: pass name -> the plugin that registered it
+        self.pass_owner: dict[str, str] = {}
         self.op_schemas: list[Any] = []
         self.broken: dict[str, str] = {}
         self._dist_of: dict[str, tuple[str, str]] = {}
@@ -123,7 +125,7 @@ class PluginManager:
             dist, version = self._dist_of.get(impl.plugin_name, ("?", "?"))
             impl.function(register=self._provider_registrar(impl.plugin_name, dist, version))
         for impl in self.pm.hook.ort_register_passes.get_hookimpls():
-            impl.function(register=self.passes.append)
+            impl.function(register=self._pass_registrar(impl.plugin_name))
 
     def add_plugin(self, module: Any, name: str, distribution: str = "", version: str = "") -> None:
         """Register an in-process plugin (tests and embedding applications) after loading."""
@@ -135,7 +137,7 @@ class PluginManager:
             for hook, reg in (
                 (self.pm.hook.ort_register_ops, self._register_op),
                 (self.pm.hook.ort_register_providers, self._provider_registrar(name, dist, ver)),
-                (self.pm.hook.ort_register_passes, self.passes.append),
+                (self.pm.hook.ort_register_passes, self._pass_registrar(name)),
             ):
                 for impl in hook.get_hookimpls():
                     if impl.plugin_name == name:
@@ -146,6 +148,10 @@ class PluginManager:
         with self._lock:
             self.pm.unregister(name=name)
             self._dist_of.pop(name, None)
+            mine = {n for n, owner in self.pass_owner.items() if owner == name}
+            self.passes = [p for p in self.passes if p.name not in mine]
+            for n in mine:
+                del self.pass_owner[n]
             for pname in [p for p, e in self.providers.items() if e.plugin == name]:
                 cls = self.providers.pop(pname).cls
                 for a in list(self.aliases):
@@ -161,6 +167,30 @@ class PluginManager:
             name = getattr(schema, "name", schema)
             raise PluginError(f"cannot register op schema {name}: {e}") from e
         self.op_schemas.append(schema)
+
+    def plugin_label(self, plugin: str) -> str:
+        """``'name' (distribution)`` of a registered plugin, for messages."""
+        return f"'{plugin}' ({self._dist_of.get(plugin, ('?', '?'))[0]})"
+
+    def _pass_registrar(self, plugin: str):
+        def register(p: Any) -> None:
+            name = getattr(p, "name", "")
+            if not isinstance(name, str) or not name:
+                raise PluginError(
+                    f"plugin {self.plugin_label(plugin)} registered the pass {p!r}, which has no "
+                    "name; give the pass a unique `name`."
+                )
+            owner = self.pass_owner.get(name)
+            if owner is not None:
+                raise PluginError(
+                    f"two optimizer passes are named '{name}': one from plugin "
+                    f"{self.plugin_label(owner)}, one from plugin {self.plugin_label(plugin)}. "
+                    "Pass names must be unique; rename one of them (or uninstall a plugin)."
+                )
+            self.pass_owner[name] = plugin
+            self.passes.append(p)
+
+        return register
 
     def _provider_registrar(self, plugin: str, dist: str, version: str):
         def register(cls: type[ExecutionProvider]) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from . import errors, logs
+from ._version import __version__
 from .errors import (
     Fail,
     InvalidArgument,
@@ -27,6 +28,7 @@ from .feeds import check_feed_with, feed_spec, finish_output
 from .iobinding import IOBinding, binding_state
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
+from .optimizer._util import all_graphs
 from .options import (
     ExecutionMode,
     ExecutionOrder,
@@ -36,7 +38,7 @@ from .options import (
     check_session_config,
 )
 from .ortvalue import OrtValue, foreign_value
-from .partitioner import EpAssignedSubgraph
+from .partitioner import EpAssignedSubgraph, partition_model
 from .plan import Plan, prepare, schedule
 from .plugins import get_plugin_manager
 from .profiling import Profiler
@@ -555,6 +557,8 @@ class InferenceSession:
         if not so._flag("session.enable_quant_qdq", "1"):
             disabled += [p.name for p in passes if "qdq" in p.name.lower()]
         disabled = sorted(check_disabled(disabled, passes))
+        # the pipeline, in order: basic passes, partition every graph, provider-scoped passes,
+        # kernels and compiled subgraphs, then the plan (schedule)
         self._pass_ctx = PassContext(list(self._providers), so)
         self.optimization_report = optimize(
             self._model,
@@ -565,13 +569,20 @@ class InferenceSession:
             passes=passes,
         )
         self._check_cancel()
-        self._prepared = prepare(
+        parts = self._partitions = partition_model(self._model, self._providers)
+        self._pass_ctx.outer_types = parts.outer
+        provider_report = optimize(
             self._model,
-            graph,
-            self._providers,
-            session_options=so,
-            optimize_after_partition=lambda: self._provider_stage(disabled, passes),
+            so.graph_optimization_level,
+            self._pass_ctx,
+            stage="provider",
+            disabled=disabled,
+            passes=passes,
         )
+        self.optimization_report.merge(provider_report)
+        parts.refresh(list(all_graphs(self._model)))
+        self._check_cancel()
+        self._prepared = prepare(self._model, graph, self._providers, parts, session_options=so)
         if so.optimized_model_filepath:
             self._save_optimized(so.optimized_model_filepath)
         self._plan: Plan = schedule(self._prepared, reuse=so.enable_mem_reuse)
@@ -651,20 +662,6 @@ class InferenceSession:
     def enable_fallback(self) -> None:
         """Recorded only: ort-core reports a provider's failure instead of silently retrying."""
         self._enable_fallback = True
-
-    def _provider_stage(self, disabled: list[str], passes: list[Any]) -> None:
-        report = optimize(
-            self._model,
-            self._sess_options.graph_optimization_level,
-            self._pass_ctx,
-            stage="provider",
-            disabled=disabled,
-            passes=passes,
-        )
-        for name, count in report.applied.items():
-            self.optimization_report.applied[name] = (
-                self.optimization_report.applied.get(name, 0) + count
-            )
 
     def _save_optimized(self, path: str) -> None:
         """Save the optimized graph (fused provider subgraphs expanded back) as a valid model; with
@@ -788,6 +785,12 @@ class InferenceSession:
     def placement_reasons(self) -> dict[str, list[str]]:
         """For each node some provider declined: the reasons each gave."""
         return dict(self._plan.partition.reasons)
+
+    @property
+    def refused_claims(self) -> list[str]:
+        """Claims the core refused (a node already taken, a fused set that is not convex), each
+        with the provider and the reason; from every graph, control-flow bodies included."""
+        return [r for part in self._partitions.graphs.values() for r in part.refused]
 
     @property
     def copy_count(self) -> int:
@@ -1413,8 +1416,6 @@ def _inter_op_pool(so: SessionOptions) -> Any:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 

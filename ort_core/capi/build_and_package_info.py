@@ -1,6 +1,6 @@
 """``onnxruntime.capi.build_and_package_info``: the package name and version of this build."""
 
-from .. import __version__
+from .._version import __version__
 
 package_name = "ort-core"
 #: ort-core is not built against CUDA; its CUDA provider uses cupy's libraries

@@ -235,6 +235,7 @@ class Graph:
         "value_types",
         "doc_string",
         "value_docs",
+        "outer_constants",
     )
 
     def __init__(self, name: str = "graph") -> None:
@@ -246,6 +247,9 @@ class Graph:
         self.value_types: dict[str, onnx.TypeProto] = {}
         self.doc_string = ""
         self.value_docs: dict[str, str] = {}
+        #: constants of the enclosing graphs this (sub)graph can read, by name; filled in by the
+        #: optimizer while it walks the model (empty for a main graph)
+        self.outer_constants: dict[str, np.ndarray] = {}
 
     # -- queries ------------------------------------------------------------------------------
     def producers(self) -> dict[str, Node]:

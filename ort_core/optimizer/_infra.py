@@ -10,7 +10,7 @@ Each level runs its passes in order, repeatedly, until none changes the model (a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,6 +60,10 @@ class PassContext:
     #: node (ResNet-50's 512x512x3x3 ConstantOfShape weights) cannot be prepacked or have a
     #: BatchNormalization folded into it; only the saved optimized model grows.
     fold_size_limit: int = 1 << 24
+    #: per graph (by identity): the value types of its enclosing graphs (set after partitioning)
+    outer_types: dict[int, dict] = field(default_factory=dict)
+    #: the providers the running pass is restricted to (its ``providers``; None: any)
+    allowed: tuple[str, ...] | None = None
     _cpu: Any = None
 
     def provider_of(self, node: Node) -> Any:
@@ -76,13 +80,18 @@ class PassContext:
         ep = self.provider_of(node)
         if ep is None:
             return Decline(f"{node.label()} has no provider", "limit")
-        info = GraphView(g, model.opset_imports).kernel_info(node, ep)
+        if self.allowed is not None and ep.name not in self.allowed:
+            return Decline(f"the pass is restricted to {', '.join(self.allowed)}", "limit")
+        info = GraphView(g, model.opset_imports, self.outer_types.get(id(g))).kernel_info(node, ep)
         return ep.decline(info)
 
     def provider_supports(self, node: Node, domain: str, op_type: str, since: int = 1) -> bool:
-        """Whether the provider assigned to ``node`` runs ``domain::op_type`` (fusions ask first)."""
+        """Whether the provider assigned to ``node`` runs ``domain::op_type`` (fusions ask first);
+        False for a node of a provider the running pass is not restricted to."""
         ep = self.provider_of(node)
-        return ep is not None and ep.supports_op(domain, op_type, since)
+        if ep is None or (self.allowed is not None and ep.name not in self.allowed):
+            return False
+        return ep.supports_op(domain, op_type, since)
 
     def cpu_provider(self) -> Any:
         """An instance of the CPU provider, for constant folding (None when not installed)."""
@@ -106,6 +115,12 @@ class OptimizationReport:
     nodes_before: int = 0
     nodes_after: int = 0
     applied: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, later: OptimizationReport) -> None:
+        """Add the passes of a later stage; the node count after is the later stage's."""
+        for name, count in later.applied.items():
+            self.applied[name] = self.applied.get(name, 0) + count
+        self.nodes_after = later.nodes_after
 
 
 #: Modules of ort_core.optimizer.passes, in the order their passes run within a level.
@@ -153,9 +168,20 @@ def builtin_passes() -> list[Any]:
 
 def all_passes() -> list[Any]:
     """Built-in passes followed by the passes plugins registered (``ort_register_passes``)."""
+    from ..errors import PluginError
     from ..plugins import get_plugin_manager
 
-    return builtin_passes() + list(get_plugin_manager().passes)
+    builtin = builtin_passes()
+    pm = get_plugin_manager()
+    names = {p.name for p in builtin}
+    for p in pm.passes:
+        if p.name in names:
+            raise PluginError(
+                f"plugin {pm.plugin_label(pm.pass_owner.get(p.name, '?'))} registers an optimizer "
+                f"pass named '{p.name}', which is the name of an ort-core built-in pass. Pass "
+                "names must be unique; rename the plugin's pass."
+            )
+    return builtin + list(pm.passes)
 
 
 def check_disabled(names: Iterable[str], passes: list[Any]) -> set[str]:
@@ -176,22 +202,27 @@ def check_disabled(names: Iterable[str], passes: list[Any]) -> set[str]:
 
 
 def _run_level(
-    model: Model,
-    passes: list[Any],
-    ctx: PassContext,
-    report: OptimizationReport,
-    on_change: Callable[[], None] | None = None,
+    model: Model, passes: list[Any], ctx: PassContext, report: OptimizationReport
 ) -> None:
     for _ in range(MAX_ROUNDS):
         changed = False
         for p in passes:
-            if p(model, ctx):
-                changed = True
-                report.applied[p.name] = report.applied.get(p.name, 0) + 1
-                if on_change is not None:
-                    on_change()
+            restricted = getattr(p, "providers", None)
+            ctx.allowed = tuple(restricted) if restricted is not None else None
+            try:
+                if p(model, ctx):
+                    changed = True
+                    report.applied[p.name] = report.applied.get(p.name, 0) + 1
+            finally:
+                ctx.allowed = None
         if not changed:
             return
+
+
+def _applies(p: Any, ctx: PassContext) -> bool:
+    """False for a pass restricted to providers none of which the session uses."""
+    restricted = getattr(p, "providers", None)
+    return restricted is None or any(ep.name in restricted for ep in ctx.providers)
 
 
 def count_nodes(graph: Graph) -> int:
@@ -220,7 +251,9 @@ def optimize(
     for lv in levels:
         if int(level) < int(lv):
             continue
-        chosen = [p for p in passes if int(p.level) == int(lv) and p.name not in skip]
+        chosen = [
+            p for p in passes if int(p.level) == int(lv) and p.name not in skip and _applies(p, ctx)
+        ]
         if chosen:
             before = sum(report.applied.values())
             _run_level(model, chosen, ctx, report)

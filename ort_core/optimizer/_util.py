@@ -14,21 +14,37 @@ _names = itertools.count()
 
 
 def all_graphs(model: Model) -> Iterator[Graph]:
-    """The main graph, then every subgraph (outer graphs first)."""
+    """The main graph, then every subgraph (outer graphs first). Each subgraph's
+    ``outer_constants`` is set, on the way, to the enclosing graphs' constants it can read."""
     yield model.graph
     seen = {id(model.graph)}
-    for _, n in model.graph.walk():
+    for parent, n in model.graph.walk():
         for g in n.subgraphs.values():
             if id(g) not in seen:
                 seen.add(id(g))
+                g.outer_constants = _visible_constants(parent, g)
                 yield g
 
 
+def _visible_constants(parent: Graph, sub: Graph) -> dict[str, np.ndarray]:
+    visible = dict(parent.outer_constants)
+    for name in parent.defined_names():
+        visible.pop(name, None)
+    visible.update((n, a) for n, a in parent.initializers.items() if n not in parent.inputs)
+    for name in sub.defined_names():  # shadowed inside the subgraph
+        visible.pop(name, None)
+    return visible
+
+
 def constant(graph: Graph, name: str) -> np.ndarray | None:
-    """The value of ``name`` when it is a constant initializer (not an overridable graph input)."""
-    if name and name in graph.initializers and name not in graph.inputs:
-        return graph.initializers[name]
-    return None
+    """The value of ``name`` when it is a constant initializer (not an overridable graph input)
+    of ``graph`` or, for a subgraph, of an enclosing graph (as onnxruntime's fusions look up
+    outer-scope constants)."""
+    if not name:
+        return None
+    if name in graph.initializers:
+        return None if name in graph.inputs else graph.initializers[name]
+    return graph.outer_constants.get(name)
 
 
 def use_counts(graph: Graph) -> dict[str, int]:
