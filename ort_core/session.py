@@ -598,6 +598,14 @@ class InferenceSession:
         for name in self._overridable:
             self._defaults[self._input_index[name]] = graph.initializers[name]
         self._inter_pool = _inter_op_pool(so)
+        if self._inter_pool is None and so.execution_mode == ExecutionMode.ORT_PARALLEL:
+            self._log(
+                logs.Severity.WARNING,
+                "execution_mode is ORT_PARALLEL but only one inter-op thread is available "
+                f"(inter_op_num_threads={so.inter_op_num_threads}, {os.cpu_count()} cores), so "
+                "nodes run one at a time; set SessionOptions.inter_op_num_threads to 2 or more "
+                "to run independent branches in parallel.",
+            )
         self._sparse_outputs = frozenset(
             i for i, a in enumerate(self._outputs) if a.type.startswith("sparse_tensor")
         )

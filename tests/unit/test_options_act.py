@@ -60,6 +60,47 @@ def test_parallel_execution_mode_runs_branches_concurrently_and_correctly():
     assert threads and all(t.startswith("ort-core-inter-op") for t in threads)
 
 
+def test_parallel_execution_overlaps_independent_branches():
+    """Issue 14, point 7: ORT_PARALLEL really runs the two branches at the same time: the first
+    node of each waits at a barrier for the other, which a sequential run never reaches (it
+    would raise BrokenBarrierError after the timeout)."""
+    import threading
+
+    model = _branches().SerializeToString()
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    so.inter_op_num_threads = 2
+    sess = ort.InferenceSession(model, so, providers=["cpu"])
+    barrier = threading.Barrier(2, timeout=20)
+    for step in sess._plan.steps:
+        if step.node.name in ("a1", "b1"):
+
+            def meet(*args, _fn=step.fn):
+                barrier.wait()
+                return _fn(*args)
+
+            step.fn = meet
+    x = np.ones((64, 64), np.float32)
+    sess.run(None, {"x": x})
+    assert barrier.n_waiting == 0 and not barrier.broken
+    # the same barrier in a sequential session cannot be passed: the check above can fail
+    seq = ort.InferenceSession(model, providers=["cpu"])
+    lone = threading.Barrier(2, timeout=0.2)
+    first = next(s for s in seq._plan.steps if s.node.name == "a1")
+    first.fn = lambda *a, _fn=first.fn: (lone.wait(), _fn(*a))[1]
+    seq._plan.__post_init__()  # the sequential runner is generated from the steps
+    with pytest.raises(errors.RuntimeException, match="BrokenBarrierError|a1"):
+        seq.run(None, {"x": x})
+
+
+def test_parallel_mode_with_one_thread_says_it_runs_sequentially():
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    so.inter_op_num_threads = 1
+    with pytest.warns(RuntimeWarning, match="ORT_PARALLEL.*one at a time"):
+        ort.InferenceSession(_branches().SerializeToString(), so, providers=["cpu"])
+
+
 def test_parallel_execution_reports_the_failing_node():
     model = _branches().SerializeToString()
     so = ort.SessionOptions()
