@@ -423,7 +423,14 @@ def get_ep_devices() -> list[OrtEpDevice]:
         described = getattr(entry.cls, "ep_devices", None)
         kinds = described() if callable(described) else None
         if not kinds:
-            kinds = [{"type": getattr(entry.cls, "device_type", "cpu"), "device_id": 0}]
+            dev = entry.cls.device
+            kinds = [
+                {
+                    "type": dev.kind,
+                    "device_id": dev.device_id(),
+                    "vendor_id": dev.device_vendor_id(),
+                }
+            ]
         for k in kinds:
             kind = str(k.get("type", "cpu")).upper()
             dtype = OrtHardwareDeviceType[kind if kind in ("CPU", "NPU") else "GPU"]

@@ -231,10 +231,10 @@ class SessionIOBinding:
             return
         ep = self._session.device_provider(device, device_id)
         if not isinstance(buffer_ptr, (int, np.integer)) and ep.owns(buffer_ptr):
-            self.state.inputs[name] = OrtValue(_COrtValue(buffer_ptr, ep.device_type, ep))
+            self.state.inputs[name] = OrtValue(_COrtValue(buffer_ptr, ep.device_name, ep))
             return
         self.state.inputs[name] = OrtValue(
-            _COrtValue(_device_buffer(ep, buffer_ptr, dtype, dims, name), ep.device_type, ep)
+            _COrtValue(_device_buffer(ep, buffer_ptr, dtype, dims, name), ep.device_name, ep)
         )
 
     def _bind_value_input(self, name: str, ov: OrtValue) -> None:
@@ -275,7 +275,7 @@ class SessionIOBinding:
             target = OrtValue(_COrtValue(_host_buffer(buffer_ptr, element_type, dims)))
         else:
             arr = _device_buffer(ep, buffer_ptr, dtype, dims, name)
-            target = OrtValue(_COrtValue(arr, ep.device_type, ep))
+            target = OrtValue(_COrtValue(arr, ep.device_name, ep))
         self._check_target(name, target)
         self.state.outputs[name] = (ep.name if ep is not None else None, target)
 

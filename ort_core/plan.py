@@ -8,6 +8,7 @@ run, so one plan can run on several threads at once. Each value's slot is cleare
 from __future__ import annotations
 
 import bisect
+import contextvars
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .errors import EPFail, RuntimeException
 from .ir import Graph, Model, Node
 from .partitioner import ModelPartition, Partition, partition_model, scope_types
 from .provider import ExecutionProvider, KernelInfo, KernelUnsupported, is_multi_output
+from .provider.context import current_run
 
 __all__ = ["Plan", "Prepared", "prepare", "schedule", "build_plan", "GraphRunner", "Step"]
 
@@ -173,7 +175,8 @@ class Plan:
                     ))  # fmt: skip
                     break
                 k = ready.pop()
-                running[pool.submit(call, k)] = k
+                # the step sees its run's context (current_run()) on the pool's thread too
+                running[pool.submit(contextvars.copy_context().run, call, k)] = k
             if not running:
                 break
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -614,14 +617,23 @@ def _check_defined(graph, steps, slot_of, input_slots, output_slots, base) -> No
 
 
 def _copy_step(src: ExecutionProvider | None, dst: ExecutionProvider | None, i: int, o: int, node):
+    """A step copying slot ``i`` from ``src``'s memory to ``dst``'s (None: the host) into slot
+    ``o``, in the context of the run that executes it."""
     if src is not None and dst is not None:
 
         def fn(v):
-            return dst.to_device(src.to_host(v))
+            ctx = current_run()
+            return dst.to_device(src.to_host(v, ctx), ctx)
     elif src is not None:
-        fn = src.to_host
+
+        def fn(v):
+            return src.to_host(v, current_run())
     else:
-        fn = dst.to_device  # type: ignore[union-attr]
+        to_device = dst.to_device  # type: ignore[union-attr]
+
+        def fn(v):
+            return to_device(v, current_run())
+
     label_node = node or Node("Copy", [], [])
     who = (src.name if src else "host") + "->" + (dst.name if dst else "host")
     return Step(_copy_value(fn), (i,), (o,), False, (), label_node, who, "copy")

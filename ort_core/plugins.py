@@ -268,7 +268,7 @@ def device_provider(device: str, device_id: int) -> Any:
     """An instance of an installed provider whose memory is ``device`` (None when none is)."""
     for entry in get_plugin_manager().ordered():
         cls = entry.cls
-        if cls.device_type == device and not cls.host_memory:
+        if cls.device_name == device and not cls.host_memory:
             return cls.for_device(device_id)
     return None
 

@@ -43,6 +43,7 @@ from .plan import Plan, prepare, schedule
 from .plugins import get_plugin_manager
 from .profiling import Profiler
 from .provider import ExecutionProvider
+from .provider.context import RunContext, enter, leave
 
 __all__ = [
     "InferenceSession",
@@ -134,10 +135,15 @@ def get_provider_availability() -> dict[str, tuple[bool, str]]:
 
 
 def get_device() -> str:
-    """'GPU' when a GPU provider is available, else 'CPU' (as onnxruntime reports its build)."""
+    """'GPU' when an installed provider can run on a GPU here (the OpenCL provider on a GPU,
+    OpenVINO with a GPU device, CUDA...), else 'CPU' (onnxruntime reports its build's device)."""
     pm = get_plugin_manager()
     for e in pm.ordered():
-        if e.cls.device_type == "gpu" and e.availability():
+        try:
+            devices = e.cls.devices()
+        except Exception:  # a provider that cannot list its devices runs on none of them
+            continue
+        if any(d.kind == "gpu" for d in devices):
             return "GPU"
     return "CPU"
 
@@ -598,6 +604,17 @@ class InferenceSession:
         for name in self._overridable:
             self._defaults[self._input_index[name]] = graph.initializers[name]
         self._inter_pool = _inter_op_pool(so)
+        # providers whose tensors live in device memory (by class: OrtValues name their provider
+        # instance, which may be another instance of the same provider), and the graph outputs
+        # they compute (run_with_ort_values returns those in device memory)
+        self._device_providers = {type(ep): ep for ep in self._providers if not ep.host_memory}
+        self._device_outputs = {
+            o: ep.name
+            for node, ep, *_ in self._prepared.nodes
+            if not ep.host_memory
+            for o in node.outputs
+            if o in self._output_index
+        }
         if self._inter_pool is None and so.execution_mode == ExecutionMode.ORT_PARALLEL:
             self._log(
                 logs.Severity.WARNING,
@@ -812,13 +829,13 @@ class InferenceSession:
             return OrtMemoryInfo("Cpu", OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, OrtMemType.DEFAULT)
         from .device import OrtDeviceMemoryType, OrtMemoryInfoDeviceType
 
-        device_id = int(getattr(ep, "options", {}).get("device_id", 0) or 0)
-        kind = {"npu": OrtMemoryInfoDeviceType.NPU}.get(ep.device_type, OrtMemoryInfoDeviceType.GPU)
+        dev = ep.memory_device
+        kind = OrtMemoryInfoDeviceType(dev.device_type())
         return OrtMemoryInfo.create_v2(
             getattr(ep, "memory_name", ep.name.replace("ExecutionProvider", "")),
             kind,
-            0,
-            device_id,
+            dev.device_vendor_id(),
+            dev.device_id(),
             OrtDeviceMemoryType.DEFAULT,
             0,
             OrtAllocatorType.ORT_ARENA_ALLOCATOR,
@@ -895,20 +912,31 @@ class InferenceSession:
             checks[name] = (tensor_dtype(tp), dims, type_str(tp), tp)
         return checks
 
-    def _validate_feed(self, input_feed: dict[str, Any]) -> list[Any]:
+    def _validate_feed(
+        self, input_feed: dict[str, Any], on_device: dict[str, str] | None = None
+    ) -> list[Any]:
         """The run's input values in graph-input order: each fed value checked against its input
         (a session-scoped OrtValue of another session refused), the defaults of overridable
         initializers where not fed. The caller checked that the feed is a dict with every
-        required input (:meth:`_check_required`)."""
+        required input (:meth:`_check_required`). With ``on_device`` (a dict to fill), an OrtValue
+        in the memory of one of the session's device providers stays there, and its input name
+        is mapped to that provider's name."""
         values: list[Any] = list(self._defaults)
         index, specs, mine = self._input_index, self._feed_specs, self._sess
         for name, value in input_feed.items():
             idx = index.get(name)
             if idx is None:
                 self._unknown_input(name)
-            if isinstance(value, OrtValue) and foreign_value(value, mine):
-                self._validate_ortvalue_ownership([value])
-            values[idx] = check_feed_with(name, value, specs[name])
+            keep = False
+            if isinstance(value, OrtValue):
+                if foreign_value(value, mine):
+                    self._validate_ortvalue_ownership([value])
+                if on_device is not None and value.provider is not None:
+                    ep = self._device_providers.get(type(value.provider))
+                    if ep is not None:
+                        on_device[name] = ep.name
+                        keep = True
+            values[idx] = check_feed_with(name, value, specs[name], keep)
         return values
 
     def _unknown_input(self, name: str) -> None:
@@ -1016,10 +1044,36 @@ class InferenceSession:
         input_dict_ort_values: dict[str, OrtValue],
         run_options: RunOptions | None = None,
     ) -> list[OrtValue]:
-        """Like :meth:`run`, with OrtValues in and out."""
-        positions, values = self._positions_and_feed(output_names, input_dict_ort_values)
-        outs = self._execute(values, run_options, positions=positions)
-        return [self._result_value(i, outs[i], values) for i in positions]
+        """Like :meth:`run`, with OrtValues in and out. Values stay on their device: an input in
+        the memory of one of the session's device providers is read there (no copy to the host
+        and back), and an output a device provider computes is returned in its memory (its
+        ``device_name()`` says where; ``numpy()`` copies it to the host), as in onnxruntime."""
+        if not self._device_providers:
+            positions, values = self._positions_and_feed(output_names, input_dict_ort_values)
+            outs = self._execute(values, run_options, positions=positions)
+            return [self._result_value(i, outs[i], values) for i in positions]
+        self._check_required(input_dict_ort_values)
+        positions = self._output_positions(output_names)
+        in_locations: dict[str, str] = {}
+        values = self._validate_feed(input_dict_ort_values, in_locations)
+        names = list(self._output_index)
+        out_locations = {
+            names[i]: self._device_outputs[names[i]]
+            for i in positions
+            if names[i] in self._device_outputs
+        }
+        plan = self._variant(in_locations, out_locations) if in_locations or out_locations else None
+        outs = self._execute(values, run_options, plan, positions=positions)
+        by_name = {ep.name: ep for ep in self._providers}
+        results = []
+        for i in positions:
+            loc = out_locations.get(names[i])
+            if loc is None:
+                results.append(self._result_value(i, outs[i], values))
+            else:
+                ep = by_name[loc]
+                results.append(OrtValue(outs[i], ep.device_name, ep))
+        return results
 
     def run_async(
         self,
@@ -1122,9 +1176,13 @@ class InferenceSession:
                 plan = self._pruned(tuple(sorted(set(positions))))
         plan = plan or self._plan
         pool = self._inter_pool
-        for ep in self._providers:
-            ep.on_run_start()
+        ctx = RunContext(run_options)
+        token = enter(ctx)
+        started: list[ExecutionProvider] = []
         try:
+            for ep in self._providers:
+                ep.on_run_start(ctx)
+                started.append(ep)
             if self._profiler is None and pool is None:
                 return plan.run(values, run_options)
             t0 = time.perf_counter()
@@ -1133,8 +1191,9 @@ class InferenceSession:
                 self._profiler.event("Session", "model_run", t0, time.perf_counter())
             return outs
         finally:
-            for ep in self._providers:
-                ep.on_run_end()
+            for ep in reversed(started):
+                ep.on_run_end(ctx)
+            leave(token)
             if run_options is not None:
                 shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")
                 if shrink:
@@ -1181,8 +1240,8 @@ class InferenceSession:
                 )
             wanted.add((kind.lower(), int(dev)))
         for ep in self._providers:
-            kind = "cpu" if ep.host_memory else ep.device_type
-            device_id = int(getattr(ep, "options", {}).get("device_id", 0) or 0)
+            dev = ep.memory_device
+            kind, device_id = dev.kind, dev.device_id()
             if (kind, device_id) in wanted:
                 release = getattr(ep, "release_free_memory", None)
                 if release is not None:
@@ -1195,7 +1254,7 @@ class InferenceSession:
 
     def _device_provider(self, device_type: str, device_id: int = 0) -> ExecutionProvider:
         for ep in self._providers:
-            if ep.device_type == device_type.lower() and not ep.host_memory:
+            if ep.device_name == device_type.lower() and not ep.host_memory:
                 return ep
         raise InvalidArgument(
             f"no provider of this session keeps tensors on device '{device_type}' (providers: "
@@ -1270,7 +1329,7 @@ class InferenceSession:
                 results.append(self._result_value(k, value, values))
             else:
                 ep = by_name[loc]
-                results.append(OrtValue(value, ep.device_type, ep))
+                results.append(OrtValue(value, ep.device_name, ep))
         state.results = results
 
     def end_profiling(self) -> str:

@@ -13,6 +13,7 @@ values are ignored). Values are numpy arrays on the host (strings as object arra
 and int4 as ml_dtypes), lists for sequences, ``None`` for empty optionals, dicts for ONNX-ML maps.
 
 Modules, one concern each: ``base`` (the ExecutionProvider class, Claim, Decline, Availability),
+``context`` (RunContext: one run's streams and thread, and ``current_run()``),
 ``view`` (GraphView, KernelInfo), ``registry`` (KernelRegistry, KernelProvider), ``clusters``
 (convex_clusters for compiling providers), ``schema`` (onnx schema lookups), ``dtypes`` (element-type
 sets). Import from this package; the module split is not part of the contract.
@@ -20,6 +21,7 @@ sets). Import from this package; the module split is not part of the contract.
 
 from .base import Availability, Claim, Decline, ExecutionProvider, KernelUnsupported
 from .clusters import convex_clusters
+from .context import RunContext, current_run
 from .dtypes import (
     ALL_TYPES,
     FLOAT_TYPES,
@@ -44,6 +46,8 @@ __all__ = [
     "KernelProvider",
     "KernelRegistry",
     "KernelUnsupported",
+    "RunContext",
+    "current_run",
     "convex_clusters",
     "schema_for",
     "is_multi_output",

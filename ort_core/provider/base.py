@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import EPFail
+from ..device import OrtDevice, OrtDeviceMemoryType
+from ..errors import EPFail, PluginError
 from ..ir import Graph, Node
+from .context import RunContext
 from .view import GraphView, KernelInfo
 
 if TYPE_CHECKING:
@@ -66,18 +68,50 @@ class Claim:
         return cls(list(nodes), True, name)
 
 
+_HOST = OrtDevice(kind="cpu")
+
+
 class ExecutionProvider:
-    """Base class of every execution provider. See the package docstring and docs/provider-authors.md."""
+    """Base class of every execution provider. See the package docstring and docs/provider-authors.md.
+
+    Devices are typed: ``device`` is the :class:`~ort_core.device.OrtDevice` the provider computes
+    on (kind cpu/gpu/npu, PCI vendor, index, memory type). The class value says what the provider
+    targets before it is configured; an instance sets ``self.device`` to the device it opened (the
+    OpenCL provider on a GPU is ``OrtDevice(kind="gpu", vendor=..., id=...)``, OpenVINO with
+    ``device_type=GPU`` too). ``host_memory`` says where its tensors live: True, numpy arrays on the
+    host (OpenVINO, whatever its device); False, the provider's own arrays in ``device``'s memory,
+    which the core copies with :meth:`to_device`/:meth:`to_host`. ``device_name`` is the name users
+    give that memory in ``OrtValue.ortvalue_from_numpy(array, device_name, device_id)`` and
+    ``IOBinding.bind_output(name, device_name)`` ("cuda", "opencl"; onnxruntime's spelling where it
+    has one).
+    """
 
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
-    device_type: ClassVar[str] = "cpu"
+    #: the device the provider computes on (instances replace it with the device they opened)
+    device: OrtDevice = _HOST
+    #: the name of the provider's memory in OrtValue and IOBinding calls ("cpu": host memory)
+    device_name: ClassVar[str] = "cpu"
     #: True when the provider's tensors are host numpy arrays (no copies needed around it).
     host_memory: ClassVar[bool] = True
     #: The distribution that registered the provider (set by the plugin manager).
     distribution: ClassVar[str] = ""
     preferred_layout: ClassVar[str] = "NCHW"
     allocator: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "device_type" in cls.__dict__:
+            raise PluginError(
+                f"{cls.__name__} declares device_type, which the provider contract replaced: "
+                "declare device = OrtDevice(kind=..., vendor=..., id=...) for the hardware and "
+                "device_name for the name users give its memory (see docs/provider-authors.md)."
+            )
+        if not isinstance(cls.__dict__.get("device", _HOST), OrtDevice):
+            raise PluginError(
+                f"{cls.__name__}.device must be an ort_core.OrtDevice, got "
+                f"{type(cls.__dict__['device']).__name__}."
+            )
 
     def __init__(
         self, options: dict[str, str] | None = None, session_options: SessionOptions | None = None
@@ -89,6 +123,41 @@ class ExecutionProvider:
     def availability(cls) -> Availability:
         """Whether the provider can run on this machine; override to probe the device."""
         return Availability(True)
+
+    @classmethod
+    def devices(cls) -> list[OrtDevice]:
+        """The devices this provider can run on here (``get_device()`` asks): those its
+        ``ep_devices()`` lists (``type``, ``vendor_id``, ``device_id`` of each) when it has that
+        classmethod, else its class ``device``; none when it is unavailable."""
+        if not cls.availability():
+            return []
+        described = getattr(cls, "ep_devices", None)
+        if not callable(described):
+            return [cls.device]
+        out = []
+        for e in described():
+            kind = str(e.get("type", "cpu")).lower()
+            out.append(
+                OrtDevice(
+                    kind=kind if kind in ("cpu", "gpu", "npu", "fpga") else "gpu",
+                    vendor=int(e.get("vendor_id", 0)),
+                    id=int(e.get("device_id", 0)),
+                )
+            )
+        return out
+
+    @property
+    def memory_device(self) -> OrtDevice:
+        """Where this provider's tensors live: the host for host-memory providers, else
+        ``device`` with its default memory type."""
+        if self.host_memory:
+            return _HOST
+        d = self.device
+        if d.device_mem_type() == OrtDeviceMemoryType.DEFAULT:
+            return d
+        return OrtDevice(
+            d.device_type(), OrtDeviceMemoryType.DEFAULT, d.device_vendor_id(), d.device_id()
+        )
 
     @classmethod
     def for_device(cls, device_id: int = 0) -> ExecutionProvider:
@@ -137,16 +206,21 @@ class ExecutionProvider:
         though the provider's tensors live on a device. Only asked of non-host providers."""
         return frozenset()
 
-    def to_device(self, array: Any) -> Any:
-        """Copy a host numpy array to this provider's memory."""
+    def to_device(self, array: Any, ctx: RunContext | None = None) -> Any:
+        """Copy a host numpy array to this provider's memory (on ``ctx``'s stream when the copy
+        belongs to a run; None for copies outside runs: OrtValue creation, constants at session
+        creation)."""
         return array
 
-    def to_host(self, value: Any) -> Any:
-        """Copy a value in this provider's memory to a host numpy array."""
+    def to_host(self, value: Any, ctx: RunContext | None = None) -> Any:
+        """Copy a value in this provider's memory to a host numpy array (see :meth:`to_device`);
+        the host array must be complete when this returns."""
         return value
 
-    def on_run_start(self) -> None:
-        """Called before each run."""
+    def on_run_start(self, ctx: RunContext) -> None:
+        """Called before each run, on the thread that runs it: take per-run resources (a stream)
+        and keep them in ``ctx.streams[self.name]``; never on ``self`` (runs may overlap)."""
 
-    def on_run_end(self) -> None:
-        """Called after each run."""
+    def on_run_end(self, ctx: RunContext) -> None:
+        """Called after each run (also a failed one): wait for ``ctx``'s work, release what
+        :meth:`on_run_start` took."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ort_core.device import OrtDevice
 from ort_core.ir import Graph, graph_to_proto
 from ort_core.provider import (
     Availability,
@@ -80,11 +81,30 @@ class FusingProvider(ExecutionProvider):
 
 
 class DeviceArray:
-    """A stand-in for device memory: host code cannot use it by accident."""
+    """A stand-in for device memory: host code cannot use it by accident. numpy refuses it
+    (``np.asarray``, ufuncs and array functions raise TypeError), as it refuses cupy arrays, so a
+    copy the core forgets to place fails the test that needed it."""
+
+    __array_ufunc__ = None  # np.add(device, host) -> TypeError
 
     def __init__(self, data):
         self.data = np.array(data)
         self.dtype, self.shape, self.ndim = self.data.dtype, self.data.shape, self.data.ndim
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "DeviceArray lives in device memory: copy it to the host with the provider's "
+            "to_host() (the core must place that copy)"
+        )
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise TypeError(f"numpy.{func.__name__} cannot read a DeviceArray (device memory)")
+
+    def __iter__(self):
+        raise TypeError("DeviceArray lives in device memory: it cannot be iterated on the host")
+
+    def __len__(self):
+        return self.shape[0] if self.shape else 0
 
 
 dev_registry = KernelRegistry("FakeDeviceExecutionProvider")
@@ -107,20 +127,21 @@ class FakeDeviceProvider(KernelProvider):
 
     name = "FakeDeviceExecutionProvider"
     aliases = ("fakedev",)
-    device_type = "gpu"
+    device = OrtDevice(kind="gpu", vendor=0x1234, id=0)
+    device_name = "gpu"
     host_memory = False
     registry = dev_registry
     uploads = 0
 
     downloads = 0
 
-    def to_device(self, array):
+    def to_device(self, array, ctx=None):
         if isinstance(array, DeviceArray):
             return array
         type(self).uploads += 1
         return DeviceArray(array)
 
-    def to_host(self, value):
+    def to_host(self, value, ctx=None):
         type(self).downloads += 1
         return value.data.copy()
 

@@ -27,7 +27,6 @@ class CPUExecutionProvider(KernelProvider):
 
     name = "CPUExecutionProvider"
     aliases = ("cpu",)
-    device_type = "cpu"
     registry = registry
 
     def __init__(self, options=None, session_options=None):

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ort_core.device import OrtDevice
 from ort_core.errors import InvalidArgument, ProviderNotAvailable
-from ort_core.provider import Availability, KernelProvider
+from ort_core.provider import Availability, KernelProvider, RunContext
 
 from .kernels import registry
 
@@ -28,7 +29,7 @@ class OpenCLExecutionProvider(KernelProvider):
 
     name = "OpenCLExecutionProvider"
     aliases = ("opencl",)
-    device_type = "opencl"
+    device_name = "opencl"
     host_memory = False
     registry = registry
 
@@ -58,10 +59,11 @@ class OpenCLExecutionProvider(KernelProvider):
                     f"OpenCLExecutionProvider option device_id={self.options['device_id']!r} "
                     f"is not a device index; the devices are: {listing}."
                 ) from None
-            self.device = get_device(str(pi), str(di))
+            self.cl = get_device(str(pi), str(di))
         else:
-            self.device = get_device(platform, device)
-        self.allocator = self.device.pool
+            self.cl = get_device(platform, device)
+        self.allocator = self.cl.pool
+        self.device = _ort_device(self.cl.device)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -98,37 +100,32 @@ class OpenCLExecutionProvider(KernelProvider):
             except cl.Error:
                 continue
             for di, d in enumerate(devices):
-                if d.type & cl.device_type.GPU:
-                    kind = "gpu"
-                elif d.type & cl.device_type.ACCELERATOR:
-                    kind = "npu"
-                else:
-                    kind = "cpu"
+                kind = _kind(d)
                 entry: dict[str, Any] = {
                     "type": kind,
                     "device_id": di,
                     "metadata": {"name": d.name.strip(), "platform": platform.name.strip()},
                     "ep_options": {"platform": str(pi), "device": str(di)},
                 }
+                entry["vendor_id"] = int(d.vendor_id)
                 if kind != "cpu":
                     entry["vendor"] = d.vendor.strip()
-                    entry["vendor_id"] = int(d.vendor_id)
                 out.append(entry)
         return out
 
     def get_options(self) -> dict[str, str]:
         opts = dict(self.options)
-        opts.setdefault("device", self.device.name)
+        opts.setdefault("device", self.cl.name)
         return opts
 
     # -- data transfer -----------------------------------------------------------------------
     def owns(self, value: Any) -> bool:
         """Whether ``value`` is a pyopencl array in this provider's context."""
-        return self.device.owns(value)
+        return self.cl.owns(value)
 
-    def to_device(self, array: Any) -> Any:
+    def to_device(self, array: Any, ctx: RunContext | None = None) -> Any:
         """Copy a host array to the device; a device array of this context is returned as is."""
-        if self.device.owns(array):
+        if self.cl.owns(array):
             return array
         if isinstance(array, (np.generic, int, float, bool)):
             array = np.asarray(array)
@@ -137,10 +134,28 @@ class OpenCLExecutionProvider(KernelProvider):
                 f"OpenCLExecutionProvider can copy numpy arrays to the device, not "
                 f"{type(array).__name__}."
             )
-        return self.device.to_device(array)
+        return self.cl.to_device(array)
 
-    def to_host(self, value: Any) -> Any:
+    def to_host(self, value: Any, ctx: RunContext | None = None) -> Any:
         """Copy a device array back to a numpy array (host values pass through)."""
         if isinstance(value, np.ndarray) or value is None:
             return value
-        return self.device.to_host(value)
+        return self.cl.to_host(value)
+
+
+def _kind(d: Any) -> str:
+    """The kind of an OpenCL device: gpu, npu (accelerators) or cpu."""
+    import pyopencl as cl
+
+    if d.type & cl.device_type.GPU:
+        return "gpu"
+    if d.type & cl.device_type.ACCELERATOR:
+        return "npu"
+    return "cpu"
+
+
+def _ort_device(d: Any) -> OrtDevice:
+    """The OrtDevice of an OpenCL device: its kind, PCI vendor id, and index among its
+    platform's devices (as ``ep_devices`` numbers them)."""
+    index = next((i for i, x in enumerate(d.platform.get_devices()) if x == d), 0)
+    return OrtDevice(kind=_kind(d), vendor=int(d.vendor_id), id=index)

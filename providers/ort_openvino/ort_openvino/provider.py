@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ort_core.device import OrtDevice, OrtDeviceVendorId
 from ort_core.errors import InvalidArgument, ProviderNotAvailable
 from ort_core.ir import Graph, Node, tensor_dtype
 from ort_core.provider import Availability, Claim, ExecutionProvider, GraphView, convex_clusters
@@ -96,7 +97,6 @@ class OpenVINOExecutionProvider(ExecutionProvider):
 
     name = "OpenVINOExecutionProvider"
     aliases = ("openvino",)
-    device_type = "cpu"
 
     #: Single-node clusters that produce no floating-point value (a lone Shape, Equal, ArgMax)
     #: cost more in OpenVINO call overhead (~50 us) than they compute; they are left to the next
@@ -112,9 +112,11 @@ class OpenVINOExecutionProvider(ExecutionProvider):
                 f"{', '.join(VALID_OPTIONS)}."
             )
         core = get_core()
-        self.device = self.options.get("device_type", "CPU").strip() or "CPU"
+        #: OpenVINO's name of the device (CPU, GPU.1, AUTO:GPU,CPU...)
+        self.ov_device = self.options.get("device_type", "CPU").strip() or "CPU"
         present = list(core.available_devices)
-        self.query_device = self._check_device(self.device, present)
+        self.query_device = self._check_device(self.ov_device, present)
+        self.device = _ort_device(self.query_device, present)
         base = self.query_device.split(":")[0].split(".")[0]
         default_precision = "FP32" if base == "CPU" else "FP16"
         precision = self.options.get("precision", default_precision).strip().upper()
@@ -145,7 +147,7 @@ class OpenVINOExecutionProvider(ExecutionProvider):
         self.dynamic_shapes = not _parse_bool(
             "disable_dynamic_shapes", self.options.get("disable_dynamic_shapes", "false")
         )
-        self.probe = _probe_for(self.device, self.query_device)
+        self.probe = _probe_for(self.ov_device, self.query_device)
         #: overridable initializers seen while partitioning: name -> default value. A cluster
         #: compiles them as constants, used while a run passes these very objects.
         self.defaults: dict[str, Any] = {}
@@ -219,7 +221,7 @@ class OpenVINOExecutionProvider(ExecutionProvider):
 
     def get_options(self) -> dict[str, str]:
         opts = {
-            "device_type": self.device,
+            "device_type": self.ov_device,
             "precision": self.precision,
             "num_streams": str(self.config["NUM_STREAMS"]),
             "disable_dynamic_shapes": "false" if self.dynamic_shapes else "true",
@@ -291,7 +293,7 @@ class OpenVINOExecutionProvider(ExecutionProvider):
 
         return CompiledSubgraph(
             get_core(),
-            self.device,
+            self.ov_device,
             dict(self.config),
             subgraph,
             opsets,
@@ -308,3 +310,21 @@ def _trivial(cluster: list[Node], view: GraphView) -> bool:
         if dt is not None and dt.kind == "f":
             return False
     return True
+
+
+def _ort_device(query_device: str, present: list[str]) -> OrtDevice:
+    """The OrtDevice OpenVINO computes on: the device named (the first of a virtual device's
+    list; for a bare AUTO, the one AUTO prefers among those present: GPU, then NPU, then CPU).
+    GPUs and NPUs are Intel's; the CPU is the host."""
+    name = query_device.upper()
+    if ":" in name:
+        name = name.split(":", 1)[1].split(",")[0]
+    elif name in ("AUTO", "MULTI", "HETERO"):
+        order = [p.upper() for p in present]
+        name = next(
+            (p for k in ("GPU", "NPU", "CPU") for p in order if p.split(".")[0] == k), "CPU"
+        )
+    base, _, index = name.strip().partition(".")
+    kind = {"GPU": "gpu", "NPU": "npu"}.get(base, "cpu")
+    vendor = OrtDeviceVendorId.INTEL if kind != "cpu" else OrtDeviceVendorId.NONE
+    return OrtDevice(kind=kind, vendor=vendor, id=int(index) if index.isdigit() else 0)

@@ -38,7 +38,7 @@ def test_chain_of_runs_stays_on_the_device():
     data = _model()
     sess = ort.InferenceSession(data, providers=[OPENCL])
     cpu = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    dev = sess._providers[0].device
+    dev = sess._providers[0].cl
     x0 = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
     value = ort.OrtValue.ortvalue_from_numpy(x0, "opencl", 0)
     assert value.device_name() == "opencl"
@@ -61,7 +61,7 @@ def test_chain_of_runs_stays_on_the_device():
 
 def test_host_bound_input_and_output_are_copied():
     sess = ort.InferenceSession(_model(), providers=[OPENCL])
-    dev = sess._providers[0].device
+    dev = sess._providers[0].cl
     x = np.ones((3, 6), np.float32)
     binding = sess.io_binding()
     binding.bind_cpu_input("x", x)

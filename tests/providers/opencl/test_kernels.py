@@ -355,7 +355,7 @@ def test_declines_carry_reasons():
 def test_float16_follows_the_device():
     from ort_core.plugins import get_plugin_manager
 
-    dev = get_plugin_manager().resolve("OpenCLExecutionProvider").cls().device
+    dev = get_plugin_manager().resolve("OpenCLExecutionProvider").cls().cl
     x = rand((3, 4), np.float16)
     if dev.fp16:
         check_opencl("Relu", [x], opset=OPSET)

@@ -35,8 +35,8 @@ def test_device_options_by_index_and_name():
     pi, pname, di, dname = list_devices()[0]
     by_index = OpenCLExecutionProvider({"platform": str(pi), "device": str(di)})
     by_name = OpenCLExecutionProvider({"platform": pname[:4].lower(), "device": dname[:5]})
-    assert by_index.device is by_name.device
-    assert by_index.device.name == dname
+    assert by_index.cl is by_name.cl
+    assert by_index.cl.name == dname
     assert OpenCLExecutionProvider({}).get_options()["device"] == dname
 
 

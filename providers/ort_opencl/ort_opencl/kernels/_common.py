@@ -66,7 +66,7 @@ FP64_PRAGMA = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
 
 def device_of(info: KernelInfo):
     """The :class:`~ort_opencl.device.OpenCLDevice` of the provider building this node."""
-    return info.provider.device
+    return info.provider.cl
 
 
 def compute_type(dt: np.dtype) -> str:
