@@ -329,3 +329,25 @@ def conv_channels_reason(
     if isinstance(c, int) and isinstance(w1, int) and c != w1 * group:
         return f"the input has {c} channels; the weight expects {w1 * group} (group {group})"
     return None
+
+
+def conv_reason(
+    attrs: Mapping[str, Any],
+    x_shape: Sequence[Dim] | None,
+    w_shape: Sequence[Dim] | None,
+    transpose: bool = False,
+) -> str | None:
+    """Why a Conv-family node (Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv...)
+    breaks the ONNX spec, from its attribute values and, when known, its input and weight shapes;
+    or None."""
+    window = Window.from_attrs(attrs)
+    rank = None if x_shape is None else len(x_shape)
+    return window.reason(rank, w_shape) or conv_channels_reason(
+        x_shape, w_shape, window.group, transpose
+    )
+
+
+def pool_reason(attrs: Mapping[str, Any], x_shape: Sequence[Dim] | None) -> str | None:
+    """Why a windowed pool (MaxPool, AveragePool, LpPool) breaks the ONNX spec, or None."""
+    rank = None if x_shape is None else len(x_shape)
+    return Window.from_attrs(attrs).reason(rank, pool=True)

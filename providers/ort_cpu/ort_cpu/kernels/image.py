@@ -326,7 +326,10 @@ def col2im(x, image_shape, block_shape, dilations=None, pads=None, strides=None)
     n = x.shape[0]
     c = x.shape[1] // int(np.prod(block))
     padded = [image[i] + pd[i] + pd[nd + i] for i in range(nd)]
-    counts = [(padded[i] - dil[i] * (block[i] - 1) - 1) // st[i] + 1 for i in range(nd)]
+    counts = [
+        ops.window_output_size(image[i], block[i], st[i], dil[i], pd[i], pd[nd + i])
+        for i in range(nd)
+    ]
     cols = x.reshape(n, c, *block, *counts)
     acc_dtype = np.float32 if x.dtype.kind == "V" else x.dtype
     out = np.zeros((n, c, *padded), acc_dtype)
