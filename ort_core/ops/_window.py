@@ -137,12 +137,12 @@ def conv_transpose_geometry(
 ) -> WindowGeometry:
     """Output sizes and the pads cropped off the full ConvTranspose result per spatial axis.
 
-    The full result has ``stride * (size - 1) + output_padding + effective kernel`` cells. With
-    ``output_shape`` (its last ``nd`` values) and SAME_UPPER / SAME_LOWER (no ``pads``) the pads
-    make that shape, the odd cell cropped at the end (UPPER) or the beginning (LOWER); SAME
-    without ``output_shape`` asks for ``size * stride`` cells. Otherwise ``pads`` (zeros when
-    absent or VALID) are cropped, and ``output_shape``, when given, is the output size (the cells
-    past the full result are zeros).
+    The full result has ``stride * (size - 1) + output_padding + effective kernel`` cells. When
+    ``output_shape`` is given (its last ``nd`` values), or auto_pad is SAME_UPPER / SAME_LOWER
+    (which ask for ``size * stride`` cells), the pads are generated as the spec says: the total
+    ``full - output`` (at least 0), its odd cell cropped at the end for SAME_UPPER and at the
+    beginning otherwise; an output larger than the full result ends in zeros. Otherwise ``pads``
+    (zeros when absent or VALID) are cropped.
     """
     nd = len(in_shape)
     out_pad = list(output_padding or [0] * nd)[-nd:]
@@ -151,19 +151,17 @@ def conv_transpose_geometry(
         for i, s, op, k, d in zip(in_shape, strides, out_pad, kernel, dilations, strict=True)
     ]
     shape = None if output_shape is None else [int(v) for v in list(output_shape)[-nd:]]
-    same = auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads
-    if same:
-        if shape is None:
-            shape = [int(i) * int(s) for i, s in zip(in_shape, strides, strict=True)]
+    if shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        shape = [int(i) * int(s) for i, s in zip(in_shape, strides, strict=True)]
+    if shape is not None:
         begin = []
         for f, o in zip(full, shape, strict=True):
-            total = f - o
+            total = max(0, f - o)
             begin.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
     else:
         explicit = [0] * (2 * nd) if auto_pad == "VALID" or not pads else [int(p) for p in pads]
         begin = explicit[:nd]
-        if shape is None:
-            shape = [f - b - e for f, b, e in zip(full, begin, explicit[nd:], strict=True)]
+        shape = [f - b - e for f, b, e in zip(full, begin, explicit[nd:], strict=True)]
     end = [f - b - o for f, b, o in zip(full, begin, shape, strict=True)]
     return WindowGeometry(tuple(shape), tuple(begin), tuple(end))
 
@@ -234,6 +232,8 @@ class Window:
         reason = auto_pad_reason(self.auto_pad)
         if reason:
             return reason
+        if self.pads is not None and self.auto_pad not in ("NOTSET", ""):
+            return f"the pads attribute cannot be used together with auto_pad '{self.auto_pad}'"
         if pool and self.kernel_shape is None:
             return "the kernel_shape attribute is required"
         if rank is not None and rank < 3:
