@@ -265,6 +265,12 @@ KNOWN_DIFFERENCES: list[tuple[str, Any, str]] = [
     ],
     ("LSTM", lambda n, v: _has_input(n, 7), "OpenVINO ignores the peephole weights P"),
     ("Resize", _resize_differs, "OpenVINO computes this Resize mode differently from ONNX"),
+    (
+        "ConvTranspose",
+        lambda n, v: _attr(n, "auto_pad") == "SAME_UPPER" and n.attr("output_shape") is not None,
+        "with output_shape and auto_pad SAME_UPPER OpenVINO crops the odd cell of padding at the "
+        "start, where ONNX crops it at the end",
+    ),
     *[
         (op, _pool_ceil_differs, "with ceil_mode OpenVINO keeps a last window starting in the pad")
         for op in ("MaxPool", "AveragePool")
