@@ -463,7 +463,7 @@ def conv_core(
     if c != wmat.shape[0] * (wmat.shape[2] // max(math.prod(kernel), 1)):
         raise InvalidArgument(
             f"Conv: input has {c} channels but the weights expect "
-            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})"
+            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})."
         )
     out, begin, _, end = _cached_geometry(
         tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
