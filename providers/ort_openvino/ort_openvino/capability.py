@@ -18,6 +18,8 @@ Before OpenVINO is asked, these rules decline what it cannot express exactly:
   uint64 in 32 bits, so ``2**40 + 1`` comes back as ``1``. Values derived from shapes, indices and
   small constants are safe and stay on OpenVINO (see :func:`wide_int_safe_values`); index-like
   inputs (shapes, axes, indices, pads) are never data;
+- nodes whose attributes break ONNX's rules (window and Resize checks from ``ort_core.ops``, shared
+  with every provider): the next provider reports them;
 - cases OpenVINO converts but computes differently from ONNX (:data:`KNOWN_DIFFERENCES`, found by
   the ONNX backend suite) and attributes newer than its frontend reads (:data:`FRONTEND_OPSET`).
 
@@ -36,7 +38,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ort_core.ir import Node, node_to_proto, tensor_dtype
+from ort_core import ops
+from ort_core.ir import Node, node_to_proto, tensor_dtype, tensor_shape
 from ort_core.provider import GraphView, schema_for
 
 __all__ = ["CapabilityProbe", "wide_int_safe_values", "precheck", "signature"]
@@ -156,35 +159,75 @@ def _attr(node: Node, name: str, default: Any = None) -> Any:
 
 def _pool_ceil_differs(node: Node, view: GraphView) -> bool:
     """ONNX drops a last ceil-mode window that would start in the padding; OpenVINO keeps it."""
-    if not _attr(node, "ceil_mode", 0):
+    window = ops.Window.from_attrs(node.attr_values())
+    if not window.ceil_mode or window.kernel_shape is None:
         return False
-    tp = view.type_of(node.inputs[0])
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim]
-    kernel = list(_attr(node, "kernel_shape", []))
-    spatial = dims[2:]
-    if len(spatial) != len(kernel) or any(d is None for d in spatial):
+    spatial = (_shape(node, view, 0) or ())[2:]
+    nd = len(window.kernel_shape)
+    if len(spatial) != nd or any(not isinstance(d, int) for d in spatial):
         return True
-    strides = list(_attr(node, "strides", [1] * len(kernel)))
-    dil = list(_attr(node, "dilations", [1] * len(kernel)))
-    pads = list(_attr(node, "pads", [0] * 2 * len(kernel)))
-    for i, (d, k) in enumerate(zip(spatial, kernel)):
-        begin, end = pads[i], pads[i + len(kernel)]
-        span = d + begin + end - ((k - 1) * dil[i] + 1)
-        out = -(-span // strides[i]) + 1
-        if (out - 1) * strides[i] >= d + begin:
-            return True
-    return False
+    w = window.resolve(nd)
+    pads = w.pads or (0,) * (2 * nd)
+    return any(
+        ops.ceil_window_dropped(d, k, s, dil, pads[i], pads[i + nd])
+        for i, (d, k, s, dil) in enumerate(zip(spatial, w.kernel_shape, w.strides, w.dilations))
+    )
 
 
 def _resize_differs(node: Node, view: GraphView) -> bool:
-    mode = _attr(node, "mode", "nearest")
-    ctm = _attr(node, "coordinate_transformation_mode", "half_pixel")
+    attrs = ops.ResizeAttrs.from_attrs(node.attr_values(), view.opset(node.domain), node.op_type)
+    ctm = attrs.coordinate_transformation_mode
     return bool(
-        _attr(node, "antialias", 0)
-        or _attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch"
-        or (mode == "cubic" and (_attr(node, "exclude_outside", 0) or ctm == "align_corners"))
-        or (mode == "linear" and ctm == "align_corners")
+        attrs.antialias
+        or attrs.keep_aspect_ratio_policy != "stretch"
+        or (attrs.mode == "cubic" and (attrs.exclude_outside or ctm == "align_corners"))
+        or (attrs.mode == "linear" and ctm == "align_corners")
     )
+
+
+def _shape(node: Node, view: GraphView, i: int) -> tuple | None:
+    has = len(node.inputs) > i and node.inputs[i]
+    return tensor_shape(view.type_of(node.inputs[i])) if has else None
+
+
+def _rank(shape: tuple | None) -> int | None:
+    return None if shape is None else len(shape)
+
+
+#: ONNX's rules for the attributes of the ops whose semantics ort_core.ops holds: a node that breaks
+#: them is left to the next provider, which reports it (OpenVINO might compute something instead).
+SPEC_RULES: dict[str, Any] = {
+    **{
+        op: lambda n, v, w=w, t=t: ops.conv_reason(
+            n.attr_values(), _shape(n, v, 0), _shape(n, v, w), transpose=t
+        )
+        for op, w, t in (
+            ("Conv", 1, False),
+            ("ConvInteger", 1, False),
+            ("QLinearConv", 3, False),
+            ("ConvTranspose", 1, True),
+        )
+    },
+    **{
+        op: lambda n, v: ops.pool_reason(n.attr_values(), _shape(n, v, 0))
+        for op in ("MaxPool", "AveragePool", "LpPool")
+    },
+    **{
+        op: lambda n, v: ops.resize_reason(
+            n.attr_values(), v.opset(n.domain), n.op_type, _rank(_shape(n, v, 0))
+        )
+        for op in ("Resize", "Upsample")
+    },
+}
+
+
+def spec_reason(node: Node, view: GraphView) -> str | None:
+    """Why ``node`` breaks ONNX's rules for its attributes (:data:`SPEC_RULES`), or None."""
+    rule = SPEC_RULES.get(node.op_type) if not node.domain else None
+    reason = rule(node, view) if rule is not None else None
+    if reason:
+        return f"{reason}; the node breaks the ONNX spec and is left to the next provider to report"
+    return None
 
 
 def _has_input(node: Node, i: int) -> bool:
@@ -222,6 +265,12 @@ KNOWN_DIFFERENCES: list[tuple[str, Any, str]] = [
     ],
     ("LSTM", lambda n, v: _has_input(n, 7), "OpenVINO ignores the peephole weights P"),
     ("Resize", _resize_differs, "OpenVINO computes this Resize mode differently from ONNX"),
+    (
+        "ConvTranspose",
+        lambda n, v: _attr(n, "auto_pad") == "SAME_UPPER" and n.attr("output_shape") is not None,
+        "with output_shape and auto_pad SAME_UPPER OpenVINO crops the odd cell of padding at the "
+        "start, where ONNX crops it at the end",
+    ),
     *[
         (op, _pool_ceil_differs, "with ceil_mode OpenVINO keeps a last window starting in the pad")
         for op in ("MaxPool", "AveragePool")
@@ -243,7 +292,8 @@ KNOWN_DIFFERENCES: list[tuple[str, Any, str]] = [
 
 
 def known_difference(node: Node, view: GraphView) -> str | None:
-    """Why OpenVINO would compute ``node`` differently from ONNX, or None."""
+    """Why OpenVINO would compute ``node`` differently from ONNX, or None. Run after
+    :func:`spec_reason` (the rules below read attributes the spec allows)."""
     opset = view.opset(node.domain)
     if opset > FRONTEND_OPSET and node.attributes:
         old = schema_for(node.op_type, node.domain, FRONTEND_OPSET)
@@ -303,7 +353,7 @@ def precheck(node: Node, view: GraphView, safe_wide: set[str]) -> str | None:
             )
             if empty and view.constant(name) is None:
                 return f"{kind} '{name}' is empty; OpenVINO's plugins handle empty tensors unevenly"
-    return known_difference(node, view)
+    return spec_reason(node, view) or known_difference(node, view)
 
 
 def signature(node: Node, view: GraphView) -> tuple:

@@ -17,12 +17,13 @@ import math
 
 import numpy as np
 
+from ort_core import ops
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from . import _blas
 from ._registry import builder, kernel
 from ._rows import add as add_rows
-from .conv import ConvAttrs, check_auto_pad, compute_dtype, conv_core, pack_weights
+from .conv import compute_dtype, conv_check, conv_core, pack_weights
 from .elementwise import _sigmoid, bound, gelu_erf
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
@@ -113,7 +114,7 @@ def _check_activation(info) -> str | None:
 
 
 def _check_fused_conv(info) -> str | None:
-    return check_auto_pad(info) or _check_activation(info)
+    return conv_check()(info) or _check_activation(info)
 
 
 # -- FusedConv, FusedGemm, FusedMatMul -------------------------------------------------------
@@ -121,7 +122,7 @@ def _check_fused_conv(info) -> str | None:
 def fused_conv(info):
     """activation(Conv(X, W) + B + Z); activation_params are the activation's attributes in
     order (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta)."""
-    attrs = ConvAttrs(info)
+    attrs = ops.Window.from_attrs(info.attrs)
     params = list(info.attr("activation_params", []) or [])
     act = activation_in_place(info.attr("activation"), *params[:2])
     w_const, dt = info.constant(1), info.input_dtype(0)

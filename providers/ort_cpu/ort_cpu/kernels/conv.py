@@ -11,8 +11,10 @@ ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel 
 pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops
 accumulate in float64 (exact for any realistic kernel size) and round to int32.
 
-The padding helpers (:func:`window_geometry`, :func:`pad_to`, :func:`kernel_view`) are shared with
-the pooling kernels.
+The window arithmetic (auto_pad, pads, output sizes, ConvTranspose's output_shape) and the
+checks of the attributes are ONNX's, shared with every provider (``ort_core.ops``); the padding
+helpers (:func:`window_geometry`, :func:`pad_to`, :func:`kernel_view`) are shared with the pooling
+kernels.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ort_core import ops
+from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
-from ort_core.shapes import window_geometry as core_window_geometry
 
 from . import _blas
 from ._registry import builder
@@ -51,17 +54,18 @@ def window_geometry(
     pads: Sequence[int] | None,
     auto_pad: str = "NOTSET",
     ceil_mode: bool = False,
-) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Output size, leading pads, trailing pads and trailing extent of a sliding window.
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], list[int]]:
+    """Output size, leading pads, trailing pads (:func:`ort_core.ops.window_geometry`) and
+    trailing extent of a sliding window.
 
     The trailing extent is the trailing padding plus the cells past it that ceil_mode windows
     overhang (pooling treats those as absent, unlike padding).
     """
-    out, begin, end = core_window_geometry(
+    out, begin, end = ops.window_geometry(
         in_shape, kernel, strides, dilations, pads, auto_pad, ceil_mode
     )
     extent = [
-        max(e, (o - 1) * s + (k - 1) * d + 1 - size - b)
+        max(e, ops.window_reach(size, o, k, s, d, b))
         for e, o, s, k, d, size, b in zip(
             end, out, strides, kernel, dilations, in_shape, begin, strict=True
         )
@@ -123,33 +127,23 @@ def offset_slices(offset: Sequence[int], dilations, strides, out) -> tuple[slice
     )
 
 
-def check_auto_pad(info) -> str | None:
-    """Partition-time check shared by the conv and pool kernels."""
-    auto_pad = info.attr("auto_pad", "NOTSET")
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", ""):
-        return f"auto_pad={auto_pad!r} (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)"
-    return None
+def conv_check(weight: int = 1, transpose: bool = False):
+    """Partition-time ``check=`` of a Conv-family node whose weight is input ``weight``: the
+    spec's window and channel rules (:func:`ort_core.ops.conv_reason`)."""
+
+    def check(info) -> str | None:
+        return ops.conv_reason(
+            info.attrs, info.input_shape(0), info.input_shape(weight), transpose=transpose
+        )
+
+    return check
 
 
-# -- attributes ------------------------------------------------------------------------------
-class ConvAttrs:
-    """Conv-family attributes with their defaults filled in for ``nd`` spatial axes."""
-
-    __slots__ = ("auto_pad", "dilations", "group", "kernel", "pads", "strides")
-
-    def __init__(self, info) -> None:
-        self.auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
-        self.group = int(info.attr("group", 1))
-        self.kernel = info.attr("kernel_shape")
-        self.pads = info.attr("pads")
-        self.strides = info.attr("strides")
-        self.dilations = info.attr("dilations")
-
-    def resolve(self, nd: int, w_spatial: Sequence[int]):
-        kernel = list(self.kernel) if self.kernel else list(w_spatial)
-        strides = list(self.strides) if self.strides else [1] * nd
-        dilations = list(self.dilations) if self.dilations else [1] * nd
-        return kernel, strides, dilations
+def resolve(window: ops.Window, nd: int, w_spatial: Sequence[int]):
+    """(kernel, strides, dilations) of ``window`` for ``nd`` spatial axes, the kernel from the
+    weight where ``kernel_shape`` is absent."""
+    w = window.resolve(nd, w_spatial)
+    return w.kernel_shape, w.strides, w.dilations
 
 
 # -- the convolution engine --------------------------------------------------------------------
@@ -456,20 +450,20 @@ def conv_core(
     x: np.ndarray,
     wmat: np.ndarray,
     m: int,
-    attrs: ConvAttrs,
+    attrs: ops.Window,
     w_spatial: Sequence[int],
     bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Convolution of ``x`` (already in the compute dtype) with packed weights, plus ``bias`` (M
     values in the compute dtype) when given."""
     nd = x.ndim - 2
-    kernel, strides, dilations = attrs.resolve(nd, w_spatial)
+    kernel, strides, dilations = resolve(attrs, nd, w_spatial)
     g = attrs.group
     n, c = x.shape[:2]
     if c != wmat.shape[0] * (wmat.shape[2] // max(math.prod(kernel), 1)):
-        raise ValueError(
+        raise InvalidArgument(
             f"Conv: input has {c} channels but the weights expect "
-            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})"
+            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})."
         )
     out, begin, _, end = _cached_geometry(
         tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
@@ -523,9 +517,9 @@ def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return y
 
 
-@builder("Conv", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=check_auto_pad)
+@builder("Conv", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=conv_check())
 def conv(info):
-    attrs = ConvAttrs(info)
+    attrs = ops.Window.from_attrs(info.attrs)
     w_const = info.constant(1)
     dt = info.input_dtype(0)
     packed = None
@@ -543,39 +537,10 @@ def conv(info):
 
 
 # -- ConvTranspose -------------------------------------------------------------------------------
-def transpose_geometry(info_attrs: dict, in_shape, kernel, strides, dilations):
-    """Leading pads and output size of ConvTranspose per spatial axis."""
-    nd = len(in_shape)
-    auto_pad = info_attrs.get("auto_pad", "NOTSET") or "NOTSET"
-    out_pad = list(info_attrs.get("output_padding") or [0] * nd)[-nd:]
-    pads = info_attrs.get("pads")
-    out_shape = info_attrs.get("output_shape")
-    full = [
-        s * (i - 1) + op + (k - 1) * d + 1
-        for i, s, op, k, d in zip(in_shape, strides, out_pad, kernel, dilations, strict=True)
-    ]
-    if out_shape is not None:
-        out_shape = list(out_shape)[-nd:]
-    elif auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
-        out_shape = [i * s for i, s in zip(in_shape, strides, strict=True)]
-    if out_shape is not None and auto_pad in ("SAME_UPPER", "SAME_LOWER") and not pads:
-        begin = []
-        for f, o in zip(full, out_shape, strict=True):
-            total = f - o
-            begin.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
-        return begin, out_shape
-    if auto_pad == "VALID" or not pads:
-        pads = [0] * (2 * nd)
-    begin = [int(p) for p in pads[:nd]]
-    if out_shape is None:
-        out_shape = [f - b - e for f, b, e in zip(full, begin, pads[nd:], strict=True)]
-    return begin, out_shape
-
-
-def conv_transpose_core(x, wmat, attrs: ConvAttrs, info_attrs: dict, w_spatial) -> np.ndarray:
+def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial) -> np.ndarray:
     """ConvTranspose of ``x`` (compute dtype) with (g, C/g, M/g*K) weights; no bias."""
     nd = x.ndim - 2
-    kernel, strides, dilations = attrs.resolve(nd, w_spatial)
+    kernel, strides, dilations = resolve(attrs, nd, w_spatial)
     g = attrs.group
     n, c = x.shape[:2]
     in_shape = x.shape[2:]
@@ -585,7 +550,7 @@ def conv_transpose_core(x, wmat, attrs: ConvAttrs, info_attrs: dict, w_spatial) 
         wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape))
     )  # (n, g, Mg*K, P)
     cols = cols.reshape(n, m, *kernel, *in_shape)
-    begin, out_shape = transpose_geometry(info_attrs, in_shape, kernel, strides, dilations)
+    out_shape, begin, _ = attrs.transpose_geometry(in_shape, w_spatial)
     # canvas covering both what the kernels write and the requested output window
     lo = [min(0, b) for b in begin]
     span = [
@@ -605,10 +570,9 @@ def conv_transpose_core(x, wmat, attrs: ConvAttrs, info_attrs: dict, w_spatial) 
     return canvas[head + window]
 
 
-@builder("ConvTranspose", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=check_auto_pad)
+@builder("ConvTranspose", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=conv_check(transpose=True))
 def conv_transpose(info):
-    attrs = ConvAttrs(info)
-    info_attrs = dict(info.attrs)
+    attrs = ops.Window.from_attrs(info.attrs)
     w_const = info.constant(1)
     dt = info.input_dtype(0)
 
@@ -620,7 +584,7 @@ def conv_transpose(info):
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack(w, cdt)
-        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, info_attrs, w.shape[2:])
+        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, w.shape[2:])
         if b is not None:
             y = y + b.astype(cdt, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
         return np.ascontiguousarray(y).astype(x.dtype, copy=False)
@@ -642,7 +606,7 @@ def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool) -> np.ndarray:
     return out - zp
 
 
-def _int_conv(attrs: ConvAttrs, x, w, x_zp, w_zp, packed) -> np.ndarray:
+def _int_conv(attrs: ops.Window, x, w, x_zp, w_zp, packed) -> np.ndarray:
     if packed is None:
         packed = pack_weights(_centered(w, w_zp, True), attrs.group, np.dtype(np.float64))
     return conv_core(_centered(x, x_zp, False), packed, w.shape[0], attrs, w.shape[2:])
@@ -655,9 +619,9 @@ def _prepacked_int_weights(info, w_index: int, zp_index: int):
     return pack_weights(_centered(w, zp, True), int(info.attr("group", 1)), np.dtype(np.float64))
 
 
-@builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=check_auto_pad)
+@builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=conv_check())
 def conv_integer(info):
-    attrs, packed = ConvAttrs(info), _prepacked_int_weights(info, 1, 3)
+    attrs, packed = ops.Window.from_attrs(info.attrs), _prepacked_int_weights(info, 1, 3)
 
     def run(x, w, x_zero_point=None, w_zero_point=None):
         y = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed)
@@ -666,9 +630,9 @@ def conv_integer(info):
     return run
 
 
-@builder("QLinearConv", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=check_auto_pad)
+@builder("QLinearConv", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=conv_check(3))
 def qlinear_conv(info):
-    attrs, packed = ConvAttrs(info), _prepacked_int_weights(info, 3, 5)
+    attrs, packed = ops.Window.from_attrs(info.attrs), _prepacked_int_weights(info, 3, 5)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
         acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed)
@@ -732,21 +696,26 @@ def deform_columns(x, offset, mask, kernel, strides, dilations, pads, offset_gro
 
 
 def _check_deform(info) -> str | None:
-    ks = info.attr("kernel_shape")
-    shape = info.input_shape(1)
-    rank = len(ks) if ks else (len(shape) - 2 if shape else 2)
-    return None if rank == 2 else "DeformConv runs 2-D convolutions only"
+    reason = conv_check()(info)
+    if reason:
+        return reason
+    nd = ops.Window.from_attrs(info.attrs).spatial_rank(None, _rank(info.input_shape(1)))
+    return None if nd in (2, None) else "DeformConv runs 2-D convolutions only"
+
+
+def _rank(shape) -> int | None:
+    return None if shape is None else len(shape)
 
 
 @builder("DeformConv", since=(19, 22), dtypes=FLOAT_TYPES, check=_check_deform)
 def deform_conv(info):
-    attrs = ConvAttrs(info)
+    attrs = ops.Window.from_attrs(info.attrs)
     offset_group = int(info.attr("offset_group", 1))
-    pads = list(info.attr("pads") or [0, 0, 0, 0])
+    pads = list(attrs.pads or (0, 0, 0, 0))
 
     def run(x, w, offset, b=None, mask=None):
         cdt = compute_dtype(x.dtype)
-        kernel, strides, dilations = attrs.resolve(2, w.shape[2:])
+        kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
         cols = deform_columns(
             x.astype(cdt, copy=False), offset, mask, kernel, strides, dilations, pads,
             offset_group,

@@ -3,7 +3,8 @@ CenterCropPad, NonMaxSuppression and ImageDecoder (through Pillow, an optional d
 extra ``ort-cpu[image]``).
 
 Resize is separable: each resized axis is interpolated on its own, as a gather of a few taps per
-output position along that axis weighted by per-position coefficients (no per-pixel loops).
+output position along that axis weighted by per-position coefficients (no per-pixel loops); the
+output sizes and the tap tables are ONNX arithmetic, shared with every provider (``ort_core.ops``).
 Interpolation runs in float32 for float32/float16/bfloat16 inputs and in float64 otherwise;
 integer results are rounded half to even and saturated.
 """
@@ -11,14 +12,14 @@ integer results are rounded half to even and saturated.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
+from ort_core import ops
 from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
 
 from ._registry import builder, kernel
-from .shape_ops import all_checks, choice_check
+from .shape_ops import choice_check
 
 _NARROW_FLOATS = frozenset(map(np.dtype, ("float16", "float32"))) | {
     d for d in FLOAT_TYPES if d.kind == "V"
@@ -39,198 +40,48 @@ def _cast_back(y: np.ndarray, dt: np.dtype) -> np.ndarray:
     return y.astype(dt, copy=False)
 
 
-# -- Resize: coordinate transforms ---------------------------------------------------------------
-def _source_coords(mode: str, out_len: int, scale: float, in_len: int, roi):
-    """Source coordinate of each output position along one axis, and for tf_crop_and_resize the
-    mask of positions that fall outside the input (else None)."""
-    y = np.arange(out_len, dtype=np.float64)
-    out_f = scale * in_len
-    if mode == "half_pixel":
-        return (y + 0.5) / scale - 0.5, None
-    if mode == "asymmetric":
-        return y / scale, None
-    if mode == "align_corners":
-        if out_f == 1:
-            return np.zeros(out_len), None
-        return y * (in_len - 1) / (out_f - 1), None
-    if mode == "pytorch_half_pixel":
-        if out_f == 1:
-            return np.full(out_len, -0.5), None
-        return (y + 0.5) / scale - 0.5, None
-    if mode == "half_pixel_symmetric":
-        offset = in_len / 2 * (1 - out_len / out_f)
-        return offset + (y + 0.5) / scale - 0.5, None
-    if mode == "tf_half_pixel_for_nn":
-        return (y + 0.5) / scale, None
-    if mode == "tf_crop_and_resize":
-        start, end = (0.0, 1.0) if roi is None else (float(roi[0]), float(roi[1]))
-        if out_f == 1:
-            x = np.full(out_len, (end - start) * (in_len - 1) / 2)
-        else:
-            x = y * (end - start) * (in_len - 1) / (out_f - 1)
-        x = x + start * (in_len - 1)
-        return x, (x < 0) | (x > in_len - 1)
-    raise KernelUnsupported(f"coordinate_transformation_mode {mode!r}")
-
-
-_COORD_MODES = (
-    "half_pixel",
-    "asymmetric",
-    "align_corners",
-    "pytorch_half_pixel",
-    "half_pixel_symmetric",
-    "tf_half_pixel_for_nn",
-    "tf_crop_and_resize",
-)
-
-
-def _nearest_index(x: np.ndarray, mode: str, scale: float, in_len: int) -> np.ndarray:
-    fl = np.floor(x)
-    frac = x - fl
-    if mode == "round_prefer_floor":
-        idx = fl + (frac > 0.5)
-    elif mode == "round_prefer_ceil":
-        idx = fl + (frac >= 0.5)
-    elif mode == "floor":
-        idx = fl
-    elif mode == "ceil":
-        idx = np.ceil(x)
-    else:  # "simple": opset < 11 (truncate when upsampling, ceil when downsampling)
-        idx = np.ceil(x) if scale < 1 else np.trunc(x)
-    return np.clip(idx, 0, in_len - 1).astype(np.intp)
-
-
-def _cubic_kernel(a: float):
-    def k(d):
-        d = np.abs(d)
-        d2, d3 = d * d, d * d * d
-        near = (a + 2) * d3 - (a + 3) * d2 + 1
-        far = a * d3 - 5 * a * d2 + 8 * a * d - 4 * a
-        return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
-
-    return k
-
-
-def _linear_kernel(d):
-    return np.clip(1 - np.abs(d), 0, 1)
-
-
-def _taps(x, in_len, scale, cfg):
-    """Indices [out, n] (clamped) and weights [out, n] of the taps of a linear/cubic filter."""
-    support = 1.0 if cfg["mode"] == "linear" else 2.0
-    s = min(scale, 1.0) if cfg["antialias"] else 1.0
-    start = int(math.floor(-support / s)) + 1
-    offsets = np.arange(start, 2 - start)
-    fl = np.floor(x)
-    frac = (x - fl)[:, None]
-    idx = fl.astype(np.int64)[:, None] + offsets[None, :]
-    kern = _linear_kernel if cfg["mode"] == "linear" else _cubic_kernel(cfg["cubic_coeff_a"])
-    w = kern((offsets[None, :] - frac) * s)
-    if cfg["antialias"]:
-        w = w / w.sum(axis=1, keepdims=True)
-    if cfg["exclude_outside"]:
-        w = np.where((idx < 0) | (idx >= in_len), 0.0, w)
-        total = w.sum(axis=1, keepdims=True)
-        w = w / np.where(total == 0, 1.0, total)
-    return np.clip(idx, 0, in_len - 1).astype(np.intp), w
-
-
-def _resize_axis(data, axis, out_len, scale, roi, cfg, work):
-    in_len = data.shape[axis]
-    x, outside = _source_coords(cfg["coord"], out_len, scale, in_len, roi)
+# -- Resize --------------------------------------------------------------------------------------
+def _resize_axis(data, step: ops.AxisResize, table: ops.TapTable, attrs: ops.ResizeAttrs, work):
+    """One axis of a separable resize: a gather of ``table``'s taps, weighted."""
+    axis = step.axis
     shape = [1] * data.ndim
-    shape[axis] = out_len
-    if cfg["mode"] == "nearest":
-        res = np.take(data, _nearest_index(x, cfg["nearest_mode"], scale, in_len), axis=axis)
+    shape[axis] = step.out_len
+    if table.weight is None:
+        res = np.take(data, table.index[:, 0], axis=axis)
     else:
         if data.dtype != work:
             data = data.astype(work)
-        idx, w = _taps(x, in_len, scale, cfg)
-        w = w.astype(work)
+        w = table.weight.astype(work)
         res = None
-        for k in range(idx.shape[1]):
-            term = np.take(data, idx[:, k], axis=axis) * w[:, k].reshape(shape)
+        for k in range(table.index.shape[1]):
+            term = np.take(data, table.index[:, k], axis=axis) * w[:, k].reshape(shape)
             res = term if res is None else res + term
-    if outside is not None and outside.any():
-        res = np.where(outside.reshape(shape), cfg["extrapolation_value"], res).astype(res.dtype)
+    if table.outside is not None:
+        res = np.where(table.outside.reshape(shape), attrs.extrapolation_value, res).astype(
+            res.dtype
+        )
     return res
 
 
-def _plan(shape, scales, sizes, roi, cfg):
-    """Per-axis (output size, scale, roi pair) for every axis of the input."""
-    rank = len(shape)
-    axes = cfg["axes"]
-    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
-    roi_full = None
-    if roi is not None and roi.size:
-        roi = roi.astype(np.float64).ravel()
-        n = len(axes)
-        roi_full = [(0.0, 1.0)] * rank
-        for i, a in enumerate(axes):
-            roi_full[a] = (roi[i], roi[n + i])
-    out = list(shape)
-    sc = [1.0] * rank
-    if scales is not None and scales.size:
-        for a, s in zip(axes, scales.tolist(), strict=False):
-            sc[a] = float(s)
-            out[a] = int(float(s) * shape[a])
-    elif sizes is not None and sizes.size:
-        for a, n in zip(axes, sizes.tolist(), strict=False):
-            out[a] = int(n)
-            sc[a] = int(n) / shape[a]
-        policy = cfg["keep_aspect_ratio_policy"]
-        if policy != "stretch":
-            pick = min if policy == "not_larger" else max
-            s = pick(sc[a] for a in axes)
-            for a in axes:
-                sc[a] = s
-                out[a] = int(s * shape[a] + 0.5)
-    else:
-        raise ValueError("Resize needs non-empty 'scales' or 'sizes'")
-    return axes, out, sc, roi_full
-
-
-def _resize(x, scales, sizes, roi, cfg):
-    axes, out, sc, roi_full = _plan(x.shape, scales, sizes, roi, cfg)
+def _resize(x, attrs: ops.ResizeAttrs, scales=None, sizes=None, roi=None):
+    _, steps = ops.resize_plan(attrs, x.shape, scales, sizes, roi)
     work = _work_dtype(x.dtype)
     res = x
-    for a in axes:
-        r = None if roi_full is None else roi_full[a]
-        trivial_roi = r is None or (math.isclose(r[0], 0.0) and math.isclose(r[1], 1.0))
-        if math.isclose(sc[a], 1.0) and out[a] == x.shape[a] and trivial_roi:
-            continue
-        res = _resize_axis(res, a, out[a], sc[a], r, cfg, work)
+    for step in steps:
+        res = _resize_axis(res, step, ops.tap_table(attrs, step), attrs, work)
     if res.dtype != x.dtype:
         res = _cast_back(res, x.dtype)
     return res
 
 
-def _resize_config(info: KernelInfo, legacy: bool, mode: str | None = None) -> dict:
-    mode = mode or info.attr("mode", "nearest")
-    if isinstance(mode, bytes):
-        mode = mode.decode()
-    if mode not in ("nearest", "linear", "cubic") or (legacy and mode == "cubic"):
-        raise KernelUnsupported(f"mode {mode!r} (nearest, linear{'' if legacy else ', cubic'})")
-    coord = info.attr("coordinate_transformation_mode", "half_pixel")
-    cfg = {
-        "mode": mode,
-        "coord": "asymmetric" if legacy else coord,
-        "nearest_mode": "simple" if legacy else info.attr("nearest_mode", "round_prefer_floor"),
-        "cubic_coeff_a": float(info.attr("cubic_coeff_a", -0.75)),
-        "exclude_outside": bool(info.attr("exclude_outside", 0)),
-        "extrapolation_value": float(info.attr("extrapolation_value", 0.0)),
-        "antialias": bool(info.attr("antialias", 0)) and mode != "nearest",
-        "axes": info.attr("axes"),
-        "keep_aspect_ratio_policy": info.attr("keep_aspect_ratio_policy", "stretch"),
-    }
-    if cfg["coord"] not in _COORD_MODES:
-        raise KernelUnsupported(f"coordinate_transformation_mode {cfg['coord']!r}")
-    if cfg["keep_aspect_ratio_policy"] not in ("stretch", "not_larger", "not_smaller"):
-        raise KernelUnsupported(f"keep_aspect_ratio_policy {cfg['keep_aspect_ratio_policy']!r}")
-    return cfg
-
-
-def _interp_check(info: KernelInfo) -> str | None:
+def _resize_check(info: KernelInfo) -> str | None:
+    """The spec's rules (:func:`ort_core.ops.resize_reason`), and interpolation needs numbers."""
+    shape = info.input_shape(0)
+    reason = ops.resize_reason(
+        info.attrs, info.opset, info.node.op_type, None if shape is None else len(shape)
+    )
+    if reason:
+        return reason
     dt = info.input_dtype(0)
     mode = info.attr("mode", "nearest")
     if dt is not None and mode != "nearest" and dt.kind in "Ob":
@@ -238,76 +89,58 @@ def _interp_check(info: KernelInfo) -> str | None:
     return None
 
 
-@builder("Resize", since=10, check=_interp_check)
+def _resize_attrs(info: KernelInfo) -> ops.ResizeAttrs:
+    return ops.ResizeAttrs.from_attrs(info.attrs, info.opset, info.node.op_type)
+
+
+@builder("Resize", since=10, check=_resize_check)
 def resize_10(info: KernelInfo):
-    cfg = _resize_config(info, legacy=True)
+    attrs = _resize_attrs(info)
 
     def run(x, scales):
-        return _resize(x, np.asarray(scales), None, None, cfg)
+        return _resize(x, attrs, scales)
 
     return run
 
 
-_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
-
-
-@builder(
-    "Resize",
-    since=(11, 13, 18, 19),
-    check=all_checks(_interp_check, choice_check(nearest_mode=_NEAREST_MODES)),
-)
+@builder("Resize", since=(11, 13, 18, 19), check=_resize_check)
 def resize(info: KernelInfo):
-    cfg = _resize_config(info, legacy=False)
+    attrs = _resize_attrs(info)
 
     def run(x, roi=None, scales=None, sizes=None):
-        return _resize(x, scales, sizes, roi, cfg)
+        return _resize(x, attrs, scales, sizes, roi)
 
     return run
 
 
-_UPSAMPLE_1_MODES = {"nearest": "nearest", "bilinear": "linear"}
-
-
-def _upsample_1_check(info: KernelInfo) -> str | None:
-    mode = info.attr("mode", "nearest")
-    if mode not in _UPSAMPLE_1_MODES:
-        return f"mode {mode!r} is not one of {sorted(_UPSAMPLE_1_MODES)}"
-    if info.attr("height_scale") is None or info.attr("width_scale") is None:
-        return "the height_scale and width_scale attributes are required"
-    shape = info.input_shape(0)
-    if shape is not None and len(shape) != 4:
-        return f"input has rank {len(shape)}; Upsample-1 takes a 4D (N, C, H, W) input"
-    return None
-
-
-@builder("Upsample", since=1, dtypes=FLOAT_TYPES, check=_upsample_1_check)
+@builder("Upsample", since=1, dtypes=FLOAT_TYPES, check=_resize_check)
 def upsample_1(info: KernelInfo):
-    cfg = _resize_config(info, legacy=True, mode=_UPSAMPLE_1_MODES[info.attr("mode", "nearest")])
-    scales = np.array([1, 1, info.attr("height_scale"), info.attr("width_scale")], np.float32)
+    attrs = _resize_attrs(info)
+    scales = ops.upsample_1_scales(info.attrs)
 
     def run(x):
-        return _resize(x, scales, None, None, cfg)
+        return _resize(x, attrs, scales)
 
     return run
 
 
-@builder("Upsample", since=7, check=_interp_check)
+@builder("Upsample", since=7, check=_resize_check)
 def upsample_7(info: KernelInfo):
-    cfg = _resize_config(info, legacy=True)
-    scales = np.asarray(info.attr("scales"), dtype=np.float32)
+    attrs = _resize_attrs(info)
+    scales = [float(s) for s in info.attr("scales")]
 
     def run(x):
-        return _resize(x, scales, None, None, cfg)
+        return _resize(x, attrs, scales)
 
     return run
 
 
-@builder("Upsample", since=9, check=_interp_check)
+@builder("Upsample", since=9, check=_resize_check)
 def upsample_9(info: KernelInfo):
-    cfg = _resize_config(info, legacy=True)
+    attrs = _resize_attrs(info)
 
     def run(x, scales):
-        return _resize(x, np.asarray(scales), None, None, cfg)
+        return _resize(x, attrs, scales)
 
     return run
 
@@ -364,9 +197,8 @@ def _gs_taps(x, mode):
     base = fl.astype(np.int64)
     if mode == "linear":
         return np.stack([base, base + 1]), np.stack([1 - t, t])
-    k = _cubic_kernel(-0.75)
     offs = (-1, 0, 1, 2)
-    return np.stack([base + o for o in offs]), np.stack([k(o - t) for o in offs])
+    return np.stack([base + o for o in offs]), np.stack([ops.cubic_weights(o - t) for o in offs])
 
 
 def _grid_sample(X, grid, mode, padding, align):
@@ -494,7 +326,10 @@ def col2im(x, image_shape, block_shape, dilations=None, pads=None, strides=None)
     n = x.shape[0]
     c = x.shape[1] // int(np.prod(block))
     padded = [image[i] + pd[i] + pd[nd + i] for i in range(nd)]
-    counts = [(padded[i] - dil[i] * (block[i] - 1) - 1) // st[i] + 1 for i in range(nd)]
+    counts = [
+        ops.window_output_size(image[i], block[i], st[i], dil[i], pd[i], pd[nd + i])
+        for i in range(nd)
+    ]
     cols = x.reshape(n, c, *block, *counts)
     acc_dtype = np.float32 if x.dtype.kind == "V" else x.dtype
     out = np.zeros((n, c, *padded), acc_dtype)

@@ -14,47 +14,39 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ort_core import ops
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import builder, kernel
-from .conv import (
-    cached_phases,
-    check_auto_pad,
-    compute_dtype,
-    kernel_view,
-    pad_to,
-    window_geometry,
-)
+from .conv import cached_phases, compute_dtype, kernel_view, pad_to, window_geometry
 from .shape_ops import choice_check
 
 MAXPOOL_TYPES = FLOAT_TYPES | frozenset(map(np.dtype, (np.int8, np.uint8)))
 
 
 class PoolAttrs:
-    """Window attributes with ONNX defaults, parsed once per node."""
+    """Window attributes with ONNX's defaults (:class:`ort_core.ops.Window`), parsed once per
+    node; kernel, strides and dilations as lists."""
 
-    __slots__ = ("auto_pad", "ceil_mode", "dilations", "kernel", "pads", "strides")
+    __slots__ = ("window", "dilations", "kernel", "strides")
 
     def __init__(self, info) -> None:
-        self.kernel = list(info.attr("kernel_shape"))
-        nd = len(self.kernel)
-        self.strides = list(info.attr("strides") or [1] * nd)
-        self.dilations = list(info.attr("dilations") or [1] * nd)
-        self.pads = info.attr("pads")
-        self.auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
-        self.ceil_mode = bool(info.attr("ceil_mode", 0))
+        window = ops.Window.from_attrs(info.attrs)
+        self.window = window.resolve(len(window.kernel_shape))
+        self.kernel = list(self.window.kernel_shape)
+        self.strides = list(self.window.strides)
+        self.dilations = list(self.window.dilations)
 
     def geometry(self, in_shape):
+        w = self.window
         return window_geometry(
-            in_shape, self.kernel, self.strides, self.dilations, self.pads, self.auto_pad,
-            self.ceil_mode,
-        )  # fmt: skip
+            in_shape, self.kernel, self.strides, self.dilations, w.pads, w.auto_pad, w.ceil_mode
+        )
 
 
 def _check_pool(info) -> str | None:
-    if not info.attr("kernel_shape"):
-        return "kernel_shape attribute is required"
-    return check_auto_pad(info)
+    """The spec's window rules (:func:`ort_core.ops.pool_reason`)."""
+    return ops.pool_reason(info.attrs, info.input_shape(0))
 
 
 def _lowest(dt: np.dtype):

@@ -1,7 +1,8 @@
 """Conv as an implicit GEMM: per (image, group), ``Y[M/g, P] = W[M/g, K] x cols[K, P]`` where the
 tiled GEMM kernel of linalg.py gathers each B tile straight from the image (im2col without the
 buffer). One to three spatial axes (1-D and 2-D run as 3-D with unit axes); strides, dilations,
-pads, auto_pad and groups are kernel arguments.
+pads, auto_pad and groups are kernel arguments, their values and the output size from
+``ort_core.ops`` (shared with every provider).
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ort_core.shapes import window_geometry
+from ort_core import ops
+from ort_core.errors import InvalidArgument
 
 from ._common import FLOATS, builder, checks, compute_type, device_of, load
 from .linalg import GEMM_ARGS, _Offsets, gemm_grid, gemm_source
 
 
-def auto_pad_check(info) -> str | None:
-    auto_pad = info.attr("auto_pad", "NOTSET")
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", ""):
-        return f"auto_pad={auto_pad!r} (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)"
+def spatial_limit(info) -> str | None:
+    """The kernels take 1 to 3 spatial axes."""
     shape = info.input_shape(0)
     if shape is not None and not 3 <= len(shape) <= 5:
         return f"input rank {len(shape)} (1 to 3 spatial axes are supported)"
     return None
+
+
+def _conv_check(info) -> str | None:
+    """The spec's window and channel rules (:func:`ort_core.ops.conv_reason`), then the rank."""
+    reason = ops.conv_reason(info.attrs, info.input_shape(0), info.input_shape(1))
+    return reason or spatial_limit(info)
 
 
 def to3(values: Sequence[int], fill: int) -> list[int]:
@@ -70,14 +76,12 @@ CONV_ARGS = GEMM_ARGS + [np.float32, np.float32] + [np.int32] * 17
     since=(1, 11, 22),
     dtypes={0: FLOATS, 1: FLOATS},
     attributes=["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
-    check=checks(auto_pad_check),
+    check=checks(_conv_check),
 )
 def conv(info):
     dev = device_of(info)
-    auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
-    group = int(info.attr("group", 1))
-    k_attr, pads = info.attr("kernel_shape"), info.attr("pads")
-    s_attr, d_attr = info.attr("strides"), info.attr("dilations")
+    window = ops.Window.from_attrs(info.attrs)
+    group = window.group
     offsets = _Offsets(dev)
     kernels = {}
 
@@ -89,16 +93,16 @@ def conv(info):
             from ._common import contiguous
 
             x, w = contiguous(dev, x), contiguous(dev, w)
-        nd = x.ndim - 2
-        kernel = list(k_attr) if k_attr else list(w.shape[2:])
-        strides = list(s_attr) if s_attr else [1] * nd
-        dil = list(d_attr) if d_attr else [1] * nd
-        out, begin, _ = window_geometry(x.shape[2:], kernel, strides, dil, pads, auto_pad)
+        win = window.resolve(x.ndim - 2, w.shape[2:])
+        kernel, strides, dil = win.kernel_shape, win.strides, win.dilations
+        out, begin, _ = win.geometry(x.shape[2:])
         n_img, c = x.shape[:2]
         m = w.shape[0]
         cg, mg = c // group, m // group
         if w.shape[1] != cg:
-            raise ValueError(f"Conv: input has {c} channels, weights expect {w.shape[1] * group}")
+            raise InvalidArgument(
+                f"Conv: input has {c} channels, weights expect {w.shape[1] * group}."
+            )
         y = dev.empty((n_img, m, *out), dt)
         if y.size == 0:
             return y

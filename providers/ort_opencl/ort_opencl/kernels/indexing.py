@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ort_core import ops
+
 from ._common import ANY, BYTES, builder, contiguous, device_of
 
 _GATHER_SRC = """
@@ -37,7 +39,7 @@ def gather(info):
 
     def run(x, indices):
         x, indices = contiguous(dev, x), contiguous(dev, indices)
-        axis = axis_attr + x.ndim if axis_attr < 0 else axis_attr
+        axis = ops.normalize_axis(axis_attr, x.ndim, "Gather")
         shape = [*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]]
         y = dev.empty(shape, x.dtype)
         if y.size:

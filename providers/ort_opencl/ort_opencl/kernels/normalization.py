@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ort_core import ops
+
 from ._common import (
     CTYPE,
     FLOATS,
@@ -155,7 +157,7 @@ def layer_norm(info):
         dt = np.dtype(x.dtype)
         k = _row_kernel(dev, kernels, dt)
         x = contiguous(dev, x)
-        axis = axis_attr + x.ndim if axis_attr < 0 else axis_attr
+        axis = ops.normalize_axis(axis_attr, x.ndim, "LayerNormalization")
         norm_shape = x.shape[axis:]
         n = math.prod(norm_shape)
         rows = math.prod(x.shape[:axis])

@@ -1,9 +1,12 @@
 """Pooling: MaxPool, AveragePool (one work-item per output cell looping over its window, 1 to 3
-spatial axes) and the global pools (a reduction over the spatial axes)."""
+spatial axes; the window arithmetic from ``ort_core.ops``) and the global pools (a reduction over
+the spatial axes)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from ort_core import ops
 
 from ._common import (
     CTYPE,
@@ -17,7 +20,7 @@ from ._common import (
     pragmas,
     store,
 )
-from .conv import auto_pad_check, to3, window_geometry
+from .conv import spatial_limit, to3
 from .reduction import reduce_walk
 
 _POOL_SRC = """
@@ -73,25 +76,22 @@ _POOL_ARGS = [None, None, np.int64, np.int64] + [np.int32] * 22
 
 
 def _pool_check(info):
-    if not info.attr("kernel_shape"):
-        return "kernel_shape attribute is required"
+    reason = ops.pool_reason(info.attrs, info.input_shape(0))
+    if reason:
+        return reason
     if info.num_outputs > 1 and info.node.outputs[1]:
         return "the Indices output is not supported"
     if int(info.attr("storage_order", 0)):
         return "storage_order=1 is not supported"
-    return auto_pad_check(info)
+    return spatial_limit(info)
 
 
 def _pool_builder(op):
     def build(info):
         dev = device_of(info)
-        kernel = list(info.attr("kernel_shape"))
-        nd = len(kernel)
-        strides = list(info.attr("strides") or [1] * nd)
-        dil = list(info.attr("dilations") or [1] * nd)
-        pads = info.attr("pads")
-        auto_pad = info.attr("auto_pad", "NOTSET") or "NOTSET"
-        ceil = bool(info.attr("ceil_mode", 0))
+        window = ops.Window.from_attrs(info.attrs)
+        window = window.resolve(len(window.kernel_shape))
+        kernel, strides, dil = window.kernel_shape, window.strides, window.dilations
         include_pad = int(info.attr("count_include_pad", 0))
         multi = op == "MaxPool" and info.opset >= 8
         kernels = {}
@@ -102,9 +102,7 @@ def _pool_builder(op):
             if k is None:
                 k = kernels[dt] = dev.kernel(_pool_source(dt, op), "pool", _POOL_ARGS)
             x = contiguous(dev, x)
-            out, begin, end = window_geometry(
-                x.shape[2:], kernel, strides, dil, pads, auto_pad, ceil
-            )
+            out, begin, end = window.geometry(x.shape[2:])
             y = dev.empty((*x.shape[:2], *out), dt)
             if y.size:
                 xb, xo = dev.buf(x)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ort_core import ops
+
 from ._common import (
     CTYPE,
     FLOATS,
@@ -120,10 +122,10 @@ _REDUCE_ARGS = (
 )
 
 
-def _axes_of(axes, rank: int, noop: int):
+def _axes_of(axes, rank: int, noop: int, op: str = ""):
     if axes is None or len(axes) == 0:
         return [] if noop else list(range(rank))
-    return sorted({a + rank if a < 0 else a for a in axes})
+    return sorted(set(ops.normalize_axes(axes, rank, op, unique=False)))
 
 
 def reduce_walk(dev, kern, x, axes, keepdims, out_dt):
@@ -169,7 +171,7 @@ def _reduce_builder(op, input_since):
             if k is None:
                 k = kernels[dt] = dev.kernel(_reduce_source(op, dt, dt), "reduce", _REDUCE_ARGS)
             ax = (None if axes is None else host_ints(axes)) if axes_input else attr_axes
-            ax = _axes_of(ax, x.ndim, noop)
+            ax = _axes_of(ax, x.ndim, noop, op)
             return reduce_walk(dev, k, x, ax, keepdims, dt)
 
         return run
@@ -234,7 +236,7 @@ def _arg_builder(op):
                     [None, None, np.int64, np.int64, np.int64, np.int64],
                 )
             x = contiguous(dev, x)
-            a = axis + x.ndim if axis < 0 else axis
+            a = ops.normalize_axis(axis, x.ndim, op)
             n = x.shape[a]
             inner = int(np.prod(x.shape[a + 1 :], dtype=np.int64))
             shape = list(x.shape)
@@ -319,7 +321,7 @@ def _softmax_builder(op):
             y = dev.empty(x.shape, dt)
             if y.size == 0:
                 return y
-            a = axis + x.ndim if axis < 0 else axis
+            a = ops.normalize_axis(axis, x.ndim, op)
             if legacy:
                 outer = int(np.prod(x.shape[:a], dtype=np.int64))
                 n, inner = y.size // outer, 1

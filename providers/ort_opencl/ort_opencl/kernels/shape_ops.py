@@ -11,6 +11,8 @@ import math
 import numpy as np
 from onnx import numpy_helper
 
+from ort_core import ops
+
 from ._common import (
     ANY,
     builder,
@@ -21,10 +23,6 @@ from ._common import (
     host_ints,
     strided_copy,
 )
-
-
-def _norm_axis(a: int, rank: int) -> int:
-    return a + rank if a < 0 else a
 
 
 # -- views --------------------------------------------------------------------------------------
@@ -72,7 +70,7 @@ def flatten(info):
     axis = int(info.attr("axis", 1))
 
     def run(x):
-        a = _norm_axis(axis, x.ndim)
+        a = axis if axis >= 0 else ops.normalize_axis(axis, x.ndim, "Flatten")  # [-r, r]
         return view(dev, x, (math.prod(x.shape[:a]), math.prod(x.shape[a:])))
 
     return run
@@ -82,14 +80,14 @@ def _squeeze(dev, x, axes):
     if axes is None:
         shape = [d for d in x.shape if d != 1]
     else:
-        ax = {_norm_axis(a, x.ndim) for a in axes}
+        ax = set(ops.normalize_axes(axes, x.ndim, "Squeeze", unique=False))
         shape = [d for i, d in enumerate(x.shape) if i not in ax]
     return view(dev, x, shape)
 
 
 def _unsqueeze(dev, x, axes):
     rank = x.ndim + len(axes)
-    ax = sorted(_norm_axis(a, rank) for a in axes)
+    ax = sorted(ops.normalize_axes(axes, rank, "Unsqueeze"))
     shape = list(x.shape)
     for a in ax:
         shape.insert(a, 1)
@@ -209,7 +207,7 @@ def concat(info):
     axis_attr = int(info.attr("axis", 0))
 
     def run(*xs):
-        axis = _norm_axis(axis_attr, xs[0].ndim)
+        axis = ops.normalize_axis(axis_attr, xs[0].ndim, "Concat")
         shape = list(xs[0].shape)
         shape[axis] = sum(x.shape[axis] for x in xs)
         y = dev.empty(shape, xs[0].dtype)
@@ -226,7 +224,10 @@ def concat(info):
 def slice_part(dev, x, starts, ends, axes, steps):
     """The ONNX Slice of ``x`` (starts/ends clamped as the spec says; negative steps allowed)."""
     rank = x.ndim
-    axes = list(range(len(starts))) if axes is None else [_norm_axis(a, rank) for a in axes]
+    if axes is None:
+        axes = list(range(len(starts)))
+    else:
+        axes = list(ops.normalize_axes(axes, rank, "Slice", unique=False))
     steps = [1] * len(starts) if steps is None else steps
     st = elem_strides(x)
     shape, strides, offset = list(x.shape), list(st), 0
@@ -282,7 +283,7 @@ def _split_sizes(dim, n_out, split, num_outputs=None):
 
 
 def _split(dev, x, axis, sizes):
-    axis = _norm_axis(axis, x.ndim)
+    axis = ops.normalize_axis(axis, x.ndim, "Split")
     st = elem_strides(x)
     outs, off = [], 0
     for s in sizes:
@@ -299,7 +300,9 @@ def _split(dev, x, axis, sizes):
 def split_2(info):
     dev, axis, split = device_of(info), int(info.attr("axis", 0)), info.attr("split")
     n = info.num_outputs
-    return lambda x: _split(dev, x, axis, _split_sizes(x.shape[_norm_axis(axis, x.ndim)], n, split))
+    return lambda x: _split(
+        dev, x, axis, _split_sizes(x.shape[ops.normalize_axis(axis, x.ndim, "Split")], n, split)
+    )
 
 
 @builder(
@@ -310,7 +313,7 @@ def split(info):
     n, num = info.num_outputs, info.attr("num_outputs")
 
     def run(x, split=None):
-        dim = x.shape[_norm_axis(axis, x.ndim)]
+        dim = x.shape[ops.normalize_axis(axis, x.ndim, "Split")]
         sizes = _split_sizes(dim, n, None if split is None else host_ints(split), num)
         return _split(dev, x, axis, sizes)
 
@@ -338,7 +341,9 @@ def pad(info):
     def run(x, pads, value=None, axes=None):
         p = host_ints(pads)
         rank = x.ndim
-        ax = list(range(rank)) if axes is None else [_norm_axis(a, rank) for a in host_ints(axes)]
+        ax = list(range(rank))
+        if axes is not None:
+            ax = list(ops.normalize_axes(host_ints(axes), rank, "Pad", unique=False))
         begin, end = [0] * rank, [0] * rank
         for i, a in enumerate(ax):
             begin[a], end[a] = p[i], p[i + len(ax)]
