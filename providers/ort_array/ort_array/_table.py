@@ -113,19 +113,37 @@ def register(
         if not versions:
             continue
         types = _narrow(spec.dtypes, allowed)
+        limit = spec.limit if allowed is None else _with_outputs(spec.limit, allowed)
         if spec.is_builder:
             registry.builder(
                 spec.op_type, versions, domain=spec.domain, dtypes=types,
-                attributes=spec.attributes, check=spec.check, limit=spec.limit,
+                attributes=spec.attributes, check=spec.check, limit=limit,
                 host_inputs=spec.host_inputs,
             )(spec.fn)  # fmt: skip
         else:
             registry.kernel(
                 spec.op_type, versions, domain=spec.domain, dtypes=types, check=spec.check,
-                limit=spec.limit, host_inputs=spec.host_inputs,
+                limit=limit, host_inputs=spec.host_inputs,
             )(spec.fn)  # fmt: skip
         added.extend((spec.domain, spec.op_type, s) for s in versions)
     return added
+
+
+def _with_outputs(limit: Callable | None, allowed: frozenset) -> Callable:
+    """``limit``, and also: every output's element type (when known) is one the provider's
+    arrays hold (Cast to float16 on a namespace without float16)."""
+
+    def check(info: Any) -> str | None:
+        reason = limit(info) if limit is not None else None
+        if reason is not None:
+            return reason
+        for i in range(info.num_outputs):
+            dt = info.output_dtype(i)
+            if dt is not None and dt not in allowed:
+                return f"output {i} has element type {dt}, which the provider's arrays cannot hold"
+        return None
+
+    return check
 
 
 def _dtype(d: Any) -> Any:

@@ -22,7 +22,7 @@ import numpy as np
 from ort_core.errors import InvalidArgument
 
 _NAMESPACES: dict[type, Any] = {}
-_KINDS: dict[Any, str] = {}
+_KINDS: dict[tuple[type, str], str] = {}
 
 
 def namespace(x: Any) -> Any:
@@ -46,10 +46,11 @@ def result(r: Any) -> Any:
 
 def kind(xp: Any, dtype: Any) -> str:
     """The kind of an element type: one of ``b i u f h c x`` (see the module docstring)."""
-    k = _KINDS.get(dtype)
+    key = (type(dtype), str(dtype))  # never compares dtypes of two libraries
+    k = _KINDS.get(key)
     if k is None:
         k = _classify(xp, dtype)
-        _KINDS[dtype] = k
+        _KINDS[key] = k
     return k
 
 
