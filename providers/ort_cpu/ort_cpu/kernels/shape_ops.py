@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 from onnx import helper
+from ort_array.kernels.shape import reshape_target
 
 from ort_core.errors import InvalidArgument
 
@@ -181,46 +182,16 @@ def size(x):
 
 
 # -- reshaping -------------------------------------------------------------------------------------
-def _reshape_target(x_shape: tuple, dims: list[int], allowzero: int) -> list[int]:
-    out = list(dims)
-    if not allowzero:
-        for i, d in enumerate(dims):
-            if d == 0:
-                if i >= len(x_shape):
-                    raise InvalidArgument(
-                        f"Reshape: shape {dims} copies dimension {i} (0) but the input has rank "
-                        f"{len(x_shape)}."
-                    )
-                out[i] = x_shape[i]
-    if out.count(-1) > 1 or any(d < -1 for d in out):
-        raise InvalidArgument(
-            f"Reshape: invalid shape {dims} (at most one -1, no other negatives)."
-        )
-    if -1 in out:
-        if allowzero and 0 in out:
-            raise InvalidArgument(f"Reshape: shape {dims} has both -1 and 0 with allowzero=1.")
-        known = math.prod(d for d in out if d != -1)
-        total = math.prod(x_shape)
-        if known == 0 or total % known:
-            raise InvalidArgument(
-                f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}."
-            )
-        out[out.index(-1)] = total // known
-    if math.prod(out) != math.prod(x_shape):
-        raise InvalidArgument(f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}.")
-    return out
-
-
 @kernel("Reshape", since=1)
 def reshape_1(x, shape=None, consumed_inputs=None):  # noqa: ARG001 (a legacy optimizer hint)
     if shape is None:
         raise InvalidArgument("Reshape-1: the shape attribute is required.")
-    return x.reshape(_reshape_target(x.shape, list(shape), 0))
+    return x.reshape(reshape_target(x.shape, list(shape), 0))
 
 
 @kernel("Reshape", since=5)
 def reshape(x, shape, allowzero=0):
-    return x.reshape(_reshape_target(x.shape, int_list(shape), allowzero))
+    return x.reshape(reshape_target(x.shape, int_list(shape), allowzero))
 
 
 @kernel("Flatten", since=1)
