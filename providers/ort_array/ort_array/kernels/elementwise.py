@@ -16,7 +16,6 @@ from onnx import TensorProto, helper
 
 from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
 
-from .._checks import choice_check
 from .._table import builder, kernel
 from .._xp import (
     cast,
@@ -30,6 +29,7 @@ from .._xp import (
     result,
     widened,
 )
+from ..checks import choice_check
 
 BOOL = frozenset({np.dtype(np.bool_)})
 NUM_BOOL = NUMERIC_TYPES | BOOL

@@ -18,9 +18,9 @@ from typing import Any
 from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axes, normalize_axis
 
-from .._checks import axis_check, choice_check
 from .._table import kernel
 from .._xp import cast, check_indices, computable, device, ints, namespace
+from ..checks import axis_check, choice_check
 
 
 def _index(xp: Any, idx: Any) -> Any:

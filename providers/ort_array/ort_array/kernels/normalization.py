@@ -18,9 +18,9 @@ from ort_core.ops import normalize_axis
 from ort_core.provider import FLOAT_TYPES
 
 from .. import _xp
-from .._checks import axis_check
 from .._table import builder, kernel
 from .._xp import cast, device, namespace, widened
+from ..checks import axis_check
 
 
 # -- Softmax family ------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axes, normalize_axis
 from ort_core.provider import NUMERIC_TYPES
 
-from .._checks import axis_check
 from .._table import kernel
 from .._xp import cast, device, dtype, ints, is_int, kind, namespace, result, widened
+from ..checks import axis_check
 
 BOOL = frozenset({np.dtype(np.bool_)})
 

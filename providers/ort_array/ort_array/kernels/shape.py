@@ -16,9 +16,9 @@ from ort_core.errors import InvalidArgument
 from ort_core.ops import broadcast_shape, normalize_axes, normalize_axis
 
 from .. import _xp
-from .._checks import axis_check, choice_check
 from .._table import builder, kernel
 from .._xp import device, ints, namespace, provider_namespace, scalar
+from ..checks import axis_check, choice_check
 
 
 @kernel("Identity", 1)

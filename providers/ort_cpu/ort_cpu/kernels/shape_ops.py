@@ -11,6 +11,8 @@ import threading
 
 import numpy as np
 from onnx import helper
+from ort_array.checks import all_of as all_checks  # noqa: F401 (the families import them here)
+from ort_array.checks import choice_check  # noqa: F401
 from ort_array.kernels.shape import reshape_target
 
 from ort_core.errors import InvalidArgument
@@ -38,33 +40,6 @@ def axis_check(name: str = "axis", default: int | None = 0, input_index: int = 0
         rank = max(len(shape), 1)
         if not -rank <= int(axis) < rank:
             return f"{name} {axis} is out of range for input {input_index} of rank {len(shape)}"
-        return None
-
-    return check
-
-
-def choice_check(**allowed):
-    """A partition-time ``check=``: each named string attribute takes one of its listed values
-    (``choice_check(mode=("DCR", "CRD"))``); an absent attribute is fine (its default is)."""
-
-    def check(info) -> str | None:
-        for name, values in allowed.items():
-            value = info.attr(name)
-            if value is not None and value not in values:
-                return f"{name} '{value}' is not one of {list(values)}"
-        return None
-
-    return check
-
-
-def all_checks(*checks):
-    """Combine several ``check=`` functions; the first reason wins."""
-
-    def check(info) -> str | None:
-        for c in checks:
-            reason = c(info)
-            if reason:
-                return reason
         return None
 
     return check

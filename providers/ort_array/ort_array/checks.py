@@ -1,6 +1,6 @@
 """Partition-time predicates the shared kernels declare as ``check=`` (the node is invalid) or
-``limit=`` (the shared kernel cannot run it; the node falls back). Axis rules come from
-:mod:`ort_core.ops`, so every provider reads them the same way."""
+``limit=`` (the shared kernel cannot run it; the node falls back), for providers' own kernels too.
+Axis rules come from :mod:`ort_core.ops`, so every provider reads them the same way."""
 
 from __future__ import annotations
 
