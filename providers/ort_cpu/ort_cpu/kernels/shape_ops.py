@@ -11,6 +11,9 @@ import threading
 
 import numpy as np
 from onnx import helper
+from ort_array.checks import all_of as all_checks  # noqa: F401 (the families import them here)
+from ort_array.checks import choice_check  # noqa: F401
+from ort_array.kernels.shape import reshape_target
 
 from ort_core.errors import InvalidArgument
 
@@ -37,33 +40,6 @@ def axis_check(name: str = "axis", default: int | None = 0, input_index: int = 0
         rank = max(len(shape), 1)
         if not -rank <= int(axis) < rank:
             return f"{name} {axis} is out of range for input {input_index} of rank {len(shape)}"
-        return None
-
-    return check
-
-
-def choice_check(**allowed):
-    """A partition-time ``check=``: each named string attribute takes one of its listed values
-    (``choice_check(mode=("DCR", "CRD"))``); an absent attribute is fine (its default is)."""
-
-    def check(info) -> str | None:
-        for name, values in allowed.items():
-            value = info.attr(name)
-            if value is not None and value not in values:
-                return f"{name} '{value}' is not one of {list(values)}"
-        return None
-
-    return check
-
-
-def all_checks(*checks):
-    """Combine several ``check=`` functions; the first reason wins."""
-
-    def check(info) -> str | None:
-        for c in checks:
-            reason = c(info)
-            if reason:
-                return reason
         return None
 
     return check
@@ -181,46 +157,16 @@ def size(x):
 
 
 # -- reshaping -------------------------------------------------------------------------------------
-def _reshape_target(x_shape: tuple, dims: list[int], allowzero: int) -> list[int]:
-    out = list(dims)
-    if not allowzero:
-        for i, d in enumerate(dims):
-            if d == 0:
-                if i >= len(x_shape):
-                    raise InvalidArgument(
-                        f"Reshape: shape {dims} copies dimension {i} (0) but the input has rank "
-                        f"{len(x_shape)}."
-                    )
-                out[i] = x_shape[i]
-    if out.count(-1) > 1 or any(d < -1 for d in out):
-        raise InvalidArgument(
-            f"Reshape: invalid shape {dims} (at most one -1, no other negatives)."
-        )
-    if -1 in out:
-        if allowzero and 0 in out:
-            raise InvalidArgument(f"Reshape: shape {dims} has both -1 and 0 with allowzero=1.")
-        known = math.prod(d for d in out if d != -1)
-        total = math.prod(x_shape)
-        if known == 0 or total % known:
-            raise InvalidArgument(
-                f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}."
-            )
-        out[out.index(-1)] = total // known
-    if math.prod(out) != math.prod(x_shape):
-        raise InvalidArgument(f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}.")
-    return out
-
-
 @kernel("Reshape", since=1)
 def reshape_1(x, shape=None, consumed_inputs=None):  # noqa: ARG001 (a legacy optimizer hint)
     if shape is None:
         raise InvalidArgument("Reshape-1: the shape attribute is required.")
-    return x.reshape(_reshape_target(x.shape, list(shape), 0))
+    return x.reshape(reshape_target(x.shape, list(shape), 0))
 
 
 @kernel("Reshape", since=5)
 def reshape(x, shape, allowzero=0):
-    return x.reshape(_reshape_target(x.shape, int_list(shape), allowzero))
+    return x.reshape(reshape_target(x.shape, int_list(shape), allowzero))
 
 
 @kernel("Flatten", since=1)
