@@ -94,6 +94,9 @@ class ExecutionProvider:
     device_name: ClassVar[str] = "cpu"
     #: True when the provider's tensors are host numpy arrays (no copies needed around it).
     host_memory: ClassVar[bool] = True
+    #: the array-API namespace of the provider's tensors (e.g. cupy's), where shared kernels
+    #: (``ort_array``) create arrays that no input determines; None: numpy on the host
+    xp: Any = None
     #: The distribution that registered the provider (set by the plugin manager).
     distribution: ClassVar[str] = ""
     preferred_layout: ClassVar[str] = "NCHW"

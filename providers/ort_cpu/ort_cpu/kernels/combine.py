@@ -14,7 +14,7 @@ from .shape_ops import int_list, normalize_axes, normalize_axis, zero_of
 def concat(*inputs, axis=1):  # axis defaults to 1 in opset 1 and is required from opset 4
     if not inputs:
         raise InvalidArgument("Concat: at least one input is required.")
-    axis = normalize_axis("Concat", axis, inputs[0].ndim)
+    axis = normalize_axis(axis, inputs[0].ndim, "Concat")
     try:
         return np.concatenate(inputs, axis=axis)
     except ValueError:
@@ -52,7 +52,7 @@ def split(info):
         )
 
     def run(x, split_input=None):
-        axis = normalize_axis("Split", axis_attr, x.ndim)
+        axis = normalize_axis(axis_attr, x.ndim, "Split")
         given = int_list(split_input) if split_input is not None else split_attr
         sizes = split_sizes(x.shape[axis], n, None if given is None else list(given))
         index = [slice(None)] * x.ndim
@@ -70,7 +70,7 @@ def split(info):
 @kernel("Tile", since=1)
 def tile_v1(x, tiles, axis):
     reps = [1] * x.ndim
-    reps[normalize_axis("Tile", int_list(axis)[0], x.ndim)] = int_list(tiles)[0]
+    reps[normalize_axis(int_list(axis)[0], x.ndim, "Tile")] = int_list(tiles)[0]
     return tile(x, reps)
 
 
@@ -95,7 +95,7 @@ def _check_mode(info):
 
 def _pad(x: np.ndarray, pads, mode: str, value=None, axes=None) -> np.ndarray:
     pads = int_list(pads)
-    axes = list(range(x.ndim)) if axes is None else normalize_axes("Pad", axes, x.ndim)
+    axes = list(range(x.ndim)) if axes is None else normalize_axes(axes, x.ndim, "Pad")
     if len(pads) != 2 * len(axes):
         raise InvalidArgument(
             f"Pad: {len(pads)} pads given for {len(axes)} axes (need twice as many)."

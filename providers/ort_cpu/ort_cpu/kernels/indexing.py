@@ -62,14 +62,14 @@ def _element_index(op: str, data: np.ndarray, indices: np.ndarray, axis: int) ->
 # -- gathers ---------------------------------------------------------------------------------------
 @kernel("Gather", since=1)
 def gather(data, indices, axis=0):
-    axis = normalize_axis("Gather", axis, data.ndim)
+    axis = normalize_axis(axis, data.ndim, "Gather")
     idx = checked_indices("Gather", indices, data.shape[axis], axis)
     return np.take(data, idx, axis=axis)
 
 
 @kernel("GatherElements", since=11)
 def gather_elements(data, indices, axis=0):
-    axis = normalize_axis("GatherElements", axis, data.ndim)
+    axis = normalize_axis(axis, data.ndim, "GatherElements")
     return data[_element_index("GatherElements", data, np.asarray(indices), axis)]
 
 
@@ -141,7 +141,7 @@ def _check_reduction(op: str):
 
 @kernel("ScatterElements", since=11, check=_check_reduction("ScatterElements"))
 def scatter_elements(data, indices, updates, axis=0, reduction="none"):
-    axis = normalize_axis("ScatterElements", axis, data.ndim)
+    axis = normalize_axis(axis, data.ndim, "ScatterElements")
     indices = np.asarray(indices)
     if updates.shape != indices.shape:
         raise InvalidArgument(
@@ -177,7 +177,7 @@ def compress(x, condition, axis=None):
     cond = np.asarray(condition).reshape(-1).astype(bool, copy=False)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    axis = normalize_axis("Compress", axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, "Compress")
     if cond.size > x.shape[axis]:
         raise InvalidArgument(
             f"Compress: condition has {cond.size} elements but axis {axis} has {x.shape[axis]}."
@@ -205,7 +205,7 @@ def one_hot(indices, depth, values, axis=-1):
     if values.size != 2:
         raise InvalidArgument(f"OneHot: values must be [off_value, on_value], got {values.size}.")
     idx = np.asarray(indices)
-    axis = normalize_axis("OneHot", axis, idx.ndim + 1)
+    axis = normalize_axis(axis, idx.ndim + 1, "OneHot")
     idx = idx.astype(np.int64)  # float indices truncate, as onnxruntime does
     idx = np.where(idx < 0, idx + n, idx)  # still outside [0, n): an all-off row, per the spec
     hot = np.expand_dims(idx, axis) == np.arange(n).reshape([n] + [1] * (idx.ndim - axis))
@@ -218,7 +218,7 @@ def _sort_key(x: np.ndarray) -> np.ndarray:
 
 
 def _topk(x: np.ndarray, k: int, axis: int, largest: int) -> tuple[np.ndarray, np.ndarray]:
-    axis = normalize_axis("TopK", axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, "TopK")
     n = x.shape[axis]
     if not 0 <= k <= n:
         raise InvalidArgument(f"TopK: k={k} is out of range [0, {n}] for axis {axis}.")
@@ -260,7 +260,7 @@ def unique(info):
             key = _sort_key(flat)
             _, first, inverse, counts = np.unique(key, True, True, True)
         else:
-            flat, axis = x, normalize_axis("Unique", axis_attr, x.ndim)
+            flat, axis = x, normalize_axis(axis_attr, x.ndim, "Unique")
             key = _sort_key(x)
             _, first, inverse, counts = np.unique(key, True, True, True, axis=axis)
         inverse = inverse.reshape(-1)
@@ -309,7 +309,7 @@ def tensor_scatter(info):
     axis_attr = int(info.attr("axis", -2))
 
     def run(past, update, write_indices=None):
-        axis = normalize_axis("TensorScatter", axis_attr, past.ndim)
+        axis = normalize_axis(axis_attr, past.ndim, "TensorScatter")
         if axis == 0:
             raise InvalidArgument("TensorScatter: axis must not be the batch axis 0.")
         out = past.copy()

@@ -183,7 +183,7 @@ def _along_axis(fn, legacy: bool):
         w = _work(x)
         if w.ndim == 0:
             w = w.reshape(1)
-        axis = normalize_axis(fn.__name__.strip("_"), axis, max(x.ndim, 1))
+        axis = normalize_axis(axis, max(x.ndim, 1), fn.__name__.strip("_"))
         if legacy:  # opset < 13: flatten to 2-D at `axis`, work along the second dimension
             w = w.reshape(int(np.prod(x.shape[:axis])), -1)
             return fn(w, 1).reshape(x.shape).astype(x.dtype, copy=False)

@@ -62,7 +62,7 @@ def sequence_length(seq):
 
 @kernel("SplitToSequence", since=11, check=axis_check())
 def split_to_sequence(x, split=None, axis=0, keepdims=1):
-    axis = normalize_axis("SplitToSequence", axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, "SplitToSequence")
     length = x.shape[axis]
     if split is None:
         parts = np.split(x, length, axis=axis) if length else []

@@ -12,45 +12,13 @@ import threading
 import numpy as np
 from onnx import helper
 from ort_array.checks import all_of as all_checks  # noqa: F401 (the families import them here)
-from ort_array.checks import choice_check  # noqa: F401
+from ort_array.checks import axis_check, choice_check  # noqa: F401
 from ort_array.kernels.shape import reshape_target
 
 from ort_core.errors import InvalidArgument
+from ort_core.ops import normalize_axes, normalize_axis  # noqa: F401 (the families import them here)
 
 from ._registry import builder, kernel
-
-
-def normalize_axis(op: str, axis: int, rank: int) -> int:
-    """``axis`` in [-rank, rank-1] as a non-negative axis; an error naming ``op`` otherwise."""
-    axis = int(axis)
-    if not -rank <= axis < rank:
-        raise InvalidArgument(f"{op}: axis {axis} is out of range for a tensor of rank {rank}.")
-    return axis + rank if axis < 0 else axis
-
-
-def axis_check(name: str = "axis", default: int | None = 0, input_index: int = 0):
-    """A partition-time ``check=``: the attribute ``name`` must be an axis of input
-    ``input_index`` when that input's rank is known (the kernel checks again at run time)."""
-
-    def check(info) -> str | None:
-        shape = info.input_shape(input_index)
-        axis = info.attr(name, default)
-        if shape is None or axis is None:
-            return None
-        rank = max(len(shape), 1)
-        if not -rank <= int(axis) < rank:
-            return f"{name} {axis} is out of range for input {input_index} of rank {len(shape)}"
-        return None
-
-    return check
-
-
-def normalize_axes(op: str, axes, rank: int) -> list[int]:
-    """Several axes, normalized; repeated axes are an error."""
-    out = [normalize_axis(op, a, rank) for a in np.asarray(axes, dtype=np.int64).reshape(-1)]
-    if len(set(out)) != len(out):
-        raise InvalidArgument(f"{op}: axes {list(map(int, axes))} repeat an axis.")
-    return out
 
 
 def zero_of(dtype: np.dtype) -> np.ndarray:
@@ -181,7 +149,7 @@ def flatten(x, axis=1):
 def _squeeze(x, axes):
     if axes is None:
         return x.reshape([d for d in x.shape if d != 1])
-    axes = normalize_axes("Squeeze", axes, x.ndim)
+    axes = normalize_axes(axes, x.ndim, "Squeeze")
     for a in axes:
         if x.shape[a] != 1:
             raise InvalidArgument(
@@ -198,7 +166,7 @@ def squeeze(x, axes=None):  # axes: an attribute before opset 13, an optional in
 def _unsqueeze(x, axes):
     axes_list = int_list(axes)
     rank = x.ndim + len(axes_list)
-    axes_n = normalize_axes("Unsqueeze", axes_list, rank)
+    axes_n = normalize_axes(axes_list, rank, "Unsqueeze")
     dims = iter(x.shape)
     return x.reshape([1 if i in axes_n else next(dims) for i in range(rank)])
 

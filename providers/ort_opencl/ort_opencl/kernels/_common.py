@@ -60,7 +60,6 @@ ANY = NUMERIC | {BOOL, F64}
 
 CTYPE = CTYPES  # numpy dtype -> OpenCL C type (one table, in device.py)
 BYTES = UINT_BY_SIZE  # element size -> unsigned C type, for kernels that only move bytes
-FP16_PRAGMA = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n"
 FP64_PRAGMA = "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
 
 
