@@ -107,6 +107,50 @@ def test_installed_distribution_is_discovered_claims_and_falls_back(with_toy, tm
     }
 
 
+def test_toy_is_a_device_provider_end_to_end(with_toy):
+    """ort-toy keeps tensors in ToyArray, which numpy refuses: every copy between the toy device
+    and the host must be placed by the core, kernels run with their run's stream, and
+    run_with_ort_values keeps toy values on the toy device."""
+    from ort_toy.provider import ToyArray, ToyExecutionProvider
+
+    sess = ort.InferenceSession(toy_model().SerializeToString(), providers=["toy"])
+    x = np.array([-1.0, 0.5, 2.0], np.float32)
+    want = 1 / (1 + np.exp(-(np.exp(np.maximum(x, 0)) + x)))
+    ToyExecutionProvider.uploads = ToyExecutionProvider.downloads = 0
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], want, rtol=1e-6)
+    # x up once (Relu and Add read it), Relu's output down (Exp is on the CPU), Exp's up, Add's
+    # down (Sigmoid is on the CPU)
+    assert sess.copy_count == 4
+    assert (ToyExecutionProvider.uploads, ToyExecutionProvider.downloads) == (2, 2)
+    assert ort.OrtValue.ortvalue_from_numpy(x, "toy", 0).device_name() == "toy"
+
+    # a graph that ends on the device: its output stays there with run_with_ort_values
+    m = make_model(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="relu"),
+            helper.make_node("Mul", ["a", "a"], ["b"], name="mul"),
+            helper.make_node("Reshape", ["b", "shape"], ["y"], name="reshape"),
+        ],
+        [tensor("x", shape=[4]), tensor("shape", 7, [2])],
+        [tensor("y", shape=[2, 2])],
+    )
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["toy"])
+    xs = np.array([-1.0, 2.0, -3.0, 4.0], np.float32)
+    shape = np.array([2, 2], np.int64)
+    ToyExecutionProvider.uploads = ToyExecutionProvider.downloads = 0
+    xv = ort.OrtValue.ortvalue_from_numpy(xs, "toy", 0)
+    (y,) = sess.run_with_ort_values(
+        None, {"x": xv, "shape": ort.OrtValue.ortvalue_from_numpy(shape)}
+    )
+    assert y.device_name() == "toy" and isinstance(y.value(), ToyArray)
+    assert (ToyExecutionProvider.uploads, ToyExecutionProvider.downloads) == (1, 0)
+    np.testing.assert_array_equal(y.numpy(), (np.maximum(xs, 0) ** 2).reshape(2, 2))
+    # plain run: the output comes back to the host, the shape (a host input) never goes up
+    np.testing.assert_array_equal(
+        sess.run(None, {"x": xs, "shape": shape})[0], (np.maximum(xs, 0) ** 2).reshape(2, 2)
+    )
+
+
 def test_toy_declines_other_dtypes_with_reason(with_toy):
     m = make_model(
         [helper.make_node("Relu", ["x"], ["y"], name="r")],
