@@ -399,7 +399,10 @@ def _pad_shape(in_shape, amounts, mode) -> tuple[int, ...] | str:
     if mode not in PAD_MODES:
         return f"mode '{mode}' is not one of {list(PAD_MODES)}"
     if len(amounts) != len(in_shape):
-        return f"{len(amounts)} (begin, end) pairs for an input of rank {len(in_shape)}; expected one per axis"
+        return (
+            f"{len(amounts)} (begin, end) pairs for an input of rank {len(in_shape)}; expected "
+            "one per axis"
+        )
     out = []
     for a, (d, (b, e)) in enumerate(zip(in_shape, amounts)):
         if d + b + e < 0:

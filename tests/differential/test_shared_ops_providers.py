@@ -1,9 +1,10 @@
 """The arithmetic ort_core.ops holds, run by every provider against onnxruntime: Conv, ConvTranspose
 and the pools with every auto_pad mode (CPU, OpenCL, OpenVINO), Resize with ``axes`` (CPU and
-OpenCL; OpenVINO declines Resize with axes its frontend cannot convert), and the shapes of Reshape,
-Slice, Split, Pad, Squeeze and Unsqueeze (CPU, OpenCL and the shared ort_array kernels alone). Each case runs on one provider
-(the CPU provider as the fallback it is in practice) and asserts where it ran, so a provider that
-declines a node it should take fails here instead of passing on the CPU provider's result."""
+OpenCL; OpenVINO declines Resize with axes its frontend cannot convert), and the shapes of
+Reshape, Slice, Split, Pad, Squeeze and Unsqueeze (CPU, OpenCL and the shared ort_array kernels
+alone). Each case runs on one provider (the CPU provider as the fallback it is in practice) and
+asserts where it ran, so a provider that declines a node it should take fails here instead of
+passing on the CPU provider's result."""
 
 from __future__ import annotations
 

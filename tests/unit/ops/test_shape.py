@@ -138,6 +138,10 @@ def test_slice_errors(args, message):
     assert ops.slice_reason(*args) is not None
 
 
+def _pick(rng, edges):
+    return int(rng.choice(edges)) if rng.random() < 0.15 else int(rng.integers(-8, 9))
+
+
 def test_slice_random_against_onnxruntime():
     rng = np.random.default_rng(1)
     edges = [INT_MAX, INT_MIN, -INT_MAX, 2**31 - 1, -(2**31)]
@@ -147,8 +151,7 @@ def test_slice_random_against_onnxruntime():
         n = int(rng.integers(1, len(shape) + 1))
         axes = [int(a) for a in rng.permutation(len(shape))[:n]]
         axes = [a - len(shape) if rng.random() < 0.3 else a for a in axes]
-        pick = lambda: int(rng.choice(edges)) if rng.random() < 0.15 else int(rng.integers(-8, 9))  # noqa: E731
-        starts, ends = [pick() for _ in axes], [pick() for _ in axes]
+        starts, ends = ([_pick(rng, edges) for _ in axes] for _ in range(2))
         steps = [int(rng.choice([-3, -2, -1, 1, 2, 3])) for _ in axes]
         want = onnxruntime("Slice", [x, ints(*starts), ints(*ends), ints(*axes), ints(*steps)])
         case = (shape, starts, ends, axes, steps)
