@@ -154,9 +154,7 @@ def _pad_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
         return np.clip(pos, 0, n - 1)
     if mode == "wrap":
         return pos % n
-    period = 2 * (
-        n - 1
-    )  # n >= 2 (ops.pad_shape)  # reflect: mirror about the first and last elements
+    period = 2 * (n - 1)  # reflect about the first and last elements (n >= 2: ops.pad_shape)
     pos = pos % period
     return np.where(pos < n, pos, period - pos)
 
