@@ -58,8 +58,8 @@ def register_provider():
                     register(c)
 
         plugin_name = f"{name}_{len(added)}"
+        added.append(plugin_name)  # before adding: a registration that raises stays registered
         pm.add_plugin(Plugin(), plugin_name, distribution)
-        added.append(plugin_name)
 
     yield register
     for n in added:

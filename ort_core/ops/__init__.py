@@ -2,9 +2,11 @@
 
 What lives here is arithmetic on shapes, axes and attributes, never on tensor data: axis
 normalization, broadcasting rules, attribute defaults and checks, window geometry (pads, auto_pad,
-dilations, output sizes), Resize's coordinate transforms and tap tables. Providers call these from
-their kernels (run time) and from their ``limit=``/``check=`` predicates (partition time), so a rule
-changes in one place for every provider.
+dilations, output sizes), Resize's coordinate transforms and tap tables, and the shapes of the
+data-movement ops (Reshape, Slice, Split, Squeeze, Unsqueeze, GatherND, Pad, Tile, DepthToSpace,
+SpaceToDepth). Providers call these from their kernels (run time) and from their
+``limit=``/``check=`` predicates (partition time), so a rule changes in one place for every
+provider.
 """
 
 from ._axes import axes_reason, axis_reason, normalize_axes, normalize_axis
@@ -24,6 +26,33 @@ from ._resize import (
     source_coordinates,
     tap_table,
     upsample_1_scales,
+)
+from ._shape import (
+    PAD_MODES,
+    AxisPad,
+    AxisSlice,
+    depth_to_space_reason,
+    depth_to_space_shape,
+    gather_nd_reason,
+    gather_nd_shape,
+    pad_amounts,
+    pad_parts,
+    pad_reason,
+    pad_shape,
+    reshape_reason,
+    reshape_shape,
+    slice_ranges,
+    slice_reason,
+    space_to_depth_reason,
+    space_to_depth_shape,
+    split_reason,
+    split_sizes,
+    squeeze_reason,
+    squeeze_shape,
+    tile_reason,
+    tile_shape,
+    unsqueeze_reason,
+    unsqueeze_shape,
 )
 from ._window import (
     AUTO_PADS,
@@ -47,7 +76,10 @@ __all__ = [
     "COORDINATE_TRANSFORMATION_MODES",
     "KEEP_ASPECT_RATIO_POLICIES",
     "NEAREST_MODES",
+    "PAD_MODES",
     "AxisResize",
+    "AxisPad",
+    "AxisSlice",
     "ResizeAttrs",
     "TapTable",
     "Window",
@@ -62,17 +94,39 @@ __all__ = [
     "conv_reason",
     "conv_transpose_geometry",
     "cubic_weights",
+    "depth_to_space_reason",
+    "depth_to_space_shape",
     "effective_kernel",
+    "gather_nd_reason",
+    "gather_nd_shape",
     "linear_weights",
     "nearest_indices",
     "normalize_axes",
     "normalize_axis",
+    "pad_amounts",
+    "pad_parts",
+    "pad_reason",
+    "pad_shape",
     "pool_reason",
+    "reshape_reason",
+    "reshape_shape",
     "resize_plan",
     "resize_reason",
     "same_pads",
+    "slice_ranges",
+    "slice_reason",
     "source_coordinates",
+    "space_to_depth_reason",
+    "space_to_depth_shape",
+    "split_reason",
+    "split_sizes",
+    "squeeze_reason",
+    "squeeze_shape",
     "tap_table",
+    "tile_reason",
+    "tile_shape",
+    "unsqueeze_reason",
+    "unsqueeze_shape",
     "upsample_1_scales",
     "window_geometry",
     "window_output_size",

@@ -36,7 +36,7 @@ class ArrayStrictProvider(KernelProvider):
 
     name = "ArrayStrictExecutionProvider"
     aliases = ("array_strict",)
-    device_type = "strict"
+    device_name = "strict"  # host memory it is not: the core copies around it
     host_memory = False
     registry = strict_registry
 
@@ -50,12 +50,12 @@ class ArrayStrictProvider(KernelProvider):
     def owns(self, value: Any) -> bool:
         return isinstance(value, self._array)
 
-    def to_device(self, array: Any) -> Any:
+    def to_device(self, array: Any, ctx: Any = None) -> Any:
         if self.owns(array):
             return array
         return self.xp.asarray(np.asarray(array))
 
-    def to_host(self, value: Any) -> Any:
+    def to_host(self, value: Any, ctx: Any = None) -> Any:
         if value is None or isinstance(value, np.ndarray) or not self.owns(value):
             return value
         return np.from_dlpack(value).copy()

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ort_core import ops
 from ort_core.errors import InvalidArgument
-from ort_core.ops import normalize_axes, normalize_axis
+from ort_core.ops import normalize_axis
 
 from .._table import kernel
 from .._xp import cast, check_indices, computable, device, ints, namespace
@@ -29,28 +30,9 @@ def _index(xp: Any, idx: Any) -> Any:
 
 # -- slicing ---------------------------------------------------------------------------------------
 def _slice(x, starts, ends, axes=None, steps=None):
-    starts, ends = ints(starts), ints(ends)
-    n = len(starts)
-    axes = list(range(n)) if axes is None else list(normalize_axes(ints(axes), x.ndim, "Slice"))
-    steps = [1] * n if steps is None else ints(steps)
-    if not len(ends) == len(axes) == len(steps) == n:
-        raise InvalidArgument(
-            f"Slice: starts, ends, axes and steps must have the same length ({n}, {len(ends)}, "
-            f"{len(axes)}, {len(steps)})."
-        )
-    index = [slice(None)] * x.ndim
-    for start, end, axis, step in zip(starts, ends, axes, steps):
-        dim = x.shape[axis]
-        if step == 0:
-            raise InvalidArgument(f"Slice: step on axis {axis} must not be zero.")
-        start = start + dim if start < 0 else start
-        end = end + dim if end < 0 else end
-        if step > 0:
-            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
-        else:
-            start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
-        index[axis] = slice(start, None if end < 0 else end, step)
-    return x[tuple(index)]
+    axes, steps = (None if v is None else ints(v) for v in (axes, steps))
+    ranges = ops.slice_ranges(x.shape, ints(starts), ints(ends), axes, steps)
+    return x[tuple(slice(*r) for r in ranges)]
 
 
 @kernel("Slice", 1)
@@ -102,21 +84,8 @@ def _nd_lin(op: str, data, indices, batch_dims: int):
     """GatherND/ScatterND addressing: the flat row of ``data`` viewed as (rows, *rest) that each
     index tuple names (batch offset included), and k (dimensions each tuple addresses)."""
     xp = namespace(data)
-    b = int(batch_dims)
-    if not 0 <= b < indices.ndim or b > data.ndim:
-        raise InvalidArgument(
-            f"{op}: batch_dims {b} is invalid for indices of rank {indices.ndim}."
-        )
-    if tuple(data.shape[:b]) != tuple(indices.shape[:b]):
-        raise InvalidArgument(
-            f"{op}: batch dimensions of data {data.shape} and indices {indices.shape} differ."
-        )
-    k = indices.shape[-1]
-    if k > data.ndim - b:
-        raise InvalidArgument(
-            f"{op}: indices address {k} dimensions but data {data.shape} has {data.ndim - b} after "
-            f"{b} batch dimension(s)."
-        )
+    ops.gather_nd_shape(data.shape, indices.shape, batch_dims, op)
+    b, k = int(batch_dims), indices.shape[-1]
     idx = _index(xp, indices)
     batch = math.prod(data.shape[:b])
     per_batch = math.prod(data.shape[b : b + k])

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 from onnx import helper
 
+from ort_core import ops
 from ort_core.errors import InvalidArgument
-from ort_core.ops import broadcast_shape, normalize_axes, normalize_axis
+from ort_core.ops import broadcast_shape, normalize_axis
 
 from .. import _xp
 from .._table import builder, kernel
@@ -39,48 +40,16 @@ def size(x):
 
 
 # -- reshaping -------------------------------------------------------------------------------------
-def reshape_target(x_shape: tuple[int, ...], dims: list[int], allowzero: int) -> list[int]:
-    """Reshape's output shape: 0 copies the input's dimension (unless ``allowzero``), -1 is
-    inferred; an :class:`InvalidArgument` saying why when ``dims`` cannot apply."""
-    out = list(dims)
-    if not allowzero:
-        for i, d in enumerate(dims):
-            if d == 0:
-                if i >= len(x_shape):
-                    raise InvalidArgument(
-                        f"Reshape: shape {dims} copies dimension {i} (0) but the input has rank "
-                        f"{len(x_shape)}."
-                    )
-                out[i] = x_shape[i]
-    if out.count(-1) > 1 or any(d < -1 for d in out):
-        raise InvalidArgument(
-            f"Reshape: invalid shape {dims} (at most one -1, no other negatives)."
-        )
-    total = math.prod(x_shape)
-    if -1 in out:
-        if allowzero and 0 in out:
-            raise InvalidArgument(f"Reshape: shape {dims} has both -1 and 0 with allowzero=1.")
-        known = math.prod(d for d in out if d != -1)
-        if known == 0 or total % known:
-            raise InvalidArgument(
-                f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}."
-            )
-        out[out.index(-1)] = total // known
-    if math.prod(out) != total:
-        raise InvalidArgument(f"Reshape: cannot reshape a tensor of shape {x_shape} into {dims}.")
-    return out
-
-
 @kernel("Reshape", 1)
 def reshape_1(x, shape=None, consumed_inputs=None):
     if shape is None:
         raise InvalidArgument("Reshape-1: the shape attribute is required.")
-    return namespace(x).reshape(x, tuple(reshape_target(x.shape, list(shape), 0)))
+    return namespace(x).reshape(x, ops.reshape_shape(x.shape, shape))
 
 
 @kernel("Reshape", 5, host_inputs=(1,))
 def reshape(x, shape, allowzero=0):
-    return namespace(x).reshape(x, tuple(reshape_target(x.shape, ints(shape), allowzero)))
+    return namespace(x).reshape(x, ops.reshape_shape(x.shape, ints(shape), allowzero))
 
 
 @kernel("Flatten", 1, check=axis_check(default=1, extra=1))
@@ -92,17 +61,7 @@ def flatten(x, axis=1):
 
 
 def _squeeze(x, axes):
-    xp = namespace(x)
-    axes = ints(axes)
-    if not axes:
-        return xp.reshape(x, tuple(d for d in x.shape if d != 1))
-    axes = normalize_axes(axes, x.ndim, "Squeeze")
-    for a in axes:
-        if x.shape[a] != 1:
-            raise InvalidArgument(
-                f"Squeeze: dimension {a} of shape {x.shape} is {x.shape[a]}, not 1."
-            )
-    return xp.reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+    return namespace(x).reshape(x, ops.squeeze_shape(x.shape, ints(axes)))
 
 
 @kernel("Squeeze", (1, 11))
@@ -116,11 +75,7 @@ def squeeze(x, axes=None):
 
 
 def _unsqueeze(x, axes):
-    axes = ints(axes)
-    rank = x.ndim + len(axes)
-    axes = normalize_axes(axes, rank, "Unsqueeze")
-    dims = iter(x.shape)
-    return namespace(x).reshape(x, tuple(1 if i in axes else next(dims) for i in range(rank)))
+    return namespace(x).reshape(x, ops.unsqueeze_shape(x.shape, ints(axes)))
 
 
 @kernel("Unsqueeze", (1, 11))
@@ -156,38 +111,18 @@ def concat(*xs, axis=None):
     return xp.concat(list(xs), axis=axis)
 
 
-def _split_sizes(dim: int, split: list[int], num_outputs: int, axis: int) -> list[int]:
-    if split:
-        if len(split) != num_outputs or sum(split) != dim or min(split) < 0:
-            raise InvalidArgument(
-                f"Split: split {split} must have {num_outputs} non-negative entries summing to "
-                f"the {dim} elements of axis {axis}."
-            )
-        return split
-    chunk = -(-dim // num_outputs)  # the last output takes what is left (opset 18)
-    return [min(chunk, max(dim - i * chunk, 0)) for i in range(num_outputs)]
-
-
 @builder("Split", (1, 2, 11, 13, 18), attributes=("axis", "split", "num_outputs"),
          check=axis_check(), host_inputs=(1,))  # fmt: skip
 def split(info):
-    attr_split = info.attr("split")
-    n_out = info.num_outputs
-    num_outputs = info.attr("num_outputs")
-    if num_outputs is not None and int(num_outputs) != n_out:
-        raise InvalidArgument(f"Split: num_outputs={num_outputs} but the node has {n_out} outputs.")
+    attr_split = info.attr("split")  # an attribute before opset 13, an optional input since
+    n_out, num_outputs = info.num_outputs, info.attr("num_outputs")
     axis_attr = int(info.attr("axis", 0))
 
     def run(x, split_input=None):
         axis = normalize_axis(axis_attr, x.ndim, "Split")
-        dim = x.shape[axis]
-        sizes = ints(split_input) if split_input is not None else ints(attr_split)
-        if not sizes and num_outputs is None and dim % n_out:
-            raise InvalidArgument(
-                f"Split: axis {axis} of {dim} elements does not split evenly into {n_out}."
-            )
+        given = ints(split_input) if split_input is not None else ints(attr_split)
         outs, start = [], 0
-        for size in _split_sizes(dim, sizes, n_out, axis):
+        for size in ops.split_sizes(x.shape[axis], n_out, given, num_outputs):
             index = [slice(None)] * x.ndim
             index[axis] = slice(start, start + size)
             outs.append(x[tuple(index)])
@@ -207,17 +142,11 @@ def expand(x, shape):
 @kernel("Tile", 6, host_inputs=(1,))
 def tile(x, repeats):
     reps = ints(repeats)
-    if len(reps) != x.ndim or min(reps, default=0) < 0:
-        raise InvalidArgument(
-            f"Tile: repeats {reps} must hold one non-negative count per axis of the rank-{x.ndim} input."
-        )
+    ops.tile_shape(x.shape, reps)
     return namespace(x).tile(x, tuple(reps))
 
 
 # -- Pad ---------------------------------------------------------------------------------------------
-_MODES = ("constant", "reflect", "edge", "wrap")
-
-
 def _pad_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
     """Source positions (host) of the padded axis's elements for the non-constant modes."""
     pos = np.arange(-before, n + after)
@@ -225,47 +154,35 @@ def _pad_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
         return np.clip(pos, 0, n - 1)
     if mode == "wrap":
         return pos % n
-    if n == 1:
-        return np.zeros_like(pos)
-    period = 2 * (n - 1)  # reflect: mirror about the first and last elements
+    period = 2 * (n - 1)  # reflect about the first and last elements (n >= 2: ops.pad_shape)
     pos = pos % period
     return np.where(pos < n, pos, period - pos)
 
 
 def _pad(x, pads: list[int], value: Any, mode: str, axes: list[int] | None):
     xp = namespace(x)
-    rank = x.ndim
-    axes = list(range(rank)) if axes is None else list(normalize_axes(axes, rank, "Pad"))
-    if len(pads) != 2 * len(axes):
-        raise InvalidArgument(f"Pad: pads {pads} must hold 2 values per padded axis ({len(axes)}).")
-    before, after = [0] * rank, [0] * rank
-    for i, a in enumerate(axes):
-        before[a], after[a] = pads[i], pads[i + len(axes)]
-    crop = tuple(
-        slice(max(-b, 0), d - max(-e, 0)) for b, e, d in zip(before, after, x.shape)
-    )  # negative pads remove elements
-    x = x[crop]
-    before, after = [max(b, 0) for b in before], [max(e, 0) for e in after]
-    if mode == "constant":
-        shape = tuple(d + b + e for d, b, e in zip(x.shape, before, after))
+    amounts = ops.pad_amounts(x.ndim, pads, axes)
+    shape = ops.pad_shape(x.shape, amounts, mode)
+    parts = ops.pad_parts(x.shape, amounts)
+    x = x[tuple(slice(p.start, p.stop) for p in parts)]  # negative pads crop
+    if mode == "constant" or math.prod(shape) == 0:
         out = xp.full(shape, value, dtype=x.dtype, device=device(x))
-        out[tuple(slice(b, b + d) for b, d in zip(before, x.shape))] = x
+        if x.size:
+            out[tuple(slice(p.before, p.before + d) for p, d in zip(parts, x.shape))] = x
         return out
-    for a in range(rank):
-        if before[a] or after[a]:
-            if x.shape[a] == 0:
-                raise InvalidArgument(f"Pad: mode {mode!r} cannot pad the empty axis {a}.")
-            idx = _pad_index(x.shape[a], before[a], after[a], mode)
+    for a, p in enumerate(parts):
+        if p.before or p.after:
+            idx = _pad_index(x.shape[a], p.before, p.after, mode)
             x = xp.take(x, xp.asarray(idx, device=device(x)), axis=a)
     return xp.asarray(x, copy=True)
 
 
-@kernel("Pad", 2, check=choice_check(mode=_MODES[:3]))
+@kernel("Pad", 2, check=choice_check(mode=ops.PAD_MODES[:3]))
 def pad_2(x, pads=(), mode="constant", value=0.0):
     return _pad(x, list(pads), value, mode, None)
 
 
-@kernel("Pad", 11, check=choice_check(mode=_MODES), host_inputs=(1, 2, 3))
+@kernel("Pad", 11, check=choice_check(mode=ops.PAD_MODES), host_inputs=(1, 2, 3))
 def pad(x, pads, constant_value=None, axes=None, mode="constant"):
     value = (
         0
@@ -279,31 +196,24 @@ def pad(x, pads, constant_value=None, axes=None, mode="constant"):
 @kernel("DepthToSpace", (1, 11, 13), check=choice_check(mode=("DCR", "CRD")))
 def depth_to_space(x, blocksize=0, mode="DCR"):
     xp = namespace(x)
-    if x.ndim != 4 or blocksize <= 0 or x.shape[1] % (blocksize * blocksize):
-        raise InvalidArgument(
-            f"DepthToSpace: input {x.shape} must be 4-D with channels divisible by "
-            f"blocksize^2 ({blocksize}^2)."
-        )
+    out = ops.depth_to_space_shape(x.shape, blocksize)
     n, c, h, w = x.shape
     b = blocksize
     if mode == "DCR":
         t = xp.permute_dims(xp.reshape(x, (n, b, b, c // (b * b), h, w)), (0, 3, 4, 1, 5, 2))
     else:
         t = xp.permute_dims(xp.reshape(x, (n, c // (b * b), b, b, h, w)), (0, 1, 4, 2, 5, 3))
-    return xp.reshape(t, (n, c // (b * b), h * b, w * b))
+    return xp.reshape(t, out)
 
 
 @kernel("SpaceToDepth", (1, 13))
 def space_to_depth(x, blocksize=0):
     xp = namespace(x)
-    b = blocksize
-    if x.ndim != 4 or b <= 0 or x.shape[2] % b or x.shape[3] % b:
-        raise InvalidArgument(
-            f"SpaceToDepth: input {x.shape} must be 4-D with height and width divisible by {b}."
-        )
+    out = ops.space_to_depth_shape(x.shape, blocksize)
     n, c, h, w = x.shape
+    b = blocksize
     t = xp.permute_dims(xp.reshape(x, (n, c, h // b, b, w // b, b)), (0, 3, 5, 1, 2, 4))
-    return xp.reshape(t, (n, c * b * b, h // b, w // b))
+    return xp.reshape(t, out)
 
 
 # -- generators --------------------------------------------------------------------------------------

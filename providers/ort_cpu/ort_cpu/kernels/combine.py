@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ort_core import ops
 from ort_core.errors import InvalidArgument
 
 from ._registry import builder, kernel
-from .shape_ops import int_list, normalize_axes, normalize_axis, zero_of
+from .shape_ops import int_list, normalize_axis, zero_of
 
 
 @kernel("Concat", since=1)
@@ -25,36 +26,16 @@ def concat(*inputs, axis=1):  # axis defaults to 1 in opset 1 and is required fr
 
 
 # -- Split -----------------------------------------------------------------------------------------
-def split_sizes(dim: int, n: int, split: list[int] | None) -> list[int]:
-    """Chunk lengths along the split axis: ``split`` when given, else ``n`` chunks of
-    ceil(dim / n) with a smaller last chunk when ``dim`` is not divisible."""
-    if split is not None:
-        if len(split) != n or sum(split) != dim or min(split, default=0) < 0:
-            raise InvalidArgument(
-                f"Split: split {split} must have {n} non-negative entries summing to {dim}."
-            )
-        return split
-    chunk = -(-dim // n)
-    last = dim - chunk * (n - 1)
-    if last < 0:
-        raise InvalidArgument(f"Split: a dimension of {dim} cannot be split into {n} chunks.")
-    return [chunk] * (n - 1) + [last]
-
-
 @builder("Split", since=(1, 2, 11, 13, 18), attributes=("axis", "split", "num_outputs"))
 def split(info):
     axis_attr = info.attr("axis", 0)
     split_attr = info.attr("split")  # an attribute before opset 13, an optional input since
-    n = info.attr("num_outputs", info.num_outputs)
-    if n != info.num_outputs:
-        raise InvalidArgument(
-            f"Split: num_outputs={n} but the node has {info.num_outputs} outputs."
-        )
+    n_out, num_outputs = info.num_outputs, info.attr("num_outputs")
 
     def run(x, split_input=None):
         axis = normalize_axis(axis_attr, x.ndim, "Split")
         given = int_list(split_input) if split_input is not None else split_attr
-        sizes = split_sizes(x.shape[axis], n, None if given is None else list(given))
+        sizes = ops.split_sizes(x.shape[axis], n_out, given, num_outputs)
         index = [slice(None)] * x.ndim
         outs, pos = [], 0
         for s in sizes:
@@ -77,49 +58,27 @@ def tile_v1(x, tiles, axis):
 @kernel("Tile", since=6)
 def tile(x, repeats):
     reps = int_list(repeats)
-    if len(reps) != x.ndim or min(reps, default=0) < 0:
-        raise InvalidArgument(
-            f"Tile: repeats {reps} must hold {x.ndim} non-negative values (the input's rank)."
-        )
+    ops.tile_shape(x.shape, reps)
     return np.tile(x, reps)
 
 
 # -- Pad -------------------------------------------------------------------------------------------
-_PAD_MODES = {"constant", "reflect", "edge", "wrap"}
-
-
 def _check_mode(info):
     mode = info.attr("mode", "constant")
-    return None if mode in _PAD_MODES else f"Pad: mode {mode!r} is not one of {sorted(_PAD_MODES)}"
+    return None if mode in ops.PAD_MODES else f"Pad: mode {mode!r} is not one of {ops.PAD_MODES}"
 
 
 def _pad(x: np.ndarray, pads, mode: str, value=None, axes=None) -> np.ndarray:
-    pads = int_list(pads)
-    axes = list(range(x.ndim)) if axes is None else normalize_axes(axes, x.ndim, "Pad")
-    if len(pads) != 2 * len(axes):
-        raise InvalidArgument(
-            f"Pad: {len(pads)} pads given for {len(axes)} axes (need twice as many)."
-        )
-    crop = [slice(None)] * x.ndim
-    width = [(0, 0)] * x.ndim
-    for i, a in enumerate(axes):
-        begin, end = pads[i], pads[i + len(axes)]
-        dim = x.shape[a]
-        if -min(begin, 0) - min(end, 0) > dim:
-            raise InvalidArgument(f"Pad: pads {begin}, {end} crop more than axis {a}'s {dim}.")
-        crop[a] = slice(-min(begin, 0), dim + min(end, 0))  # negative pads crop first
-        width[a] = (max(begin, 0), max(end, 0))
-    x = x[tuple(crop)]
+    amounts = ops.pad_amounts(x.ndim, int_list(pads), None if axes is None else int_list(axes))
+    shape = ops.pad_shape(x.shape, amounts, mode)
+    parts = ops.pad_parts(x.shape, amounts)
+    x = x[tuple(slice(p.start, p.stop) for p in parts)]  # negative pads crop
+    width = [(p.before, p.after) for p in parts]
     if not any(b or e for b, e in width):
         return x
-    if mode == "constant":
+    if mode == "constant" or 0 in shape:  # (nothing to copy from an empty input)
         fill = zero_of(x.dtype) if value is None else np.asarray(value).reshape(-1)[0]
         return np.pad(x, width, mode="constant", constant_values=fill).astype(x.dtype, copy=False)
-    if mode not in _PAD_MODES:
-        raise InvalidArgument(f"Pad: mode {mode!r} is not one of {sorted(_PAD_MODES)}.")
-    for a, (b, e) in enumerate(width):
-        if (b or e) and x.shape[a] == 0:
-            raise InvalidArgument(f"Pad: cannot pad the empty axis {a} in mode {mode!r}.")
     return np.pad(x, width, mode=mode)
 
 

@@ -148,23 +148,25 @@ def upsample_9(info: KernelInfo):
 # -- DepthToSpace / SpaceToDepth -----------------------------------------------------------------
 @kernel("DepthToSpace", since=(1, 11, 13), check=choice_check(mode=("DCR", "CRD")))
 def depth_to_space(x, blocksize=None, mode="DCR"):
+    out = ops.depth_to_space_shape(x.shape, blocksize)
     b, c, h, w = x.shape
     bs = int(blocksize)
     if mode == "DCR":
         t = x.reshape(b, bs, bs, c // (bs * bs), h, w).transpose(0, 3, 4, 1, 5, 2)
     else:
         t = x.reshape(b, c // (bs * bs), bs, bs, h, w).transpose(0, 1, 4, 2, 5, 3)
-    return t.reshape(b, c // (bs * bs), h * bs, w * bs)
+    return t.reshape(out)
 
 
 @kernel("SpaceToDepth", since=(1, 13, 28), check=choice_check(mode=("DCR", "CRD")))
 def space_to_depth(x, blocksize=None, mode="DCR"):
     """Inverse of DepthToSpace; the ``mode`` attribute (opset 28) orders the output channels."""
+    out = ops.space_to_depth_shape(x.shape, blocksize)
     b, c, h, w = x.shape
     bs = int(blocksize)
     t = x.reshape(b, c, h // bs, bs, w // bs, bs)
     t = t.transpose(0, 3, 5, 1, 2, 4) if mode == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
-    return t.reshape(b, c * bs * bs, h // bs, w // bs)
+    return t.reshape(out)
 
 
 # -- GridSample ----------------------------------------------------------------------------------

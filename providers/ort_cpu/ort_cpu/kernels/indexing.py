@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ort_core import ops
 from ort_core.errors import InvalidArgument
 
 from ._registry import builder, kernel
@@ -76,21 +77,8 @@ def gather_elements(data, indices, axis=0):
 def _nd_index(op: str, data: np.ndarray, indices: np.ndarray, batch_dims: int):
     """Flatten GatherND/ScatterND addressing: data as (B, *rest), indices as (B, M, k) with each
     index checked and normalized; returns (data view, per-component index arrays, B, M, k)."""
-    b = int(batch_dims)
-    if not 0 <= b < indices.ndim or b > data.ndim:
-        raise InvalidArgument(
-            f"{op}: batch_dims {b} is invalid for indices of rank {indices.ndim}."
-        )
-    if data.shape[:b] != indices.shape[:b]:
-        raise InvalidArgument(
-            f"{op}: batch dimensions of data {data.shape} and indices {indices.shape} differ."
-        )
-    k = indices.shape[-1]
-    if k > data.ndim - b:
-        raise InvalidArgument(
-            f"{op}: indices address {k} dimensions but data {data.shape} has {data.ndim - b} "
-            f"after {b} batch dimension(s)."
-        )
+    ops.gather_nd_shape(data.shape, indices.shape, batch_dims, op)
+    b, k = int(batch_dims), indices.shape[-1]
     batch = math.prod(data.shape[:b])
     flat = indices.reshape(batch, math.prod(indices.shape[b:-1]), k)
     comps = [checked_indices(op, flat[..., j], data.shape[b + j], b + j) for j in range(k)]

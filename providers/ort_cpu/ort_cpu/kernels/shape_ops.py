@@ -13,8 +13,8 @@ import numpy as np
 from onnx import helper
 from ort_array.checks import all_of as all_checks  # noqa: F401 (the families import them here)
 from ort_array.checks import axis_check, choice_check  # noqa: F401
-from ort_array.kernels.shape import reshape_target
 
+from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axes, normalize_axis  # noqa: F401 (the families import them here)
 
@@ -129,12 +129,12 @@ def size(x):
 def reshape_1(x, shape=None, consumed_inputs=None):  # noqa: ARG001 (a legacy optimizer hint)
     if shape is None:
         raise InvalidArgument("Reshape-1: the shape attribute is required.")
-    return x.reshape(reshape_target(x.shape, list(shape), 0))
+    return x.reshape(ops.reshape_shape(x.shape, shape))
 
 
 @kernel("Reshape", since=5)
 def reshape(x, shape, allowzero=0):
-    return x.reshape(reshape_target(x.shape, int_list(shape), allowzero))
+    return x.reshape(ops.reshape_shape(x.shape, int_list(shape), allowzero))
 
 
 @kernel("Flatten", since=1)
@@ -146,45 +146,19 @@ def flatten(x, axis=1):
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
-def _squeeze(x, axes):
-    if axes is None:
-        return x.reshape([d for d in x.shape if d != 1])
-    axes = normalize_axes(axes, x.ndim, "Squeeze")
-    for a in axes:
-        if x.shape[a] != 1:
-            raise InvalidArgument(
-                f"Squeeze: dimension {a} of shape {x.shape} is {x.shape[a]}, not 1."
-            )
-    return x.reshape([d for i, d in enumerate(x.shape) if i not in axes])
-
-
 @kernel("Squeeze", since=(1, 11, 13))
 def squeeze(x, axes=None):  # axes: an attribute before opset 13, an optional input since
-    return _squeeze(x, axes)
-
-
-def _unsqueeze(x, axes):
-    axes_list = int_list(axes)
-    rank = x.ndim + len(axes_list)
-    axes_n = normalize_axes(axes_list, rank, "Unsqueeze")
-    dims = iter(x.shape)
-    return x.reshape([1 if i in axes_n else next(dims) for i in range(rank)])
+    return x.reshape(ops.squeeze_shape(x.shape, None if axes is None else int_list(axes)))
 
 
 @kernel("Unsqueeze", since=(1, 11, 13))
 def unsqueeze(x, axes=()):  # axes: an attribute before opset 13, an input since
-    return _unsqueeze(x, axes)
+    return x.reshape(ops.unsqueeze_shape(x.shape, int_list(axes)))
 
 
 @kernel("Expand", since=8)
 def expand(x, shape):
-    dims = int_list(shape)
-    try:
-        target = np.broadcast_shapes(x.shape, tuple(dims))
-    except ValueError:
-        raise InvalidArgument(
-            f"Expand: shape {dims} does not broadcast with input shape {x.shape}."
-        ) from None
+    target = ops.broadcast_shape(x.shape, int_list(shape), op="Expand")
     # A fresh array: a stride-0 broadcast view would be read-only for whoever receives it.
     return np.array(np.broadcast_to(x, target))
 

@@ -26,23 +26,6 @@ from ._common import (
 
 
 # -- views --------------------------------------------------------------------------------------
-def reshape_target(shape, target, allowzero=0) -> tuple[int, ...]:
-    out = [
-        (shape[i] if (d == 0 and not allowzero and i < len(shape)) else d)
-        for i, d in enumerate(target)
-    ]
-    if -1 in out:
-        k = out.index(-1)
-        rest = math.prod(d for i, d in enumerate(out) if i != k)
-        total = math.prod(shape)
-        if rest == 0 or total % rest:
-            raise ValueError(f"cannot reshape {list(shape)} to {list(target)}")
-        out[k] = total // rest
-    if math.prod(out) != math.prod(shape):
-        raise ValueError(f"cannot reshape {list(shape)} to {list(target)}")
-    return tuple(out)
-
-
 def view(dev, x, shape):
     """``x`` with another shape (a view when contiguous)."""
     x = contiguous(dev, x)
@@ -61,7 +44,7 @@ def view(dev, x, shape):
 def reshape(info):
     dev = device_of(info)
     allowzero = int(info.attr("allowzero", 0))
-    return lambda x, shape: view(dev, x, reshape_target(x.shape, host_ints(shape), allowzero))
+    return lambda x, shape: view(dev, x, ops.reshape_shape(x.shape, host_ints(shape), allowzero))
 
 
 @builder("Flatten", since=(1, 9, 11, 13, 21, 23, 24), dtypes=ANY, attributes=["axis"])
@@ -76,46 +59,32 @@ def flatten(info):
     return run
 
 
-def _squeeze(dev, x, axes):
-    if axes is None:
-        shape = [d for d in x.shape if d != 1]
-    else:
-        ax = set(ops.normalize_axes(axes, x.ndim, "Squeeze", unique=False))
-        shape = [d for i, d in enumerate(x.shape) if i not in ax]
-    return view(dev, x, shape)
-
-
-def _unsqueeze(dev, x, axes):
-    rank = x.ndim + len(axes)
-    ax = sorted(ops.normalize_axes(axes, rank, "Unsqueeze"))
-    shape = list(x.shape)
-    for a in ax:
-        shape.insert(a, 1)
-    return view(dev, x, shape)
-
-
 @builder("Squeeze", since=(1, 11), dtypes=ANY, attributes=["axes"])
 def squeeze_1(info):
     dev, axes = device_of(info), info.attr("axes")
-    return lambda x: _squeeze(dev, x, axes)
+    return lambda x: view(dev, x, ops.squeeze_shape(x.shape, axes))
 
 
 @builder("Squeeze", since=(13, 21, 23, 24), dtypes={0: ANY}, attributes=[], host_inputs=(1,))
 def squeeze(info):
     dev = device_of(info)
-    return lambda x, axes=None: _squeeze(dev, x, None if axes is None else host_ints(axes))
+
+    def run(x, axes=None):
+        return view(dev, x, ops.squeeze_shape(x.shape, None if axes is None else host_ints(axes)))
+
+    return run
 
 
 @builder("Unsqueeze", since=(1, 11), dtypes=ANY, attributes=["axes"])
 def unsqueeze_1(info):
     dev, axes = device_of(info), list(info.attr("axes"))
-    return lambda x: _unsqueeze(dev, x, axes)
+    return lambda x: view(dev, x, ops.unsqueeze_shape(x.shape, axes))
 
 
 @builder("Unsqueeze", since=(13, 21, 23, 24), dtypes={0: ANY}, attributes=[], host_inputs=(1,))
 def unsqueeze(info):
     dev = device_of(info)
-    return lambda x, axes: _unsqueeze(dev, x, host_ints(axes))
+    return lambda x, axes: view(dev, x, ops.unsqueeze_shape(x.shape, host_ints(axes)))
 
 
 @builder("Identity", since=(1, 13, 14, 16, 19, 21, 23, 24), dtypes=ANY, attributes=[])
@@ -168,7 +137,7 @@ def transpose(info):
 
 
 def expand_to(dev, x, shape):
-    shape = tuple(np.broadcast_shapes(tuple(x.shape), tuple(shape)))
+    shape = ops.broadcast_shape(x.shape, shape, op="Expand")
     lead = len(shape) - x.ndim
     st = [0] * lead + [0 if d == 1 else s for d, s in zip(x.shape, elem_strides(x))]
     y = dev.empty(shape, x.dtype)
@@ -188,12 +157,12 @@ def tile(info):
 
     def run(x, repeats):
         reps = host_ints(repeats)
+        out = ops.tile_shape(x.shape, reps)
         st = elem_strides(x)
         it_shape, it_st = [], []
         for r, d, s in zip(reps, x.shape, st):
             it_shape += [r, d]
             it_st += [0, s]
-        out = [r * d for r, d in zip(reps, x.shape)]
         y = dev.empty(out, x.dtype)
         strided_copy(dev, y, 0, contiguous_strides(it_shape), x, 0, it_st, it_shape)
         return y
@@ -221,27 +190,14 @@ def concat(info):
     return run
 
 
-def slice_part(dev, x, starts, ends, axes, steps):
-    """The ONNX Slice of ``x`` (starts/ends clamped as the spec says; negative steps allowed)."""
-    rank = x.ndim
-    if axes is None:
-        axes = list(range(len(starts)))
-    else:
-        axes = list(ops.normalize_axes(axes, rank, "Slice", unique=False))
-    steps = [1] * len(starts) if steps is None else steps
+def slice_part(dev, x, ranges):
+    """``x`` cut to ``ranges`` (one :class:`ort_core.ops.AxisSlice` per axis), a strided copy."""
     st = elem_strides(x)
-    shape, strides, offset = list(x.shape), list(st), 0
-    for s, e, a, k in zip(starts, ends, axes, steps):
-        if k == 0:
-            raise ValueError("Slice step cannot be 0")
-        start, stop, step = slice(s, e, k).indices(x.shape[a])
-        n = len(range(start, stop, step))
-        shape[a] = n
-        strides[a] = st[a] * step
-        if n:
-            offset += start * st[a]
+    shape = [r.length for r in ranges]
     y = dev.empty(shape, x.dtype)
     if y.size:
+        offset = sum(r.start * s for r, s in zip(ranges, st))
+        strides = [s * r.step for r, s in zip(ranges, st)]
         strided_copy(dev, y, 0, contiguous_strides(shape), x, offset, strides, shape)
     return y
 
@@ -250,7 +206,7 @@ def slice_part(dev, x, starts, ends, axes, steps):
 def slice_1(info):
     dev = device_of(info)
     starts, ends, axes = info.attr("starts"), info.attr("ends"), info.attr("axes")
-    return lambda x: slice_part(dev, x, list(starts), list(ends), axes, None)
+    return lambda x: slice_part(dev, x, ops.slice_ranges(x.shape, starts, ends, axes))
 
 
 @builder("Slice", since=(10, 11, 13), dtypes={0: ANY}, attributes=[], host_inputs=(1, 2, 3, 4))
@@ -258,28 +214,11 @@ def slice_(info):
     dev = device_of(info)
 
     def run(x, starts, ends, axes=None, steps=None):
-        return slice_part(
-            dev,
-            x,
-            host_ints(starts),
-            host_ints(ends),
-            None if axes is None else host_ints(axes),
-            None if steps is None else host_ints(steps),
-        )
+        axes, steps = (None if v is None else host_ints(v) for v in (axes, steps))
+        ranges = ops.slice_ranges(x.shape, host_ints(starts), host_ints(ends), axes, steps)
+        return slice_part(dev, x, ranges)
 
     return run
-
-
-def _split_sizes(dim, n_out, split, num_outputs=None):
-    if split is not None:
-        return list(split)
-    n = num_outputs or n_out
-    if num_outputs is not None:
-        chunk = -(-dim // n)
-        return [min(chunk, dim - i * chunk) for i in range(n)]
-    if dim % n:
-        raise ValueError(f"cannot split a dimension of {dim} into {n} equal parts")
-    return [dim // n] * n
 
 
 def _split(dev, x, axis, sizes):
@@ -301,7 +240,7 @@ def split_2(info):
     dev, axis, split = device_of(info), int(info.attr("axis", 0)), info.attr("split")
     n = info.num_outputs
     return lambda x: _split(
-        dev, x, axis, _split_sizes(x.shape[ops.normalize_axis(axis, x.ndim, "Split")], n, split)
+        dev, x, axis, ops.split_sizes(x.shape[ops.normalize_axis(axis, x.ndim, "Split")], n, split)
     )
 
 
@@ -314,7 +253,7 @@ def split(info):
 
     def run(x, split=None):
         dim = x.shape[ops.normalize_axis(axis, x.ndim, "Split")]
-        sizes = _split_sizes(dim, n, None if split is None else host_ints(split), num)
+        sizes = ops.split_sizes(dim, n, None if split is None else host_ints(split), num)
         return _split(dev, x, axis, sizes)
 
     return run
@@ -339,26 +278,19 @@ def pad(info):
     dev = device_of(info)
 
     def run(x, pads, value=None, axes=None):
-        p = host_ints(pads)
-        rank = x.ndim
-        ax = list(range(rank))
-        if axes is not None:
-            ax = list(ops.normalize_axes(host_ints(axes), rank, "Pad", unique=False))
-        begin, end = [0] * rank, [0] * rank
-        for i, a in enumerate(ax):
-            begin[a], end[a] = p[i], p[i + len(ax)]
-        shape = [d + b + e for d, b, e in zip(x.shape, begin, end)]
+        axes = None if axes is None else host_ints(axes)
+        amounts = ops.pad_amounts(x.ndim, host_ints(pads), axes)
+        shape = ops.pad_shape(x.shape, amounts)
+        parts = ops.pad_parts(x.shape, amounts)
         fill = (
             0 if value is None or np.asarray(value).size == 0 else np.asarray(value).reshape(-1)[0]
         )
         y = dev.fill(dev.empty(shape, x.dtype), fill)
-        src = slice_part(
-            dev, x, [max(-b, 0) for b in begin], [d - max(-e, 0) for d, e in zip(x.shape, end)],
-            None, None,
-        )  # fmt: skip
-        ys = contiguous_strides(shape)
-        off = sum(max(b, 0) * s for b, s in zip(begin, ys))
-        strided_copy(dev, y, off, ys, src, 0, elem_strides(src), src.shape)
+        src = slice_part(dev, x, [ops.AxisSlice(p.start, p.stop, 1) for p in parts])  # the crop
+        if src.size:
+            ys = contiguous_strides(shape)
+            off = sum(p.before * s for p, s in zip(parts, ys))
+            strided_copy(dev, y, off, ys, src, 0, elem_strides(src), src.shape)
         return y
 
     return run
