@@ -136,21 +136,11 @@ class KernelRegistry:
 
         def deco(fn: Callable) -> Callable:
             accepted, var_kw = _keyword_params(fn)
-            for s in _as_versions(since):
-                self.add(
-                    KernelDef(
-                        domain,
-                        op_type,
-                        s,
-                        _function_builder(fn, accepted),
-                        _normalize_dtypes(dtypes),
-                        None if var_kw else frozenset(accepted),
-                        check,
-                        limit,
-                        f"{fn.__module__}.{fn.__qualname__}",
-                        frozenset(host_inputs),
-                    )
-                )
+            build = _function_builder(fn, accepted)
+            attrs = None if var_kw else accepted
+            self._add_versions(
+                op_type, since, domain, fn, build, dtypes, attrs, check, limit, host_inputs
+            )
             return fn
 
         return deco
@@ -171,24 +161,32 @@ class KernelRegistry:
         :meth:`kernel`)."""
 
         def deco(fn: Callable) -> Callable:
-            for s in _as_versions(since):
-                self.add(
-                    KernelDef(
-                        domain,
-                        op_type,
-                        s,
-                        fn,
-                        _normalize_dtypes(dtypes),
-                        frozenset(attributes) if attributes is not None else None,
-                        check,
-                        limit,
-                        f"{fn.__module__}.{fn.__qualname__}",
-                        frozenset(host_inputs),
-                    )
-                )
+            self._add_versions(
+                op_type, since, domain, fn, fn, dtypes, attributes, check, limit, host_inputs
+            )
             return fn
 
         return deco
+
+    def _add_versions(
+        self, op_type, since, domain, fn, build, dtypes, attributes, check, limit, host_inputs
+    ) -> None:
+        """One KernelDef per since-version of ``fn`` (``build`` makes its callable)."""
+        for v in _as_versions(since):
+            self.add(
+                KernelDef(
+                    domain,
+                    op_type,
+                    v,
+                    build,
+                    _normalize_dtypes(dtypes),
+                    frozenset(attributes) if attributes is not None else None,
+                    check,
+                    limit,
+                    f"{fn.__module__}.{fn.__qualname__}",
+                    frozenset(host_inputs),
+                )
+            )
 
     def lookup(self, domain: str, op_type: str, opset: int) -> KernelDef | None:
         """The kernel with the highest since-version not above ``opset``, or None."""
