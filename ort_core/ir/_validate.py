@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import onnx
 
-from ..errors import InvalidGraph
+from ..errors import Fail, InvalidGraph
 from ._core import Graph, Node
 
 __all__ = ["SchemaFacts", "schema_facts", "validate_graph"]
@@ -136,11 +136,43 @@ def validate_graph(graph: Graph, opsets: dict[str, int]) -> frozenset[tuple[str,
 
     Raises:
         InvalidGraph: a node breaks its schema; the message names the node, op, domain and opset,
-            what is wrong and how to fix it.
+            what is wrong and how to fix it. Also a node of a control-flow body that defines a
+            name already defined (onnxruntime's class for that case).
+        Fail: a node of the main graph defines a name that a graph input, an initializer or
+            another node already defines (the graph is not in SSA form; onnxruntime's class).
     """
     cache: dict[tuple[str, str], SchemaFacts | None] = {}
+    _check_ssa(graph, frozenset(), True)
     _validate(graph, opsets, cache)
     return frozenset((domain, op) for op, domain in cache)
+
+
+def _check_ssa(graph: Graph, outer: frozenset[str], top: bool) -> None:
+    """Every node output is a new name: not a graph input or initializer, not another node's
+    output, not a name of an enclosing graph (a body's own inputs may reuse outer names, as
+    onnxruntime allows). A second definition would silently replace the first value."""
+    defined = set(graph.inputs)
+    defined.update(graph.initializers)
+    for index, node in enumerate(graph.nodes):
+        for name in node.outputs:
+            if not name:
+                continue
+            if name in defined or name in outer:
+                where = "this graph" if name in defined else "an enclosing graph"
+                cls = Fail if top else InvalidGraph
+                raise cls(
+                    f"This is an invalid model. Error: Duplicate definition of name ({name}): "
+                    f"{_label(node, index)} of graph '{graph.name}' defines '{name}', which "
+                    f"{where} already defines. ONNX graphs give every value one definition "
+                    "(SSA form); rename one of the two."
+                )
+            defined.add(name)
+    inner = None
+    for node in graph.nodes:
+        if node.subgraphs:
+            inner = inner if inner is not None else outer | defined
+            for sub in node.subgraphs.values():
+                _check_ssa(sub, inner, False)
 
 
 def _resolve(node: Node, index: int, graph: Graph, opsets: dict[str, int]) -> SchemaFacts | None:

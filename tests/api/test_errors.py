@@ -41,6 +41,38 @@ def _if_without_branches() -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
+def _redefined(where: str) -> bytes:
+    """A node defining a name already defined: at top level ('y' twice), or in an If branch
+    ('r', defined by the main graph)."""
+    f = TensorProto.FLOAT
+    if where == "top":
+        nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["y"])]
+    else:
+
+        def branch(out):
+            return helper.make_graph(
+                [helper.make_node("Neg", ["x"], [out])],
+                "b",
+                [],
+                [helper.make_tensor_value_info(out, f, None)],
+            )
+
+        nodes = [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("If", ["c"], ["y"], then_branch=branch("r"), else_branch=branch("q")),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", f, [3]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", f, [3])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def _session(rt, model=MUL):
     return rt.InferenceSession(model, providers=["CPUExecutionProvider"])
 
@@ -66,6 +98,14 @@ CASES = {
     "unknown attribute": (lambda rt: _session(rt, _relu(flavour="spicy")), ["flavour"]),
     "If without branches": (lambda rt: _session(rt, _if_without_branches()), []),
     "opset too new": (lambda rt: _session(rt, _relu(opset=99)), []),
+    "a name defined twice": (
+        lambda rt: _session(rt, _redefined("top")),
+        ["Duplicate definition of name (y)"],
+    ),
+    "a branch redefining an outer name": (
+        lambda rt: _session(rt, _redefined("branch")),
+        ["invalid model"],
+    ),
     "missing config entry": (
         lambda rt: rt.SessionOptions().get_session_config_entry("nope"),
         ["SessionOptions does not have configuration with key: nope"],
