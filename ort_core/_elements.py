@@ -52,10 +52,19 @@ def _is_string(dtype: np.dtype) -> bool:
     return dtype.kind in "OUS"
 
 
+def numpy_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype of an element type: numpy's and cupy's are numpy dtypes; other array
+    libraries' (array_api_strict, torch) are named objects such as ``torch.float32``."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
 def element_type_of(dtype: Any) -> int | None:
     """The ONNX element type of a numpy (or ml_dtypes) dtype, or None when ONNX has none; string
-    and object dtypes are ``TensorProto.STRING``."""
-    dt = np.dtype(dtype)
+    and object dtypes are ``TensorProto.STRING``. Device arrays' dtypes are read by name."""
+    dt = numpy_dtype(dtype)
     if _is_string(dt):
         return _STRING
     return _ELEM_OF.get(dt)

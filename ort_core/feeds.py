@@ -49,6 +49,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ._elements import numpy_dtype
 from .errors import InvalidArgument
 from .ir import type_str
 from .ortvalue import OrtValue, _COrtValue
@@ -416,7 +417,7 @@ def _shape_text(spec: FeedSpec) -> str:
 def _check_device(name: str, arr: Any, spec: FeedSpec) -> Any:
     """A device array (cupy, ...) bound through IOBinding: checked, never moved."""
     if spec.dtype is not None:
-        dt = np.dtype(arr.dtype)
+        dt = numpy_dtype(arr.dtype)
         if dt != spec.dtype:
             elem = _elem_of(dt)
             actual = _tensor_text(elem) if elem is not None else f"tensor({dt})"

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ._elements import numpy_dtype
 from .device import OrtDevice
 from .errors import InvalidArgument
 from .ortvalue import (
@@ -56,7 +57,7 @@ def _string_binding(what: str) -> InvalidArgument:
 
 def _is_string_value(ov: OrtValue) -> bool:
     c = ov._get_c_value()
-    return c.is_tensor() and np.dtype(c._value.dtype).kind in "OUS"
+    return c.is_tensor() and numpy_dtype(c._value.dtype).kind in "OUS"
 
 
 @dataclass

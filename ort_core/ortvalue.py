@@ -62,7 +62,7 @@ from ._elements import (
     tensor_type_text,
 )
 from .device import OrtDevice, OrtDeviceVendorId
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ProviderNotAvailable
 from .plugins import device_provider
 
 __all__ = [
@@ -142,7 +142,13 @@ def _device_name_of(device: OrtDevice) -> str:
 
 
 def _require_provider(device: str, device_id: int, what: str) -> Any:
-    ep = device_provider(device, device_id)
+    try:
+        ep = device_provider(device, device_id)
+    except ProviderNotAvailable as e:
+        raise InvalidArgument(
+            f"No shared allocator found. Can't allocate memory on the device '{device}' ({what}): "
+            f"its provider is installed but cannot run here: {e.message}"
+        ) from None
     if ep is not None:
         return ep
     if device in _ORT_DEVICE_NAMES:

@@ -297,9 +297,11 @@ class GraphRunner:
 
 
 #: one prepared node: (node, provider, callable, multi-output, kind, implicit inputs, host inputs)
+#: node, provider, kernel, multi-output, kind, implicit inputs, host inputs, host outputs
 PreparedNode = tuple[
-    Node, ExecutionProvider, Callable[..., Any], bool, str, list[str], frozenset[int]
-]
+    Node, ExecutionProvider, Callable[..., Any], bool, str, list[str], frozenset[int],
+    frozenset[int],
+]  # fmt: skip
 
 
 @dataclass
@@ -339,7 +341,7 @@ def prepare(
         fused = part.fused.get(id(node))
         if fused is not None:
             fn = _compile_fused(ep, fused[1], model)
-            nodes.append((node, ep, fn, True, "fused", [], frozenset()))
+            nodes.append((node, ep, fn, True, "fused", [], frozenset(), frozenset()))
             continue
         runners, implicit = _subgraph_runners(
             model, node, providers, parts, session_options, subplans
@@ -347,8 +349,9 @@ def prepare(
         info = _kernel_info(model, graph, node, ep, scope, implicit, runners, session_options)
         fn = _create_kernel(ep, info)
         on_host = frozenset() if ep.host_memory else ep.host_inputs(info)
+        out_host = frozenset() if ep.host_memory else ep.host_outputs(info)
         multi = is_multi_output(node, info.opset)
-        nodes.append((node, ep, fn, multi, "kernel", implicit, on_host))
+        nodes.append((node, ep, fn, multi, "kernel", implicit, on_host, out_host))
     return Prepared(model, graph, providers, part, list(extra_inputs), nodes, subplans)
 
 
@@ -478,7 +481,7 @@ class _Layout:
         return copy_name
 
     def add_node(self, prepared: PreparedNode) -> None:
-        node, ep, fn, multi, kind, implicit, on_host = prepared
+        node, ep, fn, multi, kind, implicit, on_host, out_host = prepared
         want = None if ep.host_memory else ep.name
         resolved = [
             self.place(name, None if k in on_host else want, node)
@@ -489,8 +492,8 @@ class _Layout:
         outs = tuple(
             self.slot(o or f"{node.name}#{id(node)}:{k}") for k, o in enumerate(node.outputs)
         )
-        for o in node.outputs:
-            if o and want is not None:
+        for k, o in enumerate(node.outputs):
+            if o and want is not None and k not in out_host:
                 self.location[o] = want
         self.steps.append(Step(fn, ins, outs, multi, (), node, ep.name, kind))
 

@@ -378,7 +378,13 @@ class _CSparseTensor:
             raise TypeError(f"to_cuda needs an OrtDevice, got {type(device).__name__}.")
         dev = getter()
 
-        ep = device_provider("cuda", dev.device_id())
+        try:
+            ep = device_provider("cuda", dev.device_id())
+        except ProviderNotAvailable as e:
+            raise ProviderNotAvailable(
+                f"Cuda is not available in this build: the CUDA provider is installed but cannot "
+                f"run here: {e.message}"
+            ) from None
         if ep is None:
             raise ProviderNotAvailable(
                 "Cuda is not available in this build: no CUDA execution provider is installed "

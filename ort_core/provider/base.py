@@ -209,6 +209,13 @@ class ExecutionProvider:
         though the provider's tensors live on a device. Only asked of non-host providers."""
         return frozenset()
 
+    def host_outputs(self, info: KernelInfo) -> frozenset[int]:
+        """Indices of a node's outputs its kernel returns as host numpy arrays although the
+        provider's tensors live on a device: Shape and Size, whose values only the host needs
+        (onnxruntime's CPU output memory type). The planner then places no copy for consumers
+        that read them on the host. Only asked of non-host providers."""
+        return frozenset()
+
     def to_device(self, array: Any, ctx: RunContext | None = None) -> Any:
         """Copy a host numpy array to this provider's memory (on ``ctx``'s stream when the copy
         belongs to a run; None for copies outside runs: OrtValue creation, constants at session

@@ -31,6 +31,7 @@ class KernelDef:
     limit: Callable[[KernelInfo], str | None] | None = None  # this kernel cannot: why
     source: str = ""
     host_inputs: frozenset[int] = frozenset()
+    host_outputs: frozenset[int] = frozenset()
 
     def unsupported_reason(self, info: KernelInfo) -> str | None:
         """Why this kernel cannot run the node, or None when it can."""
@@ -127,20 +128,23 @@ class KernelRegistry:
         check: Callable[[KernelInfo], str | None] | None = None,
         limit: Callable[[KernelInfo], str | None] | None = None,
         host_inputs: Collection[int] = (),
+        host_outputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
         """Register a plain kernel function (inputs positional, attributes as keywords).
 
         ``check(info)`` says why a node is invalid (an error); ``limit(info)`` why this kernel
         cannot run a valid node (rank, sizes, device features: the node falls back).
-        ``host_inputs`` lists inputs a device provider's kernel wants as host numpy arrays."""
+        ``host_inputs`` lists inputs a device provider's kernel wants as host numpy arrays;
+        ``host_outputs`` outputs it returns as host numpy arrays (Shape's, on a device)."""
 
         def deco(fn: Callable) -> Callable:
             accepted, var_kw = _keyword_params(fn)
             build = _function_builder(fn, accepted)
             attrs = None if var_kw else accepted
             self._add_versions(
-                op_type, since, domain, fn, build, dtypes, attrs, check, limit, host_inputs
-            )
+                op_type, since, domain, fn, build, dtypes, attrs, check, limit, host_inputs,
+                host_outputs,
+            )  # fmt: skip
             return fn
 
         return deco
@@ -156,21 +160,24 @@ class KernelRegistry:
         check: Callable[[KernelInfo], str | None] | None = None,
         limit: Callable[[KernelInfo], str | None] | None = None,
         host_inputs: Collection[int] = (),
+        host_outputs: Collection[int] = (),
     ) -> Callable[[Callable], Callable]:
-        """Register a kernel builder ``build(info) -> callable`` (``check``/``limit`` as in
-        :meth:`kernel`)."""
+        """Register a kernel builder ``build(info) -> callable`` (``check``/``limit``,
+        ``host_inputs``/``host_outputs`` as in :meth:`kernel`)."""
 
         def deco(fn: Callable) -> Callable:
             self._add_versions(
-                op_type, since, domain, fn, fn, dtypes, attributes, check, limit, host_inputs
-            )
+                op_type, since, domain, fn, fn, dtypes, attributes, check, limit, host_inputs,
+                host_outputs,
+            )  # fmt: skip
             return fn
 
         return deco
 
     def _add_versions(
-        self, op_type, since, domain, fn, build, dtypes, attributes, check, limit, host_inputs
-    ) -> None:
+        self, op_type, since, domain, fn, build, dtypes, attributes, check, limit, host_inputs,
+        host_outputs=(),
+    ) -> None:  # fmt: skip
         """One KernelDef per since-version of ``fn`` (``build`` makes its callable)."""
         for v in _as_versions(since):
             self.add(
@@ -185,6 +192,7 @@ class KernelRegistry:
                     limit,
                     f"{fn.__module__}.{fn.__qualname__}",
                     frozenset(host_inputs),
+                    frozenset(host_outputs),
                 )
             )
 
@@ -300,6 +308,10 @@ class KernelProvider(ExecutionProvider):
     def host_inputs(self, info: KernelInfo) -> frozenset[int]:
         kdef = self.registry.lookup(info.node.domain, info.node.op_type, info.opset)
         return kdef.host_inputs if kdef is not None else frozenset()
+
+    def host_outputs(self, info: KernelInfo) -> frozenset[int]:
+        kdef = self.registry.lookup(info.node.domain, info.node.op_type, info.opset)
+        return kdef.host_outputs if kdef is not None else frozenset()
 
     def supports_op(self, domain: str, op_type: str, since: int) -> bool:
         return self.registry.lookup(domain, op_type, since) is not None
