@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ..errors import InvalidArgument
 from ._axes import axes_reason
@@ -559,3 +561,23 @@ def space_to_depth_shape(
         InvalidArgument: the input is not 4-D, or its height or width is not a multiple of b.
     """
     return _result(op, _blocks(in_shape, blocksize, False))
+
+
+def reverse_sequence_steps(steps: int, batch: int, sequence_lens: Any) -> np.ndarray:
+    """ReverseSequence: for each (output step, batch entry), the input step it reads (int64,
+    shape (steps, batch)): the first ``sequence_lens[b]`` steps reversed, the rest in place.
+
+    Raises:
+        InvalidArgument: ``sequence_lens`` does not have one value per batch entry, or a value
+            lies outside [0, steps].
+    """
+    lens = np.asarray(sequence_lens).astype(np.int64).reshape(-1)
+    if lens.shape != (batch,):
+        raise InvalidArgument(
+            f"ReverseSequence: sequence_lens has {lens.size} values, batch is {batch}."
+        )
+    if lens.size and (lens.min() < 0 or lens.max() > steps):
+        bad = int(lens.min() if lens.min() < 0 else lens.max())
+        raise InvalidArgument(f"ReverseSequence: sequence length {bad} is outside [0, {steps}].")
+    t = np.arange(steps).reshape(-1, 1)
+    return np.where(t < lens, lens - 1 - t, t)

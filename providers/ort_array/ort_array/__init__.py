@@ -25,7 +25,18 @@ from ort_core.provider import KernelRegistry
 from . import _table
 
 #: Family modules, one per op family; importing one records its kernels in ``_table.SPECS``.
-FAMILIES = ("elementwise", "reduction", "shape", "indexing", "normalization", "linalg")
+FAMILIES = (
+    "elementwise",
+    "reduction",
+    "shape",
+    "indexing",
+    "normalization",
+    "linalg",
+    "contrib",
+    "conv",
+    "quant",
+    "recurrent",
+)
 
 
 def _load() -> None:

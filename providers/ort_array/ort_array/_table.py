@@ -45,13 +45,15 @@ def kernel(
     check: Callable | None = None,
     limit: Callable | None = None,
     host_inputs: Collection[int] = (),
+    domain: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a plain kernel function (inputs positional, attributes as keywords)."""
 
     def deco(fn: Callable) -> Callable:
         SPECS.append(
-            Spec(op_type, _versions(since), fn, False, dtypes, check, limit, tuple(host_inputs))
-        )
+            Spec(op_type, _versions(since), fn, False, dtypes, check, limit, tuple(host_inputs),
+                 domain=domain)
+        )  # fmt: skip
         return fn
 
     return deco
@@ -66,6 +68,7 @@ def builder(
     check: Callable | None = None,
     limit: Callable | None = None,
     host_inputs: Collection[int] = (),
+    domain: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a kernel builder ``build(info) -> callable``."""
 
@@ -73,7 +76,7 @@ def builder(
         attrs = tuple(attributes) if attributes is not None else None
         SPECS.append(
             Spec(op_type, _versions(since), fn, True, dtypes, check, limit, tuple(host_inputs),
-                 attrs)
+                 attrs, domain)
         )  # fmt: skip
         return fn
 

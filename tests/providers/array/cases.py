@@ -23,6 +23,7 @@ class Case:
     rtol: float = 1e-5
     atol: float = 1e-6
     tag: str = ""
+    domain: str = ""
 
     @property
     def id(self) -> str:
@@ -441,3 +442,163 @@ add(
     Case("TopK", [ri(3, 5), i64(2)], n_outputs=2),
 )
 add(Case("TopK", [tk], {"k": 2}, opset=9, n_outputs=2))
+
+# -- convolution and pooling -------------------------------------------------------------------------
+MS = "com.microsoft"
+
+
+def conv_case(x, w, b=None, attrs=None, opset=22, tag="", **kw):
+    add(Case("Conv", [x, w] + ([b] if b is not None else []), attrs or {}, opset=opset, tag=tag,
+             **{**tol(x.dtype), **kw}))  # fmt: skip
+
+
+conv_case(r(1, 2, 7), r(3, 2, 3), r(3), {"pads": [1, 0], "strides": [2]}, tag="1d")
+conv_case(r(2, 4, 5, 6), r(6, 2, 3, 3), r(6),
+          {"group": 2, "dilations": [2, 1], "pads": [1, 0, 2, 1], "strides": [1, 2]}, tag="2d-g2")  # fmt: skip
+conv_case(r(1, 3, 5, 5), r(6, 1, 3, 3), r(6), {"group": 3, "strides": [2, 2], "auto_pad": "SAME_UPPER"},
+          tag="depthwise")  # fmt: skip
+conv_case(
+    r(1, 2, 5, 4), r(3, 2, 2, 3), None, {"auto_pad": "SAME_LOWER", "strides": [2, 1]}, tag="lower"
+)
+conv_case(r(1, 2, 5, 4), r(3, 2, 2, 2), r(3), {"auto_pad": "VALID", "strides": [2, 2]}, tag="valid")
+conv_case(r(1, 2, 3, 4, 3), r(2, 2, 2, 2, 2), r(2), {"pads": [1, 0, 0, 0, 1, 1]}, tag="3d")
+conv_case(
+    r(1, 4, 3, 4, 3), r(4, 1, 2, 1, 2), None, {"group": 4, "dilations": [1, 1, 2]}, tag="3d-dw"
+)
+conv_case(r(2, 3, 4, 4), r(5, 3, 1, 1), r(5), tag="1x1")
+conv_case(r(1, 3, 5, 5), r(2, 3, 1, 1), None, {"strides": [2, 2]}, tag="1x1-s2")
+conv_case(r(1, 2, 3, 3), r(4, 2, 3, 3), r(4), tag="whole")
+conv_case(
+    r(1, 2, 4, 5, dtype=F64), r(3, 2, 3, 3, dtype=F64), r(3, dtype=F64), {"pads": [1, 1, 1, 1]}
+)
+conv_case(r(1, 4, 5, 5, dtype=F16), r(4, 2, 3, 3, dtype=F16), r(4, dtype=F16),
+          {"group": 2, "pads": [1, 1, 1, 1]})  # fmt: skip
+conv_case(r(1, 2, 5, 5), r(3, 2, 3, 3), None, {"kernel_shape": [3, 3], "strides": [2, 2]}, opset=1)
+conv_case(r(1, 2, 6), r(2, 1, 2), r(2), {"group": 2, "dilations": [3]}, opset=11, tag="1d-dil")
+
+
+def conv_t_case(x, w, b=None, attrs=None, opset=22, tag="", **kw):
+    add(Case("ConvTranspose", [x, w] + ([b] if b is not None else []), attrs or {}, opset=opset,
+             tag=tag, **{**tol(x.dtype), **kw}))  # fmt: skip
+
+
+conv_t_case(r(1, 2, 4), r(2, 3, 3), r(3), {"strides": [2], "output_padding": [1]}, tag="1d-op")
+conv_t_case(r(1, 4, 3, 3), r(4, 2, 3, 3), r(4),
+            {"group": 2, "strides": [2, 1], "dilations": [1, 2], "pads": [1, 0, 0, 1]}, tag="2d-g2")  # fmt: skip
+conv_t_case(r(1, 2, 3, 4), r(2, 2, 3, 3), None, {"strides": [2, 2], "output_shape": [7, 9]},
+            tag="out-shape")  # fmt: skip
+conv_t_case(r(1, 2, 3, 3), r(2, 1, 3, 3), r(1), {"strides": [2, 2], "output_shape": [8, 8], "auto_pad": "SAME_LOWER"},
+            tag="out-shape-big")  # fmt: skip
+conv_t_case(r(1, 2, 3, 3), r(2, 2, 3, 2), None, {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+            tag="upper")  # fmt: skip
+conv_t_case(r(1, 2, 3, 3), r(2, 2, 3, 3), None, {"strides": [2, 1], "auto_pad": "SAME_LOWER"},
+            tag="lower")  # fmt: skip
+conv_t_case(
+    r(1, 2, 3, 2), r(2, 1, 2, 2), r(1), {"strides": [3, 2], "auto_pad": "VALID"}, tag="valid"
+)
+conv_t_case(r(1, 3, 3, 3), r(3, 1, 3, 3), r(3), {"group": 3, "strides": [2, 2], "pads": [1, 1, 1, 1],
+            "output_padding": [1, 1]}, tag="depthwise")  # fmt: skip
+conv_t_case(r(1, 2, 2, 3, 2), r(2, 2, 2, 2, 2), r(2), {"strides": [2, 1, 2]}, tag="3d")
+conv_t_case(r(2, 3, 3, 3), r(3, 2, 1, 1), None, tag="1x1")
+conv_t_case(r(1, 2, 3, 3, dtype=F64), r(2, 2, 2, 2, dtype=F64), None, {"strides": [2, 2]})
+conv_t_case(
+    r(1, 2, 3, 3, dtype=F16), r(2, 2, 3, 3, dtype=F16), r(2, dtype=F16), {"strides": [2, 2]}
+)
+conv_t_case(r(1, 2, 3, 3), r(2, 2, 3, 3), None, {"pads": [1, 1, 0, 0]}, opset=1)
+conv_t_case(r(1, 2, 4), r(2, 2, 2), r(2), {"strides": [3], "output_shape": [12]}, opset=11)
+
+for act, params in (("Relu", []), ("Tanh", []), ("Sigmoid", []), ("LeakyRelu", [0.2]),
+                    ("Clip", [-0.5, 0.8]), ("HardSigmoid", [0.3, 0.4]), ("", [])):  # fmt: skip
+    attrs = {"pads": [1, 1, 1, 1], "group": 2} | ({"activation": act} if act else {})
+    attrs |= {"activation_params": params} if params else {}
+    x, w, b = r(1, 4, 4, 5), r(4, 2, 3, 3), r(4)
+    add(Case("FusedConv", [x, w, b], attrs, opset=22, domain=MS, tag=act or "none"))
+    add(Case("FusedConv", [x, w, b, r(1, 4, 4, 5)], attrs, opset=22, domain=MS, tag=f"{act}-z"))
+add(Case("FusedConv", [r(1, 2, 6), r(3, 2, 3), None, r(1, 3, 2)], {"activation": "Relu",
+         "strides": [2]}, opset=22, domain=MS, tag="1d"))  # fmt: skip
+add(Case("FusedConv", [r(1, 2, 3, 3, 3), r(2, 2, 2, 2, 2), r(2)], {"activation": "Sigmoid"},
+         opset=22, domain=MS, tag="3d"))  # fmt: skip
+add(Case("FusedConv", [r(1, 2, 4, 4, dtype=F16), r(3, 2, 3, 3, dtype=F16), r(3, dtype=F16),
+         r(1, 3, 2, 2, dtype=F16)], {"activation": "LeakyRelu", "activation_params": [0.1]},
+         opset=22, domain=MS, tag="f16", **tol(F16)))  # fmt: skip
+
+
+def pool_case(op, x, attrs, opset=22, n_outputs=1, tag="", **kw):
+    add(Case(op, [x], attrs, opset=opset, n_outputs=n_outputs, tag=tag,
+             **{**tol(x.dtype), **kw}))  # fmt: skip
+
+
+x1, x2, x3 = r(2, 3, 7), r(2, 2, 5, 6), r(1, 2, 4, 3, 5)
+for op in ("MaxPool", "AveragePool", "LpPool"):
+    for x, attrs, tag in (
+        (x1, {"kernel_shape": [3], "strides": [2], "pads": [1, 2]}, "1d"),
+        (x2, {"kernel_shape": [3, 2], "strides": [1, 2], "pads": [1, 0, 2, 1]}, "2d"),
+        (x2, {"kernel_shape": [2, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}, "upper"),
+        (x2, {"kernel_shape": [3, 3], "strides": [2, 1], "auto_pad": "SAME_LOWER"}, "lower"),
+        (x2, {"kernel_shape": [2, 2], "strides": [2, 2], "auto_pad": "VALID"}, "valid"),
+        (x2, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 1, 0, 1], "ceil_mode": 1}, "ceil"),
+        (x2, {"kernel_shape": [2, 2], "dilations": [2, 2], "strides": [2, 1], "ceil_mode": 1}, "dil"),
+        (x3, {"kernel_shape": [2, 2, 3], "strides": [2, 1, 2], "pads": [0, 1, 1, 1, 0, 1]}, "3d"),
+        (x2, {"kernel_shape": [1, 1], "strides": [2, 2]}, "1x1"),
+        (x2, {"kernel_shape": [5, 6]}, "whole"),
+    ):  # fmt: skip
+        extra = {"p": 3} if op == "LpPool" and tag in ("1d", "3d") else {}
+        pool_case(op, x, attrs | extra, opset=22, tag=tag)
+for so in (0, 1):
+    for x, attrs, tag in (
+        (x2, {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 1, 1, 0]}, "2d"),
+        (x3, {"kernel_shape": [2, 2, 2], "strides": [1, 2, 2], "pads": [1, 0, 0, 0, 1, 1],
+              "dilations": [1, 1, 2]}, "3d"),
+        (x1, {"kernel_shape": [2], "strides": [2], "ceil_mode": 1}, "1d"),
+        (x2, {"kernel_shape": [2, 3], "auto_pad": "SAME_LOWER"}, "lower"),
+    ):  # fmt: skip
+        pool_case("MaxPool", x, attrs | {"storage_order": so}, n_outputs=2, tag=f"idx{so}-{tag}")
+pool_case("MaxPool", np.full((1, 1, 3, 3), -np.inf, F32), {"kernel_shape": [2, 2], "pads": [1, 1, 1, 1]},
+          n_outputs=2, tag="all-lowest")  # fmt: skip
+for dt in (np.int8, np.uint8):
+    xi = ri(1, 2, 5, 5, dtype=dt, lo=0 if dt == np.uint8 else -128, hi=127)
+    pool_case("MaxPool", xi, {"kernel_shape": [2, 2], "pads": [1, 1, 0, 1]}, opset=12, n_outputs=2)
+    pool_case(
+        "MaxPool", xi, {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}, tag="ceil"
+    )
+pool_case("MaxPool", x2, {"kernel_shape": [2, 2], "pads": [1, 1, 1, 1]}, opset=1, tag="legacy")
+pool_case("MaxPool", x2, {"kernel_shape": [3, 3], "storage_order": 1}, opset=8, n_outputs=2)
+pool_case("MaxPool", x2, {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}, opset=10)
+pool_case("MaxPool", x2, {"kernel_shape": [2, 2], "dilations": [1, 2]}, opset=11, n_outputs=2)
+for dt in (F64, F16):
+    pool_case("MaxPool", x2.astype(dt), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, n_outputs=2)
+    pool_case("AveragePool", x2.astype(dt), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+    pool_case("LpPool", x2.astype(dt), {"kernel_shape": [2, 2], "strides": [2, 2]})
+for cip in (0, 1):
+    for x, attrs, tag in (
+        (x2, {"kernel_shape": [3, 3], "pads": [1, 2, 2, 1]}, "pads"),
+        (x2, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 1, 1, 0], "ceil_mode": 1}, "ceil"),
+        (x2, {"kernel_shape": [2, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}, "upper"),
+        (x2, {"kernel_shape": [3, 2], "strides": [1, 2], "auto_pad": "SAME_LOWER"}, "lower"),
+        (x3, {"kernel_shape": [2, 3, 2], "strides": [2, 2, 2], "pads": [1, 1, 0, 0, 1, 1]}, "3d"),
+        (x1, {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "ceil_mode": 1,
+              "dilations": [2]}, "dil"),
+    ):  # fmt: skip
+        pool_case("AveragePool", x, attrs | {"count_include_pad": cip}, tag=f"cip{cip}-{tag}")
+    pool_case("AveragePool", x2, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+              "count_include_pad": cip}, opset=7, tag=f"cip{cip}")  # fmt: skip
+    pool_case("AveragePool", x2, {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1],
+              "ceil_mode": 1, "count_include_pad": cip}, opset=11, tag=f"cip{cip}")  # fmt: skip
+pool_case("AveragePool", x2, {"kernel_shape": [2, 2]}, opset=1, tag="legacy")
+pool_case(
+    "AveragePool", x2, {"kernel_shape": [2, 2], "dilations": [2, 1], "pads": [1, 1, 0, 0]}, opset=19
+)
+for p in (1, 2, 3):
+    pool_case(
+        "LpPool", x2, {"kernel_shape": [2, 2], "pads": [1, 0, 0, 1], "p": p}, opset=11, tag=f"p{p}"
+    )
+pool_case("LpPool", x2, {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1, "dilations": [1, 2],
+          "p": 3}, opset=18, tag="ceil-dil")  # fmt: skip
+pool_case("LpPool", x1, {"kernel_shape": [2], "p": 2}, opset=2, tag="legacy")
+for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
+    for x in (x1, x2, x3, x2.astype(F64), x2.astype(F16)):  # onnxruntime's GlobalLpPool: v2
+        if op != "GlobalLpPool" or x.dtype != F64:  # and no float64 (nor has onnx's reference)
+            opset = 21 if op == "GlobalLpPool" else 22
+            add(Case(op, [x], opset=opset, tag=f"{x.ndim - 2}d", **tol(x.dtype)))
+    add(Case(op, [x2], opset=1, tag="legacy") if op != "GlobalLpPool" else Case(op, [x2], opset=2))
+add(Case("GlobalLpPool", [x3], {"p": 3}, opset=21, tag="p3"), Case("GlobalLpPool", [x1], {"p": 1}))

@@ -20,8 +20,9 @@ ort = pytest.importorskip("onnxruntime")
 def run_shared(case: Case, provider: str, register_provider, cls=ArrayNumpyProvider) -> list:
     register_provider(cls)
     model, feeds = make_node_model(
-        case.op, case.inputs, case.attrs, opset=case.opset, n_outputs=case.n_outputs
-    )
+        case.op, case.inputs, case.attrs, opset=case.opset, n_outputs=case.n_outputs,
+        domain=case.domain,
+    )  # fmt: skip
     so = ort_core.SessionOptions()
     so.graph_optimization_level = ort_core.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
@@ -34,8 +35,9 @@ def run_onnxruntime(case: Case) -> list:
     """onnxruntime's outputs; onnx's ReferenceEvaluator's where onnxruntime has no kernel for the
     node's types or opset (float64 Tan, HardSwish...)."""
     model, feeds = make_node_model(
-        case.op, case.inputs, case.attrs, opset=case.opset, n_outputs=case.n_outputs
-    )
+        case.op, case.inputs, case.attrs, opset=case.opset, n_outputs=case.n_outputs,
+        domain=case.domain,
+    )  # fmt: skip
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
@@ -57,7 +59,10 @@ def test_matches_onnxruntime(case: Case, register_provider) -> None:
 
 
 def test_every_shared_op_has_a_case() -> None:
-    missing = ort_array.ops() - {c.op for c in CASES}
+    from . import test_contrib, test_more_ops
+
+    covered = {c.op for c in [*CASES, *test_contrib.CASES, *test_more_ops.CASES]}
+    missing = ort_array.ops() - covered
     assert not missing, f"shared kernels without a differential case: {sorted(missing)}"
 
 

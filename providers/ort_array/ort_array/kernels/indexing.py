@@ -1,5 +1,5 @@
 """Indexing ops: Slice, Gather, GatherElements, GatherND, ScatterElements (and Scatter), ScatterND,
-OneHot, Trilu, TopK.
+OneHot, Trilu, TopK, NonZero, Compress, ReverseSequence.
 
 Index tensors may be int32 or int64; negative indices count from the end; an index out of range is
 an :class:`~ort_core.errors.InvalidArgument` naming the op and the index, never a silent wrap.
@@ -15,9 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axis
+from ort_core.provider import NUMERIC_TYPES
 
 from .._table import kernel
 from .._xp import cast, check_indices, computable, device, ints, namespace
@@ -252,3 +255,54 @@ def topk(x, k, axis=-1, largest=1, sorted=1):  # noqa: A002 - the ONNX attribute
     if len(kv) != 1:
         raise InvalidArgument(f"TopK: K must hold one value, got {len(kv)}.")
     return _topk(x, kv[0], axis, largest)  # sorted=0 leaves the order free: sorted is fine
+
+
+# -- NonZero, Compress, ReverseSequence ---------------------------------------------------------
+@kernel("NonZero", (9, 13), dtypes=NUMERIC_TYPES | {np.dtype(np.bool_)})
+def nonzero(x):
+    """The indices of the nonzero elements, one row per axis, in row-major order; a scalar reads
+    as one element (a (1, n) result, as onnxruntime gives)."""
+    xp = namespace(x)
+    x = computable(xp, x)
+    if x.ndim == 0:
+        x = xp.reshape(x, (1,))
+    mask = x if x.dtype == xp.bool else x != 0
+    return xp.stack([cast(xp, i, xp.int64) for i in xp.nonzero(mask)], axis=0)
+
+
+@kernel("Compress", (9, 11), check=axis_check(default=None), host_inputs=(1,))
+def compress(x, condition, axis=None):
+    xp = namespace(x)
+    if axis is None:
+        x, axis = xp.reshape(x, (-1,)), 0
+    axis = normalize_axis(axis, x.ndim, "Compress")
+    cond = np.asarray(condition).reshape(-1)
+    if cond.size > x.shape[axis]:  # a shorter condition drops the slices past its end
+        raise InvalidArgument(
+            f"Compress: condition has {cond.size} elements but axis {axis} has {x.shape[axis]}."
+        )
+    keep = np.flatnonzero(cond.astype(bool))
+    return xp.take(x, xp.asarray(keep, dtype=xp.int64, device=device(x)), axis=axis)
+
+
+def _axes_check(info) -> str | None:
+    axes = (info.attr("batch_axis", 1), info.attr("time_axis", 0))
+    if sorted(axes) != [0, 1]:
+        return f"batch_axis {axes[0]} and time_axis {axes[1]} must be 0 and 1"
+    return None
+
+
+@kernel("ReverseSequence", 10, check=_axes_check, host_inputs=(1,))
+def reverse_sequence(x, sequence_lens, batch_axis=1, time_axis=0):
+    """Each batch entry's first ``sequence_lens[b]`` steps reversed, the rest copied."""
+    xp = namespace(x)
+    if x.ndim < 2:
+        raise InvalidArgument(f"ReverseSequence: input must have rank >= 2, got shape {x.shape}.")
+    steps, batch = x.shape[time_axis], x.shape[batch_axis]
+    src = ops.reverse_sequence_steps(steps, batch, sequence_lens)  # (time, batch)
+    b = np.arange(batch)
+    rows = src * batch + b if time_axis == 0 else b * steps + src  # flat (time|batch) row
+    rows = rows if time_axis == 0 else rows.T  # in the input's (batch, time) order
+    flat = xp.reshape(x, (steps * batch, math.prod(x.shape[2:])))
+    out = xp.take(flat, xp.asarray(rows.reshape(-1), device=device(x)), axis=0)
+    return xp.reshape(out, x.shape)

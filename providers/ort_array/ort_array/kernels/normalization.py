@@ -1,6 +1,7 @@
 """Normalization kernels: Softmax, LogSoftmax and Hardmax (the opset < 13 form flattens to 2-D at
 ``axis``; from 13 they work along ``axis``), LayerNormalization, RMSNormalization,
-InstanceNormalization and inference-mode BatchNormalization.
+InstanceNormalization, inference-mode BatchNormalization, GroupNormalization,
+LpNormalization, MeanVarianceNormalization and LRN.
 
 Statistics are computed in float32 for float16/bfloat16 (float64 stays float64), or in the
 ``stash_type`` precision where the op has one.
@@ -14,13 +15,14 @@ from typing import Any
 import numpy as np
 from onnx import helper
 
-from ort_core.ops import normalize_axis
+from ort_core.errors import InvalidArgument
+from ort_core.ops import normalize_axes, normalize_axis
 from ort_core.provider import FLOAT_TYPES
 
 from .. import _xp
 from .._table import builder, kernel
 from .._xp import cast, device, namespace, widened
-from ..checks import axis_check
+from ..checks import all_of, axes_check, axis_check
 
 
 # -- Softmax family ------------------------------------------------------------------------------
@@ -160,3 +162,114 @@ def batch_normalization(info):
         return (cast(xp, y, x.dtype),)
 
     return run
+
+
+# -- GroupNormalization ------------------------------------------------------------------------------
+def _groups_check(info) -> str | None:
+    groups, shape = info.attr("num_groups"), info.input_shape(0)
+    if groups is None or int(groups) <= 0:
+        return f"num_groups must be a positive integer, got {groups}"
+    if shape is not None and len(shape) > 1 and isinstance(shape[1], int) and shape[1] % groups:
+        return f"num_groups {groups} does not divide the {shape[1]} channels"
+    return None
+
+
+def _group_norm(x, scale, bias, num_groups: int, epsilon: float, per_channel: bool, sdt: Any):
+    """Statistics over each group of channels (and the spatial axes); scale and bias per channel
+    (opset 21) or per group (opset 18)."""
+    xp = namespace(x)
+    n, c = x.shape[0], x.shape[1]
+    if c % num_groups:
+        raise InvalidArgument(
+            f"GroupNormalization: num_groups {num_groups} does not divide the {c} channels."
+        )
+    want = c if per_channel else num_groups
+    for name, p in (("scale", scale), ("bias", bias)):
+        if math.prod(p.shape) != want:
+            raise InvalidArgument(
+                f"GroupNormalization: {name} has {math.prod(p.shape)} values, expected {want}."
+            )
+    if math.prod(x.shape) == 0:
+        return xp.asarray(x, copy=True)
+    spatial = math.prod(x.shape[2:])
+    w = xp.reshape(xp.astype(x, sdt), (n, num_groups, (c // num_groups) * spatial))
+    mean = xp.mean(w, axis=2, keepdims=True)
+    d = w - mean
+    y = d / xp.sqrt(xp.mean(d * d, axis=2, keepdims=True) + epsilon)
+    rows = (n, c, spatial) if per_channel else (n, num_groups, (c // num_groups) * spatial)
+    y = xp.reshape(y, rows)
+    y = y * xp.reshape(xp.astype(scale, sdt), (-1, 1)) + xp.reshape(xp.astype(bias, sdt), (-1, 1))
+    return cast(xp, xp.reshape(y, x.shape), x.dtype)
+
+
+@kernel("GroupNormalization", 18, dtypes=FLOAT_TYPES, check=_groups_check)
+def group_normalization_18(x, scale, bias, num_groups=0, epsilon=1e-5):
+    xp = namespace(x)
+    return _group_norm(x, scale, bias, num_groups, epsilon, False, widened(xp, x).dtype)
+
+
+@kernel("GroupNormalization", 21, dtypes=FLOAT_TYPES, check=_groups_check)
+def group_normalization(x, scale, bias, num_groups=0, epsilon=1e-5, stash_type=1):
+    sdt = _stash(namespace(x), stash_type, x)
+    return _group_norm(x, scale, bias, num_groups, epsilon, True, sdt)
+
+
+# -- LpNormalization, MeanVarianceNormalization, LRN --------------------------------------------------
+def _p_check(info) -> str | None:
+    p = info.attr("p", 2)
+    return None if p in (1, 2) else f"p must be 1 or 2, got {p}"
+
+
+@kernel("LpNormalization", (1, 22), dtypes=FLOAT_TYPES,
+        check=all_of(axis_check(default=-1), _p_check))  # fmt: skip
+def lp_normalization(x, axis=-1, p=2):
+    xp = namespace(x)
+    w = widened(xp, x)
+    axis = normalize_axis(axis, x.ndim, "LpNormalization")
+    if p == 1:
+        norm = xp.sum(xp.abs(w), axis=axis, keepdims=True)
+    else:
+        norm = xp.sqrt(xp.sum(w * w, axis=axis, keepdims=True))
+    zero = norm == 0  # an all-zero slice stays zero, as onnxruntime leaves it
+    y = xp.where(zero, xp.zeros_like(w), w / xp.where(zero, xp.ones_like(norm), norm))
+    return cast(xp, y, x.dtype)
+
+
+@kernel("MeanVarianceNormalization", (9, 13), dtypes=FLOAT_TYPES, check=axes_check())
+def mean_variance_normalization(x, axes=(0, 2, 3)):
+    xp = namespace(x)
+    w = widened(xp, x)
+    axes = normalize_axes(axes, x.ndim, "MeanVarianceNormalization")
+    d = w - xp.mean(w, axis=axes, keepdims=True)
+    std = xp.sqrt(xp.mean(d * d, axis=axes, keepdims=True))
+    return cast(xp, d / (std + 1e-9), x.dtype)  # ONNX's function body adds 1e-9 to the std
+
+
+def _lrn_check(info) -> str | None:
+    size = info.attr("size")
+    if size is None or int(size) < 1:
+        return f"size must be a positive integer, got {size}"
+    shape = info.input_shape(0)
+    if shape is not None and len(shape) < 2:
+        return f"the input must have rank >= 2 (N, C, ...), got rank {len(shape)}"
+    return None
+
+
+@kernel("LRN", (1, 13), dtypes=FLOAT_TYPES, check=_lrn_check)
+def lrn(x, size=0, alpha=1e-4, beta=0.75, bias=1.0):
+    """Across channels: the squares of channels [c - (size-1)//2, c + ceil((size-1)/2)] summed
+    (an even size too, as the spec has it; onnxruntime takes odd sizes only)."""
+    xp = namespace(x)
+    w = widened(xp, x)
+    c = x.shape[1]
+    lo = (size - 1) // 2
+    hi = size - 1 - lo
+
+    def zeros(k: int) -> Any:
+        return xp.zeros((x.shape[0], k, *x.shape[2:]), dtype=w.dtype, device=device(w))
+
+    padded = xp.concat([zeros(lo), w * w, zeros(hi)], axis=1)
+    total = padded[:, 0:c, ...]
+    for k in range(1, size):  # the window's offsets (a handful), each a whole-tensor add
+        total = total + padded[:, k : k + c, ...]
+    return cast(xp, w / (total * (alpha / size) + bias) ** beta, x.dtype)

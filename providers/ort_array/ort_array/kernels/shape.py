@@ -1,5 +1,5 @@
-"""Shape ops: Identity, Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat,
-Split, Expand, Tile, Pad, DepthToSpace, SpaceToDepth, Range, EyeLike.
+"""Shape ops: Identity, Dropout (inference), Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze,
+Transpose, Concat, Split, Expand, Tile, Pad, DepthToSpace, SpaceToDepth, Range, EyeLike.
 
 Shapes, axes, pads and repeats given as inputs are host inputs, read as Python ints.
 """
@@ -15,6 +15,7 @@ from onnx import helper
 from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.ops import broadcast_shape, normalize_axis
+from ort_core.provider import FLOAT_TYPES
 
 from .. import _xp
 from .._table import builder, kernel
@@ -25,6 +26,43 @@ from ..checks import axis_check, choice_check
 @kernel("Identity", 1)
 def identity(x):
     return x  # tensors, sequences and optionals alike
+
+
+def _dropout_limit(info) -> str | None:
+    """Dropout in training mode draws a random mask, which the shared kernel does not reproduce:
+    before opset 7 ``is_test=0`` (the default) asks for it; from opset 12 a ``training_mode``
+    input that is not a constant false (unless the ratio is a constant 0)."""
+    why = "the shared Dropout runs inference only (training draws a random mask)"
+    if info.opset < 7:
+        return None if info.attr("is_test", 0) else f"{why}: is_test is 0"
+    if info.opset < 12 or not info.has_input(2):
+        return None
+    training = info.constant(2)
+    if training is None:
+        return f"{why}: training_mode is not a constant, so it may be true"
+    if not bool(np.asarray(training).reshape(-1)[0]):
+        return None
+    ratio = info.constant(1) if info.has_input(1) else None
+    if ratio is not None and float(np.asarray(ratio).reshape(-1)[0]) == 0:
+        return None  # training with a zero ratio drops nothing
+    return f"{why}: training_mode is true"
+
+
+@builder("Dropout", (1, 6, 7, 10, 12, 13, 22), dtypes={0: FLOAT_TYPES}, limit=_dropout_limit)
+def dropout(info):
+    """Inference: the output is the input; the optional mask is all true (ones of the input's
+    type before opset 10, when the mask was typed like the data)."""
+    with_mask = info.num_outputs > 1 and bool(info.node.outputs[1])
+    bool_mask = info.opset >= 10
+
+    def run(x, *_):  # ratio and training_mode (opset 12) are settled by the limit
+        if not with_mask:
+            return (x,)
+        xp = namespace(x)
+        dt = xp.bool if bool_mask else x.dtype
+        return x, xp.ones(x.shape, dtype=dt, device=device(x))
+
+    return run
 
 
 @kernel("Shape", 1)

@@ -107,15 +107,6 @@ def reverse_sequence(x, sequence_lens, batch_axis=1, time_axis=0):
         )
     xt = x if time_axis == 0 else x.swapaxes(0, 1)  # (time, batch, ...)
     steps, batch = xt.shape[:2]
-    lens = np.asarray(sequence_lens).astype(np.int64).reshape(-1)
-    if lens.shape != (batch,):
-        raise InvalidArgument(
-            f"ReverseSequence: sequence_lens has {lens.size} values, batch is {batch}."
-        )
-    if lens.size and (lens.min() < 0 or lens.max() > steps):
-        bad = int(lens.min() if lens.min() < 0 else lens.max())
-        raise InvalidArgument(f"ReverseSequence: sequence length {bad} is outside [0, {steps}].")
-    t = np.arange(steps).reshape(-1, 1)
-    src = np.where(t < lens, lens - 1 - t, t)  # (time, batch)
+    src = ops.reverse_sequence_steps(steps, batch, sequence_lens)  # (time, batch)
     out = xt[src, np.arange(batch)]
     return out if time_axis == 0 else out.swapaxes(0, 1)
