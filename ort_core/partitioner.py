@@ -74,14 +74,30 @@ class Partition:
         return counts
 
 
-def is_convex(graph: Graph, nodes: list[Node]) -> bool:
-    """True when no path leaves ``nodes`` and comes back (fusing them creates no cycle)."""
+def is_convex(
+    graph: Graph,
+    nodes: list[Node],
+    consumers: dict[str, list[Node]] | None = None,
+    order: dict[int, int] | None = None,
+) -> bool:
+    """True when no path leaves ``nodes`` and comes back (fusing them creates no cycle).
+
+    Callers that test many groups of one graph pass ``graph.consumers()`` once, and ``order``
+    (``id(node)`` -> position in the topologically sorted ``graph.nodes``): then only nodes
+    before the group's last one are followed, since no later node can lead back into it."""
     inside = {id(n) for n in nodes}
-    consumers = graph.consumers()
+    if consumers is None:
+        consumers = graph.consumers()
+    last = max(order[id(n)] for n in nodes) if order is not None and nodes else None
+
+    def early(c: Node) -> bool:
+        return last is None or order[id(c)] < last  # type: ignore[index]
+
     frontier: list[Node] = []
     for n in nodes:
         for o in n.outputs:
-            frontier.extend(c for c in consumers.get(o, ()) if id(c) not in inside)
+            if o:
+                frontier.extend(c for c in consumers.get(o, ()) if id(c) not in inside and early(c))
     seen: set[int] = set()
     while frontier:
         n = frontier.pop()
@@ -89,10 +105,11 @@ def is_convex(graph: Graph, nodes: list[Node]) -> bool:
             continue
         seen.add(id(n))
         for o in n.outputs:
-            for c in consumers.get(o, ()):
+            for c in consumers.get(o, ()) if o else ():
                 if id(c) in inside:
                     return False
-                frontier.append(c)
+                if early(c):
+                    frontier.append(c)
     return True
 
 

@@ -1,0 +1,1 @@
+"""The CUDA execution provider of ort-core (``CUDAExecutionProvider``, alias ``cuda``)."""
