@@ -27,7 +27,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
     rows = []
     for e in pm.ordered():
         a = e.availability()
-        aliases = ",".join(e.cls.aliases)
+        aliases = ",".join(e.aliases)
         rows.append([e.name, aliases, e.distribution, e.version, "yes" if a else "no", a.reason])
     for plugin, why in pm.broken.items():
         rows.append([f"({plugin})", "", "", "", "no", why])

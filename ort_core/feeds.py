@@ -60,8 +60,10 @@ __all__ = [
     "check_feed",
     "check_feed_with",
     "feed_spec",
+    "RunOwners",
     "finish_output",
     "finish_outputs",
+    "finish_with",
 ]
 
 STRING = np.dtype(object)
@@ -672,17 +674,42 @@ def _owner(a: Any) -> Any:
 def _owners(values: Iterable[Any]) -> set[int]:
     ids: set[int] = set()
     for v in values:
-        if isinstance(v, np.ndarray):
+        if type(v) is np.ndarray and v.base is None:  # most fed arrays own their memory
+            ids.add(id(v))
+        elif isinstance(v, np.ndarray):
             ids.add(id(_owner(v)))
         elif isinstance(v, list):
             ids |= _owners(v)
     return ids
 
 
+class RunOwners:
+    """The memory owners of one run's fed values, found when an output first asks (a result that
+    is a fresh array of the wrong kind, a sequence or a map never makes anyone look)."""
+
+    __slots__ = ("inputs", "_ids")
+
+    def __init__(self, inputs: Iterable[Any]) -> None:
+        self.inputs = inputs
+        self._ids: set[int] | None = None
+
+    def __contains__(self, owner_id: object) -> bool:
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = _owners(self.inputs)
+        return owner_id in ids
+
+
 def finish_outputs(values: Iterable[Any], inputs: Iterable[Any] = ()) -> list[Any]:
     """:func:`finish_output` for every result of one run (the inputs are looked at once)."""
-    owners = _owners(inputs)
+    owners = RunOwners(inputs)
     return [_finish(v, owners) for v in values]
+
+
+def finish_with(value: Any, owners: RunOwners) -> Any:
+    """:func:`finish_output` with the run's fed values given as a :class:`RunOwners` shared by
+    all of its outputs."""
+    return _finish(value, owners)
 
 
 def finish_output(value: Any, inputs: Iterable[Any] = ()) -> Any:
@@ -697,10 +724,22 @@ def finish_output(value: Any, inputs: Iterable[Any] = ()) -> Any:
         session (0-d for scalars, object array of str for strings), a list (sequences), a dict
         (maps) or None.
     """
-    return _finish(value, _owners(inputs))
+    return _finish(value, RunOwners(inputs))
 
 
-def _finish(value: Any, owners: set[int]) -> Any:
+def _finish(value: Any, owners: set[int] | RunOwners) -> Any:
+    if type(value) is np.ndarray and value.dtype.kind not in "US":  # the common case, first
+        flags = value.flags
+        base = value.base
+        if (
+            flags.writeable
+            and flags.c_contiguous
+            and id(value if base is None else _owner(base)) not in owners
+        ):
+            # a view of the result, as onnxruntime hands out views of the buffers its run produced
+            return value.view() if base is None else value
+        value = np.array(value, order="C", copy=True)
+        return value.view()
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "US":
             out = np.empty(value.shape, dtype=object)

@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ort_register_providers(register: Callable[[type], None]) -> None:
+def ort_register_providers(register: Callable[..., None]) -> None:
     """Register the execution providers this plugin ships.
 
     Args:
@@ -28,7 +28,12 @@ def ort_register_providers(register: Callable[[type], None]) -> None:
             from :class:`ort_core.provider.ExecutionProvider` and sets ``name`` (onnxruntime's
             spelling, e.g. ``"CUDAExecutionProvider"``) and optionally ``aliases``. Registering a name
             or alias that another plugin registered raises :class:`ort_core.errors.PluginError`
-            naming both distributions.
+            naming both distributions. Or say where the class is, with its name and aliases:
+            ``register("pkg.provider:FooProvider", name="FooExecutionProvider", aliases=("foo",))``;
+            then the module is imported the first time a session asks for the provider or the
+            available providers are listed, so a process imports only the providers it uses. A
+            class that fails to import, or whose ``name``/``aliases`` differ from the registered
+            ones, makes the provider unavailable with that reason.
 
     Returns:
         Nothing; results go through ``register``.

@@ -55,11 +55,12 @@ class Plan:
     partition: Partition
     copies: int = 0
     subplans: list[Plan] = field(default_factory=list)
-    _compact: list[tuple] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._compact = [(s.fn, s.ins, s.outs, s.multi, s.frees) for s in self.steps]
         self._fast, self._step_lines = _generate(self.steps)
+        #: the straight-line code of runs with RunOptions (terminate checked between steps),
+        #: generated on the first such run
+        self._watched: tuple[Callable[..., Any], list[int]] | None = None
 
     def run(
         self,
@@ -78,27 +79,25 @@ class Plan:
             self._run_parallel(slots, run_options, profiler, pool)
         elif profiler is not None:
             self._run_profiled(slots, profiler)
-        elif run_options is not None and getattr(run_options, "_watch", False):
-            self._run_watched(slots, run_options)
         else:
+            if run_options is None or not getattr(run_options, "_watch", False):
+                code, lines = self._fast, self._step_lines
+            else:  # the same code with RunOptions.terminate read before each step
+                code, lines = self._watched or self._generate_watched()
             try:
-                self._fast(slots)
+                stopped = code(slots, run_options)
             except Exception as e:
-                raise self._fail(self._failed_step(e), e) from e
-        slots[_NONE] = None
-        return [slots[o] for o in self.output_slots]
-
-    def _run_watched(self, slots: list[Any], run_options: Any) -> None:
-        for step_no, (fn, ins, outs, multi, frees) in enumerate(self._compact):
-            if run_options.terminate:
+                raise self._fail(self._failed_step(e, lines), e) from e
+            if stopped:
                 raise RuntimeException(
                     "Exiting due to terminate flag being set to true (RunOptions.terminate)."
                 )
-            try:
-                res = fn(*[slots[i] for i in ins])
-            except Exception as e:
-                raise self._fail(step_no, e) from e
-            self._store(slots, outs, multi, res, frees)
+        slots[_NONE] = None
+        return [slots[o] for o in self.output_slots]
+
+    def _generate_watched(self) -> tuple[Callable[..., Any], list[int]]:
+        watched = self._watched = _generate(self.steps, watch=True)
+        return watched
 
     def _run_profiled(self, slots: list[Any], profiler: Any) -> None:
         for step_no, step in enumerate(self.steps):
@@ -215,8 +214,9 @@ class Plan:
         for f in frees:
             slots[f] = None
 
-    def _failed_step(self, e: BaseException) -> int:
-        """The step whose line of the generated run function raised ``e``."""
+    def _failed_step(self, e: BaseException, starts: list[int] | None = None) -> int:
+        """The step whose line of the generated run function raised ``e`` (``starts``: the first
+        line of each step in that function)."""
         tb = e.__traceback__
         line = None
         while tb is not None:
@@ -225,7 +225,7 @@ class Plan:
             tb = tb.tb_next
         if line is None:
             return 0
-        return max(0, bisect.bisect_right(self._step_lines, line) - 1)
+        return max(0, bisect.bisect_right(starts or self._step_lines, line) - 1)
 
     def _fail(self, step_no: int, e: Exception) -> Exception:
         if isinstance(e, RuntimeException) and getattr(e, "node_reported", False):
@@ -242,18 +242,24 @@ class Plan:
 _GENERATED = "<ort_core plan>"
 
 
-def _generate(steps: list[Step]) -> tuple[Callable[[list[Any]], None], list[int]]:
+def _generate(
+    steps: list[Step], watch: bool = False
+) -> tuple[Callable[[list[Any], Any], Any], list[int]]:
     """Compile the steps into one straight-line Python function over the slot list.
 
     Each step becomes one or a few lines (``s[5] = f3(s[1], s[2])``, then ``s[1] = None`` for
-    values past their last use), so a run pays for the kernel calls and little else. Returns the
-    function and the first line number of each step (to name the failing node on an error).
+    values past their last use), so a run pays for the kernel calls and little else. The function
+    takes the slot list and the run's RunOptions; with ``watch`` it reads ``RunOptions.terminate``
+    before each step and returns True when it is set (the caller raises). Returns the function
+    and the first line number of each step (to name the failing node on an error).
     """
     env: dict[str, Any] = {}
-    lines = ["def run(s):"]
+    lines = ["def run(s, ro):"]
     starts = []
     for k, st in enumerate(steps):
         starts.append(len(lines) + 1)
+        if watch:
+            lines.append("    if ro.terminate: return True")
         fn = f"f{k}"
         env[fn] = st.fn
         args = ", ".join(f"s[{i}]" for i in st.ins)
@@ -265,7 +271,7 @@ def _generate(steps: list[Step]) -> tuple[Callable[[list[Any]], None], list[int]
             lines.append(f"    s[{st.outs[0]}] = {fn}({args})")
         if st.frees:
             lines.append("    " + "; ".join(f"s[{f}] = None" for f in st.frees))
-    lines.append("    return None")
+    lines.append("    return False")
     exec(compile("\n".join(lines), _GENERATED, "exec"), env)  # noqa: S102 - our own code
     return env["run"], starts
 

@@ -11,7 +11,6 @@ import importlib.metadata
 import os
 import threading
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -30,24 +29,102 @@ __all__ = [
 ENTRY_POINT_GROUP = "ort_core"
 
 
-@dataclass
 class ProviderEntry:
-    """A registered provider class and where it came from."""
+    """A registered provider class and where it came from.
 
-    cls: type[ExecutionProvider]
-    distribution: str
-    version: str
-    plugin: str
+    A plugin registers either the class itself or where to find it (``"module:Class"`` with the
+    provider's name and aliases); then the class's module is imported the first time ``cls`` is
+    read (a session asks for the provider, or providers are listed with their availability), so
+    a process pays only for the providers it uses.
+    """
+
+    __slots__ = ("_cls", "_target", "_aliases", "_name", "distribution", "version", "plugin")
+
+    def __init__(
+        self,
+        cls: type[ExecutionProvider] | None,
+        distribution: str,
+        version: str,
+        plugin: str,
+        *,
+        target: str = "",
+        name: str = "",
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self._cls = cls
+        self._target = target
+        self._name = cls.name if cls is not None else name
+        self._aliases = tuple(cls.aliases) if cls is not None else tuple(aliases)
+        self.distribution = distribution
+        self.version = version
+        self.plugin = plugin
 
     @property
     def name(self) -> str:
-        return self.cls.name
+        return self._name
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self._aliases
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the provider class has been imported."""
+        return self._cls is not None
+
+    @property
+    def cls(self) -> type[ExecutionProvider]:
+        """The provider class (imported on first use when the plugin registered where it is).
+
+        Raises:
+            PluginError: the class cannot be imported, or is not the provider it was registered as.
+        """
+        cls = self._cls
+        if cls is None:
+            with _import_lock:
+                cls = self._cls
+                if cls is None:
+                    cls = self._cls = self._import()
+        return cls
+
+    def _import(self) -> type[ExecutionProvider]:
+        module_name, _, attr = self._target.partition(":")
+        where = f"plugin '{self.plugin}' ({self.distribution})"
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except Exception as e:
+            raise PluginError(
+                f"{where} registered provider '{self._name}' as {self._target}, which cannot be "
+                f"imported ({type(e).__name__}: {e}). Reinstall or uninstall {self.distribution}."
+            ) from e
+        if not (isinstance(cls, type) and issubclass(cls, ExecutionProvider)):
+            raise PluginError(
+                f"{where} registered provider '{self._name}' as {self._target}, which is "
+                f"{cls!r}, not an ExecutionProvider subclass."
+            )
+        if cls.name != self._name or tuple(cls.aliases) != self._aliases:
+            raise PluginError(
+                f"{where} registered provider '{self._name}' (aliases {list(self._aliases)}) as "
+                f"{self._target}, but that class is named '{cls.name}' (aliases "
+                f"{list(cls.aliases)}): make the registration match the class."
+            )
+        cls.distribution = self.distribution
+        return cls
 
     def availability(self) -> Availability:
         try:
             return self.cls.availability()
         except Exception as e:  # a broken probe makes the provider unavailable, with the reason
+            if isinstance(e, PluginError):
+                return Availability(False, e.message)
             return Availability(False, f"its availability check failed: {type(e).__name__}: {e}")
+
+    def __repr__(self) -> str:
+        what = self._cls.__name__ if self._cls is not None else self._target
+        return f"<ProviderEntry {self._name} ({what}) from {self.distribution} {self.version}>"
+
+
+_import_lock = threading.RLock()
 
 
 class PluginManager:
@@ -153,9 +230,9 @@ class PluginManager:
             for n in mine:
                 del self.pass_owner[n]
             for pname in [p for p, e in self.providers.items() if e.plugin == name]:
-                cls = self.providers.pop(pname).cls
+                canonical = self.providers.pop(pname).name
                 for a in list(self.aliases):
-                    if self.aliases[a] == cls.name:
+                    if self.aliases[a] == canonical:
                         del self.aliases[a]
 
     def _register_op(self, schema: Any) -> None:
@@ -193,13 +270,36 @@ class PluginManager:
         return register
 
     def _provider_registrar(self, plugin: str, dist: str, version: str):
-        def register(cls: type[ExecutionProvider]) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, ExecutionProvider)) or not cls.name:
-                raise PluginError(
-                    f"plugin '{plugin}' ({dist}) registered {cls!r}, which is not an "
-                    "ExecutionProvider subclass with a name."
+        def register(
+            cls: type[ExecutionProvider] | str, *, name: str = "", aliases: Any = ()
+        ) -> None:
+            if isinstance(cls, str):  # "module:Class", imported when first used
+                module_name, colon, attr = cls.partition(":")
+                if not (module_name and colon and attr and isinstance(name, str) and name):
+                    raise PluginError(
+                        f"plugin '{plugin}' ({dist}) registered the provider {cls!r}: a provider "
+                        "registered by where it is needs 'module:Class' and its name, "
+                        "register('pkg.provider:FooProvider', name='FooExecutionProvider', "
+                        "aliases=('foo',))."
+                    )
+                if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
+                    raise PluginError(
+                        f"plugin '{plugin}' ({dist}) registered provider '{name}' with aliases "
+                        f"{aliases!r}: give a tuple of strings."
+                    )
+                entry = ProviderEntry(
+                    None, dist, version, plugin, target=cls, name=name, aliases=tuple(aliases)
                 )
-            for key in (cls.name, *cls.aliases):
+            else:
+                if not (isinstance(cls, type) and issubclass(cls, ExecutionProvider)) or not (
+                    cls.name
+                ):
+                    raise PluginError(
+                        f"plugin '{plugin}' ({dist}) registered {cls!r}, which is not an "
+                        "ExecutionProvider subclass with a name."
+                    )
+                entry = ProviderEntry(cls, dist, version, plugin)
+            for key in (entry.name, *entry.aliases):
                 owner = self.aliases.get(key.lower())
                 if owner is not None:
                     other = self.providers[owner].distribution
@@ -207,10 +307,11 @@ class PluginManager:
                         f"provider name '{key}' is registered by both {other} and {dist}; "
                         "uninstall one of the two distributions."
                     )
-            cls.distribution = dist
-            self.providers[cls.name] = ProviderEntry(cls, dist, version, plugin)
-            for key in (cls.name, *cls.aliases):
-                self.aliases[key.lower()] = cls.name
+            if entry.loaded:
+                entry.cls.distribution = dist
+            self.providers[entry.name] = entry
+            for key in (entry.name, *entry.aliases):
+                self.aliases[key.lower()] = entry.name
 
         return register
 
@@ -227,7 +328,7 @@ class PluginManager:
         """Registered providers in default priority order (the CPU provider last)."""
         self.load()
         entries = list(self.providers.values())
-        return sorted(entries, key=lambda e: e.cls.name == "CPUExecutionProvider")
+        return sorted(entries, key=lambda e: e.name == "CPUExecutionProvider")
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -267,7 +368,10 @@ def get_plugin_manager() -> PluginManager:
 def device_provider(device: str, device_id: int) -> Any:
     """An instance of an installed provider whose memory is ``device`` (None when none is)."""
     for entry in get_plugin_manager().ordered():
-        cls = entry.cls
+        try:
+            cls = entry.cls
+        except PluginError:  # a provider whose class cannot be imported has no memory to offer
+            continue
         if cls.device_name == device and not cls.host_memory:
             return cls.for_device(device_id)
     return None

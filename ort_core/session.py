@@ -24,7 +24,7 @@ from .errors import (
     OrtError,
     ProviderNotAvailable,
 )
-from .feeds import check_feed_with, feed_spec, finish_output
+from .feeds import STRING, RunOwners, check_feed_with, feed_spec, finish_with
 from .iobinding import IOBinding, binding_state
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
@@ -627,6 +627,17 @@ class InferenceSession:
             i for i, a in enumerate(self._outputs) if a.type.startswith("sparse_tensor")
         )
         self._required = [a.name for a in self._inputs if not a.type.startswith("optional")]
+        self._required_set = frozenset(self._required)
+        self._all_positions = list(range(len(graph.outputs)))
+        # per tensor input: (position, declared dtype, the shapes already accepted); a plain numpy
+        # array of exactly that dtype and one of those shapes passes the checks as it did before
+        self._accepted = {
+            name: (self._input_index[name], spec.dtype, set())
+            for name, spec in self._feed_specs.items()
+            if spec.kind == "tensor" and spec.dtype is not None and spec.dtype != STRING
+        }
+        # only providers that define on_run_start/on_run_end are called around runs
+        self._hooked = tuple(ep for ep in self._providers if _has_run_hooks(ep))
         if self._profiler is not None:
             self._profiler.event("Session", "model_loading_uri", t0, t_loaded)
             self._profiler.event("Session", "session_initialization", t0, time.perf_counter())
@@ -923,7 +934,17 @@ class InferenceSession:
         is mapped to that provider's name."""
         values: list[Any] = list(self._defaults)
         index, specs, mine = self._input_index, self._feed_specs, self._sess
+        accepted = self._accepted
         for name, value in input_feed.items():
+            known = accepted.get(name)
+            if (
+                known is not None
+                and type(value) is np.ndarray
+                and value.dtype is known[1]
+                and value.shape in known[2]
+            ):  # the same dtype and shape as a value checked before: nothing new to check
+                values[known[0]] = value
+                continue
             idx = index.get(name)
             if idx is None:
                 self._unknown_input(name)
@@ -936,7 +957,15 @@ class InferenceSession:
                     if ep is not None:
                         on_device[name] = ep.name
                         keep = True
-            values[idx] = check_feed_with(name, value, specs[name], keep)
+            checked = values[idx] = check_feed_with(name, value, specs[name], keep)
+            if (
+                known is not None
+                and checked is value
+                and type(value) is np.ndarray
+                and value.dtype is known[1]
+                and len(known[2]) < _ACCEPTED_SHAPES
+            ):
+                known[2].add(value.shape)
         return values
 
     def _unknown_input(self, name: str) -> None:
@@ -959,7 +988,7 @@ class InferenceSession:
 
     def _output_positions(self, output_names: Sequence[str] | None) -> list[int]:
         if output_names is None or len(output_names) == 0:
-            return list(range(len(self._output_index)))
+            return self._all_positions
         if isinstance(output_names, str):
             raise TypeError(
                 f"output_names must be a list of names, not a string; write [{output_names!r}]."
@@ -993,6 +1022,8 @@ class InferenceSession:
             raise InvalidArgument(
                 f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}."
             )
+        if self._required_set <= input_feed.keys():
+            return
         missing = [n for n in self._required if n not in input_feed]
         if missing:
             raise InvalidArgument(
@@ -1021,16 +1052,20 @@ class InferenceSession:
         """
         positions, values = self._positions_and_feed(output_names, input_feed)
         outs = self._execute(values, run_options, positions=positions)
-        return [self._result(i, outs[i], values) for i in positions]
+        owners = RunOwners(values)
+        if not self._sparse_outputs:
+            return [finish_with(outs[i], owners) for i in positions]
+        return [self._result(i, outs[i], values, owners) for i in positions]
 
-    def _result(self, i: int, value: Any, fed: Sequence[Any]) -> Any:
+    def _result(self, i: int, value: Any, fed: Sequence[Any], owners: Any = None) -> Any:
         """Output ``i`` as the user gets it: an array the caller owns, or a SparseTensor for an
-        output declared ``sparse_tensor(...)`` (kernels compute on dense arrays)."""
+        output declared ``sparse_tensor(...)`` (kernels compute on dense arrays). ``owners``: the
+        run's :class:`~ort_core.feeds.RunOwners` of ``fed``, shared by its outputs."""
         if i in self._sparse_outputs and isinstance(value, np.ndarray):
             from .sparse import from_dense
 
             return from_dense(value)
-        return _finish(value, fed)
+        return finish_with(value, owners if owners is not None else RunOwners(fed))
 
     def _result_value(self, i: int, value: Any, fed: Sequence[Any]) -> OrtValue:
         result = self._result(i, value, fed)
@@ -1178,9 +1213,16 @@ class InferenceSession:
         pool = self._inter_pool
         ctx = RunContext(run_options)
         token = enter(ctx)
+        if not self._hooked and pool is None and self._profiler is None:
+            try:
+                return plan.run(values, run_options)
+            finally:
+                leave(token)
+                if run_options is not None:
+                    self._after_run(run_options)
         started: list[ExecutionProvider] = []
         try:
-            for ep in self._providers:
+            for ep in self._hooked:
                 ep.on_run_start(ctx)
                 started.append(ep)
             if self._profiler is None and pool is None:
@@ -1195,9 +1237,12 @@ class InferenceSession:
                 ep.on_run_end(ctx)
             leave(token)
             if run_options is not None:
-                shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")
-                if shrink:
-                    self._shrink(shrink)
+                self._after_run(run_options)
+
+    def _after_run(self, run_options: RunOptions) -> None:
+        shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")
+        if shrink:
+            self._shrink(shrink)
 
     def _pruned(self, positions: tuple[int, ...]) -> Plan:
         key = ("fetches", positions)
@@ -1426,6 +1471,18 @@ class _SessionHandle:
         return self._owner.get_profiling_start_time_ns()
 
 
+#: how many distinct input shapes a session remembers as already checked, per input
+_ACCEPTED_SHAPES = 64
+
+
+def _has_run_hooks(ep: ExecutionProvider) -> bool:
+    """Whether ``ep`` defines ``on_run_start`` or ``on_run_end`` (the base class's do nothing)."""
+    return (
+        getattr(ep.on_run_start, "__func__", None) is not ExecutionProvider.on_run_start
+        or getattr(ep.on_run_end, "__func__", None) is not ExecutionProvider.on_run_end
+    )
+
+
 _pool_lock = threading.Lock()
 _pool: list[Any] = []
 
@@ -1576,8 +1633,3 @@ def _copy_into(target: OrtValue, value: Any, name: str) -> None:
             f"{dst.dtype}{list(getattr(dst, 'shape', ()))}; bind one of the right type and shape."
         )
     dst[...] = value
-
-
-def _finish(value: Any, inputs: Sequence[Any] = ()) -> Any:
-    """An output as onnxruntime returns it, sharing no memory with ``inputs`` or the session."""
-    return finish_output(value, inputs)

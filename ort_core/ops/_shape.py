@@ -43,6 +43,34 @@ def _reason(outcome) -> str | None:
     return outcome if isinstance(outcome, str) else None
 
 
+#: Results of the shape rules kernels call on every run, by their arguments: shape arithmetic is
+#: done once per distinct input shape (and shape-like values), not once per run.
+_MEMO: dict[tuple, Any] = {}
+_MEMO_MAX = 4096
+
+
+def _frozen(values: Any) -> tuple | None:
+    """A sequence argument as a tuple (the memo's key and what the rule then reads)."""
+    return values if values is None or type(values) is tuple else tuple(values)
+
+
+def _memo(rule: Any, *args: Any) -> Any:
+    """``rule(*args)``, remembered when it is a result (a reason, a string, is computed again so
+    that the error is raised again); arguments that cannot be hashed are never remembered."""
+    key = (rule, *args)
+    try:
+        hit = _MEMO.get(key)
+    except TypeError:
+        return rule(*args)
+    if hit is None:
+        hit = rule(*args)
+        if not isinstance(hit, str):
+            if len(_MEMO) >= _MEMO_MAX:
+                _MEMO.clear()
+            _MEMO[key] = hit
+    return hit
+
+
 # -- Reshape ---------------------------------------------------------------------------------------
 def _reshape(in_shape: Sequence[int], dims: Iterable[int], allowzero: int) -> tuple[int, ...] | str:
     in_shape, dims = tuple(int(d) for d in in_shape), _ints(dims)
@@ -98,7 +126,7 @@ def reshape_shape(
     Raises:
         InvalidArgument: ``dims`` does not apply to ``in_shape``.
     """
-    return _result(op, _reshape(in_shape, dims, allowzero))
+    return _result(op, _memo(_reshape, _frozen(in_shape), _frozen(dims), allowzero))
 
 
 # -- Slice -----------------------------------------------------------------------------------------
@@ -189,7 +217,12 @@ def slice_ranges(
     Raises:
         InvalidArgument: as :func:`slice_reason` says.
     """
-    return _result(op, _slice(in_shape, starts, ends, axes, steps))
+    return _result(
+        op,
+        _memo(
+            _slice, _frozen(in_shape), _frozen(starts), _frozen(ends), _frozen(axes), _frozen(steps)
+        ),
+    )
 
 
 # -- Split -----------------------------------------------------------------------------------------
@@ -250,7 +283,7 @@ def split_sizes(
     Raises:
         InvalidArgument: as :func:`split_reason` says.
     """
-    return _result(op, _split(int(dim), int(n_outputs), split, num_outputs))
+    return _result(op, _memo(_split, int(dim), int(n_outputs), _frozen(split), num_outputs))
 
 
 # -- Squeeze and Unsqueeze -------------------------------------------------------------------------
@@ -283,7 +316,7 @@ def squeeze_shape(
     Raises:
         InvalidArgument: an axis is out of range or not of size 1.
     """
-    return _result(op, _squeeze(in_shape, axes))
+    return _result(op, _memo(_squeeze, _frozen(in_shape), _frozen(axes)))
 
 
 def _unsqueeze(in_shape, axes) -> tuple[int, ...] | str:
@@ -311,7 +344,7 @@ def unsqueeze_shape(
     Raises:
         InvalidArgument: an axis is out of range or repeated.
     """
-    return _result(op, _unsqueeze(in_shape, axes))
+    return _result(op, _memo(_unsqueeze, _frozen(in_shape), _frozen(axes)))
 
 
 # -- GatherND and ScatterND ------------------------------------------------------------------------
@@ -510,7 +543,7 @@ def tile_shape(
     Raises:
         InvalidArgument: ``repeats`` does not hold one count >= 0 per axis.
     """
-    return _result(op, _tile(in_shape, repeats))
+    return _result(op, _memo(_tile, _frozen(in_shape), _frozen(repeats)))
 
 
 # -- DepthToSpace and SpaceToDepth -----------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import types
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -240,6 +241,23 @@ def _as_versions(since: int | Iterable[int]) -> list[int]:
 
 def _keyword_params(fn: Callable) -> tuple[list[str], bool]:
     """Attribute names a kernel function accepts (keyword parameters), and whether it takes **kw."""
+    if (
+        type(fn) is types.FunctionType
+        and not hasattr(fn, "__wrapped__")
+        and not hasattr(fn, "__signature__")
+    ):  # a plain function: read its code object (what inspect.signature reads, ~20x faster)
+        code = fn.__code__
+        positional = code.co_varnames[: code.co_argcount]
+        n_defaults = len(fn.__defaults__ or ())
+        first = max(code.co_posonlyargcount, code.co_argcount - n_defaults)
+        found = [
+            *positional[first:],
+            *code.co_varnames[code.co_argcount :][: code.co_kwonlyargcount],
+        ]
+        return (
+            [n.rstrip("_") if keyword.iskeyword(n.rstrip("_")) else n for n in found],
+            bool(code.co_flags & inspect.CO_VARKEYWORDS),
+        )
     names: list[str] = []
     var_kw = False
     for p in inspect.signature(fn).parameters.values():

@@ -12,6 +12,6 @@ def ort_register_ops(register):
 
 @hookimpl
 def ort_register_providers(register):
-    from .provider import CPUExecutionProvider
-
-    register(CPUExecutionProvider)
+    # by where it is: ort_cpu.provider (and its kernels) is imported when a session or a listing of
+    # available providers first needs it; name and aliases are the class's (checked on import)
+    register("ort_cpu.provider:CPUExecutionProvider", name="CPUExecutionProvider", aliases=("cpu",))

@@ -9,6 +9,8 @@ from ort_core.hookspecs import hookimpl
 
 @hookimpl
 def ort_register_providers(register):
-    from .provider import CUDAExecutionProvider
-
-    register(CUDAExecutionProvider)
+    # by where it is: ort_cuda.provider (and its kernels) is imported when a session or a listing of
+    # available providers first needs it; name and aliases are the class's (checked on import)
+    register(
+        "ort_cuda.provider:CUDAExecutionProvider", name="CUDAExecutionProvider", aliases=("cuda",)
+    )

@@ -8,6 +8,10 @@ from ort_core.hookspecs import hookimpl
 
 @hookimpl
 def ort_register_providers(register):
-    from .provider import OpenVINOExecutionProvider
-
-    register(OpenVINOExecutionProvider)
+    # by where it is: ort_openvino.provider (and its kernels) is imported when a session or a listing of
+    # available providers first needs it; name and aliases are the class's (checked on import)
+    register(
+        "ort_openvino.provider:OpenVINOExecutionProvider",
+        name="OpenVINOExecutionProvider",
+        aliases=("openvino",),
+    )

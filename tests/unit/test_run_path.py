@@ -1,0 +1,263 @@
+"""The run path's shortcuts behave as the full checks do: a fed array of a dtype and shape already
+checked skips the checks and nothing else does, providers without run hooks are not called around
+runs (and kernels still see the run's context), RunOptions runs stop between steps, and outputs
+never alias what was fed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import ort_core as ort
+from ort_core import errors
+from ort_core.feeds import RunOwners, finish_outputs
+from ort_core.provider import ExecutionProvider, KernelProvider, KernelRegistry, current_run
+from tests.conftest import make_model, tensor
+
+
+def _add_model(shape=(2, 3)):
+    return make_model(
+        [helper.make_node("Add", ["a", "b"], ["c"], name="add")],
+        [tensor("a", shape=list(shape)), tensor("b", shape=["N", shape[1]])],
+        [tensor("c", shape=["N", shape[1]])],
+    ).SerializeToString()
+
+
+def _message(call):
+    with pytest.raises(Exception) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+def test_a_checked_signature_is_remembered_and_nothing_else_passes_with_it():
+    sess = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
+    a = np.ones((2, 3), np.float32)
+    first = _message(lambda: sess.run(None, {"a": np.ones((3, 3), np.float32), "b": a}))
+    for _ in range(3):  # the same signature again: remembered, same result
+        np.testing.assert_array_equal(sess.run(None, {"a": a, "b": a})[0], 2 * a)
+    assert (2, 3) in sess._accepted["a"][2]
+    # every value the shortcut does not cover still gets the full checks and messages
+    assert _message(lambda: sess.run(None, {"a": np.ones((3, 3), np.float32), "b": a})) == first
+    wrong_dtype = _message(lambda: sess.run(None, {"a": a.astype(np.float64), "b": a}))
+    assert wrong_dtype[0] is errors.InvalidArgument and "tensor(double)" in wrong_dtype[1]
+    big_endian = a.astype(">f4")
+    np.testing.assert_array_equal(sess.run(None, {"a": big_endian, "b": a})[0], 2 * a)
+    np.testing.assert_array_equal(sess.run(None, {"a": a.tolist(), "b": a})[0], 2 * a)
+    with pytest.warns(PendingDeprecationWarning):
+        matrix = np.asmatrix(a)
+    np.testing.assert_array_equal(sess.run(None, {"a": matrix, "b": a})[0], 2 * a)
+    assert "Invalid input name: z" in _message(lambda: sess.run(None, {"a": a, "b": a, "z": a}))[1]
+    assert "Required inputs (['b']) are missing" in _message(lambda: sess.run(None, {"a": a}))[1]
+
+
+def test_remembered_shapes_are_bounded():
+    sess = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
+    a = np.ones((2, 3), np.float32)
+    for n in range(1, 100):
+        sess._validate_feed({"a": a, "b": np.ones((n, 3), np.float32)})
+    assert len(sess._accepted["b"][2]) == 64
+    b = np.ones((99, 3), np.float32)  # not remembered: checked in full, and accepted
+    assert sess._validate_feed({"a": a, "b": b})[1] is b
+
+
+_reg = KernelRegistry("HookTestExecutionProvider")
+SEEN: list = []
+
+
+@_reg.kernel("Relu", since=6)
+def _relu(x):
+    SEEN.append(current_run())
+    return np.maximum(x, 0)
+
+
+class _Plain(KernelProvider):
+    name = "PlainHookTestExecutionProvider"
+    aliases = ("plainhooktest",)
+    registry = _reg
+
+
+class _Hooked(KernelProvider):
+    name = "HookedTestExecutionProvider"
+    aliases = ("hookedtest",)
+    registry = _reg
+    calls: list = []
+
+    def on_run_start(self, ctx):
+        type(self).calls.append(("start", ctx))
+
+    def on_run_end(self, ctx):
+        type(self).calls.append(("end", ctx))
+
+
+def _relu_model():
+    return make_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [tensor("x", shape=[2])],
+        [tensor("y", shape=[2])],
+    ).SerializeToString()
+
+
+def test_hooks_are_called_for_providers_that_define_them_only(register_provider):
+    register_provider(_Plain, _Hooked)
+    x = np.array([-1, 1], np.float32)
+    plain = ort.InferenceSession(_relu_model(), providers=["plainhooktest"])
+    assert plain._hooked == ()
+    SEEN.clear()
+    plain.run(None, {"x": x})
+    assert len(SEEN) == 1 and SEEN[0] is not None  # kernels see their run's context anyway
+    assert current_run() is None
+    hooked = ort.InferenceSession(_relu_model(), providers=["hookedtest"])
+    assert [type(ep) for ep in hooked._hooked] == [_Hooked]
+    _Hooked.calls.clear()
+    SEEN.clear()
+    hooked.run(None, {"x": x})
+    assert [c[0] for c in _Hooked.calls] == ["start", "end"]
+    assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1]
+
+
+def test_an_instance_hook_counts_as_a_hook():
+    class P(ExecutionProvider):
+        name = "P"
+
+    p = P({})
+    from ort_core.session import _has_run_hooks
+
+    assert not _has_run_hooks(p)
+    p.on_run_end = lambda ctx: None
+    assert _has_run_hooks(p)
+
+
+_stop_reg = KernelRegistry("StopTestExecutionProvider")
+
+
+@_stop_reg.kernel("Neg", since=6)
+def _neg_and_stop(x):
+    options = current_run().run_options
+    if options is not None:
+        options.terminate = True  # as another thread would, while the run goes on
+    return -x
+
+
+@_stop_reg.kernel("Abs", since=6)
+def _abs_fails(x):
+    raise ValueError("abs broke")
+
+
+class _Stopper(KernelProvider):
+    name = "StopTestExecutionProvider"
+    aliases = ("stoptest",)
+    registry = _stop_reg
+
+
+def test_run_options_runs_stop_between_steps_and_name_a_failing_node(register_provider):
+    register_provider(_Stopper)
+    m = make_model(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="first"),
+            helper.make_node("Neg", ["a"], ["b"], name="stopper"),
+            helper.make_node("Relu", ["b"], ["y"], name="never"),
+        ],
+        [tensor("x", shape=[2])],
+        [tensor("y", shape=[2])],
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["stoptest"])
+    x = np.array([-1, 1], np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], [0, 0])  # no RunOptions: no stop
+    ro = ort.RunOptions()
+    with pytest.raises(errors.RuntimeException) as info:
+        sess.run(None, {"x": x}, ro)
+    assert str(info.value).endswith(
+        "Exiting due to terminate flag being set to true (RunOptions.terminate)."
+    )
+    ro.terminate = False
+    failing = make_model(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="first"),
+            helper.make_node("Abs", ["a"], ["y"], name="broken_abs"),
+        ],
+        [tensor("x", shape=[2])],
+        [tensor("y", shape=[2])],
+    )
+    sess = ort.InferenceSession(failing.SerializeToString(), so, providers=["stoptest"])
+    for options in (None, ort.RunOptions()):
+        with pytest.raises(errors.RuntimeException, match="broken_abs.*ValueError: abs broke"):
+            sess.run(None, {"x": x}, options)
+
+
+def test_outputs_never_alias_inputs_and_owners_are_read_once():
+    m = make_model(
+        [
+            helper.make_node("Identity", ["x"], ["y"], name="id"),
+            helper.make_node("Relu", ["x"], ["z"], name="relu"),
+        ],
+        [tensor("x", shape=[3])],
+        [tensor("y", shape=[3]), tensor("z", shape=[3])],
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    base = np.arange(6, dtype=np.float32)
+    for x in (base[:3], np.arange(3, dtype=np.float32)):
+        y, z = sess.run(None, {"x": x})
+        assert not np.shares_memory(y, x) and y.flags.writeable and y.flags.c_contiguous
+        np.testing.assert_array_equal(y, x)
+        np.testing.assert_array_equal(z, x)
+
+    class Counting(list):
+        reads = 0
+
+        def __iter__(self):
+            type(self).reads += 1
+            return super().__iter__()
+
+    fed = Counting([base])
+    outs = finish_outputs([base[1:], np.ones(2, np.float32), [base]], fed)
+    assert Counting.reads == 1
+    assert not any(np.shares_memory(o, base) for o in (outs[0], outs[2][0]))
+    assert "x" not in RunOwners([])  # nothing fed: nothing to find
+
+
+def test_a_dtype_the_model_leaves_open_still_converts():
+    m = make_model(
+        [helper.make_node("Identity", ["x"], ["y"], name="id")],
+        [helper.make_tensor_value_info("x", TensorProto.STRING, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, [2])],
+    )
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert "x" not in sess._accepted  # strings are converted on every run, never remembered
+    for _ in range(2):
+        assert sess.run(None, {"x": np.array(["a", "b"])})[0].tolist() == ["a", "b"]
+
+
+def test_shape_rules_are_remembered_but_errors_are_raised_every_time():
+    from ort_core import ops
+    from ort_core.ops import _shape
+
+    _shape._MEMO.clear()
+    assert ops.reshape_shape((2, 3, 4), [0, -1]) == (2, 12)
+    assert ops.reshape_shape((2, 3, 4), np.array([0, -1])) == (2, 12)  # numpy ints, same key
+    assert ops.reshape_shape((2, 3, 4), (x for x in (0, -1))) == (2, 12)  # any iterable
+    assert len(_shape._MEMO) == 1
+    for _ in range(2):  # a reason is never remembered: the error comes every time
+        with pytest.raises(errors.InvalidArgument, match="Reshape: shape \\[5\\] .* expected 24"):
+            ops.reshape_shape((2, 3, 4), [5])
+    assert len(_shape._MEMO) == 1
+    assert ops.squeeze_shape((1, 3, 1), None) == (3,) == ops.squeeze_shape((1, 3, 1), [])
+    assert ops.unsqueeze_shape((2, 3), [0]) == (1, 2, 3)
+    assert ops.split_sizes(10, 3, None, 3) == (4, 4, 2)
+    assert ops.tile_shape((2, 3), [2, 1]) == (4, 3)
+    ranges = ops.slice_ranges((4, 5), [1], [3], [1], None)
+    assert ranges is ops.slice_ranges((4, 5), [1], [3], [1], None)
+    assert [tuple(r) for r in ranges] == [(0, 4, 1), (1, 3, 1)]
+    unhashable = [np.array(0), np.array(-1)]  # 0-d arrays: computed, never remembered
+    assert ops.reshape_shape((2, 3, 4), unhashable) == (2, 12)
+    _shape._MEMO_MAX, saved = 2, _shape._MEMO_MAX
+    try:
+        for n in range(1, 6):
+            ops.reshape_shape((n, 2), [-1])
+        assert len(_shape._MEMO) <= 2  # bounded
+    finally:
+        _shape._MEMO_MAX = saved
