@@ -5,16 +5,20 @@ LabelEncoder, CategoryMapper, ArrayFeatureExtractor, OneHotEncoder, FeatureVecto
 operators (ZipMap, DictVectorizer, CastMap). Strings are object arrays of ``str``; maps are dicts
 of Python keys and values, sequences of maps lists of them (see ``ort_core.feeds``).
 
-Trees are evaluated for the whole batch at once: every (sample, tree) pair walks down its tree one
-level per step with numpy index arrays, and pairs drop out of the active set when they reach a
-leaf. Leaf weights are aggregated with ``bincount`` (SUM, AVERAGE) or ``ufunc.at`` (MIN, MAX).
-Where the specification leaves a case open (the binary classifiers), the kernels follow onnx's
-reference implementation, which agrees with onnxruntime on the models converters produce.
+Tree ensembles are compiled at session creation into flat tables (``ort_cpu._trees``) and walked
+for the whole batch with a few numpy calls per step; leaf weights are added tree after tree in
+float32 (float64 for float64 inputs), the order onnxruntime adds them in. Linear models, SVMs and
+the plumbing operators precompute what they can at session creation (transposed coefficients,
+lookup tables) and keep the run path to a handful of numpy calls: at batch 1, a model's cost is
+the number of calls. Where the specification leaves a case open (the binary classifiers), the
+kernels follow onnx's reference implementation, which agrees with onnxruntime on the models
+converters produce.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,7 @@ from ort_core.errors import InvalidArgument
 from ort_core.ir import tensor_dtype
 from ort_core.provider import KernelUnsupported
 
+from .._trees import LeafValues, Walker, distinct
 from ._registry import builder, kernel
 
 ML = "ai.onnx.ml"
@@ -33,14 +38,48 @@ _ML_INPUTS = {np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64)}
 
 
 # -- post transforms -------------------------------------------------------------------------------
+# Written for small arrays: direct ufunc calls (no ndarray method wrappers), results in place.
 def _logistic(s: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(s))
-    return np.where(s < 0, e / (1 + e), 1 / (1 + e))
+    """onnxruntime's ComputeLogistic: v = 1 / (1 + exp(-|s|)), 1 - v for negative s."""
+    v = np.abs(s)
+    np.negative(v, out=v)
+    np.exp(v, out=v)
+    v += 1
+    np.divide(1, v, out=v)
+    return np.where(s < 0, 1 - v, v)
+
+
+def _logistic_pair(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ComputeLogistic(-s), ComputeLogistic(s)), sharing the exponential."""
+    v = np.abs(s)
+    np.negative(v, out=v)
+    np.exp(v, out=v)
+    v += 1
+    np.divide(1, v, out=v)
+    w = 1 - v
+    return np.where(s > 0, w, v), np.where(s < 0, w, v)
+
+
+def _logistic_mlas(s: np.ndarray) -> np.ndarray:
+    """The logistic without cancellation (e / (1 + e) for negative s), as onnxruntime's MLAS
+    kernel computes it for the linear models' and SVMs' rows of scores."""
+    e = np.abs(s)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    d = e + 1
+    return np.where(s < 0, e / d, 1 / d)
 
 
 def _softmax(s: np.ndarray) -> np.ndarray:
-    e = np.exp(s - s.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    top = np.maximum.reduce(s, axis=-1, keepdims=True)
+    if top.size == 1 and math.isfinite(top.item()) or np.isfinite(top).all():
+        e = np.subtract(s, top)
+    else:  # an infinite score: NaN rows, as onnxruntime gives, without a warning
+        with np.errstate(invalid="ignore"):
+            e = np.subtract(s, top)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=-1, keepdims=True)
+    return e
 
 
 def _softmax_zero(s: np.ndarray) -> np.ndarray:
@@ -81,15 +120,6 @@ def _transform_name(info) -> str:
     if name not in _TRANSFORMS:
         raise KernelUnsupported(f"post_transform {name!r}: use one of {_TRANSFORM_NAMES}")
     return name
-
-
-def _features(x: np.ndarray) -> np.ndarray:
-    """The input as a [N, F] float array (integers compare and compute as float32)."""
-    if x.dtype.kind in "iu":
-        x = x.astype(np.float32)
-    if x.ndim == 1:
-        return x.reshape(1, -1)
-    return x.reshape(x.shape[0], -1) if x.ndim > 2 else x
 
 
 def _labels(info, ints_name: str) -> tuple[np.ndarray | None, bool]:
@@ -142,7 +172,7 @@ class Forest:
 
     def __post_init__(self) -> None:
         branch = self.mode != _LEAF
-        modes = np.unique(self.mode[branch])
+        modes = distinct(self.mode[branch])
         set_ = object.__setattr__  # derived lookup tables, computed once per session
         set_(self, "_branch", branch)
         set_(self, "_children", np.stack([self.false, self.true], axis=1).reshape(-1))
@@ -303,7 +333,8 @@ def _legacy_forest(info, prefix: str) -> Forest:
     bad = sorted(set(names) - set(known))
     if bad or len(names) != m:
         raise KernelUnsupported(f"nodes_modes must give one of {known} per node, not {bad}")
-    mode = np.asarray([known.index(s) for s in names], dtype=np.uint8)
+    number = {name: i for i, name in enumerate(known)}
+    mode = np.fromiter(map(number.__getitem__, names), dtype=np.uint8, count=m)
     if (mode == _MEMBER).any():
         raise KernelUnsupported("BRANCH_MEMBER exists only in TreeEnsemble (ai.onnx.ml 5)")
 
@@ -427,34 +458,134 @@ def _forest_5(info) -> Forest:
 _AGGREGATES = ["AVERAGE", "SUM", "MIN", "MAX"]
 
 
+def _tree_input(x: np.ndarray, walker: Walker) -> np.ndarray:
+    """The input as a C-contiguous [N, F] float32 or float64 array (integers and float16 compare
+    as float32, as onnxruntime's float thresholds make them)."""
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        x = x.astype(np.float32)
+    if x.ndim != 2:
+        x = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    if x.shape[1] <= walker.max_feature and x.shape[0]:
+        raise InvalidArgument(
+            f"the trees read feature {walker.max_feature} but X has {x.shape[1]} features"
+        )
+    return x
+
+
+class _Ensemble:
+    """A tree ensemble prepared for scoring: its walker and its leaves' weights, with the
+    aggregations onnxruntime computes (leaf weights added tree after tree in the accumulation
+    dtype: float32, or float64 for float64 inputs)."""
+
+    def __init__(self, forest: Forest, n_targets: int, info) -> None:
+        dtype = info.input_dtype(0)
+        dtypes = (np.float32, np.float64) if dtype is None else (dtype,)
+        self.walker = Walker(forest, dtypes)
+        self.values = LeafValues(forest, self.walker, n_targets)
+        self.n_trees = len(forest.roots)
+        self.n_targets = n_targets
+        # every leaf gives a first weight: single-target MIN/MAX always have a score
+        self.all_first = bool(self.values.first_has.all())
+        # the node arrays serve only the general aggregations
+        general = not self.values.dense_ok or not self.all_first
+        self.forest = forest if general else None
+
+    def first_sum(self, leaves: np.ndarray, acc) -> np.ndarray:
+        """Sum [N] of each reached leaf's first weight, tree after tree."""
+        v = self.values.first(acc).take(leaves)
+        return np.add.accumulate(v, axis=1)[:, -1]
+
+    def first_extreme(self, leaves: np.ndarray, acc, how: str) -> tuple[np.ndarray, Any]:
+        """MIN or MAX [N] of the reached leaves' first weights, and which rows had one (True:
+        all)."""
+        if self.all_first:
+            v = self.values.first(acc).take(leaves)
+            return (v.min(axis=1) if how == "MIN" else v.max(axis=1)), True
+        p, scored = self.forest.first_weights(self.walker.leaf_nodes.take(leaves), how)
+        return p.astype(acc), scored
+
+    def target_scores(self, leaves: np.ndarray, acc, how: str) -> tuple[np.ndarray, Any]:
+        """Scores [N, C] per target (0 where no leaf scores it) and which are scored ([N, C], or
+        [C] when that does not depend on the input)."""
+        v = self.values
+        if not v.dense_ok:  # a leaf gives a target two weights: the general aggregation
+            nodes = self.walker.leaf_nodes.take(leaves)
+            s = self.forest.aggregate(nodes, self.n_targets, how).astype(acc)
+            return s, self.forest.scored(nodes, self.n_targets)
+        has = v.static_has
+        if has is None:
+            has = v.dense_has.take(leaves, axis=0).any(axis=1)
+        if how in ("SUM", "AVERAGE"):
+            if v.round_robin:  # target c: trees c, c + C, c + 2C... in order
+                w = v.first(acc).take(leaves)
+                w = w.reshape(len(leaves), self.n_trees // self.n_targets, self.n_targets)
+                s = np.add.accumulate(w, axis=1)[:, -1]
+            else:
+                s = np.add.accumulate(v.dense(acc).take(leaves, axis=0), axis=1)[:, -1]
+            if how == "AVERAGE":
+                s = s / acc(self.n_trees)
+            return s, has
+        fill = np.inf if how == "MIN" else -np.inf
+        w = v.dense(acc, fill).take(leaves, axis=0)
+        s = w.min(axis=1) if how == "MIN" else w.max(axis=1)
+        return np.where(has, s, acc(0)), has
+
+
 # onnxruntime finalizes tree scores per (sample, target) with a "has a score" flag: a target no
 # reached leaf gives a weight reads as 0 when written out, even after a base value was added to
 # it. A single-target ensemble takes its own path, where only PROBIT is applied.
-def _write_scores(values: np.ndarray, post: str) -> np.ndarray:
-    """onnxruntime's transform of rows of two or more scores (float32)."""
-    v = values.astype(np.float32)
+def _write_scores(values: np.ndarray, post: str, mlas: bool = False) -> np.ndarray:
+    """onnxruntime's transform of rows of two or more scores (float32); ``mlas``: the logistic
+    of its MLAS kernel (linear models, SVMs) instead of the trees' ComputeLogistic."""
+    v = values if values.dtype == np.float32 else values.astype(np.float32)
     if post == "NONE":
         return v
+    if post == "SOFTMAX":
+        return _softmax(v)
+    if post == "LOGISTIC":
+        return _logistic_mlas(v) if mlas else _logistic(v)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        return _TRANSFORMS[post](v).astype(np.float32)
+        return _TRANSFORMS[post](v).astype(np.float32, copy=False)
 
 
-def _finalize_regression(forest, leaves, n_targets, how, post, base) -> np.ndarray:
-    """TreeEnsembleRegressor and TreeEnsemble scores [N, n_targets] as onnxruntime writes them."""
+def _regression(ens: _Ensemble, how: str, post: str, base) -> Any:
+    """``scores(x) -> [N, n_targets] float32``, as onnxruntime writes TreeEnsembleRegressor's
+    and TreeEnsemble's outputs."""
+    n_targets = ens.n_targets
     if n_targets == 1:
-        origin = base[0] if base is not None and len(base) == 1 else 0.0
-        p, scored = forest.first_weights(leaves, how)
-        if how in ("MIN", "MAX"):
-            p = np.where(scored, p + origin, origin)
-        else:
-            p = p + origin
-        p = p.astype(np.float32).reshape(-1, 1)
-        return _probit(p) if post == "PROBIT" else p
-    scores = forest.aggregate(leaves, n_targets, how)
-    scored = forest.scored(leaves, n_targets)
-    if base is not None and len(base) == n_targets:
-        scores = scores + base
-    return _write_scores(np.where(scored, scores, 0.0), post)
+        origin64 = float(base[0]) if base is not None and len(base) == 1 else 0.0
+
+        def single(x):
+            acc = x.dtype.type
+            leaves = ens.walker(x)
+            origin = acc(origin64)
+            if how in ("MIN", "MAX"):
+                p, scored = ens.first_extreme(leaves, acc, how)
+                p = p + origin if scored is True else np.where(scored, p + origin, origin)
+            else:
+                p = ens.first_sum(leaves, acc)
+                if how == "AVERAGE":
+                    p = p / acc(ens.n_trees)
+                p = p + origin
+            p = p.astype(np.float32).reshape(-1, 1)
+            return _probit(p) if post == "PROBIT" else p
+
+        return single
+    use_base = base is not None and len(base) == n_targets
+    base64 = np.asarray(base, dtype=np.float64) if use_base else None
+
+    def multi(x):
+        acc = x.dtype.type
+        scores, has = ens.target_scores(ens.walker(x), acc, how)
+        if use_base:
+            scores = scores + base64.astype(acc)
+        if has.ndim == 2 or not has.all():
+            scores = np.where(has, scores, acc(0))
+        return _write_scores(scores, post)
+
+    return multi
 
 
 @builder("TreeEnsemble", since=5, domain=ML, dtypes={0: {np.float16, np.float32, np.float64}})
@@ -467,11 +598,12 @@ def tree_ensemble(info):
     n_targets = info.attr("n_targets")
     if n_targets is None:
         n_targets = int(forest.targets.max(initial=-1)) + 1
+    ens = _Ensemble(forest, n_targets, info)
+    scores = _regression(ens, how, post_name, None)
 
     def run(x):
-        leaves = forest.leaves(_features(x))
-        scores = _finalize_regression(forest, leaves, n_targets, how, post_name, None)
-        return scores.astype(x.dtype)
+        out = scores(_tree_input(x, ens.walker))
+        return out if out.dtype == x.dtype else out.astype(x.dtype)
 
     return run
 
@@ -489,10 +621,12 @@ def tree_ensemble_regressor(info):
         raise KernelUnsupported(
             f"base_values has {len(base)} values for {n_targets} targets; give one per target"
         )
+    ens = _Ensemble(forest, n_targets, info)
+    scores = _regression(ens, how, post, base)
+    walker = ens.walker
 
     def run(x):
-        leaves = forest.leaves(_features(x))
-        return _finalize_regression(forest, leaves, n_targets, how, post, base)
+        return scores(_tree_input(x, walker))
 
     return run
 
@@ -527,7 +661,7 @@ def _binary_scores(s, has, base, binary, all_positive, post):
         one = np.stack([_probit(v0), np.zeros_like(v0)], axis=1)
     else:
         mixed = (
-            np.stack([_logistic(-v0), _logistic(v0)], axis=1)
+            np.stack(_logistic_pair(v0), axis=1)
             if post == "LOGISTIC"
             else np.stack([-v0, v0], axis=1)
         )
@@ -542,6 +676,45 @@ def _binary_scores(s, has, base, binary, all_positive, post):
     return up.astype(np.int64), z, binary
 
 
+def _binary_one_column(base, binary: bool, all_positive: bool, post: str):
+    """``_binary_scores`` where every leaf scores class 0 and none class 1 (the binary models
+    converters write): ``finish(s0 [N]) -> (label codes, z [N, 2], codes index the labels)``."""
+    n_base = 0 if base is None else len(base)
+    b0 = base[0] if n_base in (1, 2) else None
+    threshold = 0.5 if binary and all_positive else 0.0
+    if n_base == 2:
+        kind = "both"
+    elif binary:
+        kind = "positive" if all_positive else "mixed"
+    elif n_base == 0:
+        kind = "mixed"  # add_second_class 3
+    else:
+        kind = "raw"
+
+    def finish(s0):
+        v0 = s0 if b0 is None else s0 + s0.dtype.type(b0)
+        up = (v0 > threshold).astype(np.int64)
+        if kind == "both":  # two scores, the second unscored (0)
+            z = np.zeros((len(v0), 2), dtype=np.float32)
+            z[:, 0] = v0
+            return up, (z if post == "NONE" else _write_scores(z, post)), binary
+        v = v0.astype(np.float32)
+        z = np.empty((len(v), 2), dtype=np.float32)
+        if post == "PROBIT":
+            z[:, 0], z[:, 1] = _probit(v), 0
+        elif post == "LOGISTIC" and kind != "raw":
+            z[:, 0], z[:, 1] = _logistic_pair(v)
+        elif kind == "positive":
+            z[:, 0], z[:, 1] = 1 - v, v
+        elif kind == "mixed":
+            z[:, 0], z[:, 1] = -v, v
+        else:
+            z[:, 0], z[:, 1] = v, 0
+        return up, z, binary
+
+    return finish
+
+
 @builder("TreeEnsembleClassifier", since=(1, 3), domain=ML, dtypes={0: _ML_INPUTS})
 def tree_ensemble_classifier(info):
     forest = _legacy_forest(info, "class")
@@ -550,7 +723,7 @@ def tree_ensemble_classifier(info):
         raise KernelUnsupported("TreeEnsembleClassifier needs classlabels_int64s or _strings")
     post = _transform_name(info)
     n_classes = len(labels)
-    used = np.unique(forest.targets)
+    used = distinct(forest.targets)
     if n_classes > 1 and used.size and (used.min() < 0 or used.max() >= n_classes):
         raise KernelUnsupported(f"class_ids must lie in [0, {n_classes})")
     weights = np.asarray(forest.weights)
@@ -563,6 +736,9 @@ def tree_ensemble_classifier(info):
             f"base_values has {len(base)} values for {n_classes} classes; give one per class"
         )
     width = max(n_classes, int(used.max(initial=0)) + 1)
+    ens = _Ensemble(forest, width, info)
+    walker = ens.walker
+    label_list = labels
 
     def label_of(codes: np.ndarray, index: bool) -> np.ndarray:
         if not strings and not index:  # onnxruntime writes 1/0 itself here, not a class label
@@ -573,14 +749,13 @@ def tree_ensemble_classifier(info):
                 "labels (a one-class model whose score is positive); onnxruntime reads past its "
                 "label list here. Give the model two classes."
             )
-        return labels[codes]
+        return label_list.take(codes)
 
-    def run(x):
-        leaves = forest.leaves(_features(x))
-        # onnxruntime sums in float32: ties such as 0.5 from averaged votes stay exact ties
-        s = forest.aggregate(leaves, width, "SUM").astype(np.float32)
-        if n_classes == 1:  # onnxruntime's single-output path: each leaf's first weight
-            p = forest.first_weights(leaves, "SUM")[0].astype(np.float32)
+    if n_classes == 1:  # onnxruntime's single-output path: each leaf's first weight
+
+        def run_single(x):
+            x = _tree_input(x, walker)
+            p = ens.first_sum(walker(x), x.dtype.type).astype(np.float32)
             if base is not None and len(base) == 2:
                 p = p + base[1]
                 z = _write_scores(np.stack([-p, p], axis=1), post)[:, :1]
@@ -590,43 +765,114 @@ def tree_ensemble_classifier(info):
                 p32 = p.astype(np.float32).reshape(-1, 1)
                 z = _probit(p32) if post == "PROBIT" else p32
             return label_of((p > 0).astype(np.int64), False), z.astype(np.float32)
-        has = forest.scored(leaves, width)
-        if n_classes == 2:
-            codes, z, index = _binary_scores(s, has, base, binary, all_positive, post)
+
+        return run_single
+
+    static = ens.values.static_has
+    if n_classes == 2:
+        one_column = static is not None and bool(static[0]) and not static[1:].any()
+        finish = _binary_one_column(base, binary, all_positive, post) if one_column else None
+
+        def run_binary(x):
+            x = _tree_input(x, walker)
+            s, has = ens.target_scores(walker(x), x.dtype.type, "SUM")
+            if finish is not None:
+                codes, z, index = finish(s[:, 0])
+            else:
+                if has.ndim == 1:
+                    has = np.broadcast_to(has, s.shape)
+                s32 = s.astype(np.float32)
+                codes, z, index = _binary_scores(s32, has, base, binary, all_positive, post)
             return label_of(codes, index), z
-        s, has = s[:, :n_classes], has[:, :n_classes]
-        if base is not None and base.size:
-            k = min(len(base), n_classes)
-            s[:, :k] = np.where(has[:, :k], s[:, :k] + base[:k], base[:k])
-            has[:, :k] = True
+
+        return run_binary
+
+    base_k = min(len(base), n_classes) if base is not None else 0
+    base_cache = {}
+
+    def base_acc(acc):
+        if acc not in base_cache:
+            base_cache[acc] = base[:base_k].astype(acc)
+        return base_cache[acc]
+
+    dense_all = static is not None and bool(static[:n_classes].all())
+
+    def run_multi(x):
+        x = _tree_input(x, walker)
+        acc = x.dtype.type
+        s, has = ens.target_scores(walker(x), acc, "SUM")
+        if s.shape[1] != n_classes:
+            s = s[:, :n_classes]
+        if dense_all:  # every class scored: no masks
+            if base_k == n_classes:
+                s = s + base_acc(acc)
+            elif base_k:
+                s = s.copy()
+                s[:, :base_k] += base_acc(acc)
+            return label_list.take(s.argmax(axis=1)), _write_scores(s, post)
+        has = np.array(np.broadcast_to(has, (len(s), has.shape[-1])))[:, :n_classes]
+        if base_k:
+            b = base_acc(acc)
+            s = s.copy()
+            s[:, :base_k] = np.where(has[:, :base_k], s[:, :base_k] + b, b)
+            has[:, :base_k] = True
         best = np.argmax(np.where(has, s, -np.inf), axis=1)
         best = np.where(has.any(axis=1), best, n_classes - 1)  # no class scored: undefined there
-        return label_of(best, True), _write_scores(np.where(has, s, 0.0), post)
+        return label_of(best, True), _write_scores(np.where(has, s, acc(0)), post)
 
-    return run
+    return run_multi
 
 
 # -- linear models ---------------------------------------------------------------------------------
 def _two_columns(s: np.ndarray, post: str, negate: bool) -> np.ndarray:
     """One score per row made into two as onnxruntime does for binary models: [1 - s, s], or
     [-s, s] (``negate``); LOGISTIC makes [logistic(-s), logistic(s)] either way."""
-    s = s.astype(np.float32)
+    s = s.astype(np.float32, copy=False)
+    z = np.empty((len(s), 2), dtype=np.float32)
     if post == "LOGISTIC":
-        return np.stack([_logistic(-s), _logistic(s)], axis=1)
-    return np.stack([-s if negate else 1 - s, s], axis=1)
+        z[:, 0], z[:, 1] = _logistic_pair(s)
+    else:
+        z[:, 1] = s
+        if negate:
+            np.negative(s, out=z[:, 0])
+        else:
+            np.subtract(1, s, out=z[:, 0])
+    return z
 
 
-def _linear_scores(x: np.ndarray, coef: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
-    """x [N, F] @ coef.T + intercepts in float32 (onnxruntime casts every input to float)."""
-    f = _features(x).astype(np.float32)
-    if coef.size % max(len(intercepts), 1) or (
-        f.shape[1] and coef.size // len(intercepts) != f.shape[1]
-    ):
-        raise InvalidArgument(
-            f"the model has {coef.size} coefficients for {len(intercepts)} outputs but X has "
-            f"{f.shape[1]} features"
+def _float_rows(x: np.ndarray) -> np.ndarray:
+    """The input as [N, F] float32 (onnxruntime casts every input of these models to float)."""
+    if x.dtype != np.float32:
+        x = x.astype(np.float32)
+    if x.ndim != 2:
+        x = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
+    return x
+
+
+class _Linear:
+    """x [N, F] @ coef.T + intercepts in float32, coefficients transposed once."""
+
+    def __init__(self, coef: np.ndarray, intercepts: np.ndarray) -> None:
+        self.n_out = max(len(intercepts), 1)
+        self.coef = coef
+        self.intercepts = intercepts
+        self.n_features = coef.size // self.n_out if coef.size % self.n_out == 0 else -1
+        self.weights = (
+            np.ascontiguousarray(coef.reshape(self.n_out, -1).T) if self.n_features >= 0 else None
         )
-    return f @ coef.reshape(len(intercepts), -1).T + intercepts
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        f = _float_rows(x)
+        if f.shape[1] != self.n_features and (self.n_features < 0 or f.shape[1]):
+            raise InvalidArgument(
+                f"the model has {self.coef.size} coefficients for {len(self.intercepts)} outputs "
+                f"but X has {f.shape[1]} features"
+            )
+        if self.weights is None or not f.shape[1]:
+            return np.zeros((f.shape[0], self.n_out), np.float32) + self.intercepts
+        s = f @ self.weights
+        s += self.intercepts
+        return s
 
 
 @builder("LinearClassifier", since=1, domain=ML, dtypes={0: _ML_INPUTS})
@@ -650,21 +896,27 @@ def linear_classifier(info):
         pos, neg = labels[1], labels[0]
     else:
         pos, neg = ("1", "0") if strings else (1, 0)
+    two_labels = np.array([neg, pos], dtype=object if strings else np.int64)
+    scores = _Linear(coef, intercepts)
 
-    def run(x):
-        s = _linear_scores(x, coef, intercepts)
-        if n_out == 1:  # the label comes from the raw score's sign
-            y = np.where(s[:, 0] > 0, pos, neg)
-            y = y.astype(object) if strings else y.astype(np.int64)
+    if n_out == 1:  # the label comes from the raw score's sign
+
+        def run_one(x):
+            s = scores(x)
+            y = two_labels.take((s[:, 0] > 0).view(np.uint8))
             if post == "PROBIT":  # onnxruntime transforms only the first N entries of Z
                 z = np.zeros(s.shape[0] * (2 if second else 1), dtype=np.float32)
                 z[: s.shape[0]] = _probit(s[:, 0])
                 return y, z.reshape(s.shape[0], -1)
             if second:
                 return y, _two_columns(s[:, 0], post, negate=False)
-            return y, s.astype(np.float32)
-        y = labels[np.argmax(s, axis=1)]
-        return y, _write_scores(s, post)
+            return y, s
+
+        return run_one
+
+    def run(x):
+        s = scores(x)
+        return labels.take(s.argmax(axis=1)), _write_scores(s, post, mlas=True)
 
     return run
 
@@ -676,12 +928,13 @@ def linear_regressor(info):
     targets = info.attr("targets", 1)
     intercepts = info.attr("intercepts")
     intercepts = np.asarray(intercepts if intercepts else [0.0] * targets, dtype=np.float32)
+    scores = _Linear(coef, intercepts)
 
     def run(x):
-        s = _linear_scores(x, coef, intercepts)
+        s = scores(x)
         if targets == 1:  # onnxruntime applies only PROBIT to a single target
-            return _probit(s) if post == "PROBIT" else s.astype(np.float32)
-        return _write_scores(s, post)
+            return _probit(s) if post == "PROBIT" else s
+        return _write_scores(s, post, mlas=True)
 
     return run
 
@@ -690,20 +943,29 @@ def linear_regressor(info):
 _KERNELS = ("LINEAR", "POLY", "RBF", "SIGMOID")
 
 
-def _svm_kernel(info):
-    """The kernel function K(x [N, F], sv [V, F]) -> [N, V] of an SVM node."""
+def _svm_kernel(info, sv: np.ndarray):
+    """The kernel function K(x [N, F]) -> [N, V] of an SVM node against its support vectors
+    ``sv`` [V, F] (float64, transposed and their squared norms computed once)."""
     name = str(info.attr("kernel_type", "LINEAR")).upper()
     if name not in _KERNELS:
         raise KernelUnsupported(f"kernel_type {name!r}: use one of {_KERNELS}")
     params = list(info.attr("kernel_params", []) or [])
     gamma, coef0, degree = (params + [0.0, 0.0, 0.0])[:3] if params else (0.0, 0.0, 0.0)
     gamma, coef0, degree = float(np.float32(gamma)), float(np.float32(coef0)), int(degree)
+    sv_t = np.ascontiguousarray(sv.T)
+    sv_norms = np.einsum("ij,ij->i", sv, sv)
 
-    def k(x: np.ndarray, sv: np.ndarray) -> np.ndarray:
+    # RBF: exp(-gamma |x - sv|^2) = exp(min(x . (2 gamma sv) - gamma |sv|^2 - gamma |x|^2, 0))
+    sv_t2 = sv_t * (2 * gamma)
+    sv_g = sv_norms * -gamma
+
+    def k(x: np.ndarray) -> np.ndarray:
         if name == "RBF":
-            d = (x * x).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2 * (x @ sv.T)
-            return np.exp(-gamma * np.maximum(d, 0))
-        dot = x @ sv.T
+            arg = x @ sv_t2
+            arg += sv_g - gamma * np.einsum("ij,ij->i", x, x)[:, None]
+            np.minimum(arg, 0, out=arg)
+            return np.exp(arg, out=arg)
+        dot = x @ sv_t
         if name == "POLY":
             return (dot * gamma + coef0) ** degree
         if name == "SIGMOID":
@@ -714,59 +976,102 @@ def _svm_kernel(info):
 
 
 def _svm_input(x: np.ndarray) -> np.ndarray:
-    return _features(x).astype(np.float64)
+    """[N, F] float64 (the input as float32 first, as onnxruntime casts it)."""
+    if x.dtype != np.float32:
+        x = x.astype(np.float32)
+    if x.ndim != 2:
+        x = x.reshape(1, -1) if x.ndim == 1 else x.reshape(x.shape[0], -1)
+    return x.astype(np.float64)
 
 
 @builder("SVMRegressor", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def svm_regressor(info):
-    transform = _TRANSFORMS[_transform_name(info)]
+    post = _transform_name(info)
     coef = np.asarray(info.attr("coefficients", []), dtype=np.float32).astype(np.float64)
     rho = np.asarray(info.attr("rho", [0.0]), dtype=np.float32).astype(np.float64)
     n_sv = info.attr("n_supports", 0)
     one_class = bool(info.attr("one_class", 0))
-    kernel = _svm_kernel(info)
     sv = np.asarray(info.attr("support_vectors", []), dtype=np.float32).astype(np.float64)
+    kernel = _svm_kernel(info, sv.reshape(n_sv, -1)) if n_sv > 0 else None
+    weights = coef[:n_sv] if n_sv > 0 else coef
 
     def run(x):
         f = _svm_input(x)
-        if n_sv > 0:
-            s = kernel(f, sv.reshape(n_sv, -1)) @ coef[:n_sv]
-        else:  # linear mode: the coefficients are the weight vector
-            s = f @ coef
-        s = s + rho[0]
+        s = (kernel(f) if kernel is not None else f) @ weights  # linear mode: coef is the weights
+        s += rho[0]
         if one_class:
             s = np.where(s > 0, 1.0, -1.0)
-        return transform(s.reshape(-1, 1)).astype(np.float32)
+        s = s.reshape(-1, 1).astype(np.float32)
+        if post == "NONE":
+            return s
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return _TRANSFORMS[post](s).astype(np.float32, copy=False)
 
     return run
 
 
 def _pairwise_coupling(r: np.ndarray) -> np.ndarray:
     """Class probabilities [N, K] from pairwise probabilities r [N, K, K] (r[i, j] = P(i | i or j)),
-    by the iterative method of Wu, Lin and Weng (2004) that libsvm uses, for all samples at once."""
+    by the iterative method of Wu, Lin and Weng (2004) as onnxruntime's multiclass_probability
+    runs it (float32, the same stopping rule, rows stop one by one), for all samples at once."""
+    f = np.float32
     n, k, _ = r.shape
+    r = r.astype(f)
     eye = np.eye(k, dtype=bool)
-    q = -r.transpose(0, 2, 1) * r  # q[t, j] = -r[j, t] * r[t, j] off the diagonal
-    diag = (np.where(eye, 0, r.transpose(0, 2, 1)) ** 2).sum(axis=2)  # sum_j r[j, t]^2
-    q = np.where(eye, diag[:, :, None] * eye, q)
-    p = np.full((n, k), 1.0 / k)
-    eps = 0.005 / k
+    rt = r.transpose(0, 2, 1)
+    q = np.where(eye, 0, -rt * r)  # q[t, j] = -r[j, t] * r[t, j] off the diagonal
+    q[:, eye] = (np.where(eye, 0, rt) ** 2).sum(axis=2)  # sum over j != t of r[j, t]^2
+    p = np.full((n, k), f(1) / f(k), dtype=f)
+    eps = f(0.005) / f(k)
     todo = np.arange(n)
-    for _ in range(max(100, k)):
-        qs, ps = q[todo], p[todo]
-        qp = np.einsum("nij,nj->ni", qs, ps)
+    qs, ps = q, p.copy()
+    for _ in range(100):
+        qp = np.matmul(qs, ps[:, :, None])[:, :, 0]
         pqp = (ps * qp).sum(axis=1)
-        done = np.abs(qp - pqp[:, None]).max(axis=1) < eps
-        todo, qs, ps, qp, pqp = todo[~done], qs[~done], ps[~done], qp[~done], pqp[~done]
-        if not todo.size:
-            break
+        live = np.abs(qp - pqp[:, None]).max(axis=1) >= eps
+        if not live.all():
+            p[todo[~live]] = ps[~live]
+            todo, qs, ps, qp, pqp = todo[live], qs[live], ps[live], qp[live], pqp[live]
+            if not todo.size:
+                break
         for t in range(k):
-            diff = (pqp - qp[:, t]) / qs[:, t, t]
+            qtt = qs[:, t, t]
+            diff = (pqp - qp[:, t]) / qtt
             ps[:, t] += diff
-            pqp = (pqp + diff * (diff * qs[:, t, t] + 2 * qp[:, t])) / (1 + diff) ** 2
-            ps /= (1 + diff)[:, None]
-            qp = (qp + diff[:, None] * qs[:, t, :]) / (1 + diff)[:, None]
+            one = 1 + diff
+            pqp = (pqp + diff * (diff * qtt + 2 * qp[:, t])) / one / one
+            qp = (qp + diff[:, None] * qs[:, t, :]) / one[:, None]
+            ps /= one[:, None]
+    else:
         p[todo] = ps
+    return p
+
+
+def _pairwise_coupling_one(r: list) -> list:
+    """``_pairwise_coupling`` of one sample in Python floats (a numpy call per operation costs
+    more than the arithmetic at this size); r is K x K nested lists."""
+    k = len(r)
+    ks = range(k)
+    q = [[-r[j][t] * r[t][j] for j in ks] for t in ks]
+    for t in ks:
+        q[t][t] = sum(r[j][t] * r[j][t] for j in ks if j != t)
+    p = [1.0 / k] * k
+    eps = 0.005 / k
+    mul = operator.mul
+    for _ in range(100):
+        qp = [sum(map(mul, row, p)) for row in q]
+        pqp = sum(map(mul, p, qp))
+        if max(abs(v - pqp) for v in qp) < eps:
+            break
+        for t in ks:
+            qt = q[t]
+            qtt = qt[t]
+            diff = (pqp - qp[t]) / qtt
+            p[t] += diff
+            one = 1 + diff
+            pqp = (pqp + diff * (diff * qtt + 2 * qp[t])) / one / one
+            qp = [(a + diff * b) / one for a, b in zip(qp, qt)]
+            p = [v / one for v in p]
     return p
 
 
@@ -781,61 +1086,86 @@ def svm_classifier(info):
     n_sv = int(per_class.sum())
     starts = np.concatenate([[0], np.cumsum(per_class)])
     sv = np.asarray(info.attr("support_vectors", []), dtype=np.float32).astype(np.float64)
-    kernel = _svm_kernel(info) if n_sv else None
-    prob_a = np.asarray(info.attr("prob_a", []) or [], dtype=np.float32).astype(np.float64)
-    prob_b = np.asarray(info.attr("prob_b", []) or [], dtype=np.float32).astype(np.float64)
+    kernel = _svm_kernel(info, sv.reshape(n_sv, -1)) if n_sv else None
+    prob_a = np.asarray(info.attr("prob_a", []) or [], dtype=np.float32)
+    prob_b = np.asarray(info.attr("prob_b", []) or [], dtype=np.float32)
     has_proba = prob_a.size > 0 and n_sv > 0
     all_positive = coef.size > 0 and coef.min() >= 0
     pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+    n_pairs = len(pairs)
     if n_sv:
         coef2 = coef.reshape(-1, n_sv)
-        if coef2.shape[0] < n_classes - 1 or len(rho) < len(pairs):
+        if coef2.shape[0] < n_classes - 1 or len(rho) < n_pairs:
             raise KernelUnsupported("SVMClassifier: too few coefficients or rho for the classes")
-
-    def one_vs_one(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = kernel(f, sv.reshape(n_sv, -1))
-        votes = np.zeros((f.shape[0], n_classes))
-        scores = np.empty((f.shape[0], len(pairs)))
+        # one product for all pairs: score[e] = rho[e] + K[class i's vectors] . coef[j - 1] +
+        # K[class j's vectors] . coef[i]
+        pair_coef = np.zeros((n_sv, n_pairs))
         for e, (i, j) in enumerate(pairs):
             si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
-            s = rho[e] + k[:, si] @ coef2[j - 1, si] + k[:, sj] @ coef2[i, sj]
-            scores[:, e] = s
-            votes[:, i] += s > 0
-            votes[:, j] += s <= 0
-        return votes, scores
-
-    def probabilities(scores: np.ndarray) -> np.ndarray:
-        val = 1 - _logistic(scores * prob_a[: len(pairs)] + prob_b[: len(pairs)])
-        val = np.clip(val, 1e-7, 1 - 1e-7)
-        r = np.zeros((scores.shape[0], n_classes, n_classes))
+            pair_coef[si, e] = coef2[j - 1, si]
+            pair_coef[sj, e] = coef2[i, sj]
+        pair_rho = rho[:n_pairs]
+        # votes: pair e gives class i a vote when its score is > 0, else class j
+        win_i = np.zeros((n_pairs, n_classes))
+        win_j = np.zeros((n_pairs, n_classes))
         for e, (i, j) in enumerate(pairs):
-            r[:, i, j], r[:, j, i] = val[:, e], 1 - val[:, e]
-        return _pairwise_coupling(r)
+            win_i[e, i] = 1
+            win_j[e, j] = 1
+        pa, pb = prob_a[:n_pairs], prob_b[:n_pairs]
+        lo, hi = np.float32(1e-7), np.float32(1 - 1e-7)
+        upper = np.triu_indices(n_classes, 1)
+    else:
+        linear = _Linear(coef.astype(np.float32), np.zeros(n_classes, np.float32))
 
     def labels_of(best: np.ndarray, top: np.ndarray) -> np.ndarray:
-        if len(pairs) == 1 and not prob_a.size:  # binary without probabilities
+        if n_pairs == 1 and not prob_a.size:  # binary without probabilities
             up = (top >= 0.5) if all_positive else (top > 0)
             best = np.where(up, 1, best)
-        return labels[best] if labels is not None else best.astype(np.int64)
+        return labels.take(best) if labels is not None else best.astype(np.int64)
+
+    def probabilities(scores: np.ndarray) -> np.ndarray:
+        # onnxruntime: 1 - logistic(score * a + b) in float32, clipped to [1e-7, 1 - 1e-7]
+        val = 1 - _logistic(scores * pa + pb)
+        np.maximum(val, lo, out=val)
+        np.minimum(val, hi, out=val)
+        rest = 1 - val
+        if len(val) == 1:
+            r = [[0.0] * n_classes for _ in range(n_classes)]
+            for (i, j), v, w in zip(pairs, val[0].tolist(), rest[0].tolist()):
+                r[i][j], r[j][i] = v, w
+            return np.array([_pairwise_coupling_one(r)], dtype=np.float32)
+        r = np.zeros((len(val), n_classes, n_classes), dtype=np.float32)
+        r[:, upper[0], upper[1]] = val
+        r[:, upper[1], upper[0]] = rest
+        return _pairwise_coupling(r)
 
     def run(x):
-        f = _svm_input(x)
         if not n_sv:  # linear mode: one score per class, the label is the best score
-            scores = f @ coef.reshape(n_classes, -1).T + rho[0]
+            scores = linear(x) + np.float32(rho[0])
             best = np.argmax(scores, axis=1)
             y = labels_of(best, scores[np.arange(len(best)), best])
             if n_classes == 1:
                 return y, (_probit(scores) if post == "PROBIT" else scores.astype(np.float32))
-            return y, _write_scores(scores, post)
-        votes, scores = one_vs_one(f)
-        # the label is the class with most votes; onnxruntime's binary rule then sees a best
-        # score of 0, so it keeps the vote
-        y = labels_of(np.argmax(votes, axis=1), np.zeros(len(votes)))
+            return y, _write_scores(scores, post, mlas=True)
+        scores = kernel(_svm_input(x)) @ pair_coef
+        scores += pair_rho
+        up = scores > 0  # the vote reads the double sum, the scores keep its float
+        scores = scores.astype(np.float32)
+        if len(up) == 1:  # one sample: count its votes in Python
+            count = [0] * n_classes
+            for (i, j), u in zip(pairs, up[0].tolist()):
+                count[i if u else j] += 1
+            best = np.array([count.index(max(count))])
+        else:
+            best = np.argmax(up @ win_i + (~up) @ win_j, axis=1)
+        # the label is the class with most votes (the first of equals); onnxruntime's binary rule
+        # then sees a best score of 0, so it keeps the vote
+        y = labels_of(best, np.zeros(len(best)))
         if has_proba:
-            return y, _write_scores(probabilities(scores), post)
-        if len(pairs) != 1:
-            return y, _write_scores(scores, post)
-        s = scores[:, 0].astype(np.float32)
+            return y, _write_scores(probabilities(scores), post, mlas=True)
+        if n_pairs != 1:
+            return y, _write_scores(scores, post, mlas=True)
+        s = scores[:, 0]
         if post == "PROBIT":
             return y, np.stack([_probit(s), np.zeros_like(s)], axis=1)
         return y, _two_columns(s, post, negate=post == "NONE")
@@ -858,75 +1188,112 @@ def _per_feature(x: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.resize(values, x.size).reshape(x.shape)
 
 
-@kernel("Binarizer", since=1, domain=ML)
-def binarizer(x, threshold=0.0):
-    return np.where(x > threshold, 1, 0).astype(x.dtype)
+@builder("Binarizer", since=1, domain=ML)
+def binarizer(info):
+    threshold = info.attr("threshold", 0.0)
+
+    def run(x):
+        return (x > threshold).astype(x.dtype)
+
+    return run
 
 
 @builder("Scaler", since=1, domain=ML)
 def scaler(info):
     offset = np.asarray(info.attr("offset", [0.0]) or [0.0], dtype=np.float32)
     scale = np.asarray(info.attr("scale", [1.0]) or [1.0], dtype=np.float32)
+    offset64, scale64 = offset.astype(np.float64), scale.astype(np.float64)
 
     def run(x):
         stride = _stride(x)
-        parts = []
         for name, v in (("offset", offset), ("scale", scale)):
-            if len(v) not in (1, stride):
+            if len(v) != 1 and len(v) != stride:
                 raise InvalidArgument(
                     f"Scaler: {name} has {len(v)} values; it needs 1 or one per feature ({stride}: "
                     f"dim {0 if x.ndim == 1 else 1} of the input, shape {list(x.shape)})"
                 )
-            parts.append(v if len(v) == 1 else _per_feature(x, v))
         # onnxruntime computes in the input's precision (float for integers), then rounds to float
-        xf = x if x.dtype == np.float64 else x.astype(np.float32)
-        return ((xf - parts[0].astype(xf.dtype)) * parts[1].astype(xf.dtype)).astype(np.float32)
+        if x.dtype == np.float64:
+            off, sc = offset64, scale64
+        else:
+            off, sc = offset, scale
+            if x.dtype != np.float32:
+                x = x.astype(np.float32)
+        if x.ndim > 2:
+            off = off if len(off) == 1 else _per_feature(x, off)
+            sc = sc if len(sc) == 1 else _per_feature(x, sc)
+        y = np.subtract(x, off)
+        y *= sc
+        return y if y.dtype == np.float32 else y.astype(np.float32)
 
     return run
 
 
-@kernel("Normalizer", since=1, domain=ML)
-def normalizer(x, norm="MAX"):
-    if x.ndim > 2:
-        raise InvalidArgument(f"Normalizer takes a [C] or [N, C] tensor, got shape {list(x.shape)}")
-    v = np.atleast_2d(x).astype(np.float32)
-    if norm == "MAX":
-        div = v.max(axis=1, keepdims=True)
-    elif norm == "L1":
-        div = np.abs(v).sum(axis=1, keepdims=True)
-    elif norm == "L2":
-        div = np.sqrt((v * v).sum(axis=1, keepdims=True))
-    else:
-        raise InvalidArgument(f"Normalizer: norm {norm!r} is not MAX, L1 or L2")
-    y = np.divide(v, div, out=v.copy(), where=div != 0)
-    return y.reshape(x.shape)
+@builder("Normalizer", since=1, domain=ML)
+def normalizer(info):
+    norm = info.attr("norm", "MAX")
+    if isinstance(norm, bytes):
+        norm = norm.decode()
+
+    def run(x):
+        if x.ndim > 2:
+            raise InvalidArgument(
+                f"Normalizer takes a [C] or [N, C] tensor, got shape {list(x.shape)}"
+            )
+        v = x.reshape(1, -1) if x.ndim < 2 else x
+        if v.dtype != np.float32:
+            v = v.astype(np.float32)
+        if norm == "MAX":
+            div = np.maximum.reduce(v, axis=1, keepdims=True) if v.shape[1] else None
+        elif norm == "L1":
+            div = np.add.reduce(np.abs(v), axis=1, keepdims=True)
+        elif norm == "L2":
+            div = np.sqrt(np.add.reduce(v * v, axis=1, keepdims=True))
+        else:
+            raise InvalidArgument(f"Normalizer: norm {norm!r} is not MAX, L1 or L2")
+        if div is None or not v.size:
+            y = v.copy()
+        elif div.all():
+            y = v / div
+        else:  # rows whose norm is 0 stay as they are
+            y = np.divide(v, div, out=v.copy(), where=div != 0)
+        return y.reshape(x.shape)
+
+    return run
 
 
-@kernel("Imputer", since=1, domain=ML)
-def imputer(
-    x,
-    imputed_value_floats=None,
-    imputed_value_int64s=None,
-    replaced_value_float=0.0,
-    replaced_value_int64=0,
-):
-    if x.dtype.kind == "f":
-        values, target = imputed_value_floats, replaced_value_float
-    else:
-        values, target = imputed_value_int64s, replaced_value_int64
-    if not values:
-        kind = "imputed_value_floats" if x.dtype.kind == "f" else "imputed_value_int64s"
-        raise InvalidArgument(f"Imputer: a {x.dtype} input needs {kind}")
-    fill = np.asarray(values).astype(x.dtype)
-    # one value per feature, else (as onnxruntime does) the first value everywhere
-    fill = _per_feature(x, fill) if len(fill) == _stride(x) else fill[0]
-    mask = np.isnan(x) if x.dtype.kind == "f" and np.isnan(target) else x == target
-    return np.where(mask, fill, x).astype(x.dtype)
+@builder("Imputer", since=1, domain=ML)
+def imputer(info):
+    floats = info.attr("imputed_value_floats")
+    ints = info.attr("imputed_value_int64s")
+    target_f = info.attr("replaced_value_float", 0.0)
+    target_i = info.attr("replaced_value_int64", 0)
+    fills: dict = {}
+
+    def run(x):
+        floating = x.dtype.kind == "f"
+        values, target = (floats, target_f) if floating else (ints, target_i)
+        if not values:
+            kind = "imputed_value_floats" if floating else "imputed_value_int64s"
+            raise InvalidArgument(f"Imputer: a {x.dtype} input needs {kind}")
+        key = (x.dtype, _stride(x), x.shape if x.ndim > 2 else None)
+        fill = fills.get(key)
+        if fill is None:
+            fill = np.asarray(values).astype(x.dtype)
+            # one value per feature, else (as onnxruntime does) the first value everywhere
+            fill = _per_feature(x, fill) if len(fill) == _stride(x) else fill[0]
+            if len(fills) < 16:
+                fills[key] = fill
+        mask = np.isnan(x) if floating and math.isnan(target) else x == target
+        return np.where(mask, fill, x)
+
+    return run
 
 
 def _lookup_kernel(keys, values, default, out_dtype):
     """A kernel mapping each element found in ``keys`` to ``values`` and others to ``default``;
-    a NaN key matches NaN inputs (onnxruntime does so from LabelEncoder 4 on only)."""
+    a NaN key matches NaN inputs (onnxruntime does so from LabelEncoder 4 on only). Numeric keys
+    are looked up with ``searchsorted`` on the sorted keys, strings through a dict."""
     if keys.dtype.kind == "f":
         nan = np.isnan(keys)
         nan_value = values[nan][-1] if nan.any() else default
@@ -934,18 +1301,40 @@ def _lookup_kernel(keys, values, default, out_dtype):
     else:
         nan_value = default
         table = dict(zip(keys.tolist(), values.tolist(), strict=True))
+    numeric = keys.dtype.kind in "iuf"
+    float_keys = keys.dtype.kind == "f"
+    if numeric:  # the table's last value per key wins, as in the dict
+        uniq = np.array(sorted(table), dtype=np.float64 if keys.dtype.kind == "f" else np.int64)
+        mapped = np.empty(len(uniq) + 1, dtype=out_dtype)
+        mapped[:-1] = [table[k] for k in uniq.tolist()]
+        mapped[-1] = default
+        with_nan = np.empty(len(mapped) + 1, dtype=out_dtype)
+        with_nan[:-1], with_nan[-1] = mapped, nan_value
 
     def get(k):
         if isinstance(k, float) and math.isnan(k):
             return nan_value
         return table.get(k, default)
 
-    mapper = np.frompyfunc(get, 1, 1)
-
     def run(x):
         if x.size == 0:
             return np.empty(x.shape, dtype=out_dtype)
-        return np.asarray(mapper(x.astype(object)), dtype=out_dtype).reshape(x.shape)
+        if numeric and x.dtype.kind in "iuf" and (x.dtype.kind == "f") == float_keys:
+            k = x.astype(uniq.dtype, copy=False)
+            pos = np.searchsorted(uniq, k)
+            np.minimum(pos, max(len(uniq) - 1, 0), out=pos)
+            if len(uniq):
+                pos[uniq.take(pos) != k] = len(uniq)
+            else:
+                pos[...] = 0
+            if k.dtype.kind == "f":
+                pos[np.isnan(k)] = len(mapped)
+                return with_nan.take(pos)
+            return mapped.take(pos)
+        flat = x.reshape(-1).tolist()
+        out = np.empty(len(flat), dtype=out_dtype)
+        out[:] = [get(k) for k in flat]
+        return out.reshape(x.shape)
 
     return run
 
@@ -1016,19 +1405,29 @@ def category_mapper(info):
     )
 
 
-@kernel("ArrayFeatureExtractor", since=1, domain=ML)
-def array_feature_extractor(x, indices):
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    # negative indices count from the end (onnxruntime refuses them: a documented difference)
-    bad = (idx < -x.shape[-1]) | (idx >= x.shape[-1])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidArgument(
-            f"ArrayFeatureExtractor: index {idx[i]} (Y[{i}]) is out of range "
-            f"[-{x.shape[-1]}, {x.shape[-1]}) of the input's last axis"
-        )
-    y = np.take(x, idx, axis=-1)
-    return y.reshape(1, -1) if x.ndim == 1 else y
+@builder("ArrayFeatureExtractor", since=1, domain=ML)
+def array_feature_extractor(info):
+    const = info.constant(1) if info.num_inputs > 1 else None
+    fixed = np.asarray(const, dtype=np.int64).reshape(-1) if const is not None else None
+    low, high = (int(fixed.min()), int(fixed.max())) if fixed is not None and fixed.size else (0, 0)
+
+    def run(x, indices):
+        idx = fixed if fixed is not None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        width = x.shape[-1]
+        if fixed is None or low < -width or high >= width:
+            # negative indices count from the end (onnxruntime refuses them: a documented
+            # difference)
+            bad = (idx < -width) | (idx >= width)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidArgument(
+                    f"ArrayFeatureExtractor: index {idx[i]} (Y[{i}]) is out of range "
+                    f"[-{width}, {width}) of the input's last axis"
+                )
+        y = x.take(idx, axis=-1)
+        return y.reshape(1, -1) if x.ndim == 1 else y
+
+    return run
 
 
 def _one_of(info, strings_name: str, ints_name: str) -> list:
@@ -1046,14 +1445,31 @@ def one_hot_encoder(info):
     cats = _one_of(info, "cats_strings", "cats_int64s")
     position = {c: i for i, c in reversed(list(enumerate(cats)))}
     zeros = bool(info.attr("zeros", 1))
-    find = np.frompyfunc(lambda v: position.get(v, -1), 1, 1)
+    n_cats = len(cats)
+    # row i: the one-hot vector of category i; the last row (index -1): none of them
+    rows = np.vstack([np.eye(n_cats, dtype=np.float32), np.zeros((1, n_cats), np.float32)])
+    table = None
+    if info.attr("cats_int64s") is not None and cats:
+        low, high = min(cats), max(cats)
+        if high - low < 1 << 16:  # a lookup table over the categories' range, -1 around it
+            table = np.full(high - low + 3, -1, dtype=np.intp)
+            for c, i in position.items():
+                table[c - low + 1] = i
+            shift = low - 1
+
+    def positions(x: np.ndarray) -> np.ndarray:
+        if table is not None and x.dtype != object:
+            k = x if x.dtype == np.int64 else x.astype(np.int64)
+            # out-of-range values clip to the -1 ends (k - shift cannot overflow for sane codes)
+            return table.take(k - shift, mode="clip")
+        flat = (x if x.dtype == object else x.astype(np.int64)).reshape(-1).tolist()
+        return np.array([position.get(v, -1) for v in flat], dtype=np.intp).reshape(x.shape)
 
     def run(x):
-        keys = x if x.dtype == object else x.astype(np.int64)
-        pos = np.asarray(find(keys.astype(object)), dtype=np.int64).reshape(x.shape)
+        pos = positions(x)
         if not zeros and (pos < 0).any():
             raise InvalidArgument("OneHotEncoder: a value is not among the categories (zeros=0)")
-        return (pos[..., None] == np.arange(len(cats))).astype(np.float32)
+        return rows.take(pos, axis=0)
 
     return run
 
@@ -1073,20 +1489,27 @@ def feature_vectorizer(*xs, inputdimensions=None):
 
 
 # -- maps (dicts) ----------------------------------------------------------------------------------
-@kernel("ZipMap", since=1, domain=ML)
-def zip_map(x, classlabels_int64s=None, classlabels_strings=None):
-    labels = classlabels_strings if classlabels_strings is not None else classlabels_int64s
-    if labels is None:
-        raise InvalidArgument("ZipMap needs classlabels_strings or classlabels_int64s")
-    if x.ndim > 2:
-        raise InvalidArgument(f"ZipMap takes a [C] or [N, C] tensor, got shape {list(x.shape)}")
-    rows = x.reshape(1, -1) if x.ndim < 2 else x
-    if rows.shape[-1] != len(labels):
-        raise InvalidArgument(
-            f"ZipMap: the input has {rows.shape[-1]} scores per row for {len(labels)} class labels"
-        )
-    labels = list(labels)
-    return [dict(zip(labels, r, strict=True)) for r in rows.tolist()]
+@builder("ZipMap", since=1, domain=ML)
+def zip_map(info):
+    strings, ints = info.attr("classlabels_strings"), info.attr("classlabels_int64s")
+    labels = strings if strings is not None else ints
+    if labels is not None:
+        labels = list(labels)
+
+    def run(x):
+        if labels is None:
+            raise InvalidArgument("ZipMap needs classlabels_strings or classlabels_int64s")
+        if x.ndim > 2:
+            raise InvalidArgument(f"ZipMap takes a [C] or [N, C] tensor, got shape {list(x.shape)}")
+        rows = x.reshape(1, -1) if x.ndim < 2 else x
+        if rows.shape[-1] != len(labels):
+            raise InvalidArgument(
+                f"ZipMap: the input has {rows.shape[-1]} scores per row for {len(labels)} class "
+                "labels"
+            )
+        return [dict(zip(labels, r)) for r in rows.tolist()]
+
+    return run
 
 
 def _map_value_dtype(type_proto) -> np.dtype | None:

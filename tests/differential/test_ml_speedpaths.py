@@ -1,0 +1,373 @@
+"""scikit-learn models converted by skl2onnx on ort-core's CPU provider against onnxruntime: the
+ai.onnx.ml kernels' fast paths (tree walks prepared at session creation, vectorised linear models
+and SVMs, the plumbing of pipelines) must give onnxruntime's outputs, at batch 1 (the serving
+case, its own code paths) and at larger batches.
+
+Tolerances: labels are compared exactly. Tree scores are added tree after tree in float32 as
+onnxruntime adds them with one thread (the sessions here use one), so tree outputs match to the
+last bits except where a transcendental function (exp in SOFTMAX/LOGISTIC) differs by an ulp
+between numpy and the C library: rtol 1e-6, atol 1e-7 (one float32 ulp of 1 is 1.2e-7, the size
+of the error of ``1 - p`` for p close to 1). Linear models and SVMs accumulate their dot products
+in another order than onnxruntime's GEMM (MLAS), and SVM probabilities run libsvm's iterative
+pairwise coupling, whose float32 result moves with those last bits: rtol 1e-5 there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("skl2onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import skl2onnx.common.tree_ensemble as _tree_ensemble  # noqa: E402
+from onnx import helper  # noqa: E402
+from ort_cpu import _trees  # noqa: E402
+from skl2onnx import to_onnx  # noqa: E402
+from sklearn import (  # noqa: E402
+    compose,
+    datasets,
+    ensemble,
+    impute,
+    linear_model,
+    pipeline,
+    preprocessing,
+    svm,
+)
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import ort_core  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),  # SVC(probability=True)
+]
+
+OPSETS = {"": 17, "ai.onnx.ml": 3}
+BATCHES = (1, 7, 100, 0)
+TREE_TOL = {"rtol": 1e-6, "atol": 1e-7}
+LINEAR_TOL = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hist_gradient_boosting_converts():
+    """skl2onnx 1.20 hands onnx a bool for nodes_missing_value_tracks_true with this
+    scikit-learn (onnx's make_node refuses it): give it the int it means."""
+    original = _tree_ensemble.add_node
+
+    def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        missing = int(nodes_missing_value_tracks_true)
+        return original(*args, nodes_missing_value_tracks_true=missing, **kwargs)
+
+    _tree_ensemble.add_node = add_node
+    yield
+    _tree_ensemble.add_node = original
+
+
+def _classification(n_classes, seed=0, n=300, f=8):
+    x, y = datasets.make_classification(
+        n_samples=n, n_features=f, n_informative=5, n_redundant=0, n_classes=n_classes,
+        random_state=seed,
+    )  # fmt: skip
+    return x.astype(np.float32), y
+
+
+def _regression(seed=0, n=300, f=8):
+    x, y = datasets.make_regression(n_samples=n, n_features=f, noise=0.5, random_state=seed)
+    return x.astype(np.float32), (y / np.abs(y).max()).astype(np.float32)
+
+
+def _sessions(onx):
+    blob = onx.SerializeToString() if hasattr(onx, "SerializeToString") else onx
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1  # onnxruntime's sequential order of the tree sums
+    expected = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    got = ort_core.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    return expected, got
+
+
+def _matrix(value, labels=None):
+    if isinstance(value, list):  # ZipMap: a list of dicts
+        if not value:
+            return np.zeros((0, 0))
+        labels = labels if labels is not None else list(value[0])
+        return np.array([[d[c] for c in labels] for d in value], dtype=np.float64)
+    return np.asarray(value)
+
+
+def _compare(onx, x, tol, batches=BATCHES, walks=(None,)):
+    """Both runtimes on rows drawn from ``x``, batch by batch; ``walks``: the tree walks to run
+    ort-core's session with (None: the cost model's choice)."""
+    expected, got = _sessions(onx)
+    name = expected.get_inputs()[0].name
+    rng = np.random.default_rng(1)
+    for n in batches:
+        rows = x[rng.choice(len(x), size=n, replace=n > len(x))]
+        want = expected.run(None, {name: rows})
+        for walk in walks:
+            _trees.FORCE = walk
+            try:
+                have = got.run(None, {name: rows})
+            finally:
+                _trees.FORCE = None
+            assert len(want) == len(have)
+            for i, (w, h) in enumerate(zip(want, have)):
+                where = f"output {i}, batch {n}, walk {walk}"
+                if isinstance(w, list):
+                    assert isinstance(h, list) and len(h) == len(w)
+                    assert [list(d) for d in h] == [list(d) for d in w], where  # keys in order
+                w, h = _matrix(w), _matrix(h)
+                assert w.shape == h.shape, where
+                if w.dtype.kind != "f":
+                    np.testing.assert_array_equal(h, w, err_msg=where)
+                else:
+                    np.testing.assert_allclose(h, w, err_msg=where, **tol)
+
+
+_FITTED: dict = {}
+
+
+def _fit(key, make, x, y):
+    """Fitted once per test module (scikit-learn's OpenMP pool on one thread: this machine is
+    shared)."""
+    if key not in _FITTED:
+        with threadpool_limits(1):
+            _FITTED[key] = make().fit(x, y)
+    return _FITTED[key]
+
+
+def _convert(model, x, zipmap=True):
+    options = None if zipmap else {id(model): {"zipmap": False}}
+    return to_onnx(model, x[:1], options=options, target_opset=OPSETS)
+
+
+# -- tree ensembles --------------------------------------------------------------------------------
+TREE_CLASSIFIERS = {
+    "random_forest": lambda: ensemble.RandomForestClassifier(n_estimators=25, random_state=0),
+    "extra_trees": lambda: ensemble.ExtraTreesClassifier(n_estimators=20, random_state=0),
+    "gradient_boosting": lambda: ensemble.GradientBoostingClassifier(
+        n_estimators=20, max_depth=3, random_state=0
+    ),
+    "hist_gradient_boosting": lambda: ensemble.HistGradientBoostingClassifier(
+        max_iter=15, random_state=0
+    ),
+}
+TREE_REGRESSORS = {
+    "random_forest": lambda: ensemble.RandomForestRegressor(n_estimators=20, random_state=0),
+    "extra_trees": lambda: ensemble.ExtraTreesRegressor(n_estimators=15, random_state=0),
+    "gradient_boosting": lambda: ensemble.GradientBoostingRegressor(
+        n_estimators=30, max_depth=4, random_state=0
+    ),
+    "hist_gradient_boosting": lambda: ensemble.HistGradientBoostingRegressor(
+        max_iter=20, random_state=0
+    ),
+}
+WALKS = (None, "super", "all", "levels")  # None: the cost model's choice
+
+
+@pytest.mark.parametrize("zipmap", [True, False])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("name", sorted(TREE_CLASSIFIERS))
+def test_tree_classifier(name, n_classes, zipmap):
+    x, y = _classification(n_classes, seed=n_classes)
+    model = _fit((name, n_classes), TREE_CLASSIFIERS[name], x, y)
+    _compare(_convert(model, x, zipmap), x, TREE_TOL, walks=WALKS if zipmap else (None,))
+
+
+@pytest.mark.parametrize("name", sorted(TREE_REGRESSORS))
+def test_tree_regressor(name):
+    x, y = _regression(seed=3)
+    model = _fit(("reg", name), TREE_REGRESSORS[name], x, y)
+    _compare(_convert(model, x), x, TREE_TOL, walks=WALKS)
+
+
+def test_forest_multi_target_regressor():
+    x, y = _regression(seed=4)
+    y2 = np.stack([y, -2 * y, y * y], axis=1)
+    model = _fit(
+        "multi", lambda: ensemble.RandomForestRegressor(n_estimators=12, random_state=0), x, y2
+    )
+    _compare(_convert(model, x), x, TREE_TOL, walks=WALKS)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_hist_gradient_boosting_with_missing_values(n_classes):
+    """NaN inputs: the trees send them where scikit-learn learnt to (missing-value tracking)."""
+    x, y = _classification(n_classes, seed=5)
+    rng = np.random.default_rng(0)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    model = _fit(
+        ("hgb-nan", n_classes),
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=12, random_state=0),
+        x,
+        y,
+    )
+    _compare(_convert(model, x), x, TREE_TOL, walks=WALKS)
+
+
+def test_forest_with_string_labels():
+    x, y = _classification(3, seed=6)
+    names = np.array(["ant", "bee", "cat"], dtype=object)[y]
+    model = _fit(
+        "strings",
+        lambda: ensemble.RandomForestClassifier(n_estimators=10, random_state=0),
+        x,
+        names,
+    )
+    _compare(_convert(model, x), x, TREE_TOL)
+
+
+def _as_tree_ensemble_5(onx):
+    """The TreeEnsembleRegressor of ``onx`` rewritten as ai.onnx.ml 5 TreeEnsemble (one target,
+    SUM): interior nodes and leaves in separate lists, children by index."""
+    (node,) = [n for n in onx.graph.node if n.op_type == "TreeEnsembleRegressor"]
+    a = {p.name: helper.get_attribute_value(p) for p in node.attribute}
+    modes = [m.decode() for m in a["nodes_modes"]]
+    keys = list(zip(a["nodes_treeids"], a["nodes_nodeids"]))
+    weight = {
+        (t, n): w for t, n, w in zip(a["target_treeids"], a["target_nodeids"], a["target_weights"])
+    }
+    interior = [k for k, m in zip(keys, modes) if m != "LEAF"]
+    leaves = [k for k, m in zip(keys, modes) if m == "LEAF"]
+    at = {k: i for i, k in enumerate(interior)}
+    leaf_at = {k: i for i, k in enumerate(leaves)}
+    rows = {k: i for i, k in enumerate(keys)}
+
+    def child(tree, ids):
+        out, is_leaf = [], []
+        for k in interior:
+            c = (tree[k], ids[rows[k]])
+            is_leaf.append(int(c in leaf_at))
+            out.append(leaf_at[c] if c in leaf_at else at[c])
+        return out, is_leaf
+
+    tree = {k: k[0] for k in keys}
+    true, true_leaf = child(tree, a["nodes_truenodeids"])
+    false, false_leaf = child(tree, a["nodes_falsenodeids"])
+    roots = [at[k] for k in interior if k[1] == 0]
+    f32 = np.float32
+    new = helper.make_node(
+        "TreeEnsemble",
+        list(node.input),
+        list(node.output),
+        domain="ai.onnx.ml",
+        n_targets=1,
+        aggregate_function=1,
+        post_transform=0,
+        tree_roots=roots,
+        nodes_modes=helper.make_tensor("m", 2, [len(interior)], [0] * len(interior)),
+        nodes_featureids=[a["nodes_featureids"][rows[k]] for k in interior],
+        nodes_splits=helper.make_tensor(
+            "s", 1, [len(interior)], [f32(a["nodes_values"][rows[k]]) for k in interior]
+        ),
+        nodes_truenodeids=true,
+        nodes_trueleafs=true_leaf,
+        nodes_falsenodeids=false,
+        nodes_falseleafs=false_leaf,
+        leaf_targetids=[0] * len(leaves),
+        leaf_weights=helper.make_tensor("w", 1, [len(leaves)], [weight[k] for k in leaves]),
+    )
+    graph = helper.make_graph([new], "g", list(onx.graph.input), list(onx.graph.output))
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)],
+        ir_version=10,
+    )
+
+
+def test_tree_ensemble_opset_5():
+    x, y = _regression(seed=7)
+    model = _fit(
+        "v5", lambda: ensemble.GradientBoostingRegressor(n_estimators=15, max_depth=5), x, y
+    )
+    onx = _convert(model, x)
+    _compare(_as_tree_ensemble_5(onx), x, TREE_TOL, walks=WALKS)
+
+
+def test_large_batch_of_a_deep_forest():
+    """A batch past the cost model's switch to the level walk, with compaction."""
+    x, y = _classification(3, seed=8, n=600, f=12)
+    model = _fit(
+        "large", lambda: ensemble.RandomForestClassifier(n_estimators=30, random_state=0), x, y
+    )
+    _compare(_convert(model, x, zipmap=False), x, TREE_TOL, batches=(1, 500), walks=WALKS)
+
+
+# -- linear models, SVMs, pipelines ----------------------------------------------------------------
+LINEAR = {
+    "logistic_regression": lambda: linear_model.LogisticRegression(max_iter=500),
+    "linear_svc": lambda: svm.LinearSVC(max_iter=5000, random_state=0),
+    "svc_rbf": lambda: svm.SVC(probability=True, random_state=0),
+    "svc_poly": lambda: svm.SVC(kernel="poly", degree=2, probability=True, random_state=0),
+    "svc_no_proba": lambda: svm.SVC(random_state=0),
+}
+
+
+@pytest.mark.parametrize("zipmap", [True, False])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("name", sorted(LINEAR))
+def test_linear_and_svm_classifiers(name, n_classes, zipmap):
+    if name == "linear_svc" and not zipmap:
+        pytest.skip("LinearSVC has no zipmap option: it outputs scores, no ZipMap")
+    x, y = _classification(n_classes, seed=10 + n_classes)
+    model = _fit((name, n_classes), LINEAR[name], x, y)
+    _compare(_convert(model, x, zipmap), x, LINEAR_TOL)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        linear_model.LinearRegression,
+        lambda: svm.SVR(C=3.0),
+        lambda: svm.LinearSVR(max_iter=5000, random_state=0),
+    ],
+)
+def test_linear_and_svm_regressors(model):
+    x, y = _regression(seed=12)
+    _compare(_convert(model().fit(x, y), x), x, LINEAR_TOL)
+
+
+def _mixed(n=300, seed=0):
+    """8 numeric columns with missing values, then 3 integer-coded categorical ones."""
+    x, y = _classification(3, seed=seed, n=n)
+    rng = np.random.default_rng(seed)
+    num = x.copy()
+    num[rng.random(num.shape) < 0.1] = np.nan
+    cat = rng.integers(0, 5, size=(n, 3)).astype(np.float32)
+    return np.concatenate([num, cat], axis=1), y
+
+
+@pytest.mark.parametrize("final", ["logistic_regression", "random_forest"])
+def test_pipeline_imputer_scaler_one_hot(final):
+    x, y = _mixed()
+    pre = compose.ColumnTransformer(
+        [
+            (
+                "num",
+                pipeline.make_pipeline(impute.SimpleImputer(), preprocessing.StandardScaler()),
+                list(range(8)),
+            ),
+            ("cat", preprocessing.OneHotEncoder(handle_unknown="ignore"), [8, 9, 10]),
+        ]
+    )
+    clf = (
+        linear_model.LogisticRegression(max_iter=500)
+        if final == "logistic_regression"
+        else ensemble.RandomForestClassifier(n_estimators=10, random_state=0)
+    )
+    model = pipeline.Pipeline([("pre", pre), ("clf", clf)]).fit(x, y)
+    onx = to_onnx(model, x[:1], target_opset=OPSETS)
+    x_new = x.copy()
+    x_new[::7, 9] = 7  # a category the encoder never saw
+    _compare(onx, x_new, TREE_TOL if final == "random_forest" else LINEAR_TOL)
+
+
+def test_pipeline_scaler_normalizer_svc():
+    x, y = _classification(3, seed=14)
+    model = pipeline.make_pipeline(
+        preprocessing.MinMaxScaler(),
+        preprocessing.Normalizer(norm="l2"),
+        svm.SVC(probability=True, random_state=0),
+    ).fit(x, y)
+    _compare(_convert(model, x), x, LINEAR_TOL)
