@@ -1,15 +1,28 @@
 """Convolution kernels: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv.
 
-Conv is im2col: a strided window view of the padded input, copied once into a column matrix, and
-one batched matmul over the groups. 1x1 convolutions skip the window view; 2-D convolutions with
-enough input channels run one GEMM per kernel tap, all accumulating into the output, each
-reading a window of the flat padded input in place (:func:`_conv_taps`, through numpy's BLAS
-itself: :mod:`._blas`); depthwise ones, and the column matrix of strided 2-D windows, gather
-their columns from the stride phases of the input (:class:`_Phases`), and per-channel 1x1 ones
-(a BatchNormalization turned convolution) are one broadcast product.
+A convolution is planned once per node and input shape (:func:`_make_plan`, cached in the kernel
+closure, and for :func:`conv_core`'s callers by node and shape): the geometry, the path and its
+layouts are worked out then, and a run is a handful of numpy calls. The paths:
+
+- 1x1 without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW), reading the input in
+  place (strides take every s-th cell first, one strided copy); grouped ones one stacked matmul;
+  one weight per channel (a BatchNormalization turned convolution) one broadcast product;
+- 2-D convolutions with enough input channels: one GEMM per kernel tap, all accumulating into the
+  output, each reading a window of the flat padded input in place (:func:`_conv_taps`, through
+  numpy's BLAS itself: :mod:`._blas`), or Winograd F(2x2, 3x3) where it pays;
+- every other 2-D convolution (depthwise with any channel multiplier, grouped, small dense ones)
+  and 1-D ones (a 2-D convolution over one row): im2col on the flat layout of the stride phases
+  of the padded input (:class:`_Phases`, filled by :class:`_Fill`), each tap one contiguous copy
+  into the column matrix, one stacked matmul per chunk of groups, and one pass that drops the
+  layout's junk columns and adds the bias (:class:`_ColumnsPlan`);
+- anything else (3-D, cropping pads): im2col from a window view of the padded input.
+
+FusedConv's residual and activation (:func:`conv_core`'s ``z`` and ``act``) are applied in place on
+the output, chunk by chunk while it is in cache where the plan makes it in chunks.
 ConvTranspose is the adjoint: one batched matmul, then a scatter-add per kernel offset (not per
-pixel). float16 and bfloat16 are computed in float32, float64 in float64; the integer ops
-accumulate in float64 (exact for any realistic kernel size) and round to int32.
+pixel). float16 and bfloat16 are computed in float32 (cast while the input is copied into the
+padded layout where the path copies it anyway), float64 in float64; the integer ops accumulate in
+float64 (exact for any realistic kernel size) and round to int32.
 
 The window arithmetic (auto_pad, pads, output sizes, ConvTranspose's output_shape) and the
 checks of the attributes are ONNX's, shared with every provider (``ort_core.ops``); the padding
@@ -193,6 +206,21 @@ def _tap_major(wmat: np.ndarray, taps: int) -> np.ndarray:
     return _TAP_MAJOR.get(
         wmat,
         lambda w: np.ascontiguousarray(w.reshape(m, ck // taps, taps).transpose(2, 0, 1)),
+    )
+
+
+_TC_MAJOR = _DerivedWeights()
+
+
+def _tc_major(wmat: np.ndarray, taps: int) -> np.ndarray:
+    """(1, M, C*K) packed weights as one (M, K*C) matrix, tap-major (the order of the
+    tap-major column matrix of :func:`_phase_columns`)."""
+    m, ck = wmat.shape[1:]
+    return _TC_MAJOR.get(
+        wmat,
+        lambda w: np.ascontiguousarray(w.reshape(m, ck // taps, taps).transpose(0, 2, 1)).reshape(
+            m, ck
+        ),
     )
 
 
@@ -389,46 +417,332 @@ def _taps_pay(c, m, kernel, out, ph: _Phases) -> bool:
     - otherwise 5-20% faster on maps 14 wide and wider, where the junk is at most an eighth of
       the output (3x3 layers of ResNet and Inception, stride 1 or 2), if the GEMMs are deep
       enough: with 32 input channels and four times as many outputs, 32-deep GEMMs lose 25%.
-      On 13x13 and smaller maps it is a tie (SqueezeNet's last layers) or a loss (7x7)."""
+      On 13x13 and smaller maps it is a tie (SqueezeNet's last layers) or a loss (7x7).
+
+    Since the column matrix is copied tap-major, one contiguous copy per tap
+    (:func:`_phase_columns`), im2col also beats the taps with 32 input channels and twice as many
+    outputs (32 -> 64 on 28x28: 0.47 vs 0.57 ms), so those need 48 input channels too."""
     if math.prod(kernel) == 1 or c < 32:
         return False
     if 2 * m <= c:
         return True
-    return (c >= 48 or m <= 2 * c) and out[1] >= 14 and 8 * ph.wq <= 9 * out[1]
+    return c >= 48 and out[1] >= 14 and 8 * ph.wq <= 9 * out[1]
 
 
-def _conv_depthwise(x, wmat, ph: _Phases, out, begin) -> np.ndarray:
-    """Depthwise 2-D convolution (any stride): the columns of each channel gathered from the
-    stride phases of the padded input (:class:`_Phases`: one long contiguous copy per tap instead
-    of one short strided copy per output row), then one (1, K) x (K, OH*Wq) product per
-    channel."""
-    n, c = x.shape[:2]
-    oh, ow = out
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    cols = np.empty((c, len(ph.taps), ph.span), dtype=x.dtype)
-    for b in range(n):
-        planes = ph.fill(x[b], begin)
+def _phase_columns(
+    buf: np.ndarray, ph: _Phases, cols: np.ndarray, rows: slice, tap_major: bool = False
+) -> None:
+    """The column matrix of the channels ``rows`` of the stride-phase planes ``buf``
+    (:class:`_Fill`): tap t of every channel is one contiguous window of one plane, so a tap is
+    one copy for all the channels at once, where a window view of the padded input has every
+    output row strided (a 7x7 stride-2 stem: 0.62 -> 0.35 ms). The columns keep the layout's
+    ``wq - OW`` junk cells per output row (:func:`_emit` drops them).
+
+    ``cols`` is (R, taps, span), or with ``tap_major`` (taps, R, length): there tap t of
+    channel r starts at ``r * length`` of ``cols[t]``, the planes' own spacing, so the tap is a
+    single contiguous copy of R whole planes (the cells between two channels' windows come
+    along, never read), not R copies of one window each: the copy of a small map with many
+    channels (576 x 14 x 14) costs a third."""
+    span = ph.span
+    if tap_major:
+        length, r0, r1 = ph.length, rows.start, rows.stop
+        size = (r1 - r0) * length
         for t, (k, off) in enumerate(ph.taps):
-            cols[:, t] = planes[k, :, off : off + ph.span]
-        y[b] = np.matmul(wmat, cols).reshape(c, oh, ph.wq)[:, :, :ow]
+            cols[t].reshape(-1)[: size - off] = buf[k].reshape(-1)[r0 * length + off : r1 * length]
+        return
+    for t, (k, off) in enumerate(ph.taps):
+        cols[:, t] = buf[k, rows, off : off + span]
+
+
+#: image rows shorter than this are padded by zeroing the whole plane first (one fill) rather
+#: than zeroing the gaps beside every row (two short writes per row: 960 x 7 x 7: 0.12 -> 0.05 ms)
+SHORT_ROW = 48
+
+
+class _Fill:
+    """A batch of (C, H, W) images copied into the stride-phase planes of a :class:`_Phases`
+    layout, planned once per input shape: per plane, the interior (one strided copy for every
+    image and channel, cast to the compute dtype on the way: float16 costs no separate pass) and
+    the border to zero (at most four slices: the rows above, the gaps either side of each image
+    row, the rows below), so the buffer is a fresh ``np.empty`` that is never cleared whole."""
+
+    __slots__ = ("ph", "steps")
+
+    def __init__(self, ph: _Phases, h: int, w: int, begin) -> None:
+        (sh, sw), hq, wq = ph.strides, ph.hq, ph.wq
+        self.ph = ph
+        self.steps = []
+        for a, b in ph.planes:
+            # padded row a + sh*r is image row a + sh*r - begin[0]: the rows inside the image
+            r0 = max(0, -(-(begin[0] - a) // sh))
+            r1 = min(hq, max(r0, -(-(h + begin[0] - a) // sh)))
+            q0 = max(0, -(-(begin[1] - b) // sw))
+            q1 = min(wq, max(q0, -(-(w + begin[1] - b) // sw)))
+            if r1 > r0 and q1 > q0:
+                src = (
+                    slice(None),
+                    slice(a + sh * r0 - begin[0], a + sh * (r1 - 1) - begin[0] + 1, sh),
+                    slice(b + sw * q0 - begin[1], b + sw * (q1 - 1) - begin[1] + 1, sw),
+                )
+                self.steps.append(((r0, r1, q0, q1), src))
+            else:
+                self.steps.append((None, None))
+
+    def __call__(self, img: np.ndarray, dtype) -> np.ndarray:
+        """(planes, R, length) planes of the (R, H, W) images ``img``."""
+        ph = self.ph
+        rows, hq, wq, length = img.shape[0], ph.hq, ph.wq, ph.length
+        buf = np.empty((len(ph.planes), rows, length), dtype)
+        for k, (box, src) in enumerate(self.steps):
+            plane = buf[k]
+            if box is None or box[3] - box[2] < SHORT_ROW:
+                plane.fill(0)  # short rows: one fill costs less than zeroing each row's gaps
+                if box is not None:
+                    r0, r1, q0, q1 = box
+                    plane[:, : hq * wq].reshape(rows, hq, wq)[:, r0:r1, q0:q1] = img[src]
+                continue
+            r0, r1, q0, q1 = box
+            grid = plane[:, : hq * wq].reshape(rows, hq, wq)
+            grid[:, r0:r1, q0:q1] = img[src]
+            if r0:
+                plane[:, : r0 * wq] = 0
+            if q0:
+                grid[:, r0:r1, :q0] = 0
+            if q1 < wq:
+                grid[:, r0:r1, q1:] = 0
+            if r1 * wq < length:
+                plane[:, r1 * wq :] = 0
+        return buf
+
+
+def _emit(dst: np.ndarray, prod: np.ndarray, ow: int, bias: np.ndarray | None) -> None:
+    """``dst`` (rows, OH, OW) = the valid cells of ``prod`` (rows, OH, Wq) (+ ``bias``, one value
+    per row), ``prod`` being contiguous scratch: the bias is added in place over whole
+    channels (long rows), then one copy drops the junk columns (adding on the way out loops over
+    OH short rows per channel: 1.2-1.3x slower on 7x7 and 14x14 maps)."""
+    if bias is not None:
+        flat = prod.reshape(prod.shape[0], -1)  # (rows, OH, Wq): contiguous scratch
+        np.add(flat, bias.reshape(-1, 1), out=flat)
+    np.copyto(dst, prod[..., :ow] if prod.shape[-1] != ow else prod)
+
+
+def _finish(y: np.ndarray, z: np.ndarray | None, act) -> np.ndarray:
+    """FusedConv's epilogue on (a block of) the output, in place: ``y += z``, then ``act(y)``
+    (an activation that computes in place, or returns a new array copied back)."""
+    if z is not None:
+        np.add(y, z, out=y)
+    if act is not None:
+        r = act(y)
+        if r is not y:
+            np.copyto(y, r)
     return y
 
 
-def _phase_columns(x, ph: _Phases, out, begin) -> np.ndarray:
-    """The (N, C, taps, OH, OW) column matrix of a strided 2-D window from the stride phases of
-    the padded input (:class:`_Phases`): each tap one copy of whole contiguous rows for all
-    channels, where a window view of the padded input has every row strided (a 7x7 stride-2
-    stem: 0.62 -> 0.35 ms; 3x3 stride 2 over 32 channels at 112x112: 0.40 -> 0.32 ms)."""
-    n, c = x.shape[:2]
-    oh, ow = out
-    cols = np.empty((n, c, len(ph.taps), oh, ow), x.dtype)
-    for b in range(n):
-        planes = ph.fill(x[b], begin)[:, :, : ph.hq * ph.wq]
-        grids = planes.reshape(len(ph.planes), c, ph.hq, ph.wq)
-        for t, (k, off) in enumerate(ph.taps):
-            r, q = divmod(off, ph.wq)
-            cols[b, :, t] = grids[k, :, r : r + oh, q : q + ow]
-    return cols
+#: bytes of column matrix per product: the groups (depthwise: channels) are taken a few at a time
+COLUMN_CHUNK = 4 << 20
+
+
+class _ColumnsPlan:
+    """2-D convolution as im2col on the flat padded layout, planned once per input shape: the
+    input copied once into its stride-phase planes (:class:`_Fill`), each tap one contiguous
+    copy into the column matrix (:func:`_phase_columns`), one matmul per image and chunk of
+    groups (a stack of (M/g, C/g*K) x (C/g*K, OH*Wq) products, numpy's loop over BLAS, never a
+    Python loop per group), and one pass that drops the junk columns (:func:`_emit`, which adds
+    the bias), then FusedConv's epilogue on that chunk of the output while it is in cache.
+
+    - One group (small dense convolutions: 16 -> 32 channels on an OCR strip, a 3-channel stem):
+      the column matrix tap-major, (K*C, OH*Wq) read in place with the planes' row spacing, and
+      the weights reordered to match once (:func:`_tc_major`): one GEMM per image.
+    - Depthwise (one input channel per group, any channel multiplier): per channel a
+      (multiplier, K) x (K, OH*Wq) product over the tap-major columns, read in place. The
+      column matrix is K times the input, so the channels are taken a few at a time
+      (:data:`COLUMN_CHUNK` bytes of columns), which keeps it in cache and bounds the memory.
+      Measured against a sum of shifted views times per-channel weights (two numpy passes per
+      tap), it is as fast for 3x3 stride 1 and 1.3-1.5x faster for stride 2 and 5x5/7x7.
+    - Other groups (ShuffleNet, ResNeXt): channel-major columns, one stacked matmul per chunk.
+    """
+
+    __slots__ = ("fill", "ph", "c", "h", "w", "m", "g", "out", "dtype", "groups")
+
+    def __init__(self, x_shape, m, g, kernel, strides, dilations, out, begin, end, dtype) -> None:
+        n, c, h, w = x_shape
+        self.ph = ph = cached_phases(
+            (1, c, h, w), tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
+        )
+        self.fill = _Fill(ph, h, w, begin)
+        self.c, self.h, self.w, self.m, self.g, self.out = c, h, w, m, g, out
+        self.dtype = dtype
+        per_group = (c // g) * len(ph.taps) * ph.length * dtype.itemsize
+        step = max(1, COLUMN_CHUNK // max(per_group, 1))
+        self.groups = [(g0, min(g, g0 + step)) for g0 in range(0, g, step)]
+
+    def __call__(self, x, wmat, bias=None, z=None, act=None) -> np.ndarray:
+        c, m, g, ph, dtype = self.c, self.m, self.g, self.ph, self.dtype
+        n = x.shape[0]
+        oh, ow = self.out
+        if z is not None and z.shape != (n, m, oh, ow):  # a broadcast residual: at the end
+            return _finish(self(x, wmat, bias), z, act)
+        taps, span, wq = len(ph.taps), ph.span, ph.wq
+        buf = self.fill(x.reshape(n * c, self.h, self.w), dtype)
+        y = np.empty((n, m, oh, ow), dtype)
+        bias3 = None if bias is None else bias.reshape(m, 1, 1)
+        epilogue = z is not None or act is not None
+        if g == 1:  # (M, taps*C) x (taps*C, OH*Wq) per image, the columns read in place
+            wt = _tc_major(wmat, taps)
+            cols = np.empty((taps, c, ph.length), dtype)
+            flat = cols.reshape(taps * c, ph.length)[:, :span]
+            for b in range(n):
+                _phase_columns(buf, ph, cols, slice(b * c, (b + 1) * c), True)
+                _emit(y[b], np.matmul(wt, flat).reshape(m, oh, wq), ow, bias3)
+                if epilogue:
+                    _finish(y[b], None if z is None else z[b], act)
+            return y
+        cg, mg = c // g, m // g
+        most = max(g1 - g0 for g0, g1 in self.groups)
+        prod = np.empty((most, mg, span), dtype)
+        if cg == 1:  # depthwise: per channel (multiplier, taps) x (taps, OH*Wq)
+            cols = np.empty((taps, most, ph.length), dtype)
+        else:
+            cols = np.empty((most * cg, taps, span), dtype)
+        for b in range(n):
+            for g0, g1 in self.groups:
+                k = g1 - g0
+                pp = prod[:k]
+                if cg == 1:
+                    cc = cols[:, :k]
+                    _phase_columns(buf, ph, cc, slice(b * c + g0, b * c + g1), True)
+                    np.matmul(wmat[g0:g1], cc[:, :, :span].transpose(1, 0, 2), out=pp)
+                else:
+                    cc = cols[: k * cg]
+                    _phase_columns(buf, ph, cc, slice(b * c + g0 * cg, b * c + g1 * cg))
+                    np.matmul(wmat[g0:g1], cc.reshape(k, cg * taps, span), out=pp)
+                rows = slice(g0 * mg, g1 * mg)
+                _emit(
+                    y[b, rows], pp.reshape(k * mg, oh, wq), ow,
+                    None if bias3 is None else bias3[rows],
+                )  # fmt: skip
+                if epilogue:
+                    _finish(y[b, rows], None if z is None else z[b, rows], act)
+        return y
+
+
+def _pointwise_plan(x_shape, m, g, strides, out, dtype):
+    """1x1 convolution without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW) per
+    image (per group: one stacked matmul), reading the input in place at stride 1; strides take
+    every s-th cell first (one strided copy). No column matrix, no transpose. One weight per
+    channel (a BatchNormalization made a convolution) is one broadcast product."""
+    n, c = x_shape[:2]
+    p = math.prod(out)
+    sub = None
+    if any(s != 1 for s in strides):
+        sub = (
+            slice(None),
+            slice(None),
+            *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
+        )
+    scale = g == c == m
+    gemm = _blas.find_gemm(dtype) if g == 1 and not scale else None
+
+    def run(x, wmat, bias=None, z=None, act=None):
+        xs = x
+        if sub is not None:
+            xs = np.ascontiguousarray(x[sub], dtype=dtype)
+        elif x.dtype != dtype:
+            xs = x.astype(dtype)
+        if gemm is not None and bias is not None:
+            # the bias written first, the product accumulated onto it (beta = 1): one write
+            # pass instead of adding it afterwards (0.80 -> 0.71 ms for 16 -> 96 on 112x112)
+            y = np.empty((n, m, p), dtype)
+            b2, x3 = bias.reshape(m, 1), xs.reshape(n, c, p)
+            for i in range(n):
+                np.copyto(y[i], b2)
+                gemm(wmat[0], x3[i], y[i], 1.0)
+            return _finish(y.reshape(n, m, *out), z, act)
+        if scale:
+            y = per_row(np.multiply, xs, wmat.reshape(1, m, *[1] * len(out)), row=p)
+        elif g == 1 and n == 1:
+            y = np.matmul(wmat[0], xs.reshape(c, p))
+        elif g == 1:
+            y = np.matmul(wmat[0], xs.reshape(n, c, p))
+        else:
+            y = np.matmul(wmat, xs.reshape(n, g, c // g, p))
+        return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
+
+    return run
+
+
+def _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype):
+    """Any rank, any pads (cropping ones included): im2col from a window view of the padded
+    input and one matmul over the groups."""
+
+    def run(x, wmat, bias=None, z=None, act=None):
+        x = x.astype(dtype, copy=False)
+        n = x.shape[0]
+        xp = pad_to(x, begin, end)
+        cols = kernel_view(xp, kernel, strides, dilations, out)
+        y = np.matmul(wmat, cols.reshape(n, g, wmat.shape[2], math.prod(out)))
+        return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
+
+    return run
+
+
+def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial):
+    """The convolution of inputs of shape ``x_shape`` with packed weights of shape ``w_shape``,
+    planned once: ``run(x, wmat, bias)`` -> (N, M, *out) in the compute dtype, for ``x`` of any
+    float dtype (cast where it is copied anyway)."""
+    dtype = compute_dtype(np.dtype(x_dtype))
+    nd = len(x_shape) - 2
+    kernel, strides, dilations = resolve(attrs, nd, w_spatial)
+    g = attrs.group
+    n, c = x_shape[:2]
+    taps = max(math.prod(kernel), 1)
+    if c != w_shape[0] * (w_shape[2] // taps):
+        raise InvalidArgument(
+            f"Conv: input has {c} channels but the weights expect "
+            f"{w_shape[0] * w_shape[2] // taps} (group={g})."
+        )
+    out, begin, _, end = _cached_geometry(
+        tuple(x_shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+        None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+    )  # fmt: skip
+    if all(k == 1 for k in kernel) and not any(begin) and not any(end):
+        return _pointwise_plan(x_shape, m, g, strides, out, dtype)
+    if nd == 1:  # a 1-D convolution is a 2-D one over a single row
+        inner = _make_plan(
+            (*x_shape[:2], 1, x_shape[2]), x_dtype, w_shape, m,
+            ops.Window(
+                kernel_shape=(1, kernel[0]), strides=(1, strides[0]),
+                dilations=(1, dilations[0]), pads=(0, begin[0], 0, end[0]), group=g,
+            ),
+            (1, *kernel),
+        )  # fmt: skip
+
+        def run_1d(x, wmat, bias=None, z=None, act=None):
+            if z is not None and z.ndim != 3:
+                return _finish(inner(x[:, :, None], wmat, bias)[:, :, 0], z, act)
+            zz = None if z is None else z[:, :, None]
+            return inner(x[:, :, None], wmat, bias, zz, act)[:, :, 0]
+
+        return run_1d
+    if not _flat_layout_ok(nd, out, begin, end):
+        return _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype)
+    if g == 1 and _blas.find_gemm(dtype) is not None:
+        gemm = _blas.find_gemm(dtype)
+        batch = _blas.find_gemm_batch(dtype)
+        if _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None):
+            return lambda x, wmat, bias=None, z=None, act=None: _finish(
+                _conv_winograd(x.astype(dtype, copy=False), wmat, m, out, begin, bias, gemm, batch),
+                z, act,
+            )  # fmt: skip
+        ph = cached_phases(
+            x_shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
+        )
+        if _taps_pay(c, m, kernel, out, ph):
+            return lambda x, wmat, bias=None, z=None, act=None: _finish(
+                _conv_taps(x.astype(dtype, copy=False), wmat, m, kernel, ph, out, begin, bias, gemm),
+                z, act,
+            )  # fmt: skip
+    return _ColumnsPlan(x_shape, m, g, kernel, strides, dilations, out, begin, end, dtype)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -446,6 +760,10 @@ def cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phas
     return _Phases(x_shape, kernel, strides, dilations, out, begin, end)
 
 
+_PLANS: dict = {}  # (id(attrs), shapes, dtype) -> (attrs, plan): conv_core's plans
+_PLAN_LIMIT = 4096
+
+
 def conv_core(
     x: np.ndarray,
     wmat: np.ndarray,
@@ -453,60 +771,22 @@ def conv_core(
     attrs: ops.Window,
     w_spatial: Sequence[int],
     bias: np.ndarray | None = None,
+    z: np.ndarray | None = None,
+    act=None,
 ) -> np.ndarray:
     """Convolution of ``x`` (already in the compute dtype) with packed weights, plus ``bias`` (M
-    values in the compute dtype) when given."""
-    nd = x.ndim - 2
-    kernel, strides, dilations = resolve(attrs, nd, w_spatial)
-    g = attrs.group
-    n, c = x.shape[:2]
-    if c != wmat.shape[0] * (wmat.shape[2] // max(math.prod(kernel), 1)):
-        raise InvalidArgument(
-            f"Conv: input has {c} channels but the weights expect "
-            f"{wmat.shape[0] * wmat.shape[2] // max(math.prod(kernel), 1)} (group={g})."
-        )
-    out, begin, _, end = _cached_geometry(
-        tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
-        None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
-    )  # fmt: skip
-    p = math.prod(out)
-    pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
-    if pointwise and g == c == m and all(st == 1 for st in strides):
-        # one weight per channel (a BatchNormalization made a convolution): a broadcast product
-        return add_bias(per_row(np.multiply, x, wmat.reshape(1, m, *[1] * nd), row=p), bias)
-    ph = None
-    if not pointwise and _flat_layout_ok(nd, out, begin, end):
-        ph = cached_phases(
-            x.shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
-        )
-    gemm = _blas.find_gemm(x.dtype) if g == 1 else None
-    batch = _blas.find_gemm_batch(x.dtype) if gemm is not None else None
-    if pointwise:
-        xs = x[
-            (
-                slice(None),
-                slice(None),
-                *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
-            )
-        ]
-        cols = xs.reshape(n, g, c // g, p)
-    elif (
-        ph is not None
-        and gemm is not None
-        and _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None)
-    ):
-        return _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch)
-    elif ph is not None and gemm is not None and _taps_pay(c, m, kernel, out, ph):
-        return _conv_taps(x, wmat, m, kernel, ph, out, begin, bias, gemm)
-    elif ph is not None and g == c == m:
-        return add_bias(_conv_depthwise(x, wmat, ph, out, begin), bias)
-    elif ph is not None and ph.strides != (1, 1):
-        cols = _phase_columns(x, ph, out, begin).reshape(n, g, wmat.shape[2], p)
-    else:
-        xp = pad_to(x, begin, end)
-        cols = kernel_view(xp, kernel, strides, dilations, out).reshape(n, g, wmat.shape[2], p)
-    y = np.matmul(wmat, cols)  # (n, g, M/g, P)
-    return add_bias(y.reshape(n, m, *out), bias)
+    values in the compute dtype) when given; then FusedConv's epilogue, in place: ``+ z`` (the
+    residual, in the compute dtype) and ``act(y)`` (an in-place activation), applied chunk by
+    chunk while the output is in cache where the plan computes it in chunks. The plan
+    (:func:`_make_plan`) is made once per node (its ``attrs``) and input shape."""
+    key = (id(attrs), x.shape, x.dtype, wmat.shape, m, tuple(w_spatial))
+    hit = _PLANS.get(key)
+    if hit is None or hit[0] is not attrs:
+        hit = (attrs, _make_plan(x.shape, x.dtype, wmat.shape, m, attrs, w_spatial))
+        if len(_PLANS) >= _PLAN_LIMIT:
+            _PLANS.clear()
+        _PLANS[key] = hit
+    return hit[1](x, wmat, bias, z, act)
 
 
 def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -525,12 +805,20 @@ def conv(info):
     packed = None
     if w_const is not None and dt is not None:
         packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
+    plans: dict = {}  # per input shape and dtype (and weight shape, for weights fed at run time)
 
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)
-        wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
-        bias = None if b is None else b.astype(cdt, copy=False)
-        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias)
+        if packed is not None and packed.dtype == cdt:
+            wmat, key = packed, (x.shape, x.dtype)
+        else:
+            wmat, key = pack_weights(w, attrs.group, cdt), (x.shape, x.dtype, w.shape)
+        plan = plans.get(key)
+        if plan is None:
+            plan = _make_plan(x.shape, x.dtype, wmat.shape, w.shape[0], attrs, w.shape[2:])
+            if len(plans) < 64:
+                plans[key] = plan
+        y = plan(x, wmat, None if b is None else b.astype(cdt, copy=False))
         return y.astype(x.dtype, copy=False)
 
     return run

@@ -28,7 +28,7 @@ class PoolAttrs:
     """Window attributes with ONNX's defaults (:class:`ort_core.ops.Window`), parsed once per
     node; kernel, strides and dilations as lists."""
 
-    __slots__ = ("window", "dilations", "kernel", "strides")
+    __slots__ = ("window", "dilations", "kernel", "strides", "_geometries")
 
     def __init__(self, info) -> None:
         window = ops.Window.from_attrs(info.attrs)
@@ -36,12 +36,21 @@ class PoolAttrs:
         self.kernel = list(self.window.kernel_shape)
         self.strides = list(self.window.strides)
         self.dilations = list(self.window.dilations)
+        self._geometries: dict[tuple, tuple] = {}
 
     def geometry(self, in_shape):
-        w = self.window
-        return window_geometry(
-            in_shape, self.kernel, self.strides, self.dilations, w.pads, w.auto_pad, w.ceil_mode
-        )
+        """:func:`.conv.window_geometry` of ``in_shape``, computed once per input shape."""
+        key = tuple(in_shape)
+        geo = self._geometries.get(key)
+        if geo is None:
+            w = self.window
+            geo = window_geometry(
+                key, self.kernel, self.strides, self.dilations, w.pads, w.auto_pad, w.ceil_mode
+            )
+            geo = tuple(tuple(v) for v in geo)  # shared by every run: immutable
+            if len(self._geometries) < 64:
+                self._geometries[key] = geo
+        return geo
 
 
 def _check_pool(info) -> str | None:

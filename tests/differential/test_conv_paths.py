@@ -1,0 +1,298 @@
+"""Every path of the CPU provider's convolution plans (``ort_cpu.kernels.conv._make_plan``) against
+onnxruntime on the same one-node model: depthwise convolutions (kernel 3/5/7, stride 1/2, pads,
+dilation, a channel multiplier) and grouped ones through the column matrix of the flat padded
+layout, 1x1 convolutions as a GEMM over the channel axis (stride 1 and 2, grouped, one weight per
+channel), small 3x3 convolutions, 1-D convolutions run as 2-D ones, FusedConv's activation and
+residual, float16, batch 1 and 2, constant weights and weights fed at run time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import numpy_helper
+
+from ort_core import ops
+
+from .harness import make_node_model, run_cpu
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle of these tests")
+
+MS = "com.microsoft"
+
+
+def _rand(rng, shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _check(op, inputs, attrs, *, consts=(1, 2), domain="", rtol=1e-5, atol=1e-5):
+    """One ``op`` node on ort-core's CPU provider and on onnxruntime (no graph optimizations),
+    inputs in ``consts`` as initializers (packed once by the kernel builder). The outputs agree
+    to ``rtol`` and ``atol`` times the largest expected magnitude (summation order differs)."""
+    model, feeds = make_node_model(op, inputs, attrs, domain=domain, opset=17)
+    for i in consts:
+        name = f"x{i}"
+        if name not in feeds:
+            continue
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
+        kept = [v for v in model.graph.input if v.name != name]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    (expected,) = sess.run(None, feeds)
+    (got,) = run_cpu(model, feeds)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    e, g = expected.astype(np.float64), got.astype(np.float64)
+    scale = max(1.0, float(np.abs(e).max(initial=0)))
+    np.testing.assert_allclose(g, e, rtol=rtol, atol=atol * scale)
+
+
+def _plan(x_shape, w_shape, attrs, dtype=np.float32):
+    """The plan the CPU provider makes for this geometry."""
+    from ort_cpu.kernels import conv
+
+    window = ops.Window.from_attrs(attrs)
+    wmat_shape = (window.group, w_shape[0] // window.group, int(np.prod(w_shape[1:])))
+    return conv._make_plan(x_shape, np.dtype(dtype), wmat_shape, w_shape[0], window, w_shape[2:])
+
+
+def _kind(plan) -> str:
+    from ort_cpu.kernels import conv
+
+    if isinstance(plan, conv._ColumnsPlan):
+        return "columns"
+    return plan.__qualname__.split(".")[0]
+
+
+# -- depthwise ---------------------------------------------------------------------------------
+DEPTHWISE = [
+    # (channels, size, kernel, stride, extra attrs)
+    (8, 17, 3, 1, {}),
+    (8, 16, 3, 2, {}),
+    (6, 15, 5, 1, {}),
+    (6, 16, 5, 2, {}),
+    (4, 19, 7, 1, {}),
+    (4, 18, 7, 2, {}),
+    (5, 14, 3, 1, {"dilations": [2, 2]}),
+    (5, 13, 3, 2, {"dilations": [2, 1]}),
+    (6, 12, 3, 1, {"pads": [0, 2, 1, 0]}),  # asymmetric
+    (6, 11, 3, 2, {"auto_pad": "SAME_UPPER"}),
+    (6, 11, 5, 2, {"auto_pad": "SAME_LOWER"}),
+    (3, 9, 3, 1, {"auto_pad": "VALID"}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(DEPTHWISE)))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_depthwise(case, batch):
+    c, size, k, s, extra = DEPTHWISE[case]
+    rng = np.random.default_rng(case)
+    attrs = {"group": c, "strides": [s, s], "kernel_shape": [k, k], **extra}
+    if "pads" not in extra and "auto_pad" not in extra:
+        attrs["pads"] = [k // 2] * 4
+    x, w, b = _rand(rng, (batch, c, size, size + 3)), _rand(rng, (c, 1, k, k)), _rand(rng, (c,))
+    assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    _check("Conv", [x, w, b], attrs)
+
+
+@pytest.mark.parametrize("multiplier", [2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_channel_multiplier(multiplier, stride):
+    rng = np.random.default_rng(multiplier * 10 + stride)
+    c = 6
+    x = _rand(rng, (2, c, 13, 12))
+    w, b = _rand(rng, (c * multiplier, 1, 3, 3)), _rand(rng, (c * multiplier,))
+    attrs = {"group": c, "strides": [stride, stride], "pads": [1, 1, 1, 1]}
+    assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    _check("Conv", [x, w, b], attrs)
+
+
+def test_depthwise_without_bias_and_runtime_weights():
+    rng = np.random.default_rng(3)
+    x, w = _rand(rng, (2, 12, 10, 11)), _rand(rng, (12, 1, 3, 3))
+    attrs = {"group": 12, "pads": [1, 1, 1, 1]}
+    _check("Conv", [x, w], attrs)
+    _check("Conv", [x, w, _rand(rng, (12,))], attrs, consts=())
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_columns_in_chunks(batch, monkeypatch):
+    """A column matrix larger than COLUMN_CHUNK is built a few groups (or images) at a time."""
+    from ort_cpu.kernels import conv
+
+    monkeypatch.setattr(conv, "COLUMN_CHUNK", 4096)
+    rng = np.random.default_rng(batch)
+    x, w, b = _rand(rng, (batch, 20, 12, 12)), _rand(rng, (20, 1, 3, 3)), _rand(rng, (20,))
+    _check("Conv", [x, w, b], {"group": 20, "pads": [1, 1, 1, 1], "strides": [2, 1]})
+    x, w = _rand(rng, (batch, 4, 9, 10)), _rand(rng, (8, 4, 3, 3))
+    _check("Conv", [x, w, b[:8]], {"pads": [1, 1, 1, 1]})  # one group: images in chunks
+    x, w = _rand(rng, (batch, 8, 9, 10)), _rand(rng, (8, 2, 3, 3))
+    _check("Conv", [x, w, b[:8]], {"pads": [1, 0, 1, 2], "group": 4})
+
+
+# -- grouped -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("groups", [2, 4, 8])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (1, 1), (1, 2)])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_grouped(groups, kernel, stride, batch):
+    rng = np.random.default_rng(groups * 7 + kernel + stride)
+    c, m = 4 * groups, 2 * groups * 3
+    x = _rand(rng, (batch, c, 11, 10))
+    w, b = _rand(rng, (m, c // groups, kernel, kernel)), _rand(rng, (m,))
+    attrs = {"group": groups, "strides": [stride, stride], "pads": [kernel // 2] * 4}
+    want = "columns" if kernel > 1 else "_pointwise_plan"
+    assert _kind(_plan(x.shape, w.shape, attrs)) == want
+    _check("Conv", [x, w, b], attrs)
+
+
+# -- 1x1 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_pointwise(stride, batch):
+    rng = np.random.default_rng(stride + 10 * batch)
+    x, w, b = _rand(rng, (batch, 24, 14, 13)), _rand(rng, (40, 24, 1, 1)), _rand(rng, (40,))
+    attrs = {"strides": [stride, stride]}
+    assert _kind(_plan(x.shape, w.shape, attrs)) == "_pointwise_plan"
+    _check("Conv", [x, w, b], attrs)
+    _check("Conv", [x, w], attrs, consts=())
+
+
+def test_pointwise_without_direct_gemm(monkeypatch):
+    """Where numpy's BLAS GEMM cannot be called directly, the bias is added after np.matmul."""
+    from ort_cpu.kernels import _blas
+
+    monkeypatch.setattr(_blas, "find_gemm", lambda dtype: None)
+    rng = np.random.default_rng(9)
+    x, w, b = _rand(rng, (2, 12, 9, 10)), _rand(rng, (20, 12, 1, 1)), _rand(rng, (20,))
+    _check("Conv", [x, w, b], {})
+    _check("Conv", [x, w, b], {"strides": [2, 2]}, consts=())
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pointwise_one_weight_per_channel(stride):
+    """group == C == M: a per-channel scale (a BatchNormalization turned convolution)."""
+    rng = np.random.default_rng(stride)
+    x, w, b = _rand(rng, (2, 16, 9, 9)), _rand(rng, (16, 1, 1, 1)), _rand(rng, (16,))
+    _check("Conv", [x, w, b], {"group": 16, "strides": [stride, stride]})
+
+
+def test_pointwise_with_pads():
+    """A padded 1x1 convolution reads zeros at the border: the column path."""
+    rng = np.random.default_rng(4)
+    x, w, b = _rand(rng, (2, 5, 6, 7)), _rand(rng, (3, 5, 1, 1)), _rand(rng, (3,))
+    attrs = {"pads": [1, 0, 2, 1], "strides": [2, 1]}
+    assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    _check("Conv", [x, w, b], attrs)
+
+
+# -- small dense convolutions --------------------------------------------------------------------
+SMALL = [
+    ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 16, 12, 40), (32, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # an OCR-like strip
+    ((1, 3, 32, 32), (16, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),  # a stem
+    ((2, 8, 9, 11), (12, 8, 3, 3), {}),
+    ((1, 24, 14, 14), (24, 24, 3, 3), {"pads": [1, 1, 1, 1], "dilations": [2, 2]}),
+    ((2, 31, 20, 20), (64, 31, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(SMALL)))
+def test_small_convolutions(case):
+    xs, ws, attrs = SMALL[case]
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    assert _kind(_plan(xs, ws, attrs)) == "columns"
+    _check("Conv", [x, w, b], attrs)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((2, 6, 30), (8, 6, 3), {"pads": [1, 1]}),
+        ((1, 4, 29), (4, 1, 5), {"group": 4, "pads": [2, 2], "strides": [2]}),
+        ((2, 6, 25), (6, 2, 3), {"group": 3, "dilations": [2], "pads": [0, 3]}),
+        ((1, 4, 20), (8, 4, 1), {"strides": [2]}),
+    ],
+)
+def test_conv_1d(xs, ws, attrs):
+    rng = np.random.default_rng(len(xs) + ws[0])
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], attrs)
+
+
+# -- FusedConv ---------------------------------------------------------------------------------
+FUSED_GEOMETRIES = [
+    ((2, 8, 12, 11), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),  # depthwise
+    ((1, 12, 13, 13), (12, 1, 5, 5), {"group": 12, "pads": [2, 2, 2, 2], "strides": [2, 2]}),
+    ((2, 16, 9, 8), (24, 16, 1, 1), {}),  # pointwise
+    ((1, 16, 10, 12), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # small 3x3
+    ((2, 8, 10, 9), (8, 2, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),  # grouped
+]
+
+
+@pytest.mark.parametrize("geometry", range(len(FUSED_GEOMETRIES)))
+@pytest.mark.parametrize(
+    "act,params", [("Relu", None), ("Clip", [0.0, 6.0]), ("LeakyRelu", [0.1]), (None, None)]
+)
+@pytest.mark.parametrize("with_z", [False, True])
+def test_fused_conv(geometry, act, params, with_z):
+    xs, ws, attrs = FUSED_GEOMETRIES[geometry]
+    rng = np.random.default_rng(geometry)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    attrs = dict(attrs)
+    if act:
+        attrs["activation"] = act
+    if params:
+        attrs["activation_params"] = params
+    z = None
+    if with_z:
+        window = ops.Window.from_attrs(attrs).resolve(2, ws[2:])
+        out = window.geometry(xs[2:], ws[2:]).out
+        z = _rand(rng, (xs[0], ws[0], *out))
+    _check("FusedConv", [x, w, b, z], attrs, domain=MS)
+
+
+@pytest.mark.parametrize("geometry", range(len(FUSED_GEOMETRIES)))
+def test_conv_core_epilogue(geometry):
+    """conv_core's residual and in-place activation (applied chunk by chunk where the plan
+    computes the output in chunks) give activation(conv + bias + z)."""
+    from ort_cpu.kernels import conv
+
+    xs, ws, attrs = FUSED_GEOMETRIES[geometry]
+    rng = np.random.default_rng(geometry)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    window = ops.Window.from_attrs(attrs)
+    wmat = conv.pack_weights(w, window.group, np.dtype(np.float32))
+    plain = conv.conv_core(x, wmat, ws[0], window, ws[2:], b)
+    z = _rand(rng, plain.shape)
+
+    def act(y):
+        return np.maximum(y, 0.25, out=y)
+
+    got = conv.conv_core(x, wmat, ws[0], window, ws[2:], b, z=z, act=act)
+    np.testing.assert_allclose(got, np.maximum(plain + z, 0.25), rtol=1e-6, atol=1e-6)
+    got = conv.conv_core(x, wmat, ws[0], window, ws[2:], b, z=z[:1], act=lambda y: y * 2)
+    np.testing.assert_allclose(got, (plain + z[:1]) * 2, rtol=1e-6, atol=1e-6)
+
+
+# -- float16 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((2, 8, 12, 11), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+        ((1, 6, 10, 10), (12, 1, 5, 5), {"group": 6, "pads": [2, 2, 2, 2]}),
+        ((2, 16, 9, 8), (24, 16, 1, 1), {}),
+        ((1, 16, 9, 8), (24, 16, 1, 1), {"strides": [2, 2]}),
+        ((1, 8, 10, 12), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+        ((2, 8, 10, 9), (8, 2, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
+    ],
+)
+def test_float16(xs, ws, attrs):
+    rng = np.random.default_rng(ws[0])
+    x, w, b = (
+        _rand(rng, xs, np.float16),
+        _rand(rng, ws, np.float16),
+        _rand(rng, (ws[0],), np.float16),
+    )
+    _check("Conv", [x, w, b], attrs, rtol=1e-2, atol=4e-3)
