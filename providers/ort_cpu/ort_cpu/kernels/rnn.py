@@ -39,6 +39,24 @@ _ACTIVATIONS = {
 }
 
 
+def _activation_names(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list[str]]:
+    """Per direction, the lower-case activation names the node uses."""
+    names = [str(n).lower() for n in (info.attr("activations") or defaults * num_dir)]
+    if len(names) == len(defaults) and num_dir == 2:
+        names = names * 2
+    k = len(defaults)
+    return [names[d * k : (d + 1) * k] for d in range(num_dir)]
+
+
+def _sigmoid_(x: np.ndarray) -> np.ndarray:
+    """Sigmoid in place, as 0.5 * tanh(0.5 x) + 0.5 (no overflow for large negative x)."""
+    x *= 0.5
+    np.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+    return x
+
+
 def _activations(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list]:
     """Per direction, the activation callables (f, g[, h]) from the node's attributes.
 
@@ -110,6 +128,12 @@ class _Recurrent:
         clip = info.attr("clip")
         self.clip = None if clip is None else float(clip)
         self.acts = _activations(info, self.default_acts, self.num_dir)
+        defaults = [a.lower() for a in self.default_acts]
+        #: per direction: default activations and no clip, so the in-place step loop applies
+        self.plain = [
+            self.clip is None and names == defaults
+            for names in _activation_names(info, self.default_acts, self.num_dir)
+        ]
         self.num_outputs = info.num_outputs
         self.info = info
 
@@ -125,31 +149,42 @@ class _Recurrent:
             extra = tuple(
                 np.swapaxes(e, 0, 1) if i == 0 and e is not None else e for i, e in enumerate(extra)
             )
-        X, W, R = X.astype(wt), W.astype(wt), R.astype(wt)
+        X, W, R = X.astype(wt, copy=False), W.astype(wt, copy=False), R.astype(wt, copy=False)
         seq, batch, _ = X.shape
+        if sequence_lens is not None and np.all(np.asarray(sequence_lens) >= seq):
+            sequence_lens = None  # every entry runs the whole sequence
         hidden = R.shape[-1]
         g = self.gates
         if B is None:
             B = np.zeros((self.num_dir, 2 * g * hidden), wt)
-        B = B.astype(wt)
+        B = B.astype(wt, copy=False)
         if initial_h is None:
             initial_h = np.zeros((self.num_dir, batch, hidden), wt)
-        initial_h = initial_h.astype(wt)
+        initial_h = initial_h.astype(wt)  # a copy: the step loops update states in place
         extra = tuple(None if e is None else e.astype(wt) for e in extra)
         Y = np.zeros((seq, self.num_dir, batch, hidden), wt)
         finals = []
         for d in range(self.num_dir):
             reverse = self.reverse_only or d == 1
-            tidx, valid = _time_order(seq, batch, sequence_lens, reverse)
             xw = (X.reshape(seq * batch, -1) @ W[d].T).reshape(seq, batch, -1)
             xw += B[d, : g * hidden]
             if sequence_lens is None:  # every entry runs the whole sequence: no gather needed
                 order = slice(None, None, -1) if reverse else slice(None)
                 xw = xw[order]
+                valid = None
             else:
+                tidx, valid = _time_order(seq, batch, sequence_lens, reverse)
                 xw = xw[tidx, np.arange(batch)[None, :]]
             states = (initial_h[d],) + tuple(None if e is None else e[d] for e in extra[:1])
-            hs, states = self.run_direction(d, xw, valid, R[d], B[d, g * hidden :], states, extra)
+            if sequence_lens is None and self.plain[d] and self.plain_extra(extra):
+                xw += B[d, g * hidden :] * self.folded_bias(hidden)
+                hs, states = self.run_plain(d, xw, R[d], B[d, g * hidden :], states)
+            else:
+                if valid is None:
+                    valid = np.ones((seq, batch), dtype=bool)
+                hs, states = self.run_direction(
+                    d, xw, valid, R[d], B[d, g * hidden :], states, extra
+                )
             if sequence_lens is None:
                 Y[:, d] = hs[order]
             else:
@@ -159,6 +194,28 @@ class _Recurrent:
         if self.layout:
             outs = [np.transpose(outs[0], (2, 0, 1, 3))] + [np.swapaxes(o, 0, 1) for o in outs[1:]]
         return tuple(o.astype(dtype, copy=False) for o in outs)
+
+    def plain_extra(self, extra) -> bool:
+        """Whether the node's extra inputs allow the in-place step loop."""
+        return True
+
+    def folded_bias(self, n: int) -> np.ndarray | float:
+        """Which parts of the recurrent bias the step loop adds with the input projection
+        (1: all of it, folded once, outside the loop)."""
+        return 1.0
+
+    def run_plain(self, d, xw, R, Rb, states):
+        """Tanh RNN over full-length sequences, in place: h = tanh(xw[t] + h R^T)."""
+        h = states[0]
+        hs = np.empty(xw.shape[:2] + (h.shape[-1],), h.dtype)
+        rt = R.T
+        for t in range(xw.shape[0]):
+            out = hs[t]
+            np.matmul(h, rt, out=out)
+            out += xw[t]
+            np.tanh(out, out=out)
+            h = out
+        return hs, (h.copy(),)
 
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
         h = states[0]
@@ -179,6 +236,43 @@ class _GRU(_Recurrent):
     def __init__(self, info: KernelInfo):
         super().__init__(info)
         self.linear_before_reset = bool(info.attr("linear_before_reset", 0))
+
+    def folded_bias(self, n: int) -> np.ndarray | float:
+        # z and r always; h's only when it is added after the reset gate's product
+        keep = np.ones(3 * n)
+        if self.linear_before_reset:
+            keep[2 * n :] = 0
+        return keep
+
+    def run_plain(self, d, xw, R, Rb, states):
+        """GRU (sigmoid, tanh) over full-length sequences, in place."""
+        h = states[0]
+        n = h.shape[-1]
+        hs = np.empty(xw.shape[:2] + (n,), h.dtype)
+        r_zr, r_h = R[: 2 * n].T, R[2 * n :].T
+        rb_h = Rb[2 * n :]
+        zr = np.empty((h.shape[0], 2 * n), h.dtype)
+        hh = np.empty((h.shape[0], n), h.dtype)
+        for t in range(xw.shape[0]):
+            x = xw[t]
+            np.matmul(h, r_zr, out=zr)
+            zr += x[:, : 2 * n]
+            _sigmoid_(zr)
+            z, r = zr[:, :n], zr[:, n:]
+            if self.linear_before_reset:
+                np.matmul(h, r_h, out=hh)
+                hh += rb_h
+                hh *= r
+            else:
+                np.matmul(r * h, r_h, out=hh)
+            hh += x[:, 2 * n :]
+            np.tanh(hh, out=hh)
+            out = hs[t]  # (1 - z) * hh + z * h = hh + z * (h - hh)
+            np.subtract(h, hh, out=out)
+            out *= z
+            out += hh
+            h = out
+        return hs, (h.copy(),)
 
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
         h = states[0]
@@ -210,6 +304,34 @@ class _LSTM(_Recurrent):
     def __init__(self, info: KernelInfo):
         super().__init__(info)
         self.input_forget = bool(info.attr("input_forget", 0))
+
+    def plain_extra(self, extra) -> bool:
+        # peepholes and input_forget take the general loop
+        return not self.input_forget and not (len(extra) > 1 and extra[1] is not None)
+
+    def run_plain(self, d, xw, R, Rb, states):
+        """LSTM (sigmoid, tanh, tanh) over full-length sequences, in place; gates in ONNX's
+        i, o, f, c order, so one sigmoid covers i, o and f."""
+        h = states[0]
+        n = h.shape[-1]
+        c = states[1].copy() if len(states) > 1 and states[1] is not None else np.zeros_like(h)
+        hs = np.empty(xw.shape[:2] + (n,), h.dtype)
+        rt = R.T
+        gates = np.empty((h.shape[0], 4 * n), h.dtype)
+        i, o, f, cc = (gates[:, k * n : (k + 1) * n] for k in range(4))
+        for t in range(xw.shape[0]):
+            np.matmul(h, rt, out=gates)
+            gates += xw[t]
+            _sigmoid_(gates[:, : 3 * n])
+            np.tanh(cc, out=cc)
+            c *= f  # c = f * c + i * cc
+            cc *= i
+            c += cc
+            out = hs[t]
+            np.tanh(c, out=out)
+            out *= o
+            h = out
+        return hs, (h.copy(), c)
 
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
         h = states[0]
