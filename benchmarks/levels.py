@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from models import MODEL_NAMES, load_benchmark_model  # noqa: E402
+from models import KINDS, load_benchmark_model  # noqa: E402
 from run import limit_threads  # noqa: E402
 
 LEVELS = ("DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_ALL")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import ort_core
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(MODEL_NAMES))
+    ap.add_argument("--models", default=",".join(KINDS["big"]), help="any models of models.py")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
