@@ -23,6 +23,7 @@ from typing import Any
 from ort_core.provider import KernelRegistry
 
 from . import _table
+from ._xp import matmul_by, no_host_waits
 
 #: Family modules, one per op family; importing one records its kernels in ``_table.SPECS``.
 FAMILIES = (
@@ -71,4 +72,4 @@ def ops() -> set[str]:
     return {spec.op_type for spec in _table.SPECS}
 
 
-__all__ = ["FAMILIES", "ops", "register"]
+__all__ = ["FAMILIES", "matmul_by", "no_host_waits", "ops", "register"]

@@ -13,7 +13,9 @@ and float8 in numpy), which kernels compute in float32 and cast back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import array_api_compat
@@ -149,8 +151,77 @@ def check_indices(xp: Any, idx: Any, size: int, op: str, axis: int | None = None
     ``op`` when an index lies outside [-size, size-1] (one device-to-host read)."""
     if idx.size == 0:
         return idx
+    if not host_waits():  # no device-to-host read: wrap negatives, clamp the rest
+        return clip(xp, xp.where(idx < 0, idx + size, idx), 0, size - 1)
     if bool(xp.any((idx < -size) | (idx >= size))):
         bad = int(xp.min(idx)) if int(xp.min(idx)) < -size else int(xp.max(idx))
         where = "" if axis is None else f" on axis {axis}"
         raise InvalidArgument(f"{op}: index {bad} is out of range [{-size}, {size - 1}]{where}.")
     return xp.where(idx < 0, idx + size, idx)
+
+
+# -- what a provider's run allows: matrix products, waits for the device --------------------------
+_MODE = threading.local()
+
+
+def matmul(xp: Any, a: Any, b: Any) -> Any:
+    """``xp.matmul(a, b)``, or the product a provider installed for this thread with
+    :func:`matmul_by` (the CUDA provider's capture-safe cuBLAS while it records a CUDA graph)."""
+    fn = getattr(_MODE, "matmul", None)
+    return xp.matmul(a, b) if fn is None else fn(xp, a, b)
+
+
+def matmul_overridden() -> bool:
+    """Whether a :func:`matmul_by` product is installed on this thread (then kernels avoid
+    library calls that multiply matrices some other way, such as ``einsum``)."""
+    return getattr(_MODE, "matmul", None) is not None
+
+
+@contextlib.contextmanager
+def matmul_by(fn: Callable[[Any, Any, Any], Any]) -> Iterator[None]:
+    """Within the block, the shared kernels on this thread compute ``matmul(xp, a, b)`` with
+    ``fn(xp, a, b)``."""
+    before = getattr(_MODE, "matmul", None)
+    _MODE.matmul = fn
+    try:
+        yield
+    finally:
+        _MODE.matmul = before
+
+
+def host_waits() -> bool:
+    """Whether kernels may read device values on the host (index checks, data-dependent
+    paths); not inside :func:`no_host_waits`."""
+    return not getattr(_MODE, "no_waits", False)
+
+
+@contextlib.contextmanager
+def no_host_waits() -> Iterator[None]:
+    """Within the block, the shared kernels on this thread never read device values on the host
+    (a CUDA-graph capture forbids it): index checks are skipped, and out-of-range indices are
+    clamped to the axis, as onnxruntime's CUDA kernels leave them unchecked."""
+    before = getattr(_MODE, "no_waits", False)
+    _MODE.no_waits = True
+    try:
+        yield
+    finally:
+        _MODE.no_waits = before
+
+
+def clip(xp: Any, x: Any, lo: Any = None, hi: Any = None) -> Any:
+    """``x`` limited to [lo, hi] (Python numbers or arrays; None: no bound) as numpy's clip:
+    ``minimum(maximum(x, lo), hi)``, NaN kept. array-api-compat's ``clip`` assigns through
+    boolean masks, which on cupy waits for the GPU (and breaks a CUDA-graph capture) and is slower
+    everywhere; ``maximum``/``minimum`` are one elementwise kernel each."""
+    native = array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+
+    def bound(v: Any) -> Any:
+        if native or not isinstance(v, (int, float)):
+            return v  # numpy and cupy pass Python numbers to the kernel as weak scalars
+        return xp.asarray(v, dtype=x.dtype, device=device(x))
+
+    if lo is not None:
+        x = xp.maximum(x, bound(lo))
+    if hi is not None:
+        x = xp.minimum(x, bound(hi))
+    return x

@@ -126,7 +126,8 @@ class CudaDevice:
     def to_device(self, array: np.ndarray, stream: Any) -> Any:
         """Copy a host array to the device on ``stream``, staged through pinned memory so the
         copy is asynchronous; the staging buffer is kept until the copy completed."""
-        a = np.ascontiguousarray(array)
+        # np.ascontiguousarray would turn a 0-d array into shape (1,)
+        a = array if array.flags.c_contiguous else np.ascontiguousarray(array)
         with self._device, stream, self.cp.cuda.using_allocator(self.malloc):
             out = self.cp.empty(a.shape, a.dtype)
             if a.nbytes:
@@ -145,10 +146,13 @@ class CudaDevice:
         self.downloads += 1
         if value.size == 0:
             return np.empty(value.shape, value.dtype)
-        with self._device:
+        with self._device, stream:
+            # a view (Transpose, Split, a reversed slice) is packed on the run's stream, after
+            # the kernels that wrote it (cupy.ascontiguousarray would also make a 0-d array 1-d)
+            src = value if value.flags.c_contiguous else value.copy(order="C")
             mem = self.pinned.malloc(value.nbytes)
             out = np.frombuffer(mem, value.dtype, value.size).reshape(value.shape)
-            self.cp.ascontiguousarray(value).get(stream=stream, out=out)
+            src.get(stream=stream, out=out)
             stream.synchronize()
         return out
 

@@ -7,10 +7,15 @@ on the CPU between launches), control flow, values read on the host during the r
 shapes: Shape, or shape inputs that are not constants). :class:`CudaGraphRunner` runs the nodes
 itself:
 
+- matrix products go through :mod:`ort_cuda.cublas` (cuBLAS called directly: cupy refuses its
+  cuBLAS wrappers during a capture), in the warm-up run too, so both compute alike;
 - per ``gpu_graph_id`` (run option; default 0; -1 runs without a graph), the first run is a
   regular (warm-up) run, so memory pools and cuBLAS workspaces are set up outside the capture;
 - the second run copies its inputs into buffers owned by the graph, captures every kernel
-  launch on the run's stream into a CUDA graph, and launches it;
+  launch on the run's stream into a CUDA graph, and launches it; the capture allocates from a
+  memory pool of the graph's own (temporaries included, since replays write them too) and the
+  shared kernels read nothing on the host (index checks are skipped: out-of-range indices are
+  clamped, as onnxruntime's CUDA kernels leave them unchecked; the warm-up run checks them);
 - later runs copy inputs into those buffers, launch the graph and return copies of its output
   buffers. Every buffer the capture used is kept alive with the graph, so the pool never hands
   its memory to other work.
@@ -25,12 +30,13 @@ import threading
 from typing import Any
 
 import numpy as np
+from ort_array import matmul_by, no_host_waits
 
 from ort_core.errors import EPFail, InvalidArgument
 from ort_core.provider import Claim, GraphView, current_run
 from ort_core.provider.schema import is_multi_output
 
-from .gemm import GEMM_OPS, tf32
+from .cublas import capture_blas
 from .kernels._common import NAME
 
 __all__ = ["CudaGraphRunner", "whole_graph_claim", "WARMUP_RUNS"]
@@ -79,7 +85,7 @@ def whole_graph_claim(ep: Any, view: Any, claims: list[Claim]) -> list[Claim]:
 class _Captured:
     """One graph id's state: regular runs so far, then the captured graph and its buffers."""
 
-    __slots__ = ("runs", "graph", "inputs", "outputs", "keep", "signature")
+    __slots__ = ("runs", "graph", "inputs", "outputs", "keep", "signature", "pool")
 
     def __init__(self) -> None:
         self.runs = 0
@@ -88,6 +94,7 @@ class _Captured:
         self.outputs: list[Any] = []
         self.keep: list[Any] = []
         self.signature: tuple = ()
+        self.pool: Any = None
 
 
 class CudaGraphRunner:
@@ -102,9 +109,7 @@ class CudaGraphRunner:
         host_consts: dict[str, np.ndarray] = {}
         for node in subgraph.nodes:
             info = view.kernel_info(node, ep)
-            fn = ep.registry.create(info)
-            if (node.domain, node.op_type) in GEMM_OPS:
-                fn = tf32(fn, self.dev, ep.cuda_options.use_tf32)
+            fn = ep.wrap_kernel(ep.registry.create(info), info)
             reads_on_host = ep.host_inputs(info)
             ins = []
             for k, name in enumerate(node.inputs):
@@ -119,9 +124,23 @@ class CudaGraphRunner:
                 self.constants[name] = ep.to_device(arr)
         self.by_id: dict[int, _Captured] = {}
         self._lock = threading.Lock()
+        self._blas: Any = None
+
+    def _matmul(self, xp: Any, a: Any, b: Any) -> Any:
+        return self._blas.matmul(xp, a, b, tf32=self.ep.cuda_options.use_tf32)
 
     # -- running ---------------------------------------------------------------------------
     def _eager(self, inputs: list[Any], keep: list[Any] | None = None) -> list[Any]:
+        """One run of the nodes, their matrix products through cuBLAS directly (cupy's own
+        wrappers refuse a capture), so the warm-up computes what the replays will."""
+        if not self.dev.native:  # a stand-in device (host tests) has no cuBLAS
+            return self._run_steps(inputs, keep)
+        if self._blas is None:  # outside any capture: it allocates cuBLAS's workspace
+            self._blas = capture_blas(self.dev)
+        with matmul_by(self._matmul):
+            return self._run_steps(inputs, keep)
+
+    def _run_steps(self, inputs: list[Any], keep: list[Any] | None) -> list[Any]:
         values: dict[str, Any] = dict(self.constants)
         values.update(zip(self.graph.inputs, inputs))
         values[""] = None
@@ -171,9 +190,14 @@ class CudaGraphRunner:
     def _capture(self, entry: _Captured, inputs: list[Any], stream: Any) -> None:
         entry.inputs = [self.dev.copy_on_device(x, stream) for x in inputs]
         keep: list[Any] = []
+        # every allocation of the capture comes from a pool of the graph's own, never given
+        # back: a replay writes the kernels' temporaries too, so memory they used must not be
+        # handed to anything else (the run's outputs, another session)
+        entry.pool = self.dev.cp.cuda.MemoryPool()
         stream.begin_capture()
         try:
-            outs = self._eager(entry.inputs, keep)
+            with self.dev.cp.cuda.using_allocator(entry.pool.malloc), no_host_waits():
+                outs = self._eager(entry.inputs, keep)
         except Exception as e:
             try:
                 stream.end_capture()

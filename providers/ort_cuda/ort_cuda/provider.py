@@ -166,11 +166,16 @@ class CUDAExecutionProvider(KernelProvider):
         return self._in_stream(compile_chain(subgraph, opsets, self.cuda), subgraph.name)
 
     def create_kernel(self, info: Any) -> Callable[..., Any]:
-        fn = self.registry.create(info)
+        fn = self.wrap_kernel(self.registry.create(info), info)
+        return self._in_stream(fn, info.node.label())
+
+    def wrap_kernel(self, fn: Callable[..., Any], info: Any) -> Callable[..., Any]:
+        """A registry kernel as this provider runs it: GEMMs under the session's TF32 rule,
+        bfloat16 outputs kept bfloat16 (also used by the CUDA-graph runner)."""
         node = info.node
         if (node.domain, node.op_type) in GEMM_OPS:
             fn = tf32(fn, self.cuda, self.cuda_options.use_tf32)
-        return self._in_stream(fn, node.label())
+        return _keep_bfloat16(fn, info)
 
     def _in_stream(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         """``fn`` run inside the current run's compute stream, this device and its pool."""
@@ -267,6 +272,34 @@ class CUDAExecutionProvider(KernelProvider):
         """Return the pool's free blocks to the driver (run option
         ``memory.enable_memory_arena_shrinkage=gpu:<id>``)."""
         self.cuda.pool.free_all_blocks()
+
+
+def _keep_bfloat16(fn: Callable[..., Any], info: Any) -> Callable[..., Any]:
+    """``fn``, with its bfloat16 outputs kept bfloat16. cupy holds bfloat16 but many of its
+    ufuncs (``where``, comparisons' selections, ...) have no bfloat16 loop and return float32;
+    onnxruntime's outputs keep the node's declared type, so such an output is cast back. Nodes
+    without bfloat16 outputs get ``fn`` unchanged."""
+    want = {i: info.output_dtype(i) for i in range(info.num_outputs)}
+    want = {i: dt for i, dt in want.items() if dt is not None and dt.name == "bfloat16"}
+    if not want:
+        return fn
+
+    def run(*args: Any) -> Any:
+        out = fn(*args)
+        if isinstance(out, tuple):
+            return tuple(_as(o, want.get(i)) for i, o in enumerate(out))
+        if isinstance(out, list):
+            return [_as(o, want.get(i)) for i, o in enumerate(out)]
+        return _as(out, want.get(0))
+
+    run.__wrapped__ = fn  # type: ignore[attr-defined]
+    return run
+
+
+def _as(value: Any, dtype: Any) -> Any:
+    if dtype is None or value is None or getattr(value, "dtype", dtype) == dtype:
+        return value
+    return value.astype(dtype)
 
 
 def _top(view: Any) -> Any:

@@ -62,3 +62,11 @@ def standin(monkeypatch):
     )
     monkeypatch.setattr(type(array_api_strict.asarray(0)), "__array__", refuse)
     return opened
+
+
+@pytest.fixture
+def cp():
+    """cupy, for ``cuda_gpu`` tests (imported after the gate has decided the test can run)."""
+    import cupy
+
+    return cupy

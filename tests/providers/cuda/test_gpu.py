@@ -46,14 +46,6 @@ PRECISIONS = {
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@pytest.fixture
-def cp():
-    """cupy (imported after the ``cuda_gpu`` gate has decided the test can run)."""
-    import cupy
-
-    return cupy
-
-
 def _session(model, cuda_options=None, so=None, providers=None):
     data = model if isinstance(model, (bytes, str)) else model.SerializeToString()
     if providers is None:

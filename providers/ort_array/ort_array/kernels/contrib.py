@@ -17,7 +17,7 @@ from typing import Any
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from .._table import builder, kernel
-from .._xp import cast, namespace, widened
+from .._xp import cast, matmul, namespace, widened
 from .elementwise import (
     _out,
     _sigmoid,
@@ -127,7 +127,7 @@ def fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB
     """alpha * A' @ B': transBatch moves the first dimension behind the batch dimensions, trans
     then swaps the last two."""
     xp = namespace(a)
-    y = xp.matmul(_prepare(xp, a, transBatchA, transA), _prepare(xp, b, transBatchB, transB))
+    y = matmul(xp, _prepare(xp, a, transBatchA, transA), _prepare(xp, b, transBatchB, transB))
     if alpha != 1.0:
         y = y * alpha
     return _out(xp, y, a.dtype)
@@ -211,7 +211,7 @@ def fused_gemm(info):
     def run(a, b, c=None):
         xp = namespace(a)
         aw, bw = widened(xp, a), widened(xp, b)
-        y = xp.matmul(aw.T if trans_a else aw, bw.T if trans_b else bw)
+        y = matmul(xp, aw.T if trans_a else aw, bw.T if trans_b else bw)
         if alpha != 1.0:
             y = y * alpha
         if c is not None and beta != 0.0:

@@ -34,7 +34,7 @@ from ort_core.provider import FLOAT_TYPES
 
 from .. import _table
 from .._table import builder, kernel
-from .._xp import cast, computable, device, is_float, namespace, widened
+from .._xp import cast, computable, device, is_float, matmul, namespace, widened
 from .elementwise import _sigmoid, hard_sigmoid, leaky_relu
 
 MS = "com.microsoft"
@@ -190,7 +190,7 @@ def _conv_core(plans: _Plans, group: int, transpose: bool, x: Any, w: Any, b: An
         mg = w.shape[0] // group
         wmat = xp.reshape(ww, (group, mg, -1))
     cols = xp.reshape(_columns(xp, xw, plan, 0), (n, group, (c // group) * plan.taps, plan.cells))
-    y = xp.reshape(xp.matmul(wmat, cols), (n, group * mg, *plan.out))  # (N, g, M/g, P) grouped
+    y = xp.reshape(matmul(xp, wmat, cols), (n, group * mg, *plan.out))  # (N, g, M/g, P) grouped
     if b is not None:
         y = y + xp.reshape(cast(xp, widened(xp, b), y.dtype), (-1,) + (1,) * len(plan.out))
     return y

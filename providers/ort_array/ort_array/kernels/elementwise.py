@@ -21,6 +21,7 @@ from .._xp import (
     cast,
     computable,
     dtype,
+    host_waits,
     is_float,
     is_int,
     kind,
@@ -29,6 +30,7 @@ from .._xp import (
     result,
     widened,
 )
+from .._xp import clip as _bound
 from ..checks import choice_check
 
 BOOL = frozenset({np.dtype(np.bool_)})
@@ -56,7 +58,7 @@ def erf(xp: Any, x: Any) -> Any:
     """erf of a real floating array (float16/bfloat16 are computed in float32)."""
     w = widened(xp, x)
     z = xp.abs(w)
-    s = xp.clip(w, -0.5, 0.5)
+    s = _bound(xp, w, -0.5, 0.5)
     s2 = s * s
     series = xp.zeros_like(s) + _ERF_SERIES[-1]
     for c in _ERF_SERIES[-2::-1]:
@@ -109,7 +111,7 @@ UNARY = {  # op: (since, input types, fn(xp, x)); x in a type the namespace comp
     "Softsign": (1, FLOAT_TYPES, lambda xp, x: x / (xp.abs(x) + 1)),
     "Softplus": (1, FLOAT_TYPES, _softplus),
     "Relu": (1, NUMERIC_TYPES, lambda xp, x: xp.maximum(x, 0)),
-    "HardSwish": (14, FLOAT_TYPES, lambda xp, x: x * xp.clip(x * (1 / 6) + 0.5, 0, 1)),
+    "HardSwish": (14, FLOAT_TYPES, lambda xp, x: x * _bound(xp, x * (1 / 6) + 0.5, 0, 1)),
     "Mish": (18, FLOAT_TYPES, lambda xp, x: x * xp.tanh(_softplus(xp, x))),
     "Not": (1, BOOL, lambda xp, x: xp.logical_not(x)),
     "BitwiseNot": (18, INT_TYPES, lambda xp, x: xp.bitwise_invert(x)),
@@ -196,7 +198,7 @@ def celu(xp, x, alpha=1.0):
 
 @_activation("HardSigmoid", 1)
 def hard_sigmoid(xp, x, alpha=0.2, beta=0.5):
-    return xp.clip(x * alpha + beta, 0, 1)
+    return _bound(xp, x * alpha + beta, 0, 1)
 
 
 @_activation("ThresholdedRelu", 10)
@@ -307,7 +309,7 @@ def pow_(a, b):
     if is_float(xp, a.dtype):
         w = widened(xp, a)
         return _out(xp, xp.pow(w, cast(xp, widened(xp, b), w.dtype)), a.dtype)
-    if is_int(xp, b.dtype) and (b.size == 0 or int(xp.min(b)) >= 0):
+    if is_int(xp, b.dtype) and (b.size == 0 or (host_waits() and int(xp.min(b)) >= 0)):
         return _out(xp, xp.pow(a, cast(xp, b, a.dtype)), a.dtype)
     f64 = dtype(xp, np.float64)  # a negative or fractional exponent of an integer: truncate
     return _out(xp, xp.pow(xp.astype(a, f64), xp.astype(b, f64)), a.dtype)
@@ -320,10 +322,30 @@ kernel("Pow", 1, dtypes=NUMERIC_TYPES)(_legacy(pow_))
 def mod(a, b, fmod=0):
     xp = namespace(a)
     ac, bc = computable(xp, a), computable(xp, b)
-    r = xp.remainder(ac, bc)  # the divisor's sign (Python's %)
-    if fmod:  # C's fmod: the dividend's sign
-        r = xp.where((r != 0) & ((r < 0) != (ac < 0)), r - bc, r)
+    if not is_float(xp, ac.dtype):
+        r = xp.remainder(ac, bc)  # the divisor's sign (Python's %)
+        if fmod:  # C's remainder: the dividend's sign
+            r = xp.where((r != 0) & ((r < 0) != (ac < 0)), r - bc, r)
+        return _out(xp, r, a.dtype)
+    # floats: C's fmod (exact), then, for fmod=0, numpy's floor-mod built on it, so the edge
+    # cases (zero and infinite divisors, infinite dividends, the sign of zero) agree everywhere
+    # (cupy's remainder differs from numpy's on infinities)
+    r = _fmod(xp, ac, bc)
+    if not fmod:  # NaN compares false: NaN stays
+        r = xp.where((r != 0) & ((r < 0) != (bc < 0)), r + bc, r)
+        r = xp.where(r == 0, xp.copysign(xp.zeros_like(r), bc), r)
     return _out(xp, r, a.dtype)
+
+
+def _fmod(xp: Any, a: Any, b: Any) -> Any:
+    fn = getattr(xp, "fmod", None)  # numpy and cupy have C's fmod; the standard has not
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN results are the answer here
+        if fn is not None:
+            return fn(a, b)
+        r = xp.remainder(a, b)
+        r = xp.where((r != 0) & ((r < 0) != (a < 0)), r - b, r)
+        r = xp.where(xp.isinf(b) & xp.isfinite(a), a, r)
+        return xp.where(r == 0, xp.copysign(xp.zeros_like(r), a), r)
 
 
 def _direction_check(info) -> str | None:
@@ -336,9 +358,15 @@ def bit_shift(a, b, direction=""):
     xp = namespace(a)
     bits = 8 * np_dtype(a.dtype).itemsize
     ok = (b >= 0) & (b < bits)
-    s = xp.where(ok, b, 0)
-    shifted = xp.bitwise_left_shift(a, s) if direction == "LEFT" else xp.bitwise_right_shift(a, s)
-    return xp.where(ok, shifted, 0)
+    s = xp.where(ok, b, xp.zeros_like(b))
+    if direction == "LEFT":
+        return xp.where(ok, xp.bitwise_left_shift(a, s), xp.zeros_like(a))
+    # a shift out of range leaves the sign: an arithmetic shift of a signed value by the width
+    # or more is -1 for negative values (numpy and onnxruntime); C's >> is undefined there
+    fill = xp.zeros_like(a)
+    if kind(xp, a.dtype) == "i":
+        fill = xp.where(a < 0, -xp.ones_like(a), fill)
+    return xp.where(ok, xp.bitwise_right_shift(a, s), fill)
 
 
 # -- variadic ops ---------------------------------------------------------------------------------

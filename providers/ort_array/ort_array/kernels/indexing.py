@@ -23,7 +23,7 @@ from ort_core.ops import normalize_axis
 from ort_core.provider import NUMERIC_TYPES
 
 from .._table import kernel
-from .._xp import cast, check_indices, computable, device, ints, namespace
+from .._xp import cast, check_indices, clip, computable, device, ints, namespace
 from ..checks import axis_check, choice_check
 
 
@@ -134,14 +134,14 @@ def scatter_rows(data2, lin, updates2, reduction: str = "none"):
     right = xp.searchsorted(keys, pos, side="right")
     column = (rows,) + (1,) * (data2.ndim - 1)
     if reduction == "none":  # the last update of each position (stable sort: in input order)
-        src = xp.take(order, xp.clip(right - 1, 0, m - 1))
+        src = xp.take(order, clip(xp, right - 1, 0, m - 1))
         hit = xp.reshape(right > left, column)
         return xp.where(hit, xp.take(updates2, src, axis=0), data2)
     fn = _REDUCE[reduction]
     out = data2
     for r in range(int(xp.max(right - left))):  # the r-th update of every position at once
         k = left + r
-        src = xp.take(order, xp.clip(k, 0, m - 1))
+        src = xp.take(order, clip(xp, k, 0, m - 1))
         hit = xp.reshape(k < right, column)
         out = xp.where(hit, fn(xp, out, xp.take(updates2, src, axis=0)), out)
     return out

@@ -14,13 +14,14 @@ from ort_core.errors import InvalidArgument
 from ort_core.provider import NUMERIC_TYPES
 
 from .._table import builder, kernel
-from .._xp import cast, device, is_int, namespace, result, widened
+from .._xp import cast, device, is_int, matmul_overridden, namespace, result, widened
+from .._xp import matmul as _matmul
 
 
 @kernel("MatMul", 1, dtypes=NUMERIC_TYPES)
 def matmul(a, b):
     xp = namespace(a)
-    return cast(xp, result(xp.matmul(widened(xp, a), widened(xp, b))), a.dtype)
+    return cast(xp, result(_matmul(xp, widened(xp, a), widened(xp, b))), a.dtype)
 
 
 @builder("Gemm", (1, 6, 7, 9, 11, 13), dtypes=NUMERIC_TYPES,
@@ -38,7 +39,7 @@ def gemm(info):
     def run(a, b, c=None):
         xp = namespace(a)
         aw, bw = widened(xp, a), widened(xp, b)
-        y = scaled(xp, xp.matmul(aw.T if trans_a else aw, bw.T if trans_b else bw), alpha)
+        y = scaled(xp, _matmul(xp, aw.T if trans_a else aw, bw.T if trans_b else bw), alpha)
         if c is not None and beta != 0.0:
             y = y + scaled(xp, cast(xp, widened(xp, c), y.dtype), beta)
         return cast(xp, y, a.dtype)
@@ -119,7 +120,7 @@ def einsum(*xs, equation=""):
     xp = namespace(xs[0])
     ws = [widened(xp, x) for x in xs]
     fn = getattr(xp, "einsum", None)
-    if fn is not None:
+    if fn is not None and not matmul_overridden():  # cupy's einsum calls cuBLAS itself
         y = fn(equation.replace(" ", ""), *ws)
     else:
         y = einsum_generic(xp, equation, *ws)

@@ -29,7 +29,7 @@ from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axis
 
 from .._table import builder
-from .._xp import cast, device, dtype, namespace, np_dtype
+from .._xp import cast, clip, device, dtype, namespace, np_dtype
 
 _QUANTIZED = frozenset(map(np.dtype, (np.int8, np.uint8, np.int16, np.uint16)))
 _DEQUANTIZED = _QUANTIZED | {np.dtype(np.int32)}
@@ -142,7 +142,7 @@ def quantize_linear(info):
             zp = _expand(xp, y_zero_point, x.shape, axis, block_size, "QuantizeLinear")
             q = q + xp.astype(zp, f32)
         bounds = np.iinfo(out)  # saturate
-        return xp.astype(xp.clip(q, float(bounds.min), float(bounds.max)), dtype(xp, out))
+        return xp.astype(clip(xp, q, float(bounds.min), float(bounds.max)), dtype(xp, out))
 
     return run
 

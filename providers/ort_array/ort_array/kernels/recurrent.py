@@ -27,7 +27,7 @@ from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
 from .._table import builder
-from .._xp import cast, device, namespace, widened
+from .._xp import cast, clip, device, matmul, namespace, widened
 from .elementwise import _sigmoid, _softplus, elu, hard_sigmoid, leaky_relu, thresholded_relu
 
 # lower-case name -> (fn(xp, x, alpha, beta), default alpha or None when unused, default beta)
@@ -141,7 +141,7 @@ class _Recurrent:
         self.gates = _GATES[self.op]
 
     def _clip(self, xp: Any, x: Any) -> Any:
-        return x if self.clip is None else xp.clip(x, -self.clip, self.clip)
+        return x if self.clip is None else clip(xp, x, -self.clip, self.clip)
 
     def __call__(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None):
         xp = namespace(X)
@@ -165,7 +165,7 @@ class _Recurrent:
         lens = _lengths(self.op, sequence_lens, seq, batch)
         # the input projection of every step and direction: one matmul
         w2 = xp.reshape(xp.astype(W, wt), (nd * g, W.shape[2]))
-        xw = xp.matmul(xp.reshape(x, (seq * batch, x.shape[2])), xp.permute_dims(w2, (1, 0)))
+        xw = matmul(xp, xp.reshape(x, (seq * batch, x.shape[2])), xp.permute_dims(w2, (1, 0)))
         xw = xp.reshape(xw, (seq, batch, nd, g))
         b = None if B is None else xp.astype(B, wt)
         zeros = xp.zeros((batch, hidden), dtype=wt, device=device(x))
@@ -232,7 +232,7 @@ class _Recurrent:
 
     def step(self, xp: Any, d: int, x: Any, states: list, rt: Any) -> list:
         (f,) = self.acts[d]
-        return [f(xp, self._clip(xp, x + xp.matmul(states[0], rt)))]
+        return [f(xp, self._clip(xp, x + matmul(xp, states[0], rt)))]
 
 
 class _GRU(_Recurrent):
@@ -260,13 +260,13 @@ class _GRU(_Recurrent):
         r_zr, r_h, rb_h = weights
         h = states[0]
         n = h.shape[-1]
-        zr = f(xp, self._clip(xp, x[:, : 2 * n] + xp.matmul(h, r_zr)))
+        zr = f(xp, self._clip(xp, x[:, : 2 * n] + matmul(xp, h, r_zr)))
         z, r = zr[:, :n], zr[:, n:]
         if self.linear_before_reset:
-            rh = xp.matmul(h, r_h)
+            rh = matmul(xp, h, r_h)
             pre = x[:, 2 * n :] + r * (rh if rb_h is None else rh + rb_h)
         else:
-            pre = x[:, 2 * n :] + xp.matmul(r * h, r_h)
+            pre = x[:, 2 * n :] + matmul(xp, r * h, r_h)
         hh = g(xp, self._clip(xp, pre))
         return [(1 - z) * hh + z * h]
 
@@ -289,7 +289,7 @@ class _LSTM(_Recurrent):
         rt, p_i, p_o, p_f = weights
         h, c = states
         n = h.shape[-1]
-        gates = x + xp.matmul(h, rt)  # i, o, f, c
+        gates = x + matmul(xp, h, rt)  # i, o, f, c
         gi = gates[:, :n] if p_i is None else gates[:, :n] + p_i * c
         i = f(xp, self._clip(xp, gi))
         if self.input_forget:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from ort_array._xp import matmul
 
 from ort_core import ops
 from ort_core.errors import InvalidArgument
@@ -182,7 +183,8 @@ def _launch(fn: Any, grid: int, block: int, args: Sequence[Any], shared: int = 0
 
 
 def _contig(xp: Any, a: Any) -> Any:
-    return xp.ascontiguousarray(a)
+    # xp.ascontiguousarray would make a 0-d array 1-d
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
 
 
 def _prod(values: Sequence[int]) -> int:
@@ -1144,7 +1146,7 @@ def _attend(dev: Any, kernels: _Kernels, q: Any, k: Any, v: Any, *, scale: float
     xp = dev.cp
     b, n, s, _ = q.shape
     t = k.shape[2]
-    scores = _contig(xp, xp.matmul(q, xp.swapaxes(k, -1, -2)))  # (B, N, S, T)
+    scores = _contig(xp, matmul(xp, q, xp.swapaxes(k, -1, -2)))  # (B, N, S, T)
     dt = np.dtype(scores.dtype)
     bias_arr, sb, sh = None, 0, 0
     if bias is not None:
@@ -1156,7 +1158,7 @@ def _attend(dev: Any, kernels: _Kernels, q: Any, k: Any, v: Any, *, scale: float
                 _i64(sb), _i64(sh), marr, _i32(mrows), _i32(causal), _i32(t - s),
                 np.float32(filter_value))  # fmt: skip
         _launch(kernels(f"attention_softmax<{CTYPE[dt]}>"), grid_for(rows), row_block(t), args)
-    ctx = xp.matmul(scores, v)  # (B, N, S, Hv)
+    ctx = matmul(xp, scores, v)  # (B, N, S, Hv)
     return ctx.transpose(0, 2, 1, 3).reshape(b, s, n * v.shape[-1])
 
 
@@ -1206,8 +1208,8 @@ def attention(info: Any):
         dt = np.dtype(x.dtype)
         cdt = _compute_dtype(dt)
         b, s, d = x.shape
-        qkv = xp.matmul(
-            x.astype(cdt, copy=False).reshape(b * s, d), weights.astype(cdt, copy=False)
+        qkv = matmul(
+            xp, x.astype(cdt, copy=False).reshape(b * s, d), weights.astype(cdt, copy=False)
         )
         if bias is not None:
             qkv = qkv + bias.astype(cdt, copy=False)
