@@ -62,7 +62,29 @@ def _kind(plan) -> str:
 
     if isinstance(plan, conv._ColumnsPlan):
         return "columns"
+    if isinstance(plan, conv._DirectPlan):
+        return "direct"
+    if isinstance(plan, conv._DepthwiseNHWCPlan):
+        return "channels_last"
     return plan.__qualname__.split(".")[0]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def jit(request, monkeypatch):
+    """Each depthwise case twice: through the compiled kernels (where numba is available) and
+    through the numpy fallback they replace (compiled kernels turned off)."""
+    from ort_cpu.kernels import _conv_jit
+
+    if request.param == "numpy":
+        monkeypatch.setattr(_conv_jit, "warm", lambda: None)
+        monkeypatch.setattr(_conv_jit, "warm_nhwc", lambda: None)
+    elif _conv_jit.warm() is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    return request.param
+
+
+def _depthwise_kinds(jit: str) -> set[str]:
+    return {"columns"} if jit == "numpy" else {"direct", "channels_last"}
 
 
 # -- depthwise ---------------------------------------------------------------------------------
@@ -85,30 +107,30 @@ DEPTHWISE = [
 
 @pytest.mark.parametrize("case", range(len(DEPTHWISE)))
 @pytest.mark.parametrize("batch", [1, 2])
-def test_depthwise(case, batch):
+def test_depthwise(case, batch, jit):
     c, size, k, s, extra = DEPTHWISE[case]
     rng = np.random.default_rng(case)
     attrs = {"group": c, "strides": [s, s], "kernel_shape": [k, k], **extra}
     if "pads" not in extra and "auto_pad" not in extra:
         attrs["pads"] = [k // 2] * 4
     x, w, b = _rand(rng, (batch, c, size, size + 3)), _rand(rng, (c, 1, k, k)), _rand(rng, (c,))
-    assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    assert _kind(_plan(x.shape, w.shape, attrs)) in _depthwise_kinds(jit)
     _check("Conv", [x, w, b], attrs)
 
 
 @pytest.mark.parametrize("multiplier", [2, 3])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_channel_multiplier(multiplier, stride):
+def test_depthwise_channel_multiplier(multiplier, stride, jit):
     rng = np.random.default_rng(multiplier * 10 + stride)
     c = 6
     x = _rand(rng, (2, c, 13, 12))
     w, b = _rand(rng, (c * multiplier, 1, 3, 3)), _rand(rng, (c * multiplier,))
     attrs = {"group": c, "strides": [stride, stride], "pads": [1, 1, 1, 1]}
-    assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    assert _kind(_plan(x.shape, w.shape, attrs)) in _depthwise_kinds(jit)
     _check("Conv", [x, w, b], attrs)
 
 
-def test_depthwise_without_bias_and_runtime_weights():
+def test_depthwise_without_bias_and_runtime_weights(jit):
     rng = np.random.default_rng(3)
     x, w = _rand(rng, (2, 12, 10, 11)), _rand(rng, (12, 1, 3, 3))
     attrs = {"group": 12, "pads": [1, 1, 1, 1]}
@@ -119,9 +141,11 @@ def test_depthwise_without_bias_and_runtime_weights():
 @pytest.mark.parametrize("batch", [1, 3])
 def test_columns_in_chunks(batch, monkeypatch):
     """A column matrix larger than COLUMN_CHUNK is built a few groups (or images) at a time."""
-    from ort_cpu.kernels import conv
+    from ort_cpu.kernels import _conv_jit, conv
 
     monkeypatch.setattr(conv, "COLUMN_CHUNK", 4096)
+    monkeypatch.setattr(_conv_jit, "warm", lambda: None)  # the depthwise case: the columns
+    monkeypatch.setattr(_conv_jit, "warm_nhwc", lambda: None)
     rng = np.random.default_rng(batch)
     x, w, b = _rand(rng, (batch, 20, 12, 12)), _rand(rng, (20, 1, 3, 3)), _rand(rng, (20,))
     _check("Conv", [x, w, b], {"group": 20, "pads": [1, 1, 1, 1], "strides": [2, 1]})

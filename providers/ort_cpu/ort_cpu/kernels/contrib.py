@@ -21,9 +21,10 @@ from ort_core import ops
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from . import _blas
+from ._conv_jit import ACT_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
-from .conv import compute_dtype, conv_check, conv_core, pack_weights
+from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
 from .elementwise import _sigmoid, bound, gelu_erf
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
@@ -124,21 +125,28 @@ def fused_conv(info):
     order (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha, beta)."""
     attrs = ops.Window.from_attrs(info.attrs)
     params = list(info.attr("activation_params", []) or [])
-    act = activation_in_place(info.attr("activation"), *params[:2])
+    name = info.attr("activation")
+    act = activation_in_place(name, *params[:2])
+    code = None  # the same activation for the compiled convolutions, applied as they write
+    if name in ACT_CODES and name in ACTIVATIONS:
+        _, da, db, _ = ACTIVATIONS[name]
+        a = params[0] if len(params) > 0 else da
+        b = params[1] if len(params) > 1 else db
+        code = (ACT_CODES[name], float(0.0 if a is None else a), float(0.0 if b is None else b))
     w_const, dt = info.constant(1), info.input_dtype(0)
     packed = None
     if w_const is not None and dt is not None:
         packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
+    prewarm(attrs, None if w_const is None else w_const.shape)  # compile now, not in a run
 
     def run(x, w, b=None, z=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
-        y = conv_core(x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias)
-        if z is not None:
-            y += z.astype(cdt, copy=False)
-        if act is not None:
-            y = act(y)
+        zc = None if z is None else z.astype(cdt, copy=False)
+        y = conv_core(
+            x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias, zc, act, code
+        )
         return y.astype(x.dtype, copy=False)
 
     return run

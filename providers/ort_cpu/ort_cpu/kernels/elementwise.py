@@ -296,7 +296,12 @@ def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _hard_swish(x):
-    return x * np.clip(x * (1 / 6) + 0.5, 0, 1)
+    """x * clip(x / 6 + 0.5, 0, 1), in place on one temporary (np.clip is several times slower
+    than :func:`bound`'s two-array loops on float maps)."""
+    t = np.multiply(x, x.dtype.type(1 / 6)) if x.dtype.kind == "f" else x * (1 / 6)
+    t += t.dtype.type(0.5)
+    bound(t, 0, 1, out=t)
+    return np.multiply(t, x, out=t)
 
 
 def _mish(x):

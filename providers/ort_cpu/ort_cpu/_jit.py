@@ -1,0 +1,114 @@
+"""Compiled loops for the kernels numpy cannot express without a call per small step.
+
+Some of the CPU provider's hot paths are loops over many small pieces of work: the time steps of
+an LSTM, the taps of a depthwise convolution, the nodes of a decision tree walk for one row.
+numpy pays microseconds per call on each, which is where the provider lost most against
+onnxruntime on small models. Those loops are compiled with numba (LLVM) instead.
+
+Rules every user of this module follows:
+
+- **Lazy.** Importing ``ort_cpu`` never imports numba: :func:`jit` returns a
+  :class:`LazyKernel` that imports numba on the first :meth:`LazyKernel.get`, which kernels call
+  when the session is created (kernel construction), never inside a run. numba compiles per
+  argument types at the first call, so a kernel also calls the function once on tiny inputs of
+  the types it will use (:meth:`LazyKernel.warm`), keeping compilation out of the first run.
+- **Cached on disk.** Functions compile with ``cache=True``: numba writes the machine code next
+  to the source (or, where that folder is read-only, under ``NUMBA_CACHE_DIR`` / the user's
+  cache), so only the first process on a machine pays the compile; later ones load it.
+- **Optional.** :func:`available` is False when numba cannot be imported or
+  ``ORT_CPU_JIT=0`` is set; then :meth:`LazyKernel.get` returns None and the kernel keeps its
+  numpy path. Both paths compute the same results (each user's tests run both).
+- **Same numerics.** No ``fastmath``: results follow IEEE order of operations, as the numpy path
+  does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["LazyKernel", "available", "jit", "reason"]
+
+_STATE: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def _probe() -> None:
+    if "ok" in _STATE:
+        return
+    with _LOCK:
+        if "ok" in _STATE:
+            return
+        if os.environ.get("ORT_CPU_JIT", "1").strip() == "0":
+            _STATE["why"] = "ORT_CPU_JIT=0 turns the compiled kernels off"
+            _STATE["ok"] = False
+            return
+        try:
+            import numba  # noqa: F401
+        except Exception as e:  # not installed, or no wheel for this platform
+            _STATE["why"] = f"numba cannot be imported ({type(e).__name__}: {e})"
+            _STATE["ok"] = False
+            return
+        _STATE["why"] = ""
+        _STATE["ok"] = True
+
+
+def available() -> bool:
+    """Whether compiled kernels can be used in this process (imports numba the first time)."""
+    _probe()
+    return bool(_STATE["ok"])
+
+
+def reason() -> str:
+    """Why compiled kernels are off ('' when they are on)."""
+    _probe()
+    return str(_STATE["why"])
+
+
+class LazyKernel:
+    """A Python function to be compiled by numba on first use (see the module docstring)."""
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.py_func = fn
+        self.options = options
+        self._compiled: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The compiled dispatcher, or None when compiled kernels are off."""
+        if self._compiled is None:
+            if not available():
+                return None
+            with self._lock:
+                if self._compiled is None:
+                    import numba
+
+                    self._compiled = numba.njit(cache=True, nogil=True, **self.options)(
+                        self.py_func
+                    )
+        return self._compiled
+
+    def warm(self, *args: Any) -> Any:
+        """The compiled dispatcher after one call with ``args`` (tiny arrays of the types the
+        kernel will pass), so the machine code is compiled or loaded now; None when off."""
+        fn = self.get()
+        if fn is not None:
+            fn(*args)
+        return fn
+
+    def __repr__(self) -> str:
+        return f"<LazyKernel {self.py_func.__module__}.{self.py_func.__qualname__}>"
+
+
+def jit(**options: Any) -> Callable[[Callable[..., Any]], LazyKernel]:
+    """Decorate a function written in numba's subset of Python; ``options`` go to
+    ``numba.njit`` (``cache=True`` and ``nogil=True`` are always set; never ``fastmath``)."""
+    if "fastmath" in options:
+        raise ValueError("ort_cpu._jit: fastmath would change results; it is not allowed")
+
+    def deco(fn: Callable[..., Any]) -> LazyKernel:
+        return LazyKernel(fn, options)
+
+    return deco

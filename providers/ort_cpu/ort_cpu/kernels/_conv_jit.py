@@ -1,0 +1,239 @@
+"""Compiled direct convolution for the layers a GEMM serves badly: depthwise (one input channel
+per group, any channel multiplier) and groups of very few input channels (a 3-channel stem).
+
+Those layers do a few multiply-adds per output cell, so im2col spends its time copying a column
+matrix K times the input and the GEMM has nothing to amortize it over. :func:`_direct` copies one
+group's input into a zero-padded plane (each row's columns split into its stride phases, so every
+tap reads contiguous cells), then per block of output rows and output channel writes the bias and
+adds the taps, four per pass, each output keeping its own sum in tap order (no reassociation, no
+fastmath: LLVM vectorizes across outputs), and applies the activation on the way out.
+:func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
+
+Activation codes (``act``), with ``alpha``/``beta``:
+
+==== =====================================================
+0    none
+1    Relu: max(y, 0)
+2    Clip: min(max(y, alpha), beta)
+3    HardSigmoid: max(0, min(1, alpha * y + beta))
+4    LeakyRelu: y if y >= 0 else alpha * y
+5    HardSwish: y * max(0, min(1, y / 6 + 0.5))
+==== =====================================================
+
+See :mod:`ort_cpu._jit` for the rules (lazy, cached on disk, numpy fallback).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+
+__all__ = ["ACT_CODES", "warm", "warm_nhwc"]
+
+#: activation name -> code of :func:`direct_conv`'s ``act``
+ACT_CODES = {"Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5}
+
+
+@jit()
+def _direct(
+    x, w, bias, y, g0, g1, cg, mg, kh, kw, sh, sw, dh, dw, pt, pl, hp, wp, chunk, act, alpha, beta
+):  # pragma: no cover - compiled
+    """Groups ``g0:g1`` of every image: ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w``
+    (M, cg * kh * kw), through a zero-padded copy (``hp`` x ``wp`` cells, each row's columns
+    split into its ``sw`` stride phases) of one group's input channels."""
+    h, wd = x.shape[2], x.shape[3]
+    oh_, ow_ = y.shape[2], y.shape[3]
+    taps = kh * kw
+    flat = sh == 1 and sw == 1  # a tap reads one contiguous run of the plane for many rows
+    wq = -(-wp // sw)  # cells per column phase of a padded row
+    rowlen = sw * wq
+    width = wp if flat else ow_  # accumulator cells per output row
+    buf = np.zeros((cg, hp * rowlen + kw * dw), x.dtype)
+    acc = np.empty(chunk * width, y.dtype)
+    offs = np.empty(taps, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = i * dh * rowlen + ((j * dw) % sw) * wq + (j * dw) // sw
+    for n in range(x.shape[0]):
+        for g in range(g0, g1):
+            # the interior; the border stays zero from np.zeros. Padded column pc of a row is
+            # cell pc // sw of its phase pc % sw: every tap reads contiguous cells
+            for c in range(cg):
+                img = x[n, g * cg + c]
+                plane = buf[c]
+                for r in range(h):
+                    row = plane[(r + pt) * rowlen :]
+                    src = img[r]
+                    if sw == 1:
+                        dst = row[pl:]
+                        for q in range(wd):
+                            dst[q] = src[q]
+                        continue
+                    for b in range(sw):
+                        q0 = max(0, -(-(pl - b) // sw))  # first column phase cell in the image
+                        q1 = min(wq, -(-(wd + pl - b) // sw))
+                        if q1 <= q0:
+                            continue
+                        dst = row[b * wq + q0 :]
+                        part = src[q0 * sw + b - pl :]
+                        if sw == 2:
+                            for q in range(q1 - q0):
+                                dst[q] = part[2 * q]
+                        else:
+                            for q in range(q1 - q0):
+                                dst[q] = part[q * sw]
+            for r0 in range(0, oh_, chunk):
+                r1 = min(oh_, r0 + chunk)
+                for mm in range(mg):
+                    m = g * mg + mm
+                    bv = bias[m]
+                    for o in range((r1 - r0) * width):
+                        acc[o] = bv
+                    for c in range(cg):
+                        wc = w[m, c * taps : (c + 1) * taps]
+                        plane = buf[c]
+                        for rr in range(r0, r1 if not flat else r0 + 1):
+                            # flat: every row of the chunk in one run; else one output row
+                            if flat:
+                                dst = acc[: (r1 - r0) * wp]
+                                src = plane[r0 * wp :]
+                            else:
+                                dst = acc[(rr - r0) * ow_ : (rr - r0 + 1) * ow_]
+                                src = plane[rr * sh * rowlen :]
+                            size = dst.shape[0]
+                            t = 0
+                            # up to four taps per pass, added one after the other as four
+                            # passes would (same rounding), a quarter of the loads and stores
+                            while t + 4 <= taps:
+                                w0, w1, w2, w3 = wc[t], wc[t + 1], wc[t + 2], wc[t + 3]
+                                s0, s1 = src[offs[t] :], src[offs[t + 1] :]
+                                s2, s3 = src[offs[t + 2] :], src[offs[t + 3] :]
+                                for o in range(size):
+                                    v = (dst[o] + w0 * s0[o]) + w1 * s1[o]
+                                    dst[o] = (v + w2 * s2[o]) + w3 * s3[o]
+                                t += 4
+                            while t < taps:
+                                w0, s0 = wc[t], src[offs[t] :]
+                                for o in range(size):
+                                    dst[o] += w0 * s0[o]
+                                t += 1
+                    for r in range(r1 - r0):
+                        row = acc[r * width : r * width + ow_]
+                        out = y[n, m, r0 + r]
+                        if act == 0:
+                            for o in range(ow_):
+                                out[o] = row[o]
+                        elif act == 1:
+                            for o in range(ow_):
+                                v = row[o]
+                                out[o] = v if v > 0 else 0
+                        elif act == 2:
+                            for o in range(ow_):
+                                v = row[o]
+                                v = v if v > alpha else alpha
+                                out[o] = v if v < beta else beta
+                        elif act == 3:
+                            for o in range(ow_):
+                                v = row[o] * alpha + beta
+                                v = v if v > 0 else 0
+                                out[o] = v if v < 1 else 1
+                        elif act == 4:
+                            for o in range(ow_):
+                                v = row[o]
+                                out[o] = v if v >= 0 else v * alpha
+                        else:
+                            for o in range(ow_):
+                                v = row[o]
+                                t6 = v / 6 + 0.5
+                                t6 = t6 if t6 > 0 else 0
+                                out[o] = v * (t6 if t6 < 1 else 1)
+
+
+@jit()
+def _depthwise_nhwc(
+    x, wt, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
+):  # pragma: no cover - compiled
+    """Depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt`` (kh * kw, C), channels
+    last: each image transposed to (H * W, C), every output cell one pass over the channels per
+    tap inside the image, the result transposed back. For small maps with many channels, where
+    rows are too short for the planar kernel's loops."""
+    c_, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    oh_, ow_ = y.shape[2], y.shape[3]
+    xt = np.empty((h * wd, c_), x.dtype)
+    yt = np.empty((oh_ * ow_, c_), y.dtype)
+    for n in range(x.shape[0]):
+        for c in range(c_):
+            img = x[n, c]
+            for i in range(h):
+                for j in range(wd):
+                    xt[i * wd + j, c] = img[i, j]
+        for r in range(oh_):
+            for q in range(ow_):
+                dst = yt[r * ow_ + q]
+                for c in range(c_):
+                    dst[c] = bias[c]
+                for i in range(kh):
+                    ih = r * sh - pt + i * dh
+                    if ih < 0 or ih >= h:
+                        continue
+                    for j in range(kw):
+                        iw = q * sw - pl + j * dw
+                        if iw < 0 or iw >= wd:
+                            continue
+                        src = xt[ih * wd + iw]
+                        wv = wt[i * kw + j]
+                        for c in range(c_):
+                            dst[c] += wv[c] * src[c]
+                if act == 1:
+                    for c in range(c_):
+                        v = dst[c]
+                        dst[c] = v if v > 0 else 0
+                elif act == 2:
+                    for c in range(c_):
+                        v = dst[c]
+                        v = v if v > alpha else alpha
+                        dst[c] = v if v < beta else beta
+                elif act == 3:
+                    for c in range(c_):
+                        v = dst[c] * alpha + beta
+                        v = v if v > 0 else 0
+                        dst[c] = v if v < 1 else 1
+                elif act == 4:
+                    for c in range(c_):
+                        v = dst[c]
+                        dst[c] = v if v >= 0 else v * alpha
+                elif act == 5:
+                    for c in range(c_):
+                        v = dst[c]
+                        t6 = v / 6 + 0.5
+                        t6 = t6 if t6 > 0 else 0
+                        dst[c] = v * (t6 if t6 < 1 else 1)
+        for c in range(c_):
+            out = y[n, c]
+            for r in range(oh_):
+                for q in range(ow_):
+                    out[r, q] = yt[r * ow_ + q, c]
+
+
+def warm_nhwc():
+    """The compiled :func:`_depthwise_nhwc` (see :func:`warm`), or None where it is off."""
+    fn = None
+    for dt in (np.float32, np.float64):
+        x = np.zeros((1, 1, 2, 2), dt)
+        w = np.zeros((1, 1), dt)
+        y = np.empty((1, 1, 2, 2), dt)
+        fn = _depthwise_nhwc.warm(x, w, w[0], y, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0)
+    return fn
+
+
+def warm():
+    """The compiled :func:`_direct`, compiled (or loaded from the disk cache) now for float32
+    and float64, or None where compiled kernels are off."""
+    fn = None
+    for dt in (np.float32, np.float64):
+        x = np.zeros((1, 1, 2, 2), dt)
+        w = np.zeros((1, 1), dt)
+        y = np.empty((1, 1, 2, 2), dt)
+        fn = _direct.warm(x, w, w[0], y, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0)
+    return fn

@@ -1,0 +1,169 @@
+"""The CPU provider's compiled convolution kernels (``ort_cpu.kernels._conv_jit``) against
+onnxruntime and against the numpy paths they replace: depthwise convolutions planar and channels
+last (kernel 3/5/7, stride 1/2, dilation, asymmetric and automatic pads, channel multiplier,
+batch 1 and 2, with and without bias), small dense stems, the activations fused into the kernel,
+FusedConv models, float64, and a process with compiled kernels turned off (``ORT_CPU_JIT=0``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ort_core import ops
+
+from .test_conv_paths import _check, _kind, _plan, _rand
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle of these tests")
+
+
+@pytest.fixture
+def compiled():
+    from ort_cpu.kernels import _conv_jit
+
+    if _conv_jit.warm() is None or _conv_jit.warm_nhwc() is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+
+
+CASES = [
+    # (x shape, weight shape, attrs): the plan each takes is checked too
+    ((1, 16, 20, 23), (16, 1, 3, 3), {"group": 16, "pads": [1, 1, 1, 1]}, "direct"),
+    ((2, 16, 40, 46), (16, 1, 5, 5), {"group": 16, "pads": [2, 2, 2, 2], "strides": [2, 2]},
+     "direct"),
+    ((1, 8, 30, 33), (8, 1, 7, 7), {"group": 8, "pads": [3, 3, 3, 3], "strides": [2, 2]},
+     "direct"),
+    ((2, 8, 19, 21), (8, 1, 3, 3), {"group": 8, "dilations": [2, 3], "pads": [2, 3, 2, 3]},
+     "direct"),
+    ((1, 8, 19, 60), (8, 1, 3, 3), {"group": 8, "pads": [0, 2, 1, 0], "strides": [1, 3]},
+     "direct"),
+    ((1, 6, 17, 18), (12, 1, 3, 3), {"group": 6, "auto_pad": "SAME_UPPER", "strides": [2, 2]},
+     "direct"),
+    ((2, 6, 17, 18), (18, 1, 5, 5), {"group": 6, "auto_pad": "SAME_LOWER"}, "direct"),
+    ((1, 6, 17, 40), (6, 1, 3, 3), {"group": 6, "auto_pad": "VALID", "strides": [3, 2]},
+     "direct"),
+    ((1, 40, 7, 7), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1]}, "channels_last"),
+    ((2, 40, 14, 14), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1], "strides": [2, 2]},
+     "channels_last"),
+    ((1, 24, 6, 8), (24, 1, 5, 5), {"group": 24, "pads": [2, 1, 0, 2], "dilations": [1, 2]},
+     "channels_last"),
+    ((2, 3, 33, 40), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, "direct"),  # stem
+    ((1, 2, 12, 15), (4, 2, 2, 2), {"strides": [2, 2]}, "direct"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_compiled_conv(case, bias, compiled):
+    xs, ws, attrs, kind = CASES[case]
+    rng = np.random.default_rng(case)
+    assert _kind(_plan(xs, ws, attrs)) == kind
+    inputs = [_rand(rng, xs), _rand(rng, ws)] + ([_rand(rng, (ws[0],))] if bias else [])
+    _check("Conv", inputs, attrs)
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_compiled_matches_numpy_float64(case, compiled, monkeypatch):
+    """float64 runs compiled too, and agrees with the numpy column path it replaces."""
+    from ort_cpu.kernels import _conv_jit, conv
+
+    xs, ws, attrs, _ = CASES[case]
+    rng = np.random.default_rng(case + 100)
+    x, w, b = (_rand(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
+    window = ops.Window.from_attrs(attrs)
+    wmat = conv.pack_weights(w, window.group, np.dtype(np.float64))
+    got = _plan(xs, ws, attrs, np.float64)(x, wmat, b)
+    monkeypatch.setattr(_conv_jit, "warm", lambda: None)
+    monkeypatch.setattr(_conv_jit, "warm_nhwc", lambda: None)
+    plan = _plan(xs, ws, attrs, np.float64)
+    assert _kind(plan) not in ("direct", "channels_last")
+    np.testing.assert_allclose(got, plan(x, wmat, b), rtol=1e-12, atol=1e-12)
+
+
+def _activations():
+    def hard_sigmoid(y, a, b):
+        return np.clip(y * a + b, 0, 1)
+
+    return {
+        1: lambda y, a, b: np.maximum(y, 0),
+        2: lambda y, a, b: np.minimum(np.maximum(y, a), b),
+        3: hard_sigmoid,
+        4: lambda y, a, b: np.where(y >= 0, y, y * a),
+        5: lambda y, a, b: y * hard_sigmoid(y, 1 / 6, 0.5),
+    }
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("case", [0, 1, 8, 11])
+def test_fused_activation_codes(code, case, compiled):
+    """The activation applied in the kernel, on the way out of the accumulator."""
+    from ort_cpu.kernels import conv
+
+    xs, ws, attrs, _ = CASES[case]
+    rng = np.random.default_rng(code)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    alpha, beta = {2: (-0.5, 1.5), 3: (0.2, 0.5), 4: (0.1, 0.0)}.get(code, (0.0, 0.0))
+    wmat = conv.pack_weights(w, ops.Window.from_attrs(attrs).group, np.dtype(np.float32))
+    plan = _plan(xs, ws, attrs)
+    plain = plan(x, wmat, b)
+    fused = plan(x, wmat, b, code=(code, alpha, beta))
+    want = _activations()[code](plain, np.float32(alpha), np.float32(beta))
+    np.testing.assert_allclose(fused, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu"])
+def test_fused_conv_models(act, compiled):
+    """FusedConv (as the optimizer makes it from Conv + activation) on the compiled paths."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ort_core.session import InferenceSession
+
+    rng = np.random.default_rng(7)
+    w1, w2 = _rand(rng, (16, 1, 3, 3)), _rand(rng, (32, 1, 3, 3))
+    b1, b2 = _rand(rng, (16,)), _rand(rng, (32,))
+    inits = [numpy_helper.from_array(v, n) for v, n in ((w1, "w1"), (b1, "b1"))]
+    inits += [numpy_helper.from_array(v, n) for v, n in ((w2, "w2"), (b2, "b2"))]
+    extra, attrs = [], {}
+    if act == "Clip":
+        inits += [numpy_helper.from_array(np.float32(v), n) for v, n in ((0, "lo"), (6, "hi"))]
+        extra = ["lo", "hi"]
+    elif act == "LeakyRelu":
+        attrs = {"alpha": 0.2}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], group=16, pads=[1, 1, 1, 1]),
+        helper.make_node(act, ["c1", *extra], ["a1"], **attrs),
+        helper.make_node(
+            "Conv", ["a1", "w2", "b2"], ["c2"], group=16, pads=[1] * 4, strides=[2, 2]
+        ),
+        helper.make_node(act, ["c2", *extra], ["y"], **attrs),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 15, 14])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]
+    ).SerializeToString()
+    x = _rand(rng, (2, 16, 15, 14))
+    (want,) = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    (got,) = InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_jit_off_in_a_fresh_process():
+    """ORT_CPU_JIT=0: the compiled kernels report off, and depthwise runs the column path."""
+    code = (
+        "import numpy as np\n"
+        "from ort_core import ops\n"
+        "from ort_cpu.kernels import _conv_jit, conv\n"
+        "assert _conv_jit.warm() is None and _conv_jit.warm_nhwc() is None\n"
+        "w = ops.Window.from_attrs({'group': 8, 'pads': [1, 1, 1, 1]})\n"
+        "p = conv._make_plan((1, 8, 9, 9), np.dtype(np.float32), (8, 1, 9), 8, w, (3, 3))\n"
+        "assert isinstance(p, conv._ColumnsPlan), p\n"
+    )
+    env = {**os.environ, "ORT_CPU_JIT": "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
