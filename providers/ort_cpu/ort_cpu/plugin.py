@@ -15,3 +15,11 @@ def ort_register_providers(register):
     # by where it is: ort_cpu.provider (and its kernels) is imported when a session or a listing of
     # available providers first needs it; name and aliases are the class's (checked on import)
     register("ort_cpu.provider:CPUExecutionProvider", name="CPUExecutionProvider", aliases=("cpu",))
+
+
+@hookimpl
+def ort_register_passes(register):
+    from .passes import PASSES
+
+    for p in PASSES:
+        register(p)

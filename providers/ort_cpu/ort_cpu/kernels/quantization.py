@@ -1,7 +1,10 @@
-"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul.
+"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul,
+MatMulIntegerToFloat (com.microsoft).
 
 Per-tensor (scalar scale), per-axis (1-D scale along ``axis``) and blocked (``block_size``)
 granularities; integer targets round half to even and saturate, float8 targets follow ``saturate``.
+The common case -- float32 to and from 8-bit integers, per tensor or per axis -- runs as one
+compiled loop (``_quant_jit``) with the numpy path's float32 operations; the rest stays numpy.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import ml_dtypes
 import numpy as np
 from onnx import helper
 
+from . import _quant_jit
 from ._registry import builder, kernel
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -53,6 +57,38 @@ def _expand(p: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int) -
     return p.reshape(dims)
 
 
+_DQ_FAST = INT8_TYPES | {np.dtype(np.int32)}
+
+
+def _per_channel(fn, x, scale, zero_point, axis, out, quantize=False):
+    """``fn`` (a compiled loop of ``_quant_jit``) on ``x`` viewed as (outer, channels, inner), or
+    None where the parameters are not per tensor or per axis of float32 ``x`` (quantize) or of
+    ``x`` (dequantize) with float32 scales."""
+    if scale.dtype != np.float32 or (quantize and x.dtype != np.float32):
+        return None
+    if zero_point is not None and zero_point.shape != scale.shape:
+        return None
+    if scale.size == 1:
+        outer, ch, inner = 1, 1, x.size
+    elif scale.ndim == 1 and x.ndim and scale.size == x.shape[axis % x.ndim]:
+        ax = axis % x.ndim
+        outer, ch = int(np.prod(x.shape[:ax])), x.shape[ax]
+        inner = int(np.prod(x.shape[ax + 1 :]))
+    else:
+        return None
+    s = np.array(scale.reshape(-1), np.float32)  # a writable copy: one compiled variant
+    z = np.zeros(s.size, np.float32) if zero_point is None else zero_point.reshape(-1)
+    z = z.astype(np.float32)
+    x3 = np.ascontiguousarray(x).reshape(outer, ch, inner)
+    y = np.empty(x3.shape, out)
+    if quantize:
+        lo, hi = _int_range(out)
+        fn(x3, s, z, np.float32(lo), np.float32(hi), y)
+    else:
+        fn(x3, s, z, y)
+    return y.reshape(x.shape)
+
+
 def quantize(x, scale, zero_point, out: np.ndarray | np.dtype, saturate=1, precision=None):
     """``saturate(round(x / scale) + zero_point)`` in the quantized type ``out``."""
     out = np.dtype(out)
@@ -89,8 +125,14 @@ def quantize_linear(info):
     odt = info.attr("output_dtype", 0)
     default_out = np.dtype(helper.tensor_dtype_to_np_dtype(odt) if odt else np.uint8)
 
+    fast = _quant_jit.warm_quantize() if not block_size and precision is None else None
+
     def run(x, y_scale, y_zero_point=None):
         out = y_zero_point.dtype if y_zero_point is not None else default_out
+        if fast is not None and out in INT8_TYPES:
+            y = _per_channel(fast, x, y_scale, y_zero_point, axis, out, quantize=True)
+            if y is not None:
+                return y
         scale = _expand(y_scale, x.shape, axis, block_size)
         zp = None if y_zero_point is None else _expand(y_zero_point, x.shape, axis, block_size)
         return quantize(x, scale, zp, out, saturate, precision)
@@ -116,7 +158,13 @@ def dequantize_linear(info):
     odt = info.attr("output_dtype", 0)
     out = np.dtype(helper.tensor_dtype_to_np_dtype(odt)) if odt else None
 
+    fast = _quant_jit.warm_dequantize() if not block_size else None
+
     def run(x, x_scale, x_zero_point=None):
+        if fast is not None and (out or x_scale.dtype) == np.float32 and x.dtype in _DQ_FAST:
+            y = _per_channel(fast, x, x_scale, x_zero_point, axis, np.dtype(np.float32))
+            if y is not None:
+                return y
         scale = _expand(x_scale, x.shape, axis, block_size)
         zp = None if x_zero_point is None else _expand(x_zero_point, x.shape, axis, block_size)
         return dequantize(x, scale, zp, out or x_scale.dtype)
@@ -124,16 +172,33 @@ def dequantize_linear(info):
     return run
 
 
-@kernel("DynamicQuantizeLinear", since=11, dtypes=frozenset({np.dtype(np.float32)}))
-def dynamic_quantize_linear(x):
+def dynamic_quantize_linear(x, fast=None):
     hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
     lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
     scale = np.float32((hi - lo) / np.float32(255)) if hi != lo else np.float32(1 / 255)
     zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
+    if fast is not None:
+        y = np.empty(x.shape, np.uint8)
+        x3 = np.ascontiguousarray(x).reshape(1, 1, -1)
+        fast(
+            x3,
+            np.full(1, scale),
+            np.full(1, zp),
+            np.float32(0),
+            np.float32(255),
+            y.reshape(x3.shape),
+        )
+        return y, np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
     y = np.rint(x / scale)
     y += zp
     y = np.clip(y, 0, 255)
     return np.asarray(y).astype(np.uint8), np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
+
+
+@builder("DynamicQuantizeLinear", since=11, dtypes=frozenset({np.dtype(np.float32)}))
+def _dynamic_quantize_linear(info):
+    fast = _quant_jit.warm_quantize()
+    return lambda x: dynamic_quantize_linear(x, fast)
 
 
 def _per_row(p: np.ndarray, m: int) -> np.ndarray:
@@ -172,3 +237,71 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
         y += y_zero_point.astype(np.float64)
     bounds = _int_range(out)
     return np.clip(y, *bounds).astype(out)
+
+
+# -- MatMulIntegerToFloat (com.microsoft) ---------------------------------------------------------
+#: float32 holds every integer up to 2**24 exactly: a block of the reduction whose sum of
+#: |products| stays below it is computed exactly by float32 GEMM, in any order of summation
+_EXACT_F32 = float(1 << 24)
+
+
+def _k_blocks(b: np.ndarray, a_bound: float) -> list[tuple[int, int]]:
+    """Ranges of the reduction axis of centred ``b`` (K, N) over which float32 sums of products
+    with a left operand bounded by ``a_bound`` are exact."""
+    k = b.shape[0]
+    col = np.cumsum(np.abs(b.astype(np.float64)), axis=0)
+    col = np.concatenate([np.zeros((1, b.shape[1])), col])
+    blocks, start = [], 0
+    limit = _EXACT_F32 / max(a_bound, 1.0)
+    while start < k:
+        spans = (col[start + 1 :] - col[start]).max(axis=1)  # spans[i]: block start..start+i+1
+        over = np.nonzero(spans >= limit)[0]
+        end = start + (int(over[0]) if over.size else k - start)
+        end = max(end, start + 1)
+        blocks.append((start, end))
+        start = end
+    return blocks
+
+
+def integer_matmul_f32(a, a_zp, packed, blocks) -> np.ndarray:
+    """The exact integer product ``(a - a_zp) @ packed`` rounded once to float32, as the int32
+    accumulator cast to float is (``packed``: the right operand centred, float32, (K, N))."""
+    af = a.reshape(-1, a.shape[-1]).astype(np.float32)
+    if a_zp is not None:
+        af -= np.float32(a_zp.reshape(()))
+    if len(blocks) == 1:
+        acc = af @ packed
+    else:
+        acc = np.zeros((af.shape[0], packed.shape[1]), np.float64)
+        for s, e in blocks:
+            acc += np.ascontiguousarray(af[:, s:e]) @ packed[s:e]
+        acc = acc.astype(np.float32)
+    return acc.reshape(*a.shape[:-1], packed.shape[1])
+
+
+@builder("MatMulIntegerToFloat", domain="com.microsoft", dtypes={0: INT8_TYPES, 1: INT8_TYPES})
+def matmul_integer_to_float(info):
+    """``float(A @ B as int32) * (a_scale * b_scale) + bias``, as onnxruntime's contrib op; the
+    integer product exact through float32 GEMM in blocks of the reduction (B constant, 2-D,
+    per-tensor or per-column zero point) or float64 GEMM otherwise."""
+    b, b_zp = info.constant(1), info.constant(5) if info.has_input(5) else None
+    packed = blocks = None
+    if b is not None and b.ndim == 2 and (not info.has_input(5) or b_zp is not None):
+        zp = 0 if b_zp is None else b_zp.astype(np.float32).reshape(-1)
+        if np.size(zp) in (1, b.shape[1]):
+            packed = np.ascontiguousarray(b.astype(np.float32) - zp)
+            blocks = _k_blocks(packed, 255.0)
+
+    def run(a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None):
+        if packed is not None and (a_zero_point is None or a_zero_point.size == 1):
+            acc = integer_matmul_f32(a, a_zero_point, packed, blocks)
+        else:
+            af = a.astype(np.float64) - _mm_zero_point(a_zero_point, a.shape[-2], row=True)
+            bf = b.astype(np.float64) - _mm_zero_point(b_zero_point, b.shape[-1], row=False)
+            acc = np.matmul(af, bf).astype(np.float32)
+        y = acc * (a_scale.astype(np.float32) * b_scale.astype(np.float32))
+        if bias is not None:
+            y += bias
+        return y
+
+    return run

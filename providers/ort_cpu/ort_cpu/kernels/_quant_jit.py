@@ -1,0 +1,75 @@
+"""Compiled loops of the linear quantization kernels (see ``ort_cpu._jit``).
+
+QuantizeLinear and DequantizeLinear on activations are memory-bound: the numpy path makes one
+temporary per step (divide, round, add the zero point, clip, cast), five passes over the tensor
+where one suffices. These loops do the same float32 operations in the same order, one element at
+a time, so their results are the numpy path's bit for bit.
+
+The tensors are viewed as ``(outer, channels, inner)`` with one scale and zero point per channel
+(one channel for per-tensor parameters).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+
+
+@jit()
+def quantize3(x, scale, zero_point, lo, hi, out):
+    """``out = clip(rint(x / scale) + zero_point, lo, hi)`` in float32, per channel."""
+    n0, n1, n2 = x.shape
+    for i in range(n0):
+        for c in range(n1):
+            s = scale[c]
+            z = zero_point[c]
+            for j in range(n2):
+                q = np.rint(x[i, c, j] / s) + z
+                if q < lo:
+                    q = lo
+                elif q > hi:
+                    q = hi
+                out[i, c, j] = q
+    return out
+
+
+@jit()
+def dequantize3(x, scale, zero_point, out):
+    """``out = (float32(x) - zero_point) * scale`` in float32, per channel."""
+    n0, n1, n2 = x.shape
+    for i in range(n0):
+        for c in range(n1):
+            s = scale[c]
+            z = zero_point[c]
+            for j in range(n2):
+                out[i, c, j] = (np.float32(x[i, c, j]) - z) * s
+    return out
+
+
+def warm_quantize() -> object:
+    """The compiled :func:`quantize3` after compiling it for the types kernels pass (or None)."""
+    p = np.ones(1, np.float32)
+    fn = None
+    for x in _inputs(np.float32):
+        for dt in (np.uint8, np.int8):
+            fn = quantize3.warm(x, p, p, np.float32(0), np.float32(1), np.zeros((1, 1, 1), dt))
+    return fn
+
+
+def warm_dequantize() -> object:
+    """The compiled :func:`dequantize3` after compiling it for the types kernels pass (or None)."""
+    p = np.ones(1, np.float32)
+    fn = None
+    for dt in (np.uint8, np.int8, np.int32):
+        for x in _inputs(dt):
+            fn = dequantize3.warm(x, p, p, np.zeros((1, 1, 1), np.float32))
+    return fn
+
+
+def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A writable and a read-only tiny input (numba compiles each kind once: initializers and
+    feeds arrive read-only)."""
+    x, ro = np.zeros((1, 1, 1), dtype), np.zeros((1, 1, 1), dtype)
+    ro.flags.writeable = False
+    return x, ro

@@ -1,0 +1,154 @@
+"""Optimizer passes of the CPU provider (EXTENDED level, on nodes the CPU provider runs).
+
+- ``CPUMatMulIntegerToFloat``: ``MatMulInteger -> Cast(float) -> Mul(a_scale * b_scale)`` as
+  ``quantize_dynamic`` writes it becomes com.microsoft ``MatMulIntegerToFloat``, as onnxruntime's
+  fusion of the same name does; the kernel computes the same int32 product, cast and multiplier.
+- ``CPUFloat16ToFloat32``: a graph computed in float16 between float32 inputs and outputs (what
+  ``convert_float_to_float16(keep_io_types=True)`` writes) is computed in float32, as
+  onnxruntime's CPU provider does (it has no float16 kernels for these ops; its cast insertion
+  and removal leave the whole graph in float32 with the float16 weights widened). Only where every
+  node that reads or writes float16 is on the CPU provider, of an op below, and accepted by it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto
+
+from ort_core.ir import tensor_dtype
+from ort_core.optimizer import GraphOptimizationLevel
+from ort_core.optimizer._util import all_graphs, bypass
+from ort_core.optimizer.passes._fusion import accepted, can_fuse, drop_dead, new_node, replace
+
+CPU = "CPUExecutionProvider"
+F16 = np.dtype(np.float16)
+
+#: ops whose float16 and float32 kernels compute the same expression (output type follows inputs)
+FLOAT_GENERIC = frozenset(
+    "Conv FusedConv ConvTranspose Gemm FusedGemm MatMul FusedMatMul Add Sub Mul Div Relu Clip "
+    "Sigmoid Tanh LeakyRelu HardSigmoid HardSwish Max Min Sum Neg Abs Sqrt Exp Erf Pow "
+    "GlobalAveragePool AveragePool MaxPool GlobalMaxPool BatchNormalization Softmax "
+    "LayerNormalization Gelu BiasGelu Flatten Reshape Transpose Concat Split Squeeze Unsqueeze "
+    "Slice Gather Identity Resize Pad ReduceMean Shape".split()
+)
+
+
+class MatMulIntegerToFloatFusion:
+    name = "CPUMatMulIntegerToFloat"
+    level = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    in_place = True
+    providers = (CPU,)
+
+    def __call__(self, model, ctx) -> bool:
+        changed = False
+        for g in all_graphs(model):
+            for mm in [n for n in g.nodes if n.op_type == "MatMulInteger" and not n.domain]:
+                changed |= self._try(model, g, ctx, mm)
+        return changed
+
+    @staticmethod
+    def _try(model, g, ctx, mm) -> bool:
+        consumers, producers = g.consumers(), g.producers()
+        outs = set(g.outputs)
+
+        def only_user(name, op):
+            users = consumers.get(name, [])
+            if name in outs or len(users) != 1 or users[0].op_type != op or users[0].domain:
+                return None
+            return users[0]
+
+        cast = only_user(mm.outputs[0], "Cast")
+        if cast is None or cast.attr("to") != TensorProto.FLOAT:
+            return False
+        mul = only_user(cast.outputs[0], "Mul")
+        if mul is None:
+            return False
+        scales = mul.inputs[1] if mul.inputs[0] == cast.outputs[0] else mul.inputs[0]
+        smul = producers.get(scales)
+        dql = producers.get(mm.inputs[0])
+        if smul is None or smul.op_type != "Mul" or smul.domain or dql is None:
+            return False
+        if dql.op_type != "DynamicQuantizeLinear" or len(dql.outputs) < 2:
+            return False
+        if dql.outputs[1] not in smul.inputs:
+            return False
+        a_scale = dql.outputs[1]
+        b_scale = smul.inputs[1] if smul.inputs[0] == a_scale else smul.inputs[0]
+        bs = g.initializers.get(b_scale)
+        b = g.initializers.get(mm.inputs[1])
+        if bs is None or b is None or b.ndim != 2 or bs.size not in (1, b.shape[1]):
+            return False
+        if bs.dtype != np.float32 or b_scale in g.inputs:
+            return False
+        if not can_fuse(ctx, model, [mm, cast, mul], "com.microsoft", "MatMulIntegerToFloat"):
+            return False
+        zps = [mm.inputs[i] if len(mm.inputs) > i else "" for i in (2, 3)]
+        fused = new_node(
+            model, g, "MatMulIntegerToFloat", [*mm.inputs[:2], a_scale, b_scale, *zps],
+            list(mul.outputs), domain="com.microsoft", provider=mm.provider, base=mm.name,
+        )  # fmt: skip
+        while fused.inputs and not fused.inputs[-1]:
+            fused.inputs.pop()
+        if not accepted(ctx, model, g, [fused]):
+            return False
+        replace(g, mul, [fused], [mm, cast, mul])
+        drop_dead(g, [smul])
+        return True
+
+
+class Float16ToFloat32:
+    name = "CPUFloat16ToFloat32"
+    level = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    in_place = True
+    providers = (CPU,)
+
+    def __call__(self, model, ctx) -> bool:
+        changed = False
+        for g in all_graphs(model):
+            changed |= self._graph(model, g, ctx)
+        return changed
+
+    @staticmethod
+    def _graph(model, g, ctx) -> bool:
+        def is16(name):
+            if name in g.initializers:
+                return g.initializers[name].dtype == F16
+            return tensor_dtype(g.type_of(name)) == F16
+
+        if any(is16(x) for x in (*g.inputs, *g.outputs)):
+            return False
+        touched = [n for n in g.nodes if any(is16(x) for x in (*n.inputs, *n.outputs) if x)]
+        if not touched:
+            return False
+        for n in touched:
+            if n.provider != CPU or n.subgraphs or n.domain not in ("", "com.microsoft"):
+                return False
+            if n.op_type not in FLOAT_GENERIC and n.op_type != "Cast":
+                return False
+        names = {x for n in touched for x in (*n.inputs, *n.outputs) if x and is16(x)}
+        saved_types = {k: g.value_types[k] for k in names if k in g.value_types}
+        saved_inits = {k: g.initializers[k] for k in names if k in g.initializers}
+        casts = [n for n in touched if n.op_type == "Cast" and n.attr("to") == TensorProto.FLOAT16]
+        for k, tp in saved_types.items():
+            new = type(tp)()
+            new.CopyFrom(tp)
+            new.tensor_type.elem_type = TensorProto.FLOAT
+            g.value_types[k] = new
+        for k, arr in saved_inits.items():
+            g.initializers[k] = arr.astype(np.float32)
+        for n in casts:
+            n.set_attr("to", TensorProto.FLOAT)
+        if not accepted(ctx, model, g, touched):
+            g.value_types.update(saved_types)
+            g.initializers.update(saved_inits)
+            for n in casts:
+                n.set_attr("to", TensorProto.FLOAT16)
+            return False
+        for n in [n for n in touched if n.op_type == "Cast" and n.attr("to") == TensorProto.FLOAT]:
+            src = n.inputs[0]
+            if tensor_dtype(g.type_of(src)) == np.float32:
+                bypass(g, n, src, n.outputs[0])
+        return True
+
+
+PASSES = (MatMulIntegerToFloatFusion(), Float16ToFloat32())
