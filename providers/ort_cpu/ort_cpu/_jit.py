@@ -17,9 +17,10 @@ Rules every user of this module follows:
   cache), so only the first process on a machine pays the compile; later ones load it.
 - **Optional.** :func:`available` is False when numba cannot be imported or
   ``ORT_CPU_JIT=0`` is set; then :meth:`LazyKernel.get` returns None and the kernel keeps its
-  numpy path. Both paths compute the same results (each user's tests run both).
-- **Same numerics.** No ``fastmath``: results follow IEEE order of operations, as the numpy path
-  does.
+  numpy path. Both paths are checked against onnxruntime (each user's tests run both).
+- **Numerics.** No ``fastmath``: results follow IEEE order of operations. Where onnxruntime
+  itself uses an approximation (MLAS's rational tanh in the recurrent ops), a compiled kernel
+  may use the same one, and then differs from the numpy path by an ulp or so.
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
 """Control flow: If, Loop, Scan. Bodies are subgraph plans built by the core; outer-scope values
-arrive as implicit inputs and are bound per run (see ``KernelInfo.split_implicit``)."""
+arrive as implicit inputs and are bound per run (see ``KernelInfo.split_implicit``).
+
+A Loop whose body is a few small numpy operations (an RNN cell written out as MatMul, Add, Tanh)
+spends most of each iteration in per-node overhead: the plan's bookkeeping and each kernel's
+checks, several times the arithmetic. When every step of the body is one of the plain operations
+in :data:`_DIRECT`, run by this provider on float tensors, the Loop runs the body's steps itself
+as direct numpy calls on the plan's slots (:func:`_direct_body`); any other body takes the plan.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,10 @@ from ._registry import builder
 
 
 def _as_bool(cond) -> bool:
-    arr = np.asarray(cond)
+    arr = cond if cond.__class__ is np.ndarray else np.asarray(cond)
     if arr.size != 1:
         raise ValueError(f"condition must hold exactly one element, got shape {arr.shape}")
-    return bool(arr.reshape(-1)[0])
+    return bool(arr)
 
 
 @builder("If", since=(1, 11, 13, 16, 19, 21, 23, 24, 25))
@@ -25,6 +32,89 @@ def if_(info):
         return branch()
 
     return run
+
+
+def _gemm(node):
+    trans_a, trans_b = bool(node.attr("transA", 0)), bool(node.attr("transB", 0))
+    alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
+
+    def gemm(a, b, c=None):
+        y = np.dot(a.T if trans_a else a, b.T if trans_b else b)
+        if alpha != 1.0:
+            y *= alpha
+        if c is not None:
+            y += c if beta == 1.0 else beta * c
+        return y
+
+    return gemm
+
+
+def _gather(node):
+    axis = int(node.attr("axis", 0))
+
+    def gather(data, idx):
+        if axis == 0 and idx.ndim == 0:  # one row: a view, as np.take would copy it
+            return data[int(idx)]
+        return np.take(data, idx, axis=axis)
+
+    return gather
+
+
+def _matmul(a, b):
+    return np.dot(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
+
+
+#: op -> (factory of the numpy function for a node, which inputs may be of any dtype (the rest
+#: must be float32/float64), which must be integers)
+_DIRECT = {
+    "Add": (lambda node: np.add, (), ()),
+    "Sub": (lambda node: np.subtract, (), ()),
+    "Mul": (lambda node: np.multiply, (), ()),
+    "Neg": (lambda node: np.negative, (), ()),
+    "MatMul": (lambda node: _matmul, (), ()),
+    "Gemm": (_gemm, (), ()),
+    "Tanh": (lambda node: np.tanh, (), ()),
+    "Relu": (lambda node: lambda x: np.maximum(x, 0), (), ()),
+    "Identity": (lambda node: lambda x: x, (0,), ()),
+    "Gather": (_gather, (0,), (1,)),
+}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _direct_body(info, runner):
+    """The body plan's steps as one function ``step(slots)`` of direct numpy calls, or None when
+    a step is not one :data:`_DIRECT` covers (another provider, a copy, a fused subgraph,
+    another op, a dtype that is not float or unknown)."""
+    plan = runner.plan
+    provider = getattr(info.provider, "name", None)
+    if provider is None:
+        return None
+    types = plan.graph.value_types
+    env = {"ndarray": np.ndarray, "asarray": np.asarray}
+    lines = ["def step(s):"]
+    for k, st in enumerate(plan.steps):
+        node = st.node
+        entry = _DIRECT.get(node.op_type)
+        if entry is None or st.kind != "kernel" or st.provider != provider or node.domain:
+            return None
+        if st.multi or len(st.outs) != 1 or len(st.ins) != len(node.inputs):
+            return None
+        make, any_dtype, integer = entry
+        for j, (name, slot) in enumerate(zip(node.inputs, st.ins)):
+            if not name or j in any_dtype:
+                continue
+            const = plan.base[slot]
+            dt = const.dtype if isinstance(const, np.ndarray) else tensor_dtype(types.get(name))
+            if dt is None or (dt.kind not in "iu" if j in integer else dt not in _FLOATS):
+                return None
+        env[f"f{k}"] = make(node)
+        args = ", ".join(f"s[{i}]" for i in st.ins)
+        # a ufunc of 0-d arrays returns a numpy scalar: values in slots are arrays
+        lines.append(f"    r = f{k}({args})")
+        lines.append(f"    s[{st.outs[0]}] = r if r.__class__ is ndarray else asarray(r)")
+    lines.append("    return s")
+    exec(compile("\n".join(lines), "<ort_cpu Loop body>", "exec"), env)  # noqa: S102 - ours
+    return env["step"]
 
 
 def _empty_like_output(runner, index: int) -> np.ndarray:
@@ -40,6 +130,13 @@ def loop(info):
     runner = info.subgraph("body")
     n_carried = info.num_inputs - 2
     n_scan = len(runner.outputs) - 1 - n_carried
+    prog = _direct_body(info, runner)
+
+    def stack(scans):
+        return [
+            np.stack(s) if s else _empty_like_output(runner, 1 + n_carried + k)
+            for k, s in enumerate(scans)
+        ]
 
     def run(*args):
         (max_trip, cond, *carried), bound = info.split_implicit(args)
@@ -55,13 +152,43 @@ def loop(info):
             for k in range(n_scan):
                 scans[k].append(outs[1 + n_carried + k])
             i += 1
-        stacked = [
-            np.stack(s) if s else _empty_like_output(runner, 1 + n_carried + k)
-            for k, s in enumerate(scans)
-        ]
-        return [*carried, *stacked]
+        return [*carried, *stack(scans)]
 
-    return run
+    if prog is None:
+        return run
+    plan = runner.plan
+    n_in = len(runner.inputs)
+    i_slot, cond_slot = plan.input_slots[:2]
+    carried_slots = plan.input_slots[2:n_in]
+    outer_slots = plan.input_slots[n_in:]
+    cond_out, *out_slots = plan.output_slots
+    n_explicit = info.num_inputs
+
+    def run_direct(*args):
+        max_trip, cond, *carried = args[:n_explicit]
+        outer = dict(zip(info.implicit_inputs, args[n_explicit:]))
+        slots = plan.base.copy()
+        for slot, name in zip(outer_slots, runner.outer_names):
+            slots[slot] = outer.get(name)
+        trips = None if max_trip is None else int(np.asarray(max_trip).reshape(-1)[0])
+        keep_going = True if cond is None else _as_bool(cond)
+        scans: list[list] = [[] for _ in range(n_scan)]
+        i = 0
+        while keep_going and (trips is None or i < trips):
+            slots[i_slot] = np.array(i, dtype=np.int64)
+            slots[cond_slot] = np.array(keep_going)
+            for slot, value in zip(carried_slots, carried):
+                slots[slot] = value
+            prog(slots)
+            keep_going = _as_bool(slots[cond_out])
+            outs = [slots[o] for o in out_slots]
+            carried = outs[:n_carried]
+            for k in range(n_scan):
+                scans[k].append(outs[n_carried + k])
+            i += 1
+        return [*carried, *stack(scans)]
+
+    return run_direct
 
 
 def _norm(axis: int, rank: int) -> int:

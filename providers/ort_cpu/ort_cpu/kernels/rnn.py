@@ -4,14 +4,20 @@ The input projection ``X @ W^T + Wb`` is computed for every timestep in one matm
 recurrent part loops over time. ``sequence_lens`` is handled by masking: a batch entry stops
 updating its state after its last step, its ``Y`` rows past the end are zero, and the reverse
 direction walks each entry from its own last step. float16 and bfloat16 are computed in float32.
+
+Where numba is available (``ort_cpu._jit``), the whole recurrence of a direction runs in one
+compiled loop (``_rnn_jit.run_direction``) and the numpy step loops below are the fallback and the
+readable statement of the equations; both paths are tested against onnxruntime.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
 
+from . import _rnn_jit
 from ._registry import builder
 
 
@@ -39,15 +45,6 @@ _ACTIVATIONS = {
 }
 
 
-def _activation_names(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list[str]]:
-    """Per direction, the lower-case activation names the node uses."""
-    names = [str(n).lower() for n in (info.attr("activations") or defaults * num_dir)]
-    if len(names) == len(defaults) and num_dir == 2:
-        names = names * 2
-    k = len(defaults)
-    return [names[d * k : (d + 1) * k] for d in range(num_dir)]
-
-
 def _sigmoid_(x: np.ndarray) -> np.ndarray:
     """Sigmoid in place, as 0.5 * tanh(0.5 x) + 0.5 (no overflow for large negative x)."""
     x *= 0.5
@@ -57,8 +54,8 @@ def _sigmoid_(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _activations(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list]:
-    """Per direction, the activation callables (f, g[, h]) from the node's attributes.
+def _activation_specs(info: KernelInfo, defaults: list[str], num_dir: int) -> list[list]:
+    """Per direction, ``(name, alpha, beta)`` of each activation (f, g[, h]) of the node.
 
     ``activation_alpha``/``activation_beta`` are consumed in order by the activations that take
     an alpha (beta); an activation whose value is not listed uses its ONNX default.
@@ -73,17 +70,26 @@ def _activations(info: KernelInfo, defaults: list[str], num_dir: int) -> list[li
         )
     alphas = list(info.attr("activation_alpha") or [])
     betas = list(info.attr("activation_beta") or [])
-    funcs = []
+    specs = []
     for name in names:
-        entry = _ACTIVATIONS.get(str(name).lower())
+        key = str(name).lower()
+        entry = _ACTIVATIONS.get(key)
         if entry is None:
             raise KernelUnsupported(f"activation {name!r} (supported: {sorted(_ACTIVATIONS)})")
-        fn, da, db = entry
+        _, da, db = entry
         a = alphas.pop(0) if da is not None and alphas else da
         b = betas.pop(0) if db is not None and betas else db
-        funcs.append(lambda x, fn=fn, a=a, b=b: fn(x, a, b))
+        specs.append((key, a, b))
     k = len(defaults)
-    return [funcs[d * k : (d + 1) * k] for d in range(num_dir)]
+    return [specs[d * k : (d + 1) * k] for d in range(num_dir)]
+
+
+def _activations(specs: list[list]) -> list[list]:
+    """Per direction, the activation callables for :func:`_activation_specs`'s result."""
+    return [
+        [lambda x, fn=_ACTIVATIONS[name][0], a=a, b=b: fn(x, a, b) for name, a, b in direction]
+        for direction in specs
+    ]
 
 
 def _num_directions(info: KernelInfo) -> int:
@@ -118,6 +124,7 @@ def _time_order(seq: int, batch: int, lens: np.ndarray | None, reverse: bool):
 class _Recurrent:
     """Shared driver: layout, defaults, directions, sequence lengths and output assembly."""
 
+    op = "RNN"
     gates = 1
     default_acts = ["Tanh"]
 
@@ -127,15 +134,45 @@ class _Recurrent:
         self.layout = int(info.attr("layout", 0))
         clip = info.attr("clip")
         self.clip = None if clip is None else float(clip)
-        self.acts = _activations(info, self.default_acts, self.num_dir)
+        if self.clip is not None and not self.clip > 0 and self.op != "RNN":
+            # onnxruntime refuses it for GRU and LSTM; its RNN clips to [clip, -clip], which the
+            # numpy path does (the compiled loop reads clip <= 0 as none, so it is not used)
+            raise InvalidArgument(
+                f"{info.node.label()}: clip must be a positive threshold, got {clip}; remove "
+                "the attribute for no clipping."
+            )
+        specs = _activation_specs(info, self.default_acts, self.num_dir)
+        self.acts = _activations(specs)
         defaults = [a.lower() for a in self.default_acts]
         #: per direction: default activations and no clip, so the in-place step loop applies
-        self.plain = [
-            self.clip is None and names == defaults
-            for names in _activation_names(info, self.default_acts, self.num_dir)
-        ]
+        self.plain = [self.clip is None and [name for name, _, _ in d] == defaults for d in specs]
         self.num_outputs = info.num_outputs
         self.info = info
+        self._setup_jit(info, specs)
+
+    def _setup_jit(self, info: KernelInfo, specs: list[list]) -> None:
+        """The compiled loop (None: the numpy path) and its per-direction arguments."""
+        wt = _work_dtype(info.input_dtype(0) or np.dtype(np.float32))
+        self.jit_dtype = wt
+        self.jit = _compiled(wt) if self.clip is None or self.clip > 0 else None
+        if self.jit is None:
+            return
+        self.op_code = _rnn_jit.OPS[self.op]
+        self.codes, self.alphas, self.betas = [], [], []
+        for d in specs:
+            d = d + [("tanh", None, None)] * (3 - len(d))
+            self.codes.append(np.array([_rnn_jit.ACT_CODES[name] for name, _, _ in d], np.int64))
+            self.alphas.append(np.array([0.0 if a is None else a for _, a, _ in d], wt))
+            self.betas.append(np.array([0.0 if b is None else b for _, _, b in d], wt))
+        self.clip_w = wt.type(self.clip if self.clip is not None and self.clip > 0 else 0)
+        self.flags = (8 if wt == np.float64 else 0) | self.jit_flags(info)
+        #: (W, R, B) objects of the last run and the per-direction arrays made from them
+        self._weights_of: tuple = ()
+        self._weights: list = []
+
+    def jit_flags(self, info: KernelInfo) -> int:
+        """The op's bits of ``run_direction``'s ``flags`` (input_forget, linear_before_reset)."""
+        return 0
 
     def _clip(self, x):
         return x if self.clip is None else np.clip(x, -self.clip, self.clip)
@@ -143,6 +180,8 @@ class _Recurrent:
     def __call__(self, X, W, R, B=None, sequence_lens=None, initial_h=None, *extra):
         dtype = X.dtype
         wt = _work_dtype(dtype)
+        if self.jit is not None and wt == self.jit_dtype:
+            return self.run_jit(X, W, R, B, sequence_lens, initial_h, *extra)
         if self.layout:
             X = np.swapaxes(X, 0, 1)
             initial_h = None if initial_h is None else np.swapaxes(initial_h, 0, 1)
@@ -195,6 +234,75 @@ class _Recurrent:
             outs = [np.transpose(outs[0], (2, 0, 1, 3))] + [np.swapaxes(o, 0, 1) for o in outs[1:]]
         return tuple(o.astype(dtype, copy=False) for o in outs)
 
+    def direction_weights(self, W, R, B, wt) -> list:
+        """Per direction ``(W^T, Wb, R^T, Rb)`` contiguous in ``wt``; reused while the node's
+        weights are the same constant arrays (the usual case), rebuilt when they are inputs."""
+        key = (W, R, B)
+        if self._weights_of and all(a is b for a, b in zip(key, self._weights_of)):
+            return self._weights
+        gn = self.gates * R.shape[-1]
+        out = []
+        for d in range(self.num_dir):
+            b = np.zeros(2 * gn, wt) if B is None else B[d].astype(wt)
+            out.append(
+                (
+                    np.ascontiguousarray(W[d].T, wt),
+                    np.ascontiguousarray(b[:gn]),
+                    np.ascontiguousarray(R[d].T, wt),
+                    np.ascontiguousarray(b[gn:]),
+                )
+            )
+        info = self.info
+        if all(
+            (x is None and not info.has_input(i)) or (x is not None and x is info.constant(i))
+            for i, x in ((1, W), (2, R), (3, B))
+        ):
+            self._weights_of, self._weights = key, out
+        return out
+
+    def run_jit(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None):
+        """All of the node in the compiled loop, one call per direction."""
+        dtype = X.dtype
+        wt = self.jit_dtype
+        if self.layout:
+            X = np.swapaxes(X, 0, 1)
+            initial_h = None if initial_h is None else np.swapaxes(initial_h, 0, 1)
+            initial_c = None if initial_c is None else np.swapaxes(initial_c, 0, 1)
+        seq, batch, _ = X.shape
+        n = R.shape[-1]
+        weights = self.direction_weights(W, R, B, wt)
+        x2 = X.reshape(seq * batch, -1).astype(wt, copy=False)
+        if sequence_lens is None:
+            lens = np.full(batch, seq, np.int64)
+            ys = np.empty((self.num_dir, seq, batch, n), wt)
+        else:
+            lens = np.clip(np.asarray(sequence_lens, np.int64).reshape(batch), 0, seq)
+            ys = np.zeros((self.num_dir, seq, batch, n), wt)
+        hs = np.empty((self.num_dir, batch, n), wt)
+        if initial_h is None:
+            hs.fill(0)
+        else:
+            hs[...] = initial_h
+        lstm = self.gates == 4
+        cs = np.zeros((self.num_dir, batch, n), wt) if lstm else hs
+        if lstm and initial_c is not None:
+            cs[...] = initial_c
+        flags = self.flags | (1 if P is not None else 0)
+        for d in range(self.num_dir):
+            wt_d, wb, rt, rb = weights[d]
+            xw = np.matmul(x2, wt_d).reshape(seq, batch, self.gates * n)
+            xw += wb
+            p = np.ascontiguousarray(P[d], wt) if P is not None else rb
+            self.jit(
+                self.op_code, xw, rt, rb, p, hs[d], cs[d], lens, self.reverse_only or d == 1,
+                self.codes[d], self.alphas[d], self.betas[d], self.clip_w, flags, ys[d],
+            )  # fmt: skip
+        y = ys.transpose(1, 0, 2, 3)
+        outs = [y if self.num_dir == 1 else np.ascontiguousarray(y), hs] + ([cs] if lstm else [])
+        if self.layout:
+            outs = [np.transpose(outs[0], (2, 0, 1, 3))] + [np.swapaxes(o, 0, 1) for o in outs[1:]]
+        return tuple(o.astype(dtype, copy=False) for o in outs)
+
     def plain_extra(self, extra) -> bool:
         """Whether the node's extra inputs allow the in-place step loop."""
         return True
@@ -230,12 +338,16 @@ class _Recurrent:
 
 
 class _GRU(_Recurrent):
+    op = "GRU"
     gates = 3
     default_acts = ["Sigmoid", "Tanh"]
 
     def __init__(self, info: KernelInfo):
-        super().__init__(info)
         self.linear_before_reset = bool(info.attr("linear_before_reset", 0))
+        super().__init__(info)
+
+    def jit_flags(self, info: KernelInfo) -> int:
+        return 4 if self.linear_before_reset else 0
 
     def folded_bias(self, n: int) -> np.ndarray | float:
         # z and r always; h's only when it is added after the reset gate's product
@@ -298,12 +410,16 @@ class _GRU(_Recurrent):
 
 
 class _LSTM(_Recurrent):
+    op = "LSTM"
     gates = 4
     default_acts = ["Sigmoid", "Tanh", "Tanh"]
 
     def __init__(self, info: KernelInfo):
-        super().__init__(info)
         self.input_forget = bool(info.attr("input_forget", 0))
+        super().__init__(info)
+
+    def jit_flags(self, info: KernelInfo) -> int:
+        return 2 if self.input_forget else 0
 
     def plain_extra(self, extra) -> bool:
         # peepholes and input_forget take the general loop
@@ -361,6 +477,11 @@ class _LSTM(_Recurrent):
 
 
 _RNN_DTYPES = {0: FLOAT_TYPES}
+
+
+def _compiled(dtype: np.dtype):
+    """The compiled loop for ``dtype`` or None (tests replace this to take the numpy path)."""
+    return _rnn_jit.compiled(dtype)
 
 
 @builder("RNN", since=(1, 7, 14), dtypes=_RNN_DTYPES)

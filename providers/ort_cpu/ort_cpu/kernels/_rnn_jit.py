@@ -1,0 +1,314 @@
+"""Compiled time-step loop of RNN, GRU and LSTM (see ``rnn.py`` and ``ort_cpu._jit``).
+
+:data:`run_direction` runs one direction of one layer over the whole sequence: the input
+projection ``xw = X @ W^T + Wb`` comes in precomputed (one BLAS matmul in numpy), the recurrent
+product ``h @ R^T`` is a loop over the rows of ``rt = R^T`` (each row read once per step for the
+whole batch), and the gates follow the ONNX equations element by element, with ``sequence_lens``,
+``clip``, activations with alpha/beta, peepholes, ``input_forget`` and ``linear_before_reset``.
+A batch entry runs its own length: the reverse direction reads its steps from its last one back,
+its ``Y`` rows past the end keep what the caller put there (zeros) and its state stops at its
+last step.
+
+float32 stays float32: constants are made in the arrays' dtype, and tanh (sigmoid is
+``0.5 * tanh(x / 2) + 0.5``) is the rational approximation onnxruntime's MLAS uses for float
+(``exact=False``: a few units in the last place, in a loop LLVM vectorizes); float64 uses
+``math.tanh`` (``exact=True``). One function serves the three ops so that a process compiles (or
+loads from the disk cache) one piece of machine code per dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+
+#: activation name (lower case) -> code understood by the compiled loop
+ACT_CODES = {
+    "relu": 0,
+    "tanh": 1,
+    "sigmoid": 2,
+    "affine": 3,
+    "leakyrelu": 4,
+    "thresholdedrelu": 5,
+    "scaledtanh": 6,
+    "hardsigmoid": 7,
+    "elu": 8,
+    "softsign": 9,
+    "softplus": 10,
+}
+
+#: op -> code of the ``op`` argument, and gates per op
+OPS = {"RNN": 0, "GRU": 1, "LSTM": 2}
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+@jit(error_model="numpy")
+def _act_impl(v, code, a, b, clip, exact):
+    """Activation ``code`` (see ACT_CODES) in place on the 1-D array ``v``, its input clipped
+    to [-clip, clip] when clip > 0."""
+    dt = v.dtype.type
+    zero, half, one = dt(0.0), dt(0.5), dt(1.0)
+    m = v.shape[0]
+    if clip > zero:
+        for j in range(m):
+            x = v[j]
+            x = clip if x > clip else x
+            v[j] = -clip if x < -clip else x
+    if code == 1 or code == 2 or code == 6:  # tanh, sigmoid, scaled tanh
+        if code == 2:
+            pre, post, add = half, half, half
+        elif code == 6:
+            pre, post, add = b, a, zero
+        else:
+            pre, post, add = one, one, zero
+        if exact:
+            for j in range(m):
+                v[j] = post * math.tanh(pre * v[j]) + add
+        else:
+            hi = dt(9.0)
+            for j in range(m):
+                x = pre * v[j]
+                x = hi if x > hi else x
+                x = -hi if x < -hi else x
+                x2 = x * x
+                q = x2 * dt(-2.76076847742355e-16) + dt(2.00018790482477e-13)
+                q = q * x2 + dt(-8.60467152213735e-11)
+                q = q * x2 + dt(5.12229709037114e-08)
+                q = q * x2 + dt(1.48572235717979e-05)
+                q = q * x2 + dt(6.37261928875436e-04)
+                q = q * x2 + dt(4.89352455891786e-03)
+                d = x2 * dt(1.19825839466702e-06) + dt(1.18534705686654e-04)
+                d = d * x2 + dt(2.26843463243900e-03)
+                d = d * x2 + dt(4.89352518554385e-03)
+                v[j] = post * (x * q / d) + add
+    elif code == 0:
+        for j in range(m):
+            v[j] = v[j] if v[j] > zero else zero
+    elif code == 3:
+        for j in range(m):
+            v[j] = a * v[j] + b
+    elif code == 4:
+        for j in range(m):
+            v[j] = v[j] if v[j] >= zero else a * v[j]
+    elif code == 5:
+        for j in range(m):
+            v[j] = v[j] if v[j] > a else zero
+    elif code == 7:
+        for j in range(m):
+            x = a * v[j] + b
+            v[j] = zero if x < zero else (one if x > one else x)
+    elif code == 8:
+        for j in range(m):
+            v[j] = v[j] if v[j] >= zero else a * (math.exp(v[j]) - one)
+    elif code == 9:
+        for j in range(m):
+            v[j] = v[j] / (one + abs(v[j]))
+    else:  # softplus, log(1 + exp(x)) without overflow
+        for j in range(m):
+            x = v[j]
+            v[j] = (x if x > zero else zero) + math.log1p(math.exp(-abs(x)))
+    return 0
+
+
+@jit(error_model="numpy")
+def _gemv_impl(acc, src, rt, active):
+    """acc[b] += src[b] @ rt for the active entries b, four rows of rt at a time: the inner
+    loop runs over whole contiguous rows, which LLVM vectorizes, and reads and writes ``acc``
+    once per four rows."""
+    n = rt.shape[0]
+    n4 = n - n % 4
+    for b in range(acc.shape[0]):
+        if not active[b]:
+            continue
+        out = acc[b]
+        s = src[b]
+        for k in range(0, n4, 4):
+            s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
+            r0, r1, r2, r3 = rt[k], rt[k + 1], rt[k + 2], rt[k + 3]
+            for j in range(out.shape[0]):
+                out[j] += (s0 * r0[j] + s1 * r1[j]) + (s2 * r2[j] + s3 * r3[j])
+        for k in range(n4, n):
+            sk = s[k]
+            r0 = rt[k]
+            for j in range(out.shape[0]):
+                out[j] += sk * r0[j]
+    return 0
+
+
+#: the compiled helpers run_direction calls, set by compiled() before it compiles or loads
+_act = None
+_gemv = None
+
+
+@jit(error_model="numpy")
+def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y):
+    """One direction over the sequence, updating ``h`` (and ``c``) in place and writing ``y``.
+
+    ``op``: 0 RNN, 1 GRU, 2 LSTM. ``xw`` [seq, batch, G*n]: the input projection plus Wb. ``rt``
+    [n, G*n]: R transposed. ``rb`` [G*n]: the recurrent bias. ``p`` [3n]: LSTM peepholes (i, o,
+    f). ``h``, ``c`` [batch, n]: the initial states, replaced by the final ones. ``lens``
+    [batch] int64: steps per entry (at most seq). ``codes``/``alphas``/``betas``: the op's
+    activations (f, g, h). ``clip`` > 0 clips every gate's input to [-clip, clip]. ``flags``: bit
+    0 peepholes, bit 1 input_forget, bit 2 linear_before_reset, bit 3 exact (float64) math.
+    ``y`` [seq, batch, n]: the outputs.
+    """
+    dt = xw.dtype.type
+    zero, one = dt(0.0), dt(1.0)
+    use_peep = (flags & 1) != 0
+    input_forget = (flags & 2) != 0
+    lbr = (flags & 4) != 0
+    exact = (flags & 8) != 0
+    seq, batch, gn = xw.shape
+    n = rt.shape[0]
+    acc = np.empty((batch, gn), xw.dtype)  # h @ R^T (+ rb) per entry
+    split = op == 1 and not lbr  # GRU without linear_before_reset: h's gate reads r * h
+    rh = np.empty((batch, n if split else 0), xw.dtype)  # r * h
+    rt_zr = np.ascontiguousarray(rt[:, : 2 * n]) if split else rt
+    rt_h = np.ascontiguousarray(rt[:, 2 * n :]) if split else rt
+    acc_zr = np.empty((batch, 2 * n if split else 0), xw.dtype)
+    acc_h = np.empty((batch, n if split else 0), xw.dtype)
+    tmp = np.empty(n, xw.dtype)
+    active = np.zeros(batch, np.bool_)
+    tidx = np.zeros(batch, np.int64)
+
+    for t in range(seq):
+        any_active = False
+        for b in range(batch):
+            active[b] = t < lens[b]
+            if active[b]:
+                any_active = True
+                tidx[b] = lens[b] - 1 - t if reverse else t
+        if not any_active:
+            break
+        if split:
+            for b in range(batch):
+                if active[b]:
+                    acc_zr[b, :] = rb[: 2 * n]
+            _gemv(acc_zr, h, rt_zr, active)
+            for b in range(batch):
+                if active[b]:
+                    acc[b, : 2 * n] = acc_zr[b]
+        else:
+            for b in range(batch):
+                if active[b]:
+                    acc[b, :] = rb
+            _gemv(acc, h, rt, active)
+        if op == 0:  # RNN: h = f(xw + h R^T + Rb)
+            for b in range(batch):
+                if not active[b]:
+                    continue
+                x = xw[tidx[b], b]
+                g = acc[b]
+                for j in range(n):
+                    g[j] += x[j]
+                _act(g, codes[0], alphas[0], betas[0], clip, exact)
+                h[b, :] = g
+                y[tidx[b], b, :] = g
+        elif op == 1:  # GRU, gates z, r, h
+            for b in range(batch):
+                if not active[b]:
+                    continue
+                x = xw[tidx[b], b]
+                g = acc[b]
+                for j in range(2 * n):
+                    g[j] += x[j]
+                _act(g[: 2 * n], codes[0], alphas[0], betas[0], clip, exact)
+                if lbr:  # r * (h Rh^T + Rbh)
+                    for j in range(n):
+                        g[2 * n + j] = x[2 * n + j] + g[n + j] * g[2 * n + j]
+                else:
+                    for j in range(n):
+                        rh[b, j] = g[n + j] * h[b, j]
+            if split:  # (r * h) Rh^T + Rbh
+                for b in range(batch):
+                    if active[b]:
+                        acc_h[b, :] = rb[2 * n :]
+                _gemv(acc_h, rh, rt_h, active)
+                for b in range(batch):
+                    if active[b]:
+                        x = xw[tidx[b], b]
+                        for j in range(n):
+                            acc[b, 2 * n + j] = acc_h[b, j] + x[2 * n + j]
+            for b in range(batch):
+                if not active[b]:
+                    continue
+                g = acc[b]
+                hh = g[2 * n :]
+                _act(hh, codes[1], alphas[1], betas[1], clip, exact)
+                for j in range(n):
+                    z = g[j]
+                    h[b, j] = (one - z) * hh[j] + z * h[b, j]
+                y[tidx[b], b, :] = h[b]
+        else:  # LSTM, gates i, o, f, c
+            for b in range(batch):
+                if not active[b]:
+                    continue
+                x = xw[tidx[b], b]
+                g = acc[b]
+                for j in range(gn):
+                    g[j] += x[j]
+                cb = c[b]
+                if use_peep:
+                    for j in range(n):
+                        g[j] += p[j] * cb[j]
+                        g[2 * n + j] += p[2 * n + j] * cb[j]
+                gi = g[:n]
+                _act(gi, codes[0], alphas[0], betas[0], clip, exact)
+                gf = g[2 * n : 3 * n]
+                if input_forget:
+                    for j in range(n):
+                        gf[j] = one - gi[j]
+                else:
+                    _act(gf, codes[0], alphas[0], betas[0], clip, exact)
+                gc = g[3 * n :]
+                _act(gc, codes[1], alphas[1], betas[1], clip, exact)
+                for j in range(n):
+                    cb[j] = gf[j] * cb[j] + gi[j] * gc[j]
+                go = g[n : 2 * n]
+                if use_peep:
+                    for j in range(n):
+                        go[j] += p[n + j] * cb[j]
+                _act(go, codes[0], alphas[0], betas[0], clip, exact)
+                tmp[:] = cb
+                _act(tmp, codes[2], alphas[2], betas[2], zero, exact)  # h(c): not clipped
+                for j in range(n):
+                    h[b, j] = go[j] * tmp[j]
+                y[tidx[b], b, :] = h[b]
+    return 0
+
+
+def compiled(dtype: np.dtype):
+    """:data:`run_direction` compiled (or loaded from the disk cache) for ``dtype``, or None when
+    compiled kernels are off. Call at kernel creation: the first call in a process compiles."""
+    global _act, _gemv
+    act, gemv = _act_impl.get(), _gemv_impl.get()
+    if act is None or gemv is None:
+        return None
+    _act, _gemv = act, gemv
+    return run_direction.warm(*_warm_args(dtype))
+
+
+def _warm_args(dtype: np.dtype) -> tuple:
+    """Tiny arguments of the types the kernels pass, for ``run_direction.warm``."""
+    dt = np.dtype(dtype)
+    n, seq, batch = 1, 1, 1
+    z = np.zeros
+    return (
+        2,
+        z((seq, batch, 4 * n), dt),
+        z((n, 4 * n), dt),
+        z(4 * n, dt),
+        z(3 * n, dt),
+        z((batch, n), dt),
+        z((batch, n), dt),
+        np.ones(batch, np.int64),
+        False,
+        np.ones(3, np.int64),
+        z(3, dt),
+        z(3, dt),
+        dt.type(0),
+        0,
+        z((seq, batch, n), dt),
+    )

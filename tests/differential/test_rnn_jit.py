@@ -1,0 +1,345 @@
+"""The CPU provider's compiled recurrent loop (``ort_cpu.kernels._rnn_jit``) and the numpy path
+it replaces, both against onnxruntime: RNN, GRU and LSTM forward, reverse and bidirectional,
+batch 1 and 3, sequence_lens, initial states, clip, linear_before_reset, peepholes,
+input_forget, other activations, float64, layout 1 (compiled against numpy), a process with
+compiled kernels turned off (``ORT_CPU_JIT=0``); and the Loop that runs a plain body as direct
+numpy calls and the body's plan, against onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from tests.differential.harness import assert_same, make_node_model, run_cpu, run_reference
+
+from .test_rnn import N_OUT, _inputs
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle of these tests")
+
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Which path the recurrent kernels take: the compiled loop, or numpy (the fallback)."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    if request.param == "compiled":
+        if _rnn_jit.compiled(np.float32) is None:
+            pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    else:
+        monkeypatch.setattr(rnn, "_compiled", lambda dtype: None)
+    calls = []
+    run_jit = rnn._Recurrent.run_jit
+
+    def spy(self, *args):
+        calls.append(self.op)
+        return run_jit(self, *args)
+
+    monkeypatch.setattr(rnn._Recurrent, "run_jit", spy)
+    yield request.param
+    assert bool(calls) == (request.param == "compiled"), calls
+
+
+def _ort_run(model, feeds):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def _check(op, inputs, attrs, opset=14, tol=TOL):
+    model, feeds = make_node_model(op, inputs, attrs, opset=opset, n_outputs=N_OUT[op])
+    want = _ort_run(model, feeds)
+    got = run_cpu(model, feeds)
+    for i, (e, g) in enumerate(zip(want, got, strict=True)):
+        assert g.dtype == e.dtype, f"{op} output {i}: {g.dtype} != {e.dtype}"
+        assert_same(e, g, tol["rtol"], tol["atol"], f"{op} output {i}")
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("lens", [False, True])
+def test_recurrent(op, direction, batch, lens, path):
+    seq_lens = [5, 2, 4][:batch] if lens else None
+    inputs = _inputs(op, 5, batch, 4, 6, direction, seed=batch, seq_lens=seq_lens)
+    _check(op, inputs, dict(hidden_size=6, direction=direction))
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("missing", [(), ("h0", "c0"), ("bias",), ("peep",)])
+def test_optional_inputs(op, missing, path):
+    flags = {k: k not in missing for k in ("bias", "h0", "c0", "peep")}
+    inputs = _inputs(op, 4, 2, 3, 5, "bidirectional", seed=3, **flags)
+    _check(op, inputs, dict(hidden_size=5, direction="bidirectional"))
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+def test_clip(op, path):
+    inputs = _inputs(op, 6, 2, 4, 5, "bidirectional", seed=5, seq_lens=[6, 3])
+    _check(op, inputs, dict(hidden_size=5, direction="bidirectional", clip=0.4))
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_gru_linear_before_reset(linear_before_reset, direction, path):
+    inputs = _inputs("GRU", 7, 3, 5, 8, direction, seed=7, seq_lens=[7, 1, 5])
+    attrs = dict(hidden_size=8, direction=direction, linear_before_reset=linear_before_reset)
+    _check("GRU", inputs, attrs)
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_lstm_input_forget(direction, path):
+    inputs = _inputs("LSTM", 5, 2, 3, 4, direction, seed=9)
+    _check("LSTM", inputs, dict(hidden_size=4, direction=direction, input_forget=1))
+
+
+ACTIVATIONS = {
+    "RNN": [(["Relu"], [], []), (["LeakyRelu"], [0.1], []), (["ScaledTanh"], [1.5], [0.7])],
+    "GRU": [
+        (["HardSigmoid", "Softsign"], [0.3], [0.4]),
+        (["Sigmoid", "Elu"], [0.9], []),
+        (["Affine", "ThresholdedRelu"], [0.5, 0.2], [0.1]),
+    ],
+    "LSTM": [
+        (["Sigmoid", "Softplus", "Relu"], [], []),
+        (["HardSigmoid", "Tanh", "Affine"], [0.25, 0.8], [0.5, 0.1]),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "op,case", [(op, k) for op, cases in ACTIVATIONS.items() for k in range(len(cases))]
+)
+def test_activations(op, case, path):
+    names, alpha, beta = ACTIVATIONS[op][case]
+    inputs = _inputs(op, 5, 2, 3, 4, "bidirectional", seed=11, seq_lens=[5, 3])
+    attrs = dict(hidden_size=4, direction="bidirectional", activations=names * 2)
+    if alpha:
+        attrs["activation_alpha"] = alpha * 2
+    if beta:
+        attrs["activation_beta"] = beta * 2
+    _check(op, inputs, attrs)
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_float64(op, direction, path):
+    """float64 (onnxruntime's CPU kernels take float only) against onnx's reference evaluator."""
+    inputs = _inputs(op, 6, 2, 4, 5, direction, dtype=np.float64, seed=13)
+    attrs = dict(hidden_size=5, direction=direction)
+    model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+    for i, (e, g) in enumerate(zip(run_reference(model, feeds), run_cpu(model, feeds))):
+        assert_same(e, g, 1e-9, 1e-10, f"{op} output {i}")
+
+
+@pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_layout_1_and_other_dtypes_match_numpy(op, dtype, monkeypatch):
+    """layout 1 and float16 (onnxruntime runs neither): the compiled loop agrees with numpy."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    inputs = _inputs(op, 5, 3, 4, 6, "bidirectional", layout=1, dtype=dtype, seed=17,
+                     seq_lens=[5, 2, 4])  # fmt: skip
+    attrs = dict(hidden_size=6, direction="bidirectional", layout=1, clip=2.0)
+    model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+    got = run_cpu(model, feeds)
+    monkeypatch.setattr(rnn, "_compiled", lambda dt: None)
+    want = run_cpu(model, feeds)
+    tol = 1e-9 if dtype == np.float64 else (2e-3 if dtype == np.float16 else 1e-5)
+    for i, (e, g) in enumerate(zip(want, got, strict=True)):
+        assert g.dtype == e.dtype == dtype
+        assert_same(e, g, tol, tol, f"{op} output {i}")
+
+
+def test_weights_as_inputs_are_read_every_run(path):
+    """Weights fed as graph inputs change between runs; constant ones are prepared once."""
+    inputs = _inputs("LSTM", 4, 2, 3, 4, "forward", seed=19)
+    model, feeds = make_node_model("LSTM", inputs, dict(hidden_size=4), opset=14, n_outputs=3)
+    import ort_core
+
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for scale in (1.0, 0.5):
+        feeds = dict(feeds, x2=feeds["x2"] * np.float32(scale))
+        for e, g in zip(ref.run(None, feeds), sess.run(None, feeds), strict=True):
+            assert_same(e, g, TOL["rtol"], TOL["atol"])
+
+
+def test_jit_off_in_a_fresh_process():
+    """With ORT_CPU_JIT=0 the kernels keep their numpy path and give the same results."""
+    code = (
+        "import numpy as np\n"
+        "from ort_cpu.kernels import _rnn_jit, rnn\n"
+        "assert _rnn_jit.compiled(np.float32) is None\n"
+        "from tests.differential.test_rnn import _inputs\n"
+        "from tests.differential.harness import make_node_model, run_cpu\n"
+        "inputs = _inputs('LSTM', 5, 2, 3, 4, 'bidirectional', seed=23, seq_lens=[5, 3])\n"
+        "model, feeds = make_node_model('LSTM', inputs, dict(hidden_size=4,\n"
+        "    direction='bidirectional'), opset=14, n_outputs=3)\n"
+        "for k, y in enumerate(run_cpu(model, feeds)):\n"
+        "    np.save(f'{OUT}/y{k}.npy', y)\n"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        env = dict(os.environ, ORT_CPU_JIT="0")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        subprocess.run(
+            [sys.executable, "-c", f"OUT = {out!r}\n" + code], env=env, cwd=root, check=True
+        )
+        got = [np.load(os.path.join(out, f"y{k}.npy")) for k in range(3)]
+    inputs = _inputs("LSTM", 5, 2, 3, 4, "bidirectional", seed=23, seq_lens=[5, 3])
+    model, feeds = make_node_model(
+        "LSTM", inputs, dict(hidden_size=4, direction="bidirectional"), opset=14, n_outputs=3
+    )
+    for e, g in zip(_ort_run(model, feeds), got, strict=True):
+        assert_same(e, g, TOL["rtol"], TOL["atol"])
+
+
+# --- Loop bodies run as direct numpy calls ---
+
+F = TensorProto.FLOAT
+
+
+def _elman_loop(extra_node: str | None = None, cond_from_body: bool = False):
+    """A Loop over the rows of the outer ``frames``: h = tanh(x U + h W + b), scan output h."""
+    rng = np.random.default_rng(29)
+    consts = {
+        "U": rng.standard_normal((4, 6)).astype(np.float32) * 0.5,
+        "W": rng.standard_normal((6, 6)).astype(np.float32) * 0.5,
+        "b": rng.standard_normal(6).astype(np.float32),
+    }
+    inits = [helper.make_tensor(k, F, v.shape, v.ravel()) for k, v in consts.items()]
+    inits.append(helper.make_tensor("one", F, [], [1.0]))
+    nodes = [
+        helper.make_node("Gather", ["frames", "i"], ["x"], axis=0),
+        helper.make_node("MatMul", ["x", "U"], ["xu"]),
+        helper.make_node("Gemm", ["h", "W", "xu"], ["pre"]),
+        helper.make_node("Add", ["pre", "b"], ["pb"]),
+        helper.make_node("Tanh", ["pb"], ["t"]),
+        helper.make_node("Identity", ["t"], ["y"]),
+        helper.make_node("Add", ["acc", "one"], ["acc_out"]),  # 0-d arithmetic
+    ]
+    if extra_node:
+        nodes.append(helper.make_node(extra_node, ["t"], ["h_out"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["t"], ["h_out"]))
+    if cond_from_body:
+        nodes.append(helper.make_node("Less", ["acc_out", "limit"], ["cond_out"]))
+        inits.append(helper.make_tensor("limit", F, [], [2.0]))
+    else:
+        nodes.append(helper.make_node("Identity", ["cond"], ["cond_out"]))
+    body = helper.make_graph(
+        nodes,
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h", F, [1, 6]),
+            helper.make_tensor_value_info("acc", F, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_out", F, [1, 6]),
+            helper.make_tensor_value_info("acc_out", F, []),
+            helper.make_tensor_value_info("y", F, [1, 6]),
+        ],
+        inits,
+    )
+    loop = helper.make_node(
+        "Loop", ["trips", "cond0", "h0", "acc0"], ["h_final", "acc_final", "ys"], body=body
+    )
+    graph = helper.make_graph(
+        [loop],
+        "g",
+        [
+            helper.make_tensor_value_info("trips", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond0", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("frames", F, [7, 1, 4]),
+            helper.make_tensor_value_info("h0", F, [1, 6]),
+            helper.make_tensor_value_info("acc0", F, []),
+        ],
+        [
+            helper.make_tensor_value_info("h_final", F, None),
+            helper.make_tensor_value_info("acc_final", F, None),
+            helper.make_tensor_value_info("ys", F, None),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _loop_kernel_name(model) -> str:
+    import ort_core
+
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (step,) = [st for st in sess._plan.steps if st.node.op_type == "Loop"]
+    return step.fn.__name__
+
+
+@pytest.mark.parametrize(
+    "extra_node,cond_from_body,direct",
+    [(None, False, True), (None, True, False), ("Relu", False, True), ("Sigmoid", False, False)],
+)
+@pytest.mark.parametrize("trips", [0, 1, 7])
+def test_loop_body(extra_node, cond_from_body, direct, trips):
+    model = _elman_loop(extra_node, cond_from_body)
+    rng = np.random.default_rng(31)
+    feeds = {
+        "trips": np.array(trips, np.int64),
+        "cond0": np.array(True),
+        "frames": rng.standard_normal((7, 1, 4)).astype(np.float32),
+        "h0": rng.standard_normal((1, 6)).astype(np.float32),
+        "acc0": np.array(0.5, np.float32),
+    }
+    assert _loop_kernel_name(model) == ("run_direct" if direct else "run")
+    want = _ort_run(model, feeds)
+    got = run_cpu(model, feeds)
+    for i, (e, g) in enumerate(zip(want, got, strict=True)):
+        if trips == 0 and i == 2:
+            continue  # no iterations: the scan output is empty, its shape unknown
+        assert_same(e, g, 1e-5, 1e-6, f"output {i}")
+        assert isinstance(g, np.ndarray)
+
+
+def test_clip_zero_rnn_clips_everything_and_gru_lstm_refuse_it():
+    """onnxruntime's RNN accepts clip=0 (every pre-activation becomes 0); its GRU and LSTM
+    refuse clip <= 0 at session creation. The compiled loop is not used for clip <= 0."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    import ort_core
+    from ort_core.errors import InvalidArgument
+
+    for op, gates in (("RNN", 1), ("GRU", 3), ("LSTM", 4)):
+        node = helper.make_node(op, ["x", "w", "r"], ["y"], hidden_size=2, clip=0.0)
+        vi = helper.make_tensor_value_info
+        graph = helper.make_graph(
+            [node], "g",
+            [vi("x", 1, [1, 1, 2]), vi("w", 1, [1, 2 * gates, 2]), vi("r", 1, [1, 2 * gates, 2])],
+            [vi("y", 1, None)],
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        model.ir_version = 8
+        data = model.SerializeToString()
+        feeds = {k: np.full(s, 0.5, np.float32) for k, s in
+                 (("x", (1, 1, 2)), ("w", (1, 2 * gates, 2)), ("r", (1, 2 * gates, 2)))}  # fmt: skip
+        if op == "RNN":
+            got = ort_core.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
+                None, feeds
+            )
+            ref = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
+            np.testing.assert_array_equal(got[0], ref[0])
+        else:
+            with pytest.raises(InvalidArgument, match="clip must be a positive threshold"):
+                ort_core.InferenceSession(data, providers=["CPUExecutionProvider"])
