@@ -12,7 +12,8 @@ constant) so a big model probes each distinct kind of node once.
 Before OpenVINO is asked, these rules decline what it cannot express exactly:
 
 - values that are not tensors (sequences, optionals, maps), strings, complex numbers, bfloat16 and
-  the sub-byte and float8 types, and nodes with subgraphs (control flow);
+  the sub-byte and float8 types, and nodes with subgraphs (control flow) except a Loop whose body
+  passes these rules (:data:`WHOLE_CONTROL_FLOW`: OpenVINO then runs every iteration in one call);
 - float64 math: OpenVINO's plugins compute it in float32;
 - 64-bit integer *data* that may leave the int32 range: OpenVINO's CPU plugin computes int64 and
   uint64 in 32 bits, so ``2**40 + 1`` comes back as ``1``. Values derived from shapes, indices and
@@ -39,7 +40,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ort_core import ops
-from ort_core.ir import Node, node_to_proto, tensor_dtype, tensor_shape
+from ort_core.ir import Node, node_reads, node_to_proto, tensor_dtype, tensor_shape
 from ort_core.provider import GraphView, schema_for
 
 __all__ = ["CapabilityProbe", "wide_int_safe_values", "precheck", "signature"]
@@ -312,13 +313,44 @@ def known_difference(node: Node, view: GraphView) -> str | None:
     return None
 
 
-def precheck(node: Node, view: GraphView, safe_wide: set[str]) -> str | None:
-    """Why OpenVINO cannot run ``node`` exactly, decided without asking OpenVINO; None to ask it."""
-    if node.subgraphs:
+#: Control-flow ops OpenVINO takes whole (its own Loop, iterating inside one call) when every
+#: node of the body is one it takes. If stays with the next provider, its branches partitioned
+#: separately: OpenVINO's If re-plans its dynamic branch on each call (silero-like VAD: 2.7x
+#: onnxruntime as one OpenVINO If, 1.8x with the branches compiled separately).
+WHOLE_CONTROL_FLOW = frozenset({"Loop"})
+
+
+def _body_reason(node: Node, view: GraphView) -> str | None:
+    """Why OpenVINO cannot take ``node`` (a :data:`WHOLE_CONTROL_FLOW` op) with its body."""
+    from ort_core.partitioner import scope_types
+
+    if node.domain or node.op_type not in WHOLE_CONTROL_FLOW:
         return (
-            "nodes with subgraphs (If, Loop, Scan) are left to the next provider: ort-core "
-            "partitions their bodies separately"
+            f"{node.op_type} is left to the next provider, its subgraphs partitioned separately "
+            f"(OpenVINO takes only {', '.join(sorted(WHOLE_CONTROL_FLOW))} whole)"
         )
+    for body in node.subgraphs.values():
+        inner = GraphView(body, view.opsets, scope_types(view.graph, view.outer_types))
+        safe = wide_int_safe_values(inner)
+        for n in body.nodes:
+            reason = precheck(n, inner, safe, outer_ok=True)
+            if reason is None and n.subgraphs:
+                reason = "a nested subgraph"
+            if reason is not None:
+                return f"its body's {n.op_type} node '{n.name}': {reason}"
+    return None
+
+
+def precheck(
+    node: Node, view: GraphView, safe_wide: set[str], outer_ok: bool = False
+) -> str | None:
+    """Why OpenVINO cannot run ``node`` exactly, decided without asking OpenVINO; None to ask it.
+    ``outer_ok``: ``node`` is in the body of a control-flow node OpenVINO would take whole, so
+    values of the enclosing graphs reach it."""
+    if node.subgraphs:
+        reason = _body_reason(node, view)
+        if reason is not None:
+            return reason
     in_roles, out_roles = data_roles(node, view.opset(node.domain))
     for kind, names, roles in (
         ("input", node.inputs, in_roles),
@@ -327,7 +359,7 @@ def precheck(node: Node, view: GraphView, safe_wide: set[str]) -> str | None:
         for i, name in enumerate(names):
             if not name:
                 continue
-            tp = view.graph.type_of(name)
+            tp = view.type_of(name) if outer_ok else view.graph.type_of(name)
             if tp is None and view.type_of(name) is not None:
                 return (
                     f"{kind} '{name}' comes from an enclosing graph, whose types do not reach the "
@@ -378,7 +410,8 @@ def signature(node: Node, view: GraphView) -> tuple:
     )
     aliases = tuple(node.inputs.index(x) if x else -1 for x in node.inputs)
     opset = view.opset(node.domain)
-    return (node.domain, node.op_type, opset, attrs, tuple(ins), outs, aliases)
+    body = id(node) if node.subgraphs else None  # a node with a body is probed on its own
+    return (node.domain, node.op_type, opset, attrs, tuple(ins), outs, aliases, body)
 
 
 def probe_model(node: Node, view: GraphView, prefix: str) -> onnx.ModelProto:
@@ -400,6 +433,9 @@ def probe_model(node: Node, view: GraphView, prefix: str) -> onnx.ModelProto:
             vi = onnx.ValueInfoProto(name=new)
             vi.type.CopyFrom(view.type_of(name))
             inputs.append(vi)
+    # what a body reads from the enclosing graphs, under the names the body uses
+    for name in dict.fromkeys(node_reads(node)[len([x for x in node.inputs if x]) :]):
+        _add_outer_input(name, view, inputs, inits)
     outputs = []
     for j, name in enumerate(node.outputs):
         if not name:
@@ -419,6 +455,20 @@ def probe_model(node: Node, view: GraphView, prefix: str) -> onnx.ModelProto:
     if node.domain not in view.opsets:
         opsets.append(helper.make_opsetid(node.domain, view.opset(node.domain)))
     return helper.make_model(graph, opset_imports=opsets)
+
+
+def _add_outer_input(name: str, view: GraphView, inputs: list, inits: list) -> None:
+    """A value a body reads from the enclosing graphs, as an input or initializer of a probe."""
+    c = view.constant(name)
+    if c is not None and c.size <= MAX_EMBEDDED_ELEMENTS:
+        inits.append(numpy_helper.from_array(np.asarray(c), name))
+    elif c is not None:
+        elem = helper.np_dtype_to_tensor_dtype(c.dtype)
+        inputs.append(helper.make_tensor_value_info(name, elem, list(c.shape)))
+    else:
+        vi = onnx.ValueInfoProto(name=name)
+        vi.type.CopyFrom(view.type_of(name))
+        inputs.append(vi)
 
 
 def short_message(e: BaseException) -> str:
@@ -535,7 +585,7 @@ def cluster_model(nodes: list[Node], view: GraphView) -> tuple[onnx.ModelProto, 
     inputs, inits, seen = [], [], set()
     free: list[str] = []
     for n in nodes:
-        for name in n.inputs:
+        for name in node_reads(n):
             if not name or name in produced or name in seen:
                 continue
             seen.add(name)

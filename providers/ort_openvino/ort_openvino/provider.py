@@ -26,9 +26,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ort_core.device import OrtDevice, OrtDeviceVendorId
 from ort_core.errors import InvalidArgument, ProviderNotAvailable
-from ort_core.ir import Graph, Node, tensor_dtype
+from ort_core.ir import Graph, Node, tensor_dtype, tensor_shape
 from ort_core.provider import Availability, Claim, ExecutionProvider, GraphView, convex_clusters
 
 VALID_OPTIONS = (
@@ -102,6 +104,12 @@ class OpenVINOExecutionProvider(ExecutionProvider):
     #: cost more in OpenVINO call overhead (~50 us) than they compute; they are left to the next
     #: provider. Set to False to claim them anyway (the conformance tests of integer ops do).
     skip_trivial_clusters = True
+    #: A cluster that is not the whole graph (other providers run the rest anyway) is left to the
+    #: next provider when its estimated work (:func:`estimated_work`: multiply-adds of the
+    #: matrix products and convolutions, one per element elsewhere) is below this: an OpenVINO call
+    #: costs ~30 us, which a few cheap nodes (a Normalizer, a Scaler's Sub and MatMul on one row)
+    #: do not repay. 0 claims every cluster.
+    min_partial_work = 1_000_000
 
     def __init__(self, options: dict[str, str] | None = None, session_options: Any = None) -> None:
         super().__init__(options, session_options)
@@ -259,6 +267,21 @@ class OpenVINOExecutionProvider(ExecutionProvider):
                     "overhead than it computes; left to the next provider",
                 )
                 continue
+            if (
+                self.min_partial_work
+                and len(cluster) < len(graph.nodes)
+                and estimated_work(cluster, view) < self.min_partial_work
+            ):
+                for n in cluster:
+                    view.reject(
+                        n,
+                        self.name,
+                        f"its cluster of {len(cluster)} node(s) is too little work (under "
+                        f"{self.min_partial_work:,} multiply-adds) to repay an OpenVINO call "
+                        "(~30 us) in a model other providers run parts of; left to the next "
+                        "provider",
+                    )
+                continue
             claims.append(Claim.fused_group(cluster))
         return claims
 
@@ -300,6 +323,42 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             self.dynamic_shapes,
             self.defaults,
         )
+
+
+#: ops whose work the shapes of a cluster do not bound (loops over time, control flow)
+_UNBOUNDED_WORK = frozenset(
+    {"LSTM", "GRU", "RNN", "Loop", "Scan", "If", "Attention", "MultiHeadAttention"}
+)
+#: ops whose work is (output elements) x (the reduced length of their first input's last axis)
+_MATMULS = frozenset({"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "FusedMatMul"})
+_CONVS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "FusedConv"})
+
+
+def _elements(shape: tuple | None) -> int:
+    """Elements of a shape, unknown or symbolic dims counted as 1 (a lower bound)."""
+    if shape is None:
+        return 1
+    return int(np.prod([d if isinstance(d, int) and d > 0 else 1 for d in shape]))
+
+
+def estimated_work(cluster: list[Node], view: GraphView) -> float:
+    """A lower bound of a cluster's work: multiply-adds of matrix products and convolutions,
+    one per output element for other ops, infinite for recurrent and control-flow ops."""
+    total = 0
+    for n in cluster:
+        if n.op_type in _UNBOUNDED_WORK or n.subgraphs:
+            return float("inf")
+        out = _elements(tensor_shape(view.type_of(n.outputs[0]))) if n.outputs[0] else 1
+        if n.op_type in _MATMULS and n.inputs:
+            a = tensor_shape(view.type_of(n.inputs[0])) or ()
+            axis = -2 if n.op_type == "Gemm" and n.attr("transA", 0) else -1
+            total += out * _elements(a[axis:][:1] if len(a) >= -axis else None)
+        elif n.op_type in _CONVS and len(n.inputs) > 1:
+            w = tensor_shape(view.type_of(n.inputs[1 if n.op_type != "QLinearConv" else 3]))
+            total += out * _elements(tuple(w[1:]) if w else None)
+        else:
+            total += out
+    return total
 
 
 def _trivial(cluster: list[Node], view: GraphView) -> bool:
