@@ -319,11 +319,22 @@ _DEFINED = {
 
 
 def _unary_kernel(fn):
-    def run(x):
+    def plain(x):
         return _arr(fn(x), x.dtype)
 
+    plain.__name__ = plain.__qualname__ = fn.__name__
+    if fn in (np.logical_not, np.invert):
+        return plain
+    slow = widened(plain)  # 0-d arrays and ml_dtypes types
+
+    def run(x):  # one call and one type check on the common path (tiny tensors pay per call)
+        if x.ndim and x.dtype.kind != "V":
+            r = fn(x)
+            return r if r.__class__ is np.ndarray and r.dtype == x.dtype else _arr(r, x.dtype)
+        return slow(x)
+
     run.__name__ = run.__qualname__ = fn.__name__
-    return run if fn in (np.logical_not, np.invert) else widened(run)
+    return run
 
 
 for _op, (_since, _types, _fn) in UNARY.items():
