@@ -60,6 +60,7 @@ __all__ = [
     "check_feed",
     "check_feed_with",
     "feed_spec",
+    "PlainMaps",
     "RunOwners",
     "finish_output",
     "finish_outputs",
@@ -727,6 +728,14 @@ def finish_output(value: Any, inputs: Iterable[Any] = ()) -> Any:
     return _finish(value, RunOwners(inputs))
 
 
+class PlainMaps(list):
+    """A sequence of maps whose keys and values are Python scalars already (``ZipMap`` builds
+    them from ``tolist()``): :func:`finish_output` returns it as a list of copies of its dicts
+    without looking at their items, which costs more than building them."""
+
+    __slots__ = ()
+
+
 def _finish(value: Any, owners: set[int] | RunOwners) -> Any:
     if type(value) is np.ndarray and value.dtype.kind not in "US":  # the common case, first
         flags = value.flags
@@ -755,6 +764,8 @@ def _finish(value: Any, owners: set[int] | RunOwners) -> Any:
         return value.view() if value.base is None else value
     if isinstance(value, np.generic):
         return np.asarray(value)
+    if type(value) is PlainMaps:
+        return list(map(dict, value))
     if isinstance(value, list):
         return [_finish(v, owners) for v in value]
     if isinstance(value, dict):

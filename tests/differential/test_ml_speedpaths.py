@@ -3,6 +3,9 @@ ai.onnx.ml kernels' fast paths (tree walks prepared at session creation, vectori
 and SVMs, the plumbing of pipelines) must give onnxruntime's outputs, at batch 1 (the serving
 case, its own code paths) and at larger batches.
 
+Every test runs twice: with the compiled loops of ``ort_cpu.kernels._ml_jit`` (numba) and with
+them off (the numpy paths), both against onnxruntime.
+
 Tolerances: labels are compared exactly. Tree scores are added tree after tree in float32 as
 onnxruntime adds them with one thread (the sessions here use one), so tree outputs match to the
 last bits except where a transcendental function (exp in SOFTMAX/LOGISTIC) differs by an ulp
@@ -21,9 +24,10 @@ pytest.importorskip("sklearn")
 pytest.importorskip("skl2onnx")
 ort = pytest.importorskip("onnxruntime")
 
+import onnx  # noqa: E402
 import skl2onnx.common.tree_ensemble as _tree_ensemble  # noqa: E402
 from onnx import helper  # noqa: E402
-from ort_cpu import _trees  # noqa: E402
+from ort_cpu import _jit, _trees  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
 from sklearn import (  # noqa: E402
     compose,
@@ -48,6 +52,18 @@ OPSETS = {"": 17, "ai.onnx.ml": 3}
 BATCHES = (1, 7, 100, 0)
 TREE_TOL = {"rtol": 1e-6, "atol": 1e-7}
 LINEAR_TOL = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def compiled(request, monkeypatch):
+    """Sessions made in the test use the compiled kernels, or not (as with ORT_CPU_JIT=0)."""
+    if request.param == "numpy":
+        monkeypatch.setitem(_jit._STATE, "ok", False)
+        monkeypatch.setitem(_jit._STATE, "why", "turned off by the test")
+        return False
+    if not _jit.available():
+        pytest.skip(f"compiled kernels are off: {_jit.reason()}")
+    return True
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -371,3 +387,59 @@ def test_pipeline_scaler_normalizer_svc():
         svm.SVC(probability=True, random_state=0),
     ).fit(x, y)
     _compare(_convert(model, x), x, LINEAR_TOL)
+
+
+# -- the compiled paths ----------------------------------------------------------------------------
+def test_svc_rbf_exactly(compiled):
+    """Compiled, the RBF SVC follows onnxruntime's order of operations: the same bits."""
+    x, y = _classification(3, seed=15)
+    model = _fit(("svc-exact", 3), lambda: svm.SVC(random_state=0), x, y)
+    expected, got = _sessions(_convert(model, x, zipmap=False))
+    for n in (1, 7, 100):
+        want, have = expected.run(None, {"X": x[:n]}), got.run(None, {"X": x[:n]})
+        np.testing.assert_array_equal(have[0], want[0])
+        if compiled:
+            np.testing.assert_array_equal(have[1], want[1])
+        else:
+            np.testing.assert_allclose(have[1], want[1], **LINEAR_TOL)
+
+
+def test_zipmap_gives_plain_python(compiled):
+    """A list of new dicts per run, of Python keys and floats, as onnxruntime returns."""
+    x, y = _classification(3, seed=16)
+    model = _fit(("zipmap-types", 3), lambda: linear_model.LogisticRegression(max_iter=500), x, y)
+    expected, got = _sessions(_convert(model, x))
+    want = expected.run(None, {"X": x[:5]})[1]
+    first = got.run(None, {"X": x[:5]})[1]
+    assert type(first) is list and all(type(d) is dict for d in first)
+    assert [[(type(k), type(v)) for k, v in d.items()] for d in first] == [
+        [(type(k), type(v)) for k, v in d.items()] for d in want
+    ]
+    first[0][0] = "changed"
+    again = got.run(None, {"X": x[:5]})[1]
+    assert again[0][0] == want[0][0]
+
+
+def test_forest_float64_input():
+    """float64 inputs: thresholds and sums in float64, as onnxruntime's double kernels."""
+    x, y = _regression(seed=17)
+    model = _fit("f64", lambda: ensemble.RandomForestRegressor(10, random_state=0), x, y)
+    onx = _convert(model, x)
+    onx.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    _compare(onx, x.astype(np.float64) / 3, TREE_TOL, walks=WALKS)
+
+
+def test_compiled_walk_runs(compiled, monkeypatch):
+    """With numba, tree ensembles walk with the compiled loop (not a numpy walk)."""
+    calls = []
+    original = _trees.Walker.walk_and_add
+
+    def walk_and_add(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_trees.Walker, "walk_and_add", walk_and_add)
+    x, y = _classification(2, seed=18)
+    model = _fit(("walk", 2), TREE_CLASSIFIERS["hist_gradient_boosting"], x, y)
+    _compare(_convert(model, x, zipmap=False), x, TREE_TOL, batches=(1, 9))
+    assert bool(calls) == compiled

@@ -9,7 +9,11 @@ unless the node sends them elsewhere (missing-value tracking, or a swapped node)
 step runs for inputs that have a NaN. BRANCH_EQ/NEQ/MEMBER ensembles walk with the general
 ``Forest.leaves`` of ``kernels/ml.py``.
 
-Three walks, all ending on leaf indices (leaves numbered in node order); a cost model picks one
+Where numba is available, :meth:`Walker.compile` lays the nodes out for the compiled walk of
+``kernels/_ml_jit.py`` (:meth:`Walker.walk_and_add`), which replaces the numpy walks below; they
+remain the path without numba (and the one :data:`FORCE` selects in tests).
+
+Three numpy walks, all ending on leaf indices (leaves numbered in node order); a cost model picks one
 per batch size (``Walker.strategy``):
 
 - super-nodes (small batches): each step evaluates the 7 nodes of the next three levels of every
@@ -29,6 +33,7 @@ float inputs): ``np.add.accumulate`` along the tree axis is a strictly sequentia
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -45,6 +50,24 @@ _MOD = 129  # sum(b_i << 8i) % 129 is distinct for the 2**7 patterns of 7 bools
 #: a walk to use whatever the cost model says ("super", "all", "levels"; tests set it)
 FORCE = None
 _LITTLE = sys.byteorder == "little"
+_NO_INDEX = np.zeros(0, dtype=np.int32)
+_NO_FLAGS = np.zeros((0, 0), dtype=bool)
+_THRESHOLD_COLUMN = {np.float32: 4, np.float64: 2}  # in the node table viewed as that dtype
+_ROW_TREE_PAIRS_PER_THREAD = 2000  # below this much work a thread costs more than it saves
+_POOL: list = []  # [the process-wide thread pool of the split walks, its size]
+
+
+def _pool(workers: int):
+    """The process-wide thread pool, grown to at least ``workers`` threads."""
+    if not _POOL or _POOL[1] < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="ort_cpu_trees"), workers]
+    return _POOL[0]
+
+
+_NO_WEIGHTS = {t: np.zeros(0, dtype=t) for t in (np.float32, np.float64)}
+_NO_SUMS = {t: np.zeros((0, 0), dtype=t) for t in (np.float32, np.float64)}
 
 
 def _exit_table() -> np.ndarray:
@@ -124,10 +147,93 @@ class Walker:
         self.nan_aware = bool(nan_lo.any())
         self._depth = self._tree_depth(lo, hi, leaf, forest.roots)
         self._n_nodes = m
-        tables = (lo, hi, leaf, feat, t32, t64, nan_lo, forest.roots, leaf_index)
-        self._super = _SuperNodes(*tables)
-        self._levels = _Levels(*tables)
+        self._tables = (lo, hi, leaf, feat, t32, t64, nan_lo, forest.roots, leaf_index)
+        self._super_nodes: _SuperNodes | None = None
+        self._level_nodes: _Levels | None = None
         self._choice: dict[int, str] = {}
+        self._compiled = None  # see compile()
+
+    @property
+    def _super(self) -> _SuperNodes:
+        if self._super_nodes is None:
+            self._super_nodes = _SuperNodes(*self._tables)
+        return self._super_nodes
+
+    @property
+    def _levels(self) -> _Levels:
+        if self._level_nodes is None:
+            self._level_nodes = _Levels(*self._tables)
+        return self._level_nodes
+
+    def compile(self, walk, threads: int = 1) -> bool:
+        """Walk with ``walk`` (``kernels/_ml_jit.forest``) from now on, unless :data:`FORCE`
+        names a numpy walk; False where it cannot (the general walk, a forest too large for
+        int32 indices). ``threads`` > 1: large batches are split by rows over that many threads
+        (the loop releases the GIL; each row's sums keep their order)."""
+        if self.general or self._n_nodes >= 2**31 - 1:
+            return False
+        lo, hi, leaf, feat, t32, t64, nan_lo, roots, leaf_index = self._tables
+        # one 32-byte row per node: feature, low, high, leaf index (-1 a branch, -2 a branch
+        # sending NaN low), the float32 threshold in column 4 or the float64 one in 4-5
+        nodes = np.zeros((self._n_nodes, 8), dtype=np.int32)
+        nodes[:, 0] = np.where(leaf, 0, feat)  # a leaf: feature 0 against a NaN threshold
+        nodes[:, 1] = lo  # a leaf's children are itself
+        nodes[:, 2] = hi
+        nodes[:, 3] = np.where(leaf, leaf_index, np.where(nan_lo, -2, -1))
+        tables = {}
+        for dtype, t in ((np.float32, t32), (np.float64, t64)):
+            if t is not None:
+                table = nodes.copy()
+                table.view(dtype)[:, _THRESHOLD_COLUMN[dtype]] = t
+                tables[dtype] = table, table.view(dtype), _THRESHOLD_COLUMN[dtype]
+        self._compiled = walk, tables, np.asarray(roots, dtype=np.int32)
+        self._threads = max(1, min(int(threads), os.cpu_count() or 1))
+        return True
+
+    def walk_and_add(self, x: np.ndarray, entries, n_out: int, track: bool, div=1, base=None):
+        """The compiled walk (after :meth:`compile`): (leaves [N, T] int32, sums [N, n_out]
+        of the weights ``entries`` (``LeafValues.entries``) of the leaves reached, tree after
+        tree in ``x``'s dtype, then divided by ``div`` and ``base`` [n_out] (in ``x``'s dtype)
+        added, scored [N, n_out] bool or None unless ``track``). ``entries`` None: only the
+        leaves (sums and scored are None)."""
+        walk, tables, roots = self._compiled
+        nodes, values, col = tables[x.dtype.type]
+        n = x.shape[0]
+        leaves = np.empty((n, len(roots)), dtype=np.int32)
+        if entries is None:
+            start = target = _NO_INDEX
+            weight, out, has = (
+                _NO_WEIGHTS[values.dtype.type],
+                _NO_SUMS[values.dtype.type],
+                _NO_FLAGS,
+            )
+        else:
+            start, target, weight = entries
+            out = np.zeros((n, n_out), dtype=values.dtype)
+            has = np.zeros((n, n_out), dtype=bool) if track else _NO_FLAGS
+        dtype = values.dtype.type
+        if base is None:
+            base = _NO_WEIGHTS[dtype]
+        args = (nodes, values, col, roots)
+        tail = (start, target, weight)
+        parts = min(self._threads, n * len(roots) // _ROW_TREE_PAIRS_PER_THREAD)
+        if parts < 2:
+            walk(x, *args, leaves, *tail, out, has, dtype(div), base)
+        else:  # rows split over threads: each row's sums keep their order
+            cuts = np.linspace(0, n, parts + 1).astype(int)
+
+            def part(a: int, b: int) -> None:
+                o, h = (out[a:b] if out.size else out), (has[a:b] if has.size else has)
+                walk(x[a:b], *args, leaves[a:b], *tail, o, h, dtype(div), base)
+
+            pool = _pool(parts - 1)
+            jobs = [pool.submit(part, a, b) for a, b in zip(cuts[1:-1], cuts[2:])]
+            part(cuts[0], cuts[1])
+            for job in jobs:
+                job.result()
+        if entries is None:
+            return leaves, None, None
+        return leaves, out, (has if track else None)
 
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about
@@ -155,6 +261,8 @@ class Walker:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.general:
             return self._leaf_index.take(self._forest.leaves(x))
+        if self._compiled is not None and FORCE is None:
+            return self.walk_and_add(x, None, 0, False)[0]
         nan = self.nan_aware and bool(np.isnan(x).any())
         n = x.shape[0]
         how = self._choice.get(n) if FORCE is None else FORCE
@@ -430,6 +538,23 @@ class LeafValues:
         key = ("first", dtype)
         if key not in self._cache:
             self._cache[key] = self._first64.astype(dtype)
+        return self._cache[key]
+
+    def entries(self, dtype, first: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The weights as CSR by leaf for the compiled sums: (start int32 [L + 1], target int32,
+        weight ``dtype``). ``first``: each leaf's first weight, to target 0 (the single-target
+        sum); else the dense table's weights (needs ``dense_ok``), in target order."""
+        key = ("entries", dtype, first)
+        if key not in self._cache:
+            if first:
+                has, w = self.first_has[:, None], self._first64[:, None]
+            else:
+                has, w = self.dense_has, self._dense64
+            leaf, tg = np.nonzero(has)
+            start = np.zeros(len(has) + 1, dtype=np.int32)
+            np.cumsum(np.bincount(leaf, minlength=len(has)), out=start[1:])
+            weight = np.ascontiguousarray(w[leaf, tg], dtype=dtype)
+            self._cache[key] = start, tg.astype(np.int32), weight
         return self._cache[key]
 
     def dense(self, dtype, fill: float = 0.0) -> np.ndarray:

@@ -6,8 +6,10 @@ operators (ZipMap, DictVectorizer, CastMap). Strings are object arrays of ``str`
 of Python keys and values, sequences of maps lists of them (see ``ort_core.feeds``).
 
 Tree ensembles are compiled at session creation into flat tables (``ort_cpu._trees``) and walked
-for the whole batch with a few numpy calls per step; leaf weights are added tree after tree in
-float32 (float64 for float64 inputs), the order onnxruntime adds them in. Linear models, SVMs and
+by a compiled loop (``_ml_jit``; without numba, for the whole batch with a few numpy calls per
+step); leaf weights are added tree after tree in float32 (float64 for float64 inputs), the order
+onnxruntime adds them in. The RBF SVM classifier, linear scores, post transforms, Scaler and
+Normalizer have compiled loops too, each kernel keeping its numpy path as the fallback. Linear models, SVMs and
 the plumbing operators precompute what they can at session creation (transposed coefficients,
 lookup tables) and keep the run path to a handful of numpy calls: at batch 1, a model's cost is
 the number of calls. Where the specification leaves a case open (the binary classifiers), the
@@ -19,17 +21,22 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import warnings
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from ort_core.errors import InvalidArgument
+from ort_core.feeds import PlainMaps
 from ort_core.ir import tensor_dtype
 from ort_core.provider import KernelUnsupported
 
+from .. import _trees
 from .._trees import LeafValues, Walker, distinct
+from . import _ml_jit
 from ._registry import builder, kernel
 
 ML = "ai.onnx.ml"
@@ -477,7 +484,9 @@ def _tree_input(x: np.ndarray, walker: Walker) -> np.ndarray:
 class _Ensemble:
     """A tree ensemble prepared for scoring: its walker and its leaves' weights, with the
     aggregations onnxruntime computes (leaf weights added tree after tree in the accumulation
-    dtype: float32, or float64 for float64 inputs)."""
+    dtype: float32, or float64 for float64 inputs). Where compiled kernels are on, the walk and
+    the sums run in one compiled loop (``_ml_jit.forest``); the numpy path walks with
+    ``ort_cpu._trees`` and adds with ``np.add.accumulate`` in the same order."""
 
     def __init__(self, forest: Forest, n_targets: int, info) -> None:
         dtype = info.input_dtype(0)
@@ -491,25 +500,55 @@ class _Ensemble:
         # the node arrays serve only the general aggregations
         general = not self.values.dense_ok or not self.all_first
         self.forest = forest if general else None
+        self.compiled = False
+        if not self.walker.general:
+            fn = _ml_jit.warm_forest(
+                {np.float64 if d == np.float64 else np.float32 for d in dtypes}
+            )
+            so = info.session_options
+            threads = int(getattr(so, "intra_op_num_threads", 0) or 0) or (os.cpu_count() or 1)
+            self.compiled = fn is not None and self.walker.compile(fn, threads)
 
-    def first_sum(self, leaves: np.ndarray, acc) -> np.ndarray:
+    def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
+        """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
+        [N, C] or None) from the compiled loop; ``first``: each leaf's first weight, C = 1."""
+        entries = self.values.entries(x.dtype.type, first)
+        n_out = 1 if first else self.n_targets
+        _, out, has = self.walker.walk_and_add(x, entries, n_out, track, div, base)
+        return out, has
+
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled walk runs (tests force a numpy walk with ``_trees.FORCE``)."""
+        return self.compiled and _trees.FORCE is None
+
+    def first_sum(self, x: np.ndarray) -> np.ndarray:
         """Sum [N] of each reached leaf's first weight, tree after tree."""
-        v = self.values.first(acc).take(leaves)
+        if self.fast:
+            return self.compiled_sums(x, True, False)[0][:, 0]
+        v = self.values.first(x.dtype.type).take(self.walker(x))
         return np.add.accumulate(v, axis=1)[:, -1]
 
-    def first_extreme(self, leaves: np.ndarray, acc, how: str) -> tuple[np.ndarray, Any]:
+    def first_extreme(self, x: np.ndarray, how: str) -> tuple[np.ndarray, Any]:
         """MIN or MAX [N] of the reached leaves' first weights, and which rows had one (True:
         all)."""
+        acc, leaves = x.dtype.type, self.walker(x)
         if self.all_first:
             v = self.values.first(acc).take(leaves)
             return (v.min(axis=1) if how == "MIN" else v.max(axis=1)), True
         p, scored = self.forest.first_weights(self.walker.leaf_nodes.take(leaves), how)
         return p.astype(acc), scored
 
-    def target_scores(self, leaves: np.ndarray, acc, how: str) -> tuple[np.ndarray, Any]:
+    def target_scores(self, x: np.ndarray, how: str) -> tuple[np.ndarray, Any]:
         """Scores [N, C] per target (0 where no leaf scores it) and which are scored ([N, C], or
         [C] when that does not depend on the input)."""
-        v = self.values
+        v, acc = self.values, x.dtype.type
+        if v.dense_ok and how in ("SUM", "AVERAGE") and self.fast:
+            s, has = self.compiled_sums(x, False, v.static_has is None)
+            if has is None:
+                has = v.static_has
+            return (s / acc(self.n_trees) if how == "AVERAGE" else s), has
+        leaves = self.walker(x)
         if not v.dense_ok:  # a leaf gives a target two weights: the general aggregation
             nodes = self.walker.leaf_nodes.take(leaves)
             s = self.forest.aggregate(nodes, self.n_targets, how).astype(acc)
@@ -536,12 +575,18 @@ class _Ensemble:
 # onnxruntime finalizes tree scores per (sample, target) with a "has a score" flag: a target no
 # reached leaf gives a weight reads as 0 when written out, even after a base value was added to
 # it. A single-target ensemble takes its own path, where only PROBIT is applied.
-def _write_scores(values: np.ndarray, post: str, mlas: bool = False) -> np.ndarray:
+def _write_scores(values: np.ndarray, post: str, mlas: bool = False, fast=None) -> np.ndarray:
     """onnxruntime's transform of rows of two or more scores (float32); ``mlas``: the logistic
-    of its MLAS kernel (linear models, SVMs) instead of the trees' ComputeLogistic."""
-    v = values if values.dtype == np.float32 else values.astype(np.float32)
+    of its MLAS kernel (linear models, SVMs) instead of the trees' ComputeLogistic. ``fast``:
+    ``_ml_jit.warm_transforms()``'s result, or None for numpy."""
     if post == "NONE":
-        return v
+        return values if values.dtype == np.float32 else values.astype(np.float32)
+    if fast is not None and values.ndim == 2 and post in ("SOFTMAX", "LOGISTIC"):
+        out = values.astype(np.float32, order="C")  # a copy: the caller may still read values
+        code = "LOGISTIC_MLAS" if mlas and post == "LOGISTIC" else post
+        fast[0](out, _ml_jit.TRANSFORMS[code], _ml_jit.NO_BIAS, _ml_jit.NO_BEST)
+        return out
+    v = values if values.dtype == np.float32 else values.astype(np.float32)
     if post == "SOFTMAX":
         return _softmax(v)
     if post == "LOGISTIC":
@@ -556,16 +601,21 @@ def _regression(ens: _Ensemble, how: str, post: str, base) -> Any:
     n_targets = ens.n_targets
     if n_targets == 1:
         origin64 = float(base[0]) if base is not None and len(base) == 1 else 0.0
+        origins = {t: np.full(1, origin64, dtype=t) for t in (np.float32, np.float64)}
+        div = ens.n_trees if how == "AVERAGE" else 1
 
         def single(x):
             acc = x.dtype.type
-            leaves = ens.walker(x)
             origin = acc(origin64)
+            if how in ("SUM", "AVERAGE") and ens.fast:  # sum / div + origin, compiled
+                p = ens.compiled_sums(x, True, False, div, origins[acc])[0]
+                p = p if acc is np.float32 else p.astype(np.float32)
+                return _probit(p) if post == "PROBIT" else p
             if how in ("MIN", "MAX"):
-                p, scored = ens.first_extreme(leaves, acc, how)
+                p, scored = ens.first_extreme(x, how)
                 p = p + origin if scored is True else np.where(scored, p + origin, origin)
             else:
-                p = ens.first_sum(leaves, acc)
+                p = ens.first_sum(x)
                 if how == "AVERAGE":
                     p = p / acc(ens.n_trees)
                 p = p + origin
@@ -575,15 +625,16 @@ def _regression(ens: _Ensemble, how: str, post: str, base) -> Any:
         return single
     use_base = base is not None and len(base) == n_targets
     base64 = np.asarray(base, dtype=np.float64) if use_base else None
+    fast = _ml_jit.warm_transforms() if post in ("SOFTMAX", "LOGISTIC") else None
 
     def multi(x):
         acc = x.dtype.type
-        scores, has = ens.target_scores(ens.walker(x), acc, how)
+        scores, has = ens.target_scores(x, how)
         if use_base:
             scores = scores + base64.astype(acc)
         if has.ndim == 2 or not has.all():
             scores = np.where(has, scores, acc(0))
-        return _write_scores(scores, post)
+        return _write_scores(scores, post, fast=fast)
 
     return multi
 
@@ -676,7 +727,7 @@ def _binary_scores(s, has, base, binary, all_positive, post):
     return up.astype(np.int64), z, binary
 
 
-def _binary_one_column(base, binary: bool, all_positive: bool, post: str):
+def _binary_one_column(base, binary: bool, all_positive: bool, post: str, fast=None):
     """``_binary_scores`` where every leaf scores class 0 and none class 1 (the binary models
     converters write): ``finish(s0 [N]) -> (label codes, z [N, 2], codes index the labels)``."""
     n_base = 0 if base is None else len(base)
@@ -697,13 +748,16 @@ def _binary_one_column(base, binary: bool, all_positive: bool, post: str):
         if kind == "both":  # two scores, the second unscored (0)
             z = np.zeros((len(v0), 2), dtype=np.float32)
             z[:, 0] = v0
-            return up, (z if post == "NONE" else _write_scores(z, post)), binary
+            return up, (z if post == "NONE" else _write_scores(z, post, fast=fast)), binary
         v = v0.astype(np.float32)
         z = np.empty((len(v), 2), dtype=np.float32)
         if post == "PROBIT":
             z[:, 0], z[:, 1] = _probit(v), 0
         elif post == "LOGISTIC" and kind != "raw":
-            z[:, 0], z[:, 1] = _logistic_pair(v)
+            if fast is not None:
+                fast[1](v, z)
+            else:
+                z[:, 0], z[:, 1] = _logistic_pair(v)
         elif kind == "positive":
             z[:, 0], z[:, 1] = 1 - v, v
         elif kind == "mixed":
@@ -739,6 +793,7 @@ def tree_ensemble_classifier(info):
     ens = _Ensemble(forest, width, info)
     walker = ens.walker
     label_list = labels
+    fast = _ml_jit.warm_transforms() if post in ("SOFTMAX", "LOGISTIC") else None
 
     def label_of(codes: np.ndarray, index: bool) -> np.ndarray:
         if not strings and not index:  # onnxruntime writes 1/0 itself here, not a class label
@@ -755,7 +810,7 @@ def tree_ensemble_classifier(info):
 
         def run_single(x):
             x = _tree_input(x, walker)
-            p = ens.first_sum(walker(x), x.dtype.type).astype(np.float32)
+            p = ens.first_sum(x).astype(np.float32)
             if base is not None and len(base) == 2:
                 p = p + base[1]
                 z = _write_scores(np.stack([-p, p], axis=1), post)[:, :1]
@@ -771,11 +826,33 @@ def tree_ensemble_classifier(info):
     static = ens.values.static_has
     if n_classes == 2:
         one_column = static is not None and bool(static[0]) and not static[1:].any()
-        finish = _binary_one_column(base, binary, all_positive, post) if one_column else None
+        finish = _binary_one_column(base, binary, all_positive, post, fast) if one_column else None
+        quick = None  # the float32 one-column case, compiled: (function, base, threshold, how)
+        if finish is not None and ens.compiled and post in ("NONE", "LOGISTIC"):
+            n_base = 0 if base is None else len(base)
+            # as _binary_one_column chooses (two base values: numpy)
+            kind = None if n_base == 2 else "raw" if n_base and not binary else "mixed"
+            if binary and all_positive and kind:
+                kind = "positive"
+            if post == "LOGISTIC" and kind != "raw":
+                kind = "logistic"
+            fn = _ml_jit.warm_binary_column() if kind is not None else None
+            if fn is not None:
+                b = np.zeros(2, np.float32)
+                b[0] = base[0] if n_base == 1 else 0
+                threshold = np.float32(0.5 if binary and all_positive else 0.0)
+                quick = fn, (b if n_base else None), threshold, _ml_jit.BINARY[kind]
 
         def run_binary(x):
             x = _tree_input(x, walker)
-            s, has = ens.target_scores(walker(x), x.dtype.type, "SUM")
+            if quick is not None and x.dtype == np.float32 and ens.fast:
+                fn, b, threshold, how = quick
+                s = ens.compiled_sums(x, False, False, 1, b)[0]
+                codes = np.empty(len(s), dtype=np.int64)
+                z = np.empty((len(s), 2), dtype=np.float32)
+                fn(s, threshold, how, codes, z)
+                return (label_list.take(codes) if strings or binary else codes), z
+            s, has = ens.target_scores(x, "SUM")
             if finish is not None:
                 codes, z, index = finish(s[:, 0])
             else:
@@ -783,7 +860,8 @@ def tree_ensemble_classifier(info):
                     has = np.broadcast_to(has, s.shape)
                 s32 = s.astype(np.float32)
                 codes, z, index = _binary_scores(s32, has, base, binary, all_positive, post)
-            return label_of(codes, index), z
+            # codes are 0 or 1 here: they index the two labels
+            return (label_list.take(codes) if strings or index else codes), z
 
         return run_binary
 
@@ -796,11 +874,26 @@ def tree_ensemble_classifier(info):
         return base_cache[acc]
 
     dense_all = static is not None and bool(static[:n_classes].all())
+    # every class scored, float32: base, argmax and transform in the compiled loops
+    quick = (
+        ens.compiled
+        and dense_all
+        and width == n_classes
+        and base_k in (0, n_classes)
+        and post in ("NONE", "SOFTMAX", "LOGISTIC")
+    )
+    rows = _ml_jit.warm_transforms() if quick else None
+    code = _ml_jit.TRANSFORMS[post] if rows is not None else 0
 
     def run_multi(x):
         x = _tree_input(x, walker)
         acc = x.dtype.type
-        s, has = ens.target_scores(walker(x), acc, "SUM")
+        if rows is not None and acc is np.float32 and ens.fast:
+            s = ens.compiled_sums(x, False, False, 1, base_acc(acc) if base_k else None)[0]
+            best = np.empty(len(s), dtype=np.int64)
+            rows[0](s, code, _ml_jit.NO_BIAS, best)
+            return label_list.take(best), s
+        s, has = ens.target_scores(x, "SUM")
         if s.shape[1] != n_classes:
             s = s[:, :n_classes]
         if dense_all:  # every class scored: no masks
@@ -809,7 +902,7 @@ def tree_ensemble_classifier(info):
             elif base_k:
                 s = s.copy()
                 s[:, :base_k] += base_acc(acc)
-            return label_list.take(s.argmax(axis=1)), _write_scores(s, post)
+            return label_list.take(s.argmax(axis=1)), _write_scores(s, post, fast=fast)
         has = np.array(np.broadcast_to(has, (len(s), has.shape[-1])))[:, :n_classes]
         if base_k:
             b = base_acc(acc)
@@ -818,7 +911,7 @@ def tree_ensemble_classifier(info):
             has[:, :base_k] = True
         best = np.argmax(np.where(has, s, -np.inf), axis=1)
         best = np.where(has.any(axis=1), best, n_classes - 1)  # no class scored: undefined there
-        return label_of(best, True), _write_scores(np.where(has, s, acc(0)), post)
+        return label_of(best, True), _write_scores(np.where(has, s, acc(0)), post, fast=fast)
 
     return run_multi
 
@@ -914,7 +1007,23 @@ def linear_classifier(info):
 
         return run_one
 
+    product = _ml_jit.warm_linear() if scores.n_features > 0 else None
+    known = post in ("NONE", "SOFTMAX", "LOGISTIC")
+    finish = _ml_jit.warm_transforms() if product is not None and known else None
+    code = _ml_jit.TRANSFORMS["LOGISTIC_MLAS" if post == "LOGISTIC" else post] if known else 0
+
     def run(x):
+        if finish is not None:
+            f = _float_rows(x)
+            if f.shape[1] == scores.n_features and f.flags.c_contiguous:
+                if f.shape[0] >= _ml_jit.GEMM_ROWS:
+                    out = f @ scores.weights
+                else:
+                    out = np.empty((f.shape[0], scores.n_out), dtype=np.float32)
+                    product(f, scores.weights, out)
+                best = np.empty(f.shape[0], dtype=np.int64)
+                finish[0](out, code, scores.intercepts, best)
+                return labels.take(best), out
         s = scores(x)
         return labels.take(s.argmax(axis=1)), _write_scores(s, post, mlas=True)
 
@@ -929,12 +1038,13 @@ def linear_regressor(info):
     intercepts = info.attr("intercepts")
     intercepts = np.asarray(intercepts if intercepts else [0.0] * targets, dtype=np.float32)
     scores = _Linear(coef, intercepts)
+    fast = _ml_jit.warm_transforms() if post in ("SOFTMAX", "LOGISTIC") and targets != 1 else None
 
     def run(x):
         s = scores(x)
         if targets == 1:  # onnxruntime applies only PROBIT to a single target
             return _probit(s) if post == "PROBIT" else s
-        return _write_scores(s, post, mlas=True)
+        return _write_scores(s, post, mlas=True, fast=fast)
 
     return run
 
@@ -1093,6 +1203,8 @@ def svm_classifier(info):
     all_positive = coef.size > 0 and coef.min() >= 0
     pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
     n_pairs = len(pairs)
+    fast = None
+    transforms = _ml_jit.warm_transforms() if post in ("SOFTMAX", "LOGISTIC") else None
     if n_sv:
         coef2 = coef.reshape(-1, n_sv)
         if coef2.shape[0] < n_classes - 1 or len(rho) < n_pairs:
@@ -1114,6 +1226,15 @@ def svm_classifier(info):
         pa, pb = prob_a[:n_pairs], prob_b[:n_pairs]
         lo, hi = np.float32(1e-7), np.float32(1 - 1e-7)
         upper = np.triu_indices(n_classes, 1)
+        rbf = str(info.attr("kernel_type", "LINEAR")).upper() == "RBF"
+        fast = _ml_jit.warm_svc_rbf() if rbf and len(starts) == n_classes + 1 else None
+        if fast is not None:  # onnxruntime's own order of operations, in float32
+            params = list(info.attr("kernel_params", []) or []) + [0.0]
+            gamma32 = np.float32(params[0])
+            sv_t32 = np.ascontiguousarray(sv.reshape(n_sv, -1).T, dtype=np.float32)
+            coef32 = np.ascontiguousarray(coef2, dtype=np.float32)
+            rho32 = np.ascontiguousarray(pair_rho, dtype=np.float32)
+            starts64 = starts.astype(np.int64)
     else:
         linear = _Linear(coef.astype(np.float32), np.zeros(n_classes, np.float32))
 
@@ -1139,14 +1260,8 @@ def svm_classifier(info):
         r[:, upper[1], upper[0]] = rest
         return _pairwise_coupling(r)
 
-    def run(x):
-        if not n_sv:  # linear mode: one score per class, the label is the best score
-            scores = linear(x) + np.float32(rho[0])
-            best = np.argmax(scores, axis=1)
-            y = labels_of(best, scores[np.arange(len(best)), best])
-            if n_classes == 1:
-                return y, (_probit(scores) if post == "PROBIT" else scores.astype(np.float32))
-            return y, _write_scores(scores, post, mlas=True)
+    def classify(x):
+        """(scores [N, P] float32, the class with most votes [N]) in numpy."""
         scores = kernel(_svm_input(x)) @ pair_coef
         scores += pair_rho
         up = scores > 0  # the vote reads the double sum, the scores keep its float
@@ -1158,13 +1273,31 @@ def svm_classifier(info):
             best = np.array([count.index(max(count))])
         else:
             best = np.argmax(up @ win_i + (~up) @ win_j, axis=1)
-        # the label is the class with most votes (the first of equals); onnxruntime's binary rule
-        # then sees a best score of 0, so it keeps the vote
-        y = labels_of(best, np.zeros(len(best)))
-        if has_proba:
-            return y, _write_scores(probabilities(scores), post, mlas=True)
-        if n_pairs != 1:
+        return scores, best
+
+    def run(x):
+        if not n_sv:  # linear mode: one score per class, the label is the best score
+            scores = linear(x) + np.float32(rho[0])
+            best = np.argmax(scores, axis=1)
+            y = labels_of(best, scores[np.arange(len(best)), best])
+            if n_classes == 1:
+                return y, (_probit(scores) if post == "PROBIT" else scores.astype(np.float32))
             return y, _write_scores(scores, post, mlas=True)
+        f = _float_rows(x) if fast is not None else None
+        if f is not None and f.flags.c_contiguous and f.shape[1] == sv_t32.shape[0]:
+            scores = np.empty((f.shape[0], n_pairs), dtype=np.float32)
+            best = np.empty(f.shape[0], dtype=np.int64)
+            work = np.empty(n_sv, np.float32)
+            fast(f, sv_t32, gamma32, coef32, starts64, rho32, work, scores, best)
+        else:
+            scores, best = classify(x)
+        # the label is the class with most votes (the first of equals); onnxruntime's binary rule
+        # then sees a best score of 0, so it keeps the vote (labels_of(best, 0) is the vote)
+        y = labels.take(best) if labels is not None else best
+        if has_proba:
+            return y, _write_scores(probabilities(scores), post, mlas=True, fast=transforms)
+        if n_pairs != 1:
+            return y, _write_scores(scores, post, mlas=True, fast=transforms)
         s = scores[:, 0]
         if post == "PROBIT":
             return y, np.stack([_probit(s), np.zeros_like(s)], axis=1)
@@ -1203,8 +1336,20 @@ def scaler(info):
     offset = np.asarray(info.attr("offset", [0.0]) or [0.0], dtype=np.float32)
     scale = np.asarray(info.attr("scale", [1.0]) or [1.0], dtype=np.float32)
     offset64, scale64 = offset.astype(np.float64), scale.astype(np.float64)
+    fast = _ml_jit.warm_scale()
+    per_feature: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # stride -> (offset, scale)
 
     def run(x):
+        if fast is not None and x.dtype == np.float32 and x.ndim == 2 and x.flags.c_contiguous:
+            params = per_feature.get(x.shape[1])
+            if params is None and {len(offset), len(scale)} <= {1, x.shape[1]}:
+                params = (np.resize(offset, x.shape[1]), np.resize(scale, x.shape[1]))
+                if len(per_feature) < 8:
+                    per_feature[x.shape[1]] = params
+            if params is not None:
+                y = np.empty(x.shape, dtype=np.float32)
+                fast(x, params[0], params[1], y)
+                return y
         stride = _stride(x)
         for name, v in (("offset", offset), ("scale", scale)):
             if len(v) != 1 and len(v) != stride:
@@ -1235,6 +1380,8 @@ def normalizer(info):
     if isinstance(norm, bytes):
         norm = norm.decode()
 
+    fast = _ml_jit.warm_normalize() if norm in _ml_jit.NORMS else None
+
     def run(x):
         if x.ndim > 2:
             raise InvalidArgument(
@@ -1243,6 +1390,10 @@ def normalizer(info):
         v = x.reshape(1, -1) if x.ndim < 2 else x
         if v.dtype != np.float32:
             v = v.astype(np.float32)
+        if fast is not None and v.flags.c_contiguous:
+            y = np.empty(v.shape, dtype=np.float32)
+            fast(v, _ml_jit.NORMS[norm], y)
+            return y.reshape(x.shape)
         if norm == "MAX":
             div = np.maximum.reduce(v, axis=1, keepdims=True) if v.shape[1] else None
         elif norm == "L1":
@@ -1507,7 +1658,7 @@ def zip_map(info):
                 f"ZipMap: the input has {rows.shape[-1]} scores per row for {len(labels)} class "
                 "labels"
             )
-        return [dict(zip(labels, r)) for r in rows.tolist()]
+        return PlainMaps(map(dict, map(zip, repeat(labels), rows.tolist())))
 
     return run
 

@@ -1,0 +1,413 @@
+"""Compiled loops of the ai.onnx.ml kernels (see ``ml.py``, ``ort_cpu._trees`` and
+``ort_cpu._jit``): tree walks and sums, the RBF SVM classifier, linear scores, post transforms,
+Normalizer and Scaler. At batch 1 these kernels cost what their numpy calls cost (about a
+microsecond each), so each compiled function does in one call what took numpy ten.
+
+Tree walks (:func:`forest`): one 32-byte row per node (``_trees.Walker.compile``); 8 lanes walk
+at once so that their loads overlap and no branch depends on a comparison; the sums then run
+tree after tree per (row, target) in the accumulation dtype, onnxruntime's order, so that the
+scores agree to the bit. :func:`svc_rbf` follows onnxruntime's SVMClassifier operation by
+operation (float32 kernel values, float64 pair sums), to the bit as well. The linear scores and
+transforms keep numpy's operations, in an order within float32 rounding of numpy's and
+onnxruntime's.
+
+Each ``warm_*`` function compiles (or loads from the disk cache) what its kernels call, for
+the argument types they pass, and returns None when compiled kernels are off: the kernels then
+keep their numpy paths. Nothing here uses fastmath.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import available, jit
+
+_LANES = 8  # (row, tree) pairs walked together: their loads overlap, no branch to mispredict
+
+
+@jit()
+def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has, div, base):
+    """Walks every row of ``x`` [N, F] down every tree: ``leaves`` [N, T] (int32) gets the leaf
+    index reached. Then, unless ``out`` is [0, 0], adds to ``out`` [N, C] (zeros) the weights
+    of those leaves tree after tree, and marks in ``has`` [N, C] (unless [0, 0]) the pairs
+    given a weight; then divides each sum by ``div`` (AVERAGE; 1 changes nothing) and adds
+    ``base`` [C] (unless empty), onnxruntime's order.
+
+    ``nodes`` [M, 8] int32, one 32-byte row per node: feature, low child, high child, leaf index
+    (-1: a branch, -2: a branch that sends NaN low), then the threshold's bits: ``values`` is
+    the table viewed in ``x``'s dtype, the threshold in its column ``col``. A leaf reads feature
+    0 against a NaN threshold and loops on itself. Indices are read as unsigned (no wrap-around
+    test). 8 lanes walk together, one level per step: for a batch, 8 rows down the same tree
+    until all stand on a leaf; for fewer rows, the trees of one row, each lane taking the next
+    tree as soon as its own reaches a leaf."""
+    n = x.shape[0]
+    n_trees = roots.shape[0]
+    cur = np.empty(_LANES, np.uint32)
+    rows = np.empty(_LANES, np.int64)
+    cols = np.empty(_LANES, np.int64)
+    two = np.uint32(2)
+    c = np.uint32(col)
+    if n < _LANES:
+        for i in range(n):
+            xi = x[i]
+            nxt = 0
+            for j in range(_LANES):
+                cols[j] = nxt if nxt < n_trees else -1  # -1: a spare lane, walking for nothing
+                cur[j] = roots[min(nxt, n_trees - 1)]
+                nxt += 1
+            busy = min(_LANES, n_trees)
+            while busy > 0:
+                for j in range(_LANES):
+                    k = np.uint32(cur[j])
+                    v = xi[np.uint32(nodes[k, 0])]
+                    go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
+                    k = np.uint32(nodes[k, two - np.uint32(go)])
+                    leaf = nodes[k, 3]
+                    if leaf >= 0 and cols[j] >= 0:
+                        leaves[i, cols[j]] = leaf
+                        if nxt < n_trees:
+                            cols[j] = nxt
+                            k = np.uint32(roots[nxt])
+                            nxt += 1
+                        else:
+                            cols[j] = -1
+                            busy -= 1
+                    cur[j] = k
+    total = n * n_trees if n >= _LANES else 0
+    p = 0
+    while p < total:
+        g = min(_LANES, total - p)
+        for j in range(_LANES):
+            q = p + j if j < g else p  # spare lanes repeat the first pair
+            t = q // n
+            rows[j] = q - t * n
+            cols[j] = t
+            cur[j] = roots[t]
+        while True:
+            live = 0
+            for j in range(_LANES):
+                k = np.uint32(cur[j])
+                v = x[rows[j], np.uint32(nodes[k, 0])]
+                # no branch on the outcome: NaN goes low where the node says -2
+                go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
+                k = np.uint32(nodes[k, two - np.uint32(go)])
+                cur[j] = k
+                live |= nodes[k, 3] < 0
+            if not live:
+                break
+        for j in range(g):
+            leaves[rows[j], cols[j]] = nodes[cur[j], 3]
+        p += g
+    if out.shape[0] == 0:
+        return
+    track = has.shape[0] > 0
+    for i in range(n):
+        for t in range(n_trees):
+            leaf = leaves[i, t]
+            for e in range(start[leaf], start[leaf + 1]):
+                k = target[e]
+                out[i, k] += weight[e]
+                if track:
+                    has[i, k] = True
+        for k in range(out.shape[1]):
+            out[i, k] /= div
+            if base.shape[0]:
+                out[i, k] += base[k]
+
+
+def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A writable and a read-only tiny [1, 1] input (numba compiles each kind once: feeds
+    arrive read-only)."""
+    x, ro = np.zeros((1, 1), dtype), np.zeros((1, 1), dtype)
+    ro.flags.writeable = False
+    return x, ro
+
+
+def warm_forest(dtypes) -> object:
+    """:func:`forest` compiled for inputs of ``dtypes`` (float32, float64), or None when
+    compiled kernels are off."""
+    if not available():
+        return None
+    nodes = np.zeros((1, 8), dtype=np.int32)
+    roots = np.zeros(1, dtype=np.int32)
+    start = np.array([0, 1], dtype=np.int32)
+    target = np.zeros(1, dtype=np.int32)
+    leaves = np.zeros((1, 1), np.int32)
+    fn = None
+    for dtype in dtypes:
+        values = nodes.view(dtype)
+        for x in _inputs(dtype):
+            for shape in ((1, 1), (0, 0)):
+                out, has = np.zeros(shape, dtype), np.zeros(shape, bool)
+                w = np.zeros(1, dtype)
+                args = (x, nodes, values, 0, roots, leaves, start, target, w, out, has)
+                for base in (w, w[:0]):
+                    fn = forest.warm(*args, dtype(1), base)
+    return fn
+
+
+# -- linear models -----------------------------------------------------------------------------
+#: rows from which numpy's BLAS product beats the compiled loop
+GEMM_ROWS = 8
+
+
+@jit()
+def linear(x, w, out):
+    """``out`` [N, C] = ``x`` [N, F] @ ``w`` [F, C] in float32, the products added feature
+    after feature (for few rows; numpy's BLAS for more)."""
+    n, f = x.shape
+    c = w.shape[1]
+    for i in range(n):
+        for k in range(c):
+            out[i, k] = 0
+        for j in range(f):
+            v = x[i, j]
+            for k in range(c):
+                out[i, k] += v * w[j, k]
+
+
+NORMS = {"MAX": 0, "L1": 1, "L2": 2}
+
+
+@jit()
+def normalize(v, norm, out):
+    """Rows of ``v`` [N, C] divided by their MAX (0), L1 (1) or L2 (2) norm into ``out``; a row
+    whose norm is 0 is copied."""
+    n, c = v.shape
+    for i in range(n):
+        d = v.dtype.type(0.0)
+        if norm == 0:
+            d = v[i, 0] if c else d
+            for k in range(1, c):
+                d = max(d, v[i, k])
+        elif norm == 1:
+            for k in range(c):
+                d += abs(v[i, k])
+        else:
+            for k in range(c):
+                d += v[i, k] * v[i, k]
+            d = math.sqrt(d)
+        for k in range(c):
+            out[i, k] = v[i, k] / d if d != 0 else v[i, k]
+
+
+def warm_linear() -> object:
+    """:func:`linear` compiled for float32 rows (or None when compiled kernels are off)."""
+    if not available():
+        return None
+    fn = None
+    for x in _inputs(np.float32):
+        fn = linear.warm(x, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
+    return fn
+
+
+def warm_normalize() -> object:
+    """:func:`normalize` compiled for float32 rows (or None when compiled kernels are off)."""
+    if not available():
+        return None
+    fn = None
+    for x in _inputs(np.float32):
+        fn = normalize.warm(x, 1, np.zeros((1, 1), np.float32))
+    return fn
+
+
+@jit()
+def scale(x, offset, factor, out):
+    """``out`` [N, F] = (``x`` - ``offset`` [F]) * ``factor`` [F] (Scaler, in ``x``'s dtype)."""
+    n, f = x.shape
+    for i in range(n):
+        for j in range(f):
+            out[i, j] = (x[i, j] - offset[j]) * factor[j]
+
+
+def warm_scale() -> object:
+    """:func:`scale` compiled for float32 rows (or None when compiled kernels are off)."""
+    if not available():
+        return None
+    p = np.zeros(1, np.float32)
+    fn = None
+    for x in _inputs(np.float32):
+        fn = scale.warm(x, p, p, np.zeros((1, 1), np.float32))
+    return fn
+
+
+# -- support vector machines -------------------------------------------------------------------
+@jit()
+def svc_rbf(x, sv_t, gamma, coef, starts, rho, kernel, scores, best):
+    """onnxruntime's SVMClassifier (libsvm mode, RBF kernel) in its order of operations.
+
+    ``kernel`` [V] (scratch): exp(-gamma * sum over features of (x - sv)^2) in float32, the
+    squares added feature after feature (``sv_t`` [F, V]: the support vectors transposed, so
+    that the loop over vectors vectorizes without reordering any sum). ``scores`` [N, P]: for
+    each pair (i, j) of classes, in libsvm's order, the float32 products of coefficients and
+    kernel values of class i's vectors, then of class j's, added in float64 to ``rho``; the pair
+    votes for i when that sum is > 0. ``best`` [N]: the class with most votes (the first)."""
+    n, f = x.shape
+    v = sv_t.shape[1]
+    k_classes = starts.shape[0] - 1
+    votes = np.zeros(k_classes, np.int64)
+    g = kernel.dtype.type(-gamma)
+    for r in range(n):
+        for m in range(v):
+            kernel[m] = 0
+        for j in range(f):
+            xv = x[r, j]
+            for m in range(v):
+                d = xv - sv_t[j, m]
+                kernel[m] += d * d
+        for m in range(v):
+            kernel[m] = math.exp(g * kernel[m])
+        votes[:] = 0
+        e = 0
+        for i in range(k_classes - 1):
+            for j in range(i + 1, k_classes):
+                s = 0.0
+                for m in range(starts[i], starts[i + 1]):
+                    s += coef[j - 1, m] * kernel[m]
+                for m in range(starts[j], starts[j + 1]):
+                    s += coef[i, m] * kernel[m]
+                s += rho[e]
+                scores[r, e] = s
+                if s > 0:
+                    votes[i] += 1
+                else:
+                    votes[j] += 1
+                e += 1
+        top = 0
+        for c in range(1, k_classes):
+            if votes[c] > votes[top]:
+                top = c
+        best[r] = top
+
+
+def warm_svc_rbf() -> object:
+    """:func:`svc_rbf` compiled for float32 rows (or None when compiled kernels are off)."""
+    if not available():
+        return None
+    f32 = np.float32
+    fn = None
+    for x in _inputs(f32):
+        fn = svc_rbf.warm(
+            x,
+            np.zeros((1, 2), f32),
+            f32(1),
+            np.zeros((1, 2), f32),
+            np.array([0, 1, 2], np.int64),
+            np.zeros(1, f32),
+            np.zeros(2, f32),
+            np.zeros((1, 1), f32),
+            np.zeros(1, np.int64),
+        )
+    return fn
+
+
+# -- post transforms ---------------------------------------------------------------------------
+#: post transform -> code of :func:`transform_rows` (LOGISTIC: 2 MLAS's, 3 the trees')
+TRANSFORMS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC_MLAS": 2, "LOGISTIC": 3}
+NO_BIAS = np.zeros(0, np.float32)
+NO_BEST = np.zeros(0, np.int64)
+
+
+@jit()
+def transform_rows(s, code, bias, best):
+    """Rows of ``s`` [N, C] finished in place: ``bias`` [C] added (unless empty), the argmax
+    of each row written to ``best`` [N] (unless empty; numpy's: the first maximum, the first
+    NaN), then transformed as onnxruntime does: 1 softmax (max, exp of the differences, their
+    sum added in order, division), 2 MLAS's logistic (``e / (1 + e)`` for negative scores,
+    ``e = exp(-|s|)``), 3 the trees' logistic (``1 - 1 / (1 + e)`` there), 0 none."""
+    n, c = s.shape
+    one = s.dtype.type(1.0)
+    for i in range(n):
+        if bias.shape[0]:
+            for k in range(c):
+                s[i, k] += bias[k]
+        if best.shape[0]:
+            top = 0
+            for k in range(c):
+                v, t = s[i, k], s[i, top]
+                if t == t and (v > t or v != v):
+                    top = k
+            best[i] = top
+        if code == 1:
+            m = s[i, 0]
+            for k in range(1, c):
+                m = max(m, s[i, k])
+            total = s.dtype.type(0.0)
+            for k in range(c):
+                e = math.exp(s[i, k] - m)
+                s[i, k] = e
+                total += e
+            for k in range(c):
+                s[i, k] /= total
+        elif code == 2 or code == 3:
+            for k in range(c):
+                v = s[i, k]
+                e = math.exp(-abs(v))
+                p = one / (one + e)
+                if v < 0:
+                    p = e / (one + e) if code == 2 else one - p
+                s[i, k] = p
+
+
+@jit()
+def logistic_pair(v, z):
+    """``z`` [N, 2] = (logistic(-v), logistic(v)) of the trees' logistic, one exponential."""
+    one = z.dtype.type(1.0)
+    for i in range(v.shape[0]):
+        s = v[i]
+        p = one / (one + math.exp(-abs(s)))
+        q = one - p
+        z[i, 0] = q if s > 0 else p
+        z[i, 1] = q if s < 0 else p
+
+
+def warm_transforms() -> tuple[object, object] | None:
+    """(:func:`transform_rows`, :func:`logistic_pair`) compiled for float32 (or None)."""
+    if not available():
+        return None
+    z, bias, best = np.zeros((1, 2), np.float32), np.zeros(2, np.float32), np.zeros(1, np.int64)
+    for code in TRANSFORMS.values():
+        for b, k in ((bias, best), (NO_BIAS, NO_BEST)):
+            rows = transform_rows.warm(z, code, b, k)
+    return rows, logistic_pair.warm(np.zeros(1, np.float32), z)
+
+
+#: how :func:`binary_column` makes two scores of one: (-v, v), (1 - v, v), (v, 0), the trees'
+#: (logistic(-v), logistic(v))
+BINARY = {"mixed": 0, "positive": 1, "raw": 2, "logistic": 3}
+
+
+@jit()
+def binary_column(s, threshold, how, up, z):
+    """A binary tree classifier's outputs from its one score per row ``s[:, 0]``: ``up`` [N]
+    (int64) whether it is above ``threshold``, ``z`` [N, 2] (float32) the two scores made as
+    ``how`` says (see :data:`BINARY`) from the score rounded to float32."""
+    one = z.dtype.type(1.0)
+    for i in range(s.shape[0]):
+        up[i] = 1 if s[i, 0] > threshold else 0
+        v = z.dtype.type(s[i, 0])
+        if how == 0:
+            z[i, 0], z[i, 1] = -v, v
+        elif how == 1:
+            z[i, 0], z[i, 1] = one - v, v
+        elif how == 2:
+            z[i, 0], z[i, 1] = v, 0
+        else:
+            p = one / (one + math.exp(-abs(v)))
+            q = one - p
+            z[i, 0] = q if v > 0 else p
+            z[i, 1] = q if v < 0 else p
+
+
+def warm_binary_column() -> object:
+    """:func:`binary_column` compiled for float32 scores (or None when compiled kernels are
+    off)."""
+    if not available():
+        return None
+    fn = None
+    for how in BINARY.values():
+        s, z = np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32)
+        fn = binary_column.warm(s, np.float32(0), how, np.zeros(1, np.int64), z)
+    return fn
