@@ -421,21 +421,11 @@ def probe_model(node: Node, view: GraphView, prefix: str) -> onnx.ModelProto:
     for i, name in enumerate(node.inputs):
         if not name or name in rename:
             continue
-        new = f"{prefix}i{i}"
-        rename[name] = new
-        c = view.constant(name)
-        if c is not None and c.size <= MAX_EMBEDDED_ELEMENTS:
-            inits.append(numpy_helper.from_array(np.asarray(c), new))
-        elif c is not None:
-            elem = helper.np_dtype_to_tensor_dtype(c.dtype)
-            inputs.append(helper.make_tensor_value_info(new, elem, list(c.shape)))
-        else:
-            vi = onnx.ValueInfoProto(name=new)
-            vi.type.CopyFrom(view.type_of(name))
-            inputs.append(vi)
+        rename[name] = f"{prefix}i{i}"
+        _add_probe_input(name, rename[name], view, inputs, inits)
     # what a body reads from the enclosing graphs, under the names the body uses
     for name in dict.fromkeys(node_reads(node)[len([x for x in node.inputs if x]) :]):
-        _add_outer_input(name, view, inputs, inits)
+        _add_probe_input(name, name, view, inputs, inits)
     outputs = []
     for j, name in enumerate(node.outputs):
         if not name:
@@ -457,16 +447,17 @@ def probe_model(node: Node, view: GraphView, prefix: str) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=opsets)
 
 
-def _add_outer_input(name: str, view: GraphView, inputs: list, inits: list) -> None:
-    """A value a body reads from the enclosing graphs, as an input or initializer of a probe."""
+def _add_probe_input(name: str, probe_name: str, view: GraphView, inputs: list, inits: list):
+    """Value ``name`` of the graph (a node's input, or a value a body reads from the enclosing
+    graphs) as input or initializer ``probe_name`` of a probe model."""
     c = view.constant(name)
     if c is not None and c.size <= MAX_EMBEDDED_ELEMENTS:
-        inits.append(numpy_helper.from_array(np.asarray(c), name))
+        inits.append(numpy_helper.from_array(np.asarray(c), probe_name))
     elif c is not None:
         elem = helper.np_dtype_to_tensor_dtype(c.dtype)
-        inputs.append(helper.make_tensor_value_info(name, elem, list(c.shape)))
+        inputs.append(helper.make_tensor_value_info(probe_name, elem, list(c.shape)))
     else:
-        vi = onnx.ValueInfoProto(name=name)
+        vi = onnx.ValueInfoProto(name=probe_name)
         vi.type.CopyFrom(view.type_of(name))
         inputs.append(vi)
 
