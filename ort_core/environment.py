@@ -306,13 +306,13 @@ def has_collective_ops() -> bool:
 def preload_dlls(
     cuda: bool = True, cudnn: bool = True, msvc: bool = True, directory: Any = None
 ) -> None:
-    """Load the CUDA libraries of the CUDA provider (cupy) into the process now, so later imports of
-    other GPU packages find them; a no-op where the CUDA provider is not installed."""
-    if (cuda or cudnn) and importlib.util.find_spec("cupy") is not None:
-        try:
-            import cupy  # noqa: F401
-        except Exception:  # cupy reports its own reason when the CUDA provider is used
-            return
+    """Load the native libraries of the installed providers (the CUDA provider's cupy) into the
+    process now, so later imports of other GPU packages find them: each plugin's
+    ``ort_preload_libraries`` hook (the core imports no provider runtime itself)."""
+    from .plugins import get_plugin_manager
+
+    if cuda or cudnn:
+        get_plugin_manager().pm.hook.ort_preload_libraries(cuda=cuda, cudnn=cudnn)
 
 
 def print_debug_info() -> None:

@@ -73,3 +73,19 @@ def ort_register_ops(register: Callable[..., None]) -> None:
 
     Called once per process, before providers are registered.
     """
+
+
+@hookspec
+def ort_preload_libraries(cuda: bool, cudnn: bool) -> None:
+    """Load the native libraries this plugin's provider needs into the process now
+    (``ort_core.preload_dlls()``, onnxruntime's name), so that other packages imported later find
+    them. A plugin without such libraries does not implement it.
+
+    Args:
+        cuda: load the CUDA runtime libraries.
+        cudnn: load cuDNN.
+
+    Returns:
+        Nothing. A library that cannot be loaded is left for the provider's own availability
+        check to report.
+    """

@@ -17,9 +17,9 @@ CORE = Path(ort_core.__file__).parent
 FORBIDDEN = ("cupy", "cupyx", "pyopencl", "openvino", "coremltools", "torch",
              "array_api_compat", "ort_array", "ort_cpu", "ort_cuda", "ort_opencl", "ort_openvino",
              "ort_coreml")  # fmt: skip
-# Imports of a provider runtime the core may make, only inside these functions, because a user
-# asked for exactly that (onnxruntime's preload_dlls loads the CUDA libraries).
-ALLOWED = {("environment.py", "preload_dlls", "cupy")}
+# Imports of a provider runtime the core may make, only inside these functions: none
+# (preload_dlls asks the plugins, through the ort_preload_libraries hook).
+ALLOWED: set[tuple[str, str, str]] = set()
 
 SCRIPT = r"""
 import json, sys

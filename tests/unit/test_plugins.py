@@ -201,3 +201,23 @@ def test_misspelled_hook_is_an_error():
 def test_cpu_provider_comes_from_its_entry_point():
     entry = get_plugin_manager().resolve("CPUExecutionProvider")
     assert entry.distribution == "ort-cpu" and entry.plugin == "cpu"
+
+
+def test_preload_dlls_asks_the_plugins():
+    """``preload_dlls`` calls each plugin's ``ort_preload_libraries`` hook with onnxruntime's
+    flags; the core imports no provider runtime itself."""
+    calls = []
+
+    class Plugin:
+        @hookimpl
+        def ort_preload_libraries(self, cuda, cudnn):
+            calls.append((cuda, cudnn))
+
+    pm = get_plugin_manager()
+    pm.add_plugin(Plugin(), "preload_probe", "test")
+    try:
+        ort.preload_dlls(cuda=True, cudnn=False)
+        ort.preload_dlls(cuda=False, cudnn=False)  # nothing asked: no hook call
+    finally:
+        pm.remove_plugin("preload_probe")
+    assert calls == [(True, False)]

@@ -14,3 +14,12 @@ def ort_register_providers(register):
     register(
         "ort_cuda.provider:CUDAExecutionProvider", name="CUDAExecutionProvider", aliases=("cuda",)
     )
+
+
+@hookimpl
+def ort_preload_libraries(cuda, cudnn):
+    """``ort_core.preload_dlls()``: import cupy now (it loads the CUDA libraries it uses)."""
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # cupy reports its own reason when the provider is used
+        return
