@@ -1213,13 +1213,6 @@ class InferenceSession:
         pool = self._inter_pool
         ctx = RunContext(run_options)
         token = enter(ctx)
-        if not self._hooked and pool is None and self._profiler is None:
-            try:
-                return plan.run(values, run_options)
-            finally:
-                leave(token)
-                if run_options is not None:
-                    self._after_run(run_options)
         started: list[ExecutionProvider] = []
         try:
             for ep in self._hooked:
@@ -1237,12 +1230,9 @@ class InferenceSession:
                 ep.on_run_end(ctx)
             leave(token)
             if run_options is not None:
-                self._after_run(run_options)
-
-    def _after_run(self, run_options: RunOptions) -> None:
-        shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")
-        if shrink:
-            self._shrink(shrink)
+                shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")
+                if shrink:
+                    self._shrink(shrink)
 
     def _pruned(self, positions: tuple[int, ...]) -> Plan:
         key = ("fetches", positions)

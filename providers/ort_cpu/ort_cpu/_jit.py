@@ -15,6 +15,8 @@ Rules every user of this module follows:
 - **Cached on disk.** Functions compile with ``cache=True``: numba writes the machine code next
   to the source (or, where that folder is read-only, under ``NUMBA_CACHE_DIR`` / the user's
   cache), so only the first process on a machine pays the compile; later ones load it.
+- **Composable.** A compiled function may call other ``@jit()`` functions of its module by
+  name: they are compiled first and the call is compiled as a call between compiled functions.
 - **Optional.** :func:`available` is False when numba cannot be imported or
   ``ORT_CPU_JIT=0`` is set; then :meth:`LazyKernel.get` returns None and the kernel keeps its
   numpy path. Both paths are checked against onnxruntime (each user's tests run both).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -84,12 +87,34 @@ class LazyKernel:
                 return None
             with self._lock:
                 if self._compiled is None:
+                    fn = self._with_compiled_callees()
+                    if fn is None:
+                        return None
                     import numba
 
-                    self._compiled = numba.njit(cache=True, nogil=True, **self.options)(
-                        self.py_func
-                    )
+                    self._compiled = numba.njit(cache=True, nogil=True, **self.options)(fn)
         return self._compiled
+
+    def _with_compiled_callees(self) -> Any:
+        """The Python function to compile: when it calls other :class:`LazyKernel` functions of
+        its module, a copy of it whose globals name their compiled dispatchers (numba compiles
+        calls to dispatchers, not to LazyKernel objects); None when one of them is off."""
+        fn = self.py_func
+        callees = {
+            name: g
+            for name in fn.__code__.co_names
+            if isinstance(g := fn.__globals__.get(name), LazyKernel)
+        }
+        if not callees:
+            return fn
+        env = dict(fn.__globals__)
+        for name, callee in callees.items():
+            env[name] = callee.get()
+            if env[name] is None:
+                return None
+        copy = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)
+        copy.__qualname__, copy.__module__ = fn.__qualname__, fn.__module__
+        return copy
 
     def warm(self, *args: Any) -> Any:
         """The compiled dispatcher after one call with ``args`` (tiny arrays of the types the

@@ -36,6 +36,40 @@ ACT_CODES = {"Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish"
 
 
 @jit()
+def _activate(src, dst, act, alpha, beta):  # pragma: no cover - compiled
+    """``dst[:n] = activation(src)``, n = len(src), for an activation code (the table above; 0
+    copies); ``dst`` may be ``src``."""
+    n = src.shape[0]
+    if act == 0:
+        for o in range(n):
+            dst[o] = src[o]
+    elif act == 1:
+        for o in range(n):
+            v = src[o]
+            dst[o] = v if v > 0 else 0
+    elif act == 2:
+        for o in range(n):
+            v = src[o]
+            v = v if v > alpha else alpha
+            dst[o] = v if v < beta else beta
+    elif act == 3:
+        for o in range(n):
+            v = src[o] * alpha + beta
+            v = v if v > 0 else 0
+            dst[o] = v if v < 1 else 1
+    elif act == 4:
+        for o in range(n):
+            v = src[o]
+            dst[o] = v if v >= 0 else v * alpha
+    else:
+        for o in range(n):
+            v = src[o]
+            t6 = v / 6 + 0.5
+            t6 = t6 if t6 > 0 else 0
+            dst[o] = v * (t6 if t6 < 1 else 1)
+
+
+@jit()
 def _direct(
     x, w, bias, y, g0, g1, cg, mg, kh, kw, sh, sw, dh, dw, pt, pl, hp, wp, chunk, act, alpha, beta
 ):  # pragma: no cover - compiled
@@ -121,33 +155,7 @@ def _direct(
                     for r in range(r1 - r0):
                         row = acc[r * width : r * width + ow_]
                         out = y[n, m, r0 + r]
-                        if act == 0:
-                            for o in range(ow_):
-                                out[o] = row[o]
-                        elif act == 1:
-                            for o in range(ow_):
-                                v = row[o]
-                                out[o] = v if v > 0 else 0
-                        elif act == 2:
-                            for o in range(ow_):
-                                v = row[o]
-                                v = v if v > alpha else alpha
-                                out[o] = v if v < beta else beta
-                        elif act == 3:
-                            for o in range(ow_):
-                                v = row[o] * alpha + beta
-                                v = v if v > 0 else 0
-                                out[o] = v if v < 1 else 1
-                        elif act == 4:
-                            for o in range(ow_):
-                                v = row[o]
-                                out[o] = v if v >= 0 else v * alpha
-                        else:
-                            for o in range(ow_):
-                                v = row[o]
-                                t6 = v / 6 + 0.5
-                                t6 = t6 if t6 > 0 else 0
-                                out[o] = v * (t6 if t6 < 1 else 1)
+                        _activate(row, out, act, alpha, beta)
 
 
 @jit()
@@ -185,30 +193,8 @@ def _depthwise_nhwc(
                         wv = wt[i * kw + j]
                         for c in range(c_):
                             dst[c] += wv[c] * src[c]
-                if act == 1:
-                    for c in range(c_):
-                        v = dst[c]
-                        dst[c] = v if v > 0 else 0
-                elif act == 2:
-                    for c in range(c_):
-                        v = dst[c]
-                        v = v if v > alpha else alpha
-                        dst[c] = v if v < beta else beta
-                elif act == 3:
-                    for c in range(c_):
-                        v = dst[c] * alpha + beta
-                        v = v if v > 0 else 0
-                        dst[c] = v if v < 1 else 1
-                elif act == 4:
-                    for c in range(c_):
-                        v = dst[c]
-                        dst[c] = v if v >= 0 else v * alpha
-                elif act == 5:
-                    for c in range(c_):
-                        v = dst[c]
-                        t6 = v / 6 + 0.5
-                        t6 = t6 if t6 > 0 else 0
-                        dst[c] = v * (t6 if t6 < 1 else 1)
+                if act != 0:
+                    _activate(dst, dst, act, alpha, beta)
         for c in range(c_):
             out = y[n, c]
             for r in range(oh_):

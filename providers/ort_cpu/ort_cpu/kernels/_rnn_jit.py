@@ -45,7 +45,7 @@ GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 
 @jit(error_model="numpy")
-def _act_impl(v, code, a, b, clip, exact):
+def _act(v, code, a, b, clip, exact):
     """Activation ``code`` (see ACT_CODES) in place on the 1-D array ``v``, its input clipped
     to [-clip, clip] when clip > 0."""
     dt = v.dtype.type
@@ -113,7 +113,7 @@ def _act_impl(v, code, a, b, clip, exact):
 
 
 @jit(error_model="numpy")
-def _gemv_impl(acc, src, rt, active):
+def _gemv(acc, src, rt, active):
     """acc[b] += src[b] @ rt for the active entries b, four rows of rt at a time: the inner
     loop runs over whole contiguous rows, which LLVM vectorizes, and reads and writes ``acc``
     once per four rows."""
@@ -135,11 +135,6 @@ def _gemv_impl(acc, src, rt, active):
             for j in range(out.shape[0]):
                 out[j] += sk * r0[j]
     return 0
-
-
-#: the compiled helpers run_direction calls, set by compiled() before it compiles or loads
-_act = None
-_gemv = None
 
 
 @jit(error_model="numpy")
@@ -282,11 +277,6 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
 def compiled(dtype: np.dtype):
     """:data:`run_direction` compiled (or loaded from the disk cache) for ``dtype``, or None when
     compiled kernels are off. Call at kernel creation: the first call in a process compiles."""
-    global _act, _gemv
-    act, gemv = _act_impl.get(), _gemv_impl.get()
-    if act is None or gemv is None:
-        return None
-    _act, _gemv = act, gemv
     return run_direction.warm(*_warm_args(dtype))
 
 
