@@ -102,13 +102,14 @@ def test_hooks_are_called_for_providers_that_define_them_only(register_provider)
     register_provider(_Plain, _Hooked)
     x = np.array([-1, 1], np.float32)
     plain = ort.InferenceSession(_relu_model(), providers=["plainhooktest"])
-    assert plain._hooked == ()
+    # the CPU fallback has run hooks of its own (its intra-op threads); the plain provider none
+    assert not any(isinstance(ep, _Plain) for ep in plain._hooked)
     SEEN.clear()
     plain.run(None, {"x": x})
     assert len(SEEN) == 1 and SEEN[0] is not None  # kernels see their run's context anyway
     assert current_run() is None
     hooked = ort.InferenceSession(_relu_model(), providers=["hookedtest"])
-    assert [type(ep) for ep in hooked._hooked] == [_Hooked]
+    assert [type(ep) for ep in hooked._hooked if isinstance(ep, _Hooked)] == [_Hooked]
     _Hooked.calls.clear()
     SEEN.clear()
     hooked.run(None, {"x": x})

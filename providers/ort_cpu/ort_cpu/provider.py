@@ -7,15 +7,20 @@ import sys
 
 from ort_core.provider import KernelProvider
 
-from .kernels import registry
+from . import _threads
+from .kernels import _blas, registry
 
 
 class CPUExecutionProvider(KernelProvider):
     """Runs nodes with numpy kernels on the host. Always available; the default fallback.
 
-    ``SessionOptions.intra_op_num_threads`` (when > 0) sets the number of BLAS threads numpy uses,
-    through threadpoolctl. numpy has one BLAS pool per process, so the setting is process-wide:
-    the last session created with a thread count decides it.
+    ``SessionOptions.intra_op_num_threads`` is the number of threads a run's kernels share, as in
+    onnxruntime (0, the default: one per core this process may use). The provider runs large
+    products and other heavy kernels on its own pool of that many threads and keeps numpy's
+    OpenBLAS on one thread while a run is in progress (:mod:`ort_cpu._threads` says why); numpy
+    code outside runs keeps its BLAS threads. Where numpy's BLAS is not an OpenBLAS whose thread
+    count can be set directly, the count limits the BLAS library's own threads through
+    threadpoolctl instead (process-wide: the last session created with a count decides it).
 
     With ``use_per_session_threads = False`` the thread count comes from
     ``set_global_thread_pool_sizes`` instead.
@@ -39,10 +44,23 @@ class CPUExecutionProvider(KernelProvider):
 
             sizes = global_thread_pool_sizes()
             threads = sizes[0] if sizes else 0
-        if threads > 0:
-            set_blas_threads(threads)
+        self.threads = threads if threads > 0 else _threads.default_threads()
+        self._own_pool = _blas.can_set_threads()
+        if self._own_pool:
+            self._pool = _threads.pool(self.threads)
+        else:
+            self._pool = None
+            if threads > 0:
+                set_blas_threads(threads)
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
+
+    def on_run_start(self, ctx) -> None:
+        """The run's kernels share this session's threads; numpy's BLAS stays on one thread."""
+        _threads.enter(self._pool, self._own_pool)
+
+    def on_run_end(self, ctx) -> None:
+        _threads.leave()
 
     def release_free_memory(self) -> None:
         """Return the heap's free memory to the system (the run option

@@ -10,8 +10,9 @@ stack of products on separate threads where ``np.matmul`` runs one threaded GEMM
 :func:`find_gemm_batch` (Winograd's 16 products, attention heads, stacked MatMuls).
 
 The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
-conda-forge's builds), so ``intra_op_num_threads`` (set through threadpoolctl) governs these
-calls too. Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
+conda-forge's builds). During a run it is kept on one thread and large products are split among
+the run's intra-op threads here (:func:`matmul`, and inside the GEMMs :func:`find_gemm` returns;
+:mod:`ort_cpu._threads` says why); :func:`blas_threads` sets its thread count. Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
 suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
 the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
 BLIS) are left alone, as is any library whose routine fails a check against numpy on a small
@@ -26,6 +27,8 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+
+from .. import _threads
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
@@ -85,6 +88,19 @@ def _bind(fn, ctype, itype) -> Gemm:
         if k == 0 or not (_fits(a) and _fits(b) and _fits(c)):
             _numpy_product(a, b, c, beta)
             return
+        if _threads.threads() > 1 and m * n * k >= _threads.MIN_PARALLEL_WORK:
+            # the run's threads each take a block of columns (or rows, when there are more)
+            if n >= m:
+                cols = lambda lo, hi: one(a, b[:, lo:hi], c[:, lo:hi], beta)  # noqa: E731
+                _threads.split(n, cols, m * n * k, 16)
+            else:
+                _threads.split(m, lambda lo, hi: one(a[lo:hi], b, c[lo:hi], beta), m * n * k, 4)
+            return
+        one(a, b, c, beta)
+
+    def one(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
+        m, k = a.shape
+        n = b.shape[1]
         fn(
             _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0,
             a.ctypes.data, _lead(a, k), b.ctypes.data, _lead(b, n),
@@ -133,6 +149,28 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
             op_b = np.swapaxes(b, 1, 2) if trans_b else b
             _numpy_product(op_a, op_b, c, beta)
             return
+        work = count * m * n * k
+        if _threads.threads() > 1 and work >= _threads.MIN_PARALLEL_WORK:
+            # the run's threads each take whole products, or a block of every product's columns
+            if count >= _threads.threads():
+                _threads.split(
+                    count,
+                    lambda lo, hi: one(a[lo:hi], b[lo:hi], c[lo:hi], beta, trans_a, trans_b),
+                    work,
+                )
+            else:
+
+                def cols(lo: int, hi: int) -> None:
+                    bb = b[:, lo:hi] if trans_b else b[:, :, lo:hi]
+                    one(a, bb, c[:, :, lo:hi], beta, trans_a, trans_b)
+
+                _threads.split(n, cols, work, 16)
+            return
+        one(a, b, c, beta, trans_a, trans_b)
+
+    def one(a, b, c, beta, trans_a, trans_b) -> None:
+        count, m, n = c.shape
+        k = a.shape[1] if trans_a else a.shape[2]
         fn(
             _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
             m, n, k, 1.0,
@@ -243,3 +281,97 @@ def _resolve(kind: str, prefix: str, dtype: np.dtype) -> Gemm | None:
             if _works(kind, gemm, dtype):
                 return gemm
     return None
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)``, its work shared among the run's threads (see
+    :mod:`ort_cpu._threads`) when it is large: stacked products by blocks of the stack, a single
+    product by blocks of columns (or of rows, when there are more). Same results as numpy's: each
+    output element is one BLAS dot product either way."""
+    if (
+        _threads.threads() <= 1
+        or a.ndim < 2
+        or b.ndim < 2
+        or a.dtype != b.dtype
+        or a.dtype.kind != "f"
+    ):
+        return np.matmul(a, b, out=out)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    count = 1
+    for d in lead:
+        count *= d
+    work = count * m * n * k
+    if work < _threads.MIN_PARALLEL_WORK:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*lead, m, n), a.dtype)
+    if lead and lead[0] >= _threads.threads():
+        # blocks of the first stacked axis (an operand without it, or with 1 there, broadcasts)
+        def first(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+            return x[lo:hi] if x.ndim == len(lead) + 2 and x.shape[0] == lead[0] else x
+
+        _threads.split(
+            lead[0],
+            lambda lo, hi: np.matmul(first(a, lo, hi), first(b, lo, hi), out=out[lo:hi]),
+            work,
+        )
+    elif n >= m:
+        _threads.split(n, lambda lo, hi: np.matmul(a, b[..., lo:hi], out=out[..., lo:hi]), work, 16)
+    else:
+        _threads.split(
+            m, lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), work, 4
+        )
+    return out
+
+
+_THREAD_SYMBOLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+_thread_fns: list = []
+
+
+def _thread_setter():
+    """(set, get) of the thread count of numpy's OpenBLAS, or None where they cannot be found."""
+    if not _thread_fns:
+        with _lock:
+            if not _thread_fns:
+                found = None
+                for path in _blas_paths():
+                    try:
+                        lib = ctypes.CDLL(path)
+                    except OSError:
+                        continue
+                    for set_name, get_name in _THREAD_SYMBOLS:
+                        set_fn, get_fn = getattr(lib, set_name, None), getattr(lib, get_name, None)
+                        if set_fn is not None and get_fn is not None:
+                            set_fn.argtypes, set_fn.restype = [ctypes.c_int], None
+                            get_fn.argtypes, get_fn.restype = [], ctypes.c_int
+                            found = (set_fn, get_fn)
+                            break
+                    if found:
+                        break
+                _thread_fns.append(found)
+    return _thread_fns[0]
+
+
+def can_set_threads() -> bool:
+    """Whether :func:`blas_threads` can change numpy's BLAS thread count directly."""
+    return _thread_setter() is not None
+
+
+def blas_threads(n: int) -> int:
+    """Set numpy's OpenBLAS to ``n`` threads; return the count it had (0 when it cannot be
+    set). A call costs well under a microsecond: no thread is started or stopped."""
+    fns = _thread_setter()
+    if fns is None:
+        return 0
+    set_fn, get_fn = fns
+    before = get_fn()
+    if before != n:
+        set_fn(n)
+    return before

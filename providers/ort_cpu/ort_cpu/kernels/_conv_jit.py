@@ -160,19 +160,19 @@ def _direct(
 
 @jit()
 def _depthwise_nhwc(
-    x, wt, bias, y, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
+    x, wt, bias, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
 ):  # pragma: no cover - compiled
-    """Depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt`` (kh * kw, C), channels
-    last: each image transposed to (H * W, C), every output cell one pass over the channels per
-    tap inside the image, the result transposed back. For small maps with many channels, where
-    rows are too short for the planar kernel's loops."""
-    c_, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    """Channels ``c0:c1`` of depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt``
+    (kh * kw, C), channels last: each image transposed to (H * W, channels), every output cell
+    one pass over the channels per tap inside the image, the result transposed back. For small
+    maps with many channels, where rows are too short for the planar kernel's loops."""
+    c_, h, wd = c1 - c0, x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     xt = np.empty((h * wd, c_), x.dtype)
     yt = np.empty((oh_ * ow_, c_), y.dtype)
     for n in range(x.shape[0]):
         for c in range(c_):
-            img = x[n, c]
+            img = x[n, c0 + c]
             for i in range(h):
                 for j in range(wd):
                     xt[i * wd + j, c] = img[i, j]
@@ -180,7 +180,7 @@ def _depthwise_nhwc(
             for q in range(ow_):
                 dst = yt[r * ow_ + q]
                 for c in range(c_):
-                    dst[c] = bias[c]
+                    dst[c] = bias[c0 + c]
                 for i in range(kh):
                     ih = r * sh - pt + i * dh
                     if ih < 0 or ih >= h:
@@ -190,13 +190,13 @@ def _depthwise_nhwc(
                         if iw < 0 or iw >= wd:
                             continue
                         src = xt[ih * wd + iw]
-                        wv = wt[i * kw + j]
+                        wv = wt[i * kw + j, c0:c1]
                         for c in range(c_):
                             dst[c] += wv[c] * src[c]
                 if act != 0:
                     _activate(dst, dst, act, alpha, beta)
         for c in range(c_):
-            out = y[n, c]
+            out = y[n, c0 + c]
             for r in range(oh_):
                 for q in range(ow_):
                     out[r, q] = yt[r * ow_ + q, c]
@@ -209,7 +209,7 @@ def warm_nhwc():
         x = np.zeros((1, 1, 2, 2), dt)
         w = np.zeros((1, 1), dt)
         y = np.empty((1, 1, 2, 2), dt)
-        fn = _depthwise_nhwc.warm(x, w, w[0], y, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0)
+        fn = _depthwise_nhwc.warm(x, w, w[0], y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0)
     return fn
 
 

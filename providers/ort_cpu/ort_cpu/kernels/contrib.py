@@ -166,7 +166,7 @@ def fused_gemm(info):
 
     def run(a, b, c=None):
         ac, bc = _c(a), _c(b)
-        y = (ac.T if trans_a else ac) @ (bc.T if trans_b else bc)
+        y = _blas.matmul(ac.T if trans_a else ac, bc.T if trans_b else bc)
         if alpha != 1.0:
             y *= y.dtype.type(alpha)
         if c is not None and beta != 0.0:
@@ -200,7 +200,7 @@ def fused_matmul(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB
         bc = bc.T if bc.ndim == 2 else np.swapaxes(bc, -1, -2)
     y = stacked_matmul(ac, bc)
     if y is None:
-        y = np.matmul(ac, bc)
+        y = _blas.matmul(ac, bc)
     if alpha != 1.0:
         y = y * y.dtype.type(alpha)
     return np.asarray(y).astype(a.dtype, copy=False)
@@ -387,7 +387,7 @@ def _attend(q, k, v, scale, add_masks):
     (B, S, N, Hv) layout of the result."""
     batch = _head_batch(q, k, v)
     if batch is None:
-        scores_t = np.matmul(k, np.swapaxes(q, -1, -2))  # (B, N, T, S)
+        scores_t = _blas.matmul(k, np.swapaxes(q, -1, -2))  # (B, N, T, S)
     else:
         scores_t = np.empty((*k.shape[:3], q.shape[2]), q.dtype)
         for i in range(q.shape[0]):  # one strided batch over the heads of each sequence
@@ -412,7 +412,7 @@ def _attend(q, k, v, scale, add_masks):
     out = np.empty((b, s, n, hv), scores_t.dtype)
     heads_out = out.transpose(0, 2, 1, 3)
     if batch is None or scores_t.shape[:2] != v.shape[:2]:
-        np.matmul(np.swapaxes(scores_t, -1, -2), v, out=heads_out)
+        _blas.matmul(np.swapaxes(scores_t, -1, -2), v, out=heads_out)
     else:
         for i in range(b):
             batch(scores_t[i], v[i], heads_out[i], trans_a=True)
@@ -461,7 +461,7 @@ def attention(info):
         cdt = xc.dtype
         w = w_pre if w_pre is not None else weights.astype(cdt, copy=False)
         b, s, d = xc.shape
-        qkv = xc.reshape(b * s, d) @ w  # one 2-D GEMM for all tokens
+        qkv = _blas.matmul(xc.reshape(b * s, d), w)  # one 2-D GEMM for all tokens
         if bias is not None:
             add_rows(qkv, bias.astype(cdt, copy=False), out=qkv)
         hq, hk, hv = list(sizes) if sizes else [qkv.shape[-1] // 3] * 3

@@ -46,6 +46,7 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
+from .. import _threads
 from . import _blas, _conv_jit
 from ._registry import builder
 from ._rows import per_row
@@ -593,7 +594,7 @@ class _ColumnsPlan:
             flat = cols.reshape(taps * c, ph.length)[:, :span]
             for b in range(n):
                 _phase_columns(buf, ph, cols, slice(b * c, (b + 1) * c), True)
-                _emit(y[b], np.matmul(wt, flat).reshape(m, oh, wq), ow, bias3)
+                _emit(y[b], _blas.matmul(wt, flat).reshape(m, oh, wq), ow, bias3)
                 if epilogue:
                     _finish(y[b], None if z is None else z[b], act)
             return y
@@ -611,11 +612,11 @@ class _ColumnsPlan:
                 if cg == 1:
                     cc = cols[:, :k]
                     _phase_columns(buf, ph, cc, slice(b * c + g0, b * c + g1), True)
-                    np.matmul(wmat[g0:g1], cc[:, :, :span].transpose(1, 0, 2), out=pp)
+                    _blas.matmul(wmat[g0:g1], cc[:, :, :span].transpose(1, 0, 2), out=pp)
                 else:
                     cc = cols[: k * cg]
                     _phase_columns(buf, ph, cc, slice(b * c + g0 * cg, b * c + g1 * cg))
-                    np.matmul(wmat[g0:g1], cc.reshape(k, cg * taps, span), out=pp)
+                    _blas.matmul(wmat[g0:g1], cc.reshape(k, cg * taps, span), out=pp)
                 rows = slice(g0 * mg, g1 * mg)
                 _emit(
                     y[b, rows], pp.reshape(k * mg, oh, wq), ow,
@@ -655,6 +656,10 @@ def prewarm(attrs: ops.Window, w_shape) -> None:
             _conv_jit.warm_nhwc()
 
 
+#: a multiply-add of the compiled direct kernels costs about this many of a GEMM's (the unit of
+#: :func:`ort_cpu._threads.split`'s cost): they stream each input once per tap
+_DIRECT_STEP_COST = 16
+
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
 
@@ -688,7 +693,13 @@ class _DirectPlan:
             if bias is None:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
-        self.fn(x, wmat.reshape(m, -1), bias, y, 0, self.g, self.cg, self.mg, *self.args, *code)
+        w2 = wmat.reshape(m, -1)
+        rest = (self.cg, self.mg, *self.args, *code)
+        _threads.split(
+            self.g,
+            lambda g0, g1: self.fn(x, w2, bias, y, g0, g1, *rest),
+            y.size * w2.shape[1] * _DIRECT_STEP_COST,
+        )
         return _finish(y, z, act)
 
 
@@ -716,7 +727,12 @@ class _DepthwiseNHWCPlan:
             if bias is None:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
-        self.fn(x, wt, bias, y, *self.args, *code)
+        _threads.split(
+            m,
+            lambda c0, c1: self.fn(x, wt, bias, y, c0, c1, *self.args, *code),
+            y.size * wt.shape[0] * _DIRECT_STEP_COST,
+            8,
+        )
         return _finish(y, z, act)
 
 
@@ -755,11 +771,11 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
         if scale:
             y = per_row(np.multiply, xs, wmat.reshape(1, m, *[1] * len(out)), row=p)
         elif g == 1 and n == 1:
-            y = np.matmul(wmat[0], xs.reshape(c, p))
+            y = _blas.matmul(wmat[0], xs.reshape(c, p))
         elif g == 1:
-            y = np.matmul(wmat[0], xs.reshape(n, c, p))
+            y = _blas.matmul(wmat[0], xs.reshape(n, c, p))
         else:
-            y = np.matmul(wmat, xs.reshape(n, g, c // g, p))
+            y = _blas.matmul(wmat, xs.reshape(n, g, c // g, p))
         return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
 
     return run
@@ -774,7 +790,7 @@ def _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype):
         n = x.shape[0]
         xp = pad_to(x, begin, end)
         cols = kernel_view(xp, kernel, strides, dilations, out)
-        y = np.matmul(wmat, cols.reshape(n, g, wmat.shape[2], math.prod(out)))
+        y = _blas.matmul(wmat, cols.reshape(n, g, wmat.shape[2], math.prod(out)))
         return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
 
     return run

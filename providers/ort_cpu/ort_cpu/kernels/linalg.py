@@ -27,11 +27,11 @@ def matmul(a, b):
     aw, bw = _work(a), _work(b)
     if aw.ndim > 2 and bw.ndim == 2 and aw.flags.c_contiguous:
         # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry
-        y = np.matmul(aw.reshape(-1, aw.shape[-1]), bw)
+        y = _blas.matmul(aw.reshape(-1, aw.shape[-1]), bw)
         return y.reshape(*aw.shape[:-1], bw.shape[-1]).astype(a.dtype, copy=False)
     y = stacked_matmul(aw, bw)
     if y is None:
-        y = np.asarray(np.matmul(aw, bw))
+        y = np.asarray(_blas.matmul(aw, bw))
     return y.astype(a.dtype, copy=False)
 
 
@@ -90,7 +90,7 @@ def gemm(info):
             b = _work(b)
             if trans_b:
                 b = b.T
-        y = a @ b
+        y = _blas.matmul(a, b) if a.ndim == 2 and b.ndim == 2 else a @ b
         if alpha != 1.0:
             y = y * alpha if y.dtype.kind in "iu" else np.multiply(y, alpha, out=y)
         if c is not None and beta != 0.0:

@@ -1,0 +1,183 @@
+"""The CPU provider's intra-op threads: its own pool, with BLAS kept on the calling thread.
+
+onnxruntime runs a session's kernels on one intra-op pool of ``intra_op_num_threads`` threads
+(by default one per core). The CPU provider does the same with this module instead of leaving
+the parallelism to numpy's OpenBLAS, for a measured reason: after a threaded GEMM, OpenBLAS's
+workers keep spinning on their cores for about 2**28 cycles (a tenth of a second) waiting for
+the next one, and every single-threaded step that follows (the compiled depthwise convolutions,
+numpy's elementwise loops) then shares its core with a spinning thread. On the 2-core benchmark
+machine that made MobileNetV2 3.5x and ResNet-50 2.5x slower at 2 threads than at 1. Where the
+spin time cannot be changed from a running process (OpenBLAS reads ``OPENBLAS_THREAD_TIMEOUT``
+once, when numpy loads it), the provider keeps OpenBLAS on one thread for the length of each
+run and splits the large products itself:
+
+- :class:`Pool` holds ``threads - 1`` worker threads that wait on a lock (they never spin) and
+  run pieces of one kernel's work; the calling thread runs a piece too. Work handed to the pool
+  releases the GIL (BLAS through ctypes or numpy, compiled kernels with ``nogil``), so pieces
+  run at the same time.
+- :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the session's pool the
+  calling thread's for the run and sets numpy's OpenBLAS to one thread while any run is in
+  progress (a count shared by concurrent runs), then gives it back its thread count: numpy code
+  outside runs keeps its threads.
+- :func:`split` is how kernels use it: ``split(total, fn, cost)`` calls ``fn(lo, hi)`` over
+  pieces of ``range(total)``, in parallel when the work pays for the hand-off (about 20 us),
+  serially otherwise, or when no pool is active (one thread, a run on an inter-op thread,
+  a call from a piece already running in parallel).
+
+Where numpy's BLAS is not an OpenBLAS whose thread count this module can set directly, nothing
+is split and the provider limits the BLAS library's own threads through threadpoolctl instead,
+as before.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+__all__ = ["Pool", "default_threads", "enter", "leave", "pool", "split", "threads"]
+
+#: multiply-adds (or comparable steps) below which a kernel's work runs on one thread: the
+#: hand-off to a waiting worker costs 10-25 us, about 1-2 M multiply-adds of single-thread GEMM
+MIN_PARALLEL_WORK = 1 << 21
+
+_local = threading.local()
+
+
+class Pool:
+    """``size - 1`` worker threads plus the caller. Workers block on a queue between pieces."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"ort_cpu-intra-op-{i}", daemon=True)
+            for i in range(1, size)
+        ]
+        for w in self._workers:
+            w.start()
+
+    def _work(self) -> None:
+        _local.nested = True  # a piece that splits again runs its parts serially
+        while True:
+            fn, lo, hi, done = self._tasks.get()
+            try:
+                fn(lo, hi)
+            except BaseException as e:  # handed to the caller, which raises it
+                done.put(e)
+            else:
+                done.put(None)
+
+    def map(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> None:
+        """``fn(lo, hi)`` for every piece; the first on the calling thread. Returns when all are
+        done; re-raises the first exception a piece raised."""
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        for lo, hi in bounds[1:]:
+            self._tasks.put((fn, lo, hi, done))
+        error = None
+        _local.nested = True
+        try:
+            fn(*bounds[0])
+        except BaseException as e:
+            error = e
+        finally:
+            _local.nested = False
+            for _ in bounds[1:]:  # wait for every piece even after an error: they use our buffers
+                e = done.get()
+                error = error or e
+        if error is not None:
+            raise error
+
+
+_pools: dict[int, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def default_threads() -> int:
+    """onnxruntime's default intra-op thread count: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def pool(size: int) -> Pool | None:
+    """The process's pool of ``size`` threads (shared by sessions asking for the same count), or
+    None for one thread."""
+    if size <= 1:
+        return None
+    with _pools_lock:
+        p = _pools.get(size)
+        if p is None:
+            p = _pools[size] = Pool(size)
+        return p
+
+
+# numpy's OpenBLAS on one thread while runs are in progress
+_blas_lock = threading.Lock()
+_blas_runs = 0
+_blas_saved = 0
+
+
+def enter(p: Pool | None, pin_blas: bool = True) -> None:
+    """Start of a run on this thread: ``p`` is the pool :func:`split` uses until :func:`leave`,
+    and numpy's OpenBLAS runs on one thread meanwhile (when ``pin_blas``)."""
+    global _blas_runs, _blas_saved
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    stack.append((getattr(_local, "pool", None), pin_blas))
+    _local.pool = p
+    if pin_blas:
+        from .kernels import _blas
+
+        with _blas_lock:
+            if _blas_runs == 0:
+                _blas_saved = _blas.blas_threads(1)
+            _blas_runs += 1
+
+
+def leave() -> None:
+    """End of the run :func:`enter` started on this thread."""
+    global _blas_runs
+    _local.pool, pinned = _local.stack.pop()
+    if pinned:
+        from .kernels import _blas
+
+        with _blas_lock:
+            _blas_runs -= 1
+            if _blas_runs == 0 and _blas_saved > 0:
+                _blas.blas_threads(_blas_saved)
+
+
+def threads() -> int:
+    """How many threads :func:`split` may use on this thread now (1 when it runs serially)."""
+    p = getattr(_local, "pool", None)
+    if p is None or getattr(_local, "nested", False):
+        return 1
+    return p.size
+
+
+def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: int = 1) -> None:
+    """``fn(lo, hi)`` over ``range(total)`` cut into contiguous pieces, one per thread of the
+    run's pool, when ``cost`` (the whole work in multiply-adds or comparable steps) pays for the
+    hand-off; otherwise ``fn(0, total)``. Pieces hold at least ``min_piece`` items (a multiple
+    of it, except the last), so vector kernels keep whole blocks."""
+    p = getattr(_local, "pool", None)
+    if (
+        p is None
+        or total < 2 * min_piece
+        or cost < MIN_PARALLEL_WORK
+        or getattr(_local, "nested", False)
+    ):
+        fn(0, total)
+        return
+    parts = min(p.size, total // min_piece)
+    step = -(-total // parts)
+    step = -(-step // min_piece) * min_piece
+    bounds = [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+    if len(bounds) == 1:
+        fn(0, total)
+        return
+    p.map(fn, bounds)
