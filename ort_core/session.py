@@ -566,6 +566,10 @@ class InferenceSession:
         # the pipeline, in order: basic passes, partition every graph, provider-scoped passes,
         # kernels and compiled subgraphs, then the plan (schedule)
         self._pass_ctx = PassContext(list(self._providers), so)
+        self._pass_ctx.keep_dequantize = (
+            int(so.graph_optimization_level) >= int(GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+            and "QDQFusion" not in disabled
+        )
         self.optimization_report = optimize(
             self._model,
             so.graph_optimization_level,

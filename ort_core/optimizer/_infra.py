@@ -64,6 +64,10 @@ class PassContext:
     outer_types: dict[int, dict] = field(default_factory=dict)
     #: the providers the running pass is restricted to (its ``providers``; None: any)
     allowed: tuple[str, ...] | None = None
+    #: constant folding leaves DequantizeLinear nodes for the QDQ fusions (and for providers that
+    #: compute QDQ groups in integers) to see; ConstantFoldingDQ folds the rest after them. Set
+    #: by the session when the level reaches EXTENDED and the QDQ fusions are not disabled.
+    keep_dequantize: bool = False
     _cpu: Any = None
 
     def provider_of(self, node: Node) -> Any:
@@ -140,6 +144,7 @@ BUILTIN_PASS_MODULES = (
     "pad_fusion",
     "matmul_add_to_gemm",
     "qdq_fusion",
+    "constant_folding_dq",
     "layer_norm_fusion",
     "gelu_fusion",
     "skip_layer_norm_fusion",

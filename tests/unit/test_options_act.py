@@ -165,12 +165,12 @@ def test_set_seed_makes_unseeded_random_ops_reproducible():
 def test_logger_severity_silences_warnings_and_verbose_reaches_the_logger(mlp_model, caplog):
     model = mlp_model.SerializeToString()
     with pytest.warns(RuntimeWarning, match="not installed"):
-        ort.InferenceSession(model, providers=["CoreMLExecutionProvider"])
+        ort.InferenceSession(model, providers=["TensorrtExecutionProvider"])
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ort.InferenceSession(model, so, providers=["CoreMLExecutionProvider"])
+        ort.InferenceSession(model, so, providers=["TensorrtExecutionProvider"])
     so = ort.SessionOptions()
     so.log_severity_level = 0
     with caplog.at_level("DEBUG", logger="ort_core"):

@@ -1,6 +1,11 @@
 """BASIC: evaluate nodes whose inputs are all constant with the CPU provider's kernels, and fold
 Shape/Size of values whose shape is fully static. Results larger than the context's size limit stay
-as nodes (folding them would bloat the model)."""
+as nodes (folding them would bloat the model).
+
+DequantizeLinear stays when the QDQ fusions will run (``PassContext.keep_dequantize``), as in
+onnxruntime: folded, a quantized weight would become a float one, and neither the QDQ fusions
+(QLinearConv...) nor a provider computing QDQ groups in integers (OpenVINO) would see the group.
+:mod:`.constant_folding_dq` folds the ones left after the fusions."""
 
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ class ConstantFolding(GraphPass):
             for n in list(g.nodes):
                 if n.domain or n.subgraphs or n.op_type in NONDETERMINISTIC or not n.outputs:
                     continue
+                if ctx.keep_dequantize and n.op_type == "DequantizeLinear":
+                    continue  # QDQ groups keep their weights' DequantizeLinear (onnxruntime too)
                 if any(o in g.outputs or o in g.initializers for o in n.outputs if o):
                     continue
                 values = self._static_shape(g, n)

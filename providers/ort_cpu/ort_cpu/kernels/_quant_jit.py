@@ -47,6 +47,37 @@ def dequantize3(x, scale, zero_point, out):
     return out
 
 
+@jit()
+def requantize3(acc, bias, mult, zero_point, lo, hi, out):
+    """``out = clip(rint((acc + bias) * mult) + zero_point, lo, hi)`` in float32, ``bias`` and
+    ``mult`` per channel: an integer product's requantization (QLinearConv), one pass."""
+    n0, n1, n2 = acc.shape
+    for i in range(n0):
+        for c in range(n1):
+            b = bias[c]
+            m = mult[c]
+            for j in range(n2):
+                q = np.rint((acc[i, c, j] + b) * m) + zero_point
+                if q < lo:
+                    q = lo
+                elif q > hi:
+                    q = hi
+                out[i, c, j] = q
+    return out
+
+
+def warm_requantize() -> object:
+    """The compiled :func:`requantize3` for float32 sums into int8 and uint8 (or None)."""
+    p = np.ones(1, np.float32)
+    fn = None
+    for dt in (np.uint8, np.int8):
+        acc = np.zeros((1, 1, 1), np.float32)
+        fn = requantize3.warm(
+            acc, p, p, np.float32(0), np.float32(0), np.float32(1), acc.astype(dt)
+        )
+    return fn
+
+
 def warm_quantize() -> object:
     """The compiled :func:`quantize3` after compiling it for the types kernels pass (or None)."""
     p = np.ones(1, np.float32)

@@ -47,7 +47,7 @@ from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
 from .. import _threads
-from . import _blas, _conv_jit
+from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
 from ._rows import per_row
 
@@ -529,14 +529,29 @@ def _emit(dst: np.ndarray, prod: np.ndarray, ow: int, bias: np.ndarray | None) -
 
 def _finish(y: np.ndarray, z: np.ndarray | None, act) -> np.ndarray:
     """FusedConv's epilogue on (a block of) the output, in place: ``y += z``, then ``act(y)``
-    (an activation that computes in place, or returns a new array copied back)."""
-    if z is not None:
-        np.add(y, z, out=y)
-    if act is not None:
-        r = act(y)
-        if r is not y:
-            np.copyto(y, r)
+    (an activation that computes in place, or returns a new array copied back); shared among
+    the run's threads by blocks of channels when the output is large."""
+    if z is None and act is None:
+        return y
+    axis = 0 if y.ndim < 2 or y.shape[0] > 1 else 1
+
+    def part(lo: int, hi: int) -> None:
+        index = (slice(lo, hi),) if axis == 0 else (slice(None), slice(lo, hi))
+        yy = y[index]
+        if z is not None:
+            np.add(yy, z[index], out=yy)
+        if act is not None:
+            r = act(yy)
+            if r is not yy:
+                np.copyto(yy, r)
+
+    _threads.split(y.shape[axis], part, y.size * _ELEMENT_COST)
     return y
+
+
+#: one element of an elementwise pass costs about this many GEMM multiply-adds (the unit of
+#: :func:`ort_cpu._threads.split`'s cost): it is memory-bound
+_ELEMENT_COST = 32
 
 
 #: bytes of column matrix per product: the groups (depthwise: channels) are taken a few at a time
@@ -796,7 +811,7 @@ def _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype):
     return run
 
 
-def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial):
+def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact=False):
     """The convolution of inputs of shape ``x_shape`` with packed weights of shape ``w_shape``,
     planned once: ``run(x, wmat, bias)`` -> (N, M, *out) in the compute dtype, for ``x`` of any
     float dtype (cast where it is copied anyway)."""
@@ -825,6 +840,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial):
                 dilations=(1, dilations[0]), pads=(0, begin[0], 0, end[0]), group=g,
             ),
             (1, *kernel),
+            exact,
         )  # fmt: skip
 
         def run_1d(x, wmat, bias=None, z=None, act=None):
@@ -847,7 +863,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial):
     if g == 1 and _blas.find_gemm(dtype) is not None:
         gemm = _blas.find_gemm(dtype)
         batch = _blas.find_gemm_batch(dtype)
-        if _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None):
+        if not exact and _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None):
             return lambda x, wmat, bias=None, z=None, act=None: _finish(
                 _conv_winograd(x.astype(dtype, copy=False), wmat, m, out, begin, bias, gemm, batch),
                 z, act,
@@ -892,6 +908,7 @@ def conv_core(
     z: np.ndarray | None = None,
     act=None,
     code: tuple[int, float, float] | None = None,
+    exact: bool = False,
 ) -> np.ndarray:
     """Convolution of ``x`` (already in the compute dtype) with packed weights, plus ``bias`` (M
     values in the compute dtype) when given; then FusedConv's epilogue, in place: ``+ z`` (the
@@ -899,11 +916,13 @@ def conv_core(
     chunk while the output is in cache where the plan computes it in chunks. ``code`` is the
     same activation as :mod:`._conv_jit`'s (code, alpha, beta): the compiled plans apply it as
     they write each output (used when there is no residual ``z``; other plans use ``act``). The
-    plan (:func:`_make_plan`) is made once per node (its ``attrs``) and input shape."""
-    key = (id(attrs), x.shape, x.dtype, wmat.shape, m, tuple(w_spatial))
+    plan (:func:`_make_plan`) is made once per node (its ``attrs``) and input shape. ``exact``:
+    integers in float32 whose sums stay exact (the integer convolutions): every plan but
+    Winograd's, whose transforms would round them."""
+    key = (id(attrs), x.shape, x.dtype, wmat.shape, m, tuple(w_spatial), exact)
     hit = _PLANS.get(key)
     if hit is None or hit[0] is not attrs:
-        hit = (attrs, _make_plan(x.shape, x.dtype, wmat.shape, m, attrs, w_spatial))
+        hit = (attrs, _make_plan(x.shape, x.dtype, wmat.shape, m, attrs, w_spatial, exact))
         if len(_PLANS) >= _PLAN_LIMIT:
             _PLANS.clear()
         _PLANS[key] = hit
@@ -1006,12 +1025,17 @@ def conv_transpose(info):
 
 
 # -- integer convolutions ----------------------------------------------------------------------
-def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool) -> np.ndarray:
-    """``v - zero_point`` in float64 (zero_point scalar, or one per output channel)."""
-    out = v.astype(np.float64)
+#: float32 holds every integer below 2**24 exactly: a convolution of centred 8-bit integers whose
+#: every partial sum stays below it is computed exactly by the float32 plans, in any order
+_EXACT_F32 = float(1 << 24)
+
+
+def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool, dtype=np.float64) -> np.ndarray:
+    """``v - zero_point`` in ``dtype`` (zero_point scalar, or one per output channel)."""
+    out = v.astype(dtype)
     if zero_point is None:
         return out
-    zp = np.asarray(zero_point).astype(np.float64)
+    zp = np.asarray(zero_point).astype(dtype)
     if per_channel_axis0 and zp.size > 1:
         zp = zp.reshape(-1, *([1] * (v.ndim - 1)))
     elif zp.size == 1:
@@ -1019,17 +1043,36 @@ def _centered(v: np.ndarray, zero_point, per_channel_axis0: bool) -> np.ndarray:
     return out - zp
 
 
-def _int_conv(attrs: ops.Window, x, w, x_zp, w_zp, packed) -> np.ndarray:
+def _int_conv(attrs: ops.Window, x, w, x_zp, w_zp, packed, center=None) -> np.ndarray:
+    """The integer convolution ``(x - x_zp) * (w - w_zp)``, exact: in float32 where the packed
+    weights were found to keep it exact (:func:`_prepacked_int_weights`), else in float64.
+    ``center``: the compiled dequantization, which centres the input in one pass."""
     if packed is None:
         packed = pack_weights(_centered(w, w_zp, True), attrs.group, np.dtype(np.float64))
-    return conv_core(_centered(x, x_zp, False), packed, w.shape[0], attrs, w.shape[2:])
+    exact = packed.dtype == np.float32
+    if exact and center is not None and (x_zp is None or np.size(x_zp) == 1):
+        zp = np.float32(0 if x_zp is None else np.asarray(x_zp).reshape(()))
+        xc = np.empty(x.shape, np.float32)
+        center(x.reshape(1, 1, -1), _ONE, np.full(1, zp, np.float32), xc.reshape(1, 1, -1))
+    else:
+        xc = _centered(x, x_zp, False, packed.dtype)
+    return conv_core(xc, packed, w.shape[0], attrs, w.shape[2:], exact=exact)
+
+
+_ONE = np.ones(1, np.float32)
 
 
 def _prepacked_int_weights(info, w_index: int, zp_index: int):
+    """The centred constant weights packed for :func:`conv_core`: float32 when no output's sum
+    can reach 2**24 (sum of |w - w_zp| over its inputs times 255, the most |x - x_zp| of 8-bit
+    inputs; true of real CNN layers: MobileNetV2's widest has K = 960), else float64."""
     w, zp = info.constant(w_index), info.constant(zp_index)
     if w is None or (info.has_input(zp_index) and zp is None):
         return None
-    return pack_weights(_centered(w, zp, True), int(info.attr("group", 1)), np.dtype(np.float64))
+    centred = _centered(w, zp, True)
+    bound = np.abs(centred).reshape(w.shape[0], -1).sum(axis=1).max(initial=0.0) * 255.0
+    dtype = np.dtype(np.float32 if bound < _EXACT_F32 else np.float64)
+    return pack_weights(centred, int(info.attr("group", 1)), dtype)
 
 
 @builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=conv_check())
@@ -1045,23 +1088,67 @@ def conv_integer(info):
 
 @builder("QLinearConv", since=10, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=conv_check(3))
 def qlinear_conv(info):
+    """The exact integer convolution plus the int32 bias, requantized as onnxruntime does: the
+    sum as float32 times the float32 multiplier x_scale * w_scale / y_scale, rounded half to
+    even, plus the zero point, saturated. (onnxruntime's u8s8 kernels on x86 CPUs without VNNI
+    sum pairs of products in saturating 16-bit lanes and can differ from the exact result; see
+    docs/compatibility.md.)"""
     attrs, packed = ops.Window.from_attrs(info.attrs), _prepacked_int_weights(info, 3, 5)
+    consts = [info.constant(i) for i in (1, 4, 6, 7)]
+    fixed = None
+    if all(c is not None for c in consts):  # scales and zero point known: the multiplier once
+        fixed = _requant_params(*consts, info.input_dtype(0))
+    center = _quant_jit.warm_dequantize() if packed is not None else None
+    requant = _quant_jit.warm_requantize() if center is not None else None
+    m_out = None if info.constant(3) is None else info.constant(3).shape[0]
+    no_bias = np.zeros(m_out or 1, np.float32)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
-        acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed)
-        acc = add_bias(acc, b)
-        w_scale = np.asarray(w_scale, np.float32)
-        if w_scale.size > 1:
-            w_scale = w_scale.reshape(-1, *([1] * (acc.ndim - 2)))
-        mult = (np.float32(x_scale) * w_scale / np.float32(y_scale)).astype(np.float32)
-        y = acc * mult
-        zp = y_zero_point if y_zero_point is not None else np.zeros((), x.dtype)
-        out_dt = zp.dtype
-        y = np.rint(y) + float(np.asarray(zp).reshape(()))
-        info_ = np.iinfo(out_dt)
-        return np.clip(y, info_.min, info_.max).astype(out_dt)
+        acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed, center)
+        mult, zp, lo, hi, out_dt = fixed or _requant_params(
+            x_scale, w_scale, y_scale, y_zero_point, x.dtype
+        )
+        if requant is not None and acc.dtype == np.float32 and acc.ndim >= 3:
+            # (acc + bias) * multiplier, rounded, shifted, saturated: one compiled pass
+            m = acc.shape[1]
+            bias = no_bias if b is None else b.astype(np.float32)
+            y = np.empty(acc.shape, out_dt)
+            requant(
+                acc.reshape(acc.shape[0], m, -1),
+                bias if bias.size == m else np.broadcast_to(bias, (m,)).copy(),
+                mult if mult.size == m else np.broadcast_to(mult, (m,)).copy(),
+                zp, lo, hi, y.reshape(acc.shape[0], m, -1),
+            )  # fmt: skip
+            return y
+        if acc.dtype != np.float32:
+            if b is not None:
+                acc = acc + b.astype(np.float64).reshape(-1, *([1] * (acc.ndim - 2)))
+            acc = acc.astype(np.float32)  # the int32 sum as float, rounded once
+        elif b is not None:
+            acc += b.astype(np.float32).reshape(-1, *([1] * (acc.ndim - 2)))
+        if mult.size > 1:
+            mult = mult.reshape(-1, *([1] * (acc.ndim - 2)))
+        acc *= mult
+        np.rint(acc, out=acc)
+        acc += zp
+        np.clip(acc, lo, hi, out=acc)
+        return acc.astype(out_dt)
 
     return run
+
+
+def _requant_params(x_scale, w_scale, y_scale, y_zero_point, x_dtype):
+    """(multiplier float32 [per channel], zero point, lowest, highest, output dtype)."""
+    w_scale = np.asarray(w_scale, np.float32).reshape(-1)
+    mult = (np.float32(np.asarray(x_scale).reshape(())) * w_scale) / np.float32(
+        np.asarray(y_scale).reshape(())
+    )
+    mult = mult.astype(np.float32)
+    zp_arr = y_zero_point if y_zero_point is not None else np.zeros((), x_dtype)
+    out_dt = np.dtype(zp_arr.dtype)
+    lim = np.iinfo(out_dt)
+    zp = np.float32(np.asarray(zp_arr).reshape(()))
+    return mult, zp, np.float32(lim.min), np.float32(lim.max), out_dt
 
 
 # -- DeformConv ----------------------------------------------------------------------------------

@@ -1,0 +1,187 @@
+"""QDQ models run as onnxruntime runs them: the DequantizeLinear of weights is kept for the QDQ
+fusions (QLinearConv...), and the integer convolution is exact, so outputs equal onnxruntime's
+bit for bit wherever onnxruntime's own kernels are exact (see docs/compatibility.md: its u8s8
+kernels on x86 CPUs without VNNI saturate 16-bit pair sums; these tests keep weights in 7 bits,
+as ``reduce_range`` does, where no pair can saturate)."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ort_core as ort
+
+onnxruntime = pytest.importorskip("onnxruntime")
+rng = np.random.default_rng(7)
+
+
+def _qlinear_conv(c, m, group, k, per_channel, x_zp=7, bias=True, w_dtype=np.int8):
+    w = rng.integers(-63, 64, (m, c // group, k, k)).astype(w_dtype)
+    if w_dtype == np.uint8:
+        w = rng.integers(0, 256, (m, c // group, k, k)).astype(np.uint8)
+    ws = (rng.random(m) * 0.02 + 0.001).astype(np.float32) if per_channel else np.float32(0.01)
+    wz = (
+        np.zeros(np.shape(ws), w_dtype)
+        if w_dtype == np.int8
+        else np.full(np.shape(ws), 128, w_dtype)
+    )
+    inits = [
+        numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
+        numpy_helper.from_array(np.array(x_zp, np.uint8), "xz"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.asarray(ws, np.float32), "ws"),
+        numpy_helper.from_array(np.asarray(wz), "wz"),
+        numpy_helper.from_array(np.array(0.3, np.float32), "ys"),
+        numpy_helper.from_array(np.array(128, np.uint8), "yz"),
+    ]
+    inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.integers(-3000, 3000, m).astype(np.int32), "b"))
+        inputs.append("b")
+    node = helper.make_node("QLinearConv", inputs, ["y"], pads=[k // 2] * 4, group=group)
+    graph = helper.make_graph(
+        [node], "qconv",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, c, 20, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize(
+    "c, m, group, k, per_channel",
+    [
+        (16, 32, 1, 3, True),  # dense 3x3 (per-tap GEMMs)
+        (32, 32, 32, 3, True),  # depthwise (compiled direct kernel)
+        (64, 128, 1, 1, False),  # pointwise GEMM
+        (24, 24, 24, 5, True),  # depthwise 5x5
+        (3, 16, 1, 3, False),  # a stem
+        (16, 16, 4, 3, True),  # grouped
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_qlinear_conv_equals_onnxruntime_exactly(c, m, group, k, per_channel, threads):
+    model = _qlinear_conv(c, m, group, k, per_channel).SerializeToString()
+    x = rng.integers(0, 256, (1, c, 20, 20)).astype(np.uint8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    ours = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    np.testing.assert_array_equal(ours[0], theirs[0])
+
+
+def test_qlinear_conv_with_uint8_weights_and_no_bias_equals_onnxruntime():
+    model = _qlinear_conv(8, 8, 1, 3, False, bias=False, w_dtype=np.uint8).SerializeToString()
+    x = rng.integers(0, 256, (1, 8, 20, 20)).astype(np.uint8)
+    ours = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    np.testing.assert_array_equal(ours[0], theirs[0])
+
+
+def _qdq_cnn():
+    """input -> Q -> DQ -> Conv(DQ(w), DQ(b)) -> Q -> DQ -> Conv depthwise -> Q -> DQ -> Add with
+    the first conv's output -> Q -> DQ -> Resize (no quantized form) -> output."""
+    nodes, inits = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def q(x, name, scale, zp=128):
+        s, z = const(f"{name}_s", np.float32(scale)), const(f"{name}_z", np.uint8(zp))
+        nodes.append(helper.make_node("QuantizeLinear", [x, s, z], [f"{name}_q"]))
+        nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", s, z], [f"{name}_dq"]))
+        return f"{name}_dq"
+
+    def conv(x, name, c, m, group, x_scale):
+        w = rng.integers(-63, 64, (m, c // group, 3, 3)).astype(np.int8)
+        ws = (rng.random(m) * 0.01 + 0.002).astype(np.float32)
+        const(f"{name}_w", w)
+        const(f"{name}_ws", ws)
+        const(f"{name}_wz", np.zeros(m, np.int8))
+        nodes.append(
+            helper.make_node(
+                "DequantizeLinear", [f"{name}_w", f"{name}_ws", f"{name}_wz"], [f"{name}_wf"],
+                axis=0,
+            )
+        )  # fmt: skip
+        const(f"{name}_b", rng.integers(-500, 500, m).astype(np.int32))
+        const(f"{name}_bs", (ws * np.float32(x_scale)).astype(np.float32))
+        const(f"{name}_bz", np.zeros(m, np.int32))
+        nodes.append(
+            helper.make_node(
+                "DequantizeLinear", [f"{name}_b", f"{name}_bs", f"{name}_bz"], [f"{name}_bf"],
+                axis=0,
+            )
+        )  # fmt: skip
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"{name}_wf", f"{name}_bf"], [f"{name}_y"], pads=[1] * 4, group=group
+            )
+        )
+        return f"{name}_y"
+
+    a = q("input", "in", 0.02)
+    c1 = q(conv(a, "c1", 8, 16, 1, 0.02), "c1o", 0.05)
+    c2 = q(conv(c1, "c2", 16, 16, 16, 0.05), "c2o", 0.05)
+    nodes.append(helper.make_node("Add", [c1, c2], ["sum"]))
+    s = q("sum", "sumo", 0.08)
+    const("scales", np.array([1, 1, 2, 2], np.float32))
+    nodes.append(helper.make_node("Resize", [s, "", "scales"], ["output"], mode="nearest"))
+    graph = helper.make_graph(
+        nodes, "qdq_cnn",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_qdq_cnn_is_fused_to_integer_ops_and_equals_onnxruntime():
+    model = _qdq_cnn().SerializeToString()
+    x = rng.random((1, 8, 16, 16), dtype=np.float32) * 4 - 1
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in sess._model.graph.nodes)
+    assert ops["QLinearConv"] == 2 and ops["QLinearAdd"] == 1
+    # weights and biases of the fused convolutions are read in 8 bits; nothing else dequantizes
+    # a constant at run time (a DequantizeLinear no fusion took would have been folded)
+    assert ops["DequantizeLinear"] == 1  # the one before Resize, of an activation
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x}
+    )
+    np.testing.assert_array_equal(sess.run(None, {"input": x})[0], theirs[0])
+
+
+def test_without_qdq_fusion_weights_are_folded_and_results_stay_within_a_step():
+    model = _qdq_cnn().SerializeToString()
+    x = rng.random((1, 8, 16, 16), dtype=np.float32) * 4 - 1
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.enable_quant_qdq", "0")
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in sess._model.graph.nodes)
+    assert ops["QLinearConv"] == 0 and ops["Conv"] + ops["FusedConv"] == 2
+    # no DequantizeLinear of a weight is left (basic constant folding took them)
+    assert all(n.inputs[0] not in sess._model.graph.initializers
+               for n in sess._model.graph.nodes if n.op_type == "DequantizeLinear")  # fmt: skip
+    fused = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"input": x})[
+        0
+    ]
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], fused, atol=0.08 + 1e-6)
+
+
+def test_basic_level_keeps_no_dequantize_of_weights_unfolded():
+    model = _qdq_cnn().SerializeToString()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    g = sess._model.graph
+    assert all(
+        n.inputs[0] not in g.initializers for n in g.nodes if n.op_type == "DequantizeLinear"
+    )
