@@ -1,0 +1,968 @@
+"""The graph rewriting behind quantize_static and quantize_dynamic.
+
+Three forms, as onnxruntime writes them:
+
+- QDQ (static): each quantized activation gets one QuantizeLinear -> DequantizeLinear pair that
+  every consumer reads; weights are stored quantized behind a DequantizeLinear; biases as int32
+  with scale input_scale * weight_scale. Relu/Clip after a quantized op are removed (the
+  quantized range already clamps) unless ``QDQKeepRemovableActivations``. Data-movement ops
+  (Reshape, Transpose, MaxPool...) reuse their input's scale and zero point for their output.
+- QOperator (static): QLinearConv, QLinearMatMul, com.microsoft QGemm/QLinearAdd/QLinearMul/
+  QLinearLeakyRelu/QLinearSigmoid/QLinearGlobalAveragePool/QLinearAveragePool/QLinearConcat, and
+  the data-movement ops applied to the int8 tensors directly, with QuantizeLinear/
+  DequantizeLinear where float and integer parts meet.
+- IntegerOps (dynamic): DynamicQuantizeLinear on activations, MatMulInteger/ConvInteger with
+  Cast and Mul by the scales; Gather on a quantized table followed by DequantizeLinear.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ._graph import (
+    MS_DOMAIN,
+    attr,
+    consumers,
+    elem_types,
+    ensure_domain,
+    infer_types,
+    is_float,
+    opset_of,
+    producers,
+    require_opset,
+    topo_sort,
+)
+from .quant_utils import (
+    QuantFormat,
+    QuantType,
+    compute_scale_zp,
+    get_qmin_qmax_for_qType,
+    make_int_tensor,
+    quantize_array,
+)
+
+logger = logging.getLogger(__name__)
+
+# op types each form quantizes (the defaults when op_types_to_quantize is empty)
+DIRECT_OPS = {
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "MaxPool",
+    "Slice",
+    "Resize",
+    "Pad",
+    "Split",
+    "TopK",
+}
+# ops both static forms quantize (QOperator: as QLinear* / com.microsoft ops)
+COMPUTE_OPS = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "Sigmoid",
+    "GlobalAveragePool",
+    "AveragePool",
+    "Concat",
+    "Softmax",
+}
+QDQ_OPS = (
+    COMPUTE_OPS | DIRECT_OPS | {"ConvTranspose", "Where", "Gather", "GatherElements", "ArgMax"}
+)
+QDQ_OPS |= {"LayerNormalization", "InstanceNormalization", "BatchNormalization"}
+# data-movement ops the QOperator form applies to int8 tensors directly
+QOPERATOR_DIRECT_OPS = {
+    "MaxPool",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Resize",
+}
+QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
+INTEGER_OPS = {"Conv", "MatMul", "Gather"}
+
+# extra_options this quantizer implements, and the ones onnxruntime knows that are accepted
+# only at their default value (anything else is an error that says so)
+SUPPORTED_EXTRA = {
+    "ActivationSymmetric",
+    "WeightSymmetric",
+    "EnableSubgraph",
+    "ForceQuantizeNoInputCheck",
+    "MatMulConstBOnly",
+    "AddQDQPairToWeight",
+    "QDQKeepRemovableActivations",
+    "OpTypesToExcludeOutputQuantization",
+    "QuantizeBias",
+    "MinimumRealRange",
+    "CalibTensorRangeSymmetric",
+    "CalibMovingAverage",
+    "CalibMovingAverageConstant",
+    "CalibMaxIntermediateOutputs",
+    "CalibPercentile",
+}
+DEFAULT_ONLY_EXTRA = {
+    "DedicatedQDQPair": False,
+    "QDQOpTypePerChannelSupportToAxis": {},
+    "UseQDQContribOps": False,
+    "TensorQuantOverrides": {},
+    "SmoothQuant": False,
+    "ActivationRestrictedAsymmetric": False,
+    "QDQDisableWeightAdjustForInt32Bias": False,
+    "CalibStridedMinMax": None,
+    "extra.Sigmoid.nnapi": False,
+    "DisableQuantizeBias": False,
+}
+
+
+def check_extra_options(extra: dict | None) -> dict:
+    extra = dict(extra or {})
+    for key, value in extra.items():
+        if key in SUPPORTED_EXTRA:
+            continue
+        if key in DEFAULT_ONLY_EXTRA:
+            if value in (DEFAULT_ONLY_EXTRA[key], None):
+                continue
+            raise ValueError(
+                f"extra_options[{key!r}]={value!r} is not supported by ort_core.quantization; "
+                f"leave it at {DEFAULT_ONLY_EXTRA[key]!r} or quantize with onnxruntime"
+            )
+        raise ValueError(
+            f"unknown extra_options key {key!r}; supported keys: {', '.join(sorted(SUPPORTED_EXTRA))}"
+        )
+    return extra
+
+
+@dataclass
+class QParams:
+    scale: str  # initializer names
+    zero_point: str
+    qtype: int
+
+
+class Quantizer:
+    """One quantization of one model. ``mode`` is "qdq", "qoperator" or "dynamic"."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        mode: str,
+        *,
+        per_channel: bool = False,
+        reduce_range: bool = False,
+        weight_type: QuantType = QuantType.QInt8,
+        activation_type: QuantType = QuantType.QUInt8,
+        op_types_to_quantize=None,
+        nodes_to_quantize=None,
+        nodes_to_exclude=None,
+        extra_options: dict | None = None,
+        ranges: dict | None = None,
+    ):
+        for what, t in (("weight_type", weight_type), ("activation_type", activation_type)):
+            if not isinstance(t, QuantType):
+                raise TypeError(f"{what} must be a QuantType, got {t!r}")
+            if t is QuantType.QFLOAT8E4M3FN:
+                raise ValueError(f"{what}=QFLOAT8E4M3FN is not supported; use an integer QuantType")
+        self.mode = mode
+        self.extra = check_extra_options(extra_options)
+        self.per_channel, self.reduce_range = bool(per_channel), bool(reduce_range)
+        self.wtype, self.atype = weight_type.tensor_type, activation_type.tensor_type
+        wide = {TensorProto.INT16, TensorProto.UINT16, TensorProto.INT4, TensorProto.UINT4}
+        if mode != "qdq" and (self.wtype in wide or self.atype in wide):
+            raise ValueError(
+                "16-bit and 4-bit types are only written in the QDQ format; use "
+                "quant_format=QuantFormat.QDQ (or QInt8/QUInt8)"
+            )
+        if self.atype in (TensorProto.INT4, TensorProto.UINT4):
+            raise ValueError("4-bit activations are not supported; use QInt4/QUInt4 for weights")
+        if mode == "dynamic" and self.wtype not in (TensorProto.INT8, TensorProto.UINT8):
+            raise ValueError("quantize_dynamic supports weight_type QInt8 or QUInt8")
+        default_ops = {"qdq": QDQ_OPS, "qoperator": QOPERATOR_OPS, "dynamic": INTEGER_OPS}[mode]
+        self.op_types = set(op_types_to_quantize or default_ops)
+        self.nodes_to_quantize = set(nodes_to_quantize or [])
+        self.nodes_to_exclude = set(nodes_to_exclude or [])
+        self.ranges = ranges or {}
+        e = self.extra
+        self.act_sym = bool(e.get("ActivationSymmetric", False))
+        sym_default = self.wtype in (TensorProto.INT8, TensorProto.INT16, TensorProto.INT4)
+        self.w_sym = bool(e.get("WeightSymmetric", sym_default))
+        self.force = bool(e.get("ForceQuantizeNoInputCheck", False))
+        self.const_b_only = bool(e.get("MatMulConstBOnly", False))
+        self.qdq_weight_pair = bool(e.get("AddQDQPairToWeight", False))
+        self.keep_removable = bool(e.get("QDQKeepRemovableActivations", False))
+        self.no_output_q = set(e.get("OpTypesToExcludeOutputQuantization", []) or [])
+        self.quantize_bias = bool(e.get("QuantizeBias", True))
+        self.min_real_range = e.get("MinimumRealRange")
+        self.subgraphs = bool(e.get("EnableSubgraph", False))
+        if self.subgraphs and mode != "dynamic":
+            raise ValueError(
+                "EnableSubgraph is supported with quantize_dynamic only (calibration does not "
+                "see tensors inside If/Loop/Scan bodies)"
+            )
+        self.model = model
+        self._uid = 0
+
+    # -- entry -----------------------------------------------------------------------------
+
+    def run(self) -> onnx.ModelProto:
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        need = 10
+        if self.per_channel:
+            need = 13
+        if self.mode == "qdq" and (
+            {self.wtype, self.atype}
+            & {TensorProto.INT16, TensorProto.UINT16, TensorProto.INT4, TensorProto.UINT4}
+        ):
+            need = 21
+        if self.mode == "dynamic":
+            need = 11
+        model = require_opset(model, need, "this quantization")
+        model = infer_types(model)
+        self.opset = opset_of(model)
+        self.model_out = model
+        self._graph(model.graph, top=True)
+        if any(n.domain == MS_DOMAIN for n in _walk_nodes(model.graph)):
+            ensure_domain(model, MS_DOMAIN)
+        del model.graph.value_info[:]  # stale for renamed/retyped tensors; consumers re-infer
+        return model
+
+    def _graph(self, g: onnx.GraphProto, top: bool) -> None:
+        outer_types = {} if top else dict(self.types)
+        outer_inits = {} if top else dict(self.inits)
+        self.g = g
+        self.types = {**outer_types, **elem_types(g)}  # bodies read outer-scope tensors
+        self.inits = {**outer_inits, **{i.name: i for i in g.initializer}}
+        self.new_inits: list[TensorProto] = []
+        # names new initializers must avoid: every tensor name this graph (or its scope) uses
+        self._taken = set(self.inits) | {t for n in g.node for t in [*n.input, *n.output]}
+        self._taken |= {vi.name for vi in [*g.input, *g.output]}
+        if self.subgraphs:
+            for n in g.node:
+                for a in n.attribute:
+                    subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+                    for sub in subs:
+                        saved = (self.g, self.types, self.inits, self.new_inits, self._taken)
+                        self._graph(sub, top=False)
+                        self.g, self.types, self.inits, self.new_inits, self._taken = saved
+        nodes = list(g.node)
+        if self.mode == "qdq":
+            nodes = self._qdq(nodes)
+        elif self.mode == "qoperator":
+            nodes = self._qoperator(nodes)
+        else:
+            nodes = self._dynamic(nodes)
+        used = {i for n in nodes for i in _reads(n)} | {o.name for o in g.output}
+        kept = [i for i in g.initializer if i.name in used]
+        kept += [i for i in self.new_inits if i.name in used]
+        del g.initializer[:]
+        g.initializer.extend(_dedupe(kept))
+        del g.node[:]
+        g.node.extend(topo_sort(g, nodes))
+
+    # -- selection -------------------------------------------------------------------------
+
+    def _selected(self, n: onnx.NodeProto) -> bool:
+        if n.op_type not in self.op_types or n.domain not in ("", "ai.onnx"):
+            return False
+        if self.nodes_to_quantize and n.name not in self.nodes_to_quantize:
+            return False
+        return n.name not in self.nodes_to_exclude
+
+    def _name(self, base: str) -> str:
+        if base not in self._taken:
+            return base
+        while True:
+            self._uid += 1
+            cand = f"{base}_{self._uid}"
+            if cand not in self._taken:
+                return cand
+
+    def _add_init(self, tensor: TensorProto) -> str:
+        self.new_inits.append(tensor)
+        self.inits[tensor.name] = tensor
+        self._taken.add(tensor.name)
+        return tensor.name
+
+    def _const(self, name: str) -> np.ndarray | None:
+        t = self.inits.get(name)
+        return None if t is None else numpy_helper.to_array(t)
+
+    # -- parameters ------------------------------------------------------------------------
+
+    def _act_params(self, tensor: str, cache: dict) -> QParams | None:
+        """Scale and zero point of an activation from its calibrated range (None: no range)."""
+        if tensor in cache:
+            return cache[tensor]
+        td = self.ranges.get(tensor)
+        if td is None:
+            return None
+        lo, hi = (td.range_value if hasattr(td, "range_value") else td)[:2]
+        qmin, qmax = get_qmin_qmax_for_qType(self.atype, symmetric=self.act_sym)
+        zp, scale = compute_scale_zp(
+            np.float32(lo), np.float32(hi), qmin, qmax, self.act_sym, self.min_real_range
+        )
+        s = self._add_init(
+            numpy_helper.from_array(scale.reshape(()), self._name(f"{tensor}_scale"))
+        )
+        z = self._add_init(
+            make_int_tensor(self._name(f"{tensor}_zero_point"), zp.reshape(()), self.atype)
+        )
+        cache[tensor] = QParams(s, z, self.atype)
+        return cache[tensor]
+
+    def _weight(
+        self, name: str, qtype: int, axis: int | None, symmetric: bool, reduce: bool
+    ) -> tuple[str, QParams, np.ndarray, np.ndarray]:
+        """Quantize initializer ``name``; returns (quantized name, params, scales, zero points)."""
+        w = self._const(name).astype(np.float32)
+        qmin, qmax = get_qmin_qmax_for_qType(qtype, reduce_range=reduce, symmetric=symmetric)
+        if axis is not None:
+            moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+            lo, hi = moved.min(axis=1), moved.max(axis=1)
+        else:
+            lo, hi = (w.min(), w.max()) if w.size else (np.float32(0), np.float32(0))
+        zp, scale = compute_scale_zp(lo, hi, qmin, qmax, symmetric, self.min_real_range)
+        q = quantize_array(w, scale, zp, qmin, qmax, axis)
+        qname = self._add_init(make_int_tensor(self._name(f"{name}_quantized"), q, qtype))
+        s = self._add_init(numpy_helper.from_array(scale, self._name(f"{name}_scale")))
+        z = self._add_init(make_int_tensor(self._name(f"{name}_zero_point"), zp, qtype))
+        return qname, QParams(s, z, qtype), scale, zp
+
+    def _bias(self, name: str, in_scale: str, w_scale: np.ndarray) -> tuple[str, str, str]:
+        """int32 bias with scale input_scale * weight_scale and zero point 0."""
+        b = self._const(name).astype(np.float32)
+        x_scale = numpy_helper.to_array(self.inits[in_scale]).astype(np.float32)
+        scale = (x_scale * w_scale).astype(np.float32)
+        if scale.ndim == 0 and b.ndim == 1:
+            scale_arr = scale.reshape(())
+        else:
+            scale_arr = np.broadcast_to(scale, b.shape).astype(np.float32).copy()
+        safe = np.where(scale_arr == 0, 1.0, scale_arr).astype(np.float32)
+        q = np.clip(np.rint(b / safe), -(2**31), 2**31 - 1).astype(np.int32)
+        qn = self._add_init(numpy_helper.from_array(q, self._name(f"{name}_quantized")))
+        sn = self._add_init(numpy_helper.from_array(safe, self._name(f"{name}_quantized_scale")))
+        zn = self._add_init(
+            numpy_helper.from_array(
+                np.zeros(safe.shape, np.int32), self._name(f"{name}_quantized_zero_point")
+            )
+        )
+        return qn, sn, zn
+
+    def _weight_axis(self, n: onnx.NodeProto, idx: int) -> int | None:
+        if not self.per_channel:
+            return None
+        w = self._const(n.input[idx])
+        if n.op_type == "Conv":
+            return 0
+        if n.op_type == "ConvTranspose":
+            return 1
+        if n.op_type == "Gemm":
+            return 0 if attr(n, "transB", 0) else 1
+        if n.op_type == "MatMul" and w is not None and w.ndim == 2:
+            return 1
+        return None
+
+    # -- removable activations (shared by QDQ and QOperator) -------------------------------
+
+    def _fold_activations(self, nodes: list, sel: set[int]) -> list:
+        """Remove Relu/Clip(0, x) whose input comes from a quantized node and feeds only it: the
+        producer writes the activation's output, quantized with its (non-negative) range."""
+        if self.keep_removable or self.act_sym:
+            return nodes
+        cons = consumers(nodes)
+        prod = producers(nodes)
+        outputs = {o.name for o in self.g.output}
+        drop = set()
+        for n in nodes:
+            if id(n) not in sel or n.op_type not in ("Relu", "Clip"):
+                continue
+            if n.op_type == "Clip":
+                lo = attr(n, "min") if self.opset < 11 else None
+                if self.opset >= 11:
+                    lo = self._const(n.input[1]) if len(n.input) > 1 and n.input[1] else None
+                if lo is None or float(np.asarray(lo)) != 0.0:
+                    continue
+            x, y = n.input[0], n.output[0]
+            p = prod.get(x)
+            if p is None or id(p) not in sel or p.op_type not in ("Conv", "Gemm", "MatMul", "Add"):
+                continue
+            if len(cons.get(x, [])) != 1 or x in outputs or y not in self.ranges:
+                continue
+            p.output[list(p.output).index(x)] = y
+            drop.add(id(n))
+        return [n for n in nodes if id(n) not in drop]
+
+    # -- QDQ -------------------------------------------------------------------------------
+
+    def _qdq(self, nodes: list) -> list:
+        sel = {id(n) for n in nodes if self._selected(n)}
+        nodes = self._fold_activations(nodes, sel)
+        for n in nodes:
+            if id(n) in sel and n.op_type == "Softmax" and n.output[0] in self.ranges:
+                self.ranges[n.output[0]] = (np.float32(0.0), np.float32(1.0))
+        cache: dict[str, QParams] = {}
+        act: dict[str, QParams] = {}  # activation tensor -> params for its Q/DQ pair
+        weights: dict[str, tuple] = {}  # (node id, input idx) -> dequantized name
+        new_nodes: list = []
+        rewires: list[tuple[onnx.NodeProto, int, str]] = []
+
+        def want_act(name: str) -> QParams | None:
+            if not name or not is_float(self.types, name) and name not in self.ranges:
+                return None
+            if name in self.inits:
+                return None
+            p = self._act_params(name, cache)
+            if p is not None:
+                act[name] = p
+            return p
+
+        for n in nodes:
+            if id(n) not in sel:
+                continue
+            op = n.op_type
+            # onnxruntime's QDQ form also treats AveragePool as data movement (shared params)
+            if op in DIRECT_OPS or op in ("AveragePool", "Gather", "GatherElements"):
+                x = n.input[0]
+                if x in self.inits or (x not in act and not self.force):
+                    continue
+                p = want_act(x)
+                if p is None:
+                    continue
+                if op not in self.no_output_q:
+                    for o in n.output[: 1 if op == "TopK" else len(n.output)]:
+                        if is_float(self.types, o) or o in self.ranges:
+                            cache[o] = p
+                            act[o] = p
+                continue
+            if op == "MatMul" and self.const_b_only and n.input[1] not in self.inits:
+                continue
+            weight_idx = {
+                "Conv": [1],
+                "ConvTranspose": [1],
+                "Gemm": [1],
+                "MatMul": [1],
+                "LayerNormalization": [1],
+                "InstanceNormalization": [1],
+                "BatchNormalization": [1],
+            }.get(op, [])
+            bias_idx = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2}.get(op)
+            if op in ("LayerNormalization", "InstanceNormalization", "BatchNormalization"):
+                bias_idx = 2
+            if op == "Gemm" and float(attr(n, "beta", 1.0)) != 1.0:
+                bias_idx = None
+            quantized_inputs = [
+                (i, name)
+                for i, name in enumerate(n.input)
+                if name
+                and i != bias_idx
+                and not (op == "Where" and i == 0)
+                and not (op == "Clip" and i > 0)
+            ]
+            # every float activation input needs a calibrated range, or the node stays float
+            if any(
+                name not in self.inits
+                and (is_float(self.types, name) or name in self.ranges)
+                and self._act_params(name, cache) is None
+                for _, name in quantized_inputs
+            ):
+                continue
+            in_params: dict[int, QParams] = {}
+            w_scales: dict[int, np.ndarray] = {}
+            for i, name in quantized_inputs:
+                if name in self.inits:
+                    arr = self._const(name)
+                    if arr.dtype != np.float32:
+                        continue
+                    if op == "BatchNormalization" and i > 2:
+                        continue  # the statistics stay float, as in onnxruntime
+                    is_weight = i in weight_idx
+                    qtype = self.wtype if is_weight else self.atype
+                    sym = self.w_sym if is_weight else self.act_sym
+                    axis = self._weight_axis(n, i) if is_weight else None
+                    key = (name, qtype, axis)
+                    if key not in weights:
+                        weights[key] = self._qdq_weight(
+                            name, qtype, axis, sym, is_weight, new_nodes
+                        )
+                    dq_name, scales = weights[key]
+                    w_scales[i] = scales
+                    rewires.append((n, i, dq_name))
+                    continue
+                p = want_act(name)
+                if p is not None:
+                    in_params[i] = p
+            if (
+                bias_idx is not None
+                and self.quantize_bias
+                and len(n.input) > bias_idx
+                and n.input[bias_idx] in self.inits
+                and 0 in in_params
+                and 1 in w_scales
+            ):
+                qn, sn, zn = self._bias(n.input[bias_idx], in_params[0].scale, w_scales[1])
+                out = self._name(f"{n.input[bias_idx]}_DequantizeLinear_Output")
+                kw = {"axis": 0} if np.asarray(w_scales[1]).ndim == 1 else {}
+                new_nodes.append(
+                    helper.make_node("DequantizeLinear", [qn, sn, zn], [out], f"{out}_node", **kw)
+                )
+                rewires.append((n, bias_idx, out))
+            if op in self.no_output_q or op in ("ArgMax",):
+                continue
+            for o in n.output[:1]:
+                if o and (is_float(self.types, o) or o in self.ranges):
+                    want_act(o)
+
+        for n, i, name in rewires:
+            n.input[i] = name
+        outputs = {o.name for o in self.g.output}
+        rename: dict[str, str] = {}
+        for tensor, p in act.items():
+            src = tensor
+            if tensor in outputs:
+                src = f"{tensor}_QuantizeInput"
+                for m in nodes:
+                    for k, o in enumerate(m.output):
+                        if o == tensor:
+                            m.output[k] = src
+                dq_out = tensor
+            else:
+                dq_out = f"{tensor}_DequantizeLinear_Output"
+                rename[tensor] = dq_out
+            q_out = f"{tensor}_QuantizeLinear_Output"
+            new_nodes.append(
+                helper.make_node(
+                    "QuantizeLinear",
+                    [src, p.scale, p.zero_point],
+                    [q_out],
+                    f"{tensor}_QuantizeLinear",
+                )
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [q_out, p.scale, p.zero_point],
+                    [dq_out],
+                    f"{tensor}_DequantizeLinear",
+                )
+            )
+        for m in nodes:
+            for k, name in enumerate(m.input):
+                if name in rename:
+                    m.input[k] = rename[name]
+        return nodes + new_nodes
+
+    def _qdq_weight(self, name, qtype, axis, sym, is_weight, new_nodes) -> tuple[str, np.ndarray]:
+        # onnxruntime applies reduce_range to every quantized initializer (Add/Mul constants too)
+        qname, p, scales, _ = self._weight(name, qtype, axis, sym, self.reduce_range)
+        out = self._name(f"{name}_DequantizeLinear_Output")
+        kw = {"axis": axis} if axis is not None else {}
+        src = qname
+        if self.qdq_weight_pair:
+            src = f"{name}_QuantizeLinear_Output"
+            new_nodes.append(
+                helper.make_node(
+                    "QuantizeLinear",
+                    [name, p.scale, p.zero_point],
+                    [src],
+                    f"{name}_QuantizeLinear",
+                    **kw,
+                )
+            )
+        new_nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [src, p.scale, p.zero_point],
+                [out],
+                f"{name}_DequantizeLinear",
+                **kw,
+            )
+        )
+        return out, scales
+
+    # -- QOperator -------------------------------------------------------------------------
+
+    def _qoperator(self, nodes: list) -> list:
+        sel = {id(n) for n in nodes if self._selected(n)}
+        nodes = self._fold_activations(nodes, sel)
+        cache: dict[str, QParams] = {}
+        self._qop_cache = cache
+        qmap: dict[str, tuple[str, QParams]] = {}  # float name -> (quantized name, params)
+        produced_q: set[str] = set()  # float names now only produced in integer form
+        out_nodes: list = []
+        extra: list = []
+
+        def q_input(name: str) -> tuple[str, QParams] | None:
+            if name in qmap:
+                return qmap[name]
+            if name in self.inits:
+                arr = self._const(name)
+                if arr.dtype != np.float32:
+                    return None
+                # a constant operand is quantized like a weight, in the activation type
+                sym = self.extra.get(
+                    "WeightSymmetric", self.atype in (TensorProto.INT8, TensorProto.INT16)
+                )
+                # (without reduce_range: onnxruntime's QOperator form keeps 8 bits for them)
+                qn, p, _, _ = self._weight(name, self.atype, None, bool(sym), False)
+                qmap[name] = (qn, p)
+                return qmap[name]
+            p = self._act_params(name, cache)
+            if p is None:
+                return None
+            qn = f"{name}_quantized"
+            extra.append(
+                helper.make_node(
+                    "QuantizeLinear", [name, p.scale, p.zero_point], [qn], f"{name}_QuantizeLinear"
+                )
+            )
+            qmap[name] = (qn, p)
+            return qmap[name]
+
+        def q_output(name: str) -> tuple[str, QParams] | None:
+            p = self._act_params(name, cache)
+            return None if p is None else (f"{name}_quantized", p)
+
+        for n in nodes:
+            if id(n) not in sel:
+                out_nodes.append(n)
+                continue
+            made = self._qop_node(n, q_input, q_output, qmap)
+            if made is None:
+                out_nodes.append(n)
+                continue
+            new, outs = made
+            out_nodes.extend(new)
+            for fname, (qn, p) in outs.items():
+                qmap[fname] = (qn, p)
+                produced_q.add(fname)
+        # float consumers and graph outputs of integer-only tensors read a DequantizeLinear
+        reads = {i for n in out_nodes for i in _reads(n)} | {o.name for o in self.g.output}
+        for fname in produced_q:
+            if fname in reads:
+                qn, p = qmap[fname]
+                extra.append(
+                    helper.make_node(
+                        "DequantizeLinear",
+                        [qn, p.scale, p.zero_point],
+                        [fname],
+                        f"{fname}_DequantizeLinear",
+                    )
+                )
+        return out_nodes + extra
+
+    def _qop_node(self, n, q_input, q_output, qmap):
+        op = n.op_type
+        y = n.output[0]
+        if op in ("Relu", "Clip"):
+            return None  # only removed when it follows a quantized op (see _fold_activations)
+        if op in QOPERATOR_DIRECT_OPS:
+            if n.input[0] not in qmap and not self.force:
+                return None
+            if op == "MaxPool" and len(n.output) > 1 and n.output[1]:
+                return None
+            xi = q_input(n.input[0])
+            if xi is None:
+                return None
+            qn, p = xi
+            node = onnx.NodeProto()
+            node.CopyFrom(n)
+            node.input[0] = qn
+            node.output[0] = f"{y}_quantized"
+            return [node], {y: (node.output[0], p)}
+        if op == "Concat":
+            yo = q_output(y)
+            ins = [q_input(i) for i in n.input]
+            if yo is None or any(i is None for i in ins):
+                return None
+            args = [yo[1].scale, yo[1].zero_point]
+            for qn, p in ins:
+                args += [qn, p.scale, p.zero_point]
+            node = helper.make_node(
+                "QLinearConcat", args, [yo[0]], n.name, domain=MS_DOMAIN, axis=attr(n, "axis")
+            )
+            return [node], {y: yo}
+        if op == "Softmax" and y in self.ranges:
+            # QLinearSoftmax writes probabilities on a fixed grid: scale 1/256, zero point qmin
+            qmin = get_qmin_qmax_for_qType(self.atype)[0]
+            s = self._add_init(
+                numpy_helper.from_array(np.array(1 / 256, np.float32), self._name(f"{y}_scale"))
+            )
+            z = self._add_init(
+                make_int_tensor(self._name(f"{y}_zero_point"), np.array(qmin), self.atype)
+            )
+            self._qop_cache[y] = QParams(s, z, self.atype)
+        if op in (
+            "Add",
+            "Mul",
+            "LeakyRelu",
+            "Sigmoid",
+            "GlobalAveragePool",
+            "AveragePool",
+            "Softmax",
+        ):
+            yo = q_output(y)
+            ins = [q_input(i) for i in n.input]
+            if yo is None or any(i is None for i in ins):
+                return None
+            args = []
+            for qn, p in ins:
+                args += [qn, p.scale, p.zero_point]
+            args += [yo[1].scale, yo[1].zero_point]
+            kw = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            if op in ("GlobalAveragePool", "AveragePool"):
+                kw["channels_last"] = 0
+            if op == "Softmax":
+                kw = {"axis": attr(n, "axis", -1 if self.opset >= 13 else 1), "opset": self.opset}
+            node = helper.make_node(f"QLinear{op}", args, [yo[0]], n.name, domain=MS_DOMAIN, **kw)
+            return [node], {y: yo}
+        if op in ("Conv", "MatMul", "Gemm"):
+            if n.input[1] not in self.inits:
+                if op != "MatMul" or self.const_b_only:
+                    return None
+            if op == "Gemm" and (
+                attr(n, "transA", 0)
+                or float(attr(n, "beta", 1.0)) != 1.0
+                or float(attr(n, "alpha", 1.0)) != 1.0
+            ):
+                return None
+            yo = q_output(y)
+            xi = q_input(n.input[0])
+            if yo is None or xi is None:
+                return None
+            if n.input[1] in self.inits:
+                axis = self._weight_axis(n, 1)
+                wq, wp, wscale, _ = self._weight(
+                    n.input[1], self.wtype, axis, self.w_sym, self.reduce_range
+                )
+            else:
+                bi = q_input(n.input[1])
+                if bi is None:
+                    return None
+                wq, wp = bi
+                wscale = numpy_helper.to_array(self.inits[wp.scale])
+            args = [xi[0], xi[1].scale, xi[1].zero_point, wq, wp.scale, wp.zero_point]
+            kw = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            if op == "MatMul":
+                node = helper.make_node(
+                    "QLinearMatMul", [*args, yo[1].scale, yo[1].zero_point], [yo[0]], n.name
+                )
+                return [node], {y: yo}
+            bias = []
+            if len(n.input) > 2 and n.input[2]:
+                if n.input[2] not in self.inits:
+                    return None
+                b = self._const(n.input[2])
+                if op == "Gemm" and b.ndim != 1:
+                    return None
+                bias = [self._bias(n.input[2], xi[1].scale, wscale)[0]]
+            if op == "Conv":
+                node = helper.make_node(
+                    "QLinearConv",
+                    [*args, yo[1].scale, yo[1].zero_point, *bias],
+                    [yo[0]],
+                    n.name,
+                    **kw,
+                )
+            else:
+                kw.pop("beta", None)
+                c = bias or [""]
+                node = helper.make_node(
+                    "QGemm",
+                    [*args, *c, yo[1].scale, yo[1].zero_point],
+                    [yo[0]],
+                    n.name,
+                    domain=MS_DOMAIN,
+                    **kw,
+                )
+            return [node], {y: yo}
+        return None
+
+    # -- dynamic (IntegerOps) --------------------------------------------------------------
+
+    def _dynamic(self, nodes: list) -> list:
+        out: list = []
+        dyn: dict[str, tuple[str, str, str]] = {}  # activation -> (q, scale, zp)
+
+        def dq_linear(name: str) -> tuple[str, str, str]:
+            if name not in dyn:
+                q, s, z = f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"
+                out.append(
+                    helper.make_node(
+                        "DynamicQuantizeLinear", [name], [q, s, z], f"{name}_QuantizeLinear"
+                    )
+                )
+                dyn[name] = (q, s, z)
+            return dyn[name]
+
+        for n in nodes:
+            if n.op_type == "Gemm" and "MatMul" in self.op_types:
+                n = self._gemm_as_matmul(n, out)
+            if not self._selected(n):
+                out.append(n)
+                continue
+            made = self._dynamic_node(n, dq_linear)
+            out.extend(made if made is not None else [n])
+        return out
+
+    def _gemm_as_matmul(self, n: onnx.NodeProto, out: list) -> onnx.NodeProto:
+        """Gemm(A, B const, C) with alpha=beta=1 and no transA becomes MatMul (+ Add), so its
+        weight is quantized as MatMul's (as onnxruntime's dynamic quantizer does)."""
+        if (
+            self.nodes_to_quantize
+            and n.name not in self.nodes_to_quantize
+            or n.name in self.nodes_to_exclude
+            or n.input[1] not in self.inits
+            or attr(n, "transA", 0)
+            or float(attr(n, "alpha", 1.0)) != 1.0
+            or float(attr(n, "beta", 1.0)) != 1.0
+        ):
+            return n
+        w = self._const(n.input[1])
+        if attr(n, "transB", 0):
+            w = w.T
+        wname = self._add_init(
+            numpy_helper.from_array(np.ascontiguousarray(w), self._name(f"{n.input[1]}_Transposed"))
+        )
+        base = n.name or n.output[0]
+        has_c = len(n.input) > 2 and n.input[2]
+        mm_out = f"{n.output[0]}_MatMul" if has_c else n.output[0]
+        mm = helper.make_node("MatMul", [n.input[0], wname], [mm_out], n.name)
+        self.types[mm_out] = TensorProto.FLOAT
+        if has_c:
+            out.append(helper.make_node("Add", [mm_out, n.input[2]], [n.output[0]], f"{base}_Add"))
+        return mm
+
+    def _dynamic_node(self, n, dq_linear):
+        op, y = n.op_type, n.output[0]
+        if op == "Gather":
+            if n.input[0] not in self.inits or self._const(n.input[0]).dtype != np.float32:
+                return None
+            wq, p, _, _ = self._weight(n.input[0], self.wtype, None, self.w_sym, self.reduce_range)
+            node = onnx.NodeProto()
+            node.CopyFrom(n)
+            node.input[0] = wq
+            node.output[0] = f"{y}_quantized"
+            dq = helper.make_node(
+                "DequantizeLinear",
+                [node.output[0], p.scale, p.zero_point],
+                [y],
+                f"{y}_DequantizeLinear",
+            )
+            return [node, dq]
+        if op not in ("MatMul", "Conv"):
+            return None
+        if not is_float(self.types, n.input[0]) or n.input[0] in self.inits:
+            return None
+        w = n.input[1]
+        if w in self.inits:
+            if self._const(w).dtype != np.float32:
+                return None
+            # ConvInteger takes one weight zero point (onnxruntime's kernel rejects a vector)
+            axis = self._weight_axis(n, 1) if op == "MatMul" else None
+            wq, wp, wscale, _ = self._weight(w, self.wtype, axis, self.w_sym, self.reduce_range)
+            w_scale_name = wp.scale
+            if op == "Conv" and axis is not None:
+                shaped = wscale.reshape([1, -1] + [1] * (self._const(w).ndim - 2))
+                w_scale_name = self._add_init(
+                    numpy_helper.from_array(shaped, self._name(f"{w}_scale_reshaped"))
+                )
+            w_zp = wp.zero_point
+        else:  # onnxruntime leaves MatMul of two activations in float
+            return None
+        xq, xs, xz = dq_linear(n.input[0])
+        base = n.name or y
+        integer = helper.make_node(
+            "MatMulInteger" if op == "MatMul" else "ConvInteger",
+            [xq, wq, xz, w_zp],
+            [f"{y}_output_quantized"],
+            f"{base}_quant",
+            **(
+                {a.name: helper.get_attribute_value(a) for a in n.attribute} if op == "Conv" else {}
+            ),
+        )
+        cast = helper.make_node(
+            "Cast",
+            [integer.output[0]],
+            [f"{y}_output_quantized_cast_output"],
+            f"{base}_cast",
+            to=TensorProto.FLOAT,
+        )
+        scale = helper.make_node(
+            "Mul", [xs, w_scale_name], [f"{y}_scales_mul_output"], f"{base}_scales_mul"
+        )
+        has_bias = op == "Conv" and len(n.input) > 2 and n.input[2]
+        mul_out = f"{y}_output_quantized_mul_output" if has_bias else y
+        mul = helper.make_node(
+            "Mul", [cast.output[0], scale.output[0]], [mul_out], f"{base}_output_scale_mul"
+        )
+        made = [integer, cast, scale, mul]
+        if has_bias:
+            b = n.input[2]
+            if b in self.inits:
+                rank = self._const(w).ndim if w in self.inits else 4
+                shaped = self._const(b).reshape([1, -1] + [1] * (rank - 2))
+                b = self._add_init(
+                    numpy_helper.from_array(shaped.astype(np.float32), self._name(f"{b}_reshaped"))
+                )
+            else:
+                return None
+            made.append(helper.make_node("Add", [mul_out, b], [y], f"{base}_bias_add"))
+        return made
+
+
+def _reads(n: onnx.NodeProto) -> list[str]:
+    from ._graph import _all_inputs
+
+    return [i for i in _all_inputs(n) if i]
+
+
+def _walk_nodes(g: onnx.GraphProto):
+    for n in g.node:
+        yield n
+        for a in n.attribute:
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
+                yield from _walk_nodes(sub)
+
+
+def _dedupe(inits: list[TensorProto]) -> list[TensorProto]:
+    seen, out = set(), []
+    for t in inits:
+        if t.name not in seen:
+            seen.add(t.name)
+            out.append(t)
+    return out
+
+
+def tensors_to_calibrate(model: onnx.ModelProto, mode: str, **kw: Any) -> list[str]:
+    """The float activations a static quantization of ``model`` may need ranges for: the
+    inputs and outputs of the nodes it would quantize."""
+    q = Quantizer(model, mode, **kw)
+    m = infer_types(model)
+    types = elem_types(m.graph)
+    inits = {i.name for i in m.graph.initializer}
+    names: list[str] = []
+    for n in m.graph.node:
+        if not q._selected(n):
+            continue
+        for t in [*n.input, *n.output]:
+            if t and t not in inits and types.get(t) == TensorProto.FLOAT:
+                names.append(t)
+    return list(dict.fromkeys(names))
+
+
+__all__ = ["Quantizer", "QuantFormat", "tensors_to_calibrate"]
