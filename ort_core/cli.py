@@ -286,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--check", action="store_true", help="exit with status 1 when a run FAILs")
     p.set_defaults(fn=cmd_demo)
+    # subcommands of optional parts: their modules import only the standard library here
+    from .quantization.cli import add_parsers as add_quantization_parsers
+    from .serve.cli import add_parsers as add_serve_parsers
+
+    add_quantization_parsers(sub)
+    add_serve_parsers(sub)
     args = parser.parse_args(argv)
     from .errors import OrtError
 

@@ -1,0 +1,1 @@
+"""Generated protobuf modules of the Open Inference Protocol (see the .proto files)."""
