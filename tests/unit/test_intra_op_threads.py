@@ -36,7 +36,34 @@ def test_split_covers_every_item_once_in_whole_pieces(two_threads):
     assert bounds[0][0] == 0 and bounds[-1][1] == 1001
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     assert all((hi - lo) % 16 == 0 for lo, hi in bounds[:-1])
-    assert len(bounds) == 2 and len({t for *_, t in seen}) == 2  # the caller and one worker
+    assert len(bounds) == 2  # one piece per thread
+    assert len({t for *_, t in seen}) <= 2
+
+
+def test_a_busy_worker_does_not_hold_the_caller_up():
+    """Pieces are claimed one at a time: with the only worker busy (its core taken elsewhere),
+    the caller runs every piece itself instead of waiting for it."""
+    pool = _threads.pool(2)
+    release, busy = threading.Event(), threading.Event()
+
+    def block(lo, hi):
+        busy.set()
+        release.wait(30)
+
+    blocker = threading.Thread(target=pool.map, args=(block, [(0, 1), (1, 2)]))
+    blocker.start()
+    try:
+        busy.wait(10)
+        _threads.enter(pool, pin_blas=False)
+        try:
+            seen = []
+            _threads.split(8, lambda lo, hi: seen.append(threading.get_ident()), cost=1e12)
+        finally:
+            _threads.leave()
+        assert seen and set(seen) == {threading.get_ident()}
+    finally:
+        release.set()
+        blocker.join(30)
 
 
 def test_small_work_and_nested_splits_run_serially(two_threads):

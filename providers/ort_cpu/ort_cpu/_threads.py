@@ -12,7 +12,8 @@ once, when numpy loads it), the provider keeps OpenBLAS on one thread for the le
 run and splits the large products itself:
 
 - :class:`Pool` holds ``threads - 1`` worker threads that wait on a lock (they never spin) and
-  run pieces of one kernel's work; the calling thread runs a piece too. Work handed to the pool
+  run pieces of one kernel's work; the calling thread runs pieces too, claiming them one at a
+  time with the workers, so a worker whose core is busy elsewhere delays nothing. Work handed to the pool
   releases the GIL (BLAS through ctypes or numpy, compiled kernels with ``nogil``), so pieces
   run at the same time.
 - :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the session's pool the
@@ -31,6 +32,7 @@ as before.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
@@ -45,12 +47,40 @@ MIN_PARALLEL_WORK = 1 << 21
 _local = threading.local()
 
 
+class _Job:
+    """One kernel's pieces, claimed one at a time by whichever thread is free (the caller too),
+    so a worker that wakes late (its core busy elsewhere) finds the work done instead of holding
+    the caller up: with no worker free the caller runs every piece itself."""
+
+    __slots__ = ("fn", "bounds", "claims", "left", "lock", "done", "error")
+
+    def __init__(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> None:
+        self.fn, self.bounds = fn, bounds
+        self.claims = itertools.count()  # next() is atomic under the GIL
+        self.left = len(bounds)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self) -> None:
+        n = len(self.bounds)
+        while (i := next(self.claims)) < n:
+            try:
+                self.fn(*self.bounds[i])
+            except BaseException as e:  # handed to the caller, which raises it
+                self.error = self.error or e
+            with self.lock:
+                self.left -= 1
+                if self.left == 0:
+                    self.done.set()
+
+
 class Pool:
-    """``size - 1`` worker threads plus the caller. Workers block on a queue between pieces."""
+    """``size - 1`` worker threads plus the caller. Workers block on a queue between jobs."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._workers = [
             threading.Thread(target=self._work, name=f"ort_cpu-intra-op-{i}", daemon=True)
             for i in range(1, size)
@@ -61,33 +91,22 @@ class Pool:
     def _work(self) -> None:
         _local.nested = True  # a piece that splits again runs its parts serially
         while True:
-            fn, lo, hi, done = self._tasks.get()
-            try:
-                fn(lo, hi)
-            except BaseException as e:  # handed to the caller, which raises it
-                done.put(e)
-            else:
-                done.put(None)
+            self._jobs.get().work()
 
     def map(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> None:
-        """``fn(lo, hi)`` for every piece; the first on the calling thread. Returns when all are
-        done; re-raises the first exception a piece raised."""
-        done: queue.SimpleQueue = queue.SimpleQueue()
-        for lo, hi in bounds[1:]:
-            self._tasks.put((fn, lo, hi, done))
-        error = None
+        """``fn(lo, hi)`` for every piece, on the workers and the calling thread. Returns when
+        all are done; re-raises the first exception a piece raised."""
+        job = _Job(fn, bounds)
+        for _ in range(min(self.size - 1, len(bounds) - 1)):
+            self._jobs.put(job)
         _local.nested = True
         try:
-            fn(*bounds[0])
-        except BaseException as e:
-            error = e
+            job.work()
         finally:
             _local.nested = False
-            for _ in bounds[1:]:  # wait for every piece even after an error: they use our buffers
-                e = done.get()
-                error = error or e
-        if error is not None:
-            raise error
+        job.done.wait()  # pieces other threads claimed: they use the caller's buffers
+        if job.error is not None:
+            raise job.error
 
 
 _pools: dict[int, Pool] = {}
@@ -173,6 +192,7 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
     ):
         fn(0, total)
         return
+    # one piece per thread (a thread that starts late leaves its piece to the others)
     parts = min(p.size, total // min_piece)
     step = -(-total // parts)
     step = -(-step // min_piece) * min_piece
