@@ -133,6 +133,18 @@ def pool(size: int) -> Pool | None:
         return p
 
 
+def _blas():
+    """ort_cpu.kernels._blas (imported on first use: it imports this module)."""
+    mod = _BLAS_MODULE[0]
+    if mod is None:
+        from .kernels import _blas as mod
+
+        _BLAS_MODULE[0] = mod
+    return mod
+
+
+_BLAS_MODULE: list = [None]
+
 # numpy's OpenBLAS on one thread while runs are in progress
 _blas_lock = threading.Lock()
 _blas_runs = 0
@@ -149,11 +161,9 @@ def enter(p: Pool | None, pin_blas: bool = True) -> None:
     stack.append((getattr(_local, "pool", None), pin_blas))
     _local.pool = p
     if pin_blas:
-        from .kernels import _blas
-
         with _blas_lock:
             if _blas_runs == 0:
-                _blas_saved = _blas.blas_threads(1)
+                _blas_saved = _blas().blas_threads(1)
             _blas_runs += 1
 
 
@@ -162,12 +172,10 @@ def leave() -> None:
     global _blas_runs
     _local.pool, pinned = _local.stack.pop()
     if pinned:
-        from .kernels import _blas
-
         with _blas_lock:
             _blas_runs -= 1
             if _blas_runs == 0 and _blas_saved > 0:
-                _blas.blas_threads(_blas_saved)
+                _blas().blas_threads(_blas_saved)
 
 
 def threads() -> int:
