@@ -170,6 +170,13 @@ def _depthwise_nhwc(
     oh_, ow_ = y.shape[2], y.shape[3]
     xt = np.empty((h * wd, c_), x.dtype)
     yt = np.empty((oh_ * ow_, c_), y.dtype)
+    wc = np.empty((kh * kw, c_), wt.dtype)  # this range's weights and biases, contiguous
+    for t in range(kh * kw):
+        for c in range(c_):
+            wc[t, c] = wt[t, c0 + c]
+    bs = np.empty(c_, bias.dtype)
+    for c in range(c_):
+        bs[c] = bias[c0 + c]
     for n in range(x.shape[0]):
         for c in range(c_):
             img = x[n, c0 + c]
@@ -178,9 +185,9 @@ def _depthwise_nhwc(
                     xt[i * wd + j, c] = img[i, j]
         for r in range(oh_):
             for q in range(ow_):
-                dst = yt[r * ow_ + q]
+                cell = r * ow_ + q
                 for c in range(c_):
-                    dst[c] = bias[c0 + c]
+                    yt[cell, c] = bs[c]
                 for i in range(kh):
                     ih = r * sh - pt + i * dh
                     if ih < 0 or ih >= h:
@@ -189,11 +196,14 @@ def _depthwise_nhwc(
                         iw = q * sw - pl + j * dw
                         if iw < 0 or iw >= wd:
                             continue
-                        src = xt[ih * wd + iw]
-                        wv = wt[i * kw + j, c0:c1]
+                        src = ih * wd + iw
+                        tap = i * kw + j
+                        # 2-D indexing of arrays this function allocated: LLVM sees they do not
+                        # overlap and vectorizes the channel loop (1-D views of them it did not)
                         for c in range(c_):
-                            dst[c] += wv[c] * src[c]
+                            yt[cell, c] += wc[tap, c] * xt[src, c]
                 if act != 0:
+                    dst = yt[cell]
                     _activate(dst, dst, act, alpha, beta)
         for c in range(c_):
             out = y[n, c0 + c]
