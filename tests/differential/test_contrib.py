@@ -290,6 +290,42 @@ def test_qlinear_binary(op, dtype):
     check_ms(op, inputs, atol=1)
 
 
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_binary_compiled_path_equals_the_numpy_path(op, dtype):
+    """Same shapes and constant parameters take the compiled one-pass kernel; it computes the
+    numpy path's float32 expression, so the two agree exactly, and onnxruntime within a step."""
+    rng = np.random.default_rng(15)
+    zp = 128 if dtype == np.uint8 else 0
+    a, b = _q(rng, (2, 3, 40), dtype), _q(rng, (2, 3, 40), dtype)
+    sc = 0.2 if op == "QLinearAdd" else 3.0
+    inputs = [a, *_qp(0.02, zp + 3, dtype), b, *_qp(0.03, zp - 5, dtype), *_qp(sc, zp, dtype)]
+    check_ms(op, inputs, atol=1, consts=(1, 2, 4, 5, 6, 7))
+    fed, _ = make_node_model(op, inputs, None, domain=MS, opset=17)
+    model, feeds = make_node_model(op, inputs, None, domain=MS, opset=17)
+    for i in (1, 2, 4, 5, 6, 7):
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(f"x{i}"), f"x{i}"))
+    kept = [v for v in model.graph.input if v.name in feeds]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    compiled = run_cpu(model, feeds)[0]
+    plain = run_cpu(fed, dict(zip([f"x{i}" for i in range(8)], inputs)))[0]
+    np.testing.assert_array_equal(compiled, plain)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_unary_tables_equal_onnxruntime(dtype):
+    """Constant parameters: the kernels answer from a 256-entry table (as onnxruntime does)."""
+    zp = 128 if dtype == np.uint8 else 0
+    x = np.arange(256, dtype=np.uint8).view(dtype).reshape(4, 64)  # every input value
+    xp, yp = _qp(0.05, zp + 2, dtype), _qp(1 / 256, 0 if dtype == np.uint8 else -128, dtype)
+    check_ms("QLinearSigmoid", [x, *xp, *yp], atol=1, consts=(1, 2, 3, 4))
+    check_ms(
+        "QLinearLeakyRelu", [x, *xp, *_qp(0.04, zp, dtype)], {"alpha": 0.1}, atol=1,
+        consts=(1, 2, 3, 4),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_unary(dtype):
     rng = np.random.default_rng(13)

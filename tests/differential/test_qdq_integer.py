@@ -18,7 +18,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 rng = np.random.default_rng(7)
 
 
-def _qlinear_conv(c, m, group, k, per_channel, x_zp=7, bias=True, w_dtype=np.int8):
+def _qlinear_conv(c, m, group, k, per_channel, x_zp=7, bias=True, w_dtype=np.int8, y_scale=0.3):
     w = rng.integers(-63, 64, (m, c // group, k, k)).astype(w_dtype)
     if w_dtype == np.uint8:
         w = rng.integers(0, 256, (m, c // group, k, k)).astype(np.uint8)
@@ -34,7 +34,7 @@ def _qlinear_conv(c, m, group, k, per_channel, x_zp=7, bias=True, w_dtype=np.int
         numpy_helper.from_array(w, "w"),
         numpy_helper.from_array(np.asarray(ws, np.float32), "ws"),
         numpy_helper.from_array(np.asarray(wz), "wz"),
-        numpy_helper.from_array(np.array(0.3, np.float32), "ys"),
+        numpy_helper.from_array(np.array(y_scale, np.float32), "ys"),
         numpy_helper.from_array(np.array(128, np.uint8), "yz"),
     ]
     inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
@@ -83,6 +83,24 @@ def test_qlinear_conv_with_uint8_weights_and_no_bias_equals_onnxruntime():
         None, {"x": x}
     )
     np.testing.assert_array_equal(ours[0], theirs[0])
+
+
+def test_wide_qlinear_conv_in_exact_channel_blocks_equals_onnxruntime():
+    """256 input channels x 3x3 of uint8 weights: the sums can pass 2**24, so the convolution
+    runs as blocks of input channels, each exact in float32, summed in float64."""
+    from ort_cpu.kernels import conv
+
+    model = _qlinear_conv(256, 32, 1, 3, False, w_dtype=np.uint8, y_scale=1.0)
+    info_w = numpy_helper.to_array(model.graph.initializer[2]).astype(np.float64) - 128
+    assert np.abs(info_w).reshape(32, -1).sum(axis=1).max() * 255 >= conv._EXACT_F32
+    x = rng.integers(0, 256, (1, 256, 20, 20)).astype(np.uint8)
+    data = model.SerializeToString()
+    ours = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    theirs = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert np.ptp(theirs[0]) > 50  # not saturated: the test compares real values
 
 
 def _qdq_cnn():

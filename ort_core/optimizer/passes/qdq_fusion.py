@@ -1,11 +1,14 @@
 """EXTENDED: QDQ groups -- DequantizeLinear on every input, one float op, QuantizeLinear on its
 output -- become the quantized op: Conv -> QLinearConv, MatMul -> QLinearMatMul (ONNX);
 Add/Mul -> QLinearAdd/QLinearMul, Sigmoid -> QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
-GlobalAveragePool -> QLinearGlobalAveragePool (com.microsoft).
+GlobalAveragePool -> QLinearGlobalAveragePool, AveragePool -> QLinearAveragePool, Softmax ->
+QLinearSoftmax, Gemm -> QGemm (com.microsoft), as onnxruntime's QDQ selectors do. Each fuses only
+where the node's provider has the quantized op's kernel.
 
-Scales and zero points must be constants; per-tensor everywhere except Conv's weights (per output
-channel allowed). A Conv bias must be DequantizeLinear of int32 with zero point 0, or absent. The
-DequantizeLinear nodes stay while something else reads them."""
+Scales and zero points must be constants; per-tensor everywhere except the weights of Conv (per
+output channel, axis 0) and Gemm (per output column). A Conv or Gemm bias must be
+DequantizeLinear of int32 with the scale input scale x weight scale, or absent; Gemm's beta 1.
+The DequantizeLinear nodes stay while something else reads them."""
 
 from __future__ import annotations
 
@@ -25,11 +28,27 @@ TARGETS = {
     "Sigmoid": ("QLinearSigmoid", MS, 1),
     "LeakyRelu": ("QLinearLeakyRelu", MS, 1),
     "GlobalAveragePool": ("QLinearGlobalAveragePool", MS, 1),
+    "AveragePool": ("QLinearAveragePool", MS, 1),
+    "Softmax": ("QLinearSoftmax", MS, 1),
+    "Gemm": ("QGemm", MS, 2),
+}
+#: attributes the quantized op keeps from the float op
+KEEP_ATTRS = {
+    "Conv": None,  # all of them
+    "LeakyRelu": None,
+    "AveragePool": None,
+    "Softmax": ("axis",),
+    "Gemm": ("alpha", "transA", "transB"),
 }
 INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
-def _qparams(g, n, per_channel_ok=False):
+def _gemm_channel_axis(op) -> int:
+    """The axis of Gemm's B that holds its output columns (per-channel weights are along it)."""
+    return 0 if op.attr("transB", 0) else 1
+
+
+def _qparams(g, n, per_channel_ok=False, axis=None):
     """(x, scale, zero_point) names of a Q/DQ node with constant parameters, else None."""
     if len(n.inputs) < 2:
         return None
@@ -39,7 +58,10 @@ def _qparams(g, n, per_channel_ok=False):
         return None
     if n.attr("block_size", 0):
         return None
-    if scale.size != 1 and not (per_channel_ok and scale.ndim == 1 and n.attr("axis", 1) == 0):
+    want_axis = 0 if axis is None else axis
+    if scale.size != 1 and not (
+        per_channel_ok and scale.ndim == 1 and n.attr("axis", 1) == want_axis
+    ):
         return None
     if zp is not None and zp.dtype not in INT8:
         return None
@@ -79,13 +101,17 @@ class QDQFusion(GraphPass):
             dq = prods.get(op.inputs[i]) if i < len(op.inputs) else None
             if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
                 return False
-            p = _qparams(g, dq, per_channel_ok=op.op_type == "Conv" and i == 1)
+            per_channel = i == 1 and op.op_type in ("Conv", "Gemm")
+            axis = _gemm_channel_axis(op) if op.op_type == "Gemm" else 0
+            p = _qparams(g, dq, per_channel_ok=per_channel, axis=axis)
             if p is None or not p[2]:
                 return False
             dqs.append(dq)
             data.append(p)
+        if op.op_type == "Gemm" and float(op.attr("beta", 1.0)) != 1.0:
+            return False  # QGemm adds its int32 bias as it is
         extra = []
-        if op.op_type == "Conv" and len(op.inputs) > 2 and op.inputs[2]:
+        if op.op_type in ("Conv", "Gemm") and len(op.inputs) > 2 and op.inputs[2]:
             bdq = prods.get(op.inputs[2])
             if bdq is None or bdq.op_type != "DequantizeLinear":
                 return False
@@ -108,14 +134,22 @@ class QDQFusion(GraphPass):
         inputs = [name for d in data for name in d] + list(yq[1:]) + extra
         if n_data == 1:
             inputs = [*data[0], *yq[1:]]
+        if op.op_type == "Gemm":  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
+            inputs = [name for d in data for name in d] + (extra or [""]) + list(yq[1:])
         attrs = {}
-        if op.op_type in ("Conv", "LeakyRelu"):
-            attrs = {k: a for k, a in op.attributes.items()}
+        if op.op_type in KEEP_ATTRS:
+            keep = KEEP_ATTRS[op.op_type]
+            attrs = {k: a for k, a in op.attributes.items() if keep is None or k in keep}
         fused = new_node(
             model, g, qop, inputs, list(q.outputs), domain=domain, provider=op.provider,
             base=op.name or qop,
         )  # fmt: skip
         fused.attributes.update(attrs)
+        if op.op_type == "Softmax":  # its axis default and 2-D coercion depend on the opset
+            opset = model.opset("")
+            fused.set_attr("opset", opset)
+            if "axis" not in attrs:
+                fused.set_attr("axis", 1 if opset < 13 else -1)
         if not accepted(ctx, model, g, [fused]):
             return False
         replace(g, q, [fused], [op, q])

@@ -78,6 +78,38 @@ def warm_requantize() -> object:
     return fn
 
 
+@jit()
+def qbinary(a, b, za, zb, ka, kb, zc, lo, hi, code, out):
+    """QLinearAdd (code 0): ``(a - za) * ka + (b - zb) * kb``; QLinearMul (code 1):
+    ``(a - za) * (b - zb) * ka``; then rounded half to even, ``+ zc``, saturated. float32, the
+    numpy path's operations in its order."""
+    for i in range(a.shape[0]):
+        x = np.float32(a[i]) - za
+        y = np.float32(b[i]) - zb
+        if code == 0:
+            v = x * ka + y * kb
+        else:
+            v = x * y * ka
+        q = np.rint(v) + zc
+        if q < lo:
+            q = lo
+        elif q > hi:
+            q = hi
+        out[i] = q
+    return out
+
+
+def warm_binary() -> object:
+    """The compiled :func:`qbinary` for int8 and uint8 operands (or None)."""
+    f = np.float32(0)
+    fn = None
+    for dt in (np.uint8, np.int8):
+        for a in _inputs(dt):
+            a1 = a.reshape(-1)
+            fn = qbinary.warm(a1, a1, f, f, f, f, f, f, f, 0, np.zeros(1, dt))
+    return fn
+
+
 def warm_quantize() -> object:
     """The compiled :func:`quantize3` after compiling it for the types kernels pass (or None)."""
     p = np.ones(1, np.float32)

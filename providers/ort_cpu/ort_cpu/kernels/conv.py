@@ -1049,14 +1049,23 @@ def _int_conv(attrs: ops.Window, x, w, x_zp, w_zp, packed, center=None) -> np.nd
     ``center``: the compiled dequantization, which centres the input in one pass."""
     if packed is None:
         packed = pack_weights(_centered(w, w_zp, True), attrs.group, np.dtype(np.float64))
-    exact = packed.dtype == np.float32
+    blocks = packed if isinstance(packed, list) else None
+    exact = blocks is not None or packed.dtype == np.float32
     if exact and center is not None and (x_zp is None or np.size(x_zp) == 1):
         zp = np.float32(0 if x_zp is None else np.asarray(x_zp).reshape(()))
         xc = np.empty(x.shape, np.float32)
         center(x.reshape(1, 1, -1), _ONE, np.full(1, zp, np.float32), xc.reshape(1, 1, -1))
     else:
-        xc = _centered(x, x_zp, False, packed.dtype)
-    return conv_core(xc, packed, w.shape[0], attrs, w.shape[2:], exact=exact)
+        xc = _centered(x, x_zp, False, np.float32 if exact else packed.dtype)
+    if blocks is None:
+        return conv_core(xc, packed, w.shape[0], attrs, w.shape[2:], exact=exact)
+    # blocks of input channels, each exact in float32, summed exactly in float64
+    acc = None
+    for c0, c1, part in blocks:
+        xb = np.ascontiguousarray(xc[:, c0:c1])
+        y = conv_core(xb, part, w.shape[0], attrs, w.shape[2:], exact=True)
+        acc = y.astype(np.float64) if acc is None else np.add(acc, y, out=acc)
+    return acc
 
 
 _ONE = np.ones(1, np.float32)
@@ -1065,14 +1074,34 @@ _ONE = np.ones(1, np.float32)
 def _prepacked_int_weights(info, w_index: int, zp_index: int):
     """The centred constant weights packed for :func:`conv_core`: float32 when no output's sum
     can reach 2**24 (sum of |w - w_zp| over its inputs times 255, the most |x - x_zp| of 8-bit
-    inputs; true of real CNN layers: MobileNetV2's widest has K = 960), else float64."""
+    inputs; true of most CNN layers: MobileNetV2's widest has K = 960); else, for one group, a
+    list (c0, c1, packed float32) of blocks of input channels that each stay below it (their
+    sum is taken in float64); else float64."""
     w, zp = info.constant(w_index), info.constant(zp_index)
     if w is None or (info.has_input(zp_index) and zp is None):
         return None
     centred = _centered(w, zp, True)
+    group = int(info.attr("group", 1))
     bound = np.abs(centred).reshape(w.shape[0], -1).sum(axis=1).max(initial=0.0) * 255.0
-    dtype = np.dtype(np.float32 if bound < _EXACT_F32 else np.float64)
-    return pack_weights(centred, int(info.attr("group", 1)), dtype)
+    if bound < _EXACT_F32:
+        return pack_weights(centred, group, np.dtype(np.float32))
+    if group == 1 and w.ndim >= 3:
+        # wide layers (YOLO's 128- and 256-channel 3x3s): blocks of input channels whose sums
+        # stay exact, each a float32 convolution, instead of one float64 convolution
+        per_channel = np.abs(centred).reshape(w.shape[0], w.shape[1], -1).sum(axis=2) * 255.0
+        blocks, c0, run = [], 0, np.zeros(w.shape[0])
+        for c in range(w.shape[1]):
+            if c > c0 and (run + per_channel[:, c]).max() >= _EXACT_F32:
+                blocks.append((c0, c))
+                c0, run = c, np.zeros(w.shape[0])
+            run = run + per_channel[:, c]
+        blocks.append((c0, w.shape[1]))
+        if all(per_channel[:, a:b].sum(axis=1).max() < _EXACT_F32 for a, b in blocks):
+            return [
+                (a, b, pack_weights(np.ascontiguousarray(centred[:, a:b]), 1, np.dtype(np.float32)))
+                for a, b in blocks
+            ]
+    return pack_weights(centred, group, np.dtype(np.float64))
 
 
 @builder("ConvInteger", since=10, dtypes={0: INT8_TYPES, 1: INT8_TYPES}, check=conv_check())
@@ -1108,6 +1137,12 @@ def qlinear_conv(info):
         mult, zp, lo, hi, out_dt = fixed or _requant_params(
             x_scale, w_scale, y_scale, y_zero_point, x.dtype
         )
+        if requant is not None and acc.dtype == np.float64 and acc.ndim >= 3:
+            # blocks summed in float64: add the bias exactly, round once to float32
+            if b is not None:
+                acc += b.astype(np.float64).reshape(-1, *([1] * (acc.ndim - 2)))
+                b = None
+            acc = acc.astype(np.float32)
         if requant is not None and acc.dtype == np.float32 and acc.ndim >= 3:
             # (acc + bias) * multiplier, rounded, shifted, saturated: one compiled pass
             m = acc.shape[1]
