@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ort_core.ir import tensor_dtype
+from ort_core.ir import tensor_dtype, tensor_shape
 
 from ._registry import builder
 
@@ -118,10 +118,15 @@ def _direct_body(info, runner):
 
 
 def _empty_like_output(runner, index: int) -> np.ndarray:
-    """An empty scan output (zero iterations), typed from the body's declared output."""
+    """An empty scan output (zero iterations), typed from the body's declared (or inferred)
+    output: (0, *its shape) when that shape is static, as onnxruntime gives, else (0,)."""
     graph = runner.plan.graph
     name = graph.outputs[index]
-    dtype = tensor_dtype(graph.value_types.get(name)) or np.dtype(np.float32)
+    vt = graph.value_types.get(name)
+    dtype = tensor_dtype(vt) or np.dtype(np.float32)
+    dims = tensor_shape(vt)
+    if dims is not None and all(isinstance(d, int) and d >= 0 for d in dims):
+        return np.empty((0, *dims), dtype=dtype)
     return np.empty((0,), dtype=dtype)
 
 
