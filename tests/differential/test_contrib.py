@@ -349,3 +349,30 @@ def test_qlinear_concat():
     a, b = _q(rng, (2, 3)), _q(rng, (2, 5))
     inputs = [*_qp(0.05, 128), a, *_qp(0.03, 120), b, *_qp(0.07, 130)]
     check_ms("QLinearConcat", inputs, {"axis": 1}, atol=1)
+
+
+@pytest.mark.parametrize("form", ["full", "no_segment", "position_ids", "no_mask"])
+def test_embed_layer_normalization(form):
+    """BERT's embeddings as onnxruntime's transformer optimizer fuses them."""
+    rng = np.random.default_rng(21)
+    b, s, h, vocab = 2, 7, 16, 30
+    ids = rng.integers(0, vocab, (b, s)).astype(np.int32)
+    seg = rng.integers(0, 2, (b, s)).astype(np.int32)
+    word = rng.standard_normal((vocab, h)).astype(np.float32)
+    pos = rng.standard_normal((12, h)).astype(np.float32)
+    seg_table = rng.standard_normal((2, h)).astype(np.float32)
+    gamma = rng.standard_normal(h).astype(np.float32)
+    beta = rng.standard_normal(h).astype(np.float32)
+    mask = np.ones((b, s), np.int32)
+    mask[1, 4:] = 0
+    inputs = [ids, seg, word, pos, seg_table, gamma, beta, mask]
+    if form == "no_segment":
+        inputs[1] = inputs[4] = None
+    if form == "no_mask":
+        inputs = inputs[:7]
+    if form == "position_ids":
+        inputs.append(np.array([[3, 1, 0, 2, 6, 5, 4]], np.int32))
+    check_ms(
+        "EmbedLayerNormalization", inputs, {"epsilon": 1e-5},
+        n_outputs=3 if form != "no_mask" else 2, consts=(2, 3, 5, 6),
+    )  # fmt: skip

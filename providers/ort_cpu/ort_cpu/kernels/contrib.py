@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ort_core import ops
+from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
 from . import _blas, _quant_jit
@@ -304,6 +305,61 @@ def skip_layer_normalization(info):
                 s.astype(dt, copy=False),
             ),  # fmt: skip
         )
+
+    return run
+
+
+def _check_embed(info) -> str | None:
+    for i in (0, 1, 7, 8):
+        if info.has_input(i) and info.input_dtype(i) not in (None, np.dtype(np.int32)):
+            return f"input {i} must be int32 (got {info.input_dtype(i)})"
+    return None
+
+
+@builder("EmbedLayerNormalization", domain=MS, dtypes={2: FLOAT_TYPES}, check=_check_embed)
+def embed_layer_normalization(info):
+    """LayerNorm(word_embedding[input_ids] + position_embedding[position_ids or 0..S-1]
+    + segment_embedding[segment_ids]) over the hidden axis, as onnxruntime's transformer
+    optimizer writes BERT's embeddings; outputs output, mask_index (the number of ones of each
+    row of the mask; zeros without one) and embedding_sum (before the normalization)."""
+    epsilon = float(info.attr("epsilon", 1e-12))
+
+    def run(input_ids, segment_ids, word, position, segment=None, gamma=None, beta=None,
+            mask=None, position_ids=None):  # fmt: skip
+        b, s_len = input_ids.shape
+        for name, ids, table in (("input_ids", input_ids, word),
+                                 ("segment_ids", segment_ids, segment)):  # fmt: skip
+            if (
+                ids is not None
+                and table is not None
+                and ids.size
+                and (ids.min() < 0 or ids.max() >= table.shape[0])
+            ):
+                raise InvalidArgument(
+                    f"EmbedLayerNormalization node {info.node.name!r}: {name} must be in "
+                    f"[0, {table.shape[0]}), got values from {ids.min()} to {ids.max()}."
+                )
+        total = word[input_ids]
+        if position_ids is None:
+            if s_len > position.shape[0]:
+                raise InvalidArgument(
+                    f"EmbedLayerNormalization node {info.node.name!r}: sequence length {s_len} "
+                    f"exceeds the {position.shape[0]} rows of position_embedding."
+                )
+            total = total + position[:s_len]
+        else:
+            total = total + position[np.broadcast_to(position_ids, (b, s_len))]
+        if segment_ids is not None and segment is not None:
+            total = total + segment[segment_ids]
+        cdt = compute_dtype(total.dtype)
+        summed = np.ascontiguousarray(total, dtype=cdt)
+        y, _, _ = _layer_norm(summed, gamma, beta, epsilon, False)
+        dt = word.dtype
+        if mask is not None:
+            mask_index = np.add.reduce(mask, axis=1, dtype=np.int32)
+        else:
+            mask_index = np.zeros(b, np.int32)
+        return _outputs(info, (y.astype(dt, copy=False), mask_index, summed.astype(dt)))
 
     return run
 
