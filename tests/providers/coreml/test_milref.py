@@ -1,0 +1,189 @@
+"""Translation oracle: each numpy implementation of the MIL reference runtime (the MIL ops whose
+coremltools value inference is missing) against onnx's ReferenceEvaluator on the ONNX op it
+stands for, on its own, with the attributes the builders pass. Also: the runtime evaluates ops
+with value inference through coremltools, and fails loudly on an op it cannot evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+from ort_coreml import milref
+
+from ort_core.errors import EPFail
+
+RNG = np.random.default_rng(0)
+
+
+def onnx_ref(op, inputs, opset=18, **attrs):
+    names = [f"i{k}" for k in range(len(inputs))]
+    node = helper.make_node(op, names, ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return ReferenceEvaluator(model).run(None, dict(zip(names, inputs)))[0]
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "x, w, attrs",
+    [
+        (rand(1, 3, 7, 7), rand(4, 3, 3, 3), dict(pads=[1, 1, 1, 1])),
+        (rand(2, 4, 9, 8), rand(6, 2, 3, 2), dict(group=2, strides=[2, 1], pads=[1, 0, 0, 1])),
+        (rand(1, 2, 9, 9), rand(2, 1, 3, 3), dict(group=2, dilations=[2, 2])),
+        (rand(1, 3, 10), rand(5, 3, 4), dict(strides=[3], pads=[2, 1])),
+        (rand(1, 2, 5, 5, 5), rand(3, 2, 2, 2, 2), dict()),
+    ],
+)
+def test_conv(x, w, attrs):
+    b = rand(w.shape[0])
+    n = x.ndim - 2
+    pads = attrs.get("pads", [0] * (2 * n))
+    mil_pad = [p for i in range(n) for p in (pads[i], pads[i + n])]
+    got = milref.conv(x, w, b, strides=attrs.get("strides"), pad=mil_pad,
+                      dilations=attrs.get("dilations"), groups=attrs.get("group", 1))  # fmt: skip
+    np.testing.assert_allclose(got, onnx_ref("Conv", [x, w, b], **attrs), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "x, w, attrs",
+    [
+        (rand(1, 3, 4, 4), rand(3, 2, 3, 3), dict(strides=[2, 2])),
+        (rand(1, 4, 3, 5), rand(4, 1, 2, 3), dict(group=2, pads=[1, 0, 0, 1], strides=[2, 1])),
+        (rand(1, 2, 5), rand(2, 3, 3), dict(dilations=[2])),
+    ],
+)
+def test_conv_transpose(x, w, attrs):
+    n = x.ndim - 2
+    pads = attrs.get("pads", [0] * (2 * n))
+    mil_pad = [p for i in range(n) for p in (pads[i], pads[i + n])]
+    got = milref.conv_transpose(x, w, None, strides=attrs.get("strides"), pad=mil_pad,
+                                dilations=attrs.get("dilations"), groups=attrs.get("group", 1))  # fmt: skip
+    attrs = dict(attrs)
+    g = attrs.pop("group", 1)  # the ReferenceEvaluator's ConvTranspose has no groups: per group
+    cin = x.shape[1] // g
+    want = np.concatenate(
+        [
+            onnx_ref("ConvTranspose", [x[:, i * cin : (i + 1) * cin], w[i * cin : (i + 1) * cin]],
+                     **attrs)
+            for i in range(g)
+        ],
+        axis=1,
+    )  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "op, include_pad", [("MaxPool", 0), ("AveragePool", 0), ("AveragePool", 1)]
+)
+@pytest.mark.parametrize(
+    "shape, attrs",
+    [
+        ((1, 2, 7, 7), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+        ((2, 3, 8), dict(kernel_shape=[2], strides=[2])),
+        ((1, 1, 5, 6), dict(kernel_shape=[2, 3], pads=[0, 1, 1, 0])),
+    ],
+)
+def test_pools(op, shape, attrs, include_pad):
+    x = rand(*shape)
+    n = len(shape) - 2
+    pads = attrs.get("pads", [0] * (2 * n))
+    mil_pad = [p for i in range(n) for p in (pads[i], pads[i + n])]
+    strides = attrs.get("strides", [1] * n)
+    if op == "MaxPool":
+        got = milref.max_pool(x, attrs["kernel_shape"], strides, pad=mil_pad)
+    else:
+        attrs = dict(attrs, count_include_pad=include_pad)
+        got = milref.avg_pool(x, attrs["kernel_shape"], strides, pad=mil_pad,
+                              exclude_padding_from_average=not include_pad)  # fmt: skip
+    np.testing.assert_allclose(got, onnx_ref(op, [x], **attrs), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (1, 4, 3, 5), (2, 2, 2, 3, 2)])
+def test_batch_norm(shape):
+    x = rand(*shape)
+    c = shape[1]
+    mean, gamma, beta = rand(c), rand(c), rand(c)
+    var = np.abs(rand(c)) + 0.1
+    got = milref.batch_norm(x, mean, var, gamma, beta, epsilon=1e-3)
+    want = onnx_ref("BatchNormalization", [x, gamma, beta, mean, var], opset=15, epsilon=1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (1, 4, 3, 5), (2, 2, 2, 3, 2)])
+def test_instance_norm(shape):
+    x = rand(*shape)
+    gamma, beta = rand(shape[1]), rand(shape[1])
+    got = milref.instance_norm(x, gamma, beta, epsilon=1e-4)
+    want = onnx_ref("InstanceNormalization", [x, gamma, beta], epsilon=1e-4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_silu():
+    x = rand(3, 7) * 4
+    want = onnx_ref("Mul", [x, onnx_ref("Sigmoid", [x])])
+    np.testing.assert_allclose(milref.silu(x), want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_local_response_norm(size):
+    # the ReferenceEvaluator's LRN loops its channel window over range(N) instead of range(C)
+    # (onnx 1.23): with N == C it computes the spec's formula for every channel
+    x = rand(6, 6, 3, 3)
+    got = milref.local_response_norm(x, size, alpha=2e-3, beta=0.7, k=1.5)
+    want = onnx_ref("LRN", [x], size=size, alpha=2e-3, beta=0.7, bias=1.5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space(mode):
+    x = rand(2, 8, 3, 2)
+    fn = milref.depth_to_space if mode == "DCR" else milref.pixel_shuffle
+    got = fn(x, 2)
+    np.testing.assert_array_equal(got, onnx_ref("DepthToSpace", [x], blocksize=2, mode=mode))
+
+
+def test_space_to_depth():
+    x = rand(2, 3, 4, 6)
+    np.testing.assert_array_equal(
+        milref.space_to_depth(x, 2), onnx_ref("SpaceToDepth", [x], blocksize=2)
+    )
+
+
+def _program(build):
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function, Program, types
+    from ort_coreml.convert import target
+
+    with Function({"x": mb.placeholder(shape=(2, 3), dtype=types.fp32)},
+                  opset_version=target()) as f:  # fmt: skip
+        f.set_outputs([build(mb, f.inputs["x"])])
+    prog = Program()
+    prog.add_function("main", f)
+    return prog
+
+
+def test_value_inference_path_and_names_itself():
+    prog = _program(lambda mb, x: mb.softmax(x=mb.add(x=x, y=np.float32(1)), axis=-1))
+    rt = milref.MilReferenceRuntime(prog)
+    assert rt.name == "MIL reference runtime (numpy)"
+    x = rand(2, 3)
+    (y,) = rt.run({"x": x}).values()
+    e = np.exp(x + 1 - (x + 1).max(-1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(-1, keepdims=True), rtol=1e-6)
+
+
+def test_op_without_evaluation_is_an_error(monkeypatch):
+    prog = _program(lambda mb, x: mb.conv(x=mb.reshape(x=x, shape=[1, 1, 2, 3]),
+                                           weight=np.ones((1, 1, 1, 1), np.float32)))  # fmt: skip
+    monkeypatch.delitem(milref.NUMPY_OPS, "conv")
+    with pytest.raises(EPFail, match="conv .* has no value inference"):
+        milref.MilReferenceRuntime(prog).run({"x": rand(2, 3)})
