@@ -730,3 +730,119 @@ def qlinear_concat(y_scale, y_zero_point, *inputs, axis=0):
     """Inputs after Y's parameters come in (X, X_scale, X_zero_point) triples."""
     parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
     return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)
+
+
+# -- GroupQueryAttention (com.microsoft) --------------------------------------------------------
+def _rotate(x, cos, sin, interleaved: bool):
+    """Rotary embedding of ``x`` (..., S, D) with per-position ``cos``/``sin`` (S, D/2 or less)
+    over its first 2 * cos.shape[-1] features."""
+    half = cos.shape[-1]
+    rot = 2 * half
+    part = x[..., :rot]
+    if interleaved:
+        x1, x2 = part[..., 0::2], part[..., 1::2]
+    else:
+        x1, x2 = part[..., :half], part[..., half:]
+    out = x.copy()
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    if interleaved:
+        out[..., 0:rot:2], out[..., 1:rot:2] = real, imag
+    else:
+        out[..., :half], out[..., half:rot] = real, imag
+    return out
+
+
+@builder("GroupQueryAttention", domain=MS, dtypes={0: FLOAT_TYPES})
+def group_query_attention(info):
+    """Grouped-query attention with a key/value cache, as onnxruntime's CPU kernel computes it
+    (decoders exported for onnxruntime-genai: Phi, Llama, Mistral, Qwen...). Per batch entry b,
+    ``seqlens_k[b] + 1`` is its total length; the new tokens take positions from total - S (the
+    first prompt: from 0, right padding after its total), are written into the present cache
+    (BNSH) after the past ones, and attend causally (within ``local_window_size`` when > 0) to
+    every cached position. Optional rotary embedding of Q and K by position, ``softcap`` tanh
+    capping of the scores, packed QKV when key and value are absent."""
+    n_q = int(info.attr("num_heads"))
+    n_kv = int(info.attr("kv_num_heads"))
+    scale_attr = float(info.attr("scale", 0.0) or 0.0)
+    window = int(info.attr("local_window_size", -1))
+    rotary = bool(info.attr("do_rotary", 0))
+    interleaved = bool(info.attr("rotary_interleaved", 0))
+    softcap = float(info.attr("softcap", 0.0) or 0.0)
+    if n_q % max(n_kv, 1):
+        raise InvalidArgument(
+            f"GroupQueryAttention node {info.node.name!r}: num_heads {n_q} is not a multiple "
+            f"of kv_num_heads {n_kv}."
+        )
+
+    def run(query, key=None, value=None, past_key=None, past_value=None, seqlens_k=None,
+            total_sequence_length=None, cos_cache=None, sin_cache=None, *rest):  # fmt: skip
+        dt = query.dtype
+        work = np.float64 if dt == np.float64 else np.float32
+        b, s, width = query.shape
+        if key is None:  # packed (B, S, (Nq + 2 Nkv) * H)
+            head = width // (n_q + 2 * n_kv)
+            q = query[..., : n_q * head]
+            key = query[..., n_q * head : (n_q + n_kv) * head]
+            value = query[..., (n_q + n_kv) * head :]
+        else:
+            head = width // n_q
+            q = query
+        q = q.reshape(b, s, n_q, head).transpose(0, 2, 1, 3).astype(work)
+        k = key.reshape(b, s, n_kv, head).transpose(0, 2, 1, 3).astype(work)
+        v = value.reshape(b, s, n_kv, head).transpose(0, 2, 1, 3).astype(work)
+        totals = np.asarray(seqlens_k).reshape(-1).astype(np.int64) + 1
+        total_len = int(np.asarray(total_sequence_length).reshape(()))
+        past_buf = 0 if past_key is None else past_key.shape[2]
+        first_prompt = past_buf == 0 or (s > 1 and s == total_len)
+        present_len = max(past_buf, total_len)
+        pk = np.zeros((b, n_kv, present_len, head), work)
+        pv = np.zeros((b, n_kv, present_len, head), work)
+        out = np.zeros((b, n_q, s, head), work)
+        group = n_q // n_kv
+        scale = scale_attr or 1.0 / math.sqrt(head)
+        for i in range(b):
+            total = int(totals[i])
+            past = 0 if first_prompt else total - s
+            if past < 0 or past + (s if not first_prompt else 0) > present_len:
+                raise InvalidArgument(
+                    f"GroupQueryAttention node {info.node.name!r}: seqlens_k[{i}] + 1 = {total} "
+                    f"does not fit sequence length {s} and a cache of {present_len}."
+                )
+            if past and past_key is not None:
+                pk[i, :, :past] = past_key[i, :, :past]
+                pv[i, :, :past] = past_value[i, :, :past]
+            qi, ki = q[i], k[i]
+            if rotary:
+                pos = np.arange(past, past + s)
+                cos = cos_cache[pos].astype(work)
+                sin = sin_cache[pos].astype(work)
+                qi, ki = _rotate(qi, cos, sin, interleaved), _rotate(ki, cos, sin, interleaved)
+            pk[i, :, past : past + s] = ki
+            pv[i, :, past : past + s] = v[i]
+            kk = np.repeat(pk[i, :, :present_len], group, axis=0)  # (Nq, T, H)
+            vv = np.repeat(pv[i, :, :present_len], group, axis=0)
+            scores = np.matmul(qi, kk.transpose(0, 2, 1)) * work(scale)  # (Nq, S, T)
+            if softcap > 0:
+                scores = np.tanh(scores / work(softcap)) * work(softcap)
+            qpos = past + np.arange(s)[:, None]
+            kpos = np.arange(present_len)[None, :]
+            allowed = (kpos <= qpos) & (kpos < (total if first_prompt else past + s))
+            if window > 0:
+                allowed &= kpos > qpos - window
+            scores = np.where(allowed[None], scores, -np.inf)
+            probs = _softmax_last(scores)
+            out[i] = np.matmul(probs, vv)
+        y = out.transpose(0, 2, 1, 3).reshape(b, s, n_q * head).astype(dt)
+        present_dt = dt if past_key is None else past_key.dtype
+        return _outputs(info, (y, pk.astype(present_dt), pv.astype(present_dt)))
+
+    return run
+
+
+def _softmax_last(s: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; a row with nothing allowed gives zeros."""
+    m = s.max(axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)
+    e = np.exp(s - m)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total == 0, 1, total)
