@@ -16,7 +16,7 @@ import ort_core as ort
 
 @pytest.fixture
 def two_threads():
-    _threads.enter(_threads.pool(2), pin_blas=_blas.can_set_threads())
+    _threads.enter(_threads.pool(2), pin_blas=_threads.can_set_threads())
     try:
         yield
     finally:
@@ -99,19 +99,19 @@ def test_without_a_pool_everything_is_serial():
     assert calls == [(0, 100)]
 
 
-@pytest.mark.skipif(not _blas.can_set_threads(), reason="numpy's BLAS is not a settable OpenBLAS")
+@pytest.mark.skipif(not _threads.can_set_threads(), reason="numpy's BLAS is not a settable OpenBLAS")
 def test_blas_is_pinned_to_one_thread_while_any_run_is_in_progress():
-    before = _blas.blas_threads(2)  # make the pin visible even on a 1-core machine
+    before = _threads.blas_threads(2)  # make the pin visible even on a 1-core machine
     try:
         _threads.enter(None)
-        assert _blas.blas_threads(1) == 1
+        assert _threads.blas_threads(1) == 1
         _threads.enter(None)  # a second run (nested or on another thread)
         _threads.leave()
-        assert _blas.blas_threads(1) == 1  # still one run in progress
+        assert _threads.blas_threads(1) == 1  # still one run in progress
         _threads.leave()
-        assert _blas.blas_threads(2) == 2  # restored once no run is left
+        assert _threads.blas_threads(2) == 2  # restored once no run is left
     finally:
-        _blas.blas_threads(before)
+        _threads.blas_threads(before)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ as before.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import queue
@@ -133,18 +134,6 @@ def pool(size: int) -> Pool | None:
         return p
 
 
-def _blas():
-    """ort_cpu.kernels._blas (imported on first use: it imports this module)."""
-    mod = _BLAS_MODULE[0]
-    if mod is None:
-        from .kernels import _blas as mod
-
-        _BLAS_MODULE[0] = mod
-    return mod
-
-
-_BLAS_MODULE: list = [None]
-
 # numpy's OpenBLAS on one thread while runs are in progress
 _blas_lock = threading.Lock()
 _blas_runs = 0
@@ -163,7 +152,7 @@ def enter(p: Pool | None, pin_blas: bool = True) -> None:
     if pin_blas:
         with _blas_lock:
             if _blas_runs == 0:
-                _blas_saved = _blas().blas_threads(1)
+                _blas_saved = blas_threads(1)
             _blas_runs += 1
 
 
@@ -175,7 +164,7 @@ def leave() -> None:
         with _blas_lock:
             _blas_runs -= 1
             if _blas_runs == 0 and _blas_saved > 0:
-                _blas().blas_threads(_blas_saved)
+                blas_threads(_blas_saved)
 
 
 def threads() -> int:
@@ -209,3 +198,64 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
         fn(0, total)
         return
     p.map(fn, bounds)
+
+
+# -- numpy's OpenBLAS: where it is, and its thread count -----------------------------------------
+def blas_paths() -> list[str]:
+    """The OpenBLAS libraries loaded in this process (numpy's)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
+
+
+_THREAD_SYMBOLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+_thread_fns: list = []
+
+
+def _thread_setter():
+    """(set, get) of the thread count of numpy's OpenBLAS, or None where they cannot be found."""
+    if not _thread_fns:
+        with _pools_lock:
+            if not _thread_fns:
+                found = None
+                for path in blas_paths():
+                    try:
+                        lib = ctypes.CDLL(path)
+                    except OSError:
+                        continue
+                    for set_name, get_name in _THREAD_SYMBOLS:
+                        set_fn, get_fn = getattr(lib, set_name, None), getattr(lib, get_name, None)
+                        if set_fn is not None and get_fn is not None:
+                            set_fn.argtypes, set_fn.restype = [ctypes.c_int], None
+                            get_fn.argtypes, get_fn.restype = [], ctypes.c_int
+                            found = (set_fn, get_fn)
+                            break
+                    if found:
+                        break
+                _thread_fns.append(found)
+    return _thread_fns[0]
+
+
+def can_set_threads() -> bool:
+    """Whether :func:`blas_threads` can change numpy's BLAS thread count directly."""
+    return _thread_setter() is not None
+
+
+def blas_threads(n: int) -> int:
+    """Set numpy's OpenBLAS to ``n`` threads; return the count it had (0 when it cannot be
+    set). A call costs well under a microsecond: no thread is started or stopped."""
+    fns = _thread_setter()
+    if fns is None:
+        return 0
+    set_fn, get_fn = fns
+    before = get_fn()
+    if before != n:
+        set_fn(n)
+    return before

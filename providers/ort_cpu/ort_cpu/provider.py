@@ -8,7 +8,7 @@ import sys
 from ort_core.provider import KernelProvider
 
 from . import _threads
-from .kernels import _blas, registry
+from .kernels import registry
 
 
 class CPUExecutionProvider(KernelProvider):
@@ -45,7 +45,7 @@ class CPUExecutionProvider(KernelProvider):
             sizes = global_thread_pool_sizes()
             threads = sizes[0] if sizes else 0
         self.threads = threads if threads > 0 else _threads.default_threads()
-        self._own_pool = _blas.can_set_threads()
+        self._own_pool = _threads.can_set_threads()
         if self._own_pool:
             self._pool = _threads.pool(self.threads)
         else:

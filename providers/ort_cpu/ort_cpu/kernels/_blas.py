@@ -12,7 +12,7 @@ stack of products on separate threads where ``np.matmul`` runs one threaded GEMM
 The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
 conda-forge's builds). During a run it is kept on one thread and large products are split among
 the run's intra-op threads here (:func:`matmul`, and inside the GEMMs :func:`find_gemm` returns;
-:mod:`ort_cpu._threads` says why); :func:`blas_threads` sets its thread count. Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
+:mod:`ort_cpu._threads` says why, and sets its thread count). Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
 suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
 the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
 BLIS) are left alone, as is any library whose routine fails a check against numpy on a small
@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _threads
+from .._threads import blas_paths as _blas_paths
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
@@ -46,15 +47,6 @@ _CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_ope
 Gemm = Callable[[np.ndarray, np.ndarray, np.ndarray, float], None]
 _lock = threading.Lock()
 _resolved: dict[tuple[str, str], Gemm | None] = {}
-
-
-def _blas_paths() -> list[str]:
-    """The OpenBLAS libraries loaded in this process (numpy's)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    return [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
 
 
 def _int_width(lib, symbol: str):
@@ -331,54 +323,3 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
             m, lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), work, 4
         )
     return out
-
-
-_THREAD_SYMBOLS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-_thread_fns: list = []
-
-
-def _thread_setter():
-    """(set, get) of the thread count of numpy's OpenBLAS, or None where they cannot be found."""
-    if not _thread_fns:
-        with _lock:
-            if not _thread_fns:
-                found = None
-                for path in _blas_paths():
-                    try:
-                        lib = ctypes.CDLL(path)
-                    except OSError:
-                        continue
-                    for set_name, get_name in _THREAD_SYMBOLS:
-                        set_fn, get_fn = getattr(lib, set_name, None), getattr(lib, get_name, None)
-                        if set_fn is not None and get_fn is not None:
-                            set_fn.argtypes, set_fn.restype = [ctypes.c_int], None
-                            get_fn.argtypes, get_fn.restype = [], ctypes.c_int
-                            found = (set_fn, get_fn)
-                            break
-                    if found:
-                        break
-                _thread_fns.append(found)
-    return _thread_fns[0]
-
-
-def can_set_threads() -> bool:
-    """Whether :func:`blas_threads` can change numpy's BLAS thread count directly."""
-    return _thread_setter() is not None
-
-
-def blas_threads(n: int) -> int:
-    """Set numpy's OpenBLAS to ``n`` threads; return the count it had (0 when it cannot be
-    set). A call costs well under a microsecond: no thread is started or stopped."""
-    fns = _thread_setter()
-    if fns is None:
-        return 0
-    set_fn, get_fn = fns
-    before = get_fn()
-    if before != n:
-        set_fn(n)
-    return before
