@@ -203,3 +203,67 @@ def test_basic_level_keeps_no_dequantize_of_weights_unfolded():
     assert all(
         n.inputs[0] not in g.initializers for n in g.nodes if n.op_type == "DequantizeLinear"
     )
+
+
+def _qdq_single(op, x_shape, attrs=None, weights=False):
+    """Q -> DQ -> op -> Q -> DQ around one op (Gemm: with quantized weights and bias)."""
+    inits = [
+        numpy_helper.from_array(np.array(0.03, np.float32), "xs"),
+        numpy_helper.from_array(np.array(-25, np.int8), "xz"),
+        numpy_helper.from_array(np.array(1 / 255 if op == "Softmax" else 0.05, np.float32), "ys"),
+        numpy_helper.from_array(np.array(-128 if op == "Softmax" else 3, np.int8), "yz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+    ]
+    inputs = ["xf"]
+    if weights:
+        n_out = 6
+        w = rng.integers(-63, 64, (n_out, x_shape[-1])).astype(np.int8)  # used transposed
+        ws = (rng.random(n_out) * 0.01 + 0.002).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(ws, "ws"),
+            numpy_helper.from_array(np.zeros(n_out, np.int8), "wz"),
+            numpy_helper.from_array(rng.integers(-300, 300, n_out).astype(np.int32), "b"),
+            numpy_helper.from_array((ws * np.float32(0.03)).astype(np.float32), "bs"),
+            numpy_helper.from_array(np.zeros(n_out, np.int32), "bz"),
+        ]
+        nodes += [
+            helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], axis=0),
+            helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], axis=0),
+        ]
+        inputs += ["wf", "bf"]
+    nodes += [
+        helper.make_node(op, inputs, ["y"], **(attrs or {})),
+        helper.make_node("QuantizeLinear", ["y", "ys", "yz"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq1",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize(
+    "op, x_shape, attrs, weights, fused",
+    [
+        ("Softmax", [4, 8, 8], {"axis": -1}, False, "QLinearSoftmax"),
+        ("AveragePool", [1, 4, 9, 9], {"kernel_shape": [3, 3], "strides": [2, 2]}, False,
+         "QLinearAveragePool"),
+        ("Gemm", [5, 16], {"transB": 1}, True, "QGemm"),
+    ],
+)  # fmt: skip
+def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights, fused):
+    model = _qdq_single(op, x_shape, attrs, weights).SerializeToString()
+    x = (rng.standard_normal(x_shape) * 2).astype(np.float32)
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert fused in {n.op_type for n in sess._model.graph.nodes}
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], theirs[0])

@@ -33,6 +33,7 @@ FAMILIES = (
     "loss",
     "contrib",
     "contrib_text",
+    "contrib_quant",
     "control_flow",
     "training",
     "attention",

@@ -279,18 +279,27 @@ def integer_matmul_f32(a, a_zp, packed, blocks) -> np.ndarray:
     return acc.reshape(*a.shape[:-1], packed.shape[1])
 
 
+def pack_integer_b(info, b_index: int, zp_index: int):
+    """(packed, blocks) for a constant 2-D integer right operand with a per-tensor or per-column
+    zero point: the centred B in float32 (K, N) and the reduction blocks over which float32 sums
+    with an 8-bit left operand stay exact (:func:`_k_blocks`); (None, None) otherwise."""
+    b = info.constant(b_index)
+    b_zp = info.constant(zp_index) if info.has_input(zp_index) else None
+    if b is None or b.ndim != 2 or (info.has_input(zp_index) and b_zp is None):
+        return None, None
+    zp = 0 if b_zp is None else b_zp.astype(np.float32).reshape(-1)
+    if np.size(zp) not in (1, b.shape[1]):
+        return None, None
+    packed = np.ascontiguousarray(b.astype(np.float32) - zp)
+    return packed, _k_blocks(packed, 255.0)
+
+
 @builder("MatMulIntegerToFloat", domain="com.microsoft", dtypes={0: INT8_TYPES, 1: INT8_TYPES})
 def matmul_integer_to_float(info):
     """``float(A @ B as int32) * (a_scale * b_scale) + bias``, as onnxruntime's contrib op; the
     integer product exact through float32 GEMM in blocks of the reduction (B constant, 2-D,
     per-tensor or per-column zero point) or float64 GEMM otherwise."""
-    b, b_zp = info.constant(1), info.constant(5) if info.has_input(5) else None
-    packed = blocks = None
-    if b is not None and b.ndim == 2 and (not info.has_input(5) or b_zp is not None):
-        zp = 0 if b_zp is None else b_zp.astype(np.float32).reshape(-1)
-        if np.size(zp) in (1, b.shape[1]):
-            packed = np.ascontiguousarray(b.astype(np.float32) - zp)
-            blocks = _k_blocks(packed, 255.0)
+    packed, blocks = pack_integer_b(info, 1, 5)
 
     def run(a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None):
         if packed is not None and (a_zero_point is None or a_zero_point.size == 1):
