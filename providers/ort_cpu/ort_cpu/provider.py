@@ -10,6 +10,16 @@ from ort_core.provider import KernelProvider
 from . import _threads
 from .kernels import registry
 
+#: ops whose kernels multiply matrices through numpy's BLAS (the ones a spinning OpenBLAS worker
+#: would follow with single-threaded work); subgraph bodies' kernels are created here too
+BLAS_OPS = frozenset(
+    "MatMul Gemm Conv ConvTranspose ConvInteger QLinearConv QLinearMatMul MatMulInteger Einsum "
+    "FusedConv FusedGemm FusedMatMul MatMulIntegerToFloat DynamicQuantizeMatMul MatMulNBits QGemm "
+    "Attention MultiHeadAttention GroupQueryAttention QAttention SparseToDenseMatMul DeformConv "
+    "LSTM GRU RNN DynamicQuantizeLSTM LinearClassifier LinearRegressor SVMClassifier SVMRegressor "
+    "Det TfIdfVectorizer".split()
+)
+
 
 class CPUExecutionProvider(KernelProvider):
     """Runs nodes with numpy kernels on the host. Always available; the default fallback.
@@ -55,12 +65,23 @@ class CPUExecutionProvider(KernelProvider):
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
 
+    _uses_blas = False
+
+    def create_kernel(self, info):
+        if info.node.op_type in BLAS_OPS:
+            self._uses_blas = True
+        return super().create_kernel(info)
+
     def on_run_start(self, ctx) -> None:
-        """The run's kernels share this session's threads; numpy's BLAS stays on one thread."""
-        _threads.enter(self._pool, self._own_pool)
+        """The run's kernels share this session's threads; numpy's BLAS stays on one thread
+        when one of them multiplies matrices (other sessions, e.g. tree ensembles at batch 1,
+        pay nothing for it)."""
+        if self._pool is not None or self._uses_blas:
+            _threads.enter(self._pool, self._own_pool and self._uses_blas)
 
     def on_run_end(self, ctx) -> None:
-        _threads.leave()
+        if self._pool is not None or self._uses_blas:
+            _threads.leave()
 
     def release_free_memory(self) -> None:
         """Return the heap's free memory to the system (the run option
