@@ -202,6 +202,46 @@ def space_to_depth(x, block_size, **_):
     return y.reshape(n, c * b * b, h // b, w // b)
 
 
+def upsample_nearest_neighbor(x, scale_factor_height=1, scale_factor_width=1, **_):
+    """Output pixel (i, j) is input pixel (floor(i / sh), floor(j / sw))."""
+    h, w = x.shape[-2:]
+    sh, sw = float(scale_factor_height), float(scale_factor_width)
+    rows = np.minimum(np.floor(np.arange(int(np.floor(h * sh))) / sh).astype(int), h - 1)
+    cols = np.minimum(np.floor(np.arange(int(np.floor(w * sw))) / sw).astype(int), w - 1)
+    return x[..., rows, :][..., cols]
+
+
+def _bilinear_grid(n_in: int, n_out: int, mode: str) -> np.ndarray:
+    """resize_bilinear's sample positions along one axis (coremltools' documented grid)."""
+    i = np.arange(n_out, dtype=np.float64)
+    if mode == "STRICT_ALIGN_CORNERS":
+        g = i * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros(1)
+    elif mode == "DEFAULT":
+        g = i * ((n_in - n_in / n_out) / (n_out - 1)) if n_out > 1 else np.zeros(1)
+    elif mode == "UNALIGN_CORNERS":
+        g = (i + 0.5) * (n_in / n_out) - 0.5
+    else:
+        raise NotImplementedError(f"resize_bilinear sampling_mode={mode}")
+    return np.clip(g, 0, n_in - 1)
+
+
+def _lerp_axis(x: np.ndarray, grid: np.ndarray, axis: int) -> np.ndarray:
+    lo = np.floor(grid).astype(int)
+    hi = np.minimum(lo + 1, x.shape[axis] - 1)
+    t = (grid - lo).reshape((-1,) + (1,) * (x.ndim - 1 - (axis % x.ndim)))
+    return np.take(x, lo, axis=axis) * (1 - t) + np.take(x, hi, axis=axis) * t
+
+
+def resize_bilinear(x, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT", **_):
+    """Linear interpolation of the last two axes at the sampling mode's grid (clamped)."""
+    h, w = x.shape[-2:]
+    mode = str(sampling_mode)
+    y = x.astype(np.float64)
+    y = _lerp_axis(y, _bilinear_grid(h, int(target_size_height), mode), -2)
+    y = _lerp_axis(y, _bilinear_grid(w, int(target_size_width), mode), -1)
+    return y.astype(x.dtype)
+
+
 #: MIL op -> numpy implementation, for the ops whose coremltools value inference is missing
 NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "conv": conv,
@@ -215,6 +255,8 @@ NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "depth_to_space": depth_to_space,
     "pixel_shuffle": pixel_shuffle,
     "space_to_depth": space_to_depth,
+    "upsample_nearest_neighbor": upsample_nearest_neighbor,
+    "resize_bilinear": resize_bilinear,
 }
 
 

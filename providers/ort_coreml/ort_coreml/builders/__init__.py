@@ -132,6 +132,6 @@ def attr_axis(axis: int, rank: int) -> int:
 
 def load_all() -> dict[str, OpBuilder]:
     """Import every builder module (registering their builders) and return the table."""
-    from . import elementwise, nn, reduce, shape  # noqa: F401
+    from . import elementwise, nn, reduce, resize, shape  # noqa: F401
 
     return BUILDERS
