@@ -13,13 +13,13 @@ run and splits the large products itself:
 
 - :class:`Pool` holds ``threads - 1`` worker threads that wait on a lock (they never spin) and
   run pieces of one kernel's work; the calling thread runs pieces too, claiming them one at a
-  time with the workers, so a worker whose core is busy elsewhere delays nothing. Work handed to the pool
-  releases the GIL (BLAS through ctypes or numpy, compiled kernels with ``nogil``), so pieces
-  run at the same time.
-- :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the session's pool the
-  calling thread's for the run and sets numpy's OpenBLAS to one thread while any run is in
-  progress (a count shared by concurrent runs), then gives it back its thread count: numpy code
-  outside runs keeps its threads.
+  time with the workers, so a worker whose core is busy elsewhere delays nothing. Work handed
+  to the pool releases the GIL (BLAS through ctypes or numpy, compiled kernels with
+  ``nogil``), so pieces run at the same time.
+- :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the
+  session's pool the calling thread's for the run and set numpy's OpenBLAS to one thread while
+  any run is in progress (a count shared by concurrent runs), then give it back its thread
+  count: numpy code outside runs keeps its threads.
 - :func:`split` is how kernels use it: ``split(total, fn, cost)`` calls ``fn(lo, hi)`` over
   pieces of ``range(total)``, in parallel when the work pays for the hand-off (about 20 us),
   serially otherwise, or when no pool is active (one thread, a run on an inter-op thread,
@@ -180,24 +180,19 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
     run's pool, when ``cost`` (the whole work in multiply-adds or comparable steps) pays for the
     hand-off; otherwise ``fn(0, total)``. Pieces hold at least ``min_piece`` items (a multiple
     of it, except the last), so vector kernels keep whole blocks."""
-    p = getattr(_local, "pool", None)
-    if (
-        p is None
-        or total < 2 * min_piece
-        or cost < MIN_PARALLEL_WORK
-        or getattr(_local, "nested", False)
-    ):
+    size = threads()
+    if size <= 1 or total < 2 * min_piece or cost < MIN_PARALLEL_WORK:
         fn(0, total)
         return
     # one piece per thread (a thread that starts late leaves its piece to the others)
-    parts = min(p.size, total // min_piece)
+    parts = min(size, total // min_piece)
     step = -(-total // parts)
     step = -(-step // min_piece) * min_piece
     bounds = [(lo, min(lo + step, total)) for lo in range(0, total, step)]
     if len(bounds) == 1:
         fn(0, total)
         return
-    p.map(fn, bounds)
+    _local.pool.map(fn, bounds)
 
 
 # -- numpy's OpenBLAS: where it is, and its thread count -----------------------------------------

@@ -12,8 +12,8 @@ stack of products on separate threads where ``np.matmul`` runs one threaded GEMM
 The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
 conda-forge's builds). During a run it is kept on one thread and large products are split among
 the run's intra-op threads here (:func:`matmul`, and inside the GEMMs :func:`find_gemm` returns;
-:mod:`ort_cpu._threads` says why, and sets its thread count). Integer arguments take the width the build uses: 64-bit for a symbol with the ``64_``
-suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
+:mod:`ort_cpu._threads` says why, and sets its thread count). Integer arguments take the width
+the build uses: 64-bit for a symbol with the ``64_`` suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
 the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
 BLIS) are left alone, as is any library whose routine fails a check against numpy on a small
 product: there :func:`find_gemm` (:func:`find_gemm_batch`) is ``None`` and callers keep their

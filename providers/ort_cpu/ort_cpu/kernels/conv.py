@@ -1131,6 +1131,10 @@ def qlinear_conv(info):
     requant = _quant_jit.warm_requantize() if center is not None else None
     m_out = None if info.constant(3) is None else info.constant(3).shape[0]
     no_bias = np.zeros(m_out or 1, np.float32)
+    b_const = info.constant(8) if info.has_input(8) else None
+    # per output channel, once: what the compiled requantization reads on every run
+    bias32 = None if b_const is None or m_out is None else _per_channel(b_const, m_out)
+    mult32 = None if fixed is None or m_out is None else _per_channel(fixed[0], m_out)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
         acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed, center)
@@ -1146,13 +1150,15 @@ def qlinear_conv(info):
         if requant is not None and acc.dtype == np.float32 and acc.ndim >= 3:
             # (acc + bias) * multiplier, rounded, shifted, saturated: one compiled pass
             m = acc.shape[1]
-            bias = no_bias if b is None else b.astype(np.float32)
+            if b is None:
+                bias = no_bias if no_bias.size == m else np.zeros(m, np.float32)
+            else:
+                bias = bias32 if bias32 is not None else _per_channel(b, m)
+            mult = mult32 if mult32 is not None else _per_channel(mult, m)
             y = np.empty(acc.shape, out_dt)
             requant(
-                acc.reshape(acc.shape[0], m, -1),
-                bias if bias.size == m else np.broadcast_to(bias, (m,)).copy(),
-                mult if mult.size == m else np.broadcast_to(mult, (m,)).copy(),
-                zp, lo, hi, y.reshape(acc.shape[0], m, -1),
+                acc.reshape(acc.shape[0], m, -1), bias, mult, zp, lo, hi,
+                y.reshape(acc.shape[0], m, -1),
             )  # fmt: skip
             return y
         if acc.dtype != np.float32:
@@ -1170,6 +1176,12 @@ def qlinear_conv(info):
         return acc.astype(out_dt)
 
     return run
+
+
+def _per_channel(v, m: int) -> np.ndarray:
+    """``v`` (one value, or one per channel) as m contiguous float32 values."""
+    v = np.asarray(v, np.float32).reshape(-1)
+    return np.ascontiguousarray(v if v.size == m else np.broadcast_to(v, (m,)))
 
 
 def _requant_params(x_scale, w_scale, y_scale, y_zero_point, x_dtype):
