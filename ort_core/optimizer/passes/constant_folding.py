@@ -40,19 +40,25 @@ class ConstantFolding(GraphPass):
                     continue
                 if ctx.keep_dequantize and n.op_type == "DequantizeLinear":
                     continue  # QDQ groups keep their weights' DequantizeLinear (onnxruntime too)
-                if any(o in g.outputs or o in g.initializers for o in n.outputs if o):
-                    continue
-                values = self._static_shape(g, n)
-                if values is None and cpu is not None:
-                    values = self._evaluate(g, n, model, cpu, ctx.fold_size_limit)
-                if values is None:
-                    continue
-                g.nodes.remove(n)
-                for name, v in zip(n.outputs, values):
-                    if name:
-                        g.initializers[name] = v
-                changed = True
+                changed |= self.fold(g, n, model, cpu, ctx.fold_size_limit)
         return changed
+
+    @classmethod
+    def fold(cls, g, n, model, cpu, limit: int) -> bool:
+        """Replace node ``n`` of ``g`` by initializers of its outputs' values when its inputs
+        are constant (or it is Shape/Size of a static shape); whether it did."""
+        if any(o in g.outputs or o in g.initializers for o in n.outputs if o):
+            return False
+        values = cls._static_shape(g, n)
+        if values is None and cpu is not None:
+            values = cls._evaluate(g, n, model, cpu, limit)
+        if values is None:
+            return False
+        g.nodes.remove(n)
+        for name, v in zip(n.outputs, values):
+            if name:
+                g.initializers[name] = v
+        return True
 
     @staticmethod
     def _static_shape(g, n):

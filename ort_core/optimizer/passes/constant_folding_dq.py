@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...ir import Model
 from ...provider import KernelProvider
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import all_graphs, constant
+from .._util import all_graphs
 from .constant_folding import ConstantFolding
 
 
@@ -30,21 +30,12 @@ class ConstantFoldingDQ(GraphPass):
         changed = False
         for g in all_graphs(model):
             for n in list(g.nodes):
-                if n.op_type != "DequantizeLinear" or n.domain or len(n.outputs) != 1:
-                    continue
-                out = n.outputs[0]
-                if out in g.outputs or out in g.initializers:
-                    continue
-                if not all(constant(g, i) is not None for i in n.inputs if i):
-                    continue
-                if not isinstance(ctx.provider_of(n), KernelProvider):
-                    continue
-                values = ConstantFolding._evaluate(g, n, model, cpu, ctx.fold_size_limit)
-                if values is None:
-                    continue
-                g.nodes.remove(n)
-                g.initializers[out] = values[0]
-                changed = True
+                if (
+                    n.op_type == "DequantizeLinear"
+                    and not n.domain
+                    and isinstance(ctx.provider_of(n), KernelProvider)
+                ):
+                    changed |= ConstantFolding.fold(g, n, model, cpu, ctx.fold_size_limit)
         return changed
 
 
