@@ -275,27 +275,34 @@ def rotary_embedding(info: KernelInfo):
                 f"RotaryEmbedding: cos/sin caches have last dimension {cos_cache.shape[-1]}, "
                 f"expected rotary_embedding_dim / 2 = {half}."
             )
-        work = _F32
-        cos = cos_cache.astype(work, copy=False)[:, None]  # (B, 1, S, half)
-        sin = sin_cache.astype(work, copy=False)[:, None]
-        part = xs[..., :rot].astype(work)
-        if interleaved:
-            x1, x2 = part[..., 0::2], part[..., 1::2]
-        else:
-            x1, x2 = part[..., :half], part[..., half:]
-        out = np.empty(xs.shape, dtype=dt)
-        real = (cos * x1 - sin * x2).astype(dt)
-        imag = (sin * x1 + cos * x2).astype(dt)
-        if interleaved:
-            out[..., 0:rot:2], out[..., 1:rot:2] = real, imag
-        else:
-            out[..., :half], out[..., half:rot] = real, imag
-        out[..., rot:] = xs[..., rot:]
+        cos = cos_cache.astype(_F32, copy=False)[:, None]  # (B, 1, S, half)
+        sin = sin_cache.astype(_F32, copy=False)[:, None]
+        out = rotate(xs.astype(_F32), cos, sin, interleaved).astype(dt)
         if x.ndim == 3:
             return out.transpose(0, 2, 1, 3).reshape(x.shape)
         return out
 
     return run
+
+
+def rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, interleaved: bool) -> np.ndarray:
+    """Rotary embedding of ``x`` (..., S, D) by per-position ``cos``/``sin`` (..., S, R/2), over
+    its first R features (pairs (i, i + R/2), or adjacent pairs when ``interleaved``); the other
+    features are copied. Computed in ``x``'s dtype."""
+    half = cos.shape[-1]
+    rot = 2 * half
+    part = x[..., :rot]
+    if interleaved:
+        x1, x2 = part[..., 0::2], part[..., 1::2]
+    else:
+        x1, x2 = part[..., :half], part[..., half:]
+    out = x.copy()
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    if interleaved:
+        out[..., 0:rot:2], out[..., 1:rot:2] = real, imag
+    else:
+        out[..., :half], out[..., half:rot] = real, imag
+    return out
 
 
 # -- SwiGLU (28) ---------------------------------------------------------------------------------

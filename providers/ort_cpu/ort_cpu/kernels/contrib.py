@@ -25,6 +25,7 @@ from . import _blas, _quant_jit
 from ._conv_jit import ACT_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
+from .attention import _softmax_rows, rotate
 from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
 from .elementwise import _sigmoid, bound, gelu_erf
 from .linalg import stacked_matmul
@@ -733,25 +734,6 @@ def qlinear_concat(y_scale, y_zero_point, *inputs, axis=0):
 
 
 # -- GroupQueryAttention (com.microsoft) --------------------------------------------------------
-def _rotate(x, cos, sin, interleaved: bool):
-    """Rotary embedding of ``x`` (..., S, D) with per-position ``cos``/``sin`` (S, D/2 or less)
-    over its first 2 * cos.shape[-1] features."""
-    half = cos.shape[-1]
-    rot = 2 * half
-    part = x[..., :rot]
-    if interleaved:
-        x1, x2 = part[..., 0::2], part[..., 1::2]
-    else:
-        x1, x2 = part[..., :half], part[..., half:]
-    out = x.copy()
-    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
-    if interleaved:
-        out[..., 0:rot:2], out[..., 1:rot:2] = real, imag
-    else:
-        out[..., :half], out[..., half:rot] = real, imag
-    return out
-
-
 @builder("GroupQueryAttention", domain=MS, dtypes={0: FLOAT_TYPES})
 def group_query_attention(info):
     """Grouped-query attention with a key/value cache, as onnxruntime's CPU kernel computes it
@@ -816,7 +798,7 @@ def group_query_attention(info):
                 pos = np.arange(past, past + s)
                 cos = cos_cache[pos].astype(work)
                 sin = sin_cache[pos].astype(work)
-                qi, ki = _rotate(qi, cos, sin, interleaved), _rotate(ki, cos, sin, interleaved)
+                qi, ki = rotate(qi, cos, sin, interleaved), rotate(ki, cos, sin, interleaved)
             pk[i, :, past : past + s] = ki
             pv[i, :, past : past + s] = v[i]
             kk = np.repeat(pk[i, :, :present_len], group, axis=0)  # (Nq, T, H)
@@ -830,19 +812,10 @@ def group_query_attention(info):
             if window > 0:
                 allowed &= kpos > qpos - window
             scores = np.where(allowed[None], scores, -np.inf)
-            probs = _softmax_last(scores)
+            probs = _softmax_rows(scores, inplace=True)
             out[i] = np.matmul(probs, vv)
         y = out.transpose(0, 2, 1, 3).reshape(b, s, n_q * head).astype(dt)
         present_dt = dt if past_key is None else past_key.dtype
         return _outputs(info, (y, pk.astype(present_dt), pv.astype(present_dt)))
 
     return run
-
-
-def _softmax_last(s: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis; a row with nothing allowed gives zeros."""
-    m = s.max(axis=-1, keepdims=True)
-    m = np.where(np.isneginf(m), 0, m)
-    e = np.exp(s - m)
-    total = e.sum(axis=-1, keepdims=True)
-    return e / np.where(total == 0, 1, total)
