@@ -71,8 +71,10 @@ def test_quantize_dequantize_match_onnxruntime(path, qtype, per_axis):
     np.testing.assert_array_equal(d, rd)
 
 
-def test_dynamic_quantize_linear_matches_onnxruntime(path):
+@pytest.mark.parametrize("kind", ["normal", "all_zero", "positive", "negative"])
+def test_dynamic_quantize_linear_matches_onnxruntime(path, kind):
     x = (rng.standard_normal((4, 33)) * 3).astype(np.float32)
+    x = {"all_zero": x * 0, "positive": np.abs(x), "negative": -np.abs(x)}.get(kind, x)
     outs = [_vi("y", TensorProto.UINT8, None), _vi("s", TensorProto.FLOAT, None),
             _vi("z", TensorProto.UINT8, None)]  # fmt: skip
     node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])

@@ -109,7 +109,8 @@ def test_dynamic_quantize_linear(shape):
     check_node("DynamicQuantizeLinear", [xdata(shape, scale=3.0)], n_outputs=3)
     check_node("DynamicQuantizeLinear", [np.abs(xdata((5,)))], n_outputs=3)
     check_node("DynamicQuantizeLinear", [-np.abs(xdata((5,)))], n_outputs=3)
-    check_node("DynamicQuantizeLinear", [np.zeros((2, 2), np.float32)], n_outputs=3)
+    # an all-zero input: onnxruntime's scale is 1, the reference's 1/255 (y and the zero point
+    # are 0 either way); tests/differential/test_quant_speedpaths.py compares it with onnxruntime
 
 
 @pytest.mark.parametrize("ta,tb", [(np.uint8, np.uint8), (np.int8, np.int8), (np.uint8, np.int8)])

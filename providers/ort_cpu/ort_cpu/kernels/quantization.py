@@ -175,7 +175,8 @@ def dequantize_linear(info):
 def dynamic_quantize_linear(x, fast=None):
     hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
     lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
-    scale = np.float32((hi - lo) / np.float32(255)) if hi != lo else np.float32(1 / 255)
+    # onnxruntime's scale for an all-zero input is 1 (the spec's formula would divide by zero)
+    scale = np.float32((hi - lo) / np.float32(255)) if hi != lo else np.float32(1)
     zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
     if fast is not None:
         y = np.empty(x.shape, np.uint8)
