@@ -44,6 +44,10 @@ CASES = [
     ((2, 6, 17, 18), (18, 1, 5, 5), {"group": 6, "auto_pad": "SAME_LOWER"}, "direct"),
     ((1, 6, 17, 40), (6, 1, 3, 3), {"group": 6, "auto_pad": "VALID", "strides": [3, 2]},
      "direct"),
+    ((1, 8, 23, 29), (8, 1, 3, 3),
+     {"group": 8, "dilations": [2, 2], "strides": [2, 2], "pads": [2, 1, 1, 2]}, "direct"),
+    ((2, 12, 28, 28), (24, 1, 3, 3), {"group": 12, "pads": [1, 1, 1, 1], "strides": [2, 2]},
+     "direct"),  # 14 output columns at a stride: planar since the stride-phase rows
     ((1, 40, 7, 7), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1]}, "channels_last"),
     ((2, 40, 14, 14), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1], "strides": [2, 2]},
      "channels_last"),

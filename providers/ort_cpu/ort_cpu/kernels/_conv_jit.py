@@ -3,8 +3,9 @@ per group, any channel multiplier) and groups of very few input channels (a 3-ch
 
 Those layers do a few multiply-adds per output cell, so im2col spends its time copying a column
 matrix K times the input and the GEMM has nothing to amortize it over. :func:`_direct` copies one
-group's input into a zero-padded plane (each row's columns split into its stride phases, so every
-tap reads contiguous cells), then per block of output rows and output channel writes the bias and
+group's input into a zero-padded plane split into its row and column stride phases (so every tap
+reads one contiguous run over a block of output rows, at any stride), then per block of output
+rows and output channel writes the bias and
 adds the taps, four per pass, each output keeping its own sum in tap order (no reassociation, no
 fastmath: LLVM vectorizes across outputs), and applies the activation on the way out.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
@@ -71,45 +72,50 @@ def _activate(src, dst, act, alpha, beta):  # pragma: no cover - compiled
 
 @jit()
 def _direct(
-    x, w, bias, y, g0, g1, cg, mg, kh, kw, sh, sw, dh, dw, pt, pl, hp, wp, chunk, act, alpha, beta
+    x, w, bias, y, g0, g1, cg, mg, kh, kw, sh, sw, dh, dw, pt, pl, hq, wq, chunk, act, alpha, beta
 ):  # pragma: no cover - compiled
     """Groups ``g0:g1`` of every image: ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w``
-    (M, cg * kh * kw), through a zero-padded copy (``hp`` x ``wp`` cells, each row's columns
-    split into its ``sw`` stride phases) of one group's input channels."""
+    (M, cg * kh * kw), through a zero-padded copy of one group's input channels split into its
+    ``sh`` x ``sw`` stride phases, each ``hq`` rows of ``wq`` cells: padded cell (pr, pc) is
+    cell (pr // sh, pc // sw) of phase (pr % sh, pc % sw). Output cell (r, q) then reads cell
+    (r, q) of each tap's phase, moved by the tap's whole strides, so a tap is one contiguous run
+    over a block of output rows (``wq`` accumulator cells per row, the last ``wq - OW`` unused)
+    at any stride."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     taps = kh * kw
-    flat = sh == 1 and sw == 1  # a tap reads one contiguous run of the plane for many rows
-    wq = -(-wp // sw)  # cells per column phase of a padded row
-    rowlen = sw * wq
-    width = wp if flat else ow_  # accumulator cells per output row
-    buf = np.zeros((cg, hp * rowlen + kw * dw), x.dtype)
-    acc = np.empty(chunk * width, y.dtype)
+    phase = hq * wq  # cells per phase plane
+    # slack after the last plane: the unused accumulator cells of the last row read past it
+    buf = np.zeros((cg, sh * sw * phase + wq + kw * dw), x.dtype)
+    acc = np.empty(chunk * wq, y.dtype)
     offs = np.empty(taps, np.int64)
     for i in range(kh):
         for j in range(kw):
-            offs[i * kw + j] = i * dh * rowlen + ((j * dw) % sw) * wq + (j * dw) // sw
+            ri, cj = i * dh, j * dw
+            plane0 = ((ri % sh) * sw + cj % sw) * phase
+            offs[i * kw + j] = plane0 + (ri // sh) * wq + cj // sw
     for n in range(x.shape[0]):
         for g in range(g0, g1):
-            # the interior; the border stays zero from np.zeros. Padded column pc of a row is
-            # cell pc // sw of its phase pc % sw: every tap reads contiguous cells
+            # the interior; the border stays zero from np.zeros (every channel writes the same
+            # cells)
             for c in range(cg):
                 img = x[n, g * cg + c]
-                plane = buf[c]
+                planes = buf[c]
                 for r in range(h):
-                    row = plane[(r + pt) * rowlen :]
+                    pr = r + pt
+                    rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
                     src = img[r]
                     if sw == 1:
-                        dst = row[pl:]
+                        dst = planes[rowbase + pl :]
                         for q in range(wd):
                             dst[q] = src[q]
                         continue
                     for b in range(sw):
-                        q0 = max(0, -(-(pl - b) // sw))  # first column phase cell in the image
+                        q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the image
                         q1 = min(wq, -(-(wd + pl - b) // sw))
                         if q1 <= q0:
                             continue
-                        dst = row[b * wq + q0 :]
+                        dst = planes[rowbase + b * phase + q0 :]
                         part = src[q0 * sw + b - pl :]
                         if sw == 2:
                             for q in range(q1 - q0):
@@ -119,43 +125,34 @@ def _direct(
                                 dst[q] = part[q * sw]
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
+                size = (r1 - r0) * wq
                 for mm in range(mg):
                     m = g * mg + mm
                     bv = bias[m]
-                    for o in range((r1 - r0) * width):
+                    for o in range(size):
                         acc[o] = bv
+                    dst = acc[:size]
                     for c in range(cg):
                         wc = w[m, c * taps : (c + 1) * taps]
-                        plane = buf[c]
-                        for rr in range(r0, r1 if not flat else r0 + 1):
-                            # flat: every row of the chunk in one run; else one output row
-                            if flat:
-                                dst = acc[: (r1 - r0) * wp]
-                                src = plane[r0 * wp :]
-                            else:
-                                dst = acc[(rr - r0) * ow_ : (rr - r0 + 1) * ow_]
-                                src = plane[rr * sh * rowlen :]
-                            size = dst.shape[0]
-                            t = 0
-                            # up to four taps per pass, added one after the other as four
-                            # passes would (same rounding), a quarter of the loads and stores
-                            while t + 4 <= taps:
-                                w0, w1, w2, w3 = wc[t], wc[t + 1], wc[t + 2], wc[t + 3]
-                                s0, s1 = src[offs[t] :], src[offs[t + 1] :]
-                                s2, s3 = src[offs[t + 2] :], src[offs[t + 3] :]
-                                for o in range(size):
-                                    v = (dst[o] + w0 * s0[o]) + w1 * s1[o]
-                                    dst[o] = (v + w2 * s2[o]) + w3 * s3[o]
-                                t += 4
-                            while t < taps:
-                                w0, s0 = wc[t], src[offs[t] :]
-                                for o in range(size):
-                                    dst[o] += w0 * s0[o]
-                                t += 1
+                        src = buf[c, r0 * wq :]
+                        t = 0
+                        # up to four taps per pass, added one after the other as four passes
+                        # would (same rounding), a quarter of the loads and stores
+                        while t + 4 <= taps:
+                            w0, w1, w2, w3 = wc[t], wc[t + 1], wc[t + 2], wc[t + 3]
+                            s0, s1 = src[offs[t] :], src[offs[t + 1] :]
+                            s2, s3 = src[offs[t + 2] :], src[offs[t + 3] :]
+                            for o in range(size):
+                                v = (dst[o] + w0 * s0[o]) + w1 * s1[o]
+                                dst[o] = (v + w2 * s2[o]) + w3 * s3[o]
+                            t += 4
+                        while t < taps:
+                            w0, s0 = wc[t], src[offs[t] :]
+                            for o in range(size):
+                                dst[o] += w0 * s0[o]
+                            t += 1
                     for r in range(r1 - r0):
-                        row = acc[r * width : r * width + ow_]
-                        out = y[n, m, r0 + r]
-                        _activate(row, out, act, alpha, beta)
+                        _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
 
 
 @jit()

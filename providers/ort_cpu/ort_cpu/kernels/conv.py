@@ -10,7 +10,11 @@ layouts are worked out then, and a run is a handful of numpy calls. The paths:
 - 2-D convolutions with enough input channels: one GEMM per kernel tap, all accumulating into the
   output, each reading a window of the flat padded input in place (:func:`_conv_taps`, through
   numpy's BLAS itself: :mod:`._blas`), or Winograd F(2x2, 3x3) where it pays;
-- every other 2-D convolution (depthwise with any channel multiplier, grouped, small dense ones)
+- depthwise layers and groups of very few input channels: the compiled direct kernels of
+  :mod:`._conv_jit` (:class:`_DirectPlan`: each tap one contiguous run over blocks of output rows
+  of the padded input's stride-phase planes; :class:`_DepthwiseNHWCPlan`, channels last, for
+  output rows of at most 8 cells);
+- every other 2-D convolution (depthwise where compiled kernels are off, grouped, small dense ones)
   and 1-D ones (a 2-D convolution over one row): im2col on the flat layout of the stride phases
   of the padded input (:class:`_Phases`, filled by :class:`_Fill`), each tap one contiguous copy
   into the column matrix, one stacked matmul per chunk of groups, and one pass that drops the
@@ -654,9 +658,11 @@ def _direct_pays(g: int, cg: int, mg: int, taps: int) -> bool:
 
 def _channels_last_pays(strides, out) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells, or 14 at a stride (960 x 7 x 7: 0.16 -> 0.10 ms, 576 x 14 x 14 stride 2:
-    0.35 -> 0.14 ms); at stride 1 from 14 cells on the planar kernel is 3x faster."""
-    return out[1] <= 8 or (strides[1] > 1 and out[1] <= 14)
+    of at most 8 cells (960 x 7 x 7: 0.23 -> 0.15 ms, 576 x 14 x 14 stride 2: 0.26 -> 0.17 ms).
+    From 14 cells on the planar kernel, whose taps run over whole blocks of rows at any stride,
+    is as fast or faster (192 x 28 x 28 stride 2: 0.21 against 0.22 ms; 384 x 14 x 14: 0.17
+    against 0.42 ms)."""
+    return out[1] <= 8
 
 
 def prewarm(attrs: ops.Window, w_shape) -> None:
@@ -681,8 +687,10 @@ DIRECT_CHUNK = 16 << 10
 
 class _DirectPlan:
     """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers
-    and groups of very few input channels: per group its input copied into a zero-padded plane
-    (in the kernel, a group at a time, so it stays in cache), then per block of output rows and
+    and groups of very few input channels: per group its input copied into the stride-phase
+    planes of the zero-padded input (in the kernel, a group at a time, so it stays in cache;
+    at stride 2 the taps then read whole blocks of rows as at stride 1: 96 x 112 x 112 stride 2
+    0.95 -> 0.80 ms, 480 x 40 x 40 stride 2 1.17 -> 0.84 ms), then per block of output rows and
     output channel the bias, one vectorized pass per input channel and few taps, and the
     activation on the way out. No column matrix, no numpy call per group."""
 
@@ -694,10 +702,11 @@ class _DirectPlan:
         # rows and columns every window reads, padding included
         hp = max(h + begin[0], (out[0] - 1) * sh + (kh - 1) * dh + 1)
         wp = max(w + begin[1], (out[1] - 1) * sw + (kw - 1) * dw + 1)
-        width = wp if (sh, sw) == (1, 1) else out[1]
-        chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * width)))
+        # each stride phase of the padded plane: hq rows of wq cells (the accumulator's rows)
+        hq, wq = -(-hp // sh), -(-wp // sw)
+        chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * wq)))
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)
-        self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hp, wp, chunk)
+        self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk)
         self.zeros: dict = {}
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
