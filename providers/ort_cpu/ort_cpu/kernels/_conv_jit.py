@@ -155,58 +155,66 @@ def _direct(
                         _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
 
 
+#: channels :func:`_depthwise_nhwc` takes at a time: long vector loops, and a 7 x 7 block's input
+#: and output cells in L1 (32: 960 x 7 x 7 in 0.15 ms; 128: 0.115 ms; the whole 960 at once: 0.15)
+NHWC_BLOCK = 128
+
+
 @jit()
 def _depthwise_nhwc(
     x, wt, bias, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
 ):  # pragma: no cover - compiled
     """Channels ``c0:c1`` of depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt``
-    (kh * kw, C), channels last: each image transposed to (H * W, channels), every output cell
-    one pass over the channels per tap inside the image, the result transposed back. For small
-    maps with many channels, where rows are too short for the planar kernel's loops."""
-    c_, h, wd = c1 - c0, x.shape[2], x.shape[3]
+    (kh * kw, C), channels last, :data:`NHWC_BLOCK` channels at a time: the block's planes
+    interleaved into (H * W, block) (reading the block's planes side by side, each in order),
+    every output cell one pass over the block per tap inside the image, then the cells written
+    back to the block's output planes the same way. For small maps with many channels, where
+    rows are too short for the planar kernel's loops."""
+    h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
-    xt = np.empty((h * wd, c_), x.dtype)
-    yt = np.empty((oh_ * ow_, c_), y.dtype)
-    wc = np.empty((kh * kw, c_), wt.dtype)  # this range's weights and biases, contiguous
-    for t in range(kh * kw):
-        for c in range(c_):
-            wc[t, c] = wt[t, c0 + c]
-    bs = np.empty(c_, bias.dtype)
-    for c in range(c_):
-        bs[c] = bias[c0 + c]
-    for n in range(x.shape[0]):
-        for c in range(c_):
-            img = x[n, c0 + c]
-            for i in range(h):
-                for j in range(wd):
-                    xt[i * wd + j, c] = img[i, j]
-        for r in range(oh_):
-            for q in range(ow_):
-                cell = r * ow_ + q
-                for c in range(c_):
-                    yt[cell, c] = bs[c]
-                for i in range(kh):
-                    ih = r * sh - pt + i * dh
-                    if ih < 0 or ih >= h:
-                        continue
-                    for j in range(kw):
-                        iw = q * sw - pl + j * dw
-                        if iw < 0 or iw >= wd:
-                            continue
-                        src = ih * wd + iw
-                        tap = i * kw + j
-                        # 2-D indexing of arrays this function allocated: LLVM sees they do not
-                        # overlap and vectorizes the channel loop (1-D views of them it did not)
-                        for c in range(c_):
-                            yt[cell, c] += wc[tap, c] * xt[src, c]
-                if act != 0:
-                    dst = yt[cell]
-                    _activate(dst, dst, act, alpha, beta)
-        for c in range(c_):
-            out = y[n, c0 + c]
+    cb_ = NHWC_BLOCK
+    xt = np.empty((h * wd, cb_), x.dtype)
+    yt = np.empty((oh_ * ow_, cb_), y.dtype)
+    wc = np.empty((kh * kw, cb_), wt.dtype)  # this block's weights and biases, contiguous
+    bs = np.empty(cb_, bias.dtype)
+    for b0 in range(c0, c1, cb_):
+        nb = min(cb_, c1 - b0)
+        for t in range(kh * kw):
+            for c in range(nb):
+                wc[t, c] = wt[t, b0 + c]
+        for c in range(nb):
+            bs[c] = bias[b0 + c]
+        for n in range(x.shape[0]):
+            planes = x[n, b0 : b0 + nb].reshape(nb, h * wd)
+            for cell in range(h * wd):
+                for c in range(nb):
+                    xt[cell, c] = planes[c, cell]
             for r in range(oh_):
                 for q in range(ow_):
-                    out[r, q] = yt[r * ow_ + q, c]
+                    cell = r * ow_ + q
+                    for c in range(nb):
+                        yt[cell, c] = bs[c]
+                    for i in range(kh):
+                        ih = r * sh - pt + i * dh
+                        if ih < 0 or ih >= h:
+                            continue
+                        for j in range(kw):
+                            iw = q * sw - pl + j * dw
+                            if iw < 0 or iw >= wd:
+                                continue
+                            src = ih * wd + iw
+                            tap = i * kw + j
+                            # 2-D indexing of arrays this function allocated: LLVM sees they do
+                            # not overlap and vectorizes the channel loop
+                            for c in range(nb):
+                                yt[cell, c] += wc[tap, c] * xt[src, c]
+                    if act != 0:
+                        dst = yt[cell, :nb]
+                        _activate(dst, dst, act, alpha, beta)
+            outs = y[n, b0 : b0 + nb].reshape(nb, oh_ * ow_)
+            for cell in range(oh_ * ow_):
+                for c in range(nb):
+                    outs[c, cell] = yt[cell, c]
 
 
 def warm_nhwc():

@@ -658,7 +658,7 @@ def _direct_pays(g: int, cg: int, mg: int, taps: int) -> bool:
 
 def _channels_last_pays(strides, out) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells (960 x 7 x 7: 0.23 -> 0.15 ms, 576 x 14 x 14 stride 2: 0.26 -> 0.17 ms).
+    of at most 8 cells (960 x 7 x 7: 0.23 -> 0.12 ms, 576 x 14 x 14 stride 2: 0.26 -> 0.10 ms).
     From 14 cells on the planar kernel, whose taps run over whole blocks of rows at any stride,
     is as fast or faster (192 x 28 x 28 stride 2: 0.21 against 0.22 ms; 384 x 14 x 14: 0.17
     against 0.42 ms)."""
