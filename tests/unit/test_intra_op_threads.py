@@ -176,11 +176,13 @@ def _conv_model(c, m, hw, k, stride, group):
 @pytest.mark.parametrize(
     "c, m, hw, k, stride, group",
     [
+        # depthwise kernels run on the calling thread (memory-bound), GEMMs of at least
+        # _threads.MIN_PARALLEL_WORK multiply-adds are split
         (32, 32, 56, 3, 1, 32),  # depthwise, planar direct kernel
         (256, 256, 7, 3, 1, 256),  # depthwise, channels-last kernel
-        (64, 64, 28, 3, 1, 1),  # dense 3x3 (per-tap GEMMs or Winograd)
-        (64, 128, 28, 1, 1, 1),  # pointwise GEMM
-        (64, 64, 28, 3, 2, 4),  # grouped
+        (64, 64, 56, 3, 1, 1),  # dense 3x3 (per-tap GEMMs or Winograd)
+        (64, 128, 56, 1, 1, 1),  # pointwise GEMM
+        (64, 64, 56, 3, 2, 4),  # grouped
     ],
 )
 def test_conv_on_two_threads_equals_one_thread_and_onnxruntime(c, m, hw, k, stride, group):

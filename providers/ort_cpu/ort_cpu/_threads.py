@@ -21,9 +21,16 @@ run and splits the large products itself:
   any run is in progress (a count shared by concurrent runs), then give it back its thread
   count: numpy code outside runs keeps its threads.
 - :func:`split` is how kernels use it: ``split(total, fn, cost)`` calls ``fn(lo, hi)`` over
-  pieces of ``range(total)``, in parallel when the work pays for the hand-off (about 20 us),
-  serially otherwise, or when no pool is active (one thread, a run on an inter-op thread,
-  a call from a piece already running in parallel).
+  pieces of ``range(total)``, in parallel when the work pays for the hand-off and for sharing
+  operands across cores (:data:`MIN_PARALLEL_WORK`), serially otherwise, or when no pool is
+  active (one thread, a run on an inter-op thread, a call from a piece already running in
+  parallel).
+
+Only compute-bound products are split (the GEMMs of :mod:`.kernels._blas`). Memory-bound
+kernels stay on the calling thread: the compiled depthwise convolutions and FusedConv's
+epilogue. Split, they made MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1
+on the 2-core benchmark machine (measured in sessions: alone, a depthwise layer split in two
+ran 1.6x faster; inside a model its input sits in the other core's cache).
 
 Where numpy's BLAS is not an OpenBLAS whose thread count this module can set directly, nothing
 is split and the provider limits the BLAS library's own threads through threadpoolctl instead,
@@ -41,9 +48,13 @@ from collections.abc import Callable
 
 __all__ = ["Pool", "default_threads", "enter", "leave", "pool", "split", "threads"]
 
-#: multiply-adds (or comparable steps) below which a kernel's work runs on one thread: the
-#: hand-off to a waiting worker costs 10-25 us, about 1-2 M multiply-adds of single-thread GEMM
-MIN_PARALLEL_WORK = 1 << 21
+#: multiply-adds below which a product runs on one thread. The hand-off to a waiting worker
+#: costs 20-50 us, but inside a model a split product pays more: its operands were just written
+#: by the previous kernel in the calling core's cache, and each thread's half runs 1.3-1.5x
+#: slower than it would alone. Interleaved in one process at 2 threads against 1 (medians):
+#: from 2**21 on, MobileNetV2 took 1.27x and ShuffleNetV2 1.40x the one-thread time; from 2**23
+#: 0.87x and 1.04x, with ResNet-50 at 0.73x and BERT-base at 0.80x.
+MIN_PARALLEL_WORK = 1 << 23
 
 _local = threading.local()
 

@@ -50,7 +50,6 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
-from .. import _threads
 from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
 from ._rows import per_row
@@ -533,29 +532,16 @@ def _emit(dst: np.ndarray, prod: np.ndarray, ow: int, bias: np.ndarray | None) -
 
 def _finish(y: np.ndarray, z: np.ndarray | None, act) -> np.ndarray:
     """FusedConv's epilogue on (a block of) the output, in place: ``y += z``, then ``act(y)``
-    (an activation that computes in place, or returns a new array copied back); shared among
-    the run's threads by blocks of channels when the output is large."""
-    if z is None and act is None:
-        return y
-    axis = 0 if y.ndim < 2 or y.shape[0] > 1 else 1
-
-    def part(lo: int, hi: int) -> None:
-        index = (slice(lo, hi),) if axis == 0 else (slice(None), slice(lo, hi))
-        yy = y[index]
-        if z is not None:
-            np.add(yy, z[index], out=yy)
-        if act is not None:
-            r = act(yy)
-            if r is not yy:
-                np.copyto(yy, r)
-
-    _threads.split(y.shape[axis], part, y.size * _ELEMENT_COST)
+    (an activation that computes in place, or returns a new array copied back). It stays on the
+    calling thread: a memory-bound pass over an output the previous kernel just wrote in this
+    core's cache gains nothing from a second thread (see :mod:`ort_cpu._threads`)."""
+    if z is not None:
+        np.add(y, z, out=y)
+    if act is not None:
+        r = act(y)
+        if r is not y:
+            np.copyto(y, r)
     return y
-
-
-#: one element of an elementwise pass costs about this many GEMM multiply-adds (the unit of
-#: :func:`ort_cpu._threads.split`'s cost): it is memory-bound
-_ELEMENT_COST = 32
 
 
 #: bytes of column matrix per product: the groups (depthwise: channels) are taken a few at a time
@@ -677,10 +663,6 @@ def prewarm(attrs: ops.Window, w_shape) -> None:
             _conv_jit.warm_nhwc()
 
 
-#: a multiply-add of the compiled direct kernels costs about this many of a GEMM's (the unit of
-#: :func:`ort_cpu._threads.split`'s cost): they stream each input once per tap
-_DIRECT_STEP_COST = 16
-
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
 
@@ -718,12 +700,8 @@ class _DirectPlan:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
         w2 = wmat.reshape(m, -1)
-        rest = (self.cg, self.mg, *self.args, *code)
-        _threads.split(
-            self.g,
-            lambda g0, g1: self.fn(x, w2, bias, y, g0, g1, *rest),
-            y.size * w2.shape[1] * _DIRECT_STEP_COST,
-        )
+        # on the calling thread: memory-bound (see ort_cpu._threads)
+        self.fn(x, w2, bias, y, 0, self.g, self.cg, self.mg, *self.args, *code)
         return _finish(y, z, act)
 
 
@@ -751,12 +729,7 @@ class _DepthwiseNHWCPlan:
             if bias is None:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
-        _threads.split(
-            m,
-            lambda c0, c1: self.fn(x, wt, bias, y, c0, c1, *self.args, *code),
-            y.size * wt.shape[0] * _DIRECT_STEP_COST,
-            8,
-        )
+        self.fn(x, wt, bias, y, 0, m, *self.args, *code)  # calling thread (see _threads)
         return _finish(y, z, act)
 
 
