@@ -292,6 +292,9 @@ def bound(x: np.ndarray, lo=None, hi=None, out: np.ndarray | None = None) -> np.
 
 
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    if out is None and x.size < 4096:
+        # one call: the Python 0 takes x's dtype (1.0 against 3.6 us on 4 elements)
+        return np.maximum(x, 0)
     return bound(x, 0, None, out)
 
 
