@@ -151,6 +151,17 @@ def test_pad_negative_crops(mode):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+@pytest.mark.parametrize(
+    "shape,pads",
+    [((3, 4), [0, 3, 0, 3]), ((3, 4), [2, 4, 1, 0]), ((2, 5), [1, 0, 0, 6]), ((1, 3, 4), [0] * 6),
+     ((2, 3, 4), [1, 2, 1, 1, 2, 3]), ((6,), [5, 5])],
+)  # fmt: skip
+def test_pad_borders_up_to_and_past_one_reflection(shape, pads, mode):
+    """The border copies (one reflection or wrap at most) and np.pad's repeats beyond it."""
+    check_node("Pad", [rand(shape), np.array(pads, np.int64)], {"mode": mode}, opset=19)
+
+
 def test_pad_strings():
     x = rand((2, 2), object)
     (got,) = run_only_cpu("Pad", [x, i64(0, 1, 0, 0)], opset=13)
