@@ -233,6 +233,28 @@ def test_small_convolutions(case):
 @pytest.mark.parametrize(
     "xs,ws,attrs",
     [
+        ((1, 1, 832), (258, 1, 256), {"strides": [128]}),  # an STFT as a Conv1d (Silero VAD)
+        ((2, 1, 600), (64, 1, 400), {"strides": [160], "pads": [200, 200]}),  # with padding
+        ((1, 2, 20, 20), (8, 2, 9, 9), {"strides": [4, 4]}),  # 2-D: 81 taps, 9 cells
+    ],
+)
+def test_many_taps_over_few_outputs_take_one_strided_copy(xs, ws, attrs):
+    """A single input channel over more than 7 x 7 taps is not a compiled direct layer, and a
+    kernel of at least 64 taps over no more output cells than taps takes the column matrix in
+    one strided copy (the generic plan) instead of a copy per tap."""
+    rng = np.random.default_rng(7)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    plan = _plan(xs, ws, attrs)
+    if len(xs) == 3:  # a 1-D convolution runs the plan of the 2-D one over a single row
+        cells = zip(plan.__code__.co_freevars, plan.__closure__, strict=True)
+        plan = {name: cell.cell_contents for name, cell in cells}["inner"]
+    assert _kind(plan) == "_generic_plan"
+    _check("Conv", [x, w, b], attrs)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
         ((2, 6, 30), (8, 6, 3), {"pads": [1, 1]}),
         ((1, 4, 29), (4, 1, 5), {"group": 4, "pads": [2, 2], "strides": [2]}),
         ((2, 6, 25), (6, 2, 3), {"group": 3, "dilations": [2], "pads": [0, 3]}),
