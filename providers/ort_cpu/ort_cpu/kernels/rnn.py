@@ -1,4 +1,4 @@
-"""Recurrent kernels: RNN, GRU and LSTM.
+"""Recurrent kernels: RNN, GRU, LSTM and com.microsoft DynamicQuantizeLSTM.
 
 The input projection ``X @ W^T + Wb`` is computed for every timestep in one matmul; only the
 recurrent part loops over time. ``sequence_lens`` is handled by masking: a batch entry stops
@@ -19,6 +19,7 @@ from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
 
 from . import _rnn_jit
 from ._registry import builder
+from .quantization import INT8_TYPES, _k_blocks, dynamic_quantize_linear, integer_matmul_f32
 
 
 def _sigmoid(x):
@@ -413,6 +414,10 @@ class _LSTM(_Recurrent):
     op = "LSTM"
     gates = 4
     default_acts = ["Sigmoid", "Tanh", "Tanh"]
+    #: whether the next step reads the step's masked output (zero for entries past their
+    #: sequence length) as its state, onnxruntime's way, with each entry's final state kept
+    #: apart: only where the entries' products depend on each other (DynamicQuantizeLSTM)
+    step_past_end = False
 
     def __init__(self, info: KernelInfo):
         self.input_forget = bool(info.attr("input_forget", 0))
@@ -449,6 +454,11 @@ class _LSTM(_Recurrent):
             h = out
         return hs, (h.copy(), c)
 
+    def recur(self, d: int, h: np.ndarray, rt: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """The recurrent product of direction ``d``'s step: ``h @ R^T`` (``active``: the batch
+        entries still within their sequence)."""
+        return h @ rt
+
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
         h = states[0]
         n = h.shape[-1]
@@ -458,8 +468,9 @@ class _LSTM(_Recurrent):
         f, gact, hact = self.acts[d]
         hs = np.zeros(xw.shape[:2] + (n,), h.dtype)
         rt = R.T
+        h_end, c_end = h, c
         for t in range(xw.shape[0]):
-            gates = xw[t] + h @ rt + Rb
+            gates = xw[t] + self.recur(d, h, rt, valid[t]) + Rb
             i = f(self._clip(gates[:, :n] + pi * c))
             if self.input_forget:
                 fg = 1 - i
@@ -470,10 +481,106 @@ class _LSTM(_Recurrent):
             o = f(self._clip(gates[:, n : 2 * n] + po * cn))
             hn = o * hact(cn)
             m = valid[t][:, None]
-            h = np.where(m, hn, h)
-            c = np.where(m, cn, c)
             hs[t] = np.where(m, hn, 0)
-        return hs, (h, c)
+            if self.step_past_end:  # the final states are taken at each entry's last step
+                h_end, c_end = np.where(m, hn, h_end), np.where(m, cn, c_end)
+                h, c = hs[t], cn
+            else:
+                h = np.where(m, hn, h)
+                c = np.where(m, cn, c)
+        return hs, ((h_end, c_end) if self.step_past_end else (h, c))
+
+
+class _QuantizedWeights:
+    """A direction's quantized recurrent weights as :meth:`_LSTM.run_direction` takes R (it
+    reads ``R.T``) and hands to :meth:`_DynamicQuantizeLSTM.recur`: the centred (K, N) float32
+    weights, their exact reduction blocks and the scale. One per run: runs may be concurrent."""
+
+    __slots__ = ("packed", "blocks", "scale")
+
+    def __init__(self, packed, blocks, scale) -> None:
+        self.packed, self.blocks = packed, blocks
+        self.scale = np.asarray(scale, np.float32).reshape(-1)
+
+    @property
+    def T(self):  # noqa: N802 - stands in for a weight matrix
+        return self
+
+
+class _DynamicQuantizeLSTM(_LSTM):
+    """com.microsoft DynamicQuantizeLSTM, as onnxruntime's quantizer writes an LSTM: W
+    [dirs, input, 4 * hidden] and R [dirs, hidden, 4 * hidden] hold 8-bit weights (already
+    transposed) with a scale and zero point per direction or per output column. Each product,
+    the input projection of the whole sequence and the recurrent one of every step, quantizes
+    its float left operand to uint8 as DynamicQuantizeLinear does (onnxruntime's rnn GEMM),
+    multiplies exactly as integers and scales the sum by ``a_scale * w_scale``; the gates are
+    LSTM's. float32 only, the numpy step loop (the compiled loop multiplies float weights)."""
+
+    op = "LSTM"
+    #: onnxruntime's step reads the previous step's output, zero for finished entries, and
+    #: with quantized products the entries share the state's quantization range
+    step_past_end = True
+
+    def __init__(self, info: KernelInfo):
+        super().__init__(info)
+        self.jit = None
+        self._packed: dict = {}  # (input index, direction) -> (weights, packed, blocks)
+
+    def _operand(self, q, zp, d: int, index: int):
+        """Direction ``d`` of the quantized ``q`` centred on its zero point as float32 (K, N),
+        and the reduction blocks whose float32 sums stay exact; kept while ``q`` is the same
+        array (a constant)."""
+        hit = self._packed.get((index, d))
+        if hit is not None and hit[0] is q:
+            return hit[1], hit[2]
+        z = np.float32(0) if zp is None else zp[d].astype(np.float32).reshape(-1)
+        if np.size(z) not in (1, q.shape[2]):
+            raise InvalidArgument(
+                f"{self.info.node.label()}: zero point of input {index} has {np.size(z)} values "
+                f"per direction; expected 1 or {q.shape[2]} (one per output column)."
+            )
+        packed = np.ascontiguousarray(q[d].astype(np.float32) - z)
+        blocks = _k_blocks(packed, 255.0)
+        self._packed[(index, d)] = (q, packed, blocks)
+        return packed, blocks
+
+    @staticmethod
+    def _product(a, packed, blocks, scale) -> np.ndarray:
+        aq, a_scale, a_zp = dynamic_quantize_linear(np.ascontiguousarray(a, np.float32))
+        return integer_matmul_f32(aq, a_zp, packed, blocks) * (a_scale * scale)
+
+    def recur(self, d, h, rt, active):
+        return self._product(h, rt.packed, rt.blocks, rt.scale)
+
+    def __call__(
+        self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None,
+        W_scale=None, W_zero_point=None, R_scale=None, R_zero_point=None,
+    ):  # fmt: skip
+        X = X.astype(np.float32, copy=False)
+        seq, batch, _ = X.shape
+        n = R.shape[1]
+        if sequence_lens is not None and np.all(np.asarray(sequence_lens) >= seq):
+            sequence_lens = None
+        B = np.zeros((self.num_dir, 8 * n), np.float32) if B is None else B
+        h0 = np.zeros((self.num_dir, batch, n), np.float32) if initial_h is None else initial_h
+        c0 = np.zeros((self.num_dir, batch, n), np.float32) if initial_c is None else initial_c
+        extra = (c0, P)
+        Y = np.zeros((seq, self.num_dir, batch, n), np.float32)
+        finals = []
+        for d in range(self.num_dir):
+            reverse = self.reverse_only or d == 1
+            wp, wb = self._operand(W, W_zero_point, d, 1)
+            scale = W_scale[d].astype(np.float32).reshape(-1)
+            xw = self._product(X.reshape(seq * batch, -1), wp, wb, scale).reshape(seq, batch, -1)
+            xw += B[d, : 4 * n]
+            r = _QuantizedWeights(*self._operand(R, R_zero_point, d, 2), R_scale[d])
+            tidx, valid = _time_order(seq, batch, sequence_lens, reverse)
+            xw = xw[tidx, np.arange(batch)[None, :]]
+            states = (h0[d].astype(np.float32), c0[d].astype(np.float32))
+            hs, states = self.run_direction(d, xw, valid, r, B[d, 4 * n :], states, extra)
+            Y[tidx, d, np.arange(batch)[None, :]] = hs
+            finals.append(states)
+        return (Y, *(np.stack([f[k] for f in finals]) for k in range(2)))
 
 
 _RNN_DTYPES = {0: FLOAT_TYPES}
@@ -497,3 +604,12 @@ def gru(info: KernelInfo):
 @builder("LSTM", since=(1, 7, 14), dtypes=_RNN_DTYPES)
 def lstm(info: KernelInfo):
     return _LSTM(info)
+
+
+@builder(
+    "DynamicQuantizeLSTM",
+    domain="com.microsoft",
+    dtypes={0: frozenset({np.dtype(np.float32)}), 1: INT8_TYPES, 2: INT8_TYPES},
+)
+def dynamic_quantize_lstm(info: KernelInfo):
+    return _DynamicQuantizeLSTM(info)
