@@ -12,7 +12,8 @@ Three forms, as onnxruntime writes them:
   the data-movement ops applied to the int8 tensors directly, with QuantizeLinear/
   DequantizeLinear where float and integer parts meet.
 - IntegerOps (dynamic): DynamicQuantizeLinear on activations, MatMulInteger/ConvInteger with
-  Cast and Mul by the scales; Gather on a quantized table followed by DequantizeLinear.
+  Cast and Mul by the scales; Gather on a quantized table followed by DequantizeLinear; LSTM as
+  com.microsoft DynamicQuantizeLSTM.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ QOPERATOR_DIRECT_OPS = {
     "Resize",
 }
 QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
-INTEGER_OPS = {"Conv", "MatMul", "Gather"}
+INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM"}
 
 # extra_options this quantizer implements, and the ones onnxruntime knows that are accepted
 # only at their default value (anything else is an error that says so)
@@ -329,7 +330,18 @@ class Quantizer:
         self, name: str, qtype: int, axis: int | None, symmetric: bool, reduce: bool
     ) -> tuple[str, QParams, np.ndarray, np.ndarray]:
         """Quantize initializer ``name``; returns (quantized name, params, scales, zero points)."""
-        w = self._const(name).astype(np.float32)
+        q, scale, zp = self._quantize_values(
+            self._const(name).astype(np.float32), qtype, axis, symmetric, reduce
+        )
+        qname = self._add_init(make_int_tensor(self._name(f"{name}_quantized"), q, qtype))
+        s = self._add_init(numpy_helper.from_array(scale, self._name(f"{name}_scale")))
+        z = self._add_init(make_int_tensor(self._name(f"{name}_zero_point"), zp, qtype))
+        return qname, QParams(s, z, qtype), scale, zp
+
+    def _quantize_values(
+        self, w: np.ndarray, qtype: int, axis: int | None, symmetric: bool, reduce: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(quantized values, scales, zero points) of float32 ``w``, per tensor or along ``axis``."""
         qmin, qmax = get_qmin_qmax_for_qType(qtype, reduce_range=reduce, symmetric=symmetric)
         if axis is not None:
             moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
@@ -337,11 +349,7 @@ class Quantizer:
         else:
             lo, hi = (w.min(), w.max()) if w.size else (np.float32(0), np.float32(0))
         zp, scale = compute_scale_zp(lo, hi, qmin, qmax, symmetric, self.min_real_range)
-        q = quantize_array(w, scale, zp, qmin, qmax, axis)
-        qname = self._add_init(make_int_tensor(self._name(f"{name}_quantized"), q, qtype))
-        s = self._add_init(numpy_helper.from_array(scale, self._name(f"{name}_scale")))
-        z = self._add_init(make_int_tensor(self._name(f"{name}_zero_point"), zp, qtype))
-        return qname, QParams(s, z, qtype), scale, zp
+        return quantize_array(w, scale, zp, qmin, qmax, axis), scale, zp
 
     def _bias(self, name: str, in_scale: str, w_scale: np.ndarray) -> tuple[str, str, str]:
         """int32 bias with scale input_scale * weight_scale and zero point 0."""
@@ -847,8 +855,60 @@ class Quantizer:
             out.append(helper.make_node("Add", [mm_out, n.input[2]], [n.output[0]], f"{base}_Add"))
         return mm
 
+    def _dynamic_lstm(self, n: onnx.NodeProto) -> list | None:
+        """LSTM with constant float32 W and R becomes com.microsoft DynamicQuantizeLSTM, as
+        onnxruntime's quantizer writes it: int8 weights (whatever ``weight_type``), quantized
+        per direction, or per gate row with ``per_channel``, and stored transposed ([dirs, K,
+        4 * hidden]). A batch-first LSTM (layout=1) stays float: the contrib op has no layout
+        (onnxruntime's quantizer drops the attribute, which changes what the node computes)."""
+        if len(n.input) < 3 or attr(n, "layout", 0):
+            return None
+        if n.input[1] not in self.inits or n.input[2] not in self.inits:
+            return None
+        weights = [self._const(n.input[i]) for i in (1, 2)]
+        if any(w.dtype != np.float32 or w.ndim != 3 for w in weights):
+            return None
+        symmetric = bool(self.extra.get("WeightSymmetric", True))  # int8's default
+        quantized = []
+        for name, w in zip(n.input[1:3], weights):
+            dirs, rows, k = w.shape
+            flat = w.reshape(dirs * rows, k) if self.per_channel else w
+            q, scale, zp = self._quantize_values(
+                flat, TensorProto.INT8, 0, symmetric, self.reduce_range
+            )
+            q = np.ascontiguousarray(q.reshape(dirs, rows, k).transpose(0, 2, 1))
+            shape = (dirs, rows) if self.per_channel else (dirs,)
+            qname = self._add_init(
+                make_int_tensor(self._name(f"{name}_quantized"), q, TensorProto.INT8)
+            )
+            s = self._add_init(
+                numpy_helper.from_array(
+                    np.asarray(scale, np.float32).reshape(shape), self._name(f"{name}_scale")
+                )
+            )
+            z = self._add_init(
+                make_int_tensor(
+                    self._name(f"{name}_zero_point"), np.reshape(zp, shape), TensorProto.INT8
+                )
+            )
+            quantized.append((qname, s, z))
+        (wq, ws, wz), (rq, rs, rz) = quantized
+        optional = [n.input[i] if len(n.input) > i else "" for i in range(3, 8)]
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute if a.name != "layout"}
+        node = helper.make_node(
+            "DynamicQuantizeLSTM",
+            [n.input[0], wq, rq, *optional, ws, wz, rs, rz],
+            list(n.output),
+            f"{n.name}_quant" if n.name else "",
+            domain=MS_DOMAIN,
+            **attrs,
+        )
+        return [node]
+
     def _dynamic_node(self, n, dq_linear):
         op, y = n.op_type, n.output[0]
+        if op == "LSTM":
+            return self._dynamic_lstm(n)
         if op == "Gather":
             if n.input[0] not in self.inits or self._const(n.input[0]).dtype != np.float32:
                 return None

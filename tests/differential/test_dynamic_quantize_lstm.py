@@ -103,3 +103,45 @@ def test_zero_point_of_the_wrong_length_is_an_error(tmp_path):
     session = ort_core.InferenceSession(q.SerializeToString(), providers=["CPUExecutionProvider"])
     with pytest.raises(Exception, match="zero point of input 1 has 5 values"):
         session.run(None, feeds)
+
+
+@pytest.mark.parametrize("reduce_range", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_quantize_dynamic_writes_onnxruntimes_node(tmp_path, direction, per_channel, reduce_range):
+    """ort_core.quantization.quantize_dynamic turns an LSTM into the DynamicQuantizeLSTM that
+    onnxruntime's quantizer writes: same inputs, same quantized tensors, same outputs."""
+    from ort_core.quantization import QuantType, quantize_dynamic
+
+    src = tmp_path / "float.onnx"
+    onnx.save(_lstm(direction), src)
+    ours, theirs = tmp_path / "ours.onnx", tmp_path / "theirs.onnx"
+    kw = {"per_channel": per_channel, "reduce_range": reduce_range}
+    quantize_dynamic(str(src), str(ours), weight_type=QuantType.QInt8, **kw)
+    quantization.quantize_dynamic(
+        str(src), str(theirs), weight_type=quantization.QuantType.QInt8, **kw
+    )
+    a, b = onnx.load(ours), onnx.load(theirs)
+    assert (
+        [(n.op_type, n.domain) for n in a.graph.node]
+        == [(n.op_type, n.domain) for n in b.graph.node]
+        == [("DynamicQuantizeLSTM", "com.microsoft")]
+    )
+    ta = {i.name: numpy_helper.to_array(i) for i in a.graph.initializer}
+    tb = {i.name: numpy_helper.to_array(i) for i in b.graph.initializer}
+    for x, y in zip(a.graph.node[0].input, b.graph.node[0].input, strict=True):
+        assert (x in ta) == (y in tb)
+        if x in ta:
+            assert ta[x].dtype == tb[y].dtype and ta[x].shape == tb[y].shape
+            np.testing.assert_array_equal(ta[x], tb[y])
+
+
+def test_quantize_dynamic_leaves_a_batch_first_lstm_in_float(tmp_path):
+    from ort_core.quantization import quantize_dynamic
+
+    model = _lstm()
+    model.graph.node[0].attribute.append(helper.make_attribute("layout", 1))
+    src, dst = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(model, src)
+    quantize_dynamic(str(src), str(dst))
+    assert [n.op_type for n in onnx.load(dst).graph.node] == ["LSTM"]
