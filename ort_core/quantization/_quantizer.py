@@ -13,7 +13,7 @@ Three forms, as onnxruntime writes them:
   DequantizeLinear where float and integer parts meet.
 - IntegerOps (dynamic): DynamicQuantizeLinear on activations, MatMulInteger/ConvInteger with
   Cast and Mul by the scales; Gather on a quantized table followed by DequantizeLinear; LSTM as
-  com.microsoft DynamicQuantizeLSTM.
+  com.microsoft DynamicQuantizeLSTM, com.microsoft Attention as QAttention.
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ QOPERATOR_DIRECT_OPS = {
     "Resize",
 }
 QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
-INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM"}
+INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention"}
+#: com.microsoft ops the dynamic form quantizes (onnxruntime's registry matches op types alone)
+MS_INTEGER_OPS = {"Attention"}
 
 # extra_options this quantizer implements, and the ones onnxruntime knows that are accepted
 # only at their default value (anything else is an error that says so)
@@ -278,7 +280,11 @@ class Quantizer:
     # -- selection -------------------------------------------------------------------------
 
     def _selected(self, n: onnx.NodeProto) -> bool:
-        if n.op_type not in self.op_types or n.domain not in ("", "ai.onnx"):
+        if n.op_type not in self.op_types:
+            return False
+        if n.domain not in ("", "ai.onnx") and not (
+            self.mode == "dynamic" and n.domain == MS_DOMAIN and n.op_type in MS_INTEGER_OPS
+        ):
             return False
         if self.nodes_to_quantize and n.name not in self.nodes_to_quantize:
             return False
@@ -818,6 +824,12 @@ class Quantizer:
             return dyn[name]
 
         for n in nodes:
+            if n.op_type == "Attention" and n.domain == MS_DOMAIN and n.input:
+                # onnx's type inference does not know contrib ops: Attention's output has its
+                # input's type, so the products after it can be quantized (as onnxruntime does)
+                for o in n.output[:1]:
+                    if o and o not in self.types and n.input[0] in self.types:
+                        self.types[o] = self.types[n.input[0]]
             if n.op_type == "Gemm" and "MatMul" in self.op_types:
                 n = self._gemm_as_matmul(n, out)
             if not self._selected(n):
@@ -905,10 +917,43 @@ class Quantizer:
         )
         return [node]
 
+    def _dynamic_attention(self, n: onnx.NodeProto, dq_linear) -> list | None:
+        """com.microsoft Attention with a constant float32 weight becomes QAttention, as
+        onnxruntime's quantizer writes it: the input through DynamicQuantizeLinear, the weight
+        quantized per tensor (per column with ``per_channel``). Left in float: separate Q/K/V
+        sizes (``qkv_hidden_sizes``, as onnxruntime), no bias (QAttention requires one), and
+        inputs past ``past`` (attention_bias, past_sequence_length), which QAttention has no
+        place for (onnxruntime's quantizer drops them, which changes the node's result)."""
+        if n.domain != MS_DOMAIN or any(a.name == "qkv_hidden_sizes" for a in n.attribute):
+            return None
+        if len(n.input) < 3 or not n.input[2] or any(n.input[5:]):
+            return None
+        w = n.input[1]
+        if w not in self.inits or self._const(w).dtype != np.float32 or self._const(w).ndim != 2:
+            return None
+        if not is_float(self.types, n.input[0]) or n.input[0] in self.inits:
+            return None
+        axis = 1 if self.per_channel else None
+        wq, wp, _, _ = self._weight(w, self.wtype, axis, self.w_sym, self.reduce_range)
+        xq, xs, xz = dq_linear(n.input[0])
+        optional = [n.input[i] if len(n.input) > i else "" for i in (3, 4)]
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        node = helper.make_node(
+            "QAttention",
+            [xq, wq, n.input[2], xs, wp.scale, optional[0], xz, wp.zero_point, optional[1]],
+            list(n.output),
+            f"{n.name}_quant" if n.name else "",
+            domain=MS_DOMAIN,
+            **attrs,
+        )
+        return [node]
+
     def _dynamic_node(self, n, dq_linear):
         op, y = n.op_type, n.output[0]
         if op == "LSTM":
             return self._dynamic_lstm(n)
+        if op == "Attention":
+            return self._dynamic_attention(n, dq_linear)
         if op == "Gather":
             if n.input[0] not in self.inits or self._const(n.input[0]).dtype != np.float32:
                 return None
