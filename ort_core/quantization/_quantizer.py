@@ -13,7 +13,8 @@ Three forms, as onnxruntime writes them:
   DequantizeLinear where float and integer parts meet.
 - IntegerOps (dynamic): DynamicQuantizeLinear on activations, MatMulInteger/ConvInteger with
   Cast and Mul by the scales; Gather on a quantized table followed by DequantizeLinear; LSTM as
-  com.microsoft DynamicQuantizeLSTM, com.microsoft Attention as QAttention.
+  com.microsoft DynamicQuantizeLSTM, com.microsoft Attention and EmbedLayerNormalization as
+  QAttention and QEmbedLayerNormalization.
 """
 
 from __future__ import annotations
@@ -95,9 +96,9 @@ QOPERATOR_DIRECT_OPS = {
     "Resize",
 }
 QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
-INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention"}
+INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention", "EmbedLayerNormalization"}
 #: com.microsoft ops the dynamic form quantizes (onnxruntime's registry matches op types alone)
-MS_INTEGER_OPS = {"Attention"}
+MS_INTEGER_OPS = {"Attention", "EmbedLayerNormalization"}
 
 # extra_options this quantizer implements, and the ones onnxruntime knows that are accepted
 # only at their default value (anything else is an error that says so)
@@ -824,6 +825,11 @@ class Quantizer:
             return dyn[name]
 
         for n in nodes:
+            if n.op_type == "EmbedLayerNormalization" and n.domain == MS_DOMAIN:
+                # its output has the embedding tables' type (onnx does not infer contrib ops)
+                for o in n.output[:1]:
+                    if o and o not in self.types and len(n.input) > 2 and n.input[2] in self.types:
+                        self.types[o] = self.types[n.input[2]]
             if n.op_type == "Attention" and n.domain == MS_DOMAIN and n.input:
                 # onnx's type inference does not know contrib ops: Attention's output has its
                 # input's type, so the products after it can be quantized (as onnxruntime does)
@@ -948,10 +954,45 @@ class Quantizer:
         )
         return [node]
 
+    def _dynamic_embed(self, n: onnx.NodeProto) -> list | None:
+        """com.microsoft EmbedLayerNormalization becomes QEmbedLayerNormalization, as
+        onnxruntime's quantizer writes it: the embedding tables, gamma and beta quantized per
+        tensor to the activation type, the ids and mask kept. Left in float: a third output
+        (embedding_sum, as onnxruntime) or position_ids, which the quantized op has no place
+        for (onnxruntime's quantizer drops it, which changes the result)."""
+        if n.domain != MS_DOMAIN or len(n.output) > 2 or any(n.input[8:]):
+            return None
+        tables = [n.input[i] if len(n.input) > i else "" for i in (2, 3, 4, 5, 6)]
+        for i, name in enumerate(tables):
+            if (name or i != 2) and (
+                name not in self.inits or self._const(name).dtype != np.float32
+            ):
+                return None
+        quantized = [
+            self._weight(name, self.atype, None, self.act_sym, False)[:2] if name else ("", None)
+            for name in tables
+        ]
+        names = [q for q, _ in quantized]
+        scales = [p.scale if p else "" for _, p in quantized]
+        zero_points = [p.zero_point if p else "" for _, p in quantized]
+        mask = n.input[7] if len(n.input) > 7 else ""
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        node = helper.make_node(
+            "QEmbedLayerNormalization",
+            [n.input[0], n.input[1], *names, mask, *scales, *zero_points],
+            list(n.output),
+            f"{n.name}_quant" if n.name else "",
+            domain=MS_DOMAIN,
+            **attrs,
+        )
+        return [node]
+
     def _dynamic_node(self, n, dq_linear):
         op, y = n.op_type, n.output[0]
         if op == "LSTM":
             return self._dynamic_lstm(n)
+        if op == "EmbedLayerNormalization":
+            return self._dynamic_embed(n)
         if op == "Attention":
             return self._dynamic_attention(n, dq_linear)
         if op == "Gather":

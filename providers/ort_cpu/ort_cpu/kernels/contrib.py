@@ -310,8 +310,9 @@ def skip_layer_normalization(info):
     return run
 
 
-def _check_embed(info) -> str | None:
-    for i in (0, 1, 7, 8):
+def _check_embed(info, ids=(0, 1, 7, 8)) -> str | None:
+    """The id, mask and position inputs (indices ``ids``) are int32."""
+    for i in ids:
         if info.has_input(i) and info.input_dtype(i) not in (None, np.dtype(np.int32)):
             return f"input {i} must be int32 (got {info.input_dtype(i)})"
     return None
@@ -361,6 +362,52 @@ def embed_layer_normalization(info):
         else:
             mask_index = np.zeros(b, np.int32)
         return _outputs(info, (y.astype(dt, copy=False), mask_index, summed.astype(dt)))
+
+    return run
+
+
+def _dequantized(q, scale, zero_point):
+    """A quantized table as float32, as onnxruntime's QEmbedLayerNormalization reads each value:
+    (q - zero_point) in integers, times the scale."""
+    if q is None:
+        return None
+    zp = 0 if zero_point is None else int(np.asarray(zero_point).reshape(-1)[0])
+    return (q.astype(np.int32) - zp).astype(np.float32) * np.float32(
+        np.asarray(scale).reshape(-1)[0]
+    )
+
+
+@builder(
+    "QEmbedLayerNormalization",
+    domain=MS,
+    dtypes={2: frozenset({np.dtype(np.int8), np.dtype(np.uint8)})},
+    check=lambda info: _check_embed(info, (0, 1, 7)),
+)
+def qembed_layer_normalization(info):
+    """EmbedLayerNormalization on 8-bit tables (word, position and segment embeddings, gamma,
+    beta; per-tensor scale and zero point), as onnxruntime's dynamic quantizer writes it:
+    outputs layernorm_out and mask_index. The tables are dequantized once when they are
+    constants."""
+    embed = embed_layer_normalization(info)
+    consts = {}
+    for q, sc, zp in ((2, 8, 13), (3, 9, 14), (4, 10, 15), (5, 11, 16), (6, 12, 17)):
+        values = [info.constant(i) if info.has_input(i) else None for i in (q, sc, zp)]
+        if info.has_input(q) and all(v is not None for v in values[:2]):
+            if not info.has_input(zp) or values[2] is not None:
+                consts[q] = _dequantized(*values)
+
+    def run(input_ids, segment_ids, word, position, segment, gamma, beta, mask=None,
+            word_s=None, position_s=None, segment_s=None, gamma_s=None, beta_s=None,
+            word_zp=None, position_zp=None, segment_zp=None, gamma_zp=None, beta_zp=None):  # fmt: skip
+        tables = []
+        for i, (q, sc, zp) in zip(
+            (2, 3, 4, 5, 6),
+            ((word, word_s, word_zp), (position, position_s, position_zp),
+             (segment, segment_s, segment_zp), (gamma, gamma_s, gamma_zp),
+             (beta, beta_s, beta_zp)),
+        ):  # fmt: skip
+            tables.append(consts[i] if i in consts else _dequantized(q, sc, zp))
+        return embed(input_ids, segment_ids, *tables, mask)
 
     return run
 
