@@ -91,3 +91,35 @@ def test_scalar_bool_and_int64_across_the_model_boundary():
         "c": np.array(2.5, np.float32),
     }
     _same_as_cpu(model, feed)
+
+
+@pytest.mark.parametrize("constants", [True, False])
+def test_where_with_the_condition_wider_than_both_branches(constants):
+    """MIL's select shapes its output after the branches alone; ONNX broadcasts the condition
+    too (the expanded NLLLoss with ignore_index selects scalars by a (N, d) mask)."""
+    if constants:
+        inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+                 (("a", 0.0), ("b", 1.0))]  # fmt: skip
+        inputs = [tensor("c", B, [3, 2])]
+        feed = {}
+    else:
+        inits = []
+        inputs = [tensor("c", B, [3, 2]), tensor("a", shape=[2]), tensor("b", shape=[1])]
+        feed = {"a": np.array([5.0, -1.0], np.float32), "b": np.array([2.5], np.float32)}
+    model = make_model([helper.make_node("Where", ["c", "a", "b"], ["y"])], inputs,
+                       [tensor("y", shape=[3, 2])], inits)  # fmt: skip
+    feed["c"] = np.array([[True, False], [False, False], [True, True]])
+    _same_as_cpu(model, feed)
+
+
+def test_trilu_and_gather_elements_with_negative_indices_fed_at_run_time():
+    nodes = [
+        helper.make_node("GatherElements", ["x", "i"], ["g"], axis=1),
+        helper.make_node("Trilu", ["g", "k"], ["y"], upper=0),
+    ]
+    model = make_model(nodes, [tensor("x", shape=[3, 4]), tensor("i", I64, [3, 4])],
+                       [tensor("y", shape=[3, 4])],
+                       [numpy_helper.from_array(np.array(1, np.int64), "k")], opset=14)  # fmt: skip
+    feed = {"x": RNG.standard_normal((3, 4)).astype(np.float32),
+            "i": RNG.integers(-4, 4, (3, 4)).astype(np.int64)}  # fmt: skip
+    _same_as_cpu(model, feed)

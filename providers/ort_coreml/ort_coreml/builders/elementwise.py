@@ -215,7 +215,23 @@ def variadic(ctx: Ctx, node) -> None:
 
 @builder("Where", since=9, dtypes=frozenset({BOOL}))
 def where(ctx: Ctx, node) -> None:
-    ctx.out(0, ctx.mb.select(cond=ctx.x(0), a=ctx.x(1), b=ctx.x(2)))
+    """MIL's select takes its output shape from ``a`` and ``b`` alone, so where the condition
+    is the larger one (ONNX broadcasts all three) one branch is broadcast to the full shape
+    first: on the host for a constant, by a reshape and a tile in the program otherwise."""
+    mb = ctx.mb
+    cond, a, b = ctx.x(0), ctx.x(1), ctx.x(2)
+    full = tuple(np.broadcast_shapes(ctx.shape(0), ctx.shape(1), ctx.shape(2)))
+    if tuple(np.broadcast_shapes(ctx.shape(1), ctx.shape(2))) != full:
+        if isinstance(a, np.ndarray):
+            a = np.ascontiguousarray(np.broadcast_to(a, full))
+        elif isinstance(b, np.ndarray):
+            b = np.ascontiguousarray(np.broadcast_to(b, full))
+        else:
+            shape = (1,) * (len(full) - len(ctx.shape(1))) + ctx.shape(1)
+            a = mb.reshape(x=a, shape=np.array(shape, np.int32)) if shape != ctx.shape(1) else a
+            reps = [f // s for f, s in zip(full, shape)]
+            a = mb.tile(x=a, reps=np.array(reps, np.int32))
+    ctx.out(0, mb.select(cond=cond, a=a, b=b))
 
 
 def _clip_reason(info) -> str | None:

@@ -130,6 +130,50 @@ def slice_(ctx: Ctx, node) -> None:
     ctx.out(0, y)
 
 
+def _wrapped_indices(ctx: Ctx, i: int, dim: int):
+    """Input ``i``'s indices into an axis of ``dim`` cells with negative ones wrapped (on the
+    host for a constant, as a select in the program otherwise), int32."""
+    idx = ctx.x(i)
+    if isinstance(idx, np.ndarray):
+        return np.where(idx < 0, idx + dim, idx).astype(np.int32)
+    wrapped = ctx.mb.add(x=idx, y=np.int32(dim))
+    return ctx.mb.select(cond=ctx.mb.less(x=idx, y=np.int32(0)), a=wrapped, b=idx)
+
+
+@builder("GatherElements", since=11, dtypes=ANY, check=lambda info: None
+         if info.input_dtype(1) in INTS else "indices must be int32 or int64")  # fmt: skip
+def gather_elements(ctx: Ctx, node) -> None:
+    shape = ctx.shape(0)
+    axis = attr_axis(int(node.attr("axis", 0)), len(shape))
+    idx = _wrapped_indices(ctx, 1, shape[axis])
+    ctx.out(0, ctx.mb.gather_along_axis(x=ctx.x(0), indices=idx, axis=axis))
+
+
+def _check_trilu(info) -> str | None:
+    if info.has_input(1) and info.constant(1) is None:
+        return "input 1 (k) must be constant for Core ML"
+    return None
+
+
+@builder("Trilu", since=14, dtypes=ANY, check=_check_trilu)
+def trilu(ctx: Ctx, node) -> None:
+    """The kept triangle as a select against a constant mask of the last two axes (shapes are
+    concrete when a partition is converted): exact for every value, infinities included."""
+    shape = ctx.shape(0)
+    k = int(np.asarray(ctx.const(1)).reshape(-1)[0]) if ctx.has(1) else 0
+    rows, cols = np.arange(shape[-2])[:, None], np.arange(shape[-1])[None, :]
+    keep = (cols - rows >= k) if int(node.attr("upper", 1)) else (cols - rows <= k)
+    x = ctx.x(0)
+    zero = np.zeros((), dtype=x.dtype if isinstance(x, np.ndarray) else _np_type(ctx, 0))
+    ctx.out(0, ctx.mb.select(cond=keep, a=x, b=zero))
+
+
+def _np_type(ctx: Ctx, i: int) -> np.dtype:
+    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[
+        ctx.dtype_str(i)
+    ]
+
+
 @builder("Gather", dtypes=ANY, check=lambda info: None
          if info.input_dtype(1) in INTS else "indices must be int32 or int64")  # fmt: skip
 def gather(ctx: Ctx, node) -> None:
