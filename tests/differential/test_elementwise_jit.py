@@ -1,0 +1,77 @@
+"""The compiled elementwise kernels (ort_cpu.kernels._elementwise_jit) against the numpy path they
+replace, bit for bit, and the HardSwish node against onnxruntime (float64: the spec's formula,
+onnxruntime has no float64 kernel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import ort_core as ort
+
+from .harness import make_node_model
+
+
+@pytest.fixture
+def compiled():
+    from ort_cpu.kernels import _elementwise_jit
+
+    fn = _elementwise_jit.warm_hard_swish()
+    if fn is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    return fn
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 40, 41)])
+def test_hard_swish_compiled_equals_numpy(compiled, dtype, shape):
+    from ort_cpu.kernels.elementwise import _hard_swish
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    flat = x.reshape(-1)
+    flat[:3] = [np.nan, np.inf, -np.inf][: flat.size]
+    y = np.empty_like(x)
+    compiled(x.reshape(-1), y.reshape(-1))
+    with np.errstate(invalid="ignore"):  # numpy warns on inf * 0, the compiled pass does not
+        want = _hard_swish(x)
+    np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("view", ["contiguous", "strided"])
+def test_hard_swish_node_matches_onnxruntime(dtype, view):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(1)
+    base = (rng.standard_normal((2, 6, 10)) * 4).astype(dtype)
+    x = base if view == "contiguous" else base[:, ::2, 1:]
+    model, _ = make_node_model("HardSwish", [np.ascontiguousarray(x)], opset=14)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x0": x})[0]
+    if dtype == np.float64:  # onnxruntime has no float64 HardSwish: the spec's formula
+        want = x * np.clip(x / 6 + 0.5, 0, 1)
+    else:
+        ref = onnxruntime.InferenceSession(model.SerializeToString())
+        want = ref.run(None, {"x0": np.ascontiguousarray(x)})[0]
+    tol = 1e-3 if dtype == np.float16 else 1e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert got.dtype == dtype and got.shape == x.shape
+
+
+def test_hard_swish_model_is_warmed_at_session_creation(compiled):
+    """The compiled pass is ready when the session is: its first run compiles nothing."""
+    graph = helper.make_graph(
+        [helper.make_node("HardSwish", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    from ort_cpu.kernels import _elementwise_jit
+
+    assert _elementwise_jit._hard_swish._compiled is not None
+    x = np.array([-4, -1, 0.5, 4], np.float32)
+    np.testing.assert_array_equal(
+        sess.run(None, {"x": x})[0], x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1)
+    )
