@@ -51,6 +51,17 @@ def _lstm(direction="forward", seq=6, batch=3, inp=16, hid=24, peepholes=False, 
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
 
 
+def _quantized_by_onnxruntime(tmp_path, model, per_channel: bool):
+    """The path of ``model`` quantized by onnxruntime's quantize_dynamic (its LSTMs only)."""
+    src, dst = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    onnx.save(model, src)
+    quantization.quantize_dynamic(
+        str(src), str(dst), op_types_to_quantize=["LSTM"], per_channel=per_channel,
+        reduce_range=True, weight_type=quantization.QuantType.QInt8,
+    )  # fmt: skip
+    return dst
+
+
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("kind", ["forward", "bidirectional", "reverse_with_lengths", "peepholes"])
 def test_matches_onnxruntime_quantized_model(tmp_path, kind, per_channel):
@@ -58,12 +69,7 @@ def test_matches_onnxruntime_quantized_model(tmp_path, kind, per_channel):
         kind, "forward"
     )
     model = _lstm(direction, peepholes=kind == "peepholes", lens=kind == "reverse_with_lengths")
-    src, dst = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(model, src)
-    quantization.quantize_dynamic(
-        str(src), str(dst), op_types_to_quantize=["LSTM"], per_channel=per_channel,
-        reduce_range=True, weight_type=quantization.QuantType.QInt8,
-    )  # fmt: skip
+    dst = _quantized_by_onnxruntime(tmp_path, model, per_channel)
     assert [n.op_type for n in onnx.load(dst).graph.node] == ["DynamicQuantizeLSTM"]
     rng = np.random.default_rng(1)
     dirs = 2 if direction == "bidirectional" else 1
@@ -84,14 +90,7 @@ def test_matches_onnxruntime_quantized_model(tmp_path, kind, per_channel):
 
 
 def test_zero_point_of_the_wrong_length_is_an_error(tmp_path):
-    model = _lstm()
-    src, dst = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    onnx.save(model, src)
-    quantization.quantize_dynamic(
-        str(src), str(dst), op_types_to_quantize=["LSTM"], per_channel=False,
-        reduce_range=True, weight_type=quantization.QuantType.QInt8,
-    )  # fmt: skip
-    q = onnx.load(dst)
+    q = onnx.load(_quantized_by_onnxruntime(tmp_path, _lstm(), per_channel=False))
     node = q.graph.node[0]
     zp = {i.name: i for i in q.graph.initializer}[node.input[9]]
     zp.CopyFrom(numpy_helper.from_array(np.zeros((1, 5), np.int8), zp.name))
