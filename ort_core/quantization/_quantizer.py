@@ -99,6 +99,8 @@ QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
 INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention", "EmbedLayerNormalization"}
 #: com.microsoft ops the dynamic form quantizes (onnxruntime's registry matches op types alone)
 MS_INTEGER_OPS = {"Attention", "EmbedLayerNormalization"}
+#: contrib op -> the input whose element type its first output has
+CONTRIB_OUTPUT_TYPE = {"Attention": 0, "EmbedLayerNormalization": 2}
 
 # extra_options this quantizer implements, and the ones onnxruntime knows that are accepted
 # only at their default value (anything else is an error that says so)
@@ -825,17 +827,13 @@ class Quantizer:
             return dyn[name]
 
         for n in nodes:
-            if n.op_type == "EmbedLayerNormalization" and n.domain == MS_DOMAIN:
-                # its output has the embedding tables' type (onnx does not infer contrib ops)
-                for o in n.output[:1]:
-                    if o and o not in self.types and len(n.input) > 2 and n.input[2] in self.types:
-                        self.types[o] = self.types[n.input[2]]
-            if n.op_type == "Attention" and n.domain == MS_DOMAIN and n.input:
-                # onnx's type inference does not know contrib ops: Attention's output has its
+            typed_by = CONTRIB_OUTPUT_TYPE.get(n.op_type) if n.domain == MS_DOMAIN else None
+            if typed_by is not None and n.output and n.output[0] not in self.types:
+                # onnx's type inference does not know contrib ops: the first output takes its
                 # input's type, so the products after it can be quantized (as onnxruntime does)
-                for o in n.output[:1]:
-                    if o and o not in self.types and n.input[0] in self.types:
-                        self.types[o] = self.types[n.input[0]]
+                src = n.input[typed_by] if len(n.input) > typed_by else ""
+                if src in self.types:
+                    self.types[n.output[0]] = self.types[src]
             if n.op_type == "Gemm" and "MatMul" in self.op_types:
                 n = self._gemm_as_matmul(n, out)
             if not self._selected(n):
@@ -872,6 +870,13 @@ class Quantizer:
         if has_c:
             out.append(helper.make_node("Add", [mm_out, n.input[2]], [n.output[0]], f"{base}_Add"))
         return mm
+
+    def _contrib_node(self, op: str, n: onnx.NodeProto, inputs: list[str]) -> list:
+        """The com.microsoft ``op`` replacing ``n`` as onnxruntime's quantizer names it, with
+        ``n``'s outputs and attributes (``layout`` dropped: no quantized contrib op has it)."""
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute if a.name != "layout"}
+        name = f"{n.name}_quant" if n.name else ""
+        return [helper.make_node(op, inputs, list(n.output), name, domain=MS_DOMAIN, **attrs)]
 
     def _dynamic_lstm(self, n: onnx.NodeProto) -> list | None:
         """LSTM with constant float32 W and R becomes com.microsoft DynamicQuantizeLSTM, as
@@ -912,16 +917,9 @@ class Quantizer:
             quantized.append((qname, s, z))
         (wq, ws, wz), (rq, rs, rz) = quantized
         optional = [n.input[i] if len(n.input) > i else "" for i in range(3, 8)]
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute if a.name != "layout"}
-        node = helper.make_node(
-            "DynamicQuantizeLSTM",
-            [n.input[0], wq, rq, *optional, ws, wz, rs, rz],
-            list(n.output),
-            f"{n.name}_quant" if n.name else "",
-            domain=MS_DOMAIN,
-            **attrs,
+        return self._contrib_node(
+            "DynamicQuantizeLSTM", n, [n.input[0], wq, rq, *optional, ws, wz, rs, rz]
         )
-        return [node]
 
     def _dynamic_attention(self, n: onnx.NodeProto, dq_linear) -> list | None:
         """com.microsoft Attention with a constant float32 weight becomes QAttention, as
@@ -942,17 +940,10 @@ class Quantizer:
         axis = 1 if self.per_channel else None
         wq, wp, _, _ = self._weight(w, self.wtype, axis, self.w_sym, self.reduce_range)
         xq, xs, xz = dq_linear(n.input[0])
-        optional = [n.input[i] if len(n.input) > i else "" for i in (3, 4)]
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        node = helper.make_node(
-            "QAttention",
-            [xq, wq, n.input[2], xs, wp.scale, optional[0], xz, wp.zero_point, optional[1]],
-            list(n.output),
-            f"{n.name}_quant" if n.name else "",
-            domain=MS_DOMAIN,
-            **attrs,
+        mask, past = (n.input[i] if len(n.input) > i else "" for i in (3, 4))
+        return self._contrib_node(
+            "QAttention", n, [xq, wq, n.input[2], xs, wp.scale, mask, xz, wp.zero_point, past]
         )
-        return [node]
 
     def _dynamic_embed(self, n: onnx.NodeProto) -> list | None:
         """com.microsoft EmbedLayerNormalization becomes QEmbedLayerNormalization, as
@@ -976,16 +967,10 @@ class Quantizer:
         scales = [p.scale if p else "" for _, p in quantized]
         zero_points = [p.zero_point if p else "" for _, p in quantized]
         mask = n.input[7] if len(n.input) > 7 else ""
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        node = helper.make_node(
-            "QEmbedLayerNormalization",
+        return self._contrib_node(
+            "QEmbedLayerNormalization", n,
             [n.input[0], n.input[1], *names, mask, *scales, *zero_points],
-            list(n.output),
-            f"{n.name}_quant" if n.name else "",
-            domain=MS_DOMAIN,
-            **attrs,
-        )
-        return [node]
+        )  # fmt: skip
 
     def _dynamic_node(self, n, dq_linear):
         op, y = n.op_type, n.output[0]

@@ -116,6 +116,17 @@ class Ctx:
     def rank(self, i: int) -> int:
         return len(self.shape(i))
 
+    def np_dtype(self, i: int) -> np.dtype:
+        """numpy dtype of input ``i`` as the program holds it (float32/16, int32, bool)."""
+        v = self.x(i)
+        if isinstance(v, np.ndarray):
+            return v.dtype
+        return np.dtype(
+            {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[
+                self.dtype_str(i)
+            ]
+        )
+
     def dtype_str(self, i: int) -> str:
         """MIL dtype name of input ``i`` (fp32, fp16, int32, bool)."""
         v = self.x(i)

@@ -48,8 +48,7 @@ VARIADIC = {"Max": "maximum", "Min": "minimum", "Sum": "add", "Mean": "add"}
 
 def scalar(ctx: Ctx, value: float, like: int = 0) -> np.ndarray:
     """A scalar constant in the MIL dtype of input ``like``."""
-    dt = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}[ctx.dtype_str(like)]
-    return np.array(value, dt)
+    return np.array(value, ctx.np_dtype(like))
 
 
 def _unary(ctx: Ctx, node) -> None:

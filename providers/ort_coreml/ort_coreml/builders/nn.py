@@ -204,7 +204,7 @@ def batch_norm(ctx: Ctx, node) -> None:
     eps = float(node.attr("epsilon", 1e-5))
     scale, bias, mean, var = (ctx.const(i).astype(np.float64) for i in (1, 2, 3, 4))
     s = scale / np.sqrt(var + eps)
-    dt = {"fp32": np.float32, "fp16": np.float16}[ctx.dtype_str(0)]
+    dt = ctx.np_dtype(0)
     shape = (-1,) + (1,) * (rank - 2)
     y = ctx.mb.mul(x=ctx.x(0), y=s.astype(dt).reshape(shape))
     ctx.out(0, ctx.mb.add(x=y, y=(bias - mean * s).astype(dt).reshape(shape)))

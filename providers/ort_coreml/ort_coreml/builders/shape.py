@@ -163,15 +163,7 @@ def trilu(ctx: Ctx, node) -> None:
     k = int(np.asarray(ctx.const(1)).reshape(-1)[0]) if ctx.has(1) else 0
     rows, cols = np.arange(shape[-2])[:, None], np.arange(shape[-1])[None, :]
     keep = (cols - rows >= k) if int(node.attr("upper", 1)) else (cols - rows <= k)
-    x = ctx.x(0)
-    zero = np.zeros((), dtype=x.dtype if isinstance(x, np.ndarray) else _np_type(ctx, 0))
-    ctx.out(0, ctx.mb.select(cond=keep, a=x, b=zero))
-
-
-def _np_type(ctx: Ctx, i: int) -> np.dtype:
-    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}[
-        ctx.dtype_str(i)
-    ]
+    ctx.out(0, ctx.mb.select(cond=keep, a=ctx.x(0), b=np.zeros((), ctx.np_dtype(0))))
 
 
 @builder("Gather", dtypes=ANY, check=lambda info: None

@@ -94,10 +94,10 @@ def _pad_plan(shape, pads, mode, axes):
     kept = [p.stop - p.start for p in parts]
     interior = tuple(slice(b, b + n) for (b, _), n in zip(width, kept))
     copies: list | None = []
-    limit = {"reflect": 1, "wrap": 0, "edge": -(1 << 62)}.get(mode)
+    limit = {"reflect": 1, "wrap": 0}.get(mode)  # cells a border may not reach past
     if limit is not None and any(max(b, e) > n - limit for (b, e), n in zip(width, kept)):
         copies = None
-    elif limit is not None:
+    elif mode != "constant":
         for axis, ((b, e), n) in enumerate(zip(width, kept)):
             lead = (slice(None),) * axis
             last = b + n - 1  # the last input cell

@@ -454,9 +454,8 @@ class _LSTM(_Recurrent):
             h = out
         return hs, (h.copy(), c)
 
-    def recur(self, d: int, h: np.ndarray, rt: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """The recurrent product of direction ``d``'s step: ``h @ R^T`` (``active``: the batch
-        entries still within their sequence)."""
+    def recur(self, h: np.ndarray, rt: np.ndarray) -> np.ndarray:
+        """A step's recurrent product ``h @ R^T``."""
         return h @ rt
 
     def run_direction(self, d, xw, valid, R, Rb, states, extra):
@@ -470,7 +469,7 @@ class _LSTM(_Recurrent):
         rt = R.T
         h_end, c_end = h, c
         for t in range(xw.shape[0]):
-            gates = xw[t] + self.recur(d, h, rt, valid[t]) + Rb
+            gates = xw[t] + self.recur(h, rt) + Rb
             i = f(self._clip(gates[:, :n] + pi * c))
             if self.input_forget:
                 fg = 1 - i
@@ -516,7 +515,6 @@ class _DynamicQuantizeLSTM(_LSTM):
     multiplies exactly as integers and scales the sum by ``a_scale * w_scale``; the gates are
     LSTM's. float32 only, the numpy step loop (the compiled loop multiplies float weights)."""
 
-    op = "LSTM"
     #: onnxruntime's step reads the previous step's output, zero for finished entries, and
     #: with quantized products the entries share the state's quantization range
     step_past_end = True
@@ -549,7 +547,7 @@ class _DynamicQuantizeLSTM(_LSTM):
         aq, a_scale, a_zp = dynamic_quantize_linear(np.ascontiguousarray(a, np.float32))
         return integer_matmul_f32(aq, a_zp, packed, blocks) * (a_scale * scale)
 
-    def recur(self, d, h, rt, active):
+    def recur(self, h, rt):
         return self._product(h, rt.packed, rt.blocks, rt.scale)
 
     def __call__(
