@@ -57,6 +57,8 @@ CASES = [
      "channels_last"),
     ((2, 3, 33, 40), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, "direct"),  # stem
     ((1, 2, 12, 15), (4, 2, 2, 2), {"strides": [2, 2]}, "direct"),
+    # a stem over a large image: 16 outputs, a column matrix of 27 x 300 x 300 floats
+    ((1, 3, 600, 600), (16, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, "direct"),
 ]  # fmt: skip
 
 
@@ -117,6 +119,79 @@ def test_fused_activation_codes(code, case, compiled):
     fused = plan(x, wmat, b, code=(code, alpha, beta))
     want = _activations()[code](plain, np.float32(alpha), np.float32(beta))
     np.testing.assert_allclose(fused, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5])
+def test_activate_in_place_matches_numpy(code, dtype, compiled):
+    """The compiled epilogue of the GEMM and column plans (``activate_in_place``) and the one of
+    the direct kernels (``_activate``) against numpy, bit for bit, NaN and infinities included
+    (NaN stays NaN, as in numpy's and onnxruntime's activations)."""
+    from ort_cpu.kernels import _conv_jit
+
+    rng = np.random.default_rng(code)
+    x = (rng.standard_normal(1001) * 8).astype(dtype)
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, 3.0, -3.0]
+    alpha, beta = {2: (-0.5, 1.5), 3: (0.2, 0.5), 4: (0.1, 0.0)}.get(code, (0.0, 0.0))
+    with np.errstate(invalid="ignore"):  # HardSwish of -inf: -inf * 0
+        want = _activations()[code](x, dtype(alpha), dtype(beta)).astype(dtype)
+    y = x.copy()
+    _conv_jit.warm_activate()(y, code, alpha, beta)
+    np.testing.assert_array_equal(y, want)
+    out = np.empty_like(x)
+    _conv_jit._activate.get()(x, out, code, alpha, beta)
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu"])
+@pytest.mark.parametrize(
+    "xs, ws, attrs",
+    [
+        ((1, 16, 12, 14), (24, 16, 1, 1), {}),  # a GEMM over the channels
+        ((2, 8, 11, 13), (12, 8, 3, 3), {"pads": [1, 1, 1, 1]}),  # column matrix
+        ((1, 8, 9, 9), (16, 8, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ],
+)
+def test_fused_conv_gemm_plans(act, xs, ws, attrs, compiled, tmp_path):
+    """FusedConv whose convolution is not compiled: the activation runs as one compiled pass
+    over the output (``activate_in_place``), against onnxruntime's Conv + activation."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ort_core.session import InferenceSession, SessionOptions
+
+    rng = np.random.default_rng(11)
+    inits = [
+        numpy_helper.from_array(_rand(rng, ws), "w"),
+        numpy_helper.from_array(_rand(rng, ws[:1]), "b"),
+    ]
+    extra, kw = (
+        [],
+        {"HardSigmoid": {"alpha": 0.3, "beta": 0.4}, "LeakyRelu": {"alpha": 0.2}}.get(act, {}),
+    )
+    if act == "Clip":
+        inits += [numpy_helper.from_array(np.float32(v), n) for v, n in ((-0.5, "lo"), (0.7, "hi"))]
+        extra = ["lo", "hi"]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+        helper.make_node(act, ["c", *extra], ["y"], **kw),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(xs))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+    x = _rand(rng, xs)
+    so = SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    session = InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(so.optimized_model_filepath)
+    assert [n.op_type for n in optimized.graph.node] == ["FusedConv"]
+    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    (got,) = session.run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
 
 @pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu"])

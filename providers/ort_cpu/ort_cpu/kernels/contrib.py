@@ -21,7 +21,7 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
-from . import _blas, _quant_jit
+from . import _blas, _conv_jit, _quant_jit
 from ._conv_jit import ACT_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
@@ -109,6 +109,23 @@ def activation_in_place(name: str | None, alpha=None, beta=None):
     return lambda y: fn(y, a, b)
 
 
+def _compiled_in_place(code: tuple[int, float, float], fallback):
+    """The activation of ``code`` (see :mod:`._conv_jit`) as an in-place ``f(y)``: one compiled
+    pass over a contiguous block of the output (Clip over a 32 x 112 x 112 stem output: 0.26 ms
+    in numpy, which makes a temporary for each bound), else ``fallback``."""
+    fn = _conv_jit.warm_activate()
+    if fn is None:
+        return fallback
+
+    def act(y: np.ndarray) -> np.ndarray:
+        if not y.flags.c_contiguous:
+            return fallback(y)
+        fn(y.reshape(-1), *code)
+        return y
+
+    return act
+
+
 def _check_activation(info) -> str | None:
     name = info.attr("activation")
     if name and name not in ACTIVATIONS:
@@ -135,6 +152,7 @@ def fused_conv(info):
         a = params[0] if len(params) > 0 else da
         b = params[1] if len(params) > 1 else db
         code = (ACT_CODES[name], float(0.0 if a is None else a), float(0.0 if b is None else b))
+        act = _compiled_in_place(code, act)
     w_const, dt = info.constant(1), info.input_dtype(0)
     packed = None
     if w_const is not None and dt is not None:
