@@ -34,6 +34,7 @@ FAMILIES = (
     "contrib",
     "contrib_text",
     "contrib_quant",
+    "contrib_decoder",
     "control_flow",
     "training",
     "attention",
