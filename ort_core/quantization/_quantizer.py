@@ -48,6 +48,7 @@ from .quant_utils import (
     make_int_tensor,
     quantize_array,
 )
+from .tensor_quant_overrides import TensorQuantOverridesHelper, explicit_params
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ QOPERATOR_DIRECT_OPS = {
 }
 QOPERATOR_OPS = COMPUTE_OPS | QOPERATOR_DIRECT_OPS
 INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention", "EmbedLayerNormalization"}
+#: types whose weights are symmetric unless WeightSymmetric says otherwise (onnxruntime's rule)
+SIGNED_TYPES = {TensorProto.INT8, TensorProto.INT16, TensorProto.INT4}
+#: types QuantizeLinear/DequantizeLinear take from opset 21
+OPSET21_TYPES = {TensorProto.INT16, TensorProto.UINT16, TensorProto.INT4, TensorProto.UINT4}
 #: com.microsoft ops the dynamic form quantizes (onnxruntime's registry matches op types alone)
 MS_INTEGER_OPS = {"Attention", "EmbedLayerNormalization"}
 #: contrib op -> the input whose element type its first output has
@@ -120,12 +125,12 @@ SUPPORTED_EXTRA = {
     "CalibMovingAverageConstant",
     "CalibMaxIntermediateOutputs",
     "CalibPercentile",
+    "TensorQuantOverrides",
 }
 DEFAULT_ONLY_EXTRA = {
     "DedicatedQDQPair": False,
     "QDQOpTypePerChannelSupportToAxis": {},
     "UseQDQContribOps": False,
-    "TensorQuantOverrides": {},
     "SmoothQuant": False,
     "ActivationRestrictedAsymmetric": False,
     "QDQDisableWeightAdjustForInt32Bias": False,
@@ -204,8 +209,7 @@ class Quantizer:
         self.ranges = ranges or {}
         e = self.extra
         self.act_sym = bool(e.get("ActivationSymmetric", False))
-        sym_default = self.wtype in (TensorProto.INT8, TensorProto.INT16, TensorProto.INT4)
-        self.w_sym = bool(e.get("WeightSymmetric", sym_default))
+        self.w_sym = bool(e.get("WeightSymmetric", self.wtype in SIGNED_TYPES))
         self.force = bool(e.get("ForceQuantizeNoInputCheck", False))
         self.const_b_only = bool(e.get("MatMulConstBOnly", False))
         self.qdq_weight_pair = bool(e.get("AddQDQPairToWeight", False))
@@ -220,7 +224,24 @@ class Quantizer:
                 "see tensors inside If/Loop/Scan bodies)"
             )
         self.model = model
+        self.overrides = self._check_overrides(e.get("TensorQuantOverrides"), activation_type)
         self._uid = 0
+
+    def _check_overrides(self, raw, activation_type: QuantType) -> TensorQuantOverridesHelper:
+        if raw and self.mode != "qdq":
+            raise ValueError(
+                "extra_options['TensorQuantOverrides'] is supported in the QDQ format only; "
+                "use quantize_static with quant_format=QuantFormat.QDQ"
+            )
+        g = self.model.graph
+        inits = {i.name: tuple(i.dims) for i in g.initializer}
+        names = {t for n in g.node for t in [*n.input, *n.output] if t}
+        names |= {vi.name for vi in [*g.input, *g.output]}
+        readers: dict[str, set[str]] = {}
+        for n in g.node:
+            for t in n.input:
+                readers.setdefault(t, set()).add(n.name)
+        return TensorQuantOverridesHelper(raw, inits, names - set(inits), activation_type, readers)
 
     # -- entry -----------------------------------------------------------------------------
 
@@ -230,9 +251,9 @@ class Quantizer:
         need = 10
         if self.per_channel:
             need = 13
-        if self.mode == "qdq" and (
-            {self.wtype, self.atype}
-            & {TensorProto.INT16, TensorProto.UINT16, TensorProto.INT4, TensorProto.UINT4}
+        if (
+            self.mode == "qdq"
+            and ({self.wtype, self.atype} | self.overrides.quant_types()) & OPSET21_TYPES
         ):
             need = 21
         if self.mode == "dynamic":
@@ -318,30 +339,56 @@ class Quantizer:
         """Scale and zero point of an activation from its calibrated range (None: no range)."""
         if tensor in cache:
             return cache[tensor]
+        made = self._range_params(tensor, self.overrides.per_tensor(tensor), "")
+        if made is not None:
+            cache[tensor] = made
+        return made
+
+    def _range_params(self, tensor: str, over: dict, suffix: str) -> QParams | None:
+        """Scale and zero point initializers of activation ``tensor`` from its calibrated range
+        and the overrides ``over`` (explicit scale/zero point, quant_type, rmin/rmax,
+        symmetric); None when the tensor has no calibrated range."""
         td = self.ranges.get(tensor)
         if td is None:
             return None
         lo, hi = (td.range_value if hasattr(td, "range_value") else td)[:2]
-        qmin, qmax = get_qmin_qmax_for_qType(self.atype, symmetric=self.act_sym)
-        zp, scale = compute_scale_zp(
-            np.float32(lo), np.float32(hi), qmin, qmax, self.act_sym, self.min_real_range
-        )
+        qtype = over["quant_type"].tensor_type if "quant_type" in over else self.atype
+        if "scale" in over:
+            where = f"TensorQuantOverrides[{tensor!r}]" + ("['convert']" if suffix else "")
+            zp, scale = explicit_params(where, over, qtype)
+        else:
+            lo, hi = over.get("rmin", lo), over.get("rmax", hi)
+            sym = bool(over.get("symmetric", self.act_sym))
+            qmin, qmax = get_qmin_qmax_for_qType(qtype, symmetric=sym)
+            zp, scale = compute_scale_zp(
+                np.float32(lo), np.float32(hi), qmin, qmax, sym, self.min_real_range
+            )
         s = self._add_init(
-            numpy_helper.from_array(scale.reshape(()), self._name(f"{tensor}_scale"))
+            numpy_helper.from_array(scale.reshape(()), self._name(f"{tensor}_scale{suffix}"))
         )
         z = self._add_init(
-            make_int_tensor(self._name(f"{tensor}_zero_point"), zp.reshape(()), self.atype)
+            make_int_tensor(self._name(f"{tensor}_zero_point{suffix}"), zp.reshape(()), qtype)
         )
-        cache[tensor] = QParams(s, z, self.atype)
-        return cache[tensor]
+        return QParams(s, z, qtype)
 
     def _weight(
-        self, name: str, qtype: int, axis: int | None, symmetric: bool, reduce: bool
+        self,
+        name: str,
+        qtype: int,
+        axis: int | None,
+        symmetric: bool,
+        reduce: bool,
+        is_weight: bool = True,
     ) -> tuple[str, QParams, np.ndarray, np.ndarray]:
-        """Quantize initializer ``name``; returns (quantized name, params, scales, zero points)."""
-        q, scale, zp = self._quantize_values(
-            self._const(name).astype(np.float32), qtype, axis, symmetric, reduce
-        )
+        """Quantize initializer ``name``; returns (quantized name, params, scales, zero points).
+        Its TensorQuantOverrides, if any, take precedence (see ``_overridden_values``)."""
+        w = self._const(name).astype(np.float32)
+        if name in self.overrides:
+            q, scale, zp, qtype = self._overridden_values(
+                name, w, qtype, axis, symmetric, reduce, is_weight
+            )
+        else:
+            q, scale, zp = self._quantize_values(w, qtype, axis, symmetric, reduce)
         qname = self._add_init(make_int_tensor(self._name(f"{name}_quantized"), q, qtype))
         s = self._add_init(numpy_helper.from_array(scale, self._name(f"{name}_scale")))
         z = self._add_init(make_int_tensor(self._name(f"{name}_zero_point"), zp, qtype))
@@ -359,6 +406,62 @@ class Quantizer:
             lo, hi = (w.min(), w.max()) if w.size else (np.float32(0), np.float32(0))
         zp, scale = compute_scale_zp(lo, hi, qmin, qmax, symmetric, self.min_real_range)
         return quantize_array(w, scale, zp, qmin, qmax, axis), scale, zp
+
+    def _overridden_values(
+        self,
+        name: str,
+        w: np.ndarray,
+        qtype: int,
+        axis: int | None,
+        symmetric: bool,
+        reduce: bool,
+        is_weight: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(quantized values, scales, zero points, type) of initializer ``name`` under its
+        overrides, as onnxruntime's QDQ quantizer computes them: the override's quant_type
+        (whose own symmetry default then applies), explicit scale/zero point quantized over the
+        type's whole range, or the min/max (rmin/rmax when given) with the override's symmetric
+        and reduce_range; per channel along ``axis`` (the caller resolved it, see
+        ``_weight_axis``), symmetric by default."""
+        per_channel = self.overrides.channels(name)
+        entries = per_channel or [self.overrides.per_tensor(name)]
+        first = entries[0]
+        if "quant_type" in first:
+            qtype = first["quant_type"].tensor_type
+            if axis is None and is_weight:
+                symmetric = self._weight_symmetric(qtype)
+        symmetric = bool(first.get("symmetric", symmetric))
+        reduce = bool(first.get("reduce_range", reduce))
+        where = f"TensorQuantOverrides[{name!r}]"
+        # values outside an overridden range saturate at the type's limits (not the symmetric or
+        # reduced range the parameters were computed for), as onnxruntime quantizes them
+        tmin, tmax = get_qmin_qmax_for_qType(qtype)
+        if axis is None:
+            if "scale" in first:
+                zp, scale = explicit_params(where, first, qtype)
+            else:
+                qmin, qmax = get_qmin_qmax_for_qType(qtype, reduce, symmetric)
+                lo = first.get("rmin", w.min() if w.size else 0.0)
+                hi = first.get("rmax", w.max() if w.size else 0.0)
+                zp, scale = compute_scale_zp(lo, hi, qmin, qmax, symmetric, self.min_real_range)
+            return quantize_array(w, scale, zp, tmin, tmax), scale, zp, qtype
+        moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+        if "scale" in first:
+            pairs = [explicit_params(f"{where}[{i}]", d, qtype) for i, d in enumerate(entries)]
+            zp = np.array([p[0] for p in pairs], np.int64)
+            scale = np.array([p[1] for p in pairs], np.float32)
+        else:
+            qmin, qmax = get_qmin_qmax_for_qType(qtype, reduce, symmetric)
+            lo, hi = moved.min(axis=1), moved.max(axis=1)
+            if "rmin" in first:  # then every channel has them (checked)
+                lo = np.array([d["rmin"] for d in entries], np.float32)
+                hi = np.array([d["rmax"] for d in entries], np.float32)
+            zp, scale = compute_scale_zp(lo, hi, qmin, qmax, symmetric, self.min_real_range)
+        return quantize_array(w, scale, zp, tmin, tmax, axis), scale, zp, qtype
+
+    def _weight_symmetric(self, qtype: int) -> bool:
+        """Whether a weight of ``qtype`` is symmetric: WeightSymmetric when given, else signed."""
+        return bool(self.extra.get("WeightSymmetric", qtype in SIGNED_TYPES))
 
     def _bias(self, name: str, in_scale: str, w_scale: np.ndarray) -> tuple[str, str, str]:
         """int32 bias with scale input_scale * weight_scale and zero point 0."""
@@ -381,9 +484,13 @@ class Quantizer:
         return qn, sn, zn
 
     def _weight_axis(self, n: onnx.NodeProto, idx: int) -> int | None:
-        if not self.per_channel:
+        name = n.input[idx]
+        w = self._const(name)
+        channels = self.overrides.channels(name)
+        if channels is not None:  # the override's axis wins, per_channel or not
+            return int(channels[0]["axis"]) % w.ndim
+        if not self.per_channel or self.overrides.is_per_tensor(name):
             return None
-        w = self._const(n.input[idx])
         if n.op_type == "Conv":
             return 0
         if n.op_type == "ConvTranspose":
@@ -420,6 +527,8 @@ class Quantizer:
                 continue
             if len(cons.get(x, [])) != 1 or x in outputs or y not in self.ranges:
                 continue
+            if self.overrides.convert(x) or self.overrides.convert(y):
+                continue  # a converted tensor keeps its activation (as onnxruntime)
             p.output[list(p.output).index(x)] = y
             drop.add(id(n))
         return [n for n in nodes if id(n) not in drop]
@@ -433,6 +542,7 @@ class Quantizer:
             if id(n) in sel and n.op_type == "Softmax" and n.output[0] in self.ranges:
                 self.ranges[n.output[0]] = (np.float32(0.0), np.float32(1.0))
         cache: dict[str, QParams] = {}
+        self._convert_cache: dict[str, QParams | None] = {}
         act: dict[str, QParams] = {}  # activation tensor -> params for its Q/DQ pair
         weights: dict[str, tuple] = {}  # (node id, input idx) -> dequantized name
         new_nodes: list = []
@@ -460,6 +570,7 @@ class Quantizer:
                 p = want_act(x)
                 if p is None:
                     continue
+                p = self._for_consumer(x, n, p)
                 if op not in self.no_output_q:
                     for o in n.output[: 1 if op == "TopK" else len(n.output)]:
                         if is_float(self.types, o) or o in self.ranges:
@@ -509,8 +620,14 @@ class Quantizer:
                         continue  # the statistics stay float, as in onnxruntime
                     is_weight = i in weight_idx
                     qtype = self.wtype if is_weight else self.atype
-                    sym = self.w_sym if is_weight else self.act_sym
-                    axis = self._weight_axis(n, i) if is_weight else None
+                    if is_weight:
+                        axis = self._weight_axis(n, i)
+                    else:
+                        channels = self.overrides.channels(name)
+                        axis = None if channels is None else int(channels[0]["axis"]) % arr.ndim
+                    # per-channel initializers are symmetric unless overridden (onnxruntime's
+                    # QDQ rule: QLinear ops need one zero point in every channel)
+                    sym = axis is not None or (self.w_sym if is_weight else self.act_sym)
                     key = (name, qtype, axis)
                     if key not in weights:
                         weights[key] = self._qdq_weight(
@@ -522,8 +639,23 @@ class Quantizer:
                     continue
                 p = want_act(name)
                 if p is not None:
-                    in_params[i] = p
+                    in_params[i] = self._for_consumer(name, n, p)
             if (
+                bias_idx is not None
+                and len(n.input) > bias_idx
+                and n.input[bias_idx] in self.overrides
+                and self._const(n.input[bias_idx]).dtype == np.float32
+            ):
+                # a bias with overrides is quantized as a weight, with them (as onnxruntime)
+                b = n.input[bias_idx]
+                channels = self.overrides.channels(b)
+                axis = None if channels is None else int(channels[0]["axis"]) % self._const(b).ndim
+                key = (b, self.wtype, axis)
+                if key not in weights:
+                    sym = axis is not None or self.w_sym
+                    weights[key] = self._qdq_weight(b, self.wtype, axis, sym, True, new_nodes)
+                rewires.append((n, bias_idx, weights[key][0]))
+            elif (
                 bias_idx is not None
                 and self.quantize_bias
                 and len(n.input) > bias_idx
@@ -547,7 +679,27 @@ class Quantizer:
         for n, i, name in rewires:
             n.input[i] = name
         outputs = {o.name for o in self.g.output}
-        rename: dict[str, str] = {}
+        rename: dict[str, str] = {}  # tensor -> what its consumers read
+        rename_for: dict[tuple[str, int], str] = {}  # (tensor, consumer id) -> what it reads
+
+        def q_dq(src: str, p: QParams, q_out: str, dq_out: str, base: str, dq_base: str) -> None:
+            new_nodes.append(
+                helper.make_node(
+                    "QuantizeLinear",
+                    [src, p.scale, p.zero_point],
+                    [q_out],
+                    f"{base}_QuantizeLinear",
+                )
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [q_out, p.scale, p.zero_point],
+                    [dq_out],
+                    f"{dq_base}_DequantizeLinear",
+                )
+            )
+
         for tensor, p in act.items():
             src = tensor
             if tensor in outputs:
@@ -556,36 +708,81 @@ class Quantizer:
                     for k, o in enumerate(m.output):
                         if o == tensor:
                             m.output[k] = src
-                dq_out = tensor
-            else:
-                dq_out = f"{tensor}_DequantizeLinear_Output"
+            conv = self._converted(tensor)
+            if conv is None:
+                dq_out = tensor if tensor in outputs else f"{tensor}_DequantizeLinear_Output"
                 rename[tensor] = dq_out
-            q_out = f"{tensor}_QuantizeLinear_Output"
-            new_nodes.append(
-                helper.make_node(
-                    "QuantizeLinear",
-                    [src, p.scale, p.zero_point],
-                    [q_out],
-                    f"{tensor}_QuantizeLinear",
-                )
+                q_dq(src, p, f"{tensor}_QuantizeLinear_Output", dq_out, tensor, tensor)
+                continue
+            # mixed precision: Q1 -> DQ1 for the original type's readers, then -> Q2 -> DQ2
+            # for the converted type's (from a clone of DQ1 when both kinds of reader exist)
+            cp, recv = conv
+            readers = [m for m in nodes if id(m) in sel and tensor in m.input]
+            converted = [m for m in readers if recv is None or m.name in recv]
+            all_converted = len(converted) == len(readers)
+            q1 = f"{tensor}_QuantizeLinear_Output"
+            dq1 = (
+                tensor
+                if tensor in outputs and not all_converted
+                else f"{tensor}_DequantizeLinear_Output"
             )
-            new_nodes.append(
-                helper.make_node(
-                    "DequantizeLinear",
-                    [q_out, p.scale, p.zero_point],
-                    [dq_out],
-                    f"{tensor}_DequantizeLinear",
+            rename[tensor] = dq1
+            q_dq(src, p, q1, dq1, tensor, tensor)
+            q2_in = dq1
+            if not all_converted:
+                q2_in = f"{tensor}_convert_QuantizeInput"
+                new_nodes.append(
+                    helper.make_node(
+                        "DequantizeLinear",
+                        [q1, p.scale, p.zero_point],
+                        [q2_in],
+                        f"{tensor}_convert_clone_DequantizeLinear",
+                    )
                 )
+            dq2 = (
+                tensor
+                if tensor in outputs and all_converted
+                else f"{tensor}_convert_DequantizeLinear_Output"
             )
+            q_dq(
+                q2_in,
+                cp,
+                f"{tensor}_convert_QuantizeLinear_Output",
+                dq2,
+                f"{tensor}_convert",
+                f"{tensor}_convert",
+            )
+            for m in converted:
+                rename_for[(tensor, id(m))] = dq2
         for m in nodes:
             for k, name in enumerate(m.input):
-                if name in rename:
+                if (name, id(m)) in rename_for:
+                    m.input[k] = rename_for[(name, id(m))]
+                elif name in rename and rename[name] != name:
                     m.input[k] = rename[name]
         return nodes + new_nodes
 
+    def _converted(self, tensor: str) -> tuple[QParams, set[str] | None] | None:
+        """The params of ``tensor``'s ``convert`` override and its receiving node names (None:
+        every quantized reader), or None when it is not converted (or has no range)."""
+        conv = self.overrides.convert(tensor)
+        if conv is None:
+            return None
+        if tensor not in self._convert_cache:
+            self._convert_cache[tensor] = self._range_params(tensor, conv[0], "_convert")
+        params = self._convert_cache[tensor]
+        return None if params is None else (params, conv[1])
+
+    def _for_consumer(self, tensor: str, node: onnx.NodeProto, p: QParams) -> QParams:
+        """The params ``node`` reads ``tensor`` with: the converted ones when it receives them."""
+        conv = self._converted(tensor)
+        if conv is None or (conv[1] is not None and node.name not in conv[1]):
+            return p
+        return conv[0]
+
     def _qdq_weight(self, name, qtype, axis, sym, is_weight, new_nodes) -> tuple[str, np.ndarray]:
         # onnxruntime applies reduce_range to every quantized initializer (Add/Mul constants too)
-        qname, p, scales, _ = self._weight(name, qtype, axis, sym, self.reduce_range)
+        qname, p, scales, _ = self._weight(name, qtype, axis, sym, self.reduce_range, is_weight)
         out = self._name(f"{name}_DequantizeLinear_Output")
         kw = {"axis": axis} if axis is not None else {}
         src = qname

@@ -310,14 +310,14 @@ def quantize(
             extra_options=quant_config.extra_options,
         )
     else:
-        from .matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+        from .matmul_nbits_quantizer import MatMulNBitsQuantizer, WeightOnlyQuantConfig
 
-        if isinstance(quant_config, DefaultWeightOnlyQuantConfig):
+        if isinstance(quant_config, WeightOnlyQuantConfig):
             q = MatMulNBitsQuantizer(_load(model_input), algo_config=quant_config)
             q.process()
             _save(q.model.model if hasattr(q.model, "model") else q.model, model_output, False)
             return
         raise TypeError(
-            "quant_config must be a StaticQuantConfig, DynamicQuantConfig or "
-            f"DefaultWeightOnlyQuantConfig, got {type(quant_config).__name__}"
+            "quant_config must be a StaticQuantConfig, DynamicQuantConfig or a "
+            f"WeightOnlyQuantConfig, got {type(quant_config).__name__}"
         )

@@ -121,6 +121,30 @@ def transformer(seed: int = 0, d: int = 32, ff: int = 64) -> onnx.ModelProto:
     return model
 
 
+def mlp(k: int = 80, h: int = 24, n: int = 8, seed: int = 0, normalized: bool = False):
+    """a[B,k] -> MatMul(w1 [k,h]) -> Relu -> MatMul(w2 [h,n]) -> y[B,n] (weights divided by
+    the square root of their fan-in when ``normalized``)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((k, h)).astype(np.float32)
+    w2 = rng.standard_normal((h, n)).astype(np.float32)
+    if normalized:
+        w1, w2 = w1 / np.float32(np.sqrt(k)), w2 / np.float32(np.sqrt(h))
+    g = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["a", "w1"], ["h"], "mm1"),
+            helper.make_node("Relu", ["h"], ["r"], "relu"),
+            helper.make_node("MatMul", ["r", "w2"], ["y"], "mm2"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["B", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", n])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
 def batches(shape, n: int, seed: int, name: str = "x") -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     return [{name: rng.standard_normal(shape).astype(np.float32)} for _ in range(n)]

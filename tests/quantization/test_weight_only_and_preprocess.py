@@ -20,23 +20,7 @@ from .conftest import core_run, ort, ort_run
 
 
 def _mlp(k=80, n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    w1 = rng.standard_normal((k, n)).astype(np.float32)
-    w2 = rng.standard_normal((n, 8)).astype(np.float32)
-    g = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["a", "w1"], ["h"], "mm1"),
-            helper.make_node("Relu", ["h"], ["r"], "relu"),
-            helper.make_node("MatMul", ["r", "w2"], ["y"], "mm2"),
-        ],
-        "g",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["B", k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 8])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
+    return models.mlp(k, n, 8, seed)
 
 
 def _dequantize(packed, scales, zps, bits, k):
