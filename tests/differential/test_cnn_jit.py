@@ -55,6 +55,9 @@ CASES = [
      "channels_last"),
     ((1, 24, 6, 8), (24, 1, 5, 5), {"group": 24, "pads": [2, 1, 0, 2], "dilations": [1, 2]},
      "channels_last"),
+    # rows of 14 cells: channels last from 48 channels on, planar below
+    ((1, 64, 14, 14), (64, 1, 3, 3), {"group": 64, "pads": [1, 1, 1, 1]}, "channels_last"),
+    ((1, 32, 14, 14), (32, 1, 3, 3), {"group": 32, "pads": [1, 1, 1, 1]}, "direct"),
     ((2, 3, 33, 40), (8, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, "direct"),  # stem
     ((1, 2, 12, 15), (4, 2, 2, 2), {"strides": [2, 2]}, "direct"),
     # a stem over a large image: 16 outputs, a column matrix of 27 x 300 x 300 floats
@@ -127,7 +130,7 @@ def test_activate_in_place_matches_numpy(code, dtype, compiled):
     """The compiled epilogue of the GEMM and column plans (``activate_in_place``) and the one of
     the direct kernels (``_activate``) against numpy, bit for bit, NaN and infinities included
     (NaN stays NaN, as in numpy's and onnxruntime's activations)."""
-    from ort_cpu.kernels import _conv_jit
+    from ort_cpu.kernels import _elementwise_jit
 
     rng = np.random.default_rng(code)
     x = (rng.standard_normal(1001) * 8).astype(dtype)
@@ -136,10 +139,10 @@ def test_activate_in_place_matches_numpy(code, dtype, compiled):
     with np.errstate(invalid="ignore"):  # HardSwish of -inf: -inf * 0
         want = _activations()[code](x, dtype(alpha), dtype(beta)).astype(dtype)
     y = x.copy()
-    _conv_jit.warm_activate()(y, code, alpha, beta)
+    _elementwise_jit.warm_activate()(y, code, alpha, beta)
     np.testing.assert_array_equal(y, want)
     out = np.empty_like(x)
-    _conv_jit._activate.get()(x, out, code, alpha, beta)
+    _elementwise_jit.warm_activate_into()(x, out, code, alpha, beta)
     np.testing.assert_array_equal(out, want)
 
 

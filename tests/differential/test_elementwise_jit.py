@@ -75,3 +75,33 @@ def test_hard_swish_model_is_warmed_at_session_creation(compiled):
     np.testing.assert_array_equal(
         sess.run(None, {"x": x})[0], x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1)
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "op, attrs, numpy_path",
+    [
+        ("LeakyRelu", {"alpha": 0.3}, "_leaky_relu"),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, "_hard_sigmoid"),
+    ],
+)
+def test_activation_nodes_compiled_equal_numpy(compiled, op, attrs, numpy_path, dtype):
+    """LeakyRelu and HardSigmoid run as one compiled pass (contiguous float32/64): bit for bit
+    the numpy path they replace (NaN and infinities included), which strided views still take."""
+    from ort_cpu.kernels import elementwise
+
+    rng = np.random.default_rng(2)
+    base = (rng.standard_normal((3, 8, 10)) * 6).astype(dtype)
+    base.reshape(-1)[:3] = [np.nan, np.inf, -np.inf]
+    reference = getattr(elementwise, numpy_path)
+    for x in (base, base[:, ::2, 1:]):
+        model, _ = make_node_model(op, [np.ascontiguousarray(x)], attrs, opset=13)
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"x0": x})[0]
+        with np.errstate(invalid="ignore"):
+            # the attributes as the model stores them: float32
+            want = reference(
+                np.ascontiguousarray(x), *(float(np.float32(v)) for v in attrs.values())
+            )
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == dtype and got.shape == x.shape

@@ -656,13 +656,16 @@ def _big_stem(g: int, c: int, m: int, taps: int, out) -> bool:
     return g == 1 and c * taps <= 32 and m <= 32 and c * taps * math.prod(out) * 4 >= 4 << 20
 
 
-def _channels_last_pays(strides, out) -> bool:
+def _channels_last_pays(c: int, out) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells (960 x 7 x 7: 0.23 -> 0.12 ms, 576 x 14 x 14 stride 2: 0.26 -> 0.10 ms).
-    From 14 cells on the planar kernel, whose taps run over whole blocks of rows at any stride,
-    is as fast or faster (192 x 28 x 28 stride 2: 0.21 against 0.22 ms; 384 x 14 x 14: 0.17
-    against 0.42 ms)."""
-    return out[1] <= 8
+    of at most 8 cells, or of at most 14 with 48 channels or more, where the planar kernel's
+    loops run over rows too short to vectorize well and the channel loop is long (measured
+    here, planar against channels last: 960 x 7 x 7 0.23 -> 0.12 ms; 384 x 14 x 14 0.16 ->
+    0.13 ms; 576 x 14 x 14 0.25 -> 0.19 ms; 96 x 3 x 12 (5 x 5) 19 -> 13 us; 96 x 6 x 24 stride 2,
+    28 -> 14 us). Few channels keep the planar kernel (24 x 3 x 12: 6 against 10 us; 32 x 12 x
+    12, 5 x 5: 19 against 25 us), and so do rows from 16 cells on (192 x 28 x 28: 0.16 against
+    0.26 ms)."""
+    return out[1] <= 8 or (out[1] <= 14 and c >= 48)
 
 
 def prewarm(attrs: ops.Window, w_shape) -> None:
@@ -853,7 +856,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         # matrix in one strided copy, not one copy per tap (1 -> 258 channels, 256 taps, 5
         # outputs: 0.05 against 0.63 ms)
         return _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype)
-    if g == c == m and _channels_last_pays(strides, out):
+    if g == c == m and _channels_last_pays(c, out):
         fn = _conv_jit.warm_nhwc()
         if fn is not None:
             return _DepthwiseNHWCPlan(fn, kernel, strides, dilations, out, begin)
