@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from . import smooth_quant
 from ._graph import (
     MS_DOMAIN,
     attr,
@@ -126,12 +127,15 @@ SUPPORTED_EXTRA = {
     "CalibMaxIntermediateOutputs",
     "CalibPercentile",
     "TensorQuantOverrides",
+    "SmoothQuant",
+    "SmoothQuantAlpha",
+    "SmoothQuantFolding",
+    "SmoothQuantCalibIter",
 }
 DEFAULT_ONLY_EXTRA = {
     "DedicatedQDQPair": False,
     "QDQOpTypePerChannelSupportToAxis": {},
     "UseQDQContribOps": False,
-    "SmoothQuant": False,
     "ActivationRestrictedAsymmetric": False,
     "QDQDisableWeightAdjustForInt32Bias": False,
     "CalibStridedMinMax": None,
@@ -155,6 +159,7 @@ def check_extra_options(extra: dict | None) -> dict:
         raise ValueError(
             f"unknown extra_options key {key!r}; supported keys: {', '.join(sorted(SUPPORTED_EXTRA))}"
         )
+    smooth_quant.check_options(extra)
     return extra
 
 

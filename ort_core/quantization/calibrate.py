@@ -96,6 +96,8 @@ class TensorsData(dict):
     def __init__(self, calibration_method: CalibrationMethod, data: dict[str, TensorData]):
         super().__init__(data)
         self.calibration_method = calibration_method
+        #: the SmoothQuant settings of a cache file's ranges (False: calibrated without)
+        self.smooth_quant: bool | dict = False
 
 
 # -- collectors ------------------------------------------------------------------------------
@@ -434,14 +436,19 @@ def _batches(reader: Any):
         )
 
 
-def save_tensors_data(tensors_data: TensorsData, path: str | os.PathLike) -> None:
+def save_tensors_data(
+    tensors_data: TensorsData, path: str | os.PathLike, *, smooth_quant: bool | dict = False
+) -> None:
     """Write calibrated ranges as JSON (ort-core's format: method, and lowest/highest per
-    tensor; onnxruntime's cache files are not read)."""
+    tensor; onnxruntime's cache files are not read). ``smooth_quant``: the SmoothQuant settings
+    the ranges were calibrated after (False for none); a run with other settings recalibrates."""
     payload = {
         "format": "ort_core.calibration/1",
         "calibration_method": tensors_data.calibration_method.name,
         "data": {k: [float(v.lowest), float(v.highest)] for k, v in tensors_data.items()},
     }
+    if smooth_quant:
+        payload["smooth_quant"] = smooth_quant
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(payload, f)
@@ -458,4 +465,6 @@ def load_tensors_data(path: str | os.PathLike) -> TensorsData:
             "cache files are not read) and calibrate again"
         )
     method = CalibrationMethod[payload["calibration_method"]]
-    return TensorsData(method, {k: TensorData(lo, hi) for k, (lo, hi) in payload["data"].items()})
+    data = TensorsData(method, {k: TensorData(lo, hi) for k, (lo, hi) in payload["data"].items()})
+    data.smooth_quant = payload.get("smooth_quant", False)
+    return data

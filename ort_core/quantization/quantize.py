@@ -10,6 +10,7 @@ from typing import Any
 
 import onnx
 
+from . import smooth_quant
 from ._quantizer import Quantizer, check_extra_options, tensors_to_calibrate
 from .calibrate import (
     CalibrationDataReader,
@@ -184,7 +185,11 @@ def quantize_static(
 
     ``calibration_cache_path``: a JSON file of calibrated ranges; read when it exists (the reader
     is then not needed), written after calibrating otherwise. Its method must match
-    ``calibrate_method``.
+    ``calibrate_method``; ranges cached with other SmoothQuant settings are recalibrated.
+
+    ``extra_options["SmoothQuant"]``: smooth activation outliers into the weights of MatMul,
+    Gemm and 1x1 Conv ops first (see :mod:`ort_core.quantization.smooth_quant`), then calibrate
+    and quantize the smoothed model.
     """
     _check_lists(op_types_to_quantize, nodes_to_quantize, nodes_to_exclude)
     if not isinstance(quant_format, QuantFormat):
@@ -200,6 +205,18 @@ def quantize_static(
         )
     extra = check_extra_options(extra_options)
     model = _load(model_input)
+    sq = smooth_quant.settings(extra)
+    if sq is not None:
+        if calibration_data_reader is None:
+            raise ValueError(
+                "extra_options['SmoothQuant'] needs a calibration_data_reader: the smoothing "
+                "scales come from per-channel statistics that a calibration cache does not hold"
+            )
+        model, inserted, calibration_data_reader = smooth_quant.smooth_model(
+            model, calibration_data_reader, extra, calibration_providers
+        )
+        # the Muls that carry 1/s where it could not be folded stay float, as in onnxruntime
+        nodes_to_exclude = [*(nodes_to_exclude or []), *inserted]
     mode = "qdq" if quant_format is QuantFormat.QDQ else "qoperator"
     kw = dict(
         per_channel=per_channel,
@@ -220,15 +237,32 @@ def quantize_static(
         "CalibPercentile": "percentile",
     }
     calib_opts = {v: extra[k] for k, v in calib_keys.items() if k in extra}
+    ranges = None
     if cache is not None and cache.is_file():
-        ranges = load_tensors_data(cache)
-        if ranges.calibration_method != calibrate_method:
+        cached = load_tensors_data(cache)
+        if (cached.smooth_quant or None) != sq:
+            if calibration_data_reader is None:
+                raise ValueError(
+                    f"the calibration cache {str(cache)!r} was calibrated with SmoothQuant "
+                    f"settings {cached.smooth_quant or None}, this run uses {sq}; pass a "
+                    "calibration_data_reader to recalibrate, or delete the cache"
+                )
+            logger.warning(
+                "the calibration cache %s was calibrated with SmoothQuant settings %s, this run "
+                "uses %s: recalibrating and overwriting it",
+                cache,
+                cached.smooth_quant or None,
+                sq,
+            )
+        elif cached.calibration_method != calibrate_method:
             raise ValueError(
-                f"the calibration cache {str(cache)!r} holds {ranges.calibration_method.name} "
+                f"the calibration cache {str(cache)!r} holds {cached.calibration_method.name} "
                 f"ranges but calibrate_method is {calibrate_method}; delete the cache or pass "
                 "the matching method"
             )
-    else:
+        else:
+            ranges = cached
+    if ranges is None:
         ranges = collect_ranges(
             model,
             names,
@@ -238,7 +272,7 @@ def quantize_static(
             calib_opts,
         )
         if cache is not None:
-            save_tensors_data(ranges, cache)
+            save_tensors_data(ranges, cache, smooth_quant=sq or False)
     quantized = Quantizer(model, mode, ranges=dict(ranges), **kw).run()
     _save(quantized, model_output, use_external_data_format)
 
@@ -258,6 +292,11 @@ def quantize_dynamic(
     """Quantize weights ahead of time and activations at run time (DynamicQuantizeLinear ->
     MatMulInteger/ConvInteger), as onnxruntime's quantize_dynamic writes them."""
     _check_lists(op_types_to_quantize, nodes_to_quantize, nodes_to_exclude)
+    if check_extra_options(extra_options).get("SmoothQuant", False):
+        raise ValueError(
+            "extra_options['SmoothQuant'] needs calibration data and applies to quantize_static "
+            "only; quantize_dynamic quantizes activations at run time"
+        )
     model = _load(model_input)
     quantized = Quantizer(
         model,
