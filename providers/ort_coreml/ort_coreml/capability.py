@@ -52,7 +52,7 @@ def node_reason(info: KernelInfo, *, require_static: bool = False) -> str | None
         dt = info.input_dtype(i)
         if dt is None:
             return f"input {i} ('{name}') has an unknown element type"
-        if dt not in ANY:
+        if dt not in ANY and dt not in b.carries:
             return f"input {i} ('{name}') is {dt}; Core ML programs hold float32/16, int32/64, bool"
         if info.constant(i) is None:
             reason = _dims_reason(f"input {i} ('{name}')", info.input_shape(i), require_static)
@@ -65,7 +65,7 @@ def node_reason(info: KernelInfo, *, require_static: bool = False) -> str | None
             continue
         tp = info.output_types[i] if i < len(info.output_types) else None
         dt = tensor_dtype(tp)
-        if dt is not None and dt not in ANY:
+        if dt is not None and dt not in ANY and dt not in b.carries:
             return (
                 f"output {i} ('{name}') is {dt}; Core ML programs hold float32/16, int32/64, bool"
             )

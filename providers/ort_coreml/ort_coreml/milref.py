@@ -242,6 +242,132 @@ def resize_bilinear(x, target_size_height=1, target_size_width=1, sampling_mode=
     return y.astype(x.dtype)
 
 
+def _tap(i: np.ndarray, n: int, padding_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel index ``i`` along an axis of ``n`` pixels under resample's padding: the index read
+    and whether the tap lies inside (a ``constant`` tap outside reads the padding value)."""
+    if padding_mode == "constant":
+        return np.clip(i, 0, n - 1), (i >= 0) & (i < n)
+    if padding_mode == "border":
+        return np.clip(i, 0, n - 1), np.ones(i.shape, bool)
+    if padding_mode == "reflection":  # about the edge pixels: |1 2 3| -> 2 3 2 1 2 3 2 1
+        if n == 1:
+            return np.zeros_like(i), np.ones(i.shape, bool)
+        m = np.mod(i, 2 * (n - 1))
+        return np.where(m >= n, 2 * (n - 1) - m, m), np.ones(i.shape, bool)
+    if padding_mode == "symmetric":  # the edge pixels repeated: |1 2 3| -> 3 2 1 1 2 3 3 2 1
+        m = np.mod(i, 2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m), np.ones(i.shape, bool)
+    raise NotImplementedError(f"resample padding_mode={padding_mode}")
+
+
+def resample(x, coordinates, sampling_mode="bilinear", padding_mode="constant",
+             padding_value=0.0, coordinates_mode="normalized_minus_one_to_one",
+             align_corners=False, **_) -> np.ndarray:  # fmt: skip
+    """Sample (B, C, H, W) at the (x, y) pairs of coordinates (B, H2, W2, 2), the input padded
+    by ``padding_mode`` (coremltools' documented op; bilinear, or nearest rounding half to
+    even as PyTorch's grid_sample, whose frontend maps onto it)."""
+    if str(coordinates_mode) != "normalized_minus_one_to_one":
+        raise NotImplementedError(f"resample coordinates_mode={coordinates_mode}")
+    mode, pad = str(sampling_mode), str(padding_mode)
+    h, w = x.shape[-2:]
+    g = np.asarray(coordinates, np.float64)
+
+    def denorm(v, n):
+        return (v + 1) / 2 * (n - 1) if bool(align_corners) else ((v + 1) * n - 1) / 2
+
+    cx, cy = denorm(g[..., 0], w), denorm(g[..., 1], h)  # (B, H2, W2)
+    xf = x.astype(np.float64)
+    b = np.arange(x.shape[0])[:, None, None]
+
+    def pixel(iy, ix):  # (B, C, H2, W2)
+        ry, oky = _tap(iy, h, pad)
+        rx, okx = _tap(ix, w, pad)
+        v = xf[b, :, ry, rx]  # (B, H2, W2, C)
+        v = np.where((oky & okx)[..., None], v, float(padding_value))
+        return np.moveaxis(v, -1, 1)
+
+    if mode == "nearest":
+        y = pixel(np.rint(cy).astype(np.int64), np.rint(cx).astype(np.int64))
+    elif mode == "bilinear":
+        y0, x0 = np.floor(cy).astype(np.int64), np.floor(cx).astype(np.int64)
+        ty, tx = (cy - y0)[:, None], (cx - x0)[:, None]
+        y = (pixel(y0, x0) * (1 - ty) * (1 - tx) + pixel(y0, x0 + 1) * (1 - ty) * tx
+             + pixel(y0 + 1, x0) * ty * (1 - tx) + pixel(y0 + 1, x0 + 1) * ty * tx)  # fmt: skip
+    else:
+        raise NotImplementedError(f"resample sampling_mode={mode}")
+    return y.astype(x.dtype)
+
+
+_ACTIVATIONS = {
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+    "tanh": np.tanh,
+    "relu": lambda v: np.maximum(v, 0),
+}
+
+
+def _recurrent(x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence, cell):
+    """Run ``cell(gates_x, h) -> h`` over the steps of x (s, b, I), forward only (the builders
+    emit no other direction): (all states or the last, last state)."""
+    if str(direction) != "forward":
+        raise NotImplementedError(f"recurrent direction={direction}")
+    acc = np.float64
+    gx = np.einsum("sbi,gi->sbg", x.astype(acc), weight_ih.astype(acc))
+    if bias is not None:
+        gx = gx + bias.astype(acc)
+    h = np.asarray(initial_h, acc)
+    wh = weight_hh.astype(acc)
+    states = []
+    for t in range(x.shape[0]):
+        h = cell(gx[t], h, wh)
+        states.append(h)
+    y = np.stack(states) if bool(output_sequence) else h[None]
+    return y.astype(x.dtype), h.astype(x.dtype)
+
+
+def lstm(x, initial_h, initial_c, weight_ih, weight_hh, bias=None, direction="forward",
+         output_sequence=False, recurrent_activation="sigmoid", cell_activation="tanh",
+         activation="tanh", peephole=None, clip=None, **_):  # fmt: skip
+    """coremltools' lstm, gates stacked (input, forget, output, cell)."""
+    if peephole is not None or clip is not None:
+        raise NotImplementedError("lstm with peephole or clip")
+    f, g, hact = (_ACTIVATIONS[str(a)] for a in (recurrent_activation, cell_activation,
+                                                  activation))  # fmt: skip
+    c = [np.asarray(initial_c, np.float64)]
+
+    def cell(gx, h, wh):
+        i, fg, o, z = np.split(gx + h @ wh.T, 4, axis=-1)
+        c[0] = f(fg) * c[0] + f(i) * g(z)
+        return f(o) * hact(c[0])
+
+    y, h = _recurrent(x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence, cell)
+    return y, h, c[0].astype(x.dtype)
+
+
+def gru(x, initial_h, weight_ih, weight_hh, bias=None, direction="forward",
+        output_sequence=False, recurrent_activation="sigmoid", activation="tanh", **_):  # fmt: skip
+    """coremltools' gru, gates stacked (reset, output, update):
+    o = act(W_o x + r * (R_o h) + b_o), h' = (1 - z) * o + z * h."""
+    f, g = _ACTIVATIONS[str(recurrent_activation)], _ACTIVATIONS[str(activation)]
+
+    def cell(gx, h, wh):
+        n = h.shape[-1]
+        xr, xo, xz = np.split(gx, 3, axis=-1)
+        hr, ho, hz = h @ wh[:n].T, h @ wh[n : 2 * n].T, h @ wh[2 * n :].T
+        r, z = f(xr + hr), f(xz + hz)
+        o = g(xo + r * ho)
+        return (1 - z) * o + z * h
+
+    return _recurrent(x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence, cell)
+
+
+def rnn(x, initial_h, weight_ih, weight_hh, bias=None, direction="forward",
+        output_sequence=False, activation="tanh", **_):  # fmt: skip
+    """coremltools' rnn: h' = act(W x + R h + b)."""
+    act = _ACTIVATIONS[str(activation)]
+    return _recurrent(x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence,
+                      lambda gx, h, wh: act(gx + h @ wh.T))  # fmt: skip
+
+
 #: MIL op -> numpy implementation, for the ops whose coremltools value inference is missing
 NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "conv": conv,
@@ -257,6 +383,10 @@ NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "space_to_depth": space_to_depth,
     "upsample_nearest_neighbor": upsample_nearest_neighbor,
     "resize_bilinear": resize_bilinear,
+    "resample": resample,
+    "lstm": lstm,
+    "gru": gru,
+    "rnn": rnn,
 }
 
 

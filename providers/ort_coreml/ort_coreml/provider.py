@@ -86,6 +86,36 @@ def merge_clusters(graph: Graph, clusters: list[list[Node]]) -> list[list[Node]]
     return merged
 
 
+def quantized_edges(view: GraphView, clusters: list[list[Node]]) -> list[tuple[Node, str]]:
+    """The QuantizeLinear and DequantizeLinear nodes whose 8-bit value would cross their
+    partition's edge (a Core ML program cannot take or return 8-bit tensors), with the reason:
+    a QuantizeLinear must feed only DequantizeLinear nodes of its partition, and a
+    DequantizeLinear read a constant or a QuantizeLinear of its partition."""
+    graph = view.graph
+    consumers, producers = graph.consumers(), graph.producers()
+    outputs = set(graph.outputs)
+    edges = []
+    for cluster in clusters:
+        inside = {id(n) for n in cluster}
+        for n in cluster:
+            if n.op_type == "QuantizeLinear":
+                out = n.outputs[0]
+                readers = consumers.get(out, [])
+                if out in outputs or any(
+                    id(c) not in inside or c.op_type != "DequantizeLinear" for c in readers
+                ):
+                    edges.append((n, "QuantizeLinear's 8-bit output is read outside a "
+                                  "DequantizeLinear of its partition: Core ML programs cannot "
+                                  "return 8-bit tensors"))  # fmt: skip
+            elif n.op_type == "DequantizeLinear" and view.constant(n.inputs[0]) is None:
+                src = producers.get(n.inputs[0])
+                if src is None or id(src) not in inside or src.op_type != "QuantizeLinear":
+                    edges.append((n, "DequantizeLinear's 8-bit input comes from outside its "
+                                  "partition and not from a QuantizeLinear in it: Core ML "
+                                  "programs cannot take 8-bit tensors"))  # fmt: skip
+    return edges
+
+
 class CoreMLExecutionProvider(ExecutionProvider):
     """Runs the partitions Core ML supports as ML Programs (see module doc)."""
 
@@ -143,8 +173,15 @@ class CoreMLExecutionProvider(ExecutionProvider):
                 ok.append(node)
             else:
                 view.reject(node, self.name, d.reason)
-        clusters = merge_clusters(view.graph, convex_clusters(view.graph, ok))
-        return [Claim.fused_group(c) for c in clusters]
+        while True:
+            clusters = merge_clusters(view.graph, convex_clusters(view.graph, ok))
+            edges = quantized_edges(view, clusters)
+            if not edges:
+                return [Claim.fused_group(c) for c in clusters]
+            for node, reason in edges:
+                view.reject(node, self.name, reason)
+            dropped = {id(n) for n, _ in edges}
+            ok = [n for n in ok if id(n) not in dropped]
 
     def supports_op(self, domain: str, op_type: str, since: int) -> bool:
         from .builders import load_all

@@ -25,6 +25,7 @@ SAMPLE = (
     "test_attention_4d_expanded", "test_clip_splitbounds_expanded", "test_flatten_negative_axis1",
     "test_shape_start_1", "test_pow", "test_globalaveragepool", "test_logsoftmax_axis_1",
     "test_mean_two_inputs", "test_thresholdedrelu_example", "test_spacetodepth",
+    "test_gridsample_reflection_padding", "test_gridsample_nearest",
 )  # fmt: skip
 
 

@@ -187,3 +187,91 @@ def test_op_without_evaluation_is_an_error(monkeypatch):
     monkeypatch.delitem(milref.NUMPY_OPS, "conv")
     with pytest.raises(EPFail, match="conv .* has no value inference"):
         milref.MilReferenceRuntime(prog).run({"x": rand(2, 3)})
+
+
+def _onnx_model(op, names, outputs, opset=20, **attrs):
+    node = helper.make_node(op, names, outputs, **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names if n],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("align", [0, 1])
+@pytest.mark.parametrize(
+    "padding, mil_padding", [("zeros", "constant"), ("border", "border"), ("reflection", None)]
+)
+@pytest.mark.parametrize("mode, mil_mode", [("linear", "bilinear"), ("nearest", "nearest")])  # fmt: skip
+def test_resample(mode, mil_mode, padding, mil_padding, align):
+    """resample against GridSample; ONNX's reflection is MIL's reflection with align_corners and
+    symmetric without (about the corner pixels' centers or edges)."""
+    x = rand(2, 3, 4, 5)
+    grid = RNG.uniform(-2.5, 2.5, (2, 3, 6, 2)).astype(np.float32)
+    mil_padding = mil_padding or ("reflection" if align else "symmetric")
+    got = milref.resample(x, grid, sampling_mode=mil_mode, padding_mode=mil_padding,
+                          padding_value=np.float32(0), align_corners=bool(align))  # fmt: skip
+    model = _onnx_model("GridSample", ["x", "g"], ["y"], mode=mode, padding_mode=padding,
+                        align_corners=align)  # fmt: skip
+    want = ReferenceEvaluator(model).run(None, {"x": x, "g": grid})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+#: ONNX's gate order -> the ONNX gate index of each MIL gate, written out here on its own (the
+#: builder has its own table): LSTM (i, o, f, c) -> (i, f, o, z); GRU (z, r, h) -> (r, o, z)
+MIL_GATES = {"LSTM": [0, 2, 1, 3], "GRU": [1, 2, 0], "RNN": [0]}
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("output_sequence", [True, False])
+def test_recurrent(op, output_sequence):
+    """lstm, gru and rnn (forward) against the ONNX op, weights in MIL's gate order, one bias
+    Wb + Rb (GRU: linear_before_reset=1 with a zero new-gate recurrent bias)."""
+    steps, batch, size, hidden = 4, 2, 3, 5
+    g = len(MIL_GATES[op])
+    x, w, r = rand(steps, batch, size), rand(1, g * hidden, size), rand(1, g * hidden, hidden)
+    b, h0 = rand(1, 2 * g * hidden), rand(1, batch, hidden)
+    attrs = {"hidden_size": hidden}
+    if op == "GRU":
+        b[:, 5 * hidden :] = 0
+        attrs["linear_before_reset"] = 1
+    feeds = {"x": x, "w": w, "r": r, "b": b, "h0": h0}
+    names = ["x", "w", "r", "b", "", "h0"]
+    if op == "LSTM":
+        feeds["c0"] = rand(1, batch, hidden)
+        names.append("c0")
+    outs = ["y", "yh", "yc"] if op == "LSTM" else ["y", "yh"]
+    want = ReferenceEvaluator(_onnx_model(op, names, outs, opset=14, **attrs)).run(None, feeds)
+
+    def mil(m):
+        return np.concatenate([m[k * hidden : (k + 1) * hidden] for k in MIL_GATES[op]])
+
+    args = dict(weight_ih=mil(w[0]), weight_hh=mil(r[0]),
+                bias=mil(b[0, : g * hidden] + b[0, g * hidden :]),
+                output_sequence=output_sequence)  # fmt: skip
+    if op == "LSTM":
+        got = milref.lstm(x, h0[0], feeds["c0"][0], **args)
+    else:
+        got = getattr(milref, op.lower())(x, h0[0], **args)
+    y = want[0][:, 0] if output_sequence else want[0][-1:, 0]  # (steps, 1, batch, H) in ONNX
+    np.testing.assert_allclose(got[0], y, rtol=1e-5, atol=1e-6)
+    for g_state, w_state in zip(got[1:], want[1:]):
+        np.testing.assert_allclose(g_state, w_state[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["Sigmoid", "Relu"])
+def test_recurrent_activations(activation):
+    """The activations other than the defaults, against the CPU provider (onnx's evaluator
+    knows Tanh alone)."""
+    import ort_core as ort
+
+    x, w, r, b = rand(3, 2, 4), rand(1, 3, 4), rand(1, 3, 3), rand(1, 6)
+    model = _onnx_model("RNN", ["x", "w", "r", "b"], ["y", "yh"], opset=14, hidden_size=3,
+                        activations=[activation])  # fmt: skip
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x, "w": w, "r": r, "b": b})
+    got = milref.rnn(x, np.zeros((2, 3), np.float32), w[0], r[0], b[0, :3] + b[0, 3:],
+                     output_sequence=True, activation=activation.lower())  # fmt: skip
+    np.testing.assert_allclose(got[0], want[0][:, 0], rtol=1e-5, atol=1e-6)

@@ -44,6 +44,9 @@ class OpBuilder:
     dtypes: frozenset = FLOATS
     const_inputs: tuple[int, ...] = ()
     check: Check | None = None
+    #: element types beyond :data:`ANY` the node may take or return: values that cannot cross a
+    #: program's inputs and outputs, which the provider keeps inside a partition (8-bit tensors)
+    carries: frozenset = frozenset()
 
 
 BUILDERS: dict[str, OpBuilder] = {}
@@ -55,6 +58,7 @@ def builder(
     dtypes: frozenset = FLOATS,
     const_inputs: tuple[int, ...] = (),
     check: Check | None = None,
+    carries: frozenset = frozenset(),
 ) -> Callable:
     """Register ``fn(ctx, node)`` as the builder of ``op_types`` (a duplicate is an error)."""
 
@@ -62,7 +66,7 @@ def builder(
         for op in op_types:
             if op in BUILDERS:
                 raise ValueError(f"two Core ML builders for {op}")
-            BUILDERS[op] = OpBuilder(op, fn, since, dtypes, const_inputs, check)
+            BUILDERS[op] = OpBuilder(op, fn, since, dtypes, const_inputs, check, carries)
         return fn
 
     return deco
@@ -143,6 +147,16 @@ def attr_axis(axis: int, rank: int) -> int:
 
 def load_all() -> dict[str, OpBuilder]:
     """Import every builder module (registering their builders) and return the table."""
-    from . import elementwise, nn, reduce, resize, shape  # noqa: F401
+    from . import (  # noqa: F401
+        einsum,
+        elementwise,
+        nn,
+        quant,
+        recurrent,
+        reduce,
+        resize,
+        sampling,
+        shape,
+    )
 
     return BUILDERS

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ANY, FLOATS, INTS, NUMERIC, Ctx, attr_axis, builder, narrow
+from . import ANY, F32, FLOATS, I32, I64, INTS, NUMERIC, Ctx, attr_axis, builder, narrow
 
 
 def _i32(values) -> np.ndarray:
@@ -346,3 +346,11 @@ def constant_of_shape(ctx: Ctx, node) -> None:
     value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     shape = [int(d) for d in ctx.const(0).reshape(-1)]
     ctx.out(0, narrow(np.full(shape, value[0], dtype=value.dtype)))
+
+
+@builder("Range", since=11, dtypes=frozenset({F32, I32, I64}), const_inputs=(0, 1, 2))
+def range_(ctx: Ctx, node) -> None:
+    """``range_1d`` on the constant start, limit and delta (the output's length depends on their
+    values, and a Core ML program is compiled for static shapes)."""
+    start, limit, delta = (narrow(np.asarray(ctx.const(i)).reshape(())) for i in range(3))
+    ctx.out(0, ctx.mb.range_1d(start=start, end=limit, step=delta))

@@ -1,0 +1,390 @@
+"""Translation: the GridSample, Einsum, Range, LSTM/GRU/RNN and QuantizeLinear/DequantizeLinear
+builders. Each admitted case is one small model converted to an ML Program and evaluated by the MIL
+reference runtime on Core ML alone, against onnx's ReferenceEvaluator (float32, and float16
+compute precision where the op takes it); each refused case is given with the reason ``ort-core
+inspect`` shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import ort_core as ort
+from ort_core.ir import model_from_proto
+from ort_core.provider import GraphView
+from tests.conftest import make_model, tensor
+
+from .harness import COREML, CPU, TOLERANCE, placement, session
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+F, I64, U8, I8 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.UINT8, TensorProto.INT8
+RNG = np.random.default_rng(23)
+
+
+def _init(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def rand(*shape, scale=1.0):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def on_coreml(model, feed, precision="FLOAT32", atol=None, oracle=None):
+    """Run ``model`` on Core ML alone (every node placed there) against the ReferenceEvaluator
+    (on ``oracle``, an equal model, where the evaluator lacks the op's version)."""
+    sess = session(model, {"ComputePrecision": precision}, fallback=False)
+    assert placement(sess) == {COREML: len(model.graph.node)}
+    got = sess.run(None, feed)
+    if oracle == CPU:
+        want = ort.InferenceSession(model.SerializeToString(), providers=[CPU]).run(None, feed)
+    else:
+        want = ReferenceEvaluator(oracle or model).run(None, feed)
+    rtol, tol = TOLERANCE[precision]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, g.shape, w.dtype, w.shape)
+        if atol == 0:  # bit for bit
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=tol if atol is None else atol)
+
+
+def refusals(model) -> dict[str, str]:
+    """Core ML's reason per refused node (node name or op type -> reason), as inspect shows."""
+    from ort_coreml.provider import CoreMLExecutionProvider
+
+    m = model_from_proto(model)
+    view = GraphView(m.graph, m.opset_imports)
+    CoreMLExecutionProvider({}).get_capability(view)
+    by_id = {id(n): n for n in m.graph.nodes}
+    return {
+        by_id[k].name or by_id[k].op_type: r[0].split(": ", 1)[1] for k, r in view.reasons.items()
+    }
+
+
+def one_node(op, inputs, outputs, inits=(), opset=17, **attrs):
+    node = helper.make_node(op, [i[0] for i in inputs], [o[0] for o in outputs], **attrs)
+    return make_model(
+        [node],
+        [tensor(n, t, s) for n, t, s in inputs if n not in {i.name for i in inits}],
+        [tensor(n, t, s) for n, t, s in outputs],
+        inits,
+        opset=opset,
+    )
+
+
+# -- GridSample -------------------------------------------------------------------------------
+
+
+def grid_model(mode, padding, align, opset=16, x_shape=(2, 3, 5, 6), grid_shape=(2, 4, 7, 2)):
+    return one_node("GridSample", [("x", F, list(x_shape)), ("g", F, list(grid_shape))],
+                    [("y", F, None)], opset=opset, mode=mode, padding_mode=padding,
+                    align_corners=align)  # fmt: skip
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("align", [0, 1])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("mode, opset", [("bilinear", 16), ("nearest", 16), ("linear", 20)])
+def test_grid_sample(mode, opset, padding, align):
+    # grid values reach past [-1, 1] (padding) and avoid nearest's rounding ties
+    grid = RNG.uniform(-1.6, 1.6, (2, 4, 7, 2)).astype(np.float32)
+    feed = {"x": rand(2, 3, 5, 6), "g": grid}
+    # onnx's evaluator knows opset 20's names only ("bilinear" is "linear" there)
+    oracle = grid_model("linear" if mode == "bilinear" else mode, padding, align, 20)
+    on_coreml(grid_model(mode, padding, align, opset), feed, oracle=oracle)
+
+
+@pytest.mark.usefixtures("reference")
+def test_grid_sample_float16():
+    feed = {"x": rand(1, 2, 4, 4), "g": RNG.uniform(-1.2, 1.2, (1, 3, 3, 2)).astype(np.float32)}
+    model = grid_model("linear", "border", 0, 20, x_shape=(1, 2, 4, 4), grid_shape=(1, 3, 3, 2))
+    on_coreml(model, feed, "FLOAT16")
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (grid_model("bicubic", "zeros", 0), "bilinear or nearest only"),
+        (grid_model("cubic", "zeros", 0, opset=20), "bilinear or nearest only"),
+        (grid_model("linear", "zeros", 0, opset=20, x_shape=(1, 1, 3, 4, 5),
+                    grid_shape=(1, 2, 2, 2, 3)), "4-D (N, C, H, W) only"),
+    ],
+    ids=["bicubic", "cubic", "volumetric"],
+)  # fmt: skip
+def test_grid_sample_refused(model, reason):
+    assert reason in refusals(model)["GridSample"]
+
+
+# -- Einsum -----------------------------------------------------------------------------------
+
+EINSUM = [
+    ("bij,bjk->bik", [(3, 2, 4), (3, 4, 5)]),
+    ("ij->ji", [(3, 4)]),
+    ("ij->i", [(3, 4)]),
+    ("i,i", [(5,), (5,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("...ij,...jk", [(2, 1, 3, 4), (5, 4, 2)]),  # implicit output, broadcast batch
+    ("nchw,nwhu->nchu", [(2, 3, 4, 5), (2, 5, 4, 6)]),  # MIL einsum's own family
+    ("chw,whr->chr", [(3, 4, 5), (5, 4, 2)]),
+    ("abc,cd->", [(2, 3, 4), (4, 5)]),
+    ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]),
+    ("ab,cb->ca", [(3, 1), (4, 6)]),  # a contracted letter of size 1 on one side
+]
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("precision", ["FLOAT32", "FLOAT16"])
+@pytest.mark.parametrize("equation, shapes", EINSUM, ids=[e for e, _ in EINSUM])
+def test_einsum(equation, shapes, precision):
+    names = [f"x{i}" for i in range(len(shapes))]
+    model = one_node("Einsum", [(n, F, list(s)) for n, s in zip(names, shapes)], [("y", F, None)],
+                     opset=12, equation=equation)  # fmt: skip
+    on_coreml(model, {n: rand(*s) for n, s in zip(names, shapes)}, precision)
+
+
+def test_einsum_uses_mil_einsum_for_its_family():
+    from ort_coreml.builders.einsum import _mil_einsum
+
+    assert _mil_einsum("abcd", "adce", "abce", (2, 3, 4, 5), (2, 5, 4, 6)) == "nchw,nwhu->nchu"
+    assert _mil_einsum("abcd", "adce", "abce", (1, 3, 4, 5), (2, 5, 4, 6)) is None  # broadcast
+    assert _mil_einsum("abc", "bcd", "acd", (3, 4, 5), (4, 5, 2)) is None
+
+
+@pytest.mark.parametrize(
+    "equation, shapes, reason",
+    [
+        ("ii->i", [(3, 3)], "repeats a letter (a diagonal)"),
+        ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)], "3 operands"),
+    ],
+)
+def test_einsum_refused(equation, shapes, reason):
+    names = [f"x{i}" for i in range(len(shapes))]
+    model = one_node("Einsum", [(n, F, list(s)) for n, s in zip(names, shapes)], [("y", F, None)],
+                     opset=12, equation=equation)  # fmt: skip
+    assert reason in refusals(model)["Einsum"]
+
+
+# -- Range ------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("start, limit, delta, elem",
+                         [(1.0, 4.5, 0.75, F), (10, -3, -4, I64), (2, 9, 3, TensorProto.INT32)])  # fmt: skip
+def test_range_with_constant_bounds(start, limit, delta, elem):
+    dt = helper.tensor_dtype_to_np_dtype(elem)
+    inits = [_init(n, np.array(v, dt)) for n, v in (("s", start), ("l", limit), ("d", delta))]
+    nodes = [helper.make_node("Range", ["s", "l", "d"], ["r"]),
+             helper.make_node("Add", ["r", "x"], ["y"])]  # fmt: skip
+    model = make_model(nodes, [tensor("x", elem, [1])], [tensor("y", elem, None)], inits, opset=11)
+    so_level = {"x": np.ones(1, dt)}
+    # constant folding would compute Range before partitioning: run without it
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=[COREML])
+    assert placement(sess) == {COREML: 2}
+    (got,) = sess.run(None, so_level)
+    (want,) = ReferenceEvaluator(model).run(None, so_level)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_range_with_bounds_fed_at_run_time_is_refused():
+    model = one_node("Range", [("s", F, []), ("l", F, []), ("d", F, [])], [("r", F, None)],
+                     opset=11)  # fmt: skip
+    assert "must be a constant for Core ML" in refusals(model)["Range"]
+
+
+# -- LSTM, GRU, RNN ---------------------------------------------------------------------------
+
+
+def rnn_model(op, direction="forward", layout=0, hidden=4, steps=3, batch=2, size=5,
+              initial=True, outputs=None, bias=True, **attrs):  # fmt: skip
+    d = 2 if direction == "bidirectional" else 1
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    inits = [_init("W", rand(d, gates * hidden, size, scale=0.5)),
+             _init("R", rand(d, gates * hidden, hidden, scale=0.5))]  # fmt: skip
+    names = ["x", "W", "R"]
+    b = rand(d, 2 * gates * hidden, scale=0.5)
+    if op == "GRU" and attrs.get("linear_before_reset"):
+        b[:, 5 * hidden :] = 0  # Core ML's gru has no recurrent bias of the new gate
+    names.append("B" if bias else "")
+    if bias:
+        inits.append(_init("B", b))
+    state = [d, batch, hidden] if not layout else [batch, d, hidden]
+    x = [steps, batch, size] if not layout else [batch, steps, size]
+    inputs = [tensor("x", shape=x)]
+    feed = {"x": rand(*x)}
+    if initial:
+        names += ["", "h0"] + (["c0"] if op == "LSTM" else [])
+        inputs.append(tensor("h0", shape=state))
+        feed["h0"] = rand(*state)
+        if op == "LSTM":
+            inits.append(_init("c0", rand(*state)))
+    outs = outputs or (["y", "yh", "yc"] if op == "LSTM" else ["y", "yh"])
+    node = helper.make_node(op, names, outs, hidden_size=hidden, direction=direction,
+                            **({"layout": layout} if layout else {}), **attrs)  # fmt: skip
+    model = make_model([node], inputs, [tensor(o, shape=None) for o in outs if o], inits,
+                       opset=14)  # fmt: skip
+    return model, feed
+
+
+RECURRENT = [
+    ("LSTM", "forward", 0, {}),
+    ("LSTM", "reverse", 0, {}),
+    ("LSTM", "bidirectional", 0, {}),
+    ("LSTM", "forward", 1, {}),
+    ("LSTM", "bidirectional", 1, {"activations": ["Sigmoid", "Relu", "Tanh"] * 2}),
+    ("GRU", "forward", 0, {"linear_before_reset": 1}),
+    ("GRU", "bidirectional", 1, {"linear_before_reset": 1}),
+    ("GRU", "reverse", 0, {"linear_before_reset": 1, "activations": ["Sigmoid", "Relu"]}),
+    ("RNN", "forward", 0, {}),
+    ("RNN", "bidirectional", 0, {"activations": ["Relu", "Tanh"]}),
+    ("RNN", "reverse", 1, {}),
+]
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("op, direction, layout, attrs", RECURRENT,
+                         ids=[f"{o}-{d}-layout{lay}-{i}" for i, (o, d, lay, _) in
+                              enumerate(RECURRENT)])  # fmt: skip
+def test_recurrent(op, direction, layout, attrs):
+    model, feed = rnn_model(op, direction, layout, **attrs)
+    # onnx's evaluator ignores (LSTM, GRU) or lacks (Relu) the activations attribute: the CPU
+    # provider is the oracle there
+    on_coreml(model, feed, oracle=CPU if "activations" in attrs else None)
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_recurrent_defaults_and_single_outputs(op):
+    """No bias, no initial state, only Y_h asked for; float16 compute."""
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    model, feed = rnn_model(op, initial=False, bias=False, outputs=["", "yh"], **extra)
+    on_coreml(model, feed)
+    on_coreml(model, feed, "FLOAT16")
+
+
+def _lstm_with(names_extra, inits_extra, **attrs):
+    model, _ = rnn_model("LSTM", initial=False, **attrs)
+    node = model.graph.node[0]
+    del node.input[:]
+    node.input.extend(["x", "W", "R", "B"] + names_extra)
+    model.graph.initializer.extend(inits_extra)
+    return model
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (rnn_model("GRU")[0], "linear_before_reset=0"),
+        (rnn_model("LSTM", clip=3.0)[0], "clip: ONNX clips the gates' inputs"),
+        (rnn_model("RNN", activations=["Softsign"])[0], "activation Softsign"),
+        (rnn_model("LSTM", input_forget=1)[0], "input_forget=1"),
+        (_lstm_with(["L"], [_init("L", np.array([3, 2], np.int32))]), "sequence_lens shorter"),
+        (_lstm_with(["", "", "", "P"], [_init("P", rand(1, 12))]), "peepholes"),
+    ],
+    ids=["gru-linear-before-reset-0", "lstm-clip", "rnn-softsign", "lstm-input-forget",
+         "sequence-lens", "peepholes"],
+)  # fmt: skip
+def test_recurrent_refused(model, reason):
+    (got,) = refusals(model).values()
+    assert reason in got, got
+
+
+@pytest.mark.usefixtures("reference")
+def test_lstm_full_sequence_lens_and_zero_peepholes_are_taken():
+    model = _lstm_with(["L", "", "", "P"], [_init("L", np.array([3, 3], np.int32)),
+                                            _init("P", np.zeros((1, 12), np.float32))])  # fmt: skip
+    on_coreml(model, {"x": rand(3, 2, 5)})
+
+
+def test_gru_with_a_recurrent_new_gate_bias_is_refused():
+    model, _ = rnn_model("GRU", linear_before_reset=1)
+    b = numpy_helper.to_array(model.graph.initializer[2]).copy()
+    b[:, -1] = 1.0
+    model.graph.initializer[2].CopyFrom(_init("B", b))
+    (got,) = refusals(model).values()
+    assert "new-gate recurrent bias" in got
+
+
+# -- QuantizeLinear -> DequantizeLinear -------------------------------------------------------
+
+
+def qdq_model(zp_type=U8, axis=None, scale=(0.05,), zp=(128,), opset=19):
+    """x -> Neg -> QuantizeLinear -> DequantizeLinear -> Abs -> y (the 8-bit value inside)."""
+    dt = helper.tensor_dtype_to_np_dtype(zp_type)
+    inits = [_init("s", np.array(scale, np.float32).reshape(-1 if len(scale) > 1 else ())),
+             _init("z", np.array(zp, dt).reshape(-1 if len(zp) > 1 else ()))]  # fmt: skip
+    kw = {} if axis is None else {"axis": axis}
+    nodes = [
+        helper.make_node("Neg", ["x"], ["r"]),
+        helper.make_node("QuantizeLinear", ["r", "s", "z"], ["q"], **kw),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], **kw),
+        helper.make_node("Abs", ["dq"], ["y"]),
+    ]
+    return make_model(nodes, [tensor("x", shape=[2, 3, 4])], [tensor("y", shape=None)], inits,
+                      opset=opset)  # fmt: skip
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize(
+    "zp_type, axis, scale, zp",
+    [(U8, None, (0.05,), (128,)), (I8, None, (0.02,), (-3,)), (U8, 1, (0.01, 0.1, 0.5), (0, 7, 250)),
+     (I8, -1, (0.03, 0.5, 0.01, 1.0), (0, 1, -1, 127))],
+    ids=["uint8", "int8", "uint8-per-axis", "int8-per-last-axis"],
+)  # fmt: skip
+def test_quantize_dequantize_pair_is_bit_exact(zp_type, axis, scale, zp):
+    model = qdq_model(zp_type, axis, scale, zp)
+    x = rand(2, 3, 4, scale=4.0)
+    # exact ties (k + 0.5) * scale and values past the 8-bit range: round half to even, saturate
+    x.flat[:6] = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0], np.float32) * np.float32(scale[0])
+    on_coreml(model, {"x": -x}, atol=0)
+
+
+@pytest.mark.usefixtures("reference")
+def test_dequantize_of_a_constant_weight():
+    w = RNG.integers(-128, 128, (4, 3)).astype(np.int8)
+    inits = [_init("w", w), _init("s", np.array(0.1, np.float32)), _init("z", np.array(2, np.int8))]
+    nodes = [helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wf"]),
+             helper.make_node("MatMul", ["x", "wf"], ["y"])]  # fmt: skip
+    model = make_model(nodes, [tensor("x", shape=[2, 4])], [tensor("y", shape=None)], inits,
+                       opset=19)  # fmt: skip
+    opts = ort.SessionOptions()  # keep the DequantizeLinear (constant folding would fold it)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=[COREML, CPU])
+    assert placement(sess) == {COREML: 2}
+    feed = {"x": rand(2, 4)}
+    np.testing.assert_allclose(sess.run(None, feed)[0], ReferenceEvaluator(model).run(None, feed)[0],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_lone_quantize_and_dequantize_at_the_partition_edge_are_refused():
+    q = one_node("QuantizeLinear", [("x", F, [3]), ("s", F, []), ("z", U8, [])], [("q", U8, [3])],
+                 [_init("s", np.array(0.1, np.float32)), _init("z", np.array(0, np.uint8))],
+                 opset=13)  # fmt: skip
+    assert "cannot return 8-bit tensors" in refusals(q)["QuantizeLinear"]
+    dq = one_node("DequantizeLinear", [("q", U8, [3]), ("s", F, []), ("z", U8, [])],
+                  [("y", F, [3])], [_init("s", np.array(0.1, np.float32)),
+                                    _init("z", np.array(0, np.uint8))], opset=13)  # fmt: skip
+    assert "cannot take 8-bit tensors" in refusals(dq)["DequantizeLinear"]
+
+
+def test_quantize_read_by_other_than_dequantize_is_refused_and_its_pair_too():
+    model = qdq_model()
+    model.graph.node.append(helper.make_node("Cast", ["q"], ["qi"], to=TensorProto.INT32))
+    model.graph.output.append(tensor("qi", TensorProto.INT32, None))
+    got = refusals(model)
+    assert "read outside a DequantizeLinear" in got["QuantizeLinear"]
+    assert "cannot take 8-bit tensors" in got["DequantizeLinear"]
+
+
+def test_block_quantization_is_refused():
+    model = one_node("QuantizeLinear", [("x", F, [2, 4]), ("s", F, [2, 2])], [("q", I8, [2, 4])],
+                     [_init("s", np.full((2, 2), 0.1, np.float32))], opset=21, block_size=2,
+                     axis=1, output_dtype=I8)  # fmt: skip
+    assert "block quantization" in refusals(model)["QuantizeLinear"]
