@@ -99,7 +99,9 @@ def test_without_a_pool_everything_is_serial():
     assert calls == [(0, 100)]
 
 
-@pytest.mark.skipif(not _threads.can_set_threads(), reason="numpy's BLAS is not a settable OpenBLAS")
+@pytest.mark.skipif(
+    not _threads.can_set_threads(), reason="numpy's BLAS is not a settable OpenBLAS"
+)
 def test_blas_is_pinned_to_one_thread_while_any_run_is_in_progress():
     before = _threads.blas_threads(2)  # make the pin visible even on a 1-core machine
     try:
@@ -224,3 +226,60 @@ def test_concurrent_runs_share_the_pool_and_agree():
     assert len(results) == 15
     for r in results:
         np.testing.assert_array_equal(r, want)
+
+
+def _products_model():
+    """MatMulIntegerToFloat (constant int8 weights, the float32-block path), QLinearMatMul
+    (float64) and ONNX Attention over 8 heads, each large enough to be split."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-128, 128, (384, 1536), dtype=np.int8)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.float32(0.02), "a_scale"),
+        numpy_helper.from_array(np.full(1536, 0.01, np.float32), "w_scale"),
+        numpy_helper.from_array(np.uint8(128), "a_zp"),
+        numpy_helper.from_array(np.float32(0.5), "y_scale"),
+        numpy_helper.from_array(np.uint8(100), "y_zp"),
+        numpy_helper.from_array(np.int8(0), "w_zp"),
+    ]
+    nodes = [
+        helper.make_node(
+            "MatMulIntegerToFloat", ["a", "w", "a_scale", "w_scale", "a_zp"], ["f"],
+            domain="com.microsoft",
+        ),
+        helper.make_node(
+            "QLinearMatMul", ["a", "a_scale", "a_zp", "w", "a_scale", "w_zp", "y_scale", "y_zp"],
+            ["q"],
+        ),
+        helper.make_node("Attention", ["qh", "kh", "vh"], ["att"]),
+    ]  # fmt: skip
+    shapes = {"a": ([128, 384], TensorProto.UINT8)}
+    shapes.update({n: ([1, 8, 128, 64], TensorProto.FLOAT) for n in ("qh", "kh", "vh")})
+    graph = helper.make_graph(
+        nodes, "products",
+        [helper.make_tensor_value_info(n, t, s) for n, (s, t) in shapes.items()],
+        [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in ("f", "q", "att")],
+        inits,
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 23), helper.make_opsetid("com.microsoft", 1)]
+    )
+    feeds = {"a": rng.integers(0, 256, (128, 384), dtype=np.uint8)}
+    feeds.update({n: f32(1, 8, 128, 64) for n in ("qh", "kh", "vh")})
+    return model.SerializeToString(), feeds
+
+
+def test_integer_products_and_attention_on_two_threads_equal_one_thread():
+    """The integer products (exact) and attention's products take the run's threads through
+    _blas.matmul; each output element is the same dot product either way."""
+    model, feeds = _products_model()
+    outs = []
+    for threads in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, feeds))
+    for one, two in zip(*outs, strict=True):
+        np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])  # the requantized integers

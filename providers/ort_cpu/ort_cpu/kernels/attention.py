@@ -17,6 +17,7 @@ from onnx import helper
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, KernelInfo
 
+from . import _blas
 from ._registry import builder, kernel
 
 _NEG_INF = -np.inf
@@ -92,14 +93,14 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bsz, hq, m, _ = a.shape
     hkv = b.shape[1]
     if hq == hkv:
-        return a @ b
+        return _blas.matmul(a, b)
     if hkv == 0 or hq % hkv:
         raise InvalidArgument(
             f"Attention: {hq} query heads are not a multiple of {hkv} key/value heads."
         )
     # (B, Hq, M, K) is (B, Hkv, G*M, K) in memory: one larger product per kv head, no K/V copies
     folded = a.reshape(bsz, hkv, (hq // hkv) * m, a.shape[3])
-    return (folded @ b).reshape(bsz, hq, m, b.shape[3])
+    return _blas.matmul(folded, b).reshape(bsz, hq, m, b.shape[3])
 
 
 class _AttentionConfig:

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from . import _blas
 from ._registry import builder
 from .contrib import _attend, _causal, _heads, _key_mask, _outputs, requant
 from .pool import PoolAttrs, _check_pool
@@ -51,7 +52,9 @@ def qgemm(info):
         bm = b.T if trans_b else b
         bz = 0.0 if b_zp is None else b_zp.astype(np.float64).reshape(-1)
         bf = bm.astype(np.float64) - bz  # per-column zero points broadcast along N
-        acc = (af.T if trans_a else af) @ bf  # exact: every partial sum is an integer < 2**53
+        acc = _blas.matmul(
+            af.T if trans_a else af, bf
+        )  # exact: every partial sum is an integer < 2**53
         if c is not None:
             acc += c.astype(np.float64)
         acc = acc.astype(np.float32)  # the int32 accumulator as float
@@ -251,7 +254,7 @@ def matmul_nbits(info):
         wt = const_w
         if wt is None:
             wt = dequantize_nbits(b, scales, zero_points, g_idx, k, n, bits, block).T
-        y = a.astype(np.float32) @ wt
+        y = _blas.matmul(a.astype(np.float32), wt)
         if bias is not None:
             y += bias.astype(np.float32)
         return y
@@ -274,7 +277,7 @@ def dynamic_quantize_matmul(info):
         else:
             af = aq.astype(np.float64) - float(a_zp)
             bz = 0.0 if b_zero_point is None else b_zero_point.astype(np.float64).reshape(-1)
-            acc = np.matmul(af, b.astype(np.float64) - bz).astype(np.float32)
+            acc = _blas.matmul(af, b.astype(np.float64) - bz).astype(np.float32)
         y = acc * (a_scale * b_scale.astype(np.float32).reshape(-1))
         if bias is not None:
             y += bias.astype(np.float32)
@@ -324,7 +327,7 @@ def qattention(info):
         b, s, d = x.shape
         xf = x.reshape(b * s, d).astype(np.float64) - float(_scalar(input_zp))
         wz = 0.0 if weight_zp is None else weight_zp.astype(np.float64).reshape(-1)
-        acc = (xf @ (weight.astype(np.float64) - wz)).astype(np.float32)  # exact, then as float
+        acc = _blas.matmul(xf, weight.astype(np.float64) - wz).astype(np.float32)  # exact
         qkv = acc * (_scalar(input_scale) * weight_scale.astype(np.float32).reshape(-1))
         qkv += bias.astype(np.float32)
         hidden = qkv.shape[-1] // 3

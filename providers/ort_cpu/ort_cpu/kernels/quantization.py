@@ -13,7 +13,7 @@ import ml_dtypes
 import numpy as np
 from onnx import helper
 
-from . import _quant_jit
+from . import _blas, _quant_jit
 from ._registry import builder, kernel
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -222,7 +222,7 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     # float64 holds the int8 products and their sums exactly
     af = a.astype(np.float64) - _mm_zero_point(a_zero_point, m, row=True)
     bf = b.astype(np.float64) - _mm_zero_point(b_zero_point, n, row=False)
-    acc = np.matmul(af, bf)
+    acc = _blas.matmul(af, bf)
     sa = _per_row(a_scale.astype(np.float32), m)
     sb = b_scale.astype(np.float32)
     mult = (sa * sb / y_scale.astype(np.float32)).astype(np.float64)
@@ -271,11 +271,11 @@ def integer_matmul_f32(a, a_zp, packed, blocks) -> np.ndarray:
     if a_zp is not None:
         af -= np.float32(a_zp.reshape(()))
     if len(blocks) == 1:
-        acc = af @ packed
+        acc = _blas.matmul(af, packed)
     else:
         acc = np.zeros((af.shape[0], packed.shape[1]), np.float64)
         for s, e in blocks:
-            acc += np.ascontiguousarray(af[:, s:e]) @ packed[s:e]
+            acc += _blas.matmul(np.ascontiguousarray(af[:, s:e]), packed[s:e])
         acc = acc.astype(np.float32)
     return acc.reshape(*a.shape[:-1], packed.shape[1])
 
@@ -308,7 +308,7 @@ def matmul_integer_to_float(info):
         else:
             af = a.astype(np.float64) - _mm_zero_point(a_zero_point, a.shape[-2], row=True)
             bf = b.astype(np.float64) - _mm_zero_point(b_zero_point, b.shape[-1], row=False)
-            acc = np.matmul(af, bf).astype(np.float32)
+            acc = _blas.matmul(af, bf).astype(np.float32)
         y = acc * (a_scale.astype(np.float32) * b_scale.astype(np.float32))
         if bias is not None:
             y += bias
