@@ -283,3 +283,33 @@ def test_integer_products_and_attention_on_two_threads_equal_one_thread():
     for one, two in zip(*outs, strict=True):
         np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(outs[1][1], outs[0][1])  # the requantized integers
+
+
+def test_gelu_and_erf_blocks_on_two_threads_equal_one_thread():
+    """Gelu (com.microsoft BiasGelu, ONNX Gelu) and Erf share their blocks among the run's
+    threads: element for element the same operations, so the same bits."""
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((128, 1536)) * 3).astype(np.float32)
+    bias = rng.standard_normal(1536).astype(np.float32)
+    nodes = [
+        helper.make_node("BiasGelu", ["x", "b"], ["g1"], domain="com.microsoft"),
+        helper.make_node("Gelu", ["x"], ["g2"]),
+        helper.make_node("Erf", ["x"], ["e"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [128, 1536])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("g1", "g2", "e")],
+        [numpy_helper.from_array(bias, "b")],
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
+    ).SerializeToString()
+    outs = []
+    for threads in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        outs.append(ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(
+            None, {"x": x}
+        ))  # fmt: skip
+    for one, two in zip(*outs, strict=True):
+        np.testing.assert_array_equal(two, one)
