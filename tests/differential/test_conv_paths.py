@@ -182,6 +182,36 @@ def test_pointwise(stride, batch):
     _check("Conv", [x, w], attrs, consts=())
 
 
+@pytest.mark.parametrize(
+    "xs, ws",
+    [
+        ((1, 8, 1, 1), (8, 8, 1, 1)),  # a squeeze-excite layer: one cell
+        ((1, 88, 1, 1), (24, 88, 1, 1)),
+        ((1, 8, 12, 48), (24, 8, 1, 1)),  # rows of 576 cells
+        ((1, 4, 40, 40), (6, 4, 1, 1)),  # rows of 1600 cells: the bias through per_row
+    ],
+)
+def test_pointwise_single_small_product(xs, ws):
+    """One image, one group, fewer than _blas.SMALL_MNK multiply-adds: the plan's short path
+    (one matmul, the bias, the epilogue), with and without bias, and as FusedConv with a
+    residual and an activation."""
+    from ort_cpu.kernels import conv
+
+    from ort_core import ops
+
+    rng = np.random.default_rng(sum(xs))
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    plan = conv._make_plan(xs, x.dtype, (1, ws[0], ws[1]), ws[0], ops.Window.from_attrs({}), (1, 1))
+    assert plan.__name__ == "run_small"
+    _check("Conv", [x, w, b], {})
+    _check("Conv", [x, w], {}, consts=(1,))
+    z = _rand(rng, (1, ws[0], *xs[2:]))
+    _check(
+        "FusedConv", [x, w, b, z], {"activation": "LeakyRelu", "activation_params": [0.2]},
+        domain="com.microsoft",
+    )  # fmt: skip
+
+
 def test_pointwise_without_direct_gemm(monkeypatch):
     """Where numpy's BLAS GEMM cannot be called directly, the bias is added after np.matmul."""
     from ort_cpu.kernels import _blas

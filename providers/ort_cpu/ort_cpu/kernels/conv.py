@@ -52,7 +52,7 @@ from ort_core.provider import FLOAT_TYPES
 
 from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
-from ._rows import per_row
+from ._rows import LONG_ROW, per_row
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
@@ -768,6 +768,23 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
         )
     scale = g == c == m
     gemm = _blas.find_gemm(dtype) if g == 1 and not scale else None
+    if g == 1 and n == 1 and sub is None and not scale and m * c * p < _blas.SMALL_MNK:
+        # one small product (a squeeze-excite layer, an OCR model's 1x1s): the product, the
+        # bias and the epilogue in as few numpy calls as possible (an 8 -> 8 product on one
+        # cell: 7.7 -> 4 us), on the calling thread (below MIN_PARALLEL_WORK anyway)
+        long_rows = p >= LONG_ROW
+
+        def run_small(x, wmat, bias=None, z=None, act=None):
+            y = np.matmul(wmat[0], (x if x.dtype == dtype else x.astype(dtype)).reshape(c, p))
+            if bias is not None:
+                b = bias.astype(dtype, copy=False).reshape(m, 1)
+                if long_rows:
+                    per_row(np.add, y, b, out=y, row=p)
+                else:
+                    np.add(y, b, out=y)
+            return _finish(y.reshape(1, m, *out), z, act)
+
+        return run_small
 
     def run(x, wmat, bias=None, z=None, act=None):
         xs = x
