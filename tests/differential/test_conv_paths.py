@@ -234,10 +234,46 @@ def test_pointwise_one_weight_per_channel(stride):
 def test_pointwise_with_pads():
     """A padded 1x1 convolution reads zeros at the border: the column path."""
     rng = np.random.default_rng(4)
-    x, w, b = _rand(rng, (2, 5, 6, 7)), _rand(rng, (3, 5, 1, 1)), _rand(rng, (3,))
+    x, w, b = _rand(rng, (2, 5, 80, 90)), _rand(rng, (3, 5, 1, 1)), _rand(rng, (3,))
     attrs = {"pads": [1, 0, 2, 1], "strides": [2, 1]}
     assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
     _check("Conv", [x, w, b], attrs)
+
+
+def _inner(plan):
+    """The 2-D plan a 1-D convolution's plan runs over a single row."""
+    cells = zip(plan.__code__.co_freevars, plan.__closure__, strict=True)
+    return {name: cell.cell_contents for name, cell in cells}["inner"]
+
+
+GATHER = [
+    ((1, 129, 4), (128, 129, 3), {"pads": [1, 1]}),  # Silero-VAD's encoder, Conv1d
+    ((1, 128, 4), (64, 128, 3), {"pads": [1, 1], "strides": [2]}),
+    ((1, 64, 1), (128, 64, 3), {"pads": [1, 1]}),  # one frame: all but one tap in the padding
+    ((2, 16, 3, 12), (88, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 5, 6, 7), (3, 5, 1, 1), {"pads": [1, 0, 2, 1], "strides": [2, 1]}),  # padded 1x1
+    ((1, 6, 5, 9), (4, 6, 2, 3), {"pads": [0, 2, 1, 0], "dilations": [2, 1], "strides": [1, 2]}),
+    ((1, 4, 7, 9), (6, 4, 3, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2]}),
+    ((1, 3, 4, 5, 6), (2, 3, 2, 2, 3), {"pads": [1, 0, 1, 0, 1, 2]}),  # 3-D
+]
+
+
+@pytest.mark.parametrize("case", range(len(GATHER)))
+def test_gathered_columns(case):
+    """One group and a small column matrix: the columns gathered by a precomputed index (zeros
+    for the padding), any rank, with and without bias, and as FusedConv with an activation."""
+    xs, ws, attrs = GATHER[case]
+    rng = np.random.default_rng(40 + case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    plan = _plan(xs, ws, attrs)
+    if len(xs) == 3:  # the 2-D plan over a single row
+        plan = _inner(plan)
+    assert _kind(plan) == "_gather_plan"
+    _check("Conv", [x, w, b], attrs)
+    _check("Conv", [x, w], attrs, consts=())
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "Relu"}, domain="com.microsoft"
+    )  # fmt: skip
 
 
 # -- small dense convolutions --------------------------------------------------------------------
@@ -256,29 +292,34 @@ def test_small_convolutions(case):
     xs, ws, attrs = SMALL[case]
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
-    assert _kind(_plan(xs, ws, attrs)) == "columns"
+    # the smallest column matrices are gathered by index (test_gathered_columns)
+    assert _kind(_plan(xs, ws, attrs)) in ("columns", "_gather_plan")
     _check("Conv", [x, w, b], attrs)
 
 
 @pytest.mark.parametrize(
-    "xs,ws,attrs",
+    "xs,ws,attrs,kind",
     [
-        ((1, 1, 832), (258, 1, 256), {"strides": [128]}),  # an STFT as a Conv1d (Silero VAD)
-        ((2, 1, 600), (64, 1, 400), {"strides": [160], "pads": [200, 200]}),  # with padding
-        ((1, 2, 20, 20), (8, 2, 9, 9), {"strides": [4, 4]}),  # 2-D: 81 taps, 9 cells
+        # an STFT as a Conv1d (Silero VAD): 256 taps over 5 cells, a small column matrix
+        ((1, 1, 832), (258, 1, 256), {"strides": [128]}, "_gather_plan"),
+        ((2, 1, 600), (64, 1, 400), {"strides": [160], "pads": [200, 200]}, "_gather_plan"),
+        ((1, 2, 20, 20), (8, 2, 9, 9), {"strides": [4, 4]}, "_gather_plan"),  # 81 taps, 9 cells
+        # larger ones: one strided copy
+        ((1, 1, 16000), (64, 1, 400), {"strides": [160]}, "_generic_plan"),
+        ((2, 8, 40, 40), (8, 8, 9, 9), {"strides": [4, 4]}, "_generic_plan"),
     ],
 )
-def test_many_taps_over_few_outputs_take_one_strided_copy(xs, ws, attrs):
+def test_many_taps_over_few_outputs_take_one_strided_copy(xs, ws, attrs, kind):
     """A single input channel over more than 7 x 7 taps is not a compiled direct layer, and a
     kernel of at least 64 taps over no more output cells than taps takes the column matrix in
-    one strided copy (the generic plan) instead of a copy per tap."""
+    one strided copy (the generic plan) instead of a copy per tap, or, when the matrix is
+    small, gathers it by index."""
     rng = np.random.default_rng(7)
     x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
     plan = _plan(xs, ws, attrs)
-    if len(xs) == 3:  # a 1-D convolution runs the plan of the 2-D one over a single row
-        cells = zip(plan.__code__.co_freevars, plan.__closure__, strict=True)
-        plan = {name: cell.cell_contents for name, cell in cells}["inner"]
-    assert _kind(plan) == "_generic_plan"
+    if len(xs) == 3:  # the 2-D plan over a single row
+        plan = _inner(plan)
+    assert _kind(plan) == kind
     _check("Conv", [x, w, b], attrs)
 
 
