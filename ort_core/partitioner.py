@@ -15,7 +15,16 @@ import onnx
 
 from . import errors
 from .errors import EPFail
-from .ir import Graph, Node, constant_value, graph_from_proto, node_reads, node_to_proto
+from .ir import (
+    Graph,
+    Node,
+    add_inferred_types,
+    constant_value,
+    graph_from_proto,
+    infer_types,
+    node_reads,
+    node_to_proto,
+)
 from .provider import ExecutionProvider, GraphView, schema_for
 
 __all__ = [
@@ -25,6 +34,7 @@ __all__ = [
     "partition_model",
     "scope_types",
     "expand_function",
+    "type_body",
     "is_convex",
     "EpAssignedNode",
     "EpAssignedSubgraph",
@@ -227,6 +237,7 @@ def partition(
             if body is None:
                 continue
             _import_function_opsets(node, opsets, functions)
+            type_body(view, body, functions)
             _replace_with(graph, node, body)
             result.expanded.append(node.label())
             expanded_any = True
@@ -576,6 +587,134 @@ def expand_function(
         n.name = prefix + (n.name or n.op_type)
         nodes.append(n)
     return nodes
+
+
+#: constants of the call site larger than this reach the body's inference as typed inputs only
+_BODY_CONSTANT_LIMIT = 1024
+#: "tensor(float)" -> TensorProto.FLOAT, for type constraints that allow one type only
+_TENSOR_TYPES = {f"tensor({k.lower()})": v for k, v in onnx.TensorProto.DataType.items() if v}
+_VARIADIC = onnx.defs.OpSchema.FormalParameterOption.Variadic
+
+
+def type_body(
+    view: GraphView,
+    body: list[Node],
+    functions: dict[tuple[str, str, str], onnx.FunctionProto] | None = None,
+) -> None:
+    """Type the values of ``body``, the expanded function body about to replace a node of
+    ``view.graph``, so that providers deciding by type see them: onnx's inference over the body
+    alone with the call site's input types and small constants (the values of its subgraphs
+    too), then, for what onnx left untyped, the op schemas' type constraints. Types the graph
+    already has are kept; ``view.graph.value_types`` is updated in place. Runs only when a node
+    is expanded (well under a millisecond for a standard op's body)."""
+    graph = view.graph
+    produced = {o for n in body for o in n.outputs if o}
+    opsets = view.opsets
+    g = onnx.GraphProto(name="body")
+    g.node.extend(node_to_proto(n) for n in body)
+    seen: set[str] = set()
+    for n in body:
+        for name in node_reads(n):
+            if name in produced or name in seen:
+                continue
+            seen.add(name)
+            value = view.constant(name)
+            if value is None and name in graph.outer_constants:
+                value = graph.outer_constants[name]
+            if value is not None and value.size <= _BODY_CONSTANT_LIMIT:
+                try:
+                    g.initializer.append(onnx.numpy_helper.from_array(value, name))
+                    continue
+                except Exception:  # a dtype numpy_helper cannot write: pass its type only
+                    pass
+            vi = g.input.add()
+            vi.name = name
+            tp = view.type_of(name)
+            if tp is not None:
+                vi.type.CopyFrom(tp)
+    model = onnx.helper.make_model(
+        g,
+        opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()],
+        functions=_called_functions(body, functions or {}),
+    )
+    inferred = infer_types(model)
+    types = graph.value_types
+    for n in body:
+        for o in n.outputs:
+            if o and o not in types and o in inferred:
+                types[o] = inferred[o]
+        for sub in n.subgraphs.values():
+            add_inferred_types(sub, inferred)
+    for n in body:
+        _type_by_schema(n, view)
+
+
+def _called_functions(
+    body: list[Node], functions: dict[tuple[str, str, str], onnx.FunctionProto]
+) -> list[onnx.FunctionProto]:
+    """The model-local functions ``body`` calls, directly or through other functions."""
+    if not functions:
+        return []
+    keys = []
+    for n in body:
+        keys.append((n.domain, n.op_type, n.overload))
+        for sub in n.subgraphs.values():
+            keys.extend((m.domain, m.op_type, m.overload) for _, m in sub.walk())
+
+    def proto_keys(nodes):
+        for fn in nodes:
+            yield (fn.domain, fn.op_type, fn.overload)
+            for a in fn.attribute:
+                for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                    yield from proto_keys(g.node)
+
+    found: dict[tuple[str, str, str], onnx.FunctionProto] = {}
+    while keys:
+        key = keys.pop()
+        f = functions.get(key)
+        if f is None or key in found:
+            continue
+        found[key] = f
+        keys.extend(proto_keys(f.node))
+    return list(found.values())
+
+
+def _type_by_schema(node: Node, view: GraphView) -> None:
+    """Type the untyped tensor outputs of ``node`` from its schema: a type constraint that allows
+    one type, one that an input or output of the node already binds, Cast's ``to``."""
+    types = view.graph.value_types
+    if all(not o or o in types for o in node.outputs):
+        return
+    schema = schema_for(node.op_type, node.domain, view.opset(node.domain))
+    if schema is None:
+        return
+    bound: dict[str, int] = {}
+    for c in schema.type_constraints:
+        if len(c.allowed_type_strs) == 1 and c.allowed_type_strs[0] in _TENSOR_TYPES:
+            bound[c.type_param_str] = _TENSOR_TYPES[c.allowed_type_strs[0]]
+
+    def params(formals, names):
+        """(type parameter, value name) pairs; a homogeneous variadic last formal covers the
+        remaining names, a heterogeneous one (Loop's V) binds nothing."""
+        for i, name in enumerate(names):
+            formal = formals[min(i, len(formals) - 1)] if formals else None
+            if formal is None or (i >= len(formals) and formal.option != _VARIADIC):
+                return
+            if formal.option == _VARIADIC and not formal.is_homogeneous:
+                return
+            yield formal.type_str, name
+
+    for param, name in [*params(schema.inputs, node.inputs), *params(schema.outputs, node.outputs)]:
+        tp = view.type_of(name) if name else None
+        if tp is not None and tp.WhichOneof("value") == "tensor_type" and tp.tensor_type.elem_type:
+            bound.setdefault(param, tp.tensor_type.elem_type)
+    to = node.attributes.get("to")
+    if node.op_type == "Cast" and not node.domain and to is not None and schema.outputs:
+        bound[schema.outputs[0].type_str] = to.i
+    for param, name in params(schema.outputs, node.outputs):
+        elem = bound.get(param) or _TENSOR_TYPES.get(param)  # a formal may name its type
+        if name and name not in types and elem:
+            types[name] = onnx.helper.make_tensor_type_proto(elem, None)
 
 
 def _wrap(n: onnx.NodeProto) -> onnx.GraphProto:

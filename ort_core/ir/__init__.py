@@ -1,6 +1,7 @@
 """ort-core's graph IR: Model, Graph and Node, and conversion to and from ONNX protobuf."""
 
 from ._convert import (
+    add_inferred_types,
     check_model,
     graph_from_proto,
     graph_to_proto,
@@ -21,6 +22,7 @@ from ._core import (
     tensor_shape,
     type_str,
 )
+from ._infer import infer_types
 
 __all__ = [
     "Model",
@@ -40,4 +42,6 @@ __all__ = [
     "node_from_proto",
     "node_to_proto",
     "check_model",
+    "infer_types",
+    "add_inferred_types",
 ]

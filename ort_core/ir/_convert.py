@@ -451,7 +451,7 @@ def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Mod
         )
     graph = graph_from_proto(proto.graph, base_dir=base_dir)
     ops = validate_graph(graph, opsets)  # before onnx's inference sees a malformed node
-    _add_inferred_types(graph, _infer(proto, base_dir, ops))
+    add_inferred_types(graph, _infer(proto, base_dir, ops))
     model = Model(graph, opsets)
     model.ir_version = proto.ir_version
     model.producer_name = proto.producer_name
@@ -524,7 +524,7 @@ def _infer(
     return infer_types(_skeleton(proto, base_dir), ops)
 
 
-def _add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:
+def add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:
     """Give node outputs and graph outputs (in subgraphs too) their inferred types where the model
     declares none."""
     for n in g.nodes:
@@ -532,7 +532,7 @@ def _add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:
             if o and o not in g.value_types and o in inferred:
                 g.value_types[o] = inferred[o]
         for sub in n.subgraphs.values():
-            _add_inferred_types(sub, inferred)
+            add_inferred_types(sub, inferred)
     for o in g.outputs:
         if o not in g.value_types and o in inferred:
             g.value_types[o] = inferred[o]
