@@ -27,7 +27,7 @@ from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
-from .elementwise import _sigmoid, bound, gelu_erf
+from .elementwise import _sigmoid, bound, gelu_erf, logistic
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
 
@@ -280,8 +280,7 @@ def sparse_to_dense_matmul(a, b, alpha=1.0, transA=0, transB=0):  # noqa: N803 -
 
 @kernel("QuickGelu", domain=MS, dtypes=FLOAT_TYPES)
 def quick_gelu(x, alpha=1.702):
-    xc = _c(x)
-    return (xc * _sigmoid(xc * xc.dtype.type(alpha))).astype(x.dtype, copy=False)
+    return logistic(_c(x), float(alpha), times_x=True).astype(x.dtype, copy=False)
 
 
 @kernel("BiasSplitGelu", domain=MS, dtypes=FLOAT_TYPES)

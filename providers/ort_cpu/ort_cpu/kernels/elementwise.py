@@ -72,6 +72,7 @@ _erf_exact = np.frompyfunc(math.erf, 1, 1)
 # Elementwise chains of many ufunc passes run over blocks of this many elements, so that their
 # temporaries stay in cache and are allocated once per call (4x faster than whole-array passes).
 CHUNK = 32768
+_F32_F64 = (np.dtype(np.float32), np.dtype(np.float64))
 SMALL = 200  # below this many elements, math.erf per element is faster than the ufunc chain
 _ERFC_F32 = tuple(np.float32(c) for c in _ERFC_COEFS)
 # GELU as x * sigmoid(h(x)) with h = logit Phi, exactly x * Phi(x); h is odd, and h(x) / x is
@@ -240,9 +241,51 @@ UNARY = {  # op: (since, input types, numpy function)
 }
 
 
+def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.ndarray:
+    """``sigmoid(alpha * x)``, times ``x`` when ``times_x`` (SiLU, QuickGelu), for float32 and
+    float64 ``x``, as ``1 / (1 + exp(-alpha x))`` (``x / (...)``): four passes per block of
+    :data:`CHUNK` elements that stay in cache, where the two-sided formula below made ten passes
+    and five temporaries of the whole tensor (YOLO's 16 x 320 x 320 SiLU: the temporaries alone
+    were 33 MB of traffic). Both tails are exact limits: exp overflows to inf far left, and
+    1 / inf is 0 (x / inf is -0; -inf / inf is NaN, as -inf * 0 is in onnxruntime). The blocks are shared among the run's threads (an exp per
+    element: compute-bound)."""
+    dt = x.dtype
+    xf = x.reshape(-1)
+    n = xf.size
+    out = np.empty(n, dt)
+    m = max(min(CHUNK, n), 1)
+    neg = dt.type(-alpha)
+
+    def blocks(b0: int, b1: int) -> None:
+        t = np.empty(m, dt)
+        with np.errstate(over="ignore", invalid="ignore"):  # x = -inf: -inf / inf is NaN
+            for st in range(b0 * m, min(n, b1 * m), m):
+                k = min(m, n - st)
+                tk, xs = t[:k], xf[st : st + k]
+                np.multiply(xs, neg, out=tk)
+                np.exp(tk, out=tk)
+                tk += 1
+                if times_x:
+                    np.divide(xs, tk, out=out[st : st + k])
+                else:
+                    np.reciprocal(tk, out=out[st : st + k])
+
+    if n <= m:
+        blocks(0, 1)
+    else:
+        _threads.split(-(-n // m), blocks, n * _LOGISTIC_STEPS)
+    return out.reshape(x.shape)
+
+
+#: comparable steps per element of :func:`logistic` (an exp), for :func:`_threads.split`
+_LOGISTIC_STEPS = 20.0
+
+
 def _sigmoid(x):
-    # stable in both tails: with s = e/(1+e), e = exp(-|x|), sigmoid is s below 0 and 1-s above.
-    # Blend arithmetically: masked numpy operations are several times slower than a multiply.
+    if x.dtype in _F32_F64:
+        return logistic(x)
+    # other types: stable in both tails with s = e/(1+e), e = exp(-|x|): sigmoid is s below 0
+    # and 1-s above, blended arithmetically (masked operations are several times slower)
     s = np.abs(x)
     np.negative(s, out=s)
     np.exp(s, out=s)
@@ -532,6 +575,8 @@ def gelu(x, approximate="none"):
 @kernel("Swish", since=24, dtypes=FLOAT_TYPES)
 @widened
 def swish(x, alpha=1.0):
+    if x.dtype in _F32_F64:
+        return logistic(x, alpha, times_x=True)
     return x * _sigmoid(x * x.dtype.type(alpha))
 
 
