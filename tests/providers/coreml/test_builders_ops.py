@@ -202,14 +202,16 @@ def test_range_with_bounds_fed_at_run_time_is_refused():
 
 
 def rnn_model(op, direction="forward", layout=0, hidden=4, steps=3, batch=2, size=5,
-              initial=True, outputs=None, bias=True, **attrs):  # fmt: skip
+              initial=True, outputs=None, bias=True, rbh=None, **attrs):  # fmt: skip
+    """One recurrent node with random constant W, R, B. GRU's new-gate recurrent bias Rbh is
+    zero with ``linear_before_reset=1`` (so MIL's gru can run it) unless ``rbh`` is True."""
     d = 2 if direction == "bidirectional" else 1
     gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     inits = [_init("W", rand(d, gates * hidden, size, scale=0.5)),
              _init("R", rand(d, gates * hidden, hidden, scale=0.5))]  # fmt: skip
     names = ["x", "W", "R"]
     b = rand(d, 2 * gates * hidden, scale=0.5)
-    if op == "GRU" and attrs.get("linear_before_reset"):
+    if op == "GRU" and not (rbh if rbh is not None else not attrs.get("linear_before_reset")):
         b[:, 5 * hidden :] = 0  # Core ML's gru has no recurrent bias of the new gate
     names.append("B" if bias else "")
     if bias:
@@ -280,14 +282,13 @@ def _lstm_with(names_extra, inits_extra, **attrs):
 @pytest.mark.parametrize(
     "model, reason",
     [
-        (rnn_model("GRU")[0], "linear_before_reset=0"),
         (rnn_model("LSTM", clip=3.0)[0], "clip: ONNX clips the gates' inputs"),
         (rnn_model("RNN", activations=["Softsign"])[0], "activation Softsign"),
         (rnn_model("LSTM", input_forget=1)[0], "input_forget=1"),
         (_lstm_with(["L"], [_init("L", np.array([3, 2], np.int32))]), "sequence_lens shorter"),
         (_lstm_with(["", "", "", "P"], [_init("P", rand(1, 12))]), "peepholes"),
     ],
-    ids=["gru-linear-before-reset-0", "lstm-clip", "rnn-softsign", "lstm-input-forget",
+    ids=["lstm-clip", "rnn-softsign", "lstm-input-forget",
          "sequence-lens", "peepholes"],
 )  # fmt: skip
 def test_recurrent_refused(model, reason):
@@ -302,13 +303,98 @@ def test_lstm_full_sequence_lens_and_zero_peepholes_are_taken():
     on_coreml(model, {"x": rand(3, 2, 5)})
 
 
-def test_gru_with_a_recurrent_new_gate_bias_is_refused():
-    model, _ = rnn_model("GRU", linear_before_reset=1)
-    b = numpy_helper.to_array(model.graph.initializer[2]).copy()
-    b[:, -1] = 1.0
-    model.graph.initializer[2].CopyFrom(_init("B", b))
+# GRUs beyond MIL's gru (linear_before_reset=0, ONNX's default, or a non-zero new-gate recurrent
+# bias Rbh), unrolled over their steps: each direction and layout, with and without initial state
+GRU_UNROLLED = [
+    ("forward", 0, {}),
+    ("reverse", 0, {}),
+    ("bidirectional", 0, {}),
+    ("forward", 1, {}),
+    ("reverse", 1, {}),
+    ("bidirectional", 1, {}),
+    ("forward", 0, {"initial": False, "bias": False}),
+    ("bidirectional", 1, {"initial": False, "steps": 1}),
+    ("forward", 0, {"linear_before_reset": 1, "rbh": True}),
+    ("bidirectional", 1, {"linear_before_reset": 1, "rbh": True}),
+    ("reverse", 0, {"outputs": ["y"]}),
+    ("reverse", 1, {"outputs": ["", "yh"], "steps": 6}),
+]
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("direction, layout, kw", GRU_UNROLLED,
+                         ids=[f"{d}-layout{lay}-{i}" for i, (d, lay, _) in
+                              enumerate(GRU_UNROLLED)])  # fmt: skip
+def test_gru_unrolled(direction, layout, kw):
+    model, feed = rnn_model("GRU", direction, layout, **kw)
+    on_coreml(model, feed)
+    on_coreml(model, feed, oracle=CPU)
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize(
+    "acts", [["Relu", "Tanh"], ["Sigmoid", "Relu", "Tanh", "Sigmoid"]], ids=["relu-f", "per-dir"]
+)
+def test_gru_unrolled_activations(acts):
+    # the evaluator ignores GRU's activations: the CPU provider is the oracle
+    direction = "forward" if len(acts) == 2 else "bidirectional"
+    model, feed = rnn_model("GRU", direction, activations=acts)
+    on_coreml(model, feed, oracle=CPU)
+
+
+@pytest.mark.usefixtures("reference")
+def test_gru_unrolled_float16():
+    model, feed = rnn_model("GRU", "bidirectional")
+    on_coreml(model, feed, "FLOAT16")
+
+
+def _program_ops(model, tmp_path) -> set[str]:
+    from ort_coreml.convert import load_program
+
+    session(model, {"ModelCacheDirectory": str(tmp_path)}, fallback=False)
+    (pkg,) = [p for p in tmp_path.iterdir() if p.suffix == ".mlpackage"]
+    return {op.op_type for op in load_program(str(pkg)).functions["main"].operations}
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize(
+    "kw, mil_gru",
+    [({"linear_before_reset": 1}, True), ({"linear_before_reset": 1, "rbh": True}, False),
+     ({}, False)],
+    ids=["mil-gru", "rbh-unrolled", "lbr0-unrolled"],
+)  # fmt: skip
+def test_gru_unrolled_only_beyond_mil_gru(kw, mil_gru, tmp_path):
+    ops = _program_ops(rnn_model("GRU", **kw)[0], tmp_path)
+    assert ("gru" in ops) == mil_gru
+    assert ("matmul" in ops) != mil_gru
+
+
+def _dynamic_steps(model, layout=0):
+    dim = model.graph.input[0].type.tensor_type.shape.dim[1 if layout else 0]
+    dim.ClearField("dim_value")
+    dim.dim_param = "steps"
+    return model
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (_dynamic_steps(rnn_model("GRU")[0]), "needs a static sequence length"),
+        (_dynamic_steps(rnn_model("GRU", layout=1, linear_before_reset=1, rbh=True)[0], 1),
+         "needs a static sequence length"),
+        (rnn_model("GRU", steps=513)[0], "513 steps are more than the 512"),
+    ],
+    ids=["dynamic-steps", "dynamic-steps-rbh-layout1", "too-many-steps"],
+)  # fmt: skip
+def test_gru_unrolled_refused(model, reason):
     (got,) = refusals(model).values()
-    assert "new-gate recurrent bias" in got
+    assert reason in got, got
+
+
+def test_gru_limits_apply_only_when_unrolled():
+    assert refusals(rnn_model("GRU", steps=512)[0]) == {}
+    assert refusals(rnn_model("GRU", steps=513, linear_before_reset=1)[0]) == {}
+    assert refusals(_dynamic_steps(rnn_model("GRU", linear_before_reset=1)[0])) == {}
 
 
 # -- QuantizeLinear -> DequantizeLinear -------------------------------------------------------

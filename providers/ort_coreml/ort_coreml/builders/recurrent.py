@@ -9,13 +9,20 @@ transpose before and after. Only the MIL ops' forward direction is used: coremlt
 no alignment of a reversed output sequence.
 
 MIL's gru computes the new gate as ``act(W x + r * (R h) + b)``: ONNX's
-``linear_before_reset=1`` with a zero recurrent bias for that gate. Refused with the reason:
-``linear_before_reset=0`` (ONNX's default: the reset gate multiplies h before R), a non-zero
-recurrent bias of GRU's new gate, ``sequence_lens`` shorter than the sequence, ``clip`` (ONNX clips
-the gates' inputs; MIL's lstm clips the cell state), non-zero peepholes (coremltools documents
-their shape but not where they enter the gates), ``input_forget=1``, activations other than
-Sigmoid, Tanh and Relu (MIL's other activations have fixed parameters), and, for a bidirectional
-LSTM, different activations per direction.
+``linear_before_reset=1`` with a zero recurrent bias for that gate. Every other GRU
+(``linear_before_reset=0``, ONNX's default, where the reset gate multiplies h before R, or a
+non-zero recurrent bias Rbh of the new gate) is unrolled into MIL ops over its time steps
+(:func:`_gru_unrolled`): the input projections of all steps in one matmul, then per step
+``z, r = f(Xz + H Rz + b), f(Xr + H Rr + b)``, ``h~ = g(Xh + Wbh + (r * H) Rh + Rbh)`` (or
+``g(Xh + Wbh + r * (H Rh + Rbh))`` with ``linear_before_reset=1``) and
+``H = (1 - z) * h~ + z * H``. That needs a static sequence length of at most :data:`MAX_STEPS`.
+
+Refused with the reason: a dynamic sequence length or more than :data:`MAX_STEPS` steps for an
+unrolled GRU, ``sequence_lens`` shorter than the sequence, ``clip`` (ONNX clips the gates' inputs;
+MIL's lstm clips the cell state), non-zero peepholes (coremltools documents their shape but not
+where they enter the gates), ``input_forget=1``, activations other than Sigmoid, Tanh and Relu
+(MIL's other activations have fixed parameters), and, for a bidirectional LSTM, different
+activations per direction.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from . import FLOATS, Ctx, builder
 _ORDER = {"LSTM": [0, 2, 1, 3], "GRU": [1, 2, 0], "RNN": [0]}
 _DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 _MIL_ACTS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: the most time steps a GRU is unrolled over (each step is about 15 MIL ops)
+MAX_STEPS = 512
 
 
 def _s(v) -> str:
@@ -82,19 +91,36 @@ def _check(info) -> str | None:
                     "enter the gates"
                 )
     if op == "GRU":
-        if not info.attr("linear_before_reset", 0):
+        why = _unroll_reason(info.attr("linear_before_reset", 0), info.constant(3))
+        steps = None if x is None else x[1 if info.attr("layout", 0) else 0]
+        if why and not isinstance(steps, int):
             return (
-                "linear_before_reset=0: Core ML's gru applies the reset gate after the "
-                "recurrent product (ONNX's linear_before_reset=1)"
+                f"GRU with {why} is unrolled over its time steps, which needs a static sequence "
+                f"length (input 0 has shape {_dims(x)}); give the model a fixed sequence length"
             )
-        b = info.constant(3) if info.has_input(3) else None
-        if b is not None:
-            h = np.asarray(b).shape[-1] // 6
-            if np.any(np.asarray(b)[..., 5 * h :] != 0):
-                return (
-                    "GRU's new-gate recurrent bias Rbh is not zero: Core ML's gru has no bias "
-                    "inside the reset gate's product"
-                )
+        if why and steps > MAX_STEPS:
+            return (
+                f"GRU with {why} is unrolled over its time steps: {steps} steps are more than "
+                f"the {MAX_STEPS} converted (to keep the Core ML program small)"
+            )
+    return None
+
+
+def _dims(shape) -> str:
+    return "unknown" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _unroll_reason(linear_before_reset, b) -> str | None:
+    """Why a GRU is beyond MIL's gru (so is unrolled), or None. ``b`` is the constant B or None
+    (absent: zero biases; fed at run time: refused by the builder's constant inputs)."""
+    if not linear_before_reset:
+        return (
+            "linear_before_reset=0 (MIL's gru applies the reset gate after the recurrent product)"
+        )
+    if b is not None:
+        h = np.asarray(b).shape[-1] // 6
+        if np.any(np.asarray(b)[..., 5 * h :] != 0):
+            return "a non-zero new-gate recurrent bias Rbh (MIL's gru has no bias inside r * (R h))"
     return None
 
 
@@ -132,19 +158,27 @@ def recurrent(ctx: Ctx, node) -> None:
     reversed_ = _directions(_s(node.attr("direction", "forward")))
     acts = _activations(op, node.attr("activations"), len(reversed_))
     want_y = len(node.outputs) > 0 and bool(node.outputs[0])
+    lbr = int(node.attr("linear_before_reset", 0))
+    unroll = op == "GRU" and _unroll_reason(lbr, bias) is not None
     ys, hs, cs = [], [], []
     for d, rev in enumerate(reversed_):
+        h0 = _state(ctx, 5, d, layout, batch, h, dt)
+        a = [_MIL_ACTS[s.lower()] for s in acts[d]]
+        if unroll:
+            y, last = _gru_unrolled(mb, x, h0, w[d], r[d], bias[d], a, lbr, steps, rev, want_y, dt)
+            ys.append(y)
+            hs.append(last)
+            continue
         wb, rb = bias[d, : n_gates * h], bias[d, n_gates * h :]
-        b = wb + rb  # for GRU's new gate Wbh alone: its Rbh is zero (checked)
+        b = wb + rb  # for GRU's new gate Wbh alone: its Rbh is zero (else unrolled)
         args = dict(
             x=mb.reverse(x=x, axes=[0]) if rev else x,
-            initial_h=_state(ctx, 5, d, layout, batch, h, dt),
+            initial_h=h0,
             weight_ih=_gates(w[d], op, h).astype(dt),
             weight_hh=_gates(r[d], op, h).astype(dt),
             bias=_gates(b, op, h).astype(dt),
             output_sequence=want_y,
         )
-        a = [_MIL_ACTS[s.lower()] for s in acts[d]]
         if op == "LSTM":
             args.update(initial_c=_state(ctx, 6, d, layout, batch, h, dt),
                         recurrent_activation=a[0], cell_activation=a[1], activation=a[2])  # fmt: skip
@@ -161,15 +195,52 @@ def recurrent(ctx: Ctx, node) -> None:
         if op == "LSTM":
             cs.append(outs[2])
 
-    def stack(values, axis):
-        if len(values) == 1:
-            return mb.expand_dims(x=values[0], axes=[axis])
-        return mb.stack(values=values, axis=axis)
-
     if want_y:  # (steps, D, batch, H), or (batch, steps, D, H) with layout=1
-        y = stack(ys, 1)
+        y = _stack(mb, ys, 1)
         ctx.out(0, mb.transpose(x=y, perm=[2, 0, 1, 3]) if layout else y)
     for i, states in ((1, hs), (2, cs)):
         if states and i < len(node.outputs) and node.outputs[i]:
-            s = stack(states, 0)  # (D, batch, H), or (batch, D, H) with layout=1
+            s = _stack(mb, states, 0)  # (D, batch, H), or (batch, D, H) with layout=1
             ctx.out(i, mb.transpose(x=s, perm=[1, 0, 2]) if layout else s)
+
+
+def _stack(mb, values: list, axis: int):
+    if len(values) == 1:
+        return mb.expand_dims(x=values[0], axes=[axis])
+    return mb.stack(values=values, axis=axis)
+
+
+def _gru_unrolled(mb, x, state, w, r, b, acts, lbr, steps, rev, want_y, dt):
+    """One direction of an ONNX GRU as MIL ops per time step: (Y of (steps, batch, H) or None,
+    the last state (batch, H)). ``x`` is (steps, batch, I); ``w``, ``r``, ``b`` the direction's
+    W (3H, I), R (3H, H) and B (6H) in ONNX's gate order z, r, h; ``state`` the initial H."""
+    n = r.shape[-1]
+    f, g = (getattr(mb, a) for a in acts)
+    wb, rb = b[: 3 * n], b[3 * n :]
+
+    def per_step(v):  # (steps, batch, k) -> [(batch, k)] * steps
+        parts = mb.split(x=v, num_splits=steps, axis=0) if steps > 1 else [v]
+        return [mb.squeeze(x=p, axes=[0]) for p in parts]
+
+    # input projections of every step at once; z and r take both biases, the new gate Wbh alone
+    x_zr = per_step(mb.add(x=mb.matmul(x=x, y=w[: 2 * n].T.astype(dt)),
+                           y=(wb[: 2 * n] + rb[: 2 * n]).astype(dt)))  # fmt: skip
+    x_h = per_step(mb.add(x=mb.matmul(x=x, y=w[2 * n :].T.astype(dt)), y=wb[2 * n :].astype(dt)))
+    r_zr, r_h = r[: 2 * n].T.astype(dt), r[2 * n :].T.astype(dt)
+    rbh = rb[2 * n :].astype(dt)
+    one = np.array(1, dt)
+    out = [None] * steps
+    for t in reversed(range(steps)) if rev else range(steps):
+        zr = f(x=mb.add(x=x_zr[t], y=mb.matmul(x=state, y=r_zr)))
+        z, rg = mb.split(x=zr, num_splits=2, axis=1)
+        if lbr:  # r * (H Rh + Rbh)
+            rec = mb.mul(x=rg, y=mb.add(x=mb.matmul(x=state, y=r_h), y=rbh))
+        else:  # (r * H) Rh + Rbh
+            rec = mb.matmul(x=mb.mul(x=rg, y=state), y=r_h)
+            if np.any(rbh != 0):
+                rec = mb.add(x=rec, y=rbh)
+        cand = g(x=mb.add(x=x_h[t], y=rec))
+        state = mb.add(x=mb.mul(x=mb.sub(x=one, y=z), y=cand), y=mb.mul(x=z, y=state))
+        out[t] = state
+    y = _stack(mb, out, 0) if want_y else None
+    return y, state
