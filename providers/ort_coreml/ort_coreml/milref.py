@@ -298,6 +298,20 @@ def resample(x, coordinates, sampling_mode="bilinear", padding_mode="constant",
     return y.astype(x.dtype)
 
 
+def gather_nd(x, indices, batch_dims=0, **_):
+    """iOS 17's gather_nd: output ``indices.shape[:-1] + x.shape[batch_dims + k:]``, each row of
+    ``k`` indices picking a slice of its batch's ``x``; indices in [0, dim) only (iOS 17 reads
+    negative ones as out of bounds, an error here)."""
+    b, k = int(batch_dims), indices.shape[-1]
+    bounds = np.array(x.shape[b : b + k])
+    if np.any(indices < 0) or np.any(indices >= bounds):
+        raise IndexError(f"gather_nd: indices outside [0, {list(bounds)}) of iOS 17's gather_nd")
+    xb = x.reshape((-1,) + x.shape[b:])
+    ib = indices.reshape((xb.shape[0], -1, k))
+    out = np.stack([xb[i][tuple(ib[i].T)] for i in range(xb.shape[0])])
+    return out.reshape(indices.shape[:-1] + x.shape[b + k :])
+
+
 _ACTIVATIONS = {
     "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
     "tanh": np.tanh,
@@ -384,6 +398,7 @@ NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "upsample_nearest_neighbor": upsample_nearest_neighbor,
     "resize_bilinear": resize_bilinear,
     "resample": resample,
+    "gather_nd": gather_nd,
     "lstm": lstm,
     "gru": gru,
     "rnn": rnn,

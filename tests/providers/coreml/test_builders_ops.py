@@ -1,5 +1,5 @@
-"""Translation: the GridSample, Einsum, Range, LSTM/GRU/RNN and QuantizeLinear/DequantizeLinear
-builders. Each admitted case is one small model converted to an ML Program and evaluated by the MIL
+"""Translation: the GridSample, Einsum, Range, LSTM/GRU/RNN, QuantizeLinear/DequantizeLinear,
+GatherND and GroupNormalization builders. Each admitted case is one small model converted to an ML Program and evaluated by the MIL
 reference runtime on Core ML alone, against onnx's ReferenceEvaluator (float32, and float16
 compute precision where the op takes it); each refused case is given with the reason ``ort-core
 inspect`` shows."""
@@ -474,3 +474,182 @@ def test_block_quantization_is_refused():
                      [_init("s", np.full((2, 2), 0.1, np.float32))], opset=21, block_size=2,
                      axis=1, output_dtype=I8)  # fmt: skip
     assert "block quantization" in refusals(model)["QuantizeLinear"]
+
+
+# -- GatherND ---------------------------------------------------------------------------------
+
+GATHER_ND = [
+    # data shape, indices shape, batch_dims, opset
+    ((2, 3, 4), (5, 1), 0, 11),  # slices of rank 2
+    ((2, 3, 4), (5, 2), 0, 12),  # rows
+    ((2, 3, 4), (2, 5, 3), 0, 13),  # scalars
+    ((3, 4), (2,), 0, 13),  # one scalar: a rank-0 output
+    ((2, 3, 4), (2, 1), 1, 12),  # batch_dims 1, a row per batch
+    ((2, 3, 4, 5), (2, 3, 6, 1), 2, 13),  # batch_dims 2
+    ((2, 3, 4, 5), (2, 7, 2), 1, 13),
+]
+
+
+def gather_nd_model(data, indices, batch_dims=0, opset=13, elem=F, idx_elem=I64, inits=()):
+    kw = {"batch_dims": batch_dims} if batch_dims else {}
+    return one_node("GatherND", [("x", elem, list(data)), ("i", idx_elem, list(indices))],
+                    [("y", elem, None)], inits, opset=opset, **kw)  # fmt: skip
+
+
+def nd_indices(data, indices, batch_dims, negative=True):
+    """Random indices into the axes ``indices`` address, every other one negative (ONNX's
+    ``-dim <= i < 0``) where ``negative``."""
+    k = indices[-1]
+    dims = np.array(data[batch_dims : batch_dims + k])
+    idx = RNG.integers(0, dims, size=indices)
+    if negative:
+        flip = (np.arange(idx.size) % 2 == 0).reshape(indices)
+        idx = np.where(flip, idx - dims, idx)
+    return idx.astype(np.int64)
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("data, indices, batch_dims, opset", GATHER_ND,
+                         ids=[f"{d}-{i}-b{b}-v{o}" for d, i, b, o in GATHER_ND])  # fmt: skip
+def test_gather_nd(data, indices, batch_dims, opset):
+    idx = nd_indices(data, indices, batch_dims)
+    assert (idx < 0).any()
+    model = gather_nd_model(data, indices, batch_dims, opset)
+    on_coreml(model, {"x": rand(*data), "i": idx}, atol=0)
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("idx_elem", [I64, TensorProto.INT32])
+def test_gather_nd_constant_indices_and_integer_data(idx_elem):
+    """Constant (int64 and int32) indices, wrapped on the host; int64 and float16 data."""
+    data, indices = (2, 3, 4), (2, 3, 2)
+    dt = helper.tensor_dtype_to_np_dtype(idx_elem)
+    idx = nd_indices(data, indices, 1).astype(dt)
+    for elem in (I64, TensorProto.FLOAT16):
+        x = RNG.integers(-50, 50, data).astype(helper.tensor_dtype_to_np_dtype(elem))
+        model = gather_nd_model(data, indices, 1, elem=elem, idx_elem=idx_elem,
+                                inits=[_init("i", idx)])  # fmt: skip
+        on_coreml(model, {"x": x}, atol=0)
+
+
+@pytest.mark.usefixtures("reference")
+def test_gather_nd_float16_compute():
+    data, indices = (3, 4, 5), (3, 6, 1)
+    model = gather_nd_model(data, indices, 1)
+    on_coreml(model, {"x": rand(*data), "i": nd_indices(data, indices, 1)}, "FLOAT16")
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (gather_nd_model((2, 3), (2, 2), elem=TensorProto.BOOL), "GatherND on bool"),
+        (gather_nd_model((2, 3), (2, 1), batch_dims=2), "batch_dims 2 must be below"),
+        (gather_nd_model((2, 3), (2, 3), batch_dims=0), "exceeds the data's rank 2"),
+        (gather_nd_model((2, 3, 4), (3, 1), batch_dims=1), "(batch) dimensions of data and"),
+    ],
+    ids=["bool-data", "batch-dims-rank", "indices-too-deep", "batch-dims-differ"],
+)
+def test_gather_nd_refused(model, reason):
+    assert reason in refusals(model)["GatherND"]
+
+
+# -- GroupNormalization -----------------------------------------------------------------------
+
+
+def group_norm_model(shape, groups, opset=21, elem=F, const=True, stash_type=None, **attrs):
+    """GroupNormalization with scale and bias per channel (opset 21) or per group (opset 18),
+    constant or fed; returns the model and its feed."""
+    dt = helper.tensor_dtype_to_np_dtype(elem)
+    n = shape[1] if opset >= 21 else groups
+    scale, bias = (rand(n) + 1.5).astype(dt), rand(n).astype(dt)
+    if stash_type is not None:
+        attrs["stash_type"] = stash_type
+    inits = [_init("s", scale), _init("b", bias)] if const else []
+    model = one_node("GroupNormalization", [("x", elem, list(shape)), ("s", elem, [n]),
+                                            ("b", elem, [n])],
+                     [("y", elem, None)], inits, opset=opset, num_groups=groups, **attrs)  # fmt: skip
+    feed = {"x": (rand(*shape, scale=3.0) + 2.0).astype(dt)}
+    if not const:
+        feed.update(s=scale, b=bias)
+    return model, feed
+
+
+GROUP_NORM = [
+    # shape, num_groups, attributes
+    ((2, 6, 4, 5), 3, {}),
+    ((2, 6, 4, 5), 6, {"epsilon": 1e-2}),  # one channel per group: instance normalization
+    ((1, 8, 7), 2, {}),
+    ((3, 4), 2, {}),  # no spatial axes
+    ((1, 6, 2, 3, 4), 2, {"epsilon": 0.5}),  # 5-D: spatial axes merged
+    ((2, 4, 3, 3), 1, {}),  # one group: layer normalization over (C, H, W)
+]
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("const", [True, False], ids=["constant", "fed"])
+@pytest.mark.parametrize("opset", [18, 21])
+@pytest.mark.parametrize("shape, groups, attrs", GROUP_NORM,
+                         ids=[f"{s}-g{g}" for s, g, _ in GROUP_NORM])  # fmt: skip
+def test_group_norm(shape, groups, attrs, opset, const):
+    model, feed = group_norm_model(shape, groups, opset, const=const, **attrs)
+    on_coreml(model, feed)
+
+
+@pytest.mark.usefixtures("reference")
+def test_group_norm_opset_18_scales_per_group():
+    """Opset 18's scale and bias hold one value per group: each group's channels share them
+    (the same model read as opset 21 would need six)."""
+    model, feed = group_norm_model((1, 6, 2, 2), 3, 18)
+    on_coreml(model, feed)
+    scale = numpy_helper.to_array(model.graph.initializer[0])
+    per_channel = one_node(
+        "GroupNormalization", [("x", F, [1, 6, 2, 2]), ("s", F, [6]), ("b", F, [6])],
+        [("y", F, None)], [_init("s", np.repeat(scale, 2)),
+                           _init("b", np.repeat(numpy_helper.to_array(model.graph.initializer[1]), 2))],
+        opset=21, num_groups=3)  # fmt: skip
+    on_coreml(model, feed, oracle=per_channel)
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("opset", [18, 21])
+def test_group_norm_float16(opset):
+    """float16 compute precision (the statistics too), and a float16 input (statistics in
+    float32, stash_type=1), against the evaluator and the CPU provider."""
+    model, feed = group_norm_model((2, 6, 4, 5), 3, opset)
+    on_coreml(model, feed, "FLOAT16")
+    model, feed = group_norm_model((2, 6, 4, 5), 2, opset, elem=TensorProto.FLOAT16)
+    on_coreml(model, feed, "FLOAT16")
+    on_coreml(model, feed, "FLOAT16", oracle=CPU)
+
+
+@pytest.mark.usefixtures("reference")
+def test_group_norm_float16_input_statistics_in_float32(tmp_path):
+    """A float16 input is normalized in float32 (stash_type=1): the program casts to float32
+    before the reduction and back after it."""
+    from ort_coreml.convert import load_program
+
+    model, feed = group_norm_model((1, 4, 3, 3), 2, elem=TensorProto.FLOAT16)
+    # ONNX rounds to float16 after normalizing, scaling and shifting, the program once at the
+    # end: they differ by float16's spacing
+    on_coreml(model, feed, atol=5e-3)
+    session(model, {"ModelCacheDirectory": str(tmp_path)}, fallback=False)
+    (pkg,) = [p for p in tmp_path.iterdir() if p.suffix == ".mlpackage"]
+    from coremltools.converters.mil.mil import types
+
+    ops = load_program(str(pkg)).functions["main"].operations
+    assert {types.builtin_to_string(op.x.dtype) for op in ops if op.op_type == "reduce_mean"} == {
+        "fp32"
+    }
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        (group_norm_model((1, 6, 2, 2), 4)[0], "6 channels do not split into 4 groups"),
+        (group_norm_model((1, 4, 2, 2), 2, stash_type=10)[0], "stash_type 10: the statistics"),
+        (group_norm_model((1, 4, 200, 10, 10), 2)[0], "merged hold 20000 > 16384"),
+    ],
+    ids=["channels-groups", "stash-type", "5d-spatial"],
+)
+def test_group_norm_refused(model, reason):
+    assert reason in refusals(model)["GroupNormalization"]

@@ -275,3 +275,24 @@ def test_recurrent_activations(activation):
     got = milref.rnn(x, np.zeros((2, 3), np.float32), w[0], r[0], b[0, :3] + b[0, 3:],
                      output_sequence=True, activation=activation.lower())  # fmt: skip
     np.testing.assert_allclose(got[0], want[0][:, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "data, indices, batch_dims",
+    [((2, 3, 4), (5, 1), 0), ((2, 3, 4), (2, 5, 3), 0), ((3, 4), (2,), 0), ((2, 3, 4), (2, 1), 1),
+     ((2, 3, 4, 5), (2, 3, 6, 1), 2), ((2, 3, 4, 5), (2, 7, 2), 1)],
+)  # fmt: skip
+def test_gather_nd(data, indices, batch_dims):
+    """iOS 17's gather_nd against GatherND on indices in [0, dim); negative ones are out of
+    bounds there (the builder wraps them), an error here."""
+    x = rand(*data)
+    k = indices[-1]
+    idx = RNG.integers(0, data[batch_dims : batch_dims + k], size=indices).astype(np.int64)
+    model = _onnx_model("GatherND", ["x", "i"], ["y"], opset=13, batch_dims=batch_dims)
+    model.graph.input[1].type.tensor_type.elem_type = TensorProto.INT64
+    want = ReferenceEvaluator(model).run(None, {"x": x, "i": idx})[0]
+    got = milref.gather_nd(x, idx.astype(np.int32), batch_dims=np.int32(batch_dims))
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(IndexError, match="outside"):
+        milref.gather_nd(x, -1 - idx.astype(np.int32), batch_dims=np.int32(batch_dims))

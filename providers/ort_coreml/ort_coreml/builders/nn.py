@@ -293,3 +293,83 @@ def lrn(ctx: Ctx, node) -> None:
         k=scalar(ctx, float(node.attr("bias", 1.0))),
     )
     ctx.out(0, y)
+
+
+def _grouped_shape(shape, groups: int) -> list[int]:
+    """(N, C, *D) as (N, G, C / G, *D): rank 5 at most, so a 5-D input's spatial axes are one."""
+    n, c, spatial = shape[0], shape[1], list(shape[2:])
+    if len(shape) > 4:
+        spatial = [int(np.prod(spatial, dtype=np.int64))]
+    return [n, groups, c // groups, *spatial]
+
+
+def _gn_check(info) -> str | None:
+    from ..capability import MAX_DIM
+
+    groups = info.attr("num_groups")
+    if groups is None or int(groups) < 1:
+        return "GroupNormalization needs a positive num_groups"
+    stash = int(info.attr("stash_type", 1))
+    if stash != 1:
+        return f"stash_type {stash}: the statistics are converted in float32 (stash_type=1) only"
+    x = info.input_shape(0)
+    if x is None:
+        return None
+    if len(x) < 2:
+        return f"the input has rank {len(x)}; GroupNormalization needs (N, C, ...)"
+    if isinstance(x[1], int) and x[1] > 0 and x[1] % int(groups):
+        return f"{x[1]} channels do not split into {groups} groups"
+    if not all(isinstance(d, int) and d > 0 for d in x):
+        return None
+    big = max(_grouped_shape(x, int(groups)))
+    if big > MAX_DIM:
+        return (
+            f"the 5-D input's spatial axes merged hold {big} > {MAX_DIM} values, Core ML's largest"
+        )
+    return None
+
+
+def _per_channel(ctx: Ctx, i: int, groups: int, channels: int, rank: int):
+    """Input ``i`` (scale or bias) in float32, shaped (C, 1, ...) to broadcast over (N, C, *D);
+    before opset 21 it holds one value per group, repeated over the group's channels."""
+    mb, v = ctx.mb, ctx.x(i)
+    per_group = ctx.node_opset < 21
+    target = np.array((channels,) + (1,) * (rank - 2), np.int32)
+    if isinstance(v, np.ndarray):
+        v = v.reshape(-1).astype(np.float32)
+        return (np.repeat(v, channels // groups) if per_group else v).reshape(target)
+    if ctx.dtype_str(i) == "fp16":
+        v = mb.cast(x=v, dtype="fp32")
+    if per_group:
+        v = mb.reshape(x=v, shape=np.array([groups, 1], np.int32))
+        v = mb.tile(x=v, reps=np.array([1, channels // groups], np.int32))
+    return mb.reshape(x=v, shape=target)
+
+
+@builder("GroupNormalization", since=18, dtypes=FLOATS, check=_gn_check)
+def group_norm(ctx: Ctx, node) -> None:
+    """(N, C, *D) viewed as (N, G, C / G, *D) and normalized over all but its first two axes,
+    then scaled and shifted per channel, in float32 (ONNX's stash_type=1): a float16 input is
+    cast to float32 and the result back. ONNX applies scale and bias to the float16 normalized
+    value; here they are applied before the one rounding to float16 (coremltools fuses a float16
+    per-channel mul and add on a 4-D value into a batch_norm it builds with mixed types and then
+    rejects). Under ``ComputePrecision=FLOAT16`` coremltools computes it all in float16, as
+    every other op."""
+    mb = ctx.mb
+    shape = ctx.shape(0)
+    groups = int(node.attr("num_groups"))
+    x = ctx.x(0)
+    half = ctx.dtype_str(0) == "fp16"
+    if half:
+        x = mb.cast(x=x, dtype="fp32")
+    grouped = _grouped_shape(shape, groups)
+    axes = list(range(2, len(grouped)))
+    x = mb.reshape(x=x, shape=np.array(grouped, np.int32))
+    centered = mb.sub(x=x, y=mb.reduce_mean(x=x, axes=axes, keep_dims=True))
+    var = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
+    eps = np.float32(node.attr("epsilon", 1e-5))
+    y = mb.mul(x=centered, y=mb.rsqrt(x=var, epsilon=eps))
+    y = mb.reshape(x=y, shape=np.array(shape, np.int32))
+    y = mb.mul(x=y, y=_per_channel(ctx, 1, groups, shape[1], len(shape)))
+    y = mb.add(x=y, y=_per_channel(ctx, 2, groups, shape[1], len(shape)))
+    ctx.out(0, mb.cast(x=y, dtype="fp16") if half else y)

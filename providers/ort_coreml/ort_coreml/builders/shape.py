@@ -149,6 +149,41 @@ def gather_elements(ctx: Ctx, node) -> None:
     ctx.out(0, ctx.mb.gather_along_axis(x=ctx.x(0), indices=idx, axis=axis))
 
 
+def _gather_nd_check(info) -> str | None:
+    if info.input_dtype(1) not in INTS:
+        return "indices must be int32 or int64"
+    b = int(info.attr("batch_dims", 0))
+    x, idx = info.input_shape(0), info.input_shape(1)
+    if x is None or idx is None:
+        return None
+    if not 0 <= b < min(len(x), len(idx)):
+        return f"batch_dims {b} must be below the ranks of data ({len(x)}) and indices ({len(idx)})"
+    if any(isinstance(d, int) and isinstance(e, int) and d != e for d, e in zip(x[:b], idx[:b])):
+        return f"the first {b} (batch) dimensions of data and indices differ"
+    k = idx[-1]
+    if isinstance(k, int) and k >= 0 and b + k > len(x):
+        return f"indices' last dimension {k} plus batch_dims {b} exceeds the data's rank {len(x)}"
+    return None
+
+
+@builder("GatherND", since=11, dtypes=NUMERIC, check=_gather_nd_check)
+def gather_nd(ctx: Ctx, node) -> None:
+    """MIL's ``gather_nd`` (output ``indices.shape[:-1] + data.shape[batch_dims + k:]``, as
+    ONNX's). Its iOS 17 version reads negative indices as out of bounds: each index component
+    is wrapped by the dimension it indexes, ``data.shape[batch_dims + j]``."""
+    mb = ctx.mb
+    shape = ctx.shape(0)
+    b = int(node.attr("batch_dims", 0))
+    k = ctx.shape(1)[-1]
+    dims = np.array(shape[b : b + k], np.int32)
+    idx = ctx.x(1)
+    if isinstance(idx, np.ndarray):
+        idx = np.where(idx < 0, idx + dims, idx).astype(np.int32)
+    else:
+        idx = mb.select(cond=mb.less(x=idx, y=np.int32(0)), a=mb.add(x=idx, y=dims), b=idx)
+    ctx.out(0, mb.gather_nd(x=ctx.x(0), indices=idx, batch_dims=b))
+
+
 def _check_trilu(info) -> str | None:
     if info.has_input(1) and info.constant(1) is None:
         return "input 1 (k) must be constant for Core ML"
