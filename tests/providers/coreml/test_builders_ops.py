@@ -653,3 +653,21 @@ def test_group_norm_float16_input_statistics_in_float32(tmp_path):
 )
 def test_group_norm_refused(model, reason):
     assert reason in refusals(model)["GroupNormalization"]
+
+
+@pytest.mark.usefixtures("reference")
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 3, 7)])
+def test_batch_norm_float16_input(shape):
+    """A float16 BatchNormalization converts (applied in float32, cast back: coremltools' own
+    pass rejects the float16 per-channel mul and add it would otherwise fuse) and agrees with
+    the evaluator and the CPU provider within float16's spacing."""
+    rng = np.random.default_rng(len(shape))
+    h = TensorProto.FLOAT16
+    stats = {n: (rng.random(3) + 0.5).astype(np.float16) for n in ("s", "b", "m", "v")}
+    model = one_node(
+        "BatchNormalization", [("x", h, list(shape))] + [(n, h, [3]) for n in stats],
+        [("y", h, None)], [_init(n, v) for n, v in stats.items()], opset=15,
+    )  # fmt: skip
+    feed = {"x": rng.standard_normal(shape).astype(np.float16)}
+    on_coreml(model, feed, atol=5e-3)
+    on_coreml(model, feed, "FLOAT16", oracle=CPU, atol=5e-3)

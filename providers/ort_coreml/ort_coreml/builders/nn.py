@@ -199,15 +199,21 @@ def _channel(ctx: Ctx, i: int, rank: int) -> np.ndarray:
 @builder("BatchNormalization", since=7, dtypes=FLOATS, const_inputs=(1, 2, 3, 4),
          check=_bn_check)  # fmt: skip
 def batch_norm(ctx: Ctx, node) -> None:
-    # y = x * s + (b - m * s), s = scale / sqrt(var + eps): folded on the host in float64
-    rank = ctx.rank(0)
+    """y = x * s + (b - m * s), s = scale / sqrt(var + eps), folded on the host in float64 and
+    applied in float32: a float16 input is cast to float32 and the result back (one rounding;
+    coremltools' fuse_elementwise_to_batchnorm pass turns a float16 per-channel mul and add on
+    a 4-D value into a batch_norm with float32 statistics and rejects it)."""
+    mb, rank = ctx.mb, ctx.rank(0)
     eps = float(node.attr("epsilon", 1e-5))
     scale, bias, mean, var = (ctx.const(i).astype(np.float64) for i in (1, 2, 3, 4))
     s = scale / np.sqrt(var + eps)
-    dt = ctx.np_dtype(0)
     shape = (-1,) + (1,) * (rank - 2)
-    y = ctx.mb.mul(x=ctx.x(0), y=s.astype(dt).reshape(shape))
-    ctx.out(0, ctx.mb.add(x=y, y=(bias - mean * s).astype(dt).reshape(shape)))
+    half = ctx.dtype_str(0) == "fp16"
+    x = mb.cast(x=ctx.x(0), dtype="fp32") if half else ctx.x(0)
+    dt = np.float32 if half else ctx.np_dtype(0)
+    y = mb.mul(x=x, y=s.astype(dt).reshape(shape))
+    y = mb.add(x=y, y=(bias - mean * s).astype(dt).reshape(shape))
+    ctx.out(0, mb.cast(x=y, dtype="fp16") if half else y)
 
 
 @builder("InstanceNormalization", since=6, dtypes=FLOATS, const_inputs=(1, 2),
