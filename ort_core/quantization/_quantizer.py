@@ -170,6 +170,12 @@ class QParams:
     qtype: int
 
 
+def _qdq_node(op: str, src: str, p: QParams, out: str, name: str, **kw) -> onnx.NodeProto:
+    """A QuantizeLinear or DequantizeLinear node (``op``) reading ``src`` with ``p``'s scale and
+    zero point."""
+    return helper.make_node(op, [src, p.scale, p.zero_point], [out], name, **kw)
+
+
 class Quantizer:
     """One quantization of one model. ``mode`` is "qdq", "qoperator" or "dynamic"."""
 
@@ -688,21 +694,9 @@ class Quantizer:
         rename_for: dict[tuple[str, int], str] = {}  # (tensor, consumer id) -> what it reads
 
         def q_dq(src: str, p: QParams, q_out: str, dq_out: str, base: str, dq_base: str) -> None:
+            new_nodes.append(_qdq_node("QuantizeLinear", src, p, q_out, f"{base}_QuantizeLinear"))
             new_nodes.append(
-                helper.make_node(
-                    "QuantizeLinear",
-                    [src, p.scale, p.zero_point],
-                    [q_out],
-                    f"{base}_QuantizeLinear",
-                )
-            )
-            new_nodes.append(
-                helper.make_node(
-                    "DequantizeLinear",
-                    [q_out, p.scale, p.zero_point],
-                    [dq_out],
-                    f"{dq_base}_DequantizeLinear",
-                )
+                _qdq_node("DequantizeLinear", q_out, p, dq_out, f"{dq_base}_DequantizeLinear")
             )
 
         for tensor, p in act.items():
@@ -737,11 +731,8 @@ class Quantizer:
             if not all_converted:
                 q2_in = f"{tensor}_convert_QuantizeInput"
                 new_nodes.append(
-                    helper.make_node(
-                        "DequantizeLinear",
-                        [q1, p.scale, p.zero_point],
-                        [q2_in],
-                        f"{tensor}_convert_clone_DequantizeLinear",
+                    _qdq_node(
+                        "DequantizeLinear", q1, p, q2_in, f"{tensor}_convert_clone_DequantizeLinear"
                     )
                 )
             dq2 = (
@@ -794,22 +785,10 @@ class Quantizer:
         if self.qdq_weight_pair:
             src = f"{name}_QuantizeLinear_Output"
             new_nodes.append(
-                helper.make_node(
-                    "QuantizeLinear",
-                    [name, p.scale, p.zero_point],
-                    [src],
-                    f"{name}_QuantizeLinear",
-                    **kw,
-                )
+                _qdq_node("QuantizeLinear", name, p, src, f"{name}_QuantizeLinear", **kw)
             )
         new_nodes.append(
-            helper.make_node(
-                "DequantizeLinear",
-                [src, p.scale, p.zero_point],
-                [out],
-                f"{name}_DequantizeLinear",
-                **kw,
-            )
+            _qdq_node("DequantizeLinear", src, p, out, f"{name}_DequantizeLinear", **kw)
         )
         return out, scales
 
@@ -844,11 +823,7 @@ class Quantizer:
             if p is None:
                 return None
             qn = f"{name}_quantized"
-            extra.append(
-                helper.make_node(
-                    "QuantizeLinear", [name, p.scale, p.zero_point], [qn], f"{name}_QuantizeLinear"
-                )
-            )
+            extra.append(_qdq_node("QuantizeLinear", name, p, qn, f"{name}_QuantizeLinear"))
             qmap[name] = (qn, p)
             return qmap[name]
 
@@ -875,12 +850,7 @@ class Quantizer:
             if fname in reads:
                 qn, p = qmap[fname]
                 extra.append(
-                    helper.make_node(
-                        "DequantizeLinear",
-                        [qn, p.scale, p.zero_point],
-                        [fname],
-                        f"{fname}_DequantizeLinear",
-                    )
+                    _qdq_node("DequantizeLinear", qn, p, fname, f"{fname}_DequantizeLinear")
                 )
         return out_nodes + extra
 
@@ -1190,12 +1160,7 @@ class Quantizer:
             node.CopyFrom(n)
             node.input[0] = wq
             node.output[0] = f"{y}_quantized"
-            dq = helper.make_node(
-                "DequantizeLinear",
-                [node.output[0], p.scale, p.zero_point],
-                [y],
-                f"{y}_DequantizeLinear",
-            )
+            dq = _qdq_node("DequantizeLinear", node.output[0], p, y, f"{y}_DequantizeLinear")
             return [node, dq]
         if op not in ("MatMul", "Conv"):
             return None

@@ -50,6 +50,7 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
+from .._jit import available as jit_available
 from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
 from ._rows import LONG_ROW, per_row
@@ -653,7 +654,12 @@ def _big_stem(g: int, c: int, m: int, taps: int, out) -> bool:
     4.7 ms; 3 -> 32: 11.1 -> 8.0 ms). Below 4 MB of columns, or from 64 output channels on (the
     direct kernel's work grows with them: 3 -> 64 at 224 x 224, 1.25 -> 1.78 ms), the GEMM is as
     fast or faster."""
-    return g == 1 and c * taps <= 32 and m <= 32 and c * taps * math.prod(out) * 4 >= 4 << 20
+    return _stem_shape(g, c, m, taps) and c * taps * math.prod(out) * 4 >= 4 << 20
+
+
+def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
+    """A dense layer of few input channels and taps into at most 32 outputs (see _big_stem)."""
+    return g == 1 and c * taps <= 32 and m <= 32
 
 
 def _channels_last_pays(c: int, out) -> bool:
@@ -674,8 +680,8 @@ def prewarm(attrs: ops.Window, w_shape) -> None:
     if w_shape is None or len(w_shape) != 4:
         return
     taps = math.prod(w_shape[2:])
-    if _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps) or (
-        attrs.group == 1 and w_shape[1] * taps <= 32 and w_shape[0] <= 32
+    if _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps) or _stem_shape(
+        attrs.group, w_shape[1], w_shape[0], taps
     ):
         _conv_jit.warm()
         if w_shape[1] == 1 and w_shape[0] == attrs.group:
@@ -906,7 +912,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
     if (
         g == 1
         and n * c * taps * math.prod(out) <= GATHER_LIMIT
-        and not (_direct_pays(g, c, m, taps) and _conv_jit.warm() is not None)
+        and not (_direct_pays(g, c, m, taps) and jit_available())
     ):
         return _gather_plan(x_shape, kernel, strides, dilations, out, begin, m, dtype)
     if not _flat_layout_ok(nd, out, begin, end) or (taps >= 64 and math.prod(out) <= taps):

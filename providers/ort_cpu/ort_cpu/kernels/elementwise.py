@@ -94,6 +94,22 @@ _GELU_Q = tuple(
 _GELU_S_MAX = 5.5**2
 
 
+def _in_blocks(n: int, m: int, steps: float, scratch: int, dtype, body, **errstate) -> None:
+    """``body(start, k, *buffers)`` over the blocks [start, start + k) of ``m`` elements of a
+    flat length ``n``, each with ``scratch`` buffers of ``k`` elements of ``dtype`` that stay in
+    cache. The blocks are shared among the run's threads when the work (``steps`` per element)
+    pays for it; each piece has its own buffers and numpy ``errstate`` (it is per thread)."""
+
+    def piece(b0: int, b1: int) -> None:
+        bufs = [np.empty(m, dtype) for _ in range(scratch)]
+        with np.errstate(**errstate):
+            for st in range(b0 * m, min(n, b1 * m), m):
+                k = min(m, n - st)
+                body(st, k, *(b[:k] for b in bufs))
+
+    _threads.split(-(-n // m), piece, n * steps)
+
+
 def _erf_block(xf, out, z, t, x2) -> None:
     """erf of the float32 block ``xf`` into ``out`` (z, t, x2: scratch blocks of its size)."""
     np.clip(xf, -0.5, 0.5, out=z)  # the series' domain (keeps it finite elsewhere)
@@ -137,13 +153,10 @@ def erf(x: np.ndarray) -> np.ndarray:
     out = np.empty(n, np.float32)
     m = max(min(CHUNK, n), 1)
 
-    def blocks(b0: int, b1: int) -> None:  # blocks b0..b1 of m elements, with their scratch
-        z, t, x2 = (np.empty(m, np.float32) for _ in range(3))
-        for s in range(b0 * m, min(n, b1 * m), m):
-            k = min(m, n - s)
-            _erf_block(xf[s : s + k], out[s : s + k], z[:k], t[:k], x2[:k])
+    def block(s: int, k: int, z, t, x2) -> None:
+        _erf_block(xf[s : s + k], out[s : s + k], z, t, x2)
 
-    _threads.split(-(-n // m), blocks, n * _GELU_STEPS)  # 32 passes: as gelu_erf
+    _in_blocks(n, m, _GELU_STEPS, 3, np.float32, block)  # 32 passes: as gelu_erf
     return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
@@ -170,31 +183,28 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     q, f32 = _GELU_Q, np.dtype(np.float32)
     lo, hi = _filled(f32, -1e30, m), _filled(f32, _GELU_S_MAX, m)  # arrays: see _filled
 
-    def blocks(b0: int, b1: int) -> None:  # blocks b0..b1 of m elements, with their scratch
-        u, s, p = (np.empty(m, np.float32) for _ in range(3))
-        with np.errstate(over="ignore"):  # exp overflows to inf far left: x / inf is the -0
-            for st in range(b0 * m, min(n, b1 * m), m):
-                k = min(m, n - st)
-                xs, uk, sk, pk = xf[st : st + k], u[:k], s[:k], p[:k]
-                if bias is not None:
-                    np.add(xs.reshape(-1, nb), bf, out=uk.reshape(-1, nb))
-                    xs = uk
-                np.maximum(xs, lo[:k], out=uk)  # -inf: -1e30 / inf = -0, not nan
-                np.multiply(uk, uk, out=sk)
-                np.minimum(sk, hi[:k], out=sk)
-                np.multiply(sk, q[7], out=pk)
-                pk += q[6]
-                for c in q[5::-1]:
-                    pk *= sk
-                    pk += c
-                pk *= uk  # -h
-                np.exp(pk, out=pk)
-                pk += 1
-                np.divide(uk, pk, out=out[st : st + k])
+    def block(st: int, k: int, uk, sk, pk) -> None:
+        xs = xf[st : st + k]
+        if bias is not None:
+            np.add(xs.reshape(-1, nb), bf, out=uk.reshape(-1, nb))
+            xs = uk
+        np.maximum(xs, lo[:k], out=uk)  # -inf: -1e30 / inf = -0, not nan
+        np.multiply(uk, uk, out=sk)
+        np.minimum(sk, hi[:k], out=sk)
+        np.multiply(sk, q[7], out=pk)
+        pk += q[6]
+        for c in q[5::-1]:
+            pk *= sk
+            pk += c
+        pk *= uk  # -h
+        np.exp(pk, out=pk)
+        pk += 1
+        np.divide(uk, pk, out=out[st : st + k])
 
     # compute-bound (22 passes, an exp among them): blocks are shared among the run's threads
-    # (MiniLM's 128 x 1536 activations: 1.1 ms on one thread)
-    _threads.split(-(-n // m), blocks, n * _GELU_STEPS)
+    # (MiniLM's 128 x 1536 activations: 1.1 ms on one thread); exp overflows to inf far left,
+    # and x / inf is the -0 wanted
+    _in_blocks(n, m, _GELU_STEPS, 3, np.float32, block, over="ignore")
     return out.reshape(x.shape)
 
 
@@ -247,8 +257,8 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     :data:`CHUNK` elements that stay in cache, where the two-sided formula below made ten passes
     and five temporaries of the whole tensor (YOLO's 16 x 320 x 320 SiLU: the temporaries alone
     were 33 MB of traffic). Both tails are exact limits: exp overflows to inf far left, and
-    1 / inf is 0 (x / inf is -0; -inf / inf is NaN, as -inf * 0 is in onnxruntime). The blocks are shared among the run's threads (an exp per
-    element: compute-bound)."""
+    1 / inf is 0 (x / inf is -0; -inf / inf is NaN, as -inf * 0 is in onnxruntime). The blocks
+    are shared among the run's threads (an exp per element: compute-bound)."""
     dt = x.dtype
     xf = x.reshape(-1)
     n = xf.size
@@ -256,24 +266,18 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     m = max(min(CHUNK, n), 1)
     neg = dt.type(-alpha)
 
-    def blocks(b0: int, b1: int) -> None:
-        t = np.empty(m, dt)
-        with np.errstate(over="ignore", invalid="ignore"):  # x = -inf: -inf / inf is NaN
-            for st in range(b0 * m, min(n, b1 * m), m):
-                k = min(m, n - st)
-                tk, xs = t[:k], xf[st : st + k]
-                np.multiply(xs, neg, out=tk)
-                np.exp(tk, out=tk)
-                tk += 1
-                if times_x:
-                    np.divide(xs, tk, out=out[st : st + k])
-                else:
-                    np.reciprocal(tk, out=out[st : st + k])
+    def block(st: int, k: int, tk) -> None:
+        xs = xf[st : st + k]
+        np.multiply(xs, neg, out=tk)
+        np.exp(tk, out=tk)
+        tk += 1
+        if times_x:
+            np.divide(xs, tk, out=out[st : st + k])
+        else:
+            np.reciprocal(tk, out=out[st : st + k])
 
-    if n <= m:
-        blocks(0, 1)
-    else:
-        _threads.split(-(-n // m), blocks, n * _LOGISTIC_STEPS)
+    # x = -inf: -inf / inf is NaN
+    _in_blocks(n, m, _LOGISTIC_STEPS, 1, dt, block, over="ignore", invalid="ignore")
     return out.reshape(x.shape)
 
 
@@ -401,27 +405,31 @@ def _unary_kernel(fn):
 for _op, (_since, _types, _fn) in UNARY.items():
     kernel(_op, since=_since, dtypes=_types)(_unary_kernel(_fn or _DEFINED[_op]))
 
-_COMPILED_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+def _compiled_unary(info, plain, warm, *params):
+    """``plain(x)`` (numpy), run instead as one compiled pass into a new array for contiguous
+    float32 and float64 tensors: ``warm()`` gives the compiled ``fn(x_flat, y_flat, *params)``
+    (or None where compiled kernels are off), loaded when the session is created. Other types,
+    strided views and ``ORT_CPU_JIT=0`` take numpy."""
+    fast = warm() if info.input_dtype(0) in _F32_F64 else None
+    if fast is None:
+        return plain
+
+    def run(x):
+        if x.ndim and x.dtype in _F32_F64 and x.flags.c_contiguous:
+            y = np.empty_like(x)
+            fast(x.reshape(-1), y.reshape(-1), *params)
+            return y
+        return plain(x)
+
+    return run
 
 
 @builder("HardSwish", since=14, dtypes=FLOAT_TYPES)
 def hard_swish(info):
     """HardSwish; float32 and float64 in one compiled pass (:mod:`._elementwise_jit`, the numpy
-    path's operations in its order: the same results, 5-7x faster from 8 elements to 230K), warmed
-    when the session is created; other types, strided views and ``ORT_CPU_JIT=0`` take numpy."""
-    plain = _unary_kernel(_hard_swish)
-    fast = _elementwise_jit.warm_hard_swish() if info.input_dtype(0) in _COMPILED_FLOATS else None
-    if fast is None:
-        return plain
-
-    def run(x):
-        if x.ndim and x.dtype in _COMPILED_FLOATS and x.flags.c_contiguous:
-            y = np.empty_like(x)
-            fast(x.reshape(-1), y.reshape(-1))
-            return y
-        return plain(x)
-
-    return run
+    path's operations in its order: the same results, 5-7x faster from 8 elements to 230K)."""
+    return _compiled_unary(info, _unary_kernel(_hard_swish), _elementwise_jit.warm_hard_swish)
 
 
 @kernel("IsNaN", since=9, dtypes=FLOAT_TYPES | {np.dtype(t) for t in (
@@ -447,27 +455,6 @@ def is_inf(x, detect_negative=1, detect_positive=1):
 
 
 # -- activations with attributes ------------------------------------------------------------------
-def _compiled_activation(info, code: int, alpha: float, beta: float, plain):
-    """``plain(x)`` (numpy) for an activation of :mod:`._elementwise_jit`'s table, run instead
-    as one compiled pass into a new array for contiguous float32 and float64 tensors (LeakyRelu
-    makes three temporaries in numpy, HardSigmoid's np.clip is several times slower than its
-    arithmetic), warmed when the session is created; the same operations in the same order."""
-    fast = None
-    if info.input_dtype(0) in _COMPILED_FLOATS:
-        fast = _elementwise_jit.warm_activate_into()
-    if fast is None:
-        return plain
-
-    def run(x):
-        if x.ndim and x.dtype in _COMPILED_FLOATS and x.flags.c_contiguous:
-            y = np.empty_like(x)
-            fast(x.reshape(-1), y.reshape(-1), code, alpha, beta)
-            return y
-        return plain(x)
-
-    return run
-
-
 @widened
 def _leaky_relu(x, alpha=0.01):
     r = np.minimum(x, 0)
@@ -480,7 +467,9 @@ def _leaky_relu(x, alpha=0.01):
 def leaky_relu(info):
     alpha = float(info.attr("alpha", 0.01))
     code = _elementwise_jit.ACT_CODES["LeakyRelu"]
-    return _compiled_activation(info, code, alpha, 0.0, lambda x: _leaky_relu(x, alpha))
+    plain = lambda x: _leaky_relu(x, alpha)  # noqa: E731
+    # three numpy temporaries: one compiled pass
+    return _compiled_unary(info, plain, _elementwise_jit.warm_activate_into, code, alpha, 0.0)
 
 
 @kernel("PRelu", since=7, dtypes=NUMERIC_TYPES)
@@ -537,7 +526,9 @@ def _hard_sigmoid(x, alpha=0.2, beta=0.5):
 def hard_sigmoid(info):
     alpha, beta = float(info.attr("alpha", 0.2)), float(info.attr("beta", 0.5))
     code = _elementwise_jit.ACT_CODES["HardSigmoid"]
-    return _compiled_activation(info, code, alpha, beta, lambda x: _hard_sigmoid(x, alpha, beta))
+    plain = lambda x: _hard_sigmoid(x, alpha, beta)  # noqa: E731
+    # np.clip is several times slower than the arithmetic: one compiled pass
+    return _compiled_unary(info, plain, _elementwise_jit.warm_activate_into, code, alpha, beta)
 
 
 @kernel("ThresholdedRelu", since=10, dtypes=FLOAT_TYPES)
