@@ -55,11 +55,14 @@ class PassContext:
 
     providers: list[Any] = field(default_factory=list)
     session_options: Any = None
-    #: largest constant (in elements) that constant folding may create. Generous: a folded value
-    #: would otherwise be computed every run and take as much memory, and a weight left as a
-    #: node (ResNet-50's 512x512x3x3 ConstantOfShape weights) cannot be prepacked or have a
-    #: BatchNormalization folded into it; only the saved optimized model grows.
-    fold_size_limit: int = 1 << 24
+    #: largest constant (in elements) that constant folding may create. Generous, as in
+    #: onnxruntime (which folds whatever size): a value left as a node is computed every run and
+    #: takes as much memory then, and a weight left as a node (VGG-19's 25088 x 4096 and
+    #: ResNet-50's 512x512x3x3 ConstantOfShape weights) cannot be prepacked or have a
+    #: BatchNormalization folded into it (VGG-19 spent 14 ms of every run on one). Only the
+    #: saved optimized model grows; the limit keeps out absurd expansions (2**28 elements: 1 GiB
+    #: of float32).
+    fold_size_limit: int = 1 << 28
     #: per graph (by identity): the value types of its enclosing graphs (set after partitioning)
     outer_types: dict[int, dict] = field(default_factory=dict)
     #: the providers the running pass is restricted to (its ``providers``; None: any)

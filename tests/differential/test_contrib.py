@@ -213,12 +213,12 @@ def test_attention_past_present_and_bias():
 
 @pytest.mark.parametrize("unidirectional", [0, 1])
 def test_attention_heads_as_one_strided_batch(unidirectional, monkeypatch):
-    """Heads of 128 x 64 run as one OpenBLAS strided batch per sequence (scores, then the
+    """Heads of 128 x 64 run as one batch of GEMMs per sequence (scores, then the
     transposed scores times V): same result as onnxruntime, masks included."""
     from ort_cpu.kernels import _blas, contrib
 
     if _blas.find_gemm_batch(np.float32) is None:
-        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
     products = []
     real = contrib._head_batch
 

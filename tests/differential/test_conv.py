@@ -81,14 +81,19 @@ def test_conv_dtypes(dtype, case):
 
 
 def _spy_on_path(monkeypatch, name: str) -> list:
-    """Count the calls of conv.<name>, a path that needs numpy's BLAS GEMM (skip without it)."""
+    """Count the calls of conv.<name> (a function, or a plan class's ``__call__``), a path that
+    needs numpy's BLAS GEMM (skip without it)."""
     from ort_cpu.kernels import _blas, conv
 
     if _blas.find_gemm(np.float32) is None:
         pytest.skip("numpy's BLAS exposes no GEMM this process can call")
     calls = []
     real = getattr(conv, name)
-    monkeypatch.setattr(conv, name, lambda *a: calls.append(1) or real(*a))
+    if isinstance(real, type):
+        call = real.__call__
+        monkeypatch.setattr(real, "__call__", lambda *a, **k: calls.append(1) or call(*a, **k))
+    else:
+        monkeypatch.setattr(conv, name, lambda *a: calls.append(1) or real(*a))
     return calls
 
 
@@ -96,7 +101,7 @@ def _spy_on_path(monkeypatch, name: str) -> list:
 def test_conv_tap_path_taken(case, monkeypatch):
     """The TAP_CASES reach the per-tap GEMMs (where numpy's BLAS exposes its GEMM), and give the
     reference result with a bias added on the way out."""
-    calls = _spy_on_path(monkeypatch, "_conv_taps")
+    calls = _spy_on_path(monkeypatch, "_TapsPlan")
     xs, ws, attrs = CONV_CASES[case]
     rng = np.random.default_rng(case)
     inputs = [_rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))]
@@ -135,16 +140,20 @@ WINOGRAD_CASES = [
 ]
 
 
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Sessions made in the test default to one intra-op thread."""
+    from ort_cpu import _threads
+
+    monkeypatch.setattr(_threads, "default_threads", lambda: 1)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("case", range(len(WINOGRAD_CASES)))
-def test_conv_winograd(case, dtype, monkeypatch):
-    """3x3 stride-1 convolutions with 256+ channels on 28+ wide maps go through Winograd
-    F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result, bias
-    included."""
-    from ort_cpu.kernels import _blas
-
-    if case == 3 and _blas.find_gemm_batch(np.float32) is None:
-        pytest.skip("narrower layers take Winograd only with OpenBLAS's strided batch GEMM")
+def test_conv_winograd(case, dtype, monkeypatch, one_thread):
+    """On one thread, 3x3 stride-1 convolutions with 128+ channels on 14+ wide maps go through
+    Winograd F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result,
+    bias included."""
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(40 + case)
@@ -154,18 +163,48 @@ def test_conv_winograd(case, dtype, monkeypatch):
     assert calls
 
 
-@pytest.mark.parametrize("case", [0, 1])
-def test_conv_winograd_one_gemm_at_a_time(case, monkeypatch):
-    """Without the strided batch GEMM the 16 products run one after another: same result."""
-    from ort_cpu.kernels import _blas
+@pytest.mark.parametrize("case", [0, 3])
+def test_conv_winograd_not_on_two_threads(case, monkeypatch):
+    """On two threads the same layers take the per-tap GEMMs or im2col instead (Winograd's input
+    transform stays on one thread): same result."""
+    from ort_cpu import _threads
 
+    monkeypatch.setattr(_threads, "default_threads", lambda: 2)
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
-    monkeypatch.setattr(_blas, "find_gemm_batch", lambda dtype: None)
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(50 + case)
     inputs = [_rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))]
     check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
-    assert calls
+    assert not calls
+
+
+@pytest.mark.parametrize("case", [1, 3])
+def test_conv_winograd_split_among_threads(case, monkeypatch):
+    """Called on two threads with every split paying, Winograd's products are shared by
+    product and its output transform by blocks of output channels: the same result as on one
+    thread, odd output sizes and bias included."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _blas, conv
+
+    gemm = _blas.find_gemm(np.float32)
+    if gemm is None or not _threads.can_set_threads():
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    xs, ws, attrs = WINOGRAD_CASES[case]
+    rng = np.random.default_rng(60 + case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    out = tuple(xs[2 + i] + pads[i] + pads[2 + i] - 2 for i in range(2))
+    wmat = conv.pack_weights(w, 1, np.dtype(np.float32))
+    one = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+    monkeypatch.setattr(_threads, "MIN_PARALLEL_WORK", 0)
+    _threads.enter(_threads.pool(2))
+    try:
+        two = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+    finally:
+        _threads.leave()
+    np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-5)
+    model, feeds = make_node_model("Conv", [x, w, b], attrs)
+    np.testing.assert_allclose(one, run_reference(model, feeds)[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("case", TAP_CASES[:2])

@@ -66,6 +66,8 @@ def _kind(plan) -> str:
         return "direct"
     if isinstance(plan, conv._DepthwiseNHWCPlan):
         return "channels_last"
+    if isinstance(plan, conv._TapsPlan):
+        return "taps"
     return plan.__qualname__.split(".")[0]
 
 
@@ -413,3 +415,38 @@ def test_float16(xs, ws, attrs):
         _rand(rng, (ws[0],), np.float16),
     )
     _check("Conv", [x, w, b], attrs, rtol=1e-2, atol=4e-3)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((2, 48, 21, 19), (40, 48, 3, 3), {"pads": [1, 1, 1, 1]}),
+        ((1, 64, 23, 30), (24, 64, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("threads", ["serial", "split"])
+def test_taps_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
+    """The per-tap GEMMs run over blocks of output rows (each block's accumulator in cache
+    through every tap and FusedConv's epilogue), shared among the run's threads: blocks of a
+    few rows, split among threads even for small work, give onnxruntime's result with the bias,
+    a residual and an activation applied block by block."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _blas, conv
+
+    if _blas.find_gemm(np.float32) is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    assert _kind(_plan(xs, ws, attrs)) == "taps"
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)  # one output row per block
+    if threads == "split":
+        monkeypatch.setattr(_threads, "MIN_PARALLEL_WORK", 0)
+    rng = np.random.default_rng(xs[1])
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], attrs)
+    plan = _plan(xs, ws, attrs)
+    out = plan(x, conv.pack_weights(w, 1, np.dtype(np.float32)), b).shape
+    z = _rand(rng, out)
+    _check(
+        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu", "activation_params": [0.1]},
+        domain=MS,
+    )  # fmt: skip
+    _check("FusedConv", [x, w, b], {**attrs, "activation": "Sigmoid"}, domain=MS)

@@ -128,15 +128,15 @@ def test_det(shape, dtype):
 
 @pytest.mark.parametrize("layout", ["plain", "b_transposed", "a_transposed"])
 def test_stacked_matmul_as_one_batch(layout):
-    """Stacks of 128 x 64 x 128 products (attention written out as MatMuls) go through
-    OpenBLAS's strided batch; a Transpose in front (fused into FusedMatMul's transA/transB) is
-    read in place through the batch's trans flags."""
+    """Stacks of 128 x 64 x 128 products (attention written out as MatMuls) go through the
+    batch of GEMMs (:func:`_blas.find_gemm_batch`); a Transpose in front (fused into
+    FusedMatMul's transA/transB) is read in place through the batch's trans flags."""
     import onnx
     from onnx import TensorProto, helper
     from ort_cpu.kernels import _blas
 
     if _blas.find_gemm_batch(np.float32) is None:
-        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
     rng = np.random.default_rng(21)
     a = rng.standard_normal((2, 3, 128, 64)).astype(np.float32)
     b = rng.standard_normal((2, 3, 64, 128)).astype(np.float32)

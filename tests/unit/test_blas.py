@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import threading
+import time
+
 import numpy as np
 import pytest
+from ort_cpu import _threads
 from ort_cpu.kernels import _blas
 
 
@@ -59,8 +65,9 @@ def test_no_blas_library_means_none(monkeypatch):
     """Where threadpoolctl finds no BLAS (or none with a usable symbol), there is no direct GEMM
     and the kernels keep their numpy path."""
     monkeypatch.setattr(_blas, "_resolved", {})
-    monkeypatch.setattr(_blas, "_blas_paths", lambda: [])
+    monkeypatch.setattr(_blas, "_blas_libraries", lambda: [])
     assert _blas.find_gemm(np.float32) is None
+    assert _blas.find_gemm_batch(np.float32) is None
 
 
 def test_a_gemm_that_gets_it_wrong_is_refused(monkeypatch):
@@ -74,8 +81,7 @@ def test_a_gemm_that_gets_it_wrong_is_refused(monkeypatch):
             return fn
 
     monkeypatch.setattr(_blas, "_resolved", {})
-    monkeypatch.setattr(_blas, "_blas_paths", lambda: ["libwrong.so"])
-    monkeypatch.setattr(_blas.ctypes, "CDLL", lambda path: WrongLib())
+    monkeypatch.setattr(_blas, "_blas_libraries", lambda: [WrongLib()])
     assert _blas.find_gemm(np.float32) is None
 
 
@@ -116,18 +122,18 @@ def test_only_openblas_libraries_are_used(monkeypatch):
         {"user_api": "openmp", "internal_api": "openmp", "filepath": "libgomp.so"},
     ]
     monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
-    assert _blas._blas_paths() == ["libopenblas.so"]
+    assert _threads.blas_paths() == ["libopenblas.so"]
 
 
 @pytest.mark.parametrize(
     "count,m,k,n", [(16, 128, 128, 70), (3, 4, 5, 6), (2, 100, 100, 100), (0, 120, 120, 120)]
 )
 def test_batch_of_strided_products(count, m, k, n):
-    """The strided batch GEMM over stacks of row-strided windows, large products (OpenBLAS's
-    batch) and small ones (one plain GEMM each: its small-matrix batch path crashes)."""
+    """The batch of GEMMs over stacks of row-strided windows: large products (one direct GEMM
+    call each) and small ones (numpy's loop)."""
     gemm_batch = _blas.find_gemm_batch(np.float32)
     if gemm_batch is None:
-        pytest.skip("numpy's OpenBLAS has no strided batch GEMM (0.3.30 and later)")
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
     rng = np.random.default_rng(count + m)
     a = rng.standard_normal((count, m, k + 3)).astype(np.float32)[:, :, 2 : k + 2]
     b = rng.standard_normal((count, k, n + 5)).astype(np.float32)[:, :, :n]
@@ -161,3 +167,75 @@ def test_layouts_blas_cannot_take_go_through_numpy(gemm32):
         out = np.empty((3, 128, 128), np.float32)
         batch(stack, rows, out, 0.0)
         np.testing.assert_allclose(out, stack @ rows, rtol=1e-4, atol=1e-3)
+
+
+def _address(fn) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value
+
+
+def test_gemm_and_thread_count_are_numpy_own_openblas(monkeypatch):
+    """With a second OpenBLAS loaded (scipy's wheels bundle their own; numba imports scipy), the
+    direct GEMM and the thread-count setter both resolve to numpy's library: the symbols
+    numpy's core module sees. Taken from different libraries, the GEMM ran unpinned."""
+    pytest.importorskip("scipy.linalg")  # loads scipy's OpenBLAS where scipy has one
+    core = _threads._numpy_core()
+    if core is None or _threads._thread_setter() is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS whose thread count can be set")
+    setter = next(
+        (getattr(core, name) for name, _ in _threads._THREAD_SYMBOLS if hasattr(core, name)), None
+    )
+    if setter is None:
+        pytest.skip("numpy's core module does not see an OpenBLAS thread-count symbol")
+    monkeypatch.setattr(_threads, "_thread_fns", [])
+    monkeypatch.setattr(_blas, "_resolved", {})
+    assert _address(_threads._thread_setter()[0]) == _address(setter)
+    gemm = _blas.find_gemm(np.float32)
+    assert gemm is not None
+    fn = next(
+        c.cell_contents for c in gemm.direct.__closure__ if hasattr(c.cell_contents, "argtypes")
+    )
+    names = [p.format("s") for p in _blas._SYMBOLS]
+    assert any(hasattr(core, n) and _address(getattr(core, n)) == _address(fn) for n in names)
+
+
+def _task_cpu() -> dict[str, int]:
+    ticks = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[tid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread CPU times: Linux")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to spill onto")
+def test_pinned_products_run_on_the_calling_thread():
+    """Inside a one-thread run (BLAS pinned) the direct GEMM and the batch keep to the calling
+    thread: no other thread of the process gains more than a fraction of its CPU time (they
+    used as much as the caller when the GEMM came from an unpinned library)."""
+    pytest.importorskip("scipy.linalg")
+    gemm, batch = _blas.find_gemm(np.float32), _blas.find_gemm_batch(np.float32)
+    if gemm is None or batch is None or not _threads.can_set_threads():
+        pytest.skip("numpy's BLAS exposes no GEMM or thread count this process can set")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((16, 384, 384)).astype(np.float32)
+    c = np.empty_like(a)
+    a @ a  # OpenBLAS's workers exist (numpy at its default thread count)
+    time.sleep(0.3)  # ... and have stopped spinning after that product (about 0.1 s)
+    me = str(threading.get_native_id())
+    _threads.enter(None)
+    try:
+        before = _task_cpu()
+        for _ in range(6):
+            for i in range(16):
+                gemm(a[i], a[i], c[i], 0.0)
+            batch(a, a, c)
+        after = _task_cpu()
+    finally:
+        _threads.leave()
+    mine = after[me] - before[me]
+    others = sum(t - before.get(k, 0) for k, t in after.items() if k != me)
+    assert mine > 0 and others <= 0.25 * mine, (mine, others)

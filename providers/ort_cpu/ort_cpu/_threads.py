@@ -208,12 +208,48 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
 
 # -- numpy's OpenBLAS: where it is, and its thread count -----------------------------------------
 def blas_paths() -> list[str]:
-    """The OpenBLAS libraries loaded in this process (numpy's)."""
+    """The OpenBLAS libraries threadpoolctl finds loaded in this process."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
     return [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
+
+
+def _numpy_core():
+    """A ctypes handle on numpy's compiled core module. Symbols looked up through it resolve as
+    they do for numpy (the dynamic linker searches the module, then the libraries it was
+    linked with), so its BLAS symbols are numpy's own BLAS's, whatever else is loaded."""
+    try:
+        from numpy._core import _multiarray_umath as core
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as core
+    try:
+        return ctypes.CDLL(core.__file__)
+    except OSError:
+        return None
+
+
+def blas_libraries() -> list:
+    """ctypes handles to look BLAS symbols up in, numpy's own BLAS first (through
+    :func:`_numpy_core`), then each OpenBLAS threadpoolctl lists.
+
+    The order matters: a process may hold two OpenBLAS builds (numba imports scipy, whose wheels
+    bundle their own), and the direct GEMM (:mod:`.kernels._blas`) and the thread count
+    (:func:`blas_threads`) must be the same library's. With the GEMM taken from scipy's and
+    numpy's pinned to one thread, the "one-thread" runs of the convolutions used both cores
+    and two-thread runs three threads, one of them OpenBLAS's worker spinning on the core the
+    pool's second thread needed."""
+    libs = []
+    core = _numpy_core()
+    if core is not None:
+        libs.append(core)
+    for path in blas_paths():
+        try:
+            libs.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libs
 
 
 _THREAD_SYMBOLS = (
@@ -231,11 +267,7 @@ def _thread_setter():
         with _pools_lock:
             if not _thread_fns:
                 found = None
-                for path in blas_paths():
-                    try:
-                        lib = ctypes.CDLL(path)
-                    except OSError:
-                        continue
+                for lib in blas_libraries():
                     for set_name, get_name in _THREAD_SYMBOLS:
                         set_fn, get_fn = getattr(lib, set_name, None), getattr(lib, get_name, None)
                         if set_fn is not None and get_fn is not None:

@@ -5,19 +5,22 @@ axis. The BLAS ``gemm`` underneath also takes ``beta`` (accumulate into the outp
 dimension per operand (any row stride, e.g. a window of a longer flat buffer). The per-tap
 convolution needs both (one GEMM per kernel tap, each reading a slice of the padded input and all
 adding into one output, with no column matrix and no temporary per tap), and the Winograd one
-reads its transformed tiles in place. OpenBLAS 0.3.30 added a strided batch GEMM, which runs a
-stack of products on separate threads where ``np.matmul`` runs one threaded GEMM after another:
-:func:`find_gemm_batch` (Winograd's 16 products, attention heads, stacked MatMuls).
+reads its transformed tiles in place. :func:`find_gemm_batch` runs a stack of products
+(Winograd's 16, attention heads, stacked MatMuls) one GEMM call each, the products shared among
+the run's threads where ``np.matmul`` would run one threaded GEMM after another (OpenBLAS's own
+strided batch routine is not used: :func:`_batch_over` says why).
 
-The library is the OpenBLAS threadpoolctl reports numpy using (numpy's wheels bundle one, as do
-conda-forge's builds). During a run it is kept on one thread and large products are split among
-the run's intra-op threads here (:func:`matmul`, and inside the GEMMs :func:`find_gemm` returns;
-:mod:`ort_cpu._threads` says why, and sets its thread count). Integer arguments take the width
-the build uses: 64-bit for a symbol with the ``64_`` suffix of ILP64 builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so
-the call matches the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate,
-BLIS) are left alone, as is any library whose routine fails a check against numpy on a small
-product: there :func:`find_gemm` (:func:`find_gemm_batch`) is ``None`` and callers keep their
-numpy path.
+The library is numpy's own OpenBLAS (numpy's wheels bundle one, as do conda-forge's builds),
+its symbols looked up the way numpy's core module resolves them, so that another OpenBLAS in the
+process (scipy's, which numba imports) is never the one called (see
+:func:`ort_cpu._threads.blas_libraries`). During a run it is kept on one thread and large
+products are split among the run's intra-op threads here (:func:`matmul`, and inside the GEMMs
+:func:`find_gemm` returns; :mod:`ort_cpu._threads` says why, and sets its thread count). Integer
+arguments take the width the build uses: 64-bit for a symbol with the ``64_`` suffix of ILP64
+builds, otherwise what ``openblas_get_config`` says (``USE64BITINT`` or not), so the call matches
+the library's ABI on every platform. Other BLAS libraries (MKL, Accelerate, BLIS) are left
+alone, as is any library whose routine fails a check against numpy on a small product: there
+:func:`find_gemm` (:func:`find_gemm_batch`) is ``None`` and callers keep their numpy path.
 """
 
 from __future__ import annotations
@@ -29,23 +32,16 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _threads
-from .._threads import blas_paths as _blas_paths
+from .._threads import blas_libraries as _blas_libraries
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
-# (not all of them: its strided batch GEMM, new in OpenBLAS 0.3.30, keeps the plain name)
-_SYMBOLS = {
-    "gemm": ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm"),
-    "batch": (
-        "scipy_cblas_{}gemm_batch_strided64_", "cblas_{}gemm_batch_strided64_",
-        "scipy_cblas_{}gemm_batch_strided", "cblas_{}gemm_batch_strided",
-    ),
-}  # fmt: skip
+_SYMBOLS = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm")
 _CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_openblas_get_config",
             "openblas_get_config")  # fmt: skip
 
 Gemm = Callable[[np.ndarray, np.ndarray, np.ndarray, float], None]
-_lock = threading.Lock()
+_lock = threading.RLock()  # the batch resolves the plain GEMM under it
 _resolved: dict[tuple[str, str], Gemm | None] = {}
 
 
@@ -101,26 +97,43 @@ def _bind(fn, ctype, itype) -> Gemm:
             beta, c.ctypes.data, _lead(c, n),
         )  # fmt: skip
 
-    gemm.direct = one  # the bare call, for the check against numpy (_works)
+    def trans(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta, trans_a, trans_b) -> None:
+        """The bare call with ``op(a) @ op(b)``: ``a`` is stored (K, M) where ``trans_a``, ``b``
+        (N, K) where ``trans_b``."""
+        m, n = c.shape
+        k = a.shape[0] if trans_a else a.shape[1]
+        fn(
+            _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
+            m, n, k, 1.0,
+            a.ctypes.data, _lead(a, a.shape[1]), b.ctypes.data, _lead(b, b.shape[1]),
+            beta, c.ctypes.data, _lead(c, n),
+        )  # fmt: skip
+
+    gemm.direct = one  # the bare call, for the check against numpy (_works) and row blocks
+    gemm.trans = trans
     return gemm
 
 
 #: products below this many multiply-adds go through np.matmul (see ``_bind``)
 SMALL_MNK = 1 << 20
 
-# OpenBLAS runs products of at most 100**3 multiply-adds in a batch through its small-matrix
-# kernels, and that path crashes (0.3.31, row-major operands): such batches go through
-# np.matmul instead (they are too small for the batch to pay anyway).
+#: batches of products of at most this many multiply-adds each go through np.matmul's loop,
+#: which costs less per product than a ctypes call
 BATCH_MIN_MNK = 100**3
 _TRANS = 112
 
 
-def _bind_batch(fn, ctype, itype) -> Gemm:
-    ptr = ctypes.c_void_p
-    fn.argtypes = [ctypes.c_int] * 3 + [itype] * 3 + [
-        ctype, ptr, itype, itype, ptr, itype, itype, ctype, ptr, itype, itype, itype
-    ]  # fmt: skip
-    fn.restype = None
+def _batch_over(gemm: Gemm) -> Gemm:
+    """A stack of products, each one call of the plain GEMM ``gemm`` (its ``trans``), shared
+    among the run's threads.
+
+    OpenBLAS 0.3.30 has a strided batch GEMM of its own, but it hands the products to its own
+    worker threads whatever ``openblas_set_num_threads`` says: under the provider's one-thread
+    pin a "one-thread" session ran its Winograd convolutions and attention heads on every core,
+    and at two threads the OpenBLAS worker then spun for a tenth of a second on the core the
+    provider's second thread needed (VGG-19 at two threads: 449 ms with it, 375 ms with
+    OpenBLAS kept to one thread by its environment variable). So the batch is a loop here."""
+    call = gemm.trans
 
     def gemm_batch(
         a: np.ndarray,
@@ -131,12 +144,11 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
         trans_b: bool = False,
     ) -> None:
         """``c[i] = op(a[i]) @ op(b[i]) + beta * c[i]`` for 3-D operands of the routine's dtype,
-        each a stack of equally strided matrices whose rows may have any stride but whose
-        elements are contiguous within a row; ``op`` transposes where ``trans_a``/``trans_b``
-        say (``a`` then holds (K, M) matrices, ``b`` (N, K) ones). OpenBLAS shares the products
-        among its threads, each product on one thread: measured 1.2-1.9x faster than one
-        threaded GEMM after another for products of 1-4 M multiply-adds (the 16 of a Winograd
-        convolution, the heads of an attention)."""
+        each a stack of matrices whose rows may have any stride but whose elements are
+        contiguous within a row (a stack of one broadcasts); ``op`` transposes where
+        ``trans_a``/``trans_b`` say (``a`` then holds (K, M) matrices, ``b`` (N, K) ones). The
+        run's threads take whole products, or blocks of every product's columns when there
+        are fewer products than threads."""
         count, m, n = c.shape
         k = a.shape[1] if trans_a else a.shape[2]
         if count == 0:
@@ -147,35 +159,25 @@ def _bind_batch(fn, ctype, itype) -> Gemm:
             op_b = np.swapaxes(b, 1, 2) if trans_b else b
             _numpy_product(op_a, op_b, c, beta)
             return
+        ia = (lambda i: i) if a.shape[0] > 1 else (lambda i: 0)
+        ib = (lambda i: i) if b.shape[0] > 1 else (lambda i: 0)
+
+        def products(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                call(a[ia(i)], b[ib(i)], c[i], beta, trans_a, trans_b)
+
         work = count * m * n * k
-        if _threads.threads() > 1 and work >= _threads.MIN_PARALLEL_WORK:
-            # the run's threads each take whole products, or a block of every product's columns
-            if count >= _threads.threads():
-                _threads.split(
-                    count,
-                    lambda lo, hi: one(a[lo:hi], b[lo:hi], c[lo:hi], beta, trans_a, trans_b),
-                    work,
-                )
-            else:
-
-                def cols(lo: int, hi: int) -> None:
-                    bb = b[:, lo:hi] if trans_b else b[:, :, lo:hi]
-                    one(a, bb, c[:, :, lo:hi], beta, trans_a, trans_b)
-
-                _threads.split(n, cols, work, 16)
+        threads = _threads.threads()
+        if threads <= 1 or work < _threads.MIN_PARALLEL_WORK or count >= threads:
+            _threads.split(count, products, work)
             return
-        one(a, b, c, beta, trans_a, trans_b)
 
-    def one(a, b, c, beta, trans_a, trans_b) -> None:
-        count, m, n = c.shape
-        k = a.shape[1] if trans_a else a.shape[2]
-        fn(
-            _ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
-            m, n, k, 1.0,
-            a.ctypes.data, _lead(a[0], a.shape[2]), _step(a),
-            b.ctypes.data, _lead(b[0], b.shape[2]), _step(b),
-            beta, c.ctypes.data, _lead(c[0], n), _step(c), count,
-        )  # fmt: skip
+        def cols(lo: int, hi: int) -> None:
+            for i in range(count):
+                bb = b[ib(i), lo:hi] if trans_b else b[ib(i), :, lo:hi]
+                call(a[ia(i)], bb, c[i, :, lo:hi], beta, trans_a, trans_b)
+
+        _threads.split(n, cols, work, 16)
 
     return gemm_batch
 
@@ -215,8 +217,8 @@ def _lead(x: np.ndarray, cols: int) -> int:
 
 def _works(kind: str, gemm: Gemm, dtype) -> bool:
     """Products over row-strided views, accumulated once, against numpy: one 3x4 @ 4x5 for the
-    GEMM; two 101x100 @ 100x100 (just past the small-matrix path) for the batch routine, plain
-    and with the second operand transposed."""
+    GEMM; two 101x100 @ 100x100 (just past numpy's share) for the batch, plain and with either
+    operand transposed."""
     rng = np.random.default_rng(0)
     m, k, n = (101, 100, 100) if kind == "batch" else (3, 4, 5)
     a = rng.standard_normal((2, m, k + 2)).astype(dtype)[:, :, :k]
@@ -230,6 +232,9 @@ def _works(kind: str, gemm: Gemm, dtype) -> bool:
         bt = np.ascontiguousarray(np.swapaxes(b, 1, 2))  # (N, K) matrices, used transposed
         gemm(a, bt, c[:, :, 2 : n + 2], 1.0, trans_b=True)
         want[:, :, 2 : n + 2] += a @ b
+        at = np.ascontiguousarray(np.swapaxes(a, 1, 2))  # (K, M) matrices, used transposed
+        gemm(at, b, c[:, :, 2 : n + 2], 1.0, trans_a=True)
+        want[:, :, 2 : n + 2] += a @ b
     else:
         getattr(gemm, "direct", gemm)(a[1], b[1], c[1, :, 2 : n + 2], 1.0)
         want[1, :, 2 : n + 2] += a[1] @ b[1]
@@ -242,7 +247,8 @@ def find_gemm(dtype) -> Gemm | None:
 
 
 def find_gemm_batch(dtype) -> Gemm | None:
-    """The strided batch GEMM for float32 or float64 (OpenBLAS 0.3.30 and later), or ``None``."""
+    """A stack of products for float32 or float64 (:func:`_batch_over`), or ``None`` where
+    :func:`find_gemm` is."""
     return _find("batch", dtype)
 
 
@@ -264,19 +270,18 @@ def _find(kind: str, dtype) -> Gemm | None:
 
 def _resolve(kind: str, prefix: str, dtype: np.dtype) -> Gemm | None:
     ctype = ctypes.c_float if prefix == "s" else ctypes.c_double
-    bind = _bind_batch if kind == "batch" else _bind
-    for path in _blas_paths():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for pattern in _SYMBOLS[kind]:
+    if kind == "batch":
+        gemm = _find("gemm", dtype)
+        batch = None if gemm is None else _batch_over(gemm)
+        return batch if batch is not None and _works(kind, batch, dtype) else None
+    for lib in _blas_libraries():
+        for pattern in _SYMBOLS:
             symbol = pattern.format(prefix)
             fn = getattr(lib, symbol, None)
             itype = None if fn is None else _int_width(lib, symbol)
             if itype is None:
                 continue
-            gemm = bind(fn, ctype, itype)
+            gemm = _bind(fn, ctype, itype)
             if _works(kind, gemm, dtype):
                 return gemm
     return None

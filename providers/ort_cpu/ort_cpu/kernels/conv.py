@@ -8,7 +8,7 @@ layouts are worked out then, and a run is a handful of numpy calls. The paths:
   place (strides take every s-th cell first, one strided copy); grouped ones one stacked matmul;
   one weight per channel (a BatchNormalization turned convolution) one broadcast product;
 - 2-D convolutions with enough input channels: one GEMM per kernel tap, all accumulating into the
-  output, each reading a window of the flat padded input in place (:func:`_conv_taps`, through
+  output, each reading a window of the flat padded input in place (:class:`_TapsPlan`, through
   numpy's BLAS itself: :mod:`._blas`), or Winograd F(2x2, 3x3) where it pays;
 - depthwise layers and groups of very few input channels: the compiled direct kernels of
   :mod:`._conv_jit` (:class:`_DirectPlan`: each tap one contiguous run over blocks of output rows
@@ -50,6 +50,7 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES
 
+from .. import _threads
 from .._jit import available as jit_available
 from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
@@ -287,23 +288,98 @@ class _Phases:
         return out
 
 
-def _conv_taps(x, wmat, m, kernel, ph: _Phases, out, begin, bias, gemm):
+#: bytes a row block of :class:`_TapsPlan` works on: its accumulator and the input rows its taps
+#: read. Twice the benchmark machine's L2 cache: narrower blocks make narrower GEMMs, which
+#: OpenBLAS runs less efficiently (measured interleaved against the whole-image accumulator: at
+#: 512 KB the one-thread runs of 14 x 14 to 56 x 56 layers were 10-15% slower; at 2 MB within
+#: noise, and 64 x 224 x 224 layers, whose accumulator is 13 MB, faster)
+BLOCK_BYTES = 2 << 20
+
+
+def _row_blocks(rows: int, row_bytes: int) -> list[tuple[int, int]]:
+    """``range(rows)`` cut into blocks of about :data:`BLOCK_BYTES` (``row_bytes`` each row), and
+    into at least one block per thread of the run where there are rows enough."""
+    per = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    want = _threads.threads()
+    if rows // per < want:
+        per = max(1, -(-rows // want))
+    return [(r, min(rows, r + per)) for r in range(0, rows, per)]
+
+
+def _block_epilogue(dst, acc, ow: int, bias, z, act) -> None:
+    """FusedConv's epilogue on one row block while it is in cache: ``acc`` (M, R, Wq) contiguous
+    scratch gets the bias, the residual ``z`` (M, R, OW) and the activation (over whole rows, the
+    junk columns too: contiguous, so compiled), then its valid cells go to ``dst`` (M, R, OW)."""
+    if bias is not None:
+        flat = acc.reshape(acc.shape[0], -1)
+        np.add(flat, bias.reshape(-1, 1), out=flat)
+    if z is not None:
+        valid = acc[..., :ow]
+        np.add(valid, z, out=valid)
+    if act is not None:
+        r = act(acc)
+        if r is not acc:
+            acc = r
+    np.copyto(dst, acc[..., :ow] if acc.shape[-1] != ow else acc)
+
+
+class _TapsPlan:
     """2-D convolution (any stride, group 1) as one GEMM per kernel tap, all accumulating into one
-    output: tap (i, j) multiplies its (M, C) weight slice with one contiguous window of a stride
-    phase of the padded input (:class:`_Phases`), read in place through the GEMM's row stride.
-    No column matrix and no temporary per tap. Needs the direct BLAS GEMM (:mod:`._blas`) for
-    ``beta`` and the row stride."""
-    n = x.shape[0]
-    oh, ow = out
-    taps = _tap_major(wmat, kernel[0] * kernel[1])
-    y = np.empty((n, m, oh, ow), dtype=x.dtype)
-    acc = np.empty((m, ph.span), dtype=x.dtype)
-    for b in range(n):
-        planes = ph.fill(x[b], begin)
-        for t, (k, off) in enumerate(ph.taps):
-            gemm(taps[t], planes[k, :, off : off + ph.span], acc, 1.0 if t else 0.0)
-        y[b] = acc.reshape(m, oh, ph.wq)[:, :, :ow]
-    return add_bias(y, bias)
+    accumulator: tap (i, j) multiplies its (M, C) weight slice with one contiguous window of a
+    stride phase of the padded input (:class:`_Phases`), read in place through the GEMM's row
+    stride; no column matrix and no temporary per tap. Needs the direct BLAS GEMM (:mod:`._blas`)
+    for ``beta`` and the row stride.
+
+    The output is made in blocks of rows (:func:`_row_blocks`): each block's accumulator and
+    the input rows its taps read stay in the core's cache through all the taps and the epilogue,
+    where a whole-image accumulator (64 x 224 x 226 cells: 13 MB) went to memory and back once
+    per tap; and the blocks, not each tap's GEMM, are shared among the run's threads, one
+    hand-off per layer instead of one per tap. Interleaved against the whole-image version at
+    two threads: VGG-19's 64 -> 64 layer at 224 x 224 53.8 -> 46.6 ms, 256 -> 256 on 28 x 28
+    3.6 -> 3.2 ms (best runs)."""
+
+    __slots__ = ("ph", "m", "c", "out", "begin", "taps", "dtype")
+
+    def __init__(self, x_shape, m, ph: _Phases, out, begin, dtype) -> None:
+        self.ph, self.m, self.c, self.out, self.begin = ph, m, x_shape[1], out, begin
+        self.taps = len(ph.taps)
+        self.dtype = dtype
+
+    def __call__(self, x, wmat, bias=None, z=None, act=None) -> np.ndarray:
+        ph, m, c, dtype = self.ph, self.m, self.c, self.dtype
+        x = x.astype(dtype, copy=False)
+        n = x.shape[0]
+        oh, ow = self.out
+        if z is not None and z.shape != (n, m, oh, ow):  # a broadcast residual: at the end
+            return _finish(self(x, wmat, bias), z, act)
+        wq = ph.wq
+        gemm = _blas.find_gemm(dtype).direct
+        taps = _tap_major(wmat, self.taps)
+        y = np.empty((n, m, oh, ow), dtype)
+        row_bytes = (m + c * len(ph.planes)) * wq * dtype.itemsize
+        blocks = _row_blocks(oh, row_bytes)
+        bias3 = None if bias is None else bias.reshape(m, 1, 1)
+        for b in range(n):
+            planes = ph.fill(x[b], self.begin)
+            zb = None if z is None else z[b]
+
+            def rows(lo: int, hi: int, planes=planes, b=b, zb=zb) -> None:
+                most = max(r1 - r0 for r0, r1 in blocks[lo:hi])
+                scratch = np.empty(m * most * wq, dtype)
+                for r0, r1 in blocks[lo:hi]:
+                    cols = (r1 - r0) * wq
+                    acc = scratch[: m * cols].reshape(m, cols)
+                    start = r0 * wq
+                    for t, (k, off) in enumerate(ph.taps):
+                        gemm(taps[t], planes[k, :, off + start : off + start + cols], acc,
+                             1.0 if t else 0.0)  # fmt: skip
+                    _block_epilogue(
+                        y[b, :, r0:r1], acc.reshape(m, r1 - r0, wq), ow, bias3,
+                        None if zb is None else zb[:, r0:r1], act,
+                    )  # fmt: skip
+
+            _threads.split(len(blocks), rows, m * c * self.taps * oh * wq)
+        return y
 
 
 # -- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
@@ -327,31 +403,33 @@ def _winograd_weights(wmat: np.ndarray, m: int) -> np.ndarray:
     return _WINOGRAD.get(wmat, derive)
 
 
-def _winograd_pays(c, m, kernel, strides, dilations, out, batched: bool) -> bool:
+def _winograd_pays(c, m, kernel, strides, dilations, out) -> bool:
     """Winograd F(2x2, 3x3) does 16/36 of the multiply-adds of a 3x3 stride-1 convolution but
     adds transforms whose cost grows with C + M where the GEMM's grows with C * M, and its 16
-    GEMMs are a quarter as wide. Measured layer by layer (interleaved A/B against the per-tap
-    GEMMs and im2col), with the 16 GEMMs as one strided batch (OpenBLAS shares them among its
-    threads): 0.72x the time for 256 -> 256 channels on 14x14 maps, 0.75-0.82x for 128-192
-    channels on 14x14, 0.89-0.96x for 96-128 channels on 28x28 and 56x56, 0.71x for 256 -> 256
-    on 28x28; slower with 64 channels or fewer (1.3x at 56x56), 32 outputs, and on maps under 14
-    wide (7x7 and 13x13: 1.15-1.5x). Inside whole models (colder caches, interleaved rules in one
-    process) the 96-127 channel layers gained nothing, so the rule starts at 128: VGG19 6%
-    faster, ResNet-50 and the Inceptions within noise. One threaded GEMM after another needs far
-    wider layers: 256+ channels on 28x28 maps or larger (0.68-0.89x there, a tie at 14x14)."""
+    GEMMs are a quarter as wide. Measured layer by layer on one thread (interleaved A/B against
+    the per-tap GEMMs and im2col, best runs): 0.75x the taps' time for 256 -> 256 channels on
+    14 x 14 maps, 0.92x for 128 on 28 x 28, 0.76x for 128 on 56 x 56, 0.84x for 96 on 28 x 28;
+    a tie or slower with 64 channels (0.98x on 56 x 56, 1.06x on 112 x 112) and on maps under
+    14 wide (512 on 7 x 7: 1.37x). Inside whole models (colder caches) the 96-127 channel layers
+    gained nothing, so the rule starts at 128.
+
+    On more threads it does not pay: its input transform is a memory-bound pass on the calling
+    thread, and the 16 narrow products split worse than the taps' row blocks (two threads:
+    128 on 28 x 28 3.1 against 2.5 ms for the taps, 256 on 14 x 14 2.5 against 2.3 ms for
+    im2col; only 128 on 56 x 56 was level). Those runs take the taps or im2col."""
     if list(kernel) != [3, 3] or list(strides) != [1, 1] or list(dilations) != [1, 1]:
         return False
-    if batched:
-        return min(c, m) >= 128 and out[1] >= 14
-    return min(c, m) >= 256 and out[1] >= 28
+    return _threads.threads() == 1 and min(c, m) >= 128 and out[1] >= 14
 
 
-def _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch) -> np.ndarray:
+def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     """3x3 stride-1 convolution by Winograd F(2x2, 3x3) on the stride-2 phases of the padded
     input: element (k, l) of every 4x4 input tile, for all tiles and channels at once, is one
     contiguous slice of a phase plane (:class:`_Phases` with a 4x4 window of stride 2), so both
-    transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place, as one
-    strided batch where ``batch`` (:func:`._blas.find_gemm_batch`) is given."""
+    transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place. The
+    input transform runs on the calling thread (memory-bound, see :mod:`ort_cpu._threads`); the
+    16 products and the output transform are shared among the run's threads by blocks of output
+    channels, each thread transforming back the products it made while they are in its cache."""
     n, c = x.shape[:2]
     oh, ow = out
     th, tw = -(-oh // 2), -(-ow // 2)  # output tiles
@@ -365,6 +443,7 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch) -> np.ndarray:
     u = _winograd_weights(wmat, m)
     y = np.empty((n, m, oh, ow), dtype=x.dtype)
     even = oh % 2 == 0 and ow % 2 == 0
+    call = gemm.direct
     for b in range(n):
         planes = ph.fill(x[b], begin).reshape(len(ph.planes), -1)
         d = [[planes[k][o : o + total] for k, o in ph.taps[4 * r : 4 * r + 4]] for r in range(4)]
@@ -381,27 +460,38 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm, batch) -> np.ndarray:
             np.add(r[1], r[2], out=vf[4 * k + 1][:total])
             np.subtract(r[2], r[1], out=vf[4 * k + 2][:total])
             np.subtract(r[1], r[3], out=vf[4 * k + 3][:total])
+        del d, rows
+        vs = v[:, :, :span]
         prod = np.empty((16, m, span), dtype=x.dtype)
-        if batch is not None:
-            batch(u, v[:, :, :span], prod, 0.0)
-        else:
-            for kl in range(16):
-                gemm(u[kl], v[kl][:, :span], prod[kl], 0.0)
-        if bias is not None:
-            prod[5] += bias.reshape(m, 1)  # element (1, 1) reaches all four outputs once
-        pf = prod.reshape(16, -1)
-        # A^T m A: the two output rows of each tile, then their two columns
-        tile = y[b].reshape(m, th, 2, tw, 2) if even else np.empty((m, th, 2, tw, 2), x.dtype)
-        for r, a in enumerate(
-            (
-                [pf[i] + pf[4 + i] + pf[8 + i] for i in range(4)],
-                [pf[4 + i] - pf[8 + i] - pf[12 + i] for i in range(4)],
+        yb = y[b]
+
+        def products(k0: int, k1: int, vs=vs, prod=prod) -> None:
+            for kl in range(k0, k1):
+                call(u[kl], vs[kl], prod[kl], 0.0)
+
+        _threads.split(16, products, 16 * m * c * span)
+        if bias is not None:  # element (1, 1) reaches all four outputs once
+            prod[5] += bias.reshape(m, 1)
+
+        def channels(m0: int, m1: int, prod=prod, yb=yb) -> None:
+            k = m1 - m0
+            pf = [prod[i, m0:m1].reshape(-1) for i in range(16)]  # contiguous blocks of rows
+            # A^T m A: the two output rows of each tile, then their two columns
+            tile = (
+                yb[m0:m1].reshape(k, th, 2, tw, 2) if even else np.empty((k, th, 2, tw, 2), x.dtype)
             )
-        ):
-            tile[:, :, r, :, 0] = (a[0] + a[1] + a[2]).reshape(m, th, wq)[:, :, :tw]
-            tile[:, :, r, :, 1] = (a[1] - a[2] - a[3]).reshape(m, th, wq)[:, :, :tw]
-        if not even:
-            y[b] = tile.reshape(m, 2 * th, 2 * tw)[:, :oh, :ow]
+            for r, a in enumerate(
+                (
+                    [pf[i] + pf[4 + i] + pf[8 + i] for i in range(4)],
+                    [pf[4 + i] - pf[8 + i] - pf[12 + i] for i in range(4)],
+                )
+            ):
+                tile[:, :, r, :, 0] = (a[0] + a[1] + a[2]).reshape(k, th, wq)[:, :, :tw]
+                tile[:, :, r, :, 1] = (a[1] - a[2] - a[3]).reshape(k, th, wq)[:, :, :tw]
+            if not even:
+                yb[m0:m1] = tile.reshape(k, 2 * th, 2 * tw)[:, :oh, :ow]
+
+        _threads.split(m, channels, 16 * m * c * span, 8)
     return y
 
 
@@ -412,7 +502,7 @@ def _flat_layout_ok(nd, out, begin, end) -> bool:
 
 
 def _taps_pay(c, m, kernel, out, ph: _Phases) -> bool:
-    """Whether :func:`_conv_taps` beats im2col + one GEMM. It skips writing (and reading back) the
+    """Whether :class:`_TapsPlan` beats im2col + one GEMM. It skips writing (and reading back) the
     K-fold column matrix, but runs K GEMMs whose inner dimension is C instead of K*C, about 10%
     slower in all, and computes ``wq - OW`` junk columns per output row. Measured (2 cores,
     OpenBLAS, interleaved A/B against im2col):
@@ -930,20 +1020,16 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
             return _DirectPlan(fn, x_shape, m, g, kernel, strides, dilations, out, begin)
     if g == 1 and _blas.find_gemm(dtype) is not None:
         gemm = _blas.find_gemm(dtype)
-        batch = _blas.find_gemm_batch(dtype)
-        if not exact and _winograd_pays(c, m, kernel, strides, dilations, out, batch is not None):
+        if not exact and _winograd_pays(c, m, kernel, strides, dilations, out):
             return lambda x, wmat, bias=None, z=None, act=None: _finish(
-                _conv_winograd(x.astype(dtype, copy=False), wmat, m, out, begin, bias, gemm, batch),
+                _conv_winograd(x.astype(dtype, copy=False), wmat, m, out, begin, bias, gemm),
                 z, act,
             )  # fmt: skip
         ph = cached_phases(
             x_shape, tuple(kernel), tuple(strides), tuple(dilations), out, begin, end
         )
         if _taps_pay(c, m, kernel, out, ph):
-            return lambda x, wmat, bias=None, z=None, act=None: _finish(
-                _conv_taps(x.astype(dtype, copy=False), wmat, m, kernel, ph, out, begin, bias, gemm),
-                z, act,
-            )  # fmt: skip
+            return _TapsPlan(x_shape, m, ph, out, begin, dtype)
     return _ColumnsPlan(x_shape, m, g, kernel, strides, dilations, out, begin, end, dtype)
 
 

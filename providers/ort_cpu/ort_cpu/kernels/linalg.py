@@ -48,9 +48,10 @@ def _as_stack(x: np.ndarray):
 
 def stacked_matmul(aw: np.ndarray, bw: np.ndarray) -> np.ndarray | None:
     """A stack of products with the same leading shape (attention written out as MatMuls: Q K^T
-    per head, then the probabilities times V) as one OpenBLAS strided batch, the products on
-    separate threads instead of one threaded GEMM after another; None where that does not
-    apply (broadcast leading axes, other dtypes or layouts, no batch routine)."""
+    per head, then the probabilities times V) as one batch of GEMMs
+    (:func:`._blas.find_gemm_batch`), the products shared among the run's threads instead of one
+    threaded GEMM after another; None where that does not apply (broadcast leading axes, other
+    dtypes or layouts, no direct GEMM)."""
     if aw.ndim < 3 or aw.shape[:-2] != bw.shape[:-2] or aw.dtype != bw.dtype:
         return None
     m, k, n = *aw.shape[-2:], bw.shape[-1]
