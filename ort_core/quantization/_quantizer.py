@@ -3,8 +3,10 @@
 Three forms, as onnxruntime writes them:
 
 - QDQ (static): each quantized activation gets one QuantizeLinear -> DequantizeLinear pair that
-  every consumer reads; weights are stored quantized behind a DequantizeLinear; biases as int32
-  with scale input_scale * weight_scale. Relu/Clip after a quantized op are removed (the
+  every consumer reads (one per quantized reader with ``DedicatedQDQPair``); weights are stored
+  quantized behind a DequantizeLinear; biases as int32 with scale input_scale * weight_scale
+  (the weight's scale widened first where the bias would leave the int32 range, unless
+  ``QDQDisableWeightAdjustForInt32Bias``). Relu/Clip after a quantized op are removed (the
   quantized range already clamps) unless ``QDQKeepRemovableActivations``. Data-movement ops
   (Reshape, Transpose, MaxPool...) reuse their input's scale and zero point for their output.
 - QOperator (static): QLinearConv, QLinearMatMul, com.microsoft QGemm/QLinearAdd/QLinearMul/
@@ -48,6 +50,7 @@ from .quant_utils import (
     get_qmin_qmax_for_qType,
     make_int_tensor,
     quantize_array,
+    restricted_asymmetric_scale_zp,
 )
 from .tensor_quant_overrides import TensorQuantOverridesHelper, explicit_params
 
@@ -103,6 +106,7 @@ INTEGER_OPS = {"Conv", "MatMul", "Gather", "LSTM", "Attention", "EmbedLayerNorma
 SIGNED_TYPES = {TensorProto.INT8, TensorProto.INT16, TensorProto.INT4}
 #: types QuantizeLinear/DequantizeLinear take from opset 21
 OPSET21_TYPES = {TensorProto.INT16, TensorProto.UINT16, TensorProto.INT4, TensorProto.UINT4}
+FOUR_BIT_TYPES = {TensorProto.INT4, TensorProto.UINT4}
 #: com.microsoft ops the dynamic form quantizes (onnxruntime's registry matches op types alone)
 MS_INTEGER_OPS = {"Attention", "EmbedLayerNormalization"}
 #: contrib op -> the input whose element type its first output has
@@ -112,12 +116,17 @@ CONTRIB_OUTPUT_TYPE = {"Attention": 0, "EmbedLayerNormalization": 2}
 # only at their default value (anything else is an error that says so)
 SUPPORTED_EXTRA = {
     "ActivationSymmetric",
+    "ActivationRestrictedAsymmetric",
     "WeightSymmetric",
     "EnableSubgraph",
     "ForceQuantizeNoInputCheck",
     "MatMulConstBOnly",
     "AddQDQPairToWeight",
+    "DedicatedQDQPair",
+    "QDQOpTypePerChannelSupportToAxis",
+    "UseQDQContribOps",
     "QDQKeepRemovableActivations",
+    "QDQDisableWeightAdjustForInt32Bias",
     "OpTypesToExcludeOutputQuantization",
     "QuantizeBias",
     "MinimumRealRange",
@@ -126,22 +135,39 @@ SUPPORTED_EXTRA = {
     "CalibMovingAverageConstant",
     "CalibMaxIntermediateOutputs",
     "CalibPercentile",
+    "CalibStridedMinMax",
     "TensorQuantOverrides",
     "SmoothQuant",
     "SmoothQuantAlpha",
     "SmoothQuantFolding",
     "SmoothQuantCalibIter",
+    "extra.Sigmoid.nnapi",
 }
 DEFAULT_ONLY_EXTRA = {
-    "DedicatedQDQPair": False,
-    "QDQOpTypePerChannelSupportToAxis": {},
-    "UseQDQContribOps": False,
-    "ActivationRestrictedAsymmetric": False,
-    "QDQDisableWeightAdjustForInt32Bias": False,
-    "CalibStridedMinMax": None,
-    "extra.Sigmoid.nnapi": False,
+    # onnxruntime's quantizer never reads this key: it is the name of a command-line flag of its
+    # static_quantize_runner, which passes QuantizeBias=False instead. Accepting True here would
+    # change a model onnxruntime leaves alone, so only the default is accepted.
     "DisableQuantizeBias": False,
 }
+#: hints for a non-default DEFAULT_ONLY_EXTRA value
+DEFAULT_ONLY_HINT = {"DisableQuantizeBias": "pass QuantizeBias=False to keep biases in float"}
+#: flags onnxruntime reads in the QDQ format only
+QDQ_ONLY_EXTRA = (
+    "DedicatedQDQPair",
+    "QDQOpTypePerChannelSupportToAxis",
+    "QDQDisableWeightAdjustForInt32Bias",
+    "UseQDQContribOps",
+)
+BOOL_EXTRA = (
+    "ActivationRestrictedAsymmetric",
+    "DedicatedQDQPair",
+    "QDQDisableWeightAdjustForInt32Bias",
+    "UseQDQContribOps",
+    "extra.Sigmoid.nnapi",
+)
+#: the ops whose per-channel weight axis onnxruntime's QDQ quantizer looks up in
+#: QDQOpTypePerChannelSupportToAxis (default 1); Conv, ConvTranspose and Gemm keep fixed axes
+AXIS_OPTION_OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "MatMul")
 
 
 def check_extra_options(extra: dict | None) -> dict:
@@ -152,12 +178,36 @@ def check_extra_options(extra: dict | None) -> dict:
         if key in DEFAULT_ONLY_EXTRA:
             if value in (DEFAULT_ONLY_EXTRA[key], None):
                 continue
+            hint = DEFAULT_ONLY_HINT.get(key, "quantize with onnxruntime")
             raise ValueError(
                 f"extra_options[{key!r}]={value!r} is not supported by ort_core.quantization; "
-                f"leave it at {DEFAULT_ONLY_EXTRA[key]!r} or quantize with onnxruntime"
+                f"leave it at {DEFAULT_ONLY_EXTRA[key]!r} ({hint})"
             )
         raise ValueError(
             f"unknown extra_options key {key!r}; supported keys: {', '.join(sorted(SUPPORTED_EXTRA))}"
+        )
+    for key in BOOL_EXTRA:
+        if key in extra and not isinstance(extra[key], bool | np.bool_):
+            raise ValueError(f"extra_options[{key!r}] must be True or False, got {extra[key]!r}")
+    axes = extra.get("QDQOpTypePerChannelSupportToAxis")
+    if axes is not None and (
+        not isinstance(axes, dict)
+        or not all(isinstance(k, str) for k in axes)
+        or not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in axes.values()
+        )
+    ):
+        raise ValueError(
+            f"extra_options['QDQOpTypePerChannelSupportToAxis'] must be a dict of op type -> "
+            f"integer axis, such as {{'MatMul': 1}}; got {axes!r}"
+        )
+    stride = extra.get("CalibStridedMinMax")
+    if stride is not None and (
+        not isinstance(stride, int | np.integer) or isinstance(stride, bool) or stride < 1
+    ):
+        raise ValueError(
+            f"extra_options['CalibStridedMinMax'] must be a positive integer (the number of "
+            f"calibration batches per stride) or None, got {stride!r}"
         )
     smooth_quant.check_options(extra)
     return extra
@@ -168,6 +218,19 @@ class QParams:
     scale: str  # initializer names
     zero_point: str
     qtype: int
+
+
+@dataclass
+class QWeight:
+    """An initializer quantized behind a DequantizeLinear (QDQ format)."""
+
+    name: str  # the float initializer
+    quantized: str  # the quantized initializer
+    params: QParams
+    scales: np.ndarray
+    zero_points: np.ndarray
+    axis: int | None
+    dq: str  # what its readers read
 
 
 def _qdq_node(op: str, src: str, p: QParams, out: str, name: str, **kw) -> onnx.NodeProto:
@@ -234,9 +297,71 @@ class Quantizer:
                 "EnableSubgraph is supported with quantize_dynamic only (calibration does not "
                 "see tensors inside If/Loop/Scan bodies)"
             )
+        self.dedicated_pairs = bool(e.get("DedicatedQDQPair", False))
+        self.channel_axes = dict(e.get("QDQOpTypePerChannelSupportToAxis") or {})
+        self.qdq_domain = MS_DOMAIN if e.get("UseQDQContribOps", False) else None
+        self.restricted_asym = bool(e.get("ActivationRestrictedAsymmetric", False))
+        self.adjust_weight_for_bias = not e.get("QDQDisableWeightAdjustForInt32Bias", False)
+        self.sigmoid_nnapi = bool(e.get("extra.Sigmoid.nnapi", False))
         self.model = model
         self.overrides = self._check_overrides(e.get("TensorQuantOverrides"), activation_type)
+        self._check_format_options()
         self._uid = 0
+
+    def _check_format_options(self) -> None:
+        """Options onnxruntime reads in one format only, or that could not change this model,
+        set where they would do nothing: an error that says where they apply."""
+        e = self.extra
+        where = {"qdq": "the QDQ format", "qoperator": "the QOperator format"}.get(
+            self.mode, "quantize_dynamic"
+        )
+        for key in QDQ_ONLY_EXTRA:
+            if self.mode != "qdq" and e.get(key):
+                raise ValueError(
+                    f"extra_options[{key!r}]={e[key]!r} applies to the QDQ format only "
+                    f"(onnxruntime ignores it in {where}); use quantize_static with "
+                    "quant_format=QuantFormat.QDQ, or leave the option out"
+                )
+        if self.sigmoid_nnapi and self.mode != "qoperator":
+            raise ValueError(
+                "extra_options['extra.Sigmoid.nnapi']=True applies to the QOperator format only "
+                f"(onnxruntime ignores it in {where}); use quantize_static with "
+                "quant_format=QuantFormat.QOperator, or leave the option out"
+            )
+        if e.get("CalibStridedMinMax") and self.mode == "dynamic":
+            raise ValueError(
+                "extra_options['CalibStridedMinMax'] applies to calibration, which "
+                "quantize_dynamic does not do; use quantize_static or leave the option out"
+            )
+        if self.restricted_asym:
+            if self.mode == "dynamic":
+                raise ValueError(
+                    "extra_options['ActivationRestrictedAsymmetric']=True applies to calibrated "
+                    "activations, which quantize_dynamic does not have; use quantize_static"
+                )
+            if self.atype != TensorProto.UINT8 and TensorProto.UINT8 not in (
+                self.overrides.quant_types()
+            ):
+                raise ValueError(
+                    "extra_options['ActivationRestrictedAsymmetric']=True applies to QUInt8 "
+                    "activations only (onnxruntime ignores it otherwise); pass "
+                    "activation_type=QuantType.QUInt8"
+                )
+        if self.channel_axes:
+            if not self.per_channel:
+                raise ValueError(
+                    "extra_options['QDQOpTypePerChannelSupportToAxis'] applies with "
+                    "per_channel=True only (onnxruntime ignores it otherwise); pass "
+                    "per_channel=True or leave the option out"
+                )
+            others = sorted(set(self.channel_axes) - set(AXIS_OPTION_OPS))
+            if others:
+                raise ValueError(
+                    f"extra_options['QDQOpTypePerChannelSupportToAxis'] names {others}, whose "
+                    "per-channel axis onnxruntime does not take from this option (Conv and Gemm "
+                    "use the output-channel axis of their weight); it applies to "
+                    f"{', '.join(AXIS_OPTION_OPS)}"
+                )
 
     def _check_overrides(self, raw, activation_type: QuantType) -> TensorQuantOverridesHelper:
         if raw and self.mode != "qdq":
@@ -260,12 +385,12 @@ class Quantizer:
         model = onnx.ModelProto()
         model.CopyFrom(self.model)
         need = 10
-        if self.per_channel:
+        # com.microsoft QuantizeLinear/DequantizeLinear take an axis and 4-bit types at any
+        # opset; onnxruntime moves a model to opset 21 for 16-bit types whatever the domain
+        if self.per_channel and self.qdq_domain is None:
             need = 13
-        if (
-            self.mode == "qdq"
-            and ({self.wtype, self.atype} | self.overrides.quant_types()) & OPSET21_TYPES
-        ):
+        wide = OPSET21_TYPES if self.qdq_domain is None else OPSET21_TYPES - FOUR_BIT_TYPES
+        if self.mode == "qdq" and ({self.wtype, self.atype} | self.overrides.quant_types()) & wide:
             need = 21
         if self.mode == "dynamic":
             need = 11
@@ -374,6 +499,10 @@ class Quantizer:
             zp, scale = compute_scale_zp(
                 np.float32(lo), np.float32(hi), qmin, qmax, sym, self.min_real_range
             )
+            if self.restricted_asym and qtype == TensorProto.UINT8 and not sym:
+                zp, scale = restricted_asymmetric_scale_zp(
+                    np.float32(lo), np.float32(hi), qmin, qmax, self.min_real_range
+                )
         s = self._add_init(
             numpy_helper.from_array(scale.reshape(()), self._name(f"{tensor}_scale{suffix}"))
         )
@@ -484,7 +613,12 @@ class Quantizer:
         else:
             scale_arr = np.broadcast_to(scale, b.shape).astype(np.float32).copy()
         safe = np.where(scale_arr == 0, 1.0, scale_arr).astype(np.float32)
-        q = np.clip(np.rint(b / safe), -(2**31), 2**31 - 1).astype(np.int32)
+        # in float64, as onnxruntime: float32 has steps of 128 near the int32 limits (and its
+        # 2**31 - 1 rounds to 2**31, which does not fit)
+        q = np.rint(b.astype(np.float64) / safe.astype(np.float64))
+        if np.any(np.abs(q) > 2**31 - 1):
+            logger.warning("bias %s leaves the int32 range at input x weight scale: clipped", name)
+        q = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
         qn = self._add_init(numpy_helper.from_array(q, self._name(f"{name}_quantized")))
         sn = self._add_init(numpy_helper.from_array(safe, self._name(f"{name}_quantized_scale")))
         zn = self._add_init(
@@ -502,6 +636,20 @@ class Quantizer:
             return int(channels[0]["axis"]) % w.ndim
         if not self.per_channel or self.overrides.is_per_tensor(name):
             return None
+        if self.mode == "qdq" and n.op_type in AXIS_OPTION_OPS and w is not None:
+            # onnxruntime's QDQ rule: axis 1 unless QDQOpTypePerChannelSupportToAxis says
+            # otherwise, per tensor when the axis is outside the weight's rank
+            axis = int(self.channel_axes.get(n.op_type, 1))
+            if not -w.ndim <= axis < w.ndim:
+                log = logger.warning if n.op_type in self.channel_axes else logger.info
+                log(
+                    "per-channel axis %d is outside the rank of %s (%d): quantized per tensor",
+                    axis,
+                    name,
+                    w.ndim,
+                )
+                return None
+            return axis % w.ndim
         if n.op_type == "Conv":
             return 0
         if n.op_type == "ConvTranspose":
@@ -555,7 +703,8 @@ class Quantizer:
         cache: dict[str, QParams] = {}
         self._convert_cache: dict[str, QParams | None] = {}
         act: dict[str, QParams] = {}  # activation tensor -> params for its Q/DQ pair
-        weights: dict[str, tuple] = {}  # (node id, input idx) -> dequantized name
+        weights: dict[tuple, QWeight] = {}  # (name, type, axis) -> the quantized initializer
+        biases: list[tuple] = []  # (node, bias input idx, input params, weight key)
         new_nodes: list = []
         rewires: list[tuple[onnx.NodeProto, int, str]] = []
 
@@ -621,7 +770,7 @@ class Quantizer:
             ):
                 continue
             in_params: dict[int, QParams] = {}
-            w_scales: dict[int, np.ndarray] = {}
+            w_keys: dict[int, tuple] = {}
             for i, name in quantized_inputs:
                 if name in self.inits:
                     arr = self._const(name)
@@ -644,9 +793,8 @@ class Quantizer:
                         weights[key] = self._qdq_weight(
                             name, qtype, axis, sym, is_weight, new_nodes
                         )
-                    dq_name, scales = weights[key]
-                    w_scales[i] = scales
-                    rewires.append((n, i, dq_name))
+                    w_keys[i] = key
+                    rewires.append((n, i, weights[key].dq))
                     continue
                 p = want_act(name)
                 if p is not None:
@@ -665,41 +813,79 @@ class Quantizer:
                 if key not in weights:
                     sym = axis is not None or self.w_sym
                     weights[key] = self._qdq_weight(b, self.wtype, axis, sym, True, new_nodes)
-                rewires.append((n, bias_idx, weights[key][0]))
+                rewires.append((n, bias_idx, weights[key].dq))
             elif (
                 bias_idx is not None
                 and self.quantize_bias
                 and len(n.input) > bias_idx
                 and n.input[bias_idx] in self.inits
                 and 0 in in_params
-                and 1 in w_scales
+                and 1 in w_keys
             ):
-                qn, sn, zn = self._bias(n.input[bias_idx], in_params[0].scale, w_scales[1])
-                out = self._name(f"{n.input[bias_idx]}_DequantizeLinear_Output")
-                kw = {"axis": 0} if np.asarray(w_scales[1]).ndim == 1 else {}
-                new_nodes.append(
-                    helper.make_node("DequantizeLinear", [qn, sn, zn], [out], f"{out}_node", **kw)
-                )
-                rewires.append((n, bias_idx, out))
+                biases.append((n, bias_idx, in_params[0], w_keys[1]))
             if op in self.no_output_q or op in ("ArgMax",):
                 continue
             for o in n.output[:1]:
                 if o and (is_float(self.types, o) or o in self.ranges):
                     want_act(o)
 
+        # int32 biases last: their scale is input scale x weight scale, and onnxruntime first
+        # widens the weight scales that would make a bias overflow int32 (for every node
+        # reading that weight)
+        if self.adjust_weight_for_bias:
+            for n, i, xp, key in biases:
+                self._widen_weight_for_bias(weights[key], n.input[i], xp)
+        for n, i, xp, key in biases:
+            scales = weights[key].scales
+            qn, sn, zn = self._bias(n.input[i], xp.scale, scales)
+            out = self._name(f"{n.input[i]}_DequantizeLinear_Output")
+            kw = {"axis": 0} if np.asarray(scales).ndim == 1 else {}
+            new_nodes.append(
+                _qdq_node(
+                    "DequantizeLinear",
+                    qn,
+                    QParams(sn, zn, TensorProto.INT32),
+                    out,
+                    f"{out}_node",
+                    domain=self.qdq_domain,
+                    **kw,
+                )
+            )
+            rewires.append((n, i, out))
         for n, i, name in rewires:
             n.input[i] = name
         outputs = {o.name for o in self.g.output}
         rename: dict[str, str] = {}  # tensor -> what its consumers read
         rename_for: dict[tuple[str, int], str] = {}  # (tensor, consumer id) -> what it reads
 
-        def q_dq(src: str, p: QParams, q_out: str, dq_out: str, base: str, dq_base: str) -> None:
-            new_nodes.append(_qdq_node("QuantizeLinear", src, p, q_out, f"{base}_QuantizeLinear"))
-            new_nodes.append(
-                _qdq_node("DequantizeLinear", q_out, p, dq_out, f"{dq_base}_DequantizeLinear")
-            )
+        dom = self.qdq_domain
 
+        def q_dq(src: str, p: QParams, q_out: str, dq_out: str, base: str, suffix="") -> None:
+            for op, a, b in (("QuantizeLinear", src, q_out), ("DequantizeLinear", q_out, dq_out)):
+                new_nodes.append(_qdq_node(op, a, p, b, f"{base}_{op}{suffix}", domain=dom))
+
+        quantized_readers: dict[str, dict[int, onnx.NodeProto]] = {}
+        for m in nodes:
+            if id(m) in sel:
+                for name in m.input:
+                    quantized_readers.setdefault(name, {})[id(m)] = m
         for tensor, p in act.items():
+            readers = list(quantized_readers.get(tensor, {}).values())
+            if self.dedicated_pairs and len(readers) > 1:
+                # one pair per quantized reader; the tensor itself stays what it was for the
+                # others (float readers, a graph output)
+                if self._converted(tensor) is not None:
+                    raise ValueError(
+                        f"TensorQuantOverrides converts {tensor!r}, which several quantized nodes "
+                        "read: onnxruntime does not combine a 'convert' override with "
+                        "extra_options['DedicatedQDQPair']=True; drop one of them"
+                    )
+                for k, m in enumerate(readers, 1):
+                    q_out = f"{tensor}_QuantizeLinear_Output_{k}"
+                    dq_out = f"{tensor}_DequantizeLinear_Output_{k}"
+                    q_dq(tensor, p, q_out, dq_out, tensor, f"_{k}")
+                    rename_for[(tensor, id(m))] = dq_out
+                continue
             src = tensor
             if tensor in outputs:
                 src = f"{tensor}_QuantizeInput"
@@ -711,12 +897,11 @@ class Quantizer:
             if conv is None:
                 dq_out = tensor if tensor in outputs else f"{tensor}_DequantizeLinear_Output"
                 rename[tensor] = dq_out
-                q_dq(src, p, f"{tensor}_QuantizeLinear_Output", dq_out, tensor, tensor)
+                q_dq(src, p, f"{tensor}_QuantizeLinear_Output", dq_out, tensor)
                 continue
             # mixed precision: Q1 -> DQ1 for the original type's readers, then -> Q2 -> DQ2
             # for the converted type's (from a clone of DQ1 when both kinds of reader exist)
             cp, recv = conv
-            readers = [m for m in nodes if id(m) in sel and tensor in m.input]
             converted = [m for m in readers if recv is None or m.name in recv]
             all_converted = len(converted) == len(readers)
             q1 = f"{tensor}_QuantizeLinear_Output"
@@ -726,13 +911,18 @@ class Quantizer:
                 else f"{tensor}_DequantizeLinear_Output"
             )
             rename[tensor] = dq1
-            q_dq(src, p, q1, dq1, tensor, tensor)
+            q_dq(src, p, q1, dq1, tensor)
             q2_in = dq1
             if not all_converted:
                 q2_in = f"{tensor}_convert_QuantizeInput"
                 new_nodes.append(
                     _qdq_node(
-                        "DequantizeLinear", q1, p, q2_in, f"{tensor}_convert_clone_DequantizeLinear"
+                        "DequantizeLinear",
+                        q1,
+                        p,
+                        q2_in,
+                        f"{tensor}_convert_clone_DequantizeLinear",
+                        domain=dom,
                     )
                 )
             dq2 = (
@@ -740,14 +930,7 @@ class Quantizer:
                 if tensor in outputs and all_converted
                 else f"{tensor}_convert_DequantizeLinear_Output"
             )
-            q_dq(
-                q2_in,
-                cp,
-                f"{tensor}_convert_QuantizeLinear_Output",
-                dq2,
-                f"{tensor}_convert",
-                f"{tensor}_convert",
-            )
+            q_dq(q2_in, cp, f"{tensor}_convert_QuantizeLinear_Output", dq2, f"{tensor}_convert")
             for m in converted:
                 rename_for[(tensor, id(m))] = dq2
         for m in nodes:
@@ -776,11 +959,12 @@ class Quantizer:
             return p
         return conv[0]
 
-    def _qdq_weight(self, name, qtype, axis, sym, is_weight, new_nodes) -> tuple[str, np.ndarray]:
+    def _qdq_weight(self, name, qtype, axis, sym, is_weight, new_nodes) -> QWeight:
         # onnxruntime applies reduce_range to every quantized initializer (Add/Mul constants too)
-        qname, p, scales, _ = self._weight(name, qtype, axis, sym, self.reduce_range, is_weight)
+        qname, p, scales, zps = self._weight(name, qtype, axis, sym, self.reduce_range, is_weight)
         out = self._name(f"{name}_DequantizeLinear_Output")
         kw = {"axis": axis} if axis is not None else {}
+        kw["domain"] = self.qdq_domain
         src = qname
         if self.qdq_weight_pair:
             src = f"{name}_QuantizeLinear_Output"
@@ -790,7 +974,44 @@ class Quantizer:
         new_nodes.append(
             _qdq_node("DequantizeLinear", src, p, out, f"{name}_DequantizeLinear", **kw)
         )
-        return out, scales
+        return QWeight(name, qname, p, scales, zps, axis, out)
+
+    def _widen_weight_for_bias(self, w: QWeight, bias: str, x: QParams) -> None:
+        """Widen the scales of symmetric int8/int16 weight ``w`` where ``bias`` quantized with
+        scale input_scale * weight_scale would leave the int32 range (onnxruntime's rule: the
+        bias scale must reach 1.0001 * 2 * |bias| / (2**32 - 2), per channel or for the largest
+        value), and requantize ``w`` with them. The weight's readers all see the new scales."""
+        if w.params.qtype not in (TensorProto.INT8, TensorProto.INT16) or np.any(w.zero_points):
+            return
+        b = self._const(bias).astype(np.float64)
+        old = np.asarray(w.scales, np.float32)
+        if w.axis is None:
+            need = max(-b.min(initial=0.0), b.max(initial=0.0))  # the range holds 0
+        elif old.ndim == 1 and b.size == old.size:
+            need = np.abs(b.ravel())
+        else:
+            return
+        need = 1.0001 * 2.0 * need / (float(2**31 - 1) - float(-(2**31) + 1))
+        x_scale = float(numpy_helper.to_array(self.inits[x.scale]))
+        got = x_scale * old.astype(np.float64)
+        low = (got > 0) & (got < need)
+        if not np.any(low):
+            return
+        ratio = np.divide(need, got, out=np.ones_like(got), where=low)
+        new = np.where(low, (old.astype(np.float64) * ratio).astype(np.float32), old)
+        logger.info("widening the scale of %s so that bias %s fits in int32", w.name, bias)
+        qmin, qmax = get_qmin_qmax_for_qType(w.params.qtype)
+        values = self._const(w.name).astype(np.float32)
+        q = quantize_array(values, new, w.zero_points, qmin, qmax, w.axis)
+        self._replace_init(make_int_tensor(w.quantized, q, w.params.qtype))
+        self._replace_init(numpy_helper.from_array(new.astype(np.float32), w.params.scale))
+        w.scales = new.astype(np.float32)
+
+    def _replace_init(self, tensor: TensorProto) -> None:
+        """Put ``tensor`` in place of the new initializer of the same name."""
+        k = next(k for k, t in enumerate(self.new_inits) if t.name == tensor.name)
+        self.new_inits[k] = tensor
+        self.inits[tensor.name] = tensor
 
     # -- QOperator -------------------------------------------------------------------------
 
@@ -885,6 +1106,15 @@ class Quantizer:
                 "QLinearConcat", args, [yo[0]], n.name, domain=MS_DOMAIN, axis=attr(n, "axis")
             )
             return [node], {y: yo}
+        if op == "Sigmoid" and self.sigmoid_nnapi and y in self.ranges:
+            # NNAPI's quantized logistic: output scale 1/256, zero point 0 of the activation type
+            s = self._add_init(
+                numpy_helper.from_array(np.array(1 / 256, np.float32), self._name(f"{y}_scale"))
+            )
+            z = self._add_init(
+                make_int_tensor(self._name(f"{y}_zero_point"), np.array(0), self.atype)
+            )
+            self._qop_cache[y] = QParams(s, z, self.atype)
         if op == "Softmax" and y in self.ranges:
             # QLinearSoftmax writes probabilities on a fixed grid: scale 1/256, zero point qmin
             qmin = get_qmin_qmax_for_qType(self.atype)[0]

@@ -36,6 +36,7 @@ __all__ = [
     "TensorData",
     "TensorsData",
     "collect_ranges",
+    "collect_strided",
     "load_tensors_data",
     "save_tensors_data",
 ]
@@ -104,6 +105,12 @@ class TensorsData(dict):
 
 
 class _MinMax:
+    """Each batch's smallest and largest value per tensor, reduced as onnxruntime's MinMax
+    calibrator does: over the batches of one ``collect_data`` call, their minimum and maximum
+    (with ``moving_average``, their means); that range made symmetric if asked, then merged with
+    the earlier calls' range (min and max, or ``old + c * (new - old)`` with ``moving_average``).
+    Only running sums are kept, so memory does not grow with the number of batches."""
+
     def __init__(self, symmetric=False, moving_average=False, averaging_constant=0.01):
         if moving_average and not 0.0 <= averaging_constant <= 1.0:
             raise ValueError(
@@ -111,27 +118,47 @@ class _MinMax:
             )
         self.symmetric, self.moving_average, self.c = symmetric, moving_average, averaging_constant
         self.ranges: dict[str, list[float]] = {}
+        # this call's batches: name -> [min or sum of minima, max or sum of maxima, counts]
+        self.call: dict[str, list] = {}
 
     def collect(self, name: str, arr: np.ndarray) -> None:
         lo, hi = (float(np.min(arr)), float(np.max(arr))) if arr.size else (0.0, 0.0)
-        if name not in self.ranges:
-            self.ranges[name] = [lo, hi]
-        elif self.moving_average:
-            r = self.ranges[name]
-            r[0] += self.c * (lo - r[0])
-            r[1] += self.c * (hi - r[1])
+        entry = self.call.get(name)
+        if self.moving_average:  # NaN batches are left out of the means (numpy's nanmean)
+            if entry is None:
+                entry = self.call[name] = [0.0, 0.0, 0, 0]
+            for k, v in enumerate((lo, hi)):
+                if not np.isnan(v):
+                    entry[k] += v
+                    entry[k + 2] += 1
+        elif entry is None:
+            self.call[name] = [lo, hi]
         else:
-            r = self.ranges[name]
-            r[0], r[1] = min(r[0], lo), max(r[1], hi)
+            entry[0], entry[1] = float(np.fmin(entry[0], lo)), float(np.fmax(entry[1], hi))
+
+    def end_call(self) -> None:
+        """Merge the batches of the ``collect_data`` call that ends into the ranges."""
+        for name, entry in self.call.items():
+            lo, hi = entry[:2]
+            if self.moving_average:
+                lo = lo / entry[2] if entry[2] else float("nan")
+                hi = hi / entry[3] if entry[3] else float("nan")
+            if self.symmetric:
+                m = float(np.fmax(abs(lo), abs(hi)))
+                lo, hi = -m, m
+            r = self.ranges.get(name)
+            if r is None:
+                self.ranges[name] = [lo, hi]
+            elif self.moving_average:
+                r[0] += self.c * (lo - r[0])
+                r[1] += self.c * (hi - r[1])
+            else:
+                r[0], r[1] = float(np.fmin(r[0], lo)), float(np.fmax(r[1], hi))
+        self.call.clear()
 
     def compute(self) -> dict[str, TensorData]:
-        out = {}
-        for name, (lo, hi) in self.ranges.items():
-            if self.symmetric:
-                m = max(abs(lo), abs(hi))
-                lo, hi = -m, m
-            out[name] = TensorData(lo, hi)
-        return out
+        self.end_call()
+        return {name: TensorData(lo, hi) for name, (lo, hi) in self.ranges.items()}
 
 
 class _Histogram:
@@ -172,6 +199,9 @@ class _Histogram:
                 hist[extra : n - extra] += old
             entry[0], entry[1] = hist, new_thr
         entry[2], entry[3] = min(old_lo, lo), max(old_hi, hi)
+
+    def end_call(self) -> None:
+        """Nothing to do: each batch is merged into the histograms as it comes."""
 
     def _hist(self, data: np.ndarray, bins: int, thr: float) -> np.ndarray:
         rng = (0.0, thr) if self.absolute else (-thr, thr)
@@ -282,6 +312,10 @@ class Calibrator:
     ``percentile``, ``max_intermediate_outputs`` (the number of batches run between reductions of
     the collected statistics; statistics are reduced after every batch here, so any value >= 1
     bounds memory).
+
+    As in onnxruntime, MinMax with ``moving_average`` averages the batches of each
+    ``collect_data`` call and merges calls as a moving average, so where the calls split the
+    batches (see :func:`collect_strided`) changes the range.
     """
 
     def __init__(
@@ -347,6 +381,7 @@ class Calibrator:
             for name, value in zip(wanted, self._sess.run(wanted, feed)):
                 self.collector.collect(name, np.asarray(value, dtype=np.float32))
             self.batches += 1
+        self.collector.end_call()
 
     def compute_data(self) -> TensorsData:
         """The calibrated range of each tensor."""
@@ -414,12 +449,48 @@ def collect_ranges(
     method: CalibrationMethod = CalibrationMethod.MinMax,
     providers: Sequence[Any] | None = None,
     extra_options: dict | None = None,
+    stride: int | None = None,
 ) -> TensorsData:
     """Run ``data_reader``'s batches through ort-core with ``tensors`` exposed as outputs and
-    return each tensor's calibrated range (see :class:`Calibrator` for ``extra_options``)."""
+    return each tensor's calibrated range (see :class:`Calibrator` for ``extra_options``).
+    ``stride``: read the batches ``stride`` at a time (see :func:`collect_strided`)."""
     cal = Calibrator(model, tensors, method, providers, extra_options)
-    cal.collect_data(data_reader)
+    if stride:
+        collect_strided(cal, data_reader, stride)
+    else:
+        cal.collect_data(data_reader)
     return cal.compute_data()
+
+
+def strided_reader_length(reader: Any, stride: int) -> int:
+    """The number of batches ``reader`` holds, checked for ``CalibStridedMinMax``: the reader
+    must have ``__len__`` and ``set_range`` and hold a whole number of strides."""
+    missing = [m for m in ("__len__", "set_range") if not callable(getattr(reader, m, None))]
+    if missing:
+        raise ValueError(
+            f"extra_options['CalibStridedMinMax']={stride} reads the calibration data in strides: "
+            f"the reader needs __len__ (the number of batches) and set_range(start_index, "
+            f"end_index); {type(reader).__name__} lacks {' and '.join(missing)}"
+        )
+    total = len(reader)
+    if total % stride:
+        raise ValueError(
+            f"extra_options['CalibStridedMinMax']={stride}: the reader's {total} batches are not a "
+            "whole number of strides; pass a stride that divides the number of batches"
+        )
+    return total
+
+
+def collect_strided(cal: Calibrator, reader: Any, stride: int) -> None:
+    """``CalibStridedMinMax``: ``reader.set_range(start, start + stride)`` and one
+    ``collect_data`` call per stride, as onnxruntime's quantize_static does, so the reader only
+    has to hold ``stride`` batches at a time and each stride is reduced before the next is
+    read. MinMax ranges are the same as in one pass, except with ``CalibMovingAverage`` (a mean
+    per stride, merged across strides as a moving average, as in onnxruntime)."""
+    total = strided_reader_length(reader, stride)
+    for start in range(0, total, stride):
+        reader.set_range(start_index=start, end_index=start + stride)
+        cal.collect_data(reader)
 
 
 def _batches(reader: Any):

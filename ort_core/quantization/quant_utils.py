@@ -161,6 +161,35 @@ def compute_scale_zp(
     return zp, safe.astype(np.float32)
 
 
+def restricted_asymmetric_scale_zp(
+    rmin: Any, rmax: Any, qmin: int, qmax: int, min_real_range=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and zero point of an 8-bit unsigned activation whose zero point may only be ``qmin``
+    (a range that does not go below 0) or the middle of [qmin, qmax] (one that does), as
+    onnxruntime's ``ActivationRestrictedAsymmetric`` option computes them.
+
+    The range is widened to contain 0 and to ``min_real_range`` as in :func:`compute_scale_zp`;
+    the scale is the smallest that keeps both ends of the range representable around the chosen
+    zero point (``1 / (qmax - qmin)`` for the empty range [0, 0]). Returns ``(zero_point,
+    scale)``: int64, float32.
+    """
+    lo, hi = min(float(np.squeeze(rmin)), 0.0), max(float(np.squeeze(rmax)), 0.0)
+    if min_real_range is not None and min_real_range > 0:
+        hi = max(hi, lo + float(min_real_range))
+    middle = (qmin + qmax + 1) // 2
+    zp = qmin if lo >= 0.0 else middle
+    if hi == lo:  # [0, 0]: nothing to represent but zero
+        scale = 1.0 / (qmax - qmin)
+    elif zp == qmin:
+        scale = hi / (qmax - qmin)
+    else:
+        scale = max(-lo / (middle - qmin), hi / (qmax - middle))
+    scale = np.float32(scale)
+    if min_real_range is not None and scale < min_real_range / (qmax - qmin):
+        scale = np.float32(min_real_range / (qmax - qmin))
+    return np.array(zp, np.int64), np.array(scale, np.float32)
+
+
 def quantize_array(
     data: np.ndarray, scale: Any, zero_point: Any, qmin: int, qmax: int, axis: int | None = None
 ) -> np.ndarray:

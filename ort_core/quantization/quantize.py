@@ -18,6 +18,7 @@ from .calibrate import (
     collect_ranges,
     load_tensors_data,
     save_tensors_data,
+    strided_reader_length,
 )
 from .quant_utils import QuantFormat, QuantType
 
@@ -187,6 +188,9 @@ def quantize_static(
     is then not needed), written after calibrating otherwise. Its method must match
     ``calibrate_method``; ranges cached with other SmoothQuant settings are recalibrated.
 
+    ``extra_options["CalibStridedMinMax"]``: read the calibration batches that many at a time
+    through the reader's ``set_range`` (it needs ``__len__`` too), as onnxruntime does.
+
     ``extra_options["SmoothQuant"]``: smooth activation outliers into the weights of MatMul,
     Gemm and 1x1 Conv ops first (see :mod:`ort_core.quantization.smooth_quant`), then calibrate
     and quantize the smoothed model.
@@ -205,6 +209,9 @@ def quantize_static(
         )
     extra = check_extra_options(extra_options)
     model = _load(model_input)
+    stride = extra.get("CalibStridedMinMax")
+    if stride and calibration_data_reader is not None and (cache is None or not cache.is_file()):
+        strided_reader_length(calibration_data_reader, stride)  # fail before any work
     sq = smooth_quant.settings(extra)
     if sq is not None:
         if calibration_data_reader is None:
@@ -212,9 +219,11 @@ def quantize_static(
                 "extra_options['SmoothQuant'] needs a calibration_data_reader: the smoothing "
                 "scales come from per-channel statistics that a calibration cache does not hold"
             )
-        model, inserted, calibration_data_reader = smooth_quant.smooth_model(
+        model, inserted, replay = smooth_quant.smooth_model(
             model, calibration_data_reader, extra, calibration_providers
         )
+        if not stride:  # strides are read again through set_range
+            calibration_data_reader = replay
         # the Muls that carry 1/s where it could not be folded stay float, as in onnxruntime
         nodes_to_exclude = [*(nodes_to_exclude or []), *inserted]
     mode = "qdq" if quant_format is QuantFormat.QDQ else "qoperator"
@@ -270,6 +279,7 @@ def quantize_static(
             calibrate_method,
             calibration_providers,
             calib_opts,
+            stride=stride,
         )
         if cache is not None:
             save_tensors_data(ranges, cache, smooth_quant=sq or False)

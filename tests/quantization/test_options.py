@@ -237,11 +237,13 @@ def test_errors(cnn_path, tmp_path):
         oq.quantize_dynamic(cnn_path, dst, weight_type="QInt8")
     with pytest.raises(ValueError, match="unknown extra_options key 'NoSuchOption'"):
         oq.quantize_dynamic(cnn_path, dst, extra_options={"NoSuchOption": 1})
-    with pytest.raises(ValueError, match="DedicatedQDQPair"):
+    with pytest.raises(ValueError, match="DisableQuantizeBias.*QuantizeBias=False"):
         oq.quantize_static(
-            cnn_path, dst, Reader(_calib()), extra_options={"DedicatedQDQPair": True}
+            cnn_path, dst, Reader(_calib()), extra_options={"DisableQuantizeBias": True}
         )
-    oq.quantize_static(cnn_path, dst, Reader(_calib()), extra_options={"DedicatedQDQPair": False})
+    oq.quantize_static(
+        cnn_path, dst, Reader(_calib()), extra_options={"DisableQuantizeBias": False}
+    )
     with pytest.raises(ValueError, match="QDQ"):
         oq.quantize_static(
             cnn_path,
