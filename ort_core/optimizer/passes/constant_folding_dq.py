@@ -5,7 +5,8 @@ dequantize the same weight on every run.
 Basic constant folding leaves every DequantizeLinear in place when the QDQ fusions will run (see
 :mod:`.constant_folding`). Those assigned to a provider that compiles its partitions (OpenVINO)
 stay: such a provider computes QDQ groups in integers itself. Those of a kernel provider (CPU,
-CUDA, OpenCL) are folded here, through the CPU provider's kernel, as basic folding would have.
+CUDA, OpenCL) are folded here, through the CPU provider's kernel, as basic folding would have;
+com.microsoft DequantizeLinear nodes too (basic folding leaves every contrib op alone).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ...ir import Model
 from ...provider import KernelProvider
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs
+from ._fusion import MS
 from .constant_folding import ConstantFolding
 
 
@@ -32,7 +34,7 @@ class ConstantFoldingDQ(GraphPass):
             for n in list(g.nodes):
                 if (
                     n.op_type == "DequantizeLinear"
-                    and not n.domain
+                    and n.domain in ("", MS)
                     and isinstance(ctx.provider_of(n), KernelProvider)
                 ):
                     changed |= ConstantFolding.fold(g, n, model, cpu, ctx.fold_size_limit)

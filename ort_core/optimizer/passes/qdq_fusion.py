@@ -5,6 +5,9 @@ GlobalAveragePool -> QLinearGlobalAveragePool, AveragePool -> QLinearAveragePool
 QLinearSoftmax, Gemm -> QGemm (com.microsoft), as onnxruntime's QDQ selectors do. Each fuses only
 where the node's provider has the quantized op's kernel.
 
+QuantizeLinear and DequantizeLinear may be ONNX's or com.microsoft's (onnxruntime's quantizer
+writes those with ``UseQDQContribOps``), as onnxruntime's selectors accept both.
+
 Scales and zero points must be constants; per-tensor everywhere except the weights of Conv (per
 output channel, axis 0) and Gemm (per output column). A Conv or Gemm bias must be
 DequantizeLinear of int32 with the scale input scale x weight scale, or absent; Gemm's beta 1.
@@ -41,6 +44,13 @@ KEEP_ATTRS = {
     "Gemm": ("alpha", "transA", "transB"),
 }
 INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
+#: the domains of the QuantizeLinear/DequantizeLinear nodes a group may have
+QDQ_DOMAINS = ("", MS)
+
+
+def _is(n, op_type: str) -> bool:
+    """Whether ``n`` is ``op_type`` (QuantizeLinear or DequantizeLinear) of either domain."""
+    return n.op_type == op_type and n.domain in QDQ_DOMAINS
 
 
 def _gemm_channel_axis(op) -> int:
@@ -79,7 +89,7 @@ class QDQFusion(GraphPass):
                 if op.op_type in TARGETS and not op.domain and op in g.nodes:
                     changed |= self._try(model, g, ctx, op)
             if changed:
-                drop_dead(g, [n for n in g.nodes if n.op_type == "DequantizeLinear"])
+                drop_dead(g, [n for n in g.nodes if _is(n, "DequantizeLinear")])
         return changed
 
     @staticmethod
@@ -91,7 +101,7 @@ class QDQFusion(GraphPass):
         if len(op.outputs) != 1 or out in g.outputs or len(users) != 1:
             return False
         q = users[0]
-        if q.op_type != "QuantizeLinear" or q.domain:
+        if not _is(q, "QuantizeLinear"):
             return False
         yq = _qparams(g, q)
         if yq is None or not yq[2]:
@@ -99,7 +109,7 @@ class QDQFusion(GraphPass):
         dqs, data = [], []
         for i in range(n_data):
             dq = prods.get(op.inputs[i]) if i < len(op.inputs) else None
-            if dq is None or dq.op_type != "DequantizeLinear" or dq.domain:
+            if dq is None or not _is(dq, "DequantizeLinear"):
                 return False
             per_channel = i == 1 and op.op_type in ("Conv", "Gemm")
             axis = _gemm_channel_axis(op) if op.op_type == "Gemm" else 0
@@ -113,7 +123,7 @@ class QDQFusion(GraphPass):
         extra = []
         if op.op_type in ("Conv", "Gemm") and len(op.inputs) > 2 and op.inputs[2]:
             bdq = prods.get(op.inputs[2])
-            if bdq is None or bdq.op_type != "DequantizeLinear":
+            if bdq is None or not _is(bdq, "DequantizeLinear"):
                 return False
             bias = constant(g, bdq.inputs[0])
             if bias is None or bias.dtype != np.int32:

@@ -1,6 +1,6 @@
-"""Quantized com.microsoft contrib kernels: QGemm, QLinearSoftmax, QLinearAveragePool,
-MatMulNBits, DynamicQuantizeMatMul and QAttention, with onnxruntime's semantics (its
-ContribOperators documentation) and its rounding.
+"""Quantized com.microsoft contrib kernels: QuantizeLinear, DequantizeLinear, QGemm,
+QLinearSoftmax, QLinearAveragePool, MatMulNBits, DynamicQuantizeMatMul and QAttention, with
+onnxruntime's semantics (its ContribOperators documentation) and its rounding.
 
 Integer products are exact (float64 GEMM holds every sum of 8-bit products; float32 GEMM in
 blocks proven exact for a constant B), converted to float32 once, as onnxruntime's int32
@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 
 from . import _blas
 from ._registry import builder
 from .contrib import _attend, _causal, _heads, _key_mask, _outputs, requant
 from .pool import PoolAttrs, _check_pool
-from .quantization import dynamic_quantize_linear, integer_matmul_f32, pack_integer_b
+from .quantization import (
+    dequantize_runner,
+    dynamic_quantize_linear,
+    integer_matmul_f32,
+    pack_integer_b,
+    quantize_runner,
+)
 
 MS = "com.microsoft"
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -27,6 +34,48 @@ _F32 = frozenset({np.dtype(np.float32)})
 
 def _scalar(p, default=0.0) -> np.float32:
     return np.float32(default if p is None else np.asarray(p).reshape(-1)[0])
+
+
+# -- QuantizeLinear, DequantizeLinear --------------------------------------------------------------
+#: the float and quantized types of onnxruntime's contrib schemas (its CPU kernels take float32;
+#: it runs float16 through float32 casts, which is what these kernels compute)
+_QDQ_FLOAT = frozenset(map(np.dtype, (np.float32, np.float16)))
+_Q_TYPES = INT8_TYPES | frozenset(
+    map(np.dtype, (np.int16, np.uint16, ml_dtypes.int4, ml_dtypes.uint4))
+)
+_DQ_TYPES = _Q_TYPES | {np.dtype(np.int32)}
+
+
+def _same_type(a: int, b: int, what: str):
+    """A check that inputs ``a`` and ``b`` (bound to one type parameter) have the same type."""
+
+    def check(info) -> str | None:
+        ta = info.input_dtype(a) if info.has_input(a) else None
+        tb = info.input_dtype(b) if info.has_input(b) else None
+        if ta is not None and tb is not None and ta != tb:
+            return (
+                f"{info.node.op_type} (com.microsoft): {what} must have the same type; they "
+                f"are {ta} and {tb}"
+            )
+        return None
+
+    return check
+
+
+@builder("QuantizeLinear", domain=MS, dtypes={0: _QDQ_FLOAT, 1: _QDQ_FLOAT, 2: _Q_TYPES},
+         attributes=("axis",), check=_same_type(0, 1, "x and y_scale"))  # fmt: skip
+def ms_quantize_linear(info):
+    """onnxruntime's contrib QuantizeLinear: the ONNX kernel with only ``axis`` (default 1);
+    integer outputs, uint8 without a zero point."""
+    return quantize_runner(info.attr("axis", 1))
+
+
+@builder("DequantizeLinear", domain=MS, dtypes={0: _DQ_TYPES, 1: _QDQ_FLOAT, 2: _DQ_TYPES},
+         attributes=("axis",), check=_same_type(0, 2, "x and x_zero_point"))  # fmt: skip
+def ms_dequantize_linear(info):
+    """onnxruntime's contrib DequantizeLinear: the ONNX kernel with only ``axis`` (default 1);
+    the output has x_scale's type."""
+    return dequantize_runner(info.attr("axis", 1))
 
 
 # -- QGemm -----------------------------------------------------------------------------------------

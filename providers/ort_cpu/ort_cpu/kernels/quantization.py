@@ -3,6 +3,9 @@ MatMulIntegerToFloat (com.microsoft).
 
 Per-tensor (scalar scale), per-axis (1-D scale along ``axis``) and blocked (``block_size``)
 granularities; integer targets round half to even and saturate, float8 targets follow ``saturate``.
+Parameters that fit none of them are an error, as in onnxruntime (:func:`check_params`).
+:func:`quantize_runner` and :func:`dequantize_runner` are the kernels, shared with the
+com.microsoft QuantizeLinear/DequantizeLinear of :mod:`.contrib_quant`.
 The common case -- float32 to and from 8-bit integers, per tensor or per axis -- runs as one
 compiled loop (``_quant_jit``) with the numpy path's float32 operations; the rest stays numpy.
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 from onnx import helper
+
+from ort_core.errors import InvalidArgument
 
 from . import _blas, _quant_jit
 from ._registry import builder, kernel
@@ -112,22 +117,79 @@ def quantize(x, scale, zero_point, out: np.ndarray | np.dtype, saturate=1, preci
     return np.asarray(q).astype(out)
 
 
-@builder("QuantizeLinear", since=10,
-         attributes=("axis", "saturate", "block_size", "output_dtype", "precision"))  # fmt: skip
-def quantize_linear(info):
-    axis = info.attr("axis", 1)
-    block_size = info.attr("block_size", 0)
-    saturate = info.attr("saturate", 1)
-    prec = info.attr("precision", 0)
-    precision = np.dtype(helper.tensor_dtype_to_np_dtype(prec)) if prec else None
-    if precision is not None and precision.kind == "V":
-        precision = np.dtype(np.float32)
-    odt = info.attr("output_dtype", 0)
-    default_out = np.dtype(helper.tensor_dtype_to_np_dtype(odt) if odt else np.uint8)
+def _per_tensor(p: np.ndarray) -> bool:
+    return p.ndim == 0 or p.shape == (1,)
 
+
+def check_params(
+    shape: tuple[int, ...], scale, zero_point, axis: int, block_size: int, prefix: str
+) -> None:
+    """onnxruntime's checks of a Q/DQ node's scale and zero point against its input's ``shape``
+    (``prefix``: "y" for QuantizeLinear's y_scale and y_zero_point, "x" for DequantizeLinear's):
+    a scalar or 1-element scale is per tensor, a 1-D one per axis, one of the input's rank
+    blocked (``block_size`` > 0); the zero point, when given, is shaped like the scale."""
+    s, z = f"{prefix}_scale", f"{prefix}_zero_point"
+    if block_size < 0:
+        raise InvalidArgument(f"block_size is {block_size}; it must be 0 or positive.")
+    if _per_tensor(scale):
+        if zero_point is not None and not _per_tensor(zero_point):
+            raise InvalidArgument(
+                f"{z} has shape {zero_point.shape} but {s} is a scalar (per-tensor "
+                f"quantization): give {z} as a scalar or a 1-element 1-D tensor too."
+            )
+        if block_size:
+            raise InvalidArgument(
+                f"block_size is {block_size} but {s} is a scalar: blocked quantization needs a "
+                f"{s} of the input's rank; set block_size to 0 for per-tensor quantization."
+            )
+        return
+    rank = len(shape)
+    if not rank:
+        raise InvalidArgument(
+            f"{s} has shape {scale.shape} but the input is a scalar: give {s} as a scalar too."
+        )
+    if not -rank <= axis < rank:
+        raise InvalidArgument(
+            f"axis {axis} is out of range for an input of rank {rank} (valid: [{-rank}, "
+            f"{rank - 1}]); {s} of shape {scale.shape} is not a scalar, so it is applied along "
+            "axis."
+        )
+    dim = shape[axis]
+    if not block_size:
+        if scale.shape != (dim,):
+            raise InvalidArgument(
+                f"{s} has shape {scale.shape}; for per-axis quantization along axis {axis} of "
+                f"an input of shape {tuple(shape)} it must be 1-D with {dim} elements (or a "
+                "scalar for per-tensor quantization)."
+            )
+        if zero_point is not None and zero_point.shape != (dim,):
+            raise InvalidArgument(
+                f"{z} has shape {zero_point.shape}; for per-axis quantization along axis "
+                f"{axis} it must be 1-D with {dim} elements, as {s} is."
+            )
+        return
+    want = list(shape)
+    want[axis] = -(-dim // block_size)
+    if scale.shape != tuple(want):
+        raise InvalidArgument(
+            f"{s} has shape {scale.shape}; for blocked quantization (block_size {block_size} "
+            f"along axis {axis}) of an input of shape {tuple(shape)} it must have shape "
+            f"{tuple(want)}."
+        )
+    if zero_point is not None and zero_point.shape != scale.shape:
+        raise InvalidArgument(
+            f"{z} has shape {zero_point.shape}; it must have {s}'s shape {scale.shape}."
+        )
+
+
+def quantize_runner(axis=1, block_size=0, saturate=1, precision=None, default_out=np.uint8):
+    """The QuantizeLinear kernel ``run(x, y_scale, y_zero_point=None)`` for these attributes
+    (``default_out``: the output type without a zero point)."""
+    default_out = np.dtype(default_out)
     fast = _quant_jit.warm_quantize() if not block_size and precision is None else None
 
     def run(x, y_scale, y_zero_point=None):
+        check_params(x.shape, y_scale, y_zero_point, axis, block_size, "y")
         out = y_zero_point.dtype if y_zero_point is not None else default_out
         if fast is not None and out in INT8_TYPES:
             y = _per_channel(fast, x, y_scale, y_zero_point, axis, out, quantize=True)
@@ -140,28 +202,52 @@ def quantize_linear(info):
     return run
 
 
+@builder("QuantizeLinear", since=10,
+         attributes=("axis", "saturate", "block_size", "output_dtype", "precision"))  # fmt: skip
+def quantize_linear(info):
+    prec = info.attr("precision", 0)
+    precision = np.dtype(helper.tensor_dtype_to_np_dtype(prec)) if prec else None
+    if precision is not None and precision.kind == "V":
+        precision = np.dtype(np.float32)
+    odt = info.attr("output_dtype", 0)
+    return quantize_runner(
+        info.attr("axis", 1),
+        info.attr("block_size", 0),
+        info.attr("saturate", 1),
+        precision,
+        helper.tensor_dtype_to_np_dtype(odt) if odt else np.uint8,
+    )
+
+
 def dequantize(x, scale, zero_point, out: np.dtype) -> np.ndarray:
-    """``(x - zero_point) * scale`` in ``out``."""
+    """``(x - zero_point) * scale`` in ``out``; int32 ``x - zero_point`` in int32 first (wrapping
+    around, as onnxruntime's), which float32 would round above 2**24."""
     if x.dtype in _FLOAT8 or x.dtype.name.startswith("float"):
         zero_point = None  # float zero points are zero by definition
-    d = x.astype(np.float32)
-    if zero_point is not None:
-        d -= zero_point.astype(np.float32)
+    if x.dtype == np.int32 and zero_point is not None:
+        d = np.subtract(x, zero_point, dtype=np.int32).astype(np.float32)
+    else:
+        d = x.astype(np.float32)
+        if zero_point is not None:
+            d -= zero_point.astype(np.float32)
     d *= scale.astype(np.float32, copy=False)
     return np.asarray(d).astype(out, copy=False)
 
 
-@builder("DequantizeLinear", since=10, attributes=("axis", "block_size", "output_dtype"))
-def dequantize_linear(info):
-    axis = info.attr("axis", 1)
-    block_size = info.attr("block_size", 0)
-    odt = info.attr("output_dtype", 0)
-    out = np.dtype(helper.tensor_dtype_to_np_dtype(odt)) if odt else None
-
+def dequantize_runner(axis=1, block_size=0, out=None):
+    """The DequantizeLinear kernel ``run(x, x_scale, x_zero_point=None)`` for these attributes
+    (``out``: the output type; None: x_scale's)."""
+    out = np.dtype(out) if out is not None else None
     fast = _quant_jit.warm_dequantize() if not block_size else None
 
     def run(x, x_scale, x_zero_point=None):
-        if fast is not None and (out or x_scale.dtype) == np.float32 and x.dtype in _DQ_FAST:
+        check_params(x.shape, x_scale, x_zero_point, axis, block_size, "x")
+        if (
+            fast is not None
+            and (out or x_scale.dtype) == np.float32
+            and x.dtype in _DQ_FAST
+            and (x_zero_point is None or x.dtype != np.int32)
+        ):
             y = _per_channel(fast, x, x_scale, x_zero_point, axis, np.dtype(np.float32))
             if y is not None:
                 return y
@@ -170,6 +256,16 @@ def dequantize_linear(info):
         return dequantize(x, scale, zp, out or x_scale.dtype)
 
     return run
+
+
+@builder("DequantizeLinear", since=10, attributes=("axis", "block_size", "output_dtype"))
+def dequantize_linear(info):
+    odt = info.attr("output_dtype", 0)
+    return dequantize_runner(
+        info.attr("axis", 1),
+        info.attr("block_size", 0),
+        helper.tensor_dtype_to_np_dtype(odt) if odt else None,
+    )
 
 
 def dynamic_quantize_linear(x, fast=None):
