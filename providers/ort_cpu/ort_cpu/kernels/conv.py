@@ -428,8 +428,8 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     contiguous slice of a phase plane (:class:`_Phases` with a 4x4 window of stride 2), so both
     transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place. The
     input transform runs on the calling thread (memory-bound, see :mod:`ort_cpu._threads`); the
-    16 products and the output transform are shared among the run's threads by blocks of output
-    channels, each thread transforming back the products it made while they are in its cache."""
+    16 products are shared among the run's threads by product, then the output transform by
+    blocks of output channels (:func:`_winograd_pays` takes this path on one thread only)."""
     n, c = x.shape[:2]
     oh, ow = out
     th, tw = -(-oh // 2), -(-ow // 2)  # output tiles
