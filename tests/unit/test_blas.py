@@ -192,7 +192,7 @@ def test_gemm_and_thread_count_are_numpy_own_openblas(monkeypatch):
     gemm = _blas.find_gemm(np.float32)
     assert gemm is not None
     fn = next(
-        c.cell_contents for c in gemm.direct.__closure__ if hasattr(c.cell_contents, "argtypes")
+        c.cell_contents for c in gemm.trans.__closure__ if hasattr(c.cell_contents, "argtypes")
     )
     names = [p.format("s") for p in _blas._SYMBOLS]
     assert any(hasattr(core, n) and _address(getattr(core, n)) == _address(fn) for n in names)

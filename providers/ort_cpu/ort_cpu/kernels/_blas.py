@@ -34,7 +34,7 @@ import numpy as np
 from .. import _threads
 from .._threads import blas_libraries as _blas_libraries
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
 _SYMBOLS = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm")
 _CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_openblas_get_config",
@@ -88,15 +88,6 @@ def _bind(fn, ctype, itype) -> Gemm:
             return
         one(a, b, c, beta)
 
-    def one(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
-        m, k = a.shape
-        n = b.shape[1]
-        fn(
-            _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0,
-            a.ctypes.data, _lead(a, k), b.ctypes.data, _lead(b, n),
-            beta, c.ctypes.data, _lead(c, n),
-        )  # fmt: skip
-
     def trans(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta, trans_a, trans_b) -> None:
         """The bare call with ``op(a) @ op(b)``: ``a`` is stored (K, M) where ``trans_a``, ``b``
         (N, K) where ``trans_b``."""
@@ -109,6 +100,9 @@ def _bind(fn, ctype, itype) -> Gemm:
             beta, c.ctypes.data, _lead(c, n),
         )  # fmt: skip
 
+    def one(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
+        trans(a, b, c, beta, False, False)
+
     gemm.direct = one  # the bare call, for the check against numpy (_works) and row blocks
     gemm.trans = trans
     return gemm
@@ -120,7 +114,6 @@ SMALL_MNK = 1 << 20
 #: batches of products of at most this many multiply-adds each go through np.matmul's loop,
 #: which costs less per product than a ctypes call
 BATCH_MIN_MNK = 100**3
-_TRANS = 112
 
 
 def _batch_over(gemm: Gemm) -> Gemm:
