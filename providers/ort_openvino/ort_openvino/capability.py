@@ -249,11 +249,6 @@ def _non_constant(i: int):
 KNOWN_DIFFERENCES: list[tuple[str, Any, str]] = [
     ("DFT", lambda n, v: True, "OpenVINO's DFT is less precise than ONNX expects near zero"),
     (
-        "DynamicQuantizeLinear",
-        lambda n, v: True,
-        "OpenVINO rounds the computed zero point differently (off by one)",
-    ),
-    (
         "QuantizeLinear",
         lambda n, v: any(_non_constant(i)(n, v) for i in (1, 2)),
         "OpenVINO rounds differently when the scale or zero point is computed at run time",

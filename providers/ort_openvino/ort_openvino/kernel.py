@@ -68,8 +68,78 @@ def subgraph_model(
         if out.type.HasField("tensor_type"):
             out.type.tensor_type.ClearField("shape")
     gp.name = subgraph.name or "cluster"
+    if any(n.op_type == "DynamicQuantizeLinear" and not n.domain for n in gp.node):
+        _spell_out_dynamic_quantize(gp)
     ops = [helper.make_opsetid(d, v) for d, v in opsets.items()]
     return helper.make_model(gp, opset_imports=ops, producer_name="ort-openvino")
+
+
+def _spell_out_dynamic_quantize(gp: onnx.GraphProto) -> None:
+    """Each DynamicQuantizeLinear of ``gp`` replaced by the ONNX formula in elementary ops, which
+    OpenVINO computes exactly as ONNX (with true division, see :func:`_exact_divides`); its own
+    conversion of the op rounds the zero point and some outputs differently (a step off in
+    about one element of 2,000, measured against onnxruntime's formula on random inputs):
+
+    scale = (max(x_max, 0) - min(x_min, 0)) / 255 (1 where that range is 0, as onnxruntime);
+    zero point = round(clamp(-min(x_min, 0) / scale, 0, 255)); y = clamp(round(x / scale) + zero
+    point, 0, 255); rounding half to even, outputs cast to uint8."""
+    consts = {"zero": 0.0, "one": 1.0, "top": 255.0}
+    prefix = "_ort_ov_dql"
+    gp.initializer.extend(
+        numpy_helper.from_array(np.array(v, np.float32), f"{prefix}_{k}") for k, v in consts.items()
+    )
+    zero, one, top = (f"{prefix}_{k}" for k in consts)
+    nodes = []
+    for i, node in enumerate(gp.node):
+        if node.op_type != "DynamicQuantizeLinear" or node.domain:
+            nodes.append(node)
+            continue
+        x, (y, scale, zp) = node.input[0], node.output
+        t = [f"{prefix}{i}_{k}" for k in range(14)]
+
+        def mk(op, inputs, outputs, **attrs):  # named for _exact_divides
+            return helper.make_node(op, inputs, outputs, name=f"{outputs[0]}{_EXACT}", **attrs)
+
+        nodes += [
+            mk("ReduceMin", [x], [t[0]], keepdims=0),
+            mk("ReduceMax", [x], [t[1]], keepdims=0),
+            mk("Min", [t[0], zero], [t[2]]),  # lowest, 0 included
+            mk("Max", [t[1], zero], [t[3]]),  # highest, 0 included
+            mk("Sub", [t[3], t[2]], [t[4]]),
+            mk("Div", [t[4], top], [t[5]]),
+            mk("Equal", [t[4], zero], [t[6]]),
+            mk("Where", [t[6], one, t[5]], [scale]),
+            mk("Div", [t[2], scale], [t[7]]),
+            mk("Neg", [t[7]], [t[8]]),
+            mk("Min", [t[8], top], [t[9]]),  # -lowest / scale is never below 0
+            mk("Round", [t[9]], [t[10]]),
+            mk("Cast", [t[10]], [zp], to=onnx.TensorProto.UINT8),
+            mk("Div", [x, scale], [t[11]]),
+            mk("Round", [t[11]], [t[12]]),
+            mk("Add", [t[12], t[10]], [t[13]]),
+            mk("Clip", [t[13], zero, top], [f"{t[13]}_c"]),
+            mk("Cast", [f"{t[13]}_c"], [y], to=onnx.TensorProto.UINT8),
+        ]
+    del gp.node[:]
+    gp.node.extend(nodes)
+
+
+#: OpenVINO's run-time attribute that keeps a Divide a division (``ov::disable_divide_conversion``)
+_NONCONVERTIBLE_DIVIDE = "nonconvertable_divide_0"
+#: the end of the names of the nodes whose divisions :func:`_exact_divides` keeps
+_EXACT = "/exact"
+
+
+def _exact_divides(model: Any) -> None:
+    """Mark the Divides of :func:`_spell_out_dynamic_quantize` so that OpenVINO keeps them
+    divisions: by default a Divide becomes a multiplication by the reciprocal, which rounds
+    differently from ONNX's (and onnxruntime's) division, one unit in the last place in about a
+    third of float32 quotients (3 / 255: 0.011764707 instead of 0.011764706), enough to move a
+    quantized value by a step. Only those: marked everywhere, the Divides of a LayerNormalization
+    no longer fuse and its InvStdDev output came out wrong (OpenVINO 2026.4)."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Divide" and op.get_friendly_name().endswith(_EXACT):
+            op.get_rt_info()[_NONCONVERTIBLE_DIVIDE] = True
 
 
 #: weights (bytes) above which a cluster reaches OpenVINO as a file it can map (_read_cluster)
@@ -369,6 +439,7 @@ class CompiledSubgraph:
         return bool(compiled is not None and compiled.get_property("LOADED_FROM_CACHE"))
 
     def _compile(self, model: Any) -> Any:
+        _exact_divides(model)
         try:
             compiled = self.core.compile_model(model, self.device, self.config)
         except Exception as e:
