@@ -450,3 +450,48 @@ def test_taps_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
         domain=MS,
     )  # fmt: skip
     _check("FusedConv", [x, w, b], {**attrs, "activation": "Sigmoid"}, domain=MS)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((1, 16, 40, 40), (32, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((2, 8, 23, 30), (12, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+        ((1, 3, 33, 31), (16, 3, 5, 5), {"strides": [2, 1], "pads": [2, 1, 2, 3]}),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("threads", ["serial", "split"])
+def test_columns_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
+    """One group whose column matrix outgrows COLUMN_BLOCKS_FROM is made a block of output rows
+    at a time (each tap one strided copy into the block's columns, one GEMM, FusedConv's
+    epilogue on the block), the blocks shared among the run's threads: blocks of one row, split
+    among threads even for small work, give onnxruntime's result with the bias, a residual and
+    an activation."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _blas, conv
+
+    if _blas.find_gemm(np.float32) is None:
+        pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+    monkeypatch.setattr(conv, "COLUMN_BLOCKS_FROM", 0)
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)  # one output row per block
+    assert _kind(_plan(xs, ws, attrs)) == "columns"
+    if threads == "split":
+        monkeypatch.setattr(_threads, "MIN_PARALLEL_WORK", 0)
+    called = []
+    blocks = conv._ColumnsPlan._in_row_blocks
+    monkeypatch.setattr(
+        conv._ColumnsPlan,
+        "_in_row_blocks",
+        lambda self, *a: called.append(1) or blocks(self, *a),
+    )
+    rng = np.random.default_rng(xs[1])
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], attrs)
+    assert called
+    out = _plan(xs, ws, attrs)(x, conv.pack_weights(w, 1, np.dtype(np.float32)), b).shape
+    z = _rand(rng, out)
+    _check(
+        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu", "activation_params": [0.1]},
+        domain=MS,
+    )  # fmt: skip
+    _check("FusedConv", [x, w], {**attrs, "activation": "Relu"}, domain=MS, consts=(1,))

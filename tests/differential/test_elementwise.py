@@ -422,6 +422,25 @@ def test_gelu_error_bounds():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "alpha,times_x", [(1.0, False), (1.702, False), (1.0, True), (1.702, True)]
+)
+def test_logistic_tiny_tensors_take_whole_tensor_calls(dtype, alpha, times_x, monkeypatch):
+    """A tensor of at most TINY elements skips the blocks (four numpy calls on the whole
+    tensor): the same bits as the blocked path, tails, NaN and shapes included."""
+    from ort_cpu.kernels import elementwise
+
+    x = (rng.standard_normal((4, 50)) * 6).astype(dtype)
+    x.flat[:8] = [np.nan, np.inf, -np.inf, 100, -100, 89, -89, 0]
+    assert x.size <= elementwise.TINY
+    tiny = elementwise.logistic(x, alpha, times_x)
+    monkeypatch.setattr(elementwise, "TINY", 0)
+    blocked = elementwise.logistic(x, alpha, times_x)
+    assert tiny.shape == blocked.shape == x.shape and tiny.dtype == blocked.dtype == x.dtype
+    np.testing.assert_array_equal(tiny, blocked)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_logistic_blocks_sigmoid_and_silu(dtype, threads):
     """Sigmoid, QuickGelu and Sigmoid * x (SiLU, fused to QuickGelu) over several blocks of

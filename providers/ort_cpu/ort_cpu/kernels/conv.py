@@ -637,6 +637,9 @@ def _finish(y: np.ndarray, z: np.ndarray | None, act) -> np.ndarray:
 
 #: bytes of column matrix per product: the groups (depthwise: channels) are taken a few at a time
 COLUMN_CHUNK = 4 << 20
+#: bytes of one group's column matrix from which it is made a block of output rows at a time
+#: (:meth:`_ColumnsPlan._in_row_blocks`)
+COLUMN_BLOCKS_FROM = BLOCK_BYTES
 
 
 class _ColumnsPlan:
@@ -684,6 +687,10 @@ class _ColumnsPlan:
         y = np.empty((n, m, oh, ow), dtype)
         bias3 = None if bias is None else bias.reshape(m, 1, 1)
         epilogue = z is not None or act is not None
+        if g == 1 and taps * c * span * dtype.itemsize > COLUMN_BLOCKS_FROM:
+            gemm = _blas.find_gemm(dtype)
+            if gemm is not None:
+                return self._in_row_blocks(buf, wmat, y, bias3, z, act, gemm.direct)
         if g == 1:  # (M, taps*C) x (taps*C, OH*Wq) per image, the columns read in place
             wt = _tc_major(wmat, taps)
             cols = np.empty((taps, c, ph.length), dtype)
@@ -720,6 +727,40 @@ class _ColumnsPlan:
                 )  # fmt: skip
                 if epilogue:
                     _finish(y[b, rows], None if z is None else z[b, rows], act)
+        return y
+
+    def _in_row_blocks(self, buf, wmat, y, bias3, z, act, gemm) -> np.ndarray:
+        """One group whose column matrix outgrows the cache (YOLO's 16 -> 32 stride-2 layer on
+        320 x 320: 15 MB): the columns of a block of output rows at a time (about
+        :data:`BLOCK_BYTES` of columns and accumulator, :func:`_row_blocks`), each tap one
+        strided copy of C rows, one GEMM per block and the epilogue while the block is in
+        cache; the blocks are shared among the run's threads. The whole-image columns went to
+        memory and back."""
+        c, m, ph, dtype = self.c, self.m, self.ph, self.dtype
+        taps, wq = len(ph.taps), ph.wq
+        oh, ow = self.out
+        wt = _tc_major(wmat, taps)  # (M, taps*C), tap-major like the columns
+        blocks = _row_blocks(oh, (taps * c + m) * wq * dtype.itemsize)
+        most = max(r1 - r0 for r0, r1 in blocks)
+        for b in range(y.shape[0]):
+            zb = None if z is None else z[b]
+
+            def rows(lo: int, hi: int, b=b, zb=zb) -> None:
+                cols = np.empty((taps, c, most * wq), dtype)
+                scratch = np.empty(m * most * wq, dtype)
+                for r0, r1 in blocks[lo:hi]:
+                    cells, start = (r1 - r0) * wq, r0 * wq
+                    block = cols[:, :, :cells]
+                    for t, (k, off) in enumerate(ph.taps):
+                        block[t] = buf[k, b * c : (b + 1) * c, off + start : off + start + cells]
+                    acc = scratch[: m * cells].reshape(m, cells)
+                    gemm(wt, block.reshape(taps * c, cells), acc, 0.0)
+                    _block_epilogue(
+                        y[b, :, r0:r1], acc.reshape(m, r1 - r0, wq), ow, bias3,
+                        None if zb is None else zb[:, r0:r1], act,
+                    )  # fmt: skip
+
+            _threads.split(len(blocks), rows, m * c * taps * oh * wq)
         return y
 
 
