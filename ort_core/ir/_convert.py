@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 from collections.abc import Collection
 from typing import Any
 
@@ -385,12 +386,41 @@ def _external_array(t: onnx.TensorProto, base_dir: str | None) -> np.ndarray:
     try:
         with open(target, "rb") as f:
             f.seek(offset)
+            arr = _read_plain(t, f, length)
+            if arr is not None:
+                return arr
             data = f.read() if length is None else f.read(length)
     except OSError as e:
         raise InvalidArgument(
             f"Cannot read external data of tensor '{t.name}' from '{target}': {e}"
         ) from None
     return _decode_external(t, data, target, offset)
+
+
+def _read_plain(t: onnx.TensorProto, f, length: int | None) -> np.ndarray | None:
+    """A tensor of a plain numeric type whose stored length is its size, read from ``f`` straight
+    into a new writable array (no bytes object and no copy of it: BERT-base's 440 MB of weights
+    took 0.5 s more); None, ``f`` back where it was, for every other case."""
+    try:
+        np_dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+    except (KeyError, TypeError, ValueError):
+        return None
+    count = int(np.prod(t.dims, dtype=np.int64))
+    if (
+        np_dtype.kind not in "biuf"
+        or t.data_type in _PACKED_TYPES
+        or length is None
+        or length != count * np_dtype.itemsize
+    ):
+        return None
+    arr = np.empty(count, np_dtype)
+    start = f.tell()
+    if f.readinto(memoryview(arr).cast("B")) != length:
+        f.seek(start)
+        return None
+    if sys.byteorder == "big":  # stored little-endian
+        arr.byteswap(inplace=True)
+    return arr.reshape(tuple(t.dims))
 
 
 def _decode_external(t: onnx.TensorProto, data: bytes, target: str, offset: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from onnx import helper
 
 from ...ir import Graph, Model, Node, tensor_dtype, tensor_shape
-from .._util import constant, fresh_name
+from .._util import constant, fresh_node_name
 
 MS = "com.microsoft"
 COMMUTATIVE = {"Add", "Mul"}
@@ -159,7 +159,7 @@ def new_node(
     **attrs: Any,
 ) -> Node:
     """A node with ``attrs`` (None values left out) on ``provider``; imports the domain."""
-    node = Node(op_type, inputs, outputs, domain=domain, name=fresh_name(g, base or op_type))
+    node = Node(op_type, inputs, outputs, domain=domain, name=fresh_node_name(g, base or op_type))
     for k, v in attrs.items():
         if v is not None:
             node.attributes[k] = helper.make_attribute(k, v)

@@ -30,12 +30,15 @@ class ConvAddMulFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            readers = None  # the graph's consumers, made again only after a fusion changed it
             for conv in list(g.nodes):
                 if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
                     continue
                 wb = conv_weights(g, conv)
                 out = conv.outputs[0]
-                users = g.consumers().get(out, [])
+                if readers is None:
+                    readers = g.consumers()
+                users = readers.get(out, [])
                 if wb is None or out in g.outputs or len(users) != 1:
                     continue
                 op = users[0]
@@ -58,7 +61,7 @@ class ConvAddMulFusion(GraphPass):
                 set_conv_weights(g, conv, w.astype(wb[0].dtype), b.astype(wb[0].dtype))
                 conv.outputs = [op.outputs[0]]
                 g.nodes.remove(op)
-                changed = True
+                changed, readers = True, None
         return changed
 
 

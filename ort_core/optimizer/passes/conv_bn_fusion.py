@@ -27,10 +27,11 @@ def set_conv_weights(g, conv, w: np.ndarray, b: np.ndarray) -> None:
     conv.inputs[2:] = [name]
 
 
-def single_reader(g, conv, op_type):
-    """The only node reading ``conv``'s output when it is an ``op_type`` node, else None."""
+def single_reader(g, conv, op_type, consumers=None):
+    """The only node reading ``conv``'s output when it is an ``op_type`` node, else None
+    (``consumers``: ``g.consumers()`` as it is now, when the caller has it)."""
     out = conv.outputs[0]
-    users = g.consumers().get(out, [])
+    users = (g.consumers() if consumers is None else consumers).get(out, [])
     if out in g.outputs or len(users) != 1:
         return None
     u = users[0]
@@ -44,11 +45,14 @@ class ConvBatchNormFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            users = None  # the graph's consumers, made again only after a fusion changed it
             for conv in list(g.nodes):
                 if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
                     continue
                 wb = conv_weights(g, conv)
-                bn = single_reader(g, conv, "BatchNormalization")
+                if users is None:
+                    users = g.consumers()
+                bn = single_reader(g, conv, "BatchNormalization", users)
                 if wb is None or bn is None or len([o for o in bn.outputs if o]) != 1:
                     continue
                 if bn.attr("training_mode", 0) or (
@@ -72,7 +76,7 @@ class ConvBatchNormFusion(GraphPass):
                 conv.outputs = [bn.outputs[0]]
                 g.nodes.remove(bn)
                 drop_dead(g, [])
-                changed = True
+                changed, users = True, None
         return changed
 
 

@@ -346,10 +346,12 @@ def _k_blocks(b: np.ndarray, a_bound: float) -> list[tuple[int, int]]:
     """Ranges of the reduction axis of centred ``b`` (K, N) over which float32 sums of products
     with a left operand bounded by ``a_bound`` are exact."""
     k = b.shape[0]
+    limit = _EXACT_F32 / max(a_bound, 1.0)
+    if k == 0 or np.abs(b).sum(axis=0, dtype=np.float64).max() < limit:
+        return [(0, k)]  # one block (most layers: a 384-deep reduction of 8-bit values)
     col = np.cumsum(np.abs(b.astype(np.float64)), axis=0)
     col = np.concatenate([np.zeros((1, b.shape[1])), col])
     blocks, start = [], 0
-    limit = _EXACT_F32 / max(a_bound, 1.0)
     while start < k:
         spans = (col[start + 1 :] - col[start]).max(axis=1)  # spans[i]: block start..start+i+1
         over = np.nonzero(spans >= limit)[0]
