@@ -55,14 +55,17 @@ class LayerNormFusion(GraphPass):
         changed = False
         for g in all_graphs(model):
             for simplified, patterns in GROUPS:
+                producers = None  # made again only after a fusion changed the graph
                 for root in list(g.nodes):
                     if root in g.nodes and root.op_type in ("Add", "Mul") and not root.domain:
-                        changed |= self._try(model, g, ctx, root, simplified, patterns)
+                        if producers is None:
+                            producers = g.producers()
+                        if self._try(model, g, ctx, root, simplified, patterns, producers):
+                            changed, producers = True, None
         return changed
 
     @staticmethod
-    def _try(model, g, ctx, root, simplified, patterns) -> bool:
-        producers = g.producers()
+    def _try(model, g, ctx, root, simplified, patterns, producers) -> bool:
         opset = model.opset("")
         for pat in patterns:
             m = match(g, root.outputs[0], pat, producers)

@@ -35,17 +35,20 @@ class MatMulScaleFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            maps = None  # the graph's maps, made again only after a fusion changed it
             for mm in list(g.nodes):
                 if mm not in g.nodes or mm.op_type != "MatMul" or mm.domain:
                     continue
                 if not is_float(g, mm.inputs[0]):
                     continue
-                changed |= self._fuse(model, g, mm, ctx)
+                if maps is None:
+                    maps = (g.producers(), g.consumers())
+                if self._fuse(model, g, mm, ctx, *maps):
+                    changed, maps = True, None
         return changed
 
     @staticmethod
-    def _fuse(model, g, mm, ctx) -> bool:
-        producers, consumers = g.producers(), g.consumers()
+    def _fuse(model, g, mm, ctx, producers, consumers) -> bool:
         alpha, trans, inputs, absorbed = 1.0, [0, 0], list(mm.inputs), []
         for i, x in enumerate(mm.inputs):
             p = producers.get(x)
