@@ -443,3 +443,43 @@ def test_compiled_walk_runs(compiled, monkeypatch):
     model = _fit(("walk", 2), TREE_CLASSIFIERS["hist_gradient_boosting"], x, y)
     _compare(_convert(model, x, zipmap=False), x, TREE_TOL, batches=(1, 9))
     assert bool(calls) == compiled
+
+
+def test_compiled_walk_shares_rows_among_the_runs_threads(compiled, monkeypatch):
+    """A batch of enough row-tree pairs is walked by the run's intra-op threads, a block of rows
+    each (through ort_cpu._threads, the session's pool), with onnxruntime's single-thread sums
+    bit for bit; one thread, or a small batch, walks on the calling thread."""
+    from ort_cpu import _threads
+
+    if not compiled:
+        pytest.skip("the numpy walks are not split")
+    pieces = []
+    original = _threads.split
+
+    def split(total, fn, cost, min_piece=1):
+        pieces.append((total, _threads.threads()))
+        return original(total, fn, cost, min_piece)
+
+    monkeypatch.setattr(_threads, "split", split)
+    x, y = _classification(3, seed=19, n=400)
+    model = _fit(
+        ("rows", 3), lambda: ensemble.RandomForestClassifier(n_estimators=40, random_state=0), x, y
+    )
+    blob = _convert(model, x, zipmap=False).SerializeToString()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    expected = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    name = expected.get_inputs()[0].name
+    rows = x[:300]
+    want = expected.run(None, {name: rows})
+    for threads, batch, split_expected in ((2, 300, True), (1, 300, False), (2, 20, False)):
+        pieces.clear()
+        opts = ort_core.SessionOptions()
+        opts.intra_op_num_threads = threads
+        sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        have = sess.run(None, {name: rows[:batch]})
+        assert bool(pieces) == split_expected, (threads, batch, pieces)
+        if split_expected:
+            assert pieces[0] == (batch, 2)
+        for w, h in zip(want, have, strict=True):
+            np.testing.assert_array_equal(h, w[:batch])

@@ -26,7 +26,9 @@ run and splits the large products itself:
   active (one thread, a run on an inter-op thread, a call from a piece already running in
   parallel).
 
-Only compute-bound products are split (the GEMMs of :mod:`.kernels._blas`). Memory-bound
+Only compute-bound work is split (the GEMMs of :mod:`.kernels._blas`, the row blocks of the
+per-tap and im2col convolutions, the compiled tree-ensemble walks, exp-heavy elementwise
+blocks). Memory-bound
 kernels stay on the calling thread: the compiled depthwise convolutions and FusedConv's
 epilogue. Split, they made MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1
 on the 2-core benchmark machine (measured in sessions: alone, a depthwise layer split in two

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 import warnings
 from dataclasses import dataclass
 from itertools import repeat
@@ -505,9 +504,7 @@ class _Ensemble:
             fn = _ml_jit.warm_forest(
                 {np.float64 if d == np.float64 else np.float32 for d in dtypes}
             )
-            so = info.session_options
-            threads = int(getattr(so, "intra_op_num_threads", 0) or 0) or (os.cpu_count() or 1)
-            self.compiled = fn is not None and self.walker.compile(fn, threads)
+            self.compiled = fn is not None and self.walker.compile(fn)
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
