@@ -432,12 +432,18 @@ def test_logistic_tiny_tensors_take_whole_tensor_calls(dtype, alpha, times_x, mo
 
     x = (rng.standard_normal((4, 50)) * 6).astype(dtype)
     x.flat[:8] = [np.nan, np.inf, -np.inf, 100, -100, 89, -89, 0]
-    assert x.size <= elementwise.TINY
+    tiny_size = elementwise.TINY
+    assert x.size <= tiny_size
     tiny = elementwise.logistic(x, alpha, times_x)
     monkeypatch.setattr(elementwise, "TINY", 0)
     blocked = elementwise.logistic(x, alpha, times_x)
     assert tiny.shape == blocked.shape == x.shape and tiny.dtype == blocked.dtype == x.dtype
     np.testing.assert_array_equal(tiny, blocked)
+    scalar = np.asarray(x.flat[9])  # a 0-d tensor: a 0-d result
+    got = elementwise.logistic(scalar, alpha, times_x)
+    assert isinstance(got, np.ndarray) and got.shape == () and got.dtype == x.dtype
+    monkeypatch.setattr(elementwise, "TINY", tiny_size)
+    np.testing.assert_array_equal(elementwise.logistic(scalar, alpha, times_x), got)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -746,11 +746,11 @@ class _ColumnsPlan:
             zb = None if z is None else z[b]
 
             def rows(lo: int, hi: int, b=b, zb=zb) -> None:
-                cols = np.empty((taps, c, most * wq), dtype)
+                cols = np.empty(taps * c * most * wq, dtype)
                 scratch = np.empty(m * most * wq, dtype)
                 for r0, r1 in blocks[lo:hi]:
                     cells, start = (r1 - r0) * wq, r0 * wq
-                    block = cols[:, :, :cells]
+                    block = cols[: taps * c * cells].reshape(taps, c, cells)  # contiguous
                     for t, (k, off) in enumerate(ph.taps):
                         block[t] = buf[k, b * c : (b + 1) * c, off + start : off + start + cells]
                     acc = scratch[: m * cells].reshape(m, cells)

@@ -274,13 +274,14 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     are shared among the run's threads (an exp per element: compute-bound). A tensor of at most
     :data:`TINY` elements is four numpy calls and no blocks (a 4-element Sigmoid: 17 -> 5 us)."""
     dt = x.dtype
-    if x.size <= TINY:
+    xf = x.reshape(-1)  # 1-D, also for a 0-d tensor (whose ufunc results are scalars)
+    if xf.size <= TINY:
         with np.errstate(over="ignore", invalid="ignore"):
-            t = np.negative(x) if alpha == 1.0 else np.multiply(x, dt.type(-alpha))
+            t = np.negative(xf) if alpha == 1.0 else np.multiply(xf, dt.type(-alpha))
             np.exp(t, out=t)
             np.add(t, _ONE[dt.char], out=t)
-            return np.divide(x, t, out=t) if times_x else np.reciprocal(t, out=t)
-    xf = x.reshape(-1)
+            t = np.divide(xf, t, out=t) if times_x else np.reciprocal(t, out=t)
+        return t.reshape(x.shape)
     n = xf.size
     out = np.empty(n, dt)
     m = max(min(CHUNK, n), 1)
