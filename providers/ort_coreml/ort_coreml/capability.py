@@ -12,10 +12,9 @@ import numpy as np
 from ort_core.ir import tensor_dtype, tensor_shape
 from ort_core.provider import KernelInfo
 
-from .builders import ANY, load_all
+from .builders import ANY, MAX_DIM, load_all
 
 MAX_RANK = 5
-MAX_DIM = 16384
 
 
 def _dims_reason(what: str, shape, static: bool) -> str | None:

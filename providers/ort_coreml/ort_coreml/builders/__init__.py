@@ -30,6 +30,8 @@ FLOATS = frozenset({F32, F16})
 INTS = frozenset({I32, I64})
 NUMERIC = FLOATS | INTS
 ANY = NUMERIC | {BOOL}
+#: Core ML's largest dimension (the capability checks and the builders that merge axes use it)
+MAX_DIM = 16384
 
 Check = Callable[[KernelInfo], "str | None"]
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ort_core.ops import Window, conv_reason, pool_reason
 
-from . import FLOATS, Ctx, attr_axis, builder
+from . import FLOATS, MAX_DIM, Ctx, attr_axis, builder
 from .elementwise import scalar
 
 
@@ -310,8 +310,6 @@ def _grouped_shape(shape, groups: int) -> list[int]:
 
 
 def _gn_check(info) -> str | None:
-    from ..capability import MAX_DIM
-
     groups = info.attr("num_groups")
     if groups is None or int(groups) < 1:
         return "GroupNormalization needs a positive num_groups"
