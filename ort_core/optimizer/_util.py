@@ -94,23 +94,52 @@ def bypass(graph: Graph, node: Node, src: str, dst: str) -> bool:
     return False
 
 
-def fresh_name(graph: Graph, base: str) -> str:
-    taken = graph.defined_names()
+def _fresh(base: str, taken) -> str:
     while True:
         name = f"{base}__{next(_names)}"
         if name not in taken:
             return name
+
+
+def fresh_name(graph: Graph, base: str) -> str:
+    """A value name nothing in ``graph``'s scope defines."""
+    return _fresh(base, graph.defined_names())
 
 
 def fresh_node_name(graph: Graph, base: str) -> str:
     """A node name no node of ``graph`` has. Node names are their own namespace: checking them
     alone costs a fraction of :func:`fresh_name`'s scan of every value name, which every fusion
     paid (a fifth of a QDQ YOLO's session creation)."""
-    taken = {n.name for n in graph.nodes}
-    while True:
-        name = f"{base}__{next(_names)}"
-        if name not in taken:
-            return name
+    return _fresh(base, {n.name for n in graph.nodes})
+
+
+class GraphMaps:
+    """``graph``'s producer and consumer maps (:meth:`Graph.producers`, :meth:`Graph.consumers`),
+    made on first use and again after :meth:`changed`, which a pass calls after each rewrite: one
+    scan of the graph per change instead of one per candidate node (BERT-base's and GPT-2's
+    sessions spent most of their optimizer time rebuilding them)."""
+
+    __slots__ = ("graph", "_producers", "_consumers")
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._producers: dict[str, Node] | None = None
+        self._consumers: dict[str, list[Node]] | None = None
+
+    @property
+    def producers(self) -> dict[str, Node]:
+        if self._producers is None:
+            self._producers = self.graph.producers()
+        return self._producers
+
+    @property
+    def consumers(self) -> dict[str, list[Node]]:
+        if self._consumers is None:
+            self._consumers = self.graph.consumers()
+        return self._consumers
+
+    def changed(self) -> None:
+        self._producers = self._consumers = None
 
 
 def add_initializer(graph: Graph, base: str, value: Any) -> str:

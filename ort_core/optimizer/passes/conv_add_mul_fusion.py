@@ -7,7 +7,7 @@ import numpy as np
 
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import all_graphs, constant
+from .._util import GraphMaps, all_graphs, constant
 from .conv_bn_fusion import conv_weights, set_conv_weights
 
 
@@ -30,15 +30,13 @@ class ConvAddMulFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
-            readers = None  # the graph's consumers, made again only after a fusion changed it
+            maps = GraphMaps(g)
             for conv in list(g.nodes):
                 if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
                     continue
                 wb = conv_weights(g, conv)
                 out = conv.outputs[0]
-                if readers is None:
-                    readers = g.consumers()
-                users = readers.get(out, [])
+                users = maps.consumers.get(out, [])
                 if wb is None or out in g.outputs or len(users) != 1:
                     continue
                 op = users[0]
@@ -61,7 +59,8 @@ class ConvAddMulFusion(GraphPass):
                 set_conv_weights(g, conv, w.astype(wb[0].dtype), b.astype(wb[0].dtype))
                 conv.outputs = [op.outputs[0]]
                 g.nodes.remove(op)
-                changed, readers = True, None
+                changed = True
+                maps.changed()
         return changed
 
 

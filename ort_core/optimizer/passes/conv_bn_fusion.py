@@ -7,7 +7,7 @@ import numpy as np
 
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import add_initializer, all_graphs, constant
+from .._util import GraphMaps, add_initializer, all_graphs, constant
 from ._fusion import drop_dead
 
 
@@ -45,14 +45,12 @@ class ConvBatchNormFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
-            users = None  # the graph's consumers, made again only after a fusion changed it
+            maps = GraphMaps(g)
             for conv in list(g.nodes):
                 if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
                     continue
                 wb = conv_weights(g, conv)
-                if users is None:
-                    users = g.consumers()
-                bn = single_reader(g, conv, "BatchNormalization", users)
+                bn = single_reader(g, conv, "BatchNormalization", maps.consumers)
                 if wb is None or bn is None or len([o for o in bn.outputs if o]) != 1:
                     continue
                 if bn.attr("training_mode", 0) or (
@@ -76,7 +74,8 @@ class ConvBatchNormFusion(GraphPass):
                 conv.outputs = [bn.outputs[0]]
                 g.nodes.remove(bn)
                 drop_dead(g, [])
-                changed, users = True, None
+                changed = True
+                maps.changed()
         return changed
 
 

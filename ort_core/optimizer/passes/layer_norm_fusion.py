@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import all_graphs, constant
+from .._util import GraphMaps, all_graphs, constant
 from ._fusion import (
     C,
     V,
@@ -54,14 +54,13 @@ class LayerNormFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            maps = GraphMaps(g)
             for simplified, patterns in GROUPS:
-                producers = None  # made again only after a fusion changed the graph
                 for root in list(g.nodes):
                     if root in g.nodes and root.op_type in ("Add", "Mul") and not root.domain:
-                        if producers is None:
-                            producers = g.producers()
-                        if self._try(model, g, ctx, root, simplified, patterns, producers):
-                            changed, producers = True, None
+                        if self._try(model, g, ctx, root, simplified, patterns, maps.producers):
+                            changed = True
+                            maps.changed()
         return changed
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import all_graphs, constant
+from .._util import GraphMaps, all_graphs, constant
 from ._fusion import MS, accepted, can_fuse, is_float, new_node, replace, scalar
 
 
@@ -35,16 +35,15 @@ class MatMulScaleFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
-            maps = None  # the graph's maps, made again only after a fusion changed it
+            maps = GraphMaps(g)
             for mm in list(g.nodes):
                 if mm not in g.nodes or mm.op_type != "MatMul" or mm.domain:
                     continue
                 if not is_float(g, mm.inputs[0]):
                     continue
-                if maps is None:
-                    maps = (g.producers(), g.consumers())
-                if self._fuse(model, g, mm, ctx, *maps):
-                    changed, maps = True, None
+                if self._fuse(model, g, mm, ctx, maps.producers, maps.consumers):
+                    changed = True
+                    maps.changed()
         return changed
 
     @staticmethod

@@ -197,11 +197,6 @@ def _numpy_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> 
         c += np.matmul(a, b)
 
 
-def _step(x: np.ndarray) -> int:
-    """Elements from one matrix of a stack to the next."""
-    return x.strides[0] // x.itemsize if x.shape[0] > 1 else 0
-
-
 def _lead(x: np.ndarray, cols: int) -> int:
     """The leading dimension of a row-major 2-D operand: its row stride in elements (numpy may
     give a single row any stride; BLAS wants at least the row length)."""
@@ -286,6 +281,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     product by blocks of columns (or of rows, when there are more). Same results as numpy's: each
     output element is one BLAS dot product either way."""
     if (
+        a.ndim == 2
+        and b.ndim == 2
+        and a.shape[0] * a.shape[1] * b.shape[1] < _threads.MIN_PARALLEL_WORK
+    ):
+        return np.matmul(a, b, out=out)  # two small matrices (many calls): nothing to decide
+    if (
         _threads.threads() <= 1
         or a.ndim < 2
         or b.ndim < 2
@@ -295,7 +296,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return np.matmul(a, b, out=out)
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    lead = () if a.ndim == b.ndim == 2 else np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     count = 1
     for d in lead:
         count *= d

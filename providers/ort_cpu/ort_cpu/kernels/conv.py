@@ -323,6 +323,34 @@ def _block_epilogue(dst, acc, ow: int, bias, z, act) -> None:
     np.copyto(dst, acc[..., :ow] if acc.shape[-1] != ow else acc)
 
 
+def _by_row_blocks(y, wq: int, row_bytes: int, aux: int, cost: float, image, bias, z, act):
+    """Fill ``y`` (N, M, OH, OW) a block of output rows at a time (:func:`_row_blocks`, about
+    :data:`BLOCK_BYTES` each at ``row_bytes`` a row), the blocks shared among the run's threads
+    (``cost``: the layer's multiply-adds). ``image(b)`` gives image b's
+    ``product(r0, r1, acc, scratch)``, which writes output rows r0..r1 as an (M, rows * Wq)
+    accumulator, ``wq - OW`` junk cells a row (``scratch``: ``aux`` elements a cell, the
+    thread's own); FusedConv's epilogue follows on the block while it is in cache
+    (:func:`_block_epilogue`)."""
+    n, m, oh, ow = y.shape
+    blocks = _row_blocks(oh, row_bytes)
+    most = max(r1 - r0 for r0, r1 in blocks) * wq
+    for b in range(n):
+        product, zb = image(b), None if z is None else z[b]
+
+        def rows(lo: int, hi: int, product=product, b=b, zb=zb) -> None:
+            acc_buf, scratch = np.empty(m * most, y.dtype), np.empty(aux * most, y.dtype)
+            for r0, r1 in blocks[lo:hi]:
+                acc = acc_buf[: m * (r1 - r0) * wq].reshape(m, (r1 - r0) * wq)
+                product(r0, r1, acc, scratch)
+                _block_epilogue(
+                    y[b, :, r0:r1], acc.reshape(m, r1 - r0, wq), ow, bias,
+                    None if zb is None else zb[:, r0:r1], act,
+                )  # fmt: skip
+
+        _threads.split(len(blocks), rows, cost)
+    return y
+
+
 class _TapsPlan:
     """2-D convolution (any stride, group 1) as one GEMM per kernel tap, all accumulating into one
     accumulator: tap (i, j) multiplies its (M, C) weight slice with one contiguous window of a
@@ -330,7 +358,7 @@ class _TapsPlan:
     stride; no column matrix and no temporary per tap. Needs the direct BLAS GEMM (:mod:`._blas`)
     for ``beta`` and the row stride.
 
-    The output is made in blocks of rows (:func:`_row_blocks`): each block's accumulator and
+    The output is made in blocks of rows (:func:`_by_row_blocks`): each block's accumulator and
     the input rows its taps read stay in the core's cache through all the taps and the epilogue,
     where a whole-image accumulator (64 x 224 x 226 cells: 13 MB) went to memory and back once
     per tap; and the blocks, not each tap's GEMM, are shared among the run's threads, one
@@ -355,31 +383,23 @@ class _TapsPlan:
         wq = ph.wq
         gemm = _blas.find_gemm(dtype).direct
         taps = _tap_major(wmat, self.taps)
+
+        def image(b: int):
+            planes = ph.fill(x[b], self.begin)
+
+            def product(r0: int, r1: int, acc, _) -> None:
+                start, cols = r0 * wq, (r1 - r0) * wq
+                for t, (k, off) in enumerate(ph.taps):
+                    gemm(taps[t], planes[k, :, off + start : off + start + cols], acc,
+                         1.0 if t else 0.0)  # fmt: skip
+
+            return product
+
         y = np.empty((n, m, oh, ow), dtype)
         row_bytes = (m + c * len(ph.planes)) * wq * dtype.itemsize
-        blocks = _row_blocks(oh, row_bytes)
         bias3 = None if bias is None else bias.reshape(m, 1, 1)
-        for b in range(n):
-            planes = ph.fill(x[b], self.begin)
-            zb = None if z is None else z[b]
-
-            def rows(lo: int, hi: int, planes=planes, b=b, zb=zb) -> None:
-                most = max(r1 - r0 for r0, r1 in blocks[lo:hi])
-                scratch = np.empty(m * most * wq, dtype)
-                for r0, r1 in blocks[lo:hi]:
-                    cols = (r1 - r0) * wq
-                    acc = scratch[: m * cols].reshape(m, cols)
-                    start = r0 * wq
-                    for t, (k, off) in enumerate(ph.taps):
-                        gemm(taps[t], planes[k, :, off + start : off + start + cols], acc,
-                             1.0 if t else 0.0)  # fmt: skip
-                    _block_epilogue(
-                        y[b, :, r0:r1], acc.reshape(m, r1 - r0, wq), ow, bias3,
-                        None if zb is None else zb[:, r0:r1], act,
-                    )  # fmt: skip
-
-            _threads.split(len(blocks), rows, m * c * self.taps * oh * wq)
-        return y
+        cost = m * c * self.taps * oh * wq
+        return _by_row_blocks(y, wq, row_bytes, 0, cost, image, bias3, z, act)
 
 
 # -- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
@@ -662,7 +682,7 @@ class _ColumnsPlan:
     - Other groups (ShuffleNet, ResNeXt): channel-major columns, one stacked matmul per chunk.
     """
 
-    __slots__ = ("fill", "ph", "c", "h", "w", "m", "g", "out", "dtype", "groups")
+    __slots__ = ("fill", "ph", "c", "h", "w", "m", "g", "out", "dtype", "groups", "row_gemm")
 
     def __init__(self, x_shape, m, g, kernel, strides, dilations, out, begin, end, dtype) -> None:
         n, c, h, w = x_shape
@@ -675,6 +695,11 @@ class _ColumnsPlan:
         per_group = (c // g) * len(ph.taps) * ph.length * dtype.itemsize
         step = max(1, COLUMN_CHUNK // max(per_group, 1))
         self.groups = [(g0, min(g, g0 + step)) for g0 in range(0, g, step)]
+        #: one group whose columns outgrow COLUMN_BLOCKS_FROM: the direct GEMM of its row blocks
+        self.row_gemm = None
+        if g == 1 and len(ph.taps) * c * ph.span * dtype.itemsize > COLUMN_BLOCKS_FROM:
+            gemm = _blas.find_gemm(dtype)
+            self.row_gemm = None if gemm is None else gemm.direct
 
     def __call__(self, x, wmat, bias=None, z=None, act=None) -> np.ndarray:
         c, m, g, ph, dtype = self.c, self.m, self.g, self.ph, self.dtype
@@ -687,10 +712,8 @@ class _ColumnsPlan:
         y = np.empty((n, m, oh, ow), dtype)
         bias3 = None if bias is None else bias.reshape(m, 1, 1)
         epilogue = z is not None or act is not None
-        if g == 1 and taps * c * span * dtype.itemsize > COLUMN_BLOCKS_FROM:
-            gemm = _blas.find_gemm(dtype)
-            if gemm is not None:
-                return self._in_row_blocks(buf, wmat, y, bias3, z, act, gemm.direct)
+        if self.row_gemm is not None:
+            return self._in_row_blocks(buf, wmat, y, bias3, z, act)
         if g == 1:  # (M, taps*C) x (taps*C, OH*Wq) per image, the columns read in place
             wt = _tc_major(wmat, taps)
             cols = np.empty((taps, c, ph.length), dtype)
@@ -729,39 +752,28 @@ class _ColumnsPlan:
                     _finish(y[b, rows], None if z is None else z[b, rows], act)
         return y
 
-    def _in_row_blocks(self, buf, wmat, y, bias3, z, act, gemm) -> np.ndarray:
+    def _in_row_blocks(self, buf, wmat, y, bias3, z, act) -> np.ndarray:
         """One group whose column matrix outgrows the cache (YOLO's 16 -> 32 stride-2 layer on
-        320 x 320: 15 MB): the columns of a block of output rows at a time (about
-        :data:`BLOCK_BYTES` of columns and accumulator, :func:`_row_blocks`), each tap one
-        strided copy of C rows, one GEMM per block and the epilogue while the block is in
-        cache; the blocks are shared among the run's threads. The whole-image columns went to
-        memory and back."""
-        c, m, ph, dtype = self.c, self.m, self.ph, self.dtype
+        320 x 320: 15 MB): the columns of a block of output rows at a time
+        (:func:`_by_row_blocks`), each tap one strided copy of C rows, then one GEMM; the
+        whole-image columns went to memory and back."""
+        c, m, ph, gemm = self.c, self.m, self.ph, self.row_gemm
         taps, wq = len(ph.taps), ph.wq
-        oh, ow = self.out
         wt = _tc_major(wmat, taps)  # (M, taps*C), tap-major like the columns
-        blocks = _row_blocks(oh, (taps * c + m) * wq * dtype.itemsize)
-        most = max(r1 - r0 for r0, r1 in blocks)
-        for b in range(y.shape[0]):
-            zb = None if z is None else z[b]
 
-            def rows(lo: int, hi: int, b=b, zb=zb) -> None:
-                cols = np.empty(taps * c * most * wq, dtype)
-                scratch = np.empty(m * most * wq, dtype)
-                for r0, r1 in blocks[lo:hi]:
-                    cells, start = (r1 - r0) * wq, r0 * wq
-                    block = cols[: taps * c * cells].reshape(taps, c, cells)  # contiguous
-                    for t, (k, off) in enumerate(ph.taps):
-                        block[t] = buf[k, b * c : (b + 1) * c, off + start : off + start + cells]
-                    acc = scratch[: m * cells].reshape(m, cells)
-                    gemm(wt, block.reshape(taps * c, cells), acc, 0.0)
-                    _block_epilogue(
-                        y[b, :, r0:r1], acc.reshape(m, r1 - r0, wq), ow, bias3,
-                        None if zb is None else zb[:, r0:r1], act,
-                    )  # fmt: skip
+        def image(b: int):
+            def product(r0: int, r1: int, acc, cols) -> None:
+                start, cells = r0 * wq, (r1 - r0) * wq
+                block = cols[: taps * c * cells].reshape(taps, c, cells)  # contiguous
+                for t, (k, off) in enumerate(ph.taps):
+                    block[t] = buf[k, b * c : (b + 1) * c, off + start : off + start + cells]
+                gemm(wt, block.reshape(taps * c, cells), acc, 0.0)
 
-            _threads.split(len(blocks), rows, m * c * taps * oh * wq)
-        return y
+            return product
+
+        row_bytes = (taps * c + m) * wq * self.dtype.itemsize
+        cost = m * c * taps * self.out[0] * wq
+        return _by_row_blocks(y, wq, row_bytes, taps * c, cost, image, bias3, z, act)
 
 
 def _direct_pays(g: int, cg: int, mg: int, taps: int) -> bool:

@@ -9,7 +9,6 @@ import numpy as np
 
 from ort_core.provider import FLOAT_TYPES, NUMERIC_TYPES
 
-from .. import _threads
 from . import _blas
 from ._registry import builder, kernel
 from ._rows import add as add_rows
@@ -23,21 +22,8 @@ def _work(x: np.ndarray) -> np.ndarray:
     return x
 
 
-_F32_F64 = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 @kernel("MatMul", since=1, dtypes=NUMERIC_TYPES)
 def matmul(a, b):
-    if (
-        a.ndim == 2
-        and b.ndim == 2
-        and a.dtype in _F32_F64
-        and b.dtype == a.dtype
-        and a.shape[0] * a.shape[1] * b.shape[1] < _threads.MIN_PARALLEL_WORK
-    ):
-        # a product too small to share among threads (a scikit-learn model's row times its
-        # weights): numpy's call, without the checks below (7 -> 1.5 us for 1x20 by 20x10)
-        return np.matmul(a, b)
     aw, bw = _work(a), _work(b)
     if aw.ndim > 2 and bw.ndim == 2 and aw.flags.c_contiguous:
         # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry
