@@ -9,7 +9,8 @@ onnxruntime's names and defaults:
   goes further) and the clipping threshold whose quantized histogram is closest to the original
   in KL divergence.
 - ``Percentile``: a histogram of absolute values (2048 bins) cut at the given percentile
-  (99.999 by default), symmetric by default.
+  (99.999 by default), symmetric by default; with ``symmetric`` off, a histogram of the values
+  cut at both ends.
 - ``Distribution``: a histogram of values (2048 bins); for integer types the range is the
   histogram's extent (onnxruntime uses its mean and deviation only for float8 types).
 """
@@ -162,18 +163,26 @@ class _MinMax:
 
 
 class _Histogram:
-    """Histograms over [-threshold, threshold] of values (entropy, distribution) or over
-    [0, threshold] of absolute values (percentile), widened by whole bins as data grows."""
+    """Histograms over [-threshold, threshold] of values (entropy, distribution, asymmetric
+    percentile), widened by whole bins as data grows; or, as onnxruntime's percentile calibrator
+    keeps them, of absolute values (symmetric percentile): the first call's histogram spans its
+    batches' smallest to largest absolute value, and a later call with a larger one appends
+    bins of the same width (values below the first edge are not counted, as there)."""
 
     def __init__(self, method: CalibrationMethod, num_bins: int, absolute: bool):
         self.method, self.num_bins, self.absolute = method, num_bins, absolute
-        self.hists: dict[str, list[Any]] = {}  # name -> [hist, threshold, min, max]
+        # name -> [hist, threshold (values) or edges (absolute values), min, max]
+        self.hists: dict[str, list[Any]] = {}
+        self.pending: dict[str, list[np.ndarray]] = {}  # absolute: this call's batches
 
     def collect(self, name: str, arr: np.ndarray) -> None:
         arr = np.asarray(arr, dtype=np.float32).ravel()
         arr = arr[np.isfinite(arr)]
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        data = np.abs(arr) if self.absolute else arr
+        if self.absolute:  # merged when the call ends (end_call)
+            self.pending.setdefault(name, []).append(arr)
+            return
+        data = arr
         thr = max(abs(lo), abs(hi))
         entry = self.hists.get(name)
         if entry is None:
@@ -188,28 +197,48 @@ class _Histogram:
             entry[1] = thr
         else:
             # widen by whole bins of the old width so the old counts stay aligned
-            width = (old_thr if self.absolute else 2 * old_thr) / old.size
+            width = 2 * old_thr / old.size
             extra = int((thr - old_thr) // width + 1)
-            n = old.size + (extra if self.absolute else 2 * extra)
+            n = old.size + 2 * extra
             new_thr = old_thr + extra * width
             hist = self._hist(data, n, new_thr)
-            if self.absolute:
-                hist[: old.size] += old
-            else:
-                hist[extra : n - extra] += old
+            hist[extra : n - extra] += old
             entry[0], entry[1] = hist, new_thr
         entry[2], entry[3] = min(old_lo, lo), max(old_hi, hi)
 
+    def _collect_absolute(self, name: str, data: np.ndarray, lo: float, hi: float) -> None:
+        entry = self.hists.get(name)
+        if entry is None:
+            hist, edges = np.histogram(data, self.num_bins)
+            self.hists[name] = [hist.astype(np.int64), edges.astype(np.float32), lo, hi]
+            return
+        old, edges = entry[0], entry[1]
+        if data.size and data.max() > edges[-1]:
+            width = edges[1] - edges[0]
+            more = np.arange(edges[-1] + width, data.max() + width, width, dtype=np.float32)
+            edges = np.hstack((edges, more))
+        hist = np.histogram(data, edges)[0].astype(np.int64)
+        hist[: old.size] += old
+        entry[0], entry[1] = hist, edges
+        entry[2], entry[3] = min(entry[2], lo), max(entry[3], hi)
+
     def end_call(self) -> None:
-        """Nothing to do: each batch is merged into the histograms as it comes."""
+        """Absolute values: one histogram of all the call's batches together, merged into the
+        tensor's (onnxruntime's calibrator histograms each ``collect_data`` call's outputs as
+        one array); values: nothing to do, each batch was merged as it came."""
+        for name, arrays in self.pending.items():
+            arr = np.concatenate(arrays)
+            lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+            self._collect_absolute(name, np.abs(arr), lo, hi)
+        self.pending.clear()
 
     def _hist(self, data: np.ndarray, bins: int, thr: float) -> np.ndarray:
-        rng = (0.0, thr) if self.absolute else (-thr, thr)
-        return np.histogram(data, bins, range=rng)[0].astype(np.int64)
+        return np.histogram(data, bins, range=(-thr, thr))[0].astype(np.int64)
 
-    def edges(self, hist: np.ndarray, thr: float) -> np.ndarray:
-        lo = 0.0 if self.absolute else -thr
-        return np.linspace(lo, thr, hist.size + 1, dtype=np.float64)
+    def edges(self, hist: np.ndarray, thr) -> np.ndarray:
+        if self.absolute:
+            return np.asarray(thr, np.float64)  # kept with the histogram
+        return np.linspace(-thr, thr, hist.size + 1, dtype=np.float64)
 
 
 def _kl_threshold(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int) -> tuple:
@@ -266,12 +295,16 @@ def _compute_histogram_ranges(
         elif method is CalibrationMethod.Percentile:
             total = hist.sum()
             cdf = np.cumsum(hist / total) if total else np.ones(hist.size)
-            cut = np.searchsorted(cdf, opts["percentile"] / 100.0)
-            t = edges[min(cut, edges.size - 1)]
-            if opts["symmetric"]:
+
+            def at(q: float) -> float:
+                return float(edges[min(int(np.searchsorted(cdf, q)), edges.size - 1)])
+
+            if col.absolute:  # symmetric: the percentile of absolute values
+                t = at(opts["percentile"] / 100.0)
                 a, b = -t, t
-            else:
-                a, b = max(-t, lo), min(t, hi)
+            else:  # the values cut at both ends, half the rest each
+                side = (100.0 - opts["percentile"]) / 200.0
+                a, b = at(side), at(1.0 - side)
             a, b = max(a, lo), min(b, hi)
         else:  # Distribution: the histogram's extent
             centers = (edges[:-1] + edges[1:]) / 2
@@ -348,7 +381,9 @@ class Calibrator:
                 raise ValueError(f"CalibPercentile must be in [0, 100], got {pct}")
             opts["percentile"] = pct
             opts.setdefault("symmetric", True)
-            self.collector = _Histogram(method, int(opts.get("num_bins", 2048)), absolute=True)
+            self.collector = _Histogram(
+                method, int(opts.get("num_bins", 2048)), absolute=bool(opts["symmetric"])
+            )
         else:
             nb = int(opts.get("num_bins", 2048))
             if nb < 512:
