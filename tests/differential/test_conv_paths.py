@@ -104,6 +104,10 @@ DEPTHWISE = [
     (6, 11, 3, 2, {"auto_pad": "SAME_UPPER"}),
     (6, 11, 5, 2, {"auto_pad": "SAME_LOWER"}),
     (3, 9, 3, 1, {"auto_pad": "VALID"}),
+    # stride 2 copies even and odd columns in one pass: first padded column of either parity,
+    # odd and even widths
+    (6, 20, 3, 2, {"pads": [0, 0, 1, 1]}),
+    (5, 21, 3, 2, {"pads": [1, 2, 0, 1]}),
 ]
 
 

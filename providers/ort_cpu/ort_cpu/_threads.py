@@ -11,11 +11,21 @@ spin time cannot be changed from a running process (OpenBLAS reads ``OPENBLAS_TH
 once, when numpy loads it), the provider keeps OpenBLAS on one thread for the length of each
 run and splits the large products itself:
 
-- :class:`Pool` holds ``threads - 1`` worker threads that wait on a lock (they never spin) and
-  run pieces of one kernel's work; the calling thread runs pieces too, claiming them one at a
-  time with the workers, so a worker whose core is busy elsewhere delays nothing. Work handed
-  to the pool releases the GIL (BLAS through ctypes or numpy, compiled kernels with
-  ``nogil``), so pieces run at the same time.
+- :class:`Pool` holds ``threads - 1`` worker threads that run pieces of one kernel's work; the
+  calling thread runs pieces too, claiming them one at a time with the workers, so a worker
+  whose core is busy elsewhere delays nothing. Work handed to the pool releases the GIL (BLAS
+  through ctypes or numpy, compiled kernels with ``nogil``), so pieces run at the same time.
+- Two hand-offs. Until numba is loaded, workers wait on a queue and the caller on an event:
+  15-30 us to wake each on the 2-core virtual machines measured, about 55 us per split. Once a
+  kernel has loaded numba, the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`):
+  during a run, idle workers poll for work in compiled code without the GIL, for at most
+  :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the BLAS routine's
+  address, while the caller polls for the last piece (about 2 us per split, so GEMMs from
+  :data:`MIN_SPIN_WORK` multiply-adds are split instead of :data:`MIN_PARALLEL_WORK`; at 2
+  threads against the queue: MobileNetV2 0.86x, ShuffleNetV2 0.89x, SqueezeNet 0.81x,
+  Inception-v2 0.92x, ResNet-50 1.0x). Pieces of Python work still take the GIL (about 30 us
+  to hand over). Between runs, and in sessions that set onnxruntime's
+  ``session.intra_op.allow_spinning`` to "0", workers sleep.
 - :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the
   session's pool the calling thread's for the run and set numpy's OpenBLAS to one thread while
   any run is in progress (a count shared by concurrent runs), then give it back its thread
@@ -26,13 +36,12 @@ run and splits the large products itself:
   active (one thread, a run on an inter-op thread, a call from a piece already running in
   parallel).
 
-Only compute-bound work is split (the GEMMs of :mod:`.kernels._blas`, the row blocks of the
-per-tap and im2col convolutions, the compiled tree-ensemble walks, exp-heavy elementwise
-blocks). Memory-bound
-kernels stay on the calling thread: the compiled depthwise convolutions and FusedConv's
-epilogue. Split, they made MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1
-on the 2-core benchmark machine (measured in sessions: alone, a depthwise layer split in two
-ran 1.6x faster; inside a model its input sits in the other core's cache).
+Only compute-bound work is split on a queue pool (the GEMMs of :mod:`.kernels._blas`, the row
+blocks of the per-tap and im2col convolutions, the compiled tree-ensemble walks, exp-heavy
+elementwise blocks). Memory-bound kernels stay on the calling thread there: the compiled
+depthwise convolutions and FusedConv's epilogue; split with the queue's hand-off they made
+MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1. On a spinning pool the
+direct convolution's groups are split too (MobileNetV2 at 2 threads: 0.95x).
 
 Where numpy's BLAS is not an OpenBLAS whose thread count this module can set directly, nothing
 is split and the provider limits the BLAS library's own threads through threadpoolctl instead,
@@ -48,7 +57,10 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["Pool", "default_threads", "enter", "leave", "pool", "split", "threads"]
+__all__ = [
+    "Pool", "default_threads", "enter", "gemm_pool", "leave", "pool", "spin_supported",
+    "spinning", "split", "threads",
+]  # fmt: skip
 
 #: multiply-adds below which a product runs on one thread. The hand-off to a waiting worker
 #: costs 20-50 us, but inside a model a split product pays more: its operands were just written
@@ -58,6 +70,10 @@ __all__ = ["Pool", "default_threads", "enter", "leave", "pool", "split", "thread
 #: 0.87x and 1.04x, with ResNet-50 at 0.73x and BERT-base at 0.80x.
 MIN_PARALLEL_WORK = 1 << 23
 
+#: multiply-adds from which a GEMM is split on a spinning pool (:meth:`Pool.run_gemm`), where the
+#: hand-off costs about 2 us instead of 50
+MIN_SPIN_WORK = 1 << 20
+
 _local = threading.local()
 
 
@@ -66,15 +82,20 @@ class _Job:
     so a worker that wakes late (its core busy elsewhere) finds the work done instead of holding
     the caller up: with no worker free the caller runs every piece itself."""
 
-    __slots__ = ("fn", "bounds", "claims", "left", "lock", "done", "error")
+    __slots__ = ("fn", "bounds", "claims", "left", "lock", "done", "error", "spin", "ctrl")
 
-    def __init__(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]], spin=None, ctrl=None
+    ) -> None:
         self.fn, self.bounds = fn, bounds
         self.claims = itertools.count()  # next() is atomic under the GIL
         self.left = len(bounds)
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.error: BaseException | None = None
+        # on a spinning pool, finished pieces are counted in its ctrl array instead (the
+        # caller polls it without the GIL)
+        self.spin, self.ctrl = spin, ctrl
 
     def work(self) -> None:
         n = len(self.bounds)
@@ -83,36 +104,146 @@ class _Job:
                 self.fn(*self.bounds[i])
             except BaseException as e:  # handed to the caller, which raises it
                 self.error = self.error or e
+            if self.spin is not None:
+                self.spin.finish(self.ctrl)
+                continue
             with self.lock:
                 self.left -= 1
                 if self.left == 0:
                     self.done.set()
 
 
+#: polls (about 25 ns each) a worker of a spinning pool makes after its last piece before it
+#: sleeps, even while a run is in progress: 1 ms (10 ms measured the same on MobileNetV2,
+#: ResNet-50 and Inception-v2 at 2 threads), so a run that stops splitting (a long serial
+#: stretch) gives its core back soon
+SPIN_POLLS = 40_000
+
+#: GEMM pieces a spinning pool's tables hold (a larger job runs through Python pieces)
+SPIN_PIECES = 256
+
+
 class Pool:
-    """``size - 1`` worker threads plus the caller. Workers block on a queue between jobs."""
+    """``size - 1`` worker threads plus the caller.
+
+    Workers start out blocking on a queue between jobs (a hand-off costs 15-30 us to wake a
+    worker and as much again to wake the caller when the last piece is done).
+    :meth:`start_spinning` switches the pool to the compiled hand-off of :mod:`._spin_jit`,
+    once numba is loaded: during a run that allows spinning, idle workers poll for work
+    instead of sleeping, run GEMM pieces without the GIL, and the caller polls for their
+    completion (a hand-off of about 2 us)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(1, size)]
+        self._asleep = [False] * (size - 1)
+        self._spin = None  # the _spin_jit module once spinning
+        self._posting = threading.Lock()  # one job at a time on the spinning path
+        self._spinning_runs = 0
+        self._job: _Job | None = None
         self._workers = [
-            threading.Thread(target=self._work, name=f"ort_cpu-intra-op-{i}", daemon=True)
-            for i in range(1, size)
-        ]
+            threading.Thread(target=self._work, args=(i,), name=f"ort_cpu-intra-op-{i + 1}",
+                             daemon=True)
+            for i in range(size - 1)
+        ]  # fmt: skip
         for w in self._workers:
             w.start()
 
-    def _work(self) -> None:
+    # -- the spinning hand-off -------------------------------------------------------------------
+    def start_spinning(self) -> bool:
+        """Switch to the compiled hand-off (idempotent); False where it cannot be used (no
+        numba, not x86-64). Called once numba is loaded anyway, at session creation."""
+        if self._spin is not None:
+            return True
+        if not spin_supported():
+            return False
+        from . import _spin_jit
+
+        _spin_jit.warm()
+        with self._posting:
+            if self._spin is None:
+                self._ctrl, self._ints, self._floats = _spin_jit.tables(SPIN_PIECES)
+                self._spin = _spin_jit
+                for inbox in self._inboxes:  # move blocked workers onto the new loop
+                    inbox.put(None)
+        return True
+
+    @property
+    def spinning(self) -> bool:
+        return self._spin is not None
+
+    def _post(self, kind: int, pieces: int) -> None:
+        """Publish a job (the tables or ``self._job`` already hold it) and wake sleeping
+        workers. Under ``_posting``."""
+        spin, ctrl = self._spin, self._ctrl
+        posted = int(ctrl[spin.POSTED]) + 1
+        ctrl[spin.KIND], ctrl[spin.PIECES], ctrl[spin.DONE] = kind, pieces, 0
+        ctrl[spin.CLAIMED] = posted << spin.INDEX_BITS
+        ctrl[spin.POSTED] = posted  # last: a worker that sees it sees the job
+        # a worker marks itself asleep before it re-reads POSTED and sleeps (both under the
+        # GIL), so either it sees this job or it is marked here and woken
+        for i, asleep in enumerate(self._asleep):
+            if asleep:
+                self._asleep[i] = False
+                self._inboxes[i].put(None)
+
+    def run_gemm(self, ints: list, floats: list) -> bool:
+        """Run GEMM pieces (rows of :mod:`._spin_jit`'s tables) on the workers and the calling
+        thread; False (nothing run) when the pool is not spinning, is busy with another
+        caller's job, or the pieces do not fit its tables."""
+        n = len(ints)
+        if self._spin is None or n > SPIN_PIECES or not self._posting.acquire(blocking=False):
+            return False
+        try:
+            self._ints[:n] = ints
+            self._floats[:n] = floats
+            self._post(self._spin.GEMM, n)
+            self._spin.run_gemm(self._ctrl, self._ints, self._floats)
+        finally:
+            self._posting.release()
+        return True
+
+    def spin_runs(self, delta: int) -> None:
+        """A run that lets workers spin starts (+1) or ends (-1): workers poll while any is in
+        progress."""
+        with self._posting:
+            self._spinning_runs += delta
+            if self._spin is not None:
+                self._ctrl[self._spin.SPIN] = 1 if self._spinning_runs > 0 else 0
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _work(self, i: int) -> None:
         _local.nested = True  # a piece that splits again runs its parts serially
+        inbox = self._inboxes[i]
+        seen = 0
         while True:
-            self._jobs.get().work()
+            spin = self._spin
+            if spin is not None:
+                posted = spin.serve(self._ctrl, self._ints, self._floats, seen, SPIN_POLLS)
+                if posted >= 0:  # a job of Python pieces
+                    seen = posted
+                    job = self._job
+                    if job is not None:
+                        job.work()
+                    continue
+                seen = -posted - 1  # the last GEMM job it ran
+                self._asleep[i] = True
+                if self._ctrl[spin.POSTED] != seen:  # posted meanwhile
+                    self._asleep[i] = False
+                    continue
+            item = inbox.get()  # a job (queue hand-off) or a wake-up (None)
+            if item is not None:
+                item.work()
 
     def map(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> None:
         """``fn(lo, hi)`` for every piece, on the workers and the calling thread. Returns when
         all are done; re-raises the first exception a piece raised."""
+        if self._spin is not None:
+            self._map_spinning(fn, bounds)
+            return
         job = _Job(fn, bounds)
-        for _ in range(min(self.size - 1, len(bounds) - 1)):
-            self._jobs.put(job)
+        for i in range(min(self.size - 1, len(bounds) - 1)):
+            self._inboxes[i].put(job)
         _local.nested = True
         try:
             job.work()
@@ -121,6 +252,36 @@ class Pool:
         job.done.wait()  # pieces other threads claimed: they use the caller's buffers
         if job.error is not None:
             raise job.error
+
+    def _map_spinning(self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]]):
+        _local.nested = True
+        try:
+            if not self._posting.acquire(blocking=False):  # another caller's job in flight
+                for lo, hi in bounds:
+                    fn(lo, hi)
+                return
+            try:
+                job = self._job = _Job(fn, bounds, self._spin, self._ctrl)
+                self._post(self._spin.PYTHON, len(bounds))
+                job.work()
+                self._spin.wait_done(self._ctrl, len(bounds))  # without the GIL
+            finally:
+                self._job = None
+                self._posting.release()
+        finally:
+            _local.nested = False
+        if job.error is not None:
+            raise job.error
+
+
+def spin_supported() -> bool:
+    """Whether pools can spin here: numba loads (:mod:`ort_cpu._jit`) and the CPU is x86-64
+    (the polling loop uses its ``pause`` instruction)."""
+    import platform
+
+    from . import _jit
+
+    return platform.machine().lower() in ("x86_64", "amd64") and _jit.available()
 
 
 _pools: dict[int, Pool] = {}
@@ -153,15 +314,20 @@ _blas_runs = 0
 _blas_saved = 0
 
 
-def enter(p: Pool | None, pin_blas: bool = True) -> None:
+def enter(p: Pool | None, pin_blas: bool = True, spin: bool = True) -> None:
     """Start of a run on this thread: ``p`` is the pool :func:`split` uses until :func:`leave`,
-    and numpy's OpenBLAS runs on one thread meanwhile (when ``pin_blas``)."""
+    and numpy's OpenBLAS runs on one thread meanwhile (when ``pin_blas``); the pool's workers
+    poll for work during the run where it spins (when ``spin``: onnxruntime's
+    ``session.intra_op.allow_spinning``)."""
     global _blas_runs, _blas_saved
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
-    stack.append((getattr(_local, "pool", None), pin_blas))
+    spin = spin and p is not None
+    stack.append((getattr(_local, "pool", None), pin_blas, p if spin else None))
     _local.pool = p
+    if spin:
+        p.spin_runs(1)
     if pin_blas:
         with _blas_lock:
             if _blas_runs == 0:
@@ -172,7 +338,9 @@ def enter(p: Pool | None, pin_blas: bool = True) -> None:
 def leave() -> None:
     """End of the run :func:`enter` started on this thread."""
     global _blas_runs
-    _local.pool, pinned = _local.stack.pop()
+    _local.pool, pinned, spun = _local.stack.pop()
+    if spun is not None:
+        spun.spin_runs(-1)
     if pinned:
         with _blas_lock:
             _blas_runs -= 1
@@ -186,6 +354,21 @@ def threads() -> int:
     if p is None or getattr(_local, "nested", False):
         return 1
     return p.size
+
+
+def spinning() -> bool:
+    """Whether :func:`split` would hand pieces to a spinning pool now (see :class:`Pool`)."""
+    p = getattr(_local, "pool", None)
+    return p is not None and p._spin is not None and not getattr(_local, "nested", False)
+
+
+def gemm_pool() -> Pool | None:
+    """The run's pool when GEMM pieces can be handed to it now (it spins, and this is not a
+    piece already running in parallel), else None: see :meth:`Pool.run_gemm`."""
+    p = getattr(_local, "pool", None)
+    if p is None or p._spin is None or getattr(_local, "nested", False):
+        return None
+    return p
 
 
 def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: int = 1) -> None:

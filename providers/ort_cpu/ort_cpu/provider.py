@@ -62,6 +62,14 @@ class CPUExecutionProvider(KernelProvider):
             self._pool = None
             if threads > 0:
                 set_blas_threads(threads)
+        # onnxruntime's switch for its pool's spinning (on unless "0")
+        spin = "1"
+        if session_options is not None and hasattr(session_options, "get_session_config_entry"):
+            try:
+                spin = session_options.get_session_config_entry("session.intra_op.allow_spinning")
+            except RuntimeError:  # not set
+                spin = "1"
+        self._spin = str(spin).strip() != "0"
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
 
@@ -70,14 +78,20 @@ class CPUExecutionProvider(KernelProvider):
     def create_kernel(self, info):
         if info.node.op_type in BLAS_OPS:
             self._uses_blas = True
-        return super().create_kernel(info)
+        kernel = super().create_kernel(info)
+        if self._pool is not None and self._spin and not self._pool.spinning:
+            # once a kernel has loaded numba, the pool switches to the compiled hand-off
+            # (``ort_cpu._threads``); a model whose kernels never need numba does not load it
+            if "numba" in sys.modules:
+                self._pool.start_spinning()
+        return kernel
 
     def on_run_start(self, ctx) -> None:
         """The run's kernels share this session's threads; numpy's BLAS stays on one thread
         when one of them multiplies matrices (other sessions, e.g. tree ensembles at batch 1,
         pay nothing for it)."""
         if self._pool is not None or self._uses_blas:
-            _threads.enter(self._pool, self._own_pool and self._uses_blas)
+            _threads.enter(self._pool, self._own_pool and self._uses_blas, self._spin)
 
     def on_run_end(self, ctx) -> None:
         if self._pool is not None or self._uses_blas:

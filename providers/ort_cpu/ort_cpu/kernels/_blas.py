@@ -35,6 +35,7 @@ from .. import _threads
 from .._threads import blas_libraries as _blas_libraries
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_NN = _NO_TRANS * 256 + _NO_TRANS  # a spinning pool's code for two untransposed operands
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
 _SYMBOLS = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm")
 _CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_openblas_get_config",
@@ -78,7 +79,27 @@ def _bind(fn, ctype, itype) -> Gemm:
         if k == 0 or m * n * k < SMALL_MNK or not (_fits(a) and _fits(b) and _fits(c)):
             _numpy_product(a, b, c, beta)
             return
-        if _threads.threads() > 1 and m * n * k >= _threads.MIN_PARALLEL_WORK:
+        work = m * n * k
+        if (
+            address is not None
+            and work >= _threads.MIN_SPIN_WORK
+            and (p := _threads.gemm_pool()) is not None
+        ):
+            # a spinning pool: pieces handed over without the GIL (see ort_cpu._spin_jit)
+            if n >= m:
+                rows = pieces(a[None], b[None], c[None], False, False, p.size)
+            else:  # blocks of rows
+                step, size = _step(m, p.size, 4), c.itemsize
+                lda, ldb, ldc = _lead(a, k), _lead(b, n), _lead(c, n)
+                a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
+                rows = [
+                    (variant, address, _NN, min(step, m - lo), n, k, a0 + lo * lda * size, lda,
+                     b0, ldb, c0 + lo * ldc * size, ldc)
+                    for lo in range(0, m, step)
+                ]  # fmt: skip
+            if p.run_gemm(rows, [(1.0, beta)] * len(rows)):
+                return
+        if _threads.threads() > 1 and work >= _threads.MIN_PARALLEL_WORK:
             # the run's threads each take a block of columns (or rows, when there are more)
             if n >= m:
                 cols = lambda lo, hi: one(a, b[:, lo:hi], c[:, lo:hi], beta)  # noqa: E731
@@ -103,8 +124,39 @@ def _bind(fn, ctype, itype) -> Gemm:
     def one(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float) -> None:
         trans(a, b, c, beta, False, False)
 
+    # the routine as a spinning pool calls it: its address and the widths of its arguments
+    try:
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+    except (ctypes.ArgumentError, TypeError):  # not a foreign function: no compiled hand-off
+        address = None
+    variant = (itype is ctypes.c_int64) + 2 * (ctype is ctypes.c_double)
+
+    def pieces(a, b, c, ta: bool, tb: bool, parts: int) -> list[tuple]:
+        """Rows of a spinning pool's GEMM table (:mod:`ort_cpu._spin_jit`) for the stack of
+        products ``c[i] = op(a[i]) @ op(b[i])`` (``a`` or ``b`` may be a stack of one, shared):
+        one row per product, or per block of columns of each product where there are fewer
+        products than ``parts``. Addresses are worked out from each operand's first element
+        and strides (asking numpy for one costs about a microsecond)."""
+        count, m, n = c.shape
+        k = a.shape[1] if ta else a.shape[2]
+        size = c.itemsize
+        lda, ldb, ldc = _lead(a[0], a.shape[2]), _lead(b[0], b.shape[2]), _lead(c[0], n)
+        a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
+        sa = a.strides[0] if a.shape[0] > 1 else 0
+        sb = b.strides[0] if b.shape[0] > 1 else 0
+        flags = (_TRANS if ta else _NO_TRANS) * 256 + (_TRANS if tb else _NO_TRANS)
+        step = n if count >= parts else _step(n, parts, 16)
+        col = (ldb if tb else 1) * size  # bytes from one column of op(b) to the next
+        return [
+            (variant, address, flags, m, min(step, n - lo), k, a0 + i * sa, lda,
+             b0 + i * sb + lo * col, ldb, c0 + i * c.strides[0] + lo * size, ldc)
+            for i in range(count)
+            for lo in range(0, n, step)
+        ]  # fmt: skip
+
     gemm.direct = one  # the bare call, for the check against numpy (_works) and row blocks
     gemm.trans = trans
+    gemm.pieces = pieces if address is not None else None
     return gemm
 
 
@@ -126,7 +178,7 @@ def _batch_over(gemm: Gemm) -> Gemm:
     and at two threads the OpenBLAS worker then spun for a tenth of a second on the core the
     provider's second thread needed (VGG-19 at two threads: 449 ms with it, 375 ms with
     OpenBLAS kept to one thread by its environment variable). So the batch is a loop here."""
-    call = gemm.trans
+    call, pieces = gemm.trans, gemm.pieces
 
     def gemm_batch(
         a: np.ndarray,
@@ -160,6 +212,16 @@ def _batch_over(gemm: Gemm) -> Gemm:
                 call(a[ia(i)], b[ib(i)], c[i], beta, trans_a, trans_b)
 
         work = count * m * n * k
+        if (
+            pieces is not None
+            and work >= _threads.MIN_SPIN_WORK
+            and (p := _threads.gemm_pool()) is not None
+        ):
+            # a spinning pool: one piece per product, or per block of columns of each product
+            # when there are fewer products than threads
+            rows = pieces(a, b, c, trans_a, trans_b, p.size)
+            if p.run_gemm(rows, [(1.0, beta)] * len(rows)):
+                return
         threads = _threads.threads()
         if threads <= 1 or work < _threads.MIN_PARALLEL_WORK or count >= threads:
             _threads.split(count, products, work)
@@ -173,6 +235,12 @@ def _batch_over(gemm: Gemm) -> Gemm:
         _threads.split(n, cols, work, 16)
 
     return gemm_batch
+
+
+def _step(total: int, parts: int, multiple: int) -> int:
+    """The length of each of ``parts`` pieces of ``range(total)``, a multiple of ``multiple``."""
+    step = -(-total // parts)
+    return -(-step // multiple) * multiple
 
 
 def _fits(x: np.ndarray) -> bool:
@@ -283,7 +351,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if (
         a.ndim == 2
         and b.ndim == 2
-        and a.shape[0] * a.shape[1] * b.shape[1] < _threads.MIN_PARALLEL_WORK
+        and a.shape[0] * a.shape[1] * b.shape[1] < _threads.MIN_SPIN_WORK
     ):
         return np.matmul(a, b, out=out)  # two small matrices (many calls): nothing to decide
     if (
@@ -301,6 +369,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     for d in lead:
         count *= d
     work = count * m * n * k
+    if work >= _threads.MIN_SPIN_WORK and _threads.gemm_pool() is not None:
+        got = _spin_matmul(a, b, out, lead, count)
+        if got is not None:
+            return got
     if work < _threads.MIN_PARALLEL_WORK:
         return np.matmul(a, b, out=out)
     if out is None:
@@ -321,4 +393,32 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         _threads.split(
             m, lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), work, 4
         )
+    return out
+
+
+def _spin_matmul(a, b, out, lead: tuple, count: int) -> np.ndarray | None:
+    """:func:`matmul` as pieces of the direct GEMM on a spinning pool (see
+    :mod:`ort_cpu._spin_jit`): one product, a stack of products with the same leading shape,
+    or a stack times one matrix (as one product of the stacked rows). None where the operands
+    do not take that form (the caller goes on with its own split)."""
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if out is not None and not out.flags.c_contiguous:
+        return None  # the reshapes below must be views of it
+    if b.ndim == 2 and a.flags.c_contiguous:
+        gemm = find_gemm(a.dtype)
+        if gemm is None or gemm.pieces is None:
+            return None
+        if out is None:
+            out = np.empty((*lead, m, n), a.dtype)
+        gemm(a.reshape(-1, k), b, out.reshape(-1, n), 0.0)
+        return out
+    if a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+        return None
+    batch = find_gemm_batch(a.dtype)
+    if batch is None:
+        return None
+    if out is None:
+        out = np.empty((*lead, m, n), a.dtype)
+    batch(a.reshape(count, m, k), b.reshape(count, k, n), out.reshape(count, m, n))
     return out

@@ -834,6 +834,10 @@ def prewarm(attrs: ops.Window, w_shape) -> None:
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
 
+#: multiply-adds from which the direct kernel's groups are shared among the run's threads, on a
+#: spinning pool only (where handing Python pieces over costs about 30 us instead of 50-100)
+DIRECT_SPLIT_WORK = 1 << 21
+
 
 class _DirectPlan:
     """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers
@@ -844,7 +848,7 @@ class _DirectPlan:
     output channel the bias, one vectorized pass per input channel and few taps, and the
     activation on the way out. No column matrix, no numpy call per group."""
 
-    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros")
+    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps")
 
     def __init__(self, fn, x_shape, m, g, kernel, strides, dilations, out, begin) -> None:
         c, h, w = x_shape[1:]
@@ -856,6 +860,7 @@ class _DirectPlan:
         hq, wq = -(-hp // sh), -(-wp // sw)
         chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * wq)))
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)
+        self.taps = kh * kw * (c // g)
         self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk)
         self.zeros: dict = {}
 
@@ -868,8 +873,16 @@ class _DirectPlan:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
         w2 = wmat.reshape(m, -1)
-        # on the calling thread: memory-bound (see ort_cpu._threads)
-        self.fn(x, w2, bias, y, 0, self.g, self.cg, self.mg, *self.args, *code)
+        fn, cg, mg, args = self.fn, self.cg, self.mg, self.args
+        if self.g > 1 and y.size * self.taps >= DIRECT_SPLIT_WORK and _threads.spinning():
+            # blocks of groups shared among the run's threads (a spinning pool only)
+            _threads.split(
+                self.g,
+                lambda lo, hi: fn(x, w2, bias, y, lo, hi, cg, mg, *args, *code),
+                _threads.MIN_PARALLEL_WORK,
+            )
+        else:
+            fn(x, w2, bias, y, 0, self.g, cg, mg, *args, *code)
         return _finish(y, z, act)
 
 

@@ -1,0 +1,251 @@
+"""The compiled half of the intra-op pool's spinning hand-off (see :mod:`ort_cpu._threads`).
+
+A waiting worker thread that sleeps in the kernel (a futex) takes 15-30 us to wake on the 2-core
+virtual machines the provider is benchmarked on, and the thread that handed it work sleeps as long
+again waiting for the piece to come back: about 55 us per split, more than half of a 100 us GEMM.
+onnxruntime's pool avoids it by spinning: during a run its workers poll for work instead of
+sleeping. A Python thread cannot poll without holding the GIL, so the polling is compiled here
+(numba, ``nogil``), and so is the work the pool hands off most, a BLAS GEMM: a worker that finds a
+GEMM piece calls the BLAS routine itself through its address, and never takes the GIL. Pieces of
+Python work (row blocks of a convolution, tree walks) make the poll return to the worker's Python
+loop, which runs them under the GIL.
+
+Everything the two sides share is one int64 array, ``ctrl``, read and written with atomic loads,
+stores and adds, and the piece tables ``ints`` / ``floats`` (one row per GEMM piece, see
+:func:`_gemm_piece`). The slots of ``ctrl`` (one per cache line):
+
+- ``POSTED``: the number of the last job posted; a worker that has seen an older one has work.
+- ``KIND``: that job's kind, :data:`GEMM` (pieces in the tables) or :data:`PYTHON`.
+- ``PIECES``, ``CLAIMED``, ``DONE``: how many pieces the job has, the next one to claim, and how
+  many have been finished. ``CLAIMED`` holds the job's number above its low :data:`INDEX_BITS`
+  bits, and a piece is claimed by a compare-and-swap that checks the number: a worker still in
+  the loop of a finished job cannot claim a piece of the next one (whose tables it has not
+  read).
+- ``SPIN``: non-zero while a run that lets workers spin is in progress; at zero (between runs)
+  a polling worker stops at once and goes to sleep.
+
+This module imports numba when it is imported; :mod:`ort_cpu._threads` imports it only once
+numba is loaded for the compiled kernels anyway (see :mod:`ort_cpu._jit`). Functions compile
+with ``cache=True`` (loaded from the disk cache after the first process).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+POSTED, KIND, PIECES, CLAIMED, DONE, SPIN = 0, 8, 16, 24, 32, 40
+#: low bits of ``CLAIMED`` holding the next piece's index (the job's number is above them)
+INDEX_BITS = 20
+#: int64 slots in ``ctrl`` (each slot above on its own 64-byte line)
+CTRL_SIZE = 48
+GEMM, PYTHON = 1, 2
+#: columns of the ``ints`` table: variant, routine address, transposes (a * 256 + b), m, n, k,
+#: address of a, lda, of b, ldb, of c, ldc; ``floats`` holds alpha and beta
+INT_COLUMNS, FLOAT_COLUMNS = 12, 2
+#: CBLAS row-major
+_ROW_MAJOR = 101
+
+
+@intrinsic
+def _load(typingctx, arr, idx):
+    """``arr[idx]`` as an atomic load with acquire ordering: read anew on every call (a plain
+    load in a polling loop may be hoisted out of it), and no later read moves before it."""
+    sig = types.int64(arr, idx)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, arr, idx, value):
+    """``arr[idx] += value`` as one atomic step; returns the value before."""
+    sig = types.int64(arr, idx, value)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _swap(typingctx, arr, idx, expected, value):
+    """``arr[idx] = value`` if it holds ``expected``, as one atomic step; True if it did."""
+    sig = types.boolean(arr, idx, expected, value)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        pair = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+
+    return sig, codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    """x86's ``pause``: tells the core this is a polling loop (about 25 ns here), so a polling
+    thread leaves the core's other hardware thread, and the memory bus, alone."""
+    sig = types.void()
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.VoidType(), [])
+        builder.call(builder.module.declare_intrinsic("llvm.x86.sse2.pause", fnty=fnty), [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _gemm_caller(int_bits: int, float_bits: int):
+    """An intrinsic calling a ``cblas_?gemm`` routine by its address, for BLAS integers of
+    ``int_bits`` and elements of ``float_bits`` (sgemm or dgemm); every argument arrives as
+    int64 or float64 and is narrowed to the routine's types here."""
+
+    @intrinsic
+    def call(typingctx, fn, trans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        i64, f64 = types.int64, types.float64
+        sig = types.void(i64, i64, i64, i64, i64, f64, i64, i64, i64, i64, f64, i64, i64)
+
+        def codegen(context, builder, sig, args):
+            fn, trans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
+            blas_int = ir.IntType(int_bits)
+            real = ir.FloatType() if float_bits == 32 else ir.DoubleType()
+            ptr, enum = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(
+                ir.VoidType(), [enum] * 3 + [blas_int] * 3 + [real, ptr, blas_int, ptr, blas_int]
+                + [real, ptr, blas_int]
+            )  # fmt: skip
+
+            def integer(v):
+                return builder.trunc(v, blas_int) if int_bits == 32 else v
+
+            def number(v):
+                return builder.fptrunc(v, real) if float_bits == 32 else v
+
+            byte = ir.Constant(ir.IntType(64), 8)
+            trans_a = builder.trunc(builder.lshr(trans, byte), enum)
+            trans_b = builder.trunc(builder.and_(trans, ir.Constant(ir.IntType(64), 255)), enum)
+            builder.call(
+                builder.inttoptr(fn, fnty.as_pointer()),
+                [
+                    ir.Constant(enum, _ROW_MAJOR), trans_a, trans_b,
+                    integer(m), integer(n), integer(k), number(alpha),
+                    builder.inttoptr(a, ptr), integer(lda), builder.inttoptr(b, ptr), integer(ldb),
+                    number(beta), builder.inttoptr(c, ptr), integer(ldc),
+                ],
+            )  # fmt: skip
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return call
+
+
+_sgemm32, _sgemm64 = _gemm_caller(32, 32), _gemm_caller(64, 32)
+_dgemm32, _dgemm64 = _gemm_caller(32, 64), _gemm_caller(64, 64)
+
+
+def variant(int_bits: int, float_bits: int) -> int:
+    """The ``ints`` table's variant code of a routine with these integer and element widths."""
+    return (int_bits == 64) + 2 * (float_bits == 64)
+
+
+@njit(cache=True, nogil=True)
+def _gemm_piece(ints, floats, i):  # pragma: no cover - compiled
+    """Run row ``i`` of the piece tables: one GEMM call."""
+    r = ints[i]
+    v, alpha, beta = r[0], floats[i, 0], floats[i, 1]
+    if v == 0:
+        _sgemm32(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+    elif v == 1:
+        _sgemm64(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+    elif v == 2:
+        _dgemm32(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+    else:
+        _dgemm64(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+
+
+@njit(cache=True, nogil=True)
+def _gemm_pieces(ctrl, ints, floats, job):  # pragma: no cover - compiled
+    """Claim and run GEMM job ``job``'s pieces until none is left (or another job is posted)."""
+    total = _load(ctrl, PIECES)
+    while True:
+        claim = _load(ctrl, CLAIMED)
+        i = claim & ((1 << INDEX_BITS) - 1)
+        if claim >> INDEX_BITS != job or i >= total:
+            return
+        if _swap(ctrl, CLAIMED, claim, claim + 1):
+            _gemm_piece(ints, floats, i)
+            _fetch_add(ctrl, DONE, 1)
+
+
+@njit(cache=True, nogil=True)
+def serve(ctrl, ints, floats, seen, limit):  # pragma: no cover - compiled
+    """A worker's poll: run every GEMM job posted after job ``seen``, polling for the next while
+    ``SPIN`` is set, for at most ``limit`` polls after the last job. Returns the number of a
+    posted Python job (the worker runs its pieces), or ``-1 - seen`` when it stops polling,
+    ``seen`` the number of the last job it has seen (the worker then sleeps until woken)."""
+    polls = 0
+    while True:
+        posted = _load(ctrl, POSTED)
+        if posted != seen:
+            if _load(ctrl, KIND) != GEMM:
+                return posted
+            _gemm_pieces(ctrl, ints, floats, posted)
+            seen, polls = posted, 0
+            continue
+        if _load(ctrl, SPIN) == 0 or polls >= limit:
+            return -1 - seen
+        _pause()
+        polls += 1
+
+
+@njit(cache=True, nogil=True)
+def run_gemm(ctrl, ints, floats):  # pragma: no cover - compiled
+    """The posting thread's part of a GEMM job: claim pieces with the workers, then wait (by
+    polling: the workers are at most one piece away) until every piece is done."""
+    _gemm_pieces(ctrl, ints, floats, ctrl[POSTED])
+    total = ctrl[PIECES]
+    while _load(ctrl, DONE) < total:
+        _pause()
+
+
+@njit(cache=True, nogil=True)
+def wait_done(ctrl, total):  # pragma: no cover - compiled
+    """Poll until ``DONE`` reaches ``total`` (the pieces of a Python job other threads run)."""
+    while _load(ctrl, DONE) < total:
+        _pause()
+
+
+@njit(cache=True, nogil=True)
+def finish(ctrl):  # pragma: no cover - compiled
+    """One more piece done (atomically: several threads finish pieces at once)."""
+    _fetch_add(ctrl, DONE, 1)
+
+
+def tables(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A new ``ctrl`` array and piece tables of ``capacity`` rows."""
+    return (
+        np.zeros(CTRL_SIZE, np.int64),
+        np.zeros((capacity, INT_COLUMNS), np.int64),
+        np.zeros((capacity, FLOAT_COLUMNS), np.float64),
+    )
+
+
+def warm() -> None:
+    """Compile (or load from the disk cache) every function above now."""
+    ctrl, ints, floats = tables(1)
+    serve(ctrl, ints, floats, 0, 0)
+    run_gemm(ctrl, ints, floats)
+    wait_done(ctrl, 0)
+    finish(ctrl)
+    ctrl[DONE] = 0

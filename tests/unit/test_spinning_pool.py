@@ -1,0 +1,302 @@
+"""The intra-op pool's spinning hand-off (ort_cpu._threads with ort_cpu._spin_jit).
+
+Host logic, on the machine's own CPU: the compiled poll's protocol driven by hand (a posted GEMM
+job run through the BLAS routine's address, a Python job handed back, a claim of another job's
+number refused), and a spinning pool's GEMM and Python jobs against numpy, with spinning turned
+on and off by runs and by onnxruntime's ``session.intra_op.allow_spinning``. Skipped where
+numba cannot be imported or the CPU is not x86-64 (the pool then keeps its queue hand-off, which
+test_intra_op_threads covers)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from ort_cpu import _threads
+from ort_cpu.kernels import _blas
+
+import ort_core as ort
+
+pytestmark = pytest.mark.skipif(
+    not _threads.spin_supported(), reason="no spinning hand-off here (needs numba on x86-64)"
+)
+needs_gemm = pytest.mark.skipif(_blas.find_gemm(np.float32) is None, reason="no direct BLAS GEMM")
+
+
+@pytest.fixture
+def spinning():
+    """A pool of its own (not the process's shared one), spinning, inside a run."""
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    _threads.enter(pool, pin_blas=_threads.can_set_threads())
+    try:
+        yield pool
+    finally:
+        _threads.leave()
+
+
+def _spin():
+    from ort_cpu import _spin_jit
+
+    return _spin_jit
+
+
+def _post(ctrl, spin, job, kind, pieces):
+    ctrl[spin.KIND], ctrl[spin.PIECES], ctrl[spin.DONE] = kind, pieces, 0
+    ctrl[spin.CLAIMED] = job << spin.INDEX_BITS
+    ctrl[spin.POSTED] = job
+
+
+@needs_gemm
+def test_the_compiled_poll_runs_a_posted_gemm_job_through_the_routines_address():
+    spin = _spin()
+    gemm = _blas.find_gemm(np.float32)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((40, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 50)).astype(np.float32)
+    c = np.full((40, 50), 2.0, np.float32)
+    ctrl, ints, floats = spin.tables(4)
+    # two pieces: the column halves, the second accumulating (beta 1) into what c holds
+    rows = gemm.pieces(a[None], b[None], c[None], False, False, 2)
+    assert [r[4] for r in rows] == [32, 18]  # column blocks, a multiple of 16 wide but the last
+    ints[:2] = rows
+    floats[0], floats[1] = (1.0, 0.0), (1.0, 1.0)
+    _post(ctrl, spin, 1, spin.GEMM, 2)
+    # ran job 1, then stopped (SPIN 0), saying which job it saw last
+    assert spin.serve(ctrl, ints, floats, 0, 0) == -1 - 1
+    assert ctrl[spin.DONE] == 2
+    np.testing.assert_allclose(c[:, :32], a @ b[:, :32], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c[:, 32:], a @ b[:, 32:] + 2.0, rtol=1e-5, atol=1e-5)
+
+
+@needs_gemm
+def test_the_compiled_poll_takes_transposed_operands_and_float64():
+    spin = _spin()
+    rng = np.random.default_rng(1)
+    ctrl, ints, floats = spin.tables(2)
+    at = rng.standard_normal((30, 20))  # (K, M), used transposed
+    bt = rng.standard_normal((40, 30))  # (N, K), used transposed
+    c = np.zeros((20, 40))
+    rows = _blas.find_gemm(np.float64).pieces(at[None], bt[None], c[None], True, True, 2)
+    ints[:2] = rows
+    floats[:2] = (1.0, 0.0)
+    _post(ctrl, spin, 7, spin.GEMM, 2)
+    assert spin.serve(ctrl, ints, floats, 6, 0) == -1 - 7
+    np.testing.assert_allclose(c, at.T @ bt.T, rtol=1e-12, atol=1e-12)
+
+
+@needs_gemm
+def test_a_claim_for_another_job_runs_nothing():
+    """A worker still in a finished job's loop cannot claim a piece of the next job: the
+    claim carries the job's number."""
+    spin = _spin()
+    a = np.ones((8, 8), np.float32)
+    c = np.zeros((8, 8), np.float32)
+    ctrl, ints, floats = spin.tables(1)
+    ints[:1] = _blas.find_gemm(np.float32).pieces(a[None], a[None], c[None], False, False, 1)
+    floats[0] = (1.0, 0.0)
+    _post(ctrl, spin, 3, spin.GEMM, 1)
+    ctrl[spin.CLAIMED] = 2 << spin.INDEX_BITS  # the claim word of job 2
+    assert spin.serve(ctrl, ints, floats, 2, 0) == -1 - 3
+    assert ctrl[spin.DONE] == 0 and not c.any()
+
+
+def test_the_compiled_poll_hands_a_python_job_back():
+    spin = _spin()
+    ctrl, ints, floats = spin.tables(1)
+    _post(ctrl, spin, 5, spin.PYTHON, 3)
+    assert spin.serve(ctrl, ints, floats, 4, 0) == 5
+    # nothing new posted and no run in progress: stops at once
+    assert spin.serve(ctrl, ints, floats, 5, 10**9) == -1 - 5
+
+
+@needs_gemm
+@pytest.mark.parametrize("shape", [(64, 300, 900), (900, 300, 64)])  # split by columns / rows
+def test_a_spinning_pool_splits_a_gemm_and_gets_numpys_result(spinning, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    want = c + a @ b
+    jobs = []
+    run_gemm = spinning.run_gemm
+    spinning.run_gemm = lambda ints, floats: jobs.append(len(ints)) or run_gemm(ints, floats)
+    _blas.find_gemm(np.float32)(a, b, c, 1.0)
+    assert jobs == [2]  # one piece per thread, through the compiled hand-off
+    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-3)
+
+
+@needs_gemm
+@pytest.mark.parametrize("count", [1, 5])  # fewer products than threads: blocks of columns
+def test_a_spinning_pool_runs_a_stack_of_products(spinning, count):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((count, 100, 200)).astype(np.float32)
+    bt = rng.standard_normal((count, 300, 200)).astype(np.float32)  # used transposed
+    c = np.empty((count, 100, 300), np.float32)
+    _blas.find_gemm_batch(np.float32)(a, bt, c, trans_b=True)
+    np.testing.assert_allclose(c, a @ np.swapaxes(bt, 1, 2), rtol=1e-4, atol=1e-3)
+
+
+def test_a_spinning_pool_runs_python_pieces_and_raises_their_errors(spinning):
+    seen, lock = [], threading.Lock()
+
+    def piece(lo, hi):
+        with lock:
+            seen.append((lo, hi))
+
+    _threads.split(1000, piece, cost=1e12, min_piece=8)
+    assert sorted(seen) == [(0, 504), (504, 1000)]
+
+    def bad(lo, hi):
+        if lo:
+            raise ValueError("piece failed")
+
+    with pytest.raises(ValueError, match="piece failed"):
+        _threads.split(10, bad, cost=1e12)
+    # the pool still works after a failed job
+    seen.clear()
+    _threads.split(10, piece, cost=1e12)
+    assert sorted(seen) == [(0, 5), (5, 10)]
+
+
+def _cpu_ticks(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_workers_spin_only_during_runs_that_allow_it():
+    spin = _spin()
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    assert pool._ctrl[spin.SPIN] == 0
+    _threads.enter(pool, pin_blas=False, spin=False)  # allow_spinning "0"
+    assert pool._ctrl[spin.SPIN] == 0
+    _threads.enter(pool, pin_blas=False)
+    assert pool._ctrl[spin.SPIN] == 1
+    gemm = _blas.find_gemm(np.float32)
+    if gemm is not None and gemm.pieces is not None:  # a GEMM job the worker may run itself
+        a = np.ones((64, 512), np.float32)
+        gemm(a, a.T.copy(), np.empty((64, 64), np.float32), 0.0)
+        gemm(a.T.copy(), a, np.empty((512, 512), np.float32), 0.0)
+    _threads.leave()
+    assert pool._ctrl[spin.SPIN] == 0
+    _threads.leave()
+    # with no run in progress the worker goes to sleep (and stops using its core), and a job
+    # posted then wakes it
+    deadline = time.monotonic() + 10
+    while not all(pool._asleep) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert all(pool._asleep)
+    worker = pool._workers[0].native_id
+    if os.path.exists(f"/proc/self/task/{worker}/stat"):
+        before = _cpu_ticks(worker)
+        time.sleep(0.3)
+        assert _cpu_ticks(worker) - before <= 2  # clock ticks (10 ms each)
+    ran = []
+    _threads.enter(pool, pin_blas=False, spin=False)
+    try:
+        _threads.split(2, lambda lo, hi: ran.append(threading.get_ident()), cost=1e12)
+    finally:
+        _threads.leave()
+    assert len(ran) == 2
+
+
+@needs_gemm
+def test_concurrent_callers_share_a_spinning_pool():
+    """One job at a time is posted; a caller that finds the pool busy runs its pieces itself."""
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    gemm = _blas.find_gemm(np.float32)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((64, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 512)).astype(np.float32)
+    want = a @ b
+    errors = []
+
+    def caller():
+        _threads.enter(pool, pin_blas=False)
+        try:
+            for _ in range(200):
+                c = np.empty((64, 512), np.float32)
+                gemm(a, b, c, 0.0)
+                if not np.allclose(c, want, rtol=1e-4, atol=1e-3):
+                    errors.append("wrong product")
+        finally:
+            _threads.leave()
+
+    threads = [threading.Thread(target=caller) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+
+
+def _matmul_model():
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((256, 512)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString(), rng.standard_normal((64, 256)).astype(np.float32)
+
+
+@pytest.mark.parametrize("allow", ["0", "1"])
+def test_allow_spinning_is_acted_on(allow):
+    """onnxruntime's ``session.intra_op.allow_spinning``: "0" keeps the workers asleep between
+    pieces; both give the same result."""
+    model, x = _matmul_model()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.add_session_config_entry("session.intra_op.allow_spinning", allow)
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    (cpu,) = [ep for ep in sess._providers if ep.name == "CPUExecutionProvider"]
+    assert cpu._spin is (allow == "1")
+    got = sess.run(None, {"x": x})[0]
+    onnxruntime = pytest.importorskip("onnxruntime")
+    ref = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got, ref.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_groups_split_on_a_spinning_pool_equal_one_thread(monkeypatch):
+    """The direct convolution's groups are shared among the run's threads on a spinning pool
+    (only there: see ort_cpu._threads); the result is the one-thread result bit for bit (each
+    group is computed whole by one thread)."""
+    rng = np.random.default_rng(6)
+    c, hw = 64, 64  # 64 x 64 x 64 outputs x 9 taps: above DIRECT_SPLIT_WORK
+    w = numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=c, pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(
+            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+        )
+        splits = []
+        real = _threads.split
+
+        def counting(total, fn, cost, min_piece=1, real=real, splits=splits):
+            splits.append((total, _threads.spinning()))
+            return real(total, fn, cost, min_piece)
+
+        monkeypatch.setattr(_threads, "split", counting)
+        outs.append(sess.run(None, {"x": x})[0])
+        monkeypatch.setattr(_threads, "split", real)
+        assert splits == ([] if threads == 1 else [(c, True)])
+    np.testing.assert_array_equal(outs[1], outs[0])
