@@ -42,7 +42,10 @@ def test_dynamic_batching_merges_and_splits(session):
     finally:
         sched.close(10)
     for x, y in zip(xs, results):
-        np.testing.assert_array_equal(y, session.run(None, {"x": x})[0])
+        # each request gets its own rows back; a row may round an ulp apart from its run alone
+        # (numpy 2.4's OpenBLAS, 0.3.31, multiplies a lone row with other kernels than a batch: numpy
+        # itself gives rows 0, 3 and 7 of this batch different last bits), as in onnxruntime
+        np.testing.assert_allclose(y, session.run(None, {"x": x})[0], rtol=1e-6, atol=1e-7)
     assert sum(sizes) == 8 and max(sizes) > 3  # merged into a batch of the preferred size
 
 

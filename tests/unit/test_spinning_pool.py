@@ -300,3 +300,33 @@ def test_depthwise_groups_split_on_a_spinning_pool_equal_one_thread(monkeypatch)
         monkeypatch.setattr(_threads, "split", real)
         assert splits == ([] if threads == 1 else [(c, True)])
     np.testing.assert_array_equal(outs[1], outs[0])
+
+
+def test_a_job_in_flight_holds_no_other_caller_up():
+    """While one caller's job runs (its pieces blocked), another thread starts a run and splits:
+    it neither waits for the job (its run's start included) nor gets help from the busy
+    worker: it runs its pieces itself, at once."""
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    release, both = threading.Event(), threading.Barrier(3, timeout=10)
+
+    def block(lo, hi):
+        both.wait()  # the caller's piece and the worker's
+        release.wait(30)
+
+    blocker = threading.Thread(target=pool.map, args=(block, [(0, 1), (1, 2)]))
+    blocker.start()
+    try:
+        both.wait()  # both pieces of the blocker's job are running
+        start = time.monotonic()
+        _threads.enter(pool, pin_blas=False)
+        try:
+            seen = []
+            _threads.split(8, lambda lo, hi: seen.append(threading.get_ident()), cost=1e12)
+        finally:
+            _threads.leave()
+        assert time.monotonic() - start < 5
+        assert seen and set(seen) == {threading.get_ident()}
+    finally:
+        release.set()
+        blocker.join(30)

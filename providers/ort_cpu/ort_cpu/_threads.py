@@ -140,6 +140,7 @@ class Pool:
         self._spin = None  # the _spin_jit module once spinning
         self._posting = threading.Lock()  # one job at a time on the spinning path
         self._spinning_runs = 0
+        self._runs_lock = threading.Lock()
         self._job: _Job | None = None
         self._workers = [
             threading.Thread(target=self._work, args=(i,), name=f"ort_cpu-intra-op-{i + 1}",
@@ -206,7 +207,7 @@ class Pool:
     def spin_runs(self, delta: int) -> None:
         """A run that lets workers spin starts (+1) or ends (-1): workers poll while any is in
         progress."""
-        with self._posting:
+        with self._runs_lock:  # not _posting: a job in flight must not hold a run's start up
             self._spinning_runs += delta
             if self._spin is not None:
                 self._ctrl[self._spin.SPIN] = 1 if self._spinning_runs > 0 else 0
