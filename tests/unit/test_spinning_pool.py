@@ -330,3 +330,22 @@ def test_a_job_in_flight_holds_no_other_caller_up():
     finally:
         release.set()
         blocker.join(30)
+
+
+@needs_gemm
+@pytest.mark.parametrize("which", ["a", "b", "both"])
+def test_a_spinning_pool_splits_products_of_transposed_views(spinning, which):
+    """Gemm's transB weights are a transposed view: the routine reads them transposed in place,
+    in pieces, instead of numpy's single-thread product."""
+    rng = np.random.default_rng(8)
+    m, k, n = (1, 1280, 1000) if which == "b" else (300, 200, 400)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    av = np.ascontiguousarray(a.T).T if which in ("a", "both") else a
+    bv = np.ascontiguousarray(b.T).T if which in ("b", "both") else b
+    jobs = []
+    run_gemm = spinning.run_gemm
+    spinning.run_gemm = lambda ints, floats: jobs.append(len(ints)) or run_gemm(ints, floats)
+    got = _blas.matmul(av, bv)
+    assert jobs == [2]
+    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)

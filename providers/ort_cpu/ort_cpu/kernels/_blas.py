@@ -398,13 +398,25 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
 def _spin_matmul(a, b, out, lead: tuple, count: int) -> np.ndarray | None:
     """:func:`matmul` as pieces of the direct GEMM on a spinning pool (see
-    :mod:`ort_cpu._spin_jit`): one product, a stack of products with the same leading shape,
-    or a stack times one matrix (as one product of the stacked rows). None where the operands
-    do not take that form (the caller goes on with its own split)."""
+    :mod:`ort_cpu._spin_jit`): one product (either operand may be a transposed view), a stack
+    of products with the same leading shape, or a stack times one matrix (as one product of the
+    stacked rows). None where the operands do not take that form (the caller goes on with its
+    own split)."""
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if out is not None and not out.flags.c_contiguous:
         return None  # the reshapes below must be views of it
+    ta = a.ndim == 2 and not a.flags.c_contiguous and a.flags.f_contiguous
+    tb = b.ndim == 2 and not b.flags.c_contiguous and b.flags.f_contiguous
+    if a.ndim == 2 and b.ndim == 2 and (ta or tb):
+        # a transposed view (Gemm's transB weights): the routine reads it transposed in place
+        batch = find_gemm_batch(a.dtype)
+        if batch is None:
+            return None
+        if out is None:
+            out = np.empty((m, n), a.dtype)
+        batch((a.T if ta else a)[None], (b.T if tb else b)[None], out[None], 0.0, ta, tb)
+        return out
     if b.ndim == 2 and a.flags.c_contiguous:
         gemm = find_gemm(a.dtype)
         if gemm is None or gemm.pieces is None:
