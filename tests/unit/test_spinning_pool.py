@@ -67,7 +67,7 @@ def test_the_compiled_poll_runs_a_posted_gemm_job_through_the_routines_address()
     floats[0], floats[1] = (1.0, 0.0), (1.0, 1.0)
     _post(ctrl, spin, 1, spin.GEMM, 2)
     # ran job 1, then stopped (SPIN 0), saying which job it saw last
-    assert spin.serve(ctrl, ints, floats, 0, 0) == -1 - 1
+    assert spin.serve(ctrl, ints, floats, 0, 0, 0, 0) == -1 - 1
     assert ctrl[spin.DONE] == 2
     np.testing.assert_allclose(c[:, :32], a @ b[:, :32], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(c[:, 32:], a @ b[:, 32:] + 2.0, rtol=1e-5, atol=1e-5)
@@ -85,7 +85,7 @@ def test_the_compiled_poll_takes_transposed_operands_and_float64():
     ints[:2] = rows
     floats[:2] = (1.0, 0.0)
     _post(ctrl, spin, 7, spin.GEMM, 2)
-    assert spin.serve(ctrl, ints, floats, 6, 0) == -1 - 7
+    assert spin.serve(ctrl, ints, floats, 6, 0, 0, 0) == -1 - 7
     np.testing.assert_allclose(c, at.T @ bt.T, rtol=1e-12, atol=1e-12)
 
 
@@ -101,7 +101,7 @@ def test_a_claim_for_another_job_runs_nothing():
     floats[0] = (1.0, 0.0)
     _post(ctrl, spin, 3, spin.GEMM, 1)
     ctrl[spin.CLAIMED] = 2 << spin.INDEX_BITS  # the claim word of job 2
-    assert spin.serve(ctrl, ints, floats, 2, 0) == -1 - 3
+    assert spin.serve(ctrl, ints, floats, 2, 0, 0, 0) == -1 - 3
     assert ctrl[spin.DONE] == 0 and not c.any()
 
 
@@ -109,9 +109,9 @@ def test_the_compiled_poll_hands_a_python_job_back():
     spin = _spin()
     ctrl, ints, floats = spin.tables(1)
     _post(ctrl, spin, 5, spin.PYTHON, 3)
-    assert spin.serve(ctrl, ints, floats, 4, 0) == 5
+    assert spin.serve(ctrl, ints, floats, 4, 0, 0, 0) == 5
     # nothing new posted and no run in progress: stops at once
-    assert spin.serve(ctrl, ints, floats, 5, 10**9) == -1 - 5
+    assert spin.serve(ctrl, ints, floats, 5, 10**9, 0, 0) == -1 - 5
 
 
 @needs_gemm
@@ -187,12 +187,12 @@ def test_workers_spin_only_during_runs_that_allow_it():
     _threads.leave()
     assert pool._ctrl[spin.SPIN] == 0
     _threads.leave()
-    # with no run in progress the worker goes to sleep (and stops using its core), and a job
-    # posted then wakes it
+    # with no run in progress the worker goes to sleep in the kernel (and stops using its
+    # core), and a job posted then wakes it
     deadline = time.monotonic() + 10
-    while not all(pool._asleep) and time.monotonic() < deadline:
+    while pool._ctrl[spin.SLEEPERS] != 1 and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert all(pool._asleep)
+    assert pool._ctrl[spin.SLEEPERS] == 1
     worker = pool._workers[0].native_id
     if os.path.exists(f"/proc/self/task/{worker}/stat"):
         before = _cpu_ticks(worker)

@@ -23,6 +23,11 @@ stores and adds, and the piece tables ``ints`` / ``floats`` (one row per GEMM pi
   read).
 - ``SPIN``: non-zero while a run that lets workers spin is in progress; at zero (between runs)
   a polling worker stops at once and goes to sleep.
+- ``SLEEPERS``: how many workers sleep in the kernel, on a futex on the low half of
+  ``POSTED`` (:func:`serve`): :func:`post` wakes them. Sleeping and waking are compiled too, so
+  a worker woken for a GEMM job never waits for the GIL (waking one through a Python queue
+  made it take the GIL first: a split after an idle gap then cost 100-250 us more than the
+  whole product on one thread).
 
 This module imports numba when it is imported; :mod:`ort_cpu._threads` imports it only once
 numba is loaded for the compiled kernels anyway (see :mod:`ort_cpu._jit`). Functions compile
@@ -37,11 +42,13 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-POSTED, KIND, PIECES, CLAIMED, DONE, SPIN = 0, 8, 16, 24, 32, 40
+POSTED, KIND, PIECES, CLAIMED, DONE, SPIN, SLEEPERS = 0, 8, 16, 24, 32, 40, 48
 #: low bits of ``CLAIMED`` holding the next piece's index (the job's number is above them)
 INDEX_BITS = 20
 #: int64 slots in ``ctrl`` (each slot above on its own 64-byte line)
-CTRL_SIZE = 48
+CTRL_SIZE = 56
+#: Linux x86-64's futex system call and its private wait and wake operations
+SYS_FUTEX, FUTEX_WAIT, FUTEX_WAKE = 202, 128, 129
 GEMM, PYTHON = 1, 2
 #: columns of the ``ints`` table: variant, routine address, transposes (a * 256 + b), m, n, k,
 #: address of a, lda, of b, ldb, of c, ldc; ``floats`` holds alpha and beta
@@ -73,6 +80,34 @@ def _fetch_add(typingctx, arr, idx, value):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
         ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
         return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _store(typingctx, arr, idx, value):
+    """``arr[idx] = value`` as a sequentially consistent atomic store (a full fence on x86)."""
+    sig = types.void(arr, idx, value)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        builder.store_atomic(args[2], ptr, "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _syscall(typingctx, fn, number, a, b, c, d):
+    """libc's ``syscall(number, a, b, c, d)`` called through its address ``fn``."""
+    i64 = types.int64
+    sig = i64(i64, i64, i64, i64, i64, i64)
+
+    def codegen(context, builder, sig, args):
+        word = ir.IntType(64)
+        fnty = ir.FunctionType(word, [word], var_arg=True)
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), list(args[1:]))
 
     return sig, codegen
 
@@ -189,11 +224,12 @@ def _gemm_pieces(ctrl, ints, floats, job):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def serve(ctrl, ints, floats, seen, limit):  # pragma: no cover - compiled
-    """A worker's poll: run every GEMM job posted after job ``seen``, polling for the next while
-    ``SPIN`` is set, for at most ``limit`` polls after the last job. Returns the number of a
-    posted Python job (the worker runs its pieces), or ``-1 - seen`` when it stops polling,
-    ``seen`` the number of the last job it has seen (the worker then sleeps until woken)."""
+def serve(ctrl, ints, floats, seen, limit, syscall, timespec):  # pragma: no cover - compiled
+    """A worker's loop: run every GEMM job posted after job ``seen``; between jobs poll for
+    the next while ``SPIN`` is set, for at most ``limit`` polls, then sleep on the futex (for
+    at most ``timespec``, then look again). Returns the number of a posted Python job (the
+    worker runs its pieces and comes back). With ``syscall`` 0 it does not sleep but returns
+    ``-1 - seen``, ``seen`` the last job it has seen (the tests' way in)."""
     polls = 0
     while True:
         posted = _load(ctrl, POSTED)
@@ -203,10 +239,35 @@ def serve(ctrl, ints, floats, seen, limit):  # pragma: no cover - compiled
             _gemm_pieces(ctrl, ints, floats, posted)
             seen, polls = posted, 0
             continue
-        if _load(ctrl, SPIN) == 0 or polls >= limit:
+        if polls < limit and _load(ctrl, SPIN) != 0:
+            _pause()
+            polls += 1
+            continue
+        if syscall == 0:
             return -1 - seen
-        _pause()
-        polls += 1
+        _fetch_add(ctrl, SLEEPERS, 1)  # a full fence: then POSTED is read anew
+        if _load(ctrl, POSTED) == seen:
+            address = ctrl.ctypes.data + POSTED * 8  # the low half (little-endian)
+            _syscall(syscall, SYS_FUTEX, address, FUTEX_WAIT, seen & 0xFFFFFFFF, timespec)
+        _fetch_add(ctrl, SLEEPERS, -1)
+        polls = 0
+
+
+@njit(cache=True, nogil=True)
+def post(ctrl, kind, pieces, syscall):  # pragma: no cover - compiled
+    """Publish the next job (its pieces already in the tables, or with the pool): its fields,
+    then its number (a sequentially consistent store), then wake the sleeping workers. Returns
+    the job's number."""
+    posted = ctrl[POSTED] + 1
+    ctrl[KIND] = kind
+    ctrl[PIECES] = pieces
+    ctrl[DONE] = 0
+    ctrl[CLAIMED] = posted << INDEX_BITS
+    _store(ctrl, POSTED, posted)
+    if _load(ctrl, SLEEPERS) > 0 and syscall != 0:
+        address = ctrl.ctypes.data + POSTED * 8
+        _syscall(syscall, SYS_FUTEX, address, FUTEX_WAKE, 0x7FFFFFFF, 0)
+    return posted
 
 
 @njit(cache=True, nogil=True)
@@ -244,8 +305,24 @@ def tables(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def warm() -> None:
     """Compile (or load from the disk cache) every function above now."""
     ctrl, ints, floats = tables(1)
-    serve(ctrl, ints, floats, 0, 0)
+    serve(ctrl, ints, floats, 0, 0, 0, 0)
+    post(ctrl, PYTHON, 0, 0)
     run_gemm(ctrl, ints, floats)
     wait_done(ctrl, 0)
     finish(ctrl)
-    ctrl[DONE] = 0
+
+
+def syscall_address() -> int:
+    """The address of libc's ``syscall`` (Linux), or 0 where it cannot be found."""
+    import ctypes
+
+    try:
+        return ctypes.cast(ctypes.CDLL(None).syscall, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError):
+        return 0
+
+
+def timespec(seconds: float) -> np.ndarray:
+    """A ``struct timespec`` of ``seconds`` for the futex wait (kept alive by its owner)."""
+    whole = int(seconds)
+    return np.array([whole, int((seconds - whole) * 1e9)], np.int64)

@@ -17,15 +17,19 @@ run and splits the large products itself:
   through ctypes or numpy, compiled kernels with ``nogil``), so pieces run at the same time.
 - Two hand-offs. Until numba is loaded, workers wait on a queue and the caller on an event:
   15-30 us to wake each on the 2-core virtual machines measured, about 55 us per split. Once a
-  kernel has loaded numba, the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`):
-  during a run, idle workers poll for work in compiled code without the GIL, for at most
-  :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the BLAS routine's
-  address, while the caller polls for the last piece (about 2 us per split, so GEMMs from
-  :data:`MIN_SPIN_WORK` multiply-adds are split instead of :data:`MIN_PARALLEL_WORK`; at 2
-  threads against the queue: MobileNetV2 0.86x, ShuffleNetV2 0.89x, SqueezeNet 0.81x,
-  Inception-v2 0.92x, ResNet-50 1.0x). Pieces of Python work still take the GIL (about 30 us
-  to hand over). Between runs, and in sessions that set onnxruntime's
-  ``session.intra_op.allow_spinning`` to "0", workers sleep.
+  kernel has loaded numba, the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`;
+  Linux on x86-64): during a run, idle workers poll for work in compiled code without the
+  GIL, for at most :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the
+  BLAS routine's address, while the caller polls for the last piece (about 2 us per split, so
+  GEMMs from :data:`MIN_SPIN_WORK` multiply-adds are split instead of
+  :data:`MIN_PARALLEL_WORK`; at 2 threads against the queue: MobileNetV2 0.79-0.86x,
+  ShuffleNetV2 0.82-0.89x, SqueezeNet 0.81-0.88x, Inception-v2 0.92x, ResNet-50 1.0x).
+  Between runs, and in sessions that set onnxruntime's ``session.intra_op.allow_spinning`` to
+  "0", idle workers sleep on a futex, also in compiled code, so a worker woken for a GEMM
+  piece never waits for the GIL. Pieces of Python work do take it (about 30 us to hand
+  over). After an idle gap between runs the first split still pays the worker's wake-up: a
+  model of one large GEMM then runs 1.2-1.3x its one-thread time at 2 threads (MobileNetV2,
+  of many, 0.78x).
 - :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the
   session's pool the calling thread's for the run and set numpy's OpenBLAS to one thread while
   any run is in progress (a count shared by concurrent runs), then give it back its thread
@@ -54,6 +58,7 @@ import ctypes
 import itertools
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 
@@ -122,6 +127,10 @@ SPIN_POLLS = 40_000
 #: GEMM pieces a spinning pool's tables hold (a larger job runs through Python pieces)
 SPIN_PIECES = 256
 
+#: longest sleep of an idle worker of a spinning pool before it looks at the pool again (a job
+#: posted wakes it at once)
+SLEEP_SECONDS = 0.05
+
 
 class Pool:
     """``size - 1`` worker threads plus the caller.
@@ -136,7 +145,6 @@ class Pool:
     def __init__(self, size: int) -> None:
         self.size = size
         self._inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(1, size)]
-        self._asleep = [False] * (size - 1)
         self._spin = None  # the _spin_jit module once spinning
         self._posting = threading.Lock()  # one job at a time on the spinning path
         self._spinning_runs = 0
@@ -160,10 +168,16 @@ class Pool:
             return False
         from . import _spin_jit
 
+        syscall = _spin_jit.syscall_address()
+        if not syscall:
+            return False
         _spin_jit.warm()
         with self._posting:
             if self._spin is None:
                 self._ctrl, self._ints, self._floats = _spin_jit.tables(SPIN_PIECES)
+                self._syscall = syscall
+                self._timespec = _spin_jit.timespec(SLEEP_SECONDS)  # kept alive here
+                self._timespec_at = self._timespec.ctypes.data
                 self._spin = _spin_jit
                 for inbox in self._inboxes:  # move blocked workers onto the new loop
                     inbox.put(None)
@@ -176,17 +190,7 @@ class Pool:
     def _post(self, kind: int, pieces: int) -> None:
         """Publish a job (the tables or ``self._job`` already hold it) and wake sleeping
         workers. Under ``_posting``."""
-        spin, ctrl = self._spin, self._ctrl
-        posted = int(ctrl[spin.POSTED]) + 1
-        ctrl[spin.KIND], ctrl[spin.PIECES], ctrl[spin.DONE] = kind, pieces, 0
-        ctrl[spin.CLAIMED] = posted << spin.INDEX_BITS
-        ctrl[spin.POSTED] = posted  # last: a worker that sees it sees the job
-        # a worker marks itself asleep before it re-reads POSTED and sleeps (both under the
-        # GIL), so either it sees this job or it is marked here and woken
-        for i, asleep in enumerate(self._asleep):
-            if asleep:
-                self._asleep[i] = False
-                self._inboxes[i].put(None)
+        self._spin.post(self._ctrl, kind, pieces, self._syscall)
 
     def run_gemm(self, ints: list, floats: list) -> bool:
         """Run GEMM pieces (rows of :mod:`._spin_jit`'s tables) on the workers and the calling
@@ -220,19 +224,17 @@ class Pool:
         while True:
             spin = self._spin
             if spin is not None:
-                posted = spin.serve(self._ctrl, self._ints, self._floats, seen, SPIN_POLLS)
-                if posted >= 0:  # a job of Python pieces
-                    seen = posted
-                    job = self._job
-                    if job is not None:
-                        job.work()
-                    continue
-                seen = -posted - 1  # the last GEMM job it ran
-                self._asleep[i] = True
-                if self._ctrl[spin.POSTED] != seen:  # posted meanwhile
-                    self._asleep[i] = False
-                    continue
-            item = inbox.get()  # a job (queue hand-off) or a wake-up (None)
+                # polls, runs GEMM pieces and sleeps in compiled code; back here only for a
+                # job of Python pieces
+                seen = spin.serve(
+                    self._ctrl, self._ints, self._floats, seen, SPIN_POLLS, self._syscall,
+                    self._timespec_at,
+                )  # fmt: skip
+                job = self._job
+                if job is not None:
+                    job.work()
+                continue
+            item = inbox.get()  # a job (queue hand-off), or None: the pool started spinning
             if item is not None:
                 item.work()
 
@@ -276,13 +278,18 @@ class Pool:
 
 
 def spin_supported() -> bool:
-    """Whether pools can spin here: numba loads (:mod:`ort_cpu._jit`) and the CPU is x86-64
-    (the polling loop uses its ``pause`` instruction)."""
+    """Whether pools can spin here: numba loads (:mod:`ort_cpu._jit`), the CPU is x86-64 (the
+    polling loop uses its ``pause`` instruction) and the system Linux (idle workers sleep on a
+    futex)."""
     import platform
 
     from . import _jit
 
-    return platform.machine().lower() in ("x86_64", "amd64") and _jit.available()
+    return (
+        sys.platform.startswith("linux")
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and _jit.available()
+    )
 
 
 _pools: dict[int, Pool] = {}
