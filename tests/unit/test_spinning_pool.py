@@ -349,3 +349,26 @@ def test_a_spinning_pool_splits_products_of_transposed_views(spinning, which):
     got = _blas.matmul(av, bv)
     assert jobs == [2]
     np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_many_small_python_jobs_in_a_row_all_complete():
+    """Thousands of two-piece Python jobs back to back, as a tree ensemble's run makes them: a
+    worker late from one job must not run pieces of the next before it is posted (posting
+    resets the count of finished pieces: the caller then waited forever)."""
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    done = threading.Event()
+    pieces = []
+
+    def hammer():
+        _threads.enter(pool, pin_blas=False)
+        try:
+            for _ in range(20000):
+                _threads.split(2, lambda lo, hi: pieces.append(hi - lo), 1e12)
+        finally:
+            _threads.leave()
+        done.set()
+
+    threading.Thread(target=hammer, daemon=True).start()
+    assert done.wait(60), "a job never completed"
+    assert len(pieces) == 40000 and sum(pieces) == 40000

@@ -87,7 +87,7 @@ class _Job:
     so a worker that wakes late (its core busy elsewhere) finds the work done instead of holding
     the caller up: with no worker free the caller runs every piece itself."""
 
-    __slots__ = ("fn", "bounds", "claims", "left", "lock", "done", "error", "spin", "ctrl")
+    __slots__ = ("fn", "bounds", "claims", "left", "lock", "done", "error", "spin", "ctrl", "seq")
 
     def __init__(
         self, fn: Callable[[int, int], object], bounds: list[tuple[int, int]], spin=None, ctrl=None
@@ -99,8 +99,8 @@ class _Job:
         self.done = threading.Event()
         self.error: BaseException | None = None
         # on a spinning pool, finished pieces are counted in its ctrl array instead (the
-        # caller polls it without the GIL)
-        self.spin, self.ctrl = spin, ctrl
+        # caller polls it without the GIL), and seq is the job's number there
+        self.spin, self.ctrl, self.seq = spin, ctrl, -1
 
     def work(self) -> None:
         n = len(self.bounds)
@@ -231,7 +231,9 @@ class Pool:
                     self._timespec_at,
                 )  # fmt: skip
                 job = self._job
-                if job is not None:
+                # only the job serve() saw posted: one set up but not yet posted would have
+                # its count of finished pieces reset by its posting (and its caller wait on)
+                if job is not None and job.seq == seen:
                     job.work()
                 continue
             item = inbox.get()  # a job (queue hand-off), or None: the pool started spinning
@@ -264,7 +266,9 @@ class Pool:
                     fn(lo, hi)
                 return
             try:
-                job = self._job = _Job(fn, bounds, self._spin, self._ctrl)
+                job = _Job(fn, bounds, self._spin, self._ctrl)
+                job.seq = int(self._ctrl[self._spin.POSTED]) + 1  # the number posting gives it
+                self._job = job
                 self._post(self._spin.PYTHON, len(bounds))
                 job.work()
                 self._spin.wait_done(self._ctrl, len(bounds))  # without the GIL
