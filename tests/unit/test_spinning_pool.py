@@ -372,3 +372,28 @@ def test_many_small_python_jobs_in_a_row_all_complete():
     threading.Thread(target=hammer, daemon=True).start()
     assert done.wait(60), "a job never completed"
     assert len(pieces) == 40000 and sum(pieces) == 40000
+
+
+@needs_gemm
+@pytest.mark.parametrize("layout", ["plain", "b transposed", "a transposed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_products_split_as_gemv_pieces(spinning, layout, dtype):
+    """A product of one row (a decoder step's, a classifier's) goes to the workers as GEMV
+    pieces: a one-row GEMM packs all of the matrix first."""
+    gemm = _blas.find_gemm(dtype)
+    if not gemm.gemv or _blas.find_gemm_batch(dtype) is None:  # resolved (and checked) now
+        pytest.skip("the BLAS library's GEMV was not found or failed its check")
+    rng = np.random.default_rng(9)
+    k, n = 700, 1500
+    a = rng.standard_normal((1, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    av = np.ascontiguousarray(a.T).T if layout == "a transposed" else a
+    bv = np.ascontiguousarray(b.T).T if layout == "b transposed" else b
+    jobs = []
+    run_gemm = spinning.run_gemm
+    spinning.run_gemm = lambda ints, floats: (
+        jobs.append([r[0] for r in ints]) or run_gemm(ints, floats)
+    )
+    got = _blas.matmul(av, bv)
+    assert len(jobs) == 1 and len(jobs[0]) == 2 and min(jobs[0]) >= 4  # two GEMV rows
+    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)

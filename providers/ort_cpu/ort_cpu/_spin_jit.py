@@ -51,7 +51,8 @@ CTRL_SIZE = 56
 SYS_FUTEX, FUTEX_WAIT, FUTEX_WAKE = 202, 128, 129
 GEMM, PYTHON = 1, 2
 #: columns of the ``ints`` table: variant, routine address, transposes (a * 256 + b), m, n, k,
-#: address of a, lda, of b, ldb, of c, ldc; ``floats`` holds alpha and beta
+#: address of a, lda, of b, ldb, of c, ldc; ``floats`` holds alpha and beta (GEMV rows: see
+#: :func:`_gemm_piece`)
 INT_COLUMNS, FLOAT_COLUMNS = 12, 2
 #: CBLAS row-major
 _ROW_MAJOR = 101
@@ -189,6 +190,54 @@ _sgemm32, _sgemm64 = _gemm_caller(32, 32), _gemm_caller(64, 32)
 _dgemm32, _dgemm64 = _gemm_caller(32, 64), _gemm_caller(64, 64)
 
 
+def _gemv_caller(int_bits: int, float_bits: int):
+    """An intrinsic calling a ``cblas_?gemv`` routine by its address (see :func:`_gemm_caller`):
+    ``y = op(A) @ x`` with ``A`` (m, n) row-major, ``trans`` its CBLAS transpose code."""
+
+    @intrinsic
+    def call(typingctx, fn, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
+        i64, f64 = types.int64, types.float64
+        sig = types.void(i64, i64, i64, i64, f64, i64, i64, i64, i64, f64, i64, i64)
+
+        def codegen(context, builder, sig, args):
+            fn, trans, m, n, alpha, a, lda, x, incx, beta, y, incy = args
+            blas_int = ir.IntType(int_bits)
+            real = ir.FloatType() if float_bits == 32 else ir.DoubleType()
+            ptr, enum = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(
+                ir.VoidType(), [enum, enum, blas_int, blas_int, real, ptr, blas_int, ptr]
+                + [blas_int, real, ptr, blas_int]
+            )  # fmt: skip
+
+            def integer(v):
+                return builder.trunc(v, blas_int) if int_bits == 32 else v
+
+            def number(v):
+                return builder.fptrunc(v, real) if float_bits == 32 else v
+
+            builder.call(
+                builder.inttoptr(fn, fnty.as_pointer()),
+                [
+                    ir.Constant(enum, _ROW_MAJOR), builder.trunc(trans, enum),
+                    integer(m), integer(n), number(alpha), builder.inttoptr(a, ptr),
+                    integer(lda), builder.inttoptr(x, ptr), integer(incx), number(beta),
+                    builder.inttoptr(y, ptr), integer(incy),
+                ],
+            )  # fmt: skip
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return call
+
+
+_sgemv32, _sgemv64 = _gemv_caller(32, 32), _gemv_caller(64, 32)
+_dgemv32, _dgemv64 = _gemv_caller(32, 64), _gemv_caller(64, 64)
+
+#: added to a variant code for a GEMV row (see :func:`_gemm_piece`)
+GEMV = 4
+
+
 def variant(int_bits: int, float_bits: int) -> int:
     """The ``ints`` table's variant code of a routine with these integer and element widths."""
     return (int_bits == 64) + 2 * (float_bits == 64)
@@ -196,10 +245,20 @@ def variant(int_bits: int, float_bits: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _gemm_piece(ints, floats, i):  # pragma: no cover - compiled
-    """Run row ``i`` of the piece tables: one GEMM call."""
+    """Run row ``i`` of the piece tables: one GEMM call, or for variants from :data:`GEMV` one
+    GEMV call, its row (variant, address, transpose, m, n, unused, A, lda, x, incx, y, incy)."""
     r = ints[i]
     v, alpha, beta = r[0], floats[i, 0], floats[i, 1]
-    if v == 0:
+    if v >= GEMV:
+        if v == GEMV:
+            _sgemv32(r[1], r[2], r[3], r[4], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+        elif v == GEMV + 1:
+            _sgemv64(r[1], r[2], r[3], r[4], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+        elif v == GEMV + 2:
+            _dgemv32(r[1], r[2], r[3], r[4], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+        else:
+            _dgemv64(r[1], r[2], r[3], r[4], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
+    elif v == 0:
         _sgemm32(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
     elif v == 1:
         _sgemm64(r[1], r[2], r[3], r[4], r[5], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])

@@ -160,8 +160,9 @@ class Pool:
 
     # -- the spinning hand-off -------------------------------------------------------------------
     def start_spinning(self) -> bool:
-        """Switch to the compiled hand-off (idempotent); False where it cannot be used (no
-        numba, not x86-64). Called once numba is loaded anyway, at session creation."""
+        """Switch to the compiled hand-off (idempotent); False where it cannot be used (see
+        :func:`spin_supported`, or no libc ``syscall``). Called once numba is loaded anyway, at
+        session creation."""
         if self._spin is not None:
             return True
         if not spin_supported():

@@ -36,6 +36,7 @@ from .._threads import blas_libraries as _blas_libraries
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _NN = _NO_TRANS * 256 + _NO_TRANS  # a spinning pool's code for two untransposed operands
+_GEMV = 4  # added to a variant code for a GEMV row (ort_cpu._spin_jit.GEMV)
 # scipy-openblas (numpy >= 2 wheels) prefixes and, for its ILP64 build, suffixes its symbols
 _SYMBOLS = ("scipy_cblas_{}gemm64_", "cblas_{}gemm64_", "scipy_cblas_{}gemm", "cblas_{}gemm")
 _CONFIGS = ("scipy_openblas_get_config64_", "openblas_get_config64_", "scipy_openblas_get_config",
@@ -144,9 +145,22 @@ def _bind(fn, ctype, itype) -> Gemm:
         a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
         sa = a.strides[0] if a.shape[0] > 1 else 0
         sb = b.strides[0] if b.shape[0] > 1 else 0
-        flags = (_TRANS if ta else _NO_TRANS) * 256 + (_TRANS if tb else _NO_TRANS)
         step = n if count >= parts else _step(n, parts, 16)
         col = (ldb if tb else 1) * size  # bytes from one column of op(b) to the next
+        gemv_at = gemm.gemv
+        if m == 1 and gemv_at:
+            # one row: GEMV pieces, y = op(b)^T x (a GEMM of one row packs all of b first,
+            # 2-3x the GEMV's time when b comes from memory: a decoder step's products)
+            incx = lda if ta else 1
+            return [
+                (variant + _GEMV, gemv_at, _NO_TRANS if tb else _TRANS,
+                 min(step, n - lo) if tb else k, k if tb else min(step, n - lo), 0,
+                 b0 + i * sb + lo * col, ldb, a0 + i * sa, incx,
+                 c0 + i * c.strides[0] + lo * size, 1)
+                for i in range(count)
+                for lo in range(0, n, step)
+            ]  # fmt: skip
+        flags = (_TRANS if ta else _NO_TRANS) * 256 + (_TRANS if tb else _NO_TRANS)
         return [
             (variant, address, flags, m, min(step, n - lo), k, a0 + i * sa, lda,
              b0 + i * sb + lo * col, ldb, c0 + i * c.strides[0] + lo * size, ldc)
@@ -154,6 +168,7 @@ def _bind(fn, ctype, itype) -> Gemm:
             for lo in range(0, n, step)
         ]  # fmt: skip
 
+    gemm.gemv = 0  # the matching GEMV routine's address, once checked (_resolve)
     gemm.direct = one  # the bare call, for the check against numpy (_works) and row blocks
     gemm.trans = trans
     gemm.pieces = pieces if address is not None else None
@@ -339,8 +354,30 @@ def _resolve(kind: str, prefix: str, dtype: np.dtype) -> Gemm | None:
                 continue
             gemm = _bind(fn, ctype, itype)
             if _works(kind, gemm, dtype):
+                gemm.gemv = _gemv_address(lib, symbol.replace("gemm", "gemv"), ctype, itype)
                 return gemm
     return None
+
+
+def _gemv_address(lib, symbol: str, ctype, itype) -> int:
+    """The address of the library's ``cblas_?gemv`` (for a spinning pool's one-row products),
+    after a check against numpy on a small product; 0 where it is missing or fails."""
+    fn = getattr(lib, symbol, None)
+    if fn is None:
+        return 0
+    ptr = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_int] * 2 + [itype] * 2 + [ctype, ptr, itype, ptr, itype, ctype, ptr]
+    fn.argtypes += [itype]
+    fn.restype = None
+    dtype = np.float32 if ctype is ctypes.c_float else np.float64
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 7)).astype(dtype)  # row-major (5, 7), used transposed
+    x = rng.standard_normal(5).astype(dtype)
+    y = np.zeros(7, dtype)
+    fn(_ROW_MAJOR, _TRANS, 5, 7, 1.0, a.ctypes.data, 7, x.ctypes.data, 1, 0.0, y.ctypes.data, 1)
+    if not np.allclose(y, x @ a, rtol=1e-4, atol=1e-4):
+        return 0
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
