@@ -470,9 +470,12 @@ def test_compiled_walk_shares_rows_among_the_runs_threads(compiled, monkeypatch)
     so.intra_op_num_threads = 1
     expected = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
     name = expected.get_inputs()[0].name
-    rows = x[:300]
+    rows = np.tile(x, (8, 1))  # 3,200 rows x 40 trees: past the split's threshold
     want = expected.run(None, {name: rows})
-    for threads, batch, split_expected in ((2, 300, True), (1, 300, False), (2, 20, False)):
+    from ort_cpu import _trees
+
+    assert len(rows) * 40 >= 2 * _trees._ROW_TREE_PAIRS_PER_THREAD
+    for threads, batch, split_expected in ((2, 3200, True), (1, 3200, False), (2, 300, False)):
         pieces.clear()
         opts = ort_core.SessionOptions()
         opts.intra_op_num_threads = threads
