@@ -302,55 +302,6 @@ def test_depthwise_groups_split_on_a_spinning_pool_equal_one_thread(monkeypatch)
     np.testing.assert_array_equal(outs[1], outs[0])
 
 
-def test_a_job_in_flight_holds_no_other_caller_up():
-    """While one caller's job runs (its pieces blocked), another thread starts a run and splits:
-    it neither waits for the job (its run's start included) nor gets help from the busy
-    worker: it runs its pieces itself, at once."""
-    pool = _threads.Pool(2)
-    assert pool.start_spinning()
-    release, both = threading.Event(), threading.Barrier(3, timeout=10)
-
-    def block(lo, hi):
-        both.wait()  # the caller's piece and the worker's
-        release.wait(30)
-
-    blocker = threading.Thread(target=pool.map, args=(block, [(0, 1), (1, 2)]))
-    blocker.start()
-    try:
-        both.wait()  # both pieces of the blocker's job are running
-        start = time.monotonic()
-        _threads.enter(pool, pin_blas=False)
-        try:
-            seen = []
-            _threads.split(8, lambda lo, hi: seen.append(threading.get_ident()), cost=1e12)
-        finally:
-            _threads.leave()
-        assert time.monotonic() - start < 5
-        assert seen and set(seen) == {threading.get_ident()}
-    finally:
-        release.set()
-        blocker.join(30)
-
-
-@needs_gemm
-@pytest.mark.parametrize("which", ["a", "b", "both"])
-def test_a_spinning_pool_splits_products_of_transposed_views(spinning, which):
-    """Gemm's transB weights are a transposed view: the routine reads them transposed in place,
-    in pieces, instead of numpy's single-thread product."""
-    rng = np.random.default_rng(8)
-    m, k, n = (1, 1280, 1000) if which == "b" else (300, 200, 400)
-    a = rng.standard_normal((m, k)).astype(np.float32)
-    b = rng.standard_normal((k, n)).astype(np.float32)
-    av = np.ascontiguousarray(a.T).T if which in ("a", "both") else a
-    bv = np.ascontiguousarray(b.T).T if which in ("b", "both") else b
-    jobs = []
-    run_gemm = spinning.run_gemm
-    spinning.run_gemm = lambda ints, floats: jobs.append(len(ints)) or run_gemm(ints, floats)
-    got = _blas.matmul(av, bv)
-    assert jobs == [2]
-    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)
-
-
 def test_many_small_python_jobs_in_a_row_all_complete():
     """Thousands of two-piece Python jobs back to back, as a tree ensemble's run makes them: a
     worker late from one job must not run pieces of the next before it is posted (posting

@@ -58,6 +58,12 @@ INT_COLUMNS, FLOAT_COLUMNS = 12, 2
 _ROW_MAJOR = 101
 
 
+def _element(context, builder, sig, args):
+    """The address of ``arr[idx]`` (an intrinsic's first two arguments)."""
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+
+
 @intrinsic
 def _load(typingctx, arr, idx):
     """``arr[idx]`` as an atomic load with acquire ordering: read anew on every call (a plain
@@ -65,8 +71,7 @@ def _load(typingctx, arr, idx):
     sig = types.int64(arr, idx)
 
     def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        ptr = _element(context, builder, sig, args)
         return builder.load_atomic(ptr, "acquire", 8)
 
     return sig, codegen
@@ -78,8 +83,7 @@ def _fetch_add(typingctx, arr, idx, value):
     sig = types.int64(arr, idx, value)
 
     def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        ptr = _element(context, builder, sig, args)
         return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
 
     return sig, codegen
@@ -91,8 +95,7 @@ def _store(typingctx, arr, idx, value):
     sig = types.void(arr, idx, value)
 
     def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        ptr = _element(context, builder, sig, args)
         builder.store_atomic(args[2], ptr, "seq_cst", 8)
         return context.get_dummy_value()
 
@@ -119,8 +122,7 @@ def _swap(typingctx, arr, idx, expected, value):
     sig = types.boolean(arr, idx, expected, value)
 
     def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+        ptr = _element(context, builder, sig, args)
         pair = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
         return builder.extract_value(pair, 1)
 
