@@ -77,29 +77,33 @@ def _load(typingctx, arr, idx):
     return sig, codegen
 
 
-@intrinsic
-def _fetch_add(typingctx, arr, idx, value):
-    """``arr[idx] += value`` as one atomic step; returns the value before."""
-    sig = types.int64(arr, idx, value)
+def _on_element(result, emit):
+    """An intrinsic ``op(arr, idx, value)`` returning ``result``, its code what
+    ``emit(builder, address of arr[idx], value)`` builds (None for no value)."""
 
-    def codegen(context, builder, sig, args):
-        ptr = _element(context, builder, sig, args)
-        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+    @intrinsic
+    def op(typingctx, arr, idx, value):
+        sig = result(arr, idx, value)
 
-    return sig, codegen
+        def codegen(context, builder, sig, args):
+            got = emit(builder, _element(context, builder, sig, args), args[2])
+            return context.get_dummy_value() if got is None else got
+
+        return sig, codegen
+
+    return op
 
 
-@intrinsic
-def _store(typingctx, arr, idx, value):
-    """``arr[idx] = value`` as a sequentially consistent atomic store (a full fence on x86)."""
-    sig = types.void(arr, idx, value)
+def _store_seq_cst(builder, ptr, value) -> None:
+    builder.store_atomic(value, ptr, "seq_cst", 8)
 
-    def codegen(context, builder, sig, args):
-        ptr = _element(context, builder, sig, args)
-        builder.store_atomic(args[2], ptr, "seq_cst", 8)
-        return context.get_dummy_value()
 
-    return sig, codegen
+#: ``arr[idx] += value`` as one atomic step; returns the value before
+_fetch_add = _on_element(
+    types.int64, lambda builder, ptr, value: builder.atomic_rmw("add", ptr, value, "seq_cst")
+)
+#: ``arr[idx] = value`` as a sequentially consistent atomic store (a full fence on x86)
+_store = _on_element(types.void, _store_seq_cst)
 
 
 @intrinsic

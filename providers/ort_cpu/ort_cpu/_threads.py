@@ -371,8 +371,7 @@ def threads() -> int:
 
 def spinning() -> bool:
     """Whether :func:`split` would hand pieces to a spinning pool now (see :class:`Pool`)."""
-    p = getattr(_local, "pool", None)
-    return p is not None and p._spin is not None and not getattr(_local, "nested", False)
+    return gemm_pool() is not None
 
 
 def gemm_pool() -> Pool | None:

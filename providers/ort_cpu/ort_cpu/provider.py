@@ -63,13 +63,8 @@ class CPUExecutionProvider(KernelProvider):
             if threads > 0:
                 set_blas_threads(threads)
         # onnxruntime's switch for its pool's spinning (on unless "0")
-        spin = "1"
-        if session_options is not None and hasattr(session_options, "get_session_config_entry"):
-            try:
-                spin = session_options.get_session_config_entry("session.intra_op.allow_spinning")
-            except RuntimeError:  # not set
-                spin = "1"
-        self._spin = str(spin).strip() != "0"
+        flag = getattr(session_options, "_flag", None)
+        self._spin = flag is None or flag("session.intra_op.allow_spinning", "1")
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
 
