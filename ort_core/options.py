@@ -487,12 +487,12 @@ ACTED_ON = {
     "session.set_denormal_as_zero": "only 0 (1 is refused: numpy cannot flush denormals)",
     "optimization.enable_gelu_approximation": "only 0 (1 is refused: ort-core keeps exact Gelu)",
     "session.intra_op.allow_spinning": "0: the CPU provider's workers sleep instead of polling",
+    "session.force_spinning_stop": "1: the CPU provider's workers stop polling when a run ends",
 }
 #: onnxruntime keys whose requested state already holds in ort-core, and why.
 HOLDS = {
     "session.use_env_allocators": "host tensors come from the process heap every session shares",
     "session.inter_op.allow_spinning": "ort-core's inter-op threads block, they never spin",
-    "session.force_spinning_stop": "the CPU provider's workers stop polling when a run ends",
     "session.allow_released_opsets_only": "ort-core accepts only opsets the installed onnx knows",
     "session.disable_aot_function_inlining": "functions are expanded only where no provider runs them",
 }

@@ -296,7 +296,7 @@ def _compute_histogram_ranges(
             total = hist.sum()
             cdf = np.cumsum(hist / total) if total else np.ones(hist.size)
 
-            def at(q: float) -> float:
+            def at(q: float, edges=edges, cdf=cdf) -> float:
                 return float(edges[min(int(np.searchsorted(cdf, q)), edges.size - 1)])
 
             if col.absolute:  # symmetric: the percentile of absolute values

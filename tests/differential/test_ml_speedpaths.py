@@ -445,44 +445,63 @@ def test_compiled_walk_runs(compiled, monkeypatch):
     assert bool(calls) == compiled
 
 
-def test_compiled_walk_shares_rows_among_the_runs_threads(compiled, monkeypatch):
-    """A batch of enough row-tree pairs is walked by the run's intra-op threads, a block of rows
-    each (through ort_cpu._threads, the session's pool), with onnxruntime's single-thread sums
-    bit for bit; one thread, or a small batch, walks on the calling thread."""
-    from ort_cpu import _threads
+SHARED = {
+    "forest_classifier": lambda: ensemble.RandomForestClassifier(n_estimators=40, random_state=0),
+    "forest_regressor": lambda: ensemble.RandomForestRegressor(n_estimators=40, random_state=0),
+    "hist_boosting": lambda: ensemble.HistGradientBoostingClassifier(max_iter=14, random_state=0),
+}
+#: trees of each model above (HistGradientBoosting: one per class and iteration)
+SHARED_TREES = {"forest_classifier": 40, "forest_regressor": 40, "hist_boosting": 42}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_compiled_walk_shares_the_trees_among_the_runs_threads(compiled, monkeypatch, name, dtype):
+    """A batch of enough row-tree pairs is walked by the run's intra-op threads, a range of
+    trees each, then summed by them, a block of rows each (compiled pieces on the session's
+    spinning pool, ort_cpu._threads.split_compiled), with onnxruntime's single-thread sums bit
+    for bit (SUM, AVERAGE, base values; float32 and float64 inputs); one thread, or a small
+    batch, walks on the calling thread."""
+    from ort_cpu import _threads, _trees
 
     if not compiled:
         pytest.skip("the numpy walks are not split")
-    pieces = []
-    original = _threads.split
+    if not _threads.spin_supported():
+        pytest.skip("the pool spins only on Linux x86-64 with numba")
+    handed = []
+    original = _threads.split_compiled
 
-    def split(total, fn, cost, min_piece=1):
-        pieces.append((total, _threads.threads()))
-        return original(total, fn, cost, min_piece)
+    def split_compiled(total, address, argument, min_piece=1):
+        done = original(total, address, argument, min_piece)
+        handed.append((total, _threads.threads(), done))
+        return done
 
-    monkeypatch.setattr(_threads, "split", split)
-    x, y = _classification(3, seed=19, n=400)
-    model = _fit(
-        ("rows", 3), lambda: ensemble.RandomForestClassifier(n_estimators=40, random_state=0), x, y
-    )
-    blob = _convert(model, x, zipmap=False).SerializeToString()
+    monkeypatch.setattr(_threads, "split_compiled", split_compiled)
+    classifier = name != "forest_regressor"
+    x, y = _classification(3, seed=19, n=400) if classifier else _regression(seed=19, n=400)
+    onx = _convert(_fit(("trees", name), SHARED[name], x, y), x, zipmap=not classifier)
+    if dtype == np.float64:
+        onx.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    blob = onx.SerializeToString()
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     expected = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
-    name = expected.get_inputs()[0].name
-    rows = np.tile(x, (8, 1))  # 3,200 rows x 40 trees: past the split's threshold
-    want = expected.run(None, {name: rows})
-    from ort_cpu import _trees
-
-    assert len(rows) * 40 >= 2 * _trees._ROW_TREE_PAIRS_PER_THREAD
-    for threads, batch, split_expected in ((2, 3200, True), (1, 3200, False), (2, 300, False)):
-        pieces.clear()
+    input_name = expected.get_inputs()[0].name
+    rows = (x / 3).astype(dtype)
+    want = expected.run(None, {input_name: rows})
+    n_trees = SHARED_TREES[name]
+    small = _trees.TREE_SPLIT_PAIRS // n_trees - 1  # rows below the threshold
+    assert 400 * n_trees >= _trees.TREE_SPLIT_PAIRS > small * n_trees > 0
+    for threads, batch, split_expected in ((2, 400, True), (1, 400, False), (2, small, False)):
+        handed.clear()
         opts = ort_core.SessionOptions()
         opts.intra_op_num_threads = threads
         sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
-        have = sess.run(None, {name: rows[:batch]})
-        assert bool(pieces) == split_expected, (threads, batch, pieces)
-        if split_expected:
-            assert pieces[0] == (batch, 2)
-        for w, h in zip(want, have, strict=True):
-            np.testing.assert_array_equal(h, w[:batch])
+        for _ in range(3):
+            have = sess.run(None, {input_name: rows[:batch]})
+            for w, h in zip(want, have, strict=True):
+                np.testing.assert_array_equal(h, w[:batch])
+        if split_expected:  # trees, then rows, handed to the pool on every run
+            assert handed == [(n_trees, 2, True), (batch, 2, True)] * 3, handed
+        else:
+            assert handed == [], (threads, batch, handed)

@@ -170,8 +170,12 @@ def _cpu_ticks(tid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def test_workers_spin_only_during_runs_that_allow_it():
+def test_workers_spin_after_work_only_while_runs_allow_it(monkeypatch):
+    """Workers poll for a while after their last piece, across a run's end (as onnxruntime's
+    do), then sleep; a sleep's time limit does not make them poll again; a run that does not
+    allow spinning stops it."""
     spin = _spin()
+    monkeypatch.setattr(_threads, "SLEEP_SECONDS", 0.002)  # a sleeping worker wakes often
     pool = _threads.Pool(2)
     assert pool.start_spinning()
     assert pool._ctrl[spin.SPIN] == 0
@@ -185,10 +189,10 @@ def test_workers_spin_only_during_runs_that_allow_it():
         gemm(a, a.T.copy(), np.empty((64, 64), np.float32), 0.0)
         gemm(a.T.copy(), a, np.empty((512, 512), np.float32), 0.0)
     _threads.leave()
-    assert pool._ctrl[spin.SPIN] == 0
+    assert pool._ctrl[spin.SPIN] == 1  # still allowed after the run: workers linger
     _threads.leave()
-    # with no run in progress the worker goes to sleep in the kernel (and stops using its
-    # core), and a job posted then wakes it
+    # after its polls the worker goes to sleep in the kernel and stops using its core, though
+    # its sleep's time limit (2 ms here) wakes it 150 times in 0.3 s
     deadline = time.monotonic() + 10
     while pool._ctrl[spin.SLEEPERS] != 1 and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -197,9 +201,10 @@ def test_workers_spin_only_during_runs_that_allow_it():
     if os.path.exists(f"/proc/self/task/{worker}/stat"):
         before = _cpu_ticks(worker)
         time.sleep(0.3)
-        assert _cpu_ticks(worker) - before <= 2  # clock ticks (10 ms each)
+        assert _cpu_ticks(worker) - before <= 3  # clock ticks (10 ms each)
     ran = []
     _threads.enter(pool, pin_blas=False, spin=False)
+    assert pool._ctrl[spin.SPIN] == 0  # a run that does not allow spinning stops it
     try:
         _threads.split(2, lambda lo, hi: ran.append(threading.get_ident()), cost=1e12)
     finally:
@@ -250,6 +255,23 @@ def _matmul_model():
     return model.SerializeToString(), rng.standard_normal((64, 256)).astype(np.float32)
 
 
+@pytest.mark.parametrize("stop", [None, "0", "1"])
+def test_force_spinning_stop_is_acted_on(stop):
+    """onnxruntime's ``session.force_spinning_stop``: "1" stops the workers' polling when a run
+    ends; by default they keep polling for the next run's first piece."""
+    spin = _spin()
+    model, x = _matmul_model()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    if stop is not None:
+        so.add_session_config_entry("session.force_spinning_stop", stop)
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    (cpu,) = [ep for ep in sess._providers if ep.name == "CPUExecutionProvider"]
+    assert cpu._pool.start_spinning()
+    sess.run(None, {"x": x})
+    assert cpu._pool._ctrl[spin.SPIN] == (0 if stop == "1" else 1)
+
+
 @pytest.mark.parametrize("allow", ["0", "1"])
 def test_allow_spinning_is_acted_on(allow):
     """onnxruntime's ``session.intra_op.allow_spinning``: "0" keeps the workers asleep between
@@ -267,20 +289,42 @@ def test_allow_spinning_is_acted_on(allow):
     np.testing.assert_allclose(got, ref.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
 
 
-def test_depthwise_groups_split_on_a_spinning_pool_equal_one_thread(monkeypatch):
-    """The direct convolution's groups are shared among the run's threads on a spinning pool
-    (only there: see ort_cpu._threads); the result is the one-thread result bit for bit (each
-    group is computed whole by one thread)."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "c, hw, stride",
+    [(64, 64, 1), (48, 95, 2), (384, 14, 1)],  # planar (stride 1, 2); channels last
+)
+def test_depthwise_convolutions_split_on_a_spinning_pool_equal_one_thread(
+    monkeypatch, c, hw, stride, dtype
+):
+    """The direct convolutions' groups (planar) or channels (channels last) are shared among the
+    run's threads as compiled pieces on a spinning pool (only there: see ort_cpu._threads), with
+    the bias and a fused Clip's bounds passed on; the result is the one-thread result bit for
+    bit (each channel is computed whole by one thread), and onnxruntime's."""
+    from ort_cpu.kernels import conv
+
     rng = np.random.default_rng(6)
-    c, hw = 64, 64  # 64 x 64 x 64 outputs x 9 taps: above DIRECT_SPLIT_WORK
-    w = numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32), "w")
-    node = helper.make_node("Conv", ["x", "w"], ["y"], group=c, pads=[1, 1, 1, 1])
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    w = numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(dtype), "w")
+    b = numpy_helper.from_array(rng.standard_normal(c).astype(dtype), "b")
+    lo, hi = (
+        numpy_helper.from_array(np.array(-0.5, dtype), "lo"),
+        numpy_helper.from_array(np.array(1.5, dtype), "hi"),
+    )
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", "w", "b"], ["t"], group=c, pads=[1, 1, 1, 1], strides=[stride] * 2
+        ),
+        helper.make_node("Clip", ["t", "lo", "hi"], ["y"]),
+    ]
     graph = helper.make_graph(
-        [node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+        nodes, "dw", [helper.make_tensor_value_info("x", elem, [1, c, hw, hw])],
+        [helper.make_tensor_value_info("y", elem, None)], [w, b, lo, hi],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
+    x = rng.standard_normal((1, c, hw, hw)).astype(dtype)
+    out = ((hw - 1) // stride + 1) ** 2 * c
+    assert out * 9 >= conv.DIRECT_SPLIT_WORK  # shared at two threads
     outs = []
     for threads in (1, 2):
         so = ort.SessionOptions()
@@ -288,18 +332,29 @@ def test_depthwise_groups_split_on_a_spinning_pool_equal_one_thread(monkeypatch)
         sess = ort.InferenceSession(
             model.SerializeToString(), so, providers=["CPUExecutionProvider"]
         )
-        splits = []
-        real = _threads.split
+        handed = []
+        real = _threads.split_compiled
 
-        def counting(total, fn, cost, min_piece=1, real=real, splits=splits):
-            splits.append((total, _threads.spinning()))
-            return real(total, fn, cost, min_piece)
+        def counting(total, address, argument, min_piece=1, real=real, handed=handed):
+            done = real(total, address, argument, min_piece)
+            handed.append((total, done))
+            return done
 
-        monkeypatch.setattr(_threads, "split", counting)
+        monkeypatch.setattr(_threads, "split_compiled", counting)
         outs.append(sess.run(None, {"x": x})[0])
-        monkeypatch.setattr(_threads, "split", real)
-        assert splits == ([] if threads == 1 else [(c, True)])
+        monkeypatch.setattr(_threads, "split_compiled", real)
+        assert handed == ([] if threads == 1 else [(c, True)])
     np.testing.assert_array_equal(outs[1], outs[0])
+    # the layer in float64 numpy: nine shifted products per channel
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    size = (hw - 1) // stride + 1
+    wf = numpy_helper.to_array(w).astype(np.float64)
+    want = np.broadcast_to(numpy_helper.to_array(b).reshape(1, c, 1, 1), (1, c, size, size))
+    for i in range(3):
+        for j in range(3):
+            cells = xp[:, :, i : i + stride * size : stride, j : j + stride * size : stride]
+            want = want + wf[:, 0, i, j].reshape(1, c, 1, 1) * cells
+    np.testing.assert_allclose(outs[1], np.clip(want, -0.5, 1.5), rtol=1e-5, atol=1e-5)
 
 
 def test_many_small_python_jobs_in_a_row_all_complete():

@@ -6,9 +6,10 @@ again waiting for the piece to come back: about 55 us per split, more than half 
 onnxruntime's pool avoids it by spinning: during a run its workers poll for work instead of
 sleeping. A Python thread cannot poll without holding the GIL, so the polling is compiled here
 (numba, ``nogil``), and so is the work the pool hands off most, a BLAS GEMM: a worker that finds a
-GEMM piece calls the BLAS routine itself through its address, and never takes the GIL. Pieces of
-Python work (row blocks of a convolution, tree walks) make the poll return to the worker's Python
-loop, which runs them under the GIL.
+GEMM piece calls the BLAS routine itself through its address, and never takes the GIL; so does
+a worker that finds a compiled piece (a numba ``cfunc``, :data:`NATIVE`: the tree walks, the
+direct convolutions). Pieces of Python work (row blocks of a convolution) make the poll return
+to the worker's Python loop, which runs them under the GIL.
 
 Everything the two sides share is one int64 array, ``ctrl``, read and written with atomic loads,
 stores and adds, and the piece tables ``ints`` / ``floats`` (one row per GEMM piece, see
@@ -21,8 +22,10 @@ stores and adds, and the piece tables ``ints`` / ``floats`` (one row per GEMM pi
   bits, and a piece is claimed by a compare-and-swap that checks the number: a worker still in
   the loop of a finished job cannot claim a piece of the next one (whose tables it has not
   read).
-- ``SPIN``: non-zero while a run that lets workers spin is in progress; at zero (between runs)
-  a polling worker stops at once and goes to sleep.
+- ``SPIN``: non-zero while workers may poll: from the start of a run that lets them spin until
+  a run that does not starts. A worker polls for at most ``limit`` polls after its last piece
+  (across a run's end, as onnxruntime's do), then sleeps; a sleep that times out does not
+  make it poll again.
 - ``SLEEPERS``: how many workers sleep in the kernel, on a futex on the low half of
   ``POSTED`` (:func:`serve`): :func:`post` wakes them. Sleeping and waking are compiled too, so
   a worker woken for a GEMM job never waits for the GIL (waking one through a Python queue
@@ -242,6 +245,36 @@ _dgemv32, _dgemv64 = _gemv_caller(32, 64), _gemv_caller(64, 64)
 
 #: added to a variant code for a GEMV row (see :func:`_gemm_piece`)
 GEMV = 4
+#: the variant code of a compiled piece: a row (NATIVE, address of a ``void(int64, int64,
+#: int64)`` function, its first argument, lo, hi), called ``fn(argument, lo, hi)``
+NATIVE = 8
+
+
+@intrinsic
+def _call_piece(typingctx, fn, argument, lo, hi):
+    """``fn(argument, lo, hi)``, ``fn`` the address of a compiled ``void(int64, int64, int64)``
+    function (a numba ``cfunc``)."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64)
+
+    def codegen(context, builder, sig, args):
+        word = ir.IntType(64)
+        fnty = ir.FunctionType(ir.VoidType(), [word] * 3)
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), list(args[1:]))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def pointer(typingctx, address):
+    """The int64 ``address`` as a ``voidptr`` (for ``numba.carray`` in a compiled piece)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return sig, codegen
 
 
 def variant(int_bits: int, float_bits: int) -> int:
@@ -251,11 +284,14 @@ def variant(int_bits: int, float_bits: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _gemm_piece(ints, floats, i):  # pragma: no cover - compiled
-    """Run row ``i`` of the piece tables: one GEMM call, or for variants from :data:`GEMV` one
-    GEMV call, its row (variant, address, transpose, m, n, unused, A, lda, x, incx, y, incy)."""
+    """Run row ``i`` of the piece tables: one GEMM call, for variants from :data:`GEMV` one
+    GEMV call, its row (variant, address, transpose, m, n, unused, A, lda, x, incx, y, incy),
+    or for :data:`NATIVE` one compiled piece."""
     r = ints[i]
     v, alpha, beta = r[0], floats[i, 0], floats[i, 1]
-    if v >= GEMV:
+    if v == NATIVE:
+        _call_piece(r[1], r[2], r[3], r[4])
+    elif v >= GEMV:
         if v == GEMV:
             _sgemv32(r[1], r[2], r[3], r[4], alpha, r[6], r[7], r[8], r[9], beta, r[10], r[11])
         elif v == GEMV + 1:
@@ -315,7 +351,7 @@ def serve(ctrl, ints, floats, seen, limit, syscall, timespec):  # pragma: no cov
             address = ctrl.ctypes.data + POSTED * 8  # the low half (little-endian)
             _syscall(syscall, SYS_FUTEX, address, FUTEX_WAIT, seen & 0xFFFFFFFF, timespec)
         _fetch_add(ctrl, SLEEPERS, -1)
-        polls = 0
+        polls = limit  # woken without a job (the sleep's time limit): back to sleep
 
 
 @njit(cache=True, nogil=True)

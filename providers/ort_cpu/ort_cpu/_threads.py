@@ -24,12 +24,16 @@ run and splits the large products itself:
   GEMMs from :data:`MIN_SPIN_WORK` multiply-adds are split instead of
   :data:`MIN_PARALLEL_WORK`; at 2 threads against the queue: MobileNetV2 0.79-0.86x,
   ShuffleNetV2 0.82-0.89x, SqueezeNet 0.81-0.88x, Inception-v2 0.92x, ResNet-50 1.0x).
-  Between runs, and in sessions that set onnxruntime's ``session.intra_op.allow_spinning`` to
-  "0", idle workers sleep on a futex, also in compiled code, so a worker woken for a GEMM
-  piece never waits for the GIL. Pieces of Python work do take it (about 30 us to hand
-  over). After an idle gap between runs the first split still pays the worker's wake-up: a
-  model of one large GEMM then runs 1.2-1.3x its one-thread time at 2 threads (MobileNetV2,
-  of many, 0.78x).
+  Compiled kernels hand their pieces over the same way (:func:`split_compiled`: numba
+  ``cfunc`` pieces the workers call by address), as the tree walks and the direct
+  convolutions do. Pieces of Python work take the GIL (30-60 us to hand over). As
+  onnxruntime's, workers keep polling after a run ends, up to :data:`SPIN_POLLS` polls after
+  their last piece, so the next run's first split finds them awake; then, and in sessions
+  that set onnxruntime's ``session.intra_op.allow_spinning`` to "0", idle workers sleep on a
+  futex, also in compiled code, so a worker woken for a compiled piece never waits for the
+  GIL. After an idle gap longer than the polls the first split still pays the worker's
+  wake-up: a model of one large GEMM then runs 1.2-1.3x its one-thread time at 2 threads
+  (MobileNetV2, of many, 0.78x).
 - :func:`enter` and :func:`leave` (the provider's ``on_run_start``/``on_run_end``) make the
   session's pool the calling thread's for the run and set numpy's OpenBLAS to one thread while
   any run is in progress (a count shared by concurrent runs), then give it back its thread
@@ -45,7 +49,8 @@ blocks of the per-tap and im2col convolutions, the compiled tree-ensemble walks,
 elementwise blocks). Memory-bound kernels stay on the calling thread there: the compiled
 depthwise convolutions and FusedConv's epilogue; split with the queue's hand-off they made
 MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1. On a spinning pool the
-direct convolution's groups are split too (MobileNetV2 at 2 threads: 0.95x).
+direct convolutions' groups and channels are split too, as compiled pieces
+(:mod:`.kernels._conv_pieces`).
 
 Where numpy's BLAS is not an OpenBLAS whose thread count this module can set directly, nothing
 is split and the provider limits the BLAS library's own threads through threadpoolctl instead,
@@ -64,7 +69,7 @@ from collections.abc import Callable
 
 __all__ = [
     "Pool", "default_threads", "enter", "gemm_pool", "leave", "pool", "spin_supported",
-    "spinning", "split", "threads",
+    "spinning", "split", "split_compiled", "threads",
 ]  # fmt: skip
 
 #: multiply-adds below which a product runs on one thread. The hand-off to a waiting worker
@@ -209,12 +214,31 @@ class Pool:
             self._posting.release()
         return True
 
-    def spin_runs(self, delta: int) -> None:
-        """A run that lets workers spin starts (+1) or ends (-1): workers poll while any is in
-        progress."""
+    def run_compiled(self, address: int, argument: int, bounds: list[tuple[int, int]]) -> bool:
+        """Run the compiled piece at ``address`` over ``bounds`` on the workers and the calling
+        thread (see :func:`split_compiled`); False as :meth:`run_gemm`."""
+        n = len(bounds)
+        if self._spin is None or n > SPIN_PIECES or not self._posting.acquire(blocking=False):
+            return False
+        try:
+            native, ints = self._spin.NATIVE, self._ints
+            for i, (lo, hi) in enumerate(bounds):  # scalar stores: cheaper than an array's
+                row = ints[i]
+                row[0], row[1], row[2], row[3], row[4] = native, address, argument, lo, hi
+            self._post(self._spin.GEMM, n)
+            self._spin.run_gemm(self._ctrl, ints, self._floats)
+        finally:
+            self._posting.release()
+        return True
+
+    def spin_runs(self, delta: int, stop: bool = False) -> None:
+        """A run that lets workers spin starts (+1) or ends (-1), or one that does not starts
+        (0). Workers poll after a piece while spinning is allowed: from the start of a run that
+        allows it until a run that does not starts, or one that ``stop``s spinning ends, with
+        none that allows it in progress."""
         with self._runs_lock:  # not _posting: a job in flight must not hold a run's start up
             self._spinning_runs += delta
-            if self._spin is not None:
+            if self._spin is not None and (delta >= 0 or stop):
                 self._ctrl[self._spin.SPIN] = 1 if self._spinning_runs > 0 else 0
 
     # -- workers ---------------------------------------------------------------------------------
@@ -339,8 +363,8 @@ def enter(p: Pool | None, pin_blas: bool = True, spin: bool = True) -> None:
     spin = spin and p is not None
     stack.append((getattr(_local, "pool", None), pin_blas, p if spin else None))
     _local.pool = p
-    if spin:
-        p.spin_runs(1)
+    if p is not None:
+        p.spin_runs(1 if spin else 0)
     if pin_blas:
         with _blas_lock:
             if _blas_runs == 0:
@@ -348,12 +372,14 @@ def enter(p: Pool | None, pin_blas: bool = True, spin: bool = True) -> None:
             _blas_runs += 1
 
 
-def leave() -> None:
-    """End of the run :func:`enter` started on this thread."""
+def leave(stop_spinning: bool = False) -> None:
+    """End of the run :func:`enter` started on this thread; ``stop_spinning``: the pool's
+    workers stop polling now unless another run lets them (onnxruntime's
+    ``session.force_spinning_stop``), instead of lingering for their polls."""
     global _blas_runs
     _local.pool, pinned, spun = _local.stack.pop()
     if spun is not None:
-        spun.spin_runs(-1)
+        spun.spin_runs(-1, stop_spinning)
     if pinned:
         with _blas_lock:
             _blas_runs -= 1
@@ -392,15 +418,34 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
     if size <= 1 or total < 2 * min_piece or cost < MIN_PARALLEL_WORK:
         fn(0, total)
         return
-    # one piece per thread (a thread that starts late leaves its piece to the others)
-    parts = min(size, total // min_piece)
-    step = -(-total // parts)
-    step = -(-step // min_piece) * min_piece
-    bounds = [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+    bounds = _bounds(total, size, min_piece)
     if len(bounds) == 1:
         fn(0, total)
         return
     _local.pool.map(fn, bounds)
+
+
+def split_compiled(total: int, address: int, argument: int, min_piece: int = 1) -> bool:
+    """The compiled piece at ``address`` (a numba ``cfunc`` of signature ``void(int64 argument,
+    int64 lo, int64 hi)``) over ``range(total)``, cut as :func:`split` cuts it, on the run's
+    spinning pool: the workers call it without the GIL (a Python piece makes a worker wait
+    for the GIL, 30-60 us here). False, with nothing run, where the run has no spinning pool
+    free (one thread, a nested piece, another caller's job in flight) or ``total`` is one
+    piece: the caller then runs the work itself. The caller judges whether the work pays."""
+    p = gemm_pool()
+    if p is None or total < 2 * min_piece:
+        return False
+    bounds = _bounds(total, p.size, min_piece)
+    return len(bounds) > 1 and p.run_compiled(address, argument, bounds)
+
+
+def _bounds(total: int, size: int, min_piece: int) -> list[tuple[int, int]]:
+    """``range(total)`` in at most ``size`` contiguous pieces of whole ``min_piece`` blocks."""
+    # one piece per thread (a thread that starts late leaves its piece to the others)
+    parts = min(size, total // min_piece)
+    step = -(-total // parts)
+    step = -(-step // min_piece) * min_piece
+    return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
 
 # -- numpy's OpenBLAS: where it is, and its thread count -----------------------------------------

@@ -39,8 +39,6 @@ import numpy as np
 
 from ort_core.provider import KernelUnsupported
 
-from . import _threads
-
 # branch modes as kernels/ml.py numbers them
 LEQ, LT, GTE, GT, EQ, NEQ, MEMBER, LEAF = range(8)
 
@@ -54,12 +52,14 @@ _LITTLE = sys.byteorder == "little"
 _NO_INDEX = np.zeros(0, dtype=np.int32)
 _NO_FLAGS = np.zeros((0, 0), dtype=bool)
 _THRESHOLD_COLUMN = {np.float32: 4, np.float64: 2}  # in the node table viewed as that dtype
-#: row-tree pairs per thread from which the compiled walk shares its rows among the run's
-#: threads. Two threads walking halves of the rows both read the whole forest, which outgrows
-#: a core's L2: at 100 rows x 100-200 trees they took 1.05-1.1x the one-thread time, at 200-400
-#: rows anywhere from 0.6x to 1.05x, at 1000 rows 0.53-0.56x (RandomForest, ExtraTrees,
-#: HistGradientBoosting and GradientBoosting from benchmarks/, interleaved in one process)
-_ROW_TREE_PAIRS_PER_THREAD = 50_000
+#: row-tree pairs from which the compiled walk shares the trees among the run's threads
+#: (:meth:`Walker._walk_shared`: each thread reads its own part of the forest, which stays in
+#: its core's L2; sharing the rows made both read all of it, and two threads took 1.05-1.1x one
+#: thread's time at 100 rows x 100-200 trees). Handing the two jobs over costs about 15 us; two
+#: threads against one, interleaved, 100-tree RandomForest / GradientBoosting regressors: 5
+#: rows 1.47x / 1.79x, 10 rows 0.89x / 1.31x, 20 rows 0.78x / 1.0x, 40 rows 0.71x / 0.80x, 100
+#: rows 0.61x / 0.64x
+TREE_SPLIT_PAIRS = 2_000
 
 
 _NO_WEIGHTS = {t: np.zeros(0, dtype=t) for t in (np.float32, np.float64)}
@@ -164,9 +164,9 @@ class Walker:
     def compile(self, walk) -> bool:
         """Walk with ``walk`` (``kernels/_ml_jit.forest``) from now on, unless :data:`FORCE`
         names a numpy walk; False where it cannot (the general walk, a forest too large for
-        int32 indices). Large batches are shared by rows among the run's intra-op threads
-        (:mod:`ort_cpu._threads`; the loop releases the GIL; each row's sums keep their
-        order)."""
+        int32 indices). Batches from :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by
+        the run's intra-op threads, a range of trees each, then summed by them, a block of
+        rows each, every row's sums in tree order (:meth:`_walk_shared`)."""
         if self.general or self._n_nodes >= 2**31 - 1:
             return False
         lo, hi, leaf, feat, t32, t64, nan_lo, roots, leaf_index = self._tables
@@ -184,6 +184,7 @@ class Walker:
                 table.view(dtype)[:, _THRESHOLD_COLUMN[dtype]] = t
                 tables[dtype] = table, table.view(dtype), _THRESHOLD_COLUMN[dtype]
         self._compiled = walk, tables, np.asarray(roots, dtype=np.int32)
+        self._templates: dict = {}  # see walk_and_add
         return True
 
     def walk_and_add(self, x: np.ndarray, entries, n_out: int, track: bool, div=1, base=None):
@@ -192,7 +193,7 @@ class Walker:
         tree in ``x``'s dtype, then divided by ``div`` and ``base`` [n_out] (in ``x``'s dtype)
         added, scored [N, n_out] bool or None unless ``track``). ``entries`` None: only the
         leaves (sums and scored are None)."""
-        walk, tables, roots = self._compiled
+        (forest, _, _), tables, roots = self._compiled
         nodes, values, col = tables[x.dtype.type]
         n = x.shape[0]
         leaves = np.empty((n, len(roots)), dtype=np.int32)
@@ -212,19 +213,30 @@ class Walker:
             base = _NO_WEIGHTS[dtype]
         args = (nodes, values, col, roots)
         tail = (start, target, weight)
-        if n * len(roots) < 2 * _ROW_TREE_PAIRS_PER_THREAD or _threads.threads() < 2:
-            walk(x, *args, leaves, *tail, out, has, dtype(div), base)
-        else:  # rows shared among the run's threads: each row's sums keep their order
-
-            def part(a: int, b: int) -> None:
-                o, h = (out[a:b] if out.size else out), (has[a:b] if has.size else has)
-                walk(x[a:b], *args, leaves[a:b], *tail, o, h, dtype(div), base)
-
-            # the work was judged above, in row-tree pairs: past split's own threshold
-            _threads.split(n, part, _threads.MIN_PARALLEL_WORK)
+        n_trees = len(roots)
+        if (
+            n * n_trees < TREE_SPLIT_PAIRS
+            or n_trees < 2
+            or not self._walk_shared(x, leaves, entries, out, has, div, base)
+        ):
+            forest(x, *args, leaves, *tail, out, has, dtype(div), base)
         if entries is None:
             return leaves, None, None
         return leaves, out, (has if track else None)
+
+    def _walk_shared(self, x, leaves, entries, out, has, div, base) -> bool:
+        """:meth:`walk_and_add`'s work shared among the run's threads: the trees (each thread
+        walks its own for every row), then the rows for the sums (:mod:`.kernels._ml_pieces`);
+        False (nothing done) where the run's pool cannot take them."""
+        (_, split_walk, template), tables, roots = self._compiled
+        nodes, _, col = tables[x.dtype.type]
+        start = None if entries is None else entries[0]
+        key = (x.dtype.type, id(start))
+        kept = self._templates.get(key)
+        if kept is None or kept[0] is not start:  # the tables' addresses, kept with the walker
+            kept = self._templates[key] = (start, template(nodes, col, roots, entries))
+        sums = None if entries is None else (*entries, out, has, div, base)
+        return split_walk(x, leaves, kept[1], sums)
 
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about

@@ -65,6 +65,8 @@ class CPUExecutionProvider(KernelProvider):
         # onnxruntime's switch for its pool's spinning (on unless "0")
         flag = getattr(session_options, "_flag", None)
         self._spin = flag is None or flag("session.intra_op.allow_spinning", "1")
+        # and for its workers to stop polling as soon as a run ends ("1"; they linger otherwise)
+        self._stop_spinning = flag is not None and flag("session.force_spinning_stop", "0")
         if getattr(session_options, "enable_cpu_mem_arena", True):
             retain_freed_memory()
 
@@ -90,7 +92,7 @@ class CPUExecutionProvider(KernelProvider):
 
     def on_run_end(self, ctx) -> None:
         if self._pool is not None or self._uses_blas:
-            _threads.leave()
+            _threads.leave(self._stop_spinning)
 
     def release_free_memory(self) -> None:
         """Return the heap's free memory to the system (the run option

@@ -33,7 +33,17 @@ def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has
     index reached. Then, unless ``out`` is [0, 0], adds to ``out`` [N, C] (zeros) the weights
     of those leaves tree after tree, and marks in ``has`` [N, C] (unless [0, 0]) the pairs
     given a weight; then divides each sum by ``div`` (AVERAGE; 1 changes nothing) and adds
-    ``base`` [C] (unless empty), onnxruntime's order.
+    ``base`` [C] (unless empty), onnxruntime's order: :func:`walk_trees` then
+    :func:`add_leaves`, which a run's threads share among themselves in ``_trees``."""
+    walk_trees(x, nodes, values, col, roots, 0, roots.shape[0], leaves)
+    if out.shape[0] != 0:
+        add_leaves(leaves, start, target, weight, out, has, div, base, 0, x.shape[0])
+
+
+@jit()
+def walk_trees(x, nodes, values, col, roots, t0, t1, leaves):
+    """Walks every row of ``x`` [N, F] down trees ``t0`` to ``t1`` (excluded) of ``roots``:
+    ``leaves[:, t]`` (int32) gets the leaf index reached in tree ``t``.
 
     ``nodes`` [M, 8] int32, one 32-byte row per node: feature, low child, high child, leaf index
     (-1: a branch, -2: a branch that sends NaN low), then the threshold's bits: ``values`` is
@@ -43,21 +53,22 @@ def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has
     until all stand on a leaf; for fewer rows, the trees of one row, each lane taking the next
     tree as soon as its own reaches a leaf."""
     n = x.shape[0]
-    n_trees = roots.shape[0]
     cur = np.empty(_LANES, np.uint32)
     rows = np.empty(_LANES, np.int64)
     cols = np.empty(_LANES, np.int64)
     two = np.uint32(2)
     c = np.uint32(col)
+    if t1 <= t0:
+        return
     if n < _LANES:
         for i in range(n):
             xi = x[i]
-            nxt = 0
+            nxt = t0
             for j in range(_LANES):
-                cols[j] = nxt if nxt < n_trees else -1  # -1: a spare lane, walking for nothing
-                cur[j] = roots[min(nxt, n_trees - 1)]
+                cols[j] = nxt if nxt < t1 else -1  # -1: a spare lane, walking for nothing
+                cur[j] = roots[min(nxt, t1 - 1)]
                 nxt += 1
-            busy = min(_LANES, n_trees)
+            busy = min(_LANES, t1 - t0)
             while busy > 0:
                 for j in range(_LANES):
                     k = np.uint32(cur[j])
@@ -67,7 +78,7 @@ def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has
                     leaf = nodes[k, 3]
                     if leaf >= 0 and cols[j] >= 0:
                         leaves[i, cols[j]] = leaf
-                        if nxt < n_trees:
+                        if nxt < t1:
                             cols[j] = nxt
                             k = np.uint32(roots[nxt])
                             nxt += 1
@@ -75,8 +86,9 @@ def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has
                             cols[j] = -1
                             busy -= 1
                     cur[j] = k
-    total = n * n_trees if n >= _LANES else 0
-    p = 0
+        return
+    p = t0 * n
+    total = t1 * n
     while p < total:
         g = min(_LANES, total - p)
         for j in range(_LANES):
@@ -100,17 +112,26 @@ def forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has
         for j in range(g):
             leaves[rows[j], cols[j]] = nodes[cur[j], 3]
         p += g
-    if out.shape[0] == 0:
-        return
+
+
+@jit()
+def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
+    """For rows ``r0`` to ``r1`` (excluded) of ``leaves`` [N, T]: adds to ``out`` [N, C] (zeros)
+    the weights ``weight[start[leaf]:start[leaf + 1]]`` of each leaf reached (to the targets
+    ``target`` names) tree after tree, marks in ``has`` [N, C] (unless [0, 0]) the pairs given
+    a weight, then divides each sum by ``div`` and adds ``base`` [C] (unless empty)."""
+    n_trees = leaves.shape[1]
     track = has.shape[0] > 0
-    for i in range(n):
-        for t in range(n_trees):
+    # rows innermost: the adds of one tree to different rows do not wait for each other
+    for t in range(n_trees):
+        for i in range(r0, r1):
             leaf = leaves[i, t]
             for e in range(start[leaf], start[leaf + 1]):
                 k = target[e]
                 out[i, k] += weight[e]
                 if track:
                     has[i, k] = True
+    for i in range(r0, r1):
         for k in range(out.shape[1]):
             out[i, k] /= div
             if base.shape[0]:
@@ -125,9 +146,9 @@ def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
     return x, ro
 
 
-def warm_forest(dtypes) -> object:
-    """:func:`forest` compiled for inputs of ``dtypes`` (float32, float64), or None when
-    compiled kernels are off."""
+def warm_forest(dtypes) -> tuple | None:
+    """(:func:`forest`, :func:`._ml_pieces.split_walk`, :func:`._ml_pieces.template`) compiled
+    for inputs of ``dtypes`` (float32, float64), or None when compiled kernels are off."""
     if not available():
         return None
     nodes = np.zeros((1, 8), dtype=np.int32)
@@ -138,14 +159,18 @@ def warm_forest(dtypes) -> object:
     fn = None
     for dtype in dtypes:
         values = nodes.view(dtype)
+        w = np.zeros(1, dtype)
         for x in _inputs(dtype):
-            for shape in ((1, 1), (0, 0)):
+            for shape in ((1, 1), (0, 0)):  # (0, 0): no sums, no flags
                 out, has = np.zeros(shape, dtype), np.zeros(shape, bool)
-                w = np.zeros(1, dtype)
                 args = (x, nodes, values, 0, roots, leaves, start, target, w, out, has)
                 for base in (w, w[:0]):
                     fn = forest.warm(*args, dtype(1), base)
-    return fn
+    if fn is None:
+        return None
+    from . import _ml_pieces  # imports numba: compiled kernels are on
+
+    return fn, _ml_pieces.split_walk, _ml_pieces.template
 
 
 # -- linear models -----------------------------------------------------------------------------

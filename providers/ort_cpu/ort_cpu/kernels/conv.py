@@ -834,9 +834,9 @@ def prewarm(attrs: ops.Window, w_shape) -> None:
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
 
-#: multiply-adds from which the direct kernel's groups are shared among the run's threads, on a
-#: spinning pool only (where handing Python pieces over costs about 30 us instead of 50-100)
-DIRECT_SPLIT_WORK = 1 << 21
+#: multiply-adds from which the direct kernels' groups or channels are shared among the run's
+#: threads, as compiled pieces on a spinning pool (:mod:`._conv_pieces`)
+DIRECT_SPLIT_WORK = 1 << 19
 
 
 class _DirectPlan:
@@ -874,19 +874,36 @@ class _DirectPlan:
         y = np.empty((n, m, *self.out), dtype)
         w2 = wmat.reshape(m, -1)
         fn, cg, mg, args = self.fn, self.cg, self.mg, self.args
-        if self.g > 1 and y.size * self.taps >= DIRECT_SPLIT_WORK and _threads.spinning():
-            # blocks of groups shared among the run's threads (a spinning pool only)
-            _threads.split(
-                self.g,
-                lambda lo, hi: fn(x, w2, bias, y, lo, hi, cg, mg, *args, *code),
-                _threads.MIN_PARALLEL_WORK,
+        if not (
+            self.g > 1
+            and y.size * self.taps >= DIRECT_SPLIT_WORK
+            and _threads.spinning()
+            and _split_compiled(
+                _conv_pieces().DIRECT, self.g, x, w2, bias, y, (cg, mg, *args), code
             )
-        else:
+        ):
             fn(x, w2, bias, y, 0, self.g, cg, mg, *args, *code)
         return _finish(y, z, act)
 
 
 _CHANNELS_LAST = _DerivedWeights()
+
+
+def _conv_pieces():
+    """:mod:`._conv_pieces` (it imports numba: only once a compiled plan runs)."""
+    from . import _conv_pieces as pieces
+
+    return pieces
+
+
+def _split_compiled(pieces, total, x, w, bias, y, ints, code, min_piece=1) -> bool:
+    """A direct kernel's ``range(total)`` (groups or channels) shared among the run's threads as
+    compiled pieces (:mod:`._conv_pieces`); False (nothing run) where the run's pool cannot take
+    them."""
+    act, alpha, beta = code
+    w, bias = np.ascontiguousarray(w), np.ascontiguousarray(bias, x.dtype)
+    p = _conv_pieces()
+    return p.split(pieces, total, x, w, bias, y, (*ints, act), (alpha, beta), min_piece)
 
 
 class _DepthwiseNHWCPlan:
@@ -910,7 +927,12 @@ class _DepthwiseNHWCPlan:
             if bias is None:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
-        self.fn(x, wt, bias, y, 0, m, *self.args, *code)  # calling thread (see _threads)
+        if not (
+            y.size * wt.shape[0] >= DIRECT_SPLIT_WORK
+            and _threads.spinning()
+            and _split_compiled(_conv_pieces().NHWC, m, x, wt, bias, y, self.args, code, 16)
+        ):
+            self.fn(x, wt, bias, y, 0, m, *self.args, *code)
         return _finish(y, z, act)
 
 

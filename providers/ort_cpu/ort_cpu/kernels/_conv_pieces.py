@@ -1,0 +1,94 @@
+"""Compiled pieces of the direct convolutions (:mod:`._conv_jit`), which the spinning intra-op
+pool's workers call without the GIL (:func:`ort_cpu._threads.split_compiled`): the planar
+kernel by blocks of groups, the channels-last depthwise kernel by blocks of channels.
+
+A piece is a numba ``cfunc`` ``void(int64 argument, int64 lo, int64 hi)``: ``argument`` is the
+address of an int64 block (:func:`block`) holding the arrays' addresses and shapes, the
+kernel's integer arguments, and its two float arguments' float64 bits last. Handed over as
+Python pieces, the same work made a worker wait for the GIL first (30-60 us here), so only
+layers from 2M multiply-adds were shared.
+
+This module imports numba when it is imported (:func:`pieces` imports it once compiled kernels
+are on). The pieces compile with ``cache=True``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, cfunc, types
+
+from .. import _threads
+from .._spin_jit import pointer
+from . import _conv_jit
+
+#: the block's slots: x (address, N, C, H, W), the weights (address, rows, columns), the bias's
+#: address, y (address, C, OH, OW; N is x's), then the kernel's integer arguments from
+#: :data:`INTS` and its two float arguments' bits
+X, N, C, H, W, WEIGHTS, ROWS, COLUMNS, BIAS, Y, YC, OH, OW = range(13)
+INTS = 13
+_SIGNATURE = types.void(types.int64, types.int64, types.int64)
+_direct = _conv_jit._direct.get()
+_nhwc = _conv_jit._depthwise_nhwc.get()
+
+
+def _direct_piece(dtype):
+    """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays (14 integer
+    arguments)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), INTS + 16, np.int64)
+        f = carray(pointer(argument + (INTS + 14) * 8), 2, np.float64)
+        x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
+        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
+        bias = carray(pointer(a[BIAS]), a[YC], dtype)
+        y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
+        i = a[INTS:]
+        _direct(
+            x, w, bias, y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], i[9],
+            i[10], i[11], i[12], i[13], f[0], f[1],
+        )  # fmt: skip
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def _nhwc_piece(dtype):
+    """Channels ``lo:hi`` of :func:`._conv_jit._depthwise_nhwc` for ``dtype`` arrays (9 integer
+    arguments)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), INTS + 11, np.int64)
+        f = carray(pointer(argument + (INTS + 9) * 8), 2, np.float64)
+        x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
+        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
+        bias = carray(pointer(a[BIAS]), a[YC], dtype)
+        y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
+        i = a[INTS:]
+        _nhwc(
+            x, w, bias, y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], f[0], f[1]
+        )
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+DIRECT = {np.float32: _direct_piece(np.float32), np.float64: _direct_piece(np.float64)}
+NHWC = {np.float32: _nhwc_piece(np.float32), np.float64: _nhwc_piece(np.float64)}
+
+
+def block(x, w, bias, y, ints, floats) -> np.ndarray:
+    """A piece's argument block (the caller keeps it and the C-contiguous arrays alive until
+    the pieces are done)."""
+    a = np.empty(INTS + len(ints) + 2, np.int64)
+    a[:INTS] = (
+        x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, bias.ctypes.data, y.ctypes.data,
+        *y.shape[1:],
+    )  # fmt: skip
+    a[INTS : INTS + len(ints)] = ints
+    a[INTS + len(ints) :].view(np.float64)[:] = floats
+    return a
+
+
+def split(pieces: dict, total: int, x, w, bias, y, ints, floats, min_piece: int = 1) -> bool:
+    """The kernel of ``pieces`` (:data:`DIRECT` or :data:`NHWC`) over ``range(total)`` shared
+    among the run's threads; False (nothing run) where the run has no spinning pool free."""
+    a = block(x, w, bias, y, ints, floats)
+    return _threads.split_compiled(total, pieces[x.dtype.type].address, a.ctypes.data, min_piece)
