@@ -163,19 +163,25 @@ def test_conv_winograd(case, dtype, monkeypatch, one_thread):
     assert calls
 
 
+@pytest.mark.parametrize("spinning", [True, False])
 @pytest.mark.parametrize("case", [0, 3])
-def test_conv_winograd_not_on_two_threads(case, monkeypatch):
-    """On two threads the same layers take the per-tap GEMMs or im2col instead (Winograd's input
-    transform stays on one thread): same result."""
+def test_conv_winograd_on_two_threads_needs_a_spinning_pool(case, spinning, monkeypatch):
+    """On two threads the same layers go through Winograd where the pool spins (its 16 products
+    are GEMM pieces the workers run without the GIL), else through the per-tap GEMMs or im2col:
+    same result."""
     from ort_cpu import _threads
 
+    if spinning and not _threads.spin_supported():
+        pytest.skip("the pool spins only on Linux x86-64 with numba")
     monkeypatch.setattr(_threads, "default_threads", lambda: 2)
+    if not spinning:
+        monkeypatch.setattr(_threads, "spinning", lambda: False)
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(50 + case)
     inputs = [_rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))]
     check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
-    assert not calls
+    assert bool(calls) == spinning
 
 
 @pytest.mark.parametrize("case", [1, 3])

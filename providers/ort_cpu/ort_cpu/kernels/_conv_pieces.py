@@ -70,8 +70,19 @@ def _nhwc_piece(dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
-DIRECT = {np.float32: _direct_piece(np.float32), np.float64: _direct_piece(np.float64)}
-NHWC = {np.float32: _nhwc_piece(np.float32), np.float64: _nhwc_piece(np.float64)}
+#: the pieces made so far, by kernel and dtype (each compiles, or loads from the disk cache, when
+#: first asked for: a float32 model never pays for the float64 pieces)
+_made: dict = {}
+DIRECT, NHWC = _direct_piece, _nhwc_piece
+
+
+def address(kind, dtype) -> int:
+    """The address of the piece ``kind`` (:data:`DIRECT` or :data:`NHWC`) for ``dtype``."""
+    key = (kind, dtype)
+    fn = _made.get(key)
+    if fn is None:
+        fn = _made[key] = kind(dtype)
+    return fn.address
 
 
 def block(x, w, bias, y, ints, floats) -> np.ndarray:
@@ -91,4 +102,4 @@ def split(pieces: dict, total: int, x, w, bias, y, ints, floats, min_piece: int 
     """The kernel of ``pieces`` (:data:`DIRECT` or :data:`NHWC`) over ``range(total)`` shared
     among the run's threads; False (nothing run) where the run has no spinning pool free."""
     a = block(x, w, bias, y, ints, floats)
-    return _threads.split_compiled(total, pieces[x.dtype.type].address, a.ctypes.data, min_piece)
+    return _threads.split_compiled(total, address(pieces, x.dtype.type), a.ctypes.data, min_piece)

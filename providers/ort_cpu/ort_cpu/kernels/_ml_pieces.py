@@ -69,9 +69,20 @@ def _sums_piece(dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
-#: the pieces by input dtype (32-byte node rows: 8 float32 or 4 float64)
-WALKS = {np.float32: _walk_piece(np.float32, 8), np.float64: _walk_piece(np.float64, 4)}
-SUMS = {np.float32: _sums_piece(np.float32), np.float64: _sums_piece(np.float64)}
+#: the pieces made so far, by kind and input dtype (each compiles, or loads from the disk cache,
+#: when first asked for)
+_made: dict = {}
+_WIDTH = {np.float32: 8, np.float64: 4}  # values in a 32-byte node row
+
+
+def _address(kind: str, dtype) -> int:
+    key = (kind, dtype)
+    fn = _made.get(key)
+    if fn is None:
+        fn = _made[key] = (
+            _walk_piece(dtype, _WIDTH[dtype]) if kind == "walk" else _sums_piece(dtype)
+        )  # fmt: skip
+    return fn.address
 
 
 def template(nodes, col: int, roots, entries) -> np.ndarray:
@@ -103,7 +114,7 @@ def split_walk(x, leaves, template, sums=None) -> bool:
     # scalar stores (an address costs about 1 us, a fancy-indexed store as much)
     a[X], a[ROWS], a[FEATURES], a[LEAVES] = x.ctypes.data, n, x.shape[1], leaves.ctypes.data
     dtype = x.dtype.type
-    if not _threads.split_compiled(a[N_TREES], WALKS[dtype].address, a.ctypes.data):
+    if not _threads.split_compiled(a[N_TREES], _address("walk", dtype), a.ctypes.data):
         return False
     if sums is not None:
         start, target, weight, out, has, div, base = sums
@@ -111,6 +122,6 @@ def split_walk(x, leaves, template, sums=None) -> bool:
         a[HAS], a[HAS_ROWS] = has.ctypes.data, len(has)
         a[BASE], a[N_BASE] = base.ctypes.data, len(base)
         a[DIV:].view(np.float64)[0] = div
-        if not _threads.split_compiled(n, SUMS[dtype].address, a.ctypes.data):
+        if not _threads.split_compiled(n, _address("sums", dtype), a.ctypes.data):
             _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, 0, n)
     return True

@@ -433,13 +433,17 @@ def _winograd_pays(c, m, kernel, strides, dilations, out) -> bool:
     14 wide (512 on 7 x 7: 1.37x). Inside whole models (colder caches) the 96-127 channel layers
     gained nothing, so the rule starts at 128.
 
-    On more threads it does not pay: its input transform is a memory-bound pass on the calling
-    thread, and the 16 narrow products split worse than the taps' row blocks (two threads:
-    128 on 28 x 28 3.1 against 2.5 ms for the taps, 256 on 14 x 14 2.5 against 2.3 ms for
-    im2col; only 128 on 56 x 56 was level). Those runs take the taps or im2col."""
+    On two threads it pays as well since its 16 products go to a spinning pool (GEMM pieces
+    without the GIL; through the queue's hand-off they split worse than the taps' row blocks):
+    single layers, Winograd against the taps or im2col, two threads: 128 on 28 x 28 1.22
+    against 1.74 ms, 256 on 14 x 14 1.24 against 1.61, 256 on 56 x 56 13.0 against 23.2, 512 on
+    28 x 28 12.7 against 20.1, 512 on 14 x 14 7.2 against 7.0; whole models, interleaved:
+    VGG-19 0.71x, ResNet-50, DenseNet-121, Inception and ZFNet within noise. Without a
+    spinning pool (numba absent) more threads take the taps or im2col, as before."""
     if list(kernel) != [3, 3] or list(strides) != [1, 1] or list(dilations) != [1, 1]:
         return False
-    return _threads.threads() == 1 and min(c, m) >= 128 and out[1] >= 14
+    spins = _threads.threads() == 1 or _threads.spinning()
+    return spins and min(c, m) >= 128 and out[1] >= 14
 
 
 def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
@@ -449,7 +453,7 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     transforms are whole-array passes; the 16 GEMMs read the transformed tiles in place. The
     input transform runs on the calling thread (memory-bound, see :mod:`ort_cpu._threads`); the
     16 products are shared among the run's threads by product, then the output transform by
-    blocks of output channels (:func:`_winograd_pays` takes this path on one thread only)."""
+    blocks of output channels."""
     n, c = x.shape[:2]
     oh, ow = out
     th, tw = -(-oh // 2), -(-ow // 2)  # output tiles
