@@ -5,7 +5,11 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ort_core
 
 from .harness import check_node, make_node_model, run_cpu, run_reference
 
@@ -182,6 +186,45 @@ def test_conv_winograd_on_two_threads_needs_a_spinning_pool(case, spinning, monk
     inputs = [_rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))]
     check_node("Conv", inputs, attrs, rtol=1e-4, atol=1e-4)
     assert bool(calls) == spinning
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_conv_winograd_weights_derived_at_session_creation(static, monkeypatch, one_thread):
+    """With the input's shape static, a Winograd layer's transformed weights are derived when
+    the session is created, not in its first run (a dynamic shape leaves them to the run)."""
+    from ort_cpu.kernels import conv
+
+    calls = _spy_on_path(monkeypatch, "_conv_winograd")
+    derived = []
+    real = conv._winograd_weights
+
+    def spy(wmat, m):
+        before = len(conv._WINOGRAD._items)
+        out = real(wmat, m)
+        derived.append(len(conv._WINOGRAD._items) - before)
+        return out
+
+    monkeypatch.setattr(conv, "_winograd_weights", spy)
+    rng = np.random.default_rng(70)
+    xs, ws = (1, 128, 16, 16), (128, 128, 3, 3)
+    w = numpy_helper.from_array((rng.standard_normal(ws) * 0.05).astype(np.float32), "w")
+    shape = list(xs) if static else ["n", 128, "h", "w"]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "wino",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sum(derived) == (1 if static else 0)  # a new entry at creation
+    derived.clear()
+    x = rng.standard_normal(xs).astype(np.float32)
+    got = sess.run(None, {"x": x})[0]
+    assert calls and sum(derived) == (0 if static else 1)  # the run found them, or made them
+    ref = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_allclose(got, ref.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("case", [1, 3])

@@ -357,6 +357,56 @@ def test_depthwise_convolutions_split_on_a_spinning_pool_equal_one_thread(
     np.testing.assert_allclose(outs[1], np.clip(want, -0.5, 1.5), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_pieces_are_loaded_at_session_creation(monkeypatch, threads):
+    """A session that will share its tree walks or depthwise convolutions among threads loads
+    their compiled pieces when it is created, not in its first run; a one-thread session does
+    not load them."""
+    from ort_cpu.kernels import _conv_pieces, _ml_pieces
+
+    asked = []
+    for module in (_ml_pieces, _conv_pieces):
+        real = module.address
+        monkeypatch.setattr(
+            module,
+            "address",
+            lambda kind, dtype, real=real: asked.append(dtype) or real(kind, dtype),
+        )
+    # a depthwise layer, and a tree ensemble
+    c = 32
+    w = numpy_helper.from_array(np.ones((c, 1, 3, 3), np.float32), "w")
+    dw = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=c, pads=[1, 1, 1, 1])], "dw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+    )  # fmt: skip
+    tree = helper.make_node(
+        "TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", n_targets=1,
+        nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+        nodes_values=[0.5, 0.0, 0.0], nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"],
+        nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[2, 0, 0],
+        target_treeids=[0, 0], target_nodeids=[1, 2], target_ids=[0, 0], target_weights=[1.0, 2.0],
+    )  # fmt: skip
+    forest = helper.make_graph(
+        [tree], "trees", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    models = [
+        helper.make_model(dw, opset_imports=[helper.make_opsetid("", 17)]),
+        helper.make_model(
+            forest,
+            opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+        ),
+    ]
+    for model in models:
+        asked.clear()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        assert bool(asked) == (threads == 2), (model.graph.name, asked)
+        assert set(asked) <= {np.float32}
+
+
 def test_many_small_python_jobs_in_a_row_all_complete():
     """Thousands of two-piece Python jobs back to back, as a tree ensemble's run makes them: a
     worker late from one job must not run pieces of the next before it is posted (posting

@@ -69,7 +69,7 @@ from collections.abc import Callable
 
 __all__ = [
     "Pool", "default_threads", "enter", "gemm_pool", "leave", "pool", "spin_supported",
-    "spinning", "split", "split_compiled", "threads",
+    "spinning", "split", "split_compiled", "threads", "will_split",
 ]  # fmt: skip
 
 #: multiply-adds below which a product runs on one thread. The hand-off to a waiting worker
@@ -318,6 +318,19 @@ def spin_supported() -> bool:
         sys.platform.startswith("linux")
         and platform.machine().lower() in ("x86_64", "amd64")
         and _jit.available()
+    )
+
+
+def will_split(provider) -> bool:
+    """Whether the kernels a session's ``provider`` (the CPU provider, at kernel creation)
+    creates may hand compiled pieces to a spinning pool: more than one thread, spinning
+    allowed, and pools spin here. Their builders then compile (or load) those pieces at
+    session creation instead of in the first run."""
+    return (
+        getattr(provider, "threads", 1) > 1
+        and getattr(provider, "_spin", False)
+        and getattr(provider, "_pool", None) is not None
+        and spin_supported()
     )
 
 

@@ -192,8 +192,17 @@ def warm_nhwc():
         x = np.zeros((1, 1, 2, 2), dt)
         w = np.zeros((1, 1), dt)
         y = np.empty((1, 1, 2, 2), dt)
-        fn = _depthwise_nhwc.warm(x, w, w[0], y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0)
+        for bias in _biases(dt):
+            fn = _depthwise_nhwc.warm(x, w, bias, y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0)
     return fn
+
+
+def _biases(dt) -> tuple[np.ndarray, np.ndarray]:
+    """A writable and a read-only bias (a model's initializer arrives read-only: numba compiles
+    each kind once)."""
+    ro = np.zeros(1, dt)
+    ro.flags.writeable = False
+    return np.zeros(1, dt), ro
 
 
 def warm():
@@ -204,5 +213,8 @@ def warm():
         x = np.zeros((1, 1, 2, 2), dt)
         w = np.zeros((1, 1), dt)
         y = np.empty((1, 1, 2, 2), dt)
-        fn = _direct.warm(x, w, w[0], y, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0)
+        for bias in _biases(dt):
+            fn = _direct.warm(
+                x, w, bias, y, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0
+            )
     return fn

@@ -146,6 +146,17 @@ def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
     return x, ro
 
 
+def warm_pieces(dtypes) -> None:
+    """Load (or compile) :mod:`._ml_pieces`' walk and sums pieces for inputs of ``dtypes``
+    (float32, float64) now, at session creation, for a session whose runs will share its
+    walks among threads (see ``ort_cpu._threads.will_split``)."""
+    from . import _ml_pieces
+
+    for dtype in dtypes:
+        for kind in ("walk", "sums"):
+            _ml_pieces.address(kind, dtype)
+
+
 def warm_forest(dtypes) -> tuple | None:
     """(:func:`forest`, :func:`._ml_pieces.split_walk`, :func:`._ml_pieces.template`) compiled
     for inputs of ``dtypes`` (float32, float64), or None when compiled kernels are off."""

@@ -75,7 +75,8 @@ _made: dict = {}
 _WIDTH = {np.float32: 8, np.float64: 4}  # values in a 32-byte node row
 
 
-def _address(kind: str, dtype) -> int:
+def address(kind: str, dtype) -> int:
+    """The address of the ``"walk"`` or ``"sums"`` piece for inputs of ``dtype``."""
     key = (kind, dtype)
     fn = _made.get(key)
     if fn is None:
@@ -114,7 +115,7 @@ def split_walk(x, leaves, template, sums=None) -> bool:
     # scalar stores (an address costs about 1 us, a fancy-indexed store as much)
     a[X], a[ROWS], a[FEATURES], a[LEAVES] = x.ctypes.data, n, x.shape[1], leaves.ctypes.data
     dtype = x.dtype.type
-    if not _threads.split_compiled(a[N_TREES], _address("walk", dtype), a.ctypes.data):
+    if not _threads.split_compiled(a[N_TREES], address("walk", dtype), a.ctypes.data):
         return False
     if sums is not None:
         start, target, weight, out, has, div, base = sums
@@ -122,6 +123,6 @@ def split_walk(x, leaves, template, sums=None) -> bool:
         a[HAS], a[HAS_ROWS] = has.ctypes.data, len(has)
         a[BASE], a[N_BASE] = base.ctypes.data, len(base)
         a[DIV:].view(np.float64)[0] = div
-        if not _threads.split_compiled(n, _address("sums", dtype), a.ctypes.data):
+        if not _threads.split_compiled(n, address("sums", dtype), a.ctypes.data):
             _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, 0, n)
     return True

@@ -157,7 +157,7 @@ def fused_conv(info):
     packed = None
     if w_const is not None and dt is not None:
         packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
-    prewarm(attrs, None if w_const is None else w_const.shape)  # compile now, not in a run
+    prewarm(attrs, None if w_const is None else w_const.shape, info, packed)  # now, not in a run
 
     def run(x, w, b=None, z=None):
         cdt = compute_dtype(x.dtype)

@@ -821,18 +821,53 @@ def _channels_last_pays(c: int, out) -> bool:
     return out[1] <= 8 or (out[1] <= 14 and c >= 48)
 
 
-def prewarm(attrs: ops.Window, w_shape) -> None:
+def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     """At kernel creation: compile (or load from the disk cache) the compiled kernels a 2-D
-    convolution with weights of ``w_shape`` may plan, so that the first run does not."""
+    convolution with weights of ``w_shape`` may plan, so that the first run does not; with the
+    kernel's ``info``, also their pieces for a session whose runs share them among threads,
+    and the Winograd weights of the ``packed`` constant weights where the input's shape is
+    static and the layer will take that path."""
     if w_shape is None or len(w_shape) != 4:
         return
     taps = math.prod(w_shape[2:])
+    dtype = (
+        None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
+    )
     if _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps) or _stem_shape(
         attrs.group, w_shape[1], w_shape[0], taps
     ):
-        _conv_jit.warm()
-        if w_shape[1] == 1 and w_shape[0] == attrs.group:
+        depthwise = w_shape[1] == 1 and w_shape[0] == attrs.group
+        if _conv_jit.warm() is not None and depthwise:
             _conv_jit.warm_nhwc()
+        if dtype is not None and _threads.will_split(info.provider) and jit_available():
+            pieces = _conv_pieces()
+            for kind in (pieces.DIRECT, pieces.NHWC) if depthwise else (pieces.DIRECT,):
+                pieces.address(kind, dtype.type)
+        return
+    if packed is not None and dtype is not None and attrs.group == 1:
+        _prepare_winograd(attrs, w_shape, info, packed, dtype)
+
+
+def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
+    """The Winograd weights of ``packed`` now, where the first run will plan Winograd for the
+    input's static shape (the transform of a 512 x 512 layer takes tens of milliseconds)."""
+    shape = info.input_shape(0)
+    if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape):
+        return
+    provider = info.provider
+    if getattr(provider, "threads", 1) > 1 and not _threads.will_split(provider):
+        return  # more threads without a spinning pool take the taps or im2col
+    kernel, strides, dilations = resolve(attrs, 2, w_shape[2:])
+    out = _cached_geometry(
+        tuple(shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+        None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+    )[0]  # fmt: skip
+    if (
+        _winograd_pays(shape[1], w_shape[0], kernel, strides, dilations, out)
+        and _blas.find_gemm(dtype) is not None
+        and packed.dtype == dtype
+    ):
+        _winograd_weights(packed, w_shape[0])
 
 
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
@@ -1195,7 +1230,7 @@ def conv(info):
     if w_const is not None and dt is not None:
         packed = pack_weights(w_const, attrs.group, compute_dtype(dt))
     plans: dict = {}  # per input shape and dtype (and weight shape, for weights fed at run time)
-    prewarm(attrs, None if w_const is None else w_const.shape)
+    prewarm(attrs, None if w_const is None else w_const.shape, info, packed)
 
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)

@@ -33,7 +33,7 @@ from ort_core.feeds import PlainMaps
 from ort_core.ir import tensor_dtype
 from ort_core.provider import KernelUnsupported
 
-from .. import _trees
+from .. import _threads, _trees
 from .._trees import LeafValues, Walker, distinct
 from . import _ml_jit
 from ._registry import builder, kernel
@@ -501,10 +501,11 @@ class _Ensemble:
         self.forest = forest if general else None
         self.compiled = False
         if not self.walker.general:
-            fn = _ml_jit.warm_forest(
-                {np.float64 if d == np.float64 else np.float32 for d in dtypes}
-            )
+            kinds = {np.float64 if d == np.float64 else np.float32 for d in dtypes}
+            fn = _ml_jit.warm_forest(kinds)
             self.compiled = fn is not None and self.walker.compile(fn)
+            if self.compiled and _threads.will_split(info.provider):
+                _ml_jit.warm_pieces(kinds)  # now, not in the first run
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
