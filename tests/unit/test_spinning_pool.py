@@ -291,29 +291,36 @@ def test_allow_spinning_is_acted_on(allow):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "c, hw, stride",
-    [(64, 64, 1), (48, 95, 2), (384, 14, 1)],  # planar (stride 1, 2); channels last
+    "c, m, group, hw, stride",
+    [
+        (64, 64, 64, 64, 1),  # depthwise, planar, stride 1
+        (48, 48, 48, 95, 2),  # depthwise, planar, stride 2
+        (384, 384, 384, 14, 1),  # depthwise, channels last
+        (3, 24, 1, 112, 2),  # a dense stem: its output channels are shared
+    ],
 )
-def test_depthwise_convolutions_split_on_a_spinning_pool_equal_one_thread(
-    monkeypatch, c, hw, stride, dtype
+def test_direct_convolutions_split_on_a_spinning_pool_equal_one_thread(
+    monkeypatch, c, m, group, hw, stride, dtype
 ):
-    """The direct convolutions' groups (planar) or channels (channels last) are shared among the
-    run's threads as compiled pieces on a spinning pool (only there: see ort_cpu._threads), with
-    the bias and a fused Clip's bounds passed on; the result is the one-thread result bit for
-    bit (each channel is computed whole by one thread), and onnxruntime's."""
+    """The direct convolutions' groups (planar), channels (channels last) or a stem's output
+    channels are shared among the run's threads as compiled pieces on a spinning pool (only
+    there: see ort_cpu._threads), with the bias and a fused Clip's bounds passed on; the result
+    is the one-thread result bit for bit where both run the direct kernel (each output channel
+    is computed whole by one thread), and the float64 reference's."""
     from ort_cpu.kernels import conv
 
     rng = np.random.default_rng(6)
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    w = numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(dtype), "w")
-    b = numpy_helper.from_array(rng.standard_normal(c).astype(dtype), "b")
+    cg = c // group
+    w = numpy_helper.from_array(rng.standard_normal((m, cg, 3, 3)).astype(dtype), "w")
+    b = numpy_helper.from_array(rng.standard_normal(m).astype(dtype), "b")
     lo, hi = (
         numpy_helper.from_array(np.array(-0.5, dtype), "lo"),
         numpy_helper.from_array(np.array(1.5, dtype), "hi"),
     )
     nodes = [
         helper.make_node(
-            "Conv", ["x", "w", "b"], ["t"], group=c, pads=[1, 1, 1, 1], strides=[stride] * 2
+            "Conv", ["x", "w", "b"], ["t"], group=group, pads=[1, 1, 1, 1], strides=[stride] * 2
         ),
         helper.make_node("Clip", ["t", "lo", "hi"], ["y"]),
     ]
@@ -323,8 +330,8 @@ def test_depthwise_convolutions_split_on_a_spinning_pool_equal_one_thread(
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = rng.standard_normal((1, c, hw, hw)).astype(dtype)
-    out = ((hw - 1) // stride + 1) ** 2 * c
-    assert out * 9 >= conv.DIRECT_SPLIT_WORK  # shared at two threads
+    size = (hw - 1) // stride + 1
+    assert size**2 * m * 9 * cg >= conv.DIRECT_SPLIT_WORK  # shared at two threads
     outs = []
     for threads in (1, 2):
         so = ort.SessionOptions()
@@ -343,17 +350,22 @@ def test_depthwise_convolutions_split_on_a_spinning_pool_equal_one_thread(
         monkeypatch.setattr(_threads, "split_compiled", counting)
         outs.append(sess.run(None, {"x": x})[0])
         monkeypatch.setattr(_threads, "split_compiled", real)
-        assert handed == ([] if threads == 1 else [(c, True)])
-    np.testing.assert_array_equal(outs[1], outs[0])
-    # the layer in float64 numpy: nine shifted products per channel
+        assert handed == ([] if threads == 1 else [(group if group > 1 else m, True)])
+    if group > 1:
+        np.testing.assert_array_equal(outs[1], outs[0])
+    else:  # one thread runs a small stem as a GEMM (another order of the same sums)
+        np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    # the layer in float64 numpy: nine shifted products per input channel of each group
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    size = (hw - 1) // stride + 1
     wf = numpy_helper.to_array(w).astype(np.float64)
-    want = np.broadcast_to(numpy_helper.to_array(b).reshape(1, c, 1, 1), (1, c, size, size))
+    want = np.broadcast_to(numpy_helper.to_array(b).reshape(1, m, 1, 1), (1, m, size, size))
+    per = m // group  # outputs per group
     for i in range(3):
         for j in range(3):
             cells = xp[:, :, i : i + stride * size : stride, j : j + stride * size : stride]
-            want = want + wf[:, 0, i, j].reshape(1, c, 1, 1) * cells
+            for k in range(cg):  # input channel k of each output's group
+                src = cells[:, np.arange(m) // per * cg + k]
+                want = want + wf[:, k, i, j].reshape(1, m, 1, 1) * src
     np.testing.assert_allclose(outs[1], np.clip(want, -0.5, 1.5), rtol=1e-5, atol=1e-5)
 
 

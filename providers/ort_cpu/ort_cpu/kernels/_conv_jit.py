@@ -27,10 +27,33 @@ __all__ = ["warm", "warm_nhwc"]
 
 @jit()
 def _direct(
-    x, w, bias, y, g0, g1, cg, mg, kh, kw, sh, sw, dh, dw, pt, pl, hq, wq, chunk, act, alpha, beta
+    x,
+    w,
+    bias,
+    y,
+    g0,
+    g1,
+    m0,
+    m1,
+    cg,
+    mg,
+    kh,
+    kw,
+    sh,
+    sw,
+    dh,
+    dw,
+    pt,
+    pl,
+    hq,
+    wq,
+    chunk,
+    act,
+    alpha,
+    beta,
 ):  # pragma: no cover - compiled
-    """Groups ``g0:g1`` of every image: ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w``
-    (M, cg * kh * kw), through a zero-padded copy of one group's input channels split into its
+    """Groups ``g0:g1`` of every image, output channels ``m0:m1`` of each (``0:mg`` all of
+    them): ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w`` (M, cg * kh * kw), through a zero-padded copy of one group's input channels split into its
     ``sh`` x ``sw`` stride phases, each ``hq`` rows of ``wq`` cells: padded cell (pr, pc) is
     cell (pr // sh, pc // sw) of phase (pr % sh, pc % sw). Output cell (r, q) then reads cell
     (r, q) of each tap's phase, moved by the tap's whole strides, so a tap is one contiguous run
@@ -94,7 +117,7 @@ def _direct(
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq
-                for mm in range(mg):
+                for mm in range(m0, m1):
                     m = g * mg + mm
                     bv = bias[m]
                     for o in range(size):
@@ -215,6 +238,6 @@ def warm():
         y = np.empty((1, 1, 2, 2), dt)
         for bias in _biases(dt):
             fn = _direct.warm(
-                x, w, bias, y, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0
+                x, w, bias, y, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0
             )
     return fn

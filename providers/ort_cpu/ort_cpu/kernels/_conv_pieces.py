@@ -32,20 +32,22 @@ _nhwc = _conv_jit._depthwise_nhwc.get()
 
 
 def _direct_piece(dtype):
-    """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays (14 integer
-    arguments)."""
+    """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays, or with the first
+    integer argument 1, output channels ``lo:hi`` of its one group (then 14 more integer
+    arguments: cg, mg and the rest)."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), INTS + 16, np.int64)
-        f = carray(pointer(argument + (INTS + 14) * 8), 2, np.float64)
+        a = carray(pointer(argument), INTS + 17, np.int64)
+        f = carray(pointer(argument + (INTS + 15) * 8), 2, np.float64)
         x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
         w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
         bias = carray(pointer(a[BIAS]), a[YC], dtype)
         y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
-        i = a[INTS:]
+        i = a[INTS + 1 :]
+        g0, g1, m0, m1 = (0, 1, lo, hi) if a[INTS] == 1 else (lo, hi, 0, i[1])
         _direct(
-            x, w, bias, y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], i[9],
-            i[10], i[11], i[12], i[13], f[0], f[1],
+            x, w, bias, y, g0, g1, m0, m1, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8],
+            i[9], i[10], i[11], i[12], i[13], f[0], f[1],
         )  # fmt: skip
 
     return cfunc(_SIGNATURE, cache=True)(piece)

@@ -804,6 +804,15 @@ def _big_stem(g: int, c: int, m: int, taps: int, out) -> bool:
     return _stem_shape(g, c, m, taps) and c * taps * math.prod(out) * 4 >= 4 << 20
 
 
+def _shared_stem(g: int, c: int, m: int, taps: int) -> bool:
+    """Whether a stem of any size runs direct because its output channels will be shared among
+    the run's threads as compiled pieces (a spinning pool): the GEMM's column matrix is built on
+    one thread, and at two threads the direct kernel wins (3 -> 24 at 224 x 224 stride 2: 0.41
+    -> 0.29 ms; 3 -> 32: 0.475 -> 0.37 ms; on one thread the GEMM's 0.44 and 0.51 beat its 0.50
+    and 0.64)."""
+    return _stem_shape(g, c, m, taps) and _threads.threads() > 1 and _threads.spinning()
+
+
 def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
     """A dense layer of few input channels and taps into at most 32 outputs (see _big_stem)."""
     return g == 1 and c * taps <= 32 and m <= 32
@@ -912,16 +921,25 @@ class _DirectPlan:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
         w2 = wmat.reshape(m, -1)
-        fn, cg, mg, args = self.fn, self.cg, self.mg, self.args
+        fn, g, cg, mg, args = self.fn, self.g, self.cg, self.mg, self.args
+        # groups, or the output channels of one group (a stem), shared among the run's threads
+        by_channels = g == 1
         if not (
-            self.g > 1
+            (g > 1 or mg > 1)
             and y.size * self.taps >= DIRECT_SPLIT_WORK
             and _threads.spinning()
             and _split_compiled(
-                _conv_pieces().DIRECT, self.g, x, w2, bias, y, (cg, mg, *args), code
-            )
+                _conv_pieces().DIRECT,
+                mg if by_channels else g,
+                x,
+                w2,
+                bias,
+                y,
+                (int(by_channels), cg, mg, *args),
+                code,
+            )  # fmt: skip
         ):
-            fn(x, w2, bias, y, 0, self.g, cg, mg, *args, *code)
+            fn(x, w2, bias, y, 0, g, 0, mg, cg, mg, *args, *code)
         return _finish(y, z, act)
 
 
@@ -1141,7 +1159,11 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         fn = _conv_jit.warm_nhwc()
         if fn is not None:
             return _DepthwiseNHWCPlan(fn, kernel, strides, dilations, out, begin)
-    if _direct_pays(g, c // g, m // g, taps) or _big_stem(g, c, m, taps, out):
+    if (
+        _direct_pays(g, c // g, m // g, taps)
+        or _big_stem(g, c, m, taps, out)
+        or _shared_stem(g, c, m, taps)
+    ):
         fn = _conv_jit.warm()
         if fn is not None:
             return _DirectPlan(fn, x_shape, m, g, kernel, strides, dilations, out, begin)
