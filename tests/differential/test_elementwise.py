@@ -426,17 +426,31 @@ def test_gelu_error_bounds():
     "alpha,times_x", [(1.0, False), (1.702, False), (1.0, True), (1.702, True)]
 )
 def test_logistic_tiny_tensors_take_whole_tensor_calls(dtype, alpha, times_x, monkeypatch):
-    """A tensor of at most TINY elements skips the blocks (four numpy calls on the whole
-    tensor): the same bits as the blocked path, tails, NaN and shapes included."""
+    """A tensor of at most TINY elements, or of one block too small to share among threads,
+    skips the blocks (four numpy calls on the whole tensor): the same bits as the blocked path
+    (here three blocks), tails, NaN and shapes included."""
     from ort_cpu.kernels import elementwise
 
     x = (rng.standard_normal((4, 50)) * 6).astype(dtype)
     x.flat[:8] = [np.nan, np.inf, -np.inf, 100, -100, 89, -89, 0]
-    tiny_size = elementwise.TINY
+    tiny_size, chunk = elementwise.TINY, elementwise.CHUNK
     assert x.size <= tiny_size
     tiny = elementwise.logistic(x, alpha, times_x)
     monkeypatch.setattr(elementwise, "TINY", 0)
+    monkeypatch.setattr(elementwise, "CHUNK", 80)
+    blocks = []
+    real = elementwise._in_blocks
+    monkeypatch.setattr(
+        elementwise,
+        "_in_blocks",
+        lambda n, m, *a, **k: blocks.append((n, m)) or real(n, m, *a, **k),
+    )
     blocked = elementwise.logistic(x, alpha, times_x)
+    assert blocks == [(200, 80)]
+    monkeypatch.setattr(elementwise, "CHUNK", chunk)
+    blocks.clear()
+    assert np.array_equal(elementwise.logistic(x, alpha, times_x), tiny, equal_nan=True)
+    assert blocks == []  # one block below the parallel threshold: whole-tensor calls
     assert tiny.shape == blocked.shape == x.shape and tiny.dtype == blocked.dtype == x.dtype
     np.testing.assert_array_equal(tiny, blocked)
     scalar = np.asarray(x.flat[9])  # a 0-d tensor: a 0-d result
