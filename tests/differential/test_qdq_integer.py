@@ -267,3 +267,82 @@ def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights,
         None, {"x": x}
     )
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], theirs[0])
+
+
+def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp):
+    w = rng.integers(-63, 64, (m, c, 1, 1)).astype(np.int8)
+    ws = (rng.random(m) * 0.02 + 0.001).astype(np.float32) if per_channel else np.float32(0.01)
+    yz = np.array(128 if out_dtype == np.uint8 else -5, out_dtype)
+    inits = [
+        numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
+        numpy_helper.from_array(np.array(x_zp, np.uint8), "xz"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.asarray(ws, np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(np.shape(ws), np.int8), "wz"),
+        numpy_helper.from_array(np.array(0.3, np.float32), "ys"),
+        numpy_helper.from_array(yz, "yz"),
+    ]
+    inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.integers(-3000, 3000, m).astype(np.int32), "b"))
+        inputs.append("b")
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype))
+    graph = helper.make_graph(
+        [helper.make_node("QLinearConv", inputs, ["y"])], "pointwise",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [batch, c, hw, hw])],
+        [helper.make_tensor_value_info("y", elem, None)], inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "c, m, hw, batch, out_dtype, per_channel, bias, x_zp",
+    [
+        (30, 20, 7, 2, np.uint8, True, True, 7),  # K, M and pixels off the tile sizes; a batch
+        (64, 128, 20, 1, np.uint8, False, False, 0),
+        (256, 96, 14, 1, np.int8, True, True, 128),  # int8 output; shared at two threads
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pointwise_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
+    monkeypatch, c, m, hw, batch, out_dtype, per_channel, bias, x_zp, threads
+):
+    """Where the CPU has AVX-512 VNNI, a pointwise QLinearConv sums uint8 x int8 products in
+    int32 with vpdpbusd (ort_cpu.kernels._vnni), its output channels shared among the run's
+    threads when large: the same bytes as the float path and as onnxruntime."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _vnni, conv
+
+    if not _vnni.available():
+        pytest.skip("this CPU has no AVX-512 VNNI: the float path runs (the tests above)")
+    model = _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp)
+    x = rng.integers(0, 256, (batch, c, hw, hw)).astype(np.uint8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    calls = collections.Counter()  # qgemm on the calling thread; split handed to the pool
+
+    def spy(name, real):
+        def call(*a):
+            done = real(*a)
+            calls.update([name] if name == "qgemm" or done else [])
+            return done
+
+        return call
+
+    for name in ("qgemm", "split"):
+        monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    calls.clear()  # (creation compiles the kernels with a call each)
+    vnni = sess.run(None, {"x": x})
+    shared = threads == 2 and m * c * hw * hw >= conv.VNNI_SPLIT_WORK and _threads.spin_supported()
+    assert calls["split"] == (batch if shared else 0)
+    assert calls["qgemm"] == (0 if shared else batch)
+    monkeypatch.setattr(conv, "_vnni_pointwise", lambda *a: None)
+    floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert vnni[0].dtype == out_dtype
+    np.testing.assert_array_equal(vnni[0], floats[0])
+    if out_dtype == np.uint8:  # onnxruntime implements uint8 input with uint8 output only
+        theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+            None, {"x": x}
+        )
+        np.testing.assert_array_equal(vnni[0], theirs[0])

@@ -1439,7 +1439,11 @@ def qlinear_conv(info):
     bias32 = None if b_const is None or m_out is None else _per_channel(b_const, m_out)
     mult32 = None if fixed is None or m_out is None else _per_channel(fixed[0], m_out)
 
+    vnni = _vnni_pointwise(info, attrs, fixed, bias32, mult32)
+
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
+        if vnni is not None and x.dtype == np.uint8 and x.ndim == 4:
+            return vnni(x, x_zero_point)
         acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed, center)
         mult, zp, lo, hi, out_dt = fixed or _requant_params(
             x_scale, w_scale, y_scale, y_zero_point, x.dtype
@@ -1477,6 +1481,64 @@ def qlinear_conv(info):
         acc += zp
         np.clip(acc, lo, hi, out=acc)
         return acc.astype(out_dt)
+
+    return run
+
+
+#: multiply-adds from which a VNNI pointwise convolution's output channels are shared among the
+#: run's threads (compiled pieces on a spinning pool)
+VNNI_SPLIT_WORK = 1 << 20
+
+
+def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
+    """A pointwise QLinearConv on AVX-512 VNNI (:mod:`._vnni`): ``run(x, x_zero_point)`` for
+    uint8 input, constant int8 weights with zero zero points, constant scales and bias, 1x1
+    windows at stride 1 without pads, one group; None otherwise (or where the CPU lacks VNNI,
+    or compiled kernels are off): the float path computes the same bytes."""
+    w, w_zp = info.constant(3), info.constant(5) if info.has_input(5) else None
+    if (
+        fixed is None
+        or w is None
+        or w.dtype != np.int8
+        or w.ndim != 4
+        or w.shape[2:] != (1, 1)
+        or info.input_dtype(0) != np.uint8
+        or (info.has_input(5) and (w_zp is None or np.any(w_zp)))
+        or (info.has_input(8) and bias32 is None)
+        or attrs.group != 1
+        or any(s != 1 for s in attrs.strides or ())
+        or any(attrs.pads or ())
+        or not jit_available()
+    ):
+        return None
+    from . import _vnni
+
+    if not _vnni.available():  # (compiles the kernels the first time)
+        return None
+    m, c = w.shape[:2]
+    wq, wsum = _vnni.pack_weights(np.ascontiguousarray(w.reshape(m, c)))
+    bias = bias32 if bias32 is not None else np.zeros(m, np.float32)
+    mult = mult32 if mult32 is not None else _per_channel(fixed[0], m)
+    _, zero, lo, hi, out_dt = fixed
+    k4 = -(-c // 4)
+
+    if _threads.will_split(info.provider):
+        _vnni.piece_address(out_dt)  # loaded now, not in the first run
+
+    def run(x, x_zero_point):
+        n, _, h, wd = x.shape
+        p = h * wd
+        p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
+        zx = np.int32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
+        y = np.empty((n, m, h, wd), out_dt)
+        xq = np.empty((k4, p_pad), np.uint32)
+        shared = m * c * p >= VNNI_SPLIT_WORK
+        for i in range(n):
+            _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(c, p), k4, p_pad, xq)
+            yi = y[i].reshape(m, p)
+            if not (shared and _vnni.split(xq, wq, wsum, zx, bias, mult, zero, lo, hi, yi)):
+                _vnni.qgemm(xq, wq, wsum, zx, bias, mult, zero, lo, hi, yi, 0, m)
+        return y
 
     return run
 

@@ -1,0 +1,255 @@
+"""Exact 8-bit integer products on x86 CPUs with AVX-512 VNNI: ``vpdpbusd`` adds four
+products of unsigned and signed bytes into each 32-bit lane, so a uint8 x int8 product
+accumulates exactly in int32, four times as many products per instruction as float32 FMAs.
+onnxruntime's QLinearConv runs on the same instruction where the CPU has it; ort-core computed
+those convolutions as float32 GEMMs (exact, but at float32's rate).
+
+:func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
+(M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
+channels' bytes each), ``X`` (K, P) uint8 activations packed per run (:func:`pack_input`:
+(K / 4, P) words, the same four channels' bytes of one pixel), and an 8 x 32 tile of int32 sums
+(:func:`_tile`, one ``vpdpbusd`` per 16 sums and 4 channels) requantized as the float path does
+(``(float32(sum - x_zero * sum(W)) + bias) * multiplier``, rounded half to even, plus the zero
+point, saturated), so both paths give the same bytes.
+
+This module imports numba and llvmlite; :func:`available` says whether the host CPU has the
+instruction (the caller keeps the float path otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, njit, types
+from numba.extending import intrinsic
+
+from .. import _threads
+from .._spin_jit import pointer
+
+#: output channels and pixels of one tile of sums
+TILE_M, TILE_P = 8, 32
+
+
+_usable: list = []  # the answer of available(), once found
+
+
+def available() -> bool:
+    """Whether this CPU runs AVX-512 VNNI (as LLVM sees the host) and the kernels below compile
+    for it (numba told to compile for another CPU, ``NUMBA_CPU_NAME``, may lack it): the answer
+    is found once per process."""
+    if not _usable:
+        ok = False
+        try:
+            import llvmlite.binding as llvm
+
+            if llvm.get_host_cpu_features().get("avx512vnni", False):
+                warm()
+                ok = True
+        except Exception:  # noqa: BLE001 - no features, or no code for them: the float path
+            ok = False
+        _usable.append(ok)
+    return _usable[0]
+
+
+@intrinsic
+def _tile(typingctx, x, ldx, w, ldw, k4, out):
+    """The (8, 32) int32 tile ``out`` = sum over ``k4`` words of the ``vpdpbusd`` of the packed
+    input words at ``x`` (row stride ``ldx`` words, 32 pixels) and the packed weight words at
+    ``w`` (8 rows of stride ``ldw`` words), every argument an int64 address or count."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64)
+
+    def codegen(context, builder, sig, args):
+        x, ldx, w, ldw, k4, out = args
+        word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
+        i64t = ir.IntType(64)
+        fnty = ir.FunctionType(vec, [vec, vec, vec])
+        dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
+        xp = builder.inttoptr(x, word.as_pointer())
+        wp = builder.inttoptr(w, word.as_pointer())
+        op = builder.inttoptr(out, vec.as_pointer())
+        zero = ir.Constant(vec, None)
+        n = TILE_M * 2
+        entry = builder.block
+        loop = builder.append_basic_block("vnni.loop")
+        done = builder.append_basic_block("vnni.done")
+        builder.cbranch(builder.icmp_signed(">", k4, ir.Constant(i64t, 0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64t)
+        k.add_incoming(ir.Constant(i64t, 0), entry)
+        accs = []
+        for _ in range(n):
+            a = builder.phi(vec)
+            a.add_incoming(zero, entry)
+            accs.append(a)
+        row = builder.gep(xp, [builder.mul(k, ldx)])
+        xv = [
+            builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
+                                         vec.as_pointer()), align=4)
+            for h in range(2)
+        ]  # fmt: skip
+        new = []
+        undef = ir.Constant(vec, ir.Undefined)
+        mask = ir.Constant(ir.VectorType(word, 16), [0] * 16)
+        for mm in range(TILE_M):
+            wv = builder.load(
+                builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
+            )
+            wb = builder.shuffle_vector(
+                builder.insert_element(undef, wv, ir.Constant(word, 0)), undef, mask
+            )
+            for h in range(2):
+                new.append(builder.call(dp, [accs[2 * mm + h], xv[h], wb]))
+        k1 = builder.add(k, ir.Constant(i64t, 1))
+        body_end = builder.block
+        k.add_incoming(k1, body_end)
+        for a, v in zip(accs, new, strict=True):
+            a.add_incoming(v, body_end)
+        builder.cbranch(builder.icmp_signed("<", k1, k4), loop, done)
+        builder.position_at_end(done)
+        finals = []
+        for i in range(n):  # every phi first: a block's phis come before its other instructions
+            final = builder.phi(vec)
+            final.add_incoming(zero, entry)
+            final.add_incoming(new[i], body_end)
+            finals.append(final)
+        for i, final in enumerate(finals):
+            builder.store(final, builder.gep(op, [ir.Constant(i64t, i)]), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def pack_input(x, k4, p_pad, xq):  # pragma: no cover - compiled
+    """``xq`` (k4, p_pad) uint32 words from ``x`` (K, P) uint8: word (k, p) holds the bytes of
+    channels 4k .. 4k + 3 at pixel p (zero past K and P)."""
+    k, p = x.shape
+    for q in range(k4):
+        row = xq[q]
+        c = 4 * q
+        if c + 4 <= k:  # four whole channels: one word per pixel from four loads (vectorized)
+            a, b, d, e = x[c], x[c + 1], x[c + 2], x[c + 3]
+            for i in range(p):
+                row[i] = (
+                    np.uint32(a[i]) | (np.uint32(b[i]) << 8) | (np.uint32(d[i]) << 16)
+                    | (np.uint32(e[i]) << 24)
+                )  # fmt: skip
+        else:
+            for i in range(p):
+                word = np.uint32(0)
+                for j in range(k - c):
+                    word |= np.uint32(x[c + j, i]) << (8 * j)
+                row[i] = word
+        for i in range(p, p_pad):
+            row[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1):  # pragma: no cover
+    """Output channels ``m0:m1`` (multiples of :data:`TILE_M` but the last) of ``y`` (M, P)
+    from the packed input ``xq`` (k4, p_pad) and weights ``wq`` (M padded, k4), requantized:
+    ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``."""
+    k4, p_pad = xq.shape
+    m_all, p = y.shape
+    tile = np.empty((TILE_M, TILE_P), np.int32)
+    for p0 in range(0, p_pad, TILE_P):
+        for t0 in range(m0, m1, TILE_M):
+            _tile(
+                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4,
+                tile.ctypes.data,
+            )  # fmt: skip
+            cells = min(TILE_P, p - p0)
+            for mm in range(min(TILE_M, m_all - t0)):
+                m = t0 + mm
+                shift = x_zero * wsum[m]
+                b, s = bias[m], mult[m]
+                sums, row = tile[mm], y[m, p0 : p0 + cells]
+                for i in range(cells):  # branch-free: LLVM vectorizes it
+                    q = np.rint((np.float32(sums[i] - shift) + b) * s) + zero
+                    row[i] = min(max(q, lo), hi)
+
+
+_qgemm = qgemm  # what the compiled pieces call
+
+
+def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the int8 weights (M, K) as (M padded to :data:`TILE_M`, K / 4) uint32 words, four
+    channels' bytes each, zero past K and M; their sums per output channel, int32)."""
+    m, k = w.shape
+    k4 = -(-k // 4)
+    m_pad = -(-m // TILE_M) * TILE_M
+    b = np.zeros((m_pad, k4 * 4), np.int8)
+    b[:m, :k] = w
+    return b.view(np.uint32), w.astype(np.int32).sum(axis=1).astype(np.int32)
+
+
+#: the slots of a piece's argument block: the packed input (address, words per pixel, pixels
+#: padded), the packed weights (address, rows padded), the weight sums', bias's and multiplier's
+#: addresses, the output (address, channels, pixels), the input's zero point; then the output
+#: zero point, lowest and highest value as float64 bits
+XQ, K4, P_PAD, WQ, M_PAD, WSUM, BIAS, MULT, Y, M, P, X_ZERO = range(12)
+FLOATS, SLOTS = 12, 15
+
+
+def _piece(out_dtype):
+    """A compiled piece of :func:`qgemm`: tiles ``lo:hi`` of output channels (see
+    :func:`split`)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), SLOTS, np.int64)
+        f = carray(pointer(argument + FLOATS * 8), 3, np.float64)
+        xq = carray(pointer(a[XQ]), (a[K4], a[P_PAD]), np.uint32)
+        wq = carray(pointer(a[WQ]), (a[M_PAD], a[K4]), np.uint32)
+        wsum = carray(pointer(a[WSUM]), a[M], np.int32)
+        bias = carray(pointer(a[BIAS]), a[M], np.float32)
+        mult = carray(pointer(a[MULT]), a[M], np.float32)
+        y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
+        _qgemm(
+            xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]), np.float32(f[1]),
+            np.float32(f[2]), y, lo * TILE_M, min(hi * TILE_M, a[M]),
+        )  # fmt: skip
+
+    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
+
+
+_pieces: dict = {}  # made on first demand, by output dtype
+
+
+def piece_address(out_dtype) -> int:
+    """The address of the compiled piece writing ``out_dtype`` (uint8 or int8)."""
+    key = np.dtype(out_dtype).type
+    fn = _pieces.get(key)
+    if fn is None:
+        fn = _pieces[key] = _piece(key)
+    return fn.address
+
+
+def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
+    """:func:`qgemm` over every output channel, its tiles of channels shared among the run's
+    threads as compiled pieces; False (nothing done) where the run has no spinning pool free."""
+    if not _threads.spinning():
+        return False
+    a = np.empty(SLOTS, np.int64)  # alive, with the arrays, until the pieces are done
+    a[XQ], a[K4], a[P_PAD] = xq.ctypes.data, xq.shape[0], xq.shape[1]
+    a[WQ], a[M_PAD], a[WSUM] = wq.ctypes.data, wq.shape[0], wsum.ctypes.data
+    a[BIAS], a[MULT], a[Y], a[M], a[P] = (
+        bias.ctypes.data, mult.ctypes.data, y.ctypes.data, y.shape[0], y.shape[1]
+    )  # fmt: skip
+    a[X_ZERO] = x_zero
+    a[FLOATS:].view(np.float64)[:] = zero, lo, hi
+    tiles = -(-y.shape[0] // TILE_M)
+    return _threads.split_compiled(tiles, piece_address(y.dtype), a.ctypes.data)
+
+
+def warm() -> None:
+    """Compile (or load from the disk cache) the functions above for their argument types."""
+    w = np.zeros((1, 4), np.int8)
+    wq, wsum = pack_weights(w)
+    for out in (np.uint8, np.int8):
+        x = np.zeros((4, 1), np.uint8)
+        xq = np.empty((1, TILE_P), np.uint32)
+        pack_input(x, 1, TILE_P, xq)
+        f = np.ones(1, np.float32)
+        qgemm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1),
+              np.empty((1, 1), out), 0, 1)  # fmt: skip
