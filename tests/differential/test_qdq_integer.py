@@ -346,3 +346,80 @@ def test_pointwise_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
             None, {"x": x}
         )
         np.testing.assert_array_equal(vnni[0], theirs[0])
+
+
+def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp):
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    bs = (rng.random(n) * 0.02 + 0.001).astype(np.float32) if per_column else np.float32(0.0123)
+    inits = [
+        numpy_helper.from_array(b, "b"),
+        numpy_helper.from_array(np.float32(0.05), "as"),
+        numpy_helper.from_array(np.asarray(bs, np.float32), "bs"),
+    ]
+    inputs = ["a", "b", "as", "bs", "az" if a_zp is not None else "", ""]
+    if a_zp is not None:
+        inits.append(numpy_helper.from_array(np.uint8(a_zp), "az"))
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "bias"))
+        inputs.append("bias")
+    node = helper.make_node("MatMulIntegerToFloat", inputs, ["y"], domain="com.microsoft")
+    graph = helper.make_graph(
+        [node], "mmitf", [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, rows, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "rows, k, n, per_column, bias, a_zp",
+    [
+        (37, 70, 45, True, True, 131),  # K, N and rows off the tile sizes
+        (5, 16, 8, False, False, None),
+        (64, 384, 384, True, True, 128),  # shared at two threads
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
+    monkeypatch, rows, k, n, per_column, bias, a_zp, threads
+):
+    """Where the CPU has AVX-512 VNNI, MatMulIntegerToFloat with a constant int8 right operand
+    sums its products in int32 with vpdpbusd (ort_cpu.kernels._vnni), its tiles of columns
+    shared among the run's threads when large: the float path's values exactly, and
+    onnxruntime's to float32 rounding."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _vnni, quantization
+
+    if not _vnni.available():
+        pytest.skip("this CPU has no AVX-512 VNNI: the float path runs")
+    model = _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp)
+    a = rng.integers(0, 256, (2, rows, k)).astype(np.uint8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    calls = collections.Counter()
+
+    def spy(name, real):
+        def call(*args):
+            done = real(*args)
+            calls.update([name] if name == "qgemm_float" or done else [])
+            return done
+
+        return call
+
+    for name in ("qgemm_float", "split"):
+        monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
+    (vnni,) = sess.run(None, {"a": a})
+    shared = threads == 2 and 2 * rows * k * n >= quantization.VNNI_SPLIT_WORK
+    shared = shared and _threads.spin_supported()
+    assert calls == collections.Counter({"split": 1} if shared else {"qgemm_float": 1})
+    monkeypatch.setattr(quantization, "_vnni_matmul", lambda *args: None)
+    (floats,) = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(
+        None, {"a": a}
+    )
+    (theirs,) = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"a": a}
+    )
+    assert vnni.shape == (2, rows, n) and vnni.dtype == np.float32
+    np.testing.assert_array_equal(vnni, floats)
+    np.testing.assert_allclose(vnni, theirs, rtol=1e-6, atol=1e-5)

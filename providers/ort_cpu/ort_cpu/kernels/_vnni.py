@@ -4,7 +4,8 @@ accumulates exactly in int32, four times as many products per instruction as flo
 onnxruntime's QLinearConv runs on the same instruction where the CPU has it; ort-core computed
 those convolutions as float32 GEMMs (exact, but at float32's rate).
 
-:func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
+:func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv, and
+:func:`qgemm_float` MatMulIntegerToFloat's ``A @ B`` scaled to float32: ``W``
 (M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
 channels' bytes each), ``X`` (K, P) uint8 activations packed per run (:func:`pack_input`:
 (K / 4, P) words, the same four channels' bytes of one pixel), and an 8 x 32 tile of int32 sums
@@ -170,7 +171,49 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1):  # pragma:
                     row[i] = min(max(q, lo), hi)
 
 
-_qgemm = qgemm  # what the compiled pieces call
+@njit(cache=True, nogil=True)
+def pack_rows(a, k4, p_pad, xq):  # pragma: no cover - compiled
+    """``xq`` (k4, p_pad) uint32 words from the rows of ``a`` (P, K) uint8 (a matrix product's
+    left operand, its rows the pixels): word (k, p) holds bytes 4k .. 4k + 3 of row p."""
+    p, k = a.shape
+    for r in range(p):
+        row = a[r]
+        for q in range(k4):
+            word = np.uint32(0)
+            for j in range(min(4, k - 4 * q)):
+                word |= np.uint32(row[4 * q + j]) << (8 * j)
+            xq[q, r] = word
+    for q in range(k4):
+        for r in range(p, p_pad):
+            xq[q, r] = 0
+
+
+@njit(cache=True, nogil=True)
+def qgemm_float(xq, wq, wsum, x_zero, scale, bias, y, m0, m1):  # pragma: no cover - compiled
+    """Columns ``m0:m1`` (tiles of :data:`TILE_M`) of ``y`` (P, M) float32 from the packed
+    left operand ``xq`` (k4, p_pad) and the packed right one ``wq`` (M padded, k4):
+    ``float32(sum - x_zero * wsum[m]) * scale[m] + bias[m]``, MatMulIntegerToFloat's
+    operations in its order."""
+    k4, p_pad = xq.shape
+    p, m_all = y.shape
+    tile = np.empty((TILE_M, TILE_P), np.int32)
+    for p0 in range(0, p_pad, TILE_P):
+        cells = min(TILE_P, p - p0)
+        for t0 in range(m0, m1, TILE_M):
+            _tile(
+                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4,
+                tile.ctypes.data,
+            )  # fmt: skip
+            width = min(TILE_M, m_all - t0)
+            for i in range(cells):
+                row = y[p0 + i]
+                for mm in range(width):
+                    m = t0 + mm
+                    v = np.float32(tile[mm, i] - x_zero * wsum[m]) * scale[m]
+                    row[m] = v + bias[m]
+
+
+_qgemm, _qgemm_float = qgemm, qgemm_float  # what the compiled pieces call
 
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,8 +236,11 @@ FLOATS, SLOTS = 12, 15
 
 
 def _piece(out_dtype):
-    """A compiled piece of :func:`qgemm`: tiles ``lo:hi`` of output channels (see
-    :func:`split`)."""
+    """A compiled piece of :func:`qgemm` (``out_dtype`` uint8 or int8), or of
+    :func:`qgemm_float` (float32: ``y`` is (P, M), ``MULT`` the scales): tiles ``lo:hi`` of
+    output channels (see :func:`split`)."""
+
+    floating = out_dtype == np.float32  # a constant of the compiled code (one branch kept)
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), SLOTS, np.int64)
@@ -204,11 +250,16 @@ def _piece(out_dtype):
         wsum = carray(pointer(a[WSUM]), a[M], np.int32)
         bias = carray(pointer(a[BIAS]), a[M], np.float32)
         mult = carray(pointer(a[MULT]), a[M], np.float32)
-        y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
-        _qgemm(
-            xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]), np.float32(f[1]),
-            np.float32(f[2]), y, lo * TILE_M, min(hi * TILE_M, a[M]),
-        )  # fmt: skip
+        m0, m1 = lo * TILE_M, min(hi * TILE_M, a[M])
+        if floating:
+            y = carray(pointer(a[Y]), (a[P], a[M]), out_dtype)
+            _qgemm_float(xq, wq, wsum, np.int32(a[X_ZERO]), mult, bias, y, m0, m1)
+        else:
+            y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
+            _qgemm(
+                xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]),
+                np.float32(f[1]), np.float32(f[2]), y, m0, m1,
+            )  # fmt: skip
 
     return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
 
@@ -226,20 +277,20 @@ def piece_address(out_dtype) -> int:
 
 
 def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
-    """:func:`qgemm` over every output channel, its tiles of channels shared among the run's
-    threads as compiled pieces; False (nothing done) where the run has no spinning pool free."""
+    """:func:`qgemm` over every output channel (``y`` (M, P) uint8 or int8), or with ``y``
+    (P, M) float32 :func:`qgemm_float` (``mult`` the scales; ``zero``, ``lo``, ``hi`` unused),
+    its tiles of channels shared among the run's threads as compiled pieces; False (nothing
+    done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
+    m, p = (y.shape[1], y.shape[0]) if y.dtype == np.float32 else y.shape
     a = np.empty(SLOTS, np.int64)  # alive, with the arrays, until the pieces are done
     a[XQ], a[K4], a[P_PAD] = xq.ctypes.data, xq.shape[0], xq.shape[1]
     a[WQ], a[M_PAD], a[WSUM] = wq.ctypes.data, wq.shape[0], wsum.ctypes.data
-    a[BIAS], a[MULT], a[Y], a[M], a[P] = (
-        bias.ctypes.data, mult.ctypes.data, y.ctypes.data, y.shape[0], y.shape[1]
-    )  # fmt: skip
+    a[BIAS], a[MULT], a[Y], a[M], a[P] = bias.ctypes.data, mult.ctypes.data, y.ctypes.data, m, p
     a[X_ZERO] = x_zero
     a[FLOATS:].view(np.float64)[:] = zero, lo, hi
-    tiles = -(-y.shape[0] // TILE_M)
-    return _threads.split_compiled(tiles, piece_address(y.dtype), a.ctypes.data)
+    return _threads.split_compiled(-(-m // TILE_M), piece_address(y.dtype), a.ctypes.data)
 
 
 def warm() -> None:
@@ -250,6 +301,13 @@ def warm() -> None:
         x = np.zeros((4, 1), np.uint8)
         xq = np.empty((1, TILE_P), np.uint32)
         pack_input(x, 1, TILE_P, xq)
+        x.flags.writeable = False  # a model's input arrives read-only
+        pack_input(x, 1, TILE_P, xq)
         f = np.ones(1, np.float32)
         qgemm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1),
               np.empty((1, 1), out), 0, 1)  # fmt: skip
+    a = np.zeros((1, 4), np.uint8)
+    for writable in (True, False):
+        a.flags.writeable = writable
+        pack_rows(a, 1, TILE_P, xq)
+    qgemm_float(xq, wq, wsum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)

@@ -18,6 +18,8 @@ from onnx import helper
 
 from ort_core.errors import InvalidArgument
 
+from .. import _threads
+from .._jit import available as jit_available
 from . import _blas, _quant_jit
 from ._registry import builder, kernel
 
@@ -393,14 +395,81 @@ def pack_integer_b(info, b_index: int, zp_index: int):
     return packed, _k_blocks(packed, 255.0)
 
 
+#: multiply-adds from which a VNNI product's tiles of columns are shared among the run's threads
+VNNI_SPLIT_WORK = 1 << 20
+
+
+def _vnni_matmul(info):
+    """MatMulIntegerToFloat on AVX-512 VNNI (:mod:`._vnni`): ``run(a, a_zero_point, a_scale,
+    b_scale, bias)`` for a uint8 left operand (a per-tensor zero point and scale) and a constant
+    2-D int8 right operand with zero zero points; None otherwise (or without VNNI, or with
+    compiled kernels off): the float path gives the same values."""
+    b = info.constant(1)
+    b_zp = info.constant(5) if info.has_input(5) else None
+    if (
+        b is None
+        or b.ndim != 2
+        or b.dtype != np.int8
+        or info.input_dtype(0) != np.uint8
+        or (info.has_input(5) and (b_zp is None or np.any(b_zp)))
+        or not jit_available()
+    ):
+        return None
+    from . import _vnni
+
+    if not _vnni.available():
+        return None
+    k, n = b.shape
+    wq, wsum = _vnni.pack_weights(np.ascontiguousarray(b.T))
+    k4 = -(-k // 4)
+    no_bias = np.zeros(n, np.float32)
+    if _threads.will_split(info.provider):
+        _vnni.piece_address(np.float32)  # loaded now, not in the first run
+
+    def run(a, a_zero_point, a_scale, b_scale, bias):
+        rows = a.reshape(-1, k)
+        p = rows.shape[0]
+        p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
+        xq = np.empty((k4, p_pad), np.uint32)
+        _vnni.pack_rows(np.ascontiguousarray(rows), k4, p_pad, xq)
+        za = np.int32(0 if a_zero_point is None else a_zero_point.reshape(()))
+        scale = np.ascontiguousarray(
+            np.broadcast_to(a_scale.astype(np.float32) * b_scale.astype(np.float32), (n,)),
+            np.float32,
+        )
+        add = (
+            no_bias
+            if bias is None
+            else np.ascontiguousarray(np.broadcast_to(bias, (n,)), np.float32)
+        )
+        y = np.empty((p, n), np.float32)
+        if not (
+            p * k * n >= VNNI_SPLIT_WORK
+            and _vnni.split(xq, wq, wsum, za, add, scale, 0.0, 0.0, 0.0, y)
+        ):
+            _vnni.qgemm_float(xq, wq, wsum, za, scale, add, y, 0, n)
+        return y.reshape(*a.shape[:-1], n)
+
+    return run
+
+
 @builder("MatMulIntegerToFloat", domain="com.microsoft", dtypes={0: INT8_TYPES, 1: INT8_TYPES})
 def matmul_integer_to_float(info):
     """``float(A @ B as int32) * (a_scale * b_scale) + bias``, as onnxruntime's contrib op; the
     integer product exact through float32 GEMM in blocks of the reduction (B constant, 2-D,
     per-tensor or per-column zero point) or float64 GEMM otherwise."""
     packed, blocks = pack_integer_b(info, 1, 5)
+    vnni = _vnni_matmul(info)
 
     def run(a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None):
+        if (
+            vnni is not None
+            and a.dtype == np.uint8
+            and a.ndim >= 2
+            and (a_zero_point is None or a_zero_point.size == 1)
+            and a_scale.size == 1
+        ):
+            return vnni(a, a_zero_point, a_scale, b_scale, bias)
         if packed is not None and (a_zero_point is None or a_zero_point.size == 1):
             acc = integer_matmul_f32(a, a_zero_point, packed, blocks)
         else:
