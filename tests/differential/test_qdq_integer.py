@@ -269,8 +269,8 @@ def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights,
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], theirs[0])
 
 
-def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp):
-    w = rng.integers(-63, 64, (m, c, 1, 1)).astype(np.int8)
+def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, k=1, **window):
+    w = rng.integers(-63, 64, (m, c, k, k)).astype(np.int8)
     ws = (rng.random(m) * 0.02 + 0.001).astype(np.float32) if per_channel else np.float32(0.01)
     yz = np.array(128 if out_dtype == np.uint8 else -5, out_dtype)
     inits = [
@@ -288,7 +288,7 @@ def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp):
         inputs.append("b")
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype))
     graph = helper.make_graph(
-        [helper.make_node("QLinearConv", inputs, ["y"])], "pointwise",
+        [helper.make_node("QLinearConv", inputs, ["y"], **window)], "pointwise",
         [helper.make_tensor_value_info("x", TensorProto.UINT8, [batch, c, hw, hw])],
         [helper.make_tensor_value_info("y", elem, None)], inits,
     )  # fmt: skip
@@ -296,26 +296,40 @@ def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp):
 
 
 @pytest.mark.parametrize(
-    "c, m, hw, batch, out_dtype, per_channel, bias, x_zp",
+    "c, m, hw, batch, out_dtype, per_channel, bias, x_zp, window",
     [
-        (30, 20, 7, 2, np.uint8, True, True, 7),  # K, M and pixels off the tile sizes; a batch
-        (64, 128, 20, 1, np.uint8, False, False, 0),
-        (256, 96, 14, 1, np.int8, True, True, 128),  # int8 output; shared at two threads
+        (30, 20, 7, 2, np.uint8, True, True, 7, {}),  # K, M, pixels off the tiles; a batch
+        (64, 128, 20, 1, np.uint8, False, False, 0, {}),
+        (256, 96, 14, 1, np.int8, True, True, 128, {}),  # int8 output; shared at two threads
+        (16, 24, 21, 2, np.uint8, True, True, 9, {"k": 3, "pads": [1, 1, 1, 1]}),  # padded 3x3
+        (
+            3,
+            16,
+            33,
+            1,
+            np.uint8,
+            False,
+            True,
+            120,
+            {"k": 3, "pads": [1, 0, 1, 2], "strides": [2, 2]},
+        ),
+        (8, 12, 19, 1, np.uint8, True, False, 3, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
     ],
 )
 @pytest.mark.parametrize("threads", [1, 2])
-def test_pointwise_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
-    monkeypatch, c, m, hw, batch, out_dtype, per_channel, bias, x_zp, threads
+def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
+    monkeypatch, c, m, hw, batch, out_dtype, per_channel, bias, x_zp, window, threads
 ):
-    """Where the CPU has AVX-512 VNNI, a pointwise QLinearConv sums uint8 x int8 products in
-    int32 with vpdpbusd (ort_cpu.kernels._vnni), its output channels shared among the run's
-    threads when large: the same bytes as the float path and as onnxruntime."""
+    """Where the CPU has AVX-512 VNNI, a QLinearConv of one group sums uint8 x int8 products in
+    int32 with vpdpbusd (ort_cpu.kernels._vnni; a window's column matrix packed from the input
+    padded with its zero point), its output channels shared among the run's threads when
+    large: the same bytes as the float path and as onnxruntime."""
     from ort_cpu import _threads
     from ort_cpu.kernels import _vnni, conv
 
     if not _vnni.available():
         pytest.skip("this CPU has no AVX-512 VNNI: the float path runs (the tests above)")
-    model = _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp)
+    model = _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, **window)
     x = rng.integers(0, 256, (batch, c, hw, hw)).astype(np.uint8)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -334,7 +348,9 @@ def test_pointwise_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     calls.clear()  # (creation compiles the kernels with a call each)
     vnni = sess.run(None, {"x": x})
-    shared = threads == 2 and m * c * hw * hw >= conv.VNNI_SPLIT_WORK and _threads.spin_supported()
+    k, cells = window.get("k", 1), int(np.prod(vnni[0].shape[2:]))
+    shared = threads == 2 and _threads.spin_supported()
+    shared = shared and m * c * k * k * cells >= conv.VNNI_SPLIT_WORK
     assert calls["split"] == (batch if shared else 0)
     assert calls["qgemm"] == (0 if shared else batch)
     monkeypatch.setattr(conv, "_vnni_pointwise", lambda *a: None)

@@ -171,6 +171,62 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1):  # pragma:
                     row[i] = min(max(q, lo), hi)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _source(xp, zeros, c, r, col, span):  # pragma: no cover - compiled
+    """Row ``r`` of channel ``c`` of ``xp`` from column ``col``, ``span`` cells; zeros where
+    ``c`` is -1."""
+    if c >= 0:
+        return xp[c, r, col : col + span]
+    return zeros[:span]
+
+
+@njit(cache=True, nogil=True)
+def pack_windows(xp, kh, kw, sh, sw, dh, dw, oh, ow, k4, p_pad, xq):  # pragma: no cover
+    """``xq`` (k4, p_pad) uint32 words of the column matrix of the padded image ``xp``
+    (C, H, W) uint8 under a ``kh`` x ``kw`` window (strides ``sh``, ``sw``, dilations ``dh``,
+    ``dw``), without making it: word (k, p) holds the bytes of rows 4k .. 4k + 3 of the column
+    matrix (row ``(c * kh + i) * kw + j``: channel c, tap (i, j)) at output cell p; zero past its
+    C * kh * kw rows and the oh * ow cells. Each word is made from its four bytes at once (one
+    pass per output row, vectorized at stride 1)."""
+    taps = kh * kw
+    k = xp.shape[0] * taps
+    span = (ow - 1) * sw + 1  # input columns one output row reads from one tap
+    zeros = np.zeros(xp.shape[2] + span, np.uint8)  # the missing rows past the last (k % 4)
+    plane = np.empty(4, np.int64)
+    rowof, colof = np.empty(4, np.int64), np.empty(4, np.int64)
+    for q in range(k4):
+        row = xq[q]
+        for b in range(4):
+            kk = 4 * q + b
+            if kk < k:
+                c, t = divmod(kk, taps)
+                ti, tj = divmod(t, kw)
+                plane[b], rowof[b], colof[b] = c, ti * dh, tj * dw
+            else:
+                plane[b] = -1
+        for r in range(oh):
+            s0 = _source(xp, zeros, plane[0], r * sh + rowof[0], colof[0], span)
+            s1 = _source(xp, zeros, plane[1], r * sh + rowof[1], colof[1], span)
+            s2 = _source(xp, zeros, plane[2], r * sh + rowof[2], colof[2], span)
+            s3 = _source(xp, zeros, plane[3], r * sh + rowof[3], colof[3], span)
+            dst = row[r * ow : (r + 1) * ow]
+            if sw == 1:
+                for col in range(ow):
+                    dst[col] = (
+                        np.uint32(s0[col]) | (np.uint32(s1[col]) << 8)
+                        | (np.uint32(s2[col]) << 16) | (np.uint32(s3[col]) << 24)
+                    )  # fmt: skip
+            else:
+                for col in range(ow):
+                    at = col * sw
+                    dst[col] = (
+                        np.uint32(s0[at]) | (np.uint32(s1[at]) << 8)
+                        | (np.uint32(s2[at]) << 16) | (np.uint32(s3[at]) << 24)
+                    )  # fmt: skip
+        for i in range(oh * ow, p_pad):
+            row[i] = 0
+
+
 @njit(cache=True, nogil=True)
 def pack_rows(a, k4, p_pad, xq):  # pragma: no cover - compiled
     """``xq`` (k4, p_pad) uint32 words from the rows of ``a`` (P, K) uint8 (a matrix product's
@@ -306,6 +362,10 @@ def warm() -> None:
         f = np.ones(1, np.float32)
         qgemm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1),
               np.empty((1, 1), out), 0, 1)  # fmt: skip
+    xp = np.zeros((1, 3, 3), np.uint8)
+    for writable in (True, False):
+        xp.flags.writeable = writable
+        pack_windows(xp, 3, 3, 1, 1, 1, 1, 1, 1, 3, TILE_P, np.empty((3, TILE_P), np.uint32))
     a = np.zeros((1, 4), np.uint8)
     for writable in (True, False):
         a.flags.writeable = writable

@@ -1491,23 +1491,22 @@ VNNI_SPLIT_WORK = 1 << 20
 
 
 def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
-    """A pointwise QLinearConv on AVX-512 VNNI (:mod:`._vnni`): ``run(x, x_zero_point)`` for
-    uint8 input, constant int8 weights with zero zero points, constant scales and bias, 1x1
-    windows at stride 1 without pads, one group; None otherwise (or where the CPU lacks VNNI,
-    or compiled kernels are off): the float path computes the same bytes."""
+    """A QLinearConv of one group on AVX-512 VNNI (:mod:`._vnni`): ``run(x, x_zero_point)`` for
+    uint8 input, constant int8 weights with zero zero points, constant scales and bias, a 2-D
+    window; None otherwise (or where the CPU lacks VNNI, or compiled kernels are off): the
+    float path computes the same bytes. A 1x1 window at stride 1 without pads reads the input
+    as it is; other windows read a uint8 column matrix, padded with the input's zero point (a
+    centred zero, as the float path's padding is)."""
     w, w_zp = info.constant(3), info.constant(5) if info.has_input(5) else None
     if (
         fixed is None
         or w is None
         or w.dtype != np.int8
         or w.ndim != 4
-        or w.shape[2:] != (1, 1)
         or info.input_dtype(0) != np.uint8
         or (info.has_input(5) and (w_zp is None or np.any(w_zp)))
         or (info.has_input(8) and bias32 is None)
         or attrs.group != 1
-        or any(s != 1 for s in attrs.strides or ())
-        or any(attrs.pads or ())
         or not jit_available()
     ):
         return None
@@ -1516,28 +1515,51 @@ def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
     if not _vnni.available():  # (compiles the kernels the first time)
         return None
     m, c = w.shape[:2]
-    wq, wsum = _vnni.pack_weights(np.ascontiguousarray(w.reshape(m, c)))
+    k = c * w.shape[2] * w.shape[3]
+    wq, wsum = _vnni.pack_weights(np.ascontiguousarray(w.reshape(m, k)))
     bias = bias32 if bias32 is not None else np.zeros(m, np.float32)
     mult = mult32 if mult32 is not None else _per_channel(fixed[0], m)
     _, zero, lo, hi, out_dt = fixed
-    k4 = -(-c // 4)
-
+    k4 = -(-k // 4)
     if _threads.will_split(info.provider):
         _vnni.piece_address(out_dt)  # loaded now, not in the first run
+    pointwise = (
+        w.shape[2:] == (1, 1)
+        and all(s == 1 for s in attrs.strides or ())
+        and not any(attrs.pads or ())
+        and attrs.auto_pad in (None, "NOTSET", "VALID")
+    )
 
     def run(x, x_zero_point):
-        n, _, h, wd = x.shape
-        p = h * wd
+        zx = 0 if x_zero_point is None else int(np.asarray(x_zero_point).reshape(()))
+        if pointwise:
+            n, _, h, wd = x.shape
+            out, cols = (h, wd), None
+        else:
+            kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
+            out, begin, _, end = _cached_geometry(
+                tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+                None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+            )  # fmt: skip
+            cols = pad_to(x, begin, end, zx)  # the padded images, read window by window
+            n = x.shape[0]
+        p = out[0] * out[1]
         p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
-        zx = np.int32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
-        y = np.empty((n, m, h, wd), out_dt)
+        y = np.empty((n, m, *out), out_dt)
         xq = np.empty((k4, p_pad), np.uint32)
-        shared = m * c * p >= VNNI_SPLIT_WORK
+        shared = m * k * p >= VNNI_SPLIT_WORK
+        z = np.int32(zx)
         for i in range(n):
-            _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(c, p), k4, p_pad, xq)
+            if cols is None:
+                _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(k, p), k4, p_pad, xq)
+            else:
+                _vnni.pack_windows(
+                    np.ascontiguousarray(cols[i]), *w.shape[2:], *strides, *dilations, *out, k4,
+                    p_pad, xq,
+                )  # fmt: skip
             yi = y[i].reshape(m, p)
-            if not (shared and _vnni.split(xq, wq, wsum, zx, bias, mult, zero, lo, hi, yi)):
-                _vnni.qgemm(xq, wq, wsum, zx, bias, mult, zero, lo, hi, yi, 0, m)
+            if not (shared and _vnni.split(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi)):
+                _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m)
         return y
 
     return run
