@@ -333,17 +333,20 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     x = rng.integers(0, 256, (batch, c, hw, hw)).astype(np.uint8)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
-    calls = collections.Counter()  # qgemm on the calling thread; split handed to the pool
+    # the product on the calling thread (qgemm, or conv_rows for a window), or handed to the
+    # pool (split, split_rows)
+    calls = collections.Counter()
 
     def spy(name, real):
         def call(*a):
             done = real(*a)
-            calls.update([name] if name == "qgemm" or done else [])
+            serial = name in ("qgemm", "conv_rows")
+            calls.update(["serial" if serial else "shared"] if serial or done else [])
             return done
 
         return call
 
-    for name in ("qgemm", "split"):
+    for name in ("qgemm", "split", "conv_rows", "split_rows"):
         monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     calls.clear()  # (creation compiles the kernels with a call each)
@@ -351,8 +354,7 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     k, cells = window.get("k", 1), int(np.prod(vnni[0].shape[2:]))
     shared = threads == 2 and _threads.spin_supported()
     shared = shared and m * c * k * k * cells >= conv.VNNI_SPLIT_WORK
-    assert calls["split"] == (batch if shared else 0)
-    assert calls["qgemm"] == (0 if shared else batch)
+    assert calls == collections.Counter({"shared" if shared else "serial": batch})
     monkeypatch.setattr(conv, "_vnni_pointwise", lambda *a: None)
     floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert vnni[0].dtype == out_dtype

@@ -147,12 +147,13 @@ def pack_input(x, k4, p_pad, xq):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1):  # pragma: no cover
-    """Output channels ``m0:m1`` (multiples of :data:`TILE_M` but the last) of ``y`` (M, P)
-    from the packed input ``xq`` (k4, p_pad) and weights ``wq`` (M padded, k4), requantized:
+def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p):  # pragma: no cover
+    """Output channels ``m0:m1`` (multiples of :data:`TILE_M` but the last) of ``y`` (M, ...),
+    its cells ``p_off`` to ``p_off + p``, from the packed input ``xq`` (k4, p_pad: those cells)
+    and weights ``wq`` (M padded, k4), requantized:
     ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``."""
     k4, p_pad = xq.shape
-    m_all, p = y.shape
+    m_all = y.shape[0]
     tile = np.empty((TILE_M, TILE_P), np.int32)
     for p0 in range(0, p_pad, TILE_P):
         for t0 in range(m0, m1, TILE_M):
@@ -165,7 +166,8 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1):  # pragma:
                 m = t0 + mm
                 shift = x_zero * wsum[m]
                 b, s = bias[m], mult[m]
-                sums, row = tile[mm], y[m, p0 : p0 + cells]
+                at = p_off + p0
+                sums, row = tile[mm], y[m, at : at + cells]
                 for i in range(cells):  # branch-free: LLVM vectorizes it
                     q = np.rint((np.float32(sums[i] - shift) + b) * s) + zero
                     row[i] = min(max(q, lo), hi)
@@ -181,13 +183,13 @@ def _source(xp, zeros, c, r, col, span):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def pack_windows(xp, kh, kw, sh, sw, dh, dw, oh, ow, k4, p_pad, xq):  # pragma: no cover
+def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # pragma: no cover
     """``xq`` (k4, p_pad) uint32 words of the column matrix of the padded image ``xp``
     (C, H, W) uint8 under a ``kh`` x ``kw`` window (strides ``sh``, ``sw``, dilations ``dh``,
     ``dw``), without making it: word (k, p) holds the bytes of rows 4k .. 4k + 3 of the column
-    matrix (row ``(c * kh + i) * kw + j``: channel c, tap (i, j)) at output cell p; zero past its
-    C * kh * kw rows and the oh * ow cells. Each word is made from its four bytes at once (one
-    pass per output row, vectorized at stride 1)."""
+    matrix (row ``(c * kh + i) * kw + j``: channel c, tap (i, j)) at cell p of output rows
+    ``r0:r1``; zero past its C * kh * kw rows and those cells. Each word is made from its four
+    bytes at once (one pass per output row, vectorized at stride 1)."""
     taps = kh * kw
     k = xp.shape[0] * taps
     span = (ow - 1) * sw + 1  # input columns one output row reads from one tap
@@ -204,12 +206,12 @@ def pack_windows(xp, kh, kw, sh, sw, dh, dw, oh, ow, k4, p_pad, xq):  # pragma: 
                 plane[b], rowof[b], colof[b] = c, ti * dh, tj * dw
             else:
                 plane[b] = -1
-        for r in range(oh):
+        for r in range(r0, r1):
             s0 = _source(xp, zeros, plane[0], r * sh + rowof[0], colof[0], span)
             s1 = _source(xp, zeros, plane[1], r * sh + rowof[1], colof[1], span)
             s2 = _source(xp, zeros, plane[2], r * sh + rowof[2], colof[2], span)
             s3 = _source(xp, zeros, plane[3], r * sh + rowof[3], colof[3], span)
-            dst = row[r * ow : (r + 1) * ow]
+            dst = row[(r - r0) * ow : (r - r0 + 1) * ow]
             if sw == 1:
                 for col in range(ow):
                     dst[col] = (
@@ -223,8 +225,23 @@ def pack_windows(xp, kh, kw, sh, sw, dh, dw, oh, ow, k4, p_pad, xq):  # pragma: 
                         np.uint32(s0[at]) | (np.uint32(s1[at]) << 8)
                         | (np.uint32(s2[at]) << 16) | (np.uint32(s3[at]) << 24)
                     )  # fmt: skip
-        for i in range(oh * ow, p_pad):
+        for i in range((r1 - r0) * ow, p_pad):
             row[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def conv_rows(
+    xp, kh, kw, sh, sw, dh, dw, ow, r0, r1, wq, wsum, x_zero, bias, mult, zero, lo, hi, y
+):  # pragma: no cover  # noqa: E501
+    """Output rows ``r0:r1`` of a convolution's ``y`` (M, OH * OW): :func:`pack_windows` of those
+    rows into a buffer of this call's own, then :func:`qgemm` for every output channel (a piece
+    a thread runs whole: packing is shared as the products are)."""
+    k4 = wq.shape[1]
+    cells = (r1 - r0) * ow
+    p_pad = -(-cells // TILE_P) * TILE_P
+    xq = np.empty((k4, p_pad), np.uint32)
+    pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq)
+    qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, 0, y.shape[0], r0 * ow, cells)
 
 
 @njit(cache=True, nogil=True)
@@ -269,7 +286,7 @@ def qgemm_float(xq, wq, wsum, x_zero, scale, bias, y, m0, m1):  # pragma: no cov
                     row[m] = v + bias[m]
 
 
-_qgemm, _qgemm_float = qgemm, qgemm_float  # what the compiled pieces call
+_qgemm, _qgemm_float, _conv_rows = qgemm, qgemm_float, conv_rows  # what the pieces call
 
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +331,7 @@ def _piece(out_dtype):
             y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
             _qgemm(
                 xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]),
-                np.float32(f[1]), np.float32(f[2]), y, m0, m1,
+                np.float32(f[1]), np.float32(f[2]), y, m0, m1, 0, a[P],
             )  # fmt: skip
 
     return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
@@ -349,6 +366,61 @@ def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
     return _threads.split_compiled(-(-m // TILE_M), piece_address(y.dtype), a.ctypes.data)
 
 
+#: the slots of a rows piece's argument block: the padded image (address, C, H, W), the window
+#: (kh, kw, sh, sw, dh, dw), the output row's cells, the packed weights (address, rows padded,
+#: words), the weight sums', bias's and multiplier's addresses, the output (address, channels,
+#: cells), the input's zero point; then the output zero point, lowest and highest value's bits
+(R_XP, R_C, R_H, R_W, R_KH, R_KW, R_SH, R_SW, R_DH, R_DW, R_OW, R_WQ, R_MPAD, R_K4, R_WSUM,
+ R_BIAS, R_MULT, R_Y, R_M, R_P, R_XZERO) = range(21)  # fmt: skip
+R_FLOATS, R_SLOTS = 21, 24
+
+
+def _rows_piece(out_dtype):
+    """A compiled piece of :func:`conv_rows`: output rows ``lo:hi`` (see :func:`split_rows`)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), R_SLOTS, np.int64)
+        f = carray(pointer(argument + R_FLOATS * 8), 3, np.float64)
+        xp = carray(pointer(a[R_XP]), (a[R_C], a[R_H], a[R_W]), np.uint8)
+        wq = carray(pointer(a[R_WQ]), (a[R_MPAD], a[R_K4]), np.uint32)
+        wsum = carray(pointer(a[R_WSUM]), a[R_M], np.int32)
+        bias = carray(pointer(a[R_BIAS]), a[R_M], np.float32)
+        mult = carray(pointer(a[R_MULT]), a[R_M], np.float32)
+        y = carray(pointer(a[R_Y]), (a[R_M], a[R_P]), out_dtype)
+        _conv_rows(
+            xp, a[R_KH], a[R_KW], a[R_SH], a[R_SW], a[R_DH], a[R_DW], a[R_OW], lo, hi, wq, wsum,
+            np.int32(a[R_XZERO]), bias, mult, np.float32(f[0]), np.float32(f[1]),
+            np.float32(f[2]), y,
+        )  # fmt: skip
+
+    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
+
+
+def rows_address(out_dtype) -> int:
+    """The address of the compiled rows piece writing ``out_dtype`` (uint8 or int8)."""
+    key = ("rows", np.dtype(out_dtype).type)
+    fn = _pieces.get(key)
+    if fn is None:
+        fn = _pieces[key] = _rows_piece(key[1])
+    return fn.address
+
+
+def split_rows(xp, window, oh, ow, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
+    """:func:`conv_rows` over every output row (``window``: kh, kw, sh, sw, dh, dw; ``y``
+    (M, oh * ow)), the rows shared among the run's threads as compiled pieces, each packing its
+    own rows; False (nothing done) where the run has no spinning pool free."""
+    if not _threads.spinning():
+        return False
+    a = np.empty(R_SLOTS, np.int64)  # alive, with the arrays, until the pieces are done
+    a[R_XP], a[R_C], a[R_H], a[R_W] = xp.ctypes.data, *xp.shape
+    a[R_KH:R_OW] = window
+    a[R_OW], a[R_WQ], a[R_MPAD], a[R_K4] = ow, wq.ctypes.data, *wq.shape
+    a[R_WSUM], a[R_BIAS], a[R_MULT] = wsum.ctypes.data, bias.ctypes.data, mult.ctypes.data
+    a[R_Y], a[R_M], a[R_P], a[R_XZERO] = y.ctypes.data, *y.shape, x_zero
+    a[R_FLOATS:].view(np.float64)[:] = zero, lo, hi
+    return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
+
+
 def warm() -> None:
     """Compile (or load from the disk cache) the functions above for their argument types."""
     w = np.zeros((1, 4), np.int8)
@@ -361,11 +433,12 @@ def warm() -> None:
         pack_input(x, 1, TILE_P, xq)
         f = np.ones(1, np.float32)
         qgemm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1),
-              np.empty((1, 1), out), 0, 1)  # fmt: skip
-    xp = np.zeros((1, 3, 3), np.uint8)
-    for writable in (True, False):
-        xp.flags.writeable = writable
-        pack_windows(xp, 3, 3, 1, 1, 1, 1, 1, 1, 3, TILE_P, np.empty((3, TILE_P), np.uint32))
+              np.empty((1, 1), out), 0, 1, 0, 1)  # fmt: skip
+        for writable in (True, False):
+            xp = np.zeros((1, 3, 3), np.uint8)
+            xp.flags.writeable = writable
+            conv_rows(xp, 3, 3, 1, 1, 1, 1, 1, 0, 1, wq, wsum, np.int32(0), f, f, np.float32(0),
+                      np.float32(0), np.float32(1), np.empty((1, 1), out))  # fmt: skip
     a = np.zeros((1, 4), np.uint8)
     for writable in (True, False):
         a.flags.writeable = writable

@@ -1521,14 +1521,14 @@ def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
     mult = mult32 if mult32 is not None else _per_channel(fixed[0], m)
     _, zero, lo, hi, out_dt = fixed
     k4 = -(-k // 4)
-    if _threads.will_split(info.provider):
-        _vnni.piece_address(out_dt)  # loaded now, not in the first run
     pointwise = (
         w.shape[2:] == (1, 1)
         and all(s == 1 for s in attrs.strides or ())
         and not any(attrs.pads or ())
         and attrs.auto_pad in (None, "NOTSET", "VALID")
     )
+    if _threads.will_split(info.provider):  # loaded now, not in the first run
+        (_vnni.piece_address if pointwise else _vnni.rows_address)(out_dt)
 
     def run(x, x_zero_point):
         zx = 0 if x_zero_point is None else int(np.asarray(x_zero_point).reshape(()))
@@ -1546,20 +1546,21 @@ def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
         p = out[0] * out[1]
         p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
         y = np.empty((n, m, *out), out_dt)
-        xq = np.empty((k4, p_pad), np.uint32)
+        xq = np.empty((k4, p_pad), np.uint32) if cols is None else None
         shared = m * k * p >= VNNI_SPLIT_WORK
         z = np.int32(zx)
         for i in range(n):
-            if cols is None:
-                _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(k, p), k4, p_pad, xq)
-            else:
-                _vnni.pack_windows(
-                    np.ascontiguousarray(cols[i]), *w.shape[2:], *strides, *dilations, *out, k4,
-                    p_pad, xq,
-                )  # fmt: skip
             yi = y[i].reshape(m, p)
+            if cols is not None:  # rows of outputs, each packing its own windows
+                xp = np.ascontiguousarray(cols[i])
+                window = (*w.shape[2:], *strides, *dilations)
+                args = (wq, wsum, z, bias, mult, zero, lo, hi, yi)
+                if not (shared and _vnni.split_rows(xp, window, *out, *args)):
+                    _vnni.conv_rows(xp, *window, out[1], 0, out[0], *args)
+                continue
+            _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(k, p), k4, p_pad, xq)
             if not (shared and _vnni.split(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi)):
-                _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m)
+                _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
         return y
 
     return run
