@@ -924,20 +924,12 @@ class _DirectPlan:
         fn, g, cg, mg, args = self.fn, self.g, self.cg, self.mg, self.args
         # groups, or the output channels of one group (a stem), shared among the run's threads
         by_channels = g == 1
+        total, ints = (mg if by_channels else g), (int(by_channels), cg, mg, *args)
         if not (
             (g > 1 or mg > 1)
             and y.size * self.taps >= DIRECT_SPLIT_WORK
             and _threads.spinning()
-            and _split_compiled(
-                _conv_pieces().DIRECT,
-                mg if by_channels else g,
-                x,
-                w2,
-                bias,
-                y,
-                (int(by_channels), cg, mg, *args),
-                code,
-            )  # fmt: skip
+            and _split_compiled(_conv_pieces().DIRECT, total, x, w2, bias, y, ints, code)
         ):
             fn(x, w2, bias, y, 0, g, 0, mg, cg, mg, *args, *code)
         return _finish(y, z, act)
