@@ -162,7 +162,8 @@ class Walker:
         return self._level_nodes
 
     def compile(self, walk) -> bool:
-        """Walk with ``walk`` (``kernels/_ml_jit.forest``) from now on, unless :data:`FORCE`
+        """Walk with ``walk`` (``kernels/_ml_jit.forest``, with ``kernels/_ml_pieces``'
+        ``split_walk`` and ``template``) from now on, unless :data:`FORCE`
         names a numpy walk; False where it cannot (the general walk, a forest too large for
         int32 indices). Batches from :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by
         the run's intra-op threads, a range of trees each, then summed by them, a block of

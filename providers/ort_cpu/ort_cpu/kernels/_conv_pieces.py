@@ -15,7 +15,7 @@ are on). The pieces compile with ``cache=True``.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 
 from .. import _threads
 from .._spin_jit import pointer
@@ -31,6 +31,16 @@ _direct = _conv_jit._direct.get()
 _nhwc = _conv_jit._depthwise_nhwc.get()
 
 
+@njit(cache=True, inline="always")
+def _views(a, dtype):  # pragma: no cover - compiled
+    """The arrays a block ``a`` names: x (N, C, H, W), the weights, the bias, y (N, M, OH, OW)."""
+    x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
+    w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
+    bias = carray(pointer(a[BIAS]), a[YC], dtype)
+    y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
+    return x, w, bias, y
+
+
 def _direct_piece(dtype):
     """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays, or with the first
     integer argument 1, output channels ``lo:hi`` of its one group (then 14 more integer
@@ -39,10 +49,7 @@ def _direct_piece(dtype):
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), INTS + 17, np.int64)
         f = carray(pointer(argument + (INTS + 15) * 8), 2, np.float64)
-        x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
-        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
-        bias = carray(pointer(a[BIAS]), a[YC], dtype)
-        y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
+        x, w, bias, y = _views(a, dtype)
         i = a[INTS + 1 :]
         g0, g1, m0, m1 = (0, 1, lo, hi) if a[INTS] == 1 else (lo, hi, 0, i[1])
         _direct(
@@ -60,10 +67,7 @@ def _nhwc_piece(dtype):
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), INTS + 11, np.int64)
         f = carray(pointer(argument + (INTS + 9) * 8), 2, np.float64)
-        x = carray(pointer(a[X]), (a[N], a[C], a[H], a[W]), dtype)
-        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
-        bias = carray(pointer(a[BIAS]), a[YC], dtype)
-        y = carray(pointer(a[Y]), (a[N], a[YC], a[OH], a[OW]), dtype)
+        x, w, bias, y = _views(a, dtype)
         i = a[INTS:]
         _nhwc(
             x, w, bias, y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], f[0], f[1]

@@ -146,20 +146,9 @@ def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
     return x, ro
 
 
-def warm_pieces(dtypes) -> None:
-    """Load (or compile) :mod:`._ml_pieces`' walk and sums pieces for inputs of ``dtypes``
-    (float32, float64) now, at session creation, for a session whose runs will share its
-    walks among threads (see ``ort_cpu._threads.will_split``)."""
-    from . import _ml_pieces
-
-    for dtype in dtypes:
-        for kind in ("walk", "sums"):
-            _ml_pieces.address(kind, dtype)
-
-
-def warm_forest(dtypes) -> tuple | None:
-    """(:func:`forest`, :func:`._ml_pieces.split_walk`, :func:`._ml_pieces.template`) compiled
-    for inputs of ``dtypes`` (float32, float64), or None when compiled kernels are off."""
+def warm_forest(dtypes) -> object:
+    """:func:`forest` compiled for inputs of ``dtypes`` (float32, float64), or None when
+    compiled kernels are off (then :mod:`._ml_pieces` has the pieces that share its work)."""
     if not available():
         return None
     nodes = np.zeros((1, 8), dtype=np.int32)
@@ -177,11 +166,7 @@ def warm_forest(dtypes) -> tuple | None:
                 args = (x, nodes, values, 0, roots, leaves, start, target, w, out, has)
                 for base in (w, w[:0]):
                     fn = forest.warm(*args, dtype(1), base)
-    if fn is None:
-        return None
-    from . import _ml_pieces  # imports numba: compiled kernels are on
-
-    return fn, _ml_pieces.split_walk, _ml_pieces.template
+    return fn
 
 
 # -- linear models -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ the piece walks trees ``lo`` to ``hi`` for every row. Handed to the pool as Pyth
 same walks made a worker wait for the GIL first, 30-60 us on the 2-core machines measured, and
 two threads took 1.35-1.6x one thread's time at 100 rows.
 
-This module imports numba when it is imported: :mod:`._ml_jit`'s ``warm_forest`` imports it once
+This module imports numba when it is imported: the tree ensembles (``ml.py``) import it once
 compiled kernels are on. The pieces compile with ``cache=True`` (loaded from the disk cache after
 the first process).
 """
@@ -84,6 +84,15 @@ def address(kind: str, dtype) -> int:
             _walk_piece(dtype, _WIDTH[dtype]) if kind == "walk" else _sums_piece(dtype)
         )  # fmt: skip
     return fn.address
+
+
+def warm(dtypes) -> None:
+    """Load (or compile) the walk and sums pieces for inputs of ``dtypes`` (float32, float64)
+    now, at session creation, for a session whose runs will share its walks among threads (see
+    ``ort_cpu._threads.will_split``)."""
+    for dtype in dtypes:
+        for kind in ("walk", "sums"):
+            address(kind, dtype)
 
 
 def template(nodes, col: int, roots, entries) -> np.ndarray:

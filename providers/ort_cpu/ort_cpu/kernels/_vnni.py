@@ -146,6 +146,13 @@ def pack_input(x, k4, p_pad, xq):  # pragma: no cover - compiled
             row[i] = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tile_at(xq, wq, p0, t0, tile):  # pragma: no cover - compiled
+    """:func:`_tile` of the packed input's cells ``p0:p0 + 32`` and weight rows ``t0:t0 + 8``."""
+    k4, p_pad = xq.shape
+    _tile(xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4, tile.ctypes.data)
+
+
 @njit(cache=True, nogil=True)
 def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p):  # pragma: no cover
     """Output channels ``m0:m1`` (multiples of :data:`TILE_M` but the last) of ``y`` (M, ...),
@@ -157,10 +164,7 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p): 
     tile = np.empty((TILE_M, TILE_P), np.int32)
     for p0 in range(0, p_pad, TILE_P):
         for t0 in range(m0, m1, TILE_M):
-            _tile(
-                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4,
-                tile.ctypes.data,
-            )  # fmt: skip
+            _tile_at(xq, wq, p0, t0, tile)
             cells = min(TILE_P, p - p0)
             for mm in range(min(TILE_M, m_all - t0)):
                 m = t0 + mm
@@ -273,10 +277,7 @@ def qgemm_float(xq, wq, wsum, x_zero, scale, bias, y, m0, m1):  # pragma: no cov
     for p0 in range(0, p_pad, TILE_P):
         cells = min(TILE_P, p - p0)
         for t0 in range(m0, m1, TILE_M):
-            _tile(
-                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4,
-                tile.ctypes.data,
-            )  # fmt: skip
+            _tile_at(xq, wq, p0, t0, tile)
             width = min(TILE_M, m_all - t0)
             for i in range(cells):
                 row = y[p0 + i]

@@ -503,9 +503,13 @@ class _Ensemble:
         if not self.walker.general:
             kinds = {np.float64 if d == np.float64 else np.float32 for d in dtypes}
             fn = _ml_jit.warm_forest(kinds)
+            if fn is not None:
+                from . import _ml_pieces  # imports numba: compiled kernels are on
+
+                fn = (fn, _ml_pieces.split_walk, _ml_pieces.template)
             self.compiled = fn is not None and self.walker.compile(fn)
             if self.compiled and _threads.will_split(info.provider):
-                _ml_jit.warm_pieces(kinds)  # now, not in the first run
+                _ml_pieces.warm(kinds)  # now, not in the first run
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
