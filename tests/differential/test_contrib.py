@@ -327,6 +327,28 @@ def test_qlinear_unary_tables_equal_onnxruntime(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_unary_table_lookup_equals_numpy_take(dtype, monkeypatch):
+    """The compiled table lookup (constant parameters) gives the bytes numpy's take gives, for
+    every input value, in the input's shape."""
+    from ort_cpu.kernels import _quant_jit
+
+    zp = 128 if dtype == np.uint8 else 0
+    x = np.tile(np.arange(256, dtype=np.uint8).view(dtype), 3).reshape(3, 4, 64)
+    inputs = [x, *_qp(0.05, zp + 2, dtype), *_qp(1 / 256, 0 if dtype == np.uint8 else -128, dtype)]
+    model, feeds = make_node_model("QLinearSigmoid", inputs, None, domain=MS, opset=17)
+    for i in (1, 2, 3, 4):
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(f"x{i}"), f"x{i}"))
+    kept = [v for v in model.graph.input if v.name in feeds]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    compiled = run_cpu(model, feeds)[0]
+    monkeypatch.setattr(_quant_jit, "warm_lookup", lambda: None)
+    taken = run_cpu(model, feeds)[0]
+    assert compiled.shape == x.shape and compiled.dtype == dtype
+    np.testing.assert_array_equal(compiled, taken)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_unary(dtype):
     rng = np.random.default_rng(13)
     zp = 128 if dtype == np.uint8 else 0
