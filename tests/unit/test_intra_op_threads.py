@@ -321,3 +321,31 @@ def test_gelu_and_erf_blocks_on_two_threads_equal_one_thread():
         ))  # fmt: skip
     for one, two in zip(*outs, strict=True):
         np.testing.assert_array_equal(two, one)
+
+
+@pytest.mark.parametrize("features, classes, pinned", [(4, 3, False), (64, 40, True)])
+def test_small_ml_products_do_not_pin_blas(features, classes, pinned):
+    """A scikit-learn linear model with few weights leaves numpy's BLAS alone during runs
+    (OpenBLAS multiplies it on one thread anyway; setting its thread count twice a run cost a
+    quarter of a batch-1 run); a large one, like a MatMul, keeps it on one thread."""
+    rng = np.random.default_rng(3)
+    node = helper.make_node(
+        "LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
+        coefficients=rng.standard_normal(features * classes).astype(np.float32).tolist(),
+        intercepts=[0.0] * classes, classlabels_ints=list(range(classes)),
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node], "lin", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, features])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, None),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)]
+    model = helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    (cpu,) = [ep for ep in sess._providers if ep.name == "CPUExecutionProvider"]
+    assert cpu._uses_blas is pinned
+    x = rng.standard_normal((5, features)).astype(np.float32)
+    label, scores = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(label, scores.argmax(axis=1))
