@@ -349,3 +349,24 @@ def test_small_ml_products_do_not_pin_blas(features, classes, pinned):
     x = rng.standard_normal((5, features)).astype(np.float32)
     label, scores = sess.run(None, {"x": x})
     np.testing.assert_array_equal(label, scores.argmax(axis=1))
+
+
+@pytest.mark.parametrize("k, n, pinned", [(8, 16, False), (64, 64, True)])
+def test_small_constant_matmuls_do_not_pin_blas(k, n, pinned):
+    """A MatMul by a small constant (a scikit-learn PCA or scaler) leaves numpy's BLAS alone,
+    like a small ai.onnx.ml product; a large one keeps it on one thread during runs."""
+    rng = np.random.default_rng(4)
+    w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    (cpu,) = [ep for ep in sess._providers if ep.name == "CPUExecutionProvider"]
+    assert cpu._uses_blas is pinned
+    x = rng.standard_normal((3, k)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], x @ numpy_helper.to_array(w), rtol=1e-5)

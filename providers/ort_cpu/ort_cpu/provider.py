@@ -21,23 +21,28 @@ BLAS_OPS = frozenset(
 )
 
 
-#: weights (coefficients, support vectors) below which an ai.onnx.ml op's product does not make
-#: the session keep numpy's BLAS on one thread during runs: OpenBLAS multiplies it on one thread
-#: anyway (up to 128 rows), and setting and restoring its thread count cost 2.7-3 us a run, a
-#: quarter of a batch-1 scikit-learn model's (LogisticRegression 11.6 -> 8.9 us)
+#: weights (an ai.onnx.ml op's coefficients or support vectors, a MatMul's or Gemm's constant
+#: right operand) below which a product does not make the session keep numpy's BLAS on one
+#: thread during runs: OpenBLAS multiplies it on one thread anyway (up to 128 rows), and setting
+#: and restoring its thread count cost 2.7-3 us a run, a quarter of a batch-1 scikit-learn
+#: model's (LogisticRegression 11.6 -> 8.9 us)
 SMALL_ML_WEIGHTS = 2048
 
 
 def _small_ml_product(info) -> bool:
-    """Whether ``info``'s node is an ai.onnx.ml op whose weights are below
-    :data:`SMALL_ML_WEIGHTS`."""
-    if info.node.domain != "ai.onnx.ml":
-        return False
-    for name in ("coefficients", "support_vectors"):
-        v = info.attr(name)
-        if v is not None and len(v) >= SMALL_ML_WEIGHTS:
-            return False
-    return True
+    """Whether ``info``'s node multiplies by fewer than :data:`SMALL_ML_WEIGHTS` weights: an
+    ai.onnx.ml op, or a MatMul or Gemm whose right operand is such a constant (scikit-learn's
+    PCA and scalers)."""
+    if info.node.domain == "ai.onnx.ml":
+        for name in ("coefficients", "support_vectors"):
+            v = info.attr(name)
+            if v is not None and len(v) >= SMALL_ML_WEIGHTS:
+                return False
+        return True
+    if info.node.op_type in ("MatMul", "Gemm") and info.node.domain == "":
+        b = info.constant(1)
+        return b is not None and b.size < SMALL_ML_WEIGHTS
+    return False
 
 
 class CPUExecutionProvider(KernelProvider):
