@@ -2,7 +2,8 @@
 output -- become the quantized op: Conv -> QLinearConv, MatMul -> QLinearMatMul (ONNX);
 Add/Mul -> QLinearAdd/QLinearMul, Sigmoid -> QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
 GlobalAveragePool -> QLinearGlobalAveragePool, AveragePool -> QLinearAveragePool, Softmax ->
-QLinearSoftmax, Gemm -> QGemm (com.microsoft), as onnxruntime's QDQ selectors do. Each fuses only
+QLinearSoftmax, Gemm -> QGemm, Concat -> QLinearConcat (com.microsoft), as onnxruntime's QDQ
+selectors do. Each fuses only
 where the node's provider has the quantized op's kernel.
 
 QuantizeLinear and DequantizeLinear may be ONNX's or com.microsoft's (onnxruntime's quantizer
@@ -34,6 +35,7 @@ TARGETS = {
     "AveragePool": ("QLinearAveragePool", MS, 1),
     "Softmax": ("QLinearSoftmax", MS, 1),
     "Gemm": ("QGemm", MS, 2),
+    "Concat": ("QLinearConcat", MS, -1),  # every input
 }
 #: attributes the quantized op keeps from the float op
 KEEP_ATTRS = {
@@ -42,6 +44,7 @@ KEEP_ATTRS = {
     "AveragePool": None,
     "Softmax": ("axis",),
     "Gemm": ("alpha", "transA", "transB"),
+    "Concat": ("axis",),
 }
 INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
 #: the domains of the QuantizeLinear/DequantizeLinear nodes a group may have
@@ -108,6 +111,10 @@ class QDQFusion(GraphPass):
         ``consumers`` are ``g``'s maps as they are now. Returns (fused node, the op, the
         QuantizeLinear) when it fused, else None."""
         qop, domain, n_data = TARGETS[op.op_type]
+        if n_data < 0:  # Concat: every input, at least one
+            n_data = len(op.inputs)
+            if not n_data or not all(op.inputs):
+                return None
         out = op.outputs[0]
         users = consumers.get(out, [])
         if len(op.outputs) != 1 or out in g.outputs or len(users) != 1:
@@ -156,6 +163,8 @@ class QDQFusion(GraphPass):
         inputs = [name for d in data for name in d] + list(yq[1:]) + extra
         if n_data == 1:
             inputs = [*data[0], *yq[1:]]
+        if op.op_type == "Concat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point)...
+            inputs = [*yq[1:], *(name for d in data for name in d)]
         if op.op_type == "Gemm":  # A, a_scale, a_zp, B, b_scale, b_zp, C, y_scale, y_zp
             inputs = [name for d in data for name in d] + (extra or [""]) + list(yq[1:])
         attrs = {}

@@ -77,3 +77,50 @@ def test_conv_with_int32_bias_and_unary():
     assert changed and fused_ops(model) == ["QLinearConv", "QLinearSigmoid"]
     feed = {"x": RNG.integers(0, 256, (1, 3, 5, 5)).astype(np.uint8)}
     assert np.abs(_run(m, feed).astype(int) - _run(fused, feed).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_concat_group_becomes_qlinear_concat(dtype, monkeypatch):
+    """DequantizeLinear on every input -> Concat -> QuantizeLinear is QLinearConcat (as
+    onnxruntime fuses it): the same bytes as the unfused graph, an input with the output's
+    scale and zero point copied as it is, the others through their tables; onnxruntime runs
+    the fused node to the same bytes."""
+    import onnxruntime
+
+    zp = 120 if dtype == np.uint8 else -3
+    m = make_model(
+        [
+            dq("a", "a"), dq("b", "b"), dq("c", "y"),
+            helper.make_node("Concat", ["a_f", "b_f", "c_f"], ["cat"], axis=1),
+            helper.make_node("QuantizeLinear", ["cat", "y_s", "y_z"], ["y"]),
+        ],
+        [tensor("a", 2, [2, 3, 4]), tensor("b", 2, [2, 5, 4]), tensor("c", 2, [2, 1, 4])],
+        [tensor("y", 2)],
+        [*q("a", 0.05, zp, dtype), *q("b", 0.013, zp + 7, dtype), *q("y", 0.03, zp, dtype)],
+    )  # fmt: skip
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    for v in [*m.graph.input, *m.graph.output]:
+        v.type.tensor_type.elem_type = elem
+    model, changed, fused = apply_on_cpu(qdq_fusion.PASS, m)
+    assert changed and fused_ops(model) == ["QLinearConcat"]
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max + 1
+    feed = {
+        "a": RNG.integers(lo, hi, (2, 3, 4)).astype(dtype),
+        "b": RNG.integers(lo, hi, (2, 5, 4)).astype(dtype),
+        "c": RNG.integers(lo, hi, (2, 1, 4)).astype(dtype),
+    }
+    from ort_cpu.kernels import _quant_jit
+
+    looked = []
+    compiled = _quant_jit.warm_lookup()
+    monkeypatch.setattr(
+        _quant_jit, "warm_lookup", lambda: lambda *a: looked.append(1) or compiled(*a)
+    )
+    got = _run(fused, feed)
+    assert len(looked) == 2  # a's and b's tables; c has the output's parameters: copied
+    np.testing.assert_array_equal(got, _run(m, feed))
+    np.testing.assert_array_equal(got[:, 8:], feed["c"])  # the output's own parameters: copied
+    ref = onnxruntime.InferenceSession(
+        fused.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_array_equal(got, ref.run(None, feed)[0])

@@ -795,11 +795,49 @@ def qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point,
     return requant(f.mean(axis=axes, keepdims=True), y_scale, y_zero_point, x.dtype)
 
 
-@kernel("QLinearConcat", domain=MS, dtypes={0: frozenset({np.dtype(np.float32)})})
-def qlinear_concat(y_scale, y_zero_point, *inputs, axis=0):
-    """Inputs after Y's parameters come in (X, X_scale, X_zero_point) triples."""
-    parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
-    return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)
+@builder("QLinearConcat", domain=MS, dtypes={0: frozenset({np.dtype(np.float32)})})
+def qlinear_concat(info):
+    """Inputs after Y's parameters come in (X, X_scale, X_zero_point) triples: each dequantized,
+    concatenated, requantized. With constant parameters (the QDQ fusion's), as onnxruntime: an
+    input with Y's scale and zero point is copied as it is (its requantization is the identity),
+    any other goes through a 256-entry table made with the same float32 steps."""
+    axis = int(info.attr("axis", 0))
+    n = (info.num_inputs - 2) // 3
+    params = [info.constant(i) for i in (0, 1)]
+    tables = None
+    out_dt = info.input_dtype(2)
+    # input 2 + 3k is the k-th X, 3 + 3k its scale, 4 + 3k its zero point
+    if (
+        out_dt is not None
+        and all(p is not None for p in params)
+        and all(info.constant(i + 3 * k) is not None for k in range(n) for i in (3, 4))
+    ):
+        values = np.arange(256, dtype=np.uint8).view(out_dt)
+        tables = []
+        for k in range(n):
+            s, z = info.constant(3 + 3 * k), info.constant(4 + 3 * k)
+            table = requant(dequant(values, s, z), params[0], params[1], out_dt)
+            tables.append(None if np.array_equal(table, values) else table)
+    look = _quant_jit.warm_lookup() if tables is not None else None
+
+    def run(y_scale, y_zero_point, *inputs):
+        if tables is not None and all(inputs[3 * k].dtype == out_dt for k in range(n)):
+            parts = []
+            for k, table in enumerate(tables):
+                x = inputs[3 * k]
+                if table is None:
+                    parts.append(x)
+                elif look is not None and x.flags.c_contiguous:
+                    y = np.empty(x.shape, out_dt)
+                    look(x.reshape(-1).view(np.uint8), table, y.reshape(-1))
+                    parts.append(y)
+                else:
+                    parts.append(table.take(x.view(np.uint8)))
+            return np.concatenate(parts, axis=axis)
+        parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
+        return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)
+
+    return run
 
 
 # -- GroupQueryAttention (com.microsoft) --------------------------------------------------------
