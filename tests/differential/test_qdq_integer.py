@@ -355,7 +355,7 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     shared = threads == 2 and _threads.spin_supported()
     shared = shared and m * c * k * k * cells >= conv.VNNI_SPLIT_WORK
     assert calls == collections.Counter({"shared" if shared else "serial": batch})
-    monkeypatch.setattr(conv, "_vnni_pointwise", lambda *a: None)
+    monkeypatch.setattr(conv, "_vnni_conv", lambda *a: None)
     floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert vnni[0].dtype == out_dtype
     np.testing.assert_array_equal(vnni[0], floats[0])

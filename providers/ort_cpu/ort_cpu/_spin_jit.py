@@ -150,10 +150,35 @@ def _pause(typingctx):
     return sig, codegen
 
 
+def _call_cblas(builder, fn, kinds: str, values, int_bits: int, float_bits: int) -> None:
+    """Call the CBLAS routine at address ``fn`` (row-major first) with ``values`` (int64 or
+    float64) narrowed by ``kinds``, one letter each: ``e`` a CBLAS enum, ``i`` a BLAS integer of
+    ``int_bits``, ``f`` an element of ``float_bits``, ``p`` an address."""
+    blas_int = ir.IntType(int_bits)
+    real = ir.FloatType() if float_bits == 32 else ir.DoubleType()
+    ptr, enum = ir.IntType(8).as_pointer(), ir.IntType(32)
+    types_ = {"e": enum, "i": blas_int, "f": real, "p": ptr}
+
+    def narrow(kind, v):
+        if kind == "e":
+            return builder.trunc(v, enum)
+        if kind == "i":
+            return builder.trunc(v, blas_int) if int_bits == 32 else v
+        if kind == "f":
+            return builder.fptrunc(v, real) if float_bits == 32 else v
+        return builder.inttoptr(v, ptr)
+
+    fnty = ir.FunctionType(ir.VoidType(), [enum] + [types_[k] for k in kinds])
+    args = [ir.Constant(enum, _ROW_MAJOR)]
+    args += [narrow(k, v) for k, v in zip(kinds, values, strict=True)]
+    builder.call(builder.inttoptr(fn, fnty.as_pointer()), args)
+
+
 def _gemm_caller(int_bits: int, float_bits: int):
     """An intrinsic calling a ``cblas_?gemm`` routine by its address, for BLAS integers of
     ``int_bits`` and elements of ``float_bits`` (sgemm or dgemm); every argument arrives as
-    int64 or float64 and is narrowed to the routine's types here."""
+    int64 or float64 and is narrowed to the routine's types (:func:`_call_cblas`); ``trans`` is
+    the two transposes as ``a * 256 + b``."""
 
     @intrinsic
     def call(typingctx, fn, trans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
@@ -161,33 +186,12 @@ def _gemm_caller(int_bits: int, float_bits: int):
         sig = types.void(i64, i64, i64, i64, i64, f64, i64, i64, i64, i64, f64, i64, i64)
 
         def codegen(context, builder, sig, args):
-            fn, trans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
-            blas_int = ir.IntType(int_bits)
-            real = ir.FloatType() if float_bits == 32 else ir.DoubleType()
-            ptr, enum = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fnty = ir.FunctionType(
-                ir.VoidType(), [enum] * 3 + [blas_int] * 3 + [real, ptr, blas_int, ptr, blas_int]
-                + [real, ptr, blas_int]
-            )  # fmt: skip
-
-            def integer(v):
-                return builder.trunc(v, blas_int) if int_bits == 32 else v
-
-            def number(v):
-                return builder.fptrunc(v, real) if float_bits == 32 else v
-
-            byte = ir.Constant(ir.IntType(64), 8)
-            trans_a = builder.trunc(builder.lshr(trans, byte), enum)
-            trans_b = builder.trunc(builder.and_(trans, ir.Constant(ir.IntType(64), 255)), enum)
-            builder.call(
-                builder.inttoptr(fn, fnty.as_pointer()),
-                [
-                    ir.Constant(enum, _ROW_MAJOR), trans_a, trans_b,
-                    integer(m), integer(n), integer(k), number(alpha),
-                    builder.inttoptr(a, ptr), integer(lda), builder.inttoptr(b, ptr), integer(ldb),
-                    number(beta), builder.inttoptr(c, ptr), integer(ldc),
-                ],
-            )  # fmt: skip
+            fn, trans, *rest = args
+            word = ir.IntType(64)
+            trans_a = builder.lshr(trans, ir.Constant(word, 8))
+            trans_b = builder.and_(trans, ir.Constant(word, 255))
+            values = [trans_a, trans_b, *rest]
+            _call_cblas(builder, fn, "eeiiifpipifpi", values, int_bits, float_bits)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -209,30 +213,7 @@ def _gemv_caller(int_bits: int, float_bits: int):
         sig = types.void(i64, i64, i64, i64, f64, i64, i64, i64, i64, f64, i64, i64)
 
         def codegen(context, builder, sig, args):
-            fn, trans, m, n, alpha, a, lda, x, incx, beta, y, incy = args
-            blas_int = ir.IntType(int_bits)
-            real = ir.FloatType() if float_bits == 32 else ir.DoubleType()
-            ptr, enum = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fnty = ir.FunctionType(
-                ir.VoidType(), [enum, enum, blas_int, blas_int, real, ptr, blas_int, ptr]
-                + [blas_int, real, ptr, blas_int]
-            )  # fmt: skip
-
-            def integer(v):
-                return builder.trunc(v, blas_int) if int_bits == 32 else v
-
-            def number(v):
-                return builder.fptrunc(v, real) if float_bits == 32 else v
-
-            builder.call(
-                builder.inttoptr(fn, fnty.as_pointer()),
-                [
-                    ir.Constant(enum, _ROW_MAJOR), builder.trunc(trans, enum),
-                    integer(m), integer(n), number(alpha), builder.inttoptr(a, ptr),
-                    integer(lda), builder.inttoptr(x, ptr), integer(incx), number(beta),
-                    builder.inttoptr(y, ptr), integer(incy),
-                ],
-            )  # fmt: skip
+            _call_cblas(builder, args[0], "eiifpipifpi", args[1:], int_bits, float_bits)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -275,6 +256,20 @@ def pointer(typingctx, address):
         return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
 
     return sig, codegen
+
+
+_made: dict = {}  # the compiled pieces made so far, by factory and arguments
+
+
+def made(make, *args) -> int:
+    """The address of the compiled piece ``make(*args)`` (a numba ``cfunc`` of the kernel
+    modules), made on first demand: each compiles, or loads from the disk cache, when first
+    asked for (a float32 model never pays for its float64 pieces)."""
+    key = (make, args)
+    fn = _made.get(key)
+    if fn is None:
+        fn = _made[key] = make(*args)
+    return fn.address
 
 
 def variant(int_bits: int, float_bits: int) -> int:

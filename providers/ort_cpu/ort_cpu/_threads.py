@@ -69,7 +69,7 @@ from collections.abc import Callable
 
 __all__ = [
     "Pool", "default_threads", "enter", "gemm_pool", "leave", "pool", "spin_supported",
-    "spinning", "split", "split_compiled", "threads", "will_split",
+    "bounds", "spinning", "split", "split_compiled", "threads", "will_split",
 ]  # fmt: skip
 
 #: multiply-adds below which a product runs on one thread. The hand-off to a waiting worker
@@ -202,31 +202,35 @@ class Pool:
         """Run GEMM pieces (rows of :mod:`._spin_jit`'s tables) on the workers and the calling
         thread; False (nothing run) when the pool is not spinning, is busy with another
         caller's job, or the pieces do not fit its tables."""
-        n = len(ints)
+
+        def fill(table_ints, table_floats):
+            table_ints[: len(ints)] = ints
+            table_floats[: len(ints)] = floats
+
+        return self._run_table(len(ints), fill)
+
+    def run_compiled(self, address: int, argument: int, pieces: list[tuple[int, int]]) -> bool:
+        """Run the compiled piece at ``address`` over ``pieces`` (bounds) on the workers and the
+        calling thread (see :func:`split_compiled`); False as :meth:`run_gemm`."""
+
+        def fill(table_ints, table_floats):
+            native = self._spin.NATIVE
+            for i, (lo, hi) in enumerate(pieces):  # scalar stores: cheaper than an array's
+                row = table_ints[i]
+                row[0], row[1], row[2], row[3], row[4] = native, address, argument, lo, hi
+
+        return self._run_table(len(pieces), fill)
+
+    def _run_table(self, n: int, fill) -> bool:
+        """Post a job of ``n`` rows of the piece tables (``fill(ints, floats)`` writes them once
+        the pool is this caller's) and run it with the workers; False (nothing run) when the pool
+        is not spinning, is busy with another caller's job, or ``n`` does not fit its tables."""
         if self._spin is None or n > SPIN_PIECES or not self._posting.acquire(blocking=False):
             return False
         try:
-            self._ints[:n] = ints
-            self._floats[:n] = floats
+            fill(self._ints, self._floats)
             self._post(self._spin.GEMM, n)
             self._spin.run_gemm(self._ctrl, self._ints, self._floats)
-        finally:
-            self._posting.release()
-        return True
-
-    def run_compiled(self, address: int, argument: int, bounds: list[tuple[int, int]]) -> bool:
-        """Run the compiled piece at ``address`` over ``bounds`` on the workers and the calling
-        thread (see :func:`split_compiled`); False as :meth:`run_gemm`."""
-        n = len(bounds)
-        if self._spin is None or n > SPIN_PIECES or not self._posting.acquire(blocking=False):
-            return False
-        try:
-            native, ints = self._spin.NATIVE, self._ints
-            for i, (lo, hi) in enumerate(bounds):  # scalar stores: cheaper than an array's
-                row = ints[i]
-                row[0], row[1], row[2], row[3], row[4] = native, address, argument, lo, hi
-            self._post(self._spin.GEMM, n)
-            self._spin.run_gemm(self._ctrl, ints, self._floats)
         finally:
             self._posting.release()
         return True
@@ -431,11 +435,12 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
     if size <= 1 or total < 2 * min_piece or cost < MIN_PARALLEL_WORK:
         fn(0, total)
         return
-    bounds = _bounds(total, size, min_piece)
-    if len(bounds) == 1:
+    # one piece per thread (a thread that starts late leaves its piece to the others)
+    pieces = bounds(total, min(size, total // min_piece), min_piece)
+    if len(pieces) == 1:
         fn(0, total)
         return
-    _local.pool.map(fn, bounds)
+    _local.pool.map(fn, pieces)
 
 
 def split_compiled(total: int, address: int, argument: int, min_piece: int = 1) -> bool:
@@ -448,16 +453,15 @@ def split_compiled(total: int, address: int, argument: int, min_piece: int = 1) 
     p = gemm_pool()
     if p is None or total < 2 * min_piece:
         return False
-    bounds = _bounds(total, p.size, min_piece)
-    return len(bounds) > 1 and p.run_compiled(address, argument, bounds)
+    pieces = bounds(total, min(p.size, total // min_piece), min_piece)
+    return len(pieces) > 1 and p.run_compiled(address, argument, pieces)
 
 
-def _bounds(total: int, size: int, min_piece: int) -> list[tuple[int, int]]:
-    """``range(total)`` in at most ``size`` contiguous pieces of whole ``min_piece`` blocks."""
-    # one piece per thread (a thread that starts late leaves its piece to the others)
-    parts = min(size, total // min_piece)
+def bounds(total: int, parts: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """``range(total)`` in at most ``parts`` contiguous pieces, each a multiple of ``multiple``
+    long but the last."""
     step = -(-total // parts)
-    step = -(-step // min_piece) * min_piece
+    step = -(-step // multiple) * multiple
     return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
 

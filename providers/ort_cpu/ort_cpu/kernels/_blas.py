@@ -90,13 +90,13 @@ def _bind(fn, ctype, itype) -> Gemm:
             if n >= m:
                 rows = pieces(a[None], b[None], c[None], False, False, p.size)
             else:  # blocks of rows
-                step, size = _step(m, p.size, 4), c.itemsize
+                size = c.itemsize
                 lda, ldb, ldc = _lead(a, k), _lead(b, n), _lead(c, n)
                 a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
                 rows = [
-                    (variant, address, _NN, min(step, m - lo), n, k, a0 + lo * lda * size, lda,
+                    (variant, address, _NN, hi - lo, n, k, a0 + lo * lda * size, lda,
                      b0, ldb, c0 + lo * ldc * size, ldc)
-                    for lo in range(0, m, step)
+                    for lo, hi in _threads.bounds(m, p.size, 4)
                 ]  # fmt: skip
             if p.run_gemm(rows, [(1.0, beta)] * len(rows)):
                 return
@@ -145,7 +145,7 @@ def _bind(fn, ctype, itype) -> Gemm:
         a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
         sa = a.strides[0] if a.shape[0] > 1 else 0
         sb = b.strides[0] if b.shape[0] > 1 else 0
-        step = n if count >= parts else _step(n, parts, 16)
+        spans = [(0, n)] if count >= parts else _threads.bounds(n, parts, 16)
         col = (ldb if tb else 1) * size  # bytes from one column of op(b) to the next
         gemv_at = gemm.gemv
         if m == 1 and gemv_at:
@@ -154,18 +154,18 @@ def _bind(fn, ctype, itype) -> Gemm:
             incx = lda if ta else 1
             return [
                 (variant + _GEMV, gemv_at, _NO_TRANS if tb else _TRANS,
-                 min(step, n - lo) if tb else k, k if tb else min(step, n - lo), 0,
+                 hi - lo if tb else k, k if tb else hi - lo, 0,
                  b0 + i * sb + lo * col, ldb, a0 + i * sa, incx,
                  c0 + i * c.strides[0] + lo * size, 1)
                 for i in range(count)
-                for lo in range(0, n, step)
+                for lo, hi in spans
             ]  # fmt: skip
         flags = (_TRANS if ta else _NO_TRANS) * 256 + (_TRANS if tb else _NO_TRANS)
         return [
-            (variant, address, flags, m, min(step, n - lo), k, a0 + i * sa, lda,
+            (variant, address, flags, m, hi - lo, k, a0 + i * sa, lda,
              b0 + i * sb + lo * col, ldb, c0 + i * c.strides[0] + lo * size, ldc)
             for i in range(count)
-            for lo in range(0, n, step)
+            for lo, hi in spans
         ]  # fmt: skip
 
     gemm.gemv = 0  # the matching GEMV routine's address, once checked (_resolve)
@@ -250,12 +250,6 @@ def _batch_over(gemm: Gemm) -> Gemm:
         _threads.split(n, cols, work, 16)
 
     return gemm_batch
-
-
-def _step(total: int, parts: int, multiple: int) -> int:
-    """The length of each of ``parts`` pieces of ``range(total)``, a multiple of ``multiple``."""
-    step = -(-total // parts)
-    return -(-step // multiple) * multiple
 
 
 def _fits(x: np.ndarray) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from .. import _threads
-from .._spin_jit import pointer
+from .._spin_jit import made, pointer
 from . import _conv_jit
 
 #: the block's slots: x (address, N, C, H, W), the weights (address, rows, columns), the bias's
@@ -76,19 +76,13 @@ def _nhwc_piece(dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
-#: the pieces made so far, by kernel and dtype (each compiles, or loads from the disk cache, when
-#: first asked for: a float32 model never pays for the float64 pieces)
-_made: dict = {}
 DIRECT, NHWC = _direct_piece, _nhwc_piece
 
 
 def address(kind, dtype) -> int:
-    """The address of the piece ``kind`` (:data:`DIRECT` or :data:`NHWC`) for ``dtype``."""
-    key = (kind, dtype)
-    fn = _made.get(key)
-    if fn is None:
-        fn = _made[key] = kind(dtype)
-    return fn.address
+    """The address of the piece ``kind`` (:data:`DIRECT` or :data:`NHWC`) for ``dtype`` (made
+    on first demand: :func:`ort_cpu._spin_jit.made`)."""
+    return made(kind, dtype)
 
 
 def block(x, w, bias, y, ints, floats) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from numba import carray, cfunc, types
 
 from .. import _threads
-from .._spin_jit import pointer
+from .._spin_jit import made, pointer
 from . import _ml_jit
 
 #: slots of a walk's argument block: x's address, rows, features; the node table's address and
@@ -69,21 +69,14 @@ def _sums_piece(dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
-#: the pieces made so far, by kind and input dtype (each compiles, or loads from the disk cache,
-#: when first asked for)
-_made: dict = {}
 _WIDTH = {np.float32: 8, np.float64: 4}  # values in a 32-byte node row
 
 
 def address(kind: str, dtype) -> int:
     """The address of the ``"walk"`` or ``"sums"`` piece for inputs of ``dtype``."""
-    key = (kind, dtype)
-    fn = _made.get(key)
-    if fn is None:
-        fn = _made[key] = (
-            _walk_piece(dtype, _WIDTH[dtype]) if kind == "walk" else _sums_piece(dtype)
-        )  # fmt: skip
-    return fn.address
+    if kind == "walk":
+        return made(_walk_piece, dtype, _WIDTH[dtype])
+    return made(_sums_piece, dtype)
 
 
 def warm(dtypes) -> None:

@@ -25,7 +25,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import pointer
+from .._spin_jit import made, pointer
 
 #: output channels and pixels of one tile of sums
 TILE_M, TILE_P = 8, 32
@@ -159,7 +159,7 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p): 
     its cells ``p_off`` to ``p_off + p``, from the packed input ``xq`` (k4, p_pad: those cells)
     and weights ``wq`` (M padded, k4), requantized:
     ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``."""
-    k4, p_pad = xq.shape
+    p_pad = xq.shape[1]
     m_all = y.shape[0]
     tile = np.empty((TILE_M, TILE_P), np.int32)
     for p0 in range(0, p_pad, TILE_P):
@@ -271,7 +271,7 @@ def qgemm_float(xq, wq, wsum, x_zero, scale, bias, y, m0, m1):  # pragma: no cov
     left operand ``xq`` (k4, p_pad) and the packed right one ``wq`` (M padded, k4):
     ``float32(sum - x_zero * wsum[m]) * scale[m] + bias[m]``, MatMulIntegerToFloat's
     operations in its order."""
-    k4, p_pad = xq.shape
+    p_pad = xq.shape[1]
     p, m_all = y.shape
     tile = np.empty((TILE_M, TILE_P), np.int32)
     for p0 in range(0, p_pad, TILE_P):
@@ -338,16 +338,9 @@ def _piece(out_dtype):
     return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
 
 
-_pieces: dict = {}  # made on first demand, by output dtype
-
-
 def piece_address(out_dtype) -> int:
-    """The address of the compiled piece writing ``out_dtype`` (uint8 or int8)."""
-    key = np.dtype(out_dtype).type
-    fn = _pieces.get(key)
-    if fn is None:
-        fn = _pieces[key] = _piece(key)
-    return fn.address
+    """The address of the compiled piece writing ``out_dtype`` (uint8, int8 or float32)."""
+    return made(_piece, np.dtype(out_dtype).type)
 
 
 def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
@@ -399,11 +392,7 @@ def _rows_piece(out_dtype):
 
 def rows_address(out_dtype) -> int:
     """The address of the compiled rows piece writing ``out_dtype`` (uint8 or int8)."""
-    key = ("rows", np.dtype(out_dtype).type)
-    fn = _pieces.get(key)
-    if fn is None:
-        fn = _pieces[key] = _rows_piece(key[1])
-    return fn.address
+    return made(_rows_piece, np.dtype(out_dtype).type)
 
 
 def split_rows(xp, window, oh, ow, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:

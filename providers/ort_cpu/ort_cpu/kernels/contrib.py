@@ -746,6 +746,23 @@ def _qbinary(op, code: int):
     return build
 
 
+def _byte_table(fn, x_scale, x_zero_point, y_scale, y_zero_point, dt) -> np.ndarray:
+    """The 256 outputs of a quantized unary op (``fn`` between dequantization and
+    requantization) for every input value of ``dt``, made with the same float32 steps."""
+    values = np.arange(256, dtype=np.uint8).view(dt)
+    return requant(fn(dequant(values, x_scale, x_zero_point)), y_scale, y_zero_point, dt)
+
+
+def _look_up(table: np.ndarray, x: np.ndarray, look) -> np.ndarray:
+    """``table`` at the bytes of ``x``, by the compiled loop ``look`` (:func:`._quant_jit.lookup`,
+    or None) where ``x`` is contiguous, else numpy's take."""
+    if look is not None and x.flags.c_contiguous:
+        y = np.empty(x.shape, table.dtype)
+        look(x.reshape(-1).view(np.uint8), table, y.reshape(-1))
+        return y
+    return table.take(x.view(np.uint8))
+
+
 def _qunary(fn, attrs: tuple[str, ...] = ()):
     def build(info):
         """Constant scales and zero points: a 256-entry table of the output for every input
@@ -755,19 +772,13 @@ def _qunary(fn, attrs: tuple[str, ...] = ()):
         dt = info.input_dtype(0)
         table = None
         if dt is not None and all(info.constant(i) is not None for i in params):
-            values = np.arange(256, dtype=np.uint8).view(dt)
             args = [info.constant(i) if info.has_input(i) else None for i in range(1, 5)]
-            f = fn(dequant(values, args[0], args[1]), **kwargs)
-            table = requant(f, args[2], args[3], dt)
+            table = _byte_table(lambda f: fn(f, **kwargs), *args, dt)
         look = _quant_jit.warm_lookup() if table is not None else None
 
         def run(x, x_scale, x_zero_point, y_scale, y_zero_point=None):
             if table is not None and x.dtype == table.dtype:
-                if look is not None and x.flags.c_contiguous:
-                    y = np.empty(x.shape, table.dtype)
-                    look(x.reshape(-1).view(np.uint8), table, y.reshape(-1))
-                    return y
-                return table.take(x.view(np.uint8))
+                return _look_up(table, x, look)
             f = fn(dequant(x, x_scale, x_zero_point), **kwargs)
             return requant(f, y_scale, y_zero_point, x.dtype)
 
@@ -812,27 +823,20 @@ def qlinear_concat(info):
         and all(p is not None for p in params)
         and all(info.constant(i + 3 * k) is not None for k in range(n) for i in (3, 4))
     ):
-        values = np.arange(256, dtype=np.uint8).view(out_dt)
+        same = np.arange(256, dtype=np.uint8).view(out_dt)
         tables = []
         for k in range(n):
             s, z = info.constant(3 + 3 * k), info.constant(4 + 3 * k)
-            table = requant(dequant(values, s, z), params[0], params[1], out_dt)
-            tables.append(None if np.array_equal(table, values) else table)
+            table = _byte_table(lambda f: f, s, z, *params, out_dt)
+            tables.append(None if np.array_equal(table, same) else table)
     look = _quant_jit.warm_lookup() if tables is not None else None
 
     def run(y_scale, y_zero_point, *inputs):
         if tables is not None and all(inputs[3 * k].dtype == out_dt for k in range(n)):
-            parts = []
-            for k, table in enumerate(tables):
-                x = inputs[3 * k]
-                if table is None:
-                    parts.append(x)
-                elif look is not None and x.flags.c_contiguous:
-                    y = np.empty(x.shape, out_dt)
-                    look(x.reshape(-1).view(np.uint8), table, y.reshape(-1))
-                    parts.append(y)
-                else:
-                    parts.append(table.take(x.view(np.uint8)))
+            parts = [
+                inputs[3 * k] if table is None else _look_up(table, inputs[3 * k], look)
+                for k, table in enumerate(tables)
+            ]
             return np.concatenate(parts, axis=axis)
         parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
         return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)

@@ -1431,7 +1431,7 @@ def qlinear_conv(info):
     bias32 = None if b_const is None or m_out is None else _per_channel(b_const, m_out)
     mult32 = None if fixed is None or m_out is None else _per_channel(fixed[0], m_out)
 
-    vnni = _vnni_pointwise(info, attrs, fixed, bias32, mult32)
+    vnni = _vnni_conv(info, attrs, fixed, bias32, mult32)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
         if vnni is not None and x.dtype == np.uint8 and x.ndim == 4:
@@ -1482,7 +1482,7 @@ def qlinear_conv(info):
 VNNI_SPLIT_WORK = 1 << 20
 
 
-def _vnni_pointwise(info, attrs: ops.Window, fixed, bias32, mult32):
+def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
     """A QLinearConv of one group on AVX-512 VNNI (:mod:`._vnni`): ``run(x, x_zero_point)`` for
     uint8 input, constant int8 weights with zero zero points, constant scales and bias, a 2-D
     window; None otherwise (or where the CPU lacks VNNI, or compiled kernels are off): the
