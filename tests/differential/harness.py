@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
@@ -114,3 +115,17 @@ def check_node(
     for i, (e, g) in enumerate(zip(expected, got)):
         assert_same(e, g, rtol, atol, f"{op_type} output {i}")
     return got
+
+
+def use_compiled(monkeypatch, on: bool) -> bool:
+    """Sessions made in the test use the CPU provider's compiled kernels (``on``; skips where
+    they are off here), or not, as with ORT_CPU_JIT=0."""
+    from ort_cpu import _jit
+
+    if not on:
+        monkeypatch.setitem(_jit._STATE, "ok", False)
+        monkeypatch.setitem(_jit._STATE, "why", "turned off by the test")
+        return False
+    if not _jit.available():
+        pytest.skip(f"compiled kernels are off: {_jit.reason()}")
+    return True

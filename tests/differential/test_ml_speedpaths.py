@@ -27,7 +27,7 @@ ort = pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 import skl2onnx.common.tree_ensemble as _tree_ensemble  # noqa: E402
 from onnx import helper  # noqa: E402
-from ort_cpu import _jit, _trees  # noqa: E402
+from ort_cpu import _trees  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
 from sklearn import (  # noqa: E402
     compose,
@@ -43,6 +43,8 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import ort_core  # noqa: E402
 
+from .harness import use_compiled  # noqa: E402
+
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),  # SVC(probability=True)
@@ -57,13 +59,7 @@ LINEAR_TOL = {"rtol": 1e-5, "atol": 1e-6}
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
 def compiled(request, monkeypatch):
     """Sessions made in the test use the compiled kernels, or not (as with ORT_CPU_JIT=0)."""
-    if request.param == "numpy":
-        monkeypatch.setitem(_jit._STATE, "ok", False)
-        monkeypatch.setitem(_jit._STATE, "why", "turned off by the test")
-        return False
-    if not _jit.available():
-        pytest.skip(f"compiled kernels are off: {_jit.reason()}")
-    return True
+    return use_compiled(monkeypatch, request.param == "compiled")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -21,13 +21,15 @@ from ort_core import ops
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, is_multi_output
 
+from .. import _threads
+from .._jit import available as jit_available
 from . import _blas, _elementwise_jit, _quant_jit
 from ._elementwise_jit import ACT_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
-from .elementwise import _sigmoid, bound, gelu_erf, logistic
+from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
 
@@ -246,14 +248,30 @@ def gelu_tanh(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     return np.multiply(inner, x, out=x if inplace else inner)
 
 
-@kernel("Gelu", domain=MS, dtypes=FLOAT_TYPES)
-def gelu(x):
-    return gelu_exact(_c(x)).astype(x.dtype, copy=False)
+def _warm_gelu(info) -> None:
+    """Load the compiled erf GELU now (:func:`.elementwise.warm_gelu`), not in the first run."""
+    if info.input_dtype(0) != np.float64:
+        warm_gelu(_threads.will_split(info.provider))
 
 
-@kernel("BiasGelu", domain=MS, dtypes=FLOAT_TYPES)
-def bias_gelu(a, b):
-    return gelu_erf(_c(a), _c(b)).astype(a.dtype, copy=False)
+@builder("Gelu", domain=MS, dtypes=FLOAT_TYPES)
+def gelu(info):
+    _warm_gelu(info)
+
+    def run(x):
+        return gelu_exact(_c(x)).astype(x.dtype, copy=False)
+
+    return run
+
+
+@builder("BiasGelu", domain=MS, dtypes=FLOAT_TYPES)
+def bias_gelu(info):
+    _warm_gelu(info)
+
+    def run(a, b):
+        return gelu_erf(_c(a), _c(b)).astype(a.dtype, copy=False)
+
+    return run
 
 
 @kernel("FastGelu", domain=MS, dtypes=FLOAT_TYPES)
@@ -513,8 +531,64 @@ def _attend(q, k, v, scale, add_masks):
         scores_t = np.empty((*k.shape[:3], q.shape[2]), q.dtype)
         for i in range(q.shape[0]):  # one batch over the heads of each sequence
             batch(k[i], q[i], scores_t[i], trans_b=True)
+    rows = _mask_rows(scores_t, add_masks) if _exp_module() is not None else None
+    if rows is not None:
+        b, n, t, s = scores_t.shape
+        _exp_module().softmax(scores_t.reshape(b * n, t, s), scale, *rows)
+    else:
+        scores_t = _softmax_in_numpy(scores_t, scale, add_masks)
+    b, n, _, s = scores_t.shape
+    hv = v.shape[-1]
+    out = np.empty((b, s, n, hv), scores_t.dtype)
+    heads_out = out.transpose(0, 2, 1, 3)
+    if batch is None or scores_t.shape[:2] != v.shape[:2]:
+        _blas.matmul(np.swapaxes(scores_t, -1, -2), v, out=heads_out)
+    else:
+        for i in range(b):
+            batch(scores_t[i], v[i], heads_out[i], trans_a=True)
+    return out.reshape(b, s, n * hv)
+
+
+def _exp_module():
+    """:mod:`._exp_jit` where compiled kernels are on (it imports numba), else None."""
+    if not jit_available():
+        return None
+    from . import _exp_jit
+
+    return _exp_jit
+
+
+def _warm_softmax(info) -> None:
+    """Compile (or load) the compiled softmax now, not in the first run."""
+    module = _exp_module()
+    if module is not None and info.input_dtype(0) in (np.float32, np.float16):
+        module.warm_softmax(_threads.will_split(info.provider))
+
+
+def _mask_rows(scores_t: np.ndarray, masks) -> tuple | None:
+    """For the compiled softmax (:mod:`._exp_jit`): (mask rows (B or 1, T) float32 or None,
+    heads per row) when ``scores_t`` (B, N, T, S) is contiguous float32 and ``masks`` add at
+    most one key mask of shape (B or 1, 1, 1, T) (BERT's padding mask); None otherwise."""
+    if scores_t.dtype != np.float32 or not scores_t.flags.c_contiguous:
+        return None
+    given = [m for m in masks if m is not None]
+    if not given:
+        return None, 0
+    b, n, t, _ = scores_t.shape
+    m = given[0]
+    if len(given) > 1 or m.ndim != 4 or m.shape[1:3] != (1, 1) or m.shape[3] != t:
+        return None
+    if m.shape[0] not in (1, b):
+        return None
+    rows = np.ascontiguousarray(m.reshape(m.shape[0], t), np.float32)
+    return rows, (n if m.shape[0] == b else b * n)
+
+
+def _softmax_in_numpy(scores_t: np.ndarray, scale: float, add_masks) -> np.ndarray:
+    """The softmax of :func:`_attend` over axis -2 by numpy, in place where the masks
+    broadcast to the scores' shape."""
     if scale != 1.0:
-        scores_t *= q.dtype.type(scale)
+        scores_t *= scores_t.dtype.type(scale)
     for m in add_masks:
         if m is None:
             continue
@@ -528,16 +602,7 @@ def _attend(q, k, v, scale, add_masks):
     scores_t -= scores_t.max(axis=-2, keepdims=True)
     np.exp(scores_t, out=scores_t)
     scores_t /= np.add.reduce(scores_t, axis=-2, keepdims=True)
-    b, n, _, s = scores_t.shape
-    hv = v.shape[-1]
-    out = np.empty((b, s, n, hv), scores_t.dtype)
-    heads_out = out.transpose(0, 2, 1, 3)
-    if batch is None or scores_t.shape[:2] != v.shape[:2]:
-        _blas.matmul(np.swapaxes(scores_t, -1, -2), v, out=heads_out)
-    else:
-        for i in range(b):
-            batch(scores_t[i], v[i], heads_out[i], trans_a=True)
-    return out.reshape(b, s, n * hv)
+    return scores_t
 
 
 def _head_batch(q, k, v):
@@ -574,6 +639,7 @@ def attention(info):
     want_present = len(outs) > 1 and bool(outs[1])
     w_const, dt = info.constant(1), info.input_dtype(0)
     w_pre = None
+    _warm_softmax(info)
     if w_const is not None and dt is not None and w_const.ndim == 2:
         w_pre = np.ascontiguousarray(w_const, compute_dtype(dt))
 
@@ -646,6 +712,7 @@ def multi_head_attention(info):
     unidirectional = bool(info.attr("unidirectional", 0))
     filter_value = float(info.attr("mask_filter_value", -10000.0))
     scale_attr = info.attr("scale")
+    _warm_softmax(info)
 
     def run(
         query,

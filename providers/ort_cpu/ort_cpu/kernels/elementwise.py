@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
 
 from .. import _threads
+from .._jit import available as jit_available
 from . import _elementwise_jit
 from ._registry import builder, kernel
 from ._rows import binary as broadcast_binary
@@ -186,6 +187,11 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
             y = xb * 0.5 * (1 + erf(xb * (1 / math.sqrt(2))))
         y = np.where(np.isneginf(xb), 0.0, y)  # the limit, as the blocks below give
         return y if x.dtype == np.float64 else y.astype(np.float32)
+    compiled = _compiled_gelu() if x.dtype == np.float32 and x.flags.c_contiguous else None
+    if compiled is not None:
+        b = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        rows = x.reshape(-1, x.shape[-1] if x.ndim else 1)
+        return compiled.gelu(rows, b, _GELU_Q_ARRAY, _GELU_S_MAX).reshape(x.shape)
     xf = x.astype(np.float32, copy=False).reshape(-1)
     n = xf.size
     out = np.empty(n, np.float32)
@@ -223,6 +229,29 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
 
 #: comparable steps per element of :func:`gelu_erf`, for :func:`ort_cpu._threads.split`
 _GELU_STEPS = 50.0
+_GELU_Q_ARRAY = np.array(_GELU_Q, np.float32)
+_GELU_JIT: list = []  # [:mod:`._exp_jit`] once loaded (:func:`warm_gelu`)
+
+
+def _compiled_gelu():
+    """:mod:`._exp_jit` with its GELU loaded, where compiled kernels are on (loaded now if no
+    kernel did it when its session was created: :func:`warm_gelu`), else None."""
+    if not jit_available():  # asked each time: tests turn the compiled kernels off
+        return None
+    if not _GELU_JIT:
+        warm_gelu(False)
+    return _GELU_JIT[0]
+
+
+def warm_gelu(split: bool) -> None:
+    """Load the compiled erf GELU of :func:`gelu_erf` (:mod:`._exp_jit`) now, with ``split``
+    its piece for the intra-op pool too; nothing where compiled kernels are off."""
+    if not jit_available():
+        return
+    from . import _exp_jit
+
+    _exp_jit.warm_gelu(split, _GELU_Q_ARRAY)
+    _GELU_JIT[:] = [_exp_jit]
 
 
 # -- unary math -----------------------------------------------------------------------------------
@@ -567,7 +596,17 @@ def shrink(x, bias=0.0, lambd=0.5):
     return _arr(r, x.dtype)
 
 
-@kernel("Gelu", since=20, dtypes=FLOAT_TYPES, check=choice_check(approximate=("none", "tanh")))
+@builder("Gelu", since=20, dtypes=FLOAT_TYPES, check=choice_check(approximate=("none", "tanh")))
+def gelu_builder(info):
+    if info.attr("approximate", "none") == "none" and info.input_dtype(0) != np.float64:
+        warm_gelu(_threads.will_split(info.provider))
+
+    def run(x):
+        return gelu(x, info.attr("approximate", "none"))
+
+    return run
+
+
 @widened
 def gelu(x, approximate="none"):
     t = x.dtype.type

@@ -1,0 +1,221 @@
+"""Compiled kernels built on an exponential the compiler vectorizes, each also a compiled piece
+that the spinning intra-op pool's workers call without the GIL
+(:func:`ort_cpu._threads.split_compiled`):
+
+- :func:`softmax`: the softmax of transposed attention scores, one kernel for the scale, the key
+  mask, the maximum, the exponentials, their sums and the normalization, a block of heads per
+  piece. numpy took six passes over the scores: 350 us of the 720 us of a BERT-base-like
+  MultiHeadAttention at sequence 128, one thread, none of it shared at two. Here a head's
+  scores (64 KB at sequence 128) stay in the core's cache for three passes.
+- :func:`gelu`: the erf GELU of :func:`.elementwise.gelu_erf` (its polynomial, the same float32
+  steps) in one pass, a block of rows per piece: 22 numpy passes took 3.3 ns an element.
+
+The exponential is computed as onnxruntime's MLAS computes it: the exponent rounded to the
+nearest integer, the rest a polynomial, scaled by a power of two made from its bits; within 3e-7
+of the exact value (numpy's ``exp``: 1e-7), 0 below about -87 and inf above about 88.7. The
+softmax scales by the sum's reciprocal, as MLAS does. numba's ``math.exp`` is a call per element
+(no vector math library here); these loops vectorize, without ``fastmath``.
+
+This module imports numba when it is imported: :mod:`.contrib` and :mod:`.elementwise` import it
+only where compiled kernels are on. Everything compiles with ``cache=True``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, njit, types
+from numba.extending import intrinsic
+
+from .. import _threads
+from .._spin_jit import made, pointer
+
+_SIGNATURE = types.void(types.int64, types.int64, types.int64)
+#: heads x keys x queries from which the heads are shared among the run's threads (a head of
+#: 128 x 128 scores takes 8 us here; a split costs a few)
+SPLIT_WORK = 1 << 16
+
+_LOG2E = np.float32(1.44269504)
+_LN2_HIGH = np.float32(0.693359375)  # ln 2 in two parts: the first exact in a few bits
+_LN2_LOW = np.float32(-2.12194440e-4)
+_LOWEST = np.float32(-87.33654)  # ln(2 ** -126): 2 ** n below it would not be a normal float
+_HIGHEST = np.float32(89.0)  # above ln of float32's largest (88.72): 2 ** n * p overflows to inf
+_P = tuple(
+    np.float32(c)
+    for c in (
+        1.9875691500e-4,
+        1.3981999507e-3,
+        8.3334519073e-3,
+        4.1665795894e-2,
+        1.6666665459e-1,
+        5.0000001201e-1,
+    )  # fmt: skip
+)
+
+
+@intrinsic
+def _float_bits(typingctx, bits):
+    """The float32 whose bits are the int32 ``bits``."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _exp(x):  # pragma: no cover - compiled
+    """exp of a float32 ``x`` (see the module docstring): 2 ** n as 2 ** (n - 1) * 2, so that n
+    reaches 128 at the top of the range."""
+    x = min(max(x, _LOWEST), _HIGHEST)
+    n = np.floor(x * _LOG2E + np.float32(0.5))
+    r = x - n * _LN2_HIGH - n * _LN2_LOW
+    p = _P[0]
+    p = p * r + _P[1]
+    p = p * r + _P[2]
+    p = p * r + _P[3]
+    p = p * r + _P[4]
+    p = p * r + _P[5]
+    p = p * r * r + r + np.float32(1)
+    return p * _float_bits(np.int32((np.int32(n) + 126) * 8388608)) * np.float32(2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_keys(s, scale, mask, per_mask, h0, h1):  # pragma: no cover - compiled
+    """For heads ``h0:h1`` of the transposed scores ``s`` (heads, keys, queries), float32:
+    ``s[h] = softmax(s[h] * scale + mask[h // per_mask][:, None])`` over the keys (axis 0 of a
+    head), in place; ``per_mask`` 0: no mask."""
+    keys, queries = s.shape[1], s.shape[2]
+    top = np.empty(queries, np.float32)
+    total = np.empty(queries, np.float32)
+    for h in range(h0, h1):
+        head = s[h]
+        top[:] = -np.inf
+        for t in range(keys):
+            m = mask[h // per_mask, t] if per_mask else np.float32(0)
+            row = head[t]
+            for j in range(queries):
+                v = row[j] * scale + m
+                row[j] = v
+                top[j] = max(top[j], v)
+        total[:] = 0
+        for t in range(keys):
+            row = head[t]
+            for j in range(queries):
+                e = _exp(row[j] - top[j])
+                row[j] = e
+                total[j] += e
+        for j in range(queries):
+            total[j] = np.float32(1) / total[j]
+        for t in range(keys):
+            row = head[t]
+            for j in range(queries):
+                row[j] *= total[j]
+
+
+def _softmax_piece():
+    """Heads ``lo:hi`` of :func:`softmax_keys`; the argument block (:func:`softmax`): the
+    scores' address and shape, the mask's address and rows, ``per_mask``, the scale's float64
+    bits."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), 7, np.int64)
+        s = carray(pointer(a[0]), (a[1], a[2], a[3]), np.float32)
+        mask = carray(pointer(a[4]), (a[5], a[2]), np.float32)
+        scale = carray(pointer(argument + 56), 1, np.float64)[0]
+        softmax_keys(s, np.float32(scale), mask, a[6], lo, hi)
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def softmax(s: np.ndarray, scale: float, mask: np.ndarray | None, per_mask: int) -> None:
+    """:func:`softmax_keys` over every head of ``s`` (C-contiguous float32), ``mask`` (rows,
+    keys) float32 C-contiguous or None; the heads shared among the run's threads where it pays
+    and the run's pool is free, else on this thread."""
+    if mask is None:
+        mask, per_mask = np.zeros((1, s.shape[1]), np.float32), 0
+    if s.size >= SPLIT_WORK:
+        block = np.empty(8, np.int64)
+        block[:7] = (s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask)
+        block[7:].view(np.float64)[0] = scale
+        if _threads.split_compiled(s.shape[0], made(_softmax_piece), block.ctypes.data):
+            return
+    softmax_keys(s, np.float32(scale), mask, per_mask, 0, s.shape[0])
+
+
+def warm_softmax(split: bool) -> None:
+    """Compile (or load) :func:`softmax_keys` now, and with ``split`` its piece."""
+    s = np.zeros((1, 1, 1), np.float32)
+    softmax_keys(s, np.float32(1), np.zeros((1, 1), np.float32), 1, 0, 1)
+    if split:
+        made(_softmax_piece)
+
+
+# -- erf GELU -------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def gelu_rows(x, bias, y, q, s_max, r0, r1):  # pragma: no cover - compiled
+    """``y[r] = gelu(x[r] + bias)`` for rows ``r0:r1`` of the float32 (rows, columns) ``x`` and
+    ``y`` (``bias`` of length 0: none): :func:`.elementwise.gelu_erf`'s float32 steps,
+    ``u / (1 + exp(u * Q(min(u * u, s_max))))`` with ``u = max(x + bias, -1e30)`` and ``Q``
+    the polynomial of coefficients ``q`` (lowest first, 8)."""
+    columns = x.shape[1]
+    with_bias = bias.shape[0] > 0
+    q0, q1, q2, q3, q4, q5, q6, q7 = q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]
+    for r in range(r0, r1):
+        xr, yr = x[r], y[r]
+        for j in range(columns):  # written out: an inner loop would keep this one scalar
+            u = xr[j] + bias[j] if with_bias else xr[j]
+            u = max(u, np.float32(-1e30))
+            s = min(u * u, s_max)
+            p = ((((((q7 * s + q6) * s + q5) * s + q4) * s + q3) * s + q2) * s + q1) * s + q0
+            yr[j] = u / (np.float32(1) + _exp(p * u))
+
+
+def _gelu_piece():
+    """Rows ``lo:hi`` of :func:`gelu_rows`; the argument block (:func:`gelu`): x's address and
+    shape, the bias's address and length, y's address, the polynomial's address, the clamp's
+    float64 bits."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), 7, np.int64)
+        x = carray(pointer(a[0]), (a[1], a[2]), np.float32)
+        bias = carray(pointer(a[3]), a[4], np.float32)
+        y = carray(pointer(a[5]), (a[1], a[2]), np.float32)
+        q = carray(pointer(a[6]), 8, np.float32)
+        s_max = carray(pointer(argument + 56), 1, np.float64)[0]
+        gelu_rows(x, bias, y, q, np.float32(s_max), lo, hi)
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+#: elements of a GELU from which its rows are shared among the run's threads
+GELU_SPLIT = 1 << 14
+
+
+def gelu(x: np.ndarray, bias: np.ndarray | None, q: np.ndarray, s_max: float) -> np.ndarray:
+    """:func:`gelu_rows` over every row of the C-contiguous float32 ``x`` (rows, columns),
+    ``bias`` (columns,) or None, into a new array; rows shared among the run's threads where it
+    pays and the run's pool is free."""
+    y = np.empty(x.shape, np.float32)
+    b = np.zeros(0, np.float32) if bias is None else bias
+    rows = x.shape[0]
+    if x.size >= GELU_SPLIT and rows > 1:
+        block = np.empty(8, np.int64)
+        block[:7] = (x.ctypes.data, *x.shape, b.ctypes.data, b.shape[0], y.ctypes.data,
+                     q.ctypes.data)  # fmt: skip
+        block[7:].view(np.float64)[0] = s_max
+        if _threads.split_compiled(rows, made(_gelu_piece), block.ctypes.data):
+            return y
+    gelu_rows(x, b, y, q, np.float32(s_max), 0, rows)
+    return y
+
+
+def warm_gelu(split: bool, q: np.ndarray) -> None:
+    """Compile (or load) :func:`gelu_rows` now (with and without a bias), and with ``split``
+    its piece."""
+    x = np.zeros((1, 1), np.float32)
+    for b in (np.zeros(0, np.float32), np.zeros(1, np.float32)):
+        gelu_rows(x, b, x.copy(), q, np.float32(1), 0, 1)
+    if split:
+        made(_gelu_piece)
