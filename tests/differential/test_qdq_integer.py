@@ -402,9 +402,10 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     monkeypatch, rows, k, n, per_column, bias, a_zp, threads
 ):
     """Where the CPU has AVX-512 VNNI, MatMulIntegerToFloat with a constant int8 right operand
-    sums its products in int32 with vpdpbusd (ort_cpu.kernels._vnni), its tiles of columns
-    shared among the run's threads when large: the float path's values exactly, and
-    onnxruntime's to float32 rounding."""
+    sums its products in int32 with vpdpbusd (ort_cpu.kernels._vnni: 8 rows of the left
+    operand as they are by 32 packed columns), its tiles of columns shared among the run's
+    threads when large: the float path's values exactly, and onnxruntime's to float32
+    rounding."""
     from ort_cpu import _threads
     from ort_cpu.kernels import _vnni, quantization
 
@@ -420,17 +421,17 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     def spy(name, real):
         def call(*args):
             done = real(*args)
-            calls.update([name] if name == "qgemm_float" or done else [])
+            calls.update([name] if name == "qgemm_rows" or done else [])
             return done
 
         return call
 
-    for name in ("qgemm_float", "split"):
+    for name in ("qgemm_rows", "split_columns"):
         monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
     (vnni,) = sess.run(None, {"a": a})
     shared = threads == 2 and 2 * rows * k * n >= quantization.VNNI_SPLIT_WORK
     shared = shared and _threads.spin_supported()
-    assert calls == collections.Counter({"split": 1} if shared else {"qgemm_float": 1})
+    assert calls == collections.Counter({"split_columns": 1} if shared else {"qgemm_rows": 1})
     monkeypatch.setattr(quantization, "_vnni_matmul", lambda *args: None)
     (floats,) = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(
         None, {"a": a}

@@ -420,8 +420,7 @@ def _vnni_matmul(info):
     if not _vnni.available():
         return None
     k, n = b.shape
-    wq, wsum = _vnni.pack_weights(np.ascontiguousarray(b.T))
-    k4 = -(-k // 4)
+    wq, wsum = _vnni.pack_columns(b)
     no_bias = np.zeros(n, np.float32)
     if _threads.will_split(info.provider):
         _vnni.piece_address(np.float32)  # loaded now, not in the first run
@@ -429,9 +428,7 @@ def _vnni_matmul(info):
     def run(a, a_zero_point, a_scale, b_scale, bias):
         rows = a.reshape(-1, k)
         p = rows.shape[0]
-        p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
-        xq = np.empty((k4, p_pad), np.uint32)
-        _vnni.pack_rows(np.ascontiguousarray(rows), k4, p_pad, xq)
+        aw = _vnni.left_words(rows)
         za = np.int32(0 if a_zero_point is None else a_zero_point.reshape(()))
         scale = np.ascontiguousarray(
             np.broadcast_to(a_scale.astype(np.float32) * b_scale.astype(np.float32), (n,)),
@@ -444,10 +441,9 @@ def _vnni_matmul(info):
         )
         y = np.empty((p, n), np.float32)
         if not (
-            p * k * n >= VNNI_SPLIT_WORK
-            and _vnni.split(xq, wq, wsum, za, add, scale, 0.0, 0.0, 0.0, y)
+            p * k * n >= VNNI_SPLIT_WORK and _vnni.split_columns(aw, wq, wsum, za, scale, add, y)
         ):
-            _vnni.qgemm_float(xq, wq, wsum, za, scale, add, y, 0, n)
+            _vnni.qgemm_rows(aw, wq, wsum, za, scale, add, y, 0, n)
         return y.reshape(*a.shape[:-1], n)
 
     return run
