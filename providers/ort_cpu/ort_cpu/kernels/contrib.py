@@ -32,6 +32,7 @@ from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
 from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
+from .normalization import warm_layer_norm
 
 MS = "com.microsoft"
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
@@ -327,6 +328,7 @@ def skip_layer_normalization(info):
     """LayerNorm(input + skip + bias) over the last axis; outputs output, mean, inv_std_var,
     input_skip_bias_sum."""
     epsilon = float(info.attr("epsilon", 1e-12))
+    warm_layer_norm()
 
     def run(x, skip, gamma, beta=None, bias=None):
         s = _skip_sum(x, skip, bias)

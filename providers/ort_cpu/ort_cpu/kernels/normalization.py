@@ -15,6 +15,7 @@ from onnx import helper
 
 from ort_core.provider import FLOAT_TYPES
 
+from .._jit import available as jit_available
 from ._registry import builder, kernel
 from ._rows import binary, per_row
 from .conv import compute_dtype
@@ -130,6 +131,11 @@ def layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axe
     reductions and one scratch array, which becomes y (shared by LayerNormalization and the
     com.microsoft Skip/Simplified forms)."""
     n = math.prod(s.shape[a] for a in axes)
+    compiled = _compiled_layer_norm(s, axes)
+    if compiled is not None:
+        done = _layer_norm_compiled(compiled, s, gamma, beta, epsilon, simplified, len(axes))
+        if done is not None:
+            return done
     if simplified:
         mean, d = None, s
     else:
@@ -149,11 +155,66 @@ def layer_norm(s: np.ndarray, gamma, beta, epsilon: float, simplified: bool, axe
     return y, mean, inv_std
 
 
+_LN_JIT: list = []  # the compiled row kernel of :mod:`._norm_jit`, once loaded
+
+
+def warm_layer_norm() -> None:
+    """Load the compiled layer normalization now (kernel builders call it), not in a run."""
+    if jit_available() and not _LN_JIT:
+        from . import _norm_jit
+
+        fn = _norm_jit.warm()
+        if fn is not None:
+            _LN_JIT[:] = [fn]
+
+
+def _compiled_layer_norm(s: np.ndarray, axes) -> object:
+    """The compiled row kernel (:mod:`._norm_jit`) where it applies to ``s`` (float32 or
+    float64, C-contiguous, normalized over its last axes, not empty) and compiled kernels are
+    on; None otherwise."""
+    if (
+        s.dtype not in (np.float32, np.float64)
+        or not s.flags.c_contiguous
+        or s.size == 0
+        or not jit_available()
+    ):
+        return None
+    if tuple(a % s.ndim for a in axes) != tuple(range(s.ndim - len(axes), s.ndim)):
+        return None
+    warm_layer_norm()
+    return _LN_JIT[0] if _LN_JIT else None
+
+
+def _layer_norm_compiled(fn, s, gamma, beta, epsilon, simplified, k):
+    """:func:`layer_norm` over the last ``k`` axes of ``s`` by the compiled row kernel ``fn``;
+    None where gamma or beta do not broadcast to the normalized shape alone."""
+    lead, inner = s.shape[: s.ndim - k], s.shape[s.ndim - k :]
+    n = math.prod(inner)
+    try:
+        g, b = (
+            None
+            if p is None
+            else np.ascontiguousarray(np.broadcast_to(np.asarray(p, s.dtype), inner))
+            for p in (gamma, beta)
+        )
+    except ValueError:  # a scale with its own leading axes: numpy broadcasts it
+        return None
+    t = s.dtype.type
+    y = np.empty(s.shape, s.dtype)
+    mean = np.empty(lead + (1,) * k, s.dtype)
+    inv_std = np.empty(mean.shape, s.dtype)
+    fn(s.reshape(-1, n), g.reshape(n), g.reshape(n) if b is None else b.reshape(n), b is not None,
+       simplified, t(n), t(epsilon), t(1), y.reshape(-1, n), mean.reshape(-1),
+       inv_std.reshape(-1))  # fmt: skip
+    return y, None if simplified else mean, inv_std
+
+
 @builder("LayerNormalization", since=17, dtypes={0: FLOAT_TYPES})
 def layer_normalization(info):
     axis = int(info.attr("axis", -1))
     epsilon = float(info.attr("epsilon", 1e-5))
     stash_type = int(info.attr("stash_type", 1))
+    warm_layer_norm()
 
     def run(x, scale, b=None):
         sdt = _stash_dtype(stash_type, x.dtype)
