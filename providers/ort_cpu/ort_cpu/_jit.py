@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LazyKernel", "available", "jit", "reason"]
+__all__ = ["LazyIntrinsic", "LazyKernel", "available", "jit", "reason"]
 
 _STATE: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -97,13 +97,14 @@ class LazyKernel:
 
     def _with_compiled_callees(self) -> Any:
         """The Python function to compile: when it calls other :class:`LazyKernel` functions of
-        its module, a copy of it whose globals name their compiled dispatchers (numba compiles
-        calls to dispatchers, not to LazyKernel objects); None when one of them is off."""
+        its module (or :class:`LazyIntrinsic` helpers), a copy of it whose globals name their
+        compiled dispatchers (numba compiles calls to dispatchers, not to LazyKernel objects) and
+        the helpers themselves; None when one of them is off."""
         fn = self.py_func
         callees = {
             name: g
             for name in fn.__code__.co_names
-            if isinstance(g := fn.__globals__.get(name), LazyKernel)
+            if isinstance(g := fn.__globals__.get(name), (LazyKernel, LazyIntrinsic))
         }
         if not callees:
             return fn
@@ -126,6 +127,24 @@ class LazyKernel:
 
     def __repr__(self) -> str:
         return f"<LazyKernel {self.py_func.__module__}.{self.py_func.__qualname__}>"
+
+
+class LazyIntrinsic:
+    """A numba intrinsic (code written with llvmlite) that a :func:`jit` function calls, named by
+    its module and attribute: the module imports numba, so it is imported only when a kernel
+    calling the intrinsic compiles. numba's disk cache keys a kernel on its own source file:
+    after editing the intrinsic's module, touch the kernel's module too."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def get(self) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __repr__(self) -> str:
+        return f"<LazyIntrinsic {self.module}.{self.name}>"
 
 
 def jit(**options: Any) -> Callable[[Callable[..., Any]], LazyKernel]:

@@ -6,8 +6,9 @@ matrix K times the input and the GEMM has nothing to amortize it over. :func:`_d
 group's input into a zero-padded plane split into its row and column stride phases (so every tap
 reads one contiguous run over a block of output rows, at any stride), then per block of output
 rows and output channel writes the bias and
-adds the taps, four per pass, each output keeping its own sum in tap order (no reassociation, no
-fastmath: LLVM vectorizes across outputs), and applies the activation on the way out.
+adds every tap of each input channel in one pass (:mod:`._taps`: 16 outputs' sums in registers
+across the taps, in tap order: no reassociation, no fastmath), and applies the activation on
+the way out.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
 
 The activation applied on the way out is one of :mod:`._elementwise_jit`'s codes (``act``).
@@ -19,8 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import LazyIntrinsic, jit
 from ._elementwise_jit import _activate
+
+#: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
+add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
+SLACK = 64  # :data:`._taps.SLACK`
 
 __all__ = ["warm", "warm_nhwc"]
 
@@ -64,8 +69,9 @@ def _direct(
     taps = kh * kw
     phase = hq * wq  # cells per phase plane
     # slack after the last plane: the unused accumulator cells of the last row read past it
-    buf = np.zeros((cg, sh * sw * phase + wq + kw * dw), x.dtype)
-    acc = np.empty(chunk * wq, y.dtype)
+    # (and add_taps reads and writes up to SLACK cells past a run)
+    buf = np.zeros((cg, sh * sw * phase + wq + kw * dw + SLACK), x.dtype)
+    acc = np.empty(chunk * wq + SLACK, y.dtype)
     offs = np.empty(taps, np.int64)
     for i in range(kh):
         for j in range(kw):
@@ -124,24 +130,11 @@ def _direct(
                         acc[o] = bv
                     dst = acc[:size]
                     for c in range(cg):
-                        wc = w[m, c * taps : (c + 1) * taps]
-                        src = buf[c, r0 * wq :]
-                        t = 0
-                        # up to four taps per pass, added one after the other as four passes
-                        # would (same rounding), a quarter of the loads and stores
-                        while t + 4 <= taps:
-                            w0, w1, w2, w3 = wc[t], wc[t + 1], wc[t + 2], wc[t + 3]
-                            s0, s1 = src[offs[t] :], src[offs[t + 1] :]
-                            s2, s3 = src[offs[t + 2] :], src[offs[t + 3] :]
-                            for o in range(size):
-                                v = (dst[o] + w0 * s0[o]) + w1 * s1[o]
-                                dst[o] = (v + w2 * s2[o]) + w3 * s3[o]
-                            t += 4
-                        while t < taps:
-                            w0, s0 = wc[t], src[offs[t] :]
-                            for o in range(size):
-                                dst[o] += w0 * s0[o]
-                            t += 1
+                        # every tap of the channel added in order, 16 sums in registers
+                        add_taps(
+                            dst.ctypes.data, buf[c, r0 * wq :].ctypes.data, offs.ctypes.data,
+                            w[m, c * taps : (c + 1) * taps].ctypes.data, taps, size, bv,
+                        )  # fmt: skip
                     for r in range(r1 - r0):
                         _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
 
