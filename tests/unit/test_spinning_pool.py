@@ -142,6 +142,27 @@ def test_a_spinning_pool_runs_a_stack_of_products(spinning, count):
     np.testing.assert_allclose(c, a @ np.swapaxes(bt, 1, 2), rtol=1e-4, atol=1e-3)
 
 
+@needs_gemm
+@pytest.mark.parametrize("count, pooled", [(4, True), (1, False), (2, False)])
+def test_a_stack_of_small_products_is_shared_when_there_is_work_enough(spinning, count, pooled):
+    """Products below BATCH_MIN_MNK each (ShuffleNet's grouped 1x1s, attention's heads) are
+    pieces on the pool when there are several and the stack reaches MIN_SPIN_WORK; one alone,
+    or too little work, stays numpy's loop. numpy's result either way."""
+    rng = np.random.default_rng(4)
+    m, k, n = 40, 40, 196  # 0.3M multiply-adds each
+    assert m * k * n <= _blas.BATCH_MIN_MNK
+    assert 4 * m * k * n >= _threads.MIN_SPIN_WORK > 2 * m * k * n
+    a = rng.standard_normal((count, m, k)).astype(np.float32)
+    b = rng.standard_normal((count, k, n)).astype(np.float32)
+    c = np.empty((count, m, n), np.float32)
+    jobs = []
+    run_gemm = spinning.run_gemm
+    spinning.run_gemm = lambda ints, floats: jobs.append(len(ints)) or run_gemm(ints, floats)
+    _blas.find_gemm_batch(np.float32)(a, b, c)
+    assert jobs == ([count] if pooled else [])
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-3)
+
+
 def test_a_spinning_pool_runs_python_pieces_and_raises_their_errors(spinning):
     seen, lock = [], threading.Lock()
 

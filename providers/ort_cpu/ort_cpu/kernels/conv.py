@@ -1041,7 +1041,13 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
         elif g == 1:
             y = _blas.matmul(wmat[0], xs.reshape(n, c, p))
         else:
-            y = _blas.matmul(wmat, xs.reshape(n, g, c // g, p))
+            # image by image: (g, M/g, C/g) x (g, C/g, P) is a stack _blas.matmul shares among
+            # the run's threads (one 4-D broadcast product it did not: ShuffleNet's grouped 1x1s
+            # took as long at two threads as at one)
+            x4 = xs.reshape(n, g, c // g, p)
+            y = np.empty((n, g, m // g, p), dtype)
+            for i in range(n):
+                _blas.matmul(wmat, x4[i], out=y[i])
         return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
 
     return run
