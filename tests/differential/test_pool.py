@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from .harness import check_node, make_node_model, run_cpu, run_reference
+from .harness import check_node, make_node_model, run_cpu, run_reference, use_compiled
 
 TOL = {np.float16: (1e-3, 1e-3), np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
 
@@ -417,21 +417,50 @@ def test_random_window_geometries(seed, channels):
 
 
 @pytest.mark.parametrize("seed", range(24))
-def test_random_stride1_windows_flat_layout(seed, monkeypatch):
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
     """2-D stride-1 windows (random kernels, dilations, pads, ceil_mode; two images of three
     channels, so windows run up against the next channel's padding) go through the flat layout
-    and match the loop oracle."""
+    (compiled kernels off) or the compiled direct kernel (on), and match the loop oracle."""
     from ort_cpu.kernels import pool
 
-    calls = []
-    real = pool._flat_reduce
-    monkeypatch.setattr(pool, "_flat_reduce", lambda *a: calls.append(1) or real(*a))
-    rng = np.random.default_rng(500 + seed)
+    if not use_compiled(monkeypatch, path == "compiled"):
+        calls = []
+        real = pool._flat_reduce
+        monkeypatch.setattr(pool, "_flat_reduce", lambda *a: calls.append(1) or real(*a))
+    else:
+        monkeypatch.setattr(pool, "COMPILED_POOL_CELLS", 0)  # small planes too
+        calls = []
+        real_call = pool._CompiledPool.__call__
+
+        def spy(self, *a):
+            got = real_call(self, *a)
+            calls.append(got is not None)
+            return got
+
+        monkeypatch.setattr(pool._CompiledPool, "__call__", spy)
+    _check_random_windows(500 + seed, [1, 1])
+    assert calls == ([1, 1] if path == "numpy" else [True, True])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_strided_windows_compiled(seed, monkeypatch):
+    """The compiled direct kernel at strides 2 and 3 (its stride-phase planes), random kernels,
+    dilations, pads and ceil_mode, against the loop oracle."""
+    from ort_cpu.kernels import pool
+
+    use_compiled(monkeypatch, True)
+    monkeypatch.setattr(pool, "COMPILED_POOL_CELLS", 0)  # small planes too
+    _check_random_windows(900 + seed, [2 + seed % 2, 2 + (seed // 2) % 2])
+
+
+def _check_random_windows(seed, strides):
+    rng = np.random.default_rng(seed)
     kernel = [int(k) for k in rng.integers(1, 4, 2)]
     dilations = [int(d) for d in rng.integers(1, 3, 2)]
     pads = [int(rng.integers(0, k)) for k in kernel] + [int(rng.integers(0, k)) for k in kernel]
     sizes = [int(rng.integers((k - 1) * d + 1, 12)) for k, d in zip(kernel, dilations)]
-    attrs = {"kernel_shape": kernel, "strides": [1, 1], "pads": pads, "dilations": dilations,
+    attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads, "dilations": dilations,
              "ceil_mode": int(rng.integers(0, 2))}  # fmt: skip
     x = _rand(rng, (2, 3, *sizes))
     include = seed % 2
@@ -443,7 +472,6 @@ def test_random_stride1_windows_flat_layout(seed, monkeypatch):
         got = run_cpu(model, feed)[0]
         want = _loop_pool(x, attrs, op, include)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {attrs}")
-    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(
@@ -482,3 +510,44 @@ def test_whole_input_window(shape, attrs, monkeypatch):
     xi = np.random.default_rng(8).integers(-128, 128, shape).astype(np.int8)
     model, feed = make_node_model("MaxPool", [xi], attrs, opset=12)
     np.testing.assert_array_equal(run_cpu(model, feed)[0], _loop_pool(xi, full, "max", 0))
+
+
+@pytest.mark.parametrize("name", ["MaxPool", "AveragePool"])
+def test_compiled_pools_keep_nan_and_share_channels(name, monkeypatch):
+    """The compiled pools against the numpy path, bit for bit (NaN and infinities in some
+    windows: np.maximum's NaN), and at two threads (channels shared as compiled pieces on the
+    pool) the one-thread result."""
+    from ort_cpu import _threads
+
+    import ort_core
+
+    rng = np.random.default_rng(77)
+    x = _rand(rng, (1, 24, 112, 112))  # enough work to share at two threads
+    x[0, 3, 5, 7], x[0, 4, 10, 10], x[0, 5, 0, 0] = np.nan, np.inf, -np.inf
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    model, feed = make_node_model(name, [x], attrs, opset=19)
+
+    def run(threads):
+        so = ort_core.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort_core.InferenceSession(
+            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+        )
+        return sess.run(None, feed)[0]
+
+    use_compiled(monkeypatch, True)
+    shared = []
+    split = _threads.split_compiled
+    monkeypatch.setattr(
+        _threads, "split_compiled", lambda *a, **k: shared.append(split(*a, **k)) or shared[-1]
+    )
+    one, two = run(1), run(2)
+    monkeypatch.undo()
+    use_compiled(monkeypatch, False)
+    numpy_path = run(1)
+    np.testing.assert_array_equal(one, numpy_path if name == "MaxPool" else one)
+    np.testing.assert_allclose(one, numpy_path, rtol=1e-6, atol=1e-6)
+    assert np.isnan(one[0, 3, 3, 4]) and np.isnan(numpy_path[0, 3, 3, 4])
+    if _threads.spin_supported():
+        assert True in shared
+        np.testing.assert_array_equal(two, one)

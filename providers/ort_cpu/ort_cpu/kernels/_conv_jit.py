@@ -25,6 +25,10 @@ from ._elementwise_jit import _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
+max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
+#: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
+#: each window from the "bias" given, -inf, over a -inf border; the weights unused)
+CONVOLVE, MAX = 0, 1
 SLACK = 64  # :data:`._taps.SLACK`
 
 __all__ = ["warm", "warm_nhwc"]
@@ -53,6 +57,7 @@ def _direct(
     hq,
     wq,
     chunk,
+    mode,
     act,
     alpha,
     beta,
@@ -71,6 +76,8 @@ def _direct(
     # slack after the last plane: the unused accumulator cells of the last row read past it
     # (and add_taps reads and writes up to SLACK cells past a run)
     buf = np.zeros((cg, sh * sw * phase + wq + kw * dw + SLACK), x.dtype)
+    if mode == MAX:
+        buf[:] = -np.inf
     acc = np.empty(chunk * wq + SLACK, y.dtype)
     offs = np.empty(taps, np.int64)
     for i in range(kh):
@@ -130,9 +137,13 @@ def _direct(
                         acc[o] = bv
                     dst = acc[:size]
                     for c in range(cg):
+                        src = buf[c, r0 * wq :].ctypes.data
+                        if mode == MAX:
+                            max_taps(dst.ctypes.data, src, offs.ctypes.data, 0, taps, size, bv)
+                            continue
                         # every tap of the channel added in order, 16 sums in registers
                         add_taps(
-                            dst.ctypes.data, buf[c, r0 * wq :].ctypes.data, offs.ctypes.data,
+                            dst.ctypes.data, src, offs.ctypes.data,
                             w[m, c * taps : (c + 1) * taps].ctypes.data, taps, size, bv,
                         )  # fmt: skip
                     for r in range(r1 - r0):
@@ -231,6 +242,7 @@ def warm():
         y = np.empty((1, 1, 2, 2), dt)
         for bias in _biases(dt):
             fn = _direct.warm(
-                x, w, bias, y, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 0, 0.0, 0.0
-            )
+                x, w, bias, y, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, CONVOLVE, 0,
+                0.0, 0.0,
+            )  # fmt: skip
     return fn

@@ -1,4 +1,5 @@
-"""The inner loop of the direct convolutions (:func:`._conv_jit._direct`) as LLVM vector code.
+"""The inner loop of the direct convolutions and pools (:func:`._conv_jit._direct`) as LLVM
+vector code.
 
 ``add_taps`` adds a channel's taps to a block of output sums: ``dst[o] += w[t] * src[offs[t] +
 o]`` for every tap t in order, each output keeping its sum in registers across the taps (16 at a
@@ -6,7 +7,8 @@ time), so a 3 x 3 window is 9 loads and one store per 16 outputs. numba's loop o
 sum kept each output in memory between passes of four taps (LLVM vectorizes a loop only while
 it can check that its few arrays do not overlap): 5 loads and stores per 4 taps. The sums are
 the same additions in the same order (multiply, then add; no fused multiply-add), so the results
-are bit for bit those of the loop it replaces.
+are bit for bit those of the loop it replaces. ``max_taps`` is the same loop taking maxima (the
+max pools).
 
 It reads and writes whole groups of :data:`UNROLL` vectors: ``dst`` and ``src`` need
 :data:`SLACK` elements of slack past the ``size`` outputs and the last tap's run. This module imports numba and llvmlite; kernels reach it
@@ -30,13 +32,8 @@ UNROLL = 4
 SLACK = LANES * UNROLL
 
 
-@intrinsic
-def add_taps(typingctx, dst, src, offs, weights, taps, size, like):
-    """``dst[o] += w[t] * src[offs[t] + o]`` for t in ``range(taps)`` (in order) and o in
-    ``range(size)`` rounded up to :data:`SLACK`; ``dst``, ``src``, ``offs`` (int64) and
-    ``weights`` are addresses, the elements of ``like``'s type (float32 or float64)."""
-    i64 = types.int64
-    sig = types.void(i64, i64, i64, i64, i64, i64, like)
+def _taps_intrinsic(weighted: bool):
+    """:func:`add_taps` (``weighted``) or :func:`max_taps`."""
 
     def codegen(context, builder, sig, args):
         dst, src, offs, weights, taps, size, like = args
@@ -83,12 +80,20 @@ def add_taps(typingctx, dst, src, offs, weights, taps, size, like):
             a.add_incoming(start[u], outer_end)
             acc.append(a)
         off = builder.load(builder.gep(offs_p, [t]))
-        wv = builder.load(builder.gep(w_p, [t]))
-        ws = builder.shuffle_vector(builder.insert_element(undef, wv, zero_w), undef, splat_mask)
+        if weighted:
+            wv = builder.load(builder.gep(w_p, [t]))
+            ws = builder.shuffle_vector(
+                builder.insert_element(undef, wv, zero_w), undef, splat_mask
+            )
         summed = []
         for u in range(UNROLL):
             sv = builder.load(vector_at(src_p, builder.add(off, at[u])), align=1)
-            summed.append(builder.fadd(acc[u], builder.fmul(ws, sv)))
+            if weighted:
+                summed.append(builder.fadd(acc[u], builder.fmul(ws, sv)))
+            else:  # np.maximum's: NaN from either side
+                keep = builder.fcmp_unordered(">=", acc[u], sv)
+                top = builder.select(keep, acc[u], sv)
+                summed.append(builder.select(builder.fcmp_unordered("uno", sv, sv), sv, top))
         t1 = builder.add(t, one_w)
         inner_end = builder.block
         t.add_incoming(t1, inner_end)
@@ -112,4 +117,18 @@ def add_taps(typingctx, dst, src, offs, weights, taps, size, like):
         builder.position_at_end(done)
         return context.get_dummy_value()
 
-    return sig, codegen
+    def taps(typingctx, dst, src, offs, weights, count, size, like):
+        i64 = types.int64
+        return types.void(i64, i64, i64, i64, i64, i64, like), codegen
+
+    return intrinsic(taps)
+
+
+#: ``add_taps(dst, src, offs, weights, taps, size, like)``: ``dst[o] += w[t] * src[offs[t] +
+#: o]`` for t in ``range(taps)`` (in order) and o in ``range(size)`` rounded up to
+#: :data:`SLACK`; ``dst``, ``src``, ``offs`` (int64) and ``weights`` are addresses, the elements
+#: of ``like``'s type (float32 or float64)
+add_taps = _taps_intrinsic(True)
+#: ``max_taps(...)``, the same arguments (``weights`` unused): ``dst[o] = max(dst[o],
+#: src[offs[t] + o])`` as np.maximum (NaN from either side)
+max_taps = _taps_intrinsic(False)

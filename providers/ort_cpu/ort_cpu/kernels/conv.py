@@ -898,7 +898,9 @@ class _DirectPlan:
 
     __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps")
 
-    def __init__(self, fn, x_shape, m, g, kernel, strides, dilations, out, begin) -> None:
+    def __init__(
+        self, fn, x_shape, m, g, kernel, strides, dilations, out, begin, mode=_conv_jit.CONVOLVE
+    ) -> None:
         c, h, w = x_shape[1:]
         (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
         # rows and columns every window reads, padding included
@@ -909,7 +911,7 @@ class _DirectPlan:
         chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * wq)))
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)
         self.taps = kh * kw * (c // g)
-        self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk)
+        self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk, mode)
         self.zeros: dict = {}
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
