@@ -429,7 +429,6 @@ def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
         real = pool._flat_reduce
         monkeypatch.setattr(pool, "_flat_reduce", lambda *a: calls.append(1) or real(*a))
     else:
-        monkeypatch.setattr(pool, "COMPILED_POOL_CELLS", 0)  # small planes too
         calls = []
         real_call = pool._CompiledPool.__call__
 
@@ -447,10 +446,7 @@ def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
 def test_random_strided_windows_compiled(seed, monkeypatch):
     """The compiled direct kernel at strides 2 and 3 (its stride-phase planes), random kernels,
     dilations, pads and ceil_mode, against the loop oracle."""
-    from ort_cpu.kernels import pool
-
     use_compiled(monkeypatch, True)
-    monkeypatch.setattr(pool, "COMPILED_POOL_CELLS", 0)  # small planes too
     _check_random_windows(900 + seed, [2 + seed % 2, 2 + (seed // 2) % 2])
 
 

@@ -26,6 +26,7 @@ from ._elementwise_jit import _activate
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
 max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
+copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
@@ -80,6 +81,10 @@ def _direct(
         buf[:] = -np.inf
     acc = np.empty(chunk * wq + SLACK, y.dtype)
     offs = np.empty(taps, np.int64)
+    # bytes per element (x, y, buf and acc share the dtype; all are C-contiguous: the rows
+    # below are copied by address)
+    cell = x.itemsize
+    bv0 = bias[0]  # a value of the element type (bias holds M >= 1 values)
     for i in range(kh):
         for j in range(kw):
             ri, cj = i * dh, j * dw
@@ -92,15 +97,17 @@ def _direct(
             for c in range(cg):
                 img = x[n, g * cg + c]
                 planes = buf[c]
+                if sw == 1:  # rows copied by address: no views per row
+                    at, start = planes.ctypes.data, img.ctypes.data
+                    for r in range(h):
+                        pr = r + pt
+                        rowbase = (pr % sh) * phase + (pr // sh) * wq
+                        copy_cells(at + (rowbase + pl) * cell, start + r * wd * cell, wd, bv0)
+                    continue
                 for r in range(h):
                     pr = r + pt
                     rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
                     src = img[r]
-                    if sw == 1:
-                        dst = planes[rowbase + pl :]
-                        for q in range(wd):
-                            dst[q] = src[q]
-                        continue
                     if sw == 2:
                         # even and odd image columns in one pass (one interleaved load that
                         # LLVM vectorizes, where a strided loop per phase stayed scalar):
@@ -146,6 +153,12 @@ def _direct(
                             dst.ctypes.data, src, offs.ctypes.data,
                             w[m, c * taps : (c + 1) * taps].ctypes.data, taps, size, bv,
                         )  # fmt: skip
+                    if act == 0:  # rows copied by address: no views per row
+                        out = y[n, m].ctypes.data
+                        for r in range(r1 - r0):
+                            copy_cells(out + (r0 + r) * ow_ * cell, acc.ctypes.data + r * wq * cell,
+                                       ow_, bv)  # fmt: skip
+                        continue
                     for r in range(r1 - r0):
                         _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
 

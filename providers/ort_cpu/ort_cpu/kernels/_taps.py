@@ -132,3 +132,28 @@ add_taps = _taps_intrinsic(True)
 #: ``max_taps(...)``, the same arguments (``weights`` unused): ``dst[o] = max(dst[o],
 #: src[offs[t] + o])`` as np.maximum (NaN from either side)
 max_taps = _taps_intrinsic(False)
+
+
+@intrinsic
+def copy_cells(typingctx, dst, src, count, like):
+    """``count`` elements of ``like``'s type from address ``src`` to address ``dst`` (not
+    overlapping): a row of a plane, without the two array views (and their reference counts) a
+    numba slice assignment makes, which cost more than a short row's copy."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, like)
+
+    def codegen(context, builder, sig, args):
+        dst, src, count, like = args
+        size = context.get_abi_sizeof(like.type)
+        byte_p = ir.IntType(8).as_pointer()
+        n = builder.mul(count, ir.Constant(ir.IntType(64), size))
+        builder.call(
+            builder.module.declare_intrinsic(
+                "llvm.memcpy", [byte_p, byte_p, ir.IntType(64)]
+            ),
+            [builder.inttoptr(dst, byte_p), builder.inttoptr(src, byte_p), n,
+             ir.Constant(ir.IntType(1), 0)],
+        )  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -820,14 +820,12 @@ def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
 
 def _channels_last_pays(c: int, out) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells, or of at most 14 with 48 channels or more, where the planar kernel's
-    loops run over rows too short to vectorize well and the channel loop is long (measured
-    here, planar against channels last: 960 x 7 x 7 0.23 -> 0.12 ms; 384 x 14 x 14 0.16 ->
-    0.13 ms; 576 x 14 x 14 0.25 -> 0.19 ms; 96 x 3 x 12 (5 x 5) 19 -> 13 us; 96 x 6 x 24 stride 2,
-    28 -> 14 us). Few channels keep the planar kernel (24 x 3 x 12: 6 against 10 us; 32 x 12 x
-    12, 5 x 5: 19 against 25 us), and so do rows from 16 cells on (192 x 28 x 28: 0.16 against
-    0.26 ms)."""
-    return out[1] <= 8 or (out[1] <= 14 and c >= 48)
+    of at most 8 cells, where the planar kernel's loops run over rows too short to vectorize
+    well (measured here, channels last against planar: 960 x 7 x 7 70 against 82 us, 1024 x 7
+    x 7 76 against 88, 96 x 12 x 12 5x5 stride 2 16 against 26). From rows of 12 cells the
+    planar kernel wins, its rows copied by address since (768 x 14 x 14: 146 against 212 us;
+    272 x 14 x 14: 53 against 81; 96 x 12 x 12 5x5: 27 against 39)."""
+    return out[1] <= 8
 
 
 def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:

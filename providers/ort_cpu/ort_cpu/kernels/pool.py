@@ -252,10 +252,11 @@ class _CompiledPool:
     into the stride-phase planes of its padded plane (-inf or 0 around it, past the ceil_mode
     overhang too), every window then a few vectorized passes over whole rows of outputs
     (:mod:`._taps`), the channels shared among a run's threads. numpy took one strided pass per
-    window row and column: 64 x 112 x 112 (3 x 3, stride 2) 0.50 ms, 0.17 here. Only planes of
-    :data:`COMPILED_POOL_CELLS` cells or more. Sums are added in window order, as onnxruntime
-    adds them. ``None`` from a call: not this path (another rank or type, a small plane,
-    compiled kernels off)."""
+    window row and column (measured here, compiled against numpy: 64 x 112 x 112 max 3x3
+    stride 2 157 against 493 us, 576 x 14 x 14 max 3x3 89 against 178, 1024 x 7 x 7 98 against
+    133, 576 x 14 x 14 average 107 against 195). Sums are added in window order, as
+    onnxruntime adds them. ``None`` from a call: not this path (another rank or type, compiled
+    kernels off)."""
 
     def __init__(self, attrs: PoolAttrs, mode: int, info) -> None:
         self.attrs, self.mode = attrs, mode
@@ -266,12 +267,7 @@ class _CompiledPool:
                 _conv_pieces().address(_conv_pieces().DIRECT, dt.type)
 
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
-        if (
-            x.ndim != 4
-            or x.shape[2] * x.shape[3] < COMPILED_POOL_CELLS
-            or x.dtype not in _COMPILED_TYPES
-            or not jit_available()
-        ):
+        if x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
             return None
         key = (x.shape, x.dtype)
         entry = self.plans.get(key)
@@ -292,12 +288,6 @@ class _CompiledPool:
 
 
 _COMPILED_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: input cells per channel from which a pool takes the compiled kernel: on smaller planes its
-#: cost per channel (a few hundred nanoseconds) loses to numpy's passes over all channels at
-#: once (measured here, compiled against numpy: 64 x 112 x 112 max 3x3/2 173 against 496 us,
-#: 192 x 56 x 56 277 against 397, 24 x 56 x 56 average 3x3/2 55 against 83; 320 x 28 x 28
-#: 234 against 227, 256 x 28 x 28 average 3x3/1 273 against 237, 1024 x 7 x 7 207 against 133)
-COMPILED_POOL_CELLS = 2500
 
 
 @builder("MaxPool", since=(1, 8, 10, 11, 12, 22), dtypes=MAXPOOL_TYPES, check=_check_pool)
