@@ -90,6 +90,13 @@ def _direct(
             ri, cj = i * dh, j * dw
             plane0 = ((ri % sh) * sw + cj % sw) * phase
             offs[i * kw + j] = plane0 + (ri // sh) * wq + cj // sw
+    # every (input channel, tap) of a group from the first channel's planes: one pass of
+    # add_taps over all of them keeps each output's sum in registers across the channels too
+    # (the same additions in the same order as a pass per channel)
+    every = np.empty(cg * taps, np.int64)
+    for c in range(cg):
+        for t in range(taps):
+            every[c * taps + t] = c * buf.shape[1] + offs[t]
     for n in range(x.shape[0]):
         for g in range(g0, g1):
             # the interior; the border stays zero from np.zeros (every channel writes the same
@@ -142,16 +149,13 @@ def _direct(
                     bv = bias[m]
                     for o in range(size):
                         acc[o] = bv
-                    dst = acc[:size]
-                    for c in range(cg):
-                        src = buf[c, r0 * wq :].ctypes.data
-                        if mode == MAX:
-                            max_taps(dst.ctypes.data, src, offs.ctypes.data, 0, taps, size, bv)
-                            continue
-                        # every tap of the channel added in order, 16 sums in registers
+                    src = buf[0, r0 * wq :].ctypes.data
+                    if mode == MAX:
+                        max_taps(acc.ctypes.data, src, every.ctypes.data, 0, cg * taps, size, bv)
+                    else:  # every tap of every channel added in order, 16 sums in registers
                         add_taps(
-                            dst.ctypes.data, src, offs.ctypes.data,
-                            w[m, c * taps : (c + 1) * taps].ctypes.data, taps, size, bv,
+                            acc.ctypes.data, src, every.ctypes.data, w[m].ctypes.data,
+                            cg * taps, size, bv,
                         )  # fmt: skip
                     if act == 0:  # rows copied by address: no views per row
                         out = y[n, m].ctypes.data
