@@ -129,3 +129,22 @@ def use_compiled(monkeypatch, on: bool) -> bool:
     if not _jit.available():
         pytest.skip(f"compiled kernels are off: {_jit.reason()}")
     return True
+
+
+def spy_split_compiled(monkeypatch) -> list:
+    """Record each call of ``ort_cpu._threads.split_compiled`` as (total, the run's threads,
+    whether the pool took it); skips where pools do not spin (no compiled pieces)."""
+    from ort_cpu import _threads
+
+    if not _threads.spin_supported():
+        pytest.skip("the pool spins only on Linux x86-64 with numba")
+    handed: list = []
+    original = _threads.split_compiled
+
+    def split_compiled(total, address, argument, min_piece=1):
+        done = original(total, address, argument, min_piece)
+        handed.append((total, _threads.threads(), done))
+        return done
+
+    monkeypatch.setattr(_threads, "split_compiled", split_compiled)
+    return handed

@@ -11,7 +11,7 @@ import pytest
 
 import ort_core
 
-from .harness import make_node_model, use_compiled
+from .harness import make_node_model, spy_split_compiled, use_compiled
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle for contrib ops")
 
@@ -98,38 +98,21 @@ def test_gelu_matches_onnxruntime(compiled, op):
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
 
 
-def _spy_splits(monkeypatch):
-    from ort_cpu import _threads
-
-    if not _threads.spin_supported():
-        pytest.skip("the pool spins only on Linux x86-64 with numba")
-    handed = []
-    original = _threads.split_compiled
-
-    def split_compiled(total, address, argument, min_piece=1):
-        done = original(total, address, argument, min_piece)
-        handed.append((total, done))
-        return done
-
-    monkeypatch.setattr(_threads, "split_compiled", split_compiled)
-    return handed
-
-
 def test_gelu_rows_are_shared_among_the_runs_threads(monkeypatch):
     """Device: at two threads a BiasGelu's rows are compiled pieces on the run's pool (once a
     run), with the one-thread result bit for bit."""
     _jit_module()
-    handed = _spy_splits(monkeypatch)
+    handed = spy_split_compiled(monkeypatch)
     rng = np.random.default_rng(4)
     x = _gelu_input(rng, (2, 64, 384))
     model, feeds = make_node_model(
         "BiasGelu", [x, rng.standard_normal(384).astype(np.float32)], {}, domain=MS, opset=17
     )
     one = _ours(model, feeds, threads=1)[0]
-    assert not any(done for _, done in handed)  # one thread: no pool
+    assert not any(done for *_, done in handed)  # one thread: no pool
     handed.clear()
     two = _ours(model, feeds, threads=2)[0]
-    assert handed == [(128, True)]
+    assert handed == [(128, 2, True)]
     np.testing.assert_array_equal(two, one)
     np.testing.assert_allclose(two, _onnxruntime(model, feeds)[0], rtol=2e-6, atol=1e-6)
 
@@ -166,9 +149,9 @@ def test_attention_heads_are_shared_among_the_runs_threads(monkeypatch):
     inputs = _attention_inputs(rng, 2, 128, 64, "raw2d")
     model, feeds = make_node_model("MultiHeadAttention", inputs, {"num_heads": 4}, domain=MS)
     one = _ours(model, feeds, threads=1)[0]
-    handed = _spy_splits(monkeypatch)
+    handed = spy_split_compiled(monkeypatch)
     two = _ours(model, feeds, threads=2)[0]
-    assert (8, True) in handed  # 2 sequences x 4 heads
+    assert (8, 2, True) in handed  # 2 sequences x 4 heads
     np.testing.assert_array_equal(two, one)
 
 

@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import ort_core  # noqa: E402
 
-from .harness import use_compiled  # noqa: E402
+from .harness import spy_split_compiled, use_compiled  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
@@ -458,21 +458,11 @@ def test_compiled_walk_shares_the_trees_among_the_runs_threads(compiled, monkeyp
     spinning pool, ort_cpu._threads.split_compiled), with onnxruntime's single-thread sums bit
     for bit (SUM, AVERAGE, base values; float32 and float64 inputs); one thread, or a small
     batch, walks on the calling thread."""
-    from ort_cpu import _threads, _trees
+    from ort_cpu import _trees
 
     if not compiled:
         pytest.skip("the numpy walks are not split")
-    if not _threads.spin_supported():
-        pytest.skip("the pool spins only on Linux x86-64 with numba")
-    handed = []
-    original = _threads.split_compiled
-
-    def split_compiled(total, address, argument, min_piece=1):
-        done = original(total, address, argument, min_piece)
-        handed.append((total, _threads.threads(), done))
-        return done
-
-    monkeypatch.setattr(_threads, "split_compiled", split_compiled)
+    handed = spy_split_compiled(monkeypatch)
     classifier = name != "forest_regressor"
     x, y = _classification(3, seed=19, n=400) if classifier else _regression(seed=19, n=400)
     onx = _convert(_fit(("trees", name), SHARED[name], x, y), x, zipmap=not classifier)

@@ -21,6 +21,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ._ir import loop_end, loop_start, splat
+
 LANES = 16
 
 
@@ -38,32 +40,18 @@ def _lanes(typingctx, address, blocks, center, square, out):
         word = ir.IntType(64)
         base = builder.inttoptr(address, vec.as_pointer())
         zero = ir.Constant(vec, None)
-        splat = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(vec, ir.Undefined), center, ir.Constant(word, 0)),
-            ir.Constant(vec, ir.Undefined),
-            ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES),
-        )
-        entry = builder.block
-        loop = builder.append_basic_block("lanes.loop")
-        done = builder.append_basic_block("lanes.done")
-        builder.cbranch(builder.icmp_signed(">", blocks, ir.Constant(word, 0)), loop, done)
-        builder.position_at_end(loop)
-        i = builder.phi(word)
-        i.add_incoming(ir.Constant(word, 0), entry)
+        middle = splat(builder, center, vec)
+        entry, loop, done, i = loop_start(builder, blocks, "lanes")
         acc = builder.phi(vec)
         acc.add_incoming(zero, entry)
         v = builder.load(builder.gep(base, [i]), align=1)
-        d = builder.fsub(v, splat)
+        d = builder.fsub(v, middle)
         term = builder.select(
             builder.icmp_signed("!=", square, ir.Constant(word, 0)), builder.fmul(d, d), v
         )
         nxt = builder.fadd(acc, term)
-        i1 = builder.add(i, ir.Constant(word, 1))
-        body = builder.block
-        i.add_incoming(i1, body)
+        body = loop_end(builder, i, blocks, loop, done)
         acc.add_incoming(nxt, body)
-        builder.cbranch(builder.icmp_signed("<", i1, blocks), loop, done)
-        builder.position_at_end(done)
         final = builder.phi(vec)
         final.add_incoming(zero, entry)
         final.add_incoming(nxt, body)

@@ -21,6 +21,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ._ir import splat
+
 #: outputs per vector
 LANES = 16
 
@@ -45,8 +47,6 @@ def _taps_intrinsic(weighted: bool):
         src_p = builder.inttoptr(src, real.as_pointer())
         offs_p = builder.inttoptr(offs, word.as_pointer())
         w_p = builder.inttoptr(weights, real.as_pointer())
-        undef = ir.Constant(vec, ir.Undefined)
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
         groups = builder.sdiv(
             builder.add(size, ir.Constant(word, SLACK - 1)), ir.Constant(word, SLACK)
         )
@@ -81,10 +81,7 @@ def _taps_intrinsic(weighted: bool):
             acc.append(a)
         off = builder.load(builder.gep(offs_p, [t]))
         if weighted:
-            wv = builder.load(builder.gep(w_p, [t]))
-            ws = builder.shuffle_vector(
-                builder.insert_element(undef, wv, zero_w), undef, splat_mask
-            )
+            ws = splat(builder, builder.load(builder.gep(w_p, [t])), vec)
         summed = []
         for u in range(UNROLL):
             sv = builder.load(vector_at(src_p, builder.add(off, at[u])), align=1)

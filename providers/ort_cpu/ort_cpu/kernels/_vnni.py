@@ -32,6 +32,7 @@ from numba.extending import intrinsic
 
 from .. import _threads
 from .._spin_jit import made, pointer
+from ._ir import loop_end, loop_start, splat
 
 #: output channels and pixels of one tile of sums
 TILE_M, TILE_P = 8, 32
@@ -72,13 +73,7 @@ def _tile_intrinsic(vectors_signed: bool):
         op = builder.inttoptr(out, vec.as_pointer())
         zero = ir.Constant(vec, None)
         n = TILE_M * 2
-        entry = builder.block
-        loop = builder.append_basic_block("vnni.loop")
-        done = builder.append_basic_block("vnni.done")
-        builder.cbranch(builder.icmp_signed(">", k4, ir.Constant(i64t, 0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64t)
-        k.add_incoming(ir.Constant(i64t, 0), entry)
+        entry, loop, done, k = loop_start(builder, k4, "vnni")
         accs = []
         for _ in range(n):
             a = builder.phi(vec)
@@ -91,25 +86,17 @@ def _tile_intrinsic(vectors_signed: bool):
             for h in range(2)
         ]  # fmt: skip
         new = []
-        undef = ir.Constant(vec, ir.Undefined)
-        mask = ir.Constant(ir.VectorType(word, 16), [0] * 16)
         for mm in range(TILE_M):
             wv = builder.load(
                 builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
             )
-            wb = builder.shuffle_vector(
-                builder.insert_element(undef, wv, ir.Constant(word, 0)), undef, mask
-            )
+            wb = splat(builder, wv, vec)
             for h in range(2):  # vpdpbusd's first operand holds the unsigned bytes
                 pair = [wb, xv[h]] if vectors_signed else [xv[h], wb]
                 new.append(builder.call(dp, [accs[2 * mm + h], *pair]))
-        k1 = builder.add(k, ir.Constant(i64t, 1))
-        body_end = builder.block
-        k.add_incoming(k1, body_end)
+        body_end = loop_end(builder, k, k4, loop, done)
         for a, v in zip(accs, new, strict=True):
             a.add_incoming(v, body_end)
-        builder.cbranch(builder.icmp_signed("<", k1, k4), loop, done)
-        builder.position_at_end(done)
         finals = []
         for i in range(n):  # every phi first: a block's phis come before its other instructions
             final = builder.phi(vec)
