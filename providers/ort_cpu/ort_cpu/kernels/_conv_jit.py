@@ -10,6 +10,8 @@ adds every tap of each input channel in one pass (:mod:`._taps`: 16 outputs' sum
 across the taps, in tap order: no reassociation, no fastmath), and applies the activation on
 the way out.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
+In its MAX mode :func:`_direct` is a max pool (a -inf border, each window's maximum): the 2-D
+pools of :mod:`.pool` run on it.
 
 The activation applied on the way out is one of :mod:`._elementwise_jit`'s codes (``act``).
 
@@ -99,8 +101,8 @@ def _direct(
             every[c * taps + t] = c * buf.shape[1] + offs[t]
     for n in range(x.shape[0]):
         for g in range(g0, g1):
-            # the interior; the border stays zero from np.zeros (every channel writes the same
-            # cells)
+            # the interior; the border keeps its first value, 0 (or -inf for MAX), as every
+            # channel writes the same cells
             for c in range(cg):
                 img = x[n, g * cg + c]
                 planes = buf[c]

@@ -66,68 +66,6 @@ def requantize3(acc, bias, mult, zero_point, lo, hi, out):
     return out
 
 
-@jit(error_model="numpy")
-def depthwise(x, w, x_zero, bias, mult, zero, lo, hi, geo, y, c0, c1):  # pragma: no cover
-    """Channels ``c0:c1`` of a depthwise QLinearConv (one input channel per output channel, a
-    2-D window): ``x`` (N, C, H, W) 8-bit, ``w`` (C, KH, KW) int32 weights less their zero
-    points, ``geo`` (stride h, w, dilation h, w, leading pad h, w), ``y`` (N, C, OH, OW)
-    8-bit = ``clip(rint((float32(sum((x - x_zero) * w)) + bias) * mult) + zero, lo, hi)``, as
-    :func:`requantize3` does it after the float path's exact sums. Taps outside ``x`` add
-    nothing (the padding is x's zero point); the sums are int32 (exact), a row at a time."""
-    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
-    kh, kw = w.shape[1], w.shape[2]
-    oh, ow = y.shape[2], y.shape[3]
-    sh, sw, dh, dw, top, left = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    acc = np.empty(ow, np.int32)
-    for b in range(n):
-        for c in range(c0, c1):
-            bc, mc = bias[c], mult[c]
-            for i in range(oh):
-                acc[:] = 0
-                for p in range(kh):
-                    ih = i * sh + p * dh - top
-                    if ih < 0 or ih >= h:
-                        continue
-                    row = x[b, c, ih]
-                    for q in range(kw):
-                        wv = w[c, p, q]
-                        start = q * dw - left
-                        j0 = 0 if start >= 0 else (sw - 1 - start) // sw
-                        j1 = min(ow, (wd - 1 - start) // sw + 1) if start < wd else 0
-                        if j1 <= j0:
-                            continue
-                        # views indexed from 0: an index of unknown sign keeps numba's
-                        # wraparound check in the loop, which then stays scalar
-                        dst = acc[j0:j1]
-                        src = row[start + j0 * sw : start + (j1 - 1) * sw + 1 : sw]
-                        for t in range(j1 - j0):
-                            dst[t] += (np.int32(src[t]) - x_zero) * wv
-                yr = y[b, c, i]
-                for j in range(ow):
-                    q = np.rint((np.float32(acc[j]) + bc) * mc) + zero
-                    yr[j] = min(max(q, lo), hi)
-
-
-def warm_depthwise() -> object:
-    """The compiled :func:`depthwise` for uint8 and int8 inputs and outputs (read-only inputs
-    too), or None."""
-    fn = None
-    f = np.ones(1, np.float32)
-    geo = np.array([1, 1, 1, 1, 0, 0], np.int64)
-    w = np.zeros((1, 1, 1), np.int32)
-    for dt in (np.uint8, np.int8):
-        x = np.zeros((1, 1, 1, 1), dt)
-        for writable in (True, False):
-            x.flags.writeable = writable
-            for out in (np.uint8, np.int8):
-                y = np.empty((1, 1, 1, 1), out)
-                fn = depthwise.warm(
-                    x, w, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1), geo,
-                    y, 0, 1,
-                )  # fmt: skip
-    return fn
-
-
 def warm_requantize() -> object:
     """The compiled :func:`requantize3` for float32 sums into int8 and uint8 (or None)."""
     p = np.ones(1, np.float32)
