@@ -205,13 +205,16 @@ def test_basic_level_keeps_no_dequantize_of_weights_unfolded():
     )
 
 
-def _qdq_single(op, x_shape, attrs=None, weights=False):
-    """Q -> DQ -> op -> Q -> DQ around one op (Gemm: with quantized weights and bias)."""
+def _qdq_single(op, x_shape, attrs=None, weights=False, unsigned=False):
+    """Q -> DQ -> op -> Q -> DQ around one op (Gemm: with quantized int8 weights and bias);
+    activations int8, or uint8 where ``unsigned`` (onnxruntime's u8s8 QGemm)."""
+    act = np.uint8 if unsigned else np.int8
+    shift = 128 if unsigned else 0
     inits = [
         numpy_helper.from_array(np.array(0.03, np.float32), "xs"),
-        numpy_helper.from_array(np.array(-25, np.int8), "xz"),
+        numpy_helper.from_array(np.array(-25 + shift, act), "xz"),
         numpy_helper.from_array(np.array(1 / 255 if op == "Softmax" else 0.05, np.float32), "ys"),
-        numpy_helper.from_array(np.array(-128 if op == "Softmax" else 3, np.int8), "yz"),
+        numpy_helper.from_array(np.array((-128 if op == "Softmax" else 3) + shift, act), "yz"),
     ]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
@@ -250,16 +253,18 @@ def _qdq_single(op, x_shape, attrs=None, weights=False):
 
 
 @pytest.mark.parametrize(
-    "op, x_shape, attrs, weights, fused",
+    "op, x_shape, attrs, weights, fused, unsigned",
     [
-        ("Softmax", [4, 8, 8], {"axis": -1}, False, "QLinearSoftmax"),
+        ("Softmax", [4, 8, 8], {"axis": -1}, False, "QLinearSoftmax", False),
         ("AveragePool", [1, 4, 9, 9], {"kernel_shape": [3, 3], "strides": [2, 2]}, False,
-         "QLinearAveragePool"),
-        ("Gemm", [5, 16], {"transB": 1}, True, "QGemm"),
+         "QLinearAveragePool", False),
+        ("Gemm", [5, 16], {"transB": 1}, True, "QGemm", False),
+        # uint8 activations with int8 weights (MobileNetV2-QDQ's classifier) fuse too
+        ("Gemm", [5, 16], {"transB": 1}, True, "QGemm", True),
     ],
 )  # fmt: skip
-def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights, fused):
-    model = _qdq_single(op, x_shape, attrs, weights).SerializeToString()
+def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights, fused, unsigned):
+    model = _qdq_single(op, x_shape, attrs, weights, unsigned).SerializeToString()
     x = (rng.standard_normal(x_shape) * 2).astype(np.float32)
     sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     assert fused in {n.op_type for n in sess._model.graph.nodes}
@@ -442,3 +447,49 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     assert vnni.shape == (2, rows, n) and vnni.dtype == np.float32
     np.testing.assert_array_equal(vnni, floats)
     np.testing.assert_allclose(vnni, theirs, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_qlinear_add_equals_onnxruntime_bit_for_bit(compiled, monkeypatch):
+    """QLinearAdd rounds as onnxruntime's x86 kernel does (the zero points folded into one
+    float32, two fused multiply-adds), compiled and numpy: uint8 and int8, same shapes, a row
+    broadcast and a single-element operand, random scales and zero points."""
+    from .harness import use_compiled
+
+    use_compiled(monkeypatch, compiled)
+    gen = np.random.default_rng(41)
+    wrong = total = 0
+    for trial in range(60):
+        dt = np.uint8 if trial % 2 else np.int8
+        lim = np.iinfo(dt)
+        shapes = ([(16384,), (16384,)], [(64, 256), (1, 256)], [(1,), (16384,)])[trial % 3]
+        a, b = (gen.integers(lim.min, lim.max + 1, s).astype(dt) for s in shapes)
+        params = {
+            "sa": np.float32(gen.uniform(0.001, 0.1)), "sb": np.float32(gen.uniform(0.001, 0.1)),
+            "sc": np.float32(gen.uniform(0.001, 0.1)),
+            **{z: dt(gen.integers(lim.min, lim.max + 1)) for z in ("za", "zb", "zc")},
+        }  # fmt: skip
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(dt))
+        node = helper.make_node(
+            "QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["c"],
+            domain="com.microsoft",
+        )  # fmt: skip
+        graph = helper.make_graph(
+            [node], "qadd",
+            [helper.make_tensor_value_info(n, elem, list(s)) for n, s in zip("ab", shapes)],
+            [helper.make_tensor_value_info("c", elem, None)],
+            [numpy_helper.from_array(np.asarray(v), k) for k, v in params.items()],
+        )  # fmt: skip
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+        ).SerializeToString()
+        feed = {"a": a, "b": b}
+        want = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+            None, feed
+        )[0]
+        got = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        wrong += int((got != want).sum())
+        total += want.size
+    assert wrong == 0, f"{wrong} of {total} outputs differ"

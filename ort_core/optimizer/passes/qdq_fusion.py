@@ -155,7 +155,9 @@ class QDQFusion(GraphPass):
         if op.op_type == "MatMul" and any(constant(g, d[1]).size != 1 for d in data):
             return None  # per-tensor only
         y_type = constant(g, yq[2]).dtype
-        same = data if n_data == 1 or domain == MS else data[:1]
+        # inputs whose zero points must have the output's type: all of a com.microsoft op's
+        # but QGemm's B (uint8 A with int8 B, onnxruntime's u8s8), only A of ONNX's ops
+        same = data if (n_data == 1 or domain == MS) and op.op_type != "Gemm" else data[:1]
         if any(constant(g, d[2]).dtype != y_type for d in same):
             return None
         if not can_fuse(ctx, model, [op, q], domain, qop):

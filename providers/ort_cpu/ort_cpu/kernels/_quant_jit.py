@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import LazyIntrinsic, jit
+
+#: one rounding of a * b + c (:mod:`._fma`), as onnxruntime's QLinearAdd kernel rounds
+fma = LazyIntrinsic("ort_cpu.kernels._fma", "fma")
 
 
 @jit()
@@ -80,17 +83,15 @@ def warm_requantize() -> object:
 
 @jit()
 def qbinary(a, b, za, zb, ka, kb, zc, lo, hi, code, out):
-    """QLinearAdd (code 0): ``(a - za) * ka + (b - zb) * kb``; QLinearMul (code 1):
-    ``(a - za) * (b - zb) * ka``; then rounded half to even, ``+ zc``, saturated. float32, the
-    numpy path's operations in its order."""
+    """QLinearAdd (code 0): ``fma(a, ka, fma(b, kb, zc))`` rounded half to even, ``zc`` here
+    the fixed part of :func:`.contrib.qadd_fixed` (za and zb unused): onnxruntime's vector
+    kernel's operations; QLinearMul (code 1): ``(a - za) * (b - zb) * ka`` rounded half to even,
+    ``+ zc``. Saturated. float32, the numpy path's operations in its order."""
     for i in range(a.shape[0]):
-        x = np.float32(a[i]) - za
-        y = np.float32(b[i]) - zb
         if code == 0:
-            v = x * ka + y * kb
+            q = np.rint(fma(np.float32(a[i]), ka, fma(np.float32(b[i]), kb, zc)))
         else:
-            v = x * y * ka
-        q = np.rint(v) + zc
+            q = np.rint((np.float32(a[i]) - za) * (np.float32(b[i]) - zb) * ka) + zc
         if q < lo:
             q = lo
         elif q > hi:

@@ -768,14 +768,40 @@ def _qparams(scale, zero_point):
     )
 
 
-def _qadd(a, sa, za, b, sb, zb, sc):
-    """(a - za) * sa/sc + (b - zb) * sb/sc in float32, as onnxruntime rounds it."""
+def _fma32(x: np.ndarray, k: np.float32, c) -> np.ndarray:
+    """``x * k + c`` rounded once to float32 (a fused multiply-add) for 8-bit integers ``x``:
+    their product with a float32 is exact in float64, and so is the sum unless ``c`` is far
+    larger (never with these operands' ranges)."""
+    return (x.astype(np.float64) * np.float64(k) + np.asarray(c, np.float64)).astype(np.float32)
+
+
+def qadd_fixed(za, ka, zb, kb, zc) -> np.float32:
+    """onnxruntime's QLinearAdd on x86 (MLAS's AVX2 kernel) folds the zero points into one
+    float32, ``zc - fma(za, ka, kb * zb)``, then computes ``fma(a, ka, fma(b, kb, fixed))``
+    per element and rounds half to even: the same bytes as it, where the centred formula
+    ``(a - za) * ka + (b - zb) * kb + zc`` was a step off in about one output in 200,000
+    (measured on 820K random elements: 4 against 0)."""
+    return np.float32(np.float32(zc) - _fma32(np.asarray(za), ka, np.float32(kb * zb)))
+
+
+def _qadd(a, sa, za, b, sb, zb, sc, zc):
+    """QLinearAdd before rounding, ``c``'s zero point included (:func:`qadd_fixed`); an operand
+    of one element is added to the fixed part first, as onnxruntime's kernel does."""
     (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
     sc = np.float32(np.asarray(sc).reshape(()))
-    return (a.astype(np.float32) - za) * (sa / sc) + (b.astype(np.float32) - zb) * (sb / sc)
+    ka, kb = np.float32(sa / sc), np.float32(sb / sc)
+    fixed = qadd_fixed(za, ka, zb, kb, zc)
+    if a.size == 1 and b.size > 1:
+        fixed = np.float32(fixed + np.float32(np.float32(a.reshape(())) * ka))
+        return _fma32(b, kb, fixed).reshape(np.broadcast_shapes(a.shape, b.shape))
+    if b.size == 1 and a.size > 1:
+        fixed = np.float32(fixed + np.float32(np.float32(b.reshape(())) * kb))
+        return _fma32(a, ka, fixed).reshape(np.broadcast_shapes(a.shape, b.shape))
+    return _fma32(a, ka, _fma32(b, kb, fixed))
 
 
-def _qmul(a, sa, za, b, sb, zb, sc):
+def _qmul(a, sa, za, b, sb, zb, sc, zc):
+    """QLinearMul before rounding, ``c``'s zero point not included."""
     (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
     sc = np.float32(np.asarray(sc).reshape(()))
     return (a.astype(np.float32) - za) * (b.astype(np.float32) - zb) * (sa * sb / sc)
@@ -803,12 +829,16 @@ def _qbinary(op, code: int):
                 zc = _qparams(sc, c_zero_point)[1]
                 lim = np.iinfo(a.dtype)
                 ka, kb = (sa / sc, sb / sc) if code == 0 else (sa * sb / sc, np.float32(0))
+                if code == 0:  # the zero points folded into the fixed part
+                    zc = qadd_fixed(za, ka, zb, kb, zc)
                 y = np.empty(a.shape, a.dtype)
                 fast(a.reshape(-1), b.reshape(-1), za, zb, ka, kb, zc,
                      np.float32(lim.min), np.float32(lim.max), code, y.reshape(-1))  # fmt: skip
                 return y
-            y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale)
-            return requant(y, np.float32(1), c_zero_point, a.dtype)
+            zc = _qparams(c_scale, c_zero_point)[1]
+            y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, zc)
+            # QLinearAdd's value includes c's zero point already
+            return requant(y, np.float32(1), None if code == 0 else c_zero_point, a.dtype)
 
         return run
 
