@@ -15,6 +15,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from .._jit import available as jit_available
 from . import _blas
 from ._registry import builder
 from .contrib import _attend, _causal, _heads, _key_mask, _outputs, requant
@@ -88,6 +89,55 @@ def _check_qgemm(info) -> str | None:
     return None
 
 
+def _centred_b(b: np.ndarray, b_zp, trans_b: bool) -> np.ndarray:
+    """QGemm's B as (K, N) float64 less its zero points (per tensor or per column)."""
+    bm = b.T if trans_b else b
+    bz = 0.0 if b_zp is None else np.asarray(b_zp).astype(np.float64).reshape(-1)
+    return bm.astype(np.float64) - bz
+
+
+def _vnni_product(info, b, b_zp, trans_a: bool, trans_b: bool):
+    """``run(a, a_zero_point, c)`` -> (M, N) float32: QGemm's int32 sums plus its int32 bias
+    ``c`` (or none), rounded once to float32 as onnxruntime converts its accumulator, on AVX-512
+    VNNI (:func:`._vnni.qgemm_rows`, the bias folded into its zero-point correction), for uint8 A
+    (not transposed) and constant 2-D int8 B with zero zero points; None otherwise (the
+    float64 product gives the same values). A classifier
+    of 1,000 x 1,280 weights (MobileNetV2-QDQ's): 0.1 ms where the float64 product took 0.5."""
+    if (
+        b is None
+        or b.ndim != 2
+        or b.dtype != np.int8
+        or trans_a
+        or info.input_dtype(0) != np.uint8
+        or (info.has_input(5) and (b_zp is None or np.any(b_zp)))
+        or not jit_available()
+    ):
+        return None
+    from . import _vnni
+
+    if not _vnni.available():
+        return None
+    bm = np.ascontiguousarray(b.T if trans_b else b)
+    k, n = bm.shape
+    wq, wsum = _vnni.pack_columns(bm)
+    ones, zeros = np.ones(n, np.float32), np.zeros(n, np.float32)
+
+    def run(a, a_zero_point, c):
+        if a.shape[1] != k:
+            raise ValueError(f"QGemm: A has {a.shape[1]} columns, B {k} rows")
+        # float32(sum - shift) with shift = a_zp * sum(B's column) - c: the sum's zero-point
+        # correction and the bias in one int32, so that the result is rounded once
+        shift = np.int32(a_zero_point) * wsum
+        if c is not None:
+            shift = shift - np.broadcast_to(np.asarray(c, np.int32).reshape(-1), (n,))
+        y = np.empty((a.shape[0], n), np.float32)
+        aw = _vnni.left_words(np.ascontiguousarray(a))
+        _vnni.qgemm_rows(aw, wq, shift.astype(np.int32), np.int32(1), ones, zeros, y, 0, n)
+        return y
+
+    return run
+
+
 @builder("QGemm", domain=MS, dtypes={0: INT8_TYPES, 3: INT8_TYPES}, check=_check_qgemm)
 def qgemm(info):
     """``(A' - a_zp)(B' - b_zp) + C`` on the int32 accumulator, scaled by ``alpha * a_scale *
@@ -95,15 +145,28 @@ def qgemm(info):
     (y_scale, y_zp); B's scale and zero point per tensor or per column."""
     alpha = np.float32(info.attr("alpha", 1.0))
     trans_a, trans_b = bool(info.attr("transA", 0)), bool(info.attr("transB", 0))
+    b_const, bz_const = info.constant(3), info.constant(5) if info.has_input(5) else None
+    vnni = _vnni_product(info, b_const, bz_const, trans_a, trans_b)
+    centred = None  # constant B less its zero points, in float64, once
+    if vnni is None and b_const is not None and (bz_const is not None or not info.has_input(5)):
+        centred = _centred_b(b_const, bz_const, trans_b)
+    n_out = None if b_const is None else b_const.shape[0 if trans_b else 1]
 
     def run(a, a_scale, a_zp, b, b_scale, b_zp, c=None, y_scale=None, y_zp=None):
-        af = a.astype(np.float64) - float(_scalar(a_zp))
-        bm = b.T if trans_b else b
-        bz = 0.0 if b_zp is None else b_zp.astype(np.float64).reshape(-1)
-        bf = bm.astype(np.float64) - bz  # per-column zero points broadcast along N
-        acc = _blas.matmul(
-            af.T if trans_a else af, bf
-        )  # exact: every partial sum is an integer < 2**53
+        if (
+            vnni is not None
+            and a.dtype == np.uint8
+            and a.ndim == 2
+            and (c is None or c.size == 1 or (c.shape[-1] == n_out and c.size == n_out))
+        ):
+            acc = vnni(a, _scalar(a_zp), c)  # the int32 sums plus c, rounded once to float32
+            c = None
+        else:
+            af = a.astype(np.float64) - float(_scalar(a_zp))
+            bf = centred if centred is not None else _centred_b(b, b_zp, trans_b)
+            acc = _blas.matmul(
+                af.T if trans_a else af, bf
+            )  # exact: every partial sum is an integer < 2**53
         if c is not None:
             acc += c.astype(np.float64)
         acc = acc.astype(np.float32)  # the int32 accumulator as float
