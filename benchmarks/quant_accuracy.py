@@ -61,21 +61,21 @@ def _text_feeds(count: int, seed: int) -> list[dict]:
 
 #: name -> (float model builder, "static"/"dynamic" (with per-channel weights: "static-pc"),
 #: calibration feeds, evaluation feeds, classifier), as gen_quantized.py quantizes them
+def _images(build, how: str, shape: tuple, calibration: int, evaluation: int, classifier: bool):
+    """A MODELS entry of an image model: random images as gen_cnn.image_feed makes them, the
+    calibration's seeds from 100, the evaluation's from 500."""
+    return (
+        build,
+        how,
+        lambda: [image_feed(shape, seed=100 + i) for i in range(calibration)],
+        lambda: [image_feed(shape, seed=500 + i) for i in range(evaluation)],
+        classifier,
+    )
+
+
 MODELS = {
-    "mobilenetv2_qdq": (
-        mobilenet_v2,
-        "static-pc",
-        lambda: [image_feed((1, 3, 224, 224), seed=100 + i) for i in range(8)],
-        lambda: [image_feed((1, 3, 224, 224), seed=500 + i) for i in range(16)],
-        True,
-    ),
-    "yolo_n_qdq": (
-        yolo_n,
-        "static",
-        lambda: [image_feed((1, 3, 640, 640), seed=100 + i) for i in range(2)],
-        lambda: [image_feed((1, 3, 640, 640), seed=500 + i) for i in range(2)],
-        False,
-    ),
+    "mobilenetv2_qdq": _images(mobilenet_v2, "static-pc", (1, 3, 224, 224), 8, 16, True),
+    "yolo_n_qdq": _images(yolo_n, "static", (1, 3, 640, 640), 2, 2, False),
     "minilm_int8": (
         lambda: bert(layers=6, d=384, heads=12, seq=128),
         "dynamic",

@@ -15,7 +15,6 @@ import math
 import ml_dtypes
 import numpy as np
 
-from .._jit import available as jit_available
 from . import _blas
 from ._registry import builder
 from .contrib import _attend, _causal, _heads, _key_mask, _outputs, requant
@@ -26,6 +25,7 @@ from .quantization import (
     integer_matmul_f32,
     pack_integer_b,
     quantize_runner,
+    vnni_columns,
 )
 
 MS = "com.microsoft"
@@ -96,30 +96,20 @@ def _centred_b(b: np.ndarray, b_zp, trans_b: bool) -> np.ndarray:
     return bm.astype(np.float64) - bz
 
 
-def _vnni_product(info, b, b_zp, trans_a: bool, trans_b: bool):
+def _vnni_product(info, b, trans_a: bool, trans_b: bool):
     """``run(a, a_zero_point, c)`` -> (M, N) float32: QGemm's int32 sums plus its int32 bias
     ``c`` (or none), rounded once to float32 as onnxruntime converts its accumulator, on AVX-512
     VNNI (:func:`._vnni.qgemm_rows`, the bias folded into its zero-point correction), for uint8 A
-    (not transposed) and constant 2-D int8 B with zero zero points; None otherwise (the
-    float64 product gives the same values). A classifier
-    of 1,000 x 1,280 weights (MobileNetV2-QDQ's): 0.1 ms where the float64 product took 0.5."""
-    if (
-        b is None
-        or b.ndim != 2
-        or b.dtype != np.int8
-        or trans_a
-        or info.input_dtype(0) != np.uint8
-        or (info.has_input(5) and (b_zp is None or np.any(b_zp)))
-        or not jit_available()
-    ):
+    (not transposed) and constant 2-D int8 B with zero zero points
+    (:func:`.quantization.vnni_columns`); None otherwise (the float64 product gives the same
+    values). MobileNetV2-QDQ's classifier (1,000 x 1,280 weights) took 0.5 ms more in float64."""
+    if b is None or trans_a:
         return None
-    from . import _vnni
-
-    if not _vnni.available():
+    packed = vnni_columns(info, b.T if trans_b else b, 5)
+    if packed is None:
         return None
-    bm = np.ascontiguousarray(b.T if trans_b else b)
-    k, n = bm.shape
-    wq, wsum = _vnni.pack_columns(bm)
+    _vnni, wq, wsum = packed
+    k, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     ones, zeros = np.ones(n, np.float32), np.zeros(n, np.float32)
 
     def run(a, a_zero_point, c):
@@ -146,7 +136,7 @@ def qgemm(info):
     alpha = np.float32(info.attr("alpha", 1.0))
     trans_a, trans_b = bool(info.attr("transA", 0)), bool(info.attr("transB", 0))
     b_const, bz_const = info.constant(3), info.constant(5) if info.has_input(5) else None
-    vnni = _vnni_product(info, b_const, bz_const, trans_a, trans_b)
+    vnni = _vnni_product(info, b_const, trans_a, trans_b)
     centred = None  # constant B less its zero points, in float64, once
     if vnni is None and b_const is not None and (bz_const is not None or not info.has_input(5)):
         centred = _centred_b(b_const, bz_const, trans_b)

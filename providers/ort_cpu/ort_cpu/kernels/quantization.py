@@ -395,6 +395,28 @@ def pack_integer_b(info, b_index: int, zp_index: int):
     return packed, _k_blocks(packed, 255.0)
 
 
+def vnni_columns(info, b, zp_index: int):
+    """(:mod:`._vnni`, packed columns, column sums) of a constant 2-D int8 right operand ``b``
+    (K, N) of a product with a uint8 left operand (input 0) and zero zero points (input
+    ``zp_index``), for :func:`._vnni.qgemm_rows`; None where that does not apply, the CPU lacks
+    AVX-512 VNNI or compiled kernels are off."""
+    zp = info.constant(zp_index) if info.has_input(zp_index) else None
+    if (
+        b is None
+        or b.ndim != 2
+        or b.dtype != np.int8
+        or info.input_dtype(0) != np.uint8
+        or (info.has_input(zp_index) and (zp is None or np.any(zp)))
+        or not jit_available()
+    ):
+        return None
+    from . import _vnni
+
+    if not _vnni.available():
+        return None
+    return (_vnni, *_vnni.pack_columns(np.ascontiguousarray(b)))
+
+
 #: multiply-adds from which a VNNI product's tiles of columns are shared among the run's threads
 VNNI_SPLIT_WORK = 1 << 20
 
@@ -405,22 +427,11 @@ def _vnni_matmul(info):
     2-D int8 right operand with zero zero points; None otherwise (or without VNNI, or with
     compiled kernels off): the float path gives the same values."""
     b = info.constant(1)
-    b_zp = info.constant(5) if info.has_input(5) else None
-    if (
-        b is None
-        or b.ndim != 2
-        or b.dtype != np.int8
-        or info.input_dtype(0) != np.uint8
-        or (info.has_input(5) and (b_zp is None or np.any(b_zp)))
-        or not jit_available()
-    ):
+    packed = vnni_columns(info, b, 5)
+    if packed is None:
         return None
-    from . import _vnni
-
-    if not _vnni.available():
-        return None
+    _vnni, wq, wsum = packed
     k, n = b.shape
-    wq, wsum = _vnni.pack_columns(b)
     no_bias = np.zeros(n, np.float32)
     if _threads.will_split(info.provider):
         _vnni.piece_address(np.float32)  # loaded now, not in the first run
