@@ -261,6 +261,16 @@ def pointer(typingctx, address):
 _made: dict = {}  # the compiled pieces made so far, by factory and arguments
 
 
+def block(ints, floats=()) -> np.ndarray:
+    """A compiled piece's argument block: the int64 values ``ints`` (addresses, sizes, codes),
+    then the float64 bits of ``floats``. The caller keeps it, and the arrays it names, alive
+    until the pieces are done."""
+    a = np.empty(len(ints) + len(floats), np.int64)
+    a[: len(ints)] = ints
+    a[len(ints) :].view(np.float64)[:] = floats
+    return a
+
+
 def made(make, *args) -> int:
     """The address of the compiled piece ``make(*args)`` (a numba ``cfunc`` of the kernel
     modules), made on first demand: each compiles, or loads from the disk cache, when first

@@ -32,7 +32,8 @@ copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
-SLACK = 64  # :data:`._taps.SLACK`
+#: cells of slack past a run that _direct's buffers keep for :mod:`._taps` (4 vectors of 16)
+SLACK = 64
 
 __all__ = ["warm", "warm_nhwc"]
 

@@ -18,6 +18,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from .. import _threads
+from .._spin_jit import block as made_block
 from .._spin_jit import made, pointer
 from . import _conv_jit
 
@@ -88,14 +89,11 @@ def address(kind, dtype) -> int:
 def block(x, w, bias, y, ints, floats) -> np.ndarray:
     """A piece's argument block (the caller keeps it and the C-contiguous arrays alive until
     the pieces are done)."""
-    a = np.empty(INTS + len(ints) + 2, np.int64)
-    a[:INTS] = (
+    arrays = (
         x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, bias.ctypes.data, y.ctypes.data,
         *y.shape[1:],
     )  # fmt: skip
-    a[INTS : INTS + len(ints)] = ints
-    a[INTS + len(ints) :].view(np.float64)[:] = floats
-    return a
+    return made_block((*arrays, *ints), floats)
 
 
 def split(pieces: dict, total: int, x, w, bias, y, ints, floats, min_piece: int = 1) -> bool:

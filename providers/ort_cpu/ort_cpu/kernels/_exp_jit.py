@@ -28,7 +28,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import made, pointer
+from .._spin_jit import block, made, pointer
 
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 #: heads x keys x queries from which the heads are shared among the run's threads (a head of
@@ -136,10 +136,8 @@ def softmax(s: np.ndarray, scale: float, mask: np.ndarray | None, per_mask: int)
     if mask is None:
         mask, per_mask = np.zeros((1, s.shape[1]), np.float32), 0
     if s.size >= SPLIT_WORK:
-        block = np.empty(8, np.int64)
-        block[:7] = (s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask)
-        block[7:].view(np.float64)[0] = scale
-        if _threads.split_compiled(s.shape[0], made(_softmax_piece), block.ctypes.data):
+        a = block((s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask), (scale,))
+        if _threads.split_compiled(s.shape[0], made(_softmax_piece), a.ctypes.data):
             return
     softmax_keys(s, np.float32(scale), mask, per_mask, 0, s.shape[0])
 
@@ -201,11 +199,11 @@ def gelu(x: np.ndarray, bias: np.ndarray | None, q: np.ndarray, s_max: float) ->
     b = np.zeros(0, np.float32) if bias is None else bias
     rows = x.shape[0]
     if x.size >= GELU_SPLIT and rows > 1:
-        block = np.empty(8, np.int64)
-        block[:7] = (x.ctypes.data, *x.shape, b.ctypes.data, b.shape[0], y.ctypes.data,
-                     q.ctypes.data)  # fmt: skip
-        block[7:].view(np.float64)[0] = s_max
-        if _threads.split_compiled(rows, made(_gelu_piece), block.ctypes.data):
+        a = block(
+            (x.ctypes.data, *x.shape, b.ctypes.data, b.shape[0], y.ctypes.data, q.ctypes.data),
+            (s_max,),
+        )
+        if _threads.split_compiled(rows, made(_gelu_piece), a.ctypes.data):
             return y
     gelu_rows(x, b, y, q, np.float32(s_max), 0, rows)
     return y

@@ -11,8 +11,9 @@ are bit for bit those of the loop it replaces. ``max_taps`` is the same loop tak
 max pools).
 
 It reads and writes whole groups of :data:`UNROLL` vectors: ``dst`` and ``src`` need
-:data:`SLACK` elements of slack past the ``size`` outputs and the last tap's run. This module imports numba and llvmlite; kernels reach it
-through :class:`ort_cpu._jit.LazyIntrinsic`.
+:data:`._conv_jit.SLACK` elements of slack past the ``size`` outputs and the last tap's run.
+This module imports numba and llvmlite; kernels reach it through
+:class:`ort_cpu._jit.LazyIntrinsic`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ._conv_jit import SLACK
 from ._ir import splat
 
 #: outputs per vector
@@ -28,10 +30,9 @@ LANES = 16
 
 
 #: vectors of outputs summed side by side (independent additions in flight: one vector's nine
-#: taps alone are a chain of dependent additions)
-UNROLL = 4
-#: slack the arrays need past a run (whole groups of :data:`UNROLL` vectors are computed)
-SLACK = LANES * UNROLL
+#: taps alone are a chain of dependent additions); the slack the arrays need past a run (whole
+#: groups of them are computed) is :data:`._conv_jit.SLACK`, which sizes _direct's buffers
+UNROLL = SLACK // LANES
 
 
 def _taps_intrinsic(weighted: bool):

@@ -31,7 +31,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import made, pointer
+from .._spin_jit import block, made, pointer
 from ._ir import loop_end, loop_start, splat
 
 #: output channels and pixels of one tile of sums
@@ -365,12 +365,11 @@ def piece_address(out_dtype) -> int:
 def _block(xq, k4, p_pad, wq, m_pad, wsum, bias, mult, y, m, p, x_zero, floats) -> np.ndarray:
     """A piece's argument block (the caller keeps it, with the arrays, alive until the pieces
     are done)."""
-    a = np.empty(SLOTS, np.int64)
-    a[XQ], a[K4], a[P_PAD], a[WQ], a[M_PAD] = xq.ctypes.data, k4, p_pad, wq.ctypes.data, m_pad
-    a[WSUM], a[BIAS], a[MULT] = wsum.ctypes.data, bias.ctypes.data, mult.ctypes.data
-    a[Y], a[M], a[P], a[X_ZERO] = y.ctypes.data, m, p, x_zero
-    a[FLOATS:].view(np.float64)[:] = floats
-    return a
+    return block(
+        (xq.ctypes.data, k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
+         mult.ctypes.data, y.ctypes.data, m, p, x_zero),  # the slots XQ to X_ZERO, in order
+        floats,
+    )  # fmt: skip
 
 
 def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
@@ -437,13 +436,11 @@ def split_rows(xp, window, oh, ow, wq, wsum, x_zero, bias, mult, zero, lo, hi, y
     own rows; False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    a = np.empty(R_SLOTS, np.int64)  # alive, with the arrays, until the pieces are done
-    a[R_XP], a[R_C], a[R_H], a[R_W] = xp.ctypes.data, *xp.shape
-    a[R_KH:R_OW] = window
-    a[R_OW], a[R_WQ], a[R_MPAD], a[R_K4] = ow, wq.ctypes.data, *wq.shape
-    a[R_WSUM], a[R_BIAS], a[R_MULT] = wsum.ctypes.data, bias.ctypes.data, mult.ctypes.data
-    a[R_Y], a[R_M], a[R_P], a[R_XZERO] = y.ctypes.data, *y.shape, x_zero
-    a[R_FLOATS:].view(np.float64)[:] = zero, lo, hi
+    a = block(
+        (xp.ctypes.data, *xp.shape, *window, ow, wq.ctypes.data, *wq.shape, wsum.ctypes.data,
+         bias.ctypes.data, mult.ctypes.data, y.ctypes.data, *y.shape, x_zero),  # R_XP to R_XZERO
+        (zero, lo, hi),
+    )  # fmt: skip
     return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
 
 

@@ -533,10 +533,11 @@ def _attend(q, k, v, scale, add_masks):
         scores_t = np.empty((*k.shape[:3], q.shape[2]), q.dtype)
         for i in range(q.shape[0]):  # one batch over the heads of each sequence
             batch(k[i], q[i], scores_t[i], trans_b=True)
-    rows = _mask_rows(scores_t, add_masks) if _exp_module() is not None else None
+    module = _exp_module()
+    rows = None if module is None else _mask_rows(scores_t, add_masks)
     if rows is not None:
         b, n, t, s = scores_t.shape
-        _exp_module().softmax(scores_t.reshape(b * n, t, s), scale, *rows)
+        module.softmax(scores_t.reshape(b * n, t, s), scale, *rows)
     else:
         scores_t = _softmax_in_numpy(scores_t, scale, add_masks)
     b, n, _, s = scores_t.shape
@@ -787,10 +788,7 @@ def qadd_fixed(za, ka, zb, kb, zc) -> np.float32:
 def _qadd(a, sa, za, b, sb, zb, sc, zc):
     """QLinearAdd before rounding, ``c``'s zero point included (:func:`qadd_fixed`); an operand
     of one element is added to the fixed part first, as onnxruntime's kernel does."""
-    (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
-    sc = np.float32(np.asarray(sc).reshape(()))
-    ka, kb = np.float32(sa / sc), np.float32(sb / sc)
-    fixed = qadd_fixed(za, ka, zb, kb, zc)
+    _, _, ka, kb, fixed = _fast_params(0, sa, za, sb, zb, sc, zc)
     if a.size == 1 and b.size > 1:
         fixed = np.float32(fixed + np.float32(np.float32(a.reshape(())) * ka))
         return _fma32(b, kb, fixed).reshape(np.broadcast_shapes(a.shape, b.shape))
@@ -807,12 +805,28 @@ def _qmul(a, sa, za, b, sb, zb, sc, zc):
     return (a.astype(np.float32) - za) * (b.astype(np.float32) - zb) * (sa * sb / sc)
 
 
+def _fast_params(code: int, sa, za, sb, zb, sc, zc) -> tuple:
+    """(za, zb, ka, kb, zc) of :func:`._quant_jit.qbinary` for QLinearAdd (``code`` 0: the zero
+    points folded into zc, :func:`qadd_fixed`) or QLinearMul (1) with these parameters."""
+    (sa, za), (sb, zb) = _qparams(sa, za), _qparams(sb, zb)
+    sc = np.float32(np.asarray(sc).reshape(()))
+    zc = _qparams(sc, zc)[1]
+    if code == 0:
+        ka, kb = sa / sc, sb / sc
+        return za, zb, ka, kb, qadd_fixed(za, ka, zb, kb, zc)
+    return za, zb, sa * sb / sc, np.float32(0), zc
+
+
 def _qbinary(op, code: int):
     def build(info):
         """Same-shape operands with constant scales and zero points (a residual Add, SiLU's
-        Mul): one compiled pass of the same float32 expression; otherwise numpy."""
-        fast = _quant_jit.warm_binary() if all(info.constant(i) is not None for i in
-                                               (1, 2, 4, 5, 6, 7) if info.has_input(i)) else None  # fmt: skip
+        Mul): one compiled pass of the same float32 expression, its parameters worked out
+        once; otherwise numpy."""
+        consts = [info.constant(i) if info.has_input(i) else None for i in (1, 2, 4, 5, 6, 7)]
+        fast = params = None
+        if all(c is not None for c, i in zip(consts, (1, 2, 4, 5, 6, 7)) if info.has_input(i)):
+            fast = _quant_jit.warm_binary()
+            params = _fast_params(code, *consts)
 
         def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point=None):
             if (
@@ -821,19 +835,10 @@ def _qbinary(op, code: int):
                 and a.dtype == b.dtype
                 and (c_zero_point is None or c_zero_point.dtype == a.dtype)
             ):
-                (sa, za), (sb, zb) = (
-                    _qparams(a_scale, a_zero_point),
-                    _qparams(b_scale, b_zero_point),
-                )
-                sc = np.float32(np.asarray(c_scale).reshape(()))
-                zc = _qparams(sc, c_zero_point)[1]
                 lim = np.iinfo(a.dtype)
-                ka, kb = (sa / sc, sb / sc) if code == 0 else (sa * sb / sc, np.float32(0))
-                if code == 0:  # the zero points folded into the fixed part
-                    zc = qadd_fixed(za, ka, zb, kb, zc)
                 y = np.empty(a.shape, a.dtype)
-                fast(a.reshape(-1), b.reshape(-1), za, zb, ka, kb, zc,
-                     np.float32(lim.min), np.float32(lim.max), code, y.reshape(-1))  # fmt: skip
+                fast(a.reshape(-1), b.reshape(-1), *params, np.float32(lim.min),
+                     np.float32(lim.max), code, y.reshape(-1))  # fmt: skip
                 return y
             zc = _qparams(c_scale, c_zero_point)[1]
             y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, zc)

@@ -55,6 +55,7 @@ from .._jit import available as jit_available
 from . import _blas, _conv_jit, _quant_jit
 from ._registry import builder
 from ._rows import LONG_ROW, per_row
+from .quantization import VNNI_SPLIT_WORK
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
@@ -1483,11 +1484,6 @@ def qlinear_conv(info):
     return run
 
 
-#: multiply-adds from which a VNNI pointwise convolution's output channels are shared among the
-#: run's threads (compiled pieces on a spinning pool)
-VNNI_SPLIT_WORK = 1 << 20
-
-
 def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
     """A QLinearConv of one group on AVX-512 VNNI (:mod:`._vnni`): ``run(x, x_zero_point)`` for
     uint8 input, constant int8 weights with zero zero points, constant scales and bias, a 2-D
@@ -1527,6 +1523,8 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
     )
     if _threads.will_split(info.provider):  # loaded now, not in the first run
         (_vnni.piece_address if pointwise else _vnni.rows_address)(out_dt)
+    kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
+    window = (*w.shape[2:], *strides, *dilations)
 
     def run(x, x_zero_point):
         zx = 0 if x_zero_point is None else int(np.asarray(x_zero_point).reshape(()))
@@ -1534,7 +1532,6 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
             n, _, h, wd = x.shape
             out, cols = (h, wd), None
         else:
-            kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
             out, begin, _, end = _cached_geometry(
                 tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
                 None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
@@ -1551,7 +1548,6 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
             yi = y[i].reshape(m, p)
             if cols is not None:  # rows of outputs, each packing its own windows
                 xp = np.ascontiguousarray(cols[i])
-                window = (*w.shape[2:], *strides, *dilations)
                 args = (wq, wsum, z, bias, mult, zero, lo, hi, yi)
                 if not (shared and _vnni.split_rows(xp, window, *out, *args)):
                     _vnni.conv_rows(xp, *window, out[1], 0, out[0], *args)

@@ -598,11 +598,12 @@ def shrink(x, bias=0.0, lambd=0.5):
 
 @builder("Gelu", since=20, dtypes=FLOAT_TYPES, check=choice_check(approximate=("none", "tanh")))
 def gelu_builder(info):
-    if info.attr("approximate", "none") == "none" and info.input_dtype(0) != np.float64:
+    approximate = info.attr("approximate", "none")
+    if approximate == "none" and info.input_dtype(0) != np.float64:
         warm_gelu(_threads.will_split(info.provider))
 
     def run(x):
-        return gelu(x, info.attr("approximate", "none"))
+        return gelu(x, approximate)
 
     return run
 

@@ -261,23 +261,22 @@ class _CompiledPool:
     def __init__(self, attrs: PoolAttrs, mode: int, info) -> None:
         self.attrs, self.mode = attrs, mode
         self.plans: dict[tuple, tuple] = {}
+        # the kernel, loaded now (not in the first run), for a 2-D window over floats
         dt = info.input_dtype(0)
-        if len(attrs.kernel) == 2 and dt in _COMPILED_TYPES and _conv_jit.warm() is not None:
-            if _threads.will_split(info.provider):  # loaded now, not in the first run
-                _conv_pieces().address(_conv_pieces().DIRECT, dt.type)
+        floats = dt is None or dt in _COMPILED_TYPES
+        self.fn = _conv_jit.warm() if len(attrs.kernel) == 2 and floats else None
+        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
+            _conv_pieces().address(_conv_pieces().DIRECT, dt.type)
 
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
-        if x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
+        if self.fn is None or x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
             return None
         key = (x.shape, x.dtype)
         entry = self.plans.get(key)
         if entry is None:
-            fn = _conv_jit.warm()
-            if fn is None:
-                return None
             c, a = x.shape[1], self.attrs
-            plan = _DirectPlan(fn, x.shape, c, c, a.kernel, a.strides, a.dilations, out, begin,
-                               self.mode)  # fmt: skip
+            plan = _DirectPlan(self.fn, x.shape, c, c, a.kernel, a.strides, a.dilations, out,
+                               begin, self.mode)  # fmt: skip
             ones = np.ones((c, math.prod(a.kernel)), x.dtype)
             start = np.full(c, -np.inf if self.mode == _conv_jit.MAX else 0, x.dtype)
             entry = (plan, ones, start)

@@ -417,7 +417,8 @@ def vnni_columns(info, b, zp_index: int):
     return (_vnni, *_vnni.pack_columns(np.ascontiguousarray(b)))
 
 
-#: multiply-adds from which a VNNI product's tiles of columns are shared among the run's threads
+#: multiply-adds from which a VNNI product's tiles (of output channels, columns or rows: the
+#: convolutions of .conv too) are shared among the run's threads as compiled pieces
 VNNI_SPLIT_WORK = 1 << 20
 
 
