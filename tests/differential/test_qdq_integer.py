@@ -274,13 +274,15 @@ def test_more_qdq_groups_fuse_and_equal_onnxruntime(op, x_shape, attrs, weights,
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], theirs[0])
 
 
-def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, k=1, **window):
-    w = rng.integers(-63, 64, (m, c, k, k)).astype(np.int8)
+def _one_qlinear_conv(
+    c, m, hw, batch, out_dtype, per_channel, bias, x_zp, k=1, x_dtype=np.uint8, **window
+):
+    w = rng.integers(-63, 64, (m, c // window.get("group", 1), k, k)).astype(np.int8)
     ws = (rng.random(m) * 0.02 + 0.001).astype(np.float32) if per_channel else np.float32(0.01)
     yz = np.array(128 if out_dtype == np.uint8 else -5, out_dtype)
     inits = [
         numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
-        numpy_helper.from_array(np.array(x_zp, np.uint8), "xz"),
+        numpy_helper.from_array(np.array(x_zp, x_dtype), "xz"),
         numpy_helper.from_array(w, "w"),
         numpy_helper.from_array(np.asarray(ws, np.float32), "ws"),
         numpy_helper.from_array(np.zeros(np.shape(ws), np.int8), "wz"),
@@ -292,9 +294,10 @@ def _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, k=1, **windo
         inits.append(numpy_helper.from_array(rng.integers(-3000, 3000, m).astype(np.int32), "b"))
         inputs.append("b")
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype))
+    x_elem = helper.np_dtype_to_tensor_dtype(np.dtype(x_dtype))
     graph = helper.make_graph(
-        [helper.make_node("QLinearConv", inputs, ["y"], **window)], "pointwise",
-        [helper.make_tensor_value_info("x", TensorProto.UINT8, [batch, c, hw, hw])],
+        [helper.make_node("QLinearConv", inputs, ["y"], **window)], "qlinear_conv",
+        [helper.make_tensor_value_info("x", x_elem, [batch, c, hw, hw])],
         [helper.make_tensor_value_info("y", elem, None)], inits,
     )  # fmt: skip
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
@@ -334,7 +337,7 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
 
     if not _vnni.available():
         pytest.skip("this CPU has no AVX-512 VNNI: the float path runs (the tests above)")
-    model = _pointwise(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, **window)
+    model = _one_qlinear_conv(c, m, hw, batch, out_dtype, per_channel, bias, x_zp, **window)
     x = rng.integers(0, 256, (batch, c, hw, hw)).astype(np.uint8)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -369,6 +372,70 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
             None, {"x": x}
         )
         np.testing.assert_array_equal(vnni[0], theirs[0])
+
+
+@pytest.mark.parametrize(
+    "c, hw, batch, x_dtype, out_dtype, per_channel, bias, x_zp, window",
+    [
+        (96, 28, 1, np.uint8, np.uint8, True, True, 128, {"k": 3, "pads": [1] * 4}),
+        (96, 27, 2, np.uint8, np.uint8, True, True, 7, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),
+        (64, 14, 1, np.uint8, np.uint8, False, False, 0, {"k": 3, "pads": [1] * 4}),  # 14 cells
+        (960, 7, 1, np.uint8, np.int8, True, True, 120, {"k": 3, "pads": [1] * 4}),  # shared
+        (24, 33, 1, np.uint8, np.uint8, True, True, 9, {"k": 5, "pads": [2, 1, 2, 3]}),
+        (16, 40, 1, np.uint8, np.uint8, True, False, 3, {"k": 3, "strides": [3, 3]}),  # no pads
+        (16, 35, 1, np.uint8, np.uint8, True, True, 77, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
+        (32, 20, 1, np.int8, np.int8, True, True, -3, {"k": 3, "pads": [1] * 4, "strides": [2, 1]}),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_qlinear_conv_in_one_pass_equals_the_float_path_and_onnxruntime(
+    monkeypatch, c, hw, batch, x_dtype, out_dtype, per_channel, bias, x_zp, window, threads
+):
+    """A depthwise QLinearConv runs as one compiled pass per channel (centring, the taps, the
+    requantization; ort_cpu.kernels._conv_jit._depthwise_quant), its channels shared among the
+    run's threads when large: the same bytes as the three-pass float path and onnxruntime, at
+    any stride, dilation, padding, odd widths, 7- and 14-cell rows, signed input."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _conv_jit, _conv_pieces, conv
+
+    if _conv_jit.warm_quant(x_dtype, out_dtype) is None:
+        pytest.skip("compiled kernels are off: the float path runs (the tests above)")
+    model = _one_qlinear_conv(
+        c, c, hw, batch, out_dtype, per_channel, bias, x_zp, x_dtype=x_dtype, group=c, **window
+    )
+    x = rng.integers(-128 if x_dtype == np.int8 else 0, 128 if x_dtype == np.int8 else 256,
+                     (batch, c, hw, hw)).astype(x_dtype)  # fmt: skip
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    calls = collections.Counter()
+    real = _conv_pieces.split_quant
+
+    def spy(*a):
+        done = real(*a)
+        calls.update(["shared"] if done else [])
+        return done
+
+    monkeypatch.setattr(_conv_pieces, "split_quant", spy)
+    made = []
+    real_make = conv._depthwise_quant_conv
+    monkeypatch.setattr(
+        conv, "_depthwise_quant_conv", lambda *a: made.append(real_make(*a)) or made[-1]
+    )
+    fused = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert made and made[0] is not None
+    k = window["k"]
+    shared = threads == 2 and _threads.spin_supported()
+    shared = shared and fused[0].size * k * k >= conv.DIRECT_SPLIT_WORK
+    assert calls == collections.Counter({"shared": 1} if shared else {})
+    monkeypatch.setattr(conv, "_depthwise_quant_conv", lambda *a: None)
+    floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert fused[0].dtype == out_dtype
+    np.testing.assert_array_equal(fused[0], floats[0])
+    if x_dtype == out_dtype == np.uint8:
+        theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+            None, {"x": x}
+        )
+        np.testing.assert_array_equal(fused[0], theirs[0])
 
 
 def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp):

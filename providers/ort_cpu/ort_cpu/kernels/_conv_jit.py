@@ -10,6 +10,8 @@ adds every tap of each input channel in one pass (:mod:`._taps`: 16 outputs' sum
 across the taps, in tap order: no reassociation, no fastmath), and applies the activation on
 the way out.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
+:func:`_depthwise_quant` is a depthwise QLinearConv: 8-bit planes centred into the same phases,
+the same taps, requantized on the way out (:mod:`._taps`' row intrinsics), in one pass.
 In its MAX mode :func:`_direct` is a max pool (a -inf border, each window's maximum): the 2-D
 pools of :mod:`.pool` run on it.
 
@@ -29,13 +31,16 @@ from ._elementwise_jit import _activate
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
 max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
 copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
+center_cells = LazyIntrinsic("ort_cpu.kernels._taps", "center_cells")
+center_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "center_pairs")
+requant_cells = LazyIntrinsic("ort_cpu.kernels._taps", "requant_cells")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
 #: cells of slack past a run that _direct's buffers keep for :mod:`._taps` (4 vectors of 16)
 SLACK = 64
 
-__all__ = ["warm", "warm_nhwc"]
+__all__ = ["warm", "warm_nhwc", "warm_quant"]
 
 
 @jit()
@@ -168,6 +173,96 @@ def _direct(
                         continue
                     for r in range(r1 - r0):
                         _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
+
+
+@jit(error_model="numpy")
+def _depthwise_quant(
+    x, zx, w, bias, mult, zy, lo, hi, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, hq, wq, chunk
+):  # pragma: no cover - compiled
+    """Channels ``c0:c1`` of a depthwise QLinearConv: ``y`` (N, C, OH, OW) 8-bit from ``x`` (N,
+    C, H, W) 8-bit, in one pass per channel. Each plane is copied centred (``x - zx`` in float32)
+    into :func:`_direct`'s zero-padded stride phases (a centred zero is the zero point's padding),
+    ``w`` (C, kh * kw) holds the centred weights in float32, whose sums of integers stay exact
+    (the caller checks the bound), then each block of output rows is requantized on the way out
+    as :func:`._quant_jit.requantize3` does: ``clip(rint((acc + bias) * mult) + zy, lo, hi)``.
+    The same float32 operations as the centring pass, the planar or channels-last kernel and the
+    requantization pass one after another (so the same bytes), without their two extra passes
+    over the layer and on any thread of the run."""
+    h, wd = x.shape[2], x.shape[3]
+    oh_, ow_ = y.shape[2], y.shape[3]
+    taps = kh * kw
+    phase = hq * wq
+    buf = np.zeros(sh * sw * phase + wq + kw * dw + SLACK, np.float32)
+    acc = np.empty(chunk * wq + SLACK, np.float32)
+    offs = np.empty(taps, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            ri, cj = i * dh, j * dw
+            offs[i * kw + j] = ((ri % sh) * sw + cj % sw) * phase + (ri // sh) * wq + cj // sw
+    zero = np.float32(0.0)
+    # one centred image row, split into its column phases from here (strides above 2)
+    row = np.empty(wd + SLACK, np.float32)
+    like_x, like_y = x.dtype.type(0), y.dtype.type(0)
+    xb, yb = x.ctypes.data, y.ctypes.data  # rows read and written by address: no views
+    for n in range(x.shape[0]):
+        for c in range(c0, c1):
+            # the interior, centred; the border keeps its zeros (every channel writes the same
+            # cells)
+            plane = xb + ((n * x.shape[1] + c) * h) * wd
+            for r in range(h):
+                pr = r + pt
+                rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
+                if sw == 1:
+                    at = buf.ctypes.data + (rowbase + pl) * 4
+                    center_cells(at, plane + r * wd, wd, zx, like_x)
+                    continue
+                if sw == 2:  # both column phases in one pass
+                    even = buf.ctypes.data + (rowbase + (pl % 2) * phase + pl // 2) * 4
+                    odd = buf.ctypes.data + (rowbase + ((pl + 1) % 2) * phase + (pl + 1) // 2) * 4
+                    half = wd // 2
+                    center_pairs(even, odd, plane + r * wd, half, zx, like_x)
+                    if wd % 2:
+                        center_cells(even + half * 4, plane + r * wd + wd - 1, 1, zx, like_x)
+                    continue
+                center_cells(row.ctypes.data, plane + r * wd, wd, zx, like_x)
+                for b in range(sw):
+                    q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the row
+                    q1 = min(wq, -(-(wd + pl - b) // sw))
+                    at = rowbase + b * phase
+                    first = q0 * sw + b - pl
+                    for q in range(q1 - q0):
+                        buf[at + q0 + q] = row[first + q * sw]
+            b, m = bias[c], mult[c]
+            src = buf.ctypes.data
+            out = yb + ((n * y.shape[1] + c) * oh_) * ow_ * y.itemsize
+            for r0 in range(0, oh_, chunk):
+                r1 = min(oh_, r0 + chunk)
+                size = (r1 - r0) * wq
+                for o in range(size):
+                    acc[o] = zero
+                add_taps(
+                    acc.ctypes.data, src + r0 * wq * 4, offs.ctypes.data, w[c].ctypes.data, taps,
+                    size, zero,
+                )  # fmt: skip
+                for r in range(r1 - r0):
+                    requant_cells(
+                        out + (r0 + r) * ow_ * y.itemsize, acc.ctypes.data + r * wq * 4, ow_,
+                        b, m, zy, lo, hi, like_y,
+                    )  # fmt: skip
+
+
+def warm_quant(x_dtype, y_dtype):
+    """The compiled :func:`_depthwise_quant` for these 8-bit input and output types (or None)."""
+    f = np.float32(0.0)
+    x = np.zeros((1, 1, 2, 2), x_dtype)
+    w = np.zeros((1, 1), np.float32)
+    y = np.empty((1, 1, 2, 2), y_dtype)
+    fn = None
+    for bias in _biases(np.float32):
+        fn = _depthwise_quant.warm(
+            x, f, w, bias, bias, f, f, f, y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2
+        )
+    return fn
 
 
 #: channels :func:`_depthwise_nhwc` takes at a time: long vector loops, and a 7 x 7 block's input

@@ -30,6 +30,7 @@ INTS = 13
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 _direct = _conv_jit._direct.get()
 _nhwc = _conv_jit._depthwise_nhwc.get()
+_quant = _conv_jit._depthwise_quant.get()
 
 
 @njit(cache=True, inline="always")
@@ -77,7 +78,48 @@ def _nhwc_piece(dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
+def _quant_piece(x_dtype, y_dtype):
+    """Channels ``lo:hi`` of :func:`._conv_jit._depthwise_quant`: its block holds x (address,
+    N, C, H, W), the weights', bias's and multipliers' addresses, y (address, OH, OW), the 11
+    integer arguments from kh, then zx, zy, lo and hi as float64 bits."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), 22, np.int64)
+        f = carray(pointer(argument + 22 * 8), 4, np.float64)
+        n, c = a[1], a[2]
+        x = carray(pointer(a[0]), (n, c, a[3], a[4]), x_dtype)
+        w = carray(pointer(a[5]), (c, a[11] * a[12]), np.float32)
+        bias = carray(pointer(a[6]), c, np.float32)
+        mult = carray(pointer(a[7]), c, np.float32)
+        y = carray(pointer(a[8]), (n, c, a[9], a[10]), y_dtype)
+        i = a[11:]
+        _quant(
+            x, np.float32(f[0]), w, bias, mult, np.float32(f[1]), np.float32(f[2]),
+            np.float32(f[3]), y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8],
+            i[9], i[10],
+        )  # fmt: skip
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
 DIRECT, NHWC = _direct_piece, _nhwc_piece
+
+
+def split_quant(x, zx, w, bias, mult, zy, lo, hi, y, ints) -> bool:
+    """:func:`._conv_jit._depthwise_quant` over every channel shared among the run's threads;
+    False (nothing run) where the run has no spinning pool free."""
+    a = made_block(
+        (x.ctypes.data, *x.shape, w.ctypes.data, bias.ctypes.data, mult.ctypes.data,
+         y.ctypes.data, *y.shape[2:], *ints),
+        (zx, zy, lo, hi),
+    )  # fmt: skip
+    return _threads.split_compiled(x.shape[1], quant_address(x.dtype, y.dtype), a.ctypes.data)
+
+
+def quant_address(x_dtype, y_dtype) -> int:
+    """The address of the depthwise QLinearConv piece for these 8-bit types (made on first
+    demand)."""
+    return made(_quant_piece, np.dtype(x_dtype).type, np.dtype(y_dtype).type)
 
 
 def address(kind, dtype) -> int:

@@ -8,7 +8,9 @@ sum kept each output in memory between passes of four taps (LLVM vectorizes a lo
 it can check that its few arrays do not overlap): 5 loads and stores per 4 taps. The sums are
 the same additions in the same order (multiply, then add; no fused multiply-add), so the results
 are bit for bit those of the loop it replaces. ``max_taps`` is the same loop taking maxima (the
-max pools).
+max pools). ``center_cells``, ``center_pairs`` and ``requant_cells`` are a depthwise QLinearConv's
+rows in and out (8-bit to centred float32, split into column phases at stride 2, and float32
+sums requantized to 8 bits), in vectors of 16 with one masked vector for a row's rest.
 
 It reads and writes whole groups of :data:`UNROLL` vectors: ``dst`` and ``src`` need
 :data:`._conv_jit.SLACK` elements of slack past the ``size`` outputs and the last tap's run.
@@ -23,7 +25,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._conv_jit import SLACK
-from ._ir import splat
+from ._ir import loop_end, loop_start, splat
 
 #: outputs per vector
 LANES = 16
@@ -152,6 +154,161 @@ def copy_cells(typingctx, dst, src, count, like):
             [builder.inttoptr(dst, byte_p), builder.inttoptr(src, byte_p), n,
              ir.Constant(ir.IntType(1), 0)],
         )  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _row_loop(builder, count, name: str, body) -> None:
+    """``body(index, mask)`` for index 0, 16, 32... while a whole vector of 16 fits (``mask``
+    None), then once for the rest under a mask of its lanes: a row in vectors, nothing read or
+    written past ``count`` (short rows, 7 or 14 cells, are one masked vector)."""
+    word = ir.IntType(64)
+    whole = builder.sdiv(count, ir.Constant(word, LANES))
+    _, loop, done, i = loop_start(builder, whole, f"{name}.vec")
+    body(builder.mul(i, ir.Constant(word, LANES)), None)
+    loop_end(builder, i, whole, loop, done)
+    start = builder.mul(whole, ir.Constant(word, LANES))
+    rest = builder.sub(count, start)
+    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
+        lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
+        limit = splat(builder, rest, ir.VectorType(word, LANES))
+        body(start, builder.icmp_signed("<", lanes, limit))
+
+
+def _load(builder, base, index, vec, mask):
+    """``vec`` from ``base[index:]``, under ``mask`` where one is given (lanes off read 0)."""
+    at = builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
+    align = ir.Constant(ir.IntType(32), 1)
+    if mask is None:
+        return builder.load(at, align=1)
+    fn = builder.module.declare_intrinsic(
+        f"llvm.masked.load.{_suffix(vec)}.p0",
+        fnty=ir.FunctionType(vec, [at.type, align.type, mask.type, vec]),
+    )
+    return builder.call(fn, [at, align, mask, ir.Constant(vec, None)])
+
+
+def _store(builder, value, base, index, mask) -> None:
+    """``value`` into ``base[index:]``, under ``mask`` where one is given."""
+    at = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
+    if mask is None:
+        builder.store(value, at, align=1)
+        return
+    align = ir.Constant(ir.IntType(32), 1)
+    fn = builder.module.declare_intrinsic(
+        f"llvm.masked.store.{_suffix(value.type)}.p0",
+        fnty=ir.FunctionType(ir.VoidType(), [value.type, at.type, align.type, mask.type]),
+    )
+    builder.call(fn, [value, at, align, mask])
+
+
+def _suffix(vec: ir.VectorType) -> str:
+    element = "f32" if isinstance(vec.element, ir.FloatType) else f"i{vec.element.width}"
+    return f"v{vec.count}{element}"
+
+
+@intrinsic
+def center_cells(typingctx, dst, src, count, zero, like):
+    """``dst[i] = float32(src[i]) - zero`` for ``count`` 8-bit integers at address ``src`` (of
+    ``like``'s type, signed or not) into float32 at address ``dst``: a row of a quantized plane
+    centred on its zero point, in vectors of 16."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, types.float32, like)
+    signed = like.signed
+
+    def codegen(context, builder, sig, args):
+        dst, src, count, zero, _ = args
+        f32, i8 = ir.FloatType(), ir.IntType(8)
+        dst_p = builder.inttoptr(dst, f32.as_pointer())
+        src_p = builder.inttoptr(src, i8.as_pointer())
+        fv = ir.VectorType(f32, LANES)
+
+        def body(i, mask):
+            v = _load(builder, src_p, i, ir.VectorType(i8, LANES), mask)
+            f = (builder.sitofp if signed else builder.uitofp)(v, fv)
+            _store(builder, builder.fsub(f, splat(builder, zero, fv)), dst_p, i, mask)
+
+        _row_loop(builder, count, "center", body)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def center_pairs(typingctx, even, odd, src, pairs, zero, like):
+    """Cells ``2i`` and ``2i + 1`` of a row of ``2 * pairs`` 8-bit integers at address ``src``,
+    centred as :func:`center_cells` does, into float32 at ``even[i]`` and ``odd[i]``: a row split
+    into its two column phases (stride 2) in the same pass, 16 pairs at a time."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, types.float32, like)
+    signed = like.signed
+
+    def codegen(context, builder, sig, args):
+        even, odd, src, pairs, zero, _ = args
+        f32, i8 = ir.FloatType(), ir.IntType(8)
+        even_p = builder.inttoptr(even, f32.as_pointer())
+        odd_p = builder.inttoptr(odd, f32.as_pointer())
+        src_p = builder.inttoptr(src, i8.as_pointer())
+        wide = ir.VectorType(f32, 2 * LANES)
+        i32 = ir.IntType(32)
+
+        def body(i, mask):
+            pairs_mask = None
+            if mask is not None:  # each pair's two lanes
+                pairs_mask = builder.shuffle_vector(
+                    mask, mask, ir.Constant(ir.VectorType(i32, 2 * LANES),
+                                            [k // 2 for k in range(2 * LANES)]),
+                )  # fmt: skip
+            at = builder.mul(i, ir.Constant(ir.IntType(64), 2))
+            v = _load(builder, src_p, at, ir.VectorType(i8, 2 * LANES), pairs_mask)
+            f = builder.fsub(
+                (builder.sitofp if signed else builder.uitofp)(v, wide),
+                splat(builder, zero, wide),
+            )
+            for base, first in ((even_p, 0), (odd_p, 1)):
+                lanes = ir.Constant(ir.VectorType(i32, LANES), list(range(first, 2 * LANES, 2)))
+                _store(builder, builder.shuffle_vector(f, f, lanes), base, i, mask)
+
+        _row_loop(builder, pairs, "pairs", body)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def requant_cells(typingctx, dst, src, count, bias, mult, zero, lo, hi, like):
+    """``dst[i] = clip(rint((src[i] + bias) * mult) + zero, lo, hi)`` for ``count`` float32
+    sums at address ``src`` into 8-bit integers of ``like``'s type at address ``dst``, in vectors
+    of 16: the same float32 operations as :func:`._quant_jit.requantize3` (rint rounds half to
+    even), so the same bytes."""
+    i64, f32t = types.int64, types.float32
+    sig = types.void(i64, i64, i64, f32t, f32t, f32t, f32t, f32t, like)
+    signed = like.signed
+
+    def codegen(context, builder, sig, args):
+        dst, src, count, bias, mult, zero, lo, hi, _ = args
+        f32, i8 = ir.FloatType(), ir.IntType(8)
+        src_p = builder.inttoptr(src, f32.as_pointer())
+        dst_p = builder.inttoptr(dst, i8.as_pointer())
+        ft = ir.VectorType(f32, LANES)
+        rint = builder.module.declare_intrinsic(
+            f"llvm.rint.v{LANES}f32", fnty=ir.FunctionType(ft, [ft])
+        )
+
+        def body(i, mask):
+            def const(v):
+                return splat(builder, v, ft)
+
+            v = builder.fmul(builder.fadd(_load(builder, src_p, i, ft, mask), const(bias)),
+                             const(mult))  # fmt: skip
+            v = builder.fadd(builder.call(rint, [v]), const(zero))
+            v = builder.select(builder.fcmp_ordered("<", v, const(lo)), const(lo), v)
+            v = builder.select(builder.fcmp_ordered(">", v, const(hi)), const(hi), v)
+            q = (builder.fptosi if signed else builder.fptoui)(v, ir.VectorType(i8, LANES))
+            _store(builder, q, dst_p, i, mask)
+
+        _row_loop(builder, count, "requant", body)
         return context.get_dummy_value()
 
     return sig, codegen
