@@ -358,12 +358,28 @@ def test_qlinear_unary(dtype):
     check_ms("QLinearLeakyRelu", [x, *xp, *_qp(0.04, zp, dtype)], {"alpha": 0.1}, atol=1)
 
 
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [
+        ((2, 3, 4, 5), np.uint8),
+        ((1, 1280, 7, 7), np.uint8),  # MobileNetV2-QDQ's
+        ((2, 5, 6, 7), np.int8),
+        ((1, 2, 300, 300), np.uint8),  # sums past float32's exact range: summed as integers
+    ],
+)
 @pytest.mark.parametrize("channels_last", [0, 1])
-def test_qlinear_global_average_pool(channels_last):
+def test_qlinear_global_average_pool_equals_onnxruntime_exactly(shape, dtype, channels_last):
+    """onnxruntime's formula: the channel's integer sum less zero point x cells, times
+    x_scale / (y_scale * cells) in float32, rounded half to even: the same bytes, over zero
+    points and scales drawn at random, channels first and last, sums exact in float32 or not."""
     rng = np.random.default_rng(14)
-    x = _q(rng, (2, 3, 4, 5))
-    inputs = [x, *_qp(0.05, 120), *_qp(0.04, 130)]
-    check_ms("QLinearGlobalAveragePool", inputs, {"channels_last": channels_last}, atol=1)
+    x = _q(rng, shape, dtype)
+    lo = -128 if dtype == np.int8 else 0
+    for _ in range(6):
+        zx, zy = (int(v) for v in rng.integers(lo, lo + 256, 2))
+        xs, ys = (float(v) for v in rng.uniform(0.01, 0.1, 2))
+        inputs = [x, *_qp(xs, zx, dtype), *_qp(ys, zy, dtype)]
+        check_ms("QLinearGlobalAveragePool", inputs, {"channels_last": channels_last}, atol=0)
 
 
 def test_qlinear_concat():
