@@ -31,6 +31,7 @@ from ._elementwise_jit import _activate
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
 max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
 copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
+split_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "split_pairs")
 center_cells = LazyIntrinsic("ort_cpu.kernels._taps", "center_cells")
 center_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "center_pairs")
 requant_cells = LazyIntrinsic("ort_cpu.kernels._taps", "requant_cells")
@@ -122,20 +123,19 @@ def _direct(
                 for r in range(h):
                     pr = r + pt
                     rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
-                    src = img[r]
                     if sw == 2:
-                        # even and odd image columns in one pass (one interleaved load that
-                        # LLVM vectorizes, where a strided loop per phase stayed scalar):
-                        # column cidx is cell (cidx + pl) // 2 of phase (cidx + pl) % 2
-                        even = planes[rowbase + (pl % 2) * phase + pl // 2 :]
-                        odd = planes[rowbase + ((pl + 1) % 2) * phase + (pl + 1) // 2 :]
+                        # even and odd image columns in one pass, by address (no views per
+                        # row): column cidx is cell (cidx + pl) // 2 of phase (cidx + pl) % 2
+                        at = planes.ctypes.data + rowbase * cell
+                        even = at + ((pl % 2) * phase + pl // 2) * cell
+                        odd = at + (((pl + 1) % 2) * phase + (pl + 1) // 2) * cell
+                        row = img.ctypes.data + r * wd * cell
                         half = wd // 2
-                        for t in range(half):
-                            even[t] = src[2 * t]
-                            odd[t] = src[2 * t + 1]
+                        split_pairs(even, odd, row, half, bv0)
                         if wd % 2:
-                            even[half] = src[wd - 1]
+                            copy_cells(even + half * cell, row + (wd - 1) * cell, 1, bv0)
                         continue
+                    src = img[r]
                     for b in range(sw):
                         q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the image
                         q1 = min(wq, -(-(wd + pl - b) // sw))
@@ -143,12 +143,8 @@ def _direct(
                             continue
                         dst = planes[rowbase + b * phase + q0 :]
                         part = src[q0 * sw + b - pl :]
-                        if sw == 2:
-                            for q in range(q1 - q0):
-                                dst[q] = part[2 * q]
-                        else:
-                            for q in range(q1 - q0):
-                                dst[q] = part[q * sw]
+                        for q in range(q1 - q0):
+                            dst[q] = part[q * sw]
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq

@@ -8,7 +8,8 @@ sum kept each output in memory between passes of four taps (LLVM vectorizes a lo
 it can check that its few arrays do not overlap): 5 loads and stores per 4 taps. The sums are
 the same additions in the same order (multiply, then add; no fused multiply-add), so the results
 are bit for bit those of the loop it replaces. ``max_taps`` is the same loop taking maxima (the
-max pools). ``center_cells``, ``center_pairs`` and ``requant_cells`` are a depthwise QLinearConv's
+max pools). ``split_pairs`` splits a row into its two column phases (stride 2) by address.
+``center_cells``, ``center_pairs`` and ``requant_cells`` are a depthwise QLinearConv's
 rows in and out (8-bit to centred float32, split into column phases at stride 2, and float32
 sums requantized to 8 bits), in vectors of 16 with one masked vector for a row's rest.
 
@@ -204,7 +205,12 @@ def _store(builder, value, base, index, mask) -> None:
 
 
 def _suffix(vec: ir.VectorType) -> str:
-    element = "f32" if isinstance(vec.element, ir.FloatType) else f"i{vec.element.width}"
+    if isinstance(vec.element, ir.FloatType):
+        element = "f32"
+    elif isinstance(vec.element, ir.DoubleType):
+        element = "f64"
+    else:
+        element = f"i{vec.element.width}"
     return f"v{vec.count}{element}"
 
 
@@ -235,23 +241,23 @@ def center_cells(typingctx, dst, src, count, zero, like):
     return sig, codegen
 
 
-@intrinsic
-def center_pairs(typingctx, even, odd, src, pairs, zero, like):
-    """Cells ``2i`` and ``2i + 1`` of a row of ``2 * pairs`` 8-bit integers at address ``src``,
-    centred as :func:`center_cells` does, into float32 at ``even[i]`` and ``odd[i]``: a row split
-    into its two column phases (stride 2) in the same pass, 16 pairs at a time."""
-    i64 = types.int64
-    sig = types.void(i64, i64, i64, i64, types.float32, like)
-    signed = like.signed
+def _pairs_codegen(centre: bool):
+    """The code of :func:`center_pairs` (``centre``: 8-bit integers centred into float32) or
+    :func:`split_pairs` (elements copied as they are)."""
 
     def codegen(context, builder, sig, args):
-        even, odd, src, pairs, zero, _ = args
-        f32, i8 = ir.FloatType(), ir.IntType(8)
-        even_p = builder.inttoptr(even, f32.as_pointer())
-        odd_p = builder.inttoptr(odd, f32.as_pointer())
-        src_p = builder.inttoptr(src, i8.as_pointer())
-        wide = ir.VectorType(f32, 2 * LANES)
+        if centre:
+            even, odd, src, pairs, zero, like = args
+        else:
+            even, odd, src, pairs, like = args
+        element = like.type
+        out_t = ir.FloatType() if centre else element
+        even_p = builder.inttoptr(even, out_t.as_pointer())
+        odd_p = builder.inttoptr(odd, out_t.as_pointer())
+        src_p = builder.inttoptr(src, element.as_pointer())
+        wide = ir.VectorType(out_t, 2 * LANES)
         i32 = ir.IntType(32)
+        signed = centre and sig.args[-1].signed
 
         def body(i, mask):
             pairs_mask = None
@@ -261,19 +267,39 @@ def center_pairs(typingctx, even, odd, src, pairs, zero, like):
                                             [k // 2 for k in range(2 * LANES)]),
                 )  # fmt: skip
             at = builder.mul(i, ir.Constant(ir.IntType(64), 2))
-            v = _load(builder, src_p, at, ir.VectorType(i8, 2 * LANES), pairs_mask)
-            f = builder.fsub(
-                (builder.sitofp if signed else builder.uitofp)(v, wide),
-                splat(builder, zero, wide),
-            )
+            v = _load(builder, src_p, at, ir.VectorType(element, 2 * LANES), pairs_mask)
+            if centre:
+                v = builder.fsub(
+                    (builder.sitofp if signed else builder.uitofp)(v, wide),
+                    splat(builder, zero, wide),
+                )
             for base, first in ((even_p, 0), (odd_p, 1)):
                 lanes = ir.Constant(ir.VectorType(i32, LANES), list(range(first, 2 * LANES, 2)))
-                _store(builder, builder.shuffle_vector(f, f, lanes), base, i, mask)
+                _store(builder, builder.shuffle_vector(v, v, lanes), base, i, mask)
 
         _row_loop(builder, pairs, "pairs", body)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def center_pairs(typingctx, even, odd, src, pairs, zero, like):
+    """Cells ``2i`` and ``2i + 1`` of a row of ``2 * pairs`` 8-bit integers at address ``src``,
+    centred as :func:`center_cells` does, into float32 at ``even[i]`` and ``odd[i]``: a row split
+    into its two column phases (stride 2) in the same pass, 16 pairs at a time."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, types.float32, like), _pairs_codegen(True)
+
+
+@intrinsic
+def split_pairs(typingctx, even, odd, src, pairs, like):
+    """Cells ``2i`` and ``2i + 1`` of a row of ``2 * pairs`` elements of ``like``'s type (float32
+    or float64) at address ``src`` into ``even[i]`` and ``odd[i]``: a row split into its two
+    column phases (stride 2), 16 pairs at a time, by address (no array views, whose reference
+    counts cost more than a short row)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, like), _pairs_codegen(False)
 
 
 @intrinsic
