@@ -881,9 +881,22 @@ def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
 
-#: multiply-adds from which the direct kernels' groups or channels are shared among the run's
-#: threads, as compiled pieces on a spinning pool (:mod:`._conv_pieces`)
+#: work (multiply-adds, plus :data:`DIRECT_CHANNEL_COST` per output plane) from which the direct
+#: kernels' groups or channels are shared among the run's threads, as compiled pieces on a
+#: spinning pool (:mod:`._conv_pieces`)
 DIRECT_SPLIT_WORK = 1 << 19
+#: a direct kernel's fixed cost per output plane (copying it into the phases, its rows in and
+#: out), in multiply-adds: small maps with many channels cost more than their taps say. Two
+#: threads against one, depthwise 3x3: 960 x 7 x 7 (423K multiply-adds) 77 -> 63 us, 576 x 14 x
+#: 14 stride 2 (254K) 78 -> 63 us, shared; kept on one thread, where sharing lost: 88 x 12 x 12
+#: 5x5 (317K) 33 against 37 us, 256 x 8 x 8 (147K) 36 against 40 us
+DIRECT_CHANNEL_COST = 1000
+
+
+def _direct_split_pays(y: np.ndarray, taps: int) -> bool:
+    """Whether a direct kernel's output ``y`` (N, M, OH, OW) of ``taps`` multiply-adds a cell is
+    worth sharing among the run's threads (:data:`DIRECT_SPLIT_WORK`)."""
+    return y.size * taps + DIRECT_CHANNEL_COST * y.shape[0] * y.shape[1] >= DIRECT_SPLIT_WORK
 
 
 class _DirectPlan:
@@ -928,7 +941,7 @@ class _DirectPlan:
         total, ints = (mg if by_channels else g), (int(by_channels), cg, mg, *args)
         if not (
             (g > 1 or mg > 1)
-            and y.size * self.taps >= DIRECT_SPLIT_WORK
+            and _direct_split_pays(y, self.taps)
             and _threads.spinning()
             and _split_compiled(_conv_pieces().DIRECT, total, x, w2, bias, y, ints, code)
         ):
@@ -978,7 +991,7 @@ class _DepthwiseNHWCPlan:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
         if not (
-            y.size * wt.shape[0] >= DIRECT_SPLIT_WORK
+            _direct_split_pays(y, wt.shape[0])
             and _threads.spinning()
             and _split_compiled(_conv_pieces().NHWC, m, x, wt, bias, y, self.args, code, 16)
         ):
@@ -1538,7 +1551,7 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
         y = np.empty((x.shape[0], m, *out), out_dt)
         if not (
             split
-            and y.size * taps >= DIRECT_SPLIT_WORK
+            and _direct_split_pays(y, taps)
             and _conv_pieces().split_quant(x, zx, wc, bias, mult32, zy, lo, hi, y, ints)
         ):
             fn(x, zx, wc, bias, mult32, zy, lo, hi, y, 0, m, *ints)
