@@ -49,12 +49,11 @@ def walk_trees(x, nodes, values, col, roots, t0, t1, leaves):
     (-1: a branch, -2: a branch that sends NaN low), then the threshold's bits: ``values`` is
     the table viewed in ``x``'s dtype, the threshold in its column ``col``. A leaf reads feature
     0 against a NaN threshold and loops on itself. Indices are read as unsigned (no wrap-around
-    test). 8 lanes walk together, one level per step: for a batch, 8 rows down the same tree
-    until all stand on a leaf; for fewer rows, the trees of one row, each lane taking the next
-    tree as soon as its own reaches a leaf."""
+    test). 8 lanes walk together, one level per step: for a batch, 8 rows down each tree in turn
+    until all stand on a leaf (:func:`_walk_rows`); for fewer rows, the trees of one row, each
+    lane taking the next tree as soon as its own reaches a leaf."""
     n = x.shape[0]
     cur = np.empty(_LANES, np.uint32)
-    rows = np.empty(_LANES, np.int64)
     cols = np.empty(_LANES, np.int64)
     two = np.uint32(2)
     c = np.uint32(col)
@@ -87,31 +86,63 @@ def walk_trees(x, nodes, values, col, roots, t0, t1, leaves):
                             busy -= 1
                     cur[j] = k
         return
-    p = t0 * n
-    total = t1 * n
-    while p < total:
-        g = min(_LANES, total - p)
-        for j in range(_LANES):
-            q = p + j if j < g else p  # spare lanes repeat the first pair
-            t = q // n
-            rows[j] = q - t * n
-            cols[j] = t
-            cur[j] = roots[t]
+    for i in range(0, n, _LANES):
+        _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i, min(i + _LANES, n))
+
+
+@jit(inline="always")
+def _step(nodes, values, c, xr, k):  # pragma: no cover - compiled
+    """One level down from node ``k`` for the row ``xr``: no branch on the outcome (NaN goes
+    low where the node says -2); a leaf stays where it is."""
+    v = xr[np.uint32(nodes[k, 0])]
+    go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
+    return np.uint32(nodes[k, np.uint32(2) - np.uint32(go)])
+
+
+@jit(inline="always")
+def _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i0, i1):  # pragma: no cover
+    """Rows ``i0`` to ``i1`` (at most 8) down trees ``t0`` to ``t1``: 8 lanes, one row each
+    (spare lanes repeat the last row), down each tree in turn, one level per step until all
+    stand on a leaf. Each lane's node is a local value the compiler keeps in a register: kept in
+    an array, as the tree-major loop had them, every step stored and reloaded it (GradientBoosting's
+    200 trees of depth 3 over 100 rows: 183 -> 100 us; a random forest's deep trees 299 -> 209)."""
+    last = i1 - 1
+    x0, x1, x2, x3 = x[i0], x[min(i0 + 1, last)], x[min(i0 + 2, last)], x[min(i0 + 3, last)]
+    x4, x5, x6, x7 = x[min(i0 + 4, last)], x[min(i0 + 5, last)], x[min(i0 + 6, last)], x[last]
+    for t in range(t0, t1):
+        r = np.uint32(roots[t])
+        k0, k1, k2, k3, k4, k5, k6, k7 = r, r, r, r, r, r, r, r
         while True:
-            live = 0
-            for j in range(_LANES):
-                k = np.uint32(cur[j])
-                v = x[rows[j], np.uint32(nodes[k, 0])]
-                # no branch on the outcome: NaN goes low where the node says -2
-                go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
-                k = np.uint32(nodes[k, two - np.uint32(go)])
-                cur[j] = k
-                live |= nodes[k, 3] < 0
-            if not live:
+            k0 = _step(nodes, values, c, x0, k0)
+            k1 = _step(nodes, values, c, x1, k1)
+            k2 = _step(nodes, values, c, x2, k2)
+            k3 = _step(nodes, values, c, x3, k3)
+            k4 = _step(nodes, values, c, x4, k4)
+            k5 = _step(nodes, values, c, x5, k5)
+            k6 = _step(nodes, values, c, x6, k6)
+            k7 = _step(nodes, values, c, x7, k7)
+            if (
+                nodes[k0, 3] >= 0 and nodes[k1, 3] >= 0 and nodes[k2, 3] >= 0
+                and nodes[k3, 3] >= 0 and nodes[k4, 3] >= 0 and nodes[k5, 3] >= 0
+                and nodes[k6, 3] >= 0 and nodes[k7, 3] >= 0
+            ):  # fmt: skip
                 break
-        for j in range(g):
-            leaves[rows[j], cols[j]] = nodes[cur[j], 3]
-        p += g
+        leaves[i0, t] = nodes[k0, 3]
+        got = i1 - i0
+        if got > 1:
+            leaves[i0 + 1, t] = nodes[k1, 3]
+        if got > 2:
+            leaves[i0 + 2, t] = nodes[k2, 3]
+        if got > 3:
+            leaves[i0 + 3, t] = nodes[k3, 3]
+        if got > 4:
+            leaves[i0 + 4, t] = nodes[k4, 3]
+        if got > 5:
+            leaves[i0 + 5, t] = nodes[k5, 3]
+        if got > 6:
+            leaves[i0 + 6, t] = nodes[k6, 3]
+        if got > 7:
+            leaves[i0 + 7, t] = nodes[k7, 3]
 
 
 @jit()
@@ -122,6 +153,11 @@ def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
     a weight, then divides each sum by ``div`` and adds ``base`` [C] (unless empty)."""
     n_trees = leaves.shape[1]
     track = has.shape[0] > 0
+    if out.shape[1] == 1 and not track:  # one target: at most one weight a leaf
+        for i in range(r0, r1, 4):
+            _add_single(leaves, start, weight, out, i, min(i + 4, r1))
+        _finish_sums(out, div, base, r0, r1)
+        return
     # rows innermost: the adds of one tree to different rows do not wait for each other
     for t in range(n_trees):
         for i in range(r0, r1):
@@ -131,11 +167,54 @@ def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
                 out[i, k] += weight[e]
                 if track:
                     has[i, k] = True
+    _finish_sums(out, div, base, r0, r1)
+
+
+@jit(inline="always")
+def _finish_sums(out, div, base, r0, r1):  # pragma: no cover - compiled
+    """Rows ``r0`` to ``r1`` of ``out`` divided by ``div``, then ``base`` added (unless empty)."""
     for i in range(r0, r1):
         for k in range(out.shape[1]):
             out[i, k] /= div
             if base.shape[0]:
                 out[i, k] += base[k]
+
+
+@jit(inline="always")
+def _add_single(leaves, start, weight, out, i0, i1):  # pragma: no cover - compiled
+    """Single-target sums of rows ``i0`` to ``i1`` (at most 4): each leaf's weight (a leaf has at
+    most one) added to its row's sum tree after tree, the four sums in registers side by side
+    (their additions do not wait for each other). A tree-major loop that went through each
+    leaf's weight list and ``out`` in memory took 4x as long (78 -> 20 us for 200 trees over
+    100 rows)."""
+    last = i1 - 1
+    l0, l1, l2, l3 = leaves[i0], leaves[min(i0 + 1, last)], leaves[min(i0 + 2, last)], leaves[last]
+    s0, s1, s2, s3 = out[i0, 0], out[min(i0 + 1, last), 0], out[min(i0 + 2, last), 0], out[last, 0]
+    for t in range(leaves.shape[1]):
+        a = l0[t]
+        e = start[a]
+        if start[a + 1] > e:
+            s0 += weight[e]
+        a = l1[t]
+        e = start[a]
+        if start[a + 1] > e:
+            s1 += weight[e]
+        a = l2[t]
+        e = start[a]
+        if start[a + 1] > e:
+            s2 += weight[e]
+        a = l3[t]
+        e = start[a]
+        if start[a + 1] > e:
+            s3 += weight[e]
+    # spare lanes repeat the last row: only the real rows are written
+    out[i0, 0] = s0
+    if i1 - i0 > 1:
+        out[i0 + 1, 0] = s1
+    if i1 - i0 > 2:
+        out[i0 + 2, 0] = s2
+    if i1 - i0 > 3:
+        out[i0 + 3, 0] = s3
 
 
 def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
