@@ -43,6 +43,7 @@ from .plan import Plan, prepare, schedule
 from .plugins import get_plugin_manager
 from .profiling import Profiler
 from .provider import ExecutionProvider
+from .provider import fp as fp_state
 from .provider.context import RunContext, enter, leave
 
 __all__ = [
@@ -1217,6 +1218,7 @@ class InferenceSession:
         pool = self._inter_pool
         ctx = RunContext(run_options)
         token = enter(ctx)
+        fp = fp_state.quiet()  # no numpy floating-point warnings: inf and NaN are IEEE results
         started: list[ExecutionProvider] = []
         try:
             for ep in self._hooked:
@@ -1232,6 +1234,7 @@ class InferenceSession:
         finally:
             for ep in reversed(started):
                 ep.on_run_end(ctx)
+            fp_state.restore(fp)
             leave(token)
             if run_options is not None:
                 shrink = run_options._config.get("memory.enable_memory_arena_shrinkage")

@@ -13,7 +13,8 @@ values are ignored). Values are numpy arrays on the host (strings as object arra
 and int4 as ml_dtypes), lists for sequences, ``None`` for empty optionals, dicts for ONNX-ML maps.
 
 Modules, one concern each: ``base`` (the ExecutionProvider class, Claim, Decline, Availability),
-``context`` (RunContext: one run's streams and thread, and ``current_run()``),
+``context`` (RunContext: one run's streams and thread, and ``current_run()``), ``fp`` (numpy's
+floating-point warnings off during runs: ``fp_errors_ignored()``),
 ``view`` (GraphView, KernelInfo), ``registry`` (KernelRegistry, KernelProvider), ``clusters``
 (convex_clusters for compiling providers), ``schema`` (onnx schema lookups), ``dtypes`` (element-type
 sets). Import from this package; the module split is not part of the contract.
@@ -31,6 +32,7 @@ from .dtypes import (
     SIGNED_TYPES,
     UINT_TYPES,
 )
+from .fp import fp_errors_ignored
 from .registry import KernelDef, KernelProvider, KernelRegistry
 from .schema import is_multi_output, schema_for
 from .view import GraphView, KernelInfo
@@ -40,6 +42,7 @@ __all__ = [
     "Claim",
     "Decline",
     "ExecutionProvider",
+    "fp_errors_ignored",
     "GraphView",
     "KernelDef",
     "KernelInfo",

@@ -262,3 +262,32 @@ def test_shape_rules_are_remembered_but_errors_are_raised_every_time():
         assert len(_shape._MEMO) <= 2  # bounded
     finally:
         _shape._MEMO_MAX = saved
+
+
+def test_a_run_gives_ieee_results_without_numpy_warnings_and_restores_the_callers_state():
+    """Exp overflowing to inf, 0/0 and log(0) are the kernels' IEEE results, as onnxruntime
+    gives them silently: the CPU provider turns numpy's floating-point warnings off for its runs
+    (ort_cpu._fp) and puts the caller's error state back afterwards, also after a failed run."""
+    import warnings
+
+    nodes = [
+        helper.make_node("Exp", ["x"], ["e"]),
+        helper.make_node("Div", ["x", "x"], ["d"]),
+        helper.make_node("Log", ["x"], ["l"]),
+        helper.make_node("Sigmoid", ["x"], ["s"]),
+    ]
+    model = make_model(
+        nodes, [tensor("x", shape=[3])], [tensor(n, shape=[3]) for n in "edls"]
+    ).SerializeToString()
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    x = np.array([1000.0, 0.0, -1000.0], np.float32)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e, d, lg, s = sess.run(None, {"x": x})
+        assert np.geterr()["over"] == "raise"  # the caller's state, back after the run
+        add = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
+        with pytest.raises(errors.RuntimeException):  # fails in its kernel: (2, 3) + (5, 3)
+            add.run(None, {"a": np.ones((2, 3), np.float32), "b": np.ones((5, 3), np.float32)})
+        assert np.geterr()["divide"] == "raise"
+    assert e[0] == np.inf and np.isnan(d[1]) and lg[1] == -np.inf
+    np.testing.assert_array_equal(s, np.array([1, 0.5, 0], np.float32))

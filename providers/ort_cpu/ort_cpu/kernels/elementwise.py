@@ -15,7 +15,13 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto, helper
 
-from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
+from ort_core.provider import (
+    FLOAT_TYPES,
+    INT_TYPES,
+    NUMERIC_TYPES,
+    SIGNED_TYPES,
+    fp_errors_ignored,
+)
 
 from .. import _threads
 from .._jit import available as jit_available
@@ -307,12 +313,12 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     if xf.size <= TINY or (
         xf.size <= CHUNK and xf.size * _LOGISTIC_STEPS < _threads.MIN_PARALLEL_WORK
     ):  # one block's steps in place, without its closure and slices: 8 -> 5 us (3168: 9.3 -> 5.5)
+        if (
+            fp_errors_ignored()
+        ):  # in a run: no errstate of its own (a 4-element Sigmoid 3.7 -> 2.2 us)
+            return _logistic_steps(xf, alpha, times_x, dt).reshape(x.shape)
         with np.errstate(over="ignore", invalid="ignore"):
-            t = np.negative(xf) if alpha == 1.0 else np.multiply(xf, dt.type(-alpha))
-            np.exp(t, out=t)
-            np.add(t, _ONE[dt.char], out=t)
-            t = np.divide(xf, t, out=t) if times_x else np.reciprocal(t, out=t)
-        return t.reshape(x.shape)
+            return _logistic_steps(xf, alpha, times_x, dt).reshape(x.shape)
     n = xf.size
     out = np.empty(n, dt)
     m = max(min(CHUNK, n), 1)
@@ -331,6 +337,14 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     # x = -inf: -inf / inf is NaN
     _in_blocks(n, m, _LOGISTIC_STEPS, 1, dt, block, over="ignore", invalid="ignore")
     return out.reshape(x.shape)
+
+
+def _logistic_steps(xf: np.ndarray, alpha: float, times_x: bool, dt) -> np.ndarray:
+    """:func:`logistic`'s four steps on the 1-D ``xf``, into one new array."""
+    t = np.negative(xf) if alpha == 1.0 else np.multiply(xf, dt.type(-alpha))
+    np.exp(t, out=t)
+    np.add(t, _ONE[dt.char], out=t)
+    return np.divide(xf, t, out=t) if times_x else np.reciprocal(t, out=t)
 
 
 #: comparable steps per element of :func:`logistic` (an exp), for :func:`_threads.split`
@@ -408,9 +422,15 @@ def bound(x: np.ndarray, lo=None, hi=None, out: np.ndarray | None = None) -> np.
 
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None and x.size < 4096:
-        # one call: the Python 0 takes x's dtype (1.0 against 3.6 us on 4 elements)
-        return np.maximum(x, 0)
+        # one call against a 0-d zero of x's type (a Python 0 is converted on every call: 0.64
+        # against 0.35 us on 4 elements; the bounded loop took 3.6)
+        zero = _ZERO.get(x.dtype.char)
+        return np.maximum(x, 0 if zero is None else zero)
     return bound(x, 0, None, out)
+
+
+#: 0-d zeros of the float and integer types, by type code (:func:`relu`)
+_ZERO = {t: np.zeros((), t) for t in "efdbhilqBHILQ"}
 
 
 def _hard_swish(x):
