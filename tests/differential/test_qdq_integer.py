@@ -354,7 +354,7 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
 
         return call
 
-    for name in ("qgemm", "split", "conv_rows", "split_rows"):
+    for name in ("qgemm", "split", "split_pixels", "conv_rows", "split_rows"):
         monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     calls.clear()  # (creation compiles the kernels with a call each)

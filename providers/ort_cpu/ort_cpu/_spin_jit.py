@@ -387,6 +387,34 @@ def run_gemm(ctrl, ints, floats):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def run_native(
+    ctrl, ints, floats, syscall, address, argument, total, parts, multiple
+):  # pragma: no cover - compiled
+    """A job of one compiled piece (a ``cfunc`` at ``address``, its argument block at
+    ``argument``) over ``range(total)`` cut into ``parts`` contiguous pieces, each a multiple
+    of ``multiple`` long but the last (as ``_threads.bounds`` cuts it): the table's rows
+    written, the job posted and run with the workers, all in one compiled call. Done in Python
+    (the bounds, a closure, ten numpy scalar stores, two calls into compiled code) the hand-off
+    of a piece that does nothing took 5.3 us. Returns the number of pieces."""
+    if total <= 0:
+        return 0
+    step = -(-total // parts)
+    step = -(-step // multiple) * multiple
+    n = 0
+    for lo in range(0, total, step):
+        row = ints[n]
+        row[0] = NATIVE
+        row[1] = address
+        row[2] = argument
+        row[3] = lo
+        row[4] = min(lo + step, total)
+        n += 1
+    post(ctrl, GEMM, n, syscall)
+    run_gemm(ctrl, ints, floats)
+    return n
+
+
+@njit(cache=True, nogil=True)
 def wait_done(ctrl, total):  # pragma: no cover - compiled
     """Poll until ``DONE`` reaches ``total`` (the pieces of a Python job other threads run)."""
     while _load(ctrl, DONE) < total:
@@ -414,6 +442,7 @@ def warm() -> None:
     serve(ctrl, ints, floats, 0, 0, 0, 0)
     post(ctrl, PYTHON, 0, 0)
     run_gemm(ctrl, ints, floats)
+    run_native(ctrl, ints, floats, 0, 0, 0, 0, 1, 1)
     wait_done(ctrl, 0)
     finish(ctrl)
 

@@ -210,17 +210,22 @@ class Pool:
 
         return self._run_table(len(ints), fill)
 
-    def run_compiled(self, address: int, argument: int, pieces: list[tuple[int, int]]) -> bool:
-        """Run the compiled piece at ``address`` over ``pieces`` (bounds) on the workers and the
-        calling thread (see :func:`split_compiled`); False as :meth:`run_gemm`."""
-
-        def fill(table_ints, table_floats):
-            native = self._spin.NATIVE
-            for i, (lo, hi) in enumerate(pieces):  # scalar stores: cheaper than an array's
-                row = table_ints[i]
-                row[0], row[1], row[2], row[3], row[4] = native, address, argument, lo, hi
-
-        return self._run_table(len(pieces), fill)
+    def run_native(
+        self, address: int, argument: int, total: int, parts: int, multiple: int
+    ) -> bool:
+        """Run the compiled piece at ``address`` over ``range(total)`` in ``parts`` pieces (see
+        :func:`split_compiled`), the rows written, posted and run in one compiled call
+        (:func:`._spin_jit.run_native`); False as :meth:`run_gemm`."""
+        if self._spin is None or parts > SPIN_PIECES or not self._posting.acquire(blocking=False):
+            return False
+        try:
+            self._spin.run_native(
+                self._ctrl, self._ints, self._floats, self._syscall, address, argument, total,
+                parts, multiple,
+            )  # fmt: skip
+        finally:
+            self._posting.release()
+        return True
 
     def _run_table(self, n: int, fill) -> bool:
         """Post a job of ``n`` rows of the piece tables (``fill(ints, floats)`` writes them once
@@ -454,8 +459,8 @@ def split_compiled(total: int, address: int, argument: int, min_piece: int = 1) 
     p = gemm_pool()
     if p is None or total < 2 * min_piece:
         return False
-    pieces = bounds(total, min(p.size, total // min_piece), min_piece)
-    return len(pieces) > 1 and p.run_compiled(address, argument, pieces)
+    parts = min(p.size, total // min_piece)
+    return parts > 1 and p.run_native(address, argument, total, parts, min_piece)
 
 
 def bounds(total: int, parts: int, multiple: int = 1) -> list[tuple[int, int]]:

@@ -1598,7 +1598,10 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         and attrs.auto_pad in (None, "NOTSET", "VALID")
     )
     if _threads.will_split(info.provider):  # loaded now, not in the first run
-        (_vnni.piece_address if pointwise else _vnni.rows_address)(out_dt)
+        for address in (
+            (_vnni.piece_address, _vnni.pixels_address) if pointwise else (_vnni.rows_address,)
+        ):
+            address(out_dt)
     kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
     window = (*w.shape[2:], *strides, *dilations)
 
@@ -1628,7 +1631,14 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
                 if not (shared and _vnni.split_rows(xp, window, *out, *args)):
                     _vnni.conv_rows(xp, *window, out[1], 0, out[0], *args)
                 continue
-            _vnni.pack_input(np.ascontiguousarray(x[i]).reshape(k, p), k4, p_pad, xq)
+            xi = np.ascontiguousarray(x[i]).reshape(k, p)
+            if (  # tiles of pixels, each thread packing its own (see _vnni.split_pixels)
+                shared
+                and p > _vnni.TILE_P
+                and _vnni.split_pixels(xi, wq, wsum, z, bias, mult, zero, lo, hi, yi)
+            ):
+                continue
+            _vnni.pack_input(xi, k4, p_pad, xq)
             if not (shared and _vnni.split(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi)):
                 _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
         return y
