@@ -116,16 +116,21 @@ def test_the_compiled_poll_hands_a_python_job_back():
 
 @needs_gemm
 @pytest.mark.parametrize("shape", [(64, 300, 900), (900, 300, 64)])  # split by columns / rows
-def test_a_spinning_pool_splits_a_gemm_and_gets_numpys_result(spinning, shape):
+def test_a_spinning_pool_splits_a_gemm_and_gets_numpys_result(spinning, shape, monkeypatch):
+    """A product's blocks of columns (or rows) are cut, posted and run in one compiled call
+    (_spin_jit.run_gemm2d), one per thread; read-only factors and a strided output too."""
     m, k, n = shape
     rng = np.random.default_rng(2)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
-    c = rng.standard_normal((m, n)).astype(np.float32)
+    c = rng.standard_normal((m, n + 3)).astype(np.float32)[:, :n]
+    a.flags.writeable = b.flags.writeable = False  # a model's weights arrive read-only
     want = c + a @ b
     jobs = []
-    run_gemm = spinning.run_gemm
-    spinning.run_gemm = lambda ints, floats: jobs.append(len(ints)) or run_gemm(ints, floats)
+    run_gemm2d = spinning._spin.run_gemm2d
+    monkeypatch.setattr(
+        spinning._spin, "run_gemm2d", lambda *args: jobs.append(run_gemm2d(*args)) or jobs[-1]
+    )
     _blas.find_gemm(np.float32)(a, b, c, 1.0)
     assert jobs == [2]  # one piece per thread, through the compiled hand-off
     np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-3)

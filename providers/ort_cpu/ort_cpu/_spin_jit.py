@@ -414,6 +414,68 @@ def run_native(
     return n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lead(x, cols):  # pragma: no cover - compiled
+    """A row-major operand's leading dimension: its row stride in elements (at least the row
+    length for a single row, which numpy may give any stride)."""
+    return x.strides[0] // x.itemsize if x.shape[0] > 1 else max(cols, 1)
+
+
+def _gemm2d_signatures() -> list:
+    """:func:`run_gemm2d`'s two signatures, float32 and float64 operands of any layout, the
+    factors read-only (one compiled function each, whatever views a run passes)."""
+    i64, table = types.int64, types.Array(types.int64, 2, "C")
+    sigs = []
+    for real in (types.float32, types.float64):
+        op, out = types.Array(real, 2, "A", readonly=True), types.Array(real, 2, "A")
+        sigs.append(
+            i64(types.Array(types.int64, 1, "C"), table, types.Array(types.float64, 2, "C"),
+                i64, i64, i64, i64, op, op, out, types.float64, i64)
+        )  # fmt: skip
+    return sigs
+
+
+@njit(_gemm2d_signatures(), cache=True, nogil=True)
+def run_gemm2d(
+    ctrl, ints, floats, syscall, variant, address, flags, a, b, c, beta, parts
+):  # pragma: no cover - compiled
+    """``c = a @ b + beta * c`` (2-D, untransposed, rows of any stride) as a GEMM job of the
+    routine at ``address``: ``parts`` blocks of columns (multiples of 16) where there are at
+    least as many columns as rows, else of rows (multiples of 4), the table's rows written,
+    posted and run in one compiled call. Built in Python, the rows of one product took 6.8 us
+    (operand addresses from numpy, a list of tuples) and the table's fill 2 more: a pointwise
+    convolution's hand-off, at every layer. Returns the number of pieces."""
+    m, k = a.shape
+    n = b.shape[1]
+    size = c.itemsize
+    lda, ldb, ldc = _lead(a, k), _lead(b, n), _lead(c, n)
+    a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
+    by_columns = n >= m
+    total = n if by_columns else m
+    multiple = 16 if by_columns else 4
+    step = -(-total // parts)
+    step = -(-step // multiple) * multiple
+    count = 0
+    for lo in range(0, total, step):
+        hi = min(lo + step, total)
+        row = ints[count]
+        row[0], row[1], row[2], row[5], row[7], row[9], row[11] = (
+            variant, address, flags, k, lda, ldb, ldc,
+        )  # fmt: skip
+        if by_columns:
+            row[3], row[4] = m, hi - lo
+            row[6], row[8], row[10] = a0, b0 + lo * size, c0 + lo * size
+        else:
+            row[3], row[4] = hi - lo, n
+            row[6], row[8], row[10] = a0 + lo * lda * size, b0, c0 + lo * ldc * size
+        floats[count, 0] = 1.0
+        floats[count, 1] = beta
+        count += 1
+    post(ctrl, GEMM, count, syscall)
+    run_gemm(ctrl, ints, floats)
+    return count
+
+
 @njit(cache=True, nogil=True)
 def wait_done(ctrl, total):  # pragma: no cover - compiled
     """Poll until ``DONE`` reaches ``total`` (the pieces of a Python job other threads run)."""

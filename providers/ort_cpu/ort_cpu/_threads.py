@@ -227,6 +227,21 @@ class Pool:
             self._posting.release()
         return True
 
+    def run_gemm2d(self, variant, address, flags, a, b, c, beta: float) -> bool:
+        """``c = a @ b + beta * c`` as GEMM pieces on the workers and the calling thread, one
+        block of columns (or rows) per thread, cut and posted in compiled code
+        (:func:`._spin_jit.run_gemm2d`); False as :meth:`run_gemm`."""
+        if self._spin is None or not self._posting.acquire(blocking=False):
+            return False
+        try:
+            self._spin.run_gemm2d(
+                self._ctrl, self._ints, self._floats, self._syscall, variant, address, flags,
+                a, b, c, beta, self.size,
+            )  # fmt: skip
+        finally:
+            self._posting.release()
+        return True
+
     def _run_table(self, n: int, fill) -> bool:
         """Post a job of ``n`` rows of the piece tables (``fill(ints, floats)`` writes them once
         the pool is this caller's) and run it with the workers; False (nothing run) when the pool

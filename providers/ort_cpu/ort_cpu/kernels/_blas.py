@@ -87,18 +87,11 @@ def _bind(fn, ctype, itype) -> Gemm:
             and (p := _threads.gemm_pool()) is not None
         ):
             # a spinning pool: pieces handed over without the GIL (see ort_cpu._spin_jit)
-            if n >= m:
-                rows = pieces(a[None], b[None], c[None], False, False, p.size)
-            else:  # blocks of rows
-                size = c.itemsize
-                lda, ldb, ldc = _lead(a, k), _lead(b, n), _lead(c, n)
-                a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
-                rows = [
-                    (variant, address, _NN, hi - lo, n, k, a0 + lo * lda * size, lda,
-                     b0, ldb, c0 + lo * ldc * size, ldc)
-                    for lo, hi in _threads.bounds(m, p.size, 4)
-                ]  # fmt: skip
-            if p.run_gemm(rows, [(1.0, beta)] * len(rows)):
+            if m > 1 or not gemm.gemv:  # blocks of columns or rows, cut in compiled code
+                if p.run_gemm2d(variant, address, _NN, a, b, c, float(beta)):
+                    return
+            elif p.run_gemm(rows := pieces(a[None], b[None], c[None], False, False, p.size),
+                            [(1.0, beta)] * len(rows)):  # one row: GEMV pieces  # fmt: skip
                 return
         if _threads.threads() > 1 and work >= _threads.MIN_PARALLEL_WORK:
             # the run's threads each take a block of columns (or rows, when there are more)
