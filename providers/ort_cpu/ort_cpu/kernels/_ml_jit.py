@@ -181,6 +181,15 @@ def _finish_sums(out, div, base, r0, r1):  # pragma: no cover - compiled
 
 
 @jit(inline="always")
+def _plus_leaf(s, leaf, start, weight):  # pragma: no cover - compiled
+    """``s`` plus leaf ``leaf``'s one weight (``s`` where it has none)."""
+    e = start[leaf]
+    if start[leaf + 1] > e:
+        return s + weight[e]
+    return s
+
+
+@jit(inline="always")
 def _add_single(leaves, start, weight, out, i0, i1):  # pragma: no cover - compiled
     """Single-target sums of rows ``i0`` to ``i1`` (at most 4): each leaf's weight (a leaf has at
     most one) added to its row's sum tree after tree, the four sums in registers side by side
@@ -191,22 +200,10 @@ def _add_single(leaves, start, weight, out, i0, i1):  # pragma: no cover - compi
     l0, l1, l2, l3 = leaves[i0], leaves[min(i0 + 1, last)], leaves[min(i0 + 2, last)], leaves[last]
     s0, s1, s2, s3 = out[i0, 0], out[min(i0 + 1, last), 0], out[min(i0 + 2, last), 0], out[last, 0]
     for t in range(leaves.shape[1]):
-        a = l0[t]
-        e = start[a]
-        if start[a + 1] > e:
-            s0 += weight[e]
-        a = l1[t]
-        e = start[a]
-        if start[a + 1] > e:
-            s1 += weight[e]
-        a = l2[t]
-        e = start[a]
-        if start[a + 1] > e:
-            s2 += weight[e]
-        a = l3[t]
-        e = start[a]
-        if start[a + 1] > e:
-            s3 += weight[e]
+        s0 = _plus_leaf(s0, l0[t], start, weight)
+        s1 = _plus_leaf(s1, l1[t], start, weight)
+        s2 = _plus_leaf(s2, l2[t], start, weight)
+        s3 = _plus_leaf(s3, l3[t], start, weight)
     # spare lanes repeat the last row: only the real rows are written
     out[i0, 0] = s0
     if i1 - i0 > 1:
