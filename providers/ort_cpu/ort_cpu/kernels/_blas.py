@@ -90,9 +90,10 @@ def _bind(fn, ctype, itype) -> Gemm:
             if m > 1 or not gemm.gemv:  # blocks of columns or rows, cut in compiled code
                 if p.run_gemm2d(variant, address, _NN, a, b, c, float(beta)):
                     return
-            elif p.run_gemm(rows := pieces(a[None], b[None], c[None], False, False, p.size),
-                            [(1.0, beta)] * len(rows)):  # one row: GEMV pieces  # fmt: skip
-                return
+            else:  # one row: GEMV pieces
+                rows = pieces(a[None], b[None], c[None], False, False, p.size)
+                if p.run_gemm(rows, [(1.0, beta)] * len(rows)):
+                    return
         if _threads.threads() > 1 and work >= _threads.MIN_PARALLEL_WORK:
             # the run's threads each take a block of columns (or rows, when there are more)
             if n >= m:

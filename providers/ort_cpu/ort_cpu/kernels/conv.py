@@ -1507,7 +1507,7 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
     float32 (``packed``, :func:`_prepacked_int_weights`), constant scales, zero points and bias;
     None otherwise. It computes the float path's bytes (centring, the direct kernel, the
     requantization) without its two passes over the layer between them, which ran on one
-    thread: MobileNetV2-QDQ's depthwise layers were two thirds of its time."""
+    thread: MobileNetV2-QDQ's depthwise layers were more than half of its time."""
     w = info.constant(3)
     if (
         fixed is None
