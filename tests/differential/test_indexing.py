@@ -49,6 +49,35 @@ def test_gather_out_of_range(bad):
         run_only_cpu("Gather", [rand((5, 2)), idx])
 
 
+@pytest.mark.parametrize("idx", [[0, 2], [-1], [[1, -3], [0, 0]], -2, []])
+def test_gather_with_constant_indices(idx):
+    """Constant indices (an initializer) are range-found once per node: negatives count from the
+    end of each run's axis, whatever its length, and an index out of a run's range is still the
+    checked error."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    import ort_core as ort
+
+    i = np.array(idx, np.int64)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(i, "i")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for n in (4, 3, 7):  # the axis length changes between runs
+        x = rng.standard_normal((2, n, 3)).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], np.take(x, i, axis=1))
+    x2 = np.zeros((2, 2, 3), np.float32)  # 2 cells: -3 or 2 is out of range
+    if i.size and (i.min() < -2 or i.max() > 1):
+        with pytest.raises(Exception, match=r"Gather: index .* out of range \[-2, 1\]"):
+            sess.run(None, {"x": x2})
+    else:
+        np.testing.assert_array_equal(sess.run(None, {"x": x2})[0], np.take(x2, i, axis=1))
+
+
 @pytest.mark.parametrize(
     "shape,axis,ishape",
     [
