@@ -386,6 +386,14 @@ def run_gemm(ctrl, ints, floats):  # pragma: no cover - compiled
         _pause()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _piece_step(total, parts, multiple):  # pragma: no cover - compiled
+    """The length of each of at most ``parts`` contiguous pieces of ``range(total)``, a multiple
+    of ``multiple`` (the last piece shorter): ``_threads.bounds``' cut."""
+    step = -(-total // parts)
+    return max(multiple, -(-step // multiple) * multiple)
+
+
 @njit(cache=True, nogil=True)
 def run_native(
     ctrl, ints, floats, syscall, address, argument, total, parts, multiple
@@ -398,8 +406,7 @@ def run_native(
     of a piece that does nothing took 5.3 us. Returns the number of pieces."""
     if total <= 0:
         return 0
-    step = -(-total // parts)
-    step = -(-step // multiple) * multiple
+    step = _piece_step(total, parts, multiple)
     n = 0
     for lo in range(0, total, step):
         row = ints[n]
@@ -453,8 +460,7 @@ def run_gemm2d(
     by_columns = n >= m
     total = n if by_columns else m
     multiple = 16 if by_columns else 4
-    step = -(-total // parts)
-    step = -(-step // multiple) * multiple
+    step = _piece_step(total, parts, multiple)
     count = 0
     for lo in range(0, total, step):
         hi = min(lo + step, total)

@@ -204,11 +204,15 @@ class Pool:
         thread; False (nothing run) when the pool is not spinning, is busy with another
         caller's job, or the pieces do not fit its tables."""
 
-        def fill(table_ints, table_floats):
-            table_ints[: len(ints)] = ints
-            table_floats[: len(ints)] = floats
+        n = len(ints)
 
-        return self._run_table(len(ints), fill)
+        def job(ctrl, table_ints, table_floats, syscall) -> None:
+            table_ints[:n] = ints
+            table_floats[:n] = floats
+            self._post(self._spin.GEMM, n)
+            self._spin.run_gemm(ctrl, table_ints, table_floats)
+
+        return self._exclusive(n, job)
 
     def run_native(
         self, address: int, argument: int, total: int, parts: int, multiple: int
@@ -216,42 +220,28 @@ class Pool:
         """Run the compiled piece at ``address`` over ``range(total)`` in ``parts`` pieces (see
         :func:`split_compiled`), the rows written, posted and run in one compiled call
         (:func:`._spin_jit.run_native`); False as :meth:`run_gemm`."""
-        if self._spin is None or parts > SPIN_PIECES or not self._posting.acquire(blocking=False):
-            return False
-        try:
-            self._spin.run_native(
-                self._ctrl, self._ints, self._floats, self._syscall, address, argument, total,
-                parts, multiple,
-            )  # fmt: skip
-        finally:
-            self._posting.release()
-        return True
+        spin = self._spin
+        return spin is not None and self._exclusive(
+            parts, spin.run_native, address, argument, total, parts, multiple
+        )
 
     def run_gemm2d(self, variant, address, flags, a, b, c, beta: float) -> bool:
         """``c = a @ b + beta * c`` as GEMM pieces on the workers and the calling thread, one
         block of columns (or rows) per thread, cut and posted in compiled code
         (:func:`._spin_jit.run_gemm2d`); False as :meth:`run_gemm`."""
-        if self._spin is None or not self._posting.acquire(blocking=False):
-            return False
-        try:
-            self._spin.run_gemm2d(
-                self._ctrl, self._ints, self._floats, self._syscall, variant, address, flags,
-                a, b, c, beta, self.size,
-            )  # fmt: skip
-        finally:
-            self._posting.release()
-        return True
+        spin = self._spin
+        return spin is not None and self._exclusive(
+            self.size, spin.run_gemm2d, variant, address, flags, a, b, c, beta, self.size
+        )
 
-    def _run_table(self, n: int, fill) -> bool:
-        """Post a job of ``n`` rows of the piece tables (``fill(ints, floats)`` writes them once
-        the pool is this caller's) and run it with the workers; False (nothing run) when the pool
-        is not spinning, is busy with another caller's job, or ``n`` does not fit its tables."""
-        if self._spin is None or n > SPIN_PIECES or not self._posting.acquire(blocking=False):
+    def _exclusive(self, pieces: int, job, *args) -> bool:
+        """``job(ctrl, ints, floats, syscall, *args)`` with the pool this caller's while it
+        posts and runs a job of ``pieces`` rows; False (nothing run) when the pool is not
+        spinning, is busy with another caller's job, or ``pieces`` does not fit its tables."""
+        if self._spin is None or pieces > SPIN_PIECES or not self._posting.acquire(blocking=False):
             return False
         try:
-            fill(self._ints, self._floats)
-            self._post(self._spin.GEMM, n)
-            self._spin.run_gemm(self._ctrl, self._ints, self._floats)
+            job(self._ctrl, self._ints, self._floats, self._syscall, *args)
         finally:
             self._posting.release()
         return True

@@ -44,6 +44,42 @@ SLACK = 64
 __all__ = ["warm", "warm_nhwc", "warm_quant"]
 
 
+@jit(inline="always")
+def _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq):  # pragma: no cover - compiled
+    """Each tap's first cell in the ``sh`` x ``sw`` stride phases of ``phase`` cells each (rows
+    of ``wq``): tap (i, j) reads phase (i*dh % sh, j*dw % sw) from its whole strides on."""
+    offs = np.empty(kh * kw, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            ri, cj = i * dh, j * dw
+            offs[i * kw + j] = ((ri % sh) * sw + cj % sw) * phase + (ri // sh) * wq + cj // sw
+    return offs
+
+
+@jit(inline="always")
+def _pair_phases(rowbase, pl, phase):  # pragma: no cover - compiled
+    """(first cell of the even image columns, of the odd ones) of a stride-2 row whose padded
+    row starts at ``rowbase``: column c is cell (c + pl) // 2 of phase (c + pl) % 2."""
+    return (
+        rowbase + (pl % 2) * phase + pl // 2,
+        rowbase + ((pl + 1) % 2) * phase + (pl + 1) // 2,
+    )
+
+
+@jit(inline="always")
+def _strided_phases(dst, rowbase, src, wd, pl, sw, phase, wq):  # pragma: no cover - compiled
+    """The ``wd`` cells of row ``src`` into its ``sw`` column phases in ``dst`` (its padded row
+    at ``rowbase``, ``pl`` cells of left padding): the general stride's copy, one cell at a
+    time."""
+    for b in range(sw):
+        q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the row
+        q1 = min(wq, -(-(wd + pl - b) // sw))
+        at = rowbase + b * phase
+        first = q0 * sw + b - pl
+        for q in range(q1 - q0):
+            dst[at + q0 + q] = src[first + q * sw]
+
+
 @jit()
 def _direct(
     x,
@@ -89,16 +125,11 @@ def _direct(
     if mode == MAX:
         buf[:] = -np.inf
     acc = np.empty(chunk * wq + SLACK, y.dtype)
-    offs = np.empty(taps, np.int64)
+    offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
     # bytes per element (x, y, buf and acc share the dtype; all are C-contiguous: the rows
     # below are copied by address)
     cell = x.itemsize
     bv0 = bias[0]  # a value of the element type (bias holds M >= 1 values)
-    for i in range(kh):
-        for j in range(kw):
-            ri, cj = i * dh, j * dw
-            plane0 = ((ri % sh) * sw + cj % sw) * phase
-            offs[i * kw + j] = plane0 + (ri // sh) * wq + cj // sw
     # every (input channel, tap) of a group from the first channel's planes: one pass of
     # add_taps over all of them keeps each output's sum in registers across the channels too
     # (the same additions in the same order as a pass per channel)
@@ -123,28 +154,16 @@ def _direct(
                 for r in range(h):
                     pr = r + pt
                     rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
-                    if sw == 2:
-                        # even and odd image columns in one pass, by address (no views per
-                        # row): column cidx is cell (cidx + pl) // 2 of phase (cidx + pl) % 2
-                        at = planes.ctypes.data + rowbase * cell
-                        even = at + ((pl % 2) * phase + pl // 2) * cell
-                        odd = at + (((pl + 1) % 2) * phase + (pl + 1) // 2) * cell
+                    if sw == 2:  # even and odd image columns in one pass, by address
+                        even, odd = _pair_phases(rowbase, pl, phase)
+                        even = planes.ctypes.data + even * cell
                         row = img.ctypes.data + r * wd * cell
                         half = wd // 2
-                        split_pairs(even, odd, row, half, bv0)
+                        split_pairs(even, planes.ctypes.data + odd * cell, row, half, bv0)
                         if wd % 2:
                             copy_cells(even + half * cell, row + (wd - 1) * cell, 1, bv0)
                         continue
-                    src = img[r]
-                    for b in range(sw):
-                        q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the image
-                        q1 = min(wq, -(-(wd + pl - b) // sw))
-                        if q1 <= q0:
-                            continue
-                        dst = planes[rowbase + b * phase + q0 :]
-                        part = src[q0 * sw + b - pl :]
-                        for q in range(q1 - q0):
-                            dst[q] = part[q * sw]
+                    _strided_phases(planes, rowbase, img[r], wd, pl, sw, phase, wq)
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq
@@ -190,11 +209,7 @@ def _depthwise_quant(
     phase = hq * wq
     buf = np.zeros(sh * sw * phase + wq + kw * dw + SLACK, np.float32)
     acc = np.empty(chunk * wq + SLACK, np.float32)
-    offs = np.empty(taps, np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            ri, cj = i * dh, j * dw
-            offs[i * kw + j] = ((ri % sh) * sw + cj % sw) * phase + (ri // sh) * wq + cj // sw
+    offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
     zero = np.float32(0.0)
     # one centred image row, split into its column phases from here (strides above 2)
     row = np.empty(wd + SLACK, np.float32)
@@ -213,21 +228,15 @@ def _depthwise_quant(
                     center_cells(at, plane + r * wd, wd, zx, like_x)
                     continue
                 if sw == 2:  # both column phases in one pass
-                    even = buf.ctypes.data + (rowbase + (pl % 2) * phase + pl // 2) * 4
-                    odd = buf.ctypes.data + (rowbase + ((pl + 1) % 2) * phase + (pl + 1) // 2) * 4
+                    even, odd = _pair_phases(rowbase, pl, phase)
+                    even = buf.ctypes.data + even * 4
                     half = wd // 2
-                    center_pairs(even, odd, plane + r * wd, half, zx, like_x)
+                    center_pairs(even, buf.ctypes.data + odd * 4, plane + r * wd, half, zx, like_x)
                     if wd % 2:
                         center_cells(even + half * 4, plane + r * wd + wd - 1, 1, zx, like_x)
                     continue
                 center_cells(row.ctypes.data, plane + r * wd, wd, zx, like_x)
-                for b in range(sw):
-                    q0 = max(0, -(-(pl - b) // sw))  # first cell of column phase b in the row
-                    q1 = min(wq, -(-(wd + pl - b) // sw))
-                    at = rowbase + b * phase
-                    first = q0 * sw + b - pl
-                    for q in range(q1 - q0):
-                        buf[at + q0 + q] = row[first + q * sw]
+                _strided_phases(buf, rowbase, row, wd, pl, sw, phase, wq)
             b, m = bias[c], mult[c]
             src = buf.ctypes.data
             out = yb + ((n * y.shape[1] + c) * oh_) * ow_ * y.itemsize

@@ -29,7 +29,7 @@ from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import compute_dtype, conv_check, conv_core, pack_weights, prewarm
-from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu
+from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu_for
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
 from .normalization import warm_layer_norm
@@ -249,15 +249,9 @@ def gelu_tanh(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     return np.multiply(inner, x, out=x if inplace else inner)
 
 
-def _warm_gelu(info) -> None:
-    """Load the compiled erf GELU now (:func:`.elementwise.warm_gelu`), not in the first run."""
-    if info.input_dtype(0) != np.float64:
-        warm_gelu(_threads.will_split(info.provider))
-
-
 @builder("Gelu", domain=MS, dtypes=FLOAT_TYPES)
 def gelu(info):
-    _warm_gelu(info)
+    warm_gelu_for(info)
 
     def run(x):
         return gelu_exact(_c(x)).astype(x.dtype, copy=False)
@@ -267,7 +261,7 @@ def gelu(info):
 
 @builder("BiasGelu", domain=MS, dtypes=FLOAT_TYPES)
 def bias_gelu(info):
-    _warm_gelu(info)
+    warm_gelu_for(info)
 
     def run(a, b):
         return gelu_erf(_c(a), _c(b)).astype(a.dtype, copy=False)

@@ -1620,7 +1620,7 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         p = out[0] * out[1]
         p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
         y = np.empty((n, m, *out), out_dt)
-        xq = np.empty((k4, p_pad), np.uint32) if cols is None else None
+        xq = None  # the packed input, for images packed on this thread
         shared = m * k * p >= VNNI_SPLIT_WORK
         z = np.int32(zx)
         for i in range(n):
@@ -1638,6 +1638,8 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
                 and _vnni.split_pixels(xi, wq, wsum, z, bias, mult, zero, lo, hi, yi)
             ):
                 continue
+            if xq is None:
+                xq = np.empty((k4, p_pad), np.uint32)
             _vnni.pack_input(xi, k4, p_pad, xq)
             if not (shared and _vnni.split(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi)):
                 _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
