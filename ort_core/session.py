@@ -24,7 +24,7 @@ from .errors import (
     OrtError,
     ProviderNotAvailable,
 )
-from .feeds import STRING, RunOwners, check_feed_with, feed_spec, finish_with
+from .feeds import STRING, RunOwners, check_feed_with, feed_spec, finish_at, finish_with
 from .iobinding import IOBinding, binding_state
 from .ir import Model, load_model, model_to_proto, tensor_dtype, tensor_shape, type_str
 from .optimizer import GraphOptimizationLevel, PassContext, all_passes, check_disabled, optimize
@@ -642,7 +642,11 @@ class InferenceSession:
             if spec.kind == "tensor" and spec.dtype is not None and spec.dtype != STRING
         }
         # only providers that define on_run_start/on_run_end are called around runs
-        self._hooked = tuple(ep for ep in self._providers if _has_run_hooks(ep))
+        self._hooked = tuple(
+            ep for ep in self._providers if _has_run_hooks(ep) and ep.wants_run_hooks()
+        )
+        # a run without RunOptions then needs only the run context and numpy's error state
+        self._quick = not self._hooked and self._profiler is None and self._inter_pool is None
         if self._profiler is not None:
             self._profiler.event("Session", "model_loading_uri", t0, t_loaded)
             self._profiler.event("Session", "session_initialization", t0, time.perf_counter())
@@ -1055,11 +1059,23 @@ class InferenceSession:
             InvalidArgument: an unknown input or output name, or a value of the wrong type/shape.
             RuntimeException: a kernel failed (names the node, its op and provider).
         """
-        positions, values = self._positions_and_feed(output_names, input_feed)
-        outs = self._execute(values, run_options, positions=positions)
-        owners = RunOwners(values)
+        self._check_required(input_feed)
+        positions = (
+            self._all_positions if output_names is None else self._output_positions(output_names)
+        )
+        values = self._validate_feed(input_feed)
+        if run_options is None and self._quick:  # the usual call: nothing to set up but these
+            token, fp = enter(RunContext(None)), fp_state.quiet()
+            try:
+                outs = self._plan.run(values)
+            finally:
+                fp_state.restore(fp)
+                leave(token)
+        else:
+            outs = self._execute(values, run_options, positions=positions)
         if not self._sparse_outputs:
-            return [finish_with(outs[i], owners) for i in positions]
+            return finish_at(outs, positions, values)
+        owners = RunOwners(values)
         return [self._result(i, outs[i], values, owners) for i in positions]
 
     def _result(self, i: int, value: Any, fed: Sequence[Any], owners: Any = None) -> Any:
@@ -1219,11 +1235,11 @@ class InferenceSession:
         ctx = RunContext(run_options)
         token = enter(ctx)
         fp = fp_state.quiet()  # no numpy floating-point warnings: inf and NaN are IEEE results
-        started: list[ExecutionProvider] = []
+        hooked, started = self._hooked, 0
         try:
-            for ep in self._hooked:
+            for ep in hooked:
                 ep.on_run_start(ctx)
-                started.append(ep)
+                started += 1
             if self._profiler is None and pool is None:
                 return plan.run(values, run_options)
             t0 = time.perf_counter()
@@ -1232,8 +1248,9 @@ class InferenceSession:
                 self._profiler.event("Session", "model_run", t0, time.perf_counter())
             return outs
         finally:
-            for ep in reversed(started):
-                ep.on_run_end(ctx)
+            while started:  # the providers whose run started, in reverse
+                started -= 1
+                hooked[started].on_run_end(ctx)
             fp_state.restore(fp)
             leave(token)
             if run_options is not None:

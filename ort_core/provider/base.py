@@ -231,6 +231,12 @@ class ExecutionProvider:
         """Called before each run, on the thread that runs it: take per-run resources (a stream)
         and keep them in ``ctx.streams[self.name]``; never on ``self`` (runs may overlap)."""
 
+    def wants_run_hooks(self) -> bool:
+        """Whether this session's runs need :meth:`on_run_start` and :meth:`on_run_end`, asked
+        once when the session is created (its kernels made); a provider whose hooks have
+        nothing to do for this session returns False and its runs skip the calls."""
+        return True
+
     def on_run_end(self, ctx: RunContext) -> None:
         """Called after each run (also a failed one): wait for ``ctx``'s work, release what
         :meth:`on_run_start` took."""

@@ -117,6 +117,55 @@ def test_hooks_are_called_for_providers_that_define_them_only(register_provider)
     assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1]
 
 
+class _Idle(_Hooked):
+    """Hooks that have nothing to do for its sessions: the session never calls them."""
+
+    name = "IdleHookTestExecutionProvider"
+    aliases = ("idlehooktest",)
+
+    def wants_run_hooks(self):
+        return False
+
+
+def test_a_provider_whose_hooks_have_nothing_to_do_is_not_called(register_provider):
+    register_provider(_Idle)
+    sess = ort.InferenceSession(_relu_model(), providers=["idlehooktest"])
+    _Hooked.calls.clear()
+    SEEN.clear()
+    np.testing.assert_array_equal(sess.run(None, {"x": np.array([-1, 2], np.float32)})[0], [0, 2])
+    assert _Hooked.calls == [] and len(SEEN) == 1 and SEEN[0] is not None
+    assert current_run() is None
+
+
+def test_a_one_thread_cpu_session_without_blas_kernels_skips_the_run_hooks():
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    relu = ort.InferenceSession(_relu_model(), so, providers=["CPUExecutionProvider"])
+    assert relu._hooked == () and relu._quick
+    product = make_model(
+        [helper.make_node("MatMul", ["a", "b"], ["c"], name="mm")],
+        [tensor("a", shape=[2, 2]), tensor("b", shape=[2, 2])],
+        [tensor("c", shape=[2, 2])],
+    ).SerializeToString()
+    mm = ort.InferenceSession(product, so, providers=["CPUExecutionProvider"])
+    assert len(mm._hooked) == 1 and not mm._quick  # numpy's BLAS is pinned during its runs
+    so.intra_op_num_threads = 2
+    two = ort.InferenceSession(_relu_model(), so, providers=["CPUExecutionProvider"])
+    assert len(two._hooked) == 1  # the run's pool is entered
+
+
+def test_a_plan_run_with_fewer_values_keeps_the_other_input_slots():
+    """Plan.run pairs values with input slots as zip() does: the slots left over keep their
+    base values (subgraph runs pass their inputs and then the outer values)."""
+    sess = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
+    plan = sess._plan
+    a, b = np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32)
+    np.testing.assert_array_equal(plan.run([a, b])[0], a + b)
+    np.testing.assert_array_equal(plan.run([a, b, a])[0], a + b)  # extra values are ignored
+    with pytest.raises(errors.RuntimeException, match="add"):  # slot b keeps None: Add fails
+        plan.run([a])
+
+
 def test_an_instance_hook_counts_as_a_hook():
     class P(ExecutionProvider):
         name = "P"

@@ -85,7 +85,20 @@ MIN_PARALLEL_WORK = 1 << 23
 #: hand-off costs about 2 us instead of 50
 MIN_SPIN_WORK = 1 << 20
 
-_local = threading.local()
+
+class _Local(threading.local):
+    """This thread's state: the run's pool (None outside a run or with one thread), whether it
+    runs a piece of a split already (``nested``), and the stack of runs it entered (a run may
+    start inside another's kernel). Class defaults: a read costs no ``getattr`` default."""
+
+    pool: Pool | None = None
+    nested = False
+
+    def __init__(self) -> None:
+        self.stack: list = []
+
+
+_local = _Local()
 
 
 class _Job:
@@ -153,7 +166,8 @@ class Pool:
         self._inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(1, size)]
         self._spin = None  # the _spin_jit module once spinning
         self._posting = threading.Lock()  # one job at a time on the spinning path
-        self._spinning_runs = 0
+        self._spinning_runs: list = []  # one entry per run in progress that lets workers spin
+        self._spin_flag = 0  # the value last written to the ctrl table's SPIN
         self._runs_lock = threading.Lock()
         self._job: _Job | None = None
         self._workers = [
@@ -251,10 +265,18 @@ class Pool:
         (0). Workers poll after a piece while spinning is allowed: from the start of a run that
         allows it until a run that does not starts, or one that ``stop``s spinning ends, with
         none that allows it in progress."""
+        runs = self._spinning_runs  # list append and pop are atomic: no lock counts the runs
+        if delta > 0:
+            runs.append(None)
+        elif delta < 0:
+            runs.pop()
+        if self._spin is None or not (delta >= 0 or stop) or self._spin_flag == (1 if runs else 0):
+            return  # the usual run's start: SPIN is set already (runs leave it set)
         with self._runs_lock:  # not _posting: a job in flight must not hold a run's start up
-            self._spinning_runs += delta
-            if self._spin is not None and (delta >= 0 or stop):
-                self._ctrl[self._spin.SPIN] = 1 if self._spinning_runs > 0 else 0
+            # two runs changing it at once may leave it unset during a spinning run: the pool's
+            # hand-off then wakes sleeping workers, slower but the same results
+            self._spin_flag = 1 if runs else 0
+            self._ctrl[self._spin.SPIN] = self._spin_flag
 
     # -- workers ---------------------------------------------------------------------------------
     def _work(self, i: int) -> None:
@@ -385,12 +407,9 @@ def enter(p: Pool | None, pin_blas: bool = True, spin: bool = True) -> None:
     poll for work during the run where it spins (when ``spin``: onnxruntime's
     ``session.intra_op.allow_spinning``)."""
     global _blas_runs, _blas_saved
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    spin = spin and p is not None
-    stack.append((getattr(_local, "pool", None), pin_blas, p if spin else None))
-    _local.pool = p
+    local = _local
+    local.stack.append((local.pool, pin_blas, p if spin else None))
+    local.pool = p
     if p is not None:
         p.spin_runs(1 if spin else 0)
     if pin_blas:

@@ -114,6 +114,10 @@ class CPUExecutionProvider(KernelProvider):
         if self._pool is not None or self._uses_blas:
             _threads.enter(self._pool, self._own_pool and self._uses_blas, self._spin)
 
+    def wants_run_hooks(self) -> bool:
+        """One thread and no BLAS kernel: the hooks would do nothing."""
+        return self._pool is not None or self._uses_blas
+
     def on_run_end(self, ctx) -> None:
         if self._pool is not None or self._uses_blas:
             _threads.leave(self._stop_spinning)

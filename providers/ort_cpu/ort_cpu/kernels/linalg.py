@@ -14,6 +14,7 @@ from ._registry import builder, kernel
 from ._rows import add as add_rows
 
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
+_SMALL = 1 << 16  # multiply-adds below which a 2-D MatMul is numpy's own call
 
 
 def _work(x: np.ndarray) -> np.ndarray:
@@ -24,6 +25,13 @@ def _work(x: np.ndarray) -> np.ndarray:
 
 @kernel("MatMul", since=1, dtypes=NUMERIC_TYPES)
 def matmul(a, b):
+    if (
+        a.ndim == 2
+        and b.ndim == 2
+        and a.dtype.char in "fd"
+        and a.shape[0] * a.shape[1] * b.shape[1] < _SMALL
+    ):  # two small float32/float64 matrices (a scikit-learn pipeline's): numpy's product
+        return np.matmul(a, b)
     aw, bw = _work(a), _work(b)
     if aw.ndim > 2 and bw.ndim == 2 and aw.flags.c_contiguous:
         # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry

@@ -1009,22 +1009,24 @@ def linear_classifier(info):
 
         return run_one
 
-    product = _ml_jit.warm_linear() if scores.n_features > 0 else None
     known = post in ("NONE", "SOFTMAX", "LOGISTIC")
-    finish = _ml_jit.warm_transforms() if product is not None and known else None
+    finish = _ml_jit.warm_transforms() if scores.n_features > 0 and known else None
+    few = _ml_jit.warm_linear_rows() if finish is not None else None
     code = _ml_jit.TRANSFORMS["LOGISTIC_MLAS" if post == "LOGISTIC" else post] if known else 0
+    weights, intercepts, n_out = scores.weights, scores.intercepts, scores.n_out
 
     def run(x):
         if finish is not None:
             f = _float_rows(x)
             if f.shape[1] == scores.n_features and f.flags.c_contiguous:
-                if f.shape[0] >= _ml_jit.GEMM_ROWS:
-                    out = f @ scores.weights
-                else:
-                    out = np.empty((f.shape[0], scores.n_out), dtype=np.float32)
-                    product(f, scores.weights, out)
-                best = np.empty(f.shape[0], dtype=np.int64)
-                finish[0](out, code, scores.intercepts, best)
+                rows = f.shape[0]
+                best = np.empty(rows, dtype=np.int64)
+                if rows >= _ml_jit.GEMM_ROWS:
+                    out = f @ weights
+                    finish[0](out, code, intercepts, best)
+                else:  # the product and the transform in one compiled call
+                    out = np.empty((rows, n_out), dtype=np.float32)
+                    few(f, weights, intercepts, code, out, best)
                 return labels.take(best), out
         s = scores(x)
         return labels.take(s.argmax(axis=1)), _write_scores(s, post, mlas=True)
