@@ -150,6 +150,85 @@ def warm_softmax(split: bool) -> None:
         made(_softmax_piece)
 
 
+# -- Softmax and LogSoftmax over the last axis -----------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_rows(x, y, log, r0, r1):  # pragma: no cover - compiled
+    """Rows ``r0:r1`` of the float32 (rows, columns) ``x`` into ``y`` as onnxruntime's MLAS
+    computes them: the row's maximum, the exponentials of the differences (summed in float64),
+    then for Softmax (``log`` 0) each times the sum's reciprocal, for LogSoftmax (1) the
+    difference less the sum's logarithm. A row holding NaN gives NaN throughout."""
+    columns = x.shape[1]
+    for r in range(r0, r1):
+        xr, yr = x[r], y[r]
+        top = xr[0]
+        for j in range(1, columns):
+            v = xr[j]
+            if v > top or v != v:
+                top = v
+        if top != top:
+            for j in range(columns):
+                yr[j] = top
+            continue
+        total = 0.0
+        if log:
+            for j in range(columns):
+                total += _exp(xr[j] - top)
+            shift = top + np.float32(np.log(total))
+            for j in range(columns):
+                yr[j] = xr[j] - shift
+            continue
+        for j in range(columns):
+            e = _exp(xr[j] - top)
+            yr[j] = e
+            total += e
+        scale = np.float32(1.0 / total)
+        for j in range(columns):
+            yr[j] *= scale
+
+
+def _softmax_rows_piece():
+    """Rows ``lo:hi`` of :func:`softmax_rows`; the argument block: x's address and shape, y's
+    address, ``log``."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), 5, np.int64)
+        x = carray(pointer(a[0]), (a[1], a[2]), np.float32)
+        y = carray(pointer(a[3]), (a[1], a[2]), np.float32)
+        softmax_rows(x, y, a[4], lo, hi)
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+#: elements of a Softmax from which its rows are shared among the run's threads
+SOFTMAX_SPLIT = 1 << 15
+
+
+def softmax_last(x: np.ndarray, log: int) -> np.ndarray:
+    """:func:`softmax_rows` over the last axis of the C-contiguous float32 ``x`` (at least one
+    element), into a new array; the rows shared among the run's threads where it pays."""
+    y = np.empty(x.shape, np.float32)
+    rows = x.size // x.shape[-1]
+    x2, y2 = x.reshape(rows, x.shape[-1]), y.reshape(rows, x.shape[-1])
+    if x.size >= SOFTMAX_SPLIT and rows > 1:
+        a = block((x2.ctypes.data, *x2.shape, y2.ctypes.data, log))
+        if _threads.split_compiled(rows, made(_softmax_rows_piece), a.ctypes.data):
+            return y
+    softmax_rows(x2, y2, log, 0, rows)
+    return y
+
+
+def warm_softmax_rows(split: bool) -> None:
+    """Compile (or load) :func:`softmax_rows` now (a writable and a read-only input), and with
+    ``split`` its piece."""
+    x = np.zeros((1, 1), np.float32)
+    ro = x.copy()
+    ro.flags.writeable = False
+    for v in (x, ro):
+        softmax_rows(v, np.empty_like(x), 0, 0, 1)
+    if split:
+        made(_softmax_rows_piece)
+
+
 # -- erf GELU -------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def gelu_rows(x, bias, y, q, s_max, r0, r1):  # pragma: no cover - compiled

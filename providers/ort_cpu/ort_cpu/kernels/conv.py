@@ -1210,6 +1210,8 @@ def cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phas
 
 
 _PLANS: dict = {}  # (id(attrs), shapes, dtype) -> (attrs, plan): conv_core's plans
+#: the plans that apply an activation ``code`` as they write the output
+_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan)
 _PLAN_LIMIT = 4096
 
 
@@ -1234,17 +1236,29 @@ def conv_core(
     plan (:func:`_make_plan`) is made once per node (its ``attrs``) and input shape. ``exact``:
     integers in float32 whose sums stay exact (the integer convolutions): every plan but
     Winograd's, whose transforms would round them."""
-    key = (id(attrs), x.shape, x.dtype, wmat.shape, m, tuple(w_spatial), exact)
+    plan = conv_plan(x.shape, x.dtype, wmat, m, attrs, w_spatial, exact)
+    if code is not None and z is None and isinstance(plan, _COMPILED_EPILOGUE):
+        return plan(x, wmat, bias, None, None, code)
+    return plan(x, wmat, bias, z, act)
+
+
+def conv_plan(x_shape, x_dtype, wmat, m, attrs: ops.Window, w_spatial, exact: bool = False):
+    """The plan :func:`conv_core` runs for these arguments (made once, as it makes it), for a
+    kernel that calls it directly on later runs of the same shape."""
+    key = (id(attrs), x_shape, x_dtype, wmat.shape, m, tuple(w_spatial), exact)
     hit = _PLANS.get(key)
     if hit is None or hit[0] is not attrs:
-        hit = (attrs, _make_plan(x.shape, x.dtype, wmat.shape, m, attrs, w_spatial, exact))
+        hit = (attrs, _make_plan(x_shape, x_dtype, wmat.shape, m, attrs, w_spatial, exact))
         if len(_PLANS) >= _PLAN_LIMIT:
             _PLANS.clear()
         _PLANS[key] = hit
-    plan = hit[1]
-    if code is not None and z is None and isinstance(plan, (_DirectPlan, _DepthwiseNHWCPlan)):
-        return plan(x, wmat, bias, None, None, code)
-    return plan(x, wmat, bias, z, act)
+    return hit[1]
+
+
+def takes_code(plan) -> bool:
+    """Whether ``plan`` applies an activation ``code`` as it writes the output (with a residual
+    it takes ``act`` instead)."""
+    return isinstance(plan, _COMPILED_EPILOGUE)
 
 
 def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:

@@ -87,8 +87,37 @@ def gemm(info):
         # (BLAS reads either layout packed the same way; a transposed copy would double the
         # memory of Gemm weights and sum in another order than the same Gemm with B fed)
         b_pre = _work(b_const).T if trans_b else _work(b_const)
+    # a constant B and C of float32/float64 with alpha 1 and A as given: small products are
+    # numpy's call and one in-place add of C times beta, prepared once (a classifier head,
+    # (1, 200) x (200, 2): 5.5 -> 2 us)
+    c_const = info.constant(2) if len(info.node.inputs) > 2 else None
+    quick = (
+        b_pre is not None
+        and b_pre.ndim == 2
+        and b_pre.dtype.char in "fd"
+        and alpha == 1.0
+        and not trans_a
+    )
+    c_pre = None
+    if quick and c_const is not None and beta != 0.0:
+        c_pre = np.asarray(c_const, b_pre.dtype) * b_pre.dtype.type(beta)
+        n = b_pre.shape[1]
+        rows_ok = c_pre.ndim < 2 or c_pre.shape[0] == 1
+        quick = c_pre.ndim <= 2 and rows_ok and (c_pre.ndim == 0 or c_pre.shape[-1] in (1, n))
+    elif quick and len(info.node.inputs) > 2 and info.node.inputs[2] and beta != 0.0:
+        quick = False  # a C fed at run time: the general path
+    quick_dtype = b_pre.dtype if quick else None
 
     def run(a, b, c=None):
+        if (
+            a.dtype is quick_dtype
+            and a.ndim == 2
+            and a.shape[0] * a.shape[1] * b_pre.shape[1] < _SMALL
+        ):
+            y = np.matmul(a, b_pre)
+            if c_pre is not None:
+                np.add(y, c_pre, out=y)
+            return y
         dt = a.dtype
         a = _work(a)
         if trans_a:
