@@ -151,37 +151,59 @@ def warm_softmax(split: bool) -> None:
 
 
 # -- Softmax and LogSoftmax over the last axis -----------------------------------------------------
+#: lanes of the partial maxima and sums of :func:`softmax_rows` (one vector of float32)
+_LANES = 16
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def softmax_rows(x, y, log, r0, r1):  # pragma: no cover - compiled
     """Rows ``r0:r1`` of the float32 (rows, columns) ``x`` into ``y`` as onnxruntime's MLAS
-    computes them: the row's maximum, the exponentials of the differences (summed in float64),
-    then for Softmax (``log`` 0) each times the sum's reciprocal, for LogSoftmax (1) the
-    difference less the sum's logarithm. A row holding NaN gives NaN throughout."""
+    computes them: the row's maximum, the exponentials of the differences and their sum (16
+    partial sums side by side, as MLAS's vector loop keeps them), then for Softmax (``log`` 0)
+    each exponential times the sum's reciprocal, for LogSoftmax (1) the difference less the
+    sum's logarithm. A row holding NaN gives NaN throughout (its exponential is NaN, so is the
+    sum). The loops are written over 16 lanes so that LLVM makes them vector code without
+    reassociating anything."""
     columns = x.shape[1]
+    whole = columns - columns % _LANES
+    lanes = np.empty(_LANES, np.float32)
     for r in range(r0, r1):
         xr, yr = x[r], y[r]
-        top = xr[0]
-        for j in range(1, columns):
-            v = xr[j]
-            if v > top or v != v:
-                top = v
-        if top != top:
-            for j in range(columns):
-                yr[j] = top
-            continue
-        total = 0.0
+        lanes[:] = -np.inf
+        for j in range(0, whole, _LANES):
+            for k in range(_LANES):
+                v = xr[j + k]
+                lanes[k] = v if v > lanes[k] else lanes[k]
+        top = lanes[0]
+        for k in range(1, _LANES):
+            top = lanes[k] if lanes[k] > top else top
+        for j in range(whole, columns):
+            top = xr[j] if xr[j] > top else top
+        lanes[:] = 0
         if log:
-            for j in range(columns):
-                total += _exp(xr[j] - top)
-            shift = top + np.float32(np.log(total))
-            for j in range(columns):
-                yr[j] = xr[j] - shift
-            continue
-        for j in range(columns):
+            for j in range(0, whole, _LANES):
+                for k in range(_LANES):
+                    lanes[k] += _exp(xr[j + k] - top)
+        else:
+            for j in range(0, whole, _LANES):
+                for k in range(_LANES):
+                    e = _exp(xr[j + k] - top)
+                    yr[j + k] = e
+                    lanes[k] += e
+        total = np.float32(0)
+        for k in range(_LANES):
+            total += lanes[k]
+        for j in range(whole, columns):
             e = _exp(xr[j] - top)
-            yr[j] = e
+            if not log:
+                yr[j] = e
             total += e
-        scale = np.float32(1.0 / total)
+        if log:  # (x - max) - log(sum), in that order as MLAS
+            lse = np.float32(np.log(total))
+            for j in range(columns):
+                yr[j] = (xr[j] - top) - lse
+            continue
+        scale = np.float32(1) / total
         for j in range(columns):
             yr[j] *= scale
 
