@@ -84,6 +84,14 @@ def test_conv_dtypes(dtype, case):
     check_node("Conv", inputs, attrs, rtol=rtol, atol=atol)
 
 
+def _gemm_paths(monkeypatch) -> None:
+    """Dense layers take the GEMM plans whatever their channels (the dense direct kernel,
+    conv._dense_direct_pays, off): the tests of those plans use small layers."""
+    from ort_cpu.kernels import conv
+
+    monkeypatch.setattr(conv, "_dense_direct_pays", lambda *a: False)
+
+
 def _spy_on_path(monkeypatch, name: str) -> list:
     """Count the calls of conv.<name> (a function, or a plan class's ``__call__``), a path that
     needs numpy's BLAS GEMM (skip without it)."""
@@ -104,7 +112,9 @@ def _spy_on_path(monkeypatch, name: str) -> list:
 @pytest.mark.parametrize("case", TAP_CASES)
 def test_conv_tap_path_taken(case, monkeypatch):
     """The TAP_CASES reach the per-tap GEMMs (where numpy's BLAS exposes its GEMM), and give the
-    reference result with a bias added on the way out."""
+    reference result with a bias added on the way out (the dense direct kernel, which takes
+    such layers below 128 channels, turned off: the taps serve the larger ones)."""
+    _gemm_paths(monkeypatch)
     calls = _spy_on_path(monkeypatch, "_TapsPlan")
     xs, ws, attrs = CONV_CASES[case]
     rng = np.random.default_rng(case)
@@ -127,6 +137,7 @@ def test_conv_strided_columns_from_phases(xs, ws, attrs, monkeypatch):
     phases of the padded input, a copy of whole rows per tap."""
     from ort_cpu.kernels import conv
 
+    _gemm_paths(monkeypatch)
     calls = []
     real = conv._phase_columns
     monkeypatch.setattr(conv, "_phase_columns", lambda *a: calls.append(1) or real(*a))

@@ -57,6 +57,14 @@ def _plan(x_shape, w_shape, attrs, dtype=np.float32):
     return conv._make_plan(x_shape, np.dtype(dtype), wmat_shape, w_shape[0], window, w_shape[2:])
 
 
+def _gemm_paths(monkeypatch) -> None:
+    """Dense layers take the GEMM plans whatever their channels (the dense direct kernel,
+    conv._dense_direct_pays, off): the tests of those plans use small layers."""
+    from ort_cpu.kernels import conv
+
+    monkeypatch.setattr(conv, "_dense_direct_pays", lambda *a: False)
+
+
 def _kind(plan) -> str:
     from ort_cpu.kernels import conv
 
@@ -294,7 +302,8 @@ SMALL = [
 
 
 @pytest.mark.parametrize("case", range(len(SMALL)))
-def test_small_convolutions(case):
+def test_small_convolutions(case, monkeypatch):
+    _gemm_paths(monkeypatch)
     xs, ws, attrs = SMALL[case]
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
@@ -434,6 +443,7 @@ def test_taps_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
     through every tap and FusedConv's epilogue), shared among the run's threads: blocks of a
     few rows, split among threads even for small work, give onnxruntime's result with the bias,
     a residual and an activation applied block by block."""
+    _gemm_paths(monkeypatch)
     from ort_cpu import _threads
     from ort_cpu.kernels import _blas, conv
 
@@ -471,6 +481,7 @@ def test_columns_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
     epilogue on the block), the blocks shared among the run's threads: blocks of one row, split
     among threads even for small work, give onnxruntime's result with the bias, a residual and
     an activation."""
+    _gemm_paths(monkeypatch)
     from ort_cpu import _threads
     from ort_cpu.kernels import _blas, conv
 
@@ -499,3 +510,60 @@ def test_columns_in_row_blocks(xs, ws, attrs, threads, monkeypatch):
         domain=MS,
     )  # fmt: skip
     _check("FusedConv", [x, w], {**attrs, "activation": "Relu"}, domain=MS, consts=(1,))
+
+
+DENSE = [
+    ((1, 16, 16, 16), (16, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 16, 12, 40), (32, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # an OCR-like strip, batch 2
+    ((1, 3, 96, 96), (16, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),  # a stem
+    ((2, 8, 19, 21), (12, 8, 3, 3), {}),  # 12 outputs: a block of 8 and one of 4
+    ((1, 24, 14, 14), (24, 24, 3, 3), {"pads": [1, 1, 1, 1], "dilations": [2, 2]}),
+    ((2, 31, 20, 20), (64, 31, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((1, 5, 17, 23), (13, 5, 5, 5), {"pads": [2, 1, 0, 2]}),  # 5x5, uneven pads, 13 outputs
+    ((1, 4, 80, 80), (17, 4, 3, 1), {"strides": [1, 3], "pads": [1, 0, 1, 0]}),
+    ((1, 16, 300), (9, 16, 7), {"pads": [3, 3]}),  # 1-D, as a 2-D layer of one row
+]
+
+
+@pytest.mark.parametrize("split", ["serial", "split"])
+@pytest.mark.parametrize("case", range(len(DENSE)))
+def test_dense_layers_direct(case, split, monkeypatch):
+    """Dense layers on the compiled direct kernel, eight output channels at a time
+    (``_taps.add_taps_block``), on one thread or their output channels shared among two (as
+    compiled pieces, in multiples of eight): with and without a bias, and as FusedConv with a
+    compiled activation and with a residual, against onnxruntime."""
+    from ort_cpu.kernels import conv
+
+    from .harness import spy_split_compiled, use_compiled
+
+    use_compiled(monkeypatch, True)
+    monkeypatch.setattr(conv, "_dense_direct_pays", lambda g, c, m, taps, out: g == 1)
+    handed = []
+    if split == "split":
+        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+        handed = spy_split_compiled(monkeypatch)
+    calls = []
+    real = conv._DirectPlan.__call__
+    monkeypatch.setattr(
+        conv._DirectPlan, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
+    xs, ws, attrs = DENSE[case]
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], attrs)
+    _check("Conv", [x, w], attrs, consts=(1,))
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
+        domain=MS,
+    )  # fmt: skip
+    out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
+    z = _rand(rng, out)
+    _check(
+        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
+                                    "activation_params": [0.1]}, domain=MS,
+    )  # fmt: skip
+    assert calls
+    if split == "split":
+        assert any(done for _, threads, done in handed if threads > 1) or all(
+            threads == 1 for _, threads, _ in handed
+        )

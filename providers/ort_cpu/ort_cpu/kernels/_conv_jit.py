@@ -29,6 +29,7 @@ from ._elementwise_jit import _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
+add_taps_block = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps_block")
 max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
 copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
 split_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "split_pairs")
@@ -40,6 +41,8 @@ requant_cells = LazyIntrinsic("ort_cpu.kernels._taps", "requant_cells")
 CONVOLVE, MAX = 0, 1
 #: cells of slack past a run that _direct's buffers keep for :mod:`._taps` (4 vectors of 16)
 SLACK = 64
+#: output channels of a dense group summed together (:data:`._taps.OUTS`)
+OUTS = 8
 
 __all__ = ["warm", "warm_nhwc", "warm_quant"]
 
@@ -137,6 +140,14 @@ def _direct(
     for c in range(cg):
         for t in range(taps):
             every[c * taps + t] = c * buf.shape[1] + offs[t]
+    # a dense group (two output channels or more): OUTS of them at a time (add_taps_block),
+    # each input vector loaded once for all of them; their sums in accb's rows
+    blocked = mode == CONVOLVE and m1 - m0 >= 2
+    blocks = -(-(m1 - m0) // OUTS) if blocked else 0
+    stride = chunk * wq + SLACK
+    wpk = np.empty((blocks, cg * taps, OUTS), w.dtype)
+    accb = np.empty(OUTS * stride if blocked else 0, y.dtype)
+    zero_w = w.dtype.type(0.0)
     for n in range(x.shape[0]):
         for g in range(g0, g1):
             # the interior; the border keeps its first value, 0 (or -inf for MAX), as every
@@ -164,9 +175,43 @@ def _direct(
                             copy_cells(even + half * cell, row + (wd - 1) * cell, 1, bv0)
                         continue
                     _strided_phases(planes, rowbase, img[r], wd, pl, sw, phase, wq)
+            if blocked:  # this group's weights, OUTS output channels side by side per tap
+                for bk in range(blocks):
+                    for o in range(OUTS):
+                        mm = m0 + bk * OUTS + o
+                        for t in range(cg * taps):
+                            wpk[bk, t, o] = w[g * mg + mm, t] if mm < m1 else zero_w
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq
+                if blocked:
+                    src = buf[0, r0 * wq :].ctypes.data
+                    for bk in range(blocks):
+                        b0 = m0 + bk * OUTS
+                        k = min(OUTS, m1 - b0)
+                        for o in range(OUTS):
+                            bv = bias[g * mg + b0 + o] if o < k else bv0
+                            for c in range(o * stride, o * stride + size):
+                                accb[c] = bv
+                        add_taps_block(
+                            accb.ctypes.data, stride, src, every.ctypes.data, wpk[bk].ctypes.data,
+                            cg * taps, size, bv0,
+                        )  # fmt: skip
+                        for o in range(k):
+                            m = g * mg + b0 + o
+                            row0 = o * stride
+                            if act == 0:
+                                out = y[n, m].ctypes.data
+                                for r in range(r1 - r0):
+                                    copy_cells(
+                                        out + (r0 + r) * ow_ * cell,
+                                        accb.ctypes.data + (row0 + r * wq) * cell, ow_, bv0,
+                                    )  # fmt: skip
+                                continue
+                            for r in range(r1 - r0):
+                                at = row0 + r * wq
+                                _activate(accb[at : at + ow_], y[n, m, r0 + r], act, alpha, beta)
+                    continue
                 for mm in range(m0, m1):
                     m = g * mg + mm
                     bv = bias[m]

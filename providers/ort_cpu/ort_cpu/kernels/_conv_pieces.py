@@ -45,14 +45,25 @@ def _views(a, dtype):  # pragma: no cover - compiled
 
 def _direct_piece(dtype):
     """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays, or with the first
-    integer argument 1, output channels ``lo:hi`` of its one group (then 15 more integer
-    arguments: cg, mg and the rest, the mode and the activation code last)."""
+    integer argument 1, output channels ``lo:hi`` of its one group, with 2 its output rows
+    ``lo:hi`` (then 15 more integer arguments: cg, mg and the rest, the mode and the activation
+    code last)."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), INTS + 18, np.int64)
         f = carray(pointer(argument + (INTS + 16) * 8), 2, np.float64)
         x, w, bias, y = _views(a, dtype)
         i = a[INTS + 1 :]
+        if a[INTS] == 2:  # output rows lo:hi of one group: the input rows they read
+            sh, kh, dh, pt = i[4], i[2], i[6], i[8]
+            s0 = max(0, lo * sh - pt)
+            s1 = max(s0, min(x.shape[2], (hi - 1) * sh - pt + (kh - 1) * dh + 1))
+            _direct(
+                x[:, :, s0:s1], w, bias, y[:, :, lo:hi], 0, 1, 0, i[1], i[0], i[1], i[2], i[3],
+                i[4], i[5], i[6], i[7], pt - lo * sh + s0, i[9], i[10], i[11], i[12], i[13],
+                i[14], f[0], f[1],
+            )  # fmt: skip
+            return
         g0, g1, m0, m1 = (0, 1, lo, hi) if a[INTS] == 1 else (lo, hi, 0, i[1])
         _direct(
             x, w, bias, y, g0, g1, m0, m1, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8],

@@ -135,6 +135,110 @@ add_taps = _taps_intrinsic(True)
 max_taps = _taps_intrinsic(False)
 
 
+#: output channels whose sums :func:`add_taps_block` keeps in registers together
+OUTS = 8
+#: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
+BLOCK_VECTORS = 2
+
+
+def _block_codegen(context, builder, sig, args):
+    dst, stride, src, offs, weights, taps, size, like = args
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    zero_w, one_w = ir.Constant(word, 0), ir.Constant(word, 1)
+    span = LANES * BLOCK_VECTORS  # cells per group
+    dst_p = builder.inttoptr(dst, real.as_pointer())
+    src_p = builder.inttoptr(src, real.as_pointer())
+    offs_p = builder.inttoptr(offs, word.as_pointer())
+    w_p = builder.inttoptr(weights, real.as_pointer())
+    fma = builder.module.declare_intrinsic(
+        f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+    )
+    groups = builder.sdiv(builder.add(size, ir.Constant(word, span - 1)), ir.Constant(word, span))
+
+    def vector_at(base, index):
+        return builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
+
+    entry = builder.block
+    outer = builder.append_basic_block("block.outer")
+    inner = builder.append_basic_block("block.inner")
+    store = builder.append_basic_block("block.store")
+    done = builder.append_basic_block("block.done")
+    builder.cbranch(builder.icmp_signed(">", groups, zero_w), outer, done)
+
+    builder.position_at_end(outer)
+    g = builder.phi(word)
+    g.add_incoming(zero_w, entry)
+    cells = [builder.add(builder.mul(g, ir.Constant(word, span)), ir.Constant(word, LANES * u))
+             for u in range(BLOCK_VECTORS)]  # fmt: skip
+    out_p = [
+        [vector_at(dst_p, builder.add(builder.mul(ir.Constant(word, o), stride), c)) for c in cells]
+        for o in range(OUTS)
+    ]
+    start = [[builder.load(q, align=1) for q in row] for row in out_p]
+    outer_end = builder.block
+    builder.cbranch(builder.icmp_signed(">", taps, zero_w), inner, store)
+
+    builder.position_at_end(inner)
+    t = builder.phi(word)
+    t.add_incoming(zero_w, outer_end)
+    acc = []
+    for o in range(OUTS):
+        row = []
+        for u in range(BLOCK_VECTORS):
+            a = builder.phi(vec)
+            a.add_incoming(start[o][u], outer_end)
+            row.append(a)
+        acc.append(row)
+    off = builder.load(builder.gep(offs_p, [t]))
+    sv = [builder.load(vector_at(src_p, builder.add(off, c)), align=1) for c in cells]
+    w_row = builder.mul(t, ir.Constant(word, OUTS))
+    summed = []
+    for o in range(OUTS):
+        ws = splat(
+            builder, builder.load(builder.gep(w_p, [builder.add(w_row, ir.Constant(word, o))])), vec
+        )
+        summed.append([builder.call(fma, [ws, sv[u], acc[o][u]]) for u in range(BLOCK_VECTORS)])
+    t1 = builder.add(t, one_w)
+    inner_end = builder.block
+    t.add_incoming(t1, inner_end)
+    for o in range(OUTS):
+        for u in range(BLOCK_VECTORS):
+            acc[o][u].add_incoming(summed[o][u], inner_end)
+    builder.cbranch(builder.icmp_signed("<", t1, taps), inner, store)
+
+    builder.position_at_end(store)
+    finals = []
+    for o in range(OUTS):  # every phi first: a block's phis come before the rest
+        for u in range(BLOCK_VECTORS):
+            final = builder.phi(vec)
+            final.add_incoming(start[o][u], outer_end)
+            final.add_incoming(summed[o][u], inner_end)
+            finals.append((final, out_p[o][u]))
+    for final, q in finals:
+        builder.store(final, q, align=1)
+    g1 = builder.add(g, one_w)
+    g.add_incoming(g1, store)
+    builder.cbranch(builder.icmp_signed("<", g1, groups), outer, done)
+
+    builder.position_at_end(done)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def add_taps_block(typingctx, dst, stride, src, offs, weights, taps, size, like):
+    """:func:`add_taps` for :data:`OUTS` output channels at once (a dense convolution's):
+    ``dst[o * stride + c] += weights[t * OUTS + o] * src[offs[t] + c]`` for every tap t in
+    order, each of the OUTS x 2 vectors of sums in a register across the taps, so that each
+    input vector loaded serves OUTS output channels (one output channel at a time, a dense
+    layer's taps were a load per multiply-add). Fused multiply-adds (the GEMM it replaces
+    used them too). Whole groups of 32 cells: ``dst`` rows and ``src`` need 32 cells of slack
+    past ``size``."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, i64, i64, like), _block_codegen
+
+
 @intrinsic
 def copy_cells(typingctx, dst, src, count, like):
     """``count`` elements of ``like``'s type from address ``src`` to address ``dst`` (not
