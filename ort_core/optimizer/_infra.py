@@ -146,6 +146,7 @@ BUILTIN_PASS_MODULES = (
     "bn_mul_add_fusion",
     "pad_fusion",
     "matmul_add_to_gemm",
+    "qdq_drop",
     "qdq_fusion",
     "constant_folding_dq",
     "layer_norm_fusion",

@@ -560,3 +560,108 @@ def test_qlinear_add_equals_onnxruntime_bit_for_bit(compiled, monkeypatch):
         wrong += int((got != want).sum())
         total += want.size
     assert wrong == 0, f"{wrong} of {total} outputs differ"
+
+
+def _qdq_move(op, x_shape, attrs=None, extra=(), out_params=("xs", "xz"), n_out=1):
+    """Q -> DQ -> ``op`` -> Q (per output) -> DQ, the same scale and zero point on both sides
+    unless ``out_params`` names others; ``extra``: the op's other inputs (initializers)."""
+    inits = [
+        numpy_helper.from_array(np.array(0.03, np.float32), "xs"),
+        numpy_helper.from_array(np.array(7, np.uint8), "xz"),
+        numpy_helper.from_array(np.array(0.04, np.float32), "os"),
+        numpy_helper.from_array(np.array(9, np.uint8), "oz"),
+    ]
+    names = []
+    for i, value in enumerate(extra):
+        inits.append(numpy_helper.from_array(value, f"e{i}"))
+        names.append(f"e{i}")
+    outs = [f"y{i}" for i in range(n_out)]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+        helper.make_node(op, ["xf", *names], outs, **(attrs or {})),
+    ]
+    for o in outs:
+        nodes += [
+            helper.make_node("QuantizeLinear", [o, *out_params], [o + "q"]),
+            helper.make_node("DequantizeLinear", [o + "q", *out_params], [o + "f"]),
+        ]
+    graph = helper.make_graph(
+        nodes, "qdq_move",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info(o + "f", TensorProto.FLOAT, None) for o in outs],
+        inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+_I64 = np.int64
+_NO_ROI = np.zeros(0, np.float32)
+
+
+@pytest.mark.parametrize(
+    "op, x_shape, attrs, extra, n_out, dropped",
+    [
+        ("Reshape", [2, 3, 4], {}, [np.array([6, 4], _I64)], 1, True),
+        ("Transpose", [2, 3, 4], {"perm": [2, 0, 1]}, [], 1, True),
+        ("Split", [2, 6, 4], {"axis": 1}, [np.array([2, 4], _I64)], 2, True),
+        ("MaxPool", [1, 3, 9, 9], {"kernel_shape": [3, 3], "strides": [2, 2]}, [], 1, True),
+        ("Resize", [1, 2, 5, 5], {"mode": "nearest"},
+         [_NO_ROI, np.array([1, 1, 2, 2], np.float32)], 1, True),
+        ("Slice", [4, 10], {}, [np.array([1], _I64), np.array([8], _I64)], 1, True),
+        ("Gather", [5, 4], {"axis": 0}, [np.array([3, 0, 3], _I64)], 1, True),
+        ("Mul", [2, 3], {}, [np.array(2.0, np.float32)], 1, False),  # computes: not dropped
+    ],
+)  # fmt: skip
+def test_qdq_around_data_movement_is_dropped_and_equals_onnxruntime(
+    op, x_shape, attrs, extra, n_out, dropped
+):
+    """The op then moves the 8-bit values themselves (no DequantizeLinear/QuantizeLinear pair
+    left around it), bit for bit onnxruntime's results."""
+    model = _qdq_move(op, x_shape, attrs, extra, n_out=n_out).SerializeToString()
+    x = (rng.standard_normal(x_shape) * 2).astype(np.float32)
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    node = next(n for n in sess._model.graph.nodes if n.op_type == op)
+    producer = {o: n for n in sess._model.graph.nodes for o in n.outputs}.get(node.inputs[0])
+    assert (producer is None or producer.op_type != "DequantizeLinear") is dropped
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    for got, want in zip(sess.run(None, {"x": x}), theirs, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "attrs, scales",
+    [
+        ({"mode": "linear"}, [1, 1, 2, 2]),
+        ({"mode": "cubic"}, [1, 1, 1.5, 1.5]),
+    ],
+)
+def test_qdq_around_an_interpolating_resize_is_kept(attrs, scales):
+    """An interpolating Resize stays a float op between its DequantizeLinear and QuantizeLinear
+    (onnxruntime drops them and rounds in its 8-bit kernel, a step away at most)."""
+    model = _qdq_move(
+        "Resize", [1, 3, 11, 9], attrs, [_NO_ROI, np.array(scales, np.float32)]
+    ).SerializeToString()
+    x = (rng.standard_normal((1, 3, 11, 9)) * 2).astype(np.float32)
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    node = next(n for n in sess._model.graph.nodes if n.op_type == "Resize")
+    producer = {o: n for n in sess._model.graph.nodes for o in n.outputs}[node.inputs[0]]
+    assert producer.op_type == "DequantizeLinear"
+    theirs = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], theirs[0], atol=0.03 + 1e-6)
+
+
+def test_qdq_with_other_parameters_on_the_far_side_is_kept():
+    model = _qdq_move("Transpose", [2, 3], {"perm": [1, 0]}, out_params=("os", "oz"))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in sess._model.graph.nodes)
+    assert ops["Transpose"] == 1 and ops["QuantizeLinear"] == 2  # the input's and the output's
+    x = (rng.standard_normal((2, 3)) * 2).astype(np.float32)
+    theirs = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"x": x})
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], theirs[0])
