@@ -1,5 +1,8 @@
 """Compiled direct convolution for the layers a GEMM serves badly: depthwise (one input channel
-per group, any channel multiplier) and groups of very few input channels (a 3-channel stem).
+per group, any channel multiplier), groups of very few input channels (a 3-channel stem), and
+dense layers below 128 channels, whose output channels are summed eight at a time
+(:func:`._taps.add_taps_block`: each input vector loaded once for eight channels), with nothing
+built on the calling thread so that they share among threads.
 
 Those layers do a few multiply-adds per output cell, so im2col spends its time copying a column
 matrix K times the input and the GEMM has nothing to amortize it over. :func:`_direct` copies one

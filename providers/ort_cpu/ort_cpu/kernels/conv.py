@@ -7,13 +7,14 @@ layouts are worked out then, and a run is a handful of numpy calls. The paths:
 - 1x1 without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW), reading the input in
   place (strides take every s-th cell first, one strided copy); grouped ones one stacked matmul;
   one weight per channel (a BatchNormalization turned convolution) one broadcast product;
-- 2-D convolutions with enough input channels: one GEMM per kernel tap, all accumulating into the
-  output, each reading a window of the flat padded input in place (:class:`_TapsPlan`, through
-  numpy's BLAS itself: :mod:`._blas`), or Winograd F(2x2, 3x3) where it pays;
-- depthwise layers and groups of very few input channels: the compiled direct kernels of
-  :mod:`._conv_jit` (:class:`_DirectPlan`: each tap one contiguous run over blocks of output rows
-  of the padded input's stride-phase planes; :class:`_DepthwiseNHWCPlan`, channels last, for
-  output rows of at most 8 cells);
+- depthwise layers, groups of very few input channels and dense layers below 128 channels: the
+  compiled direct kernels of :mod:`._conv_jit` (:class:`_DirectPlan`: each tap one contiguous run
+  over blocks of output rows of the padded input's stride-phase planes, a dense layer's output
+  channels eight at a time, :func:`_dense_direct_pays`; :class:`_DepthwiseNHWCPlan`, channels
+  last, for output rows of at most 8 cells);
+- larger 2-D convolutions: one GEMM per kernel tap, all accumulating into the output, each
+  reading a window of the flat padded input in place (:class:`_TapsPlan`, through numpy's BLAS
+  itself: :mod:`._blas`), or Winograd F(2x2, 3x3) where it pays;
 - every other 2-D convolution (depthwise where compiled kernels are off, grouped, small dense ones)
   and 1-D ones (a 2-D convolution over one row): im2col on the flat layout of the stride phases
   of the padded input (:class:`_Phases`, filled by :class:`_Fill`), each tap one contiguous copy
@@ -926,8 +927,10 @@ def _direct_split_pays(y: np.ndarray, taps: int) -> bool:
 
 
 class _DirectPlan:
-    """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers
-    and groups of very few input channels: per group its input copied into the stride-phase
+    """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers,
+    groups of very few input channels and dense layers below 128 channels (their output
+    channels eight at a time, :func:`._taps.add_taps_block`): per group its input copied into
+    the stride-phase
     planes of the zero-padded input (in the kernel, a group at a time, so it stays in cache;
     at stride 2 the taps then read whole blocks of rows as at stride 1: 96 x 112 x 112 stride 2
     0.95 -> 0.80 ms, 480 x 40 x 40 stride 2 1.17 -> 0.84 ms), then per block of output rows and
