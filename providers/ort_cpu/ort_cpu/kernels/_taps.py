@@ -8,7 +8,9 @@ sum kept each output in memory between passes of four taps (LLVM vectorizes a lo
 it can check that its few arrays do not overlap): 5 loads and stores per 4 taps. The sums are
 the same additions in the same order (multiply, then add; no fused multiply-add), so the results
 are bit for bit those of the loop it replaces. ``max_taps`` is the same loop taking maxima (the
-max pools). ``split_pairs`` splits a row into its two column phases (stride 2) by address.
+max pools). ``add_taps_block`` is the loop for 8 output channels of a dense layer at once, each
+input vector loaded once for all 8, with fused multiply-adds; all three come from one code
+generator (:func:`_taps_codegen`). ``split_pairs`` splits a row into its two column phases (stride 2) by address.
 ``center_cells``, ``center_pairs`` and ``requant_cells`` are a depthwise QLinearConv's
 rows in and out (8-bit to centred float32, split into column phases at stride 2, and float32
 sums requantized to 8 bits), in vectors of 16 with one masked vector for a row's rest.
@@ -38,22 +40,42 @@ LANES = 16
 UNROLL = SLACK // LANES
 
 
-def _taps_intrinsic(weighted: bool):
-    """:func:`add_taps` (``weighted``) or :func:`max_taps`."""
+#: how a tap is combined into the sums: ``dst += w * src`` (a multiply, then an add), the same
+#: with one fused multiply-add, or ``dst = max(dst, src)``
+WEIGHTED, FUSED, MAXIMUM = "weighted", "fused", "maximum"
+#: output channels whose sums :func:`add_taps_block` keeps in registers together
+OUTS = 8
+#: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
+BLOCK_VECTORS = 2
+
+
+def _taps_codegen(rows: int, vectors: int, combine: str):
+    """The code of a taps loop: over groups of ``vectors`` vectors of 16 cells, ``rows`` rows of
+    sums (``dst`` rows ``stride`` elements apart) kept in registers across every tap t in order:
+    each reads ``src[offs[t] + cell]`` once for all the rows, row o weighted by
+    ``weights[t * rows + o]``, and the sums are stored back once per group."""
 
     def codegen(context, builder, sig, args):
-        dst, src, offs, weights, taps, size, like = args
+        if rows == 1:
+            dst, src, offs, weights, taps, size, like = args
+            stride = None
+        else:
+            dst, stride, src, offs, weights, taps, size, like = args
         real = like.type
         vec = ir.VectorType(real, LANES)
         word = ir.IntType(64)
         zero_w, one_w = ir.Constant(word, 0), ir.Constant(word, 1)
+        span = LANES * vectors  # cells per group
         dst_p = builder.inttoptr(dst, real.as_pointer())
         src_p = builder.inttoptr(src, real.as_pointer())
         offs_p = builder.inttoptr(offs, word.as_pointer())
         w_p = builder.inttoptr(weights, real.as_pointer())
-        groups = builder.sdiv(
-            builder.add(size, ir.Constant(word, SLACK - 1)), ir.Constant(word, SLACK)
-        )
+        if combine == FUSED:
+            fma = builder.module.declare_intrinsic(
+                f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+            )
+        size_up = builder.add(size, ir.Constant(word, span - 1))
+        groups = builder.sdiv(size_up, ir.Constant(word, span))
 
         def vector_at(base, index):
             return builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
@@ -68,10 +90,14 @@ def _taps_intrinsic(weighted: bool):
         builder.position_at_end(outer)
         g = builder.phi(word)
         g.add_incoming(zero_w, entry)
-        at = [builder.add(builder.mul(g, ir.Constant(word, SLACK)), ir.Constant(word, LANES * u))
-              for u in range(UNROLL)]  # fmt: skip
-        out_p = [vector_at(dst_p, a) for a in at]
-        start = [builder.load(p, align=1) for p in out_p]
+        cells = [builder.add(builder.mul(g, ir.Constant(word, span)), ir.Constant(word, LANES * u))
+                 for u in range(vectors)]  # fmt: skip
+        out_p = [
+            [vector_at(dst_p, c if o == 0 else builder.add(builder.mul(ir.Constant(word, o), stride), c))
+             for c in cells]
+            for o in range(rows)
+        ]  # fmt: skip
+        start = [[builder.load(q, align=1) for q in row] for row in out_p]
         outer_end = builder.block
         builder.cbranch(builder.icmp_signed(">", taps, zero_w), inner, store)
 
@@ -79,44 +105,68 @@ def _taps_intrinsic(weighted: bool):
         t = builder.phi(word)
         t.add_incoming(zero_w, outer_end)
         acc = []
-        for u in range(UNROLL):
-            a = builder.phi(vec)
-            a.add_incoming(start[u], outer_end)
-            acc.append(a)
+        for o in range(rows):
+            row = []
+            for u in range(vectors):
+                a = builder.phi(vec)
+                a.add_incoming(start[o][u], outer_end)
+                row.append(a)
+            acc.append(row)
         off = builder.load(builder.gep(offs_p, [t]))
-        if weighted:
-            ws = splat(builder, builder.load(builder.gep(w_p, [t])), vec)
+        sv = [builder.load(vector_at(src_p, builder.add(off, c)), align=1) for c in cells]
+        w_row = builder.mul(t, ir.Constant(word, rows))
         summed = []
-        for u in range(UNROLL):
-            sv = builder.load(vector_at(src_p, builder.add(off, at[u])), align=1)
-            if weighted:
-                summed.append(builder.fadd(acc[u], builder.fmul(ws, sv)))
-            else:  # np.maximum's: NaN from either side
-                keep = builder.fcmp_unordered(">=", acc[u], sv)
-                top = builder.select(keep, acc[u], sv)
-                summed.append(builder.select(builder.fcmp_unordered("uno", sv, sv), sv, top))
+        for o in range(rows):
+            if combine == MAXIMUM:  # np.maximum's: NaN from either side
+                sums = []
+                for u in range(vectors):
+                    keep = builder.fcmp_unordered(">=", acc[o][u], sv[u])
+                    top = builder.select(keep, acc[o][u], sv[u])
+                    sums.append(
+                        builder.select(builder.fcmp_unordered("uno", sv[u], sv[u]), sv[u], top)
+                    )
+                summed.append(sums)
+                continue
+            at = builder.add(w_row, ir.Constant(word, o))
+            ws = splat(builder, builder.load(builder.gep(w_p, [at])), vec)
+            if combine == FUSED:
+                summed.append([builder.call(fma, [ws, sv[u], acc[o][u]]) for u in range(vectors)])
+            else:
+                summed.append(
+                    [builder.fadd(acc[o][u], builder.fmul(ws, sv[u])) for u in range(vectors)]
+                )
         t1 = builder.add(t, one_w)
         inner_end = builder.block
         t.add_incoming(t1, inner_end)
-        for u in range(UNROLL):
-            acc[u].add_incoming(summed[u], inner_end)
+        for o in range(rows):
+            for u in range(vectors):
+                acc[o][u].add_incoming(summed[o][u], inner_end)
         builder.cbranch(builder.icmp_signed("<", t1, taps), inner, store)
 
         builder.position_at_end(store)
         finals = []
-        for u in range(UNROLL):  # every phi first: a block's phis come before the rest
-            final = builder.phi(vec)
-            final.add_incoming(start[u], outer_end)
-            final.add_incoming(summed[u], inner_end)
-            finals.append(final)
-        for u in range(UNROLL):
-            builder.store(finals[u], out_p[u], align=1)
+        for o in range(rows):  # every phi first: a block's phis come before the rest
+            for u in range(vectors):
+                final = builder.phi(vec)
+                final.add_incoming(start[o][u], outer_end)
+                final.add_incoming(summed[o][u], inner_end)
+                finals.append((final, out_p[o][u]))
+        for final, q in finals:
+            builder.store(final, q, align=1)
         g1 = builder.add(g, one_w)
         g.add_incoming(g1, store)
         builder.cbranch(builder.icmp_signed("<", g1, groups), outer, done)
 
         builder.position_at_end(done)
         return context.get_dummy_value()
+
+    return codegen
+
+
+def _taps_intrinsic(combine: str):
+    """:func:`add_taps` (``WEIGHTED``) or :func:`max_taps` (``MAXIMUM``): one row of UNROLL
+    vectors."""
+    codegen = _taps_codegen(1, UNROLL, combine)
 
     def taps(typingctx, dst, src, offs, weights, count, size, like):
         i64 = types.int64
@@ -129,101 +179,11 @@ def _taps_intrinsic(weighted: bool):
 #: o]`` for t in ``range(taps)`` (in order) and o in ``range(size)`` rounded up to
 #: :data:`SLACK`; ``dst``, ``src``, ``offs`` (int64) and ``weights`` are addresses, the elements
 #: of ``like``'s type (float32 or float64)
-add_taps = _taps_intrinsic(True)
+add_taps = _taps_intrinsic(WEIGHTED)
 #: ``max_taps(...)``, the same arguments (``weights`` unused): ``dst[o] = max(dst[o],
 #: src[offs[t] + o])`` as np.maximum (NaN from either side)
-max_taps = _taps_intrinsic(False)
-
-
-#: output channels whose sums :func:`add_taps_block` keeps in registers together
-OUTS = 8
-#: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
-BLOCK_VECTORS = 2
-
-
-def _block_codegen(context, builder, sig, args):
-    dst, stride, src, offs, weights, taps, size, like = args
-    real = like.type
-    vec = ir.VectorType(real, LANES)
-    word = ir.IntType(64)
-    zero_w, one_w = ir.Constant(word, 0), ir.Constant(word, 1)
-    span = LANES * BLOCK_VECTORS  # cells per group
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    offs_p = builder.inttoptr(offs, word.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-    )
-    groups = builder.sdiv(builder.add(size, ir.Constant(word, span - 1)), ir.Constant(word, span))
-
-    def vector_at(base, index):
-        return builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
-
-    entry = builder.block
-    outer = builder.append_basic_block("block.outer")
-    inner = builder.append_basic_block("block.inner")
-    store = builder.append_basic_block("block.store")
-    done = builder.append_basic_block("block.done")
-    builder.cbranch(builder.icmp_signed(">", groups, zero_w), outer, done)
-
-    builder.position_at_end(outer)
-    g = builder.phi(word)
-    g.add_incoming(zero_w, entry)
-    cells = [builder.add(builder.mul(g, ir.Constant(word, span)), ir.Constant(word, LANES * u))
-             for u in range(BLOCK_VECTORS)]  # fmt: skip
-    out_p = [
-        [vector_at(dst_p, builder.add(builder.mul(ir.Constant(word, o), stride), c)) for c in cells]
-        for o in range(OUTS)
-    ]
-    start = [[builder.load(q, align=1) for q in row] for row in out_p]
-    outer_end = builder.block
-    builder.cbranch(builder.icmp_signed(">", taps, zero_w), inner, store)
-
-    builder.position_at_end(inner)
-    t = builder.phi(word)
-    t.add_incoming(zero_w, outer_end)
-    acc = []
-    for o in range(OUTS):
-        row = []
-        for u in range(BLOCK_VECTORS):
-            a = builder.phi(vec)
-            a.add_incoming(start[o][u], outer_end)
-            row.append(a)
-        acc.append(row)
-    off = builder.load(builder.gep(offs_p, [t]))
-    sv = [builder.load(vector_at(src_p, builder.add(off, c)), align=1) for c in cells]
-    w_row = builder.mul(t, ir.Constant(word, OUTS))
-    summed = []
-    for o in range(OUTS):
-        ws = splat(
-            builder, builder.load(builder.gep(w_p, [builder.add(w_row, ir.Constant(word, o))])), vec
-        )
-        summed.append([builder.call(fma, [ws, sv[u], acc[o][u]]) for u in range(BLOCK_VECTORS)])
-    t1 = builder.add(t, one_w)
-    inner_end = builder.block
-    t.add_incoming(t1, inner_end)
-    for o in range(OUTS):
-        for u in range(BLOCK_VECTORS):
-            acc[o][u].add_incoming(summed[o][u], inner_end)
-    builder.cbranch(builder.icmp_signed("<", t1, taps), inner, store)
-
-    builder.position_at_end(store)
-    finals = []
-    for o in range(OUTS):  # every phi first: a block's phis come before the rest
-        for u in range(BLOCK_VECTORS):
-            final = builder.phi(vec)
-            final.add_incoming(start[o][u], outer_end)
-            final.add_incoming(summed[o][u], inner_end)
-            finals.append((final, out_p[o][u]))
-    for final, q in finals:
-        builder.store(final, q, align=1)
-    g1 = builder.add(g, one_w)
-    g.add_incoming(g1, store)
-    builder.cbranch(builder.icmp_signed("<", g1, groups), outer, done)
-
-    builder.position_at_end(done)
-    return context.get_dummy_value()
+max_taps = _taps_intrinsic(MAXIMUM)
+_block_codegen = _taps_codegen(OUTS, BLOCK_VECTORS, FUSED)
 
 
 @intrinsic
