@@ -76,6 +76,8 @@ def _kind(plan) -> str:
         return "channels_last"
     if isinstance(plan, conv._TapsPlan):
         return "taps"
+    if isinstance(plan, conv._GatherPlan):  # the compiled form of the gather plan
+        return "_gather_plan"
     return plan.__qualname__.split(".")[0]
 
 
@@ -288,6 +290,33 @@ def test_gathered_columns(case):
     _check(
         "FusedConv", [x, w, b], {**attrs, "activation": "Relu"}, domain="com.microsoft"
     )  # fmt: skip
+    if len(xs) == 4:  # a residual, then an activation
+        out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
+        z = _rand(rng, out)
+        _check(
+            "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
+                                        "activation_params": [0.2]}, domain=MS,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_gathered_columns_compiled_or_not(compiled, monkeypatch):
+    """Few multiply-adds: one compiled loop (conv._GatherPlan: no column matrix, the bias and a
+    compiled activation as each cell is written); many, or compiled kernels off: the GEMM of
+    the gathered columns. Both give onnxruntime's results."""
+    from ort_cpu.kernels import conv
+
+    from .harness import use_compiled
+
+    use_compiled(monkeypatch, compiled)
+    small, large = GATHER[2], GATHER[0]  # 64 -> 128 over one frame; 129 -> 128 over 4
+    for (xs, ws, attrs), want in ((small, compiled), (large, False)):
+        assert isinstance(_inner(_plan(xs, ws, attrs)), conv._GatherPlan) is want
+        rng = np.random.default_rng(xs[1])
+        x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+        _check("FusedConv", [x, w, b], {**attrs, "activation": "Clip",
+                                        "activation_params": [-0.3, 0.4]}, domain=MS)  # fmt: skip
+        _check("Conv", [x, w], attrs, consts=(1,))
 
 
 # -- small dense convolutions --------------------------------------------------------------------

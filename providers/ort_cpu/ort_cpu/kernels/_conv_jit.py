@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import LazyIntrinsic, jit
-from ._elementwise_jit import _activate
+from ._elementwise_jit import _act_value, _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
@@ -236,6 +236,58 @@ def _direct(
                         continue
                     for r in range(r1 - r0):
                         _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
+
+
+@jit()
+def gather_conv(x, index, wt, bias, y, act, alpha, beta):  # pragma: no cover - compiled
+    """A small convolution from its column positions: ``y`` (N, M, cells) where cell p of image
+    b is ``bias + sum over k of wt[k] * x[b, index[k, p]]`` (``x`` (N, C * size) flat, index
+    ``C * size`` reads zero: the padding), then activation ``act``. The sums run over the
+    column rows k in order for all M outputs side by side (``wt`` (K, M): vector code along M),
+    so nothing is built in memory but one column of K values."""
+    n, m, cells = y.shape
+    k = index.shape[0]
+    size = x.shape[1]
+    dt = y.dtype.type
+    zero, one = dt(0.0), dt(1.0)
+    a, b_ = dt(alpha), dt(beta)
+    col = np.empty(k, y.dtype)
+    acc = np.empty(m, y.dtype)
+    for b in range(n):
+        xb = x[b]
+        for p in range(cells):
+            for kk in range(k):
+                at = index[kk, p]
+                col[kk] = xb[at] if at < size else zero
+            if bias.shape[0]:
+                for mi in range(m):
+                    acc[mi] = bias[mi]
+            else:
+                acc[:] = zero
+            for kk in range(k):
+                v = col[kk]
+                row = wt[kk]
+                for mi in range(m):
+                    acc[mi] += row[mi] * v
+            for mi in range(m):
+                y[b, mi, p] = _act_value(acc[mi], act, a, b_, zero, one)
+
+
+def warm_gather():
+    """The compiled :func:`gather_conv` for float32 and float64 inputs (writable or read-only;
+    the weights and bias are the plan's own), or None where compiled kernels are off."""
+    fn = None
+    for dt in (np.float32, np.float64):
+        x = np.zeros((1, 1), dt)
+        ro = x.copy()
+        ro.flags.writeable = False
+        index = np.zeros((1, 1), np.int64)
+        for xx in (x, ro):
+            for bias in (np.zeros(1, dt), np.zeros(0, dt)):
+                fn = gather_conv.warm(
+                    xx, index, np.zeros((1, 1), dt), bias, np.empty((1, 1, 1), dt), 0, 0.0, 0.0
+                )  # fmt: skip
+    return fn
 
 
 @jit(error_model="numpy")
