@@ -48,6 +48,16 @@ def _check(op, inputs, attrs, *, consts=(1, 2), domain="", rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(g, e, rtol=rtol, atol=atol * scale)
 
 
+def _check_residual(rng, x, w, b, attrs, alpha) -> None:
+    """FusedConv with a residual of the output's shape, then LeakyRelu(``alpha``)."""
+    out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
+    z = _rand(rng, out)
+    _check(
+        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
+                                    "activation_params": [alpha]}, domain=MS,
+    )  # fmt: skip
+
+
 def _plan(x_shape, w_shape, attrs, dtype=np.float32):
     """The plan the CPU provider makes for this geometry."""
     from ort_cpu.kernels import conv
@@ -290,13 +300,8 @@ def test_gathered_columns(case):
     _check(
         "FusedConv", [x, w, b], {**attrs, "activation": "Relu"}, domain="com.microsoft"
     )  # fmt: skip
-    if len(xs) == 4:  # a residual, then an activation
-        out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
-        z = _rand(rng, out)
-        _check(
-            "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
-                                        "activation_params": [0.2]}, domain=MS,
-        )  # fmt: skip
+    if len(xs) == 4:
+        _check_residual(rng, x, w, b, attrs, 0.2)
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -585,12 +590,7 @@ def test_dense_layers_direct(case, split, monkeypatch):
         "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
         domain=MS,
     )  # fmt: skip
-    out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
-    z = _rand(rng, out)
-    _check(
-        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
-                                    "activation_params": [0.1]}, domain=MS,
-    )  # fmt: skip
+    _check_residual(rng, x, w, b, attrs, 0.1)
     assert calls
     if split == "split":
         assert any(done for _, threads, done in handed if threads > 1) or all(
