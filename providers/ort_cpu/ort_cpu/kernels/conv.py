@@ -1104,8 +1104,20 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
             # took as long at two threads as at one)
             x4 = xs.reshape(n, g, c // g, p)
             y = np.empty((n, g, m // g, p), dtype)
+            shared = bias is not None and x4.flags.c_contiguous and _threads.gemm_pool()
+            batch = _blas.find_gemm_batch(dtype) if shared else None
             for i in range(n):
-                _blas.matmul(wmat, x4[i], out=y[i])
+                if batch is not None:
+                    # where the products are shared as compiled pieces: the bias written first,
+                    # every group's product added onto it (beta = 1), one pass less over the
+                    # output on the calling thread (136 -> 136 in 4 groups on 28 x 28, ReLU,
+                    # two threads: 95 -> 83 us; on one thread the ctypes calls cost more)
+                    np.copyto(y[i], bias.reshape(g, m // g, 1))
+                    batch(wmat, x4[i], y[i], 1.0)
+                else:
+                    _blas.matmul(wmat, x4[i], out=y[i])
+            if batch is not None:
+                return _finish(y.reshape(n, m, *out), z, act)
         return _finish(add_bias(y.reshape(n, m, *out), bias), z, act)
 
     return run
