@@ -62,29 +62,30 @@ class QDQDrop(GraphPass):
             if not any(_is(n, "DequantizeLinear") for n in g.nodes):
                 continue
             dropped = False
+            maps = g.producers(), g.consumers()  # remade only after a drop changes the graph
             for op in list(g.nodes):
-                if op.op_type in OPS and not op.domain and self._try(model, g, ctx, op):
+                if op.op_type in OPS and not op.domain and self._try(model, g, ctx, op, *maps):
                     dropped = True
+                    maps = g.producers(), g.consumers()
             if dropped:
                 changed = True
                 drop_dead(g, [n for n in g.nodes if _is(n, "DequantizeLinear")])
         return changed
 
     @staticmethod
-    def _try(model, g, ctx, op) -> bool:
+    def _try(model, g, ctx, op, producers, consumers) -> bool:
         if op.op_type == "Resize" and op.attr("mode", "nearest") not in ("nearest", b"nearest"):
             return False  # interpolates (see the module's docstring)
         if op.op_type == "MaxPool" and len(op.outputs) > 1 and op.outputs[1]:
             return False  # its indices output
         if not op.inputs or not op.inputs[0]:
             return False
-        dq = g.producers().get(op.inputs[0])
+        dq = producers.get(op.inputs[0])
         if dq is None or not _is(dq, "DequantizeLinear"):
             return False
         params = _params(g, dq)
         if params is None or (op.op_type == "MaxPool" and not params[0] > 0):
             return False
-        consumers = g.consumers()
         outs = set(g.outputs)
         qs = []
         for out in op.outputs:

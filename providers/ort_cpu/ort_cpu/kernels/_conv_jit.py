@@ -73,6 +73,23 @@ def _pair_phases(rowbase, pl, phase):  # pragma: no cover - compiled
 
 
 @jit(inline="always")
+def _write_rows(acc, at, plane, r0, r1, wq, act, alpha, beta):  # pragma: no cover - compiled
+    """Output rows ``r0:r1`` of ``plane`` (OH, OW) from the accumulator rows of ``wq`` cells at
+    ``acc[at:]`` (their first OW cells), through activation ``act``; without one, each row
+    copied by address (no views per row)."""
+    ow_ = plane.shape[1]
+    if act == 0:
+        out, cell, like = plane.ctypes.data, plane.itemsize, acc[0]
+        for r in range(r1 - r0):
+            src = acc.ctypes.data + (at + r * wq) * cell
+            copy_cells(out + (r0 + r) * ow_ * cell, src, ow_, like)
+        return
+    for r in range(r1 - r0):
+        row = at + r * wq
+        _activate(acc[row : row + ow_], plane[r0 + r], act, alpha, beta)
+
+
+@jit(inline="always")
 def _strided_phases(dst, rowbase, src, wd, pl, sw, phase, wq):  # pragma: no cover - compiled
     """The ``wd`` cells of row ``src`` into its ``sw`` column phases in ``dst`` (its padded row
     at ``rowbase``, ``pl`` cells of left padding): the general stride's copy, one cell at a
@@ -122,7 +139,7 @@ def _direct(
     over a block of output rows (``wq`` accumulator cells per row, the last ``wq - OW`` unused)
     at any stride."""
     h, wd = x.shape[2], x.shape[3]
-    oh_, ow_ = y.shape[2], y.shape[3]
+    oh_ = y.shape[2]
     taps = kh * kw
     phase = hq * wq  # cells per phase plane
     # slack after the last plane: the unused accumulator cells of the last row read past it
@@ -201,19 +218,10 @@ def _direct(
                             cg * taps, size, bv0,
                         )  # fmt: skip
                         for o in range(k):
-                            m = g * mg + b0 + o
-                            row0 = o * stride
-                            if act == 0:
-                                out = y[n, m].ctypes.data
-                                for r in range(r1 - r0):
-                                    copy_cells(
-                                        out + (r0 + r) * ow_ * cell,
-                                        accb.ctypes.data + (row0 + r * wq) * cell, ow_, bv0,
-                                    )  # fmt: skip
-                                continue
-                            for r in range(r1 - r0):
-                                at = row0 + r * wq
-                                _activate(accb[at : at + ow_], y[n, m, r0 + r], act, alpha, beta)
+                            _write_rows(
+                                accb, o * stride, y[n, g * mg + b0 + o], r0, r1, wq, act, alpha,
+                                beta,
+                            )  # fmt: skip
                     continue
                 for mm in range(m0, m1):
                     m = g * mg + mm
@@ -228,14 +236,7 @@ def _direct(
                             acc.ctypes.data, src, every.ctypes.data, w[m].ctypes.data,
                             cg * taps, size, bv,
                         )  # fmt: skip
-                    if act == 0:  # rows copied by address: no views per row
-                        out = y[n, m].ctypes.data
-                        for r in range(r1 - r0):
-                            copy_cells(out + (r0 + r) * ow_ * cell, acc.ctypes.data + r * wq * cell,
-                                       ow_, bv)  # fmt: skip
-                        continue
-                    for r in range(r1 - r0):
-                        _activate(acc[r * wq : r * wq + ow_], y[n, m, r0 + r], act, alpha, beta)
+                    _write_rows(acc, 0, y[n, m], r0, r1, wq, act, alpha, beta)
 
 
 @jit()

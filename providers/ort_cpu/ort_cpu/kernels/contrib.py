@@ -28,15 +28,7 @@ from ._elementwise_jit import ACT_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
-from .conv import (
-    compute_dtype,
-    conv_check,
-    conv_core,
-    conv_plan,
-    pack_weights,
-    prewarm,
-    takes_code,
-)
+from .conv import compute_dtype, conv_check, conv_plan, pack_weights, prewarm, takes_code
 from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu_for
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
@@ -176,26 +168,22 @@ def fused_conv(info):
 
     def run(x, w, b=None, z=None):
         shape, dtype, plan, coded = last[0]
-        if x.shape == shape and x.dtype is dtype:
-            cdt = packed.dtype
-            xc = x if dtype is cdt else x.astype(cdt)
-            bias = None if b is None else b.astype(cdt, copy=False)
-            if z is None and coded:
-                y = plan(xc, packed, bias, None, None, code)
-            else:
-                y = plan(xc, packed, bias, None if z is None else z.astype(cdt, copy=False), act)
-            return y if dtype is cdt else y.astype(x.dtype)
-        cdt = compute_dtype(x.dtype)
-        wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
+        if x.shape == shape and x.dtype is dtype:  # the remembered plan, on the packed weights
+            cdt, wmat = packed.dtype, packed
+        else:
+            cdt = compute_dtype(x.dtype)
+            wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
+            plan = conv_plan(x.shape, cdt, wmat, w.shape[0], attrs, w.shape[2:])
+            coded = code is not None and takes_code(plan)
+            if wmat is packed and packed.dtype == cdt:
+                last[0] = (x.shape, x.dtype, plan, coded)
+        xc = x if x.dtype is cdt else x.astype(cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
-        zc = None if z is None else z.astype(cdt, copy=False)
-        y = conv_core(
-            x.astype(cdt, copy=False), wmat, w.shape[0], attrs, w.shape[2:], bias, zc, act, code
-        )
-        if packed is not None and packed.dtype == cdt:
-            plan = conv_plan(x.shape, x.dtype, wmat, w.shape[0], attrs, w.shape[2:])
-            last[0] = (x.shape, x.dtype, plan, code is not None and takes_code(plan))
-        return y.astype(x.dtype, copy=False)
+        if z is None and coded:  # the plan applies the activation as it writes
+            y = plan(xc, wmat, bias, None, None, code)
+        else:
+            y = plan(xc, wmat, bias, None if z is None else z.astype(cdt, copy=False), act)
+        return y if x.dtype is cdt else y.astype(x.dtype)
 
     return run
 

@@ -828,12 +828,14 @@ def _dense_direct_pays(g: int, c: int, m: int, taps: int, out) -> bool:
     one thread for maps under 16 wide of more than a few input channels, where the 32-cell
     groups and the junk columns cost more than the column matrix (48 -> 192 on 13 x 13: 0.42
     against 0.37 ms; at two threads 0.23 against 0.27)."""
-    return (
-        g == 1
-        and taps > 1
-        and min(c, m) < 128
-        and (out[1] >= 16 or c * taps <= 32 or _threads.threads() > 1)
+    return _dense_shape(g, c, m, taps) and (
+        out[1] >= 16 or c * taps <= 32 or _threads.threads() > 1
     )
+
+
+def _dense_shape(g: int, c: int, m: int, taps: int) -> bool:
+    """A dense layer the direct kernel may take (see :func:`_dense_direct_pays`)."""
+    return g == 1 and taps > 1 and min(c, m) < 128
 
 
 def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
@@ -863,11 +865,10 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     dtype = (
         None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
     )
-    dense = attrs.group == 1 and taps > 1 and min(w_shape[:2]) < 128  # _dense_direct_pays
     if (
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
-        or dense
+        or _dense_shape(attrs.group, w_shape[1], w_shape[0], taps)
     ):
         depthwise = w_shape[1] == 1 and w_shape[0] == attrs.group
         if _conv_jit.warm() is not None and depthwise:
@@ -905,8 +906,6 @@ def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
 
 #: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
 DIRECT_CHUNK = 16 << 10
-#: bytes of input rows (every channel of a dense group) a block of output rows reads
-DIRECT_SOURCE_BYTES = 384 << 10
 
 #: work (multiply-adds, plus :data:`DIRECT_CHANNEL_COST` per output plane) from which the direct
 #: kernels' groups or channels are shared among the run's threads, as compiled pieces on a
@@ -950,12 +949,6 @@ class _DirectPlan:
         # each stride phase of the padded plane: hq rows of wq cells (the accumulator's rows)
         hq, wq = -(-hp // sh), -(-wp // sw)
         chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * wq)))
-        if m // g >= 2 and mode == _conv_jit.CONVOLVE:
-            # a dense group: every block of eight output channels reads the chunk's rows of
-            # every input channel; few enough rows that they stay in the core's cache for all
-            # the blocks (96 -> 24 on 160 x 160: 14.9 -> ... ms)
-            rows = DIRECT_SOURCE_BYTES // (4 * wq * sh * sw * (c // g)) - (kh - 1) * dh // sh
-            chunk = max(1, min(chunk, rows))
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)
         self.taps = kh * kw * (c // g)
         self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk, mode)
@@ -973,8 +966,7 @@ class _DirectPlan:
         fn, g, cg, mg, args = self.fn, self.g, self.cg, self.mg, self.args
         # groups, or the output channels of one group (a stem), or its output rows where its
         # blocks of eight output channels do not share out evenly, among the run's threads
-        split = 0 if g > 1 else 1
-        total, piece = (g, 1) if g > 1 else (mg, 1)
+        split, total, piece = (0, g, 1) if g > 1 else (1, mg, 1)
         if g == 1 and mg >= 2:
             blocks, threads = -(-mg // _conv_jit.OUTS), _threads.threads()
             if blocks % threads and self.out[0] >= 2 * threads:  # 24 outputs, 2 threads: rows
@@ -1151,7 +1143,8 @@ class _GatherPlan:
             if len(self.weights) >= 4:
                 self.weights.clear()
             hit = self.weights[id(wmat)] = (wmat, np.ascontiguousarray(wmat[0].T, self.dtype))
-        b = self.empty if bias is None else np.array(bias, self.dtype)  # writable, contiguous
+        # a copy per run: the loop takes a writable bias, and a fed one may change between runs
+        b = self.empty if bias is None else np.array(bias, self.dtype)
         y = np.empty((self.n, self.m, math.prod(self.out)), self.dtype)
         xf = np.ascontiguousarray(x, self.dtype).reshape(self.n, self.flat)
         fused = code is not None and z is None
@@ -1331,7 +1324,7 @@ def conv_core(
     integers in float32 whose sums stay exact (the integer convolutions): every plan but
     Winograd's, whose transforms would round them."""
     plan = conv_plan(x.shape, x.dtype, wmat, m, attrs, w_spatial, exact)
-    if code is not None and z is None and isinstance(plan, _COMPILED_EPILOGUE):
+    if code is not None and z is None and takes_code(plan):
         return plan(x, wmat, bias, None, None, code)
     return plan(x, wmat, bias, z, act)
 

@@ -692,20 +692,6 @@ def _bit_shift(a, b, direction):
 
 
 def _binary(fn, out_dtype=None):
-    if isinstance(fn, np.ufunc):
-        small = 4 * LONG_ROW  # operands below this many elements: numpy's buffer is no loss
-
-        def run_ufunc(a, b):
-            if a.size + b.size < small and a.dtype.kind != "V":  # the common case first
-                r = fn(a, b)  # one operand type: the result has it (or out_dtype's)
-                return r if type(r) is np.ndarray else np.asarray(r)
-            if _exotic(a.dtype):
-                return _arr(fn(a.astype(np.float32), b.astype(np.float32)), out_dtype or a.dtype)
-            return _arr(broadcast_binary(fn, a, b), out_dtype or a.dtype)
-
-        run_ufunc.__name__ = run_ufunc.__qualname__ = fn.__name__
-        return run_ufunc
-
     def run(a, b):
         if _exotic(a.dtype):
             r = fn(a.astype(np.float32), b.astype(np.float32))
@@ -715,7 +701,18 @@ def _binary(fn, out_dtype=None):
         return _arr(fn(a, b), out_dtype or a.dtype)
 
     run.__name__ = run.__qualname__ = getattr(fn, "__name__", "binary")
-    return run
+    if not isinstance(fn, np.ufunc):
+        return run
+    small = 4 * LONG_ROW  # operands below this many elements: numpy's buffer is no loss
+
+    def run_ufunc(a, b):
+        if a.size + b.size < small and a.dtype.kind != "V":  # the common case first
+            r = fn(a, b)  # one operand type: the result has it (or out_dtype's)
+            return r if type(r) is np.ndarray else np.asarray(r)
+        return run(a, b)
+
+    run_ufunc.__name__ = run_ufunc.__qualname__ = fn.__name__
+    return run_ufunc
 
 
 _CMP = NUMERIC_TYPES

@@ -90,7 +90,6 @@ def gemm(info):
     # a constant B and C of float32/float64 with alpha 1 and A as given: small products are
     # numpy's call and one in-place add of C times beta, prepared once (a classifier head,
     # (1, 200) x (200, 2): 5.5 -> 2 us)
-    c_const = info.constant(2) if len(info.node.inputs) > 2 else None
     quick = (
         b_pre is not None
         and b_pre.ndim == 2
@@ -99,13 +98,17 @@ def gemm(info):
         and not trans_a
     )
     c_pre = None
-    if quick and c_const is not None and beta != 0.0:
-        c_pre = np.asarray(c_const, b_pre.dtype) * b_pre.dtype.type(beta)
-        n = b_pre.shape[1]
-        rows_ok = c_pre.ndim < 2 or c_pre.shape[0] == 1
-        quick = c_pre.ndim <= 2 and rows_ok and (c_pre.ndim == 0 or c_pre.shape[-1] in (1, n))
-    elif quick and len(info.node.inputs) > 2 and info.node.inputs[2] and beta != 0.0:
-        quick = False  # a C fed at run time: the general path
+    if quick and info.has_input(2) and beta != 0.0:  # C must be a constant of one row at most
+        c_const = info.constant(2)
+        c_pre = (
+            None if c_const is None else np.asarray(c_const, b_pre.dtype) * b_pre.dtype.type(beta)
+        )
+        quick = (
+            c_pre is not None
+            and c_pre.ndim <= 2
+            and (c_pre.ndim < 2 or c_pre.shape[0] == 1)
+            and (c_pre.ndim == 0 or c_pre.shape[-1] in (1, b_pre.shape[1]))
+        )
     quick_dtype = b_pre.dtype if quick else None
 
     def run(a, b, c=None):

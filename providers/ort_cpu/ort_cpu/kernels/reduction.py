@@ -247,15 +247,14 @@ def _exp_rows(info):
     return _exp_jit
 
 
+_legacy_check, _check = axis_check(default=1), axis_check(default=-1)
 for _op, _fn, _log in (("Softmax", _softmax, 0), ("LogSoftmax", _log_softmax, 1)):
-    _legacy_check, _check = axis_check(default=1), axis_check(default=-1)
     builder(_op, since=1, dtypes=FLOAT_TYPES, check=_legacy_check)(
         _compiled_rows(_fn, legacy=True, log=_log)
     )
     builder(_op, since=13, dtypes=FLOAT_TYPES, check=_check)(
         _compiled_rows(_fn, legacy=False, log=_log)
     )
-_legacy_check, _check = axis_check(default=1), axis_check(default=-1)
 kernel("Hardmax", since=1, dtypes=FLOAT_TYPES, check=_legacy_check)(
     _along_axis(_hardmax, legacy=True)
 )
