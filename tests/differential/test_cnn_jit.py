@@ -62,6 +62,13 @@ CASES = [
     ((1, 2, 12, 15), (4, 2, 2, 2), {"strides": [2, 2]}, "direct"),
     # a stem over a large image: 16 outputs, a column matrix of 27 x 300 x 300 floats
     ((1, 3, 600, 600), (16, 3, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}, "direct"),
+    # unit row stride, one output per channel: output rows that share their input rows (blocks
+    # of 4 rows, the last partial; rows of two whole vectors and a masked rest over 16 cells,
+    # or one vector and a rest below 16)
+    ((2, 8, 13, 37), (8, 1, 5, 5), {"group": 8, "pads": [2, 2, 2, 2]}, "direct"),
+    ((1, 8, 7, 51), (8, 1, 3, 3), {"group": 8, "pads": [1, 0, 1, 1], "strides": [1, 2]},
+     "direct"),
+    ((1, 16, 6, 24), (16, 1, 3, 3), {"group": 16, "pads": [0, 0, 0, 0]}, "direct"),
 ]  # fmt: skip
 
 
@@ -107,7 +114,7 @@ def _activations():
 
 
 @pytest.mark.parametrize("code", [1, 2, 3, 4, 5])
-@pytest.mark.parametrize("case", [0, 1, 8, 11])
+@pytest.mark.parametrize("case", [0, 1, 8, 11, 19, 20])
 def test_fused_activation_codes(code, case, compiled):
     """The activation applied in the kernel, on the way out of the accumulator."""
     from ort_cpu.kernels import conv

@@ -8,10 +8,12 @@ Those layers do a few multiply-adds per output cell, so im2col spends its time c
 matrix K times the input and the GEMM has nothing to amortize it over. :func:`_direct` copies one
 group's input into a zero-padded plane split into its row and column stride phases (so every tap
 reads one contiguous run over a block of output rows, at any stride), then per block of output
-rows and output channel writes the bias and
-adds every tap of each input channel in one pass (:mod:`._taps`: 16 outputs' sums in registers
-across the taps, in tap order: no reassociation, no fastmath), and applies the activation on
-the way out.
+rows and output channel starts at the bias and adds every tap of each input channel in one pass
+(:mod:`._taps`: the sums in registers across the taps, in tap order: no reassociation, no
+fastmath), and applies the activation on the way out. A single output channel (depthwise) is
+written :data:`ROWS` whole output rows at a time straight from the registers
+(:func:`._taps.taps_rows`, which at unit row stride loads each input vector once for all the
+rows that read it); dense groups and the max pools go through an accumulator block.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
 :func:`_depthwise_quant` is a depthwise QLinearConv: 8-bit planes centred into the same phases,
 the same taps, requantized on the way out (:mod:`._taps`' row intrinsics), in one pass.
@@ -31,14 +33,18 @@ from .._jit import LazyIntrinsic, jit
 from ._elementwise_jit import _act_value, _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
-add_taps = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps")
 add_taps_block = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps_block")
 max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
 copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
+taps_rows = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows")
+taps_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows_3x3")
+taps_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows_5x5")
+quant_rows = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows")
+quant_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows_3x3")
+quant_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows_5x5")
 split_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "split_pairs")
 center_cells = LazyIntrinsic("ort_cpu.kernels._taps", "center_cells")
 center_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "center_pairs")
-requant_cells = LazyIntrinsic("ort_cpu.kernels._taps", "requant_cells")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
@@ -46,6 +52,8 @@ CONVOLVE, MAX = 0, 1
 SLACK = 64
 #: output channels of a dense group summed together (:data:`._taps.OUTS`)
 OUTS = 8
+#: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`)
+ROWS = 4
 
 __all__ = ["warm", "warm_nhwc", "warm_quant"]
 
@@ -139,12 +147,13 @@ def _direct(
     over a block of output rows (``wq`` accumulator cells per row, the last ``wq - OW`` unused)
     at any stride."""
     h, wd = x.shape[2], x.shape[3]
-    oh_ = y.shape[2]
+    oh_, ow_ = y.shape[2], y.shape[3]
     taps = kh * kw
     phase = hq * wq  # cells per phase plane
-    # slack after the last plane: the unused accumulator cells of the last row read past it
-    # (and add_taps reads and writes up to SLACK cells past a run)
-    buf = np.zeros((cg, sh * sw * phase + wq + kw * dw + SLACK), x.dtype)
+    # slack after the last plane: the unused accumulator cells of the last row read past it,
+    # the taps loops read up to SLACK cells past a run and taps_rows ROWS - 1 rows past its
+    # block's last
+    buf = np.zeros((cg, sh * sw * phase + ROWS * wq + kw * dw + SLACK), x.dtype)
     if mode == MAX:
         buf[:] = -np.inf
     acc = np.empty(chunk * wq + SLACK, y.dtype)
@@ -153,8 +162,8 @@ def _direct(
     # below are copied by address)
     cell = x.itemsize
     bv0 = bias[0]  # a value of the element type (bias holds M >= 1 values)
-    # every (input channel, tap) of a group from the first channel's planes: one pass of
-    # add_taps over all of them keeps each output's sum in registers across the channels too
+    # every (input channel, tap) of a group from the first channel's planes: one pass of the
+    # taps loop over all of them keeps each output's sum in registers across the channels too
     # (the same additions in the same order as a pass per channel)
     every = np.empty(cg * taps, np.int64)
     for c in range(cg):
@@ -168,6 +177,11 @@ def _direct(
     wpk = np.empty((blocks, cg * taps, OUTS), w.dtype)
     accb = np.empty(OUTS * stride if blocked else 0, y.dtype)
     zero_w = w.dtype.type(0.0)
+    a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
+    # a single input channel read at unit row stride and dilation by a 3 x 3 or 5 x 5 window:
+    # output rows share the input rows they read (taps_rows_3x3 / _5x5: offs' first kw taps are
+    # the columns' offsets)
+    shared = kh if cg == 1 and sh == 1 and dh == 1 and kh == kw and kh in (3, 5) else 0
     for n in range(x.shape[0]):
         for g in range(g0, g1):
             # the interior; the border keeps its first value, 0 (or -inf for MAX), as every
@@ -201,6 +215,30 @@ def _direct(
                         mm = m0 + bk * OUTS + o
                         for t in range(cg * taps):
                             wpk[bk, t, o] = w[g * mg + mm, t] if mm < m1 else zero_w
+            if mode == CONVOLVE and not blocked:  # whole output rows, ROWS at a time
+                for mm in range(m0, m1):
+                    m = g * mg + mm
+                    plane = y[n, m]
+                    out, row = plane.ctypes.data, plane.strides[0]
+                    for r0 in range(0, oh_, ROWS):
+                        k = min(ROWS, oh_ - r0)
+                        dst, src = out + r0 * row, buf.ctypes.data + r0 * wq * cell
+                        if shared == 3:
+                            taps_rows_3x3(
+                                dst, ow_, k, src, wq, offs.ctypes.data, w[m].ctypes.data, ow_,
+                                bias[m], act, a_, b_,
+                            )  # fmt: skip
+                        elif shared == 5:
+                            taps_rows_5x5(
+                                dst, ow_, k, src, wq, offs.ctypes.data, w[m].ctypes.data, ow_,
+                                bias[m], act, a_, b_,
+                            )  # fmt: skip
+                        else:
+                            taps_rows(
+                                dst, ow_, k, src, wq, every.ctypes.data, w[m].ctypes.data, ow_,
+                                bias[m], act, a_, b_, cg * taps,
+                            )  # fmt: skip
+                continue
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq
@@ -223,19 +261,13 @@ def _direct(
                                 beta,
                             )  # fmt: skip
                     continue
-                for mm in range(m0, m1):
+                for mm in range(m0, m1):  # MAX: each window's maximum from -inf
                     m = g * mg + mm
                     bv = bias[m]
                     for o in range(size):
                         acc[o] = bv
                     src = buf[0, r0 * wq :].ctypes.data
-                    if mode == MAX:
-                        max_taps(acc.ctypes.data, src, every.ctypes.data, 0, cg * taps, size, bv)
-                    else:  # every tap of every channel added in order, 16 sums in registers
-                        add_taps(
-                            acc.ctypes.data, src, every.ctypes.data, w[m].ctypes.data,
-                            cg * taps, size, bv,
-                        )  # fmt: skip
+                    max_taps(acc.ctypes.data, src, every.ctypes.data, 0, cg * taps, size, bv)
                     _write_rows(acc, 0, y[n, m], r0, r1, wq, act, alpha, beta)
 
 
@@ -293,7 +325,7 @@ def warm_gather():
 
 @jit(error_model="numpy")
 def _depthwise_quant(
-    x, zx, w, bias, mult, zy, lo, hi, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, hq, wq, chunk
+    x, zx, w, bias, mult, zy, lo, hi, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, hq, wq
 ):  # pragma: no cover - compiled
     """Channels ``c0:c1`` of a depthwise QLinearConv: ``y`` (N, C, OH, OW) 8-bit from ``x`` (N,
     C, H, W) 8-bit, in one pass per channel. Each plane is copied centred (``x - zx`` in float32)
@@ -308,10 +340,9 @@ def _depthwise_quant(
     oh_, ow_ = y.shape[2], y.shape[3]
     taps = kh * kw
     phase = hq * wq
-    buf = np.zeros(sh * sw * phase + wq + kw * dw + SLACK, np.float32)
-    acc = np.empty(chunk * wq + SLACK, np.float32)
+    buf = np.zeros(sh * sw * phase + ROWS * wq + kw * dw + SLACK, np.float32)
     offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
-    zero = np.float32(0.0)
+    shared = kh if sh == 1 and dh == 1 and kh == kw and kh in (3, 5) else 0
     # one centred image row, split into its column phases from here (strides above 2)
     row = np.empty(wd + SLACK, np.float32)
     like_x, like_y = x.dtype.type(0), y.dtype.type(0)
@@ -341,19 +372,23 @@ def _depthwise_quant(
             b, m = bias[c], mult[c]
             src = buf.ctypes.data
             out = yb + ((n * y.shape[1] + c) * oh_) * ow_ * y.itemsize
-            for r0 in range(0, oh_, chunk):
-                r1 = min(oh_, r0 + chunk)
-                size = (r1 - r0) * wq
-                for o in range(size):
-                    acc[o] = zero
-                add_taps(
-                    acc.ctypes.data, src + r0 * wq * 4, offs.ctypes.data, w[c].ctypes.data, taps,
-                    size, zero,
-                )  # fmt: skip
-                for r in range(r1 - r0):
-                    requant_cells(
-                        out + (r0 + r) * ow_ * y.itemsize, acc.ctypes.data + r * wq * 4, ow_,
-                        b, m, zy, lo, hi, like_y,
+            for r0 in range(0, oh_, ROWS):  # whole output rows, ROWS at a time
+                k = min(ROWS, oh_ - r0)
+                dst, at = out + r0 * ow_ * y.itemsize, src + r0 * wq * 4
+                if shared == 3:
+                    quant_rows_3x3(
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
+                        lo, hi, like_y,
+                    )  # fmt: skip
+                elif shared == 5:
+                    quant_rows_5x5(
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
+                        lo, hi, like_y,
+                    )  # fmt: skip
+                else:
+                    quant_rows(
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
+                        lo, hi, like_y, taps,
                     )  # fmt: skip
 
 
@@ -366,7 +401,7 @@ def warm_quant(x_dtype, y_dtype):
     fn = None
     for bias in _biases(np.float32):
         fn = _depthwise_quant.warm(
-            x, f, w, bias, bias, f, f, f, y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2
+            x, f, w, bias, bias, f, f, f, y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2
         )
     return fn
 

@@ -91,12 +91,12 @@ def _nhwc_piece(dtype):
 
 def _quant_piece(x_dtype, y_dtype):
     """Channels ``lo:hi`` of :func:`._conv_jit._depthwise_quant`: its block holds x (address,
-    N, C, H, W), the weights', bias's and multipliers' addresses, y (address, OH, OW), the 11
+    N, C, H, W), the weights', bias's and multipliers' addresses, y (address, OH, OW), the 10
     integer arguments from kh, then zx, zy, lo and hi as float64 bits."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), 22, np.int64)
-        f = carray(pointer(argument + 22 * 8), 4, np.float64)
+        a = carray(pointer(argument), 21, np.int64)
+        f = carray(pointer(argument + 21 * 8), 4, np.float64)
         n, c = a[1], a[2]
         x = carray(pointer(a[0]), (n, c, a[3], a[4]), x_dtype)
         w = carray(pointer(a[5]), (c, a[11] * a[12]), np.float32)
@@ -107,7 +107,7 @@ def _quant_piece(x_dtype, y_dtype):
         _quant(
             x, np.float32(f[0]), w, bias, mult, np.float32(f[1]), np.float32(f[2]),
             np.float32(f[3]), y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8],
-            i[9], i[10],
+            i[9],
         )  # fmt: skip
 
     return cfunc(_SIGNATURE, cache=True)(piece)

@@ -1645,7 +1645,9 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
                 None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
             )  # fmt: skip
             plan = _DirectPlan(None, x.shape, m, m, kernel, strides, dilations, out, begin)
-            args = geometry[x.shape] = (plan.out, plan.args[:-1])
+            # the direct kernel's geometry but its row chunk and mode (the quantized kernel
+            # writes whole rows)
+            args = geometry[x.shape] = (plan.out, plan.args[:-2])
         out, ints = args
         zx = np.float32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
         x = np.ascontiguousarray(x)
