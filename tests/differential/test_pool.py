@@ -508,11 +508,20 @@ def test_whole_input_window(shape, attrs, monkeypatch):
     np.testing.assert_array_equal(run_cpu(model, feed)[0], _loop_pool(xi, full, "max", 0))
 
 
+@pytest.mark.parametrize(
+    "window, probe",
+    [
+        ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, (3, 4)),
+        # unit stride: the row loops that load each input row once for every output row
+        ({"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}, (4, 8)),
+        ({"kernel_shape": [5, 5], "strides": [1, 1], "pads": [2, 2, 2, 2]}, (7, 5)),
+    ],
+)
 @pytest.mark.parametrize("name", ["MaxPool", "AveragePool"])
-def test_compiled_pools_keep_nan_and_share_channels(name, monkeypatch):
+def test_compiled_pools_keep_nan_and_share_channels(name, window, probe, monkeypatch):
     """The compiled pools against the numpy path, bit for bit (NaN and infinities in some
-    windows: np.maximum's NaN), and at two threads (channels shared as compiled pieces on the
-    pool) the one-thread result."""
+    windows: np.maximum's NaN; ``probe`` is an output whose window holds the NaN), and at two
+    threads (channels shared as compiled pieces on the pool) the one-thread result."""
     from ort_cpu import _threads
 
     import ort_core
@@ -520,8 +529,7 @@ def test_compiled_pools_keep_nan_and_share_channels(name, monkeypatch):
     rng = np.random.default_rng(77)
     x = _rand(rng, (1, 24, 112, 112))  # enough work to share at two threads
     x[0, 3, 5, 7], x[0, 4, 10, 10], x[0, 5, 0, 0] = np.nan, np.inf, -np.inf
-    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
-    model, feed = make_node_model(name, [x], attrs, opset=19)
+    model, feed = make_node_model(name, [x], window, opset=19)
 
     def run(threads):
         so = ort_core.SessionOptions()
@@ -543,7 +551,7 @@ def test_compiled_pools_keep_nan_and_share_channels(name, monkeypatch):
     numpy_path = run(1)
     np.testing.assert_array_equal(one, numpy_path if name == "MaxPool" else one)
     np.testing.assert_allclose(one, numpy_path, rtol=1e-6, atol=1e-6)
-    assert np.isnan(one[0, 3, 3, 4]) and np.isnan(numpy_path[0, 3, 3, 4])
+    assert np.isnan(one[(0, 3, *probe)]) and np.isnan(numpy_path[(0, 3, *probe)])
     if _threads.spin_supported():
         assert True in shared
         np.testing.assert_array_equal(two, one)

@@ -34,7 +34,9 @@ from ._elementwise_jit import _act_value, _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 add_taps_block = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps_block")
-max_taps = LazyIntrinsic("ort_cpu.kernels._taps", "max_taps")
+max_rows = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows")
+max_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows_3x3")
+max_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows_5x5")
 copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
 taps_rows = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows")
 taps_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows_3x3")
@@ -140,12 +142,14 @@ def _direct(
     beta,
 ):  # pragma: no cover - compiled
     """Groups ``g0:g1`` of every image, output channels ``m0:m1`` of each (``0:mg`` all of
-    them): ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w`` (M, cg * kh * kw), through a zero-padded copy of one group's input channels split into its
-    ``sh`` x ``sw`` stride phases, each ``hq`` rows of ``wq`` cells: padded cell (pr, pc) is
-    cell (pr // sh, pc // sw) of phase (pr % sh, pc % sw). Output cell (r, q) then reads cell
-    (r, q) of each tap's phase, moved by the tap's whole strides, so a tap is one contiguous run
-    over a block of output rows (``wq`` accumulator cells per row, the last ``wq - OW`` unused)
-    at any stride."""
+    them): ``y`` (N, M, OH, OW) from ``x`` (N, C, H, W) and ``w`` (M, cg * kh * kw), through a
+    zero-padded copy of one group's input channels split into its ``sh`` x ``sw`` stride
+    phases, each ``hq`` rows of ``wq`` cells: padded cell (pr, pc) is cell (pr // sh, pc // sw)
+    of phase (pr % sh, pc % sw). Output cell (r, q) then reads cell (r, q) of each tap's phase,
+    moved by the tap's whole strides, so a tap is one contiguous run over a block of output rows
+    (``wq`` cells per row, the last ``wq - OW`` unused) at any stride. A single output channel
+    at a time (depthwise layers, the pools) is written ROWS whole rows at a time (:func:`_rows`);
+    dense groups sum ``chunk`` rows of OUTS channels in ``accb``, then write them out."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     taps = kh * kw
@@ -156,9 +160,8 @@ def _direct(
     buf = np.zeros((cg, sh * sw * phase + ROWS * wq + kw * dw + SLACK), x.dtype)
     if mode == MAX:
         buf[:] = -np.inf
-    acc = np.empty(chunk * wq + SLACK, y.dtype)
     offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
-    # bytes per element (x, y, buf and acc share the dtype; all are C-contiguous: the rows
+    # bytes per element (x, y, buf and accb share the dtype; all are C-contiguous: the rows
     # below are copied by address)
     cell = x.itemsize
     bv0 = bias[0]  # a value of the element type (bias holds M >= 1 values)
@@ -215,60 +218,60 @@ def _direct(
                         mm = m0 + bk * OUTS + o
                         for t in range(cg * taps):
                             wpk[bk, t, o] = w[g * mg + mm, t] if mm < m1 else zero_w
-            if mode == CONVOLVE and not blocked:  # whole output rows, ROWS at a time
+            if not blocked:  # whole output rows, ROWS at a time, straight from the registers
                 for mm in range(m0, m1):
                     m = g * mg + mm
                     plane = y[n, m]
                     out, row = plane.ctypes.data, plane.strides[0]
+                    wm, bm = w[m].ctypes.data, bias[m]
                     for r0 in range(0, oh_, ROWS):
                         k = min(ROWS, oh_ - r0)
                         dst, src = out + r0 * row, buf.ctypes.data + r0 * wq * cell
-                        if shared == 3:
-                            taps_rows_3x3(
-                                dst, ow_, k, src, wq, offs.ctypes.data, w[m].ctypes.data, ow_,
-                                bias[m], act, a_, b_,
-                            )  # fmt: skip
-                        elif shared == 5:
-                            taps_rows_5x5(
-                                dst, ow_, k, src, wq, offs.ctypes.data, w[m].ctypes.data, ow_,
-                                bias[m], act, a_, b_,
-                            )  # fmt: skip
-                        else:
-                            taps_rows(
-                                dst, ow_, k, src, wq, every.ctypes.data, w[m].ctypes.data, ow_,
-                                bias[m], act, a_, b_, cg * taps,
-                            )  # fmt: skip
+                        _rows(dst, ow_, k, src, wq, offs, every, wm, bm, act, a_, b_, shared,
+                              mode == MAX, cg * taps)  # fmt: skip
                 continue
             for r0 in range(0, oh_, chunk):
                 r1 = min(oh_, r0 + chunk)
                 size = (r1 - r0) * wq
-                if blocked:
-                    src = buf[0, r0 * wq :].ctypes.data
-                    for bk in range(blocks):
-                        b0 = m0 + bk * OUTS
-                        k = min(OUTS, m1 - b0)
-                        for o in range(OUTS):
-                            bv = bias[g * mg + b0 + o] if o < k else bv0
-                            for c in range(o * stride, o * stride + size):
-                                accb[c] = bv
-                        add_taps_block(
-                            accb.ctypes.data, stride, src, every.ctypes.data, wpk[bk].ctypes.data,
-                            cg * taps, size, bv0,
+                src = buf[0, r0 * wq :].ctypes.data
+                for bk in range(blocks):
+                    b0 = m0 + bk * OUTS
+                    k = min(OUTS, m1 - b0)
+                    for o in range(OUTS):
+                        bv = bias[g * mg + b0 + o] if o < k else bv0
+                        for c in range(o * stride, o * stride + size):
+                            accb[c] = bv
+                    add_taps_block(
+                        accb.ctypes.data, stride, src, every.ctypes.data, wpk[bk].ctypes.data,
+                        cg * taps, size, bv0,
+                    )  # fmt: skip
+                    for o in range(k):
+                        _write_rows(
+                            accb, o * stride, y[n, g * mg + b0 + o], r0, r1, wq, act, alpha,
+                            beta,
                         )  # fmt: skip
-                        for o in range(k):
-                            _write_rows(
-                                accb, o * stride, y[n, g * mg + b0 + o], r0, r1, wq, act, alpha,
-                                beta,
-                            )  # fmt: skip
-                    continue
-                for mm in range(m0, m1):  # MAX: each window's maximum from -inf
-                    m = g * mg + mm
-                    bv = bias[m]
-                    for o in range(size):
-                        acc[o] = bv
-                    src = buf[0, r0 * wq :].ctypes.data
-                    max_taps(acc.ctypes.data, src, every.ctypes.data, 0, cg * taps, size, bv)
-                    _write_rows(acc, 0, y[n, m], r0, r1, wq, act, alpha, beta)
+
+
+@jit(inline="always")
+def _rows(
+    dst, ow_, k, src, wq, offs, every, wm, bm, act, a_, b_, shared, maximum, taps
+):  # pragma: no cover
+    """``k`` (at most ROWS) whole output rows of one channel at address ``dst`` (``ow_`` cells
+    each) from the phase planes at ``src``: :mod:`._taps`' row loops, the sums (``maximum``:
+    the maxima) from ``bm``, the forms sharing input rows where ``shared`` (3 or 5) says."""
+    if maximum:
+        if shared == 3:
+            max_rows_3x3(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+        elif shared == 5:
+            max_rows_5x5(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+        else:
+            max_rows(dst, ow_, k, src, wq, every.ctypes.data, wm, ow_, bm, act, a_, b_, taps)
+    elif shared == 3:
+        taps_rows_3x3(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+    elif shared == 5:
+        taps_rows_5x5(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+    else:
+        taps_rows(dst, ow_, k, src, wq, every.ctypes.data, wm, ow_, bm, act, a_, b_, taps)
 
 
 @jit()

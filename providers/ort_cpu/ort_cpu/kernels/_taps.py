@@ -13,10 +13,10 @@ rows it serves (144 x 56 x 56 depthwise 3x3: 0.28 -> 0.19 ms; with a fused activ
 3x3 / 5x5 forms) is the depthwise QLinearConv's: sums of centred 8-bit values from zero,
 requantized to 8 bits on the way out.
 
-``max_taps`` keeps a block of output maxima in registers across the taps (the max pools): 16
-at a time, 9 loads and one store per 16 outputs of a 3 x 3 window. ``add_taps_block`` is the
-loop for 8 output channels of a dense layer at once, each input vector loaded once for all 8,
-with fused multiply-adds; both come from one code generator (:func:`_taps_codegen`).
+``max_rows`` (and its 3x3 / 5x5 forms) is the same loop taking each window's maximum (the max
+pools), as np.maximum (NaN from either side). ``add_taps_block`` is the loop for 8 output
+channels of a dense layer at once over a block of rows in memory, each input vector loaded once
+for all 8, with fused multiply-adds.
 ``split_pairs`` splits a row into its two column phases (stride 2) by address.
 ``center_cells`` and ``center_pairs`` are a depthwise QLinearConv's rows in (8-bit to centred
 float32, split into column phases at stride 2), in vectors of 16 with one masked vector for a
@@ -33,40 +33,27 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._conv_jit import ROWS, SLACK
+from ._conv_jit import ROWS
 from ._ir import loop_end, loop_start, splat
 
 #: outputs per vector
 LANES = 16
 
 
-#: vectors of outputs summed side by side (independent additions in flight: one vector's nine
-#: taps alone are a chain of dependent additions); the slack the arrays need past a run (whole
-#: groups of them are computed) is :data:`._conv_jit.SLACK`, which sizes _direct's buffers
-UNROLL = SLACK // LANES
-
-
-#: how a tap is combined into the sums: ``dst += w * src`` with one fused multiply-add, or
-#: ``dst = max(dst, src)``
-FUSED, MAXIMUM = "fused", "maximum"
 #: output channels whose sums :func:`add_taps_block` keeps in registers together
 OUTS = 8
 #: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
 BLOCK_VECTORS = 2
 
 
-def _taps_codegen(rows: int, vectors: int, combine: str):
+def _taps_codegen(rows: int, vectors: int):
     """The code of a taps loop: over groups of ``vectors`` vectors of 16 cells, ``rows`` rows of
     sums (``dst`` rows ``stride`` elements apart) kept in registers across every tap t in order:
-    each reads ``src[offs[t] + cell]`` once for all the rows, row o weighted by
-    ``weights[t * rows + o]``, and the sums are stored back once per group."""
+    each reads ``src[offs[t] + cell]`` once for all the rows, row o adding ``weights[t * rows +
+    o]`` times it in one fused multiply-add, and the sums are stored back once per group."""
 
     def codegen(context, builder, sig, args):
-        if rows == 1:
-            dst, src, offs, weights, taps, size, like = args
-            stride = None
-        else:
-            dst, stride, src, offs, weights, taps, size, like = args
+        dst, stride, src, offs, weights, taps, size, like = args
         real = like.type
         vec = ir.VectorType(real, LANES)
         word = ir.IntType(64)
@@ -76,10 +63,9 @@ def _taps_codegen(rows: int, vectors: int, combine: str):
         src_p = builder.inttoptr(src, real.as_pointer())
         offs_p = builder.inttoptr(offs, word.as_pointer())
         w_p = builder.inttoptr(weights, real.as_pointer())
-        if combine == FUSED:
-            fma = builder.module.declare_intrinsic(
-                f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-            )
+        fma = builder.module.declare_intrinsic(
+            f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+        )
         size_up = builder.add(size, ir.Constant(word, span - 1))
         groups = builder.sdiv(size_up, ir.Constant(word, span))
 
@@ -123,16 +109,6 @@ def _taps_codegen(rows: int, vectors: int, combine: str):
         w_row = builder.mul(t, ir.Constant(word, rows))
         summed = []
         for o in range(rows):
-            if combine == MAXIMUM:  # np.maximum's: NaN from either side
-                sums = []
-                for u in range(vectors):
-                    keep = builder.fcmp_unordered(">=", acc[o][u], sv[u])
-                    top = builder.select(keep, acc[o][u], sv[u])
-                    sums.append(
-                        builder.select(builder.fcmp_unordered("uno", sv[u], sv[u]), sv[u], top)
-                    )
-                summed.append(sums)
-                continue
             at = builder.add(w_row, ir.Constant(word, o))
             ws = splat(builder, builder.load(builder.gep(w_p, [at])), vec)
             summed.append([builder.call(fma, [ws, sv[u], acc[o][u]]) for u in range(vectors)])
@@ -164,17 +140,7 @@ def _taps_codegen(rows: int, vectors: int, combine: str):
     return codegen
 
 
-@intrinsic
-def max_taps(typingctx, dst, src, offs, weights, count, size, like):
-    """``max_taps(dst, src, offs, weights, taps, size, like)``: ``dst[o] = max(dst[o],
-    src[offs[t] + o])`` for t in ``range(taps)`` and o in ``range(size)`` rounded up to
-    :data:`SLACK`, as np.maximum (NaN from either side); ``dst``, ``src``, ``offs`` (int64) are
-    addresses, ``weights`` unused, the elements of ``like``'s type (float32 or float64)."""
-    i64 = types.int64
-    return types.void(i64, i64, i64, i64, i64, i64, like), _taps_codegen(1, UNROLL, MAXIMUM)
-
-
-_block_codegen = _taps_codegen(OUTS, BLOCK_VECTORS, FUSED)
+_block_codegen = _taps_codegen(OUTS, BLOCK_VECTORS)
 
 
 @intrinsic
@@ -427,13 +393,14 @@ def _act_ir(builder, values, act, alpha, beta):
     return out
 
 
-def _rows_codegen(kernel, quant: bool = False):
+def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
     """The code of :func:`taps_rows` (``kernel`` None: any taps, each row reading its own
     vectors) or of :func:`taps_rows_3x3` / ``_5x5`` (``kernel`` (kh, kw): unit row stride and
     dilation, so output rows r and r + 1 read the same input rows one tap row apart: each input
     vector is loaded once for every output row it serves). ``quant``: the sums start at zero and
     are requantized to 8 bits on the way out (:func:`quant_rows`) instead of starting at the
-    bias and going through an activation."""
+    bias and going through an activation. ``maximum``: each window's maximum from the "bias"
+    (-inf), as np.maximum (NaN from either side), the weights unused (:func:`max_rows`)."""
 
     def codegen(context, builder, sig, args):
         dst, dst_row, rows, src, src_row, offs, weights, count = args[:8]
@@ -460,12 +427,20 @@ def _rows_codegen(kernel, quant: bool = False):
 
         if kernel is not None:  # the weights and the columns' offsets, loaded once
             kh, kw = kernel
-            w_s = [splat(builder, builder.load(builder.gep(w_p, [c(t)])), vec)
-                   for t in range(kh * kw)]  # fmt: skip
+            w_s = [] if maximum else [splat(builder, builder.load(builder.gep(w_p, [c(t)])), vec)
+                                      for t in range(kh * kw)]  # fmt: skip
             cols = [builder.load(builder.gep(offs_p, [c(j)])) for j in range(kw)]
         row_at = [builder.mul(c(k), src_row) for k in range(ROWS)]
         out_at = [builder.mul(c(k), dst_row) for k in range(ROWS)]
         start_v = ir.Constant(vec, None) if quant else splat(builder, bias, vec)
+
+        def combine(acc, w, v):
+            """One tap into a sum: ``acc + w * v`` (a multiply, then an add), or for
+            ``maximum`` np.maximum's ``max(acc, v)`` (NaN from either side)."""
+            if not maximum:
+                return builder.fadd(acc, builder.fmul(w, v))
+            top = builder.select(builder.fcmp_unordered(">=", acc, v), acc, v)
+            return builder.select(builder.fcmp_unordered("uno", v, v), v, top)
 
         def sums(cell, vectors):
             """The ROWS x vectors sums from ``cell`` on."""
@@ -479,8 +454,8 @@ def _rows_codegen(kernel, quant: bool = False):
                             v = builder.load(vector_at(src_p, builder.add(base, lanes[u])),
                                              align=1)  # fmt: skip
                             for k in range(max(0, s - kh + 1), min(ROWS, s + 1)):
-                                w = w_s[(s - k) * kw + j]
-                                acc[k][u] = builder.fadd(acc[k][u], builder.fmul(w, v))
+                                w = w_s[(s - k) * kw + j] if w_s else None
+                                acc[k][u] = combine(acc[k][u], w, v)
                 return acc
             entry = builder.block
             loop = builder.append_basic_block("rows.taps")
@@ -494,13 +469,13 @@ def _rows_codegen(kernel, quant: bool = False):
                 for p in row:
                     p.add_incoming(start_v, entry)
             off = builder.load(builder.gep(offs_p, [t]))
-            w = splat(builder, builder.load(builder.gep(w_p, [t])), vec)
+            w = None if maximum else splat(builder, builder.load(builder.gep(w_p, [t])), vec)
             new = []
             for k in range(ROWS):
                 base = builder.add(off, row_at[k])
                 new.append([
-                    builder.fadd(phis[k][u], builder.fmul(w, builder.load(
-                        vector_at(src_p, builder.add(base, lanes[u])), align=1)))
+                    combine(phis[k][u], w, builder.load(
+                        vector_at(src_p, builder.add(base, lanes[u])), align=1))
                     for u in range(vectors)
                 ])  # fmt: skip
             t1 = builder.add(t, c(1))
@@ -621,6 +596,28 @@ def _rows_fixed(kh, kw):
 #: rows that read it
 taps_rows_3x3 = _rows_fixed(3, 3)
 taps_rows_5x5 = _rows_fixed(5, 5)
+
+
+@intrinsic
+def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
+             alpha, beta, taps):  # fmt: skip
+    """:func:`taps_rows` taking each window's maximum from ``bias`` (-inf: a max pool's) as
+    np.maximum does (NaN from either side); ``weights`` unused."""
+    return _rows_signature(types.int64)(bias), _rows_codegen(None, maximum=True)
+
+
+def _max_fixed(kh, kw):
+    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
+                    alpha, beta):  # fmt: skip
+        return _rows_signature()(bias), _rows_codegen((kh, kw), maximum=True)
+
+    return intrinsic(rows_kernel)
+
+
+#: :func:`max_rows` with :func:`taps_rows_3x3`'s and ``_5x5``'s shared input rows (max pools
+#: at unit stride: Inception's 3 x 3, YOLO's SPPF 5 x 5)
+max_rows_3x3 = _max_fixed(3, 3)
+max_rows_5x5 = _max_fixed(5, 5)
 
 
 @intrinsic
