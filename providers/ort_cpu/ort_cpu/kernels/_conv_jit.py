@@ -1,7 +1,7 @@
 """Compiled direct convolution for the layers a GEMM serves badly: depthwise (one input channel
 per group, any channel multiplier), groups of very few input channels (a 3-channel stem), and
 dense layers below 128 channels, whose output channels are summed eight at a time
-(:func:`._taps.add_taps_block`: each input vector loaded once for eight channels), with nothing
+(:func:`._taps.block_rows`: each input vector loaded once for eight channels), with nothing
 built on the calling thread so that they share among threads.
 
 Those layers do a few multiply-adds per output cell, so im2col spends its time copying a column
@@ -10,10 +10,10 @@ group's input into a zero-padded plane split into its row and column stride phas
 reads one contiguous run over a block of output rows, at any stride), then per block of output
 rows and output channel starts at the bias and adds every tap of each input channel in one pass
 (:mod:`._taps`: the sums in registers across the taps, in tap order: no reassociation, no
-fastmath), and applies the activation on the way out. A single output channel (depthwise) is
-written :data:`ROWS` whole output rows at a time straight from the registers
-(:func:`._taps.taps_rows`, which at unit row stride loads each input vector once for all the
-rows that read it); dense groups and the max pools go through an accumulator block.
+fastmath), and applies the activation in registers on the way out, storing straight into the
+output rows. A single output channel (depthwise, the pools) is written :data:`ROWS` whole
+output rows at a time (:func:`._taps.taps_rows`, which at unit row stride loads each input
+vector once for all the rows that read it), a dense group eight output channels at a time.
 :func:`_depthwise_nhwc` is the same sum channels last, for small maps with many channels.
 :func:`_depthwise_quant` is a depthwise QLinearConv: 8-bit planes centred into the same phases,
 the same taps, requantized on the way out (:mod:`._taps`' row intrinsics), in one pass.
@@ -33,7 +33,7 @@ from .._jit import LazyIntrinsic, jit
 from ._elementwise_jit import _act_value, _activate
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
-add_taps_block = LazyIntrinsic("ort_cpu.kernels._taps", "add_taps_block")
+block_rows = LazyIntrinsic("ort_cpu.kernels._taps", "block_rows")
 max_rows = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows")
 max_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows_3x3")
 max_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "max_rows_5x5")
@@ -52,7 +52,7 @@ center_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "center_pairs")
 CONVOLVE, MAX = 0, 1
 #: cells of slack past a run that _direct's buffers keep for :mod:`._taps` (4 vectors of 16)
 SLACK = 64
-#: output channels of a dense group summed together (:data:`._taps.OUTS`)
+#: output channels of a dense group summed together (:func:`._taps.block_rows`)
 OUTS = 8
 #: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`)
 ROWS = 4
@@ -80,23 +80,6 @@ def _pair_phases(rowbase, pl, phase):  # pragma: no cover - compiled
         rowbase + (pl % 2) * phase + pl // 2,
         rowbase + ((pl + 1) % 2) * phase + (pl + 1) // 2,
     )
-
-
-@jit(inline="always")
-def _write_rows(acc, at, plane, r0, r1, wq, act, alpha, beta):  # pragma: no cover - compiled
-    """Output rows ``r0:r1`` of ``plane`` (OH, OW) from the accumulator rows of ``wq`` cells at
-    ``acc[at:]`` (their first OW cells), through activation ``act``; without one, each row
-    copied by address (no views per row)."""
-    ow_ = plane.shape[1]
-    if act == 0:
-        out, cell, like = plane.ctypes.data, plane.itemsize, acc[0]
-        for r in range(r1 - r0):
-            src = acc.ctypes.data + (at + r * wq) * cell
-            copy_cells(out + (r0 + r) * ow_ * cell, src, ow_, like)
-        return
-    for r in range(r1 - r0):
-        row = at + r * wq
-        _activate(acc[row : row + ow_], plane[r0 + r], act, alpha, beta)
 
 
 @jit(inline="always")
@@ -149,7 +132,8 @@ def _direct(
     moved by the tap's whole strides, so a tap is one contiguous run over a block of output rows
     (``wq`` cells per row, the last ``wq - OW`` unused) at any stride. A single output channel
     at a time (depthwise layers, the pools) is written ROWS whole rows at a time (:func:`_rows`);
-    dense groups sum ``chunk`` rows of OUTS channels in ``accb``, then write them out."""
+    dense groups OUTS output channels at a time, ``chunk`` rows at a time for every block of
+    channels (:func:`._taps.block_rows`)."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     taps = kh * kw
@@ -161,7 +145,7 @@ def _direct(
     if mode == MAX:
         buf[:] = -np.inf
     offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
-    # bytes per element (x, y, buf and accb share the dtype; all are C-contiguous: the rows
+    # bytes per element (x, y and buf share the dtype; x and buf are C-contiguous: the rows
     # below are copied by address)
     cell = x.itemsize
     bv0 = bias[0]  # a value of the element type (bias holds M >= 1 values)
@@ -172,13 +156,15 @@ def _direct(
     for c in range(cg):
         for t in range(taps):
             every[c * taps + t] = c * buf.shape[1] + offs[t]
-    # a dense group (two output channels or more): OUTS of them at a time (add_taps_block),
-    # each input vector loaded once for all of them; their sums in accb's rows
+    # a dense group (two output channels or more): OUTS of them at a time (block_rows), each
+    # input vector loaded once for all of them
     blocked = mode == CONVOLVE and m1 - m0 >= 2
     blocks = -(-(m1 - m0) // OUTS) if blocked else 0
-    stride = chunk * wq + SLACK
     wpk = np.empty((blocks, cg * taps, OUTS), w.dtype)
-    accb = np.empty(OUTS * stride if blocked else 0, y.dtype)
+    bb = np.empty(OUTS, y.dtype)  # a block's biases (a partial block's rest unused)
+    # y's rows are contiguous (it may be a block of rows of a larger output: a piece's);
+    # elements from one output plane to the next, from one row to the next (in bytes)
+    planes_apart, row_bytes = y.strides[1] // y.itemsize, y.strides[2]
     zero_w = w.dtype.type(0.0)
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
     # a single input channel read at unit row stride and dilation by a 3 x 3 or 5 x 5 window:
@@ -221,35 +207,27 @@ def _direct(
             if not blocked:  # whole output rows, ROWS at a time, straight from the registers
                 for mm in range(m0, m1):
                     m = g * mg + mm
-                    plane = y[n, m]
-                    out, row = plane.ctypes.data, plane.strides[0]
+                    out = y[n, m].ctypes.data
                     wm, bm = w[m].ctypes.data, bias[m]
                     for r0 in range(0, oh_, ROWS):
                         k = min(ROWS, oh_ - r0)
-                        dst, src = out + r0 * row, buf.ctypes.data + r0 * wq * cell
+                        dst, src = out + r0 * row_bytes, buf.ctypes.data + r0 * wq * cell
                         _rows(dst, ow_, k, src, wq, offs, every, wm, bm, act, a_, b_, shared,
                               mode == MAX, cg * taps)  # fmt: skip
                 continue
-            for r0 in range(0, oh_, chunk):
+            for r0 in range(0, oh_, chunk):  # a block of rows, all the group's channels
                 r1 = min(oh_, r0 + chunk)
-                size = (r1 - r0) * wq
-                src = buf[0, r0 * wq :].ctypes.data
+                src = buf.ctypes.data + r0 * wq * cell
                 for bk in range(blocks):
-                    b0 = m0 + bk * OUTS
-                    k = min(OUTS, m1 - b0)
+                    b0 = g * mg + m0 + bk * OUTS
+                    k = min(OUTS, g * mg + m1 - b0)
                     for o in range(OUTS):
-                        bv = bias[g * mg + b0 + o] if o < k else bv0
-                        for c in range(o * stride, o * stride + size):
-                            accb[c] = bv
-                    add_taps_block(
-                        accb.ctypes.data, stride, src, every.ctypes.data, wpk[bk].ctypes.data,
-                        cg * taps, size, bv0,
+                        bb[o] = bias[b0 + o] if o < k else bv0
+                    block_rows(
+                        y[n, b0].ctypes.data + r0 * row_bytes, planes_apart, ow_, r1 - r0, src, wq,
+                        every.ctypes.data, wpk[bk].ctypes.data, bb.ctypes.data, k, ow_, act,
+                        a_, b_, cg * taps, bv0,
                     )  # fmt: skip
-                    for o in range(k):
-                        _write_rows(
-                            accb, o * stride, y[n, g * mg + b0 + o], r0, r1, wq, act, alpha,
-                            beta,
-                        )  # fmt: skip
 
 
 @jit(inline="always")
