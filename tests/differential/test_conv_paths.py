@@ -563,7 +563,7 @@ DENSE = [
 @pytest.mark.parametrize("case", range(len(DENSE)))
 def test_dense_layers_direct(case, split, monkeypatch):
     """Dense layers on the compiled direct kernel, eight output channels at a time
-    (``_taps.add_taps_block``), on one thread or their output channels shared among two (as
+    (``_taps.block_rows``), on one thread or their output channels shared among two (as
     compiled pieces, in multiples of eight): with and without a bias, and as FusedConv with a
     compiled activation and with a residual, against onnxruntime."""
     from ort_cpu.kernels import conv
@@ -571,7 +571,7 @@ def test_dense_layers_direct(case, split, monkeypatch):
     from .harness import spy_split_compiled, use_compiled
 
     use_compiled(monkeypatch, True)
-    monkeypatch.setattr(conv, "_dense_direct_pays", lambda g, c, m, taps, out: g == 1)
+    monkeypatch.setattr(conv, "_dense_direct_pays", lambda g, c, m, taps: g == 1)
     handed = []
     if split == "split":
         monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)

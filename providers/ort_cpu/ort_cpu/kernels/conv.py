@@ -815,26 +815,18 @@ def _shared_stem(g: int, c: int, m: int, taps: int) -> bool:
     return _stem_shape(g, c, m, taps) and _threads.threads() > 1 and _threads.spinning()
 
 
-def _dense_direct_pays(g: int, c: int, m: int, taps: int, out) -> bool:
+def _dense_direct_pays(g: int, c: int, m: int, taps: int) -> bool:
     """Whether a dense layer (one group, more than one tap) runs direct: its output channels
-    eight at a time (:func:`._taps.add_taps_block`, each input vector loaded once for eight
-    channels' sums in registers), with nothing built on the calling thread, so that its output
-    channels share among the run's threads. Measured against im2col + OpenBLAS (and the taps
-    plan) on one layer, one thread / two threads: 16 -> 64 on 55 x 55 0.66 / 0.40 ms against
-    0.73 / 0.49; 64 -> 64 on 56 x 56 2.29 / 1.18 against 2.66 / 1.75; 32 -> 64 on 56 x 56
-    stride 2 0.35 / 0.21 against 0.44 / 0.34; 3 -> 32 on 224 x 224 stride 2 0.47 / 0.26
-    against 0.48 / 0.31. Not from 128 channels on, where Winograd or the GEMM wins (128 -> 128
-    on 28 x 28: 2.44 ms against Winograd's 1.72; 512 -> 512 on 7 x 7: 4.2 against 3.6), nor on
-    one thread for maps under 16 wide of more than a few input channels, where the 32-cell
-    groups and the junk columns cost more than the column matrix (48 -> 192 on 13 x 13: 0.42
-    against 0.37 ms; at two threads 0.23 against 0.27)."""
-    return _dense_shape(g, c, m, taps) and (
-        out[1] >= 16 or c * taps <= 32 or _threads.threads() > 1
-    )
-
-
-def _dense_shape(g: int, c: int, m: int, taps: int) -> bool:
-    """A dense layer the direct kernel may take (see :func:`_dense_direct_pays`)."""
+    eight at a time (:func:`._taps.block_rows`, each input vector loaded once for eight
+    channels' sums in registers, stored straight into the output rows), with nothing built on
+    the calling thread, so that its output channels share among the run's threads. Measured
+    against im2col + OpenBLAS (and the taps plan) on one layer with a Relu, one thread / two
+    threads: 64 -> 64 on 56 x 56 2.43 / 1.24 ms against 2.77 / 1.55; 96 -> 24 on 160 x 160 11.3
+    / 7.0 against 14.2 / 8.3; 32 -> 96 on 28 x 28 0.46 / 0.26 against 0.54 / 0.38; 48 -> 192 on
+    13 x 13 0.35 / 0.38 against 0.37 / 0.41 (small maps too, since the rows are written from
+    the registers). Not from 128 channels on, where Winograd or the GEMM wins (128 -> 256 on 28
+    x 28: 5.2 / 2.5 against 4.1 / 2.3; 512 -> 512 on 7 x 7: 6.9 / 3.5 against 3.5 / 1.9; 128
+    -> 128 on 28 x 28 ties)."""
     return g == 1 and taps > 1 and min(c, m) < 128
 
 
@@ -868,7 +860,7 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     if (
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
-        or _dense_shape(attrs.group, w_shape[1], w_shape[0], taps)
+        or _dense_direct_pays(attrs.group, w_shape[1], w_shape[0], taps)
     ):
         depthwise = w_shape[1] == 1 and w_shape[0] == attrs.group
         if _conv_jit.warm() is not None and depthwise:
@@ -928,13 +920,12 @@ def _direct_split_pays(y: np.ndarray, taps: int) -> bool:
 class _DirectPlan:
     """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers,
     groups of very few input channels and dense layers below 128 channels (their output
-    channels eight at a time, :func:`._taps.add_taps_block`): per group its input copied into
-    the stride-phase
-    planes of the zero-padded input (in the kernel, a group at a time, so it stays in cache;
-    at stride 2 the taps then read whole blocks of rows as at stride 1: 96 x 112 x 112 stride 2
-    0.95 -> 0.80 ms, 480 x 40 x 40 stride 2 1.17 -> 0.84 ms), then per block of output rows and
-    output channel the bias, one vectorized pass per input channel and few taps, and the
-    activation on the way out. No column matrix, no numpy call per group."""
+    channels eight at a time, :func:`._taps.block_rows`): per group its input copied into the
+    stride-phase planes of the zero-padded input (in the kernel, a group at a time, so it stays
+    in cache; at stride 2 the taps then read whole blocks of rows as at stride 1: 96 x 112 x
+    112 stride 2 0.95 -> 0.80 ms, 480 x 40 x 40 stride 2 1.17 -> 0.84 ms), then whole output
+    rows summed in registers from the bias and stored through the activation. No column
+    matrix, no numpy call per group."""
 
     __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps")
 
@@ -1261,7 +1252,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         _direct_pays(g, c // g, m // g, taps)
         or _big_stem(g, c, m, taps, out)
         or _shared_stem(g, c, m, taps)
-        or _dense_direct_pays(g, c, m, taps, out)
+        or _dense_direct_pays(g, c, m, taps)
     ):
         fn = _conv_jit.warm()
         if fn is not None:
