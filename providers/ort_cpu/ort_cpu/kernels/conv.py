@@ -1680,6 +1680,8 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         return None
     m, c = w.shape[:2]
     k = c * w.shape[2] * w.shape[3]
+    if k > _vnni.MAX_K:  # (sums the tiles' int32 arithmetic could not hold exactly)
+        return None
     wq, wsum = _vnni.pack_weights(np.ascontiguousarray(w.reshape(m, k)))
     bias = bias32 if bias32 is not None else np.zeros(m, np.float32)
     mult = mult32 if mult32 is not None else _per_channel(fixed[0], m)
