@@ -379,6 +379,8 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
             return new
 
         def finish(values):
+            if maximum:  # the pools have no activation (and no code to spend on one)
+                return values
             if not quant:
                 return _act_ir(builder, values, act, alpha, beta)
             return [_requant_ir(builder, v, bias, mult, zero_y, lo, hi, out_t, sig.args[13])
@@ -492,7 +494,8 @@ taps_rows_5x5 = _rows_fixed(5, 5)
 def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
              alpha, beta, taps):  # fmt: skip
     """:func:`taps_rows` taking each window's maximum from ``bias`` (-inf: a max pool's) as
-    np.maximum does (NaN from either side); ``weights`` unused."""
+    np.maximum does (NaN from either side); ``weights`` and the activation unused (the pools
+    have none)."""
     return _rows_signature(types.int64)(bias), _rows_codegen(None, maximum=True)
 
 
