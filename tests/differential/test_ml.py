@@ -300,6 +300,25 @@ def test_tree_ensemble_regressor(aggregate, version):
     check_ort("TreeEnsembleRegressor", _features(rng, 40, 3), attrs, version)
 
 
+@pytest.mark.parametrize("aggregate", ["SUM", "AVERAGE"])
+@pytest.mark.parametrize("rows", [1, 40])
+def test_tree_ensemble_regressor_one_target(aggregate, rows):
+    """One target: the compiled walk and sums in one call (the divisor and the base value from
+    its argument block), at batch 1 and over a batch; against onnxruntime."""
+    from ort_cpu import _jit, _trees
+
+    rng = np.random.default_rng(47)
+    ordered = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")  # the compiled walk's
+    attrs = legacy_ensemble(rng, 5, 3, 1, "target", modes=ordered)
+    attrs.update(n_targets=1, aggregate_function=aggregate, base_values=[0.75])
+    made = []
+    block = _trees.Walker.block
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_trees.Walker, "block", lambda self, *a: made.append(a) or block(self, *a))
+        check_ort("TreeEnsembleRegressor", _features(rng, rows, 3), attrs, 3)
+    assert bool(made) == _jit.available()  # the one-call walk ran where numba is on
+
+
 def test_tree_ensemble_regressor_as_tensor():
     rng = np.random.default_rng(45)
     plain = legacy_ensemble(rng, 3, 3, 2, "target")

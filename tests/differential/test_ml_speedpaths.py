@@ -426,15 +426,22 @@ def test_forest_float64_input():
 
 
 def test_compiled_walk_runs(compiled, monkeypatch):
-    """With numba, tree ensembles walk with the compiled loop (not a numpy walk)."""
+    """With numba, tree ensembles walk with the compiled loop (not a numpy walk): batches too
+    small to share among threads in one compiled call (Walker.block's), the others through
+    Walker.walk_and_add."""
     calls = []
-    original = _trees.Walker.walk_and_add
+    original, original_block = _trees.Walker.walk_and_add, _trees.Walker.block
 
     def walk_and_add(self, *args, **kwargs):
-        calls.append(1)
+        calls.append("walk_and_add")
         return original(self, *args, **kwargs)
 
+    def block(self, *args):
+        fn, made = original_block(self, *args)
+        return (lambda *a: calls.append("one call") or fn(*a)), made
+
     monkeypatch.setattr(_trees.Walker, "walk_and_add", walk_and_add)
+    monkeypatch.setattr(_trees.Walker, "block", block)
     x, y = _classification(2, seed=18)
     model = _fit(("walk", 2), TREE_CLASSIFIERS["hist_gradient_boosting"], x, y)
     _compare(_convert(model, x, zipmap=False), x, TREE_TOL, batches=(1, 9))

@@ -162,9 +162,8 @@ class Walker:
         return self._level_nodes
 
     def compile(self, walk) -> bool:
-        """Walk with ``walk`` (``kernels/_ml_jit.forest``, with ``kernels/_ml_pieces``'
-        ``split_walk`` and ``template``) from now on, unless :data:`FORCE`
-        names a numpy walk; False where it cannot (the general walk, a forest too large for
+        """Walk with ``walk`` (``kernels/_ml_jit.forest`` and the module ``kernels/_ml_pieces``)
+        from now on, unless :data:`FORCE` names a numpy walk; False where it cannot (the general walk, a forest too large for
         int32 indices). Batches from :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by
         the run's intra-op threads, a range of trees each, then summed by them, a block of
         rows each, every row's sums in tree order (:meth:`_walk_shared`)."""
@@ -185,7 +184,7 @@ class Walker:
                 table.view(dtype)[:, _THRESHOLD_COLUMN[dtype]] = t
                 tables[dtype] = table, table.view(dtype), _THRESHOLD_COLUMN[dtype]
         self._compiled = walk, tables, np.asarray(roots, dtype=np.int32)
-        self._templates: dict = {}  # see walk_and_add
+        self._templates: dict = {}  # see _walk_shared
         return True
 
     def walk_and_add(self, x: np.ndarray, entries, n_out: int, track: bool, div=1, base=None):
@@ -193,51 +192,63 @@ class Walker:
         of the weights ``entries`` (``LeafValues.entries``) of the leaves reached, tree after
         tree in ``x``'s dtype, then divided by ``div`` and ``base`` [n_out] (in ``x``'s dtype)
         added, scored [N, n_out] bool or None unless ``track``). ``entries`` None: only the
-        leaves (sums and scored are None)."""
-        (forest, _, _), tables, roots = self._compiled
+        leaves (sums and scored are None). Small batches of sums take :meth:`one_call`."""
+        (forest, _), tables, roots = self._compiled
         nodes, values, col = tables[x.dtype.type]
-        n = x.shape[0]
-        leaves = np.empty((n, len(roots)), dtype=np.int32)
+        n, n_trees = x.shape[0], len(roots)
+        dtype = values.dtype.type
+        leaves = np.empty((n, n_trees), dtype=np.int32)
         if entries is None:
             start = target = _NO_INDEX
-            weight, out, has = (
-                _NO_WEIGHTS[values.dtype.type],
-                _NO_SUMS[values.dtype.type],
-                _NO_FLAGS,
-            )
+            weight, out, has = _NO_WEIGHTS[dtype], _NO_SUMS[dtype], _NO_FLAGS
+            base = _NO_WEIGHTS[dtype]
         else:
             start, target, weight = entries
-            out = np.zeros((n, n_out), dtype=values.dtype)
+            out = np.zeros((n, n_out), dtype=dtype)
             has = np.zeros((n, n_out), dtype=bool) if track else _NO_FLAGS
-        dtype = values.dtype.type
-        if base is None:
-            base = _NO_WEIGHTS[dtype]
-        args = (nodes, values, col, roots)
-        tail = (start, target, weight)
-        n_trees = len(roots)
+            if base is None:
+                base = _NO_WEIGHTS[dtype]
         if (
             n * n_trees < TREE_SPLIT_PAIRS
             or n_trees < 2
             or not self._walk_shared(x, leaves, entries, out, has, div, base)
         ):
-            forest(x, *args, leaves, *tail, out, has, dtype(div), base)
+            forest(x, nodes, values, col, roots, leaves, start, target, weight, out, has,
+                   dtype(div), base)  # fmt: skip
         if entries is None:
             return leaves, None, None
         return leaves, out, (has if track else None)
+
+    def one_call(self, n: int) -> bool:
+        """Whether :meth:`walk_and_add`'s work for ``n`` rows stays on one thread (too little
+        to share, or one tree), where :meth:`block` and its compiled call serve."""
+        return n * len(self._compiled[2]) < TREE_SPLIT_PAIRS or len(self._compiled[2]) < 2
+
+    def block(self, dtype, entries, base, div):
+        """(fn, block): ``fn(x, block, out, has)`` is :meth:`walk_and_add`'s walk and sums for
+        inputs of ``dtype`` on one thread, in one compiled call whose constant arguments (the
+        forest, the weights ``entries``, ``base`` or none, ``div``) are one block of addresses
+        (:func:`.kernels._ml_pieces.walk_and_add`: 4 arguments to unbox, not 13). The caller
+        keeps ``entries`` and ``base`` alive with the block."""
+        (_, pieces), tables, roots = self._compiled
+        nodes, values, col = tables[dtype]
+        base = _NO_WEIGHTS[values.dtype.type] if base is None else base
+        block = pieces.sums_slots(pieces.template(nodes, col, roots, entries), base, div)
+        return pieces.walk_and_add, block
 
     def _walk_shared(self, x, leaves, entries, out, has, div, base) -> bool:
         """:meth:`walk_and_add`'s work shared among the run's threads: the trees (each thread
         walks its own for every row), then the rows for the sums (:mod:`.kernels._ml_pieces`);
         False (nothing done) where the run's pool cannot take them."""
-        (_, split_walk, template), tables, roots = self._compiled
+        (_, pieces), tables, roots = self._compiled
         nodes, _, col = tables[x.dtype.type]
         start = None if entries is None else entries[0]
         key = (x.dtype.type, id(start))
         kept = self._templates.get(key)
         if kept is None or kept[0] is not start:  # the tables' addresses, kept with the walker
-            kept = self._templates[key] = (start, template(nodes, col, roots, entries))
+            kept = self._templates[key] = (start, pieces.template(nodes, col, roots, entries))
         sums = None if entries is None else (*entries, out, has, div, base)
-        return split_walk(x, leaves, kept[1], sums)
+        return pieces.split_walk(x, leaves, kept[1], sums)
 
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about

@@ -15,7 +15,7 @@ the first process).
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 
 from .. import _threads
 from .._spin_jit import made, pointer
@@ -99,6 +99,48 @@ def template(nodes, col: int, roots, entries) -> np.ndarray:
         start, target, weight = entries
         a[START], a[N_START] = start.ctypes.data, len(start)
         a[TARGET], a[WEIGHT], a[N_WEIGHTS] = target.ctypes.data, weight.ctypes.data, len(weight)
+    return a
+
+
+@njit(cache=True, nogil=True)
+def walk_and_add(x, a, out, has):  # pragma: no cover - compiled
+    """:func:`._ml_jit.forest` on one thread with the forest, its leaves' weights, the base
+    and the divisor named by the argument block ``a`` (:func:`template` and :func:`sums_slots`):
+    four arguments to unbox per call instead of thirteen (about 0.7 us of a 10 us batch-1
+    run), the leaves reached kept in a buffer of its own."""
+    dtype = x.dtype
+    n, n_trees = x.shape[0], a[N_TREES]
+    nodes = carray(pointer(a[NODES]), (a[N_NODES], 8), np.int32)
+    values = carray(pointer(a[NODES]), (a[N_NODES], 32 // x.itemsize), dtype)
+    roots = carray(pointer(a[ROOTS]), n_trees, np.int32)
+    leaves = np.empty((n, n_trees), np.int32)
+    _walk_trees(x, nodes, values, a[COL], roots, 0, n_trees, leaves)
+    start = carray(pointer(a[START]), a[N_START], np.int32)
+    target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
+    weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
+    base = carray(pointer(a[BASE]), a[N_BASE], dtype)
+    div = carray(pointer(a.ctypes.data + DIV * 8), 1, np.float64)[0]
+    _add_leaves(leaves, start, target, weight, out, has, dtype.type(div), base, 0, n)
+
+
+def warm_walk_and_add(dtypes) -> None:
+    """Compile (or load from the disk cache) :func:`walk_and_add` for inputs of ``dtypes``,
+    writable or read-only, at session creation: an empty batch, nothing read."""
+    for dtype in dtypes:
+        x = np.zeros((0, 1), dtype)
+        ro = x.copy()
+        ro.flags.writeable = False
+        for xx in (x, ro):
+            walk_and_add(xx, np.zeros(SLOTS, np.int64), np.zeros((0, 1), dtype),
+                         np.zeros((0, 0), np.bool_))  # fmt: skip
+
+
+def sums_slots(a: np.ndarray, base, div) -> np.ndarray:
+    """``a`` (a :func:`template` with weights) with the sums' constant slots filled: ``base``
+    (kept alive by the caller) and the divisor."""
+    a = a.copy()
+    a[BASE], a[N_BASE] = base.ctypes.data, len(base)
+    a[DIV:].view(np.float64)[0] = div
     return a
 
 
