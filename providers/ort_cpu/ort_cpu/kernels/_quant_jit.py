@@ -139,6 +139,34 @@ def qsoftmax3(x, table, factor, zero_point, lo, hi, out):  # pragma: no cover - 
                 out[o, k, i] = q
 
 
+@jit()
+def qgap_rows(rows, zx, scale, lo, hi, zy, out):  # pragma: no cover - compiled
+    """QLinearGlobalAveragePool over the rows of the 8-bit ``rows`` (channels, cells): each
+    row's integer sum less ``zx * cells``, as float32, times the float32 ``scale``, clipped to
+    [``lo``, ``hi``] (the output's range less ``zy``), rounded half to even, plus ``zy``:
+    :func:`.contrib.qlinear_global_average_pool`'s float32 operations, in one pass over the
+    bytes (its float32 product with a vector of ones converted them all first)."""
+    cells = rows.shape[1]
+    shift = np.int64(zx) * cells
+    for r in range(rows.shape[0]):
+        s = np.int64(0)
+        for c in range(cells):
+            s += np.int64(rows[r, c])
+        v = np.float32(s - shift) * scale
+        v = lo if v < lo else (hi if v > hi else v)
+        out[r] = np.rint(v) + zy
+
+
+def warm_qgap() -> object:
+    """The compiled :func:`qgap_rows` for uint8 and int8 rows, writable or not (or None)."""
+    f = np.float32(0)
+    fn = None
+    for dt in (np.uint8, np.int8):
+        for x in _inputs(dt):
+            fn = qgap_rows.warm(x[0], 0, f, f, f, f, np.zeros(1, dt))
+    return fn
+
+
 def warm_qsoftmax() -> object:
     """The compiled :func:`qsoftmax3` for uint8 and int8 (or None)."""
     f = np.float32(0)
