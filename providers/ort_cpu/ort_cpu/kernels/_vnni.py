@@ -65,10 +65,10 @@ def available() -> bool:
     return _usable[0]
 
 
-def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool) -> list:
-    """The 16 vectors of an (8, 32) int32 tile of sums (row mm's two halves at 2 * mm and
-    2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words at ``x``
-    (row stride ``ldx`` words) and the 8 rows' words at ``w`` (row stride ``ldw`` words)
+def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M) -> list:
+    """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
+    2 * mm and 2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words
+    at ``x`` (row stride ``ldx`` words) and the rows' words at ``w`` (row stride ``ldw`` words)
     broadcast; ``vectors_signed``: the signed bytes are in the vectors (the columns)."""
     word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
     i64t = ir.IntType(64)
@@ -77,7 +77,7 @@ def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool) -> list:
     xp = builder.inttoptr(x, word.as_pointer())
     wp = builder.inttoptr(w, word.as_pointer())
     zero = ir.Constant(vec, None)
-    n = TILE_M * 2
+    n = rows * 2
     entry, loop, done, k = loop_start(builder, k4, "vnni")
     accs = []
     for _ in range(n):
@@ -91,7 +91,7 @@ def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool) -> list:
         for h in range(2)
     ]  # fmt: skip
     new = []
-    for mm in range(TILE_M):
+    for mm in range(rows):
         wv = builder.load(
             builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
         )
@@ -111,14 +111,18 @@ def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool) -> list:
     return finals
 
 
-def _tile_rows_codegen(context, builder, sig, args):
-    """The code of :func:`_tile_rows`."""
-    x, ldx, w, ldw, k4, out = args
-    vec = ir.VectorType(ir.IntType(32), 16)
-    op = builder.inttoptr(out, vec.as_pointer())
-    for i, final in enumerate(_tile_sums(builder, x, ldx, w, ldw, k4, True)):
-        builder.store(final, builder.gep(op, [ir.Constant(ir.IntType(64), i)]), align=4)
-    return context.get_dummy_value()
+def _tile_rows_codegen(rows: int):
+    """The code of :func:`_tile_rows` (8 rows) or :func:`_tile_row` (one)."""
+
+    def codegen(context, builder, sig, args):
+        x, ldx, w, ldw, k4, out = args
+        vec = ir.VectorType(ir.IntType(32), 16)
+        op = builder.inttoptr(out, vec.as_pointer())
+        for i, final in enumerate(_tile_sums(builder, x, ldx, w, ldw, k4, True, rows)):
+            builder.store(final, builder.gep(op, [ir.Constant(ir.IntType(64), i)]), align=4)
+        return context.get_dummy_value()
+
+    return codegen
 
 
 @intrinsic
@@ -129,7 +133,16 @@ def _tile_rows(typingctx, x, ldx, w, ldw, k4, out):
     matrix product's left operand as it is): tile (row, column). Every argument is an int64
     address or count."""
     i64 = types.int64
-    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen
+    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(TILE_M)
+
+
+@intrinsic
+def _tile_row(typingctx, x, ldx, w, ldw, k4, out):
+    """:func:`_tile_rows` for one row of activations (32 sums into ``out``): the rows of a
+    batch past its last whole 8, and a batch of one (a classifier's QGemm, 1 x 1280 by 1280 x
+    1000: 8 rows' products for one made it 2.3x slower)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(1)
 
 
 def _requant_tile_codegen(context, builder, sig, args):
@@ -332,12 +345,22 @@ def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):  # pragma: no cover
         shift = x_zero * wsum[c0 : c0 + width]
         s, b = scale[c0 : c0 + width], bias[c0 : c0 + width]
         for r0 in range(0, p, TILE_M):
-            _tile_rows(
-                wq.ctypes.data + c0 * k4 * 4, TILE_P, a.ctypes.data + r0 * k4 * 4, k4, k4,
-                tile.ctypes.data,
-            )  # fmt: skip
-            for i in range(min(TILE_M, p - r0)):
-                sums, row = tile[i], y[r0 + i, c0 : c0 + width]
+            if p - r0 >= TILE_M:
+                _tile_rows(
+                    wq.ctypes.data + c0 * k4 * 4, TILE_P, a.ctypes.data + r0 * k4 * 4, k4, k4,
+                    tile.ctypes.data,
+                )  # fmt: skip
+                for i in range(TILE_M):
+                    sums, row = tile[i], y[r0 + i, c0 : c0 + width]
+                    for j in range(width):
+                        row[j] = np.float32(sums[j] - shift[j]) * s[j] + b[j]
+                continue
+            for i in range(p - r0):  # the last rows, one at a time
+                _tile_row(
+                    wq.ctypes.data + c0 * k4 * 4, TILE_P, a.ctypes.data + (r0 + i) * k4 * 4, k4,
+                    k4, tile.ctypes.data,
+                )  # fmt: skip
+                sums, row = tile[0], y[r0 + i, c0 : c0 + width]
                 for j in range(width):
                     row[j] = np.float32(sums[j] - shift[j]) * s[j] + b[j]
 
