@@ -170,6 +170,7 @@ class _Recurrent:
         #: (W, R, B) objects of the last run and the per-direction arrays made from them
         self._weights_of: tuple = ()
         self._weights: list = []
+        self._full_lens: dict = {}  # (batch, seq) -> every entry's length, seq (see run_jit)
 
     def jit_flags(self, info: KernelInfo) -> int:
         """The op's bits of ``run_direction``'s ``flags`` (input_forget, linear_before_reset)."""
@@ -238,9 +239,10 @@ class _Recurrent:
     def direction_weights(self, W, R, B, wt) -> list:
         """Per direction ``(W^T, Wb, R^T, Rb)`` contiguous in ``wt``; reused while the node's
         weights are the same constant arrays (the usual case), rebuilt when they are inputs."""
-        key = (W, R, B)
-        if self._weights_of and all(a is b for a, b in zip(key, self._weights_of)):
+        kept = self._weights_of
+        if kept and W is kept[0] and R is kept[1] and B is kept[2]:
             return self._weights
+        key = (W, R, B)
         gn = self.gates * R.shape[-1]
         out = []
         for d in range(self.num_dir):
@@ -274,7 +276,9 @@ class _Recurrent:
         weights = self.direction_weights(W, R, B, wt)
         x2 = X.reshape(seq * batch, -1).astype(wt, copy=False)
         if sequence_lens is None:
-            lens = np.full(batch, seq, np.int64)
+            lens = self._full_lens.get((batch, seq))  # read only by the loop: one per shape
+            if lens is None:
+                lens = self._full_lens[(batch, seq)] = np.full(batch, seq, np.int64)
             ys = np.empty((self.num_dir, seq, batch, n), wt)
         else:
             lens = np.clip(np.asarray(sequence_lens, np.int64).reshape(batch), 0, seq)
@@ -302,6 +306,8 @@ class _Recurrent:
         outs = [y if self.num_dir == 1 else np.ascontiguousarray(y), hs] + ([cs] if lstm else [])
         if self.layout:
             outs = [np.transpose(outs[0], (2, 0, 1, 3))] + [np.swapaxes(o, 0, 1) for o in outs[1:]]
+        if dtype == wt:
+            return tuple(outs)
         return tuple(o.astype(dtype, copy=False) for o in outs)
 
     def plain_extra(self, extra) -> bool:
