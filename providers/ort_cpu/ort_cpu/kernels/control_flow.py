@@ -17,7 +17,25 @@ from ort_core.ir import tensor_dtype, tensor_shape
 from ._registry import builder
 
 
+def _read_only(value) -> np.ndarray:
+    a = np.array(value)
+    a.flags.writeable = False
+    return a
+
+
+#: the Loop's condition and iteration-number inputs, made once (read-only 0-d arrays: a body
+#: cannot change them, and may keep them: a scan output of the iteration number)
+_TRUE, _FALSE = _read_only(True), _read_only(False)
+_ITERATIONS = [_read_only(np.int64(i)) for i in range(1024)]
+
+
+def _iteration(i: int) -> np.ndarray:
+    return _ITERATIONS[i] if i < 1024 else np.array(i, dtype=np.int64)
+
+
 def _as_bool(cond) -> bool:
+    if cond is _TRUE:  # the body passed the condition through
+        return True
     arr = cond if cond.__class__ is np.ndarray else np.asarray(cond)
     if arr.size != 1:
         raise ValueError(f"condition must hold exactly one element, got shape {arr.shape}")
@@ -151,7 +169,7 @@ def loop(info):
         scans: list[list] = [[] for _ in range(n_scan)]
         i = 0
         while keep_going and (trips is None or i < trips):
-            outs = body(np.array(i, dtype=np.int64), np.array(keep_going), *carried)
+            outs = body(_iteration(i), _TRUE, *carried)
             keep_going = _as_bool(outs[0])
             carried = list(outs[1 : 1 + n_carried])
             for k in range(n_scan):
@@ -180,8 +198,8 @@ def loop(info):
         scans: list[list] = [[] for _ in range(n_scan)]
         i = 0
         while keep_going and (trips is None or i < trips):
-            slots[i_slot] = np.array(i, dtype=np.int64)
-            slots[cond_slot] = np.array(keep_going)
+            slots[i_slot] = _iteration(i)
+            slots[cond_slot] = _TRUE
             for slot, value in zip(carried_slots, carried):
                 slots[slot] = value
             prog(slots)
