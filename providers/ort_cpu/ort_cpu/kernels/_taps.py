@@ -218,6 +218,63 @@ def split_pairs(typingctx, even, odd, src, pairs, like):
 ROW_VECTORS = 2
 
 
+def _tap_loop(builder, taps, starts: list, step) -> list:
+    """A loop over t in ``range(taps)`` (at least one) carrying the accumulator vectors
+    ``starts`` (a list of rows of vectors) in registers: ``step(t, acc)`` returns the next
+    ``acc``; returns the values after the last tap."""
+    word = ir.IntType(64)
+    entry = builder.block
+    loop = builder.append_basic_block("taps.loop")
+    done = builder.append_basic_block("taps.done")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    t = builder.phi(word)
+    t.add_incoming(ir.Constant(word, 0), entry)
+    phis = [[builder.phi(v.type) for v in row] for row in starts]
+    for row, first in zip(phis, starts, strict=True):
+        for p, v in zip(row, first, strict=True):
+            p.add_incoming(v, entry)
+    new = step(t, phis)
+    t1 = builder.add(t, ir.Constant(word, 1))
+    end = builder.block
+    t.add_incoming(t1, end)
+    for row, last in zip(phis, new, strict=True):
+        for p, v in zip(row, last, strict=True):
+            p.add_incoming(v, end)
+    builder.cbranch(builder.icmp_signed("<", t1, taps), loop, done)
+    builder.position_at_end(done)
+    return new
+
+
+def _row_groups(builder, count, vectors: int, group) -> None:
+    """``group(cell, n, masks)`` over a row of ``count`` cells: whole groups of ``vectors``
+    vectors of 16 (``masks`` None), then the rest once, in ``vectors`` vectors or in one when
+    it fits in one, each under a mask of its lanes (``masks``: one per vector)."""
+    word = ir.IntType(64)
+    span = ir.Constant(word, LANES * vectors)
+    whole = builder.sdiv(count, span)
+    _, loop, done, g = loop_start(builder, whole, "row.groups")
+    group(builder.mul(g, span), vectors, None)
+    loop_end(builder, g, whole, loop, done)
+    first = builder.mul(whole, span)
+    rest = builder.sub(count, first)
+    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
+
+    def masks(n):
+        return [builder.icmp_signed("<", lanes, splat(builder, builder.sub(rest, ir.Constant(word, LANES * u)), lanes.type))
+                for u in range(n)]  # fmt: skip
+
+    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
+        with builder.if_else(builder.icmp_signed(">", rest, ir.Constant(word, LANES))) as (
+            more,
+            one,
+        ):
+            with more:
+                group(first, vectors, masks(vectors))
+            with one:
+                group(first, 1, masks(1))
+
+
 def _act_ir(builder, values, act, alpha, beta):
     """``values`` (vectors) through activation code ``act`` (a run-time int64: the table of
     :mod:`._elementwise_jit`, the same operations as its ``_act_value``: comparisons written so
@@ -347,36 +404,21 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
                                 w = w_s[(s - k) * kw + j] if w_s else None
                                 acc[k][u] = combine(acc[k][u], w, v)
                 return acc
-            entry = builder.block
-            loop = builder.append_basic_block("rows.taps")
-            done = builder.append_basic_block("rows.summed")
-            builder.branch(loop)
-            builder.position_at_end(loop)
-            t = builder.phi(word)
-            t.add_incoming(c(0), entry)
-            phis = [[builder.phi(vec) for _ in range(vectors)] for _ in range(ROWS)]
-            for row in phis:
-                for p in row:
-                    p.add_incoming(start_v, entry)
-            off = builder.load(builder.gep(offs_p, [t]))
-            w = None if maximum else splat(builder, builder.load(builder.gep(w_p, [t])), vec)
-            new = []
-            for k in range(ROWS):
-                base = builder.add(off, row_at[k])
-                new.append([
-                    combine(phis[k][u], w, builder.load(
-                        vector_at(src_p, builder.add(base, lanes[u])), align=1))
-                    for u in range(vectors)
-                ])  # fmt: skip
-            t1 = builder.add(t, c(1))
-            end = builder.block
-            t.add_incoming(t1, end)
-            for k in range(ROWS):
-                for u in range(vectors):
-                    phis[k][u].add_incoming(new[k][u], end)
-            builder.cbranch(builder.icmp_signed("<", t1, taps), loop, done)
-            builder.position_at_end(done)
-            return new
+
+            def step(t, acc):
+                off = builder.load(builder.gep(offs_p, [t]))
+                w = None if maximum else splat(builder, builder.load(builder.gep(w_p, [t])), vec)
+                new = []
+                for k in range(ROWS):
+                    base = builder.add(off, row_at[k])
+                    new.append([
+                        combine(acc[k][u], w, builder.load(
+                            vector_at(src_p, builder.add(base, lanes[u])), align=1))
+                        for u in range(vectors)
+                    ])  # fmt: skip
+                return new
+
+            return _tap_loop(builder, taps, [[start_v] * vectors for _ in range(ROWS)], step)
 
         def finish(values):
             if maximum:  # the pools have no activation (and no code to spend on one)
@@ -401,26 +443,7 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
                 with builder.if_then(builder.icmp_signed("<", c(k), rows)):
                     put(k)
 
-        span = LANES * ROW_VECTORS
-        whole = builder.sdiv(count, c(span))
-        _, loop, done, g = loop_start(builder, whole, "rows.group")
-        group(builder.mul(g, c(span)), ROW_VECTORS, None)
-        loop_end(builder, g, whole, loop, done)
-        first = builder.mul(whole, c(span))
-        rest = builder.sub(count, first)
-        lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
-
-        def masks_for(vectors):
-            return [builder.icmp_signed("<", lanes, splat(builder, builder.sub(rest, c(LANES * u)),
-                                                          ir.VectorType(word, LANES)))
-                    for u in range(vectors)]  # fmt: skip
-
-        with builder.if_then(builder.icmp_signed(">", rest, c(0))):
-            with builder.if_else(builder.icmp_signed(">", rest, c(LANES))) as (more, one_v):
-                with more:
-                    group(first, ROW_VECTORS, masks_for(ROW_VECTORS))
-                with one_v:
-                    group(first, 1, masks_for(1))
+        _row_groups(builder, count, ROW_VECTORS, group)
         return context.get_dummy_value()
 
     return codegen
@@ -563,32 +586,19 @@ def _block_rows_codegen(context, builder, sig, args):
 
     def group(row_src, row_dst, cell, vectors, masks):
         lanes = [builder.add(cell, c(LANES * u)) for u in range(vectors)]
-        entry = builder.block
-        loop = builder.append_basic_block("block.taps")
-        done = builder.append_basic_block("block.summed")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        t = builder.phi(word)
-        t.add_incoming(c(0), entry)
-        phis = [[builder.phi(vec) for _ in range(vectors)] for _ in range(OUTS)]
-        for o in range(OUTS):
-            for p in phis[o]:
-                p.add_incoming(starts[o], entry)
-        base = builder.add(row_src, builder.load(builder.gep(offs_p, [t])))
-        sv = [builder.load(vector_at(src_p, builder.add(base, q)), align=1) for q in lanes]
-        w_row = builder.mul(t, c(OUTS))
-        new = []
-        for o in range(OUTS):
-            ws = splat(builder, builder.load(builder.gep(w_p, [builder.add(w_row, c(o))])), vec)
-            new.append([builder.call(fma, [ws, sv[u], phis[o][u]]) for u in range(vectors)])
-        t1 = builder.add(t, c(1))
-        end = builder.block
-        t.add_incoming(t1, end)
-        for o in range(OUTS):
-            for u in range(vectors):
-                phis[o][u].add_incoming(new[o][u], end)
-        builder.cbranch(builder.icmp_signed("<", t1, taps), loop, done)
-        builder.position_at_end(done)
+
+        def step(t, acc):
+            base = builder.add(row_src, builder.load(builder.gep(offs_p, [t])))
+            sv = [builder.load(vector_at(src_p, builder.add(base, q)), align=1) for q in lanes]
+            w_row = builder.mul(t, c(OUTS))
+            new = []
+            for o in range(OUTS):
+                at = builder.add(w_row, c(o))
+                ws = splat(builder, builder.load(builder.gep(w_p, [at])), vec)
+                new.append([builder.call(fma, [ws, sv[u], acc[o][u]]) for u in range(vectors)])
+            return new
+
+        new = _tap_loop(builder, taps, [[starts[o]] * vectors for o in range(OUTS)], step)
         flat = _act_ir(builder, [v for row in new for v in row], act, alpha, beta)
 
         def put(o):
@@ -602,29 +612,13 @@ def _block_rows_codegen(context, builder, sig, args):
             with builder.if_then(builder.icmp_signed("<", c(o), k)):
                 put(o)
 
-    span = LANES * BLOCK_VECTORS
-    whole = builder.sdiv(count, c(span))
-    first = builder.mul(whole, c(span))
-    rest = builder.sub(count, first)
-    lane_ids = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
-
-    def masks_for(vectors):
-        return [builder.icmp_signed("<", lane_ids, splat(builder, builder.sub(rest, c(LANES * u)),
-                                                         ir.VectorType(word, LANES)))
-                for u in range(vectors)]  # fmt: skip
-
     _, rloop, rdone, r = loop_start(builder, rows, "block.rows")
     row_src = builder.mul(r, src_row)
     row_dst = builder.mul(r, dst_row)
-    _, gloop, gdone, g = loop_start(builder, whole, "block.group")
-    group(row_src, row_dst, builder.mul(g, c(span)), BLOCK_VECTORS, None)
-    loop_end(builder, g, whole, gloop, gdone)
-    with builder.if_then(builder.icmp_signed(">", rest, c(0))):
-        with builder.if_else(builder.icmp_signed(">", rest, c(LANES))) as (more, one_v):
-            with more:
-                group(row_src, row_dst, first, BLOCK_VECTORS, masks_for(BLOCK_VECTORS))
-            with one_v:
-                group(row_src, row_dst, first, 1, masks_for(1))
+    _row_groups(
+        builder, count, BLOCK_VECTORS,
+        lambda cell, vectors, masks: group(row_src, row_dst, cell, vectors, masks),
+    )  # fmt: skip
     loop_end(builder, r, rows, rloop, rdone)
     return context.get_dummy_value()
 
