@@ -163,10 +163,11 @@ class Walker:
 
     def compile(self, walk) -> bool:
         """Walk with ``walk`` (``kernels/_ml_jit.forest`` and the module ``kernels/_ml_pieces``)
-        from now on, unless :data:`FORCE` names a numpy walk; False where it cannot (the general walk, a forest too large for
-        int32 indices). Batches from :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by
-        the run's intra-op threads, a range of trees each, then summed by them, a block of
-        rows each, every row's sums in tree order (:meth:`_walk_shared`)."""
+        from now on, unless :data:`FORCE` names a numpy walk; False where it cannot (the
+        general walk, a forest too large for int32 indices). Batches from
+        :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by the run's intra-op threads, a
+        range of trees each, then summed by them, a block of rows each, every row's sums in
+        tree order (:meth:`_walk_shared`); smaller ones in one call (:meth:`block`)."""
         if self.general or self._n_nodes >= 2**31 - 1:
             return False
         lo, hi, leaf, feat, t32, t64, nan_lo, roots, leaf_index = self._tables
