@@ -83,6 +83,14 @@ def _pair_phases(rowbase, pl, phase):  # pragma: no cover - compiled
 
 
 @jit(inline="always")
+def _shared_rows(cg, kh, kw, sh, dh):  # pragma: no cover - compiled
+    """3 or 5 where one input channel is read at unit row stride and dilation by a 3 x 3 or
+    5 x 5 window, whose output rows share the input rows they read (the row loops'
+    ``_3x3`` / ``_5x5`` forms: the first kw tap offsets are the columns'), else 0."""
+    return kh if cg == 1 and sh == 1 and dh == 1 and kh == kw and (kh == 3 or kh == 5) else 0
+
+
+@jit(inline="always")
 def _strided_phases(dst, rowbase, src, wd, pl, sw, phase, wq):  # pragma: no cover - compiled
     """The ``wd`` cells of row ``src`` into its ``sw`` column phases in ``dst`` (its padded row
     at ``rowbase``, ``pl`` cells of left padding): the general stride's copy, one cell at a
@@ -167,10 +175,7 @@ def _direct(
     planes_apart, row_bytes = y.strides[1] // y.itemsize, y.strides[2]
     zero_w = w.dtype.type(0.0)
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
-    # a single input channel read at unit row stride and dilation by a 3 x 3 or 5 x 5 window:
-    # output rows share the input rows they read (taps_rows_3x3 / _5x5: offs' first kw taps are
-    # the columns' offsets)
-    shared = kh if cg == 1 and sh == 1 and dh == 1 and kh == kw and kh in (3, 5) else 0
+    shared = _shared_rows(cg, kh, kw, sh, dh)
     for n in range(x.shape[0]):
         for g in range(g0, g1):
             # the interior; the border keeps its first value, 0 (or -inf for MAX), as every
@@ -323,7 +328,7 @@ def _depthwise_quant(
     phase = hq * wq
     buf = np.zeros(sh * sw * phase + ROWS * wq + kw * dw + SLACK, np.float32)
     offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
-    shared = kh if sh == 1 and dh == 1 and kh == kw and kh in (3, 5) else 0
+    shared = _shared_rows(1, kh, kw, sh, dh)
     # one centred image row, split into its column phases from here (strides above 2)
     row = np.empty(wd + SLACK, np.float32)
     like_x, like_y = x.dtype.type(0), y.dtype.type(0)

@@ -1,6 +1,7 @@
 """LLVM IR the intrinsics of the compiled kernels share (written with llvmlite): a vector
-splat and a counted loop. Imported only by modules that import numba and llvmlite anyway
-(:mod:`._vnni`, :mod:`._norm_jit`, :mod:`._taps`)."""
+splat, a counted loop, vector loads and stores under a mask, and the 8-bit requantization of
+float32 sums. Imported only by modules that import numba and llvmlite anyway (:mod:`._vnni`,
+:mod:`._norm_jit`, :mod:`._taps`)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,63 @@ def loop_end(builder, index, count, loop, done):
     builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
     builder.position_at_end(done)
     return body
+
+
+def suffix(vec: ir.VectorType) -> str:
+    """The type suffix of an LLVM vector intrinsic's name for ``vec`` (``v16f32``...)."""
+    if isinstance(vec.element, ir.FloatType):
+        element = "f32"
+    elif isinstance(vec.element, ir.DoubleType):
+        element = "f64"
+    else:
+        element = f"i{vec.element.width}"
+    return f"v{vec.count}{element}"
+
+
+def load(builder, base, index, vec, mask):
+    """``vec`` from ``base[index:]``, under ``mask`` where one is given (lanes off read 0)."""
+    at = builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
+    align = ir.Constant(ir.IntType(32), 1)
+    if mask is None:
+        return builder.load(at, align=1)
+    fn = builder.module.declare_intrinsic(
+        f"llvm.masked.load.{suffix(vec)}.p0",
+        fnty=ir.FunctionType(vec, [at.type, align.type, mask.type, vec]),
+    )
+    return builder.call(fn, [at, align, mask, ir.Constant(vec, None)])
+
+
+def store(builder, value, base, index, mask) -> None:
+    """``value`` into ``base[index:]``, under ``mask`` where one is given."""
+    at = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
+    if mask is None:
+        builder.store(value, at, align=1)
+        return
+    align = ir.Constant(ir.IntType(32), 1)
+    fn = builder.module.declare_intrinsic(
+        f"llvm.masked.store.{suffix(value.type)}.p0",
+        fnty=ir.FunctionType(ir.VoidType(), [value.type, at.type, align.type, mask.type]),
+    )
+    builder.call(fn, [value, at, align, mask])
+
+
+def requantize8(builder, v, zero, lo, hi):
+    """The float32 vector ``v`` (sums already scaled) as 8-bit integers:
+    ``clip(rint(v) + zero, lo, hi)`` (``zero``, ``lo``, ``hi`` float32 scalars, integral), as
+    ``rint(clip(v, lo - zero, hi - zero)) + zero``: the same integers (rint keeps the integral
+    bounds in place), with the zero point added in int32 after the conversion. Signed or
+    unsigned: the low 8 bits of the int32 result are the byte either way."""
+    vec = v.type
+    i32 = ir.IntType(32)
+    iv = ir.VectorType(i32, vec.count)
+    rint = builder.module.declare_intrinsic(
+        f"llvm.rint.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec])
+    )
+    low = splat(builder, builder.fsub(lo, zero), vec)
+    high = splat(builder, builder.fsub(hi, zero), vec)
+    v = builder.select(builder.fcmp_ordered("<", v, low), low, v)
+    v = builder.select(builder.fcmp_ordered(">", v, high), high, v)
+    q = builder.add(
+        builder.fptosi(builder.call(rint, [v]), iv), splat(builder, builder.fptosi(zero, i32), iv)
+    )
+    return builder.trunc(q, ir.VectorType(ir.IntType(8), vec.count))

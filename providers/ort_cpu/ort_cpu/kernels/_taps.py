@@ -36,7 +36,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._conv_jit import OUTS, ROWS
-from ._ir import loop_end, loop_start, splat
+from ._ir import load, loop_end, loop_start, requantize8, splat, store, suffix
 
 #: outputs per vector
 LANES = 16
@@ -71,60 +71,6 @@ def copy_cells(typingctx, dst, src, count, like):
     return sig, codegen
 
 
-def _row_loop(builder, count, name: str, body) -> None:
-    """``body(index, mask)`` for index 0, 16, 32... while a whole vector of 16 fits (``mask``
-    None), then once for the rest under a mask of its lanes: a row in vectors, nothing read or
-    written past ``count`` (short rows, 7 or 14 cells, are one masked vector)."""
-    word = ir.IntType(64)
-    whole = builder.sdiv(count, ir.Constant(word, LANES))
-    _, loop, done, i = loop_start(builder, whole, f"{name}.vec")
-    body(builder.mul(i, ir.Constant(word, LANES)), None)
-    loop_end(builder, i, whole, loop, done)
-    start = builder.mul(whole, ir.Constant(word, LANES))
-    rest = builder.sub(count, start)
-    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
-        lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
-        limit = splat(builder, rest, ir.VectorType(word, LANES))
-        body(start, builder.icmp_signed("<", lanes, limit))
-
-
-def _load(builder, base, index, vec, mask):
-    """``vec`` from ``base[index:]``, under ``mask`` where one is given (lanes off read 0)."""
-    at = builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
-    align = ir.Constant(ir.IntType(32), 1)
-    if mask is None:
-        return builder.load(at, align=1)
-    fn = builder.module.declare_intrinsic(
-        f"llvm.masked.load.{_suffix(vec)}.p0",
-        fnty=ir.FunctionType(vec, [at.type, align.type, mask.type, vec]),
-    )
-    return builder.call(fn, [at, align, mask, ir.Constant(vec, None)])
-
-
-def _store(builder, value, base, index, mask) -> None:
-    """``value`` into ``base[index:]``, under ``mask`` where one is given."""
-    at = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
-    if mask is None:
-        builder.store(value, at, align=1)
-        return
-    align = ir.Constant(ir.IntType(32), 1)
-    fn = builder.module.declare_intrinsic(
-        f"llvm.masked.store.{_suffix(value.type)}.p0",
-        fnty=ir.FunctionType(ir.VoidType(), [value.type, at.type, align.type, mask.type]),
-    )
-    builder.call(fn, [value, at, align, mask])
-
-
-def _suffix(vec: ir.VectorType) -> str:
-    if isinstance(vec.element, ir.FloatType):
-        element = "f32"
-    elif isinstance(vec.element, ir.DoubleType):
-        element = "f64"
-    else:
-        element = f"i{vec.element.width}"
-    return f"v{vec.count}{element}"
-
-
 @intrinsic
 def center_cells(typingctx, dst, src, count, zero, like):
     """``dst[i] = float32(src[i]) - zero`` for ``count`` 8-bit integers at address ``src`` (of
@@ -142,11 +88,13 @@ def center_cells(typingctx, dst, src, count, zero, like):
         fv = ir.VectorType(f32, LANES)
 
         def body(i, mask):
-            v = _load(builder, src_p, i, ir.VectorType(i8, LANES), mask)
+            v = load(builder, src_p, i, ir.VectorType(i8, LANES), mask)
             f = (builder.sitofp if signed else builder.uitofp)(v, fv)
-            _store(builder, builder.fsub(f, splat(builder, zero, fv)), dst_p, i, mask)
+            store(builder, builder.fsub(f, splat(builder, zero, fv)), dst_p, i, mask)
 
-        _row_loop(builder, count, "center", body)
+        _row_groups(
+            builder, count, 1, lambda i, _, masks: body(i, None if masks is None else masks[0])
+        )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -178,7 +126,7 @@ def _pairs_codegen(centre: bool):
                                             [k // 2 for k in range(2 * LANES)]),
                 )  # fmt: skip
             at = builder.mul(i, ir.Constant(ir.IntType(64), 2))
-            v = _load(builder, src_p, at, ir.VectorType(element, 2 * LANES), pairs_mask)
+            v = load(builder, src_p, at, ir.VectorType(element, 2 * LANES), pairs_mask)
             if centre:
                 v = builder.fsub(
                     (builder.sitofp if signed else builder.uitofp)(v, wide),
@@ -186,9 +134,11 @@ def _pairs_codegen(centre: bool):
                 )
             for base, first in ((even_p, 0), (odd_p, 1)):
                 lanes = ir.Constant(ir.VectorType(i32, LANES), list(range(first, 2 * LANES, 2)))
-                _store(builder, builder.shuffle_vector(v, v, lanes), base, i, mask)
+                store(builder, builder.shuffle_vector(v, v, lanes), base, i, mask)
 
-        _row_loop(builder, pairs, "pairs", body)
+        _row_groups(
+            builder, pairs, 1, lambda i, _, masks: body(i, None if masks is None else masks[0])
+        )
         return context.get_dummy_value()
 
     return codegen
@@ -249,7 +199,9 @@ def _tap_loop(builder, taps, starts: list, step) -> list:
 def _row_groups(builder, count, vectors: int, group) -> None:
     """``group(cell, n, masks)`` over a row of ``count`` cells: whole groups of ``vectors``
     vectors of 16 (``masks`` None), then the rest once, in ``vectors`` vectors or in one when
-    it fits in one, each under a mask of its lanes (``masks``: one per vector)."""
+    it fits in one, each under a mask of its lanes (``masks``: one per vector): a row in
+    vectors, nothing read or written past ``count`` (short rows, 7 or 14 cells, are one masked
+    vector)."""
     word = ir.IntType(64)
     span = ir.Constant(word, LANES * vectors)
     whole = builder.sdiv(count, span)
@@ -265,6 +217,9 @@ def _row_groups(builder, count, vectors: int, group) -> None:
                 for u in range(n)]  # fmt: skip
 
     with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
+        if vectors == 1:
+            group(first, 1, masks(1))
+            return
         with builder.if_else(builder.icmp_signed(">", rest, ir.Constant(word, LANES))) as (
             more,
             one,
@@ -425,8 +380,7 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
                 return values
             if not quant:
                 return _act_ir(builder, values, act, alpha, beta)
-            return [_requant_ir(builder, v, bias, mult, zero_y, lo, hi, out_t, sig.args[13])
-                    for v in values]  # fmt: skip
+            return [_requant_ir(builder, v, bias, mult, zero_y, lo, hi) for v in values]
 
         def group(cell, vectors, masks):
             acc = sums(cell, vectors)
@@ -435,7 +389,7 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
             def put(k):
                 for u in range(vectors):
                     at = builder.add(builder.add(out_at[k], cell), c(LANES * u))
-                    _store(builder, flat[k * vectors + u], dst_p, at,
+                    store(builder, flat[k * vectors + u], dst_p, at,
                            None if masks is None else masks[u])  # fmt: skip
 
             put(0)
@@ -449,24 +403,13 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
     return codegen
 
 
-def _requant_ir(builder, v, bias, mult, zero, lo, hi, out_t, out_type):
-    """``clip(rint((v + bias) * mult) + zero, lo, hi)`` of float32 vector ``v`` as 8-bit
-    integers of ``out_t`` (signed where numba's ``out_type`` is): the operations of
-    :func:`._quant_jit.requantize3` (rint rounds half to even), so its bytes."""
+def _requant_ir(builder, v, bias, mult, zero, lo, hi):
+    """``clip(rint((v + bias) * mult) + zero, lo, hi)`` of the float32 vector ``v`` as 8-bit
+    integers (:func:`._ir.requantize8`): the float32 operations of
+    :func:`._quant_jit.requantize3`, so its bytes."""
     vec = v.type
-    rint = builder.module.declare_intrinsic(
-        f"llvm.rint.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec])
-    )
-
-    def const(x):
-        return splat(builder, x, vec)
-
-    v = builder.fmul(builder.fadd(v, const(bias)), const(mult))
-    v = builder.fadd(builder.call(rint, [v]), const(zero))
-    v = builder.select(builder.fcmp_ordered("<", v, const(lo)), const(lo), v)
-    v = builder.select(builder.fcmp_ordered(">", v, const(hi)), const(hi), v)
-    convert = builder.fptosi if out_type.signed else builder.fptoui
-    return convert(v, ir.VectorType(out_t, vec.count))
+    v = builder.fmul(builder.fadd(v, splat(builder, bias, vec)), splat(builder, mult, vec))
+    return requantize8(builder, v, zero, lo, hi)
 
 
 def _rows_signature(*extra):
@@ -572,7 +515,7 @@ def _block_rows_codegen(context, builder, sig, args):
     w_p = builder.inttoptr(weights, real.as_pointer())
     b_p = builder.inttoptr(bias, real.as_pointer())
     fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{_suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
     )
 
     def c(v):
@@ -604,7 +547,7 @@ def _block_rows_codegen(context, builder, sig, args):
         def put(o):
             for u in range(vectors):
                 at = builder.add(builder.add(planes[o], row_dst), lanes[u])
-                _store(builder, flat[o * vectors + u], dst_p, at,
+                store(builder, flat[o * vectors + u], dst_p, at,
                        None if masks is None else masks[u])  # fmt: skip
 
         put(0)

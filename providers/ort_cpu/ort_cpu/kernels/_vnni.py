@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 
 from .. import _threads
 from .._spin_jit import block, made, pointer
-from ._ir import loop_end, loop_start, splat
+from ._ir import loop_end, loop_start, requantize8, splat, store
 
 #: output channels and pixels of one tile of sums
 TILE_M, TILE_P = 8, 32
@@ -150,50 +150,30 @@ def _requant_tile_codegen(context, builder, sig, args):
     x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult, zero, lo, hi, _ = args
     f32, i32, i64t, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(64), ir.IntType(8)
     fv, iv, lv = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i64t, 16)
-    rint = builder.module.declare_intrinsic("llvm.rint.v16f32", fnty=ir.FunctionType(fv, [fv]))
     sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
     y_p = builder.inttoptr(y, i8.as_pointer())
     ws_p = builder.inttoptr(wsum, i32.as_pointer())
     b_p = builder.inttoptr(bias, f32.as_pointer())
     m_p = builder.inttoptr(mult, f32.as_pointer())
     lanes = ir.Constant(lv, list(range(16)))
+    # the last tile's cells past the row's end are not written (AVX-512: masked stores cost
+    # what plain ones do)
     masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv))
              for h in range(2)]  # fmt: skip
-    whole = builder.icmp_signed(">=", cells, ir.Constant(i64t, TILE_P))
-    # clip(rint(v) + zero, lo, hi) as rint(clip(v, lo - zero, hi - zero)) + zero: the same
-    # integers (rint keeps the integral bounds in place), added in int32 after the conversion
-    lov = splat(builder, builder.fsub(lo, zero), fv)
-    hiv = splat(builder, builder.fsub(hi, zero), fv)
-    zi = splat(builder, builder.fptosi(zero, i32), iv)
     for mm in range(TILE_M):
         at = ir.Constant(i64t, mm)
         with builder.if_then(builder.icmp_signed("<", at, rows)):
-            # float32(sum - x_zero * wsum[m]): exact in int32 for K <= 32768 (the caller's
+            # float32(sum - x_zero * wsum[m]): exact in int32 for K <= MAX_K (the caller's
             # bound), then qgemm's float32 operations, so its bytes
             shift = splat(builder, builder.mul(x_zero, builder.load(builder.gep(ws_p, [at]))), iv)
             bv = splat(builder, builder.load(builder.gep(b_p, [at])), fv)
             mv = splat(builder, builder.load(builder.gep(m_p, [at])), fv)
-            row = builder.gep(y_p, [builder.mul(at, ldy)])
+            row = builder.mul(at, ldy)
             for h in range(2):
                 v = builder.sitofp(builder.sub(sums[2 * mm + h], shift), fv)
                 v = builder.fmul(builder.fadd(v, bv), mv)
-                v = builder.select(builder.fcmp_ordered("<", v, lov), lov, v)
-                v = builder.select(builder.fcmp_ordered(">", v, hiv), hiv, v)
-                q = builder.add(builder.fptosi(builder.call(rint, [v]), iv), zi)
-                q = builder.trunc(q, ir.VectorType(i8, 16))
-                dst = builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
-                                      q.type.as_pointer())  # fmt: skip
-                with builder.if_else(whole) as (full, part):
-                    with full:
-                        builder.store(q, dst, align=1)
-                    with part:
-                        store = builder.module.declare_intrinsic(
-                            "llvm.masked.store.v16i8.p0",
-                            fnty=ir.FunctionType(
-                                ir.VoidType(), [q.type, dst.type, i32, masks[h].type]
-                            ),
-                        )
-                        builder.call(store, [q, dst, ir.Constant(i32, 1), masks[h]])
+                q = requantize8(builder, v, zero, lo, hi)
+                store(builder, q, y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h])
     return context.get_dummy_value()
 
 

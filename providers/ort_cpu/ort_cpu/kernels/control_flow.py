@@ -25,7 +25,7 @@ def _read_only(value) -> np.ndarray:
 
 #: the Loop's condition and iteration-number inputs, made once (read-only 0-d arrays: a body
 #: cannot change them, and may keep them: a scan output of the iteration number)
-_TRUE, _FALSE = _read_only(True), _read_only(False)
+_TRUE = _read_only(True)
 _ITERATIONS = [_read_only(np.int64(i)) for i in range(1024)]
 
 

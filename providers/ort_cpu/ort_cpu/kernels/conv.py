@@ -896,7 +896,9 @@ def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
         _winograd_weights(packed, w_shape[0])
 
 
-#: bytes of accumulator rows the direct kernel works on at a time (in the L1 cache)
+#: the dense direct kernel's block of output rows, as bytes of one plane's float32 rows of wq
+#: cells: each block is summed for every eight output channels before the next, so the input
+#: rows it reads stay in cache
 DIRECT_CHUNK = 16 << 10
 
 #: work (multiply-adds, plus :data:`DIRECT_CHANNEL_COST` per output plane) from which the direct
@@ -937,7 +939,7 @@ class _DirectPlan:
         # rows and columns every window reads, padding included
         hp = max(h + begin[0], (out[0] - 1) * sh + (kh - 1) * dh + 1)
         wp = max(w + begin[1], (out[1] - 1) * sw + (kw - 1) * dw + 1)
-        # each stride phase of the padded plane: hq rows of wq cells (the accumulator's rows)
+        # each stride phase of the padded plane: hq rows of wq cells
         hq, wq = -(-hp // sh), -(-wp // sw)
         chunk = max(1, min(out[0], DIRECT_CHUNK // (4 * wq)))
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)

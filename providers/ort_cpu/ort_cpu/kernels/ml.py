@@ -502,6 +502,7 @@ class _Ensemble:
         general = not self.values.dense_ok or not self.all_first
         self.forest = forest if general else None
         self.compiled = False
+        self._one_call: dict = {}  # see compiled_sums
         if not self.walker.general:
             kinds = {np.float64 if d == np.float64 else np.float32 for d in dtypes}
             fn = _ml_jit.warm_forest(kinds)
@@ -517,36 +518,27 @@ class _Ensemble:
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
-        [N, C] or None) from the compiled loop; ``first``: each leaf's first weight, C = 1."""
-        entries = self.values.entries(x.dtype.type, first)
+        [N, C] or None) from the compiled loop; ``first``: each leaf's first weight, C = 1.
+        Batches walked on one thread take one compiled call whose constant arguments are
+        prepared once per dtype, weights, ``base`` (the callers' own constant arrays) and
+        ``div`` (:meth:`Walker.block`): a batch-1 run spends its time in the walk, not in
+        Python between it and the session."""
         n_out = 1 if first else self.n_targets
         if self.walker.one_call(x.shape[0]):
-            fn, block = self.walker.block(x.dtype.type, entries, base, div)
+            dtype = x.dtype.type
+            kept = self._one_call.get((dtype, first, div, id(base)))
+            if kept is None or kept[0] is not base:
+                entries = self.values.entries(dtype, first)
+                kept = (base, entries, *self.walker.block(dtype, entries, base, div))
+                if len(self._one_call) < 16:  # (the block keeps base and entries alive)
+                    self._one_call[(dtype, first, div, id(base))] = kept
             out = np.zeros((x.shape[0], n_out), x.dtype)
             has = np.zeros(out.shape, bool) if track else _NO_HAS
-            fn(x, block, out, has)
+            kept[2](x, kept[3], out, has)
             return out, (has if track else None)
+        entries = self.values.entries(x.dtype.type, first)
         _, out, has = self.walker.walk_and_add(x, entries, n_out, track, div, base)
         return out, has
-
-    def sums(self, dtype, first: bool, div=1, base=None):
-        """``sums(x) -> [N, C]``: :meth:`compiled_sums` (no scored flags) for inputs of
-        ``dtype``, with its one-thread call prepared now (a batch-1 run then spends its time in
-        the walk, not in Python between it and the session); ``base`` stays the same array."""
-        entries = self.values.entries(dtype, first)
-        n_out = 1 if first else self.n_targets
-        fn, block = self.walker.block(dtype, entries, base, div)
-        one_call = self.walker.one_call
-
-        def sums(x):
-            if one_call(x.shape[0]):
-                out = np.zeros((x.shape[0], n_out), x.dtype)
-                fn(x, block, out, _NO_HAS)
-                return out
-            return self.compiled_sums(x, first, False, div, base)[0]
-
-        sums.keep = (entries, base)  # the block's arrays, alive with it
-        return sums
 
     @property
     def fast(self) -> bool:
@@ -635,16 +627,11 @@ def _regression(ens: _Ensemble, how: str, post: str, base) -> Any:
         origins = {t: np.full(1, origin64, dtype=t) for t in (np.float32, np.float64)}
         div = ens.n_trees if how == "AVERAGE" else 1
 
-        quick: dict = {}  # dtype -> the compiled sum / div + origin (Ensemble.sums)
-
         def single(x):
             acc = x.dtype.type
             origin = acc(origin64)
             if how in ("SUM", "AVERAGE") and ens.fast:  # sum / div + origin, compiled
-                go = quick.get(acc)
-                if go is None:
-                    go = quick[acc] = ens.sums(acc, True, div, origins[acc])
-                p = go(x)
+                p = ens.compiled_sums(x, True, False, div, origins[acc])[0]
                 p = p if acc is np.float32 else p.astype(np.float32)
                 return _probit(p) if post == "PROBIT" else p
             if how in ("MIN", "MAX"):
@@ -878,15 +865,12 @@ def tree_ensemble_classifier(info):
                 b[0] = base[0] if n_base == 1 else 0
                 threshold = np.float32(0.5 if binary and all_positive else 0.0)
                 quick = fn, (b if n_base else None), threshold, _ml_jit.BINARY[kind]
-        prepared: list = []  # the float32 sums (Ensemble.sums), on the first float32 run
 
         def run_binary(x):
             x = _tree_input(x, walker)
             if quick is not None and x.dtype == np.float32 and ens.fast:
                 fn, b, threshold, how = quick
-                if not prepared:
-                    prepared.append(ens.sums(np.float32, False, 1, b))
-                s = prepared[0](x)
+                s = ens.compiled_sums(x, False, False, 1, b)[0]
                 codes = np.empty(len(s), dtype=np.int64)
                 z = np.empty((len(s), 2), dtype=np.float32)
                 fn(s, threshold, how, codes, z)
@@ -923,15 +907,12 @@ def tree_ensemble_classifier(info):
     )
     rows = _ml_jit.warm_transforms() if quick else None
     code = _ml_jit.TRANSFORMS[post] if rows is not None else 0
-    prepared: list = []  # the float32 sums (Ensemble.sums), on the first float32 run
 
     def run_multi(x):
         x = _tree_input(x, walker)
         acc = x.dtype.type
         if rows is not None and acc is np.float32 and ens.fast:
-            if not prepared:
-                prepared.append(ens.sums(acc, False, 1, base_acc(acc) if base_k else None))
-            s = prepared[0](x)
+            s = ens.compiled_sums(x, False, False, 1, base_acc(acc) if base_k else None)[0]
             best = np.empty(len(s), dtype=np.int64)
             rows[0](s, code, _ml_jit.NO_BIAS, best)
             return label_list.take(best), s

@@ -278,7 +278,9 @@ class _Recurrent:
         if sequence_lens is None:
             lens = self._full_lens.get((batch, seq))  # read only by the loop: one per shape
             if lens is None:
-                lens = self._full_lens[(batch, seq)] = np.full(batch, seq, np.int64)
+                lens = np.full(batch, seq, np.int64)
+                if len(self._full_lens) < 64:
+                    self._full_lens[(batch, seq)] = lens
             ys = np.empty((self.num_dir, seq, batch, n), wt)
         else:
             lens = np.clip(np.asarray(sequence_lens, np.int64).reshape(batch), 0, seq)
