@@ -73,6 +73,18 @@ def _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq):  # pragma: no cover - compi
 
 
 @jit(inline="always")
+def _row_bases(h, pt, sh, sw, phase, wq):  # pragma: no cover - compiled
+    """The first cell of each of the ``h`` image rows' padded rows in the stride phases: row r
+    is padded row r + pt, row (r + pt) // sh of row phase (r + pt) % sh (each of ``sw *
+    phase`` cells), worked out once a call (two divisions a row in the channel loop cost as
+    much as a 7 x 7 plane's taps)."""
+    bases = np.empty(h, np.int64)
+    for r in range(h):
+        bases[r] = ((r + pt) % sh) * sw * phase + ((r + pt) // sh) * wq
+    return bases
+
+
+@jit(inline="always")
 def _pair_phases(rowbase, pl, phase):  # pragma: no cover - compiled
     """(first cell of the even image columns, of the odd ones) of a stride-2 row whose padded
     row starts at ``rowbase``: column c is cell (c + pl) // 2 of phase (c + pl) % 2."""
@@ -176,6 +188,7 @@ def _direct(
     zero_w = w.dtype.type(0.0)
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
     shared = _shared_rows(cg, kh, kw, sh, dh)
+    bases = _row_bases(h, pt, sh, sw, phase, wq)
     for n in range(x.shape[0]):
         for g in range(g0, g1):
             # the interior; the border keeps its first value, 0 (or -inf for MAX), as every
@@ -186,13 +199,10 @@ def _direct(
                 if sw == 1:  # rows copied by address: no views per row
                     at, start = planes.ctypes.data, img.ctypes.data
                     for r in range(h):
-                        pr = r + pt
-                        rowbase = (pr % sh) * phase + (pr // sh) * wq
-                        copy_cells(at + (rowbase + pl) * cell, start + r * wd * cell, wd, bv0)
+                        copy_cells(at + (bases[r] + pl) * cell, start + r * wd * cell, wd, bv0)
                     continue
                 for r in range(h):
-                    pr = r + pt
-                    rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
+                    rowbase = bases[r]
                     if sw == 2:  # even and odd image columns in one pass, by address
                         even, odd = _pair_phases(rowbase, pl, phase)
                         even = planes.ctypes.data + even * cell
@@ -329,6 +339,7 @@ def _depthwise_quant(
     buf = np.zeros(sh * sw * phase + ROWS * wq + kw * dw + SLACK, np.float32)
     offs = _tap_offsets(kh, kw, sh, sw, dh, dw, phase, wq)
     shared = _shared_rows(1, kh, kw, sh, dh)
+    bases = _row_bases(h, pt, sh, sw, phase, wq)
     # one centred image row, split into its column phases from here (strides above 2)
     row = np.empty(wd + SLACK, np.float32)
     like_x, like_y = x.dtype.type(0), y.dtype.type(0)
@@ -339,8 +350,7 @@ def _depthwise_quant(
             # cells)
             plane = xb + ((n * x.shape[1] + c) * h) * wd
             for r in range(h):
-                pr = r + pt
-                rowbase = (pr % sh) * sw * phase + (pr // sh) * wq
+                rowbase = bases[r]
                 if sw == 1:
                     at = buf.ctypes.data + (rowbase + pl) * 4
                     center_cells(at, plane + r * wd, wd, zx, like_x)
