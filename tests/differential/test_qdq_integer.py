@@ -425,7 +425,7 @@ def test_depthwise_qlinear_conv_in_one_pass_equals_the_float_path_and_onnxruntim
     assert made and made[0] is not None
     k = window["k"]
     shared = threads == 2 and _threads.spin_supported()
-    shared = shared and conv._direct_split_pays(fused[0], k * k)
+    shared = shared and conv._direct_split_pays(fused[0].size, fused[0].shape, k * k)
     assert calls == collections.Counter({"shared": 1} if shared else {})
     monkeypatch.setattr(conv, "_depthwise_quant_conv", lambda *a: None)
     floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, {"x": x})

@@ -19,7 +19,7 @@ from numba import carray, cfunc, njit, types
 
 from .. import _threads
 from .._spin_jit import block as made_block
-from .._spin_jit import made, pointer
+from .._spin_jit import filled, made, pointer
 from . import _conv_jit
 
 #: the block's slots: x (address, N, C, H, W), the weights (address, rows, columns), the bias's
@@ -116,14 +116,24 @@ def _quant_piece(x_dtype, y_dtype):
 DIRECT, NHWC = _direct_piece, _nhwc_piece
 
 
-def split_quant(x, zx, w, bias, mult, zy, lo, hi, y, ints) -> bool:
-    """:func:`._conv_jit._depthwise_quant` over every channel shared among the run's threads;
-    False (nothing run) where the run has no spinning pool free."""
-    a = made_block(
-        (x.ctypes.data, *x.shape, w.ctypes.data, bias.ctypes.data, mult.ctypes.data,
-         y.ctypes.data, *y.shape[2:], *ints),
-        (zx, zy, lo, hi),
-    )  # fmt: skip
+def quant_block(x_shape, w, bias, mult, y_shape, ints, floats) -> np.ndarray:
+    """The argument block of :func:`split_quant` for inputs of ``x_shape``: the constant
+    weights, biases and multipliers (kept alive by the caller), the shapes, ``ints`` and the
+    zero points and bounds ``floats``; x's and y's addresses (slots 0 and 8) left for each
+    call."""
+    return made_block(
+        (0, *x_shape, w.ctypes.data, bias.ctypes.data, mult.ctypes.data, 0, *y_shape[2:], *ints),
+        floats,
+    )
+
+
+def split_quant(template, x, y) -> bool:
+    """:func:`._conv_jit._depthwise_quant` over every channel shared among the run's threads,
+    its argument block ``template`` (:func:`quant_block`) with x's and y's addresses; False
+    (nothing run) where the run has no spinning pool free."""
+    if not _threads.spinning():
+        return False
+    a = filled(template, 0, x, 8, y)
     return _threads.split_compiled(x.shape[1], quant_address(x.dtype, y.dtype), a.ctypes.data)
 
 
@@ -139,18 +149,20 @@ def address(kind, dtype) -> int:
     return made(kind, dtype)
 
 
-def block(x, w, bias, y, ints, floats) -> np.ndarray:
-    """A piece's argument block (the caller keeps it and the C-contiguous arrays alive until
-    the pieces are done)."""
-    arrays = (
-        x.ctypes.data, *x.shape, w.ctypes.data, *w.shape, bias.ctypes.data, y.ctypes.data,
-        *y.shape[1:],
-    )  # fmt: skip
-    return made_block((*arrays, *ints), floats)
+def block(x_shape, w, bias, y_shape, ints, floats) -> np.ndarray:
+    """A piece's argument block for inputs of ``x_shape``: the weights' and the bias's addresses
+    (C-contiguous arrays the caller keeps alive), the shapes, ``ints`` and ``floats``; x's and
+    y's addresses (slots ``X`` and ``Y``) left for each call (:func:`split`)."""
+    return made_block(
+        (0, *x_shape, w.ctypes.data, *w.shape, bias.ctypes.data, 0, *y_shape[1:], *ints), floats
+    )
 
 
-def split(pieces: dict, total: int, x, w, bias, y, ints, floats, min_piece: int = 1) -> bool:
+def split(pieces: dict, total: int, x, y, template, min_piece: int = 1) -> bool:
     """The kernel of ``pieces`` (:data:`DIRECT` or :data:`NHWC`) over ``range(total)`` shared
-    among the run's threads; False (nothing run) where the run has no spinning pool free."""
-    a = block(x, w, bias, y, ints, floats)
+    among the run's threads, its argument block ``template`` (:func:`block`) with x's and y's
+    addresses; False (nothing run) where the run has no spinning pool free."""
+    if not _threads.spinning():
+        return False
+    a = filled(template, X, x, Y, y)
     return _threads.split_compiled(total, address(pieces, x.dtype.type), a.ctypes.data, min_piece)

@@ -34,7 +34,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import block, made, pointer
+from .._spin_jit import block, filled, made, pointer
 from ._ir import loop_end, loop_start, requantize8, splat, store
 
 #: output channels and pixels of one tile of sums
@@ -438,23 +438,34 @@ def piece_address(out_dtype) -> int:
 
 def _block(xq, k4, p_pad, wq, m_pad, wsum, bias, mult, y, m, p, x_zero, floats) -> np.ndarray:
     """A piece's argument block (the caller keeps it, with the arrays, alive until the pieces
-    are done)."""
+    are done); ``xq`` or ``y`` 0 leaves its slot for :func:`.._spin_jit.filled`."""
+
+    def at(a):
+        return 0 if isinstance(a, int) else a.ctypes.data
+
     return block(
-        (xq.ctypes.data, k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
-         mult.ctypes.data, y.ctypes.data, m, p, x_zero),  # the slots XQ to X_ZERO, in order
+        (at(xq), k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
+         mult.ctypes.data, at(y), m, p, x_zero),  # the slots XQ to X_ZERO, in order
         floats,
     )  # fmt: skip
 
 
-def split(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
+def channels_block(k4, p_pad, wq, wsum, bias, mult, m, p, x_zero, floats) -> np.ndarray:
+    """The argument block of :func:`split` for a packed input of (``k4``, ``p_pad``) words and
+    an output of (``m``, ``p``): the constant weights, sums, biases and multipliers (kept alive
+    by the caller), the sizes and ``floats`` (zero point, lowest, highest); the packed input's
+    and the output's addresses (``XQ``, ``Y``) left for each call."""
+    return _block(0, k4, p_pad, wq, wq.shape[0], wsum, bias, mult, 0, m, p, x_zero, floats)
+
+
+def split(template, xq, y) -> bool:
     """:func:`qgemm` over every output channel of ``y`` (M, P) uint8 or int8, its tiles of
-    channels shared among the run's threads as compiled pieces; False (nothing done) where the
-    run has no spinning pool free."""
+    channels shared among the run's threads as compiled pieces (``template``:
+    :func:`channels_block`); False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    m, p = y.shape
-    a = _block(xq, *xq.shape, wq, wq.shape[0], wsum, bias, mult, y, m, p, x_zero, (zero, lo, hi))
-    return _threads.split_compiled(-(-m // TILE_M), piece_address(y.dtype), a.ctypes.data)
+    a = filled(template, XQ, xq, Y, y)
+    return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), a.ctypes.data)
 
 
 def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
@@ -508,20 +519,28 @@ def pixels_address(out_dtype) -> int:
     return made(_pixels_piece, np.dtype(out_dtype).type)
 
 
-def split_pixels(x, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
+def pixels_block(k, p, wq, wsum, bias, mult, m, x_zero, floats) -> np.ndarray:
+    """The argument block of :func:`split_pixels` for an input of (``k``, ``p``) and ``m``
+    output channels: the constant weights, sums, biases and multipliers (kept alive by the
+    caller), the sizes and ``floats`` (zero point, lowest, highest); the input's and the
+    output's addresses (``X_X``, ``X_Y``) left for each call."""
+    return block(
+        (0, k, p, wq.ctypes.data, *wq.shape, wsum.ctypes.data, bias.ctypes.data,
+         mult.ctypes.data, 0, m, x_zero),  # X_X to X_XZERO, in order
+        floats,
+    )  # fmt: skip
+
+
+def split_pixels(template, x, y) -> bool:
     """A pointwise product ``y`` (M, P) from ``x`` (K, P) uint8, C-contiguous, its tiles of
-    pixels shared among the run's threads as compiled pieces, each packing its own pixels:
-    the input is read once in all (by tiles of channels, :func:`split`, each thread read all
-    of it, packed by the calling thread, from that thread's cache: 960 -> 160 channels on 7 x 7
-    took 36 us shared against 45 alone); False (nothing done) where the run has no spinning
-    pool free."""
+    pixels shared among the run's threads as compiled pieces, each packing its own pixels
+    (``template``: :func:`pixels_block`): the input is read once in all (by tiles of
+    channels, :func:`split`, each thread read all of it, packed by the calling thread, from
+    that thread's cache: 960 -> 160 channels on 7 x 7 took 36 us shared against 45 alone);
+    False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    a = block(
-        (x.ctypes.data, *x.shape, wq.ctypes.data, *wq.shape, wsum.ctypes.data, bias.ctypes.data,
-         mult.ctypes.data, y.ctypes.data, y.shape[0], x_zero),  # X_X to X_XZERO, in order
-        (zero, lo, hi),
-    )  # fmt: skip
+    a = filled(template, X_X, x, X_Y, y)
     return _threads.split_compiled(-(-x.shape[1] // TILE_P), pixels_address(y.dtype), a.ctypes.data)
 
 
@@ -560,17 +579,26 @@ def rows_address(out_dtype) -> int:
     return made(_rows_piece, np.dtype(out_dtype).type)
 
 
-def split_rows(xp, window, oh, ow, wq, wsum, x_zero, bias, mult, zero, lo, hi, y) -> bool:
-    """:func:`conv_rows` over every output row (``window``: kh, kw, sh, sw, dh, dw; ``y``
-    (M, oh * ow)), the rows shared among the run's threads as compiled pieces, each packing its
-    own rows; False (nothing done) where the run has no spinning pool free."""
+def rows_block(xp_shape, window, ow, wq, wsum, bias, mult, y_shape, x_zero, floats):
+    """The argument block of :func:`split_rows` for a padded image of ``xp_shape`` (C, H, W),
+    ``window`` (kh, kw, sh, sw, dh, dw), ``ow`` output cells a row and an output of
+    ``y_shape`` (M, oh * ow): the constant weights, sums, biases and multipliers (kept alive
+    by the caller), the sizes and ``floats`` (zero point, lowest, highest); the image's and the
+    output's addresses (``R_XP``, ``R_Y``) left for each call."""
+    return block(
+        (0, *xp_shape, *window, ow, wq.ctypes.data, *wq.shape, wsum.ctypes.data,
+         bias.ctypes.data, mult.ctypes.data, 0, *y_shape, x_zero),  # R_XP to R_XZERO
+        floats,
+    )  # fmt: skip
+
+
+def split_rows(template, xp, y, oh) -> bool:
+    """:func:`conv_rows` over every output row (``y`` (M, oh * ow); ``template``:
+    :func:`rows_block`), the rows shared among the run's threads as compiled pieces, each
+    packing its own rows; False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    a = block(
-        (xp.ctypes.data, *xp.shape, *window, ow, wq.ctypes.data, *wq.shape, wsum.ctypes.data,
-         bias.ctypes.data, mult.ctypes.data, y.ctypes.data, *y.shape, x_zero),  # R_XP to R_XZERO
-        (zero, lo, hi),
-    )  # fmt: skip
+    a = filled(template, R_XP, xp, R_Y, y)
     return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
 
 

@@ -913,10 +913,11 @@ DIRECT_SPLIT_WORK = 1 << 19
 DIRECT_CHANNEL_COST = 1000
 
 
-def _direct_split_pays(y: np.ndarray, taps: int) -> bool:
-    """Whether a direct kernel's output ``y`` (N, M, OH, OW) of ``taps`` multiply-adds a cell is
-    worth sharing among the run's threads (:data:`DIRECT_SPLIT_WORK`)."""
-    return y.size * taps + DIRECT_CHANNEL_COST * y.shape[0] * y.shape[1] >= DIRECT_SPLIT_WORK
+def _direct_split_pays(size: int, shape: tuple, taps: int) -> bool:
+    """Whether a direct kernel's output of ``size`` cells and ``shape`` (N, M, OH, OW), ``taps``
+    multiply-adds a cell, is worth sharing among the run's threads
+    (:data:`DIRECT_SPLIT_WORK`)."""
+    return size * taps + DIRECT_CHANNEL_COST * shape[0] * shape[1] >= DIRECT_SPLIT_WORK
 
 
 class _DirectPlan:
@@ -929,7 +930,7 @@ class _DirectPlan:
     rows summed in registers from the bias and stored through the activation. No column
     matrix, no numpy call per group."""
 
-    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps")
+    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps", "blocks")
 
     def __init__(
         self, fn, x_shape, m, g, kernel, strides, dilations, out, begin, mode=_conv_jit.CONVOLVE
@@ -946,6 +947,7 @@ class _DirectPlan:
         self.taps = kh * kw * (c // g)
         self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk, mode)
         self.zeros: dict = {}
+        self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         n, m, dtype = x.shape[0], self.g * self.mg, wmat.dtype
@@ -968,11 +970,21 @@ class _DirectPlan:
                 piece = _conv_jit.OUTS
         if not (
             (g > 1 or mg > 1)
-            and _direct_split_pays(y, self.taps)
+            and _direct_split_pays(y.size, y.shape, self.taps)
             and _threads.spinning()
             and _split_compiled(
-                _conv_pieces().DIRECT, total, x, w2, bias, y, (split, cg, mg, *args), code, piece
-            )
+                self.blocks,
+                _conv_pieces().DIRECT,
+                total,
+                x,
+                wmat,
+                w2,
+                bias,
+                y,
+                (split, cg, mg, *args),
+                code,
+                piece,
+            )  # fmt: skip
         ):
             fn(x, w2, bias, y, 0, g, 0, mg, cg, mg, *args, *code)
         return _finish(y, z, act)
@@ -988,14 +1000,24 @@ def _conv_pieces():
     return pieces
 
 
-def _split_compiled(pieces, total, x, w, bias, y, ints, code, min_piece=1) -> bool:
+def _split_compiled(blocks, pieces, total, x, wmat, w, bias, y, ints, code, min_piece=1) -> bool:
     """A direct kernel's ``range(total)`` (groups or channels) shared among the run's threads as
     compiled pieces (:mod:`._conv_pieces`); False (nothing run) where the run's pool cannot take
-    them."""
-    act, alpha, beta = code
-    w, bias = np.ascontiguousarray(w), np.ascontiguousarray(bias, x.dtype)
-    p = _conv_pieces()
-    return p.split(pieces, total, x, w, bias, y, (*ints, act), (alpha, beta), min_piece)
+    them. ``w`` is the packed weight array ``wmat`` as the kernel reads it. ``blocks`` keeps the
+    plan's argument blocks by input shape and arguments, with the packed weights and the bias
+    they were made for (the same arrays from run to run for constant weights, as
+    :class:`_DerivedWeights` assumes), so a call only writes x's and y's addresses into a copy
+    (:func:`.._spin_jit.filled`)."""
+    key = (x.shape, ints, code)
+    found = blocks.get(key)
+    if found is None or found[0] is not wmat or found[1] is not bias:
+        if len(blocks) >= 8:  # (weights or shapes that change from run to run)
+            blocks.clear()
+        act, alpha, beta = code
+        wc, bc = np.ascontiguousarray(w), np.ascontiguousarray(bias, x.dtype)
+        template = _conv_pieces().block(x.shape, wc, bc, y.shape, (*ints, act), (alpha, beta))
+        found = blocks[key] = (wmat, bias, wc, bc, template)
+    return _conv_pieces().split(pieces, total, x, y, found[-1], min_piece)
 
 
 class _DepthwiseNHWCPlan:
@@ -1003,12 +1025,13 @@ class _DepthwiseNHWCPlan:
     kernel of :mod:`._conv_jit`: for small maps with many channels (MobileNetV2's 14x14 and 7x7
     layers), where the planar kernel's rows are a few cells long."""
 
-    __slots__ = ("fn", "out", "args", "zeros")
+    __slots__ = ("fn", "out", "args", "zeros", "blocks")
 
     def __init__(self, fn, kernel, strides, dilations, out, begin) -> None:
         self.fn, self.out = fn, tuple(out)
         self.args = (*kernel, *strides, *dilations, begin[0], begin[1])
         self.zeros: dict = {}
+        self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         n, m, dtype = x.shape[0], wmat.shape[0], wmat.dtype
@@ -1020,9 +1043,11 @@ class _DepthwiseNHWCPlan:
                 bias = self.zeros[dtype] = np.zeros(m, dtype)
         y = np.empty((n, m, *self.out), dtype)
         if not (
-            _direct_split_pays(y, wt.shape[0])
+            _direct_split_pays(y.size, y.shape, wt.shape[0])
             and _threads.spinning()
-            and _split_compiled(_conv_pieces().NHWC, m, x, wt, bias, y, self.args, code, 16)
+            and _split_compiled(
+                self.blocks, _conv_pieces().NHWC, m, x, wmat, wt, bias, y, self.args, code, 16
+            )
         ):
             self.fn(x, wt, bias, y, 0, m, *self.args, *code)
         return _finish(y, z, act)
@@ -1639,18 +1664,26 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
             )  # fmt: skip
             plan = _DirectPlan(None, x.shape, m, m, kernel, strides, dilations, out, begin)
             # the direct kernel's geometry but its row chunk and mode (the quantized kernel
-            # writes whole rows)
-            args = geometry[x.shape] = (plan.out, plan.args[:-2])
-        out, ints = args
+            # writes whole rows); whether it is shared, and its pieces' argument blocks by
+            # input zero point
+            y_shape = (x.shape[0], m, *plan.out)
+            shared = split and _direct_split_pays(math.prod(y_shape), y_shape, taps)
+            args = geometry[x.shape] = (y_shape, plan.args[:-2], shared, {})
+        y_shape, ints, shared, blocks = args
         zx = np.float32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
         x = np.ascontiguousarray(x)
-        y = np.empty((x.shape[0], m, *out), out_dt)
-        if not (
-            split
-            and _direct_split_pays(y, taps)
-            and _conv_pieces().split_quant(x, zx, wc, bias, mult32, zy, lo, hi, y, ints)
-        ):
-            fn(x, zx, wc, bias, mult32, zy, lo, hi, y, 0, m, *ints)
+        y = np.empty(y_shape, out_dt)
+        if shared:
+            template = blocks.get(zx)
+            if template is None:
+                if len(blocks) >= 8:  # (a zero point that changes from run to run)
+                    blocks.clear()
+                template = blocks[zx] = _conv_pieces().quant_block(
+                    x.shape, wc, bias, mult32, y_shape, ints, (zx, zy, lo, hi)
+                )
+            if _conv_pieces().split_quant(template, x, y):
+                return y
+        fn(x, zx, wc, bias, mult32, zy, lo, hi, y, 0, m, *ints)
         return y
 
     return run
@@ -1695,51 +1728,74 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         and not any(attrs.pads or ())
         and attrs.auto_pad in (None, "NOTSET", "VALID")
     )
-    if _threads.will_split(info.provider):  # loaded now, not in the first run
+    will_split = _threads.will_split(info.provider)
+    if will_split:  # loaded now, not in the first run
         for address in (
             (_vnni.piece_address, _vnni.pixels_address) if pointwise else (_vnni.rows_address,)
         ):
             address(out_dt)
     kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
     window = (*w.shape[2:], *strides, *dilations)
+    shapes: dict = {}  # by input shape and zero point: the layer's geometry and pieces' block
+
+    def layout(x_shape, zx):
+        """(output cells (OH, OW), padding (begin, end) or None, whether the work is shared,
+        the pieces' argument block or None) for inputs of ``x_shape`` and zero point ``zx``."""
+        if pointwise:
+            out, pads = tuple(x_shape[2:]), None
+        else:
+            out, begin, _, end = _cached_geometry(
+                tuple(x_shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+                None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+            )  # fmt: skip
+            pads = (begin, end)
+        p = out[0] * out[1]
+        shared = will_split and m * k * p >= VNNI_SPLIT_WORK
+        template, floats = None, (zero, lo, hi)
+        if shared and pads is not None:  # rows of outputs, each packing its own windows
+            xp_shape = (c, *(max(d + b + e, 0) for d, b, e in zip(x_shape[2:], *pads, strict=True)))
+            template = _vnni.rows_block(
+                xp_shape, window, out[1], wq, wsum, bias, mult, (m, p), zx, floats
+            )
+        elif shared and p > _vnni.TILE_P:  # tiles of pixels, each thread packing its own
+            template = _vnni.pixels_block(k, p, wq, wsum, bias, mult, m, zx, floats)
+        elif shared:  # tiles of channels of the input packed here
+            p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
+            template = _vnni.channels_block(k4, p_pad, wq, wsum, bias, mult, m, p, zx, floats)
+        return out, pads, template
 
     def run(x, x_zero_point):
         zx = 0 if x_zero_point is None else int(np.asarray(x_zero_point).reshape(()))
-        if pointwise:
-            n, _, h, wd = x.shape
-            out, cols = (h, wd), None
-        else:
-            out, begin, _, end = _cached_geometry(
-                tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
-                None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
-            )  # fmt: skip
-            cols = pad_to(x, begin, end, zx)  # the padded images, read window by window
-            n = x.shape[0]
+        key = (x.shape, zx)
+        found = shapes.get(key)
+        if found is None:
+            if len(shapes) >= 16:  # (shapes or zero points that change from run to run)
+                shapes.clear()
+            found = shapes[key] = layout(x.shape, zx)
+        out, pads, template = found
+        cols = None if pads is None else pad_to(x, *pads, zx)  # the padded images
+        n = x.shape[0]
         p = out[0] * out[1]
         p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
         y = np.empty((n, m, *out), out_dt)
         xq = None  # the packed input, for images packed on this thread
-        shared = m * k * p >= VNNI_SPLIT_WORK
         z = np.int32(zx)
         for i in range(n):
             yi = y[i].reshape(m, p)
             if cols is not None:  # rows of outputs, each packing its own windows
                 xp = np.ascontiguousarray(cols[i])
-                args = (wq, wsum, z, bias, mult, zero, lo, hi, yi)
-                if not (shared and _vnni.split_rows(xp, window, *out, *args)):
-                    _vnni.conv_rows(xp, *window, out[1], 0, out[0], *args)
+                if template is None or not _vnni.split_rows(template, xp, yi, out[0]):
+                    _vnni.conv_rows(
+                        xp, *window, out[1], 0, out[0], wq, wsum, z, bias, mult, zero, lo, hi, yi
+                    )
                 continue
             xi = np.ascontiguousarray(x[i]).reshape(k, p)
-            if (  # tiles of pixels, each thread packing its own (see _vnni.split_pixels)
-                shared
-                and p > _vnni.TILE_P
-                and _vnni.split_pixels(xi, wq, wsum, z, bias, mult, zero, lo, hi, yi)
-            ):
+            if template is not None and p > _vnni.TILE_P and _vnni.split_pixels(template, xi, yi):
                 continue
             if xq is None:
                 xq = np.empty((k4, p_pad), np.uint32)
             _vnni.pack_input(xi, k4, p_pad, xq)
-            if not (shared and _vnni.split(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi)):
+            if template is None or not _vnni.split(template, xq, yi):
                 _vnni.qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
         return y
 
