@@ -214,7 +214,7 @@ def test_pointwise(stride, batch):
         ((1, 8, 1, 1), (8, 8, 1, 1)),  # a squeeze-excite layer: one cell
         ((1, 88, 1, 1), (24, 88, 1, 1)),
         ((1, 8, 12, 48), (24, 8, 1, 1)),  # rows of 576 cells
-        ((1, 4, 40, 40), (6, 4, 1, 1)),  # rows of 1600 cells: the bias through per_row
+        ((1, 6, 40, 40), (4, 6, 1, 1)),  # rows of 1600 cells: the bias through per_row
     ],
 )
 def test_pointwise_single_small_product(xs, ws):
@@ -592,6 +592,49 @@ def test_dense_layers_direct(case, split, monkeypatch):
     )  # fmt: skip
     _check_residual(rng, x, w, b, attrs, 0.1)
     assert calls
+    if split == "split":
+        assert any(done for _, threads, done in handed if threads > 1) or all(
+            threads == 1 for _, threads, _ in handed
+        )
+
+
+POINTWISE = [
+    ((1, 16, 28, 28), (96, 16, 1, 1)),  # an inverted residual's expansion
+    ((2, 24, 30, 29), (24, 24, 1, 1)),  # as many outputs, rows of 29 cells, batch 2
+    ((1, 3, 40, 40), (13, 3, 1, 1)),  # 13 outputs: a block of 8 and one of 5
+]
+
+
+@pytest.mark.parametrize("split", ["serial", "split"])
+@pytest.mark.parametrize("case", range(len(POINTWISE)))
+def test_pointwise_layers_direct(case, split, monkeypatch):
+    """1x1 layers of few input channels into as many or more over a large map take the
+    compiled direct kernel (conv._pointwise_direct_pays), on one thread or shared among two:
+    with and without a bias, and as FusedConv with a compiled activation and with a residual,
+    against onnxruntime; into fewer channels, or on a small map, they stay one GEMM."""
+    from ort_cpu.kernels import conv
+
+    from .harness import spy_split_compiled, use_compiled
+
+    use_compiled(monkeypatch, True)
+    xs, ws = POINTWISE[case]
+    assert _kind(_plan(xs, ws, {})) == "direct"
+    assert _kind(_plan((1, 96, 56, 56), (24, 96, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan((1, 32, 14, 14), (128, 32, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan(xs, ws, {"strides": [2, 2]})) == "_pointwise_plan"
+    handed = []
+    if split == "split":
+        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+        handed = spy_split_compiled(monkeypatch)
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], {})
+    _check("Conv", [x, w], {}, consts=(1,))
+    _check(
+        "FusedConv", [x, w, b], {"activation": "Clip", "activation_params": [-0.5, 0.5]},
+        domain=MS,
+    )  # fmt: skip
+    _check_residual(rng, x, w, b, {}, 0.1)
     if split == "split":
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed
