@@ -316,9 +316,15 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     were 33 MB of traffic). Both tails are exact limits: exp overflows to inf far left, and
     1 / inf is 0 (x / inf is -0; -inf / inf is NaN, as -inf * 0 is in onnxruntime). The blocks
     are shared among the run's threads (an exp per element: compute-bound). A tensor of at most
-    :data:`TINY` elements is four numpy calls and no blocks (a 4-element Sigmoid: 17 -> 5 us)."""
+    :data:`TINY` elements is four numpy calls and no blocks (a 4-element Sigmoid: 17 -> 5 us).
+    Where compiled kernels are on, float32 takes one compiled pass instead
+    (:func:`._exp_jit.logistic`, MLAS's exponential: within 4e-7 of these steps), shared among
+    the run's threads as compiled pieces: 1.6M cells 1.46 -> 0.72 ms on one thread."""
     dt = x.dtype
     xf = x.reshape(-1)  # 1-D, also for a 0-d tensor (whose ufunc results are scalars)
+    compiled = _compiled_logistic() if dt == np.float32 else None
+    if compiled is not None:  # one compiled pass (:func:`._exp_jit.logistic`)
+        return compiled.logistic(np.ascontiguousarray(xf), alpha, times_x).reshape(x.shape)
     if xf.size <= TINY or (
         xf.size <= CHUNK and xf.size * _LOGISTIC_STEPS < _threads.MIN_PARALLEL_WORK
     ):  # one block's steps in place, without its closure and slices: 8 -> 5 us (3168: 9.3 -> 5.5)
@@ -345,6 +351,30 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     # x = -inf: -inf / inf is NaN
     _in_blocks(n, m, _LOGISTIC_STEPS, 1, dt, block, over="ignore", invalid="ignore")
     return out.reshape(x.shape)
+
+
+_LOGISTIC_JIT: list = []  # [:mod:`._exp_jit`] once its logistic is loaded
+
+
+def _compiled_logistic():
+    """:mod:`._exp_jit` with its logistic loaded, where compiled kernels are on (loaded now the
+    first time: :func:`warm_logistic`), else None."""
+    if not jit_available():  # asked each time: tests turn the compiled kernels off
+        return None
+    if not _LOGISTIC_JIT:
+        warm_logistic(_threads.spin_supported())
+    return _LOGISTIC_JIT[0]
+
+
+def warm_logistic(split: bool) -> None:
+    """Load the compiled :func:`logistic` (:mod:`._exp_jit`) now, with ``split`` its piece for
+    the intra-op pool too; nothing where compiled kernels are off."""
+    if not jit_available():
+        return
+    from . import _exp_jit
+
+    _exp_jit.warm_logistic(split)
+    _LOGISTIC_JIT[:] = [_exp_jit]
 
 
 def _logistic_steps(xf: np.ndarray, alpha: float, times_x: bool, dt) -> np.ndarray:
