@@ -414,3 +414,53 @@ def test_embed_layer_normalization(form):
         "EmbedLayerNormalization", inputs, {"epsilon": 1e-5},
         n_outputs=3 if form != "no_mask" else 2, consts=(2, 3, 5, 6),
     )  # fmt: skip
+
+
+def _const_model(op, inputs, consts, attrs=None):
+    """A one-node model of ``op`` whose inputs at ``consts`` are initializers."""
+    model, feeds = make_node_model(op, inputs, attrs, domain=MS, opset=17)
+    for i in consts:
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(f"x{i}"), f"x{i}"))
+    kept = [v for v in model.graph.input if v.name in feeds]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    return model, feeds
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_elementwise_shared_among_the_runs_threads(dtype, monkeypatch):
+    """Device: QLinearSigmoid's and QLinearConcat's lookups and QLinearMul over 83,517
+    elements (a last piece shorter than the others) are compiled pieces on the run's pool at
+    two threads (kernels._quant_pieces), with the one-thread bytes."""
+    import ort_core
+
+    from .harness import spy_split_compiled
+
+    rng = np.random.default_rng(16)
+    zp = 128 if dtype == np.uint8 else 0
+    x = _q(rng, (1, 7, 123, 97), dtype)
+    y = _q(rng, (1, 7, 123, 97), dtype)
+    xp, yp = _qp(0.05, zp + 2, dtype), _qp(1 / 256, zp - 1, dtype)
+    cases = [
+        _const_model("QLinearSigmoid", [x, *xp, *yp], (1, 2, 3, 4)),
+        _const_model("QLinearMul", [x, *xp, y, *_qp(0.04, zp, dtype), *yp], (1, 2, 4, 5, 6, 7)),
+        _const_model(
+            "QLinearConcat", [*yp, x, *xp, _q(rng, (1, 9, 123, 97), dtype), *yp], (0, 1, 3, 4, 6, 7),
+            {"axis": 1},
+        ),
+    ]  # fmt: skip
+    for model, feeds in cases:
+        got = {}
+        for threads in (1, 2):
+            so = ort_core.SessionOptions()
+            so.intra_op_num_threads = threads
+            sess = ort_core.InferenceSession(
+                model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+            )
+            handed = spy_split_compiled(monkeypatch) if threads == 2 else []
+            got[threads] = sess.run(None, feeds)[0]
+            if threads == 2:
+                assert any(done and t == 2 for _, t, done in handed), model.graph.node[0].op_type
+        assert got[1].dtype == dtype
+        np.testing.assert_array_equal(got[2], got[1])
+    check_ms("QLinearSigmoid", [x, *xp, *yp], atol=1, consts=(1, 2, 3, 4))

@@ -831,9 +831,12 @@ def _qbinary(op, code: int):
         once; otherwise numpy."""
         consts = [info.constant(i) if info.has_input(i) else None for i in (1, 2, 4, 5, 6, 7)]
         fast = params = None
+        blocks: dict = {}  # the pieces' argument block by output dtype (:mod:`._quant_pieces`)
         if all(c is not None for c, i in zip(consts, (1, 2, 4, 5, 6, 7)) if info.has_input(i)):
             fast = _quant_jit.warm_binary()
             params = _fast_params(code, *consts)
+            if fast is not None:
+                _warm_pieces(info, info.input_dtype(0))
 
         def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point=None):
             if (
@@ -844,8 +847,16 @@ def _qbinary(op, code: int):
             ):
                 lim = np.iinfo(a.dtype)
                 y = np.empty(a.shape, a.dtype)
-                fast(a.reshape(-1), b.reshape(-1), *params, np.float32(lim.min),
-                     np.float32(lim.max), code, y.reshape(-1))  # fmt: skip
+                af, bf, yf = a.reshape(-1), b.reshape(-1), y.reshape(-1)
+                if af.shape[0] >= QUANT_SPLIT and _quant_pieces().free():
+                    template = blocks.get(a.dtype)
+                    if template is None:
+                        template = blocks[a.dtype] = _quant_pieces().binary_block(
+                            params, np.float32(lim.min), np.float32(lim.max), code
+                        )
+                    if _quant_pieces().binary(template, af, bf, yf):
+                        return y
+                fast(af, bf, *params, np.float32(lim.min), np.float32(lim.max), code, yf)
                 return y
             zc = _qparams(c_scale, c_zero_point)[1]
             y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, zc)
@@ -864,12 +875,35 @@ def _byte_table(fn, x_scale, x_zero_point, y_scale, y_zero_point, dt) -> np.ndar
     return requant(fn(dequant(values, x_scale, x_zero_point)), y_scale, y_zero_point, dt)
 
 
+#: elements from which an 8-bit elementwise kernel shares its work among the run's threads
+#: (:mod:`._quant_pieces`; a lookup of 64K bytes takes about 20 us)
+QUANT_SPLIT = 1 << 16
+
+
+def _quant_pieces():
+    """:mod:`._quant_pieces` (it imports numba: only once a compiled kernel runs)."""
+    from . import _quant_pieces as pieces
+
+    return pieces
+
+
+def _warm_pieces(info, dtype) -> None:
+    """At kernel creation: the compiled pieces of :mod:`._quant_pieces` for ``dtype`` outputs,
+    where the session's runs share work."""
+    if dtype is not None and _threads.will_split(info.provider):
+        _quant_pieces().warm(dtype)
+
+
 def _look_up(table: np.ndarray, x: np.ndarray, look) -> np.ndarray:
     """``table`` at the bytes of ``x``, by the compiled loop ``look`` (:func:`._quant_jit.lookup`,
-    or None) where ``x`` is contiguous, else numpy's take."""
+    or None; large tensors shared among the run's threads) where ``x`` is contiguous, else
+    numpy's take."""
     if look is not None and x.flags.c_contiguous:
         y = np.empty(x.shape, table.dtype)
-        look(x.reshape(-1).view(np.uint8), table, y.reshape(-1))
+        xf, yf = x.reshape(-1).view(np.uint8), y.reshape(-1)
+        p = _quant_pieces() if xf.shape[0] >= QUANT_SPLIT else None
+        if not (p is not None and p.free() and p.lookup(xf, table, yf)):
+            look(xf, table, yf)
         return y
     return table.take(x.view(np.uint8))
 
@@ -886,6 +920,8 @@ def _qunary(fn, attrs: tuple[str, ...] = ()):
             args = [info.constant(i) if info.has_input(i) else None for i in range(1, 5)]
             table = _byte_table(lambda f: fn(f, **kwargs), *args, dt)
         look = _quant_jit.warm_lookup() if table is not None else None
+        if look is not None:
+            _warm_pieces(info, table.dtype)
 
         def run(x, x_scale, x_zero_point, y_scale, y_zero_point=None):
             if table is not None and x.dtype == table.dtype:
@@ -986,6 +1022,8 @@ def qlinear_concat(info):
             table = _byte_table(lambda f: f, s, z, *params, out_dt)
             tables.append(None if np.array_equal(table, same) else table)
     look = _quant_jit.warm_lookup() if tables is not None else None
+    if look is not None:
+        _warm_pieces(info, out_dt)
 
     def run(y_scale, y_zero_point, *inputs):
         if tables is not None and all(inputs[3 * k].dtype == out_dt for k in range(n)):
