@@ -17,7 +17,8 @@ import numpy as np
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, KernelInfo, KernelUnsupported
 
-from . import _rnn_jit
+from .. import _threads
+from . import _blas, _rnn_jit
 from ._registry import builder
 from .quantization import INT8_TYPES, _k_blocks, dynamic_quantize_linear, integer_matmul_f32
 
@@ -31,6 +32,12 @@ def _softplus(x):
 
 
 # name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
+#: multiply-adds of each direction's recurrence (steps x entries x gates x width x width) from
+#: which a bidirectional node runs its two directions at once on two threads: a direction's
+#: steps cost a few microseconds each beyond their products, so even small ones pay for the
+#: hand-off (about 5 us)
+DIRECTION_SPLIT_WORK = 1 << 16
+
 _ACTIVATIONS = {
     "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
     "tanh": (lambda x, a, b: np.tanh(x), None, None),
@@ -171,6 +178,13 @@ class _Recurrent:
         self._weights_of: tuple = ()
         self._weights: list = []
         self._full_lens: dict = {}  # (batch, seq) -> every entry's length, seq (see run_jit)
+        #: the directions as compiled pieces on the run's pool (:mod:`._rnn_pieces`), or None
+        self._pieces = None
+        if self.num_dir == 2 and _threads.will_split(info.provider):
+            from . import _rnn_pieces
+
+            _rnn_pieces.warm(wt, _rnn_jit._warm_args(wt))
+            self._pieces = _rnn_pieces
 
     def jit_flags(self, info: KernelInfo) -> int:
         """The op's bits of ``run_direction``'s ``flags`` (input_forget, linear_before_reset)."""
@@ -295,15 +309,20 @@ class _Recurrent:
         if lstm and initial_c is not None:
             cs[...] = initial_c
         flags = self.flags | (1 if P is not None else 0)
+        args = []
         for d in range(self.num_dir):
             wt_d, wb, rt, rb = weights[d]
-            xw = np.matmul(x2, wt_d).reshape(seq, batch, self.gates * n)
+            # (its columns shared among the run's threads when large: numpy's bits)
+            xw = _blas.matmul(x2, wt_d).reshape(seq, batch, self.gates * n)
             xw += wb
             p = np.ascontiguousarray(P[d], wt) if P is not None else rb
-            self.jit(
+            args.append((
                 self.op_code, xw, rt, rb, p, hs[d], cs[d], lens, self.reverse_only or d == 1,
                 self.codes[d], self.alphas[d], self.betas[d], self.clip_w, flags, ys[d],
-            )  # fmt: skip
+            ))  # fmt: skip
+        if not self._both_at_once(args, seq * batch * self.gates * n * n):
+            for a in args:
+                self.jit(*a)
         y = ys.transpose(1, 0, 2, 3)
         outs = [y if self.num_dir == 1 else np.ascontiguousarray(y), hs] + ([cs] if lstm else [])
         if self.layout:
@@ -311,6 +330,18 @@ class _Recurrent:
         if dtype == wt:
             return tuple(outs)
         return tuple(o.astype(dtype, copy=False) for o in outs)
+
+    def _both_at_once(self, args: list, work: int) -> bool:
+        """Both directions of a bidirectional node at once on the run's threads, as compiled
+        pieces (:mod:`._rnn_pieces`), where each direction has :data:`DIRECTION_SPLIT_WORK`
+        multiply-adds or more and the run's pool is free; False (nothing run) otherwise."""
+        pieces = self._pieces
+        if pieces is None or work < DIRECTION_SPLIT_WORK or not _threads.spinning():
+            return False
+        block = np.empty(2 * pieces.SLOTS, np.int64)
+        for d, a in enumerate(args):
+            pieces.fill(block, d, *a)
+        return pieces.run(block, self.jit_dtype)
 
     def plain_extra(self, extra) -> bool:
         """Whether the node's extra inputs allow the in-place step loop."""
