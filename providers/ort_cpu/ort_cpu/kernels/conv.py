@@ -849,14 +849,20 @@ def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
     return g == 1 and c * taps <= 32 and m <= 32
 
 
-def _channels_last_pays(c: int, out) -> bool:
+def _channels_last_pays(c: int, out, kernel, strides) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells, where the planar kernel's loops run over rows too short to vectorize
-    well (measured here, channels last against planar: 960 x 7 x 7 70 against 82 us, 1024 x 7
-    x 7 76 against 88, 96 x 12 x 12 5x5 stride 2 16 against 26). From rows of 12 cells the
-    planar kernel wins, its rows copied by address since (768 x 14 x 14: 146 against 212 us;
-    272 x 14 x 14: 53 against 81; 96 x 12 x 12 5x5: 27 against 39)."""
-    return out[1] <= 8
+    of at most 8 cells, for windows larger than 3 x 3, or strided over fewer than 256 channels.
+    Since the planar kernel keeps whole rows' sums in registers and works out its rows' places
+    once a call, it wins at 3 x 3 and stride 1 on rows of 7 or 8 cells too (planar against
+    channels last with a Clip, one thread / two: 960 x 7 x 7 72 / 53 against 89 / 60 us;
+    1024 x 7 x 7 76 / 57 against 94 / 60; 256 x 8 x 8 27 / 27 against 40 / 40; 64 x 7 x 7
+    14 / 14 against 16 / 16; 576 x 14 x 14 stride 2 78 / 57 against 87 / 63), where channels
+    last still wins or ties on small strided maps (96 x 12 x 12 3x3 stride 2: 20 against 19)
+    and 5 x 5 windows (96 x 12 x 12 stride 2: 25 against 23; 240 x 10 x 10: 56 against 56).
+    From rows of 12 cells the planar kernel wins everywhere (768 x 14 x 14: 146 against 212
+    us; 272 x 14 x 14: 53 against 81; 96 x 12 x 12 5x5: 27 against 39)."""
+    big_window = kernel[0] * kernel[1] > 9
+    return out[1] <= 8 and (big_window or (strides[1] > 1 and c < 256))
 
 
 def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
@@ -1289,7 +1295,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         # matrix in one strided copy, not one copy per tap (1 -> 258 channels, 256 taps, 5
         # outputs: 0.05 against 0.63 ms)
         return _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype)
-    if g == c == m and _channels_last_pays(c, out):
+    if g == c == m and _channels_last_pays(c, out, kernel, strides):
         fn = _conv_jit.warm_nhwc()
         if fn is not None:
             return _DepthwiseNHWCPlan(fn, kernel, strides, dilations, out, begin)
