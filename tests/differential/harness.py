@@ -148,3 +148,21 @@ def spy_split_compiled(monkeypatch) -> list:
 
     monkeypatch.setattr(_threads, "split_compiled", split_compiled)
     return handed
+
+
+def run_one_and_two_threads(model, feeds: dict, monkeypatch) -> tuple[list, list, list]:
+    """(outputs at one thread, outputs at two, :func:`spy_split_compiled`'s record of the
+    two-thread run) of ``model`` on the CPU provider alone."""
+    import ort_core
+
+    got, handed = {}, []
+    for threads in (1, 2):
+        so = ort_core.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort_core.InferenceSession(
+            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+        )
+        if threads == 2:
+            handed = spy_split_compiled(monkeypatch)
+        got[threads] = sess.run(None, feeds)
+    return got[1], got[2], handed

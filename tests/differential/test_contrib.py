@@ -432,9 +432,7 @@ def test_qlinear_elementwise_shared_among_the_runs_threads(dtype, monkeypatch):
     """Device: QLinearSigmoid's and QLinearConcat's lookups and QLinearMul over 83,517
     elements (a last piece shorter than the others) are compiled pieces on the run's pool at
     two threads (kernels._quant_pieces), with the one-thread bytes."""
-    import ort_core
-
-    from .harness import spy_split_compiled
+    from .harness import run_one_and_two_threads
 
     rng = np.random.default_rng(16)
     zp = 128 if dtype == np.uint8 else 0
@@ -450,17 +448,8 @@ def test_qlinear_elementwise_shared_among_the_runs_threads(dtype, monkeypatch):
         ),
     ]  # fmt: skip
     for model, feeds in cases:
-        got = {}
-        for threads in (1, 2):
-            so = ort_core.SessionOptions()
-            so.intra_op_num_threads = threads
-            sess = ort_core.InferenceSession(
-                model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-            )
-            handed = spy_split_compiled(monkeypatch) if threads == 2 else []
-            got[threads] = sess.run(None, feeds)[0]
-            if threads == 2:
-                assert any(done and t == 2 for _, t, done in handed), model.graph.node[0].op_type
-        assert got[1].dtype == dtype
-        np.testing.assert_array_equal(got[2], got[1])
+        one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
+        assert any(done and t == 2 for _, t, done in handed), model.graph.node[0].op_type
+        assert one[0].dtype == dtype
+        np.testing.assert_array_equal(two[0], one[0])
     check_ms("QLinearSigmoid", [x, *xp, *yp], atol=1, consts=(1, 2, 3, 4))

@@ -351,10 +351,9 @@ def test_bidirectional_directions_run_at_once_on_two_threads(op, lens, monkeypat
     """Device: at two threads a bidirectional node's two directions are compiled pieces on the
     run's pool at once (kernels._rnn_pieces: peepholes, initial states, sequence_lens), with
     the one-thread bits; against onnxruntime."""
-    import ort_core
     from ort_cpu.kernels import _rnn_jit, rnn
 
-    from .harness import spy_split_compiled
+    from .harness import run_one_and_two_threads
 
     if _rnn_jit.compiled(np.float32) is None:
         pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
@@ -362,18 +361,9 @@ def test_bidirectional_directions_run_at_once_on_two_threads(op, lens, monkeypat
     inputs = _inputs(op, 9, 3, 5, 7, "bidirectional", seq_lens=[9, 4, 6] if lens else None)
     attrs = dict(hidden_size=7, direction="bidirectional")
     model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
-    got = {}
-    for threads in (1, 2):
-        so = ort_core.SessionOptions()
-        so.intra_op_num_threads = threads
-        sess = ort_core.InferenceSession(
-            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-        )
-        handed = spy_split_compiled(monkeypatch) if threads == 2 else []
-        got[threads] = sess.run(None, feeds)
-        if threads == 2:
-            assert (2, 2, True) in handed
-    for one, two in zip(got[1], got[2], strict=True):
-        np.testing.assert_array_equal(two, one)
-    for e, g in zip(_ort_run(model, feeds), got[2], strict=True):
+    one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
+    assert (2, 2, True) in handed
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(b, a)
+    for e, g in zip(_ort_run(model, feeds), two, strict=True):
         assert_same(e, g, TOL["rtol"], TOL["atol"], op)

@@ -1004,7 +1004,7 @@ class _DirectPlan:
                 (split, cg, mg, *args),
                 code,
                 piece,
-            )  # fmt: skip
+            )
         ):
             fn(x, w2, bias, y, 0, g, 0, mg, cg, mg, *args, *code)
         return _finish(y, z, act)
@@ -1763,8 +1763,9 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
     shapes: dict = {}  # by input shape and zero point: the layer's geometry and pieces' block
 
     def layout(x_shape, zx):
-        """(output cells (OH, OW), padding (begin, end) or None, whether the work is shared,
-        the pieces' argument block or None) for inputs of ``x_shape`` and zero point ``zx``."""
+        """(output cells (OH, OW), padding (begin, end) or None for a pointwise layer, the
+        pieces' argument block or None where the work stays on the calling thread) for inputs
+        of ``x_shape`` and zero point ``zx``."""
         if pointwise:
             out, pads = tuple(x_shape[2:]), None
         else:
@@ -1777,7 +1778,8 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         shared = will_split and m * k * p >= VNNI_SPLIT_WORK
         template, floats = None, (zero, lo, hi)
         if shared and pads is not None:  # rows of outputs, each packing its own windows
-            xp_shape = (c, *(max(d + b + e, 0) for d, b, e in zip(x_shape[2:], *pads, strict=True)))
+            padded = (max(d + b + e, 0) for d, b, e in zip(x_shape[2:], *pads, strict=True))
+            xp_shape = (c, *padded)
             template = _vnni.rows_block(
                 xp_shape, window, out[1], wq, wsum, bias, mult, (m, p), zx, floats
             )

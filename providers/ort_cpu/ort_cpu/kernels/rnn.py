@@ -31,13 +31,13 @@ def _softplus(x):
     return np.logaddexp(0, x)
 
 
-# name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
 #: multiply-adds of each direction's recurrence (steps x entries x gates x width x width) from
 #: which a bidirectional node runs its two directions at once on two threads: a direction's
 #: steps cost a few microseconds each beyond their products, so even small ones pay for the
 #: hand-off (about 5 us)
 DIRECTION_SPLIT_WORK = 1 << 16
 
+# name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
 _ACTIVATIONS = {
     "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
     "tanh": (lambda x, a, b: np.tanh(x), None, None),
