@@ -389,6 +389,27 @@ def test_qlinear_concat():
     check_ms("QLinearConcat", inputs, {"axis": 1}, atol=1)
 
 
+@pytest.mark.parametrize(
+    "shapes, axis",
+    [
+        (((1, 3, 4, 5), (1, 2, 4, 5), (1, 6, 4, 5)), 1),  # written in place (one entry before)
+        (((1, 3, 4, 5), (1, 2, 4, 5), (1, 6, 4, 5)), -3),
+        (((2, 4), (3, 4), (1, 4)), 0),  # in place (axis 0)
+        (((2, 3, 4), (2, 1, 4), (2, 2, 4)), 1),  # two entries before the axis: concatenated
+        (((1, 3, 4), (1, 3, 2), (1, 3, 1)), 2),
+    ],
+)  # fmt: skip
+def test_qlinear_concat_constant_parameters(shapes, axis):
+    """Constant parameters (tables): a part with Y's scale and zero point copied, the others
+    looked up, written straight into their blocks of the output where those are contiguous,
+    against onnxruntime."""
+    rng = np.random.default_rng(len(shapes[0]) + axis)
+    x0, x1, x2 = (_q(rng, s) for s in shapes)
+    y = _qp(0.05, 128)
+    inputs = [*y, x0, *_qp(0.03, 120), x1, *y, x2, *_qp(0.07, 131)]
+    check_ms("QLinearConcat", inputs, {"axis": axis}, atol=1, consts=(0, 1, 3, 4, 6, 7, 9, 10))
+
+
 @pytest.mark.parametrize("form", ["full", "no_segment", "position_ids", "no_mask"])
 def test_embed_layer_normalization(form):
     """BERT's embeddings as onnxruntime's transformer optimizer fuses them."""

@@ -894,18 +894,21 @@ def _warm_pieces(info, dtype) -> None:
         _quant_pieces().warm(dtype)
 
 
-def _look_up(table: np.ndarray, x: np.ndarray, look) -> np.ndarray:
+def _look_up(table: np.ndarray, x: np.ndarray, look, out: np.ndarray | None = None) -> np.ndarray:
     """``table`` at the bytes of ``x``, by the compiled loop ``look`` (:func:`._quant_jit.lookup`,
     or None; large tensors shared among the run's threads) where ``x`` is contiguous, else
-    numpy's take."""
+    numpy's take; into ``out`` (flat, contiguous, ``x.size`` elements) where given."""
     if look is not None and x.flags.c_contiguous:
-        y = np.empty(x.shape, table.dtype)
+        y = np.empty(x.shape, table.dtype) if out is None else out
         xf, yf = x.reshape(-1).view(np.uint8), y.reshape(-1)
         p = _quant_pieces() if xf.shape[0] >= QUANT_SPLIT else None
         if not (p is not None and p.free() and p.lookup(xf, table, yf)):
             look(xf, table, yf)
         return y
-    return table.take(x.view(np.uint8))
+    y = table.take(x.view(np.uint8))
+    if out is not None:
+        np.copyto(out, y.reshape(-1))
+    return y
 
 
 def _qunary(fn, attrs: tuple[str, ...] = ()):
@@ -998,6 +1001,35 @@ def qlinear_global_average_pool(info):
     return run
 
 
+def _concat_in_place(xs: list, axis: int, dtype, tables: list, look) -> np.ndarray | None:
+    """QLinearConcat's output written part by part in place, each a copy or a table lookup
+    straight into its block of the output, where every part's block is contiguous (axis 0,
+    or one entry before the axis: a YOLO's concatenations of (1, C, H, W)); None otherwise (the
+    inputs' shapes are left to np.concatenate's check). One pass over each part instead of
+    two (the lookup into a temporary, then the concatenation)."""
+    ndim = xs[0].ndim
+    if ndim == 0 or not -ndim <= axis < ndim:
+        return None
+    ax = axis % ndim
+    first = xs[0].shape
+    if math.prod(first[:ax]) != 1 or any(
+        x.ndim != ndim or x.shape[:ax] != first[:ax] or x.shape[ax + 1 :] != first[ax + 1 :]
+        for x in xs
+    ):
+        return None
+    shape = (*first[:ax], sum(x.shape[ax] for x in xs), *first[ax + 1 :])
+    y = np.empty(shape, dtype)
+    flat, at = y.reshape(-1), 0
+    for x, table in zip(xs, tables, strict=True):
+        part = flat[at : at + x.size]
+        if table is None:
+            np.copyto(part, x.reshape(-1))
+        else:
+            _look_up(table, x, look, part)
+        at += x.size
+    return y
+
+
 @builder("QLinearConcat", domain=MS, dtypes={0: frozenset({np.dtype(np.float32)})})
 def qlinear_concat(info):
     """Inputs after Y's parameters come in (X, X_scale, X_zero_point) triples: each dequantized,
@@ -1027,10 +1059,11 @@ def qlinear_concat(info):
 
     def run(y_scale, y_zero_point, *inputs):
         if tables is not None and all(inputs[3 * k].dtype == out_dt for k in range(n)):
-            parts = [
-                inputs[3 * k] if table is None else _look_up(table, inputs[3 * k], look)
-                for k, table in enumerate(tables)
-            ]
+            xs = [inputs[3 * k] for k in range(n)]
+            y = _concat_in_place(xs, axis, out_dt, tables, look)
+            if y is not None:
+                return y
+            parts = [x if t is None else _look_up(t, x, look) for x, t in zip(xs, tables)]
             return np.concatenate(parts, axis=axis)
         parts = [dequant(*inputs[i : i + 3]) for i in range(0, len(inputs), 3)]
         return requant(np.concatenate(parts, axis=axis), y_scale, y_zero_point, inputs[0].dtype)
