@@ -144,6 +144,29 @@ def test_qlinear_softmax_runtime_scales(dtype):
         check_ms("QLinearSoftmax", inputs, {"axis": -1, "opset": 13}, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_softmax_columns_shared_among_the_runs_threads(dtype, monkeypatch):
+    """Device: a softmax along axis 1 of (1, 16, 40001) (a YOLO's box distributions) is
+    compiled pieces of columns on the run's pool at two threads (kernels._quant_pieces, the
+    last piece short), with the one-thread bytes, and onnxruntime's within one step (2 of its
+    640,016 bytes are one step apart at one thread already: its sums of 16 rows strided by
+    the inner axis round differently)."""
+    from .harness import run_one_and_two_threads
+
+    rng = np.random.default_rng(8)
+    lim = np.iinfo(dtype)
+    x = rng.integers(lim.min, lim.max + 1, (1, 16, 40001)).astype(dtype)
+    inputs = [x, _f(0.05), np.array(3, dtype), _f(1 / 256), np.array(lim.min, dtype)]
+    attrs = {"axis": 1, "opset": 13}
+    model, feeds = make_node_model(
+        "QLinearSoftmax", inputs, attrs, domain="com.microsoft", opset=17
+    )
+    one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
+    assert any(done and t == 2 for _, t, done in handed)
+    np.testing.assert_array_equal(two[0], one[0])
+    check_ms("QLinearSoftmax", inputs, attrs, rtol=0, atol=1, consts=(1, 2, 3, 4))
+
+
 # -- QLinearAveragePool ----------------------------------------------------------------------------
 _POOLS = [
     {"kernel_shape": [3, 3]},

@@ -1,5 +1,6 @@
 """Compiled pieces of the elementwise 8-bit kernels of :mod:`._quant_jit` (the 256-entry
-lookups of QLinearSigmoid, QLinearLeakyRelu and QLinearConcat, QLinearAdd and QLinearMul),
+lookups of QLinearSigmoid, QLinearLeakyRelu and QLinearConcat, QLinearAdd and QLinearMul,
+QLinearSoftmax's columns),
 which the spinning intra-op pool's workers call without the GIL
 (:func:`ort_cpu._threads.split_compiled`): blocks of :data:`PIECE` elements each.
 
@@ -30,6 +31,10 @@ PIECE = 1 << 14
 A, B, OUT, COUNT, CODE, FLOATS = range(6)
 _lookup = _quant_jit.lookup.get()
 _qbinary = _quant_jit.qbinary.get()
+_qsoftmax = _quant_jit.qsoftmax3.get()
+#: the slots of a softmax piece's block: x's address and (outer, n, inner) view, the table's
+#: and the output's addresses; then the factor, zero point and bounds
+S_X, S_OUTER, S_N, S_INNER, S_TABLE, S_OUT, S_FLOATS = range(7)
 
 
 def _lookup_piece(dtype):
@@ -64,6 +69,39 @@ def _binary_piece(dtype):
         )  # fmt: skip
 
     return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def _softmax_piece(dtype):
+    """Columns ``lo * PIECE`` to ``hi * PIECE`` of the ``inner`` axis of
+    :func:`._quant_jit.qsoftmax3` (``dtype`` input and output): each (outer, inner) row is one
+    column's n values, so columns are independent."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), S_FLOATS, np.int64)
+        f = carray(pointer(argument + S_FLOATS * 8), 4, np.float64)
+        shape = (a[S_OUTER], a[S_N], a[S_INNER])
+        i0, i1 = lo * PIECE, min(hi * PIECE, a[S_INNER])
+        x = carray(pointer(a[S_X]), shape, dtype)[:, :, i0:i1]
+        out = carray(pointer(a[S_OUT]), shape, dtype)[:, :, i0:i1]
+        table = carray(pointer(a[S_TABLE]), 256, np.float32)
+        _qsoftmax(
+            x, table, np.float32(f[0]), np.float32(f[1]), np.float32(f[2]), np.float32(f[3]), out
+        )
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def softmax(x: np.ndarray, table, factor, zero_point, lo, hi, out: np.ndarray) -> bool:
+    """:func:`._quant_jit.qsoftmax3` of the C-contiguous (outer, n, inner) ``x`` into ``out``
+    shared among the run's threads by columns of ``inner``; False (nothing run) where the run
+    has no spinning pool free or there are too few columns to share."""
+    inner = x.shape[2]
+    if inner < 2 * PIECE:
+        return False
+    a = filled(block((0, *x.shape, 0, 0), (factor, zero_point, lo, hi)), S_X, x, S_TABLE, table,
+               S_OUT, out)  # fmt: skip
+    units = -(-inner // PIECE)
+    return _threads.split_compiled(units, made(_softmax_piece, x.dtype.type), a.ctypes.data)
 
 
 def free() -> bool:
@@ -104,6 +142,7 @@ def warm(dtype) -> None:
     dt = np.dtype(dtype).type
     made(_lookup_piece, dt)
     made(_binary_piece, dt)
+    made(_softmax_piece, dt)
     t = block((0, 0, 0, 0, 0))
     out = np.zeros(1, dt)
     for writable in (True, False):
@@ -111,3 +150,4 @@ def warm(dtype) -> None:
         x.flags.writeable = y.flags.writeable = writable
         filled(t, A, x, B, out, OUT, out)
         filled(t, A, y, B, y, OUT, out)
+        filled(t, A, y.reshape(1, 1, 1), B, np.zeros(1, np.float32), OUT, out.reshape(1, 1, 1))

@@ -17,7 +17,17 @@ import numpy as np
 
 from . import _blas, _quant_jit
 from ._registry import builder
-from .contrib import _attend, _causal, _heads, _key_mask, _outputs, requant
+from .contrib import (
+    QUANT_SPLIT,
+    _attend,
+    _causal,
+    _heads,
+    _key_mask,
+    _outputs,
+    _quant_pieces,
+    _warm_pieces,
+    requant,
+)
 from .pool import PoolAttrs, _check_pool
 from .quantization import (
     VNNI_SPLIT_WORK,
@@ -232,6 +242,8 @@ def qlinear_softmax(info):
     opset = int(info.attr("opset", 13))
     axis = int(info.attr("axis", -1 if opset >= 13 else 1))
     fast = _quant_jit.warm_qsoftmax()
+    if fast is not None:
+        _warm_pieces(info, info.input_dtype(0))
 
     def run(x, x_scale, x_zp, y_scale, y_zp=None):
         if x.size == 0:
@@ -245,11 +257,14 @@ def qlinear_softmax(info):
             lim = np.iinfo(x.dtype)
             y = np.empty(x.shape, x.dtype)
             zp = np.float32(0 if y_zp is None else _scalar(y_zp))
-            fast(
+            args = (
                 np.ascontiguousarray(x).reshape(view), _softmax_table(_scalar(x_scale), view[1]),
                 np.floor(np.float32(1) / _scalar(y_scale)), zp, np.float32(lim.min),
                 np.float32(lim.max), y.reshape(view),
             )  # fmt: skip
+            if x.size >= QUANT_SPLIT and _quant_pieces().free() and _quant_pieces().softmax(*args):
+                return y
+            fast(*args)
             return y
         if opset < 13:
             rows = x.reshape(int(np.prod(x.shape[:ax])), -1)
