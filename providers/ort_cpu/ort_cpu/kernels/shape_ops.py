@@ -27,7 +27,11 @@ def zero_of(dtype: np.dtype) -> np.ndarray:
 
 
 def int_list(values) -> list[int]:
-    """A 1-D (or 0-d) integer tensor or a list as a list of Python ints."""
+    """A 1-D (or 0-d) integer tensor or a list as a list of Python ints (an integer array's
+    ``tolist``: a Python int per element without a numpy scalar each, 0.3 against 1.2 us for a
+    Reshape's four values)."""
+    if type(values) is np.ndarray and values.dtype.kind in "iu":
+        return values.reshape(-1).tolist()
     return [int(v) for v in np.asarray(values).reshape(-1)]
 
 
