@@ -61,9 +61,12 @@ from .quantization import VNNI_SPLIT_WORK
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def compute_dtype(dt: np.dtype) -> np.dtype:
     """float64 stays float64; every other float type is computed in float32."""
-    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+    return _F64 if dt == _F64 else _F32
 
 
 # -- geometry shared with pooling ------------------------------------------------------------
@@ -950,7 +953,7 @@ class _DirectPlan:
     rows summed in registers from the bias and stored through the activation. No column
     matrix, no numpy call per group."""
 
-    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps", "blocks")
+    __slots__ = ("fn", "g", "cg", "mg", "out", "args", "zeros", "taps", "blocks", "layouts")
 
     def __init__(
         self, fn, x_shape, m, g, kernel, strides, dilations, out, begin, mode=_conv_jit.CONVOLVE
@@ -968,29 +971,50 @@ class _DirectPlan:
         self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk, mode)
         self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
+        self.layouts: dict = {}  # by input shape and threads: see _layout
 
-    def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
-        n, m, dtype = x.shape[0], self.g * self.mg, wmat.dtype
-        x = np.ascontiguousarray(x, dtype)
-        if bias is None:
-            bias = self.zeros.get(dtype)
-            if bias is None:
-                bias = self.zeros[dtype] = np.zeros(m, dtype)
-        y = np.empty((n, m, *self.out), dtype)
-        w2 = wmat.reshape(m, -1)
-        fn, g, cg, mg, args = self.fn, self.g, self.cg, self.mg, self.args
-        # groups, or the output channels of one group (a stem), or its output rows where its
-        # blocks of eight output channels do not share out evenly, among the run's threads
+    def _layout(self, x_shape, threads: int) -> tuple:
+        """(output shape, split mode, items to share, piece multiple, whether to share) for
+        inputs of ``x_shape`` at ``threads`` threads: groups, or the output channels of one
+        group (a stem), or its output rows where its blocks of eight output channels do not
+        share out evenly."""
+        g, mg = self.g, self.mg
+        y_shape = (x_shape[0], g * mg, *self.out)
         split, total, piece = (0, g, 1) if g > 1 else (1, mg, 1)
         if g == 1 and mg >= 2:
-            blocks, threads = -(-mg // _conv_jit.OUTS), _threads.threads()
+            blocks = -(-mg // _conv_jit.OUTS)
             if blocks % threads and self.out[0] >= 2 * threads:  # 24 outputs, 2 threads: rows
                 split, total = 2, self.out[0]
             elif mg >= 2 * _conv_jit.OUTS:  # whole blocks of eight per thread
                 piece = _conv_jit.OUTS
+        pays = (
+            threads > 1
+            and (g > 1 or mg > 1)
+            and _direct_split_pays(math.prod(y_shape), y_shape, self.taps)
+        )
+        return y_shape, split, total, piece, pays
+
+    def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
+        dtype = wmat.dtype
+        if x.dtype != dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype)
+        if bias is None:
+            bias = self.zeros.get(dtype)
+            if bias is None:
+                bias = self.zeros[dtype] = np.zeros(self.g * self.mg, dtype)
+        threads = _threads.threads()
+        key = (x.shape, threads)
+        how = self.layouts.get(key)
+        if how is None:
+            if len(self.layouts) >= 16:
+                self.layouts.clear()
+            how = self.layouts[key] = self._layout(x.shape, threads)
+        y_shape, split, total, piece, pays = how
+        y = np.empty(y_shape, dtype)
+        w2 = wmat.reshape(y_shape[1], -1)
+        fn, g, cg, mg, args = self.fn, self.g, self.cg, self.mg, self.args
         if not (
-            (g > 1 or mg > 1)
-            and _direct_split_pays(y.size, y.shape, self.taps)
+            pays
             and _threads.spinning()
             and _split_compiled(
                 self.blocks,
@@ -1007,7 +1031,7 @@ class _DirectPlan:
             )
         ):
             fn(x, w2, bias, y, 0, g, 0, mg, cg, mg, *args, *code)
-        return _finish(y, z, act)
+        return y if z is None and act is None else _finish(y, z, act)
 
 
 _CHANNELS_LAST = _DerivedWeights()
@@ -1420,8 +1444,8 @@ def conv(info):
             plan = _make_plan(x.shape, x.dtype, wmat.shape, w.shape[0], attrs, w.shape[2:])
             if len(plans) < 64:
                 plans[key] = plan
-        y = plan(x, wmat, None if b is None else b.astype(cdt, copy=False))
-        return y.astype(x.dtype, copy=False)
+        y = plan(x, wmat, b if b is None or b.dtype == cdt else b.astype(cdt))
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
 
     return run
 
