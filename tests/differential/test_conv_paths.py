@@ -639,3 +639,40 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed
         )
+
+
+def test_shared_direct_kernel_reads_each_runs_weights(monkeypatch):
+    """Device: weights and bias fed at run time, a dense layer on the direct kernel shared among
+    two threads: each run's pieces read that run's weights and bias (the argument block kept
+    per plan is remade when they are other arrays), against onnxruntime run by run."""
+    import onnxruntime
+    from ort_cpu.kernels import conv
+
+    import ort_core
+
+    from .harness import make_node_model, spy_split_compiled, use_compiled
+
+    use_compiled(monkeypatch, True)
+    monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+    rng = np.random.default_rng(31)
+    x = _rand(rng, (1, 16, 20, 20))
+    attrs = {"pads": [1, 1, 1, 1]}
+    model, _ = make_node_model("Conv", [x, _rand(rng, (24, 16, 3, 3)), _rand(rng, (24,))], attrs)
+    so = ort_core.SessionOptions()
+    so.intra_op_num_threads = 2
+    ours = ort_core.InferenceSession(
+        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+    )
+    theirs = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    handed = spy_split_compiled(monkeypatch)
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        feeds = {"x0": x, "x1": _rand(r, (24, 16, 3, 3)) * 0.1, "x2": _rand(r, (24,))}
+        np.testing.assert_allclose(
+            ours.run(None, feeds)[0], theirs.run(None, feeds)[0], rtol=1e-4, atol=1e-4
+        )
+    assert any(done for _, threads, done in handed if threads > 1) or all(
+        threads == 1 for _, threads, _ in handed
+    )
