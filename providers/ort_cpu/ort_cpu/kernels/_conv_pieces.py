@@ -43,6 +43,17 @@ def _views(a, dtype):  # pragma: no cover - compiled
     return x, w, bias, y
 
 
+def _warm_filled(x_dtype, y_dtype) -> None:
+    """Compile (or load) :func:`.._spin_jit.filled` for the 4-D input (writable or read-only)
+    and output a piece of these types takes, with the piece: not in a first split."""
+    t = np.zeros(INTS + 18, np.int64)
+    y = np.empty((1, 1, 1, 1), y_dtype)
+    for writable in (True, False):
+        x = np.zeros((1, 1, 1, 1), x_dtype)
+        x.flags.writeable = writable
+        filled(t, X, x, Y, y)
+
+
 def _direct_piece(dtype):
     """Groups ``lo:hi`` of :func:`._conv_jit._direct` for ``dtype`` arrays, or with the first
     integer argument 1, output channels ``lo:hi`` of its one group, with 2 its output rows
@@ -70,6 +81,7 @@ def _direct_piece(dtype):
             i[9], i[10], i[11], i[12], i[13], i[14], f[0], f[1],
         )  # fmt: skip
 
+    _warm_filled(dtype, dtype)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
@@ -86,6 +98,7 @@ def _nhwc_piece(dtype):
             x, w, bias, y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], f[0], f[1]
         )
 
+    _warm_filled(dtype, dtype)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
@@ -110,6 +123,7 @@ def _quant_piece(x_dtype, y_dtype):
             i[9],
         )  # fmt: skip
 
+    _warm_filled(x_dtype, y_dtype)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 

@@ -104,12 +104,6 @@ def softmax(x: np.ndarray, table, factor, zero_point, lo, hi, out: np.ndarray) -
     return _threads.split_compiled(units, made(_softmax_piece, x.dtype.type), a.ctypes.data)
 
 
-def free() -> bool:
-    """Whether the run's threads can take pieces now (a spinning pool, free); the callers share
-    work from :data:`.contrib.QUANT_SPLIT` elements."""
-    return _threads.spinning()
-
-
 def lookup(x: np.ndarray, table: np.ndarray, out: np.ndarray) -> bool:
     """:func:`._quant_jit.lookup` of the flat bytes ``x`` into the flat ``out`` shared among the
     run's threads; False (nothing run) where the run has no spinning pool free."""

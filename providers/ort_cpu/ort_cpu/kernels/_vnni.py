@@ -436,16 +436,13 @@ def piece_address(out_dtype) -> int:
     return made(_piece, np.dtype(out_dtype).type)
 
 
-def _block(xq, k4, p_pad, wq, m_pad, wsum, bias, mult, y, m, p, x_zero, floats) -> np.ndarray:
-    """A piece's argument block (the caller keeps it, with the arrays, alive until the pieces
-    are done); ``xq`` or ``y`` 0 leaves its slot for :func:`.._spin_jit.filled`."""
-
-    def at(a):
-        return 0 if isinstance(a, int) else a.ctypes.data
-
+def _block(k4, p_pad, wq, m_pad, wsum, bias, mult, m, p, x_zero, floats) -> np.ndarray:
+    """A piece's argument block with the packed weights', sums', biases' and multipliers'
+    addresses (the caller keeps the arrays alive until the pieces are done); the packed input's
+    and the output's (``XQ``, ``Y``) left for :func:`.._spin_jit.filled`."""
     return block(
-        (at(xq), k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
-         mult.ctypes.data, at(y), m, p, x_zero),  # the slots XQ to X_ZERO, in order
+        (0, k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
+         mult.ctypes.data, 0, m, p, x_zero),  # the slots XQ to X_ZERO, in order
         floats,
     )  # fmt: skip
 
@@ -455,7 +452,7 @@ def channels_block(k4, p_pad, wq, wsum, bias, mult, m, p, x_zero, floats) -> np.
     an output of (``m``, ``p``): the constant weights, sums, biases and multipliers (kept alive
     by the caller), the sizes and ``floats`` (zero point, lowest, highest); the packed input's
     and the output's addresses (``XQ``, ``Y``) left for each call."""
-    return _block(0, k4, p_pad, wq, wq.shape[0], wsum, bias, mult, 0, m, p, x_zero, floats)
+    return _block(k4, p_pad, wq, wq.shape[0], wsum, bias, mult, m, p, x_zero, floats)
 
 
 def split(template, xq, y) -> bool:
@@ -476,7 +473,10 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
         return False
     p, n = y.shape
     p_pad, k4 = aw.shape
-    a = _block(aw, k4, p_pad, wq, wq.size // k4, wsum, bias, scale, y, n, p, x_zero, (0, 0, 0))
+    a = filled(
+        _block(k4, p_pad, wq, wq.size // k4, wsum, bias, scale, n, p, x_zero, (0, 0, 0)),
+        XQ, aw, Y, y,
+    )  # fmt: skip
     return _threads.split_compiled(-(-n // TILE_P), piece_address(np.float32), a.ctypes.data)
 
 
@@ -623,3 +623,16 @@ def warm() -> None:
     cq, csum = pack_columns(np.zeros((4, 1), np.int8))
     aw = left_words(np.zeros((1, 4), np.uint8))
     qgemm_rows(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)
+    # the argument blocks' filling for the arrays the splits pass (the packed input or the
+    # left operand's words, the input's rows, the padded images, read-only or not), so that a
+    # first split does not compile it
+    t = np.zeros(SLOTS, np.int64)
+    filled(t, XQ, aw, Y, np.empty((1, 1), np.float32))
+    for out in (np.uint8, np.int8):
+        y = np.empty((1, 1), out)
+        filled(t, XQ, xq, Y, y)
+        for writable in (True, False):
+            x2, x3 = np.zeros((1, 1), np.uint8), np.zeros((1, 1, 1), np.uint8)
+            x2.flags.writeable = x3.flags.writeable = writable
+            filled(t, XQ, x2, Y, y)
+            filled(t, XQ, x3, Y, y)

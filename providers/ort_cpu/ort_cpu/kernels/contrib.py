@@ -848,7 +848,7 @@ def _qbinary(op, code: int):
                 lim = np.iinfo(a.dtype)
                 y = np.empty(a.shape, a.dtype)
                 af, bf, yf = a.reshape(-1), b.reshape(-1), y.reshape(-1)
-                if af.shape[0] >= QUANT_SPLIT and _quant_pieces().free():
+                if af.shape[0] >= QUANT_SPLIT and _threads.spinning():
                     template = blocks.get(a.dtype)
                     if template is None:
                         template = blocks[a.dtype] = _quant_pieces().binary_block(
@@ -901,8 +901,11 @@ def _look_up(table: np.ndarray, x: np.ndarray, look, out: np.ndarray | None = No
     if look is not None and x.flags.c_contiguous:
         y = np.empty(x.shape, table.dtype) if out is None else out
         xf, yf = x.reshape(-1).view(np.uint8), y.reshape(-1)
-        p = _quant_pieces() if xf.shape[0] >= QUANT_SPLIT else None
-        if not (p is not None and p.free() and p.lookup(xf, table, yf)):
+        if not (
+            xf.shape[0] >= QUANT_SPLIT
+            and _threads.spinning()
+            and _quant_pieces().lookup(xf, table, yf)
+        ):
             look(xf, table, yf)
         return y
     y = table.take(x.view(np.uint8))

@@ -15,6 +15,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from .. import _threads
 from . import _blas, _quant_jit
 from ._registry import builder
 from .contrib import (
@@ -262,7 +263,7 @@ def qlinear_softmax(info):
                 np.floor(np.float32(1) / _scalar(y_scale)), zp, np.float32(lim.min),
                 np.float32(lim.max), y.reshape(view),
             )  # fmt: skip
-            if x.size >= QUANT_SPLIT and _quant_pieces().free() and _quant_pieces().softmax(*args):
+            if x.size >= QUANT_SPLIT and _threads.spinning() and _quant_pieces().softmax(*args):
                 return y
             fast(*args)
             return y

@@ -237,28 +237,46 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
 #: comparable steps per element of :func:`gelu_erf`, for :func:`ort_cpu._threads.split`
 _GELU_STEPS = 50.0
 _GELU_Q_ARRAY = np.array(_GELU_Q, np.float32)
-_GELU_JIT: list = []  # [:mod:`._exp_jit`] once loaded (:func:`warm_gelu`)
+#: :mod:`._exp_jit` by the kernel loaded from it ("gelu", "logistic"): see :func:`_exp_loaded`
+_EXP_LOADED: dict = {}
 
 
-def _compiled_gelu():
-    """:mod:`._exp_jit` with its GELU loaded, where compiled kernels are on (loaded now if no
-    kernel did it when its session was created: :func:`warm_gelu`), else None."""
+def _exp_loaded(kind: str, split: bool):
+    """:mod:`._exp_jit` with its ``kind`` kernel loaded, where compiled kernels are on (loaded
+    now, with ``split`` its piece, if no kernel did it when its session was created:
+    :func:`_warm_exp`), else None."""
     if not jit_available():  # asked each time: tests turn the compiled kernels off
         return None
-    if not _GELU_JIT:
-        warm_gelu(False)
-    return _GELU_JIT[0]
+    module = _EXP_LOADED.get(kind)
+    if module is None:
+        _warm_exp(kind, split)
+        module = _EXP_LOADED[kind]
+    return module
 
 
-def warm_gelu(split: bool) -> None:
-    """Load the compiled erf GELU of :func:`gelu_erf` (:mod:`._exp_jit`) now, with ``split``
-    its piece for the intra-op pool too; nothing where compiled kernels are off."""
+def _warm_exp(kind: str, split: bool) -> None:
+    """Load :mod:`._exp_jit`'s ``kind`` kernel (the erf GELU of :func:`gelu_erf`, or
+    :func:`logistic`'s) now, with ``split`` its piece for the intra-op pool too; nothing where
+    compiled kernels are off."""
     if not jit_available():
         return
     from . import _exp_jit
 
-    _exp_jit.warm_gelu(split, _GELU_Q_ARRAY)
-    _GELU_JIT[:] = [_exp_jit]
+    if kind == "gelu":
+        _exp_jit.warm_gelu(split, _GELU_Q_ARRAY)
+    else:
+        _exp_jit.warm_logistic(split)
+    _EXP_LOADED[kind] = _exp_jit
+
+
+def _compiled_gelu():
+    """:mod:`._exp_jit` with its GELU loaded, or None (:func:`_exp_loaded`)."""
+    return _exp_loaded("gelu", False)
+
+
+def warm_gelu(split: bool) -> None:
+    """Load the compiled erf GELU now (:func:`_warm_exp`)."""
+    _warm_exp("gelu", split)
 
 
 def warm_gelu_for(info) -> None:
@@ -353,28 +371,9 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     return out.reshape(x.shape)
 
 
-_LOGISTIC_JIT: list = []  # [:mod:`._exp_jit`] once its logistic is loaded
-
-
 def _compiled_logistic():
-    """:mod:`._exp_jit` with its logistic loaded, where compiled kernels are on (loaded now the
-    first time: :func:`warm_logistic`), else None."""
-    if not jit_available():  # asked each time: tests turn the compiled kernels off
-        return None
-    if not _LOGISTIC_JIT:
-        warm_logistic(_threads.spin_supported())
-    return _LOGISTIC_JIT[0]
-
-
-def warm_logistic(split: bool) -> None:
-    """Load the compiled :func:`logistic` (:mod:`._exp_jit`) now, with ``split`` its piece for
-    the intra-op pool too; nothing where compiled kernels are off."""
-    if not jit_available():
-        return
-    from . import _exp_jit
-
-    _exp_jit.warm_logistic(split)
-    _LOGISTIC_JIT[:] = [_exp_jit]
+    """:mod:`._exp_jit` with its logistic loaded, or None (:func:`_exp_loaded`)."""
+    return _exp_loaded("logistic", _threads.spin_supported())
 
 
 def _logistic_steps(xf: np.ndarray, alpha: float, times_x: bool, dt) -> np.ndarray:
