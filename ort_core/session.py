@@ -647,6 +647,13 @@ class InferenceSession:
         )
         # a run without RunOptions then needs only the run context and numpy's error state
         self._quick = not self._hooked and self._profiler is None and self._inter_pool is None
+        # one provider's hooks and nothing else (the CPU provider at two threads): the usual
+        # call takes them around the plan itself instead of going through _execute
+        self._quick_hooks = (
+            (self._hooked[0].on_run_start, self._hooked[0].on_run_end)
+            if len(self._hooked) == 1 and self._profiler is None and self._inter_pool is None
+            else None
+        )
         if self._profiler is not None:
             self._profiler.event("Session", "model_loading_uri", t0, t_loaded)
             self._profiler.event("Session", "session_initialization", t0, time.perf_counter())
@@ -1068,6 +1075,19 @@ class InferenceSession:
             token, fp = enter(RunContext(None)), fp_state.quiet()
             try:
                 outs = self._plan.run(values)
+            finally:
+                fp_state.restore(fp)
+                leave(token)
+        elif run_options is None and self._quick_hooks is not None:  # and one provider's hooks
+            start, end = self._quick_hooks
+            ctx = RunContext(None)
+            token, fp = enter(ctx), fp_state.quiet()
+            try:
+                start(ctx)
+                try:
+                    outs = self._plan.run(values)
+                finally:
+                    end(ctx)
             finally:
                 fp_state.restore(fp)
                 leave(token)

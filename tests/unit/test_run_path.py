@@ -117,6 +117,31 @@ def test_hooks_are_called_for_providers_that_define_them_only(register_provider)
     assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1]
 
 
+def test_one_hooked_provider_runs_on_the_quick_path_with_its_hooks(register_provider, monkeypatch):
+    """A session whose only hooked provider is one (the CPU provider on one thread is not
+    hooked) calls the hooks around the plan without going through ``_execute``: same calls,
+    same context, and the end hook runs when a kernel fails."""
+    register_provider(_Hooked)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(_relu_model(), so, providers=["hookedtest"])
+    assert len(sess._hooked) == 1 and sess._quick_hooks is not None and not sess._quick
+    _Hooked.calls.clear()
+    SEEN.clear()
+    np.testing.assert_array_equal(sess.run(None, {"x": np.array([-1, 2], np.float32)})[0], [0, 2])
+    assert [c[0] for c in _Hooked.calls] == ["start", "end"]
+    assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1] and current_run() is None
+    _Hooked.calls.clear()
+
+    def fail(values, *rest):
+        raise errors.RuntimeException("a kernel failed")
+
+    monkeypatch.setattr(sess, "_plan", type("FailingPlan", (), {"run": staticmethod(fail)})())
+    with pytest.raises(errors.RuntimeException, match="a kernel failed"):
+        sess.run(None, {"x": np.array([-1, 2], np.float32)})
+    assert [c[0] for c in _Hooked.calls] == ["start", "end"] and current_run() is None
+
+
 class _Idle(_Hooked):
     """Hooks that have nothing to do for its sessions: the session never calls them."""
 

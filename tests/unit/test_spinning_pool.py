@@ -242,6 +242,38 @@ def test_workers_spin_after_work_only_while_runs_allow_it(monkeypatch):
     assert len(ran) == 2
 
 
+def test_a_sessions_quick_run_hooks_enter_its_pool_for_the_run_only():
+    """:func:`_threads.run_hooks`' pair for the usual session (a spinning pool, BLAS left
+    alone): the run's kernels see the pool, a run entered inside sees its own, and the end
+    restores the previous pool and leaves the spin flag set; a session that pins BLAS or stops
+    spinning gets the general pair."""
+    spin = _spin()
+    pool = _threads.Pool(2)
+    assert pool.start_spinning()
+    start, end = _threads.run_hooks(pool, False, True, False)
+    assert start.__name__ == "quick_start"
+    assert _threads.threads() == 1
+    start(None)
+    try:
+        assert _threads.gemm_pool() is pool and _threads.threads() == 2
+        assert pool._ctrl[spin.SPIN] == 1 and len(pool._spinning_runs) == 1
+        _threads.enter(None, pin_blas=False)  # a one-thread session's run inside this one
+        assert _threads.threads() == 1
+        _threads.leave()
+        assert _threads.gemm_pool() is pool
+    finally:
+        end(None)
+    assert _threads.threads() == 1 and pool._spinning_runs == [] and pool._ctrl[spin.SPIN] == 1
+    for flags in [(True, True, False), (False, True, True), (False, False, False)]:
+        start, end = _threads.run_hooks(pool, *flags)
+        assert start.__name__ == "start"
+        start(None)
+        assert _threads.gemm_pool() is pool
+        end(None)
+        assert _threads.threads() == 1 and pool._spinning_runs == []
+    assert pool._ctrl[spin.SPIN] == 0  # the last run did not allow spinning
+
+
 @needs_gemm
 def test_concurrent_callers_share_a_spinning_pool():
     """One job at a time is posted; a caller that finds the pool busy runs its pieces itself."""

@@ -405,12 +405,16 @@ def enter(p: Pool | None, pin_blas: bool = True, spin: bool = True) -> None:
     """Start of a run on this thread: ``p`` is the pool :func:`split` uses until :func:`leave`,
     and numpy's OpenBLAS runs on one thread meanwhile (when ``pin_blas``); the pool's workers
     poll for work during the run where it spins (when ``spin``: onnxruntime's
-    ``session.intra_op.allow_spinning``)."""
+    ``session.intra_op.allow_spinning``). Every run pays this: the usual case (a spinning run
+    while the pool's flag is set already) only counts the run."""
     global _blas_runs, _blas_saved
     local = _local
-    local.stack.append((local.pool, pin_blas, p if spin else None))
+    spun = p if spin else None
+    local.stack.append((local.pool, pin_blas, spun))
     local.pool = p
-    if p is not None:
+    if spun is not None and p._spin_flag:
+        p._spinning_runs.append(None)
+    elif p is not None:
         p.spin_runs(1 if spin else 0)
     if pin_blas:
         with _blas_lock:
@@ -424,14 +428,50 @@ def leave(stop_spinning: bool = False) -> None:
     workers stop polling now unless another run lets them (onnxruntime's
     ``session.force_spinning_stop``), instead of lingering for their polls."""
     global _blas_runs
-    _local.pool, pinned, spun = _local.stack.pop()
+    local = _local
+    local.pool, pinned, spun = local.stack.pop()
     if spun is not None:
-        spun.spin_runs(-1, stop_spinning)
+        if stop_spinning:
+            spun.spin_runs(-1, True)
+        else:
+            spun._spinning_runs.pop()  # a run's end leaves the flag as it is
     if pinned:
         with _blas_lock:
             _blas_runs -= 1
             if _blas_runs == 0 and _blas_saved > 0:
                 blas_threads(_blas_saved)
+
+
+def run_hooks(
+    p: Pool | None, pin_blas: bool, spin: bool, stop_spinning: bool
+) -> tuple[Callable[[object], None], Callable[[object], None]]:
+    """A session's ``(on_run_start, on_run_end)``: :func:`enter` and :func:`leave` with these
+    arguments. The usual session's (a pool that spins, BLAS left alone, no stop) keeps only the
+    previous pool on the stack; the two functions pair with each other only."""
+    if p is None or pin_blas or not spin or stop_spinning:
+
+        def start(ctx: object) -> None:
+            enter(p, pin_blas, spin)
+
+        def end(ctx: object) -> None:
+            leave(stop_spinning)
+
+        return start, end
+    local, runs = _local, p._spinning_runs
+
+    def quick_start(ctx: object) -> None:
+        local.stack.append(local.pool)
+        local.pool = p
+        if p._spin_flag:
+            runs.append(None)
+        else:
+            p.spin_runs(1)
+
+    def quick_end(ctx: object) -> None:
+        local.pool = local.stack.pop()
+        runs.pop()  # a run's end leaves the flag as it is
+
+    return quick_start, quick_end
 
 
 def threads() -> int:
