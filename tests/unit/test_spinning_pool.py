@@ -530,3 +530,34 @@ def test_one_row_products_split_as_gemv_pieces(spinning, layout, dtype):
     got = _blas.matmul(av, bv)
     assert len(jobs) == 1 and len(jobs[0]) == 2 and min(jobs[0]) >= 4  # two GEMV rows
     np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-3)
+
+
+@needs_gemm
+def test_winograd_products_are_gemm_pieces_of_a_spinning_pool(spinning, monkeypatch):
+    """On a spinning pool a Winograd layer's 16 products go to the workers as GEMM pieces (no
+    GIL; Python pieces calling the GEMM scaled 1.2x on two threads) and its output transform
+    stays on the calling thread: the same bits as on one thread."""
+    from ort_cpu.kernels import conv
+
+    rng = np.random.default_rng(12)
+    c, m, hw = 128, 128, 15  # odd output sides: the last tiles are cropped
+    x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
+    w = (rng.standard_normal((m, c, 3, 3)) * 0.05).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    wmat = conv.pack_weights(w, 1, np.dtype(np.float32))
+    gemm = _blas.find_gemm(np.float32)
+    assert _blas.find_gemm_batch(np.float32) is not None  # resolved (and self-checked) first
+    jobs, splits = [], []
+    real_run, real_split = spinning.run_gemm, _threads.split
+    monkeypatch.setattr(spinning, "run_gemm", lambda *a: jobs.append(len(a[0])) or real_run(*a))
+    monkeypatch.setattr(
+        _threads, "split", lambda n, fn, *a: splits.append(fn.__name__) or real_split(n, fn, *a)
+    )
+    two = conv._conv_winograd(x, wmat, m, (hw, hw), (1, 1), b, gemm)
+    assert jobs == [16] and splits == ["channels"]
+    _threads.enter(None, pin_blas=False)  # one thread
+    try:
+        one = conv._conv_winograd(x, wmat, m, (hw, hw), (1, 1), b, gemm)
+    finally:
+        _threads.leave()
+    np.testing.assert_array_equal(two, one)
