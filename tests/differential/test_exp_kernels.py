@@ -226,6 +226,25 @@ def test_logistic_against_the_numpy_path(alpha, times_x, monkeypatch):
     np.testing.assert_array_equal(tail[1000:1100], got[1000:1100])
 
 
+def test_a_loaded_exp_kernel_asks_nothing_else_per_call(monkeypatch):
+    """Host logic: once :mod:`._exp_jit`'s logistic and GELU are loaded, a Sigmoid call finds
+    them without asking whether pools spin (that question imports ``platform``: 3 us a call,
+    more than a small Sigmoid's work)."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import elementwise
+
+    module = _jit_module()
+    assert elementwise._compiled_logistic() is module and elementwise._compiled_gelu() is module
+
+    def asked():
+        raise AssertionError("spin_supported asked on a call")
+
+    monkeypatch.setattr(_threads, "spin_supported", asked)
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    np.testing.assert_allclose(elementwise.logistic(x), 1 / (1 + np.exp(-x)), rtol=1e-6)
+    assert elementwise._compiled_gelu() is module
+
+
 @pytest.mark.parametrize(
     "op,attrs,domain", [("Sigmoid", {}, ""), ("QuickGelu", {"alpha": 1.0}, MS)]
 )

@@ -241,15 +241,16 @@ _GELU_Q_ARRAY = np.array(_GELU_Q, np.float32)
 _EXP_LOADED: dict = {}
 
 
-def _exp_loaded(kind: str, split: bool):
+def _exp_loaded(kind: str):
     """:mod:`._exp_jit` with its ``kind`` kernel loaded, where compiled kernels are on (loaded
-    now, with ``split`` its piece, if no kernel did it when its session was created:
-    :func:`_warm_exp`), else None."""
+    now, with the logistic's piece where pools spin, if no kernel did it when its session was
+    created: :func:`_warm_exp`), else None. Every Sigmoid, SiLU and GELU call asks: the loaded
+    module is one dict read (asking :func:`_threads.spin_supported` first cost 3 us a call)."""
     if not jit_available():  # asked each time: tests turn the compiled kernels off
         return None
     module = _EXP_LOADED.get(kind)
     if module is None:
-        _warm_exp(kind, split)
+        _warm_exp(kind, kind == "logistic" and _threads.spin_supported())
         module = _EXP_LOADED[kind]
     return module
 
@@ -271,7 +272,7 @@ def _warm_exp(kind: str, split: bool) -> None:
 
 def _compiled_gelu():
     """:mod:`._exp_jit` with its GELU loaded, or None (:func:`_exp_loaded`)."""
-    return _exp_loaded("gelu", False)
+    return _exp_loaded("gelu")
 
 
 def warm_gelu(split: bool) -> None:
@@ -373,7 +374,7 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
 
 def _compiled_logistic():
     """:mod:`._exp_jit` with its logistic loaded, or None (:func:`_exp_loaded`)."""
-    return _exp_loaded("logistic", _threads.spin_supported())
+    return _exp_loaded("logistic")
 
 
 def _logistic_steps(xf: np.ndarray, alpha: float, times_x: bool, dt) -> np.ndarray:
