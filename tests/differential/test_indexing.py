@@ -262,6 +262,30 @@ def test_slice_is_a_view():
     assert np.shares_memory(x, y)
 
 
+def test_slice_index_kept_only_for_constant_bounds():
+    """Host logic: the index worked out for read-only (constant) starts/ends/axes/steps is kept
+    per input shape and used again; another shape gets its own; bounds in writable arrays (a
+    run-time value) are read anew on every call, even the same array changed in place."""
+    from ort_array.kernels import indexing
+
+    def fixed(*v):
+        a = np.array(v, np.int64)
+        a.flags.writeable = False
+        return a
+
+    starts, ends, axes = fixed(1), fixed(-1), fixed(1)
+    for shape in [(2, 6), (3, 9), (2, 6)]:
+        x = rand(shape)
+        np.testing.assert_array_equal(indexing.slice_(x, starts, ends, axes), x[:, 1:-1])
+    assert sum(1 for k in indexing._SLICES if k[1] == id(starts)) == 2
+    moving = np.array([0], np.int64)
+    x = rand((5, 4))
+    np.testing.assert_array_equal(indexing.slice_(x, moving, fixed(3)), x[0:3])
+    moving[0] = 2
+    np.testing.assert_array_equal(indexing.slice_(x, moving, fixed(3)), x[2:3])
+    assert not any(k[1] == id(moving) for k in indexing._SLICES)
+
+
 @pytest.mark.parametrize("shape,axis", [((4, 5), 0), ((4, 5), -1), ((3, 2, 2), None), ((0, 3), 1)])
 @pytest.mark.parametrize("short", [False, True])
 def test_compress(shape, axis, short):

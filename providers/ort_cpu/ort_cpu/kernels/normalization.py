@@ -185,18 +185,24 @@ def _compiled_layer_norm(s: np.ndarray, axes) -> object:
     return _LN_JIT[0] if _LN_JIT else None
 
 
+def _row_param(p, dtype: np.dtype, inner: tuple):
+    """Gamma or beta (or None) as a contiguous array of ``inner``'s shape and ``dtype``: itself
+    where it is one already (the usual constant: numpy's broadcast_to and asarray cost 6 us of
+    a one-row LayerNormalization's 14), else broadcast and converted."""
+    if p is None:
+        return None
+    if type(p) is np.ndarray and p.dtype == dtype and p.shape == inner and p.flags.c_contiguous:
+        return p
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype), inner))
+
+
 def _layer_norm_compiled(fn, s, gamma, beta, epsilon, simplified, k):
     """:func:`layer_norm` over the last ``k`` axes of ``s`` by the compiled row kernel ``fn``;
     None where gamma or beta do not broadcast to the normalized shape alone."""
     lead, inner = s.shape[: s.ndim - k], s.shape[s.ndim - k :]
     n = math.prod(inner)
     try:
-        g, b = (
-            None
-            if p is None
-            else np.ascontiguousarray(np.broadcast_to(np.asarray(p, s.dtype), inner))
-            for p in (gamma, beta)
-        )
+        g, b = (_row_param(p, s.dtype, inner) for p in (gamma, beta))
     except ValueError:  # a scale with its own leading axes: numpy broadcasts it
         return None
     t = s.dtype.type
@@ -215,13 +221,20 @@ def layer_normalization(info):
     epsilon = float(info.attr("epsilon", 1e-5))
     stash_type = int(info.attr("stash_type", 1))
     warm_layer_norm()
+    out_dt = np.dtype(helper.tensor_dtype_to_np_dtype(stash_type))
+    # the statistics' precision per input dtype, worked out once (onnx's dtype lookup on every
+    # call cost a microsecond)
+    stash = {dt: _stash_dtype(stash_type, dt) for dt in map(np.dtype, FLOAT_TYPES)}
 
     def run(x, scale, b=None):
-        sdt = _stash_dtype(stash_type, x.dtype)
+        sdt = stash.get(x.dtype) or _stash_dtype(stash_type, x.dtype)
         xc = x.astype(sdt, copy=False)
         y, mean, inv_std = layer_norm(xc, scale, b, epsilon, False, _layer_axes(x, axis))
-        out_dt = np.dtype(helper.tensor_dtype_to_np_dtype(stash_type))
-        return y.astype(x.dtype, copy=False), mean.astype(out_dt), inv_std.astype(out_dt)
+        return (
+            y.astype(x.dtype, copy=False),
+            mean.astype(out_dt, copy=False),
+            inv_std.astype(out_dt, copy=False),
+        )
 
     return run
 
