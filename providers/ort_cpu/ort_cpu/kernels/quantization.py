@@ -271,22 +271,27 @@ def dequantize_linear(info):
 
 
 def dynamic_quantize_linear(x, fast=None):
-    hi = np.float32(max(0.0, float(x.max()))) if x.size else np.float32(0)
-    lo = np.float32(min(0.0, float(x.min()))) if x.size else np.float32(0)
+    """DynamicQuantizeLinear: (uint8 y, float32 scale, uint8 zero point), onnxruntime's range
+    (always including 0) and its scale of 1 for an all-zero input. ``fast``:
+    :func:`._quant_jit.quantize_flat` (or None: numpy's steps, the same bits). The scalars are
+    worked out in float32 numpy scalars and Python's round (half to even, as rint), not
+    np.clip and np.rint on scalars: the glue took 9 of a 49K-element call's 24 us."""
+    if x.size:
+        hi, lo = x.max(), x.min()
+        hi = hi if hi > 0 else np.float32(0)  # (a NaN maximum counts as 0, as it did)
+        lo = lo if lo < 0 else np.float32(0)
+    else:
+        hi = lo = np.float32(0)
     # onnxruntime's scale for an all-zero input is 1 (the spec's formula would divide by zero)
     scale = np.float32((hi - lo) / np.float32(255)) if hi != lo else np.float32(1)
-    zp = np.float32(np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)))
-    if fast is not None:
+    v = float(np.float32(0) - lo / scale)
+    zp = np.float32(round(min(max(v, 0.0), 255.0))) if v == v else np.float32(0)
+    if fast is not None and x.dtype == np.float32:
         y = np.empty(x.shape, np.uint8)
-        x3 = np.ascontiguousarray(x).reshape(1, 1, -1)
         fast(
-            x3,
-            np.full(1, scale),
-            np.full(1, zp),
-            np.float32(0),
-            np.float32(255),
-            y.reshape(x3.shape),
-        )
+            np.ascontiguousarray(x).reshape(-1), scale, zp, np.float32(0), np.float32(255),
+            y.reshape(-1),
+        )  # fmt: skip
         return y, np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
     y = np.rint(x / scale)
     y += zp
@@ -296,7 +301,7 @@ def dynamic_quantize_linear(x, fast=None):
 
 @builder("DynamicQuantizeLinear", since=11, dtypes=frozenset({np.dtype(np.float32)}))
 def _dynamic_quantize_linear(info):
-    fast = _quant_jit.warm_quantize()
+    fast = _quant_jit.warm_quantize_flat()
     return lambda x: dynamic_quantize_linear(x, fast)
 
 
