@@ -88,9 +88,10 @@ def test_dynamic_quantize_linear_matches_onnxruntime(path, kind):
         np.testing.assert_array_equal(a, b)
 
 
-def _dynamic_matmul_model(k: int, n: int, b_zp: int):
+def _dynamic_matmul_model(k: int, n: int, b_zp: int, bias: bool = False):
     """DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul(a_scale * b_scale), as
-    onnxruntime's quantize_dynamic writes a MatMul (int8 weights)."""
+    onnxruntime's quantize_dynamic writes a MatMul (int8 weights); with ``bias`` an Add of a
+    constant per column after it."""
     # 7-bit weights (reduce_range): onnxruntime's u8s8 GEMM on AVX2 adds pairs of products in
     # saturating int16, so full-range weights would test its saturation, not the product
     w = rng.integers(-63, 64, (k, n)).astype(np.int8)
@@ -104,16 +105,22 @@ def _dynamic_matmul_model(k: int, n: int, b_zp: int):
         helper.make_node("MatMulInteger", ["xq", "w", "xz", "wz"], ["acc"]),
         helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["xs", "ws"], ["scale"]),
-        helper.make_node("Mul", ["accf", "scale"], ["y"]),
+        helper.make_node("Mul", ["accf", "scale"], ["yb" if bias else "y"]),
     ]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "bias"))
+        nodes.append(helper.make_node("Add", ["yb", "bias"], ["y"]))
     return _model(
         nodes, [_vi("x", TensorProto.FLOAT, [2, 8, k])], [_vi("y", TensorProto.FLOAT, None)], inits
     )
 
 
+@pytest.mark.parametrize("bias", [False, True], ids=["no_bias", "bias"])
 @pytest.mark.parametrize("k,n,b_zp", [(64, 48, 0), (1536, 40, 3)])
-def test_matmul_integer_to_float_fusion_matches_onnxruntime(path, k, n, b_zp, tmp_path):
-    m = _dynamic_matmul_model(k, n, b_zp)
+def test_matmul_integer_to_float_fusion_matches_onnxruntime(path, k, n, b_zp, bias, tmp_path):
+    """The fused graph (the bias Add taken in as the op's bias input, as onnxruntime's fusion
+    takes it) gives the unfused graph's bits and onnxruntime's values."""
+    m = _dynamic_matmul_model(k, n, b_zp, bias)
     x = rng.standard_normal((2, 8, k)).astype(np.float32)
     so = ort_core.SessionOptions()
     so.graph_optimization_level = ort_core.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -122,6 +129,7 @@ def test_matmul_integer_to_float_fusion_matches_onnxruntime(path, k, n, b_zp, tm
     _, (y,), (ry,) = _both(m, {"x": x}, optimized_model_filepath=saved)
     opt = onnx.load(saved)
     assert [n.op_type for n in opt.graph.node] == ["DynamicQuantizeLinear", "MatMulIntegerToFloat"]
+    assert len(opt.graph.node[1].input) == (7 if bias else 6)
     np.testing.assert_array_equal(y, plain.run(None, {"x": x})[0])  # the unfused graph, exactly
     np.testing.assert_allclose(y, ry, rtol=1e-6, atol=1e-5)
     (again,) = ort.InferenceSession(saved, providers=["CPUExecutionProvider"]).run(None, {"x": x})

@@ -2,7 +2,8 @@
 
 - ``CPUMatMulIntegerToFloat``: ``MatMulInteger -> Cast(float) -> Mul(a_scale * b_scale)`` as
   ``quantize_dynamic`` writes it becomes com.microsoft ``MatMulIntegerToFloat``, as onnxruntime's
-  fusion of the same name does; the kernel computes the same int32 product, cast and multiplier.
+  fusion of the same name does, with a following ``Add`` of a constant bias of B's columns as
+  its bias input; the kernel computes the same int32 product, cast, multiplier and bias.
 - ``CPUFloat16ToFloat32``: a graph computed in float16 between float32 inputs and outputs (what
   ``convert_float_to_float16(keep_io_types=True)`` writes) is computed in float32, as
   onnxruntime's CPU provider does (it has no float16 kernels for these ops; its cast insertion
@@ -92,18 +93,33 @@ class MatMulIntegerToFloatFusion:
             return None
         if bs.dtype != np.float32 or b_scale in g.inputs:
             return None
-        if not can_fuse(ctx, model, [mm, cast, mul], "com.microsoft", "MatMulIntegerToFloat"):
+        # a bias Add after the Mul (a constant of B's columns) becomes the op's bias input, as
+        # onnxruntime's fusion takes it: the product's epilogue adds it, no pass of its own
+        add = only_user(mul.outputs[0], "Add")
+        bias = None
+        if add is not None:
+            other = add.inputs[1] if add.inputs[0] == mul.outputs[0] else add.inputs[0]
+            c = g.initializers.get(other)
+            if (
+                c is not None and other not in g.inputs and c.dtype == np.float32
+                and c.shape == (b.shape[1],)
+            ):  # fmt: skip
+                bias = other
+        fusing = [mm, cast, mul] + ([add] if bias else [])
+        if not can_fuse(ctx, model, fusing, "com.microsoft", "MatMulIntegerToFloat"):
             return None
         zps = [mm.inputs[i] if len(mm.inputs) > i else "" for i in (2, 3)]
         fused = new_node(
-            model, g, "MatMulIntegerToFloat", [*mm.inputs[:2], a_scale, b_scale, *zps],
-            list(mul.outputs), domain="com.microsoft", provider=mm.provider, base=mm.name,
+            model, g, "MatMulIntegerToFloat",
+            [*mm.inputs[:2], a_scale, b_scale, *zps] + ([bias] if bias else []),
+            list((add if bias else mul).outputs), domain="com.microsoft", provider=mm.provider,
+            base=mm.name,
         )  # fmt: skip
         while fused.inputs and not fused.inputs[-1]:
             fused.inputs.pop()
         if not accepted(ctx, model, g, [fused]):
             return None
-        replace(g, mul, [fused], [mm, cast, mul])
+        replace(g, fusing[-1], [fused], fusing)
         return smul
 
 
