@@ -365,3 +365,35 @@ def test_a_run_gives_ieee_results_without_numpy_warnings_and_restores_the_caller
         assert np.geterr()["divide"] == "raise"
     assert e[0] == np.inf and np.isnan(d[1]) and lg[1] == -np.inf
     np.testing.assert_array_equal(s, np.array([1, 0.5, 0], np.float32))
+
+
+def test_schema_lookup_is_kept_and_a_miss_is_cheap_and_not_kept():
+    """Host logic: ``schema_for`` (asked on every run by kernels with optional outputs) keeps
+    the schemas it found, tells an op onnx does not know without an exception, respects the
+    opset (LayerNormalization is new in 17), and finds a schema registered after a miss."""
+    import onnx
+
+    from ort_core.provider import schema
+
+    assert schema.schema_for("SkipLayerNormalization", "com.microsoft", 1) is None
+    assert schema.schema_for("LayerNormalization", "", 16) is None
+    assert schema.schema_for("LayerNormalization", "", 17).since_version == 17
+    assert ("LayerNormalization", "", 17) in schema._SCHEMAS
+    assert schema.schema_for("Relu", "", 5).since_version == 1
+    domain = "test.schema.later"
+    assert schema.schema_for("Later", domain, 1) is None
+    onnx.defs.register_schema(
+        onnx.defs.OpSchema(
+            "Later",
+            domain,
+            1,
+            inputs=[onnx.defs.OpSchema.FormalParameter("x", "T")],
+            outputs=[onnx.defs.OpSchema.FormalParameter("y", "T")],
+            type_constraints=[("T", ["tensor(float)"], "")],
+        )  # fmt: skip
+    )
+    try:
+        assert schema.schema_for("Later", domain, 1).name == "Later"
+    finally:
+        onnx.defs.deregister_schema("Later", 1, domain)
+        schema._SCHEMAS.pop(("Later", domain, 1), None)  # a kept schema outlives its removal
