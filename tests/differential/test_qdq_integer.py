@@ -322,6 +322,20 @@ def _one_qlinear_conv(
             {"k": 3, "pads": [1, 0, 1, 2], "strides": [2, 2]},
         ),
         (8, 12, 19, 1, np.uint8, True, False, 3, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
+        # stride 2 over rows of even length: the windows packed from 16-bit words; shared at
+        # two threads (rows of outputs)
+        (16, 32, 40, 1, np.uint8, True, True, 5, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),
+        (
+            8,
+            12,
+            22,
+            2,
+            np.uint8,
+            False,
+            True,
+            250,
+            {"k": 3, "pads": [2] * 4, "strides": [2, 2], "dilations": [2, 2]},
+        ),  # fmt: skip
     ],
 )
 @pytest.mark.parametrize("threads", [1, 2])

@@ -247,6 +247,16 @@ def _source(xp, zeros, c, r, col, span):  # pragma: no cover - compiled
     return zeros[:span]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _words(xp, zeros, c, r, col, count):  # pragma: no cover - compiled
+    """(``count`` 16-bit words of row ``r`` of channel ``c`` of ``xp`` from the one holding
+    byte ``col``, the shift that brings that byte down: 0 or 8); zeros where ``c`` is -1."""
+    if c >= 0:
+        start = col // 2
+        return xp[c, r].view(np.uint16)[start : start + count], np.uint16(8 * (col % 2))
+    return zeros.view(np.uint16)[:count], np.uint16(0)
+
+
 @njit(cache=True, nogil=True)
 def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # pragma: no cover
     """``xq`` (k4, p_pad) uint32 words of the column matrix of the padded image ``xp``
@@ -258,7 +268,8 @@ def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # prag
     taps = kh * kw
     k = xp.shape[0] * taps
     span = (ow - 1) * sw + 1  # input columns one output row reads from one tap
-    zeros = np.zeros(xp.shape[2] + span, np.uint8)  # the missing rows past the last (k % 4)
+    # the missing rows past the last (k % 4), as bytes or as 16-bit words
+    zeros = np.zeros(2 * (xp.shape[2] + span), np.uint8)
     plane = np.empty(4, np.int64)
     rowof, colof = np.empty(4, np.int64), np.empty(4, np.int64)
     for q in range(k4):
@@ -271,6 +282,27 @@ def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # prag
                 plane[b], rowof[b], colof[b] = c, ti * dh, tj * dw
             else:
                 plane[b] = -1
+        if sw == 2 and xp.shape[2] % 2 == 0:
+            # stride 2 over rows of even length: each tap's bytes are every other byte of a
+            # run of 16-bit words (the low or the high one), so the words are read in runs and
+            # the packing vectorizes as at stride 1 (16 -> 32 channels on 320 x 320: 1.97 ->
+            # 0.6 ms a layer, strided byte reads 36 x 25600 times)
+            for r in range(r0, r1):
+                u0, h0 = _words(xp, zeros, plane[0], r * sh + rowof[0], colof[0], ow)
+                u1, h1 = _words(xp, zeros, plane[1], r * sh + rowof[1], colof[1], ow)
+                u2, h2 = _words(xp, zeros, plane[2], r * sh + rowof[2], colof[2], ow)
+                u3, h3 = _words(xp, zeros, plane[3], r * sh + rowof[3], colof[3], ow)
+                dst = row[(r - r0) * ow : (r - r0 + 1) * ow]
+                for col in range(ow):
+                    dst[col] = (
+                        (np.uint32(u0[col] >> h0) & np.uint32(255))
+                        | ((np.uint32(u1[col] >> h1) & np.uint32(255)) << 8)
+                        | ((np.uint32(u2[col] >> h2) & np.uint32(255)) << 16)
+                        | (np.uint32(u3[col] >> h3) << 24)
+                    )  # fmt: skip
+            for i in range((r1 - r0) * ow, p_pad):
+                row[i] = 0
+            continue
         for r in range(r0, r1):
             s0 = _source(xp, zeros, plane[0], r * sh + rowof[0], colof[0], span)
             s1 = _source(xp, zeros, plane[1], r * sh + rowof[1], colof[1], span)
