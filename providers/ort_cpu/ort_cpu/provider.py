@@ -96,6 +96,24 @@ class CPUExecutionProvider(KernelProvider):
 
     _uses_blas = False
 
+    def get_capability(self, view):
+        """Every node the kernels run, one by one, but squeeze-and-excitation blocks, claimed
+        as fused subgraphs (:mod:`ort_cpu.squeeze_excite`) at the EXTENDED optimization level
+        and above."""
+        from . import squeeze_excite
+
+        single = super().get_capability(view)
+        level = int(getattr(self.session_options, "graph_optimization_level", 99))
+        if not _jit_on():
+            return single
+        return squeeze_excite.claims(view, single, level)
+
+    def compile(self, subgraph, opsets):
+        """A fused squeeze-and-excitation block (the only subgraphs this provider claims)."""
+        from . import squeeze_excite
+
+        return squeeze_excite.compile_block(subgraph)
+
     def create_kernel(self, info):
         if info.node.op_type in BLAS_OPS and not _small_ml_product(info):
             self._uses_blas = True
@@ -134,6 +152,13 @@ class CPUExecutionProvider(KernelProvider):
         """Return the heap's free memory to the system (the run option
         ``memory.enable_memory_arena_shrinkage`` = "cpu:0" asks for it after a run)."""
         trim_freed_memory()
+
+
+def _jit_on() -> bool:
+    """Whether compiled kernels are on (the fused blocks need them)."""
+    from ._jit import available
+
+    return available()
 
 
 def set_blas_threads(threads: int) -> None:

@@ -1,0 +1,131 @@
+"""Squeeze-and-excitation blocks (GlobalAveragePool -> 1x1 Conv -> activation -> 1x1 Conv ->
+gate -> Mul with the block's input) claimed by the CPU provider as one fused subgraph and run by
+one compiled kernel (``ort_cpu.squeeze_excite``): against onnxruntime for each activation and
+gate, batches and map sizes; what is not fused (an intermediate read elsewhere, a Conv that is
+not a plain 1x1, the BASIC optimization level, compiled kernels off); and the saved optimized
+model, which keeps the six standard nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import ort_core
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle of these tests")
+
+
+def _activation(name: str, op: str, x: str, y: str, inits: list) -> list:
+    if op == "Clip":
+        inits += [numpy_helper.from_array(np.float32(0), f"{name}_lo"),
+                  numpy_helper.from_array(np.float32(6), f"{name}_hi")]  # fmt: skip
+        return [helper.make_node("Clip", [x, f"{name}_lo", f"{name}_hi"], [y])]
+    attrs = {"HardSigmoid": {"alpha": 0.2, "beta": 0.5}, "LeakyRelu": {"alpha": 0.1}}
+    return [helper.make_node(op, [x], [y], **attrs.get(op, {}))]
+
+
+def _se_model(c=24, m=6, hw=(3, 12), act="Relu", gate="HardSigmoid", batch=1, extra=None,
+              conv_attrs=None, seed=0):  # fmt: skip
+    """x -> Conv 3x3 (so the block's input is computed) -> SE block -> Relu -> y."""
+    rng = np.random.default_rng(seed)
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    inits = [
+        numpy_helper.from_array(f(c, c, 3, 3) * 0.3, "w0"), numpy_helper.from_array(f(c), "b0"),
+        numpy_helper.from_array(f(m, c, 1, 1), "w1"), numpy_helper.from_array(f(m), "b1"),
+        numpy_helper.from_array(f(c, m, 1, 1), "w2"), numpy_helper.from_array(f(c), "b2"),
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("Conv", ["x", "w0", "b0"], ["t"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["t"], ["p"]),
+        helper.make_node("Conv", ["p", "w1", "b1"], ["a"], **(conv_attrs or {})),
+        *_activation("act", act, "a", "a2", inits),
+        helper.make_node("Conv", ["a2", "w2", "b2"], ["g"]),
+        *_activation("gate", gate, "g", "s", inits),
+        helper.make_node("Mul", ["t", "s"], ["u"]),
+        helper.make_node("Relu", ["u"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if extra:
+        outputs.append(helper.make_tensor_value_info(extra, TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "se", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, *hw])],
+        outputs, inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    x = rng.standard_normal((batch, c, *hw)).astype(np.float32)
+    return model.SerializeToString(), {"x": x}
+
+
+def _fused(sess) -> list[str]:
+    return [
+        st.node.op_type for st in sess._plan.steps if st.node.op_type.startswith("SqueezeExcite")
+    ]
+
+
+def _compiled_on():
+    from ort_cpu import _jit
+
+    if not _jit.available():
+        pytest.skip(f"compiled kernels are off: {_jit.reason()}")
+
+
+@pytest.mark.parametrize(
+    "act, gate",
+    [("Relu", "HardSigmoid"), ("Clip", "Sigmoid"), ("HardSwish", "HardSigmoid"),
+     ("LeakyRelu", "Sigmoid"), ("Relu", "Relu")],
+)  # fmt: skip
+@pytest.mark.parametrize("batch, hw", [(1, (3, 12)), (2, (5, 7)), (1, (1, 1))])
+def test_a_block_is_one_kernel_and_equals_onnxruntime(act, gate, batch, hw):
+    _compiled_on()
+    model, feeds = _se_model(act=act, gate=gate, batch=batch, hw=hw)
+    sess = ort_core.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert len(_fused(sess)) == 1
+    assert not any(st.node.op_type == "GlobalAveragePool" for st in sess._plan.steps)
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(sess.run(None, feeds)[0], want[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["intermediate_read_elsewhere", "strided_conv", "basic_level", "compiled_off"],
+)
+def test_what_is_not_fused_runs_node_by_node(case, monkeypatch):
+    kw = {}
+    if case == "intermediate_read_elsewhere":
+        kw["extra"] = "s"  # the gate is a graph output too
+    if case == "strided_conv":
+        kw["conv_attrs"] = {"strides": [2, 2]}
+    model, feeds = _se_model(**kw)
+    so = ort_core.SessionOptions()
+    if case == "basic_level":
+        so.graph_optimization_level = ort_core.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    if case == "compiled_off":
+        from ort_cpu import _jit
+
+        monkeypatch.setitem(_jit._STATE, "ok", False)
+        monkeypatch.setitem(_jit._STATE, "why", "turned off by the test")
+    sess = ort_core.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    assert _fused(sess) == []
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w in zip(sess.run(None, feeds), want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_the_saved_optimized_model_keeps_the_standard_nodes(tmp_path):
+    _compiled_on()
+    model, feeds = _se_model(act="HardSwish")
+    so = ort_core.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    sess = ort_core.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    assert len(_fused(sess)) == 1
+    saved = onnx.load(so.optimized_model_filepath)
+    ops = [n.op_type for n in saved.graph.node]
+    assert "GlobalAveragePool" in ops and "HardSwish" in ops and "Mul" in ops
+    assert not any(o.startswith("SqueezeExcite") or "subgraph" in o for o in ops)
+    again = ort.InferenceSession(so.optimized_model_filepath, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        sess.run(None, feeds)[0], again.run(None, feeds)[0], rtol=1e-5, atol=1e-5
+    )
