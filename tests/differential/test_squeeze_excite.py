@@ -3,7 +3,8 @@ gate -> Mul with the block's input) claimed by the CPU provider as one fused sub
 one compiled kernel (``ort_cpu.squeeze_excite``): against onnxruntime for each activation and
 gate, batches and map sizes; what is not fused (an intermediate read elsewhere, a Conv that is
 not a plain 1x1, the BASIC optimization level, compiled kernels off); and the saved optimized
-model, which keeps the six standard nodes."""
+model, which keeps the six standard nodes. Also the Conv + HardSwish pairs the provider claims
+the same way (``ort_cpu.conv_activation``)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,51 @@ def test_the_saved_optimized_model_keeps_the_standard_nodes(tmp_path):
     np.testing.assert_allclose(
         sess.run(None, feeds)[0], again.run(None, feeds)[0], rtol=1e-5, atol=1e-5
     )
+
+
+def _conv_hard_swish(c=16, m=24, hw=(9, 13), group=1, extra=None, seed=1):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((m, c // group, 3, 3)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["t"], pads=[1, 1, 1, 1], group=group),
+        helper.make_node("HardSwish", ["t"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if extra:
+        outputs.append(helper.make_tensor_value_info(extra, TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "ch", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, *hw])],
+        outputs, [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString(), {"x": rng.standard_normal((1, c, *hw)).astype(np.float32)}
+
+
+@pytest.mark.parametrize(
+    "c, m, hw, group",
+    [(16, 24, (9, 13), 1), (32, 32, (7, 7), 32), (3, 8, (48, 64), 1), (64, 64, (3, 12), 64)],
+)
+def test_conv_and_hard_swish_are_one_kernel_and_equal_onnxruntime(c, m, hw, group, tmp_path):
+    """A Conv read only by a HardSwish runs as the FusedConv kernel with the activation in its
+    epilogue (dense, depthwise, a stem); the saved optimized model keeps the two nodes."""
+    _compiled_on()
+    model, feeds = _conv_hard_swish(c, m, hw, group)
+    so = ort_core.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    sess = ort_core.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    assert [st.node.op_type.split("_")[0] for st in sess._plan.steps] == ["ConvHardSwish"]
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(sess.run(None, feeds)[0], want[0], rtol=1e-5, atol=1e-5)
+    saved = onnx.load(so.optimized_model_filepath)
+    assert [n.op_type for n in saved.graph.node] == ["Conv", "HardSwish"]
+
+
+def test_a_conv_read_elsewhere_keeps_its_hard_swish_apart():
+    model, feeds = _conv_hard_swish(extra="t")
+    sess = ort_core.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert [st.node.op_type for st in sess._plan.steps] == ["Conv", "HardSwish"]
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w in zip(sess.run(None, feeds), want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)

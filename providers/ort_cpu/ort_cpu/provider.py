@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-from ort_core.provider import KernelProvider
+from ort_core.provider import Claim, KernelProvider
 
 from . import _threads
 from .kernels import registry
@@ -97,21 +97,37 @@ class CPUExecutionProvider(KernelProvider):
     _uses_blas = False
 
     def get_capability(self, view):
-        """Every node the kernels run, one by one, but squeeze-and-excitation blocks, claimed
-        as fused subgraphs (:mod:`ort_cpu.squeeze_excite`) at the EXTENDED optimization level
-        and above."""
-        from . import squeeze_excite
+        """Every node the kernels run, one by one, but squeeze-and-excitation blocks
+        (:mod:`ort_cpu.squeeze_excite`) and Conv + HardSwish pairs
+        (:mod:`ort_cpu.conv_activation`), each claimed as a fused subgraph, at the EXTENDED
+        optimization level and above where compiled kernels are on."""
+        from . import conv_activation, squeeze_excite
 
         single = super().get_capability(view)
         level = int(getattr(self.session_options, "graph_optimization_level", 99))
-        if not _jit_on():
+        if level < 2 or not _jit_on() or not single:
             return single
-        return squeeze_excite.claims(view, single, level)
+        claimed = {id(c.nodes[0]) for c in single if not c.fused}
+        groups = squeeze_excite.find(view, claimed)
+        claimed -= {id(n) for g in groups for n in g}
+        pairs = conv_activation.find(view, claimed)
+        if not groups and not pairs:
+            return single
+        taken = {id(n) for g in groups + pairs for n in g}
+        kept = [c for c in single if c.fused or id(c.nodes[0]) not in taken]
+        return kept + [
+            Claim.fused_group(g, f"{'SqueezeExcite' if len(g) > 2 else 'ConvHardSwish'}_"
+                                 f"{g[-1].name or k}")
+            for k, g in enumerate(groups + pairs)
+        ]  # fmt: skip
 
     def compile(self, subgraph, opsets):
-        """A fused squeeze-and-excitation block (the only subgraphs this provider claims)."""
-        from . import squeeze_excite
+        """A fused subgraph this provider claimed: a squeeze-and-excitation block or a Conv +
+        HardSwish pair."""
+        from . import conv_activation, squeeze_excite
 
+        if [n.op_type for n in subgraph.nodes] == ["Conv", "HardSwish"]:
+            return conv_activation.compile_pair(subgraph, self)
         return squeeze_excite.compile_block(subgraph)
 
     def create_kernel(self, info):

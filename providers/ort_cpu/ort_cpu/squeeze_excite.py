@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ort_core.ir import Graph, Node, tensor_dtype, tensor_shape
-from ort_core.provider import Claim, GraphView
+from ort_core.provider import GraphView
 
 #: activations the kernel computes, by op type: code (see ._se_jit and ._elementwise_jit)
 GATES = {"Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5, "Sigmoid": 6}
@@ -131,20 +131,6 @@ def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
         if nodes is not None and all(id(m) in claimed for m in nodes):
             blocks.append(nodes)
     return blocks
-
-
-def claims(view: GraphView, single: list[Claim], level: int) -> list[Claim]:
-    """``single`` (the provider's one-node claims) with each squeeze-and-excitation block's
-    six claims replaced by one fused claim, at the EXTENDED optimization level and above."""
-    if level < 2 or not single:
-        return single
-    blocks = find(view, {id(c.nodes[0]) for c in single if not c.fused})
-    if not blocks:
-        return single
-    taken = {id(n) for b in blocks for n in b}
-    kept = [c for c in single if c.fused or id(c.nodes[0]) not in taken]
-    return kept + [Claim.fused_group(b, f"SqueezeExcite_{b[-1].name or k}") for k, b in
-                   enumerate(blocks)]  # fmt: skip
 
 
 def compile_block(sub: Graph) -> Callable[..., Any]:

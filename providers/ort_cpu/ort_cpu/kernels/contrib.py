@@ -29,7 +29,7 @@ from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import compute_dtype, conv_check, conv_plan, pack_weights, prewarm, takes_code
-from .elementwise import _sigmoid, bound, gelu_erf, logistic, warm_gelu_for
+from .elementwise import _hard_swish, _sigmoid, bound, gelu_erf, logistic, warm_gelu_for
 from .linalg import stacked_matmul
 from .normalization import layer_norm as _layer_norm
 from .normalization import warm_layer_norm
@@ -60,6 +60,9 @@ ACTIVATIONS = {
     "LeakyRelu": (lambda x, a, b, g: np.where(x >= 0, x, x * a), 0.01, None, None),
     "Clip": (lambda x, a, b, g: np.clip(x, a, b), -np.inf, np.inf, None),
     "HardSigmoid": (lambda x, a, b, g: np.clip(x * a + b, 0, 1), 0.2, 0.5, None),
+    # (not onnxruntime's: only the CPU provider's fused Conv + HardSwish claims use it, see
+    # ort_cpu.conv_activation; the optimizer never writes it into a model)
+    "HardSwish": (lambda x, a, b, g: _hard_swish(x), None, None, None),
     "Elu": (
         lambda x, a, b, g: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))),
         1.0,
