@@ -23,13 +23,9 @@ from ort_core.provider import GraphView
 
 def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
     """[Conv, HardSwish] pairs among ``view``'s nodes, both in ``claimed``."""
-    graph = view.graph
-    readers: dict[str, list[Node]] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            if i:
-                readers.setdefault(i, []).append(n)
-    outputs = set(graph.outputs)
+    from .squeeze_excite import graph_maps
+
+    _, readers, outputs = graph_maps(view.graph)
     pairs = []
     for conv in view.nodes:
         if conv.op_type != "Conv" or conv.domain or id(conv) not in claimed:

@@ -112,17 +112,22 @@ def _match(mul: Node, producers: dict, readers: dict, outputs: set, constant, ty
     return None
 
 
-def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
-    """The squeeze-and-excitation blocks among ``view``'s nodes whose six nodes are all in
-    ``claimed`` (ids of the nodes the CPU provider claims one by one)."""
-    graph = view.graph
+def graph_maps(graph: Graph) -> tuple[dict, dict, set]:
+    """``graph``'s producer of every value, readers of every value, and outputs (the fused
+    claims' matchers ask who reads what)."""
     producers = {o: n for n in graph.nodes for o in n.outputs if o}
     readers: dict[str, list[Node]] = {}
     for n in graph.nodes:
         for i in n.inputs:
             if i:
                 readers.setdefault(i, []).append(n)
-    outputs = set(graph.outputs)
+    return producers, readers, set(graph.outputs)
+
+
+def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
+    """The squeeze-and-excitation blocks among ``view``'s nodes whose six nodes are all in
+    ``claimed`` (ids of the nodes the CPU provider claims one by one)."""
+    producers, readers, outputs = graph_maps(view.graph)
     blocks = []
     for n in view.nodes:
         if n.op_type != "Mul" or id(n) not in claimed:
