@@ -77,6 +77,24 @@ def test_reduce_int(op, dtype):
     check_node(op, [x], {"keepdims": 1})
 
 
+@pytest.mark.parametrize("op", REDUCE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64])
+def test_reduce_over_axes_of_one(op, dtype):
+    """Reducing axes of length one (a voice model's mean over a one-cell axis): Sum, Mean, Max,
+    Min and Prod return the input's values reshaped, without a reduction; every op agrees with
+    the reference, NaN, -0.0 and all."""
+    if dtype == np.int64 and op in ("ReduceLogSum", "ReduceLogSumExp"):
+        pytest.skip("the reference takes floats only for the log reductions")
+    x = data((2, 1, 3, 1), dtype, positive(op))
+    if dtype != np.int64:
+        x.flat[:3] = [np.nan, -0.0, 0.0]
+    for axes in ([1], [1, 3], [-1]):
+        for keepdims in (0, 1):
+            check_node(op, [x, np.array(axes, np.int64)], {"keepdims": keepdims})
+    one = data((1, 1), dtype, positive(op))
+    check_node(op, [one], {"keepdims": 0})  # all axes, each of one
+
+
 def test_reduce_scalar_and_bool():
     check_node("ReduceSum", [np.float32(3.0)])
     check_node("ReduceMax", [rng.random((3, 4)) < 0.5, np.array([1], np.int64)], opset=20)

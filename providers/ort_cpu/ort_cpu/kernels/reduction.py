@@ -124,9 +124,21 @@ REDUCE = {  # op: (input-axes since, numpy function, input types)
 }
 
 
+#: reductions whose value over one element is that element (as numpy computes it)
+_ONE_IS_ITSELF = frozenset({_sum, _mean, _max, _min, _prod})
+
+
 def _reducer(fn):
+    itself = fn in _ONE_IS_ITSELF
+
     def reduce(x, axes, keepdims, noop):
         ax = _axes(axes, x.ndim, noop)
+        if itself and x.size:
+            axes_ = range(x.ndim) if ax is None else ax
+            if all(x.shape[a] == 1 for a in axes_):  # one element per output: the input, shaped
+                if keepdims:
+                    return x.reshape(x.shape)
+                return x.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes_))
         r = fn(_work(x), ax, bool(keepdims))
         return np.asarray(r).astype(x.dtype, copy=False)
 
