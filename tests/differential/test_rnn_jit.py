@@ -174,49 +174,6 @@ def test_weights_as_inputs_are_read_every_run(path):
             assert_same(e, g, TOL["rtol"], TOL["atol"])
 
 
-@pytest.mark.parametrize("op", ["GRU", "LSTM"])
-def test_one_direction_block_is_made_per_weights_and_shape(op, monkeypatch):
-    """Host logic: a direction without peepholes or sequence_lens runs through
-    ``_rnn_pieces.run_one`` from a block of its fixed arguments, made once per weights and
-    (seq, batch): constant weights keep it across runs and a longer sequence makes another;
-    weights fed at run time make one per run. The results are onnxruntime's."""
-    from onnx import numpy_helper
-    from ort_cpu.kernels import _rnn_jit, _rnn_pieces
-
-    import ort_core
-
-    if _rnn_jit.compiled(np.float32) is None:
-        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
-    made, ran = [], []
-    template, run_one = _rnn_pieces.template, _rnn_pieces.run_one
-    monkeypatch.setattr(_rnn_pieces, "template", lambda *a: made.append(1) or template(*a))
-    monkeypatch.setattr(_rnn_pieces, "run_one", lambda *a: ran.append(1) or run_one(*a))
-    x, w, r, b = _inputs(op, 5, 2, 3, 6, "forward", seed=23, h0=False, c0=False, peep=False)
-    node = helper.make_node(op, ["x", "w", "r", "b"], ["y"], hidden_size=6)
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(v, k) for k, v in (("w", w), ("r", r), ("b", b))],
-    )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    made.clear()
-    ran.clear()  # (the kernel's creation compiled run_one on a block of its own)
-    for feed in ({"x": x}, {"x": x}, {"x": np.concatenate([x, x])}):
-        assert_same(ref.run(None, feed)[0], sess.run(None, feed)[0], TOL["rtol"], TOL["atol"])
-    assert len(ran) == 3 and len(made) == 2
-    fed, feeds = make_node_model(op, [x, w, r, b], dict(hidden_size=6), opset=14)
-    sess = ort_core.InferenceSession(fed.SerializeToString(), providers=["CPUExecutionProvider"])
-    ref = ort.InferenceSession(fed.SerializeToString(), providers=["CPUExecutionProvider"])
-    made.clear()
-    for scale in (1.0, 0.5):
-        feed = dict(feeds, x2=feeds["x2"] * np.float32(scale))
-        assert_same(ref.run(None, feed)[0], sess.run(None, feed)[0], TOL["rtol"], TOL["atol"])
-    assert len(made) == 2
-
-
 def test_jit_off_in_a_fresh_process():
     """With ORT_CPU_JIT=0 the kernels keep their numpy path and give the same results."""
     code = (

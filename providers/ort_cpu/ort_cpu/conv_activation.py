@@ -16,15 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from onnx import helper
 
 from ort_core.ir import Graph, Node, tensor_dtype, tensor_shape
 from ort_core.provider import GraphView
 
+from .squeeze_excite import graph_maps
+
 
 def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
     """[Conv, HardSwish] pairs among ``view``'s nodes, both in ``claimed``."""
-    from .squeeze_excite import graph_maps
-
     _, readers, outputs = graph_maps(view.graph)
     pairs = []
     for conv in view.nodes:
@@ -50,19 +51,18 @@ def find(view: GraphView, claimed: set[int]) -> list[list[Node]]:
     return pairs
 
 
-def compile_pair(sub: Graph, provider: Any) -> Callable[..., Any]:
-    """The callable of a fused pair (``sub`` as :func:`find` chose it): ``run(x) -> [y]``, the
-    provider's FusedConv kernel for the Conv's attributes with HardSwish."""
+def compile_pair(sub: Graph, opsets: dict[str, int], provider: Any) -> Callable[..., Any]:
+    """The callable of a fused pair (``sub`` as :func:`find` chose it, the model's ``opsets``):
+    ``run(x) -> [y]``, the provider's FusedConv kernel for the Conv's attributes with
+    HardSwish."""
     conv, act = sub.nodes
     attributes = dict(conv.attributes)
-    from onnx import helper
-
     attributes["activation"] = helper.make_attribute("activation", "HardSwish")
     fused = Node(
         "FusedConv", list(conv.inputs), list(act.outputs), domain="com.microsoft",
         name=conv.name, attributes=attributes,
     )  # fmt: skip
-    info = GraphView(sub, {"": 14, "com.microsoft": 1}).kernel_info(fused, provider)
+    info = GraphView(sub, opsets).kernel_info(fused, provider)
     kernel = provider.create_kernel(info)
     w = sub.initializers[conv.inputs[1]]
     b = sub.initializers[conv.inputs[2]] if len(conv.inputs) > 2 and conv.inputs[2] else None

@@ -127,7 +127,7 @@ class CPUExecutionProvider(KernelProvider):
         from . import conv_activation, squeeze_excite
 
         if [n.op_type for n in subgraph.nodes] == ["Conv", "HardSwish"]:
-            return conv_activation.compile_pair(subgraph, self)
+            return conv_activation.compile_pair(subgraph, opsets, self)
         return squeeze_excite.compile_block(subgraph)
 
     def create_kernel(self, info):

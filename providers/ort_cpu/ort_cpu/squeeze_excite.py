@@ -25,8 +25,11 @@ import numpy as np
 from ort_core.ir import Graph, Node, tensor_dtype, tensor_shape
 from ort_core.provider import GraphView
 
-#: activations the kernel computes, by op type: code (see ._se_jit and ._elementwise_jit)
-GATES = {"Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5, "Sigmoid": 6}
+from .kernels._elementwise_jit import ACT_CODES
+from .kernels._se_jit import SIGMOID
+
+#: activations the kernel computes, by op type: the compiled epilogues' codes and Sigmoid
+GATES = {**ACT_CODES, "Sigmoid": SIGMOID}
 
 
 def _gate_params(node: Node, constant: Callable[[str], Any]) -> tuple[int, float, float] | None:

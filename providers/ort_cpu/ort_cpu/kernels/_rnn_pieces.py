@@ -78,46 +78,6 @@ def fill(block, d, op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas,
     a[CLIP : CLIP + 1].view(np.float64)[0] = clip
 
 
-def template(op, rt, rb, p, lens, reverse, codes, alphas, betas, flags) -> np.ndarray:
-    """One direction's block for :func:`run_one`: the addresses and sizes of the arguments that
-    stay the same from run to run (the weights, the lengths, the activations), made once per
-    node, direction and shape (the caller keeps the block with the arrays it names)."""
-    a = np.zeros(SLOTS, np.int64)
-    a[RT], a[RB], a[P], a[LENS] = rt.ctypes.data, rb.ctypes.data, p.ctypes.data, lens.ctypes.data
-    a[CODES], a[ALPHAS], a[BETAS] = codes.ctypes.data, alphas.ctypes.data, betas.ctypes.data
-    a[N], a[GN], a[P_LEN], a[BATCH] = rt.shape[0], rt.shape[1], p.shape[0], lens.shape[0]
-    a[OP], a[REVERSE], a[FLAGS] = op, int(reverse), flags
-    return a
-
-
-@njit(cache=True, nogil=True)
-def run_one(a, xw, h, c, y, clip):  # pragma: no cover - compiled
-    """:func:`._rnn_jit.run_direction` on the calling thread for a direction whose fixed
-    arguments are in the block ``a`` (:func:`template`): six arguments to type at the call
-    instead of fifteen (the dispatch alone took 4 of a one-step GRU's 7 us)."""
-    n, gn = a[N], a[GN]
-    _run(
-        a[OP], xw,
-        carray(pointer(a[RT]), (n, gn), xw.dtype),
-        carray(pointer(a[RB]), gn, xw.dtype),
-        carray(pointer(a[P]), a[P_LEN], xw.dtype),
-        h, c,
-        carray(pointer(a[LENS]), a[BATCH], np.int64),
-        a[REVERSE] != 0,
-        carray(pointer(a[CODES]), 3, np.int64),
-        carray(pointer(a[ALPHAS]), 3, xw.dtype),
-        carray(pointer(a[BETAS]), 3, xw.dtype),
-        clip, a[FLAGS], y,
-    )  # fmt: skip
-
-
-def warm_one(args: tuple) -> None:
-    """Compile (or load) :func:`run_one` for run_direction's tiny arguments ``args``."""
-    op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y = args
-    block = template(op, rt, rb, p, lens, reverse, codes, alphas, betas, flags)
-    run_one(block, xw, h, c, y, clip)
-
-
 def run(block: np.ndarray, dtype) -> bool:
     """Both directions filled into ``block`` (:func:`fill`) run at once on the run's threads;
     False (nothing run) where the run has no spinning pool free."""

@@ -3,7 +3,8 @@ mean of every channel, the two small products with their activations, then the i
 channel. As separate kernels these were six calls and two passes over the block's input (an
 OCR classifier's blocks on 3 x 12 maps: about 17 us each, most of it calls).
 
-This module imports numba when it is imported.
+Its kernel compiles (or loads from numba's disk cache) on first use (:mod:`ort_cpu._jit`);
+importing the module does not import numba, so the partitioner's matcher reads its codes.
 """
 
 from __future__ import annotations

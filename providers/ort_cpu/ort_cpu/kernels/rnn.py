@@ -178,16 +178,11 @@ class _Recurrent:
         self._weights_of: tuple = ()
         self._weights: list = []
         self._full_lens: dict = {}  # (batch, seq) -> every entry's length, seq (see run_jit)
-        from . import _rnn_pieces
-
-        #: a direction on the calling thread by :func:`._rnn_pieces.run_one`, its fixed
-        #: arguments in a block per (direction, seq, batch): (weights, lens, block)
-        _rnn_pieces.warm_one(_rnn_jit._warm_args(wt))
-        self._one = _rnn_pieces
-        self._templates: dict = {}
         #: the directions as compiled pieces on the run's pool (:mod:`._rnn_pieces`), or None
         self._pieces = None
         if self.num_dir == 2 and _threads.will_split(info.provider):
+            from . import _rnn_pieces
+
             _rnn_pieces.warm(wt, _rnn_jit._warm_args(wt))
             self._pieces = _rnn_pieces
 
@@ -264,7 +259,7 @@ class _Recurrent:
         key = (W, R, B)
         gn = self.gates * R.shape[-1]
         out = []
-        split = self.jit is not None and self.flags & 16
+        split = self.flags & 16  # (called by run_jit only: the compiled loop's flags)
         for d in range(self.num_dir):
             b = np.zeros(2 * gn, wt) if B is None else B[d].astype(wt)
             rt = np.ascontiguousarray(R[d].T, wt)
@@ -328,12 +323,8 @@ class _Recurrent:
                 self.codes[d], self.alphas[d], self.betas[d], self.clip_w, flags, ys[d],
             ))  # fmt: skip
         if not self._both_at_once(args, seq * batch * self.gates * n * n):
-            quick = P is None and sequence_lens is None
-            for d, a in enumerate(args):
-                if quick:
-                    self._run_one(d, weights[d], a)
-                else:
-                    self.jit(*a)
+            for a in args:
+                self.jit(*a)
         y = ys.transpose(1, 0, 2, 3)
         outs = [y if self.num_dir == 1 else np.ascontiguousarray(y), hs] + ([cs] if lstm else [])
         if self.layout:
@@ -341,20 +332,6 @@ class _Recurrent:
         if dtype == wt:
             return tuple(outs)
         return tuple(o.astype(dtype, copy=False) for o in outs)
-
-    def _run_one(self, d: int, wd: tuple, a: tuple) -> None:
-        """Direction ``d`` (``a``: run_direction's arguments, ``wd``: its weights from
-        :meth:`direction_weights`) through :func:`._rnn_pieces.run_one`, its block of fixed
-        arguments made once per weights, lengths array and shape."""
-        op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y = a
-        key = (d, xw.shape[0], xw.shape[1])
-        kept = self._templates.get(key)
-        if kept is None or kept[0] is not wd or kept[1] is not lens:
-            block = self._one.template(op, rt, rb, p, lens, reverse, codes, alphas, betas, flags)
-            kept = (wd, lens, block)
-            if len(self._templates) < 64:
-                self._templates[key] = kept
-        self._one.run_one(kept[2], xw, h, c, y, clip)
 
     def _both_at_once(self, args: list, work: int) -> bool:
         """Both directions of a bidirectional node at once on the run's threads, as compiled
