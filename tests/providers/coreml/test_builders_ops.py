@@ -561,6 +561,13 @@ def group_norm_model(shape, groups, opset=21, elem=F, const=True, stash_type=Non
     constant or fed; returns the model and its feed."""
     dt = helper.tensor_dtype_to_np_dtype(elem)
     n = shape[1] if opset >= 21 else groups
+    # data of its own generator, the same whatever ran before (the module's generator gave a
+    # group of two nearly equal values, whose normalization rounding decides, in some orders)
+    gen = np.random.default_rng([*shape, groups, opset, int(const)])
+
+    def rand(*dims, scale=1.0):
+        return (gen.standard_normal(dims) * scale).astype(np.float32)
+
     scale, bias = (rand(n) + 1.5).astype(dt), rand(n).astype(dt)
     if stash_type is not None:
         attrs["stash_type"] = stash_type
