@@ -459,17 +459,23 @@ SHARED_TREES = {"forest_classifier": 40, "forest_regressor": 40, "hist_boosting"
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(SHARED))
-def test_compiled_walk_shares_the_trees_among_the_runs_threads(compiled, monkeypatch, name, dtype):
-    """A batch of enough row-tree pairs is walked by the run's intra-op threads, a range of
-    trees each, then summed by them, a block of rows each (compiled pieces on the session's
-    spinning pool, ort_cpu._threads.split_compiled), with onnxruntime's single-thread sums bit
-    for bit (SUM, AVERAGE, base values; float32 and float64 inputs); one thread, or a small
-    batch, walks on the calling thread."""
+@pytest.mark.parametrize("by_rows", [False, True], ids=["by-trees", "by-rows"])
+def test_compiled_walk_shares_the_trees_among_the_runs_threads(
+    compiled, monkeypatch, name, dtype, by_rows
+):
+    """A batch of enough row-tree pairs is walked by the run's intra-op threads (compiled
+    pieces on the session's spinning pool, ort_cpu._threads.split_compiled): a large forest a
+    range of trees each, then summed a block of rows each; a small one a block of rows each,
+    walked and summed in one piece. Either way onnxruntime's single-thread sums bit for bit
+    (SUM, AVERAGE, base values; float32 and float64 inputs); one thread, or a small batch,
+    walks on the calling thread."""
     from ort_cpu import _trees
+    from ort_cpu.kernels import _ml_pieces
 
     if not compiled:
         pytest.skip("the numpy walks are not split")
     handed = spy_split_compiled(monkeypatch)
+    monkeypatch.setattr(_ml_pieces, "ROWS_SPLIT_BYTES", 1 << 40 if by_rows else 0)
     classifier = name != "forest_regressor"
     x, y = _classification(3, seed=19, n=400) if classifier else _regression(seed=19, n=400)
     onx = _convert(_fit(("trees", name), SHARED[name], x, y), x, zipmap=not classifier)
@@ -481,6 +487,8 @@ def test_compiled_walk_shares_the_trees_among_the_runs_threads(compiled, monkeyp
     expected = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
     input_name = expected.get_inputs()[0].name
     rows = (x / 3).astype(dtype)
+    if name == "hist_boosting":  # NaNs, which its trees send where they learnt to
+        rows[::7, 1] = np.nan
     want = expected.run(None, {input_name: rows})
     n_trees = SHARED_TREES[name]
     small = _trees.TREE_SPLIT_PAIRS // n_trees - 1  # rows below the threshold
@@ -494,7 +502,38 @@ def test_compiled_walk_shares_the_trees_among_the_runs_threads(compiled, monkeyp
             have = sess.run(None, {input_name: rows[:batch]})
             for w, h in zip(want, have, strict=True):
                 np.testing.assert_array_equal(h, w[:batch])
-        if split_expected:  # trees, then rows, handed to the pool on every run
+        if split_expected and by_rows:  # rows, walked and summed, on every run
+            assert handed == [(batch, 2, True)] * 3, handed
+        elif split_expected:  # trees, then rows, handed to the pool on every run
             assert handed == [(n_trees, 2, True), (batch, 2, True)] * 3, handed
         else:
             assert handed == [], (threads, batch, handed)
+
+
+@pytest.mark.parametrize("n_targets", [1, 3, 6])
+@pytest.mark.parametrize("track", [False, True])
+def test_compiled_sums_of_leaves_that_weigh_every_target(compiled, n_targets, track):
+    """Host logic of the compiled sums (``_ml_jit.add_leaves``) where every leaf gives every
+    target a weight (a random forest classifier's probabilities): rows summed tree after tree
+    in registers, four targets at a time, equal bit for bit to the same sums in numpy's order
+    (``np.add.accumulate`` over the trees); every target marked scored."""
+    if not compiled:
+        pytest.skip("host logic of the compiled loops")
+    from ort_cpu.kernels import _ml_jit
+
+    rng = np.random.default_rng(7)
+    n_leaves, n_trees, n = 50, 9, 11
+    dense = rng.standard_normal((n_leaves, n_targets)).astype(np.float32)
+    start = (np.arange(n_leaves + 1) * n_targets).astype(np.int32)
+    target = np.tile(np.arange(n_targets, dtype=np.int32), n_leaves)
+    leaves = rng.integers(0, n_leaves, (n, n_trees)).astype(np.int32)
+    out = np.zeros((n, n_targets), np.float32)
+    has = np.zeros((n, n_targets) if track else (0, 0), bool)
+    base = rng.standard_normal(n_targets).astype(np.float32)
+    add = _ml_jit.add_leaves.get()
+    add(leaves, start, target, dense.reshape(-1), out, has, np.float32(3), base, 2, n)
+    want = np.add.accumulate(dense[leaves[2:]], axis=1)[:, -1] / np.float32(3) + base
+    np.testing.assert_array_equal(out[2:], want)
+    assert not out[:2].any()  # rows outside r0..r1 untouched
+    if track:
+        assert has[2:].all() and not has[:2].any()

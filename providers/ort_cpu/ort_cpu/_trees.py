@@ -142,7 +142,7 @@ class Walker:
         nan_lo = branch & (nan_goes == lo) & (lo != hi)
         self.nan_aware = bool(nan_lo.any())
         self._depth = self._tree_depth(lo, hi, leaf, forest.roots)
-        self._n_nodes = m
+        self.n_nodes = m
         self._tables = (lo, hi, leaf, feat, t32, t64, nan_lo, forest.roots, leaf_index)
         self._super_nodes: _SuperNodes | None = None
         self._level_nodes: _Levels | None = None
@@ -168,12 +168,12 @@ class Walker:
         :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by the run's intra-op threads, a
         range of trees each, then summed by them, a block of rows each, every row's sums in
         tree order (:meth:`_walk_shared`); smaller ones in one call (:meth:`block`)."""
-        if self.general or self._n_nodes >= 2**31 - 1:
+        if self.general or self.n_nodes >= 2**31 - 1:
             return False
         lo, hi, leaf, feat, t32, t64, nan_lo, roots, leaf_index = self._tables
         # one 32-byte row per node: feature, low, high, leaf index (-1 a branch, -2 a branch
         # sending NaN low), the float32 threshold in column 4 or the float64 one in 4-5
-        nodes = np.zeros((self._n_nodes, 8), dtype=np.int32)
+        nodes = np.zeros((self.n_nodes, 8), dtype=np.int32)
         nodes[:, 0] = np.where(leaf, 0, feat)  # a leaf: feature 0 against a NaN threshold
         nodes[:, 1] = lo  # a leaf's children are itself
         nodes[:, 2] = hi
@@ -254,7 +254,7 @@ class Walker:
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about
         1 us per numpy call plus a few ns per element gathered or compared."""
-        pairs, m, depth = n * self.n_trees, self._n_nodes, self._depth
+        pairs, m, depth = n * self.n_trees, self.n_nodes, self._depth
         costs = {
             "super": self._super.steps * (8 + pairs * 0.04) - 2,
             "all": 4 + n * m * 0.003 + depth * (1 + pairs * 0.002),

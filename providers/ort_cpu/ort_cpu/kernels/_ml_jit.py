@@ -24,7 +24,7 @@ import numpy as np
 
 from .._jit import available, jit
 
-_LANES = 8  # (row, tree) pairs walked together: their loads overlap, no branch to mispredict
+LANES = 8  # (row, tree) pairs walked together: their loads overlap, no branch to mispredict
 
 
 @jit()
@@ -51,29 +51,49 @@ def walk_trees(x, nodes, values, col, roots, t0, t1, leaves):
     0 against a NaN threshold and loops on itself. Indices are read as unsigned (no wrap-around
     test). 8 lanes walk together, one level per step: for a batch, 8 rows down each tree in turn
     until all stand on a leaf (:func:`_walk_rows`); for fewer rows, the trees of one row, each
-    lane taking the next tree as soon as its own reaches a leaf."""
-    n = x.shape[0]
-    cur = np.empty(_LANES, np.uint32)
-    cols = np.empty(_LANES, np.int64)
-    two = np.uint32(2)
-    c = np.uint32(col)
+    lane taking the next tree as soon as its own reaches a leaf.
+
+    The walk is compiled twice, for inputs with and without a NaN (:func:`_has_nan` decides
+    per call): without one, a step is a single comparison, the low/high test of a NaN and the
+    node's NaN flag are left out (a random forest's 100 trees over 100 rows: 209 -> 156 us)."""
     if t1 <= t0:
         return
-    if n < _LANES:
+    if _has_nan(x):
+        _walk(x, nodes, values, col, roots, t0, t1, leaves, True)
+    else:
+        _walk(x, nodes, values, col, roots, t0, t1, leaves, False)
+
+
+@jit(inline="always")
+def _has_nan(x):  # pragma: no cover - compiled
+    """Whether ``x`` [N, F] holds a NaN."""
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            if x[i, j] != x[i, j]:
+                return True
+    return False
+
+
+@jit(inline="always")
+def _walk(x, nodes, values, col, roots, t0, t1, leaves, nan):  # pragma: no cover - compiled
+    """:func:`walk_trees`' loops; ``nan`` (a constant at each call site, so that each copy
+    keeps only its own step): whether a step must send NaN low where a node says so."""
+    n = x.shape[0]
+    cur = np.empty(LANES, np.uint32)
+    cols = np.empty(LANES, np.int64)
+    c = np.uint32(col)
+    if n < LANES:
         for i in range(n):
             xi = x[i]
             nxt = t0
-            for j in range(_LANES):
+            for j in range(LANES):
                 cols[j] = nxt if nxt < t1 else -1  # -1: a spare lane, walking for nothing
                 cur[j] = roots[min(nxt, t1 - 1)]
                 nxt += 1
-            busy = min(_LANES, t1 - t0)
+            busy = min(LANES, t1 - t0)
             while busy > 0:
-                for j in range(_LANES):
-                    k = np.uint32(cur[j])
-                    v = xi[np.uint32(nodes[k, 0])]
-                    go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
-                    k = np.uint32(nodes[k, two - np.uint32(go)])
+                for j in range(LANES):
+                    k = _step(nodes, values, c, xi, np.uint32(cur[j]), nan)
                     leaf = nodes[k, 3]
                     if leaf >= 0 and cols[j] >= 0:
                         leaves[i, cols[j]] = leaf
@@ -86,21 +106,24 @@ def walk_trees(x, nodes, values, col, roots, t0, t1, leaves):
                             busy -= 1
                     cur[j] = k
         return
-    for i in range(0, n, _LANES):
-        _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i, min(i + _LANES, n))
+    for i in range(0, n, LANES):
+        _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i, min(i + LANES, n), nan)
 
 
 @jit(inline="always")
-def _step(nodes, values, c, xr, k):  # pragma: no cover - compiled
-    """One level down from node ``k`` for the row ``xr``: no branch on the outcome (NaN goes
-    low where the node says -2); a leaf stays where it is."""
+def _step(nodes, values, c, xr, k, nan):  # pragma: no cover - compiled
+    """One level down from node ``k`` for the row ``xr``: no branch on the outcome; a leaf stays
+    where it is. ``nan``: NaN goes low where the node says -2 (else a NaN compares false and
+    goes high, as every node of a forest without -2 sends it)."""
     v = xr[np.uint32(nodes[k, 0])]
-    go = (v <= values[k, c]) | ((v != v) & (nodes[k, 3] == -2))
+    go = v <= values[k, c]
+    if nan:
+        go = go | ((v != v) & (nodes[k, 3] == -2))
     return np.uint32(nodes[k, np.uint32(2) - np.uint32(go)])
 
 
 @jit(inline="always")
-def _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i0, i1):  # pragma: no cover
+def _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i0, i1, nan):  # pragma: no cover
     """Rows ``i0`` to ``i1`` (at most 8) down trees ``t0`` to ``t1``: 8 lanes, one row each
     (spare lanes repeat the last row), down each tree in turn, one level per step until all
     stand on a leaf. Each lane's node is a local value the compiler keeps in a register: kept in
@@ -113,14 +136,14 @@ def _walk_rows(x, nodes, values, c, roots, t0, t1, leaves, i0, i1):  # pragma: n
         r = np.uint32(roots[t])
         k0, k1, k2, k3, k4, k5, k6, k7 = r, r, r, r, r, r, r, r
         while True:
-            k0 = _step(nodes, values, c, x0, k0)
-            k1 = _step(nodes, values, c, x1, k1)
-            k2 = _step(nodes, values, c, x2, k2)
-            k3 = _step(nodes, values, c, x3, k3)
-            k4 = _step(nodes, values, c, x4, k4)
-            k5 = _step(nodes, values, c, x5, k5)
-            k6 = _step(nodes, values, c, x6, k6)
-            k7 = _step(nodes, values, c, x7, k7)
+            k0 = _step(nodes, values, c, x0, k0, nan)
+            k1 = _step(nodes, values, c, x1, k1, nan)
+            k2 = _step(nodes, values, c, x2, k2, nan)
+            k3 = _step(nodes, values, c, x3, k3, nan)
+            k4 = _step(nodes, values, c, x4, k4, nan)
+            k5 = _step(nodes, values, c, x5, k5, nan)
+            k6 = _step(nodes, values, c, x6, k6, nan)
+            k7 = _step(nodes, values, c, x7, k7, nan)
             if (
                 nodes[k0, 3] >= 0 and nodes[k1, 3] >= 0 and nodes[k2, 3] >= 0
                 and nodes[k3, 3] >= 0 and nodes[k4, 3] >= 0 and nodes[k5, 3] >= 0
@@ -150,12 +173,24 @@ def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
     """For rows ``r0`` to ``r1`` (excluded) of ``leaves`` [N, T]: adds to ``out`` [N, C] (zeros)
     the weights ``weight[start[leaf]:start[leaf + 1]]`` of each leaf reached (to the targets
     ``target`` names) tree after tree, marks in ``has`` [N, C] (unless [0, 0]) the pairs given
-    a weight, then divides each sum by ``div`` and adds ``base`` [C] (unless empty)."""
+    a weight, then divides each sum by ``div`` and adds ``base`` [C] (unless empty). Targets
+    are distinct and in order within a leaf (``_trees.LeafValues.entries``): where every leaf
+    has C weights, leaf ``l``'s are ``weight[l * C:(l + 1) * C]`` (:func:`_add_full`)."""
     n_trees = leaves.shape[1]
     track = has.shape[0] > 0
     if out.shape[1] == 1 and not track:  # one target: at most one weight a leaf
         for i in range(r0, r1, 4):
             _add_single(leaves, start, weight, out, i, min(i + 4, r1))
+        _finish_sums(out, div, base, r0, r1)
+        return
+    c = out.shape[1]
+    if weight.shape[0] == (start.shape[0] - 1) * c:  # every leaf weighs every target, in order
+        for i in range(r0, r1):
+            for k in range(0, c, 4):
+                _add_full(leaves, weight, out, i, k)
+            if track:
+                for k in range(c):
+                    has[i, k] = n_trees > 0
         _finish_sums(out, div, base, r0, r1)
         return
     # rows innermost: the adds of one tree to different rows do not wait for each other
@@ -168,6 +203,38 @@ def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
                 if track:
                     has[i, k] = True
     _finish_sums(out, div, base, r0, r1)
+
+
+@jit(inline="always")
+def _add_full(leaves, weight, out, i, k0):  # pragma: no cover - compiled
+    """Row ``i``'s sums of targets ``k0`` to ``k0 + 3`` (those below C) where every leaf has C
+    weights, leaf ``l``'s at ``l * C``: tree after tree in four registers. Kept in ``out``, each
+    add waited for the store of the one before (a random forest's 3 classes over 100 rows and
+    100 trees: 77 us through the weight lists, 33 in ``out``, 11 here)."""
+    c = out.shape[1]
+    m = min(c - k0, 4)
+    a0, a1, a2, a3 = (
+        out[i, k0],
+        out[i, k0 + min(1, m - 1)],
+        out[i, k0 + min(2, m - 1)],
+        out[i, k0 + m - 1],
+    )
+    for t in range(leaves.shape[1]):
+        b = leaves[i, t] * c + k0
+        a0 += weight[b]
+        if m > 1:
+            a1 += weight[b + 1]
+        if m > 2:
+            a2 += weight[b + 2]
+        if m > 3:
+            a3 += weight[b + 3]
+    out[i, k0] = a0
+    if m > 1:
+        out[i, k0 + 1] = a1
+    if m > 2:
+        out[i, k0 + 2] = a2
+    if m > 3:
+        out[i, k0 + 3] = a3
 
 
 @jit(inline="always")

@@ -514,7 +514,7 @@ class _Ensemble:
             if self.compiled:  # now, not in the first run
                 _ml_pieces.warm_walk_and_add(kinds)
                 if _threads.will_split(info.provider):
-                    _ml_pieces.warm(kinds)
+                    _ml_pieces.warm(kinds, self.walker.n_nodes)
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
