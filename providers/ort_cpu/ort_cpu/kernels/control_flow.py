@@ -5,10 +5,13 @@ A Loop whose body is a few small numpy operations (an RNN cell written out as Ma
 spends most of each iteration in per-node overhead: the plan's bookkeeping and each kernel's
 checks, several times the arithmetic. When every step of the body is one of the plain operations
 in :data:`_DIRECT`, run by this provider on float tensors, the Loop runs the body's steps itself
-as direct numpy calls on the plan's slots (:func:`_direct_body`); any other body takes the plan.
+as direct numpy calls on the plan's slots, inside one generated loop (:func:`_direct_loop`);
+any other body takes the plan.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -99,17 +102,17 @@ _DIRECT = {
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _direct_body(info, runner):
-    """The body plan's steps as one function ``step(slots)`` of direct numpy calls, or None when
-    a step is not one :data:`_DIRECT` covers (another provider, a copy, a fused subgraph,
-    another op, a dtype that is not float or unknown)."""
+def _direct_body(info, runner) -> tuple[list[str], dict] | None:
+    """The body plan's steps as statements of direct numpy calls on the slots list ``s`` (and
+    the names they use), or None when a step is not one :data:`_DIRECT` covers (another
+    provider, a copy, a fused subgraph, another op, a dtype that is not float or unknown)."""
     plan = runner.plan
     provider = getattr(info.provider, "name", None)
     if provider is None:
         return None
     types = plan.graph.value_types
     env = {"ndarray": np.ndarray, "asarray": np.asarray}
-    lines = ["def step(s):"]
+    lines: list[str] = []
     for k, st in enumerate(plan.steps):
         node = st.node
         entry = _DIRECT.get(node.op_type)
@@ -125,14 +128,90 @@ def _direct_body(info, runner):
             dt = const.dtype if isinstance(const, np.ndarray) else tensor_dtype(types.get(name))
             if dt is None or (dt.kind not in "iu" if j in integer else dt not in _FLOATS):
                 return None
+        if node.op_type == "Identity":  # the same array in the output's slot
+            lines.append(f"s[{st.outs[0]}] = s[{st.ins[0]}]")
+            continue
         env[f"f{k}"] = make(node)
-        args = ", ".join(f"s[{i}]" for i in st.ins)
+        args = ", ".join(
+            _ranked_constant(env, plan, types, node, st, j) or f"s[{i}]"
+            for j, i in enumerate(st.ins)
+        )
         # a ufunc of 0-d arrays returns a numpy scalar: values in slots are arrays
-        lines.append(f"    r = f{k}({args})")
-        lines.append(f"    s[{st.outs[0]}] = r if r.__class__ is ndarray else asarray(r)")
-    lines.append("    return s")
+        lines.append(f"r = f{k}({args})")
+        lines.append(f"s[{st.outs[0]}] = r if r.__class__ is ndarray else asarray(r)")
+    return lines, env
+
+
+def _direct_loop(info, runner, n_carried: int):
+    """The whole loop over a :func:`_direct_body` as one generated function ``loop(s, trips,
+    keep, appends)``: iterations while ``keep`` and below ``trips``, each setting the iteration
+    number, running the body's statements, reading the condition, appending the scan outputs
+    (``appends``: one list's ``append`` per scan output) and moving the carried values into
+    their input slots; returns the iterations run. The carried values end in those slots.
+    None where the body has no direct form. A Python loop around a body function spent 2 us
+    an iteration in its bookkeeping (an RNN cell of 32 steps: 200 -> 150 us)."""
+    body = _direct_body(info, runner)
+    if body is None:
+        return None
+    statements, env = body
+    plan = runner.plan
+    n_in = len(runner.inputs)
+    i_slot = plan.input_slots[0]
+    carried_in = plan.input_slots[2:n_in]
+    cond_out, *out_slots = plan.output_slots
+    carried_out, scan_out = out_slots[:n_carried], out_slots[n_carried:]
+    env.update(TRUE=_TRUE, as_bool=_as_bool, ITERATIONS=_ITERATIONS, iteration=_iteration)
+    n = len(_ITERATIONS)
+    lines = ["def loop(s, trips, keep, appends):"]
+    lines += [f"    a{k} = appends[{k}]" for k in range(len(scan_out))]
+    lines += ["    i = 0", "    while keep and i < trips:"]
+    lines.append(f"        s[{i_slot}] = ITERATIONS[i] if i < {n} else iteration(i)")
+    lines += [f"        {line}" for line in statements]
+    lines += [f"        c = s[{cond_out}]", "        keep = c is TRUE or as_bool(c)"]
+    lines += [f"        a{k}(s[{slot}])" for k, slot in enumerate(scan_out)]
+    if carried_in:  # all read before any is written: an output may be another's input slot
+        targets = ", ".join(f"s[{slot}]" for slot in carried_in)
+        values = ", ".join(f"s[{slot}]" for slot in carried_out)
+        lines.append(f"        {targets}, = {values},")
+    lines += ["        i += 1", "    return i"]
     exec(compile("\n".join(lines), "<ort_cpu Loop body>", "exec"), env)  # noqa: S102 - ours
-    return env["step"]
+    return env["loop"]
+
+
+#: ops whose constant operand of lower rank is given the other operand's rank once (numpy
+#: broadcasts a (128,) bias onto (1, 128) 0.5 us slower than a (1, 128) one), as is Gemm's C
+_BROADCAST = ("Add", "Sub", "Mul")
+
+
+def _ranked_constant(env, plan, types, node, st, j: int) -> str | None:
+    """The name in ``env`` of input ``j`` of a :data:`_BROADCAST` step where it is a constant of
+    lower rank than the other input, or of a Gemm's C of rank below 2 (ones prepended: the
+    same broadcast), else None."""
+    const = plan.base[st.ins[j]]
+    if not isinstance(const, np.ndarray):
+        return None
+    if node.op_type == "Gemm" and j == 2:  # C, added to the 2-D product
+        rank = 2
+    elif node.op_type in _BROADCAST and len(st.ins) == 2:
+        other = tensor_shape(types.get(node.inputs[1 - j]))
+        rank = -1 if other is None else len(other)
+    else:
+        return None
+    if rank <= const.ndim:
+        return None
+    name = f"c{len(env)}"
+    env[name] = const.reshape((1,) * (rank - const.ndim) + const.shape)
+    return name
+
+
+def _stacked(values: list) -> np.ndarray:
+    """``np.stack(values)``: where all have one shape (a Loop's scan outputs, one per
+    iteration), as one concatenation (32 values of (1, 128): 12.3 -> 4.7 us)."""
+    first = values[0]
+    shape = first.shape
+    if first.ndim and all(v.shape == shape for v in values):
+        return np.concatenate(values).reshape(len(values), *shape)
+    return np.stack(values)
 
 
 def _empty_like_output(runner, index: int) -> np.ndarray:
@@ -153,11 +232,11 @@ def loop(info):
     runner = info.subgraph("body")
     n_carried = info.num_inputs - 2
     n_scan = len(runner.outputs) - 1 - n_carried
-    prog = _direct_body(info, runner)
+    prog = _direct_loop(info, runner, n_carried)
 
     def stack(scans):
         return [
-            np.stack(s) if s else _empty_like_output(runner, 1 + n_carried + k)
+            _stacked(s) if s else _empty_like_output(runner, 1 + n_carried + k)
             for k, s in enumerate(scans)
         ]
 
@@ -181,10 +260,9 @@ def loop(info):
         return run
     plan = runner.plan
     n_in = len(runner.inputs)
-    i_slot, cond_slot = plan.input_slots[:2]
+    cond_slot = plan.input_slots[1]
     carried_slots = plan.input_slots[2:n_in]
     outer_slots = plan.input_slots[n_in:]
-    cond_out, *out_slots = plan.output_slots
     n_explicit = info.num_inputs
 
     def run_direct(*args):
@@ -193,23 +271,14 @@ def loop(info):
         slots = plan.base.copy()
         for slot, name in zip(outer_slots, runner.outer_names):
             slots[slot] = outer.get(name)
-        trips = None if max_trip is None else int(np.asarray(max_trip).reshape(-1)[0])
+        trips = sys.maxsize if max_trip is None else int(np.asarray(max_trip).reshape(-1)[0])
         keep_going = True if cond is None else _as_bool(cond)
+        slots[cond_slot] = _TRUE  # iterations run only while the condition holds
+        for slot, value in zip(carried_slots, carried):
+            slots[slot] = value
         scans: list[list] = [[] for _ in range(n_scan)]
-        i = 0
-        while keep_going and (trips is None or i < trips):
-            slots[i_slot] = _iteration(i)
-            slots[cond_slot] = _TRUE
-            for slot, value in zip(carried_slots, carried):
-                slots[slot] = value
-            prog(slots)
-            keep_going = _as_bool(slots[cond_out])
-            outs = [slots[o] for o in out_slots]
-            carried = outs[:n_carried]
-            for k in range(n_scan):
-                scans[k].append(outs[n_carried + k])
-            i += 1
-        return [*carried, *stack(scans)]
+        prog(slots, trips, keep_going, [s.append for s in scans])
+        return [*(slots[slot] for slot in carried_slots), *stack(scans)]
 
     return run_direct
 
