@@ -77,6 +77,44 @@ def test_split_views():
     assert a.shape == (2, 1) and b.shape == (2, 2)
 
 
+@pytest.mark.parametrize("form", ["equal", "attribute", "constant input", "fed input"])
+def test_split_one_session_many_shapes(form):
+    """A Split kernel keeps the slices it works out per input shape: one session fed inputs of
+    several shapes (the axis symbolic) splits each as its own shape says."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    import ort_core
+
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", "n"])
+    outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(2)]
+    inputs, inits, opset, attrs = ["x"], [], 13, {"axis": 1}
+    graph_inputs = [x_info]
+    if form == "attribute":
+        opset, attrs = 11, {"axis": 1, "split": [1, 3]}
+    elif form == "constant input":
+        inputs.append("s")
+        inits.append(onnx.numpy_helper.from_array(i64(1, 3), "s"))
+    elif form == "fed input":
+        inputs.append("s")
+        graph_inputs.append(helper.make_tensor_value_info("s", TensorProto.INT64, [2]))
+    node = helper.make_node("Split", inputs, ["y0", "y1"], **attrs)
+    graph = helper.make_graph([node], "g", graph_inputs, outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    fixed = form in ("attribute", "constant input")  # sizes 1 and 3: the width stays 4
+    for rows, width, fed in ((2, 4, 3), (2, 6, 5), (3, 4, 3), (2, 8, 2), (2, 8, 6)):
+        x = rand((rows, 4 if fixed else width))
+        feeds = {"x": x}
+        if form == "fed input":
+            feeds["s"] = i64(fed, width - fed)
+        got = sess.run(None, feeds)
+        first = {"equal": width // 2, "fed input": fed}.get(form, 1)
+        want = [x[:, :first], x[:, first:]]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("split", [[1, 1], [4, -1]])
 def test_split_bad_sizes(split):
     with pytest.raises(Exception, match="Split"):

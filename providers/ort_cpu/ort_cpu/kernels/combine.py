@@ -31,18 +31,33 @@ def split(info):
     axis_attr = info.attr("axis", 0)
     split_attr = info.attr("split")  # an attribute before opset 13, an optional input since
     n_out, num_outputs = info.num_outputs, info.attr("num_outputs")
+    fixed = info.constant(1) if info.has_input(1) else None
+    # input shape -> the outputs' index tuples, for the attribute's or the constant input's
+    # sizes (worked out every call, the sizes and slices took 3.4 of a 4.5 us Split)
+    plans: dict = {}
 
-    def run(x, split_input=None):
-        axis = normalize_axis(axis_attr, x.ndim, "Split")
-        given = int_list(split_input) if split_input is not None else split_attr
-        sizes = ops.split_sizes(x.shape[axis], n_out, given, num_outputs)
-        index = [slice(None)] * x.ndim
-        outs, pos = [], 0
+    def plan(shape, given):
+        axis = normalize_axis(axis_attr, len(shape), "Split")
+        sizes = ops.split_sizes(shape[axis], n_out, given, num_outputs)
+        index = [slice(None)] * len(shape)
+        out, pos = [], 0
         for s in sizes:
             index[axis] = slice(pos, pos + s)
-            outs.append(x[tuple(index)])
+            out.append(tuple(index))
             pos += s
-        return outs
+        return out
+
+    def run(x, split_input=None):
+        if split_input is None or split_input is fixed:
+            index = plans.get(x.shape)
+            if index is None:
+                given = split_attr if split_input is None else int_list(split_input)
+                index = plan(x.shape, given)
+                if len(plans) < 64:
+                    plans[x.shape] = index
+        else:
+            index = plan(x.shape, int_list(split_input))
+        return [x[i] for i in index]
 
     return run
 

@@ -1311,6 +1311,9 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
             exact,
         )  # fmt: skip
 
+        if isinstance(inner, _COMPILED_EPILOGUE):
+            return _Plan1D(inner)
+
         def run_1d(x, wmat, bias=None, z=None, act=None):
             if z is not None and z.ndim != 3:
                 return _finish(inner(x[:, :, None], wmat, bias)[:, :, 0], z, act)
@@ -1373,8 +1376,29 @@ def cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phas
 
 
 _PLANS: dict = {}  # (id(attrs), shapes, dtype) -> (attrs, plan): conv_core's plans
+
+
 #: the plans that apply an activation ``code`` as they write the output
-_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan, _GatherPlan)
+class _Plan1D:
+    """A 1-D convolution as the 2-D compiled plan ``inner`` over a single row, taking the
+    activation ``code`` through (a Python wrapper did not: Silero's 64 -> 64 channels over 2
+    frames applied its Relu in a separate pass)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __call__(self, x, wmat, bias=None, z=None, act=None, code=None) -> np.ndarray:
+        if z is not None and z.ndim != 3:  # a broadcast residual: at the end
+            return _finish(self.inner(x[:, :, None], wmat, bias)[:, :, 0], z, act)
+        zz = None if z is None else z[:, :, None]
+        if code is None:
+            return self.inner(x[:, :, None], wmat, bias, zz, act)[:, :, 0]
+        return self.inner(x[:, :, None], wmat, bias, zz, act, code)[:, :, 0]
+
+
+_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan, _GatherPlan, _Plan1D)
 _PLAN_LIMIT = 4096
 
 
