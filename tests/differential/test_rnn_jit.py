@@ -367,3 +367,79 @@ def test_bidirectional_directions_run_at_once_on_two_threads(op, lens, monkeypat
         np.testing.assert_array_equal(b, a)
     for e, g in zip(_ort_run(model, feeds), two, strict=True):
         assert_same(e, g, TOL["rtol"], TOL["atol"], op)
+
+
+@pytest.mark.parametrize(
+    "op,attrs",
+    [
+        ("RNN", {}),
+        ("GRU", {"linear_before_reset": 1}),
+        ("LSTM", {}),
+        ("LSTM", {"input_forget": 1}),
+    ],
+)
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("lens", [False, True])
+def test_one_direction_shares_its_steps_on_two_threads(op, attrs, direction, lens, monkeypatch):
+    """At two threads a single direction's steps are shared, half of the hidden units each
+    (kernels._rnn_pieces.run_shared: an odd width, peepholes, initial states, sequence_lens),
+    with the one-thread bits; against onnxruntime. GRU without linear_before_reset (whose
+    h gate needs every unit's r first) stays on one thread."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    from .harness import run_one_and_two_threads
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    monkeypatch.setattr(rnn, "STEP_SPLIT_WORK", 0)
+    inputs = _inputs(op, 9, 3, 5, 7, direction, seed=4, seq_lens=[9, 4, 6] if lens else None)
+    attrs = dict(hidden_size=7, direction=direction, **attrs)
+    model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+    one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
+    assert (2, 2, True) in handed
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(b, a)
+    for e, g in zip(_ort_run(model, feeds), two, strict=True):
+        assert_same(e, g, TOL["rtol"], TOL["atol"], op)
+    if op == "GRU":  # without linear_before_reset: not shared
+        attrs["linear_before_reset"] = 0
+        model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+        assert (2, 2, True) not in run_one_and_two_threads(model, feeds, monkeypatch)[2]
+
+
+def test_shared_steps_take_over_a_half_whose_thread_never_starts():
+    """Host logic: one thread running half 0 of a shared LSTM direction alone (the worker that
+    should run half 1 never starts) takes half 1 over after its polls and finishes every step,
+    with run_direction's bits; a thread starting half 1 afterwards finds it taken and returns."""
+    from ort_cpu.kernels import _rnn_jit
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    from ort_cpu.kernels import _rnn_pieces as pieces
+
+    rng = np.random.default_rng(8)
+    n, seq, batch = 7, 6, 2
+    xw = rng.standard_normal((seq, batch, 4 * n)).astype(np.float32)
+    rt = (rng.standard_normal((n, 4 * n)) * 0.3).astype(np.float32)
+    rb = rng.standard_normal(4 * n).astype(np.float32)
+    p = rng.standard_normal(3 * n).astype(np.float32)
+    h0 = rng.standard_normal((batch, n)).astype(np.float32)
+    c0 = rng.standard_normal((batch, n)).astype(np.float32)
+    lens = np.array([6, 3], np.int64)
+    codes = np.array([2, 1, 1], np.int64)
+    ab = np.zeros(3, np.float32)
+    h1, c1, y1 = h0.copy(), c0.copy(), np.zeros((seq, batch, n), np.float32)
+    run = _rnn_jit.run_direction.get()
+    run(2, xw, rt, rb, p, h1, c1, lens, False, codes, ab, ab, np.float32(0), 1, y1)
+    bounds = np.array([0, 3, n], np.int64)
+    rtp = pieces.pack_halves(rt, 4, bounds)
+    hb = np.stack([h0, h0])
+    c2, y2 = c0.copy(), np.zeros((seq, batch, n), np.float32)
+    sync = np.zeros(32, np.int64)
+    args = (2, xw, rtp, rb, p, hb, c2, lens, False, codes, ab, ab, np.float32(0), 1, y2, sync)
+    pieces.shared_steps(*args, bounds, seq, 0)
+    assert sync[pieces.OWNER[1]] == 2  # taken over
+    pieces.shared_steps(*args, bounds, seq, 1)  # returns at once
+    np.testing.assert_array_equal(y2, y1)
+    np.testing.assert_array_equal(hb[seq & 1], h1)
+    np.testing.assert_array_equal(c2, c1)

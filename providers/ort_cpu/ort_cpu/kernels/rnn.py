@@ -36,6 +36,11 @@ def _softplus(x):
 #: steps cost a few microseconds each beyond their products, so even small ones pay for the
 #: hand-off (about 5 us)
 DIRECTION_SPLIT_WORK = 1 << 16
+#: multiply-adds of one step's recurrent product (entries x gates x width x width) from which a
+#: single direction shares each step's hidden units between two threads (a 128-wide LSTM's
+#: 65536: the halves' products read 128 KB each instead of 256 KB, at a cost of one wait per
+#: step); narrower layers run on one thread
+STEP_SPLIT_WORK = 1 << 15
 
 # name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
 _ACTIVATIONS = {
@@ -185,6 +190,23 @@ class _Recurrent:
 
             _rnn_pieces.warm(wt, _rnn_jit._warm_args(wt))
             self._pieces = _rnn_pieces
+        #: one direction's steps shared between two threads (:func:`._rnn_pieces.run_shared`)
+        #: where the op's gates allow it (not GRU's r * h product): the module, or None
+        self._shared = None
+        self._halves: tuple = ()  # (R^T, its packed halves, the unit bounds)
+        r = info.constant(2)
+        n = info.attr("hidden_size") or (r.shape[-1] if r is not None else 0)
+        if (
+            self.num_dir == 1
+            and not self.flags & 16
+            and (self.op != "GRU" or self.flags & 4)
+            and self.gates * n * n >= STEP_SPLIT_WORK
+            and _threads.will_split(info.provider)
+        ):
+            from . import _rnn_pieces
+
+            _rnn_pieces.warm_shared(wt)
+            self._shared = _rnn_pieces
 
     def jit_flags(self, info: KernelInfo) -> int:
         """The op's bits of ``run_direction``'s ``flags`` (input_forget, linear_before_reset)."""
@@ -322,7 +344,10 @@ class _Recurrent:
                 self.op_code, xw, rt, rb, p, hs[d], cs[d], lens, self.reverse_only or d == 1,
                 self.codes[d], self.alphas[d], self.betas[d], self.clip_w, flags, ys[d],
             ))  # fmt: skip
-        if not self._both_at_once(args, seq * batch * self.gates * n * n):
+        if not (
+            self._both_at_once(args, seq * batch * self.gates * n * n)
+            or self._steps_shared(args, batch * self.gates * n * n)
+        ):
             for a in args:
                 self.jit(*a)
         y = ys.transpose(1, 0, 2, 3)
@@ -344,6 +369,23 @@ class _Recurrent:
         for d, a in enumerate(args):
             pieces.fill(block, d, *a)
         return pieces.run(block, self.jit_dtype)
+
+    def _steps_shared(self, args: list, work: int) -> bool:
+        """One direction's steps shared between the run's two threads, half of the hidden units
+        each (:func:`._rnn_pieces.run_shared`), where a step has :data:`STEP_SPLIT_WORK`
+        multiply-adds or more and the run's pool is free; False (nothing run) otherwise."""
+        shared = self._shared
+        if shared is None or work < STEP_SPLIT_WORK or _threads.threads() < 2:
+            return False
+        (op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y) = args[0]
+        if not self._halves or self._halves[0] is not rt:
+            n = rt.shape[0]
+            bounds = np.array([0, n // 2, n], np.int64)
+            self._halves = (rt, shared.pack_halves(rt, self.gates, bounds), bounds)
+        _, rtp, bounds = self._halves
+        return shared.run_shared(
+            op, xw, rtp, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y, bounds
+        )
 
     def plain_extra(self, extra) -> bool:
         """Whether the node's extra inputs allow the in-place step loop."""
@@ -467,6 +509,23 @@ class _LSTM(_Recurrent):
 
     def jit_flags(self, info: KernelInfo) -> int:
         return 2 if self.input_forget else 0
+
+    def _steps_shared(self, args: list, work: int) -> bool:
+        """One direction's steps shared between the run's two threads, half of the hidden units
+        each (:func:`._rnn_pieces.run_shared`), where a step has :data:`STEP_SPLIT_WORK`
+        multiply-adds or more and the run's pool is free; False (nothing run) otherwise."""
+        shared = self._shared
+        if shared is None or work < STEP_SPLIT_WORK or _threads.threads() < 2:
+            return False
+        (op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y) = args[0]
+        if not self._halves or self._halves[0] is not rt:
+            n = rt.shape[0]
+            bounds = np.array([0, n // 2, n], np.int64)
+            self._halves = (rt, shared.pack_halves(rt, self.gates, bounds), bounds)
+        _, rtp, bounds = self._halves
+        return shared.run_shared(
+            op, xw, rtp, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y, bounds
+        )
 
     def plain_extra(self, extra) -> bool:
         # peepholes and input_forget take the general loop
