@@ -30,8 +30,9 @@ def matmul(a, b):
         and b.ndim == 2
         and a.dtype.char in "fd"
         and a.shape[0] * a.shape[1] * b.shape[1] < _SMALL
-    ):  # two small float32/float64 matrices (a scikit-learn pipeline's): numpy's product
-        return np.matmul(a, b)
+    ):  # two small float32/float64 matrices (a scikit-learn pipeline's): numpy's product,
+        # through np.dot (the same BLAS call; np.matmul's dispatch took 0.4 us more of 1.0)
+        return np.dot(a, b)
     aw, bw = _work(a), _work(b)
     if aw.ndim > 2 and bw.ndim == 2 and aw.flags.c_contiguous:
         # (..., M, K) x (K, N): one 2-D GEMM over all rows instead of a GEMM per batch entry
