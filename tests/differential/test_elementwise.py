@@ -507,3 +507,31 @@ def test_logistic_blocks_sigmoid_and_silu(dtype, threads):
     tol = 2e-6 if dtype == np.float32 else 1e-13
     for got, want in zip(outs[0], (sig, quick, silu), strict=True):
         np.testing.assert_allclose(got, want, rtol=tol, atol=1e-30)
+
+
+@pytest.mark.parametrize("op,fn", [("Sub", np.subtract), ("Div", np.divide), ("Less", np.less)])
+@pytest.mark.parametrize("const_first", [False, True])
+def test_binary_constant_of_lower_rank(op, fn, const_first):
+    """A constant operand of lower rank than the other (a (C,) bias against (N, C)), which the
+    kernel reshapes once at creation: the same broadcast, on either side, several batch sizes
+    through one session."""
+    import onnx
+    from onnx import helper
+
+    import ort_core
+
+    const = rand((4,)) + 5.0
+    init = onnx.numpy_helper.from_array(const, "c")
+    inputs = ["c", "x"] if const_first else ["x", "c"]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    y_info = helper.make_tensor_value_info("y", 0, None)
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, ["y"])], "g", [x_info], [y_info], [init]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sess = ort_core.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for n in (1, 3):
+        x = rand((n, 4))
+        (got,) = sess.run(None, {"x": x})
+        want = fn(const, x) if const_first else fn(x, const)
+        np.testing.assert_array_equal(got, want)

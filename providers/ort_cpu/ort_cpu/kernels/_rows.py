@@ -14,6 +14,8 @@ default, which there pays: combining short rows into longer loops beats one loop
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 LONG_ROW = 768  # elements per row from which the small buffer pays
@@ -32,10 +34,12 @@ def per_row(ufunc, a: np.ndarray, b, out: np.ndarray | None = None, row: int = 0
         np.setbufsize(old)
 
 
+@functools.lru_cache(maxsize=1024)
 def broadcast_run(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> int:
     """Elements per innermost block of the broadcast output over which neither operand switches
     between present and broadcast: the longest inner loop numpy can run without its buffer (a
-    bias row of 768 against (N, 768): 768; a (C, 1, 1) scale against (C, H, W): H*W)."""
+    bias row of 768 against (N, 768): 768; a (C, 1, 1) scale against (C, H, W): H*W). Kept per
+    pair of shapes (worked out per call, its loop took 1.5 us of a 4 us (1, 32, 128) + (128,))."""
     nd = max(len(a_shape), len(b_shape))
     a = (1,) * (nd - len(a_shape)) + tuple(a_shape)
     b = (1,) * (nd - len(b_shape)) + tuple(b_shape)
