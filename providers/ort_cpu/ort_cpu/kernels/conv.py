@@ -1190,9 +1190,10 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
 #: column-matrix elements (all images) up to which a convolution gathers its columns by index
 GATHER_LIMIT = 24 << 10
 #: multiply-adds up to which such a convolution is one compiled loop (:class:`_GatherPlan`);
-#: above, the GEMM of the gathered columns wins (129 -> 128 channels over 4 frames, 198K:
-#: 24.3 against 22.2 us a run; 64 -> 128 over 1 frame, 25K: 12.2 against 16.1)
-GATHER_COMPILED_WORK = 64 << 10
+#: above, the GEMM of the gathered columns wins. With the loop's four rows a pass: 129 -> 128
+#: channels over 4 frames, stride 2 (99K): 14.8 against 19.2 us a run, stride 1 (198K): 20.4
+#: against 21.8; 64 -> 128 over 1 frame (25K): 12.2 against 16.1 before
+GATHER_COMPILED_WORK = 256 << 10
 
 
 class _GatherPlan:
