@@ -41,6 +41,9 @@ DIRECTION_SPLIT_WORK = 1 << 16
 #: 65536: the halves' products read 128 KB each instead of 256 KB, at a cost of one wait per
 #: step); narrower layers run on one thread
 STEP_SPLIT_WORK = 1 << 15
+#: and from this many steps: the hand-off costs a few microseconds, a shared step saves about
+#: one (Silero's one-step LSTM of width 128 took 5 us longer shared)
+STEP_SPLIT_STEPS = 8
 
 # name -> (function(x, alpha, beta), default alpha or None when unused, default beta or None)
 _ACTIVATIONS = {
@@ -346,7 +349,7 @@ class _Recurrent:
             ))  # fmt: skip
         if not (
             self._both_at_once(args, seq * batch * self.gates * n * n)
-            or self._steps_shared(args, batch * self.gates * n * n)
+            or (seq >= STEP_SPLIT_STEPS and self._steps_shared(args, batch * self.gates * n * n))
         ):
             for a in args:
                 self.jit(*a)
