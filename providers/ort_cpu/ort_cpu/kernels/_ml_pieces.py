@@ -38,16 +38,39 @@ _walk_trees = _ml_jit.walk_trees.get()
 _add_leaves = _ml_jit.add_leaves.get()
 
 
+@njit(inline="always")
+def _forest(argument, dtype, width):  # pragma: no cover - compiled
+    """The argument block ``a`` and the walk's arrays it names: x, the node table (as int32 and
+    as ``dtype`` rows of ``width``), the roots, the leaves."""
+    a = carray(pointer(argument), SLOTS, np.int64)
+    x = carray(pointer(a[X]), (a[ROWS], a[FEATURES]), dtype)
+    nodes = carray(pointer(a[NODES]), (a[N_NODES], 8), np.int32)
+    values = carray(pointer(a[NODES]), (a[N_NODES], width), dtype)
+    roots = carray(pointer(a[ROOTS]), a[N_TREES], np.int32)
+    leaves = carray(pointer(a[LEAVES]), (a[ROWS], a[N_TREES]), np.int32)
+    return a, x, nodes, values, roots, leaves
+
+
+@njit(inline="always")
+def _add(argument, a, leaves, dtype, lo, hi):  # pragma: no cover - compiled
+    """:func:`._ml_jit.add_leaves` of rows ``lo`` to ``hi`` with the weights, sums, flags,
+    base and divisor the block ``a`` (at ``argument``) names."""
+    start = carray(pointer(a[START]), a[N_START], np.int32)
+    target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
+    weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
+    out = carray(pointer(a[OUT]), (a[ROWS], a[N_OUT]), dtype)
+    has = carray(pointer(a[HAS]), (a[HAS_ROWS], a[N_OUT]), np.bool_)
+    base = carray(pointer(a[BASE]), a[N_BASE], dtype)
+    div = carray(pointer(argument + DIV * 8), 1, np.float64)[0]
+    _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, lo, hi)
+
+
 def _walk_piece(dtype, width: int):
-    """The piece walking inputs of ``dtype``, whose node table rows are ``width`` of them."""
+    """The piece walking trees ``lo`` to ``hi`` for every row, inputs of ``dtype`` (node table
+    rows of ``width`` of them)."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), SLOTS, np.int64)
-        x = carray(pointer(a[X]), (a[ROWS], a[FEATURES]), dtype)
-        nodes = carray(pointer(a[NODES]), (a[N_NODES], 8), np.int32)
-        values = carray(pointer(a[NODES]), (a[N_NODES], width), dtype)
-        roots = carray(pointer(a[ROOTS]), a[N_TREES], np.int32)
-        leaves = carray(pointer(a[LEAVES]), (a[ROWS], a[N_TREES]), np.int32)
+        a, x, nodes, values, roots, leaves = _forest(argument, dtype, width)
         _walk_trees(x, nodes, values, a[COL], roots, lo, hi, leaves)
 
     return cfunc(_SIGNATURE, cache=True)(piece)
@@ -59,14 +82,7 @@ def _sums_piece(dtype):
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), SLOTS, np.int64)
         leaves = carray(pointer(a[LEAVES]), (a[ROWS], a[N_TREES]), np.int32)
-        start = carray(pointer(a[START]), a[N_START], np.int32)
-        target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
-        weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
-        out = carray(pointer(a[OUT]), (a[ROWS], a[N_OUT]), dtype)
-        has = carray(pointer(a[HAS]), (a[HAS_ROWS], a[N_OUT]), np.bool_)
-        base = carray(pointer(a[BASE]), a[N_BASE], dtype)
-        div = carray(pointer(argument + DIV * 8), 1, np.float64)[0]
-        _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, lo, hi)
+        _add(argument, a, leaves, dtype, lo, hi)
 
     return cfunc(_SIGNATURE, cache=True)(piece)
 
@@ -76,23 +92,10 @@ def _rows_piece(dtype, width: int):
     weights (none where the block names no ``out``)."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), SLOTS, np.int64)
-        x = carray(pointer(a[X]), (a[ROWS], a[FEATURES]), dtype)
-        nodes = carray(pointer(a[NODES]), (a[N_NODES], 8), np.int32)
-        values = carray(pointer(a[NODES]), (a[N_NODES], width), dtype)
-        roots = carray(pointer(a[ROOTS]), a[N_TREES], np.int32)
-        leaves = carray(pointer(a[LEAVES]), (a[ROWS], a[N_TREES]), np.int32)
+        a, x, nodes, values, roots, leaves = _forest(argument, dtype, width)
         _walk_trees(x[lo:hi], nodes, values, a[COL], roots, 0, a[N_TREES], leaves[lo:hi])
-        if a[N_OUT] == 0:
-            return
-        start = carray(pointer(a[START]), a[N_START], np.int32)
-        target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
-        weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
-        out = carray(pointer(a[OUT]), (a[ROWS], a[N_OUT]), dtype)
-        has = carray(pointer(a[HAS]), (a[HAS_ROWS], a[N_OUT]), np.bool_)
-        base = carray(pointer(a[BASE]), a[N_BASE], dtype)
-        div = carray(pointer(argument + DIV * 8), 1, np.float64)[0]
-        _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, lo, hi)
+        if a[N_OUT] != 0:
+            _add(argument, a, leaves, dtype, lo, hi)
 
     return cfunc(_SIGNATURE, cache=True)(piece)
 

@@ -513,23 +513,6 @@ class _LSTM(_Recurrent):
     def jit_flags(self, info: KernelInfo) -> int:
         return 2 if self.input_forget else 0
 
-    def _steps_shared(self, args: list, work: int) -> bool:
-        """One direction's steps shared between the run's two threads, half of the hidden units
-        each (:func:`._rnn_pieces.run_shared`), where a step has :data:`STEP_SPLIT_WORK`
-        multiply-adds or more and the run's pool is free; False (nothing run) otherwise."""
-        shared = self._shared
-        if shared is None or work < STEP_SPLIT_WORK or _threads.threads() < 2:
-            return False
-        (op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y) = args[0]
-        if not self._halves or self._halves[0] is not rt:
-            n = rt.shape[0]
-            bounds = np.array([0, n // 2, n], np.int64)
-            self._halves = (rt, shared.pack_halves(rt, self.gates, bounds), bounds)
-        _, rtp, bounds = self._halves
-        return shared.run_shared(
-            op, xw, rtp, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y, bounds
-        )
-
     def plain_extra(self, extra) -> bool:
         # peepholes and input_forget take the general loop
         return not self.input_forget and not (len(extra) > 1 and extra[1] is not None)
