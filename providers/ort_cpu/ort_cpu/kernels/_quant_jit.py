@@ -29,10 +29,7 @@ def quantize3(x, scale, zero_point, lo, hi, out):
             z = zero_point[c]
             for j in range(n2):
                 q = np.rint(x[i, c, j] / s) + z
-                if q < lo:
-                    q = lo
-                elif q > hi:
-                    q = hi
+                q = min(max(q, lo), hi)  # (branch-free: the loop vectorizes)
                 out[i, c, j] = q
     return out
 
@@ -43,10 +40,7 @@ def quantize_flat(x, scale, zero_point, lo, hi, out):
     the same float32 steps, in a loop the compiler vectorizes (49K elements 9 -> 6 us)."""
     for j in range(x.shape[0]):
         q = np.rint(x[j] / scale) + zero_point
-        if q < lo:
-            q = lo
-        elif q > hi:
-            q = hi
+        q = min(max(q, lo), hi)  # (branch-free: the loop vectorizes)
         out[j] = q
     return out
 
@@ -75,10 +69,7 @@ def requantize3(acc, bias, mult, zero_point, lo, hi, out):
             m = mult[c]
             for j in range(n2):
                 q = np.rint((acc[i, c, j] + b) * m) + zero_point
-                if q < lo:
-                    q = lo
-                elif q > hi:
-                    q = hi
+                q = min(max(q, lo), hi)  # (branch-free: the loop vectorizes)
                 out[i, c, j] = q
     return out
 
@@ -106,10 +97,7 @@ def qbinary(a, b, za, zb, ka, kb, zc, lo, hi, code, out):
             q = np.rint(fma(np.float32(a[i]), ka, fma(np.float32(b[i]), kb, zc)))
         else:
             q = np.rint((np.float32(a[i]) - za) * (np.float32(b[i]) - zb) * ka) + zc
-        if q < lo:
-            q = lo
-        elif q > hi:
-            q = hi
+        q = min(max(q, lo), hi)  # (branch-free: the loop vectorizes)
         out[i] = q
     return out
 
