@@ -382,8 +382,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         a.ndim == 2
         and b.ndim == 2
         and a.shape[0] * a.shape[1] * b.shape[1] < _threads.MIN_SPIN_WORK
-    ):
-        return np.matmul(a, b, out=out)  # two small matrices (many calls): nothing to decide
+    ):  # two small matrices (many calls): nothing to decide; np.dot is the same BLAS call
+        # with 0.4 us less dispatch than np.matmul
+        return np.dot(a, b) if out is None else np.matmul(a, b, out=out)
     if (
         _threads.threads() <= 1
         or a.ndim < 2
