@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import sys
 
+import numpy as np
+
 from ort_core.provider import Claim, KernelProvider
 
 from . import _threads
@@ -133,6 +135,13 @@ class CPUExecutionProvider(KernelProvider):
     def create_kernel(self, info):
         if info.node.op_type in BLAS_OPS and not _small_ml_product(info):
             self._uses_blas = True
+            if self._pool is not None:
+                # the direct GEMM that splits products among the run's threads, found now (it
+                # asks threadpoolctl which BLAS numpy loaded): found in the first run, it made
+                # a two-thread first run 4-5 ms longer
+                from .kernels import _blas
+
+                _blas.find_gemm(np.float32)
         kernel = super().create_kernel(info)
         if self._pool is not None and self._spin and not self._pool.spinning:
             # once a kernel has loaded numba, the pool switches to the compiled hand-off

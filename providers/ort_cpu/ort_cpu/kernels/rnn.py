@@ -210,6 +210,22 @@ class _Recurrent:
 
             _rnn_pieces.warm_shared(wt)
             self._shared = _rnn_pieces
+        # constant weights laid out now, not in the first run (a 128-wide LSTM's transposes
+        # and halves were 2 of its first run's 3 ms)
+        w, b = info.constant(1), info.constant(3)
+        if w is not None and r is not None and (b is not None or not info.has_input(3)):
+            rt = self.direction_weights(w, r, b, wt)[0][2]
+            if self._shared is not None:
+                self._halves_of(rt)
+
+    def _halves_of(self, rt: np.ndarray) -> tuple:
+        """(R^T, its halves packed for :func:`._rnn_pieces.run_shared`, the unit bounds), kept
+        while R^T is the same array."""
+        if not self._halves or self._halves[0] is not rt:
+            n = rt.shape[0]
+            bounds = np.array([0, n // 2, n], np.int64)
+            self._halves = (rt, self._shared.pack_halves(rt, self.gates, bounds), bounds)
+        return self._halves
 
     def jit_flags(self, info: KernelInfo) -> int:
         """The op's bits of ``run_direction``'s ``flags`` (input_forget, linear_before_reset)."""
@@ -381,11 +397,7 @@ class _Recurrent:
         if shared is None or work < STEP_SPLIT_WORK or _threads.threads() < 2:
             return False
         (op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y) = args[0]
-        if not self._halves or self._halves[0] is not rt:
-            n = rt.shape[0]
-            bounds = np.array([0, n // 2, n], np.int64)
-            self._halves = (rt, shared.pack_halves(rt, self.gates, bounds), bounds)
-        _, rtp, bounds = self._halves
+        _, rtp, bounds = self._halves_of(rt)
         return shared.run_shared(
             op, xw, rtp, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y, bounds
         )
