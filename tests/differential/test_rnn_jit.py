@@ -353,20 +353,12 @@ def test_bidirectional_directions_run_at_once_on_two_threads(op, lens, monkeypat
     the one-thread bits; against onnxruntime."""
     from ort_cpu.kernels import _rnn_jit, rnn
 
-    from .harness import run_one_and_two_threads
-
     if _rnn_jit.compiled(np.float32) is None:
         pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
     monkeypatch.setattr(rnn, "DIRECTION_SPLIT_WORK", 0)
     inputs = _inputs(op, 9, 3, 5, 7, "bidirectional", seq_lens=[9, 4, 6] if lens else None)
     attrs = dict(hidden_size=7, direction="bidirectional")
-    model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
-    one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
-    assert (2, 2, True) in handed
-    for a, b in zip(one, two, strict=True):
-        np.testing.assert_array_equal(b, a)
-    for e, g in zip(_ort_run(model, feeds), two, strict=True):
-        assert_same(e, g, TOL["rtol"], TOL["atol"], op)
+    _check_shared_on_two_threads(op, inputs, attrs, monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -394,6 +386,18 @@ def test_one_direction_shares_its_steps_on_two_threads(op, attrs, direction, len
     monkeypatch.setattr(rnn, "STEP_SPLIT_WORK", 0)
     inputs = _inputs(op, 9, 3, 5, 7, direction, seed=4, seq_lens=[9, 4, 6] if lens else None)
     attrs = dict(hidden_size=7, direction=direction, **attrs)
+    _check_shared_on_two_threads(op, inputs, attrs, monkeypatch)
+    if op == "GRU":  # without linear_before_reset: not shared
+        attrs["linear_before_reset"] = 0
+        model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+        assert (2, 2, True) not in run_one_and_two_threads(model, feeds, monkeypatch)[2]
+
+
+def _check_shared_on_two_threads(op, inputs, attrs, monkeypatch):
+    """The node's outputs at two threads, its work handed to the pool as two compiled pieces:
+    the one-thread bits, and onnxruntime's within TOL."""
+    from .harness import run_one_and_two_threads
+
     model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
     one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
     assert (2, 2, True) in handed
@@ -401,10 +405,6 @@ def test_one_direction_shares_its_steps_on_two_threads(op, attrs, direction, len
         np.testing.assert_array_equal(b, a)
     for e, g in zip(_ort_run(model, feeds), two, strict=True):
         assert_same(e, g, TOL["rtol"], TOL["atol"], op)
-    if op == "GRU":  # without linear_before_reset: not shared
-        attrs["linear_before_reset"] = 0
-        model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
-        assert (2, 2, True) not in run_one_and_two_threads(model, feeds, monkeypatch)[2]
 
 
 def test_shared_steps_take_over_a_half_whose_thread_never_starts():

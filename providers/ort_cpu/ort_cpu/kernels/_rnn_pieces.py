@@ -30,6 +30,28 @@ SLOTS = 20
 _run = _rnn_jit.run_direction.get()
 
 
+@njit(inline="always")
+def _common(at, a, dtype):  # pragma: no cover - compiled
+    """The arrays and values a direction's slots name, but R^T and the state (whose shapes
+    differ between a direction and shared steps): xw, rb, p, c, lens, reverse, codes, alphas,
+    betas, clip, flags, y (the block at address ``at``, its slots ``a``)."""
+    seq, batch, n, gn = a[SEQ], a[BATCH], a[N], a[GN]
+    return (
+        carray(pointer(a[XW]), (seq, batch, gn), dtype),
+        carray(pointer(a[RB]), gn, dtype),
+        carray(pointer(a[P]), a[P_LEN], dtype),
+        carray(pointer(a[C]), (batch, n), dtype),
+        carray(pointer(a[LENS]), batch, np.int64),
+        a[REVERSE] != 0,
+        carray(pointer(a[CODES]), 3, np.int64),
+        carray(pointer(a[ALPHAS]), 3, dtype),
+        carray(pointer(a[BETAS]), 3, dtype),
+        dtype(carray(pointer(at + CLIP * 8), 1, np.float64)[0]),
+        a[FLAGS],
+        carray(pointer(a[Y]), (seq, batch, n), dtype),
+    )
+
+
 def _piece(dtype):
     """Directions ``lo:hi`` of :func:`._rnn_jit.run_direction` for ``dtype`` arrays."""
 
@@ -37,24 +59,12 @@ def _piece(dtype):
         for d in range(lo, hi):
             at = argument + d * SLOTS * 8
             a = carray(pointer(at), SLOTS, np.int64)
-            seq, batch, n, gn = a[SEQ], a[BATCH], a[N], a[GN]
-            _run(
-                a[OP],
-                carray(pointer(a[XW]), (seq, batch, gn), dtype),
-                carray(pointer(a[RT]), (n, gn), dtype),
-                carray(pointer(a[RB]), gn, dtype),
-                carray(pointer(a[P]), a[P_LEN], dtype),
-                carray(pointer(a[H]), (batch, n), dtype),
-                carray(pointer(a[C]), (batch, n), dtype),
-                carray(pointer(a[LENS]), batch, np.int64),
-                a[REVERSE] != 0,
-                carray(pointer(a[CODES]), 3, np.int64),
-                carray(pointer(a[ALPHAS]), 3, dtype),
-                carray(pointer(a[BETAS]), 3, dtype),
-                dtype(carray(pointer(at + CLIP * 8), 1, np.float64)[0]),
-                a[FLAGS],
-                carray(pointer(a[Y]), (seq, batch, n), dtype),
+            xw, rb, p, c, lens, reverse, codes, alphas, betas, clip, flags, y = _common(
+                at, a, dtype
             )
+            rt = carray(pointer(a[RT]), (a[N], a[GN]), dtype)
+            h = carray(pointer(a[H]), (a[BATCH], a[N]), dtype)
+            _run(a[OP], xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y)
 
     return cfunc(_SIGNATURE, cache=True)(piece)
 
@@ -279,29 +289,15 @@ def _shared_piece(dtype):
         a = carray(pointer(argument), SHARED_SLOTS, np.int64)
         if hi - lo != 1:
             return  # (run_shared hands out two pieces of one half each)
-        seq, batch, n, gn = a[SEQ], a[BATCH], a[N], a[GN]
-        cols = a[HALF_COLS]
-        shared_steps(
-            a[OP],
-            carray(pointer(a[XW]), (seq, batch, gn), dtype),
-            carray(pointer(a[RT]), (2, n, cols), dtype),
-            carray(pointer(a[RB]), gn, dtype),
-            carray(pointer(a[P]), a[P_LEN], dtype),
-            carray(pointer(a[HB]), (2, batch, n), dtype),
-            carray(pointer(a[C]), (batch, n), dtype),
-            carray(pointer(a[LENS]), batch, np.int64),
-            a[REVERSE] != 0,
-            carray(pointer(a[CODES]), 3, np.int64),
-            carray(pointer(a[ALPHAS]), 3, dtype),
-            carray(pointer(a[BETAS]), 3, dtype),
-            dtype(carray(pointer(argument + CLIP * 8), 1, np.float64)[0]),
-            a[FLAGS],
-            carray(pointer(a[Y]), (seq, batch, n), dtype),
-            carray(pointer(a[SYNC]), 32, np.int64),
-            carray(pointer(a[BOUNDS]), 3, np.int64),
-            a[STEPS],
-            lo,
+        xw, rb, p, c, lens, reverse, codes, alphas, betas, clip, flags, y = _common(
+            argument, a, dtype
         )
+        rtp = carray(pointer(a[RT]), (2, a[N], a[HALF_COLS]), dtype)
+        hb = carray(pointer(a[HB]), (2, a[BATCH], a[N]), dtype)
+        sync = carray(pointer(a[SYNC]), 32, np.int64)
+        bounds = carray(pointer(a[BOUNDS]), 3, np.int64)
+        shared_steps(a[OP], xw, rtp, rb, p, hb, c, lens, reverse, codes, alphas, betas, clip,
+                     flags, y, sync, bounds, a[STEPS], lo)  # fmt: skip
 
     return cfunc(_SIGNATURE, cache=True)(piece)
 

@@ -71,3 +71,10 @@ def binary(ufunc, a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray
 def add(a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray:
     """``a + b`` (into ``out``) through :func:`binary`: biases, skips."""
     return binary(np.add, a, b, out=out)
+
+
+def ranked(a: np.ndarray, rank: int) -> np.ndarray:
+    """``a`` with ones prepended to ``rank`` dimensions: the same broadcast against an operand
+    of that rank, which numpy runs 0.5 us faster than a lower-rank operand's (a (128,) bias
+    against (1, 128)). Binary kernels and Loop bodies reshape their constants with it once."""
+    return a.reshape((1,) * (rank - a.ndim) + a.shape)

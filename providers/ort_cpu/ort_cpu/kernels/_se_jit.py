@@ -25,6 +25,19 @@ def _gate(v, act, a, b, zero, one):  # pragma: no cover - compiled
     return _act_value(v, act, a, b, zero, one)
 
 
+@jit(inline="always")
+def _affine(out, bias, wt, v):  # pragma: no cover - compiled
+    """``out = bias + v @ wt`` (``wt`` [len(v), len(out)]), the products added row after row
+    across all outputs at once, so that the inner loop vectorizes."""
+    for k in range(out.shape[0]):
+        out[k] = bias[k]
+    for r in range(v.shape[0]):
+        vr = v[r]
+        row = wt[r]
+        for k in range(out.shape[0]):
+            out[k] += row[k] * vr
+
+
 @jit(error_model="numpy")
 def squeeze_excite(x, w1t, b1, act1, a1, c1, w2t, b2, act2, a2, c2, y):  # pragma: no cover
     """``y = x * gate(W2 @ act(W1 @ mean(x) + b1) + b2)`` per image and channel, ``x`` and ``y``
@@ -54,22 +67,10 @@ def squeeze_excite(x, w1t, b1, act1, a1, c1, w2t, b2, act2, a2, c2, y):  # pragm
             for j in range(quad, cells):
                 s0 += row[j]
             pooled[ch] = ((s0 + s1) + (s2 + s3)) / count
-        for k in range(m):
-            mid[k] = b1[k]
-        for ch in range(c):
-            p = pooled[ch]
-            wr = w1t[ch]
-            for k in range(m):
-                mid[k] += wr[k] * p
+        _affine(mid, b1, w1t, pooled)
         for k in range(m):
             mid[k] = _gate(mid[k], act1, pa1, pc1, zero, one)
-        for ch in range(c):
-            gate[ch] = b2[ch]
-        for k in range(m):
-            q = mid[k]
-            wr = w2t[k]
-            for ch in range(c):
-                gate[ch] += wr[ch] * q
+        _affine(gate, b2, w2t, mid)
         for ch in range(c):
             s = _gate(gate[ch], act2, pa2, pc2, zero, one)
             src, dst = x[i, ch], y[i, ch]

@@ -18,6 +18,7 @@ import numpy as np
 from ort_core.ir import tensor_dtype, tensor_shape
 
 from ._registry import builder
+from ._rows import ranked
 
 
 def _read_only(value) -> np.ndarray:
@@ -211,7 +212,7 @@ def _ranked_constant(env, plan, types, node, st, j: int) -> str | None:
     if rank <= const.ndim:
         return None
     name = f"c{len(env)}"
-    env[name] = const.reshape((1,) * (rank - const.ndim) + const.shape)
+    env[name] = ranked(const, rank)
     return name
 
 

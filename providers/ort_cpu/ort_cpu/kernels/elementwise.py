@@ -27,7 +27,7 @@ from .. import _threads
 from .._jit import available as jit_available
 from . import _elementwise_jit
 from ._registry import builder, kernel
-from ._rows import LONG_ROW
+from ._rows import LONG_ROW, ranked
 from ._rows import binary as broadcast_binary
 from .shape_ops import choice_check
 
@@ -787,7 +787,7 @@ def _ranked(run):
             const, other = info.constant(j), info.input_shape(1 - j)
             if not isinstance(const, np.ndarray) or other is None or len(other) <= const.ndim:
                 continue
-            shaped = const.reshape((1,) * (len(other) - const.ndim) + const.shape)
+            shaped = ranked(const, len(other))
             if j == 1:
                 return lambda a, b: run(a, shaped if b is const else b)
             return lambda a, b: run(shaped if a is const else a, b)
