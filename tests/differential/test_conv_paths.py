@@ -201,7 +201,7 @@ def test_grouped(groups, kernel, stride, batch):
 @pytest.mark.parametrize("batch", [1, 2])
 def test_pointwise(stride, batch):
     rng = np.random.default_rng(stride + 10 * batch)
-    x, w, b = _rand(rng, (batch, 24, 14, 13)), _rand(rng, (40, 24, 1, 1)), _rand(rng, (40,))
+    x, w, b = _rand(rng, (batch, 40, 14, 13)), _rand(rng, (48, 40, 1, 1)), _rand(rng, (48,))
     attrs = {"strides": [stride, stride]}
     assert _kind(_plan(x.shape, w.shape, attrs)) == "_pointwise_plan"
     _check("Conv", [x, w, b], attrs)
@@ -211,10 +211,10 @@ def test_pointwise(stride, batch):
 @pytest.mark.parametrize(
     "xs, ws",
     [
-        ((1, 8, 1, 1), (8, 8, 1, 1)),  # a squeeze-excite layer: one cell
+        ((1, 16, 1, 1), (64, 16, 1, 1)),  # a squeeze-excite layer: one cell
         ((1, 88, 1, 1), (24, 88, 1, 1)),
-        ((1, 8, 12, 48), (24, 8, 1, 1)),  # rows of 576 cells
-        ((1, 6, 40, 40), (4, 6, 1, 1)),  # rows of 1600 cells: the bias through per_row
+        ((1, 40, 12, 48), (24, 40, 1, 1)),  # rows of 576 cells
+        ((1, 36, 40, 40), (4, 36, 1, 1)),  # rows of 1600 cells: the bias through per_row
     ],
 )
 def test_pointwise_single_small_product(xs, ws):
@@ -608,6 +608,8 @@ POINTWISE = [
     ((1, 16, 28, 28), (96, 16, 1, 1)),  # an inverted residual's expansion
     ((2, 24, 30, 29), (24, 24, 1, 1)),  # as many outputs, rows of 29 cells, batch 2
     ((1, 3, 40, 40), (13, 3, 1, 1)),  # 13 outputs: a block of 8 and one of 5
+    ((1, 32, 3, 12), (16, 32, 1, 1)),  # an OCR model's: into fewer channels on a small map
+    ((1, 8, 6, 24), (32, 8, 1, 1)),  # rows of 24 cells: a vector and a masked one
 ]
 
 
@@ -617,7 +619,9 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     """1x1 layers of few input channels into as many or more over a large map take the
     compiled direct kernel (conv._pointwise_direct_pays), on one thread or shared among two:
     with and without a bias, and as FusedConv with a compiled activation and with a residual,
-    against onnxruntime; into fewer channels, or on a small map, they stay one GEMM."""
+    against onnxruntime; so do small layers of at most 32 input channels on maps of 16 cells
+    or more. Into fewer channels on a large map, past SMALL_POINTWISE_WORK on a small one, or
+    on a single cell, they stay one GEMM."""
     from ort_cpu.kernels import conv
 
     from .harness import spy_split_compiled, use_compiled
@@ -627,6 +631,8 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     assert _kind(_plan(xs, ws, {})) == "direct"
     assert _kind(_plan((1, 96, 56, 56), (24, 96, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 32, 14, 14), (128, 32, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan((1, 40, 3, 12), (16, 40, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan(xs, ws, {"strides": [2, 2]})) == "_pointwise_plan"
     handed = []
     if split == "split":

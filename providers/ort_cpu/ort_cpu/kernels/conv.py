@@ -853,8 +853,30 @@ def _pointwise_direct_pays(g: int, c: int, m: int, out) -> bool:
     32 -> 192 on 28 x 28 0.14 / 0.14 against 0.15 / 0.17; 16 -> 16 on 112 x 112 0.11 / 0.09
     against 0.14 / 0.13. Not into fewer channels (96 -> 24 on 56 x 56: 0.24 against 0.21 at
     one thread; 32 -> 16 on 112 x 112: 0.28 against 0.16 at two) nor on small maps (32 -> 128
-    on 14 x 14: 38 against 32 us at two threads)."""
-    return g == 1 and c <= 48 and m >= c and math.prod(out) >= 28 * 28
+    on 14 x 14: 38 against 32 us at two threads).
+
+    And any layer of at most 32 input channels and :data:`SMALL_POINTWISE_WORK` multiply-adds
+    (an OCR model's 1x1s on 3 x 12 to 12 x 48 maps, into fewer channels too), where the GEMM
+    path's numpy calls (the product, the bias, the activation) cost more than the sums. One
+    layer with a Relu, one thread, direct against the GEMM path: 32 -> 16 on 3 x 12 4.0 against
+    4.8 us; 32 -> 8 on 6 x 24 5.1 against 5.3; 8 -> 32 on 6 x 24 4.6 against 7.3; 8 -> 24 on
+    12 x 48 6.2 against 14.0; 32 -> 32 on 10 x 10 7.7 against 7.9; 16 -> 96 on 14 x 14 11.2
+    against 20.4. Not from 40 input channels on (48 -> 16 on 6 x 24: 7.9 against 7.4; 88 -> 16
+    on 3 x 12 6.6 against 5.5; 200 -> 32 on 2 x 6 12.7 against 6.1): the planes' copy and the
+    short rows' taps grow with the input channels. Nor on maps of fewer than 16 cells (one
+    vector), where each block of eight channels writes a mostly masked vector (one cell: 24 ->
+    96 5.2 against 3.5 us, 32 -> 128 6.5 against 3.6)."""
+    cells = math.prod(out)
+    return g == 1 and (
+        (c <= 48 and m >= c and cells >= 28 * 28)
+        or (c <= 32 and cells >= 16 and m * c * cells <= SMALL_POINTWISE_WORK)
+    )
+
+
+#: multiply-adds up to which a 1x1 layer of few input channels runs direct on any map (see
+#: :func:`_pointwise_direct_pays`); below :data:`DIRECT_SPLIT_WORK`, so it stays on the calling
+#: thread as the GEMM path's small products do
+SMALL_POINTWISE_WORK = 1 << 18
 
 
 def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
@@ -894,6 +916,7 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
         or _dense_direct_pays(attrs.group, w_shape[1], w_shape[0], taps)
+        or (taps == 1 and attrs.group == 1 and w_shape[1] <= 48)  # _pointwise_direct_pays
     ):
         depthwise = w_shape[1] == 1 and w_shape[0] == attrs.group
         if _conv_jit.warm() is not None and depthwise:
