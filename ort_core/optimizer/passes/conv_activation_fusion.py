@@ -8,7 +8,7 @@ import numpy as np
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs, constant
-from ._fusion import MS, accepted, can_fuse, new_node, replace
+from ._fusion import MS, accepted, can_fuse, new_node, replace, replace_reads
 
 
 def activation_params(g, act, model) -> list[float] | None:
@@ -37,10 +37,12 @@ def activation_params(g, act, model) -> list[float] | None:
     return None
 
 
-def single_activation(g, node):
-    """The node reading ``node``'s only output when it is the only reader, else None."""
+def single_activation(g, node, consumers=None):
+    """The node reading ``node``'s only output when it is the only reader, else None
+    (``consumers``: ``g.consumers()`` as it is now, when the caller has it: a pass that asks
+    for every convolution made the map once per node, a scan of the whole graph each time)."""
     out = node.outputs[0]
-    users = g.consumers().get(out, [])
+    users = (g.consumers() if consumers is None else consumers).get(out, [])
     if out in g.outputs or len(users) != 1 or users[0].domain or users[0].inputs[0] != out:
         return None
     return users[0]
@@ -53,10 +55,11 @@ class ConvActivationFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            consumers = g.consumers()  # kept up to date through each fusion
             for conv in list(g.nodes):
                 if conv.op_type != "Conv" or conv.domain or len(conv.outputs) != 1:
                     continue
-                act = single_activation(g, conv)
+                act = single_activation(g, conv, consumers)
                 if act is None:
                     continue
                 params = activation_params(g, act, model)
@@ -72,6 +75,7 @@ class ConvActivationFusion(GraphPass):
                 if not accepted(ctx, model, g, [fused]):
                     continue
                 replace(g, act, [fused], [conv, act])
+                replace_reads(consumers, [fused], [conv, act])
                 changed = True
         return changed
 

@@ -52,7 +52,7 @@ class ConvAddActivationFusion(GraphPass):
                         or not _same_shape(g, conv_out, z)
                     ):
                         continue
-                    act = single_activation(g, add)
+                    act = single_activation(g, add, consumers)
                     params = activation_params(g, act, model) if act is not None else None
                     nodes = [conv, add] + ([act] if params is not None else [])
                     if not can_fuse(ctx, model, nodes, MS, "FusedConv"):

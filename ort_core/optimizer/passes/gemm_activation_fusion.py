@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import all_graphs
-from ._fusion import MS, accepted, can_fuse, new_node, replace
+from ._fusion import MS, accepted, can_fuse, new_node, replace, replace_reads
 from .conv_activation_fusion import single_activation
 
 #: activation -> its attributes in the order alpha, beta, gamma (None: absent)
@@ -24,10 +24,11 @@ class GemmActivationFusion(GraphPass):
     def __call__(self, model: Model, ctx) -> bool:
         changed = False
         for g in all_graphs(model):
+            consumers = g.consumers()  # kept up to date through each fusion
             for gemm in list(g.nodes):
                 if gemm.op_type != "Gemm" or gemm.domain or len(gemm.outputs) != 1:
                     continue
-                act = single_activation(g, gemm)
+                act = single_activation(g, gemm, consumers)
                 if act is None or act.op_type not in ACTIVATIONS:
                     continue
                 if not can_fuse(ctx, model, [gemm, act], MS, "FusedGemm"):
@@ -47,6 +48,7 @@ class GemmActivationFusion(GraphPass):
                 if not accepted(ctx, model, g, [fused]):
                     continue
                 replace(g, act, [fused], [gemm, act])
+                replace_reads(consumers, [fused], [gemm, act])
                 changed = True
         return changed
 

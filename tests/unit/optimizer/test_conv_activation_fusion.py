@@ -158,3 +158,52 @@ def test_conv_add_constant_is_not_a_residual():
     )
     _, changed, _ = apply_on_cpu(conv_add_activation_fusion.PASS, m)
     assert not changed
+
+
+def test_consumer_map_kept_through_fusions(monkeypatch):
+    """ConvActivationFusion keeps one consumer map per graph up to date through its fusions
+    (_fusion.replace_reads) instead of remaking it per candidate: after every fusion the map
+    equals one made from the graph as it is (a chain of three convolutions with activations,
+    the first one's output also read by a residual Add)."""
+    from ort_core.optimizer._util import all_graphs
+    from ort_core.optimizer.passes import _fusion
+
+    real, checked, checked_graph = _fusion.replace_reads, [], []
+
+    def checking(consumers, new, remove):
+        real(consumers, new, remove)
+        graph = checked_graph[0]
+
+        def norm(m):
+            return {k: sorted(map(id, v)) for k, v in m.items() if v}
+
+        assert norm(consumers) == norm(graph.consumers())
+        checked.append(new[0].op_type)
+
+    def spy_all_graphs(model):
+        for g in all_graphs(model):
+            checked_graph[:] = [g]
+            yield g
+
+    monkeypatch.setattr(conv_activation_fusion, "all_graphs", spy_all_graphs)
+    monkeypatch.setattr(conv_activation_fusion, "replace_reads", checking)
+    w = [init(f"W{i}", RNG.standard_normal((4, 4, 3, 3))) for i in range(3)]
+    b = [init(f"B{i}", RNG.standard_normal(4)) for i in range(3)]
+    m = make_model(
+        [
+            helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c0"], ["r0"]),
+            helper.make_node("Conv", ["r0", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
+            helper.make_node("LeakyRelu", ["c1"], ["r1"], alpha=0.1),
+            helper.make_node("Conv", ["r1", "W2", "B2"], ["c2"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c2"], ["r2"]),
+            helper.make_node("Add", ["r2", "r0"], ["y"]),
+        ],
+        [tensor("x", shape=[1, 4, 5, 5])],
+        [tensor("y")],
+        w + b,
+    )
+    model, changed, fused = apply_on_cpu(conv_activation_fusion.PASS, m)
+    assert changed and checked == ["FusedConv"] * 3
+    assert fused_ops(model) == ["FusedConv"] * 3 + ["Add"]
+    assert_same_run(m, fused, {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32)})
