@@ -139,14 +139,48 @@ class Node:
         self._attr_cache: dict[str, Any] | None = None
 
     def attr(self, name: str, default: Any = None) -> Any:
-        """Python value of an attribute (numpy array for tensors), or ``default`` when absent."""
-        return self.attr_values().get(name, default)
+        """Python value of an attribute (numpy array for tensors), or ``default`` when absent.
+        Converted on first use, one attribute at a time (a forest's small attributes no longer
+        convert its 40,000-entry lists)."""
+        cache = self._attr_cache
+        if cache is None:
+            cache = self._attr_cache = {}
+        elif name in cache:
+            return cache[name]
+        a = self.attributes.get(name)
+        if a is None:
+            return default
+        value = cache[name] = attribute_value(a)
+        return value
 
     def attr_values(self) -> dict[str, Any]:
         """All non-graph attributes as Python values (tensors as numpy arrays)."""
-        if self._attr_cache is None:
-            self._attr_cache = {k: attribute_value(a) for k, a in self.attributes.items()}
-        return self._attr_cache
+        cache = self._attr_cache
+        if (
+            cache is None
+            or len(cache) != len(self.attributes)
+            or cache.keys() != self.attributes.keys()
+        ):
+            cache = cache or {}
+            self._attr_cache = cache = {
+                k: cache[k] if k in cache else attribute_value(a)
+                for k, a in self.attributes.items()
+            }
+        return cache
+
+    def attr_array(self, name: str, dtype: Any, default: Any = None) -> Any:
+        """A numeric list attribute (ints or floats) as a numpy array of ``dtype``, made from
+        the proto's repeated field in one call, or ``default`` when absent. The same values as
+        ``np.asarray(attr(name), dtype)``, without a Python number per entry (a forest's
+        40,000-entry lists: 0.03 against 1.5 ms each). Other kinds go through :meth:`attr`."""
+        a = self.attributes.get(name)
+        if a is None:
+            return default
+        if a.type == onnx.AttributeProto.INTS:
+            return np.array(a.ints, dtype)
+        if a.type == onnx.AttributeProto.FLOATS:
+            return np.array(a.floats, dtype)
+        return np.asarray(self.attr(name), dtype)
 
     def set_attr(self, name: str, value: Any) -> None:
         """Set an attribute from a Python value."""

@@ -113,6 +113,11 @@ class KernelInfo:
     def attr(self, name: str, default: Any = None) -> Any:
         return self.node.attr(name, default)
 
+    def attr_array(self, name: str, dtype: Any, default: Any = None) -> Any:
+        """A numeric list attribute as a numpy array of ``dtype`` (or ``default`` when absent),
+        without a Python number per entry: see :meth:`ort_core.ir.Node.attr_array`."""
+        return self.node.attr_array(name, dtype, default)
+
     @property
     def num_inputs(self) -> int:
         return len(self.node.inputs)

@@ -291,3 +291,34 @@ def test_external_data_folder_for_bytes(tmp_path):
     sess = ort.InferenceSession(open(path, "rb").read(), so, providers=["cpu"])
     y = sess.run(None, {"x": np.ones((2, 3), np.float32)})[0]
     np.testing.assert_array_equal(y, np.arange(6).reshape(2, 3) + 1)
+
+
+def test_node_attributes_convert_one_at_a_time_and_as_arrays():
+    """Node.attr converts only the attribute asked for; attr_values gives every attribute in
+    the node's order (after partial use too, and again after set_attr); attr_array gives a
+    numeric list as the array np.asarray(attr(name), dtype) makes, a tensor through attr, and
+    the default when absent (host logic)."""
+    from ort_core.ir import Node
+
+    floats = [0.1, -2.5, 3.0e-8, 7.0]
+    attrs = {
+        "ints": helper.make_attribute("ints", [3, -1, 2**40]),
+        "floats": helper.make_attribute("floats", floats),
+        "mode": helper.make_attribute("mode", "BRANCH_LEQ"),
+        "t": helper.make_attribute("t", numpy_helper.from_array(np.arange(4, dtype=np.int32))),
+    }
+    node = Node("Op", ["x"], ["y"], attributes=attrs)
+    assert node.attr("mode") == "BRANCH_LEQ"
+    assert list(node._attr_cache) == ["mode"]  # nothing else converted yet
+    assert list(node.attr_values()) == ["ints", "floats", "mode", "t"]
+    assert node.attr_values()["ints"] == [3, -1, 2**40]
+    for name, dtype in (("ints", np.int64), ("floats", np.float32), ("floats", np.float64),
+                        ("t", np.float64), ("ints", np.float32)):  # fmt: skip
+        got = node.attr_array(name, dtype)
+        want = np.asarray(node.attr(name), dtype)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    default = np.zeros(2)
+    assert node.attr_array("absent", np.int64, default) is default
+    assert node.attr_array("absent", np.int64) is None
+    node.set_attr("mode", "LEAF")
+    assert node.attr("mode") == "LEAF" and node.attr_values()["mode"] == "LEAF"

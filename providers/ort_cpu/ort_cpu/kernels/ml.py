@@ -144,10 +144,10 @@ def _floats(info, name: str, default: Any = None) -> np.ndarray | None:
     tensor = info.attr(f"{name}_as_tensor")
     if tensor is not None:
         return np.asarray(tensor, dtype=np.float64).reshape(-1)
-    value = info.attr(name)
+    value = info.attr_array(name, np.float32)
     if value is None:
         return default
-    return np.asarray(value, dtype=np.float32).astype(np.float64)
+    return value.astype(np.float64)
 
 
 # -- tree ensembles --------------------------------------------------------------------------------
@@ -329,8 +329,8 @@ def _leaf_csr(n_nodes: int, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _legacy_forest(info, prefix: str) -> Forest:
     """The forest of TreeEnsembleClassifier/Regressor (nodes keyed by tree id and node id, leaf
     weights in ``{prefix}_*`` attributes: class_* or target_*)."""
-    tree_ids = np.asarray(info.attr("nodes_treeids", []), dtype=np.int64)
-    node_ids = np.asarray(info.attr("nodes_nodeids", []), dtype=np.int64)
+    tree_ids = info.attr_array("nodes_treeids", np.int64, np.zeros(0, np.int64))
+    node_ids = info.attr_array("nodes_nodeids", np.int64, np.zeros(0, np.int64))
     m = len(tree_ids)
     if m == 0:
         raise KernelUnsupported("the tree ensemble has no nodes")
@@ -360,17 +360,17 @@ def _legacy_forest(info, prefix: str) -> Forest:
 
     leaf = mode == _LEAF
     own = np.arange(m)
-    true_ids = np.asarray(info.attr("nodes_truenodeids", [0] * m), dtype=np.int64)
-    false_ids = np.asarray(info.attr("nodes_falsenodeids", [0] * m), dtype=np.int64)
+    true_ids = info.attr_array("nodes_truenodeids", np.int64, np.zeros(m, np.int64))
+    false_ids = info.attr_array("nodes_falsenodeids", np.int64, np.zeros(m, np.int64))
     branch = np.flatnonzero(~leaf)
     true, false = own.copy(), own.copy()
     true[branch] = find(tree_ids[branch], true_ids[branch], "nodes_truenodeids")
     false[branch] = find(tree_ids[branch], false_ids[branch], "nodes_falsenodeids")
 
     _, first = np.unique(tree_ids, return_index=True)  # root: a tree's first node, trees sorted
-    w_trees = np.asarray(info.attr(f"{prefix}_treeids", []), dtype=np.int64)
-    w_nodes = np.asarray(info.attr(f"{prefix}_nodeids", []), dtype=np.int64)
-    w_targets = np.asarray(info.attr(f"{prefix}_ids", []), dtype=np.int64)
+    w_trees = info.attr_array(f"{prefix}_treeids", np.int64, np.zeros(0, np.int64))
+    w_nodes = info.attr_array(f"{prefix}_nodeids", np.int64, np.zeros(0, np.int64))
+    w_targets = info.attr_array(f"{prefix}_ids", np.int64, np.zeros(0, np.int64))
     w_values = _floats(info, f"{prefix}_weights", np.zeros(0))
     if not len(w_trees) == len(w_nodes) == len(w_targets) == len(w_values):
         raise KernelUnsupported(f"the {prefix}_* attributes differ in length")
@@ -378,7 +378,7 @@ def _legacy_forest(info, prefix: str) -> Forest:
     perm, start = _leaf_csr(m, owner)
     missing = info.attr("nodes_missing_value_tracks_true")
     return Forest(
-        feature=np.asarray(info.attr("nodes_featureids", [0] * m), dtype=np.int64),
+        feature=info.attr_array("nodes_featureids", np.int64, np.zeros(m, np.int64)),
         split=_floats(info, "nodes_values", np.zeros(m)),
         mode=mode,
         true=true,
@@ -399,13 +399,13 @@ def _forest_5(info) -> Forest:
     if (modes > _MEMBER).any():
         raise KernelUnsupported("nodes_modes values must lie in [0, 6]")
     leaf_w = np.asarray(info.attr("leaf_weights"), dtype=np.float64).reshape(-1)
-    leaf_t = np.asarray(info.attr("leaf_targetids", []), dtype=np.int64)
+    leaf_t = info.attr_array("leaf_targetids", np.int64, np.zeros(0, np.int64))
     n_leaves = len(leaf_w)
     if len(leaf_t) != n_leaves:
         raise KernelUnsupported("leaf_targetids and leaf_weights differ in length")
 
     def child(ids: str, leafs: str) -> np.ndarray:
-        c = np.asarray(info.attr(ids, []), dtype=np.int64)
+        c = info.attr_array(ids, np.int64, np.zeros(0, np.int64))
         is_leaf = np.asarray(info.attr(leafs, []), dtype=bool)
         if len(c) != n or len(is_leaf) != n:
             raise KernelUnsupported(f"{ids} and {leafs} need one value per node")
@@ -419,7 +419,7 @@ def _forest_5(info) -> Forest:
     false = np.concatenate(
         [child("nodes_falsenodeids", "nodes_falseleafs"), np.arange(n_leaves) + n]
     )
-    roots = np.asarray(info.attr("tree_roots", []), dtype=np.int64)
+    roots = info.attr_array("tree_roots", np.int64, np.zeros(0, np.int64))
     # a tree that is one leaf: its root's two branches are the same leaf
     single = (true[roots] == false[roots]) & (true[roots] >= n)
     roots = np.where(single, true[roots], roots)
@@ -442,7 +442,7 @@ def _forest_5(info) -> Forest:
     return Forest(
         feature=np.concatenate(
             [
-                np.asarray(info.attr("nodes_featureids", []), dtype=np.int64),
+                info.attr_array("nodes_featureids", np.int64, np.zeros(0, np.int64)),
                 np.zeros(n_leaves, np.int64),
             ]
         ),
@@ -995,7 +995,7 @@ class _Linear:
 def linear_classifier(info):
     labels, strings = _labels(info, "classlabels_ints")
     post = _transform_name(info)
-    coef = np.asarray(info.attr("coefficients", []), dtype=np.float32)
+    coef = info.attr_array("coefficients", np.float32, np.zeros(0, np.float32))
     intercepts = info.attr("intercepts")
     n_out = len(intercepts) if intercepts else max(coef.size // max(coef.size, 1), 1)
     intercepts = np.asarray(intercepts if intercepts else [0.0] * n_out, dtype=np.float32)
@@ -1058,7 +1058,7 @@ def linear_classifier(info):
 @builder("LinearRegressor", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def linear_regressor(info):
     post = _transform_name(info)
-    coef = np.asarray(info.attr("coefficients", []), dtype=np.float32)
+    coef = info.attr_array("coefficients", np.float32, np.zeros(0, np.float32))
     targets = info.attr("targets", 1)
     intercepts = info.attr("intercepts")
     intercepts = np.asarray(intercepts if intercepts else [0.0] * targets, dtype=np.float32)
@@ -1122,11 +1122,11 @@ def _svm_input(x: np.ndarray) -> np.ndarray:
 @builder("SVMRegressor", since=1, domain=ML, dtypes={0: _ML_INPUTS})
 def svm_regressor(info):
     post = _transform_name(info)
-    coef = np.asarray(info.attr("coefficients", []), dtype=np.float32).astype(np.float64)
-    rho = np.asarray(info.attr("rho", [0.0]), dtype=np.float32).astype(np.float64)
+    coef = info.attr_array("coefficients", np.float32, np.zeros(0, np.float32)).astype(np.float64)
+    rho = info.attr_array("rho", np.float32, np.zeros(1, np.float32)).astype(np.float64)
     n_sv = info.attr("n_supports", 0)
     one_class = bool(info.attr("one_class", 0))
-    sv = np.asarray(info.attr("support_vectors", []), dtype=np.float32).astype(np.float64)
+    sv = info.attr_array("support_vectors", np.float32, np.zeros(0, np.float32)).astype(np.float64)
     kernel = _svm_kernel(info, sv.reshape(n_sv, -1)) if n_sv > 0 else None
     weights = coef[:n_sv] if n_sv > 0 else coef
 
@@ -1215,12 +1215,12 @@ def svm_classifier(info):
     post = _transform_name(info)
     labels, _ = _labels(info, "classlabels_ints")
     n_classes = max(len(labels) if labels is not None else 0, 1)
-    coef = np.asarray(info.attr("coefficients", []), dtype=np.float32).astype(np.float64)
-    rho = np.asarray(info.attr("rho", [0.0]), dtype=np.float32).astype(np.float64)
+    coef = info.attr_array("coefficients", np.float32, np.zeros(0, np.float32)).astype(np.float64)
+    rho = info.attr_array("rho", np.float32, np.zeros(1, np.float32)).astype(np.float64)
     per_class = np.asarray(info.attr("vectors_per_class", []) or [], dtype=np.int64)
     n_sv = int(per_class.sum())
     starts = np.concatenate([[0], np.cumsum(per_class)])
-    sv = np.asarray(info.attr("support_vectors", []), dtype=np.float32).astype(np.float64)
+    sv = info.attr_array("support_vectors", np.float32, np.zeros(0, np.float32)).astype(np.float64)
     kernel = _svm_kernel(info, sv.reshape(n_sv, -1)) if n_sv else None
     prob_a = np.asarray(info.attr("prob_a", []) or [], dtype=np.float32)
     prob_b = np.asarray(info.attr("prob_b", []) or [], dtype=np.float32)
@@ -1579,7 +1579,7 @@ def label_encoder(info):
 @builder("CategoryMapper", since=1, domain=ML)
 def category_mapper(info):
     strings = np.asarray(info.attr("cats_strings", []), dtype=object)
-    ints = np.asarray(info.attr("cats_int64s", []), dtype=np.int64)
+    ints = info.attr_array("cats_int64s", np.int64, np.zeros(0, np.int64))
     if len(strings) != len(ints):
         raise KernelUnsupported("CategoryMapper: cats_strings and cats_int64s differ in length")
     return _two_way(
