@@ -56,6 +56,8 @@ CASES = [
      "channels_last"),
     ((1, 24, 6, 8), (24, 1, 5, 5), {"group": 24, "pads": [2, 1, 0, 2], "dilations": [1, 2]},
      "channels_last"),
+    # rows of 12 cells but 36 in all, 5 x 5: channels last (an OCR model's small maps)
+    ((1, 40, 3, 12), (40, 1, 5, 5), {"group": 40, "pads": [2, 2, 2, 2]}, "channels_last"),
     # rows of 14 cells: planar, whatever the channels
     ((1, 64, 14, 14), (64, 1, 3, 3), {"group": 64, "pads": [1, 1, 1, 1]}, "direct"),
     ((1, 32, 14, 14), (32, 1, 3, 3), {"group": 32, "pads": [1, 1, 1, 1]}, "direct"),

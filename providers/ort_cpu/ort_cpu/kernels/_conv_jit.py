@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import LazyIntrinsic, jit
-from ._elementwise_jit import _act_value, _activate
+from ._elementwise_jit import _act_value
 
 #: the tap loop as LLVM vector code (:mod:`._taps`, imported when _direct compiles)
 block_rows = LazyIntrinsic("ort_cpu.kernels._taps", "block_rows")
@@ -41,6 +41,7 @@ copy_cells = LazyIntrinsic("ort_cpu.kernels._taps", "copy_cells")
 taps_rows = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows")
 taps_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows_3x3")
 taps_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "taps_rows_5x5")
+nhwc_cells = LazyIntrinsic("ort_cpu.kernels._taps", "nhwc_cells")
 quant_rows = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows")
 quant_rows_3x3 = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows_3x3")
 quant_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows_5x5")
@@ -413,6 +414,8 @@ def warm_quant(x_dtype, y_dtype):
 #: channels :func:`_depthwise_nhwc` takes at a time: long vector loops, and a 7 x 7 block's input
 #: and output cells in L1 (32: 960 x 7 x 7 in 0.15 ms; 128: 0.115 ms; the whole 960 at once: 0.15)
 NHWC_BLOCK = 128
+#: elements in one vector of :mod:`._taps`' loops (outputs of a row, channels of a cell)
+LANES = 16
 
 
 @jit()
@@ -420,56 +423,66 @@ def _depthwise_nhwc(
     x, wt, bias, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
 ):  # pragma: no cover - compiled
     """Channels ``c0:c1`` of depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt``
-    (kh * kw, C), channels last, :data:`NHWC_BLOCK` channels at a time: the block's planes
-    interleaved into (H * W, block) (reading the block's planes side by side, each in order),
-    every output cell one pass over the block per tap inside the image, then the cells written
-    back to the block's output planes the same way. For small maps with many channels, where
-    rows are too short for the planar kernel's loops."""
+    (kh * kw, C or more: with NHWC_BLOCK zero columns past the channels, a block's weights are
+    read in place; otherwise they are copied per block), channels last, :data:`NHWC_BLOCK`
+    channels at a time: the block's planes
+    interleaved into a zero-padded (HP * WP, block) plane (reading the block's planes side by
+    side, each in order), every output row's cells summed in registers across the taps
+    (:func:`._taps.nhwc_cells`: the block's channels in vectors, each tap's input and weight
+    vectors loaded once, the activation on the way out), then the cells written back to the
+    block's output planes the same way. For small maps with many channels, where rows are too
+    short for the planar kernel's loops. A partial block's extra channels are computed from
+    zeros and not written."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     cb_ = NHWC_BLOCK
-    xt = np.empty((h * wd, cb_), x.dtype)
+    # rows and columns every window reads, padding included (as _DirectPlan works them out)
+    hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
+    xt = np.zeros((hp * wp, cb_), x.dtype)  # the border stays zero: only the image is copied in
     yt = np.empty((oh_ * ow_, cb_), y.dtype)
-    wc = np.empty((kh * kw, cb_), wt.dtype)  # this block's weights and biases, contiguous
-    bs = np.empty(cb_, bias.dtype)
+    wc = np.zeros((kh * kw, cb_), wt.dtype)  # this block's weights and biases, contiguous
+    bs = np.zeros(cb_, bias.dtype)
+    offs = np.empty(kh * kw, np.int64)  # each tap's place from a window's first cell
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = (i * dh * wp + j * dw) * cb_
+    cell = x.itemsize
+    like = bias[0]  # a value of the element type
+    a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
     for b0 in range(c0, c1, cb_):
         nb = min(cb_, c1 - b0)
-        for t in range(kh * kw):
-            for c in range(nb):
-                wc[t, c] = wt[t, b0 + c]
+        vectors = -(-nb // LANES)  # the block's channels in vectors of LANES, the last partial
+        if wt.shape[1] >= b0 + cb_:  # the block's weights in place, rows wt.shape[1] apart
+            w_at, w_step = wt.ctypes.data + b0 * wt.itemsize, wt.shape[1]
+        else:
+            for t in range(kh * kw):
+                for c in range(nb):
+                    wc[t, c] = wt[t, b0 + c]
+                for c in range(nb, cb_):
+                    wc[t, c] = 0
+            w_at, w_step = wc.ctypes.data, cb_
         for c in range(nb):
             bs[c] = bias[b0 + c]
+        for c in range(nb, cb_):
+            bs[c] = 0
         for n in range(x.shape[0]):
             planes = x[n, b0 : b0 + nb].reshape(nb, h * wd)
-            for cell in range(h * wd):
-                for c in range(nb):
-                    xt[cell, c] = planes[c, cell]
-            for r in range(oh_):
-                for q in range(ow_):
-                    cell = r * ow_ + q
+            for r in range(h):
+                for q in range(wd):
+                    at = (r + pt) * wp + q + pl
                     for c in range(nb):
-                        yt[cell, c] = bs[c]
-                    for i in range(kh):
-                        ih = r * sh - pt + i * dh
-                        if ih < 0 or ih >= h:
-                            continue
-                        for j in range(kw):
-                            iw = q * sw - pl + j * dw
-                            if iw < 0 or iw >= wd:
-                                continue
-                            src = ih * wd + iw
-                            tap = i * kw + j
-                            # 2-D indexing of arrays this function allocated: LLVM sees they do
-                            # not overlap and vectorizes the channel loop
-                            for c in range(nb):
-                                yt[cell, c] += wc[tap, c] * xt[src, c]
-                    if act != 0:
-                        dst = yt[cell, :nb]
-                        _activate(dst, dst, act, alpha, beta)
+                        xt[at, c] = planes[c, r * wd + q]
+            for r in range(oh_):
+                nhwc_cells(
+                    yt.ctypes.data + r * ow_ * cb_ * cell, cb_, ow_,
+                    xt.ctypes.data + r * sh * wp * cb_ * cell, sw * cb_, offs.ctypes.data,
+                    kh * kw, w_at, w_step, bs.ctypes.data, vectors, act, a_, b_, like,
+                )  # fmt: skip
             outs = y[n, b0 : b0 + nb].reshape(nb, oh_ * ow_)
-            for cell in range(oh_ * ow_):
+            for k in range(oh_ * ow_):
                 for c in range(nb):
-                    outs[c, cell] = yt[cell, c]
+                    outs[c, k] = yt[k, c]
 
 
 def warm_nhwc():

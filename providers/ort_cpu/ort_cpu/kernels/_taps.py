@@ -35,15 +35,14 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._conv_jit import OUTS, ROWS
+from ._conv_jit import LANES, NHWC_BLOCK, OUTS, ROWS
 from ._ir import load, loop_end, loop_start, requantize8, splat, store, suffix
-
-#: outputs per vector
-LANES = 16
-
 
 #: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
 BLOCK_VECTORS = 2
+
+#: vectors of channels :func:`nhwc_cells` sums for a cell (the channels-last block)
+NHWC_VECTORS = NHWC_BLOCK // LANES
 
 
 @intrinsic
@@ -582,3 +581,68 @@ def block_rows(typingctx, dst, plane, dst_row, rows, src, src_row, offs, weights
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, i64,
                      like)  # fmt: skip
     return sig, _block_rows_codegen
+
+
+def _nhwc_cells_codegen(context, builder, sig, args):
+    """The code of :func:`nhwc_cells`: one loop over the cells per count of vectors (1 to
+    NHWC_VECTORS), chosen once per call."""
+    (dst, dst_step, count, src, src_step, offs, taps, weights, w_row_step, bias, vectors, act,
+     alpha, beta, like) = args  # fmt: skip
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p = builder.inttoptr(dst, real.as_pointer())
+    src_p = builder.inttoptr(src, real.as_pointer())
+    offs_p = builder.inttoptr(offs, word.as_pointer())
+    w_p = builder.inttoptr(weights, real.as_pointer())
+    b_p = builder.inttoptr(bias, real.as_pointer())
+
+    def cells(n_vectors):
+        parts = [ir.Constant(word, LANES * v) for v in range(n_vectors)]
+        starts = [load(builder, b_p, p, vec, None) for p in parts]
+        _, loop, done, k = loop_start(builder, count, "nhwc.cells")
+        cell_src = builder.mul(k, src_step)
+
+        def step(t, acc):
+            at = builder.add(cell_src, builder.load(builder.gep(offs_p, [t])))
+            w_row = builder.mul(t, w_row_step)
+            new = []
+            for p, a in zip(parts, acc[0], strict=True):
+                x = load(builder, src_p, builder.add(at, p), vec, None)
+                w = load(builder, w_p, builder.add(w_row, p), vec, None)
+                new.append(builder.fadd(a, builder.fmul(w, x)))
+            return [new]
+
+        sums = _tap_loop(builder, taps, [starts], step)[0]
+        out = _act_ir(builder, sums, act, alpha, beta)
+        cell_dst = builder.mul(k, dst_step)
+        for p, v in zip(parts, out, strict=True):
+            store(builder, v, dst_p, builder.add(cell_dst, p), None)
+        loop_end(builder, k, count, loop, done)
+
+    merge = builder.append_basic_block("nhwc.merge")
+    switch = builder.switch(vectors, merge)
+    for n_vectors in range(1, NHWC_VECTORS + 1):
+        block = builder.append_basic_block(f"nhwc.v{n_vectors}")
+        switch.add_case(ir.Constant(word, n_vectors), block)
+        builder.position_at_end(block)
+        cells(n_vectors)
+        builder.branch(merge)
+    builder.position_at_end(merge)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def nhwc_cells(typingctx, dst, dst_step, count, src, src_step, offs, taps, weights, w_row_step,
+               bias, vectors, act, alpha, beta, like):  # fmt: skip
+    """``count`` output cells of a depthwise layer channels last, ``vectors`` (1 to
+    :data:`NHWC_VECTORS`) vectors of channels each, summed in registers across the taps: cell
+    k's channels at ``dst[k * dst_step:]`` are ``act(bias + sum over t of weights[t *
+    w_row_step + c] * src[k * src_step + offs[t] + c])`` for the LANES * vectors channels c (a
+    multiply, then an add, the
+    taps in order, as :func:`taps_rows`). ``src`` is a zero-padded channels-last plane, so every
+    tap is inside it. Every argument but ``act``/``alpha``/``beta`` (``like``'s type) and
+    ``like`` is an int64 address or count (counts in elements)."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
+    return sig, _nhwc_cells_codegen

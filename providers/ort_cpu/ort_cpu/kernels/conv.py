@@ -885,18 +885,21 @@ def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
 
 
 def _channels_last_pays(c: int, out, kernel, strides) -> bool:
-    """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`): output rows
-    of at most 8 cells, for windows larger than 3 x 3, or strided over fewer than 256 channels.
-    Since the planar kernel keeps whole rows' sums in registers and works out its rows' places
-    once a call, it wins at 3 x 3 and stride 1 on rows of 7 or 8 cells too (planar against
-    channels last with a Clip, one thread / two: 960 x 7 x 7 72 / 53 against 89 / 60 us;
-    1024 x 7 x 7 76 / 57 against 94 / 60; 256 x 8 x 8 27 / 27 against 40 / 40; 64 x 7 x 7
-    14 / 14 against 16 / 16; 576 x 14 x 14 stride 2 78 / 57 against 87 / 63), where channels
-    last still wins or ties on small strided maps (96 x 12 x 12 3x3 stride 2: 20 against 19)
-    and 5 x 5 windows (96 x 12 x 12 stride 2: 25 against 23; 240 x 10 x 10: 56 against 56).
-    From rows of 12 cells the planar kernel wins everywhere (768 x 14 x 14: 146 against 212
-    us; 272 x 14 x 14: 53 against 81; 96 x 12 x 12 5x5: 27 against 39)."""
+    """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`, each cell's
+    channels summed in registers across the taps, :func:`._taps.nhwc_cells`): output rows of at
+    most 8 cells, for windows larger than 3 x 3 or strided over fewer than 256 channels, and
+    larger windows on maps of at most 49 cells (an OCR model's 5 x 5 layers on 3 x 12: 104
+    channels 10.4 against 13.8 us planar, one thread; 200 x 2 x 6 8.3 against 23.3).
+
+    Alone, channels last now wins on 7 x 7 maps at 3 x 3 too (960 x 7 x 7 54 against 73 us;
+    576 x 14 x 14 stride 2 61 against 68), but not inside MobileNetV2, where the layer's input
+    arrives from the previous layer and the transposition into channels-last cells reads it
+    across 128 planes at once (those two layers: 66-71 and 85 us in the model, against 70 and
+    75 planar): they stay planar. From rows of 12 cells the planar kernel wins everywhere (576 x
+    14 x 14: 74 against 116 us; 88 x 12 x 12 5x5: 21 against 27)."""
     big_window = kernel[0] * kernel[1] > 9
+    if big_window and out[0] * out[1] <= 49:
+        return True
     return out[1] <= 8 and (big_window or (strides[1] > 1 and c < 256))
 
 
@@ -1122,7 +1125,7 @@ class _DepthwiseNHWCPlan:
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         n, m, dtype = x.shape[0], wmat.shape[0], wmat.dtype
         x = np.ascontiguousarray(x, dtype)
-        wt = _CHANNELS_LAST.get(wmat, lambda w: np.ascontiguousarray(w.reshape(m, -1).T))
+        wt = _CHANNELS_LAST.get(wmat, lambda w: _channels_last_weights(w, m))
         if bias is None:
             bias = self.zeros.get(dtype)
             if bias is None:
@@ -1137,6 +1140,15 @@ class _DepthwiseNHWCPlan:
         ):
             self.fn(x, wt, bias, y, 0, m, *self.args, *code)
         return _finish(y, z, act)
+
+
+def _channels_last_weights(w: np.ndarray, m: int) -> np.ndarray:
+    """Depthwise weights (M, 1, K) channels last, (K, M + NHWC_BLOCK) with zero columns past
+    the channels, so that :func:`._conv_jit._depthwise_nhwc` reads every block's weights in
+    place (a copy per block and call was a quarter of a small layer's time)."""
+    wt = np.zeros((w.shape[-1], m + _conv_jit.NHWC_BLOCK), w.dtype)
+    wt[:, :m] = w.reshape(m, -1).T
+    return wt
 
 
 def _pointwise_plan(x_shape, m, g, strides, out, dtype):
