@@ -501,6 +501,19 @@ quant_rows_3x3 = _quant_fixed(3, 3)
 quant_rows_5x5 = _quant_fixed(5, 5)
 
 
+def _pointers(builder, real, dst, src, offs, weights, bias) -> tuple:
+    """A dense or channels-last kernel's int64 addresses as typed pointers: ``dst``, ``src``,
+    ``weights`` and ``bias`` to the element type ``real``, ``offs`` to int64."""
+    word = ir.IntType(64)
+    return (
+        builder.inttoptr(dst, real.as_pointer()),
+        builder.inttoptr(src, real.as_pointer()),
+        builder.inttoptr(offs, word.as_pointer()),
+        builder.inttoptr(weights, real.as_pointer()),
+        builder.inttoptr(bias, real.as_pointer()),
+    )
+
+
 def _block_rows_codegen(context, builder, sig, args):
     """The code of :func:`block_rows`."""
     (dst, plane, dst_row, rows, src, src_row, offs, weights, bias, k, count, act, alpha, beta,
@@ -508,11 +521,7 @@ def _block_rows_codegen(context, builder, sig, args):
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    offs_p = builder.inttoptr(offs, word.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    b_p = builder.inttoptr(bias, real.as_pointer())
+    dst_p, src_p, offs_p, w_p, b_p = _pointers(builder, real, dst, src, offs, weights, bias)
     fma = builder.module.declare_intrinsic(
         f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
     )
@@ -591,11 +600,7 @@ def _nhwc_cells_codegen(context, builder, sig, args):
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    offs_p = builder.inttoptr(offs, word.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    b_p = builder.inttoptr(bias, real.as_pointer())
+    dst_p, src_p, offs_p, w_p, b_p = _pointers(builder, real, dst, src, offs, weights, bias)
 
     def cells(n_vectors):
         parts = [ir.Constant(word, LANES * v) for v in range(n_vectors)]
