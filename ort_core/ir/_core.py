@@ -156,11 +156,7 @@ class Node:
     def attr_values(self) -> dict[str, Any]:
         """All non-graph attributes as Python values (tensors as numpy arrays)."""
         cache = self._attr_cache
-        if (
-            cache is None
-            or len(cache) != len(self.attributes)
-            or cache.keys() != self.attributes.keys()
-        ):
+        if cache is None or list(cache) != list(self.attributes):  # missing some, or in use order
             cache = cache or {}
             self._attr_cache = cache = {
                 k: cache[k] if k in cache else attribute_value(a)

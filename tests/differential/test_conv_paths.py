@@ -268,10 +268,21 @@ def test_pointwise_with_pads():
 
 def _inner(plan):
     """The 2-D plan a 1-D convolution's plan runs over a single row."""
-    if hasattr(plan, "inner"):  # a compiled plan, its activation code taken through
-        return plan.inner
-    cells = zip(plan.__code__.co_freevars, plan.__closure__, strict=True)
-    return {name: cell.cell_contents for name, cell in cells}["inner"]
+    return plan.inner
+
+
+def test_one_dimensional_plans_take_the_code_where_their_row_plan_does(monkeypatch):
+    """A 1-D convolution's plan applies FusedConv's activation code as it writes where its 2-D
+    row plan does (a compiled one), and not where the row plan is a GEMM (host logic)."""
+    from ort_cpu.kernels import conv
+
+    from .harness import use_compiled
+
+    use_compiled(monkeypatch, True)
+    compiled = _plan((1, 129, 4), (128, 129, 3), {"pads": [1, 1]})
+    assert conv.takes_code(compiled) and conv.takes_code(_inner(compiled))
+    gemm = _plan((1, 256, 400), (256, 256, 3), {"pads": [1, 1]})
+    assert not conv.takes_code(gemm) and not conv.takes_code(_inner(gemm))
 
 
 GATHER = [

@@ -423,16 +423,16 @@ def _depthwise_nhwc(
     x, wt, bias, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl, act, alpha, beta
 ):  # pragma: no cover - compiled
     """Channels ``c0:c1`` of depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt``
-    (kh * kw, C or more: with NHWC_BLOCK zero columns past the channels, a block's weights are
-    read in place; otherwise they are copied per block), channels last, :data:`NHWC_BLOCK`
-    channels at a time: the block's planes
-    interleaved into a zero-padded (HP * WP, block) plane (reading the block's planes side by
-    side, each in order), every output row's cells summed in registers across the taps
-    (:func:`._taps.nhwc_cells`: the block's channels in vectors, each tap's input and weight
-    vectors loaded once, the activation on the way out), then the cells written back to the
-    block's output planes the same way. For small maps with many channels, where rows are too
-    short for the planar kernel's loops. A partial block's extra channels are computed from
-    zeros and not written."""
+    (kh * kw, C or more: with NHWC_BLOCK columns past the channels, a block's weights are read
+    in place; otherwise they are copied per block), channels last, :data:`NHWC_BLOCK` channels
+    at a time: the block's planes interleaved into a zero-padded (HP * WP, block) plane
+    (reading the block's planes side by side, each in order), every output row's cells summed
+    in registers across the taps (:func:`._taps.nhwc_cells`: the block's channels in vectors,
+    each tap's input and weight vectors loaded once, the activation on the way out), then the
+    cells written back to the block's output planes the same way. For small maps with many
+    channels, where rows are too short for the planar kernel's loops. A partial block's last
+    vector computes lanes past its channels from what the buffers hold (zeros or the previous
+    block's values); they are not written."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     cb_ = NHWC_BLOCK
@@ -441,7 +441,9 @@ def _depthwise_nhwc(
     wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
     xt = np.zeros((hp * wp, cb_), x.dtype)  # the border stays zero: only the image is copied in
     yt = np.empty((oh_ * ow_, cb_), y.dtype)
-    wc = np.zeros((kh * kw, cb_), wt.dtype)  # this block's weights and biases, contiguous
+    # this block's weights and biases, contiguous (zeros at first: lanes past a partial block's
+    # channels then compute from finite values, the previous block's or zeros)
+    wc = np.zeros((kh * kw, cb_), wt.dtype)
     bs = np.zeros(cb_, bias.dtype)
     offs = np.empty(kh * kw, np.int64)  # each tap's place from a window's first cell
     for i in range(kh):
@@ -459,13 +461,9 @@ def _depthwise_nhwc(
             for t in range(kh * kw):
                 for c in range(nb):
                     wc[t, c] = wt[t, b0 + c]
-                for c in range(nb, cb_):
-                    wc[t, c] = 0
             w_at, w_step = wc.ctypes.data, cb_
         for c in range(nb):
             bs[c] = bias[b0 + c]
-        for c in range(nb, cb_):
-            bs[c] = 0
         for n in range(x.shape[0]):
             planes = x[n, b0 : b0 + nb].reshape(nb, h * wd)
             for r in range(h):

@@ -644,10 +644,10 @@ def nhwc_cells(typingctx, dst, dst_step, count, src, src_step, offs, taps, weigh
     :data:`NHWC_VECTORS`) vectors of channels each, summed in registers across the taps: cell
     k's channels at ``dst[k * dst_step:]`` are ``act(bias + sum over t of weights[t *
     w_row_step + c] * src[k * src_step + offs[t] + c])`` for the LANES * vectors channels c (a
-    multiply, then an add, the
-    taps in order, as :func:`taps_rows`). ``src`` is a zero-padded channels-last plane, so every
-    tap is inside it. Every argument but ``act``/``alpha``/``beta`` (``like``'s type) and
-    ``like`` is an int64 address or count (counts in elements)."""
+    multiply, then an add, the taps in order, as :func:`taps_rows`). ``src`` is a zero-padded
+    channels-last plane, so every tap is inside it. Every argument but ``act``/``alpha``/
+    ``beta`` (``like``'s type) and ``like`` is an int64 address or count (counts in
+    elements)."""
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
     return sig, _nhwc_cells_codegen

@@ -867,10 +867,16 @@ def _pointwise_direct_pays(g: int, c: int, m: int, out) -> bool:
     vector), where each block of eight channels writes a mostly masked vector (one cell: 24 ->
     96 5.2 against 3.5 us, 32 -> 128 6.5 against 3.6)."""
     cells = math.prod(out)
-    return g == 1 and (
-        (c <= 48 and m >= c and cells >= 28 * 28)
+    return _pointwise_direct_may(g, c) and (
+        (m >= c and cells >= 28 * 28)
         or (c <= 32 and cells >= 16 and m * c * cells <= SMALL_POINTWISE_WORK)
     )
+
+
+def _pointwise_direct_may(g: int, c: int) -> bool:
+    """Whether a 1x1 layer of ``c`` input channels may run direct on some map
+    (:func:`_pointwise_direct_pays`; :func:`prewarm` loads the kernel for it)."""
+    return g == 1 and c <= 48
 
 
 #: multiply-adds up to which a 1x1 layer of few input channels runs direct on any map (see
@@ -919,7 +925,7 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
         or _dense_direct_pays(attrs.group, w_shape[1], w_shape[0], taps)
-        or (taps == 1 and attrs.group == 1 and w_shape[1] <= 48)  # _pointwise_direct_pays
+        or (taps == 1 and _pointwise_direct_may(attrs.group, w_shape[1]))
     ):
         depthwise = w_shape[1] == 1 and w_shape[0] == attrs.group
         if _conv_jit.warm() is not None and depthwise:
@@ -1355,17 +1361,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
             (1, *kernel),
             exact,
         )  # fmt: skip
-
-        if isinstance(inner, _COMPILED_EPILOGUE):
-            return _Plan1D(inner)
-
-        def run_1d(x, wmat, bias=None, z=None, act=None):
-            if z is not None and z.ndim != 3:
-                return _finish(inner(x[:, :, None], wmat, bias)[:, :, 0], z, act)
-            zz = None if z is None else z[:, :, None]
-            return inner(x[:, :, None], wmat, bias, zz, act)[:, :, 0]
-
-        return run_1d
+        return _Plan1D(inner)
     if (
         g == 1
         and n * c * taps * math.prod(out) <= GATHER_LIMIT
@@ -1423,11 +1419,10 @@ def cached_phases(x_shape, kernel, strides, dilations, out, begin, end) -> _Phas
 _PLANS: dict = {}  # (id(attrs), shapes, dtype) -> (attrs, plan): conv_core's plans
 
 
-#: the plans that apply an activation ``code`` as they write the output
 class _Plan1D:
-    """A 1-D convolution as the 2-D compiled plan ``inner`` over a single row, taking the
-    activation ``code`` through (a Python wrapper did not: Silero's 64 -> 64 channels over 2
-    frames applied its Relu in a separate pass)."""
+    """A 1-D convolution as the 2-D plan ``inner`` over a single row, taking the activation
+    ``code`` through where ``inner`` takes one (:func:`takes_code`; a wrapper that did not made
+    Silero's 64 -> 64 channels over 2 frames apply its Relu in a separate pass)."""
 
     __slots__ = ("inner",)
 
@@ -1443,7 +1438,8 @@ class _Plan1D:
         return self.inner(x[:, :, None], wmat, bias, zz, act, code)[:, :, 0]
 
 
-_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan, _GatherPlan, _Plan1D)
+#: the plans that apply an activation ``code`` as they write the output
+_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan, _GatherPlan)
 _PLAN_LIMIT = 4096
 
 
@@ -1490,6 +1486,8 @@ def conv_plan(x_shape, x_dtype, wmat, m, attrs: ops.Window, w_spatial, exact: bo
 def takes_code(plan) -> bool:
     """Whether ``plan`` applies an activation ``code`` as it writes the output (with a residual
     it takes ``act`` instead)."""
+    if isinstance(plan, _Plan1D):
+        plan = plan.inner
     return isinstance(plan, _COMPILED_EPILOGUE)
 
 
