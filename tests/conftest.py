@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from ort_core.plugins import get_plugin_manager
+
+# The CPU provider's saved-kernel library (ort_cpu/_aot.py) stays off in the tests, which run
+# numba's kernels; test processes would otherwise start builders in the user's cache. The
+# library's own tests turn it on in a temporary folder.
+os.environ.setdefault("ORT_CPU_AOT", "0")
 
 
 def make_model(nodes, inputs, outputs, initializers=(), opset=17, **kw):

@@ -27,13 +27,15 @@ Rules every user of this module follows:
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LazyIntrinsic", "LazyKernel", "available", "jit", "reason"]
+__all__ = ["LazyIntrinsic", "LazyKernel", "available", "in_use", "jit", "reason"]
 
 _STATE: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -48,6 +50,14 @@ def _probe() -> None:
         if os.environ.get("ORT_CPU_JIT", "1").strip() == "0":
             _STATE["why"] = "ORT_CPU_JIT=0 turns the compiled kernels off"
             _STATE["ok"] = False
+            return
+        from . import _aot
+
+        if _aot.library() is not None and importlib.util.find_spec("numba") is not None:
+            # the saved kernels were built by this numba (the library's key has its files):
+            # it is imported only for a call the library lacks (see ort_cpu._aot)
+            _STATE["why"] = ""
+            _STATE["ok"] = True
             return
         try:
             import numba  # noqa: F401
@@ -65,6 +75,11 @@ def available() -> bool:
     return bool(_STATE["ok"])
 
 
+def in_use() -> bool:
+    """Whether a kernel of this process has compiled code (from numba or the saved library)."""
+    return bool(_STATE.get("in use")) or "numba" in sys.modules
+
+
 def reason() -> str:
     """Why compiled kernels are off ('' when they are on)."""
     _probe()
@@ -78,22 +93,57 @@ class LazyKernel:
         self.py_func = fn
         self.options = options
         self._compiled: Any = None
-        self._lock = threading.Lock()
+        self._numba: Any = None
+        self._lock = threading.RLock()
 
     def get(self) -> Any:
-        """The compiled dispatcher, or None when compiled kernels are off."""
+        """The kernel's callable, or None when compiled kernels are off: the saved library's
+        entry points when it has this kernel (:mod:`ort_cpu._aot`; calls of other argument
+        types go to numba), else numba's dispatcher."""
         if self._compiled is None:
             if not available():
                 return None
             with self._lock:
                 if self._compiled is None:
+                    from . import _aot
+
+                    saved, kid = _aot.library(), _aot.kernel_id(self.py_func)
+                    fn = saved.dispatcher(kid, self._call_jitted) if saved and kid else None
+                    self._compiled = fn if fn is not None else self.jitted()
+                    _STATE["in use"] = self._compiled is not None
+        return self._compiled
+
+    def jitted(self) -> Any:
+        """numba's dispatcher (compiled, or loaded from numba's disk cache, at its first call
+        of each argument types), or None when compiled kernels are off. Compiled code that
+        calls the kernel takes this one (numba compiles calls to its own dispatchers)."""
+        if self._numba is None:
+            if not available():
+                return None
+            with self._lock:
+                if self._numba is None:
                     fn = self._with_compiled_callees()
                     if fn is None:
                         return None
                     import numba
 
-                    self._compiled = numba.njit(cache=True, nogil=True, **self.options)(fn)
-        return self._compiled
+                    from . import _aot
+
+                    self._numba = numba.njit(cache=True, nogil=True, **self.options)(fn)
+                    _aot.note_compiled(self)
+        return self._numba
+
+    @property
+    def numba_dispatcher(self) -> Any:
+        """numba's dispatcher if this process made it (None otherwise)."""
+        return self._numba
+
+    def _call_jitted(self, *args: Any) -> Any:
+        """A call the saved library has no entry point for: numba's dispatcher takes it."""
+        fn = self.jitted()
+        if fn is None:
+            raise RuntimeError(f"{self!r}: numba is off or missing; set ORT_CPU_AOT=0")
+        return fn(*args)
 
     def _with_compiled_callees(self) -> Any:
         """The Python function to compile: when it calls other :class:`LazyKernel` functions of
@@ -110,7 +160,7 @@ class LazyKernel:
             return fn
         env = dict(fn.__globals__)
         for name, callee in callees.items():
-            env[name] = callee.get()
+            env[name] = callee.jitted() if isinstance(callee, LazyKernel) else callee.get()
             if env[name] is None:
                 return None
         copy = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)
@@ -130,9 +180,9 @@ class LazyKernel:
 
 
 class LazyIntrinsic:
-    """A numba intrinsic (code written with llvmlite) that a :func:`jit` function calls, named by
-    its module and attribute: the module imports numba, so it is imported only when a kernel
-    calling the intrinsic compiles. numba's disk cache keys a kernel on its own source file:
+    """A numba intrinsic (code written with llvmlite), or a function of numba's own such as
+    ``numba.carray``, that a :func:`jit` function calls, named by its module and attribute: the
+    module imports numba, so it is imported only when a kernel calling it compiles. numba's disk cache keys a kernel on its own source file:
     after editing the intrinsic's module, touch the kernel's module too."""
 
     def __init__(self, module: str, name: str) -> None:

@@ -17,7 +17,7 @@ run and splits the large products itself:
   through ctypes or numpy, compiled kernels with ``nogil``), so pieces run at the same time.
 - Two hand-offs. Until numba is loaded, workers wait on a queue and the caller on an event:
   15-30 us to wake each on the 2-core virtual machines measured, about 55 us per split. Once a
-  kernel has loaded numba, the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`;
+  kernel has compiled code (numba's, or the saved library's, :mod:`._aot`), the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`;
   Linux on x86-64): during a run, idle workers poll for work in compiled code without the
   GIL, for at most :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the
   BLAS routine's address, while the caller polls for the last piece (about 2 us per split, so
@@ -181,8 +181,8 @@ class Pool:
     # -- the spinning hand-off -------------------------------------------------------------------
     def start_spinning(self) -> bool:
         """Switch to the compiled hand-off (idempotent); False where it cannot be used (see
-        :func:`spin_supported`, or no libc ``syscall``). Called once numba is loaded anyway, at
-        session creation."""
+        :func:`spin_supported`, or no libc ``syscall``). Called at session creation once a kernel
+        has compiled code: it loads numba (the spinning loop is numba's code)."""
         if self._spin is not None:
             return True
         if not spin_supported():

@@ -162,7 +162,7 @@ class Walker:
         return self._level_nodes
 
     def compile(self, walk) -> bool:
-        """Walk with ``walk`` (``kernels/_ml_jit.forest`` and the module ``kernels/_ml_pieces``)
+        """Walk with ``walk`` (the compiled ``kernels/_ml_jit.forest`` and ``walk_and_add``)
         from now on, unless :data:`FORCE` names a numpy walk; False where it cannot (the
         general walk, a forest too large for int32 indices). Batches from
         :data:`TREE_SPLIT_PAIRS` row-tree pairs are walked by the run's intra-op threads, a
@@ -229,27 +229,35 @@ class Walker:
         """(fn, block): ``fn(x, block, out, has)`` is :meth:`walk_and_add`'s walk and sums for
         inputs of ``dtype`` on one thread, in one compiled call whose constant arguments (the
         forest, the weights ``entries``, ``base`` or none, ``div``) are one block of addresses
-        (:func:`.kernels._ml_pieces.walk_and_add`: 4 arguments to unbox, not 13). The caller
+        (:func:`.kernels._ml_jit.walk_and_add`: 4 arguments to unbox, not 13). The caller
         keeps ``entries`` and ``base`` alive with the block."""
-        (_, pieces), tables, roots = self._compiled
+        from .kernels import _ml_jit
+
+        (_, one_call), tables, roots = self._compiled
         nodes, values, col = tables[dtype]
         base = _NO_WEIGHTS[values.dtype.type] if base is None else base
-        block = pieces.sums_slots(pieces.template(nodes, col, roots, entries), base, div)
-        return pieces.walk_and_add, block
+        block = _ml_jit.sums_slots(_ml_jit.template(nodes, col, roots, entries), base, div)
+        return one_call, block
 
     def _walk_shared(self, x, leaves, entries, out, has, div, base) -> bool:
         """:meth:`walk_and_add`'s work shared among the run's threads: the trees (each thread
         walks its own for every row), then the rows for the sums (:mod:`.kernels._ml_pieces`);
         False (nothing done) where the run's pool cannot take them."""
-        (_, pieces), tables, roots = self._compiled
+        from . import _threads
+
+        if not _threads.spinning():
+            return False
+        from .kernels import _ml_jit, _ml_pieces  # the pieces import numba
+
+        _, tables, roots = self._compiled
         nodes, _, col = tables[x.dtype.type]
         start = None if entries is None else entries[0]
         key = (x.dtype.type, id(start))
         kept = self._templates.get(key)
         if kept is None or kept[0] is not start:  # the tables' addresses, kept with the walker
-            kept = self._templates[key] = (start, pieces.template(nodes, col, roots, entries))
+            kept = self._templates[key] = (start, _ml_jit.template(nodes, col, roots, entries))
         sums = None if entries is None else (*entries, out, has, div, base)
-        return pieces.split_walk(x, leaves, kept[1], sums)
+        return _ml_pieces.split_walk(x, leaves, kept[1], sums)
 
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about

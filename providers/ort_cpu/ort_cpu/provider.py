@@ -144,9 +144,12 @@ class CPUExecutionProvider(KernelProvider):
                 _blas.find_gemm(np.float32)
         kernel = super().create_kernel(info)
         if self._pool is not None and self._spin and not self._pool.spinning:
-            # once a kernel has loaded numba, the pool switches to the compiled hand-off
-            # (``ort_cpu._threads``); a model whose kernels never need numba does not load it
-            if "numba" in sys.modules:
+            # once a kernel has compiled code, the pool switches to the compiled hand-off
+            # (``ort_cpu._threads``, which loads numba even where the kernels come from the
+            # saved library); a model whose kernels never need compiled code does not load it
+            from ._jit import in_use
+
+            if in_use():
                 self._pool.start_spinning()
         return kernel
 

@@ -28,9 +28,9 @@ from . import _conv_jit
 X, N, C, H, W, WEIGHTS, ROWS, COLUMNS, BIAS, Y, YC, OH, OW = range(13)
 INTS = 13
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
-_direct = _conv_jit._direct.get()
-_nhwc = _conv_jit._depthwise_nhwc.get()
-_quant = _conv_jit._depthwise_quant.get()
+_direct = _conv_jit._direct.jitted()
+_nhwc = _conv_jit._depthwise_nhwc.jitted()
+_quant = _conv_jit._depthwise_quant.jitted()
 
 
 @njit(cache=True, inline="always")

@@ -20,22 +20,36 @@ from numba import carray, cfunc, njit, types
 from .. import _threads
 from .._spin_jit import made, pointer
 from . import _ml_jit
-
-#: slots of a walk's argument block: x's address, rows, features; the node table's address and
-#: rows; the roots' address and count (the trees); the leaves' address; the threshold column
-X, ROWS, FEATURES, NODES, N_NODES, ROOTS, N_TREES, LEAVES, COL = range(9)
-#: further slots for the sums: the CSR tables' addresses (start, target, weight) and sizes (leaves
-#: + 1, entries); out's address and columns; has' address and rows (0: no flags); base's address
-#: and size; the divisor's float64 bits
-START, N_START, TARGET, WEIGHT, N_WEIGHTS, OUT, N_OUT, HAS, HAS_ROWS, BASE, N_BASE, DIV = range(
-    9, 21
+from ._ml_jit import (  # noqa: F401 - the argument block's slots, shared with _ml_jit
+    BASE,
+    COL,
+    DIV,
+    FEATURES,
+    HAS,
+    HAS_ROWS,
+    LEAVES,
+    N_BASE,
+    N_NODES,
+    N_OUT,
+    N_START,
+    N_TREES,
+    N_WEIGHTS,
+    NODES,
+    OUT,
+    ROOTS,
+    ROWS,
+    SLOTS,
+    START,
+    TARGET,
+    WEIGHT,
+    X,
 )
-SLOTS = 21
+
 #: node tables (32 bytes a node) up to this size are shared by rows, larger ones by trees
 ROWS_SPLIT_BYTES = 512 * 1024
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
-_walk_trees = _ml_jit.walk_trees.get()
-_add_leaves = _ml_jit.add_leaves.get()
+_walk_trees = _ml_jit.walk_trees.jitted()
+_add_leaves = _ml_jit.add_leaves.jitted()
 
 
 @njit(inline="always")
@@ -126,62 +140,6 @@ def warm(dtypes, n_nodes: int) -> None:
 def by_rows(n_nodes: int) -> bool:
     """Whether :func:`split_walk` shares a forest of ``n_nodes`` nodes by rows."""
     return n_nodes * 32 <= ROWS_SPLIT_BYTES
-
-
-def template(nodes, col: int, roots, entries) -> np.ndarray:
-    """The slots of a walk's argument block that stay the same from run to run: the node table
-    ``nodes`` [M, 8] (int32, thresholds in column ``col`` of its view), the ``roots`` [T], and
-    the leaves' weights ``entries`` (``start, target, weight``, or None)."""
-    a = np.zeros(SLOTS, np.int64)
-    a[NODES], a[N_NODES], a[COL] = nodes.ctypes.data, nodes.shape[0], col
-    a[ROOTS], a[N_TREES] = roots.ctypes.data, len(roots)
-    if entries is not None:
-        start, target, weight = entries
-        a[START], a[N_START] = start.ctypes.data, len(start)
-        a[TARGET], a[WEIGHT], a[N_WEIGHTS] = target.ctypes.data, weight.ctypes.data, len(weight)
-    return a
-
-
-@njit(cache=True, nogil=True)
-def walk_and_add(x, a, out, has):  # pragma: no cover - compiled
-    """:func:`._ml_jit.forest` on one thread with the forest, its leaves' weights, the base
-    and the divisor named by the argument block ``a`` (:func:`template` and :func:`sums_slots`):
-    four arguments to unbox per call instead of thirteen (about 0.7 us of a 10 us batch-1
-    run), the leaves reached kept in a buffer of its own."""
-    dtype = x.dtype
-    n, n_trees = x.shape[0], a[N_TREES]
-    nodes = carray(pointer(a[NODES]), (a[N_NODES], 8), np.int32)
-    values = carray(pointer(a[NODES]), (a[N_NODES], 32 // x.itemsize), dtype)
-    roots = carray(pointer(a[ROOTS]), n_trees, np.int32)
-    leaves = np.empty((n, n_trees), np.int32)
-    _walk_trees(x, nodes, values, a[COL], roots, 0, n_trees, leaves)
-    start = carray(pointer(a[START]), a[N_START], np.int32)
-    target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
-    weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
-    base = carray(pointer(a[BASE]), a[N_BASE], dtype)
-    div = carray(pointer(a.ctypes.data + DIV * 8), 1, np.float64)[0]
-    _add_leaves(leaves, start, target, weight, out, has, dtype.type(div), base, 0, n)
-
-
-def warm_walk_and_add(dtypes) -> None:
-    """Compile (or load from the disk cache) :func:`walk_and_add` for inputs of ``dtypes``,
-    writable or read-only, at session creation: an empty batch, nothing read."""
-    for dtype in dtypes:
-        x = np.zeros((0, 1), dtype)
-        ro = x.copy()
-        ro.flags.writeable = False
-        for xx in (x, ro):
-            walk_and_add(xx, np.zeros(SLOTS, np.int64), np.zeros((0, 1), dtype),
-                         np.zeros((0, 0), np.bool_))  # fmt: skip
-
-
-def sums_slots(a: np.ndarray, base, div) -> np.ndarray:
-    """``a`` (a :func:`template` with weights) with the sums' constant slots filled: ``base``
-    (kept alive by the caller) and the divisor."""
-    a = a.copy()
-    a[BASE], a[N_BASE] = base.ctypes.data, len(base)
-    a[DIV:].view(np.float64)[0] = div
-    return a
 
 
 def split_walk(x, leaves, template, sums=None) -> bool:

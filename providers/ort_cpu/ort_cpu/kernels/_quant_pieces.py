@@ -29,9 +29,9 @@ PIECE = 1 << 14
 #: the block's slots: the first operand's, the second's (or the table's) and the output's
 #: addresses, the element count, the kernel's integer argument; then its float arguments
 A, B, OUT, COUNT, CODE, FLOATS = range(6)
-_lookup = _quant_jit.lookup.get()
-_qbinary = _quant_jit.qbinary.get()
-_qsoftmax = _quant_jit.qsoftmax3.get()
+_lookup = _quant_jit.lookup.jitted()
+_qbinary = _quant_jit.qbinary.jitted()
+_qsoftmax = _quant_jit.qsoftmax3.jitted()
 #: the slots of a softmax piece's block: x's address and (outer, n, inner) view, the table's
 #: and the output's addresses; then the factor, zero point and bounds
 S_X, S_OUTER, S_N, S_INNER, S_TABLE, S_OUT, S_FLOATS = range(7)

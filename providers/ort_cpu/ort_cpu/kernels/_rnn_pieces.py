@@ -27,7 +27,7 @@ _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 (XW, RT, RB, P, H, C, LENS, CODES, ALPHAS, BETAS, Y, SEQ, BATCH, N, GN, P_LEN, OP, REVERSE,
  FLAGS, CLIP) = range(20)  # fmt: skip
 SLOTS = 20
-_run = _rnn_jit.run_direction.get()
+_run = _rnn_jit.run_direction.jitted()
 
 
 @njit(inline="always")
@@ -119,7 +119,7 @@ SHARED_SLOTS = SLOTS + 5
 OWNER, DONE = (0, 8), (16, 24)
 #: polls (about 25 ns each) a half waits for the other's thread to start before taking it over
 TAKE_OVER_POLLS = 4000
-_act = _rnn_jit._act.get()
+_act = _rnn_jit._act.jitted()
 
 
 def pack_halves(rt: np.ndarray, gates: int, bounds) -> np.ndarray:

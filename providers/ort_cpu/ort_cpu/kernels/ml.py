@@ -506,15 +506,13 @@ class _Ensemble:
         if not self.walker.general:
             kinds = {np.float64 if d == np.float64 else np.float32 for d in dtypes}
             fn = _ml_jit.warm_forest(kinds)
-            if fn is not None:
-                from . import _ml_pieces  # imports numba: compiled kernels are on
+            # loaded now, not in the first run
+            one_call = _ml_jit.warm_walk_and_add(kinds) if fn is not None else None
+            self.compiled = one_call is not None and self.walker.compile((fn, one_call))
+            if self.compiled and _threads.will_split(info.provider):
+                from . import _ml_pieces  # imports numba: the pieces are numba cfuncs
 
-                fn = (fn, _ml_pieces)
-            self.compiled = fn is not None and self.walker.compile(fn)
-            if self.compiled:  # now, not in the first run
-                _ml_pieces.warm_walk_and_add(kinds)
-                if _threads.will_split(info.provider):
-                    _ml_pieces.warm(kinds, self.walker.n_nodes)
+                _ml_pieces.warm(kinds, self.walker.n_nodes)
 
     def compiled_sums(self, x: np.ndarray, first: bool, track: bool, div=1, base=None):
         """(sums [N, C] in ``x``'s dtype, divided by ``div`` then ``base`` [C] added, scored
