@@ -38,12 +38,12 @@ def test_the_exponential_against_float64():
     float32's largest, NaN kept."""
     import numba
 
-    module = _jit_module()
+    exp = _jit_module()._exp.jitted()
 
     @numba.njit(error_model="numpy")
     def exps(x, y):
         for i in range(x.shape[0]):
-            y[i] = module._exp(x[i])
+            y[i] = exp(x[i])
 
     x = np.concatenate([np.linspace(-86.9, 88.7, 400_001), np.linspace(-1, 1, 10_001)]).astype(
         np.float32
@@ -219,9 +219,9 @@ def test_logistic_against_the_numpy_path(alpha, times_x, monkeypatch):
     big = np.abs(want) > 1e-30
     np.testing.assert_allclose(got[big], want[big], rtol=4e-7, atol=0)
     part = np.empty(100, np.float32)
-    module.logistic_cells(x[1000:1100], part, np.float32(alpha), times_x, 0, 100)
+    module.logistic_cells.get()(x[1000:1100], part, np.float32(alpha), times_x, 0, 100)
     tail = np.empty(x.size, np.float32)
-    module.logistic_cells(x, tail, np.float32(alpha), times_x, 1000, 1100)
+    module.logistic_cells.get()(x, tail, np.float32(alpha), times_x, 1000, 1100)
     np.testing.assert_array_equal(part, got[1000:1100])
     np.testing.assert_array_equal(tail[1000:1100], got[1000:1100])
 

@@ -18,21 +18,19 @@ of the exact value (numpy's ``exp``: 1e-7), 0 below about -87 and inf above abou
 softmax scales by the sum's reciprocal, as MLAS does. numba's ``math.exp`` is a call per element
 (no vector math library here); these loops vectorize, without ``fastmath``.
 
-This module imports numba when it is imported: :mod:`.contrib` and :mod:`.elementwise` import it
-only where compiled kernels are on. Everything compiles with ``cache=True``.
+This module does not import numba: its kernels are :func:`ort_cpu._jit.jit` functions (loaded
+from the saved library of :mod:`ort_cpu._aot` where it has them), and their pieces for the
+intra-op pool, numba ``cfunc`` functions, are in :mod:`._exp_pieces`, imported where a run shares
+the work (the pool spins, numba is loaded).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import carray, cfunc, njit, types
-from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import block, made, pointer
+from .._jit import LazyIntrinsic, jit
 
-_SIGNATURE = types.void(types.int64, types.int64, types.int64)
 #: heads x keys x queries from which the heads are shared among the run's threads (a head of
 #: 128 x 128 scores takes 8 us here; a split costs a few)
 SPLIT_WORK = 1 << 16
@@ -55,19 +53,12 @@ _P = tuple(
 )
 
 
-@intrinsic
-def _float_bits(typingctx, bits):
-    """The float32 whose bits are the int32 ``bits``."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
+#: the float32 whose bits are an int32 (an llvmlite bitcast)
+_float_bits = LazyIntrinsic("ort_cpu.kernels._fma", "float_bits")
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _exp(x):  # pragma: no cover - compiled
+@jit(inline="always", error_model="numpy")
+def _exp(x):
     """exp of a float32 ``x`` (see the module docstring): 2 ** n as 2 ** (n - 1) * 2, so that n
     reaches 128 at the top of the range."""
     x = min(max(x, _LOWEST), _HIGHEST)
@@ -83,8 +74,8 @@ def _exp(x):  # pragma: no cover - compiled
     return p * _float_bits(np.int32((np.int32(n) + 126) * 8388608)) * np.float32(2)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def softmax_keys(s, scale, mask, per_mask, h0, h1):  # pragma: no cover - compiled
+@jit(error_model="numpy")
+def softmax_keys(s, scale, mask, per_mask, h0, h1):
     """For heads ``h0:h1`` of the transposed scores ``s`` (heads, keys, queries), float32:
     ``s[h] = softmax(s[h] * scale + mask[h // per_mask][:, None])`` over the keys (axis 0 of a
     head), in place; ``per_mask`` 0: no mask."""
@@ -116,40 +107,31 @@ def softmax_keys(s, scale, mask, per_mask, h0, h1):  # pragma: no cover - compil
                 row[j] *= total[j]
 
 
-def _softmax_piece():
-    """Heads ``lo:hi`` of :func:`softmax_keys`; the argument block (:func:`softmax`): the
-    scores' address and shape, the mask's address and rows, ``per_mask``, the scale's float64
-    bits."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), 7, np.int64)
-        s = carray(pointer(a[0]), (a[1], a[2], a[3]), np.float32)
-        mask = carray(pointer(a[4]), (a[5], a[2]), np.float32)
-        scale = carray(pointer(argument + 56), 1, np.float64)[0]
-        softmax_keys(s, np.float32(scale), mask, a[6], lo, hi)
-
-    return cfunc(_SIGNATURE, cache=True)(piece)
-
-
 def softmax(s: np.ndarray, scale: float, mask: np.ndarray | None, per_mask: int) -> None:
     """:func:`softmax_keys` over every head of ``s`` (C-contiguous float32), ``mask`` (rows,
     keys) float32 C-contiguous or None; the heads shared among the run's threads where it pays
     and the run's pool is free, else on this thread."""
     if mask is None:
         mask, per_mask = np.zeros((1, s.shape[1]), np.float32), 0
-    if s.size >= SPLIT_WORK:
-        a = block((s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask), (scale,))
-        if _threads.split_compiled(s.shape[0], made(_softmax_piece), a.ctypes.data):
+    if s.size >= SPLIT_WORK and _threads.spinning():
+        from . import _exp_pieces as pieces
+
+        a = pieces.block(
+            (s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask), (scale,)
+        )
+        if _threads.split_compiled(s.shape[0], pieces.address("softmax"), a.ctypes.data):
             return
-    softmax_keys(s, np.float32(scale), mask, per_mask, 0, s.shape[0])
+    softmax_keys.get()(s, np.float32(scale), mask, per_mask, 0, s.shape[0])
 
 
 def warm_softmax(split: bool) -> None:
     """Compile (or load) :func:`softmax_keys` now, and with ``split`` its piece."""
     s = np.zeros((1, 1, 1), np.float32)
-    softmax_keys(s, np.float32(1), np.zeros((1, 1), np.float32), 1, 0, 1)
+    softmax_keys.warm(s, np.float32(1), np.zeros((1, 1), np.float32), 1, 0, 1)
     if split:
-        made(_softmax_piece)
+        from . import _exp_pieces
+
+        _exp_pieces.address("softmax")
 
 
 # -- Softmax and LogSoftmax over the last axis -----------------------------------------------------
@@ -157,8 +139,8 @@ def warm_softmax(split: bool) -> None:
 _LANES = 16
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def softmax_rows(x, y, log, r0, r1):  # pragma: no cover - compiled
+@jit(error_model="numpy")
+def softmax_rows(x, y, log, r0, r1):
     """Rows ``r0:r1`` of the float32 (rows, columns) ``x`` into ``y`` as onnxruntime's MLAS
     computes them: the row's maximum, the exponentials of the differences and their sum (16
     partial sums side by side, as MLAS's vector loop keeps them), then for Softmax (``log`` 0)
@@ -210,19 +192,6 @@ def softmax_rows(x, y, log, r0, r1):  # pragma: no cover - compiled
             yr[j] *= scale
 
 
-def _softmax_rows_piece():
-    """Rows ``lo:hi`` of :func:`softmax_rows`; the argument block: x's address and shape, y's
-    address, ``log``."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), 5, np.int64)
-        x = carray(pointer(a[0]), (a[1], a[2]), np.float32)
-        y = carray(pointer(a[3]), (a[1], a[2]), np.float32)
-        softmax_rows(x, y, a[4], lo, hi)
-
-    return cfunc(_SIGNATURE, cache=True)(piece)
-
-
 #: elements of a Softmax from which its rows are shared among the run's threads
 SOFTMAX_SPLIT = 1 << 15
 
@@ -233,11 +202,13 @@ def softmax_last(x: np.ndarray, log: int) -> np.ndarray:
     y = np.empty(x.shape, np.float32)
     rows = x.size // x.shape[-1]
     x2, y2 = x.reshape(rows, x.shape[-1]), y.reshape(rows, x.shape[-1])
-    if x.size >= SOFTMAX_SPLIT and rows > 1:
-        a = block((x2.ctypes.data, *x2.shape, y2.ctypes.data, log))
-        if _threads.split_compiled(rows, made(_softmax_rows_piece), a.ctypes.data):
+    if x.size >= SOFTMAX_SPLIT and rows > 1 and _threads.spinning():
+        from . import _exp_pieces as pieces
+
+        a = pieces.block((x2.ctypes.data, *x2.shape, y2.ctypes.data, log))
+        if _threads.split_compiled(rows, pieces.address("softmax_rows"), a.ctypes.data):
             return y
-    softmax_rows(x2, y2, log, 0, rows)
+    softmax_rows.get()(x2, y2, log, 0, rows)
     return y
 
 
@@ -248,14 +219,16 @@ def warm_softmax_rows(split: bool) -> None:
     ro = x.copy()
     ro.flags.writeable = False
     for v in (x, ro):
-        softmax_rows(v, np.empty_like(x), 0, 0, 1)
+        softmax_rows.warm(v, np.empty_like(x), 0, 0, 1)
     if split:
-        made(_softmax_rows_piece)
+        from . import _exp_pieces
+
+        _exp_pieces.address("softmax_rows")
 
 
 # -- erf GELU -------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, error_model="numpy")
-def gelu_rows(x, bias, y, q, s_max, r0, r1):  # pragma: no cover - compiled
+@jit(error_model="numpy")
+def gelu_rows(x, bias, y, q, s_max, r0, r1):
     """``y[r] = gelu(x[r] + bias)`` for rows ``r0:r1`` of the float32 (rows, columns) ``x`` and
     ``y`` (``bias`` of length 0: none): :func:`.elementwise.gelu_erf`'s float32 steps,
     ``u / (1 + exp(u * Q(min(u * u, s_max))))`` with ``u = max(x + bias, -1e30)`` and ``Q``
@@ -273,23 +246,6 @@ def gelu_rows(x, bias, y, q, s_max, r0, r1):  # pragma: no cover - compiled
             yr[j] = u / (np.float32(1) + _exp(p * u))
 
 
-def _gelu_piece():
-    """Rows ``lo:hi`` of :func:`gelu_rows`; the argument block (:func:`gelu`): x's address and
-    shape, the bias's address and length, y's address, the polynomial's address, the clamp's
-    float64 bits."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), 7, np.int64)
-        x = carray(pointer(a[0]), (a[1], a[2]), np.float32)
-        bias = carray(pointer(a[3]), a[4], np.float32)
-        y = carray(pointer(a[5]), (a[1], a[2]), np.float32)
-        q = carray(pointer(a[6]), 8, np.float32)
-        s_max = carray(pointer(argument + 56), 1, np.float64)[0]
-        gelu_rows(x, bias, y, q, np.float32(s_max), lo, hi)
-
-    return cfunc(_SIGNATURE, cache=True)(piece)
-
-
 #: elements of a GELU from which its rows are shared among the run's threads
 GELU_SPLIT = 1 << 14
 
@@ -301,14 +257,16 @@ def gelu(x: np.ndarray, bias: np.ndarray | None, q: np.ndarray, s_max: float) ->
     y = np.empty(x.shape, np.float32)
     b = np.zeros(0, np.float32) if bias is None else bias
     rows = x.shape[0]
-    if x.size >= GELU_SPLIT and rows > 1:
-        a = block(
+    if x.size >= GELU_SPLIT and rows > 1 and _threads.spinning():
+        from . import _exp_pieces as pieces
+
+        a = pieces.block(
             (x.ctypes.data, *x.shape, b.ctypes.data, b.shape[0], y.ctypes.data, q.ctypes.data),
             (s_max,),
         )
-        if _threads.split_compiled(rows, made(_gelu_piece), a.ctypes.data):
+        if _threads.split_compiled(rows, pieces.address("gelu"), a.ctypes.data):
             return y
-    gelu_rows(x, b, y, q, np.float32(s_max), 0, rows)
+    gelu_rows.get()(x, b, y, q, np.float32(s_max), 0, rows)
     return y
 
 
@@ -317,14 +275,16 @@ def warm_gelu(split: bool, q: np.ndarray) -> None:
     its piece."""
     x = np.zeros((1, 1), np.float32)
     for b in (np.zeros(0, np.float32), np.zeros(1, np.float32)):
-        gelu_rows(x, b, x.copy(), q, np.float32(1), 0, 1)
+        gelu_rows.warm(x, b, x.copy(), q, np.float32(1), 0, 1)
     if split:
-        made(_gelu_piece)
+        from . import _exp_pieces
+
+        _exp_pieces.address("gelu")
 
 
 # -- logistic (Sigmoid, SiLU, QuickGelu) ----------------------------------------------------------
-@njit(cache=True, nogil=True, error_model="numpy")
-def logistic_cells(x, y, alpha, times_x, e0, e1):  # pragma: no cover - compiled
+@jit(error_model="numpy")
+def logistic_cells(x, y, alpha, times_x, e0, e1):
     """``y = 1 / (1 + exp(-alpha * x))`` (``x / (...)`` when ``times_x``: SiLU, QuickGelu) for
     cells ``e0:e1`` of the flat float32 ``x`` and ``y``: :func:`.elementwise.logistic`'s steps
     in one pass. Both tails as there: exp overflows to inf far left (x / inf is -0, -inf / inf
@@ -351,21 +311,6 @@ LOGISTIC_PIECE = 1 << 13
 LOGISTIC_SPLIT = 1 << 16
 
 
-def _logistic_piece():
-    """Cells ``lo * LOGISTIC_PIECE : hi * LOGISTIC_PIECE`` of :func:`logistic_cells`; the
-    argument block: x's and y's addresses, the cells, ``times_x``, alpha's float64 bits."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), 5, np.int64)
-        x = carray(pointer(a[0]), a[2], np.float32)
-        y = carray(pointer(a[1]), a[2], np.float32)
-        alpha = carray(pointer(argument + 32), 1, np.float64)[0]
-        e0, e1 = lo * LOGISTIC_PIECE, min(hi * LOGISTIC_PIECE, a[2])
-        logistic_cells(x, y, np.float32(alpha), a[3] != 0, e0, e1)
-
-    return cfunc(_SIGNATURE, cache=True)(piece)
-
-
 def logistic(x: np.ndarray, alpha: float, times_x: bool) -> np.ndarray:
     """:func:`logistic_cells` over the flat C-contiguous float32 ``x``, into a new array; its
     pieces shared among the run's threads from :data:`LOGISTIC_SPLIT` cells (YOLO's SiLUs ran
@@ -375,11 +320,13 @@ def logistic(x: np.ndarray, alpha: float, times_x: bool) -> np.ndarray:
     y = np.empty(n, np.float32)
     a = np.float32(alpha)
     if n >= LOGISTIC_SPLIT and _threads.spinning():
-        blk = block((x.ctypes.data, y.ctypes.data, n, int(times_x)), (alpha,))
+        from . import _exp_pieces as pieces
+
+        blk = pieces.block((x.ctypes.data, y.ctypes.data, n, int(times_x)), (alpha,))
         units = -(-n // LOGISTIC_PIECE)
-        if _threads.split_compiled(units, made(_logistic_piece), blk.ctypes.data):
+        if _threads.split_compiled(units, pieces.address("logistic"), blk.ctypes.data):
             return y
-    logistic_cells(x, y, a, times_x, 0, n)
+    logistic_cells.get()(x, y, a, times_x, 0, n)
     return y
 
 
@@ -390,6 +337,8 @@ def warm_logistic(split: bool) -> None:
     for writable in (True, False):
         x.flags.writeable = writable
         for times_x in (True, False):
-            logistic_cells(x, np.empty(1, np.float32), np.float32(1), times_x, 0, 1)
+            logistic_cells.warm(x, np.empty(1, np.float32), np.float32(1), times_x, 0, 1)
     if split:
-        made(_logistic_piece)
+        from . import _exp_pieces
+
+        _exp_pieces.address("logistic")

@@ -563,7 +563,7 @@ def _attend(q, k, v, scale, add_masks):
 
 
 def _exp_module():
-    """:mod:`._exp_jit` where compiled kernels are on (it imports numba), else None."""
+    """:mod:`._exp_jit` where compiled kernels are on, else None."""
     if not jit_available():
         return None
     from . import _exp_jit

@@ -243,14 +243,16 @@ _EXP_LOADED: dict = {}
 
 def _exp_loaded(kind: str):
     """:mod:`._exp_jit` with its ``kind`` kernel loaded, where compiled kernels are on (loaded
-    now, with the logistic's piece where pools spin, if no kernel did it when its session was
-    created: :func:`_warm_exp`), else None. Every Sigmoid, SiLU and GELU call asks: the loaded
+    now, with the logistic's piece where the run's pool spins, if no kernel did it when its
+    session was created: :func:`_warm_exp`), else None. Every Sigmoid, SiLU and GELU call asks: the loaded
     module is one dict read (asking :func:`_threads.spin_supported` first cost 3 us a call)."""
     if not jit_available():  # asked each time: tests turn the compiled kernels off
         return None
     module = _EXP_LOADED.get(kind)
     if module is None:
-        _warm_exp(kind, kind == "logistic" and _threads.spin_supported())
+        # the logistic's piece where this run's pool spins (numba is loaded for it then): a
+        # one-thread process keeps to the saved kernels (ort_cpu._aot)
+        _warm_exp(kind, kind == "logistic" and _threads.spinning())
         module = _EXP_LOADED[kind]
     return module
 
