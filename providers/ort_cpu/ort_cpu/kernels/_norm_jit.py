@@ -10,59 +10,26 @@ left the same loop scalar: a float sum is not reassociated without ``fastmath``,
 checks kept the lanes from being packed). The output is ``((x - mean) * inv_std) * gamma +
 beta``, the numpy path's order.
 
-This module imports numba and llvmlite when it is imported; :mod:`.normalization` imports it
-only where compiled kernels are on.
+This module does not import numba: its kernels are :func:`ort_cpu._jit.jit` functions (loaded
+from the saved library of :mod:`ort_cpu._aot` where it has them); the vector loop is an
+intrinsic of :mod:`._norm_lanes`, imported when they compile.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
 
-from ._ir import loop_end, loop_start, splat
+from .._jit import LazyIntrinsic, jit
 
 LANES = 16
 
 
-@intrinsic
-def _lanes(typingctx, address, blocks, center, square, out):
-    """``out[k]`` (the 16 lanes at address ``out``) = the sum over the ``blocks`` blocks of 16
-    elements at ``address`` (of ``center``'s type, float32 or float64) of element k, or with
-    ``square`` of (element k - center) ** 2, in order."""
-    i64 = types.int64
-    sig = types.void(i64, i64, center, i64, i64)
-
-    def codegen(context, builder, sig, args):
-        address, blocks, center, square, out = args
-        vec = ir.VectorType(center.type, LANES)
-        word = ir.IntType(64)
-        base = builder.inttoptr(address, vec.as_pointer())
-        zero = ir.Constant(vec, None)
-        middle = splat(builder, center, vec)
-        entry, loop, done, i = loop_start(builder, blocks, "lanes")
-        acc = builder.phi(vec)
-        acc.add_incoming(zero, entry)
-        v = builder.load(builder.gep(base, [i]), align=1)
-        d = builder.fsub(v, middle)
-        term = builder.select(
-            builder.icmp_signed("!=", square, ir.Constant(word, 0)), builder.fmul(d, d), v
-        )
-        nxt = builder.fadd(acc, term)
-        body = loop_end(builder, i, blocks, loop, done)
-        acc.add_incoming(nxt, body)
-        final = builder.phi(vec)
-        final.add_incoming(zero, entry)
-        final.add_incoming(nxt, body)
-        builder.store(final, builder.inttoptr(out, vec.as_pointer()), align=1)
-        return context.get_dummy_value()
-
-    return sig, codegen
+#: the 16-lane sums as LLVM vector code (:mod:`._norm_lanes`, which imports numba)
+_lanes = LazyIntrinsic("ort_cpu.kernels._norm_lanes", "lanes")
 
 
-@njit(cache=True, inline="always")
-def _row_sum(row, center, square, lanes):  # pragma: no cover - compiled
+@jit(inline="always")
+def _row_sum(row, center, square, lanes):
     """The sum of ``row`` (or with ``square`` of its squared deviations from ``center``, of its
     type): 16 lanes over the whole blocks (:func:`_lanes`), the rest added to the lanes in
     order, then the lanes pairwise."""
@@ -80,10 +47,8 @@ def _row_sum(row, center, square, lanes):  # pragma: no cover - compiled
     return lanes[0]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def layer_norm_rows(  # pragma: no cover - compiled
-    x, gamma, beta, with_beta, simplified, count, epsilon, one, y, mean, inv_std
-):
+@jit(error_model="numpy")
+def layer_norm_rows(x, gamma, beta, with_beta, simplified, count, epsilon, one, y, mean, inv_std):
     """For each row of ``x`` (rows, n), float32 or float64: its mean (0 when ``simplified``:
     RMS normalization), ``inv_std = one / sqrt(sum((x - mean) ** 2) / count + epsilon)`` and
     ``y = ((x - mean) * inv_std) * gamma (+ beta)``; ``count`` (n), ``epsilon`` and ``one`` are
@@ -109,7 +74,8 @@ def layer_norm_rows(  # pragma: no cover - compiled
 
 def warm() -> object:
     """The compiled :func:`layer_norm_rows`, after a call for float32 and float64 (read-only
-    inputs too)."""
+    inputs too); None where compiled kernels are off."""
+    fn = None
     for dt in (np.float32, np.float64):
         x = np.zeros((1, 1), dt)
         for writable in (True, False):
@@ -118,5 +84,5 @@ def warm() -> object:
             v.flags.writeable = writable
             out = np.empty((1, 1), dt), np.empty(1, dt), np.empty(1, dt)
             for flags in ((True, False), (False, True)):
-                layer_norm_rows(x, v, v, *flags, dt(1), dt(1e-5), dt(1), *out)
-    return layer_norm_rows
+                fn = layer_norm_rows.warm(x, v, v, *flags, dt(1), dt(1e-5), dt(1), *out)
+    return fn
