@@ -7,6 +7,7 @@ as ``reduce_range`` does, where no pair can saturate)."""
 from __future__ import annotations
 
 import collections
+import types
 
 import numpy as np
 import pytest
@@ -303,6 +304,17 @@ def _one_qlinear_conv(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 
 
+def _spied(name, real, spy):
+    """``real`` (a function of :mod:`._vnni`, or one of its compiled kernels, which callers
+    reach through ``.get()``) with calls going through ``spy(name, ...)``."""
+    from ort_cpu import _jit
+
+    if isinstance(real, _jit.LazyKernel):
+        called = spy(name, real.get())
+        return types.SimpleNamespace(get=lambda: called)
+    return spy(name, real)
+
+
 @pytest.mark.parametrize(
     "c, m, hw, batch, out_dtype, per_channel, bias, x_zp, window",
     [
@@ -369,7 +381,7 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
         return call
 
     for name in ("qgemm", "split", "split_pixels", "conv_rows", "split_rows"):
-        monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
+        monkeypatch.setattr(_vnni, name, _spied(name, getattr(_vnni, name), spy))
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     calls.clear()  # (creation compiles the kernels with a call each)
     vnni = sess.run(None, {"x": x})
@@ -513,7 +525,7 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
         return call
 
     for name in ("qgemm_rows", "split_columns"):
-        monkeypatch.setattr(_vnni, name, spy(name, getattr(_vnni, name)))
+        monkeypatch.setattr(_vnni, name, _spied(name, getattr(_vnni, name), spy))
     (vnni,) = sess.run(None, {"a": a})
     shared = threads == 2 and 2 * rows * k * n >= quantization.VNNI_SPLIT_WORK
     shared = shared and _threads.spin_supported()

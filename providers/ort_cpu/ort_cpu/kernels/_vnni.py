@@ -22,20 +22,19 @@ is 32 consecutive outputs, scaled with vector operations. Tiled the first way, w
 written a column at a time and ``A`` packed per run, a 128 x 384 x 384 product reached 116
 billion multiply-adds a second here (onnxruntime 192).
 
-This module imports numba and llvmlite; :func:`available` says whether the host CPU has the
-instruction (the caller keeps the float path otherwise).
+This module does not import numba: its kernels are :func:`ort_cpu._jit.jit` functions (loaded
+from the saved library of :mod:`ort_cpu._aot` where it has them), the tiles are intrinsics of
+:mod:`._vnni_ir` (imported when the kernels compile) and the pool's pieces are numba cfuncs of
+:mod:`._vnni_pieces` (imported where a run shares work). :func:`available` says whether the host
+CPU has the instruction (the caller keeps the float path otherwise).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import carray, cfunc, njit, types
-from numba.extending import intrinsic
 
 from .. import _threads
-from .._spin_jit import block, filled, made, pointer
-from ._ir import loop_end, loop_start, requantize8, splat, store
+from .._jit import LazyIntrinsic, jit
 
 #: output channels and pixels of one tile of sums
 TILE_M, TILE_P = 8, 32
@@ -50,13 +49,12 @@ _usable: list = []  # the answer of available(), once found
 def available() -> bool:
     """Whether this CPU runs AVX-512 VNNI (as LLVM sees the host) and the kernels below compile
     for it (numba told to compile for another CPU, ``NUMBA_CPU_NAME``, may lack it): the answer
-    is found once per process."""
+    is found once per process. Where the saved library (:mod:`ort_cpu._aot`, built on this CPU
+    for its features) holds them, they ran here before: LLVM is not asked (that would load it)."""
     if not _usable:
         ok = False
         try:
-            import llvmlite.binding as llvm
-
-            if llvm.get_host_cpu_features().get("avx512vnni", False):
+            if _saved() or _host_has_vnni():
                 warm()
                 ok = True
         except Exception:  # noqa: BLE001 - no features, or no code for them: the float path
@@ -65,136 +63,27 @@ def available() -> bool:
     return _usable[0]
 
 
-def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M) -> list:
-    """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
-    2 * mm and 2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words
-    at ``x`` (row stride ``ldx`` words) and the rows' words at ``w`` (row stride ``ldw`` words)
-    broadcast; ``vectors_signed``: the signed bytes are in the vectors (the columns)."""
-    word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
-    i64t = ir.IntType(64)
-    fnty = ir.FunctionType(vec, [vec, vec, vec])
-    dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
-    xp = builder.inttoptr(x, word.as_pointer())
-    wp = builder.inttoptr(w, word.as_pointer())
-    zero = ir.Constant(vec, None)
-    n = rows * 2
-    entry, loop, done, k = loop_start(builder, k4, "vnni")
-    accs = []
-    for _ in range(n):
-        a = builder.phi(vec)
-        a.add_incoming(zero, entry)
-        accs.append(a)
-    row = builder.gep(xp, [builder.mul(k, ldx)])
-    xv = [
-        builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
-                                     vec.as_pointer()), align=4)
-        for h in range(2)
-    ]  # fmt: skip
-    new = []
-    for mm in range(rows):
-        wv = builder.load(
-            builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
-        )
-        wb = splat(builder, wv, vec)
-        for h in range(2):  # vpdpbusd's first operand holds the unsigned bytes
-            pair = [wb, xv[h]] if vectors_signed else [xv[h], wb]
-            new.append(builder.call(dp, [accs[2 * mm + h], *pair]))
-    body_end = loop_end(builder, k, k4, loop, done)
-    for a, v in zip(accs, new, strict=True):
-        a.add_incoming(v, body_end)
-    finals = []
-    for i in range(n):  # every phi first: a block's phis come before its other instructions
-        final = builder.phi(vec)
-        final.add_incoming(zero, entry)
-        final.add_incoming(new[i], body_end)
-        finals.append(final)
-    return finals
+def _saved() -> bool:
+    from .. import _aot
+
+    saved = _aot.library()
+    return saved is not None and bool(saved.table["kernels"].get(f"{__name__}:qgemm"))
 
 
-def _tile_rows_codegen(rows: int):
-    """The code of :func:`_tile_rows` (8 rows) or :func:`_tile_row` (one)."""
+def _host_has_vnni() -> bool:
+    import llvmlite.binding as llvm
 
-    def codegen(context, builder, sig, args):
-        x, ldx, w, ldw, k4, out = args
-        vec = ir.VectorType(ir.IntType(32), 16)
-        op = builder.inttoptr(out, vec.as_pointer())
-        for i, final in enumerate(_tile_sums(builder, x, ldx, w, ldw, k4, True, rows)):
-            builder.store(final, builder.gep(op, [ir.Constant(ir.IntType(64), i)]), align=4)
-        return context.get_dummy_value()
-
-    return codegen
+    return bool(llvm.get_host_cpu_features().get("avx512vnni", False))
 
 
-@intrinsic
-def _tile_rows(typingctx, x, ldx, w, ldw, k4, out):
-    """The (8, 32) int32 tile ``out`` = sum over ``k4`` words of the ``vpdpbusd`` of 32 columns
-    of int8 weights at ``x`` (:func:`pack_columns`, row stride ``ldx`` words) and 8 rows of
-    uint8 activations at ``w`` (row stride ``ldw`` words), each row's words its own bytes (a
-    matrix product's left operand as it is): tile (row, column). Every argument is an int64
-    address or count."""
-    i64 = types.int64
-    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(TILE_M)
+#: the tiles of sums as LLVM vector code (:mod:`._vnni_ir`, which imports numba and llvmlite)
+_tile_rows = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_rows")
+_tile_row = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_row")
+_tile_requant = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_requant")
 
 
-@intrinsic
-def _tile_row(typingctx, x, ldx, w, ldw, k4, out):
-    """:func:`_tile_rows` for one row of activations (32 sums into ``out``): the rows of a
-    batch past its last whole 8, and a batch of one (a classifier's QGemm, 1 x 1280 by 1280 x
-    1000: 8 rows' products for one made it 2.3x slower)."""
-    i64 = types.int64
-    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(1)
-
-
-def _requant_tile_codegen(context, builder, sig, args):
-    """The code of :func:`_tile_requant`."""
-    x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult, zero, lo, hi, _ = args
-    f32, i32, i64t, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(64), ir.IntType(8)
-    fv, iv, lv = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i64t, 16)
-    sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
-    y_p = builder.inttoptr(y, i8.as_pointer())
-    ws_p = builder.inttoptr(wsum, i32.as_pointer())
-    b_p = builder.inttoptr(bias, f32.as_pointer())
-    m_p = builder.inttoptr(mult, f32.as_pointer())
-    lanes = ir.Constant(lv, list(range(16)))
-    # the last tile's cells past the row's end are not written (AVX-512: masked stores cost
-    # what plain ones do)
-    masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv))
-             for h in range(2)]  # fmt: skip
-    for mm in range(TILE_M):
-        at = ir.Constant(i64t, mm)
-        with builder.if_then(builder.icmp_signed("<", at, rows)):
-            # float32(sum - x_zero * wsum[m]): exact in int32 for K <= MAX_K (the caller's
-            # bound), then qgemm's float32 operations, so its bytes
-            shift = splat(builder, builder.mul(x_zero, builder.load(builder.gep(ws_p, [at]))), iv)
-            bv = splat(builder, builder.load(builder.gep(b_p, [at])), fv)
-            mv = splat(builder, builder.load(builder.gep(m_p, [at])), fv)
-            row = builder.mul(at, ldy)
-            for h in range(2):
-                v = builder.sitofp(builder.sub(sums[2 * mm + h], shift), fv)
-                v = builder.fmul(builder.fadd(v, bv), mv)
-                q = requantize8(builder, v, zero, lo, hi)
-                store(builder, q, y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h])
-    return context.get_dummy_value()
-
-
-@intrinsic
-def _tile_requant(typingctx, x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult,
-                  zero, lo, hi, like):  # fmt: skip
-    """The (8, 32) tile of sums of the packed input words at ``x`` (row stride ``ldx`` words,
-    32 pixels) and the packed weight words at ``w`` (8 rows of stride ``ldw`` words) over
-    ``k4`` words (:func:`_tile_sums`), requantized in registers into ``y`` (8-bit of ``like``'s
-    type, row stride ``ldy`` bytes): rows ``0:rows`` (at most 8) and cells ``0:cells`` (at most
-    32, the rest under a mask) of ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero,
-    lo, hi)``, ``wsum``, ``bias`` and ``mult`` the addresses of the tile's first row's. No tile
-    of sums in memory, no requantization loop per row."""
-    i64, f32 = types.int64, types.float32
-    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.int32, i64, i64,
-                     f32, f32, f32, like)  # fmt: skip
-    return sig, _requant_tile_codegen
-
-
-@njit(cache=True, nogil=True)
-def pack_input(x, k4, p_pad, xq):  # pragma: no cover - compiled
+@jit()
+def pack_input(x, k4, p_pad, xq):
     """``xq`` (k4, p_pad) uint32 words from ``x`` (K, P) uint8: word (k, p) holds the bytes of
     channels 4k .. 4k + 3 at pixel p (zero past K and P)."""
     k, p = x.shape
@@ -218,8 +107,8 @@ def pack_input(x, k4, p_pad, xq):  # pragma: no cover - compiled
             row[i] = 0
 
 
-@njit(cache=True, nogil=True)
-def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p):  # pragma: no cover
+@jit()
+def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p):
     """Output channels ``m0:m1`` (multiples of :data:`TILE_M` but the last) of ``y`` (M, ...),
     its cells ``p_off`` to ``p_off + p``, from the packed input ``xq`` (k4, p_pad: those cells)
     and weights ``wq`` (M padded, k4), requantized in registers (:func:`_tile_requant`):
@@ -238,8 +127,8 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p): 
             )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _source(xp, zeros, c, r, col, span):  # pragma: no cover - compiled
+@jit(inline="always")
+def _source(xp, zeros, c, r, col, span):
     """Row ``r`` of channel ``c`` of ``xp`` from column ``col``, ``span`` cells; zeros where
     ``c`` is -1."""
     if c >= 0:
@@ -247,8 +136,8 @@ def _source(xp, zeros, c, r, col, span):  # pragma: no cover - compiled
     return zeros[:span]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _words(xp, zeros, c, r, col, count):  # pragma: no cover - compiled
+@jit(inline="always")
+def _words(xp, zeros, c, r, col, count):
     """(``count`` 16-bit words of row ``r`` of channel ``c`` of ``xp`` from the one holding
     byte ``col``, the shift that brings that byte down: 0 or 8); zeros where ``c`` is -1."""
     if c >= 0:
@@ -257,8 +146,8 @@ def _words(xp, zeros, c, r, col, count):  # pragma: no cover - compiled
     return zeros.view(np.uint16)[:count], np.uint16(0)
 
 
-@njit(cache=True, nogil=True)
-def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # pragma: no cover
+@jit()
+def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):
     """``xq`` (k4, p_pad) uint32 words of the column matrix of the padded image ``xp``
     (C, H, W) uint8 under a ``kh`` x ``kw`` window (strides ``sh``, ``sw``, dilations ``dh``,
     ``dw``), without making it: word (k, p) holds the bytes of rows 4k .. 4k + 3 of the column
@@ -326,7 +215,7 @@ def pack_windows(xp, kh, kw, sh, sw, dh, dw, r0, r1, ow, k4, p_pad, xq):  # prag
             row[i] = 0
 
 
-@njit(cache=True, nogil=True)
+@jit()
 def conv_rows(
     xp, kh, kw, sh, sw, dh, dw, ow, r0, r1, wq, wsum, x_zero, bias, mult, zero, lo, hi, y
 ):  # pragma: no cover  # noqa: E501
@@ -341,8 +230,8 @@ def conv_rows(
     qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, 0, y.shape[0], r0 * ow, cells)
 
 
-@njit(cache=True, nogil=True)
-def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):  # pragma: no cover - compiled
+@jit()
+def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
     """Columns ``n0:n1`` (tiles of :data:`TILE_P`) of ``y`` (P, N) float32 = A @ B scaled, from
     the uint8 left operand ``a`` as words (:func:`left_words`: P padded to :data:`TILE_M`,
     K / 4) and the int8 right one packed by :func:`pack_columns` (``wq``: per tile of 32
@@ -406,10 +295,6 @@ def left_words(a: np.ndarray) -> np.ndarray:
     return padded.view(np.uint32)
 
 
-#: what the pieces call
-_qgemm, _qgemm_rows, _conv_rows, _pack_input = qgemm, qgemm_rows, conv_rows, pack_input
-
-
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the int8 weights (M, K) as (M padded to :data:`TILE_M`, K / 4) uint32 words, four
     channels' bytes each, zero past K and M; their sums per output channel, int32)."""
@@ -429,49 +314,12 @@ XQ, K4, P_PAD, WQ, M_PAD, WSUM, BIAS, MULT, Y, M, P, X_ZERO = range(12)
 FLOATS, SLOTS = 12, 15
 
 
-def _piece(out_dtype):
-    """A compiled piece of :func:`qgemm` (``out_dtype`` uint8 or int8: tiles ``lo:hi`` of
-    output channels, see :func:`split`), or of :func:`qgemm_rows` (float32: tiles ``lo:hi`` of
-    columns, see :func:`split_columns`; ``XQ`` is then the left operand's words (P padded,
-    K / 4), ``WQ`` the packed columns (:func:`pack_columns`; ``M_PAD`` N padded), ``MULT`` the
-    scales)."""
-
-    floating = out_dtype == np.float32  # a constant of the compiled code (one branch kept)
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), SLOTS, np.int64)
-        f = carray(pointer(argument + FLOATS * 8), 3, np.float64)
-        wsum = carray(pointer(a[WSUM]), a[M], np.int32)
-        bias = carray(pointer(a[BIAS]), a[M], np.float32)
-        mult = carray(pointer(a[MULT]), a[M], np.float32)
-        if floating:
-            y = carray(pointer(a[Y]), (a[P], a[M]), out_dtype)
-            xw = carray(pointer(a[XQ]), (a[P_PAD], a[K4]), np.uint32)
-            ww = carray(pointer(a[WQ]), (a[M_PAD] // TILE_P * a[K4], TILE_P), np.uint32)
-            c0, c1 = lo * TILE_P, min(hi * TILE_P, a[M])
-            _qgemm_rows(xw, ww, wsum, np.int32(a[X_ZERO]), mult, bias, y, c0, c1)
-        else:
-            y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
-            xq = carray(pointer(a[XQ]), (a[K4], a[P_PAD]), np.uint32)
-            wq = carray(pointer(a[WQ]), (a[M_PAD], a[K4]), np.uint32)
-            m0, m1 = lo * TILE_M, min(hi * TILE_M, a[M])
-            _qgemm(
-                xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]),
-                np.float32(f[1]), np.float32(f[2]), y, m0, m1, 0, a[P],
-            )  # fmt: skip
-
-    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
-
-
-def piece_address(out_dtype) -> int:
-    """The address of the compiled piece writing ``out_dtype`` (uint8, int8 or float32)."""
-    return made(_piece, np.dtype(out_dtype).type)
-
-
 def _block(k4, p_pad, wq, m_pad, wsum, bias, mult, m, p, x_zero, floats) -> np.ndarray:
     """A piece's argument block with the packed weights', sums', biases' and multipliers'
     addresses (the caller keeps the arrays alive until the pieces are done); the packed input's
     and the output's (``XQ``, ``Y``) left for :func:`.._spin_jit.filled`."""
+    from .._spin_jit import block
+
     return block(
         (0, k4, p_pad, wq.ctypes.data, m_pad, wsum.ctypes.data, bias.ctypes.data,
          mult.ctypes.data, 0, m, p, x_zero),  # the slots XQ to X_ZERO, in order
@@ -493,6 +341,8 @@ def split(template, xq, y) -> bool:
     :func:`channels_block`); False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
+    from .._spin_jit import filled
+
     a = filled(template, XQ, xq, Y, y)
     return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), a.ctypes.data)
 
@@ -503,6 +353,8 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
     no spinning pool free."""
     if not _threads.spinning():
         return False
+    from .._spin_jit import filled
+
     p, n = y.shape
     p_pad, k4 = aw.shape
     a = filled(
@@ -520,42 +372,13 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
 X_FLOATS, X_SLOTS = 12, 15
 
 
-def _pixels_piece(out_dtype):
-    """A compiled piece of a pointwise product by pixels: tiles ``lo:hi`` of :data:`TILE_P`
-    pixels of ``x`` (K, P) uint8 packed by the piece itself (:func:`pack_input` of its columns),
-    then :func:`qgemm` for every output channel of those pixels (see :func:`split_pixels`)."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), X_SLOTS, np.int64)
-        f = carray(pointer(argument + X_FLOATS * 8), 3, np.float64)
-        x = carray(pointer(a[X_X]), (a[X_K], a[X_P]), np.uint8)
-        wq = carray(pointer(a[X_WQ]), (a[X_MPAD], a[X_K4]), np.uint32)
-        wsum = carray(pointer(a[X_WSUM]), a[X_M], np.int32)
-        bias = carray(pointer(a[X_BIAS]), a[X_M], np.float32)
-        mult = carray(pointer(a[X_MULT]), a[X_M], np.float32)
-        y = carray(pointer(a[X_Y]), (a[X_M], a[X_P]), out_dtype)
-        c0, c1 = lo * TILE_P, min(hi * TILE_P, a[X_P])
-        k4 = a[X_K4]
-        xq = np.empty((k4, -(-(c1 - c0) // TILE_P) * TILE_P), np.uint32)
-        _pack_input(x[:, c0:c1], k4, xq.shape[1], xq)
-        _qgemm(
-            xq, wq, wsum, np.int32(a[X_XZERO]), bias, mult, np.float32(f[0]), np.float32(f[1]),
-            np.float32(f[2]), y, 0, a[X_M], c0, c1 - c0,
-        )  # fmt: skip
-
-    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
-
-
-def pixels_address(out_dtype) -> int:
-    """The address of the compiled pixels piece writing ``out_dtype`` (uint8 or int8)."""
-    return made(_pixels_piece, np.dtype(out_dtype).type)
-
-
 def pixels_block(k, p, wq, wsum, bias, mult, m, x_zero, floats) -> np.ndarray:
     """The argument block of :func:`split_pixels` for an input of (``k``, ``p``) and ``m``
     output channels: the constant weights, sums, biases and multipliers (kept alive by the
     caller), the sizes and ``floats`` (zero point, lowest, highest); the input's and the
     output's addresses (``X_X``, ``X_Y``) left for each call."""
+    from .._spin_jit import block
+
     return block(
         (0, k, p, wq.ctypes.data, *wq.shape, wsum.ctypes.data, bias.ctypes.data,
          mult.ctypes.data, 0, m, x_zero),  # X_X to X_XZERO, in order
@@ -572,6 +395,8 @@ def split_pixels(template, x, y) -> bool:
     False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
+    from .._spin_jit import filled
+
     a = filled(template, X_X, x, X_Y, y)
     return _threads.split_compiled(-(-x.shape[1] // TILE_P), pixels_address(y.dtype), a.ctypes.data)
 
@@ -585,38 +410,14 @@ def split_pixels(template, x, y) -> bool:
 R_FLOATS, R_SLOTS = 21, 24
 
 
-def _rows_piece(out_dtype):
-    """A compiled piece of :func:`conv_rows`: output rows ``lo:hi`` (see :func:`split_rows`)."""
-
-    def piece(argument, lo, hi):  # pragma: no cover - compiled
-        a = carray(pointer(argument), R_SLOTS, np.int64)
-        f = carray(pointer(argument + R_FLOATS * 8), 3, np.float64)
-        xp = carray(pointer(a[R_XP]), (a[R_C], a[R_H], a[R_W]), np.uint8)
-        wq = carray(pointer(a[R_WQ]), (a[R_MPAD], a[R_K4]), np.uint32)
-        wsum = carray(pointer(a[R_WSUM]), a[R_M], np.int32)
-        bias = carray(pointer(a[R_BIAS]), a[R_M], np.float32)
-        mult = carray(pointer(a[R_MULT]), a[R_M], np.float32)
-        y = carray(pointer(a[R_Y]), (a[R_M], a[R_P]), out_dtype)
-        _conv_rows(
-            xp, a[R_KH], a[R_KW], a[R_SH], a[R_SW], a[R_DH], a[R_DW], a[R_OW], lo, hi, wq, wsum,
-            np.int32(a[R_XZERO]), bias, mult, np.float32(f[0]), np.float32(f[1]),
-            np.float32(f[2]), y,
-        )  # fmt: skip
-
-    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
-
-
-def rows_address(out_dtype) -> int:
-    """The address of the compiled rows piece writing ``out_dtype`` (uint8 or int8)."""
-    return made(_rows_piece, np.dtype(out_dtype).type)
-
-
 def rows_block(xp_shape, window, ow, wq, wsum, bias, mult, y_shape, x_zero, floats):
     """The argument block of :func:`split_rows` for a padded image of ``xp_shape`` (C, H, W),
     ``window`` (kh, kw, sh, sw, dh, dw), ``ow`` output cells a row and an output of
     ``y_shape`` (M, oh * ow): the constant weights, sums, biases and multipliers (kept alive
     by the caller), the sizes and ``floats`` (zero point, lowest, highest); the image's and the
     output's addresses (``R_XP``, ``R_Y``) left for each call."""
+    from .._spin_jit import block
+
     return block(
         (0, *xp_shape, *window, ow, wq.ctypes.data, *wq.shape, wsum.ctypes.data,
          bias.ctypes.data, mult.ctypes.data, 0, *y_shape, x_zero),  # R_XP to R_XZERO
@@ -630,41 +431,56 @@ def split_rows(template, xp, y, oh) -> bool:
     packing its own rows; False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
+    from .._spin_jit import filled
+
     a = filled(template, R_XP, xp, R_Y, y)
     return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
 
 
+def _pieces():
+    """:mod:`._vnni_pieces` (numba cfuncs), with the argument blocks' filling loaded for the
+    arrays the splits pass."""
+    from . import _vnni_pieces
+
+    _vnni_pieces.warm_filled()
+    return _vnni_pieces
+
+
+def piece_address(out_dtype) -> int:
+    """The address of the compiled piece of :func:`qgemm` or :func:`qgemm_rows` writing
+    ``out_dtype`` (uint8, int8 or float32)."""
+    return _pieces().piece_address(out_dtype)
+
+
+def pixels_address(out_dtype) -> int:
+    """The address of the compiled pixels piece writing ``out_dtype`` (uint8 or int8)."""
+    return _pieces().pixels_address(out_dtype)
+
+
+def rows_address(out_dtype) -> int:
+    """The address of the compiled rows piece writing ``out_dtype`` (uint8 or int8)."""
+    return _pieces().rows_address(out_dtype)
+
+
 def warm() -> None:
-    """Compile (or load from the disk cache) the functions above for their argument types."""
+    """Compile (or load) the kernels above for their argument types."""
     w = np.zeros((1, 4), np.int8)
     wq, wsum = pack_weights(w)
     for out in (np.uint8, np.int8):
         x = np.zeros((4, 1), np.uint8)
         xq = np.empty((1, TILE_P), np.uint32)
-        pack_input(x, 1, TILE_P, xq)
+        pack_input.warm(x, 1, TILE_P, xq)
         x.flags.writeable = False  # a model's input arrives read-only
-        pack_input(x, 1, TILE_P, xq)
+        pack_input.warm(x, 1, TILE_P, xq)
         f = np.ones(1, np.float32)
-        qgemm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0), np.float32(1),
-              np.empty((1, 1), out), 0, 1, 0, 1)  # fmt: skip
+        qgemm.warm(xq, wq, wsum, np.int32(0), f, f, np.float32(0), np.float32(0),
+                   np.float32(1), np.empty((1, 1), out), 0, 1, 0, 1)  # fmt: skip
         for writable in (True, False):
             xp = np.zeros((1, 3, 3), np.uint8)
             xp.flags.writeable = writable
-            conv_rows(xp, 3, 3, 1, 1, 1, 1, 1, 0, 1, wq, wsum, np.int32(0), f, f, np.float32(0),
-                      np.float32(0), np.float32(1), np.empty((1, 1), out))  # fmt: skip
+            conv_rows.warm(xp, 3, 3, 1, 1, 1, 1, 1, 0, 1, wq, wsum, np.int32(0), f, f,
+                           np.float32(0), np.float32(0), np.float32(1),
+                           np.empty((1, 1), out))  # fmt: skip
     cq, csum = pack_columns(np.zeros((4, 1), np.int8))
     aw = left_words(np.zeros((1, 4), np.uint8))
-    qgemm_rows(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)
-    # the argument blocks' filling for the arrays the splits pass (the packed input or the
-    # left operand's words, the input's rows, the padded images, read-only or not), so that a
-    # first split does not compile it
-    t = np.zeros(SLOTS, np.int64)
-    filled(t, XQ, aw, Y, np.empty((1, 1), np.float32))
-    for out in (np.uint8, np.int8):
-        y = np.empty((1, 1), out)
-        filled(t, XQ, xq, Y, y)
-        for writable in (True, False):
-            x2, x3 = np.zeros((1, 1), np.uint8), np.zeros((1, 1, 1), np.uint8)
-            x2.flags.writeable = x3.flags.writeable = writable
-            filled(t, XQ, x2, Y, y)
-            filled(t, XQ, x3, Y, y)
+    qgemm_rows.warm(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)

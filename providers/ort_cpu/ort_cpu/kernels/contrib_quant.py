@@ -161,7 +161,7 @@ def _vnni_product(info, b, trans_a: bool, trans_b: bool, alpha: np.float32):
             p * k * n >= VNNI_SPLIT_WORK
             and _vnni.split_columns(aw, wq, shift, one, scale, minus_zero, y)
         ):
-            _vnni.qgemm_rows(aw, wq, shift, one, scale, minus_zero, y, 0, n)
+            _vnni.qgemm_rows.get()(aw, wq, shift, one, scale, minus_zero, y, 0, n)
         return y
 
     return run

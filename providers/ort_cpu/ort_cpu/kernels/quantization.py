@@ -460,7 +460,7 @@ def _vnni_matmul(info):
         if not (
             p * k * n >= VNNI_SPLIT_WORK and _vnni.split_columns(aw, wq, wsum, za, scale, add, y)
         ):
-            _vnni.qgemm_rows(aw, wq, wsum, za, scale, add, y, 0, n)
+            _vnni.qgemm_rows.get()(aw, wq, wsum, za, scale, add, y, 0, n)
         return y.reshape(*a.shape[:-1], n)
 
     return run

@@ -1,0 +1,140 @@
+"""The tiles of :mod:`._vnni`'s products as LLVM vector code (llvmlite intrinsics on
+``vpdpbusd``). This module imports numba and llvmlite; :mod:`._vnni`'s kernels reach it through
+:class:`ort_cpu._jit.LazyIntrinsic` when they compile."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from ._ir import loop_end, loop_start, requantize8, splat, store
+from ._vnni import TILE_M
+
+
+def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M) -> list:
+    """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
+    2 * mm and 2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words
+    at ``x`` (row stride ``ldx`` words) and the rows' words at ``w`` (row stride ``ldw`` words)
+    broadcast; ``vectors_signed``: the signed bytes are in the vectors (the columns)."""
+    word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
+    i64t = ir.IntType(64)
+    fnty = ir.FunctionType(vec, [vec, vec, vec])
+    dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
+    xp = builder.inttoptr(x, word.as_pointer())
+    wp = builder.inttoptr(w, word.as_pointer())
+    zero = ir.Constant(vec, None)
+    n = rows * 2
+    entry, loop, done, k = loop_start(builder, k4, "vnni")
+    accs = []
+    for _ in range(n):
+        a = builder.phi(vec)
+        a.add_incoming(zero, entry)
+        accs.append(a)
+    row = builder.gep(xp, [builder.mul(k, ldx)])
+    xv = [
+        builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
+                                     vec.as_pointer()), align=4)
+        for h in range(2)
+    ]  # fmt: skip
+    new = []
+    for mm in range(rows):
+        wv = builder.load(
+            builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
+        )
+        wb = splat(builder, wv, vec)
+        for h in range(2):  # vpdpbusd's first operand holds the unsigned bytes
+            pair = [wb, xv[h]] if vectors_signed else [xv[h], wb]
+            new.append(builder.call(dp, [accs[2 * mm + h], *pair]))
+    body_end = loop_end(builder, k, k4, loop, done)
+    for a, v in zip(accs, new, strict=True):
+        a.add_incoming(v, body_end)
+    finals = []
+    for i in range(n):  # every phi first: a block's phis come before its other instructions
+        final = builder.phi(vec)
+        final.add_incoming(zero, entry)
+        final.add_incoming(new[i], body_end)
+        finals.append(final)
+    return finals
+
+
+def _tile_rows_codegen(rows: int):
+    """The code of :func:`tile_rows` (8 rows) or :func:`tile_row` (one)."""
+
+    def codegen(context, builder, sig, args):
+        x, ldx, w, ldw, k4, out = args
+        vec = ir.VectorType(ir.IntType(32), 16)
+        op = builder.inttoptr(out, vec.as_pointer())
+        for i, final in enumerate(_tile_sums(builder, x, ldx, w, ldw, k4, True, rows)):
+            builder.store(final, builder.gep(op, [ir.Constant(ir.IntType(64), i)]), align=4)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def tile_rows(typingctx, x, ldx, w, ldw, k4, out):
+    """The (8, 32) int32 tile ``out`` = sum over ``k4`` words of the ``vpdpbusd`` of 32 columns
+    of int8 weights at ``x`` (:func:`pack_columns`, row stride ``ldx`` words) and 8 rows of
+    uint8 activations at ``w`` (row stride ``ldw`` words), each row's words its own bytes (a
+    matrix product's left operand as it is): tile (row, column). Every argument is an int64
+    address or count."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(TILE_M)
+
+
+@intrinsic
+def tile_row(typingctx, x, ldx, w, ldw, k4, out):
+    """:func:`tile_rows` for one row of activations (32 sums into ``out``): the rows of a
+    batch past its last whole 8, and a batch of one (a classifier's QGemm, 1 x 1280 by 1280 x
+    1000: 8 rows' products for one made it 2.3x slower)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(1)
+
+
+def _requant_tile_codegen(context, builder, sig, args):
+    """The code of :func:`tile_requant`."""
+    x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult, zero, lo, hi, _ = args
+    f32, i32, i64t, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(64), ir.IntType(8)
+    fv, iv, lv = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i64t, 16)
+    sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
+    y_p = builder.inttoptr(y, i8.as_pointer())
+    ws_p = builder.inttoptr(wsum, i32.as_pointer())
+    b_p = builder.inttoptr(bias, f32.as_pointer())
+    m_p = builder.inttoptr(mult, f32.as_pointer())
+    lanes = ir.Constant(lv, list(range(16)))
+    # the last tile's cells past the row's end are not written (AVX-512: masked stores cost
+    # what plain ones do)
+    masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv))
+             for h in range(2)]  # fmt: skip
+    for mm in range(TILE_M):
+        at = ir.Constant(i64t, mm)
+        with builder.if_then(builder.icmp_signed("<", at, rows)):
+            # float32(sum - x_zero * wsum[m]): exact in int32 for K <= MAX_K (the caller's
+            # bound), then qgemm's float32 operations, so its bytes
+            shift = splat(builder, builder.mul(x_zero, builder.load(builder.gep(ws_p, [at]))), iv)
+            bv = splat(builder, builder.load(builder.gep(b_p, [at])), fv)
+            mv = splat(builder, builder.load(builder.gep(m_p, [at])), fv)
+            row = builder.mul(at, ldy)
+            for h in range(2):
+                v = builder.sitofp(builder.sub(sums[2 * mm + h], shift), fv)
+                v = builder.fmul(builder.fadd(v, bv), mv)
+                q = requantize8(builder, v, zero, lo, hi)
+                store(builder, q, y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h])
+    return context.get_dummy_value()
+
+
+@intrinsic
+def tile_requant(typingctx, x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult,
+                  zero, lo, hi, like):  # fmt: skip
+    """The (8, 32) tile of sums of the packed input words at ``x`` (row stride ``ldx`` words,
+    32 pixels) and the packed weight words at ``w`` (8 rows of stride ``ldw`` words) over
+    ``k4`` words (:func:`_tile_sums`), requantized in registers into ``y`` (8-bit of ``like``'s
+    type, row stride ``ldy`` bytes): rows ``0:rows`` (at most 8) and cells ``0:cells`` (at most
+    32, the rest under a mask) of ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero,
+    lo, hi)``, ``wsum``, ``bias`` and ``mult`` the addresses of the tile's first row's. No tile
+    of sums in memory, no requantization loop per row."""
+    i64, f32 = types.int64, types.float32
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.int32, i64, i64,
+                     f32, f32, f32, like)  # fmt: skip
+    return sig, _requant_tile_codegen
