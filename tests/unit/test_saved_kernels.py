@@ -23,6 +23,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -383,3 +384,41 @@ def test_the_next_process_runs_the_saved_kernels_without_numba(tmp_path):
     np.testing.assert_allclose(second["scores"], ref[1], rtol=1e-5, atol=1e-6)
     # the second process compiled nothing: it left no signatures
     assert not os.listdir(os.path.join(folder, "wanted"))
+
+
+def test_the_aot_compile_releases_the_gil_keeps_options_and_targets_this_cpu(monkeypatch):
+    """Host logic: inside the builder's compile, each kernel compiles with the GIL released
+    (``nogil``, so the pool's threads run saved kernels at once), its own ``error_model``, and
+    for the CPU features numba's JIT would use (the CPU model's defaults may not be this
+    machine's), all restored after."""
+    import numba.pycc.compiler as pc
+    from numba.core.codegen import AOTCPUCodegen
+    from numba.core.compiler import Flags
+
+    seen = []
+
+    def recorder(*a, **k):
+        seen.append(a[5])
+
+    monkeypatch.setattr(pc, "compile_extra", recorder)
+
+    def kernel():
+        pass
+
+    def other():
+        pass
+
+    flags = Flags()
+    before = AOTCPUCodegen._customize_tm_features
+    with _aot_build._aot_compiler({id(kernel): {"error_model": "numpy"}}):
+        pc.compile_extra(None, None, kernel, (), None, flags, {})
+        pc.compile_extra(None, None, other, (), None, flags, {})
+        features = AOTCPUCodegen._customize_tm_features(
+            types.SimpleNamespace(_get_host_cpu_features=lambda: "+host")
+        )
+    assert [f.release_gil for f in seen] == [True, True]
+    assert [f.error_model for f in seen] == ["numpy", "python"]
+    assert not flags.release_gil  # the caller's flags are not changed
+    assert features == "+host"
+    assert AOTCPUCodegen._customize_tm_features is before
+    assert pc.compile_extra is recorder

@@ -38,9 +38,7 @@ import hashlib
 import importlib.util
 import json
 import os
-import pickle
 import platform
-import subprocess
 import sys
 import threading
 from typing import Any
@@ -234,6 +232,8 @@ def new_signatures(kernels, table: dict | None) -> dict[str, list]:
             known.setdefault(kid, set()).update(e["types"] for e in entries)
         for kid, skipped in table.get("skipped", {}).items():
             known.setdefault(kid, set()).update(s["types"] for s in skipped)
+    import pickle
+
     out: dict[str, list] = {}
     for kernel in kernels:
         kid = kernel_id(kernel.py_func)
@@ -269,6 +269,8 @@ def write_wanted_and_build(start: bool = True) -> str | None:
     wanted = os.path.join(path, "wanted")
     try:
         os.makedirs(wanted, exist_ok=True)
+        import pickle
+
         name = os.path.join(wanted, f"{os.getpid()}-{threading.get_ident()}.pkl")
         with open(name + ".tmp", "wb") as f:
             pickle.dump(new, f)
@@ -285,6 +287,8 @@ def start_builder() -> None:
     from this process (not from an embedding program, whose executable is not Python's)."""
     if not os.path.basename(sys.executable or "").lower().startswith("python"):
         return
+    import subprocess
+
     subprocess.Popen(
         [sys.executable, "-m", "ort_cpu._aot_build", "--background", "--folder", folder()],
         stdin=subprocess.DEVNULL,
