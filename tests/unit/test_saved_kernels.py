@@ -204,6 +204,9 @@ def test_saved_kernels_give_numbas_results(tmp_path, numba_compiles):
     x64 = np.zeros((1, 6))
     saved(x64, w, bias, 0, np.zeros((1, 3), np.float32), np.zeros(1, np.int64))
     assert len(misses) == 1
+    # a segment removed after the table was read (a builder compacting): numba keeps the kernel
+    gone = dict(table, segments=[{"file": "gone.so", "module": _aot.KERNELS_MODULE + "0"}])
+    assert _aot.Library(path, gone).dispatcher("ort_cpu.kernels._ml_jit:normalize", print) is None
     norm = lib.dispatcher("ort_cpu.kernels._ml_jit:normalize", None.__class__)
     v = rng.standard_normal((4, 5)).astype(np.float32)
     v.flags.writeable = False

@@ -177,7 +177,12 @@ class Library:
         entries = sorted(self.table["kernels"].get(kernel_id, ()), key=lambda e: e["loose"])
         if not entries:
             return None
-        functions = tuple(getattr(self._segment(e["segment"]), e["symbol"]) for e in entries)
+        try:
+            functions = tuple(getattr(self._segment(e["segment"]), e["symbol"]) for e in entries)
+        except (ImportError, OSError, AttributeError):
+            # a segment a builder compacted away after this process read the table: the
+            # kernel stays with numba in this process
+            return None
         codes = tuple(e["codes"].encode("ascii") for e in entries)
         return self.dispatch.Dispatcher(fallback, functions, codes)
 
