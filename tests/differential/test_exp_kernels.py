@@ -33,6 +33,14 @@ def _jit_module():
     return _exp_jit
 
 
+def _calls():
+    """:mod:`ort_cpu.kernels._exp`, which calls the kernels (on this thread or as pieces)."""
+    _jit_module()
+    from ort_cpu.kernels import _exp
+
+    return _exp
+
+
 def test_the_exponential_against_float64():
     """Host logic: within 3.5e-7 of exp over float32's normal range; 0 below it, inf above
     float32's largest, NaN kept."""
@@ -162,7 +170,7 @@ def test_softmax_against_the_numpy_path(rows):
     makes its query's column NaN in both, and the other columns stay finite."""
     from ort_cpu.kernels import contrib
 
-    module = _jit_module()
+    _jit_module()
     rng = np.random.default_rng(7)
     b, n, t, s = 2, 3, 70, 50
     scores = (rng.standard_normal((b, n, t, s)) * 30).astype(np.float32)
@@ -175,7 +183,7 @@ def test_softmax_against_the_numpy_path(rows):
     got = scores.copy()
     mask_rows, per = contrib._mask_rows(got, masks)
     assert per == {0: 0, 1: b * n, 2: n}[rows]
-    module.softmax(got.reshape(b * n, t, s), 0.25, mask_rows, per)
+    _calls().softmax(got.reshape(b * n, t, s), 0.25, mask_rows, per)
     assert np.isnan(got[1, 2, :, 7]).all() and np.isnan(want[1, 2, :, 7]).all()
     got[1, 2, :, 7] = want[1, 2, :, 7] = 0
     assert np.isfinite(got).all()
@@ -198,7 +206,7 @@ def test_masks_the_compiled_softmax_does_not_take():
     "alpha,times_x", [(1.0, False), (1.702, False), (1.0, True), (1.702, True)]
 )
 def test_logistic_against_the_numpy_path(alpha, times_x, monkeypatch):
-    """Host logic: the compiled Sigmoid / SiLU / QuickGelu (:func:`_exp_jit.logistic`) against
+    """Host logic: the compiled Sigmoid / SiLU / QuickGelu (:func:`_exp.logistic`) against
     :func:`.elementwise.logistic`'s numpy steps: within 4e-7 relative (the exponential's error),
     the tails, zeros' signs and NaN exactly; a tensor's cells whatever their offset in it (a
     piece starts mid-tensor)."""
@@ -209,7 +217,7 @@ def test_logistic_against_the_numpy_path(alpha, times_x, monkeypatch):
     x = (rng.standard_normal(70_001) * 12).astype(np.float32)
     tails = [np.nan, np.inf, -np.inf, 100, -100, 88.8, -88.8, 89, -89, 0, -0.0, 1e-30, -1e-30]
     x[: len(tails)] = tails
-    got = module.logistic(x, alpha, times_x)
+    got = _calls().logistic(x, alpha, times_x)
     monkeypatch.setattr(elementwise, "_compiled_logistic", lambda: None)
     want = elementwise.logistic(x, alpha, times_x)
     assert got.dtype == np.float32 and got.shape == x.shape
@@ -233,7 +241,7 @@ def test_a_loaded_exp_kernel_asks_nothing_else_per_call(monkeypatch):
     from ort_cpu import _threads
     from ort_cpu.kernels import elementwise
 
-    module = _jit_module()
+    module = _calls()
     assert elementwise._compiled_logistic() is module and elementwise._compiled_gelu() is module
 
     def asked():

@@ -182,8 +182,9 @@ class LazyKernel:
 class LazyIntrinsic:
     """A numba intrinsic (code written with llvmlite), or a function of numba's own such as
     ``numba.carray``, that a :func:`jit` function calls, named by its module and attribute: the
-    module imports numba, so it is imported only when a kernel calling it compiles. numba's disk cache keys a kernel on its own source file:
-    after editing the intrinsic's module, touch the kernel's module too."""
+    module imports numba, so it is imported only when a kernel calling it compiles. numba's disk
+    cache keys a kernel on its own source file: after editing the intrinsic's module, touch the
+    kernel's module too."""
 
     def __init__(self, module: str, name: str) -> None:
         self.module, self.name = module, name

@@ -17,8 +17,8 @@ run and splits the large products itself:
   through ctypes or numpy, compiled kernels with ``nogil``), so pieces run at the same time.
 - Two hand-offs. Until numba is loaded, workers wait on a queue and the caller on an event:
   15-30 us to wake each on the 2-core virtual machines measured, about 55 us per split. Once a
-  kernel has compiled code (numba's, or the saved library's, :mod:`._aot`), the pool spins (:meth:`Pool.start_spinning`, :mod:`._spin_jit`;
-  Linux on x86-64): during a run, idle workers poll for work in compiled code without the
+  kernel has compiled code (numba's, or the saved library's, :mod:`._aot`), the pool spins
+  (:meth:`Pool.start_spinning`, :mod:`._spin_jit`; Linux on x86-64): during a run, idle workers poll for work in compiled code without the
   GIL, for at most :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the
   BLAS routine's address, while the caller polls for the last piece (about 2 us per split, so
   GEMMs from :data:`MIN_SPIN_WORK` multiply-adds are split instead of

@@ -19,16 +19,15 @@ softmax scales by the sum's reciprocal, as MLAS does. numba's ``math.exp`` is a 
 (no vector math library here); these loops vectorize, without ``fastmath``.
 
 This module does not import numba: its kernels are :func:`ort_cpu._jit.jit` functions (loaded
-from the saved library of :mod:`ort_cpu._aot` where it has them), and their pieces for the
-intra-op pool, numba ``cfunc`` functions, are in :mod:`._exp_pieces`, imported where a run shares
-the work (the pool spins, numba is loaded).
+from the saved library of :mod:`ort_cpu._aot` where it has them). :mod:`._exp` calls them, on the
+calling thread or as the pieces of :mod:`._exp_pieces` (numba cfuncs) where a run shares the
+work.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _threads
 from .._jit import LazyIntrinsic, jit
 
 #: heads x keys x queries from which the heads are shared among the run's threads (a head of
@@ -107,33 +106,6 @@ def softmax_keys(s, scale, mask, per_mask, h0, h1):
                 row[j] *= total[j]
 
 
-def softmax(s: np.ndarray, scale: float, mask: np.ndarray | None, per_mask: int) -> None:
-    """:func:`softmax_keys` over every head of ``s`` (C-contiguous float32), ``mask`` (rows,
-    keys) float32 C-contiguous or None; the heads shared among the run's threads where it pays
-    and the run's pool is free, else on this thread."""
-    if mask is None:
-        mask, per_mask = np.zeros((1, s.shape[1]), np.float32), 0
-    if s.size >= SPLIT_WORK and _threads.spinning():
-        from . import _exp_pieces as pieces
-
-        a = pieces.block(
-            (s.ctypes.data, *s.shape, mask.ctypes.data, mask.shape[0], per_mask), (scale,)
-        )
-        if _threads.split_compiled(s.shape[0], pieces.address("softmax"), a.ctypes.data):
-            return
-    softmax_keys.get()(s, np.float32(scale), mask, per_mask, 0, s.shape[0])
-
-
-def warm_softmax(split: bool) -> None:
-    """Compile (or load) :func:`softmax_keys` now, and with ``split`` its piece."""
-    s = np.zeros((1, 1, 1), np.float32)
-    softmax_keys.warm(s, np.float32(1), np.zeros((1, 1), np.float32), 1, 0, 1)
-    if split:
-        from . import _exp_pieces
-
-        _exp_pieces.address("softmax")
-
-
 # -- Softmax and LogSoftmax over the last axis -----------------------------------------------------
 #: lanes of the partial maxima and sums of :func:`softmax_rows` (one vector of float32)
 _LANES = 16
@@ -196,36 +168,6 @@ def softmax_rows(x, y, log, r0, r1):
 SOFTMAX_SPLIT = 1 << 15
 
 
-def softmax_last(x: np.ndarray, log: int) -> np.ndarray:
-    """:func:`softmax_rows` over the last axis of the C-contiguous float32 ``x`` (at least one
-    element), into a new array; the rows shared among the run's threads where it pays."""
-    y = np.empty(x.shape, np.float32)
-    rows = x.size // x.shape[-1]
-    x2, y2 = x.reshape(rows, x.shape[-1]), y.reshape(rows, x.shape[-1])
-    if x.size >= SOFTMAX_SPLIT and rows > 1 and _threads.spinning():
-        from . import _exp_pieces as pieces
-
-        a = pieces.block((x2.ctypes.data, *x2.shape, y2.ctypes.data, log))
-        if _threads.split_compiled(rows, pieces.address("softmax_rows"), a.ctypes.data):
-            return y
-    softmax_rows.get()(x2, y2, log, 0, rows)
-    return y
-
-
-def warm_softmax_rows(split: bool) -> None:
-    """Compile (or load) :func:`softmax_rows` now (a writable and a read-only input), and with
-    ``split`` its piece."""
-    x = np.zeros((1, 1), np.float32)
-    ro = x.copy()
-    ro.flags.writeable = False
-    for v in (x, ro):
-        softmax_rows.warm(v, np.empty_like(x), 0, 0, 1)
-    if split:
-        from . import _exp_pieces
-
-        _exp_pieces.address("softmax_rows")
-
-
 # -- erf GELU -------------------------------------------------------------------------------------
 @jit(error_model="numpy")
 def gelu_rows(x, bias, y, q, s_max, r0, r1):
@@ -248,38 +190,6 @@ def gelu_rows(x, bias, y, q, s_max, r0, r1):
 
 #: elements of a GELU from which its rows are shared among the run's threads
 GELU_SPLIT = 1 << 14
-
-
-def gelu(x: np.ndarray, bias: np.ndarray | None, q: np.ndarray, s_max: float) -> np.ndarray:
-    """:func:`gelu_rows` over every row of the C-contiguous float32 ``x`` (rows, columns),
-    ``bias`` (columns,) or None, into a new array; rows shared among the run's threads where it
-    pays and the run's pool is free."""
-    y = np.empty(x.shape, np.float32)
-    b = np.zeros(0, np.float32) if bias is None else bias
-    rows = x.shape[0]
-    if x.size >= GELU_SPLIT and rows > 1 and _threads.spinning():
-        from . import _exp_pieces as pieces
-
-        a = pieces.block(
-            (x.ctypes.data, *x.shape, b.ctypes.data, b.shape[0], y.ctypes.data, q.ctypes.data),
-            (s_max,),
-        )
-        if _threads.split_compiled(rows, pieces.address("gelu"), a.ctypes.data):
-            return y
-    gelu_rows.get()(x, b, y, q, np.float32(s_max), 0, rows)
-    return y
-
-
-def warm_gelu(split: bool, q: np.ndarray) -> None:
-    """Compile (or load) :func:`gelu_rows` now (with and without a bias), and with ``split``
-    its piece."""
-    x = np.zeros((1, 1), np.float32)
-    for b in (np.zeros(0, np.float32), np.zeros(1, np.float32)):
-        gelu_rows.warm(x, b, x.copy(), q, np.float32(1), 0, 1)
-    if split:
-        from . import _exp_pieces
-
-        _exp_pieces.address("gelu")
 
 
 # -- logistic (Sigmoid, SiLU, QuickGelu) ----------------------------------------------------------
@@ -309,36 +219,3 @@ def logistic_cells(x, y, alpha, times_x, e0, e1):
 LOGISTIC_PIECE = 1 << 13
 #: cells from which :func:`logistic` shares its pieces among the run's threads (about 40 us)
 LOGISTIC_SPLIT = 1 << 16
-
-
-def logistic(x: np.ndarray, alpha: float, times_x: bool) -> np.ndarray:
-    """:func:`logistic_cells` over the flat C-contiguous float32 ``x``, into a new array; its
-    pieces shared among the run's threads from :data:`LOGISTIC_SPLIT` cells (YOLO's SiLUs ran
-    on the calling thread in numpy's four passes: 14 of its 115 ms at one thread, and longer
-    at two, reading what the other core had written)."""
-    n = x.shape[0]
-    y = np.empty(n, np.float32)
-    a = np.float32(alpha)
-    if n >= LOGISTIC_SPLIT and _threads.spinning():
-        from . import _exp_pieces as pieces
-
-        blk = pieces.block((x.ctypes.data, y.ctypes.data, n, int(times_x)), (alpha,))
-        units = -(-n // LOGISTIC_PIECE)
-        if _threads.split_compiled(units, pieces.address("logistic"), blk.ctypes.data):
-            return y
-    logistic_cells.get()(x, y, a, times_x, 0, n)
-    return y
-
-
-def warm_logistic(split: bool) -> None:
-    """Compile (or load) :func:`logistic_cells` now (for writable and read-only inputs), and
-    with ``split`` its piece."""
-    x = np.zeros(1, np.float32)
-    for writable in (True, False):
-        x.flags.writeable = writable
-        for times_x in (True, False):
-            logistic_cells.warm(x, np.empty(1, np.float32), np.float32(1), times_x, 0, 1)
-    if split:
-        from . import _exp_pieces
-
-        _exp_pieces.address("logistic")

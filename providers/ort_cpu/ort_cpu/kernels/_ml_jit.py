@@ -291,7 +291,8 @@ def _inputs(dtype) -> tuple[np.ndarray, np.ndarray]:
 
 def warm_forest(dtypes) -> object:
     """:func:`forest` compiled for inputs of ``dtypes`` (float32, float64), or None when
-    compiled kernels are off (:mod:`._ml_pieces` has the pieces that share its work among threads)."""
+    compiled kernels are off (:mod:`._ml_pieces` has the pieces that share its work among
+    threads)."""
     if not available():
         return None
     nodes = np.zeros((1, 8), dtype=np.int32)

@@ -1,6 +1,6 @@
 """The tiles of :mod:`._vnni`'s products as LLVM vector code (llvmlite intrinsics on
-``vpdpbusd``). This module imports numba and llvmlite; :mod:`._vnni`'s kernels reach it through
-:class:`ort_cpu._jit.LazyIntrinsic` when they compile."""
+``vpdpbusd``). This module imports numba and llvmlite; :mod:`._vnni_jit`'s kernels reach it
+through :class:`ort_cpu._jit.LazyIntrinsic` when they compile."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._ir import loop_end, loop_start, requantize8, splat, store
-from ._vnni import TILE_M
+from ._vnni_jit import TILE_M
 
 
 def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M) -> list:

@@ -1,7 +1,7 @@
 """The pieces of :mod:`._vnni`'s products that the spinning intra-op pool's workers call
 without the GIL (:func:`ort_cpu._threads.split_compiled`): numba ``cfunc`` functions
 ``void(int64 argument, int64 lo, int64 hi)`` over an argument block (the slots of
-:mod:`._vnni`). This module imports numba: :mod:`._vnni` imports it where a session's runs
+:mod:`._vnni_jit`). This module imports numba: :mod:`._vnni` imports it where a session's runs
 share work (the pool spins, so numba is loaded). The pieces compile with ``cache=True``.
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 from numba import carray, cfunc, types
 
 from .._spin_jit import filled, made, pointer
-from . import _vnni
-from ._vnni import (
+from . import _vnni_jit
+from ._vnni_jit import (
     BIAS,
     FLOATS,
     K4,
@@ -69,8 +69,8 @@ from ._vnni import (
 )
 
 #: what the pieces call
-_qgemm, _qgemm_rows = _vnni.qgemm.jitted(), _vnni.qgemm_rows.jitted()
-_conv_rows, _pack_input = _vnni.conv_rows.jitted(), _vnni.pack_input.jitted()
+_qgemm, _qgemm_rows = _vnni_jit.qgemm.jitted(), _vnni_jit.qgemm_rows.jitted()
+_conv_rows, _pack_input = _vnni_jit.conv_rows.jitted(), _vnni_jit.pack_input.jitted()
 
 
 def _piece(out_dtype):
@@ -179,7 +179,7 @@ def warm_filled() -> None:
     if _FILLED:
         return
     t = np.zeros(SLOTS, np.int64)
-    aw = _vnni.left_words(np.zeros((1, 4), np.uint8))
+    aw = _vnni_jit.left_words(np.zeros((1, 4), np.uint8))
     xq = np.empty((1, TILE_P), np.uint32)
     filled(t, XQ, aw, Y, np.empty((1, 1), np.float32))
     for out in (np.uint8, np.int8):

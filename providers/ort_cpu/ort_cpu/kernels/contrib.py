@@ -563,12 +563,12 @@ def _attend(q, k, v, scale, add_masks):
 
 
 def _exp_module():
-    """:mod:`._exp_jit` where compiled kernels are on, else None."""
+    """:mod:`._exp` where compiled kernels are on, else None."""
     if not jit_available():
         return None
-    from . import _exp_jit
+    from . import _exp
 
-    return _exp_jit
+    return _exp
 
 
 def _warm_softmax(info) -> None:
@@ -579,7 +579,7 @@ def _warm_softmax(info) -> None:
 
 
 def _mask_rows(scores_t: np.ndarray, masks) -> tuple | None:
-    """For the compiled softmax (:mod:`._exp_jit`): (mask rows (B or 1, T) float32 or None,
+    """For the compiled softmax (:mod:`._exp`): (mask rows (B or 1, T) float32 or None,
     heads per row) when ``scores_t`` (B, N, T, S) is contiguous float32 and ``masks`` add at
     most one key mask of shape (B or 1, 1, 1, T) (BERT's padding mask); None otherwise."""
     if scores_t.dtype != np.float32 or not scores_t.flags.c_contiguous:

@@ -237,15 +237,16 @@ def gelu_erf(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
 #: comparable steps per element of :func:`gelu_erf`, for :func:`ort_cpu._threads.split`
 _GELU_STEPS = 50.0
 _GELU_Q_ARRAY = np.array(_GELU_Q, np.float32)
-#: :mod:`._exp_jit` by the kernel loaded from it ("gelu", "logistic"): see :func:`_exp_loaded`
+#: :mod:`._exp` by the kernel loaded from it ("gelu", "logistic"): see :func:`_exp_loaded`
 _EXP_LOADED: dict = {}
 
 
 def _exp_loaded(kind: str):
-    """:mod:`._exp_jit` with its ``kind`` kernel loaded, where compiled kernels are on (loaded
-    now, with the logistic's piece where the run's pool spins, if no kernel did it when its
-    session was created: :func:`_warm_exp`), else None. Every Sigmoid, SiLU and GELU call asks: the loaded
-    module is one dict read (asking :func:`_threads.spin_supported` first cost 3 us a call)."""
+    """:mod:`._exp` with its ``kind`` kernel loaded, where compiled kernels are on (loaded now,
+    with the logistic's piece where the run's pool spins, if no kernel did it when its session
+    was created: :func:`_warm_exp`), else None. Every Sigmoid, SiLU and GELU call asks: the
+    loaded module is one dict read (asking :func:`_threads.spin_supported` first cost 3 us a
+    call)."""
     if not jit_available():  # asked each time: tests turn the compiled kernels off
         return None
     module = _EXP_LOADED.get(kind)
@@ -258,22 +259,22 @@ def _exp_loaded(kind: str):
 
 
 def _warm_exp(kind: str, split: bool) -> None:
-    """Load :mod:`._exp_jit`'s ``kind`` kernel (the erf GELU of :func:`gelu_erf`, or
+    """Load :mod:`._exp`'s ``kind`` kernel (the erf GELU of :func:`gelu_erf`, or
     :func:`logistic`'s) now, with ``split`` its piece for the intra-op pool too; nothing where
     compiled kernels are off."""
     if not jit_available():
         return
-    from . import _exp_jit
+    from . import _exp
 
     if kind == "gelu":
-        _exp_jit.warm_gelu(split, _GELU_Q_ARRAY)
+        _exp.warm_gelu(split, _GELU_Q_ARRAY)
     else:
-        _exp_jit.warm_logistic(split)
-    _EXP_LOADED[kind] = _exp_jit
+        _exp.warm_logistic(split)
+    _EXP_LOADED[kind] = _exp
 
 
 def _compiled_gelu():
-    """:mod:`._exp_jit` with its GELU loaded, or None (:func:`_exp_loaded`)."""
+    """:mod:`._exp` with its GELU loaded, or None (:func:`_exp_loaded`)."""
     return _exp_loaded("gelu")
 
 
@@ -339,12 +340,12 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
     are shared among the run's threads (an exp per element: compute-bound). A tensor of at most
     :data:`TINY` elements is four numpy calls and no blocks (a 4-element Sigmoid: 17 -> 5 us).
     Where compiled kernels are on, float32 takes one compiled pass instead
-    (:func:`._exp_jit.logistic`, MLAS's exponential: within 4e-7 of these steps), shared among
+    (:func:`._exp.logistic`, MLAS's exponential: within 4e-7 of these steps), shared among
     the run's threads as compiled pieces: 1.6M cells 1.46 -> 0.72 ms on one thread."""
     dt = x.dtype
     xf = x.reshape(-1)  # 1-D, also for a 0-d tensor (whose ufunc results are scalars)
     compiled = _compiled_logistic() if dt == np.float32 else None
-    if compiled is not None:  # one compiled pass (:func:`._exp_jit.logistic`)
+    if compiled is not None:  # one compiled pass (:func:`._exp.logistic`)
         return compiled.logistic(np.ascontiguousarray(xf), alpha, times_x).reshape(x.shape)
     if xf.size <= TINY or (
         xf.size <= CHUNK and xf.size * _LOGISTIC_STEPS < _threads.MIN_PARALLEL_WORK
@@ -375,7 +376,7 @@ def logistic(x: np.ndarray, alpha: float = 1.0, times_x: bool = False) -> np.nda
 
 
 def _compiled_logistic():
-    """:mod:`._exp_jit` with its logistic loaded, or None (:func:`_exp_loaded`)."""
+    """:mod:`._exp` with its logistic loaded, or None (:func:`_exp_loaded`)."""
     return _exp_loaded("logistic")
 
 

@@ -235,7 +235,7 @@ def _along_axis(fn, legacy: bool):
 def _compiled_rows(fn, legacy: bool, log: int):
     """A Softmax or LogSoftmax builder: float32 over the last axis (the usual case, and the
     legacy form's coerced 2-D one where ``axis`` is the last) by the compiled rows of
-    :mod:`._exp_jit` (one pass per row in cache, MLAS's exponential; numpy took five calls:
+    :mod:`._exp` (one pass per row in cache, MLAS's exponential; numpy took five calls:
     5.5 us for a (1, 2) Softmax), anything else by ``fn``'s numpy steps."""
     plain = _along_axis(fn, legacy)
 
@@ -261,7 +261,7 @@ def _compiled_rows(fn, legacy: bool, log: int):
 
 
 def _exp_rows(info):
-    """:mod:`._exp_jit` with its Softmax rows compiled (or loaded) for this node, the pieces
+    """:mod:`._exp` with its Softmax rows compiled (or loaded) for this node, the pieces
     too where the session's runs share work; None where compiled kernels are off or the node
     is not float32."""
     from .. import _threads
@@ -269,10 +269,10 @@ def _exp_rows(info):
 
     if info.input_dtype(0) not in (None, np.float32) or not available():
         return None
-    from . import _exp_jit
+    from . import _exp
 
-    _exp_jit.warm_softmax_rows(_threads.will_split(info.provider))
-    return _exp_jit
+    _exp.warm_softmax_rows(_threads.will_split(info.provider))
+    return _exp
 
 
 _legacy_check, _check = axis_check(default=1), axis_check(default=-1)
