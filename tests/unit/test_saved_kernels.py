@@ -425,3 +425,21 @@ def test_the_aot_compile_releases_the_gil_keeps_options_and_targets_this_cpu(mon
     assert features == "+host"
     assert AOTCPUCodegen._customize_tm_features is before
     assert pc.compile_extra is recorder
+
+
+def test_the_builder_starts_detached_with_this_process_path(monkeypatch, tmp_path):
+    """Host logic: the builder a process starts at exit runs this interpreter on this process's
+    folder, in its own session, with this process's import path (a script may have put the
+    package there itself), and nothing of its output reaches the user's terminal."""
+    import subprocess
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append((a, k)))
+    monkeypatch.setattr(_aot, "folder", lambda: str(tmp_path))
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "vendored")])
+    _aot.start_builder()
+    ((args, kw),) = started
+    assert args[0][:3] == [sys.executable, "-m", "ort_cpu._aot_build"]
+    assert args[0][-2:] == ["--folder", str(tmp_path)]
+    assert kw["start_new_session"] and kw["stdout"] == kw["stderr"] == subprocess.DEVNULL
+    assert str(tmp_path / "vendored") in kw["env"]["PYTHONPATH"].split(os.pathsep)

@@ -294,6 +294,9 @@ def start_builder() -> None:
         return
     import subprocess
 
+    # the builder imports the kernels from where this process found them (a script may have
+    # put ort-cpu on sys.path itself)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     subprocess.Popen(
         [sys.executable, "-m", "ort_cpu._aot_build", "--background", "--folder", folder()],
         stdin=subprocess.DEVNULL,
@@ -301,4 +304,5 @@ def start_builder() -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
+        env=env,
     )
