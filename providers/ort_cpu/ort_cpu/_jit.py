@@ -8,13 +8,20 @@ onnxruntime on small models. Those loops are compiled with numba (LLVM) instead.
 Rules every user of this module follows:
 
 - **Lazy.** Importing ``ort_cpu`` never imports numba: :func:`jit` returns a
-  :class:`LazyKernel` that imports numba on the first :meth:`LazyKernel.get`, which kernels call
-  when the session is created (kernel construction), never inside a run. numba compiles per
+  :class:`LazyKernel` that imports numba on the first :meth:`LazyKernel.get` (unless the saved
+  library has the kernel, below), which kernels call when the session is created (kernel
+  construction), never inside a run. numba compiles per
   argument types at the first call, so a kernel also calls the function once on tiny inputs of
   the types it will use (:meth:`LazyKernel.warm`), keeping compilation out of the first run.
 - **Cached on disk.** Functions compile with ``cache=True``: numba writes the machine code next
   to the source (or, where that folder is read-only, under ``NUMBA_CACHE_DIR`` / the user's
   cache), so only the first process on a machine pays the compile; later ones load it.
+- **Saved.** The kernels a process compiled are also compiled ahead of time into a library
+  that later processes call without importing numba (:mod:`ort_cpu._aot`): :meth:`LazyKernel.get`
+  returns its entry points where it has the kernel, :meth:`LazyKernel.jitted` numba's
+  dispatcher, which compiled code calling a kernel (a pool piece) must take. Kernels and their
+  callers therefore never import numba at module level: intrinsics are :class:`LazyIntrinsic`,
+  and a module of numba ``cfunc`` pieces is imported only where a run shares work.
 - **Composable.** A compiled function may call other ``@jit()`` functions of its module by
   name: they are compiled first and the call is compiled as a call between compiled functions.
 - **Optional.** :func:`available` is False when numba cannot be imported or
@@ -110,7 +117,8 @@ class LazyKernel:
                     saved, kid = _aot.library(), _aot.kernel_id(self.py_func)
                     fn = saved.dispatcher(kid, self._call_jitted) if saved and kid else None
                     self._compiled = fn if fn is not None else self.jitted()
-                    _STATE["in use"] = self._compiled is not None
+                    if self._compiled is not None:
+                        _STATE["in use"] = True
         return self._compiled
 
     def jitted(self) -> Any:
@@ -142,7 +150,11 @@ class LazyKernel:
         """A call the saved library has no entry point for: numba's dispatcher takes it."""
         fn = self.jitted()
         if fn is None:
-            raise RuntimeError(f"{self!r}: numba is off or missing; set ORT_CPU_AOT=0")
+            raise RuntimeError(
+                f"{self!r}: the saved library has no entry point for these argument types and "
+                f"numba cannot compile one ({reason() or 'numba is off'}); reinstall numba or "
+                "set ORT_CPU_JIT=0 to use the numpy paths"
+            )
         return fn(*args)
 
     def _with_compiled_callees(self) -> Any:
