@@ -52,8 +52,7 @@ def dispatch_module(tmp_path_factory):
     if not _compiler_works():
         pytest.skip("no working C compiler: the dispatcher cannot be built here")
     path = str(tmp_path_factory.mktemp("dispatch"))
-    build = str(tmp_path_factory.mktemp("build"))
-    name = _aot_build._build_dispatch(path, build)
+    name = _aot_build._build_dispatch(path)
     return _aot._load_extension(_aot.DISPATCH_MODULE, os.path.join(path, name))
 
 

@@ -43,7 +43,16 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["cache_root", "folder", "key", "library", "mode", "note_compiled", "TABLE"]
+__all__ = [
+    "cache_root",
+    "folder",
+    "key",
+    "known_types",
+    "library",
+    "mode",
+    "note_compiled",
+    "TABLE",
+]
 
 #: the table's file name in a library folder, and the format written there
 TABLE = "table.json"
@@ -228,15 +237,19 @@ def note_compiled(kernel: Any) -> None:
         _COMPILED.add(kernel)
 
 
+def known_types(table: dict | None) -> dict[str, set]:
+    """{kernel id: the argument types (as text) ``table`` built or skipped}."""
+    known: dict[str, set] = {}
+    for group in ("kernels", "skipped"):
+        for kid, entries in (table or {}).get(group, {}).items():
+            known.setdefault(kid, set()).update(e["types"] for e in entries)
+    return known
+
+
 def new_signatures(kernels, table: dict | None) -> dict[str, list]:
     """{kernel id: [pickled (argument types, return type)]} of the signatures the numba
     dispatchers of ``kernels`` have and ``table`` neither built nor skipped."""
-    known: dict[str, set] = {}
-    if table is not None:
-        for kid, entries in table.get("kernels", {}).items():
-            known.setdefault(kid, set()).update(e["types"] for e in entries)
-        for kid, skipped in table.get("skipped", {}).items():
-            known.setdefault(kid, set()).update(s["types"] for s in skipped)
+    known = known_types(table)
     import pickle
 
     out: dict[str, list] = {}

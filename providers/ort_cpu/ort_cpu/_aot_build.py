@@ -169,7 +169,7 @@ def _aot_compiler(options_of: dict[int, dict]):
         AOTCPUCodegen._customize_tm_features = real_features
 
 
-def _build_dispatch(path: str, build_dir: str) -> str:
+def _build_dispatch(path: str) -> str:
     """Compile ``_aot_dispatch.c`` into ``path`` (once per folder); its file name."""
     import numpy as np
 
@@ -181,20 +181,24 @@ def _build_dispatch(path: str, build_dir: str) -> str:
         return name
     toolchain = Toolchain()
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_aot_dispatch.c")
-    objects = toolchain.compile_objects(
-        [source],
-        build_dir,
-        include_dirs=[*toolchain.get_python_include_dirs(), np.get_include()],
-        extra_cflags=["-O2"],
-    )
-    toolchain.link_shared(
-        os.path.join(build_dir, name),
-        objects,
-        toolchain.get_python_libraries(),
-        toolchain.get_python_library_dirs(),
-        export_symbols=["PyInit_" + _aot.DISPATCH_MODULE],
-    )
-    os.replace(os.path.join(build_dir, name), os.path.join(path, name))
+    build_dir = tempfile.mkdtemp(prefix="ort-cpu-aot-", dir=path)
+    try:
+        objects = toolchain.compile_objects(
+            [source],
+            build_dir,
+            include_dirs=[*toolchain.get_python_include_dirs(), np.get_include()],
+            extra_cflags=["-O2"],
+        )
+        toolchain.link_shared(
+            os.path.join(build_dir, name),
+            objects,
+            toolchain.get_python_libraries(),
+            toolchain.get_python_library_dirs(),
+            export_symbols=["PyInit_" + _aot.DISPATCH_MODULE],
+        )
+        os.replace(os.path.join(build_dir, name), os.path.join(path, name))
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
     return name
 
 
@@ -289,13 +293,12 @@ def _empty() -> dict:
     return {"format": _aot.FORMAT, "segments": [], "kernels": {}, "skipped": {}}
 
 
-def _known(table: dict, groups=("kernels", "skipped")) -> dict[str, dict[str, tuple]]:
-    """The signatures a table built (and skipped), as :func:`build` takes them."""
+def _built(table: dict) -> dict[str, dict[str, tuple]]:
+    """The signatures a table built, as :func:`build` takes them."""
     out: dict[str, dict[str, tuple]] = {}
-    for group in groups:
-        for kid, entries in table.get(group, {}).items():
-            for e in entries:
-                out.setdefault(kid, {})[e["types"]] = pickle.loads(base64.b64decode(e["sig"]))
+    for kid, entries in table.get("kernels", {}).items():
+        for e in entries:
+            out.setdefault(kid, {})[e["types"]] = pickle.loads(base64.b64decode(e["sig"]))
     return out
 
 
@@ -326,7 +329,7 @@ def update(path: str, retry: bool = False) -> int:
         files = sorted(glob.glob(os.path.join(path, "wanted", "*.pkl")))
         if not files:
             return 0
-        known = _known(table)
+        known = _aot.known_types(table)
         wanted: dict[str, dict[str, tuple]] = {}
         for name in files:
             try:
@@ -337,19 +340,16 @@ def update(path: str, retry: bool = False) -> int:
             for kid, blobs in blobs_of.items():
                 for blob in blobs:
                     args, ret = pickle.loads(blob)
-                    if str(tuple(args)) not in known.get(kid, {}):
-                        wanted.setdefault(kid, {})[str(tuple(args))] = (args, ret)
+                    text = str(tuple(args))
+                    if text not in known.get(kid, ()):
+                        wanted.setdefault(kid, {})[text] = (args, ret)
         table.pop("failed", None)
         if len(table["segments"]) >= MAX_SEGMENTS:  # all in one segment again
-            for kid, sigs in _known(table, ("kernels",)).items():
+            for kid, sigs in _built(table).items():
                 wanted.setdefault(kid, {}).update(sigs)
             table |= {"segments": [], "kernels": {}}
         try:
-            build_dir = tempfile.mkdtemp(prefix="ort-cpu-aot-", dir=path)
-            try:
-                table["dispatch"] = _build_dispatch(path, build_dir)
-            finally:
-                shutil.rmtree(build_dir, ignore_errors=True)
+            table["dispatch"] = _build_dispatch(path)
         except Exception as e:  # no C compiler, no setuptools: nothing can be built here
             table["failed"] = f"{type(e).__name__}: {e}"[:2000]
         if wanted and not table.get("failed"):

@@ -1862,6 +1862,9 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
     kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
     window = (*w.shape[2:], *strides, *dilations)
     shapes: dict = {}  # by input shape and zero point: the layer's geometry and pieces' block
+    conv_rows, pack_input, qgemm = (
+        f.get() for f in (_vnni.conv_rows, _vnni.pack_input, _vnni.qgemm)
+    )
 
     def layout(x_shape, zx):
         """(output cells (OH, OW), padding (begin, end) or None for a pointwise layer, the
@@ -1912,7 +1915,7 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
             if cols is not None:  # rows of outputs, each packing its own windows
                 xp = np.ascontiguousarray(cols[i])
                 if template is None or not _vnni.split_rows(template, xp, yi, out[0]):
-                    _vnni.conv_rows.get()(
+                    conv_rows(
                         xp, *window, out[1], 0, out[0], wq, wsum, z, bias, mult, zero, lo, hi, yi
                     )
                 continue
@@ -1921,9 +1924,9 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
                 continue
             if xq is None:
                 xq = np.empty((k4, p_pad), np.uint32)
-            _vnni.pack_input.get()(xi, k4, p_pad, xq)
+            pack_input(xi, k4, p_pad, xq)
             if template is None or not _vnni.split(template, xq, yi):
-                _vnni.qgemm.get()(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
+                qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
         return y
 
     return run
