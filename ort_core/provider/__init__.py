@@ -33,7 +33,7 @@ from .dtypes import (
     UINT_TYPES,
 )
 from .fp import fp_errors_ignored
-from .registry import KernelDef, KernelProvider, KernelRegistry
+from .registry import KernelDef, KernelProvider, KernelRegistry, KernelSource
 from .schema import is_multi_output, schema_for
 from .view import GraphView, KernelInfo
 
@@ -48,6 +48,7 @@ __all__ = [
     "KernelInfo",
     "KernelProvider",
     "KernelRegistry",
+    "KernelSource",
     "KernelUnsupported",
     "RunContext",
     "current_run",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import threading
 import types
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -80,6 +81,16 @@ def _normalize_dtypes(dtypes: Any) -> dict[int, frozenset[np.dtype]]:
     return {0: frozenset(np.dtype(d) for d in dtypes)}
 
 
+class KernelSource(Protocol):
+    """Registers a registry's kernels on demand (see :meth:`KernelRegistry.defer`)."""
+
+    def load(self, registry: KernelRegistry, key: tuple[str, str]) -> None:
+        """Register every kernel of ``key`` = (domain, op_type) (and any others it likes)."""
+
+    def load_all(self, registry: KernelRegistry, loaded: frozenset[tuple[str, str]]) -> None:
+        """Register every kernel not registered yet; ``loaded`` are the keys already asked for."""
+
+
 class KernelRegistry:
     """Kernels keyed by (domain, op_type, since-version), with the input element types they accept.
 
@@ -96,14 +107,55 @@ class KernelRegistry:
     def __init__(self, name: str = "") -> None:
         self.name = name
         self._defs: dict[tuple[str, str], list[KernelDef]] = {}
+        self._source: KernelSource | None = None
+        self._pending = False  # a deferred source has not loaded everything yet
+        self._asked: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+
+    def defer(self, source: KernelSource) -> None:
+        """Register kernels when they are first asked for: a lookup of (domain, op_type) calls
+        ``source.load(registry, key)`` once for that key, and listing the registry (``keys()``,
+        ``ops()``, ``len()``) calls ``source.load_all`` once. A provider whose kernels live in
+        many modules then imports, at a session's creation, only those its model's ops need.
+        Sessions created in several threads at once see a key only once it is loaded."""
+        self._source, self._pending = source, True
+
+    def _get(self, key: tuple[str, str]) -> list[KernelDef] | None:
+        if self._pending and key not in self._asked:
+            with self._lock:
+                source = self._source
+                if source is not None and key not in self._asked:
+                    try:
+                        source.load(self, key)
+                    finally:
+                        self._asked.add(key)
+        return self._defs.get(key)
+
+    def _complete(self) -> None:
+        if not self._pending:
+            return
+        with self._lock:
+            source, self._source = self._source, None
+            if source is not None:
+                try:
+                    source.load_all(self, frozenset(self._asked))
+                finally:
+                    self._pending = False
 
     def __len__(self) -> int:
+        self._complete()
         return sum(len(v) for v in self._defs.values())
 
     def keys(self) -> list[tuple[str, str, int]]:
+        self._complete()
+        return self.registered()
+
+    def registered(self) -> list[tuple[str, str, int]]:
+        """The keys registered so far, without loading deferred kernels (see :meth:`defer`)."""
         return sorted((d.domain, d.op_type, d.since) for v in self._defs.values() for d in v)
 
     def ops(self) -> set[tuple[str, str]]:
+        self._complete()
         return set(self._defs)
 
     def add(self, kdef: KernelDef) -> None:
@@ -199,7 +251,7 @@ class KernelRegistry:
 
     def lookup(self, domain: str, op_type: str, opset: int) -> KernelDef | None:
         """The kernel with the highest since-version not above ``opset``, or None."""
-        defs = self._defs.get(("" if domain == "ai.onnx" else domain, op_type))
+        defs = self._get(("" if domain == "ai.onnx" else domain, op_type))
         if not defs:
             return None
         best = None
@@ -218,7 +270,7 @@ class KernelRegistry:
         node = info.node
         kdef = self.lookup(node.domain, node.op_type, info.opset)
         if kdef is None:
-            defs = self._defs.get((node.domain, node.op_type))
+            defs = self._get((node.domain, node.op_type))
             if not defs:
                 return Decline(f"no kernel for {node.domain or 'ai.onnx'}::{node.op_type}")
             return Decline(

@@ -23,7 +23,6 @@ from typing import Any
 from ort_core.provider import KernelRegistry
 
 from . import _table
-from ._xp import matmul_by, no_host_waits
 
 #: Family modules, one per op family; importing one records its kernels in ``_table.SPECS``.
 FAMILIES = (
@@ -40,9 +39,21 @@ FAMILIES = (
 )
 
 
-def _load() -> None:
+def import_family(name: str) -> None:
+    importlib.import_module(f"{__name__}.kernels.{name}")
+
+
+def _load(keys: Collection[tuple[str, str]] | None = None) -> None:
+    """Import the families declaring the kernels of ``keys`` (None: every family)."""
+    if keys is None:
+        names: Collection[str] = FAMILIES
+    else:
+        from ._index import FAMILIES_OF
+
+        names = {name for key in keys for name in FAMILIES_OF.get(key, ())}
     for name in FAMILIES:
-        importlib.import_module(f"{__name__}.kernels.{name}")
+        if name in names:
+            import_family(name)
 
 
 def register(
@@ -50,6 +61,8 @@ def register(
     skip: Collection[str] = frozenset(),
     *,
     dtypes: Collection[Any] | None = None,
+    keys: Collection[tuple[str, str]] | None = None,
+    exclude: Collection[tuple[str, str]] = (),
 ) -> list[tuple[str, str, int]]:
     """Register every shared kernel into ``registry`` and return the keys added.
 
@@ -61,9 +74,20 @@ def register(
         registry: the provider's kernel registry.
         skip: op types the provider runs itself at every opset (its tuned paths) or not at all.
         dtypes: the element types the provider's arrays hold (None: every type numpy holds).
+        keys: register only these (domain, op_type) keys, importing only the families that
+            declare them (a registry loading its kernels on demand: see
+            :meth:`ort_core.provider.KernelRegistry.defer`); None: every key.
+        exclude: keys not to register (those a registry on demand has already done).
     """
-    _load()
-    return _table.register(registry, skip=skip, dtypes=dtypes)
+    if keys is not None:  # only keys where a shared kernel is older than the registry's own
+        from ._index import LOWEST_SINCE
+
+        own: dict[tuple[str, str], int] = {}
+        for domain, op, since in registry.registered():
+            own[(domain, op)] = min(since, own.get((domain, op), since))
+        keys = [k for k in keys if k in LOWEST_SINCE and LOWEST_SINCE[k] < own.get(k, 1 << 30)]
+    _load(keys)
+    return _table.register(registry, skip=skip, dtypes=dtypes, keys=keys, exclude=exclude)
 
 
 def ops() -> set[str]:
@@ -72,4 +96,13 @@ def ops() -> set[str]:
     return {spec.op_type for spec in _table.SPECS}
 
 
-__all__ = ["FAMILIES", "matmul_by", "no_host_waits", "ops", "register"]
+def __getattr__(name: str) -> Any:
+    # the namespace helpers import array-api-compat: only where a shared kernel is used
+    if name in ("matmul_by", "no_host_waits"):
+        from . import _xp
+
+        return getattr(_xp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FAMILIES", "import_family", "matmul_by", "no_host_waits", "ops", "register"]

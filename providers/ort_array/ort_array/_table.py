@@ -84,7 +84,12 @@ def builder(
 
 
 def register(
-    registry: KernelRegistry, *, skip: Collection[str] = (), dtypes: Collection[Any] | None = None
+    registry: KernelRegistry,
+    *,
+    skip: Collection[str] = (),
+    dtypes: Collection[Any] | None = None,
+    keys: Collection[tuple[str, str]] | None = None,
+    exclude: Collection[tuple[str, str]] = (),
 ) -> list[tuple[str, str, int]]:
     """Register the shared kernels into ``registry``; return the keys added.
 
@@ -101,17 +106,21 @@ def register(
         dtypes: the element types the provider's arrays can hold (cupy has no bfloat16, say);
             each kernel's declared input types are narrowed to them, and inputs a kernel leaves
             unconstrained are constrained to them.
+        keys: register only these (domain, op_type) keys (None: all); a registry that loads its
+            own kernels on demand adds the shared ones of a key once it loaded the key's own.
+        exclude: keys not to register.
     """
     lowest: dict[tuple[str, str], int] = {}
-    for domain, op, since in registry.keys():
+    for domain, op, since in registry.registered():
         key = (domain, op)
         lowest[key] = min(since, lowest.get(key, since))
     allowed = None if dtypes is None else frozenset(_dtype(d) for d in dtypes)
     added = []
     for spec in SPECS:
-        if spec.op_type in skip:
+        key = (spec.domain, spec.op_type)
+        if spec.op_type in skip or (keys is not None and key not in keys) or key in exclude:
             continue
-        own = lowest.get((spec.domain, spec.op_type))
+        own = lowest.get(key)
         versions = [s for s in spec.since if own is None or s < own]
         if not versions:
             continue

@@ -34,7 +34,6 @@ This module does not import numba: the recording side runs where numba is loaded
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib.util
 import json
 import os
@@ -42,6 +41,11 @@ import platform
 import sys
 import threading
 from typing import Any
+
+try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b as _blake2b
 
 __all__ = [
     "cache_root",
@@ -134,7 +138,7 @@ def key() -> str:
             _stamp(here),
             _stamp(os.path.join(here, "kernels")),
         ]
-        _STATE["key"] = hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+        _STATE["key"] = _blake2b(repr(parts).encode(), digest_size=10).hexdigest()
     return _STATE["key"]
 
 

@@ -1681,13 +1681,11 @@ def qlinear_conv(info):
     even, plus the zero point, saturated. (onnxruntime's u8s8 kernels on x86 CPUs without VNNI
     sum pairs of products in saturating 16-bit lanes and can differ from the exact result; see
     docs/compatibility.md.)"""
-    attrs, packed = ops.Window.from_attrs(info.attrs), _prepacked_int_weights(info, 3, 5)
+    attrs = ops.Window.from_attrs(info.attrs)
     consts = [info.constant(i) for i in (1, 4, 6, 7)]
     fixed = None
     if all(c is not None for c in consts):  # scales and zero point known: the multiplier once
         fixed = _requant_params(*consts, info.input_dtype(0))
-    center = _quant_jit.warm_dequantize() if packed is not None else None
-    requant = _quant_jit.warm_requantize() if center is not None else None
     m_out = None if info.constant(3) is None else info.constant(3).shape[0]
     no_bias = np.zeros(m_out or 1, np.float32)
     b_const = info.constant(8) if info.has_input(8) else None
@@ -1696,13 +1694,28 @@ def qlinear_conv(info):
     mult32 = None if fixed is None or m_out is None else _per_channel(fixed[0], m_out)
 
     vnni = _vnni_conv(info, attrs, fixed, bias32, mult32)
-    depthwise = _depthwise_quant_conv(info, attrs, packed, fixed, bias32, mult32)
+    general: list = []  # the float path's packed weights and compiled passes, made once
+
+    def float_path():
+        if not general:
+            packed = _prepacked_int_weights(info, 3, 5)
+            center = _quant_jit.warm_dequantize() if packed is not None else None
+            requant = _quant_jit.warm_requantize() if center is not None else None
+            general.append((packed, center, requant))
+        return general[0]
+
+    depthwise = None
+    if vnni is None:
+        # (the VNNI path takes every input of rank 4: where it exists, the float path's weights
+        # are packed at the first run that needs them, not at the session's creation)
+        depthwise = _depthwise_quant_conv(info, attrs, float_path()[0], fixed, bias32, mult32)
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None):
         if vnni is not None and x.dtype == np.uint8 and x.ndim == 4:
             return vnni(x, x_zero_point)
         if depthwise is not None and x.ndim == 4 and np.size(x_zero_point) <= 1:
             return depthwise(x, x_zero_point)
+        packed, center, requant = float_path()
         acc = _int_conv(attrs, x, w, x_zero_point, w_zero_point, packed, center)
         mult, zp, lo, hi, out_dt = fixed or _requant_params(
             x_scale, w_scale, y_scale, y_zero_point, x.dtype
