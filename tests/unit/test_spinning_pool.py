@@ -533,6 +533,37 @@ def test_one_row_products_split_as_gemv_pieces(spinning, layout, dtype):
 
 
 @needs_gemm
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_long_one_row_products_split_by_blocks_of_rows(spinning, dtype, beta):
+    """A one-row product over a long, row-major matrix (a decoder step's 3072 x 768 projection)
+    gives each thread a contiguous block of the matrix's rows and its own partial row, summed
+    at the end: a split by columns had every thread read part of every row and scaled 1.17x on
+    two threads (the product is memory-bound)."""
+    gemm = _blas.find_gemm(dtype)
+    if not gemm.gemv or _blas.find_gemm_batch(dtype) is None:
+        pytest.skip("the BLAS library's GEMV was not found or failed its check")
+    rng = np.random.default_rng(10)
+    k, n = 3000, 512  # at least MIN_SPIN_WORK multiply-adds
+    a = rng.standard_normal((1, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((1, n)).astype(dtype)
+    c = c0.copy()
+    jobs = []
+    run_gemm = spinning.run_gemm
+    spinning.run_gemm = lambda ints, floats: (
+        jobs.append((list(ints), list(floats))) or run_gemm(ints, floats)
+    )
+    gemm(a, b, c, beta)
+    assert len(jobs) == 1
+    rows, floats = jobs[0]
+    assert [r[3] for r in rows] == [1500, 1500] and {r[4] for r in rows} == {n}
+    assert rows[1][6] - rows[0][6] == 1500 * n * b.itemsize  # contiguous blocks of b's rows
+    assert [f[1] for f in floats] == [beta, 0.0]  # beta once, on the first partial row
+    np.testing.assert_allclose(c, a @ b + beta * c0, rtol=1e-4, atol=1e-3)
+
+
+@needs_gemm
 def test_winograd_products_are_gemm_pieces_of_a_spinning_pool(spinning, monkeypatch):
     """On a spinning pool a Winograd layer's 16 products go to the workers as GEMM pieces (no
     GIL; Python pieces calling the GEMM scaled 1.2x on two threads) and its output transform
