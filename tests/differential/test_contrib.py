@@ -450,22 +450,28 @@ def _const_model(op, inputs, consts, attrs=None):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_elementwise_shared_among_the_runs_threads(dtype, monkeypatch):
-    """Device: QLinearSigmoid's and QLinearConcat's lookups and QLinearMul over 83,517
-    elements (a last piece shorter than the others) are compiled pieces on the run's pool at
-    two threads (kernels._quant_pieces), with the one-thread bytes."""
+    """Device: QLinearSigmoid's and QLinearConcat's lookups and QLinearMul (over 83,517
+    elements; the lookups over as many 123 x 97 planes as reach their threshold, which is higher
+    where the CPU looks bytes up 64 at a time) are compiled pieces on the run's pool at two
+    threads (kernels._quant_pieces), with the one-thread bytes (a last piece shorter than the
+    others)."""
+    from ort_cpu.kernels import contrib
+
     from .harness import run_one_and_two_threads
 
     rng = np.random.default_rng(16)
     zp = 128 if dtype == np.uint8 else 0
+    planes = max(7, -(-contrib._lookup_split() // (123 * 97)) + 1)
+    big = _q(rng, (1, planes, 123, 97), dtype)
     x = _q(rng, (1, 7, 123, 97), dtype)
     y = _q(rng, (1, 7, 123, 97), dtype)
     xp, yp = _qp(0.05, zp + 2, dtype), _qp(1 / 256, zp - 1, dtype)
     cases = [
-        _const_model("QLinearSigmoid", [x, *xp, *yp], (1, 2, 3, 4)),
+        _const_model("QLinearSigmoid", [big, *xp, *yp], (1, 2, 3, 4)),
         _const_model("QLinearMul", [x, *xp, y, *_qp(0.04, zp, dtype), *yp], (1, 2, 4, 5, 6, 7)),
         _const_model(
-            "QLinearConcat", [*yp, x, *xp, _q(rng, (1, 9, 123, 97), dtype), *yp], (0, 1, 3, 4, 6, 7),
-            {"axis": 1},
+            "QLinearConcat", [*yp, big, *xp, _q(rng, (1, 9, 123, 97), dtype), *yp],
+            (0, 1, 3, 4, 6, 7), {"axis": 1},
         ),
     ]  # fmt: skip
     for model, feeds in cases:

@@ -17,6 +17,8 @@ from .._jit import LazyIntrinsic, jit
 
 #: one rounding of a * b + c (:mod:`._fma`), as onnxruntime's QLinearAdd kernel rounds
 fma = LazyIntrinsic("ort_cpu.kernels._fma", "fma")
+#: a byte table looked up 64 bytes at a time (AVX-512 VBMI; none elsewhere)
+table_bytes = LazyIntrinsic("ort_cpu.kernels._fma", "table_bytes")
 
 
 @jit()
@@ -104,10 +106,13 @@ def qbinary(a, b, za, zb, ka, kb, zc, lo, hi, code, out):
 
 @jit()
 def lookup(x, table, out):  # pragma: no cover - compiled
-    """``out[i] = table[x[i]]`` for the bytes ``x`` (a 256-entry table of a quantized unary op's
-    outputs, QLinearSigmoid's and QLinearLeakyRelu's): numpy's ``take`` costs a nanosecond a
-    byte, this loop a third of it."""
-    for i in range(x.shape[0]):
+    """``out[i] = table[x[i]]`` for the contiguous bytes ``x`` (a 256-entry table of a quantized
+    unary op's outputs, QLinearSigmoid's and QLinearLeakyRelu's) into the contiguous ``out``:
+    64 bytes at a time with byte permutes where the CPU has AVX-512 VBMI (:func:`._fma.
+    table_bytes`: 1.6 MB in 37 us, a YOLO's SiLU), the rest one at a time (numpy's ``take``
+    costs a nanosecond a byte, this loop a third of it)."""
+    done = table_bytes(x.ctypes.data, table.ctypes.data, out.ctypes.data, x.shape[0])
+    for i in range(done, x.shape[0]):
         out[i] = table[x[i]]
 
 
