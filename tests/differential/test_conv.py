@@ -334,6 +334,11 @@ TRANSPOSE_CASES = [
     ((1, 1, 3, 3), (1, 2, 2, 2), {"dilations": [2, 2]}),
     ((1, 2, 3, 3), (2, 2, 3, 3), {"strides": [2, 2], "auto_pad": "VALID"}),
     ((1, 2, 2, 3, 2), (2, 2, 2, 2, 3), {"strides": [2, 1, 2], "pads": [0, 1, 1, 1, 0, 1]}),
+    # windows that tile the output (kernel == stride): written once each, not summed
+    ((2, 4, 5, 6), (4, 3, 2, 2), {"strides": [2, 2]}),
+    ((1, 2, 7), (2, 3, 2), {"strides": [2]}),
+    ((1, 2, 2, 3, 2), (2, 2, 2, 2, 2), {"strides": [2, 2, 2]}),
+    ((1, 2, 3, 3), (2, 2, 2, 2), {"strides": [2, 2], "output_padding": [1, 1]}),
 ]
 
 
@@ -369,14 +374,20 @@ def test_conv_transpose_dtypes(dtype):
     )
 
 
-@pytest.mark.parametrize("mg", [1, 2])
-def test_conv_transpose_group(mg):
+@pytest.mark.parametrize(
+    "mg,attrs",
+    [
+        (1, {"strides": [2, 1], "pads": [1, 0, 0, 1], "output_padding": [1, 0]}),
+        (2, {"strides": [2, 1], "pads": [1, 0, 0, 1], "output_padding": [1, 0]}),
+        (2, {"strides": [3, 2]}),  # windows that tile the output
+    ],
+)
+def test_conv_transpose_group(mg, attrs):
     """The reference mishandles group > 1, so compare with one group=1 reference run per group."""
     rng = np.random.default_rng(mg)
     g, cg = 2, 2
     x, w = _rand(rng, (2, g * cg, 3, 4)), _rand(rng, (g * cg, mg, 3, 2))
     b = _rand(rng, (g * mg,))
-    attrs = {"strides": [2, 1], "pads": [1, 0, 0, 1], "output_padding": [1, 0]}
     model, feeds = make_node_model("ConvTranspose", [x, w, b], {**attrs, "group": g})
     (got,) = run_cpu(model, feeds)
     parts = []

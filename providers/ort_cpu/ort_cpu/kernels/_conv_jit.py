@@ -517,3 +517,34 @@ def warm():
                 0.0, 0.0,
             )  # fmt: skip
     return fn
+
+
+@jit()
+def tile_windows(cols, bias, y):  # pragma: no cover - compiled
+    """A ConvTranspose whose 2-D windows tile the output without overlapping (kernel ==
+    stride, no pads or dilation): ``y[a, c, i * kh + u, j * kw + v] = cols[a, c, u, v, i, j] +
+    bias[c]`` (``bias`` empty: none), each output row written once, in order. numpy's four
+    strided writes of an OCR detector's 24 x 320 x 320 upsampling took 4.6 ms."""
+    n, m, kh, kw, h, w = cols.shape
+    with_bias = bias.shape[0] > 0
+    for a in range(n):
+        for c in range(m):
+            b = bias[c] if with_bias else cols.dtype.type(0)
+            for i in range(h):
+                for u in range(kh):
+                    row = y[a, c, i * kh + u]
+                    for v in range(kw):
+                        src = cols[a, c, u, v, i]
+                        for j in range(w):
+                            row[j * kw + v] = src[j] + b if with_bias else src[j]
+
+
+def warm_tile():
+    """The compiled :func:`tile_windows` for float32 and float64 (with and without a bias), or
+    None where compiled kernels are off."""
+    fn = None
+    for dt in (np.float32, np.float64):
+        cols = np.zeros((1, 1, 1, 1, 1, 1), dt)
+        for bias in (np.zeros(1, dt), np.zeros(0, dt)):
+            fn = tile_windows.warm(cols, bias, np.empty((1, 1, 1, 1), dt))
+    return fn

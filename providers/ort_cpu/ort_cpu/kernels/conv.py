@@ -1528,8 +1528,9 @@ def conv(info):
 
 
 # -- ConvTranspose -------------------------------------------------------------------------------
-def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial) -> np.ndarray:
-    """ConvTranspose of ``x`` (compute dtype) with (g, C/g, M/g*K) weights; no bias."""
+def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial, bias=None) -> np.ndarray:
+    """ConvTranspose of ``x`` (compute dtype) with (g, C/g, M/g*K) weights, plus ``bias`` (M,)
+    where given."""
     nd = x.ndim - 2
     kernel, strides, dilations = resolve(attrs, nd, w_spatial)
     g = attrs.group
@@ -1542,6 +1543,32 @@ def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial) -> np.ndarray:
     )  # (n, g, Mg*K, P)
     cols = cols.reshape(n, m, *kernel, *in_shape)
     out_shape, begin, _ = attrs.transpose_geometry(in_shape, w_spatial)
+    if (
+        tuple(kernel) == tuple(strides)
+        and all(d == 1 for d in dilations)
+        and all(b == 0 for b in begin)
+        and tuple(out_shape) == tuple(i * s for i, s in zip(in_shape, strides, strict=True))
+    ):
+        # windows that tile the output without overlapping (a 2 x 2 kernel at stride 2, an
+        # OCR detector's upsampling): output cell i * s + k is window offset k of input cell
+        # i, written once (the bias added on the way) instead of summed into a zeroed canvas
+        # and added to again (24 channels, 160 x 160 -> 320 x 320: the canvas, its four sums
+        # and the bias 8.4 + 2 ms; numpy's four strided writes 4.6 ms; the compiled loop of
+        # :func:`._conv_jit.tile_windows` 1.1 ms)
+        y = np.empty((n, m, *out_shape), cols.dtype)
+        tile = _conv_jit.warm_tile() if nd == 2 and jit_available() else None
+        if tile is not None:
+            tile(cols, bias if bias is not None else np.zeros(0, cols.dtype), y)
+            return y
+        b = None if bias is None else bias.reshape(1, m, *([1] * nd))
+        head = (slice(None), slice(None))
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            dst = y[head + tuple(slice(o, None, st) for o, st in zip(offset, strides, strict=True))]
+            if b is None:
+                dst[...] = cols[head + offset]
+            else:
+                np.add(cols[head + offset], b, out=dst)
+        return y
     # canvas covering both what the kernels write and the requested output window
     lo = [min(0, b) for b in begin]
     span = [
@@ -1558,7 +1585,8 @@ def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial) -> np.ndarray:
         )
         canvas[head + region] += cols[head + offset]
     window = tuple(slice(b - l, b - l + o) for b, l, o in zip(begin, lo, out_shape, strict=True))
-    return canvas[head + window]
+    y = canvas[head + window]
+    return y if bias is None else y + bias.reshape(-1, *([1] * nd))
 
 
 @builder("ConvTranspose", since=(1, 11, 22), dtypes=FLOAT_TYPES, check=conv_check(transpose=True))
@@ -1575,9 +1603,8 @@ def conv_transpose(info):
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack(w, cdt)
-        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, w.shape[2:])
-        if b is not None:
-            y = y + b.astype(cdt, copy=False).reshape(-1, *([1] * (y.ndim - 2)))
+        bias = None if b is None else b.astype(cdt, copy=False)
+        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, w.shape[2:], bias)
         return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
     return run
