@@ -126,6 +126,37 @@ def test_resize_axes_scales(axes):
     check_node("Resize", [_image(), None, np.array([1.5, 0.7], F32)], attrs, opset=19, **TOL)
 
 
+@pytest.mark.parametrize("coord", COORDS)
+@pytest.mark.parametrize("scales", [[1, 1, 2.0, 2.0], [1, 1, 3.0, 1.0], [1, 1, 1.0, 4.0]])
+@pytest.mark.parametrize("nearest_mode", NEAREST_MODES)
+def test_resize_nearest_whole_factors(coord, scales, nearest_mode):
+    """Whole factors: where nearest picks j // factor the cells are repeated by a compiled loop,
+    elsewhere gathered; the reference's values either way."""
+    attrs = dict(mode="nearest", coordinate_transformation_mode=coord, nearest_mode=nearest_mode)
+    check_node("Resize", [_image(), None, np.array(scales, F32)], attrs, opset=19)
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float32, np.float64, np.uint8, np.int64, np.bool_, np.float16]
+)
+def test_resize_repeated_cells_every_type_and_changing_scales(dtype):
+    """Each cell repeated (nearest, asymmetric, floor, whole factors): the input's values
+    exactly for every element type (float16 goes the gather way), with scales that change from
+    run to run in one session (the plan is kept per input shape and scales)."""
+    import ort_core as ort
+
+    x = _image((2, 3, 4, 5), F32 if dtype == np.bool_ else dtype)
+    x = x > 0 if dtype == np.bool_ else x
+    attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    model, _ = make_node_model("Resize", [x, None, np.array([1, 1, 2, 2], F32)], attrs, opset=19)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for sh, sw in ((2, 2), (3, 1), (1, 4), (2, 2), (8, 3)):
+        (got,) = session.run(None, {"x0": x, "x2": np.array([1, 1, sh, sw], F32)})
+        expected = np.repeat(np.repeat(x, sh, axis=2), sw, axis=3)
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float64, np.uint8, np.int32, np.int8])
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 def test_resize_dtypes(dtype, mode):
