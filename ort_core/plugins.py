@@ -347,7 +347,9 @@ class _EntryPoint(NamedTuple):
     version: str
 
     def load(self) -> Any:
-        module, _, attr = self.value.partition(":")
+        """The object the value names (``module`` or ``module:attr``; extras in brackets
+        ignored, as importlib.metadata does)."""
+        module, _, attr = self.value.split("[", 1)[0].partition(":")
         obj = importlib.import_module(module.strip())
         for part in attr.strip().split(".") if attr.strip() else ():
             obj = getattr(obj, part)

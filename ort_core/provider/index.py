@@ -71,25 +71,25 @@ def main(
     argv: list[str] | None,
     *,
     module: str,
-    path: str,
-    current: Any,
+    index: Any,
     make: Callable[[], tuple[dict[Key, tuple[str, ...]], dict[Key, int]]],
 ) -> int:
     """The command line of a provider's ``_make_index`` module (``module``): write the index
-    ``make()`` returns to ``path``, or with ``--check`` compare it to ``current``'s (the index
-    module as imported)."""
+    ``make()`` returns over the index module ``index`` (its file), or with ``--check`` compare
+    it to what that module holds."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}")
     parser.add_argument("--check", action="store_true", help="exit 1 if the index is stale")
     args = parser.parse_args(argv)
-    index = make()
+    found = make()
+    path = index.__file__
     if args.check:
-        families = getattr(current, "FAMILIES_OF", {})
-        lowest = getattr(current, "LOWEST_SINCE", {})
-        if index == (families, lowest):
+        families = getattr(index, "FAMILIES_OF", {})
+        lowest = getattr(index, "LOWEST_SINCE", {})
+        if found == (families, lowest):
             return 0
         stale = sorted(
-            (set(index[0].items()) ^ set(families.items()))
-            | {(k, (v,)) for k, v in set(index[1].items()) ^ set(lowest.items())}
+            (set(found[0].items()) ^ set(families.items()))
+            | {(k, (v,)) for k, v in set(found[1].items()) ^ set(lowest.items())}
         )
         sys.stderr.write(
             f"{path} is out of date ({len(stale)} entries differ, first {stale[:3]}): run "
@@ -97,5 +97,5 @@ def main(
         )
         return 1
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render(index, module))
+        f.write(render(found, module))
     return 0

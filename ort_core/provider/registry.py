@@ -154,6 +154,11 @@ class KernelRegistry:
         """The keys registered so far, without loading deferred kernels (see :meth:`defer`)."""
         return sorted((d.domain, d.op_type, d.since) for v in self._defs.values() for d in v)
 
+    def versions(self, key: tuple[str, str]) -> list[int]:
+        """The since-versions registered so far for ``key`` = (domain, op_type), lowest first,
+        without loading deferred kernels."""
+        return [d.since for d in self._defs.get(key, ())]
+
     def ops(self) -> set[tuple[str, str]]:
         self._complete()
         return set(self._defs)

@@ -82,10 +82,11 @@ def register(
     if keys is not None:  # only keys where a shared kernel is older than the registry's own
         from ._index import LOWEST_SINCE
 
-        own: dict[tuple[str, str], int] = {}
-        for domain, op, since in registry.registered():
-            own[(domain, op)] = min(since, own.get((domain, op), since))
-        keys = [k for k in keys if k in LOWEST_SINCE and LOWEST_SINCE[k] < own.get(k, 1 << 30)]
+        keys = [
+            k
+            for k in keys
+            if k in LOWEST_SINCE and LOWEST_SINCE[k] < min(registry.versions(k), default=1 << 30)
+        ]
     _load(keys)
     return _table.register(registry, skip=skip, dtypes=dtypes, keys=keys, exclude=exclude)
 

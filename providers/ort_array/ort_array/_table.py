@@ -111,9 +111,14 @@ def register(
         exclude: keys not to register.
     """
     lowest: dict[tuple[str, str], int] = {}
-    for domain, op, since in registry.registered():
-        key = (domain, op)
-        lowest[key] = min(since, lowest.get(key, since))
+    if keys is not None:  # (the registry's versions of these keys only: one key at a time)
+        for key in keys:
+            if versions := registry.versions(key):
+                lowest[key] = versions[0]
+    else:
+        for domain, op, since in registry.registered():
+            key = (domain, op)
+            lowest[key] = min(since, lowest.get(key, since))
     allowed = None if dtypes is None else frozenset(_dtype(d) for d in dtypes)
     added = []
     for spec in SPECS:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ort_core.provider import index
@@ -17,13 +16,7 @@ def make() -> tuple[dict[tuple[str, str], tuple[str, ...]], dict[tuple[str, str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    return index.main(
-        argv,
-        module=__name__,
-        path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "_index.py"),
-        current=_index,
-        make=make,
-    )
+    return index.main(argv, module=__name__, index=_index, make=make)
 
 
 if __name__ == "__main__":
