@@ -1538,9 +1538,9 @@ def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial, bias=None) -> np.
     in_shape = x.shape[2:]
     mg = wmat.shape[2] // math.prod(kernel)
     m = mg * g
-    cols = np.matmul(
-        wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape))
-    )  # (n, g, Mg*K, P)
+    # (n, g, Mg*K, P), shared among the run's threads (np.matmul ran on one: numpy's BLAS
+    # keeps one thread during runs)
+    cols = _blas.matmul(wmat.transpose(0, 2, 1), x.reshape(n, g, c // g, math.prod(in_shape)))
     cols = cols.reshape(n, m, *kernel, *in_shape)
     out_shape, begin, _ = attrs.transpose_geometry(in_shape, w_spatial)
     if (
