@@ -3,9 +3,10 @@ session needs (see :meth:`ort_core.provider.KernelRegistry.defer`).
 
 A provider whose kernels live in family modules keeps a generated ``_index.py`` beside them,
 ``FAMILIES_OF = {(domain, op_type): (family, ...)}`` and ``LOWEST_SINCE = {(domain, op_type):
-since}`` (the lowest since-version among the key's kernels), and a ``_make_index`` module whose ``main``
-calls :func:`main` here: ``python -m <package>._make_index`` rewrites the index after a kernel
-was added or moved, ``--check`` exits 1 when it is out of date (run it in the provider's tests).
+since}`` (the lowest since-version among the key's kernels), and a ``_make_index`` module
+whose ``main`` calls :func:`main` here: ``python -m <package>._make_index`` rewrites the index
+after a kernel was added or moved, ``--check`` exits 1 when it is out of date (run it in the
+provider's tests).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ except ImportError:  # an interpreter built without it
 
 __all__ = [
     "cache_root",
+    "cpu_info",
     "folder",
     "key",
     "known_types",
@@ -87,22 +88,34 @@ def cache_root() -> str:
     return os.path.join(base, "ort-core", "cpu-kernels")
 
 
+_CPU_INFO: list[dict[str, str]] = []
+
+
+def cpu_info() -> dict[str, str]:
+    """The first processor's model name and feature flags from /proc/cpuinfo (Linux; empty
+    elsewhere), read once per process."""
+    if not _CPU_INFO:
+        seen: dict[str, str] = {}
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    name, _, value = line.partition(":")
+                    name = name.strip()
+                    if name in ("model name", "flags", "Features", "CPU part") and name not in seen:
+                        seen[name] = value.strip()
+                    if not line.strip() and seen:
+                        break
+        except OSError:
+            pass
+        _CPU_INFO.append(seen)
+    return _CPU_INFO[0]
+
+
 def _cpu() -> str:
     """The CPU's model name and feature flags (Linux), else what platform says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            seen: dict[str, str] = {}
-            for line in f:
-                name, _, value = line.partition(":")
-                name = name.strip()
-                if name in ("model name", "flags", "Features", "CPU part") and name not in seen:
-                    seen[name] = value.strip()
-                if not line.strip() and seen:
-                    break
-        if seen:
-            return json.dumps(seen, sort_keys=True)
-    except OSError:
-        pass
+    seen = cpu_info()
+    if seen:
+        return json.dumps(seen, sort_keys=True)
     return f"{platform.machine()} {platform.processor()}"
 
 

@@ -18,12 +18,13 @@ run and splits the large products itself:
 - Two hand-offs. Until numba is loaded, workers wait on a queue and the caller on an event:
   15-30 us to wake each on the 2-core virtual machines measured, about 55 us per split. Once a
   kernel has compiled code (numba's, or the saved library's, :mod:`._aot`), the pool spins
-  (:meth:`Pool.start_spinning`, :mod:`._spin_jit`; Linux on x86-64): during a run, idle workers poll for work in compiled code without the
-  GIL, for at most :data:`SPIN_POLLS` polls, and run GEMM pieces there themselves through the
-  BLAS routine's address, while the caller polls for the last piece (about 2 us per split, so
-  GEMMs from :data:`MIN_SPIN_WORK` multiply-adds are split instead of
-  :data:`MIN_PARALLEL_WORK`; at 2 threads against the queue: MobileNetV2 0.79-0.86x,
-  ShuffleNetV2 0.82-0.89x, SqueezeNet 0.81-0.88x, Inception-v2 0.92x, ResNet-50 1.0x).
+  (:meth:`Pool.start_spinning`, :mod:`._spin_jit`; Linux on x86-64): during a run, idle
+  workers poll for work in compiled code without the GIL, for at most :data:`SPIN_POLLS`
+  polls, and run GEMM pieces there themselves through the BLAS routine's address, while the
+  caller polls for the last piece (about 2 us per split, so GEMMs from :data:`MIN_SPIN_WORK`
+  multiply-adds are split instead of :data:`MIN_PARALLEL_WORK`; at 2 threads against the
+  queue: MobileNetV2 0.79-0.86x, ShuffleNetV2 0.82-0.89x, SqueezeNet 0.81-0.88x, Inception-v2
+  0.92x, ResNet-50 1.0x).
   Compiled kernels hand their pieces over the same way (:func:`split_compiled`: numba
   ``cfunc`` pieces the workers call by address), as the tree walks and the direct
   convolutions do. Pieces of Python work take the GIL (30-60 us to hand over). As

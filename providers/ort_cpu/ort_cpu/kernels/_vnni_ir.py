@@ -105,8 +105,12 @@ def _requant_tile_codegen(context, builder, sig, args):
     lanes = ir.Constant(lv, list(range(16)))
     # the last tile's cells past the row's end are not written (AVX-512: masked stores cost
     # what plain ones do)
-    masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv))
-             for h in range(2)]  # fmt: skip
+    masks = [
+        builder.icmp_signed(
+            "<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv)
+        )
+        for h in range(2)
+    ]
     for mm in range(TILE_M):
         at = ir.Constant(i64t, mm)
         with builder.if_then(builder.icmp_signed("<", at, rows)):
@@ -131,8 +135,9 @@ def tile_requant(typingctx, x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zer
     32 pixels) and the packed weight words at ``w`` (8 rows of stride ``ldw`` words) over
     ``k4`` words (:func:`_tile_sums`), requantized in registers into ``y`` (8-bit of ``like``'s
     type, row stride ``ldy`` bytes): rows ``0:rows`` (at most 8) and cells ``0:cells`` (at most
-    32, the rest under a mask) of ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero,
-    lo, hi)``, ``wsum``, ``bias`` and ``mult`` the addresses of the tile's first row's. No tile
+    32, the rest under a mask) of
+    ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``,
+    ``wsum``, ``bias`` and ``mult`` the addresses of the tile's first row's. No tile
     of sums in memory, no requantization loop per row."""
     i64, f32 = types.int64, types.float32
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.int32, i64, i64,

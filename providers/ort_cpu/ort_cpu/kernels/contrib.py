@@ -890,11 +890,9 @@ def _lookup_split() -> int:
     AVX-512 VBMI the lookup runs 64 bytes at a time (:func:`._quant_jit.lookup`: 64 KB in
     1.5 us, less than handing half of it over), from 512 KB; elsewhere from
     :data:`QUANT_SPLIT`."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        flags = []
+    from .._aot import cpu_info
+
+    flags = cpu_info().get("flags", "").split()
     return 1 << 19 if "avx512vbmi" in flags and "avx512bw" in flags else QUANT_SPLIT
 
 

@@ -1528,9 +1528,10 @@ def conv(info):
 
 
 # -- ConvTranspose -------------------------------------------------------------------------------
-def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial, bias=None) -> np.ndarray:
+def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial, bias=None, tile=None) -> np.ndarray:
     """ConvTranspose of ``x`` (compute dtype) with (g, C/g, M/g*K) weights, plus ``bias`` (M,)
-    where given."""
+    where given; ``tile``: the compiled :func:`._conv_jit.tile_windows` (or None), for 2-D
+    windows that tile the output."""
     nd = x.ndim - 2
     kernel, strides, dilations = resolve(attrs, nd, w_spatial)
     g = attrs.group
@@ -1556,8 +1557,7 @@ def conv_transpose_core(x, wmat, attrs: ops.Window, w_spatial, bias=None) -> np.
         # and the bias 8.4 + 2 ms; numpy's four strided writes 4.6 ms; the compiled loop of
         # :func:`._conv_jit.tile_windows` 1.1 ms)
         y = np.empty((n, m, *out_shape), cols.dtype)
-        tile = _conv_jit.warm_tile() if nd == 2 and jit_available() else None
-        if tile is not None:
+        if tile is not None and nd == 2:
             tile(cols, bias if bias is not None else np.zeros(0, cols.dtype), y)
             return y
         b = None if bias is None else bias.reshape(1, m, *([1] * nd))
@@ -1599,12 +1599,15 @@ def conv_transpose(info):
         return np.ascontiguousarray(w.reshape(attrs.group, w.shape[0] // attrs.group, -1), cdt)
 
     packed = pack(w_const, compute_dtype(dt)) if w_const is not None and dt is not None else None
+    # the compiled scatter of windows that tile the output, loaded now (not in every run)
+    two_d = w_const is None or w_const.ndim == 4
+    tile = _conv_jit.warm_tile() if two_d and jit_available() else None
 
     def run(x, w, b=None):
         cdt = compute_dtype(x.dtype)
         wmat = packed if packed is not None else pack(w, cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
-        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, w.shape[2:], bias)
+        y = conv_transpose_core(x.astype(cdt, copy=False), wmat, attrs, w.shape[2:], bias, tile)
         return np.ascontiguousarray(y).astype(x.dtype, copy=False)
 
     return run
