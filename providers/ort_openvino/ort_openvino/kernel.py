@@ -57,6 +57,126 @@ SHAPE_CACHE_SIZE = 8
 MAX_BAKED_ELEMENTS = 64
 
 
+#: multiply-adds (one per element for ops that are not products) under which a compilation runs
+#: on one thread where the thread count came from the session: OpenVINO splits every node
+#: among its threads, and on graphs this small the hand-offs cost more than they share. At
+#: 2 threads against 1 (the same session, interleaved runs): a bidirectional LSTM of 64 units
+#: over 32 steps (1.8M) took 1.5x the time, an OCR direction classifier (2.2M) 1.35x, a GRU of
+#: 64 units over 16 steps (0.3M) 1.3x, a 32-step Loop of a small RNN cell 1.5x; from about
+#: 10M (LSTM of 128 units over 64 steps, 15M) the two are even, above it two threads win.
+SMALL_WORK = 4_000_000
+
+#: OpenVINO ops whose work is (output elements) x (the reduced length of the first input)
+_OV_MATMULS = frozenset({"MatMul"})
+#: convolutions: (output elements) x (weights per output element: the weights' dims from
+#: ``_OV_CONV_SKIP[op]`` on)
+_OV_CONVS = {"Convolution": 1, "GroupConvolution": 2, "BinaryConvolution": 1}
+#: transposed convolutions: (input elements) x (weights per input element)
+_OV_DECONVS = {"ConvolutionBackpropData": 1, "GroupConvolutionBackpropData": 2}
+_OV_RECURRENT = frozenset(
+    {"LSTMSequence", "GRUSequence", "RNNSequence", "LSTMCell", "GRUCell", "RNNCell"}
+)
+_OV_FREE = frozenset({"Constant", "Parameter", "Result", "ShapeOf", "Reshape", "Squeeze",
+                      "Unsqueeze", "Convert"})  # fmt: skip
+
+
+def _static(shape: Any) -> list[int] | None:
+    """The dims of a partial shape, or None where one is dynamic."""
+    if shape.rank.is_dynamic or shape.is_dynamic:
+        return None
+    return [int(d.get_length()) for d in shape]
+
+
+def model_work(model: Any) -> int | None:
+    """An OpenVINO model's multiply-adds: matrix products, convolutions and recurrent cells by
+    their shapes, one per output element for every other op, a Loop's or TensorIterator's body
+    times its trip count, an If's larger branch. None where a shape or a trip count is not
+    static (the work is not known before a run)."""
+    total = 0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in _OV_FREE:
+            continue
+        out = _static(op.get_output_partial_shape(0)) if op.get_output_size() else []
+        if out is None:
+            return None
+        cells = math.prod(out)
+        if kind in ("Loop", "TensorIterator", "If"):
+            body = _body_work(op, kind)
+            if body is None:
+                return None
+            total += body
+            continue
+        ins = [_static(op.get_input_partial_shape(i)) for i in range(op.get_input_size())]
+        if kind in _OV_MATMULS:
+            a = ins[0]
+            if a is None:
+                return None
+            transpose = bool(op.get_attributes().get("transpose_a", False))
+            total += cells * (a[-2] if transpose and len(a) > 1 else a[-1] if a else 1)
+        elif kind in _OV_CONVS:
+            w = ins[1]
+            if w is None:
+                return None
+            total += cells * math.prod(w[_OV_CONVS[kind] :])
+        elif kind in _OV_DECONVS:
+            x, w = ins[0], ins[1]
+            if x is None or w is None:
+                return None
+            total += math.prod(x) * math.prod(w[_OV_DECONVS[kind] :])
+        elif kind in _OV_RECURRENT:
+            # X, the states, (lengths,) W, R, B: W and R the two inputs before the bias, each
+            # holding every direction's gates
+            x, w, r = ins[0], ins[-3], ins[-2]
+            if x is None or w is None or r is None:
+                return None
+            steps = math.prod(x[:-1])  # batch x time (a cell: batch)
+            total += steps * (math.prod(w) + math.prod(r))
+        else:
+            total += cells
+    return total
+
+
+def _body_work(op: Any, kind: str) -> int | None:
+    """The work of a control-flow op's body (times a Loop's or TensorIterator's trip count, the
+    larger of an If's branches); None where it is not static."""
+    if kind == "If":
+        works = [model_work(op.get_then_body()), model_work(op.get_else_body())]
+        return None if None in works else max(works)
+    body = model_work(op.get_function())
+    if body is None:
+        return None
+    if kind == "TensorIterator":
+        trips = op.get_num_iterations()
+    else:  # Loop: its trip count input, when static
+        value = _static_value(op.input_value(0))
+        if value is None or value.size != 1:
+            return None
+        trips = int(value.reshape(-1)[0])
+    return body * trips if trips >= 0 else None
+
+
+def _static_value(output: Any) -> np.ndarray | None:
+    """The value of an OpenVINO output where the model fixes it before a run (a constant, an
+    input's static shape, a gather or conversion of those: a Loop's trip count read from its
+    sequence's shape), else None."""
+    node = output.get_node()
+    kind = node.get_type_name()
+    if kind == "Constant":
+        return np.asarray(node.get_data())
+    if kind == "ShapeOf":
+        dims = _static(node.get_input_partial_shape(0))
+        return None if dims is None else np.asarray(dims, np.int64)
+    if kind == "Convert":
+        return _static_value(node.input_value(0))
+    if kind == "Gather":
+        data, index, axis = (_static_value(node.input_value(i)) for i in range(3))
+        if data is None or index is None or axis is None:
+            return None
+        return np.take(data, index, axis=int(axis.reshape(-1)[0]))
+    return None
+
+
 def subgraph_model(
     subgraph: Graph,
     opsets: dict[str, int],
@@ -342,10 +462,13 @@ class CompiledSubgraph:
         opsets: dict[str, int],
         dynamic: bool,
         defaults: dict[str, np.ndarray] | None = None,
+        small_threads: bool = False,
     ) -> None:
         self.core = core
         self.device = device
         self.config = config
+        #: a compilation whose work (:func:`model_work`) is under SMALL_WORK gets one thread
+        self.small_threads = small_threads
         self.name = subgraph.name
         # the cluster is rebuilt as an ONNX model whenever a compilation needs it, never kept:
         # a kept copy would hold the weights a second time
@@ -582,8 +705,13 @@ class CompiledSubgraph:
 
     def _compile(self, model: Any) -> Any:
         _exact_divides(model)
+        config = self.config
+        if self.small_threads and config.get("INFERENCE_NUM_THREADS", 0) != 1:
+            work = model_work(model)
+            if work is not None and work < SMALL_WORK:
+                config = {**config, "INFERENCE_NUM_THREADS": 1}
         try:
-            compiled = self.core.compile_model(model, self.device, self.config)
+            compiled = self.core.compile_model(model, self.device, config)
         except Exception as e:
             raise EPFail(
                 f"OpenVINO could not compile cluster '{self.name}' for {self.device}: "

@@ -322,6 +322,7 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             opsets,
             self.dynamic_shapes,
             self.defaults,
+            small_threads=self.options.get("num_of_threads") is None,
         )
 
 

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ort_core as ort
 
-from .models import CPU, OV, mlp, placement, skip_unless_openvino, transformer_block
+from .models import CPU, OV, cnn, mlp, placement, skip_unless_openvino, transformer_block
 
 pytestmark = skip_unless_openvino()
 
@@ -274,3 +274,82 @@ def test_loop_with_a_body_openvino_cannot_compute_stays_on_the_next_provider():
     cpu = ort.InferenceSession(_loop_rnn("float64"), providers=[CPU])
     for got, want in zip(sess.run(None, {"x": x}), cpu.run(None, {"x": x})):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# -- one thread for small compilations ---------------------------------------------------------
+def _read(data: bytes, shapes: dict | None = None):
+    import openvino as ov
+
+    model = ov.Core().read_model(onnx.load_from_string(data).SerializeToString(), b"")
+    if shapes:
+        model.reshape({k: ov.PartialShape(list(v)) for k, v in shapes.items()})
+    return model
+
+
+def _threads_of(fn) -> int:
+    compiled = fn.compiled if fn.compiled is not None else next(iter(fn._cache.values()))[0]
+    return int(compiled.get_property("INFERENCE_NUM_THREADS"))
+
+
+def _recurrent(op: str, steps: int, hidden: int, features: int = 5) -> bytes:
+    """One ``op`` (LSTM or GRU) over ``steps`` steps of a batch of one, static shapes."""
+    rng = np.random.default_rng(3)
+    gates = {"LSTM": 4, "GRU": 3}[op]
+    inits = [
+        numpy_helper.from_array(
+            rng.standard_normal((1, gates * hidden, features), np.float32), "W"
+        ),
+        numpy_helper.from_array(rng.standard_normal((1, gates * hidden, hidden), np.float32), "R"),
+    ]
+    node = helper.make_node(op, ["x", "W", "R"], ["y"], hidden_size=hidden)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, 1, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_model_work_counts_products_convolutions_cells_and_loop_trips():
+    """Host logic: the multiply-adds OpenVINO's model of a graph will do, from its static shapes."""
+    from ort_openvino.kernel import model_work
+
+    mm = model_work(_read(_partial(8)))  # 64 x 8 by 8 x 8, then Relu, Cast, Sqrt
+    assert 64 * 8 * 8 <= mm <= 64 * 8 * 8 + 4 * 64 * 8  # the product, one per element else
+    # a convolution: output elements x weights per output (8 x 3 x 3 x 3 per cell)
+    conv = model_work(_read(cnn().SerializeToString(), {"x": (1, 3, 16, 16)}))
+    assert conv is not None and conv > 8 * 16 * 16 * 27
+    # an LSTM: steps x (W + R)
+    lstm = model_work(_read(_recurrent("LSTM", 20, 16)))
+    assert 20 * (64 * 5 + 64 * 16) <= lstm < 20 * (64 * 5 + 64 * 16) + 20 * 64 * 10
+    # a Loop: the body times the trip count it reads from its input's (static) shape
+    body = model_work(_read(_loop_rnn(), {"x": (1, 1, 4)}))
+    ten = model_work(_read(_loop_rnn(), {"x": (10, 1, 4)}))
+    assert ten is not None and ten >= 10 * (4 * 8 + 8 * 8) and ten > 5 * body
+    # a dynamic shape: not known before a run
+    assert model_work(_read(_loop_rnn())) is None
+
+
+def test_small_static_graphs_compile_on_one_thread_unless_threads_are_given():
+    """Host logic against OpenVINO's compiled model: a graph under SMALL_WORK multiply-adds runs
+    on one OpenVINO thread when the thread count comes from the session (its hand-offs cost more
+    than they share), on the given count when num_of_threads is set, and a large graph keeps the
+    session's threads; the results do not change."""
+    from ort_openvino.kernel import SMALL_WORK, model_work
+
+    small = _recurrent("GRU", 16, 32)
+    assert model_work(_read(small)) < SMALL_WORK
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    x = {"x": _x((16, 1, 5))}
+    one = ort.InferenceSession(small, so, providers=[OV, CPU])
+    (fn,) = _compiled_steps(one)
+    assert _threads_of(fn) == 1
+    given = ort.InferenceSession(small, so, providers=[(OV, {"num_of_threads": "2"}), CPU])
+    (fn,) = _compiled_steps(given)
+    assert _threads_of(fn) == 2
+    np.testing.assert_allclose(one.run(None, x)[0], given.run(None, x)[0], rtol=1e-5, atol=1e-6)
+    large = _recurrent("LSTM", 400, 128)
+    assert model_work(_read(large)) > SMALL_WORK
+    big = ort.InferenceSession(large, so, providers=[OV, CPU])
+    (fn,) = _compiled_steps(big)
+    assert _threads_of(fn) == 2
