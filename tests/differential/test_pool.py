@@ -421,7 +421,8 @@ def test_random_window_geometries(seed, channels):
 def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
     """2-D stride-1 windows (random kernels, dilations, pads, ceil_mode; two images of three
     channels, so windows run up against the next channel's padding) go through the flat layout
-    (compiled kernels off) or the compiled direct kernel (on), and match the loop oracle."""
+    (compiled kernels off) or the compiled direct kernel (on; a MaxPool whose output is its
+    input's size the separable passes of ``_pool_jit``), and match the loop oracle."""
     from ort_cpu.kernels import pool
 
     if not use_compiled(monkeypatch, path == "compiled"):
@@ -438,6 +439,15 @@ def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
             return got
 
         monkeypatch.setattr(pool._CompiledPool, "__call__", spy)
+        real_same = pool._SamePool.__call__
+
+        def spy_same(self, *a):  # MaxPool with an output of the input's size: the same path
+            got = real_same(self, *a)
+            if got is not None:
+                calls.append(True)
+            return got
+
+        monkeypatch.setattr(pool._SamePool, "__call__", spy_same)
     _check_random_windows(500 + seed, [1, 1])
     assert calls == ([1, 1] if path == "numpy" else [True, True])
 
@@ -556,3 +566,60 @@ def test_compiled_pools_keep_nan_and_share_channels(name, window, probe, monkeyp
     if spinning:
         assert True in shared, shared
     np.testing.assert_array_equal(two, one)
+
+
+SAME_SIZE = [
+    # (x shape, attrs): stride 1, output the input's size
+    ((2, 3, 7, 7), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ((1, 5, 6, 9), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}),
+    ((1, 4, 5, 5), {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ((1, 4, 5, 6), {"kernel_shape": [2, 4], "auto_pad": "SAME_LOWER"}),
+    ((1, 3, 4, 7), {"kernel_shape": [3, 1], "pads": [0, 0, 2, 0]}),
+    ((1, 3, 6, 4), {"kernel_shape": [1, 3], "pads": [0, 2, 0, 0]}),
+    ((3, 2, 1, 1), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ((1, 2, 2, 3), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}),
+    ((1, 9, 1, 8), {"kernel_shape": [1, 4], "pads": [0, 3, 0, 0]}),
+    ((1, 1, 9, 1), {"kernel_shape": [4, 1], "pads": [1, 0, 2, 0]}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SAME_SIZE)
+def test_max_pool_stride_one_same_size_matches_onnxruntime(case, dtype, monkeypatch):
+    """Device code of this CPU (compiled): unit-stride MaxPools whose output is the input's size
+    take the separable passes of ``_pool_jit.max_pool_same`` (whole planes flat, the windows
+    overhanging a plane's edges redone), bit for bit onnxruntime's (inf at a plane's edge), and
+    with NaN and -inf at its corners the provider's numpy path's (np.maximum's NaN, as the
+    other compiled pools: onnxruntime's MLAS skips NaN, and gives -FLT_MAX for a window of
+    -inf alone)."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from ort_cpu.kernels import _pool_jit
+
+    use_compiled(monkeypatch, True)
+    calls = []
+    same = _pool_jit.max_pool_same
+    monkeypatch.setattr(same, "get", lambda: lambda *a: calls.append(a[2:6]) or real(*a))
+    real = same.jitted()
+    shape, attrs = case
+    rng = np.random.default_rng(len(calls) + sum(shape))
+    x = _rand(rng, shape, dtype)
+    h, w = shape[2:]
+    x[0, -1, h // 2, w - 1] = np.inf  # (-inf alone in a window: MLAS gives -FLT_MAX there)
+    model, feed = make_node_model("MaxPool", [x], attrs, opset=12)
+    got = run_cpu(model, feed)[0]
+    assert calls, "the stride-1 same-size path was not taken"
+    ref = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, feed)[0]
+    np.testing.assert_array_equal(got, ref)
+    x[0, 0, 0, 0] = np.nan
+    x[-1, -1, h - 1, w - 1] = np.nan
+    for at in {(0, 0, h - 1, 0), (0, 0, 0, w - 1)} - {(0, 0, 0, 0)}:
+        if at[2:] != (h - 1, w - 1) or x.shape[:2] != (1, 1):
+            x[at] = -np.inf
+    model, feed = make_node_model("MaxPool", [x], attrs, opset=12)
+    got = run_cpu(model, feed)[0]
+    assert np.isnan(got[0, 0, 0, 0]) and np.isnan(got[-1, -1, h - 1, w - 1])
+    monkeypatch.undo()
+    use_compiled(monkeypatch, False)
+    np.testing.assert_array_equal(got, run_cpu(model, feed)[0])

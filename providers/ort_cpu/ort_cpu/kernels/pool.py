@@ -19,7 +19,7 @@ from ort_core.provider import FLOAT_TYPES
 
 from .. import _threads
 from .._jit import available as jit_available
-from . import _conv_jit
+from . import _conv_jit, _pool_jit
 from ._registry import builder, kernel
 from .conv import (
     _conv_pieces,
@@ -294,6 +294,55 @@ class _CompiledPool:
 _COMPILED_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+class _SamePool:
+    """A 2-D MaxPool at stride 1 whose output is its input's size, by
+    :func:`._pool_jit.max_pool_same` (separable passes over many planes at once), the planes
+    shared among a run's threads as compiled pieces from :data:`SAME_SPLIT` cells. ``None``
+    from a call: not this path (another geometry, rank or type, compiled kernels off)."""
+
+    def __init__(self, attrs: PoolAttrs, info) -> None:
+        self.attrs = attrs
+        dt = info.input_dtype(0)
+        fits = (
+            len(attrs.kernel) == 2
+            and attrs.strides == [1, 1]
+            and attrs.dilations == [1, 1]
+            and (dt is None or dt in _COMPILED_TYPES)
+        )
+        self.fn = _pool_jit.warm() if fits else None
+        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
+            _pool_pieces().address(dt)
+
+    def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
+        if (
+            self.fn is None
+            or x.ndim != 4
+            or tuple(out) != x.shape[2:]
+            or x.dtype not in _COMPILED_TYPES
+            or not jit_available()
+        ):
+            return None
+        n, c, h, w = x.shape
+        xs = np.ascontiguousarray(x).reshape(n * c, h, w)
+        y = np.empty(x.shape, x.dtype)
+        ys = y.reshape(n * c, h, w)
+        kh, kw = self.attrs.kernel
+        if x.size < SAME_SPLIT or not _pool_pieces().split(xs, ys, kh, kw, *begin):
+            self.fn(xs, ys, kh, kw, begin[0], begin[1], 0, n * c)
+        return y
+
+
+#: cells from which a stride-1 MaxPool's planes are shared among a run's threads
+SAME_SPLIT = 1 << 15
+
+
+def _pool_pieces():
+    """:mod:`._pool_pieces` (it imports numba: only where a run shares such a pool)."""
+    from . import _pool_pieces as pieces
+
+    return pieces
+
+
 @builder("MaxPool", since=(1, 8, 10, 11, 12, 22), dtypes=MAXPOOL_TYPES, check=_check_pool)
 def max_pool(info):
     attrs = PoolAttrs(info)
@@ -301,12 +350,15 @@ def max_pool(info):
     want_indices = info.num_outputs > 1 and bool(info.node.outputs[1])
     single_output = info.opset < 8  # MaxPool-1 has no Indices output
     compiled = None if want_indices else _CompiledPool(attrs, _conv_jit.MAX, info)
+    same = None if want_indices else _SamePool(attrs, info)
 
     def run(x):
         dt = x.dtype
         xc = x.astype(np.float32) if dt.kind == "V" else x
         out, begin, _, extent = attrs.geometry(x.shape[2:])
-        y = None if compiled is None else compiled(xc, out, begin)
+        y = None if same is None else same(xc, out, begin)
+        if y is None and compiled is not None:
+            y = compiled(xc, out, begin)
         if y is not None:
             return y.astype(dt, copy=False) if single_output else (y.astype(dt, copy=False), None)
         if not want_indices and _flat_pays(xc, attrs, out, begin):

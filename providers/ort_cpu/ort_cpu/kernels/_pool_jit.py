@@ -1,0 +1,186 @@
+"""MaxPool at stride 1 whose output is the input's size (an Inception's 3 x 3 branch pools, a
+YOLO's SPPF 5 x 5s), compiled: max is separable, so each cell first takes the maximum over its
+window's rows, then over its window's columns (3 + 3 comparisons for a 3 x 3 window instead of
+9), and at stride 1 with "same" padding both passes are single runs over many planes at once,
+flat, with only the cells whose windows overhang a plane's edge redone (:func:`max_pool_same`).
+
+The general window kernel (:func:`._conv_jit._direct` in its MAX mode) copies each channel into
+its stride-phase planes and takes every window cell per output row: on small maps the per-
+channel set-up costs more than the comparisons (single-node, one thread, onnxruntime in the
+same process: 832 x 7 x 7 with a 3 x 3 window 4.3x onnxruntime's time, 480 x 14 x 14 2.1x). At
+stride 2 it stays faster than these separable passes over short rows, and keeps those pools.
+
+Maxima as np.maximum takes them: NaN from either side. Float32 and float64 planes, C-contiguous.
+See :mod:`ort_cpu._jit` for the rules (lazy, cached on disk, numpy fallback).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+
+
+@jit(inline="always")
+def _max(a, b):  # pragma: no cover - compiled
+    """np.maximum of two values: NaN from either side."""
+    return a if (a >= b) | (a != a) else b
+
+
+@jit(inline="always")
+def _copy_run(dst, d0, src, s0, n, step):  # pragma: no cover - compiled
+    """``dst[d0:d0 + n * dstep:dstep] = src[s0:s0 + n * step:step]`` (``step`` 1 or 2, or any
+    other for both: a column down a block of rows, ``dstep`` then ``step``). Every index is
+    unsigned: numba checks a signed index for a negative value first, which keeps LLVM from
+    making vector code of the loop (10x slower here), and a slice per run costs two atomic
+    reference counts, more than a short run's loop."""
+    a, b = np.uint64(d0), np.uint64(s0)
+    if step == 1:
+        for i in range(n):
+            u = np.uint64(i)
+            dst[a + u] = src[b + u]
+    elif step == 2:
+        for i in range(n):
+            u = np.uint64(i)
+            dst[a + u] = src[b + u + u]
+    else:
+        s = np.uint64(step)
+        for i in range(n):
+            u = np.uint64(i) * s
+            dst[a + u] = src[b + u]
+
+
+@jit(inline="always")
+def _max_run(dst, d0, src, s0, n, step):  # pragma: no cover - compiled
+    """``np.maximum`` of ``src``'s run into ``dst``'s, as :func:`_copy_run` reads and writes
+    them."""
+    a, b = np.uint64(d0), np.uint64(s0)
+    if step == 1:
+        for i in range(n):
+            u = np.uint64(i)
+            dst[a + u] = _max(dst[a + u], src[b + u])
+    elif step == 2:
+        for i in range(n):
+            u = np.uint64(i)
+            dst[a + u] = _max(dst[a + u], src[b + u + u])
+    else:
+        s = np.uint64(step)
+        for i in range(n):
+            u = np.uint64(i) * s
+            dst[a + u] = _max(dst[a + u], src[b + u])
+
+
+@jit(inline="always")
+def _window_run(dst, d0, src, s0, n, step, gap, k):  # pragma: no cover - compiled
+    """``dst[d0 + i] = max(src[s0 + i * step + t * gap] for t < k)`` for ``i < n`` (``step``
+    1 or 2): windows of 2, 3 or 5 cells in one loop (each tap read once, the result written
+    once: a run per tap wrote it k times), others a run per tap."""
+    a, b, g = np.uint64(d0), np.uint64(s0), np.uint64(gap)
+    if k == 3 and step == 1:
+        for i in range(n):
+            u = b + np.uint64(i)
+            dst[a + np.uint64(i)] = _max(_max(src[u], src[u + g]), src[u + g + g])
+    elif k == 3:
+        for i in range(n):
+            u = b + np.uint64(i) + np.uint64(i)
+            dst[a + np.uint64(i)] = _max(_max(src[u], src[u + g]), src[u + g + g])
+    elif k == 2 and step == 1:
+        for i in range(n):
+            u = b + np.uint64(i)
+            dst[a + np.uint64(i)] = _max(src[u], src[u + g])
+    elif k == 2:
+        for i in range(n):
+            u = b + np.uint64(i) + np.uint64(i)
+            dst[a + np.uint64(i)] = _max(src[u], src[u + g])
+    elif k == 5 and step == 1:
+        for i in range(n):
+            u = b + np.uint64(i)
+            m = _max(_max(src[u], src[u + g]), src[u + g + g])
+            u += g + g + g
+            dst[a + np.uint64(i)] = _max(m, _max(src[u], src[u + g]))
+    else:
+        _copy_run(dst, d0, src, s0, n, step)
+        for t in range(1, k):
+            _max_run(dst, d0, src, s0 + t * gap, n, step)
+
+
+#: cells of planes :func:`max_pool_same` takes at a time (its three arrays' blocks stay in L2:
+#: one block of all 192 planes of 28 x 28 went to L3 and back once per window row and column)
+SAME_BLOCK = 8192
+
+
+@jit()
+def max_pool_same(x, y, kh, kw, pt, pl, p0, p1):  # pragma: no cover - compiled
+    """Window maxima at stride 1 (see :func:`_same_block`) over planes ``p0:p1``,
+    :data:`SAME_BLOCK` cells of planes at a time."""
+    plane = x.shape[1] * x.shape[2]
+    step = max(1, SAME_BLOCK // max(plane, 1))
+    vb = np.empty(min(step, max(p1 - p0, 0)) * plane, x.dtype)
+    for b in range(p0, p1, step):
+        _same_block(x, y, kh, kw, pt, pl, b, min(b + step, p1), vb)
+
+
+@jit(inline="always")
+def _same_block(x, y, kh, kw, pt, pl, p0, p1, vb):  # pragma: no cover - compiled
+    """``y[p]`` = the maxima of the ``kh`` x ``kw`` windows of ``x[p]`` (planes ``p0:p1`` of
+    (planes, H, W), C-contiguous) at stride 1, dilation 1, starting ``pt`` rows and ``pl``
+    columns before each output cell, with as many output as input rows and columns (``y`` the
+    shape of ``x``; cells outside the plane take no part). The block's planes as one flat run
+    per window row (:func:`_window_run`: each cell the maximum of the cells ``w`` apart), then
+    one per window column over the flat rows; the rows whose windows overhang their plane's top
+    or bottom are redone row by row, and the columns whose windows overhang their rows' ends
+    column by column down every row. Per plane, the 7 x 7 maps of an Inception's last blocks
+    took longer in loop set-up than in comparisons."""
+    h, w = x.shape[1], x.shape[2]
+    plane = h * w
+    low = x.dtype.type(-np.inf)
+    xf, yf = x.reshape(x.size), y.reshape(y.size)
+    a0, a1 = p0 * plane, p1 * plane  # vb: the rows' maxima of planes p0:p1, flat
+    # rows: every cell from the window rows above and below it over the flat planes
+    cells = (a1 - a0) - (kh - 1) * w
+    if cells > 0:
+        _window_run(vb, pt * w, xf, a0, cells, 1, w, kh)
+    bottom = kh - 1 - pt  # rows at a plane's bottom whose windows overhang it
+    for p in range(p0, p1):
+        for r in range(h):
+            if pt <= r < h - bottom:
+                continue
+            lo, hi = max(r - pt, 0), min(r - pt + kh, h)
+            at = (p - p0) * plane + r * w
+            if hi <= lo:
+                for i in range(w):
+                    vb[at + i] = low
+                continue
+            _window_run(vb, at, xf, p * plane + lo * w, w, 1, w, hi - lo)
+    # columns: every cell from the window columns left and right of it over the flat rows
+    cells = (a1 - a0) - (kw - 1)
+    if cells > 0:
+        _window_run(yf, a0 + pl, vb, 0, cells, 1, 1, kw)
+    # the columns whose windows overhang their rows' ends, column by column down every row
+    right = kw - 1 - pl
+    rows = (a1 - a0) // w
+    for q in range(w):
+        if pl <= q < w - right:
+            continue
+        c0, c1 = max(q - pl, 0), min(q - pl + kw, w)
+        if c1 <= c0:
+            for r in range(rows):
+                yf[a0 + r * w + q] = low
+            continue
+        _copy_run(yf, a0 + q, vb, c0, rows, w)
+        for c in range(c0 + 1, c1):
+            _max_run(yf, a0 + q, vb, c, rows, w)
+
+
+def warm():
+    """:func:`max_pool_same` compiled (or loaded) for float32 and float64, writable and
+    read-only inputs; None where compiled kernels are off."""
+    fn = None
+    for dt in (np.float32, np.float64):
+        for writable in (True, False):
+            x = np.zeros((1, 1, 1), dt)
+            x.flags.writeable = writable
+            fn = max_pool_same.warm(x, np.zeros((1, 1, 1), dt), 1, 1, 0, 0, 0, 1)
+            if fn is None:
+                return None
+    return fn
