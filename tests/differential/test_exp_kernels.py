@@ -274,3 +274,42 @@ def test_logistic_is_shared_among_the_runs_threads(op, attrs, domain, monkeypatc
     assert (units, 2, True) in handed
     np.testing.assert_array_equal(two, one)
     np.testing.assert_allclose(one, _onnxruntime(model, feeds)[0], rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "opset, shape, axis",
+    [
+        (11, (1, 1000, 1, 1), 1),  # SqueezeNet's classifier
+        (11, (2, 3, 4, 5), 1),  # the legacy form: rows of the flattened axes from axis on
+        (11, (2, 3, 4, 5), 0),
+        (11, (2, 3, 4, 5), -2),
+        (13, (1, 1000, 1, 1), 1),  # from opset 13: unit axes after it
+        (13, (2, 7, 1), -2),
+    ],
+)
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_over_an_axis_with_contiguous_cells_is_compiled(
+    op, opset, shape, axis, monkeypatch
+):
+    """Device code of this CPU (compiled): a Softmax whose cells along ``axis`` lie contiguous
+    (the legacy form at any axis, or unit axes after it) runs as compiled rows of a 2-D view,
+    within float32 rounding of onnxruntime's; an axis with real axes after it keeps numpy."""
+    exp = _calls()
+    use_compiled(monkeypatch, True)
+    rows = []
+    real = exp.softmax_last
+    monkeypatch.setattr(exp, "softmax_last", lambda x, log: rows.append(x.shape) or real(x, log))
+    x = (np.random.default_rng(3).standard_normal(shape) * 4).astype(np.float32)
+    model, feed = make_node_model(op, [x], {"axis": axis}, opset=opset)
+    got = _ours(model, feed)[0]
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feed
+    )[0]
+    a = axis % len(shape)
+    assert rows == [(int(np.prod(shape[:a])), int(np.prod(shape[a:])))]
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+    rows.clear()
+    model, feed = make_node_model(op, [x], {"axis": 1}, opset=13)  # real axes after axis 1
+    if len(shape) > 2 and np.prod(shape[2:]) > 1:
+        _ours(model, feed)
+        assert rows == []
