@@ -60,16 +60,18 @@ MAX_BAKED_ELEMENTS = 64
 #: multiply-adds (one per element for ops that are not products) under which a compilation runs
 #: on one thread where the thread count came from the session: OpenVINO splits every node
 #: among its threads, and on graphs this small the hand-offs cost more than they share. At
-#: 2 threads against 1 (the same session, interleaved runs): a bidirectional LSTM of 64 units
-#: over 32 steps (1.8M) took 1.5x the time, an OCR direction classifier (2.2M) 1.35x, a GRU of
-#: 64 units over 16 steps (0.3M) 1.3x, a 32-step Loop of a small RNN cell 1.5x; from about
-#: 10M (LSTM of 128 units over 64 steps, 15M) the two are even, above it two threads win.
+#: 2 threads against 1 (interleaved runs, onnxruntime in the same process): a bidirectional
+#: LSTM of 64 units over 32 steps (1.9M) took 1.45-1.5x the time, a 32-step Loop of a small
+#: RNN cell (0.8M) 1.3-1.5x, a GRU of 64 units over 16 steps (0.3M) 1.3-1.4x, an OCR
+#: direction classifier (2.4M; its batch is dynamic, so it keeps two) 1.1-1.4x; an LSTM of 128
+#: units over 64 steps (16M) was even, larger graphs gain. CPU only (a thread count is the CPU
+#: plugin's property).
 SMALL_WORK = 4_000_000
 
 #: OpenVINO ops whose work is (output elements) x (the reduced length of the first input)
 _OV_MATMULS = frozenset({"MatMul"})
-#: convolutions: (output elements) x (weights per output element: the weights' dims from
-#: ``_OV_CONV_SKIP[op]`` on)
+#: convolutions: (output elements) x (weights per output element: the weights' dims from this
+#: index on, past the output channels and groups)
 _OV_CONVS = {"Convolution": 1, "GroupConvolution": 2, "BinaryConvolution": 1}
 #: transposed convolutions: (input elements) x (weights per input element)
 _OV_DECONVS = {"ConvolutionBackpropData": 1, "GroupConvolutionBackpropData": 2}
@@ -706,7 +708,11 @@ class CompiledSubgraph:
     def _compile(self, model: Any) -> Any:
         _exact_divides(model)
         config = self.config
-        if self.small_threads and config.get("INFERENCE_NUM_THREADS", 0) != 1:
+        if (
+            self.small_threads
+            and self.device.upper() == "CPU"
+            and config.get("INFERENCE_NUM_THREADS", 0) != 1
+        ):
             work = model_work(model)
             if work is not None and work < SMALL_WORK:
                 config = {**config, "INFERENCE_NUM_THREADS": 1}
