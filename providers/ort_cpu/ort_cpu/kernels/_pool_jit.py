@@ -30,79 +30,55 @@ def _max(a, b):  # pragma: no cover - compiled
 
 @jit(inline="always")
 def _copy_run(dst, d0, src, s0, n, step):  # pragma: no cover - compiled
-    """``dst[d0:d0 + n] = src[s0:s0 + n * step:step]`` for ``step`` 1 or 2; for another
-    ``step``, both strided by it (a column down a block of rows). Every index is
-    unsigned: numba checks a signed index for a negative value first, which keeps LLVM from
-    making vector code of the loop (10x slower here), and a slice per run costs two atomic
-    reference counts, more than a short run's loop."""
-    a, b = np.uint64(d0), np.uint64(s0)
-    if step == 1:
-        for i in range(n):
-            u = np.uint64(i)
-            dst[a + u] = src[b + u]
-    elif step == 2:
-        for i in range(n):
-            u = np.uint64(i)
-            dst[a + u] = src[b + u + u]
-    else:
-        s = np.uint64(step)
-        for i in range(n):
-            u = np.uint64(i) * s
-            dst[a + u] = src[b + u]
+    """``dst[d0 + i * step] = src[s0 + i * step]`` for ``i < n``: a column down a block of
+    rows (``step`` a row's length). Every index is unsigned: numba checks a signed
+    index for a negative value first, which keeps LLVM from making vector code of the loop
+    (10x slower here), and a slice per run costs two atomic reference counts, more than a short
+    run's loop."""
+    a, b, s = np.uint64(d0), np.uint64(s0), np.uint64(step)
+    for i in range(n):
+        u = np.uint64(i) * s
+        dst[a + u] = src[b + u]
 
 
 @jit(inline="always")
 def _max_run(dst, d0, src, s0, n, step):  # pragma: no cover - compiled
     """``np.maximum`` of ``src``'s run into ``dst``'s, as :func:`_copy_run` reads and writes
     them."""
-    a, b = np.uint64(d0), np.uint64(s0)
-    if step == 1:
-        for i in range(n):
-            u = np.uint64(i)
-            dst[a + u] = _max(dst[a + u], src[b + u])
-    elif step == 2:
-        for i in range(n):
-            u = np.uint64(i)
-            dst[a + u] = _max(dst[a + u], src[b + u + u])
-    else:
-        s = np.uint64(step)
-        for i in range(n):
-            u = np.uint64(i) * s
-            dst[a + u] = _max(dst[a + u], src[b + u])
+    a, b, s = np.uint64(d0), np.uint64(s0), np.uint64(step)
+    for i in range(n):
+        u = np.uint64(i) * s
+        dst[a + u] = _max(dst[a + u], src[b + u])
 
 
 @jit(inline="always")
-def _window_run(dst, d0, src, s0, n, step, gap, k):  # pragma: no cover - compiled
-    """``dst[d0 + i] = max(src[s0 + i * step + t * gap] for t < k)`` for ``i < n`` (``step``
-    1 or 2): windows of 2, 3 or 5 cells in one loop (each tap read once, the result written
-    once: a run per tap wrote it k times), others a run per tap."""
+def _window_run(dst, d0, src, s0, n, gap, k):  # pragma: no cover - compiled
+    """``dst[d0 + i] = max(src[s0 + i + t * gap] for t < k)`` for ``i < n``: windows of 2, 3
+    or 5 cells in one loop (each tap read once, the result written once: a run per tap wrote it
+    k times), others a run per tap."""
     a, b, g = np.uint64(d0), np.uint64(s0), np.uint64(gap)
-    if k == 3 and step == 1:
+    if k == 3:
         for i in range(n):
             u = b + np.uint64(i)
             dst[a + np.uint64(i)] = _max(_max(src[u], src[u + g]), src[u + g + g])
-    elif k == 3:
-        for i in range(n):
-            u = b + np.uint64(i) + np.uint64(i)
-            dst[a + np.uint64(i)] = _max(_max(src[u], src[u + g]), src[u + g + g])
-    elif k == 2 and step == 1:
-        for i in range(n):
-            u = b + np.uint64(i)
-            dst[a + np.uint64(i)] = _max(src[u], src[u + g])
     elif k == 2:
         for i in range(n):
-            u = b + np.uint64(i) + np.uint64(i)
+            u = b + np.uint64(i)
             dst[a + np.uint64(i)] = _max(src[u], src[u + g])
-    elif k == 5 and step == 1:
+    elif k == 5:
         for i in range(n):
             u = b + np.uint64(i)
             m = _max(_max(src[u], src[u + g]), src[u + g + g])
             u += g + g + g
             dst[a + np.uint64(i)] = _max(m, _max(src[u], src[u + g]))
     else:
-        _copy_run(dst, d0, src, s0, n, step)
+        for i in range(n):
+            dst[a + np.uint64(i)] = src[b + np.uint64(i)]
         for t in range(1, k):
-            _max_run(dst, d0, src, s0 + t * gap, n, step)
+            bt = b + np.uint64(t) * g
+            for i in range(n):
+                u = np.uint64(i)
+                dst[a + u] = _max(dst[a + u], src[bt + u])
 
 
 #: cells of planes :func:`max_pool_same` takes at a time (its three arrays' blocks stay in L2:
@@ -140,7 +116,7 @@ def _same_block(x, y, kh, kw, pt, pl, p0, p1, vb):  # pragma: no cover - compile
     # rows: every cell from the window rows above and below it over the flat planes
     cells = (a1 - a0) - (kh - 1) * w
     if cells > 0:
-        _window_run(vb, pt * w, xf, a0, cells, 1, w, kh)
+        _window_run(vb, pt * w, xf, a0, cells, w, kh)
     bottom = kh - 1 - pt  # rows at a plane's bottom whose windows overhang it
     for p in range(p0, p1):
         for r in range(h):
@@ -152,11 +128,11 @@ def _same_block(x, y, kh, kw, pt, pl, p0, p1, vb):  # pragma: no cover - compile
                 for i in range(w):
                     vb[at + i] = low
                 continue
-            _window_run(vb, at, xf, p * plane + lo * w, w, 1, w, hi - lo)
+            _window_run(vb, at, xf, p * plane + lo * w, w, w, hi - lo)
     # columns: every cell from the window columns left and right of it over the flat rows
     cells = (a1 - a0) - (kw - 1)
     if cells > 0:
-        _window_run(yf, a0 + pl, vb, 0, cells, 1, 1, kw)
+        _window_run(yf, a0 + pl, vb, 0, cells, 1, kw)
     # the columns whose windows overhang their rows' ends, column by column down every row
     right = kw - 1 - pl
     rows = (a1 - a0) // w
