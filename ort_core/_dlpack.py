@@ -12,10 +12,12 @@ import ctypes
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto as _T
-from onnx import helper
 
+from . import _onnx
+from ._onnx import helper
 from .errors import InvalidArgument
+
+_T = _onnx.onnx.TensorProto
 
 __all__ = ["is_dlpack_uint8_tensor"]
 

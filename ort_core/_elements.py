@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import helper
 
+from . import _onnx
+from ._onnx import helper
 from .errors import InvalidArgument
+
+onnx = _onnx.onnx
 
 _T = onnx.TensorProto
 _STRING = _T.STRING

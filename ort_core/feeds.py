@@ -46,14 +46,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import helper
 
+from . import _onnx
 from ._elements import numpy_dtype
+from ._onnx import helper
 from .errors import InvalidArgument
 from .ir import type_str
 from .ortvalue import OrtValue, _COrtValue
 from .sparse import SparseTensor, _CSparseTensor, to_dense
+
+onnx = _onnx.onnx
 
 __all__ = [
     "FeedSpec",

@@ -21,7 +21,6 @@ Where the messages go, in order:
 from __future__ import annotations
 
 import enum
-import logging
 import sys
 import threading
 import time
@@ -51,8 +50,17 @@ class Severity(enum.IntEnum):
 
 
 _LETTER = "VIWEF"
-_PY_LEVEL = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: 50}
-_logger = logging.getLogger("ort_core")
+#: severity -> logging's level numbers (DEBUG, INFO, WARNING, ERROR, CRITICAL)
+_PY_LEVEL = {0: 10, 1: 20, 2: 30, 3: 40, 4: 50}
+
+
+def _python_logger() -> Any:
+    """The ``ort_core`` logger when Python's logging is in use in this process, else None:
+    without ``import logging`` no handler can exist, and importing it costs 2.5 ms of start-up."""
+    logging = sys.modules.get("logging")
+    return logging.getLogger("ort_core") if logging is not None else None
+
+
 _lock = threading.Lock()
 _state: dict[str, Any] = {"severity": 2, "verbosity": 0, "callback": None}
 
@@ -178,8 +186,9 @@ def log(
     if severity >= Severity.WARNING:
         warnings.warn(message, warning_category, stacklevel=stacklevel + 1)
         return
-    if _logger.hasHandlers():
-        _logger.log(_PY_LEVEL[int(severity)], message)
+    logger = _python_logger()
+    if logger is not None and logger.hasHandlers():
+        logger.log(_PY_LEVEL[int(severity)], message)
         return
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     tag = f"{_LETTER[int(severity)]}:{category}" + (f":{logid}" if logid else "")

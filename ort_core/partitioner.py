@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import onnx
-
-from . import errors
+from . import _onnx, errors
 from .errors import EPFail
 from .ir import (
     Graph,
@@ -25,7 +23,11 @@ from .ir import (
     node_reads,
     node_to_proto,
 )
+from .ir._schema_table import SINGLE
+from .ir._validate import schema_facts
 from .provider import ExecutionProvider, GraphView, schema_for
+
+onnx = _onnx.onnx
 
 __all__ = [
     "Partition",
@@ -384,27 +386,25 @@ def unfused_copy(graph: Graph, part: Partition) -> Graph:
 def check_arity(node: Node, opset: int) -> None:
     """Raise InvalidGraph when a node has too few or too many inputs or outputs for its schema, or
     omits a required input."""
-    schema = schema_for(node.op_type, node.domain, opset)
-    if schema is None:
+    facts = schema_facts(node.op_type, node.domain, opset)
+    if facts is None:
         return
     n_in, n_out = len(node.inputs), len(node.outputs)
     where = f"{node.label()} at opset {opset}"
-    if not schema.min_input <= n_in <= schema.max_input:
+    if not facts.min_input <= n_in <= facts.max_input:
         raise errors.InvalidGraph(
-            f"{where} has {n_in} inputs; {node.op_type} takes {schema.min_input} to "
-            f"{schema.max_input}. Fix the node's inputs."
+            f"{where} has {n_in} inputs; {node.op_type} takes {facts.min_input} to "
+            f"{facts.max_input}. Fix the node's inputs."
         )
-    if not schema.min_output <= n_out <= schema.max_output:
+    if not facts.min_output <= n_out <= facts.max_output:
         raise errors.InvalidGraph(
-            f"{where} has {n_out} outputs; {node.op_type} gives {schema.min_output} to "
-            f"{schema.max_output}. Fix the node's outputs."
+            f"{where} has {n_out} outputs; {node.op_type} gives {facts.min_output} to "
+            f"{facts.max_output}. Fix the node's outputs."
         )
-    single = onnx.defs.OpSchema.FormalParameterOption.Single
-    for i, formal in enumerate(schema.inputs):
-        if formal.option == single and (i >= n_in or not node.inputs[i]):
+    for i, (name, option, _) in enumerate(facts.inputs):
+        if option == SINGLE and (i >= n_in or not node.inputs[i]):
             raise errors.InvalidGraph(
-                f"{where} omits its required input {i} ('{formal.name}'). Give the node a value "
-                "for it."
+                f"{where} omits its required input {i} ('{name}'). Give the node a value for it."
             )
 
 
@@ -593,7 +593,6 @@ def expand_function(
 _BODY_CONSTANT_LIMIT = 1024
 #: "tensor(float)" -> TensorProto.FLOAT, for type constraints that allow one type only
 _TENSOR_TYPES = {f"tensor({k.lower()})": v for k, v in onnx.TensorProto.DataType.items() if v}
-_VARIADIC = onnx.defs.OpSchema.FormalParameterOption.Variadic
 
 
 def type_body(
@@ -688,6 +687,7 @@ def _type_by_schema(node: Node, view: GraphView) -> None:
     schema = schema_for(node.op_type, node.domain, view.opset(node.domain))
     if schema is None:
         return
+    variadic = onnx.defs.OpSchema.FormalParameterOption.Variadic
     bound: dict[str, int] = {}
     for c in schema.type_constraints:
         if len(c.allowed_type_strs) == 1 and c.allowed_type_strs[0] in _TENSOR_TYPES:
@@ -698,9 +698,9 @@ def _type_by_schema(node: Node, view: GraphView) -> None:
         remaining names, a heterogeneous one (Loop's V) binds nothing."""
         for i, name in enumerate(names):
             formal = formals[min(i, len(formals) - 1)] if formals else None
-            if formal is None or (i >= len(formals) and formal.option != _VARIADIC):
+            if formal is None or (i >= len(formals) and formal.option != variadic):
                 return
-            if formal.option == _VARIADIC and not formal.is_homogeneous:
+            if formal.option == variadic and not formal.is_homogeneous:
                 return
             yield formal.type_str, name
 

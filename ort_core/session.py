@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import onnx
 
-from . import errors, logs
+from . import _onnx, errors, logs
 from ._version import __version__
 from .errors import (
     Fail,
@@ -45,6 +44,8 @@ from .profiling import Profiler
 from .provider import ExecutionProvider
 from .provider import fp as fp_state
 from .provider.context import RunContext, enter, leave
+
+onnx = _onnx.onnx
 
 __all__ = [
     "InferenceSession",

@@ -9,11 +9,12 @@ from collections.abc import Collection
 from typing import Any
 
 import numpy as np
-import onnx
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper, helper, numpy_helper
 
+from .. import _onnx
+from .._onnx import helper, numpy_helper
 from ..errors import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from . import _schema_table, _type_cache
 from ._core import Graph, Model, Node, sparse_to_dense
 from ._infer import infer_types
 from ._validate import validate_graph
@@ -21,6 +22,8 @@ from ._validate import validate_graph
 __all__ = ["load_model", "model_from_proto", "model_to_proto", "graph_from_proto", "graph_to_proto"]
 
 #: Oldest and newest ONNX IR versions ort-core accepts.
+onnx = _onnx.onnx
+
 MIN_IR_VERSION = 3
 MAX_IR_VERSION = onnx.IR_VERSION
 
@@ -218,9 +221,9 @@ def _all_tensors(proto: onnx.ModelProto, initializers: bool = True):
     """Every TensorProto of the model; with ``initializers=False`` all but the graphs' dense
     initializers (node attributes and sparse initializers)."""
     if initializers:
-        yield from external_data_helper._get_all_tensors(proto)
+        yield from _onnx.all_tensors(proto)
         return
-    yield from external_data_helper._get_attribute_tensors(proto)
+    yield from _onnx.attribute_tensors(proto)
     for g in _all_graph_protos(proto.graph):
         for st in g.sparse_initializer:
             yield st.values
@@ -472,7 +475,7 @@ def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Mod
         raise InvalidGraph(
             "The model imports no opset: add an opset_import for the default domain."
         )
-    newest = onnx.defs.onnx_opset_version()
+    newest = _schema_table.newest_opset()
     if opsets.get("", 7) > newest:
         raise Fail(
             f"The model uses opset {opsets['']} of the default domain but the installed onnx "
@@ -551,7 +554,7 @@ def _infer(
     """Value types from onnx shape inference, guarded so that it cannot crash the process (see
     :mod:`._infer`; ``ops``: the (domain, op_type) pairs the graphs use, from the validation);
     empty when inference cannot run on this model."""
-    return infer_types(_skeleton(proto, base_dir), ops)
+    return _type_cache.inferred_types(_skeleton(proto, base_dir), ops, infer_types)
 
 
 def add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
+
+from .. import _onnx
+from .._onnx import helper, numpy_helper
+
+onnx = _onnx.onnx
 
 __all__ = ["Model", "Graph", "Node", "tensor_dtype", "tensor_shape", "type_str"]
 

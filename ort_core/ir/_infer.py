@@ -36,10 +36,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import onnx
-from onnx import TensorProto
-
+from .. import _onnx
 from ._validate import normalize_domain, schema_facts
+
+onnx = _onnx.onnx
+TensorProto = _onnx.onnx.TensorProto
 
 __all__ = ["CRASH_ON_UNTYPED_INPUT", "RULES", "infer_types"]
 

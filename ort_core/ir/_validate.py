@@ -16,20 +16,22 @@ per (domain, op, opset): a couple of microseconds per node.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
-import onnx
-
+from .. import _onnx
 from ..errors import Fail, InvalidGraph
+from . import _schema_table
 from ._core import Graph, Node
+from ._schema_table import SchemaFacts
+
+onnx = _onnx.onnx
 
 __all__ = ["SchemaFacts", "schema_facts", "validate_graph"]
 
 _A = onnx.AttributeProto
 _GRAPH, _TENSOR, _TENSORS = _A.GRAPH, _A.TENSOR, _A.TENSORS
-_VARIADIC = onnx.defs.OpSchema.FormalParameterOption.Variadic
-_SINGLE = onnx.defs.OpSchema.FormalParameterOption.Single
+_VARIADIC = _schema_table.VARIADIC
+_SINGLE = _schema_table.SINGLE
 
 #: AttributeProto type numbers -> their names, for messages
 _ATTR_TYPE_NAMES = {v: k for k, v in _A.AttributeType.items()}
@@ -53,60 +55,33 @@ _ATTR_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SchemaFacts:
-    """What the checks need from one OpSchema, read once per (domain, op, opset)."""
-
-    since_version: int
-    #: per formal input / output: (name, option, min_arity)
-    inputs: tuple[tuple[str, object, int], ...]
-    outputs: tuple[tuple[str, object, int], ...]
-    min_input: int
-    max_input: int
-    min_output: int
-    max_output: int
-    #: attribute name -> AttributeProto type number
-    attribute_types: dict[str, int]
-    required: tuple[str, ...]
-    required_set: frozenset[str]
-    #: the schema has required (Single) inputs / outputs, which may not be empty names
-    single_inputs: bool
-    single_outputs: bool
-    #: onnx infers this version's outputs (an inference function or a function body)
-    onnx_infers: bool
-
-
 @lru_cache(maxsize=4096)
+def _live_facts(op_type: str, domain: str, version: int) -> SchemaFacts | None:
+    defs = onnx.defs
+    try:
+        s = defs.get_schema(op_type, max_inclusive_version=version, domain=domain)
+    except defs.SchemaError:
+        return None
+    return _schema_table.facts_of(s)
+
+
+_table_facts = lru_cache(maxsize=4096)(_schema_table.lookup)
+
+
 def schema_facts(op_type: str, domain: str, version: int) -> SchemaFacts | None:
     """The schema facts of ``domain::op_type`` in force at opset ``version``, or None when onnx
-    defines no such op at that version."""
-    try:
-        s = onnx.defs.get_schema(op_type, max_inclusive_version=version, domain=domain)
-    except onnx.defs.SchemaError:
-        return None
-    return SchemaFacts(
-        since_version=s.since_version,
-        inputs=tuple((p.name, p.option, p.min_arity) for p in s.inputs),
-        outputs=tuple((p.name, p.option, p.min_arity) for p in s.outputs),
-        min_input=s.min_input,
-        max_input=s.max_input,
-        min_output=s.min_output,
-        max_output=s.max_output,
-        attribute_types={name: int(a.type.value) for name, a in s.attributes.items()},
-        required=tuple(sorted(name for name, a in s.attributes.items() if a.required)),
-        required_set=frozenset(name for name, a in s.attributes.items() if a.required),
-        single_inputs=any(p.option == _SINGLE for p in s.inputs),
-        single_outputs=any(p.option == _SINGLE for p in s.outputs),
-        onnx_infers=bool(
-            s.has_type_and_shape_inference_function
-            or s.has_function
-            or s.has_context_dependent_function
-        ),
-    )
+    defines no such op at that version: from the table on disk in a process without onnx, from
+    onnx where it is imported (see :mod:`._schema_table`)."""
+    if _schema_table.use_table():
+        return _table_facts(op_type, domain, version)
+    return _live_facts(op_type, domain, version)
 
 
 def _first_version(op_type: str, domain: str, after: int) -> int | None:
     """The first opset above ``after`` that defines the op (error path only)."""
+    if _schema_table.use_table():
+        later = [v for v in _schema_table.versions(op_type, domain) if v > after]
+        return later[0] if later else None
     try:
         newest = onnx.defs.get_schema(op_type, domain=domain).since_version
     except onnx.defs.SchemaError:
@@ -182,12 +157,15 @@ def _resolve(node: Node, index: int, graph: Graph, opsets: dict[str, int]) -> Sc
         return None
     facts = schema_facts(node.op_type, node.domain, version)
     if facts is None:
+        if _schema_table.use_table():  # the table holds every registered schema
+            _check_unknown_version(node, index, graph, version)
+            return None
         try:  # a plugin may have registered the schema since the lookup was cached
             onnx.defs.get_schema(node.op_type, max_inclusive_version=version, domain=node.domain)
         except onnx.defs.SchemaError:
             _check_unknown_version(node, index, graph, version)
             return None
-        schema_facts.cache_clear()
+        _live_facts.cache_clear()
         facts = schema_facts(node.op_type, node.domain, version)
     return facts
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import onnx
-
+from .. import _onnx
 from ..ir import Node
+from ..ir._schema_table import VARIADIC
+from ..ir._validate import schema_facts
+
+onnx = _onnx.onnx
 
 _SCHEMAS: dict[tuple[str, str, int], onnx.defs.OpSchema] = {}
 
@@ -32,8 +35,8 @@ def schema_for(op_type: str, domain: str, opset: int) -> onnx.defs.OpSchema | No
 
 def is_multi_output(node: Node, opset: int) -> bool:
     """True when the kernel of ``node`` returns a sequence of outputs (see module docstring)."""
-    schema = schema_for(node.op_type, node.domain, opset)
-    if schema is None:
+    facts = schema_facts(node.op_type, node.domain, opset)
+    if facts is None:
         return len(node.outputs) != 1
-    outs = schema.outputs
-    return len(outs) != 1 or outs[0].option == onnx.defs.OpSchema.FormalParameterOption.Variadic
+    outs = facts.outputs
+    return len(outs) != 1 or outs[0][1] == VARIADIC

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from onnx import helper
 
+from ..._onnx import helper
 from ...ir import Graph, Model, Node, node_reads, tensor_dtype, tensor_shape
 from .._util import constant, fresh_node_name
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import TensorProto
 
+from ... import _onnx
 from ...ir import Model, tensor_dtype
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import add_initializer, all_graphs, constant, fresh_name
@@ -36,6 +36,8 @@ from ._fusion import (
     shape_of,
     static_shape,
 )  # fmt: skip
+
+TensorProto = _onnx.onnx.TensorProto
 
 
 def _perm(n):

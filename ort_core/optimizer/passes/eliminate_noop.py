@@ -24,7 +24,7 @@ def _is_noop(g, n) -> bool:
         dt = tensor_dtype(g.type_of(x))
         if dt is None:
             return False
-        from onnx import helper
+        from ..._onnx import helper
 
         to = n.attr("to")
         try:

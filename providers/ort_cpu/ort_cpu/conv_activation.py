@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.ir import Graph, Node, tensor_dtype, tensor_shape
 from ort_core.provider import GraphView
 

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
 
+from ort_core import _onnx
 from ort_core.ir import tensor_dtype
 from ort_core.optimizer import GraphOptimizationLevel
 from ort_core.optimizer._util import all_graphs, bypass
 from ort_core.optimizer.passes._fusion import accepted, can_fuse, drop_dead, new_node, replace
+
+TensorProto = _onnx.onnx.TensorProto
 
 CPU = "CPUExecutionProvider"
 F16 = np.dtype(np.float16)

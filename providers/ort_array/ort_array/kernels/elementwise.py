@@ -12,8 +12,9 @@ import math
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto, helper
 
+from ort_core import _onnx
+from ort_core._onnx import helper
 from ort_core.provider import FLOAT_TYPES, INT_TYPES, NUMERIC_TYPES, SIGNED_TYPES
 
 from .._table import builder, kernel
@@ -32,6 +33,8 @@ from .._xp import (
 )
 from .._xp import clip as _bound
 from ..checks import choice_check
+
+TensorProto = _onnx.onnx.TensorProto
 
 BOOL = frozenset({np.dtype(np.bool_)})
 NUM_BOOL = NUMERIC_TYPES | BOOL

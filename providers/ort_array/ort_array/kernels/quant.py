@@ -23,8 +23,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axis
 

@@ -10,9 +10,9 @@ import math
 from typing import Any
 
 import numpy as np
-from onnx import helper
 
 from ort_core import ops
+from ort_core._onnx import helper
 from ort_core.errors import InvalidArgument
 from ort_core.ops import broadcast_shape, normalize_axis
 from ort_core.provider import FLOAT_TYPES

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.errors import InvalidArgument
 from ort_core.provider import FLOAT_TYPES, KernelInfo
 

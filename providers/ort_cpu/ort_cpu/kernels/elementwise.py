@@ -13,8 +13,9 @@ import math
 
 import ml_dtypes
 import numpy as np
-from onnx import TensorProto, helper
 
+from ort_core import _onnx
+from ort_core._onnx import helper
 from ort_core.provider import (
     FLOAT_TYPES,
     INT_TYPES,
@@ -30,6 +31,8 @@ from ._registry import builder, kernel
 from ._rows import LONG_ROW, ranked
 from ._rows import binary as broadcast_binary
 from .shape_ops import choice_check
+
+TensorProto = _onnx.onnx.TensorProto
 
 BOOL = frozenset({np.dtype(np.bool_)})
 STRING = frozenset({np.dtype(object)})

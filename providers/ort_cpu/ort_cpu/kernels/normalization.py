@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.provider import FLOAT_TYPES
 
 from .._jit import available as jit_available

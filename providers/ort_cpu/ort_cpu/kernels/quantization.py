@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.errors import InvalidArgument
 
 from .. import _threads

@@ -10,8 +10,8 @@ not those of onnxruntime or of the reference evaluator (the spec leaves the gene
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.environment import seeded_generator
 from ort_core.provider import FLOAT_TYPES
 

@@ -10,11 +10,11 @@ import math
 import threading
 
 import numpy as np
-from onnx import helper
 from ort_array.checks import all_of as all_checks  # noqa: F401 (the families import them here)
 from ort_array.checks import axis_check, choice_check  # noqa: F401
 
 from ort_core import ops
+from ort_core._onnx import helper
 from ort_core.errors import InvalidArgument
 from ort_core.ops import normalize_axes, normalize_axis  # noqa: F401 (the families import them here)
 

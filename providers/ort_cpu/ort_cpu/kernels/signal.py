@@ -7,8 +7,8 @@ Transforms use numpy.fft in float32 (float16/bfloat16/float32 inputs) or float64
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
+from ort_core._onnx import helper
 from ort_core.provider import FLOAT_TYPES
 
 from ._registry import kernel

@@ -1,0 +1,222 @@
+"""The facts of onnx's op schemas, kept on disk so that a process need not import onnx to read them.
+
+Validation (:mod:`._validate`), the crash guard of type inference (:mod:`._infer`) and the
+executor's output arity read a few facts of each node's schema: arity, attribute types, required
+attributes. onnx holds the schemas in its C++ registry, which needs ``import onnx`` (50 ms) and,
+on the first lookup, the registry's set-up (10 ms). This module writes every schema's facts, all
+domains and versions, to one file the first time a process needs them, and reads that file
+(about a millisecond) in later processes.
+
+The file is keyed by the onnx build (its files' sizes and times), the Python version and the
+plugins that register op schemas with onnx (:func:`set_registrants`: their distributions'
+versions and their source files' sizes and times), so a new onnx or an edited plugin makes a
+new table. In a process that has imported onnx, the facts come from onnx directly (the user or a
+library may have registered schemas of their own): the table stands in for onnx only where onnx
+is not loaded, or loaded by ort-core itself (:func:`use_table`). Where the cache lives and how to
+turn it off: ``ort_core/_disk.py``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.util
+import os
+import pickle
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the module
+    from hashlib import blake2b
+
+from .. import _disk, _onnx
+
+__all__ = [
+    "SchemaFacts",
+    "lookup",
+    "versions",
+    "newest_opset",
+    "set_registrants",
+    "env_stamp",
+    "use_table",
+    "go_live",
+]
+
+FORMAT = 2
+
+# FormalParameterOption numbers
+SINGLE, OPTIONAL, VARIADIC = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaFacts:
+    """What the checks need from one OpSchema, read once per (domain, op, opset)."""
+
+    since_version: int
+    #: per formal input / output: (name, option, min_arity); option is SINGLE, OPTIONAL, VARIADIC
+    inputs: tuple[tuple[str, int, int], ...]
+    outputs: tuple[tuple[str, int, int], ...]
+    min_input: int
+    max_input: int
+    min_output: int
+    max_output: int
+    #: attribute name -> AttributeProto type number
+    attribute_types: dict[str, int]
+    required: tuple[str, ...]
+    required_set: frozenset[str]
+    #: the schema has required (Single) inputs / outputs, which may not be empty names
+    single_inputs: bool
+    single_outputs: bool
+    #: onnx infers this version's outputs (an inference function or a function body)
+    onnx_infers: bool
+
+
+def facts_of(s: Any) -> SchemaFacts:
+    """The facts of one ``onnx.defs.OpSchema``."""
+    inputs = tuple((p.name, int(p.option.value), p.min_arity) for p in s.inputs)
+    outputs = tuple((p.name, int(p.option.value), p.min_arity) for p in s.outputs)
+    return SchemaFacts(
+        since_version=s.since_version,
+        inputs=inputs,
+        outputs=outputs,
+        min_input=s.min_input,
+        max_input=s.max_input,
+        min_output=s.min_output,
+        max_output=s.max_output,
+        attribute_types={name: int(a.type.value) for name, a in s.attributes.items()},
+        required=tuple(sorted(name for name, a in s.attributes.items() if a.required)),
+        required_set=frozenset(name for name, a in s.attributes.items() if a.required),
+        single_inputs=any(p[1] == SINGLE for p in inputs),
+        single_outputs=any(p[1] == SINGLE for p in outputs),
+        onnx_infers=bool(
+            s.has_type_and_shape_inference_function
+            or s.has_function
+            or s.has_context_dependent_function
+        ),
+    )
+
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"registrants": (), "table": None, "live": False}
+
+
+def _onnx_stamp() -> Any:
+    if "onnx_stamp" not in _state:
+        spec = importlib.util.find_spec("onnx")
+        origin = spec.origin if spec is not None else None
+        _state["onnx_stamp"] = _disk.stamp_folder(os.path.dirname(origin)) if origin else None
+    return _state["onnx_stamp"]
+
+
+def set_registrants(stamp: tuple) -> None:
+    """The plugins whose op schemas onnx will hold once it is imported (their identity: what
+    makes the table): set by the plugin manager when it defers their registration."""
+    with _lock:
+        if stamp != _state["registrants"]:
+            _state["registrants"] = stamp
+            _state["table"] = None
+
+
+def env_stamp() -> str:
+    """A digest of what schemas and onnx's inference depend on besides the model."""
+    parts = (FORMAT, sys.version, _onnx_stamp(), _state["registrants"])
+    return blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def _path() -> str:
+    return os.path.join(_disk.cache_root(), "schemas", env_stamp() + ".pickle")
+
+
+def _build() -> dict:
+    """The table from onnx itself: (op_type, domain) -> sorted [(since_version, facts)]."""
+    onnx = _onnx.real()
+    ops: dict[tuple[str, str], list] = {}
+    for s in onnx.defs.get_all_schemas_with_history():
+        # plain tuples: unpickling them is 5x faster than the dataclass (1.2 against 6 ms)
+        f = facts_of(s)
+        fields = tuple(getattr(f, name) for name in SchemaFacts.__slots__)
+        ops.setdefault((s.name, s.domain), []).append((s.since_version, fields))
+    table = {
+        "format": FORMAT,
+        "newest": onnx.defs.onnx_opset_version(),
+        "ops": {k: sorted(v, key=lambda e: e[0]) for k, v in ops.items()},
+    }
+    return table
+
+
+def _table() -> dict:
+    table = _state["table"]
+    if table is not None:
+        return table
+    with _lock:
+        if _state["table"] is not None:
+            return _state["table"]
+        path = _path()
+        table = None
+        try:
+            with open(path, "rb") as f:
+                table = pickle.load(f)
+            if not isinstance(table, dict) or table.get("format") != FORMAT:
+                table = None
+        except Exception:  # none yet, or unreadable: build it
+            table = None
+        if table is None:
+            table = _build()
+            _write(path, table)
+        table["since"] = {k: [e[0] for e in v] for k, v in table["ops"].items()}
+        _state["table"] = table
+        return table
+
+
+def _write(path: str, table: dict) -> None:
+    _disk.write_atomic(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def use_table() -> bool:
+    """Whether facts come from the table: the cache is on, and onnx is not imported in this
+    process or only by ort-core itself (to build the table or to infer a new model's types)."""
+    return _disk.enabled() and not _onnx.foreign() and not _state["live"]
+
+
+def go_live() -> None:
+    """From now on ask onnx: a schema was registered that the table's key does not cover (a
+    plugin added in process)."""
+    _state["live"] = True
+
+
+def lookup(op_type: str, domain: str, version: int) -> SchemaFacts | None:
+    """The facts of ``domain::op_type`` in force at opset ``version`` from the table, or None
+    when onnx defines no such op at that version."""
+    table = _table()
+    key = (op_type, domain)
+    since = table["since"].get(key)
+    if not since:
+        return None
+    i = bisect.bisect_right(since, version)
+    if not i:
+        return None
+    entry = table["ops"][key][i - 1]
+    return entry[1] if isinstance(entry[1], SchemaFacts) else _made(table, key, i - 1)
+
+
+def _made(table: dict, key: tuple[str, str], index: int) -> SchemaFacts:
+    entries = table["ops"][key]
+    since, fields = entries[index]
+    facts = SchemaFacts(*fields)
+    entries[index] = (since, facts)
+    return facts
+
+
+def versions(op_type: str, domain: str) -> list[int]:
+    """The since-versions of an op's schemas (table), oldest first."""
+    return list(_table()["since"].get((op_type, domain), ()))
+
+
+def newest_opset() -> int:
+    """The newest opset of the default domain the installed onnx knows."""
+    if use_table():
+        return _table()["newest"]
+    return _onnx.real().defs.onnx_opset_version()

@@ -1,0 +1,101 @@
+"""onnx's inferred value types of a model, kept on disk so that a later process creating a session
+for the same model need not import onnx.
+
+Every session types its model's values with onnx's shape inference (:mod:`._infer`), which needs
+``import onnx`` (50 ms) and the inference itself. The result depends only on what inference sees
+(the model without its large initializers, :func:`._convert._skeleton`), the onnx build, the op
+schemas plugins register, and ort-core's guard around inference: the cache's key is a digest of
+those, the first from the skeleton's bytes, so two models that differ in anything inference reads
+never share an entry, wherever they are loaded from (a path, bytes, a ModelProto).
+
+The cache is read and written where the schema table is in use (:func:`._schema_table.use_table`:
+onnx not imported in the process, or only by ort-core); where someone else has imported onnx,
+inference runs as always (a user may have registered schemas of their own). The entries are small (a GraphProto
+of value_info: the names and types); the folder is pruned to the newest half when it passes
+:data:`MAX_ENTRIES`. ``ORT_CORE_DISK_CACHE=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the module
+    from hashlib import blake2b
+
+from .. import _disk, _onnx
+from . import _schema_table
+
+__all__ = ["inferred_types"]
+
+FORMAT = 1
+MAX_ENTRIES = 4096
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_stamp: list[str] = []
+
+
+def _code_stamp() -> str:
+    """The environment's digest plus this package's sources (the inference guard's code)."""
+    if not _stamp:
+        parts = (FORMAT, _schema_table.env_stamp(), _disk.stamp_folder(_HERE))
+        _stamp.append(blake2b(repr(parts).encode(), digest_size=12).hexdigest())
+    return _stamp[0]
+
+
+def _folder() -> str:
+    return os.path.join(_disk.cache_root(), "types")
+
+
+def inferred_types(
+    skeleton: Any, ops: Any, infer: Callable[[Any, Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """``infer(skeleton, ops)``, from the cache where the schema table is in use."""
+    if not _schema_table.use_table():
+        return infer(skeleton, ops)
+    h = blake2b(digest_size=20)
+    h.update(_code_stamp().encode())
+    h.update(skeleton.SerializeToString(deterministic=True))
+    path = os.path.join(_folder(), h.hexdigest() + ".pb")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        data = None
+    if data is not None:
+        try:
+            graph = _onnx.onnx.GraphProto.FromString(data)
+            return {vi.name: vi.type for vi in graph.value_info}
+        except Exception:  # a damaged entry: infer again and rewrite it
+            pass
+    types = infer(skeleton, ops)
+    _write(path, types)
+    return types
+
+
+def _write(path: str, types: dict[str, Any]) -> None:
+    graph = _onnx.onnx.GraphProto()
+    for name, tp in types.items():
+        vi = graph.value_info.add()
+        vi.name = name
+        vi.type.CopyFrom(tp)
+    if _disk.write_atomic(path, graph.SerializeToString()):
+        try:
+            _prune(os.path.dirname(path))
+        except OSError:
+            pass
+
+
+def _prune(folder: str) -> None:
+    entries = [e for e in os.scandir(folder) if e.name.endswith(".pb")]
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime_ns)
+    for e in entries[: len(entries) - MAX_ENTRIES // 2]:
+        try:
+            os.remove(e.path)
+        except OSError:
+            pass
