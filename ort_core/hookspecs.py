@@ -71,7 +71,10 @@ def ort_register_ops(register: Callable[..., None]) -> None:
     Returns:
         Nothing; results go through ``register``.
 
-    Called once per process, before providers are registered.
+    Called once per process, when onnx is first imported (at once, where the plugins load after
+    it): a process creating sessions for models seen before needs no onnx (see
+    ``ort_core/_onnx.py``). ort-core's schema table on disk is keyed by the implementing plugins'
+    distributions and source files, so a changed plugin makes a new table.
     """
 
 
