@@ -153,17 +153,18 @@ def _load_pb2_file() -> Any:
 
 class _Stand_in:
     """``onnx`` for attribute access: message classes and enums from the generated module, the
-    rest from the real package (see the module docstring)."""
-
-    __slots__ = ()
+    rest from the real package (see the module docstring). A value found is kept on the instance,
+    so the next access is a plain attribute read."""
 
     def __getattr__(self, name: str) -> Any:
+        value = None
         if name[:1].isupper():
-            pb2 = _load_pb2()
-            value = getattr(pb2, name, None)
-            if value is not None:
-                return value
-        return getattr(real(), name)
+            value = getattr(_load_pb2(), name, None)
+        if value is None:
+            value = getattr(real(), name)
+        if not name.startswith("__"):
+            self.__dict__[name] = value
+        return value
 
     def __repr__(self) -> str:
         return "<onnx, imported on demand by ort_core._onnx>"

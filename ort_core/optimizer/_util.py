@@ -101,9 +101,25 @@ def _fresh(base: str, taken) -> str:
             return name
 
 
+class _Defined:
+    """``name in _Defined(graph)``: whether ``graph``'s scope defines ``name``, by a scan that
+    stops at the first hit. :func:`_fresh`'s candidates are nearly always new, so this replaces
+    building the set of every defined name for each new name (Conv + BatchNormalization
+    folding in DenseNet-121 spent 0.2 s of session creation building those sets)."""
+
+    __slots__ = ("graph",)
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def __contains__(self, name: str) -> bool:
+        g = self.graph
+        return name in g.initializers or name in g.inputs or any(name in n.outputs for n in g.nodes)
+
+
 def fresh_name(graph: Graph, base: str) -> str:
     """A value name nothing in ``graph``'s scope defines."""
-    return _fresh(base, graph.defined_names())
+    return _fresh(base, _Defined(graph))
 
 
 def fresh_node_name(graph: Graph, base: str) -> str:
@@ -140,6 +156,29 @@ class GraphMaps:
 
     def changed(self) -> None:
         self._producers = self._consumers = None
+
+    def remove_node(self, node: Node) -> None:
+        """Take ``node`` out of the maps (before it is edited or leaves the graph): the maps stay
+        right without a rescan, for passes that edit a node or two per rewrite."""
+        if self._consumers is not None:
+            for name in node_reads(node):
+                users = self._consumers.get(name)
+                if users:
+                    users[:] = [u for u in users if u is not node]
+        if self._producers is not None:
+            for o in node.outputs:
+                if o and self._producers.get(o) is node:
+                    del self._producers[o]
+
+    def add_node(self, node: Node) -> None:
+        """Put ``node`` (new, or edited after :meth:`remove_node`) into the maps."""
+        if self._consumers is not None:
+            for name in node_reads(node):
+                self._consumers.setdefault(name, []).append(node)
+        if self._producers is not None:
+            for o in node.outputs:
+                if o:
+                    self._producers[o] = node
 
 
 def add_initializer(graph: Graph, base: str, value: Any) -> str:

@@ -194,6 +194,8 @@ def replace_reads(consumers: dict[str, list[Node]], new: list[Node], remove: lis
 
 def drop_dead(g: Graph, candidates: list[Node]) -> None:
     """Remove nodes among ``candidates`` none of whose outputs is read any more."""
+    if not candidates:
+        return
     changed = True
     pending = list(candidates)
     while changed:

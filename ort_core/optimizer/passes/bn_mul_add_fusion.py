@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
-from .._util import add_initializer, all_graphs, constant
+from .._util import GraphMaps, add_initializer, all_graphs, constant
 from ._fusion import shape_of
 from .conv_add_mul_fusion import per_channel
 
@@ -32,8 +32,10 @@ class BatchNormMulAddFusion(GraphPass):
         changed = False
         opset = model.opset("")
         for g in all_graphs(model):
+            maps = GraphMaps(g)
+            removed: set[int] = set()
             for bn in list(g.nodes):
-                if bn not in g.nodes or not inference_bn(bn, opset):
+                if id(bn) in removed or not inference_bn(bn, opset):
                     continue
                 scale, bias = constant(g, bn.inputs[1]), constant(g, bn.inputs[2])
                 shape = shape_of(g, bn.inputs[0])
@@ -41,7 +43,7 @@ class BatchNormMulAddFusion(GraphPass):
                     continue
                 while True:
                     out = bn.outputs[0]
-                    users = g.consumers().get(out, [])
+                    users = maps.consumers.get(out, [])
                     if out in g.outputs or len(users) != 1:
                         break
                     op = users[0]
@@ -58,10 +60,14 @@ class BatchNormMulAddFusion(GraphPass):
                         scale, bias = scale * c, bias * c
                     else:
                         bias = bias + c
+                    maps.remove_node(bn)  # the maps follow the rewrite: no rescan per fusion
+                    maps.remove_node(op)
                     bn.inputs[1] = add_initializer(g, bn.inputs[1], scale.astype(c.dtype))
                     bn.inputs[2] = add_initializer(g, bn.inputs[2], bias.astype(c.dtype))
                     bn.outputs = [op.outputs[0]]
                     g.nodes.remove(op)
+                    removed.add(id(op))
+                    maps.add_node(bn)
                     changed = True
         return changed
 

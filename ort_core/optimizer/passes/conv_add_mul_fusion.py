@@ -31,8 +31,9 @@ class ConvAddMulFusion(GraphPass):
         changed = False
         for g in all_graphs(model):
             maps = GraphMaps(g)
+            removed: set[int] = set()
             for conv in list(g.nodes):
-                if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
+                if conv.op_type != "Conv" or conv.domain or id(conv) in removed:
                     continue
                 wb = conv_weights(g, conv)
                 out = conv.outputs[0]
@@ -56,11 +57,14 @@ class ConvAddMulFusion(GraphPass):
                     b = b * c
                 else:
                     b = b + c
+                maps.remove_node(conv)  # the maps follow the rewrite: no rescan per fusion
+                maps.remove_node(op)
                 set_conv_weights(g, conv, w.astype(wb[0].dtype), b.astype(wb[0].dtype))
                 conv.outputs = [op.outputs[0]]
                 g.nodes.remove(op)
+                removed.add(id(op))
+                maps.add_node(conv)
                 changed = True
-                maps.changed()
         return changed
 
 

@@ -8,7 +8,6 @@ import numpy as np
 from ...ir import Model
 from .._infra import GraphOptimizationLevel, GraphPass
 from .._util import GraphMaps, add_initializer, all_graphs, constant
-from ._fusion import drop_dead
 
 
 def conv_weights(g, conv):
@@ -46,8 +45,9 @@ class ConvBatchNormFusion(GraphPass):
         changed = False
         for g in all_graphs(model):
             maps = GraphMaps(g)
+            removed: set[int] = set()
             for conv in list(g.nodes):
-                if conv.op_type != "Conv" or conv.domain or conv not in g.nodes:
+                if conv.op_type != "Conv" or conv.domain or id(conv) in removed:
                     continue
                 wb = conv_weights(g, conv)
                 bn = single_reader(g, conv, "BatchNormalization", maps.consumers)
@@ -70,12 +70,14 @@ class ConvBatchNormFusion(GraphPass):
                     w.dtype
                 )
                 new_b = ((b0 - mean) * a + shift).astype(w.dtype)
+                maps.remove_node(conv)  # the maps follow the rewrite: no rescan per fusion
+                maps.remove_node(bn)
                 set_conv_weights(g, conv, new_w, new_b)
                 conv.outputs = [bn.outputs[0]]
                 g.nodes.remove(bn)
-                drop_dead(g, [])
+                removed.add(id(bn))
+                maps.add_node(conv)
                 changed = True
-                maps.changed()
         return changed
 
 
