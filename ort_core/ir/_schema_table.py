@@ -45,7 +45,7 @@ __all__ = [
     "go_live",
 ]
 
-FORMAT = 2
+FORMAT = 3
 
 # FormalParameterOption numbers
 SINGLE, OPTIONAL, VARIADIC = 0, 1, 2
@@ -131,20 +131,21 @@ def _path() -> str:
 
 
 def _build() -> dict:
-    """The table from onnx itself: (op_type, domain) -> sorted [(since_version, facts)]."""
+    """The table from onnx itself: (op_type, domain) -> (since-versions, the pickled facts of
+    each): a process unpickles only the ops its models use (0.07 ms for the index against 0.9
+    for every op's facts)."""
     onnx = _onnx.real()
     ops: dict[tuple[str, str], list] = {}
     for s in onnx.defs.get_all_schemas_with_history():
-        # plain tuples: unpickling them is 5x faster than the dataclass (1.2 against 6 ms)
         f = facts_of(s)
         fields = tuple(getattr(f, name) for name in SchemaFacts.__slots__)
         ops.setdefault((s.name, s.domain), []).append((s.since_version, fields))
-    table = {
-        "format": FORMAT,
-        "newest": onnx.defs.onnx_opset_version(),
-        "ops": {k: sorted(v, key=lambda e: e[0]) for k, v in ops.items()},
-    }
-    return table
+    index = {}
+    for key, entries in ops.items():
+        entries.sort(key=lambda e: e[0])
+        blob = pickle.dumps([fields for _, fields in entries], protocol=pickle.HIGHEST_PROTOCOL)
+        index[key] = ([since for since, _ in entries], blob)
+    return {"format": FORMAT, "newest": onnx.defs.onnx_opset_version(), "ops": index}
 
 
 def _table() -> dict:
@@ -166,7 +167,7 @@ def _table() -> dict:
         if table is None:
             table = _build()
             _write(path, table)
-        table["since"] = {k: [e[0] for e in v] for k, v in table["ops"].items()}
+        table["facts"] = {}  # (op_type, domain) -> [SchemaFacts], as they are asked for
         _state["table"] = table
         return table
 
@@ -192,27 +193,22 @@ def lookup(op_type: str, domain: str, version: int) -> SchemaFacts | None:
     when onnx defines no such op at that version."""
     table = _table()
     key = (op_type, domain)
-    since = table["since"].get(key)
-    if not since:
+    entry = table["ops"].get(key)
+    if entry is None:
         return None
-    i = bisect.bisect_right(since, version)
+    i = bisect.bisect_right(entry[0], version)
     if not i:
         return None
-    entry = table["ops"][key][i - 1]
-    return entry[1] if isinstance(entry[1], SchemaFacts) else _made(table, key, i - 1)
-
-
-def _made(table: dict, key: tuple[str, str], index: int) -> SchemaFacts:
-    entries = table["ops"][key]
-    since, fields = entries[index]
-    facts = SchemaFacts(*fields)
-    entries[index] = (since, facts)
-    return facts
+    facts = table["facts"].get(key)
+    if facts is None:
+        facts = table["facts"][key] = [SchemaFacts(*f) for f in pickle.loads(entry[1])]
+    return facts[i - 1]
 
 
 def versions(op_type: str, domain: str) -> list[int]:
     """The since-versions of an op's schemas (table), oldest first."""
-    return list(_table()["since"].get((op_type, domain), ()))
+    entry = _table()["ops"].get((op_type, domain))
+    return list(entry[0]) if entry is not None else []
 
 
 def newest_opset() -> int:
