@@ -5,6 +5,10 @@ given) and ``__call__(model, ctx) -> bool`` returning whether it changed anythin
 before partitioning, for every provider. EXTENDED and LAYOUT passes run after partitioning and may
 only create an op on a node whose provider runs that op (``ctx.provider_supports(node, domain, op)``).
 Each level runs its passes in order, repeatedly, until none changes the model (a fixed point).
+A pass may also have ``triggers``: op types of which the model must hold one for the pass to
+change anything; the driver skips it for a model without them (checked at each round's start).
+The built-in passes are listed with theirs in :data:`BUILTIN_PASSES` and imported when they
+first run.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..errors import InvalidArgument
 from ..ir import Graph, Model, Node
@@ -41,6 +45,8 @@ class GraphPass:
     in_place: ClassVar[bool] = True
     #: restrict the pass to nodes of these providers (None: any)
     providers: ClassVar[tuple[str, ...] | None] = None
+    #: op types of which the model must hold one for the pass to change anything (None: any)
+    triggers: ClassVar[frozenset[str] | None] = None
 
     def __call__(self, model: Model, ctx: PassContext) -> bool:
         raise NotImplementedError
@@ -130,49 +136,102 @@ class OptimizationReport:
         self.nodes_after = later.nodes_after
 
 
-#: Modules of ort_core.optimizer.passes, in the order their passes run within a level.
-BUILTIN_PASS_MODULES = (
-    "constant_to_initializer",
-    "eliminate_identity",
-    "eliminate_dropout",
-    "eliminate_noop",
-    "constant_folding",
-    "eliminate_dead_code",
-    "common_subexpression",
-    "reshape_chain",
-    "transpose_optimizer",
-    "conv_bn_fusion",
-    "conv_add_mul_fusion",
-    "bn_mul_add_fusion",
-    "pad_fusion",
-    "matmul_add_to_gemm",
-    "qdq_drop",
-    "qdq_fusion",
-    "constant_folding_dq",
-    "layer_norm_fusion",
-    "gelu_fusion",
-    "skip_layer_norm_fusion",
-    "attention_fusion",
-    "matmul_scale_fusion",
-    "conv_activation_fusion",
-    "conv_add_activation_fusion",
-    "bn_activation_fusion",
-    "gemm_activation_fusion",
+class _Entry(NamedTuple):
+    """A built-in pass as the driver knows it before its module is imported."""
+
+    module: str
+    name: str
+    level: GraphOptimizationLevel
+    #: op types of which a model must hold one for the pass to change anything (any domain;
+    #: None: any model). The driver skips the pass, and leaves its module unimported, for a
+    #: model without them: a scikit-learn model's session imports 5 pass modules, not 26.
+    triggers: frozenset[str] | None
+
+
+_BASIC = GraphOptimizationLevel.ORT_ENABLE_BASIC
+_EXTENDED = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+
+#: ort_core.optimizer.passes' passes, in the order they run within a level
+BUILTIN_PASSES: tuple[_Entry, ...] = (
+    _Entry("constant_to_initializer", "ConstantToInitializer", _BASIC, None),
+    _Entry("eliminate_identity", "EliminateIdentity", _BASIC, frozenset({"Identity"})),
+    _Entry("eliminate_dropout", "EliminateDropout", _BASIC, frozenset({"Dropout"})),
+    _Entry("eliminate_noop", "EliminateNoopNodes", _BASIC, None),
+    _Entry("constant_folding", "ConstantFolding", _BASIC, None),
+    _Entry("eliminate_dead_code", "EliminateDeadCode", _BASIC, None),
+    _Entry("common_subexpression", "CommonSubexpressionElimination", _BASIC, None),
+    _Entry("reshape_chain", "ReshapeChainFusion", _BASIC, frozenset({"Reshape"})),
+    _Entry("transpose_optimizer", "TransposeOptimizer", _BASIC, frozenset({"Transpose"})),
+    _Entry("conv_bn_fusion", "ConvBNFusion", _BASIC, frozenset({"BatchNormalization"})),
+    _Entry("conv_add_mul_fusion", "ConvAddMulFusion", _BASIC, frozenset({"Conv"})),
+    _Entry("bn_mul_add_fusion", "BatchNormMulAddFusion", _BASIC, frozenset({"BatchNormalization"})),
+    _Entry("pad_fusion", "PadFusion", _BASIC, frozenset({"Pad"})),
+    _Entry("matmul_add_to_gemm", "MatMulAddFusion", _BASIC, frozenset({"MatMul"})),
+    _Entry("qdq_drop", "QDQDrop", _EXTENDED, frozenset({"DequantizeLinear"})),
+    _Entry("qdq_fusion", "QDQFusion", _EXTENDED, frozenset({"QuantizeLinear"})),
+    _Entry("constant_folding_dq", "ConstantFoldingDQ", _EXTENDED, frozenset({"DequantizeLinear"})),
+    _Entry("layer_norm_fusion", "LayerNormFusion", _EXTENDED, frozenset({"ReduceMean"})),
+    _Entry(
+        "gelu_fusion",
+        "GeluFusion",
+        _EXTENDED,
+        frozenset({"Erf", "Tanh", "Sigmoid", "Gelu", "FastGelu"}),
+    ),
+    _Entry(
+        "skip_layer_norm_fusion",
+        "SkipLayerNormFusion",
+        _EXTENDED,
+        frozenset({"LayerNormalization", "SimplifiedLayerNormalization"}),
+    ),
+    _Entry("attention_fusion", "AttentionFusion", _EXTENDED, frozenset({"Softmax"})),
+    _Entry("matmul_scale_fusion", "MatMulScaleFusion", _EXTENDED, frozenset({"MatMul"})),
+    _Entry("conv_activation_fusion", "ConvActivationFusion", _EXTENDED, frozenset({"Conv"})),
+    _Entry("conv_add_activation_fusion", "ConvAddActivationFusion", _EXTENDED, frozenset({"Conv"})),
+    _Entry(
+        "bn_activation_fusion",
+        "BatchNormActivationFusion",
+        _EXTENDED,
+        frozenset({"BatchNormalization"}),
+    ),
+    _Entry("gemm_activation_fusion", "GemmActivationFusion", _EXTENDED, frozenset({"Gemm"})),
 )
+#: their modules, in that order
+BUILTIN_PASS_MODULES = tuple(e.module for e in BUILTIN_PASSES)
+
+
+class _LazyPass:
+    """A built-in pass by its :data:`BUILTIN_PASSES` entry; its module is imported when it first
+    runs (name, level and triggers are the entry's; ``tests/unit/test_optimizer_table.py``
+    checks them against the module's ``PASS``)."""
+
+    in_place = True
+    providers = None
+
+    def __init__(self, entry: _Entry) -> None:
+        self.name = entry.name
+        self.level = entry.level
+        self.triggers = entry.triggers
+        self._entry = entry
+        self._pass: Any = None
+
+    def load(self) -> Any:
+        """The module's ``PASS`` (imported on the first call)."""
+        if self._pass is None:
+            mod = importlib.import_module(f"{__package__}.passes.{self._entry.module}")
+            self._pass = mod.PASS
+        return self._pass
+
+    def __call__(self, model: Model, ctx: PassContext) -> bool:
+        return self.load()(model, ctx)
+
+    def __repr__(self) -> str:
+        return f"<pass {self.name} level={int(self.level)}>"
 
 
 def builtin_passes() -> list[Any]:
-    """One instance of every pass shipped with the core, in running order."""
-    passes = []
-    for mod_name in BUILTIN_PASS_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.passes.{mod_name}")
-        except ModuleNotFoundError as e:  # a pass module not written yet
-            if e.name != f"{__package__}.passes.{mod_name}":
-                raise
-            continue
-        passes.append(mod.PASS)
-    return passes
+    """One instance of every pass shipped with the core, in running order (each module imported
+    when its pass first runs)."""
+    return [_LazyPass(e) for e in BUILTIN_PASSES]
 
 
 def all_passes() -> list[Any]:
@@ -215,7 +274,13 @@ def _run_level(
 ) -> None:
     for _ in range(MAX_ROUNDS):
         changed = False
+        # the op types present at the round's start: a pass that makes an op another pass
+        # waits for changes the model, so the next round sees it
+        ops = {n.op_type for g in all_graphs(model) for n in g.nodes}
         for p in passes:
+            triggers = getattr(p, "triggers", None)
+            if triggers is not None and triggers.isdisjoint(ops):
+                continue
             restricted = getattr(p, "providers", None)
             ctx.allowed = tuple(restricted) if restricted is not None else None
             try:
