@@ -231,12 +231,15 @@ print(json.dumps(dict(peak_kb=int(peak), import_s=t1 - t0, create_s=t2 - t1, fir
 
 
 _PYCACHE = "ort_core_bench_pycache"
+#: fresh processes measured per model and configuration (their median is reported)
+FRESH_RUNS = 3
 _PRIMED: set[str] = set()
 
 
 def fresh_process(name: str, config: str, threads: int) -> dict[str, float]:
-    """A fresh process that imports the runtime, creates the session and runs it three times: its
-    peak RSS (MB), the import time, the first session's creation and the first run.
+    """Fresh processes that import the runtime, create the session and run it three times: their
+    peak RSS (MB), the import time, the first session's creation and the first run (medians of
+    :data:`FRESH_RUNS` processes).
 
     The child imports nothing but numpy, threadpoolctl and the runtime (not this script, which
     pulls in onnx and the model generators), and the feed is prepared here and handed over in a
@@ -271,25 +274,37 @@ def fresh_process(name: str, config: str, threads: int) -> dict[str, float]:
         )
         env = dict(os.environ, PYTHONPYCACHEPREFIX=os.path.join(tempfile.gettempdir(), _PYCACHE))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for _ in range(1 if config in _PRIMED else 2):
-            proc = subprocess.run(
+
+        def child() -> subprocess.CompletedProcess:
+            return subprocess.run(
                 [sys.executable, "-c", code], capture_output=True, text=True, env=env
             )
+
+        for _ in range(1 if config in _PRIMED else 2):
+            proc = child()
         _PRIMED.add(config)
         if module == "ort_core" and _save_kernels(env):
             # the CPU provider's kernels this model compiled are saved now (ort_cpu/_aot.py,
-            # which a process leaves to a background builder): measure the next process
-            proc = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, env=env
-            )
-    if proc.returncode != 0:
-        return {}
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+            # which a process leaves to a background builder): measure the next processes
+            proc = child()
+        if proc.returncode != 0:
+            return {}
+        # the median of FRESH_RUNS processes: one process's start varies by 30% here
+        outs = [json.loads(proc.stdout.strip().splitlines()[-1])]
+        for _ in range(FRESH_RUNS - 1):
+            proc = child()
+            if proc.returncode != 0:
+                return {}
+            outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    def median(key: str) -> float:
+        return statistics.median(o[key] for o in outs)
+
     return {
-        "peak_mb": out["peak_kb"] / 1024.0,
-        "cold_import_s": out["import_s"],
-        "cold_create_s": out["create_s"],
-        "cold_first_ms": 1000 * out["first_s"],
+        "peak_mb": median("peak_kb") / 1024.0,
+        "cold_import_s": median("import_s"),
+        "cold_create_s": median("create_s"),
+        "cold_first_ms": 1000 * median("first_s"),
     }
 
 
