@@ -515,6 +515,10 @@ class InferenceSession:
             )
         self._model_path = self._source if isinstance(self._source, str) else None
         self._check_cancel()
+        # plugins first: the op schemas they register shape the model's validation and types
+        # (and the keys of the caches that stand in for onnx, ort_core/_disk.py), the same for
+        # a process's first session as for the later ones
+        get_plugin_manager()
         self._model: Model = load_model(
             self._source,
             initializers=so._initializers,

@@ -35,15 +35,16 @@ FORMAT = 1
 MAX_ENTRIES = 4096
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_stamp: list[str] = []
+_sources: list[list] = []
 
 
 def _code_stamp() -> str:
-    """The environment's digest plus this package's sources (the inference guard's code)."""
-    if not _stamp:
-        parts = (FORMAT, _schema_table.env_stamp(), _disk.stamp_folder(_HERE))
-        _stamp.append(blake2b(repr(parts).encode(), digest_size=12).hexdigest())
-    return _stamp[0]
+    """The environment's digest (onnx, the plugins' schemas) plus this package's sources (the
+    inference guard's code)."""
+    if not _sources:
+        _sources.append(_disk.stamp_folder(_HERE))
+    parts = (FORMAT, _schema_table.env_stamp(), _sources[0])
+    return blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
 def _folder() -> str:

@@ -65,15 +65,12 @@ def _live_facts(op_type: str, domain: str, version: int) -> SchemaFacts | None:
     return _schema_table.facts_of(s)
 
 
-_table_facts = lru_cache(maxsize=4096)(_schema_table.lookup)
-
-
 def schema_facts(op_type: str, domain: str, version: int) -> SchemaFacts | None:
     """The schema facts of ``domain::op_type`` in force at opset ``version``, or None when onnx
     defines no such op at that version: from the table on disk in a process without onnx, from
     onnx where it is imported (see :mod:`._schema_table`)."""
     if _schema_table.use_table():
-        return _table_facts(op_type, domain, version)
+        return _schema_table.lookup(op_type, domain, version)
     return _live_facts(op_type, domain, version)
 
 

@@ -297,6 +297,10 @@ _CHILD = textwrap.dedent(
         o = s.get_outputs()[0]
         out[name] = {"y": np.asarray(y).tolist(), "type": o.type, "shape": o.shape,
                      "onnx": "onnx" in sys.modules}
+    from ort_core.ir._validate import schema_facts
+    # the plugins' schemas are in the facts without onnx (the table was made with them)
+    out["_facts"] = schema_facts("SimplifiedLayerNormalization", "", 17) is not None
+    out["_onnx_after"] = "onnx" in sys.modules
     from ort_core.plugins import get_plugin_manager
     import onnx  # the plugins' schemas reach onnx once it is imported
     get_plugin_manager()
@@ -341,6 +345,8 @@ def test_a_second_process_creates_sessions_without_onnx(tmp_path):
                 first[name]["shape"],
             ), name
     assert first["_registered"] and second["_registered"] and off["_registered"]
+    assert first["_facts"] and second["_facts"] and off["_facts"]
+    assert not second["_onnx_after"]
 
 
 def test_cached_types_are_onnx_inference_results(tmp_path, monkeypatch):
