@@ -245,42 +245,27 @@ _A_FLOATS, _A_INTS, _A_STRINGS, _A_TENSORS, _A_GRAPHS = 6, 7, 8, 9, 10
 _A_SPARSE, _A_SPARSES, _A_TP, _A_TPS = 11, 12, 13, 14
 
 
+#: AttributeProto type -> the field holding its value (a list for the repeated ones)
+_ONE_FIELD = {_A_FLOAT: "f", _A_INT: "i", _A_STRING: "s", _A_TENSOR: "t", _A_GRAPH: "g"}
+_ONE_FIELD.update({_A_SPARSE: "sparse_tensor", _A_TP: "tp"})
+_LIST_FIELD = {_A_FLOATS: "floats", _A_INTS: "ints", _A_STRINGS: "strings"}
+_LIST_FIELD.update({_A_TENSORS: "tensors", _A_GRAPHS: "graphs", _A_SPARSES: "sparse_tensors"})
+_LIST_FIELD[_A_TPS] = "type_protos"
+
+
 def get_attribute_value(attr: Any) -> Any:
     """``onnx.helper.get_attribute_value``."""
     t = attr.type
-    if attr.ref_attr_name:
-        return real().helper.get_attribute_value(attr)  # raises onnx's ValueError
-    if t == _A_INT:
-        return attr.i
-    if t == _A_INTS:
-        return list(attr.ints)
-    if t == _A_FLOAT:
-        return attr.f
-    if t == _A_STRING:
-        return attr.s
-    if t == _A_FLOATS:
-        return list(attr.floats)
-    if t == _A_TENSOR:
-        return attr.t
-    if t == _A_GRAPH:
-        return attr.g
-    if t == _A_STRINGS:
-        return list(attr.strings)
-    if t == _A_TENSORS:
-        return list(attr.tensors)
-    if t == _A_GRAPHS:
-        return list(attr.graphs)
-    if t == _A_SPARSE:
-        return attr.sparse_tensor
-    if t == _A_SPARSES:
-        return list(attr.sparse_tensors)
-    if t == _A_TP:
-        return attr.tp
-    if t == _A_TPS:
-        return list(attr.type_protos)
-    if t == 0:
-        return None
-    return real().helper.get_attribute_value(attr)
+    if not attr.ref_attr_name:
+        field = _ONE_FIELD.get(t)
+        if field is not None:
+            return getattr(attr, field)
+        field = _LIST_FIELD.get(t)
+        if field is not None:
+            return list(getattr(attr, field))
+        if t == 0:
+            return None
+    return real().helper.get_attribute_value(attr)  # onnx's ValueError for the rest
 
 
 def make_attribute(key: str, value: Any, doc_string: str | None = None, attr_type=None) -> Any:

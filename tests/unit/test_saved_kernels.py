@@ -291,8 +291,11 @@ def test_modes_and_cache_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("ORT_CPU_CACHE_DIR", str(tmp_path))
     assert _aot.folder() == os.path.join(str(tmp_path), _aot.key())
     monkeypatch.delenv("ORT_CPU_CACHE_DIR")
+    monkeypatch.delenv("ORT_CORE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _aot.cache_root() == os.path.join(str(tmp_path / "xdg"), "ort-core", "cpu-kernels")
+    monkeypatch.setenv("ORT_CORE_CACHE_DIR", str(tmp_path / "core"))  # ort-core's caches' folder
+    assert _aot.cache_root() == os.path.join(str(tmp_path / "core"), "cpu-kernels")
     assert len(_aot.key()) == 20
 
 

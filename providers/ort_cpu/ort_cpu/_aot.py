@@ -82,10 +82,9 @@ def cache_root() -> str:
     root = os.environ.get("ORT_CPU_CACHE_DIR", "").strip()
     if root:
         return root
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
-    return os.path.join(base, "ort-core", "cpu-kernels")
+    from ort_core import _disk
+
+    return os.path.join(_disk.cache_root(), "cpu-kernels")
 
 
 _CPU_INFO: list[dict[str, str]] = []
