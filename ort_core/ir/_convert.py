@@ -128,6 +128,7 @@ def _load_model(model: Any, external_folder: str | None) -> Model:
     if isinstance(model, Model):
         return model
     base_dir = None
+    source = None  # the file the proto comes from, as the type cache keys it
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.isfile(path):
@@ -136,7 +137,9 @@ def _load_model(model: Any, external_folder: str | None) -> Model:
                 "model was written completely."
             )
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
             data = f.read()
+        source = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
         proto = _parse(data, f"file {path}")
         base_dir = os.path.dirname(os.path.abspath(path))
         sources = _SOURCES.get()
@@ -154,6 +157,7 @@ def _load_model(model: Any, external_folder: str | None) -> Model:
             "or an onnx.ModelProto."
         )
     if _has_external_data(proto):
+        source = None  # what inference sees depends on other files too
         if base_dir is None and _needs_folder(proto):
             raise InvalidArgument(
                 "The model refers to external data but was given as bytes or a ModelProto, so there "
@@ -168,7 +172,7 @@ def _load_model(model: Any, external_folder: str | None) -> Model:
         if _has_external_data(proto, initializers=False):
             proto = _copy(proto)
             load_external_data(proto, base_dir or "", initializers=False)
-    m = model_from_proto(proto, base_dir=base_dir)
+    m = model_from_proto(proto, base_dir=base_dir, source=source)
     m.base_dir = base_dir
     return m
 
@@ -458,9 +462,13 @@ _PACKED_TYPES = frozenset(
 )  # fmt: skip
 
 
-def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Model:
+def model_from_proto(
+    proto: onnx.ModelProto, base_dir: str | None = None, *, source: tuple | None = None
+) -> Model:
     """Convert a ModelProto to the IR, checking IR version and opsets; runs shape inference.
-    External initializers are read from ``base_dir``."""
+    External initializers are read from ``base_dir``. ``source``: the file ``proto`` was just
+    parsed from, unchanged and without external data, as (real path, size, mtime, inode): the
+    type cache (:mod:`._type_cache`) keys the model by it instead of serializing it."""
     if proto.ir_version < MIN_IR_VERSION or proto.ir_version > MAX_IR_VERSION:
         raise InvalidGraph(
             f"Unsupported model IR version: {proto.ir_version}; ort-core supports IR versions "
@@ -484,7 +492,7 @@ def model_from_proto(proto: onnx.ModelProto, base_dir: str | None = None) -> Mod
         )
     graph = graph_from_proto(proto.graph, base_dir=base_dir)
     ops = validate_graph(graph, opsets)  # before onnx's inference sees a malformed node
-    add_inferred_types(graph, _infer(proto, base_dir, ops))
+    add_inferred_types(graph, _infer(proto, base_dir, ops, source))
     model = Model(graph, opsets)
     model.ir_version = proto.ir_version
     model.producer_name = proto.producer_name
@@ -550,11 +558,13 @@ def _infer(
     proto: onnx.ModelProto,
     base_dir: str | None = None,
     ops: frozenset[tuple[str, str]] | None = None,
+    source: tuple | None = None,
 ) -> dict[str, onnx.TypeProto]:
     """Value types from onnx shape inference, guarded so that it cannot crash the process (see
     :mod:`._infer`; ``ops``: the (domain, op_type) pairs the graphs use, from the validation);
-    empty when inference cannot run on this model."""
-    return _type_cache.inferred_types(_skeleton(proto, base_dir), ops, infer_types)
+    empty when inference cannot run on this model. Kept on disk (:mod:`._type_cache`)."""
+    sk = _skeleton(proto, base_dir)
+    return _type_cache.inferred_types(sk, ops, infer_types, source=source)
 
 
 def add_inferred_types(g: Graph, inferred: dict[str, onnx.TypeProto]) -> None:

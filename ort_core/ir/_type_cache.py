@@ -6,12 +6,16 @@ Every session types its model's values with onnx's shape inference (:mod:`._infe
 (the model without its large initializers, :func:`._convert._skeleton`), the onnx build, the op
 schemas plugins register, and ort-core's guard around inference: the cache's key is a digest of
 those, the first from the skeleton's bytes, so two models that differ in anything inference reads
-never share an entry, wherever they are loaded from (a path, bytes, a ModelProto).
+never share an entry, wherever they are loaded from (a path, bytes, a ModelProto). A model read
+from a file without external data is keyed by the file's identity instead (real path, size,
+mtime, inode: what decides the skeleton, as Python's bytecode cache trusts size and mtime),
+which spares serializing a model whose weights are node attributes (tree ensembles, Constant
+nodes) at every start.
 
 The cache is read and written where the schema table is in use (:func:`._schema_table.use_table`:
 onnx not imported in the process, or only by ort-core); where someone else has imported onnx,
-inference runs as always (a user may have registered schemas of their own). The entries are small (a GraphProto
-of value_info: the names and types); the folder is pruned to the newest half when it passes
+inference runs as always (a user may have registered schemas of their own). The entries are
+small (a GraphProto of value_info: the names and types); the folder is pruned to the newest half when it passes
 :data:`MAX_ENTRIES`. ``ORT_CORE_DISK_CACHE=0`` turns it off.
 """
 
@@ -52,14 +56,23 @@ def _folder() -> str:
 
 
 def inferred_types(
-    skeleton: Any, ops: Any, infer: Callable[[Any, Any], dict[str, Any]]
+    skeleton: Any,
+    ops: Any,
+    infer: Callable[[Any, Any], dict[str, Any]],
+    *,
+    source: tuple | None = None,
 ) -> dict[str, Any]:
-    """``infer(skeleton, ops)``, from the cache where the schema table is in use."""
+    """``infer(skeleton, ops)``, from the cache where the schema table is in use. ``source``:
+    the identity of the file the skeleton was made from alone (real path, size, mtime, inode),
+    which keys it without serializing it (a 2-4 MB forest or recurrent model: 4-6 ms)."""
     if not _schema_table.use_table():
         return infer(skeleton, ops)
     h = blake2b(digest_size=20)
     h.update(_code_stamp().encode())
-    h.update(skeleton.SerializeToString(deterministic=True))
+    if source is not None:
+        h.update(repr(("file", source)).encode())
+    else:
+        h.update(skeleton.SerializeToString(deterministic=True))
     path = os.path.join(_folder(), h.hexdigest() + ".pb")
     try:
         with open(path, "rb") as f:

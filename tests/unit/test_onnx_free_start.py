@@ -373,6 +373,44 @@ def test_cached_types_are_onnx_inference_results(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+def test_a_model_file_is_keyed_by_its_identity(tmp_path, monkeypatch):
+    """Loaded from a file (no external data), the type cache's key is the file's identity: the
+    same file hits without serializing the model; rewriting it (new size or mtime) misses."""
+    from ort_core.ir import _infer, _type_cache, load_model
+
+    path, _ = _models(str(tmp_path))["linear"]
+    monkeypatch.setenv("ORT_CORE_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setattr(_schema_table, "use_table", lambda: True)
+    calls, serialized = [], []
+    real_infer = _infer.infer_types
+
+    def infer(sk, ops):
+        calls.append(1)
+        return real_infer(sk, ops)
+
+    monkeypatch.setattr("ort_core.ir._convert.infer_types", infer)
+    load_model(path)
+    load_model(path)
+    assert len(calls) == 1
+    original = _type_cache.inferred_types
+
+    def spy(skeleton, ops, fn, *, source=None):
+        serialized.append(source is None)
+        return original(skeleton, ops, fn, source=source)
+
+    monkeypatch.setattr(_type_cache, "inferred_types", spy)
+    load_model(path)
+    assert serialized == [False] and len(calls) == 1  # keyed by the file, a hit
+    model = onnx.load(path)
+    model.graph.node[2].attribute[0].i = 0
+    onnx.save(model, path)
+    os.utime(path, ns=(1, 1))  # a rewrite with an older mtime still changes the identity
+    load_model(path)
+    assert len(calls) == 2
+    load_model(model.SerializeToString())  # bytes: keyed by the skeleton's digest
+    assert serialized[-1] is True
+
+
 def test_table_key_follows_registrants(monkeypatch):
     before = _schema_table.env_stamp()
     saved = _schema_table._state["registrants"]
