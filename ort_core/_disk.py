@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["enabled", "cache_root", "stamp_folder", "write_atomic"]
+try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the module
+    from hashlib import blake2b
+
+__all__ = ["enabled", "cache_root", "stamp_folder", "write_atomic", "digest", "blake2b"]
 
 
 def enabled() -> bool:
@@ -33,15 +38,21 @@ def cache_root() -> str:
     return os.path.join(base, "ort-core")
 
 
-def stamp_folder(folder: str) -> list[Any]:
-    """(name, size, mtime) of the source and library files directly in ``folder``, by name."""
-    out = []
+def digest(value: Any, size: int = 12) -> str:
+    """A hex digest of ``repr(value)`` (cache keys)."""
+    return blake2b(repr(value).encode(), digest_size=size).hexdigest()
+
+
+def stamp_folder(folder: str, suffixes: tuple[str, ...] = (".py", ".so", ".pyd", ".dylib")) -> list:
+    """(name, size, mtime) of the files directly in ``folder`` whose names end in one of
+    ``suffixes`` (sources and libraries by default), by name."""
+    out: list[Any] = []
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return out
     for entry in entries:
-        if entry.name.endswith((".py", ".so", ".pyd", ".dylib")) and entry.is_file():
+        if entry.name.endswith(suffixes) and entry.is_file():
             st = entry.stat()
             out.append((entry.name, st.st_size, st.st_mtime_ns))
     return out

@@ -367,8 +367,19 @@ def make_opsetid(domain: str, version: int) -> Any:
 _LITTLE = sys.byteorder == "little"
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 _INT32_AS_16 = frozenset({4, 5, 10})  # UINT16, INT16, FLOAT16 in int32_data
-_STORAGE = {1: "float_data", 11: "double_data", 7: "int64_data", 6: "int32_data"}
-_STORAGE.update({2: "int32_data", 3: "int32_data", 12: "uint64_data", 13: "uint64_data"})
+#: element type -> (the field onnx stores it in without raw_data, that field's numpy type)
+_STORAGE = {
+    1: ("float_data", np.float32),
+    11: ("double_data", np.float64),
+    7: ("int64_data", np.int64),
+    6: ("int32_data", np.int32),
+    2: ("int32_data", np.int32),
+    3: ("int32_data", np.int32),
+    12: ("uint64_data", np.uint64),
+    13: ("uint64_data", np.uint64),
+    14: ("float_data", np.float32),
+    15: ("double_data", np.float64),
+}
 
 
 def to_array(tensor: Any, base_dir: str = "") -> np.ndarray:
@@ -395,15 +406,11 @@ def to_array(tensor: Any, base_dir: str = "") -> np.ndarray:
     if elem == 9:
         bits = np.array(tensor.int32_data, dtype=np.int32).view(np.uint32).astype(np.uint8)
         return bits.view(dtype).reshape(dims)
-    if elem == 14 or elem == 15:
-        field = tensor.float_data if elem == 14 else tensor.double_data
-        store = np.float32 if elem == 14 else np.float64
-        return np.array(field, dtype=store).view(dtype=dtype).reshape(dims)
-    field = _STORAGE[elem]
-    store = {"float_data": np.float32, "double_data": np.float64, "int64_data": np.int64}.get(
-        field, np.int32 if field == "int32_data" else np.uint64
-    )
-    return np.asarray(getattr(tensor, field), dtype=store).astype(dtype).reshape(dims)
+    field, store = _STORAGE[elem]
+    values = np.array(getattr(tensor, field), dtype=store)
+    if elem == 14 or elem == 15:  # complex: (real, imaginary) pairs
+        return values.view(dtype).reshape(dims)
+    return values.astype(dtype).reshape(dims)
 
 
 # -- the tensors of a model (onnx.external_data_helper's walk) --------------------------------------
@@ -450,16 +457,11 @@ def all_tensors(model: Any):
 class _Helpers:
     """A namespace of the fast helpers above that hands every other name to onnx's module."""
 
-    __slots__ = ("_module", "_own")
-
     def __init__(self, module: str, own: dict[str, Any]) -> None:
-        object.__setattr__(self, "_module", module)
-        object.__setattr__(self, "_own", own)
+        self._module = module
+        self.__dict__.update(own)  # found as plain attributes; __getattr__ only for the rest
 
     def __getattr__(self, name: str) -> Any:
-        fn = self._own.get(name)
-        if fn is not None:
-            return fn
         return getattr(getattr(real(), self._module), name)
 
 

@@ -7,6 +7,7 @@ entry-point names) restricts which plugins load; ``ORT_CORE_DISABLE_PLUGINS`` li
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -252,13 +253,10 @@ class PluginManager:
 
         def register(_onnx_module: Any) -> None:
             for impl in impls:
-                impl.function(register=self._register_deferred_op)
+                impl.function(register=functools.partial(self._register_op, deferred=True))
 
         _onnx.on_import(register)
         _onnx.sync()
-
-    def _register_deferred_op(self, schema: Any) -> None:
-        self._register_op(schema, deferred=True)
 
     def _register_op(self, schema: Any, deferred: bool = False) -> None:
         import onnx
@@ -431,12 +429,8 @@ def _file_stamp(paths: list[str]) -> list:
 
 
 def _entry_points_file() -> str:
-    try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
-        from _blake2 import blake2b
-    except ImportError:  # pragma: no cover
-        from hashlib import blake2b
-    digest = blake2b(repr((ENTRY_POINT_GROUP, _path_stamp())).encode(), digest_size=12)
-    return os.path.join(_disk.cache_root(), "entry-points", digest.hexdigest() + ".pickle")
+    key = _disk.digest((ENTRY_POINT_GROUP, _path_stamp()))
+    return os.path.join(_disk.cache_root(), "entry-points", key + ".pickle")
 
 
 def _cached_entry_points() -> list[_EntryPoint] | None:

@@ -40,7 +40,7 @@ from .. import _onnx
 from ._validate import normalize_domain, schema_facts
 
 onnx = _onnx.onnx
-TensorProto = _onnx.onnx.TensorProto
+TensorProto = onnx.TensorProto
 
 __all__ = ["CRASH_ON_UNTYPED_INPUT", "RULES", "infer_types"]
 

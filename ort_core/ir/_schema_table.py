@@ -27,11 +27,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - an interpreter without the module
-    from hashlib import blake2b
-
 from .. import _disk, _onnx
 
 __all__ = [
@@ -122,8 +117,7 @@ def set_registrants(stamp: tuple) -> None:
 
 def env_stamp() -> str:
     """A digest of what schemas and onnx's inference depend on besides the model."""
-    parts = (FORMAT, sys.version, _onnx_stamp(), _state["registrants"])
-    return blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+    return _disk.digest((FORMAT, sys.version, _onnx_stamp(), _state["registrants"]))
 
 
 def _path() -> str:
@@ -166,14 +160,10 @@ def _table() -> dict:
             table = None
         if table is None:
             table = _build()
-            _write(path, table)
+            _disk.write_atomic(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
         table["facts"] = {}  # (op_type, domain) -> [SchemaFacts], as they are asked for
         _state["table"] = table
         return table
-
-
-def _write(path: str, table: dict) -> None:
-    _disk.write_atomic(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def use_table() -> bool:

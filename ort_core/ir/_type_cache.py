@@ -15,8 +15,8 @@ nodes) at every start.
 The cache is read and written where the schema table is in use (:func:`._schema_table.use_table`:
 onnx not imported in the process, or only by ort-core); where someone else has imported onnx,
 inference runs as always (a user may have registered schemas of their own). The entries are
-small (a GraphProto of value_info: the names and types); the folder is pruned to the newest half when it passes
-:data:`MAX_ENTRIES`. ``ORT_CORE_DISK_CACHE=0`` turns it off.
+small (a GraphProto of value_info: the names and types); the folder is pruned to the newest half
+when it passes :data:`MAX_ENTRIES`. ``ORT_CORE_DISK_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
-
-try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - an interpreter without the module
-    from hashlib import blake2b
 
 from .. import _disk, _onnx
 from . import _schema_table
@@ -47,8 +42,7 @@ def _code_stamp() -> str:
     inference guard's code)."""
     if not _sources:
         _sources.append(_disk.stamp_folder(_HERE))
-    parts = (FORMAT, _schema_table.env_stamp(), _sources[0])
-    return blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+    return _disk.digest((FORMAT, _schema_table.env_stamp(), _sources[0]))
 
 
 def _folder() -> str:
@@ -67,7 +61,7 @@ def inferred_types(
     which keys it without serializing it (a 2-4 MB forest or recurrent model: 4-6 ms)."""
     if not _schema_table.use_table():
         return infer(skeleton, ops)
-    h = blake2b(digest_size=20)
+    h = _disk.blake2b(digest_size=20)
     h.update(_code_stamp().encode())
     if source is not None:
         h.update(repr(("file", source)).encode())

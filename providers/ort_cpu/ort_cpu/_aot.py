@@ -42,10 +42,7 @@ import sys
 import threading
 from typing import Any
 
-try:  # hashlib's import loads OpenSSL (3 ms of a process's start); its blake2b is this one
-    from _blake2 import blake2b as _blake2b
-except ImportError:  # an interpreter built without it
-    from hashlib import blake2b as _blake2b
+from ort_core import _disk
 
 __all__ = [
     "cache_root",
@@ -82,8 +79,6 @@ def cache_root() -> str:
     root = os.environ.get("ORT_CPU_CACHE_DIR", "").strip()
     if root:
         return root
-    from ort_core import _disk
-
     return os.path.join(_disk.cache_root(), "cpu-kernels")
 
 
@@ -120,12 +115,7 @@ def _cpu() -> str:
 
 def _stamp(folder: str) -> list:
     """(name, size, mtime) of the sources directly in ``folder``."""
-    out = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.endswith((".py", ".c")) and entry.is_file():
-            st = entry.stat()
-            out.append((entry.name, st.st_size, st.st_mtime_ns))
-    return out
+    return _disk.stamp_folder(folder, (".py", ".c"))
 
 
 def key() -> str:
@@ -150,7 +140,7 @@ def key() -> str:
             _stamp(here),
             _stamp(os.path.join(here, "kernels")),
         ]
-        _STATE["key"] = _blake2b(repr(parts).encode(), digest_size=10).hexdigest()
+        _STATE["key"] = _disk.digest(parts, 10)
     return _STATE["key"]
 
 

@@ -43,13 +43,18 @@ def _c(x: np.ndarray) -> np.ndarray:
     return x.astype(compute_dtype(x.dtype), copy=False)
 
 
-def _outputs(info, values: tuple):
-    """``values`` trimmed to the node's outputs (None for omitted ones), or the first alone for a
-    single-output kernel."""
-    if is_multi_output(info.node, info.opset):
-        names = info.node.outputs
+def _outputs_of(info):
+    """A function trimming a kernel's values to the node's outputs (None for omitted ones), or
+    giving the first alone for a single-output kernel: decided when the kernel is made, not on
+    every run (the schema lookup costs about a microsecond)."""
+    if not is_multi_output(info.node, info.opset):
+        return lambda values: values[0]
+    names = info.node.outputs
+
+    def trim(values: tuple) -> tuple:
         return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
-    return values[0]
+
+    return trim
 
 
 # -- activations of FusedConv / FusedGemm ----------------------------------------------------
@@ -341,12 +346,13 @@ def skip_layer_normalization(info):
     epsilon = float(info.attr("epsilon", 1e-12))
     warm_layer_norm()
 
+    outputs = _outputs_of(info)
+
     def run(x, skip, gamma, beta=None, bias=None):
         s = _skip_sum(x, skip, bias)
         y, mean, inv_std = _layer_norm(s, gamma, beta, epsilon, False)
         dt = x.dtype
-        return _outputs(
-            info,
+        return outputs(
             (
                 y.astype(dt, copy=False),
                 mean.astype(np.float32),
@@ -373,6 +379,8 @@ def embed_layer_normalization(info):
     optimizer writes BERT's embeddings; outputs output, mask_index (the number of ones of each
     row of the mask; zeros without one) and embedding_sum (before the normalization)."""
     epsilon = float(info.attr("epsilon", 1e-12))
+
+    outputs = _outputs_of(info)
 
     def run(input_ids, segment_ids, word, position, segment=None, gamma=None, beta=None,
             mask=None, position_ids=None):  # fmt: skip
@@ -409,7 +417,7 @@ def embed_layer_normalization(info):
             mask_index = np.add.reduce(mask, axis=1, dtype=np.int32)
         else:
             mask_index = np.zeros(b, np.int32)
-        return _outputs(info, (y.astype(dt, copy=False), mask_index, summed.astype(dt)))
+        return outputs((y.astype(dt, copy=False), mask_index, summed.astype(dt)))
 
     return run
 
@@ -466,12 +474,13 @@ def skip_simplified_layer_normalization(info):
     inv_std_var, input_skip_bias_sum."""
     epsilon = float(info.attr("epsilon", 1e-12))
 
+    outputs = _outputs_of(info)
+
     def run(x, skip, gamma, bias=None):
         s = _skip_sum(x, skip, bias)
         y, _, inv_std = _layer_norm(s, gamma, None, epsilon, True)
         dt = x.dtype
-        return _outputs(
-            info,
+        return outputs(
             (
                 y.astype(dt, copy=False),
                 None,
@@ -490,11 +499,13 @@ def simplified_layer_normalization(info):
     axis = int(info.attr("axis", -1))
     epsilon = float(info.attr("epsilon", 1e-5))
 
+    outputs = _outputs_of(info)
+
     def run(x, scale):
         a = axis + x.ndim if axis < 0 else axis
         s = x.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
         y, _, inv_std = _layer_norm(s, scale, None, epsilon, True, tuple(range(a, x.ndim)))
-        return _outputs(info, (y.astype(x.dtype, copy=False), inv_std.astype(np.float32)))
+        return outputs((y.astype(x.dtype, copy=False), inv_std.astype(np.float32)))
 
     return run
 
@@ -657,6 +668,8 @@ def attention(info):
     if w_const is not None and dt is not None and w_const.ndim == 2:
         w_pre = np.ascontiguousarray(w_const, compute_dtype(dt))
 
+    outputs = _outputs_of(info)
+
     def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
         xc = _c(x)
         cdt = xc.dtype
@@ -683,7 +696,7 @@ def attention(info):
             masks.append(attention_bias)
         out = _attend(q, k, v, 1.0, masks).astype(x.dtype, copy=False)
         present = np.stack([k, v]).astype(x.dtype, copy=False) if want_present else None
-        return _outputs(info, (out, present))
+        return outputs((out, present))
 
     return run
 
@@ -728,6 +741,8 @@ def multi_head_attention(info):
     scale_attr = info.attr("scale")
     _warm_softmax(info)
 
+    outputs = _outputs_of(info)
+
     def run(
         query,
         key=None,
@@ -754,7 +769,7 @@ def multi_head_attention(info):
             masks.append(attention_bias.astype(cdt))
         dt = query.dtype
         out = _attend(q, k, v, scale, masks).astype(dt, copy=False)
-        return _outputs(info, (out, k.astype(dt, copy=False), v.astype(dt, copy=False)))
+        return outputs((out, k.astype(dt, copy=False), v.astype(dt, copy=False)))
 
     return run
 
@@ -1113,6 +1128,8 @@ def group_query_attention(info):
             f"of kv_num_heads {n_kv}."
         )
 
+    outputs = _outputs_of(info)
+
     def run(query, key=None, value=None, past_key=None, past_value=None, seqlens_k=None,
             total_sequence_length=None, cos_cache=None, sin_cache=None, *rest):  # fmt: skip
         dt = query.dtype
@@ -1173,6 +1190,6 @@ def group_query_attention(info):
             out[i] = np.matmul(probs, vv)
         y = out.transpose(0, 2, 1, 3).reshape(b, s, n_q * head).astype(dt)
         present_dt = dt if past_key is None else past_key.dtype
-        return _outputs(info, (y, pk.astype(present_dt), pv.astype(present_dt)))
+        return outputs((y, pk.astype(present_dt), pv.astype(present_dt)))
 
     return run

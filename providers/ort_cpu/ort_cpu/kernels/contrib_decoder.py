@@ -15,7 +15,7 @@ import numpy as np
 from ort_core.errors import InvalidArgument, NotImplemented
 
 from ._registry import builder
-from .contrib import _outputs
+from .contrib import _outputs_of
 from .elementwise import _sigmoid
 
 MS = "com.microsoft"
@@ -161,6 +161,8 @@ def decoder_masked_multi_head_attention(info):
             f"{where}: {what} is not supported by the CPU provider's DecoderMaskedMultiHeadAttention."
         )
 
+    outputs = _outputs_of(info)
+
     def run(query, key=None, value=None, mask_index=None, attention_bias=None, past_key=None,
             past_value=None, past_sequence_length=None, beam_width=None, cache_indirection=None,
             bias=None):  # fmt: skip
@@ -259,7 +261,7 @@ def decoder_masked_multi_head_attention(info):
         out = out.reshape(b, 1, n * h).astype(dt, copy=False)
         qk_dt = info.output_dtype(3) or np.dtype(np.float32)
         qk_out = None if qk is None else qk.astype(qk_dt, copy=False)
-        return _outputs(info, (out, present[0], present[1], qk_out))
+        return outputs((out, present[0], present[1], qk_out))
 
     return run
 

@@ -24,7 +24,7 @@ from .contrib import (
     _causal,
     _heads,
     _key_mask,
-    _outputs,
+    _outputs_of,
     _quant_pieces,
     _warm_pieces,
     requant,
@@ -482,6 +482,8 @@ def qattention(info):
     outs = info.node.outputs
     want_present = len(outs) > 1 and bool(outs[1])
 
+    outputs = _outputs_of(info)
+
     def run(x, weight, bias, input_scale, weight_scale, mask_index=None, input_zp=None,
             weight_zp=None, past=None):  # fmt: skip
         b, s, d = x.shape
@@ -505,6 +507,6 @@ def qattention(info):
             masks.append(_causal(s, total, np.float32))
         out = _attend(q, k, v, scale, masks)
         present = np.stack([k, v]) if want_present else None
-        return _outputs(info, (out, present))
+        return outputs((out, present))
 
     return run

@@ -205,13 +205,18 @@ def _raise_if(err: Any, message: str) -> None:
         raise InvalidArgument(message)
 
 
-def _outputs(info: Any, values: tuple) -> Any:
-    """``values`` trimmed to the node's outputs (None for omitted ones), or the first alone for
-    a single-output kernel."""
-    if is_multi_output(info.node, info.opset):
-        names = info.node.outputs
+def _outputs_of(info: Any) -> Any:
+    """A function trimming a kernel's values to the node's outputs (None for omitted ones), or
+    giving the first alone for a single-output kernel: decided when the kernel is made, not on
+    every run (the schema lookup costs about a microsecond)."""
+    if not is_multi_output(info.node, info.opset):
+        return lambda values: values[0]
+    names = info.node.outputs
+
+    def trim(values: tuple) -> tuple:
         return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
-    return values[0]
+
+    return trim
 
 
 def _wants(info: Any, i: int) -> bool:
@@ -995,12 +1000,14 @@ def layer_normalization(info: Any):
     stats = _wants(info, 1) or _wants(info, 2)
     sdt = [info.output_dtype(i) or F32 for i in (1, 2)]
 
+    outputs = _outputs_of(info)
+
     def run(x, scale, b=None):
         y, mean, inv, _ = _norm(dev, kernels, "LayerNormalization", x, scale, b, axis=axis,
                                 epsilon=eps, simplified=False, want_stats=stats)  # fmt: skip
         if stats:
             mean, inv = mean.astype(sdt[0], copy=False), inv.astype(sdt[1], copy=False)
-        return _outputs(info, (y, mean, inv))
+        return outputs((y, mean, inv))
 
     return run
 
@@ -1044,10 +1051,12 @@ def simplified_layer_normalization(info: Any):
     stats = _wants(info, 1)
     inv_dt = info.output_dtype(1) or F32
 
+    outputs = _outputs_of(info)
+
     def run(x, scale):
         y, _, inv, _ = _norm(dev, kernels, "SimplifiedLayerNormalization", x, scale, None,
                              axis=axis, epsilon=eps, simplified=True, want_stats=stats)  # fmt: skip
-        return _outputs(info, (y, None if inv is None else inv.astype(inv_dt, copy=False)))
+        return outputs((y, None if inv is None else inv.astype(inv_dt, copy=False)))
 
     return run
 
@@ -1062,6 +1071,8 @@ def _skip_norm_builder(simplified: bool):
         stats = _wants(info, 1) or _wants(info, 2)
         want_sum = _wants(info, 3)
 
+        outputs = _outputs_of(info)
+
         def run(x, skip, gamma, *rest):
             if simplified:
                 beta, bias = None, (rest[0] if rest else None)
@@ -1073,7 +1084,7 @@ def _skip_norm_builder(simplified: bool):
                                         want_sum=want_sum, want_stats=stats)  # fmt: skip
             if stats:
                 mean, inv = mean.astype(F32, copy=False), inv.astype(F32, copy=False)
-            return _outputs(info, (y, None if simplified else mean, inv, total))
+            return outputs((y, None if simplified else mean, inv, total))
 
         return run
 
@@ -1203,6 +1214,8 @@ def attention(info: Any):
     scale_attr = info.attr("scale")
     want_present = _wants(info, 1)
 
+    outputs = _outputs_of(info)
+
     def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
         xp = dev.cp
         dt = np.dtype(x.dtype)
@@ -1236,7 +1249,7 @@ def attention(info: Any):
             if hk != hv:
                 raise InvalidArgument("Attention: present needs equal key and value sizes.")
             present = xp.stack([k, v]).astype(dt, copy=False)
-        return _outputs(info, (out.astype(dt, copy=False), present))
+        return outputs((out.astype(dt, copy=False), present))
 
     return run
 
@@ -1308,6 +1321,8 @@ def multi_head_attention(info: Any):
     filter_value = float(info.attr("mask_filter_value", -10000.0))
     scale_attr = info.attr("scale")
 
+    outputs = _outputs_of(info)
+
     def run(query, key=None, value=None, bias=None, key_padding_mask=None, attention_bias=None,
             past_key=None, past_value=None, *_):  # fmt: skip
         xp = dev.cp
@@ -1323,8 +1338,8 @@ def multi_head_attention(info: Any):
         out = _attend(dev, kernels, q, k, v, scale=scale, bias=attention_bias,
                       mask=key_mask(xp, key_padding_mask, b, s, total), causal=causal,
                       filter_value=filter_value)  # fmt: skip
-        return _outputs(
-            info, (out.astype(dt, copy=False), k.astype(dt, copy=False), v.astype(dt, copy=False))
+        return outputs(
+            (out.astype(dt, copy=False), k.astype(dt, copy=False), v.astype(dt, copy=False))
         )
 
     return run
