@@ -34,7 +34,7 @@ from .dtypes import (
 )
 from .fp import fp_errors_ignored
 from .registry import KernelDef, KernelProvider, KernelRegistry, KernelSource
-from .schema import is_multi_output, schema_for
+from .schema import is_multi_output, output_trimmer, schema_for
 from .view import GraphView, KernelInfo
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "convex_clusters",
     "schema_for",
     "is_multi_output",
+    "output_trimmer",
     "FLOAT_TYPES",
     "INT_TYPES",
     "UINT_TYPES",

@@ -40,3 +40,18 @@ def is_multi_output(node: Node, opset: int) -> bool:
         return len(node.outputs) != 1
     outs = facts.outputs
     return len(outs) != 1 or outs[0][1] == VARIADIC
+
+
+def output_trimmer(node: Node, opset: int):
+    """For a kernel computing all of its op's outputs: a function from that tuple of values to
+    what the core expects of ``node`` (the tuple trimmed to the node's outputs, None for omitted
+    ones, when :func:`is_multi_output`; else the first value alone). Made with the kernel, so the
+    schema is asked once, not on every run."""
+    if not is_multi_output(node, opset):
+        return lambda values: values[0]
+    names = node.outputs
+
+    def trim(values: tuple) -> tuple:
+        return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
+
+    return trim

@@ -20,7 +20,7 @@ import numpy as np
 
 from ort_core import ops
 from ort_core.errors import InvalidArgument
-from ort_core.provider import FLOAT_TYPES, is_multi_output
+from ort_core.provider import FLOAT_TYPES, output_trimmer
 
 from .. import _threads
 from .._jit import available as jit_available
@@ -41,20 +41,6 @@ INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
 def _c(x: np.ndarray) -> np.ndarray:
     return x.astype(compute_dtype(x.dtype), copy=False)
-
-
-def _outputs_of(info):
-    """A function trimming a kernel's values to the node's outputs (None for omitted ones), or
-    giving the first alone for a single-output kernel: decided when the kernel is made, not on
-    every run (the schema lookup costs about a microsecond)."""
-    if not is_multi_output(info.node, info.opset):
-        return lambda values: values[0]
-    names = info.node.outputs
-
-    def trim(values: tuple) -> tuple:
-        return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
-
-    return trim
 
 
 # -- activations of FusedConv / FusedGemm ----------------------------------------------------
@@ -346,7 +332,7 @@ def skip_layer_normalization(info):
     epsilon = float(info.attr("epsilon", 1e-12))
     warm_layer_norm()
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, skip, gamma, beta=None, bias=None):
         s = _skip_sum(x, skip, bias)
@@ -380,7 +366,7 @@ def embed_layer_normalization(info):
     row of the mask; zeros without one) and embedding_sum (before the normalization)."""
     epsilon = float(info.attr("epsilon", 1e-12))
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(input_ids, segment_ids, word, position, segment=None, gamma=None, beta=None,
             mask=None, position_ids=None):  # fmt: skip
@@ -474,7 +460,7 @@ def skip_simplified_layer_normalization(info):
     inv_std_var, input_skip_bias_sum."""
     epsilon = float(info.attr("epsilon", 1e-12))
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, skip, gamma, bias=None):
         s = _skip_sum(x, skip, bias)
@@ -499,7 +485,7 @@ def simplified_layer_normalization(info):
     axis = int(info.attr("axis", -1))
     epsilon = float(info.attr("epsilon", 1e-5))
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, scale):
         a = axis + x.ndim if axis < 0 else axis
@@ -668,7 +654,7 @@ def attention(info):
     if w_const is not None and dt is not None and w_const.ndim == 2:
         w_pre = np.ascontiguousarray(w_const, compute_dtype(dt))
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
         xc = _c(x)
@@ -741,7 +727,7 @@ def multi_head_attention(info):
     scale_attr = info.attr("scale")
     _warm_softmax(info)
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(
         query,
@@ -1128,7 +1114,7 @@ def group_query_attention(info):
             f"of kv_num_heads {n_kv}."
         )
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(query, key=None, value=None, past_key=None, past_value=None, seqlens_k=None,
             total_sequence_length=None, cos_cache=None, sin_cache=None, *rest):  # fmt: skip

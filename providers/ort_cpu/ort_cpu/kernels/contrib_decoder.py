@@ -13,9 +13,9 @@ import math
 import numpy as np
 
 from ort_core.errors import InvalidArgument, NotImplemented
+from ort_core.provider import output_trimmer
 
 from ._registry import builder
-from .contrib import _outputs_of
 from .elementwise import _sigmoid
 
 MS = "com.microsoft"
@@ -161,7 +161,7 @@ def decoder_masked_multi_head_attention(info):
             f"{where}: {what} is not supported by the CPU provider's DecoderMaskedMultiHeadAttention."
         )
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(query, key=None, value=None, mask_index=None, attention_bias=None, past_key=None,
             past_value=None, past_sequence_length=None, beam_width=None, cache_indirection=None,

@@ -15,6 +15,8 @@ import math
 import ml_dtypes
 import numpy as np
 
+from ort_core.provider import output_trimmer
+
 from .. import _threads
 from . import _blas, _quant_jit
 from ._registry import builder
@@ -24,7 +26,6 @@ from .contrib import (
     _causal,
     _heads,
     _key_mask,
-    _outputs_of,
     _quant_pieces,
     _warm_pieces,
     requant,
@@ -482,7 +483,7 @@ def qattention(info):
     outs = info.node.outputs
     want_present = len(outs) > 1 and bool(outs[1])
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, weight, bias, input_scale, weight_scale, mask_index=None, input_zp=None,
             weight_zp=None, past=None):  # fmt: skip

@@ -42,7 +42,7 @@ from ort_array._xp import matmul
 
 from ort_core import ops
 from ort_core.errors import InvalidArgument
-from ort_core.provider import is_multi_output
+from ort_core.provider import output_trimmer
 
 from ._common import ARRAY_TYPES, BF16, F16, F32, F64, FLOATS, device_of, needs_cuda, registry
 
@@ -203,20 +203,6 @@ def _raise_if(err: Any, message: str) -> None:
     """Raise InvalidArgument when a kernel set its error flag (waits for the kernel)."""
     if int(err[0]) != 0:
         raise InvalidArgument(message)
-
-
-def _outputs_of(info: Any) -> Any:
-    """A function trimming a kernel's values to the node's outputs (None for omitted ones), or
-    giving the first alone for a single-output kernel: decided when the kernel is made, not on
-    every run (the schema lookup costs about a microsecond)."""
-    if not is_multi_output(info.node, info.opset):
-        return lambda values: values[0]
-    names = info.node.outputs
-
-    def trim(values: tuple) -> tuple:
-        return tuple(v if names[i] else None for i, v in enumerate(values[: len(names)]))
-
-    return trim
 
 
 def _wants(info: Any, i: int) -> bool:
@@ -1000,7 +986,7 @@ def layer_normalization(info: Any):
     stats = _wants(info, 1) or _wants(info, 2)
     sdt = [info.output_dtype(i) or F32 for i in (1, 2)]
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, scale, b=None):
         y, mean, inv, _ = _norm(dev, kernels, "LayerNormalization", x, scale, b, axis=axis,
@@ -1051,7 +1037,7 @@ def simplified_layer_normalization(info: Any):
     stats = _wants(info, 1)
     inv_dt = info.output_dtype(1) or F32
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, scale):
         y, _, inv, _ = _norm(dev, kernels, "SimplifiedLayerNormalization", x, scale, None,
@@ -1071,7 +1057,7 @@ def _skip_norm_builder(simplified: bool):
         stats = _wants(info, 1) or _wants(info, 2)
         want_sum = _wants(info, 3)
 
-        outputs = _outputs_of(info)
+        outputs = output_trimmer(info.node, info.opset)
 
         def run(x, skip, gamma, *rest):
             if simplified:
@@ -1214,7 +1200,7 @@ def attention(info: Any):
     scale_attr = info.attr("scale")
     want_present = _wants(info, 1)
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(x, weights, bias=None, mask_index=None, past=None, attention_bias=None, *_):
         xp = dev.cp
@@ -1321,7 +1307,7 @@ def multi_head_attention(info: Any):
     filter_value = float(info.attr("mask_filter_value", -10000.0))
     scale_attr = info.attr("scale")
 
-    outputs = _outputs_of(info)
+    outputs = output_trimmer(info.node, info.opset)
 
     def run(query, key=None, value=None, bias=None, key_padding_mask=None, attention_bias=None,
             past_key=None, past_value=None, *_):  # fmt: skip
