@@ -48,8 +48,9 @@ CASES = [
      {"group": 8, "dilations": [2, 2], "strides": [2, 2], "pads": [2, 1, 1, 2]}, "direct"),
     ((2, 12, 28, 28), (24, 1, 3, 3), {"group": 12, "pads": [1, 1, 1, 1], "strides": [2, 2]},
      "direct"),  # 14 output columns at a stride: planar since the stride-phase rows
-    # rows of 7 cells, 3 x 3 at stride 1: planar (its rows' sums in registers)
-    ((1, 40, 7, 7), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1]}, "direct"),
+    # rows of 7 cells, 3 x 3 at stride 1: channels last (planes transposed in registers), 40
+    # channels: a vector and a half
+    ((1, 40, 7, 7), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1]}, "channels_last"),
     ((2, 300, 6, 7), (300, 1, 5, 5), {"group": 300, "pads": [2, 1, 2, 2], "strides": [1, 2]},
      "channels_last"),  # three blocks of channels, the last partial
     ((2, 40, 14, 14), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1], "strides": [2, 2]},

@@ -411,6 +411,13 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
         (16, 40, 1, np.uint8, np.uint8, True, False, 3, {"k": 3, "strides": [3, 3]}),  # no pads
         (16, 35, 1, np.uint8, np.uint8, True, True, 77, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
         (32, 20, 1, np.int8, np.int8, True, True, -3, {"k": 3, "pads": [1] * 4, "strides": [2, 1]}),
+        # channels last (rows of at most 16 cells): partial vectors and blocks of channels,
+        # 5 x 5 (taps not held in registers), dilation with uneven pads, signed in and out
+        (40, 7, 1, np.uint8, np.uint8, True, True, 128, {"k": 3, "pads": [1] * 4}),
+        (72, 9, 2, np.uint8, np.int8, True, False, 5, {"k": 5, "pads": [2] * 4}),
+        (48, 15, 1, np.uint8, np.uint8, False, True, 200, {"k": 3, "dilations": [2, 2], "pads": [2, 1, 2, 1]}),
+        (33, 16, 1, np.int8, np.int8, True, True, -7, {"k": 3, "strides": [2, 2], "pads": [0, 1, 1, 0]}),
+        (576, 14, 1, np.uint8, np.uint8, True, True, 131, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("threads", [1, 2])
@@ -462,6 +469,53 @@ def test_depthwise_qlinear_conv_in_one_pass_equals_the_float_path_and_onnxruntim
             None, {"x": x}
         )
         np.testing.assert_array_equal(fused[0], theirs[0])
+
+
+@pytest.mark.parametrize("x_dtype, y_dtype", [(np.uint8, np.uint8), (np.int8, np.int8),
+                                              (np.uint8, np.int8)])  # fmt: skip
+def test_depthwise_qlinear_conv_channels_last_equals_the_planar_kernel(x_dtype, y_dtype):
+    """Host logic, compiled kernels: the channels-last depthwise kernel (16 x 16 transposes in
+    registers, ort_cpu.kernels._cl_taps) writes the planar kernel's bytes on random geometries:
+    channel counts off the vectors and blocks, 1 x 1 to 7 x 7 maps and wider, windows 1 x 1 to
+    5 x 5 and 3 x 1, strides, dilations, uneven pads, batches; channel ranges as the pieces
+    cut them."""
+    from ort_cpu.kernels import _conv_jit
+    from ort_cpu.kernels.conv import _cached_geometry, _DirectPlan
+
+    planar, cl = _conv_jit.warm_quant(x_dtype, y_dtype), _conv_jit.warm_quant_cl(x_dtype, y_dtype)
+    if planar is None or cl is None:
+        pytest.skip("compiled kernels are off")
+    g = np.random.default_rng(11)
+    lo_x, hi_x = (-128, 128) if x_dtype == np.int8 else (0, 256)
+    info = np.iinfo(y_dtype)
+    for case in range(40):
+        c = int(g.choice([1, 5, 16, 17, 40, 64, 65, 100, 130]))
+        h, w = int(g.integers(1, 18)), int(g.integers(1, 18))
+        kh, kw = [(1, 1), (3, 3), (5, 5), (3, 1), (2, 2)][case % 5]
+        sh, sw, dh, dw = (int(v) for v in g.integers(1, 3, 4))
+        pads = tuple(int(v) for v in g.integers(0, 3, 4))
+        out, begin, _, _ = _cached_geometry((h, w), (kh, kw), (sh, sw), (dh, dw), pads, "NOTSET")
+        if min(out) < 1:
+            continue
+        n = int(g.integers(1, 3))
+        x = g.integers(lo_x, hi_x, (n, c, h, w)).astype(x_dtype)
+        wc = g.integers(-64, 64, (c, kh * kw)).astype(np.float32)
+        bias = g.integers(-2000, 2000, c).astype(np.float32)
+        mult = (g.random(c) * 0.02).astype(np.float32)
+        zx = np.float32(int(g.integers(lo_x, hi_x)))
+        zy, lo, hi = np.float32(int(g.integers(info.min, info.max))), np.float32(info.min), \
+            np.float32(info.max)  # fmt: skip
+        plan = _DirectPlan(None, x.shape, c, c, [kh, kw], [sh, sw], [dh, dw], out, begin)
+        ints = plan.args[:-2]
+        want = np.empty((n, c, *out), y_dtype)
+        planar(x, zx, wc, bias, mult, zy, lo, hi, want, 0, c, *ints)
+        got = np.full_like(want, 3)
+        wt, bt, mt = _conv_jit.cl_weights(wc, bias, mult)
+        cut = int(g.integers(0, c + 1)) // 16 * 16  # two pieces, as a split cuts them
+        for a, b in ((0, cut), (cut, c)):
+            cl(x, zx, wt, bt, mt, zy, lo, hi, got, a, b, *ints[:8])
+        np.testing.assert_array_equal(got, want, err_msg=f"case {case}: {x.shape} {kh}x{kw} "
+                                      f"s{sh}{sw} d{dh}{dw} pads {pads}")  # fmt: skip
 
 
 def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp):

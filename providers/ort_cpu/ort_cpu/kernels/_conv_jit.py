@@ -48,6 +48,10 @@ quant_rows_5x5 = LazyIntrinsic("ort_cpu.kernels._taps", "quant_rows_5x5")
 split_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "split_pairs")
 center_cells = LazyIntrinsic("ort_cpu.kernels._taps", "center_cells")
 center_pairs = LazyIntrinsic("ort_cpu.kernels._taps", "center_pairs")
+cl_center_in = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_center_in")
+cl_in = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_in")
+cl_quant_cells = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_quant_cells")
+cl_out = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_out")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
@@ -397,6 +401,90 @@ def _depthwise_quant(
                     )  # fmt: skip
 
 
+#: output rows at most this wide take the channels-last kernel (:func:`_depthwise_quant_cl`)
+CL_MAX_OW = 16
+#: channels :func:`_depthwise_quant_cl` sums together (vectors of 16 per cell in registers)
+CL_BLOCK = 64
+
+
+@jit(error_model="numpy")
+def _depthwise_quant_cl(
+    x, zx, wt, bias, mult, zy, lo, hi, y, c0, c1, kh, kw, sh, sw, dh, dw, pt, pl
+):  # pragma: no cover - compiled
+    """:func:`_depthwise_quant` channels last, for maps whose rows are too short for the planar
+    kernel's vectors (:mod:`._cl_taps`), :data:`CL_BLOCK` channels at a time: the block's
+    planes centred and transposed in registers into a zero-padded channels-last plane, each
+    output cell's taps summed over vectors of channels and requantized, the cells transposed
+    back into the block's output planes. ``wt`` (kh * kw, C + CL_BLOCK) holds the centred
+    weights by tap, ``bias`` and ``mult`` (C + CL_BLOCK) the biases and multipliers, all zero
+    past C (:func:`cl_weights`): a block reads its channels' in place, a partial block's lanes
+    past its channels computing from zeros (not written). The same sums (exact) and the same
+    requantization as the planar kernel, so the same bytes."""
+    h, wd = x.shape[2], x.shape[3]
+    oh_, ow_ = y.shape[2], y.shape[3]
+    cb_ = CL_BLOCK
+    # rows and columns every window reads, padding included (as _DirectPlan works them out)
+    hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
+    xt = np.zeros(hp * wp * cb_, np.float32)  # the border stays zero: only the image is copied
+    yt = np.empty((oh_ * ow_ + LANES) * cb_, y.dtype)  # 16 cells of slack for cl_out's loads
+    places = np.empty(h * wd, np.int64)  # each input cell's place in the padded plane
+    for r in range(h):
+        for q in range(wd):
+            places[r * wd + q] = (r + pt) * wp + q + pl
+    offs = np.empty(kh * kw, np.int64)  # each tap's floats from a window's first cell
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = (i * dh * wp + j * dw) * cb_
+    like_x, like_y = x.dtype.type(0), y.dtype.type(0)
+    xb, yb = x.ctypes.data, y.ctypes.data
+    cells_in, cells_out = h * wd, oh_ * ow_
+    for b0 in range(c0, c1, cb_):
+        nb = min(cb_, c1 - b0)
+        vectors = -(-nb // LANES)
+        for n in range(x.shape[0]):
+            for v in range(vectors):
+                rows = min(LANES, nb - v * LANES)
+                src = xb + (n * x.shape[1] + b0 + v * LANES) * cells_in * x.itemsize
+                cl_center_in(
+                    xt.ctypes.data + v * LANES * 4, cb_, places.ctypes.data, src, cells_in,
+                    cells_in, rows, zx, like_x,
+                )  # fmt: skip
+            cl_quant_cells(
+                yt.ctypes.data, oh_, ow_, xt.ctypes.data, sh * wp * cb_, sw * cb_,
+                offs.ctypes.data, kh * kw, wt.ctypes.data + b0 * 4, wt.shape[1],
+                bias.ctypes.data + b0 * 4, mult.ctypes.data + b0 * 4, vectors, zy, lo, hi, like_y,
+            )  # fmt: skip
+            for v in range(vectors):
+                rows = min(LANES, nb - v * LANES)
+                dst = yb + (n * y.shape[1] + b0 + v * LANES) * cells_out * y.itemsize
+                cl_out(dst, cells_out, yt.ctypes.data + v * LANES, cb_, cells_out, rows, like_y)
+
+
+def cl_weights(w: np.ndarray, bias: np.ndarray, mult: np.ndarray) -> tuple:
+    """The arrays :func:`_depthwise_quant_cl` reads: the centred weights ``w`` (C, taps) by tap,
+    ``bias`` and ``mult`` (C), each padded with CL_BLOCK zero channels."""
+    m, taps = w.shape
+    wt = np.zeros((taps, m + CL_BLOCK), np.float32)
+    wt[:, :m] = w.T
+    b, k = np.zeros(m + CL_BLOCK, np.float32), np.zeros(m + CL_BLOCK, np.float32)
+    b[:m], k[:m] = bias, mult
+    return wt, b, k
+
+
+def warm_quant_cl(x_dtype, y_dtype):
+    """The compiled :func:`_depthwise_quant_cl` for these 8-bit input and output types (or
+    None)."""
+    f = np.float32(0.0)
+    x = np.zeros((1, 1, 2, 2), x_dtype)
+    w = np.zeros((1, 1 + CL_BLOCK), np.float32)
+    y = np.empty((1, 1, 2, 2), y_dtype)
+    fn = None
+    for bias in _biases(np.float32):
+        fn = _depthwise_quant_cl.warm(x, f, w, bias, bias, f, f, f, y, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0)
+    return fn
+
+
 def warm_quant(x_dtype, y_dtype):
     """The compiled :func:`_depthwise_quant` for these 8-bit input and output types (or None)."""
     f = np.float32(0.0)
@@ -425,14 +513,14 @@ def _depthwise_nhwc(
     """Channels ``c0:c1`` of depthwise ``y`` (N, C, OH, OW) from ``x`` (N, C, H, W) and ``wt``
     (kh * kw, C or more: with NHWC_BLOCK columns past the channels, a block's weights are read
     in place; otherwise they are copied per block), channels last, :data:`NHWC_BLOCK` channels
-    at a time: the block's planes interleaved into a zero-padded (HP * WP, block) plane
-    (reading the block's planes side by side, each in order), every output row's cells summed
-    in registers across the taps (:func:`._taps.nhwc_cells`: the block's channels in vectors,
-    each tap's input and weight vectors loaded once, the activation on the way out), then the
-    cells written back to the block's output planes the same way. For small maps with many
-    channels, where rows are too short for the planar kernel's loops. A partial block's last
-    vector computes lanes past its channels from what the buffers hold (zeros or the previous
-    block's values); they are not written."""
+    at a time: the block's planes transposed into a zero-padded (HP * WP, block) plane 16
+    planes by 16 cells at a time in registers (:func:`._cl_taps.cl_in`), every output row's
+    cells summed in registers across the taps (:func:`._taps.nhwc_cells`: the block's channels
+    in vectors, each tap's input and weight vectors loaded once, the activation on the way
+    out), then the cells transposed back into the block's output planes
+    (:func:`._cl_taps.cl_out`). For small maps with many channels, where rows are too short for
+    the planar kernel's loops. A partial block's last vector computes lanes past its channels
+    from what the buffers hold (zeros or the previous block's values); they are not written."""
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     cb_ = NHWC_BLOCK
@@ -440,7 +528,11 @@ def _depthwise_nhwc(
     hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
     wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
     xt = np.zeros((hp * wp, cb_), x.dtype)  # the border stays zero: only the image is copied in
-    yt = np.empty((oh_ * ow_, cb_), y.dtype)
+    yt = np.empty((oh_ * ow_ + LANES, cb_), y.dtype)  # 16 cells of slack for cl_out's loads
+    places = np.empty(h * wd, np.int64)  # each input cell's place in the padded plane
+    for r in range(h):
+        for q in range(wd):
+            places[r * wd + q] = (r + pt) * wp + q + pl
     # this block's weights and biases, contiguous (zeros at first: lanes past a partial block's
     # channels then compute from finite values, the previous block's or zeros)
     wc = np.zeros((kh * kw, cb_), wt.dtype)
@@ -465,22 +557,20 @@ def _depthwise_nhwc(
         for c in range(nb):
             bs[c] = bias[b0 + c]
         for n in range(x.shape[0]):
-            planes = x[n, b0 : b0 + nb].reshape(nb, h * wd)
-            for r in range(h):
-                for q in range(wd):
-                    at = (r + pt) * wp + q + pl
-                    for c in range(nb):
-                        xt[at, c] = planes[c, r * wd + q]
+            for v in range(vectors):  # 16 planes at a time, transposed in registers
+                src = x.ctypes.data + (n * x.shape[1] + b0 + v * LANES) * h * wd * cell
+                cl_in(xt.ctypes.data + v * LANES * cell, cb_, places.ctypes.data, src, h * wd,
+                      h * wd, min(LANES, nb - v * LANES), like)  # fmt: skip
             for r in range(oh_):
                 nhwc_cells(
                     yt.ctypes.data + r * ow_ * cb_ * cell, cb_, ow_,
                     xt.ctypes.data + r * sh * wp * cb_ * cell, sw * cb_, offs.ctypes.data,
                     kh * kw, w_at, w_step, bs.ctypes.data, vectors, act, a_, b_, like,
                 )  # fmt: skip
-            outs = y[n, b0 : b0 + nb].reshape(nb, oh_ * ow_)
-            for k in range(oh_ * ow_):
-                for c in range(nb):
-                    outs[c, k] = yt[k, c]
+            for v in range(vectors):
+                dst = y.ctypes.data + (n * y.shape[1] + b0 + v * LANES) * oh_ * ow_ * cell
+                cl_out(dst, oh_ * ow_, yt.ctypes.data + v * LANES * cell, cb_, oh_ * ow_,
+                       min(LANES, nb - v * LANES), like)  # fmt: skip
 
 
 def warm_nhwc():

@@ -31,6 +31,7 @@ _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 _direct = _conv_jit._direct.jitted()
 _nhwc = _conv_jit._depthwise_nhwc.jitted()
 _quant = _conv_jit._depthwise_quant.jitted()
+_quant_cl = _conv_jit._depthwise_quant_cl.jitted()
 
 
 @njit(cache=True, inline="always")
@@ -127,6 +128,31 @@ def _quant_piece(x_dtype, y_dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
+def _quant_cl_piece(x_dtype, y_dtype):
+    """Channels ``lo:hi`` of :func:`._conv_jit._depthwise_quant_cl`: its block is
+    :func:`_quant_piece`'s, the weights (kh * kw, C + CL_BLOCK) by tap
+    (:func:`._conv_jit.cl_weights`), the biases and multipliers C + CL_BLOCK long."""
+    block = _conv_jit.CL_BLOCK
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), 21, np.int64)
+        f = carray(pointer(argument + 21 * 8), 4, np.float64)
+        n, c = a[1], a[2]
+        x = carray(pointer(a[0]), (n, c, a[3], a[4]), x_dtype)
+        wt = carray(pointer(a[5]), (a[11] * a[12], c + block), np.float32)
+        bias = carray(pointer(a[6]), c + block, np.float32)
+        mult = carray(pointer(a[7]), c + block, np.float32)
+        y = carray(pointer(a[8]), (n, c, a[9], a[10]), y_dtype)
+        i = a[11:]
+        _quant_cl(
+            x, np.float32(f[0]), wt, bias, mult, np.float32(f[1]), np.float32(f[2]),
+            np.float32(f[3]), y, lo, hi, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
+        )  # fmt: skip
+
+    _warm_filled(x_dtype, y_dtype)
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
 DIRECT, NHWC = _direct_piece, _nhwc_piece
 
 
@@ -141,20 +167,27 @@ def quant_block(x_shape, w, bias, mult, y_shape, ints, floats) -> np.ndarray:
     )
 
 
-def split_quant(template, x, y) -> bool:
-    """:func:`._conv_jit._depthwise_quant` over every channel shared among the run's threads,
-    its argument block ``template`` (:func:`quant_block`) with x's and y's addresses; False
-    (nothing run) where the run has no spinning pool free."""
+def split_quant(template, x, y, channels_last: bool = False) -> bool:
+    """:func:`._conv_jit._depthwise_quant` over every channel shared among the run's threads (or
+    :func:`._conv_jit._depthwise_quant_cl`, ``channels_last``, in pieces of whole vectors of
+    channels), its argument block ``template`` (:func:`quant_block`, with that kernel's
+    weights) with x's and y's addresses; False (nothing run) where the run has no spinning pool
+    free."""
     if not _threads.spinning():
         return False
     a = filled(template, 0, x, 8, y)
-    return _threads.split_compiled(x.shape[1], quant_address(x.dtype, y.dtype), a.ctypes.data)
+    if channels_last:
+        address, multiple = quant_address(x.dtype, y.dtype, True), _conv_jit.LANES
+    else:
+        address, multiple = quant_address(x.dtype, y.dtype), 1
+    return _threads.split_compiled(x.shape[1], address, a.ctypes.data, multiple)
 
 
-def quant_address(x_dtype, y_dtype) -> int:
-    """The address of the depthwise QLinearConv piece for these 8-bit types (made on first
-    demand)."""
-    return made(_quant_piece, np.dtype(x_dtype).type, np.dtype(y_dtype).type)
+def quant_address(x_dtype, y_dtype, channels_last: bool = False) -> int:
+    """The address of the depthwise QLinearConv piece for these 8-bit types, planar or
+    ``channels_last`` (made on first demand)."""
+    make = _quant_cl_piece if channels_last else _quant_piece
+    return made(make, np.dtype(x_dtype).type, np.dtype(y_dtype).type)
 
 
 def address(kind, dtype) -> int:

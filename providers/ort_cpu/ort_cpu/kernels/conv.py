@@ -890,23 +890,23 @@ def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
     return g == 1 and c * taps <= 32 and m <= 32
 
 
-def _channels_last_pays(c: int, out, kernel, strides) -> bool:
+def _channels_last_pays(out, kernel) -> bool:
     """Whether a depthwise layer runs channels last (:class:`_DepthwiseNHWCPlan`, each cell's
     channels summed in registers across the taps, :func:`._taps.nhwc_cells`): output rows of at
-    most 8 cells, for windows larger than 3 x 3 or strided over fewer than 256 channels, and
-    larger windows on maps of at most 49 cells (an OCR model's 5 x 5 layers on 3 x 12: 104
-    channels 10.4 against 13.8 us planar, one thread; 200 x 2 x 6 8.3 against 23.3).
+    most 8 cells, and larger windows than 3 x 3 on maps of at most 49 cells (an OCR model's 5 x 5
+    layers on 3 x 12: 104 channels 10.4 against 13.8 us planar, one thread; 200 x 2 x 6 8.3
+    against 23.3).
 
-    Alone, channels last now wins on 7 x 7 maps at 3 x 3 too (960 x 7 x 7 54 against 73 us;
-    576 x 14 x 14 stride 2 61 against 68), but not inside MobileNetV2, where the layer's input
-    arrives from the previous layer and the transposition into channels-last cells reads it
-    across 128 planes at once (those two layers: 66-71 and 85 us in the model, against 70 and
-    75 planar): they stay planar. From rows of 12 cells the planar kernel wins everywhere (576 x
-    14 x 14: 74 against 116 us; 88 x 12 x 12 5x5: 21 against 27)."""
-    big_window = kernel[0] * kernel[1] > 9
-    if big_window and out[0] * out[1] <= 49:
+    Since the planes go in and out channels last by 16 x 16 transposes in registers
+    (:mod:`._cl_taps`), 7 x 7 maps take it at 3 x 3 too (one thread, with a Clip: 960 x 7 x 7
+    46 against 72 us planar, onnxruntime 40; 576 x 14 x 14 at stride 2 41 against 75; 672 x 7 x
+    7 5 x 5 57 against 95). When the transposes went element by element, across 128 planes at
+    once, those layers were slower channels last inside MobileNetV2 than alone and stayed
+    planar. From rows of 14 cells the planar kernel still wins (576 x 14 x 14: 81 against 84 us;
+    384 x 14 x 14 54 against 67; 192 x 28 x 28 stride 2 56 against 61)."""
+    if kernel[0] * kernel[1] > 9 and out[0] * out[1] <= 49:
         return True
-    return out[1] <= 8 and (big_window or (strides[1] > 1 and c < 256))
+    return out[1] <= 8
 
 
 def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
@@ -1373,7 +1373,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         # matrix in one strided copy, not one copy per tap (1 -> 258 channels, 256 taps, 5
         # outputs: 0.05 against 0.63 ms)
         return _generic_plan(kernel, strides, dilations, out, begin, end, g, m, dtype)
-    if g == c == m and _channels_last_pays(c, out, kernel, strides):
+    if g == c == m and _channels_last_pays(out, kernel):
         fn = _conv_jit.warm_nhwc()
         if fn is not None:
             return _DepthwiseNHWCPlan(fn, kernel, strides, dilations, out, begin)
@@ -1819,25 +1819,49 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
     zy, lo, hi = np.float32(zy), np.float32(lo), np.float32(hi)
     kernel, strides, dilations = resolve(attrs, 2, w.shape[2:])
     split = _threads.will_split(info.provider)
+    # output rows of at most CL_MAX_OW cells take the channels-last kernel, on its own copy of
+    # the weights, biases and multipliers (made, with the kernel loaded, when first needed)
+    layouts: list = []
+    shape = info.input_shape(0)
     if split:  # loaded now, not in the first run
         _conv_pieces().quant_address(info.input_dtype(0), out_dt)
-    geometry: dict = {}
+
+    def channels_last():
+        if not layouts:
+            cl = _conv_jit.warm_quant_cl(info.input_dtype(0), out_dt)
+            arrays = _conv_jit.cl_weights(wc, bias, mult32)
+            if split:
+                _conv_pieces().quant_address(info.input_dtype(0), out_dt, True)
+            layouts.append((cl, *arrays))
+        return layouts[0]
+
+    def geometry_of(x_shape):
+        out, begin, _, _ = _cached_geometry(
+            tuple(x_shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
+            None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
+        )  # fmt: skip
+        plan = _DirectPlan(None, x_shape, m, m, kernel, strides, dilations, out, begin)
+        # the direct kernel's geometry but its row chunk and mode (the quantized kernel writes
+        # whole rows); whether it is shared, and its pieces' argument blocks by input zero point
+        y_shape = (x_shape[0], m, *plan.out)
+        shared = split and _direct_split_pays(math.prod(y_shape), y_shape, taps)
+        kernel_args = (fn, wc, bias, mult32)
+        if len(plan.out) == 2 and plan.out[1] <= _conv_jit.CL_MAX_OW:
+            cl = channels_last()
+            if cl[0] is not None:
+                kernel_args = cl
+        return y_shape, plan.args[:-2], shared, {}, kernel_args
+
+    if shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape):
+        geometry: dict = {tuple(shape): geometry_of(tuple(shape))}
+    else:
+        geometry = {}
 
     def run(x, x_zero_point):
         args = geometry.get(x.shape)
         if args is None:
-            out, begin, _, _ = _cached_geometry(
-                tuple(x.shape[2:]), tuple(kernel), tuple(strides), tuple(dilations),
-                None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
-            )  # fmt: skip
-            plan = _DirectPlan(None, x.shape, m, m, kernel, strides, dilations, out, begin)
-            # the direct kernel's geometry but its row chunk and mode (the quantized kernel
-            # writes whole rows); whether it is shared, and its pieces' argument blocks by
-            # input zero point
-            y_shape = (x.shape[0], m, *plan.out)
-            shared = split and _direct_split_pays(math.prod(y_shape), y_shape, taps)
-            args = geometry[x.shape] = (y_shape, plan.args[:-2], shared, {})
-        y_shape, ints, shared, blocks = args
+            args = geometry[x.shape] = geometry_of(x.shape)
+        y_shape, ints, shared, blocks, (kernel_fn, kw_, kb, km) = args
         zx = np.float32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
         x = np.ascontiguousarray(x)
         y = np.empty(y_shape, out_dt)
@@ -1847,11 +1871,14 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
                 if len(blocks) >= 8:  # (a zero point that changes from run to run)
                     blocks.clear()
                 template = blocks[zx] = _conv_pieces().quant_block(
-                    x.shape, wc, bias, mult32, y_shape, ints, (zx, zy, lo, hi)
+                    x.shape, kw_, kb, km, y_shape, ints, (zx, zy, lo, hi)
                 )
-            if _conv_pieces().split_quant(template, x, y):
+            if _conv_pieces().split_quant(template, x, y, kernel_fn is not fn):
                 return y
-        fn(x, zx, wc, bias, mult32, zy, lo, hi, y, 0, m, *ints)
+        if kernel_fn is fn:
+            fn(x, zx, kw_, kb, km, zy, lo, hi, y, 0, m, *ints)
+        else:
+            kernel_fn(x, zx, kw_, kb, km, zy, lo, hi, y, 0, m, *ints[:8])
         return y
 
     return run
