@@ -334,9 +334,22 @@ def _spied(name, real, spy):
             {"k": 3, "pads": [1, 0, 1, 2], "strides": [2, 2]},
         ),
         (8, 12, 19, 1, np.uint8, True, False, 3, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
-        # stride 2 over rows of even length: the windows packed from 16-bit words; shared at
-        # two threads (rows of outputs)
+        # stride 2 over rows of even length: the image packed four channels to a word
+        # (quads), both column phases of a row at once; shared at two threads (tiles of cells)
         (16, 32, 40, 1, np.uint8, True, True, 5, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),
+        # quads: channels off the words (18), odd widths, uneven pads, 5 x 5, a batch
+        (
+            18,
+            12,
+            23,
+            2,
+            np.uint8,
+            True,
+            True,
+            77,
+            {"k": 3, "pads": [0, 2, 1, 1], "strides": [2, 2]},
+        ),
+        (20, 9, 15, 1, np.int8, False, True, 3, {"k": 5, "pads": [2, 1, 2, 3]}),
         (
             8,
             12,
@@ -367,20 +380,21 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     x = rng.integers(0, 256, (batch, c, hw, hw)).astype(np.uint8)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
-    # the product on the calling thread (qgemm, or conv_rows for a window), or handed to the
-    # pool (split, split_rows)
+    # the product on the calling thread (qgemm, or conv_rows / conv_quads for a window), or
+    # handed to the pool (split, split_rows, split_quads)
     calls = collections.Counter()
 
     def spy(name, real):
         def call(*a):
             done = real(*a)
-            serial = name in ("qgemm", "conv_rows")
+            serial = name in ("qgemm", "conv_rows", "conv_quads")
             calls.update(["serial" if serial else "shared"] if serial or done else [])
             return done
 
         return call
 
-    for name in ("qgemm", "split", "split_pixels", "conv_rows", "split_rows"):
+    for name in ("qgemm", "split", "split_pixels", "conv_rows", "split_rows", "conv_quads",
+                 "split_quads"):  # fmt: skip
         monkeypatch.setattr(_vnni, name, _spied(name, getattr(_vnni, name), spy))
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     calls.clear()  # (creation compiles the kernels with a call each)
@@ -516,6 +530,63 @@ def test_depthwise_qlinear_conv_channels_last_equals_the_planar_kernel(x_dtype, 
             cl(x, zx, wt, bt, mt, zy, lo, hi, got, a, b, *ints[:8])
         np.testing.assert_array_equal(got, want, err_msg=f"case {case}: {x.shape} {kh}x{kw} "
                                       f"s{sh}{sw} d{dh}{dw} pads {pads}")  # fmt: skip
+
+
+@pytest.mark.parametrize("out_dtype", [np.uint8, np.int8])
+def test_vnni_window_from_quads_equals_the_column_matrix(out_dtype):
+    """Host logic, compiled kernels: a QLinearConv window read from the image packed once, four
+    channels to a word (pack_quads, conv_quads, unflat) gives the bytes of the column-matrix
+    path (pack_windows, qgemm) on random geometries: channels off the words, odd and even
+    widths, strides 1 and 2, uneven pads, windows 1 x 3 to 5 x 5, output channels off the
+    tiles, tiles cut in two ranges as the pieces cut them."""
+    from ort_cpu.kernels import _vnni
+    from ort_cpu.kernels.conv import _cached_geometry
+
+    if not _vnni.available():
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    pack_windows = _vnni.conv_rows.py_func.__globals__["pack_windows"]
+    g = np.random.default_rng(5)
+    for case in range(30):
+        c, m = int(g.choice([4, 8, 13, 16, 21, 32])), int(g.choice([1, 7, 8, 20]))
+        h, w = int(g.integers(1, 30)), int(g.integers(1, 30))
+        kh, kw = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 1)][case % 5]
+        s = int(g.integers(1, 3))
+        pads = tuple(int(v) for v in g.integers(0, 3, 4))
+        out, begin, _, end = _cached_geometry((h, w), (kh, kw), (s, s), (1, 1), pads, "NOTSET")
+        if min(out) < 1:
+            continue
+        zx = int(g.integers(0, 256))
+        x = g.integers(0, 256, (c, h, w)).astype(np.uint8)
+        w4 = g.integers(-64, 64, (m, c, kh, kw)).astype(np.int8)
+        bias = g.integers(-3000, 3000, m).astype(np.float32)
+        mult = (g.random(m) * 0.01).astype(np.float32)
+        zero, lo, hi = (np.float32(v) for v in ((128, 0, 255) if out_dtype == np.uint8
+                                                 else (-3, -128, 127)))  # fmt: skip
+        xp = np.full((c, h + begin[0] + end[0], w + begin[1] + end[1]), zx, np.uint8)
+        xp[:, begin[0] : begin[0] + h, begin[1] : begin[1] + w] = x
+        k = c * kh * kw
+        k4, cells = -(-k // 4), out[0] * out[1]
+        p_pad = -(-cells // 32) * 32
+        xq = np.empty((k4, p_pad), np.uint32)
+        pack_windows.get()(xp, kh, kw, s, s, 1, 1, 0, out[0], out[1], k4, p_pad, xq)
+        wq, wsum = _vnni.pack_weights(w4.reshape(m, k))
+        want = np.empty((m, cells), out_dtype)
+        _vnni.qgemm.get()(xq, wq, wsum, np.int32(zx), bias, mult, zero, lo, hi, want, 0, m, 0,
+                          cells)  # fmt: skip
+        hq, wq_, table = _vnni.quads_geometry((1, c, h, w), (kh, kw), s, begin, out)
+        xw = np.full(s * s * -(-c // 4) * hq * wq_ + 64, 7, np.uint32)
+        _vnni.pack_quads.get()(x, np.uint8(zx), begin[0], begin[1], s, hq, wq_, xw)
+        w4q, w4sum = _vnni.pack_weights_quads(w4)
+        yf = np.zeros((m, out[0] * wq_), out_dtype)
+        tiles = -(-yf.shape[1] // 32)
+        cut = int(g.integers(0, tiles + 1))
+        for a, b in ((0, cut), (cut, tiles)):
+            _vnni.conv_quads.get()(xw, table, w4q, w4sum, np.int32(zx), bias, mult, zero, lo, hi,
+                                   yf, a, b)  # fmt: skip
+        got = np.empty((m, *out), out_dtype)
+        _vnni.unflat.get()(yf, wq_, got)
+        np.testing.assert_array_equal(got.reshape(m, -1), want, err_msg=f"case {case}: c {c} "
+                                      f"{h}x{w} {kh}x{kw} s{s} pads {pads}")  # fmt: skip
 
 
 def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp):

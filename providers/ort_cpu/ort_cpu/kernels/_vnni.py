@@ -36,6 +36,8 @@ import numpy as np
 from .. import _threads
 from ._vnni_jit import (
     MAX_K,  # noqa: F401 - for the callers, with the kernels below
+    Q_XW,
+    Q_Y,
     R_XP,
     R_Y,
     TILE_M,
@@ -44,11 +46,14 @@ from ._vnni_jit import (
     X_Y,
     XQ,
     Y,
+    conv_quads,
     conv_rows,
     left_words,
     pack_input,
+    pack_quads,
     qgemm,
     qgemm_rows,
+    unflat,
 )
 
 _usable: list = []  # the answer of available(), once found
@@ -219,6 +224,39 @@ def split_rows(template, xp, y, oh) -> bool:
     return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
 
 
+def quads_block(xw_size, table, wq, wsum, bias, mult, m, f, x_zero, floats) -> np.ndarray:
+    """The argument block of :func:`split_quads` for a packed image of ``xw_size`` words, the
+    taps' offsets ``table``, ``m`` output channels of ``f`` flat cells: the constant arrays
+    (kept alive by the caller), the sizes and ``floats`` (zero point, lowest, highest); the
+    image's and the output's addresses (``Q_XW``, ``Q_Y``) left for each call."""
+    from .._spin_jit import block
+
+    return block(
+        (0, xw_size, table.ctypes.data, table.size, wq.ctypes.data, wq.shape[0],
+         wsum.ctypes.data, bias.ctypes.data, mult.ctypes.data, 0, m, f, x_zero),  # Q_XW on
+        floats,
+    )  # fmt: skip
+
+
+def split_quads(template, xw, yf) -> bool:
+    """:func:`conv_quads` over every tile of the flat output ``yf`` (M, F), the tiles shared
+    among the run's threads as compiled pieces (``template``: :func:`quads_block`); False
+    (nothing done) where the run has no spinning pool free."""
+    if not _threads.spinning():
+        return False
+    from .._spin_jit import filled
+
+    a = filled(template, Q_XW, xw, Q_Y, yf)
+    return _threads.split_compiled(
+        -(-yf.shape[1] // TILE_P), quads_address(yf.dtype), a.ctypes.data
+    )
+
+
+def quads_address(out_dtype) -> int:
+    """The address of the compiled quads piece writing ``out_dtype`` (uint8 or int8)."""
+    return _pieces().quads_address(out_dtype)
+
+
 def _pieces():
     """:mod:`._vnni_pieces` (numba cfuncs), with the argument blocks' filling loaded for the
     arrays the splits pass."""
@@ -237,6 +275,45 @@ def piece_address(out_dtype) -> int:
 def pixels_address(out_dtype) -> int:
     """The address of the compiled pixels piece writing ``out_dtype`` (uint8 or int8)."""
     return _pieces().pixels_address(out_dtype)
+
+
+def pack_weights_quads(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the int8 weights ``w`` (M, C, kh, kw) as :func:`conv_quads` reads them: rows of words
+    ordered by four channels, then tap (word ``q * taps + t`` holds channels 4q .. 4q + 3 at
+    tap t, zero past C), M padded to :data:`TILE_M`; their sums per output channel, int32)."""
+    m, c = w.shape[:2]
+    taps = w.shape[2] * w.shape[3]
+    c4 = -(-c // 4)
+    b = np.zeros((m, c4 * 4, taps), np.int8)
+    b[:, :c] = w.reshape(m, c, taps)
+    words = np.zeros((-(-m // TILE_M) * TILE_M, c4 * taps * 4), np.int8)
+    words[:m] = b.reshape(m, c4, 4, taps).transpose(0, 1, 3, 2).reshape(m, -1)
+    return words.view(np.uint32), w.reshape(m, -1).astype(np.int32).sum(axis=1).astype(np.int32)
+
+
+def quads_geometry(x_shape, kernel, stride, begin, out) -> tuple:
+    """(the phase planes' rows and width, the int64 offsets in words of the k4 rows of the
+    weights' order from a cell's first word: :func:`pack_quads` and :func:`conv_quads` for an
+    input of ``x_shape`` (N, C, H, W), a ``kernel`` window at ``stride`` in both directions,
+    ``begin`` pads and ``out`` (OH, OW) output cells)."""
+    c, h, w = x_shape[1:]
+    kh, kw = kernel
+    s = stride
+    c4 = -(-c // 4)
+    # every padded row and column a window reads, as whole phases
+    hp = max(h + begin[0], (out[0] - 1) * s + kh)
+    wp = max(w + begin[1], (out[1] - 1) * s + kw)
+    hq, wq_ = -(-hp // s), -(-wp // s)
+    plane = hq * wq_
+    table = np.empty(c4 * kh * kw, np.int64)
+    for q in range(c4):
+        for i in range(kh):
+            for j in range(kw):
+                phase = (i % s) * s + j % s
+                table[(q * kh + i) * kw + j] = (
+                    (phase * c4 + q) * plane + (i // s) * wq_ + j // s
+                )  # fmt: skip
+    return hq, wq_, table
 
 
 def rows_address(out_dtype) -> int:
@@ -263,6 +340,17 @@ def warm() -> None:
             conv_rows.warm(xp, 3, 3, 1, 1, 1, 1, 1, 0, 1, wq, wsum, np.int32(0), f, f,
                            np.float32(0), np.float32(0), np.float32(1),
                            np.empty((1, 1), out))  # fmt: skip
+        for writable in (True, False):  # the packed image and the flat output
+            x3 = np.zeros((4, 3, 3), np.uint8)
+            x3.flags.writeable = writable
+            hq, wq_, table = quads_geometry((1, 4, 3, 3), (3, 3), 1, (1, 1), (3, 3))
+            xw = np.empty(hq * wq_ + 64, np.uint32)
+            pack_quads.warm(x3, np.uint8(0), 1, 1, 1, hq, wq_, xw)
+        w4q, w4sum = pack_weights_quads(np.zeros((1, 4, 3, 3), np.int8))
+        yf = np.empty((1, 3 * wq_), out)
+        conv_quads.warm(xw, table, w4q, w4sum, np.int32(0), f, f, np.float32(0), np.float32(0),
+                        np.float32(1), yf, 0, 1)  # fmt: skip
+        unflat.warm(yf, wq_, np.empty((1, 3, 3), out))
     cq, csum = pack_columns(np.zeros((4, 1), np.int8))
     aw = left_words(np.zeros((1, 4), np.uint8))
     qgemm_rows.warm(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)

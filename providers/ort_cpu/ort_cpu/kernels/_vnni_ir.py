@@ -8,14 +8,17 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._ir import loop_end, loop_start, requantize8, splat, store
+from ._ir import WORD, load, loop_end, loop_start, requantize8, splat, store
 from ._vnni_jit import TILE_M
 
 
-def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M) -> list:
+def _tile_sums(
+    builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M, table=None
+) -> list:
     """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
     2 * mm and 2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words
-    at ``x`` (row stride ``ldx`` words) and the rows' words at ``w`` (row stride ``ldw`` words)
+    at ``x`` (row stride ``ldx`` words, or with ``table`` the int64 address of each row's
+    offset in words from ``x``) and the rows' words at ``w`` (row stride ``ldw`` words)
     broadcast; ``vectors_signed``: the signed bytes are in the vectors (the columns)."""
     word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
     i64t = ir.IntType(64)
@@ -31,7 +34,11 @@ def _tile_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TI
         a = builder.phi(vec)
         a.add_incoming(zero, entry)
         accs.append(a)
-    row = builder.gep(xp, [builder.mul(k, ldx)])
+    if table is None:
+        row = builder.gep(xp, [builder.mul(k, ldx)])
+    else:
+        table_p = builder.inttoptr(table, i64t.as_pointer())
+        row = builder.gep(xp, [builder.load(builder.gep(table_p, [k]))])
     xv = [
         builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
                                      vec.as_pointer()), align=4)
@@ -92,12 +99,15 @@ def tile_row(typingctx, x, ldx, w, ldw, k4, out):
     return types.void(i64, i64, i64, i64, i64, i64), _tile_rows_codegen(1)
 
 
-def _requant_tile_codegen(context, builder, sig, args):
-    """The code of :func:`tile_requant`."""
+def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
+    """The code of :func:`tile_requant` (or with ``table``, :func:`tile_requant_at`)."""
     x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult, zero, lo, hi, _ = args
     f32, i32, i64t, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(64), ir.IntType(8)
     fv, iv, lv = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i64t, 16)
-    sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
+    if table:
+        sums = _tile_sums(builder, x, None, w, ldw, k4, False, table=ldx)
+    else:
+        sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
     y_p = builder.inttoptr(y, i8.as_pointer())
     ws_p = builder.inttoptr(wsum, i32.as_pointer())
     b_p = builder.inttoptr(bias, f32.as_pointer())
@@ -143,3 +153,107 @@ def tile_requant(typingctx, x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zer
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.int32, i64, i64,
                      f32, f32, f32, like)  # fmt: skip
     return sig, _requant_tile_codegen
+
+
+@intrinsic
+def tile_requant_at(typingctx, x, table, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias,
+                    mult, zero, lo, hi, like):  # fmt: skip
+    """:func:`tile_requant` with the input's ``k4`` rows of 32 words anywhere from ``x``: row k
+    at ``x + table[k]`` words (``table`` the int64 address of the offsets). A convolution's
+    window taps read the input packed once, four channels to a word, each tap a shifted run of
+    it, instead of a column matrix of every tap's bytes."""
+    i64, f32 = types.int64, types.float32
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.int32, i64, i64,
+                     f32, f32, f32, like)  # fmt: skip
+
+    def codegen(context, builder, sig, args):
+        return _requant_tile_codegen(context, builder, sig, args, table=True)
+
+    return sig, codegen
+
+
+def _quad_words(builder, parts):
+    """The uint32 words of four byte vectors ``parts`` (channel t's bytes in byte t)."""
+    n = parts[0].type.count
+    iv = ir.VectorType(ir.IntType(32), n)
+    word = builder.zext(parts[0], iv)
+    for t in range(1, 4):
+        shifted = builder.shl(
+            builder.zext(parts[t], iv), splat(builder, ir.Constant(ir.IntType(32), 8 * t), iv)
+        )
+        word = builder.or_(word, shifted)
+    return word
+
+
+def _quad_loop(builder, count, step: int, body) -> None:
+    """``body(i, mask)`` over ``count`` items in steps of ``step`` (16), the last under a mask
+    of its lanes (``mask`` None for whole steps)."""
+    span = ir.Constant(WORD, step)
+    whole = builder.sdiv(count, span)
+    _, loop, done, g = loop_start(builder, whole, "quads")
+    body(builder.mul(g, span), None)
+    loop_end(builder, g, whole, loop, done)
+    first = builder.mul(whole, span)
+    rest = builder.sub(count, first)
+    lanes = ir.Constant(ir.VectorType(WORD, step), list(range(step)))
+    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(WORD, 0))):
+        body(first, builder.icmp_signed("<", lanes, splat(builder, rest, lanes.type)))
+
+
+@intrinsic
+def quad_row(typingctx, dst, src, plane, count):
+    """``count`` uint32 words at address ``dst`` from four rows of bytes, the first at address
+    ``src`` and the next ``plane`` bytes apart each: word v holds byte v of each row (row t in
+    byte t). :func:`pack_quads`' rows at stride 1, 16 words a step."""
+    i64 = types.int64
+
+    def codegen(context, builder, sig, args):
+        dst, src, plane, count = args
+        i8, i32 = ir.IntType(8), ir.IntType(32)
+        dst_p = builder.inttoptr(dst, i32.as_pointer())
+        src_p = builder.inttoptr(src, i8.as_pointer())
+        bv = ir.VectorType(i8, 16)
+
+        def body(i, mask):
+            parts = [load(builder, src_p, builder.add(builder.mul(ir.Constant(WORD, t), plane), i),
+                          bv, mask) for t in range(4)]  # fmt: skip
+            store(builder, _quad_words(builder, parts), dst_p, i, mask)
+
+        _quad_loop(builder, count, 16, body)
+        return context.get_dummy_value()
+
+    return types.void(i64, i64, i64, i64), codegen
+
+
+@intrinsic
+def quad_pairs(typingctx, even, odd, src, plane, pairs):
+    """:func:`quad_row` for a row's two column phases at stride 2: ``pairs`` words at address
+    ``even`` from the rows' bytes 0, 2, 4... from ``src`` and at ``odd`` from bytes 1, 3, 5...
+    (four rows ``plane`` bytes apart), 16 pairs a step."""
+    i64 = types.int64
+
+    def codegen(context, builder, sig, args):
+        even, odd, src, plane, pairs = args
+        i8, i32 = ir.IntType(8), ir.IntType(32)
+        even_p = builder.inttoptr(even, i32.as_pointer())
+        odd_p = builder.inttoptr(odd, i32.as_pointer())
+        src_p = builder.inttoptr(src, i8.as_pointer())
+        wide = ir.VectorType(i8, 32)
+        picks = [ir.Constant(ir.VectorType(i32, 16), list(range(h, 32, 2))) for h in range(2)]
+
+        def body(i, mask):
+            wide_mask = None
+            if mask is not None:  # each pair's two lanes
+                wide_mask = builder.shuffle_vector(mask, mask, ir.Constant(
+                    ir.VectorType(i32, 32), [k // 2 for k in range(32)]))  # fmt: skip
+            at = builder.mul(i, ir.Constant(WORD, 2))
+            rows = [load(builder, src_p, builder.add(builder.mul(ir.Constant(WORD, t), plane), at),
+                         wide, wide_mask) for t in range(4)]  # fmt: skip
+            for base, pick in ((even_p, picks[0]), (odd_p, picks[1])):
+                parts = [builder.shuffle_vector(r, r, pick) for r in rows]
+                store(builder, _quad_words(builder, parts), base, i, mask)
+
+        _quad_loop(builder, pairs, 16, body)
+        return context.get_dummy_value()
+
+    return types.void(i64, i64, i64, i64, i64), codegen

@@ -22,6 +22,9 @@ MAX_K = 32768
 _tile_rows = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_rows")
 _tile_row = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_row")
 _tile_requant = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_requant")
+_tile_requant_at = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_requant_at")
+_quad_row = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "quad_row")
+_quad_pairs = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "quad_pairs")
 
 
 @jit()
@@ -208,6 +211,131 @@ def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
                     row[j] = np.float32(sums[j] - shift[j]) * s[j] + b[j]
 
 
+@jit(inline="always")
+def _quad(x, c0, r, i, fill):  # pragma: no cover - compiled
+    """The word of channels ``c0`` .. ``c0 + 3`` of ``x`` at row ``r``, column ``i`` (the zero
+    point ``fill``'s bytes past the channels)."""
+    word = np.uint32(0)
+    for t in range(4):
+        byte = np.uint32(x[c0 + t, r, i]) if c0 + t < x.shape[0] else fill & np.uint32(255)
+        word |= byte << (8 * t)
+    return word
+
+
+@jit(inline="always")
+def _columns(s, b, pl, w, wq_):  # pragma: no cover - compiled
+    """(the first and past-the-last column of phase ``b`` inside the image, the image column
+    of the first): columns v with ``v * s + b - pl`` in [0, w)."""
+    v0 = min(max(0, -(-(pl - b) // s)), wq_)
+    last = w - 1 - b + pl
+    v1 = max(min(wq_, last // s + 1) if last >= 0 else 0, v0)
+    return v0, v1, v0 * s + b - pl
+
+
+@jit()
+def pack_quads(x, zx, pt, pl, s, hq, wq_, xw):  # pragma: no cover - compiled
+    """The image ``x`` (C, H, W) uint8 zero-padded (``pt`` rows above, ``pl`` columns left, the
+    input's zero point ``zx`` around it) and split into its ``s`` x ``s`` stride phases, as
+    words of four channels: word ``((a * s + b) * C4 + q) * hq * wq_ + u * wq_ + v`` holds the
+    bytes of channels 4q .. 4q + 3 (the zero point past C) at padded row ``u * s + a``, column
+    ``v * s + b``. Every tap of a window at stride ``s`` then reads a shifted run of one
+    phase's words (:func:`conv_quads`): the image packed once instead of a column matrix of
+    every tap's bytes. Whole quads of channels are read by index (no row views, whose
+    reference counts cost more than a short row), at stride 2 both column phases of a row in
+    one pass over its pairs of columns."""
+    c, h, w = x.shape
+    c4 = -(-c // 4)
+    plane = hq * wq_
+    z = np.uint32(zx)
+    fill = z | (z << 8) | (z << 16) | (z << 24)
+    for a in range(s):
+        for q in range(c4):
+            c0 = 4 * q
+            whole = c0 + 4 <= c
+            for u in range(hq):
+                r = u * s + a - pt
+                inside = 0 <= r < h
+                for b in range(s):
+                    at = ((a * s + b) * c4 + q) * plane + u * wq_
+                    v0, v1, first = _columns(s, b, pl, w, wq_)
+                    if not inside:
+                        v0 = v1 = wq_
+                    for v in range(v0):
+                        xw[at + v] = fill
+                    for v in range(v1, wq_):
+                        xw[at + v] = fill
+                    if not inside or (whole and s == 2):
+                        continue
+                    if whole:  # stride 1: contiguous runs of four rows, 16 words a step
+                        _quad_row(
+                            xw.ctypes.data + (at + v0) * 4,
+                            x.ctypes.data + (c0 * h + r) * w + first,
+                            h * w,
+                            v1 - v0,
+                        )
+                    else:
+                        for v in range(v1 - v0):
+                            xw[at + v0 + v] = _quad(x, c0, r, first + v * s, fill)
+                if not inside or not (whole and s == 2):
+                    continue
+                # stride 2: image column i goes to phase (i + pl) % 2, column (i + pl) // 2;
+                # the pairs (i, i + 1) with i + pl even fill both phases' column k at once
+                even = ((a * s) * c4 + q) * plane + u * wq_
+                odd = ((a * s + 1) * c4 + q) * plane + u * wq_
+                i0 = pl % 2
+                if i0 == 1:  # column 0 alone: phase 1
+                    xw[odd + (pl - 1) // 2] = _quad(x, c0, r, 0, fill)
+                pairs = (w - i0) // 2
+                k0 = (i0 + pl) // 2
+                _quad_pairs(
+                    xw.ctypes.data + (even + k0) * 4,
+                    xw.ctypes.data + (odd + k0) * 4,
+                    x.ctypes.data + (c0 * h + r) * w + i0,
+                    h * w,
+                    pairs,
+                )
+                if i0 + 2 * pairs < w:  # the last column alone: phase 0
+                    i = w - 1
+                    xw[even + (i + pl) // 2] = _quad(x, c0, r, i, fill)
+
+
+@jit()
+def conv_quads(
+    xw, table, wq, wsum, x_zero, bias, mult, zero, lo, hi, yf, t0, t1
+):  # pragma: no cover - compiled
+    """Tiles ``t0:t1`` of 32 cells of the flat output ``yf`` (M, F: the output rows at the
+    phase planes' width, the cells past each row's end computed and dropped by
+    :func:`unflat`), every output channel: the sums over the ``k4`` rows of words at ``xw +
+    table[k]`` (:func:`pack_quads`'s phases shifted by each tap; ``wq`` (M padded, k4) the
+    weights in the same order, :func:`._vnni.pack_weights_quads`), requantized in registers as
+    :func:`qgemm` does (so its bytes)."""
+    k4 = table.shape[0]
+    m_all, f_all = yf.shape
+    ldy, like = yf.strides[0], yf.dtype.type(0)
+    for t in range(t0, t1):
+        p0 = t * TILE_P
+        cells = min(TILE_P, f_all - p0)
+        for m0 in range(0, m_all, TILE_M):
+            _tile_requant_at(
+                xw.ctypes.data + p0 * 4, table.ctypes.data, wq.ctypes.data + m0 * k4 * 4, k4, k4,
+                yf.ctypes.data + m0 * ldy + p0 * yf.itemsize, ldy, min(TILE_M, m_all - m0),
+                cells, wsum.ctypes.data + m0 * 4, x_zero, bias.ctypes.data + m0 * 4,
+                mult.ctypes.data + m0 * 4, zero, lo, hi, like,
+            )  # fmt: skip
+
+
+@jit()
+def unflat(yf, width, y):  # pragma: no cover - compiled
+    """``y`` (M, OH, OW) from the flat output ``yf`` (M, at least OH * ``width``): each output
+    row's first OW cells."""
+    m, oh, ow = y.shape
+    for i in range(m):
+        for r in range(oh):
+            src, dst = yf[i, r * width : r * width + ow], y[i, r]
+            for q in range(ow):
+                dst[q] = src[q]
+
+
 def left_words(a: np.ndarray) -> np.ndarray:
     """The uint8 left operand ``a`` (P, K) as :func:`qgemm_rows` reads it, (P padded, K / 4)
     words: its own memory where K is a multiple of 4 and P of :data:`TILE_M`, else a
@@ -243,3 +371,12 @@ X_FLOATS, X_SLOTS = 12, 15
 (R_XP, R_C, R_H, R_W, R_KH, R_KW, R_SH, R_SW, R_DH, R_DW, R_OW, R_WQ, R_MPAD, R_K4, R_WSUM,
  R_BIAS, R_MULT, R_Y, R_M, R_P, R_XZERO) = range(21)  # fmt: skip
 R_FLOATS, R_SLOTS = 21, 24
+
+
+#: the slots of a quads piece's argument block: the packed image (address, words), the taps'
+#: offsets (address, k4), the packed weights (address, rows padded), the weight sums', bias's
+#: and multiplier's addresses, the flat output (address, channels, cells), the input's zero
+#: point; then the output zero point, lowest and highest value's bits
+(Q_XW, Q_XWN, Q_TABLE, Q_K4, Q_WQ, Q_MPAD, Q_WSUM, Q_BIAS, Q_MULT, Q_Y, Q_M, Q_F,
+ Q_XZERO) = range(13)  # fmt: skip
+Q_FLOATS, Q_SLOTS = 13, 16

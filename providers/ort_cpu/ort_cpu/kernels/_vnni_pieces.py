@@ -19,6 +19,21 @@ from ._vnni_jit import (
     M_PAD,
     MULT,
     P_PAD,
+    Q_BIAS,
+    Q_F,
+    Q_FLOATS,
+    Q_K4,
+    Q_M,
+    Q_MPAD,
+    Q_MULT,
+    Q_SLOTS,
+    Q_TABLE,
+    Q_WQ,
+    Q_WSUM,
+    Q_XW,
+    Q_XWN,
+    Q_XZERO,
+    Q_Y,
     R_BIAS,
     R_C,
     R_DH,
@@ -71,6 +86,7 @@ from ._vnni_jit import (
 #: what the pieces call
 _qgemm, _qgemm_rows = _vnni_jit.qgemm.jitted(), _vnni_jit.qgemm_rows.jitted()
 _conv_rows, _pack_input = _vnni_jit.conv_rows.jitted(), _vnni_jit.pack_input.jitted()
+_conv_quads = _vnni_jit.conv_quads.jitted()
 
 
 def _piece(out_dtype):
@@ -169,6 +185,33 @@ def rows_address(out_dtype) -> int:
     return made(_rows_piece, np.dtype(out_dtype).type)
 
 
+def _quads_piece(out_dtype):
+    """A compiled piece of :func:`conv_quads`: tiles ``lo:hi`` of 32 output cells (see
+    :func:`split_quads`)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), Q_SLOTS, np.int64)
+        f = carray(pointer(argument + Q_FLOATS * 8), 3, np.float64)
+        xw = carray(pointer(a[Q_XW]), a[Q_XWN], np.uint32)
+        table = carray(pointer(a[Q_TABLE]), a[Q_K4], np.int64)
+        wq = carray(pointer(a[Q_WQ]), (a[Q_MPAD], a[Q_K4]), np.uint32)
+        wsum = carray(pointer(a[Q_WSUM]), a[Q_M], np.int32)
+        bias = carray(pointer(a[Q_BIAS]), a[Q_M], np.float32)
+        mult = carray(pointer(a[Q_MULT]), a[Q_M], np.float32)
+        yf = carray(pointer(a[Q_Y]), (a[Q_M], a[Q_F]), out_dtype)
+        _conv_quads(
+            xw, table, wq, wsum, np.int32(a[Q_XZERO]), bias, mult, np.float32(f[0]),
+            np.float32(f[1]), np.float32(f[2]), yf, lo, hi,
+        )  # fmt: skip
+
+    return cfunc(types.void(types.int64, types.int64, types.int64), cache=True)(piece)
+
+
+def quads_address(out_dtype) -> int:
+    """The address of the compiled quads piece writing ``out_dtype`` (uint8 or int8)."""
+    return made(_quads_piece, np.dtype(out_dtype).type)
+
+
 _FILLED: list = []  # whether warm_filled ran
 
 
@@ -182,9 +225,11 @@ def warm_filled() -> None:
     aw = _vnni_jit.left_words(np.zeros((1, 4), np.uint8))
     xq = np.empty((1, TILE_P), np.uint32)
     filled(t, XQ, aw, Y, np.empty((1, 1), np.float32))
+    xw = np.empty(1, np.uint32)
     for out in (np.uint8, np.int8):
         y = np.empty((1, 1), out)
         filled(t, XQ, xq, Y, y)
+        filled(t, Q_XW, xw, Q_Y, y)
         for writable in (True, False):
             x2, x3 = np.zeros((1, 1), np.uint8), np.zeros((1, 1, 1), np.uint8)
             x2.flags.writeable = x3.flags.writeable = writable
