@@ -425,7 +425,10 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
         (16, 40, 1, np.uint8, np.uint8, True, False, 3, {"k": 3, "strides": [3, 3]}),  # no pads
         (16, 35, 1, np.uint8, np.uint8, True, True, 77, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
         (32, 20, 1, np.int8, np.int8, True, True, -3, {"k": 3, "pads": [1] * 4, "strides": [2, 1]}),
-        # channels last (rows of at most 16 cells): partial vectors and blocks of channels,
+        # planar (rows of more than CL_MAX_OW cells)
+        (16, 48, 1, np.uint8, np.uint8, True, True, 100, {"k": 3, "pads": [1] * 4}),
+        (24, 90, 1, np.uint8, np.uint8, True, True, 6, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),
+        # channels last (rows of at most CL_MAX_OW cells): partial vectors and blocks of channels,
         # 5 x 5 (taps not held in registers), dilation with uneven pads, signed in and out
         (40, 7, 1, np.uint8, np.uint8, True, True, 128, {"k": 3, "pads": [1] * 4}),
         (72, 9, 2, np.uint8, np.int8, True, False, 5, {"k": 5, "pads": [2] * 4}),

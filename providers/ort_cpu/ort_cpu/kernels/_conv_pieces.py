@@ -176,8 +176,9 @@ def split_quant(template, x, y, channels_last: bool = False) -> bool:
     if not _threads.spinning():
         return False
     a = filled(template, 0, x, 8, y)
-    if channels_last:
-        address, multiple = quant_address(x.dtype, y.dtype, True), _conv_jit.LANES
+    if channels_last:  # pieces of whole vectors of channels where there are two
+        address = quant_address(x.dtype, y.dtype, True)
+        multiple = _conv_jit.LANES if x.shape[1] >= 2 * _conv_jit.LANES else 1
     else:
         address, multiple = quant_address(x.dtype, y.dtype), 1
     return _threads.split_compiled(x.shape[1], address, a.ctypes.data, multiple)
