@@ -31,6 +31,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._ir import WORD, load, loop_end, loop_start, requantize8, splat, store, suffix
+from ._taps import _tap_loop
 
 #: lanes of a vector, and the side of the transposed blocks
 LANES = 16
@@ -191,28 +192,16 @@ def _quant_cells_codegen(context, builder, sig, args):
         return acc
 
     def sums_loop(bases, part):
-        """The same over ``taps`` taps in a loop, each tap's weights loaded."""
-        entry = builder.block
-        loop = builder.append_basic_block("cl.taps")
-        done = builder.append_basic_block("cl.taps.done")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        t = builder.phi(WORD)
-        t.add_incoming(_c(0), entry)
-        acc = [builder.phi(vec) for _ in bases]
-        for a in acc:
-            a.add_incoming(ir.Constant(vec, None), entry)
-        off = builder.load(builder.gep(offs_p, [t]))
-        w = load(builder, w_p, builder.add(builder.mul(t, w_step), part), vec, None)
-        new = [builder.call(fma, [w, load(builder, src_p, builder.add(b, off), vec, None), a])
-               for b, a in zip(bases, acc, strict=True)]  # fmt: skip
-        t1 = builder.add(t, _c(1))
-        t.add_incoming(t1, builder.block)
-        for a, v in zip(acc, new, strict=True):
-            a.add_incoming(v, builder.block)
-        builder.cbranch(builder.icmp_signed("<", t1, taps), loop, done)
-        builder.position_at_end(done)
-        return new
+        """The same over ``taps`` taps in a loop (:func:`._taps._tap_loop`), each tap's weights
+        loaded."""
+
+        def step(t, acc):
+            off = builder.load(builder.gep(offs_p, [t]))
+            w = load(builder, w_p, builder.add(builder.mul(t, w_step), part), vec, None)
+            return [[builder.call(fma, [w, load(builder, src_p, builder.add(b, off), vec, None),
+                                        a]) for b, a in zip(bases, acc[0], strict=True)]]  # fmt: skip
+
+        return _tap_loop(builder, taps, [[ir.Constant(vec, None)] * len(bases)], step)[0]
 
     def rows(part, sums):
         """Every output cell's vector of channels at ``part``, its sums from ``sums``."""
