@@ -195,8 +195,10 @@ class LazyIntrinsic:
     """A numba intrinsic (code written with llvmlite), or a function of numba's own such as
     ``numba.carray``, that a :func:`jit` function calls, named by its module and attribute: the
     module imports numba, so it is imported only when a kernel calling it compiles. numba's disk
-    cache keys a kernel on its own source file: after editing the intrinsic's module, touch the
-    kernel's module too."""
+    cache keys a kernel on its own source file's contents (numba 0.68 hashes the file: touching
+    it is not enough): after editing the intrinsic's module, change the kernel's module too, or
+    point ``NUMBA_CACHE_DIR`` at a fresh folder. (The saved library's key, :mod:`._aot`, covers
+    every source file of the provider.)"""
 
     def __init__(self, module: str, name: str) -> None:
         self.module, self.name = module, name
