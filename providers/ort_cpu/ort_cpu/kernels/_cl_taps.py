@@ -30,11 +30,21 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._ir import WORD, load, loop_end, loop_start, requantize8, splat, store, suffix
+from ._conv_jit import LANES
+from ._ir import (
+    WORD,
+    chunks,
+    lane_mask,
+    load,
+    loop_end,
+    loop_start,
+    requantize8,
+    splat,
+    store,
+    suffix,
+)
 from ._taps import _tap_loop
 
-#: lanes of a vector, and the side of the transposed blocks
-LANES = 16
 #: vectors of channels :func:`cl_quant_cells` sums per cell at most
 MAX_VECTORS = 4
 
@@ -69,25 +79,6 @@ def transpose16(builder, rows: list) -> list:
     return out
 
 
-def _lane_mask(builder, rest):
-    """Lanes below ``rest`` (an int64 value) of a vector of 16."""
-    lanes = ir.Constant(ir.VectorType(WORD, LANES), list(range(LANES)))
-    return builder.icmp_signed("<", lanes, splat(builder, rest, lanes.type))
-
-
-def _chunks(builder, count, body) -> None:
-    """``body(first, rest)`` over ``count`` cells in chunks of 16: whole chunks with ``rest``
-    None, then the last partial one with ``rest`` its number of cells (an int64 value)."""
-    whole = builder.sdiv(count, _c(LANES))
-    _, loop, done, g = loop_start(builder, whole, "cl.chunks")
-    body(builder.mul(g, _c(LANES)), None)
-    loop_end(builder, g, whole, loop, done)
-    first = builder.mul(whole, _c(LANES))
-    rest = builder.sub(count, first)
-    with builder.if_then(builder.icmp_signed(">", rest, _c(0))):
-        body(first, rest)
-
-
 def _in_codegen(centre: bool):
     """The code of :func:`cl_center_in` (``centre``: 8-bit integers centred into float32) or
     :func:`cl_in` (elements copied as they are)."""
@@ -109,7 +100,7 @@ def _in_codegen(centre: bool):
         last = builder.sub(rows, _c(1))
 
         def body(first, rest):
-            mask = None if rest is None else _lane_mask(builder, rest)
+            mask = None if rest is None else lane_mask(builder, rest)
             block = []
             for j in range(LANES):  # rows past the last read the last again, then count zero
                 inside = builder.icmp_signed("<", _c(j), rows)
@@ -131,7 +122,7 @@ def _in_codegen(centre: bool):
                     with builder.if_then(builder.icmp_signed("<", _c(k), rest)):
                         put()
 
-        _chunks(builder, count, body)
+        chunks(builder, count, body)
         return context.get_dummy_value()
 
     return codegen
@@ -277,7 +268,7 @@ def cl_out(typingctx, dst, plane, src, src_step, count, rows, like):
         vec = ir.VectorType(element, LANES)
 
         def body(first, rest):
-            mask = None if rest is None else _lane_mask(builder, rest)
+            mask = None if rest is None else lane_mask(builder, rest)
             block = [load(builder, src_p, builder.mul(builder.add(first, _c(k)), src_step), vec,
                           None) for k in range(LANES)]  # fmt: skip
             for j, channel in enumerate(transpose16(builder, block)):
@@ -285,7 +276,7 @@ def cl_out(typingctx, dst, plane, src, src_step, count, rows, like):
                     store(builder, channel, dst_p, builder.add(builder.mul(_c(j), plane), first),
                           mask)  # fmt: skip
 
-        _chunks(builder, count, body)
+        chunks(builder, count, body)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -401,6 +401,25 @@ def _depthwise_quant(
                     )  # fmt: skip
 
 
+@jit(inline="always")
+def _cl_plane(h, wd, oh_, ow_, kh, kw, sh, sw, dh, dw, pt, pl, cb_):  # pragma: no cover - compiled
+    """The zero-padded channels-last plane of the channels-last kernels, ``cb_`` elements a
+    cell: (its rows and columns, every one a window reads, padding included, as _DirectPlan
+    works them out; each input cell's place in it; each tap's elements from a window's first
+    cell)."""
+    hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
+    places = np.empty(h * wd, np.int64)
+    for r in range(h):
+        for q in range(wd):
+            places[r * wd + q] = (r + pt) * wp + q + pl
+    offs = np.empty(kh * kw, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            offs[i * kw + j] = (i * dh * wp + j * dw) * cb_
+    return hp, wp, places, offs
+
+
 #: output rows at most this wide take the channels-last kernel (:func:`_depthwise_quant_cl`):
 #: one thread, alone, 240 x 28 x 28 106 -> 73 us, 120 x 40 x 40 at stride 2 66 -> 39, 960 x 7 x
 #: 7 82 -> 23; on rows of 56 cells the two are even (144 x 56 x 56: 219 and 217 us; 72 x 56 x
@@ -426,19 +445,9 @@ def _depthwise_quant_cl(
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     cb_ = CL_BLOCK
-    # rows and columns every window reads, padding included (as _DirectPlan works them out)
-    hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
+    hp, wp, places, offs = _cl_plane(h, wd, oh_, ow_, kh, kw, sh, sw, dh, dw, pt, pl, cb_)
     xt = np.zeros(hp * wp * cb_, np.float32)  # the border stays zero: only the image is copied
     yt = np.empty((oh_ * ow_ + LANES) * cb_, y.dtype)  # 16 cells of slack for cl_out's loads
-    places = np.empty(h * wd, np.int64)  # each input cell's place in the padded plane
-    for r in range(h):
-        for q in range(wd):
-            places[r * wd + q] = (r + pt) * wp + q + pl
-    offs = np.empty(kh * kw, np.int64)  # each tap's floats from a window's first cell
-    for i in range(kh):
-        for j in range(kw):
-            offs[i * kw + j] = (i * dh * wp + j * dw) * cb_
     like_x, like_y = x.dtype.type(0), y.dtype.type(0)
     xb, yb = x.ctypes.data, y.ctypes.data
     cells_in, cells_out = h * wd, oh_ * ow_
@@ -527,23 +536,13 @@ def _depthwise_nhwc(
     h, wd = x.shape[2], x.shape[3]
     oh_, ow_ = y.shape[2], y.shape[3]
     cb_ = NHWC_BLOCK
-    # rows and columns every window reads, padding included (as _DirectPlan works them out)
-    hp = max(h + pt, (oh_ - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(wd + pl, (ow_ - 1) * sw + (kw - 1) * dw + 1)
+    hp, wp, places, offs = _cl_plane(h, wd, oh_, ow_, kh, kw, sh, sw, dh, dw, pt, pl, cb_)
     xt = np.zeros((hp * wp, cb_), x.dtype)  # the border stays zero: only the image is copied in
     yt = np.empty((oh_ * ow_ + LANES, cb_), y.dtype)  # 16 cells of slack for cl_out's loads
-    places = np.empty(h * wd, np.int64)  # each input cell's place in the padded plane
-    for r in range(h):
-        for q in range(wd):
-            places[r * wd + q] = (r + pt) * wp + q + pl
     # this block's weights and biases, contiguous (zeros at first: lanes past a partial block's
     # channels then compute from finite values, the previous block's or zeros)
     wc = np.zeros((kh * kw, cb_), wt.dtype)
     bs = np.zeros(cb_, bias.dtype)
-    offs = np.empty(kh * kw, np.int64)  # each tap's place from a window's first cell
-    for i in range(kh):
-        for j in range(kw):
-            offs[i * kw + j] = (i * dh * wp + j * dw) * cb_
     cell = x.itemsize
     like = bias[0]  # a value of the element type
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)

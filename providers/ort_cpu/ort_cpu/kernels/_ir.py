@@ -46,6 +46,27 @@ def loop_end(builder, index, count, loop, done):
     return body
 
 
+def lane_mask(builder, rest, lanes: int = 16):
+    """The lanes below ``rest`` (an int64 value) of a vector of ``lanes``."""
+    index = ir.Constant(ir.VectorType(WORD, lanes), list(range(lanes)))
+    return builder.icmp_signed("<", index, splat(builder, rest, index.type))
+
+
+def chunks(builder, count, body, step: int = 16) -> None:
+    """``body(first, rest)`` over ``count`` items (an int64 value) in chunks of ``step``: whole
+    chunks with ``rest`` None, then the last partial one, if any, with ``rest`` its number of
+    items."""
+    span = ir.Constant(WORD, step)
+    whole = builder.sdiv(count, span)
+    _, loop, done, g = loop_start(builder, whole, "chunks")
+    body(builder.mul(g, span), None)
+    loop_end(builder, g, whole, loop, done)
+    first = builder.mul(whole, span)
+    rest = builder.sub(count, first)
+    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(WORD, 0))):
+        body(first, rest)
+
+
 def suffix(vec: ir.VectorType) -> str:
     """The type suffix of an LLVM vector intrinsic's name for ``vec`` (``v16f32``...)."""
     if isinstance(vec.element, ir.FloatType):

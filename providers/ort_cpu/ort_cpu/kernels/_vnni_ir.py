@@ -8,7 +8,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._ir import WORD, load, loop_end, loop_start, requantize8, splat, store
+from ._ir import WORD, chunks, lane_mask, load, loop_end, loop_start, requantize8, splat, store
 from ._vnni_jit import TILE_M
 
 
@@ -185,19 +185,12 @@ def _quad_words(builder, parts):
     return word
 
 
-def _quad_loop(builder, count, step: int, body) -> None:
-    """``body(i, mask)`` over ``count`` items in steps of ``step`` (16), the last under a mask
-    of its lanes (``mask`` None for whole steps)."""
-    span = ir.Constant(WORD, step)
-    whole = builder.sdiv(count, span)
-    _, loop, done, g = loop_start(builder, whole, "quads")
-    body(builder.mul(g, span), None)
-    loop_end(builder, g, whole, loop, done)
-    first = builder.mul(whole, span)
-    rest = builder.sub(count, first)
-    lanes = ir.Constant(ir.VectorType(WORD, step), list(range(step)))
-    with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(WORD, 0))):
-        body(first, builder.icmp_signed("<", lanes, splat(builder, rest, lanes.type)))
+def _quad_loop(builder, count, body) -> None:
+    """``body(i, mask)`` over ``count`` items 16 at a time, the last under a mask of its lanes
+    (``mask`` None for whole steps): :func:`._ir.chunks`."""
+    chunks(
+        builder, count, lambda i, rest: body(i, None if rest is None else lane_mask(builder, rest))
+    )
 
 
 @intrinsic
@@ -219,7 +212,7 @@ def quad_row(typingctx, dst, src, plane, count):
                           bv, mask) for t in range(4)]  # fmt: skip
             store(builder, _quad_words(builder, parts), dst_p, i, mask)
 
-        _quad_loop(builder, count, 16, body)
+        _quad_loop(builder, count, body)
         return context.get_dummy_value()
 
     return types.void(i64, i64, i64, i64), codegen
@@ -253,7 +246,7 @@ def quad_pairs(typingctx, even, odd, src, plane, pairs):
                 parts = [builder.shuffle_vector(r, r, pick) for r in rows]
                 store(builder, _quad_words(builder, parts), base, i, mask)
 
-        _quad_loop(builder, pairs, 16, body)
+        _quad_loop(builder, pairs, body)
         return context.get_dummy_value()
 
     return types.void(i64, i64, i64, i64, i64), codegen

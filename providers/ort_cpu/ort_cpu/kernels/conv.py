@@ -1845,12 +1845,13 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
         # whole rows); whether it is shared, and its pieces' argument blocks by input zero point
         y_shape = (x_shape[0], m, *plan.out)
         shared = split and _direct_split_pays(math.prod(y_shape), y_shape, taps)
-        kernel_args = (fn, wc, bias, mult32)
+        ints = plan.args[:-2]  # the pieces' blocks hold all ten; the channels-last kernel reads 8
+        kernel_args = (fn, wc, bias, mult32, ints)
         if len(plan.out) == 2 and plan.out[1] <= _conv_jit.CL_MAX_OW:
-            cl = channels_last()
-            if cl[0] is not None:
-                kernel_args = cl
-        return y_shape, plan.args[:-2], shared, {}, kernel_args
+            cl, *arrays = channels_last()
+            if cl is not None:
+                kernel_args = (cl, *arrays, ints[:8])
+        return y_shape, ints, shared, {}, kernel_args
 
     if shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape):
         geometry: dict = {tuple(shape): geometry_of(tuple(shape))}
@@ -1861,7 +1862,7 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
         args = geometry.get(x.shape)
         if args is None:
             args = geometry[x.shape] = geometry_of(x.shape)
-        y_shape, ints, shared, blocks, (kernel_fn, kw_, kb, km) = args
+        y_shape, ints, shared, blocks, (kernel_fn, kw_, kb, km, kernel_ints) = args
         zx = np.float32(0 if x_zero_point is None else np.asarray(x_zero_point).reshape(()))
         x = np.ascontiguousarray(x)
         y = np.empty(y_shape, out_dt)
@@ -1875,10 +1876,7 @@ def _depthwise_quant_conv(info, attrs: ops.Window, packed, fixed, bias32, mult32
                 )
             if _conv_pieces().split_quant(template, x, y, kernel_fn is not fn):
                 return y
-        if kernel_fn is fn:
-            fn(x, zx, kw_, kb, km, zy, lo, hi, y, 0, m, *ints)
-        else:
-            kernel_fn(x, zx, kw_, kb, km, zy, lo, hi, y, 0, m, *ints[:8])
+        kernel_fn(x, zx, kw_, kb, km, zy, lo, hi, y, 0, m, *kernel_ints)
         return y
 
     return run
@@ -1954,8 +1952,10 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
 
     def layout(x_shape, zx):
         """(output cells (OH, OW), padding (begin, end) or None for a pointwise layer, the
-        pieces' argument block or None where the work stays on the calling thread) for inputs
-        of ``x_shape`` and zero point ``zx``."""
+        pieces' argument block or None where the work stays on the calling thread, and for a
+        window read from the image packed once its geometry (stride, the phase planes' rows and
+        width, the taps' offsets, the packed image's words, the flat output's cells), else
+        None) for inputs of ``x_shape`` and zero point ``zx``."""
         if pointwise:
             out, pads = tuple(x_shape[2:]), None
         else:
@@ -1976,7 +1976,7 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
                 template = _vnni.quads_block(
                     size, table, wq4, wsum4, bias, mult, m, flat, zx, floats
                 )
-            return out, pads, (s, hq, wq_, table, size, flat, template)
+            return out, pads, template, (s, hq, wq_, table, size, flat)
         if shared and pads is not None:  # rows of outputs, each packing its own windows
             padded = (max(d + b + e, 0) for d, b, e in zip(x_shape[2:], *pads, strict=True))
             xp_shape = (c, *padded)
@@ -1988,7 +1988,7 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
         elif shared:  # tiles of channels of the input packed here
             p_pad = -(-p // _vnni.TILE_P) * _vnni.TILE_P
             template = _vnni.channels_block(k4, p_pad, wq, wsum, bias, mult, m, p, zx, floats)
-        return out, pads, template
+        return out, pads, template, None
 
     def run(x, x_zero_point):
         zx = 0 if x_zero_point is None else int(np.asarray(x_zero_point).reshape(()))
@@ -1998,9 +1998,9 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
             if len(shapes) >= 16:  # (shapes or zero points that change from run to run)
                 shapes.clear()
             found = shapes[key] = layout(x.shape, zx)
-        out, pads, template = found
-        if isinstance(template, tuple):  # the image packed once, four channels to a word
-            return quad_run(x, zx, out, pads[0], *template)
+        out, pads, template, quad = found
+        if quad is not None:  # the image packed once, four channels to a word
+            return quad_run(x, zx, out, pads[0], template, *quad)
         cols = None if pads is None else pad_to(x, *pads, zx)  # the padded images
         n = x.shape[0]
         p = out[0] * out[1]
@@ -2027,7 +2027,7 @@ def _vnni_conv(info, attrs: ops.Window, fixed, bias32, mult32):
                 qgemm(xq, wq, wsum, z, bias, mult, zero, lo, hi, yi, 0, m, 0, p)
         return y
 
-    def quad_run(x, zx, out, begin, s, hq, wq_, table, size, flat, template):
+    def quad_run(x, zx, out, begin, template, s, hq, wq_, table, size, flat):
         x = np.ascontiguousarray(x)
         y = np.empty((x.shape[0], m, *out), out_dt)
         xw = np.empty(size, np.uint32)
