@@ -7,6 +7,8 @@ residual, float16, batch 1 and 2, constant weights and weights fed at run time."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from onnx import numpy_helper
@@ -88,6 +90,8 @@ def _kind(plan) -> str:
         return "taps"
     if isinstance(plan, conv._GatherPlan):  # the compiled form of the gather plan
         return "_gather_plan"
+    if isinstance(plan, conv._PointwisePlan):
+        return "pointwise_cl" if plan.cl else "pointwise"
     return plan.__qualname__.split(".")[0]
 
 
@@ -203,7 +207,9 @@ def test_pointwise(stride, batch):
     rng = np.random.default_rng(stride + 10 * batch)
     x, w, b = _rand(rng, (batch, 40, 14, 13)), _rand(rng, (48, 40, 1, 1)), _rand(rng, (48,))
     attrs = {"strides": [stride, stride]}
-    assert _kind(_plan(x.shape, w.shape, attrs)) == "_pointwise_plan"
+    # 182 cells at stride 1: planar tiles; 49 and 25 at strides 2 and 3: channels last
+    want = "pointwise" if stride == 1 else "pointwise_cl"
+    assert _kind(_plan(x.shape, w.shape, attrs)) in (want, "_pointwise_plan")
     _check("Conv", [x, w, b], attrs)
     _check("Conv", [x, w], attrs, consts=())
 
@@ -217,14 +223,16 @@ def test_pointwise(stride, batch):
         ((1, 36, 40, 40), (4, 36, 1, 1)),  # rows of 1600 cells: the bias through per_row
     ],
 )
-def test_pointwise_single_small_product(xs, ws):
-    """One image, one group, fewer than _blas.SMALL_MNK multiply-adds: the plan's short path
-    (one matmul, the bias, the epilogue), with and without bias, and as FusedConv with a
-    residual and an activation."""
+def test_pointwise_single_small_product(xs, ws, monkeypatch):
+    """One image, one group, fewer than _blas.SMALL_MNK multiply-adds: the GEMM plan's short
+    path (one matmul, the bias, the epilogue), with and without bias, and as FusedConv with a
+    residual and an activation. Float32 layers of 4 cells or more take the compiled tiles
+    (:func:`test_pointwise_tiles`); here they take it as where compiled kernels are off."""
     from ort_cpu.kernels import conv
 
     from ort_core import ops
 
+    monkeypatch.setattr(conv, "_pointwise_tiled_pays", lambda *a: False)
     rng = np.random.default_rng(sum(xs))
     x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
     plan = conv._make_plan(xs, x.dtype, (1, ws[0], ws[1]), ws[0], ops.Window.from_attrs({}), (1, 1))
@@ -627,17 +635,19 @@ POINTWISE = [
 @pytest.mark.parametrize("split", ["serial", "split"])
 @pytest.mark.parametrize("case", range(len(POINTWISE)))
 def test_pointwise_layers_direct(case, split, monkeypatch):
-    """1x1 layers of few input channels into as many or more over a large map take the
-    compiled direct kernel (conv._pointwise_direct_pays), on one thread or shared among two:
-    with and without a bias, and as FusedConv with a compiled activation and with a residual,
-    against onnxruntime; so do small layers of at most 32 input channels on maps of 16 cells
-    or more. Into fewer channels on a large map, past SMALL_POINTWISE_WORK on a small one, or
-    on a single cell, they stay one GEMM."""
+    """Where the compiled tiles do not take them (float64; here turned off), 1x1 layers of few
+    input channels into as many or more over a large map take the compiled direct kernel
+    (conv._pointwise_direct_pays), on one thread or shared among two: with and without a bias,
+    and as FusedConv with a compiled activation and with a residual, against onnxruntime; so
+    do small layers of at most 32 input channels on maps of 16 cells or more. Into fewer
+    channels on a large map, past SMALL_POINTWISE_WORK on a small one, or on a single cell,
+    they stay one GEMM."""
     from ort_cpu.kernels import conv
 
     from .harness import spy_split_compiled, use_compiled
 
     use_compiled(monkeypatch, True)
+    monkeypatch.setattr(conv, "_pointwise_tiled_pays", lambda *a: False)
     xs, ws = POINTWISE[case]
     assert _kind(_plan(xs, ws, {})) == "direct"
     assert _kind(_plan((1, 96, 56, 56), (24, 96, 1, 1), {})) == "_pointwise_plan"
@@ -659,6 +669,70 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     )  # fmt: skip
     _check_residual(rng, x, w, b, {}, 0.1)
     if split == "split":
+        assert any(done for _, threads, done in handed if threads > 1) or all(
+            threads == 1 for _, threads, _ in handed
+        )
+
+
+TILES = [
+    ((1, 16, 28, 28), (96, 16, 1, 1), {}),  # an inverted residual's expansion: planar
+    ((2, 24, 30, 29), (26, 24, 1, 1), {}),  # batch 2, 26 outputs (a partial tile), 870 cells
+    ((1, 3, 40, 40), (13, 3, 1, 1), {}),  # three input channels
+    ((1, 160, 7, 7), (960, 160, 1, 1), {}),  # channels last: 49 cells
+    ((2, 40, 5, 9), (70, 40, 1, 1), {}),  # channels last, batch 2, 70 outputs (partial vectors)
+    ((1, 32, 3, 12), (16, 32, 1, 1), {}),  # an OCR model's: 36 cells, 16 outputs
+    ((1, 7, 2, 2), (5, 7, 1, 1), {}),  # four cells, five outputs
+    ((1, 24, 14, 13), (48, 24, 1, 1), {"strides": [2, 2]}),  # strided: channels last
+    ((1, 12, 30, 40), (20, 12, 1, 1), {"strides": [2, 1]}),  # strided: 600 cells, planar
+    ((1, 20, 8, 8), (1, 20, 1, 1), {}),  # one output channel (tiles: rows past M unread)
+    ((1, 40, 10, 12), (36, 40, 1, 1), {}),  # planar, two blocks of cells: shared by tiles
+]
+
+
+@pytest.mark.parametrize("split", ["serial", "split"])
+@pytest.mark.parametrize("case", range(len(TILES)))
+def test_pointwise_tiles(case, split, monkeypatch):
+    """Float32 1x1 layers from 4 cells take the compiled tiles (conv._PointwisePlan): planar
+    from POINTWISE_TILED_CELLS cells, channels last below, on one thread or shared among two
+    (by blocks of cells, by tiles of channels where the blocks are few, channels last by
+    blocks of channels): with and without a bias, and as FusedConv with a compiled
+    activation and with a residual (planar: added in the tile; channels last: after),
+    against onnxruntime. One or three cells stay a GEMV (host logic on the compiled kernels)."""
+    from ort_cpu.kernels import conv
+
+    from .harness import spy_split_compiled, use_compiled
+
+    use_compiled(monkeypatch, True)
+    xs, ws, attrs = TILES[case]
+    plan = _plan(xs, ws, attrs)
+    cells = math.prod(plan.out)
+    assert _kind(plan) == ("pointwise_cl" if cells < conv.POINTWISE_TILED_CELLS else "pointwise")
+    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan((1, 24, 1, 3), (96, 24, 1, 1), {})) == "_pointwise_plan"
+    assert not _kind(_plan((1, 24, 7, 7), (96, 24, 1, 1), {}, np.float64)).startswith("pointwise")
+    handed = []
+    if split == "split":
+        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+        handed = spy_split_compiled(monkeypatch)
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    _check("Conv", [x, w, b], attrs)
+    _check("Conv", [x, w], attrs, consts=(1,))
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
+        domain=MS,
+    )  # fmt: skip
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "HardSigmoid",
+                                 "activation_params": [0.3, 0.4]}, domain=MS,
+    )  # fmt: skip
+    _check_residual(rng, x, w, b, attrs, 0.1)
+    jit = conv._conv_jit
+    if plan.cl:
+        parts = -(-ws[0] // jit.CL_CHANNELS)
+    else:
+        parts = max(xs[0] * -(-cells // jit.PW_CELLS), -(-ws[0] // jit.PW_ROWS))
+    if split == "split" and parts >= 2:  # shared wherever there are two pieces
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed
         )

@@ -32,6 +32,8 @@ _direct = _conv_jit._direct.jitted()
 _nhwc = _conv_jit._depthwise_nhwc.jitted()
 _quant = _conv_jit._depthwise_quant.jitted()
 _quant_cl = _conv_jit._depthwise_quant_cl.jitted()
+_pointwise = _conv_jit.pointwise.jitted()
+_pointwise_cl = _conv_jit.pointwise_cl.jitted()
 
 
 @njit(cache=True, inline="always")
@@ -153,7 +155,37 @@ def _quant_cl_piece(x_dtype, y_dtype):
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
-DIRECT, NHWC = _direct_piece, _nhwc_piece
+def _pointwise_piece(dtype):
+    """Blocks of cells ``lo:hi`` (all tiles of output channels) of :func:`._conv_jit.pointwise`,
+    or with the first integer argument 1, its tiles ``lo:hi`` (all blocks), with 2 blocks of
+    channels ``lo:hi`` of :func:`._conv_jit.pointwise_cl`. x is (N, K, 1, P) in the block, the
+    weights (M, K) (channels last: (K, MW), and MW biases), y (N, M, 1, P); the integer
+    arguments are the mode, the residual's address (0: none) and the activation code."""
+    cells = _conv_jit.PW_CELLS
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), INTS + 5, np.int64)
+        f = carray(pointer(argument + (INTS + 3) * 8), 2, np.float64)
+        x = carray(pointer(a[X]), (a[N], a[C], a[W]), dtype)
+        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
+        y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
+        if a[INTS] == 2:
+            bias = carray(pointer(a[BIAS]), a[COLUMNS], dtype)
+            _pointwise_cl(x, w, bias, y, lo, hi, a[INTS + 2], f[0], f[1])
+            return
+        bias = carray(pointer(a[BIAS]), a[YC], dtype)
+        z = carray(pointer(a[INTS + 1]), (a[N], a[YC], a[OW]) if a[INTS + 1] else (0, 0, 0), dtype)
+        tiles = -(-a[YC] // _conv_jit.PW_ROWS)
+        b0, b1, t0, t1 = (
+            (0, a[N] * -(-a[W] // cells), lo, hi) if a[INTS] == 1 else (lo, hi, 0, tiles)
+        )
+        _pointwise(x, w, bias, y, z, b0, b1, t0, t1, a[INTS + 2], f[0], f[1])
+
+    _warm_filled(dtype, dtype)
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+DIRECT, NHWC, POINTWISE = _direct_piece, _nhwc_piece, _pointwise_piece
 
 
 def quant_block(x_shape, w, bias, mult, y_shape, ints, floats) -> np.ndarray:
@@ -192,8 +224,8 @@ def quant_address(x_dtype, y_dtype, channels_last: bool = False) -> int:
 
 
 def address(kind, dtype) -> int:
-    """The address of the piece ``kind`` (:data:`DIRECT` or :data:`NHWC`) for ``dtype`` (made
-    on first demand: :func:`ort_cpu._spin_jit.made`)."""
+    """The address of the piece ``kind`` (:data:`DIRECT`, :data:`NHWC` or :data:`POINTWISE`)
+    for ``dtype`` (made on first demand: :func:`ort_cpu._spin_jit.made`)."""
     return made(kind, dtype)
 
 

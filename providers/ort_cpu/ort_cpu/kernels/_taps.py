@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._conv_jit import LANES, NHWC_BLOCK, OUTS, ROWS
+from ._conv_jit import CL_CELLS, CL_VECTORS, LANES, NHWC_BLOCK, OUTS, PW_ROWS, PW_VECTORS, ROWS
 from ._ir import load, loop_end, loop_start, requantize8, splat, store, suffix
 
 #: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
@@ -651,3 +651,180 @@ def nhwc_cells(typingctx, dst, dst_step, count, src, src_step, offs, taps, weigh
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
     return sig, _nhwc_cells_codegen
+
+
+def _pointwise_codegen(context, builder, sig, args):
+    """The code of :func:`pointwise_tile`: one tile per count of vectors (1 to PW_VECTORS, the
+    whole tile without masks), chosen once per call."""
+    (dst, dst_row, src, src_row, weights, w_row, bias, k, rows, cells, resid, act, alpha, beta,
+     like) = args  # fmt: skip
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p = builder.inttoptr(dst, real.as_pointer())
+    src_p = builder.inttoptr(src, real.as_pointer())
+    w_p = builder.inttoptr(weights, real.as_pointer())
+    b_p = builder.inttoptr(bias, real.as_pointer())
+    z_p = builder.inttoptr(resid, real.as_pointer())
+    fma = builder.module.declare_intrinsic(
+        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+    )
+    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
+
+    def c(v):
+        return ir.Constant(word, v)
+
+    # channel o's weights and bias, channels past ``rows`` reading the first one's (not written)
+    owns = [
+        builder.select(builder.icmp_signed("<", c(o), rows), c(o), c(0)) for o in range(PW_ROWS)
+    ]
+    w_rows = [builder.gep(w_p, [builder.mul(o, w_row)]) for o in owns]
+    biases = [builder.load(builder.gep(b_p, [o])) for o in owns]
+
+    def tile(n_vectors, masked):
+        parts = [c(LANES * u) for u in range(n_vectors)]
+        masks = [None] * n_vectors
+        if masked:
+            masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, p), lanes.type))
+                     for p in parts]  # fmt: skip
+        starts = [[splat(builder, b, vec)] * n_vectors for b in biases]
+
+        def step(t, acc):
+            row = builder.mul(t, src_row)
+            xv = [load(builder, src_p, builder.add(row, p), vec, m)
+                  for p, m in zip(parts, masks, strict=True)]  # fmt: skip
+            new = []
+            for o in range(PW_ROWS):
+                ws = splat(builder, builder.load(builder.gep(w_rows[o], [t])), vec)
+                new.append([builder.call(fma, [ws, xv[u], acc[o][u]]) for u in range(n_vectors)])
+            return new
+
+        sums = _tap_loop(builder, k, starts, step)
+        flat = [v for row in sums for v in row]
+        # the residual (FusedConv's Add), before the activation, where one is given
+        before = builder.block
+        with builder.if_then(builder.icmp_signed("!=", resid, c(0))):
+            added = []
+            for o in range(PW_ROWS):
+                for u in range(n_vectors):
+                    at = builder.add(builder.mul(c(o), dst_row), parts[u])
+                    z = load(builder, z_p, at, vec, masks[u])
+                    added.append(builder.fadd(flat[o * n_vectors + u], z))
+            with_z = builder.block
+        merged = []
+        for v, a in zip(flat, added, strict=True):
+            phi = builder.phi(vec)
+            phi.add_incoming(v, before)
+            phi.add_incoming(a, with_z)
+            merged.append(phi)
+        out = _act_ir(builder, merged, act, alpha, beta)
+
+        def put(o):
+            for u in range(n_vectors):
+                at = builder.add(builder.mul(c(o), dst_row), parts[u])
+                store(builder, out[o * n_vectors + u], dst_p, at, masks[u])
+
+        put(0)
+        for o in range(1, PW_ROWS):  # rows past the tile's last are not written
+            with builder.if_then(builder.icmp_signed("<", c(o), rows)):
+                put(o)
+
+    merge = builder.append_basic_block("pw.merge")
+    whole = builder.append_basic_block("pw.whole")
+    part = builder.append_basic_block("pw.part")
+    builder.cbranch(builder.icmp_signed(">=", cells, c(LANES * PW_VECTORS)), whole, part)
+    builder.position_at_end(whole)
+    tile(PW_VECTORS, False)
+    builder.branch(merge)
+    builder.position_at_end(part)
+    needed = builder.sdiv(builder.add(cells, c(LANES - 1)), c(LANES))
+    switch = builder.switch(needed, merge)
+    for n_vectors in range(1, PW_VECTORS + 1):
+        block = builder.append_basic_block(f"pw.v{n_vectors}")
+        switch.add_case(ir.Constant(word, n_vectors), block)
+        builder.position_at_end(block)
+        tile(n_vectors, True)
+        builder.branch(merge)
+    builder.position_at_end(merge)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def pointwise_tile(typingctx, dst, dst_row, src, src_row, weights, w_row, bias, k, rows, cells,
+                   resid, act, alpha, beta, like):  # fmt: skip
+    """A tile of a 1x1 convolution's output, :data:`PW_ROWS` output channels by ``cells`` (at
+    most LANES * PW_VECTORS) cells, summed in registers and written once: channel o's cell q
+    at ``dst[o * dst_row + q]`` is ``act(bias[o] + sum over t < k of weights[o * w_row + t]
+    * src[t * src_row + q] (+ resid[o * dst_row + q]))``, fused multiply-adds in channel order
+    (a GEMM's), ``resid`` an address or 0 (none): the weights as they are, (M, K), each
+    channel's broadcast from its own row. A partial tile's vectors read and write under masks;
+    channels from ``rows`` on are neither read nor written. Every argument but ``act``/
+    ``alpha``/``beta`` (``like``'s type) and ``like`` is an int64 address or count (in
+    elements)."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
+    return sig, _pointwise_codegen
+
+
+def _pointwise_cl_codegen(context, builder, sig, args):
+    """The code of :func:`pointwise_cl_tile`: one tile per count of cells (1 to CL_CELLS),
+    chosen once per call."""
+    dst, src, src_row, weights, w_row, bias, k, cells, act, alpha, beta, like = args
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p = builder.inttoptr(dst, real.as_pointer())
+    src_p = builder.inttoptr(src, real.as_pointer())
+    w_p = builder.inttoptr(weights, real.as_pointer())
+    b_p = builder.inttoptr(bias, real.as_pointer())
+    fma = builder.module.declare_intrinsic(
+        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
+    )
+    parts = [ir.Constant(word, LANES * u) for u in range(CL_VECTORS)]
+    biases = [load(builder, b_p, p, vec, None) for p in parts]
+
+    def tile(n_cells):
+        def step(t, acc):
+            w_at = builder.mul(t, w_row)
+            wv = [load(builder, w_p, builder.add(w_at, p), vec, None) for p in parts]
+            row = builder.mul(t, src_row)
+            new = []
+            for r in range(n_cells):
+                at = builder.add(row, ir.Constant(word, r))
+                xs = splat(builder, builder.load(builder.gep(src_p, [at])), vec)
+                new.append([builder.call(fma, [w, xs, a]) for w, a in zip(wv, acc[r], strict=True)])
+            return new
+
+        sums = _tap_loop(builder, k, [list(biases) for _ in range(n_cells)], step)
+        out = _act_ir(builder, [v for row in sums for v in row], act, alpha, beta)
+        for r in range(n_cells):
+            for u, p in enumerate(parts):
+                at = builder.add(ir.Constant(word, r * LANES * CL_VECTORS), p)
+                store(builder, out[r * CL_VECTORS + u], dst_p, at, None)
+
+    merge = builder.append_basic_block("pwcl.merge")
+    switch = builder.switch(cells, merge)
+    for n_cells in range(1, CL_CELLS + 1):
+        block = builder.append_basic_block(f"pwcl.c{n_cells}")
+        switch.add_case(ir.Constant(word, n_cells), block)
+        builder.position_at_end(block)
+        tile(n_cells)
+        builder.branch(merge)
+    builder.position_at_end(merge)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def pointwise_cl_tile(typingctx, dst, src, src_row, weights, w_row, bias, k, cells, act, alpha,
+                      beta, like):  # fmt: skip
+    """A tile of a 1x1 convolution's output channels last: ``cells`` (1 to :data:`CL_CELLS`)
+    cells by LANES * :data:`CL_VECTORS` output channels, summed in registers: cell r's channels
+    at ``dst[r * LANES * CL_VECTORS:]`` are ``act(bias[o] + sum over t < k of weights[t *
+    w_row + o] * src[t * src_row + r])``, fused multiply-adds in channel order. The weights
+    transposed, (K, M) with zero columns past M and the bias as long (every vector whole);
+    each input value broadcast. For small maps (7 x 7), where a planar tile's vectors of cells
+    are mostly empty. Every argument but ``act``/``alpha``/``beta`` (``like``'s type) and
+    ``like`` is an int64 address or count (in elements)."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
+    return sig, _pointwise_cl_codegen

@@ -158,11 +158,12 @@ def fused_conv(info):
     prewarm(attrs, None if w_const is None else w_const.shape, info, packed)  # now, not in a run
     # the plan of the last input shape (and dtype) with the packed constant weights: a run
     # of the same shape calls it directly (conv_core's key and lookup cost about a microsecond,
-    # a fifth of a small layer's time); (shape, dtype, plan, whether it takes ``code``)
-    last: list = [(None, None, None, False)]
+    # a fifth of a small layer's time); (shape, dtype, plan, whether it takes ``code``, with a
+    # residual too)
+    last: list = [(None, None, None, False, False)]
 
     def run(x, w, b=None, z=None):
-        shape, dtype, plan, coded = last[0]
+        shape, dtype, plan, coded, residual = last[0]
         if x.shape == shape and x.dtype is dtype:  # the remembered plan, on the packed weights
             cdt, wmat = packed.dtype, packed
         else:
@@ -170,12 +171,13 @@ def fused_conv(info):
             wmat = packed if packed is not None else pack_weights(w, attrs.group, cdt)
             plan = conv_plan(x.shape, cdt, wmat, w.shape[0], attrs, w.shape[2:])
             coded = code is not None and takes_code(plan)
+            residual = code is not None and takes_code(plan, True)
             if wmat is packed and packed.dtype == cdt:
-                last[0] = (x.shape, x.dtype, plan, coded)
+                last[0] = (x.shape, x.dtype, plan, coded, residual)
         xc = x if x.dtype is cdt else x.astype(cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
-        if z is None and coded:  # the plan applies the activation as it writes
-            y = plan(xc, wmat, bias, None, None, code)
+        if coded if z is None else residual:  # the plan applies the activation as it writes
+            y = plan(xc, wmat, bias, None if z is None else z.astype(cdt, copy=False), None, code)
         else:
             y = plan(xc, wmat, bias, None if z is None else z.astype(cdt, copy=False), act)
         return y if x.dtype is cdt else y.astype(x.dtype)
