@@ -86,10 +86,19 @@ def test_conv_dtypes(dtype, case):
 
 def _gemm_paths(monkeypatch) -> None:
     """Dense layers take the GEMM plans whatever their channels (the dense direct kernel,
-    conv._dense_direct_pays, off): the tests of those plans use small layers."""
+    conv._dense_direct_pays, and the channels-last one, conv._channels_last_conv_pays, off: as
+    for float64): the tests of those plans use small layers."""
     from ort_cpu.kernels import conv
 
     monkeypatch.setattr(conv, "_dense_direct_pays", lambda *a: False)
+    monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)
+
+
+def _no_channels_last(monkeypatch) -> None:
+    """Float32 windows take the plans of float64 (the channels-last plan off)."""
+    from ort_cpu.kernels import conv
+
+    monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)
 
 
 def _spy_on_path(monkeypatch, name: str) -> list:
@@ -168,7 +177,8 @@ def one_thread(monkeypatch):
 def test_conv_winograd(case, dtype, monkeypatch, one_thread):
     """On one thread, 3x3 stride-1 convolutions with 128+ channels on 14+ wide maps go through
     Winograd F(2x2, 3x3) (where numpy's BLAS exposes its GEMM) and give the reference result,
-    bias included."""
+    bias included (float32 on maps below 16 x 16 runs channels last: turned off here)."""
+    _no_channels_last(monkeypatch)
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(40 + case)
@@ -191,6 +201,7 @@ def test_conv_winograd_on_two_threads_needs_a_spinning_pool(case, spinning, monk
     monkeypatch.setattr(_threads, "default_threads", lambda: 2)
     if not spinning:
         monkeypatch.setattr(_threads, "spinning", lambda: False)
+    _no_channels_last(monkeypatch)
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(50 + case)

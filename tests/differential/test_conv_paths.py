@@ -71,10 +71,12 @@ def _plan(x_shape, w_shape, attrs, dtype=np.float32):
 
 def _gemm_paths(monkeypatch) -> None:
     """Dense layers take the GEMM plans whatever their channels (the dense direct kernel,
-    conv._dense_direct_pays, off): the tests of those plans use small layers."""
+    conv._dense_direct_pays, and the channels-last one, conv._channels_last_conv_pays, off: as
+    for float64): the tests of those plans use small layers."""
     from ort_cpu.kernels import conv
 
     monkeypatch.setattr(conv, "_dense_direct_pays", lambda *a: False)
+    monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)
 
 
 def _kind(plan) -> str:
@@ -91,7 +93,9 @@ def _kind(plan) -> str:
     if isinstance(plan, conv._GatherPlan):  # the compiled form of the gather plan
         return "_gather_plan"
     if isinstance(plan, conv._PointwisePlan):
-        return "pointwise_cl" if plan.cl else "pointwise"
+        return "pointwise"
+    if isinstance(plan, conv._ChannelsLastPlan):
+        return "channels_last_dense"
     return plan.__qualname__.split(".")[0]
 
 
@@ -208,7 +212,7 @@ def test_pointwise(stride, batch):
     x, w, b = _rand(rng, (batch, 40, 14, 13)), _rand(rng, (48, 40, 1, 1)), _rand(rng, (48,))
     attrs = {"strides": [stride, stride]}
     # 182 cells at stride 1: planar tiles; 49 and 25 at strides 2 and 3: channels last
-    want = "pointwise" if stride == 1 else "pointwise_cl"
+    want = "pointwise" if stride == 1 else "channels_last_dense"
     assert _kind(_plan(x.shape, w.shape, attrs)) in (want, "_pointwise_plan")
     _check("Conv", [x, w, b], attrs)
     _check("Conv", [x, w], attrs, consts=())
@@ -287,6 +291,7 @@ def test_one_dimensional_plans_take_the_code_where_their_row_plan_does(monkeypat
     from .harness import use_compiled
 
     use_compiled(monkeypatch, True)
+    monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)  # as for float64
     compiled = _plan((1, 129, 4), (128, 129, 3), {"pads": [1, 1]})
     assert conv.takes_code(compiled) and conv.takes_code(_inner(compiled))
     gemm = _plan((1, 256, 400), (256, 256, 3), {"pads": [1, 1]})
@@ -597,6 +602,7 @@ def test_dense_layers_direct(case, split, monkeypatch):
 
     use_compiled(monkeypatch, True)
     monkeypatch.setattr(conv, "_dense_direct_pays", lambda g, c, m, taps: g == 1)
+    monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)  # as for float64
     handed = []
     if split == "split":
         monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
@@ -706,10 +712,14 @@ def test_pointwise_tiles(case, split, monkeypatch):
     xs, ws, attrs = TILES[case]
     plan = _plan(xs, ws, attrs)
     cells = math.prod(plan.out)
-    assert _kind(plan) == ("pointwise_cl" if cells < conv.POINTWISE_TILED_CELLS else "pointwise")
+    small = cells < conv.POINTWISE_TILED_CELLS
+    assert _kind(plan) == ("channels_last_dense" if small else "pointwise")
     assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 24, 1, 3), (96, 24, 1, 1), {})) == "_pointwise_plan"
-    assert not _kind(_plan((1, 24, 7, 7), (96, 24, 1, 1), {}, np.float64)).startswith("pointwise")
+    assert _kind(_plan((1, 24, 7, 7), (96, 24, 1, 1), {}, np.float64)) in (
+        "direct",
+        "_pointwise_plan",
+    )
     handed = []
     if split == "split":
         monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
@@ -728,7 +738,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
     )  # fmt: skip
     _check_residual(rng, x, w, b, attrs, 0.1)
     jit = conv._conv_jit
-    if plan.cl:
+    if small:
         parts = -(-ws[0] // jit.CL_CHANNELS)
     else:
         parts = max(xs[0] * -(-cells // jit.PW_CELLS), -(-ws[0] // jit.PW_ROWS))
@@ -736,6 +746,70 @@ def test_pointwise_tiles(case, split, monkeypatch):
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed
         )
+
+
+WINDOWS = [
+    ((1, 512, 7, 7), (512, 512, 3, 3), {"pads": [1, 1, 1, 1]}),  # ResNet-50's last stage
+    ((1, 64, 14, 14), (64, 64, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ((2, 16, 12, 11), (24, 16, 3, 3), {"pads": [0, 1, 2, 1]}),  # batch, uneven pads, 24 outs
+    ((1, 12, 20, 20), (32, 12, 5, 5), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+    ((1, 24, 40, 60), (96, 24, 3, 1), {"strides": [1, 2]}),  # no padding: the input as it is
+    ((1, 40, 30, 30), (32, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # 900 cells: bands of 256
+    ((1, 130, 9, 10), (60, 130, 2, 2), {}),  # 60 outputs: a partial vector in the last block
+    ((1, 64, 160), (64, 64, 3), {"pads": [1, 1]}),  # 1-D, over a single row
+]
+
+
+@pytest.mark.parametrize("split", ["serial", "split"])
+@pytest.mark.parametrize("case", range(len(WINDOWS)))
+def test_channels_last_windows(case, split, monkeypatch):
+    """Dense float32 windows of enough rows and output channels run channels last
+    (conv._ChannelsLastPlan: an implicit GEMM through a table of offsets into the zero-padded
+    input), on one thread or shared among two (by blocks of 32 channels, or by tiles of cells
+    where the blocks are few): with and without a bias, as FusedConv with activation codes and
+    with a residual, against onnxruntime (host logic on the compiled kernels). Winograd keeps
+    the layers it takes from 16 x 16 cells; stems of few rows, and outputs that fill less
+    than 70% of a block's lanes, keep their plans."""
+    from ort_cpu.kernels import conv
+
+    from .harness import spy_split_compiled, use_compiled
+
+    use_compiled(monkeypatch, True)
+    xs, ws, attrs = WINDOWS[case]
+    plan = _plan(xs, ws, attrs)
+    if len(xs) == 3:
+        plan = _inner(plan)
+    assert _kind(plan) == "channels_last_dense"
+    assert _kind(_plan((1, 128, 28, 28), (128, 128, 3, 3), {"pads": [1] * 4})) != (
+        "channels_last_dense"
+    )  # Winograd
+    assert _kind(_plan((1, 3, 64, 64), (32, 3, 3, 3), {"pads": [1] * 4})) != "channels_last_dense"
+    assert _kind(_plan((1, 64, 9, 9), (40, 64, 3, 3), {})) != "channels_last_dense"
+    assert _kind(_plan((1, 64, 9, 9), (64, 64, 3, 3), {}, np.float64)) != "channels_last_dense"
+    handed = []
+    if split == "split":
+        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+        handed = spy_split_compiled(monkeypatch)
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
+    tol = {"rtol": 1e-4, "atol": 1e-4}  # sums of up to 4608 products, in another order
+    _check("Conv", [x, w, b], attrs, **tol)
+    _check("Conv", [x, w], attrs, consts=(1,), **tol)
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
+        domain=MS, **tol,
+    )  # fmt: skip
+    out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
+    z = _rand(rng, out)
+    _check(
+        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
+                                    "activation_params": [0.1]}, domain=MS, **tol,
+    )  # fmt: skip
+    if split == "split":
+        assert any(done for _, threads, done in handed if threads > 1) or all(
+            threads == 1 for _, threads, _ in handed
+        )
+        assert handed
 
 
 def test_shared_direct_kernel_reads_each_runs_weights(monkeypatch):

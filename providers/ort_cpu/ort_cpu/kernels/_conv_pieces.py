@@ -33,7 +33,7 @@ _nhwc = _conv_jit._depthwise_nhwc.jitted()
 _quant = _conv_jit._depthwise_quant.jitted()
 _quant_cl = _conv_jit._depthwise_quant_cl.jitted()
 _pointwise = _conv_jit.pointwise.jitted()
-_pointwise_cl = _conv_jit.pointwise_cl.jitted()
+_conv_cl = _conv_jit.conv_cl.jitted()
 
 
 @njit(cache=True, inline="always")
@@ -46,15 +46,18 @@ def _views(a, dtype):  # pragma: no cover - compiled
     return x, w, bias, y
 
 
-def _warm_filled(x_dtype, y_dtype) -> None:
-    """Compile (or load) :func:`.._spin_jit.filled` for the 4-D input (writable or read-only)
-    and output a piece of these types takes, with the piece: not in a first split."""
+def _warm_filled(x_dtype, y_dtype, x_dims: int = 4, y_dims: int = 4, third: bool = False) -> None:
+    """Compile (or load) :func:`.._spin_jit.filled` for the input (``x_dims``-D, writable or
+    read-only) and output a piece of these types takes (with ``third``, an output-shaped
+    third array too), with the piece: not in a first split."""
     t = np.zeros(INTS + 18, np.int64)
-    y = np.empty((1, 1, 1, 1), y_dtype)
+    y = np.empty((1,) * y_dims, y_dtype)
     for writable in (True, False):
-        x = np.zeros((1, 1, 1, 1), x_dtype)
+        x = np.zeros((1,) * x_dims, x_dtype)
         x.flags.writeable = writable
         filled(t, X, x, Y, y)
+        if third:
+            filled(t, X, x, Y, y, INTS + 1, y)
 
 
 def _direct_piece(dtype):
@@ -157,10 +160,9 @@ def _quant_cl_piece(x_dtype, y_dtype):
 
 def _pointwise_piece(dtype):
     """Blocks of cells ``lo:hi`` (all tiles of output channels) of :func:`._conv_jit.pointwise`,
-    or with the first integer argument 1, its tiles ``lo:hi`` (all blocks), with 2 blocks of
-    channels ``lo:hi`` of :func:`._conv_jit.pointwise_cl`. x is (N, K, 1, P) in the block, the
-    weights (M, K) (channels last: (K, MW), and MW biases), y (N, M, 1, P); the integer
-    arguments are the mode, the residual's address (0: none) and the activation code."""
+    or with the first integer argument 1, its tiles ``lo:hi`` (all blocks). x is (N, K, 1, P)
+    in the block, the weights (M, K), y (N, M, 1, P); the integer arguments are the mode, the
+    residual's address (0: none) and the activation code."""
     cells = _conv_jit.PW_CELLS
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
@@ -169,10 +171,6 @@ def _pointwise_piece(dtype):
         x = carray(pointer(a[X]), (a[N], a[C], a[W]), dtype)
         w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
         y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
-        if a[INTS] == 2:
-            bias = carray(pointer(a[BIAS]), a[COLUMNS], dtype)
-            _pointwise_cl(x, w, bias, y, lo, hi, a[INTS + 2], f[0], f[1])
-            return
         bias = carray(pointer(a[BIAS]), a[YC], dtype)
         z = carray(pointer(a[INTS + 1]), (a[N], a[YC], a[OW]) if a[INTS + 1] else (0, 0, 0), dtype)
         tiles = -(-a[YC] // _conv_jit.PW_ROWS)
@@ -181,11 +179,38 @@ def _pointwise_piece(dtype):
         )
         _pointwise(x, w, bias, y, z, b0, b1, t0, t1, a[INTS + 2], f[0], f[1])
 
-    _warm_filled(dtype, dtype)
+    _warm_filled(dtype, dtype, 3, 3, third=True)
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def _channels_last_piece(dtype):
+    """Blocks of output channels ``lo:hi`` of :func:`._conv_jit.conv_cl`, or with the mode 1
+    its tiles of cells ``lo:hi``: x is (N, 1, 1, X) in the block, the weights (B, K *
+    CL_CHANNELS) and B * CL_CHANNELS biases, y (N, M, 1, P); the integer arguments are the
+    table's address and length, the cells' bases' address, the mode and the activation
+    code."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), INTS + 7, np.int64)
+        f = carray(pointer(argument + (INTS + 5) * 8), 2, np.float64)
+        x = carray(pointer(a[X]), (a[N], a[W]), dtype)
+        w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
+        bias = carray(pointer(a[BIAS]), a[ROWS] * _conv_jit.CL_CHANNELS, dtype)
+        y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
+        table = carray(pointer(a[INTS]), a[INTS + 1], np.int64)
+        bases = carray(pointer(a[INTS + 2]), a[OW] + _conv_jit.CL_CELLS, np.int64)
+        if a[INTS + 3]:  # tiles of cells lo:hi, every block
+            b0, b1, u0, u1 = 0, a[ROWS], lo, hi
+        else:
+            b0, b1, u0, u1 = lo, hi, 0, -(-a[OW] // _conv_jit.CL_CELLS)
+        _conv_cl(x, table, bases, w, bias, y, b0, b1, u0, u1, a[INTS + 4], f[0], f[1])
+
+    _warm_filled(dtype, dtype, 2, 3)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
 DIRECT, NHWC, POINTWISE = _direct_piece, _nhwc_piece, _pointwise_piece
+CHANNELS_LAST = _channels_last_piece
 
 
 def quant_block(x_shape, w, bias, mult, y_shape, ints, floats) -> np.ndarray:
@@ -224,8 +249,8 @@ def quant_address(x_dtype, y_dtype, channels_last: bool = False) -> int:
 
 
 def address(kind, dtype) -> int:
-    """The address of the piece ``kind`` (:data:`DIRECT`, :data:`NHWC` or :data:`POINTWISE`)
-    for ``dtype`` (made on first demand: :func:`ort_cpu._spin_jit.made`)."""
+    """The address of the piece ``kind`` (:data:`DIRECT`, :data:`NHWC`, :data:`POINTWISE` or
+    :data:`CHANNELS_LAST`) for ``dtype`` (made on first demand: :func:`ort_cpu._spin_jit.made`)."""
     return made(kind, dtype)
 
 

@@ -766,32 +766,40 @@ def pointwise_tile(typingctx, dst, dst_row, src, src_row, weights, w_row, bias, 
     return sig, _pointwise_codegen
 
 
-def _pointwise_cl_codegen(context, builder, sig, args):
-    """The code of :func:`pointwise_cl_tile`: one tile per count of cells (1 to CL_CELLS),
-    chosen once per call."""
-    dst, src, src_row, weights, w_row, bias, k, cells, act, alpha, beta, like = args
+def _cl_tile_codegen(context, builder, sig, args):
+    """The code of :func:`cl_tile`: one tile per count of cells (1 to CL_CELLS), chosen once
+    per call."""
+    dst, src, table, bases, weights, bias, k, cells, act, alpha, beta, like = args
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
     dst_p = builder.inttoptr(dst, real.as_pointer())
     src_p = builder.inttoptr(src, real.as_pointer())
+    table_p = builder.inttoptr(table, word.as_pointer())
+    bases_p = builder.inttoptr(bases, word.as_pointer())
     w_p = builder.inttoptr(weights, real.as_pointer())
     b_p = builder.inttoptr(bias, real.as_pointer())
     fma = builder.module.declare_intrinsic(
         f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
     )
+    width = LANES * CL_VECTORS
     parts = [ir.Constant(word, LANES * u) for u in range(CL_VECTORS)]
     biases = [load(builder, b_p, p, vec, None) for p in parts]
 
     def tile(n_cells):
+        # each cell's first input element: its row's pointer, moved by each row's offset
+        starts = [
+            builder.gep(src_p, [builder.load(builder.gep(bases_p, [ir.Constant(word, r)]))])
+            for r in range(n_cells)
+        ]
+
         def step(t, acc):
-            w_at = builder.mul(t, w_row)
+            w_at = builder.mul(t, ir.Constant(word, width))
             wv = [load(builder, w_p, builder.add(w_at, p), vec, None) for p in parts]
-            row = builder.mul(t, src_row)
+            offset = builder.load(builder.gep(table_p, [t]))
             new = []
             for r in range(n_cells):
-                at = builder.add(row, ir.Constant(word, r))
-                xs = splat(builder, builder.load(builder.gep(src_p, [at])), vec)
+                xs = splat(builder, builder.load(builder.gep(starts[r], [offset])), vec)
                 new.append([builder.call(fma, [w, xs, a]) for w, a in zip(wv, acc[r], strict=True)])
             return new
 
@@ -799,13 +807,13 @@ def _pointwise_cl_codegen(context, builder, sig, args):
         out = _act_ir(builder, [v for row in sums for v in row], act, alpha, beta)
         for r in range(n_cells):
             for u, p in enumerate(parts):
-                at = builder.add(ir.Constant(word, r * LANES * CL_VECTORS), p)
+                at = builder.add(ir.Constant(word, r * width), p)
                 store(builder, out[r * CL_VECTORS + u], dst_p, at, None)
 
-    merge = builder.append_basic_block("pwcl.merge")
+    merge = builder.append_basic_block("cl.merge")
     switch = builder.switch(cells, merge)
     for n_cells in range(1, CL_CELLS + 1):
-        block = builder.append_basic_block(f"pwcl.c{n_cells}")
+        block = builder.append_basic_block(f"cl.c{n_cells}")
         switch.add_case(ir.Constant(word, n_cells), block)
         builder.position_at_end(block)
         tile(n_cells)
@@ -815,16 +823,17 @@ def _pointwise_cl_codegen(context, builder, sig, args):
 
 
 @intrinsic
-def pointwise_cl_tile(typingctx, dst, src, src_row, weights, w_row, bias, k, cells, act, alpha,
-                      beta, like):  # fmt: skip
-    """A tile of a 1x1 convolution's output channels last: ``cells`` (1 to :data:`CL_CELLS`)
-    cells by LANES * :data:`CL_VECTORS` output channels, summed in registers: cell r's channels
-    at ``dst[r * LANES * CL_VECTORS:]`` are ``act(bias[o] + sum over t < k of weights[t *
-    w_row + o] * src[t * src_row + r])``, fused multiply-adds in channel order. The weights
-    transposed, (K, M) with zero columns past M and the bias as long (every vector whole);
-    each input value broadcast. For small maps (7 x 7), where a planar tile's vectors of cells
-    are mostly empty. Every argument but ``act``/``alpha``/``beta`` (``like``'s type) and
-    ``like`` is an int64 address or count (in elements)."""
+def cl_tile(typingctx, dst, src, table, bases, weights, bias, k, cells, act, alpha, beta, like):
+    """A tile of a dense convolution's output channels last: ``cells`` (1 to :data:`CL_CELLS`)
+    output cells by LANES * :data:`CL_VECTORS` output channels, summed in registers as an
+    implicit GEMM: cell r's channels at ``dst[r * LANES * CL_VECTORS:]`` are ``act(bias[o] +
+    sum over t < k of weights[t * LANES * CL_VECTORS + o] * src[bases[r] + table[t]])``,
+    fused multiply-adds in the order of t. ``table`` (k int64 offsets) places each (input
+    channel, tap) of the weights' rows in the input, ``bases`` (int64) each cell's window in
+    it: any window, stride and dilation over a zero-padded input (a 1x1 layer's input as it
+    is), no column matrix. A vector of weights per row, each input value broadcast. Every
+    argument but ``act``/``alpha``/``beta`` (``like``'s type) and ``like`` is an int64 address
+    or count (in elements)."""
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
-    return sig, _pointwise_cl_codegen
+    return sig, _cl_tile_codegen

@@ -885,6 +885,38 @@ def _pointwise_direct_may(g: int, c: int) -> bool:
 SMALL_POINTWISE_WORK = 1 << 18
 
 
+#: output cells from which a layer Winograd takes (:func:`_winograd_pays`) stays Winograd
+#: rather than channels last (:class:`_ChannelsLastPlan`), one thread, us: 128 -> 128 3x3 on
+#: 28 x 28 1849 against 2073, 192 -> 192 on 28 x 28 4390 against 5108, 256 -> 256 on 20 x 20
+#: 4141 against 4254, on 16 x 16 2781 against 2733, on 14 x 14 2169 against 2063
+WINOGRAD_OVER_CL_CELLS = 256
+#: input channels times taps from which a dense window runs channels last: below, a stem's
+#: few rows per window leave the tiles' sums short (3 -> 16 3x3 stride 2 over 640 x 640: 1213
+#: us direct, 2402 channels last; 16 -> 32: 3613 against 3118)
+CL_MIN_ROWS = 64
+
+
+def _channels_last_conv_pays(g: int, c: int, m: int, taps: int, out) -> bool:
+    """Whether a dense float32 2-D window (one group) runs channels last as an implicit GEMM
+    (:class:`_ChannelsLastPlan`) rather than direct, by taps or the column matrix: from
+    :data:`CL_MIN_ROWS` rows of weights, and output channels that fill most of the 32 lanes of
+    a tile's block. One thread, us, against the plan it replaced: 3x3 512 -> 512 on 7 x 7
+    3725 (column matrix) -> 2234, at stride 2 from 14 x 14 4143 -> 2331, 256 -> 256 stride 2
+    from 28 x 28 2999 (taps) -> 2114, 128 -> 128 stride 2 from 56 x 56 2965 -> 2200; 64 -> 64
+    on 56 x 56 2500 (direct) -> 2105, 128 -> 32 on 7 x 7 95 -> 41, 64 -> 256 on 13 x 13 604 ->
+    450, 192 -> 64 5x5 on 28 x 28 4963 -> 4285; 256 -> 256 on 14 x 14 2169 (Winograd) ->
+    2063. The same on large maps (64 -> 64 on 80 x 80 4396 -> 4354, 32 -> 64 stride 2 from
+    160 x 160 2529 -> 2525)."""
+    blocks = -(-m // _conv_jit.CL_CHANNELS)
+    return (
+        g == 1
+        and taps > 1
+        and c * taps >= CL_MIN_ROWS
+        and m >= 0.7 * blocks * _conv_jit.CL_CHANNELS
+        and math.prod(out) >= 1
+    )
+
+
 def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
     """A dense layer of few input channels and taps into at most 32 outputs (see _big_stem)."""
     return g == 1 and c * taps <= 32 and m <= 32
@@ -921,10 +953,15 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     dtype = (
         None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
     )
-    if taps == 1 and dtype == _F32 and attrs.group == 1 and _conv_jit.warm_pointwise():
-        _conv_jit.warm_pointwise_cl()
+    tiled = taps == 1 or _channels_last_conv_pays(attrs.group, w_shape[1], w_shape[0], taps, (1,))
+    if dtype == _F32 and attrs.group == 1 and tiled and _conv_jit.warm_conv_cl():
+        if taps == 1:
+            _conv_jit.warm_pointwise()
         if _threads.will_split(info.provider) and jit_available():
-            _conv_pieces().address(_conv_pieces().POINTWISE, np.float32)
+            pieces = _conv_pieces()
+            pieces.address(pieces.CHANNELS_LAST, np.float32)
+            if taps == 1:
+                pieces.address(pieces.POINTWISE, np.float32)
     if (
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
@@ -1178,29 +1215,25 @@ def _pointwise_tiled_pays(g: int, c: int, m: int, out, dtype) -> bool:
 
 
 class _PointwisePlan:
-    """A float32 1x1 convolution without padding by compiled tiles summed in registers over the
-    input channels and written once, bias and activation applied on the way out; strides take
-    every s-th cell first (one strided copy).
+    """A float32 1x1 convolution without padding, from :data:`POINTWISE_TILED_CELLS` cells, by
+    the compiled tiles of :func:`._conv_jit.pointwise`: 4 output channels by 64 cells summed in
+    registers over the input channels, read in place, and written once, bias, residual and
+    activation applied on the way out; strides take every s-th cell first (one strided copy).
+    Against OpenBLAS's GEMM (which packs its operands on every call: for K = 16 that is as long
+    as the products), one thread, product alone (us): 96 x 16 x 12544 534 -> 378, 144 x 24 x
+    3136 258 -> 201, 24 x 144 x 3136 264 -> 199, 32 x 192 x 784 105 -> 84, 64 x 384 x 196 101
+    -> 88, 256 x 64 x 3136 1097 -> 938, 512 x 128 x 784 1017 -> 918; and the GEMM path's
+    passes over the output for the bias and the activation are gone. Shared among the run's
+    threads by blocks of cells, or by tiles of channels where the blocks are few. (Smaller
+    maps run channels last: :class:`_ChannelsLastPlan`.)"""
 
-    - Planar (:func:`._conv_jit.pointwise`), from :data:`POINTWISE_TILED_CELLS` cells: 4 output
-      channels by 64 cells, the input read in place, the residual added on the way out too.
-      Against OpenBLAS's GEMM (which packs its operands on every call: for K = 16 that is as
-      long as the products), one thread, product alone (us): 96 x 16 x 12544 534 -> 378, 144
-      x 24 x 3136 258 -> 201, 24 x 144 x 3136 264 -> 199, 32 x 192 x 784 105 -> 84, 64 x 384 x
-      196 101 -> 88, 256 x 64 x 3136 1097 -> 938, 512 x 128 x 784 1017 -> 918; and the GEMM
-      path's passes over the output for the bias and the activation are gone.
-    - Channels last (:func:`._conv_jit.pointwise_cl`) on smaller maps: 8 cells by 32 output
-      channels, then 16 x 16 transposes into the planes (its weights transposed once): 960 x
-      160 x 49 168 (OpenBLAS) -> 146, 160 x 960 x 49 170 -> 139, 1280 x 320 x 49 467 -> 386,
-      512 x 2048 x 49 1226 -> 1103 (2048 x 512 x 49: 1204 -> 1282). A residual is added after.
+    __slots__ = ("fn", "sub", "m", "out", "zeros", "blocks")
 
-    Shared among the run's threads by blocks of cells, or by tiles of channels where the blocks
-    are few (channels last: by blocks of 32 channels)."""
+    #: the residual is added as the output is written, before the activation
+    residual = True
 
-    __slots__ = ("fn", "sub", "m", "out", "cl", "zeros", "blocks", "padded")
-
-    def __init__(self, fn, m, strides, out, cl: bool = False) -> None:
-        self.fn, self.m, self.out, self.cl = fn, m, tuple(out), cl
+    def __init__(self, fn, m, strides, out) -> None:
+        self.fn, self.m, self.out = fn, m, tuple(out)
         self.sub = None
         if any(s != 1 for s in strides):
             self.sub = (
@@ -1210,12 +1243,6 @@ class _PointwisePlan:
             )
         self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
-        self.padded: tuple = (None, None)  # channels last: the last bias and its padded copy
-
-    @property
-    def residual(self) -> bool:
-        """Whether the residual is added as the output is written (before the activation)."""
-        return not self.cl
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         dtype, m = _F32, self.m
@@ -1231,41 +1258,26 @@ class _PointwisePlan:
         if act is not None:
             code = (0, 0.0, 0.0)  # the activation after the residual, on the output
         x3, y3, z3 = xs.reshape(n, c, p), y.reshape(n, m, p), _EMPTY
-        if self.cl:
-            w2 = _CL_POINTWISE.get(wmat, lambda w: _conv_jit.pointwise_cl_weights(w[0]))
-            seen, b2 = self.padded
-            if seen is not bias:
-                b2 = np.zeros(w2.shape[1], dtype)
-                b2[:m] = bias
-                self.padded = (bias, b2)
-            total, args = w2.shape[1] // _conv_jit.CL_CHANNELS, ()
-        else:
-            w2, b2 = np.ascontiguousarray(wmat.reshape(m, c)), np.ascontiguousarray(bias, dtype)
-            if z is not None:  # the residual read as the output is written
-                z3 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, p)
-            tiles = _conv_jit.pointwise_tiles(m)
-            total, args = n * -(-p // _conv_jit.PW_CELLS), (z3,)
+        w2, b2 = np.ascontiguousarray(wmat.reshape(m, c)), np.ascontiguousarray(bias, dtype)
+        if z is not None:  # the residual read as the output is written
+            z3 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, p)
+        tiles = _conv_jit.pointwise_tiles(m)
+        total = n * -(-p // _conv_jit.PW_CELLS)
         threads = _threads.threads()
         if not (
             threads > 1
             and _direct_split_pays(n * m * p, (n, m), c)
             and _threads.spinning()
-            and self._split(x3, wmat, w2, b2, y3, z3, code, total, threads)
+            and self._split(x3, wmat, w2, b2, y3, z3, code, total, tiles, threads)
         ):
-            if self.cl:
-                self.fn(x3, w2, b2, y3, 0, total, *code)
-            else:
-                self.fn(x3, w2, b2, y3, *args, 0, total, 0, tiles, *code)
-        if z is not None and self.cl:  # handed ``act`` then (:func:`takes_code`)
-            return _finish(y, z, act)
+            self.fn(x3, w2, b2, y3, z3, 0, total, 0, tiles, *code)
         return y if act is None else _finish(y, None, act)
 
-    def _split(self, x3, wmat, w2, b2, y3, z3, code, total, threads) -> bool:
+    def _split(self, x3, wmat, w2, b2, y3, z3, code, total, tiles, threads) -> bool:
         """The tiles shared among the run's threads as compiled pieces: by blocks of cells, or
-        by tiles of channels where the blocks are fewer than two per thread; channels last by
-        blocks of channels."""
-        mode = 2 if self.cl else int(total < 2 * threads)
-        key = (x3.shape, code, mode, z3.size > 0)
+        by tiles of channels where the blocks are fewer than two per thread."""
+        by_tiles = total < 2 * threads
+        key = (x3.shape, code, by_tiles, z3.size > 0)
         found = self.blocks.get(key)
         if found is None or found[0] is not wmat or found[1] is not b2:
             if len(self.blocks) >= 8:
@@ -1273,7 +1285,8 @@ class _PointwisePlan:
             act, alpha, beta = code
             template = _conv_pieces().block(
                 (x3.shape[0], x3.shape[1], 1, x3.shape[2]), w2, b2,
-                (y3.shape[0], y3.shape[1], 1, y3.shape[2]), (mode, 0, act), (alpha, beta),
+                (y3.shape[0], y3.shape[1], 1, y3.shape[2]), (int(by_tiles), 0, act),
+                (alpha, beta),
             )  # fmt: skip
             found = self.blocks[key] = (wmat, b2, template)
         template = found[-1]
@@ -1283,11 +1296,107 @@ class _PointwisePlan:
         else:
             a = pieces.filled(template, pieces.X, x3, pieces.Y, y3)
         address = pieces.address(pieces.POINTWISE, np.float32)
-        parts = _conv_jit.pointwise_tiles(y3.shape[1]) if mode == 1 else total
-        return _threads.split_compiled(parts, address, a.ctypes.data)
+        return _threads.split_compiled(tiles if by_tiles else total, address, a.ctypes.data)
 
 
-_CL_POINTWISE = _DerivedWeights()
+class _ChannelsLastPlan:
+    """A float32 dense 2-D convolution (one group) channels last, by the compiled implicit GEMM
+    of :func:`._conv_jit.conv_cl`: tiles of 8 output cells by 32 output channels summed in
+    registers over every (input channel, tap), each cell's window read through a table of
+    offsets in the (zero-padded) input, the bias and activation applied on the way out, then
+    16 x 16 transposes into the output planes. No column matrix, no junk cells, any stride:
+    for small maps (1x1 layers below :data:`POINTWISE_TILED_CELLS` cells) and the windows of
+    :func:`_channels_last_conv_pays`. A residual is added after. Shared among the run's
+    threads by blocks of 32 output channels.
+
+    One thread, alone, against the plan it replaced (us): 1x1 960 -> 160 on 7 x 7 168 (GEMM)
+    -> 146, 160 -> 960 170 -> 139, 320 -> 1280 467 -> 386, 512 -> 2048 1226 -> 1103 (2048 ->
+    512: 1204 -> 1282)."""
+
+    __slots__ = ("fn", "m", "out", "begin", "size", "padded_shape", "table", "bases", "k",
+                 "zeros", "blocks", "padded")  # fmt: skip
+
+    #: the residual is added after the activation code's plan is done: FusedConv hands ``act``
+    residual = False
+
+    def __init__(self, fn, x_shape, m, kernel, strides, dilations, out, begin) -> None:
+        c, h, w = x_shape[1:]
+        (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+        # rows and columns the windows read, padding included
+        hp = max(h + begin[0], (out[0] - 1) * sh + (kh - 1) * dh + 1)
+        wp = max(w + begin[1], (out[1] - 1) * sw + (kw - 1) * dw + 1)
+        self.fn, self.m, self.out, self.begin = fn, m, tuple(out), tuple(begin)
+        self.size = (h, w)
+        # the input as it is where no window reaches past it, else a zero-padded copy
+        self.padded_shape = None if (hp, wp) == (h, w) and not any(begin) else (c, hp, wp)
+        self.table, self.bases = _conv_jit.cl_tables(c, hp, wp, kernel, strides, dilations, out)
+        self.k = c * kh * kw
+        self.zeros: dict = {}
+        self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
+        self.padded: tuple = (None, None)  # the last bias and its copy, CL_CHANNELS-padded
+
+    def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
+        dtype, m = _F32, self.m
+        n = x.shape[0]
+        if self.padded_shape is None:
+            xp = np.ascontiguousarray(x, dtype)
+        else:
+            xp = np.zeros((n, *self.padded_shape), dtype)
+            (t, l), (h, w) = self.begin, self.size
+            xp[:, :, t : t + h, l : l + w] = x
+        x2 = xp.reshape(n, -1)
+        w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
+        if bias is None:
+            bias = self.zeros.get(m)
+            if bias is None:
+                bias = self.zeros[m] = np.zeros(m, dtype)
+        seen, b2 = self.padded
+        if seen is not bias:
+            b2 = np.zeros(w2.shape[0] * _conv_jit.CL_CHANNELS, dtype)
+            b2[:m] = bias
+            self.padded = (bias, b2)
+        if act is not None or z is not None:
+            code = (0, 0.0, 0.0)  # the residual, then the activation, on the output
+        y = np.empty((n, m, *self.out), dtype)
+        y3 = y.reshape(n, m, -1)
+        blocks, tiles = w2.shape[0], -(-y3.shape[2] // _conv_jit.CL_CELLS)
+        threads = _threads.threads()
+        if not (
+            threads > 1
+            and _direct_split_pays(y.size, (n, m), self.k)
+            and _threads.spinning()
+            and self._split(x2, wmat, w2, b2, y3, code, blocks, tiles, threads)
+        ):
+            self.fn(x2, self.table, self.bases, w2, b2, y3, 0, blocks, 0, tiles, *code)
+        return y if z is None and act is None else _finish(y, z, act)
+
+    def _split(self, x2, wmat, w2, b2, y3, code, blocks, tiles, threads) -> bool:
+        """The blocks of output channels shared among the run's threads as compiled pieces, or
+        the tiles of cells where the blocks are fewer than two per thread."""
+        by_cells = blocks < 2 * threads
+        key = (x2.shape, code, by_cells)
+        found = self.blocks.get(key)
+        if found is None or found[0] is not wmat or found[1] is not b2:
+            if len(self.blocks) >= 8:
+                self.blocks.clear()
+            act, alpha, beta = code
+            ints = (self.table.ctypes.data, self.k, self.bases.ctypes.data, int(by_cells), act)
+            template = _conv_pieces().block(
+                (x2.shape[0], 1, 1, x2.shape[1]), w2, b2,
+                (y3.shape[0], y3.shape[1], 1, y3.shape[2]), ints, (alpha, beta),
+            )  # fmt: skip
+            found = self.blocks[key] = (wmat, b2, template)
+        pieces = _conv_pieces()
+        a = pieces.filled(found[-1], pieces.X, x2, pieces.Y, y3)
+        address = pieces.address(pieces.CHANNELS_LAST, np.float32)
+        # tiles of cells in pieces of whole bands where there are two bands a thread
+        band = _conv_jit.CL_BAND // _conv_jit.CL_CELLS
+        piece = band if tiles >= 2 * threads * band else 1
+        return _threads.split_compiled(tiles if by_cells else blocks, address, a.ctypes.data,
+                                       piece if by_cells else 1)  # fmt: skip
+
+
+_CL_WEIGHTS = _DerivedWeights()
 
 
 #: no residual (:func:`._conv_jit.pointwise`'s ``z``)
@@ -1483,11 +1592,15 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         None if attrs.pads is None else tuple(attrs.pads), attrs.auto_pad,
     )  # fmt: skip
     if all(k == 1 for k in kernel) and not any(begin) and not any(end):
-        if _pointwise_tiled_pays(g, c, m, out, dtype):
-            cl = math.prod(out) < POINTWISE_TILED_CELLS
-            fn = _conv_jit.warm_pointwise_cl() if cl else _conv_jit.warm_pointwise()
-            if fn is not None:
-                return _PointwisePlan(fn, m, strides, out, cl)
+        if nd == 2 and _pointwise_tiled_pays(g, c, m, out, dtype):
+            if math.prod(out) < POINTWISE_TILED_CELLS:
+                fn = _conv_jit.warm_conv_cl()
+                if fn is not None:
+                    return _ChannelsLastPlan(fn, x_shape, m, kernel, strides, dilations, out, begin)
+            else:
+                fn = _conv_jit.warm_pointwise()
+                if fn is not None:
+                    return _PointwisePlan(fn, m, strides, out)
         if nd == 2 and all(s == 1 for s in strides) and _pointwise_direct_pays(g, c, m, out):
             fn = _conv_jit.warm()
             if fn is not None:
@@ -1519,6 +1632,19 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
         fn = _conv_jit.warm_nhwc()
         if fn is not None:
             return _DepthwiseNHWCPlan(fn, kernel, strides, dilations, out, begin)
+    if (
+        nd == 2
+        and dtype == _F32
+        and _channels_last_conv_pays(g, c, m, taps, out)
+        and not (
+            not exact
+            and _winograd_pays(c, m, kernel, strides, dilations, out)
+            and math.prod(out) >= WINOGRAD_OVER_CL_CELLS
+        )
+    ):
+        fn = _conv_jit.warm_conv_cl()
+        if fn is not None:
+            return _ChannelsLastPlan(fn, x_shape, m, kernel, strides, dilations, out, begin)
     if (
         _direct_pays(g, c // g, m // g, taps)
         or _big_stem(g, c, m, taps, out)
@@ -1581,7 +1707,9 @@ class _Plan1D:
 
 
 #: the plans that apply an activation ``code`` as they write the output
-_COMPILED_EPILOGUE = (_DirectPlan, _DepthwiseNHWCPlan, _GatherPlan, _PointwisePlan)
+_COMPILED_EPILOGUE = (
+    _DirectPlan, _DepthwiseNHWCPlan, _GatherPlan, _PointwisePlan, _ChannelsLastPlan
+)  # fmt: skip
 _PLAN_LIMIT = 4096
 
 
@@ -1631,7 +1759,7 @@ def takes_code(plan, residual: bool = False) -> bool:
     if isinstance(plan, _Plan1D):
         plan = plan.inner
     if residual:
-        return isinstance(plan, _PointwisePlan) and plan.residual
+        return isinstance(plan, _PointwisePlan)
     return isinstance(plan, _COMPILED_EPILOGUE)
 
 
