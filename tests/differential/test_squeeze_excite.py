@@ -15,6 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ort_core
 
+MS = "com.microsoft"
+
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is the oracle of these tests")
 
 
@@ -177,4 +179,75 @@ def test_a_conv_read_elsewhere_keeps_its_hard_swish_apart():
     assert [st.node.op_type for st in sess._plan.steps] == ["Conv", "HardSwish"]
     want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
     for g, w in zip(sess.run(None, feeds), want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def _conv_silu(c, m, hw, group, kernel, stride, tail, seed=3):
+    """Conv then SiLU as Sigmoid and Mul (``tail`` "silu", the Mul's inputs in either order) or
+    as com.microsoft QuickGelu with alpha 1.702 (``tail`` "quick")."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((m, c // group, kernel, kernel)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    conv = helper.make_node(
+        "Conv", ["x", "w", "b"], ["t"], pads=[kernel // 2] * 4, group=group, strides=[stride] * 2
+    )
+    if tail == "quick":
+        nodes = [conv, helper.make_node("QuickGelu", ["t"], ["y"], domain=MS, alpha=1.702)]
+    else:
+        mul = ["g", "t"] if tail == "silu_swapped" else ["t", "g"]
+        nodes = [
+            conv,
+            helper.make_node("Sigmoid", ["t"], ["g"]),
+            helper.make_node("Mul", mul, ["y"]),
+        ]
+    graph = helper.make_graph(
+        nodes, "cs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, *hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 14), helper.make_opsetid(MS, 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    x = (rng.standard_normal((1, c, *hw)) * 4).astype(np.float32)  # both tails of the sigmoid
+    return model.SerializeToString(), {"x": x}
+
+
+@pytest.mark.parametrize("tail", ["silu", "silu_swapped", "quick"])
+@pytest.mark.parametrize(
+    "c, m, hw, group, kernel, stride",
+    [
+        (16, 32, (40, 40), 1, 3, 1),  # dense 3x3: the direct kernel
+        (64, 64, (14, 14), 1, 3, 2),  # channels last, strided
+        (32, 64, (20, 20), 1, 1, 1),  # 1x1 planar tiles
+        (64, 96, (7, 7), 1, 1, 1),  # 1x1 channels last
+        (32, 32, (20, 20), 32, 3, 1),  # depthwise
+        (3, 16, (64, 64), 1, 3, 2),  # a stem
+    ],
+)
+def test_conv_and_silu_are_one_kernel_and_equal_onnxruntime(c, m, hw, group, kernel, stride, tail):
+    """A Conv read only by a SiLU (Sigmoid and Mul, or QuickGelu) runs as the FusedConv kernel
+    with x * sigmoid(alpha * x) in its epilogue (activation code 6: the exponential of the
+    compiled QuickGelu, in registers), on every compiled plan, against onnxruntime."""
+    _compiled_on()
+    model, feeds = _conv_silu(c, m, hw, group, kernel, stride, tail)
+    sess = ort_core.InferenceSession(model, providers=["CPUExecutionProvider"])
+    assert [st.node.op_type.split("_")[0] for st in sess._plan.steps] in (
+        ["ConvMul"],
+        ["ConvQuickGelu"],
+    )
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    scale = float(np.abs(want[0]).max())  # sums of up to 576 products, in another order
+    np.testing.assert_allclose(sess.run(None, feeds)[0], want[0], rtol=1e-5, atol=2e-6 * scale)
+
+
+def test_a_sigmoid_read_elsewhere_keeps_the_silu_apart():
+    """Where the Sigmoid's output is also a graph output, the three nodes stay apart."""
+    model, feeds = _conv_silu(16, 32, (10, 10), 1, 3, 1, "silu")
+    m = onnx.load_from_string(model)
+    m.graph.output.append(helper.make_tensor_value_info("g", TensorProto.FLOAT, None))
+    sess = ort_core.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert not any(st.node.op_type.startswith("Conv") and "_" in st.node.op_type
+                   for st in sess._plan.steps)  # fmt: skip
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for g, w in zip(sess.run(None, feeds), want.run(None, feeds), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)

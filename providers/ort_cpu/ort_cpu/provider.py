@@ -100,7 +100,7 @@ class CPUExecutionProvider(KernelProvider):
 
     def get_capability(self, view):
         """Every node the kernels run, one by one, but squeeze-and-excitation blocks
-        (:mod:`ort_cpu.squeeze_excite`) and Conv + HardSwish pairs
+        (:mod:`ort_cpu.squeeze_excite`) and Conv + HardSwish or QuickGelu pairs
         (:mod:`ort_cpu.conv_activation`), each claimed as a fused subgraph, at the EXTENDED
         optimization level and above where compiled kernels are on."""
         from . import conv_activation, squeeze_excite
@@ -118,17 +118,17 @@ class CPUExecutionProvider(KernelProvider):
         taken = {id(n) for g in groups + pairs for n in g}
         kept = [c for c in single if c.fused or id(c.nodes[0]) not in taken]
         return kept + [
-            Claim.fused_group(g, f"{'SqueezeExcite' if len(g) > 2 else 'ConvHardSwish'}_"
-                                 f"{g[-1].name or k}")
+            Claim.fused_group(g, f"{'Conv' + g[-1].op_type if g[0].op_type == 'Conv' else 'SqueezeExcite'}"
+                                 f"_{g[-1].name or k}")
             for k, g in enumerate(groups + pairs)
         ]  # fmt: skip
 
     def compile(self, subgraph, opsets):
         """A fused subgraph this provider claimed: a squeeze-and-excitation block or a Conv +
-        HardSwish pair."""
+        HardSwish or QuickGelu pair."""
         from . import conv_activation, squeeze_excite
 
-        if [n.op_type for n in subgraph.nodes] == ["Conv", "HardSwish"]:
+        if subgraph.nodes[0].op_type == "Conv":
             return conv_activation.compile_pair(subgraph, opsets, self)
         return squeeze_excite.compile_block(subgraph)
 

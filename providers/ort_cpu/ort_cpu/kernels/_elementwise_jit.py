@@ -15,6 +15,7 @@ they write each output row.
 3    HardSigmoid: max(0, min(1, alpha * y + beta))
 4    LeakyRelu: y if y >= 0 else alpha * y
 5    HardSwish: y * max(0, min(1, y * (1/6) + 0.5))
+6    QuickGelu: y / (1 + exp(-alpha * y)) (SiLU at alpha 1; :mod:`._exp_jit`'s exponential)
 ==== =====================================================
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
+from ._exp_jit import _exp
 
 __all__ = [
     "ACT_CODES",
@@ -57,7 +59,9 @@ def warm_hard_swish():
 
 
 #: activation name -> code of the ``act`` argument below (and of :mod:`._conv_jit`)
-ACT_CODES = {"Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5}
+ACT_CODES = {
+    "Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5, "QuickGelu": 6
+}  # fmt: skip
 
 
 @jit(inline="always")
@@ -86,6 +90,8 @@ def _act_value(v, act, a, b, zero, one):  # pragma: no cover - compiled
         t = v * (one / (two + two + two)) + one / two
         t = zero if t < zero else t
         return (one if t > one else t) * v
+    if act == 6:
+        return v / (one + _exp(-a * v))
     return v
 
 

@@ -229,6 +229,44 @@ def _row_groups(builder, count, vectors: int, group) -> None:
                 group(first, 1, masks(1))
 
 
+def _exp_ir(builder, x):
+    """exp of the float32 vector ``x``, :func:`._exp_jit._exp`'s steps in the same order (so its
+    values): clamped, the exponent rounded to the nearest integer, a polynomial of the rest,
+    scaled by 2 ** (n - 1) * 2 made from its bits. (A float64 vector takes the same steps in
+    float64, from the float32 constants: within 3e-7 of exp.)"""
+    from . import _exp_jit as e
+
+    vec = x.type
+    real = vec.element
+    count = vec.count
+
+    def const(v):
+        return splat(builder, ir.Constant(real, float(v)), vec)
+
+    low, high = const(e._LOWEST), const(e._HIGHEST)
+    x = builder.select(builder.fcmp_ordered(">", x, low), x, low)  # max(x, low): NaN -> low
+    x = builder.select(builder.fcmp_ordered("<", x, high), x, high)
+    floor = builder.module.declare_intrinsic(
+        f"llvm.floor.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec])
+    )
+    n = builder.call(floor, [builder.fadd(builder.fmul(x, const(e._LOG2E)), const(0.5))])
+    r = builder.fsub(builder.fsub(x, builder.fmul(n, const(e._LN2_HIGH))),
+                     builder.fmul(n, const(e._LN2_LOW)))  # fmt: skip
+    p = const(e._P[0])
+    for coefficient in e._P[1:]:
+        p = builder.fadd(builder.fmul(p, r), const(coefficient))
+    p = builder.fadd(builder.fadd(builder.fmul(builder.fmul(p, r), r), r), const(1.0))
+    i32 = ir.VectorType(ir.IntType(32), count)
+    bits = builder.mul(
+        builder.add(builder.fptosi(n, i32), splat(builder, ir.Constant(ir.IntType(32), 126), i32)),
+        splat(builder, ir.Constant(ir.IntType(32), 8388608), i32),
+    )
+    scale = builder.bitcast(bits, ir.VectorType(ir.FloatType(), count))
+    if not isinstance(real, ir.FloatType):
+        scale = builder.fpext(scale, vec)
+    return builder.fmul(builder.fmul(p, scale), const(2.0))
+
+
 def _act_ir(builder, values, act, alpha, beta):
     """``values`` (vectors) through activation code ``act`` (a run-time int64: the table of
     :mod:`._elementwise_jit`, the same operations as its ``_act_value``: comparisons written so
@@ -273,7 +311,11 @@ def _act_ir(builder, values, act, alpha, beta):
         t = builder.select(builder.fcmp_ordered(">", t, one), one, t)
         return builder.fmul(t, v)
 
-    cases = {1: relu, 2: clip, 3: hard_sigmoid, 4: leaky, 5: hard_swish}
+    def quick_gelu(v):  # v / (1 + exp(-alpha * v)), as _exp_jit.logistic_cells computes it
+        return builder.fdiv(v, builder.fadd(one, _exp_ir(builder, builder.fmul(neg_alpha, v))))
+
+    neg_alpha = splat(builder, builder.fneg(alpha), vec)
+    cases = {1: relu, 2: clip, 3: hard_sigmoid, 4: leaky, 5: hard_swish, 6: quick_gelu}
     start = builder.block
     merge = builder.append_basic_block("act.merge")
     switch = builder.switch(act, merge)

@@ -55,6 +55,8 @@ ACTIVATIONS = {
     # (not onnxruntime's: only the CPU provider's fused Conv + HardSwish claims use it, see
     # ort_cpu.conv_activation; the optimizer never writes it into a model)
     "HardSwish": (lambda x, a, b, g: _hard_swish(x), None, None, None),
+    # (nor this: the CPU provider's fused Conv + QuickGelu, alpha its attribute; SiLU at 1)
+    "QuickGelu": (lambda x, a, b, g: logistic(x, float(a), times_x=True), 1.702, None, None),
     "Elu": (
         lambda x, a, b, g: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0))),
         1.0,
@@ -145,7 +147,9 @@ def fused_conv(info):
     name = info.attr("activation")
     act = activation_in_place(name, *params[:2])
     code = None  # the same activation for the compiled convolutions, applied as they write
-    if name in ACT_CODES and name in ACTIVATIONS:
+    # QuickGelu's code is float32's exponential: other types take the activation's kernel
+    float32 = info.input_dtype(0) == np.dtype(np.float32)
+    if name in ACT_CODES and name in ACTIVATIONS and (name != "QuickGelu" or float32):
         _, da, db, _ = ACTIVATIONS[name]
         a = params[0] if len(params) > 0 else da
         b = params[1] if len(params) > 1 else db
