@@ -50,14 +50,26 @@ def _check(op, inputs, attrs, *, consts=(1, 2), domain="", rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(g, e, rtol=rtol, atol=atol * scale)
 
 
-def _check_residual(rng, x, w, b, attrs, alpha) -> None:
+def _check_residual(rng, x, w, b, attrs, alpha, **tol) -> None:
     """FusedConv with a residual of the output's shape, then LeakyRelu(``alpha``)."""
     out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
     z = _rand(rng, out)
     _check(
         "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
-                                    "activation_params": [alpha]}, domain=MS,
+                                    "activation_params": [alpha]}, domain=MS, **tol,
     )  # fmt: skip
+
+
+def _check_layer(rng, x, w, b, attrs, **tol) -> None:
+    """A layer against onnxruntime as Conv with a bias, without one (the weights a constant),
+    FusedConv with Clip and FusedConv with a residual and LeakyRelu(0.1)."""
+    _check("Conv", [x, w, b], attrs, **tol)
+    _check("Conv", [x, w], attrs, consts=(1,), **tol)
+    _check(
+        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
+        domain=MS, **tol,
+    )  # fmt: skip
+    _check_residual(rng, x, w, b, attrs, 0.1, **tol)
 
 
 def _plan(x_shape, w_shape, attrs, dtype=np.float32):
@@ -615,13 +627,7 @@ def test_dense_layers_direct(case, split, monkeypatch):
     xs, ws, attrs = DENSE[case]
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
-    _check("Conv", [x, w, b], attrs)
-    _check("Conv", [x, w], attrs, consts=(1,))
-    _check(
-        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
-        domain=MS,
-    )  # fmt: skip
-    _check_residual(rng, x, w, b, attrs, 0.1)
+    _check_layer(rng, x, w, b, attrs)
     assert calls
     if split == "split":
         assert any(done for _, threads, done in handed if threads > 1) or all(
@@ -667,13 +673,7 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
         handed = spy_split_compiled(monkeypatch)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
-    _check("Conv", [x, w, b], {})
-    _check("Conv", [x, w], {}, consts=(1,))
-    _check(
-        "FusedConv", [x, w, b], {"activation": "Clip", "activation_params": [-0.5, 0.5]},
-        domain=MS,
-    )  # fmt: skip
-    _check_residual(rng, x, w, b, {}, 0.1)
+    _check_layer(rng, x, w, b, {})
     if split == "split":
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed
@@ -726,17 +726,11 @@ def test_pointwise_tiles(case, split, monkeypatch):
         handed = spy_split_compiled(monkeypatch)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
-    _check("Conv", [x, w, b], attrs)
-    _check("Conv", [x, w], attrs, consts=(1,))
-    _check(
-        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
-        domain=MS,
-    )  # fmt: skip
+    _check_layer(rng, x, w, b, attrs)
     _check(
         "FusedConv", [x, w, b], {**attrs, "activation": "HardSigmoid",
                                  "activation_params": [0.3, 0.4]}, domain=MS,
     )  # fmt: skip
-    _check_residual(rng, x, w, b, attrs, 0.1)
     jit = conv._conv_jit
     if small:
         parts = -(-ws[0] // jit.CL_CHANNELS)
@@ -792,19 +786,8 @@ def test_channels_last_windows(case, split, monkeypatch):
         handed = spy_split_compiled(monkeypatch)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
-    tol = {"rtol": 1e-4, "atol": 1e-4}  # sums of up to 4608 products, in another order
-    _check("Conv", [x, w, b], attrs, **tol)
-    _check("Conv", [x, w], attrs, consts=(1,), **tol)
-    _check(
-        "FusedConv", [x, w, b], {**attrs, "activation": "Clip", "activation_params": [-0.5, 0.5]},
-        domain=MS, **tol,
-    )  # fmt: skip
-    out = run_cpu(*make_node_model("Conv", [x, w, b], attrs, opset=17))[0].shape
-    z = _rand(rng, out)
-    _check(
-        "FusedConv", [x, w, b, z], {**attrs, "activation": "LeakyRelu",
-                                    "activation_params": [0.1]}, domain=MS, **tol,
-    )  # fmt: skip
+    # sums of up to 4608 products, in another order
+    _check_layer(rng, x, w, b, attrs, rtol=1e-4, atol=1e-4)
     if split == "split":
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed

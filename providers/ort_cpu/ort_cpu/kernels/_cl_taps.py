@@ -41,7 +41,7 @@ from ._ir import (
     requantize8,
     splat,
     store,
-    suffix,
+    vector_op,
 )
 from ._taps import _tap_loop
 
@@ -168,9 +168,7 @@ def _quant_cells_codegen(context, builder, sig, args):
     w_p = builder.inttoptr(weights, _F32.as_pointer())
     b_p = builder.inttoptr(bias, _F32.as_pointer())
     m_p = builder.inttoptr(mult, _F32.as_pointer())
-    fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-    )
+    fma = vector_op(builder, "fma", vec, 3)
     cell = _c(LANES * MAX_VECTORS)  # floats (and output bytes) a cell's channels take
 
     def sums_held(bases, held):

@@ -78,6 +78,14 @@ def suffix(vec: ir.VectorType) -> str:
     return f"v{vec.count}{element}"
 
 
+def vector_op(builder, name: str, vec: ir.VectorType, arity: int = 1):
+    """The LLVM intrinsic ``llvm.<name>`` over vectors of type ``vec`` taking ``arity`` of them
+    (``fma``: 3, ``floor``, ``rint``: 1), declared in the builder's module."""
+    return builder.module.declare_intrinsic(
+        f"llvm.{name}.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec] * arity)
+    )
+
+
 def load(builder, base, index, vec, mask):
     """``vec`` from ``base[index:]``, under ``mask`` where one is given (lanes off read 0)."""
     at = builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
@@ -114,9 +122,7 @@ def requantize8(builder, v, zero, lo, hi):
     vec = v.type
     i32 = ir.IntType(32)
     iv = ir.VectorType(i32, vec.count)
-    rint = builder.module.declare_intrinsic(
-        f"llvm.rint.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec])
-    )
+    rint = vector_op(builder, "rint", vec)
     low = splat(builder, builder.fsub(lo, zero), vec)
     high = splat(builder, builder.fsub(hi, zero), vec)
     v = builder.select(builder.fcmp_ordered("<", v, low), low, v)

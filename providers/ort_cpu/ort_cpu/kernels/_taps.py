@@ -36,7 +36,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._conv_jit import CL_CELLS, CL_VECTORS, LANES, NHWC_BLOCK, OUTS, PW_ROWS, PW_VECTORS, ROWS
-from ._ir import load, loop_end, loop_start, requantize8, splat, store, suffix
+from ._ir import load, loop_end, loop_start, requantize8, splat, store, vector_op
 
 #: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
 BLOCK_VECTORS = 2
@@ -246,9 +246,7 @@ def _exp_ir(builder, x):
     low, high = const(e._LOWEST), const(e._HIGHEST)
     x = builder.select(builder.fcmp_ordered(">", x, low), x, low)  # max(x, low): NaN -> low
     x = builder.select(builder.fcmp_ordered("<", x, high), x, high)
-    floor = builder.module.declare_intrinsic(
-        f"llvm.floor.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec])
-    )
+    floor = vector_op(builder, "floor", vec)
     n = builder.call(floor, [builder.fadd(builder.fmul(x, const(e._LOG2E)), const(0.5))])
     r = builder.fsub(builder.fsub(x, builder.fmul(n, const(e._LN2_HIGH))),
                      builder.fmul(n, const(e._LN2_LOW)))  # fmt: skip
@@ -265,6 +263,21 @@ def _exp_ir(builder, x):
     if not isinstance(real, ir.FloatType):
         scale = builder.fpext(scale, vec)
     return builder.fmul(builder.fmul(p, scale), const(2.0))
+
+
+def _by_count(builder, count, most: int, body, name: str) -> None:
+    """``body(n)`` for the run-time ``count`` (an int64 value, 1 to ``most``): one block of code
+    per count, chosen by a switch (nothing for other counts)."""
+    word = ir.IntType(64)
+    merge = builder.append_basic_block(f"{name}.merge")
+    switch = builder.switch(count, merge)
+    for n in range(1, most + 1):
+        block = builder.append_basic_block(f"{name}.{n}")
+        switch.add_case(ir.Constant(word, n), block)
+        builder.position_at_end(block)
+        body(n)
+        builder.branch(merge)
+    builder.position_at_end(merge)
 
 
 def _act_ir(builder, values, act, alpha, beta):
@@ -564,9 +577,7 @@ def _block_rows_codegen(context, builder, sig, args):
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
     dst_p, src_p, offs_p, w_p, b_p = _pointers(builder, real, dst, src, offs, weights, bias)
-    fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-    )
+    fma = vector_op(builder, "fma", vec, 3)
 
     def c(v):
         return ir.Constant(word, v)
@@ -667,15 +678,7 @@ def _nhwc_cells_codegen(context, builder, sig, args):
             store(builder, v, dst_p, builder.add(cell_dst, p), None)
         loop_end(builder, k, count, loop, done)
 
-    merge = builder.append_basic_block("nhwc.merge")
-    switch = builder.switch(vectors, merge)
-    for n_vectors in range(1, NHWC_VECTORS + 1):
-        block = builder.append_basic_block(f"nhwc.v{n_vectors}")
-        switch.add_case(ir.Constant(word, n_vectors), block)
-        builder.position_at_end(block)
-        cells(n_vectors)
-        builder.branch(merge)
-    builder.position_at_end(merge)
+    _by_count(builder, vectors, NHWC_VECTORS, cells, "nhwc")
     return context.get_dummy_value()
 
 
@@ -708,9 +711,7 @@ def _pointwise_codegen(context, builder, sig, args):
     w_p = builder.inttoptr(weights, real.as_pointer())
     b_p = builder.inttoptr(bias, real.as_pointer())
     z_p = builder.inttoptr(resid, real.as_pointer())
-    fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-    )
+    fma = vector_op(builder, "fma", vec, 3)
     lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
 
     def c(v):
@@ -771,23 +772,12 @@ def _pointwise_codegen(context, builder, sig, args):
             with builder.if_then(builder.icmp_signed("<", c(o), rows)):
                 put(o)
 
-    merge = builder.append_basic_block("pw.merge")
-    whole = builder.append_basic_block("pw.whole")
-    part = builder.append_basic_block("pw.part")
-    builder.cbranch(builder.icmp_signed(">=", cells, c(LANES * PW_VECTORS)), whole, part)
-    builder.position_at_end(whole)
-    tile(PW_VECTORS, False)
-    builder.branch(merge)
-    builder.position_at_end(part)
-    needed = builder.sdiv(builder.add(cells, c(LANES - 1)), c(LANES))
-    switch = builder.switch(needed, merge)
-    for n_vectors in range(1, PW_VECTORS + 1):
-        block = builder.append_basic_block(f"pw.v{n_vectors}")
-        switch.add_case(ir.Constant(word, n_vectors), block)
-        builder.position_at_end(block)
-        tile(n_vectors, True)
-        builder.branch(merge)
-    builder.position_at_end(merge)
+    with builder.if_else(builder.icmp_signed(">=", cells, c(LANES * PW_VECTORS))) as (whole, part):
+        with whole:
+            tile(PW_VECTORS, False)
+        with part:  # the vectors the cells need, under masks
+            needed = builder.sdiv(builder.add(cells, c(LANES - 1)), c(LANES))
+            _by_count(builder, needed, PW_VECTORS, lambda n: tile(n, True), "pw")
     return context.get_dummy_value()
 
 
@@ -821,9 +811,7 @@ def _cl_tile_codegen(context, builder, sig, args):
     bases_p = builder.inttoptr(bases, word.as_pointer())
     w_p = builder.inttoptr(weights, real.as_pointer())
     b_p = builder.inttoptr(bias, real.as_pointer())
-    fma = builder.module.declare_intrinsic(
-        f"llvm.fma.{suffix(vec)}", fnty=ir.FunctionType(vec, [vec, vec, vec])
-    )
+    fma = vector_op(builder, "fma", vec, 3)
     width = LANES * CL_VECTORS
     parts = [ir.Constant(word, LANES * u) for u in range(CL_VECTORS)]
     biases = [load(builder, b_p, p, vec, None) for p in parts]
@@ -852,15 +840,7 @@ def _cl_tile_codegen(context, builder, sig, args):
                 at = builder.add(ir.Constant(word, r * width), p)
                 store(builder, out[r * CL_VECTORS + u], dst_p, at, None)
 
-    merge = builder.append_basic_block("cl.merge")
-    switch = builder.switch(cells, merge)
-    for n_cells in range(1, CL_CELLS + 1):
-        block = builder.append_basic_block(f"cl.c{n_cells}")
-        switch.add_case(ir.Constant(word, n_cells), block)
-        builder.position_at_end(block)
-        tile(n_cells)
-        builder.branch(merge)
-    builder.position_at_end(merge)
+    _by_count(builder, cells, CL_CELLS, tile, "cl")
     return context.get_dummy_value()
 
 

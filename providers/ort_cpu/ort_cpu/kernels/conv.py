@@ -4,9 +4,17 @@ A convolution is planned once per node and input shape (:func:`_make_plan`, cach
 closure, and for :func:`conv_core`'s callers by node and shape): the geometry, the path and its
 layouts are worked out then, and a run is a handful of numpy calls. The paths:
 
-- 1x1 without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW), reading the input in
-  place (strides take every s-th cell first, one strided copy); grouped ones one stacked matmul;
-  one weight per channel (a BatchNormalization turned convolution) one broadcast product;
+- float32 1x1 without padding, one group: compiled register tiles of 4 output channels by 64
+  cells reading the input in place, the bias, residual and activation applied as they write
+  (:class:`_PointwisePlan`), channels last below 96 cells (:class:`_ChannelsLastPlan`);
+- other 1x1 without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW), reading the
+  input in place (strides take every s-th cell first, one strided copy); grouped ones one
+  stacked matmul; one weight per channel (a BatchNormalization turned convolution) one broadcast
+  product;
+- float32 dense windows of enough rows and output channels (:func:`_channels_last_conv_pays`):
+  channels last as an implicit GEMM, tiles of 8 cells by 32 output channels summed in registers
+  over a table of offsets into the zero-padded input (:class:`_ChannelsLastPlan`), where
+  Winograd does not take the layer;
 - depthwise layers, groups of very few input channels and dense layers below 128 channels: the
   compiled direct kernels of :mod:`._conv_jit` (:class:`_DirectPlan`: each tap one contiguous run
   over blocks of output rows of the padded input's stride-phase planes, a dense layer's output
@@ -829,8 +837,9 @@ def _shared_stem(g: int, c: int, m: int, taps: int) -> bool:
 
 
 def _dense_direct_pays(g: int, c: int, m: int, taps: int) -> bool:
-    """Whether a dense layer (one group, more than one tap) runs direct: its output channels
-    eight at a time (:func:`._taps.block_rows`, each input vector loaded once for eight
+    """Whether a dense layer (one group, more than one tap) that does not run channels last
+    (:func:`_channels_last_conv_pays`: float64, stems, few output channels) runs direct: its
+    output channels eight at a time (:func:`._taps.block_rows`, each input vector loaded once for eight
     channels' sums in registers, stored straight into the output rows), with nothing built on
     the calling thread, so that its output channels share among the run's threads. Measured
     against im2col + OpenBLAS (and the taps plan) on one layer with a Relu, one thread / two
@@ -844,8 +853,9 @@ def _dense_direct_pays(g: int, c: int, m: int, taps: int) -> bool:
 
 
 def _pointwise_direct_pays(g: int, c: int, m: int, out) -> bool:
-    """Whether a 1x1 layer (stride 1, no pads) runs direct (:func:`._taps.block_rows`) rather
-    than as one GEMM: few input channels into as many or more over a large map, where the
+    """Whether a 1x1 layer (stride 1, no pads) that the compiled tiles do not take (float64;
+    float32 takes :class:`_PointwisePlan`) runs direct (:func:`._taps.block_rows`) rather than
+    as one GEMM: few input channels into as many or more over a large map, where the
     product is as long as writing its output (OpenBLAS packs the whole input for a K of 16)
     and the GEMM path writes the output three times (the bias, the product, the activation).
     One layer with a Clip, one thread / two threads, against the GEMM: 16 -> 96 on 112 x 112
