@@ -592,3 +592,50 @@ def test_winograd_products_are_gemm_pieces_of_a_spinning_pool(spinning, monkeypa
     finally:
         _threads.leave()
     np.testing.assert_array_equal(two, one)
+
+
+@pytest.mark.parametrize(
+    "a_shape, n",
+    [((128, 768), 768), ((2, 64, 300), 200), ((200, 96), 64), ((16, 1024), 130), ((30, 50), 700)],
+)
+@pytest.mark.parametrize("pooled", [True, False])
+def test_float32_products_run_on_the_register_tiles(a_shape, n, pooled, monkeypatch):
+    """Host logic on the compiled kernels: a float32 product with K up to TILED_MAX_K, 64
+    columns or more and MIN_SPIN_WORK multiply-adds (smaller ones are one np.dot) runs on the
+    1x1 convolutions' register tiles (_blas._tiled), on one thread
+    or shared on a spinning pool (by blocks of 64 columns, or by tiles of rows where the blocks
+    are few), read-only operands too, against numpy in float64; K past TILED_MAX_K, a
+    transposed operand and float64 keep OpenBLAS."""
+    from ort_cpu.kernels import _conv_jit
+
+    if _conv_jit.warm_pointwise() is None:
+        pytest.skip("compiled kernels are off")
+    rng = np.random.default_rng(sum(a_shape) + n)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal((a_shape[-1], n)).astype(np.float32)
+    a.flags.writeable = b.flags.writeable = False  # a model's weights arrive read-only
+    assert _blas._tiles_take(a, b)
+    handed = []
+    original = _threads.split_compiled
+
+    def split_compiled(total, address, argument, min_piece=1):
+        handed.append(original(total, address, argument, min_piece))
+        return handed[-1]
+
+    monkeypatch.setattr(_threads, "split_compiled", split_compiled)
+    pool = _threads.Pool(2) if pooled else None
+    if pool is not None:
+        assert pool.start_spinning()
+    _threads.enter(pool, pin_blas=_threads.can_set_threads())
+    try:
+        got = _blas.matmul(a, b)
+    finally:
+        _threads.leave()
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    assert handed == ([True] if pooled else [])
+    long_k = rng.standard_normal((a_shape[-1], _blas.TILED_MAX_K + 1)).astype(np.float32)
+    assert not _blas._tiles_take(long_k, rng.standard_normal((_blas.TILED_MAX_K + 1, n)))
+    assert not _blas._tiles_take(a, np.ascontiguousarray(b.T).T)
+    assert not _blas._tiles_take(a.astype(np.float64), b.astype(np.float64))
