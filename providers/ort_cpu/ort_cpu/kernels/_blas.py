@@ -483,7 +483,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 TILED_MAX_K = 1024
 TILED_MIN_M = 16
 TILED_MIN_N = 64
-_TILED: dict = {}  # "fn": the compiled kernel (None where off); M: M zero biases (bounded)
+_TILED: dict = {}  # "fn": the compiled kernel (None where compiled kernels are off)
 _F32 = np.dtype(np.float32)
 _NO_RESIDUAL = np.empty((0, 0, 0), np.float32)
 
@@ -516,15 +516,9 @@ def _tiled(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         return None
     k, n = b.shape
     m = a.size // k
-    zeros = _TILED.get(m)
-    if zeros is None:
-        if len(_TILED) > 64:
-            _TILED.clear()
-            _TILED["fn"] = fn
-        zeros = _TILED[m] = np.zeros(m, np.float32)
-    a2, b3 = a.reshape(m, k), b.reshape(1, k, n)
+    zeros = np.zeros(m, np.float32)  # no bias (a microsecond against a product of 1M and more)
+    a2 = a.reshape(m, k)
     y = np.empty((*a.shape[:-1], n), np.float32)
-    y3 = y.reshape(1, m, n)
     tiles, blocks = _conv_jit.pointwise_tiles(m), -(-n // _conv_jit.PW_CELLS)
     threads = _threads.threads()
     if threads > 1 and m * n * k >= _threads.MIN_SPIN_WORK and _threads.spinning():
@@ -533,11 +527,12 @@ def _tiled(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         by_tiles = blocks < 2 * threads
         template = pieces.block((1, k, 1, n), a2, zeros, (1, m, 1, n), (int(by_tiles), 0, 0),
                                 (0.0, 0.0))  # fmt: skip
-        argument = pieces.filled(template, pieces.X, b3, pieces.Y, y3)
-        address = pieces.address(pieces.POINTWISE, np.float32)
-        if _threads.split_compiled(tiles if by_tiles else blocks, address, argument.ctypes.data):
+        total = tiles if by_tiles else blocks
+        if pieces.split(pieces.POINTWISE, total, b.reshape(1, k, 1, n), y.reshape(1, m, 1, n),
+                        template):  # fmt: skip
             return y
-    fn(b3, a2, zeros, y3, _NO_RESIDUAL, 0, blocks, 0, tiles, 0, 0.0, 0.0)
+    fn(b.reshape(1, k, n), a2, zeros, y.reshape(1, m, n), _NO_RESIDUAL, 0, blocks, 0, tiles, 0,
+       0.0, 0.0)  # fmt: skip
     return y
 
 

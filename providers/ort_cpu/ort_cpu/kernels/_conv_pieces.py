@@ -46,14 +46,14 @@ def _views(a, dtype):  # pragma: no cover - compiled
     return x, w, bias, y
 
 
-def _warm_filled(x_dtype, y_dtype, x_dims: int = 4, y_dims: int = 4, third: bool = False) -> None:
-    """Compile (or load) :func:`.._spin_jit.filled` for the input (``x_dims``-D, writable or
-    read-only) and output a piece of these types takes (with ``third``, an output-shaped
-    third array too), with the piece: not in a first split."""
+def _warm_filled(x_dtype, y_dtype, third: bool = False) -> None:
+    """Compile (or load) :func:`.._spin_jit.filled` for the 4-D input (writable or read-only)
+    and output a piece of these types takes (with ``third``, an output-shaped third array
+    too: a residual), with the piece: not in a first split."""
     t = np.zeros(INTS + 18, np.int64)
-    y = np.empty((1,) * y_dims, y_dtype)
+    y = np.empty((1, 1, 1, 1), y_dtype)
     for writable in (True, False):
-        x = np.zeros((1,) * x_dims, x_dtype)
+        x = np.zeros((1, 1, 1, 1), x_dtype)
         x.flags.writeable = writable
         filled(t, X, x, Y, y)
         if third:
@@ -179,7 +179,7 @@ def _pointwise_piece(dtype):
         )
         _pointwise(x, w, bias, y, z, b0, b1, t0, t1, a[INTS + 2], f[0], f[1])
 
-    _warm_filled(dtype, dtype, 3, 3, third=True)
+    _warm_filled(dtype, dtype, third=True)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
@@ -205,7 +205,7 @@ def _channels_last_piece(dtype):
             b0, b1, u0, u1 = lo, hi, 0, -(-a[OW] // _conv_jit.CL_CELLS)
         _conv_cl(x, table, bases, w, bias, y, b0, b1, u0, u1, a[INTS + 4], f[0], f[1])
 
-    _warm_filled(dtype, dtype, 2, 3)
+    _warm_filled(dtype, dtype)
     return cfunc(_SIGNATURE, cache=True)(piece)
 
 
@@ -263,11 +263,12 @@ def block(x_shape, w, bias, y_shape, ints, floats) -> np.ndarray:
     )
 
 
-def split(pieces: dict, total: int, x, y, template, min_piece: int = 1) -> bool:
-    """The kernel of ``pieces`` (:data:`DIRECT` or :data:`NHWC`) over ``range(total)`` shared
-    among the run's threads, its argument block ``template`` (:func:`block`) with x's and y's
-    addresses; False (nothing run) where the run has no spinning pool free."""
+def split(pieces: dict, total: int, x, y, template, min_piece: int = 1, z=None) -> bool:
+    """The kernel of ``pieces`` (:data:`DIRECT`, :data:`NHWC`, :data:`POINTWISE` or
+    :data:`CHANNELS_LAST`) over ``range(total)`` shared among the run's threads, its argument
+    block ``template`` (:func:`block`) with x's and y's addresses (and a residual ``z``'s, for
+    :data:`POINTWISE`); False (nothing run) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    a = filled(template, X, x, Y, y)
+    a = filled(template, X, x, Y, y) if z is None else filled(template, X, x, Y, y, INTS + 1, z)
     return _threads.split_compiled(total, address(pieces, x.dtype.type), a.ctypes.data, min_piece)

@@ -805,12 +805,8 @@ def _cl_tile_codegen(context, builder, sig, args):
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    table_p = builder.inttoptr(table, word.as_pointer())
+    dst_p, src_p, table_p, w_p, b_p = _pointers(builder, real, dst, src, table, weights, bias)
     bases_p = builder.inttoptr(bases, word.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    b_p = builder.inttoptr(bias, real.as_pointer())
     fma = vector_op(builder, "fma", vec, 3)
     width = LANES * CL_VECTORS
     parts = [ir.Constant(word, LANES * u) for u in range(CL_VECTORS)]

@@ -906,7 +906,7 @@ WINOGRAD_OVER_CL_CELLS = 256
 CL_MIN_ROWS = 64
 
 
-def _channels_last_conv_pays(g: int, c: int, m: int, taps: int, out) -> bool:
+def _channels_last_conv_pays(g: int, c: int, m: int, taps: int) -> bool:
     """Whether a dense float32 2-D window (one group) runs channels last as an implicit GEMM
     (:class:`_ChannelsLastPlan`) rather than direct, by taps or the column matrix: from
     :data:`CL_MIN_ROWS` rows of weights, and output channels that fill most of the 32 lanes of
@@ -923,7 +923,6 @@ def _channels_last_conv_pays(g: int, c: int, m: int, taps: int, out) -> bool:
         and taps > 1
         and c * taps >= CL_MIN_ROWS
         and m >= 0.7 * blocks * _conv_jit.CL_CHANNELS
-        and math.prod(out) >= 1
     )
 
 
@@ -963,7 +962,7 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     dtype = (
         None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
     )
-    tiled = taps == 1 or _channels_last_conv_pays(attrs.group, w_shape[1], w_shape[0], taps, (1,))
+    tiled = taps == 1 or _channels_last_conv_pays(attrs.group, w_shape[1], w_shape[0], taps)
     if dtype == _F32 and attrs.group == 1 and tiled and _conv_jit.warm_conv_cl():
         if taps == 1:
             _conv_jit.warm_pointwise()
@@ -1146,7 +1145,9 @@ def _conv_pieces():
     return pieces
 
 
-def _split_compiled(blocks, pieces, total, x, wmat, w, bias, y, ints, code, min_piece=1) -> bool:
+def _split_compiled(
+    blocks, pieces, total, x, wmat, w, bias, y, ints, code, min_piece=1, z=None
+) -> bool:
     """A direct kernel's ``range(total)`` (groups or channels) shared among the run's threads as
     compiled pieces (:mod:`._conv_pieces`); False (nothing run) where the run's pool cannot take
     them. ``w`` is the packed weight array ``wmat`` as the kernel reads it. ``blocks`` keeps the
@@ -1163,7 +1164,7 @@ def _split_compiled(blocks, pieces, total, x, wmat, w, bias, y, ints, code, min_
         wc, bc = np.ascontiguousarray(w), np.ascontiguousarray(bias, x.dtype)
         template = _conv_pieces().block(x.shape, wc, bc, y.shape, (*ints, act), (alpha, beta))
         found = blocks[key] = (wmat, bias, wc, bc, template)
-    return _conv_pieces().split(pieces, total, x, y, found[-1], min_piece)
+    return _conv_pieces().split(pieces, total, x, y, found[-1], min_piece, z)
 
 
 class _DepthwiseNHWCPlan:
@@ -1239,9 +1240,6 @@ class _PointwisePlan:
 
     __slots__ = ("fn", "sub", "m", "out", "zeros", "blocks")
 
-    #: the residual is added as the output is written, before the activation
-    residual = True
-
     def __init__(self, fn, m, strides, out) -> None:
         self.fn, self.m, self.out = fn, m, tuple(out)
         self.sub = None
@@ -1252,7 +1250,7 @@ class _PointwisePlan:
                 *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
             )
         self.zeros: dict = {}
-        self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
+        self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         dtype, m = _F32, self.m
@@ -1267,46 +1265,37 @@ class _PointwisePlan:
         y = np.empty((n, m, *self.out), dtype)
         if act is not None:
             code = (0, 0.0, 0.0)  # the activation after the residual, on the output
-        x3, y3, z3 = xs.reshape(n, c, p), y.reshape(n, m, p), _EMPTY
+        # (N, C, 1, P) views: the pieces' argument blocks take 4-D arrays
+        x4, y4, z4 = xs.reshape(n, c, 1, p), y.reshape(n, m, 1, p), None
         w2, b2 = np.ascontiguousarray(wmat.reshape(m, c)), np.ascontiguousarray(bias, dtype)
         if z is not None:  # the residual read as the output is written
-            z3 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, p)
+            z4 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, 1, p)
         tiles = _conv_jit.pointwise_tiles(m)
         total = n * -(-p // _conv_jit.PW_CELLS)
         threads = _threads.threads()
+        by_tiles = total < 2 * threads  # fewer than two blocks of cells a thread: tiles of rows
         if not (
             threads > 1
             and _direct_split_pays(n * m * p, (n, m), c)
             and _threads.spinning()
-            and self._split(x3, wmat, w2, b2, y3, z3, code, total, tiles, threads)
-        ):
-            self.fn(x3, w2, b2, y3, z3, 0, total, 0, tiles, *code)
-        return y if act is None else _finish(y, None, act)
-
-    def _split(self, x3, wmat, w2, b2, y3, z3, code, total, tiles, threads) -> bool:
-        """The tiles shared among the run's threads as compiled pieces: by blocks of cells, or
-        by tiles of channels where the blocks are fewer than two per thread."""
-        by_tiles = total < 2 * threads
-        key = (x3.shape, code, by_tiles, z3.size > 0)
-        found = self.blocks.get(key)
-        if found is None or found[0] is not wmat or found[1] is not b2:
-            if len(self.blocks) >= 8:
-                self.blocks.clear()
-            act, alpha, beta = code
-            template = _conv_pieces().block(
-                (x3.shape[0], x3.shape[1], 1, x3.shape[2]), w2, b2,
-                (y3.shape[0], y3.shape[1], 1, y3.shape[2]), (int(by_tiles), 0, act),
-                (alpha, beta),
+            and _split_compiled(
+                self.blocks,
+                _conv_pieces().POINTWISE,
+                tiles if by_tiles else total,
+                x4,
+                wmat,
+                w2,
+                b2,
+                y4,
+                (int(by_tiles), 0),
+                code,
+                z=z4,
             )  # fmt: skip
-            found = self.blocks[key] = (wmat, b2, template)
-        template = found[-1]
-        pieces = _conv_pieces()
-        if z3.size:
-            a = pieces.filled(template, pieces.X, x3, pieces.Y, y3, pieces.INTS + 1, z3)
-        else:
-            a = pieces.filled(template, pieces.X, x3, pieces.Y, y3)
-        address = pieces.address(pieces.POINTWISE, np.float32)
-        return _threads.split_compiled(tiles if by_tiles else total, address, a.ctypes.data)
+        ):
+            z3 = _EMPTY if z4 is None else z4.reshape(n, m, p)
+            self.fn(x4.reshape(n, c, p), w2, b2, y4.reshape(n, m, p), z3, 0, total, 0, tiles,
+                    *code)  # fmt: skip
+        return y if act is None else _finish(y, None, act)
 
 
 class _ChannelsLastPlan:
@@ -1325,9 +1314,6 @@ class _ChannelsLastPlan:
 
     __slots__ = ("fn", "m", "out", "begin", "size", "padded_shape", "table", "bases", "k",
                  "zeros", "blocks", "padded")  # fmt: skip
-
-    #: the residual is added after the activation code's plan is done: FusedConv hands ``act``
-    residual = False
 
     def __init__(self, fn, x_shape, m, kernel, strides, dilations, out, begin) -> None:
         c, h, w = x_shape[1:]
@@ -1382,28 +1368,17 @@ class _ChannelsLastPlan:
 
     def _split(self, x2, wmat, w2, b2, y3, code, blocks, tiles, threads) -> bool:
         """The blocks of output channels shared among the run's threads as compiled pieces, or
-        the tiles of cells where the blocks are fewer than two per thread."""
+        the tiles of cells where the blocks are fewer than two per thread (in pieces of whole
+        bands where there are two bands a thread)."""
         by_cells = blocks < 2 * threads
-        key = (x2.shape, code, by_cells)
-        found = self.blocks.get(key)
-        if found is None or found[0] is not wmat or found[1] is not b2:
-            if len(self.blocks) >= 8:
-                self.blocks.clear()
-            act, alpha, beta = code
-            ints = (self.table.ctypes.data, self.k, self.bases.ctypes.data, int(by_cells), act)
-            template = _conv_pieces().block(
-                (x2.shape[0], 1, 1, x2.shape[1]), w2, b2,
-                (y3.shape[0], y3.shape[1], 1, y3.shape[2]), ints, (alpha, beta),
-            )  # fmt: skip
-            found = self.blocks[key] = (wmat, b2, template)
-        pieces = _conv_pieces()
-        a = pieces.filled(found[-1], pieces.X, x2, pieces.Y, y3)
-        address = pieces.address(pieces.CHANNELS_LAST, np.float32)
-        # tiles of cells in pieces of whole bands where there are two bands a thread
         band = _conv_jit.CL_BAND // _conv_jit.CL_CELLS
-        piece = band if tiles >= 2 * threads * band else 1
-        return _threads.split_compiled(tiles if by_cells else blocks, address, a.ctypes.data,
-                                       piece if by_cells else 1)  # fmt: skip
+        piece = band if by_cells and tiles >= 2 * threads * band else 1
+        n, m, p = y3.shape
+        ints = (self.table.ctypes.data, self.k, self.bases.ctypes.data, int(by_cells))
+        return _split_compiled(
+            self.blocks, _conv_pieces().CHANNELS_LAST, tiles if by_cells else blocks,
+            x2.reshape(n, 1, 1, -1), wmat, w2, b2, y3.reshape(n, m, 1, p), ints, code, piece,
+        )  # fmt: skip
 
 
 _CL_WEIGHTS = _DerivedWeights()
@@ -1645,7 +1620,7 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
     if (
         nd == 2
         and dtype == _F32
-        and _channels_last_conv_pays(g, c, m, taps, out)
+        and _channels_last_conv_pays(g, c, m, taps)
         and not (
             not exact
             and _winograd_pays(c, m, kernel, strides, dilations, out)
