@@ -205,15 +205,25 @@ def test_columns_in_chunks(batch, monkeypatch):
 @pytest.mark.parametrize("groups", [2, 4, 8])
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (1, 1), (1, 2)])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_grouped(groups, kernel, stride, batch):
+def test_grouped(groups, kernel, stride, batch, monkeypatch):
+    """Grouped layers of 4 input channels a group: windows through the column matrix, 1x1 ones
+    on the compiled tiles (float32) and, with those off (float64), one stacked GEMM."""
+    from ort_cpu.kernels import conv
+
     rng = np.random.default_rng(groups * 7 + kernel + stride)
     c, m = 4 * groups, 2 * groups * 3
     x = _rand(rng, (batch, c, 11, 10))
     w, b = _rand(rng, (m, c // groups, kernel, kernel)), _rand(rng, (m,))
     attrs = {"group": groups, "strides": [stride, stride], "pads": [kernel // 2] * 4}
-    want = "columns" if kernel > 1 else "_pointwise_plan"
-    assert _kind(_plan(x.shape, w.shape, attrs)) == want
+    if kernel > 1:
+        assert _kind(_plan(x.shape, w.shape, attrs)) == "columns"
+    else:
+        assert _kind(_plan(x.shape, w.shape, attrs)) in ("pointwise", "_pointwise_plan")
     _check("Conv", [x, w, b], attrs)
+    if kernel == 1:
+        monkeypatch.setattr(conv, "_pointwise_tiled_pays", lambda *a: False)
+        assert _kind(_plan(x.shape, w.shape, attrs)) == "_pointwise_plan"
+        _check("Conv", [x, w, b], attrs)
 
 
 # -- 1x1 ---------------------------------------------------------------------------------------
@@ -692,6 +702,11 @@ TILES = [
     ((1, 12, 30, 40), (20, 12, 1, 1), {"strides": [2, 1]}),  # strided: 600 cells, planar
     ((1, 20, 8, 8), (1, 20, 1, 1), {}),  # one output channel (tiles: rows past M unread)
     ((1, 40, 10, 12), (36, 40, 1, 1), {}),  # planar, two blocks of cells: shared by tiles
+    # grouped (ShuffleNet v1's): each group's channels their own tiles, planar at any size
+    ((1, 24, 20, 20), (112, 6, 1, 1), {"group": 4}),  # 28 outputs a group
+    ((1, 136, 7, 7), (136, 34, 1, 1), {"group": 4}),  # 34 a group: partial tiles; 49 cells
+    ((2, 32, 9, 11), (48, 8, 1, 1), {"group": 4, "strides": [2, 2]}),  # batch, strided
+    ((1, 32, 12, 12), (30, 16, 1, 1), {"group": 2}),  # 15 outputs a group
 ]
 
 
@@ -699,7 +714,8 @@ TILES = [
 @pytest.mark.parametrize("case", range(len(TILES)))
 def test_pointwise_tiles(case, split, monkeypatch):
     """Float32 1x1 layers from 4 cells take the compiled tiles (conv._PointwisePlan): planar
-    from POINTWISE_TILED_CELLS cells, channels last below, on one thread or shared among two
+    from POINTWISE_TILED_CELLS cells, channels last below (grouped ones planar, each group's
+    output channels tiles of their own), on one thread or shared among two
     (by blocks of cells, by tiles of channels where the blocks are few, channels last by
     blocks of channels): with and without a bias, and as FusedConv with a compiled
     activation and with a residual (planar: added in the tile; channels last: after),
@@ -710,10 +726,13 @@ def test_pointwise_tiles(case, split, monkeypatch):
 
     use_compiled(monkeypatch, True)
     xs, ws, attrs = TILES[case]
+    g = attrs.get("group", 1)
     plan = _plan(xs, ws, attrs)
     cells = math.prod(plan.out)
-    small = cells < conv.POINTWISE_TILED_CELLS
+    small = cells < conv.POINTWISE_TILED_CELLS and g == 1
     assert _kind(plan) == ("channels_last_dense" if small else "pointwise")
+    # groups of fewer channels keep their plans
+    assert _kind(_plan((1, 8, 10, 10), (8, 2, 1, 1), {"group": 4})) != "pointwise"
     assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 24, 1, 3), (96, 24, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 24, 7, 7), (96, 24, 1, 1), {}, np.float64)) in (
@@ -735,7 +754,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
     if small:
         parts = -(-ws[0] // jit.CL_CHANNELS)
     else:
-        parts = max(xs[0] * -(-cells // jit.PW_CELLS), -(-ws[0] // jit.PW_ROWS))
+        parts = max(xs[0] * -(-cells // jit.PW_CELLS), jit.pointwise_tiles(ws[0], g))
     if split == "split" and parts >= 2:  # shared wherever there are two pieces
         assert any(done for _, threads, done in handed if threads > 1) or all(
             threads == 1 for _, threads, _ in handed

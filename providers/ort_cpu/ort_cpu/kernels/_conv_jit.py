@@ -661,15 +661,20 @@ def warm_tile():
 @jit()
 def pointwise(x, w, bias, y, z, b0, b1, t0, t1, act, alpha, beta):  # pragma: no cover - compiled
     """Blocks of cells ``b0:b1`` (block i: cells ``(i % nb) * PW_CELLS`` on of image ``i //
-    nb``, nb blocks per image) by tiles of :data:`PW_ROWS` output channels ``t0:t1`` of a 1x1
-    convolution without padding: ``y`` (N, M, P) = ``act(w . x + bias (+ z))`` for ``x`` (N,
-    K, P), ``w`` (M, K), M biases, ``z`` (N, M, P) a residual or an empty array. Each tile's
-    sums stay in registers over K and are written once through the activation
-    (:func:`._taps.pointwise_tile`); the blocks' columns of x, read in place at their row
-    stride, are read for every tile while they are in cache. No packing, no column matrix, no
-    pass over the output after the product."""
-    n, k, p = x.shape
-    m = y.shape[1]
+    nb``, nb blocks per image) by tiles of at most :data:`PW_ROWS` output channels ``t0:t1`` of
+    a 1x1 convolution without padding: ``y`` (N, M, P) = ``act(w . x + bias (+ z))`` for ``x``
+    (N, C, P), ``w`` (M, K) (C = G * K for G groups: output channel j sums group ``j // (M /
+    G)``'s K input channels), M biases, ``z`` (N, M, P) a residual or an empty array. A group's
+    output channels are :func:`pointwise_tiles` tiles of their own (the last one partial where
+    M / G is no multiple of PW_ROWS). Each tile's sums stay in registers over K and are written
+    once through the activation (:func:`._taps.pointwise_tile`); the blocks' columns of x, read
+    in place at their row stride, are read for every tile while they are in cache. No packing,
+    no column matrix, no pass over the output after the product."""
+    n, c, p = x.shape
+    m, k = y.shape[1], w.shape[1]
+    groups = c // k
+    mg = m // groups
+    per_group = -(-mg // PW_ROWS)
     nb = -(-p // PW_CELLS)
     cell = x.itemsize
     like = bias[0]
@@ -679,19 +684,21 @@ def pointwise(x, w, bias, y, z, b0, b1, t0, t1, act, alpha, beta):  # pragma: no
     for b in range(b0, b1):
         img, c0 = b // nb, (b % nb) * PW_CELLS
         cells = min(PW_CELLS, p - c0)
-        src = xa + (img * k * p + c0) * cell
         for t in range(t0, t1):
-            m0 = t * PW_ROWS
+            grp = t // per_group
+            m0 = grp * mg + (t - grp * per_group) * PW_ROWS
+            src = xa + ((img * c + grp * k) * p + c0) * cell
             at = ((img * m + m0) * p + c0) * cell
             pointwise_tile(
                 ya + at, p, src, p, wa + m0 * k * cell, k, ba + m0 * cell, k,
-                min(PW_ROWS, m - m0), cells, za + at if za else 0, act, a_, b_, like,
+                min(PW_ROWS, (grp + 1) * mg - m0), cells, za + at if za else 0, act, a_, b_, like,
             )  # fmt: skip
 
 
-def pointwise_tiles(m: int) -> int:
-    """The tiles of :data:`PW_ROWS` output channels of ``m``."""
-    return -(-m // PW_ROWS)
+def pointwise_tiles(m: int, groups: int = 1) -> int:
+    """The tiles of at most :data:`PW_ROWS` output channels of ``m`` in ``groups`` groups (a
+    tile holds one group's channels)."""
+    return groups * -(-(m // groups) // PW_ROWS)
 
 
 def warm_pointwise():

@@ -160,8 +160,8 @@ def _quant_cl_piece(x_dtype, y_dtype):
 
 def _pointwise_piece(dtype):
     """Blocks of cells ``lo:hi`` (all tiles of output channels) of :func:`._conv_jit.pointwise`,
-    or with the first integer argument 1, its tiles ``lo:hi`` (all blocks). x is (N, K, 1, P)
-    in the block, the weights (M, K), y (N, M, 1, P); the integer arguments are the mode, the
+    or with the first integer argument 1, its tiles ``lo:hi`` (all blocks). x is (N, C, 1, P)
+    in the block, the weights (M, K) (C / K groups), y (N, M, 1, P); the integer arguments are the mode, the
     residual's address (0: none) and the activation code."""
     cells = _conv_jit.PW_CELLS
 
@@ -173,7 +173,8 @@ def _pointwise_piece(dtype):
         y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
         bias = carray(pointer(a[BIAS]), a[YC], dtype)
         z = carray(pointer(a[INTS + 1]), (a[N], a[YC], a[OW]) if a[INTS + 1] else (0, 0, 0), dtype)
-        tiles = -(-a[YC] // _conv_jit.PW_ROWS)
+        groups = a[C] // a[COLUMNS]
+        tiles = groups * -(-(a[YC] // groups) // _conv_jit.PW_ROWS)
         b0, b1, t0, t1 = (
             (0, a[N] * -(-a[W] // cells), lo, hi) if a[INTS] == 1 else (lo, hi, 0, tiles)
         )

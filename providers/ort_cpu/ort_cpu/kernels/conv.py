@@ -4,13 +4,14 @@ A convolution is planned once per node and input shape (:func:`_make_plan`, cach
 closure, and for :func:`conv_core`'s callers by node and shape): the geometry, the path and its
 layouts are worked out then, and a run is a handful of numpy calls. The paths:
 
-- float32 1x1 without padding, one group: compiled register tiles of 4 output channels by 64
-  cells reading the input in place, the bias, residual and activation applied as they write
-  (:class:`_PointwisePlan`), channels last below 96 cells (:class:`_ChannelsLastPlan`);
+- float32 1x1 without padding, one group or groups of 4 channels or more: compiled register
+  tiles of 4 output channels (of one group) by 64 cells reading the input in place, the bias,
+  residual and activation applied as they write (:class:`_PointwisePlan`), one group channels
+  last below 96 cells (:class:`_ChannelsLastPlan`);
 - other 1x1 without padding: a GEMM over the channel axis, (M, C) x (C, OH*OW), reading the
-  input in place (strides take every s-th cell first, one strided copy); grouped ones one
-  stacked matmul; one weight per channel (a BatchNormalization turned convolution) one broadcast
-  product;
+  input in place (strides take every s-th cell first, one strided copy); grouped ones (float64,
+  groups of fewer channels) one stacked matmul; one weight per channel (a BatchNormalization
+  turned convolution) one broadcast product;
 - float32 dense windows of enough rows and output channels (:func:`_channels_last_conv_pays`):
   channels last as an implicit GEMM, tiles of 8 cells by 32 output channels summed in registers
   over a table of offsets into the zero-padded input (:class:`_ChannelsLastPlan`), where
@@ -962,8 +963,15 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     dtype = (
         None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
     )
-    tiled = taps == 1 or _channels_last_conv_pays(attrs.group, w_shape[1], w_shape[0], taps)
-    if dtype == _F32 and attrs.group == 1 and tiled and _conv_jit.warm_conv_cl():
+    g = attrs.group
+    grouped_tiles = _pointwise_tiled_pays(
+        g, w_shape[1] * g, w_shape[0], (POINTWISE_MIN_CELLS,), dtype
+    )
+    if taps == 1 and g > 1 and grouped_tiles and _conv_jit.warm_pointwise():
+        if _threads.will_split(info.provider) and jit_available():
+            _conv_pieces().address(_conv_pieces().POINTWISE, np.float32)
+    tiled = taps == 1 or _channels_last_conv_pays(g, w_shape[1], w_shape[0], taps)
+    if dtype == _F32 and g == 1 and tiled and _conv_jit.warm_conv_cl():
         if taps == 1:
             _conv_jit.warm_pointwise()
         if _threads.will_split(info.provider) and jit_available():
@@ -1219,10 +1227,20 @@ POINTWISE_TILED_CELLS = 96
 POINTWISE_MIN_CELLS = 4
 
 
+#: input and output channels per group from which a grouped 1x1 layer runs on the tiles
+#: (ShuffleNet v1's 4 groups of 28 to 136); fewer (depthwise-like groups) keep the direct
+#: kernels or the stacked GEMM
+POINTWISE_GROUP_CHANNELS = 4
+
+
 def _pointwise_tiled_pays(g: int, c: int, m: int, out, dtype) -> bool:
-    """Whether a 1x1 layer without pads runs as :class:`_PointwisePlan`: float32, one group,
-    not one weight per channel, on :data:`POINTWISE_MIN_CELLS` cells or more."""
-    return dtype == _F32 and g == 1 and not c == m == 1 and math.prod(out) >= POINTWISE_MIN_CELLS
+    """Whether a 1x1 layer without pads runs as :class:`_PointwisePlan` (or, one group below
+    :data:`POINTWISE_TILED_CELLS` cells, :class:`_ChannelsLastPlan`): float32, not one weight
+    per channel, on :data:`POINTWISE_MIN_CELLS` cells or more, one group or groups of
+    :data:`POINTWISE_GROUP_CHANNELS` input and output channels or more."""
+    if dtype != _F32 or c == m == 1 or math.prod(out) < POINTWISE_MIN_CELLS:
+        return False
+    return g == 1 or min(c // g, m // g) >= POINTWISE_GROUP_CHANNELS
 
 
 class _PointwisePlan:
@@ -1236,12 +1254,17 @@ class _PointwisePlan:
     -> 88, 256 x 64 x 3136 1097 -> 938, 512 x 128 x 784 1017 -> 918; and the GEMM path's
     passes over the output for the bias and the activation are gone. Shared among the run's
     threads by blocks of cells, or by tiles of channels where the blocks are few. (Smaller
-    maps run channels last: :class:`_ChannelsLastPlan`.)"""
+    maps of one group run channels last: :class:`_ChannelsLastPlan`.) Grouped layers
+    (:data:`POINTWISE_GROUP_CHANNELS`) sum each group's input channels into tiles of that
+    group's output channels, at any map size: ShuffleNet v1's grouped 1x1s were a stack of
+    four GEMMs each (model, interleaved in one process, stack -> tiles: 5.15 -> 4.81 ms at one
+    thread, 5.48 -> 4.61 at two; onnxruntime 4.62 and 3.59); keeping the 7 x 7 ones on the
+    GEMMs changed nothing at one thread and made two 5.25 ms."""
 
-    __slots__ = ("fn", "sub", "m", "out", "zeros", "blocks")
+    __slots__ = ("fn", "sub", "m", "g", "out", "zeros", "blocks")
 
-    def __init__(self, fn, m, strides, out) -> None:
-        self.fn, self.m, self.out = fn, m, tuple(out)
+    def __init__(self, fn, m, g, strides, out) -> None:
+        self.fn, self.m, self.g, self.out = fn, m, g, tuple(out)
         self.sub = None
         if any(s != 1 for s in strides):
             self.sub = (
@@ -1267,16 +1290,17 @@ class _PointwisePlan:
             code = (0, 0.0, 0.0)  # the activation after the residual, on the output
         # (N, C, 1, P) views: the pieces' argument blocks take 4-D arrays
         x4, y4, z4 = xs.reshape(n, c, 1, p), y.reshape(n, m, 1, p), None
-        w2, b2 = np.ascontiguousarray(wmat.reshape(m, c)), np.ascontiguousarray(bias, dtype)
+        k = c // self.g  # the sums' length: one group's input channels
+        w2, b2 = np.ascontiguousarray(wmat.reshape(m, k)), np.ascontiguousarray(bias, dtype)
         if z is not None:  # the residual read as the output is written
             z4 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, 1, p)
-        tiles = _conv_jit.pointwise_tiles(m)
+        tiles = _conv_jit.pointwise_tiles(m, self.g)
         total = n * -(-p // _conv_jit.PW_CELLS)
         threads = _threads.threads()
         by_tiles = total < 2 * threads  # fewer than two blocks of cells a thread: tiles of rows
         if not (
             threads > 1
-            and _direct_split_pays(n * m * p, (n, m), c)
+            and _direct_split_pays(n * m * p, (n, m), k)
             and _threads.spinning()
             and _split_compiled(
                 self.blocks,
@@ -1578,14 +1602,14 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
     )  # fmt: skip
     if all(k == 1 for k in kernel) and not any(begin) and not any(end):
         if nd == 2 and _pointwise_tiled_pays(g, c, m, out, dtype):
-            if math.prod(out) < POINTWISE_TILED_CELLS:
+            if math.prod(out) < POINTWISE_TILED_CELLS and g == 1:
                 fn = _conv_jit.warm_conv_cl()
                 if fn is not None:
                     return _ChannelsLastPlan(fn, x_shape, m, kernel, strides, dilations, out, begin)
             else:
                 fn = _conv_jit.warm_pointwise()
                 if fn is not None:
-                    return _PointwisePlan(fn, m, strides, out)
+                    return _PointwisePlan(fn, m, g, strides, out)
         if nd == 2 and all(s == 1 for s in strides) and _pointwise_direct_pays(g, c, m, out):
             fn = _conv_jit.warm()
             if fn is not None:
