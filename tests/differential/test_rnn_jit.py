@@ -62,6 +62,31 @@ def _check(op, inputs, attrs, opset=14, tol=TOL):
         assert_same(e, g, tol["rtol"], tol["atol"], f"{op} output {i}")
 
 
+@pytest.mark.parametrize(
+    "op,hidden,attrs",
+    [
+        ("LSTM", 70, {}),  # 280 gate columns: a whole tile and a partial one
+        ("LSTM", 64, {"input_forget": 1}),  # 256: one whole tile
+        ("GRU", 90, {}),  # its two products: 180 and 90 columns
+        ("GRU", 90, {"linear_before_reset": 1}),
+        ("RNN", 300, {}),
+    ],
+)
+@pytest.mark.parametrize("lens", [False, True])
+def test_wide_recurrences_on_the_register_tiles(op, hidden, attrs, lens, path):
+    """Float32 widths whose gate columns span more than one of the compiled loop's register
+    tiles (_rnn_jit.TILE_CELLS columns) and end in a partial vector, with peepholes, initial
+    states and sequence_lens (entries that stop early), bidirectional; against onnxruntime
+    (host logic on the compiled kernels, and the numpy path)."""
+    from ort_cpu.kernels import _rnn_jit
+
+    assert hidden * {"RNN": 1, "GRU": 3, "LSTM": 4}[op] >= _rnn_jit.TILE_CELLS
+    inputs = _inputs(op, 4, 2, 5, hidden, "bidirectional", seed=hidden,
+                     seq_lens=[4, 2] if lens else None)  # fmt: skip
+    inputs[1], inputs[2] = inputs[1] * 0.2, inputs[2] * 0.1  # sums of many products: O(1)
+    _check(op, inputs, dict(hidden_size=hidden, direction="bidirectional", **attrs))
+
+
 @pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("batch", [1, 3])

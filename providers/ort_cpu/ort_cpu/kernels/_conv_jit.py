@@ -68,6 +68,9 @@ ROWS = 4
 PW_ROWS, PW_VECTORS = 4, 4
 #: cells of one tile
 PW_CELLS = 16 * PW_VECTORS
+#: a product of one row's tile (:func:`._taps.row_tile`: the recurrent ops' h @ R^T, one
+#: batch entry): vectors of 16 columns summed together in registers (16 accumulators)
+GEMV_VECTORS = 16
 #: the channels-last tile (:func:`conv_cl`): vectors of 16 output channels, and cells,
 #: summed together in registers (16 accumulators)
 CL_VECTORS, CL_CELLS = 2, 8

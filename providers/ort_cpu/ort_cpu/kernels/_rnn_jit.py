@@ -2,8 +2,10 @@
 
 :data:`run_direction` runs one direction of one layer over the whole sequence: the input
 projection ``xw = X @ W^T + Wb`` comes in precomputed (one BLAS matmul in numpy), the recurrent
-product ``h @ R^T`` is a loop over the rows of ``rt = R^T`` (each row read once per step for the
-whole batch), and the gates follow the ONNX equations element by element, with ``sequence_lens``,
+product ``h @ R^T`` is register tiles of 256 gate columns summed over the rows of ``rt = R^T``
+per batch entry in float32 (:func:`_gemv_tiles`), a loop over those rows four at a time in
+float64 (:func:`_gemv`), and the gates follow the ONNX equations element by element (an
+LSTM with the default activations in one pass, :func:`_lstm_cell`), with ``sequence_lens``,
 ``clip``, activations with alpha/beta, peepholes, ``input_forget`` and ``linear_before_reset``.
 A batch entry runs its own length: the reverse direction reads its steps from its last one back,
 its ``Y`` rows past the end keep what the caller put there (zeros) and its state stops at its
@@ -22,7 +24,12 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import LazyIntrinsic, jit
+from ._conv_jit import GEMV_VECTORS
+
+row_tile = LazyIntrinsic("ort_cpu.kernels._taps", "row_tile")
+#: the columns (gate units) of one register tile of :func:`_gemv_tiles`
+TILE_CELLS = 16 * GEMV_VECTORS
 
 #: activation name (lower case) -> code understood by the compiled loop
 ACT_CODES = {
@@ -112,6 +119,51 @@ def _act(v, code, a, b, clip, exact):
     return 0
 
 
+@jit(inline="always")
+def _tanh_rational(x, dt):  # pragma: no cover - compiled
+    """MLAS's rational tanh of ``x`` (clamped to [-9, 9]): :func:`_act`'s float path, one
+    value."""
+    hi = dt(9.0)
+    x = hi if x > hi else x
+    x = -hi if x < -hi else x
+    x2 = x * x
+    q = x2 * dt(-2.76076847742355e-16) + dt(2.00018790482477e-13)
+    q = q * x2 + dt(-8.60467152213735e-11)
+    q = q * x2 + dt(5.12229709037114e-08)
+    q = q * x2 + dt(1.48572235717979e-05)
+    q = q * x2 + dt(6.37261928875436e-04)
+    q = q * x2 + dt(4.89352455891786e-03)
+    d = x2 * dt(1.19825839466702e-06) + dt(1.18534705686654e-04)
+    d = d * x2 + dt(2.26843463243900e-03)
+    d = d * x2 + dt(4.89352518554385e-03)
+    return x * q / d
+
+
+@jit(inline="always")
+def _lstm_cell(g, x, cb, hb, n):  # pragma: no cover - compiled
+    """An LSTM entry's step with the default activations (sigmoid, tanh, tanh), no clip, no
+    peepholes, no input_forget, float math: ``g`` (4n: h R^T + Rb, gates i, o, f, c) plus
+    ``x`` (its step's input projection), the cell ``cb`` and the state ``hb`` (n) updated in
+    place. One pass over the gates (unsigned indices: vector code) with :func:`_act`'s
+    operations in its order, so the same values as its five passes over slices (a 64-wide
+    LSTM over 32 steps: 35 -> 29 us)."""
+    dt = g.dtype.type
+    half = dt(0.5)
+    w = np.uint64(n)
+    for j in range(n):
+        u = np.uint64(j)
+        gi = g[u] + x[u]
+        go = g[w + u] + x[w + u]
+        gf = g[w + w + u] + x[w + w + u]
+        gc = g[w + w + w + u] + x[w + w + w + u]
+        i = half * _tanh_rational(half * gi, dt) + half
+        f = half * _tanh_rational(half * gf, dt) + half
+        c = f * cb[u] + i * _tanh_rational(gc, dt)
+        cb[u] = c
+        o = half * _tanh_rational(half * go, dt) + half
+        hb[u] = o * _tanh_rational(c, dt)
+
+
 @jit(error_model="numpy")
 def _gemv(acc, src, rt, active):
     """acc[b] += src[b] @ rt for the active entries b, four rows of rt at a time: the inner
@@ -135,6 +187,39 @@ def _gemv(acc, src, rt, active):
             for j in range(out.shape[0]):
                 out[j] += sk * r0[j]
     return 0
+
+
+@jit(inline="always")
+def row_product(dst, rt, cols, src, n, base, like):  # pragma: no cover - compiled
+    """``dst[q] = base[q] + sum over k < n of src[k] * rt[k * cols + q]`` for ``q < cols``
+    (int64 addresses of float32 arrays, ``rt`` C-contiguous (n, cols)): register tiles of
+    :data:`TILE_CELLS` columns summed over ``rt``'s rows in k's order
+    (:func:`._taps.row_tile`: each row of ``rt`` read once, ``dst`` written once). ``dst``
+    may be ``base``. The shared steps' halves (:mod:`._rnn_pieces`) take it too, so that
+    their columns are these bits."""
+    cell = 4
+    for c0 in range(0, cols, TILE_CELLS):
+        row_tile(dst + c0 * cell, rt + c0 * cell, cols, src, n, min(TILE_CELLS, cols - c0),
+                 base + c0 * cell, like)  # fmt: skip
+
+
+@jit(inline="always")
+def _gemv_tiles(acc, src, rt, base, active):  # pragma: no cover - compiled
+    """``acc = src @ rt + base`` for float32 (batch, n) ``src``, (n, G) ``rt``, (batch, G)
+    ``acc`` and G ``base`` values (every entry's), all C-contiguous, for the active entries
+    (:func:`row_product`). :func:`_gemv` read and wrote ``acc`` once per four rows of ``rt``.
+    The loop, one thread, one entry, :func:`_gemv` -> tiles (us): LSTM 64 wide over 32 steps
+    33 -> 29, GRU 128 wide over 64 steps 163 -> 153, 64 wide over 16 14.9 -> 14.0; a 128-wide
+    LSTM's product reads 256 KB of ``rt`` a step and stays as it was (205 -> 195), bound by
+    the core's cache bandwidth either way."""
+    batch, n = src.shape
+    g = rt.shape[1]
+    like = acc[0, 0]
+    for b in range(batch):
+        if not active[b]:
+            continue
+        row_product(acc.ctypes.data + b * g * 4, rt.ctypes.data, g,
+                    src.ctypes.data + b * n * 4, n, base.ctypes.data, like)  # fmt: skip
 
 
 @jit(error_model="numpy")
@@ -178,6 +263,18 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
     tmp = np.empty(n, xw.dtype)
     active = np.zeros(batch, np.bool_)
     tidx = np.zeros(batch, np.int64)
+    # float32 products on the register tiles (_gemv_tiles), the recurrent biases added as
+    # the tiles' residuals
+    tiles = xw.itemsize == 4
+    rb_zr, rb_h = rb[: 2 * n], rb[2 * n :]
+    plain_lstm = (
+        op == 2
+        and not (use_peep or input_forget or exact)
+        and not clip > zero
+        and codes[0] == 2
+        and codes[1] == 1
+        and codes[2] == 1
+    )
 
     for t in range(seq):
         any_active = False
@@ -189,13 +286,18 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
         if not any_active:
             break
         if split:
-            for b in range(batch):
-                if active[b]:
-                    acc_zr[b, :] = rb[: 2 * n]
-            _gemv(acc_zr, h, rt_zr, active)
+            if tiles:
+                _gemv_tiles(acc_zr, h, rt_zr, rb_zr, active)
+            else:
+                for b in range(batch):
+                    if active[b]:
+                        acc_zr[b, :] = rb[: 2 * n]
+                _gemv(acc_zr, h, rt_zr, active)
             for b in range(batch):
                 if active[b]:
                     acc[b, : 2 * n] = acc_zr[b]
+        elif tiles:
+            _gemv_tiles(acc, h, rt, rb, active)
         else:
             for b in range(batch):
                 if active[b]:
@@ -228,10 +330,13 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
                     for j in range(n):
                         rh[b, j] = g[n + j] * h[b, j]
             if split:  # (r * h) Rh^T + Rbh
-                for b in range(batch):
-                    if active[b]:
-                        acc_h[b, :] = rb[2 * n :]
-                _gemv(acc_h, rh, rt_h, active)
+                if tiles:
+                    _gemv_tiles(acc_h, rh, rt_h, rb_h, active)
+                else:
+                    for b in range(batch):
+                        if active[b]:
+                            acc_h[b, :] = rb[2 * n :]
+                    _gemv(acc_h, rh, rt_h, active)
                 for b in range(batch):
                     if active[b]:
                         x = xw[tidx[b], b]
@@ -247,6 +352,11 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
                     z = g[j]
                     h[b, j] = (one - z) * hh[j] + z * h[b, j]
                 y[tidx[b], b, :] = h[b]
+        elif plain_lstm:  # the default activations: one pass (_lstm_cell)
+            for b in range(batch):
+                if active[b]:
+                    _lstm_cell(acc[b], xw[tidx[b], b], c[b], h[b], n)
+                    y[tidx[b], b, :] = h[b]
         else:  # LSTM, gates i, o, f, c
             for b in range(batch):
                 if not active[b]:

@@ -120,6 +120,7 @@ OWNER, DONE = (0, 8), (16, 24)
 #: polls (about 25 ns each) a half waits for the other's thread to start before taking it over
 TAKE_OVER_POLLS = 4000
 _act = _rnn_jit._act.jitted()
+_row_product = _rnn_jit.row_product.jitted()
 
 
 def pack_halves(rt: np.ndarray, gates: int, bounds) -> np.ndarray:
@@ -140,8 +141,8 @@ def pack_halves(rt: np.ndarray, gates: int, bounds) -> np.ndarray:
 def _half_step(op, xw, rtk, rb, p, cur, nxt, c, t, b, u0, u1, w, codes, alphas, betas, clip,
                flags, y, acc, tmp):  # fmt: skip  # pragma: no cover - compiled
     """Units ``u0:u1`` of batch entry ``b`` at timestep ``t``: the same operations, in the same
-    order, as :func:`._rnn_jit.run_direction` (its four-row product, then the gates), so the
-    results are its bits."""
+    order, as :func:`._rnn_jit.run_direction` (its product, float32's register tiles or
+    float64's four rows at a time, then the gates), so the results are its bits."""
     dt = xw.dtype.type
     zero, one = dt(0.0), dt(1.0)
     n = cur.shape[1]
@@ -154,17 +155,21 @@ def _half_step(op, xw, rtk, rb, p, cur, nxt, c, t, b, u0, u1, w, codes, alphas, 
             acc[g * w + j] = rb[g * n + u0 + j]
     s = cur[b]
     cols = gates * w
-    n4 = n - n % 4
-    for k in range(0, n4, 4):
-        s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
-        r0, r1, r2, r3 = rtk[k], rtk[k + 1], rtk[k + 2], rtk[k + 3]
-        for j in range(cols):
-            acc[j] += (s0 * r0[j] + s1 * r1[j]) + (s2 * r2[j] + s3 * r3[j])
-    for k in range(n4, n):
-        sk = s[k]
-        r0 = rtk[k]
-        for j in range(cols):
-            acc[j] += sk * r0[j]
+    if xw.itemsize == 4:  # float32: run_direction's register tiles, onto the biases
+        at = acc.ctypes.data
+        _row_product(at, rtk.ctypes.data, cols, s.ctypes.data, n, at, acc[0])
+    else:
+        n4 = n - n % 4
+        for k in range(0, n4, 4):
+            s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
+            r0, r1, r2, r3 = rtk[k], rtk[k + 1], rtk[k + 2], rtk[k + 3]
+            for j in range(cols):
+                acc[j] += (s0 * r0[j] + s1 * r1[j]) + (s2 * r2[j] + s3 * r3[j])
+        for k in range(n4, n):
+            sk = s[k]
+            r0 = rtk[k]
+            for j in range(cols):
+                acc[j] += sk * r0[j]
     x = xw[t, b]
     if op == 0:  # RNN
         g0 = acc[:hw]

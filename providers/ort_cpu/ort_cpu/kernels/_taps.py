@@ -35,7 +35,17 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._conv_jit import CL_CELLS, CL_VECTORS, LANES, NHWC_BLOCK, OUTS, PW_ROWS, PW_VECTORS, ROWS
+from ._conv_jit import (
+    CL_CELLS,
+    CL_VECTORS,
+    GEMV_VECTORS,
+    LANES,
+    NHWC_BLOCK,
+    OUTS,
+    PW_ROWS,
+    PW_VECTORS,
+    ROWS,
+)  # fmt: skip
 from ._ir import load, loop_end, loop_start, requantize8, splat, store, vector_op
 
 #: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
@@ -796,6 +806,62 @@ def pointwise_tile(typingctx, dst, dst_row, src, src_row, weights, w_row, bias, 
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
     return sig, _pointwise_codegen
+
+
+def _row_codegen(context, builder, sig, args):
+    """The code of :func:`row_tile`: one tile per count of vectors (1 to GEMV_VECTORS, the
+    whole tile without masks), chosen once per call."""
+    dst, src, src_row, weights, k, cells, resid, like = args
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p = builder.inttoptr(dst, real.as_pointer())
+    src_p = builder.inttoptr(src, real.as_pointer())
+    w_p = builder.inttoptr(weights, real.as_pointer())
+    z_p = builder.inttoptr(resid, real.as_pointer())
+    fma = vector_op(builder, "fma", vec, 3)
+    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
+    zero = splat(builder, ir.Constant(real, 0.0), vec)
+
+    def tile(n_vectors, masked):
+        parts = [ir.Constant(word, LANES * u) for u in range(n_vectors)]
+        masks = [None] * n_vectors
+        if masked:
+            masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, p), lanes.type))
+                     for p in parts]  # fmt: skip
+
+        def step(t, acc):
+            row = builder.mul(t, src_row)
+            ws = splat(builder, builder.load(builder.gep(w_p, [t])), vec)
+            return [
+                [builder.call(fma, [ws, load(builder, src_p, builder.add(row, p), vec, m), a])
+                 for p, m, a in zip(parts, masks, acc[0], strict=True)]
+            ]  # fmt: skip
+
+        sums = _tap_loop(builder, k, [[zero] * n_vectors], step)[0]
+        for p, m, v in zip(parts, masks, sums, strict=True):
+            store(builder, builder.fadd(v, load(builder, z_p, p, vec, m)), dst_p, p, m)
+
+    full = ir.Constant(word, LANES * GEMV_VECTORS)
+    with builder.if_else(builder.icmp_signed(">=", cells, full)) as (whole, part):
+        with whole:
+            tile(GEMV_VECTORS, False)
+        with part:  # the vectors the cells need, under masks
+            needed = builder.sdiv(builder.add(cells, ir.Constant(word, LANES - 1)),
+                                  ir.Constant(word, LANES))  # fmt: skip
+            _by_count(builder, needed, GEMV_VECTORS, lambda n: tile(n, True), "row")
+    return context.get_dummy_value()
+
+
+@intrinsic
+def row_tile(typingctx, dst, src, src_row, weights, k, cells, resid, like):
+    """One row of a product, ``cells`` (at most LANES * GEMV_VECTORS) columns summed in
+    registers and written once: ``dst[q] = resid[q] + sum over t < k of weights[t] * src[t *
+    src_row + q]``, fused multiply-adds in t's order (a GEMV's, row by row of ``src``). A
+    partial tile's vectors read and write under masks. Every argument but ``like`` (the
+    element type's witness) is an int64 address or count (in elements)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, i64, i64, like), _row_codegen
 
 
 def _cl_tile_codegen(context, builder, sig, args):
