@@ -74,22 +74,8 @@ def _act(v, code, a, b, clip, exact):
             for j in range(m):
                 v[j] = post * math.tanh(pre * v[j]) + add
         else:
-            hi = dt(9.0)
             for j in range(m):
-                x = pre * v[j]
-                x = hi if x > hi else x
-                x = -hi if x < -hi else x
-                x2 = x * x
-                q = x2 * dt(-2.76076847742355e-16) + dt(2.00018790482477e-13)
-                q = q * x2 + dt(-8.60467152213735e-11)
-                q = q * x2 + dt(5.12229709037114e-08)
-                q = q * x2 + dt(1.48572235717979e-05)
-                q = q * x2 + dt(6.37261928875436e-04)
-                q = q * x2 + dt(4.89352455891786e-03)
-                d = x2 * dt(1.19825839466702e-06) + dt(1.18534705686654e-04)
-                d = d * x2 + dt(2.26843463243900e-03)
-                d = d * x2 + dt(4.89352518554385e-03)
-                v[j] = post * (x * q / d) + add
+                v[j] = post * _tanh_rational(pre * v[j], dt) + add
     elif code == 0:
         for j in range(m):
             v[j] = v[j] if v[j] > zero else zero
@@ -121,8 +107,8 @@ def _act(v, code, a, b, clip, exact):
 
 @jit(inline="always")
 def _tanh_rational(x, dt):  # pragma: no cover - compiled
-    """MLAS's rational tanh of ``x`` (clamped to [-9, 9]): :func:`_act`'s float path, one
-    value."""
+    """MLAS's rational tanh of ``x`` (clamped to [-9, 9]), in ``dt``: :func:`_act`'s float
+    path, one value."""
     hi = dt(9.0)
     x = hi if x > hi else x
     x = -hi if x < -hi else x

@@ -708,6 +708,34 @@ def nhwc_cells(typingctx, dst, dst_step, count, src, src_step, offs, taps, weigh
     return sig, _nhwc_cells_codegen
 
 
+def _vector_parts(builder, cells, n_vectors: int, masked: bool) -> tuple[list, list]:
+    """The offsets of a tile's ``n_vectors`` vectors of LANES cells and, where ``masked``, each
+    one's mask of the lanes below ``cells`` (an int64 value); None masks: whole vectors."""
+    word = ir.IntType(64)
+    parts = [ir.Constant(word, LANES * u) for u in range(n_vectors)]
+    if not masked:
+        return parts, [None] * n_vectors
+    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
+    return parts, [
+        builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, p), lanes.type))
+        for p in parts
+    ]
+
+
+def _by_vectors(builder, cells, most: int, tile, name: str) -> None:
+    """``tile(most, False)`` where ``cells`` (an int64 value) fill ``most`` vectors, else
+    ``tile(n, True)`` for the n vectors they need (one block of code per n)."""
+    word = ir.IntType(64)
+    full = ir.Constant(word, LANES * most)
+    with builder.if_else(builder.icmp_signed(">=", cells, full)) as (whole, part):
+        with whole:
+            tile(most, False)
+        with part:
+            needed = builder.sdiv(builder.add(cells, ir.Constant(word, LANES - 1)),
+                                  ir.Constant(word, LANES))  # fmt: skip
+            _by_count(builder, needed, most, lambda n: tile(n, True), name)
+
+
 def _pointwise_codegen(context, builder, sig, args):
     """The code of :func:`pointwise_tile`: one tile per count of vectors (1 to PW_VECTORS, the
     whole tile without masks), chosen once per call."""
@@ -716,13 +744,10 @@ def _pointwise_codegen(context, builder, sig, args):
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    b_p = builder.inttoptr(bias, real.as_pointer())
-    z_p = builder.inttoptr(resid, real.as_pointer())
+    dst_p, src_p, w_p, b_p, z_p = (
+        builder.inttoptr(a, real.as_pointer()) for a in (dst, src, weights, bias, resid)
+    )
     fma = vector_op(builder, "fma", vec, 3)
-    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
 
     def c(v):
         return ir.Constant(word, v)
@@ -735,11 +760,7 @@ def _pointwise_codegen(context, builder, sig, args):
     biases = [builder.load(builder.gep(b_p, [o])) for o in owns]
 
     def tile(n_vectors, masked):
-        parts = [c(LANES * u) for u in range(n_vectors)]
-        masks = [None] * n_vectors
-        if masked:
-            masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, p), lanes.type))
-                     for p in parts]  # fmt: skip
+        parts, masks = _vector_parts(builder, cells, n_vectors, masked)
         starts = [[splat(builder, b, vec)] * n_vectors for b in biases]
 
         def step(t, acc):
@@ -782,12 +803,7 @@ def _pointwise_codegen(context, builder, sig, args):
             with builder.if_then(builder.icmp_signed("<", c(o), rows)):
                 put(o)
 
-    with builder.if_else(builder.icmp_signed(">=", cells, c(LANES * PW_VECTORS))) as (whole, part):
-        with whole:
-            tile(PW_VECTORS, False)
-        with part:  # the vectors the cells need, under masks
-            needed = builder.sdiv(builder.add(cells, c(LANES - 1)), c(LANES))
-            _by_count(builder, needed, PW_VECTORS, lambda n: tile(n, True), "pw")
+    _by_vectors(builder, cells, PW_VECTORS, tile, "pw")
     return context.get_dummy_value()
 
 
@@ -814,21 +830,14 @@ def _row_codegen(context, builder, sig, args):
     dst, src, src_row, weights, k, cells, resid, like = args
     real = like.type
     vec = ir.VectorType(real, LANES)
-    word = ir.IntType(64)
-    dst_p = builder.inttoptr(dst, real.as_pointer())
-    src_p = builder.inttoptr(src, real.as_pointer())
-    w_p = builder.inttoptr(weights, real.as_pointer())
-    z_p = builder.inttoptr(resid, real.as_pointer())
+    dst_p, src_p, w_p, z_p = (
+        builder.inttoptr(a, real.as_pointer()) for a in (dst, src, weights, resid)
+    )
     fma = vector_op(builder, "fma", vec, 3)
-    lanes = ir.Constant(ir.VectorType(word, LANES), list(range(LANES)))
     zero = splat(builder, ir.Constant(real, 0.0), vec)
 
     def tile(n_vectors, masked):
-        parts = [ir.Constant(word, LANES * u) for u in range(n_vectors)]
-        masks = [None] * n_vectors
-        if masked:
-            masks = [builder.icmp_signed("<", lanes, splat(builder, builder.sub(cells, p), lanes.type))
-                     for p in parts]  # fmt: skip
+        parts, masks = _vector_parts(builder, cells, n_vectors, masked)
 
         def step(t, acc):
             row = builder.mul(t, src_row)
@@ -842,14 +851,7 @@ def _row_codegen(context, builder, sig, args):
         for p, m, v in zip(parts, masks, sums, strict=True):
             store(builder, builder.fadd(v, load(builder, z_p, p, vec, m)), dst_p, p, m)
 
-    full = ir.Constant(word, LANES * GEMV_VECTORS)
-    with builder.if_else(builder.icmp_signed(">=", cells, full)) as (whole, part):
-        with whole:
-            tile(GEMV_VECTORS, False)
-        with part:  # the vectors the cells need, under masks
-            needed = builder.sdiv(builder.add(cells, ir.Constant(word, LANES - 1)),
-                                  ir.Constant(word, LANES))  # fmt: skip
-            _by_count(builder, needed, GEMV_VECTORS, lambda n: tile(n, True), "row")
+    _by_vectors(builder, cells, GEMV_VECTORS, tile, "row")
     return context.get_dummy_value()
 
 
