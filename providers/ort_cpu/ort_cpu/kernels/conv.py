@@ -1180,32 +1180,36 @@ class _DepthwiseNHWCPlan:
     kernel of :mod:`._conv_jit`: for small maps with many channels (MobileNetV2's 14x14 and 7x7
     layers), where the planar kernel's rows are a few cells long."""
 
-    __slots__ = ("fn", "out", "args", "zeros", "blocks")
+    __slots__ = ("fn", "out", "args", "blocks", "kept")
 
     def __init__(self, fn, kernel, strides, dilations, out, begin) -> None:
         self.fn, self.out = fn, tuple(out)
         self.args = (*kernel, *strides, *dilations, begin[0], begin[1])
-        self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
+        #: the weights and bias last given, with the weights channels last and the bias in
+        #: their dtype (constants: the same arrays every run)
+        self.kept: tuple = (None, None, None, None)
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         n, m, dtype = x.shape[0], wmat.shape[0], wmat.dtype
-        x = np.ascontiguousarray(x, dtype)
-        wt = _CHANNELS_LAST.get(wmat, lambda w: _channels_last_weights(w, m))
-        if bias is None:
-            bias = self.zeros.get(dtype)
-            if bias is None:
-                bias = self.zeros[dtype] = np.zeros(m, dtype)
+        if x.dtype != dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype)
+        kept = self.kept
+        if kept[0] is not wmat or kept[1] is not bias:
+            wt = _CHANNELS_LAST.get(wmat, lambda w: _channels_last_weights(w, m))
+            b = np.zeros(m, dtype) if bias is None else bias
+            kept = self.kept = (wmat, bias, wt, b)
+        wt, b = kept[2], kept[3]
         y = np.empty((n, m, *self.out), dtype)
         if not (
             _direct_split_pays(y.size, y.shape, wt.shape[0])
             and _threads.spinning()
             and _split_compiled(
-                self.blocks, _conv_pieces().NHWC, m, x, wmat, wt, bias, y, self.args, code, 16
+                self.blocks, _conv_pieces().NHWC, m, x, wmat, wt, b, y, self.args, code, 16
             )
         ):
-            self.fn(x, wt, bias, y, 0, m, *self.args, *code)
-        return _finish(y, z, act)
+            self.fn(x, wt, b, y, 0, m, *self.args, *code)
+        return y if z is None and act is None else _finish(y, z, act)
 
 
 def _channels_last_weights(w: np.ndarray, m: int) -> np.ndarray:
@@ -1261,7 +1265,7 @@ class _PointwisePlan:
     thread, 5.48 -> 4.61 at two; onnxruntime 4.62 and 3.59); keeping the 7 x 7 ones on the
     GEMMs changed nothing at one thread and made two 5.25 ms."""
 
-    __slots__ = ("fn", "sub", "m", "g", "out", "zeros", "blocks")
+    __slots__ = ("fn", "sub", "m", "g", "out", "blocks", "shapes", "kept")
 
     def __init__(self, fn, m, g, strides, out) -> None:
         self.fn, self.m, self.g, self.out = fn, m, g, tuple(out)
@@ -1272,53 +1276,59 @@ class _PointwisePlan:
                 slice(None),
                 *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
             )
-        self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
+        self.shapes: dict = {}  # by input shape: _geometry's values
+        #: the weights and bias last given, and their (M, K) and float32 forms (constants: the
+        #: same arrays every run)
+        self.kept: tuple = (None, None, None, None)
+
+    def _geometry(self, shape) -> tuple:
+        """For inputs of ``shape`` (taken as (N, C, P)): N, the sums' length (one group's input
+        channels), P, the tiles of output channels, the blocks of cells, y's shape, and whether
+        the work pays for sharing among threads."""
+        n, c = shape[:2]
+        m, k, p = self.m, shape[1] // self.g, math.prod(self.out)
+        tiles = _conv_jit.pointwise_tiles(m, self.g)
+        pays = _direct_split_pays(n * m * p, (n, m), k)
+        return n, c, k, p, tiles, n * -(-p // _conv_jit.PW_CELLS), (n, m, *self.out), pays
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
-        dtype, m = _F32, self.m
+        # a small layer's run is mostly this method (an OCR model's 1x1s: 5 of 7 us), so what
+        # depends only on the input's shape or on the constants is worked out once
         xs = x[self.sub] if self.sub is not None else x
-        xs = np.ascontiguousarray(xs, dtype)
-        n, c = xs.shape[:2]
-        p = math.prod(self.out)
-        if bias is None:
-            bias = self.zeros.get(m)
-            if bias is None:
-                bias = self.zeros[m] = np.zeros(m, dtype)
-        y = np.empty((n, m, *self.out), dtype)
+        if xs.dtype != _F32 or not xs.flags.c_contiguous:
+            xs = np.ascontiguousarray(xs, _F32)
+        geometry = self.shapes.get(xs.shape)
+        if geometry is None:
+            if len(self.shapes) >= 16:  # (shapes that change from run to run)
+                self.shapes.clear()
+            geometry = self.shapes[xs.shape] = self._geometry(xs.shape)
+        n, c, k, p, tiles, total, y_shape, pays = geometry
+        m = self.m
+        kept = self.kept
+        if kept[0] is not wmat or kept[1] is not bias:
+            b2 = np.zeros(m, _F32) if bias is None else np.ascontiguousarray(bias, _F32)
+            kept = self.kept = (wmat, bias, np.ascontiguousarray(wmat.reshape(m, k)), b2)
+        w2, b2 = kept[2], kept[3]
+        y = np.empty(y_shape, _F32)
         if act is not None:
             code = (0, 0.0, 0.0)  # the activation after the residual, on the output
-        # (N, C, 1, P) views: the pieces' argument blocks take 4-D arrays
-        x4, y4, z4 = xs.reshape(n, c, 1, p), y.reshape(n, m, 1, p), None
-        k = c // self.g  # the sums' length: one group's input channels
-        w2, b2 = np.ascontiguousarray(wmat.reshape(m, k)), np.ascontiguousarray(bias, dtype)
+        z3 = _EMPTY
         if z is not None:  # the residual read as the output is written
-            z4 = np.ascontiguousarray(np.broadcast_to(z, y.shape), dtype).reshape(n, m, 1, p)
-        tiles = _conv_jit.pointwise_tiles(m, self.g)
-        total = n * -(-p // _conv_jit.PW_CELLS)
+            if z.shape != y_shape or z.dtype != _F32 or not z.flags.c_contiguous:
+                z = np.ascontiguousarray(np.broadcast_to(z, y_shape), _F32)
+            z3 = z.reshape(n, m, p)
         threads = _threads.threads()
-        by_tiles = total < 2 * threads  # fewer than two blocks of cells a thread: tiles of rows
-        if not (
-            threads > 1
-            and _direct_split_pays(n * m * p, (n, m), k)
-            and _threads.spinning()
-            and _split_compiled(
-                self.blocks,
-                _conv_pieces().POINTWISE,
-                tiles if by_tiles else total,
-                x4,
-                wmat,
-                w2,
-                b2,
-                y4,
-                (int(by_tiles), 0),
-                code,
-                z=z4,
-            )  # fmt: skip
-        ):
-            z3 = _EMPTY if z4 is None else z4.reshape(n, m, p)
-            self.fn(x4.reshape(n, c, p), w2, b2, y4.reshape(n, m, p), z3, 0, total, 0, tiles,
-                    *code)  # fmt: skip
+        if threads > 1 and pays and _threads.spinning():
+            by_tiles = total < 2 * threads  # fewer than two blocks of cells a thread: tiles
+            # (N, C, 1, P) views: the pieces' argument blocks take 4-D arrays
+            if _split_compiled(
+                self.blocks, _conv_pieces().POINTWISE, tiles if by_tiles else total,
+                xs.reshape(n, c, 1, p), wmat, w2, b2, y.reshape(n, m, 1, p), (int(by_tiles), 0),
+                code, z=None if z is None else z3.reshape(n, m, 1, p),
+            ):  # fmt: skip
+                return y if act is None else _finish(y, None, act)
+        self.fn(xs.reshape(n, c, p), w2, b2, y.reshape(n, m, p), z3, 0, total, 0, tiles, *code)
         return y if act is None else _finish(y, None, act)
 
 
@@ -1337,7 +1347,7 @@ class _ChannelsLastPlan:
     512: 1204 -> 1282)."""
 
     __slots__ = ("fn", "m", "out", "begin", "size", "padded_shape", "table", "bases", "k",
-                 "zeros", "blocks", "padded")  # fmt: skip
+                 "blocks", "kept")  # fmt: skip
 
     def __init__(self, fn, x_shape, m, kernel, strides, dilations, out, begin) -> None:
         c, h, w = x_shape[1:]
@@ -1351,30 +1361,29 @@ class _ChannelsLastPlan:
         self.padded_shape = None if (hp, wp) == (h, w) and not any(begin) else (c, hp, wp)
         self.table, self.bases = _conv_jit.cl_tables(c, hp, wp, kernel, strides, dilations, out)
         self.k = c * kh * kw
-        self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
-        self.padded: tuple = (None, None)  # the last bias and its copy, CL_CHANNELS-padded
+        #: the weights and bias last given, with the weights by blocks of channels and the
+        #: bias CL_CHANNELS-padded (constants: the same arrays every run)
+        self.kept: tuple = (None, None, None, None)
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         dtype, m = _F32, self.m
         n = x.shape[0]
         if self.padded_shape is None:
-            xp = np.ascontiguousarray(x, dtype)
+            xp = x if x.dtype == dtype and x.flags.c_contiguous else np.ascontiguousarray(x, dtype)
         else:
             xp = np.zeros((n, *self.padded_shape), dtype)
             (t, l), (h, w) = self.begin, self.size
             xp[:, :, t : t + h, l : l + w] = x
         x2 = xp.reshape(n, -1)
-        w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
-        if bias is None:
-            bias = self.zeros.get(m)
-            if bias is None:
-                bias = self.zeros[m] = np.zeros(m, dtype)
-        seen, b2 = self.padded
-        if seen is not bias:
+        kept = self.kept
+        if kept[0] is not wmat or kept[1] is not bias:
+            w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
             b2 = np.zeros(w2.shape[0] * _conv_jit.CL_CHANNELS, dtype)
-            b2[:m] = bias
-            self.padded = (bias, b2)
+            if bias is not None:
+                b2[:m] = bias
+            kept = self.kept = (wmat, bias, w2, b2)
+        w2, b2 = kept[2], kept[3]
         if act is not None or z is not None:
             code = (0, 0.0, 0.0)  # the residual, then the activation, on the output
         y = np.empty((n, m, *self.out), dtype)
