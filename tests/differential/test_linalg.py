@@ -161,3 +161,26 @@ def test_stacked_matmul_as_one_batch(layout):
     onnx.checker.check_model(model)
     got = harness.run_cpu(model, ins)[0]
     np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 6])
+@pytest.mark.parametrize("copy", [True, False])
+def test_gemm_constant_transposed_weights(rows, copy, monkeypatch):
+    """A classifier's Gemm: constant (N, K) weights with transB and a constant bias. A of at
+    most linalg.GEMV_ROWS rows multiplies the kernel's (K, N) copy of the weights (made up to
+    GEMV_COPY_BYTES), more rows the transposed view; both against the reference (host logic:
+    which layout BLAS reads)."""
+    from onnx import numpy_helper
+    from ort_cpu.kernels import linalg
+
+    if not copy:
+        monkeypatch.setattr(linalg, "GEMV_COPY_BYTES", 0)
+    a, w, c = rand((rows, 96)), rand((40, 96)), rand((40,))
+    model, feeds = make_node_model("Gemm", [a, w, c], {"transB": 1})
+    for name in ("x1", "x2"):
+        model.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
+    kept = [v for v in model.graph.input if v.name == "x0"]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    (got,) = harness.run_cpu(model, feeds)
+    np.testing.assert_allclose(got, a @ w.T + c, rtol=1e-5, atol=1e-5)
