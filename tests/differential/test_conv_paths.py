@@ -91,6 +91,27 @@ def _gemm_paths(monkeypatch) -> None:
     monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)
 
 
+def _spy_shared(monkeypatch, split: str) -> list:
+    """For ``split`` == "split": every compiled plan's work offered to the run's pool
+    (DIRECT_SPLIT_WORK 0) and the list the hand-offs are recorded in (harness
+    spy_split_compiled); an empty list otherwise."""
+    from ort_cpu.kernels import conv
+
+    from .harness import spy_split_compiled
+
+    if split != "split":
+        return []
+    monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+    return spy_split_compiled(monkeypatch)
+
+
+def _assert_shared(handed: list) -> None:
+    """A hand-off at two threads ran its pieces (or every run had one thread)."""
+    assert any(done for _, threads, done in handed if threads > 1) or all(
+        threads == 1 for _, threads, _ in handed
+    )
+
+
 def _kind(plan) -> str:
     from ort_cpu.kernels import conv
 
@@ -620,15 +641,12 @@ def test_dense_layers_direct(case, split, monkeypatch):
     compiled activation and with a residual, against onnxruntime."""
     from ort_cpu.kernels import conv
 
-    from .harness import spy_split_compiled, use_compiled
+    from .harness import use_compiled
 
     use_compiled(monkeypatch, True)
     monkeypatch.setattr(conv, "_dense_direct_pays", lambda g, c, m, taps: g == 1)
     monkeypatch.setattr(conv, "_channels_last_conv_pays", lambda *a: False)  # as for float64
-    handed = []
-    if split == "split":
-        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
-        handed = spy_split_compiled(monkeypatch)
+    handed = _spy_shared(monkeypatch, split)
     calls = []
     real = conv._DirectPlan.__call__
     monkeypatch.setattr(
@@ -640,9 +658,7 @@ def test_dense_layers_direct(case, split, monkeypatch):
     _check_layer(rng, x, w, b, attrs)
     assert calls
     if split == "split":
-        assert any(done for _, threads, done in handed if threads > 1) or all(
-            threads == 1 for _, threads, _ in handed
-        )
+        _assert_shared(handed)
 
 
 POINTWISE = [
@@ -666,7 +682,7 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     they stay one GEMM."""
     from ort_cpu.kernels import conv
 
-    from .harness import spy_split_compiled, use_compiled
+    from .harness import use_compiled
 
     use_compiled(monkeypatch, True)
     monkeypatch.setattr(conv, "_pointwise_tiled_pays", lambda *a: False)
@@ -677,17 +693,12 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 40, 3, 12), (16, 40, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan(xs, ws, {"strides": [2, 2]})) == "_pointwise_plan"
-    handed = []
-    if split == "split":
-        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
-        handed = spy_split_compiled(monkeypatch)
+    handed = _spy_shared(monkeypatch, split)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
     _check_layer(rng, x, w, b, {})
     if split == "split":
-        assert any(done for _, threads, done in handed if threads > 1) or all(
-            threads == 1 for _, threads, _ in handed
-        )
+        _assert_shared(handed)
 
 
 TILES = [
@@ -722,7 +733,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
     against onnxruntime. One or three cells stay a GEMV (host logic on the compiled kernels)."""
     from ort_cpu.kernels import conv
 
-    from .harness import spy_split_compiled, use_compiled
+    from .harness import use_compiled
 
     use_compiled(monkeypatch, True)
     xs, ws, attrs = TILES[case]
@@ -739,10 +750,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
         "direct",
         "_pointwise_plan",
     )
-    handed = []
-    if split == "split":
-        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
-        handed = spy_split_compiled(monkeypatch)
+    handed = _spy_shared(monkeypatch, split)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
     _check_layer(rng, x, w, b, attrs)
@@ -756,9 +764,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
     else:
         parts = max(xs[0] * -(-cells // jit.PW_CELLS), jit.pointwise_tiles(ws[0], g))
     if split == "split" and parts >= 2:  # shared wherever there are two pieces
-        assert any(done for _, threads, done in handed if threads > 1) or all(
-            threads == 1 for _, threads, _ in handed
-        )
+        _assert_shared(handed)
 
 
 WINDOWS = [
@@ -783,9 +789,8 @@ def test_channels_last_windows(case, split, monkeypatch):
     with a residual, against onnxruntime (host logic on the compiled kernels). Winograd keeps
     the layers it takes from 16 x 16 cells; stems of few rows, and outputs that fill less
     than 70% of a block's lanes, keep their plans."""
-    from ort_cpu.kernels import conv
 
-    from .harness import spy_split_compiled, use_compiled
+    from .harness import use_compiled
 
     use_compiled(monkeypatch, True)
     xs, ws, attrs = WINDOWS[case]
@@ -799,18 +804,13 @@ def test_channels_last_windows(case, split, monkeypatch):
     assert _kind(_plan((1, 3, 64, 64), (32, 3, 3, 3), {"pads": [1] * 4})) != "channels_last_dense"
     assert _kind(_plan((1, 64, 9, 9), (40, 64, 3, 3), {})) != "channels_last_dense"
     assert _kind(_plan((1, 64, 9, 9), (64, 64, 3, 3), {}, np.float64)) != "channels_last_dense"
-    handed = []
-    if split == "split":
-        monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
-        handed = spy_split_compiled(monkeypatch)
+    handed = _spy_shared(monkeypatch, split)
     rng = np.random.default_rng(case)
     x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.1, _rand(rng, (ws[0],))
     # sums of up to 4608 products, in another order
     _check_layer(rng, x, w, b, attrs, rtol=1e-4, atol=1e-4)
     if split == "split":
-        assert any(done for _, threads, done in handed if threads > 1) or all(
-            threads == 1 for _, threads, _ in handed
-        )
+        _assert_shared(handed)
         assert handed
 
 
@@ -846,6 +846,4 @@ def test_shared_direct_kernel_reads_each_runs_weights(monkeypatch):
         np.testing.assert_allclose(
             ours.run(None, feeds)[0], theirs.run(None, feeds)[0], rtol=1e-4, atol=1e-4
         )
-    assert any(done for _, threads, done in handed if threads > 1) or all(
-        threads == 1 for _, threads, _ in handed
-    )
+    _assert_shared(handed)

@@ -87,9 +87,10 @@ def compile_pair(sub: Graph, opsets: dict[str, int], provider: Any) -> Callable[
     attributes = dict(conv.attributes)
     name = "HardSwish" if act.op_type == "HardSwish" else "QuickGelu"
     attributes["activation"] = helper.make_attribute("activation", name)
-    if name == "QuickGelu":  # SiLU: alpha 1
-        alpha = act.attributes.get("alpha") if act.op_type == "QuickGelu" else None
-        params = [(1.702 if act.op_type == "QuickGelu" else 1.0) if alpha is None else alpha.f]
+    # QuickGelu's alpha where it gives one (else FusedConv's default, QuickGelu's); SiLU's 1
+    alpha = act.attributes.get("alpha") if act.op_type == "QuickGelu" else None
+    params = [1.0] if act.op_type == "Mul" else None if alpha is None else [alpha.f]
+    if params is not None:
         attributes["activation_params"] = helper.make_attribute("activation_params", params)
     fused = Node(
         "FusedConv", list(conv.inputs), list(act.outputs), domain="com.microsoft",

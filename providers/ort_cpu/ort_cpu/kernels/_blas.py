@@ -485,7 +485,6 @@ TILED_MIN_M = 16
 TILED_MIN_N = 64
 _TILED: dict = {}  # "fn": the compiled kernel (None where compiled kernels are off)
 _F32 = np.dtype(np.float32)
-_NO_RESIDUAL = np.empty((0, 0, 0), np.float32)
 
 
 def _tiles_take(a: np.ndarray, b: np.ndarray) -> bool:
@@ -531,8 +530,8 @@ def _tiled(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         if pieces.split(pieces.POINTWISE, total, b.reshape(1, k, 1, n), y.reshape(1, m, 1, n),
                         template):  # fmt: skip
             return y
-    fn(b.reshape(1, k, n), a2, zeros, y.reshape(1, m, n), _NO_RESIDUAL, 0, blocks, 0, tiles, 0,
-       0.0, 0.0)  # fmt: skip
+    fn(b.reshape(1, k, n), a2, zeros, y.reshape(1, m, n), _conv_jit.NO_RESIDUAL, 0, blocks, 0,
+       tiles, 0, 0.0, 0.0)  # fmt: skip
     return y
 
 

@@ -698,10 +698,20 @@ def pointwise(x, w, bias, y, z, b0, b1, t0, t1, act, alpha, beta):  # pragma: no
             )  # fmt: skip
 
 
+@jit(inline="always")
+def _pointwise_tiles(m, groups):  # pragma: no cover - compiled
+    """:func:`pointwise_tiles`, for compiled callers (the pieces of :mod:`._conv_pieces`)."""
+    return groups * -(-(m // groups) // PW_ROWS)
+
+
 def pointwise_tiles(m: int, groups: int = 1) -> int:
     """The tiles of at most :data:`PW_ROWS` output channels of ``m`` in ``groups`` groups (a
     tile holds one group's channels)."""
-    return groups * -(-(m // groups) // PW_ROWS)
+    return _pointwise_tiles.py_func(m, groups)
+
+
+#: :func:`pointwise`'s ``z`` where there is no residual
+NO_RESIDUAL = np.empty((0, 0, 0), np.float32)
 
 
 def warm_pointwise():

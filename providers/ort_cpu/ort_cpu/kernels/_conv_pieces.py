@@ -33,6 +33,7 @@ _nhwc = _conv_jit._depthwise_nhwc.jitted()
 _quant = _conv_jit._depthwise_quant.jitted()
 _quant_cl = _conv_jit._depthwise_quant_cl.jitted()
 _pointwise = _conv_jit.pointwise.jitted()
+_pointwise_tiles = _conv_jit._pointwise_tiles.jitted()
 _conv_cl = _conv_jit.conv_cl.jitted()
 
 
@@ -161,8 +162,8 @@ def _quant_cl_piece(x_dtype, y_dtype):
 def _pointwise_piece(dtype):
     """Blocks of cells ``lo:hi`` (all tiles of output channels) of :func:`._conv_jit.pointwise`,
     or with the first integer argument 1, its tiles ``lo:hi`` (all blocks). x is (N, C, 1, P)
-    in the block, the weights (M, K) (C / K groups), y (N, M, 1, P); the integer arguments are the mode, the
-    residual's address (0: none) and the activation code."""
+    in the block, the weights (M, K) (C / K groups), y (N, M, 1, P); the integer arguments
+    are the mode, the residual's address (0: none) and the activation code."""
     cells = _conv_jit.PW_CELLS
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
@@ -173,8 +174,7 @@ def _pointwise_piece(dtype):
         y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
         bias = carray(pointer(a[BIAS]), a[YC], dtype)
         z = carray(pointer(a[INTS + 1]), (a[N], a[YC], a[OW]) if a[INTS + 1] else (0, 0, 0), dtype)
-        groups = a[C] // a[COLUMNS]
-        tiles = groups * -(-(a[YC] // groups) // _conv_jit.PW_ROWS)
+        tiles = _pointwise_tiles(a[YC], a[C] // a[COLUMNS])
         b0, b1, t0, t1 = (
             (0, a[N] * -(-a[W] // cells), lo, hi) if a[INTS] == 1 else (lo, hi, 0, tiles)
         )

@@ -964,21 +964,18 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
         None if info is None or info.input_dtype(0) is None else compute_dtype(info.input_dtype(0))
     )
     g = attrs.group
-    grouped_tiles = _pointwise_tiled_pays(
+    # (float32 only: every tile path is)
+    shared = dtype == _F32 and _threads.will_split(info.provider) and jit_available()
+    # the register tiles: 1x1 layers planar (any group) or channels last (one group, small
+    # maps), and the dense windows channels last
+    if taps == 1 and _pointwise_tiled_pays(
         g, w_shape[1] * g, w_shape[0], (POINTWISE_MIN_CELLS,), dtype
-    )
-    if taps == 1 and g > 1 and grouped_tiles and _conv_jit.warm_pointwise():
-        if _threads.will_split(info.provider) and jit_available():
+    ):
+        if _conv_jit.warm_pointwise() and shared:
             _conv_pieces().address(_conv_pieces().POINTWISE, np.float32)
     tiled = taps == 1 or _channels_last_conv_pays(g, w_shape[1], w_shape[0], taps)
-    if dtype == _F32 and g == 1 and tiled and _conv_jit.warm_conv_cl():
-        if taps == 1:
-            _conv_jit.warm_pointwise()
-        if _threads.will_split(info.provider) and jit_available():
-            pieces = _conv_pieces()
-            pieces.address(pieces.CHANNELS_LAST, np.float32)
-            if taps == 1:
-                pieces.address(pieces.POINTWISE, np.float32)
+    if dtype == _F32 and g == 1 and tiled and _conv_jit.warm_conv_cl() and shared:
+        _conv_pieces().address(_conv_pieces().CHANNELS_LAST, np.float32)
     if (
         _direct_pays(attrs.group, w_shape[1], w_shape[0] // attrs.group, taps)
         or _stem_shape(attrs.group, w_shape[1], w_shape[0], taps)
@@ -1043,6 +1040,17 @@ def _direct_split_pays(size: int, shape: tuple, taps: int) -> bool:
     return size * taps + DIRECT_CHANNEL_COST * shape[0] * shape[1] >= DIRECT_SPLIT_WORK
 
 
+def _kept_forms(plan, wmat, bias) -> tuple:
+    """``plan.kept``: the weights and bias it was last given, then the forms its kernel reads
+    them in (``plan._forms(wmat, bias)``), remade only when other arrays come: constant
+    weights and bias are the same arrays every run, and a small layer's call saved a third of
+    its Python by not deriving or looking them up again."""
+    kept = plan.kept
+    if kept[0] is not wmat or kept[1] is not bias:
+        kept = plan.kept = (wmat, bias, *plan._forms(wmat, bias))
+    return kept
+
+
 class _DirectPlan:
     """2-D convolution by the compiled direct kernel (:mod:`._conv_jit`), for depthwise layers,
     groups of very few input channels and dense layers below 128 channels (their output
@@ -1054,7 +1062,7 @@ class _DirectPlan:
     matrix, no numpy call per group."""
 
     __slots__ = (
-        "fn", "g", "cg", "mg", "out", "args", "zeros", "taps", "blocks", "layouts", "head", "w2"
+        "fn", "g", "cg", "mg", "out", "args", "taps", "blocks", "layouts", "head", "kept"
     )  # fmt: skip
 
     def __init__(
@@ -1071,14 +1079,18 @@ class _DirectPlan:
         self.fn, self.g, self.cg, self.mg, self.out = fn, g, c // g, m // g, tuple(out)
         self.taps = kh * kw * (c // g)
         self.args = (kh, kw, sh, sw, dh, dw, begin[0], begin[1], hq, wq, chunk, mode)
-        self.zeros: dict = {}
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
         self.layouts: dict = {}  # by input shape and threads: see _layout
         # the kernel's arguments after x, w, bias and y on the calling thread (all groups, all
-        # output channels), and the last weights seen with their (M, K) view: a small layer's
-        # call is a microsecond of Python, which these save a third of
+        # output channels), and the last weights and bias with their forms (_kept_forms): a
+        # small layer's call is a microsecond of Python, which these save a third of
         self.head = (0, g, 0, m // g, c // g, m // g, *self.args)
-        self.w2: tuple = (None, None)
+        self.kept: tuple = (None, None, None, None)
+
+    def _forms(self, wmat, bias) -> tuple:
+        """The weights as (M, K) and the bias (zeros where there is none)."""
+        m = self.g * self.mg
+        return wmat.reshape(m, -1), np.zeros(m, wmat.dtype) if bias is None else bias
 
     def _layout(self, x_shape, threads: int) -> tuple:
         """(output shape, split mode, items to share, piece multiple, whether to share) for
@@ -1105,10 +1117,7 @@ class _DirectPlan:
         dtype = wmat.dtype
         if x.dtype != dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype)
-        if bias is None:
-            bias = self.zeros.get(dtype)
-            if bias is None:
-                bias = self.zeros[dtype] = np.zeros(self.g * self.mg, dtype)
+        _, _, w2, bias = _kept_forms(self, wmat, bias)
         threads = _threads.threads()
         key = (x.shape, threads)
         how = self.layouts.get(key)
@@ -1118,10 +1127,6 @@ class _DirectPlan:
             how = self.layouts[key] = self._layout(x.shape, threads)
         y_shape, split, total, piece, pays = how
         y = np.empty(y_shape, dtype)
-        seen, w2 = self.w2
-        if seen is not wmat:
-            w2 = wmat.reshape(y_shape[1], -1)
-            self.w2 = (wmat, w2)
         if not (
             pays
             and _threads.spinning()
@@ -1186,20 +1191,19 @@ class _DepthwiseNHWCPlan:
         self.fn, self.out = fn, tuple(out)
         self.args = (*kernel, *strides, *dilations, begin[0], begin[1])
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
-        #: the weights and bias last given, with the weights channels last and the bias in
-        #: their dtype (constants: the same arrays every run)
-        self.kept: tuple = (None, None, None, None)
+        self.kept: tuple = (None, None, None, None)  # see _kept_forms
+
+    def _forms(self, wmat, bias) -> tuple:
+        """The weights channels last and the bias (zeros where there is none)."""
+        m = wmat.shape[0]
+        wt = _CHANNELS_LAST.get(wmat, lambda w: _channels_last_weights(w, m))
+        return wt, np.zeros(m, wmat.dtype) if bias is None else bias
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         n, m, dtype = x.shape[0], wmat.shape[0], wmat.dtype
         if x.dtype != dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype)
-        kept = self.kept
-        if kept[0] is not wmat or kept[1] is not bias:
-            wt = _CHANNELS_LAST.get(wmat, lambda w: _channels_last_weights(w, m))
-            b = np.zeros(m, dtype) if bias is None else bias
-            kept = self.kept = (wmat, bias, wt, b)
-        wt, b = kept[2], kept[3]
+        _, _, wt, b = _kept_forms(self, wmat, bias)
         y = np.empty((n, m, *self.out), dtype)
         if not (
             _direct_split_pays(y.size, y.shape, wt.shape[0])
@@ -1284,19 +1288,23 @@ class _PointwisePlan:
             )
         self.blocks: dict = {}  # the pieces' argument blocks (:func:`_split_compiled`)
         self.shapes: dict = {}  # by input shape: _geometry's values
-        #: the weights and bias last given, and their (M, K) and float32 forms (constants: the
-        #: same arrays every run)
-        self.kept: tuple = (None, None, None, None)
+        self.kept: tuple = (None, None, None, None)  # see _kept_forms
+
+    def _forms(self, wmat, bias) -> tuple:
+        """The weights as (M, K) (K: one group's input channels) and the bias, float32."""
+        m = self.m
+        b2 = np.zeros(m, _F32) if bias is None else np.ascontiguousarray(bias, _F32)
+        return np.ascontiguousarray(wmat.reshape(m, -1)), b2
 
     def _geometry(self, shape) -> tuple:
-        """For inputs of ``shape`` (taken as (N, C, P)): N, the sums' length (one group's input
-        channels), P, the tiles of output channels, the blocks of cells, y's shape, and whether
-        the work pays for sharing among threads."""
+        """For inputs of ``shape`` (taken as (N, C, P)): N, C, P, the tiles of output channels,
+        the blocks of cells, y's shape, and whether the work pays for sharing among threads
+        (each output a sum of one group's C / G input channels)."""
         n, c = shape[:2]
-        m, k, p = self.m, shape[1] // self.g, math.prod(self.out)
+        m, p = self.m, math.prod(self.out)
         tiles = _conv_jit.pointwise_tiles(m, self.g)
-        pays = _direct_split_pays(n * m * p, (n, m), k)
-        return n, c, k, p, tiles, n * -(-p // _conv_jit.PW_CELLS), (n, m, *self.out), pays
+        pays = _direct_split_pays(n * m * p, (n, m), c // self.g)
+        return n, c, p, tiles, n * -(-p // _conv_jit.PW_CELLS), (n, m, *self.out), pays
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         # a small layer's run is mostly this method (an OCR model's 1x1s: 5 of 7 us), so what
@@ -1309,17 +1317,13 @@ class _PointwisePlan:
             if len(self.shapes) >= 16:  # (shapes that change from run to run)
                 self.shapes.clear()
             geometry = self.shapes[xs.shape] = self._geometry(xs.shape)
-        n, c, k, p, tiles, total, y_shape, pays = geometry
+        n, c, p, tiles, total, y_shape, pays = geometry
         m = self.m
-        kept = self.kept
-        if kept[0] is not wmat or kept[1] is not bias:
-            b2 = np.zeros(m, _F32) if bias is None else np.ascontiguousarray(bias, _F32)
-            kept = self.kept = (wmat, bias, np.ascontiguousarray(wmat.reshape(m, k)), b2)
-        w2, b2 = kept[2], kept[3]
+        _, _, w2, b2 = _kept_forms(self, wmat, bias)
         y = np.empty(y_shape, _F32)
         if act is not None:
             code = (0, 0.0, 0.0)  # the activation after the residual, on the output
-        z3 = _EMPTY
+        z3 = _conv_jit.NO_RESIDUAL
         if z is not None:  # the residual read as the output is written
             if z.shape != y_shape or z.dtype != _F32 or not z.flags.c_contiguous:
                 z = np.ascontiguousarray(np.broadcast_to(z, y_shape), _F32)
@@ -1368,9 +1372,16 @@ class _ChannelsLastPlan:
         self.table, self.bases = _conv_jit.cl_tables(c, hp, wp, kernel, strides, dilations, out)
         self.k = c * kh * kw
         self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
-        #: the weights and bias last given, with the weights by blocks of channels and the
-        #: bias CL_CHANNELS-padded (constants: the same arrays every run)
-        self.kept: tuple = (None, None, None, None)
+        self.kept: tuple = (None, None, None, None)  # see _kept_forms
+
+    def _forms(self, wmat, bias) -> tuple:
+        """The weights by blocks of CL_CHANNELS output channels and the bias padded to them."""
+        m = self.m
+        w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
+        b2 = np.zeros(w2.shape[0] * _conv_jit.CL_CHANNELS, _F32)
+        if bias is not None:
+            b2[:m] = bias
+        return w2, b2
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=(0, 0.0, 0.0)) -> np.ndarray:
         dtype, m = _F32, self.m
@@ -1382,14 +1393,7 @@ class _ChannelsLastPlan:
             (t, l), (h, w) = self.begin, self.size
             xp[:, :, t : t + h, l : l + w] = x
         x2 = xp.reshape(n, -1)
-        kept = self.kept
-        if kept[0] is not wmat or kept[1] is not bias:
-            w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
-            b2 = np.zeros(w2.shape[0] * _conv_jit.CL_CHANNELS, dtype)
-            if bias is not None:
-                b2[:m] = bias
-            kept = self.kept = (wmat, bias, w2, b2)
-        w2, b2 = kept[2], kept[3]
+        _, _, w2, b2 = _kept_forms(self, wmat, bias)
         if act is not None or z is not None:
             code = (0, 0.0, 0.0)  # the residual, then the activation, on the output
         y = np.empty((n, m, *self.out), dtype)
@@ -1421,10 +1425,6 @@ class _ChannelsLastPlan:
 
 
 _CL_WEIGHTS = _DerivedWeights()
-
-
-#: no residual (:func:`._conv_jit.pointwise`'s ``z``)
-_EMPTY = np.empty((0, 0, 0), _F32)
 
 
 def _pointwise_plan(x_shape, m, g, strides, out, dtype):
