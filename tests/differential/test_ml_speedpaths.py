@@ -218,6 +218,26 @@ def test_hist_gradient_boosting_with_missing_values(n_classes):
     _compare(_convert(model, x), x, TREE_TOL, walks=WALKS)
 
 
+@pytest.mark.parametrize("missing", [False, True], ids=["no-nan", "nan"])
+def test_every_grouping_of_a_batchs_rows(missing):
+    """Batches of 1 to 41 rows: the compiled walk takes rows 12 at a time down each tree and
+    the 1 to 16 left over in groups of 12 or 8 (and fewer than 8 rows the trees of one row at
+    a time), with and without a NaN in the batch; every row's leaves and sums must be
+    onnxruntime's whatever group and lane it fell in (host logic of the compiled loops)."""
+    x, y = _classification(3, seed=19)
+    if missing:
+        x[np.random.default_rng(2).random(x.shape) < 0.1] = np.nan
+    model = _fit(
+        ("groups", missing),
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=6, random_state=0),
+        x,
+        y,
+    )
+    _compare(_convert(model, x, zipmap=False), x, TREE_TOL, batches=range(1, 42))
+    forest = _fit("groups-forest", lambda: ensemble.RandomForestRegressor(8, random_state=0), x, y)
+    _compare(_convert(forest, x), x, TREE_TOL, batches=range(1, 42))
+
+
 def test_forest_with_string_labels():
     x, y = _classification(3, seed=6)
     names = np.array(["ant", "bee", "cat"], dtype=object)[y]

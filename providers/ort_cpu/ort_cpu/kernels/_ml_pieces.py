@@ -47,6 +47,9 @@ from ._ml_jit import (  # noqa: F401 - the argument block's slots, shared with _
 
 #: node tables (32 bytes a node) up to this size are shared by rows, larger ones by trees
 ROWS_SPLIT_BYTES = 512 * 1024
+#: rows shared by rows are cut in multiples of this: 100 rows as 52 and 48 (each walked as
+#: groups of 12 and 8, :func:`._ml_jit.walk_trees`), not 56 and 44
+ROWS_GRANULE = 4
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 _walk_trees = _ml_jit.walk_trees.jitted()
 _add_leaves = _ml_jit.add_leaves.jitted()
@@ -170,7 +173,7 @@ def split_walk(x, leaves, template, sums=None) -> bool:
         a[DIV:].view(np.float64)[0] = div
     dtype = x.dtype.type
     if by_rows(a[N_NODES]) and n >= 2 * _ml_jit.LANES:
-        return _threads.split_compiled(n, address("rows", dtype), a.ctypes.data, _ml_jit.LANES)
+        return _threads.split_compiled(n, address("rows", dtype), a.ctypes.data, ROWS_GRANULE)
     if not _threads.split_compiled(a[N_TREES], address("walk", dtype), a.ctypes.data):
         return False
     if sums is not None and not _threads.split_compiled(n, address("sums", dtype), a.ctypes.data):
