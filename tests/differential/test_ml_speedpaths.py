@@ -557,3 +557,38 @@ def test_compiled_sums_of_leaves_that_weigh_every_target(compiled, n_targets, tr
     assert not out[:2].any()  # rows outside r0..r1 untouched
     if track:
         assert has[2:].all() and not has[:2].any()
+
+
+@pytest.mark.parametrize("n_targets", [2, 3, 5])
+@pytest.mark.parametrize("track", [False, True])
+def test_compiled_sums_of_a_round_robin(compiled, n_targets, track):
+    """Host logic of the compiled sums (``_ml_jit.add_leaves``) of a round robin (gradient
+    boosting's classes: every leaf of tree t gives one weight, to target t % C), marked by
+    weights without targets: each target's trees summed in order, four rows at a time, equal
+    bit for bit to the general path given the same weights with their targets written out."""
+    if not compiled:
+        pytest.skip("host logic of the compiled loops")
+    from ort_cpu.kernels import _ml_jit
+
+    rng = np.random.default_rng(8)
+    n_trees, per_tree, n = 7 * n_targets, 6, 11
+    n_leaves = n_trees * per_tree
+    weight = rng.standard_normal(n_leaves).astype(np.float32)
+    start = np.arange(n_leaves + 1, dtype=np.int32)
+    target = (np.arange(n_leaves) // per_tree % n_targets).astype(np.int32)  # tree t's: t % C
+    leaves = (np.arange(n_trees) * per_tree + rng.integers(0, per_tree, (n, n_trees))).astype(
+        np.int32
+    )
+    base = rng.standard_normal(n_targets).astype(np.float32)
+    add = _ml_jit.add_leaves.get()
+    got, want = (np.zeros((n, n_targets), np.float32) for _ in range(2))
+    got_has, want_has = (np.zeros((n, n_targets) if track else (0, 0), bool) for _ in range(2))
+    add(leaves, start, target[:0], weight, got, got_has, np.float32(1), base, 3, n)
+    add(leaves, start, target, weight, want, want_has, np.float32(1), base, 3, n)
+    np.testing.assert_array_equal(got, want)
+    assert not got[:3].any()  # rows outside r0..r1 untouched
+    by_hand = weight[leaves[3:]].reshape(n - 3, 7, n_targets)
+    np.testing.assert_array_equal(got[3:], np.add.accumulate(by_hand, axis=1)[:, -1] + base)
+    if track:
+        np.testing.assert_array_equal(got_has, want_has)
+        assert got_has[3:].all()

@@ -567,9 +567,16 @@ class LeafValues:
     def entries(self, dtype, first: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The weights as CSR by leaf for the compiled sums: (start int32 [L + 1], target int32,
         weight ``dtype``). ``first``: each leaf's first weight, to target 0 (the single-target
-        sum); else the dense table's weights (needs ``dense_ok``), in target order."""
+        sum); else the dense table's weights (needs ``dense_ok``), in target order; for a
+        :attr:`round_robin` forest, each leaf's one weight and no targets (the compiled sums'
+        mark: tree ``t``'s leaves give target ``t % C``)."""
         key = ("entries", dtype, first)
         if key not in self._cache:
+            if not first and self.round_robin:
+                start = np.arange(len(self._first64) + 1, dtype=np.int32)
+                weight = np.ascontiguousarray(self._first64, dtype=dtype)
+                self._cache[key] = start, np.zeros(0, np.int32), weight
+                return self._cache[key]
             if first:
                 has, w = self.first_has[:, None], self._first64[:, None]
             else:

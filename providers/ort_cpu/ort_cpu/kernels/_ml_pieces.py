@@ -32,6 +32,7 @@ from ._ml_jit import (  # noqa: F401 - the argument block's slots, shared with _
     N_NODES,
     N_OUT,
     N_START,
+    N_TARGET,
     N_TREES,
     N_WEIGHTS,
     NODES,
@@ -73,7 +74,7 @@ def _add(argument, a, leaves, dtype, lo, hi):  # pragma: no cover - compiled
     """:func:`._ml_jit.add_leaves` of rows ``lo`` to ``hi`` with the weights, sums, flags,
     base and divisor the block ``a`` (at ``argument``) names."""
     start = carray(pointer(a[START]), a[N_START], np.int32)
-    target = carray(pointer(a[TARGET]), a[N_WEIGHTS], np.int32)
+    target = carray(pointer(a[TARGET]), a[N_TARGET], np.int32)
     weight = carray(pointer(a[WEIGHT]), a[N_WEIGHTS], dtype)
     out = carray(pointer(a[OUT]), (a[ROWS], a[N_OUT]), dtype)
     has = carray(pointer(a[HAS]), (a[HAS_ROWS], a[N_OUT]), np.bool_)
