@@ -651,10 +651,17 @@ def test_label_encoder_v4_tensor_pairs(keys, values):
     check_ort("LabelEncoder", x.reshape(1, -1), attrs, 4)
 
 
-@pytest.mark.parametrize("labels", [["a", "b", "c"], [4, 7, 9]])
-@pytest.mark.parametrize("shape", [(5, 3), (3,), (0, 3)])
+@pytest.mark.parametrize(
+    "labels",
+    [["a", "b", "c"], [4, 7, 9], ["only"], [3], ["a", "b", "a"], list(range(64)), list(range(70))],
+    ids=["strings", "ints", "one-string", "one-int", "repeated", "64", "70"],
+)
+@pytest.mark.parametrize("shape", [(5,), (3,), (0,)], ids=["5-rows", "one-row", "no-rows"])
 def test_zip_map(labels, shape):
+    """ZipMap's dicts, built by code generated for up to 64 labels and by ``zip`` above, as
+    onnxruntime's: keys in order, a repeated label keeping its last score."""
     key = "classlabels_strings" if isinstance(labels[0], str) else "classlabels_int64s"
+    shape = (*shape, len(labels)) if shape != (3,) else (len(labels),)
     x = np.random.default_rng(132).random(shape).astype(np.float32)
     (got,) = check_ort("ZipMap", x, {key: labels}, 1)
     assert all(type(k) is type(labels[0]) for row in got for k in row)

@@ -1677,6 +1677,8 @@ def zip_map(info):
     if labels is not None:
         labels = list(labels)
 
+    maps = _row_maps(labels) if labels is not None else None
+
     def run(x):
         if labels is None:
             raise InvalidArgument("ZipMap needs classlabels_strings or classlabels_int64s")
@@ -1688,9 +1690,34 @@ def zip_map(info):
                 f"ZipMap: the input has {rows.shape[-1]} scores per row for {len(labels)} class "
                 "labels"
             )
-        return PlainMaps(map(dict, map(zip, repeat(labels), rows.tolist())))
+        return maps(rows.tolist())
 
     return run
+
+
+#: labels up to which ZipMap's dicts are built by generated code (:func:`_row_maps`)
+ZIPMAP_WRITTEN_LABELS = 64
+
+
+def _row_maps(labels: list):
+    """A function from rows (lists of C floats) to a :class:`PlainMaps` of one dict a row, the
+    labels its keys in order. For up to :data:`ZIPMAP_WRITTEN_LABELS` labels, a comprehension
+    of dict displays generated for C (the labels are its closure's values, never its text):
+    100 rows of 3 classes 35 -> 17 us, of which ``tolist`` 6, against ``dict(zip(...))``."""
+    if len(labels) > ZIPMAP_WRITTEN_LABELS or not labels:
+        return lambda rows: PlainMaps(map(dict, map(zip, repeat(labels), rows)))
+    keys = [f"k{i}" for i in range(len(labels))]
+    values = [f"v{i}" for i in range(len(labels))]
+    display = ", ".join(f"{k}: {v}" for k, v in zip(keys, values))
+    lines = [
+        f"def made({', '.join(keys)}):",
+        "    def maps(rows):",
+        f"        return PLAIN([{{{display}}} for {', '.join(values)}, in rows])",
+        "    return maps",
+    ]
+    env = {"PLAIN": PlainMaps}
+    exec(compile("\n".join(lines), "<ort_cpu ZipMap rows>", "exec"), env)  # noqa: S102 - ours
+    return env["made"](*labels)
 
 
 def _map_value_dtype(type_proto) -> np.dtype | None:
