@@ -472,9 +472,13 @@ SHARED = {
     "forest_classifier": lambda: ensemble.RandomForestClassifier(n_estimators=40, random_state=0),
     "forest_regressor": lambda: ensemble.RandomForestRegressor(n_estimators=40, random_state=0),
     "hist_boosting": lambda: ensemble.HistGradientBoostingClassifier(max_iter=14, random_state=0),
+    # two classes: one weight a leaf, to class 0 (the single-target sums)
+    "binary_trees": lambda: ensemble.ExtraTreesClassifier(n_estimators=40, random_state=0),
 }
 #: trees of each model above (HistGradientBoosting: one per class and iteration)
-SHARED_TREES = {"forest_classifier": 40, "forest_regressor": 40, "hist_boosting": 42}
+SHARED_TREES = {
+    "forest_classifier": 40, "forest_regressor": 40, "hist_boosting": 42, "binary_trees": 40
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -497,7 +501,8 @@ def test_compiled_walk_shares_the_trees_among_the_runs_threads(
     handed = spy_split_compiled(monkeypatch)
     monkeypatch.setattr(_ml_pieces, "ROWS_SPLIT_BYTES", 1 << 40 if by_rows else 0)
     classifier = name != "forest_regressor"
-    x, y = _classification(3, seed=19, n=400) if classifier else _regression(seed=19, n=400)
+    classes = 2 if name == "binary_trees" else 3
+    x, y = _classification(classes, seed=19, n=400) if classifier else _regression(seed=19, n=400)
     onx = _convert(_fit(("trees", name), SHARED[name], x, y), x, zipmap=not classifier)
     if dtype == np.float64:
         onx.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE

@@ -779,8 +779,8 @@ def _binary_one_column(base, binary: bool, all_positive: bool, post: str, fast=N
                 fast[1](v, z)
             else:
                 z[:, 0], z[:, 1] = _logistic_pair(v)
-        elif kind == "positive":
-            z[:, 0], z[:, 1] = 1 - v, v
+        elif kind == "positive":  # 1 - p in the scores' type (double inputs: double)
+            z[:, 0], z[:, 1] = 1 - v0, v
         elif kind == "mixed":
             z[:, 0], z[:, 1] = -v, v
         else:
@@ -868,7 +868,9 @@ def tree_ensemble_classifier(info):
             x = _tree_input(x, walker)
             if quick is not None and x.dtype == np.float32 and ens.fast:
                 fn, b, threshold, how = quick
-                s = ens.compiled_sums(x, False, False, 1, b)[0]
+                # class 0's one weight a leaf: the single-target sums (registers, four rows at
+                # a time: extra trees' 200 over 100 rows 104 -> 21 us), then base[0] added
+                s = ens.compiled_sums(x, True, False, 1, b)[0]
                 codes = np.empty(len(s), dtype=np.int64)
                 z = np.empty((len(s), 2), dtype=np.float32)
                 fn(s, threshold, how, codes, z)
