@@ -238,6 +238,51 @@ def test_every_grouping_of_a_batchs_rows(missing):
     _compare(_convert(forest, x), x, TREE_TOL, batches=range(1, 42))
 
 
+@pytest.mark.parametrize(
+    "base", [None, [0.1], [0.1, 0.7]], ids=["no-base", "one-base", "two-bases"]
+)
+@pytest.mark.parametrize("post", ["NONE", "LOGISTIC"])
+def test_binary_one_column_with_base_values(compiled, base, post):
+    """A two-class TreeEnsembleClassifier whose leaves weigh class 0 only, with no, one or two
+    base values, against onnxruntime: bit for bit with compiled kernels (numpy's exp may differ
+    by an ulp: TREE_TOL there). With two base values onnxruntime writes [score, 0] and LOGISTIC
+    maps each column (the second to 0.5); the compiled binary column took LOGISTIC as the pair
+    (logistic(-s), logistic(s)) and dropped the base values (labels right, scores 0.34 off)."""
+    trees, leaves, weights = [], [], [0.3, -0.2, 0.5, 0.1, -0.4, 0.25]
+    for t in range(3):  # stumps on feature t % 2
+        trees += [(t, 0, t % 2, "BRANCH_LEQ", 0.5, 1, 2), (t, 1, 0, "LEAF", 0.0, 0, 0),
+                  (t, 2, 0, "LEAF", 0.0, 0, 0)]  # fmt: skip
+        leaves += [(t, 1), (t, 2)]
+    tid, nid, feat, modes, vals, true, false = (list(c) for c in zip(*trees))
+    attrs = dict(
+        nodes_treeids=tid, nodes_nodeids=nid, nodes_featureids=feat, nodes_modes=modes,
+        nodes_values=vals, nodes_truenodeids=true, nodes_falsenodeids=false,
+        class_treeids=[t for t, _ in leaves], class_nodeids=[n for _, n in leaves],
+        class_ids=[0] * len(leaves), class_weights=weights, classlabels_int64s=[0, 1],
+        post_transform=post,
+    )  # fmt: skip
+    if base is not None:
+        attrs["base_values"] = base
+    node = helper.make_node("TreeEnsembleClassifier", ["x"], ["label", "probabilities"],
+                            domain="ai.onnx.ml", **attrs)  # fmt: skip
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("label", onnx.TensorProto.INT64, [None]),
+         helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, 2])],
+    )  # fmt: skip
+    onx = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in
+                                                  OPSETS.items()])  # fmt: skip
+    expected, got = _sessions(onx)
+    x = np.random.default_rng(3).random((9, 2)).astype(np.float32)
+    for n in (1, 9):
+        (want_label, want), (label, have) = (s.run(None, {"x": x[:n]}) for s in (expected, got))
+        np.testing.assert_array_equal(label, want_label)
+        if compiled:
+            np.testing.assert_array_equal(have, want)
+        else:
+            np.testing.assert_allclose(have, want, **TREE_TOL)
+
+
 def test_forest_with_string_labels():
     x, y = _classification(3, seed=6)
     names = np.array(["ant", "bee", "cat"], dtype=object)[y]

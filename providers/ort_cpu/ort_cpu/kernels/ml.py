@@ -855,7 +855,7 @@ def tree_ensemble_classifier(info):
             kind = None if n_base == 2 else "raw" if n_base and not binary else "mixed"
             if binary and all_positive and kind:
                 kind = "positive"
-            if post == "LOGISTIC" and kind != "raw":
+            if post == "LOGISTIC" and kind not in (None, "raw"):  # (two base values stay numpy's)
                 kind = "logistic"
             fn = _ml_jit.warm_binary_column() if kind is not None else None
             if fn is not None:
