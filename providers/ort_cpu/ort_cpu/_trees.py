@@ -572,9 +572,8 @@ class LeafValues:
         mark: tree ``t``'s leaves give target ``t % C``)."""
         key = ("entries", dtype, first)
         if key not in self._cache:
-            if not first and self.round_robin:
-                start = np.arange(len(self._first64) + 1, dtype=np.int32)
-                weight = np.ascontiguousarray(self._first64, dtype=dtype)
+            if not first and self.round_robin:  # the first weights (one a leaf), no targets
+                start, _, weight = self.entries(dtype, True)
                 self._cache[key] = start, np.zeros(0, np.int32), weight
                 return self._cache[key]
             if first:

@@ -249,10 +249,8 @@ def add_leaves(leaves, start, target, weight, out, has, div, base, r0, r1):
         for i in range(r0, r1, 4):
             for k in range(c):
                 _add_single(leaves, start, weight, out, i, min(i + 4, r1), k, c)
-        if track:
-            for i in range(r0, r1):
-                for k in range(c):
-                    has[i, k] = k < n_trees
+        if track:  # every target has trees (a round robin's count is a multiple of C)
+            has[r0:r1] = True
         _finish_sums(out, div, base, r0, r1)
         return
     if weight.shape[0] == (start.shape[0] - 1) * c:  # every leaf weighs every target, in order

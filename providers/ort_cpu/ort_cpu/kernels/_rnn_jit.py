@@ -208,6 +208,20 @@ def _gemv_tiles(acc, src, rt, base, active):  # pragma: no cover - compiled
                     src.ctypes.data + b * n * 4, n, base.ctypes.data, like)  # fmt: skip
 
 
+@jit(inline="always")
+def _product(acc, src, rt, base, active, tiles):  # pragma: no cover - compiled
+    """``acc = src @ rt + base`` for the active entries: on the register tiles where ``tiles``
+    (float32, :func:`_gemv_tiles`), else ``acc`` seeded with ``base`` and :func:`_gemv`'s
+    loop."""
+    if tiles:
+        _gemv_tiles(acc, src, rt, base, active)
+    else:
+        for b in range(acc.shape[0]):
+            if active[b]:
+                acc[b, :] = base
+        _gemv(acc, src, rt, active)
+
+
 @jit(error_model="numpy")
 def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y):
     """One direction over the sequence, updating ``h`` (and ``c``) in place and writing ``y``.
@@ -249,8 +263,8 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
     tmp = np.empty(n, xw.dtype)
     active = np.zeros(batch, np.bool_)
     tidx = np.zeros(batch, np.int64)
-    # float32 products on the register tiles (_gemv_tiles), the recurrent biases added as
-    # the tiles' residuals
+    # float32 products on the register tiles (_product), the recurrent biases added as the
+    # tiles' residuals
     tiles = xw.itemsize == 4
     rb_zr, rb_h = rb[: 2 * n], rb[2 * n :]
     plain_lstm = (
@@ -272,23 +286,12 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
         if not any_active:
             break
         if split:
-            if tiles:
-                _gemv_tiles(acc_zr, h, rt_zr, rb_zr, active)
-            else:
-                for b in range(batch):
-                    if active[b]:
-                        acc_zr[b, :] = rb[: 2 * n]
-                _gemv(acc_zr, h, rt_zr, active)
+            _product(acc_zr, h, rt_zr, rb_zr, active, tiles)
             for b in range(batch):
                 if active[b]:
                     acc[b, : 2 * n] = acc_zr[b]
-        elif tiles:
-            _gemv_tiles(acc, h, rt, rb, active)
         else:
-            for b in range(batch):
-                if active[b]:
-                    acc[b, :] = rb
-            _gemv(acc, h, rt, active)
+            _product(acc, h, rt, rb, active, tiles)
         if op == 0:  # RNN: h = f(xw + h R^T + Rb)
             for b in range(batch):
                 if not active[b]:
@@ -316,13 +319,7 @@ def run_direction(op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, 
                     for j in range(n):
                         rh[b, j] = g[n + j] * h[b, j]
             if split:  # (r * h) Rh^T + Rbh
-                if tiles:
-                    _gemv_tiles(acc_h, rh, rt_h, rb_h, active)
-                else:
-                    for b in range(batch):
-                        if active[b]:
-                            acc_h[b, :] = rb[2 * n :]
-                    _gemv(acc_h, rh, rt_h, active)
+                _product(acc_h, rh, rt_h, rb_h, active, tiles)
                 for b in range(batch):
                     if active[b]:
                         x = xw[tidx[b], b]
