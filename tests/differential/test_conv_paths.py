@@ -802,7 +802,10 @@ def test_channels_last_windows(case, split, monkeypatch):
         "channels_last_dense"
     )  # Winograd
     assert _kind(_plan((1, 3, 64, 64), (32, 3, 3, 3), {"pads": [1] * 4})) != "channels_last_dense"
-    assert _kind(_plan((1, 64, 9, 9), (40, 64, 3, 3), {})) != "channels_last_dense"
+    from ort_cpu.kernels import _conv_jit
+
+    few = _conv_jit.CL_CHANNELS * 5 // 4  # 40 of 2 blocks of 32 (AVX-512), 20 of 2 of 16 (AVX2)
+    assert _kind(_plan((1, 64, 9, 9), (few, 64, 3, 3), {})) != "channels_last_dense"
     assert _kind(_plan((1, 64, 9, 9), (64, 64, 3, 3), {}, np.float64)) != "channels_last_dense"
     handed = _spy_shared(monkeypatch, split)
     rng = np.random.default_rng(case)

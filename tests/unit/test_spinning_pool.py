@@ -369,7 +369,7 @@ def test_direct_convolutions_split_on_a_spinning_pool_equal_one_thread(
     there: see ort_cpu._threads), with the bias and a fused Clip's bounds passed on; the result
     is the one-thread result bit for bit where both run the direct kernel (each output channel
     is computed whole by one thread), and the float64 reference's."""
-    from ort_cpu.kernels import conv
+    from ort_cpu.kernels import _conv_jit, conv
 
     rng = np.random.default_rng(6)
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -412,9 +412,9 @@ def test_direct_convolutions_split_on_a_spinning_pool_equal_one_thread(
         monkeypatch.setattr(_threads, "split_compiled", counting)
         outs.append(sess.run(None, {"x": x})[0])
         monkeypatch.setattr(_threads, "split_compiled", real)
-        # a dense layer's output channels, eight at a time, or its output rows where the
-        # blocks of eight do not share out evenly (24 channels: 3 blocks for 2 threads)
-        dense = m if -(-m // 8) % 2 == 0 else size
+        # a dense layer's output channels, OUTS at a time, or its output rows where the
+        # blocks do not share out evenly (24 channels: 3 blocks of 8 for 2 threads; 4 of 6 share)
+        dense = m if -(-m // _conv_jit.OUTS) % 2 == 0 else size
         assert handed == ([] if threads == 1 else [(group if group > 1 else dense, True)])
     if group > 1:
         np.testing.assert_array_equal(outs[1], outs[0])

@@ -105,12 +105,47 @@ def cpu_info() -> dict[str, str]:
     return _CPU_INFO[0]
 
 
+#: /proc/cpuinfo's spelling of the LLVM feature names asked of :func:`has_feature`
+_FLAG_NAMES = {"avx512vnni": "avx512_vnni"}
+
+
+def has_feature(name: str, ask_llvm: bool = True) -> bool:
+    """Whether the code numba compiles here may use the CPU feature ``name`` (LLVM's spelling:
+    ``avx512f``, ``avx512vnni``, ``avx512vbmi``): numba's ``NUMBA_CPU_FEATURES`` where set
+    (``+avx512f,...``: numba then compiles for those), else the CPU's flags (Linux's
+    /proc/cpuinfo), else, where ``ask_llvm``, what llvmlite reads off the CPU (False without).
+    The answer is a function of what numba's on-disk cache is keyed by (the CPU's name and
+    features), so a kernel compiled for a feature and the Python that chose it never
+    disagree."""
+    forced = os.environ.get("NUMBA_CPU_FEATURES", "").strip()
+    if forced:
+        return f"+{name}" in forced.split(",")
+    flags = cpu_info().get("flags")
+    if flags is not None:
+        return _FLAG_NAMES.get(name, name) in flags.split()
+    if not ask_llvm:
+        return False
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get(name))
+
+
+def wide_vectors() -> bool:
+    """Whether the compiled kernels' register tiles are sized for AVX-512's 32 vector registers
+    of 16 floats, else for AVX2's 16 of 8 (see :mod:`.kernels._conv_jit`). Asked at import,
+    so not of llvmlite: where /proc/cpuinfo is missing, the narrow tiles, which fit every
+    CPU."""
+    return has_feature("avx512f", ask_llvm=False)
+
+
 def _cpu() -> str:
-    """The CPU's model name and feature flags (Linux), else what platform says."""
+    """The CPU's model name and feature flags (Linux), else what platform says, and what numba
+    is told to compile for instead (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``)."""
     seen = cpu_info()
+    forced = [os.environ.get(v, "") for v in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")]
     if seen:
-        return json.dumps(seen, sort_keys=True)
-    return f"{platform.machine()} {platform.processor()}"
+        return json.dumps([seen, forced], sort_keys=True)
+    return f"{platform.machine()} {platform.processor()} {forced}"
 
 
 def _stamp(folder: str) -> list:

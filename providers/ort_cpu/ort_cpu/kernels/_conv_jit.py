@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._aot import wide_vectors
 from .._jit import LazyIntrinsic, jit
 from ._elementwise_jit import _act_value
 
@@ -59,21 +60,31 @@ cl_tile = LazyIntrinsic("ort_cpu.kernels._taps", "cl_tile")
 CONVOLVE, MAX = 0, 1
 #: cells of slack past a run that _direct's buffers keep for :mod:`._taps` (4 vectors of 16)
 SLACK = 64
+#: whether the register tiles below are AVX-512's (:func:`ort_cpu._aot.wide_vectors`: 32
+#: registers of 16 floats). AVX2 has 16 registers of 8: a vector of 16 lanes takes two, and
+#: the tiles sized for AVX-512 spilled their sums to the stack on every step (a Zen 3, one
+#: thread: SqueezeNet 2.6x onnxruntime, MobileNet v2 2.9x), so there they keep a quarter of the
+#: floats: at most 12 of the 16 registers summing, the rest for the loads and a broadcast.
+WIDE = wide_vectors()
 #: output channels of a dense group summed together (:func:`._taps.block_rows`)
-OUTS = 8
+OUTS = 8 if WIDE else 6
+#: vectors of 16 outputs per channel :func:`._taps.block_rows` keeps (OUTS x this in registers)
+BLOCK_VECTORS = 2 if WIDE else 1
 #: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`)
 ROWS = 4
+#: vectors of 16 cells per row that :func:`._taps.taps_rows` keeps for each of its ROWS rows
+ROW_VECTORS = 2 if WIDE else 1
 #: a 1x1 layer's tile (:func:`pointwise`): output channels, and vectors of 16 cells, summed
-#: together in registers (16 accumulators)
-PW_ROWS, PW_VECTORS = 4, 4
+#: together in registers (16 accumulators; AVX2: 6 x 1, 12 registers as MLAS's 6 x 16 tile)
+PW_ROWS, PW_VECTORS = (4, 4) if WIDE else (6, 1)
 #: cells of one tile
 PW_CELLS = 16 * PW_VECTORS
 #: a product of one row's tile (:func:`._taps.row_tile`: the recurrent ops' h @ R^T, one
 #: batch entry): vectors of 16 columns summed together in registers (16 accumulators)
-GEMV_VECTORS = 16
+GEMV_VECTORS = 16 if WIDE else 6
 #: the channels-last tile (:func:`conv_cl`): vectors of 16 output channels, and cells,
-#: summed together in registers (16 accumulators)
-CL_VECTORS, CL_CELLS = 2, 8
+#: summed together in registers (16 accumulators; AVX2: 6 of one vector)
+CL_VECTORS, CL_CELLS = (2, 8) if WIDE else (1, 6)
 #: output channels of one channels-last tile
 CL_CHANNELS = 16 * CL_VECTORS
 #: output cells :func:`conv_cl` sums for every block of channels in turn, so that their windows
@@ -532,7 +543,7 @@ def warm_quant(x_dtype, y_dtype):
 
 #: channels :func:`_depthwise_nhwc` takes at a time: long vector loops, and a 7 x 7 block's input
 #: and output cells in L1 (32: 960 x 7 x 7 in 0.15 ms; 128: 0.115 ms; the whole 960 at once: 0.15)
-NHWC_BLOCK = 128
+NHWC_BLOCK = 128 if WIDE else 64
 #: elements in one vector of :mod:`._taps`' loops (outputs of a row, channels of a cell)
 LANES = 16
 

@@ -37,10 +37,9 @@ def float_bits(typingctx, bits):
 
 def _has_vbmi() -> bool:
     """Whether this CPU has AVX-512 VBMI (byte permutes across a 64-byte vector)."""
-    from llvmlite import binding
+    from .._aot import has_feature
 
-    features = binding.get_host_cpu_features()
-    return bool(features.get("avx512vbmi")) and bool(features.get("avx512bw"))
+    return has_feature("avx512vbmi") and has_feature("avx512bw")
 
 
 @intrinsic

@@ -3,10 +3,10 @@ vector code.
 
 ``taps_rows`` writes :data:`._conv_jit.ROWS` whole output rows of one channel (a depthwise
 layer's): each output's sum starts at the bias and adds ``w[t] * src[offs[t] + cell]`` for every
-tap t in order, ROWS x 2 vectors of 16 sums in registers across the taps (a multiply, then an
-add: no fused multiply-add, no reassociation), then the activation in registers and a store
-straight into the output rows (the last vector of a row under a mask). ``taps_rows_3x3`` and
-``_5x5`` are the same sums for a window read at unit row stride: output rows r and r + 1 read
+tap t in order, ROWS x ROW_VECTORS vectors of 16 sums in registers across the taps (a
+multiply, then an add: no fused multiply-add, no reassociation), then the activation in
+registers and a store straight into the output rows (the last vector of a row under a mask).
+``taps_rows_3x3`` and ``_5x5`` are the same sums for a window read at unit row stride: output rows r and r + 1 read
 the same input rows one tap row apart, so each input vector is loaded once for all the output
 rows it serves (144 x 56 x 56 depthwise 3x3: 0.28 -> 0.19 ms; with a fused activation 0.36 ->
 0.21 ms, against an accumulator in memory copied out row by row). ``quant_rows`` (and its
@@ -36,6 +36,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._conv_jit import (
+    BLOCK_VECTORS,
     CL_CELLS,
     CL_VECTORS,
     GEMV_VECTORS,
@@ -44,12 +45,10 @@ from ._conv_jit import (
     OUTS,
     PW_ROWS,
     PW_VECTORS,
+    ROW_VECTORS,
     ROWS,
 )  # fmt: skip
 from ._ir import load, loop_end, loop_start, requantize8, splat, store, vector_op
-
-#: vectors of outputs per channel in those registers (OUTS x BLOCK_VECTORS accumulators)
-BLOCK_VECTORS = 2
 
 #: vectors of channels :func:`nhwc_cells` sums for a cell (the channels-last block)
 NHWC_VECTORS = NHWC_BLOCK // LANES
@@ -170,11 +169,6 @@ def split_pairs(typingctx, even, odd, src, pairs, like):
     counts cost more than a short row)."""
     i64 = types.int64
     return types.void(i64, i64, i64, i64, like), _pairs_codegen(False)
-
-
-#: vectors of 16 cells per row that :func:`taps_rows` keeps in registers for each of its
-#: :data:`._conv_jit.ROWS` output rows
-ROW_VECTORS = 2
 
 
 def _tap_loop(builder, taps, starts: list, step) -> list:
@@ -643,8 +637,8 @@ def block_rows(typingctx, dst, plane, dst_row, rows, src, src_row, offs, weights
     """``rows`` whole output rows of :data:`OUTS` output channels of a dense convolution, written
     from the registers: channel o's row r cell q at ``dst[o * plane + r * dst_row + q]`` is
     ``act(bias[o] + sum over t of weights[t * OUTS + o] * src[r * src_row + offs[t] + q])``
-    (fused multiply-adds, the taps in order, OUTS x 2 vectors in registers, each input vector
-    loaded once for the OUTS channels), for q in ``range(count)``; channels from ``k`` on are
+    (fused multiply-adds, the taps in order, OUTS x BLOCK_VECTORS vectors in registers, each
+    input vector loaded once for the OUTS channels), for q in ``range(count)``; channels from ``k`` on are
     not written (a last partial block: their weights and bias are zeros). The activation (a
     code of :mod:`._elementwise_jit`) in registers; the last vector of a row under a mask. Every
     argument but ``act``/``alpha``/``beta`` (``like``'s type) and ``like`` is an int64 address

@@ -85,9 +85,9 @@ def _saved() -> bool:
 
 
 def _host_has_vnni() -> bool:
-    import llvmlite.binding as llvm
+    from .._aot import has_feature
 
-    return bool(llvm.get_host_cpu_features().get("avx512vnni", False))
+    return has_feature("avx512vnni")
 
 
 def pack_columns(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

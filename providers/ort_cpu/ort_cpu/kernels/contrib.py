@@ -897,10 +897,9 @@ def _lookup_split() -> int:
     AVX-512 VBMI the lookup runs 64 bytes at a time (:func:`._quant_jit.lookup`: 64 KB in
     1.5 us, less than handing half of it over), from 512 KB; elsewhere from
     :data:`QUANT_SPLIT`."""
-    from .._aot import cpu_info
+    from .._aot import has_feature
 
-    flags = cpu_info().get("flags", "").split()
-    return 1 << 19 if "avx512vbmi" in flags and "avx512bw" in flags else QUANT_SPLIT
+    return 1 << 19 if has_feature("avx512vbmi") and has_feature("avx512bw") else QUANT_SPLIT
 
 
 def _quant_pieces():
