@@ -605,11 +605,13 @@ def test_float32_products_run_on_the_register_tiles(a_shape, n, pooled, monkeypa
     1x1 convolutions' register tiles (_blas._tiled), on one thread
     or shared on a spinning pool (by blocks of 64 columns, or by tiles of rows where the blocks
     are few), read-only operands too, against numpy in float64; K past TILED_MAX_K, a
-    transposed operand and float64 keep OpenBLAS."""
+    transposed operand and float64 keep OpenBLAS, and so does every product where the tiles
+    are AVX2's (they run here as the 1x1 convolutions' tiles do, whatever the CPU)."""
     from ort_cpu.kernels import _conv_jit
 
     if _conv_jit.warm_pointwise() is None:
         pytest.skip("compiled kernels are off")
+    monkeypatch.setattr(_blas, "_WIDE", True)
     rng = np.random.default_rng(sum(a_shape) + n)
     a = rng.standard_normal(a_shape).astype(np.float32)
     b = rng.standard_normal((a_shape[-1], n)).astype(np.float32)
@@ -638,4 +640,6 @@ def test_float32_products_run_on_the_register_tiles(a_shape, n, pooled, monkeypa
     long_k = rng.standard_normal((a_shape[-1], _blas.TILED_MAX_K + 1)).astype(np.float32)
     assert not _blas._tiles_take(long_k, rng.standard_normal((_blas.TILED_MAX_K + 1, n)))
     assert not _blas._tiles_take(a, np.ascontiguousarray(b.T).T)
+    monkeypatch.setattr(_blas, "_WIDE", False)
+    assert not _blas._tiles_take(a, b)
     assert not _blas._tiles_take(a.astype(np.float64), b.astype(np.float64))

@@ -37,6 +37,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _threads
+from .._aot import wide_vectors
 from .._threads import blas_libraries as _blas_libraries
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -479,10 +480,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 #: ``b`` stays in the core's cache while every tile of rows reads it). One thread, us, OpenBLAS
 #: -> tiles: 128 x 768 x 768 2219 -> 2040, 128 x 768 x 3072 8918 -> 6539, 197 x 768 x 2304
 #: 7580 -> 7062, 512 x 768 x 768 6129 -> 5762; with K = 3072 OpenBLAS's blocking wins (7106
-#: against 9826), and on one row its GEMV (99 against 184)
+#: against 9826), and on one row its GEMV (99 against 184). AVX-512 only: AVX2's tiles are a
+#: quarter the size (:data:`._conv_jit.WIDE`), and a Zen 3's OpenBLAS, which packs its panels,
+#: ran 128 x 768 x 3072 in 7.4 ms against their 13.3 (128 x 768 x 768: 1.8 against 2.0)
 TILED_MAX_K = 1024
 TILED_MIN_M = 16
 TILED_MIN_N = 64
+_WIDE = wide_vectors()
 _TILED: dict = {}  # "fn": the compiled kernel (None where compiled kernels are off)
 _F32 = np.dtype(np.float32)
 
@@ -490,7 +494,8 @@ _F32 = np.dtype(np.float32)
 def _tiles_take(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether :func:`_tiled` takes ``a @ b`` (see :data:`TILED_MAX_K`)."""
     return (
-        b.ndim == 2
+        _WIDE
+        and b.ndim == 2
         and a.ndim >= 2
         and a.dtype == _F32
         and b.dtype == _F32
