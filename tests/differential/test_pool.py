@@ -422,7 +422,8 @@ def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
     """2-D stride-1 windows (random kernels, dilations, pads, ceil_mode; two images of three
     channels, so windows run up against the next channel's padding) go through the flat layout
     (compiled kernels off) or the compiled direct kernel (on; a MaxPool whose output is its
-    input's size the separable passes of ``_pool_jit``), and match the loop oracle."""
+    input's size the separable passes of ``_pool_jit``, another at dilation 1 its row
+    buffer), and match the loop oracle."""
     from ort_cpu.kernels import pool
 
     if not use_compiled(monkeypatch, path == "compiled"):
@@ -448,14 +449,24 @@ def test_random_stride1_windows_flat_layout(seed, path, monkeypatch):
             return got
 
         monkeypatch.setattr(pool._SamePool, "__call__", spy_same)
+        real_rows = pool._RowsPool.__call__
+
+        def spy_rows(self, *a):  # any other MaxPool at dilation 1: max_pool_rows
+            got = real_rows(self, *a)
+            if got is not None:
+                calls.append(True)
+            return got
+
+        monkeypatch.setattr(pool._RowsPool, "__call__", spy_rows)
     _check_random_windows(500 + seed, [1, 1])
     assert calls == ([1, 1] if path == "numpy" else [True, True])
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_random_strided_windows_compiled(seed, monkeypatch):
-    """The compiled direct kernel at strides 2 and 3 (its stride-phase planes), random kernels,
-    dilations, pads and ceil_mode, against the loop oracle."""
+    """The compiled direct kernel at strides 2 and 3 (its stride-phase planes; a MaxPool at
+    dilation 1 ``_pool_jit.max_pool_rows``), random kernels, dilations, pads and ceil_mode,
+    against the loop oracle."""
     use_compiled(monkeypatch, True)
     _check_random_windows(900 + seed, [2 + seed % 2, 2 + (seed // 2) % 2])
 

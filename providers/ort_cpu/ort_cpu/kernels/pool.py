@@ -336,6 +336,39 @@ class _SamePool:
 SAME_SPLIT = 1 << 15
 
 
+class _RowsPool:
+    """A 2-D MaxPool at dilation 1 (any stride, padding and ceil mode), by
+    :func:`._pool_jit.max_pool_rows` (no copy of the input), the planes shared among a run's
+    threads as compiled pieces from :data:`SAME_SPLIT` cells. ``None`` from a call: not this
+    path (another rank or type, dilations, compiled kernels off)."""
+
+    def __init__(self, attrs: PoolAttrs, info) -> None:
+        self.attrs = attrs
+        dt = info.input_dtype(0)
+        fits = (
+            len(attrs.kernel) == 2
+            and attrs.dilations == [1, 1]
+            and (dt is None or dt in _COMPILED_TYPES)
+        )
+        self.fn = _pool_jit.warm_rows() if fits else None
+        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
+            _pool_pieces().address(dt, strided=True)
+
+    def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
+        if self.fn is None or x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
+            return None
+        n, c, h, w = x.shape
+        xs = np.ascontiguousarray(x).reshape(n * c, h, w)
+        y = np.empty((n, c, *out), x.dtype)
+        ys = y.reshape(n * c, *out)
+        (kh, kw), (sh, sw) = self.attrs.kernel, self.attrs.strides
+        if x.size < SAME_SPLIT or not _pool_pieces().split(
+            xs, ys, kh, kw, *begin, strides=(sh, sw)
+        ):
+            self.fn(xs, ys, kh, kw, sh, sw, begin[0], begin[1], 0, n * c)
+        return y
+
+
 def _pool_pieces():
     """:mod:`._pool_pieces` (it imports numba: only where a run shares such a pool)."""
     from . import _pool_pieces as pieces
@@ -351,12 +384,15 @@ def max_pool(info):
     single_output = info.opset < 8  # MaxPool-1 has no Indices output
     compiled = None if want_indices else _CompiledPool(attrs, _conv_jit.MAX, info)
     same = None if want_indices else _SamePool(attrs, info)
+    rows = None if want_indices else _RowsPool(attrs, info)
 
     def run(x):
         dt = x.dtype
         xc = x.astype(np.float32) if dt.kind == "V" else x
         out, begin, _, extent = attrs.geometry(x.shape[2:])
         y = None if same is None else same(xc, out, begin)
+        if y is None and rows is not None and not _whole_window(xc, attrs, out, begin):
+            y = rows(xc, out, begin)
         if y is None and compiled is not None:
             y = compiled(xc, out, begin)
         if y is not None:
