@@ -385,14 +385,16 @@ def integer_matmul_f32(a, a_zp, packed, blocks) -> np.ndarray:
     return acc.reshape(*a.shape[:-1], packed.shape[1])
 
 
-def pack_integer_b(info, b_index: int, zp_index: int):
-    """(packed, blocks) for a constant 2-D integer right operand with a per-tensor or per-column
-    zero point: the centred B in float32 (K, N) and the reduction blocks over which float32 sums
-    with an 8-bit left operand stay exact (:func:`_k_blocks`); (None, None) otherwise."""
+def pack_integer_b(info, b_index: int, zp_index: int, trans: bool = False):
+    """(packed, blocks) for a constant 2-D integer right operand (transposed where ``trans``)
+    with a per-tensor or per-column zero point: the centred B in float32 (K, N) and the
+    reduction blocks over which float32 sums with an 8-bit left operand stay exact
+    (:func:`_k_blocks`); (None, None) otherwise."""
     b = info.constant(b_index)
     b_zp = info.constant(zp_index) if info.has_input(zp_index) else None
     if b is None or b.ndim != 2 or (info.has_input(zp_index) and b_zp is None):
         return None, None
+    b = b.T if trans else b
     zp = 0 if b_zp is None else b_zp.astype(np.float32).reshape(-1)
     if np.size(zp) not in (1, b.shape[1]):
         return None, None
