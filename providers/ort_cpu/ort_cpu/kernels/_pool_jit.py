@@ -205,29 +205,26 @@ def max_pool_rows(x, y, kh, kw, sh, sw, pt, pl, p0, p1):  # pragma: no cover - c
                     yf[o + np.uint64(j)] = m
 
 
-def warm_rows():
-    """:func:`max_pool_rows` compiled (or loaded) for float32 and float64, writable and
-    read-only inputs; None where compiled kernels are off."""
+def _warm_planes(kernel, *args):
+    """``kernel`` compiled (or loaded) for float32 and float64 planes, writable and read-only
+    inputs (warmed on one cell, with ``args`` after the two arrays); None where compiled
+    kernels are off."""
     fn = None
     for dt in (np.float32, np.float64):
         for writable in (True, False):
             x = np.zeros((1, 1, 1), dt)
             x.flags.writeable = writable
-            fn = max_pool_rows.warm(x, np.zeros((1, 1, 1), dt), 1, 1, 1, 1, 0, 0, 0, 1)
+            fn = kernel.warm(x, np.zeros((1, 1, 1), dt), *args)
             if fn is None:
                 return None
     return fn
+
+
+def warm_rows():
+    """:func:`max_pool_rows` compiled (or loaded): see :func:`_warm_planes`."""
+    return _warm_planes(max_pool_rows, 1, 1, 1, 1, 0, 0, 0, 1)
 
 
 def warm():
-    """:func:`max_pool_same` compiled (or loaded) for float32 and float64, writable and
-    read-only inputs; None where compiled kernels are off."""
-    fn = None
-    for dt in (np.float32, np.float64):
-        for writable in (True, False):
-            x = np.zeros((1, 1, 1), dt)
-            x.flags.writeable = writable
-            fn = max_pool_same.warm(x, np.zeros((1, 1, 1), dt), 1, 1, 0, 0, 0, 1)
-            if fn is None:
-                return None
-    return fn
+    """:func:`max_pool_same` compiled (or loaded): see :func:`_warm_planes`."""
+    return _warm_planes(max_pool_same, 1, 1, 0, 0, 0, 1)

@@ -294,24 +294,35 @@ class _CompiledPool:
 _COMPILED_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class _SamePool:
+class _PlanesPool:
+    """A 2-D MaxPool at dilation 1 over the input's planes by a kernel of :mod:`._pool_jit`
+    (``warm`` loads it), whose pieces share the planes among a run's threads (``strided``: the
+    pieces of ``max_pool_rows``); ``fits``: the subclass's own condition on the window."""
+
+    strided = False
+
+    def __init__(self, attrs: PoolAttrs, info, fits: bool, warm) -> None:
+        self.attrs = attrs
+        dt = info.input_dtype(0)
+        fits = (
+            fits
+            and len(attrs.kernel) == 2
+            and attrs.dilations == [1, 1]
+            and (dt is None or dt in _COMPILED_TYPES)
+        )
+        self.fn = warm() if fits else None
+        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
+            _pool_pieces().address(dt, self.strided)
+
+
+class _SamePool(_PlanesPool):
     """A 2-D MaxPool at stride 1 whose output is its input's size, by
     :func:`._pool_jit.max_pool_same` (separable passes over many planes at once), the planes
     shared among a run's threads as compiled pieces from :data:`SAME_SPLIT` cells. ``None``
     from a call: not this path (another geometry, rank or type, compiled kernels off)."""
 
     def __init__(self, attrs: PoolAttrs, info) -> None:
-        self.attrs = attrs
-        dt = info.input_dtype(0)
-        fits = (
-            len(attrs.kernel) == 2
-            and attrs.strides == [1, 1]
-            and attrs.dilations == [1, 1]
-            and (dt is None or dt in _COMPILED_TYPES)
-        )
-        self.fn = _pool_jit.warm() if fits else None
-        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
-            _pool_pieces().address(dt)
+        super().__init__(attrs, info, attrs.strides == [1, 1], _pool_jit.warm)
 
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
         if (
@@ -336,23 +347,16 @@ class _SamePool:
 SAME_SPLIT = 1 << 15
 
 
-class _RowsPool:
+class _RowsPool(_PlanesPool):
     """A 2-D MaxPool at dilation 1 (any stride, padding and ceil mode), by
     :func:`._pool_jit.max_pool_rows` (no copy of the input), the planes shared among a run's
     threads as compiled pieces from :data:`SAME_SPLIT` cells. ``None`` from a call: not this
     path (another rank or type, dilations, compiled kernels off)."""
 
+    strided = True
+
     def __init__(self, attrs: PoolAttrs, info) -> None:
-        self.attrs = attrs
-        dt = info.input_dtype(0)
-        fits = (
-            len(attrs.kernel) == 2
-            and attrs.dilations == [1, 1]
-            and (dt is None or dt in _COMPILED_TYPES)
-        )
-        self.fn = _pool_jit.warm_rows() if fits else None
-        if self.fn is not None and dt in _COMPILED_TYPES and _threads.will_split(info.provider):
-            _pool_pieces().address(dt, strided=True)
+        super().__init__(attrs, info, True, _pool_jit.warm_rows)
 
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
         if self.fn is None or x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
