@@ -65,9 +65,14 @@ SLACK = 64
 #: the tiles sized for AVX-512 spilled their sums to the stack on every step (a Zen 3, one
 #: thread: SqueezeNet 2.6x onnxruntime, MobileNet v2 2.9x), so there they keep a quarter of the
 #: floats: at most 12 of the 16 registers summing, the rest for the loads and a broadcast.
+#: Shapes compared on that Zen 3, one layer, one thread (us): channels-last 1 x 6 against 1 x 4
+#: and 2 x 3 (spilling), 64 -> 64 3x3 over 14 x 14 173 / 185 / 243 (onnxruntime 163); dense
+#: direct 4 channels against 6 and 8, a 3 -> 32 stem over 224 x 224 at stride 2 316 / 340 / 744
+#: (onnxruntime 377); pointwise 6 x 1 against 3 x 2 and 2 x 3, 256 -> 64 over 56 x 56 1588 /
+#: 2432 / 4408 (onnxruntime 1381).
 WIDE = wide_vectors()
 #: output channels of a dense group summed together (:func:`._taps.block_rows`)
-OUTS = 8 if WIDE else 6
+OUTS = 8 if WIDE else 4
 #: vectors of 16 outputs per channel :func:`._taps.block_rows` keeps (OUTS x this in registers)
 BLOCK_VECTORS = 2 if WIDE else 1
 #: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`)
