@@ -175,16 +175,11 @@ def qgemm(info):
     (y_scale, y_zp); B's scale and zero point per tensor or per column."""
     alpha = np.float32(info.attr("alpha", 1.0))
     trans_a, trans_b = bool(info.attr("transA", 0)), bool(info.attr("transB", 0))
-    b_const, bz_const = info.constant(3), info.constant(5) if info.has_input(5) else None
+    b_const = info.constant(3)
     vnni = _vnni_product(info, b_const, trans_a, trans_b, alpha)
-    centred = None  # constant B less its zero points, in float64, once
-    exact = None  # ... in float32, where one block of float32 sums is exact (the usual case)
-    if vnni is None and b_const is not None and (bz_const is not None or not info.has_input(5)):
-        packed, blocks = pack_integer_b(info, 3, 5, trans_b)
-        if packed is not None and len(blocks) == 1:
-            exact = packed
-        else:
-            centred = _centred_b(b_const, bz_const, trans_b)
+    # constant B less its zero points in float32, with the blocks of K over which float32 sums
+    # are exact (integer_matmul_f32), once; (None, None) for B or its zero point given at run
+    packed = pack_integer_b(info, 3, 5, trans_b) if vnni is None else (None, None)
     n_out = None if b_const is None else b_const.shape[0 if trans_b else 1]
 
     def run(a, a_scale, a_zp, b, b_scale, b_zp, c=None, y_scale=None, y_zp=None):
@@ -196,15 +191,12 @@ def qgemm(info):
         ):
             y = vnni(a, a_zp, c, a_scale, b_scale, y_scale)  # scaled (over y_scale)
             return y if y_scale is None else requant(y, np.float32(1), y_zp, a.dtype)
-        if exact is not None:  # exact: every partial sum is an integer < 2**24
-            acc = integer_matmul_f32(a.T if trans_a else a, a_zp, exact, [(0, exact.shape[0])])
-            if c is not None:  # added to the exact sums, then rounded once
-                acc = (acc.astype(np.float64) + c.astype(np.float64)).astype(np.float32)
+        if packed[0] is not None:  # the exact sums (and bias), rounded once
+            acc = integer_matmul_f32(a.T if trans_a else a, a_zp, *packed, c)
         else:
             af = a.astype(np.float64) - float(_scalar(a_zp))
-            bf = centred if centred is not None else _centred_b(b, b_zp, trans_b)
             acc = _blas.matmul(
-                af.T if trans_a else af, bf
+                af.T if trans_a else af, _centred_b(b, b_zp, trans_b)
             )  # exact: every partial sum is an integer < 2**53
             if c is not None:
                 acc += c.astype(np.float64)

@@ -93,8 +93,9 @@ def _window_reduce(x, attrs: PoolAttrs, out, begin, op, fill) -> np.ndarray:
     whole input (the AveragePool 7x7 ending ShuffleNet and the Inceptions) is one reduction over
     the spatial axes, a matrix-vector product for sums (0.16 -> 0.03 ms on 544x7x7)."""
     nd = len(attrs.kernel)
-    if _whole_window(x, attrs, out, begin):
-        return _spatial_reduce(x, op).reshape(*x.shape[:2], *out)
+    whole = _whole_reduce(x, attrs, out, begin, op)
+    if whole is not None:
+        return whole
     if x.ndim == nd + 2 and x.shape[-1] < 32 and x.shape[1] >= 64:
         xt = np.ascontiguousarray(np.moveaxis(x, 1, -1))
         y = _reduce_axes(
@@ -124,6 +125,14 @@ def _whole_window(x, attrs: PoolAttrs, out, begin) -> bool:
         and list(attrs.kernel) == list(x.shape[2:])
         and all(d == 1 for d in attrs.dilations)
     )
+
+
+def _whole_reduce(x, attrs: PoolAttrs, out, begin, op) -> np.ndarray | None:
+    """Where the only window is the whole input (:func:`_whole_window`), its one reduction
+    (:func:`_spatial_reduce`) in the output's shape; else None."""
+    if not _whole_window(x, attrs, out, begin):
+        return None
+    return _spatial_reduce(x, op).reshape(*x.shape[:2], *out)
 
 
 def _flat_reduce(x, attrs: PoolAttrs, out, begin, extent, op, fill, divisor=None) -> np.ndarray:
@@ -273,9 +282,11 @@ class _CompiledPool:
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
         if self.fn is None or x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
             return None
-        if _whole_window(x, self.attrs, out, begin):  # one reduction (_spatial_reduce)
-            op = np.maximum if self.mode == _conv_jit.MAX else np.add
-            return _spatial_reduce(x, op).reshape(*x.shape[:2], *out)
+        whole = _whole_reduce(
+            x, self.attrs, out, begin, np.maximum if self.mode == _conv_jit.MAX else np.add
+        )
+        if whole is not None:
+            return whole
         key = (x.shape, x.dtype)
         entry = self.plans.get(key)
         if entry is None:
@@ -350,8 +361,9 @@ SAME_SPLIT = 1 << 15
 class _RowsPool(_PlanesPool):
     """A 2-D MaxPool at dilation 1 (any stride, padding and ceil mode), by
     :func:`._pool_jit.max_pool_rows` (no copy of the input), the planes shared among a run's
-    threads as compiled pieces from :data:`SAME_SPLIT` cells. ``None`` from a call: not this
-    path (another rank or type, dilations, compiled kernels off)."""
+    threads as compiled pieces from :data:`SAME_SPLIT` cells; a window that is the whole input
+    one reduction (:func:`_whole_reduce`). ``None`` from a call: not this path (another rank or
+    type, dilations, compiled kernels off)."""
 
     strided = True
 
@@ -361,6 +373,9 @@ class _RowsPool(_PlanesPool):
     def __call__(self, x: np.ndarray, out, begin) -> np.ndarray | None:
         if self.fn is None or x.ndim != 4 or x.dtype not in _COMPILED_TYPES or not jit_available():
             return None
+        whole = _whole_reduce(x, self.attrs, out, begin, np.maximum)
+        if whole is not None:
+            return whole
         n, c, h, w = x.shape
         xs = np.ascontiguousarray(x).reshape(n * c, h, w)
         y = np.empty((n, c, *out), x.dtype)
@@ -386,16 +401,19 @@ def max_pool(info):
     storage_order = int(info.attr("storage_order", 0))
     want_indices = info.num_outputs > 1 and bool(info.node.outputs[1])
     single_output = info.opset < 8  # MaxPool-1 has no Indices output
-    compiled = None if want_indices else _CompiledPool(attrs, _conv_jit.MAX, info)
     same = None if want_indices else _SamePool(attrs, info)
     rows = None if want_indices else _RowsPool(attrs, info)
+    # the window kernel's MAX mode only for what the row kernel does not take (dilations)
+    compiled = (
+        None if want_indices or rows.fn is not None else _CompiledPool(attrs, _conv_jit.MAX, info)
+    )
 
     def run(x):
         dt = x.dtype
         xc = x.astype(np.float32) if dt.kind == "V" else x
         out, begin, _, extent = attrs.geometry(x.shape[2:])
         y = None if same is None else same(xc, out, begin)
-        if y is None and rows is not None and not _whole_window(xc, attrs, out, begin):
+        if y is None and rows is not None:
             y = rows(xc, out, begin)
         if y is None and compiled is not None:
             y = compiled(xc, out, begin)

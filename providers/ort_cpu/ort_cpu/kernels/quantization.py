@@ -369,18 +369,23 @@ def _k_blocks(b: np.ndarray, a_bound: float) -> list[tuple[int, int]]:
     return blocks
 
 
-def integer_matmul_f32(a, a_zp, packed, blocks) -> np.ndarray:
-    """The exact integer product ``(a - a_zp) @ packed`` rounded once to float32, as the int32
-    accumulator cast to float is (``packed``: the right operand centred, float32, (K, N))."""
+def integer_matmul_f32(a, a_zp, packed, blocks, bias=None) -> np.ndarray:
+    """The exact integer product ``(a - a_zp) @ packed`` (plus the integer ``bias``, broadcast
+    onto its rows, where given) rounded once to float32, as the int32 accumulator cast to float
+    is (``packed``: the right operand centred, float32, (K, N))."""
     af = a.reshape(-1, a.shape[-1]).astype(np.float32)
     if a_zp is not None:
         af -= np.float32(a_zp.reshape(()))
     if len(blocks) == 1:
         acc = _blas.matmul(af, packed)
+        if bias is not None:  # added to the exact sums in float64, then rounded once
+            acc = (acc.astype(np.float64) + bias.astype(np.float64)).astype(np.float32)
     else:
         acc = np.zeros((af.shape[0], packed.shape[1]), np.float64)
         for s, e in blocks:
             acc += _blas.matmul(np.ascontiguousarray(af[:, s:e]), packed[s:e])
+        if bias is not None:
+            acc += bias.astype(np.float64)
         acc = acc.astype(np.float32)
     return acc.reshape(*a.shape[:-1], packed.shape[1])
 
