@@ -67,7 +67,7 @@ def available() -> bool:
     if not _usable:
         ok = False
         try:
-            if _saved() or _host_has_vnni():
+            if _saved() or _host_has_products():
                 warm()
                 ok = True
         except Exception:  # noqa: BLE001 - no features, or no code for them: the float path
@@ -84,10 +84,10 @@ def _saved() -> bool:
     return saved is not None and bool(saved.table["kernels"].get(kid))
 
 
-def _host_has_vnni() -> bool:
+def _host_has_products() -> bool:
     from .._aot import has_feature
 
-    return has_feature("avx512vnni")
+    return has_feature("avx512vnni") or has_feature("avx2")
 
 
 def pack_columns(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,26 +8,97 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .._aot import has_feature
 from ._ir import WORD, chunks, lane_mask, load, loop_end, loop_start, requantize8, splat, store
 from ._vnni_jit import TILE_M
+
+#: whether the tiles sum with AVX-512 VNNI's ``vpdpbusd`` (else AVX2's ``vpmaddwd``), as numba
+#: compiles for this CPU (the kernels' cache is keyed by the same features)
+VNNI = has_feature("avx512vnni")
+#: the rows of an AVX2 tile summed in one pass over the steps: 2 rows by 32 columns are 8 of
+#: AVX2's 16 registers of sums, the rest for the operands widened to 16 bits
+AVX2_ROWS = 4
 
 
 def _tile_sums(
     builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M, table=None
 ) -> list:
     """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
-    2 * mm and 2 * mm + 1): ``k4`` steps of one ``vpdpbusd`` per vector, the 32 columns' words
-    at ``x`` (row stride ``ldx`` words, or with ``table`` the int64 address of each row's
-    offset in words from ``x``) and the rows' words at ``w`` (row stride ``ldw`` words)
-    broadcast; ``vectors_signed``: the signed bytes are in the vectors (the columns)."""
+    2 * mm and 2 * mm + 1) over ``k4`` steps of words of four bytes: the 32 columns' words at
+    ``x`` (row stride ``ldx`` words, or with ``table`` the int64 address of each row's offset
+    in words from ``x``) and the rows' words at ``w`` (row stride ``ldw`` words) broadcast;
+    ``vectors_signed``: the signed bytes are in the vectors (the columns). With AVX-512 VNNI,
+    one ``vpdpbusd`` per vector and step; on AVX2, :func:`_pair_sums`' ``vpmaddwd`` on the
+    words' bytes widened, the rows taken :data:`AVX2_ROWS` at a time (each pass its own loop
+    over the steps, so its sums stay in registers)."""
+    if VNNI:
+        return _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed, range(rows), table)
+    finals = []
+    for first in range(0, rows, AVX2_ROWS):
+        group = range(first, min(rows, first + AVX2_ROWS))
+        finals += _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed, group, table)
+    return finals
+
+
+def _pair_sums(builder, acc, unsigned, signed):
+    """``acc`` plus, in each 32-bit lane, the four products of the unsigned bytes of
+    ``unsigned``'s word and the signed bytes of ``signed``'s (<16 x i32> vectors): what
+    ``vpdpbusd`` adds, exactly, on AVX2. Each word's bytes are widened to 16 bits, the even
+    bytes (0 and 2) apart from the odd ones (1 and 3), and ``vpmaddwd`` adds the two products
+    of each parity into 32 bits (no saturation: onnxruntime's AVX2 ``vpmaddubsw`` saturates a
+    pair past 32767)."""
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    halfwords = ir.VectorType(i16, 32)
+    eight = ir.Constant(halfwords, [8] * 32)
+    u = builder.bitcast(unsigned, halfwords)
+    s = builder.bitcast(signed, halfwords)
+    parities = (
+        (
+            builder.and_(u, ir.Constant(halfwords, [0xFF] * 32)),
+            builder.ashr(builder.shl(s, eight), eight),
+        ),
+        (builder.lshr(u, eight), builder.ashr(s, eight)),
+    )
+    h16, w8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
+    madd = builder.module.declare_intrinsic(
+        "llvm.x86.avx2.pmadd.wd", fnty=ir.FunctionType(w8, [h16, h16])
+    )
+    halves = []
+    for h in range(2):  # the two 256-bit halves
+        pick = ir.Constant(ir.VectorType(i32, 16), list(range(16 * h, 16 * h + 16)))
+        total = None
+        for a, b in parities:
+            product = builder.call(
+                madd, [builder.shuffle_vector(a, a, pick), builder.shuffle_vector(b, b, pick)]
+            )
+            total = product if total is None else builder.add(total, product)
+        halves.append(total)
+    both = builder.shuffle_vector(
+        halves[0], halves[1], ir.Constant(ir.VectorType(i32, 16), list(range(16)))
+    )
+    return builder.add(acc, both)
+
+
+def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) -> list:
+    """The sums of :func:`_tile_sums` for the rows ``group``, in one loop over the steps."""
     word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
     i64t = ir.IntType(64)
-    fnty = ir.FunctionType(vec, [vec, vec, vec])
-    dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
+    if VNNI:
+        fnty = ir.FunctionType(vec, [vec, vec, vec])
+        dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
+
+        def step(acc, unsigned, signed):
+            return builder.call(dp, [acc, unsigned, signed])
+
+    else:
+
+        def step(acc, unsigned, signed):
+            return _pair_sums(builder, acc, unsigned, signed)
+
     xp = builder.inttoptr(x, word.as_pointer())
     wp = builder.inttoptr(w, word.as_pointer())
     zero = ir.Constant(vec, None)
-    n = rows * 2
+    n = len(group) * 2
     entry, loop, done, k = loop_start(builder, k4, "vnni")
     accs = []
     for _ in range(n):
@@ -45,14 +116,14 @@ def _tile_sums(
         for h in range(2)
     ]  # fmt: skip
     new = []
-    for mm in range(rows):
+    for i, mm in enumerate(group):
         wv = builder.load(
             builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
         )
         wb = splat(builder, wv, vec)
-        for h in range(2):  # vpdpbusd's first operand holds the unsigned bytes
-            pair = [wb, xv[h]] if vectors_signed else [xv[h], wb]
-            new.append(builder.call(dp, [accs[2 * mm + h], *pair]))
+        for h in range(2):  # the unsigned bytes first
+            pair = (wb, xv[h]) if vectors_signed else (xv[h], wb)
+            new.append(step(accs[2 * i + h], *pair))
     body_end = loop_end(builder, k, k4, loop, done)
     for a, v in zip(accs, new, strict=True):
         a.add_incoming(v, body_end)
@@ -130,11 +201,28 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
             bv = splat(builder, builder.load(builder.gep(b_p, [at])), fv)
             mv = splat(builder, builder.load(builder.gep(m_p, [at])), fv)
             row = builder.mul(at, ldy)
+            qs = []
             for h in range(2):
                 v = builder.sitofp(builder.sub(sums[2 * mm + h], shift), fv)
                 v = builder.fmul(builder.fadd(v, bv), mv)
-                q = requantize8(builder, v, zero, lo, hi)
-                store(builder, q, y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h])
+                qs.append(requantize8(builder, v, zero, lo, hi))
+            if VNNI:  # (AVX-512 stores bytes under a mask as it stores them whole)
+                for h in range(2):
+                    store(
+                        builder, qs[h], y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h]
+                    )
+                continue
+            # AVX2 has no masked byte store (LLVM stores the lanes one by one, which cost more
+            # than a tile's sums of 16 channels): whole tiles store whole
+            with builder.if_else(builder.icmp_signed(">=", cells, ir.Constant(i64t, 32))) as (
+                whole,
+                part,
+            ):
+                for cut in (whole, part):
+                    with cut:
+                        for h in range(2):
+                            at_h = builder.add(row, ir.Constant(i64t, 16 * h))
+                            store(builder, qs[h], y_p, at_h, None if cut is whole else masks[h])
     return context.get_dummy_value()
 
 
