@@ -2,11 +2,14 @@
 
 The register tiles of :mod:`ort_cpu.kernels._conv_jit` are sized for the CPU numba compiles for:
 AVX-512's 32 registers (``WIDE``), else AVX2's 16, where the same tiles spilled their sums to
-the stack. The rest of the suite runs the tiles of the CPU it is on; this test runs the
-compiled convolution, GEMM-tile and recurrent tests again in a process that numba compiles for
-an AVX2 CPU (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, which also key numba's cache), so an
-AVX-512 machine checks the AVX2 tiles as well (host logic and compiled code, against
-onnxruntime). On a CPU without AVX-512 the suite already runs them, and it skips.
+the stack. The exact integer products (:mod:`ort_cpu.kernels._vnni`) sum with AVX-512 VNNI's
+``vpdpbusd`` where numba compiles for it, else with AVX2's ``vpmaddwd`` on the bytes widened.
+The rest of the suite runs the tiles of the CPU it is on; this test runs the compiled
+convolution, GEMM-tile, recurrent and integer-product tests again in a process that numba
+compiles for an AVX2 CPU (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, which also key numba's
+cache), so an AVX-512 machine checks the AVX2 tiles and products as well (host logic and
+compiled code, against onnxruntime). On a CPU without AVX-512 the suite already runs them, and
+it skips.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ AVX2 = {
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = [
-    os.path.join(HERE, f) for f in ("test_conv_paths.py", "test_cnn_jit.py", "test_rnn_jit.py")
+    os.path.join(HERE, f)
+    for f in (
+        "test_conv_paths.py",
+        "test_cnn_jit.py",
+        "test_rnn_jit.py",
+        "test_qdq_integer.py",
+        "test_contrib_quant.py",
+    )
 ]
 
 
@@ -48,7 +58,11 @@ def test_feature_override_sets_the_tiles(monkeypatch):
 @pytest.mark.skipif(not _jit.available(), reason="the compiled kernels are off")
 def test_avx2_tiles_on_an_avx512_cpu():
     env = {**os.environ, **AVX2, "ORT_CPU_AOT": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    probe = "from ort_cpu.kernels import _conv_jit; assert not _conv_jit.WIDE, 'wide tiles'"
+    probe = (
+        "from ort_cpu.kernels import _conv_jit, _vnni, _vnni_ir; "
+        "assert not _conv_jit.WIDE, 'wide tiles'; assert not _vnni_ir.VNNI, 'vpdpbusd'; "
+        "assert _vnni.available(), 'no integer products'"
+    )
     subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=120)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *FILES],
