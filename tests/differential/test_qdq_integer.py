@@ -368,9 +368,9 @@ def test_qlinear_conv_on_vnni_equals_the_float_path_and_onnxruntime(
     monkeypatch, c, m, hw, batch, out_dtype, per_channel, bias, x_zp, window, threads
 ):
     """Where the CPU has AVX-512 VNNI or AVX2, a QLinearConv of one group sums uint8 x int8
-    products in int32 with vpdpbusd or vpmaddwd (ort_cpu.kernels._vnni; a window's column matrix packed from the input
-    padded with its zero point), its output channels shared among the run's threads when
-    large: the same bytes as the float path and as onnxruntime."""
+    products in int32 with vpdpbusd or vpmaddwd (ort_cpu.kernels._vnni; a window's column
+    matrix packed from the input padded with its zero point), its output channels shared among
+    the run's threads when large: the same bytes as the float path and as onnxruntime."""
     from ort_cpu import _threads
     from ort_cpu.kernels import _vnni, conv
 

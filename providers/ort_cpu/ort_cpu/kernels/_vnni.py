@@ -6,8 +6,8 @@ those convolutions as float32 GEMMs (exact, but at float32's rate). On CPUs with
 VNNI the same tiles, in the same layouts, sum with ``vpmaddwd`` on the words' bytes widened to
 16 bits (:func:`._vnni_ir._pair_sums`): exact too, and faster than the float32 products
 (MobileNetV2-QDQ's 64 -> 384 channels over 14 x 14 on a Zen 3: 111 us, float32 OpenBLAS's
-product alone 134), though not onnxruntime's rate there (its AVX2 kernel, ``vpmaddubsw``, takes 32 products an instruction
-and saturates).
+product alone 134), though not onnxruntime's rate there (its AVX2 kernel, ``vpmaddubsw``,
+takes 32 products an instruction and saturates).
 
 :func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
 (M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
@@ -66,9 +66,10 @@ _usable: list = []  # the answer of available(), once found
 
 def available() -> bool:
     """Whether this CPU runs AVX-512 VNNI or AVX2 (the features numba compiles for) and the
-    kernels below compile for it (numba told to compile for another CPU, ``NUMBA_CPU_NAME``, may lack it): the answer
-    is found once per process. Where the saved library (:mod:`ort_cpu._aot`, built on this CPU
-    for its features) holds them, they ran here before: LLVM is not asked (that would load it)."""
+    kernels below compile for it (numba told to compile for another CPU, ``NUMBA_CPU_NAME``,
+    may lack it): the answer is found once per process. Where the saved library
+    (:mod:`ort_cpu._aot`, built on this CPU for its features) holds them, they ran here
+    before: LLVM is not asked (that would load it)."""
     if not _usable:
         ok = False
         try:
