@@ -594,12 +594,6 @@ def test_vnni_window_from_quads_equals_the_column_matrix(out_dtype):
                                       f"{h}x{w} {kh}x{kw} s{s} pads {pads}")  # fmt: skip
 
 
-def _host_has(feature: str) -> bool:
-    from ort_cpu._aot import has_feature
-
-    return has_feature(feature)
-
-
 def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp, low=-128):
     b = rng.integers(low, -low, (k, n)).astype(np.int8)
     bs = (rng.random(n) * 0.02 + 0.001).astype(np.float32) if per_column else np.float32(0.0123)
@@ -644,6 +638,7 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     of products past 32767, so it is compared on weights of -64 to 63, which never do; the
     whole int8 range is compared with the float path only where the CPU lacks VNNI."""
     from ort_cpu import _threads
+    from ort_cpu._aot import has_feature
     from ort_cpu.kernels import _vnni, quantization
 
     if not _vnni.available():
@@ -678,7 +673,7 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     )
     assert vnni.shape == (2, rows, n) and vnni.dtype == np.float32
     np.testing.assert_array_equal(vnni, floats)
-    if low == -64 or _host_has("avx512vnni"):
+    if low == -64 or has_feature("avx512vnni"):
         np.testing.assert_allclose(vnni, theirs, rtol=1e-6, atol=1e-5)
 
 

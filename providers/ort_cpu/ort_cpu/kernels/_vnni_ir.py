@@ -194,6 +194,12 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
         )
         for h in range(2)
     ]
+
+    def store_row(row, qs, row_masks) -> None:
+        """A tile row's two vectors of bytes at ``row``, each under its mask (None: whole)."""
+        for h in range(2):
+            store(builder, qs[h], y_p, builder.add(row, ir.Constant(i64t, 16 * h)), row_masks[h])
+
     for mm in range(TILE_M):
         at = ir.Constant(i64t, mm)
         with builder.if_then(builder.icmp_signed("<", at, rows)):
@@ -209,22 +215,16 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
                 v = builder.fmul(builder.fadd(v, bv), mv)
                 qs.append(requantize8(builder, v, zero, lo, hi))
             if VNNI:  # (AVX-512 stores bytes under a mask as it stores them whole)
-                for h in range(2):
-                    store(
-                        builder, qs[h], y_p, builder.add(row, ir.Constant(i64t, 16 * h)), masks[h]
-                    )
+                store_row(row, qs, masks)
                 continue
             # AVX2 has no masked byte store (LLVM stores the lanes one by one, which cost more
             # than a tile's sums of 16 channels): whole tiles store whole
-            with builder.if_else(builder.icmp_signed(">=", cells, ir.Constant(i64t, 32))) as (
-                whole,
-                part,
-            ):
-                for cut in (whole, part):
-                    with cut:
-                        for h in range(2):
-                            at_h = builder.add(row, ir.Constant(i64t, 16 * h))
-                            store(builder, qs[h], y_p, at_h, None if cut is whole else masks[h])
+            full = builder.icmp_signed(">=", cells, ir.Constant(i64t, 32))
+            with builder.if_else(full) as (whole, part):
+                with whole:
+                    store_row(row, qs, (None, None))
+                with part:
+                    store_row(row, qs, masks)
     return context.get_dummy_value()
 
 
