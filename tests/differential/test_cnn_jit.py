@@ -104,6 +104,54 @@ def test_compiled_matches_numpy_float64(case, compiled, monkeypatch):
     np.testing.assert_allclose(got, plan(x, wmat, b), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("width", [3, 7, 14, 16, 23, 56])
+@pytest.mark.parametrize("mode", ["depthwise", "max", "dense"])
+def test_row_stores_stay_in_their_planes(width, mode, compiled):
+    """The row loops store a short row's last vector whole where the cells past it are the
+    plane's next rows, written after it (a masked store is slow on AMD's cores), and a longer
+    row's last vector shifted back to end at the row's end. Each call here writes half of the
+    output's planes, the second half first, inside guard planes of NaN: no store lands past
+    the planes a call owns (a whole last vector past a plane's last row would overwrite the
+    next plane, written already, or a guard), and the halves equal the whole layer's output
+    written in one call. Host logic: the kernel's stores, on this CPU's vectors."""
+    from ort_cpu.kernels import _conv_jit
+
+    fn = _conv_jit._direct.jitted()
+    rng = np.random.default_rng(width)
+    c, h, pad = (2, 9, 1) if mode == "dense" else (6, 11, 1)
+    m = 8 if mode == "dense" else c  # dense: one group of 2 inputs, 8 outputs (a block)
+    x = _rand(rng, (1, c, h, width))
+    w = _rand(rng, (m, (c if mode == "dense" else 1) * 9))
+    bias = np.full(m, -np.inf, np.float32) if mode == "max" else _rand(rng, (m,))
+    groups, cg, mg = (1, c, m) if mode == "dense" else (c, 1, 1)
+    kind = _conv_jit.MAX if mode == "max" else _conv_jit.CONVOLVE
+    hq, wq = h + 2 * pad, width + 2 * pad
+    geometry = (3, 3, 1, 1, 1, 1, pad, pad, hq, wq, h, kind, 2, -1.0, 1.0)
+
+    def run(y, g0, g1, m0, m1):
+        fn(x, w, bias, y, g0, g1, m0, m1, cg, mg, *geometry)
+
+    def guarded():  # the output's planes, one plane of NaN before them and three after
+        return np.full((1, m + 4, h, width), np.nan, np.float32)
+
+    once = guarded()
+    whole = once[:, 1 : m + 1]
+    run(whole, 0, groups, 0, mg)
+    assert not np.isnan(whole).any()
+    assert np.isnan(once[:, 0]).all() and np.isnan(once[:, m + 1 :]).all()
+    halves = guarded()
+    y = halves[:, 1 : m + 1]
+    half = m // 2
+    if mode == "dense":  # output channels m0:m1 of the one group
+        run(y, 0, 1, half, m)
+        run(y, 0, 1, 0, half)
+    else:  # groups (channels) g0:g1
+        run(y, half, groups, 0, 1)
+        run(y, 0, half, 0, 1)
+    assert np.isnan(halves[:, 0]).all() and np.isnan(halves[:, m + 1 :]).all()
+    np.testing.assert_array_equal(y, whole)
+
+
 def _activations():
     def hard_sigmoid(y, a, b):
         return np.clip(y * a + b, 0, 1)

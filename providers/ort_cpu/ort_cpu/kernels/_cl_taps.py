@@ -122,7 +122,7 @@ def _in_codegen(centre: bool):
                     with builder.if_then(builder.icmp_signed("<", _c(k), rest)):
                         put()
 
-        chunks(builder, count, body)
+        chunks(builder, count, body, shift=True)
         return context.get_dummy_value()
 
     return codegen
@@ -274,7 +274,7 @@ def cl_out(typingctx, dst, plane, src, src_step, count, rows, like):
                     store(builder, channel, dst_p, builder.add(builder.mul(_c(j), plane), first),
                           mask)  # fmt: skip
 
-        chunks(builder, count, body)
+        chunks(builder, count, body, shift=True)
         return context.get_dummy_value()
 
     return sig, codegen

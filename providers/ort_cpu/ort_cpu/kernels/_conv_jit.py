@@ -267,8 +267,8 @@ def _direct(
                     for r0 in range(0, oh_, ROWS):
                         k = min(ROWS, oh_ - r0)
                         dst, src = out + r0 * row_bytes, buf.ctypes.data + r0 * wq * cell
-                        _rows(dst, ow_, k, src, wq, offs, every, wm, bm, act, a_, b_, shared,
-                              mode == MAX, cg * taps)  # fmt: skip
+                        _rows(dst, ow_, k, (oh_ - r0) * ow_, src, wq, offs, every, wm, bm, act,
+                              a_, b_, shared, mode == MAX, cg * taps)  # fmt: skip
                 continue
             for r0 in range(0, oh_, chunk):  # a block of rows, all the group's channels
                 r1 = min(oh_, r0 + chunk)
@@ -280,31 +280,33 @@ def _direct(
                         bb[o] = bias[b0 + o] if o < k else bv0
                     block_rows(
                         y[n, b0].ctypes.data + r0 * row_bytes, planes_apart, ow_, r1 - r0, src, wq,
-                        every.ctypes.data, wpk[bk].ctypes.data, bb.ctypes.data, k, ow_, act,
-                        a_, b_, cg * taps, bv0,
+                        every.ctypes.data, wpk[bk].ctypes.data, bb.ctypes.data, k, ow_,
+                        (oh_ - r0) * ow_, act, a_, b_, cg * taps, bv0,
                     )  # fmt: skip
 
 
 @jit(inline="always")
 def _rows(
-    dst, ow_, k, src, wq, offs, every, wm, bm, act, a_, b_, shared, maximum, taps
+    dst, ow_, k, room, src, wq, offs, every, wm, bm, act, a_, b_, shared, maximum, taps
 ):  # pragma: no cover
     """``k`` (at most ROWS) whole output rows of one channel at address ``dst`` (``ow_`` cells
-    each) from the phase planes at ``src``: :mod:`._taps`' row loops, the sums (``maximum``:
-    the maxima) from ``bm``, the forms sharing input rows where ``shared`` (3 or 5) says."""
+    each, ``room`` cells from ``dst`` to the end of the plane's rows this call writes) from the
+    phase planes at ``src``: :mod:`._taps`' row loops, the sums (``maximum``: the maxima) from
+    ``bm``, the forms sharing input rows where ``shared`` (3 or 5) says."""
+    o, e = offs.ctypes.data, every.ctypes.data
     if maximum:
         if shared == 3:
-            max_rows_3x3(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+            max_rows_3x3(dst, ow_, k, src, wq, o, wm, ow_, room, bm, act, a_, b_)
         elif shared == 5:
-            max_rows_5x5(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+            max_rows_5x5(dst, ow_, k, src, wq, o, wm, ow_, room, bm, act, a_, b_)
         else:
-            max_rows(dst, ow_, k, src, wq, every.ctypes.data, wm, ow_, bm, act, a_, b_, taps)
+            max_rows(dst, ow_, k, src, wq, e, wm, ow_, room, bm, act, a_, b_, taps)
     elif shared == 3:
-        taps_rows_3x3(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+        taps_rows_3x3(dst, ow_, k, src, wq, o, wm, ow_, room, bm, act, a_, b_)
     elif shared == 5:
-        taps_rows_5x5(dst, ow_, k, src, wq, offs.ctypes.data, wm, ow_, bm, act, a_, b_)
+        taps_rows_5x5(dst, ow_, k, src, wq, o, wm, ow_, room, bm, act, a_, b_)
     else:
-        taps_rows(dst, ow_, k, src, wq, every.ctypes.data, wm, ow_, bm, act, a_, b_, taps)
+        taps_rows(dst, ow_, k, src, wq, e, wm, ow_, room, bm, act, a_, b_, taps)
 
 
 @jit()
@@ -419,20 +421,21 @@ def _depthwise_quant(
             for r0 in range(0, oh_, ROWS):  # whole output rows, ROWS at a time
                 k = min(ROWS, oh_ - r0)
                 dst, at = out + r0 * ow_ * y.itemsize, src + r0 * wq * 4
+                room = (oh_ - r0) * ow_  # the plane's cells from dst on, written in order
                 if shared == 3:
                     quant_rows_3x3(
-                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
-                        lo, hi, like_y,
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, room, b,
+                        m, zy, lo, hi, like_y,
                     )  # fmt: skip
                 elif shared == 5:
                     quant_rows_5x5(
-                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
-                        lo, hi, like_y,
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, room, b,
+                        m, zy, lo, hi, like_y,
                     )  # fmt: skip
                 else:
                     quant_rows(
-                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, b, m, zy,
-                        lo, hi, like_y, taps,
+                        dst, ow_, k, at, wq, offs.ctypes.data, w[c].ctypes.data, ow_, room, b,
+                        m, zy, lo, hi, like_y, taps,
                     )  # fmt: skip
 
 

@@ -52,10 +52,13 @@ def lane_mask(builder, rest, lanes: int = 16):
     return builder.icmp_signed("<", index, splat(builder, rest, index.type))
 
 
-def chunks(builder, count, body, step: int = 16) -> None:
+def chunks(builder, count, body, step: int = 16, shift: bool = False) -> None:
     """``body(first, rest)`` over ``count`` items (an int64 value) in chunks of ``step``: whole
     chunks with ``rest`` None, then the last partial one, if any, with ``rest`` its number of
-    items."""
+    items. With ``shift`` (a body that writes what it reads elsewhere, so that doing items again
+    writes the same values) the last partial chunk of a count of ``step`` or more is a whole
+    one ending at ``count``, ``rest`` None: masked loads and stores of bytes are one lane at a
+    time on AVX2, and masked stores are slow on AMD's cores (see :func:`._taps._row_groups`)."""
     span = ir.Constant(WORD, step)
     whole = builder.sdiv(count, span)
     _, loop, done, g = loop_start(builder, whole, "chunks")
@@ -64,7 +67,14 @@ def chunks(builder, count, body, step: int = 16) -> None:
     first = builder.mul(whole, span)
     rest = builder.sub(count, first)
     with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(WORD, 0))):
-        body(first, rest)
+        if not shift:
+            body(first, rest)
+            return
+        with builder.if_else(builder.icmp_signed(">=", count, span)) as (shifted, partial):
+            with shifted:
+                body(builder.sub(count, span), None)
+            with partial:
+                body(first, rest)
 
 
 def suffix(vec: ir.VectorType) -> str:

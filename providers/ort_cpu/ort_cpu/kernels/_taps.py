@@ -5,7 +5,8 @@ vector code.
 layer's): each output's sum starts at the bias and adds ``w[t] * src[offs[t] + cell]`` for every
 tap t in order, ROWS x ROW_VECTORS vectors of 16 sums in registers across the taps (a
 multiply, then an add: no fused multiply-add, no reassociation), then the activation in
-registers and a store straight into the output rows (the last vector of a row under a mask).
+registers and a store straight into the output rows (a row's last vector shifted to end at
+the row's end, or under a mask where the row is shorter than a vector: :func:`_row_groups`).
 ``taps_rows_3x3`` and ``_5x5`` are the same sums for a window read at unit row stride: output rows r and r + 1 read
 the same input rows one tap row apart, so each input vector is loaded once for all the output
 rows it serves (144 x 56 x 56 depthwise 3x3: 0.28 -> 0.19 ms; with a fused activation 0.36 ->
@@ -201,10 +202,16 @@ def _tap_loop(builder, taps, starts: list, step) -> list:
 
 def _row_groups(builder, count, vectors: int, group) -> None:
     """``group(cell, n, masks)`` over a row of ``count`` cells: whole groups of ``vectors``
-    vectors of 16 (``masks`` None), then the rest once, in ``vectors`` vectors or in one when
-    it fits in one, each under a mask of its lanes (``masks``: one per vector): a row in
-    vectors, nothing read or written past ``count`` (short rows, 7 or 14 cells, are one masked
-    vector)."""
+    vectors of 16 (``masks`` None), then the rest once. Where the row holds enough whole vectors
+    the rest is whole vectors too, the last ones ending at the row's end (``n`` of them, from a
+    cell before the rest: those cells are computed and written again, the same values), else
+    in ``vectors`` vectors or in one when it fits in one, each under a mask of its lanes
+    (``masks``: one per vector; short rows, 7 or 14 cells, are one masked vector). Nothing is
+    read or written past ``count``, unless ``group`` chooses to (see :func:`_tail_store`).
+
+    A masked store is slow on AMD's cores: a Zen 3 took 264 ns a 14 x 14 depthwise channel with
+    every row's last vector stored under a mask, 129 with whole stores; on 56-cell rows the
+    shifted last vector replaces it."""
     word = ir.IntType(64)
     span = ir.Constant(word, LANES * vectors)
     whole = builder.sdiv(count, span)
@@ -219,18 +226,45 @@ def _row_groups(builder, count, vectors: int, group) -> None:
         return [builder.icmp_signed("<", lanes, splat(builder, builder.sub(rest, ir.Constant(word, LANES * u)), lanes.type))
                 for u in range(n)]  # fmt: skip
 
+    def tail(n):
+        """The rest in ``n`` vectors: whole ones ending at the row's end where the row has
+        ``n`` whole vectors' cells, else masked from ``first``."""
+        room = builder.icmp_signed(">=", count, ir.Constant(word, LANES * n))
+        with builder.if_else(room) as (shifted, masked):
+            with shifted:
+                group(builder.sub(count, ir.Constant(word, LANES * n)), n, None)
+            with masked:
+                group(first, n, masks(n))
+
     with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
         if vectors == 1:
-            group(first, 1, masks(1))
+            tail(1)
             return
         with builder.if_else(builder.icmp_signed(">", rest, ir.Constant(word, LANES))) as (
             more,
             one,
         ):
             with more:
-                group(first, vectors, masks(vectors))
+                tail(vectors)
             with one:
-                group(first, 1, masks(1))
+                tail(1)
+
+
+def _tail_store(builder, value, base, at, mask, room) -> None:
+    """``value`` into ``base[at:]`` under ``mask`` (see :func:`._ir.store`), or whole where its
+    lanes end within ``room`` cells of ``base``: the cells a kernel writes, in order, in this
+    call and the caller's later ones, so that the lanes past a short row land in the next rows'
+    cells before those are written (a row of 14 cells, one masked vector of 16: see
+    :func:`_row_groups`)."""
+    if mask is None:
+        store(builder, value, base, at, None)
+        return
+    end = builder.add(at, ir.Constant(at.type, value.type.count))
+    with builder.if_else(builder.icmp_signed("<=", end, room)) as (whole, part):
+        with whole:
+            store(builder, value, base, at, None)
+        with part:
+            store(builder, value, base, at, mask)
 
 
 def _exp_ir(builder, x):
@@ -363,13 +397,13 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
     (-inf), as np.maximum (NaN from either side), the weights unused (:func:`max_rows`)."""
 
     def codegen(context, builder, sig, args):
-        dst, dst_row, rows, src, src_row, offs, weights, count = args[:8]
+        dst, dst_row, rows, src, src_row, offs, weights, count, room = args[:9]
         if quant:
-            bias, mult, zero_y, lo, hi, like_y = args[8:14]
+            bias, mult, zero_y, lo, hi, like_y = args[9:15]
             real = bias.type
             out_t = like_y.type
         else:
-            bias, act, alpha, beta = args[8:12]
+            bias, act, alpha, beta = args[9:13]
             real = out_t = bias.type
         taps = args[-1] if kernel is None else None
         vec = ir.VectorType(real, LANES)
@@ -447,8 +481,8 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
             def put(k):
                 for u in range(vectors):
                     at = builder.add(builder.add(out_at[k], cell), c(LANES * u))
-                    store(builder, flat[k * vectors + u], dst_p, at,
-                           None if masks is None else masks[u])  # fmt: skip
+                    _tail_store(builder, flat[k * vectors + u], dst_p, at,
+                                None if masks is None else masks[u], room)  # fmt: skip
 
             put(0)
             for k in range(1, ROWS):  # rows past the last asked for are not written
@@ -474,33 +508,37 @@ def _rows_signature(*extra):
     i64 = types.int64
 
     def typer(like):
-        return types.void(i64, i64, i64, i64, i64, i64, i64, i64, like, i64, like, like, *extra)
+        return types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, i64, like, like,
+                          *extra)  # fmt: skip
 
     return typer
 
 
 def _quant_signature(like_y, *extra):
     i64, f32 = types.int64, types.float32
-    return types.void(i64, i64, i64, i64, i64, i64, i64, i64, f32, f32, f32, f32, f32, like_y,
-                      *extra)  # fmt: skip
+    return types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32, f32, f32, f32,
+                      like_y, *extra)  # fmt: skip
 
 
 @intrinsic
-def taps_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
+def taps_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room, bias, act,
               alpha, beta, taps):  # fmt: skip
     """:data:`ROWS` output rows of a channel written whole: row k's cell q is ``act(bias + sum
     over t of weights[t] * src[k * src_row + offs[t] + q])`` at ``dst[k * dst_row + q]``, for q
     in ``range(count)`` and k in ``range(rows)`` (rows <= ROWS). The sums start at the bias and
-    add the taps in order (a multiply, then an add), ROWS x 2 vectors in registers; the activation (a code of
-    :mod:`._elementwise_jit`, with ``alpha`` and ``beta``) applied in registers, the last
-    vector of a row stored under a mask. No accumulator in memory, no pass to copy it out.
-    ``src`` needs slack: ROWS rows and 32 cells past the last tap's run are read."""
+    add the taps in order (a multiply, then an add), ROWS x ROW_VECTORS vectors in registers;
+    the activation (a code of :mod:`._elementwise_jit`, with ``alpha`` and ``beta``) applied in
+    registers. A row's last vector ends at the row's end (:func:`_row_groups`); on a row shorter
+    than a vector it is stored whole where it ends within ``room`` cells of ``dst`` (the cells
+    this call and the caller's later ones write in order: ``dst_row`` must equal ``count``
+    where ``room`` exceeds it), else under a mask. No accumulator in memory, no pass to copy it
+    out. ``src`` needs slack: ROWS rows and 32 cells past the last tap's run are read."""
     return _rows_signature(types.int64)(bias), _rows_codegen(None)
 
 
 def _rows_fixed(kh, kw):
-    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
-                    alpha, beta):  # fmt: skip
+    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room,
+                    bias, act, alpha, beta):  # fmt: skip
         return _rows_signature()(bias), _rows_codegen((kh, kw))
 
     return intrinsic(rows_kernel)
@@ -515,7 +553,7 @@ taps_rows_5x5 = _rows_fixed(5, 5)
 
 
 @intrinsic
-def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
+def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room, bias, act,
              alpha, beta, taps):  # fmt: skip
     """:func:`taps_rows` taking each window's maximum from ``bias`` (-inf: a max pool's) as
     np.maximum does (NaN from either side); ``weights`` and the activation unused (the pools
@@ -524,8 +562,8 @@ def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, 
 
 
 def _max_fixed(kh, kw):
-    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, act,
-                    alpha, beta):  # fmt: skip
+    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room,
+                    bias, act, alpha, beta):  # fmt: skip
         return _rows_signature()(bias), _rows_codegen((kh, kw), maximum=True)
 
     return intrinsic(rows_kernel)
@@ -538,8 +576,8 @@ max_rows_5x5 = _max_fixed(5, 5)
 
 
 @intrinsic
-def quant_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias, mult,
-               zero, lo, hi, like_y, taps):  # fmt: skip
+def quant_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room, bias,
+               mult, zero, lo, hi, like_y, taps):  # fmt: skip
     """:func:`taps_rows` for a depthwise QLinearConv: float32 sums of centred 8-bit values from
     zero, each output ``clip(rint((sum + bias) * mult) + zero, lo, hi)`` (the operations of
     :func:`._quant_jit.requantize3`, so the same bytes) stored as 8-bit integers of ``like_y``'s
@@ -548,7 +586,7 @@ def quant_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count
 
 
 def _quant_fixed(kh, kw):
-    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, bias,
+    def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room, bias,
                     mult, zero, lo, hi, like_y):  # fmt: skip
         return _quant_signature(like_y), _rows_codegen((kh, kw), quant=True)
 
@@ -575,8 +613,8 @@ def _pointers(builder, real, dst, src, offs, weights, bias) -> tuple:
 
 def _block_rows_codegen(context, builder, sig, args):
     """The code of :func:`block_rows`."""
-    (dst, plane, dst_row, rows, src, src_row, offs, weights, bias, k, count, act, alpha, beta,
-     taps, like) = args  # fmt: skip
+    (dst, plane, dst_row, rows, src, src_row, offs, weights, bias, k, count, room, act, alpha,
+     beta, taps, like) = args  # fmt: skip
     real = like.type
     vec = ir.VectorType(real, LANES)
     word = ir.IntType(64)
@@ -611,9 +649,9 @@ def _block_rows_codegen(context, builder, sig, args):
 
         def put(o):
             for u in range(vectors):
-                at = builder.add(builder.add(planes[o], row_dst), lanes[u])
-                store(builder, flat[o * vectors + u], dst_p, at,
-                       None if masks is None else masks[u])  # fmt: skip
+                at = builder.add(row_dst, lanes[u])
+                _tail_store(builder, flat[o * vectors + u], builder.gep(dst_p, [planes[o]]), at,
+                            None if masks is None else masks[u], room)  # fmt: skip
 
         put(0)
         for o in range(1, OUTS):  # channels past the block's last are not written
@@ -633,19 +671,21 @@ def _block_rows_codegen(context, builder, sig, args):
 
 @intrinsic
 def block_rows(typingctx, dst, plane, dst_row, rows, src, src_row, offs, weights, bias, k, count,
-               act, alpha, beta, taps, like):  # fmt: skip
+               room, act, alpha, beta, taps, like):  # fmt: skip
     """``rows`` whole output rows of :data:`OUTS` output channels of a dense convolution, written
     from the registers: channel o's row r cell q at ``dst[o * plane + r * dst_row + q]`` is
     ``act(bias[o] + sum over t of weights[t * OUTS + o] * src[r * src_row + offs[t] + q])``
     (fused multiply-adds, the taps in order, OUTS x BLOCK_VECTORS vectors in registers, each
-    input vector loaded once for the OUTS channels), for q in ``range(count)``; channels from ``k`` on are
-    not written (a last partial block: their weights and bias are zeros). The activation (a
-    code of :mod:`._elementwise_jit`) in registers; the last vector of a row under a mask. Every
-    argument but ``act``/``alpha``/``beta`` (``like``'s type) and ``like`` is an int64 address
-    or count."""
+    input vector loaded once for the OUTS channels), for q in ``range(count)``; channels from
+    ``k`` on are not written (a last partial block: their weights and bias are zeros). The
+    activation (a code of :mod:`._elementwise_jit`) in registers; a row's last vector shifted to
+    end at the row's end, or on short rows whole where it ends within ``room`` cells of the
+    plane's first row here (the cells written in order by this call and the caller's next
+    ones), else under a mask. Every argument but ``act``/``alpha``/``beta`` (``like``'s type)
+    and ``like`` is an int64 address or count."""
     i64 = types.int64
-    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, i64,
-                     like)  # fmt: skip
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like,
+                     i64, like)  # fmt: skip
     return sig, _block_rows_codegen
 
 

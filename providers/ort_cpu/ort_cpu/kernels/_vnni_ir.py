@@ -276,10 +276,14 @@ def _quad_words(builder, parts):
 
 
 def _quad_loop(builder, count, body) -> None:
-    """``body(i, mask)`` over ``count`` items 16 at a time, the last under a mask of its lanes
-    (``mask`` None for whole steps): :func:`._ir.chunks`."""
+    """``body(i, mask)`` over ``count`` items 16 at a time, the last ending at ``count`` where
+    there are 16 or more, else under a mask of its lanes (``mask`` None for whole steps):
+    :func:`._ir.chunks`, shifted."""
     chunks(
-        builder, count, lambda i, rest: body(i, None if rest is None else lane_mask(builder, rest))
+        builder,
+        count,
+        lambda i, rest: body(i, None if rest is None else lane_mask(builder, rest)),
+        shift=True,
     )
 
 
