@@ -384,7 +384,7 @@ def test_gathered_columns_compiled_or_not(compiled, monkeypatch):
 
     use_compiled(monkeypatch, compiled)
     small = GATHER[2]  # 64 -> 128 over one frame
-    large = ((1, 129, 4), (300, 129, 3), {"pads": [1, 1]})  # 464K multiply-adds
+    large = ((1, 129, 4), (600, 129, 3), {"pads": [1, 1]})  # 929K multiply-adds
     for (xs, ws, attrs), want in ((small, compiled), (large, False)):
         assert isinstance(_inner(_plan(xs, ws, attrs)), conv._GatherPlan) is want
         rng = np.random.default_rng(xs[1])

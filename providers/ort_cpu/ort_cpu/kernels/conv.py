@@ -1512,8 +1512,12 @@ GATHER_LIMIT = 24 << 10
 #: multiply-adds up to which such a convolution is one compiled loop (:class:`_GatherPlan`);
 #: above, the GEMM of the gathered columns wins. With the loop's four rows a pass: 129 -> 128
 #: channels over 4 frames, stride 2 (99K): 14.8 against 19.2 us a run, stride 1 (198K): 20.4
-#: against 21.8; 64 -> 128 over 1 frame (25K): 12.2 against 16.1 before
-GATHER_COMPILED_WORK = 256 << 10
+#: against 21.8; 64 -> 128 over 1 frame (25K): 12.2 against 16.1 before. One node alone, a Zen
+#: 3 (compiled against numpy, us): 1 -> 258 channels, kernel 256, stride 128 over 4 frames (a
+#: VAD's STFT, 264K) 33.3 against 44.6; 129 -> 128 over 8 frames (396K) 37.6 against 43.3;
+#: 128 -> 64 over 16 at stride 2 (393K) 40.4 against 44.7; over 16 frames at stride 1 (792K)
+#: 77.7 against 56.2
+GATHER_COMPILED_WORK = 512 << 10
 
 
 class _GatherPlan:
