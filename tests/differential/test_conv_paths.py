@@ -817,6 +817,38 @@ def test_channels_last_windows(case, split, monkeypatch):
         assert handed
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "read-only", "strided", "float64 view"])
+def test_channels_last_padded_input_from_any_array(layout, monkeypatch):
+    """The channels-last plan copies a padded input in compiled code (conv_cl's zero-padded
+    input: _conv_jit.pad_planes) where the input is float32 and C-contiguous, read-only too,
+    and through numpy otherwise: the same output for every layout of the same values (host
+    logic)."""
+    from ort_cpu.kernels import conv
+
+    from .harness import use_compiled
+
+    use_compiled(monkeypatch, True)
+    xs, ws, attrs = WINDOWS[2]  # batch 2, uneven pads
+    plan = _plan(xs, ws, attrs)
+    assert _kind(plan) == "channels_last_dense" and plan.pad is not None
+    rng = np.random.default_rng(5)
+    x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
+    wmat = conv.pack_weights(w, 1, np.dtype(np.float32))
+    want = plan(x.copy(), wmat, b)
+    if layout == "read-only":
+        x.flags.writeable = False
+    elif layout == "strided":
+        wide = np.zeros((*xs[:3], 2 * xs[3]), np.float32)
+        wide[..., ::2] = x
+        x = wide[..., ::2]
+        assert not x.flags.c_contiguous
+    elif layout == "float64 view":
+        x = x.astype(np.float64)
+    np.testing.assert_array_equal(plan(x, wmat, b), want)
+    monkeypatch.setattr(plan, "pad", None)  # the numpy copy
+    np.testing.assert_array_equal(plan(x, wmat, b), want)
+
+
 def test_shared_direct_kernel_reads_each_runs_weights(monkeypatch):
     """Device: weights and bias fed at run time, a dense layer on the direct kernel shared among
     two threads: each run's pieces read that run's weights and bias (the argument block kept

@@ -1357,7 +1357,7 @@ class _ChannelsLastPlan:
     512: 1204 -> 1282)."""
 
     __slots__ = ("fn", "m", "out", "begin", "size", "padded_shape", "table", "bases", "k",
-                 "blocks", "kept")  # fmt: skip
+                 "blocks", "kept", "pad", "tables")  # fmt: skip
 
     def __init__(self, fn, x_shape, m, kernel, strides, dilations, out, begin) -> None:
         c, h, w = x_shape[1:]
@@ -1369,8 +1369,13 @@ class _ChannelsLastPlan:
         self.size = (h, w)
         # the input as it is where no window reaches past it, else a zero-padded copy
         self.padded_shape = None if (hp, wp) == (h, w) and not any(begin) else (c, hp, wp)
+        # the compiled copy into the padded input (None where compiled kernels are off)
+        self.pad = None if self.padded_shape is None else _conv_jit.warm_pad()
         self.table, self.bases = _conv_jit.cl_tables(c, hp, wp, kernel, strides, dilations, out)
         self.k = c * kh * kw
+        # the pieces' table arguments, worked out once (each ``.ctypes.data`` costs a
+        # microsecond)
+        self.tables = (self.table.ctypes.data, self.k, self.bases.ctypes.data)
         self.blocks: dict = {}  # the pieces' argument blocks, by shape and code
         self.kept: tuple = (None, None, None, None)  # see _kept_forms
 
@@ -1391,7 +1396,10 @@ class _ChannelsLastPlan:
         else:
             xp = np.zeros((n, *self.padded_shape), dtype)
             (t, l), (h, w) = self.begin, self.size
-            xp[:, :, t : t + h, l : l + w] = x
+            if self.pad is not None and x.dtype == dtype and x.flags.c_contiguous:
+                self.pad(x, xp, t, l)
+            else:
+                xp[:, :, t : t + h, l : l + w] = x
         x2 = xp.reshape(n, -1)
         _, _, w2, b2 = _kept_forms(self, wmat, bias)
         if act is not None or z is not None:
@@ -1417,7 +1425,7 @@ class _ChannelsLastPlan:
         band = _conv_jit.CL_BAND // _conv_jit.CL_CELLS
         piece = band if by_cells and tiles >= 2 * threads * band else 1
         n, m, p = y3.shape
-        ints = (self.table.ctypes.data, self.k, self.bases.ctypes.data, int(by_cells))
+        ints = (*self.tables, int(by_cells))
         return _split_compiled(
             self.blocks, _conv_pieces().CHANNELS_LAST, tiles if by_cells else blocks,
             x2.reshape(n, 1, 1, -1), wmat, w2, b2, y3.reshape(n, m, 1, p), ints, code, piece,
