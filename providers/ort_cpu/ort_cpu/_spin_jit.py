@@ -275,30 +275,32 @@ def block(ints, floats=()) -> np.ndarray:
 def _two(template, i, a, j, b):  # pragma: no cover - compiled
     out = template.copy()
     out[i], out[j] = a.ctypes.data, b.ctypes.data
-    return out
+    return out, out.ctypes.data
 
 
 @njit(cache=True)
 def _three(template, i, a, j, b, k, c):  # pragma: no cover - compiled
     out = template.copy()
     out[i], out[j], out[k] = a.ctypes.data, b.ctypes.data, c.ctypes.data
-    return out
+    return out, out.ctypes.data
 
 
 @njit(cache=True)
 def _four(template, i, a, j, b, k, c, m, d):  # pragma: no cover - compiled
     out = template.copy()
     out[i], out[j], out[k], out[m] = a.ctypes.data, b.ctypes.data, c.ctypes.data, d.ctypes.data
-    return out
+    return out, out.ctypes.data
 
 
-def filled(template: np.ndarray, *slots) -> np.ndarray:
+def filled(template: np.ndarray, *slots) -> tuple[np.ndarray, int]:
     """A copy of the argument block ``template`` (:func:`block`, made once per layer and shape)
-    with the addresses of the arrays that change from call to call written into their slots:
-    ``filled(template, i, a, j, b)`` (two arrays), three or four pairs. One compiled call, about 0.4
-    us: in Python each ``.ctypes.data`` costs about 1 us and the block's tuple assignment more,
-    so a split's argument block took 7 us, more than the piece of a small layer it handed over
-    (the caller keeps the block and the arrays alive until the pieces are done)."""
+    with the addresses of the arrays that change from call to call written into their slots,
+    and the copy's own address: ``filled(template, i, a, j, b)`` (two arrays), three or four
+    pairs. One compiled call, about 1 us: in Python each ``.ctypes.data`` costs about 1.4 us
+    (the copy's too, when it was asked for after the call: 2.6 us the two) and the block's
+    tuple assignment more, so a split's argument block took 7 us, more than the piece of a
+    small layer it handed over (the caller keeps the block and the arrays alive until the
+    pieces are done)."""
     return (_two, _three, _four)[len(slots) // 2 - 2](template, *slots)
 
 

@@ -233,13 +233,13 @@ def split_quant(template, x, y, channels_last: bool = False) -> bool:
     free."""
     if not _threads.spinning():
         return False
-    a = filled(template, 0, x, 8, y)
+    a, at = filled(template, 0, x, 8, y)
     if channels_last:  # pieces of whole vectors of channels where there are two
         address = quant_address(x.dtype, y.dtype, True)
         multiple = _conv_jit.LANES if x.shape[1] >= 2 * _conv_jit.LANES else 1
     else:
         address, multiple = quant_address(x.dtype, y.dtype), 1
-    return _threads.split_compiled(x.shape[1], address, a.ctypes.data, multiple)
+    return _threads.split_compiled(x.shape[1], address, at, multiple)
 
 
 def quant_address(x_dtype, y_dtype, channels_last: bool = False) -> int:
@@ -271,5 +271,5 @@ def split(pieces: dict, total: int, x, y, template, min_piece: int = 1, z=None) 
     :data:`POINTWISE`); False (nothing run) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    a = filled(template, X, x, Y, y) if z is None else filled(template, X, x, Y, y, INTS + 1, z)
-    return _threads.split_compiled(total, address(pieces, x.dtype.type), a.ctypes.data, min_piece)
+    a, at = filled(template, X, x, Y, y) if z is None else filled(template, X, x, Y, y, INTS + 1, z)
+    return _threads.split_compiled(total, address(pieces, x.dtype.type), at, min_piece)

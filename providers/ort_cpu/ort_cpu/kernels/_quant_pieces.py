@@ -98,19 +98,19 @@ def softmax(x: np.ndarray, table, factor, zero_point, lo, hi, out: np.ndarray) -
     inner = x.shape[2]
     if inner < 2 * PIECE:
         return False
-    a = filled(block((0, *x.shape, 0, 0), (factor, zero_point, lo, hi)), S_X, x, S_TABLE, table,
-               S_OUT, out)  # fmt: skip
+    a, at = filled(block((0, *x.shape, 0, 0), (factor, zero_point, lo, hi)), S_X, x, S_TABLE,
+                   table, S_OUT, out)  # fmt: skip
     units = -(-inner // PIECE)
-    return _threads.split_compiled(units, made(_softmax_piece, x.dtype.type), a.ctypes.data)
+    return _threads.split_compiled(units, made(_softmax_piece, x.dtype.type), at)
 
 
 def lookup(x: np.ndarray, table: np.ndarray, out: np.ndarray) -> bool:
     """:func:`._quant_jit.lookup` of the flat bytes ``x`` into the flat ``out`` shared among the
     run's threads; False (nothing run) where the run has no spinning pool free."""
     n = x.shape[0]
-    a = filled(block((0, 0, 0, n, 0)), A, x, B, table, OUT, out)
+    a, at = filled(block((0, 0, 0, n, 0)), A, x, B, table, OUT, out)
     units = -(-n // PIECE)
-    return _threads.split_compiled(units, made(_lookup_piece, table.dtype.type), a.ctypes.data)
+    return _threads.split_compiled(units, made(_lookup_piece, table.dtype.type), at)
 
 
 def binary_block(params, lo, hi, code) -> np.ndarray:
@@ -124,10 +124,10 @@ def binary(template: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) 
     the run's threads (``template``: :func:`binary_block`); False (nothing run) where the run
     has no spinning pool free."""
     n = a.shape[0]
-    blk = filled(template, A, a, B, b, OUT, out)
+    blk, at = filled(template, A, a, B, b, OUT, out)
     blk[COUNT] = n
     units = -(-n // PIECE)
-    return _threads.split_compiled(units, made(_binary_piece, a.dtype.type), blk.ctypes.data)
+    return _threads.split_compiled(units, made(_binary_piece, a.dtype.type), at)
 
 
 def warm(dtype) -> None:

@@ -153,8 +153,8 @@ def split(template, xq, y) -> bool:
         return False
     from .._spin_jit import filled
 
-    a = filled(template, XQ, xq, Y, y)
-    return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), a.ctypes.data)
+    a, at = filled(template, XQ, xq, Y, y)
+    return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), at)
 
 
 def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
@@ -167,11 +167,11 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
 
     p, n = y.shape
     p_pad, k4 = aw.shape
-    a = filled(
+    a, at = filled(
         _block(k4, p_pad, wq, wq.size // k4, wsum, bias, scale, n, p, x_zero, (0, 0, 0)),
         XQ, aw, Y, y,
     )  # fmt: skip
-    return _threads.split_compiled(-(-n // TILE_P), piece_address(np.float32), a.ctypes.data)
+    return _threads.split_compiled(-(-n // TILE_P), piece_address(np.float32), at)
 
 
 def pixels_block(k, p, wq, wsum, bias, mult, m, x_zero, floats) -> np.ndarray:
@@ -199,8 +199,8 @@ def split_pixels(template, x, y) -> bool:
         return False
     from .._spin_jit import filled
 
-    a = filled(template, X_X, x, X_Y, y)
-    return _threads.split_compiled(-(-x.shape[1] // TILE_P), pixels_address(y.dtype), a.ctypes.data)
+    a, at = filled(template, X_X, x, X_Y, y)
+    return _threads.split_compiled(-(-x.shape[1] // TILE_P), pixels_address(y.dtype), at)
 
 
 def rows_block(xp_shape, window, ow, wq, wsum, bias, mult, y_shape, x_zero, floats):
@@ -226,8 +226,8 @@ def split_rows(template, xp, y, oh) -> bool:
         return False
     from .._spin_jit import filled
 
-    a = filled(template, R_XP, xp, R_Y, y)
-    return _threads.split_compiled(oh, rows_address(y.dtype), a.ctypes.data)
+    a, at = filled(template, R_XP, xp, R_Y, y)
+    return _threads.split_compiled(oh, rows_address(y.dtype), at)
 
 
 def quads_block(xw_size, table, wq, wsum, bias, mult, m, f, x_zero, floats) -> np.ndarray:
@@ -252,10 +252,8 @@ def split_quads(template, xw, yf) -> bool:
         return False
     from .._spin_jit import filled
 
-    a = filled(template, Q_XW, xw, Q_Y, yf)
-    return _threads.split_compiled(
-        -(-yf.shape[1] // TILE_P), quads_address(yf.dtype), a.ctypes.data
-    )
+    a, at = filled(template, Q_XW, xw, Q_Y, yf)
+    return _threads.split_compiled(-(-yf.shape[1] // TILE_P), quads_address(yf.dtype), at)
 
 
 def quads_address(out_dtype) -> int:
