@@ -36,6 +36,8 @@ CPU has the instruction (the caller keeps the float path otherwise).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import _threads
@@ -261,6 +263,7 @@ def quads_address(out_dtype) -> int:
     return _pieces().quads_address(out_dtype)
 
 
+@functools.cache  # once imported, a lookup (the import statement took 1 us a call)
 def _pieces():
     """:mod:`._vnni_pieces` (numba cfuncs), with the argument blocks' filling loaded for the
     arrays the splits pass."""

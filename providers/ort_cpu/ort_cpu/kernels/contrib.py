@@ -902,6 +902,7 @@ def _lookup_split() -> int:
     return 1 << 19 if has_feature("avx512vbmi") and has_feature("avx512bw") else QUANT_SPLIT
 
 
+@functools.cache  # once imported, a lookup (the import statement took 1 us a call)
 def _quant_pieces():
     """:mod:`._quant_pieces` (it imports numba: only once a compiled kernel runs)."""
     from . import _quant_pieces as pieces

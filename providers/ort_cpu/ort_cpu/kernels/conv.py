@@ -1151,6 +1151,7 @@ class _DirectPlan:
 _CHANNELS_LAST = _DerivedWeights()
 
 
+@functools.cache  # once imported, a lookup (the import statement took 1 us a call)
 def _conv_pieces():
     """:mod:`._conv_pieces` (it imports numba: only once a compiled plan runs)."""
     from . import _conv_pieces as pieces

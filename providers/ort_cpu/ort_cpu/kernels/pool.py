@@ -9,6 +9,7 @@ Cells that ceil_mode windows overhang past the padding count neither as values n
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -388,6 +389,7 @@ class _RowsPool(_PlanesPool):
         return y
 
 
+@functools.cache  # once imported, a lookup (the import statement took 1 us a call)
 def _pool_pieces():
     """:mod:`._pool_pieces` (it imports numba: only where a run shares such a pool)."""
     from . import _pool_pieces as pieces
