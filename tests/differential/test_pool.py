@@ -9,7 +9,14 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from .harness import check_node, make_node_model, run_cpu, run_reference, use_compiled
+from .harness import (
+    check_node,
+    make_node_model,
+    run_cpu,
+    run_reference,
+    spy_split_compiled,
+    use_compiled,
+)
 
 TOL = {np.float16: (1e-3, 1e-3), np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
 
@@ -108,6 +115,52 @@ def test_average_pool(case, count_include_pad):
     shape, attrs = case
     x = _rand(np.random.default_rng(6), shape)
     check_node("AveragePool", [x], {**attrs, "count_include_pad": count_include_pad})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "shape,attrs",
+    [
+        ((2, 272, 14, 14), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((1, 40, 28, 28), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
+                           "count_include_pad": 1}),
+        ((1, 33, 15, 15), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+        ((1, 20, 12, 13), {"kernel_shape": [2, 3], "dilations": [2, 1], "pads": [1, 0, 0, 2]}),
+    ],
+)  # fmt: skip
+def test_average_pool_small_rows_run_channels_last(shape, attrs, threads, monkeypatch):
+    """An average pool whose output rows fit in a vector (16 cells) sums its windows with the
+    depthwise convolution's channels-last kernel, unit weights (pool._CompiledPool: planar, each
+    short row's stride phases were a masked vector), its channels shared between two threads
+    (the split forced): the reference's values, with pads counted or not, ceil mode's overhang,
+    dilation. Host logic."""
+    from ort_cpu.kernels import conv, pool
+
+    import ort_core
+
+    use_compiled(monkeypatch, True)
+    monkeypatch.setattr(conv, "DIRECT_SPLIT_WORK", 0)
+    handed = spy_split_compiled(monkeypatch)
+    made = []
+    real = pool._DepthwiseNHWCPlan
+
+    def spy(*a):
+        made.append(a)
+        return real(*a)
+
+    monkeypatch.setattr(pool, "_DepthwiseNHWCPlan", spy)
+    x = _rand(np.random.default_rng(len(shape) + shape[1]), shape)
+    model, feeds = make_node_model("AveragePool", [x], attrs, opset=19)
+    so = ort_core.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort_core.InferenceSession(
+        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+    )
+    got = sess.run(None, feeds)[0]
+    assert made, "the channels-last plan was not used"
+    # (shared in blocks of 16 channels: 20 stay on one thread)
+    assert any(done for *_, done in handed) == (threads == 2 and shape[1] >= 32)
+    np.testing.assert_allclose(got, run_reference(model, feeds)[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("count_include_pad", [0, 1])
