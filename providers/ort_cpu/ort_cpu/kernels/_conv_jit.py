@@ -84,6 +84,9 @@ ROW_VECTORS = 2 if WIDE else 1
 PW_ROWS, PW_VECTORS = (4, 4) if WIDE else (6, 1)
 #: cells of one tile
 PW_CELLS = 16 * PW_VECTORS
+#: bytes of the input's columns :func:`pointwise` keeps in cache for every tile of channels in
+#: turn (a span of blocks of cells): about the L1 cache
+PW_SPAN_BYTES = 32 << 10
 #: a product of one row's tile (:func:`._taps.row_tile`: the recurrent ops' h @ R^T, one
 #: batch entry): vectors of 16 columns summed together in registers (16 accumulators)
 GEMV_VECTORS = 16 if WIDE else 6
@@ -703,18 +706,27 @@ def pointwise(x, w, bias, y, z, b0, b1, t0, t1, act, alpha, beta):  # pragma: no
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
     xa, ya, wa, ba = x.ctypes.data, y.ctypes.data, w.ctypes.data, bias.ctypes.data
     za = z.ctypes.data if z.size else 0
-    for b in range(b0, b1):
-        img, c0 = b // nb, (b % nb) * PW_CELLS
-        cells = min(PW_CELLS, p - c0)
+    # blocks of cells per span: every tile of channels sums the span's blocks before the next
+    # tile, so a tile writes its channels' planes a run at a time, and the span's columns of x
+    # stay in cache across the tiles. Block by block, all tiles each, a block's stores went to
+    # M planes at once (one thread, a Zen 3, ms: 16 -> 96 over 160 x 160 3.7 -> 2.2, 8 -> 32
+    # over 320 x 320 3.2 -> 1.8, 24 -> 144 over 56 x 56 0.31 -> 0.30); with four tiles or fewer
+    # block by block stays ahead (96 -> 24 over 160 x 160 2.9 against 3.1)
+    span = 1 if t1 - t0 <= 4 else max(1, PW_SPAN_BYTES // (k * PW_CELLS * cell))
+    for s0 in range(b0, b1, span):
         for t in range(t0, t1):
             grp = t // per_group
             m0 = grp * mg + (t - grp * per_group) * PW_ROWS
-            src = xa + ((img * c + grp * k) * p + c0) * cell
-            at = ((img * m + m0) * p + c0) * cell
-            pointwise_tile(
-                ya + at, p, src, p, wa + m0 * k * cell, k, ba + m0 * cell, k,
-                min(PW_ROWS, (grp + 1) * mg - m0), cells, za + at if za else 0, act, a_, b_, like,
-            )  # fmt: skip
+            for b in range(s0, min(b1, s0 + span)):
+                img, c0 = b // nb, (b % nb) * PW_CELLS
+                cells = min(PW_CELLS, p - c0)
+                src = xa + ((img * c + grp * k) * p + c0) * cell
+                at = ((img * m + m0) * p + c0) * cell
+                pointwise_tile(
+                    ya + at, p, src, p, wa + m0 * k * cell, k, ba + m0 * cell, k,
+                    min(PW_ROWS, (grp + 1) * mg - m0), cells, za + at if za else 0, act, a_, b_,
+                    like,
+                )  # fmt: skip
 
 
 @jit(inline="always")
