@@ -267,7 +267,9 @@ class _CompiledPool:
     window row and column (measured here, compiled against numpy: 64 x 112 x 112 max 3x3
     stride 2 157 against 493 us, 576 x 14 x 14 max 3x3 89 against 178, 1024 x 7 x 7 98 against
     133, 576 x 14 x 14 average 107 against 195). Sums are added in window order, as
-    onnxruntime adds them. A single window that is the whole input is one reduction
+    onnxruntime adds them. An average pool whose output rows fit in a vector sums channels
+    last instead, by the depthwise convolution's kernel with unit weights
+    (:class:`.conv._DepthwiseNHWCPlan`). A single window that is the whole input is one reduction
     (:func:`_spatial_reduce`: an Inception's final 7 x 7 average over 1024 x 7 x 7 146 -> 15
     us a one-node run; onnxruntime 14). ``None`` from a call: not this path (another rank or type,
     compiled kernels off)."""
