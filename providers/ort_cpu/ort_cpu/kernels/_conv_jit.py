@@ -75,8 +75,13 @@ WIDE = wide_vectors()
 OUTS = 8 if WIDE else 4
 #: vectors of 16 outputs per channel :func:`._taps.block_rows` keeps (OUTS x this in registers)
 BLOCK_VECTORS = 2 if WIDE else 1
-#: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`)
-ROWS = 4
+#: output rows a single output channel's taps are summed for together (:data:`._taps.ROWS`).
+#: AVX2 keeps 2: 4 rows of 16 sums are 8 of its 16 registers, and with a 3x3 window's 9
+#: weights LLVM spilled. Depthwise 3x3 with a Clip, per layer in a chain of ten, one thread, a
+#: Zen 3, us, 4 rows against 2 (onnxruntime): 576 x 14 x 14 114.6 / 108.6 (76), 144 x 56 x 56
+#: 288.6 / 278.0 (255), 96 x 112 x 112 723.5 / 662.8 (679), 32 x 112 x 112 229.2 / 211.5 (219),
+#: 192 x 28 x 28 105.2 / 106.1 (90)
+ROWS = 4 if WIDE else 2
 #: vectors of 16 cells per row that :func:`._taps.taps_rows` keeps for each of its ROWS rows
 ROW_VECTORS = 2 if WIDE else 1
 #: a 1x1 layer's tile (:func:`pointwise`): output channels, and vectors of 16 cells, summed
