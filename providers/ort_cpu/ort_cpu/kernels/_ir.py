@@ -70,11 +70,21 @@ def chunks(builder, count, body, step: int = 16, shift: bool = False) -> None:
         if not shift:
             body(first, rest)
             return
-        with builder.if_else(builder.icmp_signed(">=", count, span)) as (shifted, partial):
-            with shifted:
-                body(builder.sub(count, span), None)
-            with partial:
-                body(first, rest)
+        last_span(builder, count, step, lambda at: body(at, None), lambda: body(first, rest))
+
+
+def last_span(builder, count, span: int, whole, partial) -> None:
+    """The last, partial ``span`` of items before ``count`` (an int64 value): ``whole(at)``, a
+    whole span from ``at = count - span`` (items before the partial one done again), where
+    ``count`` holds a span; else ``partial()`` (the caller's masked form). Loads and stores
+    under a mask are slow or lane by lane on AVX2 (:func:`chunks`, :func:`._taps._row_groups`);
+    a body that writes what it reads elsewhere writes the same values twice."""
+    size = ir.Constant(count.type, span)
+    with builder.if_else(builder.icmp_signed(">=", count, size)) as (fits, short):
+        with fits:
+            whole(builder.sub(count, size))
+        with short:
+            partial()
 
 
 def suffix(vec: ir.VectorType) -> str:
@@ -121,6 +131,23 @@ def store(builder, value, base, index, mask) -> None:
         fnty=ir.FunctionType(ir.VoidType(), [value.type, at.type, align.type, mask.type]),
     )
     builder.call(fn, [value, at, align, mask])
+
+
+def store_within(builder, value, base, at, mask, room) -> None:
+    """``value`` into ``base[at:]`` under ``mask`` (:func:`store`), or whole where its lanes
+    end within ``room`` items of ``base``: items a kernel owns, which it writes in order (a
+    short row's extra lanes land in the next rows before those are written), or those past
+    which the mask is all on. AVX2 has no masked byte store (LLVM stores the lanes one by one)
+    and stores floats under a mask slowly on AMD's cores (:func:`._taps._row_groups`)."""
+    if mask is None:
+        store(builder, value, base, at, None)
+        return
+    end = builder.add(at, ir.Constant(at.type, value.type.count))
+    with builder.if_else(builder.icmp_signed("<=", end, room)) as (whole, part):
+        with whole:
+            store(builder, value, base, at, None)
+        with part:
+            store(builder, value, base, at, mask)
 
 
 def requantize8(builder, v, zero, lo, hi):

@@ -49,7 +49,17 @@ from ._conv_jit import (
     ROW_VECTORS,
     ROWS,
 )  # fmt: skip
-from ._ir import load, loop_end, loop_start, requantize8, splat, store, vector_op
+from ._ir import (
+    last_span,
+    load,
+    loop_end,
+    loop_start,
+    requantize8,
+    splat,
+    store,
+    store_within,
+    vector_op,
+)
 
 #: vectors of channels :func:`nhwc_cells` sums for a cell (the channels-last block)
 NHWC_VECTORS = NHWC_BLOCK // LANES
@@ -207,7 +217,7 @@ def _row_groups(builder, count, vectors: int, group) -> None:
     cell before the rest: those cells are computed and written again, the same values), else
     in ``vectors`` vectors or in one when it fits in one, each under a mask of its lanes
     (``masks``: one per vector; short rows, 7 or 14 cells, are one masked vector). Nothing is
-    read or written past ``count``, unless ``group`` chooses to (see :func:`_tail_store`).
+    read or written past ``count``, unless ``group`` chooses to (see :func:`._ir.store_within`).
 
     A masked store is slow on AMD's cores: a Zen 3 took 264 ns a 14 x 14 depthwise channel with
     every row's last vector stored under a mask, 129 with whole stores; on 56-cell rows the
@@ -229,12 +239,8 @@ def _row_groups(builder, count, vectors: int, group) -> None:
     def tail(n):
         """The rest in ``n`` vectors: whole ones ending at the row's end where the row has
         ``n`` whole vectors' cells, else masked from ``first``."""
-        room = builder.icmp_signed(">=", count, ir.Constant(word, LANES * n))
-        with builder.if_else(room) as (shifted, masked):
-            with shifted:
-                group(builder.sub(count, ir.Constant(word, LANES * n)), n, None)
-            with masked:
-                group(first, n, masks(n))
+        last_span(builder, count, LANES * n, lambda at: group(at, n, None),
+                  lambda: group(first, n, masks(n)))  # fmt: skip
 
     with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(word, 0))):
         if vectors == 1:
@@ -248,23 +254,6 @@ def _row_groups(builder, count, vectors: int, group) -> None:
                 tail(vectors)
             with one:
                 tail(1)
-
-
-def _tail_store(builder, value, base, at, mask, room) -> None:
-    """``value`` into ``base[at:]`` under ``mask`` (see :func:`._ir.store`), or whole where its
-    lanes end within ``room`` cells of ``base``: the cells a kernel writes, in order, in this
-    call and the caller's later ones, so that the lanes past a short row land in the next rows'
-    cells before those are written (a row of 14 cells, one masked vector of 16: see
-    :func:`_row_groups`)."""
-    if mask is None:
-        store(builder, value, base, at, None)
-        return
-    end = builder.add(at, ir.Constant(at.type, value.type.count))
-    with builder.if_else(builder.icmp_signed("<=", end, room)) as (whole, part):
-        with whole:
-            store(builder, value, base, at, None)
-        with part:
-            store(builder, value, base, at, mask)
 
 
 def _exp_ir(builder, x):
@@ -481,7 +470,7 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
             def put(k):
                 for u in range(vectors):
                     at = builder.add(builder.add(out_at[k], cell), c(LANES * u))
-                    _tail_store(builder, flat[k * vectors + u], dst_p, at,
+                    store_within(builder, flat[k * vectors + u], dst_p, at,
                                 None if masks is None else masks[u], room)  # fmt: skip
 
             put(0)
@@ -650,7 +639,7 @@ def _block_rows_codegen(context, builder, sig, args):
         def put(o):
             for u in range(vectors):
                 at = builder.add(row_dst, lanes[u])
-                _tail_store(builder, flat[o * vectors + u], builder.gep(dst_p, [planes[o]]), at,
+                store_within(builder, flat[o * vectors + u], builder.gep(dst_p, [planes[o]]), at,
                             None if masks is None else masks[u], room)  # fmt: skip
 
         put(0)

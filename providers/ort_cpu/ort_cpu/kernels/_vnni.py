@@ -153,9 +153,7 @@ def split(template, xq, y) -> bool:
     :func:`channels_block`); False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    from .._spin_jit import filled
-
-    a, at = filled(template, XQ, xq, Y, y)
+    a, at = _pieces().filled(template, XQ, xq, Y, y)
     return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), at)
 
 
@@ -165,11 +163,9 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
     no spinning pool free."""
     if not _threads.spinning():
         return False
-    from .._spin_jit import filled
-
     p, n = y.shape
     p_pad, k4 = aw.shape
-    a, at = filled(
+    a, at = _pieces().filled(
         _block(k4, p_pad, wq, wq.size // k4, wsum, bias, scale, n, p, x_zero, (0, 0, 0)),
         XQ, aw, Y, y,
     )  # fmt: skip
@@ -199,9 +195,7 @@ def split_pixels(template, x, y) -> bool:
     False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    from .._spin_jit import filled
-
-    a, at = filled(template, X_X, x, X_Y, y)
+    a, at = _pieces().filled(template, X_X, x, X_Y, y)
     return _threads.split_compiled(-(-x.shape[1] // TILE_P), pixels_address(y.dtype), at)
 
 
@@ -226,9 +220,7 @@ def split_rows(template, xp, y, oh) -> bool:
     packing its own rows; False (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    from .._spin_jit import filled
-
-    a, at = filled(template, R_XP, xp, R_Y, y)
+    a, at = _pieces().filled(template, R_XP, xp, R_Y, y)
     return _threads.split_compiled(oh, rows_address(y.dtype), at)
 
 
@@ -252,9 +244,7 @@ def split_quads(template, xw, yf) -> bool:
     (nothing done) where the run has no spinning pool free."""
     if not _threads.spinning():
         return False
-    from .._spin_jit import filled
-
-    a, at = filled(template, Q_XW, xw, Q_Y, yf)
+    a, at = _pieces().filled(template, Q_XW, xw, Q_Y, yf)
     return _threads.split_compiled(-(-yf.shape[1] // TILE_P), quads_address(yf.dtype), at)
 
 

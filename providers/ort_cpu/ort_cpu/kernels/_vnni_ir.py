@@ -10,7 +10,18 @@ from numba import types
 from numba.extending import intrinsic
 
 from .._aot import has_feature
-from ._ir import WORD, chunks, lane_mask, load, loop_end, loop_start, requantize8, splat, store
+from ._ir import (
+    WORD,
+    chunks,
+    lane_mask,
+    load,
+    loop_end,
+    loop_start,
+    requantize8,
+    splat,
+    store,
+    store_within,
+)
 from ._vnni_jit import TILE_M
 
 #: whether the tiles sum with AVX-512 VNNI's ``vpdpbusd`` (else AVX2's ``vpmaddwd``), as numba
@@ -186,19 +197,15 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
     b_p = builder.inttoptr(bias, f32.as_pointer())
     m_p = builder.inttoptr(mult, f32.as_pointer())
     lanes = ir.Constant(lv, list(range(16)))
-    # the last tile's cells past the row's end are not written (AVX-512: masked stores cost
-    # what plain ones do)
+    # the last tile's cells past the row's end are not written: its vectors of bytes go under
+    # a mask (AVX2 has no masked byte store: LLVM stores the lanes one by one, which cost more
+    # than a tile's sums of 16 channels), every other vector whole (store_within)
     masks = [
         builder.icmp_signed(
             "<", lanes, splat(builder, builder.sub(cells, ir.Constant(i64t, 16 * h)), lv)
         )
         for h in range(2)
     ]
-
-    def store_row(row, qs, row_masks) -> None:
-        """A tile row's two vectors of bytes at ``row``, each under its mask (None: whole)."""
-        for h in range(2):
-            store(builder, qs[h], y_p, builder.add(row, ir.Constant(i64t, 16 * h)), row_masks[h])
 
     for mm in range(TILE_M):
         at = ir.Constant(i64t, mm)
@@ -209,22 +216,13 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
             bv = splat(builder, builder.load(builder.gep(b_p, [at])), fv)
             mv = splat(builder, builder.load(builder.gep(m_p, [at])), fv)
             row = builder.mul(at, ldy)
-            qs = []
             for h in range(2):
                 v = builder.sitofp(builder.sub(sums[2 * mm + h], shift), fv)
                 v = builder.fmul(builder.fadd(v, bv), mv)
-                qs.append(requantize8(builder, v, zero, lo, hi))
-            if VNNI:  # (AVX-512 stores bytes under a mask as it stores them whole)
-                store_row(row, qs, masks)
-                continue
-            # AVX2 has no masked byte store (LLVM stores the lanes one by one, which cost more
-            # than a tile's sums of 16 channels): whole tiles store whole
-            full = builder.icmp_signed(">=", cells, ir.Constant(i64t, 32))
-            with builder.if_else(full) as (whole, part):
-                with whole:
-                    store_row(row, qs, (None, None))
-                with part:
-                    store_row(row, qs, masks)
+                q = requantize8(builder, v, zero, lo, hi)
+                # (a vector's lanes end within the row's cells: whole)
+                store_within(builder, q, builder.gep(y_p, [row]), ir.Constant(i64t, 16 * h),
+                             masks[h], cells)  # fmt: skip
     return context.get_dummy_value()
 
 
