@@ -7,7 +7,11 @@ VNNI the same tiles, in the same layouts, sum with ``vpmaddwd`` on the words' by
 16 bits (:func:`._vnni_ir._pair_sums`): exact too, and faster than the float32 products
 (MobileNetV2-QDQ's 64 -> 384 channels over 14 x 14 on a Zen 3: 111 us, float32 OpenBLAS's
 product alone 134), though not onnxruntime's rate there (its AVX2 kernel, ``vpmaddubsw``,
-takes 32 products an instruction and saturates).
+takes 32 products an instruction and saturates). :func:`qgemm_rows`' constant right operand is
+widened once instead, at packing (:data:`._vnni_jit.PAIRS`): its tiles then widen only the
+broadcast left operand's words, once per product (:func:`._vnni_jit._left_pairs`), and keep
+their sums in registers (:func:`._vnni_ir._pair_tile_sums`; MiniLM-int8 at two threads on a
+Zen 3, interleaved with onnxruntime: 2.07-2.10x its time -> 1.54-1.60x).
 
 :func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
 (M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
@@ -42,7 +46,9 @@ import numpy as np
 
 from .. import _threads
 from ._vnni_jit import (
+    COLUMN_WORDS,
     MAX_K,  # noqa: F401 - for the callers, with the kernels below
+    PAIRS,
     Q_XW,
     Q_Y,
     R_XP,
@@ -104,14 +110,21 @@ def pack_columns(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bytes of rows 4k .. 4k + 3 of column 32t + j, zero past K and N; the sums of its columns,
     int32). A tile's words are contiguous, so a product streams through them: read across
     (K / 4, N) rows instead, one 128-byte run every N * 4 bytes, MobileNetV2-QDQ's classifier
-    (1,280 x 1,000, its weights out of cache after the layers before it) took 0.18 ms, not 0.05."""
+    (1,280 x 1,000, its weights out of cache after the layers before it) took 0.18 ms, not 0.05.
+    With :data:`._vnni_jit.PAIRS` (AVX2) each step's row of a tile is :data:`COLUMN_WORDS` words
+    instead: the 32 columns' bytes 0 and 2 of the step's four rows as two int16 each, then their
+    bytes 1 and 3."""
     k, n = b.shape
     k4 = -(-k // 4)
     n_pad = -(-n // TILE_P) * TILE_P
     padded = np.zeros((k4 * 4, n_pad), np.int8)
     padded[:k, :n] = b
-    words = padded.reshape(k4, 4, n_pad // TILE_P, TILE_P).transpose(2, 0, 3, 1)
     sums = b.astype(np.int32).sum(axis=0).astype(np.int32)
+    if PAIRS:  # (tile, step, parity, column, pair): rows 4k + 2 * pair + parity, as int16
+        pairs = padded.reshape(k4, 2, 2, n_pad // TILE_P, TILE_P).transpose(3, 0, 2, 4, 1)
+        packed = np.ascontiguousarray(pairs, np.int16)
+        return packed.view(np.uint32).reshape(-1, COLUMN_WORDS), sums
+    words = padded.reshape(k4, 4, n_pad // TILE_P, TILE_P).transpose(2, 0, 3, 1)
     return np.ascontiguousarray(words).view(np.uint32).reshape(-1, TILE_P), sums
 
 
@@ -166,7 +179,8 @@ def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
     p, n = y.shape
     p_pad, k4 = aw.shape
     a, at = _pieces().filled(
-        _block(k4, p_pad, wq, wq.size // k4, wsum, bias, scale, n, p, x_zero, (0, 0, 0)),
+        _block(k4, p_pad, wq, wq.size // COLUMN_WORDS // k4 * TILE_P, wsum, bias, scale, n, p,
+               x_zero, (0, 0, 0)),
         XQ, aw, Y, y,
     )  # fmt: skip
     return _threads.split_compiled(-(-n // TILE_P), piece_address(np.float32), at)

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._aot import has_feature
 from .._jit import LazyIntrinsic, jit
 
 #: output channels and pixels of one tile of sums
 TILE_M, TILE_P = 8, 32
+#: whether :func:`qgemm_rows`' packed columns are 16-bit pairs (AVX2, no VNNI: each step's row
+#: the 32 columns' even bytes widened to int16, then their odd bytes, :func:`._vnni.pack_columns`)
+#: rather than words of four bytes
+PAIRS = not has_feature("avx512vnni")
+#: 32-bit words per step of a tile of packed columns
+COLUMN_WORDS = 2 * TILE_P if PAIRS else TILE_P
 #: the longest sum (input channels x taps) :func:`qgemm` takes: its requantization subtracts
 #: ``x_zero * wsum`` in int32, exact while 2 * K * 255 * 128 < 2**31
 MAX_K = 32768
@@ -175,6 +182,21 @@ def conv_rows(
     qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, 0, y.shape[0], r0 * ow, cells)
 
 
+@jit(inline="always")
+def _left_pairs(a):  # pragma: no cover - compiled
+    """The left operand's words (P, K / 4) as (P, K / 2) words: each word's even bytes (0 and
+    2) as two uint16, then its odd bytes (1 and 3)."""
+    p, k4 = a.shape
+    pairs = np.empty((p, 2 * k4), np.uint32)
+    for r in range(p):
+        src, dst = a[r], pairs[r]
+        for q in range(k4):
+            w = src[q]
+            dst[2 * q] = w & np.uint32(0x00FF00FF)
+            dst[2 * q + 1] = (w >> np.uint32(8)) & np.uint32(0x00FF00FF)
+    return pairs
+
+
 @jit()
 def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
     """Columns ``n0:n1`` (tiles of :data:`TILE_P`) of ``y`` (P, N) float32 = A @ B scaled, from
@@ -186,6 +208,10 @@ def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
     k4 = a.shape[1]
     p, n_all = y.shape
     tile = np.empty((TILE_M, TILE_P), np.int32)
+    step = COLUMN_WORDS * 4  # bytes per step of a tile's packed columns
+    if PAIRS:  # each row's words as their even and odd bytes' int16 pairs (see _vnni_ir)
+        a = _left_pairs(a)
+    lda = a.shape[1]
     for c0 in range(n0, n1, TILE_P):
         width = min(TILE_P, n_all - c0)
         shift = x_zero * wsum[c0 : c0 + width]
@@ -193,8 +219,8 @@ def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
         for r0 in range(0, p, TILE_M):
             if p - r0 >= TILE_M:
                 _tile_rows(
-                    wq.ctypes.data + c0 * k4 * 4, TILE_P, a.ctypes.data + r0 * k4 * 4, k4, k4,
-                    tile.ctypes.data,
+                    wq.ctypes.data + c0 // TILE_P * k4 * step, COLUMN_WORDS,
+                    a.ctypes.data + r0 * lda * 4, lda, k4, tile.ctypes.data,
                 )  # fmt: skip
                 for i in range(TILE_M):
                     sums, row = tile[i], y[r0 + i, c0 : c0 + width]
@@ -203,8 +229,8 @@ def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
                 continue
             for i in range(p - r0):  # the last rows, one at a time
                 _tile_row(
-                    wq.ctypes.data + c0 * k4 * 4, TILE_P, a.ctypes.data + (r0 + i) * k4 * 4, k4,
-                    k4, tile.ctypes.data,
+                    wq.ctypes.data + c0 // TILE_P * k4 * step, COLUMN_WORDS,
+                    a.ctypes.data + (r0 + i) * lda * 4, lda, k4, tile.ctypes.data,
                 )  # fmt: skip
                 sums, row = tile[0], y[r0 + i, c0 : c0 + width]
                 for j in range(width):

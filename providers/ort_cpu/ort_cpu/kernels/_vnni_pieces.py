@@ -14,6 +14,7 @@ from .._spin_jit import filled, made, pointer
 from . import _vnni_jit
 from ._vnni_jit import (
     BIAS,
+    COLUMN_WORDS,
     FLOATS,
     K4,
     M_PAD,
@@ -107,7 +108,7 @@ def _piece(out_dtype):
         if floating:
             y = carray(pointer(a[Y]), (a[P], a[M]), out_dtype)
             xw = carray(pointer(a[XQ]), (a[P_PAD], a[K4]), np.uint32)
-            ww = carray(pointer(a[WQ]), (a[M_PAD] // TILE_P * a[K4], TILE_P), np.uint32)
+            ww = carray(pointer(a[WQ]), (a[M_PAD] // TILE_P * a[K4], COLUMN_WORDS), np.uint32)
             c0, c1 = lo * TILE_P, min(hi * TILE_P, a[M])
             _qgemm_rows(xw, ww, wsum, np.int32(a[X_ZERO]), mult, bias, y, c0, c1)
         else:
