@@ -718,6 +718,9 @@ TILES = [
     ((1, 136, 7, 7), (136, 34, 1, 1), {"group": 4}),  # 34 a group: partial tiles; 49 cells
     ((2, 32, 9, 11), (48, 8, 1, 1), {"group": 4, "strides": [2, 2]}),  # batch, strided
     ((1, 32, 12, 12), (30, 16, 1, 1), {"group": 2}),  # 15 outputs a group
+    # AVX2's blocks of 24 channels (conv_cl's narrow tiles) where 24 divides M and 16 does not
+    ((1, 32, 6, 9), (72, 32, 1, 1), {}),  # channels last: three blocks of 24, 54 cells
+    ((2, 16, 5, 5), (24, 16, 1, 1), {}),  # batch 2, one block, 25 cells: a tile of one cell
 ]
 
 
@@ -760,7 +763,7 @@ def test_pointwise_tiles(case, split, monkeypatch):
     )  # fmt: skip
     jit = conv._conv_jit
     if small:
-        parts = -(-ws[0] // jit.CL_CHANNELS)
+        parts = -(-ws[0] // jit.cl_width(ws[0]))
     else:
         parts = max(xs[0] * -(-cells // jit.PW_CELLS), jit.pointwise_tiles(ws[0], g))
     if split == "split" and parts >= 2:  # shared wherever there are two pieces
@@ -776,6 +779,9 @@ WINDOWS = [
     ((1, 40, 30, 30), (32, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # 900 cells: bands of 256
     ((1, 130, 9, 10), (60, 130, 2, 2), {}),  # 60 outputs: a partial vector in the last block
     ((1, 64, 160), (64, 64, 3), {"pads": [1, 1]}),  # 1-D, over a single row
+    # 120 and 72 outputs: AVX2's blocks of 24 channels (conv_cl's narrow tiles of 4 cells)
+    ((1, 20, 33, 29), (120, 20, 3, 3), {"pads": [1, 1, 1, 1]}),  # 957 cells
+    ((1, 32, 23, 21), (72, 32, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),
 ]
 
 

@@ -55,6 +55,7 @@ cl_quant_cells = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_quant_cells")
 cl_out = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_out")
 pointwise_tile = LazyIntrinsic("ort_cpu.kernels._taps", "pointwise_tile")
 cl_tile = LazyIntrinsic("ort_cpu.kernels._taps", "cl_tile")
+cl_tile_narrow = LazyIntrinsic("ort_cpu.kernels._taps", "cl_tile_narrow")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
 #: each window from the "bias" given, -inf, over a -inf border; the weights unused)
 CONVOLVE, MAX = 0, 1
@@ -100,6 +101,14 @@ GEMV_VECTORS = 16 if WIDE else 6
 CL_VECTORS, CL_CELLS = (2, 8) if WIDE else (1, 6)
 #: output channels of one channels-last tile
 CL_CHANNELS = 16 * CL_VECTORS
+#: AVX2's narrow channels-last block, for layers whose output channels are a multiple of 24 but
+#: not of 16 (:func:`cl_width`): three vectors of 8 channels by 4 cells (12 registers summing,
+#: :func:`._taps.cl_tile_narrow`). A 24-channel layer in blocks of 16 left a quarter of the
+#: lanes empty: 96 -> 24 3x3 over 160 x 160 took as long as 96 -> 32 (18.4 ms, one thread, a
+#: Zen 3; 96 -> 16: 9.7)
+CL_NARROW_LANES, CL_NARROW_VECTORS, CL_NARROW_CELLS = 8, 3, 4
+#: the narrow block's channels (0 where the tiles are AVX-512's: 32-channel blocks there)
+CL_NARROW = 0 if WIDE else CL_NARROW_LANES * CL_NARROW_VECTORS
 #: output cells :func:`conv_cl` sums for every block of channels in turn, so that their windows
 #: stay in cache (64 -> 64 channels 3x3 over 56 x 56, all cells per block: 3.1 ms, in bands of
 #: 256: see _ChannelsLastPlan)
@@ -784,28 +793,34 @@ def conv_cl(
     cell = x.itemsize
     like = bias[0]
     a_, b_ = y.dtype.type(alpha), y.dtype.type(beta)
+    width = wt.shape[1] // k  # channels per block: CL_CHANNELS, or CL_NARROW (cl_width)
+    narrow = width != CL_CHANNELS
+    most = CL_NARROW_CELLS if narrow else CL_CELLS  # cells per tile
     first_cell, end = u0 * CL_CELLS, min(p, u1 * CL_CELLS)
     band = min(end - first_cell, CL_BAND)
-    buf = np.empty((band + LANES, CL_CHANNELS), y.dtype)  # cl_out reads 16 cells of slack
+    buf = np.empty((band + LANES, width), y.dtype)  # cl_out reads 16 cells of slack
     ta, wa, ba, ya = table.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data
     for img in range(n):
         src = x[img].ctypes.data
         for c0 in range(first_cell, end, band):  # a band of cells for every block in turn
             count = min(band, end - c0)
             for b in range(b0, b1):
-                m0 = b * CL_CHANNELS
-                for r0 in range(0, count, CL_CELLS):
-                    cl_tile(
-                        buf.ctypes.data + r0 * CL_CHANNELS * cell, src, ta,
-                        bases[c0 + r0 :].ctypes.data, wa + b * k * CL_CHANNELS * cell,
-                        ba + m0 * cell, k, min(CL_CELLS, count - r0), act, a_, b_, like,
-                    )  # fmt: skip
-                for v in range(CL_VECTORS):
+                m0 = b * width
+                for r0 in range(0, count, most):
+                    out, at = buf.ctypes.data + r0 * width * cell, bases[c0 + r0 :].ctypes.data
+                    w_at, cells = wa + b * k * width * cell, min(most, count - r0)
+                    if narrow:
+                        cl_tile_narrow(
+                            out, src, ta, at, w_at, ba + m0 * cell, k, cells, act, a_, b_, like
+                        )
+                    else:
+                        cl_tile(out, src, ta, at, w_at, ba + m0 * cell, k, cells, act, a_, b_, like)
+                for v in range(-(-width // LANES)):
                     first = m0 + v * LANES
                     if first < m:
                         cl_out(ya + ((img * m + first) * p + c0) * cell, p,
-                               buf.ctypes.data + v * LANES * cell, CL_CHANNELS, count,
-                               min(LANES, m - first), like)  # fmt: skip
+                               buf.ctypes.data + v * LANES * cell, width, count,
+                               min(LANES, m - first, width - v * LANES), like)  # fmt: skip
 
 
 @jit()
@@ -838,17 +853,25 @@ def warm_pad():
     return fn
 
 
+def cl_width(m: int) -> int:
+    """The channels of :func:`conv_cl`'s blocks for a layer of ``m`` output channels:
+    :data:`CL_NARROW` where that divides ``m`` and :data:`CL_CHANNELS` does not, else
+    CL_CHANNELS."""
+    return CL_NARROW if CL_NARROW and m % CL_CHANNELS and m % CL_NARROW == 0 else CL_CHANNELS
+
+
 def cl_weights_blocks(w: np.ndarray) -> np.ndarray:
-    """Weights (M, K) for :func:`conv_cl`: by blocks of :data:`CL_CHANNELS` output channels,
-    each block's transposed, (B, K * CL_CHANNELS), zeros past M: a block's weights are one
+    """Weights (M, K) for :func:`conv_cl`: by blocks of :func:`cl_width` output channels,
+    each block's transposed, (B, K * width), zeros past M: a block's weights are one
     contiguous run (rows of the whole transpose, 8 KB apart for M = 2048, cost a page per
     row: 512 -> 2048 on 7 x 7 1.7 ms in ResNet-50, against 1.0 for onnxruntime)."""
     m, k = w.shape
-    blocks = -(-m // CL_CHANNELS)
-    wt = np.zeros((blocks * CL_CHANNELS, k), w.dtype)
+    width = cl_width(m)
+    blocks = -(-m // width)
+    wt = np.zeros((blocks * width, k), w.dtype)
     wt[:m] = w
     return np.ascontiguousarray(
-        wt.reshape(blocks, CL_CHANNELS, k).transpose(0, 2, 1).reshape(blocks, k * CL_CHANNELS)
+        wt.reshape(blocks, width, k).transpose(0, 2, 1).reshape(blocks, k * width)
     )
 
 

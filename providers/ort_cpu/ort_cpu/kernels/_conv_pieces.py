@@ -186,8 +186,8 @@ def _pointwise_piece(dtype):
 
 def _channels_last_piece(dtype):
     """Blocks of output channels ``lo:hi`` of :func:`._conv_jit.conv_cl`, or with the mode 1
-    its tiles of cells ``lo:hi``: x is (N, 1, 1, X) in the block, the weights (B, K *
-    CL_CHANNELS) and B * CL_CHANNELS biases, y (N, M, 1, P); the integer arguments are the
+    its tiles of cells ``lo:hi``: x is (N, 1, 1, X) in the block, the weights (B, K * width)
+    and B * width biases (:func:`._conv_jit.cl_width`), y (N, M, 1, P); the integer arguments are the
     table's address and length, the cells' bases' address, the mode and the activation
     code."""
 
@@ -196,7 +196,7 @@ def _channels_last_piece(dtype):
         f = carray(pointer(argument + (INTS + 5) * 8), 2, np.float64)
         x = carray(pointer(a[X]), (a[N], a[W]), dtype)
         w = carray(pointer(a[WEIGHTS]), (a[ROWS], a[COLUMNS]), dtype)
-        bias = carray(pointer(a[BIAS]), a[ROWS] * _conv_jit.CL_CHANNELS, dtype)
+        bias = carray(pointer(a[BIAS]), a[ROWS] * (a[COLUMNS] // a[INTS + 1]), dtype)
         y = carray(pointer(a[Y]), (a[N], a[YC], a[OW]), dtype)
         table = carray(pointer(a[INTS]), a[INTS + 1], np.int64)
         bases = carray(pointer(a[INTS + 2]), a[OW] + _conv_jit.CL_CELLS, np.int64)

@@ -39,6 +39,9 @@ from numba.extending import intrinsic
 from ._conv_jit import (
     BLOCK_VECTORS,
     CL_CELLS,
+    CL_NARROW_CELLS,
+    CL_NARROW_LANES,
+    CL_NARROW_VECTORS,
     CL_VECTORS,
     GEMV_VECTORS,
     LANES,
@@ -889,18 +892,27 @@ def row_tile(typingctx, dst, src, src_row, weights, k, cells, resid, like):
     return types.void(i64, i64, i64, i64, i64, i64, i64, like), _row_codegen
 
 
-def _cl_tile_codegen(context, builder, sig, args):
-    """The code of :func:`cl_tile`: one tile per count of cells (1 to CL_CELLS), chosen once
-    per call."""
+def _cl_tile_code(lanes: int, vectors: int, most: int):
+    """The code of :func:`cl_tile` (``lanes`` = LANES, :data:`CL_VECTORS`, ``most`` =
+    :data:`CL_CELLS`) or :func:`cl_tile_narrow` (its constants): one tile per count of cells
+    (1 to ``most``), chosen once per call."""
+
+    def codegen(context, builder, sig, args):
+        return _cl_tile_codegen(context, builder, args, lanes, vectors, most)
+
+    return codegen
+
+
+def _cl_tile_codegen(context, builder, args, lanes: int, vectors: int, most: int):
     dst, src, table, bases, weights, bias, k, cells, act, alpha, beta, like = args
     real = like.type
-    vec = ir.VectorType(real, LANES)
+    vec = ir.VectorType(real, lanes)
     word = ir.IntType(64)
     dst_p, src_p, table_p, w_p, b_p = _pointers(builder, real, dst, src, table, weights, bias)
     bases_p = builder.inttoptr(bases, word.as_pointer())
     fma = vector_op(builder, "fma", vec, 3)
-    width = LANES * CL_VECTORS
-    parts = [ir.Constant(word, LANES * u) for u in range(CL_VECTORS)]
+    width = lanes * vectors
+    parts = [ir.Constant(word, lanes * u) for u in range(vectors)]
     biases = [load(builder, b_p, p, vec, None) for p in parts]
 
     def tile(n_cells):
@@ -925,9 +937,9 @@ def _cl_tile_codegen(context, builder, sig, args):
         for r in range(n_cells):
             for u, p in enumerate(parts):
                 at = builder.add(ir.Constant(word, r * width), p)
-                store(builder, out[r * CL_VECTORS + u], dst_p, at, None)
+                store(builder, out[r * vectors + u], dst_p, at, None)
 
-    _by_count(builder, cells, CL_CELLS, tile, "cl")
+    _by_count(builder, cells, most, tile, "cl")
     return context.get_dummy_value()
 
 
@@ -945,4 +957,16 @@ def cl_tile(typingctx, dst, src, table, bases, weights, bias, k, cells, act, alp
     or count (in elements)."""
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
-    return sig, _cl_tile_codegen
+    return sig, _cl_tile_code(LANES, CL_VECTORS, CL_CELLS)
+
+
+@intrinsic
+def cl_tile_narrow(
+    typingctx, dst, src, table, bases, weights, bias, k, cells, act, alpha, beta, like
+):
+    """:func:`cl_tile` for AVX2's blocks of :data:`CL_NARROW` output channels: ``cells`` (1 to
+    :data:`CL_NARROW_CELLS`) cells by :data:`CL_NARROW_VECTORS` vectors of
+    :data:`CL_NARROW_LANES`, cell r's channels at ``dst[r * CL_NARROW:]``."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
+    return sig, _cl_tile_code(CL_NARROW_LANES, CL_NARROW_VECTORS, CL_NARROW_CELLS)

@@ -918,13 +918,8 @@ def _channels_last_conv_pays(g: int, c: int, m: int, taps: int) -> bool:
     450, 192 -> 64 5x5 on 28 x 28 4963 -> 4285; 256 -> 256 on 14 x 14 2169 (Winograd) ->
     2063. The same on large maps (64 -> 64 on 80 x 80 4396 -> 4354, 32 -> 64 stride 2 from
     160 x 160 2529 -> 2525)."""
-    blocks = -(-m // _conv_jit.CL_CHANNELS)
-    return (
-        g == 1
-        and taps > 1
-        and c * taps >= CL_MIN_ROWS
-        and m >= 0.7 * blocks * _conv_jit.CL_CHANNELS
-    )
+    width = _conv_jit.cl_width(m)
+    return g == 1 and taps > 1 and c * taps >= CL_MIN_ROWS and m >= 0.7 * -(-m // width) * width
 
 
 def _stem_shape(g: int, c: int, m: int, taps: int) -> bool:
@@ -1381,10 +1376,11 @@ class _ChannelsLastPlan:
         self.kept: tuple = (None, None, None, None)  # see _kept_forms
 
     def _forms(self, wmat, bias) -> tuple:
-        """The weights by blocks of CL_CHANNELS output channels and the bias padded to them."""
+        """The weights by blocks of output channels (:func:`._conv_jit.cl_width`) and the bias
+        padded to them."""
         m = self.m
         w2 = _CL_WEIGHTS.get(wmat, lambda wm: _conv_jit.cl_weights_blocks(wm.reshape(m, -1)))
-        b2 = np.zeros(w2.shape[0] * _conv_jit.CL_CHANNELS, _F32)
+        b2 = np.zeros(w2.shape[0] * _conv_jit.cl_width(m), _F32)
         if bias is not None:
             b2[:m] = bias
         return w2, b2
