@@ -105,3 +105,38 @@ def test_activation_nodes_compiled_equal_numpy(compiled, op, attrs, numpy_path, 
             )
         np.testing.assert_array_equal(got, want)
         assert got.dtype == dtype and got.shape == x.shape
+
+
+@pytest.mark.parametrize("op", ["Relu", "LeakyRelu", "HardSigmoid", "Add", "Sub", "Mul"])
+def test_large_passes_shared_between_two_threads(op, monkeypatch):
+    """A float32 Relu, LeakyRelu, HardSigmoid, Add, Sub or Mul of 2**18 cells or more
+    (_elementwise_jit.CELLS_SPLIT) runs at two threads as compiled pieces shared with the pool
+    (host logic and compiled code): the same bits as one thread's numpy or compiled pass,
+    NaN, infinities and -0 included, and onnxruntime's values; below the size nothing is
+    shared."""
+    import onnxruntime
+    from ort_cpu.kernels import _elementwise_jit
+
+    from .harness import run_one_and_two_threads
+
+    if _elementwise_jit.warm_activate_into() is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    rng = np.random.default_rng(3)
+    arrays = []
+    for _ in range(2 if op in ("Add", "Sub", "Mul") else 1):
+        v = (rng.standard_normal((1, 24, 120, 97)) * 4).astype(np.float32)  # 18 pieces
+        flat = v.reshape(-1)
+        flat[:5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+        flat[-3:] = [-0.0, 1e30, -1e-30]
+        arrays.append(v)
+    attrs = {"alpha": 0.2} if op in ("LeakyRelu", "HardSigmoid") else {}
+    for cut, shared in ((None, True), (8, False)):
+        inputs = [a[:, :, :cut] for a in arrays]
+        model, feeds = make_node_model(op, inputs, attrs)
+        one, two, handed = run_one_and_two_threads(model, feeds, monkeypatch)
+        assert one[0].tobytes() == two[0].tobytes()
+        assert any(done for *_, done in handed) == shared, handed
+        ref = onnxruntime.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        np.testing.assert_allclose(two[0], ref.run(None, feeds)[0], rtol=1e-6)

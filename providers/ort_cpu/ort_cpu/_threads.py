@@ -52,7 +52,8 @@ depthwise convolutions and FusedConv's epilogue; split with the queue's hand-off
 MobileNetV2 and ShuffleNetV2 15-30% slower at 2 threads than at 1. On a spinning pool the
 direct convolutions' groups and channels are split too, as compiled pieces
 (:mod:`.kernels._conv_pieces`), and so are the int8 products' tiles (:mod:`.kernels._vnni`),
-the attention softmax's heads and the erf GELU's rows (:mod:`.kernels._exp_jit`).
+the attention softmax's heads and the erf GELU's rows (:mod:`.kernels._exp_jit`), and large
+float32 activations, adds, subtractions and products (:mod:`.kernels._elementwise_pieces`).
 
 Where numpy's BLAS is not an OpenBLAS whose thread count this module can set directly, nothing
 is split and the provider limits the BLAS library's own threads through threadpoolctl instead,

@@ -117,6 +117,46 @@ def activate_in_place(y, act, alpha, beta):  # pragma: no cover - compiled
         y[o] = _act_value(y[o], act, a, b, zero, one)
 
 
+@jit()
+def activate_cells(src, dst, act, alpha, beta, e0, e1):  # pragma: no cover - compiled
+    """:func:`_activate` over cells ``e0:e1`` of the flat ``src`` and ``dst`` (a piece of a
+    pass shared among the run's threads). The loop runs over slices from 0 (see
+    :func:`._exp_jit.logistic_cells`)."""
+    dt = dst.dtype.type
+    a, b, zero, one = dt(alpha), dt(beta), dt(0.0), dt(1.0)
+    xs, ys = src[e0:e1], dst[e0:e1]
+    for o in range(xs.shape[0]):
+        ys[o] = _act_value(xs[o], act, a, b, zero, one)
+
+
+#: :func:`binary_cells`' operations: numpy's add, subtract and multiply
+ADD, SUB, MUL = 0, 1, 2
+
+
+@jit()
+def binary_cells(x, z, y, op, e0, e1):  # pragma: no cover - compiled
+    """``y = x + z`` (``op`` :data:`ADD`), ``x - z`` (SUB) or ``x * z`` (MUL) over cells
+    ``e0:e1`` of three flat arrays of one float type: one rounding each, as numpy's."""
+    xs, zs, ys = x[e0:e1], z[e0:e1], y[e0:e1]
+    if op == ADD:
+        for i in range(ys.shape[0]):
+            ys[i] = xs[i] + zs[i]
+    elif op == SUB:
+        for i in range(ys.shape[0]):
+            ys[i] = xs[i] - zs[i]
+    else:
+        for i in range(ys.shape[0]):
+            ys[i] = xs[i] * zs[i]
+
+
+#: cells of one piece of a shared elementwise pass (:mod:`._elementwise_pieces`)
+CELLS_PIECE = 1 << 14
+#: cells from which a float32 elementwise pass (an activation, an add, subtract or multiply of
+#: two operands of one shape) is shared among the run's threads: below, numpy's one pass on
+#: the calling thread (about 100 us here)
+CELLS_SPLIT = 1 << 18
+
+
 def warm_activate():
     """The compiled :func:`activate_in_place` for float32 and float64, or None where it is
     off."""
