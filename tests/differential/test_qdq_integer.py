@@ -624,6 +624,9 @@ def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp, low=-128):
         (37, 70, 45, True, True, 131, -128),  # whole int8 range
         (5, 16, 8, False, False, None, -64),
         (64, 384, 384, True, True, 128, -64),  # shared at two threads
+        # fewer than 8 rows (2 x 1, 2 x 3): on AVX2 the columns as words of four bytes
+        (1, 1280, 1000, True, True, 131, -128),  # a classifier's, shared at two threads
+        (3, 70, 45, False, True, 7, -64),
     ],
 )
 @pytest.mark.parametrize("threads", [1, 2])
@@ -633,8 +636,9 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
     """Where the CPU has AVX-512 VNNI or AVX2, MatMulIntegerToFloat with a constant int8 right
     operand sums its products in int32 (ort_cpu.kernels._vnni: vpdpbusd, or vpmaddwd on the
     bytes widened; 8 rows of the left operand as they are by 32 packed columns), its tiles of
-    columns shared among the run's threads when large: the float path's values exactly, and
-    onnxruntime's to float32 rounding. onnxruntime's AVX2 kernel (vpmaddubsw) saturates a pair
+    columns shared among the run's threads when large (on AVX2, products of fewer than 8 rows
+    read the columns as words of four bytes, more rows as 16-bit pairs widened at packing):
+    the float path's values exactly, and onnxruntime's to float32 rounding. onnxruntime's AVX2 kernel (vpmaddubsw) saturates a pair
     of products past 32767, so it is compared on weights of -64 to 63, which never do; the
     whole int8 range is compared with the float path only where the CPU lacks VNNI."""
     from ort_cpu import _threads

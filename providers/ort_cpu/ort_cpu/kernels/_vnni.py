@@ -124,8 +124,45 @@ def pack_columns(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pairs = padded.reshape(k4, 2, 2, n_pad // TILE_P, TILE_P).transpose(3, 0, 2, 4, 1)
         packed = np.ascontiguousarray(pairs, np.int16)
         return packed.view(np.uint32).reshape(-1, COLUMN_WORDS), sums
+    return _column_words(padded, k4, n_pad), sums
+
+
+def pack_column_words(b: np.ndarray) -> np.ndarray:
+    """The int8 right operand ``b`` (K, N) as :func:`pack_columns` lays it out without
+    :data:`._vnni_jit.PAIRS` (words of four bytes): for :func:`qgemm_rows`' ``words`` mode,
+    AVX2's products of fewer than :data:`TILE_M` rows."""
+    k, n = b.shape
+    k4 = -(-k // 4)
+    n_pad = -(-n // TILE_P) * TILE_P
+    padded = np.zeros((k4 * 4, n_pad), np.int8)
+    padded[:k, :n] = b
+    return _column_words(padded, k4, n_pad)
+
+
+def _column_words(padded: np.ndarray, k4: int, n_pad: int) -> np.ndarray:
     words = padded.reshape(k4, 4, n_pad // TILE_P, TILE_P).transpose(2, 0, 3, 1)
-    return np.ascontiguousarray(words).view(np.uint32).reshape(-1, TILE_P), sums
+    return np.ascontiguousarray(words).view(np.uint32).reshape(-1, TILE_P)
+
+
+class Columns:
+    """A constant right operand of :func:`qgemm_rows` packed for it: ``wq`` and ``wsum``
+    (:func:`pack_columns`), and, with :data:`._vnni_jit.PAIRS`, the words layout made on the
+    first product of fewer than :data:`TILE_M` rows (:func:`pack_column_words`)."""
+
+    __slots__ = ("b", "wq", "wsum", "_words")
+
+    def __init__(self, b: np.ndarray) -> None:
+        self.b = b
+        self.wq, self.wsum = pack_columns(b)
+        self._words = None
+
+    def for_rows(self, p: int) -> tuple[np.ndarray, int]:
+        """(the packed columns, the ``words`` flag) for a product of ``p`` rows."""
+        if not PAIRS or p >= TILE_M:
+            return self.wq, 0
+        if self._words is None:
+            self._words = pack_column_words(self.b)
+        return self._words, 1
 
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,17 +207,19 @@ def split(template, xq, y) -> bool:
     return _threads.split_compiled(-(-y.shape[0] // TILE_M), piece_address(y.dtype), at)
 
 
-def split_columns(aw, wq, wsum, x_zero, scale, bias, y) -> bool:
+def split_columns(aw, wq, wsum, x_zero, scale, bias, y, words: int = 0) -> bool:
     """:func:`qgemm_rows` over every column of ``y`` (P, N) float32, its tiles of columns
     shared among the run's threads as compiled pieces; False (nothing done) where the run has
-    no spinning pool free."""
+    no spinning pool free. ``words``: ``wq`` is :func:`pack_column_words`' layout (the block's
+    first float is 1)."""
     if not _threads.spinning():
         return False
     p, n = y.shape
     p_pad, k4 = aw.shape
+    per_step = TILE_P if words else COLUMN_WORDS
     a, at = _pieces().filled(
-        _block(k4, p_pad, wq, wq.size // COLUMN_WORDS // k4 * TILE_P, wsum, bias, scale, n, p,
-               x_zero, (0, 0, 0)),
+        _block(k4, p_pad, wq, wq.size // per_step // k4 * TILE_P, wsum, bias, scale, n, p,
+               x_zero, (float(words), 0, 0)),
         XQ, aw, Y, y,
     )  # fmt: skip
     return _threads.split_compiled(-(-n // TILE_P), piece_address(np.float32), at)
@@ -364,4 +403,5 @@ def warm() -> None:
         unflat.warm(yf, wq_, np.empty((1, 3, 3), out))
     cq, csum = pack_columns(np.zeros((4, 1), np.int8))
     aw = left_words(np.zeros((1, 4), np.uint8))
-    qgemm_rows.warm(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1)
+    for words in (0, 1):
+        qgemm_rows.warm(aw, cq, csum, np.int32(0), f, f, np.empty((1, 1), np.float32), 0, 1, words)

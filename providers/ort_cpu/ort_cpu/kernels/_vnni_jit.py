@@ -28,6 +28,7 @@ MAX_K = 32768
 #: the tiles of sums as LLVM vector code (:mod:`._vnni_ir`, which imports numba and llvmlite)
 _tile_rows = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_rows")
 _tile_row = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_row")
+_tile_row_words = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_row_words")
 _tile_requant = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_requant")
 _tile_requant_at = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "tile_requant_at")
 _quad_row = LazyIntrinsic("ort_cpu.kernels._vnni_ir", "quad_row")
@@ -198,40 +199,44 @@ def _left_pairs(a):  # pragma: no cover - compiled
 
 
 @jit()
-def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1):
+def qgemm_rows(a, wq, wsum, x_zero, scale, bias, y, n0, n1, words):
     """Columns ``n0:n1`` (tiles of :data:`TILE_P`) of ``y`` (P, N) float32 = A @ B scaled, from
     the uint8 left operand ``a`` as words (:func:`left_words`: P padded to :data:`TILE_M`,
     K / 4) and the int8 right one packed by :func:`pack_columns` (``wq``: per tile of 32
-    columns, its K / 4 rows of 32 words):
+    columns, its K / 4 rows of :data:`COLUMN_WORDS` words), or with ``words`` by
+    :func:`._vnni.pack_column_words` (rows of 32 words: AVX2's products of fewer than 8 rows,
+    which read B once and are bound by its bytes):
     ``float32(sum - x_zero * wsum[n]) * scale[n] + bias[n]``, MatMulIntegerToFloat's operations
     in its order, a tile's row of 32 columns at a time (vectorized)."""
     k4 = a.shape[1]
     p, n_all = y.shape
     tile = np.empty((TILE_M, TILE_P), np.int32)
-    step = COLUMN_WORDS * 4  # bytes per step of a tile's packed columns
-    if PAIRS:  # each row's words as their even and odd bytes' int16 pairs (see _vnni_ir)
+    ldx = TILE_P if words else COLUMN_WORDS  # words per step of a tile's packed columns
+    if PAIRS and not words:  # each row's words as their even and odd bytes' int16 pairs
         a = _left_pairs(a)
     lda = a.shape[1]
     for c0 in range(n0, n1, TILE_P):
         width = min(TILE_P, n_all - c0)
         shift = x_zero * wsum[c0 : c0 + width]
         s, b = scale[c0 : c0 + width], bias[c0 : c0 + width]
+        at = wq.ctypes.data + c0 // TILE_P * k4 * ldx * 4
         for r0 in range(0, p, TILE_M):
-            if p - r0 >= TILE_M:
-                _tile_rows(
-                    wq.ctypes.data + c0 // TILE_P * k4 * step, COLUMN_WORDS,
-                    a.ctypes.data + r0 * lda * 4, lda, k4, tile.ctypes.data,
-                )  # fmt: skip
+            if p - r0 >= TILE_M and not words:
+                _tile_rows(at, ldx, a.ctypes.data + r0 * lda * 4, lda, k4, tile.ctypes.data)
                 for i in range(TILE_M):
                     sums, row = tile[i], y[r0 + i, c0 : c0 + width]
                     for j in range(width):
                         row[j] = np.float32(sums[j] - shift[j]) * s[j] + b[j]
                 continue
-            for i in range(p - r0):  # the last rows, one at a time
-                _tile_row(
-                    wq.ctypes.data + c0 // TILE_P * k4 * step, COLUMN_WORDS,
-                    a.ctypes.data + (r0 + i) * lda * 4, lda, k4, tile.ctypes.data,
-                )  # fmt: skip
+            for i in range(min(TILE_M, p - r0)):  # the last rows (or all), one at a time
+                if words:
+                    _tile_row_words(
+                        at, ldx, a.ctypes.data + (r0 + i) * lda * 4, lda, k4, tile.ctypes.data
+                    )
+                else:
+                    _tile_row(
+                        at, ldx, a.ctypes.data + (r0 + i) * lda * 4, lda, k4, tile.ctypes.data
+                    )
                 sums, row = tile[0], y[r0 + i, c0 : c0 + width]
                 for j in range(width):
                     row[j] = np.float32(sums[j] - shift[j]) * s[j] + b[j]

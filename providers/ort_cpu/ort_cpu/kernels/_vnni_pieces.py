@@ -108,9 +108,11 @@ def _piece(out_dtype):
         if floating:
             y = carray(pointer(a[Y]), (a[P], a[M]), out_dtype)
             xw = carray(pointer(a[XQ]), (a[P_PAD], a[K4]), np.uint32)
-            ww = carray(pointer(a[WQ]), (a[M_PAD] // TILE_P * a[K4], COLUMN_WORDS), np.uint32)
+            words = 1 if f[0] != 0.0 else 0  # the columns as words (pack_column_words)
+            per_step = TILE_P if words else COLUMN_WORDS
+            ww = carray(pointer(a[WQ]), (a[M_PAD] // TILE_P * a[K4], per_step), np.uint32)
             c0, c1 = lo * TILE_P, min(hi * TILE_P, a[M])
-            _qgemm_rows(xw, ww, wsum, np.int32(a[X_ZERO]), mult, bias, y, c0, c1)
+            _qgemm_rows(xw, ww, wsum, np.int32(a[X_ZERO]), mult, bias, y, c0, c1, words)
         else:
             y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
             xq = carray(pointer(a[XQ]), (a[K4], a[P_PAD]), np.uint32)

@@ -126,7 +126,8 @@ def _vnni_product(info, b, trans_a: bool, trans_b: bool, alpha: np.float32):
     packed = vnni_columns(info, b.T if trans_b else b, 5)
     if packed is None:
         return None
-    _vnni, wq, wsum = packed
+    _vnni, packed_b = packed
+    wsum = packed_b.wsum
     k, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     minus_zero = np.full(n, -0.0, np.float32)
     derived: dict = {}  # by the identities of the arrays below: (those arrays, shift, scales)
@@ -158,11 +159,12 @@ def _vnni_product(info, b, trans_a: bool, trans_b: bool, alpha: np.float32):
         y = np.empty((p, n), np.float32)
         aw = _vnni.left_words(np.ascontiguousarray(a))
         one = np.int32(1)
+        wq, words = packed_b.for_rows(p)
         if not (
             p * k * n >= VNNI_SPLIT_WORK
-            and _vnni.split_columns(aw, wq, shift, one, scale, minus_zero, y)
+            and _vnni.split_columns(aw, wq, shift, one, scale, minus_zero, y, words)
         ):
-            _vnni.qgemm_rows.get()(aw, wq, shift, one, scale, minus_zero, y, 0, n)
+            _vnni.qgemm_rows.get()(aw, wq, shift, one, scale, minus_zero, y, 0, n, words)
         return y
 
     return run

@@ -408,7 +408,7 @@ def pack_integer_b(info, b_index: int, zp_index: int, trans: bool = False):
 
 
 def vnni_columns(info, b, zp_index: int):
-    """(:mod:`._vnni`, packed columns, column sums) of a constant 2-D int8 right operand ``b``
+    """(:mod:`._vnni`, its packed :class:`._vnni.Columns`) of a constant 2-D int8 right operand ``b``
     (K, N) of a product with a uint8 left operand (input 0) and zero zero points (input
     ``zp_index``), for :func:`._vnni.qgemm_rows`; None where that does not apply, the CPU lacks
     AVX-512 VNNI or compiled kernels are off."""
@@ -426,7 +426,7 @@ def vnni_columns(info, b, zp_index: int):
 
     if not _vnni.available():
         return None
-    return (_vnni, *_vnni.pack_columns(np.ascontiguousarray(b)))
+    return _vnni, _vnni.Columns(np.ascontiguousarray(b))
 
 
 #: multiply-adds from which a VNNI product's tiles (of output channels, columns or rows: the
@@ -443,7 +443,8 @@ def _vnni_matmul(info):
     packed = vnni_columns(info, b, 5)
     if packed is None:
         return None
-    _vnni, wq, wsum = packed
+    _vnni, columns = packed
+    wsum = columns.wsum
     k, n = b.shape
     no_bias = np.zeros(n, np.float32)
     if _threads.will_split(info.provider):
@@ -464,10 +465,12 @@ def _vnni_matmul(info):
             else np.ascontiguousarray(np.broadcast_to(bias, (n,)), np.float32)
         )
         y = np.empty((p, n), np.float32)
+        wq, words = columns.for_rows(p)
         if not (
-            p * k * n >= VNNI_SPLIT_WORK and _vnni.split_columns(aw, wq, wsum, za, scale, add, y)
+            p * k * n >= VNNI_SPLIT_WORK
+            and _vnni.split_columns(aw, wq, wsum, za, scale, add, y, words)
         ):
-            _vnni.qgemm_rows.get()(aw, wq, wsum, za, scale, add, y, 0, n)
+            _vnni.qgemm_rows.get()(aw, wq, wsum, za, scale, add, y, 0, n, words)
         return y.reshape(*a.shape[:-1], n)
 
     return run
