@@ -152,9 +152,9 @@ def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) 
 def _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows: int) -> list:
     """:func:`_tile_sums` on AVX2 for the columns :func:`._vnni.pack_columns` laid out as
     16-bit pairs (:data:`._vnni_jit.PAIRS`): each step's row of ``x`` holds the 32 columns'
-    even bytes (0 and 2) as two int16, then their odd bytes (1 and 3), so the loop widens only
-    the broadcast row's word (an ``and`` and a shift) and each ``vpmaddwd`` adds two exact
-    products. Four passes over the steps, each 16 columns by up to :data:`AVX2_ROWS` rows: 8
+    even bytes (0 and 2) as two int16, then their odd bytes (1 and 3), and ``w``'s rows the
+    same split of each word into two (:func:`._vnni_jit._left_pairs`), so the loop widens
+    nothing and each ``vpmaddwd`` adds two exact products. Four passes over the steps, each 16 columns by up to :data:`AVX2_ROWS` rows: 8
     of the 16 registers summing, 4 holding the columns. Widened in the loop instead (the
     tiles of :func:`_pair_sums`), a 128 x 384 x 384 MatMulIntegerToFloat took 1.6x as long
     on a Zen 3, its 4 x 32 sums spilling to the stack."""

@@ -561,7 +561,7 @@ def _compiled_unary(info, plain, warm, *params):
                     (x.ctypes.data, y.ctypes.data, x.size, params[0]),
                     params[1:],
                     x.size,
-                )  # fmt: skip
+                )
             ):
                 fast(x.reshape(-1), y.reshape(-1), *params)
             return y
