@@ -187,9 +187,9 @@ def _pointwise_piece(dtype):
 def _channels_last_piece(dtype):
     """Blocks of output channels ``lo:hi`` of :func:`._conv_jit.conv_cl`, or with the mode 1
     its tiles of cells ``lo:hi``: x is (N, 1, 1, X) in the block, the weights (B, K * width)
-    and B * width biases (:func:`._conv_jit.cl_width`), y (N, M, 1, P); the integer arguments are the
-    table's address and length, the cells' bases' address, the mode and the activation
-    code."""
+    and B * width biases (:func:`._conv_jit.cl_width`), y (N, M, 1, P); the integer arguments
+    are the table's address and length, the cells' bases' address, the mode and the
+    activation code."""
 
     def piece(argument, lo, hi):  # pragma: no cover - compiled
         a = carray(pointer(argument), INTS + 7, np.int64)

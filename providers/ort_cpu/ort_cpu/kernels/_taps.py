@@ -32,6 +32,8 @@ llvmlite; kernels reach it through :class:`ort_cpu._jit.LazyIntrinsic`.
 
 from __future__ import annotations
 
+import functools
+
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -892,18 +894,10 @@ def row_tile(typingctx, dst, src, src_row, weights, k, cells, resid, like):
     return types.void(i64, i64, i64, i64, i64, i64, i64, like), _row_codegen
 
 
-def _cl_tile_code(lanes: int, vectors: int, most: int):
+def _cl_tile_codegen(context, builder, sig, args, lanes: int, vectors: int, most: int):
     """The code of :func:`cl_tile` (``lanes`` = LANES, :data:`CL_VECTORS`, ``most`` =
     :data:`CL_CELLS`) or :func:`cl_tile_narrow` (its constants): one tile per count of cells
     (1 to ``most``), chosen once per call."""
-
-    def codegen(context, builder, sig, args):
-        return _cl_tile_codegen(context, builder, args, lanes, vectors, most)
-
-    return codegen
-
-
-def _cl_tile_codegen(context, builder, args, lanes: int, vectors: int, most: int):
     dst, src, table, bases, weights, bias, k, cells, act, alpha, beta, like = args
     real = like.type
     vec = ir.VectorType(real, lanes)
@@ -957,7 +951,7 @@ def cl_tile(typingctx, dst, src, table, bases, weights, bias, k, cells, act, alp
     or count (in elements)."""
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
-    return sig, _cl_tile_code(LANES, CL_VECTORS, CL_CELLS)
+    return sig, functools.partial(_cl_tile_codegen, lanes=LANES, vectors=CL_VECTORS, most=CL_CELLS)
 
 
 @intrinsic
@@ -969,4 +963,6 @@ def cl_tile_narrow(
     :data:`CL_NARROW_LANES`, cell r's channels at ``dst[r * CL_NARROW:]``."""
     i64 = types.int64
     sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, like, like, like)
-    return sig, _cl_tile_code(CL_NARROW_LANES, CL_NARROW_VECTORS, CL_NARROW_CELLS)
+    return sig, functools.partial(
+        _cl_tile_codegen, lanes=CL_NARROW_LANES, vectors=CL_NARROW_VECTORS, most=CL_NARROW_CELLS
+    )

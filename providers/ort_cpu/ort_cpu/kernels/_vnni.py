@@ -114,11 +114,7 @@ def pack_columns(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     With :data:`._vnni_jit.PAIRS` (AVX2) each step's row of a tile is :data:`COLUMN_WORDS` words
     instead: the 32 columns' bytes 0 and 2 of the step's four rows as two int16 each, then their
     bytes 1 and 3."""
-    k, n = b.shape
-    k4 = -(-k // 4)
-    n_pad = -(-n // TILE_P) * TILE_P
-    padded = np.zeros((k4 * 4, n_pad), np.int8)
-    padded[:k, :n] = b
+    padded, k4, n_pad = _padded_columns(b)
     sums = b.astype(np.int32).sum(axis=0).astype(np.int32)
     if PAIRS:  # (tile, step, parity, column, pair): rows 4k + 2 * pair + parity, as int16
         pairs = padded.reshape(k4, 2, 2, n_pad // TILE_P, TILE_P).transpose(3, 0, 2, 4, 1)
@@ -131,12 +127,17 @@ def pack_column_words(b: np.ndarray) -> np.ndarray:
     """The int8 right operand ``b`` (K, N) as :func:`pack_columns` lays it out without
     :data:`._vnni_jit.PAIRS` (words of four bytes): for :func:`qgemm_rows`' ``words`` mode,
     AVX2's products of fewer than :data:`TILE_M` rows."""
+    return _column_words(*_padded_columns(b))
+
+
+def _padded_columns(b: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(``b`` (K, N) int8 zero-padded to (4 * K4, N padded to :data:`TILE_P`), K4, N padded)."""
     k, n = b.shape
     k4 = -(-k // 4)
     n_pad = -(-n // TILE_P) * TILE_P
     padded = np.zeros((k4 * 4, n_pad), np.int8)
     padded[:k, :n] = b
-    return _column_words(padded, k4, n_pad)
+    return padded, k4, n_pad
 
 
 def _column_words(padded: np.ndarray, k4: int, n_pad: int) -> np.ndarray:

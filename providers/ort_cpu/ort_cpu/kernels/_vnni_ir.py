@@ -72,10 +72,7 @@ def _pair_sums(builder, acc, unsigned, signed):
         ),
         (builder.lshr(u, eight), builder.ashr(s, eight)),
     )
-    h16, w8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
-    madd = builder.module.declare_intrinsic(
-        "llvm.x86.avx2.pmadd.wd", fnty=ir.FunctionType(w8, [h16, h16])
-    )
+    madd = _madd(builder)
     halves = []
     for h in range(2):  # the two 256-bit halves
         pick = ir.Constant(ir.VectorType(i32, 16), list(range(16 * h, 16 * h + 16)))
@@ -90,6 +87,39 @@ def _pair_sums(builder, acc, unsigned, signed):
         halves[0], halves[1], ir.Constant(ir.VectorType(i32, 16), list(range(16)))
     )
     return builder.add(acc, both)
+
+
+def _summed(builder, k4, count: int, name: str, body) -> list:
+    """``count`` <16 x i32> sums over ``k4`` steps from zero, in one loop: ``body(k, sums)``
+    emits step ``k`` (the builder in the loop's body) and returns the next sums. Returns their
+    values after the loop (zeros where ``k4`` is not positive)."""
+    vec = ir.VectorType(ir.IntType(32), 16)
+    zero = ir.Constant(vec, None)
+    entry, loop, done, k = loop_start(builder, k4, name)
+    sums = []
+    for _ in range(count):
+        a = builder.phi(vec)
+        a.add_incoming(zero, entry)
+        sums.append(a)
+    new = body(k, sums)
+    body_end = loop_end(builder, k, k4, loop, done)
+    for a, v in zip(sums, new, strict=True):
+        a.add_incoming(v, body_end)
+    finals = []
+    for v in new:  # every phi first: a block's phis come before its other instructions
+        final = builder.phi(vec)
+        final.add_incoming(zero, entry)
+        final.add_incoming(v, body_end)
+        finals.append(final)
+    return finals
+
+
+def _madd(builder):
+    """AVX2's ``vpmaddwd``: two <16 x i16> into <8 x i32>, adjacent products summed."""
+    h16, w8 = ir.VectorType(ir.IntType(16), 16), ir.VectorType(ir.IntType(32), 8)
+    return builder.module.declare_intrinsic(
+        "llvm.x86.avx2.pmadd.wd", fnty=ir.FunctionType(w8, [h16, h16])
+    )
 
 
 def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) -> list:
@@ -110,43 +140,31 @@ def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) 
 
     xp = builder.inttoptr(x, word.as_pointer())
     wp = builder.inttoptr(w, word.as_pointer())
-    zero = ir.Constant(vec, None)
-    n = len(group) * 2
-    entry, loop, done, k = loop_start(builder, k4, "vnni")
-    accs = []
-    for _ in range(n):
-        a = builder.phi(vec)
-        a.add_incoming(zero, entry)
-        accs.append(a)
-    if table is None:
-        row = builder.gep(xp, [builder.mul(k, ldx)])
-    else:
-        table_p = builder.inttoptr(table, i64t.as_pointer())
-        row = builder.gep(xp, [builder.load(builder.gep(table_p, [k]))])
-    xv = [
-        builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
-                                     vec.as_pointer()), align=4)
-        for h in range(2)
-    ]  # fmt: skip
-    new = []
-    for i, mm in enumerate(group):
-        wv = builder.load(
-            builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]), align=4
-        )
-        wb = splat(builder, wv, vec)
-        for h in range(2):  # the unsigned bytes first
-            pair = (wb, xv[h]) if vectors_signed else (xv[h], wb)
-            new.append(step(accs[2 * i + h], *pair))
-    body_end = loop_end(builder, k, k4, loop, done)
-    for a, v in zip(accs, new, strict=True):
-        a.add_incoming(v, body_end)
-    finals = []
-    for i in range(n):  # every phi first: a block's phis come before its other instructions
-        final = builder.phi(vec)
-        final.add_incoming(zero, entry)
-        final.add_incoming(new[i], body_end)
-        finals.append(final)
-    return finals
+
+    def body(k, accs):
+        if table is None:
+            row = builder.gep(xp, [builder.mul(k, ldx)])
+        else:
+            table_p = builder.inttoptr(table, i64t.as_pointer())
+            row = builder.gep(xp, [builder.load(builder.gep(table_p, [k]))])
+        xv = [
+            builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
+                                         vec.as_pointer()), align=4)
+            for h in range(2)
+        ]  # fmt: skip
+        new = []
+        for i, mm in enumerate(group):
+            wv = builder.load(
+                builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]),
+                align=4,
+            )
+            wb = splat(builder, wv, vec)
+            for h in range(2):  # the unsigned bytes first
+                pair = (wb, xv[h]) if vectors_signed else (xv[h], wb)
+                new.append(step(accs[2 * i + h], *pair))
+        return new
+
+    return _summed(builder, k4, 2 * len(group), "vnni", body)
 
 
 def _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows: int) -> list:
@@ -154,10 +172,11 @@ def _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows: int) -> list:
     16-bit pairs (:data:`._vnni_jit.PAIRS`): each step's row of ``x`` holds the 32 columns'
     even bytes (0 and 2) as two int16, then their odd bytes (1 and 3), and ``w``'s rows the
     same split of each word into two (:func:`._vnni_jit._left_pairs`), so the loop widens
-    nothing and each ``vpmaddwd`` adds two exact products. Four passes over the steps, each 16 columns by up to :data:`AVX2_ROWS` rows: 8
-    of the 16 registers summing, 4 holding the columns. Widened in the loop instead (the
-    tiles of :func:`_pair_sums`), a 128 x 384 x 384 MatMulIntegerToFloat took 1.6x as long
-    on a Zen 3, its 4 x 32 sums spilling to the stack."""
+    nothing and each ``vpmaddwd`` adds two exact products. Four passes over the steps, each 16
+    columns by up to :data:`AVX2_ROWS` rows: 8 of the 16 registers summing, 4 holding the
+    columns. Widened in the loop instead (the tiles of :func:`_pair_sums`), a 128 x 384 x 384
+    MatMulIntegerToFloat took 1.6x as long on a Zen 3, its 4 x 32 sums spilling to the
+    stack."""
     finals: list = [None] * (2 * rows)
     for h in range(2):
         for first in range(0, rows, AVX2_ROWS):
@@ -172,57 +191,45 @@ def _pair_pass(builder, x, ldx, w, ldw, k4, h: int, group) -> list:
     each), in one loop over the steps (:func:`_pair_tile_sums`)."""
     i16, i32, i64t = ir.IntType(16), ir.IntType(32), ir.IntType(64)
     vec, halfwords = ir.VectorType(i32, 16), ir.VectorType(i16, 32)
-    h16, w8 = ir.VectorType(i16, 16), ir.VectorType(i32, 8)
-    madd = builder.module.declare_intrinsic(
-        "llvm.x86.avx2.pmadd.wd", fnty=ir.FunctionType(w8, [h16, h16])
-    )
+    madd = _madd(builder)
     picks = [ir.Constant(ir.VectorType(i32, 16), list(range(16 * q, 16 * q + 16))) for q in (0, 1)]
     glue = ir.Constant(ir.VectorType(i32, 16), list(range(16)))
     xp = builder.inttoptr(x, i32.as_pointer())
     wp = builder.inttoptr(w, i32.as_pointer())
-    zero = ir.Constant(vec, None)
-    entry, loop, done, k = loop_start(builder, k4, "pairs")
-    accs = []
-    for _ in group:
-        a = builder.phi(vec)
-        a.add_incoming(zero, entry)
-        accs.append(a)
-    row = builder.gep(xp, [builder.mul(k, ldx)])
 
-    def columns(offset):
-        at = builder.gep(row, [ir.Constant(i64t, offset)])
-        v = builder.bitcast(builder.load(builder.bitcast(at, vec.as_pointer()), align=4), halfwords)
-        return [builder.shuffle_vector(v, v, pick) for pick in picks]
+    def body(k, accs):
+        row = builder.gep(xp, [builder.mul(k, ldx)])
 
-    even, odd = columns(16 * h), columns(TILE_P + 16 * h)
-    new = []
-    two = ir.Constant(i64t, 2)
-    for i, mm in enumerate(group):
-        at = builder.add(builder.mul(ir.Constant(i64t, mm), ldw), builder.mul(k, two))
-        pe, po = (
-            builder.shuffle_vector(v, v, picks[0])
-            for v in (
-                builder.bitcast(
-                    splat(builder, builder.load(builder.gep(wp, [j]), align=4), vec), halfwords
-                )
-                for j in (at, builder.add(at, ir.Constant(i64t, 1)))
+        def columns(offset):
+            at = builder.gep(row, [ir.Constant(i64t, offset)])
+            v = builder.load(builder.bitcast(at, vec.as_pointer()), align=4)
+            v = builder.bitcast(v, halfwords)
+            return [builder.shuffle_vector(v, v, pick) for pick in picks]
+
+        even, odd = columns(16 * h), columns(TILE_P + 16 * h)
+        new = []
+        for i, mm in enumerate(group):
+            at = builder.add(
+                builder.mul(ir.Constant(i64t, mm), ldw), builder.mul(k, ir.Constant(i64t, 2))
             )
-        )
-        halves = [
-            builder.add(builder.call(madd, [even[q], pe]), builder.call(madd, [odd[q], po]))
-            for q in (0, 1)
-        ]
-        new.append(builder.add(accs[i], builder.shuffle_vector(halves[0], halves[1], glue)))
-    body_end = loop_end(builder, k, k4, loop, done)
-    for a, v in zip(accs, new, strict=True):
-        a.add_incoming(v, body_end)
-    finals = []
-    for i in range(len(group)):
-        final = builder.phi(vec)
-        final.add_incoming(zero, entry)
-        final.add_incoming(new[i], body_end)
-        finals.append(final)
-    return finals
+            pe, po = (  # the row's even and odd pairs, broadcast
+                builder.shuffle_vector(v, v, picks[0])
+                for v in (
+                    builder.bitcast(
+                        splat(builder, builder.load(builder.gep(wp, [j]), align=4), vec),
+                        halfwords,
+                    )
+                    for j in (at, builder.add(at, ir.Constant(i64t, 1)))
+                )
+            )
+            halves = [
+                builder.add(builder.call(madd, [even[q], pe]), builder.call(madd, [odd[q], po]))
+                for q in (0, 1)
+            ]
+            new.append(builder.add(accs[i], builder.shuffle_vector(halves[0], halves[1], glue)))
+        return new
+
+    return _summed(builder, k4, len(group), "pairs", body)
 
 
 def _tile_rows_codegen(rows: int, words: bool = False):

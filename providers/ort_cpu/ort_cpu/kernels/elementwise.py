@@ -529,8 +529,7 @@ def _shared_cells(kind: str, ints: tuple, floats: tuple, cells: int) -> bool:
     us at two threads (onnxruntime 771), a 24 x 320 x 320 Relu 936 (onnxruntime 287)."""
     if cells < _elementwise_jit.CELLS_SPLIT or not _threads.spinning():
         return False
-    from . import _elementwise_pieces as pieces
-
+    pieces = _elementwise_pieces()
     blk = pieces.block(ints, floats)
     units = -(-cells // _elementwise_jit.CELLS_PIECE)
     return _threads.split_compiled(units, pieces.address(kind), blk.ctypes.data)
@@ -548,7 +547,7 @@ def _compiled_unary(info, plain, warm, *params):
         return plain
     coded = warm is _elementwise_jit.warm_activate_into
     if coded and _threads.will_split(info.provider):
-        _elementwise_pieces_address("activate")  # loaded now, not in the first run
+        _elementwise_pieces().address("activate")  # loaded now, not in the first run
 
     def run(x):
         if x.ndim and x.dtype in _F32_F64 and x.flags.c_contiguous:
@@ -570,10 +569,12 @@ def _compiled_unary(info, plain, warm, *params):
     return run
 
 
-def _elementwise_pieces_address(kind: str) -> int:
-    from . import _elementwise_pieces
+@functools.cache  # once imported, a lookup (the import statement took 1 us a call)
+def _elementwise_pieces():
+    """:mod:`._elementwise_pieces` (it imports numba: only where a run shares such a pass)."""
+    from . import _elementwise_pieces as pieces
 
-    return _elementwise_pieces.address(kind)
+    return pieces
 
 
 @builder("Relu", since=1, dtypes=NUMERIC_TYPES)
@@ -585,7 +586,7 @@ def relu_op(info):
         return plain
     code = _elementwise_jit.ACT_CODES["Relu"]
     if _threads.will_split(info.provider):
-        _elementwise_pieces_address("activate")
+        _elementwise_pieces().address("activate")
 
     def run(x):
         if (

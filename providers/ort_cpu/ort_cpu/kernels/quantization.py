@@ -408,10 +408,10 @@ def pack_integer_b(info, b_index: int, zp_index: int, trans: bool = False):
 
 
 def vnni_columns(info, b, zp_index: int):
-    """(:mod:`._vnni`, its packed :class:`._vnni.Columns`) of a constant 2-D int8 right operand ``b``
-    (K, N) of a product with a uint8 left operand (input 0) and zero zero points (input
+    """(:mod:`._vnni`, its packed :class:`._vnni.Columns`) of a constant 2-D int8 right operand
+    ``b`` (K, N) of a product with a uint8 left operand (input 0) and zero zero points (input
     ``zp_index``), for :func:`._vnni.qgemm_rows`; None where that does not apply, the CPU lacks
-    AVX-512 VNNI or compiled kernels are off."""
+    AVX-512 VNNI and AVX2, or compiled kernels are off."""
     zp = info.constant(zp_index) if info.has_input(zp_index) else None
     if (
         b is None
