@@ -321,6 +321,8 @@ def _spied(name, real, spy):
         (30, 20, 7, 2, np.uint8, True, True, 7, {}),  # K, M, pixels off the tiles; a batch
         (64, 128, 20, 1, np.uint8, False, False, 0, {}),
         (256, 96, 14, 1, np.int8, True, True, 128, {}),  # int8 output; shared at two threads
+        # 25 pixels, less than a tile: shared by tiles of output channels at two threads
+        (512, 256, 5, 1, np.uint8, True, True, 31, {}),
         (16, 24, 21, 2, np.uint8, True, True, 9, {"k": 3, "pads": [1, 1, 1, 1]}),  # padded 3x3
         (
             3,
@@ -334,6 +336,8 @@ def _spied(name, real, spy):
             {"k": 3, "pads": [1, 0, 1, 2], "strides": [2, 2]},
         ),
         (8, 12, 19, 1, np.uint8, True, False, 3, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
+        # a dilated window (no quads): shared by output rows at two threads, each packing its own
+        (32, 40, 24, 1, np.uint8, True, True, 60, {"k": 3, "dilations": [2, 2], "pads": [2] * 4}),
         # stride 2 over rows of even length: the image packed four channels to a word
         # (quads), both column phases of a row at once; shared at two threads (tiles of cells)
         (16, 32, 40, 1, np.uint8, True, True, 5, {"k": 3, "pads": [1] * 4, "strides": [2, 2]}),

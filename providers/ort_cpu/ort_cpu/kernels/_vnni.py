@@ -3,19 +3,22 @@ products of unsigned and signed bytes into each 32-bit lane, so a uint8 x int8 p
 accumulates exactly in int32, four times as many products per instruction as float32 FMAs.
 onnxruntime's QLinearConv runs on the same instruction where the CPU has it; ort-core computed
 those convolutions as float32 GEMMs (exact, but at float32's rate). On CPUs with AVX2 and no
-VNNI the same tiles, in the same layouts, sum with ``vpmaddwd`` on the words' bytes widened to
-16 bits (:func:`._vnni_ir._pair_sums`): exact too, and faster than the float32 products
+VNNI the same tiles sum with ``vpmaddwd`` on 16-bit pairs of the words' bytes
+(:func:`._vnni_ir._pair_tile_sums`): exact too, and faster than the float32 products
 (MobileNetV2-QDQ's 64 -> 384 channels over 14 x 14 on a Zen 3: 111 us, float32 OpenBLAS's
 product alone 134), though not onnxruntime's rate there (its AVX2 kernel, ``vpmaddubsw``,
-takes 32 products an instruction and saturates). :func:`qgemm_rows`' constant right operand is
-widened once instead, at packing (:data:`._vnni_jit.PAIRS`): its tiles then widen only the
-broadcast left operand's words, once per product (:func:`._vnni_jit._left_pairs`), and keep
-their sums in registers (:func:`._vnni_ir._pair_tile_sums`; MiniLM-int8 at two threads on a
-Zen 3, interleaved with onnxruntime: 2.07-2.10x its time -> 1.54-1.60x).
+takes 32 products an instruction and saturates). The constant operand is split into pairs
+once, at packing (:data:`._vnni_jit.PAIRS`): :func:`qgemm_rows`' columns, and the
+requantizing tiles' weights (:data:`._vnni_jit.WEIGHT_WORDS`), so the loop widens only the
+other operand's words (:func:`qgemm_rows` splits its left operand once per product,
+:func:`._vnni_jit._left_pairs`), and its sums stay in registers (MiniLM-int8 at two threads on
+a Zen 3, interleaved with onnxruntime: 2.07-2.10x its time -> 1.54-1.60x; a 3 x 3
+QLinearConv's tiles, whose sums went through the stack, ran 1.4x as long on one of two threads
+sharing them as on the other).
 
 :func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
 (M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
-channels' bytes each), ``X`` (K, P) uint8 activations packed per run (:func:`pack_input`:
+channels' bytes each, or two words on AVX2), ``X`` (K, P) uint8 activations packed per run (:func:`pack_input`:
 (K / 4, P) words, the same four channels' bytes of one pixel), and an 8 x 32 tile of int32 sums
 (:func:`_tile_sums`, one ``vpdpbusd`` per 16 sums and 4 channels) requantized in registers as
 the float path does (``(float32(sum - x_zero * sum(W)) + bias) * multiplier``, rounded half to
@@ -55,6 +58,7 @@ from ._vnni_jit import (
     R_Y,
     TILE_M,
     TILE_P,
+    WEIGHT_WORDS,
     X_X,
     X_Y,
     XQ,
@@ -167,14 +171,25 @@ class Columns:
 
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the int8 weights (M, K) as (M padded to :data:`TILE_M`, K / 4) uint32 words, four
-    channels' bytes each, zero past K and M; their sums per output channel, int32)."""
+    """(the int8 weights (M, K) as (M padded to :data:`TILE_M`, K / 4 * :data:`WEIGHT_WORDS`)
+    uint32 words, four channels' bytes each, zero past K and M; their sums per output channel,
+    int32). On AVX2 (:data:`._vnni_jit.PAIRS`) each step of four channels is two words: its
+    bytes 0 and 2 as two int16, then 1 and 3."""
     m, k = w.shape
     k4 = -(-k // 4)
     m_pad = -(-m // TILE_M) * TILE_M
     b = np.zeros((m_pad, k4 * 4), np.int8)
     b[:m, :k] = w
-    return b.view(np.uint32), w.astype(np.int32).sum(axis=1).astype(np.int32)
+    return _weight_words(b), w.astype(np.int32).sum(axis=1).astype(np.int32)
+
+
+def _weight_words(b: np.ndarray) -> np.ndarray:
+    """The int8 rows ``b`` (M, 4 * K4) as :func:`pack_weights` lays them out."""
+    if not PAIRS:
+        return b.view(np.uint32)
+    m, k = b.shape  # (row, step, pair, parity) -> (row, step, parity, pair), as int16
+    pairs = b.reshape(m, k // 4, 2, 2).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(pairs, np.int16).view(np.uint32).reshape(m, k // 2)
 
 
 def _block(k4, p_pad, wq, m_pad, wsum, bias, mult, m, p, x_zero, floats) -> np.ndarray:
@@ -234,8 +249,8 @@ def pixels_block(k, p, wq, wsum, bias, mult, m, x_zero, floats) -> np.ndarray:
     from .._spin_jit import block
 
     return block(
-        (0, k, p, wq.ctypes.data, *wq.shape, wsum.ctypes.data, bias.ctypes.data,
-         mult.ctypes.data, 0, m, x_zero),  # X_X to X_XZERO, in order
+        (0, k, p, wq.ctypes.data, wq.shape[0], wq.shape[1] // WEIGHT_WORDS, wsum.ctypes.data,
+         bias.ctypes.data, mult.ctypes.data, 0, m, x_zero),  # X_X to X_XZERO, in order
         floats,
     )  # fmt: skip
 
@@ -262,8 +277,8 @@ def rows_block(xp_shape, window, ow, wq, wsum, bias, mult, y_shape, x_zero, floa
     from .._spin_jit import block
 
     return block(
-        (0, *xp_shape, *window, ow, wq.ctypes.data, *wq.shape, wsum.ctypes.data,
-         bias.ctypes.data, mult.ctypes.data, 0, *y_shape, x_zero),  # R_XP to R_XZERO
+        (0, *xp_shape, *window, ow, wq.ctypes.data, wq.shape[0], wq.shape[1] // WEIGHT_WORDS,
+         wsum.ctypes.data, bias.ctypes.data, mult.ctypes.data, 0, *y_shape, x_zero),
         floats,
     )  # fmt: skip
 
@@ -339,7 +354,8 @@ def pack_weights_quads(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     b[:, :c] = w.reshape(m, c, taps)
     words = np.zeros((-(-m // TILE_M) * TILE_M, c4 * taps * 4), np.int8)
     words[:m] = b.reshape(m, c4, 4, taps).transpose(0, 1, 3, 2).reshape(m, -1)
-    return words.view(np.uint32), w.reshape(m, -1).astype(np.int32).sum(axis=1).astype(np.int32)
+    sums = w.reshape(m, -1).astype(np.int32).sum(axis=1).astype(np.int32)
+    return _weight_words(words), sums
 
 
 def quads_geometry(x_shape, kernel, stride, begin, out) -> tuple:

@@ -22,71 +22,14 @@ from ._ir import (
     store,
     store_within,
 )
-from ._vnni_jit import PAIRS, TILE_M, TILE_P
+from ._vnni_jit import TILE_M, TILE_P
 
 #: whether the tiles sum with AVX-512 VNNI's ``vpdpbusd`` (else AVX2's ``vpmaddwd``), as numba
 #: compiles for this CPU (the kernels' cache is keyed by the same features)
 VNNI = has_feature("avx512vnni")
-#: the rows of an AVX2 tile summed in one pass over the steps. 4 rows by 32 columns are all 16
-#: of AVX2's registers of sums, so LLVM keeps a few on the stack, yet on a Zen 3 they beat 2
-#: rows (which widen the columns' bytes twice as often) by 5-15% and tied with 8 (one pass)
+#: the rows of an AVX2 tile summed in one pass over the steps, 16 columns at a time: their 8
+#: vectors of sums, the columns' 4 (widened) and the row's 2 fill 14 of AVX2's 16 registers
 AVX2_ROWS = 4
-
-
-def _tile_sums(
-    builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int = TILE_M, table=None
-) -> list:
-    """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
-    2 * mm and 2 * mm + 1) over ``k4`` steps of words of four bytes: the 32 columns' words at
-    ``x`` (row stride ``ldx`` words, or with ``table`` the int64 address of each row's offset
-    in words from ``x``) and the rows' words at ``w`` (row stride ``ldw`` words) broadcast;
-    ``vectors_signed``: the signed bytes are in the vectors (the columns). With AVX-512 VNNI,
-    one ``vpdpbusd`` per vector and step; on AVX2, :func:`_pair_sums`' ``vpmaddwd`` on the
-    words' bytes widened, the rows taken :data:`AVX2_ROWS` at a time (each pass its own loop
-    over the steps, so its sums stay in registers)."""
-    if VNNI:
-        return _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed, range(rows), table)
-    finals = []
-    for first in range(0, rows, AVX2_ROWS):
-        group = range(first, min(rows, first + AVX2_ROWS))
-        finals += _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed, group, table)
-    return finals
-
-
-def _pair_sums(builder, acc, unsigned, signed):
-    """``acc`` plus, in each 32-bit lane, the four products of the unsigned bytes of
-    ``unsigned``'s word and the signed bytes of ``signed``'s (<16 x i32> vectors): what
-    ``vpdpbusd`` adds, exactly, on AVX2. Each word's bytes are widened to 16 bits, the even
-    bytes (0 and 2) apart from the odd ones (1 and 3), and ``vpmaddwd`` adds the two products
-    of each parity into 32 bits (no saturation: onnxruntime's AVX2 ``vpmaddubsw`` saturates a
-    pair past 32767)."""
-    i16, i32 = ir.IntType(16), ir.IntType(32)
-    halfwords = ir.VectorType(i16, 32)
-    eight = ir.Constant(halfwords, [8] * 32)
-    u = builder.bitcast(unsigned, halfwords)
-    s = builder.bitcast(signed, halfwords)
-    parities = (
-        (
-            builder.and_(u, ir.Constant(halfwords, [0xFF] * 32)),
-            builder.ashr(builder.shl(s, eight), eight),
-        ),
-        (builder.lshr(u, eight), builder.ashr(s, eight)),
-    )
-    madd = _madd(builder)
-    halves = []
-    for h in range(2):  # the two 256-bit halves
-        pick = ir.Constant(ir.VectorType(i32, 16), list(range(16 * h, 16 * h + 16)))
-        total = None
-        for a, b in parities:
-            product = builder.call(
-                madd, [builder.shuffle_vector(a, a, pick), builder.shuffle_vector(b, b, pick)]
-            )
-            total = product if total is None else builder.add(total, product)
-        halves.append(total)
-    both = builder.shuffle_vector(
-        halves[0], halves[1], ir.Constant(ir.VectorType(i32, 16), list(range(16)))
-    )
-    return builder.add(acc, both)
 
 
 def _summed(builder, k4, count: int, name: str, body) -> list:
@@ -122,38 +65,39 @@ def _madd(builder):
     )
 
 
-def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) -> list:
-    """The sums of :func:`_tile_sums` for the rows ``group``, in one loop over the steps."""
+def _row_address(builder, xp, ldx, k, table):
+    """The address of step ``k``'s row of the columns: ``xp + k * ldx`` words, or with
+    ``table`` (the int64 address of the rows' offsets in words) ``xp + table[k]``."""
+    if table is None:
+        return builder.gep(xp, [builder.mul(k, ldx)])
+    table_p = builder.inttoptr(table, ir.IntType(64).as_pointer())
+    return builder.gep(xp, [builder.load(builder.gep(table_p, [k]))])
+
+
+def _vnni_sums(builder, x, ldx, w, ldw, k4, vectors_signed: bool, rows: int, table=None):
+    """The 2 * ``rows`` vectors of a (``rows``, 32) int32 tile of sums (row mm's two halves at
+    2 * mm and 2 * mm + 1) over ``k4`` steps of words of four bytes, on AVX-512 VNNI: the 32
+    columns' words at ``x`` (row stride ``ldx`` words, or with ``table`` the int64 address of
+    each row's offset in words from ``x``) and the rows' words at ``w`` (row stride ``ldw``
+    words) broadcast, one ``vpdpbusd`` per vector and step, in one loop over the steps;
+    ``vectors_signed``: the signed bytes are in the vectors (the columns). AVX2's tiles are
+    :func:`_pair_tile_sums`'."""
     word, vec = ir.IntType(32), ir.VectorType(ir.IntType(32), 16)
     i64t = ir.IntType(64)
-    if VNNI:
-        fnty = ir.FunctionType(vec, [vec, vec, vec])
-        dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
-
-        def step(acc, unsigned, signed):
-            return builder.call(dp, [acc, unsigned, signed])
-
-    else:
-
-        def step(acc, unsigned, signed):
-            return _pair_sums(builder, acc, unsigned, signed)
-
+    fnty = ir.FunctionType(vec, [vec, vec, vec])
+    dp = builder.module.declare_intrinsic("llvm.x86.avx512.vpdpbusd.512", fnty=fnty)
     xp = builder.inttoptr(x, word.as_pointer())
     wp = builder.inttoptr(w, word.as_pointer())
 
     def body(k, accs):
-        if table is None:
-            row = builder.gep(xp, [builder.mul(k, ldx)])
-        else:
-            table_p = builder.inttoptr(table, i64t.as_pointer())
-            row = builder.gep(xp, [builder.load(builder.gep(table_p, [k]))])
+        row = _row_address(builder, xp, ldx, k, table)
         xv = [
             builder.load(builder.bitcast(builder.gep(row, [ir.Constant(i64t, 16 * h)]),
                                          vec.as_pointer()), align=4)
             for h in range(2)
         ]  # fmt: skip
         new = []
-        for i, mm in enumerate(group):
+        for mm in range(rows):
             wv = builder.load(
                 builder.gep(wp, [builder.add(builder.mul(ir.Constant(i64t, mm), ldw), k)]),
                 align=4,
@@ -161,75 +105,111 @@ def _tile_pass(builder, x, ldx, w, ldw, k4, vectors_signed: bool, group, table) 
             wb = splat(builder, wv, vec)
             for h in range(2):  # the unsigned bytes first
                 pair = (wb, xv[h]) if vectors_signed else (xv[h], wb)
-                new.append(step(accs[2 * i + h], *pair))
+                new.append(builder.call(dp, [accs[2 * mm + h], *pair]))
         return new
 
-    return _summed(builder, k4, 2 * len(group), "vnni", body)
+    return _summed(builder, k4, 2 * rows, "vnni", body)
 
 
-def _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows: int) -> list:
-    """:func:`_tile_sums` on AVX2 for the columns :func:`._vnni.pack_columns` laid out as
-    16-bit pairs (:data:`._vnni_jit.PAIRS`): each step's row of ``x`` holds the 32 columns'
-    even bytes (0 and 2) as two int16, then their odd bytes (1 and 3), and ``w``'s rows the
-    same split of each word into two (:func:`._vnni_jit._left_pairs`), so the loop widens
-    nothing and each ``vpmaddwd`` adds two exact products. Four passes over the steps, each 16
-    columns by up to :data:`AVX2_ROWS` rows: 8 of the 16 registers summing, 4 holding the
-    columns. Widened in the loop instead (the tiles of :func:`_pair_sums`), a 128 x 384 x 384
-    MatMulIntegerToFloat took 1.6x as long on a Zen 3, its 4 x 32 sums spilling to the
-    stack."""
+def _pair_tile_sums(
+    builder, x, ldx, w, ldw, k4, rows: int, columns=None, row_words=None, table=None
+) -> list:
+    """:func:`_vnni_sums` on AVX2: ``vpmaddwd`` on 16-bit pairs, each adding two exact products
+    (no saturation: onnxruntime's AVX2 ``vpmaddubsw`` saturates a pair past 32767), in four
+    passes over the steps, each 16 columns by up to :data:`AVX2_ROWS` rows, whose sums stay in
+    registers. Summed 32 columns at a time, 4 rows' sums were all 16 registers and LLVM kept
+    some on the stack: a 3 x 3 QLinearConv's tiles then ran 1.4x as long on one of the two
+    threads sharing them as on the other (the stack's alignment, which differs between the
+    threads, split the spilled vectors across cache lines).
+
+    Each operand is either words of four bytes, widened to 16 bits in the loop (the columns'
+    once per step, a row's once per step and pass), or split into pairs beforehand: ``columns``
+    None, each step's row of ``x`` holds the 32 columns' even bytes (0 and 2) as two int16,
+    then their odd bytes (1 and 3) (:func:`._vnni.pack_columns` with
+    :data:`._vnni_jit.PAIRS`); ``row_words`` None, each of ``w``'s rows holds two words a
+    step, the same split (:func:`._vnni_jit._left_pairs`, :func:`._vnni.pack_weights` on
+    AVX2). Otherwise ``columns`` and ``row_words`` say whether those words' bytes are signed.
+    Both split, the loop widens nothing: widened in it, a 128 x 384 x 384
+    MatMulIntegerToFloat took 1.6x as long on a Zen 3."""
     finals: list = [None] * (2 * rows)
-    for h in range(2):
+    # (one row's 32 columns fit in one pass: 4 registers of sums, the columns' 8)
+    for hs in [(0, 1)] if rows == 1 else [(0,), (1,)]:
         for first in range(0, rows, AVX2_ROWS):
             group = range(first, min(rows, first + AVX2_ROWS))
-            for mm, v in zip(group, _pair_pass(builder, x, ldx, w, ldw, k4, h, group)):
-                finals[2 * mm + h] = v
+            sums = iter(
+                _pair_pass(builder, (x, ldx, table, columns), (w, ldw, row_words), k4, hs, group)
+            )
+            for mm in group:
+                for h in hs:
+                    finals[2 * mm + h] = next(sums)
     return finals
 
 
-def _pair_pass(builder, x, ldx, w, ldw, k4, h: int, group) -> list:
-    """The sums of columns ``16 h`` to ``16 h + 15`` for the rows ``group`` (one <16 x i32>
-    each), in one loop over the steps (:func:`_pair_tile_sums`)."""
+def _pair_pass(builder, cols, row_side, k4, hs, group) -> list:
+    """The sums of columns ``16 h`` to ``16 h + 15`` for each h of ``hs`` and the rows ``group``
+    (one <16 x i32> each, by row, then h), in one loop over the steps
+    (:func:`_pair_tile_sums`; ``cols`` its x, ldx, table and columns, ``row_side`` its w, ldw
+    and row_words)."""
+    x, ldx, table, columns = cols
+    w, ldw, row_words = row_side
     i16, i32, i64t = ir.IntType(16), ir.IntType(32), ir.IntType(64)
     vec, halfwords = ir.VectorType(i32, 16), ir.VectorType(i16, 32)
     madd = _madd(builder)
     picks = [ir.Constant(ir.VectorType(i32, 16), list(range(16 * q, 16 * q + 16))) for q in (0, 1)]
     glue = ir.Constant(ir.VectorType(i32, 16), list(range(16)))
+    eight = ir.Constant(halfwords, [8] * 32)
     xp = builder.inttoptr(x, i32.as_pointer())
     wp = builder.inttoptr(w, i32.as_pointer())
 
-    def body(k, accs):
-        row = builder.gep(xp, [builder.mul(k, ldx)])
+    def load_words(at):
+        v = builder.load(builder.bitcast(at, vec.as_pointer()), align=4)
+        return builder.bitcast(v, halfwords)
 
-        def columns(offset):
-            at = builder.gep(row, [ir.Constant(i64t, offset)])
-            v = builder.load(builder.bitcast(at, vec.as_pointer()), align=4)
-            v = builder.bitcast(v, halfwords)
-            return [builder.shuffle_vector(v, v, pick) for pick in picks]
+    def parities(v, signed: bool):
+        """(the even bytes, the odd bytes) of each 16-bit half of ``v``, widened."""
+        if signed:
+            return builder.ashr(builder.shl(v, eight), eight), builder.ashr(v, eight)
+        return builder.and_(v, ir.Constant(halfwords, [0xFF] * 32)), builder.lshr(v, eight)
 
-        even, odd = columns(16 * h), columns(TILE_P + 16 * h)
-        new = []
-        for i, mm in enumerate(group):
-            at = builder.add(
-                builder.mul(ir.Constant(i64t, mm), ldw), builder.mul(k, ir.Constant(i64t, 2))
-            )
-            pe, po = (  # the row's even and odd pairs, broadcast
-                builder.shuffle_vector(v, v, picks[0])
-                for v in (
-                    builder.bitcast(
-                        splat(builder, builder.load(builder.gep(wp, [j]), align=4), vec),
-                        halfwords,
-                    )
-                    for j in (at, builder.add(at, ir.Constant(i64t, 1)))
-                )
-            )
-            halves = [
-                builder.add(builder.call(madd, [even[q], pe]), builder.call(madd, [odd[q], po]))
-                for q in (0, 1)
+    def halves(v):
+        return [builder.shuffle_vector(v, v, pick) for pick in picks]
+
+    def broadcast(at):
+        word = builder.load(builder.gep(wp, [at]), align=4)
+        return builder.bitcast(splat(builder, word, vec), halfwords)
+
+    def columns_of(row, h):
+        """(the even bytes, the odd bytes) of columns 16 h .. 16 h + 15, each as two halves."""
+        if columns is None:
+            return [
+                halves(load_words(builder.gep(row, [ir.Constant(i64t, offset + 16 * h)])))
+                for offset in (0, TILE_P)
             ]
-            new.append(builder.add(accs[i], builder.shuffle_vector(halves[0], halves[1], glue)))
+        words = load_words(builder.gep(row, [ir.Constant(i64t, 16 * h)]))
+        return [halves(v) for v in parities(words, columns)]
+
+    def body(k, accs):
+        row = _row_address(builder, xp, ldx, k, table)
+        parts = [columns_of(row, h) for h in hs]
+        new = []
+        sums = iter(accs)
+        for mm in group:
+            base = builder.mul(ir.Constant(i64t, mm), ldw)
+            if row_words is None:  # the row's even and odd pairs, broadcast
+                at = builder.add(base, builder.mul(k, ir.Constant(i64t, 2)))
+                words = (broadcast(at), broadcast(builder.add(at, ir.Constant(i64t, 1))))
+            else:  # the row's word, broadcast and widened
+                words = parities(broadcast(builder.add(base, k)), row_words)
+            pe, po = (builder.shuffle_vector(v, v, picks[0]) for v in words)
+            for even, odd in parts:
+                two = [
+                    builder.add(builder.call(madd, [even[q], pe]), builder.call(madd, [odd[q], po]))
+                    for q in (0, 1)
+                ]
+                new.append(builder.add(next(sums), builder.shuffle_vector(two[0], two[1], glue)))
         return new
 
-    return _summed(builder, k4, len(group), "pairs", body)
+    return _summed(builder, k4, len(group) * len(hs), "pairs", body)
 
 
 def _tile_rows_codegen(rows: int, words: bool = False):
@@ -240,10 +220,12 @@ def _tile_rows_codegen(rows: int, words: bool = False):
         x, ldx, w, ldw, k4, out = args
         vec = ir.VectorType(ir.IntType(32), 16)
         op = builder.inttoptr(out, vec.as_pointer())
-        if PAIRS and not words:
-            sums = _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows)
+        if VNNI:
+            sums = _vnni_sums(builder, x, ldx, w, ldw, k4, True, rows)
+        elif words:  # the signed columns' and unsigned rows' words widened in the loop
+            sums = _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows, True, False)
         else:
-            sums = _tile_sums(builder, x, ldx, w, ldw, k4, True, rows)
+            sums = _pair_tile_sums(builder, x, ldx, w, ldw, k4, rows)
         for i, final in enumerate(sums):
             builder.store(final, builder.gep(op, [ir.Constant(ir.IntType(64), i)]), align=4)
         return context.get_dummy_value()
@@ -286,10 +268,11 @@ def _requant_tile_codegen(context, builder, sig, args, table: bool = False):
     x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zero, bias, mult, zero, lo, hi, _ = args
     f32, i32, i64t, i8 = ir.FloatType(), ir.IntType(32), ir.IntType(64), ir.IntType(8)
     fv, iv, lv = ir.VectorType(f32, 16), ir.VectorType(i32, 16), ir.VectorType(i64t, 16)
-    if table:
-        sums = _tile_sums(builder, x, None, w, ldw, k4, False, table=ldx)
-    else:
-        sums = _tile_sums(builder, x, ldx, w, ldw, k4, False)
+    ldx, table = (None, ldx) if table else (ldx, None)
+    if VNNI:
+        sums = _vnni_sums(builder, x, ldx, w, ldw, k4, False, TILE_M, table)
+    else:  # the unsigned columns' words widened in the loop, the weights split at packing
+        sums = _pair_tile_sums(builder, x, ldx, w, ldw, k4, TILE_M, False, None, table)
     y_p = builder.inttoptr(y, i8.as_pointer())
     ws_p = builder.inttoptr(wsum, i32.as_pointer())
     b_p = builder.inttoptr(bias, f32.as_pointer())
@@ -329,8 +312,9 @@ def tile_requant(typingctx, x, ldx, w, ldw, k4, y, ldy, rows, cells, wsum, x_zer
                   zero, lo, hi, like):  # fmt: skip
     """The (8, 32) tile of sums of the packed input words at ``x`` (row stride ``ldx`` words,
     32 pixels) and the packed weight words at ``w`` (8 rows of stride ``ldw`` words) over
-    ``k4`` words (:func:`_tile_sums`), requantized in registers into ``y`` (8-bit of ``like``'s
-    type, row stride ``ldy`` bytes): rows ``0:rows`` (at most 8) and cells ``0:cells`` (at most
+    ``k4`` words (:func:`_vnni_sums`, or on AVX2 :func:`_pair_tile_sums`, the weights split
+    into pairs by :func:`._vnni.pack_weights`), requantized in registers into ``y`` (8-bit of
+    ``like``'s type, row stride ``ldy`` bytes): rows ``0:rows`` (at most 8) and cells ``0:cells`` (at most
     32, the rest under a mask) of
     ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``,
     ``wsum``, ``bias`` and ``mult`` the addresses of the tile's first row's. No tile

@@ -20,6 +20,10 @@ TILE_M, TILE_P = 8, 32
 PAIRS = not has_feature("avx512vnni")
 #: 32-bit words per step of a tile of packed columns
 COLUMN_WORDS = 2 * TILE_P if PAIRS else TILE_P
+#: 32-bit words per step of a row of packed weights (:func:`._vnni.pack_weights`): on AVX2 the
+#: step's even bytes (0 and 2) as two int16, then its odd bytes, which the requantizing tiles
+#: broadcast as they are (one widening less per row and step)
+WEIGHT_WORDS = 2 if PAIRS else 1
 #: the longest sum (input channels x taps) :func:`qgemm` takes: its requantization subtracts
 #: ``x_zero * wsum`` in int32, exact while 2 * K * 255 * 128 < 2**31
 MAX_K = 32768
@@ -67,13 +71,13 @@ def qgemm(xq, wq, wsum, x_zero, bias, mult, zero, lo, hi, y, m0, m1, p_off, p):
     and weights ``wq`` (M padded, k4), requantized in registers (:func:`_tile_requant`):
     ``clip(rint((float32(sum - x_zero * wsum[m]) + bias[m]) * mult[m]) + zero, lo, hi)``."""
     k4, p_pad = xq.shape
-    m_all = y.shape[0]
+    m_all, ldw = y.shape[0], wq.shape[1]
     ldy, like = y.strides[0], y.dtype.type(0)
     for p0 in range(0, p_pad, TILE_P):
         cells = min(TILE_P, p - p0)
         for t0 in range(m0, m1, TILE_M):
             _tile_requant(
-                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * k4 * 4, k4, k4,
+                xq.ctypes.data + p0 * 4, p_pad, wq.ctypes.data + t0 * ldw * 4, ldw, k4,
                 y.ctypes.data + t0 * ldy + (p_off + p0) * y.itemsize, ldy,
                 min(TILE_M, m_all - t0), cells, wsum.ctypes.data + t0 * 4, x_zero,
                 bias.ctypes.data + t0 * 4, mult.ctypes.data + t0 * 4, zero, lo, hi, like,
@@ -175,7 +179,7 @@ def conv_rows(
     """Output rows ``r0:r1`` of a convolution's ``y`` (M, OH * OW): :func:`pack_windows` of those
     rows into a buffer of this call's own, then :func:`qgemm` for every output channel (a piece
     a thread runs whole: packing is shared as the products are)."""
-    k4 = wq.shape[1]
+    k4 = wq.shape[1] // WEIGHT_WORDS
     cells = (r1 - r0) * ow
     p_pad = -(-cells // TILE_P) * TILE_P
     xq = np.empty((k4, p_pad), np.uint32)
@@ -341,7 +345,7 @@ def conv_quads(
     table[k]`` (:func:`pack_quads`'s phases shifted by each tap; ``wq`` (M padded, k4) the
     weights in the same order, :func:`._vnni.pack_weights_quads`), requantized in registers as
     :func:`qgemm` does (so its bytes)."""
-    k4 = table.shape[0]
+    k4, ldw = table.shape[0], wq.shape[1]
     m_all, f_all = yf.shape
     ldy, like = yf.strides[0], yf.dtype.type(0)
     for t in range(t0, t1):
@@ -349,7 +353,7 @@ def conv_quads(
         cells = min(TILE_P, f_all - p0)
         for m0 in range(0, m_all, TILE_M):
             _tile_requant_at(
-                xw.ctypes.data + p0 * 4, table.ctypes.data, wq.ctypes.data + m0 * k4 * 4, k4, k4,
+                xw.ctypes.data + p0 * 4, table.ctypes.data, wq.ctypes.data + m0 * ldw * 4, ldw, k4,
                 yf.ctypes.data + m0 * ldy + p0 * yf.itemsize, ldy, min(TILE_M, m_all - m0),
                 cells, wsum.ctypes.data + m0 * 4, x_zero, bias.ctypes.data + m0 * 4,
                 mult.ctypes.data + m0 * 4, zero, lo, hi, like,

@@ -61,6 +61,7 @@ from ._vnni_jit import (
     SLOTS,
     TILE_M,
     TILE_P,
+    WEIGHT_WORDS,
     WQ,
     WSUM,
     X_BIAS,
@@ -116,7 +117,7 @@ def _piece(out_dtype):
         else:
             y = carray(pointer(a[Y]), (a[M], a[P]), out_dtype)
             xq = carray(pointer(a[XQ]), (a[K4], a[P_PAD]), np.uint32)
-            wq = carray(pointer(a[WQ]), (a[M_PAD], a[K4]), np.uint32)
+            wq = carray(pointer(a[WQ]), (a[M_PAD], a[K4] * WEIGHT_WORDS), np.uint32)
             m0, m1 = lo * TILE_M, min(hi * TILE_M, a[M])
             _qgemm(
                 xq, wq, wsum, np.int32(a[X_ZERO]), bias, mult, np.float32(f[0]),
@@ -140,7 +141,7 @@ def _pixels_piece(out_dtype):
         a = carray(pointer(argument), X_SLOTS, np.int64)
         f = carray(pointer(argument + X_FLOATS * 8), 3, np.float64)
         x = carray(pointer(a[X_X]), (a[X_K], a[X_P]), np.uint8)
-        wq = carray(pointer(a[X_WQ]), (a[X_MPAD], a[X_K4]), np.uint32)
+        wq = carray(pointer(a[X_WQ]), (a[X_MPAD], a[X_K4] * WEIGHT_WORDS), np.uint32)
         wsum = carray(pointer(a[X_WSUM]), a[X_M], np.int32)
         bias = carray(pointer(a[X_BIAS]), a[X_M], np.float32)
         mult = carray(pointer(a[X_MULT]), a[X_M], np.float32)
@@ -169,7 +170,7 @@ def _rows_piece(out_dtype):
         a = carray(pointer(argument), R_SLOTS, np.int64)
         f = carray(pointer(argument + R_FLOATS * 8), 3, np.float64)
         xp = carray(pointer(a[R_XP]), (a[R_C], a[R_H], a[R_W]), np.uint8)
-        wq = carray(pointer(a[R_WQ]), (a[R_MPAD], a[R_K4]), np.uint32)
+        wq = carray(pointer(a[R_WQ]), (a[R_MPAD], a[R_K4] * WEIGHT_WORDS), np.uint32)
         wsum = carray(pointer(a[R_WSUM]), a[R_M], np.int32)
         bias = carray(pointer(a[R_BIAS]), a[R_M], np.float32)
         mult = carray(pointer(a[R_MULT]), a[R_M], np.float32)
@@ -197,7 +198,7 @@ def _quads_piece(out_dtype):
         f = carray(pointer(argument + Q_FLOATS * 8), 3, np.float64)
         xw = carray(pointer(a[Q_XW]), a[Q_XWN], np.uint32)
         table = carray(pointer(a[Q_TABLE]), a[Q_K4], np.int64)
-        wq = carray(pointer(a[Q_WQ]), (a[Q_MPAD], a[Q_K4]), np.uint32)
+        wq = carray(pointer(a[Q_WQ]), (a[Q_MPAD], a[Q_K4] * WEIGHT_WORDS), np.uint32)
         wsum = carray(pointer(a[Q_WSUM]), a[Q_M], np.int32)
         bias = carray(pointer(a[Q_BIAS]), a[Q_M], np.float32)
         mult = carray(pointer(a[Q_MULT]), a[Q_M], np.float32)
