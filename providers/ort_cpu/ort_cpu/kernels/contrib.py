@@ -835,6 +835,14 @@ def _fast_params(code: int, sa, za, sb, zb, sc, zc) -> tuple:
     return za, zb, sa * sb / sc, np.float32(0), zc
 
 
+@functools.cache
+def _limits(dtype: np.dtype) -> tuple[np.float32, np.float32]:
+    """The lowest and highest value of the integer ``dtype``, as float32 (np.iinfo took 1.5
+    us a call: a QLinearAdd of 96 x 14 x 14 cells ran in 15.7 us against onnxruntime's 12.1)."""
+    lim = np.iinfo(dtype)
+    return np.float32(lim.min), np.float32(lim.max)
+
+
 def _qbinary(op, code: int):
     def build(info):
         """Same-shape operands with constant scales and zero points (a residual Add, SiLU's
@@ -856,18 +864,18 @@ def _qbinary(op, code: int):
                 and a.dtype == b.dtype
                 and (c_zero_point is None or c_zero_point.dtype == a.dtype)
             ):
-                lim = np.iinfo(a.dtype)
+                lo, hi = _limits(a.dtype)
                 y = np.empty(a.shape, a.dtype)
                 af, bf, yf = a.reshape(-1), b.reshape(-1), y.reshape(-1)
                 if af.shape[0] >= QUANT_SPLIT and _threads.spinning():
                     template = blocks.get(a.dtype)
                     if template is None:
                         template = blocks[a.dtype] = _quant_pieces().binary_block(
-                            params, np.float32(lim.min), np.float32(lim.max), code
+                            params, lo, hi, code
                         )
                     if _quant_pieces().binary(template, af, bf, yf):
                         return y
-                fast(af, bf, *params, np.float32(lim.min), np.float32(lim.max), code, yf)
+                fast(af, bf, *params, lo, hi, code, yf)
                 return y
             zc = _qparams(c_scale, c_zero_point)[1]
             y = op(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, zc)
