@@ -140,3 +140,32 @@ def test_large_passes_shared_between_two_threads(op, monkeypatch):
             model.SerializeToString(), providers=["CPUExecutionProvider"]
         )
         np.testing.assert_allclose(two[0], ref.run(None, feeds)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("cells", [4095, 4096, 10007])
+def test_float32_relu_from_4096_cells_is_the_compiled_pass_with_numpys_bits(cells, monkeypatch):
+    """A float32 Relu of elementwise.RELU_COMPILED cells or more runs as the compiled
+    activation pass on the calling thread (host logic and compiled code): the bytes of numpy's
+    maximum against zero (NaN kept, +0 for -0, infinities), and onnxruntime's values; fewer
+    cells keep numpy's call."""
+    import onnxruntime
+    from ort_cpu.kernels import _elementwise_jit, elementwise
+
+    if _elementwise_jit.warm_activate_into() is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((1, cells)) * 3).astype(np.float32)
+    x[0, :6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1e-40]
+    calls = []
+    real = elementwise.relu
+    monkeypatch.setattr(elementwise, "relu", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model, feeds = make_node_model("Relu", [x], {})
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    got = ort.InferenceSession(model.SerializeToString(), so).run(None, feeds)[0]
+    assert bool(calls) == (cells < elementwise.RELU_COMPILED)
+    assert got.tobytes() == np.maximum(x, np.float32(0)).tobytes()
+    ref = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    np.testing.assert_array_equal(got, ref.run(None, feeds)[0])

@@ -520,9 +520,11 @@ for _op, (_since, _types, _fn) in UNARY.items():
     kernel(_op, since=_since, dtypes=_types)(_unary_kernel(_fn or _DEFINED[_op]))
 
 
-def _shared_cells(kind: str, ints: tuple, floats: tuple, cells: int) -> bool:
+def _shared_cells(kind: str, arrays: tuple, ints: tuple, floats: tuple, cells: int) -> bool:
     """A float32 pass of :mod:`._elementwise_pieces` (``kind``: activate or binary, its argument
-    block's ``ints`` and ``floats``) over ``cells`` cells, shared among the run's threads in
+    block the addresses of ``arrays``, then ``ints``, and ``floats``; the addresses asked of
+    numpy only for a pass that is shared, 1.4 us each) over ``cells`` cells, shared among the
+    run's threads in
     pieces of :data:`._elementwise_jit.CELLS_PIECE`; False (nothing done) below
     :data:`._elementwise_jit.CELLS_SPLIT` cells or where the run has no spinning pool free.
     numpy's pass on the calling thread left the other core idle: a 96 x 160 x 160 Add took 927
@@ -530,7 +532,7 @@ def _shared_cells(kind: str, ints: tuple, floats: tuple, cells: int) -> bool:
     if cells < _elementwise_jit.CELLS_SPLIT or not _threads.spinning():
         return False
     pieces = _elementwise_pieces()
-    blk = pieces.block(ints, floats)
+    blk = pieces.block((*(a.ctypes.data for a in arrays), *ints), floats)
     units = -(-cells // _elementwise_jit.CELLS_PIECE)
     return _threads.split_compiled(units, pieces.address(kind), blk.ctypes.data)
 
@@ -555,12 +557,7 @@ def _compiled_unary(info, plain, warm, *params):
             if not (
                 coded
                 and x.dtype == np.float32
-                and _shared_cells(
-                    "activate",
-                    (x.ctypes.data, y.ctypes.data, x.size, params[0]),
-                    params[1:],
-                    x.size,
-                )
+                and _shared_cells("activate", (x, y), (x.size, params[0]), params[1:], x.size)
             ):
                 fast(x.reshape(-1), y.reshape(-1), *params)
             return y
@@ -577,28 +574,35 @@ def _elementwise_pieces():
     return pieces
 
 
+#: float32 cells from which Relu is a compiled pass (below, numpy's maximum against a 0-d zero:
+#: :func:`relu`)
+RELU_COMPILED = 4096
+
+
 @builder("Relu", since=1, dtypes=NUMERIC_TYPES)
 def relu_op(info):
-    """Relu: numpy's maximum; a large float32 tensor in one compiled pass shared among the
-    run's threads (:func:`_shared_cells`; the same values, +0 for -0 as numpy's)."""
+    """Relu: numpy's maximum; a float32 tensor of :data:`RELU_COMPILED` cells or more in one
+    compiled pass (the same values, +0 for -0 as numpy's), shared among the run's threads when
+    large (:func:`_shared_cells`). numpy's maximum against a block of zeros took 45 us over 128
+    x 1536 cells, the compiled pass into a new array 27 (onnxruntime's Relu node 30)."""
     plain = _unary_kernel(relu)
-    if info.input_dtype(0) != np.float32 or not jit_available():
+    fast = (
+        _elementwise_jit.warm_activate_into()
+        if info.input_dtype(0) == np.float32 and jit_available()
+        else None
+    )
+    if fast is None:
         return plain
     code = _elementwise_jit.ACT_CODES["Relu"]
     if _threads.will_split(info.provider):
         _elementwise_pieces().address("activate")
 
     def run(x):
-        if (
-            x.size >= _elementwise_jit.CELLS_SPLIT
-            and x.dtype == np.float32
-            and x.flags.c_contiguous
-        ):
+        if x.size >= RELU_COMPILED and x.dtype == np.float32 and x.flags.c_contiguous:
             y = np.empty_like(x)
-            if _shared_cells(
-                "activate", (x.ctypes.data, y.ctypes.data, x.size, code), (0.0, 0.0), x.size
-            ):
-                return y
+            if not _shared_cells("activate", (x, y), (x.size, code), (0.0, 0.0), x.size):
+                fast(x.reshape(-1), y.reshape(-1), code, 0.0, 0.0)
+            return y
         return plain(x)
 
     return run
@@ -827,9 +831,7 @@ def _binary(fn, out_dtype=None):
             and b.flags.c_contiguous
         ):
             y = np.empty_like(a)
-            if _shared_cells(
-                "binary", (a.ctypes.data, b.ctypes.data, y.ctypes.data, a.size, op), (), a.size
-            ):
+            if _shared_cells("binary", (a, b, y), (a.size, op), (), a.size):
                 return y
         return run(a, b)
 
