@@ -1391,11 +1391,12 @@ class _ChannelsLastPlan:
         if self.padded_shape is None:
             xp = x if x.dtype == dtype and x.flags.c_contiguous else np.ascontiguousarray(x, dtype)
         else:
-            xp = np.zeros((n, *self.padded_shape), dtype)
             (t, l), (h, w) = self.begin, self.size
             if self.pad is not None and x.dtype == dtype and x.flags.c_contiguous:
+                xp = np.empty((n, *self.padded_shape), dtype)  # (the border written by pad)
                 self.pad(x, xp, t, l)
             else:
+                xp = np.zeros((n, *self.padded_shape), dtype)
                 xp[:, :, t : t + h, l : l + w] = x
         x2 = xp.reshape(n, -1)
         _, _, w2, b2 = _kept_forms(self, wmat, bias)
