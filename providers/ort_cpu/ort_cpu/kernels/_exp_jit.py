@@ -14,7 +14,11 @@ that the spinning intra-op pool's workers call without the GIL
 
 The exponential is computed as onnxruntime's MLAS computes it: the exponent rounded to the
 nearest integer, the rest a polynomial, scaled by a power of two made from its bits; within 3e-7
-of the exact value (numpy's ``exp``: 1e-7), 0 below about -87 and inf above about 88.7. The
+of the exact value (numpy's ``exp``: 1e-7), 0 below about -87 and inf above about 88.7. Its
+steps are fused multiply-adds where the CPU has them (``llvm.fmuladd``, as MLAS's AVX2 kernel
+uses them): a multiply and an add each, their dependent chains made the loops latency-bound
+(one thread, Zen 3: a 128 x 1536 BiasGelu 311 -> 269 us, a Sigmoid 188 -> 139, the softmax of
+12 heads of 128 x 128 scores 288 -> 234 under profiling). The
 softmax scales by the sum's reciprocal, as MLAS does. numba's ``math.exp`` is a call per element
 (no vector math library here); these loops vectorize, without ``fastmath``.
 
@@ -54,6 +58,8 @@ _P = tuple(
 
 #: the float32 whose bits are an int32 (an llvmlite bitcast)
 _float_bits = LazyIntrinsic("ort_cpu.kernels._fma", "float_bits")
+#: a * b + c in one fused multiply-add where the CPU has it
+_fmuladd = LazyIntrinsic("ort_cpu.kernels._fma", "fmuladd")
 
 
 @jit(inline="always", error_model="numpy")
@@ -61,15 +67,15 @@ def _exp(x):
     """exp of a float32 ``x`` (see the module docstring): 2 ** n as 2 ** (n - 1) * 2, so that n
     reaches 128 at the top of the range."""
     x = min(max(x, _LOWEST), _HIGHEST)
-    n = np.floor(x * _LOG2E + np.float32(0.5))
-    r = x - n * _LN2_HIGH - n * _LN2_LOW
+    n = np.floor(_fmuladd(x, _LOG2E, np.float32(0.5)))
+    r = _fmuladd(-n, _LN2_LOW, _fmuladd(-n, _LN2_HIGH, x))
     p = _P[0]
-    p = p * r + _P[1]
-    p = p * r + _P[2]
-    p = p * r + _P[3]
-    p = p * r + _P[4]
-    p = p * r + _P[5]
-    p = p * r * r + r + np.float32(1)
+    p = _fmuladd(p, r, _P[1])
+    p = _fmuladd(p, r, _P[2])
+    p = _fmuladd(p, r, _P[3])
+    p = _fmuladd(p, r, _P[4])
+    p = _fmuladd(p, r, _P[5])
+    p = _fmuladd(p, r * r, r) + np.float32(1)
     return p * _float_bits(np.int32((np.int32(n) + 126) * 8388608)) * np.float32(2)
 
 

@@ -1,6 +1,7 @@
 """Small llvmlite intrinsics for compiled kernels: a fused multiply-add (one rounding of
 a * b + c), where they must round as onnxruntime's vector kernels do (MLAS's QLinearAdd), a
-float32 made from its bits (:mod:`._exp_jit`'s exponential), and a 256-entry byte table looked up
+multiply-add fused only where the CPU has the instruction and a float32 made from its bits
+(:mod:`._exp_jit`'s exponential), and a 256-entry byte table looked up
 64 bytes at a time (:mod:`._quant_jit`'s quantized unary ops). This module imports numba;
 kernels reach it through :class:`ort_cpu._jit.LazyIntrinsic`."""
 
@@ -20,6 +21,24 @@ def fma(typingctx, a, b, c):
 
     def codegen(context, builder, sig, args):
         return builder.fma(*args)
+
+    return sig, codegen
+
+
+@intrinsic
+def fmuladd(typingctx, a, b, c):
+    """``a * b + c``, fused into one multiply-add (one rounding) where the CPU has the
+    instruction, else a multiply and an add (``llvm.fmuladd``): a polynomial's steps where
+    speed counts more than the same bits on every CPU (:mod:`._exp_jit`'s exponential). ``b``
+    and ``c`` are taken in ``a``'s type (float32 constants in a float64 caller's loop)."""
+    sig = a(a, a, a)
+
+    def codegen(context, builder, sig, args):
+        t = args[0].type
+        fn = builder.module.declare_intrinsic(
+            "llvm.fmuladd", [t], fnty=ir.FunctionType(t, [t, t, t])
+        )
+        return builder.call(fn, list(args))
 
     return sig, codegen
 
