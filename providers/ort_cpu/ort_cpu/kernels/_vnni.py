@@ -18,9 +18,10 @@ sharing them as on the other).
 
 :func:`qgemm` is the product ``y = requantize(W @ X)`` of a pointwise QLinearConv: ``W``
 (M, K) int8 weights packed once (:func:`pack_weights`: rows of K / 4 int32 words, four
-channels' bytes each, or two words on AVX2), ``X`` (K, P) uint8 activations packed per run (:func:`pack_input`:
-(K / 4, P) words, the same four channels' bytes of one pixel), and an 8 x 32 tile of int32 sums
-(:func:`_tile_sums`, one ``vpdpbusd`` per 16 sums and 4 channels) requantized in registers as
+channels' bytes each, or two words on AVX2), ``X`` (K, P) uint8 activations packed per run
+(:func:`pack_input`: (K / 4, P) words, the same four channels' bytes of one pixel), and an 8
+x 32 tile of int32 sums (:func:`._vnni_ir._vnni_sums`, one ``vpdpbusd`` per 16 sums and 4
+channels; on AVX2 :func:`._vnni_ir._pair_tile_sums`) requantized in registers as
 the float path does (``(float32(sum - x_zero * sum(W)) + bias) * multiplier``, rounded half to
 even, plus the zero point, saturated), so both paths give the same bytes, and stored straight
 into the output (:func:`_tile_requant`: 16 -> 96 channels over 112 x 112, 0.36 -> 0.21 ms; a

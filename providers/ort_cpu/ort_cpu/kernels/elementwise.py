@@ -524,9 +524,9 @@ def _shared_cells(kind: str, arrays: tuple, ints: tuple, floats: tuple, cells: i
     """A float32 pass of :mod:`._elementwise_pieces` (``kind``: activate or binary, its argument
     block the addresses of ``arrays``, then ``ints``, and ``floats``; the addresses asked of
     numpy only for a pass that is shared, 1.4 us each) over ``cells`` cells, shared among the
-    run's threads in
-    pieces of :data:`._elementwise_jit.CELLS_PIECE`; False (nothing done) below
-    :data:`._elementwise_jit.CELLS_SPLIT` cells or where the run has no spinning pool free.
+    run's threads in pieces of :data:`._elementwise_jit.CELLS_PIECE`; False (nothing done)
+    below :data:`._elementwise_jit.CELLS_SPLIT` cells or where the run has no spinning pool
+    free.
     numpy's pass on the calling thread left the other core idle: a 96 x 160 x 160 Add took 927
     us at two threads (onnxruntime 771), a 24 x 320 x 320 Relu 936 (onnxruntime 287)."""
     if cells < _elementwise_jit.CELLS_SPLIT or not _threads.spinning():
@@ -553,17 +553,28 @@ def _compiled_unary(info, plain, warm, *params):
 
     def run(x):
         if x.ndim and x.dtype in _F32_F64 and x.flags.c_contiguous:
+            if coded:
+                return _activated(fast, x, params)
             y = np.empty_like(x)
-            if not (
-                coded
-                and x.dtype == np.float32
-                and _shared_cells("activate", (x, y), (x.size, params[0]), params[1:], x.size)
-            ):
-                fast(x.reshape(-1), y.reshape(-1), *params)
+            fast(x.reshape(-1), y.reshape(-1), *params)
             return y
         return plain(x)
 
     return run
+
+
+def _activated(fast, x, params: tuple) -> np.ndarray:
+    """The activation ``params`` (code, alpha, beta) of the contiguous float ``x`` into a new
+    array: a float32 pass shared among the run's threads where it is large
+    (:func:`_shared_cells`), else the compiled pass ``fast``
+    (:func:`._elementwise_jit.warm_activate_into`) on the calling thread."""
+    y = np.empty_like(x)
+    if not (
+        x.dtype == np.float32
+        and _shared_cells("activate", (x, y), (x.size, params[0]), params[1:], x.size)
+    ):
+        fast(x.reshape(-1), y.reshape(-1), *params)
+    return y
 
 
 @functools.cache  # once imported, a lookup (the import statement took 1 us a call)
@@ -586,23 +597,16 @@ def relu_op(info):
     large (:func:`_shared_cells`). numpy's maximum against a block of zeros took 45 us over 128
     x 1536 cells, the compiled pass into a new array 27 (onnxruntime's Relu node 30)."""
     plain = _unary_kernel(relu)
-    fast = (
-        _elementwise_jit.warm_activate_into()
-        if info.input_dtype(0) == np.float32 and jit_available()
-        else None
-    )
+    fast = _elementwise_jit.warm_activate_into() if info.input_dtype(0) == np.float32 else None
     if fast is None:
         return plain
-    code = _elementwise_jit.ACT_CODES["Relu"]
+    params = (_elementwise_jit.ACT_CODES["Relu"], 0.0, 0.0)
     if _threads.will_split(info.provider):
         _elementwise_pieces().address("activate")
 
     def run(x):
         if x.size >= RELU_COMPILED and x.dtype == np.float32 and x.flags.c_contiguous:
-            y = np.empty_like(x)
-            if not _shared_cells("activate", (x, y), (x.size, code), (0.0, 0.0), x.size):
-                fast(x.reshape(-1), y.reshape(-1), code, 0.0, 0.0)
-            return y
+            return _activated(fast, x, params)
         return plain(x)
 
     return run
@@ -825,6 +829,7 @@ def _binary(fn, out_dtype=None):
             return r if type(r) is np.ndarray else np.asarray(r)
         if (
             op is not None
+            and a.size >= _elementwise_jit.CELLS_SPLIT  # (no output made for an unshared pass)
             and a.shape == b.shape
             and a.dtype == b.dtype == np.float32
             and a.flags.c_contiguous
