@@ -770,6 +770,37 @@ def test_pointwise_tiles(case, split, monkeypatch):
         _assert_shared(handed)
 
 
+DEEP = [
+    ((1, 512, 13, 13), (40, 512, 1, 1), {}),  # 512 input channels: the GEMM at any size
+    ((1, 640, 5, 5), (24, 640, 1, 1), {}),  # a channels-last size (25 cells)
+    ((1, 256, 30, 30), (80, 256, 1, 1), {}),  # 256 input channels into 72,000 outputs
+    ((2, 520, 9, 9), (36, 520, 1, 1), {"strides": [2, 2]}),  # batch 2, strided
+    ((1, 1280, 1, 1), (1000, 1280, 1, 1), {}),  # one cell, past SMALL_MNK: the GEMV
+]
+
+
+@pytest.mark.parametrize("split", ["serial", "split"])
+@pytest.mark.parametrize("case", range(len(DEEP)))
+def test_pointwise_deep_layers_take_the_gemm(case, split, monkeypatch):
+    """1x1 layers of one group from conv.POINTWISE_BLAS_K input channels (from half that on
+    large outputs) are OpenBLAS's GEMM with the bias written first (conv._pointwise_plan), not
+    the register tiles, whose reads of the input in place miss the cache from there; one cell
+    is numpy's GEMV. On one thread or two, with and without a bias, FusedConv's activation and
+    residual, against onnxruntime (host logic: which plan; the product is the BLAS's)."""
+    from .harness import use_compiled
+
+    use_compiled(monkeypatch, True)
+    xs, ws, attrs = DEEP[case]
+    assert _kind(_plan(xs, ws, attrs)) == "_pointwise_plan"
+    # below the limits the tiles keep them: 256 channels on few outputs, 511 channels grouped
+    assert _kind(_plan((1, 256, 14, 14), (64, 256, 1, 1), {})) == "pointwise"
+    assert _kind(_plan((1, 1022, 14, 14), (64, 511, 1, 1), {"group": 2})) == "pointwise"
+    _spy_shared(monkeypatch, split)
+    rng = np.random.default_rng(case)
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.05, _rand(rng, (ws[0],))
+    _check_layer(rng, x, w, b, attrs)
+
+
 WINDOWS = [
     ((1, 512, 7, 7), (512, 512, 3, 3), {"pads": [1, 1, 1, 1]}),  # ResNet-50's last stage
     ((1, 64, 14, 14), (64, 64, 3, 3), {"pads": [1, 1, 1, 1], "strides": [2, 2]}),

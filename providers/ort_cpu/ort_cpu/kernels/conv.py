@@ -1223,7 +1223,8 @@ def _channels_last_weights(w: np.ndarray, m: int) -> np.ndarray:
 
 #: output cells from which a float32 1x1 layer runs planar tiles (:class:`_PointwisePlan`),
 #: below which channels-last ones: on 7 x 7 maps a planar tile's fourth vector holds one cell
-#: (960 -> 160: 215 us planar, 146 channels last, 168 OpenBLAS)
+#: (960 -> 160: 215 us planar, 146 channels last, 168 OpenBLAS; since then from
+#: POINTWISE_BLAS_K input channels OpenBLAS takes such layers)
 POINTWISE_TILED_CELLS = 96
 #: output cells from which a 1x1 layer runs as :class:`_PointwisePlan`: on one cell (a
 #: squeeze-excite layer's) a channels-last tile's two vectors of sums are two chains of
@@ -1231,6 +1232,17 @@ POINTWISE_TILED_CELLS = 96
 POINTWISE_MIN_CELLS = 4
 
 
+#: input channels from which a 1x1 layer of one group is OpenBLAS's GEMM (the bias written
+#: first, the product added onto it), not the register tiles: the tiles read the input in place,
+#: each tile's sums walking K rows of it, and from 512 rows that walk misses the cache and the
+#: TLB where OpenBLAS packs a panel once. One layer with a Relu, one / two threads, us, tiles
+#: (channels last below POINTWISE_TILED_CELLS) against the GEMM, a Zen 3: 1024 -> 256 on 14 x 14
+#: 1440 / 754 against 1223 / 621; 512 -> 1000 on 13 x 13 2427 / 1280 against 2046 / 1029;
+#: 1024 -> 2048 stride 2 on 14 x 14 4168 / 2099 against 2857 / 1460; 2048 -> 512 on 7 x 7 2061 /
+#: 954 against 1392 / 703; 960 -> 160 on 7 x 7 238 / 142 against 232 / 134. From 256 rows it
+#: varied by layer (256 -> 128 on 56 x 56 2941 against 2387, 256 -> 512 stride 2 on 56 x 56
+#: 2595 against 2684), and below the tiles win (128 -> 512 on 28 x 28 1157 against 1227)
+POINTWISE_BLAS_K = 512
 #: blocks of cells a thread below which a shared 1x1 layer (:class:`_PointwisePlan`) is cut
 #: by tiles of output channels: a 14 x 14 map is four blocks, the last of 4 cells, and two
 #: threads took two each (128 against 68 cells). Interleaved in one process at two threads,
@@ -1247,8 +1259,14 @@ def _pointwise_tiled_pays(g: int, c: int, m: int, out, dtype) -> bool:
     """Whether a 1x1 layer without pads runs as :class:`_PointwisePlan` (or, one group below
     :data:`POINTWISE_TILED_CELLS` cells, :class:`_ChannelsLastPlan`): float32, not one weight
     per channel, on :data:`POINTWISE_MIN_CELLS` cells or more, one group or groups of
-    :data:`POINTWISE_GROUP_CHANNELS` input and output channels or more."""
+    :data:`POINTWISE_GROUP_CHANNELS` input and output channels or more; one group of
+    :data:`POINTWISE_BLAS_K` input channels or more (half that into 65,536 outputs or more) is
+    OpenBLAS's (:func:`_pointwise_plan`)."""
     if dtype != _F32 or c == m == 1 or math.prod(out) < POINTWISE_MIN_CELLS:
+        return False
+    if g == 1 and (
+        c >= POINTWISE_BLAS_K or (c >= POINTWISE_BLAS_K // 2 and m * math.prod(out) >= 1 << 16)
+    ):
         return False
     return g == 1 or min(c // g, m // g) >= POINTWISE_GROUP_CHANNELS
 
@@ -1473,7 +1491,7 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
             xs = np.ascontiguousarray(x[sub], dtype=dtype)
         elif x.dtype != dtype:
             xs = x.astype(dtype)
-        if gemm is not None and bias is not None and m * c * p >= _blas.SMALL_MNK:
+        if gemm is not None and bias is not None and p > 1 and m * c * p >= _blas.SMALL_MNK:
             # the bias written first, the product accumulated onto it (beta = 1): one write
             # pass instead of adding it afterwards (0.80 -> 0.71 ms for 16 -> 96 on 112x112)
             y = np.empty((n, m, p), dtype)
@@ -1484,6 +1502,11 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
             return _finish(y.reshape(n, m, *out), z, act)
         if scale:
             y = per_row(np.multiply, xs, wmat.reshape(1, m, *[1] * len(out)), row=p)
+        elif g == 1 and n == 1 and p == 1:
+            # one cell (a classifier on a pooled map): numpy's GEMV. The GEMM of one column
+            # above packed all the weights first (1280 -> 1000 with a Relu, one / two threads,
+            # us: 345 / 185-240 -> 105-125 / 120-130; onnxruntime 85-105 / 75-110)
+            y = np.matmul(wmat[0], xs.reshape(c, 1))
         elif g == 1 and n == 1:
             y = _blas.matmul(wmat[0], xs.reshape(c, p))
         elif g == 1:
