@@ -384,8 +384,11 @@ def test_gathered_columns_compiled_or_not(compiled, monkeypatch):
 
     use_compiled(monkeypatch, compiled)
     small = GATHER[2]  # 64 -> 128 over one frame
+    # batch 2, 11 cells: a block of GATHER_CELLS and a partial one; 69 column rows (a row left
+    # after the passes of four)
+    blocks = ((2, 23, 11), (40, 23, 3), {"pads": [1, 1]})
     large = ((1, 129, 4), (600, 129, 3), {"pads": [1, 1]})  # 929K multiply-adds
-    for (xs, ws, attrs), want in ((small, compiled), (large, False)):
+    for (xs, ws, attrs), want in ((small, compiled), (blocks, compiled), (large, False)):
         assert isinstance(_inner(_plan(xs, ws, attrs)), conv._GatherPlan) is want
         rng = np.random.default_rng(xs[1])
         x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
