@@ -217,6 +217,9 @@ def test_conv_winograd_weights_derived_at_session_creation(static, monkeypatch, 
     from ort_cpu.kernels import conv
 
     calls = _spy_on_path(monkeypatch, "_conv_winograd")
+    # a store of its own: entries of earlier tests' weights leave the shared one when the
+    # garbage collector takes those weights, which can happen during this test's run
+    monkeypatch.setattr(conv, "_WINOGRAD", conv._DerivedWeights())
     derived = []
     real = conv._winograd_weights
 
@@ -276,6 +279,59 @@ def test_conv_winograd_split_among_threads(case, monkeypatch):
     np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-5)
     model, feeds = make_node_model("Conv", [x, w, b], attrs)
     np.testing.assert_allclose(one, run_reference(model, feeds)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [1, 3])
+def test_conv_winograd_compiled_transforms(case, monkeypatch):
+    """Where compiled kernels are on, Winograd's input and output transforms are one compiled
+    pass each (_conv_jit.winograd_input and winograd_output, LLVM vector code): the same bits as
+    numpy's passes, on one thread and shared by channels among two; float32 and float64, an
+    odd output size (a cropped tile) and a batch of two, with a bias and without (host logic
+    and the compiled kernels)."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _blas, _conv_jit, conv
+
+    if _conv_jit.warm_winograd() is None or not _threads.can_set_threads():
+        pytest.skip("compiled kernels are off in this process")
+    xs, ws, attrs = WINOGRAD_CASES[case]
+    rng = np.random.default_rng(80 + case)
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    out = tuple(xs[2 + i] + pads[i] + pads[2 + i] - 2 for i in range(2))
+    for dtype in (np.float32, np.float64):
+        gemm = _blas.find_gemm(dtype)
+        if gemm is None:
+            pytest.skip("numpy's BLAS exposes no GEMM this process can call")
+        x, w = _rand(rng, xs, dtype), _rand(rng, ws, dtype) * 0.05
+        wmat = conv.pack_weights(w, 1, np.dtype(dtype))
+        for b in (_rand(rng, (ws[0],), dtype), None):
+            compiled = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+            with monkeypatch.context() as m:
+                m.setattr(_conv_jit, "warm_winograd", lambda: None)
+                passes = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+            assert np.array_equal(compiled, passes)
+            # on two threads (the products then GEMM pieces on the pool: compared with numpy's
+            # transforms around the same products)
+            with monkeypatch.context() as m:
+                m.setattr(conv, "WINOGRAD_SPLIT_CELLS", 0)
+                m.setattr(_threads, "MIN_PARALLEL_WORK", 0)
+                cuts: list = []
+                real = _threads.split
+
+                def split(n, fn, *a, cuts=cuts, real=real):
+                    cuts.append(n)
+                    real(n, fn, *a)
+
+                m.setattr(_threads, "split", split)
+                _threads.enter(_threads.pool(2))
+                try:
+                    shared = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+                    m.setattr(_conv_jit, "warm_winograd", lambda: None)
+                    m.setattr(_threads, "split", real)
+                    passes = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
+                finally:
+                    _threads.leave()
+            assert cuts == [xs[1], ws[0]] * xs[0]  # the input's channels, then the output's
+            assert np.array_equal(shared, passes)
 
 
 @pytest.mark.parametrize("case", TAP_CASES[:2])

@@ -54,6 +54,8 @@ cl_in = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_in")
 cl_quant_cells = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_quant_cells")
 cl_out = LazyIntrinsic("ort_cpu.kernels._cl_taps", "cl_out")
 pointwise_tile = LazyIntrinsic("ort_cpu.kernels._taps", "pointwise_tile")
+wino_in_row = LazyIntrinsic("ort_cpu.kernels._taps", "wino_in_row")
+wino_out_row = LazyIntrinsic("ort_cpu.kernels._taps", "wino_out_row")
 cl_tile = LazyIntrinsic("ort_cpu.kernels._taps", "cl_tile")
 cl_tile_narrow = LazyIntrinsic("ort_cpu.kernels._taps", "cl_tile_narrow")
 #: _direct's modes: a convolution (weighted sums from the bias), or a max pool (the maximum of
@@ -699,6 +701,58 @@ def tile_windows(cols, bias, y):  # pragma: no cover - compiled
                         src = cols[a, c, u, v, i]
                         for j in range(w):
                             row[j * kw + v] = src[j] + b if with_bias else src[j]
+
+
+@jit()
+def winograd_input(planes, at, v, c0, c1):  # pragma: no cover - compiled
+    """Winograd F(2x2, 3x3)'s input transform B^T d B for channels ``c0:c1``: ``planes`` (P, C,
+    L) the stride-2 phase planes of the padded image (conv._Phases with a 4 x 4 window), ``at``
+    (16, 2) each window cell's plane and offset (row-major), ``v`` (16, C, span) the 16
+    transformed values of every tile (tile column q of channel c at ``v[:, c, q]``). One pass
+    in vectors (:func:`._taps.wino_in_row`) where numpy made eight over all the channels."""
+    _, c, length = planes.shape
+    span = v.shape[2]
+    offs = np.empty(16, np.int64)
+    like = v.dtype.type(0)
+    for ci in range(c0, c1):
+        for t in range(16):
+            offs[t] = (at[t, 0] * c + ci) * length + at[t, 1]
+        wino_in_row(v.ctypes.data + ci * span * v.itemsize, c * span, planes.ctypes.data,
+                    offs.ctypes.data, span, like)  # fmt: skip
+
+
+@jit()
+def winograd_output(prod, bias, y, m0, m1, wq):  # pragma: no cover - compiled
+    """Winograd F(2x2, 3x3)'s output transform A^T m A for output channels ``m0:m1``: ``prod``
+    (16, M, span) the 16 products per tile (tile (i, j) at column ``i * wq + j``), ``bias`` M
+    values or empty (added to product 5), ``y`` (M, OH, OW) written once, a row of tiles at a
+    time in vectors (:func:`._taps.wino_out_row`), where numpy made 24 passes and a strided
+    write per output column."""
+    m, span = prod.shape[1], prod.shape[2]
+    oh, ow = y.shape[1], y.shape[2]
+    size = y.itemsize
+    has = bias.shape[0] > 0
+    like = y.dtype.type(0)
+    for mi in range(m0, m1):
+        b = bias[mi] if has else like
+        for ti in range((oh + 1) // 2):
+            wino_out_row(y.ctypes.data + (mi * oh + 2 * ti) * ow * size, ow,
+                         int(2 * ti + 1 < oh), prod.ctypes.data + (mi * span + ti * wq) * size,
+                         m * span, int(has), b, ow, like)  # fmt: skip
+
+
+def warm_winograd():
+    """(:func:`winograd_input`, :func:`winograd_output`) compiled for float32 and float64 (a
+    bias or none), or None where compiled kernels are off."""
+    fns = None
+    for dt in (np.float32, np.float64):
+        at = np.zeros((16, 2), np.int64)
+        fin = winograd_input.warm(np.zeros((1, 1, 4), dt), at, np.empty((16, 1, 1), dt), 0, 1)
+        for bias in (*_biases(dt), np.zeros(0, dt)):
+            fout = winograd_output.warm(np.zeros((16, 1, 1), dt), bias, np.empty((1, 1, 1), dt),
+                                        0, 1, 1)  # fmt: skip
+        fns = None if fin is None or fout is None else (fin, fout)
+    return fns
 
 
 def warm_tile():

@@ -55,6 +55,8 @@ from ._conv_jit import (
     ROWS,
 )  # fmt: skip
 from ._ir import (
+    chunks,
+    lane_mask,
     last_span,
     load,
     loop_end,
@@ -966,3 +968,113 @@ def cl_tile_narrow(
     return sig, functools.partial(
         _cl_tile_codegen, lanes=CL_NARROW_LANES, vectors=CL_NARROW_VECTORS, most=CL_NARROW_CELLS
     )
+
+
+def _wino_in_codegen(context, builder, sig, args):
+    """The code of :func:`wino_in_row`: chunks of LANES tiles, the last one under a mask."""
+    dst, dst_row, src, offs, count, like = args
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p, src_p = (builder.inttoptr(a, real.as_pointer()) for a in (dst, src))
+    offs_p = builder.inttoptr(offs, word.as_pointer())
+    at = [builder.load(builder.gep(offs_p, [ir.Constant(word, t)])) for t in range(16)]
+    rows = [builder.mul(ir.Constant(word, t), dst_row) for t in range(16)]
+
+    def combine(d0, d1, d2, d3):  # a column (row) of B^T d, conv._conv_winograd's order
+        return (builder.fsub(d0, d2), builder.fadd(d1, d2), builder.fsub(d2, d1),
+                builder.fsub(d1, d3))  # fmt: skip
+
+    def body(first, rest):
+        mask = None if rest is None else lane_mask(builder, rest, LANES)
+        d = [load(builder, src_p, builder.add(at[t], first), vec, mask) for t in range(16)]
+        cols = [combine(d[i], d[4 + i], d[8 + i], d[12 + i]) for i in range(4)]
+        for k in range(4):
+            out = combine(cols[0][k], cols[1][k], cols[2][k], cols[3][k])
+            for j in range(4):
+                store(builder, out[j], dst_p, builder.add(rows[4 * k + j], first), mask)
+
+    chunks(builder, count, body, LANES)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def wino_in_row(typingctx, dst, dst_row, src, offs, count, like):
+    """Winograd F(2x2, 3x3)'s input transform B^T d B of ``count`` tiles of one channel, in
+    vectors of LANES tiles: window cell t (row-major in the 4 x 4 window) of tile q at
+    ``src[offs[t] + q]`` (``offs`` the address of 16 int64 offsets), the 16 transformed values
+    at ``dst[t * dst_row + q]``. The additions and their order are conv._conv_winograd's numpy
+    passes'. Every argument but ``like`` (the element type's witness) is an int64 address or
+    count (in elements)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, i64, like), _wino_in_codegen
+
+
+def _wino_out_codegen(context, builder, sig, args):
+    """The code of :func:`wino_out_row`."""
+    dst, dst_row, two, src, src_row, has_bias, bias, cells, like = args
+    real = like.type
+    vec = ir.VectorType(real, LANES)
+    word = ir.IntType(64)
+    dst_p, src_p = (builder.inttoptr(a, real.as_pointer()) for a in (dst, src))
+    rows = [builder.mul(ir.Constant(word, t), src_row) for t in range(16)]
+    b = splat(builder, bias, vec)
+    with_bias = builder.icmp_signed("!=", has_bias, ir.Constant(word, 0))
+    second = builder.icmp_signed("!=", two, ir.Constant(word, 0))
+    low = ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                      [v for i in range(LANES // 2) for v in (i, LANES + i)])  # fmt: skip
+    high = ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                       [v for i in range(LANES // 2, LANES) for v in (i, LANES + i)])  # fmt: skip
+
+    def body(first, tiles, written):
+        """Tiles ``first`` on (``tiles`` of them under a mask, or LANES), ``written`` output
+        cells of each row under a mask (or all 2 * LANES)."""
+        mask = None if tiles is None else lane_mask(builder, tiles, LANES)
+        p = [load(builder, src_p, builder.add(rows[t], first), vec, mask) for t in range(16)]
+        p5 = builder.select(with_bias, builder.fadd(p[5], b), p[5])
+        u = [builder.fadd(builder.fadd(p[i], p5 if i == 1 else p[4 + i]), p[8 + i])
+             for i in range(4)]  # fmt: skip
+        w = [builder.fsub(builder.fsub(p5 if i == 1 else p[4 + i], p[8 + i]), p[12 + i])
+             for i in range(4)]  # fmt: skip
+        at = builder.add(first, first)
+        if written is None:
+            masks = (None, None)
+        else:
+            masks = (
+                lane_mask(builder, written, LANES),
+                lane_mask(builder, builder.sub(written, ir.Constant(word, LANES)), LANES),
+            )
+
+        def put(a, row_at):
+            even = builder.fadd(builder.fadd(a[0], a[1]), a[2])
+            odd = builder.fsub(builder.fsub(a[1], a[2]), a[3])
+            for part, shuffle, m in zip((0, LANES), (low, high), masks, strict=True):
+                store(builder, builder.shuffle_vector(even, odd, shuffle), dst_p,
+                      builder.add(row_at, ir.Constant(word, part)), m)  # fmt: skip
+
+        put(u, at)
+        with builder.if_then(second):
+            put(w, builder.add(at, dst_row))
+
+    whole = builder.sdiv(cells, ir.Constant(word, 2))  # tiles whose two columns are inside
+    chunks(builder, whole, lambda first, rest: body(
+        first, rest, None if rest is None else builder.add(rest, rest)), LANES)  # fmt: skip
+    odd = builder.srem(cells, ir.Constant(word, 2))
+    with builder.if_then(builder.icmp_signed("!=", odd, ir.Constant(word, 0))):
+        one = ir.Constant(word, 1)
+        body(whole, one, one)  # a last tile past an odd edge: its first column only
+    return context.get_dummy_value()
+
+
+@intrinsic
+def wino_out_row(typingctx, dst, dst_row, two, src, src_row, has_bias, bias, cells, like):
+    """Winograd F(2x2, 3x3)'s output transform A^T m A of one row of tiles of one output
+    channel, in vectors of LANES tiles: tile q's 16 products at ``src[t * src_row + q]``, its
+    2 x 2 outputs at ``dst[2q + j]`` and (where ``two``) ``dst[dst_row + 2q + j]``, ``cells``
+    output columns (odd: the last tile's second column is not written); ``bias`` added to
+    product 5 where ``has_bias`` (it reaches each of a tile's four outputs once). The additions
+    and their order are conv._conv_winograd's numpy passes'. Every argument but ``bias`` and
+    ``like`` (``like``'s type) is an int64 address or count (in elements)."""
+    i64 = types.int64
+    sig = types.void(i64, i64, i64, i64, i64, i64, like, i64, like)
+    return sig, _wino_out_codegen
