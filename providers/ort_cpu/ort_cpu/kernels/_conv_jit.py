@@ -709,7 +709,7 @@ def winograd_input(planes, at, v, c0, c1):  # pragma: no cover - compiled
     L) the stride-2 phase planes of the padded image (conv._Phases with a 4 x 4 window), ``at``
     (16, 2) each window cell's plane and offset (row-major), ``v`` (16, C, span) the 16
     transformed values of every tile (tile column q of channel c at ``v[:, c, q]``). One pass
-    in vectors (:func:`._taps.wino_in_row`) where numpy made eight over all the channels."""
+    in vectors (:func:`._taps.wino_in_row`) where numpy made 32 over all the channels."""
     _, c, length = planes.shape
     span = v.shape[2]
     offs = np.empty(16, np.int64)
@@ -726,8 +726,8 @@ def winograd_output(prod, bias, y, m0, m1, wq):  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3)'s output transform A^T m A for output channels ``m0:m1``: ``prod``
     (16, M, span) the 16 products per tile (tile (i, j) at column ``i * wq + j``), ``bias`` M
     values or empty (added to product 5), ``y`` (M, OH, OW) written once, a row of tiles at a
-    time in vectors (:func:`._taps.wino_out_row`), where numpy made 24 passes and a strided
-    write per output column."""
+    time in vectors (:func:`._taps.wino_out_row`), where numpy made 24 passes and four strided
+    writes of the output."""
     m, span = prod.shape[1], prod.shape[2]
     oh, ow = y.shape[1], y.shape[2]
     size = y.itemsize
