@@ -293,6 +293,7 @@ def test_conv_winograd_compiled_transforms(case, monkeypatch):
 
     if _conv_jit.warm_winograd() is None or not _threads.can_set_threads():
         pytest.skip("compiled kernels are off in this process")
+    assert conv._winograd_kernels() is not None  # the path the first call below takes
     xs, ws, attrs = WINOGRAD_CASES[case]
     rng = np.random.default_rng(80 + case)
     pads = attrs.get("pads", [0, 0, 0, 0])
@@ -306,7 +307,7 @@ def test_conv_winograd_compiled_transforms(case, monkeypatch):
         for b in (_rand(rng, (ws[0],), dtype), None):
             compiled = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
             with monkeypatch.context() as m:
-                m.setattr(_conv_jit, "warm_winograd", lambda: None)
+                m.setattr(conv, "_winograd_kernels", lambda: None)
                 passes = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
             assert np.array_equal(compiled, passes)
             # on two threads (the products then GEMM pieces on the pool: compared with numpy's
@@ -325,7 +326,7 @@ def test_conv_winograd_compiled_transforms(case, monkeypatch):
                 _threads.enter(_threads.pool(2))
                 try:
                     shared = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
-                    m.setattr(_conv_jit, "warm_winograd", lambda: None)
+                    m.setattr(conv, "_winograd_kernels", lambda: None)
                     m.setattr(_threads, "split", real)
                     passes = conv._conv_winograd(x, wmat, ws[0], out, pads[:2], b, gemm)
                 finally:

@@ -488,7 +488,7 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
     even = oh % 2 == 0 and ow % 2 == 0
     call = gemm.direct
     batch = _blas.find_gemm_batch(x.dtype) if _threads.spinning() else None
-    compiled = _conv_jit.warm_winograd()
+    compiled = _winograd_kernels()
     if compiled is not None:
         return _winograd_compiled(x, u, m, y, ph, begin, compiled, bias, batch, call)
     for b in range(n):
@@ -551,6 +551,18 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
 #: elements of transform work (16 per tile and channel) from which the compiled Winograd
 #: transforms are shared among the run's threads, by channels
 WINOGRAD_SPLIT_CELLS = 1 << 20
+_WINOGRAD_KERNELS: dict = {}  # "fns": the compiled transforms, once loaded
+
+
+def _winograd_kernels():
+    """(:func:`._conv_jit.winograd_input`, ``winograd_output``) compiled, loaded once (a warm
+    call runs each kernel on tiny arrays); None where compiled kernels are off."""
+    if not jit_available():
+        return None
+    fns = _WINOGRAD_KERNELS.get("fns", False)
+    if fns is False:
+        fns = _WINOGRAD_KERNELS["fns"] = _conv_jit.warm_winograd()
+    return fns
 
 
 def _winograd_compiled(x, u, m, y, ph: _Phases, begin, compiled, bias, batch, call) -> np.ndarray:
@@ -1043,8 +1055,9 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
 
 
 def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
-    """The Winograd weights of ``packed`` now, where the first run will plan Winograd for the
-    input's static shape (the transform of a 512 x 512 layer takes tens of milliseconds)."""
+    """The Winograd weights of ``packed`` and the compiled transforms now, where the first run
+    will plan Winograd for the input's static shape (the transform of a 512 x 512 layer takes
+    tens of milliseconds)."""
     shape = info.input_shape(0)
     if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape):
         return
@@ -1062,6 +1075,7 @@ def _prepare_winograd(attrs: ops.Window, w_shape, info, packed, dtype) -> None:
         and packed.dtype == dtype
     ):
         _winograd_weights(packed, w_shape[0])
+        _winograd_kernels()  # loaded now, not in the first run
 
 
 #: the dense direct kernel's block of output rows, as bytes of one plane's float32 rows of wq
