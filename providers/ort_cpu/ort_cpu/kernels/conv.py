@@ -509,17 +509,8 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
             np.subtract(r[1], r[3], out=vf[4 * k + 3][:total])
         del d, rows
         vs = v[:, :, :span]
-        prod = np.empty((16, m, span), dtype=x.dtype)
+        prod = _winograd_products(u, vs, batch, call)
         yb = y[b]
-        if batch is not None:  # GEMM pieces on a spinning pool, without the GIL
-            batch(u, vs, prod, 0.0)
-        else:
-
-            def products(k0: int, k1: int, vs=vs, prod=prod) -> None:
-                for kl in range(k0, k1):
-                    call(u[kl], vs[kl], prod[kl], 0.0)
-
-            _threads.split(16, products, 16 * m * c * span)
         if bias is not None:  # element (1, 1) reaches all four outputs once
             prod[5] += bias.reshape(m, 1)
 
@@ -546,6 +537,24 @@ def _conv_winograd(x, wmat, m, out, begin, bias, gemm) -> np.ndarray:
         # on two threads took longer than on one, 128 on 28 x 28 170 -> 308 us)
         _threads.split(m, channels, 16 * m * span, 8)
     return y
+
+
+def _winograd_products(u, v, batch, call) -> np.ndarray:
+    """Winograd's 16 products ``u[k] @ v[k]`` (16, M, span): GEMM pieces on a spinning pool
+    without the GIL (``batch``), else the direct GEMM ``call`` shared among the run's threads
+    by product."""
+    m, c, span = u.shape[1], v.shape[1], v.shape[2]
+    prod = np.empty((16, m, span), dtype=v.dtype)
+    if batch is not None:
+        batch(u, v, prod, 0.0)
+        return prod
+
+    def products(k0: int, k1: int) -> None:
+        for k in range(k0, k1):
+            call(u[k], v[k], prod[k], 0.0)
+
+    _threads.split(16, products, 16 * m * c * span)
+    return prod
 
 
 #: elements of transform work (16 per tile and channel) from which the compiled Winograd
@@ -591,12 +600,7 @@ def _winograd_compiled(x, u, m, y, ph: _Phases, begin, compiled, bias, batch, ca
             _threads.split(c, inputs, _threads.MIN_PARALLEL_WORK, 4)
         else:
             inputs(0, c)
-        prod = np.empty((16, m, span), x.dtype)
-        if batch is not None:  # GEMM pieces on a spinning pool, without the GIL
-            batch(u, v, prod, 0.0)
-        else:
-            for k in range(16):
-                call(u[k], v[k], prod[k], 0.0)
+        prod = _winograd_products(u, v, batch, call)
 
         def outputs(lo: int, hi: int, prod=prod, yb=y[b]) -> None:
             fout(prod, b1, yb, lo, hi, wq)
@@ -1310,6 +1314,9 @@ POINTWISE_MIN_CELLS = 4
 #: varied by layer (256 -> 128 on 56 x 56 2941 against 2387, 256 -> 512 stride 2 on 56 x 56
 #: 2595 against 2684), and below the tiles win (128 -> 512 on 28 x 28 1157 against 1227)
 POINTWISE_BLAS_K = 512
+#: outputs (channels x cells) from which a layer of half :data:`POINTWISE_BLAS_K` input channels
+#: or more is OpenBLAS's too
+POINTWISE_BLAS_OUTPUTS = 1 << 16
 #: blocks of cells a thread below which a shared 1x1 layer (:class:`_PointwisePlan`) is cut
 #: by tiles of output channels: a 14 x 14 map is four blocks, the last of 4 cells, and two
 #: threads took two each (128 against 68 cells). Interleaved in one process at two threads,
@@ -1327,12 +1334,13 @@ def _pointwise_tiled_pays(g: int, c: int, m: int, out, dtype) -> bool:
     :data:`POINTWISE_TILED_CELLS` cells, :class:`_ChannelsLastPlan`): float32, not one weight
     per channel, on :data:`POINTWISE_MIN_CELLS` cells or more, one group or groups of
     :data:`POINTWISE_GROUP_CHANNELS` input and output channels or more; one group of
-    :data:`POINTWISE_BLAS_K` input channels or more (half that into 65,536 outputs or more) is
-    OpenBLAS's (:func:`_pointwise_plan`)."""
+    :data:`POINTWISE_BLAS_K` input channels or more (half that into
+    :data:`POINTWISE_BLAS_OUTPUTS` outputs or more) is OpenBLAS's (:func:`_pointwise_plan`)."""
     if dtype != _F32 or c == m == 1 or math.prod(out) < POINTWISE_MIN_CELLS:
         return False
     if g == 1 and (
-        c >= POINTWISE_BLAS_K or (c >= POINTWISE_BLAS_K // 2 and m * math.prod(out) >= 1 << 16)
+        c >= POINTWISE_BLAS_K
+        or (c >= POINTWISE_BLAS_K // 2 and m * math.prod(out) >= POINTWISE_BLAS_OUTPUTS)
     ):
         return False
     return g == 1 or min(c // g, m // g) >= POINTWISE_GROUP_CHANNELS
@@ -1558,7 +1566,7 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
             xs = np.ascontiguousarray(x[sub], dtype=dtype)
         elif x.dtype != dtype:
             xs = x.astype(dtype)
-        if gemm is not None and bias is not None and p > 1 and m * c * p >= _blas.SMALL_MNK:
+        if gemm is not None and bias is not None and m * c * p >= _blas.SMALL_MNK:
             # the bias written first, the product accumulated onto it (beta = 1): one write
             # pass instead of adding it afterwards (0.80 -> 0.71 ms for 16 -> 96 on 112x112)
             y = np.empty((n, m, p), dtype)
@@ -1569,11 +1577,6 @@ def _pointwise_plan(x_shape, m, g, strides, out, dtype):
             return _finish(y.reshape(n, m, *out), z, act)
         if scale:
             y = per_row(np.multiply, xs, wmat.reshape(1, m, *[1] * len(out)), row=p)
-        elif g == 1 and n == 1 and p == 1:
-            # one cell (a classifier on a pooled map): numpy's GEMV. The GEMM of one column
-            # above packed all the weights first (1280 -> 1000 with a Relu, one / two threads,
-            # us: 345 / 185-240 -> 105-125 / 120-130; onnxruntime 85-105 / 75-110)
-            y = np.matmul(wmat[0], xs.reshape(c, 1))
         elif g == 1 and n == 1:
             y = _blas.matmul(wmat[0], xs.reshape(c, p))
         elif g == 1:
