@@ -87,6 +87,42 @@ def test_wide_recurrences_on_the_register_tiles(op, hidden, attrs, lens, path):
     _check(op, inputs, dict(hidden_size=hidden, direction="bidirectional", **attrs))
 
 
+@pytest.mark.parametrize(
+    "op,seq,batch,size,hidden,direction",
+    [
+        ("LSTM", 1, 1, 129, 128, "forward"),  # a streaming VAD's step: 512 gate columns
+        ("LSTM", 2, 2, 37, 70, "bidirectional"),  # 280 columns: a whole tile and a partial one
+        ("GRU", 4, 1, 5, 90, "reverse"),
+        ("RNN", 1, 3, 300, 9, "forward"),  # fewer columns than a vector
+        ("LSTM", 5, 1, 16, 32, "forward"),  # past PROJECT_ROWS: numpy's product
+    ],
+)
+def test_few_rows_project_in_the_compiled_loop(op, seq, batch, size, hidden, direction,
+                                                monkeypatch):  # fmt: skip
+    """Float32 nodes of at most PROJECT_ROWS rows (steps x entries) take their input
+    projection from the compiled register tiles (:func:`._rnn_jit.project`, the bias its
+    residual), larger ones from numpy's product: both against onnxruntime, with initial states
+    and peepholes (host logic on the compiled kernels)."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    calls = []
+    real = _rnn_jit.warm_project
+
+    def spy():
+        fn = real()
+        return lambda *args: (calls.append(args[0].shape), fn(*args))[1]
+
+    monkeypatch.setattr(_rnn_jit, "warm_project", spy)
+    inputs = _inputs(op, seq, batch, size, hidden, direction, seed=seq * 7 + hidden)
+    inputs[1], inputs[2] = inputs[1] * (2 / size) ** 0.5, inputs[2] * (1 / hidden) ** 0.5
+    _check(op, inputs, dict(hidden_size=hidden, direction=direction))
+    directions = 2 if direction == "bidirectional" else 1
+    want = [(seq * batch, size)] * directions if seq * batch <= rnn.PROJECT_ROWS else []
+    assert calls == want
+
+
 @pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("batch", [1, 3])

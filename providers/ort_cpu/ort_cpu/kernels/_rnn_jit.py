@@ -189,6 +189,24 @@ def row_product(dst, rt, cols, src, n, base, like):  # pragma: no cover - compil
                  base + c0 * cell, like)  # fmt: skip
 
 
+@jit()
+def project(x, wt, wb, xw):
+    """``xw = x @ wt + wb`` for the float32 C-contiguous (rows, k) ``x``, (k, G) ``wt``, G
+    ``wb`` and (rows, G) ``xw``: the input projection of a few rows (a streaming model's one
+    step) on :func:`row_product`'s register tiles, the bias their residual, in one call where
+    numpy's product and the bias's addition took two (one 128-wide LSTM step's 1 x 128 x 512:
+    4.7 + 2.4 us alone, 8.6 + 3.1 inside a run)."""
+    rows, k = x.shape
+    g = wt.shape[1]
+    if rows == 0 or g == 0:
+        return 0
+    like = xw[0, 0]
+    for r in range(rows):
+        row_product(xw.ctypes.data + r * g * 4, wt.ctypes.data, g,
+                    x.ctypes.data + r * k * 4, k, wb.ctypes.data, like)  # fmt: skip
+    return 0
+
+
 @jit(inline="always")
 def _gemv_tiles(acc, src, rt, base, active):  # pragma: no cover - compiled
     """``acc = src @ rt + base`` for float32 (batch, n) ``src``, (n, G) ``rt``, (batch, G)
@@ -388,6 +406,18 @@ def split_gru(rt: np.ndarray) -> np.ndarray:
     flat[: 2 * n * n] = rt[:, : 2 * n].reshape(-1)
     flat[2 * n * n :] = rt[:, 2 * n :].reshape(-1)
     return out
+
+
+def warm_project():
+    """:func:`project` compiled (or loaded) for writable and read-only inputs, or None when
+    compiled kernels are off."""
+    fn = None
+    for writable in (True, False):
+        x = np.zeros((1, 1), np.float32)
+        x.flags.writeable = writable
+        fn = project.warm(x, np.zeros((1, 1), np.float32), np.zeros(1, np.float32),
+                          np.zeros((1, 1), np.float32))  # fmt: skip
+    return fn
 
 
 def compiled(dtype: np.dtype):
