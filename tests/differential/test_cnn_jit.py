@@ -156,16 +156,25 @@ def _activations():
     def hard_sigmoid(y, a, b):
         return np.clip(y * a + b, 0, 1)
 
+    def sigmoid(y, a, b):  # the Sigmoid kernel's compiled pass (float32)
+        from ort_cpu.kernels import _exp_jit
+
+        flat = np.ascontiguousarray(y, np.float32).reshape(-1)
+        out = np.empty_like(flat)
+        _exp_jit.logistic_cells.get()(flat, out, np.float32(1), False, 0, flat.size)
+        return out.reshape(y.shape)
+
     return {
         1: lambda y, a, b: np.maximum(y, 0),
         2: lambda y, a, b: np.minimum(np.maximum(y, a), b),
         3: hard_sigmoid,
         4: lambda y, a, b: np.where(y >= 0, y, y * a),
         5: lambda y, a, b: y * hard_sigmoid(y, 1 / 6, 0.5),
+        7: sigmoid,
     }
 
 
-@pytest.mark.parametrize("code", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 7])
 @pytest.mark.parametrize("case", [0, 1, 8, 11, 19, 20])
 def test_fused_activation_codes(code, case, compiled):
     """The activation applied in the kernel, on the way out of the accumulator."""
@@ -183,12 +192,15 @@ def test_fused_activation_codes(code, case, compiled):
     np.testing.assert_allclose(fused, want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("code", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize(
+    "code,dtype", [(c, d) for c in (1, 2, 3, 4, 5) for d in (np.float32, np.float64)]
+    + [(7, np.float32)],  # Sigmoid's code is float32's only (FusedConv's builder keeps to it)
+)  # fmt: skip
 def test_activate_in_place_matches_numpy(code, dtype, compiled):
     """The compiled epilogue of the GEMM and column plans (``activate_in_place``) and the one of
     the direct kernels (``_activate``) against numpy, bit for bit, NaN and infinities included
-    (NaN stays NaN, as in numpy's and onnxruntime's activations)."""
+    (NaN stays NaN, as in numpy's and onnxruntime's activations); Sigmoid against the Sigmoid
+    kernel's own compiled pass, bit for bit, both tails included."""
     from ort_cpu.kernels import _elementwise_jit
 
     rng = np.random.default_rng(code)
@@ -205,7 +217,7 @@ def test_activate_in_place_matches_numpy(code, dtype, compiled):
     np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu"])
+@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu", "Sigmoid"])
 @pytest.mark.parametrize(
     "xs, ws, attrs",
     [
@@ -256,7 +268,7 @@ def test_fused_conv_gemm_plans(act, xs, ws, attrs, compiled, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
 
-@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu"])
+@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSigmoid", "LeakyRelu", "Sigmoid"])
 def test_fused_conv_models(act, compiled):
     """FusedConv (as the optimizer makes it from Conv + activation) on the compiled paths."""
     import onnxruntime as ort

@@ -20,7 +20,9 @@ the same taps, requantized on the way out (:mod:`._taps`' row intrinsics), in on
 In its MAX mode :func:`_direct` is a max pool (a -inf border, each window's maximum): the 2-D
 pools of :mod:`.pool` run on it.
 
-The activation applied on the way out is one of :mod:`._elementwise_jit`'s codes (``act``).
+The activation applied on the way out is one of :mod:`._elementwise_jit`'s codes (``act``),
+the float32 exponential's (QuickGelu, Sigmoid) included: :mod:`._taps` emits the same steps as
+vector code.
 
 See :mod:`ort_cpu._jit` for the rules (lazy, cached on disk, numpy fallback).
 """

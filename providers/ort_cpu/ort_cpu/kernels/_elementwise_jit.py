@@ -16,6 +16,7 @@ they write each output row.
 4    LeakyRelu: y if y >= 0 else alpha * y
 5    HardSwish: y * max(0, min(1, y * (1/6) + 0.5))
 6    QuickGelu: y / (1 + exp(-alpha * y)) (SiLU at alpha 1; :mod:`._exp_jit`'s exponential)
+7    Sigmoid: 1 / (1 + exp(-y)), NaN kept (the same exponential: the Sigmoid kernel's bits)
 ==== =====================================================
 """
 
@@ -28,6 +29,7 @@ from ._exp_jit import _exp
 
 __all__ = [
     "ACT_CODES",
+    "FLOAT32_CODES",
     "activate_in_place",
     "warm_activate",
     "warm_activate_into",
@@ -60,8 +62,11 @@ def warm_hard_swish():
 
 #: activation name -> code of the ``act`` argument below (and of :mod:`._conv_jit`)
 ACT_CODES = {
-    "Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5, "QuickGelu": 6
+    "Relu": 1, "Clip": 2, "HardSigmoid": 3, "LeakyRelu": 4, "HardSwish": 5, "QuickGelu": 6,
+    "Sigmoid": 7,
 }  # fmt: skip
+#: the codes whose exponential is float32's (float64 takes the activation's own kernel)
+FLOAT32_CODES = frozenset({"QuickGelu", "Sigmoid"})
 
 
 @jit(inline="always")
@@ -92,6 +97,9 @@ def _act_value(v, act, a, b, zero, one):  # pragma: no cover - compiled
         return (one if t > one else t) * v
     if act == 6:
         return v / (one + _exp(-a * v))
+    if act == 7:
+        s = one / (one + _exp(-one * v))  # as _exp_jit.logistic_cells at alpha 1
+        return v if v != v else s
     return v
 
 

@@ -14,7 +14,9 @@ import numpy as np
 from .._jit import jit
 from ._elementwise_jit import _act_value
 
-#: the gates' activation codes: :data:`._elementwise_jit.ACT_CODES`, and Sigmoid
+#: the gates' activation codes: :data:`._elementwise_jit.ACT_CODES`, and Sigmoid as this
+#: code (numpy's exponential, exact to float32, where ACT_CODES' own Sigmoid takes the float32
+#: approximation of the Sigmoid kernel; QuickGelu's 6 never reaches a gate)
 SIGMOID = 6
 
 

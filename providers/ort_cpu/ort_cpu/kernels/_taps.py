@@ -361,8 +361,14 @@ def _act_ir(builder, values, act, alpha, beta):
     def quick_gelu(v):  # v / (1 + exp(-alpha * v)), as _exp_jit.logistic_cells computes it
         return builder.fdiv(v, builder.fadd(one, _exp_ir(builder, builder.fmul(neg_alpha, v))))
 
+    def sigmoid(v):  # 1 / (1 + exp(-v)), NaN kept: _exp_jit.logistic_cells at alpha 1
+        s = builder.fdiv(one, builder.fadd(one, _exp_ir(builder, builder.fmul(const(-1.0), v))))
+        return builder.select(builder.fcmp_unordered("uno", v, v), v, s)
+
     neg_alpha = splat(builder, builder.fneg(alpha), vec)
-    cases = {1: relu, 2: clip, 3: hard_sigmoid, 4: leaky, 5: hard_swish, 6: quick_gelu}
+    cases = {
+        1: relu, 2: clip, 3: hard_sigmoid, 4: leaky, 5: hard_swish, 6: quick_gelu, 7: sigmoid
+    }  # fmt: skip
     start = builder.block
     merge = builder.append_basic_block("act.merge")
     switch = builder.switch(act, merge)

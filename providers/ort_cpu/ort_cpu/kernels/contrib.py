@@ -25,7 +25,7 @@ from ort_core.provider import FLOAT_TYPES, output_trimmer
 from .. import _threads
 from .._jit import available as jit_available
 from . import _blas, _elementwise_jit, _quant_jit
-from ._elementwise_jit import ACT_CODES
+from ._elementwise_jit import ACT_CODES, FLOAT32_CODES
 from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
@@ -148,9 +148,10 @@ def fused_conv(info):
     name = info.attr("activation")
     act = activation_in_place(name, *params[:2])
     code = None  # the same activation for the compiled convolutions, applied as they write
-    # QuickGelu's code is float32's exponential: other types take the activation's kernel
+    # QuickGelu's and Sigmoid's codes are float32's exponential: other types take the
+    # activation's kernel
     float32 = info.input_dtype(0) == np.dtype(np.float32)
-    if name in ACT_CODES and name in ACTIVATIONS and (name != "QuickGelu" or float32):
+    if name in ACT_CODES and name in ACTIVATIONS and (name not in FLOAT32_CODES or float32):
         _, da, db, _ = ACTIVATIONS[name]
         a = params[0] if len(params) > 0 else da
         b = params[1] if len(params) > 1 else db
