@@ -465,6 +465,35 @@ def test_svc_rbf_exactly(compiled):
             np.testing.assert_allclose(have[1], want[1], **LINEAR_TOL)
 
 
+def test_svc_rbf_shares_its_rows_among_the_runs_threads(compiled, monkeypatch):
+    """At two threads a batch with enough work (_ml_pieces.SVC_SPLIT_WORK) is scored a block
+    of rows per thread (compiled pieces on the session's spinning pool), each row as the
+    one-thread loop scores it: onnxruntime's bits, labels and scores; a single row, or one
+    thread, stays on the calling thread."""
+    from ort_cpu.kernels import _ml_pieces
+
+    if not compiled:
+        pytest.skip("the numpy SVM is not split")
+    handed = spy_split_compiled(monkeypatch)
+    x, y = _classification(3, seed=15)
+    model = _fit(("svc-exact", 3), lambda: svm.SVC(random_state=0), x, y)
+    blob = _convert(model, x, zipmap=False).SerializeToString()
+    expected, _ = _sessions(blob)
+    vectors = len(model.support_)
+    split_from = -(-_ml_pieces.SVC_SPLIT_WORK // (vectors * (x.shape[1] + 16)))
+    assert 100 >= split_from > 1
+    for threads, batch, split in ((2, 100, True), (2, 1, False), (1, 100, False)):
+        opts = ort_core.SessionOptions()
+        opts.intra_op_num_threads = threads
+        got = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        handed.clear()
+        for _ in range(2):
+            want, have = expected.run(None, {"X": x[:batch]}), got.run(None, {"X": x[:batch]})
+            np.testing.assert_array_equal(have[0], want[0])
+            np.testing.assert_array_equal(have[1], want[1])
+        assert handed == ([(batch, 2, True)] * 2 if split else []), (threads, batch, handed)
+
+
 def test_zipmap_gives_plain_python(compiled):
     """A list of new dicts per run, of Python keys and floats, as onnxruntime returns."""
     x, y = _classification(3, seed=16)

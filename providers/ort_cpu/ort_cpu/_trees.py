@@ -252,12 +252,19 @@ class Walker:
         _, tables, roots = self._compiled
         nodes, _, col = tables[x.dtype.type]
         start = None if entries is None else entries[0]
-        key = (x.dtype.type, id(start))
+        key = (x.dtype.type, id(start), id(base), div)
         kept = self._templates.get(key)
-        if kept is None or kept[0] is not start:  # the tables' addresses, kept with the walker
-            kept = self._templates[key] = (start, _ml_jit.template(nodes, col, roots, entries))
+        if kept is None or kept[0] is not start or kept[1] is not base:
+            # the tables', weights' and base's addresses and the divisor, kept with the walker
+            # (they are the kernel's constant arrays: the same ones every run)
+            block = _ml_jit.template(nodes, col, roots, entries)
+            if entries is not None:
+                block = _ml_jit.sums_slots(block, base, div)
+            if len(self._templates) >= 16:
+                self._templates.clear()
+            kept = self._templates[key] = (start, base, block)
         sums = None if entries is None else (*entries, out, has, div, base)
-        return _ml_pieces.split_walk(x, leaves, kept[1], sums)
+        return _ml_pieces.split_walk(x, leaves, kept[2], sums)
 
     def strategy(self, n: int) -> str:
         """The cheapest walk for ``n`` rows by a cost model of this machine kind's numpy: about

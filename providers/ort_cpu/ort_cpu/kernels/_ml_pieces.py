@@ -18,7 +18,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from .. import _threads
-from .._spin_jit import made, pointer
+from .._spin_jit import filled, made, pointer
 from . import _ml_jit
 from ._ml_jit import (  # noqa: F401 - the argument block's slots, shared with _ml_jit
     BASE,
@@ -150,33 +150,107 @@ def split_walk(x, leaves, template, sums=None) -> bool:
     """Walk every row of ``x`` [N, F] down the trees into ``leaves`` [N, T] (C-contiguous) and,
     unless ``sums`` is None, add the leaves' weights (``sums``: ``start, target, weight, out,
     has, div, base`` as :func:`._ml_jit.add_leaves` takes them, ``out`` and ``has``
-    C-contiguous), the work shared among the run's threads. ``template``: :func:`template`'s
-    slots for the forest and those weights. False (nothing done) where the run has no spinning
-    pool free.
+    C-contiguous), the work shared among the run's threads. ``template``: :func:`._ml_jit.template`'s
+    slots for the forest and, with ``sums``, :func:`._ml_jit.sums_slots`' for those weights,
+    that base and divisor. False (nothing done) where the run has no spinning pool free.
 
     A forest whose node table fits :data:`ROWS_SPLIT_BYTES` is shared by rows, each thread
     walking and summing its own rows in one piece (gradient boosting's 200 shallow trees over
     100 rows, two threads: 92 -> 75 us). A larger one is shared by trees, each thread walking
     its own for every row, so that each reads only its part of the table; then the sums by rows
-    (a random forest's 870 KB table: 126 -> 119 us, an extra-trees' 2.3 MB: 314 -> 288)."""
+    (a random forest's 870 KB table: 126 -> 119 us, an extra-trees' 2.3 MB: 314 -> 288). The
+    call's addresses go into the block in one compiled call (:func:`._spin_jit.filled`): six
+    ``.ctypes.data`` in Python took about 8 us of each batch."""
     if not _threads.spinning():
         return False
     x = np.ascontiguousarray(x)
-    a = template.copy()  # alive, with the arrays, until the pieces are done
     n = x.shape[0]
-    # scalar stores (an address costs about 1 us, a fancy-indexed store as much)
-    a[X], a[ROWS], a[FEATURES], a[LEAVES] = x.ctypes.data, n, x.shape[1], leaves.ctypes.data
-    if sums is not None:
+    if sums is None:
+        a, at = filled(template, X, x, LEAVES, leaves)  # alive until the pieces are done
+    else:
         start, target, weight, out, has, div, base = sums
-        a[OUT], a[N_OUT] = out.ctypes.data, out.shape[1]
-        a[HAS], a[HAS_ROWS] = has.ctypes.data, len(has)
-        a[BASE], a[N_BASE] = base.ctypes.data, len(base)
-        a[DIV:].view(np.float64)[0] = div
+        a, at = filled(template, X, x, LEAVES, leaves, OUT, out, HAS, has)
+        a[N_OUT], a[HAS_ROWS] = out.shape[1], len(has)
+    a[ROWS], a[FEATURES] = n, x.shape[1]
     dtype = x.dtype.type
     if by_rows(a[N_NODES]) and n >= 2 * _ml_jit.LANES:
-        return _threads.split_compiled(n, address("rows", dtype), a.ctypes.data, ROWS_GRANULE)
-    if not _threads.split_compiled(a[N_TREES], address("walk", dtype), a.ctypes.data):
+        return _threads.split_compiled(n, address("rows", dtype), at, ROWS_GRANULE)
+    if not _threads.split_compiled(a[N_TREES], address("walk", dtype), at):
         return False
-    if sums is not None and not _threads.split_compiled(n, address("sums", dtype), a.ctypes.data):
+    if sums is not None and not _threads.split_compiled(n, address("sums", dtype), at):
         _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, 0, n)
     return True
+
+
+# -- SVMClassifier's RBF kernel (:func:`._ml_jit.svc_rbf`), shared by rows ------------------------
+#: slots of the SVM piece's argument block: the rows' address, count and features; the support
+#: vectors' (transposed, [F, V]) address and count; the coefficients' address and rows; the
+#: class starts' address and size; rho's address and the pairs; the scores' and the votes'
+#: addresses; then gamma's float64 bits
+SVC_X, SVC_ROWS, SVC_FEATURES, SVC_SV, SVC_VECTORS, SVC_COEF, SVC_COEF_ROWS = range(7)
+SVC_STARTS, SVC_N_STARTS, SVC_RHO, SVC_PAIRS, SVC_SCORES, SVC_BEST, SVC_GAMMA = range(7, 14)
+SVC_SLOTS = 14
+#: rows x support vectors x (features + this) from which the kernel's rows are shared: each
+#: kernel value is one float32 exp, as long as about this many features' squared differences
+SVC_EXP_STEPS = 16
+#: that work from which the rows are shared (a hand-off costs a few microseconds; one row of
+#: 397 vectors over 20 features took about 2 us)
+SVC_SPLIT_WORK = 1 << 17
+_svc_rbf = _ml_jit.svc_rbf.jitted()
+
+
+def _svc_piece():
+    """The piece scoring rows ``lo`` to ``hi`` (:func:`._ml_jit.svc_rbf`, its scratch row of
+    kernel values its own)."""
+
+    def piece(argument, lo, hi):  # pragma: no cover - compiled
+        a = carray(pointer(argument), SVC_SLOTS, np.int64)
+        n, f, v, p = a[SVC_ROWS], a[SVC_FEATURES], a[SVC_VECTORS], a[SVC_PAIRS]
+        x = carray(pointer(a[SVC_X]), (n, f), np.float32)
+        sv_t = carray(pointer(a[SVC_SV]), (f, v), np.float32)
+        coef = carray(pointer(a[SVC_COEF]), (a[SVC_COEF_ROWS], v), np.float32)
+        starts = carray(pointer(a[SVC_STARTS]), a[SVC_N_STARTS], np.int64)
+        rho = carray(pointer(a[SVC_RHO]), p, np.float32)
+        scores = carray(pointer(a[SVC_SCORES]), (n, p), np.float32)
+        best = carray(pointer(a[SVC_BEST]), n, np.int64)
+        gamma = np.float32(carray(pointer(argument + SVC_GAMMA * 8), 1, np.float64)[0])
+        kernel = np.empty(v, np.float32)
+        _svc_rbf(x[lo:hi], sv_t, gamma, coef, starts, rho, kernel, scores[lo:hi], best[lo:hi])
+
+    return cfunc(_SIGNATURE, cache=True)(piece)
+
+
+def svc_template(sv_t, gamma, coef, starts, rho) -> np.ndarray:
+    """The SVM piece's argument block with the model's constant arrays (kept alive by the
+    caller) named; :func:`split_svc` fills in each call's."""
+    from .._spin_jit import block
+
+    ints = [0] * SVC_GAMMA
+    ints[SVC_SV], ints[SVC_VECTORS] = sv_t.ctypes.data, sv_t.shape[1]
+    ints[SVC_FEATURES] = sv_t.shape[0]
+    ints[SVC_COEF], ints[SVC_COEF_ROWS] = coef.ctypes.data, coef.shape[0]
+    ints[SVC_STARTS], ints[SVC_N_STARTS] = starts.ctypes.data, len(starts)
+    ints[SVC_RHO], ints[SVC_PAIRS] = rho.ctypes.data, len(rho)
+    return block(ints, (float(gamma),))
+
+
+def warm_svc() -> None:
+    """Load (or compile) the SVM piece now, at session creation."""
+    made(_svc_piece)
+
+
+def split_svc(template, x, scores, best) -> bool:
+    """:func:`._ml_jit.svc_rbf` of the C-contiguous float32 rows ``x`` [N, F] into ``scores``
+    [N, P] and ``best`` [N], the rows shared among the run's threads where the work pays for
+    the hand-off (:data:`SVC_SPLIT_WORK`); False (nothing done) otherwise, or where the run
+    has no spinning pool free. Each row's kernel values and sums are the one-thread loop's, so
+    the results are its bits."""
+    n = x.shape[0]
+    if n < 2 or n * template[SVC_VECTORS] * (x.shape[1] + SVC_EXP_STEPS) < SVC_SPLIT_WORK:
+        return False
+    if not _threads.spinning():
+        return False
+    a = template.copy()  # alive, with the arrays, until the pieces are done
+    a[SVC_X], a[SVC_ROWS] = x.ctypes.data, n
+    a[SVC_SCORES], a[SVC_BEST] = scores.ctypes.data, best.ctypes.data
+    return _threads.split_compiled(n, made(_svc_piece), a.ctypes.data)

@@ -1260,6 +1260,12 @@ def svm_classifier(info):
             coef32 = np.ascontiguousarray(coef2, dtype=np.float32)
             rho32 = np.ascontiguousarray(pair_rho, dtype=np.float32)
             starts64 = starts.astype(np.int64)
+            svc_block = None  # the rows shared among the run's threads (_ml_pieces.split_svc)
+            if _threads.will_split(info.provider):
+                from . import _ml_pieces  # imports numba: the piece is a numba cfunc
+
+                _ml_pieces.warm_svc()
+                svc_block = _ml_pieces.svc_template(sv_t32, gamma32, coef32, starts64, rho32)
     else:
         linear = _Linear(coef.astype(np.float32), np.zeros(n_classes, np.float32))
 
@@ -1312,8 +1318,9 @@ def svm_classifier(info):
         if f is not None and f.flags.c_contiguous and f.shape[1] == sv_t32.shape[0]:
             scores = np.empty((f.shape[0], n_pairs), dtype=np.float32)
             best = np.empty(f.shape[0], dtype=np.int64)
-            work = np.empty(n_sv, np.float32)
-            fast(f, sv_t32, gamma32, coef32, starts64, rho32, work, scores, best)
+            if svc_block is None or not _ml_pieces.split_svc(svc_block, f, scores, best):
+                work = np.empty(n_sv, np.float32)
+                fast(f, sv_t32, gamma32, coef32, starts64, rho32, work, scores, best)
         else:
             scores, best = classify(x)
         # the label is the class with most votes (the first of equals); onnxruntime's binary rule
