@@ -922,3 +922,135 @@ def test_shared_direct_kernel_reads_each_runs_weights(monkeypatch):
             ours.run(None, feeds)[0], theirs.run(None, feeds)[0], rtol=1e-4, atol=1e-4
         )
     _assert_shared(handed)
+
+
+def conv_jit_off() -> bool:
+    from ort_cpu.kernels import _conv_jit
+
+    return _conv_jit.warm() is None
+
+
+BOUND_CASES = {
+    # (x shape, weight shape, attrs): a layer of each plan that binds its call (bind_plan)
+    "channels_last": ((1, 88, 3, 12), (16, 88, 1, 1), {}),
+    "direct": ((1, 8, 24, 96), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
+    "depthwise_nhwc": ((1, 200, 2, 8), (200, 1, 5, 5), {"group": 200, "pads": [2, 2, 2, 2]}),
+    "pointwise": ((1, 8, 12, 48), (24, 8, 1, 1), {}),
+    "gather_1d": ((1, 129, 4), (128, 129, 3), {"pads": [1, 1]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUND_CASES))
+@pytest.mark.parametrize("act", [None, "Relu", "Sigmoid", "Tanh"])
+def test_bound_calls_of_small_layers(case, act, monkeypatch):
+    """Small layers that no thread count shares run from their second run on through the call
+    their plan bound with its arguments at the first (conv.bind_plan): Conv, and FusedConv
+    with an activation the plan applies as it writes (Relu, Sigmoid) or not (Tanh, after the
+    plan's own call). Every run against onnxruntime's Conv + activation, at one and two
+    threads; a bias fed at run time, and another input shape, take the plan's own call."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+    from ort_cpu.kernels import contrib, conv
+
+    import ort_core
+
+    if conv_jit_off():
+        pytest.skip("compiled kernels are off: the numpy plans bind no call")
+    xs, ws, attrs = BOUND_CASES[case]
+    rng = np.random.default_rng(len(case))
+    w, b = _rand(rng, ws) * 0.3, _rand(rng, ws[:1])
+    plan = conv._make_plan(xs, np.float32, conv.pack_weights(w, attrs.get("group", 1),
+                           np.dtype(np.float32)).shape, ws[0], ops.Window.from_attrs(attrs),
+                           ws[2:])  # fmt: skip
+    inner = plan.inner if isinstance(plan, conv._Plan1D) else plan
+    kinds = {"channels_last": conv._ChannelsLastPlan, "direct": conv._DirectPlan,
+             "depthwise_nhwc": conv._DepthwiseNHWCPlan, "pointwise": conv._PointwisePlan,
+             "gather_1d": conv._GatherPlan}  # fmt: skip
+    assert isinstance(inner, kinds[case]), type(inner)
+    calls = []
+    real = conv.bind_plan
+
+    def spy(*args, **kw):
+        fast = real(*args, **kw)
+        if fast is None:
+            return None
+        return lambda x: (calls.append(x.shape), fast(x))[1]
+
+    monkeypatch.setattr(conv, "bind_plan", spy)
+    monkeypatch.setattr(contrib, "bind_plan", spy)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)]
+    nodes += [helper.make_node(act, ["c"], ["y"])] if act else []
+    out = nodes[-1].output[0]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+
+    def model(bias_fed=False, shape=xs):
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)]
+            + ([helper.make_tensor_value_info("b", TensorProto.FLOAT, [ws[0]])] if bias_fed
+               else []),
+            [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+            inits[:1] if bias_fed else inits,
+        )  # fmt: skip
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    other = (*xs[:-1], xs[-1] + 3)
+    feeds = [{"x": _rand(rng, xs)} for _ in range(3)] + [{"x": _rand(rng, other)}]
+    feeds.append({"x": _rand(rng, xs)})
+    blob = model().SerializeToString()
+    want = [onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
+            .run(None, f)[0] for f in feeds]  # fmt: skip
+    for threads in (1, 2):
+        calls.clear()
+        opts = ort_core.SessionOptions()
+        opts.intra_op_num_threads = threads
+        sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        for f, e in zip(feeds, want, strict=True):
+            np.testing.assert_allclose(sess.run(None, f)[0], e, rtol=1e-5, atol=1e-5)
+        # runs 2 and 3 bound; the other shape binds its own, which run 5's shape then lacks.
+        # A FusedConv whose activation the plan does not apply (Tanh) binds nothing
+        assert calls == ([] if act == "Tanh" else [xs, xs]), (threads, calls)
+    # a bias fed at run time, changed between runs: never bound
+    calls.clear()
+    sess = ort_core.InferenceSession(model(bias_fed=True).SerializeToString(),
+                                     providers=["CPUExecutionProvider"])  # fmt: skip
+    ref = onnxruntime.InferenceSession(model(bias_fed=True).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    for k in range(3):
+        fed = {"x": feeds[0]["x"], "b": b + k}
+        np.testing.assert_allclose(sess.run(None, fed)[0], ref.run(None, fed)[0], rtol=1e-5,
+                                   atol=1e-5)  # fmt: skip
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "xs,ws,attrs",
+    [
+        ((1, 32, 6, 24), (32, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # channels last, padded
+        ((2, 48, 7, 7), (64, 48, 1, 1), {}),  # channels last, batch 2
+        ((2, 16, 14, 14), (24, 16, 1, 1), {}),  # pointwise tiles
+        ((1, 96, 7, 7), (96, 1, 3, 3), {"group": 96, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+        ((1, 120, 6, 24), (120, 1, 5, 5), {"group": 120, "pads": [2, 2, 2, 2]}),
+    ],
+)
+@pytest.mark.parametrize("code", [(0, 0.0, 0.0), (1, 0.0, 0.0), (2, -0.5, 0.5), (7, 0.0, 0.0)])
+def test_bound_call_is_the_plans_call(xs, ws, attrs, code, monkeypatch):
+    """A plan's bound call (conv.bind_plan) gives its own call's bits, with the bias and an
+    activation code, for layers made small enough to bind (the split test forced off): the
+    padded channels-last input included, which the models' small layers do not reach."""
+    from ort_cpu.kernels import conv
+
+    if conv_jit_off():
+        pytest.skip("compiled kernels are off: the numpy plans bind no call")
+    monkeypatch.setattr(conv, "_direct_split_pays", lambda *args: False)
+    rng = np.random.default_rng(ws[0])
+    w, b, x = _rand(rng, ws), _rand(rng, ws[:1]), _rand(rng, xs)
+    wmat = conv.pack_weights(w, attrs.get("group", 1), np.dtype(np.float32))
+    plan = conv._make_plan(xs, np.float32, wmat.shape, ws[0], ops.Window.from_attrs(attrs),
+                           ws[2:])  # fmt: skip
+    fast = conv.bind_plan(plan, xs, wmat, b, code)
+    assert fast is not None, type(plan)
+    want = plan(x, wmat, b, None, None, code)
+    for _ in range(2):
+        np.testing.assert_array_equal(fast(x), want)
+    strided = _rand(rng, (*xs[:-1], 2 * xs[-1]))[..., ::2]  # not contiguous: copied first
+    np.testing.assert_array_equal(fast(strided), plan(strided, wmat, b, None, None, code))
