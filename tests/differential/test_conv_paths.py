@@ -974,7 +974,7 @@ def test_bound_calls_of_small_layers(case, act, monkeypatch):
         fast = real(*args, **kw)
         if fast is None:
             return None
-        return lambda x: (calls.append(x.shape), fast(x))[1]
+        return lambda x, *z: (calls.append(x.shape), fast(x, *z))[1]
 
     monkeypatch.setattr(conv, "bind_plan", spy)
     monkeypatch.setattr(contrib, "bind_plan", spy)
@@ -1054,3 +1054,70 @@ def test_bound_call_is_the_plans_call(xs, ws, attrs, code, monkeypatch):
         np.testing.assert_array_equal(fast(x), want)
     strided = _rand(rng, (*xs[:-1], 2 * xs[-1]))[..., ::2]  # not contiguous: copied first
     np.testing.assert_array_equal(fast(strided), plan(strided, wmat, b, None, None, code))
+
+
+@pytest.mark.parametrize("case", sorted(set(BOUND_CASES) - {"gather_1d"}))
+@pytest.mark.parametrize("act", [None, "Relu", "Tanh"])
+def test_bound_calls_with_a_residual(case, act, tmp_path, monkeypatch):
+    """FusedConv with a residual (Conv + Add (+ activation), fused where the shapes are known)
+    binds its call too (conv.bind_residual): the residual read as the output is written where
+    the plan does so (the pointwise tiles), else after the plan's bound call, then the
+    activation, coded or not. Runs 2 and 3 take both convolutions' bound calls; every run
+    against onnxruntime, at one and two threads."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+    from ort_cpu.kernels import contrib, conv
+
+    import ort_core
+
+    if conv_jit_off():
+        pytest.skip("compiled kernels are off: the numpy plans bind no call")
+    xs, ws, attrs = BOUND_CASES[case]
+    rng = np.random.default_rng(len(case) + 7)
+    calls = []
+    real = conv.bind_plan
+
+    def spy(*args, **kw):
+        fast = real(*args, **kw)
+        if fast is None:
+            return None
+        return lambda x, *z: (calls.append(x.shape), fast(x, *z))[1]
+
+    monkeypatch.setattr(conv, "bind_plan", spy)
+    monkeypatch.setattr(contrib, "bind_plan", spy)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+        helper.make_node("Conv", ["x", "w2"], ["r"], **attrs),  # the residual
+        helper.make_node("Add", ["c", "r"], ["s"]),
+    ]
+    nodes += [helper.make_node(act, ["s"], ["y"])] if act else []
+    inits = [
+        numpy_helper.from_array(v, n)
+        for v, n in (
+            (_rand(rng, ws) * 0.3, "w"),
+            (_rand(rng, ws) * 0.3, "w2"),
+            (_rand(rng, ws[:1]), "b"),
+        )
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(xs))],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    blob = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    blob = blob.SerializeToString()
+    feeds = [{"x": _rand(rng, xs)} for _ in range(3)]
+    want = [onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
+            .run(None, f)[0] for f in feeds]  # fmt: skip
+    for threads in (1, 2):
+        calls.clear()
+        opts = ort_core.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.optimized_model_filepath = str(tmp_path / f"opt{threads}.onnx")
+        sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        fused = [n for n in onnx.load(opts.optimized_model_filepath).graph.node
+                 if n.op_type == "FusedConv"]  # fmt: skip
+        assert len(fused) == 1 and len(fused[0].input) == 4, fused
+        for f, e in zip(feeds, want, strict=True):
+            np.testing.assert_allclose(sess.run(None, f)[0], e, rtol=1e-5, atol=1e-5)
+        assert calls == [xs] * 4, (threads, calls)

@@ -31,6 +31,7 @@ from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import (
     bind_plan,
+    bind_residual,
     compute_dtype,
     conv_check,
     conv_plan,
@@ -45,6 +46,7 @@ from .normalization import warm_layer_norm
 from .quantization import _int_range
 
 MS = "com.microsoft"
+ZERO = (0, 0.0, 0.0)  # no activation code
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
 
@@ -176,16 +178,19 @@ def fused_conv(info):
     # residual too)
     last: list = [(None, None, None, False, False)]
     b_const = info.constant(2) if info.has_input(2) else None
-    # that shape's bound call without a residual (bind_plan), while the bias is the constant
-    # one: (bias, call)
-    fast: list = [(None, None)]
+    # that shape's bound calls without a residual (bind_plan) and with one (bind_residual),
+    # while the bias is the constant one: (bias, call, call with a residual)
+    fast: list = [(None, None, None)]
 
     def run(x, w, b=None, z=None):
         shape, dtype, plan, coded, residual = last[0]
         if x.shape == shape and x.dtype is dtype:  # the remembered plan, on the packed weights
-            bias, call = fast[0]
-            if call is not None and z is None and b is bias:
-                return call(x)
+            bias, call, call_z = fast[0]
+            if b is bias:
+                if z is None and call is not None:
+                    return call(x)
+                if z is not None and call_z is not None and z.dtype is dtype:
+                    return call_z(x, z)
             cdt, wmat = packed.dtype, packed
         else:
             cdt = compute_dtype(x.dtype)
@@ -195,12 +200,15 @@ def fused_conv(info):
             residual = code is not None and takes_code(plan, True)
             if wmat is packed and packed.dtype == cdt:
                 last[0] = (x.shape, x.dtype, plan, coded, residual)
-                fast[0] = (None, None)
-                # (an activation the plan does not apply as it writes: the plan's own call)
-                if x.dtype == cdt and (act is None or coded) and (b is None) == (b_const is None):
+                fast[0] = (None, None, None)
+                if x.dtype == cdt and (b is None) == (b_const is None):
                     if b is None or (b is b_const and b.dtype == cdt):
-                        call = bind_plan(plan, x.shape, wmat, b, code if coded else (0, 0.0, 0.0))
-                        fast[0] = (b, call)
+                        # (an activation the plan does not apply as it writes: its own call)
+                        call = None
+                        if act is None or coded:
+                            call = bind_plan(plan, x.shape, wmat, b, code if coded else ZERO)
+                        call_z = bind_residual(plan, x.shape, wmat, b, code, act)
+                        fast[0] = (b, call, call_z)
         xc = x if x.dtype is cdt else x.astype(cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
         if coded if z is None else residual:  # the plan applies the activation as it writes

@@ -1441,14 +1441,20 @@ class _PointwisePlan:
         if pays:
             return None
         _, _, w2, b2 = _kept_forms(self, wmat, bias)
-        fn, args = self.fn, (_conv_jit.NO_RESIDUAL, 0, total, 0, tiles, *code)
-        x3, y3 = (n, c, p), (n, self.m, p)
+        fn, args = self.fn, (0, total, 0, tiles, *code)
+        x3, y3, none = (n, c, p), (n, self.m, p), _conv_jit.NO_RESIDUAL
 
-        def fast(x):
+        def fast(x, z=None):
             if x.dtype != _F32 or not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x, _F32)
+            if z is None:
+                z = none
+            else:  # the residual read as the output is written, then the activation
+                if z.shape != y_shape or z.dtype != _F32 or not z.flags.c_contiguous:
+                    z = np.ascontiguousarray(np.broadcast_to(z, y_shape), _F32)
+                z = z.reshape(y3)
             y = np.empty(y_shape, _F32)
-            fn(x.reshape(x3), w2, b2, y.reshape(y3), *args)
+            fn(x.reshape(x3), w2, b2, y.reshape(y3), z, *args)
             return y
 
         return fast
@@ -2014,6 +2020,23 @@ def bind_plan(plan, x_shape, wmat, bias, code=(0, 0.0, 0.0)):
     if fast is None:
         return None
     return lambda x: fast(x[:, :, None])[:, :, 0]
+
+
+def bind_residual(plan, x_shape, wmat, bias, code, act):
+    """``fast(x, z) -> y``: FusedConv's ``plan(x, wmat, bias, z, ...)`` with a residual ``z``
+    (the output's shape or one that broadcasts to it) and its activation ``act`` (``code``
+    where it has one, else None), bound as :func:`bind_plan` binds, or None: the residual read
+    as the output is written and the ``code`` applied after it where the plan does so
+    (:func:`takes_code`'s residual), else the plan's bound call then the residual and ``act``
+    on its output."""
+    if isinstance(plan, _Plan1D):  # (its residual's own axis: the plan's own call)
+        return None
+    if takes_code(plan, True) and (code is not None or act is None):
+        return bind_plan(plan, x_shape, wmat, bias, code or (0, 0.0, 0.0))
+    fast = bind_plan(plan, x_shape, wmat, bias)
+    if fast is None:
+        return None
+    return lambda x, z: _finish(fast(x), z, act)
 
 
 def add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
