@@ -274,12 +274,14 @@ def test_pointwise_single_small_product(xs, ws, monkeypatch):
     """One image, one group, fewer than _blas.SMALL_MNK multiply-adds: the GEMM plan's short
     path (one matmul, the bias, the epilogue), with and without bias, and as FusedConv with a
     residual and an activation. Float32 layers of 4 cells or more take the compiled tiles
-    (:func:`test_pointwise_tiles`); here they take it as where compiled kernels are off."""
+    (:func:`test_pointwise_tiles`), smaller ones the gather loop
+    (:func:`test_pointwise_gathered`); here they take it as where compiled kernels are off."""
     from ort_cpu.kernels import conv
 
     from ort_core import ops
 
     monkeypatch.setattr(conv, "_pointwise_tiled_pays", lambda *a: False)
+    monkeypatch.setattr(conv, "_pointwise_gathered", lambda *a: False)
     rng = np.random.default_rng(sum(xs))
     x, w, b = _rand(rng, xs), _rand(rng, ws), _rand(rng, (ws[0],))
     plan = conv._make_plan(xs, x.dtype, (1, ws[0], ws[1]), ws[0], ops.Window.from_attrs({}), (1, 1))
@@ -291,6 +293,42 @@ def test_pointwise_single_small_product(xs, ws, monkeypatch):
         "FusedConv", [x, w, b, z], {"activation": "LeakyRelu", "activation_params": [0.2]},
         domain="com.microsoft",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "xs, ws, gathered",
+    [
+        ((1, 16, 1, 1), (64, 16, 1, 1), True),  # a squeeze-excite layer: one cell
+        ((1, 128, 1), (1, 128, 1), True),  # a VAD's output layer: one frame, one channel
+        ((1, 129, 4), (64, 129, 1), True),  # a 1-D layer over a few frames
+        ((2, 24, 1, 3), (40, 24, 1, 1), True),  # batch 2, three cells
+        ((1, 256, 1, 1), (256, 256, 1, 1), False),  # one cell past GATHER_ONE_CELL_WORK
+        ((1, 512, 16), (512, 512, 1), False),  # past GATHER_COMPILED_WORK
+    ],
+)
+@pytest.mark.parametrize("act", [None, "Relu", "Sigmoid", "Tanh"])
+def test_pointwise_gathered(xs, ws, gathered, act):
+    """Float32 1x1 layers of few multiply-adds that the tiles do not take (1-D, or fewer than
+    POINTWISE_MIN_CELLS cells) run as the compiled gather loop (conv._pointwise_gathered), the
+    bias and the activation on the way out; larger ones keep the GEMM plan. Against
+    onnxruntime: Conv, and FusedConv with each activation (compiled or not) and a residual."""
+    from ort_cpu.kernels import conv
+
+    if conv_jit_off():
+        pytest.skip("compiled kernels are off: the GEMM plan serves")
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    x, w, b = _rand(rng, xs), _rand(rng, ws) * 0.2, _rand(rng, (ws[0],))
+    plan = conv._make_plan(
+        xs, np.float32, (1, ws[0], ws[1]), ws[0], ops.Window.from_attrs({}), ws[2:]
+    )
+    inner = plan.inner if isinstance(plan, conv._Plan1D) else plan
+    assert isinstance(inner, conv._GatherPlan) == gathered, type(inner)
+    _check("Conv", [x, w, b], {})
+    _check("Conv", [x, w], {}, consts=(1,))
+    attrs = {"activation": act} if act else {}
+    _check("FusedConv", [x, w, b], attrs, domain=MS)
+    z = _rand(rng, (xs[0], ws[0], *xs[2:]))
+    _check("FusedConv", [x, w, b, z], attrs, domain=MS)
 
 
 def test_pointwise_without_direct_gemm(monkeypatch):
@@ -693,7 +731,8 @@ def test_pointwise_layers_direct(case, split, monkeypatch):
     assert _kind(_plan(xs, ws, {})) == "direct"
     assert _kind(_plan((1, 96, 56, 56), (24, 96, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 32, 14, 14), (128, 32, 1, 1), {})) == "_pointwise_plan"
-    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
+    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_gather_plan"  # (one cell)
+    assert _kind(_plan((1, 240, 1, 1), (960, 240, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 40, 3, 12), (16, 40, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan(xs, ws, {"strides": [2, 2]})) == "_pointwise_plan"
     handed = _spy_shared(monkeypatch, split)
@@ -736,7 +775,8 @@ def test_pointwise_tiles(case, split, monkeypatch):
     (by blocks of cells, by tiles of channels where the blocks are few, channels last by
     blocks of channels): with and without a bias, and as FusedConv with a compiled
     activation and with a residual (planar: added in the tile; channels last: after),
-    against onnxruntime. One or three cells stay a GEMV (host logic on the compiled kernels)."""
+    against onnxruntime. One or three cells take the gather loop, or stay a GEMV past its
+    work (host logic on the compiled kernels)."""
     from ort_cpu.kernels import conv
 
     from .harness import use_compiled
@@ -750,8 +790,10 @@ def test_pointwise_tiles(case, split, monkeypatch):
     assert _kind(plan) == ("channels_last_dense" if small else "pointwise")
     # groups of fewer channels keep their plans
     assert _kind(_plan((1, 8, 10, 10), (8, 2, 1, 1), {"group": 4})) != "pointwise"
-    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_pointwise_plan"
-    assert _kind(_plan((1, 24, 1, 3), (96, 24, 1, 1), {})) == "_pointwise_plan"
+    # (one or three cells of few multiply-adds: the gather loop; more, a GEMV)
+    assert _kind(_plan((1, 24, 1, 1), (96, 24, 1, 1), {})) == "_gather_plan"
+    assert _kind(_plan((1, 24, 1, 3), (96, 24, 1, 1), {})) == "_gather_plan"
+    assert _kind(_plan((1, 240, 1, 3), (960, 240, 1, 1), {})) == "_pointwise_plan"
     assert _kind(_plan((1, 24, 7, 7), (96, 24, 1, 1), {}, np.float64)) in (
         "direct",
         "_pointwise_plan",

@@ -1383,6 +1383,31 @@ def _pointwise_tiled_pays(g: int, c: int, m: int, out, dtype) -> bool:
     return g == 1 or min(c // g, m // g) >= POINTWISE_GROUP_CHANNELS
 
 
+#: multiply-adds up to which a float32 1x1 layer on a single cell takes the compiled gather
+#: loop (:func:`_pointwise_gathered`); past it OpenBLAS's GEMV is faster (1280 -> 100: 13.8
+#: against 11.7 us)
+GATHER_ONE_CELL_WORK = 1 << 15
+
+
+def _pointwise_gathered(nd: int, n: int, g: int, c: int, m: int, cells: int, dtype) -> bool:
+    """Whether a 1x1 layer that the tiles do not take runs as :class:`_GatherPlan` (when
+    compiled kernels are on): float32, one group, 1-D or below :data:`POINTWISE_MIN_CELLS`
+    cells, at most :data:`GATHER_COMPILED_WORK` multiply-adds (:data:`GATHER_ONE_CELL_WORK` on
+    one cell). Its bound call (:func:`bind_plan`) is one compiled call with the bias and the
+    activation on the way out, where the GEMM plan's short path was a matmul, a bias pass and
+    the activation's: one thread, us, with a Relu, 16 -> 64 on one cell 3.9 -> 2.1, 128 -> 1
+    (a VAD's output layer, a Sigmoid in the model: 13.9 -> 5.3 there) 4.3 -> 2.4, 256 -> 256
+    over 4 frames 24.7 -> 17.1."""
+    work = n * c * cells * m
+    return (
+        dtype == _F32
+        and g == 1
+        and (nd == 1 or cells < POINTWISE_MIN_CELLS)
+        and n * c * cells <= GATHER_LIMIT
+        and work <= (GATHER_COMPILED_WORK if n * cells > 1 else GATHER_ONE_CELL_WORK)
+    )
+
+
 class _PointwisePlan:
     """A float32 1x1 convolution without padding, from :data:`POINTWISE_TILED_CELLS` cells, by
     the compiled tiles of :func:`._conv_jit.pointwise`: 4 output channels by 64 cells summed in
@@ -1843,6 +1868,8 @@ def _make_plan(x_shape, x_dtype, w_shape, m, attrs: ops.Window, w_spatial, exact
             fn = _conv_jit.warm()
             if fn is not None:
                 return _DirectPlan(fn, x_shape, m, g, kernel, strides, dilations, out, begin)
+        if _pointwise_gathered(nd, n, g, c, m, math.prod(out), dtype) and jit_available():
+            return _gather_plan(x_shape, kernel, strides, dilations, out, begin, m, dtype)
         return _pointwise_plan(x_shape, m, g, strides, out, dtype)
     if nd == 1:  # a 1-D convolution is a 2-D one over a single row
         inner = _make_plan(
