@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.differential.harness import assert_same, make_node_model, run_cpu, run_reference
 
@@ -504,3 +504,62 @@ def test_shared_steps_take_over_a_half_whose_thread_never_starts():
     np.testing.assert_array_equal(y2, y1)
     np.testing.assert_array_equal(hb[seq & 1], h1)
     np.testing.assert_array_equal(c2, c1)
+
+
+@pytest.mark.parametrize(
+    "op,seq,batch,attrs,peep",
+    [
+        ("LSTM", 1, 1, {}, False),  # a streaming VAD's step: the projection's tiles
+        ("LSTM", 6, 2, {"direction": "reverse"}, False),  # numpy's product, reversed
+        ("LSTM", 3, 1, {}, True),  # peepholes: the run_jit path every run
+        ("GRU", 16, 1, {"linear_before_reset": 1}, False),
+        ("GRU", 5, 2, {}, False),  # R^T split for r * h (flag 16)
+        ("RNN", 4, 3, {}, False),
+    ],
+)
+@pytest.mark.parametrize("states", [True, False])
+def test_bound_call_of_one_direction(op, seq, batch, attrs, peep, states, monkeypatch):
+    """From its second run, a one-direction node of constant weights without sequence lengths
+    or peepholes runs through the call bound at the first (_Recurrent._bind): every run,
+    with new inputs and initial states each time (or none), against onnxruntime; weights fed
+    at run time, or peepholes, keep run_jit."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    import ort_core
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    calls = []
+    real = rnn._Recurrent._bind
+
+    def spy(self, *args):
+        bound = real(self, *args)
+        if not bound:
+            return bound
+        return (*bound[:4], lambda *a: (calls.append(1), bound[4](*a))[1])
+
+    monkeypatch.setattr(rnn._Recurrent, "_bind", spy)
+    hidden, size = 12, 7
+    direction = attrs.get("direction", "forward")
+    full = {"hidden_size": hidden, **attrs, "direction": direction}
+    for weights_fed in (False, True):
+        calls.clear()
+        inputs = _inputs(op, seq, batch, size, hidden, direction, seed=seq + batch,
+                         h0=states, c0=states, peep=peep)  # fmt: skip
+        model, feeds = make_node_model(op, inputs, full, opset=14, n_outputs=N_OUT[op])
+        if not weights_fed:  # W, R, B as initializers: constants to the kernel
+            for name in ("x1", "x2", "x3"):
+                model.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
+            kept = [v for v in model.graph.input if v.name not in ("x1", "x2", "x3")]
+            del model.graph.input[:]
+            model.graph.input.extend(kept)
+        blob = model.SerializeToString()
+        ours = ort_core.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        ref = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(seq)
+        for _ in range(3):
+            fed = {k: (rng.standard_normal(v.shape) * 0.7).astype(v.dtype)
+                   if k in ("x0", "x5", "x6") else v for k, v in feeds.items()}  # fmt: skip
+            for i, (e, g) in enumerate(zip(ref.run(None, fed), ours.run(None, fed), strict=True)):
+                assert_same(e, g, TOL["rtol"], TOL["atol"], f"{op} output {i}")
+        assert len(calls) == (0 if weights_fed or peep else 2), (weights_fed, calls)
