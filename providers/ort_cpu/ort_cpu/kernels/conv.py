@@ -1037,6 +1037,15 @@ def prewarm(attrs: ops.Window, w_shape, info=None, packed=None) -> None:
     ):
         if _conv_jit.warm_pointwise() and shared:
             _conv_pieces().address(_conv_pieces().POINTWISE, np.float32)
+    shape = None if info is None else info.input_shape(0)
+    if (
+        taps == 1
+        and shape is not None
+        and len(shape) == 4
+        and all(isinstance(d, int) for d in shape)
+        and _pointwise_gathered(2, shape[0], g, shape[1], w_shape[0], shape[2] * shape[3], dtype)
+    ):
+        _conv_jit.warm_gather()  # a 1x1 layer on a tiny map: the gather loop (_make_plan)
     tiled = taps == 1 or _channels_last_conv_pays(g, w_shape[1], w_shape[0], taps)
     if dtype == _F32 and g == 1 and tiled and _conv_jit.warm_conv_cl() and shared:
         _conv_pieces().address(_conv_pieces().CHANNELS_LAST, np.float32)
