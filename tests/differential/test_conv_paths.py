@@ -972,6 +972,42 @@ def conv_jit_off() -> bool:
     return _conv_jit.warm() is None
 
 
+def _reference_outputs(blob: bytes, feeds: list) -> list:
+    """onnxruntime's first output of the model ``blob`` for each of ``feeds``."""
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    return [sess.run(None, f)[0] for f in feeds]
+
+
+def _session(blob: bytes, threads: int, optimized: str | None = None):
+    """(ort-core's session of ``blob`` at ``threads`` threads, the path its optimized model is
+    saved to, if ``optimized``)."""
+    import ort_core
+
+    opts = ort_core.SessionOptions()
+    opts.intra_op_num_threads = threads
+    if optimized:
+        opts.optimized_model_filepath = optimized
+    return ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"]), optimized
+
+
+def _spy_bound_calls(monkeypatch) -> list:
+    """The input shape of every call of a bound convolution (conv.bind_plan's), in order."""
+    from ort_cpu.kernels import contrib, conv
+
+    calls = []
+    real = conv.bind_plan
+
+    def spy(*args, **kw):
+        fast = real(*args, **kw)
+        if fast is None:
+            return None
+        return lambda x, *z: (calls.append(x.shape), fast(x, *z))[1]
+
+    monkeypatch.setattr(conv, "bind_plan", spy)
+    monkeypatch.setattr(contrib, "bind_plan", spy)
+    return calls
+
+
 BOUND_CASES = {
     # (x shape, weight shape, attrs): a layer of each plan that binds its call (bind_plan)
     "channels_last": ((1, 88, 3, 12), (16, 88, 1, 1), {}),
@@ -992,7 +1028,7 @@ def test_bound_calls_of_small_layers(case, act, monkeypatch):
     threads; a bias fed at run time, and another input shape, take the plan's own call."""
     import onnxruntime
     from onnx import TensorProto, helper
-    from ort_cpu.kernels import contrib, conv
+    from ort_cpu.kernels import conv
 
     import ort_core
 
@@ -1009,17 +1045,7 @@ def test_bound_calls_of_small_layers(case, act, monkeypatch):
              "depthwise_nhwc": conv._DepthwiseNHWCPlan, "pointwise": conv._PointwisePlan,
              "gather_1d": conv._GatherPlan}  # fmt: skip
     assert isinstance(inner, kinds[case]), type(inner)
-    calls = []
-    real = conv.bind_plan
-
-    def spy(*args, **kw):
-        fast = real(*args, **kw)
-        if fast is None:
-            return None
-        return lambda x, *z: (calls.append(x.shape), fast(x, *z))[1]
-
-    monkeypatch.setattr(conv, "bind_plan", spy)
-    monkeypatch.setattr(contrib, "bind_plan", spy)
+    calls = _spy_bound_calls(monkeypatch)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)]
     nodes += [helper.make_node(act, ["c"], ["y"])] if act else []
     out = nodes[-1].output[0]
@@ -1039,13 +1065,10 @@ def test_bound_calls_of_small_layers(case, act, monkeypatch):
     feeds = [{"x": _rand(rng, xs)} for _ in range(3)] + [{"x": _rand(rng, other)}]
     feeds.append({"x": _rand(rng, xs)})
     blob = model().SerializeToString()
-    want = [onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
-            .run(None, f)[0] for f in feeds]  # fmt: skip
+    want = _reference_outputs(blob, feeds)
     for threads in (1, 2):
         calls.clear()
-        opts = ort_core.SessionOptions()
-        opts.intra_op_num_threads = threads
-        sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        sess, _ = _session(blob, threads)
         for f, e in zip(feeds, want, strict=True):
             np.testing.assert_allclose(sess.run(None, f)[0], e, rtol=1e-5, atol=1e-5)
         # runs 2 and 3 bound; the other shape binds its own, which run 5's shape then lacks.
@@ -1107,27 +1130,13 @@ def test_bound_calls_with_a_residual(case, act, tmp_path, monkeypatch):
     activation, coded or not. Runs 2 and 3 take both convolutions' bound calls; every run
     against onnxruntime, at one and two threads."""
     import onnx
-    import onnxruntime
     from onnx import TensorProto, helper
-    from ort_cpu.kernels import contrib, conv
-
-    import ort_core
 
     if conv_jit_off():
         pytest.skip("compiled kernels are off: the numpy plans bind no call")
     xs, ws, attrs = BOUND_CASES[case]
     rng = np.random.default_rng(len(case) + 7)
-    calls = []
-    real = conv.bind_plan
-
-    def spy(*args, **kw):
-        fast = real(*args, **kw)
-        if fast is None:
-            return None
-        return lambda x, *z: (calls.append(x.shape), fast(x, *z))[1]
-
-    monkeypatch.setattr(conv, "bind_plan", spy)
-    monkeypatch.setattr(contrib, "bind_plan", spy)
+    calls = _spy_bound_calls(monkeypatch)
     nodes = [
         helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
         helper.make_node("Conv", ["x", "w2"], ["r"], **attrs),  # the residual
@@ -1149,16 +1158,11 @@ def test_bound_calls_with_a_residual(case, act, tmp_path, monkeypatch):
     blob = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     blob = blob.SerializeToString()
     feeds = [{"x": _rand(rng, xs)} for _ in range(3)]
-    want = [onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
-            .run(None, f)[0] for f in feeds]  # fmt: skip
+    want = _reference_outputs(blob, feeds)
     for threads in (1, 2):
         calls.clear()
-        opts = ort_core.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.optimized_model_filepath = str(tmp_path / f"opt{threads}.onnx")
-        sess = ort_core.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
-        fused = [n for n in onnx.load(opts.optimized_model_filepath).graph.node
-                 if n.op_type == "FusedConv"]  # fmt: skip
+        sess, optimized = _session(blob, threads, str(tmp_path / f"opt{threads}.onnx"))
+        fused = [n for n in onnx.load(optimized).graph.node if n.op_type == "FusedConv"]
         assert len(fused) == 1 and len(fused[0].input) == 4, fused
         for f, e in zip(feeds, want, strict=True):
             np.testing.assert_allclose(sess.run(None, f)[0], e, rtol=1e-5, atol=1e-5)

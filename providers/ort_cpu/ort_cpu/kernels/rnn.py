@@ -408,14 +408,15 @@ class _Recurrent:
             return tuple(outs)
         return tuple(o.astype(dtype, copy=False) for o in outs)
 
-    def _bind(self, X, W, R, B) -> tuple | None:
+    def _bind(self, X, W, R, B) -> tuple:
         """(X's shape, W, R, B, ``call(X, initial_h, initial_c)``): :meth:`run_jit`'s work
         for inputs of ``X``'s shape and dtype with these constant weights, its arguments bound
-        once, or None (an empty tuple: not again) where it does not apply: one direction,
+        once, or an empty tuple (not tried again) where it does not apply: one direction,
         layout 0, no sequence lengths nor peepholes (the caller checks both per run), a run
-        that neither shares its steps among threads nor varies. A streaming model's one-step
-        LSTM or a 16-step GRU spent a third of the node in :meth:`run_jit`'s Python (checks,
-        a dozen small numpy calls, fifteen arguments assembled per direction)."""
+        that does not share its steps among threads; initial states of another shape than
+        (1, batch, hidden) take :meth:`run_jit` (which broadcasts them). A streaming model's
+        one-step LSTM or a 16-step GRU spent a third of the node in :meth:`run_jit`'s Python
+        (checks, a dozen small numpy calls, fifteen arguments assembled per direction)."""
         info = self.info
         if (
             self.num_dir != 1
@@ -444,6 +445,12 @@ class _Recurrent:
         jit, state = self.jit, (1, batch, n)
 
         def call(X, initial_h, initial_c):
+            if (initial_h is not None and initial_h.shape != state) or (
+                initial_c is not None and initial_c.shape != state
+            ):
+                return self.run_jit(
+                    X, W, R, B, None, initial_h, *(() if not lstm else (initial_c,))
+                )
             x2 = X.reshape(rows, -1)
             if project is not None:
                 xw = np.empty((seq, batch, g * n), wt)
