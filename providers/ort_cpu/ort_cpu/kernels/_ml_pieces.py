@@ -18,7 +18,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from .. import _threads
-from .._spin_jit import filled, made, pointer
+from .._spin_jit import block, filled, made, pointer
 from . import _ml_jit
 from ._ml_jit import (  # noqa: F401 - the argument block's slots, shared with _ml_jit
     BASE,
@@ -223,8 +223,6 @@ def _svc_piece():
 def svc_template(sv_t, gamma, coef, starts, rho) -> np.ndarray:
     """The SVM piece's argument block with the model's constant arrays (kept alive by the
     caller) named; :func:`split_svc` fills in each call's."""
-    from .._spin_jit import block
-
     ints = [0] * SVC_GAMMA
     ints[SVC_SV], ints[SVC_VECTORS] = sv_t.ctypes.data, sv_t.shape[1]
     ints[SVC_FEATURES] = sv_t.shape[0]
@@ -250,7 +248,7 @@ def split_svc(template, x, scores, best) -> bool:
         return False
     if not _threads.spinning():
         return False
-    a = template.copy()  # alive, with the arrays, until the pieces are done
-    a[SVC_X], a[SVC_ROWS] = x.ctypes.data, n
-    a[SVC_SCORES], a[SVC_BEST] = scores.ctypes.data, best.ctypes.data
-    return _threads.split_compiled(n, made(_svc_piece), a.ctypes.data)
+    # (alive, with the arrays, until the pieces are done)
+    a, at = filled(template, SVC_X, x, SVC_SCORES, scores, SVC_BEST, best)
+    a[SVC_ROWS] = n
+    return _threads.split_compiled(n, made(_svc_piece), at)

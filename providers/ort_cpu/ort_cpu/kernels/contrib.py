@@ -30,6 +30,7 @@ from ._registry import builder, kernel
 from ._rows import add as add_rows
 from .attention import _softmax_rows, rotate
 from .conv import (
+    NO_CODE,
     bind_plan,
     bind_residual,
     compute_dtype,
@@ -46,7 +47,6 @@ from .normalization import warm_layer_norm
 from .quantization import _int_range
 
 MS = "com.microsoft"
-ZERO = (0, 0.0, 0.0)  # no activation code
 INT8_TYPES = frozenset(map(np.dtype, (np.int8, np.uint8)))
 
 
@@ -176,16 +176,14 @@ def fused_conv(info):
     # of the same shape calls it directly (conv_core's key and lookup cost about a microsecond,
     # a fifth of a small layer's time); (shape, dtype, plan, whether it takes ``code``, with a
     # residual too)
-    last: list = [(None, None, None, False, False)]
+    # and, while the bias is the constant one, that shape's bound calls without a residual
+    # (bind_plan) and with one (bind_residual): (..., bias, call, call with a residual)
+    last: list = [(None, None, None, False, False, None, None, None)]
     b_const = info.constant(2) if info.has_input(2) else None
-    # that shape's bound calls without a residual (bind_plan) and with one (bind_residual),
-    # while the bias is the constant one: (bias, call, call with a residual)
-    fast: list = [(None, None, None)]
 
     def run(x, w, b=None, z=None):
-        shape, dtype, plan, coded, residual = last[0]
+        shape, dtype, plan, coded, residual, bias, call, call_z = last[0]
         if x.shape == shape and x.dtype is dtype:  # the remembered plan, on the packed weights
-            bias, call, call_z = fast[0]
             if b is bias:
                 if z is None and call is not None:
                     return call(x)
@@ -199,16 +197,15 @@ def fused_conv(info):
             coded = code is not None and takes_code(plan)
             residual = code is not None and takes_code(plan, True)
             if wmat is packed and packed.dtype == cdt:
-                last[0] = (x.shape, x.dtype, plan, coded, residual)
-                fast[0] = (None, None, None)
+                bound = (None, None, None)
                 if x.dtype == cdt and (b is None) == (b_const is None):
                     if b is None or (b is b_const and b.dtype == cdt):
                         # (an activation the plan does not apply as it writes: its own call)
                         call = None
                         if act is None or coded:
-                            call = bind_plan(plan, x.shape, wmat, b, code if coded else ZERO)
-                        call_z = bind_residual(plan, x.shape, wmat, b, code, act)
-                        fast[0] = (b, call, call_z)
+                            call = bind_plan(plan, x.shape, wmat, b, code if coded else NO_CODE)
+                        bound = (b, call, bind_residual(plan, x.shape, wmat, b, code, act))
+                last[0] = (x.shape, x.dtype, plan, coded, residual, *bound)
         xc = x if x.dtype is cdt else x.astype(cdt)
         bias = None if b is None else b.astype(cdt, copy=False)
         if coded if z is None else residual:  # the plan applies the activation as it writes

@@ -1757,9 +1757,18 @@ class _GatherPlan:
         self.weights: dict = {}  # id(wmat) -> (wmat, its (K, M) transpose)
         self.empty = np.zeros(0, dtype)
 
+    def _transposed(self, wmat) -> np.ndarray:
+        """``wmat``'s (K, M) transpose, which the loop reads, kept by the weights' id."""
+        hit = self.weights.get(id(wmat))
+        if hit is None or hit[0] is not wmat:
+            if len(self.weights) >= 4:
+                self.weights.clear()
+            hit = self.weights[id(wmat)] = (wmat, np.ascontiguousarray(wmat[0].T, self.dtype))
+        return hit[1]
+
     def bound(self, x_shape, wmat, bias, code):
         """:func:`bind_plan`'s call for this plan (never shared among threads)."""
-        wt = np.ascontiguousarray(wmat[0].T, self.dtype)
+        wt = self._transposed(wmat)
         b = self.empty if bias is None else np.array(bias, self.dtype)  # the loop's own
         fn, index, dtype = self.fn, self.index, self.dtype
         flat, shape, y_shape = (
@@ -1776,17 +1785,13 @@ class _GatherPlan:
         return fast
 
     def __call__(self, x, wmat, bias=None, z=None, act=None, code=None) -> np.ndarray:
-        hit = self.weights.get(id(wmat))
-        if hit is None or hit[0] is not wmat:
-            if len(self.weights) >= 4:
-                self.weights.clear()
-            hit = self.weights[id(wmat)] = (wmat, np.ascontiguousarray(wmat[0].T, self.dtype))
+        wt = self._transposed(wmat)
         # a copy per run: the loop takes a writable bias, and a fed one may change between runs
         b = self.empty if bias is None else np.array(bias, self.dtype)
         y = np.empty((self.n, self.m, math.prod(self.out)), self.dtype)
         xf = np.ascontiguousarray(x, self.dtype).reshape(self.n, self.flat)
         fused = code is not None and z is None
-        self.fn(xf, self.index, hit[1], b, y, *(code if fused else (0, 0.0, 0.0)))
+        self.fn(xf, self.index, wt, b, y, *(code if fused else NO_CODE))
         y = y.reshape(self.n, self.m, *self.out)
         return y if fused or (z is None and act is None) else _finish(y, z, act)
 
@@ -2034,7 +2039,11 @@ def takes_code(plan, residual: bool = False) -> bool:
     return isinstance(plan, _COMPILED_EPILOGUE)
 
 
-def bind_plan(plan, x_shape, wmat, bias, code=(0, 0.0, 0.0)):
+#: the activation code of none (see :mod:`._elementwise_jit`)
+NO_CODE = (0, 0.0, 0.0)
+
+
+def bind_plan(plan, x_shape, wmat, bias, code=NO_CODE):
     """``fast(x) -> y``: ``plan(x, wmat, bias, code=code)`` for inputs of ``x_shape`` with its
     arguments bound now, or None where the plan has no such call. For small layers that no
     thread count shares (the compiled plans' ``bound``: :class:`_DirectPlan`,
@@ -2066,7 +2075,7 @@ def bind_residual(plan, x_shape, wmat, bias, code, act):
     if isinstance(plan, _Plan1D):  # (its residual's own axis: the plan's own call)
         return None
     if takes_code(plan, True) and (code is not None or act is None):
-        return bind_plan(plan, x_shape, wmat, bias, code or (0, 0.0, 0.0))
+        return bind_plan(plan, x_shape, wmat, bias, code or NO_CODE)
     fast = bind_plan(plan, x_shape, wmat, bias)
     if fast is None:
         return None

@@ -357,8 +357,6 @@ class _Recurrent:
         weights = self.direction_weights(W, R, B, wt)
         x2 = X.reshape(seq * batch, -1).astype(wt, copy=False)
         project = self.project if seq * batch <= PROJECT_ROWS else None
-        if project is not None:
-            x2 = np.ascontiguousarray(x2)
         if sequence_lens is None:
             lens = self._full_lens.get((batch, seq))  # read only by the loop: one per shape
             if lens is None:
@@ -382,13 +380,7 @@ class _Recurrent:
         args = []
         for d in range(self.num_dir):
             wt_d, wb, rt, rb = weights[d]
-            # (its columns shared among the run's threads when large: numpy's bits)
-            if project is not None:
-                xw = np.empty((seq, batch, self.gates * n), wt)
-                project(x2, wt_d, wb, xw.reshape(seq * batch, -1))
-            else:
-                xw = _blas.matmul(x2, wt_d).reshape(seq, batch, self.gates * n)
-                xw += wb
+            xw = _projection(x2, wt_d, wb, (seq, batch, self.gates * n), project)
             p = np.ascontiguousarray(P[d], wt) if P is not None else rb
             args.append((
                 self.op_code, xw, rt, rb, p, hs[d], cs[d], lens, self.reverse_only or d == 1,
@@ -451,13 +443,7 @@ class _Recurrent:
                 return self.run_jit(
                     X, W, R, B, None, initial_h, *(() if not lstm else (initial_c,))
                 )
-            x2 = X.reshape(rows, -1)
-            if project is not None:
-                xw = np.empty((seq, batch, g * n), wt)
-                project(np.ascontiguousarray(x2), wt_d, wb, xw.reshape(rows, -1))
-            else:
-                xw = _blas.matmul(x2, wt_d).reshape(seq, batch, g * n)
-                xw += wb
+            xw = _projection(X.reshape(rows, -1), wt_d, wb, (seq, batch, g * n), project)
             # the states as copies: the loop updates them in place
             hs = np.zeros(state, wt) if initial_h is None else np.array(initial_h, wt)
             cs = hs
@@ -775,6 +761,20 @@ class _DynamicQuantizeLSTM(_LSTM):
 
 
 _RNN_DTYPES = {0: FLOAT_TYPES}
+
+
+def _projection(x2, wt_d, wb, shape: tuple, project) -> np.ndarray:
+    """A direction's input projection ``x2 @ wt_d + wb`` of shape ``shape`` (seq, batch, G*n):
+    the compiled ``project`` where given (a few rows, :data:`PROJECT_ROWS`), else numpy's
+    product (its columns shared among the run's threads when large: numpy's bits) and the
+    bias added."""
+    if project is not None:
+        xw = np.empty(shape, wb.dtype)
+        project(np.ascontiguousarray(x2), wt_d, wb, xw.reshape(-1, shape[2]))
+        return xw
+    xw = _blas.matmul(x2, wt_d).reshape(shape)
+    xw += wb
+    return xw
 
 
 def _compiled(dtype: np.dtype):
