@@ -39,8 +39,10 @@ DIRECTION_SPLIT_WORK = 1 << 16
 #: multiply-adds of one step's recurrent product (entries x gates x width x width) from which a
 #: single direction shares each step's hidden units between two threads (a 128-wide LSTM's
 #: 65536: the halves' products read 128 KB each instead of 256 KB, at a cost of one wait per
-#: step); narrower layers run on one thread
-STEP_SPLIT_WORK = 1 << 15
+#: step); narrower layers run on one thread. A 128-wide GRU's 49152 lost to that wait on a Zen
+#: 4 (64 steps at two threads, alternating in one process, median us: 748 and 795 shared
+#: against 608 and 665 on one thread; the LSTM's 546-578 against 583-598)
+STEP_SPLIT_WORK = 1 << 16
 #: and from this many steps: the hand-off costs a few microseconds, a shared step saves about
 #: one (Silero's one-step LSTM of width 128 took 5 us longer shared)
 STEP_SPLIT_STEPS = 8
