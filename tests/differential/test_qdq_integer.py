@@ -631,6 +631,9 @@ def _matmul_integer_to_float(rows, k, n, per_column, bias, a_zp, low=-128):
         # fewer than 8 rows (2 x 1, 2 x 3): on AVX2 the columns as words of four bytes
         (1, 1280, 1000, True, True, 131, -128),  # a classifier's, shared at two threads
         (3, 70, 45, False, True, 7, -64),
+        # one row over 3 and 10 steps of four bytes (K 9 and 40)
+        (1, 9, 40, False, True, 5, -128),
+        (1, 40, 33, True, False, None, -128),
     ],
 )
 @pytest.mark.parametrize("threads", [1, 2])
