@@ -42,17 +42,20 @@ def read_expected(name: str) -> dict[str, str]:
     return entries
 
 
-def backend_for(providers: list[str]) -> type[OrtCoreBackend]:
+def backend_for(providers: list) -> type[OrtCoreBackend]:
+    """A backend whose sessions take ``providers`` (names, or (name, options) pairs)."""
+
     class Backend(OrtCoreBackend):
         @classmethod
         def prepare(cls, model, device="CPU", **kwargs):
             return super().prepare(model, device, providers=providers, **kwargs)
 
-    Backend.__name__ = "Backend_" + "_".join(p.replace("ExecutionProvider", "") for p in providers)
+    names = [p if isinstance(p, str) else p[0] for p in providers]
+    Backend.__name__ = "Backend_" + "_".join(p.replace("ExecutionProvider", "") for p in names)
     return Backend
 
 
-def make_suite(providers: list[str], module_name: str) -> dict[str, type]:
+def make_suite(providers: list, module_name: str) -> dict[str, type]:
     """The unittest TestCase classes of onnx's backend suite (CPU cases only) for ``providers``."""
     os.environ.setdefault("ONNX_HOME", os.path.join(tempfile.gettempdir(), "ort_core_onnx_home"))
     with warnings.catch_warnings():

@@ -80,6 +80,8 @@ def test_unknown_option_is_invalid_argument_listing_valid_ones():
         ({"num_of_threads": "zero"}, "num_of_threads"),
         ({"num_streams": "-1"}, "num_streams"),
         ({"disable_dynamic_shapes": "maybe"}, "disable_dynamic_shapes"),
+        ({"min_cpu_work": "-1"}, "min_cpu_work"),
+        ({"min_cpu_work": "many"}, "min_cpu_work"),
     ],
 )
 def test_bad_option_values_are_invalid_arguments(options, match):
@@ -415,3 +417,92 @@ def test_large_clusters_reach_openvino_through_a_mapped_weights_file(
     assert set(placement(sess)) == {OV}
     for a, b in zip(sess.run(None, feed), in_memory):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _gru(steps, hidden, width, batch=1, direction="forward", layout=0, dims=None):
+    """A GRU model (random weights) and its feed; ``dims`` overrides X's declared shape."""
+    rng = np.random.default_rng(7)
+    d = 2 if direction == "bidirectional" else 1
+    w = (rng.standard_normal((d, 3 * hidden, width)) * 0.1).astype(np.float32)
+    r = (rng.standard_normal((d, 3 * hidden, hidden)) * 0.1).astype(np.float32)
+    shape = (batch, steps, width) if layout else (steps, batch, width)
+    node = helper.make_node(
+        "GRU", ["x", "w", "r"], ["y", "h"], hidden_size=hidden, direction=direction,
+        layout=layout, linear_before_reset=1,
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node], "gru", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims or shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(r, "r")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString(), {"x": rng.standard_normal(shape).astype(np.float32)}
+
+
+@pytest.fixture
+def default_min_cpu_work(monkeypatch):
+    """The provider's own threshold (this folder's conftest sets it to 0 for the other tests)."""
+    from ort_openvino import provider
+
+    monkeypatch.setattr(provider.OpenVINOExecutionProvider, "min_cpu_work", provider.MIN_CPU_WORK)
+
+
+def test_small_static_graphs_are_left_to_the_cpu_provider(default_min_cpu_work):
+    """Placement (host logic and OpenVINO's results): on the CPU device, a model OpenVINO
+    supports whole but whose work is known small from its static shapes (a 16-step GRU of 64
+    units: 16 x 3 x 64 x (32 + 64) multiply-adds) runs on the CPU provider, with the reason in
+    the placement reasons; ``min_cpu_work=0`` (or a lower bound) makes OpenVINO claim it, and a
+    larger one (64 steps of 128 units on 64 inputs, 4.7M) or the same GRU with a symbolic number
+    of steps (any size) stays on OpenVINO. Every session's outputs match the CPU provider's."""
+    small, feed = _gru(16, 64, 32)
+    cpu = ort.InferenceSession(small, providers=[CPU]).run(None, feed)
+    sess = ort.InferenceSession(small, providers=[OV, CPU])
+    assert placement(sess) == {CPU: 1}
+    (reason,) = [r for rs in sess.placement_reasons.values() for r in rs if r.startswith(OV)]
+    assert "294,912 multiply-adds, under 4,000,000 (min_cpu_work)" in reason
+    for got, want in zip(sess.run(None, feed), cpu, strict=True):
+        np.testing.assert_array_equal(got, want)
+    claimed = ort.InferenceSession(small, providers=[(OV, {"min_cpu_work": "0"}), CPU])
+    assert placement(claimed) == {OV: 1}
+    for got, want in zip(claimed.run(None, feed), cpu, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    lowered = ort.InferenceSession(small, providers=[(OV, {"min_cpu_work": "200_000"}), CPU])
+    assert placement(lowered) == {OV: 1}
+    assert lowered.get_provider_options()[OV]["min_cpu_work"] == "200000"
+    big, big_feed = _gru(64, 128, 64)
+    assert placement(ort.InferenceSession(big, providers=[OV, CPU])) == {OV: 1}
+    symbolic, _ = _gru(16, 64, 32, dims=["steps", 1, 32])
+    assert placement(ort.InferenceSession(symbolic, providers=[OV, CPU])) == {OV: 1}
+
+
+@pytest.mark.parametrize(
+    "direction, layout, batch, expected",
+    [
+        ("forward", 0, 1, 16 * 1 * 1 * 3 * 64 * (32 + 64)),
+        ("bidirectional", 0, 2, 16 * 2 * 2 * 3 * 64 * (32 + 64)),
+        ("forward", 1, 3, 16 * 3 * 1 * 3 * 64 * (32 + 64)),  # batch first
+    ],
+)
+def test_static_work_counts_a_recurrent_nodes_steps(direction, layout, batch, expected):
+    """Host logic: :func:`static_work` counts a recurrent node's multiply-adds from its static
+    input shape (steps, entries and directions by its layout and direction), and gives None
+    where a dim is symbolic."""
+    from ort_openvino.provider import static_work
+
+    from ort_core.ir import model_from_proto
+    from ort_core.provider import GraphView
+
+    def work(data):
+        model = model_from_proto(onnx.load_from_string(data))
+        view = GraphView(model.graph, {"": 14})
+        return static_work(list(model.graph.nodes), view)
+
+    data, _ = _gru(16, 64, 32, batch=batch, direction=direction, layout=layout)
+    assert work(data) == expected
+    dims = ["batch", 16, 32] if layout else [16, "batch", 32]
+    assert (
+        work(_gru(16, 64, 32, batch=batch, direction=direction, layout=layout, dims=dims)[0])
+        is None
+    )
