@@ -688,6 +688,57 @@ def test_matmul_integer_to_float_on_vnni_equals_the_float_path(
         np.testing.assert_allclose(vnni, theirs, rtol=1e-6, atol=1e-5)
 
 
+def test_shared_product_keeps_its_argument_block(monkeypatch):
+    """A MatMulIntegerToFloat shared between two threads (ort_cpu.kernels._vnni.split_columns)
+    builds its argument block once, with the constant weights', sums' and bias's addresses, and
+    fills in each run's left operand, output, scales and zero point: three runs with new
+    inputs, scales and zero points (the left operand's, fed) match the float path exactly, and
+    only the first builds a block. Where a run did not refill the scales or the zero point
+    (kept from the first on purpose), the later runs' values are wrong."""
+    from ort_cpu import _threads
+    from ort_cpu.kernels import _vnni, quantization
+
+    if not _vnni.available() or not _threads.spin_supported():
+        pytest.skip("needs AVX-512 VNNI or AVX2 and the spinning pool")
+    k, n, rows = 384, 256, 64
+    b = rng.integers(-64, 64, (k, n)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(b, "b"),
+        numpy_helper.from_array((rng.random(n) * 0.02).astype(np.float32), "bs"),
+        numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "bias"),
+    ]
+    node = helper.make_node(
+        "MatMulIntegerToFloat", ["a", "b", "as", "bs", "az", "", "bias"], ["y"],
+        domain="com.microsoft",
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node], "shared",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [rows, k]),
+         helper.make_tensor_value_info("as", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("az", TensorProto.UINT8, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    built = []
+    real_block = _vnni._block
+    monkeypatch.setattr(_vnni, "_block", lambda *a: built.append(1) or real_block(*a))
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    feeds = [
+        {"a": rng.integers(0, 256, (rows, k)).astype(np.uint8), "as": np.float32(s),
+         "az": np.uint8(z)}
+        for s, z in ((0.05, 131), (0.02, 7), (0.11, 250))
+    ]  # fmt: skip
+    got = [sess.run(None, f)[0] for f in feeds]
+    assert built == [1]
+    monkeypatch.setattr(quantization, "_vnni_matmul", lambda *args: None)
+    floats = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    for f, g in zip(feeds, got, strict=True):
+        np.testing.assert_array_equal(g, floats.run(None, f)[0])
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_qlinear_add_equals_onnxruntime_bit_for_bit(compiled, monkeypatch):
     """QLinearAdd rounds as onnxruntime's x86 kernel does (the zero points folded into one

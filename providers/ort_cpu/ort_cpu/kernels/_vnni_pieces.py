@@ -228,7 +228,7 @@ def warm_filled() -> None:
     t = np.zeros(SLOTS, np.int64)
     aw = _vnni_jit.left_words(np.zeros((1, 4), np.uint8))
     xq = np.empty((1, TILE_P), np.uint32)
-    filled(t, XQ, aw, Y, np.empty((1, 1), np.float32))
+    filled(t, XQ, aw, Y, np.empty((1, 1), np.float32), MULT, np.empty(1, np.float32))
     xw = np.empty(1, np.uint32)
     for out in (np.uint8, np.int8):
         y = np.empty((1, 1), out)

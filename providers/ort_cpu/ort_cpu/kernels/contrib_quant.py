@@ -131,6 +131,7 @@ def _vnni_product(info, b, trans_a: bool, trans_b: bool, alpha: np.float32):
     k, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     minus_zero = np.full(n, -0.0, np.float32)
     derived: dict = {}  # by the identities of the arrays below: (those arrays, shift, scales)
+    blocks: dict = {}  # the shared product's argument blocks (_vnni.split_columns)
 
     def columns(a_zero_point, c, a_scale, b_scale, y_scale):
         # float32(sum - shift) with shift = a_zp * sum(B's column) - c: the sum's zero-point
@@ -162,7 +163,7 @@ def _vnni_product(info, b, trans_a: bool, trans_b: bool, alpha: np.float32):
         wq, words = packed_b.for_rows(p)
         if not (
             p * k * n >= VNNI_SPLIT_WORK
-            and _vnni.split_columns(aw, wq, shift, one, scale, minus_zero, y, words)
+            and _vnni.split_columns(aw, wq, shift, one, scale, minus_zero, y, words, blocks)
         ):
             _vnni.qgemm_rows.get()(aw, wq, shift, one, scale, minus_zero, y, 0, n, words)
         return y

@@ -450,6 +450,15 @@ def _vnni_matmul(info):
     wsum = columns.wsum
     k, n = b.shape
     no_bias = np.zeros(n, np.float32)
+    blocks: dict = {}  # the shared product's argument blocks (_vnni.split_columns)
+    # a constant bias in the form the product adds, once (the same array each run: the
+    # shared product's kept argument block names it)
+    const_bias = info.constant(6)
+    const_add = (
+        None
+        if const_bias is None or const_bias.size not in (1, n)
+        else np.ascontiguousarray(np.broadcast_to(const_bias, (n,)), np.float32)
+    )
     if _threads.will_split(info.provider):
         _vnni.piece_address(np.float32)  # loaded now, not in the first run
 
@@ -462,16 +471,17 @@ def _vnni_matmul(info):
             np.broadcast_to(a_scale.astype(np.float32) * b_scale.astype(np.float32), (n,)),
             np.float32,
         )
-        add = (
-            no_bias
-            if bias is None
-            else np.ascontiguousarray(np.broadcast_to(bias, (n,)), np.float32)
-        )
+        if bias is None:
+            add = no_bias
+        elif bias is const_bias and const_add is not None:
+            add = const_add
+        else:
+            add = np.ascontiguousarray(np.broadcast_to(bias, (n,)), np.float32)
         y = np.empty((p, n), np.float32)
         wq, words = columns.for_rows(p)
         if not (
             p * k * n >= VNNI_SPLIT_WORK
-            and _vnni.split_columns(aw, wq, wsum, za, scale, add, y, words)
+            and _vnni.split_columns(aw, wq, wsum, za, scale, add, y, words, blocks)
         ):
             _vnni.qgemm_rows.get()(aw, wq, wsum, za, scale, add, y, 0, n, words)
         return y.reshape(*a.shape[:-1], n)
