@@ -632,6 +632,49 @@ def test_compiled_pools_keep_nan_and_share_channels(name, window, probe, monkeyp
     np.testing.assert_array_equal(two, one)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "width, attrs",
+    [
+        (111, {"kernel_shape": [3, 3], "strides": [2, 2]}),  # SqueezeNet's: 55 a row
+        (112, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        (34, {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),  # 17: one vector + 1
+        (33, {"kernel_shape": [3, 3], "strides": [2, 2]}),  # 16: one whole vector of float32
+        (31, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [0, 1, 0, 1]}),  # 16
+        (80, {"kernel_shape": [2, 2], "strides": [2, 2]}),  # 40
+        (33, {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}),  # 17
+        (32, {"kernel_shape": [2, 2], "strides": [2, 2]}),  # 16
+        # rows shorter than a vector (under a mask), windows reaching the last column
+        (7, {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        (9, {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}),
+        (15, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ],
+)
+def test_rows_of_stride_two_max_pools(width, attrs, dtype, monkeypatch):
+    """Device code of this CPU (compiled): a MaxPool's windows of 2 or 3 columns at stride 2
+    (``_pool_jit.max_pool_rows``) take a row's maxima down the window rows
+    (``_taps.rows2_max_cells`` / ``rows3_max_cells``) and its outputs
+    (``pair_max2_cells`` / ``pair_max3_cells``) in vectors of 16 float32 or 8 float64, the
+    last partial one a whole vector ending at the row's end, or under a mask in a row shorter
+    than a vector; rows of whole vectors, a vector and one cell, many vectors and a tail, and
+    short rows, padded and in ceil mode, with NaN, infinities and -0.0 spread over the lanes:
+    the numpy path's values bit for bit (np.maximum's NaN), and the loop oracle's."""
+    rng = np.random.default_rng(width + len(attrs))
+    x = _rand(rng, (1, 3, 7, width), dtype)
+    flat = x.reshape(-1)
+    for value, count in ((np.nan, 9), (np.inf, 5), (-np.inf, 5), (-0.0, 5)):
+        flat[rng.choice(flat.size, count, replace=False)] = value
+    model, feed = make_node_model("MaxPool", [x], attrs, opset=12)
+    use_compiled(monkeypatch, True)
+    compiled = run_cpu(model, feed)[0]
+    use_compiled(monkeypatch, False)
+    numpy_path = run_cpu(model, feed)[0]
+    np.testing.assert_array_equal(compiled, numpy_path)
+    assert np.array_equal(np.signbit(compiled), np.signbit(numpy_path))
+    full = {"strides": [2, 2], "dilations": [1, 1], "pads": [0, 0, 0, 0], "ceil_mode": 0}
+    np.testing.assert_array_equal(compiled, _loop_pool(x, {**full, **attrs}, "max", 0))
+
+
 SAME_SIZE = [
     # (x shape, attrs): stride 1, output the input's size
     ((2, 3, 7, 7), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),

@@ -15,7 +15,12 @@ one contiguous pass into a row buffer with the padding's -inf around it, and eac
 is the maximum of its window's columns of that row: no copy of the input, where the window
 kernel copied every channel into stride-phase planes first (single node, one thread, a Zen 3:
 192 x 56 x 56, 3 x 3 at stride 2, 426 -> 143 us, onnxruntime 188; 64 x 112 x 112 371 -> 162,
-onnxruntime 226; 320 x 28 x 28 273 -> 103, onnxruntime 83).
+onnxruntime 226; 320 x 28 x 28 273 -> 103, onnxruntime 83). Windows of 2 or 3 columns at
+stride 2 take that row's outputs a vector at a time (:mod:`._taps`' ``pair_max3_cells``: the
+even and odd cells shuffled out of two vector loads), where LLVM left the strided loop scalar
+(a Zen 4, one thread: SqueezeNet's 64 x 111 x 111 260 -> 175 us, onnxruntime 201), and the
+maxima down two or three window rows are vectors too, the row's last partial vector a whole one
+ending at its end (LLVM's loop took a row's last cells one at a time).
 
 Maxima as np.maximum takes them: NaN from either side. Float32 and float64 planes, C-contiguous.
 See :mod:`ort_cpu._jit` for the rules (lazy, cached on disk, numpy fallback).
@@ -25,7 +30,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import LazyIntrinsic, jit
+
+#: a row's windows of 2 and 3 columns at stride 2 in vectors (:mod:`._taps`, LLVM vector code)
+pair_max2_cells = LazyIntrinsic("ort_cpu.kernels._taps", "pair_max2_cells")
+pair_max3_cells = LazyIntrinsic("ort_cpu.kernels._taps", "pair_max3_cells")
+#: and the maxima down windows of 2 and 3 rows
+rows2_max_cells = LazyIntrinsic("ort_cpu.kernels._taps", "rows2_max_cells")
+rows3_max_cells = LazyIntrinsic("ort_cpu.kernels._taps", "rows3_max_cells")
+#: cells of a row buffer past its windows' that those vectors may read (two vectors and two)
+PAIR_SLACK = 34
 
 
 @jit(inline="always")
@@ -167,35 +181,35 @@ def max_pool_rows(x, y, kh, kw, sh, sw, pt, pl, p0, p1):  # pragma: no cover - c
     h, w = x.shape[1], x.shape[2]
     oh, ow = y.shape[1], y.shape[2]
     low = x.dtype.type(-np.inf)
-    v = np.empty(max((ow - 1) * sw + kw, pl + w), x.dtype)
+    v = np.empty(max((ow - 1) * sw + kw, pl + w) + PAIR_SLACK, x.dtype)
     for i in range(v.size):
         v[i] = low
     xf, yf = x.reshape(x.size), y.reshape(y.size)
     q, ww = np.uint64(pl), np.uint64(w)
-    one, two = np.uint64(1), np.uint64(2)
     for p in range(p0, p1):
         for i in range(oh):
             r0 = i * sh - pt
             lo, hi = max(r0, 0), min(r0 + kh, h)
             a = np.uint64(p * h * w + lo * w)
+            src = x.ctypes.data + (p * h * w + lo * w) * x.itemsize
             if hi <= lo:
                 for c in range(w):
                     v[q + np.uint64(c)] = low
             elif hi - lo == 3:
-                _window_run(v, pl, xf, a, w, w, 3)
+                rows3_max_cells(v.ctypes.data + pl * v.itemsize, src, w, w, low)
+            elif hi - lo == 2:
+                rows2_max_cells(v.ctypes.data + pl * v.itemsize, src, w, w, low)
             else:
                 _copy_run(v, pl, xf, a, w, 1)
                 for r in range(1, hi - lo):
                     _max_run(v, pl, xf, a + np.uint64(r) * ww, w, 1)
             o = np.uint64((p * oh + i) * ow)
-            if kw == 3 and sw == 2:
-                for j in range(ow):
-                    c = np.uint64(2 * j)
-                    yf[o + np.uint64(j)] = _max(_max(v[c], v[c + one]), v[c + two])
-            elif kw == 2 and sw == 2:
-                for j in range(ow):
-                    c = np.uint64(2 * j)
-                    yf[o + np.uint64(j)] = _max(v[c], v[c + one])
+            if sw == 2 and (kw == 3 or kw == 2):  # the row's outputs in vectors
+                dst = yf.ctypes.data + (p * oh + i) * ow * yf.itemsize
+                if kw == 3:
+                    pair_max3_cells(dst, v.ctypes.data, ow, low)
+                else:
+                    pair_max2_cells(dst, v.ctypes.data, ow, low)
             else:
                 for j in range(ow):
                     c = np.uint64(j * sw)

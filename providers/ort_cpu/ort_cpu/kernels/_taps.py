@@ -563,6 +563,112 @@ def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, 
     return _rows_signature(types.int64)(bias), _rows_codegen(None, maximum=True)
 
 
+def _nan_max(builder, a, b):
+    """np.maximum of two vectors: NaN from either side (as :func:`._pool_jit._max`)."""
+    top = builder.select(builder.fcmp_unordered(">=", a, b), a, b)
+    return builder.select(builder.fcmp_unordered("uno", b, b), b, top)
+
+
+def _pair_max_codegen(taps: int):
+    """The code of :func:`pair_max2_cells` (``taps`` 2) or :func:`pair_max3_cells` (3)."""
+
+    def codegen(context, builder, sig, args):
+        dst, src, count, like = args
+        elem = like.type
+        lanes = 16 if isinstance(elem, ir.FloatType) else 8
+        vec = ir.VectorType(elem, lanes)
+        word = ir.IntType(64)
+        src_p, dst_p = (builder.inttoptr(a, elem.as_pointer()) for a in (src, dst))
+        evens = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [2 * i for i in range(lanes)])
+        odds = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [2 * i + 1 for i in range(lanes)])
+
+        def cells(at):
+            """The even and odd cells of the 2 * lanes cells from ``at``."""
+            lo = load(builder, src_p, at, vec, None)
+            hi = load(builder, src_p, builder.add(at, ir.Constant(word, lanes)), vec, None)
+            return builder.shuffle_vector(lo, hi, evens), builder.shuffle_vector(lo, hi, odds)
+
+        def block(first, rest):
+            at = builder.mul(first, ir.Constant(word, 2))
+            even, odd = cells(at)
+            m = _nan_max(builder, even, odd)
+            if taps == 3:  # the next even cells: the cells from 2 on
+                m = _nan_max(builder, m, cells(builder.add(at, ir.Constant(word, 2)))[0])
+            store(
+                builder, m, dst_p, first, None if rest is None else lane_mask(builder, rest, lanes)
+            )
+
+        chunks(builder, count, block, step=lanes, shift=True)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def pair_max2_cells(typingctx, dst, src, count, like):
+    """``dst[j] = max(src[2j], src[2j + 1])`` (np.maximum's, NaN from either side) at addresses
+    ``dst`` and ``src`` of ``like``'s float type for ``j < count``, in vectors of 16 float32 or
+    8 float64 (the last partial one a whole vector ending at ``count``, or under a mask where
+    ``count`` is below a vector): the columns of a max pool's windows of 2 at stride 2, one row.
+    It reads ``src`` up to cell ``2 * max(count, lanes) + 1`` (the caller's buffer has
+    :data:`._pool_jit.PAIR_SLACK` cells past ``2 * count``)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, like), _pair_max_codegen(2)
+
+
+@intrinsic
+def pair_max3_cells(typingctx, dst, src, count, like):
+    """:func:`pair_max2_cells` with ``src[2j + 2]`` too: windows of 3 at stride 2. Per output
+    cell the three strided loads of a scalar loop, which LLVM left scalar (a 64 x 111 x 111 max
+    pool spent most of its time there), become a vector's four loads and three shuffles."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, like), _pair_max_codegen(3)
+
+
+def _rows_max_codegen(rows: int):
+    """The code of :func:`rows2_max_cells` (``rows`` 2) or :func:`rows3_max_cells` (3)."""
+
+    def codegen(context, builder, sig, args):
+        dst, src, count, gap, like = args
+        elem = like.type
+        lanes = 16 if isinstance(elem, ir.FloatType) else 8
+        vec = ir.VectorType(elem, lanes)
+        src_p, dst_p = (builder.inttoptr(a, elem.as_pointer()) for a in (src, dst))
+
+        def block(first, rest):
+            mask = None if rest is None else lane_mask(builder, rest, lanes)
+            m = load(builder, src_p, first, vec, mask)
+            at = first
+            for _ in range(1, rows):  # in row order, as _pool_jit._window_run
+                at = builder.add(at, gap)
+                m = _nan_max(builder, m, load(builder, src_p, at, vec, mask))
+            store(builder, m, dst_p, first, mask)
+
+        chunks(builder, count, block, step=lanes, shift=True)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def rows2_max_cells(typingctx, dst, src, count, gap, like):
+    """``dst[i] = max(src[i], src[i + gap])`` (np.maximum's, NaN from either side) at addresses
+    ``dst`` and ``src`` of ``like``'s float type for ``i < count``, in vectors of 16 float32 or
+    8 float64 (the last partial one a whole vector ending at ``count``, or under a mask where
+    ``count`` is below a vector: it reads no cell past a row's): the maxima down a max pool's
+    window of two rows, one row of them."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, like), _rows_max_codegen(2)
+
+
+@intrinsic
+def rows3_max_cells(typingctx, dst, src, count, gap, like):
+    """:func:`rows2_max_cells` over three rows (``src[i + 2 * gap]`` too). LLVM's vector loop of
+    the same in numba ran a row's last cells one at a time (15 of a row of 111)."""
+    i64 = types.int64
+    return types.void(i64, i64, i64, i64, like), _rows_max_codegen(3)
+
+
 def _max_fixed(kh, kw):
     def rows_kernel(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, room,
                     bias, act, alpha, beta):  # fmt: skip
