@@ -90,26 +90,16 @@ def _parse_bool(name: str, value: str) -> bool:
     )
 
 
-def _parse_positive_int(name: str, value: str) -> int:
+def _parse_int(name: str, value: str, least: int = 1) -> int:
+    """An integer option of at least ``least`` (1: positive, 0: non-negative)."""
     try:
         n = int(value)
     except ValueError:
-        n = 0
-    if n <= 0:
+        n = least - 1
+    if n < least:
+        kind = "positive" if least == 1 else "non-negative"
         raise InvalidArgument(
-            f"OpenVINOExecutionProvider option {name}={value!r} must be a positive integer."
-        )
-    return n
-
-
-def _parse_count(name: str, value: str) -> int:
-    try:
-        n = int(str(value).replace("_", ""))
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise InvalidArgument(
-            f"OpenVINOExecutionProvider option {name}={value!r} must be a non-negative integer."
+            f"OpenVINOExecutionProvider option {name}={value!r} must be a {kind} integer."
         )
     return n
 
@@ -171,13 +161,13 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             config["INFERENCE_PRECISION_HINT"] = {"FP32": "f32", "FP16": "f16"}[precision]
         threads = self.options.get("num_of_threads")
         if threads is not None:
-            config["INFERENCE_NUM_THREADS"] = _parse_positive_int("num_of_threads", threads)
+            config["INFERENCE_NUM_THREADS"] = _parse_int("num_of_threads", threads)
         else:
             intra = int(getattr(session_options, "intra_op_num_threads", 0) or 0)
             if intra > 0:
                 config["INFERENCE_NUM_THREADS"] = intra
         streams = self.options.get("num_streams", "1")
-        config["NUM_STREAMS"] = _parse_positive_int("num_streams", streams)
+        config["NUM_STREAMS"] = _parse_int("num_streams", streams)
         cache_dir = self.options.get("cache_dir", "").strip()
         if cache_dir:
             config["CACHE_DIR"] = cache_dir
@@ -188,7 +178,7 @@ class OpenVINOExecutionProvider(ExecutionProvider):
         )
         least = self.options.get("min_cpu_work")
         if least is not None:
-            self.min_cpu_work = _parse_count("min_cpu_work", least)
+            self.min_cpu_work = _parse_int("min_cpu_work", least, least=0)
         #: whether the device is the host's CPU, where the next provider runs on the same cores
         self.on_cpu = base == "CPU"
         self.probe = _probe_for(self.ov_device, self.query_device)

@@ -190,7 +190,6 @@ def max_pool_rows(x, y, kh, kw, sh, sw, pt, pl, p0, p1):  # pragma: no cover - c
         for i in range(oh):
             r0 = i * sh - pt
             lo, hi = max(r0, 0), min(r0 + kh, h)
-            a = np.uint64(p * h * w + lo * w)
             src = x.ctypes.data + (p * h * w + lo * w) * x.itemsize
             if hi <= lo:
                 for c in range(w):
@@ -200,6 +199,7 @@ def max_pool_rows(x, y, kh, kw, sh, sw, pt, pl, p0, p1):  # pragma: no cover - c
             elif hi - lo == 2:
                 rows2_max_cells(v.ctypes.data + pl * v.itemsize, src, w, w, low)
             else:
+                a = np.uint64(p * h * w + lo * w)
                 _copy_run(v, pl, xf, a, w, 1)
                 for r in range(1, hi - lo):
                     _max_run(v, pl, xf, a + np.uint64(r) * ww, w, 1)

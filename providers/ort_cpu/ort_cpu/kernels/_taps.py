@@ -389,6 +389,13 @@ def _act_ir(builder, values, act, alpha, beta):
     return out
 
 
+def _nan_max(builder, a, b):
+    """np.maximum of two vectors: NaN from either side (as :func:`._pool_jit._max`):
+    the max pools' vector code."""
+    top = builder.select(builder.fcmp_unordered(">=", a, b), a, b)
+    return builder.select(builder.fcmp_unordered("uno", b, b), b, top)
+
+
 def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
     """The code of :func:`taps_rows` (``kernel`` None: any taps, each row reading its own
     vectors) or of :func:`taps_rows_3x3` / ``_5x5`` (``kernel`` (kh, kw): unit row stride and
@@ -435,8 +442,7 @@ def _rows_codegen(kernel, quant: bool = False, maximum: bool = False):
             ``maximum`` np.maximum's ``max(acc, v)`` (NaN from either side)."""
             if not maximum:
                 return builder.fadd(acc, builder.fmul(w, v))
-            top = builder.select(builder.fcmp_unordered(">=", acc, v), acc, v)
-            return builder.select(builder.fcmp_unordered("uno", v, v), v, top)
+            return _nan_max(builder, acc, v)
 
         def sums(cell, vectors):
             """The ROWS x vectors sums from ``cell`` on."""
@@ -563,10 +569,16 @@ def max_rows(typingctx, dst, dst_row, rows, src, src_row, offs, weights, count, 
     return _rows_signature(types.int64)(bias), _rows_codegen(None, maximum=True)
 
 
-def _nan_max(builder, a, b):
-    """np.maximum of two vectors: NaN from either side (as :func:`._pool_jit._max`)."""
-    top = builder.select(builder.fcmp_unordered(">=", a, b), a, b)
-    return builder.select(builder.fcmp_unordered("uno", b, b), b, top)
+def _float_vectors(builder, like, *addresses) -> tuple:
+    """(the vector type of ``like``'s float type: 16 float32 or 8 float64, its lanes, each of
+    ``addresses`` as a pointer to that float type)."""
+    elem = like.type
+    lanes = 16 if isinstance(elem, ir.FloatType) else 8
+    return (
+        ir.VectorType(elem, lanes),
+        lanes,
+        *(builder.inttoptr(a, elem.as_pointer()) for a in addresses),
+    )
 
 
 def _pair_max_codegen(taps: int):
@@ -574,11 +586,8 @@ def _pair_max_codegen(taps: int):
 
     def codegen(context, builder, sig, args):
         dst, src, count, like = args
-        elem = like.type
-        lanes = 16 if isinstance(elem, ir.FloatType) else 8
-        vec = ir.VectorType(elem, lanes)
+        vec, lanes, src_p, dst_p = _float_vectors(builder, like, src, dst)
         word = ir.IntType(64)
-        src_p, dst_p = (builder.inttoptr(a, elem.as_pointer()) for a in (src, dst))
         evens = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [2 * i for i in range(lanes)])
         odds = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [2 * i + 1 for i in range(lanes)])
 
@@ -630,10 +639,7 @@ def _rows_max_codegen(rows: int):
 
     def codegen(context, builder, sig, args):
         dst, src, count, gap, like = args
-        elem = like.type
-        lanes = 16 if isinstance(elem, ir.FloatType) else 8
-        vec = ir.VectorType(elem, lanes)
-        src_p, dst_p = (builder.inttoptr(a, elem.as_pointer()) for a in (src, dst))
+        vec, lanes, src_p, dst_p = _float_vectors(builder, like, src, dst)
 
         def block(first, rest):
             mask = None if rest is None else lane_mask(builder, rest, lanes)

@@ -390,7 +390,7 @@ class _Recurrent:
             ))  # fmt: skip
         if not (
             self._both_at_once(args, seq * batch * self.gates * n * n)
-            or (seq >= STEP_SPLIT_STEPS and self._steps_shared(args, batch * self.gates * n * n))
+            or (self._shares_steps(seq, batch, n) and self._steps_shared(args))
         ):
             for a in args:
                 self.jit(*a)
@@ -425,8 +425,7 @@ class _Recurrent:
             return ()
         seq, batch, _ = X.shape
         n, g, wt = R.shape[-1], self.gates, self.jit_dtype
-        shared = self._shared is not None and seq >= STEP_SPLIT_STEPS
-        if shared and batch * g * n * n >= STEP_SPLIT_WORK:
+        if self._shares_steps(seq, batch, n):
             return ()  # (its steps shared among threads when the pool is free)
         wt_d, wb, rt, rb = self.direction_weights(W, R, B, wt)[0]
         rows = seq * batch
@@ -471,12 +470,23 @@ class _Recurrent:
             pieces.fill(block, d, *a)
         return pieces.run(block, self.jit_dtype)
 
-    def _steps_shared(self, args: list, work: int) -> bool:
+    def _shares_steps(self, seq: int, batch: int, n: int) -> bool:
+        """Whether a run of ``seq`` steps of ``batch`` entries (``n`` hidden units) shares its
+        steps among the run's threads where its pool is free: the node can
+        (:mod:`._rnn_pieces` loaded), :data:`STEP_SPLIT_STEPS` steps or more, each of
+        :data:`STEP_SPLIT_WORK` multiply-adds or more."""
+        return (
+            self._shared is not None
+            and seq >= STEP_SPLIT_STEPS
+            and batch * self.gates * n * n >= STEP_SPLIT_WORK
+        )
+
+    def _steps_shared(self, args: list) -> bool:
         """One direction's steps shared between the run's two threads, half of the hidden units
-        each (:func:`._rnn_pieces.run_shared`), where a step has :data:`STEP_SPLIT_WORK`
-        multiply-adds or more and the run's pool is free; False (nothing run) otherwise."""
+        each (:func:`._rnn_pieces.run_shared`), for a shape :meth:`_shares_steps` allows, where
+        the run has two threads and its pool is free; False (nothing run) otherwise."""
         shared = self._shared
-        if shared is None or work < STEP_SPLIT_WORK or _threads.threads() < 2:
+        if shared is None or _threads.threads() < 2:
             return False
         (op, xw, rt, rb, p, h, c, lens, reverse, codes, alphas, betas, clip, flags, y) = args[0]
         _, rtp, bounds = self._halves_of(rt)
