@@ -22,9 +22,15 @@ that overrides one takes the general path above, compiled on first need.
 Each thread that runs the session gets its own infer request, so runs never share state. Outputs
 come back as numpy arrays with exactly the ONNX element types of the cluster's outputs.
 
-A run that feeds a tensor with a zero-sized dimension (a LoRA model's empty default adapter weights,
-an empty batch) does not go to OpenVINO, whose kernels leave such results uninitialized: the cluster
-runs on the CPU provider's kernels instead, built on first need.
+Two kinds of run do not go to OpenVINO but to a session of the cluster on the CPU provider alone,
+made on first need with the session's options:
+
+- a run that feeds a tensor with a zero-sized dimension (a LoRA model's empty default adapter
+  weights, an empty batch): OpenVINO's kernels leave such results uninitialized;
+- on the CPU device, a run whose input shapes make a cluster with dynamic dims smaller than the
+  provider's ``min_cpu_work`` (its work worked out once per distinct shapes, from OpenVINO's model
+  of the cluster for them): on graphs this small OpenVINO's call and per-node costs outweigh the
+  work, and the CPU provider runs on the same cores (see ``CompiledSubgraph._watch_small``).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import openvino as ov
 from onnx import helper, numpy_helper
 from openvino._pyopenvino import InferRequest as _RawRequest  # infer without Python dispatch
 
+from ort_core import logs
 from ort_core.errors import EPFail
 from ort_core.ir import Graph, graph_to_proto, tensor_dtype
 
@@ -55,6 +62,11 @@ __all__ = ["CompiledSubgraph", "SHAPE_CACHE_SIZE", "subgraph_model"]
 SHAPE_CACHE_SIZE = 8
 #: Integer inputs up to this many elements are baked as constants when specializing.
 MAX_BAKED_ELEMENTS = 64
+#: A cluster with dynamic input dims and at most this many bytes of weights is run on the CPU
+#: provider for the input shapes that make it smaller than ``min_work`` (see
+#: CompiledSubgraph._watch_small); a larger one always runs on OpenVINO (the CPU provider's
+#: session would hold its weights a second time).
+HOST_WEIGHT_BYTES = 16 << 20
 
 
 #: multiply-adds (one per element for ops that are not products) under which a compilation runs
@@ -82,34 +94,41 @@ _OV_FREE = frozenset({"Constant", "Parameter", "Result", "ShapeOf", "Reshape", "
                       "Unsqueeze", "Convert"})  # fmt: skip
 
 
-def _static(shape: Any) -> list[int] | None:
-    """The dims of a partial shape, or None where one is dynamic."""
-    if shape.rank.is_dynamic or shape.is_dynamic:
-        return None
+def _static(shape: Any, least: bool = False) -> list[int] | None:
+    """The dims of a partial shape, or None where one is dynamic; with ``least``, a dynamic dim
+    counts as 1 and a dynamic rank as no dims (the smallest the shape can be)."""
+    if shape.rank.is_dynamic:
+        return [] if least else None
+    if shape.is_dynamic:
+        if not least:
+            return None
+        return [int(d.get_length()) if d.is_static else 1 for d in shape]
     return [int(d.get_length()) for d in shape]
 
 
-def model_work(model: Any) -> int | None:
+def model_work(model: Any, least: bool = False) -> int | None:
     """An OpenVINO model's multiply-adds: matrix products, convolutions and recurrent cells by
     their shapes, one per output element for every other op, a Loop's or TensorIterator's body
     times its trip count, an If's larger branch. None where a shape or a trip count is not
-    static (the work is not known before a run)."""
+    static (the work is not known before a run). ``least``: a lower bound for any input shapes
+    instead (dynamic dims count as 1, an If's smaller branch, a loop whose trip count is not
+    static none), never None."""
     total = 0
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
         if kind in _OV_FREE:
             continue
-        out = _static(op.get_output_partial_shape(0)) if op.get_output_size() else []
+        out = _static(op.get_output_partial_shape(0), least) if op.get_output_size() else []
         if out is None:
             return None
         cells = math.prod(out)
         if kind in ("Loop", "TensorIterator", "If"):
-            body = _body_work(op, kind)
+            body = _body_work(op, kind, least)
             if body is None:
                 return None
             total += body
             continue
-        ins = [_static(op.get_input_partial_shape(i)) for i in range(op.get_input_size())]
+        ins = [_static(op.get_input_partial_shape(i), least) for i in range(op.get_input_size())]
         if kind in _OV_MATMULS:
             a = ins[0]
             if a is None:
@@ -139,13 +158,13 @@ def model_work(model: Any) -> int | None:
     return total
 
 
-def _body_work(op: Any, kind: str) -> int | None:
+def _body_work(op: Any, kind: str, least: bool = False) -> int | None:
     """The work of a control-flow op's body (times a Loop's or TensorIterator's trip count, the
-    larger of an If's branches); None where it is not static."""
+    larger of an If's branches, the smaller with ``least``); None where it is not static."""
     if kind == "If":
-        works = [model_work(op.get_then_body()), model_work(op.get_else_body())]
-        return None if None in works else max(works)
-    body = model_work(op.get_function())
+        works = [model_work(op.get_then_body(), least), model_work(op.get_else_body(), least)]
+        return None if None in works else min(works) if least else max(works)
+    body = model_work(op.get_function(), least)
     if body is None:
         return None
     if kind == "TensorIterator":
@@ -153,9 +172,11 @@ def _body_work(op: Any, kind: str) -> int | None:
     else:  # Loop: its trip count input, when static
         value = _static_value(op.input_value(0))
         if value is None or value.size != 1:
-            return None
+            return 0 if least else None
         trips = int(value.reshape(-1)[0])
-    return body * trips if trips >= 0 else None
+    if trips < 0:
+        return 0 if least else None
+    return body * trips
 
 
 def _static_value(output: Any) -> np.ndarray | None:
@@ -465,10 +486,14 @@ class CompiledSubgraph:
         dynamic: bool,
         defaults: dict[str, np.ndarray] | None = None,
         small_threads: bool = False,
+        min_work: int = 0,
+        session_options: Any = None,
     ) -> None:
         self.core = core
         self.device = device
         self.config = config
+        #: the session's options, for the CPU provider's session of the cluster (see _host)
+        self.session_options = session_options
         #: a compilation whose work (:func:`model_work`) is under SMALL_WORK gets one thread
         self.small_threads = small_threads
         self.name = subgraph.name
@@ -494,7 +519,11 @@ class CompiledSubgraph:
         #: None when outputs need a dtype conversion): see _setup_fast
         self._fast: tuple | None = None
         self.compilations = 0
-        self._host_plan: Any = None  # the CPU provider's plan, for zero-sized inputs
+        self._host_session: Any = None  # the CPU provider's session of the cluster (_host)
+        #: input shapes -> whether a run of them goes to _host (too little work), for a cluster
+        #: compiled with dynamic shapes that may be small (see _watch_small); None: never
+        self._small: dict[tuple, bool] | None = None
+        self.min_work = min_work
         self.dynamic_error = ""
         self.dynamic = dynamic
         self._bakeable_inputs = self._bakeable(subgraph)
@@ -515,6 +544,51 @@ class CompiledSubgraph:
             model = self._read_cluster()  # the attempt edited the model
         self._setup_general(model)
         self._setup_fast()
+        self._watch_small(model)
+
+    def _watch_small(self, model: Any) -> None:
+        """Decide per input shapes whether a run goes to the CPU provider (:meth:`_host`), where
+        ``min_work`` is set (the provider's ``min_cpu_work`` on the CPU device) and the cluster
+        has dynamic input dims (the partitioner could not prove it small) yet may be small for
+        some shapes (:func:`model_work`'s lower bound is under ``min_work``) and its weights are
+        at most :data:`HOST_WEIGHT_BYTES` (the CPU provider's session holds them too)."""
+        if not self.min_work or self.preset is not None:
+            return
+        if not any(p.get_partial_shape().is_dynamic for p in model.inputs):
+            return  # static: the partitioner decided
+        weights = sum(
+            v.nbytes for v in self._subgraph.initializers.values() if isinstance(v, np.ndarray)
+        )
+        if weights > HOST_WEIGHT_BYTES or model_work(model, least=True) >= self.min_work:
+            return
+        self._small = {}
+
+    def _is_small(self, args: tuple) -> bool:
+        """Whether a run of these inputs' shapes goes to :meth:`_host`: OpenVINO's model of the
+        cluster for these shapes does fewer than ``min_work`` multiply-adds (worked out once per
+        distinct shapes)."""
+        key = tuple([getattr(a, "shape", None) for a in args])
+        small = self._small.get(key)
+        if small is None:
+            shapes = {n: k for n, k in zip(self._subgraph.inputs, key) if k is not None}
+            try:
+                work = model_work(self._read(_specialized(self._proto(), shapes, {})))
+            except EPFail:
+                work = None
+            small = work is not None and work < self.min_work
+            if len(self._small) >= 4 * SHAPE_CACHE_SIZE:
+                self._small.clear()
+            self._small[key] = small
+            if small:
+                logs.log(
+                    logs.Severity.INFO,
+                    f"OpenVINO cluster '{self.name}' runs on the CPU provider for input shapes "
+                    f"{[list(k) for k in key if k is not None]}: {work:,} multiply-adds, under "
+                    f"min_cpu_work {self.min_work:,}",
+                    logid=getattr(self.session_options, "logid", ""),
+                    level=getattr(self.session_options, "log_severity_level", None),
+                )
+        return small
 
     def _setup_fast(self) -> None:
         """Prepare the fast path of :meth:`__call__`: with one compilation for every input (and
@@ -780,32 +854,47 @@ class CompiledSubgraph:
         return self._converted(results, out_index)
 
     def _host(self, args: tuple) -> list[np.ndarray]:
-        """Run the cluster with the CPU provider's kernels (zero-sized inputs)."""
-        plan = self._host_plan
-        if plan is None:
+        """Run the cluster on the CPU provider (zero-sized inputs, which OpenVINO computes
+        wrongly; shapes with too little work, :meth:`_is_small`): a session of the cluster's
+        model with the CPU provider alone, made on first need with the session's options (its
+        threads, optimization level and configuration; nothing saved or profiled)."""
+        session = self._host_session
+        if session is None:
             with self._lock:
-                plan = self._host_plan
-                if plan is None:
-                    from ort_core.ir import Model, graph_from_proto
-                    from ort_core.plan import build_plan
-                    from ort_core.plugins import get_plugin_manager
+                session = self._host_session
+                if session is None:
+                    session = self._host_session = self._make_host_session()
+        return session.run(None, dict(zip(self._subgraph.inputs, args)))
 
-                    entry = get_plugin_manager().resolve("CPUExecutionProvider")
-                    if entry is None:
-                        raise EPFail(
-                            f"OpenVINO cluster '{self.name}' got a zero-sized input, which "
-                            "OpenVINO computes wrongly, and the CPU provider that would run it "
-                            "instead is not installed: `pip install ort-core[cpu]`."
-                        )
-                    # a fresh copy: the cluster's own nodes carry OpenVINO's placement
-                    sub = self._subgraph
-                    graph = graph_from_proto(graph_to_proto(sub), dict(sub.value_types))
-                    model = Model(graph, dict(self._opsets))
-                    plan = build_plan(model, graph, [entry.cls({}, None)])
-                    self._host_plan = plan
-        return plan.run(list(args))
+    def _make_host_session(self) -> Any:
+        from ort_core.options import SessionOptions
+        from ort_core.plugins import get_plugin_manager
+        from ort_core.session import InferenceSession
+
+        if get_plugin_manager().resolve("CPUExecutionProvider") is None:
+            raise EPFail(
+                f"OpenVINO cluster '{self.name}' would run on the CPU provider (a zero-sized "
+                "input, which OpenVINO computes wrongly), which is not installed: "
+                "`pip install ort-core[cpu]`."
+            )
+        user = self.session_options
+        so = user._copy() if isinstance(user, SessionOptions) else SessionOptions()
+        so.optimized_model_filepath = ""
+        so.enable_profiling = False
+        so._providers = []
+        so._initializers = {}  # the cluster's own initializers hold their values
+        so._free_dims_by_name, so._free_dims_by_denotation = {}, {}
+        so._config = {k: v for k, v in so._config.items() if not k.startswith("ep.context")}
+        sub = self._subgraph
+        model = helper.make_model(
+            graph_to_proto(sub),
+            opset_imports=[helper.make_opsetid(d, v) for d, v in self._opsets.items()],
+        )
+        return InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def __call__(self, *args: Any) -> list[np.ndarray]:
+        if self._small is not None and self._is_small(args):
+            return self._host(args)
         fast = self._fast
         if fast is not None:
             compiled, inputs, order = fast

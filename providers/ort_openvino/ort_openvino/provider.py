@@ -22,7 +22,11 @@ Options (onnxruntime's OpenVINO provider names them the same way):
     ort-core's own (onnxruntime's provider has no such option): on the CPU device, a cluster of
     nodes OpenVINO supports (the whole model, or a part) whose work, known from static shapes,
     is below this many multiply-adds is left to the next provider (see
-    :attr:`OpenVINOExecutionProvider.min_cpu_work`); ``0`` claims every cluster.
+    :attr:`OpenVINOExecutionProvider.min_cpu_work`); a cluster with symbolic dims is claimed, and
+    each run whose input shapes make it that small runs on the CPU provider instead
+    (:class:`~ort_openvino.kernel.CompiledSubgraph`); a recurrent node whose every step is under
+    :attr:`~OpenVINOExecutionProvider.min_cpu_step_work` is left to the next provider too.
+    ``0`` claims every cluster and runs every run on OpenVINO.
 """
 
 from __future__ import annotations
@@ -127,10 +131,23 @@ class OpenVINOExecutionProvider(ExecutionProvider):
     #: us: a 16-step GRU of 64 units (0.34M) 75 / 100 against 42 / 52, a bidirectional 64-unit
     #: LSTM over 32 steps (1.8M) 143 / 184 against 113 / 143; an LSTM of 128 units over 64 steps
     #: (15.5M) was even (727 / 697 against 696 / 766). Models whose batch or length is symbolic
-    #: (most exported ones) are not proved small and keep their placement. The ``min_cpu_work``
-    #: option overrides it per session; 0 claims every cluster. Other devices (GPU, NPU) claim
-    #: them regardless.
+    #: (most exported ones) are not proved small and are claimed; their compiled cluster then
+    #: runs each run whose input shapes make it smaller than this on the CPU provider
+    #: (``CompiledSubgraph._watch_small``): an OCR direction classifier of batch 1 (2.4M),
+    #: 1.62x onnxruntime at two threads on OpenVINO, 0.77x on the CPU provider. The
+    #: ``min_cpu_work`` option overrides it per session; 0 claims every cluster and keeps every
+    #: run on OpenVINO. Other devices (GPU, NPU) claim them regardless.
     min_cpu_work = MIN_CPU_WORK
+    #: On the CPU device (and while ``min_cpu_work`` is not 0), a recurrent node (LSTM, GRU,
+    #: RNN) whose every step, known from static shapes, is under this many multiply-adds
+    #: (:func:`step_work`) is left to the next provider whatever the steps add up to: OpenVINO
+    #: pays about 1-2.5 us more per step than the CPU provider. Measured on a Zen 4, one
+    #: recurrent node alone, CPU provider against [OpenVINO, CPU] at one thread, us: GRU of 128
+    #: units over 64 steps of 80 inputs (80K a step) 301 against 422, LSTM of the same shape
+    #: (106K) 262 against 300, LSTM of 256 units over 64 steps of 256 (524K) 1126 against 1285;
+    #: from a batch of 8 OpenVINO's products win (an LSTM of 256 units, 128 inputs, 3.1M a
+    #: step: 4423 against 2155).
+    min_cpu_step_work = 1_000_000
 
     def __init__(self, options: dict[str, str] | None = None, session_options: Any = None) -> None:
         super().__init__(options, session_options)
@@ -279,6 +296,8 @@ class OpenVINOExecutionProvider(ExecutionProvider):
         ok = []
         for node in nodes:
             reason = decisions[id(node)]
+            if reason is None and self.on_cpu and self.min_cpu_work:
+                reason = self._small_steps(node, view)
             if reason is None:
                 ok.append(node)
             else:
@@ -326,6 +345,19 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             claims.append(Claim.fused_group(cluster))
         return claims
 
+    def _small_steps(self, node: Node, view: GraphView) -> str | None:
+        """Why a recurrent node is left to the next provider on the CPU device: each of its
+        steps, known from static shapes, is under :attr:`min_cpu_step_work`; else None."""
+        work = step_work(node, view)
+        if work is None or work >= self.min_cpu_step_work:
+            return None
+        return (
+            f"each of its steps is {work:,.0f} multiply-adds, under {self.min_cpu_step_work:,} "
+            "(min_cpu_step_work): OpenVINO's recurrent sequence costs more per step than the "
+            "next provider's on the same cores; set the provider option min_cpu_work=0 to "
+            "claim it"
+        )
+
     def _checked_clusters(self, view: GraphView, ok: list[Node]) -> list[list[Node]]:
         """Convex clusters of ``ok`` that OpenVINO takes as wholes (see cluster_problem)."""
         from .capability import cluster_problem
@@ -364,6 +396,8 @@ class OpenVINOExecutionProvider(ExecutionProvider):
             self.dynamic_shapes,
             self.defaults,
             small_threads=self.options.get("num_of_threads") is None,
+            min_work=self.min_cpu_work if self.on_cpu else 0,
+            session_options=self.session_options,
         )
 
 
@@ -438,6 +472,24 @@ def static_work(nodes: list[Node], view: GraphView) -> float | None:
                 return None
         total += estimated_work([n], view)
     return total
+
+
+def step_work(node: Node, view: GraphView) -> float | None:
+    """The multiply-adds of one step of a recurrent node (entries x directions x gates x hidden
+    units x (input width + hidden units)); None for another op or where its input's entries or
+    width are not static."""
+    gates = _RECURRENT_GATES.get(node.op_type)
+    hidden = node.attr("hidden_size", 0) if gates else 0
+    if not hidden or not node.inputs:
+        return None
+    x = tensor_shape(view.type_of(node.inputs[0]))
+    if x is None or len(x) != 3:
+        return None
+    entries, width = (x[0] if node.attr("layout", 0) else x[1]), x[2]
+    if not (isinstance(entries, int) and entries > 0 and isinstance(width, int) and width > 0):
+        return None
+    directions = 2 if node.attr("direction", "forward") == "bidirectional" else 1
+    return entries * directions * gates * hidden * (width + hidden)
 
 
 def _trivial(cluster: list[Node], view: GraphView) -> bool:

@@ -449,13 +449,17 @@ def default_min_cpu_work(monkeypatch):
     monkeypatch.setattr(provider.OpenVINOExecutionProvider, "min_cpu_work", provider.MIN_CPU_WORK)
 
 
-def test_small_static_graphs_are_left_to_the_cpu_provider(default_min_cpu_work):
+def test_small_static_graphs_are_left_to_the_cpu_provider(default_min_cpu_work, monkeypatch):
     """Placement (host logic and OpenVINO's results): on the CPU device, a model OpenVINO
     supports whole but whose work is known small from its static shapes (a 16-step GRU of 64
     units: 16 x 3 x 64 x (32 + 64) multiply-adds) runs on the CPU provider, with the reason in
     the placement reasons; ``min_cpu_work=0`` (or a lower bound) makes OpenVINO claim it, and a
     larger one (64 steps of 128 units on 64 inputs, 4.7M) or the same GRU with a symbolic number
-    of steps (any size) stays on OpenVINO. Every session's outputs match the CPU provider's."""
+    of steps (any size) stays on OpenVINO. Every session's outputs match the CPU provider's.
+    (The rule for recurrent nodes' steps, off here, has its own test.)"""
+    from ort_openvino import provider
+
+    monkeypatch.setattr(provider.OpenVINOExecutionProvider, "min_cpu_step_work", 0)
     small, feed = _gru(16, 64, 32)
     cpu = ort.InferenceSession(small, providers=[CPU]).run(None, feed)
     sess = ort.InferenceSession(small, providers=[OV, CPU])
@@ -475,6 +479,32 @@ def test_small_static_graphs_are_left_to_the_cpu_provider(default_min_cpu_work):
     assert placement(ort.InferenceSession(big, providers=[OV, CPU])) == {OV: 1}
     symbolic, _ = _gru(16, 64, 32, dims=["steps", 1, 32])
     assert placement(ort.InferenceSession(symbolic, providers=[OV, CPU])) == {OV: 1}
+
+
+def test_recurrent_nodes_with_small_steps_are_left_to_the_cpu_provider(default_min_cpu_work):
+    """Placement (host logic and OpenVINO's results): on the CPU device, a recurrent node whose
+    steps are each under ``min_cpu_step_work`` (64 steps of a 128-unit GRU on 64 inputs: 4.7M
+    in all, 3 x 128 x (64 + 128) = 73,728 a step) runs on the CPU provider, with the reason,
+    whatever its number of steps (a symbolic one too); ``min_cpu_work=0`` claims it; a batch of
+    16 (1.2M a step) or a symbolic batch (any size) stays on OpenVINO."""
+    data, feed = _gru(64, 128, 64)
+    cpu = ort.InferenceSession(data, providers=[CPU]).run(None, feed)
+    sess = ort.InferenceSession(data, providers=[OV, CPU])
+    assert placement(sess) == {CPU: 1}
+    (reason,) = [r for rs in sess.placement_reasons.values() for r in rs if r.startswith(OV)]
+    assert "each of its steps is 73,728 multiply-adds, under 1,000,000" in reason
+    for got, want in zip(sess.run(None, feed), cpu, strict=True):
+        np.testing.assert_array_equal(got, want)
+    claimed = ort.InferenceSession(data, providers=[(OV, {"min_cpu_work": "0"}), CPU])
+    assert placement(claimed) == {OV: 1}
+    for got, want in zip(claimed.run(None, feed), cpu, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    steps, _ = _gru(64, 128, 64, dims=["steps", 1, 64])
+    assert placement(ort.InferenceSession(steps, providers=[OV, CPU])) == {CPU: 1}
+    batched, _ = _gru(64, 128, 64, batch=16)
+    assert placement(ort.InferenceSession(batched, providers=[OV, CPU])) == {OV: 1}
+    entries, _ = _gru(64, 128, 64, dims=[64, "batch", 64])
+    assert placement(ort.InferenceSession(entries, providers=[OV, CPU])) == {OV: 1}
 
 
 @pytest.mark.parametrize(
@@ -506,3 +536,43 @@ def test_static_work_counts_a_recurrent_nodes_steps(direction, layout, batch, ex
         work(_gru(16, 64, 32, batch=batch, direction=direction, layout=layout, dims=dims)[0])
         is None
     )
+
+
+def test_small_runs_of_dynamic_graphs_go_to_the_cpu_provider(default_min_cpu_work, monkeypatch):
+    """Placement per run (host logic and OpenVINO's results): a graph with a symbolic batch is
+    claimed whole by OpenVINO (its work is not known before a run), but a run whose shapes make
+    it smaller than ``min_cpu_work`` (the MLP's 680 multiply-adds a row, 2 rows) runs on the CPU
+    provider, in a session of the cluster made on first need; a run of 8,192 rows (5.6M) runs on
+    OpenVINO. Each shape is decided once. ``min_cpu_work=0``, a graph that cannot be that small
+    (its lower bound) or one whose weights exceed ``HOST_WEIGHT_BYTES`` never decide."""
+    from ort_openvino import kernel
+
+    from .test_fast_path import _compiled_steps as _compiled
+
+    data = mlp().SerializeToString()
+    cpu = ort.InferenceSession(data, providers=[CPU])
+    sess = ort.InferenceSession(data, providers=[OV, CPU])
+    assert placement(sess) == {OV: 4}  # (MatMul and Add fused)
+    (fn,) = _compiled(sess)
+    rng = np.random.default_rng(3)
+    small = {"x": rng.standard_normal((2, 16)).astype(np.float32)}
+    big = {"x": rng.standard_normal((8192, 16)).astype(np.float32)}
+    np.testing.assert_allclose(sess.run(None, big)[0], cpu.run(None, big)[0], rtol=1e-5, atol=1e-6)
+    assert fn._host_session is None and fn._small == {((8192, 16),): False}
+    for _ in range(2):
+        np.testing.assert_array_equal(sess.run(None, small)[0], cpu.run(None, small)[0])
+    assert fn._host_session is not None and fn._small[((2, 16),)] is True
+    assert len(fn._small) == 2
+    compilations = fn.compilations
+    sess.run(None, big)
+    assert fn.compilations == compilations  # (the one dynamic compilation)
+
+    def decides(options=None, model=data):
+        (f,) = _compiled(ort.InferenceSession(model, providers=[(OV, options or {}), CPU]))
+        return f._small is not None
+
+    assert not decides({"min_cpu_work": "0"})
+    assert decides({"min_cpu_work": "1000"})
+    assert not decides({"min_cpu_work": "600"})  # one row is 680: never that small
+    monkeypatch.setattr(kernel, "HOST_WEIGHT_BYTES", 1000)  # the MLP's weights: 2.7 KB
+    assert not decides()
