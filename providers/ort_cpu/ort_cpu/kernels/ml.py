@@ -538,6 +538,39 @@ class _Ensemble:
         _, out, has = self.walker.walk_and_add(x, entries, n_out, track, div, base)
         return out, has
 
+    def quick_sums(self, first: bool, div=1, base=None):
+        """``fn(x) -> sums [N, C] float32 or None``: :meth:`compiled_sums` (no tracking) for
+        what a batch-1 model feeds, with nothing between the run and the compiled call but the
+        checks: a float32 C-contiguous [N, F] array whose batch is walked on one thread (else
+        None: the caller takes its general path). None where the walk is not compiled for
+        float32. Measured at one thread, a 200-tree HistGradientBoosting regressor's batch-1
+        kernel 5.6 -> 4.3 us (the compiled call 3.9)."""
+        if not self.compiled or np.float32 not in self.walker._compiled[1]:
+            return None
+        entries = self.values.entries(np.float32, first)
+        call, block = self.walker.block(np.float32, entries, base, div)
+        n_out, n_trees = (1 if first else self.n_targets), self.n_trees
+        least, keep = self.walker.max_feature, (entries, base)  # the block's arrays, kept alive
+        f32 = np.dtype(np.float32)
+
+        def quick(x):
+            if (
+                type(x) is not np.ndarray
+                or x.dtype != f32
+                or x.ndim != 2
+                or x.shape[1] <= least
+                or not x.flags.c_contiguous
+                or (x.shape[0] * n_trees >= _trees.TREE_SPLIT_PAIRS and n_trees > 1)
+                or _trees.FORCE is not None
+            ):
+                return None
+            out = np.zeros((x.shape[0], n_out), f32)
+            call(x, block, out, _NO_HAS)
+            return out
+
+        quick.keep = keep
+        return quick
+
     @property
     def fast(self) -> bool:
         """Whether the compiled walk runs (tests force a numpy walk with ``_trees.FORCE``)."""
@@ -696,8 +729,16 @@ def tree_ensemble_regressor(info):
     ens = _Ensemble(forest, n_targets, info)
     scores = _regression(ens, how, post, base)
     walker = ens.walker
+    quick = None
+    if n_targets == 1 and how in ("SUM", "AVERAGE") and post == "NONE":
+        origin = np.full(1, base[0] if base is not None and len(base) == 1 else 0, np.float32)
+        quick = ens.quick_sums(True, ens.n_trees if how == "AVERAGE" else 1, origin)
 
     def run(x):
+        if quick is not None:
+            out = quick(x)
+            if out is not None:
+                return out
         return scores(_tree_input(x, walker))
 
     return run
@@ -863,18 +904,24 @@ def tree_ensemble_classifier(info):
                 b[0] = base[0] if n_base == 1 else 0
                 threshold = np.float32(0.5 if binary and all_positive else 0.0)
                 quick = fn, (b if n_base else None), threshold, _ml_jit.BINARY[kind]
+        # class 0's one weight a leaf: the single-target sums (registers, four rows at a time:
+        # extra trees' 200 over 100 rows 104 -> 21 us), then base[0] added
+        sums = ens.quick_sums(True, 1, quick[1]) if quick is not None else None
 
         def run_binary(x):
+            if sums is not None:
+                s = sums(x)
+                if s is None:
+                    x = _tree_input(x, walker)
+                    if x.dtype == np.float32 and ens.fast:
+                        s = ens.compiled_sums(x, True, False, 1, quick[1])[0]
+                if s is not None:
+                    fn, _, threshold, how = quick
+                    codes = np.empty(len(s), dtype=np.int64)
+                    z = np.empty((len(s), 2), dtype=np.float32)
+                    fn(s, threshold, how, codes, z)
+                    return (label_list.take(codes) if strings or binary else codes), z
             x = _tree_input(x, walker)
-            if quick is not None and x.dtype == np.float32 and ens.fast:
-                fn, b, threshold, how = quick
-                # class 0's one weight a leaf: the single-target sums (registers, four rows at
-                # a time: extra trees' 200 over 100 rows 104 -> 21 us), then base[0] added
-                s = ens.compiled_sums(x, True, False, 1, b)[0]
-                codes = np.empty(len(s), dtype=np.int64)
-                z = np.empty((len(s), 2), dtype=np.float32)
-                fn(s, threshold, how, codes, z)
-                return (label_list.take(codes) if strings or binary else codes), z
             s, has = ens.target_scores(x, "SUM")
             if finish is not None:
                 codes, z, index = finish(s[:, 0])
@@ -907,15 +954,20 @@ def tree_ensemble_classifier(info):
     )
     rows = _ml_jit.warm_transforms() if quick else None
     code = _ml_jit.TRANSFORMS[post] if rows is not None else 0
+    base32 = base_acc(np.float32) if base_k and rows is not None else None
+    sums = ens.quick_sums(False, 1, base32) if rows is not None else None
 
     def run_multi(x):
-        x = _tree_input(x, walker)
-        acc = x.dtype.type
-        if rows is not None and acc is np.float32 and ens.fast:
-            s = ens.compiled_sums(x, False, False, 1, base_acc(acc) if base_k else None)[0]
+        s = sums(x) if sums is not None else None
+        if s is None:
+            x = _tree_input(x, walker)
+            if rows is not None and x.dtype == np.float32 and ens.fast:
+                s = ens.compiled_sums(x, False, False, 1, base32)[0]
+        if s is not None:
             best = np.empty(len(s), dtype=np.int64)
             rows[0](s, code, _ml_jit.NO_BIAS, best)
             return label_list.take(best), s
+        acc = x.dtype.type
         s, has = ens.target_scores(x, "SUM")
         if s.shape[1] != n_classes:
             s = s[:, :n_classes]
