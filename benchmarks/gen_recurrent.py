@@ -7,6 +7,8 @@ initializes them.
 - ``lstm_h128_s64``: two stacked LSTM layers, 80 features (a mel frame), hidden 128, 64 frames
 - ``bilstm_h64_s32``: one bidirectional LSTM layer, 40 features, hidden 64, 32 frames
 - ``gru_h128_s64``: two stacked GRU layers, 80 features, hidden 128, 64 frames
+- ``lstm_b8_h256_s32``: one LSTM layer, 128 features, hidden 256, 32 steps, a batch of 8 sequences
+  (the batch dim symbolic, as exporters write it): batched inference of a text or speech encoder
 - ``gru_h64_s16_state``: a streaming GRU: state in, state out, 16 frames per call
 - ``silero_vad_like``: Silero-VAD v5's layout: ``If`` on the sample-rate input chooses the 16 kHz or the
   8 kHz branch, each an STFT as a Conv1d, four Conv1d+ReLU encoder layers, an LSTM step on the
@@ -65,7 +67,14 @@ def rnn_layer(
 
 
 def stacked(
-    op: str, layers: int, d_in: int, hidden: int, seq: int, bidirectional: bool, seed: int
+    op: str,
+    layers: int,
+    d_in: int,
+    hidden: int,
+    seq: int,
+    bidirectional: bool,
+    seed: int,
+    batch: int | str = 1,
 ) -> onnx.ModelProto:
     b = _Builder(seed)
     x, d = "input", d_in
@@ -74,8 +83,8 @@ def stacked(
         d = hidden * (2 if bidirectional else 1)
     b.nodes.append(helper.make_node("Identity", [b.linear(x, d, 32)], ["output"], name="out"))
     return b.model(
-        [helper.make_tensor_value_info("input", F, [seq, 1, d_in])],
-        [helper.make_tensor_value_info("output", F, [seq, 1, 32])],
+        [helper.make_tensor_value_info("input", F, [seq, batch, d_in])],
+        [helper.make_tensor_value_info("output", F, [seq, batch, 32])],
         op.lower(),
     )
 
@@ -284,6 +293,12 @@ MODELS = {
         lambda: stacked("GRU", 2, 80, 128, 64, False, 28),
         lambda: _normal(input=(64, 1, 80)),
         "2 x GRU, 80 -> 128, 64 steps",
+    ),
+    "lstm_b8_h256_s32": Spec(
+        "lstm_b8_h256_s32",
+        lambda: stacked("LSTM", 1, 128, 256, 32, False, 29, batch="batch"),
+        lambda: _normal(input=(32, 8, 128)),
+        "LSTM, 128 -> 256, 32 steps, a batch of 8 (symbolic)",
     ),
     "gru_h64_s16_state": Spec(
         "gru_h64_s16_state",

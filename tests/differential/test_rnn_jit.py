@@ -445,6 +445,8 @@ def test_one_direction_shares_its_steps_on_two_threads(op, attrs, direction, len
     if _rnn_jit.compiled(np.float32) is None:
         pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
     monkeypatch.setattr(rnn, "STEP_SPLIT_WORK", 0)
+    # (three float32 entries would take one thread's tiles of several entries: their bits too)
+    monkeypatch.setattr(rnn, "STEP_SPLIT_ENTRIES", 4)
     inputs = _inputs(op, 9, 3, 5, 7, direction, seed=4, seq_lens=[9, 4, 6] if lens else None)
     attrs = dict(hidden_size=7, direction=direction, **attrs)
     _check_shared_on_two_threads(op, inputs, attrs, monkeypatch)
@@ -563,3 +565,47 @@ def test_bound_call_of_one_direction(op, seq, batch, attrs, peep, states, monkey
             for i, (e, g) in enumerate(zip(ref.run(None, fed), ours.run(None, fed), strict=True)):
                 assert_same(e, g, TOL["rtol"], TOL["atol"], f"{op} output {i}")
         assert len(calls) == (0 if weights_fed or peep else 2), (weights_fed, calls)
+
+
+@pytest.mark.parametrize(
+    "op,attrs",
+    [
+        ("LSTM", {}),
+        ("GRU", {"linear_before_reset": 1}),
+        ("GRU", {}),  # its two products: 2n and n columns
+        ("RNN", {}),
+    ],
+)
+@pytest.mark.parametrize("hidden", [1, 37, 70])  # gate columns: under, past and across tiles
+@pytest.mark.parametrize("batch", [2, 5, 9])  # a tile of entries and a partial one
+def test_several_entries_take_tiles_of_entries(op, attrs, hidden, batch, monkeypatch):
+    """Float32 nodes of _rnn_jit.BATCH_TILES entries or more sum h @ R^T in tiles of several
+    entries (_rnn_jit._rows_tiles, R^T read once per tile of entries): each entry's outputs
+    are, bit for bit, those of a run of that entry alone (the one-entry register tiles), with
+    sequence_lens, initial states and both directions; against onnxruntime within TOL. (Both
+    project their inputs row by row in the compiled loop, whose bits do not depend on the
+    rows around them.)"""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    monkeypatch.setattr(rnn, "PROJECT_ROWS", 1 << 30)
+    lens = [7, 3, 6, 1, 7, 5, 2, 7, 4][:batch]
+    inputs = _inputs(op, 7, batch, 6, hidden, "bidirectional", seed=hidden + batch,
+                     seq_lens=lens)  # fmt: skip
+    inputs[1], inputs[2] = inputs[1] * 0.2, inputs[2] * 0.1  # sums of many products: O(1)
+    attrs = dict(hidden_size=hidden, direction="bidirectional", **attrs)
+    model, feeds = make_node_model(op, inputs, attrs, opset=14, n_outputs=N_OUT[op])
+    got = run_cpu(model, feeds)
+    for e, g in zip(_ort_run(model, feeds), got, strict=True):
+        assert_same(e, g, TOL["rtol"], TOL["atol"], op)
+    for b in range(batch):
+        # X, W, R, B, sequence_lens, initial_h (, initial_c, P): entry b's
+        one = list(inputs)
+        one[0], one[4] = inputs[0][:, b : b + 1].copy(), inputs[4][b : b + 1].copy()
+        for k in (5, 6) if op == "LSTM" else (5,):
+            one[k] = inputs[k][:, b : b + 1].copy()
+        alone = run_cpu(*make_node_model(op, one, attrs, opset=14, n_outputs=N_OUT[op]))
+        np.testing.assert_array_equal(got[0][:, :, b : b + 1], alone[0])
+        for g, a in zip(got[1:], alone[1:], strict=True):
+            np.testing.assert_array_equal(g[:, b : b + 1], a)

@@ -46,6 +46,11 @@ STEP_SPLIT_WORK = 1 << 16
 #: and from this many steps: the hand-off costs a few microseconds, a shared step saves about
 #: one (Silero's one-step LSTM of width 128 took 5 us longer shared)
 STEP_SPLIT_STEPS = 8
+#: float32 entries from which steps are not shared: the shared halves read ``R^T`` once per
+#: entry, one thread's tiles from ``_rnn_jit.BATCH_TILES`` entries once per four (at two
+#: threads, a 128-wide LSTM over 64 steps of 3 entries: 617-630 us shared against 546 on one
+#: thread's tiles)
+STEP_SPLIT_ENTRIES = _rnn_jit.BATCH_TILES
 #: rows (steps x entries) up to which a float32 node's input projection is the compiled
 #: :func:`._rnn_jit.project` instead of numpy's product: it reads the weights once per row, which
 #: pays for a streaming model's few rows only. 128 -> 512 gate units, us, projection against
@@ -474,11 +479,13 @@ class _Recurrent:
         """Whether a run of ``seq`` steps of ``batch`` entries (``n`` hidden units) shares its
         steps among the run's threads where its pool is free: the node can
         (:mod:`._rnn_pieces` loaded), :data:`STEP_SPLIT_STEPS` steps or more, each of
-        :data:`STEP_SPLIT_WORK` multiply-adds or more."""
+        :data:`STEP_SPLIT_WORK` multiply-adds or more, fewer than :data:`STEP_SPLIT_ENTRIES`
+        entries where the node is float32."""
         return (
             self._shared is not None
             and seq >= STEP_SPLIT_STEPS
             and batch * self.gates * n * n >= STEP_SPLIT_WORK
+            and (batch < STEP_SPLIT_ENTRIES or self.jit_dtype != np.float32)
         )
 
     def _steps_shared(self, args: list) -> bool:
