@@ -28,8 +28,9 @@ made on first need with the session's options:
 - a run that feeds a tensor with a zero-sized dimension (a LoRA model's empty default adapter
   weights, an empty batch): OpenVINO's kernels leave such results uninitialized;
 - on the CPU device, a run whose input shapes make a cluster with dynamic dims smaller than the
-  provider's ``min_cpu_work`` (its work worked out once per distinct shapes, from OpenVINO's model
-  of the cluster for them): on graphs this small OpenVINO's call and per-node costs outweigh the
+  provider's ``min_cpu_work`` (its work decided once per distinct shapes, from OpenVINO's model
+  of the cluster for them or, far from the threshold, the last such shapes' work scaled by the
+  inputs' elements): on graphs this small OpenVINO's call and per-node costs outweigh the
   work, and the CPU provider runs on the same cores (see ``CompiledSubgraph._watch_small``).
 """
 
@@ -67,6 +68,9 @@ MAX_BAKED_ELEMENTS = 64
 #: CompiledSubgraph._watch_small); a larger one always runs on OpenVINO (the CPU provider's
 #: session would hold its weights a second time).
 HOST_WEIGHT_BYTES = 16 << 20
+#: times a cluster reads OpenVINO's model of itself for given input shapes to work out their
+#: work (CompiledSubgraph._work_of)
+WORK_READS = 8
 
 
 #: multiply-adds (one per element for ops that are not products) under which a compilation runs
@@ -523,6 +527,8 @@ class CompiledSubgraph:
         #: input shapes -> whether a run of them goes to _host (too little work), for a cluster
         #: compiled with dynamic shapes that may be small (see _watch_small); None: never
         self._small: dict[tuple, bool] | None = None
+        self._reference: tuple[int, int] | None = None  # (input elements, work) last worked out
+        self._reads = 0  # OpenVINO models of the cluster read to work out a run's work
         self.min_work = min_work
         self.dynamic_error = ""
         self.dynamic = dynamic
@@ -565,16 +571,12 @@ class CompiledSubgraph:
 
     def _is_small(self, args: tuple) -> bool:
         """Whether a run of these inputs' shapes goes to :meth:`_host`: OpenVINO's model of the
-        cluster for these shapes does fewer than ``min_work`` multiply-adds (worked out once per
-        distinct shapes)."""
+        cluster for these shapes does fewer than ``min_work`` multiply-adds (decided once per
+        distinct shapes, :meth:`_work_of`)."""
         key = tuple([getattr(a, "shape", None) for a in args])
         small = self._small.get(key)
         if small is None:
-            shapes = {n: k for n, k in zip(self._subgraph.inputs, key) if k is not None}
-            try:
-                work = model_work(self._read(_specialized(self._proto(), shapes, {})))
-            except EPFail:
-                work = None
+            work, how = self._work_of(key)
             small = work is not None and work < self.min_work
             if len(self._small) >= 4 * SHAPE_CACHE_SIZE:
                 self._small.clear()
@@ -583,12 +585,38 @@ class CompiledSubgraph:
                 logs.log(
                     logs.Severity.INFO,
                     f"OpenVINO cluster '{self.name}' runs on the CPU provider for input shapes "
-                    f"{[list(k) for k in key if k is not None]}: {work:,} multiply-adds, under "
-                    f"min_cpu_work {self.min_work:,}",
+                    f"{[list(k) for k in key if k is not None]}: {how} {work:,.0f} "
+                    f"multiply-adds, under min_cpu_work {self.min_work:,}",
                     logid=getattr(self.session_options, "logid", ""),
                     level=getattr(self.session_options, "log_severity_level", None),
                 )
         return small
+
+    def _work_of(self, key: tuple) -> tuple[float | None, str]:
+        """(multiply-adds of a run of input shapes ``key``, how they were found). Worked out from
+        OpenVINO's model of the cluster for those shapes (milliseconds: an image model whose
+        every image has its own size would pay it each run), unless the last shapes worked out
+        scaled by the inputs' elements put them past half or twice ``min_work`` (convolutions,
+        products and recurrent steps grow with the batch, the pixels and the steps); at most
+        :data:`WORK_READS` times per cluster, then shapes that scaling does not decide run on
+        OpenVINO."""
+        size = sum(math.prod(k) for k in key if k is not None)
+        ref = self._reference
+        if ref is not None and ref[0] and size:
+            guess = ref[1] * size / ref[0]
+            if guess >= 2 * self.min_work or guess <= self.min_work / 2:
+                return guess, "about"
+        if self._reads >= WORK_READS:
+            return None, ""
+        self._reads += 1
+        shapes = {n: k for n, k in zip(self._subgraph.inputs, key) if k is not None}
+        try:
+            work = model_work(self._read(_specialized(self._proto(), shapes, {})))
+        except EPFail:
+            work = None
+        if work is not None:
+            self._reference = (size, work)
+        return work, "its"
 
     def _setup_fast(self) -> None:
         """Prepare the fast path of :meth:`__call__`: with one compilation for every input (and

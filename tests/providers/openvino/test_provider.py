@@ -543,8 +543,9 @@ def test_small_runs_of_dynamic_graphs_go_to_the_cpu_provider(default_min_cpu_wor
     claimed whole by OpenVINO (its work is not known before a run), but a run whose shapes make
     it smaller than ``min_cpu_work`` (the MLP's 680 multiply-adds a row, 2 rows) runs on the CPU
     provider, in a session of the cluster made on first need; a run of 8,192 rows (5.6M) runs on
-    OpenVINO. Each shape is decided once. ``min_cpu_work=0``, a graph that cannot be that small
-    (its lower bound) or one whose weights exceed ``HOST_WEIGHT_BYTES`` never decide."""
+    OpenVINO. Each shape is decided once, by OpenVINO's model for it or, far from the threshold,
+    by scaling the last one's work. ``min_cpu_work=0``, a graph that cannot be that small (its
+    lower bound) or one whose weights exceed ``HOST_WEIGHT_BYTES`` never decide."""
     from ort_openvino import kernel
 
     from .test_fast_path import _compiled_steps as _compiled
@@ -566,6 +567,15 @@ def test_small_runs_of_dynamic_graphs_go_to_the_cpu_provider(default_min_cpu_wor
     compilations = fn.compilations
     sess.run(None, big)
     assert fn.compilations == compilations  # (the one dynamic compilation)
+    # 2 rows: the 8,192 rows' work scaled (far under), no model read; 5,000 rows (3.4M, near
+    # the threshold) read exactly; once WORK_READS are spent, undecided shapes stay on OpenVINO
+    assert fn._reads == 1
+    near = {"x": rng.standard_normal((5000, 16)).astype(np.float32)}
+    sess.run(None, near)
+    assert fn._reads == 2 and fn._small[((5000, 16),)] is True
+    monkeypatch.setattr(kernel, "WORK_READS", 2)
+    sess.run(None, {"x": near["x"][:4900]})
+    assert fn._reads == 2 and fn._small[((4900, 16),)] is False
 
     def decides(options=None, model=data):
         (f,) = _compiled(ort.InferenceSession(model, providers=[(OV, options or {}), CPU]))
