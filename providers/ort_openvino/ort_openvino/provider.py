@@ -26,7 +26,10 @@ Options (onnxruntime's OpenVINO provider names them the same way):
     each run whose input shapes make it that small runs on the CPU provider instead
     (:class:`~ort_openvino.kernel.CompiledSubgraph`); a recurrent node whose every step is under
     :attr:`~OpenVINOExecutionProvider.min_cpu_step_work` is left to the next provider too.
-    ``0`` claims every cluster and runs every run on OpenVINO.
+    ``0`` claims every cluster and runs every run on OpenVINO. A session that sets
+    ``session.disable_cpu_ep_fallback`` (no CPU provider unless listed) gets ``0`` unless it gives
+    this option, and OpenVINO also claims the lone non-float nodes and small partial clusters it
+    would otherwise leave to the next provider.
 """
 
 from __future__ import annotations
@@ -196,6 +199,14 @@ class OpenVINOExecutionProvider(ExecutionProvider):
         least = self.options.get("min_cpu_work")
         if least is not None:
             self.min_cpu_work = _parse_int("min_cpu_work", least, least=0)
+        flag = getattr(session_options, "_flag", None)
+        if flag is not None and flag("session.disable_cpu_ep_fallback"):
+            # no CPU provider after this one unless the session lists it: what this provider
+            # leaves to "the next provider" for speed it claims (an explicit min_cpu_work stays)
+            self.skip_trivial_clusters = False
+            self.min_partial_work = 0
+            if least is None:
+                self.min_cpu_work = 0
         #: whether the device is the host's CPU, where the next provider runs on the same cores
         self.on_cpu = base == "CPU"
         self.probe = _probe_for(self.ov_device, self.query_device)

@@ -586,3 +586,28 @@ def test_small_runs_of_dynamic_graphs_go_to_the_cpu_provider(default_min_cpu_wor
     assert not decides({"min_cpu_work": "600"})  # one row is 680: never that small
     monkeypatch.setattr(kernel, "HOST_WEIGHT_BYTES", 1000)  # the MLP's weights: 2.7 KB
     assert not decides()
+
+
+def test_without_the_cpu_fallback_openvino_claims_small_work(default_min_cpu_work):
+    """Placement (host logic and OpenVINO's results): with session.disable_cpu_ep_fallback and
+    OpenVINO alone, nothing is left to a next provider that is not there: a small static GRU
+    (rejected by the step and work rules otherwise) runs on OpenVINO, and a small run of a
+    dynamic MLP too (no CPU provider session), min_cpu_work reported as 0; an explicit
+    min_cpu_work keeps its rule."""
+    from .test_fast_path import _compiled_steps
+
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    data, feed = _gru(16, 64, 32)
+    want = ort.InferenceSession(data, providers=[CPU]).run(None, feed)
+    sess = ort.InferenceSession(data, so, providers=[OV])
+    assert placement(sess) == {OV: 1}
+    assert sess.get_provider_options()[OV]["min_cpu_work"] == "0"
+    for got, w in zip(sess.run(None, feed), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-5)
+    dynamic = ort.InferenceSession(mlp().SerializeToString(), so, providers=[OV])
+    dynamic.run(None, {"x": np.ones((2, 16), np.float32)})
+    (fn,) = _compiled_steps(dynamic)
+    assert fn._small is None and fn._host_session is None
+    with pytest.raises(RuntimeError, match="min_cpu_step_work"):
+        ort.InferenceSession(data, so, providers=[(OV, {"min_cpu_work": "4000000"})])
