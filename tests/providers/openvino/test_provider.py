@@ -441,6 +441,23 @@ def _gru(steps, hidden, width, batch=1, direction="forward", layout=0, dims=None
     return model.SerializeToString(), {"x": rng.standard_normal(shape).astype(np.float32)}
 
 
+def _left_to_cpu_unless_zero(data: bytes, feed: dict, why: str) -> None:
+    """The model runs on the CPU provider in an [OpenVINO, CPU] session, OpenVINO's reason
+    saying ``why``, with the CPU provider's own results; with min_cpu_work=0 on OpenVINO, its
+    results within tolerance."""
+    cpu = ort.InferenceSession(data, providers=[CPU]).run(None, feed)
+    sess = ort.InferenceSession(data, providers=[OV, CPU])
+    assert placement(sess) == {CPU: 1}
+    (reason,) = [r for rs in sess.placement_reasons.values() for r in rs if r.startswith(OV)]
+    assert why in reason
+    for got, want in zip(sess.run(None, feed), cpu, strict=True):
+        np.testing.assert_array_equal(got, want)
+    claimed = ort.InferenceSession(data, providers=[(OV, {"min_cpu_work": "0"}), CPU])
+    assert placement(claimed) == {OV: 1}
+    for got, want in zip(claimed.run(None, feed), cpu, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 @pytest.fixture
 def default_min_cpu_work(monkeypatch):
     """The provider's own threshold (this folder's conftest sets it to 0 for the other tests)."""
@@ -461,17 +478,7 @@ def test_small_static_graphs_are_left_to_the_cpu_provider(default_min_cpu_work, 
 
     monkeypatch.setattr(provider.OpenVINOExecutionProvider, "min_cpu_step_work", 0)
     small, feed = _gru(16, 64, 32)
-    cpu = ort.InferenceSession(small, providers=[CPU]).run(None, feed)
-    sess = ort.InferenceSession(small, providers=[OV, CPU])
-    assert placement(sess) == {CPU: 1}
-    (reason,) = [r for rs in sess.placement_reasons.values() for r in rs if r.startswith(OV)]
-    assert "294,912 multiply-adds, under 4,000,000 (min_cpu_work)" in reason
-    for got, want in zip(sess.run(None, feed), cpu, strict=True):
-        np.testing.assert_array_equal(got, want)
-    claimed = ort.InferenceSession(small, providers=[(OV, {"min_cpu_work": "0"}), CPU])
-    assert placement(claimed) == {OV: 1}
-    for got, want in zip(claimed.run(None, feed), cpu, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    _left_to_cpu_unless_zero(small, feed, "294,912 multiply-adds, under 4,000,000 (min_cpu_work)")
     lowered = ort.InferenceSession(small, providers=[(OV, {"min_cpu_work": "200_000"}), CPU])
     assert placement(lowered) == {OV: 1}
     assert lowered.get_provider_options()[OV]["min_cpu_work"] == "200000"
@@ -488,17 +495,9 @@ def test_recurrent_nodes_with_small_steps_are_left_to_the_cpu_provider(default_m
     whatever its number of steps (a symbolic one too); ``min_cpu_work=0`` claims it; a batch of
     16 (1.2M a step) or a symbolic batch (any size) stays on OpenVINO."""
     data, feed = _gru(64, 128, 64)
-    cpu = ort.InferenceSession(data, providers=[CPU]).run(None, feed)
-    sess = ort.InferenceSession(data, providers=[OV, CPU])
-    assert placement(sess) == {CPU: 1}
-    (reason,) = [r for rs in sess.placement_reasons.values() for r in rs if r.startswith(OV)]
-    assert "each of its steps is 73,728 multiply-adds, under 1,000,000" in reason
-    for got, want in zip(sess.run(None, feed), cpu, strict=True):
-        np.testing.assert_array_equal(got, want)
-    claimed = ort.InferenceSession(data, providers=[(OV, {"min_cpu_work": "0"}), CPU])
-    assert placement(claimed) == {OV: 1}
-    for got, want in zip(claimed.run(None, feed), cpu, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    _left_to_cpu_unless_zero(
+        data, feed, "each of its steps is 73,728 multiply-adds, under 1,000,000"
+    )
     steps, _ = _gru(64, 128, 64, dims=["steps", 1, 64])
     assert placement(ort.InferenceSession(steps, providers=[OV, CPU])) == {CPU: 1}
     batched, _ = _gru(64, 128, 64, batch=16)
