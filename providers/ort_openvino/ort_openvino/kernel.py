@@ -562,6 +562,10 @@ class CompiledSubgraph:
             return
         if not any(p.get_partial_shape().is_dynamic for p in model.inputs):
             return  # static: the partitioner decided
+        from ort_core.plugins import get_plugin_manager
+
+        if get_plugin_manager().resolve("CPUExecutionProvider") is None:
+            return  # (not installed: every run on OpenVINO)
         weights = sum(
             v.nbytes for v in self._subgraph.initializers.values() if isinstance(v, np.ndarray)
         )
@@ -895,14 +899,15 @@ class CompiledSubgraph:
         return session.run(None, dict(zip(self._subgraph.inputs, args)))
 
     def _make_host_session(self) -> Any:
+        """The cluster as a model in a session on the CPU provider alone (see :meth:`_host`)."""
         from ort_core.options import SessionOptions
         from ort_core.plugins import get_plugin_manager
         from ort_core.session import InferenceSession
 
         if get_plugin_manager().resolve("CPUExecutionProvider") is None:
             raise EPFail(
-                f"OpenVINO cluster '{self.name}' would run on the CPU provider (a zero-sized "
-                "input, which OpenVINO computes wrongly), which is not installed: "
+                f"OpenVINO cluster '{self.name}' got a zero-sized input, which OpenVINO computes "
+                "wrongly, and the CPU provider that would run it instead is not installed: "
                 "`pip install ort-core[cpu]`."
             )
         user = self.session_options

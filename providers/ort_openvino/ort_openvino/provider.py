@@ -470,13 +470,10 @@ def static_work(nodes: list[Node], view: GraphView) -> float | None:
             return None
         if n.op_type in _RECURRENT_GATES:
             x = _static(tensor_shape(view.type_of(n.inputs[0])))
-            hidden = n.attr("hidden_size", 0)
-            if x is None or len(x) != 3 or not hidden:
+            each = step_work(n, view)
+            if x is None or len(x) != 3 or each is None:
                 return None
-            steps, entries = (x[1], x[0]) if n.attr("layout", 0) else (x[0], x[1])
-            directions = 2 if n.attr("direction", "forward") == "bidirectional" else 1
-            gates = _RECURRENT_GATES[n.op_type]
-            total += steps * entries * directions * gates * hidden * (x[2] + hidden)
+            total += (x[1] if n.attr("layout", 0) else x[0]) * each
             continue
         for v in (*n.inputs, *n.outputs):  # (a product's reduced length is an input's dim)
             if v and _static(tensor_shape(view.type_of(v))) is None:
