@@ -609,3 +609,30 @@ def test_several_entries_take_tiles_of_entries(op, attrs, hidden, batch, monkeyp
         np.testing.assert_array_equal(got[0][:, :, b : b + 1], alone[0])
         for g, a in zip(got[1:], alone[1:], strict=True):
             np.testing.assert_array_equal(g[:, b : b + 1], a)
+
+
+@pytest.mark.parametrize("op,attrs", [("LSTM", {}), ("GRU", {}), ("RNN", {})])
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("batch,lens", [(2, None), (5, [5, 2, 4, 1, 5]), (9, None)])
+def test_one_direction_shares_its_entries_on_two_threads(op, attrs, direction, batch, lens,
+                                                         monkeypatch):  # fmt: skip
+    """At two threads a single float32 direction of several entries runs them in two halves
+    at once (rnn._Recurrent._halves_at_once: each half's inputs and outputs copied apart,
+    sequence_lens, initial states), with the one-thread bits; against onnxruntime."""
+    from ort_cpu.kernels import _rnn_jit, rnn
+
+    if _rnn_jit.compiled(np.float32) is None:
+        pytest.skip("compiled kernels are off (no numba, or ORT_CPU_JIT=0)")
+    monkeypatch.setattr(rnn, "DIRECTION_SPLIT_WORK", 0)
+    ran = []
+    halves = rnn._Recurrent._halves_at_once
+
+    def spy(self, a):
+        ran.append(halves(self, a))
+        return ran[-1]
+
+    monkeypatch.setattr(rnn._Recurrent, "_halves_at_once", spy)
+    inputs = _inputs(op, 6, batch, 5, 7, direction, seed=batch, seq_lens=lens)
+    attrs = dict(hidden_size=7, direction=direction, **attrs)
+    _check_shared_on_two_threads(op, inputs, attrs, monkeypatch)
+    assert ran and all(ran)
