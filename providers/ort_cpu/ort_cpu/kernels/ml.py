@@ -909,19 +909,17 @@ def tree_ensemble_classifier(info):
         sums = ens.quick_sums(True, 1, quick[1]) if quick is not None else None
 
         def run_binary(x):
-            if sums is not None:
-                s = sums(x)
-                if s is None:
-                    x = _tree_input(x, walker)
-                    if x.dtype == np.float32 and ens.fast:
-                        s = ens.compiled_sums(x, True, False, 1, quick[1])[0]
-                if s is not None:
-                    fn, _, threshold, how = quick
-                    codes = np.empty(len(s), dtype=np.int64)
-                    z = np.empty((len(s), 2), dtype=np.float32)
-                    fn(s, threshold, how, codes, z)
-                    return (label_list.take(codes) if strings or binary else codes), z
-            x = _tree_input(x, walker)
+            s = sums(x) if sums is not None else None
+            if s is None:
+                x = _tree_input(x, walker)
+                if quick is not None and x.dtype == np.float32 and ens.fast:
+                    s = ens.compiled_sums(x, True, False, 1, quick[1])[0]
+            if s is not None:
+                fn, _, threshold, how = quick
+                codes = np.empty(len(s), dtype=np.int64)
+                z = np.empty((len(s), 2), dtype=np.float32)
+                fn(s, threshold, how, codes, z)
+                return (label_list.take(codes) if strings or binary else codes), z
             s, has = ens.target_scores(x, "SUM")
             if finish is not None:
                 codes, z, index = finish(s[:, 0])

@@ -481,6 +481,12 @@ class _Recurrent:
             or not _threads.spinning()
         ):
             return False
+        return self._run_two(args)
+
+    def _run_two(self, args: list) -> bool:
+        """Two run_direction argument tuples at once on the run's threads, as compiled pieces
+        (:mod:`._rnn_pieces`); False (nothing run) where the run's pool is not free."""
+        pieces = self._pieces
         block = np.empty(2 * pieces.SLOTS, np.int64)
         for d, a in enumerate(args):
             pieces.fill(block, d, *a)
@@ -515,19 +521,16 @@ class _Recurrent:
         half = batch // 2
         if half % tile and (half // tile + 1) * tile < batch:
             half = (half // tile + 1) * tile
-        pieces = self._pieces
-        block = np.empty(2 * pieces.SLOTS, np.int64)
         halves = ((0, half), (half, batch))
-        kept = []  # alive until the pieces are done
-        for d, (lo, hi) in enumerate(halves):
-            xw_d, y_d = np.ascontiguousarray(xw[:, lo:hi]), np.ascontiguousarray(y[:, lo:hi])
-            pieces.fill(block, d, op, xw_d, rt, rb, p, h[lo:hi], c[lo:hi], lens[lo:hi], reverse,
-                        codes, alphas, betas, clip, flags, y_d)  # fmt: skip
-            kept.append(y_d)
-            kept.append(xw_d)
-        if not pieces.run(block, self.jit_dtype):
+        ys = [np.ascontiguousarray(y[:, lo:hi]) for lo, hi in halves]
+        args = [
+            (op, np.ascontiguousarray(xw[:, lo:hi]), rt, rb, p, h[lo:hi], c[lo:hi], lens[lo:hi],
+             reverse, codes, alphas, betas, clip, flags, y_d)
+            for (lo, hi), y_d in zip(halves, ys, strict=True)
+        ]  # fmt: skip
+        if not self._run_two(args):
             return False
-        for (lo, hi), y_d in zip(halves, kept[::2], strict=True):
+        for (lo, hi), y_d in zip(halves, ys, strict=True):
             y[:, lo:hi] = y_d
         return True
 
