@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from .._jit import LazyIntrinsic, available, jit
+from ._exp_jit import _exp
 
 LANES = 8  # (row, tree) pairs walked together: their loads overlap, no branch to mispredict
 #: rows walked together down each tree in a batch (:func:`_walk_rows`' wide form)
@@ -608,10 +609,13 @@ def warm_svc_rbf() -> object:
 
 
 # -- post transforms ---------------------------------------------------------------------------
-#: post transform -> code of :func:`transform_rows` (LOGISTIC: 2 MLAS's, 3 the trees')
-TRANSFORMS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC_MLAS": 2, "LOGISTIC": 3}
+#: post transform -> code of :func:`transform_rows` (LOGISTIC and SOFTMAX: 2 and 4 MLAS's, which
+#: onnxruntime's linear models and SVMs apply to the whole batch at once, 3 and 1 the trees')
+TRANSFORMS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC_MLAS": 2, "LOGISTIC": 3, "SOFTMAX_MLAS": 4}
 NO_BIAS = np.zeros(0, np.float32)
 NO_BEST = np.zeros(0, np.int64)
+#: elements per step of :func:`_mlas_transform`'s loops (one AVX-512 register of float32)
+_LANES = 16
 
 
 @jit()
@@ -619,8 +623,9 @@ def transform_rows(s, code, bias, best):
     """Rows of ``s`` [N, C] finished in place: ``bias`` [C] added (unless empty), the argmax
     of each row written to ``best`` [N] (unless empty; numpy's: the first maximum, the first
     NaN), then transformed as onnxruntime does: 1 softmax (max, exp of the differences, their
-    sum added in order, division), 2 MLAS's logistic (``e / (1 + e)`` for negative scores,
-    ``e = exp(-|s|)``), 3 the trees' logistic (``1 - 1 / (1 + e)`` there), 0 none."""
+    sum added in order, division), 3 the trees' logistic (``1 - 1 / (1 + e)`` for negative
+    scores, ``e = exp(-|s|)``), 2 and 4 MLAS's logistic and softmax (float32, every row at
+    once: :func:`_mlas_transform`), 0 none."""
     n, c = s.shape
     one = s.dtype.type(1.0)
     for i in range(n):
@@ -645,14 +650,64 @@ def transform_rows(s, code, bias, best):
                 total += e
             for k in range(c):
                 s[i, k] /= total
-        elif code == 2 or code == 3:
+        elif code == 3:
             for k in range(c):
                 v = s[i, k]
                 e = math.exp(-abs(v))
                 p = one / (one + e)
-                if v < 0:
-                    p = e / (one + e) if code == 2 else one - p
-                s[i, k] = p
+                s[i, k] = one - p if v < 0 else p
+    if code == 2 or code == 4:
+        _mlas_transform(s, code)
+
+
+@jit(error_model="numpy")
+def _mlas_transform(s, code):
+    """MLAS's logistic (code 2: ``e / (1 + e)`` for negative scores, ``1 / (1 + e)`` otherwise,
+    ``e = exp(-|s|)``) or softmax (4: each row's exponentials of the differences to its
+    maximum, times the reciprocal of their sum) of the float32 ``s`` [N, C], with
+    :mod:`._exp_jit`'s exponential (MLAS's, within 3e-7 of the exact value), over all N x C
+    scores in steps of 16 whatever C is, so that a batch of ten-class rows is vector code
+    (libm's exp, a call per score, took 3.7 us of a 100 x 10 softmax's 6). A row holding NaN
+    gives NaN throughout its softmax."""
+    n, c = s.shape
+    flat = s.ravel()  # a view of C-contiguous scores, a copy of others (written back below)
+    size = n * c
+    whole = size - size % _LANES
+    one = np.float32(1)
+    if code == 2:
+        for j in range(0, whole, _LANES):
+            for k in range(_LANES):
+                v = flat[j + k]
+                e = _exp(-abs(v))
+                flat[j + k] = (e if v < 0 else one) / (one + e)
+        for j in range(whole, size):
+            v = flat[j]
+            e = _exp(-abs(v))
+            flat[j] = (e if v < 0 else one) / (one + e)
+    else:
+        shift = np.empty(size, np.float32)  # each score's row maximum
+        for i in range(n):
+            m = flat[i * c]
+            for k in range(1, c):
+                v = flat[i * c + k]
+                m = v if v > m else m
+            shift[i * c : (i + 1) * c] = m
+        for j in range(0, whole, _LANES):
+            for k in range(_LANES):
+                flat[j + k] = _exp(flat[j + k] - shift[j + k])
+        for j in range(whole, size):
+            flat[j] = _exp(flat[j] - shift[j])
+        for i in range(n):
+            total = np.float32(0)
+            for k in range(c):
+                total += flat[i * c + k]
+            scale = one / total
+            for k in range(c):
+                flat[i * c + k] *= scale
+    if flat.ctypes.data != s.ctypes.data:
+        for i in range(n):
+            for k in range(c):
+                s[i, k] = flat[i * c + k]
 
 
 @jit()

@@ -631,13 +631,14 @@ class _Ensemble:
 # it. A single-target ensemble takes its own path, where only PROBIT is applied.
 def _write_scores(values: np.ndarray, post: str, mlas: bool = False, fast=None) -> np.ndarray:
     """onnxruntime's transform of rows of two or more scores (float32); ``mlas``: the logistic
-    of its MLAS kernel (linear models, SVMs) instead of the trees' ComputeLogistic. ``fast``:
+    and softmax of its MLAS kernels (linear models, SVMs) instead of the trees' ComputeLogistic
+    and ComputeSoftmax (the compiled paths differ; numpy's are the same for both). ``fast``:
     ``_ml_jit.warm_transforms()``'s result, or None for numpy."""
     if post == "NONE":
         return values if values.dtype == np.float32 else values.astype(np.float32)
     if fast is not None and values.ndim == 2 and post in ("SOFTMAX", "LOGISTIC"):
         out = values.astype(np.float32, order="C")  # a copy: the caller may still read values
-        code = "LOGISTIC_MLAS" if mlas and post == "LOGISTIC" else post
+        code = f"{post}_MLAS" if mlas else post
         fast[0](out, _ml_jit.TRANSFORMS[code], _ml_jit.NO_BIAS, _ml_jit.NO_BEST)
         return out
     v = values if values.dtype == np.float32 else values.astype(np.float32)
@@ -1083,7 +1084,7 @@ def linear_classifier(info):
     known = post in ("NONE", "SOFTMAX", "LOGISTIC")
     finish = _ml_jit.warm_transforms() if scores.n_features > 0 and known else None
     few = _ml_jit.warm_linear_rows() if finish is not None else None
-    code = _ml_jit.TRANSFORMS["LOGISTIC_MLAS" if post == "LOGISTIC" else post] if known else 0
+    code = _ml_jit.TRANSFORMS[post if post == "NONE" else f"{post}_MLAS"] if known else 0
     weights, intercepts, n_out = scores.weights, scores.intercepts, scores.n_out
 
     def run(x):
