@@ -58,12 +58,17 @@ class Plan:
 
     def __post_init__(self) -> None:
         self._fast, self._step_lines = _generate(self.steps)
-        #: the same steps as one function from the inputs to the outputs (the slot list made,
-        #: filled and read in generated code: 0.9 -> 0.5 us of a one-node plan's run)
-        self._whole, self._whole_lines = _generate(self.steps, whole=self)
+        #: the same steps as one function ``whole(inputs, run_options) -> outputs`` (the slot
+        #: list made, filled and read in generated code: 0.9 -> 0.5 us of a one-node plan's run):
+        #: every input given, no profiler or pool; where it raises, raise :meth:`whole_failure`
+        self.whole, self._whole_lines = _generate(self.steps, whole=self)
         #: the straight-line code of runs with RunOptions (terminate checked between steps),
         #: generated on the first such run
         self._watched: tuple[Callable[..., Any], list[int]] | None = None
+
+    def whole_failure(self, e: Exception) -> Exception:
+        """The error to raise where :attr:`whole` raised ``e`` (naming the node that failed)."""
+        return self._fail(self._failed_step(e, self._whole_lines), e)
 
     def run(
         self,
@@ -84,9 +89,9 @@ class Plan:
                 given = list(inputs[: len(self.input_slots)])
                 inputs = given + [self.base[i] for i in self.input_slots[len(given) :]]
             try:
-                return self._whole(inputs, run_options)
+                return self.whole(inputs, run_options)
             except Exception as e:
-                raise self._fail(self._failed_step(e, self._whole_lines), e) from e
+                raise self.whole_failure(e) from e
         slots = self.base.copy()
         for i, v in zip(self.input_slots, inputs):
             slots[i] = v

@@ -51,6 +51,58 @@ def test_a_checked_signature_is_remembered_and_nothing_else_passes_with_it():
     assert "Required inputs (['b']) are missing" in _message(lambda: sess.run(None, {"a": a}))[1]
 
 
+def test_the_usual_run_is_one_call_that_runs_only_what_was_checked_before():
+    """``run(None, feed)`` of a session whose inputs are all required tensors goes through
+    ``_quick_run``: it runs only a dict of exactly the inputs, each a numpy array of its dtype and
+    of a shape the full checks accepted before (else None: the full path runs and checks), and
+    hands out outputs as the full path does (a fed array is never an output)."""
+    sess = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
+    quick = sess._quick_run
+    a, b = np.ones((2, 3), np.float32), np.full((4, 3), 2, np.float32)
+    assert quick({"a": a, "b": b}) is None  # a shape not checked yet
+    np.testing.assert_array_equal(sess.run(None, {"a": a, "b": a})[0], 2 * a)
+    out = quick({"a": a, "b": a})
+    np.testing.assert_array_equal(out[0], 2 * a)
+    for feed in (
+        {"a": a.astype(np.float64), "b": a},
+        {"a": a.astype(">f4"), "b": a},
+        {"a": a},
+        {"a": a, "b": a, "z": a},
+        {"a": a.tolist(), "b": a},
+        [("a", a), ("b", a)],
+    ):
+        assert quick(feed) is None
+    old = np.geterr()
+    ident = make_model(
+        [helper.make_node("Identity", ["x"], ["y"]), helper.make_node("Reciprocal", ["x"], ["r"])],
+        [tensor("x", shape=[3])],
+        [tensor("y", shape=[3]), tensor("r", shape=[3])],
+    ).SerializeToString()
+    sess = ort.InferenceSession(ident, providers=["CPUExecutionProvider"])
+    x = np.array([0, 1, 2], np.float32)
+    sess.run(None, {"x": x})
+    with np.errstate(divide="raise"):
+        y, r = sess._quick_run({"x": x})
+        assert np.geterr()["divide"] == "raise"
+    assert not np.shares_memory(y, x) and y.flags.writeable and r[0] == np.inf
+    assert np.geterr() == old and current_run() is None
+    # an input with a default (an initializer it may override) takes the full path
+    optional = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])],
+            "g",
+            [tensor("x", shape=[3]), tensor("w", shape=[3])],
+            [tensor("y", shape=[3])],
+            [helper.make_tensor("w", TensorProto.FLOAT, [3], [1, 2, 3])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    optional.ir_version = 8
+    sess = ort.InferenceSession(optional.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sess._quick_run is None
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x + [1, 2, 3])
+
+
 def test_remembered_shapes_are_bounded():
     sess = ort.InferenceSession(_add_model(), providers=["CPUExecutionProvider"])
     a = np.ones((2, 3), np.float32)
@@ -68,7 +120,12 @@ SEEN: list = []
 @_reg.kernel("Relu", since=6)
 def _relu(x):
     SEEN.append(current_run())
+    if x[0] == FAIL_ON:
+        raise errors.RuntimeException("a kernel failed")
     return np.maximum(x, 0)
+
+
+FAIL_ON = -99  # the first input value on which the test kernel above fails
 
 
 class _Plain(KernelProvider):
@@ -117,7 +174,7 @@ def test_hooks_are_called_for_providers_that_define_them_only(register_provider)
     assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1]
 
 
-def test_one_hooked_provider_runs_on_the_quick_path_with_its_hooks(register_provider, monkeypatch):
+def test_one_hooked_provider_runs_on_the_quick_path_with_its_hooks(register_provider):
     """A session whose only hooked provider is one (the CPU provider on one thread is not
     hooked) calls the hooks around the plan without going through ``_execute``: same calls,
     same context, and the end hook runs when a kernel fails."""
@@ -133,12 +190,8 @@ def test_one_hooked_provider_runs_on_the_quick_path_with_its_hooks(register_prov
     assert _Hooked.calls[0][1] is SEEN[0] is _Hooked.calls[1][1] and current_run() is None
     _Hooked.calls.clear()
 
-    def fail(values, *rest):
-        raise errors.RuntimeException("a kernel failed")
-
-    monkeypatch.setattr(sess, "_plan", type("FailingPlan", (), {"run": staticmethod(fail)})())
     with pytest.raises(errors.RuntimeException, match="a kernel failed"):
-        sess.run(None, {"x": np.array([-1, 2], np.float32)})
+        sess.run(None, {"x": np.array([FAIL_ON, 2], np.float32)})
     assert [c[0] for c in _Hooked.calls] == ["start", "end"] and current_run() is None
 
 
