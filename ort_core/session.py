@@ -1074,6 +1074,7 @@ class InferenceSession:
             or any(d is not None for d in self._defaults)
             or len(self._accepted) != len(self._input_index)
             or set(self._required) != set(self._accepted)
+            or len(self._plan.input_slots) != len(self._accepted)
         ):
             return None
         checks = sorted(self._accepted.items(), key=lambda kv: kv[1][0])
