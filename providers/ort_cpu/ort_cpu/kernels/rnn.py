@@ -37,12 +37,15 @@ def _softplus(x):
 #: hand-off (about 5 us)
 DIRECTION_SPLIT_WORK = 1 << 16
 #: multiply-adds of one step's recurrent product (entries x gates x width x width) from which a
-#: single direction shares each step's hidden units between two threads (a 128-wide LSTM's
-#: 65536: the halves' products read 128 KB each instead of 256 KB, at a cost of one wait per
-#: step); narrower layers run on one thread. A 128-wide GRU's 49152 lost to that wait on a Zen
-#: 4 (64 steps at two threads, alternating in one process, median us: 748 and 795 shared
-#: against 608 and 665 on one thread; the LSTM's 546-578 against 583-598)
-STEP_SPLIT_WORK = 1 << 16
+#: single direction shares each step's hidden units between two threads (a 256-wide LSTM's
+#: 262144: the halves' products read 512 KB each, which one core's 1 MB L2 keeps, instead of
+#: 1 MB, at a cost of one wait per step); narrower layers run on one thread. Interleaved with
+#: onnxruntime in one process as the benchmark runs them (blocks of runs after idle gaps), one
+#: LSTM layer over 64 steps at two threads, Zen 4, median us shared / not shared: 128 wide
+#: 708, 544, 556 / 390, 407, 416 (the two-layer lstm_h128_s64: 965, 811 / 743, 749), 256 wide
+#: 1759, 956, 1255 / 1376, 1338, 2440, 512 wide 3142 / 4099. Alone in a process the 128-wide
+#: one had gained 5% (a 128-wide GRU's 49152 had lost then too)
+STEP_SPLIT_WORK = 1 << 18
 #: and from this many steps: the hand-off costs a few microseconds, a shared step saves about
 #: one (Silero's one-step LSTM of width 128 took 5 us longer shared)
 STEP_SPLIT_STEPS = 8
