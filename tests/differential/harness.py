@@ -141,8 +141,8 @@ def spy_split_compiled(monkeypatch) -> list:
     handed: list = []
     original = _threads.split_compiled
 
-    def split_compiled(total, address, argument, min_piece=1):
-        done = original(total, address, argument, min_piece)
+    def split_compiled(total, address, argument, min_piece=1, per_thread=1):
+        done = original(total, address, argument, min_piece, per_thread)
         handed.append((total, _threads.threads(), done))
         return done
 

@@ -524,17 +524,22 @@ def split(total: int, fn: Callable[[int, int], object], cost: float, min_piece: 
     _local.state[0].map(fn, pieces)
 
 
-def split_compiled(total: int, address: int, argument: int, min_piece: int = 1) -> bool:
+def split_compiled(
+    total: int, address: int, argument: int, min_piece: int = 1, per_thread: int = 1
+) -> bool:
     """The compiled piece at ``address`` (a numba ``cfunc`` of signature ``void(int64 argument,
     int64 lo, int64 hi)``) over ``range(total)``, cut as :func:`split` cuts it, on the run's
     spinning pool: the workers call it without the GIL (a Python piece makes a worker wait
     for the GIL, 30-60 us here). False, with nothing run, where the run has no spinning pool
     free (one thread, a nested piece, another caller's job in flight) or ``total`` is one
-    piece: the caller then runs the work itself. The caller judges whether the work pays."""
+    piece: the caller then runs the work itself. The caller judges whether the work pays.
+    ``per_thread`` pieces for each thread (claimed one at a time, so that a core that is slow
+    to start or slower leaves more of them to the others), where a piece costs little beyond
+    its items."""
     p = gemm_pool()
     if p is None or total < 2 * min_piece:
         return False
-    parts = min(p.size, total // min_piece)
+    parts = min(p.size * per_thread, total // min_piece, SPIN_PIECES)
     return parts > 1 and p.run_native(address, argument, total, parts, min_piece)
 
 

@@ -51,6 +51,12 @@ ROWS_SPLIT_BYTES = 512 * 1024
 #: rows shared by rows are cut in multiples of this: 100 rows as 52 and 48 (each walked as
 #: groups of 12 and 8, :func:`._ml_jit.walk_trees`), not 56 and 44
 ROWS_GRANULE = 4
+#: pieces per thread of a walk shared by trees and of its sums, claimed one at a time: a core
+#: slow to start leaves its later pieces to the other (rows stay one piece a thread, whole
+#: groups of lanes). Two threads, interleaved with onnxruntime in one process, median us with
+#: one piece a thread / four: et_cls_b100 372 / 288, hgb_reg_b100 327 / 314 (onnxruntime 707,
+#: 441); shared by rows too, gb_cls_b100 lost (152 / 167)
+PER_THREAD = 4
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 _walk_trees = _ml_jit.walk_trees.jitted()
 _add_leaves = _ml_jit.add_leaves.jitted()
@@ -175,9 +181,11 @@ def split_walk(x, leaves, template, sums=None) -> bool:
     dtype = x.dtype.type
     if by_rows(a[N_NODES]) and n >= 2 * _ml_jit.LANES:
         return _threads.split_compiled(n, address("rows", dtype), at, ROWS_GRANULE)
-    if not _threads.split_compiled(a[N_TREES], address("walk", dtype), at):
+    if not _threads.split_compiled(a[N_TREES], address("walk", dtype), at, 1, PER_THREAD):
         return False
-    if sums is not None and not _threads.split_compiled(n, address("sums", dtype), at):
+    if sums is not None and not _threads.split_compiled(
+        n, address("sums", dtype), at, 1, PER_THREAD
+    ):
         _add_leaves(leaves, start, target, weight, out, has, dtype(div), base, 0, n)
     return True
 
