@@ -605,8 +605,8 @@ def test_winograd_products_are_gemm_pieces_of_a_spinning_pool(spinning, monkeypa
 def test_float32_products_run_on_the_register_tiles(a_shape, n, pooled, monkeypatch):
     """Host logic on the compiled kernels: a float32 product with K up to TILED_MAX_K, 64
     columns or more and MIN_SPIN_WORK multiply-adds (smaller ones are one np.dot) runs on the
-    1x1 convolutions' register tiles (_blas._tiled), on one thread
-    or shared on a spinning pool (by blocks of 64 columns, or by tiles of rows where the blocks
+    1x1 convolutions' register tiles (_blas._tiled), on one thread, or from MIN_SPIN_GEMM
+    shared on a spinning pool (by blocks of 64 columns, or by tiles of rows where the blocks
     are few), read-only operands too, against numpy in float64; K past TILED_MAX_K, a
     transposed operand and float64 keep OpenBLAS, and so does every product where the tiles
     are AVX2's (they run here as the 1x1 convolutions' tiles do, whatever the CPU)."""
@@ -639,7 +639,8 @@ def test_float32_products_run_on_the_register_tiles(a_shape, n, pooled, monkeypa
     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-    assert handed == ([True] if pooled else [])
+    shared = pooled and a.size // a_shape[-1] * a_shape[-1] * n >= _threads.MIN_SPIN_GEMM
+    assert handed == ([True] if shared else [])
     long_k = rng.standard_normal((a_shape[-1], _blas.TILED_MAX_K + 1)).astype(np.float32)
     assert not _blas._tiles_take(long_k, rng.standard_normal((_blas.TILED_MAX_K + 1, n)))
     assert not _blas._tiles_take(a, np.ascontiguousarray(b.T).T)

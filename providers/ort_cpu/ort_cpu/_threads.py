@@ -21,8 +21,9 @@ run and splits the large products itself:
   (:meth:`Pool.start_spinning`, :mod:`._spin_jit`; Linux on x86-64): during a run, idle
   workers poll for work in compiled code without the GIL, for at most :data:`SPIN_POLLS`
   polls, and run GEMM pieces there themselves through the BLAS routine's address, while the
-  caller polls for the last piece (about 2 us per split, so GEMMs from :data:`MIN_SPIN_WORK`
-  multiply-adds are split instead of :data:`MIN_PARALLEL_WORK`; at 2 threads against the
+  caller polls for the last piece (about 2 us per split, so GEMVs from :data:`MIN_SPIN_WORK`
+  multiply-adds and GEMMs from :data:`MIN_SPIN_GEMM` are split instead of
+  :data:`MIN_PARALLEL_WORK`; at 2 threads against the
   queue: MobileNetV2 0.79-0.86x, ShuffleNetV2 0.82-0.89x, SqueezeNet 0.81-0.88x, Inception-v2
   0.92x, ResNet-50 1.0x).
   Compiled kernels hand their pieces over the same way (:func:`split_compiled`: numba
@@ -86,6 +87,14 @@ MIN_PARALLEL_WORK = 1 << 23
 #: multiply-adds from which a GEMM is split on a spinning pool (:meth:`Pool.run_gemm`), where the
 #: hand-off costs about 2 us instead of 50
 MIN_SPIN_WORK = 1 << 20
+#: and from which a product of several rows is (a one-row product, a GEMV, reads its matrix from
+#: memory and gains from two cores' bandwidth from MIN_SPIN_WORK): a run waits for the slower
+#: core's half. Interleaved with onnxruntime in one process, two threads, Zen 4, median us
+#: splitting from 2**20 / 2**22: gru_h128_s64 (input projections of 2.0 and 3.1M) 544 / 467,
+#: 520 / 494, 643 / 574 (2**40), lstm_h128_s64 (2.6 and 4.2M) 663 / 636; the CNNs within
+#: 2% either way (MobileNetV2 6297 / 5770 and 7023 / 6911, SqueezeNet 6297 / 6057 and
+#: 5393 / 5452, Inception-v1 25046 / 25658, YOLO-n 85230 / 86306)
+MIN_SPIN_GEMM = 1 << 22
 
 
 class _Local(threading.local):

@@ -92,7 +92,7 @@ def _bind(fn, ctype, itype) -> Gemm:
         work = m * n * k
         if (
             address is not None
-            and work >= _threads.MIN_SPIN_WORK
+            and work >= (_threads.MIN_SPIN_WORK if m == 1 else _threads.MIN_SPIN_GEMM)
             and (p := _threads.gemm_pool()) is not None
         ):
             # a spinning pool: pieces handed over without the GIL (see ort_cpu._spin_jit)
@@ -528,7 +528,7 @@ def _tiled(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     y = np.empty((*a.shape[:-1], n), np.float32)
     tiles, blocks = _conv_jit.pointwise_tiles(m), -(-n // _conv_jit.PW_CELLS)
     threads = _threads.threads()
-    if threads > 1 and m * n * k >= _threads.MIN_SPIN_WORK and _threads.spinning():
+    if threads > 1 and m * n * k >= _threads.MIN_SPIN_GEMM and _threads.spinning():
         from . import _conv_pieces as pieces
 
         by_tiles = blocks < 2 * threads
