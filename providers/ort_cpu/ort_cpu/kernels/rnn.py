@@ -32,12 +32,13 @@ def _softplus(x):
 
 
 #: multiply-adds of each direction's recurrence (steps x entries x gates x width x width) from
-#: which a bidirectional node runs its two directions at once on two threads. Each thread takes
-#: one whole direction, so the run waits for the slower core: interleaved with onnxruntime in
-#: one process, two threads, Zen 4, median us at once / one after the other: bilstm_h64_s32
-#: (524,288 a direction) 115, 131 / 102, 116, and run after run after an idle gap its first five
-#: runs were the slow ones; ocr_rec_48x320's BiLSTMs (2,949,120) 3844 / 3991
-DIRECTION_SPLIT_WORK = 1 << 21
+#: which a bidirectional node runs its two directions at once on two threads: a direction's
+#: steps cost a few microseconds each beyond their products, so even small ones pay for the
+#: hand-off (about 5 us): in the benchmark's geometry (20 ms of runs after 50 ms idle),
+#: bilstm_h64_s32 (524,288 a direction) 83 us at once against 99 one after the other
+#: (onnxruntime 82); in blocks of ten runs after 20 ms idle, where the second core is often
+#: slow to start, 115 and 131 against 102 and 116
+DIRECTION_SPLIT_WORK = 1 << 16
 #: multiply-adds of one step's recurrent product (entries x gates x width x width) from which a
 #: single direction shares each step's hidden units between two threads (a 256-wide LSTM's
 #: 262144: the halves' products read 512 KB each, which one core's 1 MB L2 keeps, instead of
