@@ -89,11 +89,14 @@ MIN_PARALLEL_WORK = 1 << 23
 MIN_SPIN_WORK = 1 << 20
 #: and from which a product of several rows is (a one-row product, a GEMV, reads its matrix from
 #: memory and gains from two cores' bandwidth from MIN_SPIN_WORK): a run waits for the slower
-#: core's half. Interleaved with onnxruntime in one process, two threads, Zen 4, median us
+#: core's half. Interleaved with onnxruntime in one process, two threads, Zen 4, in blocks of
+#: ten runs after 20 ms idle (where the second core is often slow to start), median us
 #: splitting from 2**20 / 2**22: gru_h128_s64 (input projections of 2.0 and 3.1M) 544 / 467,
 #: 520 / 494, 643 / 574 (2**40), lstm_h128_s64 (2.6 and 4.2M) 663 / 636; the CNNs within
 #: 2% either way (MobileNetV2 6297 / 5770 and 7023 / 6911, SqueezeNet 6297 / 6057 and
-#: 5393 / 5452, Inception-v1 25046 / 25658, YOLO-n 85230 / 86306)
+#: 5393 / 5452, Inception-v1 25046 / 25658, YOLO-n 85230 / 86306). In the benchmark's
+#: geometry (20 ms of runs after 50 ms idle) the same: gru_h128_s64 445 / 441, lstm_h128_s64
+#: 520 / 529
 MIN_SPIN_GEMM = 1 << 22
 
 

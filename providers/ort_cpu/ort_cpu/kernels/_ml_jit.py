@@ -670,6 +670,8 @@ def _mlas_transform(s, code):
     (libm's exp, a call per score, took 3.7 us of a 100 x 10 softmax's 6). A row holding NaN
     gives NaN throughout its softmax."""
     n, c = s.shape
+    if n == 0 or c == 0:
+        return
     flat = s.ravel()  # a view of C-contiguous scores, a copy of others (written back below)
     size = n * c
     whole = size - size % _LANES

@@ -53,9 +53,11 @@ ROWS_SPLIT_BYTES = 512 * 1024
 ROWS_GRANULE = 4
 #: pieces per thread of a walk shared by trees and of its sums, claimed one at a time: a core
 #: slow to start leaves its later pieces to the other (rows stay one piece a thread, whole
-#: groups of lanes). Two threads, interleaved with onnxruntime in one process, median us with
-#: one piece a thread / four: et_cls_b100 372 / 288, hgb_reg_b100 327 / 314 (onnxruntime 707,
-#: 441); shared by rows too, gb_cls_b100 lost (152 / 167)
+#: groups of lanes). Two threads, interleaved with onnxruntime in one process in blocks of ten
+#: runs after 20 ms idle, median us with one piece a thread / four: et_cls_b100 372 / 288 and
+#: 367 / 255, hgb_reg_b100 327 / 314 (onnxruntime 707, 441); shared by rows too, gb_cls_b100
+#: lost (152 / 167). In the benchmark's geometry (20 ms of runs after 50 ms idle) the same:
+#: et_cls_b100 194 / 192, rf_cls_b100 94 / 96
 PER_THREAD = 4
 _SIGNATURE = types.void(types.int64, types.int64, types.int64)
 _walk_trees = _ml_jit.walk_trees.jitted()

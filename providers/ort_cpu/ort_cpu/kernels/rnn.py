@@ -43,11 +43,12 @@ DIRECTION_SPLIT_WORK = 1 << 16
 #: single direction shares each step's hidden units between two threads (a 256-wide LSTM's
 #: 262144: the halves' products read 512 KB each, which one core's 1 MB L2 keeps, instead of
 #: 1 MB, at a cost of one wait per step); narrower layers run on one thread. Interleaved with
-#: onnxruntime in one process as the benchmark runs them (blocks of runs after idle gaps), one
-#: LSTM layer over 64 steps at two threads, Zen 4, median us shared / not shared: 128 wide
-#: 708, 544, 556 / 390, 407, 416 (the two-layer lstm_h128_s64: 965, 811 / 743, 749), 256 wide
-#: 1759, 956, 1255 / 1376, 1338, 2440, 512 wide 3142 / 4099. Alone in a process the 128-wide
-#: one had gained 5% (a 128-wide GRU's 49152 had lost then too)
+#: onnxruntime in one process, in blocks of 5-10 runs after 20-60 ms idle (where the second
+#: core is often slow to start), one LSTM layer over 64 steps at two threads, Zen 4, median us
+#: shared / not shared: 128 wide 708, 544, 556 / 390, 407, 416 (the two-layer lstm_h128_s64:
+#: 965, 811 / 743, 749), 256 wide 1759, 956, 1255 / 1376, 1338, 2440, 512 wide 3142 / 4099; in
+#: the benchmark's geometry (20 ms of runs after 50 ms idle) lstm_h128_s64 600 / 598. Alone in
+#: a process the 128-wide one had gained 5% (a 128-wide GRU's 49152 had lost then too)
 STEP_SPLIT_WORK = 1 << 18
 #: and from this many steps: the hand-off costs a few microseconds, a shared step saves about
 #: one (Silero's one-step LSTM of width 128 took 5 us longer shared)
