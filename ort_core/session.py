@@ -660,6 +660,7 @@ class InferenceSession:
             if len(self._hooked) == 1 and self._profiler is None and self._inter_pool is None
             else None
         )
+        self._run_values = self._make_run_values()
         self._quick_run = self._make_quick_run()
         if self._profiler is not None:
             self._profiler.event("Session", "model_loading_uri", t0, t_loaded)
@@ -1059,32 +1060,60 @@ class InferenceSession:
         self._check_required(input_feed)
         return self._output_positions(output_names), self._validate_feed(input_feed)
 
+    def _make_run_values(self) -> Any:
+        """``run_values(values)`` -> the plan's outputs for checked input values (one per graph
+        input, :meth:`_validate_feed`'s), for a run without RunOptions where nothing but the
+        run's context, numpy's error state and at most one provider's hooks surround the plan
+        (:attr:`_quick`, :attr:`_quick_hooks`): the plan's generated whole-plan function, its
+        errors naming the failing node. None otherwise (:meth:`_execute` runs)."""
+        if not (self._quick or self._quick_hooks is not None):
+            return None
+        hooks = self._quick_hooks
+        start, end = hooks if hooks is not None else (None, None)
+        plan = self._plan  # (its function read at each call: a plan's steps may be regenerated)
+        enter_run, leave_run = _current_run.set, _current_run.reset
+        quiet, restore = fp_state.quiet, fp_state.restore
+
+        def run_values(values: list[Any]) -> list[Any]:
+            ctx = RunContext(None)
+            token, fp = enter_run(ctx), quiet()
+            try:
+                if start is not None:
+                    start(ctx)
+                try:
+                    return plan.whole(values, None)
+                except Exception as e:
+                    raise plan.whole_failure(e) from e
+                finally:
+                    if end is not None:
+                        end(ctx)
+            finally:
+                restore(fp)
+                leave_run(token)
+
+        return run_values
+
     def _make_quick_run(self) -> Any:
         """The usual run in one call (``run(None, feed)``, no RunOptions), for a session whose
         inputs are all required tensors and outputs dense: ``quick(feed)`` -> the outputs, or
         None (nothing run) when a fed value is not a numpy array of its input's dtype and of a
         shape checked before (:meth:`_validate_feed` checks it and remembers the shape), or the
-        feed is not a dict of exactly the inputs. The checks, the run's context, numpy's error
-        state and the outputs' finishing are one frame's work: they took 3.7 us of a one-node
-        run in eight calls. None where the session has other inputs, sparse outputs or hooks
-        other than one provider's."""
+        feed is not a dict of exactly the inputs. The checks, :attr:`_run_values` and the
+        outputs' finishing without the full path's calls: they took 3.7 us of a one-node run in
+        eight calls. None where the session has other inputs, sparse outputs or no
+        :attr:`_run_values`."""
+        run_values = self._run_values
         if (
-            not (self._quick or self._quick_hooks is not None)
+            run_values is None
             or self._sparse_outputs
             or any(d is not None for d in self._defaults)
             or len(self._accepted) != len(self._input_index)
             or set(self._required) != set(self._accepted)
-            or len(self._plan.input_slots) != len(self._accepted)
         ):
             return None
         checks = sorted(self._accepted.items(), key=lambda kv: kv[1][0])
         checks = tuple((name, dtype, shapes) for name, (_, dtype, shapes) in checks)
-        n = len(checks)
-        plan, positions, hooks = self._plan, self._all_positions, self._quick_hooks
-        start, end = hooks if hooks is not None else (None, None)
-        whole, failure = plan.whole, plan.whole_failure
-        ndarray, enter_run, leave_run = np.ndarray, _current_run.set, _current_run.reset
-        quiet, restore = fp_state.quiet, fp_state.restore
+        n, positions, ndarray = len(checks), self._all_positions, np.ndarray
 
         def quick(feed: Any) -> list[Any] | None:
             if type(feed) is not dict or len(feed) != n:
@@ -1095,22 +1124,7 @@ class InferenceSession:
                 if type(v) is not ndarray or v.dtype is not dtype or v.shape not in shapes:
                     return None
                 values.append(v)
-            ctx = RunContext(None)
-            token, fp = enter_run(ctx), quiet()
-            try:
-                if start is not None:
-                    start(ctx)
-                try:
-                    outs = whole(values, None)
-                except Exception as e:
-                    raise failure(e) from e
-                finally:
-                    if end is not None:
-                        end(ctx)
-            finally:
-                restore(fp)
-                leave_run(token)
-            return finish_at(outs, positions, values)
+            return finish_at(run_values(values), positions, values)
 
         return quick
 
@@ -1137,26 +1151,8 @@ class InferenceSession:
             self._all_positions if output_names is None else self._output_positions(output_names)
         )
         values = self._validate_feed(input_feed)
-        if run_options is None and self._quick:  # the usual call: nothing to set up but these
-            token, fp = enter(RunContext(None)), fp_state.quiet()
-            try:
-                outs = self._plan.run(values)
-            finally:
-                fp_state.restore(fp)
-                leave(token)
-        elif run_options is None and self._quick_hooks is not None:  # and one provider's hooks
-            start, end = self._quick_hooks
-            ctx = RunContext(None)
-            token, fp = enter(ctx), fp_state.quiet()
-            try:
-                start(ctx)
-                try:
-                    outs = self._plan.run(values)
-                finally:
-                    end(ctx)
-            finally:
-                fp_state.restore(fp)
-                leave(token)
+        if run_options is None and self._run_values is not None:  # the usual call
+            outs = self._run_values(values)
         else:
             outs = self._execute(values, run_options, positions=positions)
         if not self._sparse_outputs:

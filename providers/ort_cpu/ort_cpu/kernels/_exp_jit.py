@@ -138,9 +138,13 @@ def softmax_rows(x, y, log, r0, r1):
     each exponential times the sum's reciprocal, for LogSoftmax (1) the difference less the
     sum's logarithm. A row holding NaN gives NaN throughout (its exponential is NaN, so is the
     sum). The loops are written over 16 lanes so that LLVM makes them vector code without
-    reassociating anything."""
+    reassociating anything. Softmax rows narrower than the lanes (a classifier's few scores)
+    take :func:`_narrow_softmax`, the same operations in the same order."""
     columns = x.shape[1]
     whole = columns - columns % _LANES
+    if whole == 0 and not log:
+        _narrow_softmax(x, y, r0, r1)
+        return
     lanes = np.empty(_LANES, np.float32)
     for r in range(r0, r1):
         xr, yr = x[r], y[r]
@@ -181,6 +185,40 @@ def softmax_rows(x, y, log, r0, r1):
         scale = np.float32(1) / total
         for j in range(columns):
             yr[j] *= scale
+
+
+@jit(error_model="numpy")
+def _narrow_softmax(x, y, r0, r1):
+    """:func:`softmax_rows` for rows of fewer than 16 columns (C-contiguous ``x`` and ``y``, which
+    may be one array): each row's maximum, then the sum of its exponentials in column order and
+    the sum's reciprocal times each, as there; but the exponentials of all rows ``r0:r1`` in one
+    pass of 16 lanes, where a row's tail loop took them one at a time (100 rows of 10: 7.9 ->
+    1.4 us). They go to a scratch array first: written over ``x`` in place, the loop's overlap
+    check sent it to scalar code."""
+    c = x.shape[1]
+    xf = x.reshape(-1)[r0 * c : r1 * c]
+    yf = y.reshape(-1)[r0 * c : r1 * c]
+    size = (r1 - r0) * c
+    e = np.empty(size, np.float32)  # each element's row maximum, then its exponential
+    for i in range(r1 - r0):
+        top = np.float32(-np.inf)
+        for k in range(c):
+            v = xf[i * c + k]
+            top = v if v > top else top
+        e[i * c : (i + 1) * c] = top
+    whole = size - size % _LANES
+    for j in range(0, whole, _LANES):
+        for k in range(_LANES):
+            e[j + k] = _exp(xf[j + k] - e[j + k])
+    for j in range(whole, size):
+        e[j] = _exp(xf[j] - e[j])
+    for i in range(r1 - r0):
+        total = np.float32(0)
+        for k in range(c):
+            total += e[i * c + k]
+        scale = np.float32(1) / total
+        for k in range(c):
+            yf[i * c + k] = e[i * c + k] * scale
 
 
 #: elements of a Softmax from which its rows are shared among the run's threads

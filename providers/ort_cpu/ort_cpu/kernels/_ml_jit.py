@@ -24,6 +24,7 @@ import numpy as np
 
 from .._jit import LazyIntrinsic, available, jit
 from ._exp_jit import _exp
+from ._exp_jit import softmax_rows as _softmax_rows
 
 LANES = 8  # (row, tree) pairs walked together: their loads overlap, no branch to mispredict
 #: rows walked together down each tree in a batch (:func:`_walk_rows`' wide form)
@@ -609,9 +610,11 @@ def warm_svc_rbf() -> object:
 
 
 # -- post transforms ---------------------------------------------------------------------------
-#: post transform -> code of :func:`transform_rows` (LOGISTIC and SOFTMAX: 2 and 4 MLAS's, which
-#: onnxruntime's linear models and SVMs apply to the whole batch at once, 3 and 1 the trees')
-TRANSFORMS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC_MLAS": 2, "LOGISTIC": 3, "SOFTMAX_MLAS": 4}
+#: post transform -> code of :func:`transform_rows`: the trees' (ComputeSoftmax and
+#: ComputeLogistic) and the MLAS kernels' that onnxruntime's linear models and SVMs apply to the
+#: whole batch at once
+TRANSFORMS = {"NONE": 0, "SOFTMAX": 1, "LOGISTIC": 3}
+MLAS_TRANSFORMS = {"NONE": 0, "SOFTMAX": 4, "LOGISTIC": 2}
 NO_BIAS = np.zeros(0, np.float32)
 NO_BEST = np.zeros(0, np.int64)
 #: elements per step of :func:`_mlas_transform`'s loops (one AVX-512 register of float32)
@@ -663,20 +666,21 @@ def transform_rows(s, code, bias, best):
 @jit(error_model="numpy")
 def _mlas_transform(s, code):
     """MLAS's logistic (code 2: ``e / (1 + e)`` for negative scores, ``1 / (1 + e)`` otherwise,
-    ``e = exp(-|s|)``) or softmax (4: each row's exponentials of the differences to its
-    maximum, times the reciprocal of their sum) of the float32 ``s`` [N, C], with
-    :mod:`._exp_jit`'s exponential (MLAS's, within 3e-7 of the exact value), over all N x C
-    scores in steps of 16 whatever C is, so that a batch of ten-class rows is vector code
-    (libm's exp, a call per score, took 3.7 us of a 100 x 10 softmax's 6). A row holding NaN
-    gives NaN throughout its softmax."""
+    ``e = exp(-|s|)``) or softmax (4: :func:`._exp_jit.softmax_rows`, MLAS's) of the float32
+    ``s`` [N, C], with :mod:`._exp_jit`'s exponential (MLAS's, within 3e-7 of the exact value),
+    over all N x C scores in steps of 16 whatever C is, so that a batch of ten-class rows is
+    vector code (libm's exp, a call per score, took 3.7 us of a 100 x 10 softmax's 6)."""
     n, c = s.shape
     if n == 0 or c == 0:
         return
     flat = s.ravel()  # a view of C-contiguous scores, a copy of others (written back below)
-    size = n * c
-    whole = size - size % _LANES
-    one = np.float32(1)
-    if code == 2:
+    if code == 4:
+        rows = flat.reshape(n, c)
+        _softmax_rows(rows, rows, 0, 0, n)
+    else:
+        size = n * c
+        whole = size - size % _LANES
+        one = np.float32(1)
         for j in range(0, whole, _LANES):
             for k in range(_LANES):
                 v = flat[j + k]
@@ -686,26 +690,6 @@ def _mlas_transform(s, code):
             v = flat[j]
             e = _exp(-abs(v))
             flat[j] = (e if v < 0 else one) / (one + e)
-    else:
-        shift = np.empty(size, np.float32)  # each score's row maximum
-        for i in range(n):
-            m = flat[i * c]
-            for k in range(1, c):
-                v = flat[i * c + k]
-                m = v if v > m else m
-            shift[i * c : (i + 1) * c] = m
-        for j in range(0, whole, _LANES):
-            for k in range(_LANES):
-                flat[j + k] = _exp(flat[j + k] - shift[j + k])
-        for j in range(whole, size):
-            flat[j] = _exp(flat[j] - shift[j])
-        for i in range(n):
-            total = np.float32(0)
-            for k in range(c):
-                total += flat[i * c + k]
-            scale = one / total
-            for k in range(c):
-                flat[i * c + k] *= scale
     if flat.ctypes.data != s.ctypes.data:
         for i in range(n):
             for k in range(c):
@@ -748,7 +732,7 @@ def warm_transforms() -> tuple[object, object] | None:
     if not available():
         return None
     z, bias, best = np.zeros((1, 2), np.float32), np.zeros(2, np.float32), np.zeros(1, np.int64)
-    for code in TRANSFORMS.values():
+    for code in {*TRANSFORMS.values(), *MLAS_TRANSFORMS.values()}:
         for b, k in ((bias, best), (NO_BIAS, NO_BEST)):
             rows = transform_rows.warm(z, code, b, k)
     return rows, logistic_pair.warm(np.zeros(1, np.float32), z)

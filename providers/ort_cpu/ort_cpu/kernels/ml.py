@@ -638,8 +638,8 @@ def _write_scores(values: np.ndarray, post: str, mlas: bool = False, fast=None) 
         return values if values.dtype == np.float32 else values.astype(np.float32)
     if fast is not None and values.ndim == 2 and post in ("SOFTMAX", "LOGISTIC"):
         out = values.astype(np.float32, order="C")  # a copy: the caller may still read values
-        code = f"{post}_MLAS" if mlas else post
-        fast[0](out, _ml_jit.TRANSFORMS[code], _ml_jit.NO_BIAS, _ml_jit.NO_BEST)
+        code = (_ml_jit.MLAS_TRANSFORMS if mlas else _ml_jit.TRANSFORMS)[post]
+        fast[0](out, code, _ml_jit.NO_BIAS, _ml_jit.NO_BEST)
         return out
     v = values if values.dtype == np.float32 else values.astype(np.float32)
     if post == "SOFTMAX":
@@ -1084,7 +1084,7 @@ def linear_classifier(info):
     known = post in ("NONE", "SOFTMAX", "LOGISTIC")
     finish = _ml_jit.warm_transforms() if scores.n_features > 0 and known else None
     few = _ml_jit.warm_linear_rows() if finish is not None else None
-    code = _ml_jit.TRANSFORMS[post if post == "NONE" else f"{post}_MLAS"] if known else 0
+    code = _ml_jit.MLAS_TRANSFORMS[post] if known else 0
     weights, intercepts, n_out = scores.weights, scores.intercepts, scores.n_out
 
     def run(x):
