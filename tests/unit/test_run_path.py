@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import ort_core as ort
 from ort_core import errors
-from ort_core.feeds import RunOwners, finish_outputs
+from ort_core.feeds import RunOwners, finish_at, finish_outputs
 from ort_core.provider import ExecutionProvider, KernelProvider, KernelRegistry, current_run
 from tests.conftest import make_model, tensor
 
@@ -346,6 +346,13 @@ def test_outputs_never_alias_inputs_and_owners_are_read_once():
     assert Counting.reads == 1
     assert not any(np.shares_memory(o, base) for o in (outs[0], outs[2][0]))
     assert "x" not in RunOwners([])  # nothing fed: nothing to find
+    # finish_at (the usual run's): fresh-looking results that are fed memory (the owner of a
+    # fed view, a fed array after a view) are copied, whichever fed value comes first
+    plain = np.ones(2, np.float32)
+    for fed in ([base[:3], plain], [plain, base[:3]]):
+        outs = finish_at([base, plain, np.zeros(2, np.float32)], [0, 1, 2], fed)
+        assert not any(np.shares_memory(o, f) for o in outs for f in fed)
+        np.testing.assert_array_equal(outs[0], base)
 
 
 def test_a_dtype_the_model_leaves_open_still_converts():
