@@ -295,6 +295,22 @@ def test_forest_with_string_labels():
     _compare(_convert(model, x), x, TREE_TOL)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ensemble.RandomForestClassifier(n_estimators=10, random_state=0),
+        lambda: linear_model.LogisticRegression(max_iter=500),
+    ],
+    ids=["forest", "logistic"],
+)
+def test_integer_labels_other_than_the_class_indices(make):
+    # the compiled paths return class indices as labels when the labels are 0 .. n-1; labels
+    # 10, 20, 30 must come back as themselves, as onnxruntime gives them
+    x, y = _classification(3, seed=7)
+    model = _fit(("ints", make().__class__.__name__), make, x, (y + 1) * 10)
+    _compare(_convert(model, x, zipmap=False), x, TREE_TOL)
+
+
 def _as_tree_ensemble_5(onx):
     """The TreeEnsembleRegressor of ``onx`` rewritten as ai.onnx.ml 5 TreeEnsemble (one target,
     SUM): interior nodes and leaves in separate lists, children by index."""

@@ -953,6 +953,8 @@ def tree_ensemble_classifier(info):
     )
     rows = _ml_jit.warm_transforms() if quick else None
     code = _ml_jit.TRANSFORMS[post] if rows is not None else 0
+    # labels 0 .. n-1: the class index is the label (as in LinearClassifier)
+    indices = not strings and np.array_equal(labels, np.arange(n_classes))
     base32 = base_acc(np.float32) if base_k and rows is not None else None
     sums = ens.quick_sums(False, 1, base32) if rows is not None else None
 
@@ -963,9 +965,9 @@ def tree_ensemble_classifier(info):
             if rows is not None and x.dtype == np.float32 and ens.fast:
                 s = ens.compiled_sums(x, False, False, 1, base32)[0]
         if s is not None:
-            best = np.empty(len(s), dtype=np.int64)
+            best = np.empty(len(s), _I64)
             rows[0](s, code, _ml_jit.NO_BIAS, best)
-            return label_list.take(best), s
+            return (best if indices else label_list.take(best)), s
         acc = x.dtype.type
         s, has = ens.target_scores(x, "SUM")
         if s.shape[1] != n_classes:
