@@ -128,6 +128,13 @@ def _transform_name(info) -> str:
     return name
 
 
+#: the dtypes of the batch-1 paths' checks and allocations, as objects: ``x.dtype is _F32`` and
+#: ``np.empty(shape, _F32)`` cost 40 and 180 ns where ``x.dtype == np.float32`` and
+#: ``np.empty(shape, dtype=np.float32)`` cost 75 and 260 (a logistic regression's batch-1 run
+#: calls them five times); a float32 array of another byte order takes the general path
+_F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
+
+
 def _labels(info, ints_name: str) -> tuple[np.ndarray | None, bool]:
     """The class labels (int64 or object array) and whether they are strings."""
     strings = info.attr("classlabels_strings")
@@ -1007,13 +1014,6 @@ def _two_columns(s: np.ndarray, post: str, negate: bool) -> np.ndarray:
         else:
             np.subtract(1, s, out=z[:, 0])
     return z
-
-
-#: the dtypes of the batch-1 paths' checks and allocations, as objects: ``x.dtype is _F32`` and
-#: ``np.empty(shape, _F32)`` cost 40 and 180 ns where ``x.dtype == np.float32`` and
-#: ``np.empty(shape, dtype=np.float32)`` cost 75 and 260 (a logistic regression's batch-1 run
-#: calls them five times); a float32 array of another byte order takes the general path
-_F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
 
 
 def _float_rows(x: np.ndarray) -> np.ndarray:
