@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import ort_core as ort
 from ort_core import errors
-from ort_core.feeds import RunOwners, finish_at, finish_outputs
+from ort_core.feeds import PlainMaps, RunOwners, finish_at, finish_outputs
 from ort_core.provider import ExecutionProvider, KernelProvider, KernelRegistry, current_run
 from tests.conftest import make_model, tensor
 
@@ -353,6 +353,12 @@ def test_outputs_never_alias_inputs_and_owners_are_read_once():
         outs = finish_at([base, plain, np.zeros(2, np.float32)], [0, 1, 2], fed)
         assert not any(np.shares_memory(o, f) for o in outs for f in fed)
         np.testing.assert_array_equal(outs[0], base)
+    # ZipMap's maps: handed out as they are once, copied when the same value comes again
+    maps = PlainMaps([{"a": 1.0}, {"a": 2.0}])
+    first, second = finish_at([maps], [0, 0], [])
+    assert type(first) is list and type(second) is list and first == second == list(maps)
+    first[0]["a"] = 9.0
+    assert second[0] == {"a": 1.0}
 
 
 def test_a_dtype_the_model_leaves_open_still_converts():
