@@ -713,33 +713,19 @@ def finish_at(values: Sequence[Any], positions: Iterable[int], inputs: Sequence[
     """:func:`finish_output` for ``values[i]`` at each of ``positions``: the results of one
     run (``inputs``: the values it was fed). A fresh array the run made (no ``base``; aligned,
     writeable and C-contiguous: ``flags.carray``) is handed out as a view after checking only
-    that it is not one of the fed arrays nor the owner of a fed view (by identity), or, once a
-    fed value is not a numpy array (a sequence), not among the owners' ids
-    (:class:`RunOwners`). Other values take :func:`_finish`. A run's two outputs took 1.9 us
-    through :func:`finish_with`; 1.0 (1.6 fed a view) with the owners' ids gathered for every
-    run and ``flags`` read twice an output; 0.76 (0.87) so."""
+    that it is not fed memory (:func:`_fed`); other values take :func:`_finish`. A run's two
+    outputs took 1.9 us through :func:`finish_with`; 1.0 (1.6 fed a view) with the owners' ids
+    gathered for every run and ``flags`` read twice an output; 0.76 (0.87) so."""
     owners = None
     result = []
     for i in positions:
         v = values[i]
         if type(v) is np.ndarray and v.base is None and v.flags.carray and v.dtype.kind not in "US":
-            fed = False
-            for x in inputs:
-                if x is v:
-                    fed = True
-                    break
-                if type(x) is np.ndarray:
-                    b = x.base  # a fed view: v is fed memory if it owns the view's
-                    if b is not None and (
-                        b is v or (getattr(b, "base", None) is not None and _owner(b) is v)
-                    ):
-                        fed = True
-                        break
-                    continue
-                if owners is None:  # a sequence, another kind of array: the owners' ids
+            fed = _fed(v, inputs)
+            if fed is None:  # a fed value that is not an array: the owners' ids
+                if owners is None:
                     owners = RunOwners(inputs)
                 fed = id(v) in owners
-                break
             if not fed:
                 result.append(v.view())
                 continue
@@ -747,6 +733,21 @@ def finish_at(values: Sequence[Any], positions: Iterable[int], inputs: Sequence[
             owners = RunOwners(inputs)
         result.append(_finish(v, owners))
     return result
+
+
+def _fed(v: np.ndarray, inputs: Sequence[Any]) -> bool | None:
+    """Whether the array ``v`` (which owns its memory) is one of the fed arrays or the owner of
+    a fed view, by identity; None where a fed value is not a numpy array (a sequence: its
+    owners are gathered by :class:`RunOwners`)."""
+    for x in inputs:
+        if x is v:
+            return True
+        if type(x) is not np.ndarray:
+            return None
+        b = x.base
+        if b is not None and (b is v or (getattr(b, "base", None) is not None and _owner(b) is v)):
+            return True
+    return False
 
 
 def finish_with(value: Any, owners: RunOwners) -> Any:

@@ -135,6 +135,12 @@ def _transform_name(info) -> str:
 _F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
 
 
+def _label_indices(labels: np.ndarray | None, strings: bool, n: int) -> bool:
+    """Whether ``labels`` are the class indices 0 .. n-1 (scikit-learn's usual classes): a
+    kernel then returns its class indices as the labels, without a take from the list."""
+    return labels is not None and not strings and np.array_equal(labels, np.arange(n))
+
+
 def _labels(info, ints_name: str) -> tuple[np.ndarray | None, bool]:
     """The class labels (int64 or object array) and whether they are strings."""
     strings = info.attr("classlabels_strings")
@@ -558,12 +564,11 @@ class _Ensemble:
         call, block = self.walker.block(np.float32, entries, base, div)
         n_out, n_trees = (1 if first else self.n_targets), self.n_trees
         least, keep = self.walker.max_feature, (entries, base)  # the block's arrays, kept alive
-        f32 = np.dtype(np.float32)
 
         def quick(x):
             if (
                 type(x) is not np.ndarray
-                or x.dtype != f32
+                or x.dtype != _F32
                 or x.ndim != 2
                 or x.shape[1] <= least
                 or not x.flags.c_contiguous
@@ -571,7 +576,7 @@ class _Ensemble:
                 or _trees.FORCE is not None
             ):
                 return None
-            out = np.zeros((x.shape[0], n_out), f32)
+            out = np.zeros((x.shape[0], n_out), _F32)
             call(x, block, out, _NO_HAS)
             return out
 
@@ -960,8 +965,7 @@ def tree_ensemble_classifier(info):
     )
     rows = _ml_jit.warm_transforms() if quick else None
     code = _ml_jit.TRANSFORMS[post] if rows is not None else 0
-    # labels 0 .. n-1: the class index is the label (as in LinearClassifier)
-    indices = not strings and np.array_equal(labels, np.arange(n_classes))
+    indices = _label_indices(labels, strings, n_classes)
     base32 = base_acc(np.float32) if base_k and rows is not None else None
     sums = ens.quick_sums(False, 1, base32) if rows is not None else None
 
@@ -1096,8 +1100,7 @@ def linear_classifier(info):
     code = _ml_jit.MLAS_TRANSFORMS[post] if known else 0
     weights, intercepts, n_out = scores.weights, scores.intercepts, scores.n_out
 
-    # labels 0 .. n-1 (scikit-learn's usual classes): the class index is the label
-    indices = not strings and np.array_equal(labels, np.arange(n_out))
+    indices = _label_indices(labels, strings, n_out)
     n_features, many = scores.n_features, _ml_jit.GEMM_ROWS
 
     def run(x):
